@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Latency added by one gateway at about half load: timestamped UDP probes
+# (2000/s, sender wall clock vs the receiver's kernel timestamp, HDR
+# histogram) from hA to hB through the gateway, while the generator sends
+# 64-byte background traffic at half of the rate the gateway forwarded flat
+# out in this run. espresso (TPACKET_V2 and V3) vs kernel forwarding.
+# Env: SECS (default 5), VARIANTS (RING-TX-IDLE words, default
+# "v2-sendmmsg-busy v2-sendmmsg-backoff v3-sendmmsg-busy").
+# The worker runs SCHED_FIFO on its own core (as the kernel's softirq
+# processing effectively does); busy polling then meets the kernel's RT
+# throttling (sched_rt_runtime_us: a 50 ms pause each second when spinning
+# flat out), backoff sleeps in poll(2) when idle and pays a wake-up instead.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source tests/lib/netns.sh
+SECS="${SECS:-5}"
+VARIANTS="${VARIANTS:-v2-sendmmsg-busy v2-sendmmsg-backoff v3-sendmmsg-busy}"
+T="${ESPRESSO_TARGET:-target/release}"
+PROBE="$T/espresso-probe"
+[ -x "$PROBE" ] || nsl_die "$PROBE not built (cargo build --release -p espresso-bench)"
+nsl_init lat
+nsl_topo_single
+nsl_x "$NS_HB" nft -f - <<'NFT'
+table ip espresso_sink {
+  chain pre {
+    type filter hook prerouting priority -300; policy accept;
+    udp dport 9 drop
+  }
+}
+NFT
+GWMAC=$(nsl_mac "$NS_GW" lan)
+
+max_rate() { # flat-out Mpps reaching hB in 2 s
+  local b a
+  b=$(nsl_rx_packets "$NS_HB" eth0)
+  nsl_x "$NS_HA" chrt -f 50 taskset -c 0 "$PROBE" gen --iface eth0 --dst-mac "$GWMAC" --src 10.1.0.2 \
+      --dst 10.9.0.2 --secs 2 >/dev/null
+  sleep 0.2
+  a=$(nsl_rx_packets "$NS_HB" eth0)
+  echo $(( (a - b) / 2 ))
+}
+
+# probe LABEL PPS: background load at PPS, probes; prints "p50 p99".
+probe() {
+  local label="$1" pps="$2"
+  nsl_bg "$NS_HB" "latrx_$label" "$PROBE" lat-rx --bind 10.9.0.2:7777 --secs $((SECS + 2))
+  local rx=$NSL_PID
+  sleep 0.3
+  local gen=""
+  if [ "$pps" -gt 0 ]; then
+    nsl_bg "$NS_HA" "gen_$label" chrt -f 50 taskset -c 0 "$PROBE" gen --iface eth0 --dst-mac "$GWMAC" \
+        --src 10.1.0.2 --dst 10.9.0.2 --secs $((SECS + 1)) --pps "$pps"
+    gen=$NSL_PID
+  fi
+  nsl_x "$NS_HA" chrt -f 60 "$PROBE" lat-tx --dst 10.9.0.2:7777 --pps 2000 --secs "$SECS" >/dev/null
+  for _ in $(seq 1 50); do kill -0 "$rx" 2>/dev/null || break; sleep 0.1; done
+  [ -n "$gen" ] && nsl_stop "$gen"
+  nsl_stop "$rx"
+  python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print(j['p50_us'], j['p99_us'], j['received'])" \
+      "$NSL_TMP/latrx_$label.log"
+}
+
+ip netns exec "$NS_GW" sysctl -qw net.ipv4.ip_forward=1
+nsl_x "$NS_HA" ping -c 2 -i 0.2 -W 1 10.9.0.2 >/dev/null 2>&1 || true
+KMAX=$(max_rate)
+read -r KP50 KP99 KN < <(probe kernel $((KMAX / 2)))
+ip netns exec "$NS_GW" sysctl -qw net.ipv4.ip_forward=0
+nsl_log "kernel forwarding: max $KMAX pps; at half load p50 $KP50 us, p99 $KP99 us ($KN probes)"
+
+for v in $VARIANTS; do
+  IFS=- read -r ring tx idle <<<"$v"
+  nsl_dataplane "$NS_GW" "dp_$v" --cores 1 --sched-fifo 50 --idle "${idle:-busy}" --idle-sleep-us 1000 --rx-ring "$ring" --tx "$tx"
+  pid=$NSL_PID
+  nsl_x "$NS_HA" ping -c 2 -i 0.2 -W 1 10.9.0.2 >/dev/null 2>&1 || true
+  MAX=$(max_rate)
+  read -r P50 P99 N < <(probe "$v" $((MAX / 2)))
+  nsl_stop "$pid"
+  nsl_log "espresso $v: max $MAX pps; at half load p50 $P50 us, p99 $P99 us ($N probes)"
+  python3 - "$v" "$P50" "$P99" "$KP50" "$KP99" <<'PY'
+import sys
+v, p50, p99, k50, k99 = sys.argv[1], *map(float, sys.argv[2:])
+print("latency_p50_half_load_%s: ours %.1f us, reference %.1f us (kernel forwarding), ratio %.2f" % (v, p50, k50, p50 / k50 if k50 else 0))
+print("latency_p99_half_load_%s: ours %.1f us, reference %.1f us (kernel forwarding), ratio %.2f" % (v, p99, k99, p99 / k99 if k99 else 0))
+PY
+done

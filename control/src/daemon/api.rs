@@ -1,0 +1,229 @@
+//! What the CLI and the daemon say to each other over the Unix socket: one
+//! JSON request line, one JSON response line (for `tap`, pcap bytes follow).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Exit codes of `espresso` (also carried in responses).
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// The operation failed (the message says why).
+    pub const FAILED: u8 = 1;
+    /// Bad command line (clap's code).
+    pub const USAGE: u8 = 2;
+    /// The configuration is invalid; nothing was changed.
+    pub const CONFIG: u8 = 3;
+    /// No tunnel or policy of that name.
+    pub const NOT_FOUND: u8 = 4;
+    /// The daemon cannot be reached.
+    pub const NO_DAEMON: u8 = 5;
+    /// Refused in the tunnel's current state (e.g. expired keys).
+    pub const STATE: u8 = 6;
+}
+
+/// A CLI request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "lowercase")]
+pub enum Request {
+    /// Tunnels, SAs, counters, dataplane health.
+    Status,
+    /// Install a tunnel or policy.
+    Up {
+        /// Name.
+        name: String,
+    },
+    /// Remove a tunnel or policy.
+    Down {
+        /// Name.
+        name: String,
+    },
+    /// Re-read the configuration; apply all changes, or only `name`'s.
+    Reload {
+        /// Only this tunnel or policy.
+        name: Option<String>,
+    },
+    /// Recent log lines.
+    Log {
+        /// How many.
+        lines: usize,
+    },
+    /// Stream a tunnel's decrypted traffic as pcap.
+    Tap {
+        /// Tunnel.
+        name: String,
+    },
+    /// Prometheus text (the HTTP endpoint serves the same).
+    Metrics,
+}
+
+/// The daemon's answer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Exit code for the CLI ([`exit`]).
+    pub code: u8,
+    /// Human-readable result or error.
+    pub message: String,
+    /// For `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// For `log`, and warnings of `reload`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<String>,
+    /// For `metrics`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+impl Response {
+    /// A success.
+    pub fn ok(message: impl Into<String>) -> Response {
+        Response {
+            code: exit::OK,
+            message: message.into(),
+            ..Default::default()
+        }
+    }
+    /// A failure with an exit code.
+    pub fn err(code: u8, message: impl Into<String>) -> Response {
+        Response {
+            code,
+            message: message.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Everything `espresso status` shows.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// The control daemon.
+    pub control: ControlStatus,
+    /// The dataplane.
+    pub dataplane: DataplaneStatus,
+    /// Tunnels and policies, in configuration order.
+    pub tunnels: Vec<TunnelStatus>,
+    /// Per-worker totals.
+    pub workers: Vec<WorkerStatus>,
+}
+
+/// The control daemon.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlStatus {
+    /// Pid.
+    pub pid: u32,
+    /// Generation (restarts of control processes on this region).
+    pub generation: u64,
+    /// Configuration file.
+    pub config: String,
+    /// Shared-memory region.
+    pub shm: String,
+    /// Seconds since start.
+    pub uptime_s: u64,
+}
+
+/// The dataplane as seen through shared memory.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataplaneStatus {
+    /// Attached (holds its lock).
+    pub alive: bool,
+    /// Generation (dataplane starts on this region).
+    pub generation: u64,
+    /// Pid it recorded.
+    pub pid: u64,
+    /// Workers.
+    pub workers: u64,
+    /// Milliseconds since its last heartbeat.
+    pub heartbeat_age_ms: u64,
+    /// Events it could not queue.
+    pub events_lost: u64,
+    /// Tapped packets it could not queue.
+    pub tap_lost: u64,
+    /// Damaged commands it found.
+    pub cmd_corrupt: u64,
+    /// Commands sent and not yet taken (bytes).
+    pub cmd_pending: u64,
+}
+
+/// One tunnel or policy.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TunnelStatus {
+    /// Name.
+    pub name: String,
+    /// "tunnel" or "policy".
+    pub kind: String,
+    /// Tunnel id (in metrics and the dataplane).
+    pub id: u32,
+    /// up, down, pending (waiting for the dataplane), expired, error.
+    pub state: String,
+    /// Why it is in that state, where there is more to say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Start mode from the configuration.
+    pub start: String,
+    /// Our gateway (tunnels).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub local: String,
+    /// The peer (tunnels).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub remote: String,
+    /// Prefixes on our side.
+    pub local_subnets: Vec<String>,
+    /// Prefixes on the far side.
+    pub remote_subnets: Vec<String>,
+    /// Tunnel or transport; bypass or discard for policies.
+    pub mode: String,
+    /// Suite (tunnels).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub suite: String,
+    /// Soft lifetime passed (a warning).
+    pub soft_expired: bool,
+    /// Seconds since the SAs were installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_s: Option<u64>,
+    /// Inbound SA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound: Option<SaStatus>,
+    /// Outbound SA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound: Option<SaStatus>,
+}
+
+/// One SA's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaStatus {
+    /// SPI.
+    pub spi: u32,
+    /// SPI in hex, as written in configs.
+    pub spi_hex: String,
+    /// Packets.
+    pub packets: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Drops, all reasons.
+    pub drops: u64,
+    /// Drops by reason (non-zero ones).
+    pub drops_by_reason: BTreeMap<String, u64>,
+    /// Outbound: next sequence number; inbound: highest received.
+    pub seq: u64,
+    /// Installed in the current dataplane and in use.
+    pub active: bool,
+}
+
+/// One worker's totals.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    /// Index.
+    pub worker: u32,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Drops by reason (non-zero ones).
+    pub drops_by_reason: BTreeMap<String, u64>,
+}

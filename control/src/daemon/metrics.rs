@@ -1,0 +1,291 @@
+//! Prometheus text exposition of the daemon's status: per-tunnel packets,
+//! bytes and drops by reason (down tunnels included, with zeros and their
+//! state), per-worker totals, dataplane health.
+
+use std::fmt::Write as _;
+
+use dataplane::drop::DropReason;
+
+use super::api::{SaStatus, Status};
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Renders `status` in the Prometheus text format (version 0.0.4).
+pub fn render(st: &Status) -> String {
+    let mut o = String::new();
+    let head = |o: &mut String, name: &str, ty: &str, help: &str| {
+        let _ = writeln!(o, "# HELP {name} {help}");
+        let _ = writeln!(o, "# TYPE {name} {ty}");
+    };
+    head(
+        &mut o,
+        "espresso_dataplane_up",
+        "gauge",
+        "1 while a dataplane process is attached to the shared memory.",
+    );
+    let _ = writeln!(o, "espresso_dataplane_up {}", u8::from(st.dataplane.alive));
+    head(
+        &mut o,
+        "espresso_dataplane_generation",
+        "gauge",
+        "Dataplane starts on this shared-memory region.",
+    );
+    let _ = writeln!(
+        o,
+        "espresso_dataplane_generation {}",
+        st.dataplane.generation
+    );
+    head(
+        &mut o,
+        "espresso_dataplane_heartbeat_age_seconds",
+        "gauge",
+        "Seconds since the dataplane's last heartbeat.",
+    );
+    let _ = writeln!(
+        o,
+        "espresso_dataplane_heartbeat_age_seconds {:.3}",
+        st.dataplane.heartbeat_age_ms as f64 / 1000.0
+    );
+    head(
+        &mut o,
+        "espresso_dataplane_events_lost_total",
+        "counter",
+        "Events the dataplane could not queue.",
+    );
+    let _ = writeln!(
+        o,
+        "espresso_dataplane_events_lost_total {}",
+        st.dataplane.events_lost
+    );
+    head(
+        &mut o,
+        "espresso_dataplane_tap_lost_total",
+        "counter",
+        "Tapped packets the dataplane could not queue.",
+    );
+    let _ = writeln!(
+        o,
+        "espresso_dataplane_tap_lost_total {}",
+        st.dataplane.tap_lost
+    );
+    head(
+        &mut o,
+        "espresso_control_generation",
+        "gauge",
+        "Control daemon starts on this shared-memory region.",
+    );
+    let _ = writeln!(o, "espresso_control_generation {}", st.control.generation);
+
+    head(
+        &mut o,
+        "espresso_tunnel_up",
+        "gauge",
+        "1 if the tunnel (or policy) is installed and active in the dataplane.",
+    );
+    for t in &st.tunnels {
+        let _ = writeln!(
+            o,
+            "espresso_tunnel_up{{tunnel=\"{}\",kind=\"{}\"}} {}",
+            esc(&t.name),
+            t.kind,
+            u8::from(t.state == "up")
+        );
+    }
+    head(
+        &mut o,
+        "espresso_tunnel_state",
+        "gauge",
+        "1 for the tunnel's current state (up, down, pending, expired, error).",
+    );
+    for t in &st.tunnels {
+        for s in ["up", "down", "pending", "expired", "error"] {
+            let _ = writeln!(
+                o,
+                "espresso_tunnel_state{{tunnel=\"{}\",state=\"{s}\"}} {}",
+                esc(&t.name),
+                u8::from(t.state == s)
+            );
+        }
+    }
+    type Get = fn(&SaStatus) -> u64;
+    let sa_metrics: [(&str, &str, Get); 2] = [
+        (
+            "espresso_tunnel_packets_total",
+            "Packets through the tunnel's SAs since they were installed.",
+            |s| s.packets,
+        ),
+        (
+            "espresso_tunnel_bytes_total",
+            "Bytes through the tunnel's SAs since they were installed.",
+            |s| s.bytes,
+        ),
+    ];
+    for (name, help, get) in sa_metrics {
+        head(&mut o, name, "counter", help);
+        for t in st.tunnels.iter().filter(|t| t.kind == "tunnel") {
+            for (dir, sa) in [("in", &t.inbound), ("out", &t.outbound)] {
+                let v = sa.as_ref().map_or(0, get);
+                let _ = writeln!(
+                    o,
+                    "{name}{{tunnel=\"{}\",direction=\"{dir}\"}} {v}",
+                    esc(&t.name)
+                );
+            }
+        }
+    }
+    head(
+        &mut o,
+        "espresso_tunnel_drops_total",
+        "counter",
+        "Packets of the tunnel dropped, by reason.",
+    );
+    for t in st.tunnels.iter().filter(|t| t.kind == "tunnel") {
+        for (dir, sa) in [("in", &t.inbound), ("out", &t.outbound)] {
+            for r in DropReason::ALL {
+                let v = sa
+                    .as_ref()
+                    .and_then(|s| s.drops_by_reason.get(r.as_str()).copied())
+                    .unwrap_or(0);
+                let _ = writeln!(
+                    o,
+                    "espresso_tunnel_drops_total{{tunnel=\"{}\",direction=\"{dir}\",reason=\"{}\"}} {v}",
+                    esc(&t.name),
+                    r.as_str()
+                );
+            }
+        }
+    }
+    head(
+        &mut o,
+        "espresso_tunnel_sequence",
+        "gauge",
+        "Outbound: next sequence number; inbound: highest received.",
+    );
+    for t in st.tunnels.iter().filter(|t| t.kind == "tunnel") {
+        for (dir, sa) in [("in", &t.inbound), ("out", &t.outbound)] {
+            let _ = writeln!(
+                o,
+                "espresso_tunnel_sequence{{tunnel=\"{}\",direction=\"{dir}\"}} {}",
+                esc(&t.name),
+                sa.as_ref().map_or(0, |s| s.seq)
+            );
+        }
+    }
+    head(
+        &mut o,
+        "espresso_worker_packets_total",
+        "counter",
+        "Packets received and sent by each dataplane worker.",
+    );
+    for w in &st.workers {
+        let _ = writeln!(
+            o,
+            "espresso_worker_packets_total{{worker=\"{}\",direction=\"rx\"}} {}",
+            w.worker, w.rx_packets
+        );
+        let _ = writeln!(
+            o,
+            "espresso_worker_packets_total{{worker=\"{}\",direction=\"tx\"}} {}",
+            w.worker, w.tx_packets
+        );
+    }
+    head(
+        &mut o,
+        "espresso_worker_bytes_total",
+        "counter",
+        "Bytes received and sent by each dataplane worker.",
+    );
+    for w in &st.workers {
+        let _ = writeln!(
+            o,
+            "espresso_worker_bytes_total{{worker=\"{}\",direction=\"rx\"}} {}",
+            w.worker, w.rx_bytes
+        );
+        let _ = writeln!(
+            o,
+            "espresso_worker_bytes_total{{worker=\"{}\",direction=\"tx\"}} {}",
+            w.worker, w.tx_bytes
+        );
+    }
+    head(
+        &mut o,
+        "espresso_worker_drops_total",
+        "counter",
+        "Packets each worker dropped, by reason.",
+    );
+    for w in &st.workers {
+        for r in DropReason::ALL {
+            let v = w.drops_by_reason.get(r.as_str()).copied().unwrap_or(0);
+            let _ = writeln!(
+                o,
+                "espresso_worker_drops_total{{worker=\"{}\",reason=\"{}\"}} {v}",
+                w.worker,
+                r.as_str()
+            );
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::api::{TunnelStatus, WorkerStatus};
+    use super::*;
+
+    #[test]
+    fn down_tunnels_are_visible_with_zeros_and_state() {
+        let mut st = Status::default();
+        st.tunnels.push(TunnelStatus {
+            name: "a".into(),
+            kind: "tunnel".into(),
+            state: "down".into(),
+            ..Default::default()
+        });
+        let mut up = TunnelStatus {
+            name: "b\"x".into(),
+            kind: "tunnel".into(),
+            state: "up".into(),
+            inbound: Some(SaStatus {
+                packets: 5,
+                bytes: 500,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        up.inbound
+            .as_mut()
+            .unwrap()
+            .drops_by_reason
+            .insert("replayed".into(), 3);
+        st.tunnels.push(up);
+        st.workers.push(WorkerStatus {
+            worker: 0,
+            rx_packets: 9,
+            ..Default::default()
+        });
+        let t = render(&st);
+        assert!(
+            t.contains("espresso_tunnel_up{tunnel=\"a\",kind=\"tunnel\"} 0"),
+            "{t}"
+        );
+        assert!(t.contains("espresso_tunnel_state{tunnel=\"a\",state=\"down\"} 1"));
+        assert!(t.contains("espresso_tunnel_packets_total{tunnel=\"a\",direction=\"in\"} 0"));
+        assert!(t.contains(
+            "espresso_tunnel_drops_total{tunnel=\"a\",direction=\"out\",reason=\"icv_mismatch\"} 0"
+        ));
+        assert!(t.contains("espresso_tunnel_packets_total{tunnel=\"b\\\"x\",direction=\"in\"} 5"));
+        assert!(t.contains(
+            "espresso_tunnel_drops_total{tunnel=\"b\\\"x\",direction=\"in\",reason=\"replayed\"} 3"
+        ));
+        assert!(t.contains("espresso_worker_packets_total{worker=\"0\",direction=\"rx\"} 9"));
+        // Every sample line is NAME{labels} VALUE or NAME VALUE.
+        for l in t.lines().filter(|l| !l.starts_with('#')) {
+            let v = l.rsplit(' ').next().unwrap();
+            assert!(v.parse::<f64>().is_ok(), "{l}");
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! ECN on tunnel entry and exit (RFC 6040, normal mode) and DF choice.
+
+use crate::wire::ecn::{CE, ECT0, NOT_ECT};
+
+/// Outer ECN on tunnel entry (RFC 6040 §4.1, normal mode): copy the inner
+/// codepoint, except that CE is not copied (ECT(0) instead).
+#[inline(always)]
+pub const fn encap_ecn(inner: u8) -> u8 {
+    if inner == CE {
+        ECT0
+    } else {
+        inner
+    }
+}
+
+/// Inner ECN on tunnel exit (RFC 6040 §4.2, table 2). `None`: drop (outer CE
+/// on a not-ECT inner packet).
+#[inline(always)]
+pub const fn decap_ecn(inner: u8, outer: u8) -> Option<u8> {
+    match (inner, outer) {
+        (NOT_ECT, CE) => None,
+        (NOT_ECT, _) => Some(NOT_ECT),
+        (_, CE) => Some(CE),
+        // ECT(0) inner with ECT(1) outer: ECT(1). Otherwise the inner stays.
+        (ECT0, 1) => Some(1),
+        (i, _) => Some(i),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ecn::ECT1;
+
+    #[test]
+    fn rfc6040_tables() {
+        assert_eq!(encap_ecn(NOT_ECT), NOT_ECT);
+        assert_eq!(encap_ecn(ECT0), ECT0);
+        assert_eq!(encap_ecn(ECT1), ECT1);
+        assert_eq!(encap_ecn(CE), ECT0);
+        // RFC 6040 Figure 4: rows inner, columns outer Not-ECT, ECT(0), ECT(1), CE.
+        let table = [
+            (NOT_ECT, [Some(NOT_ECT), Some(NOT_ECT), Some(NOT_ECT), None]),
+            (ECT0, [Some(ECT0), Some(ECT0), Some(ECT1), Some(CE)]),
+            (ECT1, [Some(ECT1), Some(ECT1), Some(ECT1), Some(CE)]),
+            (CE, [Some(CE), Some(CE), Some(CE), Some(CE)]),
+        ];
+        for (inner, row) in table {
+            for (outer, want) in [NOT_ECT, ECT0, ECT1, CE].into_iter().zip(row) {
+                assert_eq!(decap_ecn(inner, outer), want, "inner {inner} outer {outer}");
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Security associations: parameters, runtime state, SAD (inbound by SPI),
+//! SPD (outbound by selectors), anti-replay window, lifetimes, events.
+
+pub mod params;
+pub mod policy;
+pub mod replay;
+mod runtime;
+pub mod sad;
+pub mod selector;
+pub mod spd;
+
+pub use params::*;
+pub use policy::*;
+pub use replay::{ReplayError, ReplayWindow};
+pub use runtime::{DropCounters, Sa, SaCounters, SaError};
+pub use sad::{Sad, SadOp, SadTable};
+pub use selector::{CompiledSelector, FlowKey};
+pub use spd::{Spd, SpdTable};

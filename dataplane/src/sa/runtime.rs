@@ -1,0 +1,564 @@
+//! The runtime SA: what the ESP engine needs to process one SA's packets,
+//! built once from [`SaParams`] when the SA is installed.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+
+use super::params::{DfMode, Direction, Mode, SaParams, UdpEncap};
+use super::policy::{LifetimeKind, SaEvent};
+use super::replay::{ReplayWindow, WindowSizeError};
+use super::selector::{CompiledSelector, FlowKey};
+use crate::crypto::{CryptoError, EspCipher};
+use crate::drop::DropReason;
+use crate::wire::{
+    checksum, proto, Ipv4Packet, Ipv6Packet, IPV4_HEADER_LEN, IPV6_HEADER_LEN, UDP_HEADER_LEN,
+};
+
+/// Why an SA could not be built from its parameters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SaError {
+    /// SPIs 0..=255 are reserved (RFC 4303 §2.1).
+    #[error("spi {0:#x} is reserved (0..=255)")]
+    ReservedSpi(u32),
+    /// Cipher could not be built or does not fit the suite.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// The cipher object's lengths do not match the suite.
+    #[error("cipher {backend} has {field} = {got}, suite needs {expected}")]
+    CipherMismatch {
+        /// Backend name.
+        backend: &'static str,
+        /// Which length.
+        field: &'static str,
+        /// Cipher's value.
+        got: usize,
+        /// Suite's value.
+        expected: usize,
+    },
+    /// Replay window size out of range.
+    #[error(transparent)]
+    Window(#[from] WindowSizeError),
+    /// Local and remote gateway addresses of different families.
+    #[error("local address {local} and remote address {remote} are of different families")]
+    AddressFamily {
+        /// Local address.
+        local: IpAddr,
+        /// Remote address.
+        remote: IpAddr,
+    },
+    /// A UDP encapsulation port of 0.
+    #[error("udp encapsulation port {0} is invalid")]
+    EncapPort(u16),
+}
+
+/// Event bits raised by the data path and collected by management.
+pub(crate) mod ev {
+    pub const SOFT_BYTES: u32 = 1;
+    pub const SOFT_PACKETS: u32 = 2;
+    pub const HARD_BYTES: u32 = 4;
+    pub const HARD_PACKETS: u32 = 8;
+    pub const SEQ_EXHAUSTED: u32 = 16;
+}
+
+/// Live counters of one SA (atomics: several workers may share an SA).
+#[derive(Debug)]
+pub struct SaCounters {
+    /// Packets processed successfully.
+    pub packets: AtomicU64,
+    /// Inner (plaintext) bytes processed successfully.
+    pub bytes: AtomicU64,
+    /// Drops by reason ([`DropReason::index`]).
+    pub drops: [AtomicU64; DropReason::COUNT],
+}
+
+impl SaCounters {
+    fn new() -> Self {
+        SaCounters {
+            packets: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            drops: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+    /// Drops counted under `r`.
+    pub fn drops(&self, r: DropReason) -> u64 {
+        self.drops[r.index()].load(Ordering::Relaxed)
+    }
+    /// All drops.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().map(|d| d.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// Drop counters by reason, in total (one per worker, as VPP).
+#[derive(Debug)]
+pub struct DropCounters(pub [AtomicU64; DropReason::COUNT]);
+
+impl Default for DropCounters {
+    fn default() -> Self {
+        DropCounters(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl DropCounters {
+    /// Counts one drop.
+    #[inline]
+    pub fn add(&self, r: DropReason) {
+        self.0[r.index()].fetch_add(1, Ordering::Relaxed);
+    }
+    /// Drops counted under `r`.
+    pub fn get(&self, r: DropReason) -> u64 {
+        self.0[r.index()].load(Ordering::Relaxed)
+    }
+    /// All drops.
+    pub fn total(&self) -> u64 {
+        self.0.iter().map(|d| d.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// Precomputed outer headers of an outbound tunnel SA (IPv4 or IPv6, plus
+/// UDP for NAT-T). Per packet only lengths, DSCP/ECN, DF, ident and the
+/// checksums change.
+#[derive(Clone, Debug)]
+pub(crate) struct OuterTemplate {
+    pub bytes: [u8; IPV6_HEADER_LEN + UDP_HEADER_LEN],
+    /// Length of the IP header (20 or 40).
+    pub ip_len: usize,
+    /// IP header plus UDP header if any.
+    pub len: usize,
+    pub v6: bool,
+    pub udp: bool,
+    /// IPv4: one's-complement sum of the header with length, ident, TOS,
+    /// flags and checksum zero.
+    pub csum_base: u64,
+}
+
+impl OuterTemplate {
+    fn new(local: IpAddr, remote: IpAddr, encap: Option<UdpEncap>) -> Self {
+        let mut bytes = [0u8; IPV6_HEADER_LEN + UDP_HEADER_LEN];
+        let udp = encap.is_some();
+        let next = if udp { proto::UDP } else { proto::ESP };
+        let (ip_len, v6, csum_base) = match (local, remote) {
+            (IpAddr::V4(l), IpAddr::V4(r)) => {
+                bytes[0] = 0x45;
+                bytes[2..4].copy_from_slice(&(IPV4_HEADER_LEN as u16).to_be_bytes());
+                let mut ip = Ipv4Packet::new_checked(&mut bytes[..IPV4_HEADER_LEN])
+                    .expect("template length");
+                ip.set_total_len(0);
+                ip.set_ttl(64);
+                ip.set_protocol(next);
+                ip.set_src(l);
+                ip.set_dst(r);
+                let sum = checksum::sum(&bytes[..IPV4_HEADER_LEN]);
+                (IPV4_HEADER_LEN, false, sum)
+            }
+            (IpAddr::V6(l), IpAddr::V6(r)) => {
+                bytes[0] = 0x60;
+                let mut ip = Ipv6Packet::new_checked(&mut bytes[..]).expect("template length");
+                ip.set_version_tc_flow(0, 0);
+                ip.set_next_header(next);
+                ip.set_hop_limit(64);
+                ip.set_src(l);
+                ip.set_dst(r);
+                (IPV6_HEADER_LEN, true, 0)
+            }
+            // Families are checked by Sa::with_cipher before this is built.
+            _ => (0, false, 0),
+        };
+        if let Some(e) = encap {
+            bytes[ip_len..ip_len + 2].copy_from_slice(&e.local_port.to_be_bytes());
+            bytes[ip_len + 2..ip_len + 4].copy_from_slice(&e.remote_port.to_be_bytes());
+        }
+        OuterTemplate {
+            bytes,
+            ip_len,
+            len: ip_len + if udp { UDP_HEADER_LEN } else { 0 },
+            v6,
+            udp,
+            csum_base,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    soft_bytes: u64,
+    hard_bytes: u64,
+    soft_packets: u64,
+    hard_packets: u64,
+    /// Smallest of the four: one comparison on the fast path.
+    first_bytes: u64,
+    first_packets: u64,
+}
+
+fn lim(v: u64) -> u64 {
+    if v == 0 {
+        u64::MAX
+    } else {
+        v
+    }
+}
+
+/// A runtime SA. Shared by workers through `Arc` (via the SAD); every
+/// mutable field is atomic.
+pub struct Sa {
+    pub(crate) spi: u32,
+    pub(crate) direction: Direction,
+    pub(crate) mode: Mode,
+    pub(crate) esn: bool,
+    pub(crate) cipher: Box<dyn EspCipher>,
+    pub(crate) iv_len: usize,
+    pub(crate) icv_len: usize,
+    pub(crate) pad_align: usize,
+    pub(crate) outer: OuterTemplate,
+    pub(crate) encap: Option<UdpEncap>,
+    pub(crate) df: DfMode,
+    pub(crate) copy_dscp: bool,
+    /// Local address for the inbound destination check (None: any).
+    pub(crate) local: Option<IpAddr>,
+    /// Last sequence number handed out (outbound).
+    last_seq: AtomicU64,
+    seq_limit: u64,
+    pub(crate) replay: ReplayWindow,
+    pub(crate) selectors: Box<[CompiledSelector]>,
+    counters: SaCounters,
+    limits: Limits,
+    raised: AtomicU32,
+    pending: AtomicU32,
+    /// 0: alive; else 1 + index of the DropReason its packets get.
+    dead: AtomicU8,
+    tunnel_id: u32,
+    params: SaParams,
+}
+
+impl std::fmt::Debug for Sa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sa")
+            .field("spi", &format_args!("{:#010x}", self.spi))
+            .field("direction", &self.direction)
+            .field("mode", &self.mode)
+            .field("suite", &self.params.suite)
+            .field("backend", &self.cipher.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sa {
+    /// Builds a runtime SA from its parameters: the cipher is chosen here,
+    /// once (`crypto::build_with`), on `backend`.
+    pub fn new(params: SaParams, backend: crate::crypto::Backend) -> Result<Sa, SaError> {
+        let opts = crate::crypto::BuildOptions {
+            esn: params.esn,
+            backend,
+            allow_legacy: params.allow_legacy,
+            ..Default::default()
+        };
+        let cipher =
+            crate::crypto::build_with(params.suite, &params.enc_key, &params.auth_key, &opts)?;
+        Sa::with_cipher(params, cipher)
+    }
+
+    /// Builds a runtime SA from its parameters and a cipher already built for
+    /// them (e.g. by `crypto::build`). Keys are not kept in the SA beyond the
+    /// cipher: the stored copy of the parameters has them cleared.
+    pub fn with_cipher(params: SaParams, cipher: Box<dyn EspCipher>) -> Result<Sa, SaError> {
+        if params.spi <= 255 {
+            return Err(SaError::ReservedSpi(params.spi));
+        }
+        params.suite.validate(params.allow_legacy)?;
+        let suite = params.suite;
+        let check = |field, got: usize, expected: usize| {
+            if got == expected {
+                Ok(())
+            } else {
+                Err(SaError::CipherMismatch {
+                    backend: cipher.backend(),
+                    field,
+                    got,
+                    expected,
+                })
+            }
+        };
+        check("iv_len", cipher.iv_len(), suite.encr.iv_len())?;
+        check("icv_len", cipher.icv_len(), suite.icv_len())?;
+        check("pad_align", cipher.pad_align(), suite.encr.pad_align())?;
+        if params.local_addr.is_ipv4() != params.remote_addr.is_ipv4() {
+            return Err(SaError::AddressFamily {
+                local: params.local_addr,
+                remote: params.remote_addr,
+            });
+        }
+        if let Some(e) = params.encap {
+            if e.local_port == 0 || e.remote_port == 0 {
+                return Err(SaError::EncapPort(0));
+            }
+        }
+        let window = if params.direction == Direction::Inbound {
+            params.replay_window
+        } else {
+            0
+        };
+        let replay = ReplayWindow::new(window)?;
+        let l = params.lifetime;
+        let limits = Limits {
+            soft_bytes: lim(l.soft_bytes),
+            hard_bytes: lim(l.hard_bytes),
+            soft_packets: lim(l.soft_packets),
+            hard_packets: lim(l.hard_packets),
+            first_bytes: lim(l.soft_bytes).min(lim(l.hard_bytes)),
+            first_packets: lim(l.soft_packets).min(lim(l.hard_packets)),
+        };
+        let seq_limit = if params.esn {
+            u64::MAX
+        } else {
+            u64::from(u32::MAX)
+        };
+        let first = params.initial_seq.max(1);
+        let local = if params.local_addr.is_unspecified() {
+            None
+        } else {
+            Some(params.local_addr)
+        };
+        let mut stored = params.clone();
+        stored.enc_key = Default::default();
+        stored.auth_key = Default::default();
+        let sa = Sa {
+            spi: params.spi,
+            direction: params.direction,
+            mode: params.mode,
+            esn: params.esn,
+            iv_len: cipher.iv_len(),
+            icv_len: cipher.icv_len(),
+            pad_align: cipher.pad_align(),
+            cipher,
+            outer: OuterTemplate::new(params.local_addr, params.remote_addr, params.encap),
+            encap: params.encap,
+            df: params.df,
+            copy_dscp: params.copy_dscp,
+            local,
+            last_seq: AtomicU64::new(first - 1),
+            seq_limit,
+            replay,
+            selectors: params.selectors.iter().map(CompiledSelector::new).collect(),
+            counters: SaCounters::new(),
+            limits,
+            raised: AtomicU32::new(0),
+            pending: AtomicU32::new(0),
+            dead: AtomicU8::new(0),
+            tunnel_id: params.tunnel_id,
+            params: stored,
+        };
+        if first > seq_limit {
+            sa.raise(ev::SEQ_EXHAUSTED);
+        }
+        Ok(sa)
+    }
+
+    /// SPI.
+    pub fn spi(&self) -> u32 {
+        self.spi
+    }
+    /// Direction.
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+    /// Mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+    /// Tunnel this SA belongs to.
+    pub fn tunnel_id(&self) -> u32 {
+        self.tunnel_id
+    }
+    /// Extended sequence numbers.
+    pub fn esn(&self) -> bool {
+        self.esn
+    }
+    /// The parameters the SA was built from, with the keys cleared.
+    pub fn params(&self) -> &SaParams {
+        &self.params
+    }
+    /// Crypto backend name.
+    pub fn backend(&self) -> &'static str {
+        self.cipher.backend()
+    }
+    /// Live counters.
+    pub fn counters(&self) -> &SaCounters {
+        &self.counters
+    }
+    /// The anti-replay window (inbound).
+    pub fn replay(&self) -> &ReplayWindow {
+        &self.replay
+    }
+    /// The cipher.
+    pub fn cipher(&self) -> &dyn EspCipher {
+        &*self.cipher
+    }
+    /// Header bytes added in front of the inner packet by encap, before the
+    /// IV (outer IP + UDP for tunnel mode, UDP for transport NAT-T) plus ESP
+    /// header and IV.
+    pub fn encap_overhead_front(&self) -> usize {
+        let outer = match self.mode {
+            Mode::Tunnel => self.outer.len,
+            Mode::Transport => {
+                if self.outer.udp {
+                    UDP_HEADER_LEN
+                } else {
+                    0
+                }
+            }
+        };
+        outer + crate::wire::ESP_HEADER_LEN + self.iv_len
+    }
+    /// Largest number of bytes encap adds behind the packet (padding, trailer, ICV).
+    pub fn encap_overhead_back(&self) -> usize {
+        self.pad_align - 1 + 2 + self.icv_len
+    }
+    /// Next sequence number to be sent (outbound).
+    pub fn next_seq(&self) -> u64 {
+        self.last_seq.load(Ordering::Relaxed).saturating_add(1)
+    }
+    /// True once the SA stopped: hard lifetime reached or sequence numbers exhausted.
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Relaxed) != 0
+    }
+    /// Why the SA stopped (`SeqExhausted` or `HardLifetime`), if it did.
+    #[inline]
+    pub fn dead_reason(&self) -> Option<DropReason> {
+        match self.dead.load(Ordering::Relaxed) {
+            0 => None,
+            i => DropReason::ALL.get(usize::from(i) - 1).copied(),
+        }
+    }
+
+    /// Reserves up to `n` sequence numbers with one atomic operation; returns
+    /// the first and how many were granted (fewer than `n` at exhaustion, which
+    /// raises [`SaEvent::SeqExhausted`]; the counter never wraps).
+    #[inline]
+    pub fn reserve_seq(&self, n: u64) -> (u64, u64) {
+        let mut last = self.last_seq.load(Ordering::Relaxed);
+        loop {
+            let k = n.min(self.seq_limit - last);
+            if k == 0 {
+                if n > 0 {
+                    self.raise(ev::SEQ_EXHAUSTED);
+                }
+                return (last.wrapping_add(1), 0);
+            }
+            match self.last_seq.compare_exchange_weak(
+                last,
+                last + k,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    if k < n || last + k == self.seq_limit {
+                        self.raise(ev::SEQ_EXHAUSTED);
+                    }
+                    return (last + 1, k);
+                }
+                Err(cur) => last = cur,
+            }
+        }
+    }
+
+    /// Counts one dropped packet under `r`.
+    #[inline]
+    pub fn count_drop(&self, r: DropReason) {
+        self.counters.drops[r.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds processed packets/bytes and raises lifetime events when a limit
+    /// is crossed. Never allocates.
+    #[inline]
+    pub fn account(&self, packets: u64, bytes: u64) {
+        if packets == 0 {
+            return;
+        }
+        let p = self.counters.packets.fetch_add(packets, Ordering::Relaxed) + packets;
+        let b = self.counters.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if p >= self.limits.first_packets || b >= self.limits.first_bytes {
+            self.lifetime_slow(p, b);
+        }
+    }
+
+    #[cold]
+    fn lifetime_slow(&self, p: u64, b: u64) {
+        let l = self.limits;
+        if b >= l.soft_bytes {
+            self.raise(ev::SOFT_BYTES);
+        }
+        if p >= l.soft_packets {
+            self.raise(ev::SOFT_PACKETS);
+        }
+        if b >= l.hard_bytes {
+            self.raise(ev::HARD_BYTES);
+        }
+        if p >= l.hard_packets {
+            self.raise(ev::HARD_PACKETS);
+        }
+    }
+
+    fn raise(&self, bit: u32) {
+        if bit & ev::SEQ_EXHAUSTED != 0 {
+            self.dead
+                .store(DropReason::SeqExhausted as u8 + 1, Ordering::Relaxed);
+        } else if bit & (ev::HARD_BYTES | ev::HARD_PACKETS) != 0 {
+            let _ = self.dead.compare_exchange(
+                0,
+                DropReason::HardLifetime as u8 + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+        let old = self.raised.fetch_or(bit, Ordering::AcqRel);
+        if old & bit == 0 {
+            self.pending.fetch_or(bit, Ordering::AcqRel);
+        }
+    }
+
+    /// True if events are waiting to be collected.
+    pub fn has_events(&self) -> bool {
+        self.pending.load(Ordering::Relaxed) != 0
+    }
+
+    /// Moves pending events (each raised once per SA) into `out`. Called by
+    /// the management thread, never on the hot path.
+    pub fn take_events(&self, out: &mut Vec<SaEvent>) {
+        let p = self.pending.swap(0, Ordering::AcqRel);
+        let (spi, direction) = (self.spi, self.direction);
+        for (bit, kind) in [
+            (ev::SOFT_BYTES, LifetimeKind::Bytes),
+            (ev::SOFT_PACKETS, LifetimeKind::Packets),
+        ] {
+            if p & bit != 0 {
+                out.push(SaEvent::SoftExpire {
+                    spi,
+                    direction,
+                    kind,
+                });
+            }
+        }
+        for (bit, kind) in [
+            (ev::HARD_BYTES, LifetimeKind::Bytes),
+            (ev::HARD_PACKETS, LifetimeKind::Packets),
+        ] {
+            if p & bit != 0 {
+                out.push(SaEvent::HardExpire {
+                    spi,
+                    direction,
+                    kind,
+                });
+            }
+        }
+        if p & ev::SEQ_EXHAUSTED != 0 {
+            out.push(SaEvent::SeqExhausted { spi });
+        }
+    }
+
+    /// Inbound policy check (RFC 4301 §5.2): does the decapsulated packet match
+    /// one of the SA's selectors? An SA without selectors accepts everything.
+    #[inline]
+    pub fn inbound_allows(&self, k: &FlowKey) -> bool {
+        self.selectors.is_empty() || self.selectors.iter().any(|s| s.matches_inbound(k))
+    }
+}

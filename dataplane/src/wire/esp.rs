@@ -1,0 +1,185 @@
+//! ESP header and trailer (RFC 4303 §2).
+//!
+//! ```text
+//! SPI(4) | Sequence(4) | IV | payload | padding 1,2,3.. | pad length(1) | next header(1) | ICV
+//! ```
+
+use super::{malformed, rd32, truncated, wr32, WireError};
+
+/// SPI + sequence number.
+pub const ESP_HEADER_LEN: usize = 8;
+
+/// Padding written by the sender and expected by the receiver: 1, 2, 3, ...
+const PAD_PATTERN: [u8; 255] = {
+    let mut p = [0u8; 255];
+    let mut i = 0;
+    while i < 255 {
+        p[i] = (i + 1) as u8;
+        i += 1;
+    }
+    p
+};
+
+/// A view of an ESP packet (from the SPI to the end of the ICV).
+#[derive(Debug, Clone)]
+pub struct EspPacket<T: AsRef<[u8]>> {
+    buf: T,
+}
+
+impl<T: AsRef<[u8]>> EspPacket<T> {
+    /// Wraps `buf` after checking it holds SPI and sequence number.
+    pub fn new_checked(buf: T) -> Result<Self, WireError> {
+        let have = buf.as_ref().len();
+        if have < ESP_HEADER_LEN {
+            return Err(truncated("esp", ESP_HEADER_LEN, have));
+        }
+        Ok(EspPacket { buf })
+    }
+    /// The underlying buffer.
+    pub fn into_inner(self) -> T {
+        self.buf
+    }
+    /// Security Parameter Index.
+    pub fn spi(&self) -> u32 {
+        rd32(self.buf.as_ref(), 0)
+    }
+    /// Sequence number (low 32 bits with ESN).
+    pub fn seq(&self) -> u32 {
+        rd32(self.buf.as_ref(), 4)
+    }
+    /// Everything after the header: IV, ciphertext, ICV.
+    pub fn payload(&self) -> &[u8] {
+        &self.buf.as_ref()[ESP_HEADER_LEN..]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> EspPacket<T> {
+    /// Sets the SPI.
+    pub fn set_spi(&mut self, spi: u32) {
+        wr32(self.buf.as_mut(), 0, spi);
+    }
+    /// Sets the (low 32 bits of the) sequence number.
+    pub fn set_seq(&mut self, seq: u32) {
+        wr32(self.buf.as_mut(), 4, seq);
+    }
+    /// Everything after the header, writable.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        &mut self.buf.as_mut()[ESP_HEADER_LEN..]
+    }
+}
+
+/// The decrypted ESP trailer: padding length and next header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EspTrailer {
+    /// Pad length field.
+    pub pad_len: u8,
+    /// Next header field.
+    pub next_header: u8,
+    /// Length of the payload before the padding.
+    pub payload_len: usize,
+}
+
+impl EspTrailer {
+    /// Parses the trailer at the end of `plaintext` (payload, padding, pad
+    /// length, next header) and checks that the padding is 1, 2, 3, ...
+    /// (RFC 4303 §2.4).
+    pub fn parse(plaintext: &[u8]) -> Result<EspTrailer, WireError> {
+        let n = plaintext.len();
+        if n < 2 {
+            return Err(truncated("esp trailer", 2, n));
+        }
+        let pad_len = plaintext[n - 2];
+        let next_header = plaintext[n - 1];
+        let pl = usize::from(pad_len);
+        if pl + 2 > n {
+            return Err(malformed("esp trailer", "pad_len", pl as u64));
+        }
+        let payload_len = n - 2 - pl;
+        if plaintext[payload_len..n - 2] != PAD_PATTERN[..pl] {
+            return Err(malformed("esp trailer", "padding", pl as u64));
+        }
+        Ok(EspTrailer {
+            pad_len,
+            next_header,
+            payload_len,
+        })
+    }
+
+    /// Pad length that makes `payload_len + pad + 2` a multiple of `align`
+    /// (a power of two, at least 4).
+    #[inline]
+    pub const fn pad_len_for(payload_len: usize, align: usize) -> usize {
+        (align - ((payload_len + 2) & (align - 1))) & (align - 1)
+    }
+
+    /// Writes padding 1..=pad_len, the pad length and next header into `tail`,
+    /// which must be exactly `pad_len + 2` bytes long (else returns an error).
+    pub fn write(tail: &mut [u8], next_header: u8) -> Result<(), WireError> {
+        let n = tail.len();
+        if !(2..=257).contains(&n) {
+            return Err(malformed("esp trailer", "length", n as u64));
+        }
+        let pl = n - 2;
+        tail[..pl].copy_from_slice(&PAD_PATTERN[..pl]);
+        tail[pl] = pl as u8;
+        tail[pl + 1] = next_header;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_fields() {
+        let mut b = [0u8; 12];
+        let mut e = EspPacket::new_checked(&mut b[..]).unwrap();
+        e.set_spi(0x1001);
+        e.set_seq(7);
+        let e = EspPacket::new_checked(&b[..]).unwrap();
+        assert_eq!((e.spi(), e.seq(), e.payload().len()), (0x1001, 7, 4));
+        assert!(EspPacket::new_checked(&b[..7]).is_err());
+    }
+
+    #[test]
+    fn trailer_write_parse_round_trip_and_bad_padding() {
+        for payload in 0..40usize {
+            for align in [4usize, 8, 16] {
+                let pl = EspTrailer::pad_len_for(payload, align);
+                assert_eq!((payload + pl + 2) % align, 0);
+                assert!(pl < align);
+                let mut v = vec![0xaau8; payload + pl + 2];
+                EspTrailer::write(&mut v[payload..], 4).unwrap();
+                let t = EspTrailer::parse(&v).unwrap();
+                assert_eq!(
+                    t,
+                    EspTrailer {
+                        pad_len: pl as u8,
+                        next_header: 4,
+                        payload_len: payload
+                    }
+                );
+                if pl > 0 {
+                    v[payload] ^= 0x80;
+                    assert!(matches!(
+                        EspTrailer::parse(&v),
+                        Err(WireError::Malformed {
+                            field: "padding",
+                            ..
+                        })
+                    ));
+                }
+            }
+        }
+        assert!(matches!(
+            EspTrailer::parse(&[5, 4]),
+            Err(WireError::Malformed {
+                field: "pad_len",
+                value: 5,
+                ..
+            })
+        ));
+        assert!(EspTrailer::parse(&[1]).is_err());
+    }
+}

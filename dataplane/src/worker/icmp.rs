@@ -1,0 +1,261 @@
+//! ICMP and ICMPv6 error messages built in place: the offending packet's
+//! buffer becomes the error (new IP + ICMP header in the headroom, the
+//! original packet truncated behind it), so no buffer is allocated.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::pkt::PacketBuf;
+use crate::wire::{checksum, proto};
+
+/// ICMP time exceeded (type 11), code 0: TTL exceeded in transit.
+pub const ICMP4_TIME_EXCEEDED: (u8, u8) = (11, 0);
+/// ICMP destination unreachable (3), code 4: fragmentation needed and DF set.
+pub const ICMP4_FRAG_NEEDED: (u8, u8) = (3, 4);
+/// ICMP destination unreachable (3), code 0: network unreachable.
+pub const ICMP4_NET_UNREACHABLE: (u8, u8) = (3, 0);
+/// ICMPv6 time exceeded (3), code 0: hop limit exceeded in transit.
+pub const ICMP6_TIME_EXCEEDED: (u8, u8) = (3, 0);
+/// ICMPv6 packet too big (2), code 0.
+pub const ICMP6_PACKET_TOO_BIG: (u8, u8) = (2, 0);
+/// ICMPv6 destination unreachable (1), code 0: no route.
+pub const ICMP6_NO_ROUTE: (u8, u8) = (1, 0);
+
+/// Largest IPv4 ICMP error (RFC 1812 §4.3.2.3).
+pub const ICMP4_MAX: usize = 576;
+/// Largest ICMPv6 error (RFC 4443 §2.4 (c)): the IPv6 minimum MTU.
+pub const ICMP6_MAX: usize = 1280;
+
+const TTL: u8 = 64;
+
+/// True if an ICMP error may be sent about this IPv4 packet (RFC 1812
+/// §4.3.2.7): not about an ICMP error, a non-first fragment, or a packet
+/// from/to a broadcast, multicast or unspecified address.
+pub fn may_answer_v4(pkt: &[u8]) -> bool {
+    if pkt.len() < 20 {
+        return false;
+    }
+    let hl = usize::from(pkt[0] & 0x0f) * 4;
+    let frag = u16::from_be_bytes([pkt[6], pkt[7]]) & 0x1fff;
+    let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
+    let dst = Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
+    if frag != 0
+        || src.is_unspecified()
+        || src.is_multicast()
+        || src.is_broadcast()
+        || dst.is_multicast()
+        || dst.is_broadcast()
+    {
+        return false;
+    }
+    if pkt[9] == proto::ICMP {
+        // Only informational messages (echo, timestamp...) get errors.
+        match pkt.get(hl) {
+            Some(t) => matches!(*t, 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18),
+            None => false,
+        }
+    } else {
+        true
+    }
+}
+
+/// True if an ICMPv6 error may be sent about this IPv6 packet (RFC 4443
+/// §2.4 (e)): not about an ICMPv6 error, nor from an unspecified or
+/// multicast source; to a multicast destination only "packet too big".
+pub fn may_answer_v6(pkt: &[u8], too_big: bool) -> bool {
+    if pkt.len() < 40 {
+        return false;
+    }
+    let mut s = [0u8; 16];
+    s.copy_from_slice(&pkt[8..24]);
+    let src = Ipv6Addr::from(s);
+    if src.is_unspecified() || src.is_multicast() {
+        return false;
+    }
+    if pkt[24] == 0xff && !too_big {
+        return false;
+    }
+    if pkt[6] == proto::ICMPV6 {
+        // Errors are types 0..=127.
+        return pkt.get(40).is_some_and(|t| *t >= 128);
+    }
+    true
+}
+
+/// Turns the IPv4 packet in `pkt` (starting at its IP header) into an ICMP
+/// error `(type, code)` from `src` to the packet's source, with `rest` in the
+/// second header word (e.g. the next-hop MTU for "fragmentation needed").
+/// Returns false (buffer unchanged in meaning, to be dropped) if the headroom
+/// is short or the packet is too short.
+pub fn to_icmp4_error<B: PacketBuf>(
+    pkt: &mut B,
+    (ty, code): (u8, u8),
+    rest: u32,
+    src: Ipv4Addr,
+) -> bool {
+    let d = pkt.data();
+    if d.len() < 20 {
+        return false;
+    }
+    let total = usize::from(u16::from_be_bytes([d[2], d[3]])).min(d.len());
+    let orig_src = [d[12], d[13], d[14], d[15]];
+    let keep = total.min(ICMP4_MAX - 28);
+    if !pkt.trim_back(pkt.len() - keep) || !pkt.prepend(28) {
+        return false;
+    }
+    let len = 28 + keep;
+    let b = pkt.data_mut();
+    b[0] = 0x45;
+    b[1] = 0xc0; // internetwork control
+    b[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+    b[4..8].copy_from_slice(&[0, 0, 0, 0]);
+    b[8] = TTL;
+    b[9] = proto::ICMP;
+    b[10..12].copy_from_slice(&[0, 0]);
+    b[12..16].copy_from_slice(&src.octets());
+    b[16..20].copy_from_slice(&orig_src);
+    let c = checksum::checksum(&b[..20]);
+    b[10..12].copy_from_slice(&c.to_be_bytes());
+    b[20] = ty;
+    b[21] = code;
+    b[22..24].copy_from_slice(&[0, 0]);
+    b[24..28].copy_from_slice(&rest.to_be_bytes());
+    let c = checksum::checksum(&b[20..len]);
+    b[22..24].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
+/// Turns the IPv6 packet in `pkt` into an ICMPv6 error `(type, code)` from
+/// `src` to the packet's source, with `rest` in the second header word (the
+/// MTU for "packet too big"). Returns false if the headroom is short.
+pub fn to_icmp6_error<B: PacketBuf>(
+    pkt: &mut B,
+    (ty, code): (u8, u8),
+    rest: u32,
+    src: Ipv6Addr,
+) -> bool {
+    let d = pkt.data();
+    if d.len() < 40 {
+        return false;
+    }
+    let total = (40 + usize::from(u16::from_be_bytes([d[4], d[5]]))).min(d.len());
+    let mut orig_src = [0u8; 16];
+    orig_src.copy_from_slice(&d[8..24]);
+    let keep = total.min(ICMP6_MAX - 48);
+    if !pkt.trim_back(pkt.len() - keep) || !pkt.prepend(48) {
+        return false;
+    }
+    let plen = 8 + keep;
+    let b = pkt.data_mut();
+    b[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
+    b[4..6].copy_from_slice(&(plen as u16).to_be_bytes());
+    b[6] = proto::ICMPV6;
+    b[7] = TTL;
+    b[8..24].copy_from_slice(&src.octets());
+    b[24..40].copy_from_slice(&orig_src);
+    b[40] = ty;
+    b[41] = code;
+    b[42..44].copy_from_slice(&[0, 0]);
+    b[44..48].copy_from_slice(&rest.to_be_bytes());
+    let ps = checksum::pseudo_v6(src, Ipv6Addr::from(orig_src), proto::ICMPV6, plen as u32);
+    let c = !checksum::fold(ps + checksum::sum(&b[40..40 + plen]));
+    b[42..44].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
+/// Builds an ICMP(v6) error for `pkt` from `src`, choosing the family by `src`.
+pub fn to_icmp_error<B: PacketBuf>(
+    pkt: &mut B,
+    v4: (u8, u8),
+    v6: (u8, u8),
+    rest: u32,
+    src: IpAddr,
+) -> bool {
+    match src {
+        IpAddr::V4(s) => to_icmp4_error(pkt, v4, rest, s),
+        IpAddr::V6(s) => to_icmp6_error(pkt, v6, rest, s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pkt::HeapBuf;
+    use crate::wire::{IcmpPacket, Ipv4Packet, Ipv6Packet};
+
+    fn udp4(len: usize) -> Vec<u8> {
+        let mut p = vec![0u8; len];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        p[6] = 0x40; // DF
+        p[8] = 1;
+        p[9] = proto::UDP;
+        p[12..16].copy_from_slice(&[10, 1, 0, 2]);
+        p[16..20].copy_from_slice(&[10, 2, 0, 2]);
+        let c = checksum::checksum(&p[..20]);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn v4_frag_needed_carries_mtu_and_valid_checksums() {
+        let orig = udp4(1500);
+        let mut b = HeapBuf::from_slice(&orig);
+        assert!(may_answer_v4(b.data()));
+        assert!(to_icmp4_error(
+            &mut b,
+            ICMP4_FRAG_NEEDED,
+            1446,
+            Ipv4Addr::new(10, 1, 0, 1)
+        ));
+        assert_eq!(b.len(), ICMP4_MAX);
+        let ip = Ipv4Packet::new_checked(b.data()).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!(ip.src(), Ipv4Addr::new(10, 1, 0, 1));
+        assert_eq!(ip.dst(), Ipv4Addr::new(10, 1, 0, 2));
+        assert_eq!(ip.protocol(), proto::ICMP);
+        let icmp = IcmpPacket::new_checked(ip.payload()).unwrap();
+        assert!(icmp.verify_checksum_v4());
+        assert_eq!((icmp.msg_type(), icmp.code()), (3, 4));
+        assert_eq!(icmp.rest_of_header() & 0xffff, 1446);
+        assert_eq!(&icmp.data()[..20], &orig[..20]);
+    }
+
+    #[test]
+    fn no_error_about_errors_or_fragments() {
+        let mut p = udp4(60);
+        p[9] = proto::ICMP;
+        p[20] = 11; // time exceeded
+        assert!(!may_answer_v4(&p));
+        p[20] = 8; // echo request
+        assert!(may_answer_v4(&p));
+        let mut f = udp4(60);
+        f[6] = 0x00;
+        f[7] = 0x10; // offset 16*8
+        assert!(!may_answer_v4(&f));
+    }
+
+    #[test]
+    fn v6_packet_too_big() {
+        let mut p = vec![0u8; 1400];
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&((1400 - 40) as u16).to_be_bytes());
+        p[6] = proto::UDP;
+        p[7] = 64;
+        let src: Ipv6Addr = "fd00:1::2".parse().unwrap();
+        let dst: Ipv6Addr = "fd00:2::2".parse().unwrap();
+        p[8..24].copy_from_slice(&src.octets());
+        p[24..40].copy_from_slice(&dst.octets());
+        let mut b = HeapBuf::new(128, 1400, 64);
+        b.reset_to(128, &p);
+        assert!(may_answer_v6(b.data(), true));
+        let me: Ipv6Addr = "fd00:1::1".parse().unwrap();
+        assert!(to_icmp6_error(&mut b, ICMP6_PACKET_TOO_BIG, 1422, me));
+        assert_eq!(b.len(), ICMP6_MAX);
+        let ip = Ipv6Packet::new_checked(b.data()).unwrap();
+        assert_eq!(ip.dst(), src);
+        let icmp = IcmpPacket::new_checked(ip.payload()).unwrap();
+        assert!(icmp.verify_checksum_v6(me, src));
+        assert_eq!(icmp.msg_type(), 2);
+        assert_eq!(icmp.rest_of_header(), 1422);
+    }
+}

@@ -1,0 +1,924 @@
+//! The poll loop: each worker owns one [`Backend`] (its queues on every
+//! port), is pinned to a core, and busy-polls its receive queues in bursts.
+//!
+//! Per burst: Ethernet demux (ARP/ND, broadcasts and packets for the gateway
+//! itself go to the kernel through [`Backend::to_kernel`], which just frees
+//! them when the kernel receives its own copy, as with AF_PACKET),
+//! inbound ESP and UDP/4500 to a local address -> [`esp::decap_burst`];
+//! transit packets -> TTL/hop limit (ICMP time exceeded) -> SPD lookup ->
+//! protected packets grouped by SA -> path MTU check with the SA's overhead
+//! (ICMP fragmentation needed / packet too big) -> [`esp::encap_burst`] ->
+//! route on the outer destination; cleartext packets are routed as they are.
+//! Routing: longest-prefix match in the kernel's main table, neighbour from
+//! the kernel's cache (unresolved: ask the netlink thread to have the kernel
+//! resolve it, drop as `no_neighbour`), link MTU check, Ethernet rewrite,
+//! batched transmit. Every dropped packet is counted under one
+//! [`DropReason`] in the worker's [`WorkerStats`].
+
+pub mod fib;
+pub mod icmp;
+pub mod mgmt;
+pub mod netlink;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arrayvec::ArrayVec;
+
+use crate::drop::{DropReason, Verdict};
+use crate::esp::{self, DecapResult, PacketKind};
+use crate::io::{Backend, Burst, MAX_BURST};
+use crate::pkt::PacketBuf;
+use crate::sa::{DropCounters, FlowKey, PolicyAction, Sa, Sad, Spd};
+use crate::wire::{checksum, proto};
+
+use self::fib::{Fib, FibHandle, RouteKind};
+use self::icmp::*;
+use self::netlink::Resolver;
+
+/// Which side of the gateway a port faces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The protected LAN.
+    Inside,
+    /// The WAN, toward the peer gateway.
+    Outside,
+}
+
+/// A port as the worker sees it.
+#[derive(Clone, Debug)]
+pub struct PortConf {
+    /// Interface index in the gateway's namespace.
+    pub ifindex: u32,
+    /// Inside or outside.
+    pub role: Role,
+}
+
+/// What a worker does when its queues are empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdlePolicy {
+    /// Spin (lowest latency, one core at 100 %).
+    BusyPoll,
+    /// After `after` empty polls in a row, wait in poll(2) up to `sleep_us`.
+    Backoff {
+        /// Empty polls before sleeping.
+        after: u32,
+        /// Longest sleep in microseconds.
+        sleep_us: u32,
+    },
+}
+
+/// Worker settings.
+#[derive(Clone, Debug)]
+pub struct WorkerConf {
+    /// Worker index (0-based).
+    pub index: usize,
+    /// Packets taken per receive call (at most [`MAX_BURST`]).
+    pub burst: usize,
+    /// Idle behaviour.
+    pub idle: IdlePolicy,
+    /// Ports, in the backend's port order.
+    pub ports: Vec<PortConf>,
+}
+
+/// Counters of one worker (single writer: the worker; any reader).
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// Packets received on all ports.
+    pub rx: AtomicU64,
+    /// Bytes received (Ethernet frames).
+    pub rx_bytes: AtomicU64,
+    /// Packets sent on all ports.
+    pub tx: AtomicU64,
+    /// Bytes sent (Ethernet frames).
+    pub tx_bytes: AtomicU64,
+    /// Non-empty receive bursts.
+    pub bursts: AtomicU64,
+    /// Polls that found nothing.
+    pub idle_polls: AtomicU64,
+    /// Packets forwarded in the clear.
+    pub forwarded: AtomicU64,
+    /// Packets encapsulated (ESP out).
+    pub encrypted: AtomicU64,
+    /// Packets decapsulated (ESP in).
+    pub decrypted: AtomicU64,
+    /// ICMP errors sent.
+    pub icmp_errors: AtomicU64,
+    /// Frames and packets left to the kernel (ARP/ND, packets for us).
+    pub to_kernel: AtomicU64,
+    /// Neighbour resolutions requested.
+    pub resolve_requests: AtomicU64,
+    /// Drops by reason.
+    pub drops: DropCounters,
+}
+
+#[inline]
+fn bump(c: &AtomicU64, n: u64) {
+    if n != 0 {
+        // Single writer: a plain load/store avoids a locked instruction.
+        c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+}
+
+/// What workers share with the rest of the process.
+#[derive(Clone)]
+pub struct Shared {
+    /// Routes/neighbours snapshot.
+    pub fib: FibHandle,
+    /// Outbound policies.
+    pub spd: Arc<Spd>,
+    /// Outbound SAs by SPI.
+    pub sad_out: Arc<Sad>,
+    /// Inbound SAs by SPI.
+    pub sad_in: Arc<Sad>,
+    /// Neighbour resolution requests to the netlink thread.
+    pub resolver: Resolver,
+    /// Set to stop the workers.
+    pub stop: Arc<AtomicBool>,
+    /// Exception path to the gateway's kernel (decapsulated packets for the
+    /// gateway itself; the kernel's own packets into the tunnel).
+    pub tun: Option<Arc<crate::io::tun::Tun>>,
+}
+
+const ETH_LEN: usize = 14;
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_IPV6: u16 = 0x86dd;
+const MAX_GROUPS: usize = 4;
+
+/// A packet on its way through the worker (at its IP header).
+struct Item<P> {
+    pkt: P,
+    /// Came out of an ESP tunnel (skip the cleartext-from-WAN check).
+    from_tunnel: bool,
+    /// Sent by the gateway's own kernel (exception path): no TTL handling.
+    from_host: bool,
+    /// Receiving port.
+    in_port: u8,
+}
+
+/// Per-port facts cached for one burst.
+#[derive(Clone, Copy, Default)]
+struct PortState {
+    ifindex: u32,
+    mac: [u8; 6],
+    outside: bool,
+}
+
+/// One worker.
+pub struct Worker<B: Backend> {
+    conf: WorkerConf,
+    backend: B,
+    shared: Shared,
+    stats: Arc<WorkerStats>,
+    ports: Vec<PortState>,
+    tx: Vec<Burst<B::Pkt>>,
+    local_tx: u64,
+    local_tx_bytes: u64,
+    local_rx_bytes: u64,
+    fwd_clear: u64,
+    enc: u64,
+    dec: u64,
+    icmp_sent: u64,
+    kernel: u64,
+    tap: Option<crate::shm::TapWriter>,
+}
+
+impl<B: Backend> Worker<B> {
+    /// A worker over `backend` (whose ports match `conf.ports`).
+    pub fn new(conf: WorkerConf, backend: B, shared: Shared, stats: Arc<WorkerStats>) -> Self {
+        let n = backend.num_ports();
+        let ports = conf
+            .ports
+            .iter()
+            .map(|p| PortState {
+                ifindex: p.ifindex,
+                mac: [0; 6],
+                outside: p.role == Role::Outside,
+            })
+            .collect();
+        Worker {
+            conf,
+            backend,
+            shared,
+            stats,
+            ports,
+            tx: (0..n).map(|_| Burst::new()).collect(),
+            local_tx: 0,
+            local_tx_bytes: 0,
+            local_rx_bytes: 0,
+            fwd_clear: 0,
+            enc: 0,
+            dec: 0,
+            icmp_sent: 0,
+            kernel: 0,
+            tap: None,
+        }
+    }
+
+    /// Gives the worker its decrypted-traffic tap (shared memory): inner
+    /// packets of tunnels the control process taps are copied there.
+    pub fn set_tap(&mut self, tap: crate::shm::TapWriter) {
+        self.tap = Some(tap);
+    }
+
+    /// The backend (for statistics).
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+
+    /// Runs until `shared.stop` is set.
+    pub fn run(&mut self) {
+        let mut empty_polls = 0u32;
+        let burst = self.conf.burst.clamp(1, MAX_BURST);
+        let mut rx: Burst<B::Pkt> = Burst::new();
+        let mut tun_tick = 0u32;
+        let mut idle = 0u64;
+        while !self.shared.stop.load(Ordering::Relaxed) {
+            let mut got = 0;
+            for port in 0..self.ports.len() {
+                let n = self.backend.rx_burst(port, &mut rx, burst);
+                if n > 0 {
+                    got += n;
+                    self.process(port, &mut rx);
+                }
+            }
+            self.flush_all();
+            if self.conf.index == 0 && self.shared.tun.is_some() {
+                tun_tick = tun_tick.wrapping_add(1);
+                if got == 0 || tun_tick.is_multiple_of(16) {
+                    got += self.poll_host();
+                }
+            }
+            if got == 0 {
+                idle += 1;
+                empty_polls = empty_polls.saturating_add(1);
+                if let IdlePolicy::Backoff { after, sleep_us } = self.conf.idle {
+                    if empty_polls >= after {
+                        self.backend.wait_rx(sleep_us);
+                    }
+                } else {
+                    std::hint::spin_loop();
+                }
+            } else {
+                empty_polls = 0;
+                bump(&self.stats.rx, got as u64);
+                bump(&self.stats.bursts, 1);
+                bump(&self.stats.idle_polls, std::mem::take(&mut idle));
+                self.publish();
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        let s = &self.stats;
+        bump(&s.tx, std::mem::take(&mut self.local_tx));
+        bump(&s.tx_bytes, std::mem::take(&mut self.local_tx_bytes));
+        bump(&s.rx_bytes, std::mem::take(&mut self.local_rx_bytes));
+        bump(&s.forwarded, std::mem::take(&mut self.fwd_clear));
+        bump(&s.encrypted, std::mem::take(&mut self.enc));
+        bump(&s.decrypted, std::mem::take(&mut self.dec));
+        bump(&s.icmp_errors, std::mem::take(&mut self.icmp_sent));
+        bump(&s.to_kernel, std::mem::take(&mut self.kernel));
+    }
+
+    #[inline]
+    fn drop_pkt(&mut self, p: B::Pkt, r: DropReason) {
+        self.stats.drops.add(r);
+        self.backend.free(p);
+    }
+
+    fn flush_all(&mut self) {
+        for port in 0..self.tx.len() {
+            self.flush(port);
+        }
+    }
+
+    fn flush(&mut self, port: usize) {
+        if self.tx[port].is_empty() {
+            return;
+        }
+        let mut q = std::mem::take(&mut self.tx[port]);
+        let bytes: usize = q.iter().map(|p| p.len()).sum();
+        let r = self.backend.tx_burst(port, &mut q);
+        if r.dropped == 0 {
+            self.local_tx_bytes += bytes as u64;
+        }
+        self.tx[port] = q;
+        self.local_tx += r.sent as u64;
+        for _ in 0..r.dropped {
+            self.stats.drops.add(DropReason::TxFull);
+        }
+    }
+
+    /// Processes one received burst from `in_port`.
+    pub fn process(&mut self, in_port: usize, rx: &mut Burst<B::Pkt>) {
+        let fib_guard = self.shared.fib.load();
+        let fib: &Fib = &fib_guard;
+        for p in self.ports.iter_mut() {
+            if let Some(l) = fib.links.get(&p.ifindex) {
+                p.mac = l.mac;
+            }
+        }
+        let port = self.ports[in_port];
+        let mut items: ArrayVec<Item<B::Pkt>, MAX_BURST> = ArrayVec::new();
+        let mut esp_in: Burst<B::Pkt> = Burst::new();
+
+        // 1. Demux.
+        self.local_rx_bytes += rx.iter().map(|p| p.len() as u64).sum::<u64>();
+        for mut p in rx.drain(..) {
+            let d = p.data();
+            if d.len() < ETH_LEN {
+                self.drop_pkt(p, DropReason::Truncated);
+                continue;
+            }
+            if d[0..6] != port.mac {
+                // Broadcast, multicast, or another host's frame: the kernel's business.
+                self.kernel += 1;
+                if d[0] & 1 != 0 {
+                    self.backend.to_kernel(in_port, p);
+                } else {
+                    // Unicast to another MAC: no kernel would take it.
+                    self.backend.free(p);
+                }
+                continue;
+            }
+            let et = u16::from_be_bytes([d[12], d[13]]);
+            if et != ETHERTYPE_IPV4 && et != ETHERTYPE_IPV6 {
+                // ARP and the like: the kernel's business.
+                self.kernel += 1;
+                self.backend.to_kernel(in_port, p);
+                continue;
+            }
+            p.trim_front(ETH_LEN);
+            let (dst, l4proto, ok_len) = match ip_dst_proto_len(p.data(), et == ETHERTYPE_IPV6) {
+                Ok(v) => v,
+                Err(r) => {
+                    self.drop_pkt(p, r);
+                    continue;
+                }
+            };
+            // Drop link-layer padding.
+            let extra = p.len() - ok_len;
+            p.trim_back(extra);
+            if fib.is_local(dst) {
+                if port.outside && is_esp_or_natt(p.data(), et == ETHERTYPE_IPV6, l4proto) {
+                    esp_in.push(p);
+                } else {
+                    // For the gateway itself (IKE, ping, SSH...).
+                    self.frame_to_kernel(in_port, p);
+                }
+                continue;
+            }
+            if !forwardable(dst) {
+                self.frame_to_kernel(in_port, p);
+                continue;
+            }
+            items.push(Item {
+                pkt: p,
+                from_tunnel: false,
+                from_host: false,
+                in_port: in_port as u8,
+            });
+        }
+
+        // 2. Inbound ESP.
+        if !esp_in.is_empty() {
+            let sad = self.shared.sad_in.load();
+            let mut res = [DecapResult::default(); MAX_BURST];
+            esp::decap_burst(&sad, &mut esp_in, &mut res, &self.stats.drops);
+            if let Some(tap) = self.tap.as_mut().filter(|t| t.active()) {
+                for (p, r) in esp_in.iter().zip(res.iter()) {
+                    if r.verdict == Verdict::Pass
+                        && matches!(r.kind, PacketKind::Inner4 | PacketKind::Inner6)
+                        && tap.wants(r.tunnel_id)
+                    {
+                        tap.capture(r.tunnel_id, crate::shm::TapDirection::In, p.data());
+                    }
+                }
+            }
+            for (p, r) in esp_in.drain(..).zip(res.iter()) {
+                match (r.verdict, r.kind) {
+                    (Verdict::Pass, PacketKind::Inner4 | PacketKind::Inner6) => {
+                        self.dec += 1;
+                        if inner_is_local(fib, p.data()) {
+                            // For the gateway itself: hand it to the kernel.
+                            self.give_to_host(p);
+                            continue;
+                        }
+                        if items.is_full() {
+                            self.backend.free(p);
+                            self.stats.drops.add(DropReason::TxFull);
+                            continue;
+                        }
+                        items.push(Item {
+                            pkt: p,
+                            from_tunnel: true,
+                            from_host: false,
+                            in_port: in_port as u8,
+                        });
+                    }
+                    (Verdict::Drop(_), _) => {
+                        // Counted by the engine.
+                        self.backend.free(p);
+                    }
+                    _ => {
+                        // IKE, keepalives, not ESP (returned unchanged by
+                        // the engine): the kernel's business.
+                        self.frame_to_kernel(in_port, p);
+                    }
+                }
+            }
+        }
+        if !items.is_empty() {
+            self.classify(fib, &mut items);
+        }
+    }
+
+    /// Writes a packet for the gateway itself to the kernel (TUN).
+    fn give_to_host(&mut self, p: B::Pkt) {
+        match &self.shared.tun {
+            Some(t) if t.write(p.data()).is_ok() => {
+                self.kernel += 1;
+                self.backend.free(p);
+            }
+            _ => self.drop_pkt(p, DropReason::ExceptionFull),
+        }
+    }
+
+    /// Reads packets the kernel routed into the TUN device (its own traffic
+    /// toward protected subnets) and sends them on. Returns how many.
+    pub fn poll_host(&mut self) -> usize {
+        let Some(tun) = self.shared.tun.clone() else {
+            return 0;
+        };
+        let fib_guard = self.shared.fib.load();
+        let fib: &Fib = &fib_guard;
+        let mut items: ArrayVec<Item<B::Pkt>, MAX_BURST> = ArrayVec::new();
+        let inside = self
+            .conf
+            .ports
+            .iter()
+            .position(|p| p.role == Role::Inside)
+            .unwrap_or(0) as u8;
+        while items.len() < 32 {
+            let Some(mut p) = self.backend.alloc() else {
+                break;
+            };
+            let room = p
+                .tailroom()
+                .saturating_sub(crate::io::afpacket::MIN_TAILROOM);
+            if !p.append(room) {
+                self.backend.free(p);
+                break;
+            }
+            match tun.read(p.data_mut()) {
+                Ok(Some(n)) if n > 0 => {
+                    let extra = p.len() - n;
+                    p.trim_back(extra);
+                    items.push(Item {
+                        pkt: p,
+                        from_tunnel: false,
+                        from_host: true,
+                        in_port: inside,
+                    });
+                }
+                _ => {
+                    self.backend.free(p);
+                    break;
+                }
+            }
+        }
+        let n = items.len();
+        if n > 0 {
+            for p in self.ports.iter_mut() {
+                if let Some(l) = fib.links.get(&p.ifindex) {
+                    p.mac = l.mac;
+                }
+            }
+            self.classify(fib, &mut items);
+            self.flush_all();
+            self.publish();
+        }
+        n
+    }
+
+    /// TTL, policy, grouping by SA, encap, routing.
+    fn classify(&mut self, fib: &Fib, items: &mut ArrayVec<Item<B::Pkt>, MAX_BURST>) {
+        // 3. TTL, policy, grouping by SA.
+        let spd = self.shared.spd.load();
+        let sad_out = self.shared.sad_out.load();
+        let mut groups: ArrayVec<(u32, Burst<B::Pkt>), MAX_GROUPS> = ArrayVec::new();
+        for it in items.drain(..) {
+            let mut p = it.pkt;
+            let v6 = p.data()[0] >> 4 == 6;
+            let ttl = if v6 { p.data()[7] } else { p.data()[8] };
+            if ttl <= 1 && !it.from_host {
+                self.stats.drops.add(DropReason::TtlExceeded);
+                self.icmp_error(
+                    fib,
+                    p,
+                    ICMP4_TIME_EXCEEDED,
+                    ICMP6_TIME_EXCEEDED,
+                    0,
+                    it.in_port,
+                );
+                continue;
+            }
+            let key = match FlowKey::from_ip(p.data()) {
+                Ok(k) => k,
+                Err(e) => {
+                    self.drop_pkt(p, e.drop_reason());
+                    continue;
+                }
+            };
+            if !it.from_tunnel && self.ports[it.in_port as usize].outside {
+                // Cleartext from the WAN that a policy says must be protected:
+                // refuse it (RFC 4301 §5.2 inbound check).
+                let rev = FlowKey {
+                    src: key.dst,
+                    dst: key.src,
+                    sport: key.dport,
+                    dport: key.sport,
+                    ..key
+                };
+                if let Some(pol) = spd.lookup(&rev) {
+                    if matches!(pol.action, PolicyAction::Protect { .. }) {
+                        self.drop_pkt(p, DropReason::PolicyMismatch);
+                        continue;
+                    }
+                }
+            }
+            if !it.from_host {
+                dec_ttl(p.data_mut(), v6);
+            }
+            let action = spd.lookup(&key).map(|pol| pol.action);
+            match action {
+                None | Some(PolicyAction::Bypass) => {
+                    self.fwd_clear += 1;
+                    self.route(fib, p, it.in_port, true);
+                }
+                Some(PolicyAction::Discard) => self.drop_pkt(p, DropReason::PolicyDiscard),
+                Some(PolicyAction::Trap) => self.drop_pkt(p, DropReason::NoSa),
+                Some(PolicyAction::Protect { spi }) => {
+                    let gi = match groups.iter().position(|(s, _)| *s == spi) {
+                        Some(i) => i,
+                        None => {
+                            if groups.is_full() {
+                                for (s, g) in groups.drain(..) {
+                                    self.encap_group(fib, &sad_out, s, g);
+                                }
+                            }
+                            groups.push((spi, Burst::new()));
+                            groups.len() - 1
+                        }
+                    };
+                    groups[gi].1.push(p);
+                }
+            }
+        }
+        for (s, g) in groups.drain(..) {
+            self.encap_group(fib, &sad_out, s, g);
+        }
+    }
+
+    /// Hands a packet that was received on `port` and trimmed to its IP header
+    /// back to the kernel as the frame it arrived as (its Ethernet header is
+    /// still in front of it): [`Backend::to_kernel`].
+    fn frame_to_kernel(&mut self, port: usize, mut p: B::Pkt) {
+        self.kernel += 1;
+        if p.prepend(ETH_LEN) {
+            self.backend.to_kernel(port, p);
+        } else {
+            self.backend.free(p);
+        }
+    }
+
+    /// Path MTU check, encap and routing of one SA's packets.
+    fn encap_group(
+        &mut self,
+        fib: &Fib,
+        sad: &crate::sa::SadTable,
+        spi: u32,
+        mut g: Burst<B::Pkt>,
+    ) {
+        let Some(sa) = sad.get(spi) else {
+            for p in g.drain(..) {
+                self.drop_pkt(p, DropReason::NoSa);
+            }
+            return;
+        };
+        let sa: &Sa = sa;
+        let max_inner = max_inner_len(fib, sa);
+        let mut ok: Burst<B::Pkt> = Burst::new();
+        for p in g.drain(..) {
+            if p.len() > max_inner {
+                let d = p.data();
+                let v6 = d[0] >> 4 == 6;
+                let df = v6 || (d[6] & 0x40) != 0;
+                sa.count_drop(DropReason::TooBig);
+                self.stats.drops.add(DropReason::TooBig);
+                if df {
+                    let mtu = max_inner as u32;
+                    let v4rest = mtu & 0xffff;
+                    if v6 {
+                        self.icmp_error(fib, p, ICMP4_FRAG_NEEDED, ICMP6_PACKET_TOO_BIG, mtu, 0);
+                    } else {
+                        self.icmp_error(fib, p, ICMP4_FRAG_NEEDED, ICMP6_PACKET_TOO_BIG, v4rest, 0);
+                    }
+                } else {
+                    self.backend.free(p);
+                }
+                continue;
+            }
+            ok.push(p);
+        }
+        if ok.is_empty() {
+            return;
+        }
+        if let Some(tap) = self.tap.as_mut().filter(|t| t.active()) {
+            let tid = sa.tunnel_id();
+            if tap.wants(tid) {
+                for p in ok.iter() {
+                    tap.capture(tid, crate::shm::TapDirection::Out, p.data());
+                }
+            }
+        }
+        let mut verdicts = [Verdict::Pass; MAX_BURST];
+        esp::encap_burst(sa, &mut ok, &mut verdicts, &self.stats.drops);
+        for (p, v) in ok.drain(..).zip(verdicts.iter()) {
+            match v {
+                Verdict::Pass => {
+                    self.enc += 1;
+                    self.route(fib, p, u8::MAX, false);
+                }
+                Verdict::Drop(_) => self.backend.free(p),
+            }
+        }
+    }
+
+    /// Turns `p` into an ICMP error to its source and routes it; frees it
+    /// when no error may or can be sent.
+    fn icmp_error(
+        &mut self,
+        fib: &Fib,
+        mut p: B::Pkt,
+        v4: (u8, u8),
+        v6: (u8, u8),
+        rest: u32,
+        in_port: u8,
+    ) {
+        let d = p.data();
+        let is6 = d[0] >> 4 == 6;
+        let allowed = if is6 {
+            may_answer_v6(d, v6 == ICMP6_PACKET_TOO_BIG)
+        } else {
+            may_answer_v4(d)
+        };
+        let src_addr = if is6 {
+            let mut s = [0u8; 16];
+            s.copy_from_slice(&d[8..24]);
+            IpAddr::V6(Ipv6Addr::from(s))
+        } else {
+            IpAddr::V4(Ipv4Addr::new(d[12], d[13], d[14], d[15]))
+        };
+        let fallback_if = self
+            .ports
+            .get(in_port as usize)
+            .map(|p| p.ifindex)
+            .unwrap_or(0);
+        let me = fib.source_for(src_addr, fallback_if);
+        match me {
+            Some(me) if allowed && me.is_ipv6() == is6 => {
+                if to_icmp_error(&mut p, v4, v6, rest, me) {
+                    self.icmp_sent += 1;
+                    self.route(fib, p, in_port, false);
+                } else {
+                    self.backend.free(p);
+                }
+            }
+            _ => self.backend.free(p),
+        }
+    }
+
+    /// Routes `p` (at its IP header): route lookup, MTU check, neighbour,
+    /// Ethernet header, transmit queue.
+    fn route(&mut self, fib: &Fib, mut p: B::Pkt, in_port: u8, may_icmp: bool) {
+        let d = p.data();
+        let v6 = d[0] >> 4 == 6;
+        let dst = if v6 {
+            let mut s = [0u8; 16];
+            s.copy_from_slice(&d[24..40]);
+            IpAddr::V6(Ipv6Addr::from(s))
+        } else {
+            IpAddr::V4(Ipv4Addr::new(d[16], d[17], d[18], d[19]))
+        };
+        let Some(r) = fib.route(dst).copied() else {
+            self.drop_pkt(p, DropReason::NoRoute);
+            return;
+        };
+        if r.kind != RouteKind::Unicast {
+            self.drop_pkt(p, DropReason::NoRoute);
+            return;
+        }
+        let Some(out) = self.ports.iter().position(|s| s.ifindex == r.oif) else {
+            // A route through an interface this dataplane does not drive.
+            self.drop_pkt(p, DropReason::NoRoute);
+            return;
+        };
+        let mtu = fib.mtu(&r) as usize;
+        if p.len() > mtu {
+            self.stats.drops.add(DropReason::TooBig);
+            let df = v6 || (d[6] & 0x40) != 0;
+            if may_icmp && df {
+                self.icmp_error(
+                    fib,
+                    p,
+                    ICMP4_FRAG_NEEDED,
+                    ICMP6_PACKET_TOO_BIG,
+                    mtu as u32,
+                    in_port,
+                );
+            } else {
+                self.backend.free(p);
+            }
+            return;
+        }
+        let nh = r.gateway.unwrap_or(dst);
+        let Some(mac) = fib.neighbour(r.oif, nh) else {
+            self.shared.resolver.request(r.oif, nh);
+            bump(&self.stats.resolve_requests, 1);
+            self.drop_pkt(p, DropReason::NoNeighbour);
+            return;
+        };
+        if !p.prepend(ETH_LEN) {
+            self.drop_pkt(p, DropReason::NoRoom);
+            return;
+        }
+        let src_mac = self.ports[out].mac;
+        let e = p.data_mut();
+        e[0..6].copy_from_slice(&mac);
+        e[6..12].copy_from_slice(&src_mac);
+        let et = if v6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IPV4 };
+        e[12..14].copy_from_slice(&et.to_be_bytes());
+        if self.tx[out].is_full() {
+            self.flush(out);
+        }
+        self.tx[out].push(p);
+    }
+}
+
+/// Largest inner packet that fits the path MTU toward the SA's peer once
+/// encapsulated: the outer MTU minus outer headers, ESP header, IV and ICV,
+/// rounded down to the cipher's alignment, minus the 2-byte trailer.
+pub fn max_inner_len(fib: &Fib, sa: &Sa) -> usize {
+    let peer = sa.params().remote_addr;
+    let mtu = fib.route(peer).map(|r| fib.mtu(r) as usize).unwrap_or(1500);
+    let front = sa.encap_overhead_front();
+    let icv = sa.cipher().icv_len();
+    let align = sa.cipher().pad_align().max(4);
+    let room = mtu.saturating_sub(front + icv);
+    (room / align * align).saturating_sub(2)
+}
+
+/// Destination, upper protocol (IPv4 protocol / IPv6 next header) and total
+/// length of an IP packet, validated.
+fn ip_dst_proto_len(d: &[u8], v6: bool) -> Result<(IpAddr, u8, usize), DropReason> {
+    if v6 {
+        if d.len() < 40 {
+            return Err(DropReason::Truncated);
+        }
+        if d[0] >> 4 != 6 {
+            return Err(DropReason::Malformed);
+        }
+        let total = 40 + usize::from(u16::from_be_bytes([d[4], d[5]]));
+        if total > d.len() {
+            return Err(DropReason::Truncated);
+        }
+        let mut s = [0u8; 16];
+        s.copy_from_slice(&d[24..40]);
+        Ok((IpAddr::V6(Ipv6Addr::from(s)), d[6], total))
+    } else {
+        if d.len() < 20 {
+            return Err(DropReason::Truncated);
+        }
+        let hl = usize::from(d[0] & 0x0f) * 4;
+        if d[0] >> 4 != 4 || hl < 20 {
+            return Err(DropReason::Malformed);
+        }
+        let total = usize::from(u16::from_be_bytes([d[2], d[3]]));
+        if total < hl {
+            return Err(DropReason::Malformed);
+        }
+        if total > d.len() {
+            return Err(DropReason::Truncated);
+        }
+        if checksum::checksum(&d[..hl]) != 0 {
+            return Err(DropReason::Malformed);
+        }
+        Ok((
+            IpAddr::V4(Ipv4Addr::new(d[16], d[17], d[18], d[19])),
+            d[9],
+            total,
+        ))
+    }
+}
+
+/// True if the (decapsulated) IP packet is addressed to the gateway itself.
+fn inner_is_local(fib: &Fib, d: &[u8]) -> bool {
+    match d.first().map(|b| b >> 4) {
+        Some(4) if d.len() >= 20 => {
+            fib.is_local(IpAddr::V4(Ipv4Addr::new(d[16], d[17], d[18], d[19])))
+        }
+        Some(6) if d.len() >= 40 => {
+            let mut s = [0u8; 16];
+            s.copy_from_slice(&d[24..40]);
+            fib.is_local(IpAddr::V6(Ipv6Addr::from(s)))
+        }
+        _ => false,
+    }
+}
+
+/// ESP (protocol 50) or UDP to port 4500 (NAT-T / IKE on 4500).
+fn is_esp_or_natt(d: &[u8], v6: bool, l4proto: u8) -> bool {
+    if l4proto == proto::ESP {
+        return true;
+    }
+    if l4proto != proto::UDP {
+        return false;
+    }
+    let off = if v6 { 40 } else { usize::from(d[0] & 0x0f) * 4 };
+    d.len() >= off + 4 && u16::from_be_bytes([d[off + 2], d[off + 3]]) == 4500
+}
+
+/// Unicast destinations a router forwards (not multicast, link-local,
+/// broadcast or unspecified).
+fn forwardable(dst: IpAddr) -> bool {
+    match dst {
+        IpAddr::V4(a) => {
+            !(a.is_multicast() || a.is_broadcast() || a.is_unspecified() || a.is_link_local())
+        }
+        IpAddr::V6(a) => {
+            let s = a.segments()[0];
+            !(a.is_multicast() || a.is_unspecified() || s & 0xffc0 == 0xfe80)
+        }
+    }
+}
+
+/// Decrements the TTL (with an incremental header checksum update, RFC 1624)
+/// or the hop limit.
+#[inline]
+fn dec_ttl(d: &mut [u8], v6: bool) {
+    if v6 {
+        d[7] -= 1;
+    } else {
+        let old = u16::from_be_bytes([d[8], d[9]]);
+        d[8] -= 1;
+        let new = u16::from_be_bytes([d[8], d[9]]);
+        let c = u16::from_be_bytes([d[10], d[11]]);
+        let c = checksum::update16(c, old, new);
+        d[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_decrement_keeps_checksum_valid() {
+        let mut p = vec![0u8; 20];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&20u16.to_be_bytes());
+        p[8] = 64;
+        p[9] = 6;
+        p[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        p[16..20].copy_from_slice(&[10, 0, 1, 1]);
+        let c = checksum::checksum(&p);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        for ttl in (2..=64).rev() {
+            assert_eq!(p[8], ttl);
+            dec_ttl(&mut p, false);
+            assert_eq!(checksum::checksum(&p), 0, "ttl {}", ttl - 1);
+        }
+    }
+
+    #[test]
+    fn ip_header_validation_names_reason() {
+        let mut p = vec![0u8; 40];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&60u16.to_be_bytes());
+        assert_eq!(
+            ip_dst_proto_len(&p, false).unwrap_err(),
+            DropReason::Truncated
+        );
+        p[0] = 0x43;
+        assert_eq!(
+            ip_dst_proto_len(&p, false).unwrap_err(),
+            DropReason::Malformed
+        );
+        assert!(!forwardable("224.0.0.5".parse().unwrap()));
+        assert!(!forwardable("fe80::1".parse().unwrap()));
+        assert!(forwardable("10.2.0.2".parse().unwrap()));
+    }
+}

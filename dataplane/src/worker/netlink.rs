@@ -1,0 +1,440 @@
+//! Follows the kernel's routes, neighbours, links and addresses over rtnetlink
+//! and publishes [`Fib`] snapshots. Runs on its own (non-worker) thread.
+//!
+//! The thread subscribes to the link, address, route and neighbour multicast
+//! groups, then dumps the four tables into a snapshot. Every batch of change
+//! notifications (RTM_NEWROUTE, RTM_NEWNEIGH, ...) triggers a fresh dump and a
+//! new snapshot: simple and always consistent, and cheap for gateway-sized
+//! tables. Workers ask for neighbour resolution (next hop without an entry)
+//! through a bounded channel; the thread asks the kernel to resolve with an
+//! `RTM_NEWNEIGH` carrying `NTF_USE`, and the kernel's answer (ARP/ND) comes
+//! back as a neighbour notification.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use netlink_packet_core::{
+    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST,
+};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+use netlink_packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+use super::fib::{Fib, FibHandle, Link, Route, RouteKind};
+
+const RTMGRP_LINK: u32 = 0x1;
+const RTMGRP_NEIGH: u32 = 0x4;
+const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+const RTMGRP_IPV4_ROUTE: u32 = 0x40;
+const RTMGRP_IPV6_IFADDR: u32 = 0x100;
+const RTMGRP_IPV6_ROUTE: u32 = 0x400;
+
+const RT_TABLE_MAIN: u32 = 254;
+const RT_TABLE_LOCAL: u32 = 255;
+
+/// A request from a worker: resolve `addr` on interface `ifindex`.
+pub type ResolveRequest = (u32, IpAddr);
+
+/// Sender side for workers: never blocks, drops requests when full.
+#[derive(Clone)]
+pub struct Resolver(SyncSender<ResolveRequest>);
+
+impl Resolver {
+    /// Wraps a channel sender.
+    pub fn new(tx: SyncSender<ResolveRequest>) -> Self {
+        Resolver(tx)
+    }
+    /// Asks for resolution of `addr` on `ifindex` (best effort).
+    #[inline]
+    pub fn request(&self, ifindex: u32, addr: IpAddr) {
+        match self.0.try_send((ifindex, addr)) {
+            Ok(()) | Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
+
+fn nl_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// A request/response netlink socket.
+struct Conn {
+    sock: Socket,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    fn new() -> io::Result<Conn> {
+        let mut sock = Socket::new(NETLINK_ROUTE)?;
+        sock.bind_auto()?;
+        sock.set_non_blocking(false)?;
+        Ok(Conn {
+            sock,
+            seq: 1,
+            buf: vec![0; 1 << 16],
+        })
+    }
+
+    fn send(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<u32> {
+        let mut nl = NetlinkMessage::from(msg);
+        self.seq = self.seq.wrapping_add(1);
+        nl.header.flags = flags;
+        nl.header.sequence_number = self.seq;
+        nl.finalize();
+        let mut buf = vec![0u8; nl.buffer_len()];
+        nl.serialize(&mut buf);
+        self.sock.send(&buf, 0)?;
+        Ok(self.seq)
+    }
+
+    /// Sends a dump request and collects the answers.
+    fn dump(&mut self, msg: RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage>> {
+        let seq = self.send(msg, NLM_F_REQUEST | NLM_F_DUMP)?;
+        let mut out = Vec::new();
+        loop {
+            let n = self.sock.recv(&mut &mut self.buf[..], 0)?;
+            let mut off = 0;
+            while off < n {
+                let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[off..n])
+                    .map_err(nl_err)?;
+                let len = m.header.length as usize;
+                if len == 0 {
+                    return Err(nl_err("netlink message of length 0"));
+                }
+                off += (len + 3) & !3;
+                if m.header.sequence_number != seq {
+                    continue;
+                }
+                match m.payload {
+                    NetlinkPayload::Done(_) => return Ok(out),
+                    NetlinkPayload::Error(e) => {
+                        if let Some(code) = e.code {
+                            return Err(io::Error::from_raw_os_error(-code.get()));
+                        }
+                        return Ok(out);
+                    }
+                    NetlinkPayload::InnerMessage(inner) => out.push(inner),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Sends a request that expects an acknowledgement.
+    fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<()> {
+        let seq = self.send(msg, NLM_F_REQUEST | NLM_F_ACK | flags)?;
+        loop {
+            let n = self.sock.recv(&mut &mut self.buf[..], 0)?;
+            let mut off = 0;
+            while off < n {
+                let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[off..n])
+                    .map_err(nl_err)?;
+                let len = m.header.length as usize;
+                if len == 0 {
+                    return Err(nl_err("netlink message of length 0"));
+                }
+                off += (len + 3) & !3;
+                if m.header.sequence_number != seq {
+                    continue;
+                }
+                if let NetlinkPayload::Error(e) = m.payload {
+                    return match e.code {
+                        Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
+                        None => Ok(()),
+                    };
+                }
+            }
+        }
+    }
+}
+
+fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(v) => Some(IpAddr::V4(*v)),
+        RouteAddress::Inet6(v) => Some(IpAddr::V6(*v)),
+        _ => None,
+    }
+}
+
+/// Reads the kernel's tables into a new snapshot.
+fn build(conn: &mut Conn, generation: u64) -> io::Result<Fib> {
+    let mut fib = Fib {
+        generation,
+        ..Default::default()
+    };
+    for m in conn.dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))? {
+        if let RouteNetlinkMessage::NewLink(l) = m {
+            let mut link = Link {
+                ifindex: l.header.index,
+                name: String::new(),
+                mac: [0; 6],
+                mtu: 1500,
+                addrs4: Vec::new(),
+                addrs6: Vec::new(),
+            };
+            for a in &l.attributes {
+                match a {
+                    LinkAttribute::IfName(n) => link.name = n.clone(),
+                    LinkAttribute::Mtu(m) => link.mtu = *m,
+                    LinkAttribute::Address(mac) if mac.len() == 6 => link.mac.copy_from_slice(mac),
+                    _ => {}
+                }
+            }
+            fib.links.insert(link.ifindex, link);
+        }
+    }
+    for m in conn.dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))? {
+        if let RouteNetlinkMessage::NewAddress(a) = m {
+            let mut addr = None;
+            for at in &a.attributes {
+                match at {
+                    AddressAttribute::Local(ip) => addr = Some(*ip),
+                    AddressAttribute::Address(ip) if addr.is_none() => addr = Some(*ip),
+                    _ => {}
+                }
+            }
+            if let (Some(ip), Some(link)) = (addr, fib.links.get_mut(&a.header.index)) {
+                match ip {
+                    IpAddr::V4(v) => link.addrs4.push(v),
+                    IpAddr::V6(v) => {
+                        // Global addresses first: ICMP errors should come from one.
+                        if v.segments()[0] & 0xffc0 == 0xfe80 {
+                            link.addrs6.push(v)
+                        } else {
+                            link.addrs6.insert(0, v)
+                        }
+                    }
+                }
+                fib.local.insert(ip);
+            }
+        }
+    }
+    for m in conn.dump(RouteNetlinkMessage::GetRoute(RouteMessage::default()))? {
+        let RouteNetlinkMessage::NewRoute(r) = m else {
+            continue;
+        };
+        let mut table = r.header.table as u32;
+        let mut dst = None;
+        let mut gw = None;
+        let mut oif = 0;
+        let mut mtu = 0;
+        for a in &r.attributes {
+            match a {
+                RouteAttribute::Table(t) => table = *t,
+                RouteAttribute::Destination(d) => dst = route_addr(d),
+                RouteAttribute::Gateway(g) => gw = route_addr(g),
+                RouteAttribute::Oif(o) => oif = *o,
+                RouteAttribute::Metrics(ms) => {
+                    for m in ms {
+                        if let RouteMetric::Mtu(v) = m {
+                            mtu = *v;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let len = r.header.destination_prefix_length;
+        let dst = dst.unwrap_or(match r.header.address_family {
+            AddressFamily::Inet6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            _ => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        });
+        if table == RT_TABLE_LOCAL {
+            if r.header.kind == RouteType::Local && len == if dst.is_ipv4() { 32 } else { 128 } {
+                fib.local.insert(dst);
+            }
+            continue;
+        }
+        if table != RT_TABLE_MAIN {
+            continue;
+        }
+        let kind = match r.header.kind {
+            RouteType::Unicast => RouteKind::Unicast,
+            RouteType::BlackHole => RouteKind::Blackhole,
+            RouteType::Unreachable | RouteType::Prohibit => RouteKind::Unreachable,
+            _ => continue,
+        };
+        let route = Route {
+            kind,
+            oif,
+            gateway: gw,
+            mtu,
+        };
+        match dst {
+            IpAddr::V4(a) => fib.v4.insert(u32::from(a), len, route),
+            IpAddr::V6(a) => {
+                // Skip link-local and multicast routes: not forwarded.
+                let s = a.segments()[0];
+                if s & 0xffc0 == 0xfe80 || s & 0xff00 == 0xff00 {
+                    continue;
+                }
+                fib.v6.insert(u128::from(a), len, route)
+            }
+        }
+    }
+    for m in conn.dump(RouteNetlinkMessage::GetNeighbour(
+        NeighbourMessage::default(),
+    ))? {
+        let RouteNetlinkMessage::NewNeighbour(n) = m else {
+            continue;
+        };
+        let usable = matches!(
+            n.header.state,
+            NeighbourState::Reachable
+                | NeighbourState::Stale
+                | NeighbourState::Delay
+                | NeighbourState::Probe
+                | NeighbourState::Permanent
+                | NeighbourState::Noarp
+        );
+        if !usable {
+            continue;
+        }
+        let mut ip = None;
+        let mut mac = None;
+        for a in &n.attributes {
+            match a {
+                NeighbourAttribute::Destination(NeighbourAddress::Inet(v)) => {
+                    ip = Some(IpAddr::V4(*v))
+                }
+                NeighbourAttribute::Destination(NeighbourAddress::Inet6(v)) => {
+                    ip = Some(IpAddr::V6(*v))
+                }
+                NeighbourAttribute::LinkLayerAddress(l) if l.len() == 6 => {
+                    let mut m = [0u8; 6];
+                    m.copy_from_slice(l);
+                    mac = Some(m);
+                }
+                _ => {}
+            }
+        }
+        if let (Some(ip), Some(mac)) = (ip, mac) {
+            fib.neigh.insert((n.header.ifindex, ip), mac);
+        }
+    }
+    Ok(fib)
+}
+
+/// Asks the kernel to resolve `addr` on `ifindex` (`NTF_USE`: the kernel
+/// starts ARP/ND for the entry as if it had a packet to send).
+fn resolve(conn: &mut Conn, ifindex: u32, addr: IpAddr) -> io::Result<()> {
+    let mut m = NeighbourMessage::default();
+    m.header.family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    m.header.ifindex = ifindex;
+    m.header.state = NeighbourState::None;
+    m.header.flags = NeighbourFlags::Use;
+    m.attributes
+        .push(NeighbourAttribute::Destination(match addr {
+            IpAddr::V4(a) => NeighbourAddress::Inet(a),
+            IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+        }));
+    conn.request(RouteNetlinkMessage::NewNeighbour(m), NLM_F_CREATE)
+}
+
+/// The netlink thread's state.
+pub struct FibSync {
+    events: Socket,
+    conn: Conn,
+    fib: FibHandle,
+    generation: u64,
+}
+
+impl FibSync {
+    /// Subscribes to changes and publishes the first snapshot.
+    pub fn new() -> io::Result<FibSync> {
+        let mut events = Socket::new(NETLINK_ROUTE)?;
+        let groups = RTMGRP_LINK
+            | RTMGRP_NEIGH
+            | RTMGRP_IPV4_IFADDR
+            | RTMGRP_IPV4_ROUTE
+            | RTMGRP_IPV6_IFADDR
+            | RTMGRP_IPV6_ROUTE;
+        events.bind(&SocketAddr::new(0, groups))?;
+        events.set_non_blocking(true)?;
+        let _ = events.set_rx_buf_sz(4 << 20);
+        let mut conn = Conn::new()?;
+        let fib = build(&mut conn, 1)?;
+        Ok(FibSync {
+            events,
+            conn,
+            fib: FibHandle::new(fib),
+            generation: 1,
+        })
+    }
+
+    /// The handle workers read snapshots from.
+    pub fn handle(&self) -> FibHandle {
+        self.fib.clone()
+    }
+
+    /// Rebuilds and publishes a snapshot now.
+    pub fn refresh(&mut self) -> io::Result<()> {
+        self.generation += 1;
+        let fib = build(&mut self.conn, self.generation)?;
+        self.fib.store(fib);
+        Ok(())
+    }
+
+    /// Runs until `stop`: follows changes, serves resolution requests.
+    pub fn run(mut self, requests: Receiver<ResolveRequest>, stop: Arc<AtomicBool>) {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut asked: HashMap<ResolveRequest, Instant> = HashMap::new();
+        while !stop.load(Ordering::Relaxed) {
+            let mut pfd = libc::pollfd {
+                fd: std::os::fd::AsRawFd::as_raw_fd(&self.events),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let _ = crate::io::poll_fd(&mut pfd, 20);
+            let mut changed = false;
+            loop {
+                match self.events.recv(&mut &mut buf[..], 0) {
+                    Ok(0) => break,
+                    Ok(_) => changed = true,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                        // Lost notifications: a full dump catches up.
+                        changed = true;
+                    }
+                    Err(e) => {
+                        tracing::warn!("netlink events: {e}");
+                        break;
+                    }
+                }
+            }
+            if changed {
+                if let Err(e) = self.refresh() {
+                    tracing::warn!("netlink refresh: {e}");
+                }
+            }
+            let now = Instant::now();
+            asked.retain(|_, t| now.duration_since(*t) < Duration::from_millis(200));
+            while let Ok(req) = requests.try_recv() {
+                if asked.contains_key(&req) {
+                    continue;
+                }
+                asked.insert(req, now);
+                if let Err(e) = resolve(&mut self.conn, req.0, req.1) {
+                    tracing::debug!("resolve {} on if {}: {e}", req.1, req.0);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Cleartext forwarding through two espresso dataplanes (no SA, no policy:
+# everything is forwarded in the clear, as with a bypass policy):
+# lanA(hA) — gwA — wan — gwB — lanB(hB).
+# Checks: ping both ways (IPv4 and IPv6), TCP both ways (1 MB echo), the
+# kernel does not forward (ip_forward=0) so the counters prove the dataplanes
+# did, TTL expiry gives ICMP time exceeded from the gateway, a route change in
+# the kernel is followed, and an unresolved next hop is resolved on demand.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source tests/lib/netns.sh
+nsl_init fwd
+nsl_topo_pair
+
+nsl_dataplane "$NS_GWA" gwA --cores 0 --idle backoff; pa=$NSL_PID
+nsl_dataplane "$NS_GWB" gwB --cores 1 --idle backoff; pb=$NSL_PID
+
+# First packets may meet unresolved neighbours (counted no_neighbour drops
+# while the kernel resolves them); then everything must pass.
+nsl_x "$NS_HA" ping -c 3 -i 0.2 -W 1 10.2.0.2 >/dev/null 2>&1 || true
+nsl_expect "ping hA -> hB (IPv4)" nsl_x "$NS_HA" ping -c 5 -i 0.1 -W 2 10.2.0.2
+nsl_expect "ping hB -> hA (IPv4)" nsl_x "$NS_HB" ping -c 5 -i 0.1 -W 2 10.1.0.2
+nsl_x "$NS_HA" ping -6 -c 3 -i 0.2 -W 1 fd00:2::2 >/dev/null 2>&1 || true
+nsl_expect "ping hA -> hB (IPv6)" nsl_x "$NS_HA" ping -6 -c 5 -i 0.1 -W 2 fd00:2::2
+nsl_expect "ping hB -> hA (IPv6)" nsl_x "$NS_HB" ping -6 -c 5 -i 0.1 -W 2 fd00:1::2
+
+# The kernel forwards nothing: the packets went through the dataplanes.
+fa=$(nsl_stat gwA "sum(w['forwarded'] for w in s['workers'])")
+fb=$(nsl_stat gwB "sum(w['forwarded'] for w in s['workers'])")
+nsl_log "forwarded: gwA $fa, gwB $fb"
+[ "$fa" -ge 20 ] && [ "$fb" -ge 20 ] || nsl_die "dataplane counters too low (gwA $fa, gwB $fb)"
+
+# TCP both ways: 1 MB each way through an echo server; every byte checked.
+source tests/lib/tcp_echo.sh
+nsl_expect "TCP 1 MB echo hA -> hB (IPv4)" tcp_echo "$NS_HB" "$NS_HA" 10.2.0.2
+nsl_expect "TCP 1 MB echo hB -> hA (IPv4)" tcp_echo "$NS_HA" "$NS_HB" 10.1.0.2
+nsl_expect "TCP 1 MB echo hA -> hB (IPv6)" tcp_echo "$NS_HB" "$NS_HA" fd00:2::2
+
+# TTL 1 from hA: gwA answers "time to live exceeded" from 10.1.0.1.
+out=$(nsl_x "$NS_HA" ping -c 1 -t 1 -W 2 10.2.0.2 2>&1 || true)
+echo "$out" | grep -q "From 10.1.0.1.*Time to live exceeded" || nsl_die "no ICMP time exceeded from gwA: $out"
+nsl_log "ok: TTL 1 -> ICMP time exceeded from gwA"
+# TTL 2: gwA forwards (TTL 1 left), gwB answers.
+out=$(nsl_x "$NS_HA" ping -c 1 -t 2 -W 2 10.2.0.2 2>&1 || true)
+echo "$out" | grep -q "From 192.0.2.2.*Time to live exceeded" || nsl_die "no ICMP time exceeded from gwB: $out"
+nsl_log "ok: TTL 2 -> ICMP time exceeded from gwB"
+out=$(nsl_x "$NS_HA" ping -6 -c 1 -t 1 -W 2 fd00:2::2 2>&1 || true)
+echo "$out" | grep -qi "From fd00:1::1.*Time exceeded" || nsl_die "no ICMPv6 time exceeded from gwA: $out"
+nsl_log "ok: hop limit 1 -> ICMPv6 time exceeded from gwA"
+te=$(nsl_stat gwA "s['drops'].get('ttl_exceeded',0)")
+[ "$te" -ge 2 ] || nsl_die "ttl_exceeded drops not counted on gwA ($te)"
+
+# Route changes are followed: remove gwA's route to lanB -> no_route drops;
+# put it back -> traffic flows again.
+ip -n "$NS_GWA" route del 10.2.0.0/24
+sleep 0.3
+nr0=$(nsl_stat gwA "s['drops'].get('no_route',0)")
+nsl_x "$NS_HA" ping -c 3 -i 0.1 -W 1 10.2.0.2 >/dev/null 2>&1 && nsl_die "ping passed without a route"
+sleep 0.5
+nr1=$(nsl_stat gwA "s['drops'].get('no_route',0)")
+[ "$nr1" -ge $((nr0 + 3)) ] || nsl_die "no_route drops not counted ($nr0 -> $nr1)"
+ip -n "$NS_GWA" route add 10.2.0.0/24 via 192.0.2.2
+sleep 0.3
+nsl_expect "ping after the route came back" nsl_x "$NS_HA" ping -c 3 -i 0.1 -W 2 10.2.0.2
+
+# A flushed neighbour entry is resolved again through the kernel.
+ip -n "$NS_GWA" neigh flush dev wan
+sleep 0.3
+nsl_x "$NS_HA" ping -c 2 -i 0.2 -W 1 10.2.0.2 >/dev/null 2>&1 || true
+nsl_expect "ping after neighbour flush" nsl_x "$NS_HA" ping -c 3 -i 0.1 -W 2 10.2.0.2
+rr=$(nsl_stat gwA "sum(w['resolve_requests'] for w in s['workers'])")
+[ "$rr" -ge 1 ] || nsl_die "no neighbour resolution requested"
+
+# The kernel must not forward by itself: stop gwA's dataplane, ping must fail.
+nsl_stop "$pa"
+nsl_x "$NS_HA" ping -c 2 -i 0.2 -W 1 10.2.0.2 >/dev/null 2>&1 && nsl_die "traffic passed with gwA's dataplane stopped"
+nsl_log "ok: no forwarding without the dataplane"
+nsl_stop "$pb"
+echo "10_gw_forward: 14 passed, 0 failed"

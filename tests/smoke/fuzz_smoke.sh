@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Short fuzz run of every target (FUZZ_SMOKE_SECONDS each, default 20) from
+# the committed seeds into a throw-away corpus: any crash fails the suite.
+# The long runs are `scripts/fuzz.sh [SECONDS]`.
+#
+# To keep the suite short the smoke build has the RustCrypto backend only
+# (FUZZ_BUILD_ARGS=--no-default-features: no aws-lc C build, which takes
+# minutes); the engine logic fuzzed is the same, and the other backends are
+# cross-checked by the cargo tests (Wycheproof, cross-backend proptests) and
+# by scripts/fuzz.sh, whose default build has all of them.
+# Set FUZZ_BUILD_ARGS= (empty) to smoke-test every backend.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+corpus=$(mktemp -d /tmp/espresso-fuzz-smoke.XXXXXX)
+trap 'rm -rf "$corpus"' EXIT
+FUZZ_BUILD_ARGS=${FUZZ_BUILD_ARGS---no-default-features} FUZZ_CORPUS_DIR=$corpus scripts/fuzz.sh "${FUZZ_SMOKE_SECONDS:-20}"
