@@ -169,7 +169,7 @@ proptest! {
         inb.replay().set_top(start - 1);
         let sad = Sad::with_capacity(4);
         sad.insert(inb);
-        // ECN CE would be rewritten to ECT(0) in the outer header and restored; keep tos as is.
+        // ECN is copied to the outer header on entry and restored on exit (RFC 6040); keep tos as is.
         let inner: Vec<Vec<u8>> = payloads.iter().map(|p| {
             let (s4, d4, s6, d6) = if tunnel { ([10, 1, 0, 1], [10, 2, 0, 1], "2001:db8:1::1", "2001:db8:2::1") }
                 else { ([192, 0, 2, 1], [192, 0, 2, 2], outer.0, outer.1) };

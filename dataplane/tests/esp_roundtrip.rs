@@ -195,7 +195,7 @@ fn dscp_ecn_df_on_entry_and_exit() {
         let (mut op, _) = sa_pair(suite, Mode::Tunnel, "192.0.2.1", "192.0.2.2", false, false);
         op.df = df_mode;
         let sa = Sa::new(op, Backend::Auto).unwrap();
-        // DSCP 46 (EF), ECN CE: the outer gets EF and ECT(0).
+        // DSCP 46 (EF), ECN CE: the outer gets EF and CE (RFC 6040 normal mode copies CE).
         let mut b = vec![HeapBuf::from_slice(&udp4(
             [10, 1, 0, 1],
             [10, 2, 0, 1],
@@ -208,7 +208,7 @@ fn dscp_ecn_df_on_entry_and_exit() {
         let ip = Ipv4Packet::new_checked(b[0].data()).unwrap();
         assert_eq!(ip.df(), want_df, "{df_mode:?}");
         assert_eq!(ip.dscp(), 46);
-        assert_eq!(ip.ecn(), 2);
+        assert_eq!(ip.ecn(), 3);
     }
 }
 
@@ -240,4 +240,50 @@ fn ecn_exit_marks_ce_and_drops_ce_on_not_ect() {
     assert!(inner.verify_checksum());
     assert_eq!(r[1].verdict, Verdict::Drop(DropReason::EcnCeNotEct));
     assert_eq!(drops.get(DropReason::EcnCeNotEct), 1);
+}
+
+/// Transport mode behind a NAT (RFC 3948 §3.1.2): the peer made the UDP
+/// checksum over its private address, a NAT rewrote the outer source, and
+/// after decap the checksum must verify over the address the packet carries.
+#[test]
+fn natt_transport_checksum_fixed_after_nat() {
+    use std::net::Ipv4Addr;
+    let private = Ipv4Addr::new(10, 1, 0, 10);
+    let public = Ipv4Addr::new(203, 0, 113, 7);
+    let dst = Ipv4Addr::new(10, 2, 0, 10);
+    for suite in suites() {
+        let (op, ip) = sa_pair(suite, Mode::Transport, "10.1.0.10", "10.2.0.10", false, true);
+        let out = Sa::new(op, Backend::Auto).unwrap();
+        let sad = Sad::with_capacity(4);
+        sad.insert(Arc::new(Sa::new(ip, Backend::Auto).unwrap()));
+        let drops = DropCounters::default();
+        let mut pkt = udp4(private.octets(), dst.octets(), 0, false, b"hello through a NAT");
+        UdpPacket::new_checked(&mut pkt[20..])
+            .unwrap()
+            .fill_checksum_v4(private, dst);
+        let mut b = vec![HeapBuf::from_slice(&pkt)];
+        let mut v = [Verdict::Pass];
+        encap_burst(&out, &mut b, &mut v, &drops);
+        assert_eq!(v[0], Verdict::Pass);
+        // The NAT: outer source rewritten (UDP 4500 checksum is 0 over IPv4).
+        {
+            let d = b[0].data_mut();
+            d[12..16].copy_from_slice(&public.octets());
+            let mut ip4 = Ipv4Packet::new_checked(&mut d[..]).unwrap();
+            ip4.fill_checksum();
+        }
+        let mut r = [DecapResult::default()];
+        decap_burst(&sad.load(), &mut b, &mut r, &drops);
+        assert_eq!(r[0].verdict, Verdict::Pass, "{suite:?}");
+        let d = b[0].data();
+        let ip4 = Ipv4Packet::new_checked(d).unwrap();
+        assert_eq!(ip4.src(), public);
+        assert!(ip4.verify_checksum());
+        let udp = UdpPacket::new_checked(&d[20..]).unwrap();
+        assert!(
+            udp.verify_checksum_v4(public, dst),
+            "{suite:?}: UDP checksum not fixed up after NAT-T transport decap"
+        );
+        assert_eq!(&d[28..], b"hello through a NAT");
+    }
 }

@@ -1,6 +1,6 @@
 //! Inbound: received packets in, inner packets out (in place).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use arrayvec::ArrayVec;
 
@@ -443,7 +443,15 @@ fn finish<B: PacketBuf>(
             if !p.trim_back(cut_back) {
                 return Err(DropReason::Truncated);
             }
-            transport_exit(p, &m.loc, ct_start, tr.next_header)?
+            let kind = transport_exit(p, &m.loc, ct_start, tr.next_header)?;
+            if sa.encap.is_some() {
+                // RFC 3948 §3.1.2: behind a NAT the TCP/UDP checksum was made
+                // over the peer's original address; the ICV already vouches
+                // for the bytes, so the checksum is recomputed over the
+                // addresses the packet now carries.
+                natt_transport_fixup(p.data_mut(), m.loc.hdr_len, tr.next_header);
+            }
+            kind
         }
     };
     let key = FlowKey::from_ip(p.data()).map_err(|e| e.drop_reason())?;
@@ -501,6 +509,48 @@ fn tunnel_exit<B: PacketBuf>(
         return Err(DropReason::Malformed);
     }
     Ok(kind)
+}
+
+/// Recomputes the TCP or UDP checksum of a transport-mode packet after
+/// NAT-T decapsulation (RFC 3948 §3.1.2, "the receiver recomputes"). UDP over
+/// UDP with checksum 0 (none computed) stays 0. Other protocols are left alone.
+#[inline]
+fn natt_transport_fixup(d: &mut [u8], hdr_len: usize, next: u8) {
+    let v4 = d[0] >> 4 == 4;
+    let (proto_no, pseudo) = if v4 {
+        let src = Ipv4Addr::new(d[12], d[13], d[14], d[15]);
+        let dst = Ipv4Addr::new(d[16], d[17], d[18], d[19]);
+        let len = d.len().saturating_sub(hdr_len) as u32;
+        (next, checksum::pseudo_v4(src, dst, next, len))
+    } else {
+        let mut s16 = [0u8; 16];
+        let mut d16 = [0u8; 16];
+        s16.copy_from_slice(&d[8..24]);
+        d16.copy_from_slice(&d[24..40]);
+        let len = d.len().saturating_sub(hdr_len) as u32;
+        (
+            next,
+            checksum::pseudo_v6(Ipv6Addr::from(s16), Ipv6Addr::from(d16), next, len),
+        )
+    };
+    let off = match proto_no {
+        proto::TCP => 16,
+        proto::UDP => 6,
+        _ => return,
+    };
+    let l4 = &mut d[hdr_len..];
+    if l4.len() < off + 2 {
+        return;
+    }
+    if proto_no == proto::UDP && rd16(l4, off) == 0 {
+        return;
+    }
+    wr16(l4, off, 0);
+    let mut c = !checksum::fold(pseudo + checksum::sum(l4));
+    if proto_no == proto::UDP && c == 0 {
+        c = 0xffff;
+    }
+    wr16(l4, off, c);
 }
 
 /// Transport exit: move the IP header up against the payload and restore

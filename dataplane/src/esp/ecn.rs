@@ -2,15 +2,14 @@
 
 use crate::wire::ecn::{CE, ECT0, NOT_ECT};
 
-/// Outer ECN on tunnel entry (RFC 6040 §4.1, normal mode): copy the inner
-/// codepoint, except that CE is not copied (ECT(0) instead).
+
+/// Outer ECN on tunnel entry (RFC 6040 §4.1, normal mode): the inner
+/// codepoint is copied unchanged, CE included. (RFC 6040 updates RFC 4301
+/// §5.1.2.1, which reset CE to ECT(0); the copy keeps congestion signals
+/// visible to the exit, which restores CE from the outer header anyway.)
 #[inline(always)]
 pub const fn encap_ecn(inner: u8) -> u8 {
-    if inner == CE {
-        ECT0
-    } else {
-        inner
-    }
+    inner
 }
 
 /// Inner ECN on tunnel exit (RFC 6040 §4.2, table 2). `None`: drop (outer CE
@@ -37,7 +36,7 @@ mod tests {
         assert_eq!(encap_ecn(NOT_ECT), NOT_ECT);
         assert_eq!(encap_ecn(ECT0), ECT0);
         assert_eq!(encap_ecn(ECT1), ECT1);
-        assert_eq!(encap_ecn(CE), ECT0);
+        assert_eq!(encap_ecn(CE), CE);
         // RFC 6040 Figure 4: rows inner, columns outer Not-ECT, ECT(0), ECT(1), CE.
         let table = [
             (NOT_ECT, [Some(NOT_ECT), Some(NOT_ECT), Some(NOT_ECT), None]),
