@@ -252,12 +252,25 @@ fn natt_transport_checksum_fixed_after_nat() {
     let public = Ipv4Addr::new(203, 0, 113, 7);
     let dst = Ipv4Addr::new(10, 2, 0, 10);
     for suite in suites() {
-        let (op, ip) = sa_pair(suite, Mode::Transport, "10.1.0.10", "10.2.0.10", false, true);
+        let (op, ip) = sa_pair(
+            suite,
+            Mode::Transport,
+            "10.1.0.10",
+            "10.2.0.10",
+            false,
+            true,
+        );
         let out = Sa::new(op, Backend::Auto).unwrap();
         let sad = Sad::with_capacity(4);
         sad.insert(Arc::new(Sa::new(ip, Backend::Auto).unwrap()));
         let drops = DropCounters::default();
-        let mut pkt = udp4(private.octets(), dst.octets(), 0, false, b"hello through a NAT");
+        let mut pkt = udp4(
+            private.octets(),
+            dst.octets(),
+            0,
+            false,
+            b"hello through a NAT",
+        );
         UdpPacket::new_checked(&mut pkt[20..])
             .unwrap()
             .fill_checksum_v4(private, dst);

@@ -71,7 +71,7 @@ CONF
 }
 
 ctl_setup() {
-  [ -x "$ESPRESSO_BIN" ] || nsl_die "$ESPRESSO_BIN not built (cargo build --release -p espresso-control)"
+  [ -x "$ESPRESSO_BIN" ] || nsl_die "$ESPRESSO_BIN not built (cargo build --profile ci -p espresso-control)"
   K4_AB=$(ctl_key); K4_BA=$(ctl_key); K6_AB=$(ctl_key); K6_BA=$(ctl_key)
   LAN4_SPI_AB=0x1001 LAN4_SPI_BA=0x1002 LAN6_SPI_AB=8193 LAN6_SPI_BA=8194
   ctl_write_config A

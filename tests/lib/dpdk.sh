@@ -16,7 +16,7 @@ nsl_eal() {
 nsl_dataplane_dpdk() {
   local n="$1" name="$2" core="$3" exc="$4" inside="$5" outside="$6" vdevs="$7"; shift 7
   local bin="${ESPRESSO_DP_BIN:-${ESPRESSO_TARGET:-target/release}/espresso-dataplane}"
-  [ -x "$bin" ] || nsl_die "$bin not built (cargo build --release -p espresso-dataplane)"
+  [ -x "$bin" ] || nsl_die "$bin not built (cargo build --profile ci -p espresso-dataplane)"
   rm -f "$NSL_TMP/$name.json"
   nsl_bg "$n" "$name" env RUST_LOG="${RUST_LOG:-info}" "$bin" --backend dpdk \
         --eal "$(nsl_eal "$core" "$vdevs")" --exception "$exc" \

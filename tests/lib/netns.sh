@@ -188,7 +188,7 @@ nsl_topo_kernel_forwarding() {
 nsl_dataplane() {
   local n="$1" name="$2"; shift 2
   local bin="${ESPRESSO_DP_BIN:-${ESPRESSO_TARGET:-target/release}/espresso-dataplane}"
-  [ -x "$bin" ] || nsl_die "$bin not built (cargo build --release -p espresso-dataplane)"
+  [ -x "$bin" ] || nsl_die "$bin not built (cargo build --profile ci -p espresso-dataplane)"
   rm -f "$NSL_TMP/$name.json"
   nsl_bg "$n" "$name" env RUST_LOG="${RUST_LOG:-info}" "$bin" --inside lan --outside wan \
         --configure-kernel --stats-file "$NSL_TMP/$name.json" --stats-interval-ms 200 "$@"

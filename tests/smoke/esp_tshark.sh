@@ -21,12 +21,12 @@ top=$(pwd)
 . tests/lib/tshark_esp.sh
 
 command -v tshark >/dev/null || { echo "esp_tshark: tshark not installed (scripts/setup.sh installs it)"; exit 1; }
-echo "esp_tshark: $(tshark --version | head -1)"
+echo "esp_tshark: $(tshark --version | sed -n 1p)"
 
 tmp=$(mktemp -d /tmp/espresso-tshark.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
-cargo run -q --release -p espresso-dataplane --example esp_pcap -- "$tmp"
+cargo run -q --profile ci -p espresso-dataplane --example esp_pcap -- "$tmp"
 
 mapfile -t records < <(tshark_esp_records_from_tsv "$tmp/sas.tsv")
 nsas=$(grep -vc '^#' "$tmp/sas.tsv")
@@ -79,7 +79,7 @@ for pcap in esp_raw.pcap esp_ether.pcap esp_neg.pcap; do
 done
 
 # The helper the gateway tests use, on one SA: counts and exit status.
-first=$(grep -v '^#' "$tmp/sas.tsv" | head -1)
+first=$(grep -v -m1 '^#' "$tmp/sas.tsv")
 IFS=$'\t' read -r name spi fam src dst enc ekey auth akey _ <<<"$first"
 out=$(tshark_esp_count "$tmp/esp_raw.pcap" "$fam" "$src" "$dst" "$spi" "$enc" "$ekey" "$auth" "$akey" -Y "esp.spi == $spi") \
   || { echo "FAIL tshark_esp_count on $name: $out"; fail=1; }

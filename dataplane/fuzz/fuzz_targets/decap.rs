@@ -30,7 +30,9 @@ use dataplane::esp::{decap_burst, DecapResult, PacketKind};
 use dataplane::pkt::{HeapBuf, PacketBuf};
 use dataplane::sa::{Direction, DropCounters, Mode, Sad};
 use dataplane::wire::checksum;
-use espresso_fuzz::{backend, configs, craft, rfc6040_exit, trailer_ok, write_outer, Input};
+use espresso_fuzz::{
+    backend, configs, craft, natt_transport_expected, rfc6040_exit, trailer_ok, write_outer, Input,
+};
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 
@@ -274,7 +276,15 @@ fn crafted(inp: &mut Input<'_>) {
                     let d = p.data();
                     let (hl, proto) = if cfg.v6 { (40, d[6]) } else { (20, d[9]) };
                     assert_eq!(proto, nh, "transport next header");
-                    assert_eq!(&d[hl..], payload, "transport payload");
+                    if cfg.natt {
+                        // RFC 3948 §3.1.2: the TCP/UDP checksum is recomputed.
+                        let mut sent = d[..hl].to_vec();
+                        sent.extend_from_slice(payload);
+                        let want = natt_transport_expected(&sent);
+                        assert_eq!(&d[hl..], &want[hl..], "transport payload (NAT-T)");
+                    } else {
+                        assert_eq!(&d[hl..], payload, "transport payload");
+                    }
                     if !cfg.v6 {
                         assert_eq!(checksum::fold(checksum::sum(&d[..20])), 0xffff);
                         assert_eq!(usize::from(u16::from_be_bytes([d[2], d[3]])), d.len());

@@ -22,7 +22,7 @@ use dataplane::esp::{decap_burst, encap_burst, DecapResult, PacketKind};
 use dataplane::pkt::{HeapBuf, PacketBuf};
 use dataplane::sa::{Direction, DropCounters, FlowKey, Mode, Sad};
 use dataplane::wire::{checksum, Ipv4Packet, Ipv6Packet, UdpPacket};
-use espresso_fuzz::{backend, configs, Input};
+use espresso_fuzz::{backend, configs, natt_transport_expected, Input};
 use libfuzzer_sys::fuzz_target;
 
 const MAX_PKTS: usize = 80;
@@ -180,7 +180,13 @@ fuzz_target!(|data: &[u8]| {
             orig
         );
         let total = ip_total(orig);
-        let want = &orig[..total];
+        // RFC 3948 §3.1.2: NAT-T transport decap recomputes the TCP/UDP checksum.
+        let want_v = if cfg.natt && cfg.mode == Mode::Transport {
+            natt_transport_expected(&orig[..total])
+        } else {
+            orig[..total].to_vec()
+        };
+        let want = &want_v[..];
         let got = p.data();
         if cfg.mode == Mode::Transport && orig[0] >> 4 == 4 {
             let hl = usize::from(orig[0] & 15) * 4;

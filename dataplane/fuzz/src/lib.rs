@@ -520,3 +520,65 @@ pub fn rfc6040_exit(inner: u8, outer: u8) -> Option<u8> {
     };
     T[usize::from(inner & 3)][col]
 }
+
+/// Offset and protocol of the upper layer of an IPv4 or IPv6 packet
+/// (IPv6: after hop-by-hop, routing and destination options headers).
+pub fn l4_offset(p: &[u8]) -> Option<(usize, u8)> {
+    match p.first()? >> 4 {
+        4 => Some((usize::from(p[0] & 15) * 4, *p.get(9)?)),
+        6 => {
+            let mut nh = *p.get(6)?;
+            let mut off = 40;
+            for _ in 0..8 {
+                match nh {
+                    0 | 43 | 60 => {
+                        nh = *p.get(off)?;
+                        off += (usize::from(*p.get(off + 1)?) + 1) * 8;
+                    }
+                    _ => return Some((off, nh)),
+                }
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Model of RFC 3948 §3.1.2 (transport-mode decapsulation behind a NAT, "the
+/// receiver recomputes the checksum"): the packet a NAT-T transport SA must
+/// deliver for `sent`: the same bytes, with a TCP or UDP checksum recomputed
+/// over the addresses the packet carries. A UDP checksum of 0 (none) stays 0;
+/// other protocols and packets too short for the field are unchanged.
+pub fn natt_transport_expected(sent: &[u8]) -> Vec<u8> {
+    let mut p = sent.to_vec();
+    let Some((off, nh)) = l4_offset(&p) else {
+        return p;
+    };
+    let at = match nh {
+        6 => off + 16,
+        17 => off + 6,
+        _ => return p,
+    };
+    if p.len() < at + 2 || (nh == 17 && p[at] == 0 && p[at + 1] == 0) {
+        return p;
+    }
+    p[at] = 0;
+    p[at + 1] = 0;
+    let addrs = if p[0] >> 4 == 4 {
+        &p[12..20]
+    } else {
+        &p[8..40]
+    };
+    let len = (p.len() - off) as u64;
+    let acc = checksum::sum(addrs)
+        + u64::from(nh)
+        + (len >> 16)
+        + (len & 0xffff)
+        + checksum::sum(&p[off..]);
+    let mut c = !checksum::fold(acc);
+    if nh == 17 && c == 0 {
+        c = 0xffff;
+    }
+    p[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    p
+}

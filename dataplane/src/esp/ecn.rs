@@ -2,7 +2,6 @@
 
 use crate::wire::ecn::{CE, ECT0, NOT_ECT};
 
-
 /// Outer ECN on tunnel entry (RFC 6040 §4.1, normal mode): the inner
 /// codepoint is copied unchanged, CE included. (RFC 6040 updates RFC 4301
 /// §5.1.2.1, which reset CE to ECT(0); the copy keeps congestion signals
