@@ -201,6 +201,18 @@ nsl_stat() {
   python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print($2)" "$NSL_TMP/$1.json"
 }
 
+# nsl_wait_stat NAME COND [SECONDS]: waits (default 3 s) until the Python
+# condition COND over NAME's counters file (as `s`) holds, since counters are
+# published every --stats-interval-ms; returns 1 if it never does.
+nsl_wait_stat() {
+  local i n=$(( ${3:-3} * 10 ))
+  for ((i = 0; i < n; i++)); do
+    [ "$(nsl_stat "$1" "bool($2)" 2>/dev/null)" = True ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # nsl_expect DESCRIPTION cmd...: runs cmd, fails the test with DESCRIPTION if it fails.
 nsl_expect() {
   local d="$1"; shift

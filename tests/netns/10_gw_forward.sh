@@ -47,8 +47,8 @@ nsl_log "ok: TTL 2 -> ICMP time exceeded from gwB"
 out=$(nsl_x "$NS_HA" ping -6 -c 1 -t 1 -W 2 fd00:2::2 2>&1 || true)
 echo "$out" | grep -qi "From fd00:1::1.*Time exceeded" || nsl_die "no ICMPv6 time exceeded from gwA: $out"
 nsl_log "ok: hop limit 1 -> ICMPv6 time exceeded from gwA"
-te=$(nsl_stat gwA "s['drops'].get('ttl_exceeded',0)")
-[ "$te" -ge 2 ] || nsl_die "ttl_exceeded drops not counted on gwA ($te)"
+nsl_wait_stat gwA "s['drops'].get('ttl_exceeded',0) >= 2" \
+  || nsl_die "ttl_exceeded drops not counted on gwA: $(nsl_stat gwA "s['drops']")"
 
 # Route changes are followed: remove gwA's route to lanB -> no_route drops;
 # put it back -> traffic flows again.

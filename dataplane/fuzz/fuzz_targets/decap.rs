@@ -31,7 +31,8 @@ use dataplane::pkt::{HeapBuf, PacketBuf};
 use dataplane::sa::{Direction, DropCounters, Mode, Sad};
 use dataplane::wire::checksum;
 use espresso_fuzz::{
-    backend, configs, craft, natt_transport_expected, rfc6040_exit, trailer_ok, write_outer, Input,
+    backend, configs, craft, natt_transport_expected_at, rfc6040_exit, trailer_ok, write_outer,
+    Input,
 };
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
@@ -280,7 +281,7 @@ fn crafted(inp: &mut Input<'_>) {
                         // RFC 3948 §3.1.2: the TCP/UDP checksum is recomputed.
                         let mut sent = d[..hl].to_vec();
                         sent.extend_from_slice(payload);
-                        let want = natt_transport_expected(&sent);
+                        let want = natt_transport_expected_at(&sent, hl, nh);
                         assert_eq!(&d[hl..], &want[hl..], "transport payload (NAT-T)");
                     } else {
                         assert_eq!(&d[hl..], payload, "transport payload");

@@ -550,10 +550,17 @@ pub fn l4_offset(p: &[u8]) -> Option<(usize, u8)> {
 /// over the addresses the packet carries. A UDP checksum of 0 (none) stays 0;
 /// other protocols and packets too short for the field are unchanged.
 pub fn natt_transport_expected(sent: &[u8]) -> Vec<u8> {
+    match l4_offset(sent) {
+        Some((off, nh)) => natt_transport_expected_at(sent, off, nh),
+        None => sent.to_vec(),
+    }
+}
+
+/// [`natt_transport_expected`] with the header that followed the ESP header
+/// given: protocol `nh` at offset `off` (only a TCP or UDP header directly
+/// after ESP is fixed, RFC 3948 §3.1.2).
+pub fn natt_transport_expected_at(sent: &[u8], off: usize, nh: u8) -> Vec<u8> {
     let mut p = sent.to_vec();
-    let Some((off, nh)) = l4_offset(&p) else {
-        return p;
-    };
     let at = match nh {
         6 => off + 16,
         17 => off + 6,
