@@ -119,9 +119,9 @@ for h in 2 3 4; do
 done
 # The dataplanes send with qdisc bypass, which packet taps on the sending
 # side do not see: capture what each gateway receives and merge.
-nsl_bg "$NS_GWB" tcpdumpB tcpdump -n -i wan -w "$NSL_TMP/wanB.pcap" -U
+nsl_bg "$NS_GWB" tcpdumpB tcpdump -n --immediate-mode -i wan -w "$NSL_TMP/wanB.pcap" -U
 capB=$NSL_PID
-nsl_bg "$NS_GWA" tcpdumpA tcpdump -n -i wan -w "$NSL_TMP/wanA.pcap" -U
+nsl_bg "$NS_GWA" tcpdumpA tcpdump -n --immediate-mode -i wan -w "$NSL_TMP/wanA.pcap" -U
 capA=$NSL_PID
 sleep 1
 for h in 2 3 4; do

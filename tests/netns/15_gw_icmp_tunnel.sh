@@ -35,7 +35,7 @@ wdrop() { ctl_field B "sum(w['drops_by_reason'].get('$1',0) for w in s['workers'
 te0=$(wdrop ttl_exceeded) tb0=$(wdrop too_big)
 esp0=$(ctl_field A "t('lan4')['inbound']['packets'] + t('lan6')['inbound']['packets']")
 
-nsl_bg "$NS_GWA" tcpdump tcpdump -n -i wan -w "$NSL_TMP/wan.pcap" -U
+nsl_bg "$NS_GWA" tcpdump tcpdump -n --immediate-mode -i wan -w "$NSL_TMP/wan.pcap" -U
 cap=$NSL_PID
 sleep 1
 

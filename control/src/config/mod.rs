@@ -295,8 +295,8 @@ impl Tunnel {
     }
 
     /// The SA for one direction. `initial_seq`: outbound, the next sequence
-    /// number to send; inbound, the highest sequence number already accepted
-    /// (a dataplane may start its replay window there).
+    /// number to send; inbound, the lowest sequence number still acceptable
+    /// (the dataplane's replay window refuses everything below it).
     pub fn sa_params(&self, direction: Direction, tunnel_id: u32, initial_seq: u64) -> SaParams {
         let (spi, enc, auth) = match direction {
             Direction::Inbound => (self.spi_in, &self.keys.enc_in, &self.keys.auth_in),

@@ -577,10 +577,14 @@ impl Engine {
                     Some(b) => b.saturating_add(SEQ_MARGIN),
                 }
             }
+            // Above the highest sequence number received under this key
+            // (as last published, also by a dataplane that died since): the
+            // replay window starts there, so packets captured before are
+            // refused after a reinstall.
             Direction::Inbound => self
                 .read_view(slot)
                 .filter(|v| v.key_id == key_id && v.direction == Direction::Inbound)
-                .map_or(0, |v| v.stats.seq),
+                .map_or(0, |v| if v.stats.seq > 0 { v.stats.seq + 1 } else { 0 }),
         };
         let limit = if t.esn {
             u64::MAX - SEQ_MARGIN
