@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+pub mod keys;
+
 use crate::config::{self, genkey, Config};
 use crate::daemon::api::{exit, Request, Response, Status};
 use crate::daemon::{self, logring::LogRing, DaemonOptions};
@@ -77,6 +79,15 @@ pub enum Cmd {
         #[arg(long, conflicts_with = "bits")]
         ascii: Option<String>,
     },
+    /// Print the SAs of running tunnels with their keys, for Wireshark or
+    /// scapy (needs `allow_key_export = true` in [daemon]).
+    Keys {
+        /// Only this tunnel.
+        name: Option<String>,
+        /// wireshark: `esp_sa` UAT records; scapy: JSON of SecurityAssociation arguments.
+        #[arg(long, value_enum, default_value = "wireshark")]
+        format: keys::KeyFormat,
+    },
     /// Write a tunnel's decrypted traffic to a pcap file (like tcpdump -i enc0).
     Tap {
         /// Tunnel name.
@@ -134,6 +145,16 @@ pub fn main(cli: Cli) -> u8 {
                 println!("{l}");
             }
         }),
+        Cmd::Keys { name, format } => {
+            let format = *format;
+            client(&cli, Request::Keys { name: name.clone() }, |r| {
+                let (out, notes) = keys::render(&r.keys, format);
+                print!("{out}");
+                for n in notes {
+                    eprintln!("espresso keys: left out {n}");
+                }
+            })
+        }
         Cmd::Tap {
             name,
             out,

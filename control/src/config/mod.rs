@@ -210,6 +210,8 @@ pub struct DaemonSettings {
     pub metrics: Option<SocketAddr>,
     /// Log lines kept for `espresso log`.
     pub log_lines: usize,
+    /// `espresso keys` may print the SA keys (for Wireshark/scapy).
+    pub allow_key_export: bool,
 }
 
 impl Default for DaemonSettings {
@@ -219,6 +221,7 @@ impl Default for DaemonSettings {
             socket: DEFAULT_SOCKET.into(),
             metrics: DEFAULT_METRICS.parse().ok(),
             log_lines: 1000,
+            allow_key_export: false,
         }
     }
 }
@@ -292,8 +295,8 @@ impl Tunnel {
     }
 
     /// The SA for one direction. `initial_seq`: outbound, the next sequence
-    /// number to send; inbound, the highest sequence number already accepted
-    /// (a dataplane may start its replay window there).
+    /// number to send; inbound, the lowest sequence number still acceptable
+    /// (the dataplane's replay window refuses everything below it).
     pub fn sa_params(&self, direction: Direction, tunnel_id: u32, initial_seq: u64) -> SaParams {
         let (spi, enc, auth) = match direction {
             Direction::Inbound => (self.spi_in, &self.keys.enc_in, &self.keys.auth_in),
@@ -531,6 +534,7 @@ const DAEMON_FIELDS: &[(&str, &[&str])] = &[
     ("socket", &[]),
     ("metrics", &[]),
     ("log_lines", &[]),
+    ("allow_key_export", &[]),
 ];
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -902,6 +906,9 @@ impl Loader {
         }) {
             d.log_lines = v;
         }
+        if let Some(v) = p.get("allow_key_export", values::boolean) {
+            d.allow_key_export = v;
+        }
         d
     }
 
@@ -1066,8 +1073,15 @@ impl Loader {
                         remote_port: port("remote_port")?,
                     }))
                 }
+                Value::String(s) if s == "udp" || s == "nat-t" || s == "natt" => {
+                    Ok(Some(UdpEncap {
+                        local_port: 4500,
+                        remote_port: 4500,
+                    }))
+                }
+                Value::String(s) if s == "none" || s == "esp" => Ok(None),
                 o => Err(format!(
-                    "expected true, false or {{ local_port, remote_port }}, found {}",
+                    "expected true, false, \"udp\", \"none\" or {{ local_port, remote_port }}, found {}",
                     values::kind(o)
                 )),
             })

@@ -860,3 +860,53 @@ fn hashes_are_stable_and_follow_changes() {
         b.params_hash(Direction::Inbound)
     );
 }
+
+#[test]
+fn key_export_switch_and_encap_udp() {
+    let d = tempfile::tempdir().unwrap();
+    let main = write(
+        d.path(),
+        "espresso.toml",
+        &format!(
+            r#"
+[daemon]
+allow_key_export = true
+
+[[tunnel]]
+name = "natt"
+local = "192.0.2.1"
+remote = "192.0.2.2"
+local_subnets = ["10.1.0.0/24"]
+remote_subnets = ["10.2.0.0/24"]
+suite = "aes128gcm16"
+spi_in = 0x1001
+spi_out = 0x1002
+enc_key_in = "{K20A}"
+enc_key_out = "{K20B}"
+encap = "udp"
+"#
+        ),
+        0o600,
+    );
+    let c = Config::load(&main).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.daemon.allow_key_export);
+    let t = c.tunnel("natt").unwrap();
+    assert_eq!(t.encap.unwrap().local_port, 4500);
+    assert_eq!(t.encap.unwrap().remote_port, 4500);
+    // Off by default.
+    let plain = write(d.path(), "plain.toml", "[daemon]\nlog_lines = 100\n", 0o644);
+    assert!(!Config::load(&plain).unwrap().daemon.allow_key_export);
+    let bad = write(
+        d.path(),
+        "bad.toml",
+        "[daemon]\nallow_key_export = \"maybe\"\n",
+        0o644,
+    );
+    let errs = errors(&bad);
+    assert!(
+        errs.iter()
+            .any(|e| e.to_string().contains("allow_key_export")),
+        "{}",
+        ConfigErrors(errs.clone())
+    );
+}

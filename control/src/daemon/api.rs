@@ -56,6 +56,12 @@ pub enum Request {
     },
     /// Prometheus text (the HTTP endpoint serves the same).
     Metrics,
+    /// The keys of the SAs of running tunnels (only with
+    /// `[daemon] allow_key_export = true`).
+    Keys {
+        /// Only this tunnel.
+        name: Option<String>,
+    },
 }
 
 /// The daemon's answer.
@@ -74,6 +80,9 @@ pub struct Response {
     /// For `metrics`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// For `keys`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<SaKeys>,
 }
 
 impl Response {
@@ -226,4 +235,57 @@ pub struct WorkerStatus {
     pub tx_bytes: u64,
     /// Drops by reason (non-zero ones).
     pub drops_by_reason: BTreeMap<String, u64>,
+}
+
+/// One SA with its keys, for `espresso keys` (decrypting captures with
+/// Wireshark or scapy). Debug output redacts the keys; the hex strings are
+/// wiped when dropped.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaKeys {
+    /// Tunnel name.
+    pub tunnel: String,
+    /// "in" or "out" (as seen by this gateway).
+    pub direction: String,
+    /// Outer source address of the SA's packets.
+    pub src: String,
+    /// Outer destination address.
+    pub dst: String,
+    /// SPI.
+    pub spi: u32,
+    /// "tunnel" or "transport".
+    pub mode: String,
+    /// Encryption algorithm (espresso name, e.g. aes-gcm-128).
+    pub encr: String,
+    /// Encryption key in hex (AEAD: key followed by the 4-byte salt).
+    pub enc_key: String,
+    /// Integrity algorithm (espresso name; "none" for AEAD).
+    pub integ: String,
+    /// Integrity key in hex (empty for AEAD).
+    pub auth_key: String,
+    /// Extended sequence numbers.
+    pub esn: bool,
+    /// UDP encapsulation (NAT-T): source and destination UDP ports of the
+    /// SA's packets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp_ports: Option<(u16, u16)>,
+}
+
+impl std::fmt::Debug for SaKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaKeys")
+            .field("tunnel", &self.tunnel)
+            .field("direction", &self.direction)
+            .field("spi", &format_args!("{:#x}", self.spi))
+            .field("encr", &self.encr)
+            .field("integ", &self.integ)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for SaKeys {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.enc_key.zeroize();
+        self.auth_key.zeroize();
+    }
 }

@@ -106,6 +106,8 @@ pub struct Engine {
     last_lifetime_check: Instant,
     taps: Vec<TapSub>,
     warnings: Vec<String>,
+    /// `[daemon] allow_key_export` of the configuration loaded last.
+    allow_key_export: bool,
 }
 
 fn policy_hash(p: &Policy) -> u64 {
@@ -138,6 +140,7 @@ impl Engine {
             last_lifetime_check: Instant::now(),
             taps: Vec::new(),
             warnings: config.warnings.clone(),
+            allow_key_export: config.daemon.allow_key_export,
         };
         for w in &config.warnings {
             warn!("{w}");
@@ -574,10 +577,14 @@ impl Engine {
                     Some(b) => b.saturating_add(SEQ_MARGIN),
                 }
             }
+            // Above the highest sequence number received under this key
+            // (as last published, also by a dataplane that died since): the
+            // replay window starts there, so packets captured before are
+            // refused after a reinstall.
             Direction::Inbound => self
                 .read_view(slot)
                 .filter(|v| v.key_id == key_id && v.direction == Direction::Inbound)
-                .map_or(0, |v| v.stats.seq),
+                .map_or(0, |v| if v.stats.seq > 0 { v.stats.seq + 1 } else { 0 }),
         };
         let limit = if t.esn {
             u64::MAX - SEQ_MARGIN
@@ -1108,6 +1115,7 @@ impl Engine {
             ));
         }
         self.warnings = config.warnings.clone();
+        self.allow_key_export = config.daemon.allow_key_export;
         let new: Vec<ItemCfg> = Self::items_from_config(config);
         match name {
             Some(n) => self.reload_one(n, new),
@@ -1331,6 +1339,94 @@ impl Engine {
         Ok(rx)
     }
 
+    /// `espresso keys [NAME]`: both SAs of every running tunnel (or of
+    /// `name`) with their keys. Refused unless the configuration has
+    /// `[daemon] allow_key_export = true`. Nothing here is logged.
+    pub fn keys(&self, name: Option<&str>) -> Response {
+        if !self.allow_key_export {
+            return Response::err(
+                exit::STATE,
+                "key export is off: set `allow_key_export = true` in [daemon] of the configuration \
+                 and reload (anyone who can read the keys can decrypt the tunnels' traffic)",
+            );
+        }
+        let idx: Vec<usize> = match name {
+            Some(n) => match self.find(n) {
+                None => return self.not_found(n),
+                Some(i) => {
+                    let it = &self.items[i];
+                    if !matches!(it.cfg, ItemCfg::Tunnel(_)) {
+                        return Response::err(
+                            exit::STATE,
+                            format!("{n} is a policy, not a tunnel: it has no keys"),
+                        );
+                    }
+                    if it.installed_ns.is_none() {
+                        return Response::err(
+                            exit::STATE,
+                            format!("{n} is not running: it has no SAs installed"),
+                        );
+                    }
+                    vec![i]
+                }
+            },
+            None => (0..self.items.len()).collect(),
+        };
+        let mut keys = Vec::new();
+        for i in idx {
+            let it = &self.items[i];
+            let ItemCfg::Tunnel(t) = &it.cfg else {
+                continue;
+            };
+            if it.installed_ns.is_none() {
+                continue;
+            }
+            for dir in [Direction::Inbound, Direction::Outbound] {
+                let p = t.sa_params(dir, it.id, 0);
+                let (src, dst, ports) = match dir {
+                    Direction::Inbound => (
+                        t.remote,
+                        t.local,
+                        t.encap.map(|e| (e.remote_port, e.local_port)),
+                    ),
+                    Direction::Outbound => (
+                        t.local,
+                        t.remote,
+                        t.encap.map(|e| (e.local_port, e.remote_port)),
+                    ),
+                };
+                keys.push(api::SaKeys {
+                    tunnel: t.name.clone(),
+                    direction: if dir == Direction::Inbound {
+                        "in"
+                    } else {
+                        "out"
+                    }
+                    .into(),
+                    src: src.to_string(),
+                    dst: dst.to_string(),
+                    spi: p.spi,
+                    mode: format!("{:?}", t.mode).to_lowercase(),
+                    encr: t.suite.encr.name().into(),
+                    enc_key: hex_lower(p.enc_key.bytes()),
+                    integ: t.suite.integ.name().into(),
+                    auth_key: hex_lower(p.auth_key.bytes()),
+                    esn: t.esn,
+                    udp_ports: ports,
+                });
+            }
+        }
+        info!(
+            "keys of {} SA(s) exported to the CLI{}",
+            keys.len(),
+            name.map(|n| format!(" (tunnel {n})")).unwrap_or_default()
+        );
+        Response {
+            keys,
+            ..Response::ok("")
+        }
+    }
+
     /// Everything `espresso status` shows.
     pub fn status(&self) -> Status {
         let info = self.shm.dataplane();
@@ -1477,6 +1573,15 @@ impl Engine {
         ts.reason = reason;
         ts
     }
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        let _ = write!(s, "{x:02x}");
+    }
+    s
 }
 
 fn drops_map(d: &[u64]) -> BTreeMap<String, u64> {

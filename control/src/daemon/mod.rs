@@ -210,6 +210,7 @@ fn handle(engine: &mut Engine, opts: &DaemonOptions, req: Request) -> Reply {
             lines: opts.log.last(lines),
             ..Response::ok("")
         },
+        Request::Keys { name } => engine.keys(name.as_deref()),
         Request::Metrics => Response {
             text: Some(metrics::render(&engine.status())),
             ..Response::ok("")

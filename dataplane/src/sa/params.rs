@@ -152,7 +152,9 @@ pub struct SaParams {
     pub copy_dscp: bool,
     /// Outbound: next sequence number to send (1 for a new SA; higher after a
     /// dataplane restart so that no number is sent twice under one key).
-    /// Inbound: ignored.
+    /// Inbound: the lowest sequence number that may still be accepted (0 or 1
+    /// for a new SA); every number below it counts as received already, so
+    /// packets from before a dataplane restart are not accepted again.
     pub initial_seq: u64,
     /// Legacy algorithms (3DES, HMAC-MD5) were explicitly allowed for this SA.
     pub allow_legacy: bool,

@@ -128,6 +128,36 @@ impl ReplayWindow {
         self.top.store(top, Ordering::Release);
     }
 
+    /// Starts the window as if every number up to `floor` had been received
+    /// (an inbound SA installed again under the same key, e.g. into a
+    /// restarted dataplane: its packets from before must not be accepted
+    /// again). Numbers above `floor` are new. Not for use while workers
+    /// receive on the SA.
+    pub fn set_floor(&self, floor: u64) {
+        for s in self.slots.iter() {
+            s.store(0, Ordering::Relaxed);
+        }
+        self.top.store(floor, Ordering::Release);
+        if floor == 0 || self.size == 0 {
+            return;
+        }
+        let lo = floor.saturating_sub(self.size - 1).max(1);
+        let (b_lo, b_hi) = (lo >> BLOCK_SHIFT, floor >> BLOCK_SHIFT);
+        for b in b_lo..=b_hi {
+            let bits = if b == b_hi {
+                let n = (floor & (BLOCK_BITS - 1)) as u32;
+                if n == 31 {
+                    u32::MAX
+                } else {
+                    (1u32 << (n + 1)) - 1
+                }
+            } else {
+                u32::MAX
+            };
+            self.slots[(b & self.mask) as usize].store(pack(b as u32, bits), Ordering::Release);
+        }
+    }
+
     /// Full 64-bit sequence number of a received low half (RFC 4303 App. A2.2).
     /// Without ESN the number is `seql`. `None` if the inferred number would
     /// lie before 0 (a packet from before the SA started).
@@ -325,6 +355,42 @@ impl ReplayWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floor_refuses_everything_up_to_it() {
+        for size in [64u32, 100, 4096] {
+            for floor in [1u64, 30, 31, 32, 33, 63, 64, 65, 1000, 5000, (1 << 32) + 7] {
+                let w = ReplayWindow::new(size).unwrap();
+                w.set_floor(floor);
+                assert_eq!(w.top(), floor);
+                for back in 0..u64::from(size).min(floor) {
+                    let s = floor - back;
+                    assert_eq!(
+                        w.check(s),
+                        Err(ReplayError::Replayed),
+                        "size {size} floor {floor} seq {s}"
+                    );
+                    assert!(w.commit(s).is_err(), "size {size} floor {floor} seq {s}");
+                }
+                if floor > u64::from(size) {
+                    assert_eq!(
+                        w.check(floor - u64::from(size)),
+                        Err(ReplayError::OutsideWindow)
+                    );
+                }
+                for s in floor + 1..floor + 40 {
+                    assert_eq!(w.check(s), Ok(()), "size {size} floor {floor} seq {s}");
+                    assert_eq!(w.commit(s), Ok(()), "size {size} floor {floor} seq {s}");
+                    assert_eq!(w.check(s), Err(ReplayError::Replayed));
+                }
+            }
+        }
+        // Zero: nothing seen.
+        let w = ReplayWindow::new(64).unwrap();
+        w.commit(5).unwrap();
+        w.set_floor(0);
+        assert_eq!(w.check(5), Ok(()));
+    }
 
     #[test]
     fn sizes() {

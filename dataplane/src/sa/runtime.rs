@@ -298,6 +298,11 @@ impl Sa {
             0
         };
         let replay = ReplayWindow::new(window)?;
+        if params.direction == Direction::Inbound && params.initial_seq > 1 {
+            // Installed again under the same key: what was accepted before
+            // (up to initial_seq - 1) must not be accepted again.
+            replay.set_floor(params.initial_seq - 1);
+        }
         let l = params.lifetime;
         let limits = Limits {
             soft_bytes: lim(l.soft_bytes),

@@ -190,7 +190,8 @@ impl DataplaneEnd {
                     seq: if params.direction == Direction::Outbound {
                         params.initial_seq.max(1)
                     } else {
-                        0
+                        // Highest received: the replay floor the SA starts with.
+                        params.initial_seq.saturating_sub(1)
                     },
                     ..SaStats::default()
                 };

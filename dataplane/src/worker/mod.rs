@@ -687,17 +687,93 @@ impl<B: Backend> Worker<B> {
             .get(in_port as usize)
             .map(|p| p.ifindex)
             .unwrap_or(0);
-        let me = fib.source_for(src_addr, fallback_if);
+        let spd = self.shared.spd.load();
+        let ty = if is6 { v6 } else { v4 };
+        let me = self.icmp_source(fib, &spd, src_addr, fallback_if, ty);
         match me {
             Some(me) if allowed && me.is_ipv6() == is6 => {
                 if to_icmp_error(&mut p, v4, v6, rest, me) {
                     self.icmp_sent += 1;
-                    self.route(fib, p, in_port, false);
+                    self.send_local(fib, &spd, p, in_port);
                 } else {
                     self.backend.free(p);
                 }
             }
             _ => self.backend.free(p),
+        }
+    }
+
+    /// Source address of an ICMP error to `dst`: the address of the
+    /// interface toward `dst`, unless a policy protects traffic to `dst`
+    /// only from another address of this gateway (its inside address, as
+    /// when the error answers a packet that came out of a tunnel): then that
+    /// one, so that the error goes back through the tunnel (RFC 4301 §6.2)
+    /// rather than in the clear or to a policy that refuses it.
+    fn icmp_source(
+        &self,
+        fib: &Fib,
+        spd: &crate::sa::SpdTable,
+        dst: IpAddr,
+        fallback_if: u32,
+        (ty, code): (u8, u8),
+    ) -> Option<IpAddr> {
+        let primary = fib.source_for(dst, fallback_if)?;
+        let v6 = dst.is_ipv6();
+        let key = |src: IpAddr| FlowKey {
+            v6,
+            src: ip_u128(src),
+            dst: ip_u128(dst),
+            proto: if v6 { proto::ICMPV6 } else { proto::ICMP },
+            sport: u16::from(ty),
+            dport: u16::from(code),
+            has_ports: true,
+        };
+        if spd.lookup(&key(primary)).is_some() {
+            return Some(primary);
+        }
+        for port in self.conf.ports.iter().filter(|p| p.role == Role::Inside) {
+            let Some(l) = fib.links.get(&port.ifindex) else {
+                continue;
+            };
+            let protects = |a: &IpAddr| {
+                matches!(
+                    spd.lookup(&key(*a)).map(|p| p.action),
+                    Some(PolicyAction::Protect { .. })
+                )
+            };
+            let found = if v6 {
+                l.addrs6.iter().map(|a| IpAddr::V6(*a)).find(protects)
+            } else {
+                l.addrs4.iter().map(|a| IpAddr::V4(*a)).find(protects)
+            };
+            if found.is_some() {
+                return found;
+            }
+        }
+        Some(primary)
+    }
+
+    /// Sends a packet this dataplane made (an ICMP error) through the SPD as
+    /// the gateway's own traffic: protected with its policy's SA, discarded,
+    /// or routed in the clear.
+    fn send_local(&mut self, fib: &Fib, spd: &crate::sa::SpdTable, p: B::Pkt, in_port: u8) {
+        let action = match FlowKey::from_ip(p.data()) {
+            Ok(k) => spd.lookup(&k).map(|pol| pol.action),
+            Err(e) => {
+                self.drop_pkt(p, e.drop_reason());
+                return;
+            }
+        };
+        match action {
+            None | Some(PolicyAction::Bypass) => self.route(fib, p, in_port, false),
+            Some(PolicyAction::Discard) => self.drop_pkt(p, DropReason::PolicyDiscard),
+            Some(PolicyAction::Trap) => self.drop_pkt(p, DropReason::NoSa),
+            Some(PolicyAction::Protect { spi }) => {
+                let sad_out = self.shared.sad_out.load();
+                let mut g: Burst<B::Pkt> = Burst::new();
+                g.push(p);
+                self.encap_group(fib, &sad_out, spi, g);
+            }
         }
     }
 
@@ -765,6 +841,13 @@ impl<B: Backend> Worker<B> {
             self.flush(out);
         }
         self.tx[out].push(p);
+    }
+}
+
+fn ip_u128(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(a) => u32::from(a).into(),
+        IpAddr::V6(a) => u128::from(a),
     }
 }
 
