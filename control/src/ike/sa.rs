@@ -371,6 +371,12 @@ impl IkeSa {
             local: self.local,
             remote: self.remote,
             proposal: self.suite.map(|s| s.to_string()).unwrap_or_default(),
+            initiator: self.initiator,
+            remote_id: self.remote_id.as_ref().map(|i| i.to_string()),
+            nat_local: self.nat_local,
+            nat_remote: self.nat_remote,
+            rekey_at: self.rekey_at,
+            expire_at: self.expire_at,
             children: self
                 .children
                 .iter()
@@ -386,6 +392,10 @@ impl IkeSa {
                     proposal: c.suite.to_string(),
                     local_ts: c.local_ts.iter().map(ts::display).collect(),
                     remote_ts: c.remote_ts.iter().map(ts::display).collect(),
+                    encap: c.encap,
+                    created: c.created,
+                    rekey_at: c.rekey_at,
+                    expire_at: c.expire_at,
                 })
                 .collect(),
         }
