@@ -119,6 +119,7 @@ swc() {
 }
 
 sw_start() {
+  rm -f "$SW_DIR/run/charon.vici" "$SW_DIR/run/charon.pid"   # left by a killed charon
   nsl_bg "$NS_GWB" charon unshare --mount --propagation private \
     sh -c "mount --bind '$SW_DIR/run' /run && exec env STRONGSWAN_CONF='$SW_DIR/strongswan.conf' $SW_CHARON"
   SW_PID=$NSL_PID
@@ -128,6 +129,10 @@ sw_start() {
     sleep 0.1
   done
   [ -S "$SW_DIR/run/charon.vici" ] || nsl_die "charon did not start"
+  for i in $(seq 1 50); do
+    [ "$(cat /proc/$SW_PID/comm 2>/dev/null)" = charon ] && break
+    sleep 0.1
+  done
   [ "$(cat /proc/$SW_PID/comm 2>/dev/null)" = charon ] || nsl_die "PID $SW_PID is not charon"
   swc --load-all >"$NSL_TMP/swanctl-load.log" 2>&1 || nsl_die "swanctl --load-all: $(cat "$NSL_TMP/swanctl-load.log")"
 }

@@ -55,7 +55,7 @@ ctl_daemon A
 # wait_a STATE [SECONDS]: connection sw on A reaches STATE.
 wait_a() { ctl_wait_state A sw "$1" "${2:-20}"; }
 ping_ok() { local i; for i in 1 2 3; do [ "$(ctl_ping "$1" "$2" 10)" -ge 9 ] && return 0; done; return 1; }
-our_spis() { ctl_field A "'%x %x' % (t('sw')['inbound']['spi'], t('sw')['outbound']['spi'])"; }
+our_spis() { ctl_field A "'%08x %08x' % (t('sw')['inbound']['spi'], t('sw')['outbound']['spi'])"; }
 traffic_checks() {
   ping_ok "$NS_HA" 10.2.0.2 || nsl_die "$1: ping hA -> hB"
   ping_ok "$NS_HB" 10.1.0.2 || nsl_die "$1: ping hB -> hA"
@@ -76,7 +76,7 @@ read -r sw_in sw_out <<<"$(sw_child_spis)"
 [ "$ours_in" = "$sw_out" ] && [ "$ours_out" = "$sw_in" ] ||
   nsl_die "SPIs differ: ours in/out $ours_in/$ours_out, strongSwan in/out $sw_in/$sw_out"
 ctl A status | tee "$NSL_TMP/status1.txt" | sed -n '1,20p'
-grep -Eq "^sw +up +192.0.2.1 -> 192.0.2.2 +0x$ours_in/0x$ours_out +aes128gcm16" "$NSL_TMP/status1.txt" ||
+grep -Eq "^sw +up +192.0.2.1 -> 192.0.2.2 +$(printf "%#x" "0x$ours_in")/$(printf "%#x" "0x$ours_out") +aes128gcm16" "$NSL_TMP/status1.txt" ||
   nsl_die "status table row of sw"
 grep -q "ike sw: ESTABLISHED initiator" "$NSL_TMP/status1.txt" || nsl_die "status: IKE SA line"
 grep -q "AES_GCM_16-128/PRF_HMAC_SHA2_256/ECP_256" <<<"$(swc --list-sas)" || nsl_die "strongSwan's IKE algorithms"
@@ -84,7 +84,7 @@ pass "espresso initiator, AES-GCM-128: IKE SA and child SA up on both sides, SPI
 read -r o i <<<"$(traffic_checks gcm)"
 pass "ping both ways and 1 MiB TCP echo through the tunnel (dataplane: $o packets out, $i in)"
 m=$(ctl_metrics A 2>/dev/null || ip netns exec "$NS_GWA" python3 -c 'import urllib.request;print(urllib.request.urlopen("http://127.0.0.1:9716/metrics",timeout=5).read().decode())')
-grep -q "espresso_ike_child_sa_info{conn=\"sw\",state=\"INSTALLED\",spi_in=\"0x$ours_in\"" <<<"$m" || nsl_die "metrics: child SA"
+grep -q "espresso_ike_child_sa_info{conn=\"sw\",state=\"INSTALLED\",spi_in=\"$(printf "%#x" "0x$ours_in")\"" <<<"$m" || nsl_die "metrics: child SA"
 grep -q "espresso_tunnel_packets_total{tunnel=\"sw\",direction=\"out\"} [1-9]" <<<"$m" || nsl_die "metrics: packets of sw"
 pass "Prometheus metrics show the IKE and child SA with counters"
 

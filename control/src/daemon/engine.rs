@@ -485,7 +485,7 @@ impl Engine {
 
     /// Sends a barrier and waits (bounded) until the dataplane has applied
     /// everything before it. False if it did not (dead or too slow).
-    fn wait_applied(&mut self) -> bool {
+    pub(super) fn wait_applied(&mut self) -> bool {
         let Ok(token) = self.shm.sync() else {
             return false;
         };

@@ -368,7 +368,24 @@ impl Engine {
 
     /// Applies everything the engine produced, in order.
     pub(super) fn ike_drain(&mut self) {
+        if self.ike.io.is_none() && self.ike.io_error.is_none() {
+            // sockets not attached yet (daemon start): keep the outputs queued
+            return;
+        }
+        // An inbound SA must be live in the dataplane before the peer hears
+        // of it (our CREATE_CHILD_SA/IKE_AUTH answer, or the DELETE after a
+        // rekey we started, lets it switch): wait for the dataplane to apply.
+        let mut inbound_pending = false;
         while let Some(o) = self.ike.engine.poll_output() {
+            if inbound_pending && matches!(o, Output::Transmit(_)) {
+                inbound_pending = false;
+                if self.dp_live() && !self.wait_applied() {
+                    warn!("the dataplane did not apply a new inbound SA in time");
+                }
+            }
+            if let Output::Dataplane(DataplaneOp::InstallSa(p)) = &o {
+                inbound_pending |= p.direction == Direction::Inbound;
+            }
             match o {
                 Output::Transmit(t) => match &self.ike.io {
                     Some(io) => {

@@ -460,7 +460,12 @@ impl IkeSa {
         self.next_msg_id = self.next_msg_id.wrapping_add(1);
         let pkt = self.seal(ctx, exch, false, id, &pw);
         ctx.transmit(self.local, self.remote, &pkt);
-        let deadline = matches!(kind, ActiveKind::Dpd).then(|| now + self.conn.dpd.timeout);
+        // With DPD on, the DPD timeout bounds every exchange of an established
+        // SA (a rekey that goes unanswered shows a dead peer as well as a
+        // liveness check does); otherwise retransmissions run out first.
+        let dpd_on = self.conn.dpd.delay > Duration::ZERO && self.state == State::Established;
+        let deadline =
+            (matches!(kind, ActiveKind::Dpd) || dpd_on).then(|| now + self.conn.dpd.timeout);
         self.active = Some(Active {
             msg_id: id,
             exchange: exch,
