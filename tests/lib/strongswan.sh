@@ -82,7 +82,7 @@ connections {
     gw {
         version = 2
         local_addrs = 192.0.2.2
-        remote_addrs = 192.0.2.1
+        remote_addrs = ${SW_REMOTE_ADDRS:-192.0.2.1}
         proposals = $ike
         mobike = no
 $conn_extra        local {
@@ -91,7 +91,7 @@ $conn_extra        local {
         }
         remote {
             auth = psk
-            id = 192.0.2.1
+            id = ${SW_REMOTE_ID:-192.0.2.1}
         }
         children {
             net {
@@ -105,7 +105,7 @@ $child_extra            }
 }
 secrets {
     ike-gw {
-        id-a = 192.0.2.1
+        id-a = ${SW_REMOTE_ID:-192.0.2.1}
         id-b = 192.0.2.2
         secret = "$SW_PSK"
     }
