@@ -244,6 +244,19 @@ fn check(cli: &Cli) -> u8 {
             for p in &c.policies {
                 println!("policy {}: {:?}", p.name, p.action);
             }
+            for k in &c.connections {
+                let ike: Vec<String> = k.conn.ike_proposals.iter().map(|p| p.to_string()).collect();
+                let esp: Vec<String> = k.conn.esp_proposals.iter().map(|p| p.to_string()).collect();
+                println!(
+                    "connection {}: {:?} -> {:?}, ike {}, esp {}, start {:?}",
+                    k.name,
+                    k.conn.local_addr,
+                    k.conn.remote_addr,
+                    ike.join(","),
+                    esp.join(","),
+                    k.conn.start_action
+                );
+            }
             println!("{}: ok ({} file(s))", cfg.display(), c.files.len());
             exit::OK
         }
@@ -371,7 +384,7 @@ pub fn status_table(st: &Status) -> String {
                 t.inbound.clone().unwrap_or_default(),
                 t.outbound.clone().unwrap_or_default(),
             );
-            let endpoints = if t.kind == "tunnel" {
+            let endpoints = if t.kind != "policy" {
                 format!("{} -> {}", t.local, t.remote)
             } else {
                 format!(
@@ -388,12 +401,12 @@ pub fn status_table(st: &Status) -> String {
                     None => t.state.clone(),
                 },
                 endpoints,
-                if t.kind == "tunnel" {
+                if t.kind == "tunnel" || (t.kind == "ike" && t.inbound.is_some()) {
                     format!("{}/{}", i.spi_hex, out.spi_hex)
                 } else {
                     "-".into()
                 },
-                if t.kind == "tunnel" {
+                if t.kind != "policy" {
                     t.suite.clone()
                 } else {
                     t.mode.clone()
@@ -401,7 +414,7 @@ pub fn status_table(st: &Status) -> String {
                 format!("{}/{}", human(i.packets), human(out.packets)),
                 format!("{}/{}", human(i.bytes), human(out.bytes)),
                 human(i.drops + out.drops),
-                if t.kind == "tunnel" {
+                if t.kind != "policy" {
                     out.seq.to_string()
                 } else {
                     "-".into()
@@ -445,6 +458,55 @@ pub fn status_table(st: &Status) -> String {
             .collect();
         if !drops.is_empty() {
             o += &format!("  {} drops: {}\n", t.name, drops.join(" "));
+        }
+    }
+    for s in &st.ike_sas {
+        o += &format!(
+            "ike {}: {} {} {}_i {}_r {} <-> {}{} {}{}\n",
+            s.conn,
+            s.state,
+            if s.initiator {
+                "initiator"
+            } else {
+                "responder"
+            },
+            s.spi_i,
+            s.spi_r,
+            s.local,
+            s.remote,
+            if s.remote_id.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", s.remote_id)
+            },
+            s.proposal,
+            match s.rekey_in_s {
+                Some(r) => format!(", rekey in {r} s"),
+                None => String::new(),
+            }
+        );
+        for c in &s.children {
+            o += &format!(
+                "  child {}: in {} out {} {}{}, {} === {}, {}/{} pkts in/out{}\n",
+                c.state,
+                c.inbound.spi_hex,
+                c.outbound.spi_hex,
+                c.proposal,
+                if c.encap { " (ESP in UDP)" } else { "" },
+                c.local_ts.join(","),
+                c.remote_ts.join(","),
+                c.inbound.packets,
+                c.outbound.packets,
+                match c.rekey_in_s {
+                    Some(r) => format!(", rekey in {r} s"),
+                    None => String::new(),
+                }
+            );
+        }
+    }
+    if let Some(k) = &st.ike {
+        for n in &k.notes {
+            o += &format!("ike note: {n}\n");
         }
     }
     for wk in &st.workers {

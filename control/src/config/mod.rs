@@ -9,6 +9,7 @@
 //! value), and all errors of a file are reported at once. A config that fails
 //! to load changes nothing that runs.
 
+pub mod connection;
 pub mod genkey;
 pub mod suite;
 pub mod values;
@@ -235,8 +236,8 @@ pub struct Config {
     pub tunnels: Vec<Tunnel>,
     /// Bypass/discard rules.
     pub policies: Vec<PolicyRule>,
-    /// IKE connections (`[[connection]]`), passed on unparsed to the IKE engine.
-    pub connections: Vec<(PathBuf, toml::Table)>,
+    /// IKE connections (`[[connection]]`), in file order.
+    pub connections: Vec<connection::IkeConn>,
     /// Every file read.
     pub files: Vec<PathBuf>,
     /// Things that work but deserve a word (legacy algorithms, replay off...).
@@ -429,7 +430,7 @@ struct RawFile {
     #[serde(default)]
     policy: Vec<Spanned<RawMap>>,
     #[serde(default)]
-    connection: Vec<toml::Table>,
+    connection: Vec<Spanned<RawMap>>,
 }
 
 struct SourceFile {
@@ -475,7 +476,7 @@ struct Loader {
     templates: BTreeMap<String, Block>,
     tunnels: Vec<Block>,
     policies: Vec<Block>,
-    connections: Vec<(PathBuf, toml::Table)>,
+    connections: Vec<Block>,
 }
 
 const TUNNEL_FIELDS: &[(&str, &[&str])] = &[
@@ -604,7 +605,14 @@ impl Loader {
                 out_policies.push(p);
             }
         }
-        self.cross_checks(&out_tunnels, &out_policies);
+        let conns = std::mem::take(&mut self.connections);
+        let mut out_conns = Vec::new();
+        for b in conns {
+            if let Some(c) = self.connection(b) {
+                out_conns.push(c);
+            }
+        }
+        self.cross_checks(&out_tunnels, &out_policies, &out_conns);
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
         }
@@ -612,7 +620,7 @@ impl Loader {
             daemon,
             tunnels: out_tunnels,
             policies: out_policies,
-            connections: self.connections,
+            connections: out_conns,
             files: self.files.iter().map(|f| f.path.clone()).collect(),
             warnings: self.warnings,
         })
@@ -754,7 +762,12 @@ impl Loader {
             });
         }
         for c in raw.connection {
-            self.connections.push((path.to_path_buf(), c));
+            let span = c.span();
+            self.connections.push(Block {
+                fields: fields(c.into_inner()),
+                file,
+                span,
+            });
         }
         if let Some(inc) = raw.include {
             let span = inc.span();
@@ -1310,16 +1323,7 @@ impl Loader {
                 return;
             }
         };
-        let md = std::fs::metadata(&path).ok();
-        let mut line_starts = vec![0];
-        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        let file = self.files.len();
-        self.files.push(SourceFile {
-            path: path.clone(),
-            line_starts,
-            mode: md.as_ref().map_or(0, |m| m.mode() & 0o7777),
-            uid: md.as_ref().map_or(0, |m| m.uid()),
-        });
+        let file = self.add_source(&path, &text);
         if !self.check_secret_perms(file, None, &format!("{ctx}.keys")) {
             return;
         }
@@ -1377,6 +1381,21 @@ impl Loader {
                 },
             );
         }
+    }
+
+    /// Registers a file read for errors (lines) and permission checks.
+    fn add_source(&mut self, path: &Path, text: &str) -> usize {
+        let md = std::fs::metadata(path).ok();
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        let file = self.files.len();
+        self.files.push(SourceFile {
+            path: path.to_path_buf(),
+            line_starts,
+            mode: md.as_ref().map_or(0, |m| m.mode() & 0o7777),
+            uid: md.as_ref().map_or(0, |m| m.uid()),
+        });
+        file
     }
 
     /// A file holding keys must be 0600 (or stricter) and ours (or root's).
@@ -1612,7 +1631,12 @@ impl Loader {
         Some(rule)
     }
 
-    fn cross_checks(&mut self, tunnels: &[Tunnel], policies: &[PolicyRule]) {
+    fn cross_checks(
+        &mut self,
+        tunnels: &[Tunnel],
+        policies: &[PolicyRule],
+        conns: &[connection::IkeConn],
+    ) {
         let mut names: HashMap<&str, (&Path, usize)> = HashMap::new();
         let mut dup = Vec::new();
         for (n, f, l) in tunnels
@@ -1622,6 +1646,11 @@ impl Loader {
                 policies
                     .iter()
                     .map(|p| (p.name.as_str(), p.file.as_path(), p.line)),
+            )
+            .chain(
+                conns
+                    .iter()
+                    .map(|c| (c.name.as_str(), c.file.as_path(), c.line)),
             )
         {
             if let Some((pf, pl)) = names.get(n) {

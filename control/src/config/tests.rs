@@ -910,3 +910,187 @@ encap = "udp"
         ConfigErrors(errs.clone())
     );
 }
+
+// ---------------------------------------------------------------- [[connection]]
+
+#[test]
+fn connection_operator_vocabulary() {
+    use crate::ike::{DpdAction, Identity, LocalAddr, RemoteAddr, StartAction};
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "rw.psk",
+        "psk = \"Letmein99-long-enough\"\n",
+        0o600,
+    );
+    let main = write(
+        d.path(),
+        "main.toml",
+        r#"
+[[connection]]
+conn = "site"
+left = "%defaultroute"
+right = "192.0.2.2"
+leftid = "@gw-a.example"
+leftsubnet = ["10.1.0.0/24", "10.3.0.0/24"]
+rightsubnet = "10.2.0.0/24"
+secrets = "rw.psk"
+ike = "aes128gcm16-prfsha256-ecp256, AES SHA 14"
+esp = ["aes128gcm16", "AES SHA2_256 14"]
+auto = "on-demand"
+dpddelay = "30s"
+dpdaction = "clear"
+keylife = "20m"
+ikelifetime = "4h"
+rekeyfuzz = "50%"
+pfs = "no"
+
+[[connection]]
+name = "roadwarrior"
+local = "192.0.2.1"
+remote = "%any"
+remote_id = "@roadwarrior"
+psk_file = "rw.psk"
+start = "listen"
+"#,
+        0o644,
+    );
+    let c = Config::load(&main).unwrap();
+    assert_eq!(c.connections.len(), 2);
+    let s = &c.connections[0].conn;
+    assert_eq!(c.connections[0].line, 2);
+    assert_eq!(s.local_addr, LocalAddr::DefaultRoute);
+    assert_eq!(
+        s.remote_addr,
+        "192.0.2.2".parse::<IpAddr>().map(RemoteAddr::Addr).unwrap()
+    );
+    assert_eq!(s.local_id, Some(Identity::Fqdn("gw-a.example".into())));
+    assert_eq!(
+        s.remote_id,
+        Some("192.0.2.2".parse().unwrap()),
+        "default: the peer's address"
+    );
+    assert_eq!(s.local_ts.len(), 2);
+    assert_eq!(s.ike_proposals.len(), 2);
+    assert_eq!(s.esp_proposals.len(), 2);
+    assert_eq!(s.start_action, StartAction::Trap);
+    assert_eq!(s.dpd.delay, Duration::from_secs(30));
+    assert_eq!(s.dpd.action, DpdAction::Clear);
+    assert_eq!(s.child_lifetime, Duration::from_secs(1200));
+    assert_eq!(s.ike_lifetime, Duration::from_secs(14400));
+    assert_eq!(
+        s.margin,
+        Duration::from_secs(120),
+        "a tenth of the shortest lifetime"
+    );
+    assert_eq!(s.fuzz_percent, 50);
+    assert!(!s.pfs && s.rekey);
+    assert_eq!(s.psk.bytes(), b"Letmein99-long-enough");
+    let rw = &c.connections[1].conn;
+    assert_eq!(rw.remote_addr, RemoteAddr::Any);
+    assert_eq!(rw.start_action, StartAction::Add);
+    // defaults of seed 000
+    assert_eq!(rw.ike_lifetime, Duration::from_secs(28800));
+    assert_eq!(rw.child_lifetime, Duration::from_secs(3600));
+    assert!(rw.pfs);
+    // the key never appears in Debug output
+    assert!(!format!("{:?}", c.connections).contains("Letmein99"));
+}
+
+#[test]
+fn connection_errors_name_file_line_field_value() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "loose.psk",
+        "psk = \"a-secret-that-leaks\"\n",
+        0o644,
+    );
+    let main = write(
+        d.path(),
+        "main.toml",
+        r#"[[connection]]
+name = "a"
+remote = "192.0.2.2"
+secrets = "loose.psk"
+
+[[connection]]
+name = "b"
+remote = "%any"
+start = "start"
+ike = "aes128gcm16-prfsha256-ecp999"
+dpd_action = "explode"
+psk = "short"
+
+[[tunnel]]
+name = "a"
+local = "192.0.2.1"
+remote = "192.0.2.2"
+suite = "aes128gcm16"
+spi = 0x1000
+enc_key_in = "0x00112233445566778899aabbccddeeff01020304"
+enc_key_out = "0xffeeddccbbaa99887766554433221100a0b0c0d0"
+"#,
+        0o600,
+    );
+    let errs = errors(&main);
+    let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    let all = text.join("\n");
+    assert!(
+        !all.contains("a-secret-that-leaks") && !all.contains("\"short\""),
+        "{all}"
+    );
+    assert!(
+        all.contains("loose.psk holds keys but has mode 0644"),
+        "{all}"
+    );
+    expect(
+        &errs,
+        &main,
+        10,
+        "connection[b].ike",
+        Some("\"aes128gcm16-prfsha256-ecp999\""),
+        "",
+    );
+    expect(
+        &errs,
+        &main,
+        11,
+        "connection[b].dpd_action",
+        Some("\"explode\""),
+        "expected clear, hold or restart",
+    );
+    expect(
+        &errs,
+        &main,
+        12,
+        "connection[b].psk",
+        Some("<hidden, 5 characters>"),
+        "at least 8 characters",
+    );
+}
+
+#[test]
+fn connection_start_and_name_checks() {
+    let d = tempfile::tempdir().unwrap();
+    let main = write(
+        d.path(),
+        "main.toml",
+        r#"[[connection]]
+name = "rw"
+remote = "%any"
+auto = "start"
+psk = "long-enough-key"
+"#,
+        0o600,
+    );
+    let errs = errors(&main);
+    expect(
+        &errs,
+        &main,
+        1,
+        "connection[rw].start",
+        Some("start"),
+        "can only respond",
+    );
+}

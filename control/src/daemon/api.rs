@@ -115,6 +115,93 @@ pub struct Status {
     pub tunnels: Vec<TunnelStatus>,
     /// Per-worker totals.
     pub workers: Vec<WorkerStatus>,
+    /// IKE SAs with their child SAs (connections also have a row in `tunnels`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ike_sas: Vec<IkeStatus>,
+    /// IKE engine counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ike: Option<IkeCounters>,
+}
+
+/// One IKE SA.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IkeStatus {
+    /// Id (our SPI).
+    pub id: String,
+    /// Connection.
+    pub conn: String,
+    /// CONNECTING, AUTHENTICATING, HALF_OPEN, ESTABLISHED, DELETING.
+    pub state: String,
+    /// We initiated it.
+    pub initiator: bool,
+    /// Initiator's SPI (hex).
+    pub spi_i: String,
+    /// Responder's SPI (hex).
+    pub spi_r: String,
+    /// Our address and port.
+    pub local: String,
+    /// The peer's.
+    pub remote: String,
+    /// The peer's identity.
+    pub remote_id: String,
+    /// Algorithms (strongSwan notation).
+    pub proposal: String,
+    /// We are behind a NAT.
+    pub nat_local: bool,
+    /// The peer is behind a NAT.
+    pub nat_remote: bool,
+    /// Seconds to the rekey.
+    pub rekey_in_s: Option<u64>,
+    /// Seconds to expiry.
+    pub expire_in_s: Option<u64>,
+    /// Child SAs.
+    pub children: Vec<ChildStatus>,
+}
+
+/// One child SA of an IKE SA.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildStatus {
+    /// INSTALLED, REKEYING, REKEYED, DELETING.
+    pub state: String,
+    /// Algorithms.
+    pub proposal: String,
+    /// Local selectors.
+    pub local_ts: Vec<String>,
+    /// Remote selectors.
+    pub remote_ts: Vec<String>,
+    /// ESP in UDP.
+    pub encap: bool,
+    /// Inbound SA.
+    pub inbound: SaStatus,
+    /// Outbound SA.
+    pub outbound: SaStatus,
+    /// Seconds since it was created.
+    pub age_s: u64,
+    /// Seconds to the rekey.
+    pub rekey_in_s: Option<u64>,
+    /// Seconds to expiry.
+    pub expire_in_s: Option<u64>,
+}
+
+/// Counters of the IKE engine.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IkeCounters {
+    /// Datagrams received.
+    pub rx: u64,
+    /// Datagrams sent.
+    pub tx: u64,
+    /// Retransmissions.
+    pub retransmits: u64,
+    /// IKE SAs established.
+    pub ike_established: u64,
+    /// Child SAs established (rekeys included).
+    pub child_established: u64,
+    /// Half-open SAs now.
+    pub half_open: u64,
+    /// Dropped datagrams by reason.
+    pub drops_by_reason: BTreeMap<String, u64>,
+    /// Recent failures explained (proposal mismatches, authentication, dead peers).
+    pub notes: Vec<String>,
 }
 
 /// The control daemon.

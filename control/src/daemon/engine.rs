@@ -108,6 +108,8 @@ pub struct Engine {
     warnings: Vec<String>,
     /// `[daemon] allow_key_export` of the configuration loaded last.
     allow_key_export: bool,
+    /// IKE connections and their engine.
+    pub(super) ike: super::ike::IkeState,
 }
 
 fn policy_hash(p: &Policy) -> u64 {
@@ -123,7 +125,8 @@ fn policy_hash(p: &Policy) -> u64 {
 impl Engine {
     /// Attaches to the dataplane's region and resynchronises with what a
     /// previous control process left there.
-    pub fn new(config_path: &Path, config: Config) -> Result<Engine, ShmError> {
+    pub fn new(config_path: &Path, mut config: Config) -> Result<Engine, ShmError> {
+        let conns = std::mem::take(&mut config.connections);
         let shm = ControlEnd::attach(&config.daemon.shm, &dataplane::shm::Geometry::default())?;
         let g = shm.geometry();
         let mut e = Engine {
@@ -141,11 +144,14 @@ impl Engine {
             taps: Vec::new(),
             warnings: config.warnings.clone(),
             allow_key_export: config.daemon.allow_key_export,
+            ike: super::ike::IkeState::new(),
         };
         for w in &config.warnings {
             warn!("{w}");
         }
         e.reattach(config);
+        e.remove_stale_slots();
+        e.ike_init(conns);
         Ok(e)
     }
 
@@ -167,6 +173,68 @@ impl Engine {
     /// Items in configuration order.
     pub fn items(&self) -> &[Item] {
         &self.items
+    }
+
+    /// SAs a previous control process installed for IKE (slots no tunnel
+    /// record owns): their IKE SAs died with it, so they go.
+    fn remove_stale_slots(&mut self) {
+        let free: Vec<u32> = self.free_slots.iter().copied().collect();
+        let mut n = 0;
+        for s in free {
+            if self
+                .read_record(s)
+                .is_some_and(|r| r.state == RecordState::Installed)
+            {
+                self.remove_sa_slot(s);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            info!("removed {n} SA(s) of IKE SAs of the previous control process");
+        }
+    }
+
+    pub(super) fn alloc_tunnel_id(&mut self) -> Option<u32> {
+        self.alloc_id()
+    }
+
+    pub(super) fn free_tunnel_id(&mut self, id: u32) {
+        let _ = self.shm.clear_tunnel(id);
+        self.taps.retain(|s| s.tunnel_id != id);
+        self.shm.set_tap(id, false);
+        self.free_ids.insert(id);
+    }
+
+    pub(super) fn alloc_sa_slot(&mut self) -> Option<u32> {
+        self.alloc_slot()
+    }
+
+    pub(super) fn release_sa_slot(&mut self, slot: u32) {
+        self.free_slots.insert(slot);
+    }
+
+    pub(super) fn shm_command_head(&self) -> u64 {
+        self.shm.command_head()
+    }
+
+    pub(super) fn write_sa_record(&self, slot: u32, rec: &SaRecord) {
+        if let Err(e) = self.shm.write_record(slot, rec) {
+            error!("recording SA spi {:#010x}: {e}", rec.spi);
+        }
+    }
+
+    pub(super) fn send_sa(&mut self, slot: u32, key_id: u64, p: &dataplane::sa::SaParams) {
+        let r = self.shm.add_sa(slot, key_id, p);
+        self.send("an SA", r);
+    }
+
+    pub(super) fn read_slot_view(&self, slot: u32) -> Option<SaSlotView> {
+        self.read_view(slot)
+    }
+
+    /// Highest sequence number an outbound SA may have reached (any dataplane).
+    pub(super) fn slot_seq_bound(&self, slot: u32, key_id: u64, now: u64) -> Option<u64> {
+        self.slot_bound(slot, key_id, now, false)
     }
 
     fn alloc_id(&mut self) -> Option<u32> {
@@ -347,7 +415,7 @@ impl Engine {
         self.free_ids.insert(r.id);
     }
 
-    fn dp_live(&self) -> bool {
+    pub(super) fn dp_live(&self) -> bool {
         self.dp_alive
     }
 
@@ -420,7 +488,7 @@ impl Engine {
 
     /// Sends a barrier and waits (bounded) until the dataplane has applied
     /// everything before it. False if it did not (dead or too slow).
-    fn wait_applied(&mut self) -> bool {
+    pub(super) fn wait_applied(&mut self) -> bool {
         let Ok(token) = self.shm.sync() else {
             return false;
         };
@@ -447,7 +515,7 @@ impl Engine {
         }
     }
 
-    fn remove_sa_slot(&mut self, slot: u32) {
+    pub(super) fn remove_sa_slot(&mut self, slot: u32) {
         let Some(mut rec) = self.read_record(slot) else {
             return;
         };
@@ -463,7 +531,7 @@ impl Engine {
         }
     }
 
-    fn remove_policy(&mut self, id: u32) {
+    pub(super) fn remove_policy(&mut self, id: u32) {
         if let Some((idx, _)) = self.policy_recs.remove(&id) {
             let _ = self.shm.clear_policy_record(idx);
             self.free_precs.insert(idx);
@@ -474,7 +542,7 @@ impl Engine {
         }
     }
 
-    fn add_policy(&mut self, p: &Policy) -> bool {
+    pub(super) fn add_policy(&mut self, p: &Policy) -> bool {
         let h = policy_hash(p);
         if self.policy_recs.get(&p.id).is_some_and(|(_, ph)| *ph == h) {
             return true;
@@ -787,6 +855,7 @@ impl Engine {
                 self.uninstall(i);
             }
         }
+        self.ike_resync();
         self.shm.set_synced_generation(info.generation);
         self.frozen_for = 0;
     }
@@ -829,6 +898,7 @@ impl Engine {
             self.full_sync();
         }
         self.events();
+        self.ike_tick();
         if self.last_lifetime_check.elapsed() >= Duration::from_millis(100) {
             self.last_lifetime_check = Instant::now();
             self.lifetimes();
@@ -856,6 +926,9 @@ impl Engine {
                     break;
                 }
             };
+            if self.ike_event(&ev) {
+                continue;
+            }
             match ev {
                 SaEvent::SoftExpire {
                     spi,
@@ -1022,14 +1095,19 @@ impl Engine {
     }
 
     fn not_found(&self, name: &str) -> Response {
-        let names: Vec<&str> = self.items.iter().map(|i| i.cfg.name()).collect();
+        let names: Vec<&str> = self
+            .items
+            .iter()
+            .map(|i| i.cfg.name())
+            .chain(self.ike.conns.iter().map(|c| c.cfg.name.as_str()))
+            .collect();
         Response::err(
             exit::NOT_FOUND,
             if names.is_empty() {
-                format!("no tunnel or policy named {name:?} (none configured)")
+                format!("no tunnel, policy or connection named {name:?} (none configured)")
             } else {
                 format!(
-                    "no tunnel or policy named {name:?} (configured: {})",
+                    "no tunnel, policy or connection named {name:?} (configured: {})",
                     names.join(", ")
                 )
             },
@@ -1039,6 +1117,9 @@ impl Engine {
     /// `espresso up NAME`.
     pub fn up(&mut self, name: &str) -> Response {
         let Some(i) = self.find(name) else {
+            if self.is_ike(name) {
+                return self.ike_up(name);
+            }
             return self.not_found(name);
         };
         if self.items[i].cfg.start() == StartMode::Ignore {
@@ -1074,6 +1155,9 @@ impl Engine {
     /// `espresso down NAME`.
     pub fn down(&mut self, name: &str) -> Response {
         let Some(i) = self.find(name) else {
+            if self.is_ike(name) {
+                return self.ike_down(name);
+            }
             return self.not_found(name);
         };
         self.items[i].admin_up = false;
@@ -1116,10 +1200,40 @@ impl Engine {
         }
         self.warnings = config.warnings.clone();
         self.allow_key_export = config.daemon.allow_key_export;
+        let mut config = config;
+        let conns = std::mem::take(&mut config.connections);
         let new: Vec<ItemCfg> = Self::items_from_config(config);
         match name {
+            Some(n) if self.is_ike(n) || conns.iter().any(|c| c.name == n) => {
+                let changed = self.ike_reload(conns, Some(n));
+                info!(
+                    "{n}: reloaded ({})",
+                    if changed.is_empty() {
+                        "no changes".to_string()
+                    } else {
+                        changed.join(", ")
+                    }
+                );
+                Response::ok(if changed.is_empty() {
+                    format!("{n}: reloaded: no changes")
+                } else {
+                    format!("reloaded: {}", changed.join(", "))
+                })
+            }
             Some(n) => self.reload_one(n, new),
-            None => self.reload_all(new),
+            None => {
+                let changed = self.ike_reload(conns, None);
+                let mut r = self.reload_all(new);
+                if !changed.is_empty() {
+                    info!("connections reloaded: {}", changed.join(", "));
+                    r.message = if r.message == "reloaded: no changes" {
+                        format!("reloaded: {}", changed.join(", "))
+                    } else {
+                        format!("{}, {}", r.message, changed.join(", "))
+                    };
+                }
+                r
+            }
         }
     }
 
@@ -1456,6 +1570,7 @@ impl Engine {
             st.tunnels
                 .push(self.item_status(it, info.alive, info.generation, now));
         }
+        self.ike_status(&mut st, info.alive, info.generation);
         for w in 0..(info.workers.min(u64::from(self.shm.geometry().max_workers)) as u32) {
             if let Ok(Some(v)) = self.shm.read_worker(w) {
                 st.workers.push(WorkerStatus {
@@ -1584,7 +1699,7 @@ fn hex_lower(b: &[u8]) -> String {
     s
 }
 
-fn drops_map(d: &[u64]) -> BTreeMap<String, u64> {
+pub(super) fn drops_map(d: &[u64]) -> BTreeMap<String, u64> {
     DropReason::ALL
         .iter()
         .filter(|r| d[r.index()] > 0)

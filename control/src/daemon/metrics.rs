@@ -126,7 +126,7 @@ pub fn render(st: &Status) -> String {
     ];
     for (name, help, get) in sa_metrics {
         head(&mut o, name, "counter", help);
-        for t in st.tunnels.iter().filter(|t| t.kind == "tunnel") {
+        for t in st.tunnels.iter().filter(|t| t.kind != "policy") {
             for (dir, sa) in [("in", &t.inbound), ("out", &t.outbound)] {
                 let v = sa.as_ref().map_or(0, get);
                 let _ = writeln!(
@@ -143,7 +143,7 @@ pub fn render(st: &Status) -> String {
         "counter",
         "Packets of the tunnel dropped, by reason.",
     );
-    for t in st.tunnels.iter().filter(|t| t.kind == "tunnel") {
+    for t in st.tunnels.iter().filter(|t| t.kind != "policy") {
         for (dir, sa) in [("in", &t.inbound), ("out", &t.outbound)] {
             for r in DropReason::ALL {
                 let v = sa
@@ -165,7 +165,7 @@ pub fn render(st: &Status) -> String {
         "gauge",
         "Outbound: next sequence number; inbound: highest received.",
     );
-    for t in st.tunnels.iter().filter(|t| t.kind == "tunnel") {
+    for t in st.tunnels.iter().filter(|t| t.kind != "policy") {
         for (dir, sa) in [("in", &t.inbound), ("out", &t.outbound)] {
             let _ = writeln!(
                 o,
@@ -175,6 +175,7 @@ pub fn render(st: &Status) -> String {
             );
         }
     }
+    ike(&mut o, st);
     head(
         &mut o,
         "espresso_worker_packets_total",
@@ -229,6 +230,135 @@ pub fn render(st: &Status) -> String {
         }
     }
     o
+}
+
+/// IKE SAs, child SAs, rekey times and engine counters.
+fn ike(o: &mut String, st: &Status) {
+    let head = |o: &mut String, name: &str, ty: &str, help: &str| {
+        let _ = writeln!(o, "# HELP {name} {help}");
+        let _ = writeln!(o, "# TYPE {name} {ty}");
+    };
+    head(
+        o,
+        "espresso_ike_sa_info",
+        "gauge",
+        "One per IKE SA: connection, state, SPIs, peer and algorithms.",
+    );
+    for s in &st.ike_sas {
+        let _ = writeln!(
+            o,
+            "espresso_ike_sa_info{{conn=\"{}\",state=\"{}\",spi_i=\"{}\",spi_r=\"{}\",remote=\"{}\",proposal=\"{}\"}} 1",
+            esc(&s.conn),
+            s.state,
+            s.spi_i,
+            s.spi_r,
+            esc(&s.remote),
+            esc(&s.proposal)
+        );
+    }
+    head(
+        o,
+        "espresso_ike_sa_rekey_seconds",
+        "gauge",
+        "Seconds until the IKE SA is rekeyed.",
+    );
+    for s in &st.ike_sas {
+        if let Some(r) = s.rekey_in_s {
+            let _ = writeln!(
+                o,
+                "espresso_ike_sa_rekey_seconds{{conn=\"{}\",spi_i=\"{}\"}} {r}",
+                esc(&s.conn),
+                s.spi_i
+            );
+        }
+    }
+    head(
+        o,
+        "espresso_ike_child_sa_info",
+        "gauge",
+        "One per child SA: connection, state, SPIs and algorithms.",
+    );
+    head(
+        o,
+        "espresso_ike_child_sa_rekey_seconds",
+        "gauge",
+        "Seconds until the child SA is rekeyed.",
+    );
+    for s in &st.ike_sas {
+        for c in &s.children {
+            let _ = writeln!(
+                o,
+                "espresso_ike_child_sa_info{{conn=\"{}\",state=\"{}\",spi_in=\"{}\",spi_out=\"{}\",proposal=\"{}\"}} 1",
+                esc(&s.conn),
+                c.state,
+                c.inbound.spi_hex,
+                c.outbound.spi_hex,
+                esc(&c.proposal)
+            );
+            if let Some(r) = c.rekey_in_s {
+                let _ = writeln!(
+                    o,
+                    "espresso_ike_child_sa_rekey_seconds{{conn=\"{}\",spi_in=\"{}\"}} {r}",
+                    esc(&s.conn),
+                    c.inbound.spi_hex
+                );
+            }
+        }
+    }
+    let Some(k) = &st.ike else { return };
+    head(
+        o,
+        "espresso_ike_messages_total",
+        "counter",
+        "IKE datagrams received and sent (retransmissions included).",
+    );
+    let _ = writeln!(
+        o,
+        "espresso_ike_messages_total{{direction=\"rx\"}} {}",
+        k.rx
+    );
+    let _ = writeln!(
+        o,
+        "espresso_ike_messages_total{{direction=\"tx\"}} {}",
+        k.tx
+    );
+    head(
+        o,
+        "espresso_ike_retransmits_total",
+        "counter",
+        "IKE requests retransmitted.",
+    );
+    let _ = writeln!(o, "espresso_ike_retransmits_total {}", k.retransmits);
+    head(
+        o,
+        "espresso_ike_established_total",
+        "counter",
+        "IKE SAs and child SAs established (rekeys included).",
+    );
+    let _ = writeln!(
+        o,
+        "espresso_ike_established_total{{sa=\"ike\"}} {}",
+        k.ike_established
+    );
+    let _ = writeln!(
+        o,
+        "espresso_ike_established_total{{sa=\"child\"}} {}",
+        k.child_established
+    );
+    head(
+        o,
+        "espresso_ike_drops_total",
+        "counter",
+        "IKE datagrams dropped, by reason.",
+    );
+    for r in crate::ike::IkeDrop::ALL {
+        let _ = writeln!(
+            o,
+            "espresso_ike_drops_total{{reason=\"{}\"}} {}",
+            r.name(),
+            k.drops_by_reason.get(r.name()).copied().unwrap_or(0)
+        );
+    }
 }
 
 #[cfg(test)]

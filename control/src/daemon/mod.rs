@@ -10,6 +10,8 @@
 
 pub mod api;
 pub mod engine;
+pub mod ike;
+pub mod ikeio;
 pub mod logring;
 pub mod metrics;
 pub mod pcap;
@@ -41,7 +43,13 @@ pub enum Reply {
     Tap(Response, Receiver<Vec<u8>>),
 }
 
-type Job = (Request, Sender<Reply>);
+/// What the engine thread is handed: CLI/metrics requests and IKE datagrams.
+pub enum Job {
+    /// A request and where to answer.
+    Request(Request, Sender<Reply>),
+    /// A datagram from an IKE socket.
+    Datagram(ikeio::Datagram),
+}
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -169,18 +177,28 @@ pub fn run(opts: DaemonOptions) -> Result<u8, DaemonError> {
                 source,
             })?;
     }
+    engine.ike_attach_io(tx.clone(), Job::Datagram);
     drop(tx);
     let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        let wait = next.saturating_duration_since(Instant::now());
+        let mut until = next;
+        if let Some(t) = engine.ike_timeout() {
+            until = until.min(t);
+        }
+        let wait = until.saturating_duration_since(Instant::now());
         match rx.recv_timeout(wait) {
-            Ok((req, reply)) => {
+            Ok(Job::Request(req, reply)) => {
                 let r = handle(&mut engine, &opts, req);
                 let _ = reply.send(r);
             }
+            Ok(Job::Datagram(d)) => engine.ike_datagram(d),
             Err(RecvTimeoutError::Timeout) => {
-                engine.tick();
-                next = Instant::now() + TICK;
+                if Instant::now() >= next {
+                    engine.tick();
+                    next = Instant::now() + TICK;
+                } else {
+                    engine.ike_timers();
+                }
             }
             Err(RecvTimeoutError::Disconnected) => {
                 std::thread::sleep(wait);
@@ -259,7 +277,7 @@ fn serve_conn(s: UnixStream, tx: Sender<Job>) -> std::io::Result<()> {
         }
     };
     let (rtx, rrx) = mpsc::channel();
-    if tx.send((req, rtx)).is_err() {
+    if tx.send(Job::Request(req, rtx)).is_err() {
         return Ok(());
     }
     let Ok(reply) = rrx.recv() else { return Ok(()) };
@@ -312,7 +330,7 @@ fn serve_metrics(l: TcpListener, tx: Sender<Job>) {
         let path = head.split_whitespace().nth(1).unwrap_or("");
         let (status, body) = if head.starts_with("GET ") && (path == "/metrics" || path == "/") {
             let (rtx, rrx) = mpsc::channel();
-            if tx.send((Request::Metrics, rtx)).is_err() {
+            if tx.send(Job::Request(Request::Metrics, rtx)).is_err() {
                 return;
             }
             match rrx.recv() {

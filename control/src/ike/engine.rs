@@ -483,6 +483,18 @@ pub struct IkeSaStatus {
     pub remote: SocketAddr,
     /// Algorithms.
     pub proposal: String,
+    /// We initiated it.
+    pub initiator: bool,
+    /// The peer's authenticated identity.
+    pub remote_id: Option<String>,
+    /// We are behind a NAT.
+    pub nat_local: bool,
+    /// The peer is behind a NAT.
+    pub nat_remote: bool,
+    /// When it is rekeyed (None: no rekey).
+    pub rekey_at: Option<Instant>,
+    /// When it expires.
+    pub expire_at: Option<Instant>,
     /// Child SAs.
     pub children: Vec<ChildSaStatus>,
 }
@@ -502,6 +514,14 @@ pub struct ChildSaStatus {
     pub local_ts: Vec<String>,
     /// Remote selectors.
     pub remote_ts: Vec<String>,
+    /// ESP in UDP (NAT-T).
+    pub encap: bool,
+    /// When it was created.
+    pub created: Instant,
+    /// When it is rekeyed (None: no rekey).
+    pub rekey_at: Option<Instant>,
+    /// When it expires.
+    pub expire_at: Instant,
 }
 
 /// The IKEv2 engine.

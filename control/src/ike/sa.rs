@@ -371,6 +371,12 @@ impl IkeSa {
             local: self.local,
             remote: self.remote,
             proposal: self.suite.map(|s| s.to_string()).unwrap_or_default(),
+            initiator: self.initiator,
+            remote_id: self.remote_id.as_ref().map(|i| i.to_string()),
+            nat_local: self.nat_local,
+            nat_remote: self.nat_remote,
+            rekey_at: self.rekey_at,
+            expire_at: self.expire_at,
             children: self
                 .children
                 .iter()
@@ -386,6 +392,10 @@ impl IkeSa {
                     proposal: c.suite.to_string(),
                     local_ts: c.local_ts.iter().map(ts::display).collect(),
                     remote_ts: c.remote_ts.iter().map(ts::display).collect(),
+                    encap: c.encap,
+                    created: c.created,
+                    rekey_at: c.rekey_at,
+                    expire_at: c.expire_at,
                 })
                 .collect(),
         }
@@ -450,7 +460,12 @@ impl IkeSa {
         self.next_msg_id = self.next_msg_id.wrapping_add(1);
         let pkt = self.seal(ctx, exch, false, id, &pw);
         ctx.transmit(self.local, self.remote, &pkt);
-        let deadline = matches!(kind, ActiveKind::Dpd).then(|| now + self.conn.dpd.timeout);
+        // With DPD on, the DPD timeout bounds every exchange of an established
+        // SA (a rekey that goes unanswered shows a dead peer as well as a
+        // liveness check does); otherwise retransmissions run out first.
+        let dpd_on = self.conn.dpd.delay > Duration::ZERO && self.state == State::Established;
+        let deadline =
+            (matches!(kind, ActiveKind::Dpd) || dpd_on).then(|| now + self.conn.dpd.timeout);
         self.active = Some(Active {
             msg_id: id,
             exchange: exch,

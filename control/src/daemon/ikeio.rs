@@ -1,0 +1,258 @@
+//! UDP sockets of the IKE engine: ports 500 and 4500 on every address
+//! (IPv4 and IPv6), with IP_PKTINFO so that the engine learns which of our
+//! addresses a request reached and answers from it. Packets for the gateway
+//! itself reach these sockets because the dataplane leaves them to the kernel.
+//! On 4500 the engine expects and writes the 4-byte non-ESP marker and
+//! counts anything else (ESP in UDP that reached the kernel) as `not_ike`.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+
+use nix::sys::socket::{
+    bind, recvmsg, sendmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessage,
+    ControlMessageOwned, MsgFlags, SockFlag, SockType, SockaddrIn, SockaddrIn6, SockaddrStorage,
+};
+use tracing::warn;
+
+use crate::ike::Transmit;
+
+/// A datagram received on one of the IKE sockets.
+pub struct Datagram {
+    /// UDP payload.
+    pub data: Vec<u8>,
+    /// The peer.
+    pub from: SocketAddr,
+    /// Our address and port it reached.
+    pub to: SocketAddr,
+}
+
+struct Sock {
+    v6: bool,
+    port: u16,
+    sock: Arc<UdpSocket>,
+}
+
+/// The IKE sockets.
+pub struct IkeIo {
+    socks: Vec<Sock>,
+}
+
+fn open(v6: bool, port: u16) -> nix::Result<UdpSocket> {
+    let fam = if v6 {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
+    let fd: OwnedFd = socket(fam, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    if v6 {
+        setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+        setsockopt(&fd, sockopt::Ipv6RecvPacketInfo, &true)?;
+        let a = SockaddrIn6::from(std::net::SocketAddrV6::new(
+            Ipv6Addr::UNSPECIFIED,
+            port,
+            0,
+            0,
+        ));
+        bind(fd.as_raw_fd(), &a)?;
+    } else {
+        setsockopt(&fd, sockopt::Ipv4PacketInfo, &true)?;
+        let a = SockaddrIn::from(std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
+        bind(fd.as_raw_fd(), &a)?;
+    }
+    Ok(UdpSocket::from(fd))
+}
+
+fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::new(IpAddr::V4(v4.ip()), v4.port()));
+    }
+    a.as_sockaddr_in6()
+        .map(|v6| SocketAddr::new(IpAddr::V6(v6.ip()), v6.port()))
+}
+
+impl IkeIo {
+    /// Binds UDP `ports` (500, 4500) for IPv4 and, where the host has IPv6, IPv6.
+    pub fn open(ports: [u16; 2]) -> Result<IkeIo, String> {
+        let mut socks = Vec::new();
+        for port in ports {
+            let s = open(false, port).map_err(|e| format!("UDP 0.0.0.0:{port}: {e}"))?;
+            socks.push(Sock {
+                v6: false,
+                port,
+                sock: Arc::new(s),
+            });
+            match open(true, port) {
+                Ok(s) => socks.push(Sock {
+                    v6: true,
+                    port,
+                    sock: Arc::new(s),
+                }),
+                Err(e) => warn!("IKE over IPv6 unavailable: UDP [::]:{port}: {e}"),
+            }
+        }
+        Ok(IkeIo { socks })
+    }
+
+    /// Starts one receiving thread per socket; each datagram goes to `tx`
+    /// wrapped by `wrap`. The threads end when the receiver is gone.
+    pub fn spawn<M: Send + 'static>(
+        &self,
+        tx: Sender<M>,
+        wrap: fn(Datagram) -> M,
+    ) -> std::io::Result<()> {
+        for s in &self.socks {
+            let sock = s.sock.clone();
+            let (v6, port) = (s.v6, s.port);
+            let tx = tx.clone();
+            std::thread::Builder::new()
+                .name(format!("ike-rx-{port}{}", if v6 { "-v6" } else { "" }))
+                .spawn(move || recv_loop(&sock, port, tx, wrap))?;
+        }
+        Ok(())
+    }
+
+    /// Sends one datagram from `t.local` (its address as source via PKTINFO).
+    pub fn send(&self, t: &Transmit) -> std::io::Result<()> {
+        let v6 = t.remote.is_ipv6();
+        let Some(s) = self
+            .socks
+            .iter()
+            .find(|s| s.v6 == v6 && s.port == t.local.port())
+        else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no socket for {}", t.local),
+            ));
+        };
+        let iov = [IoSlice::new(&t.data)];
+        let fd = s.sock.as_raw_fd();
+        let r = match (t.local.ip(), t.remote) {
+            (IpAddr::V4(src), SocketAddr::V4(dst)) => {
+                let dst = SockaddrIn::from(dst);
+                if src.is_unspecified() {
+                    sendmsg(fd, &iov, &[], MsgFlags::empty(), Some(&dst))
+                } else {
+                    let pi = libc::in_pktinfo {
+                        ipi_ifindex: 0,
+                        ipi_spec_dst: libc::in_addr {
+                            s_addr: u32::from(src).to_be(),
+                        },
+                        ipi_addr: libc::in_addr { s_addr: 0 },
+                    };
+                    sendmsg(
+                        fd,
+                        &iov,
+                        &[ControlMessage::Ipv4PacketInfo(&pi)],
+                        MsgFlags::empty(),
+                        Some(&dst),
+                    )
+                }
+            }
+            (IpAddr::V6(src), SocketAddr::V6(dst)) => {
+                let dst = SockaddrIn6::from(dst);
+                if src.is_unspecified() {
+                    sendmsg(fd, &iov, &[], MsgFlags::empty(), Some(&dst))
+                } else {
+                    let pi = libc::in6_pktinfo {
+                        ipi6_addr: libc::in6_addr {
+                            s6_addr: src.octets(),
+                        },
+                        ipi6_ifindex: 0,
+                    };
+                    sendmsg(
+                        fd,
+                        &iov,
+                        &[ControlMessage::Ipv6PacketInfo(&pi)],
+                        MsgFlags::empty(),
+                        Some(&dst),
+                    )
+                }
+            }
+            _ => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("{} -> {}: address families differ", t.local, t.remote),
+                ))
+            }
+        };
+        r.map(|_| ()).map_err(std::io::Error::from)
+    }
+}
+
+fn recv_loop<M>(sock: &UdpSocket, port: u16, tx: Sender<M>, wrap: fn(Datagram) -> M) {
+    let mut buf = vec![0u8; 65536];
+    let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo);
+    loop {
+        let (n, from, to) = {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            let r = recvmsg::<SockaddrStorage>(
+                sock.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::empty(),
+            );
+            let m = match r {
+                Ok(m) => m,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    warn!("IKE socket port {port}: {e}");
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    continue;
+                }
+            };
+            let mut to = None;
+            if let Ok(cm) = m.cmsgs() {
+                for c in cm {
+                    match c {
+                        ControlMessageOwned::Ipv4PacketInfo(pi) => {
+                            to = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(pi.ipi_addr.s_addr))));
+                        }
+                        ControlMessageOwned::Ipv6PacketInfo(pi) => {
+                            to = Some(IpAddr::V6(Ipv6Addr::from(pi.ipi6_addr.s6_addr)));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            let from = m.address.as_ref().and_then(to_std);
+            (m.bytes, from, to)
+        };
+        let (Some(from), Some(to)) = (from, to) else {
+            continue;
+        };
+        let d = Datagram {
+            data: buf[..n].to_vec(),
+            from,
+            to: SocketAddr::new(to, port),
+        };
+        if tx.send(wrap(d)).is_err() {
+            return;
+        }
+    }
+}
+
+/// The address the kernel would use towards the default route (for
+/// `%defaultroute`): a connected UDP socket sends nothing but picks it.
+pub fn default_route_addr() -> Option<IpAddr> {
+    for (bind_to, probe) in [
+        ("0.0.0.0:0", "203.0.113.1:9"),
+        ("[::]:0", "[2001:db8::1]:9"),
+    ] {
+        let Ok(s) = UdpSocket::bind(bind_to) else {
+            continue;
+        };
+        // a documentation address: routed by the default route only
+        if s.connect(probe).is_ok() {
+            if let Ok(a) = s.local_addr() {
+                if !a.ip().is_unspecified() {
+                    return Some(a.ip());
+                }
+            }
+        }
+    }
+    None
+}
