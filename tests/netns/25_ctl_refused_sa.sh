@@ -31,9 +31,10 @@ spi_in = 0x3002
 spi_out = 0x3001
 keys = "cbc.keys"
 CONF
+hexkey() { python3 -c "import os;print(os.urandom($1).hex())"; }
 ( umask 077
   printf 'enc_key_in = "0x%s"\nenc_key_out = "0x%s"\nauth_key_in = "0x%s"\nauth_key_out = "0x%s"\n' \
-    "$(openssl rand -hex 16)" "$(openssl rand -hex 16)" "$(openssl rand -hex 32)" "$(openssl rand -hex 32)" >"$dir/cbc.keys" )
+    "$(hexkey 16)" "$(hexkey 16)" "$(hexkey 32)" "$(hexkey 32)" >"$dir/cbc.keys" )
 
 ctl_dataplane A --crypto multibuffer
 ctl_daemon A
