@@ -271,6 +271,26 @@ fn configure_kernel() -> Result<(), String> {
     Ok(())
 }
 
+/// The nftables table [`configure_kernel`] made; deleted when dropped, i.e.
+/// on every return from [`run`]: SIGTERM and SIGINT stop the main loop and
+/// return, errors return early. (Only SIGKILL leaves it; the next start
+/// replaces it.)
+struct NftTable;
+
+impl Drop for NftTable {
+    fn drop(&mut self) {
+        match Command::new("nft")
+            .args(["delete", "table", "inet", "espresso_dp"])
+            .stderr(Stdio::null())
+            .status()
+        {
+            Ok(s) if s.success() => tracing::info!("nftables table inet espresso_dp deleted"),
+            Ok(s) => tracing::warn!("nft delete table inet espresso_dp: {s}"),
+            Err(e) => tracing::warn!("nft delete table inet espresso_dp: {e}"),
+        }
+    }
+}
+
 /// Routing table for the gateway's own traffic toward protected subnets.
 const TUN_TABLE: &str = "220";
 
@@ -476,11 +496,19 @@ fn write_stats(path: &Path, s: &StatsOut) {
 }
 
 fn run(args: Args) -> Result<(), String> {
-    if args.configure_kernel {
+    // Signals only set the stop flag, from the start: whatever the kernel
+    // was changed for is undone when `run` returns.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(|e| format!("signal: {e}"))?;
+    }
+    let _nft = if args.configure_kernel {
         configure_kernel()?;
+        Some(NftTable)
     } else {
         warn_kernel_forwarding();
-    }
+        None
+    };
     let crypto = match args.crypto.as_str() {
         "auto" => CryptoBackend::Auto,
         other => CryptoBackend::compiled()
@@ -539,10 +567,6 @@ fn run(args: Args) -> Result<(), String> {
 
     let sync = FibSync::new().map_err(|e| format!("netlink: {e}"))?;
     let fib = sync.handle();
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(|e| format!("signal: {e}"))?;
-    }
     let (req_tx, req_rx) = sync_channel(1024);
     let nl_stop = stop.clone();
     let nl = std::thread::Builder::new()

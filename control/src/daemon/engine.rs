@@ -1657,21 +1657,31 @@ impl Engine {
         let refused = match (&it.cfg, it.slots, it.installed_ns) {
             (ItemCfg::Tunnel(t), Some((si, so)), Some(_)) => [(si, t.spi_in), (so, t.spi_out)]
                 .iter()
-                .any(|&(slot, spi)| {
-                    self.read_view(slot).is_some_and(|v| {
+                .find_map(|&(slot, spi)| {
+                    self.read_view(slot).filter(|v| {
                         v.generation == gen && v.spi == spi && v.state == SlotState::Refused
                     })
                 }),
-            _ => false,
+            _ => None,
         };
         let (state, reason) = if let Some(why) = &it.expired {
             ("expired", Some(why.clone()))
         } else if let (Some(why), None) = (&it.error, it.installed_ns) {
             ("error", Some(why.clone()))
-        } else if refused && it.admin_up {
+        } else if let (Some(v), true) = (&refused, it.admin_up) {
             (
                 "error",
-                Some("the dataplane refused an SA (its log says why)".into()),
+                Some(format!(
+                    "the dataplane refused the {} SA spi {:#x}: {}",
+                    if v.direction == Direction::Inbound {
+                        "inbound"
+                    } else {
+                        "outbound"
+                    },
+                    v.spi,
+                    v.refused
+                        .map_or_else(|| "its log says why".to_string(), |r| r.describe())
+                )),
             )
         } else if it.cfg.start() == StartMode::Ignore {
             ("down", Some("start = ignore".to_string()))

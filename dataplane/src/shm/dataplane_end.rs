@@ -11,8 +11,8 @@ use super::layout::{hw, Geometry, SA_DP_WORDS, WORKER_WORDS};
 use super::region::{self, monotonic_ns, Mapping, Role};
 use super::ring::Ring;
 use super::slots::{
-    encode_sa_slot, encode_worker, seq_write, SaSlotView, SaStats, SlotState, WorkerStats,
-    WorkerView, SA_DP_DATA, WORKER_DATA,
+    encode_sa_slot, encode_worker, seq_write, RefuseReason, SaSlotView, SaStats, SlotState,
+    WorkerStats, WorkerView, SA_DP_DATA, WORKER_DATA,
 };
 use super::tap::TapWriter;
 use super::{Command, ShmError};
@@ -288,6 +288,18 @@ impl DataplaneEnd {
         stats: &SaStats,
         published_ns: u64,
     ) {
+        self.write_slot_why(slot, meta, state, stats, published_ns, None);
+    }
+
+    fn write_slot_why(
+        &self,
+        slot: u32,
+        meta: &SlotMeta,
+        state: SlotState,
+        stats: &SaStats,
+        published_ns: u64,
+        refused: Option<RefuseReason>,
+    ) {
         let view = SaSlotView {
             generation: self.generation,
             spi: meta.spi,
@@ -299,6 +311,7 @@ impl DataplaneEnd {
             installed_ns: meta.installed_ns,
             removed_ns: meta.removed_ns,
             stats: stats.clone(),
+            refused,
         };
         seq_write::<SA_DP_DATA>(self.slot_words(slot), &encode_sa_slot(&view));
     }
@@ -327,8 +340,9 @@ impl DataplaneEnd {
 
     /// Reports that the SA sent for `slot` could not be installed (its
     /// parameters were refused): the control process shows the tunnel in
-    /// error instead of waiting for it. Log the reason on the dataplane side.
-    pub fn refuse_sa(&mut self, slot: u32) -> Result<(), ShmError> {
+    /// error instead of waiting for it, with `why`. Log the full reason on
+    /// the dataplane side.
+    pub fn refuse_sa(&mut self, slot: u32, why: RefuseReason) -> Result<(), ShmError> {
         let max = self.map.geometry.max_sas;
         let meta = self
             .slots
@@ -337,12 +351,13 @@ impl DataplaneEnd {
         let Some(m) = meta.take() else {
             return Ok(());
         };
-        self.write_slot(
+        self.write_slot_why(
             slot,
             &m,
             SlotState::Refused,
             &SaStats::default(),
             monotonic_ns(),
+            Some(why),
         );
         Ok(())
     }

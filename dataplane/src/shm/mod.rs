@@ -113,8 +113,8 @@ pub use dataplane_end::DataplaneEnd;
 pub use layout::{Geometry, LAYOUT_VERSION, MAX_DROP_REASONS, TAP_MAX_TUNNELS};
 pub use region::Role;
 pub use slots::{
-    LedgerEntry, PolicyRecord, RecordState, SaRecord, SaSlotView, SaStats, SlotError, SlotState,
-    TunnelRecord, WorkerStats, WorkerView, MAX_TUNNEL_NAME,
+    LedgerEntry, PolicyRecord, RecordState, RefuseReason, SaRecord, SaSlotView, SaStats, SlotError,
+    SlotState, TunnelRecord, WorkerStats, WorkerView, MAX_TUNNEL_NAME,
 };
 pub use tap::{TapDirection, TapPacket, TapWriter, TAP_SNAPLEN};
 

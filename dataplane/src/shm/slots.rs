@@ -176,6 +176,108 @@ impl SlotState {
     }
 }
 
+/// Why the dataplane refused an SA (published with [`SlotState::Refused`];
+/// the dataplane's log has the full message).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefuseReason {
+    /// The crypto backend in use cannot do this suite (e.g. `--crypto
+    /// multibuffer` and an AES-CBC suite, or a CPU without the instructions).
+    Backend,
+    /// A key of the wrong length for the suite.
+    KeyLength,
+    /// Encryption and integrity algorithms that do not go together.
+    Suite,
+    /// A legacy algorithm (3DES, HMAC-MD5) without the explicit opt-in.
+    Legacy,
+    /// Another crypto error.
+    Crypto,
+    /// SPI 0..=255 (reserved).
+    ReservedSpi,
+    /// Replay window size out of range.
+    ReplayWindow,
+    /// Local and remote gateway addresses of different families.
+    AddressFamily,
+    /// A UDP encapsulation port of 0.
+    EncapPort,
+    /// A code this build does not know (a newer dataplane).
+    Other(u8),
+}
+
+impl RefuseReason {
+    /// Why an SA could not be built.
+    pub fn of(e: &crate::sa::SaError) -> RefuseReason {
+        use crate::crypto::CryptoError as C;
+        use crate::sa::SaError as S;
+        match e {
+            S::ReservedSpi(_) => RefuseReason::ReservedSpi,
+            S::Crypto(C::Unsupported { .. } | C::BackendNotCompiled { .. }) => {
+                RefuseReason::Backend
+            }
+            S::Crypto(C::KeyLength { .. }) => RefuseReason::KeyLength,
+            S::Crypto(C::Combination { .. }) => RefuseReason::Suite,
+            S::Crypto(C::LegacyNotAllowed { .. }) => RefuseReason::Legacy,
+            S::Crypto(_) => RefuseReason::Crypto,
+            S::CipherMismatch { .. } => RefuseReason::Backend,
+            S::Window(_) => RefuseReason::ReplayWindow,
+            S::AddressFamily { .. } => RefuseReason::AddressFamily,
+            S::EncapPort(_) => RefuseReason::EncapPort,
+        }
+    }
+
+    /// What to tell an operator.
+    pub fn describe(self) -> String {
+        match self {
+            RefuseReason::Backend => {
+                "its crypto backend cannot do this suite (see --crypto)".into()
+            }
+            RefuseReason::KeyLength => "a key has the wrong length for the suite".into(),
+            RefuseReason::Suite => {
+                "the encryption and integrity algorithms do not go together".into()
+            }
+            RefuseReason::Legacy => "legacy algorithm without allow_legacy".into(),
+            RefuseReason::Crypto => "the cipher could not be built".into(),
+            RefuseReason::ReservedSpi => "the SPI is reserved (0..=255)".into(),
+            RefuseReason::ReplayWindow => "the replay window size is out of range".into(),
+            RefuseReason::AddressFamily => {
+                "local and remote addresses are of different families".into()
+            }
+            RefuseReason::EncapPort => "a UDP encapsulation port is 0".into(),
+            RefuseReason::Other(c) => format!("reason code {c}"),
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            RefuseReason::Backend => 1,
+            RefuseReason::KeyLength => 2,
+            RefuseReason::Suite => 3,
+            RefuseReason::Legacy => 4,
+            RefuseReason::Crypto => 5,
+            RefuseReason::ReservedSpi => 6,
+            RefuseReason::ReplayWindow => 7,
+            RefuseReason::AddressFamily => 8,
+            RefuseReason::EncapPort => 9,
+            RefuseReason::Other(c) => c,
+        }
+    }
+
+    fn from_code(c: u8) -> Option<RefuseReason> {
+        Some(match c {
+            0 => return None,
+            1 => RefuseReason::Backend,
+            2 => RefuseReason::KeyLength,
+            3 => RefuseReason::Suite,
+            4 => RefuseReason::Legacy,
+            5 => RefuseReason::Crypto,
+            6 => RefuseReason::ReservedSpi,
+            7 => RefuseReason::ReplayWindow,
+            8 => RefuseReason::AddressFamily,
+            9 => RefuseReason::EncapPort,
+            c => RefuseReason::Other(c),
+        })
+    }
+}
+
 /// One SA slot as the control process reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SaSlotView {
@@ -201,6 +303,8 @@ pub struct SaSlotView {
     pub removed_ns: u64,
     /// The counters.
     pub stats: SaStats,
+    /// With [`SlotState::Refused`]: why.
+    pub refused: Option<RefuseReason>,
 }
 
 impl SaSlotView {
@@ -224,7 +328,8 @@ pub(crate) fn encode_sa_slot(v: &SaSlotView) -> [u64; SA_DP_DATA] {
     d[1] = u64::from(v.spi)
         | (super::codec::dir_code(v.direction) as u64) << 32
         | v.state.code() << 40
-        | (v.stats.dead as u64) << 48;
+        | (v.stats.dead as u64) << 48
+        | u64::from(v.refused.map_or(0, RefuseReason::code)) << 56;
     d[2] = u64::from(v.tunnel_id);
     d[3] = v.key_id;
     d[4] = v.published_ns;
@@ -262,6 +367,7 @@ pub(crate) fn decode_sa_slot(d: &[u64; SA_DP_DATA]) -> Result<SaSlotView, SlotEr
             seq: d[6],
             dead: (d[1] >> 48) & 1 == 1,
         },
+        refused: RefuseReason::from_code((d[1] >> 56) as u8),
     })
 }
 

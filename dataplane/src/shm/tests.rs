@@ -390,13 +390,19 @@ fn sa_counters_round_trip_and_removal_keeps_final_values() {
     // A refused SA is reported as such, and later publications leave it alone.
     c.add_sa(5, 1, &params(0x4002, Direction::Inbound)).unwrap();
     assert!(dp.next_command().unwrap().is_some());
-    dp.refuse_sa(5).unwrap();
+    dp.refuse_sa(5, super::RefuseReason::Backend).unwrap();
     dp.publish_sa(5, &s).unwrap();
     let v = c.read_sa(5).unwrap().unwrap();
     assert_eq!(
-        (v.state, v.spi, v.stats.packets),
-        (SlotState::Refused, 0x4002, 0)
+        (v.state, v.spi, v.stats.packets, v.refused),
+        (
+            SlotState::Refused,
+            0x4002,
+            0,
+            Some(super::RefuseReason::Backend)
+        )
     );
+    assert_eq!(c.read_sa(4).unwrap().unwrap().refused, None);
     assert!(matches!(
         dp.publish_sa(64, &s),
         Err(ShmError::SlotIndex { slot: 64, max: 64 })

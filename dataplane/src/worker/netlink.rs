@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use netlink_packet_core::{
-    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST,
+    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR,
+    NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
@@ -100,10 +101,13 @@ impl Conn {
         Ok(self.seq)
     }
 
-    /// Sends a dump request and collects the answers.
+    /// Sends a dump request and collects the answers. A dump the kernel
+    /// marks interrupted (the table changed meanwhile, NLM_F_DUMP_INTR) is
+    /// an `Interrupted` error: it may lack entries.
     fn dump(&mut self, msg: RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage>> {
         let seq = self.send(msg, NLM_F_REQUEST | NLM_F_DUMP)?;
         let mut out = Vec::new();
+        let mut intr = false;
         loop {
             let n = self.sock.recv(&mut &mut self.buf[..], 0)?;
             let mut off = 0;
@@ -118,7 +122,14 @@ impl Conn {
                 if m.header.sequence_number != seq {
                     continue;
                 }
+                intr |= m.header.flags & NLM_F_DUMP_INTR != 0;
                 match m.payload {
+                    NetlinkPayload::Done(_) if intr => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::Interrupted,
+                            "netlink dump interrupted by a change",
+                        ))
+                    }
                     NetlinkPayload::Done(_) => return Ok(out),
                     NetlinkPayload::Error(e) => {
                         if let Some(code) = e.code {
@@ -170,7 +181,20 @@ fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
 }
 
 /// Reads the kernel's tables into a new snapshot.
+/// [`build_once`], again while the kernel reports a dump interrupted by a
+/// concurrent change (such a snapshot can miss entries, e.g. a neighbour
+/// added while the tables were read).
 fn build(conn: &mut Conn, generation: u64) -> io::Result<Fib> {
+    let mut tries = 0;
+    loop {
+        match build_once(conn, generation) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && tries < 10 => tries += 1,
+            r => return r,
+        }
+    }
+}
+
+fn build_once(conn: &mut Conn, generation: u64) -> io::Result<Fib> {
     let mut fib = Fib {
         generation,
         ..Default::default()
@@ -396,6 +420,8 @@ impl FibSync {
     pub fn run(mut self, requests: Receiver<ResolveRequest>, stop: Arc<AtomicBool>) {
         let mut buf = vec![0u8; 1 << 16];
         let mut asked: HashMap<ResolveRequest, Instant> = HashMap::new();
+        let mut last_refresh = Instant::now();
+        let mut asking = false;
         while !stop.load(Ordering::Relaxed) {
             let mut pfd = libc::pollfd {
                 fd: std::os::fd::AsRawFd::as_raw_fd(&self.events),
@@ -419,14 +445,21 @@ impl FibSync {
                     }
                 }
             }
-            if changed {
+            // Workers asking for neighbours while no event came for a while:
+            // read the tables again rather than trust the snapshot (a safety
+            // net for a missed or inconsistent update; at most once a
+            // second, and only while neighbours are missing).
+            if changed || (asking && last_refresh.elapsed() >= Duration::from_secs(1)) {
                 if let Err(e) = self.refresh() {
                     tracing::warn!("netlink refresh: {e}");
                 }
+                last_refresh = Instant::now();
+                asking = false;
             }
             let now = Instant::now();
             asked.retain(|_, t| now.duration_since(*t) < Duration::from_millis(200));
             while let Ok(req) = requests.try_recv() {
+                asking = true;
                 if asked.contains_key(&req) {
                     continue;
                 }
