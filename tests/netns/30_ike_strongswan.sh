@@ -11,6 +11,8 @@
 #      the SAs and traffic stops.
 #   3. strongSwan offers only proposals we do not accept: espresso's status and log
 #      show NO_PROPOSAL_CHOSEN with what the peer offered next to what is configured.
+#   4. start = trap (on-demand): a ping to the remote subnet raises an acquire in
+#      the dataplane, espresso initiates, and the tunnel then carries the traffic.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
@@ -129,5 +131,18 @@ grep -qi "offered \[.*AES_CBC_256.*\]" <<<"$note" || grep -qi "offered \[.*aes25
 grep -qi "configured \[.*aes128.*\]" <<<"$note" || nsl_die "status does not show what is configured: $note"
 grep -q "NO_PROPOSAL_CHOSEN" <<<"$(ctl A log -n 200)" || nsl_die "log lacks NO_PROPOSAL_CHOSEN"
 pass "mismatched proposal: NO_PROPOSAL_CHOSEN with the peer's offer next to ours in status and log"
+
+# ---- 4. start = trap: the first packet to the remote subnet starts the negotiation
+sw_write_conf "aes128gcm16-prfsha256-ecp256" "aes128gcm16" child.start_action=none
+sw_reload
+write_a "aes128gcm16-prfsha256-ecp256" "aes128gcm16" trap
+grep -q "reloaded" <<<"$(ctl A reload)" || nsl_die "reload (trap)"
+[ "$(ctl_field A "len(s.get('ike_sas', []))")" = 0 ] || nsl_die "trap connection negotiated before any traffic"
+ctl_ping "$NS_HA" 10.2.0.2 3 >/dev/null || true
+wait_a up 15
+[ "$(ctl_field A "s['ike_sas'][0]['initiator']")" = True ] || nsl_die "trap: espresso should have initiated"
+ping_ok "$NS_HA" 10.2.0.2 || nsl_die "ping after the acquire"
+grep -q "acquire: 10.1.0.2 -> 10.2.0.2" <<<"$(ctl A log -n 300)" || nsl_die "log lacks the acquire"
+pass "start = trap: traffic to 10.2.0.0/24 raised an acquire, espresso negotiated and the tunnel carries it"
 
 echo "30_ike_strongswan: $passed passed, 0 failed"
