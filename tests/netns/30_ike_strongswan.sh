@@ -5,7 +5,8 @@
 #   1. espresso initiates (`espresso up`), AES-GCM-128 (IKE aes128gcm16-prfsha256-ecp256,
 #      ESP aes128gcm16): both sides show the same child SPIs, ping both ways and a
 #      1 MiB TCP echo pass, the dataplane counts the packets; `espresso down` deletes
-#      the SAs on strongSwan too.
+#      the SAs on strongSwan too. A killed and restarted dataplane gets the SAs
+#      again from the daemon, which rekeys the child.
 #   2. strongSwan initiates, espresso responds, AES-CBC-128 + HMAC-SHA-256-128 (seeds'
 #      proposal form on our side): traffic passes; strongSwan deletes, espresso removes
 #      the SAs and traffic stops.
@@ -89,6 +90,24 @@ m=$(ctl_metrics A 2>/dev/null || ip netns exec "$NS_GWA" python3 -c 'import urll
 grep -q "espresso_ike_child_sa_info{conn=\"sw\",state=\"INSTALLED\",spi_in=\"$(printf "%#x" "0x$ours_in")\"" <<<"$m" || nsl_die "metrics: child SA"
 grep -q "espresso_tunnel_packets_total{tunnel=\"sw\",direction=\"out\"} [1-9]" <<<"$m" || nsl_die "metrics: packets of sw"
 pass "Prometheus metrics show the IKE and child SA with counters"
+
+# The dataplane dies and comes back: the daemon installs the IKE SAs again
+# (outbound sequence numbers above what the old process may have sent) and
+# rekeys the child so that no sequence number is reused under a key.
+seq_before=$(ctl_field A "t('sw')['outbound']['seq']")
+kill -9 "$DP_A"
+wait "$DP_A" 2>/dev/null || true
+ctl_dataplane A
+for _ in $(seq 1 100); do
+  read -r n_in n_out <<<"$(our_spis)"
+  [ "$n_in" != "$ours_in" ] && [ "$n_out" != "$ours_out" ] && break
+  sleep 0.1
+done
+[ "$n_in" != "$ours_in" ] && [ "$n_out" != "$ours_out" ] || nsl_die "no child rekey after the dataplane restart"
+ctl_wait_state A sw up 10
+ping_ok "$NS_HA" 10.2.0.2 || nsl_die "ping after the dataplane restart"
+grep -q "IKE: .* installed again in the new dataplane" <<<"$(ctl A log -n 300)" || nsl_die "log lacks the reinstall"
+pass "dataplane restart: IKE SAs reinstalled, child rekeyed ($ours_in/$ours_out -> $n_in/$n_out, old outbound had reached seq $seq_before), traffic flows"
 
 grep -q "sw: down" <<<"$(ctl A down sw)" || nsl_die "down sw"
 for _ in $(seq 1 50); do [ "$(sw_ike_count)" = 0 ] && break; sleep 0.1; done
