@@ -7,8 +7,8 @@
 #      1 MiB TCP echo pass, the dataplane counts the packets; `espresso down` deletes
 #      the SAs on strongSwan too. A killed and restarted dataplane gets the SAs
 #      again from the daemon, which rekeys the child.
-#   2. strongSwan initiates, espresso responds, AES-CBC-128 + HMAC-SHA-256-128 (seeds'
-#      proposal form on our side): traffic passes; strongSwan deletes, espresso removes
+#   2. strongSwan initiates, espresso responds (right = %any, a road-warrior
+#      responder), AES-CBC-128 + HMAC-SHA-256-128 (seeds' proposal form on our side): traffic passes; strongSwan deletes, espresso removes
 #      the SAs and traffic stops.
 #   3. strongSwan offers only proposals we do not accept: espresso's status and log
 #      show NO_PROPOSAL_CHOSEN with what the peer offered next to what is configured.
@@ -28,7 +28,7 @@ pass() { nsl_log "ok: $*"; passed=$((passed + 1)); }
 
 mkdir -p "$NSL_TMP/A"
 ( umask 077; printf 'psk = "%s"\n' "$SW_PSK" >"$NSL_TMP/A/sw.psk" )
-# write_a IKE ESP START: espresso's configuration on gateway A.
+# write_a IKE ESP START [REMOTE]: espresso's configuration on gateway A.
 write_a() {
   cat >"$NSL_TMP/A/espresso.toml" <<CONF
 [daemon]
@@ -39,7 +39,7 @@ metrics = "127.0.0.1:9716"
 [[connection]]
 name = "sw"
 left = "192.0.2.1"
-right = "192.0.2.2"
+right = "${4:-192.0.2.2}"
 leftsubnet = "10.1.0.0/24"
 rightsubnet = "10.2.0.0/24"
 secrets = "sw.psk"
@@ -117,7 +117,7 @@ wait_a down
 pass "espresso's delete removes the SAs on both sides"
 
 # ---- 2. strongSwan initiates, espresso responds, AES-CBC-128 + HMAC-SHA-256
-write_a "AES SHA2_256 19, aes128-sha256-ecp256" "aes128-sha256" add
+write_a "AES SHA2_256 19, aes128-sha256-ecp256" "aes128-sha256" add %any
 grep -q "reloaded" <<<"$(ctl A reload)" || nsl_die "reload"
 sw_write_conf "aes128-sha256-ecp256" "aes128-sha256" child.start_action=none
 sw_reload
@@ -129,7 +129,7 @@ read -r ours_in ours_out <<<"$(our_spis)"
 read -r sw_in sw_out <<<"$(sw_child_spis)"
 [ "$ours_in" = "$sw_out" ] && [ "$ours_out" = "$sw_in" ] || nsl_die "SPIs differ (responder)"
 grep -q "AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/ECP_256" <<<"$(swc --list-sas)" || nsl_die "strongSwan's IKE algorithms (CBC)"
-pass "espresso responder, AES-CBC-128 + HMAC-SHA-256-128: SAs up, SPIs match"
+pass "espresso responder (right = %any), AES-CBC-128 + HMAC-SHA-256-128: SAs up, SPIs match"
 read -r o i <<<"$(traffic_checks cbc)"
 pass "ping both ways and 1 MiB TCP echo through the CBC tunnel ($o out, $i in)"
 swc --terminate --ike gw --timeout 10 >/dev/null 2>&1 || nsl_die "strongSwan terminate"
