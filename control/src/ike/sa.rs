@@ -344,6 +344,12 @@ impl IkeSa {
             })
             .map(|c| c.inbound_spi)
     }
+    /// A rekey of this child (by inbound SPI) is under way, ours or the peer's.
+    pub fn child_rekey_pending(&self, inbound: u32) -> bool {
+        self.children
+            .iter()
+            .any(|c| c.inbound_spi == inbound && (c.rekey_busy || c.rekeyed_by_peer.is_some()))
+    }
     pub fn is_usable(&self) -> bool {
         self.state != State::Deleting && self.rekeyed_to.is_none()
     }
