@@ -24,6 +24,9 @@ nsl_topo_pair
 sw_setup
 passed=0
 pass() { nsl_log "ok: $*"; passed=$((passed + 1)); }
+# ping_ok NS ADDR: 9 of 10 replies in one of three rounds (right after a fresh
+# setup the first round can lose a packet or two on the strongSwan side).
+ping_ok() { local i; for i in 1 2 3; do [ "$(ctl_ping "$1" "$2" 10)" -ge 9 ] && return 0; done; return 1; }
 
 mkdir -p "$NSL_TMP/A"
 ( umask 077; printf 'psk = "%s"\n' "$SW_PSK" >"$NSL_TMP/A/sw.psk" )
@@ -116,6 +119,12 @@ ctl_wait_state A sw up 5
 [ "$(ctl_ping "$NS_HA" 10.2.0.2 5)" -ge 4 ] || nsl_die "ping after the rekeys"
 pass "680 pings every 50 ms across 2 child and 2 IKE rekeys: 0% loss"
 
+diag() {
+  ip -n "$NS_GWB" route show table 220 >&2 || true
+  swc --list-sas >&2 || true
+  ctl A status >&2 || true
+}
+
 # ---- DPD: strongSwan dies
 kill -KILL "$SW_PID"
 wait "$SW_PID" 2>/dev/null || true
@@ -131,7 +140,7 @@ grep -q "dpd action Restart" <<<"$(ctl A log -n 200)" || nsl_die "log lacks the 
 pass "DPD: killed charon detected, SAs removed, restart action applied"
 sw_start
 ctl_wait_state A sw up 40
-[ "$(ctl_ping "$NS_HA" 10.2.0.2 10)" -ge 9 ] || nsl_die "ping after the DPD restart"
+ping_ok "$NS_HA" 10.2.0.2 || { diag; nsl_die "ping after the DPD restart"; }
 agree || nsl_die "SPIs differ after the DPD restart"
 pass "restart: tunnel re-established with the new charon, traffic flows"
 
@@ -142,7 +151,7 @@ pass "restart: tunnel re-established with the new charon, traffic flows"
 read -r k_in k_out <<<"$(child_spis)"
 kill -9 "$CTL_A"
 wait "$CTL_A" 2>/dev/null || true
-[ "$(ctl_ping "$NS_HA" 10.2.0.2 5)" -ge 4 ] || nsl_die "traffic stopped while the daemon was down"
+ping_ok "$NS_HA" 10.2.0.2 || { diag; nsl_die "traffic stopped while the daemon was down"; }
 ctl_daemon A
 ctl_wait_state A sw up 20
 read -r r_in r_out <<<"$(child_spis)"
@@ -150,7 +159,7 @@ read -r r_in r_out <<<"$(child_spis)"
 agree || nsl_die "SPIs differ after the daemon restart"
 for _ in $(seq 1 30); do [ "$(sw_ike_count)" = 1 ] && break; sleep 0.1; done
 [ "$(sw_ike_count)" = 1 ] || nsl_die "strongSwan keeps $(sw_ike_count) IKE SAs (INITIAL_CONTACT should replace the old)"
-[ "$(ctl_ping "$NS_HA" 10.2.0.2 10)" -ge 9 ] || nsl_die "ping after the daemon restart"
+ping_ok "$NS_HA" 10.2.0.2 || { diag; nsl_die "ping after the daemon restart"; }
 grep -q "removed 2 SA(s) of IKE SAs of the previous control process" "$NSL_TMP"/ctlA_*.log || nsl_die "restarted daemon did not remove the stale SAs"
 pass "daemon killed: traffic kept flowing; restarted daemon removed the stale SAs and negotiated anew ($k_in -> $r_in)"
 
