@@ -1283,6 +1283,36 @@ fn byte_lifetime_from_the_dataplane_triggers_rekey() {
 }
 
 #[test]
+fn soft_and_hard_byte_lifetime_together_still_rekey() {
+    // A fast flow can cross the soft and the hard limit between two looks of
+    // the dataplane's management thread: the rekey must replace the SA, and
+    // the new SA must carry the policies.
+    let (mut a, b) = pair();
+    a.life_bytes = 1_000_000;
+    let mut n = Net::new(a, b);
+    n.initiate();
+    let (ao, _) = assert_one_pair(&n);
+    for ev in [
+        SaEvent::SoftExpire {
+            spi: ao,
+            direction: Direction::Outbound,
+            kind: LifetimeKind::Bytes,
+        },
+        SaEvent::HardExpire {
+            spi: ao,
+            direction: Direction::Outbound,
+            kind: LifetimeKind::Bytes,
+        },
+    ] {
+        n.a.eng.handle_dataplane_event(&ev, n.now);
+    }
+    n.pump();
+    let (ao2, _) = assert_one_pair(&n);
+    assert_ne!(ao, ao2);
+    assert_eq!(protect_spis(&n.a.dp), vec![ao2], "policies on the new SA");
+}
+
+#[test]
 fn trap_start_action_negotiates_on_traffic() {
     let (mut a, b) = pair();
     a.start_action = StartAction::Trap;

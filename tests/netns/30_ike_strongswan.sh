@@ -5,12 +5,15 @@
 #   1. espresso initiates (`espresso up`), AES-GCM-128 (IKE aes128gcm16-prfsha256-ecp256,
 #      ESP aes128gcm16): both sides show the same child SPIs, ping both ways and a
 #      1 MiB TCP echo pass, the dataplane counts the packets; `espresso down` deletes
-#      the SAs on strongSwan too.
-#   2. strongSwan initiates, espresso responds, AES-CBC-128 + HMAC-SHA-256-128 (seeds'
-#      proposal form on our side): traffic passes; strongSwan deletes, espresso removes
+#      the SAs on strongSwan too. A killed and restarted dataplane gets the SAs
+#      again from the daemon, which rekeys the child.
+#   2. strongSwan initiates, espresso responds (right = %any, a road-warrior
+#      responder), AES-CBC-128 + HMAC-SHA-256-128 (seeds' proposal form on our side): traffic passes; strongSwan deletes, espresso removes
 #      the SAs and traffic stops.
 #   3. strongSwan offers only proposals we do not accept: espresso's status and log
 #      show NO_PROPOSAL_CHOSEN with what the peer offered next to what is configured.
+#   4. start = trap (on-demand): a ping to the remote subnet raises an acquire in
+#      the dataplane, espresso initiates, and the tunnel then carries the traffic.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
@@ -25,7 +28,7 @@ pass() { nsl_log "ok: $*"; passed=$((passed + 1)); }
 
 mkdir -p "$NSL_TMP/A"
 ( umask 077; printf 'psk = "%s"\n' "$SW_PSK" >"$NSL_TMP/A/sw.psk" )
-# write_a IKE ESP START: espresso's configuration on gateway A.
+# write_a IKE ESP START [REMOTE]: espresso's configuration on gateway A.
 write_a() {
   cat >"$NSL_TMP/A/espresso.toml" <<CONF
 [daemon]
@@ -36,7 +39,7 @@ metrics = "127.0.0.1:9716"
 [[connection]]
 name = "sw"
 left = "192.0.2.1"
-right = "192.0.2.2"
+right = "${4:-192.0.2.2}"
 leftsubnet = "10.1.0.0/24"
 rightsubnet = "10.2.0.0/24"
 secrets = "sw.psk"
@@ -88,6 +91,24 @@ grep -q "espresso_ike_child_sa_info{conn=\"sw\",state=\"INSTALLED\",spi_in=\"$(p
 grep -q "espresso_tunnel_packets_total{tunnel=\"sw\",direction=\"out\"} [1-9]" <<<"$m" || nsl_die "metrics: packets of sw"
 pass "Prometheus metrics show the IKE and child SA with counters"
 
+# The dataplane dies and comes back: the daemon installs the IKE SAs again
+# (outbound sequence numbers above what the old process may have sent) and
+# rekeys the child so that no sequence number is reused under a key.
+seq_before=$(ctl_field A "t('sw')['outbound']['seq']")
+kill -9 "$DP_A"
+wait "$DP_A" 2>/dev/null || true
+ctl_dataplane A
+for _ in $(seq 1 100); do
+  read -r n_in n_out <<<"$(our_spis)"
+  [ "$n_in" != "$ours_in" ] && [ "$n_out" != "$ours_out" ] && break
+  sleep 0.1
+done
+[ "$n_in" != "$ours_in" ] && [ "$n_out" != "$ours_out" ] || nsl_die "no child rekey after the dataplane restart"
+ctl_wait_state A sw up 10
+ping_ok "$NS_HA" 10.2.0.2 || nsl_die "ping after the dataplane restart"
+grep -q "IKE: .* installed again in the new dataplane" <<<"$(ctl A log -n 300)" || nsl_die "log lacks the reinstall"
+pass "dataplane restart: IKE SAs reinstalled, child rekeyed ($ours_in/$ours_out -> $n_in/$n_out, old outbound had reached seq $seq_before), traffic flows"
+
 grep -q "sw: down" <<<"$(ctl A down sw)" || nsl_die "down sw"
 for _ in $(seq 1 50); do [ "$(sw_ike_count)" = 0 ] && break; sleep 0.1; done
 [ "$(sw_ike_count)" = 0 ] || nsl_die "strongSwan still has the IKE SA after espresso's delete"
@@ -96,7 +117,7 @@ wait_a down
 pass "espresso's delete removes the SAs on both sides"
 
 # ---- 2. strongSwan initiates, espresso responds, AES-CBC-128 + HMAC-SHA-256
-write_a "AES SHA2_256 19, aes128-sha256-ecp256" "aes128-sha256" add
+write_a "AES SHA2_256 19, aes128-sha256-ecp256" "aes128-sha256" add %any
 grep -q "reloaded" <<<"$(ctl A reload)" || nsl_die "reload"
 sw_write_conf "aes128-sha256-ecp256" "aes128-sha256" child.start_action=none
 sw_reload
@@ -108,7 +129,7 @@ read -r ours_in ours_out <<<"$(our_spis)"
 read -r sw_in sw_out <<<"$(sw_child_spis)"
 [ "$ours_in" = "$sw_out" ] && [ "$ours_out" = "$sw_in" ] || nsl_die "SPIs differ (responder)"
 grep -q "AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/ECP_256" <<<"$(swc --list-sas)" || nsl_die "strongSwan's IKE algorithms (CBC)"
-pass "espresso responder, AES-CBC-128 + HMAC-SHA-256-128: SAs up, SPIs match"
+pass "espresso responder (right = %any), AES-CBC-128 + HMAC-SHA-256-128: SAs up, SPIs match"
 read -r o i <<<"$(traffic_checks cbc)"
 pass "ping both ways and 1 MiB TCP echo through the CBC tunnel ($o out, $i in)"
 swc --terminate --ike gw --timeout 10 >/dev/null 2>&1 || nsl_die "strongSwan terminate"
@@ -129,5 +150,18 @@ grep -qi "offered \[.*AES_CBC_256.*\]" <<<"$note" || grep -qi "offered \[.*aes25
 grep -qi "configured \[.*aes128.*\]" <<<"$note" || nsl_die "status does not show what is configured: $note"
 grep -q "NO_PROPOSAL_CHOSEN" <<<"$(ctl A log -n 200)" || nsl_die "log lacks NO_PROPOSAL_CHOSEN"
 pass "mismatched proposal: NO_PROPOSAL_CHOSEN with the peer's offer next to ours in status and log"
+
+# ---- 4. start = trap: the first packet to the remote subnet starts the negotiation
+sw_write_conf "aes128gcm16-prfsha256-ecp256" "aes128gcm16" child.start_action=none
+sw_reload
+write_a "aes128gcm16-prfsha256-ecp256" "aes128gcm16" trap
+grep -q "reloaded" <<<"$(ctl A reload)" || nsl_die "reload (trap)"
+[ "$(ctl_field A "len(s.get('ike_sas', []))")" = 0 ] || nsl_die "trap connection negotiated before any traffic"
+ctl_ping "$NS_HA" 10.2.0.2 3 >/dev/null || true
+wait_a up 15
+[ "$(ctl_field A "s['ike_sas'][0]['initiator']")" = True ] || nsl_die "trap: espresso should have initiated"
+ping_ok "$NS_HA" 10.2.0.2 || nsl_die "ping after the acquire"
+grep -q "acquire: 10.1.0.2 -> 10.2.0.2" <<<"$(ctl A log -n 300)" || nsl_die "log lacks the acquire"
+pass "start = trap: traffic to 10.2.0.0/24 raised an acquire, espresso negotiated and the tunnel carries it"
 
 echo "30_ike_strongswan: $passed passed, 0 failed"

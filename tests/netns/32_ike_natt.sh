@@ -10,7 +10,8 @@
 # side), detects that it is behind a NAT from the NAT_DETECTION hashes, moves
 # IKE to UDP 4500 and installs UDP-encapsulated ESP; ping and a TCP echo pass
 # through the NAT, the NAT's conntrack shows only UDP 500/4500 between the
-# gateways (no raw ESP), and espresso sends NAT keepalives.
+# gateways (no raw ESP), and espresso sends NAT keepalives. A byte lifetime
+# (life_bytes, counted by the dataplane) rekeys the child during a transfer.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
@@ -81,6 +82,7 @@ ike = "aes128gcm16-prfsha256-ecp256"
 esp = "aes128gcm16"
 pfs = false
 start = "start"
+life_bytes = "3M"
 CONF
 ctl_dataplane A
 ctl_daemon A
@@ -114,6 +116,19 @@ cap=$NSL_PID
 for _ in $(seq 1 300); do kill -0 "$cap" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$cap" 2>/dev/null && nsl_die "no NAT keepalive (UDP 4500 one-byte 0xff) within 30 s"
 pass "NAT keepalive sent by espresso"
+
+# byte lifetime (3 MB, rekey at 85-90 %), counted by the dataplane: a few more
+# MiB of TCP echo cross it; the child is rekeyed under the running transfer.
+read -r b_in b_out <<<"$(ctl_field A "'%08x %08x' % (t('sw')['inbound']['spi'], t('sw')['outbound']['spi'])")"
+for _ in 1 2 3; do tcp_echo "$NS_HB" "$NS_HA" 10.2.0.2 1048576 || nsl_die "TCP echo across the byte-lifetime rekey"; done
+for _ in $(seq 1 50); do
+  read -r a_in a_out <<<"$(ctl_field A "'%08x %08x' % (t('sw')['inbound']['spi'], t('sw')['outbound']['spi'])")"
+  [ "$a_in" != "$b_in" ] && break
+  sleep 0.1
+done
+[ "$a_in" != "$b_in" ] && [ "$a_out" != "$b_out" ] || nsl_die "no rekey after the byte lifetime"
+grep -q "dataplane: SoftExpire" <<<"$(ctl A log -n 300)" || nsl_die "the rekey was not caused by the dataplane's byte count"
+pass "byte lifetime counted by the dataplane: child rekeyed ($b_in/$b_out -> $a_in/$a_out) during 3 MiB of TCP echo, every byte back"
 
 swc --terminate --ike gw --timeout 10 >/dev/null 2>&1 || nsl_die "strongSwan terminate"
 ctl_wait_state A sw down 10

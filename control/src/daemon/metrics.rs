@@ -418,4 +418,68 @@ mod tests {
             assert!(v.parse::<f64>().is_ok(), "{l}");
         }
     }
+
+    #[test]
+    fn ike_sas_and_children_are_exported() {
+        use super::super::api::{ChildStatus, IkeCounters, IkeStatus, SaStatus};
+        let mut st = Status::default();
+        st.tunnels.push(TunnelStatus {
+            name: "sw".into(),
+            kind: "ike".into(),
+            state: "up".into(),
+            outbound: Some(SaStatus {
+                spi: 0x1234,
+                spi_hex: "0x1234".into(),
+                packets: 7,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        st.ike_sas.push(IkeStatus {
+            conn: "sw".into(),
+            state: "ESTABLISHED".into(),
+            spi_i: "00000000000000aa".into(),
+            spi_r: "00000000000000bb".into(),
+            proposal: "aes128gcm16-prfsha256-ecp256".into(),
+            rekey_in_s: Some(100),
+            children: vec![ChildStatus {
+                state: "INSTALLED".into(),
+                inbound: SaStatus {
+                    spi_hex: "0x99".into(),
+                    ..Default::default()
+                },
+                outbound: SaStatus {
+                    spi_hex: "0x1234".into(),
+                    ..Default::default()
+                },
+                rekey_in_s: Some(50),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        st.ike = Some(IkeCounters {
+            rx: 4,
+            tx: 5,
+            ..Default::default()
+        });
+        let t = render(&st);
+        assert!(
+            t.contains(
+                "espresso_ike_sa_info{conn=\"sw\",state=\"ESTABLISHED\",spi_i=\"00000000000000aa\""
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("espresso_ike_sa_rekey_seconds{conn=\"sw\",spi_i=\"00000000000000aa\"} 100")
+        );
+        assert!(t.contains("espresso_ike_child_sa_info{conn=\"sw\",state=\"INSTALLED\",spi_in=\"0x99\",spi_out=\"0x1234\""));
+        assert!(t.contains("espresso_ike_child_sa_rekey_seconds{conn=\"sw\",spi_in=\"0x99\"} 50"));
+        assert!(t.contains("espresso_ike_messages_total{direction=\"tx\"} 5"));
+        assert!(t.contains("espresso_ike_drops_total{reason=\"not_ike\"} 0"));
+        assert!(t.contains("espresso_tunnel_packets_total{tunnel=\"sw\",direction=\"out\"} 7"));
+        for l in t.lines().filter(|l| !l.starts_with('#')) {
+            let v = l.rsplit(' ').next().unwrap();
+            assert!(v.parse::<f64>().is_ok(), "{l}");
+        }
+    }
 }

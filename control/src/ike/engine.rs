@@ -824,7 +824,10 @@ impl Engine {
                     .find_map(|(id, s)| s.child_by_spi(*spi, *direction).map(|inb| (*id, inb)));
                 if let Some((id, inbound)) = found {
                     if let Some(sa) = self.sas.get_mut(&id) {
-                        if hard {
+                        if hard && sa.child_rekey_pending(inbound) {
+                            // the dataplane has stopped the SA; the rekey under
+                            // way replaces it (policies move to the new SA)
+                        } else if hard {
                             sa.delete_child_local(&mut self.ctx, inbound, now);
                         } else if sa.conn.rekey {
                             sa.queue(&mut self.ctx, Task::RekeyChild(inbound), now);

@@ -189,6 +189,7 @@ impl Manager {
         self.events.clear();
         self.tables.sad_in.collect_events(&mut self.events);
         self.tables.sad_out.collect_events(&mut self.events);
+        self.tables.spd.load().take_acquires(&mut self.events);
         for ev in &self.events {
             self.dp.push_event(ev);
         }

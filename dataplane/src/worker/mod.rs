@@ -559,7 +559,10 @@ impl<B: Backend> Worker<B> {
                     self.route(fib, p, it.in_port, true);
                 }
                 Some(PolicyAction::Discard) => self.drop_pkt(p, DropReason::PolicyDiscard),
-                Some(PolicyAction::Trap) => self.drop_pkt(p, DropReason::NoSa),
+                Some(PolicyAction::Trap) => {
+                    spd.note_acquire(&key);
+                    self.drop_pkt(p, DropReason::NoSa)
+                }
                 Some(PolicyAction::Protect { spi }) => {
                     let gi = match groups.iter().position(|(s, _)| *s == spi) {
                         Some(i) => i,

@@ -1,0 +1,272 @@
+//! IKE_AUTH with a pre-shared key: AUTH payloads, identities, the first child SA.
+
+use super::*;
+
+impl IkeSa {
+    // ---------------------------------------------------------- IKE_AUTH
+
+    pub(super) fn established(&mut self, ctx: &mut Ctx, now: Instant) {
+        self.state = State::Established;
+        self.half_open_deadline = None;
+        let c = self.conn.clone();
+        if c.rekey {
+            self.rekey_at = Some(now + ctx.rekey_time(c.ike_lifetime, c.margin, c.fuzz_percent));
+        }
+        self.expire_at = Some(now + c.ike_lifetime);
+        if self.nat_local {
+            self.keepalive_at = Some(now + ctx.settings.keepalive);
+        }
+        ctx.stats.ike_established += 1;
+        ctx.event(Event::IkeEstablished {
+            sa: self.id,
+            conn: c.name.clone(),
+            local: self.local,
+            remote: self.remote,
+            remote_id: self
+                .remote_id
+                .as_ref()
+                .map(|i| i.to_string())
+                .unwrap_or_default(),
+            proposal: self.suite.map(|s| s.to_string()).unwrap_or_default(),
+            initiator: self.initiator,
+            nat_local: self.nat_local,
+            nat_remote: self.nat_remote,
+        });
+    }
+
+    pub(super) fn auth_response(
+        &mut self,
+        ctx: &mut Ctx,
+        pc: PendingChild,
+        p: &Payloads<'_>,
+        now: Instant,
+    ) {
+        let (Some(keys), Some(suite)) = (&self.keys, self.suite) else {
+            return;
+        };
+        let Some(auth) = p.auth else {
+            ctx.free_child_spi(pc.inbound_spi);
+            let code = p.error_notify().unwrap_or(notify::INVALID_SYNTAX);
+            if code == notify::AUTHENTICATION_FAILED {
+                ctx.event(Event::AuthFailed {
+                    conn: self.conn.name.clone(),
+                    peer: self.remote,
+                    reason: "peer rejected our authentication (AUTHENTICATION_FAILED): PSK or IDs differ".into(),
+                });
+            }
+            self.fail(
+                ctx,
+                IkeError::PeerError {
+                    code,
+                    name: notify::name(code),
+                },
+            );
+            return;
+        };
+        let Some(idr) = p.idr else {
+            ctx.free_child_spi(pc.inbound_spi);
+            self.fail(
+                ctx,
+                IkeError::Missing {
+                    exchange: "IKE_AUTH",
+                    payload: "IDr",
+                },
+            );
+            return;
+        };
+        let rid = Identity::from_payload(idr.id_type, idr.data);
+        if !id_matches(&self.conn.remote_id, &rid) {
+            ctx.free_child_spi(pc.inbound_spi);
+            let reason = format!(
+                "peer identity {} is not the configured {}",
+                rid.as_ref()
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| format!("(type {})", idr.id_type)),
+                self.conn
+                    .remote_id
+                    .as_ref()
+                    .map(|i| i.to_string())
+                    .unwrap_or_default()
+            );
+            ctx.event(Event::AuthFailed {
+                conn: self.conn.name.clone(),
+                peer: self.remote,
+                reason: reason.clone(),
+            });
+            self.fail(ctx, IkeError::AuthFailed(reason));
+            return;
+        }
+        let want = crypto::psk_auth(
+            suite.prf,
+            self.conn.psk.bytes(),
+            &self.init_resp,
+            &self.ni,
+            keys.sk_pr.bytes(),
+            idr.body,
+        );
+        if auth.method != wire::AUTH_PSK || !crypto::ct_eq(&want, auth.data) {
+            ctx.free_child_spi(pc.inbound_spi);
+            let reason = format!(
+                "AUTH payload of the peer does not verify (method {}): pre-shared keys differ",
+                auth.method
+            );
+            ctx.event(Event::AuthFailed {
+                conn: self.conn.name.clone(),
+                peer: self.remote,
+                reason: reason.clone(),
+            });
+            self.fail(ctx, IkeError::AuthFailed(reason));
+            return;
+        }
+        self.remote_id = rid;
+        self.established(ctx, now);
+        self.dh = None;
+        if let Some(code) = p.error_notify() {
+            ctx.free_child_spi(pc.inbound_spi);
+            self.child_refused(ctx, code);
+            return;
+        }
+        let (ni, nr) = (self.ni.clone(), self.nr.clone());
+        match self.finish_child_initiator(ctx, &pc, p, &ni, &nr, true, now) {
+            Ok(child) => self.install_new_child(ctx, child),
+            Err(e) => {
+                ctx.free_child_spi(pc.inbound_spi);
+                ctx.event(Event::ChildFailed {
+                    sa: self.id,
+                    conn: self.conn.name.clone(),
+                    error: e,
+                });
+            }
+        }
+    }
+
+    pub(super) fn child_refused(&mut self, ctx: &mut Ctx, code: u16) {
+        if code == notify::NO_PROPOSAL_CHOSEN {
+            ctx.event(Event::ProposalMismatch {
+                conn: self.conn.name.clone(),
+                kind: "ESP",
+                peer: self.remote,
+                offered: vec!["? (peer answered NO_PROPOSAL_CHOSEN)".into()],
+                configured: self.configured_esp(),
+                local_responder: false,
+            });
+        }
+        ctx.event(Event::ChildFailed {
+            sa: self.id,
+            conn: self.conn.name.clone(),
+            error: IkeError::PeerError {
+                code,
+                name: notify::name(code),
+            },
+        });
+    }
+
+    pub(super) fn auth_request(
+        &mut self,
+        ctx: &mut Ctx,
+        msg_id: u32,
+        p: &Payloads<'_>,
+        now: Instant,
+    ) {
+        let (Some(keys), Some(suite)) = (&self.keys, self.suite) else {
+            return;
+        };
+        let (Some(idi), Some(auth)) = (p.idi, p.auth) else {
+            ctx.drop(IkeDrop::Invalid);
+            let mut pw = PayloadWriter::new();
+            pw.notify(0, &[], notify::INVALID_SYNTAX, &[]);
+            self.respond(ctx, exchange::IKE_AUTH, msg_id, &pw);
+            self.state = State::Deleting;
+            ctx.deferred.push(Deferred::Remove(self.id));
+            return;
+        };
+        let peer_id = Identity::from_payload(idi.id_type, idi.data);
+        let idr_req = p
+            .idr
+            .and_then(|r| Identity::from_payload(r.id_type, r.data));
+        let mut chosen = None;
+        let mut reason = format!(
+            "no connection for peer identity {}",
+            peer_id
+                .as_ref()
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| format!("(type {})", idi.id_type))
+        );
+        for c in self.candidates.iter() {
+            if !id_matches(&c.remote_id, &peer_id) {
+                continue;
+            }
+            if let (Some(want), Some(l)) = (&idr_req, &c.local_id) {
+                if want != l {
+                    reason = format!("peer asks for identity {want}, we are {l}");
+                    continue;
+                }
+            }
+            if !c
+                .ike_proposals
+                .iter()
+                .any(|pr| match_xforms(&pr.xforms(), &suite.xforms(), false).is_some())
+            {
+                reason = format!("connection {:?} does not allow {suite}", c.name);
+                continue;
+            }
+            let want = crypto::psk_auth(
+                suite.prf,
+                c.psk.bytes(),
+                &self.init_req,
+                &self.nr,
+                keys.sk_pi.bytes(),
+                idi.body,
+            );
+            if auth.method == wire::AUTH_PSK && crypto::ct_eq(&want, auth.data) {
+                chosen = Some(c.clone());
+                break;
+            }
+            reason = format!(
+                "AUTH of peer {} does not verify: pre-shared keys differ",
+                peer_id.as_ref().map(|i| i.to_string()).unwrap_or_default()
+            );
+        }
+        let Some(conn) = chosen else {
+            ctx.event(Event::AuthFailed {
+                conn: self.conn.name.clone(),
+                peer: self.remote,
+                reason: reason.clone(),
+            });
+            let mut pw = PayloadWriter::new();
+            pw.notify(0, &[], notify::AUTHENTICATION_FAILED, &[]);
+            self.respond(ctx, exchange::IKE_AUTH, msg_id, &pw);
+            self.fail(ctx, IkeError::AuthFailed(reason));
+            return;
+        };
+        if self.half_open_counted {
+            self.half_open_counted = false;
+            ctx.half_open = ctx.half_open.saturating_sub(1);
+        }
+        self.conn = conn;
+        self.candidates.clear();
+        self.remote_id = peer_id;
+        let idr = self.local_identity().to_body();
+        let my_auth = crypto::psk_auth(
+            suite.prf,
+            self.conn.psk.bytes(),
+            &self.init_resp,
+            &self.ni,
+            keys.sk_pr.bytes(),
+            &idr,
+        );
+        let mut pw = PayloadWriter::new();
+        pw.id(payload::IDR, &idr);
+        pw.auth(wire::AUTH_PSK, &my_auth);
+        self.established(ctx, now);
+        if p.notify(notify::INITIAL_CONTACT).is_some() {
+            ctx.deferred
+                .push(Deferred::InitialContact { keep: self.id });
+        }
+        if p.sa.is_some() && p.tsi.is_some() && p.tsr.is_some() {
+            let (ni, nr) = (self.ni.clone(), self.nr.clone());
+            self.responder_child(ctx, p, &ni, Some(&nr), true, None, &mut pw, now);
+        }
+        self.respond(ctx, exchange::IKE_AUTH, msg_id, &pw);
+    }
+}

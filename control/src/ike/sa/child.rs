@@ -1,0 +1,766 @@
+//! Child SAs: CREATE_CHILD_SA for new and rekeyed child SAs, proposal and
+//! traffic-selector choice, key material, make-before-break installation.
+
+use super::*;
+
+impl IkeSa {
+    // ------------------------------------------------------- child SAs
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn sa_params(
+        &self,
+        child: &ChildSa,
+        spi: u32,
+        dir: Direction,
+        enc: Key,
+        auth: Key,
+        mode: Mode,
+        ctx: &mut Ctx,
+    ) -> SaParams {
+        let c = &self.conn;
+        let life = |hard: u64, ctx: &mut Ctx| {
+            if hard == 0 {
+                (0, 0)
+            } else {
+                let pct: u64 = ctx.rng.random_range(85..=90);
+                (hard / 100 * pct, hard)
+            }
+        };
+        let (sb, hb) = life(c.life_bytes, ctx);
+        let (sp, hp) = life(c.life_packets, ctx);
+        let (local_sel, remote_sel) = (&child.local_ts, &child.remote_ts);
+        SaParams {
+            spi,
+            direction: dir,
+            mode,
+            suite: child.suite.suite(),
+            enc_key: enc,
+            auth_key: auth,
+            esn: child.suite.esn,
+            replay_window: if dir == Direction::Inbound {
+                c.replay_window
+            } else {
+                0
+            },
+            local_addr: self.local.ip(),
+            remote_addr: self.remote.ip(),
+            encap: child.encap.then_some(UdpEncap {
+                local_port: self.local.port(),
+                remote_port: self.remote.port(),
+            }),
+            selectors: ts::to_selectors(local_sel, remote_sel),
+            lifetime: Lifetime {
+                soft_bytes: sb,
+                hard_bytes: hb,
+                soft_packets: sp,
+                hard_packets: hp,
+            },
+            df: DfMode::Copy,
+            copy_dscp: false,
+            initial_seq: 1,
+            allow_legacy: c.allow_legacy,
+            tunnel_id: c.tunnel_id,
+        }
+    }
+
+    /// Builds the child of an exchange we initiated from the response.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn finish_child_initiator(
+        &mut self,
+        ctx: &mut Ctx,
+        pc: &PendingChild,
+        p: &Payloads<'_>,
+        ni: &[u8],
+        nr: &[u8],
+        in_auth: bool,
+        now: Instant,
+    ) -> Result<(ChildSa, Box<SaParams>, Box<SaParams>), IkeError> {
+        let exch = if in_auth {
+            "IKE_AUTH"
+        } else {
+            "CREATE_CHILD_SA"
+        };
+        let sa = p.sa.ok_or(IkeError::Missing {
+            exchange: exch,
+            payload: "SA",
+        })?;
+        let props = peer_proposals(&sa)?;
+        let [(num, proto::ESP, spi, x)] = props.as_slice() else {
+            return Err(IkeError::NoProposalChosen {
+                offered: "answer is not one ESP proposal".into(),
+                configured: self.configured_esp().join(", "),
+            });
+        };
+        if spi.len() != 4 || !check_chosen(&pc.offered, *num, x, in_auth) {
+            return Err(IkeError::NoProposalChosen {
+                offered: xforms_to_string(x, false),
+                configured: self.configured_esp().join(", "),
+            });
+        }
+        let suite = ChildSuite::from_xforms(x).ok_or_else(|| IkeError::NoProposalChosen {
+            offered: xforms_to_string(x, false),
+            configured: self.configured_esp().join(", "),
+        })?;
+        let outbound = u32::from_be_bytes([spi[0], spi[1], spi[2], spi[3]]);
+        if outbound < 256 {
+            return Err(IkeError::Parse(wire_err("ESP SPI", outbound as u64)));
+        }
+        let shared = match (suite.dh, &pc.dh) {
+            (Some(g), Some(dh)) if !in_auth => {
+                let ke = p.ke.ok_or(IkeError::Missing {
+                    exchange: exch,
+                    payload: "KE",
+                })?;
+                if ke.group != g.number() || dh.group() != g {
+                    return Err(IkeError::KeyExchange(
+                        "KE group differs from the chosen proposal",
+                    ));
+                }
+                Some(dh.shared(ke.data)?)
+            }
+            (Some(_), _) if !in_auth => {
+                return Err(IkeError::KeyExchange("peer chose PFS we did not offer"))
+            }
+            _ => None,
+        };
+        let tsi = p.tsi.clone().ok_or(IkeError::Missing {
+            exchange: exch,
+            payload: "TSi",
+        })?;
+        let tsr = p.tsr.clone().ok_or(IkeError::Missing {
+            exchange: exch,
+            payload: "TSr",
+        })?;
+        if !ts::all_within(&tsi, &pc.tsi) || !ts::all_within(&tsr, &pc.tsr) {
+            return Err(IkeError::TsUnacceptable(format!(
+                "peer answered TSi {:?} TSr {:?}, wider than proposed",
+                tsi.iter().map(ts::display).collect::<Vec<_>>(),
+                tsr.iter().map(ts::display).collect::<Vec<_>>()
+            )));
+        }
+        let mode = if self.conn.mode == Mode::Transport
+            && p.notify(notify::USE_TRANSPORT_MODE).is_some()
+        {
+            Mode::Transport
+        } else {
+            Mode::Tunnel
+        };
+        let keys_ = self.keys.as_ref().ok_or(IkeError::State {
+            op: "child",
+            state: "no keys",
+        })?;
+        let k = crypto::derive_child_keys(
+            self.prf(),
+            keys_.sk_d.bytes(),
+            shared.as_deref().map(|s| &s[..]),
+            ni,
+            nr,
+            suite.encr.key_len(),
+            suite.integ.key_len(),
+        );
+        let mut nonce_min = ni.min(nr).to_vec();
+        if nonce_min.is_empty() {
+            nonce_min = ni.to_vec();
+        }
+        let child = self.new_child(
+            ctx,
+            pc.inbound_spi,
+            outbound,
+            suite,
+            tsi,
+            tsr,
+            nonce_min,
+            now,
+        );
+        let inb = Box::new(self.sa_params(
+            &child,
+            child.inbound_spi,
+            Direction::Inbound,
+            k.er,
+            k.ar,
+            mode,
+            ctx,
+        ));
+        let out =
+            Box::new(self.sa_params(&child, outbound, Direction::Outbound, k.ei, k.ai, mode, ctx));
+        Ok((child, inb, out))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new_child(
+        &self,
+        ctx: &mut Ctx,
+        inbound: u32,
+        outbound: u32,
+        suite: ChildSuite,
+        local_ts: Vec<TsEntry>,
+        remote_ts: Vec<TsEntry>,
+        nonce_min: Vec<u8>,
+        now: Instant,
+    ) -> ChildSa {
+        let c = &self.conn;
+        let rekey_at = c
+            .rekey
+            .then(|| now + ctx.rekey_time(c.child_lifetime, c.margin, c.fuzz_percent));
+        ChildSa {
+            inbound_spi: inbound,
+            outbound_spi: outbound,
+            suite,
+            local_ts,
+            remote_ts,
+            policies: Vec::new(),
+            state: ChildState::Installed,
+            in_installed: false,
+            out_installed: false,
+            pending_out: None,
+            nonce_min,
+            created: now,
+            rekey_at,
+            expire_at: now + c.child_lifetime,
+            rekeyed_by_peer: None,
+            rekey_busy: false,
+            encap: self.nat_local || self.nat_remote,
+        }
+    }
+
+    /// Installs both directions and the policies of a new (not rekeyed) child.
+    pub(super) fn install_new_child(
+        &mut self,
+        ctx: &mut Ctx,
+        parts: (ChildSa, Box<SaParams>, Box<SaParams>),
+    ) {
+        let (mut child, inb, out) = parts;
+        ctx.dp(DataplaneOp::InstallSa(inb));
+        ctx.dp(DataplaneOp::InstallSa(out));
+        child.in_installed = true;
+        child.out_installed = true;
+        let sels = ts::to_selectors(&child.local_ts, &child.remote_ts);
+        let traps = ctx
+            .trap_policies
+            .get(&self.conn.name)
+            .cloned()
+            .unwrap_or_default();
+        for s in sels {
+            let id = traps
+                .iter()
+                .find(|(_, t)| *t == s)
+                .map(|(id, _)| *id)
+                .unwrap_or_else(|| ctx.new_policy_id());
+            ctx.dp(DataplaneOp::InstallPolicy(Policy {
+                id,
+                tunnel_id: self.conn.tunnel_id,
+                selector: s.clone(),
+                action: PolicyAction::Protect {
+                    spi: child.outbound_spi,
+                },
+                priority: 100,
+            }));
+            child.policies.push((id, s));
+        }
+        ctx.stats.child_established += 1;
+        ctx.event(self.child_event(&child));
+        self.children.push(child);
+    }
+
+    pub(super) fn child_event(&self, c: &ChildSa) -> Event {
+        Event::ChildEstablished {
+            sa: self.id,
+            conn: self.conn.name.clone(),
+            inbound_spi: c.inbound_spi,
+            outbound_spi: c.outbound_spi,
+            proposal: c.suite.to_string(),
+            local_ts: c.local_ts.iter().map(ts::display).collect(),
+            remote_ts: c.remote_ts.iter().map(ts::display).collect(),
+            encap: c.encap,
+        }
+    }
+
+    /// Switches from `old` to `new` after a rekey: new outbound in, policies
+    /// to the new SPI, old outbound out, old inbound drained later.
+    pub(super) fn switch_child(
+        &mut self,
+        ctx: &mut Ctx,
+        old_idx: usize,
+        new_idx: usize,
+        now: Instant,
+    ) {
+        if let Some(out) = self.children[new_idx].pending_out.take() {
+            ctx.dp(DataplaneOp::InstallSa(out));
+            self.children[new_idx].out_installed = true;
+        }
+        let new_out = self.children[new_idx].outbound_spi;
+        let pols = std::mem::take(&mut self.children[old_idx].policies);
+        for (id, s) in &pols {
+            ctx.dp(DataplaneOp::InstallPolicy(Policy {
+                id: *id,
+                tunnel_id: self.conn.tunnel_id,
+                selector: s.clone(),
+                action: PolicyAction::Protect { spi: new_out },
+                priority: 100,
+            }));
+        }
+        self.children[new_idx].policies = pols;
+        self.children[new_idx].state = ChildState::Installed;
+        let old = &mut self.children[old_idx];
+        if old.out_installed {
+            ctx.dp(DataplaneOp::RemoveSa {
+                spi: old.outbound_spi,
+                direction: Direction::Outbound,
+            });
+            old.out_installed = false;
+        }
+        ctx.stats.child_established += 1;
+        ctx.event(Event::ChildRekeyed {
+            sa: self.id,
+            conn: self.conn.name.clone(),
+            old_inbound: old.inbound_spi,
+            old_outbound: old.outbound_spi,
+            new_inbound: self.children[new_idx].inbound_spi,
+            new_outbound: new_out,
+        });
+        let _ = now;
+    }
+
+    /// Chooses and installs a child SA for a request; writes the answer's
+    /// payloads (or an error notify) to `pw`. `nr_auth` is the IKE_SA_INIT
+    /// nonce when called from IKE_AUTH.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn responder_child(
+        &mut self,
+        ctx: &mut Ctx,
+        p: &Payloads<'_>,
+        ni: &[u8],
+        nr_auth: Option<&[u8]>,
+        in_auth: bool,
+        rekey_of: Option<usize>,
+        pw: &mut PayloadWriter,
+        now: Instant,
+    ) -> bool {
+        let (Some(sa), Some(tsi), Some(tsr)) = (p.sa, p.tsi.as_ref(), p.tsr.as_ref()) else {
+            pw.notify(0, &[], notify::INVALID_SYNTAX, &[]);
+            return false;
+        };
+        let props = match peer_proposals(&sa) {
+            Ok(v) => v,
+            Err(_) => {
+                pw.notify(0, &[], notify::INVALID_SYNTAX, &[]);
+                return false;
+            }
+        };
+        let ike_dh = self.suite.map(|s| s.dh);
+        let mut chosen = None;
+        'outer: for ours in &self.conn.esp_proposals {
+            let mut o = ours.clone();
+            if o.dh.is_empty() && self.conn.pfs {
+                o.dh.extend(ike_dh);
+            }
+            let mut ox = o.xforms(true);
+            if !self.conn.pfs {
+                // pfs = no still accepts PFS when the peer asks for it (seed 000)
+                ox.push(Xform {
+                    ttype: ttype::DH,
+                    id: 0,
+                    key_len: None,
+                });
+                for g in [
+                    DhGroup::Ecp256,
+                    DhGroup::Curve25519,
+                    DhGroup::Ecp384,
+                    DhGroup::Modp2048,
+                    DhGroup::Modp1024,
+                ] {
+                    ox.push(Xform {
+                        ttype: ttype::DH,
+                        id: g.number(),
+                        key_len: None,
+                    });
+                }
+            }
+            for (num, prot, spi, x) in &props {
+                if *prot != proto::ESP || spi.len() != 4 {
+                    continue;
+                }
+                if let Some(m) = match_xforms(&ox, x, in_auth) {
+                    if let Some(s) = ChildSuite::from_xforms(&m) {
+                        if s.suite().validate(self.conn.allow_legacy).is_ok() {
+                            chosen = Some((
+                                *num,
+                                u32::from_be_bytes([spi[0], spi[1], spi[2], spi[3]]),
+                                s,
+                                m,
+                            ));
+                            break 'outer;
+                        }
+                    }
+                }
+            }
+        }
+        let Some((num, outbound, suite, m)) = chosen else {
+            ctx.event(Event::ProposalMismatch {
+                conn: self.conn.name.clone(),
+                kind: "ESP",
+                peer: self.remote,
+                offered: props
+                    .iter()
+                    .map(|(_, _, _, x)| xforms_to_string(x, false))
+                    .collect(),
+                configured: self.configured_esp(),
+                local_responder: true,
+            });
+            pw.notify(0, &[], notify::NO_PROPOSAL_CHOSEN, &[]);
+            return false;
+        };
+        if outbound < 256 {
+            pw.notify(0, &[], notify::INVALID_SYNTAX, &[]);
+            return false;
+        }
+        let mut dh_priv = None;
+        let mut shared = None;
+        if let (Some(g), false) = (suite.dh, in_auth) {
+            match p.ke {
+                Some(ke) if ke.group == g.number() => {
+                    let d = DhPrivate::generate(g, &mut ctx.rng);
+                    match d.shared(ke.data) {
+                        Ok(s) => shared = Some(s),
+                        Err(_) => {
+                            pw.notify(0, &[], notify::INVALID_SYNTAX, &[]);
+                            return false;
+                        }
+                    }
+                    dh_priv = Some(d);
+                }
+                _ => {
+                    pw.notify(
+                        0,
+                        &[],
+                        notify::INVALID_KE_PAYLOAD,
+                        &g.number().to_be_bytes(),
+                    );
+                    return false;
+                }
+            }
+        }
+        let (cfg_local, cfg_remote) = match rekey_of {
+            Some(i) => (
+                self.children[i].local_ts.clone(),
+                self.children[i].remote_ts.clone(),
+            ),
+            None => conn_ts(&self.conn, Some(self.local.ip()), Some(self.remote.ip())),
+        };
+        let n_tsi = ts::narrow(tsi, &cfg_remote);
+        let n_tsr = ts::narrow(tsr, &cfg_local);
+        if n_tsi.is_empty() || n_tsr.is_empty() {
+            ctx.event(Event::ChildFailed {
+                sa: self.id,
+                conn: self.conn.name.clone(),
+                error: IkeError::TsUnacceptable(format!(
+                    "peer proposed TSi {:?} TSr {:?}; configured remote {:?} local {:?}",
+                    tsi.iter().map(ts::display).collect::<Vec<_>>(),
+                    tsr.iter().map(ts::display).collect::<Vec<_>>(),
+                    cfg_remote.iter().map(ts::display).collect::<Vec<_>>(),
+                    cfg_local.iter().map(ts::display).collect::<Vec<_>>()
+                )),
+            });
+            pw.notify(0, &[], notify::TS_UNACCEPTABLE, &[]);
+            return false;
+        }
+        let nr: Vec<u8> = match nr_auth {
+            Some(n) => n.to_vec(),
+            None => ctx.random_bytes(32),
+        };
+        let Some(keys) = &self.keys else { return false };
+        let k = crypto::derive_child_keys(
+            self.prf(),
+            keys.sk_d.bytes(),
+            shared.as_deref().map(|s| &s[..]),
+            ni,
+            &nr,
+            suite.encr.key_len(),
+            suite.integ.key_len(),
+        );
+        let mode = if self.conn.mode == Mode::Transport
+            && p.notify(notify::USE_TRANSPORT_MODE).is_some()
+        {
+            Mode::Transport
+        } else {
+            Mode::Tunnel
+        };
+        let inbound = ctx.new_child_spi();
+        let nonce_min = ni.min(&nr[..]).to_vec();
+        // our local selectors are the narrowed TSr, remote the narrowed TSi
+        let mut child = self.new_child(
+            ctx,
+            inbound,
+            outbound,
+            suite,
+            n_tsr.clone(),
+            n_tsi.clone(),
+            nonce_min,
+            now,
+        );
+        let inb =
+            Box::new(self.sa_params(&child, inbound, Direction::Inbound, k.ei, k.ai, mode, ctx));
+        let out =
+            Box::new(self.sa_params(&child, outbound, Direction::Outbound, k.er, k.ar, mode, ctx));
+        sa_payload_one(pw, num, proto::ESP, &inbound.to_be_bytes(), &m);
+        if !in_auth {
+            pw.nonce(&nr);
+        }
+        if let Some(d) = &dh_priv {
+            pw.ke(d.group().number(), d.public());
+        }
+        pw.ts(payload::TSI, &n_tsi);
+        pw.ts(payload::TSR, &n_tsr);
+        if mode == Mode::Transport {
+            pw.notify(0, &[], notify::USE_TRANSPORT_MODE, &[]);
+        }
+        match rekey_of {
+            Some(i) => {
+                ctx.dp(DataplaneOp::InstallSa(inb));
+                child.in_installed = true;
+                child.pending_out = Some(out);
+                child.state = ChildState::InboundOnly;
+                self.children[i].rekeyed_by_peer = Some(inbound);
+                self.children.push(child);
+            }
+            None => self.install_new_child(ctx, (child, inb, out)),
+        }
+        true
+    }
+
+    pub(super) fn create_child_request(
+        &mut self,
+        ctx: &mut Ctx,
+        msg_id: u32,
+        p: &Payloads<'_>,
+        now: Instant,
+    ) {
+        let mut pw = PayloadWriter::new();
+        let is_ike =
+            p.sa.and_then(|s| s.proposals().ok())
+                .and_then(|v| v.first().map(|p| p.protocol))
+                == Some(proto::IKE);
+        if is_ike {
+            self.ike_rekey_request(ctx, msg_id, p, now);
+            return;
+        }
+        let Some(ni) = p.nonce else {
+            pw.notify(0, &[], notify::INVALID_SYNTAX, &[]);
+            self.respond(ctx, exchange::CREATE_CHILD_SA, msg_id, &pw);
+            return;
+        };
+        if self.rekeyed_to.is_some() {
+            pw.notify(0, &[], notify::TEMPORARY_FAILURE, &[]);
+            self.respond(ctx, exchange::CREATE_CHILD_SA, msg_id, &pw);
+            return;
+        }
+        let mut rekey_idx = None;
+        if let Some(n) = p.notify(notify::REKEY_SA) {
+            let spi = n.spi32().unwrap_or(0);
+            match self.children.iter().position(|c| c.outbound_spi == spi) {
+                None => {
+                    pw.notify(
+                        proto::ESP,
+                        &spi.to_be_bytes(),
+                        notify::CHILD_SA_NOT_FOUND,
+                        &[],
+                    );
+                    self.respond(ctx, exchange::CREATE_CHILD_SA, msg_id, &pw);
+                    return;
+                }
+                Some(i)
+                    if self.children[i].state != ChildState::Installed
+                        || self.children[i].rekeyed_by_peer.is_some() =>
+                {
+                    pw.notify(0, &[], notify::TEMPORARY_FAILURE, &[]);
+                    self.respond(ctx, exchange::CREATE_CHILD_SA, msg_id, &pw);
+                    return;
+                }
+                Some(i) => rekey_idx = Some(i),
+            }
+        }
+        let ni = ni.to_vec();
+        self.responder_child(ctx, p, &ni, None, false, rekey_idx, &mut pw, now);
+        self.respond(ctx, exchange::CREATE_CHILD_SA, msg_id, &pw);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn start_create_child(
+        &mut self,
+        ctx: &mut Ctx,
+        rekey_of: Option<u32>,
+        tsi: Vec<TsEntry>,
+        tsr: Vec<TsEntry>,
+        group: Option<DhGroup>,
+        ke_retries: u32,
+        now: Instant,
+    ) {
+        let offered = self.child_offers(true);
+        let group = group.or_else(|| {
+            offered
+                .first()
+                .and_then(|x| x.iter().find(|t| t.ttype == ttype::DH && t.id != 0))
+                .and_then(|t| DhGroup::from_number(t.id))
+        });
+        let dh = group.map(|g| DhPrivate::generate(g, &mut ctx.rng));
+        let pc = PendingChild {
+            inbound_spi: ctx.new_child_spi(),
+            ni: ctx.random_bytes(32),
+            dh,
+            tsi,
+            tsr,
+            rekey_of,
+            offered,
+            ke_retries,
+        };
+        let mut pw = PayloadWriter::new();
+        if let Some(old) = rekey_of {
+            pw.notify(proto::ESP, &old.to_be_bytes(), notify::REKEY_SA, &[]);
+        }
+        sa_payload(
+            &mut pw,
+            proto::ESP,
+            &pc.inbound_spi.to_be_bytes(),
+            &pc.offered,
+        );
+        pw.nonce(&pc.ni);
+        if let Some(d) = &pc.dh {
+            pw.ke(d.group().number(), d.public());
+        }
+        pw.ts(payload::TSI, &pc.tsi);
+        pw.ts(payload::TSR, &pc.tsr);
+        if self.conn.mode == Mode::Transport {
+            pw.notify(0, &[], notify::USE_TRANSPORT_MODE, &[]);
+        }
+        self.send_request(
+            ctx,
+            now,
+            exchange::CREATE_CHILD_SA,
+            pw,
+            ActiveKind::CreateChild(pc),
+        );
+    }
+
+    pub(super) fn create_child_response(
+        &mut self,
+        ctx: &mut Ctx,
+        pc: PendingChild,
+        p: &Payloads<'_>,
+        now: Instant,
+    ) {
+        let old_idx = pc
+            .rekey_of
+            .and_then(|o| self.children.iter().position(|c| c.inbound_spi == o));
+        if let Some(code) = p.error_notify() {
+            ctx.free_child_spi(pc.inbound_spi);
+            if code == notify::INVALID_KE_PAYLOAD && pc.ke_retries < 2 {
+                let g = p
+                    .notify(notify::INVALID_KE_PAYLOAD)
+                    .and_then(|n| be16(n.data))
+                    .and_then(DhGroup::from_number);
+                if let Some(g) = g {
+                    let (tsi, tsr) = (pc.tsi.clone(), pc.tsr.clone());
+                    self.start_create_child(
+                        ctx,
+                        pc.rekey_of,
+                        tsi,
+                        tsr,
+                        Some(g),
+                        pc.ke_retries + 1,
+                        now,
+                    );
+                    return;
+                }
+            }
+            if let Some(i) = old_idx {
+                let c = &mut self.children[i];
+                c.rekey_busy = false;
+                if code == notify::TEMPORARY_FAILURE || code == notify::CHILD_SA_NOT_FOUND {
+                    // §2.25: retry a little later (the peer may be rekeying it)
+                    let wait = ctx.rng.random_range(2.0..10.0);
+                    c.rekey_at = Some(now + Duration::from_secs_f64(wait));
+                    if code == notify::CHILD_SA_NOT_FOUND {
+                        c.rekey_at = None;
+                    }
+                    return;
+                }
+            }
+            self.child_refused(ctx, code);
+            return;
+        }
+        let Some(nr) = p.nonce else {
+            ctx.free_child_spi(pc.inbound_spi);
+            if let Some(i) = old_idx {
+                self.children[i].rekey_busy = false;
+            }
+            ctx.event(Event::ChildFailed {
+                sa: self.id,
+                conn: self.conn.name.clone(),
+                error: IkeError::Missing {
+                    exchange: "CREATE_CHILD_SA",
+                    payload: "Nr",
+                },
+            });
+            return;
+        };
+        let nr = nr.to_vec();
+        let ni = pc.ni.clone();
+        let parts = match self.finish_child_initiator(ctx, &pc, p, &ni, &nr, false, now) {
+            Ok(x) => x,
+            Err(e) => {
+                ctx.free_child_spi(pc.inbound_spi);
+                if let Some(i) = old_idx {
+                    self.children[i].rekey_busy = false;
+                }
+                ctx.event(Event::ChildFailed {
+                    sa: self.id,
+                    conn: self.conn.name.clone(),
+                    error: e,
+                });
+                return;
+            }
+        };
+        let Some(oi) = old_idx else {
+            self.install_new_child(ctx, parts);
+            return;
+        };
+        let (mut child, inb, out) = parts;
+        // rekey collision (§2.8.1): the exchange holding the lowest nonce loses
+        if let Some(peer_new) = self.children[oi].rekeyed_by_peer {
+            let peer_min = self
+                .children
+                .iter()
+                .find(|c| c.inbound_spi == peer_new)
+                .map(|c| c.nonce_min.clone());
+            if let Some(pm) = peer_min {
+                if child.nonce_min < pm {
+                    // ours lost: never installed; delete it at the peer
+                    child.state = ChildState::Deleting;
+                    let spi = child.inbound_spi;
+                    self.children.push(child);
+                    self.children[oi].rekey_busy = false;
+                    self.tasks.push_front(Task::DeleteChild {
+                        spis: vec![spi],
+                        rekey: false,
+                    });
+                    return;
+                }
+                // ours won: the peer deletes its new SA; forget the link
+                self.children[oi].rekeyed_by_peer = None;
+            }
+        }
+        ctx.dp(DataplaneOp::InstallSa(inb));
+        child.in_installed = true;
+        child.pending_out = Some(out);
+        child.state = ChildState::InboundOnly;
+        self.children.push(child);
+        let ni_idx = self.children.len() - 1;
+        self.switch_child(ctx, oi, ni_idx, now);
+        let old_in = self.children[oi].inbound_spi;
+        self.children[oi].state = ChildState::Rekeyed;
+        self.tasks.push_front(Task::DeleteChild {
+            spis: vec![old_in],
+            rekey: true,
+        });
+    }
+}

@@ -1,0 +1,225 @@
+//! INFORMATIONAL exchanges: deletes of child and IKE SAs, liveness checks.
+
+use super::*;
+
+impl IkeSa {
+    // ------------------------------------------------------- INFORMATIONAL
+
+    pub(super) fn informational_request(
+        &mut self,
+        ctx: &mut Ctx,
+        msg_id: u32,
+        p: &Payloads<'_>,
+        now: Instant,
+    ) {
+        let mut ike_deleted = false;
+        let mut resp_spis = Vec::new();
+        for d in &p.deletes {
+            if d.protocol == proto::IKE {
+                ike_deleted = true;
+                continue;
+            }
+            if d.protocol != proto::ESP {
+                continue;
+            }
+            for spi in d.spis32() {
+                let Some(i) = self.children.iter().position(|c| c.outbound_spi == spi) else {
+                    continue;
+                };
+                let st = self.children[i].state;
+                let inb = self.children[i].inbound_spi;
+                resp_spis.push(inb);
+                match (st, self.children[i].rekeyed_by_peer) {
+                    (ChildState::Installed, Some(new_in)) => {
+                        // the peer finished its rekey: switch to the new SA now
+                        if let Some(ni) = self.children.iter().position(|c| c.inbound_spi == new_in)
+                        {
+                            self.switch_child(ctx, i, ni, now);
+                        }
+                        let c = self.children.remove(i);
+                        if c.out_installed {
+                            ctx.dp(DataplaneOp::RemoveSa {
+                                spi: c.outbound_spi,
+                                direction: Direction::Outbound,
+                            });
+                        }
+                        self.drains.push((now + ctx.settings.drain, c.inbound_spi));
+                    }
+                    (ChildState::Rekeyed, _) => {
+                        let c = self.children.remove(i);
+                        self.drains.push((now + ctx.settings.drain, c.inbound_spi));
+                    }
+                    (ChildState::InboundOnly, _) => {
+                        // a collision loser the peer created with us: gone without ever carrying traffic
+                        let c = self.children.remove(i);
+                        if c.in_installed {
+                            ctx.dp(DataplaneOp::RemoveSa {
+                                spi: c.inbound_spi,
+                                direction: Direction::Inbound,
+                            });
+                        }
+                        ctx.free_child_spi(c.inbound_spi);
+                        for o in self.children.iter_mut() {
+                            if o.rekeyed_by_peer == Some(c.inbound_spi) {
+                                o.rekeyed_by_peer = None;
+                            }
+                        }
+                    }
+                    (ChildState::Deleting, _) | (ChildState::Installed, None) => {
+                        let c = self.children.remove(i);
+                        let was_live = st == ChildState::Installed;
+                        self.remove_child_sas(ctx, &c, false);
+                        if was_live {
+                            ctx.event(Event::ChildDeleted {
+                                sa: self.id,
+                                conn: self.conn.name.clone(),
+                                inbound_spi: c.inbound_spi,
+                                outbound_spi: c.outbound_spi,
+                                reason: DeleteReason::Peer,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let mut pw = PayloadWriter::new();
+        if ike_deleted {
+            self.respond(ctx, exchange::INFORMATIONAL, msg_id, &pw);
+            self.active = None;
+            self.finish_delete(ctx, DeleteReason::Peer);
+            return;
+        }
+        if !resp_spis.is_empty() {
+            pw.delete(proto::ESP, &resp_spis);
+        }
+        self.respond(ctx, exchange::INFORMATIONAL, msg_id, &pw);
+    }
+
+    /// Removes a child's SAs from the dataplane and releases its policies
+    /// (back to trap when the connection or DPD hold wants that).
+    pub(super) fn remove_child_sas(&mut self, ctx: &mut Ctx, c: &ChildSa, hold: bool) {
+        // policies first: no policy may point at a removed SA
+        self.release_policies(ctx, &c.policies, hold);
+        if c.in_installed {
+            ctx.dp(DataplaneOp::RemoveSa {
+                spi: c.inbound_spi,
+                direction: Direction::Inbound,
+            });
+        }
+        if c.out_installed {
+            ctx.dp(DataplaneOp::RemoveSa {
+                spi: c.outbound_spi,
+                direction: Direction::Outbound,
+            });
+        }
+        ctx.free_child_spi(c.inbound_spi);
+    }
+
+    pub(super) fn release_policies(
+        &mut self,
+        ctx: &mut Ctx,
+        policies: &[(u32, TrafficSelector)],
+        hold: bool,
+    ) {
+        let trap = hold || self.conn.start_action == StartAction::Trap;
+        for (id, sel) in policies {
+            if trap {
+                ctx.dp(DataplaneOp::InstallPolicy(Policy {
+                    id: *id,
+                    tunnel_id: self.conn.tunnel_id,
+                    selector: sel.clone(),
+                    action: PolicyAction::Trap,
+                    priority: 100,
+                }));
+                let e = ctx.trap_policies.entry(self.conn.name.clone()).or_default();
+                if !e.iter().any(|(i, _)| i == id) {
+                    e.push((*id, sel.clone()));
+                }
+            } else {
+                ctx.dp(DataplaneOp::RemovePolicy { id: *id });
+            }
+        }
+    }
+
+    /// Removes every child without telling the peer (SA gone, dead, replaced).
+    pub fn purge(&mut self, ctx: &mut Ctx, reason: DeleteReason) {
+        let hold = matches!(reason, DeleteReason::Dead) && self.conn.dpd.action != DpdAction::Clear;
+        let children = std::mem::take(&mut self.children);
+        for c in children {
+            self.remove_child_sas(ctx, &c, hold);
+            if c.state == ChildState::Installed {
+                ctx.event(Event::ChildDeleted {
+                    sa: self.id,
+                    conn: self.conn.name.clone(),
+                    inbound_spi: c.inbound_spi,
+                    outbound_spi: c.outbound_spi,
+                    reason: reason.clone(),
+                });
+            }
+        }
+        for (_, spi) in std::mem::take(&mut self.drains) {
+            ctx.dp(DataplaneOp::RemoveSa {
+                spi,
+                direction: Direction::Inbound,
+            });
+            ctx.free_child_spi(spi);
+        }
+    }
+
+    /// Called when the SA leaves the engine.
+    pub fn release(mut self, ctx: &mut Ctx) {
+        if self.half_open_counted {
+            ctx.half_open = ctx.half_open.saturating_sub(1);
+        }
+        if !self.children.is_empty() || !self.drains.is_empty() {
+            self.purge(ctx, DeleteReason::Local);
+        }
+    }
+
+    pub fn take_children(&mut self) -> (Vec<ChildSa>, Vec<(Instant, u32)>) {
+        (
+            std::mem::take(&mut self.children),
+            std::mem::take(&mut self.drains),
+        )
+    }
+
+    pub fn adopt_children(&mut self, m: (Vec<ChildSa>, Vec<(Instant, u32)>)) {
+        self.children.extend(m.0);
+        self.drains.extend(m.1);
+    }
+
+    /// Deletes one child at the operator's request or on expiry.
+    pub fn delete_child_local(&mut self, ctx: &mut Ctx, inbound: u32, now: Instant) {
+        let Some(i) = self.children.iter().position(|c| c.inbound_spi == inbound) else {
+            return;
+        };
+        if self.children[i].state == ChildState::Deleting {
+            return;
+        }
+        let c = &mut self.children[i];
+        c.state = ChildState::Deleting;
+        let out = c.outbound_spi;
+        let out_inst = c.out_installed;
+        c.out_installed = false;
+        let pols = std::mem::take(&mut c.policies);
+        self.release_policies(ctx, &pols, false);
+        if out_inst {
+            ctx.dp(DataplaneOp::RemoveSa {
+                spi: out,
+                direction: Direction::Outbound,
+            });
+        }
+        ctx.event(Event::ChildDeleted {
+            sa: self.id,
+            conn: self.conn.name.clone(),
+            inbound_spi: inbound,
+            outbound_spi: out,
+            reason: DeleteReason::Local,
+        });
+        self.tasks.push_back(Task::DeleteChild {
+            spis: vec![inbound],
+            rekey: false,
+        });
+        self.kick(ctx, now);
+    }
+}

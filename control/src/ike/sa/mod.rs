@@ -1,0 +1,517 @@
+//! One IKE SA: the exchanges of RFC 7296 (IKE_SA_INIT, IKE_AUTH with PSK,
+//! CREATE_CHILD_SA for new and rekeyed child SAs and IKE SA rekeys,
+//! INFORMATIONAL for deletes and liveness), message IDs and retransmission,
+//! NAT detection, rekey collisions, lifetimes and make-before-break child rekeys.
+//!
+//! Here: the state, queries and sending. The exchanges are in `init`
+//! (IKE_SA_INIT), `dispatch` (incoming messages), `auth` (IKE_AUTH), `child`
+//! (child SAs), `rekey` (IKE SA rekey), `info` (INFORMATIONAL), `timers`
+//! (tasks and timers).
+
+mod auth;
+mod child;
+mod dispatch;
+mod info;
+mod init;
+mod rekey;
+mod timers;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dataplane::crypto::Key;
+use dataplane::sa::{
+    DfMode, Direction, Lifetime, Mode, Policy, PolicyAction, SaParams, TrafficSelector, UdpEncap,
+};
+use rand::Rng;
+
+use super::config::{Connection, DpdAction, Identity, StartAction};
+use super::crypto::{self, DhPrivate, IkeKeys, SkCipher};
+use super::engine::{
+    conn_ts, id_matches, ChildSaStatus, Ctx, DataplaneOp, Deferred, DeleteReason, Event, IkeDrop,
+    IkeSaStatus,
+};
+use super::error::IkeError;
+use super::proposal::{
+    match_xforms, ttype, xforms_to_string, ChildSuite, DhGroup, IkeSuite, Xform,
+};
+use super::ts;
+use super::wire::{
+    self, exchange, flags, notify, payload, proto, Header, PayloadWriter, Payloads, TsEntry,
+    HEADER_LEN,
+};
+
+/// Work queued on an IKE SA; run one at a time (window size 1).
+#[derive(Clone, Debug)]
+pub(crate) enum Task {
+    CreateChild {
+        tsi: Vec<TsEntry>,
+        tsr: Vec<TsEntry>,
+    },
+    RekeyChild(u32),
+    RekeyIke,
+    DeleteChild {
+        spis: Vec<u32>,
+        rekey: bool,
+    },
+    DeleteIke,
+    Dpd,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    InitSent,
+    AuthSent,
+    InitReplied,
+    Established,
+    Deleting,
+}
+
+impl State {
+    fn name(self) -> &'static str {
+        match self {
+            State::InitSent => "CONNECTING",
+            State::AuthSent => "AUTHENTICATING",
+            State::InitReplied => "HALF_OPEN",
+            State::Established => "ESTABLISHED",
+            State::Deleting => "DELETING",
+        }
+    }
+}
+
+struct PendingChild {
+    inbound_spi: u32,
+    ni: Vec<u8>,
+    dh: Option<DhPrivate>,
+    tsi: Vec<TsEntry>,
+    tsr: Vec<TsEntry>,
+    rekey_of: Option<u32>,
+    offered: Vec<Vec<Xform>>,
+    ke_retries: u32,
+}
+
+enum ActiveKind {
+    Init,
+    Auth(PendingChild),
+    CreateChild(PendingChild),
+    RekeyIke {
+        new_spi: u64,
+        ni: Vec<u8>,
+        dh: DhPrivate,
+        offered: Vec<Vec<Xform>>,
+        ke_retries: u32,
+    },
+    Delete {
+        spis: Vec<u32>,
+        rekey: bool,
+    },
+    DeleteIke,
+    Dpd,
+}
+
+struct Active {
+    msg_id: u32,
+    exchange: u8,
+    packet: Vec<u8>,
+    retries: u32,
+    next_rtx: Instant,
+    deadline: Option<Instant>,
+    kind: ActiveKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ChildState {
+    /// Both directions installed, policies point at it.
+    Installed,
+    /// Rekeyed by the peer: inbound installed, outbound waits for the
+    /// initiator's delete of the old SA (make-before-break).
+    InboundOnly,
+    /// Replaced by our rekey; its delete is under way.
+    Rekeyed,
+    /// Being deleted.
+    Deleting,
+}
+
+pub(crate) struct ChildSa {
+    inbound_spi: u32,
+    outbound_spi: u32,
+    suite: ChildSuite,
+    local_ts: Vec<TsEntry>,
+    remote_ts: Vec<TsEntry>,
+    policies: Vec<(u32, TrafficSelector)>,
+    state: ChildState,
+    in_installed: bool,
+    out_installed: bool,
+    pending_out: Option<Box<SaParams>>,
+    nonce_min: Vec<u8>,
+    created: Instant,
+    rekey_at: Option<Instant>,
+    expire_at: Instant,
+    rekeyed_by_peer: Option<u32>,
+    rekey_busy: bool,
+    encap: bool,
+}
+
+pub(crate) struct IkeSa {
+    pub id: u64,
+    pub conn: Arc<Connection>,
+    initiator: bool,
+    spi_i: u64,
+    spi_r: u64,
+    state: State,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    nat_local: bool,
+    nat_remote: bool,
+    suite: Option<IkeSuite>,
+    keys: Option<IkeKeys>,
+    tx: Option<SkCipher>,
+    rx: Option<SkCipher>,
+    iv_counter: u64,
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+    dh: Option<DhPrivate>,
+    init_req: Vec<u8>,
+    init_resp: Vec<u8>,
+    cookie: Option<Vec<u8>>,
+    init_retries: u32,
+    candidates: Vec<Arc<Connection>>,
+    pub remote_id: Option<Identity>,
+    next_msg_id: u32,
+    active: Option<Active>,
+    tasks: VecDeque<Task>,
+    peer_next_id: u32,
+    last_response: Option<(u32, Vec<u8>)>,
+    children: Vec<ChildSa>,
+    first_child: Option<(Vec<TsEntry>, Vec<TsEntry>)>,
+    rekey_at: Option<Instant>,
+    expire_at: Option<Instant>,
+    rekey_busy: bool,
+    last_rx: Instant,
+    keepalive_at: Option<Instant>,
+    half_open_deadline: Option<Instant>,
+    drains: Vec<(Instant, u32)>,
+    rekeyed_to: Option<u64>,
+    peer_ike_rekey: Option<(u64, Vec<u8>)>,
+    pub half_open_counted: bool,
+}
+
+fn be16(b: &[u8]) -> Option<u16> {
+    (b.len() >= 2).then(|| u16::from_be_bytes([b[0], b[1]]))
+}
+
+fn write_proposal(b: &mut Vec<u8>, num: u8, protocol: u8, spi: &[u8], x: &[Xform], last: bool) {
+    let at = b.len();
+    b.push(if last { 0 } else { 2 });
+    b.push(0);
+    b.extend_from_slice(&[0, 0]);
+    b.push(num);
+    b.push(protocol);
+    b.push(spi.len() as u8);
+    b.push(x.len() as u8);
+    b.extend_from_slice(spi);
+    for (i, t) in x.iter().enumerate() {
+        b.push(if i + 1 == x.len() { 0 } else { 3 });
+        b.push(0);
+        let len: u16 = if t.key_len.is_some() { 12 } else { 8 };
+        b.extend_from_slice(&len.to_be_bytes());
+        b.push(t.ttype);
+        b.push(0);
+        b.extend_from_slice(&t.id.to_be_bytes());
+        if let Some(k) = t.key_len {
+            b.extend_from_slice(&0x800eu16.to_be_bytes());
+            b.extend_from_slice(&k.to_be_bytes());
+        }
+    }
+    let len = (b.len() - at) as u16;
+    b[at + 2..at + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+fn sa_payload(pw: &mut PayloadWriter, protocol: u8, spi: &[u8], props: &[Vec<Xform>]) {
+    pw.push_with(payload::SA, |b| {
+        for (i, x) in props.iter().enumerate() {
+            write_proposal(b, (i + 1) as u8, protocol, spi, x, i + 1 == props.len());
+        }
+    });
+}
+
+fn sa_payload_one(pw: &mut PayloadWriter, num: u8, protocol: u8, spi: &[u8], x: &[Xform]) {
+    pw.push_with(payload::SA, |b| {
+        write_proposal(b, num, protocol, spi, x, true)
+    });
+}
+
+/// (number, protocol, spi, transforms) of each proposal in an SA payload.
+type PeerProposal = (u8, u8, Vec<u8>, Vec<Xform>);
+
+fn peer_proposals(sa: &wire::SaView<'_>) -> Result<Vec<PeerProposal>, IkeError> {
+    let mut out = Vec::new();
+    for p in sa.proposals()? {
+        let x: Vec<Xform> = p
+            .transforms()?
+            .into_iter()
+            .filter(|t| !t.unknown_attr)
+            .map(Xform::from)
+            .collect();
+        out.push((p.num, p.protocol, p.spi.to_vec(), x));
+    }
+    Ok(out)
+}
+
+/// A responder's single chosen proposal must be one of ours, narrowed to one
+/// transform per type.
+fn check_chosen(offered: &[Vec<Xform>], num: u8, chosen: &[Xform], skip_dh: bool) -> bool {
+    let Some(ours) = offered.get((num as usize).wrapping_sub(1)) else {
+        return false;
+    };
+    for t in [ttype::ENCR, ttype::PRF, ttype::INTEG, ttype::DH, ttype::ESN] {
+        let n = chosen.iter().filter(|x| x.ttype == t).count();
+        if n > 1 {
+            return false;
+        }
+        let offered_t = ours.iter().any(|x| x.ttype == t);
+        if n == 0 && offered_t && !(skip_dh && t == ttype::DH) {
+            // absent type is acceptable only as "NONE" where we offered NONE
+            let none_ok = matches!(t, ttype::INTEG | ttype::DH | ttype::ESN)
+                && ours.iter().any(|x| x.ttype == t && x.id == 0);
+            if !none_ok {
+                return false;
+            }
+        }
+    }
+    chosen
+        .iter()
+        .all(|c| ours.contains(c) || (skip_dh && c.ttype == ttype::DH))
+}
+
+impl IkeSa {
+    #[allow(clippy::too_many_arguments)]
+    fn blank(
+        conn: Arc<Connection>,
+        initiator: bool,
+        id: u64,
+        spi_i: u64,
+        spi_r: u64,
+        local: SocketAddr,
+        remote: SocketAddr,
+        now: Instant,
+    ) -> Self {
+        IkeSa {
+            id,
+            conn,
+            initiator,
+            spi_i,
+            spi_r,
+            state: State::InitSent,
+            local,
+            remote,
+            nat_local: false,
+            nat_remote: false,
+            suite: None,
+            keys: None,
+            tx: None,
+            rx: None,
+            iv_counter: 0,
+            ni: Vec::new(),
+            nr: Vec::new(),
+            dh: None,
+            init_req: Vec::new(),
+            init_resp: Vec::new(),
+            cookie: None,
+            init_retries: 0,
+            candidates: Vec::new(),
+            remote_id: None,
+            next_msg_id: 0,
+            active: None,
+            tasks: VecDeque::new(),
+            peer_next_id: 0,
+            last_response: None,
+            children: Vec::new(),
+            first_child: None,
+            rekey_at: None,
+            expire_at: None,
+            rekey_busy: false,
+            last_rx: now,
+            keepalive_at: None,
+            half_open_deadline: None,
+            drains: Vec::new(),
+            rekeyed_to: None,
+            peer_ike_rekey: None,
+            half_open_counted: false,
+        }
+    }
+
+    // ------------------------------------------------------------ queries
+
+    pub fn has_child(&self, inbound: u32) -> bool {
+        self.children.iter().any(|c| c.inbound_spi == inbound)
+    }
+    pub fn child_by_spi(&self, spi: u32, dir: Direction) -> Option<u32> {
+        self.children
+            .iter()
+            .find(|c| match dir {
+                Direction::Inbound => c.inbound_spi == spi,
+                Direction::Outbound => c.outbound_spi == spi,
+            })
+            .map(|c| c.inbound_spi)
+    }
+    /// A rekey of this child (by inbound SPI) is under way, ours or the peer's.
+    pub fn child_rekey_pending(&self, inbound: u32) -> bool {
+        self.children
+            .iter()
+            .any(|c| c.inbound_spi == inbound && (c.rekey_busy || c.rekeyed_by_peer.is_some()))
+    }
+    pub fn is_usable(&self) -> bool {
+        self.state != State::Deleting && self.rekeyed_to.is_none()
+    }
+    pub fn is_established(&self) -> bool {
+        self.state == State::Established
+    }
+    pub fn has_children_or_pending(&self) -> bool {
+        !self.children.is_empty()
+            || matches!(
+                self.active.as_ref().map(|a| &a.kind),
+                Some(ActiveKind::CreateChild(_)) | Some(ActiveKind::Auth(_))
+            )
+            || self
+                .tasks
+                .iter()
+                .any(|t| matches!(t, Task::CreateChild { .. }))
+    }
+
+    pub fn status(&self) -> IkeSaStatus {
+        IkeSaStatus {
+            id: self.id,
+            conn: self.conn.name.clone(),
+            state: self.state.name(),
+            spis: (self.spi_i, self.spi_r),
+            local: self.local,
+            remote: self.remote,
+            proposal: self.suite.map(|s| s.to_string()).unwrap_or_default(),
+            initiator: self.initiator,
+            remote_id: self.remote_id.as_ref().map(|i| i.to_string()),
+            nat_local: self.nat_local,
+            nat_remote: self.nat_remote,
+            rekey_at: self.rekey_at,
+            expire_at: self.expire_at,
+            children: self
+                .children
+                .iter()
+                .map(|c| ChildSaStatus {
+                    inbound_spi: c.inbound_spi,
+                    outbound_spi: c.outbound_spi,
+                    state: match c.state {
+                        ChildState::Installed => "INSTALLED",
+                        ChildState::InboundOnly => "REKEYING",
+                        ChildState::Rekeyed => "REKEYED",
+                        ChildState::Deleting => "DELETING",
+                    },
+                    proposal: c.suite.to_string(),
+                    local_ts: c.local_ts.iter().map(ts::display).collect(),
+                    remote_ts: c.remote_ts.iter().map(ts::display).collect(),
+                    encap: c.encap,
+                    created: c.created,
+                    rekey_at: c.rekey_at,
+                    expire_at: c.expire_at,
+                })
+                .collect(),
+        }
+    }
+
+    /// Keys of this IKE SA (tests and key-log export only).
+    pub fn keys(&self) -> Option<&IkeKeys> {
+        self.keys.as_ref()
+    }
+
+    fn prf(&self) -> crate::ike::proposal::PrfAlg {
+        self.suite
+            .map(|s| s.prf)
+            .unwrap_or(crate::ike::proposal::PrfAlg::HmacSha256)
+    }
+
+    // ------------------------------------------------------------- sending
+
+    fn flag_bits(&self, response: bool) -> u8 {
+        let mut f = if self.initiator { flags::INITIATOR } else { 0 };
+        if response {
+            f |= flags::RESPONSE;
+        }
+        f
+    }
+
+    fn seal(
+        &mut self,
+        ctx: &mut Ctx,
+        exch: u8,
+        response: bool,
+        msg_id: u32,
+        pw: &PayloadWriter,
+    ) -> Vec<u8> {
+        self.iv_counter += 1;
+        let fl = self.flag_bits(response);
+        match &self.tx {
+            Some(c) => c.seal(
+                self.spi_i,
+                self.spi_r,
+                exch,
+                fl,
+                msg_id,
+                pw.first(),
+                &pw.buf,
+                self.iv_counter,
+                &mut ctx.rng,
+            ),
+            None => wire::build_plain(self.spi_i, self.spi_r, exch, fl, msg_id, pw),
+        }
+    }
+
+    fn send_request(
+        &mut self,
+        ctx: &mut Ctx,
+        now: Instant,
+        exch: u8,
+        pw: PayloadWriter,
+        kind: ActiveKind,
+    ) {
+        let id = self.next_msg_id;
+        self.next_msg_id = self.next_msg_id.wrapping_add(1);
+        let pkt = self.seal(ctx, exch, false, id, &pw);
+        ctx.transmit(self.local, self.remote, &pkt);
+        // With DPD on, the DPD timeout bounds every exchange of an established
+        // SA (a rekey that goes unanswered shows a dead peer as well as a
+        // liveness check does); otherwise retransmissions run out first.
+        let dpd_on = self.conn.dpd.delay > Duration::ZERO && self.state == State::Established;
+        let deadline =
+            (matches!(kind, ActiveKind::Dpd) || dpd_on).then(|| now + self.conn.dpd.timeout);
+        self.active = Some(Active {
+            msg_id: id,
+            exchange: exch,
+            packet: pkt,
+            retries: 0,
+            next_rtx: now + ctx.settings.retransmit_timeout,
+            deadline,
+            kind,
+        });
+    }
+
+    fn respond(&mut self, ctx: &mut Ctx, exch: u8, msg_id: u32, pw: &PayloadWriter) {
+        let pkt = self.seal(ctx, exch, true, msg_id, pw);
+        ctx.transmit(self.local, self.remote, &pkt);
+        self.last_response = Some((msg_id, pkt));
+    }
+
+    pub fn retransmit_init_response(&mut self, ctx: &mut Ctx, req: &[u8]) {
+        if req == self.init_req.as_slice() && !self.init_resp.is_empty() {
+            let r = self.init_resp.clone();
+            ctx.transmit(self.local, self.remote, &r);
+        } else {
+            ctx.drop(IkeDrop::Unexpected);
+        }
+    }
+}
+
+fn wire_err(what: &'static str, value: u64) -> super::error::ParseError {
+    super::error::ParseError::BadValue { what, value }
+}
