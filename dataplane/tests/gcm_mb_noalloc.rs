@@ -3,7 +3,8 @@
 //! packets, long packets, malformed short ones) under a counting allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dataplane::crypto::mb::build_gcm;
 use dataplane::crypto::{Key, OpenJob, SealJob};
@@ -11,13 +12,22 @@ use dataplane::crypto::{Key, OpenJob, SealJob};
 struct Counting;
 
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-static COUNTING: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    /// Counting is on for this thread only: other threads of the test
+    /// harness (e.g. the main thread's first channel wait, which allocates
+    /// its waker context) may allocate at any time, which is not ours.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn counting_here() -> bool {
+    COUNTING.try_with(|c| c.get()).unwrap_or(false)
+}
 
 // SAFETY: every method forwards to the system allocator unchanged; the
 // counter only observes calls.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if counting_here() {
             ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: forwarding the caller's layout to the system allocator.
@@ -28,7 +38,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if counting_here() {
             ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: forwarding to the system allocator.
@@ -60,9 +70,9 @@ fn seal_and_open_do_not_allocate() {
                 .zip(&seqs)
                 .map(|(p, &seq)| SealJob { esp: p, seq })
                 .collect();
-            COUNTING.store(true, Ordering::SeqCst);
+            COUNTING.with(|c| c.set(true));
             c.seal(&mut seal);
-            COUNTING.store(false, Ordering::SeqCst);
+            COUNTING.with(|c| c.set(false));
             drop(seal);
             let mut open: Vec<OpenJob<'_>> = pkts
                 .iter_mut()
@@ -73,9 +83,9 @@ fn seal_and_open_do_not_allocate() {
                     ok: false,
                 })
                 .collect();
-            COUNTING.store(true, Ordering::SeqCst);
+            COUNTING.with(|c| c.set(true));
             c.open(&mut open);
-            COUNTING.store(false, Ordering::SeqCst);
+            COUNTING.with(|c| c.set(false));
             let oks: Vec<bool> = open.iter().map(|j| j.ok).collect();
             drop(open);
             assert_eq!(

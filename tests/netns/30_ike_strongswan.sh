@@ -115,6 +115,22 @@ for _ in $(seq 1 50); do [ "$(sw_ike_count)" = 0 ] && break; sleep 0.1; done
 wait_a down
 [ "$(ctl_field A "len(s.get('ike_sas', []))")" = 0 ] || nsl_die "espresso keeps IKE SAs after down"
 pass "espresso's delete removes the SAs on both sides"
+# A connection that is down holds its traffic (discard policy), as manual
+# tunnels do: nothing for 10.2.0.0/24 leaves gwA in the clear (captured
+# where it arrives, on gwB: the dataplane sends past the qdisc, unseen by a
+# capture on gwA).
+disc0=$(ctl_field A "sum(w['drops_by_reason'].get('policy_discard',0) for w in s['workers'])")
+nsl_bg "$NS_GWB" tcpdump_down tcpdump -n -i wan -Q in --immediate-mode -w "$NSL_TMP/down.pcap" -U 'net 10.2.0.0/24'
+capd=$NSL_PID
+sleep 0.5
+nsl_x "$NS_HA" ping -c 5 -i 0.1 -W 1 10.2.0.2 >/dev/null 2>&1 && nsl_die "ping passed while the connection is down"
+sleep 0.3
+nsl_stop "$capd"
+clear=$(tcpdump -n -r "$NSL_TMP/down.pcap" 2>/dev/null | wc -l)
+[ "$clear" -eq 0 ] || nsl_die "$clear cleartext packets for the remote subnet on the WAN while down"
+disc1=$(ctl_field A "sum(w['drops_by_reason'].get('policy_discard',0) for w in s['workers'])")
+[ "$disc1" -ge $((disc0 + 5)) ] || nsl_die "held traffic not counted as policy_discard ($disc0 -> $disc1)"
+pass "down holds the connection's traffic: no cleartext on the WAN, $((disc1 - disc0)) policy_discard drops"
 
 # ---- 2. strongSwan initiates, espresso responds, AES-CBC-128 + HMAC-SHA-256
 write_a "AES SHA2_256 19, aes128-sha256-ecp256" "aes128-sha256" add %any

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
-use dataplane::sa::{Direction, Policy, SaEvent, SaParams};
+use dataplane::sa::{Direction, Mode, Policy, PolicyAction, SaEvent, SaParams};
 use dataplane::shm::{monotonic_ns, RecordState, SaRecord, SlotState, SEQ_MARGIN};
 use tracing::{error, info, warn};
 
@@ -23,6 +23,13 @@ use crate::ike::{self, DataplaneOp, Event, Output, RemoteAddr, StartAction};
 /// Dataplane policy ids of IKE policies: the engine's id with the top bit set
 /// (manual tunnels use `tunnel_id << 16 | n`, far below).
 pub const IKE_POLICY_BASE: u32 = 0x8000_0000;
+
+/// Hold policies of IKE connections: `IKE_HOLD_BASE | tunnel id << 8 | n`.
+pub const IKE_HOLD_BASE: u32 = 0xC000_0000;
+
+/// Priority of hold policies: after every protect and trap policy (100), so
+/// they only catch a connection's traffic while it has no child SA.
+const HOLD_PRIORITY: u32 = 200;
 
 /// Recent explanations (NO_PROPOSAL_CHOSEN, authentication failures) kept for `status`.
 const MAX_NOTES: usize = 16;
@@ -94,6 +101,33 @@ impl Default for IkeState {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Discard policies that hold a tunnel-mode connection's traffic while it has
+/// no child SA (before the first exchange, after `down`, a DPD `clear`, a
+/// delete by the peer): what is meant for the tunnel never leaves in the
+/// clear, as with manual tunnels. Only for connections with configured
+/// remote subnets: a road-warrior responder (`%any`) or a host-to-host
+/// connection has no fixed traffic to hold (and holding gateway addresses
+/// would catch IKE itself on the DPDK exception path).
+fn hold_policies(tunnel_id: u32, c: &ike::Connection) -> Vec<Policy> {
+    if c.remote_ts.is_empty() || c.mode != Mode::Tunnel || c.start_action == ike::StartAction::Trap
+    {
+        return Vec::new();
+    }
+    let (l, r) = ike::engine::conn_ts(c, None, None);
+    ike::ts::to_selectors(&l, &r)
+        .into_iter()
+        .take(256)
+        .enumerate()
+        .map(|(n, selector)| Policy {
+            id: IKE_HOLD_BASE | (tunnel_id << 8) | n as u32,
+            tunnel_id,
+            selector,
+            action: PolicyAction::Discard,
+            priority: HOLD_PRIORITY,
+        })
+        .collect()
 }
 
 fn key_id(p: &SaParams) -> u64 {
@@ -172,11 +206,16 @@ impl Engine {
             id,
             error: None,
         });
+        let hold = hold_policies(id, &engine_conn);
         if let Err(e) = self.ike.engine.add_connection(engine_conn, Instant::now()) {
             error!("{name}: {e}");
             self.ike.note(&name, e.to_string());
         } else {
             info!("{name}: IKE connection loaded");
+            for p in hold {
+                self.add_policy(&p);
+                self.ike.policies.insert(p.id, p);
+            }
         }
         self.ike_drain();
     }
@@ -209,6 +248,19 @@ impl Engine {
         let _ = self.ike.engine.remove_connection(name);
         if let Some(i) = self.ike.conns.iter().position(|c| c.cfg.name == name) {
             let it = self.ike.conns.remove(i);
+            let holds: Vec<u32> = self
+                .ike
+                .policies
+                .keys()
+                .copied()
+                .filter(|pid| {
+                    pid & IKE_HOLD_BASE == IKE_HOLD_BASE && (pid & !IKE_HOLD_BASE) >> 8 == it.id
+                })
+                .collect();
+            for pid in holds {
+                self.ike.policies.remove(&pid);
+                self.remove_policy(pid);
+            }
             self.free_tunnel_id(it.id);
         }
         self.ike_drain();
