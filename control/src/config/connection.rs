@@ -4,14 +4,14 @@
 //! checked [`crate::ike::Connection`]; errors name file:line field = value
 //! like the rest of the configuration, and the pre-shared key is never shown.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use dataplane::crypto::Key;
 use dataplane::sa::{Mode, MAX_REPLAY_WINDOW, MIN_REPLAY_WINDOW};
 use toml::Value;
 
-use super::{values, Block, Field, Loader, Parse, RawMap};
+use super::{values, Block, Field, Loader, Parse};
 use crate::ike::config::{
     Dpd, DpdAction, Identity, LocalAddr, RemoteAddr, StartAction, DEFAULT_CHILD_LIFETIME,
     DEFAULT_IKE_LIFETIME, DEFAULT_MARGIN,
@@ -158,59 +158,10 @@ fn proposals(v: &Value) -> Result<String, String> {
 impl Loader {
     /// Reads the `psk` of a secrets file (`secrets = "FILE"`).
     fn psk_file(&mut self, ctx: &str, kf: &Field, fields: &mut super::Fields) {
-        let name = match values::string(&kf.value) {
-            Ok(n) => n,
-            Err(m) => {
-                self.err(
-                    kf.file,
-                    Some(&kf.span),
-                    Some(format!("{ctx}.secrets")),
-                    Some(values::show(&kf.value)),
-                    m,
-                );
-                return;
-            }
-        };
-        let base = self.files[kf.file]
-            .path
-            .parent()
-            .unwrap_or(Path::new("."))
-            .to_path_buf();
-        let path = if Path::new(&name).is_absolute() {
-            PathBuf::from(&name)
-        } else {
-            base.join(&name)
-        };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) => {
-                self.err(
-                    kf.file,
-                    Some(&kf.span),
-                    Some(format!("{ctx}.secrets")),
-                    Some(format!("{name:?}")),
-                    format!("cannot read secrets file {}: {e}", path.display()),
-                );
-                return;
-            }
-        };
-        let file = self.add_source(&path, &text);
-        if !self.check_secret_perms(file, None, &format!("{ctx}.secrets")) {
+        let Some((file, raw)) =
+            self.read_secrets(ctx, "secrets", kf, "expected a line like psk = \"...\"")
+        else {
             return;
-        }
-        let raw: RawMap = match toml::from_str(&text) {
-            Ok(r) => r,
-            Err(e) => {
-                let span = e.span();
-                self.err(
-                    file,
-                    span.as_ref(),
-                    None,
-                    None,
-                    "not valid TOML (expected a line like psk = \"...\")",
-                );
-                return;
-            }
         };
         for (k, v) in raw {
             let span = v.span();

@@ -1286,18 +1286,28 @@ impl Loader {
         })
     }
 
-    fn secrets_file(&mut self, ctx: &str, kf: &Field, fields: &mut Fields) {
+    /// Reads a secrets file named by field `kf` (`{ctx}.{label}`), relative
+    /// to the file that names it: it must exist, be mode 0600 or stricter
+    /// and be TOML; `hint` says what a line should look like. The file's
+    /// text is never echoed (it holds keys). `None`: an error was recorded.
+    pub(super) fn read_secrets(
+        &mut self,
+        ctx: &str,
+        label: &str,
+        kf: &Field,
+        hint: &str,
+    ) -> Option<(usize, RawMap)> {
         let name = match values::string(&kf.value) {
             Ok(n) => n,
             Err(m) => {
                 self.err(
                     kf.file,
                     Some(&kf.span),
-                    Some(format!("{ctx}.keys")),
+                    Some(format!("{ctx}.{label}")),
                     Some(values::show(&kf.value)),
                     m,
                 );
-                return;
+                return None;
             }
         };
         let base = self.files[kf.file]
@@ -1316,19 +1326,19 @@ impl Loader {
                 self.err(
                     kf.file,
                     Some(&kf.span),
-                    Some(format!("{ctx}.keys")),
+                    Some(format!("{ctx}.{label}")),
                     Some(format!("{name:?}")),
                     format!("cannot read secrets file {}: {e}", path.display()),
                 );
-                return;
+                return None;
             }
         };
         let file = self.add_source(&path, &text);
-        if !self.check_secret_perms(file, None, &format!("{ctx}.keys")) {
-            return;
+        if !self.check_secret_perms(file, None, &format!("{ctx}.{label}")) {
+            return None;
         }
-        let raw: RawMap = match toml::from_str(&text) {
-            Ok(r) => r,
+        match toml::from_str(&text) {
+            Ok(r) => Some((file, r)),
             Err(e) => {
                 let span = e.span();
                 // Never echo the offending text: it may be a key.
@@ -1337,10 +1347,18 @@ impl Loader {
                     span.as_ref(),
                     None,
                     None,
-                    "not valid TOML (expected lines like enc_key = \"0x...\")",
+                    format!("not valid TOML ({hint})"),
                 );
-                return;
+                None
             }
+        }
+    }
+
+    fn secrets_file(&mut self, ctx: &str, kf: &Field, fields: &mut Fields) {
+        let Some((file, raw)) =
+            self.read_secrets(ctx, "keys", kf, "expected lines like enc_key = \"0x...\"")
+        else {
+            return;
         };
         for (k, v) in raw {
             let span = v.span();
