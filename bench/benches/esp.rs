@@ -99,7 +99,11 @@ fn inner(size: usize) -> Vec<u8> {
 /// `name`. The multi-buffer kernel has no single-packet call: its reference
 /// is the fastest single-call library, aws-lc (RustCrypto if not compiled).
 fn backend_of(name: &str) -> Backend {
-    let want = if name.starts_with("mb") { "aws-lc" } else { name };
+    let want = if name.starts_with("mb") {
+        "aws-lc"
+    } else {
+        name
+    };
     *Backend::compiled()
         .iter()
         .find(|b| b.name() == want)
