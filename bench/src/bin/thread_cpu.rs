@@ -4,8 +4,9 @@
 //! Used by `bench/e2e/esp_vs_dpdk.sh` to measure DPDK's worker lcore
 //! (`rte-worker-1`) by CPU time on a shared machine. The command's output
 //! goes to our stdout/stderr; at the end one line goes to stderr:
-//! `thread_cpu: NAME NS ns (asleep after running: yes|no)`, and the exit
-//! status is the command's.
+//! `thread_cpu: NAME NS ns (asleep after running: yes|no) T ticks`, and the
+//! exit status is the command's (T: utime + stime from `/proc/.../stat`, in
+//! clock ticks, the coarser figure `crypto_perf_ref.sh` uses).
 //!
 //! The thread's CPU time is read from `/proc/PID/task/TID/schedstat` (first
 //! field, nanoseconds) every 200 us. A DPDK worker sleeps before and after
@@ -37,7 +38,9 @@ fn main() -> ExitCode {
     };
     let pid = child.id();
     let mut tid: Option<String> = None;
-    let (mut last, mut done, mut ran) = (0u64, None, false);
+    // (schedstat ns, utime+stime clock ticks) at the last reading, and at
+    // the last reading taken asleep after running.
+    let (mut last, mut done, mut ran) = ((0u64, 0u64), None, false);
     let status = loop {
         match child.try_wait() {
             Ok(Some(s)) => break s,
@@ -56,27 +59,35 @@ fn main() -> ExitCode {
             let ns = fs::read_to_string(format!("{base}/schedstat"))
                 .ok()
                 .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
-            // State: the first field after "(comm)".
-            let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
+            // Fields after "(comm)": state first; utime, stime are the
+            // 12th and 13th (fields 14 and 15 of the whole line).
+            let rest: Vec<&str> = stat
+                .rsplit_once(") ")
+                .map(|(_, r)| r.split_whitespace().collect())
+                .unwrap_or_default();
+            let ticks = rest
+                .get(11..13)
+                .map(|f| f.iter().filter_map(|x| x.parse::<u64>().ok()).sum())
+                .unwrap_or(0);
             if let Some(ns) = ns {
-                last = ns;
-                match state {
-                    Some('R') => ran = true,
-                    Some('S') | Some('I') if ran => done = Some(ns),
+                last = (ns, ticks);
+                match rest.first() {
+                    Some(&"R") => ran = true,
+                    Some(&"S") | Some(&"I") if ran => done = Some(last),
                     _ => {}
                 }
             }
         }
         std::thread::sleep(Duration::from_micros(200));
     };
-    let (ns, seen) = match done {
-        Some(ns) => (ns, "yes"),
+    let ((ns, ticks), seen) = match done {
+        Some(d) => (d, "yes"),
         None => (last, "no"),
     };
     if tid.is_none() {
         eprintln!("thread_cpu: no thread named {name} seen");
     }
-    eprintln!("thread_cpu: {name} {ns} ns (asleep after running: {seen})");
+    eprintln!("thread_cpu: {name} {ns} ns (asleep after running: {seen}) {ticks} ticks");
     ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8)
 }
 
