@@ -47,7 +47,7 @@ while [ $# -gt 0 ]; do
         --trials) trials=$2; shift 2 ;;
         --suites) suites=$2; shift 2 ;;
         --ops-only) opsel=$2; shift 2 ;;
-        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
