@@ -49,4 +49,4 @@ if [ "$MODE" != micro ]; then
 fi
 
 echo "== summary =="
-cat "$OUT"/*.out "$OUT"/micro_*.log 2>/dev/null | grep -E ": ours .*, reference .*, ratio " || true
+cat "$OUT"/*.out "$OUT"/micro_*.log 2>/dev/null | grep -E ": ours .*, (reference|dpdk) .*, ratio " || true

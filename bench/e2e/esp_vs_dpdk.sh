@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# ESP encap/decap per suite on one core, through espresso's real ESP path
+# (esp::encap_burst / esp::decap_burst with Backend::Auto: SAD lookup, replay
+# check+commit, padding/trailer, inner checks; bench binary esp_mops), against
+# DPDK's dpdk-test-crypto-perf with the crypto_aesni_mb PMD (intel-ipsec-mb),
+# crypto-only, on the same crypto work, in one run, trials interleaved.
+#
+#   bench/e2e/esp_vs_dpdk.sh [--sizes 64,512,1420] [--ops N] [--trials K]
+#                            [--suites a,b,...] [--ops-only encap|decap]
+#
+# Prints per suite, operation and inner packet size:
+#   esp encap aes-cbc-128+sha256-128 64B (CPU time): ours X Mops, dpdk aesni_mb Y Mops, ratio Z
+# Each figure is the best of K trials; ratio > 1 means ours is faster.
+#
+# Time is the CPU time of the one thread doing the work (the machine is
+# shared): CLOCK_THREAD_CPUTIME_ID inside esp_mops; for DPDK the worker lcore
+# thread (rte-worker-1) from /proc/PID/task/TID/schedstat, read by the
+# thread_cpu bench binary once the thread sleeps again after the test. Same
+# method as bench/e2e/crypto_perf_ref.sh (which samples /proc stat ticks).
+#
+# Same crypto work on both sides: DPDK's buffer size is the number of bytes
+# our encap encrypts for that inner size (inner packet + ESP padding + 2,
+# read from `esp_mops --layout`); NULL encryption: SPI+Seq+payload, the
+# bytes our HMAC covers. (CBC+HMAC: our HMAC also covers SPI, Seq and IV, 24
+# bytes more than DPDK's, which authenticates the buffer only.)
+#   encap  vs  aead encrypt / cipher-then-auth (encrypt, generate) / auth-only generate
+#   decap  vs  aead decrypt / auth-then-cipher (verify, decrypt)   / auth-only verify
+# DPDK's verify needs a test-vector file (--test-file): a random one is
+# written; its digests do not match, which costs aesni_mb the same work (the
+# throughput test counts every dequeued op).
+#
+# ESP_MOPS_DIR=dir uses prebuilt esp_mops and thread_cpu from dir instead of
+# building the release ones (quick checks; measured runs use the release build).
+# Ops: N at 64 B, N/2 at 512 B, N/4 at 1420 B (other sizes: N*64/size, at
+# least N/4).
+set -euo pipefail
+
+sizes=64,512,1420
+ops=4000000
+trials=2
+suites=aes-gcm-128,aes-gcm-256,chacha20-poly1305,aes-cbc-128+sha1-96,aes-cbc-128+sha256-128,aes-cbc-256+sha256-128,aes-cbc-256+sha384-192,aes-cbc-256+sha512-256,null+sha256-128
+opsel="encap decap"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --sizes) sizes=$2; shift 2 ;;
+        --ops) ops=$2; shift 2 ;;
+        --trials) trials=$2; shift 2 ;;
+        --suites) suites=$2; shift 2 ;;
+        --ops-only) opsel=$2; shift 2 ;;
+        -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+command -v dpdk-test-crypto-perf >/dev/null || {
+    echo "dpdk-test-crypto-perf not found (Debian package dpdk)" >&2; exit 1; }
+if [ -n "${ESP_MOPS_DIR:-}" ]; then
+    bin=$ESP_MOPS_DIR   # prebuilt esp_mops and thread_cpu (quick checks only)
+else
+    (cd "$root" && cargo build --release -q -p espresso-bench --bin esp_mops --bin thread_cpu)
+    bin=${CARGO_TARGET_DIR:-$root/target}/release
+fi
+ours_bin=$bin/esp_mops
+cpu_bin=$bin/thread_cpu
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# Random test vectors for DPDK's verify runs (global section only).
+vec=$tmp/vectors.data
+{
+    echo "# random values: throughput runs only"
+    for kv in plaintext:2048 ciphertext:2048 cipher_key:32 auth_key:64 aead_key:32 \
+        cipher_iv:16 aead_iv:12 aad:8 digest:64; do
+        printf '%s = %s\n' "${kv%%:*}" \
+            "$(od -An -v -tx1 -N "${kv##*:}" /dev/urandom | tr -s ' \n' '  ' |
+                sed -E 's/^ //; s/ $//; s/([0-9a-f]{2})/0x\1/g; s/ /,/g')"
+    done
+} >"$vec"
+
+# DPDK arguments for one suite: sets d_kind (aead|chain|auth) and d_args
+# (algorithm, key, IV and digest options, without the operation).
+dpdk_suite() {
+    local cbc auth
+    case "$1" in
+        aes-gcm-128) d_kind=aead; d_args="--aead-algo aes-gcm --aead-key-sz 16" ;;
+        aes-gcm-256) d_kind=aead; d_args="--aead-algo aes-gcm --aead-key-sz 32" ;;
+        chacha20-poly1305) d_kind=aead; d_args="--aead-algo chacha20-poly1305 --aead-key-sz 32" ;;
+        aes-cbc-128+*) d_kind=chain; cbc=16 ;;
+        aes-cbc-256+*) d_kind=chain; cbc=32 ;;
+        null+*) d_kind=auth ;;
+        *) echo "no DPDK equivalent for suite $1" >&2; return 1 ;;
+    esac
+    if [ "$d_kind" = aead ]; then
+        d_args="$d_args --aead-iv-sz 12 --aead-aad-sz 8 --digest-sz 16"
+        return 0
+    fi
+    case "${1#*+}" in
+        sha1-96) auth="--auth-algo sha1-hmac --auth-key-sz 20 --digest-sz 12" ;;
+        sha256-128) auth="--auth-algo sha2-256-hmac --auth-key-sz 32 --digest-sz 16" ;;
+        sha384-192) auth="--auth-algo sha2-384-hmac --auth-key-sz 48 --digest-sz 24" ;;
+        sha512-256) auth="--auth-algo sha2-512-hmac --auth-key-sz 64 --digest-sz 32" ;;
+        *) echo "no DPDK equivalent for suite $1" >&2; return 1 ;;
+    esac
+    d_args=$auth
+    if [ "$d_kind" = chain ]; then
+        d_args="--cipher-algo aes-cbc --cipher-key-sz $cbc --cipher-iv-sz 16 $auth"
+    fi
+}
+
+# The operation options for d_kind and op (encap|decap).
+dpdk_op() {
+    case "$d_kind:$1" in
+        aead:encap) echo "--optype aead --aead-op encrypt" ;;
+        aead:decap) echo "--optype aead --aead-op decrypt" ;;
+        chain:encap) echo "--optype cipher-then-auth --cipher-op encrypt --auth-op generate" ;;
+        chain:decap) echo "--optype auth-then-cipher --cipher-op decrypt --auth-op verify --test-file $vec" ;;
+        auth:encap) echo "--optype auth-only --auth-op generate" ;;
+        auth:decap) echo "--optype auth-only --auth-op verify --test-file $vec" ;;
+    esac
+}
+
+# One DPDK run: dpdk_run OPS BUFSZ ARGS...; prints "wall_mops cpu_mops".
+dpdk_run() {
+    local n=$1 bufsz=$2
+    shift 2
+    # thread_cpu runs the command and reports the CPU time of its worker
+    # lcore thread (lcore 1 runs the test; lcore 0, the main one, waits).
+    # shellcheck disable=SC2068
+    "$cpu_bin" rte-worker-1 -- dpdk-test-crypto-perf --no-huge -m 512 --no-pci \
+        --no-shconf -l 0,1 --vdev crypto_aesni_mb --log-level=lib.eal:warning -- \
+        --silent --ptest throughput --devtype crypto_aesni_mb --burst-sz 32 \
+        --buffer-sz "$bufsz" --total-ops "$n" --csv-friendly $@ >"$tmp/dpdk.out" 2>&1 ||
+        { cat "$tmp/dpdk.out" >&2; return 1; }
+    local ns= seen=
+    read -r ns seen < <(sed -nE 's/^thread_cpu: [^ ]+ ([0-9]+) ns \(asleep after running: ([a-z]+)\).*/\1 \2/p' "$tmp/dpdk.out") || true
+    if [ "${seen:-}" != yes ]; then
+        # The process ended before the worker was seen asleep after its
+        # test: the reading may miss the end, so it is not used.
+        echo "warning: $* ${bufsz}B: DPDK worker CPU time not read after its test; trial's CPU figure dropped" >&2
+        ns=0
+    fi
+    # CSV: lcore,buf,burst,enq,deq,failed enq,failed deq,Mops,Gbps,cycles/buf
+    local line
+    line=$(grep -E "^ *1,$bufsz,32," "$tmp/dpdk.out" | tail -1)
+    [ -n "$line" ] || { cat "$tmp/dpdk.out" >&2; return 1; }
+    awk -F, -v ns="${ns:-0}" -v ops="$n" \
+        '{ cpu = (ns > 0) ? ops / (ns / 1e9) / 1e6 : 0; printf "%s %.3f\n", $8 + 0, cpu }' <<<"$line"
+}
+
+# One run of ours: ours_run SUITE OP SIZE OPS; prints "wall_mops cpu_mops backend".
+ours_run() {
+    "$ours_bin" --suite "$1" --op "$2" --sizes "$3" --ops "$4" --trials 1 |
+        sed -E 's/.*: ([0-9.]+) Mops \(by CPU time ([0-9.]+) Mops.* backend (.*)/\1 \2 \3/'
+}
+
+ops_for() {
+    local size=$1
+    case "$size" in
+        64) echo "$ops" ;;
+        512) echo $((ops / 2)) ;;
+        1420) echo $((ops / 4)) ;;
+        *) local o=$((ops * 64 / size)); [ "$o" -ge $((ops / 4)) ] || o=$((ops / 4)); echo "$o" ;;
+    esac
+}
+
+max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b) ? a : b }'; }
+
+echo "# $(date -u +%FT%TZ) $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# dpdk-test-crypto-perf $(dpkg-query -W -f='${Version}' dpdk 2>/dev/null || echo '?') crypto_aesni_mb; ops=$ops at 64 B, trials=$trials, burst 32"
+for suite in ${suites//,/ }; do
+    dpdk_suite "$suite"
+    # Layout: "layout SIZE iv IV payload P icv ICV" per size.
+    declare -A bufsz=()
+    while read -r _ s _ _ _ p _ _; do
+        case "$d_kind" in
+            auth) bufsz[$s]=$((8 + p)) ;;
+            *) bufsz[$s]=$p ;;
+        esac
+    done < <("$ours_bin" --suite "$suite" --layout --sizes "$sizes")
+    for op in $opsel; do
+        dop=$(dpdk_op "$op")
+        for size in ${sizes//,/ }; do
+            n=$(ops_for "$size")
+            dw=0 dc=0 ow=0 oc=0 backend=
+            for _ in $(seq "$trials"); do
+                w= c=
+                read -r w c < <(dpdk_run "$n" "${bufsz[$size]}" $d_args $dop) || true
+                [ -n "$c" ] || { echo "dpdk-test-crypto-perf failed: $suite $op ${size}B" >&2; exit 1; }
+                dw=$(max "$dw" "$w"); dc=$(max "$dc" "$c")
+                w= c=
+                read -r w c backend < <(ours_run "$suite" "$op" "$size" "$n") || true
+                [ -n "$c" ] || { echo "esp_mops failed: $suite $op ${size}B" >&2; exit 1; }
+                ow=$(max "$ow" "$w"); oc=$(max "$oc" "$c")
+            done
+            echo "# $op $suite ${size}B: ours backend $backend, dpdk buffer ${bufsz[$size]} B, ops $n; wall clock (ours incl. buffer reset): ours $ow Mops, dpdk $dw Mops"
+            awk -v op="$op" -v su="$suite" -v s="$size" -v oc="$oc" -v dc="$dc" 'BEGIN {
+                if (dc > 0) printf "esp %s %s %sB (CPU time): ours %.2f Mops, dpdk aesni_mb %.2f Mops, ratio %.2f\n", op, su, s, oc, dc, oc / dc
+                else printf "esp %s %s %sB: no DPDK CPU time read\n", op, su, s
+            }'
+        done
+    done
+    unset bufsz
+done

@@ -1,0 +1,378 @@
+//! ESP encap/decap throughput on one core through the real ESP path
+//! (`esp::encap_burst` / `esp::decap_burst`, `Backend::Auto`), measured the
+//! way `dpdk-test-crypto-perf --ptest throughput` measures: a fixed number of
+//! operations in bursts of 32, Mops = operations / time. Used by
+//! `bench/e2e/esp_vs_dpdk.sh`, which runs DPDK's crypto_aesni_mb on the same
+//! crypto work in the same run.
+//!
+//! `esp_mops --suite NAME --op encap|decap [--sizes 64,512,1420] [--ops N] [--trials K]`
+//! prints one line per size:
+//! `esp <op> <suite> <size>B: <wall> Mops (by CPU time <cpu> Mops; buffer reset included <cpu_incl> Mops) backend <b>`
+//! (the wall-clock figure includes the buffer reset: on a loaded machine a
+//! difference of two wall-clock times is meaningless).
+//!
+//! `esp_mops --suite NAME --layout [--sizes ...]` prints, per inner size, the
+//! ESP layout our encap produces: `layout <size> iv <iv> payload <p> icv <icv>`
+//! (payload = encrypted bytes: inner packet + padding + pad length + next
+//! header), from which the script sizes DPDK's buffers.
+//!
+//! What is timed: per burst, putting the 32 packets back into their buffers
+//! (inner packets for encap, the sealed ESP packets plus a replay-window
+//! reset for decap; the engine works in place), then one `encap_burst`, or
+//! one SAD load (`Sad::load`, as a worker does per burst) and one
+//! `decap_burst` (SPI lookup, replay check and commit, ICV, padding, inner
+//! header and policy checks). The putting-back is a benchmark artefact (a
+//! NIC delivers fresh packets), so it is timed alone over the same number of
+//! bursts right after, and subtracted: the CPU-time figure is
+//! ops / (CPU(reset + op) - CPU(reset)). The figure with the reset included
+//! is printed too. Every trial checks that every packet passed (no drop
+//! counted). Inner packets: IPv4/UDP of `size` bytes, tunnel mode, IPv4
+//! outer, 32-bit sequence numbers, replay window 4096.
+//!
+//! Time is the thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`; the machine is
+//! shared) and wall clock; each figure is the best of `--trials` runs.
+
+use std::hint::black_box;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use dataplane::crypto::{Backend, EncrAlg, IntegAlg, Key, Suite};
+use dataplane::drop::Verdict;
+use dataplane::esp::{decap_burst, encap_burst, DecapResult};
+use dataplane::pkt::{HeapBuf, PacketBuf};
+use dataplane::sa::{DfMode, Direction, DropCounters, Lifetime, Mode, Sa, SaParams, Sad};
+
+const BURST: usize = 32;
+const HEADROOM: usize = 128;
+
+/// The suites both we and DPDK's crypto_aesni_mb implement (names as in
+/// `cargo bench --bench esp`).
+fn suite_by_name(name: &str) -> Option<Suite> {
+    use EncrAlg::*;
+    use IntegAlg::*;
+    let (encr, integ) = match name {
+        "aes-gcm-128" => (AesGcm128, None),
+        "aes-gcm-256" => (AesGcm256, None),
+        "chacha20-poly1305" => (ChaCha20Poly1305, None),
+        "aes-cbc-128+sha1-96" => (AesCbc128, HmacSha1_96),
+        "aes-cbc-256+sha1-96" => (AesCbc256, HmacSha1_96),
+        "aes-cbc-128+sha256-128" => (AesCbc128, HmacSha256_128),
+        "aes-cbc-256+sha256-128" => (AesCbc256, HmacSha256_128),
+        "aes-cbc-128+sha384-192" => (AesCbc128, HmacSha384_192),
+        "aes-cbc-256+sha384-192" => (AesCbc256, HmacSha384_192),
+        "aes-cbc-128+sha512-256" => (AesCbc128, HmacSha512_256),
+        "aes-cbc-256+sha512-256" => (AesCbc256, HmacSha512_256),
+        "null+sha1-96" => (Null, HmacSha1_96),
+        "null+sha256-128" => (Null, HmacSha256_128),
+        "null+sha384-192" => (Null, HmacSha384_192),
+        "null+sha512-256" => (Null, HmacSha512_256),
+        _ => return Option::None,
+    };
+    Some(Suite { encr, integ })
+}
+
+struct Args {
+    suite: String,
+    op: String,
+    sizes: Vec<usize>,
+    ops: u64,
+    trials: usize,
+    layout: bool,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        suite: String::new(),
+        op: "encap".into(),
+        sizes: vec![64, 512, 1420],
+        ops: 2_000_000,
+        trials: 1,
+        layout: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--layout" {
+            a.layout = true;
+            continue;
+        }
+        let val = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let num = |v: &str| v.parse::<u64>().map_err(|e| format!("{flag} {v}: {e}"));
+        match flag.as_str() {
+            "--suite" => a.suite = val,
+            "--op" if val == "encap" || val == "decap" => a.op = val,
+            "--sizes" => {
+                a.sizes = val
+                    .split(',')
+                    .map(|s| num(s).map(|n| n as usize))
+                    .collect::<Result<_, _>>()?
+            }
+            "--ops" => a.ops = num(&val)?.max(BURST as u64),
+            "--trials" => a.trials = num(&val)?.max(1) as usize,
+            _ => return Err(format!("unknown option or value: {flag} {val}")),
+        }
+    }
+    if a.suite.is_empty() {
+        return Err("--suite is required".into());
+    }
+    if let Some(&s) = a.sizes.iter().find(|&&s| !(28..=1500).contains(&s)) {
+        return Err(format!("--sizes {s}: inner packets are 28..=1500 bytes"));
+    }
+    Ok(a)
+}
+
+fn key(n: usize, x: u8) -> Vec<u8> {
+    (0..n).map(|i| (i as u8).wrapping_mul(29) ^ x).collect()
+}
+
+fn params(suite: Suite, direction: Direction) -> SaParams {
+    let (l, r): (IpAddr, IpAddr) = (IpAddr::from([192, 0, 2, 1]), IpAddr::from([192, 0, 2, 2]));
+    let (local_addr, remote_addr) = if direction == Direction::Outbound {
+        (l, r)
+    } else {
+        (r, l)
+    };
+    SaParams {
+        spi: 0x1000,
+        direction,
+        mode: Mode::Tunnel,
+        suite,
+        enc_key: Key::new(key(suite.encr.key_len(), 1)),
+        auth_key: Key::new(key(suite.integ.key_len(), 2)),
+        esn: false,
+        replay_window: 4096,
+        local_addr,
+        remote_addr,
+        encap: None,
+        selectors: vec![],
+        lifetime: Lifetime::default(),
+        df: DfMode::Copy,
+        copy_dscp: true,
+        initial_seq: 1,
+        allow_legacy: false,
+        tunnel_id: 1,
+    }
+}
+
+/// An IPv4/UDP inner packet of `size` bytes.
+fn inner(size: usize) -> Vec<u8> {
+    let mut p = vec![0u8; size];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(size as u16).to_be_bytes());
+    p[8] = 64;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&[10, 1, 0, 1]);
+    p[16..20].copy_from_slice(&[10, 2, 0, 1]);
+    let c = dataplane::wire::checksum::checksum(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p[20..22].copy_from_slice(&1234u16.to_be_bytes());
+    p[22..24].copy_from_slice(&5678u16.to_be_bytes());
+    p[24..26].copy_from_slice(&((size - 20) as u16).to_be_bytes());
+    for (i, b) in p[28..].iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    p
+}
+
+/// This thread's CPU time (excludes time the scheduler gave to others).
+fn cpu_now() -> f64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+}
+
+/// Seconds of (wall, CPU) spent in `f`.
+fn timed(f: impl FnOnce()) -> (f64, f64) {
+    let (t, c) = (Instant::now(), cpu_now());
+    f();
+    (t.elapsed().as_secs_f64(), cpu_now() - c)
+}
+
+/// One measurement: Mops by wall clock (reset included), by CPU time (reset
+/// subtracted) and by CPU time with the reset included.
+struct Trial {
+    wall: f64,
+    cpu: f64,
+    cpu_incl: f64,
+}
+
+struct Bench {
+    out: Sa,
+    inb: Arc<Sa>,
+    sad: Sad,
+    pkt: Vec<u8>,
+    sealed: Vec<Vec<u8>>,
+    bufs: Vec<HeapBuf>,
+}
+
+impl Bench {
+    fn new(suite: Suite, size: usize) -> Result<Bench, String> {
+        let out = Sa::new(params(suite, Direction::Outbound), Backend::Auto)
+            .map_err(|e| format!("outbound SA: {e}"))?;
+        let inb = Arc::new(
+            Sa::new(params(suite, Direction::Inbound), Backend::Auto)
+                .map_err(|e| format!("inbound SA: {e}"))?,
+        );
+        let sad = Sad::with_capacity(16);
+        sad.insert(inb.clone());
+        let pkt = inner(size);
+        let mut bufs: Vec<HeapBuf> = (0..BURST)
+            .map(|_| HeapBuf::new(HEADROOM, 2048, 128))
+            .collect();
+        // Sealed packets for decap, from a throw-away outbound SA with the
+        // same keys (so `out` starts at sequence number 1).
+        let pre = Sa::new(params(suite, Direction::Outbound), Backend::Auto)
+            .map_err(|e| format!("outbound SA: {e}"))?;
+        let mut v = [Verdict::Pass; BURST];
+        for b in bufs.iter_mut() {
+            b.reset_to(HEADROOM, &pkt);
+        }
+        let drops = DropCounters::default();
+        encap_burst(&pre, &mut bufs, &mut v, &drops);
+        if drops.total() != 0 || v.iter().any(|v| *v != Verdict::Pass) {
+            return Err(format!("encap failed while preparing: {v:?}"));
+        }
+        let sealed = bufs.iter().map(|b| b.data().to_vec()).collect();
+        Ok(Bench {
+            out,
+            inb,
+            sad,
+            pkt,
+            sealed,
+            bufs,
+        })
+    }
+
+    fn encap(&mut self, bursts: u64) -> Result<Trial, String> {
+        let drops = DropCounters::default();
+        let mut v = [Verdict::Pass; BURST];
+        let (bufs, pkt, sa) = (&mut self.bufs, &self.pkt, &self.out);
+        let (w_full, c_full) = timed(|| {
+            for _ in 0..bursts {
+                for b in bufs.iter_mut() {
+                    b.reset_to(HEADROOM, pkt);
+                }
+                encap_burst(sa, black_box(&mut bufs[..]), &mut v, &drops);
+            }
+        });
+        if drops.total() != 0 || v.iter().any(|v| *v != Verdict::Pass) {
+            return Err(format!("encap dropped packets: {} drops", drops.total()));
+        }
+        let (_, c_reset) = timed(|| {
+            for _ in 0..bursts {
+                for b in bufs.iter_mut() {
+                    b.reset_to(HEADROOM, pkt);
+                }
+                black_box(&mut bufs[..]);
+            }
+        });
+        Ok(trial(bursts, (w_full, c_full), c_reset))
+    }
+
+    fn decap(&mut self, bursts: u64) -> Result<Trial, String> {
+        let drops = DropCounters::default();
+        let mut res = [DecapResult::default(); BURST];
+        let (bufs, sealed, sad, inb) = (&mut self.bufs, &self.sealed, &self.sad, &self.inb);
+        let (w_full, c_full) = timed(|| {
+            for _ in 0..bursts {
+                for (b, s) in bufs.iter_mut().zip(sealed) {
+                    b.reset_to(HEADROOM, s);
+                }
+                inb.replay().reset();
+                let tab = sad.load();
+                decap_burst(&tab, black_box(&mut bufs[..]), &mut res, &drops);
+            }
+        });
+        if drops.total() != 0 || res.iter().any(|r| r.verdict != Verdict::Pass) {
+            return Err(format!("decap dropped packets: {} drops", drops.total()));
+        }
+        if bufs[0].data() != &self.pkt[..] {
+            return Err("decap did not give back the inner packet".into());
+        }
+        let (_, c_reset) = timed(|| {
+            for _ in 0..bursts {
+                for (b, s) in bufs.iter_mut().zip(sealed) {
+                    b.reset_to(HEADROOM, s);
+                }
+                inb.replay().reset();
+                black_box(&mut bufs[..]);
+            }
+        });
+        Ok(trial(bursts, (w_full, c_full), c_reset))
+    }
+}
+
+fn trial(bursts: u64, full: (f64, f64), reset_cpu: f64) -> Trial {
+    let n = (bursts * BURST as u64) as f64 / 1e6;
+    Trial {
+        wall: n / full.0.max(1e-9),
+        cpu: n / (full.1 - reset_cpu).max(1e-9),
+        cpu_incl: n / full.1.max(1e-9),
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let suite =
+        suite_by_name(&args.suite).ok_or_else(|| format!("unknown suite {}", args.suite))?;
+    for &size in &args.sizes {
+        let mut b = Bench::new(suite, size)?;
+        if args.layout {
+            let (iv, icv) = (b.out.cipher().iv_len(), b.out.cipher().icv_len());
+            // Sealed packet: outer IPv4 (20) | SPI, Seq (8) | IV | payload | ICV.
+            let payload = b.sealed[0].len() - 20 - 8 - iv - icv;
+            println!("layout {size} iv {iv} payload {payload} icv {icv}");
+            continue;
+        }
+        let bursts = args.ops.div_ceil(BURST as u64);
+        // Warm-up (caches, branch predictors, CPU frequency).
+        let warm = (bursts / 20).max(1);
+        let _ = if args.op == "encap" {
+            b.encap(warm)?
+        } else {
+            b.decap(warm)?
+        };
+        let mut best = Trial {
+            wall: 0.0,
+            cpu: 0.0,
+            cpu_incl: 0.0,
+        };
+        for _ in 0..args.trials {
+            if args.op == "encap" {
+                // A fresh SA per trial: sequence numbers start at 1 again.
+                b.out = Sa::new(params(suite, Direction::Outbound), Backend::Auto)
+                    .map_err(|e| format!("outbound SA: {e}"))?;
+            }
+            let t = if args.op == "encap" {
+                b.encap(bursts)?
+            } else {
+                b.decap(bursts)?
+            };
+            best.wall = best.wall.max(t.wall);
+            best.cpu = best.cpu.max(t.cpu);
+            best.cpu_incl = best.cpu_incl.max(t.cpu_incl);
+        }
+        println!(
+            "esp {} {} {size}B: {:.3} Mops (by CPU time {:.3} Mops; buffer reset included {:.3} Mops) backend {}",
+            args.op,
+            args.suite,
+            best.wall,
+            best.cpu,
+            best.cpu_incl,
+            b.out.backend()
+        );
+    }
+    Ok(())
+}
+
+fn main() {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("esp_mops: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(&args) {
+        eprintln!("esp_mops: {e}");
+        std::process::exit(1);
+    }
+}
