@@ -65,8 +65,12 @@ enum ExceptionArg {
 
 /// espresso dataplane: poll-mode IPsec gateway (AF_PACKET or DPDK ports).
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, args_override_self = true)]
 struct Args {
+    /// Read options from the `[dataplane]` table of this TOML file (the
+    /// control daemon's configuration file); command-line options win.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// LAN ("inside") interface; with --backend dpdk, the DPDK port name
     /// (a vdev such as net_af_packet0, or a PCI address).
     #[arg(long)]
@@ -858,6 +862,77 @@ fn init_dpdk(args: &Args) -> Result<dataplane::io::dpdk::Dpdk, String> {
     Dpdk::init(&cfg).map_err(|e| format!("DPDK: {e}"))
 }
 
+/// The command line, after the `[dataplane]` table of `--config FILE` (the
+/// configuration file the control daemon reads): every key of the table is
+/// the long option of the same name (`backend = "dpdk"`, `eal = "-l 2 ..."`,
+/// `cores = [4, 5]`, `idle = "backoff"`, `configure_kernel = true`);
+/// options given on the command line win over the file.
+fn parse_args() -> Result<Args, String> {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut file: Option<PathBuf> = None;
+    let mut it = argv.iter().skip(1);
+    while let Some(a) = it.next() {
+        let a = a.to_string_lossy();
+        if a == "--config" {
+            file = it.next().map(PathBuf::from);
+        } else if let Some(v) = a.strip_prefix("--config=") {
+            file = Some(PathBuf::from(v));
+        }
+    }
+    let mut full: Vec<std::ffi::OsString> = vec![argv[0].clone()];
+    if let Some(f) = &file {
+        full.extend(config_args(f)?.into_iter().map(Into::into));
+    }
+    full.extend(argv.into_iter().skip(1));
+    Args::try_parse_from(full).map_err(|e| e.to_string())
+}
+
+/// `[dataplane]` of a TOML file as long options.
+fn config_args(path: &Path) -> Result<Vec<String>, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("--config {}: {e}", path.display()))?;
+    let doc: toml::Table =
+        toml::from_str(&text).map_err(|e| format!("--config {}: {e}", path.display()))?;
+    let Some(t) = doc.get("dataplane") else {
+        return Err(format!(
+            "--config {}: no [dataplane] table (backend, inside, outside, cores, ...)",
+            path.display()
+        ));
+    };
+    let t = t
+        .as_table()
+        .ok_or_else(|| format!("{}: dataplane must be a table", path.display()))?;
+    let mut out = Vec::new();
+    for (k, v) in t {
+        let opt = format!("--{}", k.replace('_', "-"));
+        let val = match v {
+            toml::Value::Boolean(true) => {
+                out.push(opt);
+                continue;
+            }
+            toml::Value::Boolean(false) => continue,
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Array(a) => a
+                .iter()
+                .map(|x| match x {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            other => {
+                return Err(format!(
+                    "{}: dataplane.{k} = {other}: expected a string, number, boolean or list",
+                    path.display()
+                ))
+            }
+        };
+        out.push(format!("{opt}={val}"));
+    }
+    Ok(out)
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -866,7 +941,13 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("espresso-dataplane: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

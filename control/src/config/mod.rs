@@ -423,6 +423,9 @@ type RawMap = BTreeMap<String, Spanned<Value>>;
 struct RawFile {
     include: Option<Spanned<Value>>,
     daemon: Option<Spanned<RawMap>>,
+    /// `espresso-dataplane --config FILE` reads this table (backend, ports,
+    /// cores, EAL arguments); the daemon only checks where it is.
+    dataplane: Option<Spanned<RawMap>>,
     #[serde(default)]
     template: BTreeMap<String, Spanned<RawMap>>,
     #[serde(default)]
@@ -704,6 +707,17 @@ impl Loader {
                 })
                 .collect()
         };
+        if let Some(d) = &raw.dataplane {
+            if depth > 0 {
+                self.err(
+                    file,
+                    Some(&d.span()),
+                    Some("dataplane".into()),
+                    None,
+                    "dataplane settings belong in the main configuration file, not an included one",
+                );
+            }
+        }
         if let Some(d) = raw.daemon {
             let span = d.span();
             if depth > 0 {
