@@ -108,7 +108,9 @@ tshark_esp_fields() {
   extra=("$@")
   [ -n "${TSHARK_ESP_MAX_FRAMES:-}" ] && extra=(-c "$TSHARK_ESP_MAX_FRAMES" "${extra[@]}")
   [ -r "$pcap" ] || { echo "tshark_esp: cannot read $pcap" >&2; return 1; }
-  tshark -n -r "$pcap" \
+  # TCP dissection off: reassembling a decrypted TCP stream costs minutes
+  # and can hide the ESP fields of the frames it swallows.
+  tshark -n -r "$pcap" --disable-protocol tcp \
     -o esp.enable_encryption_decode:TRUE \
     -o esp.enable_authentication_check:TRUE \
     "${uat[@]}" -Y esp \

@@ -20,6 +20,7 @@ source tests/lib/netns.sh
 source tests/lib/control.sh
 source tests/lib/tcp_echo.sh
 source tests/lib/strongswan.sh
+source tests/lib/tshark_esp.sh
 nsl_init ikesw
 nsl_topo_pair
 sw_setup
@@ -35,6 +36,7 @@ write_a() {
 shm = "$NSL_TMP/A/region.shm"
 socket = "$NSL_TMP/A/espresso.sock"
 metrics = "127.0.0.1:9716"
+allow_key_export = true
 
 [[connection]]
 name = "sw"
@@ -84,8 +86,21 @@ grep -Eq "^sw +up +192.0.2.1 -> 192.0.2.2 +$(printf "%#x" "0x$ours_in")/$(printf
 grep -q "ike sw: ESTABLISHED initiator" "$NSL_TMP/status1.txt" || nsl_die "status: IKE SA line"
 grep -q "AES_GCM_16-128/PRF_HMAC_SHA2_256/ECP_256" <<<"$(swc --list-sas)" || nsl_die "strongSwan's IKE algorithms"
 pass "espresso initiator, AES-GCM-128: IKE SA and child SA up on both sides, SPIs in $ours_in out $ours_out match strongSwan's"
+nsl_bg "$NS_GWB" tcpdump_gcm tcpdump -n -i wan -Q in --immediate-mode -w "$NSL_TMP/gcm.pcap" -U 'udp port 4500 and src host 192.0.2.1'
+capg=$NSL_PID
+sleep 0.5
 read -r o i <<<"$(traffic_checks gcm)"
 pass "ping both ways and 1 MiB TCP echo through the tunnel (dataplane: $o packets out, $i in)"
+sleep 0.3
+nsl_stop "$capg"
+# The child SA's keys, exported by espresso, let tshark check what gwA sent.
+ctl A keys sw >"$NSL_TMP/esp_sa" || nsl_die "espresso keys sw: $(cat "$NSL_TMP/esp_sa")"
+[ "$(grep -c '^"IPv4"' "$NSL_TMP/esp_sa")" = 2 ] || nsl_die "keys: want 2 esp_sa records: $(sed 's/0x[0-9a-f]*/<key>/g' "$NSL_TMP/esp_sa")"
+mapfile -t recs < <(tshark_esp_records_from_uat "$NSL_TMP/esp_sa")
+res=$(tshark_esp_count_multi "$NSL_TMP/gcm.pcap" "${recs[@]}") || nsl_die "tshark with the exported IKE keys: $res"
+total=$(sed -n 's/.*total=\([0-9]*\).*/\1/p' <<<"$res")
+[ "$total" -ge 100 ] || nsl_die "too few ESP packets captured: $res"
+pass "espresso keys exports the IKE child SA: tshark verifies every captured ESP packet ($res)"
 m=$(ctl_metrics A 2>/dev/null || ip netns exec "$NS_GWA" python3 -c 'import urllib.request;print(urllib.request.urlopen("http://127.0.0.1:9716/metrics",timeout=5).read().decode())')
 grep -q "espresso_ike_child_sa_info{conn=\"sw\",state=\"INSTALLED\",spi_in=\"$(printf "%#x" "0x$ours_in")\"" <<<"$m" || nsl_die "metrics: child SA"
 grep -q "espresso_tunnel_packets_total{tunnel=\"sw\",direction=\"out\"} [1-9]" <<<"$m" || nsl_die "metrics: packets of sw"

@@ -1464,7 +1464,9 @@ impl Engine {
                  and reload (anyone who can read the keys can decrypt the tunnels' traffic)",
             );
         }
+        let ike_only = name.is_some_and(|n| self.is_ike(n));
         let idx: Vec<usize> = match name {
+            Some(_) if ike_only => Vec::new(),
             Some(n) => match self.find(n) {
                 None => return self.not_found(n),
                 Some(i) => {
@@ -1529,6 +1531,15 @@ impl Engine {
                     udp_ports: ports,
                 });
             }
+        }
+        if name.is_none() || ike_only {
+            self.ike_keys(name, &mut keys);
+        }
+        if ike_only && keys.is_empty() {
+            return Response::err(
+                exit::STATE,
+                format!("{} has no child SA installed", name.unwrap_or_default()),
+            );
         }
         info!(
             "keys of {} SA(s) exported to the CLI{}",
@@ -1700,7 +1711,7 @@ impl Engine {
     }
 }
 
-fn hex_lower(b: &[u8]) -> String {
+pub(super) fn hex_lower(b: &[u8]) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(b.len() * 2);
     for x in b {

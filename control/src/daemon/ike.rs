@@ -266,6 +266,49 @@ impl Engine {
         self.ike_drain();
     }
 
+    /// The keys of the installed child SAs of connection `name` (all
+    /// connections: `None`), for `espresso keys` (the caller checks that key
+    /// export is allowed). Nothing is logged here.
+    pub(super) fn ike_keys(&self, name: Option<&str>, out: &mut Vec<api::SaKeys>) {
+        let mut sas: Vec<&InstalledSa> = self.ike.sas.values().collect();
+        sas.sort_by_key(|s| (s.params.tunnel_id, s.params.spi));
+        for s in sas {
+            let p = &s.params;
+            let Some(c) = self.ike.conns.iter().find(|c| c.id == p.tunnel_id) else {
+                continue;
+            };
+            if name.is_some_and(|n| n != c.cfg.name) {
+                continue;
+            }
+            let inbound = p.direction == Direction::Inbound;
+            let (src, dst) = if inbound {
+                (p.remote_addr, p.local_addr)
+            } else {
+                (p.local_addr, p.remote_addr)
+            };
+            out.push(api::SaKeys {
+                tunnel: c.cfg.name.clone(),
+                direction: if inbound { "in" } else { "out" }.into(),
+                src: src.to_string(),
+                dst: dst.to_string(),
+                spi: p.spi,
+                mode: format!("{:?}", p.mode).to_lowercase(),
+                encr: p.suite.encr.name().into(),
+                enc_key: super::engine::hex_lower(p.enc_key.bytes()),
+                integ: p.suite.integ.name().into(),
+                auth_key: super::engine::hex_lower(p.auth_key.bytes()),
+                esn: p.esn,
+                udp_ports: p.encap.map(|e| {
+                    if inbound {
+                        (e.remote_port, e.local_port)
+                    } else {
+                        (e.local_port, e.remote_port)
+                    }
+                }),
+            });
+        }
+    }
+
     /// Whether `name` is an IKE connection.
     pub fn is_ike(&self, name: &str) -> bool {
         self.ike.conns.iter().any(|c| c.cfg.name == name)
