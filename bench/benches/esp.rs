@@ -13,17 +13,17 @@
 mod esp_util;
 
 use std::hint::black_box;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use dataplane::crypto::{raw, Backend, EncrAlg, IntegAlg, Key, Suite};
+use dataplane::crypto::{raw, Backend, EncrAlg, IntegAlg, Suite};
 use dataplane::drop::Verdict;
 use dataplane::esp::{decap_burst, encap_burst, DecapResult};
 use dataplane::pkt::{HeapBuf, PacketBuf};
-use dataplane::sa::{DfMode, Direction, DropCounters, Lifetime, Mode, Sa, SaParams, Sad};
+use dataplane::sa::{Direction, DropCounters, Sa, Sad};
 use esp_util::*;
+use espresso_bench::esp_fixture::{inner, key, params};
 
 const BURST: usize = 32;
 const SIZES: [usize; 3] = [64, 512, 1420];
@@ -43,56 +43,6 @@ fn suites() -> Vec<(&'static str, Suite)> {
         ("aes-cbc-256+sha512-256", s(AesCbc256, HmacSha512_256)),
         ("null+sha256-128", s(Null, HmacSha256_128)),
     ]
-}
-
-fn key(n: usize, x: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(29) ^ x).collect()
-}
-
-fn params(suite: Suite, direction: Direction) -> SaParams {
-    let (l, r): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
-    let (local_addr, remote_addr) = if direction == Direction::Outbound {
-        (l, r)
-    } else {
-        (r, l)
-    };
-    SaParams {
-        spi: 0x1000,
-        direction,
-        mode: Mode::Tunnel,
-        suite,
-        enc_key: Key::new(key(suite.encr.key_len(), 1)),
-        auth_key: Key::new(key(suite.integ.key_len(), 2)),
-        esn: false,
-        replay_window: 4096,
-        local_addr,
-        remote_addr,
-        encap: None,
-        selectors: vec![],
-        lifetime: Lifetime::default(),
-        df: DfMode::Copy,
-        copy_dscp: true,
-        initial_seq: 1,
-        allow_legacy: false,
-        tunnel_id: 1,
-    }
-}
-
-/// An IPv4/UDP inner packet of `size` bytes.
-fn inner(size: usize) -> Vec<u8> {
-    let mut p = vec![0u8; size];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&(size as u16).to_be_bytes());
-    p[8] = 64;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&[10, 1, 0, 1]);
-    p[16..20].copy_from_slice(&[10, 2, 0, 1]);
-    let c = dataplane::wire::checksum::checksum(&p[..20]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p[20..22].copy_from_slice(&1234u16.to_be_bytes());
-    p[22..24].copy_from_slice(&5678u16.to_be_bytes());
-    p[24..26].copy_from_slice(&((size - 20) as u16).to_be_bytes());
-    p
 }
 
 /// The backend whose raw call is the reference for an SA implemented by
