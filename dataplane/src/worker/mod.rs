@@ -7,11 +7,13 @@
 //! inbound ESP and UDP/4500 to a local address -> [`esp::decap_burst`];
 //! transit packets -> TTL/hop limit (ICMP time exceeded) -> SPD lookup ->
 //! protected packets grouped by SA -> path MTU check with the SA's overhead
-//! (ICMP fragmentation needed / packet too big) -> [`esp::encap_burst`] ->
+//! (ICMP fragmentation needed / packet too big; IPv4 with DF clear is
+//! fragmented instead, [`frag`]) -> [`esp::encap_burst`] ->
 //! route on the outer destination; cleartext packets are routed as they are.
 //! Routing: longest-prefix match in the kernel's main table, neighbour from
 //! the kernel's cache (unresolved: ask the netlink thread to have the kernel
-//! resolve it, drop as `no_neighbour`), link MTU check, Ethernet rewrite,
+//! resolve it, drop as `no_neighbour`), link MTU check (IPv4 with DF clear
+//! is fragmented, in buffers from [`Backend::alloc`]), Ethernet rewrite,
 //! batched transmit. Every dropped packet is counted under one
 //! [`DropReason`] in the worker's [`WorkerStats`].
 
