@@ -141,6 +141,11 @@ pub fn plan(d: &[u8], mtu: usize) -> Result<Plan, FragError> {
         return Err(FragError::Malformed("length"));
     }
     let payload = total - hl;
+    let off = usize::from(u16::from_be_bytes([d[6], d[7]]) & 0x1fff) * 8;
+    if off + payload > 0xffff {
+        // Would end past the largest datagram: no fragment offset can say it.
+        return Err(FragError::Malformed("fragment offset"));
+    }
     if total <= mtu {
         return Ok(Plan {
             hl_first: hl,
@@ -383,6 +388,17 @@ mod tests {
     }
 
     #[test]
+    fn offset_past_64k_is_refused() {
+        // Offset 0x1fff * 8 = 65528 plus 1400 bytes: past the largest datagram.
+        let p = packet(1400, &[], 1, 0x1fff, 6);
+        assert_eq!(frag(&p, 576), Err(FragError::Malformed("fragment offset")));
+        // The largest legal last fragment is cut fine.
+        let p = packet(1400, &[], 1, ((65535 - 1400) / 8) as u16, 6);
+        let f = frag(&p, 576).unwrap();
+        assert_eq!(check_and_reassemble(&p, &f, 576), p);
+    }
+
+    #[test]
     fn options_copied_only_with_copy_flag() {
         // Security-like option (copied, type 0x82, len 4), a NOP, record
         // route (not copied, type 7, len 7).
@@ -440,7 +456,7 @@ mod tests {
             payload in 0usize..9000,
             mtu in 68usize..2000,
             mf in any::<bool>(),
-            off in 0u16..100,
+            off in prop_oneof![0u16..100, 7000u16..0x2000],
             nopts in 0usize..3,
             seed in any::<u8>(),
         ) {
@@ -461,6 +477,9 @@ mod tests {
                     prop_assert!(p.len() > mtu);
                     // Only refused when more than MAX_FRAGS would be needed.
                     prop_assert!(payload > (MAX_FRAGS - 1) * 8);
+                }
+                Err(FragError::Malformed("fragment offset")) => {
+                    prop_assert!(usize::from(off) * 8 + payload + opts.len() > 0xffff - 20);
                 }
                 Err(e) => prop_assert!(false, "unexpected {e:?}"),
             }
