@@ -82,6 +82,9 @@ drop_reasons! {
     /// A direction mismatch: an inbound SA given to encap, or an outbound SA
     /// found for a received SPI.
     WrongDirection => "wrong_direction",
+    /// A packet had to be fragmented (DF clear, larger than the MTU) but
+    /// the I/O backend had no free buffer for a fragment.
+    NoBuffer => "no_buffer",
 }
 
 #[cfg(test)]

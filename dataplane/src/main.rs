@@ -412,6 +412,7 @@ struct WorkerOut {
     icmp_errors: u64,
     to_kernel: u64,
     resolve_requests: u64,
+    fragmented: u64,
     drops: std::collections::BTreeMap<&'static str, u64>,
 }
 
@@ -456,6 +457,7 @@ fn collect(stats: &[(usize, Arc<WorkerStats>)], sad_in: &Sad, sad_out: &Sad) -> 
                 icmp_errors: ld(&s.icmp_errors),
                 to_kernel: ld(&s.to_kernel),
                 resolve_requests: ld(&s.resolve_requests),
+                fragmented: ld(&s.fragmented),
                 drops,
             }
         })

@@ -7,15 +7,18 @@
 //! inbound ESP and UDP/4500 to a local address -> [`esp::decap_burst`];
 //! transit packets -> TTL/hop limit (ICMP time exceeded) -> SPD lookup ->
 //! protected packets grouped by SA -> path MTU check with the SA's overhead
-//! (ICMP fragmentation needed / packet too big) -> [`esp::encap_burst`] ->
+//! (ICMP fragmentation needed / packet too big; IPv4 with DF clear is
+//! fragmented instead, [`frag`]) -> [`esp::encap_burst`] ->
 //! route on the outer destination; cleartext packets are routed as they are.
 //! Routing: longest-prefix match in the kernel's main table, neighbour from
 //! the kernel's cache (unresolved: ask the netlink thread to have the kernel
-//! resolve it, drop as `no_neighbour`), link MTU check, Ethernet rewrite,
+//! resolve it, drop as `no_neighbour`), link MTU check (IPv4 with DF clear
+//! is fragmented, in buffers from [`Backend::alloc`]), Ethernet rewrite,
 //! batched transmit. Every dropped packet is counted under one
 //! [`DropReason`] in the worker's [`WorkerStats`].
 
 pub mod fib;
+pub mod frag;
 pub mod icmp;
 pub mod mgmt;
 pub mod netlink;
@@ -109,6 +112,9 @@ pub struct WorkerStats {
     pub to_kernel: AtomicU64,
     /// Neighbour resolutions requested.
     pub resolve_requests: AtomicU64,
+    /// IPv4 packets (DF clear) split into fragments to fit the link MTU or,
+    /// before encapsulation, the path MTU of their SA.
+    pub fragmented: AtomicU64,
     /// Drops by reason.
     pub drops: DropCounters,
 }
@@ -181,6 +187,7 @@ pub struct Worker<B: Backend> {
     dec: u64,
     icmp_sent: u64,
     kernel: u64,
+    frag: u64,
     tap: Option<crate::shm::TapWriter>,
 }
 
@@ -212,6 +219,7 @@ impl<B: Backend> Worker<B> {
             dec: 0,
             icmp_sent: 0,
             kernel: 0,
+            frag: 0,
             tap: None,
         }
     }
@@ -280,6 +288,7 @@ impl<B: Backend> Worker<B> {
         bump(&s.decrypted, std::mem::take(&mut self.dec));
         bump(&s.icmp_errors, std::mem::take(&mut self.icmp_sent));
         bump(&s.to_kernel, std::mem::take(&mut self.kernel));
+        bump(&s.fragmented, std::mem::take(&mut self.frag));
     }
 
     #[inline]
@@ -619,23 +628,57 @@ impl<B: Backend> Worker<B> {
                 let d = p.data();
                 let v6 = d[0] >> 4 == 6;
                 let df = v6 || (d[6] & 0x40) != 0;
+                if !df {
+                    // Pre-fragmentation (RFC 4459 §5.2): each fragment is
+                    // encapsulated on its own and fits the path MTU.
+                    let mut frags: Burst<B::Pkt> = Burst::new();
+                    let backend = &mut self.backend;
+                    match frag::fragment(p, max_inner, || backend.alloc(), &mut frags) {
+                        Ok(()) => {
+                            self.frag += 1;
+                            if ok.len() + frags.len() > ok.capacity() {
+                                self.encap_and_route(fib, sa, &mut ok);
+                            }
+                            for f in frags.drain(..) {
+                                if ok.is_full() {
+                                    self.encap_and_route(fib, sa, &mut ok);
+                                }
+                                ok.push(f);
+                            }
+                        }
+                        Err((p, e)) => {
+                            for f in frags.drain(..) {
+                                self.backend.free(f);
+                            }
+                            let r = e.drop_reason();
+                            sa.count_drop(r);
+                            self.drop_pkt(p, r);
+                        }
+                    }
+                    continue;
+                }
                 sa.count_drop(DropReason::TooBig);
                 self.stats.drops.add(DropReason::TooBig);
-                if df {
-                    let mtu = max_inner as u32;
-                    let v4rest = mtu & 0xffff;
-                    if v6 {
-                        self.icmp_error(fib, p, ICMP4_FRAG_NEEDED, ICMP6_PACKET_TOO_BIG, mtu, 0);
-                    } else {
-                        self.icmp_error(fib, p, ICMP4_FRAG_NEEDED, ICMP6_PACKET_TOO_BIG, v4rest, 0);
-                    }
+                let mtu = max_inner as u32;
+                let v4rest = mtu & 0xffff;
+                if v6 {
+                    self.icmp_error(fib, p, ICMP4_FRAG_NEEDED, ICMP6_PACKET_TOO_BIG, mtu, 0);
                 } else {
-                    self.backend.free(p);
+                    self.icmp_error(fib, p, ICMP4_FRAG_NEEDED, ICMP6_PACKET_TOO_BIG, v4rest, 0);
                 }
                 continue;
             }
+            if ok.is_full() {
+                self.encap_and_route(fib, sa, &mut ok);
+            }
             ok.push(p);
         }
+        self.encap_and_route(fib, sa, &mut ok);
+    }
+
+    /// Taps, encapsulates with `sa` and routes the packets of `ok`, which is
+    /// empty afterwards.
+    fn encap_and_route(&mut self, fib: &Fib, sa: &Sa, ok: &mut Burst<B::Pkt>) {
         if ok.is_empty() {
             return;
         }
@@ -648,7 +691,7 @@ impl<B: Backend> Worker<B> {
             }
         }
         let mut verdicts = [Verdict::Pass; MAX_BURST];
-        esp::encap_burst(sa, &mut ok, &mut verdicts, &self.stats.drops);
+        esp::encap_burst(sa, ok, &mut verdicts, &self.stats.drops);
         for (p, v) in ok.drain(..).zip(verdicts.iter()) {
             match v {
                 Verdict::Pass => {
@@ -782,7 +825,7 @@ impl<B: Backend> Worker<B> {
 
     /// Routes `p` (at its IP header): route lookup, MTU check, neighbour,
     /// Ethernet header, transmit queue.
-    fn route(&mut self, fib: &Fib, mut p: B::Pkt, in_port: u8, may_icmp: bool) {
+    fn route(&mut self, fib: &Fib, p: B::Pkt, in_port: u8, may_icmp: bool) {
         let d = p.data();
         let v6 = d[0] >> 4 == 6;
         let dst = if v6 {
@@ -807,9 +850,13 @@ impl<B: Backend> Worker<B> {
         };
         let mtu = fib.mtu(&r) as usize;
         if p.len() > mtu {
-            self.stats.drops.add(DropReason::TooBig);
             let df = v6 || (d[6] & 0x40) != 0;
-            if may_icmp && df {
+            if !df {
+                self.fragment_out(fib, p, mtu, out, r.oif, r.gateway.unwrap_or(dst));
+                return;
+            }
+            self.stats.drops.add(DropReason::TooBig);
+            if may_icmp {
                 self.icmp_error(
                     fib,
                     p,
@@ -830,6 +877,40 @@ impl<B: Backend> Worker<B> {
             self.drop_pkt(p, DropReason::NoNeighbour);
             return;
         };
+        self.push_l2(p, out, mac, v6);
+    }
+
+    /// Splits the IPv4 packet `p` (DF clear, larger than `mtu`) into
+    /// fragments and queues them on port `out` toward next hop `nh` on
+    /// interface `oif`.
+    fn fragment_out(&mut self, fib: &Fib, p: B::Pkt, mtu: usize, out: usize, oif: u32, nh: IpAddr) {
+        let Some(mac) = fib.neighbour(oif, nh) else {
+            self.shared.resolver.request(oif, nh);
+            bump(&self.stats.resolve_requests, 1);
+            self.drop_pkt(p, DropReason::NoNeighbour);
+            return;
+        };
+        let mut frags: Burst<B::Pkt> = Burst::new();
+        let backend = &mut self.backend;
+        match frag::fragment(p, mtu, || backend.alloc(), &mut frags) {
+            Ok(()) => {
+                self.frag += 1;
+                for f in frags.drain(..) {
+                    self.push_l2(f, out, mac, false);
+                }
+            }
+            Err((p, e)) => {
+                for f in frags.drain(..) {
+                    self.backend.free(f);
+                }
+                self.drop_pkt(p, e.drop_reason());
+            }
+        }
+    }
+
+    /// Adds the Ethernet header (to `mac`, from port `out`) and queues `p`
+    /// for transmission on `out`.
+    fn push_l2(&mut self, mut p: B::Pkt, out: usize, mac: [u8; 6], v6: bool) {
         if !p.prepend(ETH_LEN) {
             self.drop_pkt(p, DropReason::NoRoom);
             return;
