@@ -36,7 +36,7 @@
 //! [`Key`] is zeroized on drop. Scheduled keys: RustCrypto AES, AES-GCM,
 //! ChaCha20-Poly1305, 3DES and the CBC IV key are wiped on drop (crate
 //! `zeroize` features); aws-lc-rs wipes its cipher keys and cleans its HMAC
-//! contexts. Not wiped (the libraries expose no way without `unsafe`):
+//! contexts. Not wiped (the libraries offer no safe way to wipe them):
 //! RustCrypto's precomputed HMAC states and ring's key schedules.
 //!
 //! # Hot path
