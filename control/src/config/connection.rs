@@ -163,40 +163,16 @@ impl Loader {
         else {
             return;
         };
-        for (k, v) in raw {
-            let span = v.span();
-            if !matches!(k.as_str(), "psk" | "secret" | "pre_shared_key") {
-                self.err(
-                    file,
-                    Some(&span),
-                    Some(k.clone()),
-                    None,
-                    "a connection's secrets file holds only psk",
-                );
-                continue;
-            }
-            if let Some(prev) = fields.get("psk") {
-                let pf = self.files[prev.file].path.display().to_string();
-                let pl = self.files[prev.file].line(prev.span.start);
-                self.err(
-                    file,
-                    Some(&span),
-                    Some(format!("{ctx}.{k}")),
-                    None,
-                    format!("also given at {pf}:{pl}: give the key once"),
-                );
-                continue;
-            }
-            fields.insert(
-                "psk".to_string(),
-                Field {
-                    value: v.into_inner(),
-                    file,
-                    span,
-                    written: k,
-                },
-            );
-        }
+        let canon = |k: &str| matches!(k, "psk" | "secret" | "pre_shared_key").then_some("psk");
+        self.secret_fields(
+            ctx,
+            file,
+            raw,
+            canon,
+            "a connection's secrets file holds only psk",
+            "give the key once",
+            fields,
+        );
     }
 
     pub(super) fn connection(&mut self, b: Block) -> Option<IkeConn> {

@@ -1374,23 +1374,38 @@ impl Loader {
         else {
             return;
         };
-        for (k, v) in raw {
-            let span = v.span();
-            let canon = match k.as_str() {
+        let only = format!("a secrets file holds only {}", KEY_FIELDS.join(", "));
+        let canon = |k: &str| {
+            let c = match k {
                 "espenckey" => "enc_key",
                 "espauthkey" => "auth_key",
                 s => s,
             };
-            if !KEY_FIELDS.contains(&canon) {
-                self.err(
-                    file,
-                    Some(&span),
-                    Some(k.clone()),
-                    None,
-                    format!("a secrets file holds only {}", KEY_FIELDS.join(", ")),
-                );
+            KEY_FIELDS.iter().copied().find(|f| *f == c)
+        };
+        self.secret_fields(ctx, file, raw, canon, &only, "give each key once", fields);
+    }
+
+    /// Moves the entries of a secrets file into `fields` under their
+    /// canonical names (`canon`: `None` refuses the entry with `only`); an
+    /// entry given twice (here or in the tunnel) is refused with `once`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn secret_fields(
+        &mut self,
+        ctx: &str,
+        file: usize,
+        raw: RawMap,
+        canon: impl Fn(&str) -> Option<&'static str>,
+        only: &str,
+        once: &str,
+        fields: &mut Fields,
+    ) {
+        for (k, v) in raw {
+            let span = v.span();
+            let Some(canon) = canon(k.as_str()) else {
+                self.err(file, Some(&span), Some(k.clone()), None, only);
                 continue;
-            }
+            };
             if let Some(prev) = fields.get(canon) {
                 let pf = self.files[prev.file].path.display().to_string();
                 let pl = self.files[prev.file].line(prev.span.start);
@@ -1399,7 +1414,7 @@ impl Loader {
                     Some(&span),
                     Some(format!("{ctx}.{k}")),
                     None,
-                    format!("also given at {pf}:{pl}: give each key once"),
+                    format!("also given at {pf}:{pl}: {once}"),
                 );
                 continue;
             }
