@@ -250,23 +250,9 @@ impl IkeSa {
         }
         self.init_resp = msg.to_vec();
         // NAT detection (§2.23)
-        let srcs: Vec<&[u8]> = p
-            .notifies
-            .iter()
-            .filter(|n| n.ntype == notify::NAT_DETECTION_SOURCE_IP)
-            .map(|n| n.data)
-            .collect();
-        let dsts: Vec<&[u8]> = p
-            .notifies
-            .iter()
-            .filter(|n| n.ntype == notify::NAT_DETECTION_DESTINATION_IP)
-            .map(|n| n.data)
-            .collect();
-        if !srcs.is_empty() && !dsts.is_empty() {
-            let hs = crypto::nat_hash(self.spi_i, self.spi_r, from);
-            let hd = crypto::nat_hash(self.spi_i, self.spi_r, to);
-            self.nat_remote = !srcs.iter().any(|s| *s == hs);
-            self.nat_local = !dsts.iter().any(|d| *d == hd) || self.conn.force_encap;
+        if let Some((nat_local, nat_remote)) = nat_detect(&p, self.spi_i, self.spi_r, from, to) {
+            self.nat_remote = nat_remote;
+            self.nat_local = nat_local || self.conn.force_encap;
             if self.nat_local || self.nat_remote {
                 self.local.set_port(ctx.settings.natt_port);
                 self.remote.set_port(ctx.settings.natt_port);
@@ -469,23 +455,10 @@ impl IkeSa {
         sa_payload_one(&mut pw, num, proto::IKE, &[], &suite.xforms());
         pw.ke(suite.dh.number(), dh.public());
         pw.nonce(&sa.nr);
-        let srcs: Vec<&[u8]> = p
-            .notifies
-            .iter()
-            .filter(|n| n.ntype == notify::NAT_DETECTION_SOURCE_IP)
-            .map(|n| n.data)
-            .collect();
-        let dsts: Vec<&[u8]> = p
-            .notifies
-            .iter()
-            .filter(|n| n.ntype == notify::NAT_DETECTION_DESTINATION_IP)
-            .map(|n| n.data)
-            .collect();
-        if !srcs.is_empty() && !dsts.is_empty() {
-            let hs = crypto::nat_hash(sa.spi_i, 0, from);
-            let hd = crypto::nat_hash(sa.spi_i, 0, to);
-            sa.nat_remote = !srcs.iter().any(|s| *s == hs);
-            sa.nat_local = !dsts.iter().any(|d| *d == hd) || conn.force_encap;
+        // The request's hashes were made with SPIr = 0 (RFC 7296 §2.23).
+        if let Some((nat_local, nat_remote)) = nat_detect(p, sa.spi_i, 0, from, to) {
+            sa.nat_remote = nat_remote;
+            sa.nat_local = nat_local || conn.force_encap;
             let src = if conn.force_encap {
                 ctx.random_bytes(20)
             } else {
@@ -514,4 +487,31 @@ impl IkeSa {
         sa.half_open_deadline = Some(now + ctx.settings.half_open_timeout);
         Some(sa)
     }
+}
+
+/// NAT detection (RFC 7296 §2.23) from the NAT_DETECTION_*_IP notifies of a
+/// message that came `from` the peer `to` us, hashed with these SPIs:
+/// `Some((we are behind a NAT, the peer is))`, `None` if the peer sent none.
+fn nat_detect(
+    p: &wire::Payloads<'_>,
+    spi_i: u64,
+    spi_r: u64,
+    from: SocketAddr,
+    to: SocketAddr,
+) -> Option<(bool, bool)> {
+    let of = |t| {
+        p.notifies
+            .iter()
+            .filter(move |n| n.ntype == t)
+            .map(|n| n.data)
+    };
+    let mut srcs = of(notify::NAT_DETECTION_SOURCE_IP).peekable();
+    let mut dsts = of(notify::NAT_DETECTION_DESTINATION_IP).peekable();
+    srcs.peek()?;
+    dsts.peek()?;
+    let hs = crypto::nat_hash(spi_i, spi_r, from);
+    let hd = crypto::nat_hash(spi_i, spi_r, to);
+    let nat_remote = !srcs.any(|s| s == hs);
+    let nat_local = !dsts.any(|d| d == hd);
+    Some((nat_local, nat_remote))
 }
