@@ -10,6 +10,7 @@ use super::replay::{ReplayWindow, WindowSizeError};
 use super::selector::{CompiledSelector, FlowKey};
 use crate::crypto::{CryptoError, EspCipher};
 use crate::drop::DropReason;
+use crate::shm::RefuseReason;
 use crate::wire::{
     checksum, proto, Ipv4Packet, Ipv6Packet, IPV4_HEADER_LEN, IPV6_HEADER_LEN, UDP_HEADER_LEN,
 };
@@ -49,6 +50,28 @@ pub enum SaError {
     /// A UDP encapsulation port of 0.
     #[error("udp encapsulation port {0} is invalid")]
     EncapPort(u16),
+}
+
+impl SaError {
+    /// The reason code the dataplane publishes in the SA's shared-memory slot.
+    pub fn refuse_reason(&self) -> RefuseReason {
+        use CryptoError as C;
+        use SaError as S;
+        match self {
+            S::ReservedSpi(_) => RefuseReason::ReservedSpi,
+            S::Crypto(C::Unsupported { .. } | C::BackendNotCompiled { .. }) => {
+                RefuseReason::Backend
+            }
+            S::Crypto(C::KeyLength { .. }) => RefuseReason::KeyLength,
+            S::Crypto(C::Combination { .. }) => RefuseReason::Suite,
+            S::Crypto(C::LegacyNotAllowed { .. }) => RefuseReason::Legacy,
+            S::Crypto(_) => RefuseReason::Crypto,
+            S::CipherMismatch { .. } => RefuseReason::Backend,
+            S::Window(_) => RefuseReason::ReplayWindow,
+            S::AddressFamily { .. } => RefuseReason::AddressFamily,
+            S::EncapPort(_) => RefuseReason::EncapPort,
+        }
+    }
 }
 
 /// Event bits raised by the data path and collected by management.

@@ -115,7 +115,7 @@ impl Manager {
                     Err(e) => {
                         self.refused += 1;
                         tracing::warn!("SA {spi:#010x} {dir:?} refused: {e}");
-                        let why = crate::shm::RefuseReason::of(&e);
+                        let why = e.refuse_reason();
                         if let Err(e) = self.dp.refuse_sa(slot, why) {
                             tracing::warn!("reporting the refusal of SA {spi:#010x}: {e}");
                         }

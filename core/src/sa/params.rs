@@ -7,7 +7,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{Key, Suite};
+use crate::alg::Suite;
+use crate::key::Key;
 
 /// Direction of an SA, seen from this gateway.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

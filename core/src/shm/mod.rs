@@ -59,8 +59,8 @@
 //!
 //! # Dataplane side
 //! ```no_run
-//! use dataplane::shm::{Command, DataplaneEnd, SaStats, TapDirection, WorkerStats};
-//! # fn main() -> Result<(), dataplane::shm::ShmError> {
+//! use espresso_core::shm::{Command, DataplaneEnd, SaStats, TapDirection, WorkerStats};
+//! # fn main() -> Result<(), espresso_core::shm::ShmError> {
 //! let mut dp = DataplaneEnd::attach("/dev/shm/espresso-gw1".as_ref())?;
 //! dp.set_workers(2);
 //! // One tap writer per worker, moved into the worker thread.

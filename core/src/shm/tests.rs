@@ -7,7 +7,8 @@ use proptest::prelude::*;
 
 use super::layout::{hw, SA_DP_WORDS};
 use super::*;
-use crate::crypto::{EncrAlg, IntegAlg, Key, Suite};
+use crate::alg::{EncrAlg, IntegAlg, Suite};
+use crate::key::Key;
 use crate::sa::{
     DfMode, Lifetime, LifetimeKind, Mode, PolicyAction, PortRange, SaEvent, TrafficSelector,
     UdpEncap,

@@ -204,26 +204,6 @@ pub enum RefuseReason {
 }
 
 impl RefuseReason {
-    /// Why an SA could not be built.
-    pub fn of(e: &crate::sa::SaError) -> RefuseReason {
-        use crate::crypto::CryptoError as C;
-        use crate::sa::SaError as S;
-        match e {
-            S::ReservedSpi(_) => RefuseReason::ReservedSpi,
-            S::Crypto(C::Unsupported { .. } | C::BackendNotCompiled { .. }) => {
-                RefuseReason::Backend
-            }
-            S::Crypto(C::KeyLength { .. }) => RefuseReason::KeyLength,
-            S::Crypto(C::Combination { .. }) => RefuseReason::Suite,
-            S::Crypto(C::LegacyNotAllowed { .. }) => RefuseReason::Legacy,
-            S::Crypto(_) => RefuseReason::Crypto,
-            S::CipherMismatch { .. } => RefuseReason::Backend,
-            S::Window(_) => RefuseReason::ReplayWindow,
-            S::AddressFamily { .. } => RefuseReason::AddressFamily,
-            S::EncapPort(_) => RefuseReason::EncapPort,
-        }
-    }
-
     /// What to tell an operator.
     pub fn describe(self) -> String {
         match self {

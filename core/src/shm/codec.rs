@@ -7,7 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::IpNet;
 use zeroize::Zeroizing;
 
-use crate::crypto::{EncrAlg, IntegAlg, Key, Suite};
+use crate::alg::{EncrAlg, IntegAlg, Suite};
+use crate::key::Key;
 use crate::sa::{
     DfMode, Direction, Lifetime, LifetimeKind, Mode, Policy, PolicyAction, PortRange, SaEvent,
     SaParams, TrafficSelector, UdpEncap,
