@@ -235,7 +235,7 @@ fn check(cli: &Cli) -> u8 {
                     t.name,
                     t.local,
                     t.remote,
-                    config::suite::suite_name(t.suite),
+                    t.suite.to_string(),
                     t.spi_in,
                     t.spi_out,
                     t.start

@@ -11,7 +11,6 @@
 
 pub mod connection;
 pub mod genkey;
-pub mod suite;
 pub mod values;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -1049,7 +1048,7 @@ impl Loader {
             })
             .unwrap_or(Mode::Tunnel);
         let suite_f = p.fields.get("suite").cloned();
-        let suite = p.req("suite", |v| suite::parse_suite(&values::string(v)?));
+        let suite = p.req("suite", |v| Suite::parse(&values::string(v)?));
         let allow_legacy = p.get("allow_legacy", values::boolean).unwrap_or(false);
         let local_subnets = p.get("local_subnets", values::prefixes);
         let remote_subnets = p.get("remote_subnets", values::prefixes);
@@ -1210,7 +1209,7 @@ impl Loader {
                 "{}:{}: tunnel {name} uses legacy {} (RFC 8221: 3DES and HMAC-MD5 are deprecated); allowed by allow_legacy",
                 self.files[file].path.display(),
                 self.files[file].line(span.start),
-                suite::suite_name(suite)
+                suite
             ));
         }
         if replay_window == 0 {

@@ -16,7 +16,7 @@ use dataplane::shm::{
 use tracing::{error, info, warn};
 
 use super::api::{self, exit, Response, SaStatus, Status, TunnelStatus, WorkerStatus};
-use crate::config::{suite, Config, ConfigErrors, PolicyRule, StartMode, Tunnel};
+use crate::config::{Config, ConfigErrors, PolicyRule, StartMode, Tunnel};
 
 /// Marks an installation error that only new keys can cure.
 const EXHAUSTED: &str = "\u{1}exhausted:";
@@ -1615,7 +1615,7 @@ impl Engine {
                 ts.local_subnets = t.local_subnets.iter().map(|n| n.to_string()).collect();
                 ts.remote_subnets = t.remote_subnets.iter().map(|n| n.to_string()).collect();
                 ts.mode = format!("{:?}", t.mode).to_lowercase();
-                ts.suite = suite::suite_name(t.suite);
+                ts.suite = t.suite.to_string();
                 if let Some((si, so)) = it.slots {
                     let installed = it.installed_ns.is_some();
                     for (slot, spi, dir) in [

@@ -120,3 +120,9 @@ pub enum IkeError {
         state: &'static str,
     },
 }
+
+impl From<espresso_core::alg::ProposalError> for IkeError {
+    fn from(e: espresso_core::alg::ProposalError) -> Self {
+        IkeError::Config(e.0)
+    }
+}
