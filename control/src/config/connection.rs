@@ -95,26 +95,11 @@ pub(super) const CONNECTION_FIELDS: &[(&str, &[&str])] = &[
 ];
 
 fn local_addr(v: &Value) -> Result<LocalAddr, String> {
-    let s = values::string(v)?;
-    match s.as_str() {
-        "%defaultroute" => Ok(LocalAddr::DefaultRoute),
-        "%any" => Ok(LocalAddr::Any),
-        a => a
-            .parse()
-            .map(LocalAddr::Addr)
-            .map_err(|_| format!("\"{a}\" is not an address, \"%defaultroute\" or \"%any\"")),
-    }
+    values::string(v)?.parse()
 }
 
 fn remote_addr(v: &Value) -> Result<RemoteAddr, String> {
-    let s = values::string(v)?;
-    match s.as_str() {
-        "%any" => Ok(RemoteAddr::Any),
-        a => a
-            .parse()
-            .map(RemoteAddr::Addr)
-            .map_err(|_| format!("\"{a}\" is not an address or \"%any\" (responder only)")),
-    }
+    values::string(v)?.parse()
 }
 
 fn identity(v: &Value) -> Result<Option<Identity>, String> {
@@ -128,26 +113,11 @@ fn identity(v: &Value) -> Result<Option<Identity>, String> {
 }
 
 fn start_action(v: &Value) -> Result<StartAction, String> {
-    let s = values::string(v)?;
-    match s.to_ascii_lowercase().as_str() {
-        "start" | "up" | "automatic" | "auto" => Ok(StartAction::Start),
-        "trap" | "route" | "on-demand" | "ondemand" => Ok(StartAction::Trap),
-        "add" | "listen" | "respond" => Ok(StartAction::Add),
-        "none" | "manual" | "manual-start" | "ignore" => Ok(StartAction::None),
-        _ => Err(format!(
-            "\"{s}\": expected start (automatic), trap (on-demand), add (listen) or none (manual start)"
-        )),
-    }
+    values::string(v)?.parse()
 }
 
 fn dpd_action(v: &Value) -> Result<DpdAction, String> {
-    let s = values::string(v)?;
-    match s.to_ascii_lowercase().as_str() {
-        "clear" | "none" => Ok(DpdAction::Clear),
-        "hold" | "trap" => Ok(DpdAction::Hold),
-        "restart" | "start" => Ok(DpdAction::Restart),
-        _ => Err(format!("\"{s}\": expected clear, hold or restart")),
-    }
+    values::string(v)?.parse()
 }
 
 /// Proposal lists: one string (comma-separated) or an array of strings.

@@ -1,7 +1,8 @@
-//! IKE connection configuration: what an operator writes (seed 000's start
+//! IKE connection configuration: what an operator writes (the seeds' start
 //! modes, IDs, `%any`, `%defaultroute`, DPD, rekey, PFS, lifetimes, subnets)
-//! as typed values. [`ConnectionConfig`] is the serde form the TOML loader
-//! embeds; [`Connection`] is the checked form the engine uses.
+//! as typed values. [`Connection`] is the checked form the engine uses; the
+//! configuration loader (`[[connection]]`) builds it, reading each value with
+//! the `FromStr` impls here.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -14,10 +15,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::error::IkeError;
-use super::proposal::{
-    default_esp_proposals, default_ike_proposals, parse_esp_proposals, parse_ike_proposals,
-    EspProposal, IkeProposal,
-};
+use super::proposal::{default_esp_proposals, default_ike_proposals, EspProposal, IkeProposal};
 use super::wire::id_type;
 
 /// What happens with a connection when it is loaded (seed 000 "connection mode").
@@ -36,17 +34,17 @@ pub enum StartAction {
 }
 
 impl FromStr for StartAction {
-    type Err = IkeError;
-    fn from_str(s: &str) -> Result<Self, IkeError> {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
         Ok(match s.to_ascii_lowercase().as_str() {
-            "start" | "automatic" | "auto" => Self::Start,
+            "start" | "up" | "automatic" | "auto" => Self::Start,
             "trap" | "route" | "on-demand" | "ondemand" => Self::Trap,
             "add" | "listen" | "respond" => Self::Add,
             "none" | "manual" | "manual-start" | "ignore" => Self::None,
-            o => {
-                return Err(IkeError::Config(format!(
-                    "start action {o:?} (expected start/automatic, trap/on-demand, add/listen, none/manual)"
-                )))
+            _ => {
+                return Err(format!(
+                    "\"{s}\": expected start (automatic), trap (on-demand), add (listen) or none (manual start)"
+                ))
             }
         })
     }
@@ -67,17 +65,13 @@ pub enum DpdAction {
 }
 
 impl FromStr for DpdAction {
-    type Err = IkeError;
-    fn from_str(s: &str) -> Result<Self, IkeError> {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
         Ok(match s.to_ascii_lowercase().as_str() {
             "clear" | "none" => Self::Clear,
             "hold" | "trap" => Self::Hold,
             "restart" | "start" => Self::Restart,
-            o => {
-                return Err(IkeError::Config(format!(
-                    "dpd action {o:?} (expected clear, hold, restart)"
-                )))
-            }
+            _ => return Err(format!("\"{s}\": expected clear, hold or restart")),
         })
     }
 }
@@ -103,27 +97,27 @@ pub enum RemoteAddr {
 }
 
 impl FromStr for LocalAddr {
-    type Err = IkeError;
-    fn from_str(s: &str) -> Result<Self, IkeError> {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "%defaultroute" => Ok(Self::DefaultRoute),
-            "%any" | "" => Ok(Self::Any),
+            "%any" => Ok(Self::Any),
             a => a
                 .parse()
                 .map(Self::Addr)
-                .map_err(|_| IkeError::Config(format!("local address {a:?}"))),
+                .map_err(|_| format!("\"{a}\" is not an address, \"%defaultroute\" or \"%any\"")),
         }
     }
 }
 impl FromStr for RemoteAddr {
-    type Err = IkeError;
-    fn from_str(s: &str) -> Result<Self, IkeError> {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "%any" | "" => Ok(Self::Any),
+            "%any" => Ok(Self::Any),
             a => a
                 .parse()
                 .map(Self::Addr)
-                .map_err(|_| IkeError::Config(format!("remote address {a:?}"))),
+                .map_err(|_| format!("\"{a}\" is not an address or \"%any\" (responder only)")),
         }
     }
 }
@@ -184,26 +178,23 @@ impl Identity {
 }
 
 impl FromStr for Identity {
-    type Err = IkeError;
-    fn from_str(s: &str) -> Result<Self, IkeError> {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
         if let Some(hex) = s.strip_prefix("@#") {
             let mut v = Vec::new();
             let b = hex.as_bytes();
             if b.len() % 2 != 0 {
-                return Err(IkeError::Config(format!("key id {s:?}: odd hex length")));
+                return Err(format!("key id {s:?}: odd hex length"));
             }
             for c in b.chunks(2) {
                 let h = std::str::from_utf8(c).unwrap_or("zz");
-                v.push(
-                    u8::from_str_radix(h, 16)
-                        .map_err(|_| IkeError::Config(format!("key id {s:?}: bad hex")))?,
-                );
+                v.push(u8::from_str_radix(h, 16).map_err(|_| format!("key id {s:?}: bad hex"))?);
             }
             return Ok(Self::KeyId(v));
         }
         if let Some(f) = s.strip_prefix('@') {
             if f.is_empty() {
-                return Err(IkeError::Config("empty FQDN identity".into()));
+                return Err("empty FQDN identity".into());
             }
             return Ok(Self::Fqdn(f.to_string()));
         }
@@ -211,7 +202,7 @@ impl FromStr for Identity {
             return Ok(Self::from_ip(a));
         }
         if s.is_empty() {
-            return Err(IkeError::Config("empty identity".into()));
+            return Err("empty identity".into());
         }
         if s.contains('@') {
             return Ok(Self::Email(s.to_string()));
@@ -398,171 +389,6 @@ impl Connection {
     }
 }
 
-/// The serde form of a connection, as written in the TOML config:
-///
-/// ```toml
-/// [[ike]]
-/// name = "site-b"
-/// local = "%defaultroute"          # or an address
-/// remote = "192.0.2.2"             # or "%any"
-/// local_id = "@gw-a.example"       # optional
-/// remote_id = "192.0.2.2"          # optional, "%any" = any
-/// psk = "..."                      # or filled from a secrets file by the loader
-/// ike = "aes128gcm16-prfsha256-ecp256, AES SHA 14"
-/// esp = "aes128gcm16, aes256-sha256"
-/// start = "start"                  # start|automatic, trap|on-demand, add|listen, none|manual
-/// dpd_delay = 30                   # seconds, 0 = off
-/// dpd_timeout = 120
-/// dpd_action = "hold"              # clear, hold, restart
-/// rekey = true
-/// pfs = true
-/// ike_lifetime = 28800
-/// lifetime = 3600
-/// local_subnets = ["10.1.0.0/24", "10.3.0.0/24"]
-/// remote_subnets = ["10.2.0.0/24"]
-/// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ConnectionConfig {
-    /// Name.
-    pub name: String,
-    /// Local address, `%defaultroute` or `%any`.
-    pub local: String,
-    /// Remote address or `%any`.
-    pub remote: String,
-    /// Local identity.
-    pub local_id: Option<String>,
-    /// Remote identity (`%any` = any).
-    pub remote_id: Option<String>,
-    /// Pre-shared key (the loader may take it from a secrets file instead).
-    #[serde(skip_serializing)]
-    pub psk: Option<String>,
-    /// IKE proposals.
-    pub ike: Option<String>,
-    /// ESP proposals.
-    pub esp: Option<String>,
-    /// Start action.
-    pub start: Option<String>,
-    /// DPD delay in seconds (0 = off).
-    pub dpd_delay: Option<u64>,
-    /// DPD timeout in seconds.
-    pub dpd_timeout: Option<u64>,
-    /// DPD action.
-    pub dpd_action: Option<String>,
-    /// Rekey.
-    pub rekey: Option<bool>,
-    /// PFS.
-    pub pfs: Option<bool>,
-    /// IKE lifetime, seconds.
-    pub ike_lifetime: Option<u64>,
-    /// Child lifetime, seconds.
-    pub lifetime: Option<u64>,
-    /// Rekey margin, seconds.
-    pub margin: Option<u64>,
-    /// Child byte lifetime.
-    pub life_bytes: Option<u64>,
-    /// Child packet lifetime.
-    pub life_packets: Option<u64>,
-    /// Local subnets.
-    pub local_subnets: Vec<IpNet>,
-    /// Remote subnets.
-    pub remote_subnets: Vec<IpNet>,
-    /// "tunnel" (default) or "transport".
-    pub mode: Option<String>,
-    /// Force UDP encapsulation.
-    pub encap: Option<bool>,
-    /// Allow legacy ESP algorithms.
-    pub allow_legacy: Option<bool>,
-    /// Anti-replay window.
-    pub replay_window: Option<u32>,
-}
-
-impl ConnectionConfig {
-    /// Checks and converts; `psk` overrides the inline key (from a secrets file).
-    pub fn to_connection(
-        &self,
-        tunnel_id: u32,
-        psk: Option<&[u8]>,
-    ) -> Result<Connection, IkeError> {
-        let key = match (psk, &self.psk) {
-            (Some(k), _) => k.to_vec(),
-            (None, Some(s)) => s.as_bytes().to_vec(),
-            (None, None) => {
-                return Err(IkeError::Config(format!(
-                    "connection {:?}: no pre-shared key",
-                    self.name
-                )))
-            }
-        };
-        let mut c = Connection::new(&self.name, self.local.parse()?, self.remote.parse()?, &key);
-        c.tunnel_id = tunnel_id;
-        c.local_id = self.local_id.as_deref().map(str::parse).transpose()?;
-        c.remote_id = match self.remote_id.as_deref() {
-            None | Some("%any") => None,
-            Some(s) => Some(s.parse()?),
-        };
-        if c.remote_id.is_none() && self.remote_id.is_none() {
-            if let RemoteAddr::Addr(a) = c.remote_addr {
-                c.remote_id = Some(Identity::from_ip(a));
-            }
-        }
-        if let Some(s) = &self.ike {
-            c.ike_proposals = parse_ike_proposals(s)?;
-        }
-        if let Some(s) = &self.esp {
-            c.esp_proposals = parse_esp_proposals(s)?;
-        }
-        if let Some(s) = &self.start {
-            c.start_action = s.parse()?;
-        }
-        if let Some(d) = self.dpd_delay {
-            c.dpd.delay = Duration::from_secs(d);
-        }
-        if let Some(d) = self.dpd_timeout {
-            c.dpd.timeout = Duration::from_secs(d);
-        }
-        if let Some(a) = &self.dpd_action {
-            c.dpd.action = a.parse()?;
-        }
-        if let Some(r) = self.rekey {
-            c.rekey = r;
-        }
-        if let Some(p) = self.pfs {
-            c.pfs = p;
-        }
-        if let Some(l) = self.ike_lifetime {
-            c.ike_lifetime = Duration::from_secs(l);
-        }
-        if let Some(l) = self.lifetime {
-            c.child_lifetime = Duration::from_secs(l);
-        }
-        if let Some(m) = self.margin {
-            c.margin = Duration::from_secs(m);
-        }
-        c.life_bytes = self.life_bytes.unwrap_or(0);
-        c.life_packets = self.life_packets.unwrap_or(0);
-        c.local_ts = self.local_subnets.clone();
-        c.remote_ts = self.remote_subnets.clone();
-        c.mode = match self.mode.as_deref() {
-            None | Some("tunnel") => Mode::Tunnel,
-            Some("transport") => Mode::Transport,
-            Some(m) => {
-                return Err(IkeError::Config(format!(
-                    "connection {:?}: mode {m:?} (tunnel or transport)",
-                    self.name
-                )))
-            }
-        };
-        c.force_encap = self.encap.unwrap_or(false);
-        c.allow_legacy = self.allow_legacy.unwrap_or(false);
-        if let Some(w) = self.replay_window {
-            c.replay_window = w;
-        }
-        c.validate()?;
-        Ok(c)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -602,39 +428,5 @@ mod tests {
             "@#0a0b".parse::<Identity>().unwrap(),
             Identity::KeyId(vec![10, 11])
         );
-    }
-
-    #[test]
-    fn toml_form() {
-        let t = r#"
-            name = "rw"
-            local = "%defaultroute"
-            remote = "%any"
-            local_id = "@clearos"
-            remote_id = "@roadwarrior"
-            psk = "Letmein99-long-enough"
-            ike = "AES SHA 14"
-            esp = "AES SHA 14"
-            start = "listen"
-            dpd_delay = 30
-            dpd_action = "clear"
-            local_subnets = ["192.168.1.0/24", "192.168.5.0/24"]
-        "#;
-        let cc: ConnectionConfig = toml::from_str(t).unwrap();
-        let c = cc.to_connection(3, None).unwrap();
-        assert_eq!(c.local_addr, LocalAddr::DefaultRoute);
-        assert_eq!(c.remote_addr, RemoteAddr::Any);
-        assert_eq!(c.remote_id, Some(Identity::Fqdn("roadwarrior".into())));
-        assert_eq!(c.dpd.action, DpdAction::Clear);
-        assert_eq!(c.dpd.delay, Duration::from_secs(30));
-        assert_eq!(c.ike_lifetime, DEFAULT_IKE_LIFETIME);
-        assert_eq!(c.child_lifetime, DEFAULT_CHILD_LIFETIME);
-        assert!(c.pfs && c.rekey);
-        assert_eq!(c.local_ts.len(), 2);
-        let bad = ConnectionConfig {
-            start: Some("start".into()),
-            ..cc
-        };
-        assert!(bad.to_connection(3, None).is_err(), "%any cannot initiate");
     }
 }

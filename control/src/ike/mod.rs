@@ -19,9 +19,7 @@ mod sa;
 pub mod ts;
 pub mod wire;
 
-pub use config::{
-    Connection, ConnectionConfig, DpdAction, Identity, LocalAddr, RemoteAddr, StartAction,
-};
+pub use config::{Connection, DpdAction, Identity, LocalAddr, RemoteAddr, StartAction};
 pub use engine::{
     ChildSaStatus, DataplaneOp, DeleteReason, Engine, Event, IkeDrop, IkeSaStatus, Output,
     Settings, Stats, Transmit,
