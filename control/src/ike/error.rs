@@ -126,3 +126,9 @@ impl From<espresso_core::alg::ProposalError> for IkeError {
         IkeError::Config(e.0)
     }
 }
+
+impl From<espresso_core::config::ike::ConnectionError> for IkeError {
+    fn from(e: espresso_core::config::ike::ConnectionError) -> Self {
+        IkeError::Config(e.to_string())
+    }
+}

@@ -1,23 +1,22 @@
 //! `[[connection]]`: IKEv2 connections (automatic keying with a pre-shared
 //! key), in the operators' vocabulary (FreeS/WAN `left`/`right`, seed 000's
 //! start modes, strongSwan and seeds' proposal strings). Each block becomes a
-//! checked [`crate::ike::Connection`]; errors name file:line field = value
+//! checked [`super::ike::Connection`]; errors name file:line field = value
 //! like the rest of the configuration, and the pre-shared key is never shown.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use dataplane::crypto::Key;
-use dataplane::sa::{Mode, MAX_REPLAY_WINDOW, MIN_REPLAY_WINDOW};
 use toml::Value;
 
-use super::{values, Block, Field, Loader, Parse};
-use crate::ike::config::{
-    Dpd, DpdAction, Identity, LocalAddr, RemoteAddr, StartAction, DEFAULT_CHILD_LIFETIME,
-    DEFAULT_IKE_LIFETIME, DEFAULT_MARGIN,
+use super::ike::{
+    Connection, Dpd, DpdAction, Identity, LocalAddr, RemoteAddr, StartAction,
+    DEFAULT_CHILD_LIFETIME, DEFAULT_IKE_LIFETIME, DEFAULT_MARGIN,
 };
-use crate::ike::proposal::{parse_esp_proposals, parse_ike_proposals};
-use crate::ike::Connection;
+use super::{values, Block, Field, Loader, Parse};
+use crate::alg::proposal::{parse_esp_proposals, parse_ike_proposals};
+use crate::key::Key;
+use crate::sa::{Mode, MAX_REPLAY_WINDOW, MIN_REPLAY_WINDOW};
 
 /// A checked IKE connection from the configuration.
 #[derive(Clone, Debug)]
@@ -247,7 +246,7 @@ impl Loader {
                     ))
                 }
             })
-            .unwrap_or(dataplane::sa::DEFAULT_REPLAY_WINDOW);
+            .unwrap_or(crate::sa::DEFAULT_REPLAY_WINDOW);
         let left = std::mem::take(&mut p.fields);
         drop(p);
         debug_assert!(left.is_empty(), "every known field is consumed");

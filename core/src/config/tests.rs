@@ -1,8 +1,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use dataplane::crypto::{EncrAlg, IntegAlg};
-use dataplane::sa::{Direction, Mode, PolicyAction};
+use crate::alg::{EncrAlg, IntegAlg};
+use crate::sa::{Direction, Mode, PolicyAction};
 
 use super::*;
 
@@ -915,7 +915,7 @@ encap = "udp"
 
 #[test]
 fn connection_operator_vocabulary() {
-    use crate::ike::{DpdAction, Identity, LocalAddr, RemoteAddr, StartAction};
+    use crate::config::ike::{DpdAction, Identity, LocalAddr, RemoteAddr, StartAction};
     let d = tempfile::tempdir().unwrap();
     write(
         d.path(),
