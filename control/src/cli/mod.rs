@@ -257,6 +257,10 @@ fn check(cli: &Cli) -> u8 {
                     k.conn.start_action
                 );
             }
+            let dp = c.dataplane.summary();
+            if !dp.is_empty() {
+                println!("dataplane: {}", dp.join(", "));
+            }
             println!("{}: ok ({} file(s))", cfg.display(), c.files.len());
             exit::OK
         }

@@ -10,6 +10,7 @@
 //! to load changes nothing that runs.
 
 pub mod connection;
+pub mod dataplane;
 pub mod ike;
 pub mod values;
 
@@ -232,6 +233,8 @@ impl Default for DaemonSettings {
 pub struct Config {
     /// Daemon settings.
     pub daemon: DaemonSettings,
+    /// The dataplane's options (`[dataplane]`; the daemon does not use them).
+    pub dataplane: dataplane::DataplaneSettings,
     /// Manual tunnels, in file order.
     pub tunnels: Vec<Tunnel>,
     /// Bypass/discard rules.
@@ -258,6 +261,16 @@ impl Config {
     /// The policy rule called `name`.
     pub fn policy(&self, name: &str) -> Option<&PolicyRule> {
         self.policies.iter().find(|t| t.name == name)
+    }
+
+    /// The region the dataplane attaches to per `[dataplane] shm` (`true`:
+    /// the daemon's); `None` when the file does not give one.
+    pub fn dataplane_shm(&self) -> Option<PathBuf> {
+        match self.dataplane.shm.as_ref()? {
+            dataplane::ShmSetting::Daemon => Some(self.daemon.shm.clone()),
+            dataplane::ShmSetting::Path(p) => Some(p.clone()),
+            dataplane::ShmSetting::Off => None,
+        }
     }
 }
 
@@ -424,7 +437,7 @@ struct RawFile {
     include: Option<Spanned<Value>>,
     daemon: Option<Spanned<RawMap>>,
     /// `espresso-dataplane --config FILE` reads this table (backend, ports,
-    /// cores, EAL arguments); the daemon only checks where it is.
+    /// cores, EAL arguments); checked like every other table.
     dataplane: Option<Spanned<RawMap>>,
     #[serde(default)]
     template: BTreeMap<String, Spanned<RawMap>>,
@@ -476,6 +489,7 @@ struct Loader {
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
     daemon: Option<Block>,
+    dataplane: Option<Block>,
     templates: BTreeMap<String, Block>,
     tunnels: Vec<Block>,
     policies: Vec<Block>,
@@ -594,6 +608,8 @@ impl Loader {
             return Err(ConfigErrors(self.errors));
         }
         let daemon = self.daemon_settings();
+        let dp_block = self.dataplane.take();
+        let dataplane = self.dataplane_settings(dp_block);
         let tunnels = std::mem::take(&mut self.tunnels);
         let mut out_tunnels = Vec::new();
         for b in tunnels {
@@ -619,8 +635,19 @@ impl Loader {
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
         }
+        if let Some(dataplane::ShmSetting::Path(p)) = &dataplane.shm {
+            if *p != daemon.shm {
+                self.warnings.push(format!(
+                    "dataplane.shm = {} but daemon.shm = {}: the two processes do not meet \
+                     (write shm = true in [dataplane] for the daemon's region)",
+                    p.display(),
+                    daemon.shm.display()
+                ));
+            }
+        }
         Ok(Config {
             daemon,
+            dataplane,
             tunnels: out_tunnels,
             policies: out_policies,
             connections: out_conns,
@@ -707,15 +734,22 @@ impl Loader {
                 })
                 .collect()
         };
-        if let Some(d) = &raw.dataplane {
+        if let Some(d) = raw.dataplane {
+            let span = d.span();
             if depth > 0 {
                 self.err(
                     file,
-                    Some(&d.span()),
+                    Some(&span),
                     Some("dataplane".into()),
                     None,
                     "dataplane settings belong in the main configuration file, not an included one",
                 );
+            } else {
+                self.dataplane = Some(Block {
+                    fields: fields(d.into_inner()),
+                    file,
+                    span,
+                });
             }
         }
         if let Some(d) = raw.daemon {
