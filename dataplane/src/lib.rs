@@ -10,16 +10,22 @@
 //! - [`esp`]: burst encap/decap: buffers in, buffers + verdicts out.
 //! - [`pkt`]: the packet-buffer trait the engine works on (AF_PACKET frames, DPDK
 //!   mbufs, heap buffers in tests).
-//! - `io/`, `worker/`: the dataplane process (backends, poll loop).
+//! - `io/`, `worker/`, `process/` (feature `io`, on by default): the
+//!   dataplane process (backends, poll loop, kernel set-up, static SAs,
+//!   counters file); `main.rs` only parses the command line.
 //! - [`drop`], [`shm`] and the SA/policy parameters in [`sa`] come from
 //!   `espresso-core` (shared with the control process) and are re-exported.
 
 pub mod crypto;
 pub mod esp;
+#[cfg(feature = "io")]
 pub mod io;
 pub mod pkt;
+#[cfg(feature = "io")]
+pub mod process;
 pub mod sa;
 pub mod wire;
+#[cfg(feature = "io")]
 pub mod worker;
 
 // The types shared with the control process live in espresso-core; these

@@ -146,6 +146,21 @@ impl Backend {
         ]
     }
 
+    /// The backend a name gives (`auto`, `rustcrypto`, `aws-lc` or `awslc`,
+    /// `ring`, `multibuffer`; any case), compiled in or not.
+    pub fn from_name(s: &str) -> Option<Backend> {
+        let s = s.to_ascii_lowercase().replace('-', "");
+        [
+            Backend::Auto,
+            Backend::RustCrypto,
+            Backend::AwsLc,
+            Backend::Ring,
+            Backend::MultiBuffer,
+        ]
+        .into_iter()
+        .find(|b| b.name().replace('-', "") == s)
+    }
+
     /// Stable name (config files, status output).
     pub const fn name(self) -> &'static str {
         match self {
