@@ -618,7 +618,7 @@ fn tap(cli: &Cli, name: &str, out: &Path, count: Option<u64>, duration: Option<f
     }
     if !header_done {
         let _ = file.write_all(&daemon::pcap::file_header(
-            dataplane::shm::TAP_SNAPLEN as u32,
+            espresso_core::shm::TAP_SNAPLEN as u32,
         ));
     }
     let _ = file.flush();

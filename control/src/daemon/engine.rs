@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use dataplane::drop::DropReason;
-use dataplane::sa::{Direction, Policy, PolicyAction, SaEvent};
-use dataplane::shm::{
+use espresso_core::drop::DropReason;
+use espresso_core::sa::{Direction, Policy, PolicyAction, SaEvent};
+use espresso_core::shm::{
     monotonic_ns, seq_bound, ControlEnd, LedgerEntry, PolicyRecord, RecordState, SaRecord,
     SaSlotView, ShmError, SlotState, TapPacket, TunnelRecord, SEQ_MARGIN,
 };
@@ -127,7 +127,7 @@ impl Engine {
     /// previous control process left there.
     pub fn new(config_path: &Path, mut config: Config) -> Result<Engine, ShmError> {
         let conns = std::mem::take(&mut config.connections);
-        let shm = ControlEnd::attach(&config.daemon.shm, &dataplane::shm::Geometry::default())?;
+        let shm = ControlEnd::attach(&config.daemon.shm, &espresso_core::shm::Geometry::default())?;
         let g = shm.geometry();
         let mut e = Engine {
             config_path: config_path.to_path_buf(),
@@ -223,7 +223,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn send_sa(&mut self, slot: u32, key_id: u64, p: &dataplane::sa::SaParams) {
+    pub(super) fn send_sa(&mut self, slot: u32, key_id: u64, p: &espresso_core::sa::SaParams) {
         let r = self.shm.add_sa(slot, key_id, p);
         self.send("an SA", r);
     }

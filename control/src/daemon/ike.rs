@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
-use dataplane::sa::{Direction, Mode, Policy, PolicyAction, SaEvent, SaParams};
-use dataplane::shm::{monotonic_ns, RecordState, SaRecord, SlotState, SEQ_MARGIN};
+use espresso_core::sa::{Direction, Mode, Policy, PolicyAction, SaEvent, SaParams};
+use espresso_core::shm::{monotonic_ns, RecordState, SaRecord, SlotState, SEQ_MARGIN};
 use tracing::{error, info, warn};
 
 use super::api::{self, exit, ChildStatus, IkeStatus, Response, SaStatus, TunnelStatus};

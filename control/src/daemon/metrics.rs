@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use dataplane::drop::DropReason;
+use espresso_core::drop::DropReason;
 
 use super::api::{SaStatus, Status};
 

@@ -59,7 +59,7 @@ pub enum DaemonError {
     Config(#[from] crate::config::ConfigErrors),
     /// The shared-memory region could not be attached.
     #[error("{0}")]
-    Shm(#[from] dataplane::shm::ShmError),
+    Shm(#[from] espresso_core::shm::ShmError),
     /// The CLI socket or metrics endpoint could not be opened.
     #[error("{what} {path}: {source}")]
     Listen {
@@ -287,7 +287,7 @@ fn serve_conn(s: UnixStream, tx: Sender<Job>) -> std::io::Result<()> {
         }
         Reply::Tap(r, data) => {
             writeln!(w, "{}", serde_json::to_string(&r).unwrap_or_default())?;
-            w.write_all(&pcap::file_header(dataplane::shm::TAP_SNAPLEN as u32))?;
+            w.write_all(&pcap::file_header(espresso_core::shm::TAP_SNAPLEN as u32))?;
             // The CLI closes its end when done: watch for that on a clone.
             let closed = Arc::new(AtomicBool::new(false));
             if let Ok(mut r) = s.try_clone() {

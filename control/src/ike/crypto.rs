@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256, Sha384, Sha512};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
-use dataplane::crypto::Key;
+use espresso_core::key::Key;
 
 use super::error::IkeError;
 use super::proposal::{DhGroup, IkeEncr, IkeInteg, IkeSuite, PrfAlg};

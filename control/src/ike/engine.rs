@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dataplane::sa::{Direction, Policy, PolicyAction, SaEvent, SaParams, TrafficSelector};
+use espresso_core::sa::{Direction, Policy, PolicyAction, SaEvent, SaParams, TrafficSelector};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 

@@ -1,7 +1,7 @@
 //! IKEv2 (RFC 7296) as a sans-IO engine, in the style of quinn-proto/rustls:
 //! the caller feeds datagrams, time and dataplane events into an [`Engine`]
 //! and drains [`Output`]s: datagrams to send, SAs and policies to install or
-//! remove (`dataplane::sa::{SaParams, Policy}`), and [`Event`]s.
+//! remove (`espresso_core::sa::{SaParams, Policy}`), and [`Event`]s.
 //!
 //! - [`wire`]: zero-copy views and builders for the header and every payload.
 //! - [`proposal`]: algorithms, proposal strings (strongSwan and seeds' forms), negotiation.

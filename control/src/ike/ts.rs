@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use dataplane::sa::{PortRange, TrafficSelector};
+use espresso_core::sa::{PortRange, TrafficSelector};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::wire::TsEntry;

@@ -21,8 +21,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dataplane::crypto::Key;
-use dataplane::sa::{
+use espresso_core::key::Key;
+use espresso_core::sa::{
     DfMode, Direction, Lifetime, Mode, Policy, PolicyAction, SaParams, TrafficSelector, UdpEncap,
 };
 use rand::Rng;
