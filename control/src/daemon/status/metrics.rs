@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use espresso_core::drop::DropReason;
 
-use super::api::{SaStatus, Status};
+use crate::daemon::api::{SaStatus, Status};
 
 fn esc(s: &str) -> String {
     s.replace('\\', "\\\\")
@@ -363,8 +363,8 @@ fn ike(o: &mut String, st: &Status) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::api::{TunnelStatus, WorkerStatus};
     use super::*;
+    use crate::daemon::api::{TunnelStatus, WorkerStatus};
 
     #[test]
     fn down_tunnels_are_visible_with_zeros_and_state() {
@@ -421,7 +421,7 @@ mod tests {
 
     #[test]
     fn ike_sas_and_children_are_exported() {
-        use super::super::api::{ChildStatus, IkeCounters, IkeStatus, SaStatus};
+        use crate::daemon::api::{ChildStatus, IkeCounters, IkeStatus, SaStatus};
         let mut st = Status::default();
         st.tunnels.push(TunnelStatus {
             name: "sw".into(),
