@@ -68,7 +68,7 @@ fn hold_policies(tunnel_id: u32, c: &ike::Connection) -> Vec<Policy> {
     if c.remote_ts.is_empty() || c.mode != Mode::Tunnel || c.start_action == StartAction::Trap {
         return Vec::new();
     }
-    let (l, r) = ike::engine::conn_ts(c, None, None);
+    let (l, r) = ike::ts::conn_ts(c, None, None);
     ike::ts::to_selectors(&l, &r)
         .into_iter()
         .take(256)

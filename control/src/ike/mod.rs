@@ -8,23 +8,26 @@
 //! - [`crypto`]: PRF/prf+, key derivation, DH groups 2/14/19/20/31, SK payload ciphers, PSK AUTH.
 //! - [`ts`]: traffic selectors and narrowing.
 //! - [`config`]: connections (start action, IDs, `%any`, `%defaultroute`, DPD, lifetimes, PFS).
-//! - [`engine`]: the engine, outputs, events, counters; `sa`: one IKE SA's state machine.
+//! - [`engine`]: the engine; `sa`: one IKE SA's state machine; [`ctx`]: what
+//!   both share (settings, outputs, events, counters, the SA context);
+//!   [`status`]: what the engine reports. Imports run engine -> sa -> ctx.
 
 pub mod config;
 pub mod crypto;
+pub mod ctx;
 pub mod engine;
 pub mod error;
 pub mod proposal;
 mod sa;
+pub mod status;
 pub mod ts;
 pub mod wire;
 
 pub use config::{Connection, DpdAction, Identity, LocalAddr, RemoteAddr, StartAction};
-pub use engine::{
-    ChildSaStatus, DataplaneOp, DeleteReason, Engine, Event, IkeDrop, IkeSaStatus, Output,
-    Settings, Stats, Transmit,
-};
+pub use ctx::{DataplaneOp, DeleteReason, Event, IkeDrop, Output, Settings, Stats, Transmit};
+pub use engine::Engine;
 pub use error::{IkeError, ParseError};
+pub use status::{ChildSaStatus, IkeSaStatus};
 
 /// Fuzz entry point for the message parser: parses `data` as an IKE message
 /// and walks every payload view (proposals, transforms, selectors, deletes).

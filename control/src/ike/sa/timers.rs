@@ -292,8 +292,8 @@ impl IkeSa {
             if self.nat_local && self.keepalive_at.is_some_and(|k| now >= k) {
                 ctx.stats.keepalives_tx += 1;
                 ctx.stats.tx += 1;
-                ctx.out.push_back(crate::ike::engine::Output::Transmit(
-                    crate::ike::engine::Transmit {
+                ctx.out.push_back(crate::ike::ctx::Output::Transmit(
+                    crate::ike::ctx::Transmit {
                         local: self.local,
                         remote: self.remote,
                         data: vec![0xff],
