@@ -14,6 +14,16 @@ use crate::sa::{
     SaParams, TrafficSelector, UdpEncap,
 };
 
+/// Record kinds of the command ring (control -> dataplane).
+pub(crate) const CMD_ADD_SA: u16 = 1;
+pub(crate) const CMD_REMOVE_SA: u16 = 2;
+pub(crate) const CMD_ADD_POLICY: u16 = 3;
+pub(crate) const CMD_REMOVE_POLICY: u16 = 4;
+pub(crate) const CMD_FLUSH: u16 = 5;
+pub(crate) const CMD_SYNC: u16 = 7;
+/// Record kind of the event ring (dataplane -> control).
+pub(crate) const EVT_SA: u16 = 0x0200;
+
 /// Why a payload could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("field {field}: {why}")]

@@ -5,15 +5,16 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::codec::{self, Reader, Writer};
-use super::dataplane_end::{
-    CMD_ADD_POLICY, CMD_ADD_SA, CMD_FLUSH, CMD_REMOVE_POLICY, CMD_REMOVE_SA, CMD_SYNC, EVT_SA,
+use super::codec::{
+    self, Reader, Writer, CMD_ADD_POLICY, CMD_ADD_SA, CMD_FLUSH, CMD_REMOVE_POLICY, CMD_REMOVE_SA,
+    CMD_SYNC, EVT_SA,
 };
 use super::layout::{
     hw, Geometry, LEDGER_WORDS, POLICY_WORDS, SA_CTL_WORDS, SA_DP_WORDS, TUNNEL_WORDS, WORKER_WORDS,
 };
 use super::region::{self, monotonic_ns, Mapping, Role};
 use super::ring::Ring;
+use super::seq::seq_bound;
 use super::slots::{
     crc_words, decode_policy, decode_record, decode_sa_slot, decode_tunnel, decode_worker,
     encode_policy, encode_record, encode_tunnel, rec_read, rec_write, seq_read, LedgerEntry,
@@ -508,16 +509,4 @@ impl ControlEnd {
     pub(crate) fn offsets_for_test(&self) -> super::layout::Offsets {
         self.map.offsets
     }
-}
-
-/// Upper bound at `now_ns` on the next sequence number of an SA whose next
-/// number was exactly `seq` at `at_ns` (`at_ns == u64::MAX`: the SA was
-/// stopped, the bound does not grow).
-pub fn seq_bound(seq: u64, at_ns: u64, now_ns: u64) -> u64 {
-    if at_ns == u64::MAX {
-        return seq;
-    }
-    let dt = now_ns.saturating_sub(at_ns) as u128;
-    let grow = dt * u128::from(super::SEQ_RATE_BOUND_PPS) / 1_000_000_000 + 1;
-    seq.saturating_add(grow.min(u128::from(u64::MAX)) as u64)
 }

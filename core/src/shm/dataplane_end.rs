@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use super::codec::{self, Reader, Writer};
+use super::codec::{
+    self, Reader, Writer, CMD_ADD_POLICY, CMD_ADD_SA, CMD_FLUSH, CMD_REMOVE_POLICY, CMD_REMOVE_SA,
+    CMD_SYNC, EVT_SA,
+};
 use super::layout::{hw, Geometry, SA_DP_WORDS, WORKER_WORDS};
 use super::region::{self, monotonic_ns, Mapping, Role};
 use super::ring::Ring;
@@ -17,14 +20,6 @@ use super::slots::{
 use super::tap::TapWriter;
 use super::{Command, ShmError};
 use crate::sa::{Direction, SaEvent};
-
-pub(crate) const CMD_ADD_SA: u16 = 1;
-pub(crate) const CMD_REMOVE_SA: u16 = 2;
-pub(crate) const CMD_ADD_POLICY: u16 = 3;
-pub(crate) const CMD_REMOVE_POLICY: u16 = 4;
-pub(crate) const CMD_FLUSH: u16 = 5;
-pub(crate) const CMD_SYNC: u16 = 7;
-pub(crate) const EVT_SA: u16 = 0x0200;
 
 #[derive(Clone, Copy, Debug)]
 struct SlotMeta {

@@ -102,16 +102,18 @@ mod dataplane_end;
 mod layout;
 mod region;
 mod ring;
+mod seq;
 mod slots;
 mod tap;
 
 use std::path::PathBuf;
 
 pub use codec::DecodeError;
-pub use control_end::{seq_bound, ControlEnd, DataplaneInfo};
+pub use control_end::{ControlEnd, DataplaneInfo};
 pub use dataplane_end::DataplaneEnd;
 pub use layout::{Geometry, LAYOUT_VERSION, MAX_DROP_REASONS, TAP_MAX_TUNNELS};
-pub use region::Role;
+pub use region::{monotonic_ns, Role};
+pub use seq::{seq_bound, SEQ_MARGIN, SEQ_RATE_BOUND_PPS};
 pub use slots::{
     LedgerEntry, PolicyRecord, RecordState, RefuseReason, SaRecord, SaSlotView, SaStats, SlotError,
     SlotState, TunnelRecord, WorkerStats, WorkerView, MAX_TUNNEL_NAME,
@@ -119,18 +121,6 @@ pub use slots::{
 pub use tap::{TapDirection, TapPacket, TapWriter, TAP_SNAPLEN};
 
 use crate::sa::{Direction, Policy, SaParams};
-
-/// Upper bound on the packets one SA can send per second: the line rate of
-/// 100 Gbit/s Ethernet at minimum frame size (148.8 Mpps), rounded up.
-pub const SEQ_RATE_BOUND_PPS: u64 = 150_000_000;
-/// Added to every sequence bound on re-install: covers the bursts workers may
-/// still have in flight on a removed SA (workers x burst size, with room).
-pub const SEQ_MARGIN: u64 = 65_536;
-
-/// Current CLOCK_MONOTONIC time in ns (the clock every timestamp here uses).
-pub fn monotonic_ns() -> u64 {
-    region::monotonic_ns()
-}
 
 /// A command for the dataplane, in the order the control process sent it.
 #[derive(Debug)]

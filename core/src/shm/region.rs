@@ -68,7 +68,8 @@ impl Drop for Mapping {
     }
 }
 
-pub(crate) fn monotonic_ns() -> u64 {
+/// Current CLOCK_MONOTONIC time in ns (the clock every timestamp here uses).
+pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -296,7 +296,7 @@ impl SaSlotView {
         } else {
             now_ns
         };
-        super::control_end::seq_bound(self.stats.seq, self.published_ns, until)
+        super::seq::seq_bound(self.stats.seq, self.published_ns, until)
     }
 }
 
