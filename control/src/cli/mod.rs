@@ -277,12 +277,8 @@ pub fn socket_path(cli: &Cli) -> PathBuf {
         return s.clone();
     }
     if let Some(c) = &cli.config {
-        if let Some(s) = std::fs::read_to_string(c)
-            .ok()
-            .and_then(|t| t.parse::<toml::Table>().ok())
-            .and_then(|t| t.get("daemon")?.get("socket")?.as_str().map(PathBuf::from))
-        {
-            return s;
+        if let Ok(d) = config::DaemonSettings::load_main(c) {
+            return d.socket;
         }
     }
     PathBuf::from(config::DEFAULT_SOCKET)

@@ -1,5 +1,7 @@
+use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::alg::{EncrAlg, IntegAlg};
 use crate::sa::{Direction, Mode, PolicyAction};

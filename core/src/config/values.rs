@@ -29,6 +29,7 @@ pub fn show(v: &Value) -> String {
     }
 }
 
+/// A string.
 pub fn string(v: &Value) -> Result<String, String> {
     match v {
         Value::String(s) => Ok(s.clone()),
@@ -36,6 +37,7 @@ pub fn string(v: &Value) -> Result<String, String> {
     }
 }
 
+/// A boolean (`true`/`false`, or `"yes"`/`"no"`, `"on"`/`"off"`).
 pub fn boolean(v: &Value) -> Result<bool, String> {
     match v {
         Value::Boolean(b) => Ok(*b),
@@ -62,6 +64,25 @@ pub fn integer(v: &Value) -> Result<u64, String> {
         }
         o => Err(format!("expected a number, found {}", kind(o))),
     }
+}
+
+/// An anti-replay window: 0 (off) or 64..=65536 packets.
+pub fn replay_window(v: &Value) -> Result<u32, String> {
+    use crate::sa::{MAX_REPLAY_WINDOW, MIN_REPLAY_WINDOW};
+    let n = integer(v)?;
+    if n == 0 || (u64::from(MIN_REPLAY_WINDOW)..=u64::from(MAX_REPLAY_WINDOW)).contains(&n) {
+        Ok(n as u32)
+    } else {
+        Err(format!(
+            "{n}: 0 (off) or {MIN_REPLAY_WINDOW}..={MAX_REPLAY_WINDOW} packets"
+        ))
+    }
+}
+
+/// A policy priority (lower wins): a 32-bit number.
+pub fn priority(v: &Value) -> Result<u32, String> {
+    let n = integer(v)?;
+    u32::try_from(n).map_err(|_| format!("{n} does not fit in 32 bits"))
 }
 
 /// An SPI: 256..=2^32-1 (0 is invalid, 1..=255 reserved by IANA, RFC 4303 §2.1).
