@@ -17,6 +17,8 @@ pub mod crypto;
 pub mod ctx;
 pub mod engine;
 pub mod error;
+#[cfg(any(fuzzing, test))]
+pub mod fuzz;
 pub mod proposal;
 mod sa;
 pub mod status;
@@ -28,48 +30,3 @@ pub use ctx::{DataplaneOp, DeleteReason, Event, IkeDrop, Output, Settings, Stats
 pub use engine::Engine;
 pub use error::{IkeError, ParseError};
 pub use status::{ChildSaStatus, IkeSaStatus};
-
-/// Fuzz entry point for the message parser: parses `data` as an IKE message
-/// and walks every payload view (proposals, transforms, selectors, deletes).
-/// Never panics, whatever the input.
-pub fn fuzz_parse(data: &[u8]) {
-    if let Ok(m) = wire::Message::parse(data) {
-        walk(&m.payloads);
-    }
-    // the same bytes as the inside of an SK payload, for every first payload type
-    for first in [
-        wire::payload::SA,
-        wire::payload::NOTIFY,
-        wire::payload::TSI,
-        wire::payload::DELETE,
-        wire::payload::IDI,
-    ] {
-        if let Ok(p) = wire::Payloads::parse(data, first, 0) {
-            walk(&p);
-        }
-    }
-}
-
-fn walk(p: &wire::Payloads<'_>) {
-    if let Some(sa) = p.sa {
-        if let Ok(props) = sa.proposals() {
-            for pr in props {
-                if let Ok(x) = pr.transforms() {
-                    let xs: Vec<proposal::Xform> = x.into_iter().map(Into::into).collect();
-                    let _ = proposal::IkeSuite::from_xforms(&xs);
-                    let _ = proposal::ChildSuite::from_xforms(&xs);
-                    let _ = proposal::xforms_to_string(&xs, true);
-                }
-            }
-        }
-    }
-    for d in &p.deletes {
-        let _ = d.spis32().count();
-    }
-    for t in p.tsi.iter().chain(p.tsr.iter()).flatten() {
-        let _ = ts::range_to_nets(t);
-    }
-    for n in &p.notifies {
-        let _ = n.spi32();
-    }
-}

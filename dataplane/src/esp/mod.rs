@@ -61,7 +61,6 @@
 mod decap;
 pub mod ecn;
 mod encap;
-pub mod fuzz;
 
 pub use decap::{decap_burst, DecapResult, PacketKind};
 pub use encap::encap_burst;

@@ -1,17 +1,17 @@
-//! Entry points for fuzzing and property tests: `fn(&[u8])`, never panic on
-//! any input (a panic is the bug a fuzzer looks for).
+//! `fn(&[u8])` entry points over fixed SAs for the property tests: decap of
+//! arbitrary bytes, and encap + decap round trips. They never panic on any
+//! input. (The cargo-fuzz targets have their own, in dataplane/fuzz/src.)
 
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
-use crate::crypto::{Backend, EncrAlg, IntegAlg, Key, Suite};
-use crate::drop::Verdict;
-use crate::pkt::{HeapBuf, PacketBuf};
-use crate::sa::{
+use dataplane::crypto::{Backend, EncrAlg, IntegAlg, Key, Suite};
+use dataplane::drop::Verdict;
+use dataplane::esp::{decap_burst, encap_burst, DecapResult};
+use dataplane::pkt::{HeapBuf, PacketBuf};
+use dataplane::sa::{
     DfMode, Direction, DropCounters, Lifetime, Mode, PortRange, Sa, SaParams, Sad, TrafficSelector,
 };
-
-use super::{decap_burst, encap_burst, DecapResult};
 
 /// SPIs of the fixed SAs the fuzz entry points use: AES-GCM-128 tunnel,
 /// AES-CBC-128/HMAC-SHA-256 transport with ESN, ChaCha20-Poly1305 tunnel IPv6.
