@@ -11,26 +11,42 @@
 //! IPv4/IPv6 pseudo-header), [`EspPacket`] and [`EspTrailer`],
 //! [`IcmpPacket`] (ICMP and ICMPv6), and the NAT-T demultiplexer
 //! [`classify_natt`] (non-ESP marker, keepalive).
+//!
+//! Each header module also has its field offsets (`ipv4::field::TTL`, ...)
+//! and a `*Repr` whose `emit` writes a whole header (what encapsulation and
+//! the ICMP errors write). Code outside `wire/` reads and writes headers
+//! only through these. On the hot path, where a length was already checked,
+//! `new_unchecked` wraps a buffer at no cost (the accessors index it as
+//! slice indexing would; no extra check per packet).
 
 pub mod checksum;
-mod esp;
-mod ethernet;
-mod icmp;
-mod ipv4;
-mod ipv6;
+pub mod esp;
+pub mod ethernet;
+pub mod icmp;
+pub mod ipv4;
+pub mod ipv6;
 mod natt;
-mod udp;
+pub mod udp;
 
 pub use esp::{EspPacket, EspTrailer, ESP_HEADER_LEN};
 pub use ethernet::{
-    EthernetFrame, ETHERNET_HEADER_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6,
-    ETHERTYPE_VLAN,
+    EthernetFrame, EthernetRepr, ETHERNET_HEADER_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4,
+    ETHERTYPE_IPV6, ETHERTYPE_VLAN,
 };
-pub use icmp::{IcmpPacket, ICMP_HEADER_LEN};
-pub use ipv4::{Ipv4Packet, IPV4_HEADER_LEN};
-pub use ipv6::{Ipv6Packet, UpperLayer, IPV6_HEADER_LEN};
+pub use icmp::{IcmpPacket, IcmpRepr, ICMP_HEADER_LEN};
+pub use ipv4::{Ipv4Packet, Ipv4Repr, IPV4_HEADER_LEN};
+pub use ipv6::{Ipv6Packet, Ipv6Repr, UpperLayer, IPV6_HEADER_LEN};
 pub use natt::{classify_natt, NattKind, NATT_PORT, NON_ESP_MARKER_LEN};
-pub use udp::{UdpPacket, UDP_HEADER_LEN};
+pub use udp::{UdpPacket, UdpRepr, UDP_HEADER_LEN};
+
+/// TCP, as far as the engine touches it (the checksum after NAT-T decap).
+pub mod tcp {
+    /// Byte offsets of the header fields.
+    pub mod field {
+        /// Checksum.
+        pub const CHECKSUM: usize = 16;
+    }
+}
 
 /// IP protocol numbers used by the engine.
 pub mod proto {
