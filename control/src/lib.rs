@@ -2,7 +2,7 @@
 //! the shared-memory SA writer side, the daemon and the CLI.
 //!
 //! - [`config`]: the TOML configuration (tunnels, policies, includes, secrets).
-//! - `ike`: the IKEv2 engine (added by the IKE work; the daemon will drive it).
+//! - [`ike`]: the IKEv2 engine (sans-IO; the daemon drives it through `daemon::ike`).
 //! - [`daemon`]: the control daemon (SA push, lifetimes, CLI socket, metrics, tap).
 //! - [`cli`]: the `espresso` command line.
 

@@ -18,7 +18,7 @@ use crate::config::{self, genkey, Config};
 use crate::daemon::api::{exit, Request, Response, Status};
 use crate::daemon::{self, logring::LogRing, DaemonOptions};
 
-/// espresso: IPsec gateway control (manual keys; IKE to come).
+/// espresso: IPsec gateway control (manual keys and IKEv2).
 #[derive(Parser, Debug)]
 #[command(name = "espresso", version, about, after_help = EXIT_CODES)]
 pub struct Cli {

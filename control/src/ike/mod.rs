@@ -4,7 +4,7 @@
 //! remove (`espresso_core::sa::{SaParams, Policy}`), and [`Event`]s.
 //!
 //! - [`wire`]: zero-copy views and builders for the header and every payload.
-//! - [`proposal`]: algorithms, proposal strings (strongSwan and seeds' forms), negotiation.
+//! - [`proposal`]: algorithms, proposal strings (strongSwan and router-CLI forms), negotiation.
 //! - [`crypto`]: PRF/prf+, key derivation, DH groups 2/14/19/20/31, SK payload ciphers, PSK AUTH.
 //! - [`ts`]: traffic selectors and narrowing.
 //! - [`config`]: connections (start action, IDs, `%any`, `%defaultroute`, DPD, lifetimes, PFS).

@@ -1,7 +1,7 @@
 //! IKEv2 negotiation of proposals (RFC 7296 §2.7, §3.3): choosing one
 //! transform of each type from what the peer offers.
 //!
-//! The algorithms, proposal strings (strongSwan and seeds' forms) and
+//! The algorithms, proposal strings (strongSwan and router-CLI forms) and
 //! transforms are espresso-core's algorithm table (`espresso_core::alg`);
 //! they are re-exported here so that `ike::proposal::{DhGroup, IkeSuite,
 //! parse_esp_proposals, ...}` keep working.

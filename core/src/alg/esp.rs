@@ -3,7 +3,7 @@
 //!
 //! A row holds everything every part of espresso says about an algorithm:
 //! its stable name (status, key export, shared memory), the spellings an
-//! operator may write (strongSwan, FreeS/WAN, the seeds, our own names),
+//! operator may write (strongSwan, FreeS/WAN, router CLIs, our own names),
 //! key and ICV sizes, the legacy flag (RFC 8221), the IANA transform ID
 //! IKEv2 negotiates (RFC 7296 §3.3.2), and the names Wireshark and scapy use.
 //! The methods of [`EncrAlg`] and [`IntegAlg`] read their row.
@@ -370,7 +370,7 @@ pub const INTEG_TABLE: [IntegRow; 6] = [
         alg: IntegAlg::HmacMd5_96,
         name: "hmac-md5-96",
         keyword: "md5",
-        // "md5-128" is the seeds' spelling (the HMAC output; the ICV is 96 bits).
+        // "md5-128" is the router CLIs' spelling (mbox: MD5-128) (the HMAC output; the ICV is 96 bits).
         aliases: &["hmacmd596", "hmacmd5", "md596", "md5", "md5128"],
         key_len: 16,
         icv_len: 12,

@@ -1,5 +1,5 @@
 //! The one algorithm table of espresso: every ESP and IKE algorithm with the
-//! names operators write for it (strongSwan, FreeS/WAN, the seeds, our own),
+//! names operators write for it (strongSwan, FreeS/WAN, router CLIs, our own),
 //! its stable name, key and ICV sizes, legacy flag (RFC 8221), IANA transform
 //! ID (RFC 7296 §3.3.2), and the names Wireshark and scapy give it. Manual
 //! tunnels (`suite = ...`), IKE proposals, `espresso keys` and the docs'

@@ -1,10 +1,10 @@
 //! Proposals as operators write them and as IKEv2 carries them (RFC 7296
 //! §3.3): strongSwan's `aes128gcm16-prfsha256-ecp256` /
 //! `aes256-sha256-modp2048` (ESP: `aes128gcm16`, `aes256-sha256-ecp256`),
-//! or the seeds' form `AES SHA 14`, `AES-256 SHA-256 19`,
+//! or the router-CLI form (an mbox/VyOS-style `ike-policy`) `AES SHA 14`, `AES-256 SHA-256 19`,
 //! `aes128-sha1-modp1024`. Every algorithm word is looked up in the tables
 //! ([`super::esp`], [`super::ike`]); the grammar (separators, DH numbers in
-//! the seeds' form, ESN words, what a proposal must contain) is here.
+//! the router-CLI form, ESN words, what a proposal must contain) is here.
 //! Negotiation (matching an offer against ours) is the IKE engine's.
 
 use std::fmt;
@@ -378,7 +378,7 @@ fn cfg_err(m: String) -> ProposalError {
     ProposalError(m)
 }
 
-/// The algorithm words of one proposal: seeds' form (whitespace-separated
+/// The algorithm words of one proposal: router-CLI form (whitespace-separated
 /// words, DH groups as numbers: `AES-256 SHA-256 19`) or strongSwan's
 /// (`-`-separated). Words come back compact; DH numbers as group keywords.
 fn tokens(p: &str) -> Result<Vec<String>, ProposalError> {
@@ -427,7 +427,7 @@ fn ike_legacy(t: &str) -> bool {
         || t == "prfmd5"
 }
 
-/// Parses IKE proposals: comma-separated, each in strongSwan or seeds form.
+/// Parses IKE proposals: comma-separated, each in strongSwan or router-CLI form.
 pub fn parse_ike_proposals(s: &str) -> Result<Vec<IkeProposal>, ProposalError> {
     let mut out = Vec::new();
     for p in split_proposals(s) {
@@ -497,7 +497,7 @@ pub fn parse_ike_proposals(s: &str) -> Result<Vec<IkeProposal>, ProposalError> {
     Ok(out)
 }
 
-/// Parses ESP proposals: comma-separated, each in strongSwan or seeds form.
+/// Parses ESP proposals: comma-separated, each in strongSwan or router-CLI form.
 /// A DH group in a proposal means PFS with that group.
 pub fn parse_esp_proposals(s: &str) -> Result<Vec<EspProposal>, ProposalError> {
     let mut out = Vec::new();

@@ -129,7 +129,7 @@ fn strongswan_freeswan_and_own_names() {
     );
     assert_eq!(ok("3des-sha1").integ, IntegAlg::HmacSha1_96);
     assert_eq!(ok("null-sha256").encr, EncrAlg::Null);
-    // The seeds' words, as in an ESP proposal, name a suite too.
+    // The router-CLI words, as in an ESP proposal, name a suite too.
     assert_eq!(ok("AES SHA").integ, IntegAlg::HmacSha1_96);
     assert_eq!(ok("3DES MD5-128").integ, IntegAlg::HmacMd5_96);
 }
@@ -223,7 +223,7 @@ fn union_of_former_spellings() {
             assert_eq!((s.encr, s.integ), (ea, ia), "{e}-{i}");
         }
     }
-    // ike/proposal.rs (IKE and ESP proposals), strongSwan and seeds' forms.
+    // ike/proposal.rs (IKE and ESP proposals), strongSwan and router-CLI forms.
     for (p, encr, integ) in [
         ("aes-sha1", EncrAlg::AesCbc128, IntegAlg::HmacSha1_96),
         ("aes128-sha", EncrAlg::AesCbc128, IntegAlg::HmacSha1_96),

@@ -1,6 +1,6 @@
 //! `[[connection]]`: IKEv2 connections (automatic keying with a pre-shared
-//! key), in the operators' vocabulary (FreeS/WAN `left`/`right`, seed 000's
-//! start modes, strongSwan and seeds' proposal strings). Each block becomes a
+//! key), in the operators' vocabulary (FreeS/WAN `left`/`right`, Openswan's
+//! start modes, strongSwan and router-CLI proposal strings). Each block becomes a
 //! checked [`super::ike::Connection`] (the loader: `loader::connection`);
 //! errors name file:line field = value like the rest of the configuration,
 //! and the pre-shared key is never shown.

@@ -1,4 +1,4 @@
-//! IKE connection configuration: what an operator writes (the seeds' start
+//! IKE connection configuration: what an operator writes (Openswan's start
 //! modes, IDs, `%any`, `%defaultroute`, DPD, rekey, PFS, lifetimes, subnets)
 //! as typed values. [`Connection`] is the checked form the engine uses; the
 //! configuration loader (`[[connection]]`) builds it, reading each value with
@@ -45,7 +45,8 @@ pub struct ConnectionError {
     pub why: String,
 }
 
-/// What happens with a connection when it is loaded (seed 000 "connection mode").
+/// What happens with a connection when it is loaded (the "connection mode" of
+/// Openswan-based gateways: automatic, on-demand, listen, manual start).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StartAction {
@@ -84,7 +85,8 @@ pub enum DpdAction {
     /// Remove the SAs and the policies: traffic is no longer protected nor held.
     Clear,
     /// Remove the SAs, keep trap policies so that traffic is held and renegotiates
-    /// (seed 000's default "hold route").
+    /// (the default of Openswan-based gateways: "hold route", so that nothing
+    /// meant for the tunnel leaves unencrypted).
     #[default]
     Hold,
     /// Remove the SAs and initiate again at once.
@@ -207,17 +209,12 @@ impl Identity {
 impl FromStr for Identity {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        if let Some(hex) = s.strip_prefix("@#") {
-            let mut v = Vec::new();
-            let b = hex.as_bytes();
-            if b.len() % 2 != 0 {
-                return Err(format!("key id {s:?}: odd hex length"));
-            }
-            for c in b.chunks(2) {
-                let h = std::str::from_utf8(c).unwrap_or("zz");
-                v.push(u8::from_str_radix(h, 16).map_err(|_| format!("key id {s:?}: bad hex"))?);
-            }
-            return Ok(Self::KeyId(v));
+        if let Some(h) = s.strip_prefix("@#") {
+            return match hex::decode(h) {
+                Ok(v) => Ok(Self::KeyId(v)),
+                Err(hex::FromHexError::OddLength) => Err(format!("key id {s:?}: odd hex length")),
+                Err(_) => Err(format!("key id {s:?}: bad hex")),
+            };
         }
         if let Some(f) = s.strip_prefix('@') {
             if f.is_empty() {
@@ -245,13 +242,7 @@ impl fmt::Display for Identity {
             Self::Ipv6(a) => write!(f, "{a}"),
             Self::Fqdn(s) => write!(f, "@{s}"),
             Self::Email(s) => write!(f, "{s}"),
-            Self::KeyId(k) => {
-                write!(f, "@#")?;
-                for b in k {
-                    write!(f, "{b:02x}")?;
-                }
-                Ok(())
-            }
+            Self::KeyId(k) => write!(f, "@#{}", hex::encode(k)),
         }
     }
 }
@@ -277,9 +268,9 @@ impl Default for Dpd {
     }
 }
 
-/// Default IKE SA lifetime (seed 000: 28800 s).
+/// Default IKE SA lifetime: 8 hours, as Openswan-based gateways (ikelifetime 28800 s).
 pub const DEFAULT_IKE_LIFETIME: Duration = Duration::from_secs(28800);
-/// Default child SA lifetime (seed 000: 3600 s).
+/// Default child SA lifetime: 1 hour, as Openswan-based gateways (salifetime 3600 s).
 pub const DEFAULT_CHILD_LIFETIME: Duration = Duration::from_secs(3600);
 /// Default rekey margin: rekeying starts this long before expiry, plus jitter.
 pub const DEFAULT_MARGIN: Duration = Duration::from_secs(540);
@@ -340,7 +331,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// A connection with the seeds' defaults: automatic keying with PSK, IKE 28800 s,
+    /// A connection with Openswan's defaults: automatic keying with PSK, IKE 28800 s,
     /// child 3600 s, PFS yes, rekey yes, DPD off (hold when enabled).
     pub fn new(name: &str, local: LocalAddr, remote: RemoteAddr, psk: &[u8]) -> Self {
         Connection {

@@ -991,7 +991,7 @@ start = "listen"
     let rw = &c.connections[1].conn;
     assert_eq!(rw.remote_addr, RemoteAddr::Any);
     assert_eq!(rw.start_action, StartAction::Add);
-    // defaults of seed 000
+    // the defaults of Openswan-based gateways (IKE 8 h, child 1 h)
     assert_eq!(rw.ike_lifetime, Duration::from_secs(28800));
     assert_eq!(rw.child_lifetime, Duration::from_secs(3600));
     assert!(rw.pfs);

@@ -66,5 +66,5 @@ pub use decap::{decap_burst, DecapResult, PacketKind};
 pub use encap::encap_burst;
 
 /// Packets processed per internal chunk (one sequence reservation, one
-/// `seal`/`open` call per SA).
-pub const MAX_BURST: usize = 64;
+/// `seal`/`open` call per SA): the dataplane's one burst size.
+pub use crate::pkt::MAX_BURST;

@@ -48,7 +48,7 @@ use std::ptr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::{Backend, Burst, PortStats, TxResult, MAX_BURST};
+use super::{Burst, PacketIo, PortStats, TxResult, MAX_BURST};
 use crate::pkt::PacketBuf;
 
 /// Receive ring format.
@@ -95,7 +95,7 @@ pub struct AfPacketConfig {
     pub fanout_group: Option<u16>,
     /// Bypass the qdisc layer on transmit.
     pub qdisc_bypass: bool,
-    /// Buffers in the per-worker pool used by [`Backend::alloc`].
+    /// Buffers in the per-worker pool used by [`PacketIo::alloc`].
     pub pool_frames: u32,
 }
 
@@ -914,7 +914,7 @@ impl RxV3 {
     }
 }
 
-impl Backend for AfPacket {
+impl PacketIo for AfPacket {
     type Pkt = Pkt;
 
     fn num_ports(&self) -> usize {

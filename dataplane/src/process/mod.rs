@@ -27,12 +27,12 @@ use std::time::{Duration, Instant};
 pub use options::{Options, OptionsError};
 
 use crate::io::afpacket::{self, AfPacket, AfPacketConfig, RxVersion, TxMode};
-use crate::io::Backend;
+use crate::io::PacketIo;
 use crate::sa::{Direction, Sad, Spd};
 use crate::shm::{ShmError, TapWriter};
 use crate::worker::mgmt::{Manager, Tables};
 use crate::worker::netlink::{FibSync, Resolver};
-use crate::worker::{IdlePolicy, PortConf, Role, Shared, Worker, WorkerConf, WorkerStats};
+use crate::worker::{IdlePolicy, PortConf, PortRole, Shared, Worker, WorkerConf, WorkerCounters};
 use options::{IdleMode, IoBackendKind, RxRing, TxMethod};
 
 /// Why the dataplane stopped with an error.
@@ -242,11 +242,11 @@ impl Ports {
         vec![
             PortConf {
                 ifindex: self.inside,
-                role: Role::Inside,
+                role: PortRole::Inside,
             },
             PortConf {
                 ifindex: self.outside,
-                role: Role::Outside,
+                role: PortRole::Outside,
             },
         ]
     }
@@ -334,7 +334,7 @@ fn afpacket_config(opts: &Options) -> AfPacketConfig {
 /// The running workers: their threads and counters (`(core, counters)`).
 struct Workers {
     handles: Vec<JoinHandle<()>>,
-    stats: Vec<(usize, Arc<WorkerStats>)>,
+    stats: Vec<(usize, Arc<WorkerCounters>)>,
 }
 
 /// How a worker gets its queues.
@@ -363,7 +363,7 @@ fn start_workers(
     };
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), (usize, String)>>();
     for (i, core) in opts.cores.iter().copied().enumerate() {
-        let stats = Arc::new(WorkerStats::default());
+        let stats = Arc::new(WorkerCounters::default());
         w.stats.push((core, stats.clone()));
         let conf = WorkerConf {
             index: i,
@@ -433,7 +433,7 @@ struct WorkerStart {
     conf: WorkerConf,
     queues: Queues,
     shared: Shared,
-    stats: Arc<WorkerStats>,
+    stats: Arc<WorkerCounters>,
     tap: Option<TapWriter>,
     ready: Sender<Result<(), (usize, String)>>,
 }
@@ -488,7 +488,7 @@ impl WorkerStart {
 }
 
 /// Runs one worker until stop, then logs its queues' counters.
-fn run_worker<B: Backend>(i: usize, mut w: Worker<B>, tap: Option<TapWriter>) {
+fn run_worker<B: PacketIo>(i: usize, mut w: Worker<B>, tap: Option<TapWriter>) {
     if let Some(t) = tap {
         w.set_tap(t);
     }
@@ -508,11 +508,11 @@ fn manage(
     opts: &Options,
     stop: &AtomicBool,
     mut mgr: Option<&mut Manager>,
-    workers: &[(usize, Arc<WorkerStats>)],
+    workers: &[(usize, Arc<WorkerCounters>)],
     (spd, sad_in, sad_out): (&Spd, &Sad, &Sad),
     mut tun_sync: impl FnMut(&Spd),
 ) {
-    let worker_stats: Vec<Arc<WorkerStats>> = workers.iter().map(|(_, s)| s.clone()).collect();
+    let worker_stats: Vec<Arc<WorkerCounters>> = workers.iter().map(|(_, s)| s.clone()).collect();
     let file_every = Duration::from_millis(opts.stats_interval_ms.max(10));
     let tick = if mgr.is_some() {
         Duration::from_millis(1)

@@ -93,16 +93,13 @@ pub fn hex_key(s: &str) -> Result<Key, String> {
         .strip_prefix("0x")
         .or_else(|| s.strip_prefix("0X"))
         .unwrap_or(s);
-    if !s.len().is_multiple_of(2) {
-        return Err(format!("odd number of hex digits ({})", s.len()));
-    }
-    let mut v = Vec::with_capacity(s.len() / 2);
-    for i in (0..s.len()).step_by(2) {
-        let b = u8::from_str_radix(&s[i..i + 2], 16)
-            .map_err(|_| format!("not hex at digit {}", i + 1))?;
-        v.push(b);
-    }
-    Ok(Key::new(v))
+    hex::decode(s).map(Key::new).map_err(|e| match e {
+        hex::FromHexError::OddLength => format!("odd number of hex digits ({})", s.len()),
+        hex::FromHexError::InvalidHexCharacter { index, .. } => {
+            format!("not hex at digit {}", index + 1)
+        }
+        e => e.to_string(),
+    })
 }
 
 /// Reads `path` (which must be mode 0600 or stricter) and builds its SAs on

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::drop::DropReason;
 use crate::sa::Sad;
-use crate::worker::WorkerStats;
+use crate::worker::WorkerCounters;
 
 /// One worker's counters.
 #[derive(Serialize)]
@@ -74,7 +74,7 @@ fn ld(a: &AtomicU64) -> u64 {
 }
 
 /// A snapshot of the workers' (`(core, counters)`) and SAs' counters.
-pub fn collect(workers: &[(usize, Arc<WorkerStats>)], sad_in: &Sad, sad_out: &Sad) -> StatsOut {
+pub fn collect(workers: &[(usize, Arc<WorkerCounters>)], sad_in: &Sad, sad_out: &Sad) -> StatsOut {
     let mut total = BTreeMap::new();
     let workers = workers
         .iter()

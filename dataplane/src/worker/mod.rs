@@ -1,8 +1,8 @@
-//! The poll loop: each worker owns one [`Backend`] (its queues on every
+//! The poll loop: each worker owns one [`PacketIo`] (its queues on every
 //! port), is pinned to a core, and busy-polls its receive queues in bursts.
 //!
 //! Per burst: Ethernet demux (ARP/ND, broadcasts and packets for the gateway
-//! itself go to the kernel through [`Backend::to_kernel`], which just frees
+//! itself go to the kernel through [`PacketIo::to_kernel`], which just frees
 //! them when the kernel receives its own copy, as with AF_PACKET),
 //! inbound ESP and UDP/4500 to a local address -> [`esp::decap_burst`];
 //! transit packets -> TTL/hop limit (ICMP time exceeded) -> SPD lookup ->
@@ -13,9 +13,9 @@
 //! Routing: longest-prefix match in the kernel's main table, neighbour from
 //! the kernel's cache (unresolved: ask the netlink thread to have the kernel
 //! resolve it, drop as `no_neighbour`), link MTU check (IPv4 with DF clear
-//! is fragmented, in buffers from [`Backend::alloc`]), Ethernet rewrite,
+//! is fragmented, in buffers from [`PacketIo::alloc`]), Ethernet rewrite,
 //! batched transmit. Every dropped packet is counted under one
-//! [`DropReason`] in the worker's [`WorkerStats`].
+//! [`DropReason`] in the worker's [`WorkerCounters`].
 
 pub mod fib;
 pub mod frag;
@@ -31,7 +31,7 @@ use arrayvec::ArrayVec;
 
 use crate::drop::{DropReason, Verdict};
 use crate::esp::{self, DecapResult, PacketKind};
-use crate::io::{Backend, Burst, MAX_BURST};
+use crate::io::{Burst, PacketIo, MAX_BURST};
 use crate::pkt::PacketBuf;
 use crate::sa::{DropCounters, FlowKey, PolicyAction, Sa, Sad, Spd};
 use crate::wire::{
@@ -46,7 +46,7 @@ use self::netlink::Resolver;
 
 /// Which side of the gateway a port faces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
+pub enum PortRole {
     /// The protected LAN.
     Inside,
     /// The WAN, toward the peer gateway.
@@ -59,7 +59,7 @@ pub struct PortConf {
     /// Interface index in the gateway's namespace.
     pub ifindex: u32,
     /// Inside or outside.
-    pub role: Role,
+    pub role: PortRole,
 }
 
 /// What a worker does when its queues are empty.
@@ -91,7 +91,7 @@ pub struct WorkerConf {
 
 /// Counters of one worker (single writer: the worker; any reader).
 #[derive(Debug, Default)]
-pub struct WorkerStats {
+pub struct WorkerCounters {
     /// Packets received on all ports.
     pub rx: AtomicU64,
     /// Bytes received (Ethernet frames).
@@ -173,11 +173,11 @@ struct PortState {
 }
 
 /// One worker.
-pub struct Worker<B: Backend> {
+pub struct Worker<B: PacketIo> {
     conf: WorkerConf,
     backend: B,
     shared: Shared,
-    stats: Arc<WorkerStats>,
+    stats: Arc<WorkerCounters>,
     ports: Vec<PortState>,
     tx: Vec<Burst<B::Pkt>>,
     local_tx: u64,
@@ -192,9 +192,9 @@ pub struct Worker<B: Backend> {
     tap: Option<crate::shm::TapWriter>,
 }
 
-impl<B: Backend> Worker<B> {
+impl<B: PacketIo> Worker<B> {
     /// A worker over `backend` (whose ports match `conf.ports`).
-    pub fn new(conf: WorkerConf, backend: B, shared: Shared, stats: Arc<WorkerStats>) -> Self {
+    pub fn new(conf: WorkerConf, backend: B, shared: Shared, stats: Arc<WorkerCounters>) -> Self {
         let n = backend.num_ports();
         let ports = conf
             .ports
@@ -202,7 +202,7 @@ impl<B: Backend> Worker<B> {
             .map(|p| PortState {
                 ifindex: p.ifindex,
                 mac: [0; 6],
-                outside: p.role == Role::Outside,
+                outside: p.role == PortRole::Outside,
             })
             .collect();
         Worker {
@@ -469,7 +469,7 @@ impl<B: Backend> Worker<B> {
             .conf
             .ports
             .iter()
-            .position(|p| p.role == Role::Inside)
+            .position(|p| p.role == PortRole::Inside)
             .unwrap_or(0) as u8;
         while items.len() < 32 {
             let Some(mut p) = self.backend.alloc() else {
@@ -601,7 +601,7 @@ impl<B: Backend> Worker<B> {
 
     /// Hands a packet that was received on `port` and trimmed to its IP header
     /// back to the kernel as the frame it arrived as (its Ethernet header is
-    /// still in front of it): [`Backend::to_kernel`].
+    /// still in front of it): [`PacketIo::to_kernel`].
     fn frame_to_kernel(&mut self, port: usize, mut p: B::Pkt) {
         self.kernel += 1;
         if p.prepend(ETH_LEN) {
@@ -779,7 +779,12 @@ impl<B: Backend> Worker<B> {
         if spd.lookup(&key(primary)).is_some() {
             return Some(primary);
         }
-        for port in self.conf.ports.iter().filter(|p| p.role == Role::Inside) {
+        for port in self
+            .conf
+            .ports
+            .iter()
+            .filter(|p| p.role == PortRole::Inside)
+        {
             let Some(l) = fib.links.get(&port.ifindex) else {
                 continue;
             };

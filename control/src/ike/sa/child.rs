@@ -356,7 +356,8 @@ impl IkeSa {
             }
             let mut ox = o.xforms(true);
             if !self.conn.pfs {
-                // pfs = no still accepts PFS when the peer asks for it (seed 000)
+                // pfs = no still accepts PFS when the peer asks for it (as Openswan does:
+                // there is no reason to refuse PFS)
                 ox.push(Xform {
                     ttype: ttype::DH,
                     id: 0,
