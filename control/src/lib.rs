@@ -6,6 +6,8 @@
 //! - [`daemon`]: the control daemon (SA push, lifetimes, CLI socket, metrics, tap).
 //! - [`cli`]: the `espresso` command line.
 
+#![forbid(unsafe_code)]
+
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -1,5 +1,7 @@
 //! `espresso`: the control daemon and its command line.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {

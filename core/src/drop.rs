@@ -1,6 +1,8 @@
 //! Why a packet was dropped. Every dropped packet is counted under exactly one
 //! reason, per SA where there is one and per worker in total (as VPP does).
 
+#![forbid(unsafe_code)]
+
 /// What happens to a packet after a processing stage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {

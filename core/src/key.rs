@@ -1,5 +1,7 @@
 //! Secret key material.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 
 use zeroize::Zeroizing;

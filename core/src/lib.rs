@@ -18,4 +18,7 @@ pub mod config;
 pub mod drop;
 pub mod key;
 pub mod sa;
+// The shared-memory mapping, its atomics and OFD locks: every `unsafe`
+// block has a `// SAFETY:` comment (clippy::undocumented_unsafe_blocks).
+#[allow(unsafe_code)]
 pub mod shm;

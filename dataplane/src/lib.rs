@@ -18,7 +18,10 @@
 
 pub mod crypto;
 pub mod esp;
+// Packet I/O: AF_PACKET mmap rings, TUN, DPDK mbufs (every `unsafe` block
+// with a `// SAFETY:` comment).
 #[cfg(feature = "io")]
+#[allow(unsafe_code)]
 pub mod io;
 pub mod pkt;
 #[cfg(feature = "io")]

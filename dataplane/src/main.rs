@@ -2,6 +2,8 @@
 //! This file only reads the command line (and `--config FILE` through the one
 //! configuration loader); the process is `dataplane::process`.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

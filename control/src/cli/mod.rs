@@ -232,13 +232,7 @@ fn check(cli: &Cli) -> u8 {
             for t in &c.tunnels {
                 println!(
                     "tunnel {}: {} -> {}, {}, spi in {:#x} out {:#x}, start {:?}",
-                    t.name,
-                    t.local,
-                    t.remote,
-                    t.suite.to_string(),
-                    t.spi_in,
-                    t.spi_out,
-                    t.start
+                    t.name, t.local, t.remote, t.suite, t.spi_in, t.spi_out, t.start
                 );
             }
             for p in &c.policies {

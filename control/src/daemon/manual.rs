@@ -776,7 +776,7 @@ impl Manual {
         &mut self,
         inst: &mut Installer,
         new: Vec<ItemCfg>,
-    ) -> Result<Vec<String>, Response> {
+    ) -> Result<Vec<String>, Box<Response>> {
         let mut changed = Vec::new();
         // Removed items first (their SPIs may move to other tunnels).
         let mut i = 0;
@@ -819,7 +819,10 @@ impl Manual {
                 None => {
                     let up = cfg.start() == StartMode::Start;
                     let Some(it) = Self::new_item(inst, cfg, up) else {
-                        return Err(Response::err(exit::FAILED, "out of tunnel ids or SA slots"));
+                        return Err(Box::new(Response::err(
+                            exit::FAILED,
+                            "out of tunnel ids or SA slots",
+                        )));
                     };
                     Self::save_record(inst, &it);
                     self.items.push(it);
@@ -847,21 +850,21 @@ impl Manual {
 
     /// The keys of the running tunnels (`i`: only that item), for `espresso
     /// keys`. Nothing here is logged.
-    pub fn keys(&self, only: Option<usize>) -> Result<Vec<api::SaKeys>, Response> {
+    pub fn keys(&self, only: Option<usize>) -> Result<Vec<api::SaKeys>, Box<Response>> {
         if let Some(i) = only {
             let it = &self.items[i];
             let n = it.cfg.name();
             if !matches!(it.cfg, ItemCfg::Tunnel(_)) {
-                return Err(Response::err(
+                return Err(Box::new(Response::err(
                     exit::STATE,
                     format!("{n} is a policy, not a tunnel: it has no keys"),
-                ));
+                )));
             }
             if it.installed_ns.is_none() {
-                return Err(Response::err(
+                return Err(Box::new(Response::err(
                     exit::STATE,
                     format!("{n} is not running: it has no SAs installed"),
-                ));
+                )));
             }
         }
         let mut keys = Vec::new();
@@ -883,17 +886,17 @@ impl Manual {
     }
 
     /// The tunnel id of item `i`, if it is a tunnel (a policy has nothing to tap).
-    pub fn tunnel_id(&self, i: usize) -> Result<u32, Response> {
+    pub fn tunnel_id(&self, i: usize) -> Result<u32, Box<Response>> {
         let it = &self.items[i];
         match it.cfg {
             ItemCfg::Tunnel(_) => Ok(it.id),
-            ItemCfg::Policy(_) => Err(Response::err(
+            ItemCfg::Policy(_) => Err(Box::new(Response::err(
                 exit::STATE,
                 format!(
                     "{} is a policy, not a tunnel: nothing is decrypted there",
                     it.cfg.name()
                 ),
-            )),
+            ))),
         }
     }
 }

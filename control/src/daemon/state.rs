@@ -233,7 +233,7 @@ impl Daemon {
         let ike_changed = self.ike.reload(&mut self.inst, conns, None);
         let changed = match self.manual.reload_all(&mut self.inst, new) {
             Ok(c) => c,
-            Err(r) => return r,
+            Err(r) => return *r,
         };
         info!(
             "configuration reloaded: {}",
@@ -269,7 +269,7 @@ impl Daemon {
         let Some(i) = self.manual.find(name) else {
             return Err(Box::new(self.not_found(name)));
         };
-        let id = self.manual.tunnel_id(i).map_err(Box::new)?;
+        let id = self.manual.tunnel_id(i)?;
         let rx = self.taps.start(self.inst.shm_mut(), id);
         info!("{name}: tap started");
         Ok(rx)
@@ -298,7 +298,7 @@ impl Daemon {
         };
         let mut keys = match manual {
             Ok(k) => k,
-            Err(r) => return r,
+            Err(r) => return *r,
         };
         if name.is_none() || ike_only {
             self.ike.keys(name, &mut keys);

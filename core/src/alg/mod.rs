@@ -14,6 +14,8 @@
 //! A new algorithm is one row in a table (and, for the dataplane, a cipher in
 //! `dataplane::crypto`); a new spelling is one alias.
 
+#![forbid(unsafe_code)]
+
 pub mod esp;
 pub mod ike;
 pub mod proposal;

@@ -16,6 +16,8 @@
 //! - `loader`: [`Config::load`], one part per table; imports run loader ->
 //!   types, never back.
 
+#![forbid(unsafe_code)]
+
 pub mod connection;
 pub mod dataplane;
 mod error;

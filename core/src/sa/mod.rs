@@ -3,6 +3,8 @@
 //! ([`Policy`]) and SA events ([`SaEvent`]). The runtime SA, SAD and SPD
 //! are the dataplane's (`dataplane::sa`).
 
+#![forbid(unsafe_code)]
+
 pub mod params;
 pub mod policy;
 

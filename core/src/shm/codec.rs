@@ -2,6 +2,8 @@
 //! Little-endian, length-prefixed, every enum with explicit stable codes.
 //! Decoding never panics: every failure names the field.
 
+#![forbid(unsafe_code)]
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;

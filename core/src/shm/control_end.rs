@@ -1,6 +1,8 @@
 //! The control process's end of the channel: commands out; counters, events,
 //! tapped packets in; its own records for resynchronisation after a restart.
 
+#![forbid(unsafe_code)]
+
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

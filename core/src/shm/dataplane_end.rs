@@ -1,5 +1,7 @@
 //! The dataplane's end of the channel: commands in, counters and events out.
 
+#![forbid(unsafe_code)]
+
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

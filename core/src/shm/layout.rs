@@ -16,6 +16,8 @@
 //! Every area starts on a 4 KiB boundary. All shared words are accessed as
 //! `AtomicU64`; ring payload bytes are ordered by the ring's head/tail atomics.
 
+#![forbid(unsafe_code)]
+
 /// First eight bytes of every region.
 pub const MAGIC: [u8; 8] = *b"ESPRSHM\0";
 /// Layout version; a region of another version is refused.

@@ -1,6 +1,8 @@
 //! The bound on outbound sequence numbers (see "Outbound sequence numbers
 //! are never reused under one key" in the module docs of [`super`]).
 
+#![forbid(unsafe_code)]
+
 /// Upper bound on the packets one SA can send per second: the line rate of
 /// 100 Gbit/s Ethernet at minimum frame size (148.8 Mpps), rounded up.
 pub const SEQ_RATE_BOUND_PPS: u64 = 150_000_000;

@@ -1,6 +1,8 @@
 //! Fixed-size slots: counters the dataplane publishes (seqlock + CRC) and the
 //! records the control process keeps about what it installed (CRC).
 
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 use super::layout::MAX_DROP_REASONS;

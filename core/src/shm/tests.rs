@@ -268,11 +268,11 @@ fn loose_permissions_are_refused_with_the_mode() {
 #[test]
 fn created_0600_whatever_the_umask() {
     let (_d, p) = region();
-    // SAFETY (test): umask is process-wide; tests here create files only through
+    // SAFETY: (test) umask is process-wide; tests here create files only through
     // `open_or_create`, which sets the mode explicitly.
     let old = unsafe { libc::umask(0) };
     let c = ControlEnd::attach(&p, &small());
-    // SAFETY (test): restores the previous umask.
+    // SAFETY: (test) restores the previous umask.
     unsafe { libc::umask(old) };
     drop(c.unwrap());
     let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;

@@ -58,6 +58,8 @@
 //! and never allocate, lock or log. The cipher was chosen when the SA was
 //! built, so nothing here branches on the algorithm.
 
+#![forbid(unsafe_code)]
+
 mod decap;
 pub mod ecn;
 mod encap;

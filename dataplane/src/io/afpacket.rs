@@ -742,10 +742,10 @@ impl RxV2 {
             // SAFETY: head < frame_nr, so the frame lies inside the ring mapping.
             let frame = unsafe { self.mem.ptr.add(self.head * self.frame_size) };
             let hdr = frame.cast::<libc::tpacket2_hdr>();
+            let status_ptr = hdr.cast::<AtomicU32>().cast_const();
             // SAFETY: tp_status is the first u32 of the frame header (aligned:
             // frames are 16-byte aligned); the kernel updates it concurrently,
             // so it is read atomically with acquire order.
-            let status_ptr = hdr.cast::<AtomicU32>().cast_const();
             let status = unsafe { (*status_ptr).load(Ordering::Acquire) };
             if status & libc::TP_STATUS_USER == 0 {
                 break;

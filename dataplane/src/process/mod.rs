@@ -13,6 +13,8 @@
 //! - [`static_sa`]: SAs and policies from a JSON file (no control process).
 //! - [`stats`]: the counters file.
 
+#![forbid(unsafe_code)]
+
 pub mod kernel;
 pub mod options;
 pub mod static_sa;
@@ -56,7 +58,7 @@ pub enum ProcessError {
     DpdkNotBuilt,
     /// An interface or the TUN device could not be opened.
     #[error(transparent)]
-    Io(#[from] crate::io::afpacket::IoError),
+    Io(#[from] afpacket::IoError),
     /// The static SA file was refused.
     #[error(transparent)]
     StaticSa(#[from] static_sa::StaticSaError),
@@ -286,8 +288,11 @@ fn init_dpdk(opts: &Options) -> Result<crate::io::dpdk::Dpdk, ProcessError> {
     Ok(Dpdk::init(&cfg)?)
 }
 
+/// The SPD, the inbound SAD and the outbound SAD.
+type SaTables = (Arc<Spd>, Arc<Sad>, Arc<Sad>);
+
 /// The SPD and SADs, with the static SAs and policies when given.
-fn tables(opts: &Options) -> Result<(Arc<Spd>, Arc<Sad>, Arc<Sad>), ProcessError> {
+fn tables(opts: &Options) -> Result<SaTables, ProcessError> {
     let spd = Arc::new(Spd::new());
     let sad_in = Arc::new(Sad::default());
     let sad_out = Arc::new(Sad::default());
@@ -346,7 +351,10 @@ enum Queues {
     },
     /// Taken here and moved to the worker thread.
     #[cfg(feature = "dpdk")]
-    Dpdk(Arc<crate::io::dpdk::Dpdk>, crate::io::dpdk::DpdkBackend),
+    Dpdk(
+        Arc<crate::io::dpdk::Dpdk>,
+        Box<crate::io::dpdk::DpdkBackend>,
+    ),
 }
 
 /// Starts one worker per core and waits until each has its queues.
@@ -385,7 +393,7 @@ fn start_workers(
                     worker: i,
                     why: e.to_string(),
                 })?;
-                Queues::Dpdk(d, b)
+                Queues::Dpdk(d, Box::new(b))
             }
             () => Queues::AfPacket {
                 ifaces: vec![opts.inside.clone(), opts.outside.clone()],
@@ -464,7 +472,7 @@ impl WorkerStart {
                 let _ = self.ready.send(Ok(()));
                 run_worker(
                     i,
-                    Worker::new(self.conf, backend, self.shared, self.stats),
+                    Worker::new(self.conf, *backend, self.shared, self.stats),
                     self.tap,
                 );
             }

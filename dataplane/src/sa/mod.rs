@@ -1,6 +1,8 @@
 //! Security associations: parameters, runtime state, SAD (inbound by SPI),
 //! SPD (outbound by selectors), anti-replay window, lifetimes, events.
 
+#![forbid(unsafe_code)]
+
 pub mod replay;
 mod runtime;
 pub mod sad;

@@ -19,6 +19,8 @@
 //! `new_unchecked` wraps a buffer at no cost (the accessors index it as
 //! slice indexing would; no extra check per packet).
 
+#![forbid(unsafe_code)]
+
 pub mod checksum;
 pub mod esp;
 pub mod ethernet;

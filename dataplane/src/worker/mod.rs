@@ -17,6 +17,8 @@
 //! batched transmit. Every dropped packet is counted under one
 //! [`DropReason`] in the worker's [`WorkerCounters`].
 
+#![forbid(unsafe_code)]
+
 pub mod fib;
 pub mod frag;
 pub mod icmp;

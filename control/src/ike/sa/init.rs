@@ -493,7 +493,7 @@ impl IkeSa {
 /// message that came `from` the peer `to` us, hashed with these SPIs:
 /// `Some((we are behind a NAT, the peer is))`, `None` if the peer sent none.
 fn nat_detect(
-    p: &wire::Payloads<'_>,
+    p: &Payloads<'_>,
     spi_i: u64,
     spi_r: u64,
     from: SocketAddr,
