@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 pub mod keys;
 
 use crate::config::{self, genkey, Config};
-use crate::daemon::api::{exit, Request, Response, Status};
+use crate::daemon::api::{exit, Request, Response, Status, TunnelStatus};
 use crate::daemon::{self, logring::LogRing, DaemonOptions};
 
 /// espresso: IPsec gateway control (manual keys and IKEv2).
@@ -345,8 +345,18 @@ fn human(n: u64) -> String {
     }
 }
 
-/// The `status` table.
+/// The `status` table: the processes, one row per tunnel, policy and
+/// connection, drops by reason, IKE SAs with their child SAs, workers.
 pub fn status_table(st: &Status) -> String {
+    let mut o = status_processes(st);
+    o += &status_rows(st);
+    o += &status_ike(st);
+    o += &status_workers(st);
+    o
+}
+
+/// The dataplane's and the control process's lines.
+fn status_processes(st: &Status) -> String {
     let mut o = String::new();
     let d = &st.dataplane;
     if d.alive {
@@ -370,52 +380,57 @@ pub fn status_table(st: &Status) -> String {
         "control: pid {}, generation {}, config {}, up {} s\n\n",
         st.control.pid, st.control.generation, st.control.config, st.control.uptime_s
     );
-    let rows: Vec<[String; 9]> = st
-        .tunnels
-        .iter()
-        .map(|t| {
-            let (i, out) = (
-                t.inbound.clone().unwrap_or_default(),
-                t.outbound.clone().unwrap_or_default(),
-            );
-            let endpoints = if t.kind != "policy" {
-                format!("{} -> {}", t.local, t.remote)
-            } else {
-                format!(
-                    "{} -> {}",
-                    t.local_subnets.join(","),
-                    t.remote_subnets.join(",")
-                )
-            };
-            [
-                t.name.clone(),
-                match &t.reason {
-                    Some(r) => format!("{} ({r})", t.state),
-                    None if t.soft_expired => format!("{} (soft lifetime passed)", t.state),
-                    None => t.state.clone(),
-                },
-                endpoints,
-                if t.kind == "tunnel" || (t.kind == "ike" && t.inbound.is_some()) {
-                    format!("{}/{}", i.spi_hex, out.spi_hex)
-                } else {
-                    "-".into()
-                },
-                if t.kind != "policy" {
-                    t.suite.clone()
-                } else {
-                    t.mode.clone()
-                },
-                format!("{}/{}", human(i.packets), human(out.packets)),
-                format!("{}/{}", human(i.bytes), human(out.bytes)),
-                human(i.drops + out.drops),
-                if t.kind != "policy" {
-                    out.seq.to_string()
-                } else {
-                    "-".into()
-                },
-            ]
-        })
-        .collect();
+    o
+}
+
+/// One table row: the columns of [`status_rows`].
+fn status_row(t: &TunnelStatus) -> [String; 9] {
+    let (i, out) = (
+        t.inbound.clone().unwrap_or_default(),
+        t.outbound.clone().unwrap_or_default(),
+    );
+    let endpoints = if t.kind != "policy" {
+        format!("{} -> {}", t.local, t.remote)
+    } else {
+        format!(
+            "{} -> {}",
+            t.local_subnets.join(","),
+            t.remote_subnets.join(",")
+        )
+    };
+    [
+        t.name.clone(),
+        match &t.reason {
+            Some(r) => format!("{} ({r})", t.state),
+            None if t.soft_expired => format!("{} (soft lifetime passed)", t.state),
+            None => t.state.clone(),
+        },
+        endpoints,
+        if t.kind == "tunnel" || (t.kind == "ike" && t.inbound.is_some()) {
+            format!("{}/{}", i.spi_hex, out.spi_hex)
+        } else {
+            "-".into()
+        },
+        if t.kind != "policy" {
+            t.suite.clone()
+        } else {
+            t.mode.clone()
+        },
+        format!("{}/{}", human(i.packets), human(out.packets)),
+        format!("{}/{}", human(i.bytes), human(out.bytes)),
+        human(i.drops + out.drops),
+        if t.kind != "policy" {
+            out.seq.to_string()
+        } else {
+            "-".into()
+        },
+    ]
+}
+
+/// The table of tunnels, policies and connections, then their drops by reason.
+fn status_rows(st: &Status) -> String {
+    let mut o = String::new();
+    let rows: Vec<[String; 9]> = st.tunnels.iter().map(status_row).collect();
     let head = [
         "NAME",
         "STATE",
@@ -454,6 +469,16 @@ pub fn status_table(st: &Status) -> String {
             o += &format!("  {} drops: {}\n", t.name, drops.join(" "));
         }
     }
+    o
+}
+
+/// One line per IKE SA, one per child SA, then the engine's notes.
+fn status_ike(st: &Status) -> String {
+    let mut o = String::new();
+    let rekey = |r: Option<u64>| match r {
+        Some(r) => format!(", rekey in {r} s"),
+        None => String::new(),
+    };
     for s in &st.ike_sas {
         o += &format!(
             "ike {}: {} {} {}_i {}_r {} <-> {}{} {}{}\n",
@@ -474,10 +499,7 @@ pub fn status_table(st: &Status) -> String {
                 format!(" [{}]", s.remote_id)
             },
             s.proposal,
-            match s.rekey_in_s {
-                Some(r) => format!(", rekey in {r} s"),
-                None => String::new(),
-            }
+            rekey(s.rekey_in_s)
         );
         for c in &s.children {
             o += &format!(
@@ -491,10 +513,7 @@ pub fn status_table(st: &Status) -> String {
                 c.remote_ts.join(","),
                 c.inbound.packets,
                 c.outbound.packets,
-                match c.rekey_in_s {
-                    Some(r) => format!(", rekey in {r} s"),
-                    None => String::new(),
-                }
+                rekey(c.rekey_in_s)
             );
         }
     }
@@ -503,6 +522,12 @@ pub fn status_table(st: &Status) -> String {
             o += &format!("ike note: {n}\n");
         }
     }
+    o
+}
+
+/// One line per worker.
+fn status_workers(st: &Status) -> String {
+    let mut o = String::new();
     for wk in &st.workers {
         o += &format!(
             "worker {}: rx {} pkts {} B, tx {} pkts {} B{}\n",

@@ -478,119 +478,139 @@ impl IkeBridge {
         self.drain(inst);
     }
 
+    /// Logs an engine event; a failure also becomes the connection's error
+    /// and a note in `status`.
     fn log(&mut self, e: Event) {
-        match e {
-            Event::IkeEstablished {
-                sa,
-                conn,
-                local,
-                remote,
-                remote_id,
-                proposal,
-                initiator,
-                nat_local,
-                nat_remote,
-            } => {
-                info!(
-                    "{conn}: IKE SA {sa:#018x} established {local} <-> {remote} ({}), peer {remote_id}, {proposal}{}{}",
-                    if initiator { "initiator" } else { "responder" },
-                    if nat_local { ", we are behind a NAT" } else { "" },
-                    if nat_remote { ", the peer is behind a NAT" } else { "" },
-                );
-            }
-            Event::ChildEstablished {
-                conn,
-                inbound_spi,
-                outbound_spi,
-                proposal,
-                local_ts,
-                remote_ts,
-                encap,
-                ..
-            } => {
-                if let Some(c) = self.conn_mut(&conn) {
-                    c.error = None;
-                }
-                info!(
-                    "{conn}: child SA installed, SPIs in {inbound_spi:#010x} out {outbound_spi:#010x}, {proposal}, {} === {}{}",
-                    local_ts.join(","),
-                    remote_ts.join(","),
-                    if encap { ", ESP in UDP" } else { "" }
-                );
-            }
-            Event::ChildRekeyed {
-                conn,
-                old_inbound,
-                old_outbound,
-                new_inbound,
-                new_outbound,
-                ..
-            } => info!(
-                "{conn}: child SA rekeyed: in {old_inbound:#010x} -> {new_inbound:#010x}, out {old_outbound:#010x} -> {new_outbound:#010x}"
-            ),
-            Event::ChildDeleted {
-                conn,
-                inbound_spi,
-                outbound_spi,
-                reason,
-                ..
-            } => info!(
-                "{conn}: child SA in {inbound_spi:#010x} out {outbound_spi:#010x} deleted ({reason:?})"
-            ),
-            Event::IkeRekeyed {
-                conn,
-                old_sa,
-                new_sa,
-            } => info!("{conn}: IKE SA rekeyed {old_sa:#018x} -> {new_sa:#018x}"),
-            Event::IkeDeleted { sa, conn, reason } => {
-                if let ike::DeleteReason::Failed(e) = &reason {
-                    let t = format!("IKE SA failed: {e}");
-                    warn!("{conn}: {t}");
-                    self.note(&conn, t);
-                } else {
-                    info!("{conn}: IKE SA {sa:#018x} deleted ({reason:?})");
-                }
-            }
-            Event::DpdDead { sa, conn, action } => {
-                let t = format!(
-                    "peer of IKE SA {sa:#018x} is dead (no answer to liveness checks): dpd action {action:?}",
-                );
-                warn!("{conn}: {t}");
-                self.note(&conn, t.to_lowercase());
-            }
-            Event::ProposalMismatch {
-                conn,
-                kind,
-                peer,
-                offered,
-                configured,
-                local_responder,
-            } => {
-                let t = if local_responder {
-                    format!(
-                        "NO_PROPOSAL_CHOSEN: no {kind} proposal of {peer} is acceptable: peer offered [{}], configured [{}]",
-                        offered.join(", "),
-                        configured.join(", ")
-                    )
-                } else {
-                    format!(
-                        "NO_PROPOSAL_CHOSEN from {peer}: it accepts none of our {kind} proposals: configured [{}]; the peer's own proposals are not sent to an initiator (its log shows them)",
-                        configured.join(", ")
-                    )
-                };
-                warn!("{}{t}", if conn.is_empty() { String::new() } else { format!("{conn}: ") });
-                self.note(&conn, t);
-            }
-            Event::AuthFailed { conn, peer, reason } => {
-                let t = format!("authentication with {peer} failed: {reason}");
-                warn!("{conn}: {t}");
-                self.note(&conn, t);
-            }
-            Event::ChildFailed { conn, error, .. } => {
-                let t = format!("child SA failed: {error}");
-                warn!("{conn}: {t}");
-                self.note(&conn, t);
+        if let Some((conn, t)) = failure(&e) {
+            let prefix = if conn.is_empty() {
+                String::new()
+            } else {
+                format!("{conn}: ")
+            };
+            warn!("{prefix}{t}");
+            let note = if matches!(e, Event::DpdDead { .. }) {
+                t.to_lowercase()
+            } else {
+                t
+            };
+            let conn = conn.to_string();
+            self.note(&conn, note);
+            return;
+        }
+        if let Event::ChildEstablished { conn, .. } = &e {
+            if let Some(c) = self.conn_mut(conn) {
+                c.error = None;
             }
         }
+        log_progress(&e);
+    }
+}
+
+/// What an engine event says went wrong, with its connection, if anything.
+fn failure(e: &Event) -> Option<(&str, String)> {
+    Some(match e {
+        Event::IkeDeleted {
+            conn,
+            reason: ike::DeleteReason::Failed(err),
+            ..
+        } => (conn, format!("IKE SA failed: {err}")),
+        Event::DpdDead { sa, conn, action } => (
+            conn,
+            format!(
+                "peer of IKE SA {sa:#018x} is dead (no answer to liveness checks): dpd action {action:?}"
+            ),
+        ),
+        Event::ProposalMismatch {
+            conn,
+            kind,
+            peer,
+            offered,
+            configured,
+            local_responder,
+        } => {
+            let t = if *local_responder {
+                format!(
+                    "NO_PROPOSAL_CHOSEN: no {kind} proposal of {peer} is acceptable: peer offered [{}], configured [{}]",
+                    offered.join(", "),
+                    configured.join(", ")
+                )
+            } else {
+                format!(
+                    "NO_PROPOSAL_CHOSEN from {peer}: it accepts none of our {kind} proposals: configured [{}]; the peer's own proposals are not sent to an initiator (its log shows them)",
+                    configured.join(", ")
+                )
+            };
+            (conn, t)
+        }
+        Event::AuthFailed { conn, peer, reason } => {
+            (conn, format!("authentication with {peer} failed: {reason}"))
+        }
+        Event::ChildFailed { conn, error, .. } => (conn, format!("child SA failed: {error}")),
+        _ => return None,
+    })
+}
+
+/// Logs the events that are progress (SAs established, rekeyed, deleted).
+fn log_progress(e: &Event) {
+    match e {
+        Event::IkeEstablished {
+            sa,
+            conn,
+            local,
+            remote,
+            remote_id,
+            proposal,
+            initiator,
+            nat_local,
+            nat_remote,
+        } => info!(
+            "{conn}: IKE SA {sa:#018x} established {local} <-> {remote} ({}), peer {remote_id}, {proposal}{}{}",
+            if *initiator { "initiator" } else { "responder" },
+            if *nat_local { ", we are behind a NAT" } else { "" },
+            if *nat_remote { ", the peer is behind a NAT" } else { "" },
+        ),
+        Event::ChildEstablished {
+            conn,
+            inbound_spi,
+            outbound_spi,
+            proposal,
+            local_ts,
+            remote_ts,
+            encap,
+            ..
+        } => info!(
+            "{conn}: child SA installed, SPIs in {inbound_spi:#010x} out {outbound_spi:#010x}, {proposal}, {} === {}{}",
+            local_ts.join(","),
+            remote_ts.join(","),
+            if *encap { ", ESP in UDP" } else { "" }
+        ),
+        Event::ChildRekeyed {
+            conn,
+            old_inbound,
+            old_outbound,
+            new_inbound,
+            new_outbound,
+            ..
+        } => info!(
+            "{conn}: child SA rekeyed: in {old_inbound:#010x} -> {new_inbound:#010x}, out {old_outbound:#010x} -> {new_outbound:#010x}"
+        ),
+        Event::ChildDeleted {
+            conn,
+            inbound_spi,
+            outbound_spi,
+            reason,
+            ..
+        } => info!(
+            "{conn}: child SA in {inbound_spi:#010x} out {outbound_spi:#010x} deleted ({reason:?})"
+        ),
+        Event::IkeRekeyed {
+            conn,
+            old_sa,
+            new_sa,
+        } => info!("{conn}: IKE SA rekeyed {old_sa:#018x} -> {new_sa:#018x}"),
+        Event::IkeDeleted { sa, conn, reason } => {
+            info!("{conn}: IKE SA {sa:#018x} deleted ({reason:?})")
+        }
+        _ => {}
     }
 }

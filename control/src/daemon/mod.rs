@@ -134,15 +134,6 @@ pub fn run(opts: DaemonOptions) -> Result<u8, DaemonError> {
         socket.display()
     );
     let mut daemon = Daemon::new(&opts.config, config)?;
-    let listener = bind_socket(&socket)?;
-    let metrics = match metrics_addr {
-        Some(a) => Some(TcpListener::bind(a).map_err(|source| DaemonError::Listen {
-            what: "metrics endpoint",
-            path: a.to_string(),
-            source,
-        })?),
-        None => None,
-    };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [
         signal_hook::consts::SIGTERM,
@@ -152,34 +143,66 @@ pub fn run(opts: DaemonOptions) -> Result<u8, DaemonError> {
         let _ = signal_hook::flag::register(sig, stop.clone());
     }
     let (tx, rx) = mpsc::channel::<Job>();
-    {
-        let tx = tx.clone();
-        std::thread::Builder::new()
-            .name("cli-socket".into())
-            .spawn(move || serve::socket(listener, tx))
-            .map_err(|source| DaemonError::Listen {
-                what: "thread",
-                path: "cli-socket".into(),
-                source,
-            })?;
-    }
+    listen(&socket, metrics_addr, &tx)?;
+    daemon.attach_ike_io(tx.clone(), Job::Datagram);
+    drop(tx);
+    serve_loop(&mut daemon, &opts, &rx, &stop);
+    info!("espresso daemon stopping; the dataplane keeps its SAs");
+    let _ = std::fs::remove_file(&socket);
+    Ok(exit::OK)
+}
+
+/// Opens the CLI socket and the metrics endpoint and starts their threads,
+/// which hand their requests to `tx`.
+fn listen(
+    socket: &Path,
+    metrics: Option<std::net::SocketAddr>,
+    tx: &mpsc::Sender<Job>,
+) -> Result<(), DaemonError> {
+    let thread_err = |name: &str| {
+        let name = name.to_string();
+        move |source| DaemonError::Listen {
+            what: "thread",
+            path: name,
+            source,
+        }
+    };
+    let listener = bind_socket(socket)?;
+    let metrics = match metrics {
+        Some(a) => Some(TcpListener::bind(a).map_err(|source| DaemonError::Listen {
+            what: "metrics endpoint",
+            path: a.to_string(),
+            source,
+        })?),
+        None => None,
+    };
+    let t = tx.clone();
+    std::thread::Builder::new()
+        .name("cli-socket".into())
+        .spawn(move || serve::socket(listener, t))
+        .map_err(thread_err("cli-socket"))?;
     if let Some(m) = metrics {
         info!(
             "metrics on http://{}/metrics",
             m.local_addr().map(|a| a.to_string()).unwrap_or_default()
         );
-        let tx = tx.clone();
+        let t = tx.clone();
         std::thread::Builder::new()
             .name("metrics".into())
-            .spawn(move || serve::metrics(m, tx))
-            .map_err(|source| DaemonError::Listen {
-                what: "thread",
-                path: "metrics".into(),
-                source,
-            })?;
+            .spawn(move || serve::metrics(m, t))
+            .map_err(thread_err("metrics"))?;
     }
-    daemon.attach_ike_io(tx.clone(), Job::Datagram);
-    drop(tx);
+    Ok(())
+}
+
+/// The daemon's loop until `stop`: requests and IKE datagrams as they come,
+/// [`Daemon::tick`] every [`TICK`], the IKE engine's timers when due.
+fn serve_loop(
+    daemon: &mut Daemon,
+    opts: &DaemonOptions,
+    rx: &mpsc::Receiver<Job>,
+    stop: &AtomicBool,
+) {
     let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let mut until = next;
@@ -189,7 +212,7 @@ pub fn run(opts: DaemonOptions) -> Result<u8, DaemonError> {
         let wait = until.saturating_duration_since(Instant::now());
         match rx.recv_timeout(wait) {
             Ok(Job::Request(req, reply)) => {
-                let r = handle(&mut daemon, &opts, req);
+                let r = handle(daemon, opts, req);
                 let _ = reply.send(r);
             }
             Ok(Job::Datagram(d)) => daemon.ike_datagram(d),
@@ -208,9 +231,6 @@ pub fn run(opts: DaemonOptions) -> Result<u8, DaemonError> {
             }
         }
     }
-    info!("espresso daemon stopping; the dataplane keeps its SAs");
-    let _ = std::fs::remove_file(&socket);
-    Ok(exit::OK)
 }
 
 fn handle(daemon: &mut Daemon, opts: &DaemonOptions, req: Request) -> Reply {

@@ -14,22 +14,33 @@ fn esc(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Writes a metric family's HELP and TYPE lines.
+fn head(o: &mut String, name: &str, ty: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}");
+    let _ = writeln!(o, "# TYPE {name} {ty}");
+}
+
 /// Renders `status` in the Prometheus text format (version 0.0.4).
 pub fn render(st: &Status) -> String {
     let mut o = String::new();
-    let head = |o: &mut String, name: &str, ty: &str, help: &str| {
-        let _ = writeln!(o, "# HELP {name} {help}");
-        let _ = writeln!(o, "# TYPE {name} {ty}");
-    };
+    processes(&mut o, st);
+    tunnels(&mut o, st);
+    ike(&mut o, st);
+    workers(&mut o, st);
+    o
+}
+
+/// The dataplane's and the control process's health.
+fn processes(o: &mut String, st: &Status) {
     head(
-        &mut o,
+        o,
         "espresso_dataplane_up",
         "gauge",
         "1 while a dataplane process is attached to the shared memory.",
     );
     let _ = writeln!(o, "espresso_dataplane_up {}", u8::from(st.dataplane.alive));
     head(
-        &mut o,
+        o,
         "espresso_dataplane_generation",
         "gauge",
         "Dataplane starts on this shared-memory region.",
@@ -40,7 +51,7 @@ pub fn render(st: &Status) -> String {
         st.dataplane.generation
     );
     head(
-        &mut o,
+        o,
         "espresso_dataplane_heartbeat_age_seconds",
         "gauge",
         "Seconds since the dataplane's last heartbeat.",
@@ -51,7 +62,7 @@ pub fn render(st: &Status) -> String {
         st.dataplane.heartbeat_age_ms as f64 / 1000.0
     );
     head(
-        &mut o,
+        o,
         "espresso_dataplane_events_lost_total",
         "counter",
         "Events the dataplane could not queue.",
@@ -62,7 +73,7 @@ pub fn render(st: &Status) -> String {
         st.dataplane.events_lost
     );
     head(
-        &mut o,
+        o,
         "espresso_dataplane_tap_lost_total",
         "counter",
         "Tapped packets the dataplane could not queue.",
@@ -73,15 +84,18 @@ pub fn render(st: &Status) -> String {
         st.dataplane.tap_lost
     );
     head(
-        &mut o,
+        o,
         "espresso_control_generation",
         "gauge",
         "Control daemon starts on this shared-memory region.",
     );
     let _ = writeln!(o, "espresso_control_generation {}", st.control.generation);
+}
 
+/// Per tunnel, policy and connection: state, packets, bytes, drops, sequence.
+fn tunnels(o: &mut String, st: &Status) {
     head(
-        &mut o,
+        o,
         "espresso_tunnel_up",
         "gauge",
         "1 if the tunnel (or policy) is installed and active in the dataplane.",
@@ -96,7 +110,7 @@ pub fn render(st: &Status) -> String {
         );
     }
     head(
-        &mut o,
+        o,
         "espresso_tunnel_state",
         "gauge",
         "1 for the tunnel's current state (up, down, pending, expired, error).",
@@ -125,7 +139,7 @@ pub fn render(st: &Status) -> String {
         ),
     ];
     for (name, help, get) in sa_metrics {
-        head(&mut o, name, "counter", help);
+        head(o, name, "counter", help);
         for t in st.tunnels.iter().filter(|t| t.kind != "policy") {
             for (dir, sa) in [("in", &t.inbound), ("out", &t.outbound)] {
                 let v = sa.as_ref().map_or(0, get);
@@ -138,7 +152,7 @@ pub fn render(st: &Status) -> String {
         }
     }
     head(
-        &mut o,
+        o,
         "espresso_tunnel_drops_total",
         "counter",
         "Packets of the tunnel dropped, by reason.",
@@ -160,7 +174,7 @@ pub fn render(st: &Status) -> String {
         }
     }
     head(
-        &mut o,
+        o,
         "espresso_tunnel_sequence",
         "gauge",
         "Outbound: next sequence number; inbound: highest received.",
@@ -175,9 +189,12 @@ pub fn render(st: &Status) -> String {
             );
         }
     }
-    ike(&mut o, st);
+}
+
+/// Per worker: packets, bytes, drops by reason.
+fn workers(o: &mut String, st: &Status) {
     head(
-        &mut o,
+        o,
         "espresso_worker_packets_total",
         "counter",
         "Packets received and sent by each dataplane worker.",
@@ -195,7 +212,7 @@ pub fn render(st: &Status) -> String {
         );
     }
     head(
-        &mut o,
+        o,
         "espresso_worker_bytes_total",
         "counter",
         "Bytes received and sent by each dataplane worker.",
@@ -213,7 +230,7 @@ pub fn render(st: &Status) -> String {
         );
     }
     head(
-        &mut o,
+        o,
         "espresso_worker_drops_total",
         "counter",
         "Packets each worker dropped, by reason.",
@@ -229,15 +246,10 @@ pub fn render(st: &Status) -> String {
             );
         }
     }
-    o
 }
 
 /// IKE SAs, child SAs, rekey times and engine counters.
 fn ike(o: &mut String, st: &Status) {
-    let head = |o: &mut String, name: &str, ty: &str, help: &str| {
-        let _ = writeln!(o, "# HELP {name} {help}");
-        let _ = writeln!(o, "# TYPE {name} {ty}");
-    };
     head(
         o,
         "espresso_ike_sa_info",

@@ -347,55 +347,7 @@ impl IkeSa {
                 return false;
             }
         };
-        let ike_dh = self.suite.map(|s| s.dh);
-        let mut chosen = None;
-        'outer: for ours in &self.conn.esp_proposals {
-            let mut o = ours.clone();
-            if o.dh.is_empty() && self.conn.pfs {
-                o.dh.extend(ike_dh);
-            }
-            let mut ox = o.xforms(true);
-            if !self.conn.pfs {
-                // pfs = no still accepts PFS when the peer asks for it (as Openswan does:
-                // there is no reason to refuse PFS)
-                ox.push(Xform {
-                    ttype: ttype::DH,
-                    id: 0,
-                    key_len: None,
-                });
-                for g in [
-                    DhGroup::Ecp256,
-                    DhGroup::Curve25519,
-                    DhGroup::Ecp384,
-                    DhGroup::Modp2048,
-                    DhGroup::Modp1024,
-                ] {
-                    ox.push(Xform {
-                        ttype: ttype::DH,
-                        id: g.number(),
-                        key_len: None,
-                    });
-                }
-            }
-            for (num, prot, spi, x) in &props {
-                if *prot != proto::ESP || spi.len() != 4 {
-                    continue;
-                }
-                if let Some(m) = match_xforms(&ox, x, in_auth) {
-                    if let Some(s) = ChildSuite::from_xforms(&m) {
-                        if s.suite().validate(self.conn.allow_legacy).is_ok() {
-                            chosen = Some((
-                                *num,
-                                u32::from_be_bytes([spi[0], spi[1], spi[2], spi[3]]),
-                                s,
-                                m,
-                            ));
-                            break 'outer;
-                        }
-                    }
-                }
-            }
-        }
+        let chosen = self.choose_child_proposal(&props, in_auth);
         let Some((num, outbound, suite, m)) = chosen else {
             ctx.event(Event::ProposalMismatch {
                 conn: self.conn.name.clone(),
@@ -415,32 +367,9 @@ impl IkeSa {
             pw.notify(0, &[], notify::INVALID_SYNTAX, &[]);
             return false;
         }
-        let mut dh_priv = None;
-        let mut shared = None;
-        if let (Some(g), false) = (suite.dh, in_auth) {
-            match p.ke {
-                Some(ke) if ke.group == g.number() => {
-                    let d = DhPrivate::generate(g, &mut ctx.rng);
-                    match d.shared(ke.data) {
-                        Ok(s) => shared = Some(s),
-                        Err(_) => {
-                            pw.notify(0, &[], notify::INVALID_SYNTAX, &[]);
-                            return false;
-                        }
-                    }
-                    dh_priv = Some(d);
-                }
-                _ => {
-                    pw.notify(
-                        0,
-                        &[],
-                        notify::INVALID_KE_PAYLOAD,
-                        &g.number().to_be_bytes(),
-                    );
-                    return false;
-                }
-            }
-        }
+        let Some((dh_priv, shared)) = responder_dh(ctx, p, suite, in_auth, pw) else {
+            return false;
+        };
         let (cfg_local, cfg_remote) = match rekey_of {
             Some(i) => (
                 self.children[i].local_ts.clone(),
@@ -527,6 +456,63 @@ impl IkeSa {
             None => self.install_new_child(ctx, (child, inb, out)),
         }
         true
+    }
+
+    /// The first of our ESP proposals (in our order) that one of the peer's
+    /// offers matches: its proposal number, the peer's SPI, the suite and
+    /// the chosen transforms. With PFS configured our proposals carry the
+    /// IKE SA's group when they name none; without, PFS is accepted anyway
+    /// when the peer asks for it (as Openswan does: there is no reason to
+    /// refuse PFS). `in_auth`: IKE_AUTH, where DH is not negotiated.
+    fn choose_child_proposal(
+        &self,
+        props: &[PeerProposal],
+        in_auth: bool,
+    ) -> Option<(u8, u32, ChildSuite, Vec<Xform>)> {
+        let ike_dh = self.suite.map(|s| s.dh);
+        for ours in &self.conn.esp_proposals {
+            let mut o = ours.clone();
+            if o.dh.is_empty() && self.conn.pfs {
+                o.dh.extend(ike_dh);
+            }
+            let mut ox = o.xforms(true);
+            if !self.conn.pfs {
+                ox.push(Xform {
+                    ttype: ttype::DH,
+                    id: 0,
+                    key_len: None,
+                });
+                for g in [
+                    DhGroup::Ecp256,
+                    DhGroup::Curve25519,
+                    DhGroup::Ecp384,
+                    DhGroup::Modp2048,
+                    DhGroup::Modp1024,
+                ] {
+                    ox.push(Xform {
+                        ttype: ttype::DH,
+                        id: g.number(),
+                        key_len: None,
+                    });
+                }
+            }
+            for (num, prot, spi, x) in props {
+                if *prot != proto::ESP || spi.len() != 4 {
+                    continue;
+                }
+                let Some(m) = match_xforms(&ox, x, in_auth) else {
+                    continue;
+                };
+                let Some(s) = ChildSuite::from_xforms(&m) else {
+                    continue;
+                };
+                if s.suite().validate(self.conn.allow_legacy).is_ok() {
+                    let spi = u32::from_be_bytes([spi[0], spi[1], spi[2], spi[3]]);
+                    return Some((*num, spi, s, m));
+                }
+            }
+        }
+        None
     }
 
     pub(super) fn create_child_request(
@@ -763,5 +749,43 @@ impl IkeSa {
             spis: vec![old_in],
             rekey: true,
         });
+    }
+}
+
+/// The responder's side of a child SA's PFS exchange: with a DH group chosen
+/// (and not in IKE_AUTH), the peer's KE must be of that group; our private
+/// value and the shared secret come back. `None`: an error notify was
+/// written to `pw` (INVALID_KE_PAYLOAD names the group we want).
+#[allow(clippy::type_complexity)]
+fn responder_dh(
+    ctx: &mut Ctx,
+    p: &Payloads<'_>,
+    suite: ChildSuite,
+    in_auth: bool,
+    pw: &mut PayloadWriter,
+) -> Option<(Option<DhPrivate>, Option<crypto::Secret>)> {
+    let (Some(g), false) = (suite.dh, in_auth) else {
+        return Some((None, None));
+    };
+    match p.ke {
+        Some(ke) if ke.group == g.number() => {
+            let d = DhPrivate::generate(g, &mut ctx.rng);
+            match d.shared(ke.data) {
+                Ok(s) => Some((Some(d), Some(s))),
+                Err(_) => {
+                    pw.notify(0, &[], notify::INVALID_SYNTAX, &[]);
+                    None
+                }
+            }
+        }
+        _ => {
+            pw.notify(
+                0,
+                &[],
+                notify::INVALID_KE_PAYLOAD,
+                &g.number().to_be_bytes(),
+            );
+            None
+        }
     }
 }
