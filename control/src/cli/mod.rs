@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+pub mod import;
 pub mod keys;
 
 use crate::config::{self, genkey, Config};
@@ -102,6 +103,9 @@ pub enum Cmd {
         #[arg(long)]
         duration: Option<f64>,
     },
+    /// Import ipsec.conf + ipsec.secrets (FreeS/WAN, Openswan, Libreswan, strongSwan),
+    /// an OpenBSD/Halon ipsec.conf, a manual-key CSV or mbox commands as espresso TOML.
+    Import(import::ImportArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -161,6 +165,7 @@ pub fn main(cli: Cli) -> u8 {
             count,
             duration,
         } => tap(&cli, name, out, *count, *duration),
+        Cmd::Import(a) => import::run(a),
     }
 }
 

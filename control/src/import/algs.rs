@@ -107,10 +107,17 @@ pub fn translate(s: &str, ike: bool, default_dh: &[&str], pfs: Option<&str>) -> 
                         *e = "aes256gcm16".into();
                         continue;
                     }
-                    _ => {
-                        why = Some(format!("\"{part}\" is not understood here"));
-                        break;
-                    }
+                    // mbox and the seeds write DH groups as numbers (AES SHA 14).
+                    _ => match token(&format!("dh{part}")) {
+                        Ok((k, t)) => {
+                            toks.push((k, t.to_string()));
+                            continue;
+                        }
+                        Err(e) => {
+                            why = Some(format!("group {part}: {e}"));
+                            break;
+                        }
+                    },
                 }
             }
             match token(part) {

@@ -21,8 +21,8 @@ pub mod algs;
 pub mod conn;
 pub mod features;
 pub mod ipsecconf;
-// pub mod mbox;
-// pub mod openbsd;
+pub mod mbox;
+pub mod openbsd;
 pub mod options;
 pub mod out;
 pub mod secrets;
@@ -98,7 +98,9 @@ impl fmt::Display for Note {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: ", self.loc)?;
         if let Some(c) = &self.conn {
-            write!(f, "conn {c}: ")?;
+            if self.option != format!("conn {c}") {
+                write!(f, "conn {c}: ")?;
+            }
         }
         write!(f, "{}: {}: {}", self.option, self.kind.label(), self.reason)
     }
@@ -173,4 +175,142 @@ impl Dialect {
             Dialect::Strongswan => "strongSwan",
         }
     }
+}
+
+/// How to import.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Input format.
+    pub format: Format,
+    /// ipsec.conf dialect.
+    pub dialect: Dialect,
+    /// The old machine's `/` (absolute include and secrets paths are looked up under it).
+    pub root: Option<std::path::PathBuf>,
+    /// This gateway's addresses (`None`: the host's own).
+    pub local_addrs: Option<Vec<std::net::IpAddr>>,
+    /// The input describes the peer: swap in and out (manual-key tables).
+    pub mirror: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { format: Format::Auto, dialect: Dialect::Auto, root: None, local_addrs: None, mirror: false }
+    }
+}
+
+/// The addresses of this host's interfaces.
+pub fn host_addrs() -> Vec<std::net::IpAddr> {
+    let mut v = Vec::new();
+    if let Ok(it) = nix::ifaddrs::getifaddrs() {
+        for i in it {
+            if let Some(a) = i.address {
+                if let Some(s) = a.as_sockaddr_in() {
+                    v.push(std::net::IpAddr::V4(s.ip()));
+                } else if let Some(s) = a.as_sockaddr_in6() {
+                    v.push(std::net::IpAddr::V6(s.ip()));
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Guesses the format of a file from its name and first statements.
+pub fn detect_format(path: &std::path::Path, text: &str) -> Format {
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+        return Format::Csv;
+    }
+    for l in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let l = l.trim_start_matches('!');
+        let first = l.split_whitespace().next().unwrap_or("");
+        match first {
+            "conn" | "config" | "version" | "ca" => return Format::Ipsecconf,
+            "ike" | "esp" | "flow" | "ah" => return Format::Openbsd,
+            "ipsec" if l.starts_with("ipsec {") || l == "ipsec" => return Format::Openbsd,
+            "ipsec" | "show" | "no" => return Format::Mbox,
+            _ => {}
+        }
+    }
+    Format::Ipsecconf
+}
+
+/// Imports `inputs` (ipsec.conf [ipsec.secrets] | one OpenBSD/Halon file |
+/// one CSV | one mbox command file). Paths are shown as given.
+pub fn import(inputs: &[std::path::PathBuf], opts: &Options) -> Result<out::Output, String> {
+    let first = inputs.first().ok_or("give the file to import")?;
+    let shown = |p: &std::path::Path| p.display().to_string();
+    let text = std::fs::read_to_string(first).map_err(|e| format!("{}: cannot read: {e}", first.display()))?;
+    let format = match opts.format {
+        Format::Auto => detect_format(first, &text),
+        f => f,
+    };
+    let local_addrs = opts.local_addrs.clone().unwrap_or_else(host_addrs);
+    let mut o = out::Output { sources: inputs.iter().map(|p| shown(p)).collect(), ..Default::default() };
+    match format {
+        Format::Ipsecconf | Format::Auto => {
+            if inputs.len() > 2 {
+                return Err("ipsec.conf takes at most one secrets file: espresso import ipsec.conf [ipsec.secrets]".into());
+            }
+            let conf = ipsecconf::read(first, &shown(first), opts.root.as_deref(), &mut o.notes)?;
+            let dialect = match opts.dialect {
+                Dialect::Auto => conn::detect(&conf),
+                d => d,
+            };
+            let mut secrets = Vec::new();
+            let sp = inputs.get(1).cloned();
+            if let Some(sp) = &sp {
+                secrets = secrets::read(sp, &shown(sp), opts.root.as_deref(), &mut o.notes)?;
+            }
+            o.how = format!(
+                "read as {} ipsec.conf{}",
+                dialect.name(),
+                if opts.dialect == Dialect::Auto { " (detected; --dialect chooses)" } else { "" }
+            );
+            let ctx = conn::Ctx { dialect, secrets: &secrets, have_secrets: sp.is_some(), local_addrs: &local_addrs };
+            o.entries = conn::convert_all(&conf, &ctx, &mut o.notes);
+            // Secrets no imported connection uses.
+            let used: Vec<String> = o.entries.iter().flat_map(|e| e.origin.iter()).cloned().collect();
+            for s in &secrets {
+                let at = format!("from {} ", s.loc);
+                if used.iter().any(|u| u.contains(&at)) {
+                    continue;
+                }
+                let sel = if s.selectors.is_empty() { String::new() } else { format!("{} ", s.selectors.join(" ")) };
+                let opt = format!("{sel}: {} <hidden>", s.kind);
+                match s.kind.as_str() {
+                    "RSA" | "ECDSA" | "P12" | "PIN" => o.notes.add(&s.loc, None, opt, NoteKind::NeedsCerts, features::CERTS_MISSING),
+                    "PSK" => o.notes.add(&s.loc, None, opt, NoteKind::NoEffect, "no imported connection uses this pre-shared key"),
+                    "XAUTH" | "EAP" | "NTLM" => o.notes.add(&s.loc, None, opt, NoteKind::NotCarried, "XAUTH/EAP user secrets: not implemented"),
+                    _ => o.notes.add(&s.loc, None, opt, NoteKind::NotCarried, "secret type not implemented"),
+                }
+            }
+        }
+        Format::Openbsd => {
+            o.how = "read as OpenBSD ipsec.conf(5) / Halon SR".into();
+            o.entries = openbsd::read(&text, &shown(first), &local_addrs, opts.mirror, &mut o.notes);
+        }
+        Format::Csv => {
+            o.how = "read as a manual-key table (CSV)".into();
+            o.entries = openbsd::read_csv(&text, &shown(first), opts.mirror, &mut o.notes);
+        }
+        Format::Mbox => {
+            o.how = "read as mbox commands".into();
+            let mut st = mbox::State::default();
+            for (i, l) in text.lines().enumerate() {
+                let loc = Loc { file: shown(first), line: i + 1 };
+                // The seed writes several commands on a line, separated by '!'.
+                for cmd in l.split('!') {
+                    match st.apply(cmd) {
+                        Ok(mbox::Action::Start | mbox::Action::Stop | mbox::Action::Show(_)) => {
+                            o.notes.add(&loc, None, cmd.trim(), NoteKind::NoEffect, "an operational command (run it with `espresso shell`)")
+                        }
+                        Ok(_) => {}
+                        Err(e) => o.notes.add(&loc, None, cmd.trim(), NoteKind::NotCarried, e),
+                    }
+                }
+            }
+            o.entries = st.entries(&shown(first), "", &mut o.notes);
+        }
+    }
+    Ok(o)
 }

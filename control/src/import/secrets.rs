@@ -211,20 +211,22 @@ pub fn find<'a>(secrets: &'a [Secret], kind: &str, local: &[String], remote: &[S
         let rx = s.selectors.iter().any(|x| remote.contains(x));
         let lx = s.selectors.iter().any(|x| local.contains(x));
         let wild = s.selectors.iter().any(|x| is_wild(x));
+        // Every selector that is not a wildcard must name one of the ends.
+        let named = s.selectors.iter().all(|x| is_wild(x) || remote.contains(x) || local.contains(x));
         let score = if s.selectors.is_empty() {
             1
+        } else if !named {
+            0
         } else if s.selectors.len() == 1 {
             if rx {
                 6
             } else if lx {
                 5
-            } else if wild {
-                2
             } else {
-                0
+                2
             }
-        } else if (rx || wild) && (lx || wild) {
-            2 + if rx { 4 } else { 1 } + if lx { 2 } else { 1 }
+        } else if rx || wild {
+            2 + if rx { 4 } else { 0 } + if lx { 2 } else { 0 } + u32::from(!wild)
         } else {
             0
         };
