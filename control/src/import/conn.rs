@@ -73,11 +73,21 @@ pub fn convert_all(conf: &Conf, ctx: &Ctx, notes: &mut Notes) -> Vec<Entry> {
                 for p in &s.params {
                     match options::setup_option(&p.key) {
                         Some(Map::Mapped(_)) => match p.key.as_str() {
+                            "plutoload" | "plutostart" if p.value.trim() == "%search" => notes.add(
+                                &p.loc,
+                                None,
+                                format!("{}={}", p.key, p.value),
+                                NoteKind::NoEffect,
+                                "%search: each conn's auto= decides, as espresso's start does",
+                            ),
                             "manualstart" | "plutostart" => start_list.extend(p.value.split_whitespace().map(str::to_string)),
                             "plutoload" => load_list.extend(p.value.split_whitespace().map(str::to_string)),
                             _ => notes.add(&p.loc, None, format!("{}={}", p.key, p.value), NoteKind::NoEffect, "the files to import are given on the command line"),
                         },
-                        m => note_map(m, p, None, notes, false),
+                        _ if p.key == "oe" && yes(&p.value) == Some(false) => {
+                    notes.add(&p.loc, None, format!("{}={}", p.key, p.value), NoteKind::NoEffect, "opportunistic encryption is off in espresso too")
+                }
+                m => note_map(m, p, None, notes, false),
                     }
                 }
             }
@@ -679,6 +689,10 @@ fn tunnel(c: &mut Conv, name: &str, ty: &str) -> Entry {
     }
     match c.get("espreplay_window").or_else(|| c.get("replay_window")) {
         Some(p) => match p.value.parse::<i64>() {
+            Ok(n) if (1..64).contains(&n) => {
+                c.note(&p, NoteKind::Changed, "espresso's smallest anti-replay window is 64 packets: replay_window = 64 (it tolerates more reordering, replays are still refused)");
+                e.set("replay_window", 64);
+            }
             Ok(n) => e.set("replay_window", n),
             Err(_) => c.note(&p, NoteKind::NotCarried, "not a number"),
         },
@@ -812,14 +826,19 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
     }
     if let Some(p) = &rauth {
         let v = p.value.to_ascii_lowercase();
-        if !psk_kinds.contains(&v.as_str()) && psk_auth {
-            c.note(p, NoteKind::NotCarried, format!("the peer authenticating with {v}: {}", features::CERTS_MISSING));
-            e.disable(features::CERTS_MISSING);
+        if !psk_kinds.contains(&v.as_str()) {
+            let (kind, why) = if v.contains("eap") || v.contains("xauth") {
+                (NoteKind::NotCarried, format!("the peer authenticating with {v}: EAP/XAUTH are not implemented"))
+            } else {
+                (NoteKind::NeedsCerts, format!("the peer authenticating with {v}: {}", features::CERTS_MISSING))
+            };
+            c.note(p, kind, why.clone());
+            e.disable(why);
         }
     }
     // The pre-shared key.
     if psk_auth {
-        let (lids, rids) = (ids[0].0.clone(), if remote_any { vec!["%any".to_string()] } else { ids[1].0.clone() });
+        let (lids, rids) = (ids[0].0.clone(), ids[1].0.clone());
         match secrets::find(ctx.secrets, "PSK", &lids, &rids) {
             Some(s) => match s.text() {
                 Some(t) if t.len() >= 8 => {

@@ -369,7 +369,7 @@ impl State {
                     } else if features::IKEV1 {
                         e.set("version", 2);
                     }
-                    let t = algs::translate(&ip.policy.join("-"), true, &["modp2048"], None);
+                    let t = algs::translate(&seed_words(&ip.policy), true, &["modp2048"], None);
                     match t.proposals.first() {
                         Some(s) => e.set("ike", s.clone()),
                         None => {
@@ -387,7 +387,7 @@ impl State {
                 (None, _) => e.disable("no ESP policy (policy ike N esp N)"),
                 (Some(n), None) => e.disable(format!("esp-policy {n} is not defined")),
                 (Some(n), Some(ep)) => {
-                    let t = algs::translate(&ep.policy.join("-"), false, &[], None);
+                    let t = algs::translate(&seed_words(&ep.policy), false, &[], None);
                     match t.proposals.first() {
                         Some(s) => {
                             e.set("esp", s.clone());
@@ -418,6 +418,24 @@ impl State {
         }
         out
     }
+}
+
+/// `AES-256 SHA-256 14` as one proposal string (`aes256-sha256-dh14`).
+fn seed_words(policy: &[String]) -> String {
+    policy
+        .iter()
+        .map(|w| {
+            let l = w.to_ascii_lowercase().replace(['-', '_'], "");
+            if l.chars().all(|c| c.is_ascii_digit()) {
+                format!("dh{l}")
+            } else if l == "md5128" {
+                "md5".into()
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 #[cfg(test)]

@@ -274,24 +274,26 @@ impl Output {
             let mut progressed = false;
             for e in &errs.0 {
                 let idx = self.entries.iter().position(|en| {
-                    en.disabled.is_none()
-                        && (e.field.as_deref().is_some_and(|f| {
+                    (e.field.as_deref().is_some_and(|f| {
                             f.starts_with(&format!("{}[{}]", en.table.field_prefix(), en.name))
                         }) || (e.field.as_deref() == Some("name") && e.value.as_deref() == Some(&format!("{:?}", en.name))))
                 });
+                let stage_prefix = format!("{}/", stage.0.display());
                 let msg = format!(
                     "{}{}: {}",
                     e.field.as_deref().unwrap_or(""),
                     e.value.as_deref().map(|v| format!(" = {v}")).unwrap_or_default(),
-                    e.message
+                    e.message.replace(&stage_prefix, "")
                 );
                 match idx {
                     Some(i) => {
                         let en = &mut self.entries[i];
                         let why = format!("espresso's configuration check refuses it: {msg} ({})", shown(&e.file));
                         self.notes.add(&en.loc, Some(&en.name), format!("conn {}", en.name), NoteKind::NotCarried, why.clone());
+                        if en.disabled.is_none() {
+                            progressed = true;
+                        }
                         en.disable(why);
-                        progressed = true;
                     }
                     None => unattributed.push(format!("{}: {msg}", shown(&e.file))),
                 }
