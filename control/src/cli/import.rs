@@ -48,7 +48,11 @@ pub fn run(a: &ImportArgs) -> u8 {
         format: a.format,
         dialect: a.dialect,
         root: a.root.clone(),
-        local_addrs: if a.local.is_empty() { None } else { Some(a.local.clone()) },
+        local_addrs: if a.local.is_empty() {
+            None
+        } else {
+            Some(a.local.clone())
+        },
         mirror: a.mirror,
     };
     let mut o = match import::import(&a.files, &opts) {
@@ -80,7 +84,9 @@ pub fn run(a: &ImportArgs) -> u8 {
             println!("# ---- {} (mode 0600) ----", a.out.join(&s.path).display());
             print!("{}", *out::Output::secret_text(s, true));
         }
-        eprintln!("espresso import: dry run, nothing written (the result passes the configuration check)");
+        eprintln!(
+            "espresso import: dry run, nothing written (the result passes the configuration check)"
+        );
         return exit::OK;
     }
     if !a.out.exists() {
@@ -102,10 +108,18 @@ pub fn run(a: &ImportArgs) -> u8 {
             }
             let keep = a.out.join("espresso.toml.orig");
             if let Err(e) = std::fs::rename(&main, &keep) {
-                eprintln!("espresso import: cannot keep {} as {}: {e}", main.display(), keep.display());
+                eprintln!(
+                    "espresso import: cannot keep {} as {}: {e}",
+                    main.display(),
+                    keep.display()
+                );
                 return exit::FAILED;
             }
-            eprintln!("espresso import: the previous {} is kept as {}", main.display(), keep.display());
+            eprintln!(
+                "espresso import: the previous {} is kept as {}",
+                main.display(),
+                keep.display()
+            );
         }
     }
     let written = match o.write_into(&a.out) {

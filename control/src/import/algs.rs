@@ -89,7 +89,11 @@ pub fn translate(s: &str, ike: bool, default_dh: &[&str], pfs: Option<&str>) -> 
     let mut out = Translated::default();
     let s = s.trim();
     out.strict = s.ends_with('!');
-    for written in s.split(',').map(|p| p.trim().trim_end_matches('!')).filter(|p| !p.is_empty()) {
+    for written in s
+        .split(',')
+        .map(|p| p.trim().trim_end_matches('!'))
+        .filter(|p| !p.is_empty())
+    {
         let lower = written.to_ascii_lowercase().replace(';', "-");
         let mut toks: Vec<(Tok, String)> = Vec::new();
         let mut why = None;
@@ -98,7 +102,9 @@ pub fn translate(s: &str, ike: bool, default_dh: &[&str], pfs: Option<&str>) -> 
             if part.chars().all(|c| c.is_ascii_digit()) {
                 match (toks.last_mut(), part) {
                     (Some((Tok::Integ, _)), "96" | "128") => continue,
-                    (Some((Tok::Encr, e)), "128") if e == "aes128" || e == "aes128gcm16" => continue,
+                    (Some((Tok::Encr, e)), "128") if e == "aes128" || e == "aes128gcm16" => {
+                        continue
+                    }
                     (Some((Tok::Encr, e)), "256") if e == "aes128" => {
                         *e = "aes256".into();
                         continue;
@@ -130,10 +136,16 @@ pub fn translate(s: &str, ike: bool, default_dh: &[&str], pfs: Option<&str>) -> 
             }
         }
         if why.is_none() && ike {
-            if let Some((_, t)) = toks.iter().find(|(k, t)| (*k == Tok::Encr && t == "3des") || (*k == Tok::Integ && t == "md5")) {
+            if let Some((_, t)) = toks
+                .iter()
+                .find(|(k, t)| (*k == Tok::Encr && t == "3des") || (*k == Tok::Integ && t == "md5"))
+            {
                 why = Some(format!("{t}: not accepted for IKE SAs (legacy, RFC 8247)"));
             }
-            if toks.iter().any(|(k, t)| *k == Tok::Encr && t == "chacha20poly1305") {
+            if toks
+                .iter()
+                .any(|(k, t)| *k == Tok::Encr && t == "chacha20poly1305")
+            {
                 why = Some("chacha20poly1305 is implemented for ESP, not for IKE SAs".into());
             }
         }
@@ -161,7 +173,10 @@ pub fn translate(s: &str, ike: bool, default_dh: &[&str], pfs: Option<&str>) -> 
                 toks.retain(|(k, _)| *k != Tok::Integ);
             }
         } else if !toks.iter().any(|(k, _)| *k == Tok::Integ) {
-            out.dropped.push((written.to_string(), "no integrity algorithm (encryption without integrity is refused)".into()));
+            out.dropped.push((
+                written.to_string(),
+                "no integrity algorithm (encryption without integrity is refused)".into(),
+            ));
             continue;
         }
         if !ike && toks.iter().any(|(_, t)| t == "3des" || t == "md5") {
@@ -197,7 +212,11 @@ pub fn translate(s: &str, ike: bool, default_dh: &[&str], pfs: Option<&str>) -> 
 /// A DH group name (`modp2048`, `dh14`, `14`) in espresso's form.
 pub fn dh_group(s: &str) -> Result<String, String> {
     let l = s.trim().to_ascii_lowercase();
-    let l = if l.chars().all(|c| c.is_ascii_digit()) { format!("dh{l}") } else { l };
+    let l = if l.chars().all(|c| c.is_ascii_digit()) {
+        format!("dh{l}")
+    } else {
+        l
+    };
     match token(&l) {
         Ok((Tok::Dh, t)) => Ok(t.to_string()),
         Ok(_) => Err(format!("\"{s}\" is not a Diffie-Hellman group")),
@@ -211,7 +230,12 @@ mod tests {
 
     #[test]
     fn openswan_forms() {
-        let t = translate("aes256-sha1;modp2048, 3des-md5-modp1024", true, &["modp2048"], None);
+        let t = translate(
+            "aes256-sha1;modp2048, 3des-md5-modp1024",
+            true,
+            &["modp2048"],
+            None,
+        );
         assert_eq!(t.proposals, vec!["aes256-sha1-modp2048"]);
         assert_eq!(t.dropped.len(), 1);
         let t = translate("aes128-sha1", true, &["modp2048", "modp1024"], None);
@@ -249,9 +273,11 @@ mod tests {
             let t = translate(s, ike, &["modp2048"], None);
             for p in &t.proposals {
                 if ike {
-                    crate::ike::proposal::parse_ike_proposals(p).unwrap_or_else(|e| panic!("{p}: {e}"));
+                    crate::ike::proposal::parse_ike_proposals(p)
+                        .unwrap_or_else(|e| panic!("{p}: {e}"));
                 } else {
-                    crate::ike::proposal::parse_esp_proposals(p).unwrap_or_else(|e| panic!("{p}: {e}"));
+                    crate::ike::proposal::parse_esp_proposals(p)
+                        .unwrap_or_else(|e| panic!("{p}: {e}"));
                 }
             }
         }

@@ -42,13 +42,46 @@ struct Resolved {
 /// Guesses the dialect from keywords only one family uses.
 pub fn detect(conf: &Conf) -> Dialect {
     const STRONGSWAN: &[&str] = &[
-        "keyexchange", "leftauth", "rightauth", "charondebug", "leftsendcert", "rightsendcert", "reauth", "mobike",
-        "margintime", "closeaction", "leftfirewall", "rightfirewall", "eap_identity", "aaa_identity", "lifetime",
-        "charonstart", "strictcrlpolicy", "leftallowany", "rightallowany", "inactivity", "aggressive",
+        "keyexchange",
+        "leftauth",
+        "rightauth",
+        "charondebug",
+        "leftsendcert",
+        "rightsendcert",
+        "reauth",
+        "mobike",
+        "margintime",
+        "closeaction",
+        "leftfirewall",
+        "rightfirewall",
+        "eap_identity",
+        "aaa_identity",
+        "lifetime",
+        "charonstart",
+        "strictcrlpolicy",
+        "leftallowany",
+        "rightallowany",
+        "inactivity",
+        "aggressive",
     ];
-    const FREESWAN: &[&str] = &["plutoload", "plutostart", "spibase", "espenckey", "manualstart", "klipsdebug"];
-    let keys: HashSet<&str> = conf.sections.iter().flat_map(|s| s.params.iter().map(|p| p.key.as_str())).collect();
-    let ke_ike = conf.sections.iter().flat_map(|s| &s.params).any(|p| p.key == "keyexchange");
+    const FREESWAN: &[&str] = &[
+        "plutoload",
+        "plutostart",
+        "spibase",
+        "espenckey",
+        "manualstart",
+        "klipsdebug",
+    ];
+    let keys: HashSet<&str> = conf
+        .sections
+        .iter()
+        .flat_map(|s| s.params.iter().map(|p| p.key.as_str()))
+        .collect();
+    let ke_ike = conf
+        .sections
+        .iter()
+        .flat_map(|s| &s.params)
+        .any(|p| p.key == "keyexchange");
     if ke_ike || STRONGSWAN.iter().any(|k| keys.contains(k)) {
         return Dialect::Strongswan;
     }
@@ -80,22 +113,59 @@ pub fn convert_all(conf: &Conf, ctx: &Ctx, notes: &mut Notes) -> Vec<Entry> {
                                 NoteKind::NoEffect,
                                 "%search: each conn's auto= decides, as espresso's start does",
                             ),
-                            "manualstart" | "plutostart" => start_list.extend(p.value.split_whitespace().map(str::to_string)),
-                            "plutoload" => load_list.extend(p.value.split_whitespace().map(str::to_string)),
-                            _ => notes.add(&p.loc, None, format!("{}={}", p.key, p.value), NoteKind::NoEffect, "the files to import are given on the command line"),
+                            "manualstart" | "plutostart" => {
+                                start_list.extend(p.value.split_whitespace().map(str::to_string))
+                            }
+                            "plutoload" => {
+                                load_list.extend(p.value.split_whitespace().map(str::to_string))
+                            }
+                            _ => notes.add(
+                                &p.loc,
+                                None,
+                                format!("{}={}", p.key, p.value),
+                                NoteKind::NoEffect,
+                                "the files to import are given on the command line",
+                            ),
                         },
-                        _ if p.key == "oe" && yes(&p.value) == Some(false) => {
-                    notes.add(&p.loc, None, format!("{}={}", p.key, p.value), NoteKind::NoEffect, "opportunistic encryption is off in espresso too")
-                }
-                m => note_map(m, p, None, notes, false),
+                        _ if p.key == "oe" && yes(&p.value) == Some(false) => notes.add(
+                            &p.loc,
+                            None,
+                            format!("{}={}", p.key, p.value),
+                            NoteKind::NoEffect,
+                            "opportunistic encryption is off in espresso too",
+                        ),
+                        m => note_map(m, p, None, notes, false),
                     }
                 }
             }
-            Kind::Ca(n) => notes.add(&s.loc, None, format!("ca {n}"), NoteKind::NeedsCerts, features::CERTS_MISSING),
+            Kind::Ca(n) => {
+                notes.add(
+                    &s.loc,
+                    None,
+                    format!("ca {n}"),
+                    NoteKind::NeedsCerts,
+                    features::CERTS_MISSING,
+                );
+                for p in &s.params {
+                    notes.add(
+                        &p.loc,
+                        None,
+                        format!("ca {n}: {}={}", p.key, p.value),
+                        NoteKind::NeedsCerts,
+                        "certificate authority settings (issue 13)",
+                    );
+                }
+            }
             Kind::Conn(n) if n == "%default" => defaults.extend(s.params.iter()),
             Kind::Conn(n) => {
                 if let Some((_, prev)) = conns.iter().find(|(m, _)| *m == n.as_str()) {
-                    notes.add(&s.loc, Some(n), format!("conn {n}"), NoteKind::NotCarried, format!("defined twice: the first definition ({}) is used", prev.loc));
+                    notes.add(
+                        &s.loc,
+                        Some(n),
+                        format!("conn {n}"),
+                        NoteKind::NotCarried,
+                        format!("defined twice: the first definition ({}) is used", prev.loc),
+                    );
                     continue;
                 }
                 conns.push((n.as_str(), s));
@@ -104,8 +174,17 @@ pub fn convert_all(conf: &Conf, ctx: &Ctx, notes: &mut Notes) -> Vec<Entry> {
     }
     let referenced: HashSet<String> = conns
         .iter()
-        .flat_map(|(_, s)| s.params.iter().filter(|p| p.key == "also" || p.key == "alsoflip"))
-        .flat_map(|p| p.value.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .flat_map(|(_, s)| {
+            s.params
+                .iter()
+                .filter(|p| p.key == "also" || p.key == "alsoflip")
+        })
+        .flat_map(|p| {
+            p.value
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
         .collect();
     let mut out = Vec::new();
     let mut names: HashSet<String> = HashSet::new();
@@ -121,11 +200,27 @@ pub fn convert_all(conf: &Conf, ctx: &Ctx, notes: &mut Notes) -> Vec<Entry> {
         for d in &defaults {
             p.entry(d.key.clone()).or_insert_with(|| (*d).clone());
         }
-        let mut r = Resolved { name: name.to_string(), loc: sec.loc.clone(), p, also };
+        let mut r = Resolved {
+            name: name.to_string(),
+            loc: sec.loc.clone(),
+            p,
+            also,
+        };
         if start_list.contains(*name) || load_list.contains(*name) {
             if !r.p.contains_key("auto") {
-                let v = if start_list.contains(*name) { "start" } else { "add" };
-                r.p.insert("auto".into(), Param { key: "auto".into(), value: v.into(), loc: sec.loc.clone() });
+                let v = if start_list.contains(*name) {
+                    "start"
+                } else {
+                    "add"
+                };
+                r.p.insert(
+                    "auto".into(),
+                    Param {
+                        key: "auto".into(),
+                        value: v.into(),
+                        loc: sec.loc.clone(),
+                    },
+                );
             }
         }
         for mut e in convert(&r, ctx, notes) {
@@ -136,7 +231,13 @@ pub fn convert_all(conf: &Conf, ctx: &Ctx, notes: &mut Notes) -> Vec<Entry> {
                 n += 1;
             }
             if e.name != base {
-                notes.add(&r.loc, Some(&r.name), format!("conn {}", r.name), NoteKind::Changed, format!("named {} (the name {base} is taken)", e.name));
+                notes.add(
+                    &r.loc,
+                    Some(&r.name),
+                    format!("conn {}", r.name),
+                    NoteKind::Changed,
+                    format!("named {} (the name {base} is taken)", e.name),
+                );
                 e.set("name", e.name.clone());
             }
             names.insert(e.name.clone());
@@ -167,12 +268,18 @@ fn resolve(
     stack: &mut Vec<String>,
     notes: &mut Notes,
 ) {
-    let Some((_, sec)) = conns.iter().find(|(n, _)| *n == name) else { return };
+    let Some((_, sec)) = conns.iter().find(|(n, _)| *n == name) else {
+        return;
+    };
     let mut refs = Vec::new();
     for q in &sec.params {
         if q.key == "also" || q.key == "alsoflip" {
             for n in q.value.split_whitespace() {
-                refs.push((n.to_string(), (q.key == "alsoflip") ^ flipped, q.loc.clone()));
+                refs.push((
+                    n.to_string(),
+                    (q.key == "alsoflip") ^ flipped,
+                    q.loc.clone(),
+                ));
             }
             continue;
         }
@@ -180,20 +287,42 @@ fn resolve(
         if p.contains_key(&k) && stack.len() == 1 {
             if let Some(prev) = p.get(&k) {
                 if prev.loc.file == q.loc.file && stack.len() == 1 {
-                    notes.add(&q.loc, Some(stack[0].as_str()), format!("{}={}", q.key, shown_value(&q.key, &q.value)), NoteKind::NotCarried, format!("given twice in the conn: the first ({}) is used", prev.loc));
+                    notes.add(
+                        &q.loc,
+                        Some(stack[0].as_str()),
+                        format!("{}={}", q.key, shown_value(&q.key, &q.value)),
+                        NoteKind::NotCarried,
+                        format!("given twice in the conn: the first ({}) is used", prev.loc),
+                    );
                 }
             }
             continue;
         }
-        p.entry(k.clone()).or_insert(Param { key: k, value: q.value.clone(), loc: q.loc.clone() });
+        p.entry(k.clone()).or_insert(Param {
+            key: k,
+            value: q.value.clone(),
+            loc: q.loc.clone(),
+        });
     }
     for (n, f, loc) in refs {
         if stack.contains(&n) {
-            notes.add(&loc, Some(stack[0].as_str()), format!("also={n}"), NoteKind::NotCarried, "also= loop: ignored");
+            notes.add(
+                &loc,
+                Some(stack[0].as_str()),
+                format!("also={n}"),
+                NoteKind::NotCarried,
+                "also= loop: ignored",
+            );
             continue;
         }
         if !conns.iter().any(|(c, _)| *c == n) {
-            notes.add(&loc, Some(stack[0].as_str()), format!("also={n}"), NoteKind::NotCarried, "no conn of that name");
+            notes.add(
+                &loc,
+                Some(stack[0].as_str()),
+                format!("also={n}"),
+                NoteKind::NotCarried,
+                "no conn of that name",
+            );
             continue;
         }
         also.push(n.clone());
@@ -205,10 +334,18 @@ fn resolve(
 
 /// Values of secrets are never shown.
 fn shown_value(k: &str, v: &str) -> String {
-    if k.contains("key") && !k.contains("rsasigkey") && k != "keyexchange" && k != "keylife" && k != "keyingtries" {
+    if k.contains("key")
+        && !k.contains("rsasigkey")
+        && k != "keyexchange"
+        && k != "keylife"
+        && k != "keyingtries"
+    {
         format!("<hidden, {} characters>", v.len())
     } else if v.len() > 60 {
-        format!("{}...", &v[..v.char_indices().nth(40).map_or(v.len(), |(i, _)| i)])
+        format!(
+            "{}...",
+            &v[..v.char_indices().nth(40).map_or(v.len(), |(i, _)| i)]
+        )
     } else {
         v.to_string()
     }
@@ -232,7 +369,13 @@ fn note_map(m: Option<Map>, p: &Param, conn: Option<&str>, notes: &mut Notes, ps
 pub fn sanitize(n: &str) -> String {
     let s: String = n
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let s = s.trim_matches('-').to_string();
     let s = if s.is_empty() { "conn".to_string() } else { s };
@@ -246,7 +389,8 @@ fn duration(v: &str) -> Option<Value> {
         return v.parse::<i64>().ok().map(Value::Integer);
     }
     let (n, u) = v.split_at(v.len().saturating_sub(1));
-    if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) && matches!(u, "s" | "m" | "h" | "d") {
+    if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) && matches!(u, "s" | "m" | "h" | "d")
+    {
         return Some(Value::String(v.to_string()));
     }
     None
@@ -268,7 +412,9 @@ fn subnet(s: &str) -> Result<(IpNet, bool), String> {
         return Ok(("0.0.0.0/0".parse().map_err(|_| String::new())?, false));
     }
     if s.contains('[') {
-        return Err("a protocol/port selector ([proto/port]) is not implemented for IKE connections".into());
+        return Err(
+            "a protocol/port selector ([proto/port]) is not implemented for IKE connections".into(),
+        );
     }
     if s.starts_with("vhost:") || s.starts_with("vnet:") || s.starts_with('%') {
         return Err(format!("{s}: virtual/dynamic subnets are not implemented"));
@@ -279,7 +425,13 @@ fn subnet(s: &str) -> Result<(IpNet, bool), String> {
     };
     let addr: IpAddr = a.parse().map_err(|_| format!("\"{s}\" is not a subnet"))?;
     let len: u8 = match m {
-        None => if addr.is_ipv4() { 32 } else { 128 },
+        None => {
+            if addr.is_ipv4() {
+                32
+            } else {
+                128
+            }
+        }
         Some(m) if m.contains('.') => {
             let mask: std::net::Ipv4Addr = m.parse().map_err(|_| format!("bad netmask {m}"))?;
             let bits = u32::from(mask);
@@ -380,7 +532,8 @@ impl Conv<'_, '_> {
     }
     fn conn_note(&mut self, kind: NoteKind, why: impl Into<String>) {
         let (loc, n) = (self.r.loc.clone(), self.r.name.clone());
-        self.notes.add(&loc, Some(&n), format!("conn {n}"), kind, why);
+        self.notes
+            .add(&loc, Some(&n), format!("conn {n}"), kind, why);
     }
     /// Every parameter not consumed: noted through the table.
     fn leftovers(&mut self, psk_auth: bool) -> Vec<(Param, Option<Map>)> {
@@ -404,17 +557,43 @@ fn is_local(v: &str, addrs: &[IpAddr]) -> bool {
 }
 
 const MANUAL_KEYS: &[&str] = &[
-    "spi", "spibase", "espenckey", "espauthkey", "leftespenckey", "rightespenckey", "leftespauthkey", "rightespauthkey",
-    "leftespspi", "rightespspi", "leftspi", "rightspi", "ah", "ahkey", "leftahkey", "rightahkey", "espreplay_window",
+    "spi",
+    "spibase",
+    "espenckey",
+    "espauthkey",
+    "leftespenckey",
+    "rightespenckey",
+    "leftespauthkey",
+    "rightespauthkey",
+    "leftespspi",
+    "rightespspi",
+    "leftspi",
+    "rightspi",
+    "ah",
+    "ahkey",
+    "leftahkey",
+    "rightahkey",
+    "espreplay_window",
 ];
 
 fn convert(r: &Resolved, ctx: &Ctx, notes: &mut Notes) -> Vec<Entry> {
     let name = sanitize(&r.name);
     if name != r.name {
-        notes.add(&r.loc, Some(&r.name), format!("conn {}", r.name), NoteKind::Changed, format!("named {name}: espresso names use letters, digits, '-', '_' and '.' (63 at most)"));
+        notes.add(
+            &r.loc,
+            Some(&r.name),
+            format!("conn {}", r.name),
+            NoteKind::Changed,
+            format!(
+                "named {name}: espresso names use letters, digits, '-', '_' and '.' (63 at most)"
+            ),
+        );
     }
     let l = r.p.get("left").map(|p| p.value.clone()).unwrap_or_default();
-    let rt = r.p.get("right").map(|p| p.value.clone()).unwrap_or_default();
+    let rt =
+        r.p.get("right")
+            .map(|p| p.value.clone())
+            .unwrap_or_default();
     let swap = if l == "%defaultroute" {
         false
     } else if rt == "%defaultroute" {
@@ -436,10 +615,15 @@ fn convert(r: &Resolved, ctx: &Ctx, notes: &mut Notes) -> Vec<Entry> {
         origin.push(format!("also= {}", r.also.join(", ")));
     }
     if swap {
-        origin.push(format!("right ({rt}) is this gateway: left and right are swapped"));
+        origin.push(format!(
+            "right ({rt}) is this gateway: left and right are swapped"
+        ));
     }
     let ty = c.get("type");
-    let tyv = ty.as_ref().map(|p| p.value.to_ascii_lowercase()).unwrap_or_else(|| "tunnel".into());
+    let tyv = ty
+        .as_ref()
+        .map(|p| p.value.to_ascii_lowercase())
+        .unwrap_or_else(|| "tunnel".into());
     let manual = MANUAL_KEYS.iter().any(|k| r.p.contains_key(*k));
     let mut e = match tyv.as_str() {
         "passthrough" | "pass" | "drop" | "reject" => policy(&mut c, &name, &tyv),
@@ -448,7 +632,11 @@ fn convert(r: &Resolved, ctx: &Ctx, notes: &mut Notes) -> Vec<Entry> {
         _ => {
             let mut e = Entry::new(Table::Connection, &name, r.loc.clone());
             if let Some(p) = &ty {
-                c.note(p, NoteKind::NotCarried, "unknown type (tunnel, transport, passthrough, drop, reject)");
+                c.note(
+                    p,
+                    NoteKind::NotCarried,
+                    "unknown type (tunnel, transport, passthrough, drop, reject)",
+                );
             }
             e.disable(format!("type={tyv} is not understood"));
             c.leftovers(false);
@@ -461,7 +649,10 @@ fn convert(r: &Resolved, ctx: &Ctx, notes: &mut Notes) -> Vec<Entry> {
 
 fn start_of(c: &mut Conv, table: Table) -> Result<&'static str, String> {
     let auto = c.get("auto");
-    let v = auto.as_ref().map(|p| p.value.to_ascii_lowercase()).unwrap_or_else(|| "ignore".into());
+    let v = auto
+        .as_ref()
+        .map(|p| p.value.to_ascii_lowercase())
+        .unwrap_or_else(|| "ignore".into());
     Ok(match (table, v.as_str()) {
         (Table::Connection, "add") => "add",
         (Table::Connection, "start" | "up") => "start",
@@ -476,7 +667,11 @@ fn start_of(c: &mut Conv, table: Table) -> Result<&'static str, String> {
         (_, "add") => "add",
         (_, "start" | "up" | "route" | "manual") => "start",
         (_, "ignore") => "ignore",
-        (_, o) => return Err(format!("auto={o} is not understood (add, start, route, ignore)")),
+        (_, o) => {
+            return Err(format!(
+                "auto={o} is not understood (add, start, route, ignore)"
+            ))
+        }
     })
 }
 
@@ -501,7 +696,11 @@ fn set_subnets(c: &mut Conv, e: &mut Entry, local: bool) {
             match subnet(&s) {
                 Ok((n, trunc)) => {
                     if trunc {
-                        c.note(&p, NoteKind::Changed, format!("{s} has host bits set: written as {n}"));
+                        c.note(
+                            &p,
+                            NoteKind::Changed,
+                            format!("{s} has host bits set: written as {n}"),
+                        );
                     }
                     let v = Value::String(n.to_string());
                     if !list.contains(&v) {
@@ -515,7 +714,11 @@ fn set_subnets(c: &mut Conv, e: &mut Entry, local: bool) {
             }
         }
     }
-    let k = if local { "local_subnets" } else { "remote_subnets" };
+    let k = if local {
+        "local_subnets"
+    } else {
+        "remote_subnets"
+    };
     match list.len() {
         0 => {}
         1 => e.set(k, list.remove(0)),
@@ -530,19 +733,49 @@ fn policy(c: &mut Conv, name: &str, ty: &str) -> Entry {
     for (local, k) in [(true, "local_subnets"), (false, "remote_subnets")] {
         if e.get(k).is_none() {
             let p = if local { c.local("") } else { c.remote("") };
-            match p.as_ref().map(|p| p.value.as_str()).and_then(|v| v.parse::<IpAddr>().ok()) {
+            match p
+                .as_ref()
+                .map(|p| p.value.as_str())
+                .and_then(|v| v.parse::<IpAddr>().ok())
+            {
                 Some(a) => e.set(k, IpNet::from(a).to_string()),
                 None if p.as_ref().is_some_and(|p| p.value.starts_with("%any")) => {
                     e.set(k, if local { "0.0.0.0/0" } else { "0.0.0.0/0" })
                 }
-                None => e.disable(format!("{ty} policy without a {} subnet or address", if local { "local" } else { "remote" })),
+                None => e.disable(format!(
+                    "{ty} policy without a {} subnet or address",
+                    if local { "local" } else { "remote" }
+                )),
             }
         }
     }
-    let _ = (c.local(""), c.remote(""));
-    e.set("action", if matches!(ty, "passthrough" | "pass") { "bypass" } else { "discard" });
+    for p in [c.local(""), c.remote("")].into_iter().flatten() {
+        let v = p.value.clone();
+        if !e
+            .fields
+            .iter()
+            .any(|(_, x)| x.as_str().is_some_and(|s| s.starts_with(&format!("{v}/"))))
+        {
+            c.note(
+                &p,
+                NoteKind::NoEffect,
+                "a pass/drop policy matches on the subnets only (no gateway addresses)",
+            );
+        }
+    }
+    e.set(
+        "action",
+        if matches!(ty, "passthrough" | "pass") {
+            "bypass"
+        } else {
+            "discard"
+        },
+    );
     if ty == "reject" {
-        c.conn_note(NoteKind::Changed, "type=reject: traffic is discarded silently (no ICMP error)");
+        c.conn_note(
+            NoteKind::Changed,
+            "type=reject: traffic is discarded silently (no ICMP error)",
+        );
     }
     match start_of(c, Table::Policy) {
         Ok(s) if s != "start" => e.set("start", s),
@@ -551,7 +784,11 @@ fn policy(c: &mut Conv, name: &str, ty: &str) -> Entry {
     }
     for k in ["authby", "ike", "esp", "phase2alg", "keyexchange", "ikev2"] {
         if let Some(p) = c.get(k) {
-            c.note(&p, NoteKind::NoEffect, "a pass/drop policy negotiates nothing");
+            c.note(
+                &p,
+                NoteKind::NoEffect,
+                "a pass/drop policy negotiates nothing",
+            );
         }
     }
     c.leftovers(false);
@@ -566,7 +803,11 @@ fn tunnel(c: &mut Conv, name: &str, ty: &str) -> Entry {
         match v.parse::<IpAddr>() {
             Ok(a) => e.set(k, a.to_string()),
             Err(_) => {
-                let why = if v.is_empty() { format!("no {} address", if local { "local" } else { "remote" }) } else { format!("{v}: a manually keyed tunnel needs the address itself") };
+                let why = if v.is_empty() {
+                    format!("no {} address", if local { "local" } else { "remote" })
+                } else {
+                    format!("{v}: a manually keyed tunnel needs the address itself")
+                };
                 if let Some(p) = &p {
                     c.note(p, NoteKind::NotCarried, why.clone());
                 }
@@ -580,9 +821,21 @@ fn tunnel(c: &mut Conv, name: &str, ty: &str) -> Entry {
         e.set("mode", "transport");
     }
     // AH is refused as a whole: the peer would send AH we cannot check.
-    for k in ["ah", "ahkey", "leftahkey", "rightahkey", "leftahspi", "rightahspi", "ahreplay_window"] {
+    for k in [
+        "ah",
+        "ahkey",
+        "leftahkey",
+        "rightahkey",
+        "leftahspi",
+        "rightahspi",
+        "ahreplay_window",
+    ] {
         if let Some(p) = c.get(k) {
-            c.note(&p, NoteKind::Refused, "espresso has no AH (RFC 4302): use ESP with integrity on both sides");
+            c.note(
+                &p,
+                NoteKind::Refused,
+                "espresso has no AH (RFC 4302): use ESP with integrity on both sides",
+            );
             e.disable("uses AH, which espresso does not implement (RFC 4302): configure ESP with integrity on both sides");
         }
     }
@@ -600,7 +853,11 @@ fn tunnel(c: &mut Conv, name: &str, ty: &str) -> Entry {
                     e.set("suite", s.clone());
                     legacy = t.legacy;
                     if t.proposals.len() > 1 {
-                        c.note(&p, NoteKind::Changed, format!("a manual SA has one suite: {s} is used"));
+                        c.note(
+                            &p,
+                            NoteKind::Changed,
+                            format!("a manual SA has one suite: {s} is used"),
+                        );
                     }
                 }
                 None => e.disable(format!("esp={}: no suite espresso implements", p.value)),
@@ -630,7 +887,11 @@ fn tunnel(c: &mut Conv, name: &str, ty: &str) -> Entry {
             _ => c.note(p, NoteKind::NotCarried, "spibase must be 0x...0"),
         },
         (Some(p), Some(_)) => {
-            c.note(p, NoteKind::NotCarried, "spi and spibase both given (ipsec_manual refuses this)");
+            c.note(
+                p,
+                NoteKind::NotCarried,
+                "spi and spibase both given (ipsec_manual refuses this)",
+            );
             e.disable("spi and spibase both given");
         }
         (None, None) => {}
@@ -667,7 +928,11 @@ fn tunnel(c: &mut Conv, name: &str, ty: &str) -> Entry {
             match manual_key(&p.value) {
                 Some(k) => Some(k),
                 None => {
-                    c.note(&p, NoteKind::NotCarried, "a key is written 0x (hex), 0s (base64) or 0t (text)");
+                    c.note(
+                        &p,
+                        NoteKind::NotCarried,
+                        "a key is written 0x (hex), 0s (base64) or 0t (text)",
+                    );
                     None
                 }
             }
@@ -685,7 +950,10 @@ fn tunnel(c: &mut Conv, name: &str, ty: &str) -> Entry {
     }
     if !fields.is_empty() {
         e.set("keys", format!("{SECRETS_DIR}/{name}.keys"));
-        e.secret = Some(SecretFile { path: format!("{SECRETS_DIR}/{name}.keys"), fields });
+        e.secret = Some(SecretFile {
+            path: format!("{SECRETS_DIR}/{name}.keys"),
+            fields,
+        });
     }
     match c.get("espreplay_window").or_else(|| c.get("replay_window")) {
         Some(p) => match p.value.parse::<i64>() {
@@ -707,9 +975,24 @@ fn tunnel(c: &mut Conv, name: &str, ty: &str) -> Entry {
     }
     if legacy {
         e.set("allow_legacy", true);
-        c.conn_note(NoteKind::Changed, "allow_legacy = true: the original uses 3DES or HMAC-MD5 (deprecated, RFC 8221)");
+        c.conn_note(
+            NoteKind::Changed,
+            "allow_legacy = true: the original uses 3DES or HMAC-MD5 (deprecated, RFC 8221)",
+        );
     }
-    for k in ["authby", "ike", "ikelifetime", "keylife", "salifetime", "rekey", "pfs", "keyexchange", "ikev2", "leftid", "rightid"] {
+    for k in [
+        "authby",
+        "ike",
+        "ikelifetime",
+        "keylife",
+        "salifetime",
+        "rekey",
+        "pfs",
+        "keyexchange",
+        "ikev2",
+        "leftid",
+        "rightid",
+    ] {
         if let Some(p) = c.get(k) {
             c.note(&p, NoteKind::NoEffect, "manual keying: no IKE negotiation");
         }
@@ -726,7 +1009,11 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
     let rp = c.remote("");
     let lv = lp.as_ref().map(|p| p.value.clone()).unwrap_or_default();
     let rv = rp.as_ref().map(|p| p.value.clone()).unwrap_or_default();
-    let lv = if lv.is_empty() { "%defaultroute".to_string() } else { lv };
+    let lv = if lv.is_empty() {
+        "%defaultroute".to_string()
+    } else {
+        lv
+    };
     match addr_value(&lv, true) {
         Ok(v) => e.set("local", v),
         Err(w) => {
@@ -749,16 +1036,24 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
     }
     // Identities.
     let mut ids: [(Vec<String>, bool); 2] = [(vec![], false), (vec![], false)];
-    for (i, (local, k)) in [(true, "local_id"), (false, "remote_id")].into_iter().enumerate() {
+    for (i, (local, k)) in [(true, "local_id"), (false, "remote_id")]
+        .into_iter()
+        .enumerate()
+    {
         let addr = if local { lv.clone() } else { rv.clone() };
         ids[i].0.push(addr.clone());
-        let Some(p) = (if local { c.local("id") } else { c.remote("id") }) else { continue };
+        let Some(p) = (if local { c.local("id") } else { c.remote("id") }) else {
+            continue;
+        };
         let v = p.value.trim().to_string();
         let id = if v == "%any" {
             Ok("%any".to_string())
         } else if v == "%fromcert" || v.contains('=') {
             ids[i].1 = true;
-            Err((NoteKind::NeedsCerts, format!("a certificate identity: {}", features::CERTS_MISSING)))
+            Err((
+                NoteKind::NeedsCerts,
+                format!("a certificate identity: {}", features::CERTS_MISSING),
+            ))
         } else if v.starts_with('%') {
             Err((NoteKind::NotCarried, format!("{v} is not implemented")))
         } else if let Some(f) = v.strip_prefix("@[").and_then(|f| f.strip_suffix(']')) {
@@ -778,7 +1073,10 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
             Err((kind, why)) => {
                 c.note(&p, kind, why.clone());
                 if kind == NoteKind::NeedsCerts {
-                    e.fields.push((format!("{}id", if local { "left" } else { "right" }), Value::String(v.clone())));
+                    e.fields.push((
+                        format!("{}id", if local { "left" } else { "right" }),
+                        Value::String(v.clone()),
+                    ));
                 }
                 e.disable(why);
             }
@@ -803,13 +1101,37 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
         psk_auth = true;
         if parts.len() > 1 {
             if let Some(p) = &authby {
-                c.note(p, NoteKind::Changed, "only the pre-shared key is carried over (certificates/RSA come with issue 13)");
+                c.note(
+                    p,
+                    NoteKind::Changed,
+                    "only the pre-shared key is carried over (certificates/RSA come with issue 13)",
+                );
             }
         }
-    } else if parts.iter().any(|a| matches!(*a, "rsasig" | "rsa" | "pubkey" | "ecdsa" | "rsa-sha1" | "rsa-sha2" | "rsa-sha2_256" | "rsa-sha2_384" | "rsa-sha2_512")) {
+    } else if parts.iter().any(|a| {
+        matches!(
+            *a,
+            "rsasig"
+                | "rsa"
+                | "pubkey"
+                | "ecdsa"
+                | "rsa-sha1"
+                | "rsa-sha2"
+                | "rsa-sha2_256"
+                | "rsa-sha2_384"
+                | "rsa-sha2_512"
+        )
+    }) {
         match &authby {
             Some(p) => c.note(p, NoteKind::NeedsCerts, features::CERTS_MISSING),
-            None => c.conn_note(NoteKind::NeedsCerts, format!("no authby= ({} authenticates with RSA signatures by default): {}", ctx.dialect.name(), features::CERTS_MISSING)),
+            None => c.conn_note(
+                NoteKind::NeedsCerts,
+                format!(
+                    "no authby= ({} authenticates with RSA signatures by default): {}",
+                    ctx.dialect.name(),
+                    features::CERTS_MISSING
+                ),
+            ),
         }
         if features::CERTS {
             e.set("authby", "rsasig");
@@ -817,7 +1139,16 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
         e.disable(features::CERTS_MISSING);
     } else {
         let p = authby.clone().or(lauth.clone());
-        let why = format!("authby={av}: {}", if av.contains("xauth") { "XAUTH is an IKEv1 extension espresso does not implement" } else if av.contains("eap") { "EAP is not implemented" } else { "not implemented" });
+        let why = format!(
+            "authby={av}: {}",
+            if av.contains("xauth") {
+                "XAUTH is an IKEv1 extension espresso does not implement"
+            } else if av.contains("eap") {
+                "EAP is not implemented"
+            } else {
+                "not implemented"
+            }
+        );
         match &p {
             Some(p) => c.note(p, NoteKind::NotCarried, why.clone()),
             None => c.conn_note(NoteKind::NotCarried, why.clone()),
@@ -828,9 +1159,18 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
         let v = p.value.to_ascii_lowercase();
         if !psk_kinds.contains(&v.as_str()) {
             let (kind, why) = if v.contains("eap") || v.contains("xauth") {
-                (NoteKind::NotCarried, format!("the peer authenticating with {v}: EAP/XAUTH are not implemented"))
+                (
+                    NoteKind::NotCarried,
+                    format!("the peer authenticating with {v}: EAP/XAUTH are not implemented"),
+                )
             } else {
-                (NoteKind::NeedsCerts, format!("the peer authenticating with {v}: {}", features::CERTS_MISSING))
+                (
+                    NoteKind::NeedsCerts,
+                    format!(
+                        "the peer authenticating with {v}: {}",
+                        features::CERTS_MISSING
+                    ),
+                )
             };
             c.note(p, kind, why.clone());
             e.disable(why);
@@ -844,8 +1184,19 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
                 Some(t) if t.len() >= 8 => {
                     let path = format!("{SECRETS_DIR}/{name}.psk");
                     e.set("secrets", path.clone());
-                    origin.push(format!("pre-shared key from {} (selectors: {})", s.loc, if s.selectors.is_empty() { "none".into() } else { s.selectors.join(" ") }));
-                    e.secret = Some(SecretFile { path, fields: vec![("psk".into(), Zeroizing::new(t.to_string()))] });
+                    origin.push(format!(
+                        "pre-shared key from {} (selectors: {})",
+                        s.loc,
+                        if s.selectors.is_empty() {
+                            "none".into()
+                        } else {
+                            s.selectors.join(" ")
+                        }
+                    ));
+                    e.secret = Some(SecretFile {
+                        path,
+                        fields: vec![("psk".into(), Zeroizing::new(t.to_string()))],
+                    });
                 }
                 Some(t) => {
                     let why = format!("the pre-shared key at {} has {} characters: espresso requires at least 8 (use 20 or more random ones on both sides)", s.loc, t.len());
@@ -853,14 +1204,21 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
                     e.disable(why);
                 }
                 None => {
-                    let why = format!("the pre-shared key at {} is binary (0x/0s): espresso's psk is text", s.loc);
+                    let why = format!(
+                        "the pre-shared key at {} is binary (0x/0s): espresso's psk is text",
+                        s.loc
+                    );
                     c.conn_note(NoteKind::NotCarried, why.clone());
                     e.disable(why);
                 }
             },
             None => {
                 let why = if ctx.have_secrets {
-                    format!("no PSK in the secrets for {} <-> {}", lids.join("/"), rids.join("/"))
+                    format!(
+                        "no PSK in the secrets for {} <-> {}",
+                        lids.join("/"),
+                        rids.join("/")
+                    )
                 } else {
                     "no ipsec.secrets given: the pre-shared key is missing (espresso import ipsec.conf ipsec.secrets)".to_string()
                 };
@@ -879,7 +1237,11 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
         Dialect::Libreswan => Ikev::Insist,
         Dialect::Strongswan => Ikev::Propose,
     };
-    let mut why_v1 = format!("{}'s default when ikev2= is absent is {} (initiates with IKEv1)", ctx.dialect.name(), ikev.name());
+    let mut why_v1 = format!(
+        "{}'s default when ikev2= is absent is {} (initiates with IKEv1)",
+        ctx.dialect.name(),
+        ikev.name()
+    );
     let mut v1_param: Option<Param> = None;
     if let Some(p) = &kx {
         match p.value.to_ascii_lowercase().as_str() {
@@ -887,7 +1249,11 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
             "ikev2" => ikev = Ikev::Insist,
             "ike" if !pluto => ikev = Ikev::Propose,
             "ike" => {}
-            o => c.note(p, NoteKind::NotCarried, format!("keyexchange={o} is not understood")),
+            o => c.note(
+                p,
+                NoteKind::NotCarried,
+                format!("keyexchange={o} is not understood"),
+            ),
         }
         why_v1 = format!("keyexchange={}", p.value);
         v1_param = Some(p.clone());
@@ -906,7 +1272,11 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
             "yes" => Ikev::Propose,
             "insist" | "always" | "mandatory" => Ikev::Insist,
             o => {
-                c.note(p, NoteKind::NotCarried, format!("ikev2={o} is not understood"));
+                c.note(
+                    p,
+                    NoteKind::NotCarried,
+                    format!("ikev2={o} is not understood"),
+                );
                 ikev
             }
         };
@@ -920,7 +1290,14 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
         if pluto || kx.is_none() {
             e.set("ikev2", ikev.name());
         } else {
-            e.set("keyexchange", match ikev { Ikev::Never => "ikev1", Ikev::Insist => "ikev2", _ => "ike" });
+            e.set(
+                "keyexchange",
+                match ikev {
+                    Ikev::Never => "ikev1",
+                    Ikev::Insist => "ikev2",
+                    _ => "ike",
+                },
+            );
         }
         if aggr_on && ikev != Ikev::Insist {
             e.set("aggressive", true);
@@ -933,7 +1310,18 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
                 None => c.conn_note(NoteKind::NeedsIkev1, why.clone()),
             }
             // Written in the agreed schema (the commented-out block shows it).
-            e.set(if pluto || kx.is_none() { "ikev2" } else { "keyexchange" }, if pluto || kx.is_none() { ikev.name() } else { "ikev1" });
+            e.set(
+                if pluto || kx.is_none() {
+                    "ikev2"
+                } else {
+                    "keyexchange"
+                },
+                if pluto || kx.is_none() {
+                    ikev.name()
+                } else {
+                    "ikev1"
+                },
+            );
             if aggr_on {
                 e.set("aggressive", true);
             }
@@ -947,9 +1335,17 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
         }
         if let Some(p) = &aggr {
             if aggr_on && !needs_v1 {
-                c.note(p, NoteKind::NoEffect, "aggressive mode is IKEv1; this connection uses IKEv2");
+                c.note(
+                    p,
+                    NoteKind::NoEffect,
+                    "aggressive mode is IKEv1; this connection uses IKEv2",
+                );
             } else if aggr_on {
-                c.note(p, NoteKind::NeedsIkev1, format!("aggressive mode: {}", features::IKEV1_MISSING));
+                c.note(
+                    p,
+                    NoteKind::NeedsIkev1,
+                    format!("aggressive mode: {}", features::IKEV1_MISSING),
+                );
             }
         }
     }
@@ -973,10 +1369,17 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
             "yes" => esn_tokens = Some("esn"),
             "either" => esn_tokens = Some("esn-noesn"),
             "no" => {}
-            o => c.note(&p, NoteKind::NotCarried, format!("esn={o} is not understood")),
+            o => c.note(
+                &p,
+                NoteKind::NotCarried,
+                format!("esn={o} is not understood"),
+            ),
         }
     }
-    for (keys, ike, field) in [(&["ike", "ikealg"][..], true, "ike"), (&["esp", "phase2alg"][..], false, "esp")] {
+    for (keys, ike, field) in [
+        (&["ike", "ikealg"][..], true, "ike"),
+        (&["esp", "phase2alg"][..], false, "esp"),
+    ] {
         let mut ps: Vec<Param> = keys.iter().filter_map(|k| c.get(k)).collect();
         let Some(p) = ps.pop() else {
             if !ike && (pfs_dh.is_some() || esn_tokens.is_some()) {
@@ -986,7 +1389,11 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
         };
         let t = algs::translate(&p.value, ike, &default_dh, pfs_dh.as_deref());
         for (w, why) in &t.dropped {
-            c.note(&p, NoteKind::NotCarried, format!("proposal {w} left out: {why}"));
+            c.note(
+                &p,
+                NoteKind::NotCarried,
+                format!("proposal {w} left out: {why}"),
+            );
         }
         if t.filled_dh {
             c.note(&p, NoteKind::Changed, "a proposal without a DH group: the original fills in its defaults; espresso proposes modp2048 and modp1024");
@@ -995,7 +1402,10 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
             c.note(&p, NoteKind::Changed, "strongSwan appends its default proposals when the list does not end in '!'; espresso offers exactly these");
         }
         if t.proposals.is_empty() {
-            e.disable(format!("{}={}: no proposal espresso implements", p.key, p.value));
+            e.disable(format!(
+                "{}={}: no proposal espresso implements",
+                p.key, p.value
+            ));
             continue;
         }
         let mut props = t.proposals.clone();
@@ -1020,7 +1430,11 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
     for k in ["phase2", "auth"] {
         if let Some(p) = c.get(k) {
             if p.value.eq_ignore_ascii_case("ah") {
-                c.note(&p, NoteKind::Refused, "espresso has no AH (RFC 4302): use ESP with integrity on both sides");
+                c.note(
+                    &p,
+                    NoteKind::Refused,
+                    "espresso has no AH (RFC 4302): use ESP with integrity on both sides",
+                );
                 e.disable("uses AH, which espresso does not implement (RFC 4302)");
             }
         }
@@ -1033,7 +1447,11 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
     };
     for (keys, field, def) in [
         (&["ikelifetime"][..], "ike_lifetime", Some(ike_def)),
-        (&["keylife", "salifetime", "lifetime"][..], "lifetime", Some(child_def)),
+        (
+            &["keylife", "salifetime", "lifetime"][..],
+            "lifetime",
+            Some(child_def),
+        ),
         (&["rekeymargin", "margintime"][..], "margin", None),
         (&["rekeyfuzz"][..], "fuzz", None),
         (&["lifebytes"][..], "life_bytes", None),
@@ -1044,12 +1462,21 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
             Some(p) => {
                 let v = match field {
                     "fuzz" => Some(Value::String(p.value.clone())),
-                    "life_bytes" | "life_packets" => p.value.parse::<i64>().ok().map(Value::Integer).or(Some(Value::String(p.value.clone()))),
+                    "life_bytes" | "life_packets" => p
+                        .value
+                        .parse::<i64>()
+                        .ok()
+                        .map(Value::Integer)
+                        .or(Some(Value::String(p.value.clone()))),
                     _ => duration(&p.value),
                 };
                 match v {
                     Some(v) => e.set(field, v),
-                    None => c.note(&p, NoteKind::NotCarried, "not a duration (seconds, or a number with s, m, h or d)"),
+                    None => c.note(
+                        &p,
+                        NoteKind::NotCarried,
+                        "not a duration (seconds, or a number with s, m, h or d)",
+                    ),
                 }
             }
             None => {
@@ -1069,7 +1496,11 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
     let dt = c.get("dpdtimeout");
     let da = c.get("dpdaction");
     let action = da.as_ref().map(|p| p.value.to_ascii_lowercase());
-    let on = if pluto { dd.is_some() } else { action.as_deref().is_some_and(|a| a != "none") };
+    let on = if pluto {
+        dd.is_some()
+    } else {
+        action.as_deref().is_some_and(|a| a != "none")
+    };
     if on {
         let a = match action.as_deref() {
             None => "hold",
@@ -1078,31 +1509,56 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
             Some("restart") => "restart",
             Some("restart_by_peer") => {
                 if let Some(p) = &da {
-                    c.note(p, NoteKind::Changed, "restart_by_peer: espresso restarts this connection (restart)");
+                    c.note(
+                        p,
+                        NoteKind::Changed,
+                        "restart_by_peer: espresso restarts this connection (restart)",
+                    );
                 }
                 "restart"
             }
             Some(o) => {
                 if let Some(p) = &da {
-                    c.note(p, NoteKind::NotCarried, format!("dpdaction={o} is not understood"));
+                    c.note(
+                        p,
+                        NoteKind::NotCarried,
+                        format!("dpdaction={o} is not understood"),
+                    );
                 }
                 "hold"
             }
         };
-        let delay = dd.as_ref().and_then(|p| duration(&p.value)).unwrap_or(Value::String("30s".into()));
-        let timeout = dt.as_ref().and_then(|p| duration(&p.value)).unwrap_or(Value::String(if pluto { "120s" } else { "150s" }.into()));
+        let delay = dd
+            .as_ref()
+            .and_then(|p| duration(&p.value))
+            .unwrap_or(Value::String("30s".into()));
+        let timeout = dt
+            .as_ref()
+            .and_then(|p| duration(&p.value))
+            .unwrap_or(Value::String(if pluto { "120s" } else { "150s" }.into()));
         e.set("dpd_delay", delay);
         e.set("dpd_timeout", timeout);
         e.set("dpd_action", a);
     } else {
         for p in [&dd, &dt, &da].into_iter().flatten() {
-            c.note(p, NoteKind::NoEffect, if pluto { "DPD is off without dpddelay=" } else { "DPD is off with dpdaction=none (strongSwan's default)" });
+            c.note(
+                p,
+                NoteKind::NoEffect,
+                if pluto {
+                    "DPD is off without dpddelay="
+                } else {
+                    "DPD is off with dpdaction=none (strongSwan's default)"
+                },
+            );
         }
     }
     // Start.
     match start_of(c, Table::Connection) {
         Ok(s) if remote_any && matches!(s, "start" | "trap") => {
-            c.conn_note(NoteKind::Changed, format!("right=%any cannot initiate: start = \"add\" (was auto={s})"));
+            c.conn_note(
+                NoteKind::Changed,
+                format!("right=%any cannot initiate: start = \"add\" (was auto={s})"),
+            );
             e.set("start", "add");
         }
         Ok(s) => e.set("start", s),
@@ -1125,7 +1581,11 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
     }
     if let Some(p) = c.get("mobike") {
         if yes(&p.value) != Some(false) {
-            c.note(&p, NoteKind::NotCarried, "MOBIKE is not implemented (the peer falls back to fixed addresses)");
+            c.note(
+                &p,
+                NoteKind::NotCarried,
+                "MOBIKE is not implemented (the peer falls back to fixed addresses)",
+            );
         }
     }
     for k in ["replay_window", "replay-window"] {
@@ -1141,7 +1601,11 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
     if !psk_auth {
         for (p, m) in leftover {
             if matches!(m, Some(Map::Certs(_))) {
-                let k = if c.me == "left" { p.key.clone() } else { flip(&p.key) };
+                let k = if c.me == "left" {
+                    p.key.clone()
+                } else {
+                    flip(&p.key)
+                };
                 e.fields.push((k, Value::String(p.value.clone())));
             }
         }

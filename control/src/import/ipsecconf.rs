@@ -118,7 +118,12 @@ pub fn value(s: &str) -> String {
 }
 
 /// Reads `path` (shown as `shown`) and everything it includes.
-pub fn read(path: &Path, shown: &str, root: Option<&Path>, notes: &mut Notes) -> Result<Conf, String> {
+pub fn read(
+    path: &Path,
+    shown: &str,
+    root: Option<&Path>,
+    notes: &mut Notes,
+) -> Result<Conf, String> {
     let mut c = Conf::default();
     let mut seen = HashSet::new();
     read_file(path, shown, root, 0, &mut seen, &mut c, notes)?;
@@ -163,7 +168,13 @@ fn read_file(
         let indented = raw.starts_with([' ', '\t']);
         if indented {
             let Some(sec) = cur.as_mut() else {
-                notes.add(&loc, None, t, NoteKind::NotCarried, "a parameter outside any section: ignored as the original does");
+                notes.add(
+                    &loc,
+                    None,
+                    t,
+                    NoteKind::NotCarried,
+                    "a parameter outside any section: ignored as the original does",
+                );
                 continue;
             };
             match split_param(t) {
@@ -183,17 +194,35 @@ fn read_file(
                     c.sections.push(s);
                 }
                 if rest_s != "setup" {
-                    notes.add(&loc, None, t, NoteKind::NotCarried, "unknown config section (only `config setup` exists)");
+                    notes.add(
+                        &loc,
+                        None,
+                        t,
+                        NoteKind::NotCarried,
+                        "unknown config section (only `config setup` exists)",
+                    );
                 }
-                cur = Some(Section { kind: Kind::Setup, loc, params: vec![] });
+                cur = Some(Section {
+                    kind: Kind::Setup,
+                    loc,
+                    params: vec![],
+                });
             }
             "conn" | "ca" => {
                 if let Some(s) = cur.take() {
                     c.sections.push(s);
                 }
                 let name = rest_s.clone();
-                let kind = if first == "conn" { Kind::Conn(name) } else { Kind::Ca(name) };
-                cur = Some(Section { kind, loc, params: vec![] });
+                let kind = if first == "conn" {
+                    Kind::Conn(name)
+                } else {
+                    Kind::Ca(name)
+                };
+                cur = Some(Section {
+                    kind,
+                    loc,
+                    params: vec![],
+                });
             }
             "include" => {
                 if let Some(s) = cur.take() {
@@ -202,7 +231,13 @@ fn read_file(
                 let pat = resolve(&rest_s, path, root);
                 let files = expand(&pat).map_err(|e| format!("{loc}: include {rest_s}: {e}"))?;
                 if files.is_empty() {
-                    notes.add(&loc, None, format!("include {rest_s}"), NoteKind::NoEffect, "matches no file (the original skips it too)");
+                    notes.add(
+                        &loc,
+                        None,
+                        format!("include {rest_s}"),
+                        NoteKind::NoEffect,
+                        "matches no file (the original skips it too)",
+                    );
                 }
                 for f in files {
                     let shown = shown_path(&f, root);
@@ -232,10 +267,16 @@ mod tests {
     #[test]
     fn values() {
         assert_eq!(value("\"a b\" # c"), "a b");
-        assert_eq!(value("{10.0.0.0/24 10.1.0.0/24} # x"), "{10.0.0.0/24 10.1.0.0/24}");
+        assert_eq!(
+            value("{10.0.0.0/24 10.1.0.0/24} # x"),
+            "{10.0.0.0/24 10.1.0.0/24}"
+        );
         assert_eq!(value("aes128-sha1 #x"), "aes128-sha1");
         assert_eq!(value("a#b"), "a#b");
-        assert_eq!(split_param("left = 1.2.3.4"), Some(("left".into(), "1.2.3.4".into())));
+        assert_eq!(
+            split_param("left = 1.2.3.4"),
+            Some(("left".into(), "1.2.3.4".into()))
+        );
         assert_eq!(split_param("no equals"), None);
     }
 }

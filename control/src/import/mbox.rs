@@ -96,12 +96,17 @@ pub enum Action {
 
 fn num<T: std::str::FromStr>(w: Option<&&str>, what: &str) -> Result<T, String> {
     let s = w.ok_or_else(|| format!("{what}: a value is missing"))?;
-    s.parse().map_err(|_| format!("{what}: \"{s}\" is not a number"))
+    s.parse()
+        .map_err(|_| format!("{what}: \"{s}\" is not a number"))
 }
 
 fn list(w: Option<&&str>, what: &str) -> Result<Vec<String>, String> {
     let s = w.ok_or_else(|| format!("{what}: a value is missing"))?;
-    Ok(s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect())
+    Ok(s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect())
 }
 
 impl State {
@@ -328,26 +333,41 @@ impl State {
         let mut out = Vec::new();
         for (addr, p) in &self.peers {
             let name = Self::peer_name(addr);
-            let loc = Loc { file: file.into(), line: 0 };
+            let loc = Loc {
+                file: file.into(),
+                line: 0,
+            };
             let mut e = Entry::new(Table::Connection, &name, loc.clone());
             e.origin.push(format!("mbox: ipsec peer {addr}"));
-            e.set("local", p.local_ip.clone().unwrap_or_else(|| "%defaultroute".into()));
+            e.set(
+                "local",
+                p.local_ip.clone().unwrap_or_else(|| "%defaultroute".into()),
+            );
             e.set("remote", addr.clone());
             if let Some(id) = &p.remote_id {
                 e.set("remote_id", id.clone());
             }
-            for (k, v) in [("local_subnets", &p.local_net), ("remote_subnets", &p.remote_net)] {
+            for (k, v) in [
+                ("local_subnets", &p.local_net),
+                ("remote_subnets", &p.remote_net),
+            ] {
                 match v.len() {
                     0 => {}
                     1 => e.set(k, v[0].clone()),
-                    _ => e.set(k, Value::Array(v.iter().cloned().map(Value::String).collect())),
+                    _ => e.set(
+                        k,
+                        Value::Array(v.iter().cloned().map(Value::String).collect()),
+                    ),
                 }
             }
             match &p.psk {
                 Some(k) => {
                     let path = format!("secrets/{name}.psk");
                     e.set("secrets", format!("{secrets_prefix}{path}"));
-                    e.secret = Some(SecretFile { path, fields: vec![("psk".into(), k.clone())] });
+                    e.secret = Some(SecretFile {
+                        path,
+                        fields: vec![("psk".into(), k.clone())],
+                    });
                 }
                 None => e.disable("no psk given (ipsec peer ADDR psk SECRET)"),
             }
@@ -357,14 +377,29 @@ impl State {
                 (Some(n), None) => e.disable(format!("ike-policy {n} is not defined")),
                 (Some(n), Some((_, ip))) => {
                     if ip.authentication == "rsa-sig" {
-                        notes.add(&loc, Some(&name), format!("ike-policy {n} authentication rsa-sig"), NoteKind::NeedsCerts, features::CERTS_MISSING);
+                        notes.add(
+                            &loc,
+                            Some(&name),
+                            format!("ike-policy {n} authentication rsa-sig"),
+                            NoteKind::NeedsCerts,
+                            features::CERTS_MISSING,
+                        );
                         e.disable(features::CERTS_MISSING);
                     }
                     if ip.version == Some(1) {
                         e.set("version", 1);
-                        notes.add(&loc, Some(&name), format!("ike-policy {n} version 1"), NoteKind::NeedsIkev1, features::IKEV1_MISSING);
+                        notes.add(
+                            &loc,
+                            Some(&name),
+                            format!("ike-policy {n} version 1"),
+                            NoteKind::NeedsIkev1,
+                            features::IKEV1_MISSING,
+                        );
                         if !features::IKEV1 {
-                            e.disable(format!("ike-policy {n} version 1: {}", features::IKEV1_MISSING));
+                            e.disable(format!(
+                                "ike-policy {n} version 1: {}",
+                                features::IKEV1_MISSING
+                            ));
                         }
                     } else if features::IKEV1 {
                         e.set("version", 2);
@@ -373,8 +408,18 @@ impl State {
                     match t.proposals.first() {
                         Some(s) => e.set("ike", s.clone()),
                         None => {
-                            let why = format!("ike-policy {n} ({}): {}", ip.policy.join(" "), t.dropped.first().map(|d| d.1.clone()).unwrap_or_default());
-                            notes.add(&loc, Some(&name), format!("ike-policy {n}"), NoteKind::NotCarried, why.clone());
+                            let why = format!(
+                                "ike-policy {n} ({}): {}",
+                                ip.policy.join(" "),
+                                t.dropped.first().map(|d| d.1.clone()).unwrap_or_default()
+                            );
+                            notes.add(
+                                &loc,
+                                Some(&name),
+                                format!("ike-policy {n}"),
+                                NoteKind::NotCarried,
+                                why.clone(),
+                            );
                             e.disable(why);
                         }
                     }
@@ -393,15 +438,31 @@ impl State {
                             e.set("esp", s.clone());
                             if t.legacy {
                                 e.set("allow_legacy", true);
-                                notes.add(&loc, Some(&name), format!("esp-policy {n}"), NoteKind::Changed, "allow_legacy = true: 3DES or HMAC-MD5 (deprecated, RFC 8221)");
+                                notes.add(
+                                    &loc,
+                                    Some(&name),
+                                    format!("esp-policy {n}"),
+                                    NoteKind::Changed,
+                                    "allow_legacy = true: 3DES or HMAC-MD5 (deprecated, RFC 8221)",
+                                );
                             }
                             if ep.policy.len() < 3 {
                                 e.set("pfs", false);
                             }
                         }
                         None => {
-                            let why = format!("esp-policy {n} ({}): {}", ep.policy.join(" "), t.dropped.first().map(|d| d.1.clone()).unwrap_or_default());
-                            notes.add(&loc, Some(&name), format!("esp-policy {n}"), NoteKind::NotCarried, why.clone());
+                            let why = format!(
+                                "esp-policy {n} ({}): {}",
+                                ep.policy.join(" "),
+                                t.dropped.first().map(|d| d.1.clone()).unwrap_or_default()
+                            );
+                            notes.add(
+                                &loc,
+                                Some(&name),
+                                format!("esp-policy {n}"),
+                                NoteKind::NotCarried,
+                                why.clone(),
+                            );
                             e.disable(why);
                         }
                     }
@@ -454,7 +515,10 @@ mod tests {
             assert_eq!(s.apply(l).unwrap(), Action::Changed, "{l}");
         }
         assert_eq!(s.apply("ipsec start").unwrap(), Action::Start);
-        assert_eq!(s.apply("show ipsec peer").unwrap(), Action::Show("peer".into()));
+        assert_eq!(
+            s.apply("show ipsec peer").unwrap(),
+            Action::Show("peer".into())
+        );
         assert!(s.apply("ipsec peer nothost psk x").is_err());
         let text = s.commands();
         let mut again = State::default();
@@ -465,8 +529,15 @@ mod tests {
         let mut n = Notes::default();
         let e = s.entries("mbox", "../", &mut n);
         assert_eq!(e.len(), 1);
-        assert!(e[0].disabled.as_deref().unwrap().contains("IKEv1"), "{:?}", e[0].disabled);
+        assert!(
+            e[0].disabled.as_deref().unwrap().contains("IKEv1"),
+            "{:?}",
+            e[0].disabled
+        );
         assert_eq!(e[0].get("encap"), Some(&Value::Boolean(true)));
-        assert_eq!(e[0].get("esp"), Some(&Value::String("aes128-sha1-modp1024".into())));
+        assert_eq!(
+            e[0].get("esp"),
+            Some(&Value::String("aes128-sha1-modp1024".into()))
+        );
     }
 }

@@ -194,7 +194,13 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { format: Format::Auto, dialect: Dialect::Auto, root: None, local_addrs: None, mirror: false }
+        Options {
+            format: Format::Auto,
+            dialect: Dialect::Auto,
+            root: None,
+            local_addrs: None,
+            mirror: false,
+        }
     }
 }
 
@@ -217,10 +223,17 @@ pub fn host_addrs() -> Vec<std::net::IpAddr> {
 
 /// Guesses the format of a file from its name and first statements.
 pub fn detect_format(path: &std::path::Path, text: &str) -> Format {
-    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
         return Format::Csv;
     }
-    for l in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for l in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let l = l.trim_start_matches('!');
         let first = l.split_whitespace().next().unwrap_or("");
         match first {
@@ -239,13 +252,17 @@ pub fn detect_format(path: &std::path::Path, text: &str) -> Format {
 pub fn import(inputs: &[std::path::PathBuf], opts: &Options) -> Result<out::Output, String> {
     let first = inputs.first().ok_or("give the file to import")?;
     let shown = |p: &std::path::Path| p.display().to_string();
-    let text = std::fs::read_to_string(first).map_err(|e| format!("{}: cannot read: {e}", first.display()))?;
+    let text = std::fs::read_to_string(first)
+        .map_err(|e| format!("{}: cannot read: {e}", first.display()))?;
     let format = match opts.format {
         Format::Auto => detect_format(first, &text),
         f => f,
     };
     let local_addrs = opts.local_addrs.clone().unwrap_or_else(host_addrs);
-    let mut o = out::Output { sources: inputs.iter().map(|p| shown(p)).collect(), ..Default::default() };
+    let mut o = out::Output {
+        sources: inputs.iter().map(|p| shown(p)).collect(),
+        ..Default::default()
+    };
     match format {
         Format::Ipsecconf | Format::Auto => {
             if inputs.len() > 2 {
@@ -264,30 +281,78 @@ pub fn import(inputs: &[std::path::PathBuf], opts: &Options) -> Result<out::Outp
             o.how = format!(
                 "read as {} ipsec.conf{}",
                 dialect.name(),
-                if opts.dialect == Dialect::Auto { " (detected; --dialect chooses)" } else { "" }
+                if opts.dialect == Dialect::Auto {
+                    " (detected; --dialect chooses)"
+                } else {
+                    ""
+                }
             );
-            let ctx = conn::Ctx { dialect, secrets: &secrets, have_secrets: sp.is_some(), local_addrs: &local_addrs };
+            let ctx = conn::Ctx {
+                dialect,
+                secrets: &secrets,
+                have_secrets: sp.is_some(),
+                local_addrs: &local_addrs,
+            };
             o.entries = conn::convert_all(&conf, &ctx, &mut o.notes);
             // Secrets no imported connection uses.
-            let used: Vec<String> = o.entries.iter().flat_map(|e| e.origin.iter()).cloned().collect();
+            let used: Vec<String> = o
+                .entries
+                .iter()
+                .flat_map(|e| e.origin.iter())
+                .cloned()
+                .collect();
             for s in &secrets {
                 let at = format!("from {} ", s.loc);
                 if used.iter().any(|u| u.contains(&at)) {
                     continue;
                 }
-                let sel = if s.selectors.is_empty() { String::new() } else { format!("{} ", s.selectors.join(" ")) };
+                let sel = if s.selectors.is_empty() {
+                    String::new()
+                } else {
+                    format!("{} ", s.selectors.join(" "))
+                };
                 let opt = format!("{sel}: {} <hidden>", s.kind);
                 match s.kind.as_str() {
-                    "RSA" | "ECDSA" | "P12" | "PIN" => o.notes.add(&s.loc, None, opt, NoteKind::NeedsCerts, features::CERTS_MISSING),
-                    "PSK" => o.notes.add(&s.loc, None, opt, NoteKind::NoEffect, "no imported connection uses this pre-shared key"),
-                    "XAUTH" | "EAP" | "NTLM" => o.notes.add(&s.loc, None, opt, NoteKind::NotCarried, "XAUTH/EAP user secrets: not implemented"),
-                    _ => o.notes.add(&s.loc, None, opt, NoteKind::NotCarried, "secret type not implemented"),
+                    "RSA" | "ECDSA" | "P12" | "PIN" => o.notes.add(
+                        &s.loc,
+                        None,
+                        opt,
+                        NoteKind::NeedsCerts,
+                        features::CERTS_MISSING,
+                    ),
+                    "PSK" => o.notes.add(
+                        &s.loc,
+                        None,
+                        opt,
+                        NoteKind::NoEffect,
+                        "no imported connection uses this pre-shared key",
+                    ),
+                    "XAUTH" | "EAP" | "NTLM" => o.notes.add(
+                        &s.loc,
+                        None,
+                        opt,
+                        NoteKind::NotCarried,
+                        "XAUTH/EAP user secrets: not implemented",
+                    ),
+                    _ => o.notes.add(
+                        &s.loc,
+                        None,
+                        opt,
+                        NoteKind::NotCarried,
+                        "secret type not implemented",
+                    ),
                 }
             }
         }
         Format::Openbsd => {
             o.how = "read as OpenBSD ipsec.conf(5) / Halon SR".into();
-            o.entries = openbsd::read(&text, &shown(first), &local_addrs, opts.mirror, &mut o.notes);
+            o.entries = openbsd::read(
+                &text,
+                &shown(first),
+                &local_addrs,
+                opts.mirror,
+                &mut o.notes,
+            );
         }
         Format::Csv => {
             o.how = "read as a manual-key table (CSV)".into();
@@ -297,12 +362,21 @@ pub fn import(inputs: &[std::path::PathBuf], opts: &Options) -> Result<out::Outp
             o.how = "read as mbox commands".into();
             let mut st = mbox::State::default();
             for (i, l) in text.lines().enumerate() {
-                let loc = Loc { file: shown(first), line: i + 1 };
+                let loc = Loc {
+                    file: shown(first),
+                    line: i + 1,
+                };
                 // The seed writes several commands on a line, separated by '!'.
                 for cmd in l.split('!') {
                     match st.apply(cmd) {
                         Ok(mbox::Action::Start | mbox::Action::Stop | mbox::Action::Show(_)) => {
-                            o.notes.add(&loc, None, cmd.trim(), NoteKind::NoEffect, "an operational command (run it with `espresso shell`)")
+                            o.notes.add(
+                                &loc,
+                                None,
+                                cmd.trim(),
+                                NoteKind::NoEffect,
+                                "an operational command (run it with `espresso shell`)",
+                            )
                         }
                         Ok(_) => {}
                         Err(e) => o.notes.add(&loc, None, cmd.trim(), NoteKind::NotCarried, e),

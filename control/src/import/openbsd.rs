@@ -68,12 +68,19 @@ pub enum Vendor {
 
 impl Vendor {
     fn parse(s: &str) -> Option<Vendor> {
-        Some(match s.trim().to_ascii_lowercase().replace([' ', '_'], "-").as_str() {
-            "" | "halon" | "halon-sr" | "openbsd" | "espresso" => Vendor::HalonSr,
-            "zywall" | "zyxel" => Vendor::Zywall,
-            "sonicwall" | "juniper" | "halon-sx" | "netscreen" => Vendor::BareHex,
-            _ => return None,
-        })
+        Some(
+            match s
+                .trim()
+                .to_ascii_lowercase()
+                .replace([' ', '_'], "-")
+                .as_str()
+            {
+                "" | "halon" | "halon-sr" | "openbsd" | "espresso" => Vendor::HalonSr,
+                "zywall" | "zyxel" => Vendor::Zywall,
+                "sonicwall" | "juniper" | "halon-sx" | "netscreen" => Vendor::BareHex,
+                _ => return None,
+            },
+        )
     }
 }
 
@@ -132,7 +139,10 @@ pub fn csv_fields(line: &str) -> Vec<String> {
 }
 
 fn column(h: &str) -> Option<&'static str> {
-    let n = h.trim().to_ascii_lowercase().replace([' ', '-', '(', ')'], "_");
+    let n = h
+        .trim()
+        .to_ascii_lowercase()
+        .replace([' ', '-', '(', ')'], "_");
     let n = n.trim_matches('_');
     Some(match n {
         "name" | "label" | "tunnel" | "description" => "name",
@@ -176,7 +186,11 @@ struct Manual {
 }
 
 fn nets(s: &str) -> Vec<String> {
-    s.split([' ', ',', '\t']).map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect()
+    s.split([' ', ',', '\t'])
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn manual_entry(m: Manual, mirror: bool, notes: &mut Notes) -> Entry {
@@ -184,7 +198,8 @@ fn manual_entry(m: Manual, mirror: bool, notes: &mut Notes) -> Entry {
     let mut e = Entry::new(Table::Tunnel, &name, m.loc.clone());
     e.origin.push(format!("{} ({})", m.name, m.loc));
     let (local, remote, from, to, si, so) = if mirror {
-        e.origin.push("the peer's table, mirrored: in and out swapped".into());
+        e.origin
+            .push("the peer's table, mirrored: in and out swapped".into());
         (m.remote, m.local, m.to, m.from, m.spi_out, m.spi_in)
     } else {
         (m.local, m.remote, m.from, m.to, m.spi_in, m.spi_out)
@@ -198,10 +213,19 @@ fn manual_entry(m: Manual, mirror: bool, notes: &mut Notes) -> Entry {
     for (k, l) in [("local_subnets", &from), ("remote_subnets", &to)] {
         let mut vals = Vec::new();
         for n in l {
-            match n.parse::<IpNet>().or_else(|_| n.parse::<IpAddr>().map(IpNet::from)) {
+            match n
+                .parse::<IpNet>()
+                .or_else(|_| n.parse::<IpAddr>().map(IpNet::from))
+            {
                 Ok(x) => vals.push(Value::String(x.trunc().to_string())),
                 Err(_) => {
-                    notes.add(&m.loc, Some(&name), format!("{k} {n}"), NoteKind::NotCarried, "not a network");
+                    notes.add(
+                        &m.loc,
+                        Some(&name),
+                        format!("{k} {n}"),
+                        NoteKind::NotCarried,
+                        "not a network",
+                    );
                     e.disable(format!("{n} is not a network"));
                 }
             }
@@ -219,19 +243,43 @@ fn manual_entry(m: Manual, mirror: bool, notes: &mut Notes) -> Entry {
     }
     let enc = enc_name(if m.enc.is_empty() { "aes" } else { &m.enc });
     let aead = enc.is_some_and(|x| x.contains("gcm") || x.contains("chacha"));
-    let auth = if aead { Some("") } else { auth_name(if m.auth.is_empty() { "hmac-sha2-256" } else { &m.auth }) };
+    let auth = if aead {
+        Some("")
+    } else {
+        auth_name(if m.auth.is_empty() {
+            "hmac-sha2-256"
+        } else {
+            &m.auth
+        })
+    };
     match (enc, auth) {
         (Some(en), Some(au)) => {
-            let suite = if au.is_empty() { en.to_string() } else { format!("{en}-{au}") };
+            let suite = if au.is_empty() {
+                en.to_string()
+            } else {
+                format!("{en}-{au}")
+            };
             if suite.contains("3des") || suite.ends_with("md5") {
                 e.set("allow_legacy", true);
-                notes.add(&m.loc, Some(&name), format!("suite {suite}"), NoteKind::Changed, "allow_legacy = true: 3DES or HMAC-MD5 (deprecated, RFC 8221)");
+                notes.add(
+                    &m.loc,
+                    Some(&name),
+                    format!("suite {suite}"),
+                    NoteKind::Changed,
+                    "allow_legacy = true: 3DES or HMAC-MD5 (deprecated, RFC 8221)",
+                );
             }
             e.set("suite", suite);
         }
         _ => {
             let why = format!("enc {} / auth {}: not implemented (espresso: aes, aes-256, aes-128-gcm, aes-256-gcm, 3des, chacha20-poly1305 with hmac-sha1, hmac-sha2-256/384/512, hmac-md5)", m.enc, m.auth);
-            notes.add(&m.loc, Some(&name), "suite", NoteKind::NotCarried, why.clone());
+            notes.add(
+                &m.loc,
+                Some(&name),
+                "suite",
+                NoteKind::NotCarried,
+                why.clone(),
+            );
             e.disable(why);
         }
     }
@@ -255,7 +303,8 @@ fn manual_entry(m: Manual, mirror: bool, notes: &mut Notes) -> Entry {
                 k.to_string()
             }
         };
-        let mut keys: Vec<(String, Zeroizing<String>)> = m.keys.into_iter().map(|(k, v)| (swap(&k), v)).collect();
+        let mut keys: Vec<(String, Zeroizing<String>)> =
+            m.keys.into_iter().map(|(k, v)| (swap(&k), v)).collect();
         keys.sort_by(|a, b| a.0.cmp(&b.0));
         let path = format!("{SECRETS_DIR}/{name}.keys");
         e.set("keys", path.clone());
@@ -271,8 +320,13 @@ fn manual_entry(m: Manual, mirror: bool, notes: &mut Notes) -> Entry {
 
 /// Reads the manual-key table as CSV (first line: column names).
 pub fn read_csv(text: &str, file: &str, mirror: bool, notes: &mut Notes) -> Vec<Entry> {
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
-    let Some((hl, header)) = lines.next() else { return vec![] };
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+    let Some((hl, header)) = lines.next() else {
+        return vec![];
+    };
     let cols: Vec<Option<&str>> = csv_fields(header).iter().map(|h| column(h)).collect();
     for (i, h) in csv_fields(header).iter().enumerate() {
         if cols[i].is_none() {
@@ -281,7 +335,10 @@ pub fn read_csv(text: &str, file: &str, mirror: bool, notes: &mut Notes) -> Vec<
     }
     let mut out = Vec::new();
     for (i, l) in lines {
-        let loc = Loc { file: file.into(), line: i + 1 };
+        let loc = Loc {
+            file: file.into(),
+            line: i + 1,
+        };
         let vals = csv_fields(l);
         let mut row: BTreeMap<&str, String> = BTreeMap::new();
         for (c, v) in cols.iter().zip(vals) {
@@ -298,7 +355,10 @@ pub fn read_csv(text: &str, file: &str, mirror: bool, notes: &mut Notes) -> Vec<
                 Vendor::HalonSr
             }
         };
-        let name = row.get("name").cloned().unwrap_or_else(|| format!("row{}", i + 1));
+        let name = row
+            .get("name")
+            .cloned()
+            .unwrap_or_else(|| format!("row{}", i + 1));
         let mut m = Manual {
             name: name.clone(),
             loc: loc.clone(),
@@ -312,8 +372,18 @@ pub fn read_csv(text: &str, file: &str, mirror: bool, notes: &mut Notes) -> Vec<
             ..Default::default()
         };
         let mut bad = Vec::new();
-        let sp = |k: &str, bad: &mut Vec<String>| row.get(k).and_then(|s| spi(s, vendor).map_err(|e| bad.push(format!("{k}: {e}"))).ok());
-        match (sp("spi", &mut bad), sp("spi_in", &mut bad), sp("spi_out", &mut bad)) {
+        let sp = |k: &str, bad: &mut Vec<String>| {
+            row.get(k).and_then(|s| {
+                spi(s, vendor)
+                    .map_err(|e| bad.push(format!("{k}: {e}")))
+                    .ok()
+            })
+        };
+        match (
+            sp("spi", &mut bad),
+            sp("spi_in", &mut bad),
+            sp("spi_out", &mut bad),
+        ) {
             (Some(s), None, None) => {
                 m.spi_in = Some(s);
                 m.spi_out = Some(s);
@@ -323,7 +393,14 @@ pub fn read_csv(text: &str, file: &str, mirror: bool, notes: &mut Notes) -> Vec<
                 m.spi_out = o;
             }
         }
-        for k in ["enc_key_in", "enc_key_out", "enc_key", "auth_key_in", "auth_key_out", "auth_key"] {
+        for k in [
+            "enc_key_in",
+            "enc_key_out",
+            "enc_key",
+            "auth_key_in",
+            "auth_key_out",
+            "auth_key",
+        ] {
             if let Some(v) = row.get(k) {
                 match key(v, vendor) {
                     Ok(x) => m.keys.push((k.to_string(), x)),
@@ -333,7 +410,13 @@ pub fn read_csv(text: &str, file: &str, mirror: bool, notes: &mut Notes) -> Vec<
         }
         let mut e = manual_entry(m, mirror, notes);
         for b in bad {
-            notes.add(&loc, Some(&e.name), b.clone(), NoteKind::NotCarried, "value not understood");
+            notes.add(
+                &loc,
+                Some(&e.name),
+                b.clone(),
+                NoteKind::NotCarried,
+                "value not understood",
+            );
             e.disable(b);
         }
         out.push(e);
@@ -373,7 +456,13 @@ fn words(s: &str, macros: &BTreeMap<String, String>) -> Vec<String> {
 }
 
 /// Reads OpenBSD `ipsec.conf(5)` / Halon SR `ipsec { ... }` statements.
-pub fn read(text: &str, file: &str, local_addrs: &[IpAddr], mirror: bool, notes: &mut Notes) -> Vec<Entry> {
+pub fn read(
+    text: &str,
+    file: &str,
+    local_addrs: &[IpAddr],
+    mirror: bool,
+    notes: &mut Notes,
+) -> Vec<Entry> {
     let mut macros = BTreeMap::new();
     let mut flows: Vec<(Loc, Vec<String>)> = Vec::new();
     let mut sas: Vec<(Loc, Vec<String>)> = Vec::new();
@@ -383,7 +472,9 @@ pub fn read(text: &str, file: &str, local_addrs: &[IpAddr], mirror: bool, notes:
     let mut pending: Option<(usize, String)> = None;
     for (i, raw) in text.lines().enumerate() {
         let l = match raw.find('#') {
-            Some(p) if !raw[..p].contains('"') || raw[..p].matches('"').count() % 2 == 0 => &raw[..p],
+            Some(p) if !raw[..p].contains('"') || raw[..p].matches('"').count() % 2 == 0 => {
+                &raw[..p]
+            }
             _ => raw,
         };
         let (l, cont) = match l.trim_end().strip_suffix('\\') {
@@ -400,7 +491,10 @@ pub fn read(text: &str, file: &str, local_addrs: &[IpAddr], mirror: bool, notes:
         }
     }
     for (line, s) in stmts {
-        let loc = Loc { file: file.into(), line };
+        let loc = Loc {
+            file: file.into(),
+            line,
+        };
         let s = s.trim_end_matches('{').trim();
         if s == "}" || s == "ipsec" || s.is_empty() {
             continue;
@@ -414,33 +508,71 @@ pub fn read(text: &str, file: &str, local_addrs: &[IpAddr], mirror: bool, notes:
         let w = words(s, &macros);
         match w.first().map(String::as_str) {
             Some("flow") => flows.push((loc, w)),
-            Some("esp") | Some("ah") | Some("ipcomp") | Some("ipip") | Some("tcpmd5") => sas.push((loc, w)),
+            Some("esp") | Some("ah") | Some("ipcomp") | Some("ipip") | Some("tcpmd5") => {
+                sas.push((loc, w))
+            }
             Some("ike") => ikes.push((loc, w)),
-            Some(o) => notes.add(&loc, None, o.to_string(), NoteKind::NotCarried, "statement not understood (ike, esp, flow, macros)"),
+            Some(o) => notes.add(
+                &loc,
+                None,
+                o.to_string(),
+                NoteKind::NotCarried,
+                "statement not understood (ike, esp, flow, macros)",
+            ),
             None => {}
         }
     }
     let mut out = Vec::new();
-    let arg = |w: &[String], k: &str| -> Option<String> { w.iter().position(|x| x == k).and_then(|i| w.get(i + 1).cloned()) };
+    let arg = |w: &[String], k: &str| -> Option<String> {
+        w.iter()
+            .position(|x| x == k)
+            .and_then(|i| w.get(i + 1).cloned())
+    };
     let list = |w: &[String], k: &str| -> Vec<String> {
-        let Some(i) = w.iter().position(|x| x == k) else { return vec![] };
+        let Some(i) = w.iter().position(|x| x == k) else {
+            return vec![];
+        };
         match w.get(i + 1).map(String::as_str) {
-            Some("{") => w[i + 2..].iter().take_while(|x| *x != "}").map(|x| x.trim_end_matches(',').to_string()).collect(),
+            Some("{") => w[i + 2..]
+                .iter()
+                .take_while(|x| *x != "}")
+                .map(|x| x.trim_end_matches(',').to_string())
+                .collect(),
             Some(x) => vec![x.trim_start_matches('{').trim_end_matches('}').to_string()],
             None => vec![],
         }
     };
     for (n, (loc, w)) in sas.iter().enumerate() {
         if w[0] != "esp" {
-            notes.add(loc, None, w[0].clone(), NoteKind::Refused, if w[0] == "ah" { "espresso has no AH (RFC 4302): use esp with auth" } else { "not implemented" });
+            notes.add(
+                loc,
+                None,
+                w[0].clone(),
+                NoteKind::Refused,
+                if w[0] == "ah" {
+                    "espresso has no AH (RFC 4302): use esp with auth"
+                } else {
+                    "not implemented"
+                },
+            );
             continue;
         }
         let (Some(src), Some(dst)) = (arg(w, "from"), arg(w, "to")) else {
-            notes.add(loc, None, "esp", NoteKind::NotCarried, "an SA needs from SRC to DST");
+            notes.add(
+                loc,
+                None,
+                "esp",
+                NoteKind::NotCarried,
+                "an SA needs from SRC to DST",
+            );
             continue;
         };
         // Which end is ours: our addresses, else a flow's peer, else from.
-        let flow_peer = |a: &str| flows.iter().any(|(_, f)| arg(f, "peer").as_deref() == Some(a));
+        let flow_peer = |a: &str| {
+            flows
+                .iter()
+                .any(|(_, f)| arg(f, "peer").as_deref() == Some(a))
+        };
         let src_local = if local_addrs.iter().any(|a| a.to_string() == src) {
             true
         } else if local_addrs.iter().any(|a| a.to_string() == dst) {
@@ -448,9 +580,19 @@ pub fn read(text: &str, file: &str, local_addrs: &[IpAddr], mirror: bool, notes:
         } else {
             !flow_peer(&src)
         };
-        let (me, peer) = if src_local { (src.clone(), dst.clone()) } else { (dst.clone(), src.clone()) };
+        let (me, peer) = if src_local {
+            (src.clone(), dst.clone())
+        } else {
+            (dst.clone(), src.clone())
+        };
         let label = arg(w, "label").unwrap_or_else(|| format!("sa{}-{peer}", n + 1));
-        let mut m = Manual { name: label, loc: loc.clone(), local: me.clone(), remote: peer.clone(), ..Default::default() };
+        let mut m = Manual {
+            name: label,
+            loc: loc.clone(),
+            local: me.clone(),
+            remote: peer.clone(),
+            ..Default::default()
+        };
         if let Some(s) = arg(w, "spi") {
             let (a, b) = s.split_once(':').unwrap_or((&s, &s));
             let (a, b) = (spi(a, Vendor::HalonSr).ok(), spi(b, Vendor::HalonSr).ok());
@@ -482,11 +624,20 @@ pub fn read(text: &str, file: &str, local_addrs: &[IpAddr], mirror: bool, notes:
                         m.keys.push((format!("{base}_in"), i));
                         m.keys.push((format!("{base}_out"), o));
                     }
-                    (Err(e), _) | (_, Err(e)) => notes.add(loc, Some(&m.name), format!("{k} <hidden>"), NoteKind::NotCarried, e),
+                    (Err(e), _) | (_, Err(e)) => notes.add(
+                        loc,
+                        Some(&m.name),
+                        format!("{k} <hidden>"),
+                        NoteKind::NotCarried,
+                        e,
+                    ),
                 }
             }
         }
-        for (_, f) in flows.iter().filter(|(_, f)| arg(f, "peer").as_deref() == Some(peer.as_str())) {
+        for (_, f) in flows
+            .iter()
+            .filter(|(_, f)| arg(f, "peer").as_deref() == Some(peer.as_str()))
+        {
             let dir_in = f.iter().any(|x| x == "in");
             let (fr, to) = (list(f, "from"), list(f, "to"));
             let (fr, to) = if dir_in { (to, fr) } else { (fr, to) };
@@ -505,9 +656,21 @@ pub fn read(text: &str, file: &str, local_addrs: &[IpAddr], mirror: bool, notes:
     }
     for (loc, f) in &flows {
         let p = arg(f, "peer").unwrap_or_default();
-        let used = sas.iter().any(|(_, w)| arg(w, "from").as_deref() == Some(&p) || arg(w, "to").as_deref() == Some(&p));
-        if !used && !ikes.iter().any(|(_, w)| arg(w, "peer").as_deref() == Some(&p)) {
-            notes.add(loc, None, f.join(" "), NoteKind::NotCarried, "a flow without an SA or ike statement for its peer");
+        let used = sas.iter().any(|(_, w)| {
+            arg(w, "from").as_deref() == Some(&p) || arg(w, "to").as_deref() == Some(&p)
+        });
+        if !used
+            && !ikes
+                .iter()
+                .any(|(_, w)| arg(w, "peer").as_deref() == Some(&p))
+        {
+            notes.add(
+                loc,
+                None,
+                f.join(" "),
+                NoteKind::NotCarried,
+                "a flow without an SA or ike statement for its peer",
+            );
         }
     }
     for (n, (loc, w)) in ikes.iter().enumerate() {
@@ -521,14 +684,33 @@ type ArgFn<'a> = dyn Fn(&[String], &str) -> Option<String> + 'a;
 
 /// An `ike` statement: isakmpd's IKEv1, in the agreed schema (`version = 1`),
 /// written commented out until IKEv1 is available.
-fn ike_entry(n: usize, loc: &Loc, w: &[String], notes: &mut Notes, list: &ListFn, arg: &ArgFn) -> Entry {
+fn ike_entry(
+    n: usize,
+    loc: &Loc,
+    w: &[String],
+    notes: &mut Notes,
+    list: &ListFn,
+    arg: &ArgFn,
+) -> Entry {
     let peer = arg(w, "peer");
-    let label = arg(w, "label").or_else(|| arg(w, "tag")).unwrap_or_else(|| format!("ike{}-{}", n + 1, peer.clone().unwrap_or_else(|| "any".into())));
+    let label = arg(w, "label")
+        .or_else(|| arg(w, "tag"))
+        .unwrap_or_else(|| {
+            format!(
+                "ike{}-{}",
+                n + 1,
+                peer.clone().unwrap_or_else(|| "any".into())
+            )
+        });
     let name = sanitize(&label);
     let mut e = Entry::new(Table::Connection, &name, loc.clone());
     e.origin.push(format!("ike statement ({loc})"));
     let mode = w.get(1).map(String::as_str).unwrap_or("active");
-    let mode = if matches!(mode, "active" | "passive" | "dynamic") { mode } else { "active" };
+    let mode = if matches!(mode, "active" | "passive" | "dynamic") {
+        mode
+    } else {
+        "active"
+    };
     if let Some(l) = arg(w, "local") {
         e.set("local", l);
     }
@@ -548,7 +730,9 @@ fn ike_entry(n: usize, loc: &Loc, w: &[String], notes: &mut Notes, list: &ListFn
         e.set("remote_id", i);
     }
     for (kw, field) in [("main", "ike"), ("aggressive", "ike"), ("quick", "esp")] {
-        let Some(i) = w.iter().position(|x| x == kw) else { continue };
+        let Some(i) = w.iter().position(|x| x == kw) else {
+            continue;
+        };
         let mut enc = None;
         let mut auth = None;
         let mut grp = None;
@@ -558,13 +742,26 @@ fn ike_entry(n: usize, loc: &Loc, w: &[String], notes: &mut Notes, list: &ListFn
                 "auth" => auth = Some(w[j + 1].clone()),
                 "enc" => enc = Some(w[j + 1].clone()),
                 "group" => grp = Some(w[j + 1].clone()),
-                _ => e.set(if field == "ike" { "ike_lifetime" } else { "lifetime" }, w[j + 1].clone()),
+                _ => e.set(
+                    if field == "ike" {
+                        "ike_lifetime"
+                    } else {
+                        "lifetime"
+                    },
+                    w[j + 1].clone(),
+                ),
             }
             j += 2;
         }
         if enc.is_some() || auth.is_some() || grp.is_some() {
-            let en = enc.as_deref().map(|x| enc_name(x).unwrap_or("?")).unwrap_or("aes128");
-            let au = auth.as_deref().map(|x| auth_name(x).unwrap_or("?")).unwrap_or("sha256");
+            let en = enc
+                .as_deref()
+                .map(|x| enc_name(x).unwrap_or("?"))
+                .unwrap_or("aes128");
+            let au = auth
+                .as_deref()
+                .map(|x| auth_name(x).unwrap_or("?"))
+                .unwrap_or("sha256");
             let mut p = vec![en.to_string()];
             if !en.contains("gcm") {
                 p.push(au.to_string());
@@ -580,11 +777,29 @@ fn ike_entry(n: usize, loc: &Loc, w: &[String], notes: &mut Notes, list: &ListFn
     if let Some(k) = arg(w, "psk") {
         let path = format!("{SECRETS_DIR}/{name}.psk");
         e.set("secrets", path.clone());
-        e.secret = Some(SecretFile { path, fields: vec![("psk".into(), Zeroizing::new(k))] });
+        e.secret = Some(SecretFile {
+            path,
+            fields: vec![("psk".into(), Zeroizing::new(k))],
+        });
     } else {
-        notes.add(loc, Some(&name), "ike", NoteKind::NeedsCerts, format!("no psk: isakmpd then uses certificates: {}", features::CERTS_MISSING));
+        notes.add(
+            loc,
+            Some(&name),
+            "ike",
+            NoteKind::NeedsCerts,
+            format!(
+                "no psk: isakmpd then uses certificates: {}",
+                features::CERTS_MISSING
+            ),
+        );
     }
-    e.set("start", match mode { "passive" => "add", _ => "start" });
+    e.set(
+        "start",
+        match mode {
+            "passive" => "add",
+            _ => "start",
+        },
+    );
     if mode == "dynamic" {
         e.set("dpd_delay", "30s");
         e.set("dpd_action", "restart");
@@ -598,7 +813,16 @@ fn ike_entry(n: usize, loc: &Loc, w: &[String], notes: &mut Notes, list: &ListFn
             notes.add(loc, Some(&name), x, NoteKind::NotCarried, "Halon's tunnel monitoring ping: watch `espresso status` / the Prometheus metrics instead");
         }
     }
-    notes.add(loc, Some(&name), "ike", NoteKind::NeedsIkev1, format!("OpenBSD/Halon `ike` is isakmpd, IKEv1: {}", features::IKEV1_MISSING));
+    notes.add(
+        loc,
+        Some(&name),
+        "ike",
+        NoteKind::NeedsIkev1,
+        format!(
+            "OpenBSD/Halon `ike` is isakmpd, IKEv1: {}",
+            features::IKEV1_MISSING
+        ),
+    );
     if !features::IKEV1 {
         e.disable(format!("IKEv1 (isakmpd): {}", features::IKEV1_MISSING));
     }
@@ -612,8 +836,14 @@ mod tests {
     #[test]
     fn halon_conventions() {
         // Halon SR: "kkkkkkkkkkkkkkkk" in a ZyWALL is 0x6b6b... ; SPI 256 = 0x100
-        assert_eq!(&*key("kkkkkkkkkkkkkkkk", Vendor::Zywall).unwrap(), "0x6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b");
-        assert_eq!(&*key("6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b", Vendor::BareHex).unwrap(), "0x6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b");
+        assert_eq!(
+            &*key("kkkkkkkkkkkkkkkk", Vendor::Zywall).unwrap(),
+            "0x6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b"
+        );
+        assert_eq!(
+            &*key("6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b", Vendor::BareHex).unwrap(),
+            "0x6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b"
+        );
         assert_eq!(&*key("ascii:kk", Vendor::HalonSr).unwrap(), "0x6b6b");
         assert!(key("6b6b", Vendor::HalonSr).is_err());
         assert_eq!(spi("256", Vendor::Zywall).unwrap(), 0x100);

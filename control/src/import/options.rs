@@ -22,10 +22,13 @@ pub enum Map {
 
 use Map::*;
 
-const NO_CFG_PAYLOAD: &str = "espresso has no configuration payload / mode config (virtual IPs, DNS for clients)";
-const KERNEL_STACK: &str = "concerned the kernel IPsec stack (KLIPS/NETKEY); espresso's dataplane does not use it";
+const NO_CFG_PAYLOAD: &str =
+    "espresso has no configuration payload / mode config (virtual IPs, DNS for clients)";
+const KERNEL_STACK: &str =
+    "concerned the kernel IPsec stack (KLIPS/NETKEY); espresso's dataplane does not use it";
 const LOGGING: &str = "espresso logs to stderr (journal) and keeps lines for `espresso log`; ESPRESSO_LOG sets the level";
-const ROUTING: &str = "espresso forwards by the kernel routing table (read over netlink): set the route there";
+const ROUTING: &str =
+    "espresso forwards by the kernel routing table (read over netlink): set the route there";
 const XAUTH: &str = "XAUTH and mode config are IKEv1 extensions espresso does not implement";
 
 /// `conn` options (both sides: see [`SIDE`]).
@@ -252,7 +255,9 @@ pub fn conn_option(key: &str) -> Option<Map> {
     if let Some((_, m)) = CONN.iter().find(|(k, _)| *k == key) {
         return Some(*m);
     }
-    let suffix = key.strip_prefix("left").or_else(|| key.strip_prefix("right"))?;
+    let suffix = key
+        .strip_prefix("left")
+        .or_else(|| key.strip_prefix("right"))?;
     SIDE.iter().find(|(k, _)| *k == suffix).map(|(_, m)| *m)
 }
 
@@ -268,7 +273,10 @@ mod tests {
     #[test]
     fn lookups() {
         assert_eq!(conn_option("leftcert"), Some(Certs("X.509 certificates")));
-        assert_eq!(conn_option("rightsubnets"), Some(Mapped("local_subnets / remote_subnets")));
+        assert_eq!(
+            conn_option("rightsubnets"),
+            Some(Mapped("local_subnets / remote_subnets"))
+        );
         assert!(matches!(conn_option("ah"), Some(Refuse(_))));
         assert!(matches!(conn_option("aggrmode"), Some(Ikev1(_))));
         assert_eq!(conn_option("nonsense"), None);

@@ -139,14 +139,19 @@ pub fn value_text(v: &Value) -> String {
                     '\\' => o.push_str("\\\\"),
                     '\n' => o.push_str("\\n"),
                     '\t' => o.push_str("\\t"),
-                    c if (c as u32) < 0x20 || c as u32 == 0x7f => o.push_str(&format!("\\u{:04x}", c as u32)),
+                    c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                        o.push_str(&format!("\\u{:04x}", c as u32))
+                    }
                     c => o.push(c),
                 }
             }
             o.push('"');
             o
         }
-        Value::Array(a) => format!("[{}]", a.iter().map(value_text).collect::<Vec<_>>().join(", ")),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(value_text).collect::<Vec<_>>().join(", ")
+        ),
         Value::Integer(i) => i.to_string(),
         Value::Boolean(b) => b.to_string(),
         other => other.to_string(),
@@ -163,7 +168,9 @@ impl Output {
         if !self.how.is_empty() {
             o += &format!("# {}\n", self.how);
         }
-        o += &format!("# What was not carried over, and why: {REPORT} (also printed by the import).\n");
+        o += &format!(
+            "# What was not carried over, and why: {REPORT} (also printed by the import).\n"
+        );
         o += "# The pieces `espresso shell` writes live in conf.d/.\n";
         o += "include = [\"conf.d/*.toml\"]\n";
         for e in &self.entries {
@@ -187,12 +194,17 @@ impl Output {
 
     /// A secrets file's text (`hide`: values replaced by their length).
     pub fn secret_text(s: &SecretFile, hide: bool) -> Zeroizing<String> {
-        let mut o = Zeroizing::new(String::from("# written by espresso import; keep it mode 0600\n"));
+        let mut o = Zeroizing::new(String::from(
+            "# written by espresso import; keep it mode 0600\n",
+        ));
         for (k, v) in &s.fields {
             if hide {
                 o.push_str(&format!("{k} = <hidden, {} characters>\n", v.len()));
             } else {
-                o.push_str(&format!("{k} = {}\n", value_text(&Value::String(v.to_string()))));
+                o.push_str(&format!(
+                    "{k} = {}\n",
+                    value_text(&Value::String(v.to_string()))
+                ));
             }
         }
         o
@@ -202,12 +214,19 @@ impl Output {
     pub fn report(&self) -> String {
         let mut o = String::new();
         let mut notes = self.notes.0.clone();
-        notes.sort_by(|a, b| (&a.loc.file, a.loc.line, &a.option).cmp(&(&b.loc.file, b.loc.line, &b.option)));
+        notes.sort_by(|a, b| {
+            (&a.loc.file, a.loc.line, &a.option).cmp(&(&b.loc.file, b.loc.line, &b.option))
+        });
         for n in &notes {
             o += &format!("{n}\n");
         }
         let active = self.entries.iter().filter(|e| e.disabled.is_none()).count();
-        let count = |t: Table| self.entries.iter().filter(|e| e.disabled.is_none() && e.table == t).count();
+        let count = |t: Table| {
+            self.entries
+                .iter()
+                .filter(|e| e.disabled.is_none() && e.table == t)
+                .count()
+        };
         o += &format!(
             "imported: {active} of {} ({} connection(s), {} tunnel(s), {} policy(ies)); not active: {}; notes: {}\n",
             self.entries.len(),
@@ -218,7 +237,12 @@ impl Output {
             notes.len()
         );
         for e in self.entries.iter().filter(|e| e.disabled.is_some()) {
-            o += &format!("not active: {} ({}): {}\n", e.name, e.loc, e.disabled.as_deref().unwrap_or(""));
+            o += &format!(
+                "not active: {} ({}): {}\n",
+                e.name,
+                e.loc,
+                e.disabled.as_deref().unwrap_or("")
+            );
         }
         o
     }
@@ -228,13 +252,21 @@ impl Output {
     /// written beside its place and renamed over it.
     pub fn write_into(&self, dir: &Path) -> Result<Vec<PathBuf>, String> {
         let mut written = Vec::new();
-        let secrets: Vec<&SecretFile> = self.entries.iter().filter_map(|e| e.secret.as_ref()).collect();
+        let secrets: Vec<&SecretFile> = self
+            .entries
+            .iter()
+            .filter_map(|e| e.secret.as_ref())
+            .collect();
         if !secrets.is_empty() {
             let sd = dir.join(SECRETS_DIR);
             if !sd.exists() {
-                DirBuilder::new().mode(0o700).create(&sd).map_err(|e| format!("{}: {e}", sd.display()))?;
+                DirBuilder::new()
+                    .mode(0o700)
+                    .create(&sd)
+                    .map_err(|e| format!("{}: {e}", sd.display()))?;
             }
-            fs::set_permissions(&sd, fs::Permissions::from_mode(0o700)).map_err(|e| format!("{}: {e}", sd.display()))?;
+            fs::set_permissions(&sd, fs::Permissions::from_mode(0o700))
+                .map_err(|e| format!("{}: {e}", sd.display()))?;
         }
         for s in secrets {
             let p = dir.join(&s.path);
@@ -257,7 +289,8 @@ impl Output {
         for _ in 0..=self.entries.len() {
             let stage = Stage::new()?;
             if let Some(c) = conf_d.filter(|c| c.is_dir()) {
-                std::os::unix::fs::symlink(c, stage.0.join("conf.d")).map_err(|e| format!("staging: {e}"))?;
+                std::os::unix::fs::symlink(c, stage.0.join("conf.d"))
+                    .map_err(|e| format!("staging: {e}"))?;
             }
             self.write_into(&stage.0)?;
             let errs = match Config::load(&stage.0.join(MAIN)) {
@@ -275,21 +308,34 @@ impl Output {
             for e in &errs.0 {
                 let idx = self.entries.iter().position(|en| {
                     (e.field.as_deref().is_some_and(|f| {
-                            f.starts_with(&format!("{}[{}]", en.table.field_prefix(), en.name))
-                        }) || (e.field.as_deref() == Some("name") && e.value.as_deref() == Some(&format!("{:?}", en.name))))
+                        f.starts_with(&format!("{}[{}]", en.table.field_prefix(), en.name))
+                    }) || (e.field.as_deref() == Some("name")
+                        && e.value.as_deref() == Some(&format!("{:?}", en.name))))
                 });
                 let stage_prefix = format!("{}/", stage.0.display());
                 let msg = format!(
                     "{}{}: {}",
                     e.field.as_deref().unwrap_or(""),
-                    e.value.as_deref().map(|v| format!(" = {v}")).unwrap_or_default(),
+                    e.value
+                        .as_deref()
+                        .map(|v| format!(" = {v}"))
+                        .unwrap_or_default(),
                     e.message.replace(&stage_prefix, "")
                 );
                 match idx {
                     Some(i) => {
                         let en = &mut self.entries[i];
-                        let why = format!("espresso's configuration check refuses it: {msg} ({})", shown(&e.file));
-                        self.notes.add(&en.loc, Some(&en.name), format!("conn {}", en.name), NoteKind::NotCarried, why.clone());
+                        let why = format!(
+                            "espresso's configuration check refuses it: {msg} ({})",
+                            shown(&e.file)
+                        );
+                        self.notes.add(
+                            &en.loc,
+                            Some(&en.name),
+                            format!("conn {}", en.name),
+                            NoteKind::NotCarried,
+                            why.clone(),
+                        );
                         if en.disabled.is_none() {
                             progressed = true;
                         }
@@ -299,7 +345,10 @@ impl Output {
                 }
             }
             if !unattributed.is_empty() || !progressed {
-                return Err(format!("the written configuration does not load:\n{}", unattributed.join("\n")));
+                return Err(format!(
+                    "the written configuration does not load:\n{}",
+                    unattributed.join("\n")
+                ));
             }
         }
         Err("the written configuration does not load".into())
@@ -310,7 +359,9 @@ impl Output {
 pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), String> {
     let tmp = path.with_file_name(format!(
         ".{}.tmp{}",
-        path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default(),
+        path.file_name()
+            .map(|f| f.to_string_lossy().to_string())
+            .unwrap_or_default(),
         std::process::id()
     ));
     let _ = fs::remove_file(&tmp);
@@ -320,8 +371,11 @@ pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), String> {
         .mode(mode)
         .open(&tmp)
         .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    f.write_all(data).and_then(|_| f.sync_all()).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    f.write_all(data)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
     fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -339,7 +393,10 @@ impl Stage {
                 return Ok(Stage(p));
             }
         }
-        Err(format!("cannot create a temporary directory in {}", base.display()))
+        Err(format!(
+            "cannot create a temporary directory in {}",
+            base.display()
+        ))
     }
 }
 

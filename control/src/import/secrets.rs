@@ -41,7 +41,11 @@ pub struct Secret {
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Secret({} {:?} {}: <hidden>)", self.loc, self.selectors, self.kind)
+        write!(
+            f,
+            "Secret({} {:?} {}: <hidden>)",
+            self.loc, self.selectors, self.kind
+        )
     }
 }
 
@@ -79,7 +83,10 @@ pub fn base64(s: &str) -> Option<Vec<u8>> {
 
 /// Hex digits (`_` and whitespace between them ignored).
 pub fn hex(s: &str) -> Option<Vec<u8>> {
-    let d: Vec<u8> = s.bytes().filter(|c| *c != b'_' && !c.is_ascii_whitespace()).collect();
+    let d: Vec<u8> = s
+        .bytes()
+        .filter(|c| *c != b'_' && !c.is_ascii_whitespace())
+        .collect();
     if d.len() % 2 != 0 {
         return None;
     }
@@ -93,7 +100,12 @@ fn is_wild(s: &str) -> bool {
 }
 
 /// Reads `path` (shown as `shown`) and what it includes.
-pub fn read(path: &Path, shown: &str, root: Option<&Path>, notes: &mut Notes) -> Result<Vec<Secret>, String> {
+pub fn read(
+    path: &Path,
+    shown: &str,
+    root: Option<&Path>,
+    notes: &mut Notes,
+) -> Result<Vec<Secret>, String> {
     let mut out = Vec::new();
     read_file(path, shown, root, 0, &mut out, notes)?;
     Ok(out)
@@ -110,7 +122,9 @@ fn read_file(
     if depth > 10 {
         return Err(format!("{shown}: includes nested deeper than 10 levels"));
     }
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| format!("{shown}: cannot read: {e}"))?);
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| format!("{shown}: cannot read: {e}"))?,
+    );
     // Group into entries: a line at column 0 starts one, indented lines continue it.
     let mut entries: Vec<(usize, String)> = Vec::new();
     let mut in_block = false;
@@ -132,13 +146,23 @@ fn read_file(
     }
     for (line, e) in entries {
         let e = Zeroizing::new(e);
-        let loc = Loc { file: shown.to_string(), line };
+        let loc = Loc {
+            file: shown.to_string(),
+            line,
+        };
         if let Some(pat) = e.strip_prefix("include") {
             if pat.starts_with(char::is_whitespace) {
                 let pat = pat.trim();
-                let files = expand(&resolve(pat, path, root)).map_err(|x| format!("{loc}: include {pat}: {x}"))?;
+                let files = expand(&resolve(pat, path, root))
+                    .map_err(|x| format!("{loc}: include {pat}: {x}"))?;
                 if files.is_empty() {
-                    notes.add(&loc, None, format!("include {pat}"), NoteKind::NoEffect, "matches no file (the original skips it too)");
+                    notes.add(
+                        &loc,
+                        None,
+                        format!("include {pat}"),
+                        NoteKind::NoEffect,
+                        "matches no file (the original skips it too)",
+                    );
                 }
                 for f in files {
                     let s = match root.and_then(|r| f.strip_prefix(r).ok()) {
@@ -159,7 +183,13 @@ fn read_file(
                 && b.get(i + 1).is_none_or(|c| c.is_ascii_whitespace())
         });
         let Some(sep) = sep else {
-            notes.add(&loc, None, "secrets entry", NoteKind::NotCarried, "no ` : ` separator between selectors and secret: not understood");
+            notes.add(
+                &loc,
+                None,
+                "secrets entry",
+                NoteKind::NotCarried,
+                "no ` : ` separator between selectors and secret: not understood",
+            );
             continue;
         };
         let selectors: Vec<String> = e[..sep].split_whitespace().map(str::to_string).collect();
@@ -168,17 +198,37 @@ fn read_file(
             Some((k, s)) => (k.to_ascii_uppercase(), s.trim()),
             None => (rest.to_ascii_uppercase(), ""),
         };
-        let (bytes, form) = if kind == "RSA" || kind == "ECDSA" || kind == "P12" || kind == "PIN" || kind == "BLISS" {
+        let (bytes, form) = if kind == "RSA"
+            || kind == "ECDSA"
+            || kind == "P12"
+            || kind == "PIN"
+            || kind == "BLISS"
+        {
             (Vec::new(), Form::Other)
-        } else if let Some(q) = secret.strip_prefix('"').and_then(|s| s.rfind('"').map(|e| &s[..e])) {
+        } else if let Some(q) = secret
+            .strip_prefix('"')
+            .and_then(|s| s.rfind('"').map(|e| &s[..e]))
+        {
             (q.as_bytes().to_vec(), Form::Text)
-        } else if let Some(q) = secret.strip_prefix('\'').and_then(|s| s.rfind('\'').map(|e| &s[..e])) {
+        } else if let Some(q) = secret
+            .strip_prefix('\'')
+            .and_then(|s| s.rfind('\'').map(|e| &s[..e]))
+        {
             (q.as_bytes().to_vec(), Form::Text)
-        } else if let Some(h) = secret.strip_prefix("0x").or_else(|| secret.strip_prefix("0X")) {
+        } else if let Some(h) = secret
+            .strip_prefix("0x")
+            .or_else(|| secret.strip_prefix("0X"))
+        {
             match hex(h) {
                 Some(v) => (v, Form::Hex),
                 None => {
-                    notes.add(&loc, None, format!("{kind} secret"), NoteKind::NotCarried, "0x secret with an odd number of or non-hex digits");
+                    notes.add(
+                        &loc,
+                        None,
+                        format!("{kind} secret"),
+                        NoteKind::NotCarried,
+                        "0x secret with an odd number of or non-hex digits",
+                    );
                     continue;
                 }
             }
@@ -186,17 +236,35 @@ fn read_file(
             match base64(h) {
                 Some(v) => (v, Form::Base64),
                 None => {
-                    notes.add(&loc, None, format!("{kind} secret"), NoteKind::NotCarried, "0s secret is not valid base64");
+                    notes.add(
+                        &loc,
+                        None,
+                        format!("{kind} secret"),
+                        NoteKind::NotCarried,
+                        "0s secret is not valid base64",
+                    );
                     continue;
                 }
             }
         } else if !secret.is_empty() && !secret.contains(char::is_whitespace) {
             (secret.as_bytes().to_vec(), Form::Text)
         } else {
-            notes.add(&loc, None, format!("{kind} secret"), NoteKind::NotCarried, "secret not understood (quote it, or write 0x hex or 0s base64)");
+            notes.add(
+                &loc,
+                None,
+                format!("{kind} secret"),
+                NoteKind::NotCarried,
+                "secret not understood (quote it, or write 0x hex or 0s base64)",
+            );
             continue;
         };
-        out.push(Secret { loc, selectors, kind, bytes: Zeroizing::new(bytes), form });
+        out.push(Secret {
+            loc,
+            selectors,
+            kind,
+            bytes: Zeroizing::new(bytes),
+            form,
+        });
     }
     Ok(())
 }
@@ -205,14 +273,22 @@ fn read_file(
 /// (each: the identities and addresses that name that side), as Openswan
 /// and strongSwan choose it: exact selectors beat `%any`, an entry without
 /// selectors matches anything, the first of equals wins.
-pub fn find<'a>(secrets: &'a [Secret], kind: &str, local: &[String], remote: &[String]) -> Option<&'a Secret> {
+pub fn find<'a>(
+    secrets: &'a [Secret],
+    kind: &str,
+    local: &[String],
+    remote: &[String],
+) -> Option<&'a Secret> {
     let mut best: Option<(u32, &Secret)> = None;
     for s in secrets.iter().filter(|s| s.kind == kind) {
         let rx = s.selectors.iter().any(|x| remote.contains(x));
         let lx = s.selectors.iter().any(|x| local.contains(x));
         let wild = s.selectors.iter().any(|x| is_wild(x));
         // Every selector that is not a wildcard must name one of the ends.
-        let named = s.selectors.iter().all(|x| is_wild(x) || remote.contains(x) || local.contains(x));
+        let named = s
+            .selectors
+            .iter()
+            .all(|x| is_wild(x) || remote.contains(x) || local.contains(x));
         let score = if s.selectors.is_empty() {
             1
         } else if !named {
