@@ -307,10 +307,10 @@ impl Output {
             let mut progressed = false;
             for e in &errs.0 {
                 let idx = self.entries.iter().position(|en| {
-                    (e.field.as_deref().is_some_and(|f| {
+                    e.field.as_deref().is_some_and(|f| {
                         f.starts_with(&format!("{}[{}]", en.table.field_prefix(), en.name))
                     }) || (e.field.as_deref() == Some("name")
-                        && e.value.as_deref() == Some(&format!("{:?}", en.name))))
+                        && e.value.as_deref() == Some(&format!("{:?}", en.name)))
                 });
                 let stage_prefix = format!("{}/", stage.0.display());
                 let msg = format!(
