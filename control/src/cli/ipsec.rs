@@ -117,12 +117,18 @@ fn status(cli: &Cli) -> Result<Status, u8> {
     r.status.ok_or(exit::FAILED)
 }
 
+/// The daemon's status, or `None` without a word (not running, shutting down).
 fn quiet_status(cli: &Cli) -> Option<Status> {
-    let path = socket_path(cli);
-    std::os::unix::net::UnixStream::connect(&path).ok()?;
-    request(&path, &Request::Status)
-        .ok()
-        .and_then(|(r, _)| r.status)
+    use std::io::{BufRead, BufReader, Write};
+    let s = std::os::unix::net::UnixStream::connect(socket_path(cli)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut w = &s;
+    writeln!(w, "{}", serde_json::to_string(&Request::Status).ok()?).ok()?;
+    let mut line = String::new();
+    BufReader::new(&s).read_line(&mut line).ok()?;
+    serde_json::from_str::<crate::daemon::api::Response>(line.trim())
+        .ok()?
+        .status
 }
 
 fn simple(cli: &Cli, req: Request) -> u8 {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+pub mod generate;
 pub mod import;
 pub mod ipsec;
 pub mod keys;
@@ -118,6 +119,9 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: ipsec::IpsecCmd,
     },
+    /// Man pages and shell completions from the command-line definitions (packaging).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -180,6 +184,7 @@ pub fn main(cli: Cli) -> u8 {
         Cmd::Import(a) => import::run(a),
         Cmd::Shell(a) => shell::run(&cli, a),
         Cmd::Ipsec { cmd } => ipsec::run(&cli, cmd),
+        Cmd::Generate(a) => generate::run(a),
     }
 }
 

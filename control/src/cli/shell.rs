@@ -79,7 +79,7 @@ impl Shell<'_> {
         };
         let mut text = piece.main_text();
         // The piece is included by the main file: no include of its own.
-        text = text.replace("include = [\"conf.d/*.toml\"]\n", "");
+        text = text.replace("include = [\"conf.d/*.toml\"]\n", "").replacen(out::MARKER, "# espresso configuration written by `espresso shell` (do not edit: the shell rewrites it)", 1);
         let keep: Vec<(PathBuf, Option<Vec<u8>>)> = [dir.join(STATE), dir.join(PIECE)]
             .into_iter()
             .map(|p| {
@@ -165,7 +165,7 @@ impl Shell<'_> {
         match what {
             "config" => {
                 for l in self.state.commands().lines() {
-                    match l.find(" psk ") {
+                    match l.rfind(" psk ").filter(|_| l.starts_with("ipsec peer")) {
                         Some(i) => println!("{} psk <hidden>", &l[..i]),
                         None => println!("{l}"),
                     }
