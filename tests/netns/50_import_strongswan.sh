@@ -70,6 +70,14 @@ grep -Eq "netns-site\{[0-9]+\}: +10.1.0.0/24 === 10.2.0.0/24" <<<"$st" || nsl_di
 pass "imported Openswan conn: espresso ipsec up -> IKE and child SA with strongSwan; ipsec status shows strongSwan's SPIs (in $sw_out out $sw_in)"
 read -r o i <<<"$(traffic netns-site)"
 pass "traffic both ways through the imported Openswan conn (pings, 1 MiB TCP echo; $o packets out, $i in)"
+ip netns exec "$NS_GWA" python3 -c 'import urllib.request;print(urllib.request.urlopen("http://127.0.0.1:9717/metrics",timeout=5).read().decode())' >"$NSL_TMP/metrics.txt"
+grep -q '^espresso_ike_child_sa_info{conn="netns-site"' "$NSL_TMP/metrics.txt" || nsl_die "metrics lack the child SA"
+if command -v promtool >/dev/null; then
+  out=$(promtool check metrics <"$NSL_TMP/metrics.txt" 2>&1) && [ -z "$out" ] || nsl_die "promtool check metrics: $out"
+fi
+python3 tests/lib/dashboard_check.py packaging/grafana/espresso-dashboard.json "$NSL_TMP/metrics.txt" ||
+  nsl_die "the dashboard queries metrics or labels that are not exported"
+pass "metrics with an IKE SA up pass promtool; every metric and label of the Grafana dashboard is exported"
 ctl A ipsec statusall | grep -q "IKE proposal: .*" || nsl_die "ipsec statusall"
 ctl A ipsec down netns-site >/dev/null || nsl_die "ipsec down"
 for _ in $(seq 1 50); do [ "$(sw_ike_count)" = 0 ] && break; sleep 0.1; done
