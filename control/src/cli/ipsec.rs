@@ -471,10 +471,10 @@ fn manual_lines(o: &mut String, t: &TunnelStatus, all: bool) {
         t.outbound.clone().unwrap_or_default(),
     );
     *o += &format!(
-        "{cn:>12}:  {state}, {}, manual keys, ESP SPIs: {}_i {}_o\n",
+        "{cn:>12}:  {state}, {}, manual keys, ESP SPIs: {:08x}_i {:08x}_o\n",
         t.mode.to_uppercase(),
-        format!("{:08x}", i.spi),
-        format!("{:08x}", out.spi)
+        i.spi,
+        out.spi
     );
     if all {
         *o += &format!(

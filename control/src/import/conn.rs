@@ -206,22 +206,20 @@ pub fn convert_all(conf: &Conf, ctx: &Ctx, notes: &mut Notes) -> Vec<Entry> {
             p,
             also,
         };
-        if start_list.contains(*name) || load_list.contains(*name) {
-            if !r.p.contains_key("auto") {
-                let v = if start_list.contains(*name) {
-                    "start"
-                } else {
-                    "add"
-                };
-                r.p.insert(
-                    "auto".into(),
-                    Param {
-                        key: "auto".into(),
-                        value: v.into(),
-                        loc: sec.loc.clone(),
-                    },
-                );
-            }
+        if (start_list.contains(*name) || load_list.contains(*name)) && !r.p.contains_key("auto") {
+            let v = if start_list.contains(*name) {
+                "start"
+            } else {
+                "add"
+            };
+            r.p.insert(
+                "auto".into(),
+                Param {
+                    key: "auto".into(),
+                    value: v.into(),
+                    loc: sec.loc.clone(),
+                },
+            );
         }
         for mut e in convert(&r, ctx, notes) {
             let base = e.name.clone();
@@ -740,7 +738,7 @@ fn policy(c: &mut Conv, name: &str, ty: &str) -> Entry {
             {
                 Some(a) => e.set(k, IpNet::from(a).to_string()),
                 None if p.as_ref().is_some_and(|p| p.value.starts_with("%any")) => {
-                    e.set(k, if local { "0.0.0.0/0" } else { "0.0.0.0/0" })
+                    e.set(k, "0.0.0.0/0")
                 }
                 None => e.disable(format!(
                     "{ty} policy without a {} subnet or address",

@@ -87,7 +87,7 @@ pub fn hex(s: &str) -> Option<Vec<u8>> {
         .bytes()
         .filter(|c| *c != b'_' && !c.is_ascii_whitespace())
         .collect();
-    if d.len() % 2 != 0 {
+    if !d.len().is_multiple_of(2) {
         return None;
     }
     d.chunks(2)
