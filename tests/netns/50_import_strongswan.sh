@@ -10,6 +10,9 @@
 #      ipsec.conf: %default, also=, two left subnets, right=%any) imported over
 #      the first (the imported espresso.toml is replaced), `espresso ipsec
 #      reload`; strongSwan initiates, espresso responds; traffic both ways.
+#   3. `espresso ipsec stop` takes the connection down (strongSwan's SA goes)
+#      and stops the daemon; `espresso ipsec start` (no systemd here) starts
+#      it again in the background with the imported configuration.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
@@ -103,4 +106,23 @@ read -r o i <<<"$(traffic rw)"
 pass "traffic both ways through the imported strongSwan conn ($o packets out, $i in)"
 ctl A ipsec status | grep -Eq "rw\{[0-9]+\}: +10.1.0.0/24 === 10.2.0.0/24" || nsl_die "status: narrowed selectors of rw"
 pass "ipsec status shows the narrowed selectors (10.1.0.0/24 of the two imported left subnets)"
+
+# ---- 3. ipsec stop / ipsec start
+ctl A ipsec stop >"$NSL_TMP/stop.txt" 2>&1 || nsl_die "ipsec stop: $(cat "$NSL_TMP/stop.txt")"
+grep -q "rw: down" "$NSL_TMP/stop.txt" || nsl_die "ipsec stop did not take rw down: $(cat "$NSL_TMP/stop.txt")"
+for _ in $(seq 1 50); do kill -0 "$CTL_A" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$CTL_A" 2>/dev/null && nsl_die "the daemon (pid $CTL_A) still runs after ipsec stop"
+for _ in $(seq 1 50); do [ "$(sw_ike_count)" = 0 ] && break; sleep 0.1; done
+[ "$(sw_ike_count)" = 0 ] || nsl_die "strongSwan keeps the IKE SA after ipsec stop"
+pass "ipsec stop: rw deleted on both sides, daemon stopped"
+ctl A ipsec start >"$NSL_TMP/start.txt" 2>&1 || nsl_die "ipsec start: $(cat "$NSL_TMP/start.txt")"
+newpid=$(ctl_field A "s['control']['pid']")
+NSL_PIDS+=("$newpid")   # stopped by the cleanup like every process of the test
+[ "$newpid" != "$CTL_A" ] || nsl_die "ipsec start: same pid"
+ctl A ipsec statusall | grep -Eq "^ +rw:  192.0.2.1...%any" || nsl_die "ipsec statusall after start: $(ctl A ipsec statusall)"
+swc --initiate --child net --timeout 15 >"$NSL_TMP/initiate3.log" 2>&1 || nsl_die "strongSwan initiate after ipsec start"
+ctl_wait_state A rw up 20
+ping_ok "$NS_HA" 10.2.0.2 || nsl_die "ping after ipsec start"
+ctl A ipsec stop >/dev/null 2>&1 || nsl_die "second ipsec stop"
+pass "ipsec start: the daemon runs again in the background (pid $newpid), strongSwan connects, traffic passes; stopped again"
 echo "50_import_strongswan: $passed passed, 0 failed"

@@ -1133,8 +1133,9 @@ fn connection(c: &mut Conv, ctx: &Ctx, name: &str, ty: &str, origin: &mut Vec<St
         }
         if features::CERTS {
             e.set("authby", "rsasig");
+        } else {
+            e.disable(features::CERTS_MISSING);
         }
-        e.disable(features::CERTS_MISSING);
     } else {
         let p = authby.clone().or(lauth.clone());
         let why = format!(
