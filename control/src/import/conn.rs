@@ -470,7 +470,7 @@ fn manual_key(v: &str) -> Option<Zeroizing<String>> {
         return None;
     };
     let b = Zeroizing::new(bytes);
-    Some(Zeroizing::new(crate::config::genkey::to_hex(&b)))
+    Some(Zeroizing::new(super::secrets::to_hex(&b)))
 }
 
 fn spi(v: &str) -> Option<u32> {

@@ -114,7 +114,7 @@ pub fn key(s: &str, v: Vendor) -> Result<Zeroizing<String>, String> {
         }
     };
     let b = Zeroizing::new(bytes);
-    Ok(Zeroizing::new(crate::config::genkey::to_hex(&b)))
+    Ok(Zeroizing::new(super::secrets::to_hex(&b)))
 }
 
 /// Splits one CSV line (RFC 4180 quoting).

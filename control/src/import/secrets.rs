@@ -95,6 +95,16 @@ pub fn hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Bytes as `0x` hex (the form espresso's key fields take).
+pub fn to_hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(2 + 2 * bytes.len());
+    s.push_str("0x");
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
 fn is_wild(s: &str) -> bool {
     matches!(s, "%any" | "%any6" | "%any4" | "0.0.0.0" | "::" | "0::0")
 }
