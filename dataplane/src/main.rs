@@ -181,7 +181,35 @@ fn options() -> Result<Options, String> {
     Options::resolve(args.settings(), config.as_ref()).map_err(|e| e.to_string())
 }
 
+/// `--print-man-page` / `--print-completions SHELL` (used by scripts/package.sh):
+/// the man page and shell completions generated from the clap definition.
+fn generated_docs() -> Option<ExitCode> {
+    use clap::CommandFactory;
+    let a: Vec<String> = std::env::args().collect();
+    let mut cmd = Args::command().name("espresso-dataplane");
+    let mut out = std::io::stdout();
+    match a.get(1).map(String::as_str) {
+        Some("--print-man-page") => {
+            let r = clap_mangen::Man::new(cmd).section("8").render(&mut out);
+            Some(if r.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Some("--print-completions") => {
+            let shell: clap_complete::Shell = a.get(2)?.parse().ok()?;
+            clap_complete::generate(shell, &mut cmd, "espresso-dataplane", &mut out);
+            Some(ExitCode::SUCCESS)
+        }
+        _ => None,
+    }
+}
+
 fn main() -> ExitCode {
+    if let Some(c) = generated_docs() {
+        return c;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -12,7 +12,11 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+pub mod generate;
+pub mod import;
+pub mod ipsec;
 pub mod keys;
+pub mod shell;
 
 use crate::config::{self, genkey, Config};
 use crate::daemon::api::{exit, Request, Response, Status, TunnelStatus};
@@ -102,6 +106,22 @@ pub enum Cmd {
         #[arg(long)]
         duration: Option<f64>,
     },
+    /// Import ipsec.conf + ipsec.secrets (FreeS/WAN, Openswan, Libreswan, strongSwan),
+    /// an OpenBSD/Halon ipsec.conf, a manual-key CSV or mbox commands as espresso TOML.
+    Import(import::ImportArgs),
+    /// The mbox command language (seed 003): interactive, or one command
+    /// (`espresso shell ipsec peer ...`); writes the same TOML (conf.d/mbox.toml).
+    Shell(shell::ShellArgs),
+    /// Openswan/strongSwan `ipsec` commands: start, stop, restart, status,
+    /// statusall, up, down, reload, auto --up|--down|--add|--delete NAME.
+    Ipsec {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: ipsec::IpsecCmd,
+    },
+    /// Man pages and shell completions from the command-line definitions (packaging).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -161,10 +181,14 @@ pub fn main(cli: Cli) -> u8 {
             count,
             duration,
         } => tap(&cli, name, out, *count, *duration),
+        Cmd::Import(a) => import::run(a),
+        Cmd::Shell(a) => shell::run(&cli, a),
+        Cmd::Ipsec { cmd } => ipsec::run(&cli, cmd),
+        Cmd::Generate(a) => generate::run(a),
     }
 }
 
-fn print_message(r: &Response) {
+pub(crate) fn print_message(r: &Response) {
     if !r.message.is_empty() {
         if r.code == exit::OK {
             println!("{}", r.message);
