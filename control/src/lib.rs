@@ -3,6 +3,7 @@
 //!
 //! - [`config`]: the TOML configuration (tunnels, policies, includes, secrets).
 //! - `ike`: the IKEv2 engine (added by the IKE work; the daemon will drive it).
+//! - [`ikev1`]: the IKEv1 engine (same interface; the daemon bridge comes with issue 12 phase B).
 //! - [`daemon`]: the control daemon (SA push, lifetimes, CLI socket, metrics, tap).
 //! - [`cli`]: the `espresso` command line.
 
@@ -10,3 +11,4 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod ike;
+pub mod ikev1;

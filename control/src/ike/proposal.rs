@@ -237,6 +237,12 @@ pub enum DhGroup {
     Ecp384,
     /// Curve25519 (group 31).
     Curve25519,
+    /// MODP-1536 (group 5; legacy, RFC 8247 SHOULD NOT; offered by IKEv1 peers).
+    Modp1536,
+    /// MODP-3072 (group 15).
+    Modp3072,
+    /// MODP-4096 (group 16).
+    Modp4096,
 }
 
 impl DhGroup {
@@ -248,7 +254,21 @@ impl DhGroup {
             Self::Ecp256 => 19,
             Self::Ecp384 => 20,
             Self::Curve25519 => 31,
+            Self::Modp1536 => 5,
+            Self::Modp3072 => 15,
+            Self::Modp4096 => 16,
         }
+    }
+    /// Groups IKEv2 proposals accept (the MODP-1536/3072/4096 additions are IKEv1's).
+    pub const fn ikev2(self) -> bool {
+        matches!(
+            self,
+            Self::Modp1024 | Self::Modp2048 | Self::Ecp256 | Self::Ecp384 | Self::Curve25519
+        )
+    }
+    /// Legacy groups (RFC 8247: MODP-1024 and MODP-1536 SHOULD NOT be used).
+    pub const fn is_legacy(self) -> bool {
+        matches!(self, Self::Modp1024 | Self::Modp1536)
     }
     /// Group by number.
     pub fn from_number(n: u16) -> Option<Self> {
@@ -258,6 +278,9 @@ impl DhGroup {
             19 => Self::Ecp256,
             20 => Self::Ecp384,
             31 => Self::Curve25519,
+            5 => Self::Modp1536,
+            15 => Self::Modp3072,
+            16 => Self::Modp4096,
             _ => return None,
         })
     }
@@ -269,6 +292,9 @@ impl DhGroup {
             Self::Ecp256 => "ecp256",
             Self::Ecp384 => "ecp384",
             Self::Curve25519 => "curve25519",
+            Self::Modp1536 => "modp1536",
+            Self::Modp3072 => "modp3072",
+            Self::Modp4096 => "modp4096",
         }
     }
     /// Public value length on the wire.
@@ -279,6 +305,9 @@ impl DhGroup {
             Self::Ecp256 => 64,
             Self::Ecp384 => 96,
             Self::Curve25519 => 32,
+            Self::Modp1536 => 192,
+            Self::Modp3072 => 384,
+            Self::Modp4096 => 512,
         }
     }
 }
@@ -671,7 +700,7 @@ fn seed_tokens(s: &str) -> Result<Vec<String>, IkeError> {
                 let g: u16 = n
                     .parse()
                     .map_err(|_| IkeError::Config(format!("DH group {n:?} is not a number")))?;
-                match DhGroup::from_number(g) {
+                match DhGroup::from_number(g).filter(|g| g.ikev2()) {
                     Some(g) => g.name().into(),
                     None => {
                         return Err(IkeError::Config(format!(
