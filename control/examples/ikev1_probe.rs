@@ -243,8 +243,9 @@ fn main() {
     );
     for s in eng.status() {
         println!(
-            "STATUS {} mode={} proposal={} children={} nat_local={} nat_remote={} natt={}",
+            "STATUS {} sa={} mode={} proposal={} children={} nat_local={} nat_remote={} natt={}",
             s.sa.state,
+            s.sa.id,
             s.mode.name(),
             s.sa.proposal,
             s.sa.children.len(),

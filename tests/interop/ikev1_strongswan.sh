@@ -161,6 +161,19 @@ run_case() {
       grep -q "generating INFORMATIONAL_V1 request .*N(DPD_ACK) \]" "$SW_DIR/charon.log" || { nsl_log "charon sent no R-U-THERE-ACK"; rc=1; }
       grep -q "DpdDead" "$NSL_TMP/$c.log" && { nsl_log "the probe declared charon dead"; rc=1; }
       SW_RESPONDER=True ;;
+    reauth_initiator)
+      sw_conf aes128-sha1-modp2048 aes128-sha1-modp2048 no 192.0.2.1 192.0.2.2 "                start_action = none"
+      sw_restart; since=$(charon_lines)
+      probe "$c" --initiate --ike aes128-sha1-modp2048 --esp aes128-sha1-modp2048 \
+        --reauth-after 1 --seconds 4 || rc=1
+      grep -q "EVENT IkeRekeyed" "$NSL_TMP/$c.log" || { nsl_log "no re-authentication"; rc=1; }
+      grep -q "detected reauth of existing IKE_SA, adopting 1 children" "$SW_DIR/charon.log" || { nsl_log "charon did not adopt the IPsec SA"; rc=1; }
+      grep -q "received DELETE for IKE_SA" "$SW_DIR/charon.log" || { nsl_log "old ISAKMP SA not deleted"; rc=1; }
+      swc --list-sas >"$NSL_TMP/$c-sas.log" 2>&1
+      [ "$(grep -c "ESTABLISHED" "$NSL_TMP/$c-sas.log")" = 1 ] && grep -q INSTALLED "$NSL_TMP/$c-sas.log" || { nsl_log "charon after reauth: $(cat "$NSL_TMP/$c-sas.log")"; rc=1; }
+      grep -q "^STATUS ESTABLISHED sa=.*children=1" "$NSL_TMP/$c.log" || { nsl_log "the IPsec SA did not move to the new ISAKMP SA"; rc=1; }
+      [ "$(grep -c "^STATUS" "$NSL_TMP/$c.log")" = 1 ] || { nsl_log "the old ISAKMP SA is still there"; rc=1; }
+      SW_RESPONDER=True ;;
     main_gcm_initiator)
       sw_conf aes128-sha256-ecp256 aes128gcm16 no 192.0.2.1 192.0.2.2 "                start_action = none"
       sw_restart; since=$(charon_lines)
@@ -179,7 +192,7 @@ run_case() {
       sw_restart; since=$(charon_lines)
       ip netns exec "$NS_GWA" "$PROBE" --local 192.0.2.1 --remote 192.0.2.2 --psk "$PSK" \
         --local-subnet 10.1.0.0/24 --remote-subnet 10.2.0.0/24 "${pa[@]}" \
-        --ike aes128-sha1-modp2048 --esp aes128-sha1-modp2048 --seconds 8 --expect-children 2 \
+        --ike aes128-sha1-modp2048 --esp aes128-sha1-modp2048 --seconds 9 --expect-children 2 \
         >"$NSL_TMP/$c.log" 2>&1 &
       local ppid=$!
       sleep 0.5
@@ -187,10 +200,16 @@ run_case() {
       sleep 1
       swc --rekey --child net >/dev/null 2>&1
       sleep 1
+      swc --rekey --ike gw >/dev/null 2>&1     # IKEv1: charon re-authenticates
+      sleep 2
       swc --list-sas >"$NSL_TMP/$c-sas.log" 2>&1
       grep -q "ESTABLISHED.*IKEv1" "$NSL_TMP/$c-sas.log" && grep -q INSTALLED "$NSL_TMP/$c-sas.log" || { nsl_log "charon: $(cat "$NSL_TMP/$c-sas.log")"; rc=1; }
       wait "$ppid" || rc=1
       grep -q "EVENT ChildRekeyed" "$NSL_TMP/$c.log" || { nsl_log "no rekey by charon seen"; rc=1; }
+      [ "$(grep -c "EVENT IkeEstablished" "$NSL_TMP/$c.log")" = 2 ] || { nsl_log "no re-authentication by charon seen"; rc=1; }
+      local newsa
+      newsa=$(grep "EVENT IkeEstablished" "$NSL_TMP/$c.log" | sed -n '2s/.*sa: \([0-9]*\),.*/\1/p')
+      grep -q "^STATUS ESTABLISHED sa=$newsa .*children=[1-9]" "$NSL_TMP/$c.log" || { nsl_log "IPsec SAs not adopted by the new ISAKMP SA $newsa"; rc=1; }
       SW_RESPONDER=False ;;
     legacy)
       sw_conf 3des-md5-modp1024 3des-md5 no 192.0.2.1 192.0.2.2 "                start_action = none"
@@ -224,7 +243,7 @@ run_case() {
   if [ $rc = 0 ]; then ok "$c"; else bad "$c"; tail -n 25 "$NSL_TMP/$c.log" >&2; fi
 }
 CASES=("$@")
-[ ${#CASES[@]} -eq 0 ] && CASES=(main_cbc_initiator main_gcm_initiator aggr_initiator main_responder aggr_responder legacy mismatch)
+[ ${#CASES[@]} -eq 0 ] && CASES=(main_cbc_initiator reauth_initiator main_gcm_initiator aggr_initiator main_responder aggr_responder legacy mismatch)
 for c in "${CASES[@]}"; do run_case "$c"; done
 if [ -n "${INTEROP_KEEP:-}" ]; then mkdir -p "$INTEROP_KEEP" && cp -r "$NSL_TMP"/. "$INTEROP_KEEP"/; fi
 nsl_log "failures: $FAILS"
