@@ -48,6 +48,10 @@ pub struct Settings {
     pub max_message: usize,
     /// Announce and use NAT traversal (RFC 3947 and its drafts).
     pub nat_traversal: bool,
+    /// Set the commit bit in QM1 (RFC 2408 §3.1): the responder answers
+    /// QM3 with CONNECTED and we send on the new SA only after it. Off by
+    /// default (strongSwan ignores it); as responder we always honour it.
+    pub commit_bit: bool,
     /// A commit-bit initiator installs its outbound SA at the latest this
     /// long after QM3 if the responder's CONNECTED never comes.
     pub connected_timeout: Duration,
@@ -67,6 +71,7 @@ impl Default for Settings {
             drain: Duration::from_secs(2),
             max_message: 16384,
             nat_traversal: true,
+            commit_bit: false,
             connected_timeout: Duration::from_secs(10),
         }
     }

@@ -131,8 +131,9 @@ impl IsakmpSa {
         now: Instant,
     ) {
         if !hdr.encrypted() {
-            // only before phase 1 completes: the peer refuses (NO-PROPOSAL-CHOSEN, ...)
-            if self.state == P1State::Established || self.cipher.is_some() {
+            // only before phase 1 completes: the peer refuses (NO-PROPOSAL-CHOSEN,
+            // AUTHENTICATION-FAILED when our MM5 did not decrypt, ...)
+            if self.state == P1State::Established || self.state == P1State::Deleting {
                 ctx.drop(V1Drop::Unexpected);
                 return;
             }

@@ -159,8 +159,10 @@ pub(crate) struct QuickMode {
     pub offered: Vec<ChildSuite>,
     pub rekey_of: Option<u32>,
     pub commit: bool,
-    /// Hash of the last message received in this exchange (duplicate detection).
+    /// Hash of the last message received in this exchange (its repeat gets `reply` again).
     pub last_rx: [u8; 32],
+    /// Hashes of every message received in this exchange (repeats are dropped).
+    pub rx_seen: Vec<[u8; 32]>,
     /// What to send again when that message comes again.
     pub reply: Option<Vec<u8>>,
     pub rtx: Option<Rtx>,

@@ -143,7 +143,6 @@ impl IsakmpSa {
         sa.first_qm = first_qm;
         sa.reauth_of = reauth_of;
         sa.first_contact = first_contact && sa.conn.initial_contact;
-        sa.half_open_deadline = Some(now + ctx.settings.half_open_timeout);
         sa.sai_b = sa.sa_payload_initiator();
         let mut pw = PayloadWriter::new();
         pw.push(payload::SA, &sa.sai_b);
@@ -463,6 +462,11 @@ impl IsakmpSa {
                 if hdr.encrypted() {
                     ctx.drop(V1Drop::Decrypt);
                     if matches!(self.state, P1State::MmR4 | P1State::MmI5) {
+                        // the keys differ: say so in the clear (RFC 2408 §5.7)
+                        let mut pw = PayloadWriter::new();
+                        pw.notify(proto::ISAKMP, &[], notify::AUTHENTICATION_FAILED, &[]);
+                        let m = wire::build_plain(self.ic, self.rc, wire::exchange::INFORMATIONAL, 0, 0, &pw);
+                        ctx.transmit(to, from, &m);
                         self.auth_failed(
                             ctx,
                             "encrypted phase 1 message does not decrypt (pre-shared keys differ?)".into(),

@@ -180,7 +180,12 @@ impl IsakmpSa {
         let (h, a) = (self.hash_alg(), self.skeyid_a().to_vec());
         let pw = self.with_hash(&rest, |b| crypto::hash1(h, &a, mid, b));
         let iv = crypto::phase2_iv(h, &self.p1_iv, mid, self.block());
-        let (m, last) = match self.encrypt(wire::exchange::QUICK, 0, mid, &pw, &iv) {
+        let fl = if ctx.settings.commit_bit {
+            wire::flags::COMMIT
+        } else {
+            0
+        };
+        let (m, last) = match self.encrypt(wire::exchange::QUICK, fl, mid, &pw, &iv) {
             Ok(x) => x,
             Err(e) => {
                 ctx.free_child_spi(inbound_spi);
@@ -206,8 +211,9 @@ impl IsakmpSa {
             remote_ts,
             offered,
             rekey_of,
-            commit: false,
+            commit: ctx.settings.commit_bit,
             last_rx: [0; 32],
+            rx_seen: Vec::new(),
             reply: None,
             rtx: Some(Rtx {
                 packet: m,
@@ -242,11 +248,13 @@ impl IsakmpSa {
             self.qm1(ctx, msg, hdr, from, to, now, d);
             return;
         };
-        if self.qms[qi].last_rx == d {
+        if self.qms[qi].rx_seen.contains(&d) {
             ctx.drop(V1Drop::Duplicate);
-            if let Some(r) = self.qms[qi].reply.clone() {
-                ctx.stats.replies_repeated += 1;
-                self.send(ctx, &r);
+            if self.qms[qi].last_rx == d {
+                if let Some(r) = self.qms[qi].reply.clone() {
+                    ctx.stats.replies_repeated += 1;
+                    self.send(ctx, &r);
+                }
             }
             return;
         }
@@ -280,6 +288,7 @@ impl IsakmpSa {
                 }
                 self.qms[qi].iv = last;
                 self.qms[qi].last_rx = d;
+                self.qms[qi].rx_seen.push(d);
                 self.heard(from, to, now);
                 self.qm2(ctx, qi, &p, hdr.commit(), now);
             }
@@ -291,6 +300,7 @@ impl IsakmpSa {
                 }
                 self.qms[qi].iv = last;
                 self.qms[qi].last_rx = d;
+                self.qms[qi].rx_seen.push(d);
                 self.heard(from, to, now);
                 self.qm3(ctx, qi, now);
             }
@@ -306,6 +316,7 @@ impl IsakmpSa {
                 }
                 self.qms[qi].iv = last;
                 self.qms[qi].last_rx = d;
+                self.qms[qi].rx_seen.push(d);
                 self.heard(from, to, now);
                 let inb = self.qms[qi].inbound_spi;
                 self.qms[qi].state = QmState::Done;
@@ -453,8 +464,9 @@ impl IsakmpSa {
         self.children[idx].in_installed = true;
         self.children[idx].pending_out = Some(out);
         self.qms[qi].dh = None;
-        if commit {
-            // the responder asked us to wait for CONNECTED before sending
+        if commit || self.qms[qi].commit {
+            // commit bit (ours in QM1 or the responder's in QM2): wait for
+            // CONNECTED before sending on the new SA
             self.qms[qi].state = QmState::WaitConnected;
             self.qms[qi].until = Some(now + ctx.settings.connected_timeout);
             self.children[idx].state = ChildState::InboundOnly;
@@ -836,6 +848,7 @@ impl IsakmpSa {
             rekey_of,
             commit: hdr.commit(),
             last_rx: d,
+            rx_seen: vec![d],
             reply: Some(m.clone()),
             rtx: Some(Rtx {
                 packet: m,
