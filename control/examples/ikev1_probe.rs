@@ -88,7 +88,10 @@ fn main() {
     c.esp_proposals = parse_phase2(&a.esp).expect("--esp");
     c.local_ts = a.local_subnet.clone();
     c.remote_ts = a.remote_subnet.clone();
-    c.local_id = a.local_id.as_deref().map(|s| s.parse().expect("--local-id"));
+    c.local_id = a
+        .local_id
+        .as_deref()
+        .map(|s| s.parse().expect("--local-id"));
     c.remote_id = Some(
         a.remote_id
             .as_deref()
@@ -137,7 +140,11 @@ fn main() {
         while let Some(o) = eng.poll_output() {
             match o {
                 Output::Transmit(t) => {
-                    let s = if t.local.port() == 4500 { &s4500 } else { &s500 };
+                    let s = if t.local.port() == 4500 {
+                        &s4500
+                    } else {
+                        &s500
+                    };
                     if let Err(e) = s.send_to(&t.data, t.remote) {
                         println!("SEND-ERROR {e}");
                     }
@@ -214,7 +221,12 @@ fn main() {
         for (s, port) in [(&s500, 500u16), (&s4500, 4500u16)] {
             while let Ok((n, from)) = s.recv_from(&mut buf) {
                 got = true;
-                eng.handle_datagram(&buf[..n], from, SocketAddr::new(a.local, port), Instant::now());
+                eng.handle_datagram(
+                    &buf[..n],
+                    from,
+                    SocketAddr::new(a.local, port),
+                    Instant::now(),
+                );
             }
         }
         if eng.poll_timeout().is_some_and(|t| t <= Instant::now()) {

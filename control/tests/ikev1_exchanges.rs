@@ -188,7 +188,11 @@ impl Net {
                     self.drop_b -= 1;
                     return;
                 }
-                let m = if t.local.port() == 4500 { &t.data[4..] } else { &t.data[..] };
+                let m = if t.local.port() == 4500 {
+                    &t.data[4..]
+                } else {
+                    &t.data[..]
+                };
                 if self.drop_b_connected && m.len() > 19 && m[18] == 32 && m[19] & 2 != 0 {
                     return;
                 }
@@ -351,7 +355,13 @@ fn established(n: &Net) -> (usize, usize) {
 fn main_mode_and_quick_mode() {
     let mut n = Net::new(pair().0, pair().1);
     let id = n.initiate();
-    assert_eq!(established(&n), (1, 1), "A {:?}\nB {:?}", n.a.events, n.b.events);
+    assert_eq!(
+        established(&n),
+        (1, 1),
+        "A {:?}\nB {:?}",
+        n.a.events,
+        n.b.events
+    );
     let (ao, bo) = assert_one_pair(&n);
     assert_ne!(ao, bo);
     let st = &n.a.eng.status()[0];
@@ -364,7 +374,10 @@ fn main_mode_and_quick_mode() {
     assert!(st.peer_dpd && st.nat_t == "rfc3947");
     // 6 main mode + 3 quick mode datagrams, nothing dropped
     assert_eq!(n.delivered, 9);
-    assert_eq!(n.a.eng.stats().drops_total() + n.b.eng.stats().drops_total(), 0);
+    assert_eq!(
+        n.a.eng.stats().drops_total() + n.b.eng.stats().drops_total(),
+        0
+    );
     // PFS on by default: the selectors and tunnel mode
     let out = &n.a.dp.sas[&(ao, Direction::Outbound)];
     assert_eq!(out.selectors[0].local, "10.1.0.0/24".parse().unwrap());
@@ -432,7 +445,10 @@ fn quick_mode_without_pfs_and_with_pfs() {
     // pfs = no on the responder still accepts PFS (seed 000)
     let mut n = with(|_, b| b.pfs = false);
     n.initiate();
-    assert_eq!(n.b.eng.status()[0].sa.children[0].proposal, "aes128gcm16-ecp256");
+    assert_eq!(
+        n.b.eng.status()[0].sa.children[0].proposal,
+        "aes128gcm16-ecp256"
+    );
     // an explicit PFS group in the ESP proposal; CBC + HMAC
     let mut n = with(|a, b| {
         a.esp_proposals = parse_phase2("aes256-sha256-modp3072").unwrap();
@@ -441,20 +457,37 @@ fn quick_mode_without_pfs_and_with_pfs() {
     n.initiate();
     let (ao, _) = assert_one_pair(&n);
     assert_eq!(n.a.dp.sas[&(ao, Direction::Outbound)].auth_key.len(), 32);
-    assert_eq!(n.a.eng.status()[0].sa.children[0].proposal, "aes256-sha256-modp3072");
+    assert_eq!(
+        n.a.eng.status()[0].sa.children[0].proposal,
+        "aes256-sha256-modp3072"
+    );
     // pfs = yes refuses a peer without PFS
     let mut n = with(|a, _| a.pfs = false);
     n.initiate();
     assert_eq!(established(&n), (0, 0));
-    assert!(n.a.events.iter().any(|e| matches!(e, Event::ChildFailed { .. })));
-    assert!(n.b.events.iter().any(|e| matches!(e, Event::ProposalMismatch { kind: "ESP", .. })));
+    assert!(n
+        .a
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::ChildFailed { .. })));
+    assert!(n
+        .b
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::ProposalMismatch { kind: "ESP", .. })));
 }
 
 #[test]
 fn several_quick_mode_sas_per_isakmp_sa() {
     let mut n = with(|a, b| {
-        a.local_ts = vec!["10.1.0.0/24".parse().unwrap(), "10.3.0.0/24".parse().unwrap()];
-        b.remote_ts = vec!["10.1.0.0/24".parse().unwrap(), "10.3.0.0/24".parse().unwrap()];
+        a.local_ts = vec![
+            "10.1.0.0/24".parse().unwrap(),
+            "10.3.0.0/24".parse().unwrap(),
+        ];
+        b.remote_ts = vec![
+            "10.1.0.0/24".parse().unwrap(),
+            "10.3.0.0/24".parse().unwrap(),
+        ];
     });
     n.initiate();
     assert_eq!(established(&n), (2, 2));
@@ -475,7 +508,11 @@ fn several_quick_mode_sas_per_isakmp_sa() {
         n.now,
     );
     n.pump();
-    assert_eq!(n.delivered - before, 4, "QM1, QM2, QM3 and the delete of the old SA");
+    assert_eq!(
+        n.delivered - before,
+        4,
+        "QM1, QM2, QM3 and the delete of the old SA"
+    );
     assert_eq!(n.a.eng.status().len(), 1);
 }
 
@@ -489,8 +526,14 @@ fn rekeys_from_both_sides_make_before_break() {
     n.pump();
     let (ao2, bo2) = assert_one_pair(&n);
     assert!(ao2 != ao && bo2 != bo);
-    assert_eq!(count(&n.a.events, |e| matches!(e, Event::ChildRekeyed { .. })), 1);
-    assert_eq!(count(&n.b.events, |e| matches!(e, Event::ChildRekeyed { .. })), 1);
+    assert_eq!(
+        count(&n.a.events, |e| matches!(e, Event::ChildRekeyed { .. })),
+        1
+    );
+    assert_eq!(
+        count(&n.b.events, |e| matches!(e, Event::ChildRekeyed { .. })),
+        1
+    );
     // B's old inbound SA drains, then goes; A's old one too
     n.advance(Duration::from_secs(3));
     assert!(!n.a.dp.sas.contains_key(&(bo, Direction::Inbound)));
@@ -511,11 +554,20 @@ fn rekeys_from_both_sides_make_before_break() {
     assert_one_pair(&n);
     assert!(count(&n.a.events, |e| matches!(e, Event::ChildRekeyed { .. })) >= 5);
     assert_eq!(
-        count(&n.a.events, |e| matches!(e, Event::ChildDeleted { reason: DeleteReason::Expired, .. })),
+        count(&n.a.events, |e| matches!(
+            e,
+            Event::ChildDeleted {
+                reason: DeleteReason::Expired,
+                ..
+            }
+        )),
         0,
         "nothing expired"
     );
-    assert_eq!(n.a.eng.stats().drops_total() + n.b.eng.stats().drops_total(), 0);
+    assert_eq!(
+        n.a.eng.stats().drops_total() + n.b.eng.stats().drops_total(),
+        0
+    );
 }
 
 #[test]
@@ -549,8 +601,21 @@ fn deletes_both_ways() {
     assert!(n.b.eng.status()[0].sa.children.is_empty());
     assert!(n.b.dp.policies.is_empty() && n.a.dp.policies.is_empty());
     n.advance(Duration::from_secs(3));
-    assert!(n.b.dp.sas.is_empty() && n.a.dp.sas.is_empty(), "{:?}", n.b.dp.sas.keys());
-    assert_eq!(count(&n.b.events, |e| matches!(e, Event::ChildDeleted { reason: DeleteReason::Peer, .. })), 1);
+    assert!(
+        n.b.dp.sas.is_empty() && n.a.dp.sas.is_empty(),
+        "{:?}",
+        n.b.dp.sas.keys()
+    );
+    assert_eq!(
+        count(&n.b.events, |e| matches!(
+            e,
+            Event::ChildDeleted {
+                reason: DeleteReason::Peer,
+                ..
+            }
+        )),
+        1
+    );
     // a new one, then B deletes everything
     let mut n = Net::new(pair().0, pair().1);
     n.initiate();
@@ -560,7 +625,13 @@ fn deletes_both_ways() {
     n.advance(Duration::from_secs(3));
     assert!(n.a.eng.status().is_empty() && n.b.eng.status().is_empty());
     assert!(n.a.dp.sas.is_empty() && n.a.dp.policies.is_empty());
-    assert!(n.a.events.iter().any(|e| matches!(e, Event::IkeDeleted { reason: DeleteReason::Peer, .. })));
+    assert!(n.a.events.iter().any(|e| matches!(
+        e,
+        Event::IkeDeleted {
+            reason: DeleteReason::Peer,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -575,14 +646,25 @@ fn dpd_detects_a_silent_peer() {
         // alive: R-U-THERE answered, nothing happens
         n.advance(Duration::from_secs(60));
         assert!(n.a.eng.stats().dpd_sent >= 3);
-        assert_eq!(count(&n.a.events, |e| matches!(e, Event::DpdDead { .. })), 0);
+        assert_eq!(
+            count(&n.a.events, |e| matches!(e, Event::DpdDead { .. })),
+            0
+        );
         assert_one_pair(&n);
         n.b_down = true;
         n.advance(Duration::from_secs(60));
-        assert_eq!(count(&n.a.events, |e| matches!(e, Event::DpdDead { .. })), 1, "{action:?}");
+        assert_eq!(
+            count(&n.a.events, |e| matches!(e, Event::DpdDead { .. })),
+            1,
+            "{action:?}"
+        );
         assert!(n.a.dp.sas.is_empty() && n.a.dp.policies.is_empty());
         let restarted = n.a.eng.status().len();
-        assert_eq!(restarted, usize::from(action == DpdAction::Restart), "{action:?}");
+        assert_eq!(
+            restarted,
+            usize::from(action == DpdAction::Restart),
+            "{action:?}"
+        );
     }
 }
 
@@ -598,11 +680,17 @@ fn retransmission_with_backoff_and_a_limit() {
     n.advance(Duration::from_secs(120));
     let sent: Vec<Instant> = n.a.sent.iter().map(|s| s.0).collect();
     assert_eq!(sent.len(), 4, "MM1 and 3 retransmissions");
-    let gaps: Vec<f64> = sent.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
+    let gaps: Vec<f64> = sent
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64())
+        .collect();
     assert!(gaps[0] < gaps[1] && gaps[1] < gaps[2], "backoff: {gaps:?}");
     assert!(n.a.events.iter().any(|e| matches!(
         e,
-        Event::IkeDeleted { reason: DeleteReason::Failed(control::ike::IkeError::Timeout(4)), .. }
+        Event::IkeDeleted {
+            reason: DeleteReason::Failed(control::ike::IkeError::Timeout(4)),
+            ..
+        }
     )));
     assert!(n.a.eng.status().is_empty());
     // a lost answer: the retransmitted request gets the same answer again
@@ -629,7 +717,13 @@ fn retransmission_with_backoff_and_a_limit() {
 fn replayed_and_tampered_messages_are_counted_drops() {
     let mut n = Net::new(pair().0, pair().1);
     n.initiate();
-    let qm1 = n.a.sent.iter().rev().find(|s| s.3[18] == 32 && s.3.len() > 100).unwrap().clone();
+    let qm1 =
+        n.a.sent
+            .iter()
+            .rev()
+            .find(|s| s.3[18] == 32 && s.3.len() > 100)
+            .unwrap()
+            .clone();
     // the same QM1 again within the exchange's memory: a duplicate, answered again
     n.b.eng.handle_datagram(&qm1.3, qm1.1, qm1.2, n.now);
     n.pump();
@@ -638,7 +732,11 @@ fn replayed_and_tampered_messages_are_counted_drops() {
     n.advance(Duration::from_secs(120));
     n.b.eng.handle_datagram(&qm1.3, qm1.1, qm1.2, n.now);
     assert_eq!(n.b.eng.stats().drop_count(V1Drop::Unexpected), 1);
-    assert_eq!(n.b.eng.status()[0].sa.children.len(), 1, "no SA from a replay");
+    assert_eq!(
+        n.b.eng.status()[0].sa.children.len(),
+        1,
+        "no SA from a replay"
+    );
     // tampered: every byte of the encrypted part flipped in turn
     let mut q = qm1.3.clone();
     q[20] ^= 0x55; // a new message ID: decrypts to garbage under its own IV
@@ -651,7 +749,9 @@ fn replayed_and_tampered_messages_are_counted_drops() {
     }
     let st = n.b.eng.stats();
     assert_eq!(
-        st.drop_count(V1Drop::Hash) + st.drop_count(V1Drop::Decrypt) + st.drop_count(V1Drop::Invalid),
+        st.drop_count(V1Drop::Hash)
+            + st.drop_count(V1Drop::Decrypt)
+            + st.drop_count(V1Drop::Invalid),
         4,
         "{:?}",
         st.drops
@@ -659,7 +759,8 @@ fn replayed_and_tampered_messages_are_counted_drops() {
     assert_eq!(n.b.eng.status()[0].sa.children.len(), 1);
     // garbage and oversized datagrams
     n.b.eng.handle_datagram(&[1, 2, 3], qm1.1, qm1.2, n.now);
-    n.b.eng.handle_datagram(&vec![0u8; 70_000], qm1.1, qm1.2, n.now);
+    n.b.eng
+        .handle_datagram(&vec![0u8; 70_000], qm1.1, qm1.2, n.now);
     assert_eq!(n.b.eng.stats().drop_count(V1Drop::Malformed), 1);
     assert_eq!(n.b.eng.stats().drop_count(V1Drop::TooBig), 1);
 }
@@ -681,7 +782,13 @@ fn nat_detected_float_to_4500_and_keepalives() {
     n2.nat = n.nat.take();
     let mut n = n2;
     n.initiate();
-    assert_eq!(established(&n), (1, 1), "{:?}\n{:?}", n.a.events, n.b.events);
+    assert_eq!(
+        established(&n),
+        (1, 1),
+        "{:?}\n{:?}",
+        n.a.events,
+        n.b.events
+    );
     let a = &n.a.eng.status()[0];
     let b = &n.b.eng.status()[0];
     assert!(a.sa.nat_local && !a.sa.nat_remote);
@@ -690,7 +797,13 @@ fn nat_detected_float_to_4500_and_keepalives() {
     assert_eq!(b.sa.remote.ip(), ip("198.51.100.7"));
     assert_ne!(b.sa.remote.port(), 500, "the NAT's 4500 mapping");
     let (ao, bo) = assert_one_pair(&n);
-    assert_eq!(n.a.dp.sas[&(ao, Direction::Outbound)].encap.unwrap().remote_port, 4500);
+    assert_eq!(
+        n.a.dp.sas[&(ao, Direction::Outbound)]
+            .encap
+            .unwrap()
+            .remote_port,
+        4500
+    );
     assert!(n.b.dp.sas[&(bo, Direction::Outbound)].encap.is_some());
     // main mode went 500 -> 4500 after MM4 (MM5 onward with the non-ESP marker)
     let ports: Vec<u16> = n.a.sent.iter().map(|s| s.1.port()).collect();
@@ -698,7 +811,11 @@ fn nat_detected_float_to_4500_and_keepalives() {
     n.advance(Duration::from_secs(45));
     assert!(n.a.eng.stats().keepalives_tx >= 2);
     assert!(n.b.eng.stats().keepalives_rx >= 2);
-    assert_eq!(n.b.eng.stats().keepalives_tx, 0, "only the side behind the NAT");
+    assert_eq!(
+        n.b.eng.stats().keepalives_tx,
+        0,
+        "only the side behind the NAT"
+    );
 }
 
 #[test]
@@ -706,7 +823,10 @@ fn legacy_needs_allow_legacy() {
     let (mut a, _) = pair();
     a.ike_proposals = parse_phase1("3DES MD5 2").unwrap();
     let mut e = Engine::with_seed(Settings::default(), 1);
-    let err = e.add_connection(a.clone(), Instant::now()).unwrap_err().to_string();
+    let err = e
+        .add_connection(a.clone(), Instant::now())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("allow_legacy"), "{err}");
     let (_, mut b) = pair();
     b.esp_proposals = parse_phase2("aes-sha1;modp1024").unwrap();
@@ -720,20 +840,33 @@ fn legacy_needs_allow_legacy() {
     });
     n.initiate();
     assert_eq!(established(&n), (0, 0));
-    let m = n
-        .b
-        .events
-        .iter()
-        .find_map(|e| match e {
-            Event::ProposalMismatch { offered, configured, local_responder: true, .. } => {
-                Some((offered.clone(), configured.clone()))
-            }
-            _ => None,
-        })
-        .expect("mismatch explained");
+    let m =
+        n.b.events
+            .iter()
+            .find_map(|e| match e {
+                Event::ProposalMismatch {
+                    offered,
+                    configured,
+                    local_responder: true,
+                    ..
+                } => Some((offered.clone(), configured.clone())),
+                _ => None,
+            })
+            .expect("mismatch explained");
     assert_eq!(m.0, vec!["3des-md5-modp1024".to_string()]);
-    assert_eq!(m.1, vec!["aes128-sha256-ecp256".to_string(), "aes256-sha1-modp2048".into()]);
-    assert!(n.a.events.iter().any(|e| matches!(e, Event::IkeDeleted { .. })), "A gives up at once");
+    assert_eq!(
+        m.1,
+        vec![
+            "aes128-sha256-ecp256".to_string(),
+            "aes256-sha1-modp2048".into()
+        ]
+    );
+    assert!(
+        n.a.events
+            .iter()
+            .any(|e| matches!(e, Event::IkeDeleted { .. })),
+        "A gives up at once"
+    );
     // both allow legacy: the seeds' "3DES MD5 2" works end to end
     let mut n = with(|a, b| {
         for c in [a, b] {
@@ -759,7 +892,10 @@ fn commit_bit_waits_for_connected() {
     assert_eq!(established(&n), (1, 1));
     // QM1 carried the commit bit; B answered QM3 with CONNECTED (4th message)
     assert_eq!(n.delivered, 10);
-    assert_ne!(n.a.sent.iter().find(|s| s.3[18] == 32).unwrap().3[19] & 0x02, 0);
+    assert_ne!(
+        n.a.sent.iter().find(|s| s.3[18] == 32).unwrap().3[19] & 0x02,
+        0
+    );
     assert_one_pair(&n);
     // CONNECTED lost: A waits, then uses the SA anyway
     let s = Settings {
@@ -773,10 +909,21 @@ fn commit_bit_waits_for_connected() {
     n.drop_b_connected = true;
     n.a.eng.rekey_child(a_child(&n), n.now).unwrap();
     n.pump();
-    assert_eq!(n.a.eng.status()[0].sa.children.iter().filter(|c| c.state == "INSTALLING").count(), 1);
+    assert_eq!(
+        n.a.eng.status()[0]
+            .sa
+            .children
+            .iter()
+            .filter(|c| c.state == "INSTALLING")
+            .count(),
+        1
+    );
     n.advance(Duration::from_secs(15));
     assert_one_pair(&n);
-    assert_eq!(count(&n.a.events, |e| matches!(e, Event::ChildRekeyed { .. })), 1);
+    assert_eq!(
+        count(&n.a.events, |e| matches!(e, Event::ChildRekeyed { .. })),
+        1
+    );
 }
 
 #[test]
@@ -788,7 +935,11 @@ fn responder_lifetime_is_sent_and_honoured() {
     });
     n.initiate();
     let c = &n.a.eng.status()[0].sa.children[0];
-    assert_eq!((c.expire_at - c.created).as_secs(), 1200, "the responder's shorter lifetime");
+    assert_eq!(
+        (c.expire_at - c.created).as_secs(),
+        1200,
+        "the responder's shorter lifetime"
+    );
     assert!(c.rekey_at.unwrap() < c.expire_at);
     // the other way round: the initiator's shorter lifetime is accepted as is
     let mut n = with(|a, b| {
@@ -803,13 +954,24 @@ fn responder_lifetime_is_sent_and_honoured() {
 
 #[test]
 fn wrong_psk_fails_authentication() {
-    let mut n = with(|_, b| b.psk = dataplane::crypto::Key::from_slice(b"another-psk-of-enough-length"));
+    let mut n =
+        with(|_, b| b.psk = dataplane::crypto::Key::from_slice(b"another-psk-of-enough-length"));
     n.initiate();
     assert_eq!(established(&n), (0, 0));
-    assert!(n.b.events.iter().any(|e| matches!(e, Event::AuthFailed { .. })));
+    assert!(n
+        .b
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::AuthFailed { .. })));
     assert!(n.b.eng.stats().drop_count(V1Drop::Decrypt) >= 1);
     // B told A (AUTHENTICATION-FAILED in the clear): A gave up at once
-    assert!(n.a.events.iter().any(|e| matches!(e, Event::IkeDeleted { .. })), "{:?}", n.a.events);
+    assert!(
+        n.a.events
+            .iter()
+            .any(|e| matches!(e, Event::IkeDeleted { .. })),
+        "{:?}",
+        n.a.events
+    );
     n.advance(Duration::from_secs(60));
     assert!(n.a.eng.status().is_empty() && n.b.eng.status().is_empty());
     assert_eq!(n.b.eng.half_open(), 0);
@@ -849,7 +1011,11 @@ fn half_open_limit() {
 #[test]
 fn trap_policy_acquire_initiates() {
     let mut n = with(|a, _| a.start_action = StartAction::Trap);
-    assert_eq!(n.a.dp.policies.len(), 0, "policies are applied through pump");
+    assert_eq!(
+        n.a.dp.policies.len(),
+        0,
+        "policies are applied through pump"
+    );
     n.pump();
     let trap = *n.a.dp.policies.keys().next().unwrap();
     assert!(matches!(n.a.dp.policies[&trap].action, PolicyAction::Trap));
@@ -864,7 +1030,10 @@ fn trap_policy_acquire_initiates() {
     );
     n.pump();
     assert!(established(&n).0 >= 1);
-    assert!(matches!(n.a.dp.policies[&trap].action, PolicyAction::Protect { .. }), "the trap became protect");
+    assert!(
+        matches!(n.a.dp.policies[&trap].action, PolicyAction::Protect { .. }),
+        "the trap became protect"
+    );
     let _: Option<&Policy> = None;
     let _: Option<&SaParams> = None;
 }

@@ -164,38 +164,59 @@ fn phase1(f: &Fixture, at: usize, n: usize, c: &mut Counts) -> (Isakmp, usize) {
     assert_eq!(&k.ka[..], f.log("encryption_key_Ka", n), "{} Ka", f.name);
     assert_eq!(&k.iv[..], f.log("initial_IV", n), "{} initial IV", f.name);
     let cipher = CbcKey::new(suite.encr, &k.ka).unwrap();
-    let hash_i = |id_b: &[u8]| crypto::phase1_hash(suite.hash, &k.skeyid, &gxi, &gxr, ic, rc, &sai_b, id_b);
-    let hash_r = |id_b: &[u8]| crypto::phase1_hash(suite.hash, &k.skeyid, &gxr, &gxi, rc, ic, &sai_b, id_b);
-    let p1_last;
-    if aggressive {
+    let hash_i =
+        |id_b: &[u8]| crypto::phase1_hash(suite.hash, &k.skeyid, &gxi, &gxr, ic, rc, &sai_b, id_b);
+    let hash_r =
+        |id_b: &[u8]| crypto::phase1_hash(suite.hash, &k.skeyid, &gxr, &gxi, rc, ic, &sai_b, id_b);
+    let p1_last = if aggressive {
         // AM2 in the clear: HASH_R over IDir
-        assert_eq!(m2.hash.unwrap(), &hash_r(m2.ids[0].body)[..], "{} HASH_R", f.name);
+        assert_eq!(
+            m2.hash.unwrap(),
+            &hash_r(m2.ids[0].body)[..],
+            "{} HASH_R",
+            f.name
+        );
         // AM3 encrypted with the initial IV: HASH_I over AM1's IDii
         let m = &f.msgs[at + 2];
         let h = Header::parse(m).unwrap();
         assert!(h.encrypted());
         let (pt, last) = decrypt(&cipher, m, &k.iv);
         let p = Payloads::parse(&pt, h.next_payload()).unwrap();
-        assert_eq!(p.hash.unwrap(), &hash_i(m1.ids[0].body)[..], "{} HASH_I", f.name);
+        assert_eq!(
+            p.hash.unwrap(),
+            &hash_i(m1.ids[0].body)[..],
+            "{} HASH_I",
+            f.name
+        );
         assert_eq!(p.nat_d.len(), 2, "NAT-D in AM3");
         c.hashes += 2;
-        p1_last = last;
+        last
     } else {
         let m5 = &f.msgs[at + 4];
         let h5 = Header::parse(m5).unwrap();
         let (pt5, last5) = decrypt(&cipher, m5, &k.iv);
         let p5 = Payloads::parse(&pt5, h5.next_payload()).unwrap();
-        assert_eq!(p5.hash.unwrap(), &hash_i(p5.ids[0].body)[..], "{} HASH_I", f.name);
+        assert_eq!(
+            p5.hash.unwrap(),
+            &hash_i(p5.ids[0].body)[..],
+            "{} HASH_I",
+            f.name
+        );
         assert_eq!(p5.hash.unwrap(), f.log("HASH_I", n));
         let m6 = &f.msgs[at + 5];
         let h6 = Header::parse(m6).unwrap();
         let (pt6, last6) = decrypt(&cipher, m6, &last5);
         let p6 = Payloads::parse(&pt6, h6.next_payload()).unwrap();
-        assert_eq!(p6.hash.unwrap(), &hash_r(p6.ids[0].body)[..], "{} HASH_R", f.name);
+        assert_eq!(
+            p6.hash.unwrap(),
+            &hash_r(p6.ids[0].body)[..],
+            "{} HASH_R",
+            f.name
+        );
         assert_eq!(p6.hash.unwrap(), f.log("HASH_R", n));
         c.hashes += 2;
-        p1_last = last6;
-    }
+        last6
+    };
     (
         Isakmp {
             hash: suite.hash,
@@ -254,14 +275,52 @@ fn phase2(f: &Fixture, sa: &mut Isakmp, m: &[u8], c: &mut Counts) {
             });
             let len = suite.encr.key_len() + suite.integ.key_len();
             let el = suite.encr.key_len();
-            let ki = crypto::keymat(hh, &sa.skeyid_d, g.as_deref(), proto::ESP, spi_r, &st.ni, &st.nr, len);
-            let kr = crypto::keymat(hh, &sa.skeyid_d, g.as_deref(), proto::ESP, st.spi_i, &st.ni, &st.nr, len);
+            let ki = crypto::keymat(
+                hh,
+                &sa.skeyid_d,
+                g.as_deref(),
+                proto::ESP,
+                spi_r,
+                &st.ni,
+                &st.nr,
+                len,
+            );
+            let kr = crypto::keymat(
+                hh,
+                &sa.skeyid_d,
+                g.as_deref(),
+                proto::ESP,
+                st.spi_i,
+                &st.ni,
+                &st.nr,
+                len,
+            );
             let n = c.qm_keys;
-            assert_eq!(&ki[..el], f.log("encryption_initiator_key", n), "{} ESP ei #{n}", f.name);
-            assert_eq!(&kr[..el], f.log("encryption_responder_key", n), "{} ESP er #{n}", f.name);
+            assert_eq!(
+                &ki[..el],
+                f.log("encryption_initiator_key", n),
+                "{} ESP ei #{n}",
+                f.name
+            );
+            assert_eq!(
+                &kr[..el],
+                f.log("encryption_responder_key", n),
+                "{} ESP er #{n}",
+                f.name
+            );
             if f.has("integrity_initiator_key") {
-                assert_eq!(&ki[el..], f.log("integrity_initiator_key", n), "{} ESP ai #{n}", f.name);
-                assert_eq!(&kr[el..], f.log("integrity_responder_key", n), "{} ESP ar #{n}", f.name);
+                assert_eq!(
+                    &ki[el..],
+                    f.log("integrity_initiator_key", n),
+                    "{} ESP ai #{n}",
+                    f.name
+                );
+                assert_eq!(
+                    &kr[el..],
+                    f.log("integrity_responder_key", n),
+                    "{} ESP ar #{n}",
+                    f.name
+                );
             }
             c.qm_keys += 1;
             crypto::hash2(hh, a, mid, &st.ni, rest)
@@ -272,7 +331,13 @@ fn phase2(f: &Fixture, sa: &mut Isakmp, m: &[u8], c: &mut Counts) {
         }
         (x, s) => panic!("{}: unexpected exchange {x} message {s}", f.name),
     };
-    assert_eq!(p.hash.unwrap(), &want[..], "{}: hash of MID {mid} message {}", f.name, st.seen);
+    assert_eq!(
+        p.hash.unwrap(),
+        &want[..],
+        "{}: hash of MID {mid} message {}",
+        f.name,
+        st.seen
+    );
     c.hashes += 1;
     for nt in &p.notifies {
         match nt.ntype {
@@ -339,8 +404,17 @@ fn run(name: &str) -> Counts {
             f.name
         );
     }
-    assert_eq!(n, 2, "{}: the first ISAKMP SA and its re-authentication", f.name);
-    assert_eq!(c.qm_keys, f.logs["encryption_initiator_key"].len(), "{}: every KEYMAT", f.name);
+    assert_eq!(
+        n, 2,
+        "{}: the first ISAKMP SA and its re-authentication",
+        f.name
+    );
+    assert_eq!(
+        c.qm_keys,
+        f.logs["encryption_initiator_key"].len(),
+        "{}: every KEYMAT",
+        f.name
+    );
     assert!(c.qm_keys >= 2, "{}: first and rekeyed IPsec SA", f.name);
     assert!(c.deletes >= 2, "{}: deletes", f.name);
     assert!(c.phase2_ivs >= 4, "{}: phase 2 IVs compared", f.name);

@@ -298,7 +298,11 @@ impl Connection {
 
     /// The single DH group of an aggressive-mode connection (or the first).
     pub fn first_group(&self) -> Option<DhGroup> {
-        self.ike_proposals.iter().flat_map(|p| p.dh.first()).next().copied()
+        self.ike_proposals
+            .iter()
+            .flat_map(|p| p.dh.first())
+            .next()
+            .copied()
     }
 }
 
@@ -393,7 +397,11 @@ impl ConnectionConfig {
     }
 
     /// Checks and converts (`psk` from a secrets file overrides the inline key).
-    pub fn to_connection(&self, tunnel_id: u32, psk: Option<&[u8]>) -> Result<Connection, IkeError> {
+    pub fn to_connection(
+        &self,
+        tunnel_id: u32,
+        psk: Option<&[u8]>,
+    ) -> Result<Connection, IkeError> {
         let key = match (psk, &self.psk) {
             (Some(k), _) => k.to_vec(),
             (None, Some(s)) => s.as_bytes().to_vec(),
@@ -480,11 +488,23 @@ mod tests {
 
     #[test]
     fn version_policy_vocabulary() {
-        assert_eq!("never".parse::<VersionPolicy>().unwrap(), VersionPolicy::Never);
+        assert_eq!(
+            "never".parse::<VersionPolicy>().unwrap(),
+            VersionPolicy::Never
+        );
         assert_eq!("no".parse::<VersionPolicy>().unwrap(), VersionPolicy::Never);
-        assert_eq!("yes".parse::<VersionPolicy>().unwrap(), VersionPolicy::Propose);
-        assert_eq!(VersionPolicy::from_version(1).unwrap(), VersionPolicy::Never);
-        assert_eq!(VersionPolicy::from_keyexchange("ike").unwrap(), VersionPolicy::Propose);
+        assert_eq!(
+            "yes".parse::<VersionPolicy>().unwrap(),
+            VersionPolicy::Propose
+        );
+        assert_eq!(
+            VersionPolicy::from_version(1).unwrap(),
+            VersionPolicy::Never
+        );
+        assert_eq!(
+            VersionPolicy::from_keyexchange("ike").unwrap(),
+            VersionPolicy::Propose
+        );
         assert!(VersionPolicy::Permit.accepts(2) && VersionPolicy::Permit.accepts(1));
         assert!(!VersionPolicy::Never.accepts(2) && !VersionPolicy::Insist.accepts(1));
         assert_eq!(VersionPolicy::Permit.initiate_with(), 1);

@@ -361,6 +361,7 @@ pub fn phase2_iv(h: HashAlg, phase1_last: &[u8], mid: u32, block: usize) -> Vec<
 
 /// HASH_I = prf(SKEYID, g^xi | g^xr | CKY-I | CKY-R | SAi_b | IDii_b), and
 /// HASH_R with the roles swapped (`mine`/`other` in the signer's view).
+#[allow(clippy::too_many_arguments)]
 pub fn phase1_hash(
     h: HashAlg,
     skeyid: &[u8],
@@ -403,6 +404,7 @@ pub fn hash3(h: HashAlg, skeyid_a: &[u8], mid: u32, ni: &[u8], nr: &[u8]) -> Vec
 /// Quick-mode KEYMAT for the SA whose receiver chose `spi` (RFC 2409 §5.5):
 /// K1 = prf(SKEYID_d, [g(qm)^xy |] protocol | SPI | Ni_b | Nr_b),
 /// Kn = prf(SKEYID_d, Kn-1 | [g(qm)^xy |] protocol | SPI | Ni_b | Nr_b).
+#[allow(clippy::too_many_arguments)]
 pub fn keymat(
     h: HashAlg,
     skeyid_d: &[u8],

@@ -191,14 +191,26 @@ pub struct Ikev1SaStatus {
 pub(crate) enum Deferred {
     Remove(u64),
     /// Children move from an old ISAKMP SA to its replacement (reauth).
-    MoveChildren { from: u64, to: u64 },
+    MoveChildren {
+        from: u64,
+        to: u64,
+    },
     /// The peer sent INITIAL-CONTACT: drop other SAs with it.
-    InitialContact { keep: u64 },
+    InitialContact {
+        keep: u64,
+    },
     /// A new SA of the peer's (re-authentication): older SAs of the same
     /// connection and peer hand over their IPsec SAs.
-    Adopt { keep: u64 },
-    Restart { conn: Arc<Connection> },
-    Task { sa: u64, task: Task },
+    Adopt {
+        keep: u64,
+    },
+    Restart {
+        conn: Arc<Connection>,
+    },
+    Task {
+        sa: u64,
+        task: Task,
+    },
 }
 
 /// State shared by all SAs.
@@ -435,12 +447,14 @@ impl Engine {
     ) -> Result<u64, IkeError> {
         let local_ip = match conn.local_addr {
             LocalAddr::Addr(a) => a,
-            LocalAddr::DefaultRoute | LocalAddr::Any => self.ctx.default_route.ok_or_else(|| {
-                IkeError::Config(format!(
-                    "connection {:?}: %defaultroute is not resolved",
-                    conn.name
-                ))
-            })?,
+            LocalAddr::DefaultRoute | LocalAddr::Any => {
+                self.ctx.default_route.ok_or_else(|| {
+                    IkeError::Config(format!(
+                        "connection {:?}: %defaultroute is not resolved",
+                        conn.name
+                    ))
+                })?
+            }
         };
         let remote_ip = match conn.remote_addr {
             RemoteAddr::Addr(a) => a,
@@ -656,7 +670,14 @@ impl Engine {
                         l.insert(0, host(*src));
                         r.insert(0, host(*dst));
                         if let Some(sa) = self.sas.get_mut(&id) {
-                            sa.queue(&mut self.ctx, Task::QuickMode { local: l, remote: r }, now);
+                            sa.queue(
+                                &mut self.ctx,
+                                Task::QuickMode {
+                                    local: l,
+                                    remote: r,
+                                },
+                                now,
+                            );
                         }
                     }
                     Some(_) => {}
@@ -777,14 +798,7 @@ impl Engine {
                 wire::notify::NO_PROPOSAL_CHOSEN,
                 &[],
             );
-            let m = wire::build_plain(
-                hdr.icookie(),
-                0,
-                exchange::INFORMATIONAL,
-                0,
-                0,
-                &pw,
-            );
+            let m = wire::build_plain(hdr.icookie(), 0, exchange::INFORMATIONAL, 0, 0, &pw);
             self.ctx.transmit(to, from, &m);
             return;
         }
@@ -815,7 +829,9 @@ impl Engine {
                         }
                     }
                     Deferred::InitialContact { keep } => {
-                        let Some(k) = self.sas.get(&keep) else { continue };
+                        let Some(k) = self.sas.get(&keep) else {
+                            continue;
+                        };
                         let (conn, rid, rip) =
                             (k.conn.name.clone(), k.remote_id.clone(), k.remote.ip());
                         let victims: Vec<u64> = self
@@ -843,7 +859,9 @@ impl Engine {
                         }
                     }
                     Deferred::Adopt { keep } => {
-                        let Some(k) = self.sas.get(&keep) else { continue };
+                        let Some(k) = self.sas.get(&keep) else {
+                            continue;
+                        };
                         let (conn, rid, rip) =
                             (k.conn.name.clone(), k.remote_id.clone(), k.remote.ip());
                         let olds: Vec<u64> = self
@@ -918,9 +936,7 @@ pub(crate) fn conn_ts(
 }
 
 /// A child status for the CLI.
-pub(crate) fn child_status(
-    c: &super::sa::ChildSa,
-) -> ChildSaStatus {
+pub(crate) fn child_status(c: &super::sa::ChildSa) -> ChildSaStatus {
     ChildSaStatus {
         inbound_spi: c.inbound_spi,
         outbound_spi: c.outbound_spi,

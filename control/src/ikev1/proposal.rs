@@ -151,10 +151,8 @@ impl Phase1Suite {
                 p1attr::AUTH_METHOD => auth = v,
                 p1attr::GROUP => grp = v,
                 p1attr::LIFE_TYPE => life_type = v,
-                p1attr::LIFE_DURATION => {
-                    if life_type == Some(u64::from(p1attr::LIFE_SECONDS)) {
-                        lifetime = v;
-                    }
+                p1attr::LIFE_DURATION if life_type == Some(u64::from(p1attr::LIFE_SECONDS)) => {
+                    lifetime = v;
                 }
                 p1attr::GROUP_TYPE | p1attr::PRF => {
                     return Err(format!("attribute {} (custom groups/PRFs)", a.atype))
@@ -642,7 +640,8 @@ mod tests {
                     life_kb: Some(1 << 40),
                 };
                 let (id, attrs) = p2_transform(&cs, &a).unwrap();
-                let body = wire::sa_body(&[(1, wire::proto::ESP, vec![1, 2, 3, 4], vec![(id, attrs)])]);
+                let body =
+                    wire::sa_body(&[(1, wire::proto::ESP, vec![1, 2, 3, 4], vec![(id, attrs)])]);
                 let props = wire::SaView { body: &body }.proposals().unwrap();
                 assert_eq!(p2_from_transform(&props[0].transforms[0]).unwrap(), (cs, a));
             }

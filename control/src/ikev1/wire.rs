@@ -530,15 +530,7 @@ impl<'a> Header<'a> {
 }
 
 /// Writes an ISAKMP header (length filled by [`finish_length`]).
-pub fn write_header(
-    out: &mut Vec<u8>,
-    ic: u64,
-    rc: u64,
-    next: u8,
-    exch: u8,
-    fl: u8,
-    mid: u32,
-) {
+pub fn write_header(out: &mut Vec<u8>, ic: u64, rc: u64, next: u8, exch: u8, fl: u8, mid: u32) {
     out.extend_from_slice(&ic.to_be_bytes());
     out.extend_from_slice(&rc.to_be_bytes());
     out.push(next);
@@ -767,9 +759,12 @@ impl<'a> SaView<'a> {
     }
 }
 
-/// Writes an SA payload body: DOI, situation, then proposals of
-/// `(number, protocol, spi, transforms)`; each transform is `(id, attributes)`.
-pub fn sa_body(props: &[(u8, u8, Vec<u8>, Vec<(u8, Vec<u8>)>)]) -> Vec<u8> {
+/// One proposal to write: `(number, protocol, spi, transforms)`, each
+/// transform `(id, encoded attributes)`.
+pub type ProposalSpec = (u8, u8, Vec<u8>, Vec<(u8, Vec<u8>)>);
+
+/// Writes an SA payload body: DOI, situation, then the proposals.
+pub fn sa_body(props: &[ProposalSpec]) -> Vec<u8> {
     let mut b = Vec::new();
     b.extend_from_slice(&DOI_IPSEC.to_be_bytes());
     b.extend_from_slice(&SIT_IDENTITY_ONLY.to_be_bytes());
@@ -1428,7 +1423,12 @@ mod tests {
         )]);
         pw.push(payload::SA, &sa);
         pw.push(payload::NONCE, &[7; 16]);
-        pw.notify(proto::ESP, &[0, 0, 1, 0], notify::RESPONDER_LIFETIME, &[1, 2]);
+        pw.notify(
+            proto::ESP,
+            &[0, 0, 1, 0],
+            notify::RESPONDER_LIFETIME,
+            &[1, 2],
+        );
         pw.delete_esp(&[0x1234, 0x5678]);
         pw.delete_isakmp(1, 2);
         let m = build_plain(9, 0, exchange::QUICK, 0, 5, &pw);

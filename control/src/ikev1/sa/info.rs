@@ -22,7 +22,14 @@ impl IsakmpSa {
     }
 
     /// A notify in an informational exchange (errors during quick mode).
-    pub(super) fn send_notify(&mut self, ctx: &mut Ctx, protocol: u8, spi: &[u8], t: u16, data: &[u8]) {
+    pub(super) fn send_notify(
+        &mut self,
+        ctx: &mut Ctx,
+        protocol: u8,
+        spi: &[u8],
+        t: u16,
+        data: &[u8],
+    ) {
         let mut rest = PayloadWriter::new();
         rest.notify(protocol, spi, t, data);
         self.send_info(ctx, &rest);
@@ -52,7 +59,13 @@ impl IsakmpSa {
     pub(super) fn send_r_u_there(&mut self, ctx: &mut Ctx, seq: u32) {
         ctx.stats.dpd_sent += 1;
         let c = self.cookies();
-        self.send_notify(ctx, proto::ISAKMP, &c, notify::R_U_THERE, &seq.to_be_bytes());
+        self.send_notify(
+            ctx,
+            proto::ISAKMP,
+            &c,
+            notify::R_U_THERE,
+            &seq.to_be_bytes(),
+        );
     }
 
     pub(super) fn send_isakmp_delete(&mut self, ctx: &mut Ctx) {
@@ -197,7 +210,12 @@ impl IsakmpSa {
             ctx.drop(V1Drop::Invalid);
             return;
         };
-        let want = crypto::hash1(self.hash_alg(), self.skeyid_a(), mid, &plain[p.after_hash..p.end]);
+        let want = crypto::hash1(
+            self.hash_alg(),
+            self.skeyid_a(),
+            mid,
+            &plain[p.after_hash..p.end],
+        );
         if !crate::ike::crypto::ct_eq(&want, hash) {
             ctx.drop(V1Drop::Hash);
             return;
@@ -218,7 +236,8 @@ impl IsakmpSa {
                     }
                 }
                 notify::INITIAL_CONTACT => {
-                    ctx.deferred.push(Deferred::InitialContact { keep: self.id });
+                    ctx.deferred
+                        .push(Deferred::InitialContact { keep: self.id });
                 }
                 t if notify::is_error(t) => {
                     // a refused quick mode: the notify's SPI is ours when given
@@ -248,7 +267,12 @@ impl IsakmpSa {
                                 kind: "ESP",
                                 peer: self.remote,
                                 offered: vec!["?".into()],
-                                configured: self.conn.esp_proposals.iter().map(|p| p.to_string()).collect(),
+                                configured: self
+                                    .conn
+                                    .esp_proposals
+                                    .iter()
+                                    .map(|p| p.to_string())
+                                    .collect(),
                                 local_responder: false,
                             });
                         }
@@ -292,8 +316,8 @@ impl IsakmpSa {
                         }
                     }
                 }
-                proto::ISAKMP => {
-                    if d.cookies().any(|(i, r)| i == self.ic && r == self.rc) {
+                proto::ISAKMP if d.cookies().any(|(i, r)| i == self.ic && r == self.rc) => {
+                    {
                         // IPsec SAs that moved to a replacement stay there
                         self.purge(ctx, DeleteReason::Peer);
                         ctx.event(Event::IkeDeleted {

@@ -327,10 +327,7 @@ impl IsakmpSa {
     }
     pub fn has_children_or_pending(&self) -> bool {
         !self.children.is_empty()
-            || self
-                .qms
-                .iter()
-                .any(|q| q.state != QmState::Done)
+            || self.qms.iter().any(|q| q.state != QmState::Done)
             || self
                 .tasks
                 .iter()
@@ -506,7 +503,10 @@ impl IsakmpSa {
                 local_port: self.local.port(),
                 remote_port: self.remote.port(),
             }),
-            selectors: ts::to_selectors(std::slice::from_ref(local_ts), std::slice::from_ref(remote_ts)),
+            selectors: ts::to_selectors(
+                std::slice::from_ref(local_ts),
+                std::slice::from_ref(remote_ts),
+            ),
             lifetime: Lifetime {
                 soft_bytes: sb,
                 hard_bytes: hb,
@@ -525,7 +525,10 @@ impl IsakmpSa {
     /// policy ids so that a trap becomes a protect policy).
     fn install_policies(&mut self, ctx: &mut Ctx, idx: usize) {
         let c = &self.children[idx];
-        let sels = ts::to_selectors(std::slice::from_ref(&c.local_ts), std::slice::from_ref(&c.remote_ts));
+        let sels = ts::to_selectors(
+            std::slice::from_ref(&c.local_ts),
+            std::slice::from_ref(&c.remote_ts),
+        );
         let traps = ctx
             .trap_policies
             .get(&self.conn.name)

@@ -63,7 +63,13 @@ impl IsakmpSa {
 
     /// NAT-D payloads for a message from `local` to `remote`: the
     /// destination's hash first, then ours (faked with `encap` forced).
-    fn push_nat_d(&self, ctx: &mut Ctx, pw: &mut PayloadWriter, local: SocketAddr, remote: SocketAddr) {
+    fn push_nat_d(
+        &self,
+        ctx: &mut Ctx,
+        pw: &mut PayloadWriter,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) {
         if self.natt == Natt::None {
             return;
         }
@@ -87,7 +93,7 @@ impl IsakmpSa {
         let me = crypto::nat_d(h, self.ic, self.rc, to);
         let them = crypto::nat_d(h, self.ic, self.rc, from);
         self.nat_local = p.nat_d[0] != me.as_slice() || self.conn.force_encap;
-        self.nat_remote = !p.nat_d[1..].iter().any(|d| *d == them.as_slice());
+        self.nat_remote = !p.nat_d[1..].contains(&them.as_slice());
     }
 
     pub(super) fn natted(&self) -> bool {
@@ -202,7 +208,13 @@ impl IsakmpSa {
         Err(offered)
     }
 
-    fn mismatch(ctx: &mut Ctx, conn: &Connection, peer: SocketAddr, offered: Vec<String>, responder: bool) {
+    fn mismatch(
+        ctx: &mut Ctx,
+        conn: &Connection,
+        peer: SocketAddr,
+        offered: Vec<String>,
+        responder: bool,
+    ) {
         ctx.event(Event::ProposalMismatch {
             conn: conn.name.clone(),
             kind: "IKE",
@@ -284,13 +296,28 @@ impl IsakmpSa {
         } else {
             ExchangeMode::Main
         };
-        let mut sa = IsakmpSa::blank(conn.clone(), false, mode, rc, hdr.icookie(), rc, to, from, now);
+        let mut sa = IsakmpSa::blank(
+            conn.clone(),
+            false,
+            mode,
+            rc,
+            hdr.icookie(),
+            rc,
+            to,
+            from,
+            now,
+        );
         sa.candidates = cands;
         sa.half_open_deadline = Some(now + ctx.settings.half_open_timeout);
         sa.sai_b = sa_view.body.to_vec();
         sa.suite = Some(suite);
         sa.learn_vids(ctx, &p);
-        let answer = wire::sa_body(&[(1, proto::ISAKMP, vec![], vec![(wire::KEY_IKE, suite.attrs())])]);
+        let answer = wire::sa_body(&[(
+            1,
+            proto::ISAKMP,
+            vec![],
+            vec![(wire::KEY_IKE, suite.attrs())],
+        )]);
         // transform number: echo the peer's
         let answer = renumber_transform(answer, num);
         let mut pw = PayloadWriter::new();
@@ -303,7 +330,8 @@ impl IsakmpSa {
                 ctx.drop(V1Drop::Invalid);
                 let mut pw = PayloadWriter::new();
                 pw.notify(proto::ISAKMP, &[], notify::INVALID_KEY_INFORMATION, &[]);
-                let m = wire::build_plain(hdr.icookie(), 0, wire::exchange::INFORMATIONAL, 0, 0, &pw);
+                let m =
+                    wire::build_plain(hdr.icookie(), 0, wire::exchange::INFORMATIONAL, 0, 0, &pw);
                 ctx.transmit(to, from, &m);
                 return None;
             }
@@ -392,9 +420,27 @@ impl IsakmpSa {
             (&self.g_peer[..], mine)
         };
         if initiator {
-            crypto::phase1_hash(self.hash_alg(), &k.skeyid, gxi, gxr, self.ic, self.rc, &self.sai_b, id_b)
+            crypto::phase1_hash(
+                self.hash_alg(),
+                &k.skeyid,
+                gxi,
+                gxr,
+                self.ic,
+                self.rc,
+                &self.sai_b,
+                id_b,
+            )
         } else {
-            crypto::phase1_hash(self.hash_alg(), &k.skeyid, gxr, gxi, self.rc, self.ic, &self.sai_b, id_b)
+            crypto::phase1_hash(
+                self.hash_alg(),
+                &k.skeyid,
+                gxr,
+                gxi,
+                self.rc,
+                self.ic,
+                &self.sai_b,
+                id_b,
+            )
         }
     }
 
@@ -412,7 +458,8 @@ impl IsakmpSa {
             if got.as_ref() != Some(expected) {
                 return Err(format!(
                     "peer identity {} is not the configured {expected}",
-                    got.map(|g| g.to_string()).unwrap_or_else(|| "(unsupported type)".into())
+                    got.map(|g| g.to_string())
+                        .unwrap_or_else(|| "(unsupported type)".into())
                 ));
             }
         }
@@ -465,11 +512,19 @@ impl IsakmpSa {
                         // the keys differ: say so in the clear (RFC 2408 §5.7)
                         let mut pw = PayloadWriter::new();
                         pw.notify(proto::ISAKMP, &[], notify::AUTHENTICATION_FAILED, &[]);
-                        let m = wire::build_plain(self.ic, self.rc, wire::exchange::INFORMATIONAL, 0, 0, &pw);
+                        let m = wire::build_plain(
+                            self.ic,
+                            self.rc,
+                            wire::exchange::INFORMATIONAL,
+                            0,
+                            0,
+                            &pw,
+                        );
                         ctx.transmit(to, from, &m);
                         self.auth_failed(
                             ctx,
-                            "encrypted phase 1 message does not decrypt (pre-shared keys differ?)".into(),
+                            "encrypted phase 1 message does not decrypt (pre-shared keys differ?)"
+                                .into(),
                         );
                     }
                 } else {
@@ -544,7 +599,10 @@ impl IsakmpSa {
                 let want = self.auth_hash(true, &idi);
                 if !crate::ike::crypto::ct_eq(&want, h) {
                     ctx.drop(V1Drop::Hash);
-                    self.auth_failed(ctx, "HASH_I does not verify (pre-shared keys differ?)".into());
+                    self.auth_failed(
+                        ctx,
+                        "HASH_I does not verify (pre-shared keys differ?)".into(),
+                    );
                     return;
                 }
                 if let Some(b) = last_block {
@@ -573,10 +631,9 @@ impl IsakmpSa {
             return Err(vec!["answer is not one transform".into()]);
         };
         let s = Phase1Suite::from_transform(t).map_err(|e| vec![e])?;
-        if Self::offers(&self.conn)
-            .iter()
-            .any(|o| o.encr == s.encr && o.hash == s.hash && o.dh == s.dh && s.auth == AuthMethod::Psk)
-        {
+        if Self::offers(&self.conn).iter().any(|o| {
+            o.encr == s.encr && o.hash == s.hash && o.dh == s.dh && s.auth == AuthMethod::Psk
+        }) {
             Ok(s)
         } else {
             Err(vec![s.to_string()])
@@ -597,7 +654,13 @@ impl IsakmpSa {
                     ctx,
                     IkeError::NoProposalChosen {
                         offered: "peer answered with a transform we did not offer".into(),
-                        configured: self.conn.ike_proposals.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+                        configured: self
+                            .conn
+                            .ike_proposals
+                            .iter()
+                            .map(|p| p.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                     },
                 );
                 return;
@@ -624,7 +687,14 @@ impl IsakmpSa {
         self.state = P1State::MmI3;
     }
 
-    fn mm4(&mut self, ctx: &mut Ctx, p: &Payloads<'_>, from: SocketAddr, to: SocketAddr, now: Instant) {
+    fn mm4(
+        &mut self,
+        ctx: &mut Ctx,
+        p: &Payloads<'_>,
+        from: SocketAddr,
+        to: SocketAddr,
+        now: Instant,
+    ) {
         if let Some(code) = p.error_notify() {
             self.peer_error(ctx, code);
             return;
@@ -729,7 +799,13 @@ impl IsakmpSa {
                     ctx,
                     IkeError::NoProposalChosen {
                         offered: "peer answered with a transform we did not offer".into(),
-                        configured: self.conn.ike_proposals.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+                        configured: self
+                            .conn
+                            .ike_proposals
+                            .iter()
+                            .map(|p| p.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                     },
                 );
                 return;
@@ -741,7 +817,10 @@ impl IsakmpSa {
         };
         if self.dh.as_ref().map(|d| d.group()) != Some(suite.dh) {
             ctx.drop(V1Drop::Invalid);
-            self.fail(ctx, IkeError::KeyExchange("responder chose another DH group"));
+            self.fail(
+                ctx,
+                IkeError::KeyExchange("responder chose another DH group"),
+            );
             return;
         }
         self.rc = hdr.rcookie();
@@ -791,7 +870,13 @@ impl IsakmpSa {
 
     fn peer_error(&mut self, ctx: &mut Ctx, code: u16) {
         if code == notify::NO_PROPOSAL_CHOSEN {
-            Self::mismatch(ctx, &self.conn.clone(), self.remote, vec!["?".into()], false);
+            Self::mismatch(
+                ctx,
+                &self.conn.clone(),
+                self.remote,
+                vec!["?".into()],
+                false,
+            );
         }
         self.fail(
             ctx,
@@ -825,7 +910,8 @@ impl IsakmpSa {
         let life = effective_lifetime(self.conn.ike_lifetime, suite.and_then(|s| s.lifetime));
         self.expire_at = Some(now + life);
         if self.initiator && self.conn.rekey {
-            self.rekey_at = Some(now + ctx.rekey_time(life, self.conn.margin, self.conn.fuzz_percent));
+            self.rekey_at =
+                Some(now + ctx.rekey_time(life, self.conn.margin, self.conn.fuzz_percent));
         }
         if self.nat_local {
             self.keepalive_at = Some(now + ctx.settings.keepalive);
@@ -862,13 +948,17 @@ impl IsakmpSa {
                 new_sa: self.id,
             });
         } else if initial_contact {
-            ctx.deferred.push(Deferred::InitialContact { keep: self.id });
+            ctx.deferred
+                .push(Deferred::InitialContact { keep: self.id });
         } else if !self.initiator {
             // the peer re-authenticates: its IPsec SAs move here
             ctx.deferred.push(Deferred::Adopt { keep: self.id });
         }
         if let Some((l, r)) = self.first_qm.take() {
-            self.tasks.push_back(Task::QuickMode { local: l, remote: r });
+            self.tasks.push_back(Task::QuickMode {
+                local: l,
+                remote: r,
+            });
         }
         self.kick(ctx, now);
     }

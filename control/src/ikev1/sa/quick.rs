@@ -7,7 +7,9 @@
 
 use super::*;
 use crate::ike::proposal::DhGroup;
-use crate::ikev1::proposal::{describe_p2, p2_from_transform, p2_suites, p2_transform, Phase2Attrs};
+use crate::ikev1::proposal::{
+    describe_p2, p2_from_transform, p2_suites, p2_transform, Phase2Attrs,
+};
 use crate::ikev1::wire::{notify, p2attr, payload, proto, IdView, Payloads};
 
 const NONCE_LEN: usize = 32;
@@ -134,7 +136,11 @@ impl IsakmpSa {
     }
 
     fn configured_esp(&self) -> Vec<String> {
-        self.conn.esp_proposals.iter().map(|p| p.to_string()).collect()
+        self.conn
+            .esp_proposals
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
     }
 
     // ------------------------------------------------------- initiator
@@ -358,15 +364,24 @@ impl IsakmpSa {
             );
             return;
         };
-        let chosen = sa.proposals().ok().and_then(|props| match props.as_slice() {
-            [pr] if pr.protocol == proto::ESP && pr.spi.len() == 4 => match pr.transforms.as_slice() {
-                [t] => p2_from_transform(t)
-                    .ok()
-                    .map(|(s, a)| (s, a, u32::from_be_bytes([pr.spi[0], pr.spi[1], pr.spi[2], pr.spi[3]]))),
+        let chosen = sa
+            .proposals()
+            .ok()
+            .and_then(|props| match props.as_slice() {
+                [pr] if pr.protocol == proto::ESP && pr.spi.len() == 4 => {
+                    match pr.transforms.as_slice() {
+                        [t] => p2_from_transform(t).ok().map(|(s, a)| {
+                            (
+                                s,
+                                a,
+                                u32::from_be_bytes([pr.spi[0], pr.spi[1], pr.spi[2], pr.spi[3]]),
+                            )
+                        }),
+                        _ => None,
+                    }
+                }
                 _ => None,
-            },
-            _ => None,
-        });
+            });
         let Some((suite, attrs, outbound)) = chosen else {
             let configured = self.configured_esp().join(", ");
             self.child_failed(
@@ -397,7 +412,11 @@ impl IsakmpSa {
                 && p.ids[0].ts().ok() == Some(self.qms[qi].local_ts)
                 && p.ids[1].ts().ok() == Some(self.qms[qi].remote_ts);
             if !ok {
-                self.child_failed(ctx, qi, IkeError::TsUnacceptable("responder changed the client IDs".into()));
+                self.child_failed(
+                    ctx,
+                    qi,
+                    IkeError::TsUnacceptable("responder changed the client IDs".into()),
+                );
                 return;
             }
         }
@@ -411,7 +430,11 @@ impl IsakmpSa {
             },
             (None, _, None) => None,
             _ => {
-                self.child_failed(ctx, qi, IkeError::KeyExchange("PFS KE missing or of another group"));
+                self.child_failed(
+                    ctx,
+                    qi,
+                    IkeError::KeyExchange("PFS KE missing or of another group"),
+                );
                 return;
             }
         };
@@ -420,7 +443,11 @@ impl IsakmpSa {
         if let Some(s) = attrs.life_seconds {
             life = life.min(Duration::from_secs(s.max(1)));
         }
-        for n in p.notifies.iter().filter(|n| n.ntype == notify::RESPONDER_LIFETIME) {
+        for n in p
+            .notifies
+            .iter()
+            .filter(|n| n.ntype == notify::RESPONDER_LIFETIME)
+        {
             if let Some(s) = responder_lifetime_seconds(n.data) {
                 life = life.min(Duration::from_secs(s.max(1)));
             }
@@ -454,10 +481,30 @@ impl IsakmpSa {
         let g = shared.as_deref().map(|s| &s[..]);
         let km_in = crypto::keymat(h, &d, g, proto::ESP, inbound, &ni, &nr, len);
         let km_out = crypto::keymat(h, &d, g, proto::ESP, outbound, &ni, &nr, len);
-        let inb = self.sa_params(ctx, &suite, &lt, &rt, encap, inbound, Direction::Inbound, &km_in);
-        let out = self.sa_params(ctx, &suite, &lt, &rt, encap, outbound, Direction::Outbound, &km_out);
+        let inb = self.sa_params(
+            ctx,
+            &suite,
+            &lt,
+            &rt,
+            encap,
+            inbound,
+            Direction::Inbound,
+            &km_in,
+        );
+        let out = self.sa_params(
+            ctx,
+            &suite,
+            &lt,
+            &rt,
+            encap,
+            outbound,
+            Direction::Outbound,
+            &km_out,
+        );
         let rekey_of = self.qms[qi].rekey_of;
-        let child = self.new_child(ctx, inbound, outbound, suite, lt, rt, encap, life, true, rekey_of, now);
+        let child = self.new_child(
+            ctx, inbound, outbound, suite, lt, rt, encap, life, true, rekey_of, now,
+        );
         self.children.push(child);
         let idx = self.children.len() - 1;
         ctx.dp(DataplaneOp::InstallSa(inb));
@@ -495,8 +542,8 @@ impl IsakmpSa {
         let c = &self.conn;
         // the quick-mode initiator rekeys first; the responder only if it does not
         let margin = if initiated { c.margin } else { c.margin / 2 };
-        let rekey_at = (c.rekey && life > margin)
-            .then(|| now + ctx.rekey_time(life, margin, c.fuzz_percent));
+        let rekey_at =
+            (c.rekey && life > margin).then(|| now + ctx.rekey_time(life, margin, c.fuzz_percent));
         ChildSa {
             inbound_spi: inbound,
             outbound_spi: outbound,
@@ -568,7 +615,10 @@ impl IsakmpSa {
                     new_outbound: new_out,
                 });
                 // the rekey initiator deletes the old SA
-                let initiated = self.qms.iter().any(|q| q.inbound_spi == inbound && q.initiator);
+                let initiated = self
+                    .qms
+                    .iter()
+                    .any(|q| q.inbound_spi == inbound && q.initiator);
                 if initiated {
                     let old_in = self.children[oi].inbound_spi;
                     self.delete_child_local_reason(ctx, old_in, DeleteReason::Rekeyed, now);
@@ -662,7 +712,11 @@ impl IsakmpSa {
                 return;
             }
         };
-        let (cl, cr) = super::super::engine::conn_ts(&self.conn, Some(self.local.ip()), Some(self.remote.ip()));
+        let (cl, cr) = super::super::engine::conn_ts(
+            &self.conn,
+            Some(self.local.ip()),
+            Some(self.remote.ip()),
+        );
         let ts_ok = cl.iter().any(|c| crate::ike::ts::contains(c, &local_ts))
             && cr.iter().any(|c| crate::ike::ts::contains(c, &remote_ts));
         if !ts_ok {
@@ -707,21 +761,29 @@ impl IsakmpSa {
             for (pn, tn, spi, s, at, t) in &theirs {
                 let mode_ok = matches!(
                     (at.encap_mode, transport),
-                    (p2attr::MODE_TUNNEL | p2attr::MODE_UDP_TUNNEL | p2attr::MODE_UDP_TUNNEL_DRAFT, false)
-                        | (
-                            p2attr::MODE_TRANSPORT | p2attr::MODE_UDP_TRANSPORT | p2attr::MODE_UDP_TRANSPORT_DRAFT,
-                            true
-                        )
+                    (
+                        p2attr::MODE_TUNNEL
+                            | p2attr::MODE_UDP_TUNNEL
+                            | p2attr::MODE_UDP_TUNNEL_DRAFT,
+                        false
+                    ) | (
+                        p2attr::MODE_TRANSPORT
+                            | p2attr::MODE_UDP_TRANSPORT
+                            | p2attr::MODE_UDP_TRANSPORT_DRAFT,
+                        true
+                    )
                 );
                 let alg_ok = p.encr.contains(&s.encr)
-                    && (p.integ.contains(&s.integ) || (p.integ.is_empty() && s.integ == dataplane::crypto::IntegAlg::None))
+                    && (p.integ.contains(&s.integ)
+                        || (p.integ.is_empty() && s.integ == dataplane::crypto::IntegAlg::None))
                     && (p.esn.is_empty() && !s.esn || p.esn.contains(&s.esn));
                 // PFS: a group of the proposal; without one, ours (pfs = yes)
                 // or any (pfs = no still accepts PFS, seed 000)
                 let dh_ok = match s.dh {
                     Some(g) => {
                         p.dh.contains(&g)
-                            || (p.dh.is_empty() && (!self.conn.pfs || Some(g) == self.suite.map(|x| x.dh)))
+                            || (p.dh.is_empty()
+                                && (!self.conn.pfs || Some(g) == self.suite.map(|x| x.dh)))
                     }
                     None => p.dh.is_empty() && !self.conn.pfs,
                 };
@@ -752,7 +814,13 @@ impl IsakmpSa {
                     Ok(s) => Some((dh, s)),
                     Err(_) => {
                         ctx.drop(V1Drop::Invalid);
-                        self.send_notify(ctx, proto::ESP, &[], notify::INVALID_KEY_INFORMATION, &[]);
+                        self.send_notify(
+                            ctx,
+                            proto::ESP,
+                            &[],
+                            notify::INVALID_KEY_INFORMATION,
+                            &[],
+                        );
                         return;
                     }
                 }
@@ -797,7 +865,12 @@ impl IsakmpSa {
             let mut la = Vec::new();
             wire::attr_basic(&mut la, p2attr::LIFE_TYPE, 1);
             wire::attr_int(&mut la, p2attr::LIFE_DURATION, ours.as_secs());
-            rest.notify(proto::ESP, &inbound.to_be_bytes(), notify::RESPONDER_LIFETIME, &la);
+            rest.notify(
+                proto::ESP,
+                &inbound.to_be_bytes(),
+                notify::RESPONDER_LIFETIME,
+                &la,
+            );
         }
         let pw = self.with_hash(&rest, |b| crypto::hash2(h, &a, mid, ni, b));
         let (m, last2) = match self.encrypt(wire::exchange::QUICK, 0, mid, &pw, &last) {
@@ -819,14 +892,38 @@ impl IsakmpSa {
         let km_in = crypto::keymat(h, &dkey, g, proto::ESP, inbound, ni, &nr, len);
         let km_out = crypto::keymat(h, &dkey, g, proto::ESP, outbound, ni, &nr, len);
         let encap = is_udp(at.encap_mode) || self.natted();
-        let inb = self.sa_params(ctx, &suite, &local_ts, &remote_ts, encap, inbound, Direction::Inbound, &km_in);
-        let out = self.sa_params(ctx, &suite, &local_ts, &remote_ts, encap, outbound, Direction::Outbound, &km_out);
+        let inb = self.sa_params(
+            ctx,
+            &suite,
+            &local_ts,
+            &remote_ts,
+            encap,
+            inbound,
+            Direction::Inbound,
+            &km_in,
+        );
+        let out = self.sa_params(
+            ctx,
+            &suite,
+            &local_ts,
+            &remote_ts,
+            encap,
+            outbound,
+            Direction::Outbound,
+            &km_out,
+        );
         let rekey_of = self
             .children
             .iter()
-            .find(|c| c.state == ChildState::Installed && c.local_ts == local_ts && c.remote_ts == remote_ts)
+            .find(|c| {
+                c.state == ChildState::Installed
+                    && c.local_ts == local_ts
+                    && c.remote_ts == remote_ts
+            })
             .map(|c| c.inbound_spi);
-        let child = self.new_child(ctx, inbound, outbound, suite, local_ts, remote_ts, encap, life, false, rekey_of, now);
+        let child = self.new_child(
+            ctx, inbound, outbound, suite, local_ts, remote_ts, encap, life, false, rekey_of, now,
+        );
         self.children.push(child);
         let idx = self.children.len() - 1;
         ctx.dp(DataplaneOp::InstallSa(inb));
@@ -875,7 +972,9 @@ impl IsakmpSa {
             let (h, a) = (self.hash_alg(), self.skeyid_a().to_vec());
             let pw = self.with_hash(&rest, |b| crypto::hash1(h, &a, mid, b));
             let iv = self.qms[qi].iv.clone();
-            if let Ok((m, last)) = self.encrypt(wire::exchange::QUICK, wire::flags::COMMIT, mid, &pw, &iv) {
+            if let Ok((m, last)) =
+                self.encrypt(wire::exchange::QUICK, wire::flags::COMMIT, mid, &pw, &iv)
+            {
                 self.send(ctx, &m);
                 self.qms[qi].iv = last;
                 self.qms[qi].reply = Some(m);

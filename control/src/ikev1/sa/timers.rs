@@ -66,8 +66,7 @@ impl IsakmpSa {
     }
 
     pub fn on_timeout(&mut self, ctx: &mut Ctx, now: Instant) {
-        if self.half_open_deadline.is_some_and(|d| now >= d) && self.state != P1State::Established
-        {
+        if self.half_open_deadline.is_some_and(|d| now >= d) && self.state != P1State::Established {
             self.half_open_deadline = None;
             self.purge(ctx, DeleteReason::HalfOpenTimeout);
             ctx.event(Event::IkeDeleted {
@@ -120,7 +119,9 @@ impl IsakmpSa {
                             q.rtx = None;
                             q.state = QmState::Done;
                             q.until = Some(now);
-                            if let Some(ci) = self.children.iter().position(|c| c.inbound_spi == inbound) {
+                            if let Some(ci) =
+                                self.children.iter().position(|c| c.inbound_spi == inbound)
+                            {
                                 self.remove_child_sas(ctx, ci, false, now);
                                 self.children.remove(ci);
                             }
