@@ -51,6 +51,135 @@ pub fn fuzz_parse(data: &[u8]) {
     }
 }
 
+/// Fuzz entry point for the engine. `data[0] < 128`: `data[1..]` is a series
+/// of datagrams (each prefixed by a length byte; the port follows bit 7 of
+/// the length) for a responder engine with main- and aggressive-mode
+/// connections, with time advancing between them. Otherwise an ISAKMP SA
+/// is established in memory and the peer's engine receives `data[2..]` as
+/// the payloads of a correctly encrypted and hashed quick-mode
+/// (`data[1]` even) or informational message, then more raw datagrams.
+/// Never panics; drops are counted.
+pub fn fuzz_engine(data: &[u8]) {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use std::time::{Duration, Instant};
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let a_ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    let b_ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+    let now = Instant::now();
+    let mk = |name: &str, l: IpAddr, r: IpAddr, aggr: bool| {
+        let mut c = Connection::new(
+            name,
+            crate::ike::LocalAddr::Addr(l),
+            crate::ike::RemoteAddr::Addr(r),
+            b"fuzzing-psk-0123456789",
+        );
+        c.ike_proposals = proposal::parse_phase1("aes128-sha1-ecp256").unwrap_or_default();
+        c.esp_proposals = proposal::parse_phase2("aes128gcm16, aes128-sha1").unwrap_or_default();
+        c.pfs = false;
+        c.dpd.delay = Duration::from_secs(5);
+        if aggr {
+            c.exchange = ExchangeMode::Aggressive;
+        }
+        c
+    };
+    let feed = |e: &mut Engine, mut d: &[u8], mut t: Instant| {
+        while let Some((&l, r)) = d.split_first() {
+            let n = (l & 0x7f) as usize;
+            let port = if l & 0x80 != 0 { 4500 } else { 500 };
+            let take = n.min(r.len());
+            let (m, rest) = r.split_at(take);
+            if let Some(&b) = m.first() {
+                t += Duration::from_millis(u64::from(b) * 100);
+            }
+            e.handle_datagram(
+                m,
+                SocketAddr::new(a_ip, port),
+                SocketAddr::new(b_ip, port),
+                t,
+            );
+            if e.poll_timeout().is_some_and(|x| x <= t) {
+                e.handle_timeout(t);
+            }
+            while e.poll_output().is_some() {}
+            d = rest;
+        }
+    };
+    if mode < 128 {
+        let mut b = Engine::with_seed(Settings::default(), 2);
+        let _ = b.add_connection(mk("main", b_ip, a_ip, false), now);
+        let mut c2 = mk("aggr", b_ip, a_ip, true);
+        c2.remote_addr = crate::ike::RemoteAddr::Any;
+        let _ = b.add_connection(c2, now);
+        feed(&mut b, rest, now);
+        return;
+    }
+    // an established pair
+    let mut a = Engine::with_seed(Settings::default(), 1);
+    let mut b = Engine::with_seed(Settings::default(), 2);
+    if a.add_connection(mk("a", a_ip, b_ip, false), now).is_err()
+        || b.add_connection(mk("b", b_ip, a_ip, false), now).is_err()
+        || a.initiate("a", now).is_err()
+    {
+        return;
+    }
+    for _ in 0..20 {
+        let mut moved = false;
+        while let Some(o) = a.poll_output() {
+            if let Output::Transmit(t) = o {
+                moved = true;
+                b.handle_datagram(&t.data, t.local, t.remote, now);
+            }
+        }
+        while let Some(o) = b.poll_output() {
+            if let Output::Transmit(t) = o {
+                moved = true;
+                a.handle_datagram(&t.data, t.local, t.remote, now);
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    let Some((&sel, chain)) = rest.split_first() else {
+        return;
+    };
+    let (chain, more) = chain.split_at(chain.len().min(usize::from(sel) * 4 + 16));
+    let exch = if sel % 2 == 0 {
+        wire::exchange::QUICK
+    } else {
+        wire::exchange::INFORMATIONAL
+    };
+    let first = chain.first().copied().unwrap_or(0) % 22;
+    let msg = a.sas.values().next().and_then(|s| {
+        s.fuzz_phase2(
+            exch,
+            0x1000 + u32::from(sel),
+            first,
+            chain.get(1..).unwrap_or(&[]),
+        )
+    });
+    if let Some(m) = msg {
+        let (l, r) = a
+            .sas
+            .values()
+            .next()
+            .map(|s| (s.local, s.remote))
+            .unwrap_or((SocketAddr::new(a_ip, 500), SocketAddr::new(b_ip, 500)));
+        let m = if l.port() == 4500 {
+            let mut v = vec![0u8; 4];
+            v.extend_from_slice(&m);
+            v
+        } else {
+            m
+        };
+        b.handle_datagram(&m, l, r, now);
+        while b.poll_output().is_some() {}
+    }
+    feed(&mut b, more, now);
+}
+
 fn walk(p: &wire::Payloads<'_>) {
     if let Some(sa) = p.sa {
         if let Ok(props) = sa.proposals() {

@@ -402,23 +402,35 @@ impl IsakmpSa {
         pw: &PayloadWriter,
         iv: &[u8],
     ) -> Result<(Vec<u8>, Vec<u8>), IkeError> {
+        self.encrypt_raw(exch, fl, mid, pw.first(), &pw.buf, iv)
+    }
+
+    fn encrypt_raw(
+        &self,
+        exch: u8,
+        fl: u8,
+        mid: u32,
+        first: u8,
+        chain: &[u8],
+        iv: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>), IkeError> {
         let c = self.cipher.as_ref().ok_or(IkeError::State {
             op: "encrypt",
             state: "no keys",
         })?;
         let bs = c.alg().block_len();
-        let mut out = Vec::with_capacity(HEADER_LEN + pw.buf.len() + bs);
+        let mut out = Vec::with_capacity(HEADER_LEN + chain.len() + bs);
         wire::write_header(
             &mut out,
             self.ic,
             self.rc,
-            pw.first(),
+            first,
             exch,
             fl | flags::ENCRYPTION,
             mid,
         );
-        out.extend_from_slice(&pw.buf);
-        let pad = bs - pw.buf.len() % bs;
+        out.extend_from_slice(chain);
+        let pad = bs - chain.len() % bs;
         out.extend(std::iter::repeat_n(0u8, pad));
         c.encrypt(iv, &mut out[HEADER_LEN..])?;
         wire::finish_length(&mut out);
@@ -452,6 +464,29 @@ impl IsakmpSa {
         pw.push(wire::payload::HASH, &h);
         pw.append(rest);
         pw
+    }
+
+    /// Fuzzing: a first message of a new phase 2 exchange (`mid`) whose
+    /// payloads after a valid HASH(1) are `chain` (arbitrary bytes, first
+    /// payload type `first`), encrypted as this SA's peer would.
+    pub(crate) fn fuzz_phase2(
+        &self,
+        exch: u8,
+        mid: u32,
+        first: u8,
+        chain: &[u8],
+    ) -> Option<Vec<u8>> {
+        let keys = self.keys.as_ref()?;
+        let h = self.hash_alg();
+        let hash = crypto::hash1(h, &keys.skeyid_a, mid, chain);
+        let mut b = vec![first, 0];
+        b.extend_from_slice(&((hash.len() + 4) as u16).to_be_bytes());
+        b.extend_from_slice(&hash);
+        b.extend_from_slice(chain);
+        let iv = crypto::phase2_iv(h, &self.p1_iv, mid, self.block());
+        self.encrypt_raw(exch, 0, mid, wire::payload::HASH, &b, &iv)
+            .ok()
+            .map(|(m, _)| m)
     }
 
     fn send(&self, ctx: &mut Ctx, msg: &[u8]) {
