@@ -52,8 +52,8 @@ pub fn fuzz_parse(data: &[u8]) {
 }
 
 /// Fuzz entry point for the engine. `data[0] < 128`: `data[1..]` is a series
-/// of datagrams (each prefixed by a length byte; the port follows bit 7 of
-/// the length) for a responder engine with main- and aggressive-mode
+/// of datagrams (each prefixed by a 2-byte length whose top bit selects port
+/// 4500) for a responder engine with main- and aggressive-mode
 /// connections, with time advancing between them. Otherwise an ISAKMP SA
 /// is established in memory and the peer's engine receives `data[2..]` as
 /// the payloads of a correctly encrypted and hashed quick-mode
@@ -85,20 +85,16 @@ pub fn fuzz_engine(data: &[u8]) {
         c
     };
     let feed = |e: &mut Engine, mut d: &[u8], mut t: Instant| {
-        while let Some((&l, r)) = d.split_first() {
-            let n = (l & 0x7f) as usize;
-            let port = if l & 0x80 != 0 { 4500 } else { 500 };
-            let take = n.min(r.len());
+        while d.len() >= 2 {
+            let l = u16::from_be_bytes([d[0], d[1]]);
+            let port = if l & 0x8000 != 0 { 4500 } else { 500 };
+            let r = &d[2..];
+            let take = usize::from(l & 0x7fff).min(r.len());
             let (m, rest) = r.split_at(take);
-            if let Some(&b) = m.first() {
+            if let Some(&b) = m.last() {
                 t += Duration::from_millis(u64::from(b) * 100);
             }
-            e.handle_datagram(
-                m,
-                SocketAddr::new(a_ip, port),
-                SocketAddr::new(b_ip, port),
-                t,
-            );
+            e.handle_datagram(m, SocketAddr::new(a_ip, port), SocketAddr::new(b_ip, port), t);
             if e.poll_timeout().is_some_and(|x| x <= t) {
                 e.handle_timeout(t);
             }
