@@ -259,6 +259,7 @@ enum DhInner {
     Modp4096(Box<U4096>),
     P256(p256::SecretKey),
     P384(p384::SecretKey),
+    P521(p521::SecretKey),
     X25519(x25519_dalek::StaticSecret),
 }
 
@@ -400,6 +401,21 @@ impl DhPrivate {
                     };
                 }
             },
+            DhGroup::Ecp521 => loop {
+                let mut b = Zeroizing::new([0u8; 66]);
+                rng.fill_bytes(&mut b[..]);
+                b[0] &= 0x01; // 521 bits
+                if let Ok(sk) = p521::SecretKey::from_slice(&b[..]) {
+                    use p521::elliptic_curve::sec1::ToEncodedPoint;
+                    let pt = sk.public_key().to_encoded_point(false);
+                    let public = pt.as_bytes()[1..].to_vec();
+                    break DhPrivate {
+                        group,
+                        inner: DhInner::P521(sk),
+                        public,
+                    };
+                }
+            },
             DhGroup::Curve25519 => {
                 let mut b = [0u8; 32];
                 rng.fill_bytes(&mut b);
@@ -472,6 +488,15 @@ impl DhPrivate {
                 let pk = p384::PublicKey::from_sec1_bytes(&sec1)
                     .map_err(|_| IkeError::KeyExchange("P-384 point not on the curve"))?;
                 let s = p384::ecdh::diffie_hellman(sk.to_nonzero_scalar(), pk.as_affine());
+                Ok(Zeroizing::new(s.raw_secret_bytes().to_vec()))
+            }
+            DhInner::P521(sk) => {
+                let mut sec1 = Vec::with_capacity(133);
+                sec1.push(4);
+                sec1.extend_from_slice(peer);
+                let pk = p521::PublicKey::from_sec1_bytes(&sec1)
+                    .map_err(|_| IkeError::KeyExchange("P-521 point not on the curve"))?;
+                let s = p521::ecdh::diffie_hellman(sk.to_nonzero_scalar(), pk.as_affine());
                 Ok(Zeroizing::new(s.raw_secret_bytes().to_vec()))
             }
             DhInner::X25519(sk) => {
@@ -804,6 +829,7 @@ mod tests {
             DhGroup::Modp1536,
             DhGroup::Modp3072,
             DhGroup::Modp4096,
+            DhGroup::Ecp521,
         ] {
             let a = DhPrivate::generate(g, &mut rng);
             let b = DhPrivate::generate(g, &mut rng);

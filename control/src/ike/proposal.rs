@@ -243,6 +243,8 @@ pub enum DhGroup {
     Modp3072,
     /// MODP-4096 (group 16).
     Modp4096,
+    /// NIST P-521 (group 21).
+    Ecp521,
 }
 
 impl DhGroup {
@@ -257,9 +259,10 @@ impl DhGroup {
             Self::Modp1536 => 5,
             Self::Modp3072 => 15,
             Self::Modp4096 => 16,
+            Self::Ecp521 => 21,
         }
     }
-    /// Groups IKEv2 proposals accept (the MODP-1536/3072/4096 additions are IKEv1's).
+    /// Groups IKEv2 proposals accept (the MODP-1536/3072/4096 and P-521 additions are IKEv1's).
     pub const fn ikev2(self) -> bool {
         matches!(
             self,
@@ -281,6 +284,7 @@ impl DhGroup {
             5 => Self::Modp1536,
             15 => Self::Modp3072,
             16 => Self::Modp4096,
+            21 => Self::Ecp521,
             _ => return None,
         })
     }
@@ -295,6 +299,7 @@ impl DhGroup {
             Self::Modp1536 => "modp1536",
             Self::Modp3072 => "modp3072",
             Self::Modp4096 => "modp4096",
+            Self::Ecp521 => "ecp521",
         }
     }
     /// Public value length on the wire.
@@ -308,6 +313,7 @@ impl DhGroup {
             Self::Modp1536 => 192,
             Self::Modp3072 => 384,
             Self::Modp4096 => 512,
+            Self::Ecp521 => 132,
         }
     }
 }

@@ -399,6 +399,7 @@ fn dh_token(t: &str) -> Result<Option<DhGroup>, IkeError> {
         "modp4096" | "dh16" => 16,
         "ecp256" | "dh19" => 19,
         "ecp384" | "dh20" => 20,
+        "ecp521" | "dh21" => 21,
         "curve25519" | "x25519" | "dh31" => 31,
         n if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => {
             n.parse::<u16>().unwrap_or(u16::MAX)
@@ -407,7 +408,7 @@ fn dh_token(t: &str) -> Result<Option<DhGroup>, IkeError> {
     };
     DhGroup::from_number(g).map(Some).ok_or_else(|| {
         IkeError::Config(format!(
-            "DH group {t:?} is not supported (supported: 2, 5, 14, 15, 16, 19, 20, 31)"
+            "DH group {t:?} is not supported (supported: 2, 5, 14, 15, 16, 19, 20, 21, 31)"
         ))
     })
 }
