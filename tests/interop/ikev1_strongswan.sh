@@ -211,6 +211,17 @@ run_case() {
       newsa=$(grep "EVENT IkeEstablished" "$NSL_TMP/$c.log" | sed -n '2s/.*sa: \([0-9]*\),.*/\1/p')
       grep -q "^STATUS ESTABLISHED sa=$newsa .*children=[1-9]" "$NSL_TMP/$c.log" || { nsl_log "IPsec SAs not adopted by the new ISAKMP SA $newsa"; rc=1; }
       SW_RESPONDER=False ;;
+    groups_a|groups_b)
+      # DH groups 21 (P-521) / 16 (MODP-4096) in phase 1, 15 / 5 for PFS,
+      # AES-256/192, SHA-512/384, AES-GCM-256 ESP
+      local ike esp extra=()
+      if [ "$c" = groups_a ]; then ike=aes256-sha512-ecp521; esp=aes256gcm16-modp3072
+      else ike=aes192-sha384-modp4096; esp=aes256-sha384-modp1536; extra=(--allow-legacy); fi
+      sw_conf "$ike" "$esp" no 192.0.2.1 192.0.2.2 "                start_action = none"
+      sw_restart; since=$(charon_lines)
+      probe "$c" --initiate --ike "$ike" --esp "$esp" "${extra[@]}" --seconds 4 || rc=1
+      grep -q "^STATUS ESTABLISHED .*proposal=$ike" "$NSL_TMP/$c.log" || { nsl_log "phase 1 not $ike"; rc=1; }
+      SW_RESPONDER=True ;;
     legacy)
       sw_conf 3des-md5-modp1024 3des-md5 no 192.0.2.1 192.0.2.2 "                start_action = none"
       sw_restart; since=$(charon_lines)
@@ -243,7 +254,7 @@ run_case() {
   if [ $rc = 0 ]; then ok "$c"; else bad "$c"; tail -n 25 "$NSL_TMP/$c.log" >&2; fi
 }
 CASES=("$@")
-[ ${#CASES[@]} -eq 0 ] && CASES=(main_cbc_initiator reauth_initiator main_gcm_initiator aggr_initiator main_responder aggr_responder legacy mismatch)
+[ ${#CASES[@]} -eq 0 ] && CASES=(main_cbc_initiator reauth_initiator main_gcm_initiator aggr_initiator main_responder aggr_responder groups_a groups_b legacy mismatch)
 for c in "${CASES[@]}"; do run_case "$c"; done
 if [ -n "${INTEROP_KEEP:-}" ]; then mkdir -p "$INTEROP_KEEP" && cp -r "$NSL_TMP"/. "$INTEROP_KEEP"/; fi
 nsl_log "failures: $FAILS"
