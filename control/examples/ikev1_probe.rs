@@ -175,6 +175,17 @@ fn main() {
                 Output::Dataplane(op) => println!("DP {op:?}"),
                 Output::Event(e) => {
                     println!("EVENT {e:?}");
+                    if let Event::IkeEstablished { sa, .. } = &e {
+                        // Wireshark's ikev1_decryption_table: initiator cookie, Ka
+                        let ic = eng
+                            .status()
+                            .iter()
+                            .find(|s| s.sa.id == *sa)
+                            .map(|s| s.sa.spis.0);
+                        if let (Some(ic), Some(k)) = (ic, eng.phase1_keys(*sa)) {
+                            println!("IKEKEYS ic={ic:016x} ka={}", hex(&k.ka));
+                        }
+                    }
                     match e {
                         Event::ChildEstablished {
                             sa, inbound_spi, ..

@@ -151,8 +151,28 @@ run_case() {
     main_cbc_initiator)
       sw_conf aes128-sha1-modp2048 aes128-sha1-modp2048 no 192.0.2.1 192.0.2.2 "                start_action = none"
       sw_restart; since=$(charon_lines)
+      nsl_bg "$NS_GWA" "$c-tcpdump" tcpdump -i wan -n -U -s 0 -w "$NSL_TMP/$c.pcap" 'udp port 500 or udp port 4500'
+      local td=$NSL_PID
+      sleep 1
       probe "$c" --initiate --ike aes128-sha1-modp2048 --esp aes128-sha1-modp2048 \
         --rekey-after 1 --dpd 1 --delete-after 4 --seconds 12 --expect-children 2 || rc=1
+      sleep 0.3; nsl_stop "$td"
+      # tshark (Wireshark 4.0) decrypts both directions with our Ka: every
+      # encrypted message must dissect cleanly with its HASH payload first
+      local uat n_enc n_hash n_bad
+      uat=$(sed -n 's/^IKEKEYS ic=\([0-9a-f]*\) ka=\([0-9a-f]*\)/\1,\2/p' "$NSL_TMP/$c.log" | head -1)
+      tshark -r "$NSL_TMP/$c.pcap" -o "uat:ikev1_decryption_table:$uat" -Y 'isakmp.flags & 1' \
+        -T fields -e isakmp.exchangetype -e isakmp.typepayload -e _ws.malformed -e _ws.expert.severity \
+        >"$NSL_TMP/$c-tshark.txt" 2>&1
+      n_enc=$(grep -cE '^[0-9]+\s' "$NSL_TMP/$c-tshark.txt")
+      # main mode: ID then HASH; quick mode and informational: HASH first
+      n_hash=$(awk -F'\t' '{ split($2, a, ","); if (($1 == 2 && a[1] == 5 && a[2] == 8) || ($1 != 2 && a[1] == 8)) n++ } END { print n + 0 }' "$NSL_TMP/$c-tshark.txt")
+      n_bad=$(awk -F'\t' '$3 != "" || $4 ~ /(error|warn)/' "$NSL_TMP/$c-tshark.txt" | wc -l)
+      if [ "$n_enc" -ge 10 ] && [ "$n_hash" = "$n_enc" ] && [ "$n_bad" = 0 ]; then
+        ok "$c: tshark decrypted $n_enc encrypted IKEv1 messages with our Ka (ID/HASH first, none malformed)"
+      else
+        nsl_log "tshark: $n_enc encrypted, $n_hash with ID/HASH first, $n_bad malformed/expert"; head -20 "$NSL_TMP/$c-tshark.txt" >&2; rc=1
+      fi
       grep -q "EVENT ChildRekeyed" "$NSL_TMP/$c.log" || rc=1
       grep -q "ChildEstablished.*encap: true" "$NSL_TMP/$c.log" || { nsl_log "no UDP encapsulation (libipsec fakes NAT)"; rc=1; }
       grep -q "received DELETE for ESP CHILD_SA" "$SW_DIR/charon.log" || { nsl_log "charon saw no ESP delete"; rc=1; }

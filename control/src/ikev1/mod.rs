@@ -94,7 +94,12 @@ pub fn fuzz_engine(data: &[u8]) {
             if let Some(&b) = m.last() {
                 t += Duration::from_millis(u64::from(b) * 100);
             }
-            e.handle_datagram(m, SocketAddr::new(a_ip, port), SocketAddr::new(b_ip, port), t);
+            e.handle_datagram(
+                m,
+                SocketAddr::new(a_ip, port),
+                SocketAddr::new(b_ip, port),
+                t,
+            );
             if e.poll_timeout().is_some_and(|x| x <= t) {
                 e.handle_timeout(t);
             }

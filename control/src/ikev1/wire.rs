@@ -671,12 +671,18 @@ pub struct SaView<'a> {
 }
 
 impl<'a> SaView<'a> {
-    /// DOI.
+    /// DOI (0 when the body is too short).
     pub fn doi(&self) -> u32 {
+        if self.body.len() < 8 {
+            return 0;
+        }
         be32(self.body, 0)
     }
-    /// Situation.
+    /// Situation (0 when the body is too short).
     pub fn situation(&self) -> u32 {
+        if self.body.len() < 8 {
+            return 0;
+        }
         be32(self.body, 4)
     }
     /// The proposals with their transforms and attributes.
