@@ -8,7 +8,10 @@
 # mode with FQDN IDs as initiator, main and aggressive mode as responder
 # (strongSwan initiates, then rekeys the quick-mode SA itself), a legacy
 # 3des-md5-modp1024 proposal (refused without allow_legacy, working with it),
-# and a mismatched proposal explained with both sides' lists.
+# DH groups 21/16/15/5 with AES-192 and SHA-384/512, single-host client IDs,
+# ISAKMP re-authentication both ways, and a mismatched proposal explained
+# with both sides' lists. tshark decrypts every encrypted IKEv1 message of
+# the first case with the encryption key the probe exports.
 # Keys: charon logs ESP keys at level 4 (chd = 4); every SA the probe would
 # install must have the key and SPI charon derived for that direction.
 # Usage (root): tests/interop/ikev1_strongswan.sh [case...]
@@ -56,8 +59,8 @@ connections {
         children {
             net {
                 mode = tunnel
-                local_ts = 10.2.0.0/24
-                remote_ts = 10.1.0.0/24
+                local_ts = ${SW_LTS:-10.2.0.0/24}
+                remote_ts = ${SW_RTS:-10.1.0.0/24}
                 esp_proposals = $2
                 rekey_time = 1h
 $6
@@ -194,6 +197,19 @@ run_case() {
       grep -q "^STATUS ESTABLISHED sa=.*children=1" "$NSL_TMP/$c.log" || { nsl_log "the IPsec SA did not move to the new ISAKMP SA"; rc=1; }
       [ "$(grep -c "^STATUS" "$NSL_TMP/$c.log")" = 1 ] || { nsl_log "the old ISAKMP SA is still there"; rc=1; }
       SW_RESPONDER=True ;;
+    host_ids)
+      # single hosts as client IDs (ID_IPV4_ADDR in quick mode). The gateways'
+      # own WAN addresses cannot be used: libipsec refuses a route that
+      # "conflicts with IKE traffic" and deletes the SA (the engine then
+      # reports the peer's delete).
+      SW_LTS=10.2.0.1/32 SW_RTS=10.1.0.1/32 sw_conf aes128-sha256-modp2048 aes128-sha256 no 192.0.2.1 192.0.2.2 "                start_action = none"
+      sw_restart; since=$(charon_lines)
+      ip netns exec "$NS_GWA" "$PROBE" --local 192.0.2.1 --remote 192.0.2.2 --psk "$PSK" --initiate \
+        --local-subnet 10.1.0.1/32 --remote-subnet 10.2.0.1/32 \
+        --ike aes128-sha256-modp2048 --esp aes128-sha256 --no-pfs --seconds 4 >"$NSL_TMP/$c.log" 2>&1 || rc=1
+      grep -q 'local=10.1.0.1/32 remote=10.2.0.1/32' "$NSL_TMP/$c.log" || { nsl_log "not host selectors"; rc=1; }
+      grep -q "ChildDeleted" "$NSL_TMP/$c.log" && { nsl_log "charon deleted the SA: $(grep -i 'unable\|conflict' "$SW_DIR/charon.log" | head -2)"; rc=1; }
+      SW_RESPONDER=True ;;
     main_gcm_initiator)
       sw_conf aes128-sha256-ecp256 aes128gcm16 no 192.0.2.1 192.0.2.2 "                start_action = none"
       sw_restart; since=$(charon_lines)
@@ -274,7 +290,7 @@ run_case() {
   if [ $rc = 0 ]; then ok "$c"; else bad "$c"; tail -n 25 "$NSL_TMP/$c.log" >&2; fi
 }
 CASES=("$@")
-[ ${#CASES[@]} -eq 0 ] && CASES=(main_cbc_initiator reauth_initiator main_gcm_initiator aggr_initiator main_responder aggr_responder groups_a groups_b legacy mismatch)
+[ ${#CASES[@]} -eq 0 ] && CASES=(main_cbc_initiator reauth_initiator host_ids main_gcm_initiator aggr_initiator main_responder aggr_responder groups_a groups_b legacy mismatch)
 for c in "${CASES[@]}"; do run_case "$c"; done
 if [ -n "${INTEROP_KEEP:-}" ]; then mkdir -p "$INTEROP_KEEP" && cp -r "$NSL_TMP"/. "$INTEROP_KEEP"/; fi
 nsl_log "failures: $FAILS"
