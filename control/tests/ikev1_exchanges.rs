@@ -1037,3 +1037,38 @@ fn trap_policy_acquire_initiates() {
     let _: Option<&Policy> = None;
     let _: Option<&SaParams> = None;
 }
+
+#[test]
+fn failed_rekey_is_retried_while_the_sa_lives() {
+    let mut n = Net::new(pair().0, pair().1);
+    n.initiate();
+    let (ao, _) = assert_one_pair(&n);
+    n.b_down = true;
+    n.a.eng.rekey_child(a_child(&n), n.now).unwrap();
+    n.pump();
+    n.advance(Duration::from_secs(170));
+    assert_eq!(
+        count(&n.a.events, |e| matches!(
+            e,
+            Event::ChildFailed {
+                error: control::ike::IkeError::Timeout(6),
+                ..
+            }
+        )),
+        1,
+        "{:?}",
+        n.a.events
+    );
+    assert_eq!(
+        assert_one_pair(&n).0,
+        ao,
+        "the old SA still carries traffic"
+    );
+    n.b_down = false;
+    n.advance(Duration::from_secs(40));
+    assert_eq!(
+        count(&n.a.events, |e| matches!(e, Event::ChildRekeyed { .. })),
+        1
+    );
+    assert_ne!(assert_one_pair(&n).0, ao);
+}

@@ -215,6 +215,8 @@ pub(crate) enum Deferred {
 
 /// State shared by all SAs.
 pub(crate) struct Ctx {
+    /// The time of the call being processed.
+    pub now: Instant,
     pub settings: Settings,
     pub conns: Vec<Arc<Connection>>,
     pub out: VecDeque<Output>,
@@ -332,6 +334,7 @@ impl Engine {
     fn with_rng(settings: Settings, rng: StdRng) -> Self {
         Engine {
             ctx: Ctx {
+                now: Instant::now(),
                 settings,
                 conns: Vec::new(),
                 out: VecDeque::new(),
@@ -372,6 +375,7 @@ impl Engine {
 
     /// Adds a connection and applies its start action.
     pub fn add_connection(&mut self, conn: Connection, now: Instant) -> Result<(), IkeError> {
+        self.ctx.now = now;
         conn.validate()?;
         if self.ctx.conns.iter().any(|c| c.name == conn.name) {
             return Err(IkeError::Config(format!(
@@ -434,6 +438,7 @@ impl Engine {
 
     /// Starts phase 1 (and the first quick mode) for a connection; returns the SA id.
     pub fn initiate(&mut self, name: &str, now: Instant) -> Result<u64, IkeError> {
+        self.ctx.now = now;
         let conn = self.conn(name)?;
         self.initiate_conn(conn, None, None, now)
     }
@@ -500,6 +505,7 @@ impl Engine {
 
     /// Deletes an ISAKMP SA and its IPsec SAs (the peer is told).
     pub fn terminate_ike(&mut self, id: u64, now: Instant) -> Result<(), IkeError> {
+        self.ctx.now = now;
         let sa = self.sas.get_mut(&id).ok_or(IkeError::UnknownSa(id))?;
         sa.terminate(&mut self.ctx, now);
         self.process_deferred(now);
@@ -508,6 +514,7 @@ impl Engine {
 
     /// Deletes an IPsec SA pair (by its inbound SPI).
     pub fn terminate_child(&mut self, inbound_spi: u32, now: Instant) -> Result<(), IkeError> {
+        self.ctx.now = now;
         let id = self
             .sa_of_child(inbound_spi)
             .ok_or(IkeError::UnknownChild(inbound_spi))?;
@@ -520,6 +527,7 @@ impl Engine {
 
     /// Rekeys an IPsec SA now (new quick mode, make-before-break).
     pub fn rekey_child(&mut self, inbound_spi: u32, now: Instant) -> Result<(), IkeError> {
+        self.ctx.now = now;
         let id = self
             .sa_of_child(inbound_spi)
             .ok_or(IkeError::UnknownChild(inbound_spi))?;
@@ -532,6 +540,7 @@ impl Engine {
 
     /// Re-authenticates an ISAKMP SA now: a new phase 1 takes over its IPsec SAs.
     pub fn rekey_ike(&mut self, id: u64, now: Instant) -> Result<(), IkeError> {
+        self.ctx.now = now;
         let sa = self.sas.get_mut(&id).ok_or(IkeError::UnknownSa(id))?;
         if !sa.is_established() {
             return Err(IkeError::State {
@@ -546,6 +555,7 @@ impl Engine {
 
     /// Sends a DPD R-U-THERE now.
     pub fn dpd(&mut self, id: u64, now: Instant) -> Result<(), IkeError> {
+        self.ctx.now = now;
         let sa = self.sas.get_mut(&id).ok_or(IkeError::UnknownSa(id))?;
         sa.queue(&mut self.ctx, Task::Dpd, now);
         self.process_deferred(now);
@@ -593,6 +603,7 @@ impl Engine {
 
     /// Runs timers: retransmissions, rekeys, expiries, DPD, keepalives, drains.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.ctx.now = now;
         let ids: Vec<u64> = self.sas.keys().copied().collect();
         for id in ids {
             if let Some(sa) = self.sas.get_mut(&id) {
@@ -606,6 +617,7 @@ impl Engine {
 
     /// A dataplane event: byte/packet lifetimes, sequence exhaustion, acquires.
     pub fn handle_dataplane_event(&mut self, ev: &SaEvent, now: Instant) {
+        self.ctx.now = now;
         match ev {
             SaEvent::SoftExpire { spi, direction, .. }
             | SaEvent::HardExpire { spi, direction, .. } => {
@@ -689,6 +701,7 @@ impl Engine {
 
     /// One received UDP datagram: `from` the peer, `to` our address and port.
     pub fn handle_datagram(&mut self, data: &[u8], from: SocketAddr, to: SocketAddr, now: Instant) {
+        self.ctx.now = now;
         self.ctx.stats.rx += 1;
         if data.len() > self.ctx.settings.max_message {
             self.ctx.drop(V1Drop::TooBig);

@@ -339,8 +339,12 @@ impl IsakmpSa {
         q.rtx = None;
         ctx.free_child_spi(q.inbound_spi);
         let rk = q.rekey_of;
+        let now = ctx.now;
+        let retry = Duration::from_secs_f64(ctx.rng.random_range(10.0..30.0));
         if let Some(c) = rk.and_then(|o| self.children.iter_mut().find(|c| c.inbound_spi == o)) {
+            // try again a little later while the SA still lives
             c.rekey_busy = false;
+            c.rekey_at = (now + retry < c.expire_at).then_some(now + retry);
         }
         ctx.event(Event::ChildFailed {
             sa: self.id,
