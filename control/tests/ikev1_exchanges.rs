@@ -1072,3 +1072,37 @@ fn failed_rekey_is_retried_while_the_sa_lives() {
     );
     assert_ne!(assert_one_pair(&n).0, ao);
 }
+
+#[test]
+fn ipv6_gateways_and_subnets() {
+    let mk = |name: &str, l: &str, r: &str, ls: &str, rs: &str| {
+        let mut c = conn(name, l, r);
+        c.local_ts = vec![ls.parse().unwrap()];
+        c.remote_ts = vec![rs.parse().unwrap()];
+        c
+    };
+    let a = mk(
+        "to-b",
+        "2001:db8::1",
+        "2001:db8::2",
+        "fd00:1::/64",
+        "fd00:2::/64",
+    );
+    let b = mk(
+        "to-a",
+        "2001:db8::2",
+        "2001:db8::1",
+        "fd00:2::/64",
+        "fd00:1::/64",
+    );
+    let mut n = Net::new(a, b);
+    n.initiate();
+    assert_eq!(established(&n), (1, 1), "{:?}", n.b.events);
+    let (ao, _) = assert_one_pair(&n);
+    let out = &n.a.dp.sas[&(ao, Direction::Outbound)];
+    assert_eq!(out.selectors[0].remote, "fd00:2::/64".parse().unwrap());
+    assert_eq!(
+        n.b.eng.status()[0].sa.remote_id.as_deref(),
+        Some("2001:db8::1")
+    );
+}
