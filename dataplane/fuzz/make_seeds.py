@@ -8,8 +8,10 @@ any extra pcaps given on the command line (e.g. the ones
 `cargo run --example esp_pcap` writes), and a few hand-built inner packets
 (IPv4 with options, IPv6 with extension headers, ICMP/ICMPv6, UDP, a first
 IPv6 fragment), and for the IKE parser the strongSwan messages recorded in
-control/tests/fixtures/ike/. No third-party module: pcap files are read
-with struct.
+control/tests/fixtures/ike/ (IKEv2) and control/tests/fixtures/ikev1/
+(IKEv1: the ikev1 and ikev1_engine targets). No third-party module: pcap
+files are read with struct. (It rewrites every seed directory: hand-added
+seeds elsewhere must be restored with git afterwards.)
 
 usage: make_seeds.py [extra.pcap ...]
 """
