@@ -303,6 +303,14 @@ pub enum DhGroup {
     Ecp384,
     /// Curve25519 (group 31).
     Curve25519,
+    /// MODP-1536 (group 5; legacy, RFC 8247 SHOULD NOT; offered by IKEv1 peers).
+    Modp1536,
+    /// MODP-3072 (group 15).
+    Modp3072,
+    /// MODP-4096 (group 16).
+    Modp4096,
+    /// NIST P-521 (group 21).
+    Ecp521,
 }
 
 /// Everything about one Diffie-Hellman group.
@@ -318,16 +326,22 @@ pub struct DhRow {
     pub number: u16,
     /// Public value length on the wire.
     pub public_len: usize,
+    /// IKEv2 proposals may name it (the rest are IKEv1's).
+    pub ikev2: bool,
+    /// RFC 8247: SHOULD NOT be used (MODP-1024, MODP-1536).
+    pub legacy: bool,
 }
 
 /// The Diffie-Hellman groups, in [`DhGroup`] discriminant order.
-pub const DH_TABLE: [DhRow; 5] = [
+pub const DH_TABLE: [DhRow; 9] = [
     DhRow {
         group: DhGroup::Modp1024,
         keyword: "modp1024",
         aliases: &["modp1024"],
         number: 2,
         public_len: 128,
+        ikev2: true,
+        legacy: true,
     },
     DhRow {
         group: DhGroup::Modp2048,
@@ -335,6 +349,8 @@ pub const DH_TABLE: [DhRow; 5] = [
         aliases: &["modp2048"],
         number: 14,
         public_len: 256,
+        ikev2: true,
+        legacy: false,
     },
     DhRow {
         group: DhGroup::Ecp256,
@@ -342,6 +358,8 @@ pub const DH_TABLE: [DhRow; 5] = [
         aliases: &["ecp256"],
         number: 19,
         public_len: 64,
+        ikev2: true,
+        legacy: false,
     },
     DhRow {
         group: DhGroup::Ecp384,
@@ -349,6 +367,8 @@ pub const DH_TABLE: [DhRow; 5] = [
         aliases: &["ecp384"],
         number: 20,
         public_len: 96,
+        ikev2: true,
+        legacy: false,
     },
     DhRow {
         group: DhGroup::Curve25519,
@@ -356,6 +376,44 @@ pub const DH_TABLE: [DhRow; 5] = [
         aliases: &["curve25519", "x25519"],
         number: 31,
         public_len: 32,
+        ikev2: true,
+        legacy: false,
+    },
+    DhRow {
+        group: DhGroup::Modp1536,
+        keyword: "modp1536",
+        aliases: &["modp1536"],
+        number: 5,
+        public_len: 192,
+        ikev2: false,
+        legacy: true,
+    },
+    DhRow {
+        group: DhGroup::Modp3072,
+        keyword: "modp3072",
+        aliases: &["modp3072"],
+        number: 15,
+        public_len: 384,
+        ikev2: false,
+        legacy: false,
+    },
+    DhRow {
+        group: DhGroup::Modp4096,
+        keyword: "modp4096",
+        aliases: &["modp4096"],
+        number: 16,
+        public_len: 512,
+        ikev2: false,
+        legacy: false,
+    },
+    DhRow {
+        group: DhGroup::Ecp521,
+        keyword: "ecp521",
+        aliases: &["ecp521"],
+        number: 21,
+        public_len: 132,
+        ikev2: false,
+        legacy: false,
     },
 ];
 
@@ -379,6 +437,14 @@ impl DhGroup {
     /// Public value length on the wire.
     pub const fn public_len(self) -> usize {
         self.row().public_len
+    }
+    /// IKEv2 proposals may name it (MODP-1536/3072/4096 and P-521 are IKEv1's).
+    pub const fn ikev2(self) -> bool {
+        self.row().ikev2
+    }
+    /// Legacy group (RFC 8247: MODP-1024 and MODP-1536 SHOULD NOT be used).
+    pub const fn is_legacy(self) -> bool {
+        self.row().legacy
     }
     /// The group an operator's spelling names (`ecp256`, `x25519`).
     pub fn from_name(s: &str) -> Option<DhGroup> {

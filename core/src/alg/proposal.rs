@@ -391,11 +391,14 @@ fn tokens(p: &str) -> Result<Vec<String>, ProposalError> {
             let g: u16 = w
                 .parse()
                 .map_err(|_| cfg_err(format!("DH group {w:?} is not a number")))?;
-            match DhGroup::from_number(g) {
+            match DhGroup::from_number(g).filter(|g| g.ikev2()) {
                 Some(g) => out.push(g.name().to_string()),
                 None => {
-                    let known: Vec<String> =
-                        DH_TABLE.iter().map(|r| r.number.to_string()).collect();
+                    let known: Vec<String> = DH_TABLE
+                        .iter()
+                        .filter(|r| r.ikev2)
+                        .map(|r| r.number.to_string())
+                        .collect();
                     return Err(cfg_err(format!(
                         "DH group {g} is not supported (supported: {})",
                         known.join(", ")

@@ -88,7 +88,7 @@ fn iana_ids_are_rfc_values() {
     let prf: Vec<u16> = PRF_TABLE.iter().map(|p| p.iana_id).collect();
     assert_eq!(prf, vec![2, 5, 6, 7]);
     let dh: Vec<u16> = DH_TABLE.iter().map(|d| d.number).collect();
-    assert_eq!(dh, vec![2, 14, 19, 20, 31]);
+    assert_eq!(dh, vec![2, 14, 19, 20, 31, 5, 15, 16, 21]);
 }
 
 #[test]
