@@ -12,12 +12,13 @@ use toml::Value;
 use zeroize::Zeroizing;
 
 use super::algs;
+use super::dialect::Dialect;
 use super::features;
 use super::ipsecconf::{Conf, Kind, Param};
+use super::notes::{Loc, NoteKind, Notes};
 use super::options::{self, Map};
 use super::out::{Entry, SecretFile, Table, SECRETS_DIR};
 use super::secrets::{self, Secret};
-use super::{Dialect, Loc, NoteKind, Notes};
 
 /// What the conversion needs besides the conn.
 pub struct Ctx<'a> {
