@@ -35,6 +35,9 @@ pub enum SadOp {
 /// Shards per page.
 const PAGE: usize = 128;
 
+/// SPIs looked up together by [`SadTable::get_burst`] (a burst of packets).
+pub const BURST_LOOKUP: usize = 32;
+
 /// Entries per bucket: one 64-byte cache line of `(spi, Arc<Sa>)` pairs.
 const BUCKET: usize = 4;
 
@@ -77,7 +80,13 @@ fn build_shard(items: impl Iterator<Item = (u32, Arc<Sa>)>, n: usize, shard_bits
 #[inline(always)]
 fn shard_get(shard: &[Bucket], spi: u32, h: u64, shard_bits: u32) -> Option<&Arc<Sa>> {
     let mask = shard.len().wrapping_sub(1);
-    let mut b = (h >> shard_bits) as usize & mask;
+    shard_probe(shard, spi, (h >> shard_bits) as usize & mask)
+}
+
+/// Linear probing from bucket `b`.
+#[inline(always)]
+fn shard_probe(shard: &[Bucket], spi: u32, mut b: usize) -> Option<&Arc<Sa>> {
+    let mask = shard.len().wrapping_sub(1);
     for _ in 0..shard.len() {
         for e in shard.get(b)?.0.iter() {
             if e.0 == spi {
@@ -125,11 +134,41 @@ impl SadTable {
         let page = &self.pages[si >> self.page_bits];
         shard_get(&page[si & self.page_mask], spi, h, self.shard_bits)
     }
-    /// Looks up a burst of SPIs (independent loads overlap their cache misses).
+    /// Looks up a burst of SPIs (up to `min(spis.len(), out.len())`), in
+    /// two passes over groups of [`BURST_LOOKUP`]:
+    ///
+    /// 1. hash every SPI, find its shard and first bucket, and load the
+    ///    bucket's first word: no data-dependent branch in this pass, so
+    ///    the cache misses of the whole group are in flight together (a
+    ///    software prefetch: `_mm_prefetch` would need `unsafe`, which
+    ///    `sa/` does not contain; plain loads whose results feed one XOR
+    ///    do the same job, bounded by the reorder window);
+    /// 2. probe each bucket, now in cache, with the hash computed in pass 1.
+    ///
+    /// Same results as [`SadTable::get`] per SPI.
     #[inline]
     pub fn get_burst<'a>(&'a self, spis: &[u32], out: &mut [Option<&'a Arc<Sa>>]) {
-        for (s, o) in spis.iter().zip(out.iter_mut()) {
-            *o = self.get(*s);
+        let n = spis.len().min(out.len());
+        for (spis, out) in spis[..n]
+            .chunks(BURST_LOOKUP)
+            .zip(out[..n].chunks_mut(BURST_LOOKUP))
+        {
+            let mut at: [(&'a [Bucket], usize); BURST_LOOKUP] = [(&[], 0); BURST_LOOKUP];
+            let mut touch = 0u32;
+            for (&spi, a) in spis.iter().zip(at.iter_mut()) {
+                let h = hash(spi);
+                let si = h as usize & self.shard_mask;
+                let shard: &'a [Bucket] = &self.pages[si >> self.page_bits][si & self.page_mask];
+                let b = (h >> self.shard_bits) as usize & shard.len().wrapping_sub(1);
+                if let Some(bucket) = shard.get(b) {
+                    touch ^= bucket.0[0].0;
+                }
+                *a = (shard, b);
+            }
+            std::hint::black_box(touch);
+            for ((&spi, &(shard, b)), o) in spis.iter().zip(at.iter()).zip(out.iter_mut()) {
+                *o = shard_probe(shard, spi, b);
+            }
         }
     }
     /// Number of SAs.
@@ -139,6 +178,30 @@ impl SadTable {
     /// True if there is no SA.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+    /// Bytes of the index itself (page array, pages of shard pointers,
+    /// shards of buckets with their reference-count headers), not counting
+    /// the SAs it points to. Shared pages and shards are counted once.
+    pub fn index_bytes(&self) -> usize {
+        use std::collections::HashSet;
+        let arc_hdr = 2 * std::mem::size_of::<usize>();
+        let mut seen_pages = HashSet::new();
+        let mut seen_shards = HashSet::new();
+        let mut bytes = std::mem::size_of::<SadTable>()
+            + self.pages.len() * std::mem::size_of::<Arc<[Shard]>>();
+        for p in self.pages.iter() {
+            if !seen_pages.insert(p.as_ptr() as usize) {
+                continue;
+            }
+            bytes += arc_hdr + p.len() * std::mem::size_of::<Shard>();
+            for sh in p.iter() {
+                if seen_shards.insert(sh.as_ptr() as usize) {
+                    // The header sits in its own line before the buckets.
+                    bytes += std::mem::size_of::<Bucket>() + std::mem::size_of_val(&**sh);
+                }
+            }
+        }
+        bytes
     }
     /// Every SA (management use).
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Sa>> {
