@@ -35,7 +35,7 @@ use ffi::ipsecmb as imb;
 use subtle::ConstantTimeEq;
 
 use super::raw::{RawAead, RawCbc, RawMac, TAG_LEN};
-use super::transform::{AesIvGen, IvGen};
+use super::transform::AesIvGen;
 use super::{split_salt, CryptoError, EncrAlg, EspCipher, IntegAlg, OpenJob, SealJob, Suite};
 
 /// SPI + sequence number header length.
@@ -225,17 +225,26 @@ fn authed_len<const ESN: bool>(esp: &mut [u8], end: usize, seq: u64) -> usize {
 impl<const ESN: bool> CbcHmacEsp<ESN> {
     fn seal_chunk(&self, jobs: &mut [SealJob<'_>]) {
         let c = &self.0;
-        // 1. IVs, CBC encryption of the burst.
+        // 1. IVs of the burst in one call, CBC encryption of the burst.
+        let mut ivs = [aes::Block::default(); CHUNK];
+        let mut k = 0;
+        for job in jobs.iter_mut() {
+            if c.ct_len(job.esp.len()).is_some() {
+                ivs[k] = AesIvGen::block_for(job.seq);
+                k += 1;
+            } else {
+                job.esp.fill(0);
+            }
+        }
+        c.ivgen.ivs_in_place(&mut ivs[..k]);
         let mut ops: ArrayVec<imb::CbcOp<'_>, CHUNK> = ArrayVec::new();
         for job in jobs.iter_mut() {
             let esp = &mut *job.esp;
             let Some(ct) = c.ct_len(esp.len()) else {
-                esp.fill(0);
                 continue;
             };
             let (head, rest) = esp.split_at_mut(HDR + BLOCK);
-            let mut iv = [0u8; BLOCK];
-            c.ivgen.iv(job.seq, &mut iv);
+            let iv: [u8; BLOCK] = ivs[ops.len()].into();
             head[HDR..].copy_from_slice(&iv);
             ops.push(imb::CbcOp {
                 data: &mut rest[..ct],

@@ -157,6 +157,24 @@ impl AesIvGen {
     }
 }
 
+impl AesIvGen {
+    /// The IVs of a burst in one call (the AES rounds of the blocks are
+    /// interleaved): `blocks[i]` holds `seq_i` as [`IvGen::iv`] lays it out
+    /// (0^64 || seq, big-endian) on entry and the IV on return.
+    #[inline]
+    pub(crate) fn ivs_in_place(&self, blocks: &mut [aes::Block]) {
+        self.0.encrypt_blocks(blocks);
+    }
+
+    /// The input block for `seq` (see [`AesIvGen::ivs_in_place`]).
+    #[inline(always)]
+    pub(crate) fn block_for(seq: u64) -> aes::Block {
+        let mut block = aes::Block::default();
+        block[8..].copy_from_slice(&seq.to_be_bytes());
+        block
+    }
+}
+
 impl IvGen for AesIvGen {
     #[inline(always)]
     fn iv(&self, seq: u64, out: &mut [u8]) {

@@ -472,9 +472,13 @@ fn finish<B: PacketBuf>(
             kind
         }
     };
-    let key = FlowKey::from_ip(p.data()).map_err(|e| e.drop_reason())?;
-    if !sa.inbound_allows(&key) {
-        return Err(DropReason::PolicyMismatch);
+    // An SA without selectors accepts every inner packet (the inner header
+    // was checked by the exit above): the flow key is built only to match.
+    if !sa.selectors.is_empty() {
+        let key = FlowKey::from_ip(p.data()).map_err(|e| e.drop_reason())?;
+        if !sa.inbound_allows(&key) {
+            return Err(DropReason::PolicyMismatch);
+        }
     }
     Ok(kind)
 }
