@@ -694,6 +694,7 @@ fn run(args: Args) -> Result<(), String> {
                 if let Some(c) = core_id {
                     core_affinity::set_for_current(c);
                 }
+                dataplane::crypto::warm_thread();
                 if sched_fifo > 0 {
                     if let Err(e) = dataplane::io::set_fifo_priority(sched_fifo) {
                         tracing::warn!("worker{i}: SCHED_FIFO {sched_fifo}: {e}");

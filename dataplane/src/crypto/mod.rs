@@ -618,6 +618,17 @@ pub fn auto_order(suite: Suite) -> &'static [Backend] {
     }
 }
 
+/// Prepares the calling thread for the packet path: creates the per-thread
+/// state that some backends keep (intel-ipsec-mb's manager), so that the
+/// thread's first burst does not allocate. Packet threads call it once when
+/// they start; calling it again is cheap.
+pub fn warm_thread() {
+    #[cfg(feature = "ipsec-mb")]
+    if let Err(e) = ffi::ipsecmb::warm_thread() {
+        tracing::warn!("intel-ipsec-mb: {e}; its SAs will fail on this thread");
+    }
+}
+
 /// Options of [`build_with`].
 #[derive(Clone, Debug, Default)]
 pub struct BuildOptions {

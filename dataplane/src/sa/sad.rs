@@ -85,16 +85,25 @@ fn shard_get(shard: &[Bucket], spi: u32, h: u64, shard_bits: u32) -> Option<&Arc
 
 /// Linear probing from bucket `b`.
 #[inline(always)]
+///
+/// The four slots of a bucket are compared at once into bit masks (no
+/// branch on which slot matched, which a random SPI would mispredict half
+/// the time). Slots fill from the front and shards are rebuilt rather than
+/// edited in place, so a bucket with an empty slot ends the probe.
 fn shard_probe(shard: &[Bucket], spi: u32, mut b: usize) -> Option<&Arc<Sa>> {
     let mask = shard.len().wrapping_sub(1);
     for _ in 0..shard.len() {
-        for e in shard.get(b)?.0.iter() {
-            if e.0 == spi {
-                return e.1.as_ref();
-            }
-            if e.0 == 0 {
-                return None;
-            }
+        let e = &shard.get(b)?.0;
+        let hit = (e[0].0 == spi) as u32
+            | ((e[1].0 == spi) as u32) << 1
+            | ((e[2].0 == spi) as u32) << 2
+            | ((e[3].0 == spi) as u32) << 3;
+        // SPI 0 marks empty slots and is never installed.
+        if hit != 0 && spi != 0 {
+            return e[hit.trailing_zeros() as usize & (BUCKET - 1)].1.as_ref();
+        }
+        if e[BUCKET - 1].0 == 0 {
+            return None;
         }
         b = (b + 1) & mask;
     }
