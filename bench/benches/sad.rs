@@ -13,7 +13,9 @@
 //!   installs and removes SAs at 10,000 of each per second (every 10 ms one
 //!   `Sad::apply` of 100 installs and 100 removals, SAs from a pool built
 //!   beforehand), rounds alternating with idle ones so that both see the
-//!   same machine.
+//!   same machine; and, as a control, while the same updater churns a
+//!   second table of the same SAs (so the machine sees the same second
+//!   thread while the reader's table stays still).
 //!
 //! Time: this thread's CPU time over 1,000,000 lookups (`sad.load()` per
 //! burst included), best and median of the trials, turned into cycles with
@@ -213,7 +215,7 @@ fn main() {
         .unwrap_or_default();
     println!("# CPU: {cpu}; trials {trials}; {LOOKUPS} lookups per trial, bursts of {BURST}");
     let mut md = String::from(
-        "| SAs | ours burst cycles (ns) | ours single cycles | dpdk-test-sad cycles | ratio burst/dpdk | while updating cycles | slowdown | index B/SA |\n|---|---|---|---|---|---|---|---|\n",
+        "| SAs | ours burst cycles (ns) | ours single cycles | dpdk-test-sad cycles | ratio burst/dpdk | while updating cycles | slowdown vs idle | slowdown vs control | index B/SA |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for n in [100_000usize, 1_000_000] {
         let mut rng = StdRng::seed_from_u64(n as u64);
@@ -231,13 +233,28 @@ fn main() {
             sad.apply(chunk.iter().map(|&s| SadOp::Insert(sa(s))));
         }
         let index = sad.load().index_bytes() as f64 / n as f64;
+        // The control: a second table of the same SAs (shared objects, own
+        // index) that the updater churns in control rounds, so that the
+        // machine sees the same updater work while the reader's table stays
+        // still. The difference between the two isolates what updates do to
+        // lookups in the same table from what a busy second thread does to
+        // a shared 2-vCPU machine.
+        let control = Arc::new(Sad::with_capacity(n));
+        {
+            let t = sad.load();
+            let all: Vec<Arc<Sa>> = t.iter().cloned().collect();
+            for chunk in all.chunks(100_000) {
+                control.apply(chunk.iter().cloned().map(SadOp::Insert));
+            }
+        }
         // SAs the updater installs and removes (SPIs outside the installed set).
         let pool: Vec<Arc<Sa>> = (0..2000u32).map(|i| sa(0x8000_0000 + i)).collect();
         let order: Vec<u32> = (0..LOOKUPS).map(|_| spis[rng.random_range(0..n)]).collect();
         // Warm-up.
         run_lookups(&sad, &order, true);
         let dpdk = dpdk_sad(n, trials.min(5));
-        let (mut burst, mut single, mut idle, mut busy) = (vec![], vec![], vec![], vec![]);
+        let (mut burst, mut single, mut idle, mut busy, mut ctrl) =
+            (vec![], vec![], vec![], vec![], vec![]);
         let mut churned = 0u64;
         let mut churn_secs = 0.0;
         for _ in 0..trials {
@@ -245,40 +262,52 @@ fn main() {
             single.push(run_lookups(&sad, &order, false));
             // Alternate idle and updating rounds of the burst lookup.
             idle.push(run_lookups(&sad, &order, true));
-            let stop = Arc::new(AtomicBool::new(false));
-            let done = Arc::new(AtomicU64::new(0));
-            let u = {
-                let (sad, stop, done, pool) =
-                    (sad.clone(), stop.clone(), done.clone(), pool.clone());
-                std::thread::spawn(move || {
-                    pin(1);
-                    updater(sad, stop, done, pool, 10_000);
-                })
-            };
-            std::thread::sleep(Duration::from_millis(50));
-            let t = Instant::now();
-            let mut v = vec![];
-            // Enough passes to span several update ticks.
-            for _ in 0..3 {
-                v.push(run_lookups(&sad, &order, true));
+            for same_table in [true, false] {
+                let stop = Arc::new(AtomicBool::new(false));
+                let done = Arc::new(AtomicU64::new(0));
+                let target = if same_table {
+                    sad.clone()
+                } else {
+                    control.clone()
+                };
+                let u = {
+                    let (stop, done, pool) = (stop.clone(), done.clone(), pool.clone());
+                    std::thread::spawn(move || {
+                        pin(1);
+                        updater(target, stop, done, pool, 10_000);
+                    })
+                };
+                std::thread::sleep(Duration::from_millis(50));
+                let t = Instant::now();
+                let mut v = vec![];
+                // Enough passes to span several update ticks.
+                for _ in 0..3 {
+                    v.push(run_lookups(&sad, &order, true));
+                }
+                stop.store(true, Ordering::Relaxed);
+                u.join().unwrap();
+                if same_table {
+                    churn_secs += t.elapsed().as_secs_f64();
+                    churned += done.load(Ordering::Relaxed);
+                    busy.push(median(&v));
+                } else {
+                    ctrl.push(median(&v));
+                }
             }
-            churn_secs += t.elapsed().as_secs_f64();
-            stop.store(true, Ordering::Relaxed);
-            u.join().unwrap();
-            churned += done.load(Ordering::Relaxed);
-            busy.push(median(&v));
         }
         let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
         let rate = churned as f64 / churn_secs.max(1e-9);
         let slow = median(&busy) / median(&idle) - 1.0;
+        let slow_ctrl = median(&busy) / median(&ctrl) - 1.0;
         println!(
-            "# sad/{n}: burst ns best {:.2} median {:.2}; single best {:.2} median {:.2}; idle median {:.2}, while updating median {:.2} (updater: {rate:.0} installs/s and as many removals); index {index:.1} B/SA",
+            "# sad/{n}: burst ns best {:.2} median {:.2}; single best {:.2} median {:.2}; idle median {:.2}, while updating median {:.2}, while the same updater churns another table {:.2} (updater: {rate:.0} installs/s and as many removals); index {index:.1} B/SA",
             best(&burst),
             median(&burst),
             best(&single),
             median(&single),
             median(&idle),
-            median(&busy)
+            median(&busy),
+            median(&ctrl)
         );
         match &dpdk {
             Some((cyc, hz, all)) => {
@@ -303,14 +332,21 @@ fn main() {
                     c(median(&idle)),
                     1.0 + slow
                 );
+                println!(
+                    "sad/{n}/lookup-burst-while-updating-vs-control: ours {:.1} cycles, reference {:.1} cycles (ours while the same updater churns another table), ratio {:.2}",
+                    c(median(&busy)),
+                    c(median(&ctrl)),
+                    1.0 + slow_ctrl
+                );
                 md += &format!(
-                    "| {n} | {:.1} ({:.2}) | {:.1} | {cyc:.1} | {:.2} | {:.1} | {:+.1} % | {index:.1} |\n",
+                    "| {n} | {:.1} ({:.2}) | {:.1} | {cyc:.1} | {:.2} | {:.1} | {:+.1} % | {:+.1} % | {index:.1} |\n",
                     c(best(&burst)),
                     best(&burst),
                     c(best(&single)),
                     c(best(&burst)) / cyc,
                     c(median(&busy)),
-                    slow * 100.0
+                    slow * 100.0,
+                    slow_ctrl * 100.0
                 );
             }
             None => {
@@ -319,9 +355,10 @@ fn main() {
                     best(&burst)
                 );
                 md += &format!(
-                    "| {n} | - ({:.2}) | - | - | - | - | {:+.1} % | {index:.1} |\n",
+                    "| {n} | - ({:.2}) | - | - | - | - | {:+.1} % | {:+.1} % | {index:.1} |\n",
                     best(&burst),
-                    slow * 100.0
+                    slow * 100.0,
+                    slow_ctrl * 100.0
                 );
             }
         }

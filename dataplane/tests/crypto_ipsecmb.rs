@@ -12,11 +12,15 @@
 //! covered by every other crypto test.
 
 #[cfg(not(feature = "ipsec-mb"))]
+mod skip_note;
+
+#[cfg(not(feature = "ipsec-mb"))]
 #[test]
 fn ipsec_mb_backend_not_compiled() {
-    eprintln!(
-        "SKIPPED: crypto_ipsecmb: built without cargo feature ipsec-mb; \
-         Backend::Auto uses the portable backends (covered by crypto_props, crypto_api)"
+    skip_note::note(
+        "crypto_ipsecmb",
+        "intel-ipsec-mb backend (Backend::Auto uses the portable backends: crypto_props, crypto_api)",
+        "built without cargo feature ipsec-mb",
     );
     assert!(!dataplane::crypto::Backend::compiled().contains(&dataplane::crypto::Backend::IpsecMb));
 }
