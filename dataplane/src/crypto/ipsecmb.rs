@@ -34,6 +34,7 @@ use arrayvec::ArrayVec;
 use ffi::ipsecmb as imb;
 use subtle::ConstantTimeEq;
 
+use super::hmac_burst::{sha_ni, HmacKeyState, Sha1, Sha256, SmallJob, SmallMac};
 use super::raw::{RawAead, RawCbc, RawMac, TAG_LEN};
 use super::transform::AesIvGen;
 use super::{split_salt, CryptoError, EncrAlg, EspCipher, IntegAlg, OpenJob, SealJob, Suite};
@@ -104,31 +105,16 @@ pub fn build(
     let arch = imb::warm_thread().map_err(lib_err)?;
     let backend = name(arch);
     match (suite.encr, hash_alg(suite.integ)) {
-        (EncrAlg::AesCbc128 | EncrAlg::AesCbc256, Some(h)) => {
-            let c = CbcHmac {
-                aes: imb::AesKey::new(enc).map_err(lib_err)?,
-                mac: imb::HmacKey::new(h, auth).map_err(lib_err)?,
-                ivgen: AesIvGen::new(iv_key),
-                icv_len: suite.integ.icv_len(),
-                backend,
-            };
-            Ok(if esn {
-                Box::new(CbcHmacEsp::<true>(c))
-            } else {
-                Box::new(CbcHmacEsp::<false>(c))
-            })
-        }
-        (EncrAlg::Null, Some(h)) => {
-            let m = NullHmac {
-                mac: imb::HmacKey::new(h, auth).map_err(lib_err)?,
-                icv_len: suite.integ.icv_len(),
-                backend,
-            };
-            Ok(if esn {
-                Box::new(NullHmacEsp::<true>(m))
-            } else {
-                Box::new(NullHmacEsp::<false>(m))
-            })
+        (EncrAlg::AesCbc128 | EncrAlg::AesCbc256 | EncrAlg::Null, Some(h)) => {
+            // SHA-1 and SHA-256 get the interleaved SHA-NI path for short
+            // packets (hmac_burst); SHA-384/512 always use the library.
+            match h {
+                imb::HashAlg::Sha1 => mac_esp::<Sha1>(suite, enc, auth, esn, iv_key, h, backend),
+                imb::HashAlg::Sha256 => {
+                    mac_esp::<Sha256>(suite, enc, auth, esn, iv_key, h, backend)
+                }
+                _ => mac_esp::<NoSmall>(suite, enc, auth, esn, iv_key, h, backend),
+            }
         }
         (EncrAlg::ChaCha20Poly1305, _) => {
             let (k, salt) = split_salt(suite.encr, enc)?;
@@ -187,18 +173,135 @@ pub fn raw_cbc(encr: EncrAlg, key: &[u8]) -> Result<Box<dyn RawCbc>, CryptoError
 }
 
 // ---------------------------------------------------------------------------
+// HMAC of a burst: the library, or the interleaved SHA-NI path for short
+// packets
+// ---------------------------------------------------------------------------
+
+/// No interleaved path (SHA-384/512): every packet goes to the library.
+struct NoSmall;
+
+impl SmallMac for NoSmall {
+    const MAX_BLOCKS: usize = 0;
+    type State = [u32; 1];
+    const DIGEST: usize = 0;
+    fn iv() -> [u32; 1] {
+        [0]
+    }
+    fn compress(_: &mut [u32; 1], _: &[u8; 64]) {}
+    fn digest(_: &[u32; 1], _: &mut [u8; 32]) {}
+}
+
+/// The integrity half of an SA: the library's key and, for SHA-1/SHA-256
+/// on a CPU with SHA-NI, the interleaved path's key states.
+struct Mac<H: SmallMac> {
+    lib: imb::HmacKey,
+    small: Option<HmacKeyState<H>>,
+}
+
+impl<H: SmallMac> Mac<H> {
+    fn new(h: imb::HashAlg, key: &[u8]) -> Result<Self, CryptoError> {
+        let small = if H::MAX_BLOCKS > 0 && sha_ni() {
+            HmacKeyState::<H>::new(key)
+        } else {
+            None
+        };
+        Ok(Mac {
+            lib: imb::HmacKey::new(h, key).map_err(lib_err)?,
+            small,
+        })
+    }
+
+    /// Full MACs of `msgs` into `tags` (same order): packets of at most
+    /// `H::MAX_BLOCKS` compressions on the interleaved path, the others in
+    /// one library burst. Err if the library refused its part.
+    fn macs(&self, msgs: &[&[u8]], tags: &mut [[u8; 64]]) -> Result<(), imb::ImbError> {
+        let mut small: ArrayVec<SmallJob<'_>, CHUNK> = ArrayVec::new();
+        let mut small_idx: ArrayVec<usize, CHUNK> = ArrayVec::new();
+        let mut big: ArrayVec<imb::HmacOp<'_>, CHUNK> = ArrayVec::new();
+        let mut big_idx: ArrayVec<usize, CHUNK> = ArrayVec::new();
+        for (i, &m) in msgs.iter().enumerate().take(CHUNK) {
+            if self.small.is_some() && HmacKeyState::<H>::blocks(m.len()) <= H::MAX_BLOCKS {
+                small.push(SmallJob {
+                    msg: m,
+                    out: [0; 32],
+                });
+                small_idx.push(i);
+            } else {
+                big.push(imb::HmacOp {
+                    msg: m,
+                    tag: [0; 64],
+                });
+                big_idx.push(i);
+            }
+        }
+        if let Some(k) = &self.small {
+            if !small.is_empty() {
+                k.mac_burst(&mut small);
+                for (&i, j) in small_idx.iter().zip(&small) {
+                    tags[i][..32].copy_from_slice(&j.out);
+                }
+            }
+        }
+        if !big.is_empty() {
+            imb::hmac(&self.lib, &mut big)?;
+            for (&i, op) in big_idx.iter().zip(&big) {
+                tags[i] = op.tag;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn mac_esp<H: SmallMac>(
+    suite: Suite,
+    enc: &[u8],
+    auth: &[u8],
+    esn: bool,
+    iv_key: &[u8; 32],
+    h: imb::HashAlg,
+    backend: &'static str,
+) -> Result<Box<dyn EspCipher>, CryptoError> {
+    let mac = Mac::<H>::new(h, auth)?;
+    let icv_len = suite.integ.icv_len();
+    if suite.encr == EncrAlg::Null {
+        let m = NullHmac {
+            mac,
+            icv_len,
+            backend,
+        };
+        return Ok(if esn {
+            Box::new(NullHmacEsp::<true, H>(m))
+        } else {
+            Box::new(NullHmacEsp::<false, H>(m))
+        });
+    }
+    let c = CbcHmac {
+        aes: imb::AesKey::new(enc).map_err(lib_err)?,
+        mac,
+        ivgen: AesIvGen::new(iv_key),
+        icv_len,
+        backend,
+    };
+    Ok(if esn {
+        Box::new(CbcHmacEsp::<true, H>(c))
+    } else {
+        Box::new(CbcHmacEsp::<false, H>(c))
+    })
+}
+
+// ---------------------------------------------------------------------------
 // ESP: AES-CBC + HMAC
 // ---------------------------------------------------------------------------
 
-struct CbcHmac {
+struct CbcHmac<H: SmallMac> {
     aes: imb::AesKey,
-    mac: imb::HmacKey,
+    mac: Mac<H>,
     ivgen: AesIvGen,
     icv_len: usize,
     backend: &'static str,
 }
 
-impl CbcHmac {
+impl<H: SmallMac> CbcHmac<H> {
     /// Ciphertext length of a well-formed packet: at least one block, whole
     /// blocks.
     #[inline(always)]
@@ -208,7 +311,7 @@ impl CbcHmac {
     }
 }
 
-struct CbcHmacEsp<const ESN: bool>(CbcHmac);
+struct CbcHmacEsp<const ESN: bool, H: SmallMac>(CbcHmac<H>);
 
 /// Writes SeqHi where the ICV goes (the HMAC input is SPI..ciphertext ||
 /// SeqHi with ESN, RFC 4303 §2.2.1) and returns the HMAC input length.
@@ -222,7 +325,7 @@ fn authed_len<const ESN: bool>(esp: &mut [u8], end: usize, seq: u64) -> usize {
     }
 }
 
-impl<const ESN: bool> CbcHmacEsp<ESN> {
+impl<const ESN: bool, H: SmallMac> CbcHmacEsp<ESN, H> {
     fn seal_chunk(&self, jobs: &mut [SealJob<'_>]) {
         let c = &self.0;
         // 1. IVs of the burst in one call, CBC encryption of the burst.
@@ -258,27 +361,21 @@ impl<const ESN: bool> CbcHmacEsp<ESN> {
         }
         drop(ops);
         // 2. HMAC of the burst.
-        let mut tags = [[0u8; MAX_ICV]; CHUNK];
+        let mut tags = [[0u8; 64]; CHUNK];
         {
-            let mut hops: ArrayVec<imb::HmacOp<'_>, CHUNK> = ArrayVec::new();
+            let mut msgs: ArrayVec<&[u8], CHUNK> = ArrayVec::new();
             for job in jobs.iter_mut() {
                 let esp = &mut *job.esp;
                 let Some(ct) = c.ct_len(esp.len()) else {
                     continue;
                 };
                 let n = authed_len::<ESN>(esp, HDR + BLOCK + ct, job.seq);
-                hops.push(imb::HmacOp {
-                    msg: &esp[..n],
-                    tag: [0; 64],
-                });
+                msgs.push(&esp[..n]);
             }
-            if imb::hmac(&c.mac, &mut hops).is_err() {
-                drop(hops);
+            if c.mac.macs(&msgs, &mut tags).is_err() {
+                drop(msgs);
                 jobs.iter_mut().for_each(|j| j.esp.fill(0));
                 return;
-            }
-            for (t, h) in tags.iter_mut().zip(&hops) {
-                t[..c.icv_len].copy_from_slice(&h.tag[..c.icv_len]);
             }
         }
         // 3. ICVs.
@@ -300,7 +397,7 @@ impl<const ESN: bool> CbcHmacEsp<ESN> {
         let mut rx = [[0u8; MAX_ICV]; CHUNK];
         let mut good = [false; CHUNK];
         {
-            let mut hops: ArrayVec<imb::HmacOp<'_>, CHUNK> = ArrayVec::new();
+            let mut msgs: ArrayVec<&[u8], CHUNK> = ArrayVec::new();
             let mut idx: ArrayVec<usize, CHUNK> = ArrayVec::new();
             for (i, job) in jobs.iter_mut().enumerate() {
                 job.ok = false;
@@ -311,17 +408,15 @@ impl<const ESN: bool> CbcHmacEsp<ESN> {
                 let end = HDR + BLOCK + ct;
                 rx[i][..c.icv_len].copy_from_slice(&esp[end..end + c.icv_len]);
                 let n = authed_len::<ESN>(esp, end, job.seq);
-                hops.push(imb::HmacOp {
-                    msg: &esp[..n],
-                    tag: [0; 64],
-                });
+                msgs.push(&esp[..n]);
                 idx.push(i);
             }
-            if imb::hmac(&c.mac, &mut hops).is_err() {
+            let mut tags = [[0u8; 64]; CHUNK];
+            if c.mac.macs(&msgs, &mut tags).is_err() {
                 return;
             }
-            for (h, &i) in hops.iter().zip(&idx) {
-                good[i] = bool::from(h.tag[..c.icv_len].ct_eq(&rx[i][..c.icv_len]));
+            for (t, &i) in tags.iter().zip(&idx) {
+                good[i] = bool::from(t[..c.icv_len].ct_eq(&rx[i][..c.icv_len]));
             }
         }
         // 2. Put back the ICV bytes SeqHi overwrote; decrypt what verified.
@@ -354,7 +449,7 @@ impl<const ESN: bool> CbcHmacEsp<ESN> {
     }
 }
 
-impl<const ESN: bool> EspCipher for CbcHmacEsp<ESN> {
+impl<const ESN: bool, H: SmallMac> EspCipher for CbcHmacEsp<ESN, H> {
     fn iv_len(&self) -> usize {
         BLOCK
     }
@@ -383,15 +478,15 @@ impl<const ESN: bool> EspCipher for CbcHmacEsp<ESN> {
 // ESP: NULL + HMAC
 // ---------------------------------------------------------------------------
 
-struct NullHmac {
-    mac: imb::HmacKey,
+struct NullHmac<H: SmallMac> {
+    mac: Mac<H>,
     icv_len: usize,
     backend: &'static str,
 }
 
-struct NullHmacEsp<const ESN: bool>(NullHmac);
+struct NullHmacEsp<const ESN: bool, H: SmallMac>(NullHmac<H>);
 
-impl<const ESN: bool> NullHmacEsp<ESN> {
+impl<const ESN: bool, H: SmallMac> NullHmacEsp<ESN, H> {
     /// End of the authenticated part (SPI..payload), if the packet has room
     /// for the header and the ICV.
     #[inline(always)]
@@ -401,9 +496,9 @@ impl<const ESN: bool> NullHmacEsp<ESN> {
 
     fn seal_chunk(&self, jobs: &mut [SealJob<'_>]) {
         let m = &self.0;
-        let mut tags = [[0u8; MAX_ICV]; CHUNK];
+        let mut tags = [[0u8; 64]; CHUNK];
         {
-            let mut hops: ArrayVec<imb::HmacOp<'_>, CHUNK> = ArrayVec::new();
+            let mut msgs: ArrayVec<&[u8], CHUNK> = ArrayVec::new();
             for job in jobs.iter_mut() {
                 let esp = &mut *job.esp;
                 let Some(end) = self.end(esp.len()) else {
@@ -411,18 +506,12 @@ impl<const ESN: bool> NullHmacEsp<ESN> {
                     continue;
                 };
                 let n = authed_len::<ESN>(esp, end, job.seq);
-                hops.push(imb::HmacOp {
-                    msg: &esp[..n],
-                    tag: [0; 64],
-                });
+                msgs.push(&esp[..n]);
             }
-            if imb::hmac(&m.mac, &mut hops).is_err() {
-                drop(hops);
+            if m.mac.macs(&msgs, &mut tags).is_err() {
+                drop(msgs);
                 jobs.iter_mut().for_each(|j| j.esp.fill(0));
                 return;
-            }
-            for (t, h) in tags.iter_mut().zip(&hops) {
-                t[..m.icv_len].copy_from_slice(&h.tag[..m.icv_len]);
             }
         }
         let mut k = 0;
@@ -441,7 +530,7 @@ impl<const ESN: bool> NullHmacEsp<ESN> {
         let mut rx = [[0u8; MAX_ICV]; CHUNK];
         let mut good = [false; CHUNK];
         {
-            let mut hops: ArrayVec<imb::HmacOp<'_>, CHUNK> = ArrayVec::new();
+            let mut msgs: ArrayVec<&[u8], CHUNK> = ArrayVec::new();
             let mut idx: ArrayVec<usize, CHUNK> = ArrayVec::new();
             for (i, job) in jobs.iter_mut().enumerate() {
                 let esp = &mut *job.esp;
@@ -450,15 +539,13 @@ impl<const ESN: bool> NullHmacEsp<ESN> {
                 };
                 rx[i][..m.icv_len].copy_from_slice(&esp[end..end + m.icv_len]);
                 let n = authed_len::<ESN>(esp, end, job.seq);
-                hops.push(imb::HmacOp {
-                    msg: &esp[..n],
-                    tag: [0; 64],
-                });
+                msgs.push(&esp[..n]);
                 idx.push(i);
             }
-            if imb::hmac(&m.mac, &mut hops).is_ok() {
-                for (h, &i) in hops.iter().zip(&idx) {
-                    good[i] = bool::from(h.tag[..m.icv_len].ct_eq(&rx[i][..m.icv_len]));
+            let mut tags = [[0u8; 64]; CHUNK];
+            if m.mac.macs(&msgs, &mut tags).is_ok() {
+                for (t, &i) in tags.iter().zip(&idx) {
+                    good[i] = bool::from(t[..m.icv_len].ct_eq(&rx[i][..m.icv_len]));
                 }
             }
         }
@@ -473,7 +560,7 @@ impl<const ESN: bool> NullHmacEsp<ESN> {
     }
 }
 
-impl<const ESN: bool> EspCipher for NullHmacEsp<ESN> {
+impl<const ESN: bool, H: SmallMac> EspCipher for NullHmacEsp<ESN, H> {
     fn iv_len(&self) -> usize {
         0
     }

@@ -52,6 +52,8 @@ use zeroize::Zeroizing;
 #[cfg(feature = "aws-lc")]
 pub mod awslc;
 #[cfg(feature = "ipsec-mb")]
+mod hmac_burst;
+#[cfg(feature = "ipsec-mb")]
 pub mod ipsecmb;
 pub mod mb;
 pub mod raw;
