@@ -16,7 +16,9 @@
 #   Lines: iperf3_esp_vs_clear, iperf3_clear_vs_kernel, iperf3_esp_vs_kernel,
 #   iperf3_esp_vs_strongswan.
 # Env: DUR (iperf3 seconds, default 10), REPS (rounds, default 3),
-#      CONTENDERS (default "kernel esp clear swan").
+#      CONTENDERS (default "kernel esp clear swan"),
+#      PERF_DIR (profile both espresso dataplanes with perf record during
+#      the esp and clear runs: PERF_DIR/<label>-gw{A,B}-<round>.data).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
@@ -92,7 +94,20 @@ run_espresso() {
   nsl_dataplane "$NS_GWA" "gwA${sfx}_$RANDOM" --cores 0 --idle backoff --static-sa "$NSL_TMP/a$sfx.sa"; local pa=$NSL_PID
   nsl_dataplane "$NS_GWB" "gwB${sfx}_$RANDOM" --cores 1 --idle backoff --static-sa "$NSL_TMP/b$sfx.sa"; local pb=$NSL_PID
   ping_ok || nsl_die "no connectivity through espresso ($label)"
+  local perfs=()
+  if [ -n "${PERF_DIR:-}" ]; then
+    mkdir -p "$PERF_DIR"
+    local g p
+    for g in A B; do
+      p=$pa; [ "$g" = B ] && p=$pb
+      perf record -q -g -o "$PERF_DIR/$label-gw$g-$ROUND.data" -p "$p" >/dev/null 2>&1 &
+      perfs+=($!)
+      NSL_PIDS+=($!)
+    done
+  fi
   iperf_run "$label"
+  local q
+  for q in "${perfs[@]}"; do kill -INT "$q" 2>/dev/null || true; wait "$q" 2>/dev/null || true; done
   nsl_stop "$pa"; nsl_stop "$pb"
 }
 
@@ -208,6 +223,7 @@ run_swan() {
 
 declare -A G=() R=()
 for r in $(seq 1 "$REPS"); do
+  ROUND=$r
   for c in $CONTENDERS; do
     GBPS= RETR=
     case "$c" in
