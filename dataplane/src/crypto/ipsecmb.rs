@@ -32,8 +32,8 @@
 
 use arrayvec::ArrayVec;
 use ffi::ipsecmb as imb;
-use subtle::ConstantTimeEq;
 
+use super::ct;
 use super::hmac_burst::{sha_ni, HmacKeyState, Sha1, Sha256, SmallJob, SmallMac};
 use super::raw::{RawAead, RawCbc, RawMac, TAG_LEN};
 use super::transform::AesIvGen;
@@ -416,7 +416,7 @@ impl<const ESN: bool, H: SmallMac> CbcHmacEsp<ESN, H> {
                 return;
             }
             for (t, &i) in tags.iter().zip(&idx) {
-                good[i] = bool::from(t[..c.icv_len].ct_eq(&rx[i][..c.icv_len]));
+                good[i] = ct::eq(&t[..c.icv_len], &rx[i][..c.icv_len]);
             }
         }
         // 2. Put back the ICV bytes SeqHi overwrote; decrypt what verified.
@@ -545,7 +545,7 @@ impl<const ESN: bool, H: SmallMac> NullHmacEsp<ESN, H> {
             let mut tags = [[0u8; 64]; CHUNK];
             if m.mac.macs(&msgs, &mut tags).is_ok() {
                 for (t, &i) in tags.iter().zip(&idx) {
-                    good[i] = bool::from(t[..m.icv_len].ct_eq(&rx[i][..m.icv_len]));
+                    good[i] = ct::eq(&t[..m.icv_len], &rx[i][..m.icv_len]);
                 }
             }
         }
@@ -734,7 +734,7 @@ impl<K: ImbAead, const ESN: bool> AeadEsp<K, ESN> {
         }
         if self.0.key.run(imb::Direction::Open, &mut ops).is_ok() {
             for (o, (t, i)) in ops.iter().zip(&rx) {
-                good[*i] = bool::from(o.tag.ct_eq(t));
+                good[*i] = ct::eq(&o.tag, t);
             }
         }
         drop(ops);
@@ -811,7 +811,7 @@ impl<K: ImbAead> RawAead for RawAeadImb<K> {
             data,
             tag: [0; TAG_LEN],
         }];
-        self.0.run(imb::Direction::Open, &mut ops).is_ok() && bool::from(ops[0].tag.ct_eq(&*tag))
+        self.0.run(imb::Direction::Open, &mut ops).is_ok() && ct::eq(&ops[0].tag, tag)
     }
 }
 

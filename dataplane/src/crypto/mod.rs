@@ -51,6 +51,7 @@ use zeroize::Zeroizing;
 
 #[cfg(feature = "aws-lc")]
 pub mod awslc;
+pub(crate) mod ct;
 #[cfg(feature = "ipsec-mb")]
 mod hmac_burst;
 #[cfg(feature = "ipsec-mb")]

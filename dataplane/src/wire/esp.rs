@@ -9,6 +9,17 @@ use super::{malformed, rd32, truncated, wr32, WireError};
 /// SPI + sequence number.
 pub const ESP_HEADER_LEN: usize = 8;
 
+/// Padding written by the sender and expected by the receiver: 1, 2, 3, ...
+const PAD_PATTERN: [u8; 255] = {
+    let mut p = [0u8; 255];
+    let mut i = 0;
+    while i < 255 {
+        p[i] = (i + 1) as u8;
+        i += 1;
+    }
+    p
+};
+
 /// A view of an ESP packet (from the SPI to the end of the ICV).
 #[derive(Debug, Clone)]
 pub struct EspPacket<T: AsRef<[u8]>> {
@@ -84,12 +95,13 @@ impl EspTrailer {
             return Err(malformed("esp trailer", "pad_len", pl as u64));
         }
         let payload_len = n - 2 - pl;
-        // Byte loop rather than a slice compare (which calls memcmp): the
-        // padding is short (under 16 bytes for every suite but NULL's 4).
+        // A fold over two slices rather than a slice compare (which calls
+        // memcmp for a few bytes: the padding is under 16 bytes for every
+        // suite but NULL's 4).
         let diff = plaintext[payload_len..n - 2]
             .iter()
-            .zip(1u8..)
-            .fold(0u8, |acc, (&b, want)| acc | (b ^ want));
+            .zip(&PAD_PATTERN[..pl])
+            .fold(0u8, |acc, (&b, &want)| acc | (b ^ want));
         if diff != 0 {
             return Err(malformed("esp trailer", "padding", pl as u64));
         }
@@ -116,8 +128,8 @@ impl EspTrailer {
         }
         let pl = n - 2;
         // A loop rather than copy_from_slice (a memcpy call for a few bytes).
-        for (b, v) in tail[..pl].iter_mut().zip(1u8..) {
-            *b = v;
+        for (b, v) in tail[..pl].iter_mut().zip(&PAD_PATTERN[..pl]) {
+            *b = *v;
         }
         tail[pl] = pl as u8;
         tail[pl + 1] = next_header;
