@@ -1,7 +1,7 @@
 //! Per-worker and per-SA state written on the packet path does not share a
 //! cache line with another worker's or SA's (issue 11, acceptance 4): the
 //! types are cache-line aligned, so separately allocated objects (each
-//! worker's `Arc<WorkerStats>`, each `Arc<Sa>`) start on distinct lines and
+//! worker's `Arc<WorkerCounters>`, each `Arc<Sa>`) start on distinct lines and
 //! a line holds fields of one object only.
 //!
 //! The rest of the audit (what the packet path writes, per packet or per
@@ -11,16 +11,18 @@ use std::sync::Arc;
 
 use dataplane::crypto::Backend;
 use dataplane::sa::Sa;
-use dataplane::worker::WorkerStats;
+use dataplane::worker::WorkerCounters;
 
 mod esp_common;
 
 #[test]
 fn worker_counters_and_sas_own_their_cache_lines() {
-    assert!(std::mem::align_of::<WorkerStats>() >= 64);
+    assert!(std::mem::align_of::<WorkerCounters>() >= 64);
     assert!(std::mem::align_of::<Sa>() >= 64);
     // Allocated back to back, as the dataplane does, they do not share lines.
-    let stats: Vec<Arc<WorkerStats>> = (0..4).map(|_| Arc::new(WorkerStats::default())).collect();
+    let stats: Vec<Arc<WorkerCounters>> = (0..4)
+        .map(|_| Arc::new(WorkerCounters::default()))
+        .collect();
     for w in &stats {
         let p = Arc::as_ptr(w) as usize;
         assert_eq!(p % 64, 0, "worker counters start a cache line");

@@ -45,9 +45,10 @@ use zeroize::Zeroize;
     non_snake_case,
     dead_code,
     missing_docs,
-    unsafe_op_in_unsafe_fn
+    unsafe_op_in_unsafe_fn,
+    unused_qualifications
 )]
-#[allow(clippy::all)]
+#[allow(clippy::all, clippy::undocumented_unsafe_blocks)]
 pub mod sys {
     include!(concat!(env!("OUT_DIR"), "/imb_bindings.rs"));
 }

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use dataplane::crypto::{Backend as CryptoBackend, EncrAlg, IntegAlg, Key, Suite};
 use dataplane::io::dpdk::{Dpdk, DpdkConfig, DpdkPortSpec, KernelPath};
-use dataplane::io::{Backend, Burst, PortStats, TxResult};
+use dataplane::io::{Burst, PacketIo, PortStats, TxResult};
 use dataplane::pkt::PacketBuf;
 use dataplane::sa::{
     DfMode, Direction, Lifetime, Mode, Policy, PolicyAction, PortRange, Sa, SaParams, Sad, Spd,
@@ -38,7 +38,9 @@ use dataplane::sa::{
 };
 use dataplane::worker::fib::{Fib, FibHandle, Link, Route, RouteKind};
 use dataplane::worker::netlink::Resolver;
-use dataplane::worker::{IdlePolicy, PortConf, Role, Shared, Worker, WorkerConf, WorkerStats};
+use dataplane::worker::{
+    IdlePolicy, PortConf, PortRole, Shared, Worker, WorkerConf, WorkerCounters,
+};
 
 const PEER: Ipv4Addr = Ipv4Addr::new(172, 16, 2, 5);
 const LOCAL: Ipv4Addr = Ipv4Addr::new(172, 16, 1, 5);
@@ -163,14 +165,14 @@ fn header(k: u32, size: usize, dst_mac: [u8; 6]) -> [u8; 42] {
 }
 
 /// The worker's backend with the header writer on port 0's receive path.
-struct Gen<B: Backend> {
+struct Gen<B: PacketIo> {
     inner: B,
     headers: Vec<[u8; 42]>,
     size: usize,
     burst_no: usize,
 }
 
-impl<B: Backend> Backend for Gen<B> {
+impl<B: PacketIo> PacketIo for Gen<B> {
     type Pkt = B::Pkt;
 
     fn num_ports(&self) -> usize {
@@ -341,11 +343,11 @@ fn run(a: &Args) -> Result<(), String> {
     let ports = vec![
         PortConf {
             ifindex: lan,
-            role: Role::Inside,
+            role: PortRole::Inside,
         },
         PortConf {
             ifindex: wan,
-            role: Role::Outside,
+            role: PortRole::Outside,
         },
     ];
     let core_ids = core_affinity::get_core_ids().unwrap_or_default();
@@ -353,7 +355,7 @@ fn run(a: &Args) -> Result<(), String> {
     let mut stats = Vec::new();
     let start = Arc::new(std::sync::Barrier::new(a.workers + 1));
     for w in 0..a.workers {
-        let st = Arc::new(WorkerStats::default());
+        let st = Arc::new(WorkerCounters::default());
         stats.push(st.clone());
         let backend = dpdk.backend(w).map_err(|e| format!("worker {w}: {e}"))?;
         let headers: Vec<[u8; 42]> = (0..a.sas)
@@ -396,7 +398,7 @@ fn run(a: &Args) -> Result<(), String> {
     start.wait();
     // Let the loops reach steady state, then measure a window.
     std::thread::sleep(Duration::from_millis(500));
-    let count = |s: &[Arc<WorkerStats>]| -> Vec<u64> {
+    let count = |s: &[Arc<WorkerCounters>]| -> Vec<u64> {
         s.iter()
             .map(|x| x.encrypted.load(Ordering::Relaxed))
             .collect()

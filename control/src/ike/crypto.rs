@@ -8,7 +8,7 @@ use aes::cipher::{block_padding::NoPadding, BlockDecryptMut, BlockEncryptMut, Ke
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Aes128Gcm, Aes256Gcm, KeyInit, Nonce, Tag};
 use crypto_bigint::modular::runtime_mod::{DynResidue, DynResidueParams};
-use crypto_bigint::{Encoding, U1024, U2048};
+use crypto_bigint::{Encoding, U1024, U1536, U2048, U3072, U4096};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha1::Sha1;
@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256, Sha384, Sha512};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
-use dataplane::crypto::Key;
+use espresso_core::key::Key;
 
 use super::error::IkeError;
 use super::proposal::{DhGroup, IkeEncr, IkeInteg, IkeSuite, PrfAlg};
@@ -242,6 +242,11 @@ pub fn sha256(parts: &[&[u8]]) -> [u8; 32] {
 const MODP1024_P: &str = "ffffffffffffffffc90fdaa22168c234c4c6628b80dc1cd129024e088a67cc74020bbea63b139b22514a08798e3404ddef9519b3cd3a431b302b0a6df25f14374fe1356d6d51c245e485b576625e7ec6f44c42e9a637ed6b0bff5cb6f406b7edee386bfb5a899fa5ae9f24117c4b1fe649286651ece65381ffffffffffffffff";
 const MODP2048_P: &str = "ffffffffffffffffc90fdaa22168c234c4c6628b80dc1cd129024e088a67cc74020bbea63b139b22514a08798e3404ddef9519b3cd3a431b302b0a6df25f14374fe1356d6d51c245e485b576625e7ec6f44c42e9a637ed6b0bff5cb6f406b7edee386bfb5a899fa5ae9f24117c4b1fe649286651ece45b3dc2007cb8a163bf0598da48361c55d39a69163fa8fd24cf5f83655d23dca3ad961c62f356208552bb9ed529077096966d670c354e4abc9804f1746c08ca18217c32905e462e36ce3be39e772c180e86039b2783a2ec07a28fb5c55df06f4c52c9de2bcbf6955817183995497cea956ae515d2261898fa051015728e5a8aacaa68ffffffffffffffff";
 
+// RFC 3526 §2, §4, §5 (groups 5, 15, 16).
+const MODP1536_P: &str = "ffffffffffffffffc90fdaa22168c234c4c6628b80dc1cd129024e088a67cc74020bbea63b139b22514a08798e3404ddef9519b3cd3a431b302b0a6df25f14374fe1356d6d51c245e485b576625e7ec6f44c42e9a637ed6b0bff5cb6f406b7edee386bfb5a899fa5ae9f24117c4b1fe649286651ece45b3dc2007cb8a163bf0598da48361c55d39a69163fa8fd24cf5f83655d23dca3ad961c62f356208552bb9ed529077096966d670c354e4abc9804f1746c08ca237327ffffffffffffffff";
+const MODP3072_P: &str = "ffffffffffffffffc90fdaa22168c234c4c6628b80dc1cd129024e088a67cc74020bbea63b139b22514a08798e3404ddef9519b3cd3a431b302b0a6df25f14374fe1356d6d51c245e485b576625e7ec6f44c42e9a637ed6b0bff5cb6f406b7edee386bfb5a899fa5ae9f24117c4b1fe649286651ece45b3dc2007cb8a163bf0598da48361c55d39a69163fa8fd24cf5f83655d23dca3ad961c62f356208552bb9ed529077096966d670c354e4abc9804f1746c08ca18217c32905e462e36ce3be39e772c180e86039b2783a2ec07a28fb5c55df06f4c52c9de2bcbf6955817183995497cea956ae515d2261898fa051015728e5a8aaac42dad33170d04507a33a85521abdf1cba64ecfb850458dbef0a8aea71575d060c7db3970f85a6e1e4c7abf5ae8cdb0933d71e8c94e04a25619dcee3d2261ad2ee6bf12ffa06d98a0864d87602733ec86a64521f2b18177b200cbbe117577a615d6c770988c0bad946e208e24fa074e5ab3143db5bfce0fd108e4b82d120a93ad2caffffffffffffffff";
+const MODP4096_P: &str = "ffffffffffffffffc90fdaa22168c234c4c6628b80dc1cd129024e088a67cc74020bbea63b139b22514a08798e3404ddef9519b3cd3a431b302b0a6df25f14374fe1356d6d51c245e485b576625e7ec6f44c42e9a637ed6b0bff5cb6f406b7edee386bfb5a899fa5ae9f24117c4b1fe649286651ece45b3dc2007cb8a163bf0598da48361c55d39a69163fa8fd24cf5f83655d23dca3ad961c62f356208552bb9ed529077096966d670c354e4abc9804f1746c08ca18217c32905e462e36ce3be39e772c180e86039b2783a2ec07a28fb5c55df06f4c52c9de2bcbf6955817183995497cea956ae515d2261898fa051015728e5a8aaac42dad33170d04507a33a85521abdf1cba64ecfb850458dbef0a8aea71575d060c7db3970f85a6e1e4c7abf5ae8cdb0933d71e8c94e04a25619dcee3d2261ad2ee6bf12ffa06d98a0864d87602733ec86a64521f2b18177b200cbbe117577a615d6c770988c0bad946e208e24fa074e5ab3143db5bfce0fd108e4b82d120a92108011a723c12a787e6d788719a10bdba5b2699c327186af4e23c1a946834b6150bda2583e9ca2ad44ce8dbbbc2db04de8ef92e8efc141fbecaa6287c59474e6bc05d99b2964fa090c3a2233ba186515be7ed1f612970cee2d7afb81bdd762170481cd0069127d5b05aa993b4ea988d8fddc186ffb7dc90a6c08f4df435c934063199ffffffffffffffff";
+
 /// Private exponent length in bits for the MODP groups (RFC 3526 §8 asks for at
 /// least twice the group's strength: 2x112 for MODP-2048).
 const MODP_EXP_BITS: usize = 512;
@@ -249,8 +254,12 @@ const MODP_EXP_BITS: usize = 512;
 enum DhInner {
     Modp1024(Box<U1024>),
     Modp2048(Box<U2048>),
+    Modp1536(Box<U1536>),
+    Modp3072(Box<U3072>),
+    Modp4096(Box<U4096>),
     P256(p256::SecretKey),
     P384(p384::SecretKey),
+    P521(p521::SecretKey),
     X25519(x25519_dalek::StaticSecret),
 }
 
@@ -272,6 +281,9 @@ impl Drop for DhPrivate {
         match &mut self.inner {
             DhInner::Modp1024(x) => x.zeroize(),
             DhInner::Modp2048(x) => x.zeroize(),
+            DhInner::Modp1536(x) => x.zeroize(),
+            DhInner::Modp3072(x) => x.zeroize(),
+            DhInner::Modp4096(x) => x.zeroize(),
             // p256/p384 SecretKey and StaticSecret zeroize themselves on drop
             _ => {}
         }
@@ -328,6 +340,39 @@ impl DhPrivate {
                     public,
                 }
             }
+            DhGroup::Modp1536 => {
+                let mut b = Zeroizing::new([0u8; 192]);
+                rng.fill_bytes(&mut b[192 - MODP_EXP_BITS / 8..]);
+                let x = U1536::from_be_slice(&b[..]);
+                let public = modp_pub(MODP1536_P, &x).to_be_bytes().to_vec();
+                DhPrivate {
+                    group,
+                    inner: DhInner::Modp1536(Box::new(x)),
+                    public,
+                }
+            }
+            DhGroup::Modp3072 => {
+                let mut b = Zeroizing::new([0u8; 384]);
+                rng.fill_bytes(&mut b[384 - MODP_EXP_BITS / 8..]);
+                let x = U3072::from_be_slice(&b[..]);
+                let public = modp_pub(MODP3072_P, &x).to_be_bytes().to_vec();
+                DhPrivate {
+                    group,
+                    inner: DhInner::Modp3072(Box::new(x)),
+                    public,
+                }
+            }
+            DhGroup::Modp4096 => {
+                let mut b = Zeroizing::new([0u8; 512]);
+                rng.fill_bytes(&mut b[512 - MODP_EXP_BITS / 8..]);
+                let x = U4096::from_be_slice(&b[..]);
+                let public = modp_pub(MODP4096_P, &x).to_be_bytes().to_vec();
+                DhPrivate {
+                    group,
+                    inner: DhInner::Modp4096(Box::new(x)),
+                    public,
+                }
+            }
             DhGroup::Ecp256 => loop {
                 let mut b = Zeroizing::new([0u8; 32]);
                 rng.fill_bytes(&mut b[..]);
@@ -352,6 +397,21 @@ impl DhPrivate {
                     break DhPrivate {
                         group,
                         inner: DhInner::P384(sk),
+                        public,
+                    };
+                }
+            },
+            DhGroup::Ecp521 => loop {
+                let mut b = Zeroizing::new([0u8; 66]);
+                rng.fill_bytes(&mut b[..]);
+                b[0] &= 0x01; // 521 bits
+                if let Ok(sk) = p521::SecretKey::from_slice(&b[..]) {
+                    use p521::elliptic_curve::sec1::ToEncodedPoint;
+                    let pt = sk.public_key().to_encoded_point(false);
+                    let public = pt.as_bytes()[1..].to_vec();
+                    break DhPrivate {
+                        group,
+                        inner: DhInner::P521(sk),
                         public,
                     };
                 }
@@ -397,6 +457,21 @@ impl DhPrivate {
                 let s = modp_shared(MODP2048_P, x, &y)?;
                 Ok(Zeroizing::new(s.to_be_bytes().to_vec()))
             }
+            DhInner::Modp1536(x) => {
+                let y = U1536::from_be_slice(peer);
+                let s = modp_shared(MODP1536_P, x, &y)?;
+                Ok(Zeroizing::new(s.to_be_bytes().to_vec()))
+            }
+            DhInner::Modp3072(x) => {
+                let y = U3072::from_be_slice(peer);
+                let s = modp_shared(MODP3072_P, x, &y)?;
+                Ok(Zeroizing::new(s.to_be_bytes().to_vec()))
+            }
+            DhInner::Modp4096(x) => {
+                let y = U4096::from_be_slice(peer);
+                let s = modp_shared(MODP4096_P, x, &y)?;
+                Ok(Zeroizing::new(s.to_be_bytes().to_vec()))
+            }
             DhInner::P256(sk) => {
                 let mut sec1 = Vec::with_capacity(65);
                 sec1.push(4);
@@ -413,6 +488,15 @@ impl DhPrivate {
                 let pk = p384::PublicKey::from_sec1_bytes(&sec1)
                     .map_err(|_| IkeError::KeyExchange("P-384 point not on the curve"))?;
                 let s = p384::ecdh::diffie_hellman(sk.to_nonzero_scalar(), pk.as_affine());
+                Ok(Zeroizing::new(s.raw_secret_bytes().to_vec()))
+            }
+            DhInner::P521(sk) => {
+                let mut sec1 = Vec::with_capacity(133);
+                sec1.push(4);
+                sec1.extend_from_slice(peer);
+                let pk = p521::PublicKey::from_sec1_bytes(&sec1)
+                    .map_err(|_| IkeError::KeyExchange("P-521 point not on the curve"))?;
+                let s = p521::ecdh::diffie_hellman(sk.to_nonzero_scalar(), pk.as_affine());
                 Ok(Zeroizing::new(s.raw_secret_bytes().to_vec()))
             }
             DhInner::X25519(sk) => {
@@ -742,6 +826,10 @@ mod tests {
             DhGroup::Ecp256,
             DhGroup::Ecp384,
             DhGroup::Curve25519,
+            DhGroup::Modp1536,
+            DhGroup::Modp3072,
+            DhGroup::Modp4096,
+            DhGroup::Ecp521,
         ] {
             let a = DhPrivate::generate(g, &mut rng);
             let b = DhPrivate::generate(g, &mut rng);

@@ -221,21 +221,8 @@ pub mod proto {
     pub const ESP: u8 = 3;
 }
 
-/// Identification types (RFC 7296 §3.5).
-pub mod id_type {
-    /// ID_IPV4_ADDR.
-    pub const IPV4_ADDR: u8 = 1;
-    /// ID_FQDN.
-    pub const FQDN: u8 = 2;
-    /// ID_RFC822_ADDR.
-    pub const RFC822_ADDR: u8 = 3;
-    /// ID_IPV6_ADDR.
-    pub const IPV6_ADDR: u8 = 5;
-    /// ID_DER_ASN1_DN.
-    pub const DER_ASN1_DN: u8 = 9;
-    /// ID_KEY_ID.
-    pub const KEY_ID: u8 = 11;
-}
+/// Identification types (the configuration's `Identity` encodes itself with them).
+pub use espresso_core::config::ike::id_type;
 
 /// Authentication method: Shared Key Message Integrity Code.
 pub const AUTH_PSK: u8 = 2;

@@ -44,80 +44,14 @@ impl IkeSa {
         let (Some(keys), Some(suite)) = (&self.keys, self.suite) else {
             return;
         };
-        let Some(auth) = p.auth else {
-            ctx.free_child_spi(pc.inbound_spi);
-            let code = p.error_notify().unwrap_or(notify::INVALID_SYNTAX);
-            if code == notify::AUTHENTICATION_FAILED {
-                ctx.event(Event::AuthFailed {
-                    conn: self.conn.name.clone(),
-                    peer: self.remote,
-                    reason: "peer rejected our authentication (AUTHENTICATION_FAILED): PSK or IDs differ".into(),
-                });
+        let rid = match self.verify_responder(ctx, p, keys, suite) {
+            Ok(rid) => rid,
+            Err(e) => {
+                ctx.free_child_spi(pc.inbound_spi);
+                self.fail(ctx, e);
+                return;
             }
-            self.fail(
-                ctx,
-                IkeError::PeerError {
-                    code,
-                    name: notify::name(code),
-                },
-            );
-            return;
         };
-        let Some(idr) = p.idr else {
-            ctx.free_child_spi(pc.inbound_spi);
-            self.fail(
-                ctx,
-                IkeError::Missing {
-                    exchange: "IKE_AUTH",
-                    payload: "IDr",
-                },
-            );
-            return;
-        };
-        let rid = Identity::from_payload(idr.id_type, idr.data);
-        if !id_matches(&self.conn.remote_id, &rid) {
-            ctx.free_child_spi(pc.inbound_spi);
-            let reason = format!(
-                "peer identity {} is not the configured {}",
-                rid.as_ref()
-                    .map(|i| i.to_string())
-                    .unwrap_or_else(|| format!("(type {})", idr.id_type)),
-                self.conn
-                    .remote_id
-                    .as_ref()
-                    .map(|i| i.to_string())
-                    .unwrap_or_default()
-            );
-            ctx.event(Event::AuthFailed {
-                conn: self.conn.name.clone(),
-                peer: self.remote,
-                reason: reason.clone(),
-            });
-            self.fail(ctx, IkeError::AuthFailed(reason));
-            return;
-        }
-        let want = crypto::psk_auth(
-            suite.prf,
-            self.conn.psk.bytes(),
-            &self.init_resp,
-            &self.ni,
-            keys.sk_pr.bytes(),
-            idr.body,
-        );
-        if auth.method != wire::AUTH_PSK || !crypto::ct_eq(&want, auth.data) {
-            ctx.free_child_spi(pc.inbound_spi);
-            let reason = format!(
-                "AUTH payload of the peer does not verify (method {}): pre-shared keys differ",
-                auth.method
-            );
-            ctx.event(Event::AuthFailed {
-                conn: self.conn.name.clone(),
-                peer: self.remote,
-                reason: reason.clone(),
-            });
-            self.fail(ctx, IkeError::AuthFailed(reason));
-            return;
-        }
         self.remote_id = rid;
         self.established(ctx, now);
         self.dh = None;
@@ -138,6 +72,80 @@ impl IkeSa {
                 });
             }
         }
+    }
+
+    /// Checks the responder's IKE_AUTH answer: an AUTH payload (else the
+    /// peer's error notify), IDr, the configured remote identity, and the
+    /// AUTH value for our PSK. Failed authentication is reported as an
+    /// event; the error ends the attempt.
+    fn verify_responder(
+        &self,
+        ctx: &mut Ctx,
+        p: &Payloads<'_>,
+        keys: &IkeKeys,
+        suite: IkeSuite,
+    ) -> Result<Option<Identity>, IkeError> {
+        let Some(auth) = p.auth else {
+            let code = p.error_notify().unwrap_or(notify::INVALID_SYNTAX);
+            if code == notify::AUTHENTICATION_FAILED {
+                ctx.event(Event::AuthFailed {
+                    conn: self.conn.name.clone(),
+                    peer: self.remote,
+                    reason: "peer rejected our authentication (AUTHENTICATION_FAILED): PSK or IDs differ".into(),
+                });
+            }
+            return Err(IkeError::PeerError {
+                code,
+                name: notify::name(code),
+            });
+        };
+        let Some(idr) = p.idr else {
+            return Err(IkeError::Missing {
+                exchange: "IKE_AUTH",
+                payload: "IDr",
+            });
+        };
+        let rid = Identity::from_payload(idr.id_type, idr.data);
+        if !id_matches(&self.conn.remote_id, &rid) {
+            let reason = format!(
+                "peer identity {} is not the configured {}",
+                rid.as_ref()
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| format!("(type {})", idr.id_type)),
+                self.conn
+                    .remote_id
+                    .as_ref()
+                    .map(|i| i.to_string())
+                    .unwrap_or_default()
+            );
+            return Err(self.auth_failed(ctx, reason));
+        }
+        let want = crypto::psk_auth(
+            suite.prf,
+            self.conn.psk.bytes(),
+            &self.init_resp,
+            &self.ni,
+            keys.sk_pr.bytes(),
+            idr.body,
+        );
+        if auth.method != wire::AUTH_PSK || !crypto::ct_eq(&want, auth.data) {
+            let reason = format!(
+                "AUTH payload of the peer does not verify (method {}): pre-shared keys differ",
+                auth.method
+            );
+            return Err(self.auth_failed(ctx, reason));
+        }
+        Ok(rid)
+    }
+
+    /// Reports failed authentication; the error to end the attempt with.
+    fn auth_failed(&self, ctx: &mut Ctx, reason: String) -> IkeError {
+        ctx.event(Event::AuthFailed {
+            conn: self.conn.name.clone(),
+            peer: self.remote,
+            reason: reason.clone(),
+        });
+        IkeError::AuthFailed(reason)
     }
 
     pub(super) fn child_refused(&mut self, ctx: &mut Ctx, code: u16) {
@@ -184,60 +192,21 @@ impl IkeSa {
         let idr_req = p
             .idr
             .and_then(|r| Identity::from_payload(r.id_type, r.data));
-        let mut chosen = None;
-        let mut reason = format!(
-            "no connection for peer identity {}",
-            peer_id
-                .as_ref()
-                .map(|i| i.to_string())
-                .unwrap_or_else(|| format!("(type {})", idi.id_type))
-        );
-        for c in self.candidates.iter() {
-            if !id_matches(&c.remote_id, &peer_id) {
-                continue;
+        let chosen = self.choose_auth_connection(keys, suite, idi, auth, &peer_id, &idr_req);
+        let conn = match chosen {
+            Ok(conn) => conn,
+            Err(reason) => {
+                ctx.event(Event::AuthFailed {
+                    conn: self.conn.name.clone(),
+                    peer: self.remote,
+                    reason: reason.clone(),
+                });
+                let mut pw = PayloadWriter::new();
+                pw.notify(0, &[], notify::AUTHENTICATION_FAILED, &[]);
+                self.respond(ctx, exchange::IKE_AUTH, msg_id, &pw);
+                self.fail(ctx, IkeError::AuthFailed(reason));
+                return;
             }
-            if let (Some(want), Some(l)) = (&idr_req, &c.local_id) {
-                if want != l {
-                    reason = format!("peer asks for identity {want}, we are {l}");
-                    continue;
-                }
-            }
-            if !c
-                .ike_proposals
-                .iter()
-                .any(|pr| match_xforms(&pr.xforms(), &suite.xforms(), false).is_some())
-            {
-                reason = format!("connection {:?} does not allow {suite}", c.name);
-                continue;
-            }
-            let want = crypto::psk_auth(
-                suite.prf,
-                c.psk.bytes(),
-                &self.init_req,
-                &self.nr,
-                keys.sk_pi.bytes(),
-                idi.body,
-            );
-            if auth.method == wire::AUTH_PSK && crypto::ct_eq(&want, auth.data) {
-                chosen = Some(c.clone());
-                break;
-            }
-            reason = format!(
-                "AUTH of peer {} does not verify: pre-shared keys differ",
-                peer_id.as_ref().map(|i| i.to_string()).unwrap_or_default()
-            );
-        }
-        let Some(conn) = chosen else {
-            ctx.event(Event::AuthFailed {
-                conn: self.conn.name.clone(),
-                peer: self.remote,
-                reason: reason.clone(),
-            });
-            let mut pw = PayloadWriter::new();
-            pw.notify(0, &[], notify::AUTHENTICATION_FAILED, &[]);
-            self.respond(ctx, exchange::IKE_AUTH, msg_id, &pw);
-            self.fail(ctx, IkeError::AuthFailed(reason));
-            return;
         };
         if self.half_open_counted {
             self.half_open_counted = false;
@@ -268,5 +237,61 @@ impl IkeSa {
             self.responder_child(ctx, p, &ni, Some(&nr), true, None, &mut pw, now);
         }
         self.respond(ctx, exchange::IKE_AUTH, msg_id, &pw);
+    }
+
+    /// The responder's connection choice in IKE_AUTH: the first candidate
+    /// whose remote identity, requested local identity (IDr), IKE suite and
+    /// PSK (the AUTH value verifies) fit; else why the last one did not.
+    fn choose_auth_connection(
+        &self,
+        keys: &IkeKeys,
+        suite: IkeSuite,
+        idi: wire::IdView<'_>,
+        auth: wire::AuthView<'_>,
+        peer_id: &Option<Identity>,
+        idr_req: &Option<Identity>,
+    ) -> Result<Arc<Connection>, String> {
+        let mut reason = format!(
+            "no connection for peer identity {}",
+            peer_id
+                .as_ref()
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| format!("(type {})", idi.id_type))
+        );
+        for c in self.candidates.iter() {
+            if !id_matches(&c.remote_id, peer_id) {
+                continue;
+            }
+            if let (Some(want), Some(l)) = (idr_req, &c.local_id) {
+                if want != l {
+                    reason = format!("peer asks for identity {want}, we are {l}");
+                    continue;
+                }
+            }
+            if !c
+                .ike_proposals
+                .iter()
+                .any(|pr| match_xforms(&pr.xforms(), &suite.xforms(), false).is_some())
+            {
+                reason = format!("connection {:?} does not allow {suite}", c.name);
+                continue;
+            }
+            let want = crypto::psk_auth(
+                suite.prf,
+                c.psk.bytes(),
+                &self.init_req,
+                &self.nr,
+                keys.sk_pi.bytes(),
+                idi.body,
+            );
+            if auth.method == wire::AUTH_PSK && crypto::ct_eq(&want, auth.data) {
+                return Ok(c.clone());
+            }
+            reason = format!(
+                "AUTH of peer {} does not verify: pre-shared keys differ",
+                peer_id.as_ref().map(|i| i.to_string()).unwrap_or_default()
+            );
+        }
+        Err(reason)
     }
 }
