@@ -6,7 +6,8 @@
 #      workspace crate, discovered (cargo bench -p CRATE --bench NAME);
 #   2. end-to-end benchmarks in network namespaces: bench/e2e/*.sh (root).
 # Usage: scripts/bench.sh [--report] [--micro-only | --e2e-only] [FILTER]
-#   FILTER: run only benchmarks whose name contains it.
+#   FILTER: run only benchmarks whose name contains it; several filters are
+#   separated by commas (sad,esp_vs_dpdk,iperf).
 #   --report: also write bench/results/REPORT.md (tables, SVG charts in
 #   bench/results/report/, machine, commit, commands; bench_report) and
 #   regenerate the README's benchmark table from it; the raw outputs stay in
@@ -23,12 +24,22 @@ while [ $# -gt 0 ]; do
     --micro-only) MODE=micro; shift ;;
     --e2e-only) MODE=e2e; shift ;;
     --report) REPORT=1; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) break ;;
   esac
 done
 FILTER="${1:-}"
+# True if the benchmark named $1 is selected by FILTER.
+selected() {
+  [ -z "$FILTER" ] && return 0
+  local f
+  IFS=, read -ra fs <<<"$FILTER"
+  for f in "${fs[@]}"; do
+    [[ "$1" == *"$f"* ]] && return 0
+  done
+  return 1
+}
 scripts/setup.sh
 if [ "$REPORT" = 1 ]; then
   OUT=bench/results/raw
@@ -51,6 +62,7 @@ put hypervisor "$(lscpu | sed -nE 's/^Hypervisor vendor: *//p')"
 put memory "$(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
 put kernel "$(uname -r)"
 put load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
+put selection "${FILTER:-every benchmark}"
 put rustc "$(rustc --version)"
 put dpdk "$(dpkg-query -W -f='${Version}' dpdk 2>/dev/null || echo '?')"
 put ipsec_mb "$(dpkg-query -W -f='${Version}' libipsec-mb1 2>/dev/null || echo '?')"
@@ -65,7 +77,7 @@ if [ "$MODE" != e2e ]; then
     for b in "$dir"/benches/*.rs; do
       [ -e "$b" ] || continue
       name=$(basename "$b" .rs)
-      [ -z "$FILTER" ] || [[ "$pkg/$name" == *"$FILTER"* ]] || continue
+      selected "$pkg/$name" || continue
       LIST+=("micro:$name:cargo bench -p $pkg --bench $name")
     done
   done
@@ -75,7 +87,7 @@ if [ "$MODE" != micro ]; then
     name=$(basename "$s" .sh)
     # dpdk_secgw.sh is the reference half of dpdk_esp.sh, not a benchmark of its own.
     [ "$name" = dpdk_secgw ] && continue
-    [ -z "$FILTER" ] || [[ "$s" == *"$FILTER"* ]] || continue
+    selected "$s" || continue
     LIST+=("e2e:$name:bash $s")
   done
 fi

@@ -251,6 +251,7 @@ fn run(a: &Args) -> Result<(), String> {
         ("date", "started (UTC)"),
         ("finished", "finished (UTC)"),
         ("commit", "commit"),
+        ("selection", "benchmarks selected (bench.sh FILTER)"),
         ("cpu", "CPU"),
         ("cpu_family", "CPU family / model"),
         ("vcpus", "vCPUs"),
