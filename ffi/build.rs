@@ -10,6 +10,9 @@ use std::env;
 use std::path::PathBuf;
 
 fn main() {
+    if env::var_os("CARGO_FEATURE_IPSEC_MB").is_some() {
+        build_ipsec_mb();
+    }
     println!("cargo:rerun-if-changed=shim/shim.c");
     println!("cargo:rerun-if-changed=shim/shim.h");
     println!("cargo:rerun-if-changed=build.rs");
@@ -115,6 +118,54 @@ fn main() {
         .expect("bindgen over the DPDK headers failed");
 
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("dpdk_bindings.rs");
+    bindings
+        .write_to_file(&out)
+        .expect("cannot write the bindings to OUT_DIR");
+}
+
+/// Feature `ipsec-mb`: Intel's multi-buffer crypto library (intel-ipsec-mb
+/// 1.3, Debian `libipsec-mb-dev`: header `intel-ipsec-mb.h`, library
+/// `libIPSec_MB`), its C shim (`shim/imb_shim.c`: the macro API as functions)
+/// and bindgen over the job structure and enums.
+fn build_ipsec_mb() {
+    println!("cargo:rerun-if-changed=shim/imb_shim.c");
+    println!("cargo:rerun-if-changed=shim/imb_shim.h");
+    println!("cargo:rustc-link-lib=dylib=IPSec_MB");
+
+    cc::Build::new()
+        .file("shim/imb_shim.c")
+        // The library is built with LINUX defined (64-byte aligned key structures).
+        .define("LINUX", None)
+        .define("NO_COMPAT_IMB_API_053", None)
+        .opt_level(3)
+        .warnings(true)
+        .compile("espresso_imb_shim");
+
+    let bindings = bindgen::Builder::default()
+        .header("shim/imb_shim.h")
+        .clang_arg("-Ishim")
+        .clang_arg("-DLINUX")
+        // No pre-0.53 compatibility macros (they rename fields such as `u.GCM`).
+        .clang_arg("-DNO_COMPAT_IMB_API_053")
+        .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
+        .allowlist_function("espresso_imb_.*")
+        .allowlist_type("IMB_JOB|IMB_MGR|gcm_key_data")
+        .allowlist_type("IMB_(ARCH|CIPHER_MODE|CIPHER_DIRECTION|HASH_ALG|CHAIN_ORDER|KEY_SIZE_BYTES|STATUS|SGL_STATE)")
+        .opaque_type("IMB_MGR")
+        .blocklist_type("max_align_t")
+        .derive_default(true)
+        .derive_debug(false)
+        .layout_tests(true)
+        .generate_comments(false)
+        .prepend_enum_name(false)
+        .generate()
+        .unwrap_or_else(|e| {
+            panic!(
+                "bindgen over intel-ipsec-mb.h failed (feature ipsec-mb needs Debian \
+                 libipsec-mb-dev): {e}"
+            )
+        });
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("imb_bindings.rs");
     bindings
         .write_to_file(&out)
         .expect("cannot write the bindings to OUT_DIR");

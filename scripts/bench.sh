@@ -5,22 +5,71 @@
 #   1. criterion micro-benchmarks: every benches/*.rs target of every
 #      workspace crate, discovered (cargo bench -p CRATE --bench NAME);
 #   2. end-to-end benchmarks in network namespaces: bench/e2e/*.sh (root).
-# Usage: scripts/bench.sh [--micro-only | --e2e-only] [FILTER]
-#   FILTER: run only benchmarks whose name contains it.
+# Usage: scripts/bench.sh [--report] [--micro-only | --e2e-only] [FILTER]
+#   FILTER: run only benchmarks whose name contains it; several filters are
+#   separated by commas (sad,esp_vs_dpdk,iperf).
+#   --report: also write bench/results/REPORT.md (tables, SVG charts in
+#   bench/results/report/, machine, commit, commands; bench_report) and
+#   regenerate the README's benchmark table from it; the raw outputs stay in
+#   bench/results/raw/.
+# Every benchmark's progress is shown ([k/N], elapsed time); the summary
+# lists every ratio line of every benchmark. The exit status is 1 if any
+# benchmark failed (each failure is named), 0 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=all
-case "${1:-}" in
-  --micro-only) MODE=micro; shift ;;
-  --e2e-only) MODE=e2e; shift ;;
-esac
+REPORT=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --micro-only) MODE=micro; shift ;;
+    --e2e-only) MODE=e2e; shift ;;
+    --report) REPORT=1; shift ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -*) echo "unknown option $1" >&2; exit 2 ;;
+    *) break ;;
+  esac
+done
 FILTER="${1:-}"
+# True if the benchmark named $1 is selected by FILTER.
+selected() {
+  [ -z "$FILTER" ] && return 0
+  local f
+  IFS=, read -ra fs <<<"$FILTER"
+  for f in "${fs[@]}"; do
+    [[ "$1" == *"$f"* ]] && return 0
+  done
+  return 1
+}
 scripts/setup.sh
-OUT=$(mktemp -d /tmp/espresso-bench.XXXX)
-trap 'rm -rf "$OUT"' EXIT
+if [ "$REPORT" = 1 ]; then
+  OUT=bench/results/raw
+  rm -rf "$OUT"
+  mkdir -p "$OUT"
+else
+  OUT=$(mktemp -d /tmp/espresso-bench.XXXX)
+  trap 'rm -rf "$OUT"' EXIT
+fi
+ENV="$OUT/run.env"
+: >"$ENV"
+put() { printf '%s=%s\n' "$1" "$2" >>"$ENV"; }
+put date "$(date -u +%FT%TZ)"
+put commit "$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+put cpu "$(lscpu | sed -nE 's/^Model name: *//p')"
+put cpu_family "$(lscpu | sed -nE 's/^CPU family: *//p') / $(lscpu | sed -nE 's/^Model: *//p')"
+put vcpus "$(nproc)"
+put flags "$(grep -o -w 'aes\|vaes\|vpclmulqdq\|avx2\|avx512f\|avx512bw\|avx512vl\|sha_ni\|pclmulqdq' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+put hypervisor "$(lscpu | sed -nE 's/^Hypervisor vendor: *//p')"
+put memory "$(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
+put kernel "$(uname -r)"
+put load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
+put selection "${FILTER:-every benchmark}"
+put rustc "$(rustc --version)"
+put dpdk "$(dpkg-query -W -f='${Version}' dpdk 2>/dev/null || echo '?')"
+put ipsec_mb "$(dpkg-query -W -f='${Version}' libipsec-mb1 2>/dev/null || echo '?')"
 
+# The benchmarks to run: "kind:name:command".
+LIST=()
 if [ "$MODE" != e2e ]; then
-  echo "== criterion micro-benchmarks =="
   for toml in */Cargo.toml; do
     dir=$(dirname "$toml")
     [ -d "$dir/benches" ] || continue
@@ -28,25 +77,67 @@ if [ "$MODE" != e2e ]; then
     for b in "$dir"/benches/*.rs; do
       [ -e "$b" ] || continue
       name=$(basename "$b" .rs)
-      [ -z "$FILTER" ] || [[ "$pkg/$name" == *"$FILTER"* ]] || continue
-      echo "-- cargo bench -p $pkg --bench $name"
-      cargo bench -p "$pkg" --bench "$name" 2>&1 | tee "$OUT/micro_$name.log" \
-        | grep -E "^[A-Za-z0-9_./ -]+: ours " || true
+      selected "$pkg/$name" || continue
+      LIST+=("micro:$name:cargo bench -p $pkg --bench $name")
     done
   done
 fi
-
 if [ "$MODE" != micro ]; then
-  echo "== end-to-end (network namespaces) =="
-  cargo build --release -p espresso-dataplane -p espresso-control -p espresso-bench --bins 2>&1 | tail -n 1
-  export ESPRESSO_TARGET="${CARGO_TARGET_DIR:-target}/release"
   for s in bench/e2e/*.sh; do
-    [ -z "$FILTER" ] || [[ "$s" == *"$FILTER"* ]] || continue
-    echo "-- $s"
-    bash "$s" 2>"$OUT/$(basename "$s").err" | tee "$OUT/$(basename "$s").out" \
-      || { echo "$s failed:"; tail -n 20 "$OUT/$(basename "$s").err"; }
+    name=$(basename "$s" .sh)
+    # dpdk_secgw.sh is the reference half of dpdk_esp.sh, not a benchmark of its own.
+    [ "$name" = dpdk_secgw ] && continue
+    selected "$s" || continue
+    LIST+=("e2e:$name:bash $s")
   done
 fi
+N=${#LIST[@]}
+[ "$N" -gt 0 ] || { echo "no benchmark matches '$FILTER'" >&2; exit 2; }
 
-echo "== summary =="
-cat "$OUT"/*.out "$OUT"/micro_*.log 2>/dev/null | grep -E ": ours .*, (reference|dpdk) .*, ratio " || true
+if [ "$MODE" != micro ]; then
+  echo "== building release binaries for the end-to-end benchmarks =="
+  cargo build --release -p espresso-dataplane -p espresso-control -p espresso-bench --bins 2>&1 | tail -n 1
+  export ESPRESSO_TARGET="${CARGO_TARGET_DIR:-target}/release"
+fi
+
+failed=()
+t_all=$(date +%s)
+k=0
+for item in "${LIST[@]}"; do
+  k=$((k + 1))
+  kind=${item%%:*}; rest=${item#*:}; name=${rest%%:*}; cmd=${rest#*:}
+  put "cmd_$name" "$cmd"
+  put command "$cmd"
+  echo "== [$k/$N] $name: $cmd (started $(date +%T), $(( $(date +%s) - t_all )) s into the run) =="
+  t0=$(date +%s)
+  # The benchmark's own lines go to the terminal as they come (long runs
+  # show progress); stdout is kept for the summary and the report.
+  if bash -c "$cmd" 2>"$OUT/$name.err" | tee "$OUT/$name.out"; then
+    echo "-- $name done in $(( $(date +%s) - t0 )) s"
+  else
+    echo "-- $name FAILED after $(( $(date +%s) - t0 )) s; last lines of its stderr:"
+    tail -n 20 "$OUT/$name.err"
+    failed+=("$name")
+  fi
+  put "secs_$name" "$(( $(date +%s) - t0 ))"
+done
+put load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
+put finished "$(date -u +%FT%TZ)"
+put failed "${failed[*]:-}"
+
+echo "== summary: every ratio line =="
+for item in "${LIST[@]}"; do
+  rest=${item#*:}; name=${rest%%:*}
+  grep -E ": ours [0-9.]+.*, ratio [0-9.]+" "$OUT/$name.out" 2>/dev/null | sed "s/^/[$name] /" || true
+done
+
+if [ "$REPORT" = 1 ]; then
+  cargo build --release -q -p espresso-bench --bin bench_report
+  "${CARGO_TARGET_DIR:-target}/release/bench_report" --raw "$OUT" --out bench/results/REPORT.md --readme README.md
+fi
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED benchmarks: ${failed[*]}"
+  exit 1
+fi
+echo "all $N benchmarks ran in $(( $(date +%s) - t_all )) s"

@@ -10,13 +10,24 @@
 #
 # Prints per suite, operation and inner packet size:
 #   esp encap aes-cbc-128+sha256-128 64B (CPU time): ours X Mops, dpdk aesni_mb Y Mops, ratio Z
-# Each figure is the best of K trials; ratio > 1 means ours is faster.
+# X and Y are the best of K trials (min CPU time); the same line carries the
+# medians and the figures with every harness cost included. Ratio > 1 means
+# ours is faster.
 #
 # Time is the CPU time of the one thread doing the work (the machine is
 # shared): CLOCK_THREAD_CPUTIME_ID inside esp_mops; for DPDK the worker lcore
 # thread (rte-worker-1) from /proc/PID/task/TID/schedstat, read by the
 # thread_cpu bench binary once the thread sleeps again after the test. Same
 # method as bench/e2e/crypto_perf_ref.sh (which samples /proc stat ticks).
+#
+# Both sides without their harness (the headline figures): ours without
+# putting the packets back into their buffers (esp_mops times that alone and
+# subtracts it); DPDK without its warm-up (crypto-perf calls
+# rte_cryptodev_enqueue_burst(NULL, 0) total-ops times on the worker before
+# its clock starts): dpdk_warmup.c does exactly that warm-up on the same
+# device and lcore, its worker CPU time (also by thread_cpu) is subtracted
+# trial by trial. "everything included" figures keep both harnesses in (ours
+# with the buffer reset, DPDK with warm-up and worker start-up).
 #
 # Same crypto work on both sides: DPDK's buffer size is the number of bytes
 # our encap encrypts for that inner size (inner packet + ESP padding + 2,
@@ -36,8 +47,8 @@
 set -euo pipefail
 
 sizes=64,512,1420
-ops=4000000
-trials=2
+ops=2000000
+trials=3
 suites=aes-gcm-128,aes-gcm-256,chacha20-poly1305,aes-cbc-128+sha1-96,aes-cbc-128+sha256-128,aes-cbc-256+sha256-128,aes-cbc-256+sha384-192,aes-cbc-256+sha512-256,null+sha256-128
 opsel="encap decap"
 while [ $# -gt 0 ]; do
@@ -66,6 +77,13 @@ cpu_bin=$bin/thread_cpu
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+
+# The warm-up-only DPDK program (see dpdk_warmup.c).
+warm_bin=$tmp/dpdk_warmup
+# shellcheck disable=SC2046
+cc -O2 $(pkg-config --cflags libdpdk) "$root/bench/e2e/dpdk_warmup.c" \
+    $(pkg-config --libs libdpdk) -o "$warm_bin" ||
+    { echo "cannot build dpdk_warmup.c (needs libdpdk-dev, pkg-config, cc)" >&2; exit 1; }
 
 # Random test vectors for DPDK's verify runs (global section only).
 vec=$tmp/vectors.data
@@ -121,10 +139,30 @@ dpdk_op() {
     esac
 }
 
-# One DPDK run: dpdk_run OPS BUFSZ ARGS...; prints "wall_mops cpu_mops".
+# Worker CPU time (ns) of thread_cpu's report in FILE, or nothing if the
+# reading may have missed the end of the run.
+worker_ns() {
+    local ns= seen=
+    read -r ns seen < <(sed -nE 's/^thread_cpu: [^ ]+ ([0-9]+) ns \(asleep after running: ([a-z]+)\).*/\1 \2/p' "$1") || true
+    [ "${seen:-}" = yes ] && echo "$ns"
+    return 0
+}
+
+# The warm-up alone for OPS ops: prints the worker's CPU time in ns.
+dpdk_warmup_ns() {
+    "$cpu_bin" rte-worker-1 -- "$warm_bin" --no-huge -m 512 --no-pci --no-shconf -l 0,1 \
+        --vdev crypto_aesni_mb --log-level=lib.eal:warning -- --devtype crypto_aesni_mb \
+        --total-ops "$1" >"$tmp/warm.out" 2>&1 || { cat "$tmp/warm.out" >&2; return 1; }
+    worker_ns "$tmp/warm.out"
+}
+
+# One DPDK run: dpdk_run OPS BUFSZ ARGS...; prints
+# "wall_mops cpu_mops cpu_mops_with_warmup" (0 where the CPU reading failed).
 dpdk_run() {
     local n=$1 bufsz=$2
     shift 2
+    local wns
+    wns=$(dpdk_warmup_ns "$n") || return 1
     # thread_cpu runs the command and reports the CPU time of its worker
     # lcore thread (lcore 1 runs the test; lcore 0, the main one, waits).
     # shellcheck disable=SC2068
@@ -133,26 +171,29 @@ dpdk_run() {
         --silent --ptest throughput --devtype crypto_aesni_mb --burst-sz 32 \
         --buffer-sz "$bufsz" --total-ops "$n" --csv-friendly $@ >"$tmp/dpdk.out" 2>&1 ||
         { cat "$tmp/dpdk.out" >&2; return 1; }
-    local ns= seen=
-    read -r ns seen < <(sed -nE 's/^thread_cpu: [^ ]+ ([0-9]+) ns \(asleep after running: ([a-z]+)\).*/\1 \2/p' "$tmp/dpdk.out") || true
-    if [ "${seen:-}" != yes ]; then
+    local ns
+    ns=$(worker_ns "$tmp/dpdk.out")
+    if [ -z "$ns" ] || [ -z "$wns" ]; then
         # The process ended before the worker was seen asleep after its
         # test: the reading may miss the end, so it is not used.
-        echo "warning: $* ${bufsz}B: DPDK worker CPU time not read after its test; trial's CPU figure dropped" >&2
-        ns=0
+        echo "warning: $* ${bufsz}B: DPDK worker CPU time not read after its test or warm-up; trial's CPU figure dropped" >&2
+        ns=0 wns=0
     fi
     # CSV: lcore,buf,burst,enq,deq,failed enq,failed deq,Mops,Gbps,cycles/buf
     local line
     line=$(grep -E "^ *1,$bufsz,32," "$tmp/dpdk.out" | tail -1)
     [ -n "$line" ] || { cat "$tmp/dpdk.out" >&2; return 1; }
-    awk -F, -v ns="${ns:-0}" -v ops="$n" \
-        '{ cpu = (ns > 0) ? ops / (ns / 1e9) / 1e6 : 0; printf "%s %.3f\n", $8 + 0, cpu }' <<<"$line"
+    awk -F, -v ns="${ns:-0}" -v wns="${wns:-0}" -v ops="$n" '{
+        cpu = (ns > wns && ns > 0) ? ops / ((ns - wns) / 1e9) / 1e6 : 0
+        incl = (ns > 0) ? ops / (ns / 1e9) / 1e6 : 0
+        printf "%s %.3f %.3f\n", $8 + 0, cpu, incl }' <<<"$line"
 }
 
-# One run of ours: ours_run SUITE OP SIZE OPS; prints "wall_mops cpu_mops backend".
+# One run of ours: ours_run SUITE OP SIZE OPS; prints
+# "wall_mops cpu_mops cpu_mops_with_reset backend".
 ours_run() {
     "$ours_bin" --suite "$1" --op "$2" --sizes "$3" --ops "$4" --trials 1 |
-        sed -E 's/.*: ([0-9.]+) Mops \(by CPU time ([0-9.]+) Mops.* backend (.*)/\1 \2 \3/'
+        sed -E 's/.*: ([0-9.]+) Mops \(by CPU time ([0-9.]+) Mops; buffer reset included ([0-9.]+) Mops\) backend (.*)/\1 \2 \3 \4/'
 }
 
 ops_for() {
@@ -165,9 +206,15 @@ ops_for() {
     esac
 }
 
-max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b) ? a : b }'; }
+# best LIST / median LIST: of whitespace-separated numbers (0 = failed reading, ignored).
+best() { tr ' ' '\n' <<<"$*" | awk '$1 > 0' | sort -g | tail -1; }
+median() {
+    tr ' ' '\n' <<<"$*" | awk '$1 > 0' | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 
 echo "# $(date -u +%FT%TZ) $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# CPU: $(lscpu | sed -nE 's/^Model name: *//p') (family $(lscpu | sed -nE 's/^CPU family: *//p') model $(lscpu | sed -nE 's/^Model: *//p'))"
 echo "# dpdk-test-crypto-perf $(dpkg-query -W -f='${Version}' dpdk 2>/dev/null || echo '?') crypto_aesni_mb; ops=$ops at 64 B, trials=$trials, burst 32"
 for suite in ${suites//,/ }; do
     dpdk_suite "$suite"
@@ -183,20 +230,23 @@ for suite in ${suites//,/ }; do
         dop=$(dpdk_op "$op")
         for size in ${sizes//,/ }; do
             n=$(ops_for "$size")
-            dw=0 dc=0 ow=0 oc=0 backend=
+            dws= dcs= dis= ows= ocs= ois= backend=
             for _ in $(seq "$trials"); do
-                w= c=
-                read -r w c < <(dpdk_run "$n" "${bufsz[$size]}" $d_args $dop) || true
+                w= c= i=
+                read -r w c i < <(dpdk_run "$n" "${bufsz[$size]}" $d_args $dop) || true
                 [ -n "$c" ] || { echo "dpdk-test-crypto-perf failed: $suite $op ${size}B" >&2; exit 1; }
-                dw=$(max "$dw" "$w"); dc=$(max "$dc" "$c")
-                w= c=
-                read -r w c backend < <(ours_run "$suite" "$op" "$size" "$n") || true
+                dws+=" $w" dcs+=" $c" dis+=" $i"
+                w= c= i=
+                read -r w c i backend < <(ours_run "$suite" "$op" "$size" "$n") || true
                 [ -n "$c" ] || { echo "esp_mops failed: $suite $op ${size}B" >&2; exit 1; }
-                ow=$(max "$ow" "$w"); oc=$(max "$oc" "$c")
+                ows+=" $w" ocs+=" $c" ois+=" $i"
             done
-            echo "# $op $suite ${size}B: ours backend $backend, dpdk buffer ${bufsz[$size]} B, ops $n; wall clock (ours incl. buffer reset): ours $ow Mops, dpdk $dw Mops"
-            awk -v op="$op" -v su="$suite" -v s="$size" -v oc="$oc" -v dc="$dc" 'BEGIN {
-                if (dc > 0) printf "esp %s %s %sB (CPU time): ours %.2f Mops, dpdk aesni_mb %.2f Mops, ratio %.2f\n", op, su, s, oc, dc, oc / dc
+            echo "# $op $suite ${size}B: ours backend $backend, dpdk buffer ${bufsz[$size]} B, ops $n; wall clock (ours incl. buffer reset, dpdk's own clock): ours $(best $ows) Mops, dpdk $(best $dws) Mops"
+            awk -v op="$op" -v su="$suite" -v s="$size" \
+                -v oc="$(best $ocs)" -v dc="$(best $dcs)" -v om="$(median $ocs)" -v dm="$(median $dcs)" \
+                -v oi="$(best $ois)" -v di="$(best $dis)" -v k="$trials" 'BEGIN {
+                if (dc > 0 && dm > 0 && di > 0)
+                    printf "esp %s %s %sB (CPU time): ours %.2f Mops, dpdk aesni_mb %.2f Mops, ratio %.2f (median of %d: ours %.2f, dpdk %.2f, ratio %.2f; everything included: ours %.2f, dpdk %.2f, ratio %.2f)\n", op, su, s, oc, dc, oc / dc, k, om, dm, om / dm, oi, di, oi / di
                 else printf "esp %s %s %sB: no DPDK CPU time read\n", op, su, s
             }'
         done

@@ -1,17 +1,30 @@
 #!/usr/bin/env bash
-# iperf3 TCP Gbps hA -> hB through the gateway pair, same topology and run:
-#   ESP (AES-128-GCM) through espresso  vs  cleartext (bypass policy) through
-#   the same espresso dataplanes  vs  kernel forwarding (offloads off).
-# ESP and cleartext runs alternate REPS times (the machine is shared and
-# noisy); each figure is the mean of its runs. The first ESP run of a
-# namespace pair includes path MTU discovery (a few ICMP "fragmentation
-# needed" and retransmits at its start).
-# Env: DUR (iperf3 seconds, default 10), REPS (default 2).
+# iperf3 TCP Gbps hA -> hB through the gateway pair (nsl_topo_pair: hA — gwA
+# — wan — gwB — hB, offloads off on the gateways), four contenders in one run
+# through the same namespaces, rounds alternating (the machine is shared and
+# noisy):
+#   esp      ESP AES-128-GCM tunnel through espresso's dataplanes
+#   clear    cleartext (bypass policy) through the same espresso dataplanes
+#   kernel   kernel forwarding on the gateways (no IPsec)
+#   swan     a strongSwan 5.9.8 pair (charon + kernel-libipsec, userspace ESP,
+#            IKEv2 PSK, ESP AES-128-GCM-16 in UDP 4500 as libipsec always
+#            does), the recipe of /work/shared/docs/interop/strongswan-notes.md
+# Each figure is the median of its rounds (all rounds are printed). A run
+# that fails (iperf3 error, no tunnel) fails the benchmark: it never counts
+# as 0 Gbps.
+#   espresso dataplanes: gwA on CPU 0, gwB on CPU 1, --idle backoff.
+#   Lines: iperf3_esp_vs_clear, iperf3_clear_vs_kernel, iperf3_esp_vs_kernel,
+#   iperf3_esp_vs_strongswan.
+# Env: DUR (iperf3 seconds, default 10), REPS (rounds, default 3),
+#      CONTENDERS (default "kernel esp clear swan"),
+#      PERF_DIR (profile both espresso dataplanes with perf record during
+#      the esp and clear runs: PERF_DIR/<label>-gw{A,B}-<round>.data).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
 DUR="${DUR:-10}"
-REPS="${REPS:-2}"
+REPS="${REPS:-3}"
+CONTENDERS="${CONTENDERS:-kernel esp clear swan}"
 nsl_init iperf
 nsl_topo_pair
 KAB=0x$(python3 -c 'import os;print(os.urandom(20).hex())')
@@ -20,54 +33,221 @@ for s in a b; do
   python3 tests/lib/static_sa.py "$NSL_TMP/$s.sa" --side $s --key-ab "$KAB" --key-ba "$KBA"
   python3 tests/lib/static_sa.py "$NSL_TMP/${s}_bypass.sa" --side $s --bypass
 done
+echo "# $(date -u +%FT%TZ) CPU: $(lscpu | sed -nE 's/^Model name: *//p'), $(nproc) vCPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); DUR=$DUR REPS=$REPS"
 
-iperf_run() { # prints "Gbps retransmits"
-  local port=$(( 5201 + RANDOM % 1000 ))
-  nsl_bg "$NS_HB" "iperf3s_$port" iperf3 -s -1 -B 10.2.0.2 -p "$port"
+# iperf_run LABEL: sets GBPS and RETR; fails the benchmark if iperf3 fails.
+# (Called directly, never in a subshell: the processes it starts must stay
+# known to the cleanup trap.)
+iperf_run() {
+  local label=$1 port=$(( 5201 + RANDOM % 1000 ))
+  nsl_bg "$NS_HB" "iperf3s_${label}_$port" iperf3 -s -1 -B 10.2.0.2 -p "$port"
   local srv=$NSL_PID
   sleep 0.5
-  nsl_x "$NS_HA" iperf3 -c 10.2.0.2 -p "$port" -t "$DUR" -J >"$NSL_TMP/iperf_$port.json" || true
+  if ! nsl_x "$NS_HA" iperf3 -c 10.2.0.2 -p "$port" -t "$DUR" -J >"$NSL_TMP/iperf_${label}_$port.json"; then
+    nsl_stop "$srv"
+    nsl_die "iperf3 through $label failed: $(head -c 400 "$NSL_TMP/iperf_${label}_$port.json")"
+  fi
   nsl_stop "$srv"
-  python3 - "$NSL_TMP/iperf_$port.json" <<'PY'
+  python3 - "$NSL_TMP/iperf_${label}_$port.json" "$label" >"$NSL_TMP/iperf.res" <<'PY' ||
 import json, sys
-try:
-    e = json.load(open(sys.argv[1]))["end"]
-    print("%.3f %d" % (e["sum_received"]["bits_per_second"] / 1e9, e["sum_sent"].get("retransmits", 0)))
-except Exception:
-    print("0 0")
+d = json.load(open(sys.argv[1]))
+if "error" in d:
+    sys.exit("iperf3 through %s: %s" % (sys.argv[2], d["error"]))
+e = d["end"]
+g = e["sum_received"]["bits_per_second"] / 1e9
+if g <= 0:
+    sys.exit("iperf3 through %s received nothing" % sys.argv[2])
+print("%.3f %d" % (g, e["sum_sent"].get("retransmits", 0)))
 PY
+    nsl_die "iperf3 through $label: no valid result"
+  read -r GBPS RETR <"$NSL_TMP/iperf.res"
 }
-with_dp() { # $1 suffix; runs iperf through both dataplanes
-  nsl_dataplane "$NS_GWA" "gwA$1" --cores 0 --idle backoff --static-sa "$NSL_TMP/a$1.sa"; local pa=$NSL_PID
-  nsl_dataplane "$NS_GWB" "gwB$1" --cores 1 --idle backoff --static-sa "$NSL_TMP/b$1.sa"; local pb=$NSL_PID
-  nsl_x "$NS_HA" ping -c 3 -i 0.2 -W 1 10.2.0.2 >/dev/null 2>&1 || true
-  iperf_run
+
+ping_ok() {
+  local i
+  for i in 1 2 3 4 5; do
+    nsl_x "$NS_HA" ping -c 1 -W 1 10.2.0.2 >/dev/null 2>&1 && return 0
+    sleep 0.3
+  done
+  return 1
+}
+
+forwarding() { # on|off
+  local v=0 n
+  [ "$1" = on ] && v=1
+  for n in "$NS_GWA" "$NS_GWB"; do
+    ip netns exec "$n" sysctl -qw net.ipv4.ip_forward=$v
+    ip netns exec "$n" sysctl -qw net.ipv6.conf.all.forwarding=$v
+  done
+}
+
+run_kernel() {
+  forwarding on
+  ping_ok || nsl_die "no connectivity through kernel forwarding"
+  iperf_run kernel
+  forwarding off
+}
+
+# espresso dataplanes with static SAs ($1: "" for ESP, _bypass for cleartext).
+run_espresso() {
+  local sfx=$1 label=$2
+  nsl_dataplane "$NS_GWA" "gwA${sfx}_$RANDOM" --cores 0 --idle backoff --static-sa "$NSL_TMP/a$sfx.sa"; local pa=$NSL_PID
+  nsl_dataplane "$NS_GWB" "gwB${sfx}_$RANDOM" --cores 1 --idle backoff --static-sa "$NSL_TMP/b$sfx.sa"; local pb=$NSL_PID
+  ping_ok || nsl_die "no connectivity through espresso ($label)"
+  local perfs=()
+  if [ -n "${PERF_DIR:-}" ]; then
+    mkdir -p "$PERF_DIR"
+    local g p
+    for g in A B; do
+      p=$pa; [ "$g" = B ] && p=$pb
+      perf record -q -g -o "$PERF_DIR/$label-gw$g-$ROUND.data" -p "$p" >/dev/null 2>&1 &
+      perfs+=($!)
+      NSL_PIDS+=($!)
+    done
+  fi
+  iperf_run "$label"
+  local q
+  for q in "${perfs[@]}"; do kill -INT "$q" 2>/dev/null || true; wait "$q" 2>/dev/null || true; done
   nsl_stop "$pa"; nsl_stop "$pb"
 }
 
-nsl_topo_kernel_forwarding
-nsl_x "$NS_HA" ping -c 2 -i 0.2 -W 1 10.2.0.2 >/dev/null 2>&1 || true
-read -r KG KR < <(iperf_run)
-for n in "$NS_GWA" "$NS_GWB"; do
-  ip netns exec "$n" sysctl -qw net.ipv4.ip_forward=0
-  ip netns exec "$n" sysctl -qw net.ipv6.conf.all.forwarding=0
+# --- strongSwan pair (both gateways) ---------------------------------------
+SW_CHARON=/usr/lib/ipsec/charon
+SW_PSK="espresso-bench-psk-$(python3 -c 'import os;print(os.urandom(8).hex())')"
+sw_conf() { # DIR LOCAL REMOTE LOCAL_TS REMOTE_TS
+  local d=$1
+  mkdir -p "$d/run" "$d/swanctl"
+  cat >"$d/strongswan.conf" <<EOF
+charon {
+    load_modular = no
+    load = random nonce openssl pem pkcs1 x509 pubkey aes sha1 sha2 hmac gcm kdf drbg kernel-libipsec! kernel-netlink socket-default vici updown
+    install_routes = yes
+    routing_table = 220
+    routing_table_prio = 220
+    filelog {
+        main {
+            path = $d/charon.log
+            time_format = %T
+            default = 1
+        }
+    }
+    plugins {
+        vici {
+            socket = unix://$d/run/charon.vici
+        }
+    }
+}
+swanctl {
+    socket = unix://$d/run/charon.vici
+    load = pem pkcs1 x509 pubkey openssl random
+}
+EOF
+  cat >"$d/swanctl/swanctl.conf" <<EOF
+connections {
+    gw {
+        version = 2
+        local_addrs = $2
+        remote_addrs = $3
+        proposals = aes128gcm16-prfsha256-ecp256
+        mobike = no
+        local {
+            auth = psk
+            id = $2
+        }
+        remote {
+            auth = psk
+            id = $3
+        }
+        children {
+            net {
+                mode = tunnel
+                local_ts = $4
+                remote_ts = $5
+                esp_proposals = aes128gcm16
+            }
+        }
+    }
+}
+secrets {
+    ike-gw {
+        id-a = 192.0.2.1
+        id-b = 192.0.2.2
+        secret = "$SW_PSK"
+    }
+}
+EOF
+}
+swc_in() { # NS DIR swanctl-args...
+  local n=$1 d=$2; shift 2
+  ip netns exec "$n" env STRONGSWAN_CONF="$d/strongswan.conf" SWANCTL_DIR="$d/swanctl" swanctl "$@"
+}
+sw_start_in() { # NS DIR: starts charon, sets NSL_PID
+  local n=$1 d=$2 i
+  rm -f "$d/run/charon.vici" "$d/run/charon.pid"
+  nsl_bg "$n" "charon_$(basename "$d")_$RANDOM" unshare --mount --propagation private \
+    sh -c "mount --bind '$d/run' /run && exec env STRONGSWAN_CONF='$d/strongswan.conf' $SW_CHARON"
+  local pid=$NSL_PID
+  for i in $(seq 1 100); do [ -S "$d/run/charon.vici" ] && break; sleep 0.1; done
+  [ -S "$d/run/charon.vici" ] || nsl_die "charon in $n did not start"
+  for i in $(seq 1 50); do [ "$(cat /proc/$pid/comm 2>/dev/null)" = charon ] && break; sleep 0.1; done
+  [ "$(cat /proc/$pid/comm 2>/dev/null)" = charon ] || nsl_die "PID $pid is not charon"
+  swc_in "$n" "$d" --load-all >"$d/load.log" 2>&1 || nsl_die "swanctl --load-all in $n: $(cat "$d/load.log")"
+  NSL_PID=$pid
+}
+run_swan() {
+  [ -x "$SW_CHARON" ] && [ -e /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ] ||
+    nsl_die "strongSwan with kernel-libipsec missing (scripts/setup.sh installs it)"
+  local da="$NSL_TMP/swA" db="$NSL_TMP/swB"
+  sw_conf "$da" 192.0.2.1 192.0.2.2 10.1.0.0/24 10.2.0.0/24
+  sw_conf "$db" 192.0.2.2 192.0.2.1 10.2.0.0/24 10.1.0.0/24
+  forwarding on
+  local n
+  for n in "$NS_GWA" "$NS_GWB"; do
+    ip netns exec "$n" sysctl -qw net.ipv4.conf.all.rp_filter=0
+    ip netns exec "$n" sysctl -qw net.ipv4.conf.default.rp_filter=0
+  done
+  sw_start_in "$NS_GWB" "$db"; local pb=$NSL_PID
+  sw_start_in "$NS_GWA" "$da"; local pa=$NSL_PID
+  swc_in "$NS_GWA" "$da" --initiate --child net --timeout 10 >"$da/initiate.log" 2>&1 ||
+    nsl_die "strongSwan pair: initiate failed: $(tail -5 "$da/initiate.log")"
+  swc_in "$NS_GWA" "$da" --list-sas 2>/dev/null | grep -q "INSTALLED, TUNNEL" ||
+    nsl_die "strongSwan pair: no CHILD_SA installed"
+  ping_ok || nsl_die "no connectivity through the strongSwan pair"
+  iperf_run swan
+  # The traffic really went through libipsec: its CHILD_SA counted the bytes.
+  swc_in "$NS_GWA" "$da" --list-sas 2>/dev/null | grep -qE "out [0-9a-f]+, +[1-9][0-9]* bytes" ||
+    nsl_die "strongSwan pair: no bytes through the CHILD_SA"
+  nsl_stop "$pa"; nsl_stop "$pb"
+  forwarding off
+}
+
+declare -A G=() R=()
+for r in $(seq 1 "$REPS"); do
+  ROUND=$r
+  for c in $CONTENDERS; do
+    GBPS= RETR=
+    case "$c" in
+      kernel) run_kernel ;;
+      esp) run_espresso "" esp ;;
+      clear) run_espresso _bypass clear ;;
+      swan) run_swan ;;
+      *) nsl_die "unknown contender $c" ;;
+    esac
+    [ -n "$GBPS" ] || nsl_die "$c: no result"
+    G[$c]="${G[$c]:-} $GBPS"; R[$c]="${R[$c]:-} $RETR"
+    nsl_log "round $r $c: $GBPS Gbps ($RETR retransmits)"
+  done
 done
-CGS=(); EGS=(); CR=0; ER=0
-for _ in $(seq 1 "$REPS"); do
-  read -r g r < <(with_dp "")
-  EGS+=("$g"); ER=$((ER + r))
-  read -r g r < <(with_dp _bypass)
-  CGS+=("$g"); CR=$((CR + r))
-done
-mean() { python3 -c "import sys; v=[float(x) for x in sys.argv[1:]]; print('%.3f' % (sum(v)/len(v)))" "$@"; }
-CG=$(mean "${CGS[@]}"); EG=$(mean "${EGS[@]}")
-nsl_log "runs: ESP ${EGS[*]} Gbps; cleartext ${CGS[*]} Gbps"
-nsl_log "kernel $KG Gbps ($KR retr), espresso clear $CG Gbps ($CR retr), espresso ESP $EG Gbps ($ER retr)"
-python3 - "$EG" "$CG" "$KG" <<'PY'
-import sys
-e, c, k = map(float, sys.argv[1:])
-r = lambda a, b: a / b if b else 0
-print("iperf3_esp_vs_clear: ours %.3f Gbps, reference %.3f Gbps (cleartext, same dataplanes), ratio %.2f" % (e, c, r(e, c)))
-print("iperf3_clear_vs_kernel: ours %.3f Gbps, reference %.3f Gbps (kernel forwarding, offloads off), ratio %.2f" % (c, k, r(c, k)))
-print("iperf3_esp_vs_kernel: ours %.3f Gbps, reference %.3f Gbps (kernel forwarding, cleartext), ratio %.2f" % (e, k, r(e, k)))
+for c in $CONTENDERS; do echo "# $c Gbps per round:${G[$c]} (retransmits:${R[$c]})"; done
+python3 - "${G[esp]:-}" "${G[clear]:-}" "${G[kernel]:-}" "${G[swan]:-}" <<'PY'
+import statistics, sys
+med = lambda s: statistics.median(float(x) for x in s.split()) if s.strip() else None
+e, c, k, s = (med(a) for a in sys.argv[1:5])
+def line(name, o, ref, what):
+    if o is not None and ref:
+        print("%s: ours %.3f Gbps, reference %.3f Gbps (%s), ratio %.2f" % (name, o, ref, what, o / ref))
+line("iperf3_esp_vs_clear", e, c, "cleartext, same dataplanes")
+line("iperf3_clear_vs_kernel", c, k, "kernel forwarding, offloads off")
+line("iperf3_esp_vs_kernel", e, k, "kernel forwarding, cleartext")
+line("iperf3_esp_vs_strongswan", e, s, "strongSwan 5.9.8 libipsec pair, AES-128-GCM")
 PY

@@ -122,7 +122,7 @@ struct Args {
     #[arg(long)]
     tun: Option<String>,
     /// Crypto backend for SAs: auto (the default: the fastest compiled in
-    /// per suite), rustcrypto, aws-lc, ring or multibuffer.
+    /// per suite), rustcrypto, aws-lc, ring, multibuffer or ipsec-mb.
     #[arg(long)]
     crypto: Option<String>,
     /// Set up the kernel of this namespace for the dataplane first: IPv4/IPv6

@@ -597,7 +597,16 @@ fn auto_picks_the_measured_winners_in_this_build() {
     let chacha = pick(EncrAlg::ChaCha20Poly1305, IntegAlg::None);
     let cbc_sha256 = pick(EncrAlg::AesCbc128, IntegAlg::HmacSha256_128);
     let cbc_sha512 = pick(EncrAlg::AesCbc256, IntegAlg::HmacSha512_256);
-    assert_eq!(cbc_sha256, "rustcrypto");
+    // intel-ipsec-mb (feature ipsec-mb) leads every suite but AES-GCM.
+    let imb = cfg!(feature = "ipsec-mb");
+    if imb {
+        let arch = ffi_arch();
+        for got in [&chacha, &cbc_sha256, &cbc_sha512] {
+            assert_eq!(*got, format!("ipsec-mb-{arch}"));
+        }
+    } else {
+        assert_eq!(cbc_sha256, "rustcrypto");
+    }
     if dataplane::crypto::mb::supported() {
         assert_eq!(gcm, dataplane::crypto::mb::BACKEND_NAME);
     } else if cfg!(feature = "aws-lc") {
@@ -607,7 +616,9 @@ fn auto_picks_the_measured_winners_in_this_build() {
     } else {
         assert_eq!(gcm, "rustcrypto");
     }
-    if cfg!(feature = "ring") {
+    if imb {
+        // checked above
+    } else if cfg!(feature = "ring") {
         assert_eq!(chacha, "ring");
         assert_eq!(cbc_sha512, "ring+rustcrypto-cbc");
     } else if cfg!(feature = "aws-lc") {
@@ -617,4 +628,15 @@ fn auto_picks_the_measured_winners_in_this_build() {
         assert_eq!(chacha, "rustcrypto");
         assert_eq!(cbc_sha512, "rustcrypto");
     }
+}
+
+/// The intel-ipsec-mb code path name on this CPU ("avx512", ...).
+#[cfg(feature = "ipsec-mb")]
+fn ffi_arch() -> &'static str {
+    ffi::ipsecmb::arch().expect("intel-ipsec-mb manager").name()
+}
+
+#[cfg(not(feature = "ipsec-mb"))]
+fn ffi_arch() -> &'static str {
+    unreachable!("only called with feature ipsec-mb")
 }

@@ -86,13 +86,20 @@ fn hmac_suite(name: mac::TestName, integ: IntegAlg, full_bytes: usize) {
         .iter()
         .filter(|&&b| raw::mac(integ, b, &[1; 16]).is_ok())
     {
-        let (mut valid, mut invalid) = (0, 0);
+        let (mut valid, mut invalid, mut empty) = (0, 0, 0);
         let mut sizes = std::collections::BTreeSet::new();
         for g in &set.test_groups {
             let n = g.tag_size / 8;
             assert!(n <= full_bytes);
             sizes.insert(n);
             for t in &g.tests {
+                if t.msg.is_empty() && backend == Backend::IpsecMb {
+                    // intel-ipsec-mb cannot hash an empty message (it
+                    // refuses the job); ESP never authenticates fewer than
+                    // the 8 bytes of SPI and sequence number.
+                    empty += 1;
+                    continue;
+                }
                 let m =
                     raw::mac(integ, backend, &t.key).unwrap_or_else(|e| panic!("{backend}: {e}"));
                 assert_eq!(m.full_len(), full_bytes);
@@ -116,7 +123,14 @@ fn hmac_suite(name: mac::TestName, integ: IntegAlg, full_bytes: usize) {
                 }
             }
         }
-        eprintln!("{name:?} on {backend}: {valid} valid, {invalid} invalid, tag sizes {sizes:?}");
+        eprintln!(
+            "{name:?} on {backend}: {valid} valid, {invalid} invalid, tag sizes {sizes:?}{}",
+            if empty > 0 {
+                format!(", {empty} empty-message vectors skipped (library refuses them)")
+            } else {
+                String::new()
+            }
+        );
         assert!(valid > 50 && invalid > 20, "{backend}: too few vectors");
         assert!(sizes.contains(&full_bytes) && sizes.contains(&(full_bytes / 2)));
     }

@@ -58,6 +58,30 @@ fn a_million_sas_fit_and_are_found() {
     }
     assert!(t.get(0x1).is_none());
     assert!(t.get(0).is_none());
+    // The burst lookup finds the same, present or absent, in any burst size.
+    let mut probe: Vec<u32> = spis.iter().step_by(7).copied().collect();
+    probe.extend((0..5000u32).map(|i| spi_of(i + n + 17)));
+    probe.extend([0, 1, 255]);
+    let mut out = vec![None; probe.len()];
+    t.get_burst(&probe, &mut out);
+    for (s, o) in probe.iter().zip(&out) {
+        assert_eq!(
+            o.map(|sa| sa.spi()),
+            t.get(*s).map(|sa| sa.spi()),
+            "spi {s:#x}"
+        );
+    }
+    for k in [1usize, 5, 31, 32, 33, 64, 100] {
+        let mut out = vec![None; k];
+        t.get_burst(&probe[..k], &mut out);
+        for (s, o) in probe[..k].iter().zip(&out) {
+            assert_eq!(o.map(|sa| sa.spi()), t.get(*s).map(|sa| sa.spi()));
+        }
+    }
+    // The index costs tens of bytes per SA (the SAs themselves are counted
+    // by the sad benchmark).
+    let per_sa = t.index_bytes() as f64 / t.len() as f64;
+    assert!((16.0..256.0).contains(&per_sa), "index {per_sa:.1} B/SA");
     // Remove every other one.
     drop(t);
     sad.apply(spis.iter().step_by(2).map(|&s| SadOp::Remove(s)));

@@ -42,6 +42,8 @@ pub mod sys {
 
 mod eal;
 mod error;
+#[cfg(feature = "ipsec-mb")]
+pub mod ipsecmb;
 mod mbuf;
 mod mempool;
 mod port;

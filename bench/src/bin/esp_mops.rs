@@ -5,7 +5,8 @@
 //! `bench/e2e/esp_vs_dpdk.sh`, which runs DPDK's crypto_aesni_mb on the same
 //! crypto work in the same run.
 //!
-//! `esp_mops --suite NAME --op encap|decap [--sizes 64,512,1420] [--ops N] [--trials K]`
+//! `esp_mops --suite NAME --op encap|decap [--sizes 64,512,1420] [--ops N] [--trials K]
+//! [--backend auto|multibuffer|ipsec-mb|aws-lc|ring|rustcrypto]`
 //! prints one line per size:
 //! `esp <op> <suite> <size>B: <wall> Mops (by CPU time <cpu> Mops; buffer reset included <cpu_incl> Mops) backend <b>`
 //! (the wall-clock figure includes the buffer reset: on a loaded machine a
@@ -79,6 +80,7 @@ struct Args {
     ops: u64,
     trials: usize,
     layout: bool,
+    backend: Backend,
 }
 
 fn parse() -> Result<Args, String> {
@@ -89,6 +91,7 @@ fn parse() -> Result<Args, String> {
         ops: 2_000_000,
         trials: 1,
         layout: false,
+        backend: Backend::Auto,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -109,6 +112,10 @@ fn parse() -> Result<Args, String> {
             }
             "--ops" => a.ops = num(&val)?.max(BURST as u64),
             "--trials" => a.trials = num(&val)?.max(1) as usize,
+            "--backend" => {
+                a.backend = serde_json::from_str(&format!("\"{val}\""))
+                    .map_err(|_| format!("--backend {val}: unknown backend"))?
+            }
             _ => return Err(format!("unknown option or value: {flag} {val}")),
         }
     }
@@ -152,11 +159,11 @@ struct Bench {
 }
 
 impl Bench {
-    fn new(suite: Suite, size: usize) -> Result<Bench, String> {
-        let out = Sa::new(params(suite, Direction::Outbound), Backend::Auto)
+    fn new(suite: Suite, size: usize, backend: Backend) -> Result<Bench, String> {
+        let out = Sa::new(params(suite, Direction::Outbound), backend)
             .map_err(|e| format!("outbound SA: {e}"))?;
         let inb = Arc::new(
-            Sa::new(params(suite, Direction::Inbound), Backend::Auto)
+            Sa::new(params(suite, Direction::Inbound), backend)
                 .map_err(|e| format!("inbound SA: {e}"))?,
         );
         let sad = Sad::with_capacity(16);
@@ -167,7 +174,7 @@ impl Bench {
             .collect();
         // Sealed packets for decap, from a throw-away outbound SA with the
         // same keys (so `out` starts at sequence number 1).
-        let pre = Sa::new(params(suite, Direction::Outbound), Backend::Auto)
+        let pre = Sa::new(params(suite, Direction::Outbound), backend)
             .map_err(|e| format!("outbound SA: {e}"))?;
         let mut v = [Verdict::Pass; BURST];
         for b in bufs.iter_mut() {
@@ -261,7 +268,7 @@ fn run(args: &Args) -> Result<(), String> {
     let suite =
         suite_by_name(&args.suite).ok_or_else(|| format!("unknown suite {}", args.suite))?;
     for &size in &args.sizes {
-        let mut b = Bench::new(suite, size)?;
+        let mut b = Bench::new(suite, size, args.backend)?;
         if args.layout {
             let (iv, icv) = (b.out.cipher().iv_len(), b.out.cipher().icv_len());
             // Sealed packet: outer IPv4 (20) | SPI, Seq (8) | IV | payload | ICV.
@@ -285,7 +292,7 @@ fn run(args: &Args) -> Result<(), String> {
         for _ in 0..args.trials {
             if args.op == "encap" {
                 // A fresh SA per trial: sequence numbers start at 1 again.
-                b.out = Sa::new(params(suite, Direction::Outbound), Backend::Auto)
+                b.out = Sa::new(params(suite, Direction::Outbound), args.backend)
                     .map_err(|e| format!("outbound SA: {e}"))?;
             }
             let t = if args.op == "encap" {

@@ -104,6 +104,8 @@ pub const CRYPTO_BACKENDS: &[&str] = &[
     "awslc",
     "ring",
     "multibuffer",
+    "ipsec-mb",
+    "ipsecmb",
 ];
 
 /// Where the dataplane finds the control process's shared-memory region.

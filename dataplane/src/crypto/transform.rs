@@ -19,7 +19,6 @@
 #![forbid(unsafe_code)]
 
 use aes::cipher::{BlockEncrypt, KeyInit};
-use subtle::ConstantTimeEq;
 
 use super::raw::{RawAead, RawCbc, RawMac, TAG_LEN};
 use super::{EspCipher, OpenJob, SealJob};
@@ -159,6 +158,26 @@ impl AesIvGen {
     }
 }
 
+// Used by the ipsec-mb backend's batched CBC transform.
+#[cfg_attr(not(feature = "ipsec-mb"), allow(dead_code))]
+impl AesIvGen {
+    /// The IVs of a burst in one call (the AES rounds of the blocks are
+    /// interleaved): `blocks[i]` holds `seq_i` as [`IvGen::iv`] lays it out
+    /// (0^64 || seq, big-endian) on entry and the IV on return.
+    #[inline]
+    pub(crate) fn ivs_in_place(&self, blocks: &mut [aes::Block]) {
+        self.0.encrypt_blocks(blocks);
+    }
+
+    /// The input block for `seq` (see [`AesIvGen::ivs_in_place`]).
+    #[inline(always)]
+    pub(crate) fn block_for(seq: u64) -> aes::Block {
+        let mut block = aes::Block::default();
+        block[8..].copy_from_slice(&seq.to_be_bytes());
+        block
+    }
+}
+
 impl IvGen for AesIvGen {
     #[inline(always)]
     fn iv(&self, seq: u64, out: &mut [u8]) {
@@ -209,7 +228,7 @@ fn icv_ok<M: RawMac, const ESN: bool>(mac: &M, esp: &[u8], icv_len: usize, seq: 
     let (authed, got) = esp.split_at(esp.len() - icv_len);
     let mut want = [0u8; MAX_MAC];
     icv::<M, ESN>(mac, authed, seq, &mut want[..icv_len]);
-    bool::from(want[..icv_len].ct_eq(got))
+    super::ct::eq(&want[..icv_len], got)
 }
 
 /// CBC encryption + HMAC integrity (AES-CBC, 3DES-CBC).

@@ -1,6 +1,7 @@
 //! Inbound: received packets in, inner packets out (in place).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use arrayvec::ArrayVec;
 
@@ -132,23 +133,39 @@ fn decap_chunk<B: PacketBuf>(
     let mut meta: [Option<Meta<'_>>; MAX_BURST] = [None; MAX_BURST];
     let mut pending: u64 = 0;
 
-    // Phase 1: parse, look up, replay check.
-    for (i, (p, o)) in pkts.iter_mut().zip(out.iter_mut()).enumerate() {
+    // Phase 0: classify, then look up every SPI of the burst at once
+    // (`SadTable::get_burst`: all hashes and bucket loads first, then the
+    // probes, so the cache misses overlap).
+    let n = pkts.len().min(out.len()).min(MAX_BURST);
+    let mut locs: [Option<Loc>; MAX_BURST] = [None; MAX_BURST];
+    let mut spis = [0u32; MAX_BURST];
+    for (i, (p, o)) in pkts.iter_mut().zip(out.iter_mut()).enumerate().take(n) {
         *o = DecapResult::default();
-        let loc = match classify(p) {
-            Ok(Cls::Esp(l)) => l,
-            Ok(Cls::Other(k)) => {
-                o.kind = k;
-                continue;
+        match classify(p) {
+            Ok(Cls::Esp(l)) => {
+                // SPI 0 (too short to hold one) is never installed.
+                if let Some(b) = p.data().get(l.esp_off..l.esp_off + 4) {
+                    spis[i] = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                }
+                locs[i] = Some(l);
             }
+            Ok(Cls::Other(k)) => o.kind = k,
             Err(r) => {
                 o.kind = PacketKind::Esp;
                 drop_pkt(None, drops, o, r);
-                continue;
             }
+        }
+    }
+    let mut found: [Option<&Arc<Sa>>; MAX_BURST] = [None; MAX_BURST];
+    sad.get_burst(&spis[..n], &mut found[..n]);
+
+    // Phase 1: ESP checks, replay check.
+    for (i, (p, o)) in pkts.iter_mut().zip(out.iter_mut()).enumerate().take(n) {
+        let Some(loc) = locs[i] else {
+            continue;
         };
         o.kind = PacketKind::Esp;
-        match lookup(sad, p.data(), &loc) {
+        match lookup(found[i], p.data(), &loc) {
             Ok((sa, seq)) => {
                 o.spi = sa.spi;
                 o.tunnel_id = sa.tunnel_id();
@@ -344,18 +361,19 @@ fn classify<B: PacketBuf>(p: &mut B) -> Result<Cls, DropReason> {
     Ok(Cls::Esp(loc))
 }
 
-/// SPI lookup, destination and length checks, ESN inference, replay check.
+/// SPI lookup result (`found`, from the burst lookup), destination and
+/// length checks, ESN inference, replay check.
 #[allow(clippy::type_complexity)]
 #[inline]
 fn lookup<'a>(
-    sad: &'a SadTable,
+    found: Option<&'a Arc<Sa>>,
     d: &[u8],
     loc: &Loc,
 ) -> Result<(&'a Sa, u64), (Option<&'a Sa>, u32, DropReason)> {
     let esp = EspPacket::new_checked(&d[loc.esp_off..])
         .map_err(|e: WireError| (None, 0, e.drop_reason()))?;
     let spi = esp.spi();
-    let sa: &Sa = match sad.get(spi) {
+    let sa: &Sa = match found {
         Some(sa) => sa,
         None => return Err((None, spi, DropReason::UnknownSpi)),
     };
@@ -436,9 +454,13 @@ fn finish<B: PacketBuf>(
             kind
         }
     };
-    let key = FlowKey::from_ip(p.data()).map_err(|e| e.drop_reason())?;
-    if !sa.inbound_allows(&key) {
-        return Err(DropReason::PolicyMismatch);
+    // An SA without selectors accepts every inner packet (the inner header
+    // was checked by the exit above): the flow key is built only to match.
+    if !sa.selectors.is_empty() {
+        let key = FlowKey::from_ip(p.data()).map_err(|e| e.drop_reason())?;
+        if !sa.inbound_allows(&key) {
+            return Err(DropReason::PolicyMismatch);
+        }
     }
     Ok(kind)
 }

@@ -233,6 +233,15 @@ fn prepare<B: PacketBuf>(sa: &Sa, p: &mut B, pr: &mut Prep) -> Result<(), DropRe
     Ok(())
 }
 
+/// Copies the first `N` bytes of `src` to the front of `dst` (both at least
+/// `N` long: an outer header template and a packet with room for it).
+#[inline(always)]
+fn copy_n<const N: usize>(dst: &mut [u8], src: &[u8]) {
+    if let (Some(d), Some(s)) = (dst.first_chunk_mut::<N>(), src.first_chunk::<N>()) {
+        *d = *s;
+    }
+}
+
 /// Pass 2 for one packet: grow the buffer, write outer headers, ESP header
 /// and trailer. Returns the offset of the ESP header.
 #[inline]
@@ -268,7 +277,15 @@ fn build<B: PacketBuf>(
     match sa.mode {
         Mode::Tunnel => {
             let t = &sa.outer;
-            d[..t.len].copy_from_slice(&t.bytes[..t.len]);
+            // Fixed-size copies (inlined moves) for the four outer header
+            // lengths rather than a memcpy call of a variable length.
+            match t.len {
+                20 => copy_n::<20>(d, &t.bytes),
+                28 => copy_n::<28>(d, &t.bytes),
+                40 => copy_n::<40>(d, &t.bytes),
+                48 => copy_n::<48>(d, &t.bytes),
+                n => d[..n].copy_from_slice(&t.bytes[..n]),
+            }
             let ecn = encap_ecn(pr.tos & 3);
             let dscp = if sa.copy_dscp { pr.tos & !3 } else { 0 };
             let tos = dscp | ecn;

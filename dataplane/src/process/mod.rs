@@ -453,6 +453,7 @@ impl WorkerStart {
         if let Some(c) = self.core {
             core_affinity::set_for_current(c);
         }
+        crate::crypto::warm_thread();
         if self.sched_fifo > 0 {
             if let Err(e) = crate::io::set_fifo_priority(self.sched_fifo) {
                 tracing::warn!("worker{i}: SCHED_FIFO {}: {e}", self.sched_fifo);

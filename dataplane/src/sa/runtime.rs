@@ -235,7 +235,10 @@ fn lim(v: u64) -> u64 {
 }
 
 /// A runtime SA. Shared by workers through `Arc` (via the SAD); every
-/// mutable field is atomic.
+/// mutable field is atomic. Aligned to a cache line: the fields written per
+/// burst (sequence number, counters) of two SAs served by different workers
+/// never share one.
+#[repr(align(64))]
 pub struct Sa {
     pub(crate) spi: u32,
     pub(crate) direction: Direction,

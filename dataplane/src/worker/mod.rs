@@ -91,8 +91,10 @@ pub struct WorkerConf {
     pub ports: Vec<PortConf>,
 }
 
-/// Counters of one worker (single writer: the worker; any reader).
+/// Counters of one worker (single writer: the worker; any reader). Aligned
+/// to a cache line so that two workers' counters never share one.
 #[derive(Debug, Default)]
+#[repr(align(64))]
 pub struct WorkerCounters {
     /// Packets received on all ports.
     pub rx: AtomicU64,

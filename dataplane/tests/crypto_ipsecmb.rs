@@ -1,0 +1,462 @@
+//! The intel-ipsec-mb backend (`Backend::IpsecMb`, cargo feature `ipsec-mb`):
+//! published vectors on its primitives (RFC 3602 AES-CBC, NIST SP 800-38A
+//! AES-256-CBC, RFC 2202 / RFC 4231 / RFC 4868 HMAC), whole bursts of random
+//! packets against RustCrypto sealing one packet at a time (identical bytes,
+//! every suite of the backend, ESN on and off, mixed sizes), corrupted
+//! packets inside a burst failing alone, and no allocation on a packet
+//! thread after `warm_thread`. Wycheproof runs over this backend too
+//! (`crypto_wycheproof.rs` iterates `Backend::compiled()`).
+//!
+//! Built without the feature, the test prints that it was skipped: the
+//! portable path (RustCrypto) is what `Backend::Auto` then uses, and it is
+//! covered by every other crypto test.
+
+#[cfg(not(feature = "ipsec-mb"))]
+mod skip_note;
+
+#[cfg(not(feature = "ipsec-mb"))]
+#[test]
+fn ipsec_mb_backend_not_compiled() {
+    skip_note::note(
+        "crypto_ipsecmb",
+        "intel-ipsec-mb backend (Backend::Auto uses the portable backends: crypto_props, crypto_api)",
+        "built without cargo feature ipsec-mb",
+    );
+    assert!(!dataplane::crypto::Backend::compiled().contains(&dataplane::crypto::Backend::IpsecMb));
+}
+
+#[cfg(feature = "ipsec-mb")]
+mod crypto_common;
+
+#[cfg(feature = "ipsec-mb")]
+mod with_ipsec_mb {
+    use super::crypto_common::{keys, opts, packet, padded};
+    use dataplane::crypto::raw;
+    use dataplane::crypto::{
+        build_with, Backend, BuildOptions, EncrAlg, EspCipher, IntegAlg, Key, OpenJob, SealJob,
+        Suite,
+    };
+    use proptest::prelude::*;
+
+    fn h(s: &str) -> Vec<u8> {
+        hex::decode(s).unwrap()
+    }
+
+    /// Every suite this backend implements.
+    fn suites() -> Vec<Suite> {
+        use EncrAlg::*;
+        use IntegAlg::*;
+        let mut v = vec![
+            Suite {
+                encr: AesGcm128,
+                integ: None,
+            },
+            Suite {
+                encr: AesGcm256,
+                integ: None,
+            },
+            Suite {
+                encr: ChaCha20Poly1305,
+                integ: None,
+            },
+        ];
+        for encr in [AesCbc128, AesCbc256, Null] {
+            for integ in [HmacSha1_96, HmacSha256_128, HmacSha384_192, HmacSha512_256] {
+                v.push(Suite { encr, integ });
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn library_code_path_is_reported() {
+        let arch = ffi::ipsecmb::warm_thread().expect("intel-ipsec-mb manager");
+        eprintln!(
+            "intel-ipsec-mb {} code path on this CPU: {}",
+            ffi::ipsecmb::version(),
+            arch.name()
+        );
+        let (ek, ak) = keys(suites()[3], 1);
+        let c = build_with(suites()[3], &ek, &ak, &opts(Backend::IpsecMb, false)).unwrap();
+        assert_eq!(c.backend(), format!("ipsec-mb-{}", arch.name()));
+    }
+
+    /// RFC 3602 §4 cases 1-4 (AES-128-CBC) and NIST SP 800-38A F.2.5
+    /// (AES-256-CBC), encrypt and decrypt.
+    #[test]
+    fn aes_cbc_published_vectors() {
+        let cases = [
+            (
+                EncrAlg::AesCbc128,
+                "06a9214036b8a15b512e03d534120006",
+                "3dafba429d9eb430b422da802c9fac41",
+                b"Single block msg".to_vec(),
+                "e353779c1079aeb82708942dbe77181a",
+            ),
+            (
+                EncrAlg::AesCbc128,
+                "c286696d887c9aa0611bbb3e2025a45a",
+                "562e17996d093d28ddb3ba695a2e6f58",
+                (0u8..32).collect(),
+                "d296cd94c2cccf8a3a863028b5e1dc0a7586602d253cfff91b8266bea6d61ab1",
+            ),
+            (
+                EncrAlg::AesCbc128,
+                "6c3ea0477630ce21a2ce334aa746c2cd",
+                "c782dc4c098c66cbd9cd27d825682c81",
+                b"This is a 48-byte message (exactly 3 AES blocks)".to_vec(),
+                "d0a02b3836451753d493665d33f0e8862dea54cdb293abc7506939276772f8d5\
+                 021c19216bad525c8579695d83ba2684",
+            ),
+            (
+                EncrAlg::AesCbc128,
+                "56e47a38c5598974bc46903dba290349",
+                "8ce82eefbea0da3c44699ed7db51b7d9",
+                (0xa0u8..0xe0).collect(),
+                "c30e32ffedc0774e6aff6af0869f71aa0f3af07a9a31a9c684db207eb0ef8e4e\
+                 35907aa632c3ffdf868bb7b29d3d46ad83ce9f9a102ee99d49a53e87f4c3da55",
+            ),
+            (
+                EncrAlg::AesCbc256,
+                "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4",
+                "000102030405060708090a0b0c0d0e0f",
+                h(
+                    "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51\
+                   30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710",
+                ),
+                "f58c4c04d6e5f1ba779eabfb5f7bfbd69cfc4e967edb808d679f777bc6702c7d\
+                 39f23369a9d9bacfa530e26304231461b2eb05e2c39be9fcda6c19078c6a9d1b",
+            ),
+        ];
+        for (i, (encr, key, iv, pt, ct)) in cases.iter().enumerate() {
+            let c = raw::cbc(*encr, Backend::IpsecMb, &h(key)).unwrap();
+            let ct = h(&ct.replace(' ', ""));
+            let mut d = pt.clone();
+            assert!(c.encrypt(&h(iv), &mut d));
+            assert_eq!(d, ct, "case {i} encrypt");
+            assert!(c.decrypt(&h(iv), &mut d));
+            assert_eq!(&d, pt, "case {i} decrypt");
+        }
+    }
+
+    /// RFC 2202 (HMAC-SHA1) cases 1-2, RFC 4231 cases 1, 2 and 6 (key
+    /// longer than the block), RFC 4868 §2.7.2 AUTH256-1 / AUTH384-1 /
+    /// AUTH512-1 (the ESP key lengths), full length and truncated to the
+    /// ESP ICV.
+    #[test]
+    fn hmac_published_vectors() {
+        use IntegAlg::*;
+        let hi = b"Hi There".to_vec();
+        let jefe = (b"Jefe".to_vec(), b"what do ya want for nothing?".to_vec());
+        let big = (
+            vec![0xaa; 131],
+            b"Test Using Larger Than Block-Size Key - Hash Key First".to_vec(),
+        );
+        let cases: Vec<(IntegAlg, Vec<u8>, Vec<u8>, &str)> = vec![
+            (
+                HmacSha1_96,
+                vec![0x0b; 20],
+                hi.clone(),
+                "b617318655057264e28bc0b6fb378c8ef146be00",
+            ),
+            (
+                HmacSha1_96,
+                jefe.0.clone(),
+                jefe.1.clone(),
+                "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79",
+            ),
+            (
+                HmacSha512_256,
+                jefe.0.clone(),
+                jefe.1.clone(),
+                "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea250554\
+                 9758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737",
+            ),
+            (
+                HmacSha256_128,
+                big.0.clone(),
+                big.1.clone(),
+                "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+            ),
+            (
+                HmacSha384_192,
+                big.0.clone(),
+                big.1.clone(),
+                "4ece084485813e9088d2c63a041bc5b44f9ef1012a2b588f3cd11f05033ac4c6\
+                 0c2ef6ab4030fe8296248df163f44952",
+            ),
+            (
+                HmacSha512_256,
+                big.0.clone(),
+                big.1.clone(),
+                "80b24263c7c1a3ebb71493c1dd7be8b49b46d1f41b4aeec1121b013783f8f352\
+                 6b56d037e05f2598bd0fd2215d6a1e5295e64f73f63f0aec8b915a985d786598",
+            ),
+            (
+                HmacSha256_128,
+                vec![0x0b; 32],
+                hi.clone(),
+                "198a607eb44bfbc69903a0f1cf2bbdc5ba0aa3f3d9ae3c1c7a3b1696a0b68cf7",
+            ),
+            (
+                HmacSha384_192,
+                vec![0x0b; 48],
+                hi.clone(),
+                "b6a8d5636f5c6a7224f9977dcf7ee6c7fb6d0c48cbdee9737a959796489bddbc\
+                 4c5df61d5b3297b4fb68dab9f1b582c2",
+            ),
+            (
+                HmacSha512_256,
+                vec![0x0b; 64],
+                hi,
+                "637edc6e01dce7e6742a99451aae82df23da3e92439e590e43e761b33e910fb8\
+                 ac2878ebd5803f6f0b61dbce5e251ff8789a4722c1be65aea45fd464e89f8f5b",
+            ),
+        ];
+        for (i, (integ, key, msg, want)) in cases.iter().enumerate() {
+            let want = h(&want.replace(' ', ""));
+            let m = raw::mac(*integ, Backend::IpsecMb, key).unwrap();
+            assert_eq!(m.full_len(), want.len(), "case {i}");
+            let mut full = vec![0u8; want.len()];
+            m.mac2(msg, &[], &mut full);
+            assert_eq!(full, want, "case {i} full");
+            let mut icv = vec![0u8; integ.icv_len()];
+            m.mac2(msg, &[], &mut icv);
+            assert_eq!(icv, want[..integ.icv_len()], "case {i} truncated");
+        }
+    }
+
+    fn iv_key(seed: &[u8]) -> Key {
+        Key::new((0..32).map(|i| seed[i % seed.len()] ^ 0x5a).collect())
+    }
+
+    fn key_from(seed: &[u8], n: usize, salt: u8) -> Key {
+        Key::new(
+            (0..n)
+                .map(|i| seed[i % seed.len()] ^ (i as u8).wrapping_mul(salt))
+                .collect(),
+        )
+    }
+
+    fn build(suite: Suite, b: Backend, seed: &[u8], esn: bool) -> Box<dyn EspCipher> {
+        build_with(
+            suite,
+            &key_from(seed, suite.encr.key_len(), 31),
+            &key_from(seed, suite.integ.key_len(), 77),
+            &BuildOptions {
+                esn,
+                backend: b,
+                allow_legacy: false,
+                iv_key: Some(iv_key(seed)),
+            },
+        )
+        .unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+        /// A burst sealed by intel-ipsec-mb in one call is byte for byte
+        /// what RustCrypto writes packet by packet; opening the burst
+        /// fails exactly the corrupted packets and gives back the others'
+        /// plaintext.
+        #[test]
+        fn bursts_match_rustcrypto_per_packet(
+            suite_idx in 0usize..15,
+            esn in any::<bool>(),
+            seed in proptest::collection::vec(any::<u8>(), 8..48),
+            sizes in proptest::collection::vec(0usize..1500, 1..80),
+            seq_hi in 0u32..4,
+            seq_lo in any::<u32>(),
+            corrupt in proptest::collection::vec((any::<u16>(), any::<u16>(), 0u8..8), 0..6),
+        ) {
+            let suite = suites()[suite_idx];
+            let imb = build(suite, Backend::IpsecMb, &seed, esn);
+            let rc = build(suite, Backend::RustCrypto, &seed, esn);
+            prop_assert!(imb.backend().starts_with("ipsec-mb"));
+            prop_assert_eq!(
+                (imb.iv_len(), imb.icv_len(), imb.pad_align()),
+                (rc.iv_len(), rc.icv_len(), rc.pad_align())
+            );
+            let seq_of = |i: usize| {
+                let lo = seq_lo.wrapping_add(i as u32).max(1);
+                if esn { (u64::from(seq_hi) << 32) | u64::from(lo) } else { u64::from(lo) }
+            };
+            let pts: Vec<Vec<u8>> = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| {
+                    let payload: Vec<u8> =
+                        (0..n).map(|j| seed[(i + j) % seed.len()] ^ j as u8).collect();
+                    padded(&*imb, &payload)
+                })
+                .collect();
+            let mut burst: Vec<Vec<u8>> = pts
+                .iter()
+                .enumerate()
+                .map(|(i, pt)| packet(&*imb, 0x1000 + i as u32, seq_of(i), pt))
+                .collect();
+            let mut one_by_one = burst.clone();
+            {
+                let mut jobs: Vec<SealJob> = burst
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(i, p)| SealJob { esp: p, seq: seq_of(i) })
+                    .collect();
+                imb.seal(&mut jobs);
+            }
+            for (i, p) in one_by_one.iter_mut().enumerate() {
+                rc.seal(&mut [SealJob { esp: p, seq: seq_of(i) }]);
+            }
+            for (i, (a, b)) in burst.iter().zip(&one_by_one).enumerate() {
+                prop_assert_eq!(a, b, "{:?} esn={} packet {} of {}", suite, esn, i, burst.len());
+            }
+            let mut bad = vec![false; burst.len()];
+            for &(which, at, bit) in &corrupt {
+                let i = which as usize % burst.len();
+                let at = at as usize % burst[i].len();
+                burst[i][at] ^= 1 << bit;
+                bad[i] = true;
+            }
+            let mut jobs: Vec<OpenJob> = burst
+                .iter_mut()
+                .enumerate()
+                .map(|(i, p)| OpenJob { esp: p, seq: seq_of(i), ok: bad[i] })
+                .collect();
+            imb.open(&mut jobs);
+            for (i, j) in jobs.iter().enumerate() {
+                prop_assert_eq!(j.ok, !bad[i], "{:?} esn={} packet {}", suite, esn, i);
+            }
+            drop(jobs);
+            let off = 8 + imb.iv_len();
+            for (i, (p, pt)) in burst.iter().zip(&pts).enumerate() {
+                if !bad[i] {
+                    prop_assert_eq!(&p[off..off + pt.len()], &pt[..], "packet {}", i);
+                }
+            }
+        }
+    }
+
+    /// A packet thread that called `warm_thread` seals and opens bursts of
+    /// every suite of the backend without allocating (Rust allocator, on
+    /// that thread; the library's C code works on the manager it allocated
+    /// at warm-up and on the callers' buffers).
+    #[test]
+    fn packet_thread_does_not_allocate_after_warm_up() {
+        let ciphers: Vec<(Suite, Box<dyn EspCipher>)> = suites()
+            .into_iter()
+            .flat_map(|s| {
+                [false, true].map(|esn| {
+                    let (ek, ak) = keys(s, 9);
+                    (
+                        s,
+                        build_with(s, &ek, &ak, &opts(Backend::IpsecMb, esn)).unwrap(),
+                    )
+                })
+            })
+            .collect();
+        std::thread::spawn(move || {
+            ffi::ipsecmb::warm_thread().unwrap();
+            for (s, c) in &ciphers {
+                let pt = padded(&**c, &[0x33; 700]);
+                let mut pkts: Vec<Vec<u8>> =
+                    (0..32).map(|i| packet(&**c, 0x77, i + 1, &pt)).collect();
+                let mut seal: Vec<SealJob> = pkts
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(i, p)| SealJob {
+                        esp: p,
+                        seq: i as u64 + 1,
+                    })
+                    .collect();
+                let n = allocation_counter::measure(|| c.seal(&mut seal)).count_total;
+                assert_eq!(n, 0, "{s:?} seal allocated");
+                drop(seal);
+                let mut open: Vec<OpenJob> = pkts
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(i, p)| OpenJob {
+                        esp: p,
+                        seq: i as u64 + 1,
+                        ok: false,
+                    })
+                    .collect();
+                let n = allocation_counter::measure(|| c.open(&mut open)).count_total;
+                assert_eq!(n, 0, "{s:?} open allocated");
+                assert!(open.iter().all(|j| j.ok), "{s:?}");
+            }
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// Packets the library would refuse (CBC ciphertext not whole blocks,
+    /// too short) never reach it: seal zeroes them, open fails them, and
+    /// the well-formed packets of the same burst are unaffected.
+    #[test]
+    fn malformed_jobs_in_a_burst_do_not_spoil_the_others() {
+        for suite in suites() {
+            let (ek, ak) = keys(suite, 4);
+            let c = build_with(suite, &ek, &ak, &opts(Backend::IpsecMb, false)).unwrap();
+            let pt = padded(&*c, &[0x44; 100]);
+            let mut good: Vec<Vec<u8>> = (0..4).map(|i| packet(&*c, 9, i + 1, &pt)).collect();
+            let mut short = vec![0x99u8; 8 + c.iv_len() + c.icv_len() - 1];
+            let mut odd = packet(&*c, 9, 9, &[0x55; 21]);
+            {
+                let mut jobs: Vec<SealJob> = Vec::new();
+                let (a, b) = good.split_at_mut(2);
+                for (i, p) in a.iter_mut().enumerate() {
+                    jobs.push(SealJob {
+                        esp: p,
+                        seq: i as u64 + 1,
+                    });
+                }
+                jobs.push(SealJob {
+                    esp: &mut short,
+                    seq: 7,
+                });
+                if suite.encr == EncrAlg::AesCbc128 || suite.encr == EncrAlg::AesCbc256 {
+                    jobs.push(SealJob {
+                        esp: &mut odd,
+                        seq: 8,
+                    });
+                }
+                for (i, p) in b.iter_mut().enumerate() {
+                    jobs.push(SealJob {
+                        esp: p,
+                        seq: i as u64 + 3,
+                    });
+                }
+                c.seal(&mut jobs);
+            }
+            assert!(short.iter().all(|&x| x == 0), "{suite:?}: short job zeroed");
+            if suite.encr == EncrAlg::AesCbc128 || suite.encr == EncrAlg::AesCbc256 {
+                assert!(
+                    odd.iter().all(|&x| x == 0),
+                    "{suite:?}: partial-block job zeroed"
+                );
+            }
+            let mut jobs: Vec<OpenJob> = good
+                .iter_mut()
+                .enumerate()
+                .map(|(i, p)| OpenJob {
+                    esp: p,
+                    seq: i as u64 + 1,
+                    ok: false,
+                })
+                .collect();
+            let mut s2 = vec![1u8; 5];
+            jobs.insert(
+                1,
+                OpenJob {
+                    esp: &mut s2,
+                    seq: 1,
+                    ok: true,
+                },
+            );
+            c.open(&mut jobs);
+            let oks: Vec<bool> = jobs.iter().map(|j| j.ok).collect();
+            assert_eq!(oks, [true, false, true, true, true], "{suite:?}");
+        }
+    }
+}

@@ -1,0 +1,796 @@
+//! Intel's Multi-Buffer Crypto for IPsec library (intel-ipsec-mb 1.3, Debian
+//! `libipsec-mb-dev`) behind a safe burst API: AES-CBC, HMAC-SHA1/SHA-2,
+//! AES-GCM and ChaCha20-Poly1305 (feature `ipsec-mb`).
+//!
+//! This is the engine under DPDK's `crypto_aesni_mb` PMD, called directly:
+//! no cryptodev ops, mbufs or queue pairs. AES-CBC and HMAC go through the
+//! library's synchronous burst functions (`IMB_SUBMIT_CIPHER_BURST`,
+//! `IMB_SUBMIT_HASH_BURST`), which spread a burst of buffers over the SIMD
+//! lanes of the multi-buffer kernels (CBC encryption interleaves up to 16
+//! buffers with VAES on AVX-512; HMAC-SHA runs 8 or 16 buffers per register).
+//! The AEADs (AES-GCM, ChaCha20-Poly1305) go through the job API (submit,
+//! then flush).
+//!
+//! # Managers
+//! A library manager (`IMB_MGR`) is not thread-safe: every thread that calls
+//! into this module gets its own, created on the first call (allocated by
+//! the library, a few hundred KiB) and freed when the thread exits. A
+//! packet thread calls [`warm_thread`] at start so that its packet path
+//! never allocates. The manager's code path (AVX-512, AVX2, AVX, SSE, or no
+//! AES-NI) is the library's choice for this CPU ([`arch`]).
+//!
+//! # Memory safety
+//! Every pointer handed to the library comes from a slice borrowed for the
+//! duration of the call, and lengths are checked first ([`ImbError::Invalid`]):
+//! CBC data a non-zero multiple of 16 bytes, and the library's own job
+//! validation is on (the checking variants of submit). The burst functions
+//! complete every job before they return; the job API is flushed before
+//! the AEAD functions return. So no job outlives the borrows.
+//!
+//! # Keys
+//! [`AesKey`], [`HmacKey`] and [`ChachaKey`] hold scheduled key material and
+//! wipe it when dropped (`zeroize`); temporaries are wiped too.
+
+use std::cell::RefCell;
+use std::ffi::CStr;
+use std::ptr::NonNull;
+
+use zeroize::Zeroize;
+
+/// Raw bindgen output over `intel-ipsec-mb.h` (job structure, enums) and the
+/// C shim `shim/imb_shim.c`.
+#[allow(
+    non_upper_case_globals,
+    non_camel_case_types,
+    non_snake_case,
+    dead_code,
+    missing_docs,
+    unsafe_op_in_unsafe_fn,
+    unused_qualifications
+)]
+#[allow(clippy::all, clippy::undocumented_unsafe_blocks)]
+pub mod sys {
+    include!(concat!(env!("OUT_DIR"), "/imb_bindings.rs"));
+}
+
+/// Jobs per library call; longer slices are processed in chunks of this.
+pub const MAX_BURST: usize = 64;
+
+/// AES block length (CBC data must be a multiple of it; IV length).
+pub const AES_BLOCK: usize = 16;
+
+/// What went wrong in a call into the library.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImbError {
+    /// No manager for this thread (allocation or initialisation failed, or
+    /// the thread is exiting).
+    #[error("intel-ipsec-mb: no multi-buffer manager for this thread")]
+    NoManager,
+    /// An argument the library cannot take.
+    #[error("intel-ipsec-mb: {what} = {value}: {why}")]
+    Invalid {
+        /// The argument.
+        what: &'static str,
+        /// Its value.
+        value: usize,
+        /// Why it is refused.
+        why: &'static str,
+    },
+    /// The library reported an error.
+    #[error("intel-ipsec-mb: {op} failed: {} (error {code})", strerror(*code))]
+    Library {
+        /// The operation.
+        op: &'static str,
+        /// The library's error number (`imb_get_errno`).
+        code: i32,
+    },
+}
+
+fn strerror(code: i32) -> String {
+    // SAFETY: imb_get_strerror returns a pointer to a static string for any
+    // value (an "unknown error" string for unknown ones), never NULL.
+    let p = unsafe { sys::espresso_imb_strerror(code) };
+    if p.is_null() {
+        return "unknown error".into();
+    }
+    // SAFETY: non-null, NUL-terminated static string (see above).
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+/// The code path the library chose for this CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// Portable C (no AES-NI).
+    NoAesni,
+    /// SSE4.2 + AES-NI (and SHA-NI where present).
+    Sse,
+    /// AVX.
+    Avx,
+    /// AVX2.
+    Avx2,
+    /// AVX-512 (with VAES/VPCLMULQDQ where present).
+    Avx512,
+}
+
+impl Arch {
+    /// Short name (`avx512`, ...).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Arch::NoAesni => "no-aesni",
+            Arch::Sse => "sse",
+            Arch::Avx => "avx",
+            Arch::Avx2 => "avx2",
+            Arch::Avx512 => "avx512",
+        }
+    }
+
+    fn from_raw(a: u32) -> Option<Arch> {
+        Some(match a {
+            x if x == sys::IMB_ARCH_NOAESNI => Arch::NoAesni,
+            x if x == sys::IMB_ARCH_SSE => Arch::Sse,
+            x if x == sys::IMB_ARCH_AVX => Arch::Avx,
+            x if x == sys::IMB_ARCH_AVX2 => Arch::Avx2,
+            x if x == sys::IMB_ARCH_AVX512 => Arch::Avx512,
+            _ => return None,
+        })
+    }
+}
+
+/// The library version string (`1.3.0`).
+pub fn version() -> String {
+    // SAFETY: returns a pointer to a static NUL-terminated string.
+    let p = unsafe { sys::espresso_imb_version() };
+    if p.is_null() {
+        return String::new();
+    }
+    // SAFETY: non-null static string (above).
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+/// One thread's manager and job array.
+struct Mgr {
+    ptr: NonNull<sys::IMB_MGR>,
+    arch: Arch,
+    /// Jobs for the synchronous burst calls (the job API uses the
+    /// manager's own queue).
+    jobs: Box<[sys::IMB_JOB; MAX_BURST]>,
+}
+
+impl Mgr {
+    fn new() -> Result<Mgr, ImbError> {
+        // SAFETY: no arguments; returns NULL on failure.
+        let p = unsafe { sys::espresso_imb_new() };
+        let ptr = NonNull::new(p).ok_or(ImbError::NoManager)?;
+        // SAFETY: `ptr` is an initialised manager.
+        let raw = unsafe { sys::espresso_imb_arch(ptr.as_ptr()) };
+        let Some(arch) = Arch::from_raw(raw) else {
+            // SAFETY: allocated just above, not used elsewhere.
+            unsafe { sys::espresso_imb_free(ptr.as_ptr()) };
+            return Err(ImbError::NoManager);
+        };
+        Ok(Mgr {
+            ptr,
+            arch,
+            jobs: Box::new(std::array::from_fn(|_| sys::IMB_JOB::default())),
+        })
+    }
+
+    fn errno(&self) -> i32 {
+        // SAFETY: valid manager owned by this thread.
+        unsafe { sys::espresso_imb_errno(self.ptr.as_ptr()) }
+    }
+}
+
+impl Drop for Mgr {
+    fn drop(&mut self) {
+        // SAFETY: allocated by espresso_imb_new, freed once; no job is in
+        // flight (every call flushes before returning).
+        unsafe { sys::espresso_imb_free(self.ptr.as_ptr()) }
+    }
+}
+
+thread_local! {
+    static MGR: RefCell<Option<Mgr>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's manager, creating it on first use.
+fn with_mgr<R>(f: impl FnOnce(&mut Mgr) -> Result<R, ImbError>) -> Result<R, ImbError> {
+    MGR.try_with(|cell| {
+        let mut slot = cell.try_borrow_mut().map_err(|_| ImbError::NoManager)?;
+        if slot.is_none() {
+            *slot = Some(Mgr::new()?);
+        }
+        match slot.as_mut() {
+            Some(m) => f(m),
+            None => Err(ImbError::NoManager),
+        }
+    })
+    .map_err(|_| ImbError::NoManager)?
+}
+
+/// Creates this thread's manager now (a packet thread calls it before its
+/// first burst, so the packet path does not allocate) and returns the code
+/// path the library chose.
+pub fn warm_thread() -> Result<Arch, ImbError> {
+    with_mgr(|m| Ok(m.arch))
+}
+
+/// The code path the library uses on this CPU (creates this thread's manager
+/// if needed).
+pub fn arch() -> Result<Arch, ImbError> {
+    warm_thread()
+}
+
+/// An expanded AES-128/192/256 key (encryption and decryption schedules),
+/// wiped on drop.
+pub struct AesKey {
+    enc: RoundKeys,
+    dec: RoundKeys,
+    len: usize,
+}
+
+/// 15 round keys of 16 bytes, 16-byte aligned as the library requires.
+#[repr(C, align(64))]
+struct RoundKeys([u8; 256]);
+
+impl AesKey {
+    /// Expands a 16-, 24- or 32-byte key.
+    pub fn new(key: &[u8]) -> Result<AesKey, ImbError> {
+        if !matches!(key.len(), 16 | 24 | 32) {
+            return Err(ImbError::Invalid {
+                what: "AES key length",
+                value: key.len(),
+                why: "must be 16, 24 or 32 bytes",
+            });
+        }
+        let mut k = AesKey {
+            enc: RoundKeys([0; 256]),
+            dec: RoundKeys([0; 256]),
+            len: key.len(),
+        };
+        with_mgr(|m| {
+            // SAFETY: `key` holds key.len() (16/24/32) readable bytes; enc
+            // and dec are 256-byte, 64-byte-aligned buffers, more than the
+            // 16 * 15 = 240 bytes the longest schedule takes.
+            let r = unsafe {
+                sys::espresso_imb_aes_keyexp(
+                    m.ptr.as_ptr(),
+                    key.as_ptr().cast(),
+                    key.len(),
+                    k.enc.0.as_mut_ptr().cast(),
+                    k.dec.0.as_mut_ptr().cast(),
+                )
+            };
+            if r != 0 {
+                return Err(ImbError::Invalid {
+                    what: "AES key length",
+                    value: key.len(),
+                    why: "refused by the library",
+                });
+            }
+            Ok(())
+        })?;
+        Ok(k)
+    }
+
+    /// Key length in bytes.
+    pub fn key_len(&self) -> usize {
+        self.len
+    }
+
+    fn size(&self) -> sys::IMB_KEY_SIZE_BYTES {
+        match self.len {
+            16 => sys::IMB_KEY_128_BYTES,
+            24 => sys::IMB_KEY_192_BYTES,
+            _ => sys::IMB_KEY_256_BYTES,
+        }
+    }
+}
+
+impl Drop for AesKey {
+    fn drop(&mut self) {
+        self.enc.0.zeroize();
+        self.dec.0.zeroize();
+    }
+}
+
+/// One AES-CBC operation in place: `data` (a non-zero multiple of 16 bytes)
+/// is encrypted or decrypted with `iv`.
+pub struct CbcOp<'a> {
+    /// The data, replaced by its encryption or decryption.
+    pub data: &'a mut [u8],
+    /// The initialisation vector.
+    pub iv: [u8; AES_BLOCK],
+}
+
+/// Encrypts every op in place, AES-CBC (multi-buffer: the ops of a burst
+/// run in parallel lanes).
+pub fn aes_cbc_encrypt(key: &AesKey, ops: &mut [CbcOp<'_>]) -> Result<(), ImbError> {
+    cbc(key, ops, sys::IMB_DIR_ENCRYPT)
+}
+
+/// Decrypts every op in place, AES-CBC.
+pub fn aes_cbc_decrypt(key: &AesKey, ops: &mut [CbcOp<'_>]) -> Result<(), ImbError> {
+    cbc(key, ops, sys::IMB_DIR_DECRYPT)
+}
+
+fn cbc(
+    key: &AesKey,
+    ops: &mut [CbcOp<'_>],
+    dir: sys::IMB_CIPHER_DIRECTION,
+) -> Result<(), ImbError> {
+    for op in ops.iter() {
+        if op.data.is_empty() || op.data.len() % AES_BLOCK != 0 {
+            return Err(ImbError::Invalid {
+                what: "AES-CBC data length",
+                value: op.data.len(),
+                why: "must be a non-zero multiple of 16 bytes",
+            });
+        }
+    }
+    if ops.is_empty() {
+        return Ok(());
+    }
+    with_mgr(|m| {
+        for chunk in ops.chunks_mut(MAX_BURST) {
+            for (job, op) in m.jobs.iter_mut().zip(chunk.iter_mut()) {
+                job.enc_keys = key.enc.0.as_ptr().cast();
+                job.dec_keys = key.dec.0.as_ptr().cast();
+                job.key_len_in_bytes = key.len as u64;
+                job.__bindgen_anon_1.src = op.data.as_ptr();
+                job.__bindgen_anon_2.dst = op.data.as_mut_ptr();
+                job.__bindgen_anon_3.cipher_start_src_offset_in_bytes = 0;
+                job.__bindgen_anon_4.msg_len_to_cipher_in_bytes = op.data.len() as u64;
+                job.iv = op.iv.as_ptr();
+                job.iv_len_in_bytes = AES_BLOCK as u64;
+                job.cipher_mode = sys::IMB_CIPHER_CBC;
+                job.cipher_direction = dir;
+                job.hash_alg = sys::IMB_AUTH_NULL;
+                job.chain_order = if dir == sys::IMB_DIR_ENCRYPT {
+                    sys::IMB_ORDER_CIPHER_HASH
+                } else {
+                    sys::IMB_ORDER_HASH_CIPHER
+                };
+            }
+            let n = chunk.len() as u32;
+            // SAFETY: the first n jobs point into `chunk`'s slices (data of
+            // checked length, read and written in place; IVs of 16 bytes)
+            // and at `key`'s schedules, all borrowed for this call; the
+            // burst call completes every job before it returns.
+            let done = unsafe {
+                sys::espresso_imb_cipher_burst(
+                    m.ptr.as_ptr(),
+                    m.jobs.as_mut_ptr(),
+                    n,
+                    sys::IMB_CIPHER_CBC,
+                    dir,
+                    key.size(),
+                )
+            };
+            if done != n {
+                return Err(ImbError::Library {
+                    op: "AES-CBC burst",
+                    code: m.errno(),
+                });
+            }
+        }
+        Ok(())
+    })
+}
+
+/// A hash of the HMAC family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashAlg {
+    /// SHA-1.
+    Sha1,
+    /// SHA-256.
+    Sha256,
+    /// SHA-384.
+    Sha384,
+    /// SHA-512.
+    Sha512,
+}
+
+impl HashAlg {
+    /// Block length of the compression function.
+    pub const fn block_len(self) -> usize {
+        match self {
+            HashAlg::Sha1 | HashAlg::Sha256 => 64,
+            HashAlg::Sha384 | HashAlg::Sha512 => 128,
+        }
+    }
+    /// Full digest length.
+    pub const fn digest_len(self) -> usize {
+        match self {
+            HashAlg::Sha1 => 20,
+            HashAlg::Sha256 => 32,
+            HashAlg::Sha384 => 48,
+            HashAlg::Sha512 => 64,
+        }
+    }
+    fn raw(self) -> sys::IMB_HASH_ALG {
+        match self {
+            HashAlg::Sha1 => sys::IMB_AUTH_HMAC_SHA_1,
+            HashAlg::Sha256 => sys::IMB_AUTH_HMAC_SHA_256,
+            HashAlg::Sha384 => sys::IMB_AUTH_HMAC_SHA_384,
+            HashAlg::Sha512 => sys::IMB_AUTH_HMAC_SHA_512,
+        }
+    }
+}
+
+/// An HMAC key: the hash states after the key XOR ipad and XOR opad blocks
+/// (RFC 2104), precomputed once; wiped on drop.
+#[repr(C, align(64))]
+pub struct HmacKey {
+    ipad: [u8; 64],
+    opad: [u8; 64],
+    alg: HashAlg,
+}
+
+impl HmacKey {
+    /// Precomputes the HMAC states for `key` (any length: keys longer than
+    /// the block are hashed first, RFC 2104 §2).
+    pub fn new(alg: HashAlg, key: &[u8]) -> Result<HmacKey, ImbError> {
+        let mut k = HmacKey {
+            ipad: [0; 64],
+            opad: [0; 64],
+            alg,
+        };
+        let bl = alg.block_len();
+        with_mgr(|m| {
+            let mut k0 = [0u8; 128];
+            if key.len() > bl {
+                // SAFETY: `key` is readable for key.len() bytes; k0 holds
+                // 128 bytes, more than any digest (64).
+                let r = unsafe {
+                    sys::espresso_imb_hash(
+                        m.ptr.as_ptr(),
+                        alg.raw(),
+                        key.as_ptr().cast(),
+                        key.len() as u64,
+                        k0.as_mut_ptr().cast(),
+                    )
+                };
+                if r != 0 {
+                    k0.zeroize();
+                    return Err(ImbError::Invalid {
+                        what: "HMAC hash",
+                        value: alg.digest_len(),
+                        why: "refused by the library",
+                    });
+                }
+            } else {
+                k0[..key.len()].copy_from_slice(key);
+            }
+            let mut block = [0u8; 128];
+            let mut r = 0;
+            for (pad, out) in [(0x36u8, &mut k.ipad), (0x5c, &mut k.opad)] {
+                for (b, x) in block[..bl].iter_mut().zip(&k0[..bl]) {
+                    *b = x ^ pad;
+                }
+                // SAFETY: `block` holds one full block (bl <= 128 bytes);
+                // `out` holds 64 bytes, the largest state (SHA-512).
+                r |= unsafe {
+                    sys::espresso_imb_hash_one_block(
+                        m.ptr.as_ptr(),
+                        alg.raw(),
+                        block.as_ptr().cast(),
+                        out.as_mut_ptr().cast(),
+                    )
+                };
+            }
+            block.zeroize();
+            k0.zeroize();
+            if r != 0 {
+                return Err(ImbError::Invalid {
+                    what: "HMAC hash",
+                    value: alg.digest_len(),
+                    why: "refused by the library",
+                });
+            }
+            Ok(())
+        })?;
+        Ok(k)
+    }
+
+    /// The hash.
+    pub fn alg(&self) -> HashAlg {
+        self.alg
+    }
+}
+
+impl Drop for HmacKey {
+    fn drop(&mut self) {
+        self.ipad.zeroize();
+        self.opad.zeroize();
+    }
+}
+
+/// One HMAC computation: the full-length MAC of `msg` is written to the
+/// first `digest_len` bytes of `tag` (truncate it as the protocol says).
+pub struct HmacOp<'a> {
+    /// The message.
+    pub msg: &'a [u8],
+    /// Output: the untruncated MAC in the first `digest_len` bytes.
+    pub tag: [u8; 64],
+}
+
+/// Computes the HMAC of every op (multi-buffer: the ops of a burst run in
+/// parallel lanes). Messages must not be empty (the library cannot hash an
+/// empty message; ESP always authenticates at least SPI and sequence number).
+pub fn hmac(key: &HmacKey, ops: &mut [HmacOp<'_>]) -> Result<(), ImbError> {
+    for op in ops.iter() {
+        if op.msg.is_empty() {
+            // The library refuses (and, unchecked, miscomputes) an empty
+            // message.
+            return Err(ImbError::Invalid {
+                what: "HMAC message length",
+                value: 0,
+                why: "intel-ipsec-mb needs at least one byte",
+            });
+        }
+    }
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let alg = key.alg.raw();
+    let tag_len = key.alg.digest_len() as u64;
+    with_mgr(|m| {
+        for chunk in ops.chunks_mut(MAX_BURST) {
+            for (job, op) in m.jobs.iter_mut().zip(chunk.iter_mut()) {
+                job.__bindgen_anon_1.src = op.msg.as_ptr();
+                job.hash_start_src_offset_in_bytes = 0;
+                job.__bindgen_anon_5.msg_len_to_hash_in_bytes = op.msg.len() as u64;
+                job.auth_tag_output = op.tag.as_mut_ptr();
+                job.auth_tag_output_len_in_bytes = tag_len;
+                job.u.HMAC._hashed_auth_key_xor_ipad = key.ipad.as_ptr();
+                job.u.HMAC._hashed_auth_key_xor_opad = key.opad.as_ptr();
+                job.hash_alg = alg;
+                job.cipher_mode = sys::IMB_CIPHER_NULL;
+                job.chain_order = sys::IMB_ORDER_HASH_CIPHER;
+            }
+            let n = chunk.len() as u32;
+            // SAFETY: the first n jobs point at `chunk`'s messages (read
+            // msg.len() bytes), tag buffers (64 bytes >= tag_len written)
+            // and `key`'s states, all borrowed for this call; the burst
+            // call completes every job before it returns.
+            let done = unsafe {
+                sys::espresso_imb_hash_burst(m.ptr.as_ptr(), m.jobs.as_mut_ptr(), n, alg)
+            };
+            if done != n {
+                return Err(ImbError::Library {
+                    op: "HMAC burst",
+                    code: m.errno(),
+                });
+            }
+        }
+        Ok(())
+    })
+}
+
+/// A ChaCha20-Poly1305 key (RFC 8439), wiped on drop.
+pub struct ChachaKey {
+    key: [u8; 32],
+}
+
+impl ChachaKey {
+    /// A 32-byte key.
+    pub fn new(key: &[u8]) -> Result<ChachaKey, ImbError> {
+        let key: [u8; 32] = key.try_into().map_err(|_| ImbError::Invalid {
+            what: "ChaCha20-Poly1305 key length",
+            value: key.len(),
+            why: "must be 32 bytes",
+        })?;
+        Ok(ChachaKey { key })
+    }
+}
+
+impl Drop for ChachaKey {
+    fn drop(&mut self) {
+        self.key.zeroize();
+    }
+}
+
+/// One AEAD operation in place (AES-GCM or ChaCha20-Poly1305, 96-bit nonce,
+/// 128-bit tag).
+pub struct AeadOp<'a> {
+    /// The nonce.
+    pub nonce: [u8; 12],
+    /// Additional authenticated data.
+    pub aad: &'a [u8],
+    /// Plaintext (seal) or ciphertext (open), replaced in place.
+    pub data: &'a mut [u8],
+    /// Output: the tag computed over the ciphertext. After an open, compare
+    /// it (in constant time) with the received tag before using `data`.
+    pub tag: [u8; 16],
+}
+
+/// Which way an AEAD op goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Encrypt and compute the tag.
+    Seal,
+    /// Compute the tag over the ciphertext and decrypt (the caller verifies
+    /// the tag).
+    Open,
+}
+
+/// An AES-GCM key (128, 192 or 256 bits): round keys and GHASH key powers
+/// as the library precomputes them, wiped on drop.
+pub struct GcmKey {
+    data: Box<sys::gcm_key_data>,
+    len: usize,
+}
+
+impl GcmKey {
+    /// Precomputes a 16-, 24- or 32-byte AES-GCM key.
+    pub fn new(key: &[u8]) -> Result<GcmKey, ImbError> {
+        if !matches!(key.len(), 16 | 24 | 32) {
+            return Err(ImbError::Invalid {
+                what: "AES-GCM key length",
+                value: key.len(),
+                why: "must be 16, 24 or 32 bytes",
+            });
+        }
+        let mut k = GcmKey {
+            data: Box::default(),
+            len: key.len(),
+        };
+        with_mgr(|m| {
+            // SAFETY: `key` holds key.len() bytes; `data` is a whole,
+            // properly aligned gcm_key_data the library fills.
+            let r = unsafe {
+                sys::espresso_imb_gcm_pre(
+                    m.ptr.as_ptr(),
+                    key.as_ptr().cast(),
+                    key.len(),
+                    &mut *k.data,
+                )
+            };
+            if r != 0 {
+                return Err(ImbError::Invalid {
+                    what: "AES-GCM key length",
+                    value: key.len(),
+                    why: "refused by the library",
+                });
+            }
+            Ok(())
+        })?;
+        Ok(k)
+    }
+}
+
+impl Drop for GcmKey {
+    fn drop(&mut self) {
+        // gcm_key_data is plain bytes (arrays of u8 in a union).
+        let p: *mut sys::gcm_key_data = &mut *self.data;
+        // SAFETY: `p` points to one owned, initialised gcm_key_data; writing
+        // zero bytes over it leaves a valid value (all its fields are byte
+        // arrays). Volatile so the wipe is not optimised away.
+        unsafe {
+            let bytes = p.cast::<u8>();
+            for i in 0..std::mem::size_of::<sys::gcm_key_data>() {
+                bytes.add(i).write_volatile(0);
+            }
+        }
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// ChaCha20-Poly1305 over every op, in place.
+pub fn chacha20_poly1305(
+    key: &ChachaKey,
+    dir: Direction,
+    ops: &mut [AeadOp<'_>],
+) -> Result<(), ImbError> {
+    let k = AeadParams {
+        cipher: sys::IMB_CIPHER_CHACHA20_POLY1305,
+        hash: sys::IMB_AUTH_CHACHA20_POLY1305,
+        key: key.key.as_ptr().cast(),
+        key_len: 32,
+        op: "ChaCha20-Poly1305 job",
+    };
+    aead(&k, dir, ops)
+}
+
+/// AES-GCM (96-bit nonce, 128-bit tag) over every op, in place.
+pub fn aes_gcm(key: &GcmKey, dir: Direction, ops: &mut [AeadOp<'_>]) -> Result<(), ImbError> {
+    let k = AeadParams {
+        cipher: sys::IMB_CIPHER_GCM,
+        hash: sys::IMB_AUTH_AES_GMAC,
+        key: (&*key.data as *const sys::gcm_key_data).cast(),
+        key_len: key.len as u64,
+        op: "AES-GCM job",
+    };
+    aead(&k, dir, ops)
+}
+
+/// One AEAD key as the job API takes it (set per burst, not per packet).
+struct AeadParams {
+    cipher: sys::IMB_CIPHER_MODE,
+    hash: sys::IMB_HASH_ALG,
+    key: *const std::ffi::c_void,
+    key_len: u64,
+    op: &'static str,
+}
+
+fn aead(k: &AeadParams, dir: Direction, ops: &mut [AeadOp<'_>]) -> Result<(), ImbError> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let (cdir, order) = match dir {
+        Direction::Seal => (sys::IMB_DIR_ENCRYPT, sys::IMB_ORDER_CIPHER_HASH),
+        Direction::Open => (sys::IMB_DIR_DECRYPT, sys::IMB_ORDER_HASH_CIPHER),
+    };
+    let gcm = k.cipher == sys::IMB_CIPHER_GCM;
+    with_mgr(|m| {
+        let mgr = m.ptr.as_ptr();
+        let (mut completed, mut failed) = (0usize, false);
+        let mut reap = |mut job: *mut sys::IMB_JOB| {
+            while !job.is_null() {
+                // SAFETY: a non-null pointer returned by submit/flush/
+                // get_completed is a job of this manager's queue.
+                let status = unsafe { (*job).status };
+                if status != sys::IMB_STATUS_COMPLETED {
+                    failed = true;
+                }
+                completed += 1;
+                // SAFETY: valid manager of this thread.
+                job = unsafe { sys::espresso_imb_get_completed_job(mgr) };
+            }
+        };
+        for op in ops.iter_mut() {
+            // SAFETY: valid manager; returns the next free job of its queue
+            // (never NULL: completed jobs are reaped after every submit).
+            let job = unsafe { sys::espresso_imb_get_next_job(mgr) };
+            // SAFETY: `job` points to a job structure owned by the manager,
+            // which we fill before submitting.
+            let j = unsafe { &mut *job };
+            j.enc_keys = k.key;
+            j.dec_keys = k.key;
+            j.key_len_in_bytes = k.key_len;
+            j.__bindgen_anon_1.src = op.data.as_ptr();
+            j.__bindgen_anon_2.dst = op.data.as_mut_ptr();
+            j.__bindgen_anon_3.cipher_start_src_offset_in_bytes = 0;
+            j.__bindgen_anon_4.msg_len_to_cipher_in_bytes = op.data.len() as u64;
+            j.hash_start_src_offset_in_bytes = 0;
+            j.__bindgen_anon_5.msg_len_to_hash_in_bytes = op.data.len() as u64;
+            j.iv = op.nonce.as_ptr();
+            j.iv_len_in_bytes = 12;
+            if gcm {
+                j.u.GCM.aad = op.aad.as_ptr().cast();
+                j.u.GCM.aad_len_in_bytes = op.aad.len() as u64;
+                j.u.GCM.ctx = std::ptr::null_mut();
+            } else {
+                j.u.CHACHA20_POLY1305.aad = op.aad.as_ptr().cast();
+                j.u.CHACHA20_POLY1305.aad_len_in_bytes = op.aad.len() as u64;
+                j.u.CHACHA20_POLY1305.ctx = std::ptr::null_mut();
+            }
+            j.auth_tag_output = op.tag.as_mut_ptr();
+            j.auth_tag_output_len_in_bytes = 16;
+            j.cipher_mode = k.cipher;
+            j.hash_alg = k.hash;
+            j.cipher_direction = cdir;
+            j.chain_order = order;
+            // SAFETY: the job points at `op`'s nonce, aad, data and tag and
+            // at the key, borrowed until this function returns; every job
+            // is completed (flushed below) before that.
+            reap(unsafe { sys::espresso_imb_submit_job(mgr) });
+        }
+        loop {
+            // SAFETY: valid manager; NULL once the queue is empty.
+            let job = unsafe { sys::espresso_imb_flush_job(mgr) };
+            if job.is_null() {
+                break;
+            }
+            reap(job);
+        }
+        if failed || completed != ops.len() {
+            return Err(ImbError::Library {
+                op: k.op,
+                code: m.errno(),
+            });
+        }
+        Ok(())
+    })
+}
