@@ -3,6 +3,7 @@
 //!
 //! - [`config`]: the TOML configuration (tunnels, policies, includes, secrets).
 //! - `ike`: the IKEv2 engine (added by the IKE work; the daemon will drive it).
+//! - [`pki`]: certificates, trust store, CRLs, private keys, signatures.
 //! - [`daemon`]: the control daemon (SA push, lifetimes, CLI socket, metrics, tap).
 //! - [`cli`]: the `espresso` command line.
 
@@ -10,3 +11,4 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod ike;
+pub mod pki;

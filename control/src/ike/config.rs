@@ -141,6 +141,9 @@ pub enum Identity {
     Email(String),
     /// ID_KEY_ID (`@#hex`).
     KeyId(Vec<u8>),
+    /// ID_DER_ASN1_DN (`C=CH, O=.., CN=..`): the DER of the name; may hold
+    /// `*` values when it is a configured peer identity.
+    Dn(Vec<u8>),
 }
 
 impl Identity {
@@ -159,6 +162,7 @@ impl Identity {
             Self::Fqdn(s) => (id_type::FQDN, s.as_bytes().to_vec()),
             Self::Email(s) => (id_type::RFC822_ADDR, s.as_bytes().to_vec()),
             Self::KeyId(k) => (id_type::KEY_ID, k.clone()),
+            Self::Dn(d) => (id_type::DER_ASN1_DN, d.clone()),
         };
         let mut b = vec![t, 0, 0, 0];
         b.extend_from_slice(&d);
@@ -178,6 +182,10 @@ impl Identity {
             id_type::FQDN => Self::Fqdn(String::from_utf8(data.to_vec()).ok()?),
             id_type::RFC822_ADDR => Self::Email(String::from_utf8(data.to_vec()).ok()?),
             id_type::KEY_ID => Self::KeyId(data.to_vec()),
+            id_type::DER_ASN1_DN => {
+                crate::pki::dn::display(data); // parses or shows <DN hex>
+                Self::Dn(data.to_vec())
+            }
             _ => return None,
         })
     }
@@ -210,6 +218,11 @@ impl FromStr for Identity {
         if let Ok(a) = s.parse::<IpAddr>() {
             return Ok(Self::from_ip(a));
         }
+        if crate::pki::dn::looks_like_dn(s) {
+            return crate::pki::dn::parse(s)
+                .map(Self::Dn)
+                .map_err(|e| IkeError::Config(format!("distinguished name {s:?}: {e}")));
+        }
         if s.is_empty() {
             return Err(IkeError::Config("empty identity".into()));
         }
@@ -234,6 +247,18 @@ impl fmt::Display for Identity {
                 }
                 Ok(())
             }
+            Self::Dn(d) => f.write_str(&crate::pki::dn::display(d)),
+        }
+    }
+}
+
+impl Identity {
+    /// Does a received identity `got` satisfy this configured one? Equal, or
+    /// for a DN strongSwan's match with `*` wildcards.
+    pub fn matches(&self, got: &Identity) -> bool {
+        match (self, got) {
+            (Self::Dn(p), Self::Dn(g)) => crate::pki::dn::matches(p, g),
+            (a, b) => a == b,
         }
     }
 }
