@@ -304,8 +304,12 @@ pub struct Connection {
     pub local_id: Option<Identity>,
     /// The peer's identity; None = any (with PSK: whoever knows the key).
     pub remote_id: Option<Identity>,
-    /// Pre-shared key.
+    /// Pre-shared key (used when a side authenticates with `psk`).
     pub psk: Key,
+    /// How we authenticate (default: the pre-shared key).
+    pub local_auth: super::auth_config::LocalAuth,
+    /// How the peer must authenticate (default: the pre-shared key).
+    pub remote_auth: super::auth_config::RemoteAuth,
     /// IKE proposals, preferred first.
     pub ike_proposals: Vec<IkeProposal>,
     /// ESP proposals, preferred first.
@@ -357,6 +361,8 @@ impl Connection {
             local_id: None,
             remote_id: None,
             psk: Key::from_slice(psk),
+            local_auth: Default::default(),
+            remote_auth: Default::default(),
             ike_proposals: default_ike_proposals(),
             esp_proposals: default_esp_proposals(),
             start_action: StartAction::Add,
@@ -385,8 +391,33 @@ impl Connection {
         if self.name.is_empty() {
             return e("empty name".into());
         }
-        if self.psk.len() < 8 {
+        let psk_used = matches!(self.local_auth, super::auth_config::LocalAuth::Psk)
+            || matches!(self.remote_auth, super::auth_config::RemoteAuth::Psk);
+        if psk_used && self.psk.len() < 8 {
             return e("pre-shared key shorter than 8 bytes".into());
+        }
+        if let (super::auth_config::LocalAuth::Cert { key, chain, .. }, id) =
+            (&self.local_auth, &self.local_id)
+        {
+            let Some(c) = chain.first() else {
+                return e("certificate authentication without a certificate".into());
+            };
+            if c.public_key() != key.public_key() {
+                return e(format!(
+                    "the private key ({}) does not belong to the certificate \"{}\" ({})",
+                    key.public_key().fingerprint(),
+                    c.subject_str(),
+                    c.public_key().fingerprint()
+                ));
+            }
+            if let Some(id) = id {
+                if !c.has_identity(id) {
+                    return e(format!(
+                        "local identity {id} is not in the certificate \"{}\" (use its subject DN or a subjectAltName)",
+                        c.subject_str()
+                    ));
+                }
+            }
         }
         if self.ike_proposals.is_empty() || self.esp_proposals.is_empty() {
             return e("no proposals".into());

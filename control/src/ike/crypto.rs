@@ -525,6 +525,16 @@ impl SkCipher {
             _ => 8,
         }
     }
+    /// Bytes an SK payload adds around its contents at most (generic header,
+    /// IV, padding and pad length, ICV).
+    pub fn overhead(&self) -> usize {
+        let pad = if matches!(self.alg, SkAlg::Cbc(..)) {
+            16
+        } else {
+            1
+        };
+        wire::GENERIC_LEN + self.iv_len() + pad + self.icv_len()
+    }
     fn icv_len(&self) -> usize {
         match &self.alg {
             SkAlg::Cbc(_, i, _) => i.icv_len(),
@@ -547,6 +557,31 @@ impl SkCipher {
         iv_counter: u64,
         rng: &mut dyn RngCore,
     ) -> Vec<u8> {
+        self.seal_with(
+            wire::payload::SK,
+            &[],
+            (spi_i, spi_r, exchange, flag_bits, msg_id),
+            first_inner,
+            inner,
+            iv_counter,
+            rng,
+        )
+    }
+
+    /// Like [`seal`](Self::seal) for an SK (`extra` empty) or an SKF payload
+    /// (`extra` = Fragment Number | Total Fragments, RFC 7383 §2.5, covered by
+    /// the AAD / ICV like the rest of the header).
+    #[allow(clippy::too_many_arguments)]
+    pub fn seal_with(
+        &self,
+        ptype: u8,
+        extra: &[u8],
+        (spi_i, spi_r, exchange, flag_bits, msg_id): (u64, u64, u8, u8, u32),
+        first_inner: u8,
+        inner: &[u8],
+        iv_counter: u64,
+        rng: &mut dyn RngCore,
+    ) -> Vec<u8> {
         let iv_len = self.iv_len();
         let icv_len = self.icv_len();
         let block = if matches!(self.alg, SkAlg::Cbc(..)) {
@@ -556,20 +591,13 @@ impl SkCipher {
         };
         let pad = (block - (inner.len() + 1) % block) % block;
         let ct_len = inner.len() + pad + 1;
-        let sk_len = wire::GENERIC_LEN + iv_len + ct_len + icv_len;
+        let sk_len = wire::GENERIC_LEN + extra.len() + iv_len + ct_len + icv_len;
         let mut out = Vec::with_capacity(HEADER_LEN + sk_len);
-        wire::write_header(
-            &mut out,
-            spi_i,
-            spi_r,
-            wire::payload::SK,
-            exchange,
-            flag_bits,
-            msg_id,
-        );
+        wire::write_header(&mut out, spi_i, spi_r, ptype, exchange, flag_bits, msg_id);
         out.push(first_inner);
         out.push(0);
         out.extend_from_slice(&(sk_len as u16).to_be_bytes());
+        out.extend_from_slice(extra);
         let iv_at = out.len();
         match &self.alg {
             SkAlg::Cbc(..) => {
@@ -621,9 +649,15 @@ impl SkCipher {
     /// Verifies and decrypts the SK payload of `msg` whose generic header
     /// starts at `sk_at`; returns the inner payload bytes.
     pub fn open(&self, msg: &[u8], sk_at: usize) -> Result<Secret, IkeError> {
+        self.open_with(msg, sk_at, 0)
+    }
+
+    /// Like [`open`](Self::open); `extra` bytes after the generic header
+    /// (4 for an SKF payload's fragment numbers) belong to the AAD.
+    pub fn open_with(&self, msg: &[u8], sk_at: usize, extra: usize) -> Result<Secret, IkeError> {
         let iv_len = self.iv_len();
         let icv_len = self.icv_len();
-        let body_at = sk_at + wire::GENERIC_LEN;
+        let body_at = sk_at + wire::GENERIC_LEN + extra;
         if msg.len() < body_at + iv_len + icv_len + 1 {
             return Err(IkeError::Decrypt("encrypted payload shorter than IV + ICV"));
         }

@@ -7,18 +7,24 @@
 //! - [`proposal`]: algorithms, proposal strings (strongSwan and seeds' forms), negotiation.
 //! - [`crypto`]: PRF/prf+, key derivation, DH groups 2/14/19/20/31, SK payload ciphers, PSK AUTH.
 //! - [`ts`]: traffic selectors and narrowing.
+//! - [`auth_config`], [`sigauth`]: authentication per side (PSK, certificates,
+//!   raw RSA keys), RFC 7427 signatures, CERT/CERTREQ.
 //! - [`config`]: connections (start action, IDs, `%any`, `%defaultroute`, DPD, lifetimes, PFS).
 //! - [`engine`]: the engine, outputs, events, counters; `sa`: one IKE SA's state machine.
 
+pub mod auth_config;
 pub mod config;
 pub mod crypto;
 pub mod engine;
 pub mod error;
+pub mod frag;
 pub mod proposal;
 mod sa;
+pub mod sigauth;
 pub mod ts;
 pub mod wire;
 
+pub use auth_config::{LocalAuth, RemoteAuth, WallClock};
 pub use config::{
     Connection, ConnectionConfig, DpdAction, Identity, LocalAddr, RemoteAddr, StartAction,
 };

@@ -240,6 +240,16 @@ pub mod id_type {
 /// Authentication method: Shared Key Message Integrity Code.
 pub const AUTH_PSK: u8 = 2;
 
+impl PayloadWriter {
+    /// CERT or CERTREQ payload: encoding, then data.
+    pub fn cert(&mut self, ptype: u8, encoding: u8, data: &[u8]) {
+        self.push_with(ptype, |b| {
+            b.push(encoding);
+            b.extend_from_slice(data);
+        });
+    }
+}
+
 /// Traffic selector types.
 pub mod ts_type {
     /// TS_IPV4_ADDR_RANGE.
@@ -857,6 +867,13 @@ pub struct Payloads<'a> {
     /// Encrypted payload: (first inner payload type, offset of its generic header in
     /// the message, body).
     pub sk: Option<(u8, usize, &'a [u8])>,
+    /// Encrypted Fragment payload (RFC 7383): (first inner payload type, 0 in
+    /// all but the first fragment; offset of its generic header; body).
+    pub skf: Option<(u8, usize, &'a [u8])>,
+    /// CERT payloads: (encoding, data), in order (the end entity first).
+    pub certs: Vec<(u8, &'a [u8])>,
+    /// CERTREQ payloads: (encoding, CA key hashes).
+    pub certreqs: Vec<(u8, &'a [u8])>,
     /// Payloads that were skipped (known but unused, or unknown non-critical).
     pub skipped: Vec<u8>,
 }
@@ -900,9 +917,16 @@ impl<'a> Payloads<'a> {
                     (raw.next, base + raw.offset, raw.body),
                     raw.ptype,
                 )?,
-                payload::CERT | payload::CERTREQ | payload::CP | payload::EAP | payload::SKF => {
-                    p.skipped.push(raw.ptype)
-                }
+                payload::SKF => once(
+                    &mut p.skf,
+                    (raw.next, base + raw.offset, raw.body),
+                    raw.ptype,
+                )?,
+                payload::CERT => p.certs.push(super::sigauth::parse_cert_payload(raw.body)?),
+                payload::CERTREQ => p
+                    .certreqs
+                    .push(super::sigauth::parse_cert_payload(raw.body)?),
+                payload::CP | payload::EAP => p.skipped.push(raw.ptype),
                 t => {
                     if raw.critical {
                         return Err(ParseError::UnsupportedCritical(t));

@@ -1,4 +1,5 @@
-//! IKE_AUTH with a pre-shared key: AUTH payloads, identities, the first child SA.
+//! IKE_AUTH: AUTH payloads (pre-shared key or signatures, see `sigauth`),
+//! identities, certificates, the first child SA.
 
 use super::*;
 
@@ -48,10 +49,16 @@ impl IkeSa {
             ctx.free_child_spi(pc.inbound_spi);
             let code = p.error_notify().unwrap_or(notify::INVALID_SYNTAX);
             if code == notify::AUTHENTICATION_FAILED {
+                let why = match self.conn.local_auth {
+                    crate::ike::LocalAuth::Psk => "PSK or IDs differ",
+                    _ => "it does not accept our certificate, key, signature or identity (see its log)",
+                };
                 ctx.event(Event::AuthFailed {
                     conn: self.conn.name.clone(),
                     peer: self.remote,
-                    reason: "peer rejected our authentication (AUTHENTICATION_FAILED): PSK or IDs differ".into(),
+                    reason: format!(
+                        "peer rejected our authentication (AUTHENTICATION_FAILED): {why}"
+                    ),
                 });
             }
             self.fail(
@@ -96,27 +103,29 @@ impl IkeSa {
             self.fail(ctx, IkeError::AuthFailed(reason));
             return;
         }
-        let want = crypto::psk_auth(
-            suite.prf,
-            self.conn.psk.bytes(),
-            &self.init_resp,
-            &self.ni,
-            keys.sk_pr.bytes(),
-            idr.body,
-        );
-        if auth.method != wire::AUTH_PSK || !crypto::ct_eq(&want, auth.data) {
-            ctx.free_child_spi(pc.inbound_spi);
-            let reason = format!(
-                "AUTH payload of the peer does not verify (method {}): pre-shared keys differ",
-                auth.method
-            );
-            ctx.event(Event::AuthFailed {
-                conn: self.conn.name.clone(),
-                peer: self.remote,
-                reason: reason.clone(),
-            });
-            self.fail(ctx, IkeError::AuthFailed(reason));
-            return;
+        let input = sigauth::PeerAuthInput {
+            prf: suite.prf,
+            real_message: &self.init_resp,
+            nonce: &self.ni,
+            sk_p: keys.sk_pr.bytes(),
+            id_body: idr.body,
+            peer_id: rid.as_ref(),
+            auth,
+            certs: &p.certs,
+            now: ctx.settings.clock.now(),
+        };
+        match sigauth::verify_peer(&self.conn, &input) {
+            Ok(pa) => self.peer_auth = Some(pa),
+            Err(reason) => {
+                ctx.free_child_spi(pc.inbound_spi);
+                ctx.event(Event::AuthFailed {
+                    conn: self.conn.name.clone(),
+                    peer: self.remote,
+                    reason: reason.clone(),
+                });
+                self.fail(ctx, IkeError::AuthFailed(reason));
+                return;
+            }
         }
         self.remote_id = rid;
         self.established(ctx, now);
@@ -192,12 +201,22 @@ impl IkeSa {
                 .map(|i| i.to_string())
                 .unwrap_or_else(|| format!("(type {})", idi.id_type))
         );
+        self.peer_certreq
+            .extend(sigauth::certreq_hashes(&p.certreqs));
+        let now_wall = ctx.settings.clock.now();
+        let mut peer_auth = None;
         for c in self.candidates.iter() {
             if !id_matches(&c.remote_id, &peer_id) {
                 continue;
             }
-            if let (Some(want), Some(l)) = (&idr_req, &c.local_id) {
-                if want != l {
+            let ours = c.local_id.clone().or_else(|| {
+                c.local_auth
+                    .cert()
+                    .map(|x| Identity::Dn(x.subject().to_vec()))
+            });
+            if let (Some(want), Some(l)) = (&idr_req, &ours) {
+                let in_cert = c.local_auth.cert().is_some_and(|x| x.has_identity(want));
+                if want != l && !in_cert {
                     reason = format!("peer asks for identity {want}, we are {l}");
                     continue;
                 }
@@ -210,22 +229,30 @@ impl IkeSa {
                 reason = format!("connection {:?} does not allow {suite}", c.name);
                 continue;
             }
-            let want = crypto::psk_auth(
-                suite.prf,
-                c.psk.bytes(),
-                &self.init_req,
-                &self.nr,
-                keys.sk_pi.bytes(),
-                idi.body,
-            );
-            if auth.method == wire::AUTH_PSK && crypto::ct_eq(&want, auth.data) {
-                chosen = Some(c.clone());
-                break;
+            let input = sigauth::PeerAuthInput {
+                prf: suite.prf,
+                real_message: &self.init_req,
+                nonce: &self.nr,
+                sk_p: keys.sk_pi.bytes(),
+                id_body: idi.body,
+                peer_id: peer_id.as_ref(),
+                auth,
+                certs: &p.certs,
+                now: now_wall,
+            };
+            match sigauth::verify_peer(c, &input) {
+                Ok(pa) => {
+                    peer_auth = Some(pa);
+                    chosen = Some(c.clone());
+                    break;
+                }
+                Err(e) => {
+                    reason = format!(
+                        "peer {}: {e}",
+                        peer_id.as_ref().map(|i| i.to_string()).unwrap_or_default()
+                    )
+                }
             }
-            reason = format!(
-                "AUTH of peer {} does not verify: pre-shared keys differ",
-                peer_id.as_ref().map(|i| i.to_string()).unwrap_or_default()
-            );
         }
         let Some(conn) = chosen else {
             ctx.event(Event::AuthFailed {
@@ -246,18 +273,39 @@ impl IkeSa {
         self.conn = conn;
         self.candidates.clear();
         self.remote_id = peer_id;
+        self.peer_auth = peer_auth;
         let idr = self.local_identity().to_body();
-        let my_auth = crypto::psk_auth(
+        let signed = sigauth::local_auth(
+            &self.conn,
             suite.prf,
-            self.conn.psk.bytes(),
             &self.init_resp,
             &self.ni,
             keys.sk_pr.bytes(),
             &idr,
+            self.peer_hashes.as_deref(),
         );
+        let (method, my_auth) = match signed {
+            Ok(x) => x,
+            Err(reason) => {
+                let reason = format!("cannot authenticate ourselves: {reason}");
+                ctx.event(Event::AuthFailed {
+                    conn: self.conn.name.clone(),
+                    peer: self.remote,
+                    reason: reason.clone(),
+                });
+                let mut pw = PayloadWriter::new();
+                pw.notify(0, &[], notify::AUTHENTICATION_FAILED, &[]);
+                self.respond(ctx, exchange::IKE_AUTH, msg_id, &pw);
+                self.fail(ctx, IkeError::AuthFailed(reason));
+                return;
+            }
+        };
         let mut pw = PayloadWriter::new();
         pw.id(payload::IDR, &idr);
-        pw.auth(wire::AUTH_PSK, &my_auth);
+        for c in sigauth::certs_to_send(&self.conn.local_auth, &self.peer_certreq) {
+            pw.cert(payload::CERT, sigauth::CERT_X509_SIGNATURE, &c);
+        }
+        pw.auth(method, &my_auth);
         self.established(ctx, now);
         if p.notify(notify::INITIAL_CONTACT).is_some() {
             ctx.deferred

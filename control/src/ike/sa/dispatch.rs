@@ -36,7 +36,7 @@ impl IkeSa {
                 ctx.drop(IkeDrop::MessageId);
                 return;
             }
-            let Some((first, plain)) = self.decrypt(ctx, msg, hdr) else {
+            let Some((first, plain)) = self.decrypt(ctx, msg, hdr, now) else {
                 return;
             };
             let p = match Payloads::parse(&plain, first, 0) {
@@ -58,10 +58,16 @@ impl IkeSa {
                 return;
             }
             let id = hdr.message_id();
-            if let Some((last, pkt)) = &self.last_response {
+            if let Some((last, pkts)) = &self.last_response {
                 if *last == id {
-                    let pkt = pkt.clone();
-                    ctx.transmit(self.local, self.remote, &pkt);
+                    // a retransmitted request: answer again, once per
+                    // retransmission (on its first fragment, RFC 7383 §2.6.1)
+                    if frag_number(msg, hdr).is_none_or(|n| n == 1) {
+                        let pkts = pkts.clone();
+                        self.transmit_all(ctx, &pkts);
+                    } else {
+                        ctx.drop(IkeDrop::Unexpected);
+                    }
                     return;
                 }
             }
@@ -69,7 +75,7 @@ impl IkeSa {
                 ctx.drop(IkeDrop::MessageId);
                 return;
             }
-            let Some((first, plain)) = self.decrypt(ctx, msg, hdr) else {
+            let Some((first, plain)) = self.decrypt(ctx, msg, hdr, now) else {
                 return;
             };
             let p = match Payloads::parse(&plain, first, 0) {
@@ -114,11 +120,14 @@ impl IkeSa {
         }
     }
 
+    /// The plaintext of a protected message; for an Encrypted Fragment
+    /// (RFC 7383) the whole message once its last fragment is in, else None.
     pub(super) fn decrypt(
-        &self,
+        &mut self,
         ctx: &mut Ctx,
         msg: &[u8],
         hdr: Header<'_>,
+        now: Instant,
     ) -> Option<(u8, crypto::Secret)> {
         let Some(rx) = &self.rx else {
             ctx.drop(IkeDrop::Unexpected);
@@ -131,6 +140,9 @@ impl IkeSa {
                 return None;
             }
         };
+        if let Some(skf) = p.skf {
+            return self.fragment(ctx, msg, hdr, skf, now);
+        }
         let Some((first, at, _)) = p.sk else {
             ctx.drop(IkeDrop::Invalid);
             return None;
