@@ -83,12 +83,17 @@ pub enum IkeEncr {
     AesGcm128,
     /// AES-GCM with 16-byte ICV, 256-bit key (RFC 5282).
     AesGcm256,
+    /// ChaCha20-Poly1305 (RFC 7634).
+    ChaCha20Poly1305,
 }
 
 impl IkeEncr {
     /// Combined mode.
     pub const fn is_aead(self) -> bool {
-        matches!(self, Self::AesGcm128 | Self::AesGcm256)
+        matches!(
+            self,
+            Self::AesGcm128 | Self::AesGcm256 | Self::ChaCha20Poly1305
+        )
     }
     /// Key material length (AEAD: key + 4-byte salt).
     pub const fn key_len(self) -> usize {
@@ -98,6 +103,7 @@ impl IkeEncr {
             Self::AesCbc256 => 32,
             Self::AesGcm128 => 20,
             Self::AesGcm256 => 36,
+            Self::ChaCha20Poly1305 => 36,
         }
     }
     fn xform(self) -> Xform {
@@ -107,6 +113,10 @@ impl IkeEncr {
             Self::AesCbc256 => (encr_id::AES_CBC, 256),
             Self::AesGcm128 => (encr_id::AES_GCM_16, 128),
             Self::AesGcm256 => (encr_id::AES_GCM_16, 256),
+            // no Key Length attribute (RFC 7634 §3)
+            Self::ChaCha20Poly1305 => {
+                return Xform::new(ttype::ENCR, encr_id::CHACHA20_POLY1305, None)
+            }
         };
         Xform::new(ttype::ENCR, id, Some(bits))
     }
@@ -117,6 +127,7 @@ impl IkeEncr {
             (encr_id::AES_CBC, Some(256)) => Self::AesCbc256,
             (encr_id::AES_GCM_16, Some(128)) => Self::AesGcm128,
             (encr_id::AES_GCM_16, Some(256)) => Self::AesGcm256,
+            (encr_id::CHACHA20_POLY1305, None) => Self::ChaCha20Poly1305,
             _ => return None,
         })
     }
@@ -231,6 +242,16 @@ pub enum DhGroup {
     Modp1024,
     /// MODP-2048 (group 14).
     Modp2048,
+    /// MODP-3072 (group 15).
+    Modp3072,
+    /// MODP-4096 (group 16).
+    Modp4096,
+    /// MODP-6144 (group 17).
+    Modp6144,
+    /// MODP-8192 (group 18).
+    Modp8192,
+    /// NIST P-521 (group 21).
+    Ecp521,
     /// NIST P-256 (group 19).
     Ecp256,
     /// NIST P-384 (group 20).
@@ -245,6 +266,11 @@ impl DhGroup {
         match self {
             Self::Modp1024 => 2,
             Self::Modp2048 => 14,
+            Self::Modp3072 => 15,
+            Self::Modp4096 => 16,
+            Self::Modp6144 => 17,
+            Self::Modp8192 => 18,
+            Self::Ecp521 => 21,
             Self::Ecp256 => 19,
             Self::Ecp384 => 20,
             Self::Curve25519 => 31,
@@ -255,6 +281,11 @@ impl DhGroup {
         Some(match n {
             2 => Self::Modp1024,
             14 => Self::Modp2048,
+            15 => Self::Modp3072,
+            16 => Self::Modp4096,
+            17 => Self::Modp6144,
+            18 => Self::Modp8192,
+            21 => Self::Ecp521,
             19 => Self::Ecp256,
             20 => Self::Ecp384,
             31 => Self::Curve25519,
@@ -266,6 +297,11 @@ impl DhGroup {
         match self {
             Self::Modp1024 => "modp1024",
             Self::Modp2048 => "modp2048",
+            Self::Modp3072 => "modp3072",
+            Self::Modp4096 => "modp4096",
+            Self::Modp6144 => "modp6144",
+            Self::Modp8192 => "modp8192",
+            Self::Ecp521 => "ecp521",
             Self::Ecp256 => "ecp256",
             Self::Ecp384 => "ecp384",
             Self::Curve25519 => "curve25519",
@@ -276,6 +312,11 @@ impl DhGroup {
         match self {
             Self::Modp1024 => 128,
             Self::Modp2048 => 256,
+            Self::Modp3072 => 384,
+            Self::Modp4096 => 512,
+            Self::Modp6144 => 768,
+            Self::Modp8192 => 1024,
+            Self::Ecp521 => 132,
             Self::Ecp256 => 64,
             Self::Ecp384 => 96,
             Self::Curve25519 => 32,
@@ -601,9 +642,6 @@ pub fn xform_name(x: &Xform, ike: bool) -> String {
         ttype::DH => match x.id {
             1 => "modp768".into(),
             5 => "modp1536".into(),
-            15 => "modp3072".into(),
-            16 => "modp4096".into(),
-            21 => "ecp521".into(),
             32 => "curve448".into(),
             id => DhGroup::from_number(id)
                 .map(|g| g.name().to_string())
@@ -675,7 +713,7 @@ fn seed_tokens(s: &str) -> Result<Vec<String>, IkeError> {
                     Some(g) => g.name().into(),
                     None => {
                         return Err(IkeError::Config(format!(
-                            "DH group {g} is not supported (supported: 2, 14, 19, 20, 31)"
+                            "DH group {g} is not supported (supported: 2, 14, 15, 16, 17, 18, 19, 20, 21, 31)"
                         )))
                     }
                 }
@@ -706,6 +744,11 @@ fn dh_token(t: &str) -> Option<DhGroup> {
     Some(match t {
         "modp1024" => DhGroup::Modp1024,
         "modp2048" => DhGroup::Modp2048,
+        "modp3072" => DhGroup::Modp3072,
+        "modp4096" => DhGroup::Modp4096,
+        "modp6144" => DhGroup::Modp6144,
+        "modp8192" => DhGroup::Modp8192,
+        "ecp521" => DhGroup::Ecp521,
         "ecp256" => DhGroup::Ecp256,
         "ecp384" => DhGroup::Ecp384,
         "curve25519" | "x25519" => DhGroup::Curve25519,
@@ -769,6 +812,7 @@ pub fn parse_ike_proposals(s: &str) -> Result<Vec<IkeProposal>, IkeError> {
                 "aes256" => prop.encr.push(IkeEncr::AesCbc256),
                 "aes128gcm16" | "aes128gcm" | "aes128gcm128" => prop.encr.push(IkeEncr::AesGcm128),
                 "aes256gcm16" | "aes256gcm" | "aes256gcm128" => prop.encr.push(IkeEncr::AesGcm256),
+                "chacha20poly1305" => prop.encr.push(IkeEncr::ChaCha20Poly1305),
                 "3des" | "md5" | "prfmd5" => {
                     return Err(IkeError::Config(format!(
                         "IKE proposal {p:?}: {t} is not supported for IKE SAs (legacy, RFC 8247); use aes/sha2"
@@ -957,6 +1001,33 @@ mod tests {
         assert_eq!(e[0].integ, vec![IntegAlg::HmacMd5_96]);
         assert!(parse_esp_proposals("aes128gcm16-sha256").is_err());
         assert!(parse_esp_proposals("blowfish-sha1").is_err());
+    }
+
+    /// The proposal of issue 13 that used to be refused.
+    #[test]
+    fn chacha20poly1305_and_strongswan_groups() {
+        let p = parse_ike_proposals("chacha20poly1305-prfsha512-curve25519").unwrap();
+        assert_eq!(p[0].encr, vec![IkeEncr::ChaCha20Poly1305]);
+        assert!(p[0].integ.is_empty());
+        assert_eq!(p[0].to_string(), "chacha20poly1305-prfsha512-curve25519");
+        let x = p[0].xforms();
+        assert_eq!(
+            x[0],
+            Xform::new(ttype::ENCR, 28, None),
+            "no key length attribute"
+        );
+        for (s, g) in [
+            ("modp3072", 15),
+            ("modp4096", 16),
+            ("modp6144", 17),
+            ("modp8192", 18),
+            ("ecp521", 21),
+        ] {
+            let p = parse_ike_proposals(&format!("aes256-sha384-{s}")).unwrap();
+            assert_eq!(p[0].dh[0].number(), g);
+            assert_eq!(p[0].to_string(), format!("aes256-sha384-prfsha384-{s}"));
+        }
+        assert!(parse_ike_proposals("aes256-sha256-curve448").is_err());
     }
 
     #[test]
