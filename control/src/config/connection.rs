@@ -17,7 +17,8 @@ use crate::ike::config::{
     DEFAULT_IKE_LIFETIME, DEFAULT_MARGIN,
 };
 use crate::ike::proposal::{parse_esp_proposals, parse_ike_proposals};
-use crate::ike::Connection;
+use crate::ike::{Connection, LocalAuth, RemoteAuth};
+use crate::pki::{Certificate, PrivateKey, TrustStore};
 
 /// A checked IKE connection from the configuration.
 #[derive(Clone, Debug)]
@@ -92,7 +93,67 @@ pub(super) const CONNECTION_FIELDS: &[(&str, &[&str])] = &[
     ("encap", &["forceencaps", "force_encap"]),
     ("allow_legacy", &[]),
     ("replay_window", &[]),
+    // authentication (issue 13): strongSwan's and FreeS/WAN's names as aliases
+    ("auth", &["authby"]),
+    ("local_auth", &["leftauth"]),
+    ("remote_auth", &["rightauth"]),
+    ("local_cert", &["leftcert", "cert", "certificate"]),
+    ("local_key", &["leftkey", "private_key", "key_file"]),
+    ("cacerts", &["cacert", "ca_certs", "cacertdir", "trust"]),
+    ("crls", &["crl", "crlfile", "crl_files"]),
+    ("remote_ca", &["rightca", "ca"]),
+    ("local_rsasigkey", &["leftrsasigkey", "leftsigkey"]),
+    ("remote_rsasigkey", &["rightrsasigkey", "rightsigkey"]),
+    ("rsa_pss", &["rsapss"]),
 ];
+
+/// What a side authenticates with, as written (`auth`, `local_auth`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AuthWord {
+    Psk,
+    /// pubkey, rsasig, ecdsasig, rsa, cert: a signature (certificate or raw key).
+    Sig,
+}
+
+fn auth_word(v: &Value) -> Result<AuthWord, String> {
+    let s = values::string(v)?;
+    match s.to_ascii_lowercase().as_str() {
+        "psk" | "secret" | "pre-shared-key" | "pre_shared_key" => Ok(AuthWord::Psk),
+        "pubkey" | "rsasig" | "rsa-sig" | "rsa" | "ecdsasig" | "ecdsa" | "cert" | "certificate" | "rsa-sig-cert" => {
+            Ok(AuthWord::Sig)
+        }
+        _ => Err(format!(
+            "\"{s}\": expected psk (secret), pubkey (certificates) or rsasig (RSA keys: certificates, or raw keys with leftrsasigkey/rightrsasigkey)"
+        )),
+    }
+}
+
+/// The authentication fields of one `[[connection]]`, as read.
+struct AuthFields {
+    auth: Option<(AuthWord, Field)>,
+    local_auth: Option<(AuthWord, Field)>,
+    remote_auth: Option<(AuthWord, Field)>,
+    local_cert: Option<(String, Field)>,
+    local_key: Option<(String, Field)>,
+    cacerts: Option<(Vec<String>, Field)>,
+    crls: Option<(Vec<String>, Field)>,
+    remote_ca: Option<(Vec<u8>, Field)>,
+    local_rsasigkey: Option<(crate::pki::PublicKey, Field)>,
+    remote_rsasigkey: Option<(crate::pki::PublicKey, Field)>,
+    rsa_pss: bool,
+}
+
+fn rsasigkey(v: &Value) -> Result<crate::pki::PublicKey, String> {
+    let s = values::string(v)?;
+    crate::pki::rsakey::parse_public(&s).map_err(|e| e.to_string())
+}
+
+fn dn(v: &Value) -> Result<Vec<u8>, String> {
+    let s = values::string(v)?;
+    crate::pki::dn::parse(&s).map_err(|e| {
+        format!("{e}: write the CA's subject like \"C=CH, O=Example, CN=Example Root CA\"")
+    })
+}
 
 fn local_addr(v: &Value) -> Result<LocalAddr, String> {
     let s = values::string(v)?;
@@ -156,6 +217,244 @@ fn proposals(v: &Value) -> Result<String, String> {
 }
 
 impl Loader {
+    fn rel_path(&self, f: &Field, name: &str) -> PathBuf {
+        let p = std::path::Path::new(name);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.files[f.file]
+                .path
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join(p)
+        }
+    }
+
+    fn field_err(&mut self, ctx: &str, f: &Field, value: String, msg: String) {
+        self.err(
+            f.file,
+            Some(&f.span),
+            Some(format!("{ctx}.{}", f.written)),
+            Some(value),
+            msg,
+        );
+    }
+
+    /// Resolves how each side authenticates and loads the files that needs
+    /// (certificate, private key, CA certificates, CRLs). None after an error.
+    fn connection_auth(
+        &mut self,
+        ctx: &str,
+        file: usize,
+        span: &std::ops::Range<usize>,
+        a: AuthFields,
+    ) -> Option<(LocalAuth, RemoteAuth)> {
+        let nerr = self.errors.len();
+        let both = a.auth.as_ref().map(|(w, _)| *w);
+        let lw = a.local_auth.as_ref().map(|(w, _)| *w).or(both);
+        let rw = a.remote_auth.as_ref().map(|(w, _)| *w).or(both);
+        // ---- our side
+        let local_sig = match lw {
+            Some(AuthWord::Psk) => false,
+            Some(AuthWord::Sig) => true,
+            None => a.local_cert.is_some() || a.local_key.is_some(),
+        };
+        let mut local = LocalAuth::Psk;
+        if local_sig {
+            let key = match &a.local_key {
+                None => {
+                    let f = a
+                        .local_auth
+                        .as_ref()
+                        .or(a.auth.as_ref())
+                        .map(|(_, f)| f)
+                        .or(a.local_cert.as_ref().map(|(_, f)| f));
+                    let msg = "signature authentication needs our private key: give local_key (leftkey) = \"FILE\" (PEM or DER, PKCS#8, PKCS#1 or SEC1, or an ipsec.secrets : RSA { } entry; mode 0600)".to_string();
+                    match f {
+                        Some(f) => {
+                            let f = f.clone();
+                            self.field_err(ctx, &f, values::show(&f.value), msg)
+                        }
+                        None => self.err(
+                            file,
+                            Some(span),
+                            Some(format!("{ctx}.local_key")),
+                            None,
+                            msg,
+                        ),
+                    }
+                    None
+                }
+                Some((name, f)) => {
+                    let path = self.rel_path(f, name);
+                    match PrivateKey::load(&path) {
+                        Ok(k) => Some(std::sync::Arc::new(k)),
+                        Err(e) => {
+                            let f = f.clone();
+                            self.field_err(ctx, &f, format!("{name:?}"), e.to_string());
+                            None
+                        }
+                    }
+                }
+            };
+            if let (Some(k), Some((pk, f))) = (&key, &a.local_rsasigkey) {
+                if k.public_key() != pk {
+                    let f = f.clone();
+                    self.field_err(
+                        ctx,
+                        &f,
+                        pk.fingerprint(),
+                        format!(
+                            "is not the public key of local_key ({})",
+                            k.public_key().fingerprint()
+                        ),
+                    );
+                }
+            }
+            match (&a.local_cert, key) {
+                (Some((name, f)), Some(key)) => {
+                    let path = self.rel_path(f, name);
+                    match Certificate::load(&path) {
+                        Ok(chain) => {
+                            if chain[0].public_key() != key.public_key() {
+                                let f = f.clone();
+                                self.field_err(
+                                    ctx,
+                                    &f,
+                                    format!("{name:?}"),
+                                    format!(
+                                        "certificate \"{}\" ({}) is not for local_key ({})",
+                                        chain[0].subject_str(),
+                                        chain[0].public_key().fingerprint(),
+                                        key.public_key().fingerprint()
+                                    ),
+                                );
+                            }
+                            local = LocalAuth::Cert {
+                                key,
+                                chain,
+                                rsa_pss: a.rsa_pss,
+                            };
+                        }
+                        Err(e) => {
+                            let f = f.clone();
+                            self.field_err(ctx, &f, format!("{name:?}"), e.to_string());
+                        }
+                    }
+                }
+                (None, Some(key)) => {
+                    local = LocalAuth::RawKey {
+                        key,
+                        rsa_pss: a.rsa_pss,
+                    }
+                }
+                _ => {}
+            }
+        } else if let Some((_, f)) = a.local_cert.as_ref().or(a.local_key.as_ref()) {
+            let f = f.clone();
+            self.field_err(ctx, &f, values::show(&f.value), "given, but this side authenticates with a pre-shared key (local_auth/authby = psk)".into());
+        }
+        // ---- the peer's side
+        let remote_sig = match rw {
+            Some(AuthWord::Psk) => false,
+            Some(AuthWord::Sig) => true,
+            None => a.remote_rsasigkey.is_some() || a.cacerts.is_some(),
+        };
+        let mut remote = RemoteAuth::Psk;
+        if remote_sig {
+            if let Some((pk, _)) = &a.remote_rsasigkey {
+                remote = RemoteAuth::RawKey { key: pk.clone() };
+            } else {
+                let mut t = TrustStore::new();
+                match &a.cacerts {
+                    None => {
+                        let msg = "the peer authenticates with certificates: give cacerts = [\"FILE or DIR\", ...] (the CA certificates to trust), or rightrsasigkey for a raw RSA key".to_string();
+                        let f = a
+                            .remote_auth
+                            .as_ref()
+                            .or(a.auth.as_ref())
+                            .map(|(_, f)| f.clone());
+                        match f {
+                            Some(f) => self.field_err(ctx, &f, values::show(&f.value), msg),
+                            None => self.err(
+                                file,
+                                Some(span),
+                                Some(format!("{ctx}.cacerts")),
+                                None,
+                                msg,
+                            ),
+                        }
+                    }
+                    Some((names, f)) => {
+                        for n in names {
+                            let path = self.rel_path(f, n);
+                            match t.add_ca_path(&path) {
+                                Ok(0) => {
+                                    let f = f.clone();
+                                    self.field_err(
+                                        ctx,
+                                        &f,
+                                        format!("{n:?}"),
+                                        "holds no CA certificate".into(),
+                                    );
+                                }
+                                Ok(_) => {}
+                                Err(e) => {
+                                    let f = f.clone();
+                                    self.field_err(ctx, &f, format!("{n:?}"), e.to_string());
+                                }
+                            }
+                        }
+                    }
+                }
+                if let Some((names, f)) = &a.crls {
+                    for n in names {
+                        let path = self.rel_path(f, n);
+                        if let Err(e) = t.add_crl_path(&path) {
+                            let f = f.clone();
+                            self.field_err(ctx, &f, format!("{n:?}"), e.to_string());
+                        }
+                    }
+                }
+                if let Some((ca, f)) = &a.remote_ca {
+                    if !t
+                        .cas()
+                        .iter()
+                        .any(|c| crate::pki::dn::matches(ca, c.subject()))
+                    {
+                        let f = f.clone();
+                        self.field_err(
+                            ctx,
+                            &f,
+                            values::show(&f.value),
+                            format!(
+                                "no certificate in cacerts has this subject (they are: {})",
+                                t.cas()
+                                    .iter()
+                                    .map(|c| format!("\"{}\"", c.subject_str()))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        );
+                    }
+                }
+                remote = RemoteAuth::Cert {
+                    trust: std::sync::Arc::new(t),
+                    ca: a.remote_ca.as_ref().map(|(d, _)| d.clone()),
+                };
+            }
+        } else if let Some((_, f)) = a
+            .remote_rsasigkey
+            .as_ref()
+            .map(|(_, f)| ((), f))
+            .or(a.cacerts.as_ref().map(|(_, f)| ((), f)))
+        {
+            let f = f.clone();
+            self.field_err(ctx, &f, values::show(&f.value), "given, but the peer authenticates with a pre-shared key (remote_auth/authby = psk)".into());
+        }
+        (self.errors.len() == nerr).then_some((local, remote))
+    }
+
     /// Reads the `psk` of a secrets file (`secrets = "FILE"`).
     fn psk_file(&mut self, ctx: &str, kf: &Field, fields: &mut super::Fields) {
         let Some((file, raw)) =
@@ -191,6 +490,7 @@ impl Loader {
         let nerr = self.errors.len();
         // The key: checked apart so that its value is never shown.
         let psk_f = b.fields.remove("psk");
+        let auth_f;
         let mut p = Parse {
             l: self,
             ctx: ctx0.clone(),
@@ -278,6 +578,19 @@ impl Loader {
                 }
             })
             .unwrap_or(dataplane::sa::DEFAULT_REPLAY_WINDOW);
+        auth_f = AuthFields {
+            auth: p.get_field("auth", auth_word),
+            local_auth: p.get_field("local_auth", auth_word),
+            remote_auth: p.get_field("remote_auth", auth_word),
+            local_cert: p.get_field("local_cert", values::string),
+            local_key: p.get_field("local_key", values::string),
+            cacerts: p.get_field("cacerts", values::strings),
+            crls: p.get_field("crls", values::strings),
+            remote_ca: p.get_field("remote_ca", dn),
+            local_rsasigkey: p.get_field("local_rsasigkey", rsasigkey),
+            remote_rsasigkey: p.get_field("remote_rsasigkey", rsasigkey),
+            rsa_pss: p.get("rsa_pss", values::boolean).unwrap_or(false),
+        };
         let left = std::mem::take(&mut p.fields);
         drop(p);
         debug_assert!(left.is_empty(), "every known field is consumed");
@@ -294,8 +607,13 @@ impl Loader {
                 msg,
             )
         };
+        let auths = self.connection_auth(&ctx, file, &span, auth_f);
+        let psk_needed = auths
+            .as_ref()
+            .is_none_or(|(l, r)| matches!(l, LocalAuth::Psk) || matches!(r, RemoteAuth::Psk));
         // The pre-shared key.
         let psk = match psk_f {
+            None if !psk_needed => Some(Key::from_slice(&[])),
             None => {
                 here(
                     self,
@@ -414,8 +732,11 @@ impl Loader {
             return None;
         }
         let psk = psk?;
+        let (local_auth, remote_auth) = auths?;
         let mut c = Connection::new(&name, local, remote, psk.bytes());
         drop(psk);
+        c.local_auth = local_auth;
+        c.remote_auth = remote_auth;
         c.local_id = local_id;
         c.remote_id = match (remote_id, remote_id_f, remote) {
             (Some(id), _, _) => Some(id),
@@ -462,5 +783,254 @@ impl Loader {
             conn: c,
             hash,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    use crate::config::Config;
+    use crate::ike::{LocalAuth, RemoteAuth};
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/pki/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+    fn put(dir: &Path, name: &str, b: &[u8], mode: u32) {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    fn setup() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        put(d.path(), "certs/moon.pem", &fixture("moon.crt.pem"), 0o644);
+        put(
+            d.path(),
+            "private/moon.key",
+            &fixture("moon.key.pem"),
+            0o600,
+        );
+        put(
+            d.path(),
+            "cacerts/rsa.pem",
+            &fixture("rsa-ca.crt.pem"),
+            0o644,
+        );
+        put(d.path(), "cacerts/ec.pem", &fixture("ec-ca.crt.pem"), 0o644);
+        put(d.path(), "crls/rsa.crl", &fixture("rsa-ca.crl.pem"), 0o644);
+        d
+    }
+
+    #[test]
+    fn certificates_in_strongswan_vocabulary() {
+        let d = setup();
+        let cfg = d.path().join("e.toml");
+        put(
+            d.path(),
+            "e.toml",
+            br#"
+[[connection]]
+conn = "moon-sun"
+left = "192.0.2.1"
+right = "192.0.2.2"
+authby = "pubkey"
+leftcert = "certs/moon.pem"
+leftkey = "private/moon.key"
+leftid = "C=CH, O=espresso test, CN=moon.example"
+rightid = "C=CH, O=espresso test, CN=*"
+rightca = "C=CH, O=espresso test, CN=RSA Root CA"
+cacerts = ["cacerts"]
+crls = "crls/rsa.crl"
+ike = "chacha20poly1305-prfsha512-curve25519"
+"#,
+            0o644,
+        );
+        let c = Config::load(&cfg).unwrap_or_else(|e| panic!("{e}"));
+        let k = &c.connections[0].conn;
+        assert!(
+            matches!(&k.local_auth, LocalAuth::Cert { chain, .. } if chain[0].subject_str().contains("moon"))
+        );
+        match &k.remote_auth {
+            RemoteAuth::Cert { trust, ca } => {
+                assert_eq!(trust.cas().len(), 2);
+                assert!(ca.is_some());
+            }
+            o => panic!("{o:?}"),
+        }
+        assert_eq!(
+            k.local_id.as_ref().unwrap().to_string(),
+            "C=CH, O=espresso test, CN=moon.example"
+        );
+        // the key is never in the Debug form (the reload digest uses it)
+        assert!(!format!("{k:?}").contains("PRIVATE"));
+    }
+
+    #[test]
+    fn raw_rsa_keys_in_freeswan_vocabulary() {
+        let d = setup();
+        let (k, der) = crate::pki::PrivateKey::generate_rsa(2048).unwrap();
+        let entry = crate::pki::rsakey::secrets_entry(&k, &der).unwrap();
+        put(d.path(), "ipsec.secrets", entry.as_bytes(), 0o600);
+        let mine = crate::pki::rsakey::to_0s(k.public_key()).unwrap();
+        let peer = crate::pki::rsakey::to_0s(
+            &crate::pki::PrivateKey::from_bytes(&fixture("sun.key.pem"))
+                .unwrap()
+                .public_key()
+                .clone(),
+        )
+        .unwrap();
+        let cfg = d.path().join("e.toml");
+        put(
+            d.path(),
+            "e.toml",
+            format!(
+                r#"
+[[connection]]
+name = "rw"
+left = "192.0.2.1"
+right = "192.0.2.2"
+authby = "rsasig"
+leftrsasigkey = "{mine}"
+rightrsasigkey = "{peer}"
+leftkey = "ipsec.secrets"
+"#
+            )
+            .as_bytes(),
+            0o644,
+        );
+        let c = Config::load(&cfg).unwrap_or_else(|e| panic!("{e}"));
+        let k2 = &c.connections[0].conn;
+        assert!(
+            matches!(&k2.local_auth, LocalAuth::RawKey { key, .. } if key.public_key() == k.public_key())
+        );
+        assert!(matches!(&k2.remote_auth, RemoteAuth::RawKey { .. }));
+        // leftrsasigkey that is not our key
+        let text = std::fs::read_to_string(&cfg).unwrap().replace(&mine, &peer);
+        put(d.path(), "e.toml", text.as_bytes(), 0o644);
+        let e = Config::load(&cfg).unwrap_err().to_string();
+        assert!(
+            e.contains("leftrsasigkey") && e.contains("is not the public key of local_key"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn mistakes_are_explained() {
+        let d = setup();
+        let cfg = d.path().join("e.toml");
+        let base = r#"
+[[connection]]
+name = "c"
+left = "192.0.2.1"
+right = "192.0.2.2"
+authby = "pubkey"
+leftcert = "certs/moon.pem"
+leftkey = "private/moon.key"
+cacerts = "cacerts"
+"#;
+        // a private key readable by others
+        std::fs::set_permissions(
+            d.path().join("private/moon.key"),
+            std::fs::Permissions::from_mode(0o640),
+        )
+        .unwrap();
+        put(d.path(), "e.toml", base.as_bytes(), 0o644);
+        let e = Config::load(&cfg).unwrap_err().to_string();
+        assert!(
+            e.contains("e.toml:8: connection[c].leftkey") && e.contains("chmod 600"),
+            "{e}"
+        );
+        std::fs::set_permissions(
+            d.path().join("private/moon.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        // a key of another certificate
+        put(
+            d.path(),
+            "private/other.key",
+            &fixture("sun.key.pem"),
+            0o600,
+        );
+        put(
+            d.path(),
+            "e.toml",
+            base.replace("moon.key", "other.key").as_bytes(),
+            0o644,
+        );
+        let e = Config::load(&cfg).unwrap_err().to_string();
+        assert!(
+            e.contains("leftcert") && e.contains("is not for local_key"),
+            "{e}"
+        );
+        // no CA certificates
+        put(
+            d.path(),
+            "e.toml",
+            base.replace("cacerts = \"cacerts\"\n", "").as_bytes(),
+            0o644,
+        );
+        let e = Config::load(&cfg).unwrap_err().to_string();
+        assert!(
+            e.contains("cacerts") && e.contains("CA certificates to trust"),
+            "{e}"
+        );
+        // an unknown required CA, a bad DN, a missing file, a bad auth word
+        put(
+            d.path(),
+            "e.toml",
+            format!("{base}rightca = \"C=XX, CN=Nobody\"\n").as_bytes(),
+            0o644,
+        );
+        let e = Config::load(&cfg).unwrap_err().to_string();
+        assert!(
+            e.contains("rightca") && e.contains("no certificate in cacerts"),
+            "{e}"
+        );
+        put(
+            d.path(),
+            "e.toml",
+            format!("{base}rightca = \"foo=bar\"\n").as_bytes(),
+            0o644,
+        );
+        assert!(Config::load(&cfg)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown attribute"));
+        put(
+            d.path(),
+            "e.toml",
+            base.replace("certs/moon.pem", "certs/nope.pem").as_bytes(),
+            0o644,
+        );
+        let e = Config::load(&cfg).unwrap_err().to_string();
+        assert!(e.contains("nope.pem") && e.contains("No such file"), "{e}");
+        put(
+            d.path(),
+            "e.toml",
+            base.replace("\"pubkey\"", "\"xauth\"").as_bytes(),
+            0o644,
+        );
+        assert!(Config::load(&cfg)
+            .unwrap_err()
+            .to_string()
+            .contains("expected psk"));
+        // psk is still required where a side uses it
+        put(
+            d.path(),
+            "e.toml",
+            base.replace("authby = \"pubkey\"", "rightauth = \"psk\"")
+                .replace("cacerts = \"cacerts\"\n", "")
+                .as_bytes(),
+            0o644,
+        );
+        let e = Config::load(&cfg).unwrap_err().to_string();
+        assert!(e.contains("psk") && e.contains("missing"), "{e}");
     }
 }

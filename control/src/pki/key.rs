@@ -611,6 +611,10 @@ impl PrivateKey {
     /// come from a checked secrets file).
     pub fn from_bytes(b: &[u8]) -> Result<Self, PkiError> {
         let text = std::str::from_utf8(b).ok().map(str::trim_start);
+        if let Some(t) = text.filter(|t| t.contains("RSA {") && !t.contains("-----BEGIN")) {
+            // FreeS/WAN ipsec.secrets: ": RSA { Modulus: 0x... }"
+            return super::rsakey::parse_secrets_entry(t);
+        }
         if let Some(t) = text.filter(|t| t.starts_with("-----BEGIN")) {
             let (label, der) =
                 der::pem::decode_vec(t.as_bytes()).map_err(|e| malformed("PEM private key", e))?;
