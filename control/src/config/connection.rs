@@ -490,7 +490,6 @@ impl Loader {
         let nerr = self.errors.len();
         // The key: checked apart so that its value is never shown.
         let psk_f = b.fields.remove("psk");
-        let auth_f;
         let mut p = Parse {
             l: self,
             ctx: ctx0.clone(),
@@ -578,7 +577,7 @@ impl Loader {
                 }
             })
             .unwrap_or(dataplane::sa::DEFAULT_REPLAY_WINDOW);
-        auth_f = AuthFields {
+        let auth_f = AuthFields {
             auth: p.get_field("auth", auth_word),
             local_auth: p.get_field("local_auth", auth_word),
             remote_auth: p.get_field("remote_auth", auth_word),
