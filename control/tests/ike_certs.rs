@@ -149,6 +149,10 @@ impl Net {
     }
     fn run(&mut self) -> u64 {
         let id = self.a.eng.initiate("a", self.now).unwrap();
+        self.pump();
+        id
+    }
+    fn pump(&mut self) {
         for _ in 0..1000 {
             let mut moved = false;
             while let Some(o) = self.a.eng.poll_output() {
@@ -187,7 +191,6 @@ impl Net {
                 break;
             }
         }
-        id
     }
     fn established(&self) -> (bool, bool) {
         let up = |e: &[Event]| e.iter().any(|e| matches!(e, Event::IkeEstablished { .. }));
@@ -867,4 +870,74 @@ fn fragment_integrity_is_checked_one_by_one() {
     }
     assert!(answered, "B answered once every fragment was in");
     let _: SocketAddr = "192.0.2.1:500".parse().unwrap();
+}
+
+/// Fragmentation carries over to a rekeyed IKE SA: after an IKE rekey, a
+/// child rekey whose 120 traffic selectors do not fit the 1280-byte path is
+/// fragmented on the new SA and completes.
+#[test]
+fn rekeyed_ike_sa_keeps_fragmenting() {
+    let mut a = conn(
+        "a",
+        "192.0.2.1",
+        "192.0.2.2",
+        "mars",
+        &[],
+        &["ec-ca"],
+        ANY_TEST,
+    );
+    let mut b = conn(
+        "b",
+        "192.0.2.2",
+        "192.0.2.1",
+        "jupiter",
+        &[],
+        &["ec-ca"],
+        ANY_TEST,
+    );
+    a.local_ts = (0..120)
+        .map(|i| format!("10.1.{i}.0/24").parse().unwrap())
+        .collect();
+    b.remote_ts = vec!["10.1.0.0/16".parse().unwrap()];
+    let mut n = Net::new(a, b);
+    n.mtu_payload = Some(1252);
+    let id = n.run();
+    assert_eq!(
+        n.established(),
+        (true, true),
+        "A {:?}\nB {:?}",
+        n.a.events,
+        n.b.events
+    );
+    n.a.eng.rekey_ike(id, n.now).unwrap();
+    n.pump();
+    assert!(
+        n.a.events
+            .iter()
+            .any(|e| matches!(e, Event::IkeRekeyed { .. })),
+        "A {:?}",
+        n.a.events
+    );
+    let new = n.a.eng.ike_sas()[0];
+    assert_ne!(new, id);
+    let st = &n.a.eng.status()[0];
+    assert_eq!(st.children[0].local_ts.len(), 120);
+    let spi = st.children[0].inbound_spi;
+    let before = (fragments(&n.a.sent), fragments(&n.b.sent));
+    n.a.eng.rekey_child(spi, n.now).unwrap();
+    n.pump();
+    let after = (fragments(&n.a.sent), fragments(&n.b.sent));
+    assert!(
+        after.0 > before.0 && after.1 > before.1,
+        "{before:?} -> {after:?}"
+    );
+    let st = &n.a.eng.status()[0];
+    assert!(
+        st.children
+            .iter()
+            .any(|c| c.inbound_spi != spi && c.state == "INSTALLED"),
+        "{:?}",
+        n.a.events
+    );
+    assert!(n.a.sent.iter().chain(&n.b.sent).all(|d| d.len() <= 1252));
 }

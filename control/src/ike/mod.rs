@@ -60,7 +60,11 @@ pub fn fuzz_parse(data: &[u8]) {
 /// 7427 AUTH data checked against a key made from the input), and the
 /// RFC 7383 fragment numbers and reassembly. Never panics.
 pub fn fuzz_cert_payloads(data: &[u8]) {
-    for first in [wire::payload::CERT, wire::payload::CERTREQ, wire::payload::AUTH] {
+    for first in [
+        wire::payload::CERT,
+        wire::payload::CERTREQ,
+        wire::payload::AUTH,
+    ] {
         if let Ok(p) = wire::Payloads::parse(data, first, 0) {
             walk(&p);
             for (_, der) in &p.certs {

@@ -178,7 +178,12 @@ pub fn fuzz_parse(data: &[u8]) {
         let mut t = TrustStore::new();
         let c = std::sync::Arc::new(c);
         let _ = t.add_ca(c.clone());
-        let _ = t.verify(&c, &[c.clone()], std::time::SystemTime::UNIX_EPOCH, Some(data));
+        let _ = t.verify(
+            &c,
+            &[c.clone()],
+            std::time::SystemTime::UNIX_EPOCH,
+            Some(data),
+        );
     }
     let _ = Certificate::parse_all(data);
     if let Ok(crls) = Crl::parse_all(data) {

@@ -79,10 +79,6 @@ fn hex_decode(h: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-fn hex0x(b: &[u8]) -> String {
-    format!("0x{}", super::hex(b))
-}
-
 /// The `ipsec.secrets` entry of an RSA private key, as `ipsec rsasigkey`
 /// writes it (a comment with the public key, then the eight fields).
 pub fn secrets_entry(k: &PrivateKey, pkcs8_der: &[u8]) -> Result<Zeroizing<String>, PkiError> {
@@ -94,28 +90,31 @@ pub fn secrets_entry(k: &PrivateKey, pkcs8_der: &[u8]) -> Result<Zeroizing<Strin
     let info = pkcs8::PrivateKeyInfo::from_der(pkcs8_der).map_err(|e| malformed("PKCS#8", e))?;
     let r =
         pkcs1::RsaPrivateKey::from_der(info.private_key).map_err(|e| malformed("RSA key", e))?;
+    use std::fmt::Write as _;
     let pubkey = to_0s(k.public_key()).unwrap_or_default();
-    let mut s = Zeroizing::new(String::new());
-    s.push_str(&format!(
+    // written straight into the zeroized string: no copy of a secret field
+    // is left in a temporary
+    let mut s = Zeroizing::new(String::with_capacity(4096));
+    let _ = write!(
+        s,
         ": RSA {{\n\t# RSA {bits} bits\n\t# for signatures only, UNSAFE FOR ENCRYPTION\n\t#pubkey={pubkey}\n"
-    ));
-    for (name, v) in [
-        ("Modulus", r.modulus.as_bytes()),
-        ("PublicExponent", r.public_exponent.as_bytes()),
-    ] {
-        s.push_str(&format!("\t{name}: {}\n", hex0x(v)));
-    }
+    );
+    let field = |s: &mut String, name: &str, v: &[u8]| {
+        let _ = write!(s, "\t{name}: 0x");
+        for b in v {
+            let _ = write!(s, "{b:02x}");
+        }
+        s.push('\n');
+    };
+    field(&mut s, "Modulus", r.modulus.as_bytes());
+    field(&mut s, "PublicExponent", r.public_exponent.as_bytes());
     s.push_str("\t# everything after this point is secret\n");
-    for (name, v) in [
-        ("PrivateExponent", r.private_exponent.as_bytes()),
-        ("Prime1", r.prime1.as_bytes()),
-        ("Prime2", r.prime2.as_bytes()),
-        ("Exponent1", r.exponent1.as_bytes()),
-        ("Exponent2", r.exponent2.as_bytes()),
-        ("Coefficient", r.coefficient.as_bytes()),
-    ] {
-        s.push_str(&format!("\t{name}: {}\n", hex0x(v)));
-    }
+    field(&mut s, "PrivateExponent", r.private_exponent.as_bytes());
+    field(&mut s, "Prime1", r.prime1.as_bytes());
+    field(&mut s, "Prime2", r.prime2.as_bytes());
+    field(&mut s, "Exponent1", r.exponent1.as_bytes());
+    field(&mut s, "Exponent2", r.exponent2.as_bytes());
+    field(&mut s, "Coefficient", r.coefficient.as_bytes());
     s.push_str("\t}\n");
     Ok(s)
 }
