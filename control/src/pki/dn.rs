@@ -52,6 +52,22 @@ fn oid_of(keyword: &str) -> Option<ObjectIdentifier> {
         .and_then(|(_, o)| ObjectIdentifier::new(o).ok())
 }
 
+/// A dotted OID written by an operator (`2.5.4.3`). Checked before
+/// const-oid sees it: its parser overflows (a panic with debug assertions)
+/// on an arc with too many digits (found by the `x509` fuzz target).
+fn dotted_oid(s: &str) -> Option<ObjectIdentifier> {
+    let arcs: Vec<&str> = s.split('.').collect();
+    if arcs.len() < 2
+        || arcs.len() > 20
+        || arcs
+            .iter()
+            .any(|a| a.is_empty() || a.len() > 9 || !a.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    ObjectIdentifier::new(s).ok()
+}
+
 fn keyword_of(oid: &ObjectIdentifier) -> String {
     let s = oid.to_string();
     ATTRS
@@ -66,7 +82,7 @@ fn keyword_of(oid: &ObjectIdentifier) -> String {
 pub fn looks_like_dn(s: &str) -> bool {
     let s = s.trim().trim_start_matches('/');
     match s.split_once('=') {
-        Some((k, _)) => oid_of(k.trim()).is_some() || ObjectIdentifier::new(k.trim()).is_ok(),
+        Some((k, _)) => oid_of(k.trim()).is_some() || dotted_oid(k.trim()).is_some(),
         None => false,
     }
 }
@@ -111,7 +127,7 @@ pub fn parse(s: &str) -> Result<Vec<u8>, String> {
         let (k, v) = (k.trim(), v.trim());
         let oid = match oid_of(k) {
             Some(o) => o,
-            None => ObjectIdentifier::new(k).map_err(|_| {
+            None => dotted_oid(k).ok_or_else(|| {
                 format!("unknown attribute \"{k}\" (use C, ST, L, O, OU, CN, E, DC, SN, UID, ... or a dotted OID)")
             })?,
         };
@@ -236,5 +252,10 @@ mod tests {
         assert!(parse("").is_err());
         assert!(looks_like_dn("C=CH, O=x") && looks_like_dn("CN=x"));
         assert!(!looks_like_dn("moon.example") && !looks_like_dn("a@b=c"));
+        assert_eq!(display(&parse("2.5.4.3=x").unwrap()), "CN=x");
+        // fuzz finding: a long arc made const-oid overflow
+        let long = format!("C=CH, 7{}=x", "7".repeat(40));
+        assert!(parse(&long).is_err());
+        assert!(!looks_like_dn(&format!("{}=x", "7.".repeat(30))));
     }
 }
