@@ -180,7 +180,7 @@ pub fn fuzz_parse(data: &[u8]) {
         let _ = t.add_ca(c.clone());
         let _ = t.verify(
             &c,
-            &[c.clone()],
+            std::slice::from_ref(&c),
             std::time::SystemTime::UNIX_EPOCH,
             Some(data),
         );
