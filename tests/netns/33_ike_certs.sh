@@ -17,6 +17,9 @@
 #   5. Raw RSA keys (FreeS/WAN leftrsasigkey/rightrsasigkey, authby=rsasig):
 #      ours from `espresso genkey --rsa`, whose 0s form must equal what `pki
 #      --pub --outform dnskey` prints for the same key; traffic both ways.
+#   6. strongSwan without RFC 7427 (`signature_authentication = no`): both
+#      sides sign with AUTH method 1 (RSA PKCS#1 v1.5, SHA-1), then ECDSA
+#      with method 9/10; strongSwan logs which scheme it verified.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
@@ -190,6 +193,7 @@ sw_ike | grep -q "CHACHA20_POLY1305/PRF_HMAC_SHA2_512/CURVE_25519" || nsl_die "s
 grep -q "authentication of 'C=CH, O=espresso interop, CN=gwa.example' with RSA" "$SW_DIR/charon.log" ||
   grep -q "authentication of 'C=CH, O=espresso interop, CN=gwa.example' with .*successful" "$SW_DIR/charon.log" ||
   nsl_die "strongSwan did not log our RSA authentication: $(grep -i authentication "$SW_DIR/charon.log" | tail -3)"
+nsl_log "strongSwan: $(grep "authentication of 'C=CH, O=espresso interop, CN=gwa.example'" "$SW_DIR/charon.log" | tail -1 | sed 's/^.*authentication/authentication/')"
 pass "espresso initiator, RSA certificates from a pki CA, IKE ChaCha20-Poly1305/PRF-SHA512/Curve25519: SAs up, strongSwan verified our signature"
 res=$(check_traffic rsa)
 pass "ping both ways through the tunnel; tshark verifies the WAN capture with espresso's exported keys ($res)"
@@ -327,6 +331,63 @@ ctl_wait_state A sw up 20
 pass "raw RSA keys (authby = rsasig, leftrsasigkey/rightrsasigkey in 0s form; ours from espresso genkey --rsa equals pki's RFC 3110 form): SAs up"
 res=$(check_traffic raw)
 pass "ping both ways with raw RSA keys; tshark verifies the capture ($res)"
+down_all
+
+# ---- 6. a peer without RFC 7427: AUTH methods 1 (RSA) and 9/10 (ECDSA)
+sw_stop
+sed -i 's/^charon {/charon {\n    signature_authentication = no/' "$SW_DIR/strongswan.conf"
+grep -q "signature_authentication = no" "$SW_DIR/strongswan.conf" || nsl_die "strongswan.conf edit"
+write_a "aes128gcm16-prfsha256-ecp256" '
+authby = "pubkey"
+leftcert = "gwa.crt"
+leftkey = "gwa.key"
+leftid = "C=CH, O=espresso interop, CN=gwa.example"
+rightid = "C=CH, O=espresso interop, CN=gwb.example"
+cacerts = "ca/pki.crt"'
+write_b "aes128gcm16-prfsha256-ecp256" \
+  '            auth = pubkey
+            certs = gwb.crt
+            id = "C=CH, O=espresso interop, CN=gwb.example"' \
+  '            auth = pubkey
+            id = "C=CH, O=espresso interop, CN=gwa.example"'
+sw_creds x509 "$P/gwb.crt" private "$P/gwb.key" x509ca "$P/ca.crt"
+sw_start
+sw_load
+grep -q reloaded <<<"$(ctl A reload)" || nsl_die "reload (method 1)"
+ctl A up sw >/dev/null || nsl_die "up sw (method 1)"
+ctl_wait_state A sw up 20
+# strongSwan names the AUTH method for methods 1/9/10 ("RSA signature"),
+# the signature scheme for method 14 (RSA_EMSA_PKCS1_SHA2_256, ...)
+m1=$(grep "authentication of 'C=CH, O=espresso interop, CN=gwa.example' with" "$SW_DIR/charon.log" | tail -1)
+nsl_log "strongSwan: ${m1#*] }"
+grep -q "with RSA signature successful" <<<"$m1" ||
+  nsl_die "strongSwan did not verify a method-1 signature of ours: $(grep -i "authentication of" "$SW_DIR/charon.log" | tail -3)"
+ping_ok "$NS_HA" 10.2.0.2 && ping_ok "$NS_HB" 10.1.0.2 || nsl_die "ping (method 1)"
+pass "peer without RFC 7427: RSA signatures with AUTH method 1 (PKCS#1 v1.5 SHA-1) both ways, strongSwan verified ours; ping both ways"
+down_all
+write_a "aes256gcm16-prfsha384-ecp384" '
+authby = "pubkey"
+leftcert = "ea.crt"
+leftkey = "ea.key"
+rightid = "@ecdsa-b.example"
+cacerts = ["ca/openssl.crt"]'
+write_b "aes256gcm16-prfsha384-ecp384" \
+  '            auth = pubkey
+            certs = eb.crt
+            id = ecdsa-b.example' \
+  '            auth = pubkey
+            id = "C=DE, O=OpenSSL interop, CN=ecdsa-a.example"'
+sw_creds x509 "$O/eb.crt" private "$O/eb.key" x509ca "$O/ca.crt"
+sw_load
+grep -q reloaded <<<"$(ctl A reload)" || nsl_die "reload (method 9)"
+ctl A up sw >/dev/null || nsl_die "up sw (method 9)"
+ctl_wait_state A sw up 20
+m9=$(grep "authentication of 'C=DE, O=OpenSSL interop, CN=ecdsa-a.example' with" "$SW_DIR/charon.log" | tail -1)
+grep -q "with ECDSA-256 signature successful" <<<"$m9" ||
+  nsl_die "strongSwan did not verify our ECDSA signature: $(grep -i "authentication of" "$SW_DIR/charon.log" | tail -3)"
+nsl_log "strongSwan: ${m9#*] }"
+ping_ok "$NS_HA" 10.2.0.2 && ping_ok "$NS_HB" 10.1.0.2 || nsl_die "ping (method 9)"
+pass "peer without RFC 7427: ECDSA P-256/P-384 signatures with AUTH methods 9/10, strongSwan verified ours; ping both ways"
 down_all
 
 echo "33_ike_certs: $passed passed, 0 failed"
