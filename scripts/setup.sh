@@ -9,6 +9,7 @@ APT_PKGS=(
   iproute2 iputils-ping iperf3 ethtool tcpdump tshark nftables
   strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins strongswan-pki openssl bc
   python3 python3-pip
+  prometheus dpkg-dev
 )
 PIP_PKGS=(scapy cryptography)
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every espresso test: unit and property tests (cargo), fuzz smoke runs,
-# and the integration tests in network namespaces (tests/netns/*.sh, as root).
-# Usage: scripts/test.sh [--quick]   (--quick: cargo tests only)
+# Runs every espresso test: the lints (rustfmt, clippy with the workspace
+# lints, no two files of a module folder importing each other), unit and
+# property tests (cargo), fuzz smoke runs, and the integration tests in
+# network namespaces (tests/netns/*.sh, as root).
+# Usage: scripts/test.sh [--quick]   (--quick: lints and cargo tests only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -12,6 +14,11 @@ scripts/setup.sh
 # the namespace tests find the binaries through ESPRESSO_TARGET.
 export ESPRESSO_TARGET="${CARGO_TARGET_DIR:-target}/ci"
 start=$(date +%s)
+
+echo "== lints: rustfmt, clippy (workspace lints, -D warnings), module imports =="
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --profile ci -- -D warnings 2>&1
+python3 scripts/check_module_cycles.py
 
 echo "== cargo tests (workspace) =="
 cargo test --workspace --profile ci --no-fail-fast 2>&1

@@ -408,11 +408,14 @@ fn a_key_whose_sequence_numbers_are_used_up_does_not_come_up() {
     let key = cfg
         .tunnel("a")
         .unwrap()
-        .key_id(dataplane::sa::Direction::Outbound);
+        .key_id(espresso_core::sa::Direction::Outbound);
     {
-        let c = dataplane::shm::ControlEnd::attach(&s.shm, &dataplane::shm::Geometry::default())
-            .unwrap();
-        c.ledger_append(&dataplane::shm::LedgerEntry {
+        let c = espresso_core::shm::ControlEnd::attach(
+            &s.shm,
+            &espresso_core::shm::Geometry::default(),
+        )
+        .unwrap();
+        c.ledger_append(&espresso_core::shm::LedgerEntry {
             key_id: key,
             seq: u64::from(u32::MAX) - 1000,
             at_ns: u64::MAX,

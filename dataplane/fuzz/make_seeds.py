@@ -8,8 +8,10 @@ any extra pcaps given on the command line (e.g. the ones
 `cargo run --example esp_pcap` writes), and a few hand-built inner packets
 (IPv4 with options, IPv6 with extension headers, ICMP/ICMPv6, UDP, a first
 IPv6 fragment), and for the IKE parser the strongSwan messages recorded in
-control/tests/fixtures/ike/. No third-party module: pcap files are read
-with struct.
+control/tests/fixtures/ike/ (IKEv2) and control/tests/fixtures/ikev1/
+(IKEv1: the ikev1 and ikev1_engine targets). No third-party module: pcap
+files are read with struct. (It rewrites every seed directory: hand-added
+seeds elsewhere must be restored with git afterwards.)
 
 usage: make_seeds.py [extra.pcap ...]
 """
@@ -22,6 +24,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLES = os.path.join(HERE, '..', 'tests', 'vectors', 'oracle_samples')
 IKE_FIXTURES = os.path.join(HERE, '..', '..', 'control', 'tests', 'fixtures', 'ike')
+IKEV1_FIXTURES = os.path.join(HERE, '..', '..', 'control', 'tests', 'fixtures', 'ikev1')
 OUT = os.path.join(HERE, 'seeds')
 
 # Must match dataplane/fuzz/src/lib.rs configs(): (spi, mode, v6, natt).
@@ -234,8 +237,37 @@ def main():
                         m = m[4:]
                     ike.add(m)
                     ike.add(m[28:])   # the payload chain alone
-    print('seeds: wire %d, decap %d, encap %d (from %d captured packets), ike %d'
-          % (wire.n, decap.n, encap.n, len(allpkts), ike.n))
+    # IKEv1: strongSwan 5.9.8's IKEv1 exchanges (control/tests/fixtures/ikev1/),
+    # whole messages and payload chains for the parser; for the engine target
+    # (control::ikev1::fuzz_engine) the clear phase 1 messages as datagrams
+    # (mode byte < 128, length-prefixed) and a few payload chains for the
+    # encrypted-message mode (mode byte >= 128).
+    ikev1 = Corpus('ikev1')
+    ikev1e = Corpus('ikev1_engine')
+    for path in sorted(glob.glob(os.path.join(IKEV1_FIXTURES, '*.txt'))):
+        with open(path) as f:
+            for line in f:
+                p = line.split()
+                if len(p) == 5 and p[0] == 'msg':
+                    m = bytes.fromhex(p[4])
+                    if p[2] == '4500' and m[:4] == b'\0\0\0\0':
+                        m = m[4:]
+                    ikev1.add(m)
+                    ikev1.add(m[28:])
+                    if m[19] & 1 == 0 and m[8:16] == b'\0' * 8:
+                        ikev1e.add(bytes([0]) + struct.pack('>H', len(m)) + m)
+    # quick mode / informational bodies: SA+Nonce+IDs, a delete, a DPD notify
+    sa = (b'\0\0\0\x01\0\0\0\x01' + b'\0\0\0\x20\x01\x03\x04\x01' + b'\x12\x34\x56\x78'
+          + b'\0\0\0\x14\x01\x14\0\0' + b'\x80\x04\0\x01' + b'\x80\x06\0\x80' + b'\x80\x01\0\x01')
+    def pl(np, body):
+        return bytes([np, 0]) + struct.pack('>H', len(body) + 4) + body
+    qm = bytes([1]) + pl(10, sa) + pl(5, b'\x20' * 16) + pl(5, b'\x04\0\0\0\x0a\x01\0\0\xff\xff\xff\0') \
+        + pl(0, b'\x04\0\0\0\x0a\x02\0\0\xff\xff\xff\0')
+    ikev1e.add(bytes([128, 60]) + qm)
+    ikev1e.add(bytes([129, 8]) + bytes([12]) + pl(0, b'\0\0\0\x01\x03\x04\0\x01\x12\x34\x56\x78'))
+    ikev1e.add(bytes([129, 8]) + bytes([11]) + pl(0, b'\0\0\0\x01\x01\x10\x8d\x28' + b'\x11' * 16 + b'\0\0\0\x07'))
+    print('seeds: wire %d, decap %d, encap %d (from %d captured packets), ike %d, ikev1 %d, ikev1_engine %d'
+          % (wire.n, decap.n, encap.n, len(allpkts), ike.n, ikev1.n, ikev1e.n))
 
 
 if __name__ == '__main__':

@@ -10,15 +10,28 @@
 //! - [`esp`]: burst encap/decap: buffers in, buffers + verdicts out.
 //! - [`pkt`]: the packet-buffer trait the engine works on (AF_PACKET frames, DPDK
 //!   mbufs, heap buffers in tests).
-//! - `io/`, `worker/`, `shm/`: the dataplane process (backends, poll loop,
-//!   shared-memory channel to the control process).
+//! - `io/`, `worker/`, `process/` (feature `io`, on by default): the
+//!   dataplane process (backends, poll loop, kernel set-up, static SAs,
+//!   counters file); `main.rs` only parses the command line.
+//! - [`drop`], [`shm`] and the SA/policy parameters in [`sa`] come from
+//!   `espresso-core` (shared with the control process) and are re-exported.
 
 pub mod crypto;
-pub mod drop;
 pub mod esp;
+// Packet I/O: AF_PACKET mmap rings, TUN, DPDK mbufs (every `unsafe` block
+// with a `// SAFETY:` comment).
+#[cfg(feature = "io")]
+#[allow(unsafe_code)]
 pub mod io;
 pub mod pkt;
+#[cfg(feature = "io")]
+pub mod process;
 pub mod sa;
-pub mod shm;
 pub mod wire;
+#[cfg(feature = "io")]
 pub mod worker;
+
+// The types shared with the control process live in espresso-core; these
+// re-exports keep the dataplane's paths (`dataplane::drop::DropReason`,
+// `dataplane::shm::DataplaneEnd`) working.
+pub use espresso_core::{drop, shm};

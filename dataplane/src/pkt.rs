@@ -9,6 +9,13 @@
 //! Packets handed to the engine start at the IP header (layer 3): the worker
 //! strips and re-adds the link-layer header.
 
+#![forbid(unsafe_code)]
+
+/// The largest burst anything in the dataplane handles at once: what a
+/// backend hands out or takes per call, and what the ESP engine processes
+/// per chunk (one sequence reservation, one cipher call per SA).
+pub const MAX_BURST: usize = 64;
+
 /// A packet inside a buffer with headroom and tailroom.
 pub trait PacketBuf {
     /// The packet bytes.

@@ -11,7 +11,7 @@ use dataplane::crypto::{Backend as CryptoBackend, EncrAlg, IntegAlg, Suite};
 use dataplane::drop::{DropReason, Verdict};
 use dataplane::esp::{decap_burst, encap_burst, DecapResult, PacketKind};
 use dataplane::io::dpdk::{Dpdk, DpdkConfig, DpdkIoError, DpdkPortSpec, KernelPath};
-use dataplane::io::{Backend, Burst};
+use dataplane::io::{Burst, PacketIo};
 use dataplane::pkt::{HeapBuf, PacketBuf};
 use dataplane::sa::{DropCounters, Mode, Sa, Sad};
 use esp_common::*;

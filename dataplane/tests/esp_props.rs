@@ -3,6 +3,7 @@
 //! single-bit flip of a protected packet is dropped.
 
 mod esp_common;
+mod esp_entry;
 
 use std::sync::Arc;
 
@@ -277,7 +278,7 @@ fn every_single_bit_flip_is_dropped() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
-    /// The library's fuzz entry points (the same `fn(&[u8])` a fuzzer drives).
+    /// The `fn(&[u8])` entry points (the shape a fuzzer drives).
     #[test]
     fn fuzz_entry_points_hold(data in proptest::collection::vec(any::<u8>(), 0..400), v in 0u8..3) {
         let mut data = data;
@@ -287,8 +288,8 @@ proptest! {
             if v == 1 { data[0] = 0x45; data[2] = (n >> 8) as u8; data[3] = n as u8; data[6] &= 0x40; data[7] = 0; }
             else { data[0] = 0x60 | (data[0] & 0xf); data[4] = ((n - 40) >> 8) as u8; data[5] = (n - 40) as u8; data[6] = 17; }
         }
-        let _ = dataplane::wire::parse_all(&data);
-        let _ = dataplane::esp::fuzz::decap_bytes(&data);
-        prop_assert!(dataplane::esp::fuzz::encap_round_trip(&data));
+        parse_everything(&data);
+        let _ = esp_entry::decap_bytes(&data);
+        prop_assert!(esp_entry::encap_round_trip(&data));
     }
 }

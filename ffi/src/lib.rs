@@ -21,6 +21,10 @@
 //! # Ok::<(), ffi::DpdkError>(())
 //! ```
 
+// Bindings to C: `unsafe` is this crate's job; every block has a
+// `// SAFETY:` comment (clippy::undocumented_unsafe_blocks).
+#![allow(unsafe_code)]
+
 /// Raw bindgen output over the DPDK headers plus the C shim.
 #[allow(
     non_upper_case_globals,
@@ -28,9 +32,10 @@
     non_snake_case,
     dead_code,
     missing_docs,
-    unsafe_op_in_unsafe_fn
+    unsafe_op_in_unsafe_fn,
+    unused_qualifications
 )]
-#[allow(clippy::all)]
+#[allow(clippy::all, clippy::undocumented_unsafe_blocks)]
 pub mod sys {
     include!(concat!(env!("OUT_DIR"), "/dpdk_bindings.rs"));
 }

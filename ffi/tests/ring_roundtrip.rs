@@ -1,6 +1,9 @@
 //! Mbufs make a round trip through net_ring ports and rte_rings with their
 //! contents intact; burst counts, port counters and pool accounting add up;
 //! the Rust mbuf arithmetic matches DPDK's inline functions.
+
+// Calls the raw burst functions to check the safe layer against them.
+#![allow(unsafe_code)]
 mod common;
 
 use std::ptr::NonNull;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
 use dataplane::io::afpacket::{AfPacket, AfPacketConfig};
-use dataplane::io::{Backend, Burst};
+use dataplane::io::{Burst, PacketIo};
 use dataplane::pkt::PacketBuf;
 use hdrhistogram::Histogram;
 use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};

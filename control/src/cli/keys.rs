@@ -13,6 +13,7 @@
 //!   `nat_t_header`; keys in hex), plus `tunnel`, `direction`, `family`,
 //!   `src`, `dst` and `mode` to pick packets by.
 
+use espresso_core::alg::{EncrAlg, IntegAlg};
 use serde_json::{json, Value};
 
 use crate::daemon::api::SaKeys;
@@ -26,53 +27,25 @@ pub enum KeyFormat {
     Scapy,
 }
 
-/// Wireshark 4.0's name of an encryption algorithm (None: it has none).
+/// Wireshark 4.0's name of an encryption algorithm, by stable name (None:
+/// it has none). From the algorithm table (`espresso_core::alg`).
 pub fn wireshark_encr(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "null" => "NULL",
-        "aes-cbc-128" | "aes-cbc-256" => "AES-CBC [RFC3602]",
-        "aes-gcm-128" | "aes-gcm-256" => "AES-GCM with 16 octet ICV [RFC4106]",
-        "3des-cbc" => "TripleDES-CBC [RFC2451]",
-        _ => return None,
-    })
+    EncrAlg::from_stable_name(name)?.row().wireshark
 }
 
-/// Wireshark 4.0's name of an integrity algorithm.
+/// Wireshark 4.0's name of an integrity algorithm, by stable name.
 pub fn wireshark_integ(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "none" => "NULL",
-        "hmac-sha1-96" => "HMAC-SHA-1-96 [RFC2404]",
-        "hmac-sha256-128" => "HMAC-SHA-256-128 [RFC4868]",
-        "hmac-sha384-192" => "HMAC-SHA-384-192 [RFC4868]",
-        "hmac-sha512-256" => "HMAC-SHA-512-256 [RFC4868]",
-        "hmac-md5-96" => "HMAC-MD5-96 [RFC2403]",
-        _ => return None,
-    })
+    IntegAlg::from_stable_name(name)?.row().wireshark
 }
 
-/// scapy 2.x's `crypt_algo` name.
+/// scapy 2.x's `crypt_algo` name, by stable name.
 pub fn scapy_encr(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "null" => "NULL",
-        "aes-cbc-128" | "aes-cbc-256" => "AES-CBC",
-        "aes-gcm-128" | "aes-gcm-256" => "AES-GCM",
-        "chacha20-poly1305" => "CHACHA20-POLY1305",
-        "3des-cbc" => "3DES",
-        _ => return None,
-    })
+    EncrAlg::from_stable_name(name)?.row().scapy
 }
 
-/// scapy 2.x's `auth_algo` name.
+/// scapy 2.x's `auth_algo` name, by stable name.
 pub fn scapy_integ(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "none" => "NULL",
-        "hmac-sha1-96" => "HMAC-SHA1-96",
-        "hmac-sha256-128" => "SHA2-256-128",
-        "hmac-sha384-192" => "SHA2-384-192",
-        "hmac-sha512-256" => "SHA2-512-256",
-        "hmac-md5-96" => "HMAC-MD5-96",
-        _ => return None,
-    })
+    IntegAlg::from_stable_name(name)?.row().scapy
 }
 
 fn family(k: &SaKeys) -> &'static str {
@@ -277,16 +250,7 @@ mod tests {
 
     #[test]
     fn every_engine_name_is_mapped() {
-        use dataplane::crypto::{EncrAlg, IntegAlg};
-        for e in [
-            EncrAlg::Null,
-            EncrAlg::AesCbc128,
-            EncrAlg::AesCbc256,
-            EncrAlg::AesGcm128,
-            EncrAlg::AesGcm256,
-            EncrAlg::ChaCha20Poly1305,
-            EncrAlg::TripleDesCbc,
-        ] {
+        for e in EncrAlg::ALL {
             assert!(scapy_encr(e.name()).is_some(), "{}", e.name());
             assert!(
                 wireshark_encr(e.name()).is_some() || e == EncrAlg::ChaCha20Poly1305,
@@ -294,16 +258,23 @@ mod tests {
                 e.name()
             );
         }
-        for i in [
-            IntegAlg::None,
-            IntegAlg::HmacSha1_96,
-            IntegAlg::HmacSha256_128,
-            IntegAlg::HmacSha384_192,
-            IntegAlg::HmacSha512_256,
-            IntegAlg::HmacMd5_96,
-        ] {
+        for i in IntegAlg::ALL {
             assert!(scapy_integ(i.name()).is_some(), "{}", i.name());
             assert!(wireshark_integ(i.name()).is_some(), "{}", i.name());
         }
+        // The names Wireshark 4.0 and scapy 2.x use (as before the table).
+        assert_eq!(
+            wireshark_encr("aes-gcm-256"),
+            Some("AES-GCM with 16 octet ICV [RFC4106]")
+        );
+        assert_eq!(wireshark_encr("3des-cbc"), Some("TripleDES-CBC [RFC2451]"));
+        assert_eq!(
+            wireshark_integ("hmac-sha512-256"),
+            Some("HMAC-SHA-512-256 [RFC4868]")
+        );
+        assert_eq!(wireshark_integ("none"), Some("NULL"));
+        assert_eq!(scapy_encr("chacha20-poly1305"), Some("CHACHA20-POLY1305"));
+        assert_eq!(scapy_integ("hmac-sha256-128"), Some("SHA2-256-128"));
+        assert_eq!(scapy_integ("hmac-md5-96"), Some("HMAC-MD5-96"));
     }
 }

@@ -12,13 +12,17 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+pub mod generate;
+pub mod import;
+pub mod ipsec;
 pub mod keys;
+pub mod shell;
 
 use crate::config::{self, genkey, Config};
-use crate::daemon::api::{exit, Request, Response, Status};
+use crate::daemon::api::{exit, Request, Response, Status, TunnelStatus};
 use crate::daemon::{self, logring::LogRing, DaemonOptions};
 
-/// espresso: IPsec gateway control (manual keys; IKE to come).
+/// espresso: IPsec gateway control (manual keys and IKEv2).
 #[derive(Parser, Debug)]
 #[command(name = "espresso", version, about, after_help = EXIT_CODES)]
 pub struct Cli {
@@ -114,6 +118,22 @@ pub enum Cmd {
         #[arg(long)]
         duration: Option<f64>,
     },
+    /// Import ipsec.conf + ipsec.secrets (FreeS/WAN, Openswan, Libreswan, strongSwan),
+    /// an OpenBSD/Halon ipsec.conf, a manual-key CSV or mbox commands as espresso TOML.
+    Import(import::ImportArgs),
+    /// The mbox command language (seed 003): interactive, or one command
+    /// (`espresso shell ipsec peer ...`); writes the same TOML (conf.d/mbox.toml).
+    Shell(shell::ShellArgs),
+    /// Openswan/strongSwan `ipsec` commands: start, stop, restart, status,
+    /// statusall, up, down, reload, auto --up|--down|--add|--delete NAME.
+    Ipsec {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: ipsec::IpsecCmd,
+    },
+    /// Man pages and shell completions from the command-line definitions (packaging).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -182,10 +202,14 @@ pub fn main(cli: Cli) -> u8 {
             count,
             duration,
         } => tap(&cli, name, out, *count, *duration),
+        Cmd::Import(a) => import::run(a),
+        Cmd::Shell(a) => shell::run(&cli, a),
+        Cmd::Ipsec { cmd } => ipsec::run(&cli, cmd),
+        Cmd::Generate(a) => generate::run(a),
     }
 }
 
-fn print_message(r: &Response) {
+pub(crate) fn print_message(r: &Response) {
     if !r.message.is_empty() {
         if r.code == exit::OK {
             println!("{}", r.message);
@@ -245,7 +269,7 @@ fn check(cli: &Cli) -> u8 {
         eprintln!("espresso check: give --config FILE");
         return exit::USAGE;
     };
-    match Config::load(cfg) {
+    match crate::config::load(cfg) {
         Ok(c) => {
             for w in &c.warnings {
                 println!("warning: {w}");
@@ -253,13 +277,7 @@ fn check(cli: &Cli) -> u8 {
             for t in &c.tunnels {
                 println!(
                     "tunnel {}: {} -> {}, {}, spi in {:#x} out {:#x}, start {:?}",
-                    t.name,
-                    t.local,
-                    t.remote,
-                    config::suite::suite_name(t.suite),
-                    t.spi_in,
-                    t.spi_out,
-                    t.start
+                    t.name, t.local, t.remote, t.suite, t.spi_in, t.spi_out, t.start
                 );
             }
             for p in &c.policies {
@@ -269,14 +287,20 @@ fn check(cli: &Cli) -> u8 {
                 let ike: Vec<String> = k.conn.ike_proposals.iter().map(|p| p.to_string()).collect();
                 let esp: Vec<String> = k.conn.esp_proposals.iter().map(|p| p.to_string()).collect();
                 println!(
-                    "connection {}: {:?} -> {:?}, ike {}, esp {}, start {:?}",
+                    "connection {}: {:?} -> {:?}, ike {}, esp {}, start {:?}, auth {}/{}",
                     k.name,
                     k.conn.local_addr,
                     k.conn.remote_addr,
                     ike.join(","),
                     esp.join(","),
-                    k.conn.start_action
+                    k.conn.start_action,
+                    k.conn.auth.local.name(),
+                    k.conn.auth.remote.name()
                 );
+            }
+            let dp = c.dataplane.summary();
+            if !dp.is_empty() {
+                println!("dataplane: {}", dp.join(", "));
             }
             println!("{}: ok ({} file(s))", cfg.display(), c.files.len());
             exit::OK
@@ -294,12 +318,8 @@ pub fn socket_path(cli: &Cli) -> PathBuf {
         return s.clone();
     }
     if let Some(c) = &cli.config {
-        if let Some(s) = std::fs::read_to_string(c)
-            .ok()
-            .and_then(|t| t.parse::<toml::Table>().ok())
-            .and_then(|t| t.get("daemon")?.get("socket")?.as_str().map(PathBuf::from))
-        {
-            return s;
+        if let Ok(d) = config::DaemonSettings::load_main(c) {
+            return d.socket;
         }
     }
     PathBuf::from(config::DEFAULT_SOCKET)
@@ -372,8 +392,18 @@ fn human(n: u64) -> String {
     }
 }
 
-/// The `status` table.
+/// The `status` table: the processes, one row per tunnel, policy and
+/// connection, drops by reason, IKE SAs with their child SAs, workers.
 pub fn status_table(st: &Status) -> String {
+    let mut o = status_processes(st);
+    o += &status_rows(st);
+    o += &status_ike(st);
+    o += &status_workers(st);
+    o
+}
+
+/// The dataplane's and the control process's lines.
+fn status_processes(st: &Status) -> String {
     let mut o = String::new();
     let d = &st.dataplane;
     if d.alive {
@@ -397,52 +427,57 @@ pub fn status_table(st: &Status) -> String {
         "control: pid {}, generation {}, config {}, up {} s\n\n",
         st.control.pid, st.control.generation, st.control.config, st.control.uptime_s
     );
-    let rows: Vec<[String; 9]> = st
-        .tunnels
-        .iter()
-        .map(|t| {
-            let (i, out) = (
-                t.inbound.clone().unwrap_or_default(),
-                t.outbound.clone().unwrap_or_default(),
-            );
-            let endpoints = if t.kind != "policy" {
-                format!("{} -> {}", t.local, t.remote)
-            } else {
-                format!(
-                    "{} -> {}",
-                    t.local_subnets.join(","),
-                    t.remote_subnets.join(",")
-                )
-            };
-            [
-                t.name.clone(),
-                match &t.reason {
-                    Some(r) => format!("{} ({r})", t.state),
-                    None if t.soft_expired => format!("{} (soft lifetime passed)", t.state),
-                    None => t.state.clone(),
-                },
-                endpoints,
-                if t.kind == "tunnel" || (t.kind == "ike" && t.inbound.is_some()) {
-                    format!("{}/{}", i.spi_hex, out.spi_hex)
-                } else {
-                    "-".into()
-                },
-                if t.kind != "policy" {
-                    t.suite.clone()
-                } else {
-                    t.mode.clone()
-                },
-                format!("{}/{}", human(i.packets), human(out.packets)),
-                format!("{}/{}", human(i.bytes), human(out.bytes)),
-                human(i.drops + out.drops),
-                if t.kind != "policy" {
-                    out.seq.to_string()
-                } else {
-                    "-".into()
-                },
-            ]
-        })
-        .collect();
+    o
+}
+
+/// One table row: the columns of [`status_rows`].
+fn status_row(t: &TunnelStatus) -> [String; 9] {
+    let (i, out) = (
+        t.inbound.clone().unwrap_or_default(),
+        t.outbound.clone().unwrap_or_default(),
+    );
+    let endpoints = if t.kind != "policy" {
+        format!("{} -> {}", t.local, t.remote)
+    } else {
+        format!(
+            "{} -> {}",
+            t.local_subnets.join(","),
+            t.remote_subnets.join(",")
+        )
+    };
+    [
+        t.name.clone(),
+        match &t.reason {
+            Some(r) => format!("{} ({r})", t.state),
+            None if t.soft_expired => format!("{} (soft lifetime passed)", t.state),
+            None => t.state.clone(),
+        },
+        endpoints,
+        if t.kind == "tunnel" || (t.kind == "ike" && t.inbound.is_some()) {
+            format!("{}/{}", i.spi_hex, out.spi_hex)
+        } else {
+            "-".into()
+        },
+        if t.kind != "policy" {
+            t.suite.clone()
+        } else {
+            t.mode.clone()
+        },
+        format!("{}/{}", human(i.packets), human(out.packets)),
+        format!("{}/{}", human(i.bytes), human(out.bytes)),
+        human(i.drops + out.drops),
+        if t.kind != "policy" {
+            out.seq.to_string()
+        } else {
+            "-".into()
+        },
+    ]
+}
+
+/// The table of tunnels, policies and connections, then their drops by reason.
+fn status_rows(st: &Status) -> String {
+    let mut o = String::new();
+    let rows: Vec<[String; 9]> = st.tunnels.iter().map(status_row).collect();
     let head = [
         "NAME",
         "STATE",
@@ -481,6 +516,16 @@ pub fn status_table(st: &Status) -> String {
             o += &format!("  {} drops: {}\n", t.name, drops.join(" "));
         }
     }
+    o
+}
+
+/// One line per IKE SA, one per child SA, then the engine's notes.
+fn status_ike(st: &Status) -> String {
+    let mut o = String::new();
+    let rekey = |r: Option<u64>| match r {
+        Some(r) => format!(", rekey in {r} s"),
+        None => String::new(),
+    };
     for s in &st.ike_sas {
         o += &format!(
             "ike {}: {} {} {}_i {}_r {} <-> {}{} {}{}\n",
@@ -501,10 +546,7 @@ pub fn status_table(st: &Status) -> String {
                 format!(" [{}]", s.remote_id)
             },
             s.proposal,
-            match s.rekey_in_s {
-                Some(r) => format!(", rekey in {r} s"),
-                None => String::new(),
-            }
+            rekey(s.rekey_in_s)
         );
         for c in &s.children {
             o += &format!(
@@ -518,10 +560,7 @@ pub fn status_table(st: &Status) -> String {
                 c.remote_ts.join(","),
                 c.inbound.packets,
                 c.outbound.packets,
-                match c.rekey_in_s {
-                    Some(r) => format!(", rekey in {r} s"),
-                    None => String::new(),
-                }
+                rekey(c.rekey_in_s)
             );
         }
     }
@@ -530,6 +569,12 @@ pub fn status_table(st: &Status) -> String {
             o += &format!("ike note: {n}\n");
         }
     }
+    o
+}
+
+/// One line per worker.
+fn status_workers(st: &Status) -> String {
+    let mut o = String::new();
     for wk in &st.workers {
         o += &format!(
             "worker {}: rx {} pkts {} B, tx {} pkts {} B{}\n",
@@ -635,7 +680,7 @@ fn tap(cli: &Cli, name: &str, out: &Path, count: Option<u64>, duration: Option<f
     }
     if !header_done {
         let _ = file.write_all(&daemon::pcap::file_header(
-            dataplane::shm::TAP_SNAPLEN as u32,
+            espresso_core::shm::TAP_SNAPLEN as u32,
         ));
     }
     let _ = file.flush();

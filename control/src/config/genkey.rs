@@ -70,12 +70,7 @@ pub fn rsa_key_pair(
 
 /// `0x` followed by lower-case hex digits.
 pub fn to_hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(2 + bytes.len() * 2);
-    s.push_str("0x");
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    format!("0x{}", hex::encode(bytes))
 }
 
 /// The hex form of an ASCII key (ZyWALL `kkkk` -> `0x6b6b6b6b`).

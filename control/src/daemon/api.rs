@@ -357,6 +357,39 @@ pub struct SaKeys {
     pub udp_ports: Option<(u16, u16)>,
 }
 
+impl SaKeys {
+    /// The export of one installed SA of tunnel `tunnel` (keys in lower-case hex).
+    pub fn of(tunnel: &str, p: &espresso_core::sa::SaParams) -> SaKeys {
+        use espresso_core::sa::Direction;
+        let inbound = p.direction == Direction::Inbound;
+        let (src, dst) = if inbound {
+            (p.remote_addr, p.local_addr)
+        } else {
+            (p.local_addr, p.remote_addr)
+        };
+        SaKeys {
+            tunnel: tunnel.to_string(),
+            direction: if inbound { "in" } else { "out" }.into(),
+            src: src.to_string(),
+            dst: dst.to_string(),
+            spi: p.spi,
+            mode: format!("{:?}", p.mode).to_lowercase(),
+            encr: p.suite.encr.name().into(),
+            enc_key: hex::encode(p.enc_key.bytes()),
+            integ: p.suite.integ.name().into(),
+            auth_key: hex::encode(p.auth_key.bytes()),
+            esn: p.esn,
+            udp_ports: p.encap.map(|e| {
+                if inbound {
+                    (e.remote_port, e.local_port)
+                } else {
+                    (e.local_port, e.remote_port)
+                }
+            }),
+        }
+    }
+}
+
 impl std::fmt::Debug for SaKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SaKeys")

@@ -1,7 +1,7 @@
 //! pcap output of the decrypted-traffic tap (nanosecond timestamps,
 //! LINKTYPE_RAW: each record is an IP packet, as tcpdump shows enc0).
 
-use dataplane::shm::TapPacket;
+use espresso_core::shm::TapPacket;
 
 /// pcap magic for nanosecond timestamps.
 pub const MAGIC_NS: u32 = 0xa1b2_3c4d;
@@ -61,7 +61,7 @@ pub fn parse(bytes: &[u8]) -> Option<(u32, Records)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dataplane::shm::TapDirection;
+    use espresso_core::shm::TapDirection;
 
     #[test]
     fn header_and_records_round_trip() {

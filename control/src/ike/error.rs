@@ -120,3 +120,15 @@ pub enum IkeError {
         state: &'static str,
     },
 }
+
+impl From<espresso_core::alg::ProposalError> for IkeError {
+    fn from(e: espresso_core::alg::ProposalError) -> Self {
+        IkeError::Config(e.0)
+    }
+}
+
+impl From<espresso_core::config::ike::ConnectionError> for IkeError {
+    fn from(e: espresso_core::config::ike::ConnectionError) -> Self {
+        IkeError::Config(e.to_string())
+    }
+}

@@ -194,7 +194,7 @@ mod tests {
     use super::*;
     use crate::ike::proposal::{DhGroup, IkeEncr, IkeInteg, IkeSuite, PrfAlg};
     use crate::ike::wire::{Header, Payloads};
-    use dataplane::crypto::Key;
+    use espresso_core::key::Key;
     use rand::SeedableRng;
 
     fn limits() -> Limits {

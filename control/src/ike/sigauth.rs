@@ -15,7 +15,6 @@ use std::time::SystemTime;
 use super::auth_config::{LocalAuth, RemoteAuth};
 use super::config::{Connection, Identity};
 use super::crypto;
-use super::error::ParseError;
 use super::proposal::PrfAlg;
 use super::wire::{self, AuthView};
 use crate::pki::{Certificate, Hash, KeyKind, PrivateKey, PublicKey, SignatureScheme};
@@ -235,19 +234,6 @@ pub fn certs_to_send(local: &LocalAuth, requested: &[[u8; 20]]) -> Vec<Vec<u8>> 
         }
     }
     out
-}
-
-/// Parses CERT and CERTREQ payload bodies (for the parser and the fuzzer):
-/// `(encoding, data)`.
-pub fn parse_cert_payload(body: &[u8]) -> Result<(u8, &[u8]), ParseError> {
-    match body.split_first() {
-        Some((e, d)) if !d.is_empty() => Ok((*e, d)),
-        _ => Err(ParseError::Truncated {
-            what: "CERT/CERTREQ payload",
-            need: 2,
-            have: body.len(),
-        }),
-    }
 }
 
 /// What a verified peer authentication established.

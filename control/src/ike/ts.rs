@@ -3,9 +3,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use dataplane::sa::{PortRange, TrafficSelector};
+use espresso_core::sa::{PortRange, TrafficSelector};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
+use super::config::{Connection, LocalAddr, RemoteAddr};
 use super::wire::TsEntry;
 
 fn to_u128(a: IpAddr) -> (bool, u128) {
@@ -212,6 +213,32 @@ pub fn display(t: &TsEntry) -> String {
     } else {
         format!("{addr}[{}/{}-{}]", t.proto, t.start_port, t.end_port)
     }
+}
+
+/// The configured selectors of a connection (subnets, or the hosts themselves).
+pub fn conn_ts(
+    conn: &Connection,
+    local_ip: Option<IpAddr>,
+    remote_ip: Option<IpAddr>,
+) -> (Vec<TsEntry>, Vec<TsEntry>) {
+    let host = |a: IpAddr| from_net(&IpNet::from(a));
+    let l = if conn.local_ts.is_empty() {
+        match (conn.local_addr, local_ip) {
+            (LocalAddr::Addr(a), _) | (_, Some(a)) => vec![host(a)],
+            _ => vec![],
+        }
+    } else {
+        conn.local_ts.iter().map(from_net).collect()
+    };
+    let r = if conn.remote_ts.is_empty() {
+        match (conn.remote_addr, remote_ip) {
+            (RemoteAddr::Addr(a), _) | (_, Some(a)) => vec![host(a)],
+            (RemoteAddr::Any, None) => vec![],
+        }
+    } else {
+        conn.remote_ts.iter().map(from_net).collect()
+    };
+    (l, r)
 }
 
 #[cfg(test)]

@@ -221,21 +221,8 @@ pub mod proto {
     pub const ESP: u8 = 3;
 }
 
-/// Identification types (RFC 7296 §3.5).
-pub mod id_type {
-    /// ID_IPV4_ADDR.
-    pub const IPV4_ADDR: u8 = 1;
-    /// ID_FQDN.
-    pub const FQDN: u8 = 2;
-    /// ID_RFC822_ADDR.
-    pub const RFC822_ADDR: u8 = 3;
-    /// ID_IPV6_ADDR.
-    pub const IPV6_ADDR: u8 = 5;
-    /// ID_DER_ASN1_DN.
-    pub const DER_ASN1_DN: u8 = 9;
-    /// ID_KEY_ID.
-    pub const KEY_ID: u8 = 11;
-}
+/// Identification types (the configuration's `Identity` encodes itself with them).
+pub use espresso_core::config::ike::id_type;
 
 /// Authentication method: Shared Key Message Integrity Code.
 pub const AUTH_PSK: u8 = 2;
@@ -922,10 +909,8 @@ impl<'a> Payloads<'a> {
                     (raw.next, base + raw.offset, raw.body),
                     raw.ptype,
                 )?,
-                payload::CERT => p.certs.push(super::sigauth::parse_cert_payload(raw.body)?),
-                payload::CERTREQ => p
-                    .certreqs
-                    .push(super::sigauth::parse_cert_payload(raw.body)?),
+                payload::CERT => p.certs.push(parse_cert_payload(raw.body)?),
+                payload::CERTREQ => p.certreqs.push(parse_cert_payload(raw.body)?),
                 payload::CP | payload::EAP => p.skipped.push(raw.ptype),
                 t => {
                     if raw.critical {
@@ -1127,6 +1112,19 @@ pub fn build_plain(
     out.extend_from_slice(&pw.buf);
     finish_length(&mut out);
     out
+}
+
+/// Parses CERT and CERTREQ payload bodies (for the parser and the fuzzer):
+/// `(encoding, data)`.
+pub fn parse_cert_payload(body: &[u8]) -> Result<(u8, &[u8]), ParseError> {
+    match body.split_first() {
+        Some((e, d)) if !d.is_empty() => Ok((*e, d)),
+        _ => Err(ParseError::Truncated {
+            what: "CERT/CERTREQ payload",
+            need: 2,
+            have: body.len(),
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -323,8 +323,8 @@ impl Certificate {
     /// rules)? An IP address or FQDN or e-mail must be a subjectAltName of
     /// that kind; a DN must match the subject (wildcards allowed in `want`);
     /// a key id must be the subjectKeyIdentifier or SHA-1 of the public key.
-    pub fn has_identity(&self, want: &crate::ike::Identity) -> bool {
-        use crate::ike::Identity as I;
+    pub fn has_identity(&self, want: &espresso_core::config::ike::Identity) -> bool {
+        use espresso_core::config::ike::Identity as I;
         match want {
             I::Ipv4(a) => self.san_ip.contains(&IpAddr::V4(*a)),
             I::Ipv6(a) => self.san_ip.contains(&IpAddr::V6(*a)),
@@ -381,7 +381,7 @@ mod tests {
 
     #[test]
     fn identities() {
-        use crate::ike::Identity;
+        use espresso_core::config::ike::Identity;
         let moon = cert("moon");
         for id in [
             "192.0.2.1",

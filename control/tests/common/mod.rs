@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dataplane::sa::Direction;
-use dataplane::shm::{Command as Cmd, DataplaneEnd, SaStats, TapDirection, WorkerStats};
+use espresso_core::sa::Direction;
+use espresso_core::shm::{Command as Cmd, DataplaneEnd, SaStats, TapDirection, WorkerStats};
 use sha2::{Digest, Sha256};
 
 /// Packets each outbound SA "sends" per millisecond in the fake dataplane.

@@ -1,4 +1,5 @@
-//! The IKEv2 message parser (`control::ike::fuzz_parse`): header, payload
+//! The IKEv2 message parser (`control::ike::fuzz::parse`, built with
+//! `cfg(fuzzing)`): header, payload
 //! chain and every payload view (SA proposals and transforms, KE, IDs, AUTH,
 //! notifies, deletes, traffic selectors), on the bytes as a whole message
 //! and as the inside of an SK payload. Seeds: strongSwan 5.9.8 exchanges
@@ -8,5 +9,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    control::ike::fuzz_parse(data);
+    control::ike::fuzz::parse(data);
 });

@@ -1,4 +1,4 @@
-//! Certificate, CRL and key parsers (`control::pki::fuzz_parse`): X.509 DER
+//! Certificate, CRL and key parsers (`control::pki::fuzz::parse`): X.509 DER
 //! and PEM, CRLs, PKCS#8/PKCS#1/SEC1 private keys, SubjectPublicKeyInfo,
 //! AlgorithmIdentifiers (RFC 7427), DN strings and DER names, FreeS/WAN RSA
 //! keys (RFC 3110, ipsec.secrets entries); a parsed certificate also goes
@@ -9,5 +9,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    control::pki::fuzz_parse(data);
+    control::pki::fuzz::parse(data);
 });

@@ -4,6 +4,8 @@
 //! RustCrypto. CBC IVs come from the shared AES IV generator (one AES block
 //! per packet) so every backend produces the same bytes.
 
+#![forbid(unsafe_code)]
+
 use aws_lc_rs::aead::{
     Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_256_GCM, CHACHA20_POLY1305,
 };

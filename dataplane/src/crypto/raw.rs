@@ -8,6 +8,8 @@
 //! constructors below ([`aead`], [`mac`], [`cbc`]) are for those callers and
 //! are not meant for the packet path.
 
+#![forbid(unsafe_code)]
+
 use super::{Backend, CryptoError, EncrAlg, IntegAlg};
 
 /// Length of every AEAD tag we use (RFC 4106 16-octet ICV, RFC 7634).

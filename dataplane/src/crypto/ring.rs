@@ -5,6 +5,8 @@
 //! shows whether that pairing pays. No 3DES and no HMAC-MD5 here: legacy
 //! suites are built by RustCrypto.
 
+#![forbid(unsafe_code)]
+
 use ::ring::aead::{
     Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_256_GCM, CHACHA20_POLY1305,
 };

@@ -3,6 +3,8 @@
 //! fallback. Crates: aes-gcm, aes, cbc, chacha20poly1305, des, hmac, sha1,
 //! sha2, md-5.
 
+#![forbid(unsafe_code)]
+
 use aes::cipher::generic_array::GenericArray;
 use aes::cipher::inout::InOutBuf;
 use aes::cipher::{

@@ -16,6 +16,8 @@
 //!   (RFC 4303 §2.2.1); verified in constant time before decryption.
 //! - NULL encryption (RFC 2410): no IV, HMAC as above over SPI..payload.
 
+#![forbid(unsafe_code)]
+
 use aes::cipher::{BlockEncrypt, KeyInit};
 use subtle::ConstantTimeEq;
 

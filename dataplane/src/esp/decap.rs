@@ -1,6 +1,6 @@
 //! Inbound: received packets in, inner packets out (in place).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use arrayvec::ArrayVec;
 
@@ -11,8 +11,9 @@ use crate::drop::{DropReason, Verdict};
 use crate::pkt::PacketBuf;
 use crate::sa::{Direction, DropCounters, FlowKey, Mode, ReplayError, Sa, SadTable};
 use crate::wire::{
-    checksum, classify_natt, proto, rd16, wr16, EspPacket, EspTrailer, Ipv4Packet, Ipv6Packet,
-    NattKind, UdpPacket, WireError, ESP_HEADER_LEN, IPV6_HEADER_LEN, NATT_PORT, UDP_HEADER_LEN,
+    checksum, classify_natt, ip_version, ipv4, ipv6, proto, rd16, tcp, udp, wr16, EspPacket,
+    EspTrailer, Ipv4Packet, Ipv6Packet, NattKind, UdpPacket, WireError, ESP_HEADER_LEN,
+    IPV6_HEADER_LEN, NATT_PORT, UDP_HEADER_LEN,
 };
 
 /// What a received packet turned out to be.
@@ -265,7 +266,7 @@ fn classify<B: PacketBuf>(p: &mut B) -> Result<Cls, DropReason> {
             let loc = Loc {
                 esp_off: hl,
                 hdr_len: hl,
-                nh_field: 9,
+                nh_field: ipv4::field::PROTOCOL,
                 tos: ip.tos(),
                 dst,
             };
@@ -298,8 +299,7 @@ fn classify<B: PacketBuf>(p: &mut B) -> Result<Cls, DropReason> {
             if ul.proto != proto::ESP && ul.proto != proto::UDP {
                 return Ok(Cls::Other(PacketKind::NotEsp));
             }
-            if ul.later_fragment || d[..ul.offset].len() > IPV6_HEADER_LEN && has_fragment_header(d)
-            {
+            if ul.later_fragment || ul.offset > IPV6_HEADER_LEN && ipv6::has_fragment_header(d) {
                 return if ul.proto == proto::ESP {
                     Err(DropReason::UnsupportedPayload)
                 } else {
@@ -322,7 +322,7 @@ fn classify<B: PacketBuf>(p: &mut B) -> Result<Cls, DropReason> {
     };
     let mut loc = loc;
     let mut end = end;
-    let proto_byte = d[loc.nh_field];
+    let proto_byte = d[loc.nh_field]; // the next-header byte the wire views located
     if proto_byte == proto::UDP {
         let u = UdpPacket::new_checked(&d[loc.hdr_len..end]).map_err(|e| e.drop_reason())?;
         if u.dst_port() != NATT_PORT {
@@ -342,24 +342,6 @@ fn classify<B: PacketBuf>(p: &mut B) -> Result<Cls, DropReason> {
         return Err(DropReason::Malformed);
     }
     Ok(Cls::Esp(loc))
-}
-
-/// True if an IPv6 packet carries a fragment header before its upper layer.
-pub(super) fn has_fragment_header(d: &[u8]) -> bool {
-    // Walk again looking for the fragment header (rare path: extension headers present).
-    let mut nh = d[6];
-    let mut off = IPV6_HEADER_LEN;
-    for _ in 0..8 {
-        match nh {
-            proto::IPV6_FRAG => return true,
-            proto::HOPOPT | proto::IPV6_ROUTE | proto::IPV6_OPTS if d.len() >= off + 2 => {
-                nh = d[off];
-                off += (usize::from(d[off + 1]) + 1) * 8;
-            }
-            _ => return false,
-        }
-    }
-    false
 }
 
 /// SPI lookup, destination and length checks, ESN inference, replay check.
@@ -481,14 +463,9 @@ fn tunnel_exit<B: PacketBuf>(
         };
         let new = dscp | ecn;
         if new != old {
-            ip.set_tos(new);
-            let b = ip.into_inner();
-            let w_old = u16::from_be_bytes([b[0], old]);
-            let w_new = u16::from_be_bytes([b[0], new]);
-            let c = checksum::update16(rd16(b, 10), w_old, w_new);
-            wr16(b, 10, c);
+            ip.update_tos(new);
         }
-        (usize::from(rd16(d, 2)), PacketKind::Inner4)
+        (usize::from(ip.total_len()), PacketKind::Inner4)
     } else {
         let mut ip = Ipv6Packet::new_checked(&mut d[..]).map_err(|e| e.drop_reason())?;
         let old = ip.traffic_class();
@@ -516,26 +493,17 @@ fn tunnel_exit<B: PacketBuf>(
 /// UDP with checksum 0 (none computed) stays 0. Other protocols are left alone.
 #[inline]
 fn natt_transport_fixup(d: &mut [u8], hdr_len: usize, next: u8) {
-    let v4 = d[0] >> 4 == 4;
-    let (proto_no, pseudo) = if v4 {
-        let src = Ipv4Addr::new(d[12], d[13], d[14], d[15]);
-        let dst = Ipv4Addr::new(d[16], d[17], d[18], d[19]);
-        let len = d.len().saturating_sub(hdr_len) as u32;
-        (next, checksum::pseudo_v4(src, dst, next, len))
+    let len = d.len().saturating_sub(hdr_len) as u32;
+    let (proto_no, pseudo) = if ip_version(d) == Some(4) {
+        let ip = Ipv4Packet::new_unchecked(&*d);
+        (next, checksum::pseudo_v4(ip.src(), ip.dst(), next, len))
     } else {
-        let mut s16 = [0u8; 16];
-        let mut d16 = [0u8; 16];
-        s16.copy_from_slice(&d[8..24]);
-        d16.copy_from_slice(&d[24..40]);
-        let len = d.len().saturating_sub(hdr_len) as u32;
-        (
-            next,
-            checksum::pseudo_v6(Ipv6Addr::from(s16), Ipv6Addr::from(d16), next, len),
-        )
+        let ip = Ipv6Packet::new_unchecked(&*d);
+        (next, checksum::pseudo_v6(ip.src(), ip.dst(), next, len))
     };
     let off = match proto_no {
-        proto::TCP => 16,
-        proto::UDP => 6,
+        proto::TCP => tcp::field::CHECKSUM,
+        proto::UDP => udp::field::CHECKSUM,
         _ => return,
     };
     let l4 = &mut d[hdr_len..];
@@ -572,15 +540,16 @@ fn transport_exit<B: PacketBuf>(
     }
     let d = p.data_mut();
     let len = d.len();
-    d[loc.nh_field] = next;
-    if d[0] >> 4 == 4 {
-        wr16(d, 2, len as u16);
-        wr16(d, 10, 0);
-        let c = checksum::checksum(&d[..loc.hdr_len]);
-        wr16(d, 10, c);
+    if ip_version(d) == Some(4) {
+        let mut ip = Ipv4Packet::new_unchecked(d);
+        ip.set_protocol(next);
+        ip.set_total_len(len as u16);
+        ip.fill_checksum();
         Ok(PacketKind::Inner4)
     } else {
-        wr16(d, 4, (len - IPV6_HEADER_LEN) as u16);
+        let mut ip = Ipv6Packet::new_unchecked(d);
+        ip.set_next_header_at(loc.nh_field, next);
+        ip.set_payload_len((len - IPV6_HEADER_LEN) as u16);
         Ok(PacketKind::Inner6)
     }
 }

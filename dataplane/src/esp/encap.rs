@@ -8,9 +8,10 @@ use crate::crypto::SealJob;
 use crate::drop::{DropReason, Verdict};
 use crate::pkt::PacketBuf;
 use crate::sa::{DfMode, Direction, DropCounters, Mode, Sa};
+use crate::wire::ipv4::FLAG_DF;
 use crate::wire::{
-    checksum, proto, wr16, wr32, EspTrailer, Ipv4Packet, Ipv6Packet, UdpPacket, ESP_HEADER_LEN,
-    IPV6_HEADER_LEN, UDP_HEADER_LEN,
+    checksum, ip_version, proto, EspPacket, EspTrailer, Ipv4Packet, Ipv6Packet, UdpPacket, UdpRepr,
+    ESP_HEADER_LEN, IPV6_HEADER_LEN, UDP_HEADER_LEN,
 };
 
 /// What the first pass learned about one packet.
@@ -207,7 +208,7 @@ fn prepare<B: PacketBuf>(sa: &Sa, p: &mut B, pr: &mut Prep) -> Result<(), DropRe
                 let ul = ip.upper_layer().map_err(|e| e.drop_reason())?;
                 // Transport mode protects whole datagrams only (RFC 4303
                 // §3.1.1), as for IPv4 above: no Fragment header.
-                if ul.later_fragment || super::decap::has_fragment_header(d) {
+                if ul.later_fragment || crate::wire::ipv6::has_fragment_header(d) {
                     return Err(DropReason::UnsupportedPayload);
                 }
                 pr.hdr_len = ul.offset;
@@ -281,47 +282,53 @@ fn build<B: PacketBuf>(
                     DfMode::Set => true,
                     DfMode::Clear => false,
                 };
-                let flags: u16 = if df { 0x4000 } else { 0 };
+                let flags: u16 = if df { FLAG_DF } else { 0 };
                 let ident = seq as u16;
-                wr16(d, 2, len as u16);
-                wr16(d, 4, ident);
-                wr16(d, 6, flags);
-                d[1] = tos;
+                let mut ip = Ipv4Packet::new_unchecked(&mut *d);
+                ip.set_total_len(len as u16);
+                ip.set_ident(ident);
+                ip.set_flags_frag(flags);
+                ip.set_tos(tos);
+                // The template's checksum sum plus the fields written per packet.
                 let s =
                     t.csum_base + len as u64 + u64::from(ident) + u64::from(flags) + u64::from(tos);
-                wr16(d, 10, !checksum::fold(s));
+                ip.set_checksum(!checksum::fold(s));
             }
             if t.udp {
-                wr16(d, t.ip_len + 4, (len - t.ip_len) as u16);
-                wr16(d, t.ip_len + 6, 0);
+                let mut u = UdpPacket::new_unchecked(&mut d[t.ip_len..]);
+                u.set_len((len - t.ip_len) as u16);
+                u.set_checksum(0);
             }
         }
         Mode::Transport => {
             // Move the IP header (and IPv6 extension headers) to the front.
             d.copy_within(front..front + pr.hdr_len, 0);
             let next = if sa.outer.udp { proto::UDP } else { proto::ESP };
-            if d[0] >> 4 == 4 {
-                wr16(d, 2, len as u16);
-                d[9] = next;
-                wr16(d, 10, 0);
-                let c = checksum::checksum(&d[..pr.hdr_len]);
-                wr16(d, 10, c);
+            if ip_version(d) == Some(4) {
+                let mut ip = Ipv4Packet::new_unchecked(&mut *d);
+                ip.set_total_len(len as u16);
+                ip.set_protocol(next);
+                ip.fill_checksum();
             } else {
-                wr16(d, 4, (len - IPV6_HEADER_LEN) as u16);
-                d[pr.nh_field] = next;
+                let mut ip = Ipv6Packet::new_unchecked(&mut *d);
+                ip.set_payload_len((len - IPV6_HEADER_LEN) as u16);
+                ip.set_next_header_at(pr.nh_field, next);
             }
             if sa.outer.udp {
                 let e = sa.encap?;
                 let u = pr.hdr_len;
-                wr16(d, u, e.local_port);
-                wr16(d, u + 2, e.remote_port);
-                wr16(d, u + 4, (len - u) as u16);
-                wr16(d, u + 6, 0);
+                UdpRepr {
+                    src_port: e.local_port,
+                    dst_port: e.remote_port,
+                    len: (len - u) as u16,
+                }
+                .emit(&mut d[u..]);
             }
         }
     }
-    wr32(d, esp_off, sa.spi);
-    wr32(d, esp_off + 4, seq as u32);
+    let mut esp = EspPacket::new_unchecked(&mut d[esp_off..]);
+    esp.set_spi(sa.spi);
+    esp.set_seq(seq as u32);
     Some(esp_off)
 }
 

@@ -58,14 +58,15 @@
 //! and never allocate, lock or log. The cipher was chosen when the SA was
 //! built, so nothing here branches on the algorithm.
 
+#![forbid(unsafe_code)]
+
 mod decap;
 pub mod ecn;
 mod encap;
-pub mod fuzz;
 
 pub use decap::{decap_burst, DecapResult, PacketKind};
 pub use encap::encap_burst;
 
 /// Packets processed per internal chunk (one sequence reservation, one
-/// `seal`/`open` call per SA).
-pub const MAX_BURST: usize = 64;
+/// `seal`/`open` call per SA): the dataplane's one burst size.
+pub use crate::pkt::MAX_BURST;

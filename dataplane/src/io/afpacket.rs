@@ -48,7 +48,7 @@ use std::ptr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::{Backend, Burst, PortStats, TxResult, MAX_BURST};
+use super::{Burst, PacketIo, PortStats, TxResult, MAX_BURST};
 use crate::pkt::PacketBuf;
 
 /// Receive ring format.
@@ -95,7 +95,7 @@ pub struct AfPacketConfig {
     pub fanout_group: Option<u16>,
     /// Bypass the qdisc layer on transmit.
     pub qdisc_bypass: bool,
-    /// Buffers in the per-worker pool used by [`Backend::alloc`].
+    /// Buffers in the per-worker pool used by [`PacketIo::alloc`].
     pub pool_frames: u32,
 }
 
@@ -742,10 +742,10 @@ impl RxV2 {
             // SAFETY: head < frame_nr, so the frame lies inside the ring mapping.
             let frame = unsafe { self.mem.ptr.add(self.head * self.frame_size) };
             let hdr = frame.cast::<libc::tpacket2_hdr>();
+            let status_ptr = hdr.cast::<AtomicU32>().cast_const();
             // SAFETY: tp_status is the first u32 of the frame header (aligned:
             // frames are 16-byte aligned); the kernel updates it concurrently,
             // so it is read atomically with acquire order.
-            let status_ptr = hdr.cast::<AtomicU32>().cast_const();
             let status = unsafe { (*status_ptr).load(Ordering::Acquire) };
             if status & libc::TP_STATUS_USER == 0 {
                 break;
@@ -914,7 +914,7 @@ impl RxV3 {
     }
 }
 
-impl Backend for AfPacket {
+impl PacketIo for AfPacket {
     type Pkt = Pkt;
 
     fn num_ports(&self) -> usize {

@@ -1,17 +1,17 @@
 //! Packet I/O backends. The only place (with `shm/` and `ffi/`) where `unsafe`
 //! is allowed; every block carries a `// SAFETY:` comment.
 //!
-//! A [`Backend`] is what one worker owns: one receive queue and one transmit
+//! A [`PacketIo`] is what one worker owns: one receive queue and one transmit
 //! queue on each port (interface) the dataplane drives. Workers never share a
 //! backend: spreading traffic over workers is the backend's business
 //! (AF_PACKET fanout, NIC RSS queues for DPDK).
 //!
-//! Packets are handed out as [`Backend::Pkt`], a [`PacketBuf`] over the
+//! Packets are handed out as [`PacketIo::Pkt`], a [`PacketBuf`] over the
 //! backend's own memory (an AF_PACKET ring frame, a DPDK mbuf), so the worker
 //! and the ESP engine process them in place. A received packet starts at its
 //! Ethernet header, with headroom in front (encap prepends in place) and
-//! tailroom behind. A packet is given back exactly once, by [`Backend::tx_burst`]
-//! (sent or counted as a transmit drop) or [`Backend::free`].
+//! tailroom behind. A packet is given back exactly once, by [`PacketIo::tx_burst`]
+//! (sent or counted as a transmit drop) or [`PacketIo::free`].
 //!
 //! Backends:
 //! - [`afpacket`]: Linux AF_PACKET with mmap rings (TPACKET_V2 or V3 receive,
@@ -31,8 +31,7 @@ use arrayvec::ArrayVec;
 
 use crate::pkt::PacketBuf;
 
-/// Largest burst a backend hands out or takes in one call.
-pub const MAX_BURST: usize = 64;
+pub use crate::pkt::MAX_BURST;
 
 /// A burst of packets (no allocation: a fixed-capacity array).
 pub type Burst<P> = ArrayVec<P, MAX_BURST>;
@@ -63,7 +62,7 @@ pub struct PortStats {
 }
 
 /// One worker's queues on every port.
-pub trait Backend {
+pub trait PacketIo {
     /// A packet in the backend's memory.
     type Pkt: PacketBuf;
 

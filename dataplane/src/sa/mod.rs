@@ -1,14 +1,17 @@
 //! Security associations: parameters, runtime state, SAD (inbound by SPI),
 //! SPD (outbound by selectors), anti-replay window, lifetimes, events.
 
-pub mod params;
-pub mod policy;
+#![forbid(unsafe_code)]
+
 pub mod replay;
 mod runtime;
 pub mod sad;
 pub mod selector;
 pub mod spd;
 
+// SA parameters, policies and events are shared with the control process
+// (espresso-core); re-exported so that `dataplane::sa::SaParams` keeps working.
+pub use espresso_core::sa::{params, policy};
 pub use params::*;
 pub use policy::*;
 pub use replay::{ReplayError, ReplayWindow};

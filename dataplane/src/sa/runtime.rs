@@ -10,8 +10,10 @@ use super::replay::{ReplayWindow, WindowSizeError};
 use super::selector::{CompiledSelector, FlowKey};
 use crate::crypto::{CryptoError, EspCipher};
 use crate::drop::DropReason;
+use crate::shm::RefuseReason;
 use crate::wire::{
-    checksum, proto, Ipv4Packet, Ipv6Packet, IPV4_HEADER_LEN, IPV6_HEADER_LEN, UDP_HEADER_LEN,
+    checksum, proto, Ipv4Packet, Ipv4Repr, Ipv6Repr, UdpRepr, IPV4_HEADER_LEN, IPV6_HEADER_LEN,
+    UDP_HEADER_LEN,
 };
 
 /// Why an SA could not be built from its parameters.
@@ -49,6 +51,28 @@ pub enum SaError {
     /// A UDP encapsulation port of 0.
     #[error("udp encapsulation port {0} is invalid")]
     EncapPort(u16),
+}
+
+impl SaError {
+    /// The reason code the dataplane publishes in the SA's shared-memory slot.
+    pub fn refuse_reason(&self) -> RefuseReason {
+        use CryptoError as C;
+        use SaError as S;
+        match self {
+            S::ReservedSpi(_) => RefuseReason::ReservedSpi,
+            S::Crypto(C::Unsupported { .. } | C::BackendNotCompiled { .. }) => {
+                RefuseReason::Backend
+            }
+            S::Crypto(C::KeyLength { .. }) => RefuseReason::KeyLength,
+            S::Crypto(C::Combination { .. }) => RefuseReason::Suite,
+            S::Crypto(C::LegacyNotAllowed { .. }) => RefuseReason::Legacy,
+            S::Crypto(_) => RefuseReason::Crypto,
+            S::CipherMismatch { .. } => RefuseReason::Backend,
+            S::Window(_) => RefuseReason::ReplayWindow,
+            S::AddressFamily { .. } => RefuseReason::AddressFamily,
+            S::EncapPort(_) => RefuseReason::EncapPort,
+        }
+    }
 }
 
 /// Event bits raised by the data path and collected by management.
@@ -139,34 +163,46 @@ impl OuterTemplate {
         let next = if udp { proto::UDP } else { proto::ESP };
         let (ip_len, v6, csum_base) = match (local, remote) {
             (IpAddr::V4(l), IpAddr::V4(r)) => {
-                bytes[0] = 0x45;
-                bytes[2..4].copy_from_slice(&(IPV4_HEADER_LEN as u16).to_be_bytes());
-                let mut ip = Ipv4Packet::new_checked(&mut bytes[..IPV4_HEADER_LEN])
-                    .expect("template length");
-                ip.set_total_len(0);
-                ip.set_ttl(64);
-                ip.set_protocol(next);
-                ip.set_src(l);
-                ip.set_dst(r);
+                Ipv4Repr {
+                    tos: 0,
+                    total_len: 0,
+                    ident: 0,
+                    df: false,
+                    ttl: 64,
+                    protocol: next,
+                    src: l,
+                    dst: r,
+                }
+                .emit(&mut bytes[..IPV4_HEADER_LEN]);
+                // Length, ident, TOS, flags and checksum are added per packet.
+                Ipv4Packet::new_unchecked(&mut bytes[..IPV4_HEADER_LEN]).set_checksum(0);
                 let sum = checksum::sum(&bytes[..IPV4_HEADER_LEN]);
                 (IPV4_HEADER_LEN, false, sum)
             }
             (IpAddr::V6(l), IpAddr::V6(r)) => {
-                bytes[0] = 0x60;
-                let mut ip = Ipv6Packet::new_checked(&mut bytes[..]).expect("template length");
-                ip.set_version_tc_flow(0, 0);
-                ip.set_next_header(next);
-                ip.set_hop_limit(64);
-                ip.set_src(l);
-                ip.set_dst(r);
+                Ipv6Repr {
+                    traffic_class: 0,
+                    flow_label: 0,
+                    payload_len: 0,
+                    next_header: next,
+                    hop_limit: 64,
+                    src: l,
+                    dst: r,
+                }
+                .emit(&mut bytes[..IPV6_HEADER_LEN]);
                 (IPV6_HEADER_LEN, true, 0)
             }
             // Families are checked by Sa::with_cipher before this is built.
             _ => (0, false, 0),
         };
         if let Some(e) = encap {
-            bytes[ip_len..ip_len + 2].copy_from_slice(&e.local_port.to_be_bytes());
-            bytes[ip_len + 2..ip_len + 4].copy_from_slice(&e.remote_port.to_be_bytes());
+            // Length and checksum are written per packet.
+            UdpRepr {
+                src_port: e.local_port,
+                dst_port: e.remote_port,
+                len: 0,
+            }
+            .emit(&mut bytes[ip_len..ip_len + UDP_HEADER_LEN]);
         }
         OuterTemplate {
             bytes,

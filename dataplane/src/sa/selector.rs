@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::params::{PortRange, TrafficSelector};
-use crate::wire::{proto, rd16, Ipv4Packet, Ipv6Packet, WireError};
+use crate::wire::{proto, IcmpPacket, Ipv4Packet, Ipv6Packet, UdpPacket, WireError};
 
 /// Addresses, protocol and ports of a packet, as selectors see them.
 /// IPv4 addresses sit in the low 32 bits with `v6 == false`.
@@ -35,10 +35,15 @@ fn ports_of(proto_nr: u8, l4: &[u8], first_fragment: bool) -> (u16, u16, bool) {
         return (0, 0, false);
     }
     match proto_nr {
+        // TCP, SCTP and UDP-Lite (136) start with the two ports, as UDP does.
         proto::TCP | proto::UDP | proto::SCTP | 136 if l4.len() >= 4 => {
-            (rd16(l4, 0), rd16(l4, 2), true)
+            let u = UdpPacket::new_unchecked(l4);
+            (u.src_port(), u.dst_port(), true)
         }
-        proto::ICMP | proto::ICMPV6 if l4.len() >= 2 => (u16::from(l4[0]), u16::from(l4[1]), true),
+        proto::ICMP | proto::ICMPV6 if l4.len() >= 2 => {
+            let m = IcmpPacket::new_unchecked(l4);
+            (u16::from(m.msg_type()), u16::from(m.code()), true)
+        }
         _ => (0, 0, false),
     }
 }

@@ -20,6 +20,14 @@ const PAD_PATTERN: [u8; 255] = {
     p
 };
 
+/// Byte offsets of the header fields.
+pub mod field {
+    /// Security Parameter Index.
+    pub const SPI: usize = 0;
+    /// Sequence number (low 32 bits with ESN).
+    pub const SEQ: usize = 4;
+}
+
 /// A view of an ESP packet (from the SPI to the end of the ICV).
 #[derive(Debug, Clone)]
 pub struct EspPacket<T: AsRef<[u8]>> {
@@ -35,17 +43,23 @@ impl<T: AsRef<[u8]>> EspPacket<T> {
         }
         Ok(EspPacket { buf })
     }
+    /// Wraps `buf` without checking: the caller has checked that it holds
+    /// the header (the accessors index it, as slice indexing does).
+    #[inline]
+    pub const fn new_unchecked(buf: T) -> Self {
+        EspPacket { buf }
+    }
     /// The underlying buffer.
     pub fn into_inner(self) -> T {
         self.buf
     }
     /// Security Parameter Index.
     pub fn spi(&self) -> u32 {
-        rd32(self.buf.as_ref(), 0)
+        rd32(self.buf.as_ref(), field::SPI)
     }
     /// Sequence number (low 32 bits with ESN).
     pub fn seq(&self) -> u32 {
-        rd32(self.buf.as_ref(), 4)
+        rd32(self.buf.as_ref(), field::SEQ)
     }
     /// Everything after the header: IV, ciphertext, ICV.
     pub fn payload(&self) -> &[u8] {
@@ -55,12 +69,14 @@ impl<T: AsRef<[u8]>> EspPacket<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EspPacket<T> {
     /// Sets the SPI.
+    #[inline]
     pub fn set_spi(&mut self, spi: u32) {
-        wr32(self.buf.as_mut(), 0, spi);
+        wr32(self.buf.as_mut(), field::SPI, spi);
     }
     /// Sets the (low 32 bits of the) sequence number.
+    #[inline]
     pub fn set_seq(&mut self, seq: u32) {
-        wr32(self.buf.as_mut(), 4, seq);
+        wr32(self.buf.as_mut(), field::SEQ, seq);
     }
     /// Everything after the header, writable.
     pub fn payload_mut(&mut self) -> &mut [u8] {

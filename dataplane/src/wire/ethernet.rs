@@ -13,6 +13,40 @@ pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 /// EtherType of an 802.1Q VLAN tag.
 pub const ETHERTYPE_VLAN: u16 = 0x8100;
 
+/// Byte offsets of the header fields.
+pub mod field {
+    use std::ops::Range;
+    /// Destination MAC address.
+    pub const DST: Range<usize> = 0..6;
+    /// Source MAC address.
+    pub const SRC: Range<usize> = 6..12;
+    /// EtherType.
+    pub const ETHERTYPE: usize = 12;
+}
+
+/// The fields of an Ethernet II header, to write one ([`EthernetRepr::emit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EthernetRepr {
+    /// Destination MAC address.
+    pub dst: [u8; 6],
+    /// Source MAC address.
+    pub src: [u8; 6],
+    /// EtherType.
+    pub ethertype: u16,
+}
+
+impl EthernetRepr {
+    /// Writes the header into the first [`ETHERNET_HEADER_LEN`] bytes of
+    /// `buf` (which must hold them).
+    #[inline]
+    pub fn emit(&self, buf: &mut [u8]) {
+        let mut f = EthernetFrame::new_unchecked(buf);
+        f.set_dst(self.dst);
+        f.set_src(self.src);
+        f.set_ethertype(self.ethertype);
+    }
+}
+
 /// A view of an Ethernet II frame.
 #[derive(Debug, Clone)]
 pub struct EthernetFrame<T: AsRef<[u8]>> {
@@ -28,23 +62,37 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         }
         Ok(EthernetFrame { buf })
     }
+    /// Wraps `buf` without checking: the caller has checked that it holds
+    /// the header (the accessors index it, as slice indexing does).
+    #[inline]
+    pub const fn new_unchecked(buf: T) -> Self {
+        EthernetFrame { buf }
+    }
     /// The underlying buffer.
     pub fn into_inner(self) -> T {
         self.buf
     }
     /// Destination MAC address.
+    #[inline]
     pub fn dst(&self) -> [u8; 6] {
         let b = self.buf.as_ref();
         [b[0], b[1], b[2], b[3], b[4], b[5]]
     }
+    /// True if the destination is a group (multicast or broadcast) address.
+    #[inline]
+    pub fn dst_is_group(&self) -> bool {
+        self.buf.as_ref()[field::DST.start] & 1 != 0
+    }
     /// Source MAC address.
+    #[inline]
     pub fn src(&self) -> [u8; 6] {
         let b = self.buf.as_ref();
         [b[6], b[7], b[8], b[9], b[10], b[11]]
     }
     /// EtherType.
+    #[inline]
     pub fn ethertype(&self) -> u16 {
-        rd16(self.buf.as_ref(), 12)
+        rd16(self.buf.as_ref(), field::ETHERTYPE)
     }
     /// Bytes after the header.
     pub fn payload(&self) -> &[u8] {
@@ -54,16 +102,19 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     /// Sets the destination MAC.
+    #[inline]
     pub fn set_dst(&mut self, mac: [u8; 6]) {
-        self.buf.as_mut()[0..6].copy_from_slice(&mac);
+        self.buf.as_mut()[field::DST].copy_from_slice(&mac);
     }
     /// Sets the source MAC.
+    #[inline]
     pub fn set_src(&mut self, mac: [u8; 6]) {
-        self.buf.as_mut()[6..12].copy_from_slice(&mac);
+        self.buf.as_mut()[field::SRC].copy_from_slice(&mac);
     }
     /// Sets the EtherType.
+    #[inline]
     pub fn set_ethertype(&mut self, t: u16) {
-        wr16(self.buf.as_mut(), 12, t);
+        wr16(self.buf.as_mut(), field::ETHERTYPE, t);
     }
     /// Bytes after the header, writable.
     pub fn payload_mut(&mut self) -> &mut [u8] {

@@ -8,6 +8,42 @@ use super::{checksum, proto, rd16, rd32, truncated, wr16, wr32, WireError};
 /// ICMP/ICMPv6 header length (type, code, checksum, 4 bytes rest of header).
 pub const ICMP_HEADER_LEN: usize = 8;
 
+/// Byte offsets of the header fields.
+pub mod field {
+    /// Type.
+    pub const TYPE: usize = 0;
+    /// Code.
+    pub const CODE: usize = 1;
+    /// Checksum.
+    pub const CHECKSUM: usize = 2;
+    /// Rest of the header (identifier/sequence, MTU, pointer...).
+    pub const REST: usize = 4;
+}
+
+/// The fields of an ICMP or ICMPv6 header, to write one ([`IcmpRepr::emit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IcmpRepr {
+    /// Type.
+    pub msg_type: u8,
+    /// Code.
+    pub code: u8,
+    /// Rest of the header.
+    pub rest: u32,
+}
+
+impl IcmpRepr {
+    /// Writes the header into the first [`ICMP_HEADER_LEN`] bytes of `buf`
+    /// (which must hold them), checksum 0: fill it once the data is in place.
+    #[inline]
+    pub fn emit(&self, buf: &mut [u8]) {
+        let mut m = IcmpPacket::new_unchecked(buf);
+        m.set_msg_type(self.msg_type);
+        m.set_code(self.code);
+        m.set_checksum(0);
+        m.set_rest_of_header(self.rest);
+    }
+}
+
 /// A view of an ICMP or ICMPv6 message.
 #[derive(Debug, Clone)]
 pub struct IcmpPacket<T: AsRef<[u8]>> {
@@ -23,33 +59,39 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
         }
         Ok(IcmpPacket { buf })
     }
+    /// Wraps `buf` without checking: the caller has checked that it holds
+    /// the fields it reads (the accessors index it, as slice indexing does).
+    #[inline]
+    pub const fn new_unchecked(buf: T) -> Self {
+        IcmpPacket { buf }
+    }
     /// The underlying buffer.
     pub fn into_inner(self) -> T {
         self.buf
     }
     /// Message type.
     pub fn msg_type(&self) -> u8 {
-        self.buf.as_ref()[0]
+        self.buf.as_ref()[field::TYPE]
     }
     /// Message code.
     pub fn code(&self) -> u8 {
-        self.buf.as_ref()[1]
+        self.buf.as_ref()[field::CODE]
     }
     /// Checksum field.
     pub fn checksum(&self) -> u16 {
-        rd16(self.buf.as_ref(), 2)
+        rd16(self.buf.as_ref(), field::CHECKSUM)
     }
     /// The 4 bytes after the checksum (identifier/sequence, MTU, pointer...).
     pub fn rest_of_header(&self) -> u32 {
-        rd32(self.buf.as_ref(), 4)
+        rd32(self.buf.as_ref(), field::REST)
     }
     /// Echo identifier (first half of the rest of the header).
     pub fn echo_ident(&self) -> u16 {
-        rd16(self.buf.as_ref(), 4)
+        rd16(self.buf.as_ref(), field::REST)
     }
     /// Echo sequence number (second half of the rest of the header).
     pub fn echo_seq(&self) -> u16 {
-        rd16(self.buf.as_ref(), 6)
+        rd16(self.buf.as_ref(), field::REST + 2)
     }
     /// Data after the header (for errors: the quoted packet).
     pub fn data(&self) -> &[u8] {
@@ -70,19 +112,19 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
 impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
     /// Sets the type.
     pub fn set_msg_type(&mut self, t: u8) {
-        self.buf.as_mut()[0] = t;
+        self.buf.as_mut()[field::TYPE] = t;
     }
     /// Sets the code.
     pub fn set_code(&mut self, c: u8) {
-        self.buf.as_mut()[1] = c;
+        self.buf.as_mut()[field::CODE] = c;
     }
     /// Sets the checksum field.
     pub fn set_checksum(&mut self, c: u16) {
-        wr16(self.buf.as_mut(), 2, c);
+        wr16(self.buf.as_mut(), field::CHECKSUM, c);
     }
     /// Sets the rest of the header.
     pub fn set_rest_of_header(&mut self, v: u32) {
-        wr32(self.buf.as_mut(), 4, v);
+        wr32(self.buf.as_mut(), field::REST, v);
     }
     /// The data after the header, writable.
     pub fn data_mut(&mut self) -> &mut [u8] {

@@ -7,6 +7,57 @@ use super::{malformed, proto, rd16, rd32, truncated, wr16, wr32, WireError};
 /// Length of the fixed IPv6 header.
 pub const IPV6_HEADER_LEN: usize = 40;
 
+/// Byte offsets of the fixed header's fields.
+pub mod field {
+    use std::ops::Range;
+    /// Version (4 bits), traffic class (8), flow label (20).
+    pub const VER_TC_FLOW: usize = 0;
+    /// Payload length.
+    pub const PAYLOAD_LEN: usize = 4;
+    /// Next header.
+    pub const NEXT_HEADER: usize = 6;
+    /// Hop limit.
+    pub const HOP_LIMIT: usize = 7;
+    /// Source address.
+    pub const SRC: Range<usize> = 8..24;
+    /// Destination address.
+    pub const DST: Range<usize> = 24..40;
+}
+
+/// The fields of a fixed IPv6 header, to write one ([`Ipv6Repr::emit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv6Repr {
+    /// Traffic class (DSCP << 2 | ECN).
+    pub traffic_class: u8,
+    /// Flow label (20 bits).
+    pub flow_label: u32,
+    /// Payload length.
+    pub payload_len: u16,
+    /// Next header.
+    pub next_header: u8,
+    /// Hop limit.
+    pub hop_limit: u8,
+    /// Source address.
+    pub src: Ipv6Addr,
+    /// Destination address.
+    pub dst: Ipv6Addr,
+}
+
+impl Ipv6Repr {
+    /// Writes the header into the first [`IPV6_HEADER_LEN`] bytes of `buf`
+    /// (which must hold them).
+    #[inline]
+    pub fn emit(&self, buf: &mut [u8]) {
+        let mut ip = Ipv6Packet::new_unchecked(buf);
+        ip.set_version_tc_flow(self.traffic_class, self.flow_label);
+        ip.set_payload_len(self.payload_len);
+        ip.set_next_header(self.next_header);
+        ip.set_hop_limit(self.hop_limit);
+        ip.set_src(self.src);
+        ip.set_dst(self.dst);
+    }
+}
+
 /// Longest chain of extension headers walked before giving up.
 const MAX_EXT_HEADERS: usize = 8;
 
@@ -49,6 +100,12 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         }
         Ok(Ipv6Packet { buf })
     }
+    /// Wraps `buf` without checking: the caller has checked that it holds
+    /// the fields it reads (the accessors index it, as slice indexing does).
+    #[inline]
+    pub const fn new_unchecked(buf: T) -> Self {
+        Ipv6Packet { buf }
+    }
     /// The underlying buffer.
     pub fn into_inner(self) -> T {
         self.buf
@@ -74,31 +131,36 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         rd32(self.b(), 0) & 0x000f_ffff
     }
     /// Payload length field.
+    #[inline]
     pub fn payload_len(&self) -> u16 {
-        rd16(self.b(), 4)
+        rd16(self.b(), field::PAYLOAD_LEN)
     }
     /// Total length: header plus payload.
     pub fn total_len(&self) -> usize {
         IPV6_HEADER_LEN + usize::from(self.payload_len())
     }
     /// Next header of the fixed header.
+    #[inline]
     pub fn next_header(&self) -> u8 {
-        self.b()[6]
+        self.b()[field::NEXT_HEADER]
     }
     /// Hop limit.
+    #[inline]
     pub fn hop_limit(&self) -> u8 {
-        self.b()[7]
+        self.b()[field::HOP_LIMIT]
     }
     /// Source address.
+    #[inline]
     pub fn src(&self) -> Ipv6Addr {
         let mut a = [0u8; 16];
-        a.copy_from_slice(&self.b()[8..24]);
+        a.copy_from_slice(&self.b()[field::SRC]);
         Ipv6Addr::from(a)
     }
     /// Destination address.
+    #[inline]
     pub fn dst(&self) -> Ipv6Addr {
         let mut a = [0u8; 16];
-        a.copy_from_slice(&self.b()[24..40]);
+        a.copy_from_slice(&self.b()[field::DST]);
         Ipv6Addr::from(a)
     }
     /// The payload (extension headers included).
@@ -109,8 +171,8 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// (at most 8) to the upper-layer header. Every length is checked.
     pub fn upper_layer(&self) -> Result<UpperLayer, WireError> {
         let b = &self.b()[..self.total_len()];
-        let mut nh = b[6];
-        let mut nh_field = 6;
+        let mut nh = b[field::NEXT_HEADER];
+        let mut nh_field = field::NEXT_HEADER;
         let mut off = IPV6_HEADER_LEN;
         let mut later_fragment = false;
         for _ in 0..MAX_EXT_HEADERS {
@@ -154,6 +216,25 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     }
 }
 
+/// True if the IPv6 packet `d` (at least a fixed header) carries a fragment
+/// header before its upper layer (a second walk, for the rare packets with
+/// extension headers; the walk stops at 8 headers or a short buffer).
+pub fn has_fragment_header(d: &[u8]) -> bool {
+    let mut nh = d[field::NEXT_HEADER];
+    let mut off = IPV6_HEADER_LEN;
+    for _ in 0..MAX_EXT_HEADERS {
+        match nh {
+            proto::IPV6_FRAG => return true,
+            proto::HOPOPT | proto::IPV6_ROUTE | proto::IPV6_OPTS if d.len() >= off + 2 => {
+                nh = d[off];
+                off += (usize::from(d[off + 1]) + 1) * 8;
+            }
+            _ => return false,
+        }
+    }
+    false
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     fn bm(&mut self) -> &mut [u8] {
         self.buf.as_mut()
@@ -180,24 +261,41 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
         self.set_traffic_class(tc);
     }
     /// Sets the payload length.
+    #[inline]
     pub fn set_payload_len(&mut self, len: u16) {
-        wr16(self.bm(), 4, len);
+        wr16(self.bm(), field::PAYLOAD_LEN, len);
     }
     /// Sets the next header of the fixed header.
+    #[inline]
     pub fn set_next_header(&mut self, nh: u8) {
-        self.bm()[6] = nh;
+        self.bm()[field::NEXT_HEADER] = nh;
+    }
+    /// Sets the "next header" byte at `nh_field` (the fixed header's, or an
+    /// extension header's as [`UpperLayer::nh_field`] gives it).
+    #[inline]
+    pub fn set_next_header_at(&mut self, nh_field: usize, nh: u8) {
+        self.bm()[nh_field] = nh;
     }
     /// Sets the hop limit.
+    #[inline]
     pub fn set_hop_limit(&mut self, h: u8) {
-        self.bm()[7] = h;
+        self.bm()[field::HOP_LIMIT] = h;
+    }
+    /// Takes one from the hop limit (a router forwarding the packet; the
+    /// caller has checked it is above 1).
+    #[inline]
+    pub fn decrement_hop_limit(&mut self) {
+        self.bm()[field::HOP_LIMIT] -= 1;
     }
     /// Sets the source address.
+    #[inline]
     pub fn set_src(&mut self, a: Ipv6Addr) {
-        self.bm()[8..24].copy_from_slice(&a.octets());
+        self.bm()[field::SRC].copy_from_slice(&a.octets());
     }
     /// Sets the destination address.
+    #[inline]
     pub fn set_dst(&mut self, a: Ipv6Addr) {
-        self.bm()[24..40].copy_from_slice(&a.octets());
+        self.bm()[field::DST].copy_from_slice(&a.octets());
     }
     /// The payload, writable.
     pub fn payload_mut(&mut self) -> &mut [u8] {

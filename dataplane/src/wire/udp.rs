@@ -7,6 +7,43 @@ use super::{checksum, malformed, proto, rd16, truncated, wr16, WireError};
 /// UDP header length.
 pub const UDP_HEADER_LEN: usize = 8;
 
+/// Byte offsets of the header fields.
+pub mod field {
+    /// Source port.
+    pub const SRC_PORT: usize = 0;
+    /// Destination port.
+    pub const DST_PORT: usize = 2;
+    /// Length (header + payload).
+    pub const LEN: usize = 4;
+    /// Checksum.
+    pub const CHECKSUM: usize = 6;
+}
+
+/// The fields of a UDP header, to write one ([`UdpRepr::emit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UdpRepr {
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// Length (header + payload).
+    pub len: u16,
+}
+
+impl UdpRepr {
+    /// Writes the header into the first [`UDP_HEADER_LEN`] bytes of `buf`
+    /// (which must hold them), with checksum 0 (none over IPv4; fill it
+    /// afterwards over IPv6).
+    #[inline]
+    pub fn emit(&self, buf: &mut [u8]) {
+        let mut u = UdpPacket::new_unchecked(buf);
+        u.set_src_port(self.src_port);
+        u.set_dst_port(self.dst_port);
+        u.set_len(self.len);
+        u.set_checksum(0);
+    }
+}
+
 /// A view of a UDP datagram. A checked view guarantees
 /// `8 <= length field <= buffer length`.
 #[derive(Debug, Clone)]
@@ -21,7 +58,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         if b.len() < UDP_HEADER_LEN {
             return Err(truncated("udp", UDP_HEADER_LEN, b.len()));
         }
-        let len = usize::from(rd16(b, 4));
+        let len = usize::from(rd16(b, field::LEN));
         if len < UDP_HEADER_LEN {
             return Err(malformed("udp", "length", len as u64));
         }
@@ -29,6 +66,12 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
             return Err(truncated("udp", len, b.len()));
         }
         Ok(UdpPacket { buf })
+    }
+    /// Wraps `buf` without checking: the caller has checked that it holds
+    /// the fields it reads (the accessors index it, as slice indexing does).
+    #[inline]
+    pub const fn new_unchecked(buf: T) -> Self {
+        UdpPacket { buf }
     }
     /// The underlying buffer.
     pub fn into_inner(self) -> T {
@@ -38,16 +81,18 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         self.buf.as_ref()
     }
     /// Source port.
+    #[inline]
     pub fn src_port(&self) -> u16 {
-        rd16(self.b(), 0)
+        rd16(self.b(), field::SRC_PORT)
     }
     /// Destination port.
+    #[inline]
     pub fn dst_port(&self) -> u16 {
-        rd16(self.b(), 2)
+        rd16(self.b(), field::DST_PORT)
     }
     /// Length field (header + payload).
     pub fn len(&self) -> u16 {
-        rd16(self.b(), 4)
+        rd16(self.b(), field::LEN)
     }
     /// True if the datagram has no payload.
     pub fn is_empty(&self) -> bool {
@@ -55,7 +100,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     }
     /// Checksum field.
     pub fn checksum(&self) -> u16 {
-        rd16(self.b(), 6)
+        rd16(self.b(), field::CHECKSUM)
     }
     /// The payload (up to the length field).
     pub fn payload(&self) -> &[u8] {
@@ -88,20 +133,24 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     /// Sets the source port.
+    #[inline]
     pub fn set_src_port(&mut self, p: u16) {
-        wr16(self.buf.as_mut(), 0, p);
+        wr16(self.buf.as_mut(), field::SRC_PORT, p);
     }
     /// Sets the destination port.
+    #[inline]
     pub fn set_dst_port(&mut self, p: u16) {
-        wr16(self.buf.as_mut(), 2, p);
+        wr16(self.buf.as_mut(), field::DST_PORT, p);
     }
     /// Sets the length field.
+    #[inline]
     pub fn set_len(&mut self, len: u16) {
-        wr16(self.buf.as_mut(), 4, len);
+        wr16(self.buf.as_mut(), field::LEN, len);
     }
     /// Sets the checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, c: u16) {
-        wr16(self.buf.as_mut(), 6, c);
+        wr16(self.buf.as_mut(), field::CHECKSUM, c);
     }
     /// Computes and writes the checksum over the IPv4 pseudo-header.
     pub fn fill_checksum_v4(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {

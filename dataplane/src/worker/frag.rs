@@ -17,7 +17,8 @@ use arrayvec::ArrayVec;
 
 use crate::drop::DropReason;
 use crate::pkt::PacketBuf;
-use crate::wire::checksum;
+use crate::wire::ipv4::{FLAG_MF, FRAG_OFFSET_MASK};
+use crate::wire::{ip_version, Ipv4Packet, IPV4_HEADER_LEN};
 
 /// Largest number of fragments one packet is split into (with a 1280-byte
 /// path MTU a 64 KiB packet needs 52).
@@ -132,16 +133,17 @@ fn copied_options(opts: &[u8], mut out: Option<&mut [u8]>) -> Result<usize, Frag
 /// fragments so that each is at most `mtu` bytes. A packet that already
 /// fits gives a one-fragment plan.
 pub fn plan(d: &[u8], mtu: usize) -> Result<Plan, FragError> {
-    if d.len() < 20 || d[0] >> 4 != 4 {
+    if d.len() < IPV4_HEADER_LEN || ip_version(d) != Some(4) {
         return Err(FragError::Malformed("version"));
     }
-    let hl = usize::from(d[0] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([d[2], d[3]]));
-    if hl < 20 || total < hl || total > d.len() {
+    let ip = Ipv4Packet::new_unchecked(d);
+    let hl = ip.header_len();
+    let total = usize::from(ip.total_len());
+    if hl < IPV4_HEADER_LEN || total < hl || total > d.len() {
         return Err(FragError::Malformed("length"));
     }
     let payload = total - hl;
-    let off = usize::from(u16::from_be_bytes([d[6], d[7]]) & 0x1fff) * 8;
+    let off = usize::from(ip.frag_offset()) * 8;
     if off + payload > 0xffff {
         // Would end past the largest datagram: no fragment offset can say it.
         return Err(FragError::Malformed("fragment offset"));
@@ -156,10 +158,10 @@ pub fn plan(d: &[u8], mtu: usize) -> Result<Plan, FragError> {
             count: 1,
         });
     }
-    if d[6] & 0x40 != 0 {
+    if ip.df() {
         return Err(FragError::DontFragment);
     }
-    let hl_rest = 20 + copied_options(&d[20..hl], None)?;
+    let hl_rest = IPV4_HEADER_LEN + copied_options(&d[IPV4_HEADER_LEN..hl], None)?;
     let too_small = FragError::MtuTooSmall { mtu, len: total };
     let step_first = mtu.checked_sub(hl).ok_or(too_small)? & !7;
     let step_rest = mtu.checked_sub(hl_rest).ok_or(too_small)? & !7;
@@ -186,8 +188,11 @@ pub fn plan(d: &[u8], mtu: usize) -> Result<Plan, FragError> {
 fn write_rest(orig: &[u8], p: &Plan, k: usize, out: &mut [u8]) -> Result<(), FragError> {
     let (start, len) = p.range(k);
     let hl = p.hl_rest;
-    out[..20].copy_from_slice(&orig[..20]);
-    copied_options(&orig[20..p.hl_first], Some(&mut out[20..hl]))?;
+    out[..IPV4_HEADER_LEN].copy_from_slice(&orig[..IPV4_HEADER_LEN]);
+    copied_options(
+        &orig[IPV4_HEADER_LEN..p.hl_first],
+        Some(&mut out[IPV4_HEADER_LEN..hl]),
+    )?;
     out[hl..hl + len].copy_from_slice(&orig[p.hl_first + start..p.hl_first + start + len]);
     let last = k + 1 == p.count;
     set_fields(out, hl, len, start, last);
@@ -197,18 +202,18 @@ fn write_rest(orig: &[u8], p: &Plan, k: usize, out: &mut [u8]) -> Result<(), Fra
 /// Sets version/IHL, total length, flags/offset and checksum of a fragment
 /// whose header (`hl` bytes) is otherwise the original's.
 fn set_fields(h: &mut [u8], hl: usize, len: usize, start: usize, last: bool) {
-    let orig_ff = u16::from_be_bytes([h[6], h[7]]);
-    let orig_mf = orig_ff & 0x2000;
-    let orig_off = orig_ff & 0x1fff;
+    let mut ip = Ipv4Packet::new_unchecked(h);
+    let orig_ff = ip.flags_frag();
+    let orig_mf = orig_ff & FLAG_MF;
+    let orig_off = orig_ff & FRAG_OFFSET_MASK;
     let off = orig_off + (start / 8) as u16;
-    let mf = if last { orig_mf } else { 0x2000 };
+    let mf = if last { orig_mf } else { FLAG_MF };
+    // The reserved bit stays as it was; DF is clear (the packet was fragmentable).
     let ff = (orig_ff & 0x8000) | mf | off;
-    h[0] = 0x40 | (hl / 4) as u8;
-    h[2..4].copy_from_slice(&((hl + len) as u16).to_be_bytes());
-    h[6..8].copy_from_slice(&ff.to_be_bytes());
-    h[10..12].fill(0);
-    let c = checksum::checksum(&h[..hl]);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
+    ip.set_ver_ihl(hl);
+    ip.set_total_len((hl + len) as u16);
+    ip.set_flags_frag(ff);
+    ip.fill_checksum();
 }
 
 /// Splits the IPv4 packet `pkt` into fragments of at most `mtu` bytes, in
@@ -267,6 +272,7 @@ pub fn fragment<P: PacketBuf, const N: usize>(
 mod tests {
     use super::*;
     use crate::pkt::HeapBuf;
+    use crate::wire::checksum;
     use proptest::prelude::*;
 
     fn packet(payload: usize, opts: &[u8], id: u16, ff: u16, seed: u8) -> Vec<u8> {

@@ -5,7 +5,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::pkt::PacketBuf;
-use crate::wire::{checksum, proto};
+use crate::wire::{
+    proto, IcmpPacket, IcmpRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, ICMP_HEADER_LEN,
+    IPV4_HEADER_LEN, IPV6_HEADER_LEN,
+};
 
 /// ICMP time exceeded (type 11), code 0: TTL exceeded in transit.
 pub const ICMP4_TIME_EXCEEDED: (u8, u8) = (11, 0);
@@ -31,14 +34,13 @@ const TTL: u8 = 64;
 /// §4.3.2.7): not about an ICMP error, a non-first fragment, or a packet
 /// from/to a broadcast, multicast or unspecified address.
 pub fn may_answer_v4(pkt: &[u8]) -> bool {
-    if pkt.len() < 20 {
+    if pkt.len() < IPV4_HEADER_LEN {
         return false;
     }
-    let hl = usize::from(pkt[0] & 0x0f) * 4;
-    let frag = u16::from_be_bytes([pkt[6], pkt[7]]) & 0x1fff;
-    let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
-    let dst = Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
-    if frag != 0
+    let ip = Ipv4Packet::new_unchecked(pkt);
+    let hl = ip.header_len();
+    let (src, dst) = (ip.src(), ip.dst());
+    if ip.frag_offset() != 0
         || src.is_unspecified()
         || src.is_multicast()
         || src.is_broadcast()
@@ -47,7 +49,7 @@ pub fn may_answer_v4(pkt: &[u8]) -> bool {
     {
         return false;
     }
-    if pkt[9] == proto::ICMP {
+    if ip.protocol() == proto::ICMP {
         // Only informational messages (echo, timestamp...) get errors.
         match pkt.get(hl) {
             Some(t) => matches!(*t, 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18),
@@ -62,21 +64,20 @@ pub fn may_answer_v4(pkt: &[u8]) -> bool {
 /// §2.4 (e)): not about an ICMPv6 error, nor from an unspecified or
 /// multicast source; to a multicast destination only "packet too big".
 pub fn may_answer_v6(pkt: &[u8], too_big: bool) -> bool {
-    if pkt.len() < 40 {
+    if pkt.len() < IPV6_HEADER_LEN {
         return false;
     }
-    let mut s = [0u8; 16];
-    s.copy_from_slice(&pkt[8..24]);
-    let src = Ipv6Addr::from(s);
+    let ip = Ipv6Packet::new_unchecked(pkt);
+    let src = ip.src();
     if src.is_unspecified() || src.is_multicast() {
         return false;
     }
-    if pkt[24] == 0xff && !too_big {
+    if ip.dst().is_multicast() && !too_big {
         return false;
     }
-    if pkt[6] == proto::ICMPV6 {
+    if ip.next_header() == proto::ICMPV6 {
         // Errors are types 0..=127.
-        return pkt.get(40).is_some_and(|t| *t >= 128);
+        return pkt.get(IPV6_HEADER_LEN).is_some_and(|t| *t >= 128);
     }
     true
 }
@@ -92,35 +93,39 @@ pub fn to_icmp4_error<B: PacketBuf>(
     rest: u32,
     src: Ipv4Addr,
 ) -> bool {
+    const HDRS: usize = IPV4_HEADER_LEN + ICMP_HEADER_LEN;
     let d = pkt.data();
-    if d.len() < 20 {
+    if d.len() < IPV4_HEADER_LEN {
         return false;
     }
-    let total = usize::from(u16::from_be_bytes([d[2], d[3]])).min(d.len());
-    let orig_src = [d[12], d[13], d[14], d[15]];
-    let keep = total.min(ICMP4_MAX - 28);
-    if !pkt.trim_back(pkt.len() - keep) || !pkt.prepend(28) {
+    let ip = Ipv4Packet::new_unchecked(d);
+    let total = usize::from(ip.total_len()).min(d.len());
+    let orig_src = ip.src();
+    let keep = total.min(ICMP4_MAX - HDRS);
+    if !pkt.trim_back(pkt.len() - keep) || !pkt.prepend(HDRS) {
         return false;
     }
-    let len = 28 + keep;
+    let len = HDRS + keep;
     let b = pkt.data_mut();
-    b[0] = 0x45;
-    b[1] = 0xc0; // internetwork control
-    b[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-    b[4..8].copy_from_slice(&[0, 0, 0, 0]);
-    b[8] = TTL;
-    b[9] = proto::ICMP;
-    b[10..12].copy_from_slice(&[0, 0]);
-    b[12..16].copy_from_slice(&src.octets());
-    b[16..20].copy_from_slice(&orig_src);
-    let c = checksum::checksum(&b[..20]);
-    b[10..12].copy_from_slice(&c.to_be_bytes());
-    b[20] = ty;
-    b[21] = code;
-    b[22..24].copy_from_slice(&[0, 0]);
-    b[24..28].copy_from_slice(&rest.to_be_bytes());
-    let c = checksum::checksum(&b[20..len]);
-    b[22..24].copy_from_slice(&c.to_be_bytes());
+    Ipv4Repr {
+        tos: 0xc0, // internetwork control
+        total_len: len as u16,
+        ident: 0,
+        df: false,
+        ttl: TTL,
+        protocol: proto::ICMP,
+        src,
+        dst: orig_src,
+    }
+    .emit(b);
+    let (_, icmp) = b.split_at_mut(IPV4_HEADER_LEN);
+    IcmpRepr {
+        msg_type: ty,
+        code,
+        rest,
+    }
+    .emit(icmp);
+    IcmpPacket::new_unchecked(&mut icmp[..len - IPV4_HEADER_LEN]).fill_checksum_v4();
     true
 }
 
@@ -133,32 +138,38 @@ pub fn to_icmp6_error<B: PacketBuf>(
     rest: u32,
     src: Ipv6Addr,
 ) -> bool {
+    const HDRS: usize = IPV6_HEADER_LEN + ICMP_HEADER_LEN;
     let d = pkt.data();
-    if d.len() < 40 {
+    if d.len() < IPV6_HEADER_LEN {
         return false;
     }
-    let total = (40 + usize::from(u16::from_be_bytes([d[4], d[5]]))).min(d.len());
-    let mut orig_src = [0u8; 16];
-    orig_src.copy_from_slice(&d[8..24]);
-    let keep = total.min(ICMP6_MAX - 48);
-    if !pkt.trim_back(pkt.len() - keep) || !pkt.prepend(48) {
+    let ip = Ipv6Packet::new_unchecked(d);
+    let total = ip.total_len().min(d.len());
+    let orig_src = ip.src();
+    let keep = total.min(ICMP6_MAX - HDRS);
+    if !pkt.trim_back(pkt.len() - keep) || !pkt.prepend(HDRS) {
         return false;
     }
-    let plen = 8 + keep;
+    let plen = ICMP_HEADER_LEN + keep;
     let b = pkt.data_mut();
-    b[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
-    b[4..6].copy_from_slice(&(plen as u16).to_be_bytes());
-    b[6] = proto::ICMPV6;
-    b[7] = TTL;
-    b[8..24].copy_from_slice(&src.octets());
-    b[24..40].copy_from_slice(&orig_src);
-    b[40] = ty;
-    b[41] = code;
-    b[42..44].copy_from_slice(&[0, 0]);
-    b[44..48].copy_from_slice(&rest.to_be_bytes());
-    let ps = checksum::pseudo_v6(src, Ipv6Addr::from(orig_src), proto::ICMPV6, plen as u32);
-    let c = !checksum::fold(ps + checksum::sum(&b[40..40 + plen]));
-    b[42..44].copy_from_slice(&c.to_be_bytes());
+    Ipv6Repr {
+        traffic_class: 0,
+        flow_label: 0,
+        payload_len: plen as u16,
+        next_header: proto::ICMPV6,
+        hop_limit: TTL,
+        src,
+        dst: orig_src,
+    }
+    .emit(b);
+    let (_, icmp) = b.split_at_mut(IPV6_HEADER_LEN);
+    IcmpRepr {
+        msg_type: ty,
+        code,
+        rest,
+    }
+    .emit(icmp);
+    IcmpPacket::new_unchecked(&mut icmp[..plen]).fill_checksum_v6(src, orig_src);
     true
 }
 
@@ -180,7 +191,7 @@ pub fn to_icmp_error<B: PacketBuf>(
 mod tests {
     use super::*;
     use crate::pkt::HeapBuf;
-    use crate::wire::{IcmpPacket, Ipv4Packet, Ipv6Packet};
+    use crate::wire::checksum;
 
     fn udp4(len: usize) -> Vec<u8> {
         let mut p = vec![0u8; len];

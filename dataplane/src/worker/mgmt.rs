@@ -14,7 +14,7 @@ use crate::drop::DropReason;
 use crate::sa::{Direction, Sa, SaEvent, Sad, SadOp, Spd};
 use crate::shm::{self, Command, DataplaneEnd, SaStats, ShmError};
 
-use super::WorkerStats;
+use super::WorkerCounters;
 
 /// The SA tables the management thread keeps up to date.
 #[derive(Clone)]
@@ -115,7 +115,7 @@ impl Manager {
                     Err(e) => {
                         self.refused += 1;
                         tracing::warn!("SA {spi:#010x} {dir:?} refused: {e}");
-                        let why = crate::shm::RefuseReason::of(&e);
+                        let why = e.refuse_reason();
                         if let Err(e) = self.dp.refuse_sa(slot, why) {
                             tracing::warn!("reporting the refusal of SA {spi:#010x}: {e}");
                         }
@@ -160,7 +160,7 @@ impl Manager {
     }
 
     /// Publishes SA and worker counters, SA events and a heartbeat.
-    pub fn publish(&mut self, workers: &[Arc<WorkerStats>]) {
+    pub fn publish(&mut self, workers: &[Arc<WorkerCounters>]) {
         for d in [Direction::Inbound, Direction::Outbound] {
             let t = self.tables.sad(d).load();
             for sa in t.iter() {
@@ -301,7 +301,7 @@ mod tests {
         m.apply_commands().unwrap();
         assert_eq!(tables.sad_out.get(0x1001).unwrap().next_seq(), 42);
 
-        let ws = vec![Arc::new(WorkerStats::default())];
+        let ws = vec![Arc::new(WorkerCounters::default())];
         ws[0].drops.add(DropReason::NoRoute);
         m.publish(&ws);
         let v = ctl.read_sa(3).unwrap().unwrap();

@@ -1,8 +1,8 @@
-//! The poll loop: each worker owns one [`Backend`] (its queues on every
+//! The poll loop: each worker owns one [`PacketIo`] (its queues on every
 //! port), is pinned to a core, and busy-polls its receive queues in bursts.
 //!
 //! Per burst: Ethernet demux (ARP/ND, broadcasts and packets for the gateway
-//! itself go to the kernel through [`Backend::to_kernel`], which just frees
+//! itself go to the kernel through [`PacketIo::to_kernel`], which just frees
 //! them when the kernel receives its own copy, as with AF_PACKET),
 //! inbound ESP and UDP/4500 to a local address -> [`esp::decap_burst`];
 //! transit packets -> TTL/hop limit (ICMP time exceeded) -> SPD lookup ->
@@ -13,9 +13,11 @@
 //! Routing: longest-prefix match in the kernel's main table, neighbour from
 //! the kernel's cache (unresolved: ask the netlink thread to have the kernel
 //! resolve it, drop as `no_neighbour`), link MTU check (IPv4 with DF clear
-//! is fragmented, in buffers from [`Backend::alloc`]), Ethernet rewrite,
+//! is fragmented, in buffers from [`PacketIo::alloc`]), Ethernet rewrite,
 //! batched transmit. Every dropped packet is counted under one
-//! [`DropReason`] in the worker's [`WorkerStats`].
+//! [`DropReason`] in the worker's [`WorkerCounters`].
+
+#![forbid(unsafe_code)]
 
 pub mod fib;
 pub mod frag;
@@ -23,7 +25,7 @@ pub mod icmp;
 pub mod mgmt;
 pub mod netlink;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -31,10 +33,14 @@ use arrayvec::ArrayVec;
 
 use crate::drop::{DropReason, Verdict};
 use crate::esp::{self, DecapResult, PacketKind};
-use crate::io::{Backend, Burst, MAX_BURST};
+use crate::io::{Burst, PacketIo, MAX_BURST};
 use crate::pkt::PacketBuf;
 use crate::sa::{DropCounters, FlowKey, PolicyAction, Sa, Sad, Spd};
-use crate::wire::{checksum, proto};
+use crate::wire::{
+    ip_version, proto, EthernetFrame, EthernetRepr, Ipv4Packet, Ipv6Packet, UdpPacket,
+    ETHERNET_HEADER_LEN as ETH_LEN, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPV4_HEADER_LEN,
+    IPV6_HEADER_LEN,
+};
 
 use self::fib::{Fib, FibHandle, RouteKind};
 use self::icmp::*;
@@ -42,7 +48,7 @@ use self::netlink::Resolver;
 
 /// Which side of the gateway a port faces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
+pub enum PortRole {
     /// The protected LAN.
     Inside,
     /// The WAN, toward the peer gateway.
@@ -55,7 +61,7 @@ pub struct PortConf {
     /// Interface index in the gateway's namespace.
     pub ifindex: u32,
     /// Inside or outside.
-    pub role: Role,
+    pub role: PortRole,
 }
 
 /// What a worker does when its queues are empty.
@@ -87,7 +93,7 @@ pub struct WorkerConf {
 
 /// Counters of one worker (single writer: the worker; any reader).
 #[derive(Debug, Default)]
-pub struct WorkerStats {
+pub struct WorkerCounters {
     /// Packets received on all ports.
     pub rx: AtomicU64,
     /// Bytes received (Ethernet frames).
@@ -147,9 +153,6 @@ pub struct Shared {
     pub tun: Option<Arc<crate::io::tun::Tun>>,
 }
 
-const ETH_LEN: usize = 14;
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
 const MAX_GROUPS: usize = 4;
 
 /// A packet on its way through the worker (at its IP header).
@@ -172,11 +175,11 @@ struct PortState {
 }
 
 /// One worker.
-pub struct Worker<B: Backend> {
+pub struct Worker<B: PacketIo> {
     conf: WorkerConf,
     backend: B,
     shared: Shared,
-    stats: Arc<WorkerStats>,
+    stats: Arc<WorkerCounters>,
     ports: Vec<PortState>,
     tx: Vec<Burst<B::Pkt>>,
     local_tx: u64,
@@ -191,9 +194,9 @@ pub struct Worker<B: Backend> {
     tap: Option<crate::shm::TapWriter>,
 }
 
-impl<B: Backend> Worker<B> {
+impl<B: PacketIo> Worker<B> {
     /// A worker over `backend` (whose ports match `conf.ports`).
-    pub fn new(conf: WorkerConf, backend: B, shared: Shared, stats: Arc<WorkerStats>) -> Self {
+    pub fn new(conf: WorkerConf, backend: B, shared: Shared, stats: Arc<WorkerCounters>) -> Self {
         let n = backend.num_ports();
         let ports = conf
             .ports
@@ -201,7 +204,7 @@ impl<B: Backend> Worker<B> {
             .map(|p| PortState {
                 ifindex: p.ifindex,
                 mac: [0; 6],
-                outside: p.role == Role::Outside,
+                outside: p.role == PortRole::Outside,
             })
             .collect();
         Worker {
@@ -336,15 +339,15 @@ impl<B: Backend> Worker<B> {
         // 1. Demux.
         self.local_rx_bytes += rx.iter().map(|p| p.len() as u64).sum::<u64>();
         for mut p in rx.drain(..) {
-            let d = p.data();
-            if d.len() < ETH_LEN {
+            if p.len() < ETH_LEN {
                 self.drop_pkt(p, DropReason::Truncated);
                 continue;
             }
-            if d[0..6] != port.mac {
+            let eth = EthernetFrame::new_unchecked(p.data());
+            if eth.dst() != port.mac {
                 // Broadcast, multicast, or another host's frame: the kernel's business.
                 self.kernel += 1;
-                if d[0] & 1 != 0 {
+                if eth.dst_is_group() {
                     self.backend.to_kernel(in_port, p);
                 } else {
                     // Unicast to another MAC: no kernel would take it.
@@ -352,7 +355,7 @@ impl<B: Backend> Worker<B> {
                 }
                 continue;
             }
-            let et = u16::from_be_bytes([d[12], d[13]]);
+            let et = eth.ethertype();
             if et != ETHERTYPE_IPV4 && et != ETHERTYPE_IPV6 {
                 // ARP and the like: the kernel's business.
                 self.kernel += 1;
@@ -468,7 +471,7 @@ impl<B: Backend> Worker<B> {
             .conf
             .ports
             .iter()
-            .position(|p| p.role == Role::Inside)
+            .position(|p| p.role == PortRole::Inside)
             .unwrap_or(0) as u8;
         while items.len() < 32 {
             let Some(mut p) = self.backend.alloc() else {
@@ -520,8 +523,12 @@ impl<B: Backend> Worker<B> {
         let mut groups: ArrayVec<(u32, Burst<B::Pkt>), MAX_GROUPS> = ArrayVec::new();
         for it in items.drain(..) {
             let mut p = it.pkt;
-            let v6 = p.data()[0] >> 4 == 6;
-            let ttl = if v6 { p.data()[7] } else { p.data()[8] };
+            let v6 = ip_version(p.data()) == Some(6);
+            let ttl = if v6 {
+                Ipv6Packet::new_unchecked(p.data()).hop_limit()
+            } else {
+                Ipv4Packet::new_unchecked(p.data()).ttl()
+            };
             if ttl <= 1 && !it.from_host {
                 self.stats.drops.add(DropReason::TtlExceeded);
                 self.icmp_error(
@@ -596,7 +603,7 @@ impl<B: Backend> Worker<B> {
 
     /// Hands a packet that was received on `port` and trimmed to its IP header
     /// back to the kernel as the frame it arrived as (its Ethernet header is
-    /// still in front of it): [`Backend::to_kernel`].
+    /// still in front of it): [`PacketIo::to_kernel`].
     fn frame_to_kernel(&mut self, port: usize, mut p: B::Pkt) {
         self.kernel += 1;
         if p.prepend(ETH_LEN) {
@@ -625,9 +632,8 @@ impl<B: Backend> Worker<B> {
         let mut ok: Burst<B::Pkt> = Burst::new();
         for p in g.drain(..) {
             if p.len() > max_inner {
-                let d = p.data();
-                let v6 = d[0] >> 4 == 6;
-                let df = v6 || (d[6] & 0x40) != 0;
+                let v6 = ip_version(p.data()) == Some(6);
+                let df = v6 || Ipv4Packet::new_unchecked(p.data()).df();
                 if !df {
                     // Pre-fragmentation (RFC 4459 §5.2): each fragment is
                     // encapsulated on its own and fits the path MTU.
@@ -715,18 +721,16 @@ impl<B: Backend> Worker<B> {
         in_port: u8,
     ) {
         let d = p.data();
-        let is6 = d[0] >> 4 == 6;
+        let is6 = ip_version(d) == Some(6);
         let allowed = if is6 {
             may_answer_v6(d, v6 == ICMP6_PACKET_TOO_BIG)
         } else {
             may_answer_v4(d)
         };
         let src_addr = if is6 {
-            let mut s = [0u8; 16];
-            s.copy_from_slice(&d[8..24]);
-            IpAddr::V6(Ipv6Addr::from(s))
+            IpAddr::V6(Ipv6Packet::new_unchecked(d).src())
         } else {
-            IpAddr::V4(Ipv4Addr::new(d[12], d[13], d[14], d[15]))
+            IpAddr::V4(Ipv4Packet::new_unchecked(d).src())
         };
         let fallback_if = self
             .ports
@@ -777,7 +781,12 @@ impl<B: Backend> Worker<B> {
         if spd.lookup(&key(primary)).is_some() {
             return Some(primary);
         }
-        for port in self.conf.ports.iter().filter(|p| p.role == Role::Inside) {
+        for port in self
+            .conf
+            .ports
+            .iter()
+            .filter(|p| p.role == PortRole::Inside)
+        {
             let Some(l) = fib.links.get(&port.ifindex) else {
                 continue;
             };
@@ -827,13 +836,11 @@ impl<B: Backend> Worker<B> {
     /// Ethernet header, transmit queue.
     fn route(&mut self, fib: &Fib, p: B::Pkt, in_port: u8, may_icmp: bool) {
         let d = p.data();
-        let v6 = d[0] >> 4 == 6;
+        let v6 = ip_version(d) == Some(6);
         let dst = if v6 {
-            let mut s = [0u8; 16];
-            s.copy_from_slice(&d[24..40]);
-            IpAddr::V6(Ipv6Addr::from(s))
+            IpAddr::V6(Ipv6Packet::new_unchecked(d).dst())
         } else {
-            IpAddr::V4(Ipv4Addr::new(d[16], d[17], d[18], d[19]))
+            IpAddr::V4(Ipv4Packet::new_unchecked(d).dst())
         };
         let Some(r) = fib.route(dst).copied() else {
             self.drop_pkt(p, DropReason::NoRoute);
@@ -850,7 +857,7 @@ impl<B: Backend> Worker<B> {
         };
         let mtu = fib.mtu(&r) as usize;
         if p.len() > mtu {
-            let df = v6 || (d[6] & 0x40) != 0;
+            let df = v6 || Ipv4Packet::new_unchecked(d).df();
             if !df {
                 self.fragment_out(fib, p, mtu, out, r.oif, r.gateway.unwrap_or(dst));
                 return;
@@ -915,12 +922,12 @@ impl<B: Backend> Worker<B> {
             self.drop_pkt(p, DropReason::NoRoom);
             return;
         }
-        let src_mac = self.ports[out].mac;
-        let e = p.data_mut();
-        e[0..6].copy_from_slice(&mac);
-        e[6..12].copy_from_slice(&src_mac);
-        let et = if v6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IPV4 };
-        e[12..14].copy_from_slice(&et.to_be_bytes());
+        EthernetRepr {
+            dst: mac,
+            src: self.ports[out].mac,
+            ethertype: if v6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IPV4 },
+        }
+        .emit(p.data_mut());
         if self.tx[out].is_full() {
             self.flush(out);
         }
@@ -949,58 +956,32 @@ pub fn max_inner_len(fib: &Fib, sa: &Sa) -> usize {
 }
 
 /// Destination, upper protocol (IPv4 protocol / IPv6 next header) and total
-/// length of an IP packet, validated.
+/// length of an IP packet, validated (IPv4: header checksum too).
 fn ip_dst_proto_len(d: &[u8], v6: bool) -> Result<(IpAddr, u8, usize), DropReason> {
     if v6 {
-        if d.len() < 40 {
-            return Err(DropReason::Truncated);
-        }
-        if d[0] >> 4 != 6 {
-            return Err(DropReason::Malformed);
-        }
-        let total = 40 + usize::from(u16::from_be_bytes([d[4], d[5]]));
-        if total > d.len() {
-            return Err(DropReason::Truncated);
-        }
-        let mut s = [0u8; 16];
-        s.copy_from_slice(&d[24..40]);
-        Ok((IpAddr::V6(Ipv6Addr::from(s)), d[6], total))
+        let ip = Ipv6Packet::new_checked(d).map_err(|e| e.drop_reason())?;
+        Ok((IpAddr::V6(ip.dst()), ip.next_header(), ip.total_len()))
     } else {
-        if d.len() < 20 {
-            return Err(DropReason::Truncated);
-        }
-        let hl = usize::from(d[0] & 0x0f) * 4;
-        if d[0] >> 4 != 4 || hl < 20 {
-            return Err(DropReason::Malformed);
-        }
-        let total = usize::from(u16::from_be_bytes([d[2], d[3]]));
-        if total < hl {
-            return Err(DropReason::Malformed);
-        }
-        if total > d.len() {
-            return Err(DropReason::Truncated);
-        }
-        if checksum::checksum(&d[..hl]) != 0 {
+        let ip = Ipv4Packet::new_checked(d).map_err(|e| e.drop_reason())?;
+        if !ip.verify_checksum() {
             return Err(DropReason::Malformed);
         }
         Ok((
-            IpAddr::V4(Ipv4Addr::new(d[16], d[17], d[18], d[19])),
-            d[9],
-            total,
+            IpAddr::V4(ip.dst()),
+            ip.protocol(),
+            usize::from(ip.total_len()),
         ))
     }
 }
 
 /// True if the (decapsulated) IP packet is addressed to the gateway itself.
 fn inner_is_local(fib: &Fib, d: &[u8]) -> bool {
-    match d.first().map(|b| b >> 4) {
-        Some(4) if d.len() >= 20 => {
-            fib.is_local(IpAddr::V4(Ipv4Addr::new(d[16], d[17], d[18], d[19])))
+    match ip_version(d) {
+        Some(4) if d.len() >= IPV4_HEADER_LEN => {
+            fib.is_local(IpAddr::V4(Ipv4Packet::new_unchecked(d).dst()))
         }
-        Some(6) if d.len() >= 40 => {
-            let mut s = [0u8; 16];
-            s.copy_from_slice(&d[24..40]);
-            fib.is_local(IpAddr::V6(Ipv6Addr::from(s)))
+        Some(6) if d.len() >= IPV6_HEADER_LEN => {
+            fib.is_local(IpAddr::V6(Ipv6Packet::new_unchecked(d).dst()))
         }
         _ => false,
     }
@@ -1014,8 +995,12 @@ fn is_esp_or_natt(d: &[u8], v6: bool, l4proto: u8) -> bool {
     if l4proto != proto::UDP {
         return false;
     }
-    let off = if v6 { 40 } else { usize::from(d[0] & 0x0f) * 4 };
-    d.len() >= off + 4 && u16::from_be_bytes([d[off + 2], d[off + 3]]) == 4500
+    let off = if v6 {
+        IPV6_HEADER_LEN
+    } else {
+        Ipv4Packet::new_unchecked(d).header_len()
+    };
+    d.len() >= off + 4 && UdpPacket::new_unchecked(&d[off..]).dst_port() == crate::wire::NATT_PORT
 }
 
 /// Unicast destinations a router forwards (not multicast, link-local,
@@ -1037,20 +1022,17 @@ fn forwardable(dst: IpAddr) -> bool {
 #[inline]
 fn dec_ttl(d: &mut [u8], v6: bool) {
     if v6 {
-        d[7] -= 1;
+        Ipv6Packet::new_unchecked(d).decrement_hop_limit();
     } else {
-        let old = u16::from_be_bytes([d[8], d[9]]);
-        d[8] -= 1;
-        let new = u16::from_be_bytes([d[8], d[9]]);
-        let c = u16::from_be_bytes([d[10], d[11]]);
-        let c = checksum::update16(c, old, new);
-        d[10..12].copy_from_slice(&c.to_be_bytes());
+        Ipv4Packet::new_unchecked(d).decrement_ttl();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::wire::checksum;
 
     #[test]
     fn ttl_decrement_keeps_checksum_valid() {

@@ -45,88 +45,17 @@ impl IkeSa {
         let (Some(keys), Some(suite)) = (&self.keys, self.suite) else {
             return;
         };
-        let Some(auth) = p.auth else {
-            ctx.free_child_spi(pc.inbound_spi);
-            let code = p.error_notify().unwrap_or(notify::INVALID_SYNTAX);
-            if code == notify::AUTHENTICATION_FAILED {
-                let why = match self.conn.local_auth {
-                    crate::ike::LocalAuth::Psk => "PSK or IDs differ",
-                    _ => "it does not accept our certificate, key, signature or identity (see its log)",
-                };
-                ctx.event(Event::AuthFailed {
-                    conn: self.conn.name.clone(),
-                    peer: self.remote,
-                    reason: format!(
-                        "peer rejected our authentication (AUTHENTICATION_FAILED): {why}"
-                    ),
-                });
+        let rid = match self.verify_responder(ctx, p, keys, suite) {
+            Ok((rid, pa)) => {
+                self.peer_auth = Some(pa);
+                rid
             }
-            self.fail(
-                ctx,
-                IkeError::PeerError {
-                    code,
-                    name: notify::name(code),
-                },
-            );
-            return;
-        };
-        let Some(idr) = p.idr else {
-            ctx.free_child_spi(pc.inbound_spi);
-            self.fail(
-                ctx,
-                IkeError::Missing {
-                    exchange: "IKE_AUTH",
-                    payload: "IDr",
-                },
-            );
-            return;
-        };
-        let rid = Identity::from_payload(idr.id_type, idr.data);
-        if !id_matches(&self.conn.remote_id, &rid) {
-            ctx.free_child_spi(pc.inbound_spi);
-            let reason = format!(
-                "peer identity {} is not the configured {}",
-                rid.as_ref()
-                    .map(|i| i.to_string())
-                    .unwrap_or_else(|| format!("(type {})", idr.id_type)),
-                self.conn
-                    .remote_id
-                    .as_ref()
-                    .map(|i| i.to_string())
-                    .unwrap_or_default()
-            );
-            ctx.event(Event::AuthFailed {
-                conn: self.conn.name.clone(),
-                peer: self.remote,
-                reason: reason.clone(),
-            });
-            self.fail(ctx, IkeError::AuthFailed(reason));
-            return;
-        }
-        let input = sigauth::PeerAuthInput {
-            prf: suite.prf,
-            real_message: &self.init_resp,
-            nonce: &self.ni,
-            sk_p: keys.sk_pr.bytes(),
-            id_body: idr.body,
-            peer_id: rid.as_ref(),
-            auth,
-            certs: &p.certs,
-            now: ctx.settings.clock.now(),
-        };
-        match sigauth::verify_peer(&self.conn, &input) {
-            Ok(pa) => self.peer_auth = Some(pa),
-            Err(reason) => {
+            Err(e) => {
                 ctx.free_child_spi(pc.inbound_spi);
-                ctx.event(Event::AuthFailed {
-                    conn: self.conn.name.clone(),
-                    peer: self.remote,
-                    reason: reason.clone(),
-                });
-                self.fail(ctx, IkeError::AuthFailed(reason));
+                self.fail(ctx, e);
                 return;
             }
-        }
+        };
         self.remote_id = rid;
         self.established(ctx, now);
         self.dh = None;
@@ -147,6 +76,85 @@ impl IkeSa {
                 });
             }
         }
+    }
+
+    /// Checks the responder's IKE_AUTH answer: an AUTH payload (else the
+    /// peer's error notify), IDr, the configured remote identity, and the
+    /// AUTH value for our PSK. Failed authentication is reported as an
+    /// event; the error ends the attempt.
+    fn verify_responder(
+        &self,
+        ctx: &mut Ctx,
+        p: &Payloads<'_>,
+        keys: &IkeKeys,
+        suite: IkeSuite,
+    ) -> Result<(Option<Identity>, sigauth::PeerAuth), IkeError> {
+        let Some(auth) = p.auth else {
+            let code = p.error_notify().unwrap_or(notify::INVALID_SYNTAX);
+            if code == notify::AUTHENTICATION_FAILED {
+                let why = match self.conn.local_auth {
+                    crate::ike::LocalAuth::Psk => "PSK or IDs differ",
+                    _ => "it does not accept our certificate, key, signature or identity (see its log)",
+                };
+                ctx.event(Event::AuthFailed {
+                    conn: self.conn.name.clone(),
+                    peer: self.remote,
+                    reason: format!(
+                        "peer rejected our authentication (AUTHENTICATION_FAILED): {why}"
+                    ),
+                });
+            }
+            return Err(IkeError::PeerError {
+                code,
+                name: notify::name(code),
+            });
+        };
+        let Some(idr) = p.idr else {
+            return Err(IkeError::Missing {
+                exchange: "IKE_AUTH",
+                payload: "IDr",
+            });
+        };
+        let rid = Identity::from_payload(idr.id_type, idr.data);
+        if !id_matches(&self.conn.remote_id, &rid) {
+            let reason = format!(
+                "peer identity {} is not the configured {}",
+                rid.as_ref()
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| format!("(type {})", idr.id_type)),
+                self.conn
+                    .remote_id
+                    .as_ref()
+                    .map(|i| i.to_string())
+                    .unwrap_or_default()
+            );
+            return Err(self.auth_failed(ctx, reason));
+        }
+        let input = sigauth::PeerAuthInput {
+            prf: suite.prf,
+            real_message: &self.init_resp,
+            nonce: &self.ni,
+            sk_p: keys.sk_pr.bytes(),
+            id_body: idr.body,
+            peer_id: rid.as_ref(),
+            auth,
+            certs: &p.certs,
+            now: ctx.settings.clock.now(),
+        };
+        match sigauth::verify_peer(&self.conn, &input) {
+            Ok(pa) => Ok((rid, pa)),
+            Err(reason) => Err(self.auth_failed(ctx, reason)),
+        }
+    }
+
+    /// Reports failed authentication; the error to end the attempt with.
+    fn auth_failed(&self, ctx: &mut Ctx, reason: String) -> IkeError {
+        ctx.event(Event::AuthFailed {
+            conn: self.conn.name.clone(),
+            peer: self.remote,
+            reason: reason.clone(),
+        });
+        IkeError::AuthFailed(reason)
     }
 
     pub(super) fn child_refused(&mut self, ctx: &mut Ctx, code: u16) {
@@ -193,78 +201,26 @@ impl IkeSa {
         let idr_req = p
             .idr
             .and_then(|r| Identity::from_payload(r.id_type, r.data));
-        let mut chosen = None;
-        let mut reason = format!(
-            "no connection for peer identity {}",
-            peer_id
-                .as_ref()
-                .map(|i| i.to_string())
-                .unwrap_or_else(|| format!("(type {})", idi.id_type))
-        );
         self.peer_certreq
             .extend(sigauth::certreq_hashes(&p.certreqs));
         let now_wall = ctx.settings.clock.now();
-        let mut peer_auth = None;
-        for c in self.candidates.iter() {
-            if !id_matches(&c.remote_id, &peer_id) {
-                continue;
+        let chosen = self.choose_auth_connection(
+            keys, suite, idi, auth, &p.certs, now_wall, &peer_id, &idr_req,
+        );
+        let (conn, peer_auth) = match chosen {
+            Ok(x) => x,
+            Err(reason) => {
+                ctx.event(Event::AuthFailed {
+                    conn: self.conn.name.clone(),
+                    peer: self.remote,
+                    reason: reason.clone(),
+                });
+                let mut pw = PayloadWriter::new();
+                pw.notify(0, &[], notify::AUTHENTICATION_FAILED, &[]);
+                self.respond(ctx, exchange::IKE_AUTH, msg_id, &pw);
+                self.fail(ctx, IkeError::AuthFailed(reason));
+                return;
             }
-            let ours = c.local_id.clone().or_else(|| {
-                c.local_auth
-                    .cert()
-                    .map(|x| Identity::Dn(x.subject().to_vec()))
-            });
-            if let (Some(want), Some(l)) = (&idr_req, &ours) {
-                let in_cert = c.local_auth.cert().is_some_and(|x| x.has_identity(want));
-                if want != l && !in_cert {
-                    reason = format!("peer asks for identity {want}, we are {l}");
-                    continue;
-                }
-            }
-            if !c
-                .ike_proposals
-                .iter()
-                .any(|pr| match_xforms(&pr.xforms(), &suite.xforms(), false).is_some())
-            {
-                reason = format!("connection {:?} does not allow {suite}", c.name);
-                continue;
-            }
-            let input = sigauth::PeerAuthInput {
-                prf: suite.prf,
-                real_message: &self.init_req,
-                nonce: &self.nr,
-                sk_p: keys.sk_pi.bytes(),
-                id_body: idi.body,
-                peer_id: peer_id.as_ref(),
-                auth,
-                certs: &p.certs,
-                now: now_wall,
-            };
-            match sigauth::verify_peer(c, &input) {
-                Ok(pa) => {
-                    peer_auth = Some(pa);
-                    chosen = Some(c.clone());
-                    break;
-                }
-                Err(e) => {
-                    reason = format!(
-                        "peer {}: {e}",
-                        peer_id.as_ref().map(|i| i.to_string()).unwrap_or_default()
-                    )
-                }
-            }
-        }
-        let Some(conn) = chosen else {
-            ctx.event(Event::AuthFailed {
-                conn: self.conn.name.clone(),
-                peer: self.remote,
-                reason: reason.clone(),
-            });
-            let mut pw = PayloadWriter::new();
-            pw.notify(0, &[], notify::AUTHENTICATION_FAILED, &[]);
-            self.respond(ctx, exchange::IKE_AUTH, msg_id, &pw);
-            self.fail(ctx, IkeError::AuthFailed(reason));
-            return;
         };
         if self.half_open_counted {
             self.half_open_counted = false;
@@ -316,5 +272,75 @@ impl IkeSa {
             self.responder_child(ctx, p, &ni, Some(&nr), true, None, &mut pw, now);
         }
         self.respond(ctx, exchange::IKE_AUTH, msg_id, &pw);
+    }
+
+    /// The responder's connection choice in IKE_AUTH: the first candidate
+    /// whose remote identity, requested local identity (IDr), IKE suite and
+    /// PSK (the AUTH value verifies) fit; else why the last one did not.
+    #[allow(clippy::too_many_arguments)]
+    fn choose_auth_connection(
+        &self,
+        keys: &IkeKeys,
+        suite: IkeSuite,
+        idi: wire::IdView<'_>,
+        auth: wire::AuthView<'_>,
+        certs: &[(u8, &[u8])],
+        now_wall: std::time::SystemTime,
+        peer_id: &Option<Identity>,
+        idr_req: &Option<Identity>,
+    ) -> Result<(Arc<Connection>, Option<sigauth::PeerAuth>), String> {
+        let mut reason = format!(
+            "no connection for peer identity {}",
+            peer_id
+                .as_ref()
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| format!("(type {})", idi.id_type))
+        );
+        for c in self.candidates.iter() {
+            if !id_matches(&c.remote_id, peer_id) {
+                continue;
+            }
+            let ours = c.local_id.clone().or_else(|| {
+                c.local_auth
+                    .cert()
+                    .map(|x| Identity::Dn(x.subject().to_vec()))
+            });
+            if let (Some(want), Some(l)) = (idr_req, &ours) {
+                let in_cert = c.local_auth.cert().is_some_and(|x| x.has_identity(want));
+                if want != l && !in_cert {
+                    reason = format!("peer asks for identity {want}, we are {l}");
+                    continue;
+                }
+            }
+            if !c
+                .ike_proposals
+                .iter()
+                .any(|pr| match_xforms(&pr.xforms(), &suite.xforms(), false).is_some())
+            {
+                reason = format!("connection {:?} does not allow {suite}", c.name);
+                continue;
+            }
+            let input = sigauth::PeerAuthInput {
+                prf: suite.prf,
+                real_message: &self.init_req,
+                nonce: &self.nr,
+                sk_p: keys.sk_pi.bytes(),
+                id_body: idi.body,
+                peer_id: peer_id.as_ref(),
+                auth,
+                certs,
+                now: now_wall,
+            };
+            match sigauth::verify_peer(c, &input) {
+                Ok(pa) => return Ok((c.clone(), Some(pa))),
+                Err(e) => {
+                    reason = format!(
+                        "peer {}: {e}",
+                        peer_id.as_ref().map(|i| i.to_string()).unwrap_or_default()
+                    )
+                }
+            }
+        }
+        Err(reason)
     }
 }

@@ -80,71 +80,10 @@ impl IkeSa {
         } else {
             "CREATE_CHILD_SA"
         };
-        let sa = p.sa.ok_or(IkeError::Missing {
-            exchange: exch,
-            payload: "SA",
-        })?;
-        let props = peer_proposals(&sa)?;
-        let [(num, proto::ESP, spi, x)] = props.as_slice() else {
-            return Err(IkeError::NoProposalChosen {
-                offered: "answer is not one ESP proposal".into(),
-                configured: self.configured_esp().join(", "),
-            });
-        };
-        if spi.len() != 4 || !check_chosen(&pc.offered, *num, x, in_auth) {
-            return Err(IkeError::NoProposalChosen {
-                offered: xforms_to_string(x, false),
-                configured: self.configured_esp().join(", "),
-            });
-        }
-        let suite = ChildSuite::from_xforms(x).ok_or_else(|| IkeError::NoProposalChosen {
-            offered: xforms_to_string(x, false),
-            configured: self.configured_esp().join(", "),
-        })?;
-        let outbound = u32::from_be_bytes([spi[0], spi[1], spi[2], spi[3]]);
-        if outbound < 256 {
-            return Err(IkeError::Parse(wire_err("ESP SPI", outbound as u64)));
-        }
-        let shared = match (suite.dh, &pc.dh) {
-            (Some(g), Some(dh)) if !in_auth => {
-                let ke = p.ke.ok_or(IkeError::Missing {
-                    exchange: exch,
-                    payload: "KE",
-                })?;
-                if ke.group != g.number() || dh.group() != g {
-                    return Err(IkeError::KeyExchange(
-                        "KE group differs from the chosen proposal",
-                    ));
-                }
-                Some(dh.shared(ke.data)?)
-            }
-            (Some(_), _) if !in_auth => {
-                return Err(IkeError::KeyExchange("peer chose PFS we did not offer"))
-            }
-            _ => None,
-        };
-        let tsi = p.tsi.clone().ok_or(IkeError::Missing {
-            exchange: exch,
-            payload: "TSi",
-        })?;
-        let tsr = p.tsr.clone().ok_or(IkeError::Missing {
-            exchange: exch,
-            payload: "TSr",
-        })?;
-        if !ts::all_within(&tsi, &pc.tsi) || !ts::all_within(&tsr, &pc.tsr) {
-            return Err(IkeError::TsUnacceptable(format!(
-                "peer answered TSi {:?} TSr {:?}, wider than proposed",
-                tsi.iter().map(ts::display).collect::<Vec<_>>(),
-                tsr.iter().map(ts::display).collect::<Vec<_>>()
-            )));
-        }
-        let mode = if self.conn.mode == Mode::Transport
-            && p.notify(notify::USE_TRANSPORT_MODE).is_some()
-        {
-            Mode::Transport
-        } else {
-            Mode::Tunnel
-        };
+        let (outbound, suite) = self.initiator_chosen(pc, p, in_auth, exch)?;
+        let shared = initiator_pfs(pc, p, suite, in_auth, exch)?;
+        let (tsi, tsr) = answered_ts(pc, p, exch)?;
+        let mode = self.child_mode(p);
         let keys_ = self.keys.as_ref().ok_or(IkeError::State {
             op: "child",
             state: "no keys",
@@ -184,6 +123,43 @@ impl IkeSa {
         let out =
             Box::new(self.sa_params(&child, outbound, Direction::Outbound, k.ei, k.ai, mode, ctx));
         Ok((child, inb, out))
+    }
+
+    /// The ESP proposal the peer chose from our offer (one proposal, one of
+    /// ours, a suite we know) and the peer's (outbound) SPI.
+    fn initiator_chosen(
+        &self,
+        pc: &PendingChild,
+        p: &Payloads<'_>,
+        in_auth: bool,
+        exch: &'static str,
+    ) -> Result<(u32, ChildSuite), IkeError> {
+        let sa = p.sa.ok_or(IkeError::Missing {
+            exchange: exch,
+            payload: "SA",
+        })?;
+        let props = peer_proposals(&sa)?;
+        let [(num, proto::ESP, spi, x)] = props.as_slice() else {
+            return Err(IkeError::NoProposalChosen {
+                offered: "answer is not one ESP proposal".into(),
+                configured: self.configured_esp().join(", "),
+            });
+        };
+        if spi.len() != 4 || !check_chosen(&pc.offered, *num, x, in_auth) {
+            return Err(IkeError::NoProposalChosen {
+                offered: xforms_to_string(x, false),
+                configured: self.configured_esp().join(", "),
+            });
+        }
+        let suite = ChildSuite::from_xforms(x).ok_or_else(|| IkeError::NoProposalChosen {
+            offered: xforms_to_string(x, false),
+            configured: self.configured_esp().join(", "),
+        })?;
+        let outbound = u32::from_be_bytes([spi[0], spi[1], spi[2], spi[3]]);
+        if outbound < 256 {
+            return Err(IkeError::Parse(wire_err("ESP SPI", outbound as u64)));
+        }
+        Ok((outbound, suite))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -347,66 +323,9 @@ impl IkeSa {
                 return false;
             }
         };
-        let ike_dh = self.suite.map(|s| s.dh);
-        let mut chosen = None;
-        'outer: for ours in &self.conn.esp_proposals {
-            let mut o = ours.clone();
-            if o.dh.is_empty() && self.conn.pfs {
-                o.dh.extend(ike_dh);
-            }
-            let mut ox = o.xforms(true);
-            if !self.conn.pfs {
-                // pfs = no still accepts PFS when the peer asks for it (seed 000)
-                ox.push(Xform {
-                    ttype: ttype::DH,
-                    id: 0,
-                    key_len: None,
-                });
-                for g in [
-                    DhGroup::Ecp256,
-                    DhGroup::Curve25519,
-                    DhGroup::Ecp384,
-                    DhGroup::Modp2048,
-                    DhGroup::Modp1024,
-                ] {
-                    ox.push(Xform {
-                        ttype: ttype::DH,
-                        id: g.number(),
-                        key_len: None,
-                    });
-                }
-            }
-            for (num, prot, spi, x) in &props {
-                if *prot != proto::ESP || spi.len() != 4 {
-                    continue;
-                }
-                if let Some(m) = match_xforms(&ox, x, in_auth) {
-                    if let Some(s) = ChildSuite::from_xforms(&m) {
-                        if s.suite().validate(self.conn.allow_legacy).is_ok() {
-                            chosen = Some((
-                                *num,
-                                u32::from_be_bytes([spi[0], spi[1], spi[2], spi[3]]),
-                                s,
-                                m,
-                            ));
-                            break 'outer;
-                        }
-                    }
-                }
-            }
-        }
+        let chosen = self.choose_child_proposal(&props, in_auth);
         let Some((num, outbound, suite, m)) = chosen else {
-            ctx.event(Event::ProposalMismatch {
-                conn: self.conn.name.clone(),
-                kind: "ESP",
-                peer: self.remote,
-                offered: props
-                    .iter()
-                    .map(|(_, _, _, x)| xforms_to_string(x, false))
-                    .collect(),
-                configured: self.configured_esp(),
-                local_responder: true,
-            });
+            self.esp_mismatch(ctx, &props);
             pw.notify(0, &[], notify::NO_PROPOSAL_CHOSEN, &[]);
             return false;
         };
@@ -414,32 +333,104 @@ impl IkeSa {
             pw.notify(0, &[], notify::INVALID_SYNTAX, &[]);
             return false;
         }
-        let mut dh_priv = None;
-        let mut shared = None;
-        if let (Some(g), false) = (suite.dh, in_auth) {
-            match p.ke {
-                Some(ke) if ke.group == g.number() => {
-                    let d = DhPrivate::generate(g, &mut ctx.rng);
-                    match d.shared(ke.data) {
-                        Ok(s) => shared = Some(s),
-                        Err(_) => {
-                            pw.notify(0, &[], notify::INVALID_SYNTAX, &[]);
-                            return false;
-                        }
-                    }
-                    dh_priv = Some(d);
-                }
-                _ => {
-                    pw.notify(
-                        0,
-                        &[],
-                        notify::INVALID_KE_PAYLOAD,
-                        &g.number().to_be_bytes(),
-                    );
-                    return false;
-                }
+        let Some((dh_priv, shared)) = responder_dh(ctx, p, suite, in_auth, pw) else {
+            return false;
+        };
+        let Some((n_tsi, n_tsr)) = self.responder_ts(ctx, tsi, tsr, rekey_of, pw) else {
+            return false;
+        };
+        let nr: Vec<u8> = match nr_auth {
+            Some(n) => n.to_vec(),
+            None => ctx.random_bytes(32),
+        };
+        let Some(keys) = &self.keys else { return false };
+        let k = crypto::derive_child_keys(
+            self.prf(),
+            keys.sk_d.bytes(),
+            shared.as_deref().map(|s| &s[..]),
+            ni,
+            &nr,
+            suite.encr.key_len(),
+            suite.integ.key_len(),
+        );
+        let mode = self.child_mode(p);
+        let inbound = ctx.new_child_spi();
+        let nonce_min = ni.min(&nr[..]).to_vec();
+        // our local selectors are the narrowed TSr, remote the narrowed TSi
+        let mut child = self.new_child(
+            ctx,
+            inbound,
+            outbound,
+            suite,
+            n_tsr.clone(),
+            n_tsi.clone(),
+            nonce_min,
+            now,
+        );
+        let inb =
+            Box::new(self.sa_params(&child, inbound, Direction::Inbound, k.ei, k.ai, mode, ctx));
+        let out =
+            Box::new(self.sa_params(&child, outbound, Direction::Outbound, k.er, k.ar, mode, ctx));
+        let answer = ChildAnswer {
+            num,
+            inbound,
+            xforms: &m,
+            nr: (!in_auth).then_some(&nr[..]),
+            dh: dh_priv.as_ref(),
+            tsi: &n_tsi,
+            tsr: &n_tsr,
+            mode,
+        };
+        answer.write(pw);
+        match rekey_of {
+            Some(i) => {
+                ctx.dp(DataplaneOp::InstallSa(inb));
+                child.in_installed = true;
+                child.pending_out = Some(out);
+                child.state = ChildState::InboundOnly;
+                self.children[i].rekeyed_by_peer = Some(inbound);
+                self.children.push(child);
             }
+            None => self.install_new_child(ctx, (child, inb, out)),
         }
+        true
+    }
+
+    /// Transport mode when configured and the peer asked for it too
+    /// (USE_TRANSPORT_MODE), else tunnel mode.
+    fn child_mode(&self, p: &Payloads<'_>) -> Mode {
+        if self.conn.mode == Mode::Transport && p.notify(notify::USE_TRANSPORT_MODE).is_some() {
+            Mode::Transport
+        } else {
+            Mode::Tunnel
+        }
+    }
+
+    /// Reports that none of the peer's ESP proposals matches ours.
+    fn esp_mismatch(&self, ctx: &mut Ctx, props: &[PeerProposal]) {
+        ctx.event(Event::ProposalMismatch {
+            conn: self.conn.name.clone(),
+            kind: "ESP",
+            peer: self.remote,
+            offered: props
+                .iter()
+                .map(|(_, _, _, x)| xforms_to_string(x, false))
+                .collect(),
+            configured: self.configured_esp(),
+            local_responder: true,
+        });
+    }
+
+    /// The peer's traffic selectors narrowed to ours (the rekeyed child's
+    /// when `rekey_of`); `None`: nothing is left, TS_UNACCEPTABLE is written.
+    fn responder_ts(
+        &self,
+        ctx: &mut Ctx,
+        tsi: &[TsEntry],
+        tsr: &[TsEntry],
+        rekey_of: Option<usize>,
+        pw: &mut PayloadWriter,
+    ) -> Option<(Vec<TsEntry>, Vec<TsEntry>)> {
         let (cfg_local, cfg_remote) = match rekey_of {
             Some(i) => (
                 self.children[i].local_ts.clone(),
@@ -462,70 +453,66 @@ impl IkeSa {
                 )),
             });
             pw.notify(0, &[], notify::TS_UNACCEPTABLE, &[]);
-            return false;
+            return None;
         }
-        let nr: Vec<u8> = match nr_auth {
-            Some(n) => n.to_vec(),
-            None => ctx.random_bytes(32),
-        };
-        let Some(keys) = &self.keys else { return false };
-        let k = crypto::derive_child_keys(
-            self.prf(),
-            keys.sk_d.bytes(),
-            shared.as_deref().map(|s| &s[..]),
-            ni,
-            &nr,
-            suite.encr.key_len(),
-            suite.integ.key_len(),
-        );
-        let mode = if self.conn.mode == Mode::Transport
-            && p.notify(notify::USE_TRANSPORT_MODE).is_some()
-        {
-            Mode::Transport
-        } else {
-            Mode::Tunnel
-        };
-        let inbound = ctx.new_child_spi();
-        let nonce_min = ni.min(&nr[..]).to_vec();
-        // our local selectors are the narrowed TSr, remote the narrowed TSi
-        let mut child = self.new_child(
-            ctx,
-            inbound,
-            outbound,
-            suite,
-            n_tsr.clone(),
-            n_tsi.clone(),
-            nonce_min,
-            now,
-        );
-        let inb =
-            Box::new(self.sa_params(&child, inbound, Direction::Inbound, k.ei, k.ai, mode, ctx));
-        let out =
-            Box::new(self.sa_params(&child, outbound, Direction::Outbound, k.er, k.ar, mode, ctx));
-        sa_payload_one(pw, num, proto::ESP, &inbound.to_be_bytes(), &m);
-        if !in_auth {
-            pw.nonce(&nr);
-        }
-        if let Some(d) = &dh_priv {
-            pw.ke(d.group().number(), d.public());
-        }
-        pw.ts(payload::TSI, &n_tsi);
-        pw.ts(payload::TSR, &n_tsr);
-        if mode == Mode::Transport {
-            pw.notify(0, &[], notify::USE_TRANSPORT_MODE, &[]);
-        }
-        match rekey_of {
-            Some(i) => {
-                ctx.dp(DataplaneOp::InstallSa(inb));
-                child.in_installed = true;
-                child.pending_out = Some(out);
-                child.state = ChildState::InboundOnly;
-                self.children[i].rekeyed_by_peer = Some(inbound);
-                self.children.push(child);
+        Some((n_tsi, n_tsr))
+    }
+
+    /// The first of our ESP proposals (in our order) that one of the peer's
+    /// offers matches: its proposal number, the peer's SPI, the suite and
+    /// the chosen transforms. With PFS configured our proposals carry the
+    /// IKE SA's group when they name none; without, PFS is accepted anyway
+    /// when the peer asks for it (as Openswan does: there is no reason to
+    /// refuse PFS). `in_auth`: IKE_AUTH, where DH is not negotiated.
+    fn choose_child_proposal(
+        &self,
+        props: &[PeerProposal],
+        in_auth: bool,
+    ) -> Option<(u8, u32, ChildSuite, Vec<Xform>)> {
+        let ike_dh = self.suite.map(|s| s.dh);
+        for ours in &self.conn.esp_proposals {
+            let mut o = ours.clone();
+            if o.dh.is_empty() && self.conn.pfs {
+                o.dh.extend(ike_dh);
             }
-            None => self.install_new_child(ctx, (child, inb, out)),
+            let mut ox = o.xforms(true);
+            if !self.conn.pfs {
+                ox.push(Xform {
+                    ttype: ttype::DH,
+                    id: 0,
+                    key_len: None,
+                });
+                for g in [
+                    DhGroup::Ecp256,
+                    DhGroup::Curve25519,
+                    DhGroup::Ecp384,
+                    DhGroup::Modp2048,
+                    DhGroup::Modp1024,
+                ] {
+                    ox.push(Xform {
+                        ttype: ttype::DH,
+                        id: g.number(),
+                        key_len: None,
+                    });
+                }
+            }
+            for (num, prot, spi, x) in props {
+                if *prot != proto::ESP || spi.len() != 4 {
+                    continue;
+                }
+                let Some(m) = match_xforms(&ox, x, in_auth) else {
+                    continue;
+                };
+                let Some(s) = ChildSuite::from_xforms(&m) else {
+                    continue;
+                };
+                if s.suite().validate(self.conn.allow_legacy).is_ok() {
+                    let spi = u32::from_be_bytes([spi[0], spi[1], spi[2], spi[3]]);
+                    return Some((*num, spi, s, m));
+                }
+            }
         }
-        true
+        None
     }
 
     pub(super) fn create_child_request(
@@ -652,55 +639,15 @@ impl IkeSa {
             .rekey_of
             .and_then(|o| self.children.iter().position(|c| c.inbound_spi == o));
         if let Some(code) = p.error_notify() {
-            ctx.free_child_spi(pc.inbound_spi);
-            if code == notify::INVALID_KE_PAYLOAD && pc.ke_retries < 2 {
-                let g = p
-                    .notify(notify::INVALID_KE_PAYLOAD)
-                    .and_then(|n| be16(n.data))
-                    .and_then(DhGroup::from_number);
-                if let Some(g) = g {
-                    let (tsi, tsr) = (pc.tsi.clone(), pc.tsr.clone());
-                    self.start_create_child(
-                        ctx,
-                        pc.rekey_of,
-                        tsi,
-                        tsr,
-                        Some(g),
-                        pc.ke_retries + 1,
-                        now,
-                    );
-                    return;
-                }
-            }
-            if let Some(i) = old_idx {
-                let c = &mut self.children[i];
-                c.rekey_busy = false;
-                if code == notify::TEMPORARY_FAILURE || code == notify::CHILD_SA_NOT_FOUND {
-                    // §2.25: retry a little later (the peer may be rekeying it)
-                    let wait = ctx.rng.random_range(2.0..10.0);
-                    c.rekey_at = Some(now + Duration::from_secs_f64(wait));
-                    if code == notify::CHILD_SA_NOT_FOUND {
-                        c.rekey_at = None;
-                    }
-                    return;
-                }
-            }
-            self.child_refused(ctx, code);
+            self.create_child_refused(ctx, &pc, old_idx, code, p, now);
             return;
         }
         let Some(nr) = p.nonce else {
-            ctx.free_child_spi(pc.inbound_spi);
-            if let Some(i) = old_idx {
-                self.children[i].rekey_busy = false;
-            }
-            ctx.event(Event::ChildFailed {
-                sa: self.id,
-                conn: self.conn.name.clone(),
-                error: IkeError::Missing {
-                    exchange: "CREATE_CHILD_SA",
-                    payload: "Nr",
-                },
-            });
+            let e = IkeError::Missing {
+                exchange: "CREATE_CHILD_SA",
+                payload: "Nr",
+            };
+            self.create_child_failed(ctx, &pc, old_idx, e);
             return;
         };
         let nr = nr.to_vec();
@@ -708,15 +655,7 @@ impl IkeSa {
         let parts = match self.finish_child_initiator(ctx, &pc, p, &ni, &nr, false, now) {
             Ok(x) => x,
             Err(e) => {
-                ctx.free_child_spi(pc.inbound_spi);
-                if let Some(i) = old_idx {
-                    self.children[i].rekey_busy = false;
-                }
-                ctx.event(Event::ChildFailed {
-                    sa: self.id,
-                    conn: self.conn.name.clone(),
-                    error: e,
-                });
+                self.create_child_failed(ctx, &pc, old_idx, e);
                 return;
             }
         };
@@ -724,8 +663,90 @@ impl IkeSa {
             self.install_new_child(ctx, parts);
             return;
         };
+        self.finish_child_rekey(ctx, oi, parts, now);
+    }
+
+    /// Our CREATE_CHILD_SA's answer is unusable: free the SPI we offered,
+    /// let the old child be rekeyed again, report the error.
+    fn create_child_failed(
+        &mut self,
+        ctx: &mut Ctx,
+        pc: &PendingChild,
+        old_idx: Option<usize>,
+        error: IkeError,
+    ) {
+        ctx.free_child_spi(pc.inbound_spi);
+        if let Some(i) = old_idx {
+            self.children[i].rekey_busy = false;
+        }
+        ctx.event(Event::ChildFailed {
+            sa: self.id,
+            conn: self.conn.name.clone(),
+            error,
+        });
+    }
+
+    /// The peer answered our CREATE_CHILD_SA with an error notify: retry with
+    /// the DH group it asks for (INVALID_KE_PAYLOAD, twice at most), retry a
+    /// rekey later (TEMPORARY_FAILURE), give a vanished child up
+    /// (CHILD_SA_NOT_FOUND), or report the refusal.
+    fn create_child_refused(
+        &mut self,
+        ctx: &mut Ctx,
+        pc: &PendingChild,
+        old_idx: Option<usize>,
+        code: u16,
+        p: &Payloads<'_>,
+        now: Instant,
+    ) {
+        ctx.free_child_spi(pc.inbound_spi);
+        if code == notify::INVALID_KE_PAYLOAD && pc.ke_retries < 2 {
+            let g = p
+                .notify(notify::INVALID_KE_PAYLOAD)
+                .and_then(|n| be16(n.data))
+                .and_then(DhGroup::from_number);
+            if let Some(g) = g {
+                let (tsi, tsr) = (pc.tsi.clone(), pc.tsr.clone());
+                self.start_create_child(
+                    ctx,
+                    pc.rekey_of,
+                    tsi,
+                    tsr,
+                    Some(g),
+                    pc.ke_retries + 1,
+                    now,
+                );
+                return;
+            }
+        }
+        if let Some(i) = old_idx {
+            let c = &mut self.children[i];
+            c.rekey_busy = false;
+            if code == notify::TEMPORARY_FAILURE || code == notify::CHILD_SA_NOT_FOUND {
+                // §2.25: retry a little later (the peer may be rekeying it)
+                let wait = ctx.rng.random_range(2.0..10.0);
+                c.rekey_at = Some(now + Duration::from_secs_f64(wait));
+                if code == notify::CHILD_SA_NOT_FOUND {
+                    c.rekey_at = None;
+                }
+                return;
+            }
+        }
+        self.child_refused(ctx, code);
+    }
+
+    /// Our rekey of child `oi` was answered: resolve a collision with the
+    /// peer's own rekey (§2.8.1: the exchange holding the lowest nonce
+    /// loses), else install the new child make-before-break and delete the
+    /// old one.
+    fn finish_child_rekey(
+        &mut self,
+        ctx: &mut Ctx,
+        oi: usize,
+        parts: (ChildSa, Box<SaParams>, Box<SaParams>),
+        now: Instant,
+    ) {
         let (mut child, inb, out) = parts;
-        // rekey collision (§2.8.1): the exchange holding the lowest nonce loses
         if let Some(peer_new) = self.children[oi].rekeyed_by_peer {
             let peer_min = self
                 .children
@@ -762,5 +783,133 @@ impl IkeSa {
             spis: vec![old_in],
             rekey: true,
         });
+    }
+}
+
+/// The responder's side of a child SA's PFS exchange: with a DH group chosen
+/// (and not in IKE_AUTH), the peer's KE must be of that group; our private
+/// value and the shared secret come back. `None`: an error notify was
+/// written to `pw` (INVALID_KE_PAYLOAD names the group we want).
+#[allow(clippy::type_complexity)]
+fn responder_dh(
+    ctx: &mut Ctx,
+    p: &Payloads<'_>,
+    suite: ChildSuite,
+    in_auth: bool,
+    pw: &mut PayloadWriter,
+) -> Option<(Option<DhPrivate>, Option<crypto::Secret>)> {
+    let (Some(g), false) = (suite.dh, in_auth) else {
+        return Some((None, None));
+    };
+    match p.ke {
+        Some(ke) if ke.group == g.number() => {
+            let d = DhPrivate::generate(g, &mut ctx.rng);
+            match d.shared(ke.data) {
+                Ok(s) => Some((Some(d), Some(s))),
+                Err(_) => {
+                    pw.notify(0, &[], notify::INVALID_SYNTAX, &[]);
+                    None
+                }
+            }
+        }
+        _ => {
+            pw.notify(
+                0,
+                &[],
+                notify::INVALID_KE_PAYLOAD,
+                &g.number().to_be_bytes(),
+            );
+            None
+        }
+    }
+}
+
+/// The initiator's side of a child SA's PFS exchange: the shared secret when
+/// the peer chose the DH group we offered (outside IKE_AUTH).
+fn initiator_pfs(
+    pc: &PendingChild,
+    p: &Payloads<'_>,
+    suite: ChildSuite,
+    in_auth: bool,
+    exch: &'static str,
+) -> Result<Option<crypto::Secret>, IkeError> {
+    Ok(match (suite.dh, &pc.dh) {
+        (Some(g), Some(dh)) if !in_auth => {
+            let ke = p.ke.ok_or(IkeError::Missing {
+                exchange: exch,
+                payload: "KE",
+            })?;
+            if ke.group != g.number() || dh.group() != g {
+                return Err(IkeError::KeyExchange(
+                    "KE group differs from the chosen proposal",
+                ));
+            }
+            Some(dh.shared(ke.data)?)
+        }
+        (Some(_), _) if !in_auth => {
+            return Err(IkeError::KeyExchange("peer chose PFS we did not offer"))
+        }
+        _ => None,
+    })
+}
+
+/// The traffic selectors of the peer's answer, each within what we proposed.
+fn answered_ts(
+    pc: &PendingChild,
+    p: &Payloads<'_>,
+    exch: &'static str,
+) -> Result<(Vec<TsEntry>, Vec<TsEntry>), IkeError> {
+    let tsi = p.tsi.clone().ok_or(IkeError::Missing {
+        exchange: exch,
+        payload: "TSi",
+    })?;
+    let tsr = p.tsr.clone().ok_or(IkeError::Missing {
+        exchange: exch,
+        payload: "TSr",
+    })?;
+    if !ts::all_within(&tsi, &pc.tsi) || !ts::all_within(&tsr, &pc.tsr) {
+        return Err(IkeError::TsUnacceptable(format!(
+            "peer answered TSi {:?} TSr {:?}, wider than proposed",
+            tsi.iter().map(ts::display).collect::<Vec<_>>(),
+            tsr.iter().map(ts::display).collect::<Vec<_>>()
+        )));
+    }
+    Ok((tsi, tsr))
+}
+
+/// The payloads of a responder's child SA answer: the chosen proposal with
+/// our inbound SPI, Nr (not in IKE_AUTH), KE with PFS, the narrowed
+/// selectors, USE_TRANSPORT_MODE when agreed.
+struct ChildAnswer<'a> {
+    num: u8,
+    inbound: u32,
+    xforms: &'a [Xform],
+    nr: Option<&'a [u8]>,
+    dh: Option<&'a DhPrivate>,
+    tsi: &'a [TsEntry],
+    tsr: &'a [TsEntry],
+    mode: Mode,
+}
+
+impl ChildAnswer<'_> {
+    fn write(&self, pw: &mut PayloadWriter) {
+        sa_payload_one(
+            pw,
+            self.num,
+            proto::ESP,
+            &self.inbound.to_be_bytes(),
+            self.xforms,
+        );
+        if let Some(nr) = self.nr {
+            pw.nonce(nr);
+        }
+        if let Some(d) = self.dh {
+            pw.ke(d.group().number(), d.public());
+        }
+        pw.ts(payload::TSI, self.tsi);
+        pw.ts(payload::TSR, self.tsr);
+        if self.mode == Mode::Transport {
+            pw.notify(0, &[], notify::USE_TRANSPORT_MODE, &[]);
+        }
     }
 }

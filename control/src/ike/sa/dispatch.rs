@@ -1,6 +1,7 @@
 //! Incoming messages of an IKE SA: message IDs, retransmitted requests,
 //! decryption, and the hand-off to the exchange handlers.
 
+use super::fragments::frag_number;
 use super::*;
 
 impl IkeSa {
@@ -22,102 +23,123 @@ impl IkeSa {
         if hdr.is_response() {
             if hdr.exchange() == exchange::IKE_SA_INIT {
                 self.handle_init_response(ctx, msg, hdr, from, to, now);
-                return;
+            } else {
+                self.handle_response(ctx, msg, hdr, now);
             }
-            if hdr.spi_r() != self.spi_r || hdr.is_initiator() == self.initiator {
-                ctx.drop(IkeDrop::UnknownSpi);
-                return;
-            }
-            let ok = self
-                .active
-                .as_ref()
-                .is_some_and(|a| a.msg_id == hdr.message_id() && a.exchange == hdr.exchange());
-            if !ok {
-                ctx.drop(IkeDrop::MessageId);
-                return;
-            }
-            let Some((first, plain)) = self.decrypt(ctx, msg, hdr, now) else {
-                return;
-            };
-            let p = match Payloads::parse(&plain, first, 0) {
-                Ok(p) => p,
-                Err(_) => {
-                    ctx.drop(IkeDrop::Malformed);
-                    return;
-                }
-            };
-            self.last_rx = now;
-            let Some(active) = self.active.take() else {
-                return;
-            };
-            self.on_response(ctx, active, &p, now);
-            self.kick(ctx, now);
         } else {
-            if hdr.spi_r() != self.spi_r || hdr.is_initiator() == self.initiator {
-                ctx.drop(IkeDrop::UnknownSpi);
-                return;
-            }
-            let id = hdr.message_id();
-            if let Some((last, pkts)) = &self.last_response {
-                if *last == id {
-                    // a retransmitted request: answer again, once per
-                    // retransmission (on its first fragment, RFC 7383 §2.6.1)
-                    if frag_number(msg, hdr).is_none_or(|n| n == 1) {
-                        let pkts = pkts.clone();
-                        self.transmit_all(ctx, &pkts);
-                    } else {
-                        ctx.drop(IkeDrop::Unexpected);
-                    }
-                    return;
-                }
-            }
-            if id != self.peer_next_id {
-                ctx.drop(IkeDrop::MessageId);
-                return;
-            }
-            let Some((first, plain)) = self.decrypt(ctx, msg, hdr, now) else {
-                return;
-            };
-            let p = match Payloads::parse(&plain, first, 0) {
-                Ok(p) => p,
-                Err(_) => {
-                    ctx.drop(IkeDrop::Malformed);
-                    let mut pw = PayloadWriter::new();
-                    pw.notify(0, &[], notify::INVALID_SYNTAX, &[]);
-                    self.peer_next_id = self.peer_next_id.wrapping_add(1);
-                    self.respond(ctx, hdr.exchange(), id, &pw);
-                    return;
-                }
-            };
-            self.last_rx = now;
-            // after NAT-T the peer's mapping may change: answer where it came from
-            if to.port() == ctx.settings.natt_port || self.nat_remote {
-                self.local = to;
-                self.remote = from;
-            }
-            self.peer_next_id = self.peer_next_id.wrapping_add(1);
-            match (hdr.exchange(), self.state) {
-                (exchange::IKE_AUTH, State::InitReplied) => self.auth_request(ctx, id, &p, now),
-                (exchange::CREATE_CHILD_SA, State::Established) => {
-                    self.create_child_request(ctx, id, &p, now)
-                }
-                (exchange::CREATE_CHILD_SA, _) => {
-                    let mut pw = PayloadWriter::new();
-                    pw.notify(0, &[], notify::TEMPORARY_FAILURE, &[]);
-                    self.respond(ctx, exchange::CREATE_CHILD_SA, id, &pw);
-                }
-                (exchange::INFORMATIONAL, State::Established | State::Deleting) => {
-                    self.informational_request(ctx, id, &p, now)
-                }
-                (e, _) => {
-                    ctx.drop(IkeDrop::Unexpected);
-                    let mut pw = PayloadWriter::new();
-                    pw.notify(0, &[], notify::INVALID_SYNTAX, &[]);
-                    self.respond(ctx, e, id, &pw);
-                }
-            }
-            self.kick(ctx, now);
+            self.handle_request(ctx, msg, hdr, from, to, now);
         }
+    }
+
+    /// A response (after IKE_SA_INIT) to our outstanding request: SPIs,
+    /// message ID and exchange must match it; decrypted, it completes the
+    /// request.
+    fn handle_response(&mut self, ctx: &mut Ctx, msg: &[u8], hdr: Header<'_>, now: Instant) {
+        if hdr.spi_r() != self.spi_r || hdr.is_initiator() == self.initiator {
+            ctx.drop(IkeDrop::UnknownSpi);
+            return;
+        }
+        let ok = self
+            .active
+            .as_ref()
+            .is_some_and(|a| a.msg_id == hdr.message_id() && a.exchange == hdr.exchange());
+        if !ok {
+            ctx.drop(IkeDrop::MessageId);
+            return;
+        }
+        let Some((first, plain)) = self.decrypt(ctx, msg, hdr, now) else {
+            return;
+        };
+        let p = match Payloads::parse(&plain, first, 0) {
+            Ok(p) => p,
+            Err(_) => {
+                ctx.drop(IkeDrop::Malformed);
+                return;
+            }
+        };
+        self.last_rx = now;
+        let Some(active) = self.active.take() else {
+            return;
+        };
+        self.on_response(ctx, active, &p, now);
+        self.kick(ctx, now);
+    }
+
+    /// A request from the peer: a retransmission gets our last response
+    /// again, the next message ID is decrypted and handed to its exchange.
+    fn handle_request(
+        &mut self,
+        ctx: &mut Ctx,
+        msg: &[u8],
+        hdr: Header<'_>,
+        from: SocketAddr,
+        to: SocketAddr,
+        now: Instant,
+    ) {
+        if hdr.spi_r() != self.spi_r || hdr.is_initiator() == self.initiator {
+            ctx.drop(IkeDrop::UnknownSpi);
+            return;
+        }
+        let id = hdr.message_id();
+        if let Some((last, pkts)) = &self.last_response {
+            if *last == id {
+                // a retransmitted request: answer again, once per
+                // retransmission (on its first fragment, RFC 7383 §2.6.1)
+                if frag_number(msg, hdr).is_none_or(|n| n == 1) {
+                    let pkts = pkts.clone();
+                    self.transmit_all(ctx, &pkts);
+                } else {
+                    ctx.drop(IkeDrop::Unexpected);
+                }
+                return;
+            }
+        }
+        if id != self.peer_next_id {
+            ctx.drop(IkeDrop::MessageId);
+            return;
+        }
+        let Some((first, plain)) = self.decrypt(ctx, msg, hdr, now) else {
+            return;
+        };
+        let p = match Payloads::parse(&plain, first, 0) {
+            Ok(p) => p,
+            Err(_) => {
+                ctx.drop(IkeDrop::Malformed);
+                let mut pw = PayloadWriter::new();
+                pw.notify(0, &[], notify::INVALID_SYNTAX, &[]);
+                self.peer_next_id = self.peer_next_id.wrapping_add(1);
+                self.respond(ctx, hdr.exchange(), id, &pw);
+                return;
+            }
+        };
+        self.last_rx = now;
+        // after NAT-T the peer's mapping may change: answer where it came from
+        if to.port() == ctx.settings.natt_port || self.nat_remote {
+            self.local = to;
+            self.remote = from;
+        }
+        self.peer_next_id = self.peer_next_id.wrapping_add(1);
+        match (hdr.exchange(), self.state) {
+            (exchange::IKE_AUTH, State::InitReplied) => self.auth_request(ctx, id, &p, now),
+            (exchange::CREATE_CHILD_SA, State::Established) => {
+                self.create_child_request(ctx, id, &p, now)
+            }
+            (exchange::CREATE_CHILD_SA, _) => {
+                let mut pw = PayloadWriter::new();
+                pw.notify(0, &[], notify::TEMPORARY_FAILURE, &[]);
+                self.respond(ctx, exchange::CREATE_CHILD_SA, id, &pw);
+            }
+            (exchange::INFORMATIONAL, State::Established | State::Deleting) => {
+                self.informational_request(ctx, id, &p, now)
+            }
+            (e, _) => {
+                ctx.drop(IkeDrop::Unexpected);
+                let mut pw = PayloadWriter::new();
+                pw.notify(0, &[], notify::INVALID_SYNTAX, &[]);
+                self.respond(ctx, e, id, &pw);
+            }
+        }
+        self.kick(ctx, now);
     }
 
     /// The plaintext of a protected message; for an Encrypted Fragment

@@ -26,60 +26,8 @@ impl IkeSa {
                 let Some(i) = self.children.iter().position(|c| c.outbound_spi == spi) else {
                     continue;
                 };
-                let st = self.children[i].state;
-                let inb = self.children[i].inbound_spi;
-                resp_spis.push(inb);
-                match (st, self.children[i].rekeyed_by_peer) {
-                    (ChildState::Installed, Some(new_in)) => {
-                        // the peer finished its rekey: switch to the new SA now
-                        if let Some(ni) = self.children.iter().position(|c| c.inbound_spi == new_in)
-                        {
-                            self.switch_child(ctx, i, ni, now);
-                        }
-                        let c = self.children.remove(i);
-                        if c.out_installed {
-                            ctx.dp(DataplaneOp::RemoveSa {
-                                spi: c.outbound_spi,
-                                direction: Direction::Outbound,
-                            });
-                        }
-                        self.drains.push((now + ctx.settings.drain, c.inbound_spi));
-                    }
-                    (ChildState::Rekeyed, _) => {
-                        let c = self.children.remove(i);
-                        self.drains.push((now + ctx.settings.drain, c.inbound_spi));
-                    }
-                    (ChildState::InboundOnly, _) => {
-                        // a collision loser the peer created with us: gone without ever carrying traffic
-                        let c = self.children.remove(i);
-                        if c.in_installed {
-                            ctx.dp(DataplaneOp::RemoveSa {
-                                spi: c.inbound_spi,
-                                direction: Direction::Inbound,
-                            });
-                        }
-                        ctx.free_child_spi(c.inbound_spi);
-                        for o in self.children.iter_mut() {
-                            if o.rekeyed_by_peer == Some(c.inbound_spi) {
-                                o.rekeyed_by_peer = None;
-                            }
-                        }
-                    }
-                    (ChildState::Deleting, _) | (ChildState::Installed, None) => {
-                        let c = self.children.remove(i);
-                        let was_live = st == ChildState::Installed;
-                        self.remove_child_sas(ctx, &c, false);
-                        if was_live {
-                            ctx.event(Event::ChildDeleted {
-                                sa: self.id,
-                                conn: self.conn.name.clone(),
-                                inbound_spi: c.inbound_spi,
-                                outbound_spi: c.outbound_spi,
-                                reason: DeleteReason::Peer,
-                            });
-                        }
-                    }
-                }
+                resp_spis.push(self.children[i].inbound_spi);
+                self.peer_deleted_child(ctx, i, now);
             }
         }
         let mut pw = PayloadWriter::new();
@@ -93,6 +41,63 @@ impl IkeSa {
             pw.delete(proto::ESP, &resp_spis);
         }
         self.respond(ctx, exchange::INFORMATIONAL, msg_id, &pw);
+    }
+
+    /// The peer deleted child `i` (by its outbound SPI): finish the peer's
+    /// rekey if this was the old SA, drain a replaced SA, drop a collision
+    /// loser, or remove a live child (reported as deleted by the peer).
+    fn peer_deleted_child(&mut self, ctx: &mut Ctx, i: usize, now: Instant) {
+        let st = self.children[i].state;
+        match (st, self.children[i].rekeyed_by_peer) {
+            (ChildState::Installed, Some(new_in)) => {
+                // the peer finished its rekey: switch to the new SA now
+                if let Some(ni) = self.children.iter().position(|c| c.inbound_spi == new_in) {
+                    self.switch_child(ctx, i, ni, now);
+                }
+                let c = self.children.remove(i);
+                if c.out_installed {
+                    ctx.dp(DataplaneOp::RemoveSa {
+                        spi: c.outbound_spi,
+                        direction: Direction::Outbound,
+                    });
+                }
+                self.drains.push((now + ctx.settings.drain, c.inbound_spi));
+            }
+            (ChildState::Rekeyed, _) => {
+                let c = self.children.remove(i);
+                self.drains.push((now + ctx.settings.drain, c.inbound_spi));
+            }
+            (ChildState::InboundOnly, _) => {
+                // a collision loser the peer created with us: gone without ever carrying traffic
+                let c = self.children.remove(i);
+                if c.in_installed {
+                    ctx.dp(DataplaneOp::RemoveSa {
+                        spi: c.inbound_spi,
+                        direction: Direction::Inbound,
+                    });
+                }
+                ctx.free_child_spi(c.inbound_spi);
+                for o in self.children.iter_mut() {
+                    if o.rekeyed_by_peer == Some(c.inbound_spi) {
+                        o.rekeyed_by_peer = None;
+                    }
+                }
+            }
+            (ChildState::Deleting, _) | (ChildState::Installed, None) => {
+                let c = self.children.remove(i);
+                let was_live = st == ChildState::Installed;
+                self.remove_child_sas(ctx, &c, false);
+                if was_live {
+                    ctx.event(Event::ChildDeleted {
+                        sa: self.id,
+                        conn: self.conn.name.clone(),
+                        inbound_spi: c.inbound_spi,
+                        outbound_spi: c.outbound_spi,
+                        reason: DeleteReason::Peer,
+                    });
+                }
+            }
+        }
     }
 
     /// Removes a child's SAs from the dataplane and releases its policies

@@ -144,61 +144,7 @@ impl IkeSa {
             }
         };
         if p.sa.is_none() {
-            if let Some(c) = p.notify(notify::COOKIE) {
-                if self.init_retries < 4 && !c.data.is_empty() && c.data.len() <= 64 {
-                    self.init_retries += 1;
-                    self.cookie = Some(c.data.to_vec());
-                    self.send_init(ctx, now);
-                } else {
-                    ctx.drop(IkeDrop::Invalid);
-                }
-                return;
-            }
-            if let Some(n) = p.notify(notify::INVALID_KE_PAYLOAD) {
-                let g = be16(n.data).and_then(DhGroup::from_number);
-                let allowed =
-                    g.is_some_and(|g| self.conn.ike_proposals.iter().any(|p| p.dh.contains(&g)));
-                match g {
-                    Some(g) if allowed && self.init_retries < 4 => {
-                        self.init_retries += 1;
-                        self.dh = Some(DhPrivate::generate(g, &mut ctx.rng));
-                        self.send_init(ctx, now);
-                    }
-                    _ => {
-                        let code = be16(n.data).unwrap_or(0);
-                        self.fail(
-                            ctx,
-                            IkeError::KeyExchange(if code == 0 {
-                                "INVALID_KE_PAYLOAD without group"
-                            } else {
-                                "peer wants a DH group we do not offer"
-                            }),
-                        );
-                    }
-                }
-                return;
-            }
-            if let Some(code) = p.error_notify() {
-                if code == notify::NO_PROPOSAL_CHOSEN {
-                    ctx.event(Event::ProposalMismatch {
-                        conn: self.conn.name.clone(),
-                        kind: "IKE",
-                        peer: self.remote,
-                        offered: vec!["? (peer answered NO_PROPOSAL_CHOSEN)".into()],
-                        configured: self.configured_ike(),
-                        local_responder: false,
-                    });
-                }
-                self.fail(
-                    ctx,
-                    IkeError::PeerError {
-                        code,
-                        name: notify::name(code),
-                    },
-                );
-                return;
-            }
-            ctx.drop(IkeDrop::Invalid);
+            self.init_answered_without_sa(ctx, &p, now);
             return;
         }
         let (Some(sa), Some(ke), Some(nr)) = (p.sa, p.ke, p.nonce) else {
@@ -212,16 +158,7 @@ impl IkeSa {
                 return;
             }
         };
-        let offered: Vec<Vec<Xform>> = self.conn.ike_proposals.iter().map(|p| p.xforms()).collect();
-        let suite = match props.as_slice() {
-            [(num, proto::IKE, spi, x)]
-                if spi.is_empty() && check_chosen(&offered, *num, x, false) =>
-            {
-                IkeSuite::from_xforms(x)
-            }
-            _ => None,
-        };
-        let Some(suite) = suite else {
+        let Some(suite) = self.init_chosen_suite(&props) else {
             self.fail(
                 ctx,
                 IkeError::NoProposalChosen {
@@ -261,19 +198,86 @@ impl IkeSa {
         }
         self.init_resp = msg.to_vec();
         self.note_init_notifies(ctx, &p);
-        // NAT detection (§2.23)
-        if let Some((nat_local, nat_remote)) = nat_detect(&p, self.spi_i, self.spi_r, from, to) {
-            self.nat_remote = nat_remote;
-            self.nat_local = nat_local || self.conn.force_encap;
-            if self.nat_local || self.nat_remote {
-                self.local.set_port(ctx.settings.natt_port);
-                self.remote.set_port(ctx.settings.natt_port);
-            }
-        }
+        self.apply_nat_detection(ctx, &p, from, to);
         self.last_rx = now;
         self.active = None;
         self.state = State::AuthSent;
         self.send_auth(ctx, now);
+    }
+
+    /// An IKE_SA_INIT answer without an SA payload: a cookie to retry with
+    /// (§2.6), the DH group the peer wants (INVALID_KE_PAYLOAD, if we offer
+    /// it), or an error notify that ends the attempt.
+    fn init_answered_without_sa(&mut self, ctx: &mut Ctx, p: &Payloads<'_>, now: Instant) {
+        if let Some(c) = p.notify(notify::COOKIE) {
+            if self.init_retries < 4 && !c.data.is_empty() && c.data.len() <= 64 {
+                self.init_retries += 1;
+                self.cookie = Some(c.data.to_vec());
+                self.send_init(ctx, now);
+            } else {
+                ctx.drop(IkeDrop::Invalid);
+            }
+            return;
+        }
+        if let Some(n) = p.notify(notify::INVALID_KE_PAYLOAD) {
+            let g = be16(n.data).and_then(DhGroup::from_number);
+            let allowed =
+                g.is_some_and(|g| self.conn.ike_proposals.iter().any(|p| p.dh.contains(&g)));
+            match g {
+                Some(g) if allowed && self.init_retries < 4 => {
+                    self.init_retries += 1;
+                    self.dh = Some(DhPrivate::generate(g, &mut ctx.rng));
+                    self.send_init(ctx, now);
+                }
+                _ => {
+                    let code = be16(n.data).unwrap_or(0);
+                    self.fail(
+                        ctx,
+                        IkeError::KeyExchange(if code == 0 {
+                            "INVALID_KE_PAYLOAD without group"
+                        } else {
+                            "peer wants a DH group we do not offer"
+                        }),
+                    );
+                }
+            }
+            return;
+        }
+        if let Some(code) = p.error_notify() {
+            if code == notify::NO_PROPOSAL_CHOSEN {
+                ctx.event(Event::ProposalMismatch {
+                    conn: self.conn.name.clone(),
+                    kind: "IKE",
+                    peer: self.remote,
+                    offered: vec!["? (peer answered NO_PROPOSAL_CHOSEN)".into()],
+                    configured: self.configured_ike(),
+                    local_responder: false,
+                });
+            }
+            self.fail(
+                ctx,
+                IkeError::PeerError {
+                    code,
+                    name: notify::name(code),
+                },
+            );
+            return;
+        }
+        ctx.drop(IkeDrop::Invalid);
+    }
+
+    /// The IKE suite of the peer's IKE_SA_INIT answer: one IKE proposal,
+    /// without SPI, one we offered.
+    fn init_chosen_suite(&self, props: &[PeerProposal]) -> Option<IkeSuite> {
+        let offered: Vec<Vec<Xform>> = self.conn.ike_proposals.iter().map(|p| p.xforms()).collect();
+        match props {
+            [(num, proto::IKE, spi, x)]
+                if spi.is_empty() && check_chosen(&offered, *num, x, false) =>
+            {
+                IkeSuite::from_xforms(x)
+            }
+            _ => None,
+        }
     }
 
     pub(super) fn set_keys(&mut self, suite: &IkeSuite, keys: IkeKeys) -> Result<(), IkeError> {
@@ -402,6 +406,86 @@ impl IkeSa {
         self.send_request(ctx, now, exchange::IKE_AUTH, pw, ActiveKind::Auth(pc));
     }
 
+    /// The initiator's NAT detection from the IKE_SA_INIT answer (§2.23):
+    /// with a NAT on either side (or encapsulation forced) both ends move to
+    /// the NAT-T port.
+    fn apply_nat_detection(
+        &mut self,
+        ctx: &mut Ctx,
+        p: &Payloads<'_>,
+        from: SocketAddr,
+        to: SocketAddr,
+    ) {
+        if let Some((nat_local, nat_remote)) = nat_detect(p, self.spi_i, self.spi_r, from, to) {
+            self.nat_remote = nat_remote;
+            self.nat_local = nat_local || self.conn.force_encap;
+            if self.nat_local || self.nat_remote {
+                self.local.set_port(ctx.settings.natt_port);
+                self.remote.set_port(ctx.settings.natt_port);
+            }
+        }
+    }
+
+    /// The responder's NAT detection (§2.23): when the request carried the
+    /// notifies, record who is behind a NAT and answer with ours (a random
+    /// source hash when encapsulation is forced, so the peer sees a NAT).
+    fn answer_nat_detection(
+        &mut self,
+        ctx: &mut Ctx,
+        p: &Payloads<'_>,
+        pw: &mut PayloadWriter,
+        from: SocketAddr,
+        to: SocketAddr,
+    ) {
+        // The request's hashes were made with SPIr = 0 (RFC 7296 §2.23).
+        if let Some((nat_local, nat_remote)) = nat_detect(p, self.spi_i, 0, from, to) {
+            self.nat_remote = nat_remote;
+            self.nat_local = nat_local || self.conn.force_encap;
+            let src = if self.conn.force_encap {
+                ctx.random_bytes(20)
+            } else {
+                crypto::nat_hash(self.spi_i, self.spi_r, to).to_vec()
+            };
+            pw.notify(0, &[], notify::NAT_DETECTION_SOURCE_IP, &src);
+            pw.notify(
+                0,
+                &[],
+                notify::NAT_DETECTION_DESTINATION_IP,
+                &crypto::nat_hash(self.spi_i, self.spi_r, from),
+            );
+        }
+    }
+
+    /// The responder's IKE_SA_INIT notifies about authentication: CERTREQ
+    /// with the CA hashes of the candidates that want certificates,
+    /// IKEV2_FRAGMENTATION_SUPPORTED and SIGNATURE_HASH_ALGORITHMS.
+    fn answer_init_auth_notifies(&self, ctx: &mut Ctx, pw: &mut PayloadWriter) {
+        let mut cas: Vec<u8> = Vec::new();
+        for c in &self.candidates {
+            if let Some(d) = sigauth::certreq_data(&c.remote_auth) {
+                for h in d[1..].chunks(20) {
+                    if !cas.chunks(20).any(|x| x == h) {
+                        cas.extend_from_slice(h);
+                    }
+                }
+            }
+        }
+        if !cas.is_empty() {
+            pw.cert(payload::CERTREQ, sigauth::CERT_X509_SIGNATURE, &cas);
+        }
+        if self.frag {
+            pw.notify(0, &[], notify::IKEV2_FRAGMENTATION_SUPPORTED, &[]);
+        }
+        if ctx.settings.rfc7427 {
+            pw.notify(
+                0,
+                &[],
+                notify::SIGNATURE_HASH_ALGORITHMS,
+                &sigauth::hash_notify_data(),
+            );
+        }
+    }
+
     // ----------------------------------------------------- IKE_SA_INIT (R)
 
     #[allow(clippy::too_many_arguments)]
@@ -418,17 +502,7 @@ impl IkeSa {
         let (sa, ke, ni) = (p.sa?, p.ke?, p.nonce?);
         let conn = cands.first()?.clone();
         let plain_reply = |ctx: &mut Ctx, ntype: u16, data: &[u8]| {
-            let mut pw = PayloadWriter::new();
-            pw.notify(0, &[], ntype, data);
-            let r = wire::build_plain(
-                hdr.spi_i(),
-                0,
-                exchange::IKE_SA_INIT,
-                flags::RESPONSE,
-                0,
-                &pw,
-            );
-            ctx.transmit(to, from, &r);
+            refuse_init(ctx, hdr.spi_i(), from, to, ntype, data)
         };
         let props = match peer_proposals(&sa) {
             Ok(v) => v,
@@ -437,35 +511,9 @@ impl IkeSa {
                 return None;
             }
         };
-        let mut chosen = None;
-        'outer: for c in &cands {
-            for ours in &c.ike_proposals {
-                let ox = ours.xforms();
-                for (num, prot, spi, x) in &props {
-                    if *prot != proto::IKE || !spi.is_empty() {
-                        continue;
-                    }
-                    if let Some(m) = match_xforms(&ox, x, false) {
-                        if let Some(s) = IkeSuite::from_xforms(&m) {
-                            chosen = Some((*num, s, c.clone()));
-                            break 'outer;
-                        }
-                    }
-                }
-            }
-        }
+        let chosen = choose_ike_proposal(&cands, &props);
         let Some((num, suite, conn)) = chosen else {
-            ctx.event(Event::ProposalMismatch {
-                conn: conn.name.clone(),
-                kind: "IKE",
-                peer: from,
-                offered: props
-                    .iter()
-                    .map(|(_, _, _, x)| xforms_to_string(x, true))
-                    .collect(),
-                configured: conn.ike_proposals.iter().map(|p| p.to_string()).collect(),
-                local_responder: true,
-            });
+            ike_mismatch(ctx, &conn, from, &props);
             plain_reply(ctx, notify::NO_PROPOSAL_CHOSEN, &[]);
             return None;
         };
@@ -509,48 +557,8 @@ impl IkeSa {
         pw.ke(suite.dh.number(), dh.public());
         pw.nonce(&sa.nr);
         sa.note_init_notifies(ctx, p);
-        // The request's hashes were made with SPIr = 0 (RFC 7296 §2.23).
-        if let Some((nat_local, nat_remote)) = nat_detect(p, sa.spi_i, 0, from, to) {
-            sa.nat_remote = nat_remote;
-            sa.nat_local = nat_local || conn.force_encap;
-            let src = if conn.force_encap {
-                ctx.random_bytes(20)
-            } else {
-                crypto::nat_hash(sa.spi_i, sa.spi_r, to).to_vec()
-            };
-            pw.notify(0, &[], notify::NAT_DETECTION_SOURCE_IP, &src);
-            pw.notify(
-                0,
-                &[],
-                notify::NAT_DETECTION_DESTINATION_IP,
-                &crypto::nat_hash(sa.spi_i, sa.spi_r, from),
-            );
-        }
-        // CA hashes for the candidates that want certificates
-        let mut cas: Vec<u8> = Vec::new();
-        for c in &sa.candidates {
-            if let Some(d) = sigauth::certreq_data(&c.remote_auth) {
-                for h in d[1..].chunks(20) {
-                    if !cas.chunks(20).any(|x| x == h) {
-                        cas.extend_from_slice(h);
-                    }
-                }
-            }
-        }
-        if !cas.is_empty() {
-            pw.cert(payload::CERTREQ, sigauth::CERT_X509_SIGNATURE, &cas);
-        }
-        if sa.frag {
-            pw.notify(0, &[], notify::IKEV2_FRAGMENTATION_SUPPORTED, &[]);
-        }
-        if ctx.settings.rfc7427 {
-            pw.notify(
-                0,
-                &[],
-                notify::SIGNATURE_HASH_ALGORITHMS,
-                &sigauth::hash_notify_data(),
-            );
-        }
+        sa.answer_nat_detection(ctx, p, &mut pw, from, to);
+        sa.answer_init_auth_notifies(ctx, &mut pw);
         let resp = wire::build_plain(
             sa.spi_i,
             sa.spi_r,
@@ -568,11 +576,72 @@ impl IkeSa {
     }
 }
 
+/// The responder's IKE proposal choice: the first of the candidate
+/// connections' proposals (in their order) that one of the peer's IKE
+/// proposals (without SPI) matches, with its number, suite and connection.
+fn choose_ike_proposal(
+    cands: &[Arc<Connection>],
+    props: &[PeerProposal],
+) -> Option<(u8, IkeSuite, Arc<Connection>)> {
+    for c in cands {
+        for ours in &c.ike_proposals {
+            let ox = ours.xforms();
+            for (num, prot, spi, x) in props {
+                if *prot != proto::IKE || !spi.is_empty() {
+                    continue;
+                }
+                if let Some(m) = match_xforms(&ox, x, false) {
+                    if let Some(s) = IkeSuite::from_xforms(&m) {
+                        return Some((*num, s, c.clone()));
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Refuses an IKE_SA_INIT request with one notify in an unencrypted answer
+/// (no SA is kept, SPIr stays zero).
+fn refuse_init(
+    ctx: &mut Ctx,
+    spi_i: u64,
+    from: SocketAddr,
+    to: SocketAddr,
+    ntype: u16,
+    data: &[u8],
+) {
+    let mut pw = PayloadWriter::new();
+    pw.notify(0, &[], ntype, data);
+    let r = wire::build_plain(spi_i, 0, exchange::IKE_SA_INIT, flags::RESPONSE, 0, &pw);
+    ctx.transmit(to, from, &r);
+}
+
+/// Reports that none of the peer's IKE proposals matches `conn`'s.
+pub(super) fn ike_mismatch(
+    ctx: &mut Ctx,
+    conn: &Connection,
+    from: SocketAddr,
+    props: &[PeerProposal],
+) {
+    ctx.event(Event::ProposalMismatch {
+        conn: conn.name.clone(),
+        kind: "IKE",
+        peer: from,
+        offered: props
+            .iter()
+            .map(|(_, _, _, x)| xforms_to_string(x, true))
+            .collect(),
+        configured: conn.ike_proposals.iter().map(|p| p.to_string()).collect(),
+        local_responder: true,
+    });
+}
+
 /// NAT detection (RFC 7296 §2.23) from the NAT_DETECTION_*_IP notifies of a
 /// message that came `from` the peer `to` us, hashed with these SPIs:
 /// `Some((we are behind a NAT, the peer is))`, `None` if the peer sent none.
 fn nat_detect(
-    p: &wire::Payloads<'_>,
+    p: &Payloads<'_>,
     spi_i: u64,
     spi_r: u64,
     from: SocketAddr,

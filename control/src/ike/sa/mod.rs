@@ -12,7 +12,6 @@ mod auth;
 mod child;
 mod dispatch;
 mod fragments;
-use fragments::frag_number;
 mod info;
 mod init;
 mod rekey;
@@ -23,28 +22,40 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dataplane::crypto::Key;
-use dataplane::sa::{
+use espresso_core::key::Key;
+use espresso_core::sa::{
     DfMode, Direction, Lifetime, Mode, Policy, PolicyAction, SaParams, TrafficSelector, UdpEncap,
 };
 use rand::Rng;
 
 use super::config::{Connection, DpdAction, Identity, StartAction};
 use super::crypto::{self, DhPrivate, IkeKeys, SkCipher};
-use super::engine::{
-    conn_ts, id_matches, ChildSaStatus, Ctx, DataplaneOp, Deferred, DeleteReason, Event, IkeDrop,
-    IkeSaStatus,
-};
+use super::ctx::{id_matches, DataplaneOp, DeleteReason, Event, IkeDrop};
 use super::error::IkeError;
 use super::proposal::{
     match_xforms, ttype, xforms_to_string, ChildSuite, DhGroup, IkeSuite, Xform,
 };
 use super::sigauth;
+use super::status::{ChildSaStatus, IkeSaStatus};
 use super::ts;
+use super::ts::conn_ts;
 use super::wire::{
     self, exchange, flags, notify, payload, proto, Header, PayloadWriter, Payloads, TsEntry,
     HEADER_LEN,
 };
+
+/// Work an IKE SA hands back to the engine (it touches other SAs).
+pub(crate) enum Deferred {
+    Insert(Box<IkeSa>),
+    Remove(u64),
+    MoveChildren { from: u64, to: u64 },
+    InitialContact { keep: u64 },
+    Restart { conn: Arc<Connection> },
+    Task { sa: u64, task: Task },
+}
+
+/// The engine context as an IKE SA sees it.
+pub(crate) type Ctx = super::ctx::Ctx<Deferred>;
 
 /// Work queued on an IKE SA; run one at a time (window size 1).
 #[derive(Clone, Debug)]

@@ -111,34 +111,9 @@ impl IkeSa {
                 return;
             }
         };
-        let mut chosen = None;
-        'outer: for ours in &self.conn.ike_proposals {
-            for (num, prot, spi, x) in &props {
-                if *prot != proto::IKE || spi.len() != 8 {
-                    continue;
-                }
-                if let Some(m) = match_xforms(&ours.xforms(), x, false) {
-                    if let Some(s) = IkeSuite::from_xforms(&m) {
-                        let mut b = [0u8; 8];
-                        b.copy_from_slice(spi);
-                        chosen = Some((*num, u64::from_be_bytes(b), s));
-                        break 'outer;
-                    }
-                }
-            }
-        }
+        let chosen = self.choose_rekey_proposal(&props);
         let Some((num, peer_spi, suite)) = chosen else {
-            ctx.event(Event::ProposalMismatch {
-                conn: self.conn.name.clone(),
-                kind: "IKE",
-                peer: self.remote,
-                offered: props
-                    .iter()
-                    .map(|(_, _, _, x)| xforms_to_string(x, true))
-                    .collect(),
-                configured: self.configured_ike(),
-                local_responder: true,
-            });
+            super::init::ike_mismatch(ctx, &self.conn, self.remote, &props);
             reply_err(self, ctx, &mut pw, notify::NO_PROPOSAL_CHOSEN, &[]);
             return;
         };
@@ -192,6 +167,68 @@ impl IkeSa {
         }
     }
 
+    /// The peer answered our IKE SA rekey with an error notify: retry with
+    /// the DH group it asks for (twice at most), retry later
+    /// (TEMPORARY_FAILURE), or give the rekey up.
+    fn ike_rekey_refused(
+        &mut self,
+        ctx: &mut Ctx,
+        code: u16,
+        p: &Payloads<'_>,
+        ke_retries: u32,
+        now: Instant,
+    ) {
+        match code {
+            notify::INVALID_KE_PAYLOAD if ke_retries < 2 => {
+                let g = p
+                    .notify(code)
+                    .and_then(|n| be16(n.data))
+                    .and_then(DhGroup::from_number);
+                if let Some(g) = g {
+                    self.rekey_busy = true;
+                    self.start_ike_rekey(ctx, Some(g), ke_retries + 1, now);
+                    return;
+                }
+            }
+            notify::TEMPORARY_FAILURE => {
+                let wait = ctx.rng.random_range(2.0..10.0);
+                self.rekey_at = Some(now + Duration::from_secs_f64(wait));
+                return;
+            }
+            notify::NO_PROPOSAL_CHOSEN => ctx.event(Event::ProposalMismatch {
+                conn: self.conn.name.clone(),
+                kind: "IKE",
+                peer: self.remote,
+                offered: vec!["? (peer answered NO_PROPOSAL_CHOSEN)".into()],
+                configured: self.configured_ike(),
+                local_responder: false,
+            }),
+            _ => {}
+        }
+        self.rekey_at = None;
+    }
+
+    /// The first of our IKE proposals (in our order) one of the peer's
+    /// rekey proposals (with an 8-byte SPI) matches: its number, the peer's
+    /// new SPI and the suite.
+    fn choose_rekey_proposal(&self, props: &[PeerProposal]) -> Option<(u8, u64, IkeSuite)> {
+        for ours in &self.conn.ike_proposals {
+            for (num, prot, spi, x) in props {
+                if *prot != proto::IKE || spi.len() != 8 {
+                    continue;
+                }
+                if let Some(m) = match_xforms(&ours.xforms(), x, false) {
+                    if let Some(s) = IkeSuite::from_xforms(&m) {
+                        let mut b = [0u8; 8];
+                        b.copy_from_slice(spi);
+                        return Some((*num, u64::from_be_bytes(b), s));
+                    }
+                }
+            }
+        }
+        None
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn ike_rekey_response(
         &mut self,
@@ -206,77 +243,10 @@ impl IkeSa {
     ) {
         self.rekey_busy = false;
         if let Some(code) = p.error_notify() {
-            match code {
-                notify::INVALID_KE_PAYLOAD if ke_retries < 2 => {
-                    let g = p
-                        .notify(code)
-                        .and_then(|n| be16(n.data))
-                        .and_then(DhGroup::from_number);
-                    if let Some(g) = g {
-                        self.rekey_busy = true;
-                        self.start_ike_rekey(ctx, Some(g), ke_retries + 1, now);
-                        return;
-                    }
-                }
-                notify::TEMPORARY_FAILURE => {
-                    let wait = ctx.rng.random_range(2.0..10.0);
-                    self.rekey_at = Some(now + Duration::from_secs_f64(wait));
-                    return;
-                }
-                notify::NO_PROPOSAL_CHOSEN => ctx.event(Event::ProposalMismatch {
-                    conn: self.conn.name.clone(),
-                    kind: "IKE",
-                    peer: self.remote,
-                    offered: vec!["? (peer answered NO_PROPOSAL_CHOSEN)".into()],
-                    configured: self.configured_ike(),
-                    local_responder: false,
-                }),
-                _ => {}
-            }
-            self.rekey_at = None;
+            self.ike_rekey_refused(ctx, code, p, ke_retries, now);
             return;
         }
-        let parsed = (|| -> Result<(u64, IkeSuite, Vec<u8>, crypto::Secret), IkeError> {
-            let sa = p.sa.ok_or(IkeError::Missing {
-                exchange: "CREATE_CHILD_SA",
-                payload: "SA",
-            })?;
-            let ke = p.ke.ok_or(IkeError::Missing {
-                exchange: "CREATE_CHILD_SA",
-                payload: "KE",
-            })?;
-            let nr = p.nonce.ok_or(IkeError::Missing {
-                exchange: "CREATE_CHILD_SA",
-                payload: "Nr",
-            })?;
-            let props = peer_proposals(&sa)?;
-            let [(num, proto::IKE, spi, x)] = props.as_slice() else {
-                return Err(IkeError::NoProposalChosen {
-                    offered: "not one IKE proposal".into(),
-                    configured: String::new(),
-                });
-            };
-            if spi.len() != 8 || !check_chosen(&offered, *num, x, false) {
-                return Err(IkeError::NoProposalChosen {
-                    offered: xforms_to_string(x, true),
-                    configured: String::new(),
-                });
-            }
-            let suite = IkeSuite::from_xforms(x).ok_or(IkeError::KeyExchange("bad suite"))?;
-            if ke.group != suite.dh.number() || dh.group() != suite.dh {
-                return Err(IkeError::KeyExchange(
-                    "KE group differs from the chosen proposal",
-                ));
-            }
-            let mut b = [0u8; 8];
-            b.copy_from_slice(spi);
-            Ok((
-                u64::from_be_bytes(b),
-                suite,
-                nr.to_vec(),
-                dh.shared(ke.data)?,
-            ))
-        })();
+        let parsed = rekey_answer(p, &offered, &dh);
         let (peer_spi, suite, nr, shared) = match parsed {
             Ok(v) => v,
             Err(e) => {
@@ -319,4 +289,52 @@ impl IkeSa {
             }
         }
     }
+}
+
+/// The peer's answer to our IKE SA rekey: its new SPI, the suite it chose
+/// from our offer, Nr and the shared DH secret.
+fn rekey_answer(
+    p: &Payloads<'_>,
+    offered: &[Vec<Xform>],
+    dh: &DhPrivate,
+) -> Result<(u64, IkeSuite, Vec<u8>, crypto::Secret), IkeError> {
+    let sa = p.sa.ok_or(IkeError::Missing {
+        exchange: "CREATE_CHILD_SA",
+        payload: "SA",
+    })?;
+    let ke = p.ke.ok_or(IkeError::Missing {
+        exchange: "CREATE_CHILD_SA",
+        payload: "KE",
+    })?;
+    let nr = p.nonce.ok_or(IkeError::Missing {
+        exchange: "CREATE_CHILD_SA",
+        payload: "Nr",
+    })?;
+    let props = peer_proposals(&sa)?;
+    let [(num, proto::IKE, spi, x)] = props.as_slice() else {
+        return Err(IkeError::NoProposalChosen {
+            offered: "not one IKE proposal".into(),
+            configured: String::new(),
+        });
+    };
+    if spi.len() != 8 || !check_chosen(offered, *num, x, false) {
+        return Err(IkeError::NoProposalChosen {
+            offered: xforms_to_string(x, true),
+            configured: String::new(),
+        });
+    }
+    let suite = IkeSuite::from_xforms(x).ok_or(IkeError::KeyExchange("bad suite"))?;
+    if ke.group != suite.dh.number() || dh.group() != suite.dh {
+        return Err(IkeError::KeyExchange(
+            "KE group differs from the chosen proposal",
+        ));
+    }
+    let mut b = [0u8; 8];
+    b.copy_from_slice(spi);
+    Ok((
+        u64::from_be_bytes(b),
+        suite,
+        nr.to_vec(),
+        dh.shared(ke.data)?,
+    ))
 }

@@ -2,6 +2,7 @@
 //! NAT keepalives, draining replaced SAs.
 
 use super::*;
+use std::ops::ControlFlow;
 
 impl IkeSa {
     // ------------------------------------------------------------- tasks
@@ -181,13 +182,28 @@ impl IkeSa {
             ctx.deferred.push(Deferred::Remove(self.id));
             return;
         }
+        if self.retransmit_due(ctx, now).is_break() {
+            return;
+        }
+        self.remove_drained(ctx, now);
+        if self.state == State::Established {
+            self.switch_late_children(ctx, now);
+            self.child_timers(ctx, now);
+            self.ike_timers(ctx, now);
+        }
+        self.kick(ctx, now);
+    }
+
+    /// Retransmits the outstanding request when its time has come; breaks
+    /// when the peer is declared dead (tries exhausted or deadline passed).
+    fn retransmit_due(&mut self, ctx: &mut Ctx, now: Instant) -> ControlFlow<()> {
         if let Some(a) = &mut self.active {
             let expired = a.deadline.is_some_and(|d| now >= d);
             if now >= a.next_rtx || expired {
                 if a.retries >= ctx.settings.retransmit_tries || expired {
                     let tries = a.retries + 1;
                     self.peer_dead(ctx, tries);
-                    return;
+                    return ControlFlow::Break(());
                 }
                 a.retries += 1;
                 let wait = ctx.settings.retransmit_timeout.as_secs_f64()
@@ -198,6 +214,11 @@ impl IkeSa {
                 self.transmit_all(ctx, &pkts);
             }
         }
+        ControlFlow::Continue(())
+    }
+
+    /// Removes the replaced inbound SAs whose drain time has passed.
+    fn remove_drained(&mut self, ctx: &mut Ctx, now: Instant) {
         let mut i = 0;
         while i < self.drains.len() {
             if self.drains[i].0 <= now {
@@ -211,98 +232,108 @@ impl IkeSa {
                 i += 1;
             }
         }
-        if self.state == State::Established {
-            // the initiator's delete never came: switch anyway
-            let late: Vec<u32> = self
+    }
+
+    /// Children the peer rekeyed whose old SA's delete never came: switch to
+    /// them anyway once the outbound install timeout has passed.
+    fn switch_late_children(&mut self, ctx: &mut Ctx, now: Instant) {
+        let late: Vec<u32> = self
+            .children
+            .iter()
+            .filter(|c| {
+                c.state == ChildState::InboundOnly
+                    && now >= c.created + ctx.settings.outbound_install_timeout
+            })
+            .map(|c| c.inbound_spi)
+            .collect();
+        for n in late {
+            let old = self
                 .children
                 .iter()
-                .filter(|c| {
-                    c.state == ChildState::InboundOnly
-                        && now >= c.created + ctx.settings.outbound_install_timeout
-                })
-                .map(|c| c.inbound_spi)
-                .collect();
-            for n in late {
-                let old = self
-                    .children
-                    .iter()
-                    .position(|c| c.rekeyed_by_peer == Some(n));
-                let new = self.children.iter().position(|c| c.inbound_spi == n);
-                match (old, new) {
-                    (Some(o), Some(ni)) => {
-                        self.switch_child(ctx, o, ni, now);
-                        self.children[o].rekeyed_by_peer = None;
-                        self.children[o].state = ChildState::Rekeyed;
-                        let old_in = self.children[o].inbound_spi;
-                        self.tasks.push_back(Task::DeleteChild {
-                            spis: vec![old_in],
-                            rekey: true,
-                        });
+                .position(|c| c.rekeyed_by_peer == Some(n));
+            let new = self.children.iter().position(|c| c.inbound_spi == n);
+            match (old, new) {
+                (Some(o), Some(ni)) => {
+                    self.switch_child(ctx, o, ni, now);
+                    self.children[o].rekeyed_by_peer = None;
+                    self.children[o].state = ChildState::Rekeyed;
+                    let old_in = self.children[o].inbound_spi;
+                    self.tasks.push_back(Task::DeleteChild {
+                        spis: vec![old_in],
+                        rekey: true,
+                    });
+                }
+                (None, Some(ni)) => {
+                    if let Some(out) = self.children[ni].pending_out.take() {
+                        ctx.dp(DataplaneOp::InstallSa(out));
+                        self.children[ni].out_installed = true;
                     }
-                    (None, Some(ni)) => {
-                        if let Some(out) = self.children[ni].pending_out.take() {
-                            ctx.dp(DataplaneOp::InstallSa(out));
-                            self.children[ni].out_installed = true;
-                        }
-                        self.children[ni].state = ChildState::Installed;
-                    }
-                    _ => {}
+                    self.children[ni].state = ChildState::Installed;
                 }
-            }
-            let mut expired = Vec::new();
-            let mut rekey = Vec::new();
-            for c in &self.children {
-                if c.state != ChildState::Installed {
-                    continue;
-                }
-                if now >= c.expire_at {
-                    expired.push(c.inbound_spi);
-                } else if !c.rekey_busy
-                    && c.rekeyed_by_peer.is_none()
-                    && self.rekeyed_to.is_none()
-                    && c.rekey_at.is_some_and(|r| now >= r)
-                {
-                    rekey.push(c.inbound_spi);
-                }
-            }
-            for s in expired {
-                self.delete_child_local(ctx, s, now);
-                if let Some(c) = self.children.iter_mut().find(|c| c.inbound_spi == s) {
-                    c.rekey_at = None;
-                }
-            }
-            for s in rekey {
-                if let Some(c) = self.children.iter_mut().find(|c| c.inbound_spi == s) {
-                    c.rekey_at = None;
-                }
-                self.queue(ctx, Task::RekeyChild(s), now);
-            }
-            if self.rekeyed_to.is_none() {
-                if self.expire_at.is_some_and(|e| now >= e) {
-                    self.expire_at = None;
-                    self.queue(ctx, Task::DeleteIke, now);
-                } else if !self.rekey_busy && self.rekey_at.is_some_and(|r| now >= r) {
-                    self.rekey_at = None;
-                    self.queue(ctx, Task::RekeyIke, now);
-                }
-            }
-            if self.dpd_due().is_some_and(|d| now >= d) {
-                self.queue(ctx, Task::Dpd, now);
-            }
-            if self.nat_local && self.keepalive_at.is_some_and(|k| now >= k) {
-                ctx.stats.keepalives_tx += 1;
-                ctx.stats.tx += 1;
-                ctx.out.push_back(crate::ike::engine::Output::Transmit(
-                    crate::ike::engine::Transmit {
-                        local: self.local,
-                        remote: self.remote,
-                        data: vec![0xff],
-                    },
-                ));
-                self.keepalive_at = Some(now + ctx.settings.keepalive);
+                _ => {}
             }
         }
-        self.kick(ctx, now);
+    }
+
+    /// Installed children past their hard lifetime are deleted, those past
+    /// their rekey time are queued for a rekey.
+    fn child_timers(&mut self, ctx: &mut Ctx, now: Instant) {
+        let mut expired = Vec::new();
+        let mut rekey = Vec::new();
+        for c in &self.children {
+            if c.state != ChildState::Installed {
+                continue;
+            }
+            if now >= c.expire_at {
+                expired.push(c.inbound_spi);
+            } else if !c.rekey_busy
+                && c.rekeyed_by_peer.is_none()
+                && self.rekeyed_to.is_none()
+                && c.rekey_at.is_some_and(|r| now >= r)
+            {
+                rekey.push(c.inbound_spi);
+            }
+        }
+        for s in expired {
+            self.delete_child_local(ctx, s, now);
+            if let Some(c) = self.children.iter_mut().find(|c| c.inbound_spi == s) {
+                c.rekey_at = None;
+            }
+        }
+        for s in rekey {
+            if let Some(c) = self.children.iter_mut().find(|c| c.inbound_spi == s) {
+                c.rekey_at = None;
+            }
+            self.queue(ctx, Task::RekeyChild(s), now);
+        }
+    }
+
+    /// The IKE SA's own timers: expiry (delete) or rekey, DPD, NAT keepalive.
+    fn ike_timers(&mut self, ctx: &mut Ctx, now: Instant) {
+        if self.rekeyed_to.is_none() {
+            if self.expire_at.is_some_and(|e| now >= e) {
+                self.expire_at = None;
+                self.queue(ctx, Task::DeleteIke, now);
+            } else if !self.rekey_busy && self.rekey_at.is_some_and(|r| now >= r) {
+                self.rekey_at = None;
+                self.queue(ctx, Task::RekeyIke, now);
+            }
+        }
+        if self.dpd_due().is_some_and(|d| now >= d) {
+            self.queue(ctx, Task::Dpd, now);
+        }
+        if self.nat_local && self.keepalive_at.is_some_and(|k| now >= k) {
+            ctx.stats.keepalives_tx += 1;
+            ctx.stats.tx += 1;
+            ctx.out.push_back(crate::ike::ctx::Output::Transmit(
+                crate::ike::ctx::Transmit {
+                    local: self.local,
+                    remote: self.remote,
+                    data: vec![0xff],
+                },
+            ));
+            self.keepalive_at = Some(now + ctx.settings.keepalive);
+        }
     }
 
     pub(super) fn peer_dead(&mut self, ctx: &mut Ctx, tries: u32) {

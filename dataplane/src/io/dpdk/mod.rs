@@ -18,7 +18,7 @@
 //! Each port has a [`KernelPath`]:
 //! - [`KernelPath::Kernel`]: the kernel already receives every frame itself
 //!   (DPDK's `net_af_packet` on a Linux interface); the interface's index is
-//!   what routes and neighbours refer to, and [`Backend::to_kernel`] frees.
+//!   what routes and neighbours refer to, and [`PacketIo::to_kernel`] frees.
 //! - [`KernelPath::Tap`]: the port is invisible to the kernel (a NIC bound to
 //!   vfio-pci, `net_memif`, `net_af_xdp`): a TAP interface (DPDK's `net_tap`)
 //!   with the port's MAC address stands for it in the kernel, which holds the
@@ -32,7 +32,7 @@ use std::fmt::Write as _;
 
 use ffi::{DpdkError, Eal, Mbuf, MbufBurst, Mempool, Port, PortConfig, RxQueue, TxQueue};
 
-use crate::io::{Backend, Burst, PortStats, TxResult, MAX_BURST};
+use crate::io::{Burst, PacketIo, PortStats, TxResult, MAX_BURST};
 use crate::pkt::PacketBuf;
 
 pub use ffi;
@@ -501,7 +501,7 @@ impl DpdkBackend {
     }
 }
 
-impl Backend for DpdkBackend {
+impl PacketIo for DpdkBackend {
     type Pkt = Mbuf;
 
     fn num_ports(&self) -> usize {

@@ -1,0 +1,142 @@
+//! The daemon's listening threads: the CLI's Unix socket (one JSON request
+//! line, one JSON answer line; pcap bytes after it for `tap`) and the
+//! Prometheus endpoint. They own no state: requests go to the daemon's loop
+//! as [`Job`]s and the answer comes back on a channel.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{error, warn};
+
+use super::api::{exit, Request, Response};
+use super::ikeio;
+use super::pcap;
+
+/// What the daemon thread answers.
+pub enum Reply {
+    /// A plain response.
+    Resp(Response),
+    /// A tap: the response, then pcap record bytes.
+    Tap(Response, Receiver<Vec<u8>>),
+}
+
+/// What the daemon thread is handed: CLI/metrics requests and IKE datagrams.
+pub enum Job {
+    /// A request and where to answer.
+    Request(Request, Sender<Reply>),
+    /// A datagram from an IKE socket.
+    Datagram(ikeio::Datagram),
+}
+
+/// Serves the CLI socket: one thread per connection.
+pub fn socket(l: UnixListener, tx: Sender<Job>) {
+    for conn in l.incoming() {
+        match conn {
+            Ok(s) => {
+                let tx = tx.clone();
+                let _ = std::thread::Builder::new()
+                    .name("cli-conn".into())
+                    .spawn(move || {
+                        if let Err(e) = serve_conn(s, tx) {
+                            warn!("cli connection: {e}");
+                        }
+                    });
+            }
+            Err(e) => {
+                error!("cli socket: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+fn serve_conn(s: UnixStream, tx: Sender<Job>) -> std::io::Result<()> {
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut line = String::new();
+    BufReader::new((&s).take(1 << 16)).read_line(&mut line)?;
+    let mut w = &s;
+    let req: Request = match serde_json::from_str(line.trim()) {
+        Ok(r) => r,
+        Err(e) => {
+            let r = Response::err(exit::USAGE, format!("bad request: {e}"));
+            writeln!(w, "{}", serde_json::to_string(&r).unwrap_or_default())?;
+            return Ok(());
+        }
+    };
+    let (rtx, rrx) = mpsc::channel();
+    if tx.send(Job::Request(req, rtx)).is_err() {
+        return Ok(());
+    }
+    let Ok(reply) = rrx.recv() else { return Ok(()) };
+    match reply {
+        Reply::Resp(r) => {
+            writeln!(w, "{}", serde_json::to_string(&r).unwrap_or_default())?;
+        }
+        Reply::Tap(r, data) => {
+            writeln!(w, "{}", serde_json::to_string(&r).unwrap_or_default())?;
+            w.write_all(&pcap::file_header(espresso_core::shm::TAP_SNAPLEN as u32))?;
+            // The CLI closes its end when done: watch for that on a clone.
+            let closed = Arc::new(AtomicBool::new(false));
+            if let Ok(mut r) = s.try_clone() {
+                let closed = closed.clone();
+                let _ = r.set_read_timeout(None);
+                std::thread::spawn(move || {
+                    let mut b = [0u8; 64];
+                    while matches!(r.read(&mut b), Ok(n) if n > 0) {}
+                    closed.store(true, Ordering::Relaxed);
+                });
+            }
+            // Until the reader goes away or the daemon stops (dropping `data`
+            // tells the engine to turn the tap off).
+            for chunk in data {
+                if closed.load(Ordering::Relaxed) {
+                    break;
+                }
+                if !chunk.is_empty() {
+                    w.write_all(&chunk)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Serves `GET /metrics` (Prometheus text) over HTTP/1.0.
+pub fn metrics(l: TcpListener, tx: Sender<Job>) {
+    for conn in l.incoming() {
+        let Ok(mut s) = conn else { continue };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut req = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 8192 {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => req.extend_from_slice(&buf[..n]),
+            }
+        }
+        let head = String::from_utf8_lossy(&req);
+        let path = head.split_whitespace().nth(1).unwrap_or("");
+        let (status, body) = if head.starts_with("GET ") && (path == "/metrics" || path == "/") {
+            let (rtx, rrx) = mpsc::channel();
+            if tx.send(Job::Request(Request::Metrics, rtx)).is_err() {
+                return;
+            }
+            match rrx.recv() {
+                Ok(Reply::Resp(r)) => ("200 OK", r.text.unwrap_or_default()),
+                _ => ("503 Service Unavailable", String::new()),
+            }
+        } else {
+            ("404 Not Found", "try /metrics\n".to_string())
+        };
+        let _ = write!(
+            s,
+            "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    }
+}

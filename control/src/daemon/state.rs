@@ -1,0 +1,335 @@
+//! The daemon's state: one [`Installer`] over the shared-memory region, the
+//! manual tunnels ([`Manual`]), the IKE bridge ([`IkeBridge`]) and the taps,
+//! and the operator's commands dispatched to whichever owns the name. No
+//! sockets here: [`Daemon`] is driven by `daemon::run`.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use espresso_core::shm::ShmError;
+use tracing::{info, warn};
+
+use super::api::{exit, Response, Status};
+use super::ike::IkeBridge;
+use super::ikeio::Datagram;
+use super::installer::{Installer, Watch};
+use super::manual::{ItemCfg, Manual};
+use super::status::{self, ControlInfo};
+use super::tap::Taps;
+use crate::config::{Config, ConfigErrors};
+
+/// Events drained from the dataplane per tick, at most.
+const EVENTS_PER_TICK: usize = 256;
+
+/// The daemon's state (see the module docs).
+pub struct Daemon {
+    config_path: PathBuf,
+    inst: Installer,
+    manual: Manual,
+    ike: IkeBridge,
+    taps: Taps,
+    started: Instant,
+    last_lifetime_check: Instant,
+    warnings: Vec<String>,
+    /// `[daemon] allow_key_export` of the configuration loaded last.
+    allow_key_export: bool,
+}
+
+impl Daemon {
+    /// Attaches to the dataplane's region, resynchronises with what a
+    /// previous control process left there, and loads the IKE connections.
+    pub fn new(config_path: &Path, mut config: Config) -> Result<Daemon, ShmError> {
+        for w in &config.warnings {
+            warn!("{w}");
+        }
+        let conns = std::mem::take(&mut config.connections);
+        let warnings = config.warnings.clone();
+        let allow_key_export = config.daemon.allow_key_export;
+        let (mut inst, left) = Installer::attach(&config.daemon.shm)?;
+        let manual = Manual::attach(&mut inst, ItemCfg::all(config), left);
+        inst.remove_stale_slots();
+        let mut ike = IkeBridge::new();
+        ike.init(&mut inst, conns);
+        Ok(Daemon {
+            config_path: config_path.to_path_buf(),
+            inst,
+            manual,
+            ike,
+            taps: Taps::default(),
+            started: Instant::now(),
+            last_lifetime_check: Instant::now(),
+            warnings,
+            allow_key_export,
+        })
+    }
+
+    /// Gives the IKE engine its sockets; their datagrams arrive through `tx`.
+    pub fn attach_ike_io<M: Send + 'static>(
+        &mut self,
+        tx: std::sync::mpsc::Sender<M>,
+        wrap: fn(Datagram) -> M,
+    ) {
+        self.ike.attach_io(&mut self.inst, tx, wrap);
+    }
+
+    /// A datagram from the IKE sockets.
+    pub fn ike_datagram(&mut self, d: Datagram) {
+        self.ike.datagram(&mut self.inst, d);
+    }
+
+    /// When the IKE engine's timer fires next.
+    pub fn ike_timeout(&self) -> Option<Instant> {
+        self.ike.timeout()
+    }
+
+    /// Runs the IKE engine's timers when they are due (between ticks).
+    pub fn ike_timers(&mut self) {
+        self.ike.timers(&mut self.inst);
+    }
+
+    /// Periodic work: liveness, events, lifetimes, taps. Call every ~10 ms.
+    pub fn tick(&mut self) {
+        if self.inst.watch(&self.manual.outbound_slots()) == Watch::NewDataplane {
+            self.full_sync();
+        }
+        for _ in 0..EVENTS_PER_TICK {
+            let Some(ev) = self.inst.pop_event() else {
+                break;
+            };
+            if !self.ike.event(&mut self.inst, &ev) {
+                self.manual.event(&mut self.inst, ev);
+            }
+        }
+        self.ike.timers(&mut self.inst);
+        if self.last_lifetime_check.elapsed() >= Duration::from_millis(100) {
+            self.last_lifetime_check = Instant::now();
+            self.manual.lifetimes(&mut self.inst);
+        }
+        self.taps.forget(&self.inst.take_freed_ids());
+        self.taps.tick(self.inst.shm_mut());
+    }
+
+    /// A new dataplane: flush whatever it holds and install everything.
+    fn full_sync(&mut self) {
+        if let Some(generation) = self.inst.begin_full_sync() {
+            self.manual.full_sync(&mut self.inst);
+            self.ike.resync(&mut self.inst);
+            self.inst.end_full_sync(generation);
+        }
+    }
+
+    fn not_found(&self, name: &str) -> Response {
+        let names: Vec<&str> = self
+            .manual
+            .items()
+            .iter()
+            .map(|i| i.cfg.name())
+            .chain(self.ike.names())
+            .collect();
+        Response::err(
+            exit::NOT_FOUND,
+            if names.is_empty() {
+                format!("no tunnel, policy or connection named {name:?} (none configured)")
+            } else {
+                format!(
+                    "no tunnel, policy or connection named {name:?} (configured: {})",
+                    names.join(", ")
+                )
+            },
+        )
+    }
+
+    /// `espresso up NAME`.
+    pub fn up(&mut self, name: &str) -> Response {
+        match self.manual.find(name) {
+            Some(i) => self.manual.up(&mut self.inst, i),
+            None if self.ike.is_ike(name) => self.ike.up(&mut self.inst, name),
+            None => self.not_found(name),
+        }
+    }
+
+    /// `espresso down NAME`.
+    pub fn down(&mut self, name: &str) -> Response {
+        match self.manual.find(name) {
+            Some(i) => self.manual.down(&mut self.inst, i),
+            None if self.ike.is_ike(name) => self.ike.down(&mut self.inst, name),
+            None => self.not_found(name),
+        }
+    }
+
+    /// `espresso reload [NAME]`. The whole configuration must load; if it
+    /// does not, nothing changes.
+    pub fn reload(&mut self, name: Option<&str>) -> Response {
+        let r = self.reload_inner(name);
+        self.taps.forget(&self.inst.take_freed_ids());
+        r
+    }
+
+    fn reload_inner(&mut self, name: Option<&str>) -> Response {
+        let mut config = match crate::config::load(&self.config_path) {
+            Ok(c) => c,
+            Err(ConfigErrors(errs)) => {
+                let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+                warn!(
+                    "reload refused: {} error(s) in the configuration; nothing changed",
+                    lines.len()
+                );
+                for l in &lines {
+                    warn!("{l}");
+                }
+                return Response {
+                    code: exit::CONFIG,
+                    message: format!(
+                        "configuration has {} error(s); nothing was changed",
+                        lines.len()
+                    ),
+                    lines,
+                    ..Default::default()
+                };
+            }
+        };
+        if config.daemon.shm != *self.inst.shm().path() {
+            return Response::err(exit::CONFIG, format!(
+                "daemon.shm changed to {}: restart the daemon to move to another dataplane; nothing was changed",
+                config.daemon.shm.display()
+            ));
+        }
+        self.warnings = config.warnings.clone();
+        self.allow_key_export = config.daemon.allow_key_export;
+        let conns = std::mem::take(&mut config.connections);
+        let new = ItemCfg::all(config);
+        match name {
+            Some(n) if self.ike.is_ike(n) || conns.iter().any(|c| c.name == n) => {
+                let changed = self.ike.reload(&mut self.inst, conns, Some(n));
+                let what = if changed.is_empty() {
+                    "no changes".to_string()
+                } else {
+                    changed.join(", ")
+                };
+                info!("{n}: reloaded ({what})");
+                Response::ok(if changed.is_empty() {
+                    format!("{n}: reloaded: no changes")
+                } else {
+                    format!("reloaded: {what}")
+                })
+            }
+            Some(n) => {
+                let cfg = new.into_iter().find(|c| c.name() == n);
+                match self.manual.reload_one(&mut self.inst, n, cfg) {
+                    Some(r) => r,
+                    None => self.not_found(n),
+                }
+            }
+            None => self.reload_all(new, conns),
+        }
+    }
+
+    fn reload_all(
+        &mut self,
+        new: Vec<ItemCfg>,
+        conns: Vec<crate::config::connection::IkeConn>,
+    ) -> Response {
+        let ike_changed = self.ike.reload(&mut self.inst, conns, None);
+        let changed = match self.manual.reload_all(&mut self.inst, new) {
+            Ok(c) => c,
+            Err(r) => return *r,
+        };
+        info!(
+            "configuration reloaded: {}",
+            if changed.is_empty() {
+                "no changes".to_string()
+            } else {
+                changed.join(", ")
+            }
+        );
+        let mut message = if changed.is_empty() {
+            "reloaded: no changes".to_string()
+        } else {
+            format!("reloaded: {}", changed.join(", "))
+        };
+        if !ike_changed.is_empty() {
+            info!("connections reloaded: {}", ike_changed.join(", "));
+            message = if changed.is_empty() {
+                format!("reloaded: {}", ike_changed.join(", "))
+            } else {
+                format!("{message}, {}", ike_changed.join(", "))
+            };
+        }
+        Response {
+            code: exit::OK,
+            message,
+            lines: self.warnings.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// Starts a tap on tunnel `name`; the receiver gets pcap record bytes.
+    pub fn tap(&mut self, name: &str) -> Result<Receiver<Vec<u8>>, Box<Response>> {
+        let Some(i) = self.manual.find(name) else {
+            return Err(Box::new(self.not_found(name)));
+        };
+        let id = self.manual.tunnel_id(i)?;
+        let rx = self.taps.start(self.inst.shm_mut(), id);
+        info!("{name}: tap started");
+        Ok(rx)
+    }
+
+    /// `espresso keys [NAME]`: both SAs of every running tunnel and IKE
+    /// child SA (or of `name`) with their keys. Refused unless the
+    /// configuration has `[daemon] allow_key_export = true`. Nothing here is
+    /// logged.
+    pub fn keys(&self, name: Option<&str>) -> Response {
+        if !self.allow_key_export {
+            return Response::err(
+                exit::STATE,
+                "key export is off: set `allow_key_export = true` in [daemon] of the configuration \
+                 and reload (anyone who can read the keys can decrypt the tunnels' traffic)",
+            );
+        }
+        let ike_only = name.is_some_and(|n| self.ike.is_ike(n));
+        let manual = match name {
+            Some(_) if ike_only => Ok(Vec::new()),
+            Some(n) => match self.manual.find(n) {
+                None => return self.not_found(n),
+                Some(i) => self.manual.keys(Some(i)),
+            },
+            None => self.manual.keys(None),
+        };
+        let mut keys = match manual {
+            Ok(k) => k,
+            Err(r) => return *r,
+        };
+        if name.is_none() || ike_only {
+            self.ike.keys(name, &mut keys);
+        }
+        if ike_only && keys.is_empty() {
+            return Response::err(
+                exit::STATE,
+                format!("{} has no child SA installed", name.unwrap_or_default()),
+            );
+        }
+        info!(
+            "keys of {} SA(s) exported to the CLI{}",
+            keys.len(),
+            name.map(|n| format!(" (tunnel {n})")).unwrap_or_default()
+        );
+        Response {
+            keys,
+            ..Response::ok("")
+        }
+    }
+
+    /// Everything `espresso status` shows.
+    pub fn status(&self) -> Status {
+        status::status(
+            ControlInfo {
+                config: &self.config_path,
+                started: self.started,
+            },
+            &self.inst,
+            &self.manual,
+            &self.ike,
+        )
+    }
+}

@@ -1,0 +1,497 @@
+//! Prometheus text exposition of the daemon's status: per-tunnel packets,
+//! bytes and drops by reason (down tunnels included, with zeros and their
+//! state), per-worker totals, dataplane health.
+
+use std::fmt::Write as _;
+
+use espresso_core::drop::DropReason;
+
+use crate::daemon::api::{SaStatus, Status};
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Writes a metric family's HELP and TYPE lines.
+fn head(o: &mut String, name: &str, ty: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}");
+    let _ = writeln!(o, "# TYPE {name} {ty}");
+}
+
+/// Renders `status` in the Prometheus text format (version 0.0.4).
+pub fn render(st: &Status) -> String {
+    let mut o = String::new();
+    processes(&mut o, st);
+    tunnels(&mut o, st);
+    ike(&mut o, st);
+    workers(&mut o, st);
+    o
+}
+
+/// The dataplane's and the control process's health.
+fn processes(o: &mut String, st: &Status) {
+    head(
+        o,
+        "espresso_dataplane_up",
+        "gauge",
+        "1 while a dataplane process is attached to the shared memory.",
+    );
+    let _ = writeln!(o, "espresso_dataplane_up {}", u8::from(st.dataplane.alive));
+    head(
+        o,
+        "espresso_dataplane_generation",
+        "gauge",
+        "Dataplane starts on this shared-memory region.",
+    );
+    let _ = writeln!(
+        o,
+        "espresso_dataplane_generation {}",
+        st.dataplane.generation
+    );
+    head(
+        o,
+        "espresso_dataplane_heartbeat_age_seconds",
+        "gauge",
+        "Seconds since the dataplane's last heartbeat.",
+    );
+    let _ = writeln!(
+        o,
+        "espresso_dataplane_heartbeat_age_seconds {:.3}",
+        st.dataplane.heartbeat_age_ms as f64 / 1000.0
+    );
+    head(
+        o,
+        "espresso_dataplane_events_lost_total",
+        "counter",
+        "Events the dataplane could not queue.",
+    );
+    let _ = writeln!(
+        o,
+        "espresso_dataplane_events_lost_total {}",
+        st.dataplane.events_lost
+    );
+    head(
+        o,
+        "espresso_dataplane_tap_lost_total",
+        "counter",
+        "Tapped packets the dataplane could not queue.",
+    );
+    let _ = writeln!(
+        o,
+        "espresso_dataplane_tap_lost_total {}",
+        st.dataplane.tap_lost
+    );
+    head(
+        o,
+        "espresso_control_generation",
+        "gauge",
+        "Control daemon starts on this shared-memory region.",
+    );
+    let _ = writeln!(o, "espresso_control_generation {}", st.control.generation);
+}
+
+/// Per tunnel, policy and connection: state, packets, bytes, drops, sequence.
+fn tunnels(o: &mut String, st: &Status) {
+    head(
+        o,
+        "espresso_tunnel_up",
+        "gauge",
+        "1 if the tunnel (or policy) is installed and active in the dataplane.",
+    );
+    for t in &st.tunnels {
+        let _ = writeln!(
+            o,
+            "espresso_tunnel_up{{tunnel=\"{}\",kind=\"{}\"}} {}",
+            esc(&t.name),
+            t.kind,
+            u8::from(t.state == "up")
+        );
+    }
+    head(
+        o,
+        "espresso_tunnel_state",
+        "gauge",
+        "1 for the tunnel's current state (up, down, pending, expired, error).",
+    );
+    for t in &st.tunnels {
+        for s in ["up", "down", "pending", "expired", "error"] {
+            let _ = writeln!(
+                o,
+                "espresso_tunnel_state{{tunnel=\"{}\",state=\"{s}\"}} {}",
+                esc(&t.name),
+                u8::from(t.state == s)
+            );
+        }
+    }
+    type Get = fn(&SaStatus) -> u64;
+    let sa_metrics: [(&str, &str, Get); 2] = [
+        (
+            "espresso_tunnel_packets_total",
+            "Packets through the tunnel's SAs since they were installed.",
+            |s| s.packets,
+        ),
+        (
+            "espresso_tunnel_bytes_total",
+            "Bytes through the tunnel's SAs since they were installed.",
+            |s| s.bytes,
+        ),
+    ];
+    for (name, help, get) in sa_metrics {
+        head(o, name, "counter", help);
+        for t in st.tunnels.iter().filter(|t| t.kind != "policy") {
+            for (dir, sa) in [("in", &t.inbound), ("out", &t.outbound)] {
+                let v = sa.as_ref().map_or(0, get);
+                let _ = writeln!(
+                    o,
+                    "{name}{{tunnel=\"{}\",direction=\"{dir}\"}} {v}",
+                    esc(&t.name)
+                );
+            }
+        }
+    }
+    head(
+        o,
+        "espresso_tunnel_drops_total",
+        "counter",
+        "Packets of the tunnel dropped, by reason.",
+    );
+    for t in st.tunnels.iter().filter(|t| t.kind != "policy") {
+        for (dir, sa) in [("in", &t.inbound), ("out", &t.outbound)] {
+            for r in DropReason::ALL {
+                let v = sa
+                    .as_ref()
+                    .and_then(|s| s.drops_by_reason.get(r.as_str()).copied())
+                    .unwrap_or(0);
+                let _ = writeln!(
+                    o,
+                    "espresso_tunnel_drops_total{{tunnel=\"{}\",direction=\"{dir}\",reason=\"{}\"}} {v}",
+                    esc(&t.name),
+                    r.as_str()
+                );
+            }
+        }
+    }
+    head(
+        o,
+        "espresso_tunnel_sequence",
+        "gauge",
+        "Outbound: next sequence number; inbound: highest received.",
+    );
+    for t in st.tunnels.iter().filter(|t| t.kind != "policy") {
+        for (dir, sa) in [("in", &t.inbound), ("out", &t.outbound)] {
+            let _ = writeln!(
+                o,
+                "espresso_tunnel_sequence{{tunnel=\"{}\",direction=\"{dir}\"}} {}",
+                esc(&t.name),
+                sa.as_ref().map_or(0, |s| s.seq)
+            );
+        }
+    }
+}
+
+/// Per worker: packets, bytes, drops by reason.
+fn workers(o: &mut String, st: &Status) {
+    head(
+        o,
+        "espresso_worker_packets_total",
+        "counter",
+        "Packets received and sent by each dataplane worker.",
+    );
+    for w in &st.workers {
+        let _ = writeln!(
+            o,
+            "espresso_worker_packets_total{{worker=\"{}\",direction=\"rx\"}} {}",
+            w.worker, w.rx_packets
+        );
+        let _ = writeln!(
+            o,
+            "espresso_worker_packets_total{{worker=\"{}\",direction=\"tx\"}} {}",
+            w.worker, w.tx_packets
+        );
+    }
+    head(
+        o,
+        "espresso_worker_bytes_total",
+        "counter",
+        "Bytes received and sent by each dataplane worker.",
+    );
+    for w in &st.workers {
+        let _ = writeln!(
+            o,
+            "espresso_worker_bytes_total{{worker=\"{}\",direction=\"rx\"}} {}",
+            w.worker, w.rx_bytes
+        );
+        let _ = writeln!(
+            o,
+            "espresso_worker_bytes_total{{worker=\"{}\",direction=\"tx\"}} {}",
+            w.worker, w.tx_bytes
+        );
+    }
+    head(
+        o,
+        "espresso_worker_drops_total",
+        "counter",
+        "Packets each worker dropped, by reason.",
+    );
+    for w in &st.workers {
+        for r in DropReason::ALL {
+            let v = w.drops_by_reason.get(r.as_str()).copied().unwrap_or(0);
+            let _ = writeln!(
+                o,
+                "espresso_worker_drops_total{{worker=\"{}\",reason=\"{}\"}} {v}",
+                w.worker,
+                r.as_str()
+            );
+        }
+    }
+}
+
+/// IKE SAs, child SAs, rekey times and engine counters.
+fn ike(o: &mut String, st: &Status) {
+    head(
+        o,
+        "espresso_ike_sa_info",
+        "gauge",
+        "One per IKE SA: connection, state, SPIs, peer and algorithms.",
+    );
+    for s in &st.ike_sas {
+        let _ = writeln!(
+            o,
+            "espresso_ike_sa_info{{conn=\"{}\",state=\"{}\",spi_i=\"{}\",spi_r=\"{}\",remote=\"{}\",proposal=\"{}\"}} 1",
+            esc(&s.conn),
+            s.state,
+            s.spi_i,
+            s.spi_r,
+            esc(&s.remote),
+            esc(&s.proposal)
+        );
+    }
+    head(
+        o,
+        "espresso_ike_sa_rekey_seconds",
+        "gauge",
+        "Seconds until the IKE SA is rekeyed.",
+    );
+    for s in &st.ike_sas {
+        if let Some(r) = s.rekey_in_s {
+            let _ = writeln!(
+                o,
+                "espresso_ike_sa_rekey_seconds{{conn=\"{}\",spi_i=\"{}\"}} {r}",
+                esc(&s.conn),
+                s.spi_i
+            );
+        }
+    }
+    head(
+        o,
+        "espresso_ike_child_sa_info",
+        "gauge",
+        "One per child SA: connection, state, SPIs and algorithms.",
+    );
+    head(
+        o,
+        "espresso_ike_child_sa_rekey_seconds",
+        "gauge",
+        "Seconds until the child SA is rekeyed.",
+    );
+    for s in &st.ike_sas {
+        for c in &s.children {
+            let _ = writeln!(
+                o,
+                "espresso_ike_child_sa_info{{conn=\"{}\",state=\"{}\",spi_in=\"{}\",spi_out=\"{}\",proposal=\"{}\"}} 1",
+                esc(&s.conn),
+                c.state,
+                c.inbound.spi_hex,
+                c.outbound.spi_hex,
+                esc(&c.proposal)
+            );
+            if let Some(r) = c.rekey_in_s {
+                let _ = writeln!(
+                    o,
+                    "espresso_ike_child_sa_rekey_seconds{{conn=\"{}\",spi_in=\"{}\"}} {r}",
+                    esc(&s.conn),
+                    c.inbound.spi_hex
+                );
+            }
+        }
+    }
+    let Some(k) = &st.ike else { return };
+    head(
+        o,
+        "espresso_ike_messages_total",
+        "counter",
+        "IKE datagrams received and sent (retransmissions included).",
+    );
+    let _ = writeln!(
+        o,
+        "espresso_ike_messages_total{{direction=\"rx\"}} {}",
+        k.rx
+    );
+    let _ = writeln!(
+        o,
+        "espresso_ike_messages_total{{direction=\"tx\"}} {}",
+        k.tx
+    );
+    head(
+        o,
+        "espresso_ike_retransmits_total",
+        "counter",
+        "IKE requests retransmitted.",
+    );
+    let _ = writeln!(o, "espresso_ike_retransmits_total {}", k.retransmits);
+    head(
+        o,
+        "espresso_ike_established_total",
+        "counter",
+        "IKE SAs and child SAs established (rekeys included).",
+    );
+    let _ = writeln!(
+        o,
+        "espresso_ike_established_total{{sa=\"ike\"}} {}",
+        k.ike_established
+    );
+    let _ = writeln!(
+        o,
+        "espresso_ike_established_total{{sa=\"child\"}} {}",
+        k.child_established
+    );
+    head(
+        o,
+        "espresso_ike_drops_total",
+        "counter",
+        "IKE datagrams dropped, by reason.",
+    );
+    for r in crate::ike::IkeDrop::ALL {
+        let _ = writeln!(
+            o,
+            "espresso_ike_drops_total{{reason=\"{}\"}} {}",
+            r.name(),
+            k.drops_by_reason.get(r.name()).copied().unwrap_or(0)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::api::{TunnelStatus, WorkerStatus};
+
+    #[test]
+    fn down_tunnels_are_visible_with_zeros_and_state() {
+        let mut st = Status::default();
+        st.tunnels.push(TunnelStatus {
+            name: "a".into(),
+            kind: "tunnel".into(),
+            state: "down".into(),
+            ..Default::default()
+        });
+        let mut up = TunnelStatus {
+            name: "b\"x".into(),
+            kind: "tunnel".into(),
+            state: "up".into(),
+            inbound: Some(SaStatus {
+                packets: 5,
+                bytes: 500,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        up.inbound
+            .as_mut()
+            .unwrap()
+            .drops_by_reason
+            .insert("replayed".into(), 3);
+        st.tunnels.push(up);
+        st.workers.push(WorkerStatus {
+            worker: 0,
+            rx_packets: 9,
+            ..Default::default()
+        });
+        let t = render(&st);
+        assert!(
+            t.contains("espresso_tunnel_up{tunnel=\"a\",kind=\"tunnel\"} 0"),
+            "{t}"
+        );
+        assert!(t.contains("espresso_tunnel_state{tunnel=\"a\",state=\"down\"} 1"));
+        assert!(t.contains("espresso_tunnel_packets_total{tunnel=\"a\",direction=\"in\"} 0"));
+        assert!(t.contains(
+            "espresso_tunnel_drops_total{tunnel=\"a\",direction=\"out\",reason=\"icv_mismatch\"} 0"
+        ));
+        assert!(t.contains("espresso_tunnel_packets_total{tunnel=\"b\\\"x\",direction=\"in\"} 5"));
+        assert!(t.contains(
+            "espresso_tunnel_drops_total{tunnel=\"b\\\"x\",direction=\"in\",reason=\"replayed\"} 3"
+        ));
+        assert!(t.contains("espresso_worker_packets_total{worker=\"0\",direction=\"rx\"} 9"));
+        // Every sample line is NAME{labels} VALUE or NAME VALUE.
+        for l in t.lines().filter(|l| !l.starts_with('#')) {
+            let v = l.rsplit(' ').next().unwrap();
+            assert!(v.parse::<f64>().is_ok(), "{l}");
+        }
+    }
+
+    #[test]
+    fn ike_sas_and_children_are_exported() {
+        use crate::daemon::api::{ChildStatus, IkeCounters, IkeStatus, SaStatus};
+        let mut st = Status::default();
+        st.tunnels.push(TunnelStatus {
+            name: "sw".into(),
+            kind: "ike".into(),
+            state: "up".into(),
+            outbound: Some(SaStatus {
+                spi: 0x1234,
+                spi_hex: "0x1234".into(),
+                packets: 7,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        st.ike_sas.push(IkeStatus {
+            conn: "sw".into(),
+            state: "ESTABLISHED".into(),
+            spi_i: "00000000000000aa".into(),
+            spi_r: "00000000000000bb".into(),
+            proposal: "aes128gcm16-prfsha256-ecp256".into(),
+            rekey_in_s: Some(100),
+            children: vec![ChildStatus {
+                state: "INSTALLED".into(),
+                inbound: SaStatus {
+                    spi_hex: "0x99".into(),
+                    ..Default::default()
+                },
+                outbound: SaStatus {
+                    spi_hex: "0x1234".into(),
+                    ..Default::default()
+                },
+                rekey_in_s: Some(50),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        st.ike = Some(IkeCounters {
+            rx: 4,
+            tx: 5,
+            ..Default::default()
+        });
+        let t = render(&st);
+        assert!(
+            t.contains(
+                "espresso_ike_sa_info{conn=\"sw\",state=\"ESTABLISHED\",spi_i=\"00000000000000aa\""
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("espresso_ike_sa_rekey_seconds{conn=\"sw\",spi_i=\"00000000000000aa\"} 100")
+        );
+        assert!(t.contains("espresso_ike_child_sa_info{conn=\"sw\",state=\"INSTALLED\",spi_in=\"0x99\",spi_out=\"0x1234\""));
+        assert!(t.contains("espresso_ike_child_sa_rekey_seconds{conn=\"sw\",spi_in=\"0x99\"} 50"));
+        assert!(t.contains("espresso_ike_messages_total{direction=\"tx\"} 5"));
+        assert!(t.contains("espresso_ike_drops_total{reason=\"not_ike\"} 0"));
+        assert!(t.contains("espresso_tunnel_packets_total{tunnel=\"sw\",direction=\"out\"} 7"));
+        for l in t.lines().filter(|l| !l.starts_with('#')) {
+            let v = l.rsplit(' ').next().unwrap();
+            assert!(v.parse::<f64>().is_ok(), "{l}");
+        }
+    }
+}

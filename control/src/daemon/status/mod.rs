@@ -1,0 +1,366 @@
+//! What `espresso status` shows and `/metrics` exports: built from the
+//! installer's view of the dataplane (counters per SA slot, per worker,
+//! liveness), the manual tunnels and the IKE connections. Read only: nothing
+//! here changes what runs. [`metrics`] renders a [`Status`] as Prometheus text.
+
+pub mod metrics;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use espresso_core::drop::DropReason;
+use espresso_core::sa::Direction;
+use espresso_core::shm::{monotonic_ns, SaSlotView, SlotState};
+
+use super::api::{self, ChildStatus, IkeStatus, SaStatus, Status, TunnelStatus, WorkerStatus};
+use super::ike::{IkeBridge, IkeConnItem};
+use super::installer::Installer;
+use super::manual::{Item, ItemCfg, Manual};
+use crate::config::StartMode;
+use crate::ike::{self, RemoteAddr, StartAction};
+
+/// What the control process says about itself.
+pub struct ControlInfo<'a> {
+    /// The configuration file.
+    pub config: &'a std::path::Path,
+    /// When the daemon started.
+    pub started: Instant,
+}
+
+/// Non-zero drop counters by reason name.
+pub fn drops_map(d: &[u64]) -> BTreeMap<String, u64> {
+    DropReason::ALL
+        .iter()
+        .filter(|r| d[r.index()] > 0)
+        .map(|r| (r.as_str().to_string(), d[r.index()]))
+        .collect()
+}
+
+/// One SA's row from what the dataplane publishes for it (`None`: nothing
+/// published for this SA by the dataplane attached now).
+fn sa_status(spi: u32, v: Option<SaSlotView>, alive: bool) -> SaStatus {
+    match v {
+        Some(v) => SaStatus {
+            spi,
+            spi_hex: format!("{spi:#x}"),
+            packets: v.stats.packets,
+            bytes: v.stats.bytes,
+            drops: v.stats.drops.iter().sum(),
+            drops_by_reason: drops_map(&v.stats.drops),
+            seq: v.stats.seq,
+            active: v.state == SlotState::Active && alive,
+        },
+        None => SaStatus {
+            spi,
+            spi_hex: format!("{spi:#x}"),
+            ..Default::default()
+        },
+    }
+}
+
+/// Everything `espresso status` shows.
+pub fn status(me: ControlInfo<'_>, inst: &Installer, manual: &Manual, ike: &IkeBridge) -> Status {
+    let shm = inst.shm();
+    let info = shm.dataplane();
+    let now = monotonic_ns();
+    let mut st = Status {
+        control: api::ControlStatus {
+            pid: std::process::id(),
+            generation: shm.generation(),
+            config: me.config.display().to_string(),
+            shm: shm.path().display().to_string(),
+            uptime_s: me.started.elapsed().as_secs(),
+        },
+        dataplane: api::DataplaneStatus {
+            alive: info.alive,
+            generation: info.generation,
+            pid: info.pid,
+            workers: info.workers,
+            heartbeat_age_ms: now.saturating_sub(info.heartbeat_ns) / 1_000_000,
+            events_lost: info.events_lost,
+            tap_lost: info.tap_lost,
+            cmd_corrupt: info.cmd_corrupt,
+            cmd_pending: shm.command_pending(),
+        },
+        ..Default::default()
+    };
+    let live = Live {
+        inst,
+        alive: info.alive,
+        generation: info.generation,
+    };
+    for it in manual.items() {
+        st.tunnels.push(live.item(it, now));
+    }
+    live.ike(&mut st, ike);
+    for w in 0..(info.workers.min(u64::from(shm.geometry().max_workers)) as u32) {
+        if let Ok(Some(v)) = shm.read_worker(w) {
+            st.workers.push(WorkerStatus {
+                worker: w,
+                rx_packets: v.stats.rx_packets,
+                rx_bytes: v.stats.rx_bytes,
+                tx_packets: v.stats.tx_packets,
+                tx_bytes: v.stats.tx_bytes,
+                drops_by_reason: drops_map(&v.stats.drops),
+            });
+        }
+    }
+    st
+}
+
+/// The dataplane as seen now: its counters belong to `generation`.
+struct Live<'a> {
+    inst: &'a Installer,
+    alive: bool,
+    generation: u64,
+}
+
+impl Live<'_> {
+    /// The row of a manual tunnel or policy rule.
+    fn item(&self, it: &Item, now: u64) -> TunnelStatus {
+        let mut ts = TunnelStatus {
+            name: it.cfg.name().to_string(),
+            id: it.id,
+            start: format!("{:?}", it.cfg.start()).to_lowercase(),
+            soft_expired: it.soft_warned,
+            ..Default::default()
+        };
+        let mut active = true;
+        match &it.cfg {
+            ItemCfg::Tunnel(t) => {
+                ts.kind = "tunnel".into();
+                ts.local = t.local.to_string();
+                ts.remote = t.remote.to_string();
+                ts.local_subnets = t.local_subnets.iter().map(|n| n.to_string()).collect();
+                ts.remote_subnets = t.remote_subnets.iter().map(|n| n.to_string()).collect();
+                ts.mode = format!("{:?}", t.mode).to_lowercase();
+                ts.suite = t.suite.to_string();
+                if let Some((si, so)) = it.slots {
+                    let installed = it.installed_ns.is_some();
+                    for (slot, spi, dir) in [
+                        (si, t.spi_in, Direction::Inbound),
+                        (so, t.spi_out, Direction::Outbound),
+                    ] {
+                        let v = self.inst.read_view(slot).filter(|v| {
+                            installed
+                                && v.spi == spi
+                                && v.direction == dir
+                                && v.generation == self.generation
+                                && v.key_id == t.key_id(dir)
+                        });
+                        let sa = sa_status(spi, v, self.alive);
+                        active &= sa.active;
+                        if dir == Direction::Inbound {
+                            ts.inbound = Some(sa);
+                        } else {
+                            ts.outbound = Some(sa);
+                        }
+                    }
+                }
+            }
+            ItemCfg::Policy(p) => {
+                ts.kind = "policy".into();
+                ts.local_subnets = p.local_subnets.iter().map(|n| n.to_string()).collect();
+                ts.remote_subnets = p.remote_subnets.iter().map(|n| n.to_string()).collect();
+                ts.mode = format!("{:?}", p.action).to_lowercase();
+            }
+        }
+        ts.age_s = it
+            .installed_ns
+            .map(|t| now.saturating_sub(t) / 1_000_000_000);
+        let (state, reason) = self.item_state(it, active);
+        ts.state = state.into();
+        ts.reason = reason;
+        ts
+    }
+
+    /// A manual item's state and why (`active`: both SAs active in the dataplane).
+    fn item_state(&self, it: &Item, active: bool) -> (&'static str, Option<String>) {
+        let synced = self.inst.shm().synced_generation() == self.generation;
+        let refused = match (&it.cfg, it.slots, it.installed_ns) {
+            (ItemCfg::Tunnel(t), Some((si, so)), Some(_)) => [(si, t.spi_in), (so, t.spi_out)]
+                .iter()
+                .find_map(|&(slot, spi)| {
+                    self.inst.read_view(slot).filter(|v| {
+                        v.generation == self.generation
+                            && v.spi == spi
+                            && v.state == SlotState::Refused
+                    })
+                }),
+            _ => None,
+        };
+        if let Some(why) = &it.expired {
+            ("expired", Some(why.clone()))
+        } else if let (Some(why), None) = (&it.error, it.installed_ns) {
+            ("error", Some(why.clone()))
+        } else if let (Some(v), true) = (&refused, it.admin_up) {
+            (
+                "error",
+                Some(format!(
+                    "the dataplane refused the {} SA spi {:#x}: {}",
+                    if v.direction == Direction::Inbound {
+                        "inbound"
+                    } else {
+                        "outbound"
+                    },
+                    v.spi,
+                    v.refused
+                        .map_or_else(|| "its log says why".to_string(), |r| r.describe())
+                )),
+            )
+        } else if it.cfg.start() == StartMode::Ignore {
+            ("down", Some("start = ignore".to_string()))
+        } else if !it.admin_up {
+            ("down", None)
+        } else if !self.alive {
+            ("pending", Some("dataplane not running".into()))
+        } else if !synced || !active {
+            ("pending", Some("dataplane has not applied it yet".into()))
+        } else {
+            ("up", None)
+        }
+    }
+
+    /// The row of an IKE child SA's SA.
+    fn ike_sa(&self, ike: &IkeBridge, spi: u32, dir: Direction) -> SaStatus {
+        let v = ike.sas.get(spi, dir).and_then(|s| {
+            self.inst
+                .read_view(s.slot)
+                .filter(|v| v.spi == spi && v.generation == self.generation && v.key_id == s.key_id)
+        });
+        sa_status(spi, v, self.alive)
+    }
+
+    /// Rows of `status` for the connections, the IKE SA details and the
+    /// engine's counters.
+    fn ike(&self, st: &mut Status, ike: &IkeBridge) {
+        let now = Instant::now();
+        let sas = ike.engine.status();
+        for c in &ike.conns {
+            st.tunnels.push(self.ike_conn(ike, c, &sas, now));
+        }
+        for s in &sas {
+            st.ike_sas.push(self.ike_sa_row(ike, s, now));
+        }
+        let stats = ike.engine.stats();
+        st.ike = Some(api::IkeCounters {
+            rx: stats.rx,
+            tx: stats.tx,
+            retransmits: stats.retransmits,
+            ike_established: stats.ike_established,
+            child_established: stats.child_established,
+            half_open: ike.engine.half_open() as u64,
+            drops_by_reason: ike::IkeDrop::ALL
+                .iter()
+                .filter(|r| stats.drop_count(**r) > 0)
+                .map(|r| (r.name().to_string(), stats.drop_count(*r)))
+                .collect(),
+            notes: ike.notes.iter().cloned().collect(),
+        });
+    }
+
+    /// A connection's row: state from its IKE SAs and current child SA.
+    fn ike_conn(
+        &self,
+        ike: &IkeBridge,
+        c: &IkeConnItem,
+        sas: &[ike::IkeSaStatus],
+        now: Instant,
+    ) -> TunnelStatus {
+        let conn = &c.cfg.conn;
+        let mine: Vec<&ike::IkeSaStatus> = sas.iter().filter(|s| s.conn == c.cfg.name).collect();
+        let child = mine
+            .iter()
+            .filter(|s| s.state == "ESTABLISHED")
+            .flat_map(|s| s.children.iter())
+            .filter(|ch| ch.state == "INSTALLED")
+            .max_by_key(|ch| ch.created);
+        let (state, reason) = if let Some(e) = &ike.io_error {
+            ("error", Some(format!("IKE sockets unavailable: {e}")))
+        } else if child.is_some() {
+            ("up", None)
+        } else if !mine.is_empty() {
+            ("connecting", c.error.clone())
+        } else if let Some(e) = &c.error {
+            ("error", Some(e.clone()))
+        } else {
+            (
+                "down",
+                Some(
+                    match conn.start_action {
+                        StartAction::Add => "listening",
+                        StartAction::Trap => "trap installed",
+                        StartAction::None => "start = none",
+                        StartAction::Start => "not connected",
+                    }
+                    .to_string(),
+                ),
+            )
+        };
+        let mut ts = TunnelStatus {
+            name: c.cfg.name.clone(),
+            kind: "ike".into(),
+            id: c.id,
+            state: state.into(),
+            reason,
+            start: format!("{:?}", conn.start_action).to_lowercase(),
+            local: match conn.local_addr {
+                ike::LocalAddr::Addr(a) => a.to_string(),
+                ike::LocalAddr::DefaultRoute => "%defaultroute".into(),
+                ike::LocalAddr::Any => "%any".into(),
+            },
+            remote: match conn.remote_addr {
+                RemoteAddr::Addr(a) => a.to_string(),
+                RemoteAddr::Any => "%any".into(),
+            },
+            local_subnets: conn.local_ts.iter().map(|n| n.to_string()).collect(),
+            remote_subnets: conn.remote_ts.iter().map(|n| n.to_string()).collect(),
+            mode: format!("{:?}", conn.mode).to_lowercase(),
+            ..Default::default()
+        };
+        if let Some(ch) = child {
+            ts.suite = ch.proposal.clone();
+            ts.age_s = Some(now.saturating_duration_since(ch.created).as_secs());
+            ts.inbound = Some(self.ike_sa(ike, ch.inbound_spi, Direction::Inbound));
+            ts.outbound = Some(self.ike_sa(ike, ch.outbound_spi, Direction::Outbound));
+        }
+        ts
+    }
+
+    /// One IKE SA with its child SAs.
+    fn ike_sa_row(&self, ike: &IkeBridge, s: &ike::IkeSaStatus, now: Instant) -> IkeStatus {
+        let secs_until = |t: Option<Instant>| t.map(|t| t.saturating_duration_since(now).as_secs());
+        IkeStatus {
+            id: format!("{:#018x}", s.id),
+            conn: s.conn.clone(),
+            state: s.state.to_string(),
+            initiator: s.initiator,
+            spi_i: format!("{:016x}", s.spis.0),
+            spi_r: format!("{:016x}", s.spis.1),
+            local: s.local.to_string(),
+            remote: s.remote.to_string(),
+            remote_id: s.remote_id.clone().unwrap_or_default(),
+            proposal: s.proposal.clone(),
+            nat_local: s.nat_local,
+            nat_remote: s.nat_remote,
+            rekey_in_s: secs_until(s.rekey_at),
+            expire_in_s: secs_until(s.expire_at),
+            children: s
+                .children
+                .iter()
+                .map(|ch| ChildStatus {
+                    state: ch.state.to_string(),
+                    proposal: ch.proposal.clone(),
+                    local_ts: ch.local_ts.clone(),
+                    remote_ts: ch.remote_ts.clone(),
+                    encap: ch.encap,
+                    inbound: self.ike_sa(ike, ch.inbound_spi, Direction::Inbound),
+                    outbound: self.ike_sa(ike, ch.outbound_spi, Direction::Outbound),
+                    age_s: now.saturating_duration_since(ch.created).as_secs(),
+                    rekey_in_s: secs_until(ch.rekey_at),
+                    expire_in_s: secs_until(Some(ch.expire_at)),
+                })
+                .collect(),
+        }
+    }
+}

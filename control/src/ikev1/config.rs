@@ -1,0 +1,568 @@
+//! IKEv1 connections. [`Connection`] is the typed form the engine runs; its
+//! fields map 1:1 to the configuration fields the loader (phase B) reads:
+//! the common ones of IKEv2 connections (`left`/`right`, ids, subnets,
+//! `psk`, `ike`, `esp`, `pfs`, lifetimes, `margin`, `fuzz`, `dpd_*`,
+//! `start`, `mode`, `encap`, `allow_legacy`) plus `aggressive` (alias
+//! `aggrmode`) and the version policy `ikev2` (Openswan: `never`, `permit`,
+//! `propose`, `insist`), its shorthand `version = 1 | 2` and strongSwan's
+//! `keyexchange = ikev1 | ikev2 | ike`. [`ConnectionConfig`] is the serde
+//! form with exactly those names.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use espresso_core::key::Key;
+use espresso_core::sa::Mode;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::ike::config::{Dpd, DEFAULT_CHILD_LIFETIME, DEFAULT_IKE_LIFETIME, DEFAULT_MARGIN};
+use crate::ike::error::IkeError;
+use crate::ike::proposal::{DhGroup, EspProposal};
+use crate::ike::{Identity, LocalAddr, RemoteAddr, StartAction};
+
+use super::proposal::{default_phase1, default_phase2, parse_phase1, parse_phase2, Phase1Proposal};
+
+/// Which IKE versions a connection speaks (Openswan's `ikev2=`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VersionPolicy {
+    /// IKEv1 only (`ikev2 = never`/`no`, `version = 1`, `keyexchange = ikev1`).
+    Never,
+    /// Initiate IKEv1, accept IKEv2 too (`permit`).
+    Permit,
+    /// Initiate IKEv2, fall back to IKEv1; accept both (`propose`/`yes`, `keyexchange = ike`).
+    Propose,
+    /// IKEv2 only (`insist`, `version = 2`, `keyexchange = ikev2`); the default.
+    #[default]
+    Insist,
+}
+
+impl VersionPolicy {
+    /// From `version = 1 | 2`.
+    pub fn from_version(v: u8) -> Result<Self, IkeError> {
+        match v {
+            1 => Ok(Self::Never),
+            2 => Ok(Self::Insist),
+            o => Err(IkeError::Config(format!("version = {o} (1 or 2)"))),
+        }
+    }
+    /// From strongSwan's `keyexchange`.
+    pub fn from_keyexchange(s: &str) -> Result<Self, IkeError> {
+        match s.to_ascii_lowercase().as_str() {
+            "ikev1" => Ok(Self::Never),
+            "ikev2" => Ok(Self::Insist),
+            "ike" => Ok(Self::Propose),
+            o => Err(IkeError::Config(format!(
+                "keyexchange = {o:?} (ikev1, ikev2 or ike)"
+            ))),
+        }
+    }
+    /// The version an initiator uses first.
+    pub fn initiate_with(self) -> u8 {
+        match self {
+            Self::Never | Self::Permit => 1,
+            Self::Propose | Self::Insist => 2,
+        }
+    }
+    /// The version an initiator falls back to when the peer does not answer
+    /// the first or refuses it (Openswan's `propose`).
+    pub fn fallback(self) -> Option<u8> {
+        match self {
+            Self::Propose => Some(1),
+            _ => None,
+        }
+    }
+    /// A responder accepts requests of this major version.
+    pub fn accepts(self, version: u8) -> bool {
+        match version {
+            1 => self != Self::Insist,
+            2 => self != Self::Never,
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for VersionPolicy {
+    type Err = IkeError;
+    fn from_str(s: &str) -> Result<Self, IkeError> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "never" | "no" => Self::Never,
+            "permit" => Self::Permit,
+            "propose" | "yes" => Self::Propose,
+            "insist" => Self::Insist,
+            o => {
+                return Err(IkeError::Config(format!(
+                    "ikev2 = {o:?} (never, permit, propose or insist)"
+                )))
+            }
+        })
+    }
+}
+
+impl fmt::Display for VersionPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Never => "never",
+            Self::Permit => "permit",
+            Self::Propose => "propose",
+            Self::Insist => "insist",
+        })
+    }
+}
+
+/// Phase 1 exchange.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExchangeMode {
+    /// Main mode (identity protection, 6 messages).
+    #[default]
+    Main,
+    /// Aggressive mode (3 messages, identities in the clear).
+    Aggressive,
+}
+
+impl ExchangeMode {
+    /// Name for status.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Main => "main",
+            Self::Aggressive => "aggressive",
+        }
+    }
+}
+
+/// A checked IKEv1 connection.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    /// Name (unique).
+    pub name: String,
+    /// Our address (`left`).
+    pub local_addr: LocalAddr,
+    /// The peer's address (`right`).
+    pub remote_addr: RemoteAddr,
+    /// Our identity; None = our IP address.
+    pub local_id: Option<Identity>,
+    /// The peer's identity; None = any (whoever knows the key).
+    pub remote_id: Option<Identity>,
+    /// Pre-shared key.
+    pub psk: Key,
+    /// Phase 1 proposals (`ike`).
+    pub ike_proposals: Vec<Phase1Proposal>,
+    /// Phase 2 proposals (`esp`).
+    pub esp_proposals: Vec<EspProposal>,
+    /// Main or aggressive mode (`aggressive`/`aggrmode`).
+    pub exchange: ExchangeMode,
+    /// IKE versions (`ikev2`, `version`, `keyexchange`).
+    pub version: VersionPolicy,
+    /// Start action.
+    pub start_action: StartAction,
+    /// Dead peer detection (RFC 3706).
+    pub dpd: Dpd,
+    /// Rekey before expiry.
+    pub rekey: bool,
+    /// PFS in quick mode: the phase 1 group unless a proposal names one.
+    pub pfs: bool,
+    /// ISAKMP SA lifetime (`ike_lifetime`, default 28800 s).
+    pub ike_lifetime: Duration,
+    /// IPsec SA lifetime (`lifetime`, default 3600 s).
+    pub child_lifetime: Duration,
+    /// Rekey margin.
+    pub margin: Duration,
+    /// Random part of the margin, percent.
+    pub fuzz_percent: u32,
+    /// IPsec SA byte lifetime (0 = none).
+    pub life_bytes: u64,
+    /// IPsec SA packet lifetime (0 = none).
+    pub life_packets: u64,
+    /// Local subnets (empty: our address).
+    pub local_ts: Vec<IpNet>,
+    /// Remote subnets (empty: the peer's address).
+    pub remote_ts: Vec<IpNet>,
+    /// Tunnel or transport.
+    pub mode: Mode,
+    /// Dataplane tunnel index.
+    pub tunnel_id: u32,
+    /// Anti-replay window.
+    pub replay_window: u32,
+    /// Always UDP-encapsulate (fake NAT detection).
+    pub force_encap: bool,
+    /// Allow 3DES, MD5, MODP-1024/1536 (RFC 8221/8247 deprecate them).
+    pub allow_legacy: bool,
+    /// Send INITIAL-CONTACT in the first phase 1 to the peer.
+    pub initial_contact: bool,
+}
+
+impl Connection {
+    /// A connection with the seeds' defaults (PSK, main mode, phase 1
+    /// 28800 s, phase 2 3600 s, PFS, rekey, DPD off).
+    pub fn new(name: &str, local: LocalAddr, remote: RemoteAddr, psk: &[u8]) -> Self {
+        Connection {
+            name: name.into(),
+            local_addr: local,
+            remote_addr: remote,
+            local_id: None,
+            remote_id: None,
+            psk: Key::from_slice(psk),
+            ike_proposals: default_phase1(),
+            esp_proposals: default_phase2(),
+            exchange: ExchangeMode::Main,
+            version: VersionPolicy::Never,
+            start_action: StartAction::Add,
+            dpd: Dpd::default(),
+            rekey: true,
+            pfs: true,
+            ike_lifetime: DEFAULT_IKE_LIFETIME,
+            child_lifetime: DEFAULT_CHILD_LIFETIME,
+            margin: DEFAULT_MARGIN,
+            fuzz_percent: 100,
+            life_bytes: 0,
+            life_packets: 0,
+            local_ts: Vec::new(),
+            remote_ts: Vec::new(),
+            mode: Mode::Tunnel,
+            tunnel_id: 0,
+            replay_window: espresso_core::sa::DEFAULT_REPLAY_WINDOW,
+            force_encap: false,
+            allow_legacy: false,
+            initial_contact: true,
+        }
+    }
+
+    /// Checks what does not depend on other connections; legacy algorithms
+    /// need `allow_legacy` (the error names the algorithm and the field).
+    pub fn validate(&self) -> Result<(), IkeError> {
+        let e = |m: String| Err(IkeError::Config(format!("connection {:?}: {m}", self.name)));
+        if self.name.is_empty() {
+            return e("empty name".into());
+        }
+        if self.psk.len() < 8 {
+            return e("pre-shared key shorter than 8 bytes".into());
+        }
+        if self.ike_proposals.is_empty() || self.esp_proposals.is_empty() {
+            return e("no proposals".into());
+        }
+        if self.remote_addr == RemoteAddr::Any
+            && matches!(self.start_action, StartAction::Start | StartAction::Trap)
+        {
+            return e("remote %any can only respond (start action add or none)".into());
+        }
+        if self.margin >= self.child_lifetime || self.margin >= self.ike_lifetime {
+            return e(format!(
+                "rekey margin {:?} must be shorter than the lifetimes",
+                self.margin
+            ));
+        }
+        if self.fuzz_percent > 100 {
+            return e("fuzz percent above 100".into());
+        }
+        if self.version == VersionPolicy::Insist {
+            return e("ikev2 = insist: the connection does not speak IKEv1".into());
+        }
+        if self.exchange == ExchangeMode::Aggressive {
+            let n: usize = self.ike_proposals.iter().map(|p| p.dh.len()).sum();
+            let groups: std::collections::HashSet<DhGroup> = self
+                .ike_proposals
+                .iter()
+                .flat_map(|p| p.dh.iter().copied())
+                .collect();
+            if n == 0 || groups.len() != 1 {
+                return e(
+                    "aggressive mode needs exactly one DH group in the ike proposals (its KE goes in the first message)"
+                        .into(),
+                );
+            }
+        }
+        if !self.allow_legacy {
+            for p in &self.ike_proposals {
+                if p.is_legacy() {
+                    return e(format!(
+                        "ike proposal {p} uses a legacy algorithm (3DES, MD5, MODP-1024/1536; RFC 8247): set allow_legacy = true"
+                    ));
+                }
+            }
+            for p in &self.esp_proposals {
+                if p.encr.iter().any(|a| a.is_legacy())
+                    || p.integ.iter().any(|a| a.is_legacy())
+                    || p.dh.iter().any(|g| g.is_legacy())
+                {
+                    return e(format!(
+                        "esp proposal {p} uses a legacy algorithm (3DES, MD5, MODP-1024/1536; RFC 8221): set allow_legacy = true"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The single DH group of an aggressive-mode connection (or the first).
+    pub fn first_group(&self) -> Option<DhGroup> {
+        self.ike_proposals
+            .iter()
+            .flat_map(|p| p.dh.first())
+            .next()
+            .copied()
+    }
+}
+
+/// The serde form, with the configuration's field names.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionConfig {
+    /// Name.
+    pub name: String,
+    /// Local address (`left`).
+    pub local: String,
+    /// Remote address (`right`).
+    pub remote: String,
+    /// Local identity (`leftid`).
+    pub local_id: Option<String>,
+    /// Remote identity (`rightid`; `%any` = any).
+    pub remote_id: Option<String>,
+    /// Pre-shared key.
+    #[serde(skip_serializing)]
+    pub psk: Option<String>,
+    /// Phase 1 proposals.
+    pub ike: Option<String>,
+    /// Phase 2 proposals.
+    pub esp: Option<String>,
+    /// Aggressive mode.
+    #[serde(alias = "aggrmode")]
+    pub aggressive: Option<bool>,
+    /// Openswan's IKEv2 policy.
+    pub ikev2: Option<String>,
+    /// 1 or 2.
+    pub version: Option<u8>,
+    /// strongSwan's ikev1 / ikev2 / ike.
+    pub keyexchange: Option<String>,
+    /// Start action.
+    pub start: Option<String>,
+    /// DPD delay, seconds (0 = off).
+    pub dpd_delay: Option<u64>,
+    /// DPD timeout, seconds.
+    pub dpd_timeout: Option<u64>,
+    /// DPD action.
+    pub dpd_action: Option<String>,
+    /// Rekey.
+    pub rekey: Option<bool>,
+    /// PFS.
+    pub pfs: Option<bool>,
+    /// Phase 1 lifetime, seconds.
+    pub ike_lifetime: Option<u64>,
+    /// Phase 2 lifetime, seconds.
+    pub lifetime: Option<u64>,
+    /// Margin, seconds.
+    pub margin: Option<u64>,
+    /// Fuzz, percent.
+    pub fuzz: Option<u32>,
+    /// Local subnets.
+    pub local_subnets: Vec<IpNet>,
+    /// Remote subnets.
+    pub remote_subnets: Vec<IpNet>,
+    /// tunnel / transport.
+    pub mode: Option<String>,
+    /// Force UDP encapsulation.
+    pub encap: Option<bool>,
+    /// Allow legacy algorithms.
+    pub allow_legacy: Option<bool>,
+}
+
+impl ConnectionConfig {
+    /// The version policy from `ikev2`, `version` and `keyexchange` (they must agree).
+    pub fn version_policy(&self) -> Result<VersionPolicy, IkeError> {
+        let mut v: Option<(VersionPolicy, &str)> = None;
+        let mut set = |p: VersionPolicy, field: &'static str| -> Result<(), IkeError> {
+            match v {
+                Some((q, f)) if q != p => Err(IkeError::Config(format!(
+                    "connection {:?}: {field} = {p} contradicts {f} = {q}",
+                    self.name
+                ))),
+                _ => {
+                    v = Some((p, field));
+                    Ok(())
+                }
+            }
+        };
+        if let Some(s) = &self.ikev2 {
+            set(s.parse()?, "ikev2")?;
+        }
+        if let Some(n) = self.version {
+            set(VersionPolicy::from_version(n)?, "version")?;
+        }
+        if let Some(s) = &self.keyexchange {
+            set(VersionPolicy::from_keyexchange(s)?, "keyexchange")?;
+        }
+        Ok(v.map(|(p, _)| p).unwrap_or_default())
+    }
+
+    /// Checks and converts (`psk` from a secrets file overrides the inline key).
+    pub fn to_connection(
+        &self,
+        tunnel_id: u32,
+        psk: Option<&[u8]>,
+    ) -> Result<Connection, IkeError> {
+        let key = match (psk, &self.psk) {
+            (Some(k), _) => k.to_vec(),
+            (None, Some(s)) => s.as_bytes().to_vec(),
+            (None, None) => {
+                return Err(IkeError::Config(format!(
+                    "connection {:?}: no pre-shared key",
+                    self.name
+                )))
+            }
+        };
+        let mut c = Connection::new(
+            &self.name,
+            self.local.parse().map_err(IkeError::Config)?,
+            self.remote.parse().map_err(IkeError::Config)?,
+            &key,
+        );
+        c.tunnel_id = tunnel_id;
+        c.version = self.version_policy()?;
+        c.local_id = self
+            .local_id
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(IkeError::Config)?;
+        c.remote_id = match self.remote_id.as_deref() {
+            None => match c.remote_addr {
+                RemoteAddr::Addr(a) => Some(Identity::from_ip(a)),
+                RemoteAddr::Any => None,
+            },
+            Some("%any") => None,
+            Some(s) => Some(s.parse().map_err(IkeError::Config)?),
+        };
+        if let Some(s) = &self.ike {
+            c.ike_proposals = parse_phase1(s)?;
+        }
+        if let Some(s) = &self.esp {
+            c.esp_proposals = parse_phase2(s)?;
+        }
+        if self.aggressive == Some(true) {
+            c.exchange = ExchangeMode::Aggressive;
+        }
+        if let Some(s) = &self.start {
+            c.start_action = s.parse().map_err(IkeError::Config)?;
+        }
+        if let Some(d) = self.dpd_delay {
+            c.dpd.delay = Duration::from_secs(d);
+        }
+        if let Some(d) = self.dpd_timeout {
+            c.dpd.timeout = Duration::from_secs(d);
+        }
+        if let Some(a) = &self.dpd_action {
+            c.dpd.action = a.parse().map_err(IkeError::Config)?;
+        }
+        if let Some(r) = self.rekey {
+            c.rekey = r;
+        }
+        if let Some(p) = self.pfs {
+            c.pfs = p;
+        }
+        if let Some(l) = self.ike_lifetime {
+            c.ike_lifetime = Duration::from_secs(l);
+        }
+        if let Some(l) = self.lifetime {
+            c.child_lifetime = Duration::from_secs(l);
+        }
+        if let Some(m) = self.margin {
+            c.margin = Duration::from_secs(m);
+        }
+        if let Some(f) = self.fuzz {
+            c.fuzz_percent = f;
+        }
+        c.local_ts = self.local_subnets.clone();
+        c.remote_ts = self.remote_subnets.clone();
+        c.mode = match self.mode.as_deref() {
+            None | Some("tunnel") => Mode::Tunnel,
+            Some("transport") => Mode::Transport,
+            Some(m) => {
+                return Err(IkeError::Config(format!(
+                    "connection {:?}: mode {m:?} (tunnel or transport)",
+                    self.name
+                )))
+            }
+        };
+        c.force_encap = self.encap.unwrap_or(false);
+        c.allow_legacy = self.allow_legacy.unwrap_or(false);
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_policy_vocabulary() {
+        assert_eq!(
+            "never".parse::<VersionPolicy>().unwrap(),
+            VersionPolicy::Never
+        );
+        assert_eq!("no".parse::<VersionPolicy>().unwrap(), VersionPolicy::Never);
+        assert_eq!(
+            "yes".parse::<VersionPolicy>().unwrap(),
+            VersionPolicy::Propose
+        );
+        assert_eq!(
+            VersionPolicy::from_version(1).unwrap(),
+            VersionPolicy::Never
+        );
+        assert_eq!(
+            VersionPolicy::from_keyexchange("ike").unwrap(),
+            VersionPolicy::Propose
+        );
+        assert!(VersionPolicy::Permit.accepts(2) && VersionPolicy::Permit.accepts(1));
+        assert!(!VersionPolicy::Never.accepts(2) && !VersionPolicy::Insist.accepts(1));
+        assert_eq!(VersionPolicy::Permit.initiate_with(), 1);
+        assert_eq!(VersionPolicy::Propose.initiate_with(), 2);
+        assert_eq!(VersionPolicy::Propose.fallback(), Some(1));
+        assert_eq!(VersionPolicy::default(), VersionPolicy::Insist);
+    }
+
+    #[test]
+    fn seed_connections() {
+        // seed 000 (Openswan) with aggressive mode and legacy proposals
+        let t = r#"
+            name = "clearos"
+            local = "192.0.2.1"
+            remote = "%any"
+            local_id = "@clearos"
+            remote_id = "@roadwarrior"
+            psk = "Letmein99-long-enough"
+            ike = "3DES MD5 2"
+            esp = "aes-sha1;modp1024"
+            aggrmode = true
+            ikev2 = "never"
+            allow_legacy = true
+            dpd_delay = 30
+            dpd_action = "hold"
+        "#;
+        let cc: ConnectionConfig = toml::from_str(t).unwrap();
+        let c = cc.to_connection(1, None).unwrap();
+        assert_eq!(c.exchange, ExchangeMode::Aggressive);
+        assert_eq!(c.version, VersionPolicy::Never);
+        assert_eq!(c.ike_lifetime, Duration::from_secs(28800));
+        assert_eq!(c.child_lifetime, Duration::from_secs(3600));
+        let legacy = ConnectionConfig {
+            allow_legacy: None,
+            ..cc.clone()
+        };
+        let err = legacy.to_connection(1, None).unwrap_err().to_string();
+        assert!(err.contains("allow_legacy"), "{err}");
+        let contradict = ConnectionConfig {
+            version: Some(2),
+            ..cc.clone()
+        };
+        assert!(contradict.to_connection(1, None).is_err());
+        // aggressive mode with two groups is refused
+        let two = ConnectionConfig {
+            ike: Some("aes-sha1-modp2048-modp3072".into()),
+            ..cc
+        };
+        assert!(two.to_connection(1, None).is_err());
+    }
+}

@@ -1,0 +1,965 @@
+//! The sans-IO IKEv1 engine, shaped like the IKEv2 one (`crate::ike::Engine`):
+//! fed datagrams with their addresses, time and dataplane events; returns
+//! the same [`Output`]s (datagrams, SA/policy installs and removals in
+//! make-before-break order, [`Event`]s) and the next deadline. No sockets,
+//! no clock: whole exchanges run in memory in the tests.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use espresso_core::sa::{Direction, Policy, PolicyAction, SaEvent, TrafficSelector};
+use rand::rngs::StdRng;
+use rand::{Rng, RngCore, SeedableRng};
+
+use crate::ike::engine::{ChildSaStatus, DataplaneOp, Event, IkeSaStatus, Output, Transmit};
+use crate::ike::error::IkeError;
+use crate::ike::wire::TsEntry;
+use crate::ike::{ts, LocalAddr, RemoteAddr, StartAction};
+
+use super::config::{Connection, ExchangeMode};
+use super::crypto::Phase1Keys;
+use super::sa::{IsakmpSa, Task};
+use super::wire::{self, exchange, Header, HEADER_LEN};
+
+/// Engine-wide settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// IKE port (500).
+    pub ike_port: u16,
+    /// NAT-T port (4500).
+    pub natt_port: u16,
+    /// First retransmission timeout.
+    pub retransmit_timeout: Duration,
+    /// Backoff base: the n-th retransmission waits timeout * base^n.
+    pub retransmit_base: f64,
+    /// Retransmissions before giving up.
+    pub retransmit_tries: u32,
+    /// Responder phase 1 exchanges in progress above which new ones are dropped.
+    pub half_open_limit: usize,
+    /// A phase 1 exchange that does not complete is dropped after this long.
+    pub half_open_timeout: Duration,
+    /// NAT keepalive interval (RFC 3948 §4) when we are behind a NAT.
+    pub keepalive: Duration,
+    /// How long a replaced inbound SA stays installed after a rekey.
+    pub drain: Duration,
+    /// Longest datagram accepted (bigger ones are dropped unparsed).
+    pub max_message: usize,
+    /// Announce and use NAT traversal (RFC 3947 and its drafts).
+    pub nat_traversal: bool,
+    /// Set the commit bit in QM1 (RFC 2408 §3.1): the responder answers
+    /// QM3 with CONNECTED and we send on the new SA only after it. Off by
+    /// default (strongSwan ignores it); as responder we always honour it.
+    pub commit_bit: bool,
+    /// A commit-bit initiator installs its outbound SA at the latest this
+    /// long after QM3 if the responder's CONNECTED never comes.
+    pub connected_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            ike_port: 500,
+            natt_port: 4500,
+            retransmit_timeout: Duration::from_secs(4),
+            retransmit_base: 1.8,
+            retransmit_tries: 5,
+            half_open_limit: 64,
+            half_open_timeout: Duration::from_secs(30),
+            keepalive: Duration::from_secs(20),
+            drain: Duration::from_secs(2),
+            max_message: 16384,
+            nat_traversal: true,
+            commit_bit: false,
+            connected_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why an incoming datagram was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum V1Drop {
+    /// Not a well-formed ISAKMP message (header or payload chain).
+    Malformed,
+    /// On the NAT-T port without the non-ESP marker.
+    NotIke,
+    /// Larger than `Settings::max_message`.
+    TooBig,
+    /// No ISAKMP SA with those cookies.
+    UnknownSa,
+    /// Decryption gave no valid payload chain (wrong key, tampered).
+    Decrypt,
+    /// A HASH payload did not verify (tampered, replayed into another exchange).
+    Hash,
+    /// A retransmission of a message already processed (the reply was repeated).
+    Duplicate,
+    /// Not expected in the SA's state (or an old message ID replayed).
+    Unexpected,
+    /// Responder half-open limit reached.
+    HalfOpenLimit,
+    /// No connection for the addresses, or the connection's version policy refuses IKEv1.
+    NoConnection,
+    /// Required payload missing or content invalid.
+    Invalid,
+}
+
+impl V1Drop {
+    /// Every reason, for counters.
+    pub const ALL: [V1Drop; 11] = [
+        Self::Malformed,
+        Self::NotIke,
+        Self::TooBig,
+        Self::UnknownSa,
+        Self::Decrypt,
+        Self::Hash,
+        Self::Duplicate,
+        Self::Unexpected,
+        Self::HalfOpenLimit,
+        Self::NoConnection,
+        Self::Invalid,
+    ];
+    /// Counter name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::NotIke => "not_ike",
+            Self::TooBig => "too_big",
+            Self::UnknownSa => "unknown_sa",
+            Self::Decrypt => "decrypt",
+            Self::Hash => "hash",
+            Self::Duplicate => "duplicate",
+            Self::Unexpected => "unexpected",
+            Self::HalfOpenLimit => "half_open_limit",
+            Self::NoConnection => "no_connection",
+            Self::Invalid => "invalid",
+        }
+    }
+}
+
+/// Engine counters.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Datagrams received.
+    pub rx: u64,
+    /// Datagrams sent.
+    pub tx: u64,
+    /// Requests retransmitted on timeout.
+    pub retransmits: u64,
+    /// Replies repeated for a retransmitted request.
+    pub replies_repeated: u64,
+    /// NAT keepalives received.
+    pub keepalives_rx: u64,
+    /// NAT keepalives sent.
+    pub keepalives_tx: u64,
+    /// DPD R-U-THERE sent.
+    pub dpd_sent: u64,
+    /// ISAKMP SAs established.
+    pub isakmp_established: u64,
+    /// IPsec SA pairs established (including rekeys).
+    pub ipsec_established: u64,
+    /// Drops by reason (index = [`V1Drop`] order).
+    pub drops: [u64; 11],
+}
+
+impl Stats {
+    /// Count of one reason.
+    pub fn drop_count(&self, r: V1Drop) -> u64 {
+        self.drops[r as usize]
+    }
+    /// Total drops.
+    pub fn drops_total(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+}
+
+/// Status of one ISAKMP SA: the fields IKEv2 SAs have, plus the mode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ikev1SaStatus {
+    /// Common status (spis = the cookies; proposal = phase 1 algorithms;
+    /// children with their phase 2 algorithms).
+    pub sa: IkeSaStatus,
+    /// Main or aggressive mode.
+    pub mode: ExchangeMode,
+    /// NAT-T variant in use ("rfc3947", "draft", or "" when none).
+    pub nat_t: &'static str,
+    /// The peer announced DPD (RFC 3706).
+    pub peer_dpd: bool,
+}
+
+/// Work an SA hands back to the engine.
+pub(crate) enum Deferred {
+    Remove(u64),
+    /// Children move from an old ISAKMP SA to its replacement (reauth).
+    MoveChildren {
+        from: u64,
+        to: u64,
+    },
+    /// The peer sent INITIAL-CONTACT: drop other SAs with it.
+    InitialContact {
+        keep: u64,
+    },
+    /// A new SA of the peer's (re-authentication): older SAs of the same
+    /// connection and peer hand over their IPsec SAs.
+    Adopt {
+        keep: u64,
+    },
+    Restart {
+        conn: Arc<Connection>,
+    },
+    Task {
+        sa: u64,
+        task: Task,
+    },
+}
+
+/// State shared by all SAs.
+pub(crate) struct Ctx {
+    /// The time of the call being processed.
+    pub now: Instant,
+    pub settings: Settings,
+    pub conns: Vec<Arc<Connection>>,
+    pub out: VecDeque<Output>,
+    pub rng: StdRng,
+    pub stats: Stats,
+    pub default_route: Option<IpAddr>,
+    pub next_policy_id: u32,
+    pub trap_policies: HashMap<String, Vec<(u32, TrafficSelector)>>,
+    pub child_spis: HashSet<u32>,
+    pub half_open: usize,
+    pub deferred: Vec<Deferred>,
+}
+
+impl Ctx {
+    pub fn drop(&mut self, r: V1Drop) {
+        self.stats.drops[r as usize] += 1;
+    }
+    pub fn event(&mut self, e: Event) {
+        self.out.push_back(Output::Event(e));
+    }
+    pub fn dp(&mut self, op: DataplaneOp) {
+        self.out.push_back(Output::Dataplane(op));
+    }
+    /// Sends a message (with the non-ESP marker on the NAT-T port).
+    pub fn transmit(&mut self, local: SocketAddr, remote: SocketAddr, msg: &[u8]) {
+        let data = if local.port() == self.settings.natt_port {
+            let mut d = Vec::with_capacity(msg.len() + 4);
+            d.extend_from_slice(&[0, 0, 0, 0]);
+            d.extend_from_slice(msg);
+            d
+        } else {
+            msg.to_vec()
+        };
+        self.stats.tx += 1;
+        self.out.push_back(Output::Transmit(Transmit {
+            local,
+            remote,
+            data,
+        }));
+    }
+    pub fn keepalive(&mut self, local: SocketAddr, remote: SocketAddr) {
+        self.stats.keepalives_tx += 1;
+        self.stats.tx += 1;
+        self.out.push_back(Output::Transmit(Transmit {
+            local,
+            remote,
+            data: vec![0xff],
+        }));
+    }
+    pub fn random_bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = vec![0u8; n];
+        self.rng.fill_bytes(&mut v);
+        v
+    }
+    pub fn new_cookie(&mut self) -> u64 {
+        loop {
+            let s = self.rng.next_u64();
+            if s != 0 {
+                return s;
+            }
+        }
+    }
+    pub fn new_mid(&mut self) -> u32 {
+        loop {
+            let s = self.rng.next_u32();
+            if s != 0 {
+                return s;
+            }
+        }
+    }
+    pub fn new_child_spi(&mut self) -> u32 {
+        loop {
+            let s = self.rng.next_u32();
+            if s > 255 && self.child_spis.insert(s) {
+                return s;
+            }
+        }
+    }
+    pub fn free_child_spi(&mut self, s: u32) {
+        self.child_spis.remove(&s);
+    }
+    pub fn new_policy_id(&mut self) -> u32 {
+        self.next_policy_id = self.next_policy_id.wrapping_add(1).max(1);
+        self.next_policy_id
+    }
+    /// lifetime - margin - random(0..fuzz% of margin), at least 1 s.
+    pub fn rekey_time(&mut self, lifetime: Duration, margin: Duration, fuzz: u32) -> Duration {
+        let f = margin.as_secs_f64() * f64::from(fuzz) / 100.0;
+        let r = if f > 0.0 {
+            self.rng.random_range(0.0..=f)
+        } else {
+            0.0
+        };
+        Duration::from_secs_f64((lifetime.as_secs_f64() - margin.as_secs_f64() - r).max(1.0))
+    }
+}
+
+/// The IKEv1 engine.
+pub struct Engine {
+    pub(crate) ctx: Ctx,
+    pub(crate) sas: HashMap<u64, IsakmpSa>,
+    /// Responder SAs by (peer, initiator cookie), for retransmitted first messages.
+    by_icookie: HashMap<(IpAddr, u64), u64>,
+}
+
+impl Engine {
+    /// An engine seeded from the operating system.
+    pub fn new(settings: Settings) -> Self {
+        Self::with_rng(settings, StdRng::from_os_rng())
+    }
+    /// A deterministic engine (tests).
+    pub fn with_seed(settings: Settings, seed: u64) -> Self {
+        Self::with_rng(settings, StdRng::seed_from_u64(seed))
+    }
+    fn with_rng(settings: Settings, rng: StdRng) -> Self {
+        Engine {
+            ctx: Ctx {
+                now: Instant::now(),
+                settings,
+                conns: Vec::new(),
+                out: VecDeque::new(),
+                rng,
+                stats: Stats::default(),
+                default_route: None,
+                next_policy_id: 0,
+                trap_policies: HashMap::new(),
+                child_spis: HashSet::new(),
+                half_open: 0,
+                deferred: Vec::new(),
+            },
+            sas: HashMap::new(),
+            by_icookie: HashMap::new(),
+        }
+    }
+
+    /// Settings.
+    pub fn settings(&self) -> &Settings {
+        &self.ctx.settings
+    }
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.ctx.stats
+    }
+    /// Responder phase 1 exchanges in progress.
+    pub fn half_open(&self) -> usize {
+        self.ctx.half_open
+    }
+    /// The address `%defaultroute` stands for.
+    pub fn set_default_route(&mut self, addr: Option<IpAddr>) {
+        self.ctx.default_route = addr;
+    }
+    /// Configured connections.
+    pub fn connections(&self) -> impl Iterator<Item = &Connection> {
+        self.ctx.conns.iter().map(|c| c.as_ref())
+    }
+
+    /// Adds a connection and applies its start action.
+    pub fn add_connection(&mut self, conn: Connection, now: Instant) -> Result<(), IkeError> {
+        self.ctx.now = now;
+        conn.validate()?;
+        if self.ctx.conns.iter().any(|c| c.name == conn.name) {
+            return Err(IkeError::Config(format!(
+                "duplicate connection name {:?}",
+                conn.name
+            )));
+        }
+        let conn = Arc::new(conn);
+        self.ctx.conns.push(conn.clone());
+        match conn.start_action {
+            StartAction::Trap => self.install_traps(&conn),
+            StartAction::Start => {
+                self.initiate(&conn.name, now)?;
+            }
+            StartAction::Add | StartAction::None => {}
+        }
+        Ok(())
+    }
+
+    /// Removes a connection (its trap policies go; SAs stay until deleted).
+    pub fn remove_connection(&mut self, name: &str) -> Result<(), IkeError> {
+        let before = self.ctx.conns.len();
+        self.ctx.conns.retain(|c| c.name != name);
+        if self.ctx.conns.len() == before {
+            return Err(IkeError::UnknownConnection(name.into()));
+        }
+        if let Some(traps) = self.ctx.trap_policies.remove(name) {
+            for (id, _) in traps {
+                self.ctx.dp(DataplaneOp::RemovePolicy { id });
+            }
+        }
+        Ok(())
+    }
+
+    fn install_traps(&mut self, conn: &Connection) {
+        let (l, r) = conn_ts(conn, self.ctx.default_route, None);
+        let mut v = Vec::new();
+        for s in ts::to_selectors(&l, &r) {
+            let id = self.ctx.new_policy_id();
+            self.ctx.dp(DataplaneOp::InstallPolicy(Policy {
+                id,
+                tunnel_id: conn.tunnel_id,
+                selector: s.clone(),
+                action: PolicyAction::Trap,
+                priority: 100,
+            }));
+            v.push((id, s));
+        }
+        self.ctx.trap_policies.insert(conn.name.clone(), v);
+    }
+
+    fn conn(&self, name: &str) -> Result<Arc<Connection>, IkeError> {
+        self.ctx
+            .conns
+            .iter()
+            .find(|c| c.name == name)
+            .cloned()
+            .ok_or_else(|| IkeError::UnknownConnection(name.into()))
+    }
+
+    /// Starts phase 1 (and the first quick mode) for a connection; returns the SA id.
+    pub fn initiate(&mut self, name: &str, now: Instant) -> Result<u64, IkeError> {
+        self.ctx.now = now;
+        let conn = self.conn(name)?;
+        self.initiate_conn(conn, None, None, now)
+    }
+
+    pub(crate) fn initiate_conn(
+        &mut self,
+        conn: Arc<Connection>,
+        packet_ts: Option<(TsEntry, TsEntry)>,
+        reauth_of: Option<u64>,
+        now: Instant,
+    ) -> Result<u64, IkeError> {
+        let local_ip = match conn.local_addr {
+            LocalAddr::Addr(a) => a,
+            LocalAddr::DefaultRoute | LocalAddr::Any => {
+                self.ctx.default_route.ok_or_else(|| {
+                    IkeError::Config(format!(
+                        "connection {:?}: %defaultroute is not resolved",
+                        conn.name
+                    ))
+                })?
+            }
+        };
+        let remote_ip = match conn.remote_addr {
+            RemoteAddr::Addr(a) => a,
+            RemoteAddr::Any => {
+                return Err(IkeError::Config(format!(
+                    "connection {:?}: cannot initiate to %any",
+                    conn.name
+                )))
+            }
+        };
+        let (mut l, mut r) = conn_ts(&conn, Some(local_ip), Some(remote_ip));
+        if let Some((pl, pr)) = packet_ts {
+            l.insert(0, pl);
+            r.insert(0, pr);
+        }
+        // INITIAL-CONTACT only when we hold no SA with this peer
+        let first_contact = !self
+            .sas
+            .values()
+            .any(|s| s.conn.name == conn.name && s.remote.ip() == remote_ip);
+        let local = SocketAddr::new(local_ip, self.ctx.settings.ike_port);
+        let remote = SocketAddr::new(remote_ip, self.ctx.settings.ike_port);
+        let first_qm = if reauth_of.is_some() {
+            None
+        } else {
+            Some((l, r))
+        };
+        let sa = IsakmpSa::initiate(
+            &mut self.ctx,
+            conn,
+            local,
+            remote,
+            first_qm,
+            reauth_of,
+            first_contact,
+            now,
+        );
+        let id = sa.id;
+        self.sas.insert(id, sa);
+        self.process_deferred(now);
+        Ok(id)
+    }
+
+    /// Deletes an ISAKMP SA and its IPsec SAs (the peer is told).
+    pub fn terminate_ike(&mut self, id: u64, now: Instant) -> Result<(), IkeError> {
+        self.ctx.now = now;
+        let sa = self.sas.get_mut(&id).ok_or(IkeError::UnknownSa(id))?;
+        sa.terminate(&mut self.ctx, now);
+        self.process_deferred(now);
+        Ok(())
+    }
+
+    /// Deletes an IPsec SA pair (by its inbound SPI).
+    pub fn terminate_child(&mut self, inbound_spi: u32, now: Instant) -> Result<(), IkeError> {
+        self.ctx.now = now;
+        let id = self
+            .sa_of_child(inbound_spi)
+            .ok_or(IkeError::UnknownChild(inbound_spi))?;
+        if let Some(sa) = self.sas.get_mut(&id) {
+            sa.delete_child_local(&mut self.ctx, inbound_spi, now);
+        }
+        self.process_deferred(now);
+        Ok(())
+    }
+
+    /// Rekeys an IPsec SA now (new quick mode, make-before-break).
+    pub fn rekey_child(&mut self, inbound_spi: u32, now: Instant) -> Result<(), IkeError> {
+        self.ctx.now = now;
+        let id = self
+            .sa_of_child(inbound_spi)
+            .ok_or(IkeError::UnknownChild(inbound_spi))?;
+        if let Some(sa) = self.sas.get_mut(&id) {
+            sa.queue(&mut self.ctx, Task::RekeyChild(inbound_spi), now);
+        }
+        self.process_deferred(now);
+        Ok(())
+    }
+
+    /// Re-authenticates an ISAKMP SA now: a new phase 1 takes over its IPsec SAs.
+    pub fn rekey_ike(&mut self, id: u64, now: Instant) -> Result<(), IkeError> {
+        self.ctx.now = now;
+        let sa = self.sas.get_mut(&id).ok_or(IkeError::UnknownSa(id))?;
+        if !sa.is_established() {
+            return Err(IkeError::State {
+                op: "reauthenticate",
+                state: "not established",
+            });
+        }
+        sa.queue(&mut self.ctx, Task::Reauth, now);
+        self.process_deferred(now);
+        Ok(())
+    }
+
+    /// Sends a DPD R-U-THERE now.
+    pub fn dpd(&mut self, id: u64, now: Instant) -> Result<(), IkeError> {
+        self.ctx.now = now;
+        let sa = self.sas.get_mut(&id).ok_or(IkeError::UnknownSa(id))?;
+        sa.queue(&mut self.ctx, Task::Dpd, now);
+        self.process_deferred(now);
+        Ok(())
+    }
+
+    fn sa_of_child(&self, spi: u32) -> Option<u64> {
+        self.sas
+            .iter()
+            .find(|(_, s)| s.has_child(spi))
+            .map(|(id, _)| *id)
+    }
+
+    /// The phase 1 keys of an SA (tests and key export; never logged).
+    pub fn phase1_keys(&self, id: u64) -> Option<&Phase1Keys> {
+        self.sas.get(&id).and_then(|s| s.keys.as_ref())
+    }
+
+    /// ISAKMP SA ids.
+    pub fn ike_sas(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.sas.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Status of every ISAKMP SA.
+    pub fn status(&self) -> Vec<Ikev1SaStatus> {
+        let mut v: Vec<Ikev1SaStatus> = self.sas.values().map(|s| s.status()).collect();
+        v.sort_by_key(|s| s.sa.id);
+        v
+    }
+
+    /// The next output.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.ctx.out.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sas
+            .values()
+            .filter_map(|s| s.next_timeout(&self.ctx))
+            .min()
+    }
+
+    /// Runs timers: retransmissions, rekeys, expiries, DPD, keepalives, drains.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.ctx.now = now;
+        let ids: Vec<u64> = self.sas.keys().copied().collect();
+        for id in ids {
+            if let Some(sa) = self.sas.get_mut(&id) {
+                if sa.next_timeout(&self.ctx).is_some_and(|t| t <= now) {
+                    sa.on_timeout(&mut self.ctx, now);
+                }
+            }
+        }
+        self.process_deferred(now);
+    }
+
+    /// A dataplane event: byte/packet lifetimes, sequence exhaustion, acquires.
+    pub fn handle_dataplane_event(&mut self, ev: &SaEvent, now: Instant) {
+        self.ctx.now = now;
+        match ev {
+            SaEvent::SoftExpire { spi, direction, .. }
+            | SaEvent::HardExpire { spi, direction, .. } => {
+                let hard = matches!(ev, SaEvent::HardExpire { .. });
+                let found = self
+                    .sas
+                    .iter()
+                    .find_map(|(id, s)| s.child_by_spi(*spi, *direction).map(|i| (*id, i)));
+                if let Some((id, inbound)) = found {
+                    if let Some(sa) = self.sas.get_mut(&id) {
+                        if hard && !sa.child_rekey_pending(inbound) {
+                            sa.delete_child_local(&mut self.ctx, inbound, now);
+                        } else if !hard && sa.conn.rekey {
+                            sa.queue(&mut self.ctx, Task::RekeyChild(inbound), now);
+                        }
+                    }
+                }
+            }
+            SaEvent::SeqExhausted { spi } => {
+                let found = self.sas.iter().find_map(|(id, s)| {
+                    s.child_by_spi(*spi, Direction::Outbound).map(|i| (*id, i))
+                });
+                if let Some((id, inbound)) = found {
+                    if let Some(sa) = self.sas.get_mut(&id) {
+                        sa.queue(&mut self.ctx, Task::RekeyChild(inbound), now);
+                    }
+                }
+            }
+            SaEvent::Acquire {
+                policy_id,
+                src,
+                dst,
+                proto,
+            } => {
+                let name = self
+                    .ctx
+                    .trap_policies
+                    .iter()
+                    .find(|(_, v)| v.iter().any(|(id, _)| id == policy_id))
+                    .map(|(n, _)| n.clone());
+                let Some(name) = name else { return };
+                let Ok(conn) = self.conn(&name) else { return };
+                let host = |a: IpAddr| TsEntry {
+                    proto: *proto,
+                    start_port: 0,
+                    end_port: 65535,
+                    start: a,
+                    end: a,
+                };
+                let existing = self
+                    .sas
+                    .iter()
+                    .filter(|(_, s)| s.conn.name == name && s.is_usable())
+                    .map(|(id, s)| (*id, s.is_established(), s.has_children_or_pending()))
+                    .next();
+                match existing {
+                    None => {
+                        let _ = self.initiate_conn(conn, Some((host(*src), host(*dst))), None, now);
+                    }
+                    Some((id, true, false)) => {
+                        let (mut l, mut r) = conn_ts(&conn, self.ctx.default_route, None);
+                        l.insert(0, host(*src));
+                        r.insert(0, host(*dst));
+                        if let Some(sa) = self.sas.get_mut(&id) {
+                            sa.queue(
+                                &mut self.ctx,
+                                Task::QuickMode {
+                                    local: l,
+                                    remote: r,
+                                },
+                                now,
+                            );
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        self.process_deferred(now);
+    }
+
+    /// One received UDP datagram: `from` the peer, `to` our address and port.
+    pub fn handle_datagram(&mut self, data: &[u8], from: SocketAddr, to: SocketAddr, now: Instant) {
+        self.ctx.now = now;
+        self.ctx.stats.rx += 1;
+        if data.len() > self.ctx.settings.max_message {
+            self.ctx.drop(V1Drop::TooBig);
+            return;
+        }
+        let msg = if to.port() == self.ctx.settings.natt_port {
+            if data == [0xff] {
+                self.ctx.stats.keepalives_rx += 1;
+                return;
+            }
+            if data.len() < 4 || data[..4] != [0, 0, 0, 0] {
+                self.ctx.drop(V1Drop::NotIke);
+                return;
+            }
+            &data[4..]
+        } else {
+            data
+        };
+        let hdr = match Header::parse(msg) {
+            Ok(h) => h,
+            Err(_) => {
+                self.ctx.drop(V1Drop::Malformed);
+                return;
+            }
+        };
+        let (ic, rc) = (hdr.icookie(), hdr.rcookie());
+        // an SA we initiated (our cookie is the initiator's), or one we answer
+        let ours = match self.sas.get(&ic) {
+            Some(s) if s.initiator && (s.rc == rc || s.rc == 0) => Some(ic),
+            _ => match self.sas.get(&rc) {
+                Some(s) if !s.initiator && s.ic == ic => Some(rc),
+                _ => None,
+            },
+        };
+        if let Some(id) = ours {
+            if let Some(sa) = self.sas.get_mut(&id) {
+                sa.handle(&mut self.ctx, msg, hdr, from, to, now);
+            }
+            self.process_deferred(now);
+            return;
+        }
+        if rc == 0 && matches!(hdr.exchange(), exchange::MAIN | exchange::AGGRESSIVE) {
+            if let Some(&id) = self.by_icookie.get(&(from.ip(), ic)) {
+                if let Some(sa) = self.sas.get_mut(&id) {
+                    sa.handle(&mut self.ctx, msg, hdr, from, to, now);
+                    self.process_deferred(now);
+                    return;
+                }
+            }
+            self.respond_phase1(msg, hdr, from, to, now);
+            self.process_deferred(now);
+            return;
+        }
+        self.ctx.drop(V1Drop::UnknownSa);
+    }
+
+    fn candidates(&self, from: SocketAddr, to: SocketAddr) -> Vec<Arc<Connection>> {
+        self.ctx
+            .conns
+            .iter()
+            .filter(|c| c.version.accepts(1))
+            .filter(|c| match c.local_addr {
+                LocalAddr::Addr(a) => a == to.ip(),
+                LocalAddr::DefaultRoute => self.ctx.default_route.is_none_or(|a| a == to.ip()),
+                LocalAddr::Any => true,
+            })
+            .filter(|c| match c.remote_addr {
+                RemoteAddr::Addr(a) => a == from.ip(),
+                RemoteAddr::Any => true,
+            })
+            .cloned()
+            .collect()
+    }
+
+    fn respond_phase1(
+        &mut self,
+        msg: &[u8],
+        hdr: Header<'_>,
+        from: SocketAddr,
+        to: SocketAddr,
+        now: Instant,
+    ) {
+        if hdr.encrypted() || hdr.message_id() != 0 || msg.len() <= HEADER_LEN {
+            self.ctx.drop(V1Drop::Malformed);
+            return;
+        }
+        if self.ctx.half_open >= self.ctx.settings.half_open_limit {
+            self.ctx.drop(V1Drop::HalfOpenLimit);
+            return;
+        }
+        let mode = if hdr.exchange() == exchange::AGGRESSIVE {
+            ExchangeMode::Aggressive
+        } else {
+            ExchangeMode::Main
+        };
+        let cands: Vec<Arc<Connection>> = self
+            .candidates(from, to)
+            .into_iter()
+            .filter(|c| c.exchange == mode)
+            .collect();
+        if cands.is_empty() {
+            self.ctx.drop(V1Drop::NoConnection);
+            let mut pw = wire::PayloadWriter::new();
+            pw.notify(
+                wire::proto::ISAKMP,
+                &[],
+                wire::notify::NO_PROPOSAL_CHOSEN,
+                &[],
+            );
+            let m = wire::build_plain(hdr.icookie(), 0, exchange::INFORMATIONAL, 0, 0, &pw);
+            self.ctx.transmit(to, from, &m);
+            return;
+        }
+        if let Some(mut sa) = IsakmpSa::respond(&mut self.ctx, cands, msg, hdr, from, to, now) {
+            sa.half_open_counted = true;
+            self.ctx.half_open += 1;
+            self.by_icookie.insert((from.ip(), hdr.icookie()), sa.id);
+            self.sas.insert(sa.id, sa);
+        }
+    }
+
+    fn process_deferred(&mut self, now: Instant) {
+        while !self.ctx.deferred.is_empty() {
+            for item in std::mem::take(&mut self.ctx.deferred) {
+                match item {
+                    Deferred::Remove(id) => {
+                        if let Some(sa) = self.sas.remove(&id) {
+                            sa.release(&mut self.ctx);
+                        }
+                    }
+                    Deferred::MoveChildren { from, to } => {
+                        let moved = self.sas.get_mut(&from).map(|s| {
+                            s.mark_replaced();
+                            s.take_children()
+                        });
+                        if let (Some(m), Some(t)) = (moved, self.sas.get_mut(&to)) {
+                            t.adopt_children(m);
+                        }
+                    }
+                    Deferred::InitialContact { keep } => {
+                        let Some(k) = self.sas.get(&keep) else {
+                            continue;
+                        };
+                        let (conn, rid, rip) =
+                            (k.conn.name.clone(), k.remote_id.clone(), k.remote.ip());
+                        let victims: Vec<u64> = self
+                            .sas
+                            .iter()
+                            .filter(|(id, s)| {
+                                **id != keep
+                                    && s.conn.name == conn
+                                    && s.remote_id == rid
+                                    && s.remote.ip() == rip
+                                    && s.is_established()
+                            })
+                            .map(|(id, _)| *id)
+                            .collect();
+                        for v in victims {
+                            if let Some(mut s) = self.sas.remove(&v) {
+                                s.purge(&mut self.ctx, crate::ike::DeleteReason::InitialContact);
+                                self.ctx.event(Event::IkeDeleted {
+                                    sa: v,
+                                    conn: s.conn.name.clone(),
+                                    reason: crate::ike::DeleteReason::InitialContact,
+                                });
+                                s.release(&mut self.ctx);
+                            }
+                        }
+                    }
+                    Deferred::Adopt { keep } => {
+                        let Some(k) = self.sas.get(&keep) else {
+                            continue;
+                        };
+                        let (conn, rid, rip) =
+                            (k.conn.name.clone(), k.remote_id.clone(), k.remote.ip());
+                        let olds: Vec<u64> = self
+                            .sas
+                            .iter()
+                            .filter(|(id, s)| {
+                                **id != keep
+                                    && s.conn.name == conn
+                                    && s.remote_id == rid
+                                    && s.remote.ip() == rip
+                                    && s.is_established()
+                                    && s.is_usable()
+                            })
+                            .map(|(id, _)| *id)
+                            .collect();
+                        for o in olds {
+                            let moved = self.sas.get_mut(&o).map(|s| {
+                                s.mark_replaced();
+                                s.take_children()
+                            });
+                            if let (Some(m), Some(t)) = (moved, self.sas.get_mut(&keep)) {
+                                t.adopt_children(m);
+                            }
+                        }
+                    }
+                    Deferred::Restart { conn } => {
+                        let _ = self.initiate_conn(conn, None, None, now);
+                    }
+                    Deferred::Task { sa, task } => {
+                        if let Task::Reauth = task {
+                            // a new phase 1 replaces `sa`
+                            if let Some(s) = self.sas.get(&sa) {
+                                let conn = s.conn.clone();
+                                let _ = self.initiate_conn(conn, None, Some(sa), now);
+                            }
+                        } else if let Some(s) = self.sas.get_mut(&sa) {
+                            s.queue(&mut self.ctx, task, now);
+                        }
+                    }
+                }
+            }
+        }
+        let sas = &self.sas;
+        self.by_icookie.retain(|_, id| sas.contains_key(id));
+    }
+}
+
+/// The configured selectors of a connection (subnets, or the hosts themselves).
+pub(crate) fn conn_ts(
+    conn: &Connection,
+    local_ip: Option<IpAddr>,
+    remote_ip: Option<IpAddr>,
+) -> (Vec<TsEntry>, Vec<TsEntry>) {
+    let host = |a: IpAddr| ts::from_net(&ipnet::IpNet::from(a));
+    let l = if conn.local_ts.is_empty() {
+        match (conn.local_addr, local_ip) {
+            (LocalAddr::Addr(a), _) | (_, Some(a)) => vec![host(a)],
+            _ => vec![],
+        }
+    } else {
+        conn.local_ts.iter().map(ts::from_net).collect()
+    };
+    let r = if conn.remote_ts.is_empty() {
+        match (conn.remote_addr, remote_ip) {
+            (RemoteAddr::Addr(a), _) | (_, Some(a)) => vec![host(a)],
+            (RemoteAddr::Any, None) => vec![],
+        }
+    } else {
+        conn.remote_ts.iter().map(ts::from_net).collect()
+    };
+    (l, r)
+}
+
+/// A child status for the CLI.
+pub(crate) fn child_status(c: &super::sa::ChildSa) -> ChildSaStatus {
+    ChildSaStatus {
+        inbound_spi: c.inbound_spi,
+        outbound_spi: c.outbound_spi,
+        state: c.state.name(),
+        proposal: c.suite.to_string(),
+        local_ts: vec![ts::display(&c.local_ts)],
+        remote_ts: vec![ts::display(&c.remote_ts)],
+        encap: c.encap,
+        created: c.created,
+        rekey_at: c.rekey_at,
+        expire_at: c.expire_at,
+    }
+}

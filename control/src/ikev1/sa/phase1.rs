@@ -1,0 +1,974 @@
+//! Phase 1 with pre-shared keys (RFC 2409 §5.4): main mode (identity
+//! protection, six messages) and aggressive mode (three), both roles, with
+//! NAT-T (RFC 3947: vendor IDs, NAT-D, the float to port 4500) and the DPD
+//! vendor ID (RFC 3706).
+
+use super::*;
+use crate::ike::proposal::DhGroup;
+use crate::ikev1::proposal::{describe_p1, effective_lifetime, AuthMethod};
+use crate::ikev1::wire::{notify, payload, proto, vid, Payloads};
+
+const NONCE_LEN: usize = 32;
+
+impl IsakmpSa {
+    /// Our phase 1 transforms: every combination of every proposal.
+    fn offers(conn: &Connection) -> Vec<Phase1Suite> {
+        let mut v = Vec::new();
+        for p in &conn.ike_proposals {
+            for (encr, hash, dh) in p.combos() {
+                let s = Phase1Suite {
+                    encr,
+                    hash,
+                    dh,
+                    auth: AuthMethod::Psk,
+                    lifetime: Some(conn.ike_lifetime.as_secs()),
+                };
+                if !v.contains(&s) {
+                    v.push(s);
+                }
+            }
+        }
+        v
+    }
+
+    fn vendor_ids(ctx: &Ctx, pw: &mut PayloadWriter) {
+        pw.push(payload::VENDOR, &vid::DPD);
+        if ctx.settings.nat_traversal {
+            pw.push(payload::VENDOR, &vid::NATT_RFC3947);
+            pw.push(payload::VENDOR, &vid::NATT_DRAFT_03);
+            pw.push(payload::VENDOR, &vid::NATT_DRAFT_02N);
+            pw.push(payload::VENDOR, &vid::NATT_DRAFT_02);
+        }
+    }
+
+    fn learn_vids(&mut self, ctx: &Ctx, p: &Payloads<'_>) {
+        let k = p.known_vids();
+        self.peer_dpd |= k.contains(&vid::Known::Dpd);
+        if ctx.settings.nat_traversal && self.natt == Natt::None {
+            if k.contains(&vid::Known::NattRfc) {
+                self.natt = Natt::Rfc;
+            } else if k.contains(&vid::Known::NattDraft) {
+                self.natt = Natt::Draft;
+            }
+        }
+    }
+
+    fn nat_d_type(&self) -> u8 {
+        if self.natt == Natt::Draft {
+            payload::NAT_D_DRAFT
+        } else {
+            payload::NAT_D
+        }
+    }
+
+    /// NAT-D payloads for a message from `local` to `remote`: the
+    /// destination's hash first, then ours (faked with `encap` forced).
+    fn push_nat_d(
+        &self,
+        ctx: &mut Ctx,
+        pw: &mut PayloadWriter,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) {
+        if self.natt == Natt::None {
+            return;
+        }
+        let h = self.hash_alg();
+        let t = self.nat_d_type();
+        pw.push(t, &crypto::nat_d(h, self.ic, self.rc, remote));
+        if self.conn.force_encap {
+            let fake = ctx.random_bytes(h.out_len());
+            pw.push(t, &fake);
+        } else {
+            pw.push(t, &crypto::nat_d(h, self.ic, self.rc, local));
+        }
+    }
+
+    /// Compares the peer's NAT-D hashes with the message's addresses.
+    fn detect_nat(&mut self, p: &Payloads<'_>, from: SocketAddr, to: SocketAddr) {
+        if self.natt == Natt::None || p.nat_d.is_empty() {
+            return;
+        }
+        let h = self.hash_alg();
+        let me = crypto::nat_d(h, self.ic, self.rc, to);
+        let them = crypto::nat_d(h, self.ic, self.rc, from);
+        self.nat_local = p.nat_d[0] != me.as_slice() || self.conn.force_encap;
+        self.nat_remote = !p.nat_d[1..].contains(&them.as_slice());
+    }
+
+    pub(super) fn natted(&self) -> bool {
+        self.natt != Natt::None && (self.nat_local || self.nat_remote)
+    }
+
+    /// Moves to port 4500 (initiator, when a NAT was found).
+    fn float(&mut self, ctx: &Ctx) {
+        if self.natted() && self.local.port() != ctx.settings.natt_port {
+            self.local.set_port(ctx.settings.natt_port);
+            self.remote.set_port(ctx.settings.natt_port);
+        }
+    }
+
+    fn local_id(&self) -> Identity {
+        self.conn
+            .local_id
+            .clone()
+            .unwrap_or_else(|| Identity::from_ip(self.local.ip()))
+    }
+
+    fn sa_payload_initiator(&self) -> Vec<u8> {
+        let xs: Vec<(u8, Vec<u8>)> = Self::offers(&self.conn)
+            .iter()
+            .map(|s| (wire::KEY_IKE, s.attrs()))
+            .collect();
+        wire::sa_body(&[(1, proto::ISAKMP, vec![], xs)])
+    }
+
+    fn start_rtx(&mut self, ctx: &Ctx, packet: Vec<u8>, now: Instant) {
+        self.p1_rtx = Some(Rtx {
+            packet,
+            retries: 0,
+            next: now + ctx.settings.retransmit_timeout,
+        });
+    }
+
+    /// A new phase 1 as initiator: sends MM1 (or AM1).
+    #[allow(clippy::too_many_arguments)]
+    pub fn initiate(
+        ctx: &mut Ctx,
+        conn: Arc<Connection>,
+        local: SocketAddr,
+        remote: SocketAddr,
+        first_qm: Option<(Vec<TsEntry>, Vec<TsEntry>)>,
+        reauth_of: Option<u64>,
+        first_contact: bool,
+        now: Instant,
+    ) -> IsakmpSa {
+        let ic = ctx.new_cookie();
+        let mode = conn.exchange;
+        let mut sa = IsakmpSa::blank(conn, true, mode, ic, ic, 0, local, remote, now);
+        sa.first_qm = first_qm;
+        sa.reauth_of = reauth_of;
+        sa.first_contact = first_contact && sa.conn.initial_contact;
+        sa.sai_b = sa.sa_payload_initiator();
+        let mut pw = PayloadWriter::new();
+        pw.push(payload::SA, &sa.sai_b);
+        if mode == ExchangeMode::Aggressive {
+            let g = sa.conn.first_group().unwrap_or(DhGroup::Modp2048);
+            let dh = DhPrivate::generate(g, &mut ctx.rng);
+            pw.push(payload::KE, dh.public());
+            sa.dh = Some(dh);
+            sa.ni = ctx.random_bytes(NONCE_LEN);
+            pw.push(payload::NONCE, &sa.ni);
+            pw.push(payload::ID, &wire::identity_body(&sa.local_id()));
+            sa.state = P1State::AmI1;
+        } else {
+            sa.state = P1State::MmI1;
+        }
+        Self::vendor_ids(ctx, &mut pw);
+        let exch = sa.mode_exchange();
+        let m = wire::build_plain(ic, 0, exch, 0, 0, &pw);
+        sa.send(ctx, &m);
+        sa.start_rtx(ctx, m, now);
+        sa
+    }
+
+    /// Chooses a transform of the peer's SA payload: (our suite with the
+    /// peer's lifetime, transform number) or the "offered" list.
+    fn choose_p1(
+        conn: &Connection,
+        sa: &wire::SaView<'_>,
+        group: Option<u16>,
+    ) -> Result<(Phase1Suite, u8), Vec<String>> {
+        let Ok(props) = sa.proposals() else {
+            return Err(vec!["malformed SA payload".into()]);
+        };
+        let mut offered = Vec::new();
+        let theirs: Vec<(u8, Result<Phase1Suite, String>)> = props
+            .iter()
+            .filter(|p| p.protocol == proto::ISAKMP)
+            .flat_map(|p| p.transforms.iter())
+            .map(|t| {
+                offered.push(describe_p1(t));
+                (t.num, Phase1Suite::from_transform(t))
+            })
+            .collect();
+        for ours in Self::offers(conn) {
+            for (num, t) in &theirs {
+                let Ok(t) = t else { continue };
+                if t.encr == ours.encr
+                    && t.hash == ours.hash
+                    && t.dh == ours.dh
+                    && t.auth == AuthMethod::Psk
+                    && group.is_none_or(|g| g == t.dh.number())
+                {
+                    return Ok((*t, *num));
+                }
+            }
+        }
+        Err(offered)
+    }
+
+    fn mismatch(
+        ctx: &mut Ctx,
+        conn: &Connection,
+        peer: SocketAddr,
+        offered: Vec<String>,
+        responder: bool,
+    ) {
+        ctx.event(Event::ProposalMismatch {
+            conn: conn.name.clone(),
+            kind: "IKE",
+            peer,
+            offered,
+            configured: conn.ike_proposals.iter().map(|p| p.to_string()).collect(),
+            local_responder: responder,
+        });
+    }
+
+    /// A first phase 1 message from a peer (MM1 or AM1): a new responder SA.
+    pub fn respond(
+        ctx: &mut Ctx,
+        cands: Vec<Arc<Connection>>,
+        msg: &[u8],
+        hdr: Header<'_>,
+        from: SocketAddr,
+        to: SocketAddr,
+        now: Instant,
+    ) -> Option<IsakmpSa> {
+        let Ok(p) = Payloads::parse(&msg[HEADER_LEN..], hdr.next_payload()) else {
+            ctx.drop(V1Drop::Malformed);
+            return None;
+        };
+        let Some(sa_view) = p.sa else {
+            ctx.drop(V1Drop::Invalid);
+            return None;
+        };
+        let aggressive = hdr.exchange() == wire::exchange::AGGRESSIVE;
+        let peer_id = p.ids.first().and_then(|i| i.identity());
+        if aggressive && (p.ke.is_none() || p.nonce.is_none() || p.ids.len() != 1) {
+            ctx.drop(V1Drop::Invalid);
+            return None;
+        }
+        let mut last_offered = Vec::new();
+        let mut chosen = None;
+        for c in &cands {
+            if aggressive {
+                // the identity is known: it picks the connection (and the key)
+                if let Some(want) = &c.remote_id {
+                    if peer_id.as_ref() != Some(want) {
+                        continue;
+                    }
+                }
+            }
+            // AM1's KE fixes the group: a transform with another one is moot
+            let group = if aggressive {
+                p.ke.and_then(|k| {
+                    Self::offers(c)
+                        .iter()
+                        .find(|o| o.dh.public_len() == k.len())
+                        .map(|o| o.dh.number())
+                })
+            } else {
+                None
+            };
+            match Self::choose_p1(c, &sa_view, group) {
+                Ok(x) => {
+                    chosen = Some((c.clone(), x));
+                    break;
+                }
+                Err(o) => last_offered = o,
+            }
+        }
+        let Some((conn, (suite, num))) = chosen else {
+            if let Some(c) = cands.first() {
+                Self::mismatch(ctx, c, from, last_offered, true);
+            }
+            ctx.drop(V1Drop::NoConnection);
+            let mut pw = PayloadWriter::new();
+            pw.notify(proto::ISAKMP, &[], notify::NO_PROPOSAL_CHOSEN, &[]);
+            let m = wire::build_plain(hdr.icookie(), 0, wire::exchange::INFORMATIONAL, 0, 0, &pw);
+            ctx.transmit(to, from, &m);
+            return None;
+        };
+        let rc = ctx.new_cookie();
+        let mode = if aggressive {
+            ExchangeMode::Aggressive
+        } else {
+            ExchangeMode::Main
+        };
+        let mut sa = IsakmpSa::blank(
+            conn.clone(),
+            false,
+            mode,
+            rc,
+            hdr.icookie(),
+            rc,
+            to,
+            from,
+            now,
+        );
+        sa.candidates = cands;
+        sa.half_open_deadline = Some(now + ctx.settings.half_open_timeout);
+        sa.sai_b = sa_view.body.to_vec();
+        sa.suite = Some(suite);
+        sa.learn_vids(ctx, &p);
+        let answer = wire::sa_body(&[(
+            1,
+            proto::ISAKMP,
+            vec![],
+            vec![(wire::KEY_IKE, suite.attrs())],
+        )]);
+        // transform number: echo the peer's
+        let answer = renumber_transform(answer, num);
+        let mut pw = PayloadWriter::new();
+        pw.push(payload::SA, &answer);
+        if aggressive {
+            let (Some(ke), Some(ni)) = (p.ke, p.nonce) else {
+                return None;
+            };
+            if ke.len() != suite.dh.public_len() {
+                ctx.drop(V1Drop::Invalid);
+                let mut pw = PayloadWriter::new();
+                pw.notify(proto::ISAKMP, &[], notify::INVALID_KEY_INFORMATION, &[]);
+                let m =
+                    wire::build_plain(hdr.icookie(), 0, wire::exchange::INFORMATIONAL, 0, 0, &pw);
+                ctx.transmit(to, from, &m);
+                return None;
+            }
+            sa.ni = ni.to_vec();
+            sa.g_peer = ke.to_vec();
+            sa.remote_id = peer_id;
+            sa.peer_id_b = p.ids[0].body.to_vec();
+            if let Some(want) = &conn.remote_id {
+                if sa.remote_id.as_ref() != Some(want) {
+                    ctx.drop(V1Drop::NoConnection);
+                    return None;
+                }
+            }
+            let dh = DhPrivate::generate(suite.dh, &mut ctx.rng);
+            pw.push(payload::KE, dh.public());
+            sa.nr = ctx.random_bytes(NONCE_LEN);
+            pw.push(payload::NONCE, &sa.nr);
+            sa.dh = Some(dh);
+            if let Err(e) = sa.derive(ctx) {
+                ctx.drop(V1Drop::Invalid);
+                ctx.event(Event::AuthFailed {
+                    conn: conn.name.clone(),
+                    peer: from,
+                    reason: e.to_string(),
+                });
+                return None;
+            }
+            let idr = wire::identity_body(&sa.local_id());
+            let hash_r = sa.auth_hash(false, &idr);
+            pw.push(payload::ID, &idr);
+            pw.push(payload::HASH, &hash_r);
+            Self::vendor_ids(ctx, &mut pw);
+            let (l, r) = (sa.local, sa.remote);
+            sa.push_nat_d(ctx, &mut pw, l, r);
+            sa.state = P1State::AmR2;
+        } else {
+            Self::vendor_ids(ctx, &mut pw);
+            sa.state = P1State::MmR2;
+        }
+        let m = wire::build_plain(sa.ic, sa.rc, hdr.exchange(), 0, 0, &pw);
+        sa.send(ctx, &m);
+        sa.p1_last_rx = Some(digest(msg));
+        sa.p1_reply = Some((sa.local, sa.remote, m.clone()));
+        if aggressive {
+            // AM3 must come: repeat AM2 until it does
+            sa.start_rtx(ctx, m, now);
+        }
+        Some(sa)
+    }
+
+    /// g^xy, SKEYID and the phase 1 keys from our DH, the peer's KE and the nonces.
+    fn derive(&mut self, _ctx: &mut Ctx) -> Result<(), IkeError> {
+        let suite = self.suite.ok_or(IkeError::State {
+            op: "derive",
+            state: "no suite",
+        })?;
+        let dh = self.dh.as_ref().ok_or(IkeError::State {
+            op: "derive",
+            state: "no DH",
+        })?;
+        let gxy = dh.shared(&self.g_peer)?;
+        let skeyid = crypto::skeyid_psk(suite.hash, self.conn.psk.bytes(), &self.ni, &self.nr);
+        let (gxi, gxr) = if self.initiator {
+            (dh.public().to_vec(), self.g_peer.clone())
+        } else {
+            (self.g_peer.clone(), dh.public().to_vec())
+        };
+        let k = crypto::derive_phase1(
+            suite.hash, suite.encr, skeyid, &gxy, self.ic, self.rc, &gxi, &gxr,
+        );
+        self.cipher = Some(CbcKey::new(suite.encr, &k.ka)?);
+        self.p1_iv = k.iv.clone();
+        self.keys = Some(k);
+        Ok(())
+    }
+
+    /// HASH_I (`initiator`) or HASH_R over `id_b`.
+    fn auth_hash(&self, initiator: bool, id_b: &[u8]) -> Vec<u8> {
+        let (Some(k), Some(dh)) = (&self.keys, &self.dh) else {
+            return Vec::new();
+        };
+        let mine = dh.public();
+        let (gxi, gxr) = if self.initiator {
+            (mine, &self.g_peer[..])
+        } else {
+            (&self.g_peer[..], mine)
+        };
+        if initiator {
+            crypto::phase1_hash(
+                self.hash_alg(),
+                &k.skeyid,
+                gxi,
+                gxr,
+                self.ic,
+                self.rc,
+                &self.sai_b,
+                id_b,
+            )
+        } else {
+            crypto::phase1_hash(
+                self.hash_alg(),
+                &k.skeyid,
+                gxr,
+                gxi,
+                self.rc,
+                self.ic,
+                &self.sai_b,
+                id_b,
+            )
+        }
+    }
+
+    /// Checks the peer's identity and HASH; Err explains.
+    fn verify_peer(&mut self, p: &Payloads<'_>) -> Result<(), String> {
+        let (Some(id), Some(h)) = (p.ids.first(), p.hash) else {
+            return Err("ID or HASH payload missing".into());
+        };
+        let want = self.auth_hash(!self.initiator, id.body);
+        if !crate::ike::crypto::ct_eq(&want, h) {
+            return Err("HASH does not verify (pre-shared keys differ?)".into());
+        }
+        let got = id.identity();
+        if let Some(expected) = &self.conn.remote_id {
+            if got.as_ref() != Some(expected) {
+                return Err(format!(
+                    "peer identity {} is not the configured {expected}",
+                    got.map(|g| g.to_string())
+                        .unwrap_or_else(|| "(unsupported type)".into())
+                ));
+            }
+        }
+        self.remote_id = got;
+        Ok(())
+    }
+
+    fn auth_failed(&mut self, ctx: &mut Ctx, why: String) {
+        ctx.event(Event::AuthFailed {
+            conn: self.conn.name.clone(),
+            peer: self.remote,
+            reason: why.clone(),
+        });
+        self.fail(ctx, IkeError::AuthFailed(why));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn phase1(
+        &mut self,
+        ctx: &mut Ctx,
+        msg: &[u8],
+        hdr: Header<'_>,
+        from: SocketAddr,
+        to: SocketAddr,
+        now: Instant,
+        d: [u8; 32],
+    ) {
+        // decrypt when needed, chaining the phase 1 IV
+        let (plain, last_block) = if hdr.encrypted() {
+            if self.cipher.is_none() {
+                ctx.drop(V1Drop::Unexpected);
+                return;
+            }
+            match self.decrypt(msg, &self.p1_iv) {
+                Ok(x) => (x.0, Some(x.1)),
+                Err(r) => {
+                    ctx.drop(r);
+                    return;
+                }
+            }
+        } else {
+            (msg[HEADER_LEN..].to_vec(), None)
+        };
+        let p = match Payloads::parse(&plain, hdr.next_payload()) {
+            Ok(p) => p,
+            Err(_) => {
+                if hdr.encrypted() {
+                    ctx.drop(V1Drop::Decrypt);
+                    if matches!(self.state, P1State::MmR4 | P1State::MmI5) {
+                        // the keys differ: say so in the clear (RFC 2408 §5.7)
+                        let mut pw = PayloadWriter::new();
+                        pw.notify(proto::ISAKMP, &[], notify::AUTHENTICATION_FAILED, &[]);
+                        let m = wire::build_plain(
+                            self.ic,
+                            self.rc,
+                            wire::exchange::INFORMATIONAL,
+                            0,
+                            0,
+                            &pw,
+                        );
+                        ctx.transmit(to, from, &m);
+                        self.auth_failed(
+                            ctx,
+                            "encrypted phase 1 message does not decrypt (pre-shared keys differ?)"
+                                .into(),
+                        );
+                    }
+                } else {
+                    ctx.drop(V1Drop::Malformed);
+                }
+                return;
+            }
+        };
+        let rc_ok = self.rc == 0 || hdr.rcookie() == self.rc;
+        if !rc_ok {
+            ctx.drop(V1Drop::UnknownSa);
+            return;
+        }
+        match (self.state, self.initiator) {
+            (P1State::MmI1, true) => self.mm2(ctx, &p, hdr, now),
+            (P1State::MmI3, true) => self.mm4(ctx, &p, from, to, now),
+            (P1State::MmI5, true) if hdr.encrypted() => {
+                if let Err(why) = self.verify_peer(&p) {
+                    ctx.drop(V1Drop::Hash);
+                    self.auth_failed(ctx, why);
+                    return;
+                }
+                if let Some(b) = last_block {
+                    self.p1_iv = b;
+                }
+                self.p1_last_rx = Some(d);
+                self.p1_reply = None;
+                self.established(ctx, &p, from, to, now);
+            }
+            (P1State::MmR2, false) => self.mm3(ctx, &p, msg, from, to, now, d),
+            (P1State::MmR4, false) if hdr.encrypted() => {
+                if let Err(why) = self.verify_peer(&p) {
+                    ctx.drop(V1Drop::Hash);
+                    self.auth_failed(ctx, why);
+                    return;
+                }
+                // the initiator floated: answer where it now speaks from
+                self.local = to;
+                self.remote = from;
+                if let Some(b) = last_block {
+                    self.p1_iv = b;
+                }
+                let idr = wire::identity_body(&self.local_id());
+                let h = self.auth_hash(false, &idr);
+                let mut pw = PayloadWriter::new();
+                pw.push(payload::ID, &idr);
+                pw.push(payload::HASH, &h);
+                match self.encrypt(wire::exchange::MAIN, 0, 0, &pw, &self.p1_iv) {
+                    Ok((m, last)) => {
+                        self.p1_iv = last;
+                        self.send(ctx, &m);
+                        self.p1_last_rx = Some(d);
+                        self.p1_reply = Some((self.local, self.remote, m));
+                    }
+                    Err(e) => {
+                        self.fail(ctx, e);
+                        return;
+                    }
+                }
+                self.established(ctx, &p, from, to, now);
+            }
+            (P1State::AmI1, true) => self.am2(ctx, &p, hdr, from, to, now, d),
+            (P1State::AmR2, false) => {
+                if !p.nat_d.is_empty() {
+                    self.detect_nat(&p, from, to);
+                }
+                let Some(h) = p.hash else {
+                    ctx.drop(V1Drop::Invalid);
+                    return;
+                };
+                let idi = self.peer_id_b.clone();
+                let want = self.auth_hash(true, &idi);
+                if !crate::ike::crypto::ct_eq(&want, h) {
+                    ctx.drop(V1Drop::Hash);
+                    self.auth_failed(
+                        ctx,
+                        "HASH_I does not verify (pre-shared keys differ?)".into(),
+                    );
+                    return;
+                }
+                if let Some(b) = last_block {
+                    self.p1_iv = b;
+                }
+                self.local = to;
+                self.remote = from;
+                self.p1_last_rx = Some(d);
+                self.p1_reply = None;
+                self.p1_rtx = None;
+                self.established(ctx, &p, from, to, now);
+            }
+            _ => ctx.drop(V1Drop::Unexpected),
+        }
+    }
+
+    fn check_answer(&self, p: &Payloads<'_>) -> Result<Phase1Suite, Vec<String>> {
+        let Some(sa) = p.sa else {
+            return Err(vec!["no SA payload".into()]);
+        };
+        let props = sa.proposals().map_err(|e| vec![e.to_string()])?;
+        let [pr] = props.as_slice() else {
+            return Err(vec!["answer is not one proposal".into()]);
+        };
+        let [t] = pr.transforms.as_slice() else {
+            return Err(vec!["answer is not one transform".into()]);
+        };
+        let s = Phase1Suite::from_transform(t).map_err(|e| vec![e])?;
+        if Self::offers(&self.conn).iter().any(|o| {
+            o.encr == s.encr && o.hash == s.hash && o.dh == s.dh && s.auth == AuthMethod::Psk
+        }) {
+            Ok(s)
+        } else {
+            Err(vec![s.to_string()])
+        }
+    }
+
+    fn mm2(&mut self, ctx: &mut Ctx, p: &Payloads<'_>, hdr: Header<'_>, now: Instant) {
+        if let Some(code) = p.error_notify() {
+            self.peer_error(ctx, code);
+            return;
+        }
+        let suite = match self.check_answer(p) {
+            Ok(s) => s,
+            Err(o) => {
+                ctx.drop(V1Drop::Invalid);
+                Self::mismatch(ctx, &self.conn.clone(), self.remote, o, false);
+                self.fail(
+                    ctx,
+                    IkeError::NoProposalChosen {
+                        offered: "peer answered with a transform we did not offer".into(),
+                        configured: self
+                            .conn
+                            .ike_proposals
+                            .iter()
+                            .map(|p| p.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    },
+                );
+                return;
+            }
+        };
+        self.rc = hdr.rcookie();
+        if self.rc == 0 {
+            ctx.drop(V1Drop::Invalid);
+            return;
+        }
+        self.suite = Some(suite);
+        self.learn_vids(ctx, p);
+        let dh = DhPrivate::generate(suite.dh, &mut ctx.rng);
+        self.ni = ctx.random_bytes(NONCE_LEN);
+        let mut pw = PayloadWriter::new();
+        pw.push(payload::KE, dh.public());
+        pw.push(payload::NONCE, &self.ni);
+        self.dh = Some(dh);
+        let (l, r) = (self.local, self.remote);
+        self.push_nat_d(ctx, &mut pw, l, r);
+        let m = wire::build_plain(self.ic, self.rc, wire::exchange::MAIN, 0, 0, &pw);
+        self.send(ctx, &m);
+        self.start_rtx(ctx, m, now);
+        self.state = P1State::MmI3;
+    }
+
+    fn mm4(
+        &mut self,
+        ctx: &mut Ctx,
+        p: &Payloads<'_>,
+        from: SocketAddr,
+        to: SocketAddr,
+        now: Instant,
+    ) {
+        if let Some(code) = p.error_notify() {
+            self.peer_error(ctx, code);
+            return;
+        }
+        let (Some(ke), Some(nr)) = (p.ke, p.nonce) else {
+            ctx.drop(V1Drop::Invalid);
+            return;
+        };
+        self.g_peer = ke.to_vec();
+        self.nr = nr.to_vec();
+        if let Err(e) = self.derive(ctx) {
+            ctx.drop(V1Drop::Invalid);
+            self.fail(ctx, e);
+            return;
+        }
+        self.detect_nat(p, from, to);
+        self.float(ctx);
+        let idi = wire::identity_body(&self.local_id());
+        let h = self.auth_hash(true, &idi);
+        let mut pw = PayloadWriter::new();
+        pw.push(payload::ID, &idi);
+        pw.push(payload::HASH, &h);
+        if self.first_contact {
+            let mut spi = self.ic.to_be_bytes().to_vec();
+            spi.extend_from_slice(&self.rc.to_be_bytes());
+            pw.notify(proto::ISAKMP, &spi, notify::INITIAL_CONTACT, &[]);
+        }
+        match self.encrypt(wire::exchange::MAIN, 0, 0, &pw, &self.p1_iv) {
+            Ok((m, last)) => {
+                self.p1_iv = last;
+                self.send(ctx, &m);
+                self.start_rtx(ctx, m, now);
+                self.state = P1State::MmI5;
+            }
+            Err(e) => self.fail(ctx, e),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn mm3(
+        &mut self,
+        ctx: &mut Ctx,
+        p: &Payloads<'_>,
+        _msg: &[u8],
+        from: SocketAddr,
+        to: SocketAddr,
+        _now: Instant,
+        d: [u8; 32],
+    ) {
+        let (Some(ke), Some(ni), Some(suite)) = (p.ke, p.nonce, self.suite) else {
+            ctx.drop(V1Drop::Invalid);
+            return;
+        };
+        if ke.len() != suite.dh.public_len() {
+            ctx.drop(V1Drop::Invalid);
+            return;
+        }
+        self.g_peer = ke.to_vec();
+        self.ni = ni.to_vec();
+        let dh = DhPrivate::generate(suite.dh, &mut ctx.rng);
+        self.nr = ctx.random_bytes(NONCE_LEN);
+        let mut pw = PayloadWriter::new();
+        pw.push(payload::KE, dh.public());
+        pw.push(payload::NONCE, &self.nr);
+        self.dh = Some(dh);
+        if let Err(e) = self.derive(ctx) {
+            ctx.drop(V1Drop::Invalid);
+            self.fail(ctx, e);
+            return;
+        }
+        self.detect_nat(p, from, to);
+        let (l, r) = (self.local, self.remote);
+        self.push_nat_d(ctx, &mut pw, l, r);
+        let m = wire::build_plain(self.ic, self.rc, wire::exchange::MAIN, 0, 0, &pw);
+        self.send(ctx, &m);
+        self.p1_last_rx = Some(d);
+        self.p1_reply = Some((self.local, self.remote, m));
+        self.state = P1State::MmR4;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn am2(
+        &mut self,
+        ctx: &mut Ctx,
+        p: &Payloads<'_>,
+        hdr: Header<'_>,
+        from: SocketAddr,
+        to: SocketAddr,
+        now: Instant,
+        d: [u8; 32],
+    ) {
+        if let Some(code) = p.error_notify() {
+            self.peer_error(ctx, code);
+            return;
+        }
+        let suite = match self.check_answer(p) {
+            Ok(s) => s,
+            Err(o) => {
+                ctx.drop(V1Drop::Invalid);
+                Self::mismatch(ctx, &self.conn.clone(), self.remote, o, false);
+                self.fail(
+                    ctx,
+                    IkeError::NoProposalChosen {
+                        offered: "peer answered with a transform we did not offer".into(),
+                        configured: self
+                            .conn
+                            .ike_proposals
+                            .iter()
+                            .map(|p| p.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    },
+                );
+                return;
+            }
+        };
+        let (Some(ke), Some(nr)) = (p.ke, p.nonce) else {
+            ctx.drop(V1Drop::Invalid);
+            return;
+        };
+        if self.dh.as_ref().map(|d| d.group()) != Some(suite.dh) {
+            ctx.drop(V1Drop::Invalid);
+            self.fail(
+                ctx,
+                IkeError::KeyExchange("responder chose another DH group"),
+            );
+            return;
+        }
+        self.rc = hdr.rcookie();
+        self.suite = Some(suite);
+        self.learn_vids(ctx, p);
+        self.g_peer = ke.to_vec();
+        self.nr = nr.to_vec();
+        if let Err(e) = self.derive(ctx) {
+            ctx.drop(V1Drop::Invalid);
+            self.fail(ctx, e);
+            return;
+        }
+        if let Err(why) = self.verify_peer(p) {
+            ctx.drop(V1Drop::Hash);
+            self.auth_failed(ctx, why);
+            return;
+        }
+        self.detect_nat(p, from, to);
+        self.float(ctx);
+        let idi = wire::identity_body(&self.local_id());
+        let h = self.auth_hash(true, &idi);
+        let mut pw = PayloadWriter::new();
+        pw.push(payload::HASH, &h);
+        let (l, r) = (self.local, self.remote);
+        self.push_nat_d(ctx, &mut pw, l, r);
+        if self.first_contact {
+            let mut spi = self.ic.to_be_bytes().to_vec();
+            spi.extend_from_slice(&self.rc.to_be_bytes());
+            pw.notify(proto::ISAKMP, &spi, notify::INITIAL_CONTACT, &[]);
+        }
+        // AM3 encrypted, as strongSwan sends it
+        match self.encrypt(wire::exchange::AGGRESSIVE, 0, 0, &pw, &self.p1_iv) {
+            Ok((m, last)) => {
+                self.p1_iv = last;
+                self.send(ctx, &m);
+                self.p1_last_rx = Some(d);
+                self.p1_reply = Some((self.local, self.remote, m));
+                self.p1_rtx = None;
+            }
+            Err(e) => {
+                self.fail(ctx, e);
+                return;
+            }
+        }
+        self.established(ctx, p, from, to, now);
+    }
+
+    fn peer_error(&mut self, ctx: &mut Ctx, code: u16) {
+        if code == notify::NO_PROPOSAL_CHOSEN {
+            Self::mismatch(
+                ctx,
+                &self.conn.clone(),
+                self.remote,
+                vec!["?".into()],
+                false,
+            );
+        }
+        self.fail(
+            ctx,
+            IkeError::PeerError {
+                code,
+                name: notify::name(code),
+            },
+        );
+    }
+
+    /// Phase 1 is complete (both roles).
+    fn established(
+        &mut self,
+        ctx: &mut Ctx,
+        p: &Payloads<'_>,
+        from: SocketAddr,
+        to: SocketAddr,
+        now: Instant,
+    ) {
+        self.state = P1State::Established;
+        self.p1_rtx = None;
+        self.half_open_deadline = None;
+        self.dh = None;
+        if self.half_open_counted {
+            self.half_open_counted = false;
+            ctx.half_open = ctx.half_open.saturating_sub(1);
+        }
+        self.last_heard = now;
+        let _ = (from, to);
+        let suite = self.suite;
+        let life = effective_lifetime(self.conn.ike_lifetime, suite.and_then(|s| s.lifetime));
+        self.expire_at = Some(now + life);
+        if self.initiator && self.conn.rekey {
+            self.rekey_at =
+                Some(now + ctx.rekey_time(life, self.conn.margin, self.conn.fuzz_percent));
+        }
+        if self.nat_local {
+            self.keepalive_at = Some(now + ctx.settings.keepalive);
+        }
+        ctx.stats.isakmp_established += 1;
+        ctx.event(Event::IkeEstablished {
+            sa: self.id,
+            conn: self.conn.name.clone(),
+            local: self.local,
+            remote: self.remote,
+            remote_id: self
+                .remote_id
+                .as_ref()
+                .map(|i| i.to_string())
+                .unwrap_or_default(),
+            proposal: suite.map(|s| s.to_string()).unwrap_or_default(),
+            initiator: self.initiator,
+            nat_local: self.nat_local,
+            nat_remote: self.nat_remote,
+        });
+        let initial_contact = p.notify(notify::INITIAL_CONTACT).is_some();
+        if let Some(old) = self.reauth_of {
+            ctx.deferred.push(Deferred::MoveChildren {
+                from: old,
+                to: self.id,
+            });
+            ctx.deferred.push(Deferred::Task {
+                sa: old,
+                task: Task::DeleteIsakmp,
+            });
+            ctx.event(Event::IkeRekeyed {
+                conn: self.conn.name.clone(),
+                old_sa: old,
+                new_sa: self.id,
+            });
+        } else if initial_contact {
+            ctx.deferred
+                .push(Deferred::InitialContact { keep: self.id });
+        } else if !self.initiator {
+            // the peer re-authenticates: its IPsec SAs move here
+            ctx.deferred.push(Deferred::Adopt { keep: self.id });
+        }
+        if let Some((l, r)) = self.first_qm.take() {
+            self.tasks.push_back(Task::QuickMode {
+                local: l,
+                remote: r,
+            });
+        }
+        self.kick(ctx, now);
+    }
+}
+
+/// Sets the transform number of a one-transform SA body.
+fn renumber_transform(mut body: Vec<u8>, num: u8) -> Vec<u8> {
+    // DOI(4) SIT(4) | proposal header(8) SPI(0) | transform header(4) num
+    if body.len() > 8 + 8 + 4 {
+        body[8 + 8 + 4] = num;
+    }
+    body
+}

@@ -1,0 +1,1037 @@
+//! Quick mode (RFC 2409 §5.5): IPsec SAs with and without PFS, several per
+//! ISAKMP SA, the responder-lifetime notify (RFC 2407 §4.6.3.1) both ways,
+//! UDP-encapsulated modes (RFC 3947 §5.1), the commit bit (RFC 2408 §3.1:
+//! CONNECTED), and make-before-break rekeys: the responder installs the new
+//! inbound SA before it answers, the initiator switches after QM2, the old
+//! inbound SA drains.
+
+use super::*;
+use crate::ike::proposal::DhGroup;
+use crate::ikev1::proposal::{
+    describe_p2, p2_from_transform, p2_suites, p2_transform, Phase2Attrs,
+};
+use crate::ikev1::wire::{notify, p2attr, payload, proto, IdView, Payloads};
+
+const NONCE_LEN: usize = 32;
+/// How long a finished quick mode is kept to answer retransmissions.
+const QM_KEEP: Duration = Duration::from_secs(60);
+
+impl IsakmpSa {
+    // ------------------------------------------------------------- tasks
+
+    pub fn queue(&mut self, ctx: &mut Ctx, task: Task, now: Instant) {
+        match &task {
+            Task::RekeyChild(spi) => {
+                match self.children.iter_mut().find(|c| c.inbound_spi == *spi) {
+                    Some(c) if c.state == ChildState::Installed && !c.rekey_busy => {
+                        c.rekey_busy = true
+                    }
+                    _ => return,
+                }
+            }
+            Task::Reauth => {
+                if self.reauth_busy || self.replaced || self.state != P1State::Established {
+                    return;
+                }
+                self.reauth_busy = true;
+                ctx.deferred.push(Deferred::Task {
+                    sa: self.id,
+                    task: Task::Reauth,
+                });
+                return;
+            }
+            _ => {}
+        }
+        self.tasks.push_back(task);
+        self.kick(ctx, now);
+    }
+
+    pub(super) fn kick(&mut self, ctx: &mut Ctx, now: Instant) {
+        if self.state != P1State::Established {
+            return;
+        }
+        while let Some(t) = self.tasks.pop_front() {
+            match t {
+                Task::QuickMode { local, remote } => {
+                    if self.replaced {
+                        continue;
+                    }
+                    for l in &local {
+                        for r in &remote {
+                            if l.start.is_ipv4() == r.start.is_ipv4() {
+                                self.start_qm(ctx, *l, *r, None, now);
+                            }
+                        }
+                    }
+                }
+                Task::RekeyChild(spi) => {
+                    let Some(c) = self.children.iter().find(|c| c.inbound_spi == spi) else {
+                        continue;
+                    };
+                    let (l, r) = (c.local_ts, c.remote_ts);
+                    if self.replaced {
+                        continue;
+                    }
+                    self.start_qm(ctx, l, r, Some(spi), now);
+                }
+                Task::Dpd => self.send_dpd(ctx, now),
+                Task::DeleteIsakmp => {
+                    self.send_isakmp_delete(ctx);
+                    self.replaced = true;
+                    self.state = P1State::Deleting;
+                    ctx.event(Event::IkeDeleted {
+                        sa: self.id,
+                        conn: self.conn.name.clone(),
+                        reason: DeleteReason::Rekeyed,
+                    });
+                    ctx.deferred.push(Deferred::Remove(self.id));
+                }
+                Task::Reauth => {}
+            }
+        }
+    }
+
+    // ---------------------------------------------------------- offers
+
+    fn encap_mode(&self) -> u16 {
+        let transport = self.conn.mode == Mode::Transport;
+        match (self.natted() || self.conn.force_encap, self.natt, transport) {
+            (true, Natt::Rfc, false) => p2attr::MODE_UDP_TUNNEL,
+            (true, Natt::Rfc, true) => p2attr::MODE_UDP_TRANSPORT,
+            (true, Natt::Draft, false) => p2attr::MODE_UDP_TUNNEL_DRAFT,
+            (true, Natt::Draft, true) => p2attr::MODE_UDP_TRANSPORT_DRAFT,
+            (_, _, false) => p2attr::MODE_TUNNEL,
+            (_, _, true) => p2attr::MODE_TRANSPORT,
+        }
+    }
+
+    fn p2_attrs(&self) -> Phase2Attrs {
+        Phase2Attrs {
+            encap_mode: self.encap_mode(),
+            life_seconds: Some(self.child_lifetime().as_secs()),
+            life_kb: (self.conn.life_bytes > 0).then(|| self.conn.life_bytes.div_ceil(1024)),
+        }
+    }
+
+    /// Our phase 2 suites, preferred first (one PFS group: one KE).
+    fn p2_offers(&self) -> Vec<ChildSuite> {
+        let pfs = if self.conn.pfs {
+            self.suite.map(|s| s.dh)
+        } else {
+            None
+        };
+        let mut v: Vec<ChildSuite> = Vec::new();
+        for p in &self.conn.esp_proposals {
+            for s in p2_suites(p, pfs) {
+                let legacy = s.suite().validate(self.conn.allow_legacy).is_err()
+                    || (s.dh.is_some_and(|g| g.is_legacy()) && !self.conn.allow_legacy);
+                if !legacy && p2_transform(&s, &self.p2_attrs()).is_ok() && !v.contains(&s) {
+                    v.push(s);
+                }
+            }
+        }
+        let g = v.first().and_then(|s| s.dh);
+        v.retain(|s| s.dh == g);
+        v
+    }
+
+    fn configured_esp(&self) -> Vec<String> {
+        self.conn
+            .esp_proposals
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    // ------------------------------------------------------- initiator
+
+    pub(super) fn start_qm(
+        &mut self,
+        ctx: &mut Ctx,
+        local_ts: TsEntry,
+        remote_ts: TsEntry,
+        rekey_of: Option<u32>,
+        now: Instant,
+    ) {
+        let offered = self.p2_offers();
+        if offered.is_empty() {
+            ctx.event(Event::ChildFailed {
+                sa: self.id,
+                conn: self.conn.name.clone(),
+                error: IkeError::Config("no usable ESP proposal".into()),
+            });
+            return;
+        }
+        let mid = ctx.new_mid();
+        self.remember_mid(mid);
+        let inbound_spi = ctx.new_child_spi();
+        let ni = ctx.random_bytes(NONCE_LEN);
+        let dh = offered[0].dh.map(|g| DhPrivate::generate(g, &mut ctx.rng));
+        let attrs = self.p2_attrs();
+        let xs: Vec<(u8, Vec<u8>)> = offered
+            .iter()
+            .filter_map(|s| p2_transform(s, &attrs).ok())
+            .collect();
+        let mut rest = PayloadWriter::new();
+        rest.push(
+            payload::SA,
+            &wire::sa_body(&[(1, proto::ESP, inbound_spi.to_be_bytes().to_vec(), xs)]),
+        );
+        rest.push(payload::NONCE, &ni);
+        if let Some(d) = &dh {
+            rest.push(payload::KE, d.public());
+        }
+        rest.push(payload::ID, &wire::ts_body(&local_ts));
+        rest.push(payload::ID, &wire::ts_body(&remote_ts));
+        let (h, a) = (self.hash_alg(), self.skeyid_a().to_vec());
+        let pw = self.with_hash(&rest, |b| crypto::hash1(h, &a, mid, b));
+        let iv = crypto::phase2_iv(h, &self.p1_iv, mid, self.block());
+        let fl = if ctx.settings.commit_bit {
+            wire::flags::COMMIT
+        } else {
+            0
+        };
+        let (m, last) = match self.encrypt(wire::exchange::QUICK, fl, mid, &pw, &iv) {
+            Ok(x) => x,
+            Err(e) => {
+                ctx.free_child_spi(inbound_spi);
+                ctx.event(Event::ChildFailed {
+                    sa: self.id,
+                    conn: self.conn.name.clone(),
+                    error: e,
+                });
+                return;
+            }
+        };
+        self.send(ctx, &m);
+        self.qms.push(QuickMode {
+            mid,
+            initiator: true,
+            state: QmState::I1Sent,
+            iv: last,
+            ni,
+            nr: Vec::new(),
+            dh,
+            inbound_spi,
+            local_ts,
+            remote_ts,
+            offered,
+            rekey_of,
+            commit: ctx.settings.commit_bit,
+            last_rx: [0; 32],
+            rx_seen: Vec::new(),
+            reply: None,
+            rtx: Some(Rtx {
+                packet: m,
+                retries: 0,
+                next: now + ctx.settings.retransmit_timeout,
+            }),
+            until: None,
+        });
+    }
+
+    pub(super) fn quick(
+        &mut self,
+        ctx: &mut Ctx,
+        msg: &[u8],
+        hdr: Header<'_>,
+        from: SocketAddr,
+        to: SocketAddr,
+        now: Instant,
+    ) {
+        if self.state != P1State::Established || !hdr.encrypted() || hdr.message_id() == 0 {
+            ctx.drop(V1Drop::Unexpected);
+            return;
+        }
+        let mid = hdr.message_id();
+        let d = digest(msg);
+        let Some(qi) = self.qms.iter().position(|q| q.mid == mid) else {
+            if self.seen_mids.contains(&mid) {
+                // an exchange we finished and forgot: a replay
+                ctx.drop(V1Drop::Unexpected);
+                return;
+            }
+            self.qm1(ctx, msg, hdr, from, to, now, d);
+            return;
+        };
+        if self.qms[qi].rx_seen.contains(&d) {
+            ctx.drop(V1Drop::Duplicate);
+            if self.qms[qi].last_rx == d {
+                if let Some(r) = self.qms[qi].reply.clone() {
+                    ctx.stats.replies_repeated += 1;
+                    self.send(ctx, &r);
+                }
+            }
+            return;
+        }
+        let iv = self.qms[qi].iv.clone();
+        let (plain, last) = match self.decrypt(msg, &iv) {
+            Ok(x) => x,
+            Err(r) => {
+                ctx.drop(r);
+                return;
+            }
+        };
+        let p = match Payloads::parse(&plain, hdr.next_payload()) {
+            Ok(p) => p,
+            Err(_) => {
+                ctx.drop(V1Drop::Decrypt);
+                return;
+            }
+        };
+        let (Some(hash), true) = (p.hash, p.hash_first) else {
+            ctx.drop(V1Drop::Invalid);
+            return;
+        };
+        let (h, a) = (self.hash_alg(), self.skeyid_a().to_vec());
+        let q = &self.qms[qi];
+        match (q.state, q.initiator) {
+            (QmState::I1Sent, true) => {
+                let want = crypto::hash2(h, &a, mid, &q.ni, &plain[p.after_hash..p.end]);
+                if !crate::ike::crypto::ct_eq(&want, hash) {
+                    ctx.drop(V1Drop::Hash);
+                    return;
+                }
+                self.qms[qi].iv = last;
+                self.qms[qi].last_rx = d;
+                self.qms[qi].rx_seen.push(d);
+                self.heard(from, to, now);
+                self.qm2(ctx, qi, &p, hdr.commit(), now);
+            }
+            (QmState::R2Sent, false) => {
+                let want = crypto::hash3(h, &a, mid, &q.ni, &q.nr);
+                if !crate::ike::crypto::ct_eq(&want, hash) || p.end != p.after_hash {
+                    ctx.drop(V1Drop::Hash);
+                    return;
+                }
+                self.qms[qi].iv = last;
+                self.qms[qi].last_rx = d;
+                self.qms[qi].rx_seen.push(d);
+                self.heard(from, to, now);
+                self.qm3(ctx, qi, now);
+            }
+            (QmState::WaitConnected, true) => {
+                let want = crypto::hash1(h, &a, mid, &plain[p.after_hash..p.end]);
+                if !crate::ike::crypto::ct_eq(&want, hash) {
+                    ctx.drop(V1Drop::Hash);
+                    return;
+                }
+                if p.notify(notify::CONNECTED).is_none() {
+                    ctx.drop(V1Drop::Invalid);
+                    return;
+                }
+                self.qms[qi].iv = last;
+                self.qms[qi].last_rx = d;
+                self.qms[qi].rx_seen.push(d);
+                self.heard(from, to, now);
+                let inb = self.qms[qi].inbound_spi;
+                self.qms[qi].state = QmState::Done;
+                self.qms[qi].until = Some(now + QM_KEEP);
+                self.finish_outbound(ctx, inb, now);
+            }
+            _ => ctx.drop(V1Drop::Unexpected),
+        }
+    }
+
+    pub(super) fn child_failed(&mut self, ctx: &mut Ctx, qi: usize, e: IkeError) {
+        let q = &mut self.qms[qi];
+        q.state = QmState::Done;
+        q.rtx = None;
+        ctx.free_child_spi(q.inbound_spi);
+        let rk = q.rekey_of;
+        let now = ctx.now;
+        let retry = Duration::from_secs_f64(ctx.rng.random_range(10.0..30.0));
+        if let Some(c) = rk.and_then(|o| self.children.iter_mut().find(|c| c.inbound_spi == o)) {
+            // try again a little later while the SA still lives
+            c.rekey_busy = false;
+            c.rekey_at = (now + retry < c.expire_at).then_some(now + retry);
+        }
+        ctx.event(Event::ChildFailed {
+            sa: self.id,
+            conn: self.conn.name.clone(),
+            error: e,
+        });
+    }
+
+    /// Initiator: QM2 arrived (hash checked).
+    fn qm2(&mut self, ctx: &mut Ctx, qi: usize, p: &Payloads<'_>, commit: bool, now: Instant) {
+        let mid = self.qms[qi].mid;
+        let (Some(sa), Some(nr)) = (p.sa, p.nonce) else {
+            ctx.drop(V1Drop::Invalid);
+            self.child_failed(
+                ctx,
+                qi,
+                IkeError::Missing {
+                    exchange: "QUICK_MODE",
+                    payload: "SA or Nonce",
+                },
+            );
+            return;
+        };
+        let chosen = sa
+            .proposals()
+            .ok()
+            .and_then(|props| match props.as_slice() {
+                [pr] if pr.protocol == proto::ESP && pr.spi.len() == 4 => {
+                    match pr.transforms.as_slice() {
+                        [t] => p2_from_transform(t).ok().map(|(s, a)| {
+                            (
+                                s,
+                                a,
+                                u32::from_be_bytes([pr.spi[0], pr.spi[1], pr.spi[2], pr.spi[3]]),
+                            )
+                        }),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            });
+        let Some((suite, attrs, outbound)) = chosen else {
+            let configured = self.configured_esp().join(", ");
+            self.child_failed(
+                ctx,
+                qi,
+                IkeError::NoProposalChosen {
+                    offered: "answer is not one ESP transform".into(),
+                    configured,
+                },
+            );
+            return;
+        };
+        if !self.qms[qi].offered.contains(&suite) || outbound < 256 {
+            let configured = self.configured_esp().join(", ");
+            self.child_failed(
+                ctx,
+                qi,
+                IkeError::NoProposalChosen {
+                    offered: format!("peer chose {suite}, not offered"),
+                    configured,
+                },
+            );
+            return;
+        }
+        // IDs, when the responder sends them, must be ours
+        if !p.ids.is_empty() {
+            let ok = p.ids.len() == 2
+                && p.ids[0].ts().ok() == Some(self.qms[qi].local_ts)
+                && p.ids[1].ts().ok() == Some(self.qms[qi].remote_ts);
+            if !ok {
+                self.child_failed(
+                    ctx,
+                    qi,
+                    IkeError::TsUnacceptable("responder changed the client IDs".into()),
+                );
+                return;
+            }
+        }
+        let shared = match (suite.dh, &self.qms[qi].dh, p.ke) {
+            (Some(g), Some(d), Some(ke)) if d.group() == g => match d.shared(ke) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    self.child_failed(ctx, qi, e);
+                    return;
+                }
+            },
+            (None, _, None) => None,
+            _ => {
+                self.child_failed(
+                    ctx,
+                    qi,
+                    IkeError::KeyExchange("PFS KE missing or of another group"),
+                );
+                return;
+            }
+        };
+        // responder-lifetime: honour a shorter one
+        let mut life = self.child_lifetime();
+        if let Some(s) = attrs.life_seconds {
+            life = life.min(Duration::from_secs(s.max(1)));
+        }
+        for n in p
+            .notifies
+            .iter()
+            .filter(|n| n.ntype == notify::RESPONDER_LIFETIME)
+        {
+            if let Some(s) = responder_lifetime_seconds(n.data) {
+                life = life.min(Duration::from_secs(s.max(1)));
+            }
+        }
+        let q = &self.qms[qi];
+        let (ni, nr) = (q.ni.clone(), nr.to_vec());
+        let (h, a) = (self.hash_alg(), self.skeyid_a().to_vec());
+        // QM3
+        let mut pw = PayloadWriter::new();
+        pw.push(payload::HASH, &crypto::hash3(h, &a, mid, &ni, &nr));
+        let iv = q.iv.clone();
+        match self.encrypt(wire::exchange::QUICK, 0, mid, &pw, &iv) {
+            Ok((m, last)) => {
+                self.send(ctx, &m);
+                let q = &mut self.qms[qi];
+                q.iv = last;
+                q.reply = Some(m);
+                q.rtx = None;
+                q.nr = nr.clone();
+            }
+            Err(e) => {
+                self.child_failed(ctx, qi, e);
+                return;
+            }
+        }
+        let inbound = self.qms[qi].inbound_spi;
+        let encap = is_udp(attrs.encap_mode) || self.natted();
+        let (lt, rt) = (self.qms[qi].local_ts, self.qms[qi].remote_ts);
+        let d = self.skeyid_d().to_vec();
+        let len = suite.encr.key_len() + suite.integ.key_len();
+        let g = shared.as_deref().map(|s| &s[..]);
+        let km_in = crypto::keymat(h, &d, g, proto::ESP, inbound, &ni, &nr, len);
+        let km_out = crypto::keymat(h, &d, g, proto::ESP, outbound, &ni, &nr, len);
+        let inb = self.sa_params(
+            ctx,
+            &suite,
+            &lt,
+            &rt,
+            encap,
+            inbound,
+            Direction::Inbound,
+            &km_in,
+        );
+        let out = self.sa_params(
+            ctx,
+            &suite,
+            &lt,
+            &rt,
+            encap,
+            outbound,
+            Direction::Outbound,
+            &km_out,
+        );
+        let rekey_of = self.qms[qi].rekey_of;
+        let child = self.new_child(
+            ctx, inbound, outbound, suite, lt, rt, encap, life, true, rekey_of, now,
+        );
+        self.children.push(child);
+        let idx = self.children.len() - 1;
+        ctx.dp(DataplaneOp::InstallSa(inb));
+        self.children[idx].in_installed = true;
+        self.children[idx].pending_out = Some(out);
+        self.qms[qi].dh = None;
+        if commit || self.qms[qi].commit {
+            // commit bit (ours in QM1 or the responder's in QM2): wait for
+            // CONNECTED before sending on the new SA
+            self.qms[qi].state = QmState::WaitConnected;
+            self.qms[qi].until = Some(now + ctx.settings.connected_timeout);
+            self.children[idx].state = ChildState::InboundOnly;
+            return;
+        }
+        self.qms[qi].state = QmState::Done;
+        self.qms[qi].until = Some(now + QM_KEEP);
+        self.finish_outbound(ctx, inbound, now);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_child(
+        &self,
+        ctx: &mut Ctx,
+        inbound: u32,
+        outbound: u32,
+        suite: ChildSuite,
+        local_ts: TsEntry,
+        remote_ts: TsEntry,
+        encap: bool,
+        life: Duration,
+        initiated: bool,
+        replaces: Option<u32>,
+        now: Instant,
+    ) -> ChildSa {
+        let c = &self.conn;
+        // the quick-mode initiator rekeys first; the responder only if it does not
+        let margin = if initiated { c.margin } else { c.margin / 2 };
+        let rekey_at =
+            (c.rekey && life > margin).then(|| now + ctx.rekey_time(life, margin, c.fuzz_percent));
+        ChildSa {
+            inbound_spi: inbound,
+            outbound_spi: outbound,
+            suite,
+            local_ts,
+            remote_ts,
+            policies: Vec::new(),
+            state: ChildState::InboundOnly,
+            in_installed: false,
+            out_installed: false,
+            pending_out: None,
+            created: now,
+            rekey_at,
+            expire_at: now + life,
+            encap,
+            rekey_busy: false,
+            replaces,
+        }
+    }
+
+    /// Installs the pending outbound SA of a child and points the policies
+    /// at it; for a rekey, the old child's outbound SA goes, its inbound SA
+    /// drains, and (quick-mode initiator) the peer is told to delete it.
+    pub(super) fn finish_outbound(&mut self, ctx: &mut Ctx, inbound: u32, now: Instant) {
+        let Some(idx) = self.children.iter().position(|c| c.inbound_spi == inbound) else {
+            return;
+        };
+        if let Some(out) = self.children[idx].pending_out.take() {
+            ctx.dp(DataplaneOp::InstallSa(out));
+            self.children[idx].out_installed = true;
+        }
+        self.children[idx].state = ChildState::Installed;
+        ctx.stats.ipsec_established += 1;
+        let old = self.children[idx]
+            .replaces
+            .take()
+            .and_then(|o| self.children.iter().position(|c| c.inbound_spi == o));
+        match old {
+            Some(oi) => {
+                // policies move to the new outbound SA (same ids: no gap)
+                let pols = std::mem::take(&mut self.children[oi].policies);
+                let new_out = self.children[idx].outbound_spi;
+                for (id, s) in &pols {
+                    ctx.dp(DataplaneOp::InstallPolicy(Policy {
+                        id: *id,
+                        tunnel_id: self.conn.tunnel_id,
+                        selector: s.clone(),
+                        action: PolicyAction::Protect { spi: new_out },
+                        priority: 100,
+                    }));
+                }
+                self.children[idx].policies = pols;
+                let o = &mut self.children[oi];
+                if o.out_installed {
+                    ctx.dp(DataplaneOp::RemoveSa {
+                        spi: o.outbound_spi,
+                        direction: Direction::Outbound,
+                    });
+                    o.out_installed = false;
+                }
+                o.state = ChildState::Rekeyed;
+                o.rekey_busy = false;
+                ctx.event(Event::ChildRekeyed {
+                    sa: self.id,
+                    conn: self.conn.name.clone(),
+                    old_inbound: o.inbound_spi,
+                    old_outbound: o.outbound_spi,
+                    new_inbound: self.children[idx].inbound_spi,
+                    new_outbound: new_out,
+                });
+                // the rekey initiator deletes the old SA
+                let initiated = self
+                    .qms
+                    .iter()
+                    .any(|q| q.inbound_spi == inbound && q.initiator);
+                if initiated {
+                    let old_in = self.children[oi].inbound_spi;
+                    self.delete_child_local_reason(ctx, old_in, DeleteReason::Rekeyed, now);
+                }
+            }
+            None => {
+                self.install_policies(ctx, idx);
+                let c = &self.children[idx];
+                ctx.event(Event::ChildEstablished {
+                    sa: self.id,
+                    conn: self.conn.name.clone(),
+                    inbound_spi: c.inbound_spi,
+                    outbound_spi: c.outbound_spi,
+                    proposal: c.suite.to_string(),
+                    local_ts: vec![ts::display(&c.local_ts)],
+                    remote_ts: vec![ts::display(&c.remote_ts)],
+                    encap: c.encap,
+                });
+            }
+        }
+    }
+
+    // ------------------------------------------------------- responder
+
+    #[allow(clippy::too_many_arguments)]
+    fn qm1(
+        &mut self,
+        ctx: &mut Ctx,
+        msg: &[u8],
+        hdr: Header<'_>,
+        from: SocketAddr,
+        to: SocketAddr,
+        now: Instant,
+        d: [u8; 32],
+    ) {
+        let mid = hdr.message_id();
+        let (h, a) = (self.hash_alg(), self.skeyid_a().to_vec());
+        let iv = crypto::phase2_iv(h, &self.p1_iv, mid, self.block());
+        let (plain, last) = match self.decrypt(msg, &iv) {
+            Ok(x) => x,
+            Err(r) => {
+                ctx.drop(r);
+                return;
+            }
+        };
+        let p = match Payloads::parse(&plain, hdr.next_payload()) {
+            Ok(p) => p,
+            Err(_) => {
+                ctx.drop(V1Drop::Decrypt);
+                return;
+            }
+        };
+        let (Some(hash), true) = (p.hash, p.hash_first) else {
+            ctx.drop(V1Drop::Invalid);
+            return;
+        };
+        let want = crypto::hash1(h, &a, mid, &plain[p.after_hash..p.end]);
+        if !crate::ike::crypto::ct_eq(&want, hash) {
+            ctx.drop(V1Drop::Hash);
+            return;
+        }
+        self.remember_mid(mid);
+        self.heard(from, to, now);
+        if self.replaced {
+            ctx.drop(V1Drop::Unexpected);
+            return;
+        }
+        let (Some(sa), Some(ni)) = (p.sa, p.nonce) else {
+            ctx.drop(V1Drop::Invalid);
+            self.send_notify(ctx, proto::ESP, &[], notify::PAYLOAD_MALFORMED, &[]);
+            return;
+        };
+        // client IDs: the initiator's side is our remote side
+        let (remote_ts, local_ts, with_ids) = match p.ids.as_slice() {
+            [] => (
+                crate::ike::ts::from_net(&ipnet::IpNet::from(self.remote.ip())),
+                crate::ike::ts::from_net(&ipnet::IpNet::from(self.local.ip())),
+                false,
+            ),
+            [i, r] => match (IdView::ts(i), IdView::ts(r)) {
+                (Ok(i), Ok(r)) => (i, r, true),
+                _ => {
+                    ctx.drop(V1Drop::Invalid);
+                    self.send_notify(ctx, proto::ESP, &[], notify::INVALID_ID_INFORMATION, &[]);
+                    return;
+                }
+            },
+            _ => {
+                ctx.drop(V1Drop::Invalid);
+                self.send_notify(ctx, proto::ESP, &[], notify::INVALID_ID_INFORMATION, &[]);
+                return;
+            }
+        };
+        let (cl, cr) = super::super::engine::conn_ts(
+            &self.conn,
+            Some(self.local.ip()),
+            Some(self.remote.ip()),
+        );
+        let ts_ok = cl.iter().any(|c| crate::ike::ts::contains(c, &local_ts))
+            && cr.iter().any(|c| crate::ike::ts::contains(c, &remote_ts));
+        if !ts_ok {
+            ctx.event(Event::ChildFailed {
+                sa: self.id,
+                conn: self.conn.name.clone(),
+                error: IkeError::TsUnacceptable(format!(
+                    "peer proposed {} === {}; configured local {:?} remote {:?}",
+                    ts::display(&remote_ts),
+                    ts::display(&local_ts),
+                    cl.iter().map(ts::display).collect::<Vec<_>>(),
+                    cr.iter().map(ts::display).collect::<Vec<_>>()
+                )),
+            });
+            self.send_notify(ctx, proto::ESP, &[], notify::INVALID_ID_INFORMATION, &[]);
+            return;
+        }
+        // choose: our preference order, the peer's transforms
+        let Ok(props) = sa.proposals() else {
+            ctx.drop(V1Drop::Invalid);
+            self.send_notify(ctx, proto::ESP, &[], notify::BAD_PROPOSAL_SYNTAX, &[]);
+            return;
+        };
+        let mut theirs = Vec::new();
+        let mut offered = Vec::new();
+        for pr in &props {
+            if pr.protocol != proto::ESP || pr.spi.len() != 4 {
+                offered.push(format!("protocol {} (only ESP)", pr.protocol));
+                continue;
+            }
+            let spi = u32::from_be_bytes([pr.spi[0], pr.spi[1], pr.spi[2], pr.spi[3]]);
+            for t in &pr.transforms {
+                offered.push(describe_p2(t));
+                if let Ok((s, at)) = p2_from_transform(t) {
+                    theirs.push((pr.num, t.num, spi, s, at, t));
+                }
+            }
+        }
+        let transport = self.conn.mode == Mode::Transport;
+        let mut chosen = None;
+        'outer: for p in &self.conn.esp_proposals {
+            for (pn, tn, spi, s, at, t) in &theirs {
+                let mode_ok = matches!(
+                    (at.encap_mode, transport),
+                    (
+                        p2attr::MODE_TUNNEL
+                            | p2attr::MODE_UDP_TUNNEL
+                            | p2attr::MODE_UDP_TUNNEL_DRAFT,
+                        false
+                    ) | (
+                        p2attr::MODE_TRANSPORT
+                            | p2attr::MODE_UDP_TRANSPORT
+                            | p2attr::MODE_UDP_TRANSPORT_DRAFT,
+                        true
+                    )
+                );
+                let alg_ok = p.encr.contains(&s.encr)
+                    && (p.integ.contains(&s.integ)
+                        || (p.integ.is_empty() && s.integ == espresso_core::alg::IntegAlg::None))
+                    && (p.esn.is_empty() && !s.esn || p.esn.contains(&s.esn));
+                // PFS: a group of the proposal; without one, ours (pfs = yes)
+                // or any (pfs = no still accepts PFS, seed 000)
+                let dh_ok = match s.dh {
+                    Some(g) => {
+                        p.dh.contains(&g)
+                            || (p.dh.is_empty()
+                                && (!self.conn.pfs || Some(g) == self.suite.map(|x| x.dh)))
+                    }
+                    None => p.dh.is_empty() && !self.conn.pfs,
+                };
+                let legacy_ok = s.suite().validate(self.conn.allow_legacy).is_ok()
+                    && (self.conn.allow_legacy || !s.dh.is_some_and(|g: DhGroup| g.is_legacy()));
+                if mode_ok && alg_ok && dh_ok && legacy_ok && *spi >= 256 {
+                    chosen = Some((*pn, *tn, *spi, *s, *at, (*t).clone()));
+                    break 'outer;
+                }
+            }
+        }
+        let Some((pnum, tnum, outbound, suite, at, t)) = chosen else {
+            ctx.event(Event::ProposalMismatch {
+                conn: self.conn.name.clone(),
+                kind: "ESP",
+                peer: self.remote,
+                offered,
+                configured: self.configured_esp(),
+                local_responder: true,
+            });
+            self.send_notify(ctx, proto::ESP, &[], notify::NO_PROPOSAL_CHOSEN, &[]);
+            return;
+        };
+        let shared = match (suite.dh, p.ke) {
+            (Some(g), Some(ke)) => {
+                let dh = DhPrivate::generate(g, &mut ctx.rng);
+                match dh.shared(ke) {
+                    Ok(s) => Some((dh, s)),
+                    Err(_) => {
+                        ctx.drop(V1Drop::Invalid);
+                        self.send_notify(
+                            ctx,
+                            proto::ESP,
+                            &[],
+                            notify::INVALID_KEY_INFORMATION,
+                            &[],
+                        );
+                        return;
+                    }
+                }
+            }
+            (None, None) => None,
+            _ => {
+                ctx.drop(V1Drop::Invalid);
+                self.send_notify(ctx, proto::ESP, &[], notify::INVALID_KEY_INFORMATION, &[]);
+                return;
+            }
+        };
+        // lifetimes: the shorter wins; tell the initiator when ours is shorter
+        let ours = self.child_lifetime();
+        let mut life = ours;
+        let mut notify_life = false;
+        if let Some(s) = at.life_seconds {
+            if Duration::from_secs(s) > ours {
+                notify_life = true;
+            } else {
+                life = Duration::from_secs(s.max(1));
+            }
+        }
+        let inbound = ctx.new_child_spi();
+        let nr = ctx.random_bytes(NONCE_LEN);
+        let mut rest = PayloadWriter::new();
+        let answer = wire::sa_body(&[(
+            pnum,
+            proto::ESP,
+            inbound.to_be_bytes().to_vec(),
+            vec![(t.id, raw_attrs(&t))],
+        )]);
+        rest.push(payload::SA, &renumber(answer, tnum));
+        rest.push(payload::NONCE, &nr);
+        if let Some((dh, _)) = &shared {
+            rest.push(payload::KE, dh.public());
+        }
+        if with_ids {
+            rest.push(payload::ID, p.ids[0].body);
+            rest.push(payload::ID, p.ids[1].body);
+        }
+        if notify_life {
+            let mut la = Vec::new();
+            wire::attr_basic(&mut la, p2attr::LIFE_TYPE, 1);
+            wire::attr_int(&mut la, p2attr::LIFE_DURATION, ours.as_secs());
+            rest.notify(
+                proto::ESP,
+                &inbound.to_be_bytes(),
+                notify::RESPONDER_LIFETIME,
+                &la,
+            );
+        }
+        let pw = self.with_hash(&rest, |b| crypto::hash2(h, &a, mid, ni, b));
+        let (m, last2) = match self.encrypt(wire::exchange::QUICK, 0, mid, &pw, &last) {
+            Ok(x) => x,
+            Err(e) => {
+                ctx.free_child_spi(inbound);
+                ctx.event(Event::ChildFailed {
+                    sa: self.id,
+                    conn: self.conn.name.clone(),
+                    error: e,
+                });
+                return;
+            }
+        };
+        // keys, and the new inbound SA before the answer leaves
+        let dkey = self.skeyid_d().to_vec();
+        let len = suite.encr.key_len() + suite.integ.key_len();
+        let g = shared.as_ref().map(|(_, s)| &s[..]);
+        let km_in = crypto::keymat(h, &dkey, g, proto::ESP, inbound, ni, &nr, len);
+        let km_out = crypto::keymat(h, &dkey, g, proto::ESP, outbound, ni, &nr, len);
+        let encap = is_udp(at.encap_mode) || self.natted();
+        let inb = self.sa_params(
+            ctx,
+            &suite,
+            &local_ts,
+            &remote_ts,
+            encap,
+            inbound,
+            Direction::Inbound,
+            &km_in,
+        );
+        let out = self.sa_params(
+            ctx,
+            &suite,
+            &local_ts,
+            &remote_ts,
+            encap,
+            outbound,
+            Direction::Outbound,
+            &km_out,
+        );
+        let rekey_of = self
+            .children
+            .iter()
+            .find(|c| {
+                c.state == ChildState::Installed
+                    && c.local_ts == local_ts
+                    && c.remote_ts == remote_ts
+            })
+            .map(|c| c.inbound_spi);
+        let child = self.new_child(
+            ctx, inbound, outbound, suite, local_ts, remote_ts, encap, life, false, rekey_of, now,
+        );
+        self.children.push(child);
+        let idx = self.children.len() - 1;
+        ctx.dp(DataplaneOp::InstallSa(inb));
+        self.children[idx].in_installed = true;
+        self.children[idx].pending_out = Some(out);
+        self.send(ctx, &m);
+        self.qms.push(QuickMode {
+            mid,
+            initiator: false,
+            state: QmState::R2Sent,
+            iv: last2,
+            ni: ni.to_vec(),
+            nr,
+            dh: None,
+            inbound_spi: inbound,
+            local_ts,
+            remote_ts,
+            offered: Vec::new(),
+            rekey_of,
+            commit: hdr.commit(),
+            last_rx: d,
+            rx_seen: vec![d],
+            reply: Some(m.clone()),
+            rtx: Some(Rtx {
+                packet: m,
+                retries: 0,
+                next: now + ctx.settings.retransmit_timeout,
+            }),
+            until: None,
+        });
+    }
+
+    /// Responder: QM3 arrived (hash checked): the outbound SA goes in.
+    fn qm3(&mut self, ctx: &mut Ctx, qi: usize, now: Instant) {
+        let q = &mut self.qms[qi];
+        q.state = QmState::Done;
+        q.rtx = None;
+        q.reply = None;
+        q.until = Some(now + QM_KEEP);
+        let (inbound, commit, mid) = (q.inbound_spi, q.commit, q.mid);
+        self.finish_outbound(ctx, inbound, now);
+        if commit {
+            // RFC 2408 §3.1 / RFC 2409 §5.5: CONNECTED once the SA is ready
+            let mut rest = PayloadWriter::new();
+            rest.notify(proto::ESP, &inbound.to_be_bytes(), notify::CONNECTED, &[]);
+            let (h, a) = (self.hash_alg(), self.skeyid_a().to_vec());
+            let pw = self.with_hash(&rest, |b| crypto::hash1(h, &a, mid, b));
+            let iv = self.qms[qi].iv.clone();
+            if let Ok((m, last)) =
+                self.encrypt(wire::exchange::QUICK, wire::flags::COMMIT, mid, &pw, &iv)
+            {
+                self.send(ctx, &m);
+                self.qms[qi].iv = last;
+                self.qms[qi].reply = Some(m);
+            }
+        }
+    }
+}
+
+fn is_udp(mode: u16) -> bool {
+    matches!(
+        mode,
+        p2attr::MODE_UDP_TUNNEL
+            | p2attr::MODE_UDP_TRANSPORT
+            | p2attr::MODE_UDP_TUNNEL_DRAFT
+            | p2attr::MODE_UDP_TRANSPORT_DRAFT
+    )
+}
+
+/// The seconds of a RESPONDER-LIFETIME notify's attributes.
+fn responder_lifetime_seconds(data: &[u8]) -> Option<u64> {
+    let attrs = wire::parse_attrs(data).ok()?;
+    let mut secs = false;
+    for a in attrs {
+        match a.atype {
+            p2attr::LIFE_TYPE => secs = a.value.as_u64() == Some(1),
+            p2attr::LIFE_DURATION if secs => return a.value.as_u64(),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A transform's attributes re-encoded as received (the responder echoes the chosen transform).
+fn raw_attrs(t: &wire::TransformView<'_>) -> Vec<u8> {
+    let mut v = Vec::new();
+    for a in &t.attrs {
+        match a.value {
+            wire::AttrValue::Basic(x) => wire::attr_basic(&mut v, a.atype, x),
+            wire::AttrValue::Variable(b) => {
+                v.extend_from_slice(&a.atype.to_be_bytes());
+                v.extend_from_slice(&(b.len() as u16).to_be_bytes());
+                v.extend_from_slice(b);
+            }
+        }
+    }
+    v
+}
+
+/// Sets the transform number of a one-proposal, one-transform SA body with a 4-byte SPI.
+fn renumber(mut body: Vec<u8>, num: u8) -> Vec<u8> {
+    let at = 8 + 8 + 4 + 4;
+    if body.len() > at {
+        body[at] = num;
+    }
+    body
+}

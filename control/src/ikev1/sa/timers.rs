@@ -1,0 +1,226 @@
+//! Timers: retransmission with backoff and a limit (phase 1, quick mode,
+//! DPD), half-open timeout, IPsec SA rekey and expiry, ISAKMP SA
+//! re-authentication and expiry, DPD (RFC 3706), NAT keepalives (RFC 3948),
+//! drains of replaced inbound SAs, commit-bit CONNECTED timeout.
+
+use super::*;
+
+impl IsakmpSa {
+    fn dpd_due(&self) -> Option<Instant> {
+        let d = self.conn.dpd.delay;
+        (d > Duration::ZERO
+            && self.state == P1State::Established
+            && self.peer_dpd
+            && !self.replaced
+            && self.dpd.is_none())
+        .then(|| self.last_heard + d)
+    }
+
+    pub fn next_timeout(&self, _ctx: &Ctx) -> Option<Instant> {
+        let mut t: Option<Instant> = None;
+        let mut m = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t| t.min(x)));
+            }
+        };
+        m(self.half_open_deadline);
+        m(self.p1_rtx.as_ref().map(|r| r.next));
+        for q in &self.qms {
+            m(q.rtx.as_ref().map(|r| r.next));
+            m(q.until);
+        }
+        for (at, _) in &self.drains {
+            m(Some(*at));
+        }
+        if self.state == P1State::Established {
+            for c in &self.children {
+                if c.state != ChildState::InboundOnly {
+                    m(Some(c.expire_at));
+                }
+                if c.state == ChildState::Installed && !c.rekey_busy && !self.replaced {
+                    m(c.rekey_at);
+                }
+            }
+            if !self.replaced {
+                m(self.expire_at);
+                if !self.reauth_busy {
+                    m(self.rekey_at);
+                }
+            }
+            m(self.dpd_due());
+            if let Some(d) = &self.dpd {
+                m(Some(d.next.min(d.deadline)));
+            }
+            if self.nat_local {
+                m(self.keepalive_at);
+            }
+        }
+        t
+    }
+
+    fn backoff(ctx: &Ctx, retries: u32) -> Duration {
+        Duration::from_secs_f64(
+            ctx.settings.retransmit_timeout.as_secs_f64()
+                * ctx.settings.retransmit_base.powi(retries as i32),
+        )
+    }
+
+    pub fn on_timeout(&mut self, ctx: &mut Ctx, now: Instant) {
+        if self.half_open_deadline.is_some_and(|d| now >= d) && self.state != P1State::Established {
+            self.half_open_deadline = None;
+            self.purge(ctx, DeleteReason::HalfOpenTimeout);
+            ctx.event(Event::IkeDeleted {
+                sa: self.id,
+                conn: self.conn.name.clone(),
+                reason: DeleteReason::HalfOpenTimeout,
+            });
+            self.state = P1State::Deleting;
+            ctx.deferred.push(Deferred::Remove(self.id));
+            return;
+        }
+        // phase 1 retransmission
+        if let Some(r) = &mut self.p1_rtx {
+            if now >= r.next {
+                if r.retries >= ctx.settings.retransmit_tries {
+                    let tries = r.retries + 1;
+                    self.p1_rtx = None;
+                    if self.state == P1State::AmR2 {
+                        // AM3 never came: the half-open timeout cleans up
+                    } else {
+                        self.fail(ctx, IkeError::Timeout(tries));
+                        return;
+                    }
+                } else {
+                    r.retries += 1;
+                    r.next = now + Self::backoff(ctx, r.retries);
+                    ctx.stats.retransmits += 1;
+                    let pkt = r.packet.clone();
+                    self.send(ctx, &pkt);
+                }
+            }
+        }
+        // quick modes: retransmissions, CONNECTED timeouts, forgetting
+        let mut i = 0;
+        while i < self.qms.len() {
+            let q = &mut self.qms[i];
+            if let Some(r) = &mut q.rtx {
+                if now >= r.next {
+                    if r.retries >= ctx.settings.retransmit_tries {
+                        let tries = r.retries + 1;
+                        let initiator = q.initiator;
+                        let inbound = q.inbound_spi;
+                        if initiator {
+                            self.child_failed(ctx, i, IkeError::Timeout(tries));
+                            if self.conn.dpd.delay > Duration::ZERO {
+                                self.send_dpd(ctx, now);
+                            }
+                        } else {
+                            // QM3 never came: the inbound SA we installed goes
+                            q.rtx = None;
+                            q.state = QmState::Done;
+                            q.until = Some(now);
+                            if let Some(ci) =
+                                self.children.iter().position(|c| c.inbound_spi == inbound)
+                            {
+                                self.remove_child_sas(ctx, ci, false, now);
+                                self.children.remove(ci);
+                            }
+                        }
+                    } else {
+                        r.retries += 1;
+                        r.next = now + Self::backoff(ctx, r.retries);
+                        ctx.stats.retransmits += 1;
+                        let pkt = r.packet.clone();
+                        ctx.transmit(self.local, self.remote, &pkt);
+                    }
+                }
+            }
+            let q = &self.qms[i];
+            if q.until.is_some_and(|u| now >= u) {
+                if q.state == QmState::WaitConnected {
+                    // CONNECTED never came: use the SA anyway
+                    let inbound = q.inbound_spi;
+                    self.qms[i].state = QmState::Done;
+                    self.qms[i].until = Some(now + Duration::from_secs(60));
+                    self.finish_outbound(ctx, inbound, now);
+                } else if q.state == QmState::Done {
+                    self.qms.remove(i);
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        let mut k = 0;
+        while k < self.drains.len() {
+            if self.drains[k].0 <= now {
+                let (_, spi) = self.drains.swap_remove(k);
+                ctx.dp(DataplaneOp::RemoveSa {
+                    spi,
+                    direction: Direction::Inbound,
+                });
+                ctx.free_child_spi(spi);
+            } else {
+                k += 1;
+            }
+        }
+        if self.state != P1State::Established {
+            return;
+        }
+        // IPsec SAs: expiry, rekey
+        let mut expired = Vec::new();
+        let mut rekey = Vec::new();
+        for c in &self.children {
+            if c.state != ChildState::InboundOnly && now >= c.expire_at {
+                expired.push(c.inbound_spi);
+            } else if c.state == ChildState::Installed
+                && !c.rekey_busy
+                && !self.replaced
+                && c.rekey_at.is_some_and(|r| now >= r)
+            {
+                rekey.push(c.inbound_spi);
+            }
+        }
+        for s in expired {
+            self.delete_child_local_reason(ctx, s, DeleteReason::Expired, now);
+        }
+        for s in rekey {
+            if let Some(c) = self.children.iter_mut().find(|c| c.inbound_spi == s) {
+                c.rekey_at = None;
+            }
+            self.queue(ctx, Task::RekeyChild(s), now);
+        }
+        if !self.replaced {
+            if self.expire_at.is_some_and(|e| now >= e) {
+                self.expire_at = None;
+                self.terminate(ctx, now);
+                return;
+            }
+            if !self.reauth_busy && self.rekey_at.is_some_and(|r| now >= r) {
+                self.rekey_at = None;
+                self.queue(ctx, Task::Reauth, now);
+            }
+        }
+        // DPD
+        if self.dpd_due().is_some_and(|d| now >= d) {
+            self.send_dpd(ctx, now);
+        }
+        if let Some(d) = &mut self.dpd {
+            if now >= d.deadline {
+                self.dpd = None;
+                self.peer_dead(ctx);
+                return;
+            }
+            if now >= d.next {
+                d.retries += 1;
+                d.next = now + Self::backoff(ctx, d.retries);
+                let seq = d.seq;
+                ctx.stats.retransmits += 1;
+                self.send_r_u_there(ctx, seq);
+            }
+        }
+        if self.nat_local && self.keepalive_at.is_some_and(|k| now >= k) {
+            ctx.keepalive(self.local, self.remote);
+            self.keepalive_at = Some(now + ctx.settings.keepalive);
+        }
+    }
+}

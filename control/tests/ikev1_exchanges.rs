@@ -1,0 +1,1108 @@
+//! Whole IKEv1 exchanges between two engines in memory (no sockets): main
+//! and aggressive mode, quick mode with and without PFS, several IPsec SAs,
+//! rekeys from both sides, deletes both ways, DPD, retransmission limits,
+//! duplicates, replays and tampering counted as drops, NAT detection, legacy
+//! proposals, the commit bit and the responder-lifetime notify. The network
+//! model carries datagrams (optionally through a NAT, optionally losing
+//! some); the dataplane model applies the SA/policy operations and checks
+//! after every operation that no traffic could be lost: every policy points
+//! at an installed outbound SA whose inbound twin, with the same keys, is
+//! already installed at the peer.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use control::ike::{DeleteReason, DpdAction, LocalAddr, RemoteAddr, StartAction};
+use control::ikev1::proposal::{parse_phase1, parse_phase2};
+use control::ikev1::{
+    Connection, DataplaneOp, Engine, Event, ExchangeMode, Output, Settings, V1Drop,
+};
+use espresso_core::sa::{Direction, Policy, PolicyAction, SaEvent, SaParams};
+
+const PSK: &[u8] = b"interop-test-psk-0123456789abcdef";
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+#[derive(Default)]
+struct Dataplane {
+    sas: HashMap<(u32, Direction), SaParams>,
+    policies: HashMap<u32, Policy>,
+    installs: usize,
+    removes: usize,
+}
+
+struct Nat {
+    inside: IpAddr,
+    public: IpAddr,
+    /// inside port -> public port
+    map: HashMap<u16, u16>,
+    next: u16,
+}
+
+struct Side {
+    eng: Engine,
+    dp: Dataplane,
+    events: Vec<Event>,
+    sent: Vec<(Instant, SocketAddr, SocketAddr, Vec<u8>)>,
+}
+
+struct Net {
+    a: Side,
+    b: Side,
+    now: Instant,
+    /// A sits behind this NAT (A's packets are rewritten on their way to B).
+    nat: Option<Nat>,
+    /// Drop the next N datagrams sent by A / by B.
+    drop_a: usize,
+    drop_b: usize,
+    /// B is unreachable (its datagrams and those to it vanish).
+    b_down: bool,
+    /// Drop B's messages that carry the commit flag (its CONNECTED).
+    drop_b_connected: bool,
+    delivered: usize,
+}
+
+fn side(seed: u64, settings: Settings) -> Side {
+    Side {
+        eng: Engine::with_seed(settings, seed),
+        dp: Dataplane::default(),
+        events: Vec::new(),
+        sent: Vec::new(),
+    }
+}
+
+fn conn(name: &str, local: &str, remote: &str) -> Connection {
+    let mut c = Connection::new(
+        name,
+        LocalAddr::Addr(ip(local)),
+        RemoteAddr::Addr(ip(remote)),
+        PSK,
+    );
+    c.ike_proposals = parse_phase1("aes128-sha256-ecp256").unwrap();
+    c.esp_proposals = parse_phase2("aes128gcm16").unwrap();
+    c.local_id = Some(local.parse().unwrap());
+    c.remote_id = Some(remote.parse().unwrap());
+    c
+}
+
+/// Site A 192.0.2.1 (10.1.0.0/24) <-> site B 192.0.2.2 (10.2.0.0/24).
+fn pair() -> (Connection, Connection) {
+    let mut a = conn("to-b", "192.0.2.1", "192.0.2.2");
+    a.local_ts = vec!["10.1.0.0/24".parse().unwrap()];
+    a.remote_ts = vec!["10.2.0.0/24".parse().unwrap()];
+    let mut b = conn("to-a", "192.0.2.2", "192.0.2.1");
+    b.local_ts = vec!["10.2.0.0/24".parse().unwrap()];
+    b.remote_ts = vec!["10.1.0.0/24".parse().unwrap()];
+    (a, b)
+}
+
+impl Net {
+    fn new(a: Connection, b: Connection) -> Net {
+        Self::with_settings(a, b, Settings::default())
+    }
+    fn with_settings(a: Connection, b: Connection, s: Settings) -> Net {
+        let now = Instant::now();
+        let mut n = Net {
+            a: side(1, s.clone()),
+            b: side(2, s),
+            now,
+            nat: None,
+            drop_a: 0,
+            drop_b: 0,
+            b_down: false,
+            drop_b_connected: false,
+            delivered: 0,
+        };
+        n.b.eng.add_connection(b, now).unwrap();
+        n.a.eng.add_connection(a, now).unwrap();
+        n
+    }
+
+    fn initiate(&mut self) -> u64 {
+        let id = self.a.eng.initiate("to-b", self.now).unwrap();
+        self.pump();
+        id
+    }
+
+    /// Moves every pending output until both engines are quiet.
+    fn pump(&mut self) {
+        for _ in 0..10_000 {
+            let mut moved = false;
+            while let Some(o) = self.a.eng.poll_output() {
+                moved = true;
+                self.out_a(o);
+            }
+            while let Some(o) = self.b.eng.poll_output() {
+                moved = true;
+                self.out_b(o);
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("engines never went quiet");
+    }
+
+    fn out_a(&mut self, o: Output) {
+        match o {
+            Output::Transmit(t) => {
+                self.a
+                    .sent
+                    .push((self.now, t.local, t.remote, t.data.clone()));
+                if self.drop_a > 0 {
+                    self.drop_a -= 1;
+                    return;
+                }
+                if self.b_down {
+                    return;
+                }
+                let mut from = t.local;
+                if let Some(nat) = &mut self.nat {
+                    assert_eq!(from.ip(), nat.inside);
+                    let p = *nat.map.entry(from.port()).or_insert_with(|| {
+                        nat.next += 1;
+                        nat.next
+                    });
+                    from = SocketAddr::new(nat.public, p);
+                }
+                self.delivered += 1;
+                self.b
+                    .eng
+                    .handle_datagram(&t.data, from, t.remote, self.now);
+            }
+            Output::Dataplane(op) => apply(&mut self.a.dp, op, &self.b.dp),
+            Output::Event(e) => self.a.events.push(e),
+        }
+    }
+
+    fn out_b(&mut self, o: Output) {
+        match o {
+            Output::Transmit(t) => {
+                self.b
+                    .sent
+                    .push((self.now, t.local, t.remote, t.data.clone()));
+                if self.drop_b > 0 {
+                    self.drop_b -= 1;
+                    return;
+                }
+                let m = if t.local.port() == 4500 {
+                    &t.data[4..]
+                } else {
+                    &t.data[..]
+                };
+                if self.drop_b_connected && m.len() > 19 && m[18] == 32 && m[19] & 2 != 0 {
+                    return;
+                }
+                if self.b_down {
+                    return;
+                }
+                let mut to = t.remote;
+                if let Some(nat) = &self.nat {
+                    assert_eq!(to.ip(), nat.public, "B answers the NAT's public address");
+                    let inside = nat
+                        .map
+                        .iter()
+                        .find(|(_, p)| **p == to.port())
+                        .map(|(i, _)| *i)
+                        .expect("NAT mapping exists");
+                    to = SocketAddr::new(nat.inside, inside);
+                }
+                self.delivered += 1;
+                self.a.eng.handle_datagram(&t.data, t.local, to, self.now);
+            }
+            Output::Dataplane(op) => apply(&mut self.b.dp, op, &self.a.dp),
+            Output::Event(e) => self.b.events.push(e),
+        }
+    }
+
+    /// Advances the clock to `t`, firing every timer on the way.
+    fn advance_to(&mut self, t: Instant) {
+        loop {
+            let next = [self.a.eng.poll_timeout(), self.b.eng.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(n) if n <= t => {
+                    if n > self.now {
+                        self.now = n;
+                    }
+                    self.a.eng.handle_timeout(self.now);
+                    self.b.eng.handle_timeout(self.now);
+                    self.pump();
+                }
+                _ => break,
+            }
+        }
+        self.now = t;
+        self.a.eng.handle_timeout(self.now);
+        self.b.eng.handle_timeout(self.now);
+        self.pump();
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let t = self.now + d;
+        self.advance_to(t);
+    }
+}
+
+/// Applies one operation and checks the no-loss invariant against the peer.
+fn apply(dp: &mut Dataplane, op: DataplaneOp, peer: &Dataplane) {
+    match op {
+        DataplaneOp::InstallSa(p) => {
+            dp.installs += 1;
+            dp.sas.insert((p.spi, p.direction), *p);
+        }
+        DataplaneOp::RemoveSa { spi, direction } => {
+            dp.removes += 1;
+            assert!(
+                dp.sas.remove(&(spi, direction)).is_some(),
+                "removing an SA that is not installed: {spi:#x} {direction:?}"
+            );
+            if direction == Direction::Outbound {
+                for p in dp.policies.values() {
+                    assert_ne!(
+                        p.action,
+                        PolicyAction::Protect { spi },
+                        "outbound SA {spi:#x} removed while a policy still uses it"
+                    );
+                }
+            }
+        }
+        DataplaneOp::InstallPolicy(p) => {
+            if let PolicyAction::Protect { spi } = p.action {
+                assert!(
+                    dp.sas.contains_key(&(spi, Direction::Outbound)),
+                    "policy {} -> SPI {spi:#x} with no outbound SA",
+                    p.id
+                );
+                // a switch from one SA to another (a rekey) must find the
+                // peer ready to receive on the new SA: make-before-break. (A
+                // brand-new policy, at first establishment, replaced nothing.)
+                let was_protect = matches!(
+                    dp.policies.get(&p.id).map(|o| o.action),
+                    Some(PolicyAction::Protect { .. })
+                );
+                if was_protect {
+                    let inb = peer.sas.get(&(spi, Direction::Inbound)).unwrap_or_else(|| {
+                        panic!("policy switched to SPI {spi:#x} before the peer installed its inbound SA")
+                    });
+                    let out = &dp.sas[&(spi, Direction::Outbound)];
+                    assert_eq!(out.enc_key, inb.enc_key, "keys differ between the two ends");
+                    assert_eq!(out.auth_key, inb.auth_key);
+                    assert_eq!(out.suite, inb.suite);
+                    assert_eq!(out.esn, inb.esn);
+                }
+            }
+            dp.policies.insert(p.id, p);
+        }
+        DataplaneOp::RemovePolicy { id } => {
+            assert!(
+                dp.policies.remove(&id).is_some(),
+                "removing unknown policy {id}"
+            );
+        }
+    }
+}
+
+fn protect_spis(dp: &Dataplane) -> Vec<u32> {
+    let mut v: Vec<u32> = dp
+        .policies
+        .values()
+        .filter_map(|p| match p.action {
+            PolicyAction::Protect { spi } => Some(spi),
+            _ => None,
+        })
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Both ends have exactly one working pair: A's outbound = B's inbound and back.
+fn assert_one_pair(n: &Net) -> (u32, u32) {
+    let a_out = protect_spis(&n.a.dp);
+    let b_out = protect_spis(&n.b.dp);
+    assert_eq!(a_out.len(), 1, "A policies: {:?}", n.a.dp.policies);
+    assert_eq!(b_out.len(), 1, "B policies: {:?}", n.b.dp.policies);
+    let (ao, bo) = (a_out[0], b_out[0]);
+    for (x, y, spi) in [(&n.a.dp, &n.b.dp, ao), (&n.b.dp, &n.a.dp, bo)] {
+        let out = &x.sas[&(spi, Direction::Outbound)];
+        let inb = &y.sas[&(spi, Direction::Inbound)];
+        assert_eq!(out.enc_key, inb.enc_key, "keys differ between the two ends");
+        assert_eq!(out.auth_key, inb.auth_key);
+        assert_eq!(
+            (out.suite, out.esn, out.mode),
+            (inb.suite, inb.esn, inb.mode)
+        );
+    }
+    (ao, bo)
+}
+
+fn count<F: Fn(&Event) -> bool>(ev: &[Event], f: F) -> usize {
+    ev.iter().filter(|e| f(e)).count()
+}
+
+fn established(n: &Net) -> (usize, usize) {
+    let f = |e: &Event| matches!(e, Event::ChildEstablished { .. });
+    (count(&n.a.events, f), count(&n.b.events, f))
+}
+
+#[test]
+fn main_mode_and_quick_mode() {
+    let mut n = Net::new(pair().0, pair().1);
+    let id = n.initiate();
+    assert_eq!(
+        established(&n),
+        (1, 1),
+        "A {:?}\nB {:?}",
+        n.a.events,
+        n.b.events
+    );
+    let (ao, bo) = assert_one_pair(&n);
+    assert_ne!(ao, bo);
+    let st = &n.a.eng.status()[0];
+    assert_eq!(st.sa.id, id);
+    assert_eq!(st.mode, ExchangeMode::Main);
+    assert_eq!(st.sa.state, "ESTABLISHED");
+    assert_eq!(st.sa.proposal, "aes128-sha256-ecp256");
+    assert_eq!(st.sa.remote_id.as_deref(), Some("192.0.2.2"));
+    assert_eq!(st.sa.children[0].proposal, "aes128gcm16-ecp256");
+    assert!(st.peer_dpd && st.nat_t == "rfc3947");
+    // 6 main mode + 3 quick mode datagrams, nothing dropped
+    assert_eq!(n.delivered, 9);
+    assert_eq!(
+        n.a.eng.stats().drops_total() + n.b.eng.stats().drops_total(),
+        0
+    );
+    // PFS on by default: the selectors and tunnel mode
+    let out = &n.a.dp.sas[&(ao, Direction::Outbound)];
+    assert_eq!(out.selectors[0].local, "10.1.0.0/24".parse().unwrap());
+    assert_eq!(out.selectors[0].remote, "10.2.0.0/24".parse().unwrap());
+    assert!(out.encap.is_none(), "no NAT, no encapsulation");
+    assert_eq!(out.enc_key.len(), 20, "AES-GCM-128 key + salt");
+}
+
+fn with<F: FnOnce(&mut Connection, &mut Connection)>(f: F) -> Net {
+    let (mut a, mut b) = pair();
+    f(&mut a, &mut b);
+    Net::new(a, b)
+}
+
+fn a_child(n: &Net) -> u32 {
+    n.a.eng.status()[0].sa.children[0].inbound_spi
+}
+
+#[test]
+fn aggressive_mode_with_fqdn_ids_and_any_responder() {
+    let mut n = with(|a, b| {
+        a.exchange = ExchangeMode::Aggressive;
+        b.exchange = ExchangeMode::Aggressive;
+        a.local_id = Some("@west.example.net".parse().unwrap());
+        a.remote_id = Some("@east.example.net".parse().unwrap());
+        b.local_id = Some("@east.example.net".parse().unwrap());
+        b.remote_id = Some("@west.example.net".parse().unwrap());
+        // Halon's "aggressive passive": any address, known identity
+        b.remote_addr = RemoteAddr::Any;
+    });
+    n.initiate();
+    assert_eq!(established(&n), (1, 1), "{:?}", n.b.events);
+    assert_one_pair(&n);
+    let st = &n.b.eng.status()[0];
+    assert_eq!(st.mode, ExchangeMode::Aggressive);
+    assert_eq!(st.sa.remote_id.as_deref(), Some("@west.example.net"));
+    // 3 aggressive + 3 quick mode
+    assert_eq!(n.delivered, 6);
+}
+
+#[test]
+fn aggressive_mode_wrong_identity_is_refused() {
+    let mut n = with(|a, b| {
+        a.exchange = ExchangeMode::Aggressive;
+        b.exchange = ExchangeMode::Aggressive;
+        a.local_id = Some("@intruder.example.net".parse().unwrap());
+        a.remote_id = Some("@east.example.net".parse().unwrap());
+        b.local_id = Some("@east.example.net".parse().unwrap());
+        b.remote_id = Some("@west.example.net".parse().unwrap());
+    });
+    n.initiate();
+    assert_eq!(established(&n), (0, 0));
+    assert!(n.b.eng.stats().drop_count(V1Drop::NoConnection) >= 1);
+}
+
+#[test]
+fn quick_mode_without_pfs_and_with_pfs() {
+    let mut n = with(|a, b| {
+        a.pfs = false;
+        b.pfs = false;
+    });
+    n.initiate();
+    assert_eq!(n.a.eng.status()[0].sa.children[0].proposal, "aes128gcm16");
+    assert_one_pair(&n);
+    // pfs = no on the responder still accepts PFS (seed 000)
+    let mut n = with(|_, b| b.pfs = false);
+    n.initiate();
+    assert_eq!(
+        n.b.eng.status()[0].sa.children[0].proposal,
+        "aes128gcm16-ecp256"
+    );
+    // an explicit PFS group in the ESP proposal; CBC + HMAC
+    let mut n = with(|a, b| {
+        a.esp_proposals = parse_phase2("aes256-sha256-modp3072").unwrap();
+        b.esp_proposals = parse_phase2("aes256-sha256-modp3072, aes128gcm16").unwrap();
+    });
+    n.initiate();
+    let (ao, _) = assert_one_pair(&n);
+    assert_eq!(n.a.dp.sas[&(ao, Direction::Outbound)].auth_key.len(), 32);
+    assert_eq!(
+        n.a.eng.status()[0].sa.children[0].proposal,
+        "aes256-sha256-modp3072"
+    );
+    // pfs = yes refuses a peer without PFS
+    let mut n = with(|a, _| a.pfs = false);
+    n.initiate();
+    assert_eq!(established(&n), (0, 0));
+    assert!(n
+        .a
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::ChildFailed { .. })));
+    assert!(n
+        .b
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::ProposalMismatch { kind: "ESP", .. })));
+}
+
+#[test]
+fn several_quick_mode_sas_per_isakmp_sa() {
+    let mut n = with(|a, b| {
+        a.local_ts = vec![
+            "10.1.0.0/24".parse().unwrap(),
+            "10.3.0.0/24".parse().unwrap(),
+        ];
+        b.remote_ts = vec![
+            "10.1.0.0/24".parse().unwrap(),
+            "10.3.0.0/24".parse().unwrap(),
+        ];
+    });
+    n.initiate();
+    assert_eq!(established(&n), (2, 2));
+    assert_eq!(n.a.eng.status().len(), 1, "one ISAKMP SA");
+    assert_eq!(n.a.eng.status()[0].sa.children.len(), 2);
+    assert_eq!(protect_spis(&n.a.dp).len(), 2);
+    assert_eq!(n.a.dp.policies.len(), 2);
+    // a further one on demand (acquire from a trap) reuses the ISAKMP SA
+    let before = n.delivered;
+    let id = n.a.eng.ike_sas()[0];
+    let _ = id;
+    n.a.eng.handle_dataplane_event(
+        &SaEvent::SoftExpire {
+            spi: a_child(&n),
+            direction: Direction::Inbound,
+            kind: espresso_core::sa::LifetimeKind::Bytes,
+        },
+        n.now,
+    );
+    n.pump();
+    assert_eq!(
+        n.delivered - before,
+        4,
+        "QM1, QM2, QM3 and the delete of the old SA"
+    );
+    assert_eq!(n.a.eng.status().len(), 1);
+}
+
+#[test]
+fn rekeys_from_both_sides_make_before_break() {
+    let mut n = Net::new(pair().0, pair().1);
+    n.initiate();
+    let (ao, bo) = assert_one_pair(&n);
+    // A rekeys (the dataplane model checks every switch)
+    n.a.eng.rekey_child(a_child(&n), n.now).unwrap();
+    n.pump();
+    let (ao2, bo2) = assert_one_pair(&n);
+    assert!(ao2 != ao && bo2 != bo);
+    assert_eq!(
+        count(&n.a.events, |e| matches!(e, Event::ChildRekeyed { .. })),
+        1
+    );
+    assert_eq!(
+        count(&n.b.events, |e| matches!(e, Event::ChildRekeyed { .. })),
+        1
+    );
+    // B's old inbound SA drains, then goes; A's old one too
+    n.advance(Duration::from_secs(3));
+    assert!(!n.a.dp.sas.contains_key(&(bo, Direction::Inbound)));
+    assert!(!n.b.dp.sas.contains_key(&(ao, Direction::Inbound)));
+    assert_eq!(n.a.dp.sas.len(), 2, "{:?}", n.a.dp.sas.keys());
+    assert_eq!(n.b.dp.sas.len(), 2);
+    // B (the quick-mode responder so far) rekeys
+    let b_in = n.b.eng.status()[0].sa.children[0].inbound_spi;
+    n.b.eng.rekey_child(b_in, n.now).unwrap();
+    n.pump();
+    let (ao3, bo3) = assert_one_pair(&n);
+    assert!(ao3 != ao2 && bo3 != bo2);
+    n.advance(Duration::from_secs(3));
+    assert_eq!(n.a.dp.sas.len(), 2);
+    assert_eq!(n.b.dp.sas.len(), 2);
+    // lifetimes: rekeyed before the 3600 s expiry, over and over
+    n.advance(Duration::from_secs(3 * 3600));
+    assert_one_pair(&n);
+    assert!(count(&n.a.events, |e| matches!(e, Event::ChildRekeyed { .. })) >= 5);
+    assert_eq!(
+        count(&n.a.events, |e| matches!(
+            e,
+            Event::ChildDeleted {
+                reason: DeleteReason::Expired,
+                ..
+            }
+        )),
+        0,
+        "nothing expired"
+    );
+    assert_eq!(
+        n.a.eng.stats().drops_total() + n.b.eng.stats().drops_total(),
+        0
+    );
+}
+
+#[test]
+fn isakmp_sa_reauthentication_moves_ipsec_sas() {
+    let mut n = Net::new(pair().0, pair().1);
+    let id = n.initiate();
+    let (ao, bo) = assert_one_pair(&n);
+    n.a.eng.rekey_ike(id, n.now).unwrap();
+    n.pump();
+    assert_eq!(n.a.eng.status().len(), 1, "old ISAKMP SA gone");
+    assert_eq!(n.b.eng.status().len(), 1);
+    assert_ne!(n.a.eng.status()[0].sa.id, id);
+    assert_eq!(assert_one_pair(&n), (ao, bo), "IPsec SAs untouched");
+    assert_eq!(n.b.eng.status()[0].sa.children.len(), 1);
+    // and the new ISAKMP SA manages them: a rekey works
+    n.a.eng.rekey_child(a_child(&n), n.now).unwrap();
+    n.pump();
+    assert_ne!(assert_one_pair(&n), (ao, bo));
+    // the ISAKMP lifetime: re-authenticated before 28800 s, the SAs live on
+    n.advance(Duration::from_secs(9 * 3600));
+    assert_one_pair(&n);
+    assert!(count(&n.a.events, |e| matches!(e, Event::IkeRekeyed { .. })) >= 2);
+}
+
+#[test]
+fn deletes_both_ways() {
+    let mut n = Net::new(pair().0, pair().1);
+    n.initiate();
+    n.a.eng.terminate_child(a_child(&n), n.now).unwrap();
+    n.pump();
+    assert!(n.b.eng.status()[0].sa.children.is_empty());
+    assert!(n.b.dp.policies.is_empty() && n.a.dp.policies.is_empty());
+    n.advance(Duration::from_secs(3));
+    assert!(
+        n.b.dp.sas.is_empty() && n.a.dp.sas.is_empty(),
+        "{:?}",
+        n.b.dp.sas.keys()
+    );
+    assert_eq!(
+        count(&n.b.events, |e| matches!(
+            e,
+            Event::ChildDeleted {
+                reason: DeleteReason::Peer,
+                ..
+            }
+        )),
+        1
+    );
+    // a new one, then B deletes everything
+    let mut n = Net::new(pair().0, pair().1);
+    n.initiate();
+    let id = n.b.eng.ike_sas()[0];
+    n.b.eng.terminate_ike(id, n.now).unwrap();
+    n.pump();
+    n.advance(Duration::from_secs(3));
+    assert!(n.a.eng.status().is_empty() && n.b.eng.status().is_empty());
+    assert!(n.a.dp.sas.is_empty() && n.a.dp.policies.is_empty());
+    assert!(n.a.events.iter().any(|e| matches!(
+        e,
+        Event::IkeDeleted {
+            reason: DeleteReason::Peer,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn dpd_detects_a_silent_peer() {
+    for action in [DpdAction::Clear, DpdAction::Restart] {
+        let mut n = with(|a, _| {
+            a.dpd.delay = Duration::from_secs(10);
+            a.dpd.timeout = Duration::from_secs(30);
+            a.dpd.action = action;
+        });
+        n.initiate();
+        // alive: R-U-THERE answered, nothing happens
+        n.advance(Duration::from_secs(60));
+        assert!(n.a.eng.stats().dpd_sent >= 3);
+        assert_eq!(
+            count(&n.a.events, |e| matches!(e, Event::DpdDead { .. })),
+            0
+        );
+        assert_one_pair(&n);
+        n.b_down = true;
+        n.advance(Duration::from_secs(60));
+        assert_eq!(
+            count(&n.a.events, |e| matches!(e, Event::DpdDead { .. })),
+            1,
+            "{action:?}"
+        );
+        assert!(n.a.dp.sas.is_empty() && n.a.dp.policies.is_empty());
+        let restarted = n.a.eng.status().len();
+        assert_eq!(
+            restarted,
+            usize::from(action == DpdAction::Restart),
+            "{action:?}"
+        );
+    }
+}
+
+#[test]
+fn retransmission_with_backoff_and_a_limit() {
+    let s = Settings {
+        retransmit_tries: 3,
+        ..Settings::default()
+    };
+    let mut n = Net::with_settings(pair().0, pair().1, s);
+    n.b_down = true;
+    n.initiate();
+    n.advance(Duration::from_secs(120));
+    let sent: Vec<Instant> = n.a.sent.iter().map(|s| s.0).collect();
+    assert_eq!(sent.len(), 4, "MM1 and 3 retransmissions");
+    let gaps: Vec<f64> = sent
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64())
+        .collect();
+    assert!(gaps[0] < gaps[1] && gaps[1] < gaps[2], "backoff: {gaps:?}");
+    assert!(n.a.events.iter().any(|e| matches!(
+        e,
+        Event::IkeDeleted {
+            reason: DeleteReason::Failed(control::ike::IkeError::Timeout(4)),
+            ..
+        }
+    )));
+    assert!(n.a.eng.status().is_empty());
+    // a lost answer: the retransmitted request gets the same answer again
+    let mut n = Net::new(pair().0, pair().1);
+    n.drop_b = 1; // MM2 lost
+    n.initiate();
+    assert_eq!(established(&n), (0, 0));
+    n.advance(Duration::from_secs(5));
+    assert_eq!(established(&n), (1, 1));
+    assert_one_pair(&n);
+    // QM2 lost: B repeats it for the retransmitted QM1 (no second SA)
+    let mut n = Net::new(pair().0, pair().1);
+    n.initiate();
+    n.drop_b = 1;
+    n.a.eng.rekey_child(a_child(&n), n.now).unwrap();
+    n.pump();
+    n.advance(Duration::from_secs(5));
+    assert!(n.b.eng.stats().replies_repeated >= 1);
+    assert!(n.b.eng.stats().drop_count(V1Drop::Duplicate) >= 1);
+    assert_one_pair(&n);
+}
+
+#[test]
+fn replayed_and_tampered_messages_are_counted_drops() {
+    let mut n = Net::new(pair().0, pair().1);
+    n.initiate();
+    let qm1 =
+        n.a.sent
+            .iter()
+            .rev()
+            .find(|s| s.3[18] == 32 && s.3.len() > 100)
+            .unwrap()
+            .clone();
+    // the same QM1 again within the exchange's memory: a duplicate, answered again
+    n.b.eng.handle_datagram(&qm1.3, qm1.1, qm1.2, n.now);
+    n.pump();
+    assert_eq!(n.b.eng.stats().drop_count(V1Drop::Duplicate), 1);
+    // later: a replay of a finished exchange
+    n.advance(Duration::from_secs(120));
+    n.b.eng.handle_datagram(&qm1.3, qm1.1, qm1.2, n.now);
+    assert_eq!(n.b.eng.stats().drop_count(V1Drop::Unexpected), 1);
+    assert_eq!(
+        n.b.eng.status()[0].sa.children.len(),
+        1,
+        "no SA from a replay"
+    );
+    // tampered: every byte of the encrypted part flipped in turn
+    let mut q = qm1.3.clone();
+    q[20] ^= 0x55; // a new message ID: decrypts to garbage under its own IV
+    n.b.eng.handle_datagram(&q, qm1.1, qm1.2, n.now);
+    for i in [30usize, 60, q.len() - 1] {
+        let mut q = qm1.3.clone();
+        q[20] ^= 0x11;
+        q[i] ^= 1;
+        n.b.eng.handle_datagram(&q, qm1.1, qm1.2, n.now);
+    }
+    let st = n.b.eng.stats();
+    assert_eq!(
+        st.drop_count(V1Drop::Hash)
+            + st.drop_count(V1Drop::Decrypt)
+            + st.drop_count(V1Drop::Invalid),
+        4,
+        "{:?}",
+        st.drops
+    );
+    assert_eq!(n.b.eng.status()[0].sa.children.len(), 1);
+    // garbage and oversized datagrams
+    n.b.eng.handle_datagram(&[1, 2, 3], qm1.1, qm1.2, n.now);
+    n.b.eng
+        .handle_datagram(&vec![0u8; 70_000], qm1.1, qm1.2, n.now);
+    assert_eq!(n.b.eng.stats().drop_count(V1Drop::Malformed), 1);
+    assert_eq!(n.b.eng.stats().drop_count(V1Drop::TooBig), 1);
+}
+
+#[test]
+fn nat_detected_float_to_4500_and_keepalives() {
+    let mut n = Net::new(pair().0, pair().1);
+    n.nat = Some(Nat {
+        inside: ip("192.0.2.1"),
+        public: ip("198.51.100.7"),
+        map: HashMap::new(),
+        next: 40000,
+    });
+    // B sees A's public address: answer %any
+    let (a, mut b) = pair();
+    b.remote_addr = RemoteAddr::Any;
+    b.remote_id = Some("192.0.2.1".parse().unwrap());
+    let mut n2 = Net::new(a, b);
+    n2.nat = n.nat.take();
+    let mut n = n2;
+    n.initiate();
+    assert_eq!(
+        established(&n),
+        (1, 1),
+        "{:?}\n{:?}",
+        n.a.events,
+        n.b.events
+    );
+    let a = &n.a.eng.status()[0];
+    let b = &n.b.eng.status()[0];
+    assert!(a.sa.nat_local && !a.sa.nat_remote);
+    assert!(b.sa.nat_remote && !b.sa.nat_local);
+    assert_eq!(a.sa.local.port(), 4500);
+    assert_eq!(b.sa.remote.ip(), ip("198.51.100.7"));
+    assert_ne!(b.sa.remote.port(), 500, "the NAT's 4500 mapping");
+    let (ao, bo) = assert_one_pair(&n);
+    assert_eq!(
+        n.a.dp.sas[&(ao, Direction::Outbound)]
+            .encap
+            .unwrap()
+            .remote_port,
+        4500
+    );
+    assert!(n.b.dp.sas[&(bo, Direction::Outbound)].encap.is_some());
+    // main mode went 500 -> 4500 after MM4 (MM5 onward with the non-ESP marker)
+    let ports: Vec<u16> = n.a.sent.iter().map(|s| s.1.port()).collect();
+    assert_eq!(&ports[..3], &[500, 500, 4500]);
+    n.advance(Duration::from_secs(45));
+    assert!(n.a.eng.stats().keepalives_tx >= 2);
+    assert!(n.b.eng.stats().keepalives_rx >= 2);
+    assert_eq!(
+        n.b.eng.stats().keepalives_tx,
+        0,
+        "only the side behind the NAT"
+    );
+}
+
+#[test]
+fn legacy_needs_allow_legacy() {
+    let (mut a, _) = pair();
+    a.ike_proposals = parse_phase1("3DES MD5 2").unwrap();
+    let mut e = Engine::with_seed(Settings::default(), 1);
+    let err = e
+        .add_connection(a.clone(), Instant::now())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("allow_legacy"), "{err}");
+    let (_, mut b) = pair();
+    b.esp_proposals = parse_phase2("aes-sha1;modp1024").unwrap();
+    let err = e.add_connection(b, Instant::now()).unwrap_err().to_string();
+    assert!(err.contains("allow_legacy"), "{err}");
+    // A allows legacy and offers only 3DES/MD5; B does not: refused, explained
+    let mut n = with(|a, b| {
+        a.allow_legacy = true;
+        a.ike_proposals = parse_phase1("3des-md5-modp1024").unwrap();
+        b.ike_proposals = parse_phase1("aes128-sha256-ecp256, aes256-sha1-modp2048").unwrap();
+    });
+    n.initiate();
+    assert_eq!(established(&n), (0, 0));
+    let m =
+        n.b.events
+            .iter()
+            .find_map(|e| match e {
+                Event::ProposalMismatch {
+                    offered,
+                    configured,
+                    local_responder: true,
+                    ..
+                } => Some((offered.clone(), configured.clone())),
+                _ => None,
+            })
+            .expect("mismatch explained");
+    assert_eq!(m.0, vec!["3des-md5-modp1024".to_string()]);
+    assert_eq!(
+        m.1,
+        vec![
+            "aes128-sha256-ecp256".to_string(),
+            "aes256-sha1-modp2048".into()
+        ]
+    );
+    assert!(
+        n.a.events
+            .iter()
+            .any(|e| matches!(e, Event::IkeDeleted { .. })),
+        "A gives up at once"
+    );
+    // both allow legacy: the seeds' "3DES MD5 2" works end to end
+    let mut n = with(|a, b| {
+        for c in [a, b] {
+            c.allow_legacy = true;
+            c.ike_proposals = parse_phase1("3DES MD5 2").unwrap();
+            c.esp_proposals = parse_phase2("3DES MD5 2").unwrap();
+        }
+    });
+    n.initiate();
+    let (ao, _) = assert_one_pair(&n);
+    assert_eq!(n.a.dp.sas[&(ao, Direction::Outbound)].enc_key.len(), 24);
+    assert!(n.a.dp.sas[&(ao, Direction::Outbound)].allow_legacy);
+}
+
+#[test]
+fn commit_bit_waits_for_connected() {
+    let s = Settings {
+        commit_bit: true,
+        ..Settings::default()
+    };
+    let mut n = Net::with_settings(pair().0, pair().1, s);
+    n.initiate();
+    assert_eq!(established(&n), (1, 1));
+    // QM1 carried the commit bit; B answered QM3 with CONNECTED (4th message)
+    assert_eq!(n.delivered, 10);
+    assert_ne!(
+        n.a.sent.iter().find(|s| s.3[18] == 32).unwrap().3[19] & 0x02,
+        0
+    );
+    assert_one_pair(&n);
+    // CONNECTED lost: A waits, then uses the SA anyway
+    let s = Settings {
+        commit_bit: true,
+        ..Settings::default()
+    };
+    let mut n = Net::with_settings(pair().0, pair().1, s);
+    n.initiate();
+    let id = n.a.eng.ike_sas()[0];
+    let _ = id;
+    n.drop_b_connected = true;
+    n.a.eng.rekey_child(a_child(&n), n.now).unwrap();
+    n.pump();
+    assert_eq!(
+        n.a.eng.status()[0]
+            .sa
+            .children
+            .iter()
+            .filter(|c| c.state == "INSTALLING")
+            .count(),
+        1
+    );
+    n.advance(Duration::from_secs(15));
+    assert_one_pair(&n);
+    assert_eq!(
+        count(&n.a.events, |e| matches!(e, Event::ChildRekeyed { .. })),
+        1
+    );
+}
+
+#[test]
+fn responder_lifetime_is_sent_and_honoured() {
+    let mut n = with(|a, b| {
+        a.child_lifetime = Duration::from_secs(3600);
+        b.child_lifetime = Duration::from_secs(1200);
+        b.margin = Duration::from_secs(100);
+    });
+    n.initiate();
+    let c = &n.a.eng.status()[0].sa.children[0];
+    assert_eq!(
+        (c.expire_at - c.created).as_secs(),
+        1200,
+        "the responder's shorter lifetime"
+    );
+    assert!(c.rekey_at.unwrap() < c.expire_at);
+    // the other way round: the initiator's shorter lifetime is accepted as is
+    let mut n = with(|a, b| {
+        a.child_lifetime = Duration::from_secs(1200);
+        a.margin = Duration::from_secs(100);
+        b.child_lifetime = Duration::from_secs(3600);
+    });
+    n.initiate();
+    let c = &n.b.eng.status()[0].sa.children[0];
+    assert_eq!((c.expire_at - c.created).as_secs(), 1200);
+}
+
+#[test]
+fn wrong_psk_fails_authentication() {
+    let mut n =
+        with(|_, b| b.psk = espresso_core::key::Key::from_slice(b"another-psk-of-enough-length"));
+    n.initiate();
+    assert_eq!(established(&n), (0, 0));
+    assert!(n
+        .b
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::AuthFailed { .. })));
+    assert!(n.b.eng.stats().drop_count(V1Drop::Decrypt) >= 1);
+    // B told A (AUTHENTICATION-FAILED in the clear): A gave up at once
+    assert!(
+        n.a.events
+            .iter()
+            .any(|e| matches!(e, Event::IkeDeleted { .. })),
+        "{:?}",
+        n.a.events
+    );
+    n.advance(Duration::from_secs(60));
+    assert!(n.a.eng.status().is_empty() && n.b.eng.status().is_empty());
+    assert_eq!(n.b.eng.half_open(), 0);
+}
+
+#[test]
+fn half_open_limit() {
+    let s = Settings {
+        half_open_limit: 2,
+        ..Settings::default()
+    };
+    let now = Instant::now();
+    let mut b = Engine::with_seed(s, 9);
+    let (_, mut cb) = pair();
+    cb.remote_addr = RemoteAddr::Any;
+    cb.remote_id = None;
+    b.add_connection(cb, now).unwrap();
+    for i in 0..4u8 {
+        let mut a = Engine::with_seed(Settings::default(), 100 + u64::from(i));
+        let mut ca = pair().0;
+        ca.local_addr = LocalAddr::Addr(ip(&format!("192.0.2.{}", 10 + i)));
+        a.add_connection(ca, now).unwrap();
+        a.initiate("to-b", now).unwrap();
+        while let Some(o) = a.poll_output() {
+            if let Output::Transmit(t) = o {
+                b.handle_datagram(&t.data, t.local, t.remote, now);
+            }
+        }
+    }
+    assert_eq!(b.half_open(), 2);
+    assert_eq!(b.stats().drop_count(V1Drop::HalfOpenLimit), 2);
+    b.handle_timeout(now + Duration::from_secs(31));
+    assert_eq!(b.half_open(), 0, "half-open timeout");
+    assert!(b.status().is_empty());
+}
+
+#[test]
+fn trap_policy_acquire_initiates() {
+    let mut n = with(|a, _| a.start_action = StartAction::Trap);
+    assert_eq!(
+        n.a.dp.policies.len(),
+        0,
+        "policies are applied through pump"
+    );
+    n.pump();
+    let trap = *n.a.dp.policies.keys().next().unwrap();
+    assert!(matches!(n.a.dp.policies[&trap].action, PolicyAction::Trap));
+    n.a.eng.handle_dataplane_event(
+        &SaEvent::Acquire {
+            policy_id: trap,
+            src: ip("10.1.0.5"),
+            dst: ip("10.2.0.9"),
+            proto: 1,
+        },
+        n.now,
+    );
+    n.pump();
+    assert!(established(&n).0 >= 1);
+    assert!(
+        matches!(n.a.dp.policies[&trap].action, PolicyAction::Protect { .. }),
+        "the trap became protect"
+    );
+    let _: Option<&Policy> = None;
+    let _: Option<&SaParams> = None;
+}
+
+#[test]
+fn failed_rekey_is_retried_while_the_sa_lives() {
+    let mut n = Net::new(pair().0, pair().1);
+    n.initiate();
+    let (ao, _) = assert_one_pair(&n);
+    n.b_down = true;
+    n.a.eng.rekey_child(a_child(&n), n.now).unwrap();
+    n.pump();
+    n.advance(Duration::from_secs(170));
+    assert_eq!(
+        count(&n.a.events, |e| matches!(
+            e,
+            Event::ChildFailed {
+                error: control::ike::IkeError::Timeout(6),
+                ..
+            }
+        )),
+        1,
+        "{:?}",
+        n.a.events
+    );
+    assert_eq!(
+        assert_one_pair(&n).0,
+        ao,
+        "the old SA still carries traffic"
+    );
+    n.b_down = false;
+    n.advance(Duration::from_secs(40));
+    assert_eq!(
+        count(&n.a.events, |e| matches!(e, Event::ChildRekeyed { .. })),
+        1
+    );
+    assert_ne!(assert_one_pair(&n).0, ao);
+}
+
+#[test]
+fn ipv6_gateways_and_subnets() {
+    let mk = |name: &str, l: &str, r: &str, ls: &str, rs: &str| {
+        let mut c = conn(name, l, r);
+        c.local_ts = vec![ls.parse().unwrap()];
+        c.remote_ts = vec![rs.parse().unwrap()];
+        c
+    };
+    let a = mk(
+        "to-b",
+        "2001:db8::1",
+        "2001:db8::2",
+        "fd00:1::/64",
+        "fd00:2::/64",
+    );
+    let b = mk(
+        "to-a",
+        "2001:db8::2",
+        "2001:db8::1",
+        "fd00:2::/64",
+        "fd00:1::/64",
+    );
+    let mut n = Net::new(a, b);
+    n.initiate();
+    assert_eq!(established(&n), (1, 1), "{:?}", n.b.events);
+    let (ao, _) = assert_one_pair(&n);
+    let out = &n.a.dp.sas[&(ao, Direction::Outbound)];
+    assert_eq!(out.selectors[0].remote, "fd00:2::/64".parse().unwrap());
+    assert_eq!(
+        n.b.eng.status()[0].sa.remote_id.as_deref(),
+        Some("2001:db8::1")
+    );
+}

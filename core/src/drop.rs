@@ -1,0 +1,106 @@
+//! Why a packet was dropped. Every dropped packet is counted under exactly one
+//! reason, per SA where there is one and per worker in total (as VPP does).
+
+#![forbid(unsafe_code)]
+
+/// What happens to a packet after a processing stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The packet goes on to the next stage.
+    Pass,
+    /// The packet is dropped, and counted under this reason.
+    Drop(DropReason),
+}
+
+macro_rules! drop_reasons {
+    ($( $(#[$m:meta])* $name:ident => $text:literal, )*) => {
+        /// A reason for dropping a packet. `as_str` gives the stable snake_case
+        /// name used in metrics, `status` and logs.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum DropReason { $( $(#[$m])* $name, )* }
+
+        impl DropReason {
+            /// Every reason, in index order.
+            pub const ALL: &'static [DropReason] = &[ $( DropReason::$name, )* ];
+            /// Number of reasons (size of a counter array).
+            pub const COUNT: usize = Self::ALL.len();
+            /// Stable name for metrics and status output.
+            pub const fn as_str(self) -> &'static str {
+                match self { $( DropReason::$name => $text, )* }
+            }
+            /// Index into a counter array.
+            pub const fn index(self) -> usize { self as usize }
+        }
+    };
+}
+
+drop_reasons! {
+    /// Inbound ESP with an SPI we have no SA for.
+    UnknownSpi => "unknown_spi",
+    /// Sequence number already seen inside the replay window.
+    Replayed => "replayed",
+    /// Sequence number older than the replay window.
+    OutsideWindow => "outside_window",
+    /// Integrity check value did not verify.
+    IcvMismatch => "icv_mismatch",
+    /// ESP padding bytes or pad length wrong after decryption.
+    BadPadding => "bad_padding",
+    /// Packet shorter than its headers or lengths claim.
+    Truncated => "truncated",
+    /// Header fields invalid (version, lengths, alignment).
+    Malformed => "malformed",
+    /// Outbound sequence numbers used up: the SA must be rekeyed.
+    SeqExhausted => "seq_exhausted",
+    /// Decapsulated packet does not match the SA's traffic selectors.
+    PolicyMismatch => "policy_mismatch",
+    /// Outbound packet matched a discard policy.
+    PolicyDiscard => "policy_discard",
+    /// Outbound packet matched a protect policy whose SA is not installed.
+    NoSa => "no_sa",
+    /// SA passed its hard byte or packet lifetime.
+    HardLifetime => "hard_lifetime",
+    /// Not enough headroom or tailroom in the buffer to encapsulate.
+    NoRoom => "no_room",
+    /// Inner next header not supported for this SA's mode.
+    UnsupportedPayload => "unsupported_payload",
+    /// TTL/hop limit reached zero (an ICMP time-exceeded is sent where allowed).
+    TtlExceeded => "ttl_exceeded",
+    /// Packet larger than the path MTU with DF set (an ICMP error is sent).
+    TooBig => "too_big",
+    /// No route to the destination.
+    NoRoute => "no_route",
+    /// Next hop's link-layer address unknown.
+    NoNeighbour => "no_neighbour",
+    /// Transmit ring full.
+    TxFull => "tx_full",
+    /// Packet for the gateway itself could not be handed to the kernel.
+    ExceptionFull => "exception_full",
+    /// Dummy ESP packet (next header 59, RFC 4303 §2.6): consumed, not forwarded.
+    DummyPacket => "dummy_packet",
+    /// Tunnel exit: outer header says CE but the inner packet is not
+    /// ECN-capable (RFC 6040 §4.2: drop).
+    EcnCeNotEct => "ecn_ce_not_ect",
+    /// A direction mismatch: an inbound SA given to encap, or an outbound SA
+    /// found for a received SPI.
+    WrongDirection => "wrong_direction",
+    /// A packet had to be fragmented (DF clear, larger than the MTU) but
+    /// the I/O backend had no free buffer for a fragment.
+    NoBuffer => "no_buffer",
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_and_names_are_unique() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
+}
