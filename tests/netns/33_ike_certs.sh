@@ -195,6 +195,16 @@ grep -q "authentication of 'C=CH, O=espresso interop, CN=gwa.example' with RSA" 
   nsl_die "strongSwan did not log our RSA authentication: $(grep -i authentication "$SW_DIR/charon.log" | tail -3)"
 nsl_log "strongSwan: $(grep "authentication of 'C=CH, O=espresso interop, CN=gwa.example'" "$SW_DIR/charon.log" | tail -1 | sed 's/^.*authentication/authentication/')"
 pass "espresso initiator, RSA certificates from a pki CA, IKE ChaCha20-Poly1305/PRF-SHA512/Curve25519: SAs up, strongSwan verified our signature"
+# status and status --json name how the peer authenticated and its certificate
+st=$(ctl A status) || nsl_die "status"
+grep -qE 'auth [^ ]*(RSA|rsa)[^ ]* cert "C=CH, O=espresso interop, CN=gwb.example"' <<<"$st" ||
+  nsl_die "status does not show the peer's auth method and certificate: $st"
+[ "$(ctl_field A "s['ike_sas'][0]['peer_cert']")" = "C=CH, O=espresso interop, CN=gwb.example" ] ||
+  nsl_die "status --json peer_cert: $(ctl_field A "s['ike_sas'][0]")"
+pa=$(ctl_field A "s['ike_sas'][0]['peer_auth']")
+grep -qE 'WithRSAEncryption|rsassa-pss' <<<"$pa" ||
+  nsl_die "status --json peer_auth: $(ctl_field A "s['ike_sas'][0].get('peer_auth')")"
+pass "status and status --json show the peer's auth method ($pa) and certificate subject"
 res=$(check_traffic rsa)
 pass "ping both ways through the tunnel; tshark verifies the WAN capture with espresso's exported keys ($res)"
 down_all
@@ -329,6 +339,8 @@ grep -q reloaded <<<"$(ctl A reload)" || nsl_die "reload (rsasig)"
 ctl A up sw >/dev/null || nsl_die "up sw (rsasig)"
 ctl_wait_state A sw up 20
 pass "raw RSA keys (authby = rsasig, leftrsasigkey/rightrsasigkey in 0s form; ours from espresso genkey --rsa equals pki's RFC 3110 form): SAs up"
+[ "$(ctl_field A "s['ike_sas'][0].get('peer_cert', '')")" = "" ] || nsl_die "a raw key has no certificate subject in status"
+grep -qE ' auth [^ ]*(RSA|rsa)' <<<"$(ctl A status)" || nsl_die "status does not show the raw key's signature scheme: $(ctl A status)"
 res=$(check_traffic raw)
 pass "ping both ways with raw RSA keys; tshark verifies the capture ($res)"
 down_all

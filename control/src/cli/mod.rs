@@ -528,7 +528,7 @@ fn status_ike(st: &Status) -> String {
     };
     for s in &st.ike_sas {
         o += &format!(
-            "ike {}: {} {} {}_i {}_r {} <-> {}{} {}{}\n",
+            "ike {}: {} {} {}_i {}_r {} <-> {}{}{} {}{}\n",
             s.conn,
             s.state,
             if s.initiator {
@@ -545,6 +545,7 @@ fn status_ike(st: &Status) -> String {
             } else {
                 format!(" [{}]", s.remote_id)
             },
+            peer_auth_text(s),
             s.proposal,
             rekey(s.rekey_in_s)
         );
@@ -568,6 +569,19 @@ fn status_ike(st: &Status) -> String {
         for n in &k.notes {
             o += &format!("ike note: {n}\n");
         }
+    }
+    o
+}
+
+/// How the peer of an IKE SA authenticated, for the status line:
+/// ` auth psk`, ` auth sha256WithRSAEncryption cert "C=CH, O=.., CN=.."`.
+fn peer_auth_text(s: &daemon::api::IkeStatus) -> String {
+    let mut o = String::new();
+    if !s.peer_auth.is_empty() {
+        o += &format!(" auth {}", s.peer_auth);
+    }
+    if !s.peer_cert.is_empty() {
+        o += &format!(" cert \"{}\"", s.peer_cert);
     }
     o
 }
