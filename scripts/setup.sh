@@ -7,7 +7,7 @@ APT_PKGS=(
   build-essential pkg-config clang libclang-dev
   dpdk dpdk-dev libdpdk-dev dpdk-doc libipsec-mb-dev
   iproute2 iputils-ping iperf3 ethtool tcpdump tshark nftables
-  strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins bc
+  strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins strongswan-pki openssl bc
   python3 python3-pip
   prometheus dpkg-dev
 )

@@ -381,6 +381,16 @@ fn every_ike_suite_and_group() {
         "aes192-sha256-ecp384",
         "aes128-sha1-modp1024",
         "AES-256 SHA-256 14",
+        // issue 13: what strongSwan 5.9 proposes beyond the above
+        "chacha20poly1305-prfsha512-curve25519",
+        "chacha20poly1305-prfsha256-ecp256",
+        "aes256-sha384-ecp384",
+        "aes256-sha512-modp3072",
+        "aes128-sha256-modp4096",
+        "aes256gcm16-prfsha512-ecp521",
+        "aes256-sha512-modp6144",
+        "aes256-sha512-modp8192",
+        "AES-256 SHA-256 15",
     ] {
         let (mut a, mut b) = pair();
         a.ike_proposals = parse_ike_proposals(p).unwrap();

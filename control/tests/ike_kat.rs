@@ -388,3 +388,23 @@ fn strongswan_aes256_sha256_modp2048_esp_aes256_sha256() {
 fn strongswan_aes256gcm16_prfsha384_curve25519_esp_aes256_sha512_pfs() {
     run("gcm256_x25519");
 }
+
+#[test]
+fn strongswan_chacha20poly1305_prfsha512_curve25519() {
+    run("chapoly_x25519");
+}
+
+#[test]
+fn strongswan_aes256gcm16_prfsha384_ecp384_pfs_ecp384() {
+    run("gcm256_ecp384");
+}
+
+#[test]
+fn strongswan_aes256_sha384_modp3072_pfs_modp4096() {
+    run("cbc_modp3072");
+}
+
+#[test]
+fn strongswan_aes128_sha512_ecp521_pfs_modp6144() {
+    run("cbc_ecp521");
+}

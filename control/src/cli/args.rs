@@ -61,14 +61,26 @@ pub enum Cmd {
         #[arg(short = 'n', long, default_value_t = 50)]
         lines: usize,
     },
-    /// Print a random key in hex (FreeS/WAN ranbits), or convert an ASCII key.
+    /// Print a random key in hex (FreeS/WAN ranbits), or convert an ASCII
+    /// key, or (--rsa) make an RSA key pair (FreeS/WAN rsasigkey).
     Genkey {
-        /// Key size in bits (multiple of 8), e.g. 160 for AES-128-GCM (key + salt).
-        #[arg(long, required_unless_present = "ascii")]
+        /// Key size in bits (multiple of 8), e.g. 160 for AES-128-GCM (key +
+        /// salt); with --rsa the modulus size (2048, 3072, 4096; default 2048).
+        #[arg(long, required_unless_present_any = ["ascii", "rsa"])]
         bits: Option<u32>,
         /// Print the hex form of this ASCII key instead (ZyWALL-style keys).
-        #[arg(long, conflicts_with = "bits")]
+        #[arg(long, conflicts_with_all = ["bits", "rsa"])]
         ascii: Option<String>,
+        /// Make an RSA key pair: the private key goes to --out (PKCS#8 PEM,
+        /// mode 0600), the public key is printed in FreeS/WAN's 0s form.
+        #[arg(long, requires = "out")]
+        rsa: bool,
+        /// Private key file to create (--rsa); an existing file is not overwritten.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also write the key as an ipsec.secrets entry `: RSA { ... }` (mode 0600).
+        #[arg(long, requires = "rsa")]
+        secrets: Option<PathBuf>,
     },
     /// Print the SAs of running tunnels with their keys, for Wireshark or
     /// scapy (needs `allow_key_export = true` in [daemon]).

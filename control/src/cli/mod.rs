@@ -28,11 +28,20 @@ pub fn main(cli: Cli) -> u8 {
     match &cli.cmd {
         Cmd::Daemon => run_daemon(&cli),
         Cmd::Check => check(&cli),
-        Cmd::Genkey { bits, ascii } => {
-            let r = match (bits, ascii) {
-                (_, Some(a)) => genkey::ascii_to_hex(a),
-                (Some(b), None) => genkey::random_key(*b),
-                (None, None) => Err("give --bits N or --ascii TEXT".into()),
+        Cmd::Genkey {
+            bits,
+            ascii,
+            rsa,
+            out,
+            secrets,
+        } => {
+            let r = match (bits, ascii, rsa, out) {
+                (b, None, true, Some(o)) => {
+                    genkey::rsa_key_pair(b.unwrap_or(2048), o, secrets.as_deref())
+                }
+                (_, Some(a), _, _) => genkey::ascii_to_hex(a),
+                (Some(b), None, false, _) => genkey::random_key(*b),
+                _ => Err("give --bits N, --ascii TEXT or --rsa --out FILE".into()),
             };
             match r {
                 Ok(k) => {
@@ -130,7 +139,7 @@ fn check(cli: &Cli) -> u8 {
         eprintln!("espresso check: give --config FILE");
         return exit::USAGE;
     };
-    match Config::load(cfg) {
+    match crate::config::load(cfg) {
         Ok(c) => {
             for w in &c.warnings {
                 println!("warning: {w}");
@@ -148,13 +157,15 @@ fn check(cli: &Cli) -> u8 {
                 let ike: Vec<String> = k.conn.ike_proposals.iter().map(|p| p.to_string()).collect();
                 let esp: Vec<String> = k.conn.esp_proposals.iter().map(|p| p.to_string()).collect();
                 println!(
-                    "connection {}: {:?} -> {:?}, ike {}, esp {}, start {:?}",
+                    "connection {}: {:?} -> {:?}, ike {}, esp {}, start {:?}, auth {}/{}",
                     k.name,
                     k.conn.local_addr,
                     k.conn.remote_addr,
                     ike.join(","),
                     esp.join(","),
-                    k.conn.start_action
+                    k.conn.start_action,
+                    k.conn.auth.local.name(),
+                    k.conn.auth.remote.name()
                 );
             }
             let dp = c.dataplane.summary();
@@ -322,7 +333,7 @@ fn status_ike(st: &Status) -> String {
     };
     for s in &st.ike_sas {
         o += &format!(
-            "ike {}: {} {} {}_i {}_r {} <-> {}{} {}{}\n",
+            "ike {}: {} {} {}_i {}_r {} <-> {}{}{} {}{}\n",
             s.conn,
             s.state,
             if s.initiator {
@@ -339,6 +350,7 @@ fn status_ike(st: &Status) -> String {
             } else {
                 format!(" [{}]", s.remote_id)
             },
+            peer_auth_text(s),
             s.proposal,
             rekey(s.rekey_in_s)
         );
@@ -362,6 +374,19 @@ fn status_ike(st: &Status) -> String {
         for n in &k.notes {
             o += &format!("ike note: {n}\n");
         }
+    }
+    o
+}
+
+/// How the peer of an IKE SA authenticated, for the status line:
+/// ` auth psk`, ` auth sha256WithRSAEncryption cert "C=CH, O=.., CN=.."`.
+fn peer_auth_text(s: &daemon::api::IkeStatus) -> String {
+    let mut o = String::new();
+    if !s.peer_auth.is_empty() {
+        o += &format!(" auth {}", s.peer_auth);
+    }
+    if !s.peer_cert.is_empty() {
+        o += &format!(" cert \"{}\"", s.peer_cert);
     }
     o
 }

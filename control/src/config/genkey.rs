@@ -1,5 +1,6 @@
-//! Random keys for manual tunnels (FreeS/WAN's `ipsec ranbits`), and the
-//! ASCII-to-hex conversion Halon's manual shows for ZyWALL keys.
+//! Random keys for manual tunnels (FreeS/WAN's `ipsec ranbits`), the
+//! ASCII-to-hex conversion Halon's manual shows for ZyWALL keys, and RSA key
+//! pairs for IKE (FreeS/WAN's `ipsec rsasigkey`).
 
 use rand::RngCore;
 
@@ -13,6 +14,58 @@ pub fn random_key(bits: u32) -> Result<String, String> {
     let mut buf = zeroize::Zeroizing::new(vec![0u8; (bits / 8) as usize]);
     rand::rng().fill_bytes(&mut buf);
     Ok(to_hex(&buf))
+}
+
+fn create_private(path: &std::path::Path, data: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| {
+            format!(
+                "{}: {e} (an existing file is never overwritten)",
+                path.display()
+            )
+        })?;
+    f.write_all(data)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Makes an RSA key pair (aws-lc-rs): writes the private key to `out` as
+/// PKCS#8 PEM, mode 0600 (never over an existing file), and, with `secrets`,
+/// the same key as an `ipsec.secrets` `: RSA { ... }` entry (0600). Returns
+/// the text for stdout: the public key in FreeS/WAN's `0s` form (RFC 3110),
+/// for `leftrsasigkey` here and `rightrsasigkey` at the peer.
+pub fn rsa_key_pair(
+    bits: u32,
+    out: &std::path::Path,
+    secrets: Option<&std::path::Path>,
+) -> Result<String, String> {
+    if !matches!(bits, 2048 | 3072 | 4096) {
+        return Err(format!(
+            "--bits {bits}: an RSA key has 2048, 3072 or 4096 bits (RFC 8247: at least 2048)"
+        ));
+    }
+    let (key, der) =
+        crate::pki::PrivateKey::generate_rsa(bits as usize).map_err(|e| e.to_string())?;
+    let pem = der::pem::encode_string("PRIVATE KEY", der::pem::LineEnding::LF, &der)
+        .map_err(|e| e.to_string())?;
+    let pem = zeroize::Zeroizing::new(pem);
+    create_private(out, pem.as_bytes())?;
+    if let Some(s) = secrets {
+        let entry = crate::pki::rsakey::secrets_entry(&key, &der).map_err(|e| e.to_string())?;
+        create_private(s, entry.as_bytes())?;
+    }
+    let pubkey = crate::pki::rsakey::to_0s(key.public_key())
+        .ok_or_else(|| "RSA public key encoding failed".to_string())?;
+    Ok(format!(
+        "# RSA {bits} bits, private key in {} (PKCS#8, mode 0600), {}\n# leftrsasigkey here, rightrsasigkey at the peer:\n{pubkey}",
+        out.display(),
+        key.public_key().fingerprint()
+    ))
 }
 
 /// `0x` followed by lower-case hex digits.
@@ -47,6 +100,32 @@ mod tests {
         assert_ne!(a, b);
         assert!(random_key(100).unwrap_err().contains("multiple of 8"));
         assert!(random_key(0).is_err());
+    }
+
+    #[test]
+    fn rsa_key_pair_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let k = d.path().join("k.pem");
+        let s = d.path().join("ipsec.secrets");
+        let text = rsa_key_pair(2048, &k, Some(&s)).unwrap();
+        let zero_s = text.lines().last().unwrap();
+        assert!(zero_s.starts_with("0sAwEAA"), "{text}");
+        for f in [&k, &s] {
+            let m = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+            assert_eq!(m, 0o600, "{}", f.display());
+        }
+        let a = crate::pki::PrivateKey::load(&k).unwrap();
+        let b = crate::pki::PrivateKey::load(&s).unwrap();
+        assert_eq!(a.public_key(), b.public_key());
+        assert_eq!(
+            &crate::pki::rsakey::parse_public(zero_s).unwrap(),
+            a.public_key()
+        );
+        assert!(rsa_key_pair(2048, &k, None)
+            .unwrap_err()
+            .contains("never overwritten"));
+        assert!(rsa_key_pair(1024, &d.path().join("x"), None).is_err());
     }
 
     #[test]

@@ -144,6 +144,15 @@ pub struct IkeStatus {
     pub remote: String,
     /// The peer's identity.
     pub remote_id: String,
+    /// How the peer authenticated: `psk`, or the signature scheme of its
+    /// AUTH payload (`sha256WithRSAEncryption`, `ecdsa-with-SHA384`, ...);
+    /// empty until it has.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub peer_auth: String,
+    /// Subject DN of the certificate the peer authenticated with (empty:
+    /// none, e.g. a pre-shared key or a raw RSA key).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub peer_cert: String,
     /// Algorithms (strongSwan notation).
     pub proposal: String,
     /// We are behind a NAT.

@@ -182,7 +182,26 @@ impl IkeBridge {
         };
         c.conn.tunnel_id = id;
         let name = c.name.clone();
-        let engine_conn = c.conn.clone();
+        let engine_conn = match ike::Connection::load(c.conn.clone()) {
+            Ok(x) => x,
+            Err(errs) => {
+                // checked when the configuration was loaded: only a file
+                // changed since then gets here
+                let why = errs
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                error!("{name}: {why}");
+                self.conns.push(IkeConnItem {
+                    cfg: c,
+                    id,
+                    error: None,
+                });
+                self.note(&name, why);
+                return;
+            }
+        };
         self.conns.push(IkeConnItem {
             cfg: c,
             id,

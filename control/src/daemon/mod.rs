@@ -47,7 +47,6 @@ use tracing::info;
 use self::api::{exit, Request, Response};
 use self::serve::{Job, Reply};
 use self::state::Daemon;
-use crate::config::Config;
 
 /// Interval of the daemon's periodic work ([`Daemon::tick`]).
 pub const TICK: Duration = Duration::from_millis(10);
@@ -121,7 +120,7 @@ fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
 
 /// Runs the daemon until SIGTERM/SIGINT. Returns the exit code.
 pub fn run(opts: DaemonOptions) -> Result<u8, DaemonError> {
-    let config = Config::load(&opts.config)?;
+    let config = crate::config::load(&opts.config)?;
     let socket = opts
         .socket
         .clone()

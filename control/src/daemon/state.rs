@@ -167,7 +167,7 @@ impl Daemon {
     }
 
     fn reload_inner(&mut self, name: Option<&str>) -> Response {
-        let mut config = match Config::load(&self.config_path) {
+        let mut config = match crate::config::load(&self.config_path) {
             Ok(c) => c,
             Err(ConfigErrors(errs)) => {
                 let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();

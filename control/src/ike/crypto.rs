@@ -8,7 +8,7 @@ use aes::cipher::{block_padding::NoPadding, BlockDecryptMut, BlockEncryptMut, Ke
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Aes128Gcm, Aes256Gcm, KeyInit, Nonce, Tag};
 use crypto_bigint::modular::runtime_mod::{DynResidue, DynResidueParams};
-use crypto_bigint::{Encoding, U1024, U1536, U2048, U3072, U4096};
+use crypto_bigint::{Encoding, U1024, U1536, U2048, U3072, U4096, U6144, U8192};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha1::Sha1;
@@ -242,10 +242,12 @@ pub fn sha256(parts: &[&[u8]]) -> [u8; 32] {
 const MODP1024_P: &str = "ffffffffffffffffc90fdaa22168c234c4c6628b80dc1cd129024e088a67cc74020bbea63b139b22514a08798e3404ddef9519b3cd3a431b302b0a6df25f14374fe1356d6d51c245e485b576625e7ec6f44c42e9a637ed6b0bff5cb6f406b7edee386bfb5a899fa5ae9f24117c4b1fe649286651ece65381ffffffffffffffff";
 const MODP2048_P: &str = "ffffffffffffffffc90fdaa22168c234c4c6628b80dc1cd129024e088a67cc74020bbea63b139b22514a08798e3404ddef9519b3cd3a431b302b0a6df25f14374fe1356d6d51c245e485b576625e7ec6f44c42e9a637ed6b0bff5cb6f406b7edee386bfb5a899fa5ae9f24117c4b1fe649286651ece45b3dc2007cb8a163bf0598da48361c55d39a69163fa8fd24cf5f83655d23dca3ad961c62f356208552bb9ed529077096966d670c354e4abc9804f1746c08ca18217c32905e462e36ce3be39e772c180e86039b2783a2ec07a28fb5c55df06f4c52c9de2bcbf6955817183995497cea956ae515d2261898fa051015728e5a8aacaa68ffffffffffffffff";
 
-// RFC 3526 §2, §4, §5 (groups 5, 15, 16).
+// RFC 3526 §2 (group 5).
 const MODP1536_P: &str = "ffffffffffffffffc90fdaa22168c234c4c6628b80dc1cd129024e088a67cc74020bbea63b139b22514a08798e3404ddef9519b3cd3a431b302b0a6df25f14374fe1356d6d51c245e485b576625e7ec6f44c42e9a637ed6b0bff5cb6f406b7edee386bfb5a899fa5ae9f24117c4b1fe649286651ece45b3dc2007cb8a163bf0598da48361c55d39a69163fa8fd24cf5f83655d23dca3ad961c62f356208552bb9ed529077096966d670c354e4abc9804f1746c08ca237327ffffffffffffffff";
 const MODP3072_P: &str = "ffffffffffffffffc90fdaa22168c234c4c6628b80dc1cd129024e088a67cc74020bbea63b139b22514a08798e3404ddef9519b3cd3a431b302b0a6df25f14374fe1356d6d51c245e485b576625e7ec6f44c42e9a637ed6b0bff5cb6f406b7edee386bfb5a899fa5ae9f24117c4b1fe649286651ece45b3dc2007cb8a163bf0598da48361c55d39a69163fa8fd24cf5f83655d23dca3ad961c62f356208552bb9ed529077096966d670c354e4abc9804f1746c08ca18217c32905e462e36ce3be39e772c180e86039b2783a2ec07a28fb5c55df06f4c52c9de2bcbf6955817183995497cea956ae515d2261898fa051015728e5a8aaac42dad33170d04507a33a85521abdf1cba64ecfb850458dbef0a8aea71575d060c7db3970f85a6e1e4c7abf5ae8cdb0933d71e8c94e04a25619dcee3d2261ad2ee6bf12ffa06d98a0864d87602733ec86a64521f2b18177b200cbbe117577a615d6c770988c0bad946e208e24fa074e5ab3143db5bfce0fd108e4b82d120a93ad2caffffffffffffffff";
 const MODP4096_P: &str = "ffffffffffffffffc90fdaa22168c234c4c6628b80dc1cd129024e088a67cc74020bbea63b139b22514a08798e3404ddef9519b3cd3a431b302b0a6df25f14374fe1356d6d51c245e485b576625e7ec6f44c42e9a637ed6b0bff5cb6f406b7edee386bfb5a899fa5ae9f24117c4b1fe649286651ece45b3dc2007cb8a163bf0598da48361c55d39a69163fa8fd24cf5f83655d23dca3ad961c62f356208552bb9ed529077096966d670c354e4abc9804f1746c08ca18217c32905e462e36ce3be39e772c180e86039b2783a2ec07a28fb5c55df06f4c52c9de2bcbf6955817183995497cea956ae515d2261898fa051015728e5a8aaac42dad33170d04507a33a85521abdf1cba64ecfb850458dbef0a8aea71575d060c7db3970f85a6e1e4c7abf5ae8cdb0933d71e8c94e04a25619dcee3d2261ad2ee6bf12ffa06d98a0864d87602733ec86a64521f2b18177b200cbbe117577a615d6c770988c0bad946e208e24fa074e5ab3143db5bfce0fd108e4b82d120a92108011a723c12a787e6d788719a10bdba5b2699c327186af4e23c1a946834b6150bda2583e9ca2ad44ce8dbbbc2db04de8ef92e8efc141fbecaa6287c59474e6bc05d99b2964fa090c3a2233ba186515be7ed1f612970cee2d7afb81bdd762170481cd0069127d5b05aa993b4ea988d8fddc186ffb7dc90a6c08f4df435c934063199ffffffffffffffff";
+const MODP6144_P: &str = "ffffffffffffffffc90fdaa22168c234c4c6628b80dc1cd129024e088a67cc74020bbea63b139b22514a08798e3404ddef9519b3cd3a431b302b0a6df25f14374fe1356d6d51c245e485b576625e7ec6f44c42e9a637ed6b0bff5cb6f406b7edee386bfb5a899fa5ae9f24117c4b1fe649286651ece45b3dc2007cb8a163bf0598da48361c55d39a69163fa8fd24cf5f83655d23dca3ad961c62f356208552bb9ed529077096966d670c354e4abc9804f1746c08ca18217c32905e462e36ce3be39e772c180e86039b2783a2ec07a28fb5c55df06f4c52c9de2bcbf6955817183995497cea956ae515d2261898fa051015728e5a8aaac42dad33170d04507a33a85521abdf1cba64ecfb850458dbef0a8aea71575d060c7db3970f85a6e1e4c7abf5ae8cdb0933d71e8c94e04a25619dcee3d2261ad2ee6bf12ffa06d98a0864d87602733ec86a64521f2b18177b200cbbe117577a615d6c770988c0bad946e208e24fa074e5ab3143db5bfce0fd108e4b82d120a92108011a723c12a787e6d788719a10bdba5b2699c327186af4e23c1a946834b6150bda2583e9ca2ad44ce8dbbbc2db04de8ef92e8efc141fbecaa6287c59474e6bc05d99b2964fa090c3a2233ba186515be7ed1f612970cee2d7afb81bdd762170481cd0069127d5b05aa993b4ea988d8fddc186ffb7dc90a6c08f4df435c93402849236c3fab4d27c7026c1d4dcb2602646dec9751e763dba37bdf8ff9406ad9e530ee5db382f413001aeb06a53ed9027d831179727b0865a8918da3edbebcf9b14ed44ce6cbaced4bb1bdb7f1447e6cc254b332051512bd7af426fb8f401378cd2bf5983ca01c64b92ecf032ea15d1721d03f482d7ce6e74fef6d55e702f46980c82b5a84031900b1c9e59e7c97fbec7e8f323a97a7e36cc88be0f1d45b7ff585ac54bd407b22b4154aacc8f6d7ebf48e1d814cc5ed20f8037e0a79715eef29be32806a1d58bb7c5da76f550aa3d8a1fbff0eb19ccb1a313d55cda56c9ec2ef29632387fe8d76e3c0468043e8f663f4860ee12bf2d5b0b7474d6e694f91e6dcc4024ffffffffffffffff";
+const MODP8192_P: &str = "ffffffffffffffffc90fdaa22168c234c4c6628b80dc1cd129024e088a67cc74020bbea63b139b22514a08798e3404ddef9519b3cd3a431b302b0a6df25f14374fe1356d6d51c245e485b576625e7ec6f44c42e9a637ed6b0bff5cb6f406b7edee386bfb5a899fa5ae9f24117c4b1fe649286651ece45b3dc2007cb8a163bf0598da48361c55d39a69163fa8fd24cf5f83655d23dca3ad961c62f356208552bb9ed529077096966d670c354e4abc9804f1746c08ca18217c32905e462e36ce3be39e772c180e86039b2783a2ec07a28fb5c55df06f4c52c9de2bcbf6955817183995497cea956ae515d2261898fa051015728e5a8aaac42dad33170d04507a33a85521abdf1cba64ecfb850458dbef0a8aea71575d060c7db3970f85a6e1e4c7abf5ae8cdb0933d71e8c94e04a25619dcee3d2261ad2ee6bf12ffa06d98a0864d87602733ec86a64521f2b18177b200cbbe117577a615d6c770988c0bad946e208e24fa074e5ab3143db5bfce0fd108e4b82d120a92108011a723c12a787e6d788719a10bdba5b2699c327186af4e23c1a946834b6150bda2583e9ca2ad44ce8dbbbc2db04de8ef92e8efc141fbecaa6287c59474e6bc05d99b2964fa090c3a2233ba186515be7ed1f612970cee2d7afb81bdd762170481cd0069127d5b05aa993b4ea988d8fddc186ffb7dc90a6c08f4df435c93402849236c3fab4d27c7026c1d4dcb2602646dec9751e763dba37bdf8ff9406ad9e530ee5db382f413001aeb06a53ed9027d831179727b0865a8918da3edbebcf9b14ed44ce6cbaced4bb1bdb7f1447e6cc254b332051512bd7af426fb8f401378cd2bf5983ca01c64b92ecf032ea15d1721d03f482d7ce6e74fef6d55e702f46980c82b5a84031900b1c9e59e7c97fbec7e8f323a97a7e36cc88be0f1d45b7ff585ac54bd407b22b4154aacc8f6d7ebf48e1d814cc5ed20f8037e0a79715eef29be32806a1d58bb7c5da76f550aa3d8a1fbff0eb19ccb1a313d55cda56c9ec2ef29632387fe8d76e3c0468043e8f663f4860ee12bf2d5b0b7474d6e694f91e6dbe115974a3926f12fee5e438777cb6a932df8cd8bec4d073b931ba3bc832b68d9dd300741fa7bf8afc47ed2576f6936ba424663aab639c5ae4f5683423b4742bf1c978238f16cbe39d652de3fdb8befc848ad922222e04a4037c0713eb57a81a23f0c73473fc646cea306b4bcbc8862f8385ddfa9d4b7fa2c087e879683303ed5bdd3a062b3cf5b3a278a66d2a13f83f44f82ddf310ee074ab6a364597e899a0255dc164f31cc50846851df9ab48195ded7ea1b1d510bd7ee74d73faf36bc31ecfa268359046f4eb879f924009438b481c6cd7889a002ed5ee382bc9190da6fc026e479558e4475677e9aa9e3050e2765694dfc81f56e880b96e7160c980dd98edd3dfffffffffffffffff";
 
 /// Private exponent length in bits for the MODP groups (RFC 3526 §8 asks for at
 /// least twice the group's strength: 2x112 for MODP-2048).
@@ -257,6 +259,8 @@ enum DhInner {
     Modp1536(Box<U1536>),
     Modp3072(Box<U3072>),
     Modp4096(Box<U4096>),
+    Modp6144(Box<U6144>),
+    Modp8192(Box<U8192>),
     P256(p256::SecretKey),
     P384(p384::SecretKey),
     P521(p521::SecretKey),
@@ -284,7 +288,9 @@ impl Drop for DhPrivate {
             DhInner::Modp1536(x) => x.zeroize(),
             DhInner::Modp3072(x) => x.zeroize(),
             DhInner::Modp4096(x) => x.zeroize(),
-            // p256/p384 SecretKey and StaticSecret zeroize themselves on drop
+            DhInner::Modp6144(x) => x.zeroize(),
+            DhInner::Modp8192(x) => x.zeroize(),
+            // p256/p384/p521 SecretKey and StaticSecret zeroize themselves on drop
             _ => {}
         }
     }
@@ -314,6 +320,28 @@ fn modp_shared<const L: usize>(
     Ok(y.pow_bounded_exp(x, MODP_EXP_BITS).retrieve())
 }
 
+macro_rules! modp_gen {
+    ($rng:expr, $group:expr, $var:ident, $ty:ty, $p:expr, $len:expr) => {{
+        let mut b = Zeroizing::new([0u8; $len]);
+        $rng.fill_bytes(&mut b[$len - MODP_EXP_BITS / 8..]);
+        let x = <$ty>::from_be_slice(&b[..]);
+        let public = modp_pub($p, &x).to_be_bytes().to_vec();
+        DhPrivate {
+            group: $group,
+            inner: DhInner::$var(Box::new(x)),
+            public,
+        }
+    }};
+}
+
+macro_rules! modp_sh {
+    ($p:expr, $ty:ty, $x:expr, $peer:expr) => {{
+        let y = <$ty>::from_be_slice($peer);
+        let s = modp_shared($p, $x, &y)?;
+        Ok(Zeroizing::new(s.to_be_bytes().to_vec()))
+    }};
+}
+
 impl DhPrivate {
     /// Generates a fresh private value and its public value.
     pub fn generate(group: DhGroup, rng: &mut dyn RngCore) -> Self {
@@ -340,39 +368,26 @@ impl DhPrivate {
                     public,
                 }
             }
-            DhGroup::Modp1536 => {
-                let mut b = Zeroizing::new([0u8; 192]);
-                rng.fill_bytes(&mut b[192 - MODP_EXP_BITS / 8..]);
-                let x = U1536::from_be_slice(&b[..]);
-                let public = modp_pub(MODP1536_P, &x).to_be_bytes().to_vec();
-                DhPrivate {
-                    group,
-                    inner: DhInner::Modp1536(Box::new(x)),
-                    public,
+            DhGroup::Modp1536 => modp_gen!(rng, group, Modp1536, U1536, MODP1536_P, 192),
+            DhGroup::Modp3072 => modp_gen!(rng, group, Modp3072, U3072, MODP3072_P, 384),
+            DhGroup::Modp4096 => modp_gen!(rng, group, Modp4096, U4096, MODP4096_P, 512),
+            DhGroup::Modp6144 => modp_gen!(rng, group, Modp6144, U6144, MODP6144_P, 768),
+            DhGroup::Modp8192 => modp_gen!(rng, group, Modp8192, U8192, MODP8192_P, 1024),
+            DhGroup::Ecp521 => loop {
+                let mut b = Zeroizing::new([0u8; 66]);
+                rng.fill_bytes(&mut b[..]);
+                b[0] &= 1; // 521 bits
+                if let Ok(sk) = p521::SecretKey::from_slice(&b[..]) {
+                    use p521::elliptic_curve::sec1::ToEncodedPoint;
+                    let pt = sk.public_key().to_encoded_point(false);
+                    let public = pt.as_bytes()[1..].to_vec();
+                    break DhPrivate {
+                        group,
+                        inner: DhInner::P521(sk),
+                        public,
+                    };
                 }
-            }
-            DhGroup::Modp3072 => {
-                let mut b = Zeroizing::new([0u8; 384]);
-                rng.fill_bytes(&mut b[384 - MODP_EXP_BITS / 8..]);
-                let x = U3072::from_be_slice(&b[..]);
-                let public = modp_pub(MODP3072_P, &x).to_be_bytes().to_vec();
-                DhPrivate {
-                    group,
-                    inner: DhInner::Modp3072(Box::new(x)),
-                    public,
-                }
-            }
-            DhGroup::Modp4096 => {
-                let mut b = Zeroizing::new([0u8; 512]);
-                rng.fill_bytes(&mut b[512 - MODP_EXP_BITS / 8..]);
-                let x = U4096::from_be_slice(&b[..]);
-                let public = modp_pub(MODP4096_P, &x).to_be_bytes().to_vec();
-                DhPrivate {
-                    group,
-                    inner: DhInner::Modp4096(Box::new(x)),
-                    public,
-                }
-            }
+            },
             DhGroup::Ecp256 => loop {
                 let mut b = Zeroizing::new([0u8; 32]);
                 rng.fill_bytes(&mut b[..]);
@@ -397,21 +412,6 @@ impl DhPrivate {
                     break DhPrivate {
                         group,
                         inner: DhInner::P384(sk),
-                        public,
-                    };
-                }
-            },
-            DhGroup::Ecp521 => loop {
-                let mut b = Zeroizing::new([0u8; 66]);
-                rng.fill_bytes(&mut b[..]);
-                b[0] &= 0x01; // 521 bits
-                if let Ok(sk) = p521::SecretKey::from_slice(&b[..]) {
-                    use p521::elliptic_curve::sec1::ToEncodedPoint;
-                    let pt = sk.public_key().to_encoded_point(false);
-                    let public = pt.as_bytes()[1..].to_vec();
-                    break DhPrivate {
-                        group,
-                        inner: DhInner::P521(sk),
                         public,
                     };
                 }
@@ -457,20 +457,19 @@ impl DhPrivate {
                 let s = modp_shared(MODP2048_P, x, &y)?;
                 Ok(Zeroizing::new(s.to_be_bytes().to_vec()))
             }
-            DhInner::Modp1536(x) => {
-                let y = U1536::from_be_slice(peer);
-                let s = modp_shared(MODP1536_P, x, &y)?;
-                Ok(Zeroizing::new(s.to_be_bytes().to_vec()))
-            }
-            DhInner::Modp3072(x) => {
-                let y = U3072::from_be_slice(peer);
-                let s = modp_shared(MODP3072_P, x, &y)?;
-                Ok(Zeroizing::new(s.to_be_bytes().to_vec()))
-            }
-            DhInner::Modp4096(x) => {
-                let y = U4096::from_be_slice(peer);
-                let s = modp_shared(MODP4096_P, x, &y)?;
-                Ok(Zeroizing::new(s.to_be_bytes().to_vec()))
+            DhInner::Modp1536(x) => modp_sh!(MODP1536_P, U1536, x, peer),
+            DhInner::Modp3072(x) => modp_sh!(MODP3072_P, U3072, x, peer),
+            DhInner::Modp4096(x) => modp_sh!(MODP4096_P, U4096, x, peer),
+            DhInner::Modp6144(x) => modp_sh!(MODP6144_P, U6144, x, peer),
+            DhInner::Modp8192(x) => modp_sh!(MODP8192_P, U8192, x, peer),
+            DhInner::P521(sk) => {
+                let mut sec1 = Vec::with_capacity(133);
+                sec1.push(4);
+                sec1.extend_from_slice(peer);
+                let pk = p521::PublicKey::from_sec1_bytes(&sec1)
+                    .map_err(|_| IkeError::KeyExchange("P-521 point not on the curve"))?;
+                let s = p521::ecdh::diffie_hellman(sk.to_nonzero_scalar(), pk.as_affine());
+                Ok(Zeroizing::new(s.raw_secret_bytes().to_vec()))
             }
             DhInner::P256(sk) => {
                 let mut sec1 = Vec::with_capacity(65);
@@ -488,15 +487,6 @@ impl DhPrivate {
                 let pk = p384::PublicKey::from_sec1_bytes(&sec1)
                     .map_err(|_| IkeError::KeyExchange("P-384 point not on the curve"))?;
                 let s = p384::ecdh::diffie_hellman(sk.to_nonzero_scalar(), pk.as_affine());
-                Ok(Zeroizing::new(s.raw_secret_bytes().to_vec()))
-            }
-            DhInner::P521(sk) => {
-                let mut sec1 = Vec::with_capacity(133);
-                sec1.push(4);
-                sec1.extend_from_slice(peer);
-                let pk = p521::PublicKey::from_sec1_bytes(&sec1)
-                    .map_err(|_| IkeError::KeyExchange("P-521 point not on the curve"))?;
-                let s = p521::ecdh::diffie_hellman(sk.to_nonzero_scalar(), pk.as_affine());
                 Ok(Zeroizing::new(s.raw_secret_bytes().to_vec()))
             }
             DhInner::X25519(sk) => {
@@ -532,6 +522,7 @@ impl Drop for Cbc {
 enum SkAlg {
     Gcm128(Box<Aes128Gcm>),
     Gcm256(Box<Aes256Gcm>),
+    ChaCha(Box<chacha20poly1305::ChaCha20Poly1305>),
     Cbc(Cbc, IkeInteg, Key),
 }
 
@@ -576,6 +567,13 @@ impl SkCipher {
                         .map_err(|_| IkeError::Config("AES-GCM key".into()))?,
                 ))
             }
+            IkeEncr::ChaCha20Poly1305 => {
+                salt.copy_from_slice(&e[32..36]);
+                SkAlg::ChaCha(Box::new(
+                    chacha20poly1305::ChaCha20Poly1305::new_from_slice(&e[..32])
+                        .map_err(|_| IkeError::Config("ChaCha20-Poly1305 key".into()))?,
+                ))
+            }
             IkeEncr::AesCbc128 | IkeEncr::AesCbc192 | IkeEncr::AesCbc256 => {
                 let integ = suite
                     .integ
@@ -609,6 +607,16 @@ impl SkCipher {
             _ => 8,
         }
     }
+    /// Bytes an SK payload adds around its contents at most (generic header,
+    /// IV, padding and pad length, ICV).
+    pub fn overhead(&self) -> usize {
+        let pad = if matches!(self.alg, SkAlg::Cbc(..)) {
+            16
+        } else {
+            1
+        };
+        wire::GENERIC_LEN + self.iv_len() + pad + self.icv_len()
+    }
     fn icv_len(&self) -> usize {
         match &self.alg {
             SkAlg::Cbc(_, i, _) => i.icv_len(),
@@ -631,6 +639,31 @@ impl SkCipher {
         iv_counter: u64,
         rng: &mut dyn RngCore,
     ) -> Vec<u8> {
+        self.seal_with(
+            wire::payload::SK,
+            &[],
+            (spi_i, spi_r, exchange, flag_bits, msg_id),
+            first_inner,
+            inner,
+            iv_counter,
+            rng,
+        )
+    }
+
+    /// Like [`seal`](Self::seal) for an SK (`extra` empty) or an SKF payload
+    /// (`extra` = Fragment Number | Total Fragments, RFC 7383 §2.5, covered by
+    /// the AAD / ICV like the rest of the header).
+    #[allow(clippy::too_many_arguments)]
+    pub fn seal_with(
+        &self,
+        ptype: u8,
+        extra: &[u8],
+        (spi_i, spi_r, exchange, flag_bits, msg_id): (u64, u64, u8, u8, u32),
+        first_inner: u8,
+        inner: &[u8],
+        iv_counter: u64,
+        rng: &mut dyn RngCore,
+    ) -> Vec<u8> {
         let iv_len = self.iv_len();
         let icv_len = self.icv_len();
         let block = if matches!(self.alg, SkAlg::Cbc(..)) {
@@ -640,20 +673,13 @@ impl SkCipher {
         };
         let pad = (block - (inner.len() + 1) % block) % block;
         let ct_len = inner.len() + pad + 1;
-        let sk_len = wire::GENERIC_LEN + iv_len + ct_len + icv_len;
+        let sk_len = wire::GENERIC_LEN + extra.len() + iv_len + ct_len + icv_len;
         let mut out = Vec::with_capacity(HEADER_LEN + sk_len);
-        wire::write_header(
-            &mut out,
-            spi_i,
-            spi_r,
-            wire::payload::SK,
-            exchange,
-            flag_bits,
-            msg_id,
-        );
+        wire::write_header(&mut out, spi_i, spi_r, ptype, exchange, flag_bits, msg_id);
         out.push(first_inner);
         out.push(0);
         out.extend_from_slice(&(sk_len as u16).to_be_bytes());
+        out.extend_from_slice(extra);
         let iv_at = out.len();
         match &self.alg {
             SkAlg::Cbc(..) => {
@@ -671,7 +697,7 @@ impl SkCipher {
         wire::finish_length(&mut out);
         let total = out.len();
         match &self.alg {
-            SkAlg::Gcm128(_) | SkAlg::Gcm256(_) => {
+            SkAlg::Gcm128(_) | SkAlg::Gcm256(_) | SkAlg::ChaCha(_) => {
                 let mut nonce = [0u8; 12];
                 nonce[..4].copy_from_slice(&self.salt);
                 nonce[4..].copy_from_slice(&out[iv_at..iv_at + 8]);
@@ -683,6 +709,16 @@ impl SkCipher {
                     }
                     SkAlg::Gcm256(c) => {
                         c.encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, ct)
+                    }
+                    SkAlg::ChaCha(c) => {
+                        use chacha20poly1305::aead::AeadInPlace as _;
+                        c.encrypt_in_place_detached(
+                            chacha20poly1305::Nonce::from_slice(&nonce),
+                            aad,
+                            ct,
+                        )
+                        .map(|t| *Tag::from_slice(&t))
+                        .map_err(|_| aes_gcm::Error)
                     }
                     SkAlg::Cbc(..) => unreachable_tag(),
                 };
@@ -705,9 +741,15 @@ impl SkCipher {
     /// Verifies and decrypts the SK payload of `msg` whose generic header
     /// starts at `sk_at`; returns the inner payload bytes.
     pub fn open(&self, msg: &[u8], sk_at: usize) -> Result<Secret, IkeError> {
+        self.open_with(msg, sk_at, 0)
+    }
+
+    /// Like [`open`](Self::open); `extra` bytes after the generic header
+    /// (4 for an SKF payload's fragment numbers) belong to the AAD.
+    pub fn open_with(&self, msg: &[u8], sk_at: usize, extra: usize) -> Result<Secret, IkeError> {
         let iv_len = self.iv_len();
         let icv_len = self.icv_len();
-        let body_at = sk_at + wire::GENERIC_LEN;
+        let body_at = sk_at + wire::GENERIC_LEN + extra;
         if msg.len() < body_at + iv_len + icv_len + 1 {
             return Err(IkeError::Decrypt("encrypted payload shorter than IV + ICV"));
         }
@@ -715,7 +757,7 @@ impl SkCipher {
         let icv_at = msg.len() - icv_len;
         let ct = &msg[ct_at..icv_at];
         match &self.alg {
-            SkAlg::Gcm128(_) | SkAlg::Gcm256(_) => {
+            SkAlg::Gcm128(_) | SkAlg::Gcm256(_) | SkAlg::ChaCha(_) => {
                 let mut nonce = [0u8; 12];
                 nonce[..4].copy_from_slice(&self.salt);
                 nonce[4..].copy_from_slice(&msg[body_at..body_at + 8]);
@@ -728,6 +770,16 @@ impl SkCipher {
                     }
                     SkAlg::Gcm256(c) => {
                         c.decrypt_in_place_detached(Nonce::from_slice(&nonce), aad, &mut pt, tag)
+                    }
+                    SkAlg::ChaCha(c) => {
+                        use chacha20poly1305::aead::AeadInPlace as _;
+                        c.decrypt_in_place_detached(
+                            chacha20poly1305::Nonce::from_slice(&nonce),
+                            aad,
+                            &mut pt,
+                            chacha20poly1305::Tag::from_slice(&msg[icv_at..]),
+                        )
+                        .map_err(|_| aes_gcm::Error)
                     }
                     SkAlg::Cbc(..) => Err(aes_gcm::Error),
                 };
@@ -823,13 +875,15 @@ mod tests {
         for g in [
             DhGroup::Modp1024,
             DhGroup::Modp2048,
+            DhGroup::Modp3072,
+            DhGroup::Modp4096,
+            DhGroup::Modp6144,
+            DhGroup::Modp8192,
+            DhGroup::Ecp521,
             DhGroup::Ecp256,
             DhGroup::Ecp384,
             DhGroup::Curve25519,
             DhGroup::Modp1536,
-            DhGroup::Modp3072,
-            DhGroup::Modp4096,
-            DhGroup::Ecp521,
         ] {
             let a = DhPrivate::generate(g, &mut rng);
             let b = DhPrivate::generate(g, &mut rng);
@@ -862,6 +916,7 @@ mod tests {
         for (encr, integ) in [
             (IkeEncr::AesGcm128, None),
             (IkeEncr::AesGcm256, None),
+            (IkeEncr::ChaCha20Poly1305, None),
             (IkeEncr::AesCbc128, Some(IkeInteg::HmacSha256_128)),
             (IkeEncr::AesCbc256, Some(IkeInteg::HmacSha512_256)),
             (IkeEncr::AesCbc192, Some(IkeInteg::HmacSha1_96)),

@@ -42,6 +42,24 @@ pub struct Settings {
     pub outbound_install_timeout: Duration,
     /// Cookie secret lifetime (rotated; the previous secret stays valid once).
     pub cookie_secret_lifetime: Duration,
+    /// Wall clock for certificate validity (tests inject a fixed one).
+    pub clock: super::auth_config::WallClock,
+    /// IKE fragmentation (RFC 7383): announce it and use it when the peer does.
+    pub fragmentation: bool,
+    /// Largest IP datagram a sent fragment may make (IP + UDP headers
+    /// included): 1280 fits every IPv6 path and IPv4 behind tunnels.
+    pub fragment_size: usize,
+    /// Reassembly limits: fragments per message, total bytes, and how long
+    /// an incomplete message is kept.
+    pub max_fragments: u16,
+    /// See `max_fragments`.
+    pub max_reassembly: usize,
+    /// See `max_fragments`.
+    pub reassembly_timeout: Duration,
+    /// Announce SIGNATURE_HASH_ALGORITHMS (RFC 7427) and use AUTH method 14;
+    /// false behaves like a peer without RFC 7427 (methods 1, 9, 10), as
+    /// strongSwan's `signature_authentication = no`.
+    pub rfc7427: bool,
 }
 
 impl Default for Settings {
@@ -58,6 +76,13 @@ impl Default for Settings {
             drain: Duration::from_secs(2),
             outbound_install_timeout: Duration::from_secs(30),
             cookie_secret_lifetime: Duration::from_secs(600),
+            clock: Default::default(),
+            fragmentation: true,
+            fragment_size: 1280,
+            max_fragments: 64,
+            max_reassembly: 65536,
+            reassembly_timeout: Duration::from_secs(30),
+            rfc7427: true,
         }
     }
 }
@@ -458,8 +483,9 @@ impl<D> Ctx<D> {
 
 /// Matches a peer identity against a connection's expected remote identity.
 pub(crate) fn id_matches(expected: &Option<Identity>, got: &Option<Identity>) -> bool {
-    match expected {
-        None => true,
-        Some(e) => got.as_ref() == Some(e),
+    match (expected, got) {
+        (None, _) => true,
+        (Some(e), Some(g)) => e.matches(g),
+        (Some(_), None) => false,
     }
 }

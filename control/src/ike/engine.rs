@@ -261,6 +261,12 @@ impl Engine {
         self.sas.get(&id).and_then(|s| s.keys())
     }
 
+    /// How the peer of an IKE SA authenticated (method or signature scheme,
+    /// certificate subject).
+    pub fn peer_auth(&self, id: u64) -> Option<&super::sigauth::PeerAuth> {
+        self.sas.get(&id).and_then(|s| s.peer_auth.as_ref())
+    }
+
     /// IKE SA ids.
     pub fn ike_sas(&self) -> Vec<u64> {
         let mut v: Vec<u64> = self.sas.keys().copied().collect();

@@ -4,7 +4,8 @@
 
 use super::proposal::{xforms_to_string, ChildSuite, IkeSuite, Xform};
 use super::ts::range_to_nets;
-use super::wire::{payload, Message, Payloads};
+use super::wire::{notify, payload, Message, Payloads};
+use super::{frag, sigauth};
 
 /// Fuzz entry point for the message parser: parses `data` as an IKE message
 /// and walks every payload view (proposals, transforms, selectors, deletes).
@@ -23,6 +24,51 @@ pub fn parse(data: &[u8]) {
     ] {
         if let Ok(p) = Payloads::parse(data, first, 0) {
             walk(&p);
+        }
+    }
+}
+
+/// Fuzz entry point for the certificate-related IKE parsers: CERT, CERTREQ
+/// and AUTH payload chains (the certificates in them, CERTREQ hashes, RFC
+/// 7427 AUTH data checked against a key made from the input), and the
+/// RFC 7383 fragment numbers and reassembly. Never panics.
+pub fn cert_payloads(data: &[u8]) {
+    for first in [payload::CERT, payload::CERTREQ, payload::AUTH] {
+        if let Ok(p) = Payloads::parse(data, first, 0) {
+            walk(&p);
+            for (_, der) in &p.certs {
+                let _ = crate::pki::Certificate::from_der(der);
+            }
+            let _ = sigauth::certreq_hashes(&p.certreqs);
+            if let Some(a) = p.auth {
+                if let Ok(k) = crate::pki::rsakey::from_rfc3110(&data[..data.len().min(300)]) {
+                    let _ = sigauth::verify_auth(&k, a.method, a.data, data);
+                }
+            }
+        }
+    }
+    // fragments: (number, total, next, length) records, reassembled within limits
+    let l = frag::Limits {
+        max_fragments: 16,
+        max_bytes: 4096,
+        timeout: std::time::Duration::from_secs(30),
+    };
+    let now = std::time::Instant::now();
+    let mut r: Option<frag::Reassembly> = None;
+    for c in data.chunks(6) {
+        let Some((num, total)) = frag::skf_numbers(c) else {
+            break;
+        };
+        if frag::Reassembly::check_numbers(num, total, &l).is_err() {
+            continue;
+        }
+        let plain = zeroize::Zeroizing::new(vec![0u8; usize::from(*c.get(5).unwrap_or(&0))]);
+        let ra = match r.take() {
+            Some(x) if x.fits(1, false, total, now, &l) => r.insert(x),
+            _ => r.insert(frag::Reassembly::new(1, false, total, now)),
+        };
+        if let Ok(Some(_)) = ra.add(num, *c.get(4).unwrap_or(&0), plain, &l) {
+            r = None;
         }
     }
 }
@@ -48,6 +94,13 @@ fn walk(p: &Payloads<'_>) {
     }
     for n in &p.notifies {
         let _ = n.spi32();
+        if n.ntype == notify::SIGNATURE_HASH_ALGORITHMS {
+            let _ = sigauth::parse_hash_notify(n.data);
+        }
+    }
+    let _ = sigauth::certreq_hashes(&p.certreqs);
+    if let Some((_, _, body)) = p.skf {
+        let _ = frag::skf_numbers(body);
     }
 }
 

@@ -7,24 +7,31 @@
 //! - [`proposal`]: algorithms, proposal strings (strongSwan and router-CLI forms), negotiation.
 //! - [`crypto`]: PRF/prf+, key derivation, DH groups 2/14/19/20/31, SK payload ciphers, PSK AUTH.
 //! - [`ts`]: traffic selectors and narrowing.
+//! - [`auth_config`], [`sigauth`]: authentication per side (PSK, certificates,
+//!   raw RSA keys), RFC 7427 signatures, CERT/CERTREQ; [`frag`]: RFC 7383
+//!   fragmentation and reassembly.
 //! - [`config`]: connections (start action, IDs, `%any`, `%defaultroute`, DPD, lifetimes, PFS).
 //! - [`engine`]: the engine; `sa`: one IKE SA's state machine; [`ctx`]: what
 //!   both share (settings, outputs, events, counters, the SA context);
 //!   [`status`]: what the engine reports. Imports run engine -> sa -> ctx.
 
+pub mod auth_config;
 pub mod config;
 pub mod crypto;
 pub mod ctx;
 pub mod engine;
 pub mod error;
+pub mod frag;
 #[cfg(any(fuzzing, test))]
 pub mod fuzz;
 pub mod proposal;
 mod sa;
+pub mod sigauth;
 pub mod status;
 pub mod ts;
 pub mod wire;
 
+pub use auth_config::{LocalAuth, RemoteAuth, WallClock};
 pub use config::{Connection, DpdAction, Identity, LocalAddr, RemoteAddr, StartAction};
 pub use ctx::{DataplaneOp, DeleteReason, Event, IkeDrop, Output, Settings, Stats, Transmit};
 pub use engine::Engine;

@@ -60,6 +60,33 @@ mod tests {
     use super::*;
     use espresso_core::alg::EncrAlg;
 
+    /// The proposal of issue 13 that used to be refused.
+    #[test]
+    fn chacha20poly1305_and_strongswan_groups() {
+        let p = parse_ike_proposals("chacha20poly1305-prfsha512-curve25519").unwrap();
+        assert_eq!(p[0].encr, vec![IkeEncr::ChaCha20Poly1305]);
+        assert!(p[0].integ.is_empty());
+        assert_eq!(p[0].to_string(), "chacha20poly1305-prfsha512-curve25519");
+        let x = p[0].xforms();
+        assert_eq!(
+            x[0],
+            Xform::new(ttype::ENCR, 28, None),
+            "no key length attribute"
+        );
+        for (s, g) in [
+            ("modp3072", 15),
+            ("modp4096", 16),
+            ("modp6144", 17),
+            ("modp8192", 18),
+            ("ecp521", 21),
+        ] {
+            let p = parse_ike_proposals(&format!("aes256-sha384-{s}")).unwrap();
+            assert_eq!(p[0].dh[0].number(), g);
+            assert_eq!(p[0].to_string(), format!("aes256-sha384-prfsha384-{s}"));
+        }
+        assert!(parse_ike_proposals("aes256-sha256-curve448").is_err());
+    }
+
     #[test]
     fn matching_prefers_ours_and_treats_absent_as_none() {
         let ours = parse_esp_proposals("aes256gcm16-aes128gcm16")

@@ -19,6 +19,8 @@ pub enum IkeEncr {
     AesGcm128,
     /// AES-GCM with 16-byte ICV, 256-bit key (RFC 5282).
     AesGcm256,
+    /// ChaCha20-Poly1305 (RFC 7634).
+    ChaCha20Poly1305,
 }
 
 /// Everything about one IKE encryption algorithm.
@@ -36,12 +38,12 @@ pub struct IkeEncrRow {
     pub aead: bool,
     /// IKEv2 transform type 1 ID.
     pub iana_id: u16,
-    /// Key Length attribute in bits.
-    pub key_bits: u16,
+    /// Key Length attribute in bits (None: the transform has none, RFC 7634 §3).
+    pub key_bits: Option<u16>,
 }
 
 /// The IKE encryption algorithms, in [`IkeEncr`] discriminant order.
-pub const IKE_ENCR_TABLE: [IkeEncrRow; 5] = [
+pub const IKE_ENCR_TABLE: [IkeEncrRow; 6] = [
     IkeEncrRow {
         alg: IkeEncr::AesCbc128,
         keyword: "aes128",
@@ -49,7 +51,7 @@ pub const IKE_ENCR_TABLE: [IkeEncrRow; 5] = [
         key_len: 16,
         aead: false,
         iana_id: 12,
-        key_bits: 128,
+        key_bits: Some(128),
     },
     IkeEncrRow {
         alg: IkeEncr::AesCbc192,
@@ -58,7 +60,7 @@ pub const IKE_ENCR_TABLE: [IkeEncrRow; 5] = [
         key_len: 24,
         aead: false,
         iana_id: 12,
-        key_bits: 192,
+        key_bits: Some(192),
     },
     IkeEncrRow {
         alg: IkeEncr::AesCbc256,
@@ -67,7 +69,7 @@ pub const IKE_ENCR_TABLE: [IkeEncrRow; 5] = [
         key_len: 32,
         aead: false,
         iana_id: 12,
-        key_bits: 256,
+        key_bits: Some(256),
     },
     IkeEncrRow {
         alg: IkeEncr::AesGcm128,
@@ -76,7 +78,7 @@ pub const IKE_ENCR_TABLE: [IkeEncrRow; 5] = [
         key_len: 20,
         aead: true,
         iana_id: 20,
-        key_bits: 128,
+        key_bits: Some(128),
     },
     IkeEncrRow {
         alg: IkeEncr::AesGcm256,
@@ -85,7 +87,17 @@ pub const IKE_ENCR_TABLE: [IkeEncrRow; 5] = [
         key_len: 36,
         aead: true,
         iana_id: 20,
-        key_bits: 256,
+        key_bits: Some(256),
+    },
+    IkeEncrRow {
+        alg: IkeEncr::ChaCha20Poly1305,
+        keyword: "chacha20poly1305",
+        aliases: EncrAlg::ChaCha20Poly1305.row().aliases,
+        // 256-bit key + 4-byte salt (RFC 7634 §2)
+        key_len: 36,
+        aead: true,
+        iana_id: 28,
+        key_bits: None,
     },
 ];
 
@@ -114,7 +126,7 @@ impl IkeEncr {
     pub fn from_iana(id: u16, key_bits: Option<u16>) -> Option<IkeEncr> {
         IKE_ENCR_TABLE
             .iter()
-            .find(|r| r.iana_id == id && Some(r.key_bits) == key_bits)
+            .find(|r| r.iana_id == id && r.key_bits == key_bits)
             .map(|r| r.alg)
     }
 }
@@ -311,6 +323,10 @@ pub enum DhGroup {
     Modp4096,
     /// NIST P-521 (group 21).
     Ecp521,
+    /// MODP-6144 (group 17).
+    Modp6144,
+    /// MODP-8192 (group 18).
+    Modp8192,
 }
 
 /// Everything about one Diffie-Hellman group.
@@ -333,7 +349,7 @@ pub struct DhRow {
 }
 
 /// The Diffie-Hellman groups, in [`DhGroup`] discriminant order.
-pub const DH_TABLE: [DhRow; 9] = [
+pub const DH_TABLE: [DhRow; 11] = [
     DhRow {
         group: DhGroup::Modp1024,
         keyword: "modp1024",
@@ -394,7 +410,7 @@ pub const DH_TABLE: [DhRow; 9] = [
         aliases: &["modp3072"],
         number: 15,
         public_len: 384,
-        ikev2: false,
+        ikev2: true,
         legacy: false,
     },
     DhRow {
@@ -403,7 +419,7 @@ pub const DH_TABLE: [DhRow; 9] = [
         aliases: &["modp4096"],
         number: 16,
         public_len: 512,
-        ikev2: false,
+        ikev2: true,
         legacy: false,
     },
     DhRow {
@@ -412,7 +428,25 @@ pub const DH_TABLE: [DhRow; 9] = [
         aliases: &["ecp521"],
         number: 21,
         public_len: 132,
-        ikev2: false,
+        ikev2: true,
+        legacy: false,
+    },
+    DhRow {
+        group: DhGroup::Modp6144,
+        keyword: "modp6144",
+        aliases: &["modp6144"],
+        number: 17,
+        public_len: 768,
+        ikev2: true,
+        legacy: false,
+    },
+    DhRow {
+        group: DhGroup::Modp8192,
+        keyword: "modp8192",
+        aliases: &["modp8192"],
+        number: 18,
+        public_len: 1024,
+        ikev2: true,
         legacy: false,
     },
 ];
@@ -438,7 +472,7 @@ impl DhGroup {
     pub const fn public_len(self) -> usize {
         self.row().public_len
     }
-    /// IKEv2 proposals may name it (MODP-1536/3072/4096 and P-521 are IKEv1's).
+    /// IKEv2 proposals may name it (MODP-1536 is IKEv1's).
     pub const fn ikev2(self) -> bool {
         self.row().ikev2
     }

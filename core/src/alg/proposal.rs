@@ -54,7 +54,7 @@ impl IkeEncr {
     /// The transform of this algorithm.
     pub fn xform(self) -> Xform {
         let r = self.row();
-        Xform::new(ttype::ENCR, r.iana_id, Some(r.key_bits))
+        Xform::new(ttype::ENCR, r.iana_id, r.key_bits)
     }
 }
 

@@ -88,7 +88,22 @@ fn iana_ids_are_rfc_values() {
     let prf: Vec<u16> = PRF_TABLE.iter().map(|p| p.iana_id).collect();
     assert_eq!(prf, vec![2, 5, 6, 7]);
     let dh: Vec<u16> = DH_TABLE.iter().map(|d| d.number).collect();
-    assert_eq!(dh, vec![2, 14, 19, 20, 31, 5, 15, 16, 21]);
+    assert_eq!(dh, vec![2, 14, 19, 20, 31, 5, 15, 16, 21, 17, 18]);
+    let ike_encr: Vec<(u16, Option<u16>)> = IKE_ENCR_TABLE
+        .iter()
+        .map(|e| (e.iana_id, e.key_bits))
+        .collect();
+    assert_eq!(
+        ike_encr,
+        vec![
+            (12, Some(128)),
+            (12, Some(192)),
+            (12, Some(256)),
+            (20, Some(128)),
+            (20, Some(256)),
+            (28, None)
+        ]
+    );
 }
 
 #[test]

@@ -164,6 +164,9 @@ pub enum Identity {
     Email(String),
     /// ID_KEY_ID (`@#hex`).
     KeyId(Vec<u8>),
+    /// ID_DER_ASN1_DN (`C=CH, O=.., CN=..`): the DER of the name; may hold
+    /// `*` values when it is a configured peer identity.
+    Dn(Vec<u8>),
 }
 
 impl Identity {
@@ -182,6 +185,7 @@ impl Identity {
             Self::Fqdn(s) => (id_type::FQDN, s.as_bytes().to_vec()),
             Self::Email(s) => (id_type::RFC822_ADDR, s.as_bytes().to_vec()),
             Self::KeyId(k) => (id_type::KEY_ID, k.clone()),
+            Self::Dn(d) => (id_type::DER_ASN1_DN, d.clone()),
         };
         let mut b = vec![t, 0, 0, 0];
         b.extend_from_slice(&d);
@@ -201,6 +205,7 @@ impl Identity {
             id_type::FQDN => Self::Fqdn(String::from_utf8(data.to_vec()).ok()?),
             id_type::RFC822_ADDR => Self::Email(String::from_utf8(data.to_vec()).ok()?),
             id_type::KEY_ID => Self::KeyId(data.to_vec()),
+            id_type::DER_ASN1_DN => Self::Dn(data.to_vec()),
             _ => return None,
         })
     }
@@ -225,6 +230,11 @@ impl FromStr for Identity {
         if let Ok(a) = s.parse::<IpAddr>() {
             return Ok(Self::from_ip(a));
         }
+        if super::dn::looks_like_dn(s) {
+            return super::dn::parse(s)
+                .map(Self::Dn)
+                .map_err(|e| format!("distinguished name {s:?}: {e}"));
+        }
         if s.is_empty() {
             return Err("empty identity".into());
         }
@@ -243,6 +253,18 @@ impl fmt::Display for Identity {
             Self::Fqdn(s) => write!(f, "@{s}"),
             Self::Email(s) => write!(f, "{s}"),
             Self::KeyId(k) => write!(f, "@#{}", hex::encode(k)),
+            Self::Dn(d) => f.write_str(&super::dn::display(d)),
+        }
+    }
+}
+
+impl Identity {
+    /// Does a received identity `got` satisfy this configured one? Equal, or
+    /// for a DN strongSwan's match with `*` wildcards.
+    pub fn matches(&self, got: &Identity) -> bool {
+        match (self, got) {
+            (Self::Dn(p), Self::Dn(g)) => super::dn::matches(p, g),
+            (a, b) => a == b,
         }
     }
 }
@@ -288,8 +310,10 @@ pub struct Connection {
     pub local_id: Option<Identity>,
     /// The peer's identity; None = any (with PSK: whoever knows the key).
     pub remote_id: Option<Identity>,
-    /// Pre-shared key.
+    /// Pre-shared key (used where a side authenticates with `psk`).
     pub psk: Key,
+    /// How each side authenticates (default: the pre-shared key both ways).
+    pub auth: super::auth::AuthConfig,
     /// IKE proposals, preferred first.
     pub ike_proposals: Vec<IkeProposal>,
     /// ESP proposals, preferred first.
@@ -341,6 +365,7 @@ impl Connection {
             local_id: None,
             remote_id: None,
             psk: Key::from_slice(psk),
+            auth: Default::default(),
             ike_proposals: default_ike_proposals(),
             esp_proposals: default_esp_proposals(),
             start_action: StartAction::Add,
@@ -365,6 +390,13 @@ impl Connection {
 
     /// Checks the values that do not depend on other connections.
     pub fn validate(&self) -> Result<(), ConnectionError> {
+        self.validate_as(self.auth.uses_psk())
+    }
+
+    /// [`Connection::validate`] with whether a side uses the pre-shared key
+    /// decided by the caller (the control process, from the credentials it
+    /// loaded).
+    pub fn validate_as(&self, psk_used: bool) -> Result<(), ConnectionError> {
         let e = |why: String| {
             Err(ConnectionError {
                 name: self.name.clone(),
@@ -374,7 +406,7 @@ impl Connection {
         if self.name.is_empty() {
             return e("empty name".into());
         }
-        if self.psk.len() < 8 {
+        if psk_used && self.psk.len() < 8 {
             return e("pre-shared key shorter than 8 bytes".into());
         }
         if self.ike_proposals.is_empty() || self.esp_proposals.is_empty() {

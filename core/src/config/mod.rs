@@ -11,15 +11,18 @@
 //! to load changes nothing that runs.
 //!
 //! - `model`: the typed configuration ([`Config`], [`Tunnel`], ...), re-exported here.
-//! - [`connection`], [`ike`], [`dataplane`]: the types of `[[connection]]`
-//!   and `[dataplane]`; [`values`]: parsers of single values.
+//! - [`connection`], [`ike`], [`auth`], [`dataplane`]: the types of `[[connection]]`
+//!   and `[dataplane]`; [`values`]: parsers of single values; [`dn`]:
+//!   distinguished names (`leftid = "C=CH, O=.., CN=.."`, `rightca`).
 //! - `loader`: [`Config::load`], one part per table; imports run loader ->
 //!   types, never back.
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod connection;
 pub mod dataplane;
+pub mod dn;
 mod error;
 pub mod ike;
 mod loader;

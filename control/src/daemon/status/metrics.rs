@@ -254,18 +254,20 @@ fn ike(o: &mut String, st: &Status) {
         o,
         "espresso_ike_sa_info",
         "gauge",
-        "One per IKE SA: connection, state, SPIs, peer and algorithms.",
+        "One per IKE SA: connection, state, SPIs, peer, algorithms, how the peer authenticated (psk or signature scheme) and its certificate subject.",
     );
     for s in &st.ike_sas {
         let _ = writeln!(
             o,
-            "espresso_ike_sa_info{{conn=\"{}\",state=\"{}\",spi_i=\"{}\",spi_r=\"{}\",remote=\"{}\",proposal=\"{}\"}} 1",
+            "espresso_ike_sa_info{{conn=\"{}\",state=\"{}\",spi_i=\"{}\",spi_r=\"{}\",remote=\"{}\",proposal=\"{}\",peer_auth=\"{}\",peer_cert=\"{}\"}} 1",
             esc(&s.conn),
             s.state,
             s.spi_i,
             s.spi_r,
             esc(&s.remote),
-            esc(&s.proposal)
+            esc(&s.proposal),
+            esc(&s.peer_auth),
+            esc(&s.peer_cert)
         );
     }
     head(
@@ -453,6 +455,8 @@ mod tests {
             spi_i: "00000000000000aa".into(),
             spi_r: "00000000000000bb".into(),
             proposal: "aes128gcm16-prfsha256-ecp256".into(),
+            peer_auth: "sha256WithRSAEncryption".into(),
+            peer_cert: "C=CH, O=\"x\", CN=sun".into(),
             rekey_in_s: Some(100),
             children: vec![ChildStatus {
                 state: "INSTALLED".into(),
@@ -478,6 +482,12 @@ mod tests {
         assert!(
             t.contains(
                 "espresso_ike_sa_info{conn=\"sw\",state=\"ESTABLISHED\",spi_i=\"00000000000000aa\""
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "peer_auth=\"sha256WithRSAEncryption\",peer_cert=\"C=CH, O=\\\"x\\\", CN=sun\"} 1"
             ),
             "{t}"
         );

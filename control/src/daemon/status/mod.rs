@@ -330,6 +330,7 @@ impl Live<'_> {
     /// One IKE SA with its child SAs.
     fn ike_sa_row(&self, ike: &IkeBridge, s: &ike::IkeSaStatus, now: Instant) -> IkeStatus {
         let secs_until = |t: Option<Instant>| t.map(|t| t.saturating_duration_since(now).as_secs());
+        let peer = ike.engine.peer_auth(s.id);
         IkeStatus {
             id: format!("{:#018x}", s.id),
             conn: s.conn.clone(),
@@ -340,6 +341,10 @@ impl Live<'_> {
             local: s.local.to_string(),
             remote: s.remote.to_string(),
             remote_id: s.remote_id.clone().unwrap_or_default(),
+            peer_auth: peer.map(|p| p.method.clone()).unwrap_or_default(),
+            peer_cert: peer
+                .and_then(|p| p.cert_subject.clone())
+                .unwrap_or_default(),
             proposal: s.proposal.clone(),
             nat_local: s.nat_local,
             nat_remote: s.nat_remote,

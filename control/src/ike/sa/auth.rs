@@ -1,4 +1,5 @@
-//! IKE_AUTH with a pre-shared key: AUTH payloads, identities, the first child SA.
+//! IKE_AUTH: AUTH payloads (pre-shared key or signatures, see `sigauth`),
+//! identities, certificates, the first child SA.
 
 use super::*;
 
@@ -45,7 +46,10 @@ impl IkeSa {
             return;
         };
         let rid = match self.verify_responder(ctx, p, keys, suite) {
-            Ok(rid) => rid,
+            Ok((rid, pa)) => {
+                self.peer_auth = Some(pa);
+                rid
+            }
             Err(e) => {
                 ctx.free_child_spi(pc.inbound_spi);
                 self.fail(ctx, e);
@@ -84,14 +88,20 @@ impl IkeSa {
         p: &Payloads<'_>,
         keys: &IkeKeys,
         suite: IkeSuite,
-    ) -> Result<Option<Identity>, IkeError> {
+    ) -> Result<(Option<Identity>, sigauth::PeerAuth), IkeError> {
         let Some(auth) = p.auth else {
             let code = p.error_notify().unwrap_or(notify::INVALID_SYNTAX);
             if code == notify::AUTHENTICATION_FAILED {
+                let why = match self.conn.local_auth {
+                    crate::ike::LocalAuth::Psk => "PSK or IDs differ",
+                    _ => "it does not accept our certificate, key, signature or identity (see its log)",
+                };
                 ctx.event(Event::AuthFailed {
                     conn: self.conn.name.clone(),
                     peer: self.remote,
-                    reason: "peer rejected our authentication (AUTHENTICATION_FAILED): PSK or IDs differ".into(),
+                    reason: format!(
+                        "peer rejected our authentication (AUTHENTICATION_FAILED): {why}"
+                    ),
                 });
             }
             return Err(IkeError::PeerError {
@@ -120,22 +130,21 @@ impl IkeSa {
             );
             return Err(self.auth_failed(ctx, reason));
         }
-        let want = crypto::psk_auth(
-            suite.prf,
-            self.conn.psk.bytes(),
-            &self.init_resp,
-            &self.ni,
-            keys.sk_pr.bytes(),
-            idr.body,
-        );
-        if auth.method != wire::AUTH_PSK || !crypto::ct_eq(&want, auth.data) {
-            let reason = format!(
-                "AUTH payload of the peer does not verify (method {}): pre-shared keys differ",
-                auth.method
-            );
-            return Err(self.auth_failed(ctx, reason));
+        let input = sigauth::PeerAuthInput {
+            prf: suite.prf,
+            real_message: &self.init_resp,
+            nonce: &self.ni,
+            sk_p: keys.sk_pr.bytes(),
+            id_body: idr.body,
+            peer_id: rid.as_ref(),
+            auth,
+            certs: &p.certs,
+            now: ctx.settings.clock.now(),
+        };
+        match sigauth::verify_peer(&self.conn, &input) {
+            Ok(pa) => Ok((rid, pa)),
+            Err(reason) => Err(self.auth_failed(ctx, reason)),
         }
-        Ok(rid)
     }
 
     /// Reports failed authentication; the error to end the attempt with.
@@ -192,9 +201,14 @@ impl IkeSa {
         let idr_req = p
             .idr
             .and_then(|r| Identity::from_payload(r.id_type, r.data));
-        let chosen = self.choose_auth_connection(keys, suite, idi, auth, &peer_id, &idr_req);
-        let conn = match chosen {
-            Ok(conn) => conn,
+        self.peer_certreq
+            .extend(sigauth::certreq_hashes(&p.certreqs));
+        let now_wall = ctx.settings.clock.now();
+        let chosen = self.choose_auth_connection(
+            keys, suite, idi, auth, &p.certs, now_wall, &peer_id, &idr_req,
+        );
+        let (conn, peer_auth) = match chosen {
+            Ok(x) => x,
             Err(reason) => {
                 ctx.event(Event::AuthFailed {
                     conn: self.conn.name.clone(),
@@ -215,18 +229,39 @@ impl IkeSa {
         self.conn = conn;
         self.candidates.clear();
         self.remote_id = peer_id;
+        self.peer_auth = peer_auth;
         let idr = self.local_identity().to_body();
-        let my_auth = crypto::psk_auth(
+        let signed = sigauth::local_auth(
+            &self.conn,
             suite.prf,
-            self.conn.psk.bytes(),
             &self.init_resp,
             &self.ni,
             keys.sk_pr.bytes(),
             &idr,
+            self.peer_hashes.as_deref(),
         );
+        let (method, my_auth) = match signed {
+            Ok(x) => x,
+            Err(reason) => {
+                let reason = format!("cannot authenticate ourselves: {reason}");
+                ctx.event(Event::AuthFailed {
+                    conn: self.conn.name.clone(),
+                    peer: self.remote,
+                    reason: reason.clone(),
+                });
+                let mut pw = PayloadWriter::new();
+                pw.notify(0, &[], notify::AUTHENTICATION_FAILED, &[]);
+                self.respond(ctx, exchange::IKE_AUTH, msg_id, &pw);
+                self.fail(ctx, IkeError::AuthFailed(reason));
+                return;
+            }
+        };
         let mut pw = PayloadWriter::new();
         pw.id(payload::IDR, &idr);
-        pw.auth(wire::AUTH_PSK, &my_auth);
+        for c in sigauth::certs_to_send(&self.conn.local_auth, &self.peer_certreq) {
+            pw.cert(payload::CERT, sigauth::CERT_X509_SIGNATURE, &c);
+        }
+        pw.auth(method, &my_auth);
         self.established(ctx, now);
         if p.notify(notify::INITIAL_CONTACT).is_some() {
             ctx.deferred
@@ -242,15 +277,18 @@ impl IkeSa {
     /// The responder's connection choice in IKE_AUTH: the first candidate
     /// whose remote identity, requested local identity (IDr), IKE suite and
     /// PSK (the AUTH value verifies) fit; else why the last one did not.
+    #[allow(clippy::too_many_arguments)]
     fn choose_auth_connection(
         &self,
         keys: &IkeKeys,
         suite: IkeSuite,
         idi: wire::IdView<'_>,
         auth: wire::AuthView<'_>,
+        certs: &[(u8, &[u8])],
+        now_wall: std::time::SystemTime,
         peer_id: &Option<Identity>,
         idr_req: &Option<Identity>,
-    ) -> Result<Arc<Connection>, String> {
+    ) -> Result<(Arc<Connection>, Option<sigauth::PeerAuth>), String> {
         let mut reason = format!(
             "no connection for peer identity {}",
             peer_id
@@ -262,8 +300,14 @@ impl IkeSa {
             if !id_matches(&c.remote_id, peer_id) {
                 continue;
             }
-            if let (Some(want), Some(l)) = (idr_req, &c.local_id) {
-                if want != l {
+            let ours = c.local_id.clone().or_else(|| {
+                c.local_auth
+                    .cert()
+                    .map(|x| Identity::Dn(x.subject().to_vec()))
+            });
+            if let (Some(want), Some(l)) = (idr_req, &ours) {
+                let in_cert = c.local_auth.cert().is_some_and(|x| x.has_identity(want));
+                if want != l && !in_cert {
                     reason = format!("peer asks for identity {want}, we are {l}");
                     continue;
                 }
@@ -276,21 +320,26 @@ impl IkeSa {
                 reason = format!("connection {:?} does not allow {suite}", c.name);
                 continue;
             }
-            let want = crypto::psk_auth(
-                suite.prf,
-                c.psk.bytes(),
-                &self.init_req,
-                &self.nr,
-                keys.sk_pi.bytes(),
-                idi.body,
-            );
-            if auth.method == wire::AUTH_PSK && crypto::ct_eq(&want, auth.data) {
-                return Ok(c.clone());
+            let input = sigauth::PeerAuthInput {
+                prf: suite.prf,
+                real_message: &self.init_req,
+                nonce: &self.nr,
+                sk_p: keys.sk_pi.bytes(),
+                id_body: idi.body,
+                peer_id: peer_id.as_ref(),
+                auth,
+                certs,
+                now: now_wall,
+            };
+            match sigauth::verify_peer(c, &input) {
+                Ok(pa) => return Ok((c.clone(), Some(pa))),
+                Err(e) => {
+                    reason = format!(
+                        "peer {}: {e}",
+                        peer_id.as_ref().map(|i| i.to_string()).unwrap_or_default()
+                    )
+                }
             }
-            reason = format!(
-                "AUTH of peer {} does not verify: pre-shared keys differ",
-                peer_id.as_ref().map(|i| i.to_string()).unwrap_or_default()
-            );
         }
         Err(reason)
     }

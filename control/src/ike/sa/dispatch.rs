@@ -1,6 +1,7 @@
 //! Incoming messages of an IKE SA: message IDs, retransmitted requests,
 //! decryption, and the hand-off to the exchange handlers.
 
+use super::fragments::frag_number;
 use super::*;
 
 impl IkeSa {
@@ -46,7 +47,7 @@ impl IkeSa {
             ctx.drop(IkeDrop::MessageId);
             return;
         }
-        let Some((first, plain)) = self.decrypt(ctx, msg, hdr) else {
+        let Some((first, plain)) = self.decrypt(ctx, msg, hdr, now) else {
             return;
         };
         let p = match Payloads::parse(&plain, first, 0) {
@@ -80,10 +81,16 @@ impl IkeSa {
             return;
         }
         let id = hdr.message_id();
-        if let Some((last, pkt)) = &self.last_response {
+        if let Some((last, pkts)) = &self.last_response {
             if *last == id {
-                let pkt = pkt.clone();
-                ctx.transmit(self.local, self.remote, &pkt);
+                // a retransmitted request: answer again, once per
+                // retransmission (on its first fragment, RFC 7383 §2.6.1)
+                if frag_number(msg, hdr).is_none_or(|n| n == 1) {
+                    let pkts = pkts.clone();
+                    self.transmit_all(ctx, &pkts);
+                } else {
+                    ctx.drop(IkeDrop::Unexpected);
+                }
                 return;
             }
         }
@@ -91,7 +98,7 @@ impl IkeSa {
             ctx.drop(IkeDrop::MessageId);
             return;
         }
-        let Some((first, plain)) = self.decrypt(ctx, msg, hdr) else {
+        let Some((first, plain)) = self.decrypt(ctx, msg, hdr, now) else {
             return;
         };
         let p = match Payloads::parse(&plain, first, 0) {
@@ -135,11 +142,14 @@ impl IkeSa {
         self.kick(ctx, now);
     }
 
+    /// The plaintext of a protected message; for an Encrypted Fragment
+    /// (RFC 7383) the whole message once its last fragment is in, else None.
     pub(super) fn decrypt(
-        &self,
+        &mut self,
         ctx: &mut Ctx,
         msg: &[u8],
         hdr: Header<'_>,
+        now: Instant,
     ) -> Option<(u8, crypto::Secret)> {
         let Some(rx) = &self.rx else {
             ctx.drop(IkeDrop::Unexpected);
@@ -152,6 +162,9 @@ impl IkeSa {
                 return None;
             }
         };
+        if let Some(skf) = p.skf {
+            return self.fragment(ctx, msg, hdr, skf, now);
+        }
         let Some((first, at, _)) = p.sk else {
             ctx.drop(IkeDrop::Invalid);
             return None;

@@ -51,6 +51,17 @@ impl IkeSa {
             notify::NAT_DETECTION_DESTINATION_IP,
             &crypto::nat_hash(self.spi_i, 0, self.remote),
         );
+        if ctx.settings.fragmentation {
+            pw.notify(0, &[], notify::IKEV2_FRAGMENTATION_SUPPORTED, &[]);
+        }
+        if ctx.settings.rfc7427 {
+            pw.notify(
+                0,
+                &[],
+                notify::SIGNATURE_HASH_ALGORITHMS,
+                &sigauth::hash_notify_data(),
+            );
+        }
         let msg = wire::build_plain(
             self.spi_i,
             0,
@@ -65,7 +76,7 @@ impl IkeSa {
         self.active = Some(Active {
             msg_id: 0,
             exchange: exchange::IKE_SA_INIT,
-            packet: msg,
+            packets: vec![msg],
             retries: 0,
             next_rtx: now + ctx.settings.retransmit_timeout,
             deadline: None,
@@ -186,6 +197,7 @@ impl IkeSa {
             return;
         }
         self.init_resp = msg.to_vec();
+        self.note_init_notifies(ctx, &p);
         self.apply_nat_detection(ctx, &p, from, to);
         self.last_rx = now;
         self.active = None;
@@ -291,7 +303,26 @@ impl IkeSa {
         self.conn
             .local_id
             .clone()
+            .or_else(|| {
+                self.conn
+                    .local_auth
+                    .cert()
+                    .map(|c| Identity::Dn(c.subject().to_vec()))
+            })
             .unwrap_or_else(|| Identity::from_ip(self.local.ip()))
+    }
+
+    /// What the peer's IKE_SA_INIT message announced: RFC 7427 hash
+    /// algorithms, RFC 7383 fragmentation, CERTREQ.
+    pub(super) fn note_init_notifies(&mut self, ctx: &Ctx, p: &Payloads<'_>) {
+        self.peer_hashes = p
+            .notify(notify::SIGNATURE_HASH_ALGORITHMS)
+            .filter(|_| ctx.settings.rfc7427)
+            .map(|n| sigauth::parse_hash_notify(n.data));
+        self.frag =
+            ctx.settings.fragmentation && p.notify(notify::IKEV2_FRAGMENTATION_SUPPORTED).is_some();
+        self.peer_certreq
+            .extend(sigauth::certreq_hashes(&p.certreqs));
     }
 
     pub(super) fn child_offers(&self, with_dh: bool) -> Vec<Vec<Xform>> {
@@ -316,20 +347,42 @@ impl IkeSa {
             return;
         };
         let idi = self.local_identity().to_body();
-        let auth = crypto::psk_auth(
+        let signed = sigauth::local_auth(
+            &self.conn,
             suite.prf,
-            self.conn.psk.bytes(),
             &self.init_req,
             &self.nr,
             keys.sk_pi.bytes(),
             &idi,
+            self.peer_hashes.as_deref(),
         );
+        let (method, auth) = match signed {
+            Ok(x) => x,
+            Err(reason) => {
+                ctx.event(Event::AuthFailed {
+                    conn: self.conn.name.clone(),
+                    peer: self.remote,
+                    reason: format!("cannot authenticate ourselves: {reason}"),
+                });
+                self.fail(ctx, IkeError::AuthFailed(reason));
+                return;
+            }
+        };
         let mut pw = PayloadWriter::new();
         pw.id(payload::IDI, &idi);
-        if let Some(r) = &self.conn.remote_id {
-            pw.id(payload::IDR, &r.to_body());
+        for c in sigauth::certs_to_send(&self.conn.local_auth, &self.peer_certreq) {
+            pw.cert(payload::CERT, sigauth::CERT_X509_SIGNATURE, &c);
         }
-        pw.auth(wire::AUTH_PSK, &auth);
+        if let Some(d) = sigauth::certreq_data(&self.conn.remote_auth) {
+            pw.cert(payload::CERTREQ, d[0], &d[1..]);
+        }
+        if let Some(r) = &self.conn.remote_id {
+            // a pattern (CN=*) is no identity to ask for
+            if !matches!(r, Identity::Dn(d) if crate::pki::dn::has_wildcard(d)) {
+                pw.id(payload::IDR, &r.to_body());
+            }
+        }
+        pw.auth(method, &auth);
         pw.notify(0, &[], notify::INITIAL_CONTACT, &[]);
         let (tsi, tsr) = self.first_child.take().unwrap_or_default();
         let offered = self.child_offers(false);
@@ -399,6 +452,36 @@ impl IkeSa {
                 &[],
                 notify::NAT_DETECTION_DESTINATION_IP,
                 &crypto::nat_hash(self.spi_i, self.spi_r, from),
+            );
+        }
+    }
+
+    /// The responder's IKE_SA_INIT notifies about authentication: CERTREQ
+    /// with the CA hashes of the candidates that want certificates,
+    /// IKEV2_FRAGMENTATION_SUPPORTED and SIGNATURE_HASH_ALGORITHMS.
+    fn answer_init_auth_notifies(&self, ctx: &mut Ctx, pw: &mut PayloadWriter) {
+        let mut cas: Vec<u8> = Vec::new();
+        for c in &self.candidates {
+            if let Some(d) = sigauth::certreq_data(&c.remote_auth) {
+                for h in d[1..].chunks(20) {
+                    if !cas.chunks(20).any(|x| x == h) {
+                        cas.extend_from_slice(h);
+                    }
+                }
+            }
+        }
+        if !cas.is_empty() {
+            pw.cert(payload::CERTREQ, sigauth::CERT_X509_SIGNATURE, &cas);
+        }
+        if self.frag {
+            pw.notify(0, &[], notify::IKEV2_FRAGMENTATION_SUPPORTED, &[]);
+        }
+        if ctx.settings.rfc7427 {
+            pw.notify(
+                0,
+                &[],
+                notify::SIGNATURE_HASH_ALGORITHMS,
+                &sigauth::hash_notify_data(),
             );
         }
     }
@@ -473,7 +556,9 @@ impl IkeSa {
         sa_payload_one(&mut pw, num, proto::IKE, &[], &suite.xforms());
         pw.ke(suite.dh.number(), dh.public());
         pw.nonce(&sa.nr);
+        sa.note_init_notifies(ctx, p);
         sa.answer_nat_detection(ctx, p, &mut pw, from, to);
+        sa.answer_init_auth_notifies(ctx, &mut pw);
         let resp = wire::build_plain(
             sa.spi_i,
             sa.spi_r,

@@ -11,6 +11,7 @@
 mod auth;
 mod child;
 mod dispatch;
+mod fragments;
 mod info;
 mod init;
 mod rekey;
@@ -34,6 +35,7 @@ use super::error::IkeError;
 use super::proposal::{
     match_xforms, ttype, xforms_to_string, ChildSuite, DhGroup, IkeSuite, Xform,
 };
+use super::sigauth;
 use super::status::{ChildSaStatus, IkeSaStatus};
 use super::ts;
 use super::ts::conn_ts;
@@ -126,7 +128,8 @@ enum ActiveKind {
 struct Active {
     msg_id: u32,
     exchange: u8,
-    packet: Vec<u8>,
+    /// The request as sent: one datagram, or its fragments (RFC 7383).
+    packets: Vec<Vec<u8>>,
     retries: u32,
     next_rtx: Instant,
     deadline: Option<Instant>,
@@ -195,7 +198,7 @@ pub(crate) struct IkeSa {
     active: Option<Active>,
     tasks: VecDeque<Task>,
     peer_next_id: u32,
-    last_response: Option<(u32, Vec<u8>)>,
+    last_response: Option<(u32, Vec<Vec<u8>>)>,
     children: Vec<ChildSa>,
     first_child: Option<(Vec<TsEntry>, Vec<TsEntry>)>,
     rekey_at: Option<Instant>,
@@ -208,6 +211,16 @@ pub(crate) struct IkeSa {
     rekeyed_to: Option<u64>,
     peer_ike_rekey: Option<(u64, Vec<u8>)>,
     pub half_open_counted: bool,
+    /// The peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427), if it sent them.
+    peer_hashes: Option<Vec<u16>>,
+    /// Both sides announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383).
+    frag: bool,
+    /// CA key hashes the peer asked for in CERTREQ.
+    peer_certreq: Vec<[u8; 20]>,
+    /// How the peer authenticated (method or scheme, certificate subject).
+    pub peer_auth: Option<super::sigauth::PeerAuth>,
+    /// Fragments of an incoming message being reassembled (RFC 7383).
+    frag_rx: Option<super::frag::Reassembly>,
 }
 
 fn be16(b: &[u8]) -> Option<u16> {
@@ -352,6 +365,11 @@ impl IkeSa {
             rekeyed_to: None,
             peer_ike_rekey: None,
             half_open_counted: false,
+            peer_hashes: None,
+            frag: false,
+            peer_certreq: Vec::new(),
+            peer_auth: None,
+            frag_rx: None,
         }
     }
 
@@ -453,6 +471,8 @@ impl IkeSa {
         f
     }
 
+    /// The datagrams of a message: one, or (RFC 7383, when both sides
+    /// support it) its fragments if it does not fit `fragment_size`.
     fn seal(
         &mut self,
         ctx: &mut Ctx,
@@ -460,22 +480,47 @@ impl IkeSa {
         response: bool,
         msg_id: u32,
         pw: &PayloadWriter,
-    ) -> Vec<u8> {
+    ) -> Vec<Vec<u8>> {
         self.iv_counter += 1;
         let fl = self.flag_bits(response);
         match &self.tx {
-            Some(c) => c.seal(
-                self.spi_i,
-                self.spi_r,
-                exch,
-                fl,
-                msg_id,
-                pw.first(),
-                &pw.buf,
-                self.iv_counter,
-                &mut ctx.rng,
-            ),
-            None => wire::build_plain(self.spi_i, self.spi_r, exch, fl, msg_id, pw),
+            Some(c) => {
+                let one = c.seal(
+                    self.spi_i,
+                    self.spi_r,
+                    exch,
+                    fl,
+                    msg_id,
+                    pw.first(),
+                    &pw.buf,
+                    self.iv_counter,
+                    &mut ctx.rng,
+                );
+                let natt = self.local.port() == ctx.settings.natt_port;
+                let max =
+                    super::frag::max_message_len(ctx.settings.fragment_size, self.remote, natt);
+                if !self.frag || exch == exchange::IKE_SA_INIT || one.len() <= max {
+                    return vec![one];
+                }
+                super::frag::seal_fragments(
+                    c,
+                    (self.spi_i, self.spi_r, exch, fl, msg_id),
+                    pw.first(),
+                    &pw.buf,
+                    max,
+                    &mut self.iv_counter,
+                    &mut ctx.rng,
+                )
+            }
+            None => vec![wire::build_plain(
+                self.spi_i, self.spi_r, exch, fl, msg_id, pw,
+            )],
+        }
+    }
+
+    fn transmit_all(&self, ctx: &mut Ctx, pkts: &[Vec<u8>]) {
+        for p in pkts {
+            ctx.transmit(self.local, self.remote, p);
         }
     }
 
@@ -489,8 +534,8 @@ impl IkeSa {
     ) {
         let id = self.next_msg_id;
         self.next_msg_id = self.next_msg_id.wrapping_add(1);
-        let pkt = self.seal(ctx, exch, false, id, &pw);
-        ctx.transmit(self.local, self.remote, &pkt);
+        let pkts = self.seal(ctx, exch, false, id, &pw);
+        self.transmit_all(ctx, &pkts);
         // With DPD on, the DPD timeout bounds every exchange of an established
         // SA (a rekey that goes unanswered shows a dead peer as well as a
         // liveness check does); otherwise retransmissions run out first.
@@ -500,7 +545,7 @@ impl IkeSa {
         self.active = Some(Active {
             msg_id: id,
             exchange: exch,
-            packet: pkt,
+            packets: pkts,
             retries: 0,
             next_rtx: now + ctx.settings.retransmit_timeout,
             deadline,
@@ -509,9 +554,9 @@ impl IkeSa {
     }
 
     fn respond(&mut self, ctx: &mut Ctx, exch: u8, msg_id: u32, pw: &PayloadWriter) {
-        let pkt = self.seal(ctx, exch, true, msg_id, pw);
-        ctx.transmit(self.local, self.remote, &pkt);
-        self.last_response = Some((msg_id, pkt));
+        let pkts = self.seal(ctx, exch, true, msg_id, pw);
+        self.transmit_all(ctx, &pkts);
+        self.last_response = Some((msg_id, pkts));
     }
 
     pub fn retransmit_init_response(&mut self, ctx: &mut Ctx, req: &[u8]) {

@@ -62,6 +62,10 @@ impl IkeSa {
         n.nat_local = self.nat_local;
         n.nat_remote = self.nat_remote;
         n.remote_id = self.remote_id.clone();
+        // what IKE_SA_INIT negotiated carries over to the rekeyed SA (RFC 7383 §2.5.3)
+        n.frag = self.frag;
+        n.peer_hashes = self.peer_hashes.clone();
+        n.peer_auth = self.peer_auth.clone();
         n.set_keys(&suite, keys)?;
         n.state = State::Established;
         let c = self.conn.clone();

@@ -210,8 +210,8 @@ impl IkeSa {
                     * ctx.settings.retransmit_base.powi(a.retries as i32);
                 a.next_rtx = now + Duration::from_secs_f64(wait);
                 ctx.stats.retransmits += 1;
-                let (l, r, pkt) = (self.local, self.remote, a.packet.clone());
-                ctx.transmit(l, r, &pkt);
+                let pkts = a.packets.clone();
+                self.transmit_all(ctx, &pkts);
             }
         }
         ControlFlow::Continue(())

@@ -210,6 +210,13 @@ pub struct Payloads<'a> {
     /// Encrypted payload: (first inner payload type, offset of its generic header in
     /// the message, body).
     pub sk: Option<(u8, usize, &'a [u8])>,
+    /// Encrypted Fragment payload (RFC 7383): (first inner payload type, 0 in
+    /// all but the first fragment; offset of its generic header; body).
+    pub skf: Option<(u8, usize, &'a [u8])>,
+    /// CERT payloads: (encoding, data), in order (the end entity first).
+    pub certs: Vec<(u8, &'a [u8])>,
+    /// CERTREQ payloads: (encoding, CA key hashes).
+    pub certreqs: Vec<(u8, &'a [u8])>,
     /// Payloads that were skipped (known but unused, or unknown non-critical).
     pub skipped: Vec<u8>,
 }
@@ -253,9 +260,14 @@ impl<'a> Payloads<'a> {
                     (raw.next, base + raw.offset, raw.body),
                     raw.ptype,
                 )?,
-                payload::CERT | payload::CERTREQ | payload::CP | payload::EAP | payload::SKF => {
-                    p.skipped.push(raw.ptype)
-                }
+                payload::SKF => once(
+                    &mut p.skf,
+                    (raw.next, base + raw.offset, raw.body),
+                    raw.ptype,
+                )?,
+                payload::CERT => p.certs.push(parse_cert_payload(raw.body)?),
+                payload::CERTREQ => p.certreqs.push(parse_cert_payload(raw.body)?),
+                payload::CP | payload::EAP => p.skipped.push(raw.ptype),
                 t => {
                     if raw.critical {
                         return Err(ParseError::UnsupportedCritical(t));
@@ -310,6 +322,14 @@ pub struct PayloadWriter {
 }
 
 impl PayloadWriter {
+    /// CERT or CERTREQ payload: encoding, then data.
+    pub fn cert(&mut self, ptype: u8, encoding: u8, data: &[u8]) {
+        self.push_with(ptype, |b| {
+            b.push(encoding);
+            b.extend_from_slice(data);
+        });
+    }
+
     /// An empty chain.
     pub fn new() -> Self {
         Self::default()
@@ -456,6 +476,19 @@ pub fn build_plain(
     out.extend_from_slice(&pw.buf);
     finish_length(&mut out);
     out
+}
+
+/// Parses CERT and CERTREQ payload bodies (for the parser and the fuzzer):
+/// `(encoding, data)`.
+pub fn parse_cert_payload(body: &[u8]) -> Result<(u8, &[u8]), ParseError> {
+    match body.split_first() {
+        Some((e, d)) if !d.is_empty() => Ok((*e, d)),
+        _ => Err(ParseError::Truncated {
+            what: "CERT/CERTREQ payload",
+            need: 2,
+            have: body.len(),
+        }),
+    }
 }
 
 #[cfg(test)]

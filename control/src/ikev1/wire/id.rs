@@ -139,6 +139,7 @@ pub fn identity_body(id: &crate::ike::Identity) -> Vec<u8> {
         Identity::Fqdn(s) => (id_type::FQDN, s.as_bytes().to_vec()),
         Identity::Email(s) => (id_type::USER_FQDN, s.as_bytes().to_vec()),
         Identity::KeyId(k) => (id_type::KEY_ID, k.clone()),
+        Identity::Dn(d) => (id_type::DER_ASN1_DN, d.clone()),
     };
     let mut b = vec![t, 0, 0, 0];
     b.extend_from_slice(&d);

@@ -1,12 +1,14 @@
-//! `[[connection]]`: IKEv2 connections with a pre-shared key. A block is
-//! read in steps: its fields (a secrets file with `secrets =`), their values,
-//! the pre-shared key (checked apart, never shown), the checks across
+//! `[[connection]]`: IKEv2 connections (pre-shared keys, certificates, raw
+//! RSA keys). A block is read in steps: its fields (a secrets file with
+//! `secrets =`), their values, the authentication (`auth`), the pre-shared
+//! key where a side uses it (checked apart, never shown), the checks across
 //! fields, and the engine's [`Connection`].
 
 use std::time::Duration;
 
 use toml::Value;
 
+use super::auth::{auth_file_bytes, AuthFields, AUTH_FIELDS};
 use super::{block_ctx, values, At, Block, Field, Loader, Parse};
 use crate::alg::proposal::{parse_esp_proposals, parse_ike_proposals, EspProposal, IkeProposal};
 use crate::config::connection::IkeConn;
@@ -77,6 +79,15 @@ const CONNECTION_FIELDS: &[(&str, &[&str])] = &[
     ("allow_legacy", &[]),
     ("replay_window", &[]),
 ];
+
+/// Every field of a block: the ones above and the authentication ones.
+fn connection_fields() -> Vec<(&'static str, &'static [&'static str])> {
+    CONNECTION_FIELDS
+        .iter()
+        .chain(AUTH_FIELDS)
+        .copied()
+        .collect()
+}
 
 fn local_addr(v: &Value) -> Result<LocalAddr, String> {
     values::string(v)?.parse()
@@ -161,6 +172,7 @@ struct ConnFields {
     encap: bool,
     allow_legacy: bool,
     replay_window: u32,
+    auth: AuthFields,
 }
 
 impl Loader {
@@ -185,7 +197,7 @@ impl Loader {
 
     pub(super) fn connection(&mut self, b: Block) -> Option<IkeConn> {
         let ctx0 = block_ctx("connection", &b);
-        let mut b = self.canonical(&ctx0, b, CONNECTION_FIELDS);
+        let mut b = self.canonical(&ctx0, b, &connection_fields());
         let (file, span) = (b.file, b.span.clone());
         if let Some(kf) = b.fields.remove("secrets") {
             self.psk_file(&ctx0, &kf, &mut b.fields);
@@ -193,13 +205,19 @@ impl Loader {
         let nerr = self.errors.len();
         // The key: checked apart so that its value is never shown.
         let psk_f = b.fields.remove("psk");
-        let f = self.connection_fields(&ctx0, b)?;
+        let mut f = self.connection_fields(&ctx0, b)?;
         let at = At {
             ctx: format!("connection[{}]", f.name),
             file,
             span,
         };
-        let psk = self.connection_psk(&at, psk_f);
+        let auth_f = std::mem::replace(&mut f.auth, AuthFields::none());
+        let auth = self.connection_auth(&at, auth_f);
+        let psk = match (&auth, psk_f) {
+            // no side uses a pre-shared key: none needed
+            (Some(a), None) if !a.uses_psk() => Some(Key::from_slice(&[])),
+            (_, psk_f) => self.connection_psk(&at, psk_f),
+        };
         let margin = f
             .margin
             .unwrap_or_else(|| DEFAULT_MARGIN.min(f.lifetime.min(f.ike_lifetime) / 10));
@@ -208,13 +226,18 @@ impl Loader {
             return None;
         }
         let psk = psk?;
-        let c = Self::build_connection(f, psk, margin);
+        let mut c = Self::build_connection(f, psk, margin);
+        c.auth = auth?;
         if let Err(e) = c.validate() {
             at.err(self, "name", Some(format!("{:?}", c.name)), e.to_string());
             return None;
         }
         let text = format!("{c:?}");
-        let hash = digest("espresso connection", &[text.as_bytes(), c.psk.bytes()]);
+        let files = auth_file_bytes(&c.auth);
+        let hash = digest(
+            "espresso connection",
+            &[text.as_bytes(), c.psk.bytes(), &files],
+        );
         Some(IkeConn {
             name: c.name.clone(),
             file: self.files[at.file].path.clone(),
@@ -280,6 +303,7 @@ impl Loader {
         let replay_window = p
             .get("replay_window", values::replay_window)
             .unwrap_or(DEFAULT_REPLAY_WINDOW);
+        let auth = p.auth_fields();
         let left = std::mem::take(&mut p.fields);
         debug_assert!(left.is_empty(), "every known field is consumed");
         Some(ConnFields {
@@ -308,6 +332,7 @@ impl Loader {
             encap,
             allow_legacy,
             replay_window,
+            auth,
         })
     }
 

@@ -6,6 +6,7 @@
 //! [`settings`] (`[daemon]`, `[dataplane]`), [`secrets`] (secrets files and
 //! their permissions) and [`checks`] (across tables).
 
+mod auth;
 mod checks;
 mod connection;
 mod files;
