@@ -18,7 +18,13 @@
 #   6. Aggressive mode with FQDN IDs: espresso `%any` responder with
 #      remote_id = @roadwarrior (the seeds' road-warrior case).
 #   7. A mismatched phase 1 proposal, explained in status (offered next to configured).
-#   8. DPD: charon killed, espresso's R-U-THERE unanswered: SAs removed.
+#   8. Legacy 3DES-MD5-MODP1024 (seed 003's `3DES MD5 2`): reload refused
+#      without allow_legacy; with it, a loud warning, and the tunnel works.
+#   9. ikev2 = propose: espresso tries IKEv2 first; the IKEv1-only charon
+#      refuses, espresso falls back to IKEv1 (as Openswan does).
+#  10. DPD: charon killed, espresso's R-U-THERE unanswered: SAs removed.
+# Between 2 and 3: ISAKMP re-authentication by strongSwan during numbered
+# datagrams both ways, none lost.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
@@ -103,7 +109,8 @@ flows_check() {
   for f in "ab_$tag" "ba_$tag"; do
     r=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["expected"], d["unique"], d["missing_count"], d["missing"][:10])' "$NSL_TMP/$f.json")
     read -r exp uniq miss _ <<<"$r"
-    [ "$exp" -gt 0 ] && [ "$uniq" = "$exp" ] && [ "$miss" = 0 ] || nsl_die "$f: datagrams lost at the receiver: expected/unique/missing/first missing = $r"
+    [ "$exp" -gt 0 ] && [ "$uniq" = "$exp" ] && [ "$miss" = 0 ] ||
+      nsl_die "$f: datagrams lost at the receiver: expected/unique/missing/first missing = $r; espresso's ESP drops: $(ctl_field A "[w['drops_by_reason'] for w in s['workers']]")"
     echo "$f $exp/$uniq"
   done
 }
@@ -149,6 +156,33 @@ agree || nsl_die "SPIs differ after espresso's rekey"
 res=$(flows_check rekey)
 echo "$res"
 pass "numbered datagrams both ways across a quick-mode rekey by strongSwan ($c0_in -> $c1_in) and one by espresso ($c1_in -> $c2_in): none lost at either receiver ($(tr '\n' ' ' <<<"$res"))"
+
+# ---- 2b. ISAKMP SA re-authentication by strongSwan during traffic
+ike_cookies() { ctl_field A "' '.join(x['spi_i']+x['spi_r'] for x in s['ike_sas'] if x['state']=='ESTABLISHED')"; }
+k0=$(ike_cookies)
+flows_start 600 0.02 reauth
+sleep 3
+swc --rekey --ike gw --reauth >"$NSL_TMP/reauth.log" 2>&1 || nsl_die "swanctl --rekey --ike --reauth: $(cat "$NSL_TMP/reauth.log")"
+for _ in $(seq 1 100); do
+  k1=$(ike_cookies)
+  [ -n "$k1" ] && [ "$k1" != "$k0" ] && break
+  sleep 0.1
+done
+[ -n "$k1" ] && [ "$k1" != "$k0" ] || nsl_die "no new ISAKMP SA after strongSwan's re-authentication ($k0 -> $k1)"
+k1=$(tr ' ' '\n' <<<"$k1" | grep -v "^$k0\$" | head -1)
+res=$(flows_check reauth)
+# the old ISAKMP SA goes when the peer deletes it: both sides must show the same set
+for _ in $(seq 1 50); do [ "$(wc -w <<<"$(ike_cookies)")" = "$(sw_ike_count)" ] && break; sleep 0.1; done
+nsl_log "ISAKMP SAs after re-authentication: espresso $(ike_cookies); strongSwan $(sw_ike_count) established"
+# Known gap (reported): after strongSwan's re-authentication espresso may keep
+# the replaced ISAKMP SA (idle: its IPsec SAs moved) that strongSwan no longer
+# lists. Logged with what charon said about deletes; not asserted.
+if [ "$(wc -w <<<"$(ike_cookies)")" != "$(sw_ike_count)" ]; then
+  nsl_log "KNOWN GAP: espresso lists ISAKMP SAs $(ike_cookies), strongSwan $(sw_ike_count); IKEv1 drops: $(ctl_field A "s['ikev1']['drops_by_reason']")"
+  grep -iE "delete|reauth" "$SW_DIR/charon.log" | tail -8 >&2 || true
+fi
+agree || nsl_die "SPIs differ after re-authentication"
+pass "ISAKMP re-authentication by strongSwan during traffic ($k0 -> $k1): numbered datagrams both ways, none lost ($(tr '\n' ' ' <<<"$res"))"
 
 # ---- 3. WAN capture decrypted by tshark with `espresso keys`
 # (the IPsec SAs are rekeyed every 12 s here: the keys are exported before
@@ -267,7 +301,43 @@ echo "$note" | tr '|' '\n' | grep NO_PROPOSAL | head -2
 grep -q "NO_PROPOSAL_CHOSEN" <<<"$note" && grep -qi "offered" <<<"$note" && grep -qi "configured" <<<"$note" || nsl_die "status notes lack the explained mismatch: $note"
 pass "mismatched phase 1 proposal explained in status (offered next to configured)"
 
-# ---- 8. DPD against a killed charon (espresso initiator again)
+# ---- 8. legacy proposals (seed 003: `3DES MD5 2`)
+write_a "3DES MD5 2" "3des-md5" none "pfs = false"
+r=$(ctl A reload 2>&1) && nsl_die "reload with 3DES-MD5-MODP1024 and no allow_legacy accepted: $r"
+grep -q "allow_legacy" <<<"$r" || nsl_die "legacy refusal does not name allow_legacy: $r"
+write_a "3DES MD5 2" "3des-md5" none $'pfs = false\nallow_legacy = true'
+r=$(ctl A reload 2>&1) || nsl_die "reload with allow_legacy: $r"
+grep -q "LEGACY" <<<"$r$(ctl A log -n 100)" || nsl_die "no loud warning for the legacy proposal: $r"
+sw_write_conf "3des-md5-modp1024" "3des-md5" child.start_action=none
+sw_reload
+grep -q "initiating" <<<"$(ctl A up sw)" || nsl_die "up sw (legacy)"
+wait_a up
+grep -q "3DES_CBC/HMAC_MD5_96/PRF_HMAC_MD5/MODP_1024" <<<"$(swc --list-sas)" || nsl_die "strongSwan's phase 1 algorithms (legacy): $(swc --list-sas)"
+agree || nsl_die "SPIs differ (legacy)"
+flows_start 300 0.005 legacy
+res=$(flows_check legacy)
+pass "legacy 3DES-MD5-MODP1024 refused without allow_legacy, accepted with it (warning), tunnel carries numbered datagrams both ways, none lost ($(tr '\n' ' ' <<<"$res"))"
+ctl A down sw >/dev/null
+wait_a down
+
+# ---- 9. ikev2 = propose: IKEv2 first, IKEv1 when the peer refuses
+write_a "aes128-sha256-modp2048" "aes128gcm16" none $'pfs = false\nikev2 = "propose"'
+sed -i '/^version = 1$/d' "$NSL_TMP/A/espresso.toml"
+r=$(ctl A reload 2>&1) || nsl_die "reload (propose): $r"
+sw_write_conf "aes128-sha256-modp2048" "aes128gcm16" child.start_action=none
+sw_reload
+up=$(ctl A up sw)
+grep -q "initiating" <<<"$up" && ! grep -q "IKEv1" <<<"$up" || nsl_die "up with propose should start IKEv2: $up"
+wait_a up 30
+grep -q "falling back to IKEv1" <<<"$(ctl A log -n 200)" || nsl_die "log lacks the fallback"
+[ "$(ctl_field A "[x['version'] for x in s['ike_sas'] if x['state']=='ESTABLISHED'][0]")" = 1 ] || nsl_die "fallback SA is not IKEv1"
+agree || nsl_die "SPIs differ (fallback)"
+ping_ok "$NS_HA" 10.2.0.2 || nsl_die "ping through the fallback tunnel"
+pass "ikev2 = propose: IKEv2 refused by the IKEv1-only peer, fell back to IKEv1 main mode, traffic flows"
+ctl A down sw >/dev/null
+wait_a down
+
+# ---- 10. DPD against a killed charon (espresso initiator again)
 write_a "aes128-sha1-modp2048" "aes128gcm16" none $'pfs = false\ndpd_delay = "2s"\ndpd_timeout = "6s"\ndpd_action = "clear"'
 grep -q "reloaded" <<<"$(ctl A reload)" || nsl_die "reload (dpd)"
 sw_write_conf "aes128-sha1-modp2048" "aes128gcm16" child.start_action=none dpd_delay=2s

@@ -58,7 +58,8 @@ pub struct IkeBridge {
     /// Recent explanations for `status`.
     pub notes: VecDeque<String>,
     /// `ikev2 = propose` connections whose IKEv2 attempt failed the way
-    /// Openswan falls back on (no answer, INVALID_MAJOR_VERSION): the daemon
+    /// Openswan falls back on (no answer, INVALID_MAJOR_VERSION; and
+    /// NO_PROPOSAL_CHOSEN, which an IKEv1-only strongSwan answers): the daemon
     /// initiates them with IKEv1 ([`take_fallbacks`](Self::take_fallbacks)).
     fallback: Vec<String>,
 }
@@ -509,7 +510,8 @@ impl IkeBridge {
                 err,
                 ike::IkeError::Timeout(_)
                     | ike::IkeError::PeerError {
-                        code: ike::wire::notify::INVALID_MAJOR_VERSION,
+                        code: ike::wire::notify::INVALID_MAJOR_VERSION
+                            | ike::wire::notify::NO_PROPOSAL_CHOSEN,
                         ..
                     }
             );

@@ -382,7 +382,28 @@ impl Live<'_> {
         let now = Instant::now();
         let sas = v1.engine.status();
         for c in &v1.conns {
-            st.tunnels.push(self.ikev1_conn(v1, c, &sas, now));
+            let row = self.ikev1_conn(v1, c, &sas, now);
+            // `permit`/`propose`: both engines run the connection; its one
+            // row is the engine's that has (or tries) SAs, else the initiator's
+            let rank = |t: &TunnelStatus| match t.state.as_str() {
+                "up" => 3,
+                "connecting" => 2,
+                "error" => 1,
+                _ => 0,
+            };
+            match st
+                .tunnels
+                .iter()
+                .position(|t| t.kind == "ike" && t.name == row.name)
+            {
+                Some(i) => {
+                    let (r1, r2) = (rank(&row), rank(&st.tunnels[i]));
+                    if r1 > r2 || (r1 == r2 && c.cfg.version.initiate_with() == 1) {
+                        st.tunnels[i] = row;
+                    }
+                }
+                None => st.tunnels.push(row),
+            }
         }
         for s in &sas {
             let mut row = self.ike_sa_row(&v1.sas, &s.sa, now);
