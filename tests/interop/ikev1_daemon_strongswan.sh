@@ -25,6 +25,11 @@
 #  10. DPD: charon killed, espresso's R-U-THERE unanswered: SAs removed.
 # Between 2 and 3: ISAKMP re-authentication by strongSwan during numbered
 # datagrams both ways, none lost.
+#
+# Not in scripts/test.sh yet: on this shared 2-core machine it loses a few
+# numbered datagrams in some runs (0 to 7 of 1100, at the strongSwan side:
+# espresso counts no ESP drop), see the report of issue 12 phase B; run it as
+# root: ESPRESSO_TARGET=$PWD/target/ci bash tests/interop/ikev1_daemon_strongswan.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
@@ -356,4 +361,4 @@ ctl_field A "' | '.join(s['ike']['notes'])" | grep -q "dpd action clear" || nsl_
 [ "$(ctl_field A "len(s.get('ike_sas', []))")" = 0 ] || nsl_die "SAs left after DPD clear"
 pass "DPD: killed charon detected by R-U-THERE, SAs removed (action clear)"
 
-echo "33_ikev1_strongswan: $passed passed, 0 failed"
+echo "ikev1_daemon_strongswan: $passed passed, 0 failed"
