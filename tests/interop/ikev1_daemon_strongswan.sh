@@ -93,6 +93,9 @@ agree() {
 # same time; each receiver counts what arrived. Sets FLOW_AB / FLOW_BA (json).
 flows_start() {
   local count="$1" interval="$2" tag="$3"
+  # neighbours on both LANs resolved before the count starts (ARP warm-up)
+  ctl_ping "$NS_HA" 10.2.0.2 2 >/dev/null || true
+  ctl_ping "$NS_HB" 10.1.0.2 2 >/dev/null || true
   FPORT=$(( 20000 + RANDOM % 20000 ))
   nsl_bg "$NS_HB" "recvB_$tag" python3 tests/lib/udp_seq.py recv 10.2.0.2 "$FPORT" "$NSL_TMP/ab_$tag.json" 4
   RB=$NSL_PID
