@@ -524,6 +524,10 @@ impl IkeBridge {
                 self.fallback.push(conn.clone());
             }
         }
+        let fell_back = match &e {
+            Event::IkeDeleted { conn, .. } => self.fallback.contains(conn),
+            _ => false,
+        };
         if let Some((conn, t)) = failure(&e) {
             let prefix = if conn.is_empty() {
                 String::new()
@@ -538,6 +542,12 @@ impl IkeBridge {
             };
             let conn = conn.to_string();
             self.note(&conn, note);
+            if fell_back {
+                // the IKEv1 attempt is the connection's state now (the note stays)
+                if let Some(c) = self.conn_mut(&conn) {
+                    c.error = None;
+                }
+            }
             return;
         }
         if let Event::ChildEstablished { conn, .. } = &e {
