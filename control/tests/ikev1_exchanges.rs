@@ -508,6 +508,16 @@ fn several_quick_mode_sas_per_isakmp_sa() {
         n.now,
     );
     n.pump();
+    // the initiator switches Settings::rekey_switch_delay after QM3 and
+    // deletes the old SA as long again after that
+    assert_eq!(n.delivered - before, 3, "QM1, QM2, QM3");
+    n.advance(Duration::from_millis(1100));
+    assert_eq!(
+        n.delivered - before,
+        3,
+        "no delete yet: packets on the old SA may be on the way"
+    );
+    n.advance(Duration::from_millis(1100));
     assert_eq!(
         n.delivered - before,
         4,
@@ -524,6 +534,10 @@ fn rekeys_from_both_sides_make_before_break() {
     // A rekeys (the dataplane model checks every switch)
     n.a.eng.rekey_child(a_child(&n), n.now).unwrap();
     n.pump();
+    // QM3 sent: A keeps sending on the old SA until B surely installed the
+    // new inbound one (Settings::rekey_switch_delay)
+    assert_eq!(assert_one_pair(&n).0, ao, "A still sends on the old SA");
+    n.advance(Duration::from_millis(1100));
     let (ao2, bo2) = assert_one_pair(&n);
     assert!(ao2 != ao && bo2 != bo);
     assert_eq!(
@@ -544,6 +558,7 @@ fn rekeys_from_both_sides_make_before_break() {
     let b_in = n.b.eng.status()[0].sa.children[0].inbound_spi;
     n.b.eng.rekey_child(b_in, n.now).unwrap();
     n.pump();
+    n.advance(Duration::from_millis(1100));
     let (ao3, bo3) = assert_one_pair(&n);
     assert!(ao3 != ao2 && bo3 != bo2);
     n.advance(Duration::from_secs(3));

@@ -6,7 +6,7 @@
 # uses UDP encapsulation on 4500). Needs tests/lib/netns.sh.
 #
 #   sw_setup                       # dirs, forwarding on gwB
-#   sw_write_conf IKE ESP [KEY=VALUE...]   # swanctl.conf (connection "gw", child "net")
+#   sw_write_conf IKE ESP [KEY=VALUE...]   # swanctl.conf (connection "gw", child "net"; SW_VERSION=1: IKEv1)
 #   sw_start                       # charon in gwB (sets SW_PID), waits for vici
 #   swc --list-sas                 # swanctl against it
 #   sw_stop                        # stops charon by PID
@@ -80,7 +80,7 @@ sw_write_conf() {
   cat >"$SW_DIR/swanctl/swanctl.conf" <<EOF
 connections {
     gw {
-        version = 2
+        version = ${SW_VERSION:-2}
         local_addrs = 192.0.2.2
         remote_addrs = ${SW_REMOTE_ADDRS:-192.0.2.1}
         proposals = $ike

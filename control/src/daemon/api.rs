@@ -121,13 +121,26 @@ pub struct Status {
     /// IKE engine counters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ike: Option<IkeCounters>,
+    /// IKEv1 engine counters (its SAs are in `ike_sas` with `version` 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ikev1: Option<IkeCounters>,
 }
 
 /// One IKE SA.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IkeStatus {
-    /// Id (our SPI).
+    /// Id (our SPI; IKEv1: our cookie).
     pub id: String,
+    /// IKE version: 2, or 1 for an ISAKMP SA (spi_i/spi_r are its cookies,
+    /// `proposal` its phase 1 algorithms, children its IPsec SAs).
+    #[serde(default = "ikev2")]
+    pub version: u8,
+    /// IKEv1 phase 1 exchange: "main" or "aggressive" (empty for IKEv2).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mode: String,
+    /// IKEv1 NAT traversal in use: "rfc3947", "draft" (empty: none, or IKEv2).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub nat_t: String,
     /// Connection.
     pub conn: String,
     /// CONNECTING, AUTHENTICATING, HALF_OPEN, ESTABLISHED, DELETING.
@@ -165,6 +178,10 @@ pub struct IkeStatus {
     pub expire_in_s: Option<u64>,
     /// Child SAs.
     pub children: Vec<ChildStatus>,
+}
+
+fn ikev2() -> u8 {
+    2
 }
 
 /// One child SA of an IKE SA.

@@ -13,12 +13,14 @@
 //! the same [`Installer`].
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 use espresso_core::sa::{Direction, Mode, Policy, PolicyAction, SaEvent};
 use tracing::{error, info, warn};
 
 use super::api::{self, exit, Response};
+use super::events::{failure, log_progress};
 use super::ikeio::{Datagram, IkeIo};
 use super::installer::{policy_id, EngineSas, Installer};
 use crate::config::connection::IkeConn;
@@ -50,11 +52,16 @@ pub struct IkeBridge {
     pub conns: Vec<IkeConnItem>,
     /// The SAs and policies the engine (and the hold policies) installed.
     pub sas: EngineSas,
-    io: Option<IkeIo>,
+    io: Option<Arc<IkeIo>>,
     /// Why the sockets could not be opened.
     pub io_error: Option<String>,
     /// Recent explanations for `status`.
     pub notes: VecDeque<String>,
+    /// `ikev2 = propose` connections whose IKEv2 attempt failed the way
+    /// Openswan falls back on (no answer, INVALID_MAJOR_VERSION; and
+    /// NO_PROPOSAL_CHOSEN, which an IKEv1-only strongSwan answers): the daemon
+    /// initiates them with IKEv1 ([`take_fallbacks`](Self::take_fallbacks)).
+    fallback: Vec<String>,
 }
 
 /// Discard policies that hold a tunnel-mode connection's traffic while it has
@@ -99,7 +106,13 @@ impl IkeBridge {
             io: None,
             io_error: None,
             notes: VecDeque::new(),
+            fallback: Vec::new(),
         }
+    }
+
+    /// The connections to initiate with IKEv1 now (see `fallback`).
+    pub fn take_fallbacks(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.fallback)
     }
 
     fn conn_mut(&mut self, name: &str) -> Option<&mut IkeConnItem> {
@@ -128,6 +141,12 @@ impl IkeBridge {
     /// Names of the connections.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.conns.iter().map(|c| c.cfg.name.as_str())
+    }
+
+    /// The sockets, shared with the IKEv1 bridge (`None` before
+    /// [`attach_io`](Self::attach_io) or when they could not be opened).
+    pub fn io(&self) -> Option<Arc<IkeIo>> {
+        self.io.clone()
     }
 
     /// Loads the configuration's connections into the engine (at start).
@@ -160,7 +179,7 @@ impl IkeBridge {
                     self.engine.settings().ike_port,
                     self.engine.settings().natt_port
                 );
-                self.io = Some(io);
+                self.io = Some(Arc::new(io));
                 self.io_error = None;
             }
             Err(e) => {
@@ -500,6 +519,34 @@ impl IkeBridge {
     /// Logs an engine event; a failure also becomes the connection's error
     /// and a note in `status`.
     fn log(&mut self, e: Event) {
+        if let Event::IkeDeleted {
+            conn,
+            reason: ike::DeleteReason::Failed(err),
+            ..
+        } = &e
+        {
+            let falls_back = matches!(
+                err,
+                ike::IkeError::Timeout(_)
+                    | ike::IkeError::PeerError {
+                        code: ike::wire::notify::INVALID_MAJOR_VERSION
+                            | ike::wire::notify::NO_PROPOSAL_CHOSEN,
+                        ..
+                    }
+            );
+            let propose = self
+                .conns
+                .iter()
+                .any(|c| c.cfg.name == *conn && c.cfg.version.fallback() == Some(1));
+            if falls_back && propose && !self.fallback.contains(conn) {
+                info!("{conn}: IKEv2 failed ({err}); ikev2 = propose: falling back to IKEv1");
+                self.fallback.push(conn.clone());
+            }
+        }
+        let fell_back = match &e {
+            Event::IkeDeleted { conn, .. } => self.fallback.contains(conn),
+            _ => false,
+        };
         if let Some((conn, t)) = failure(&e) {
             let prefix = if conn.is_empty() {
                 String::new()
@@ -514,6 +561,12 @@ impl IkeBridge {
             };
             let conn = conn.to_string();
             self.note(&conn, note);
+            if fell_back {
+                // the IKEv1 attempt is the connection's state now (the note stays)
+                if let Some(c) = self.conn_mut(&conn) {
+                    c.error = None;
+                }
+            }
             return;
         }
         if let Event::ChildEstablished { conn, .. } = &e {
@@ -522,114 +575,5 @@ impl IkeBridge {
             }
         }
         log_progress(&e);
-    }
-}
-
-/// What an engine event says went wrong, with its connection, if anything.
-fn failure(e: &Event) -> Option<(&str, String)> {
-    Some(match e {
-        Event::IkeDeleted {
-            conn,
-            reason: ike::DeleteReason::Failed(err),
-            ..
-        } => (conn, format!("IKE SA failed: {err}")),
-        Event::DpdDead { sa, conn, action } => (
-            conn,
-            format!(
-                "peer of IKE SA {sa:#018x} is dead (no answer to liveness checks): dpd action {action:?}"
-            ),
-        ),
-        Event::ProposalMismatch {
-            conn,
-            kind,
-            peer,
-            offered,
-            configured,
-            local_responder,
-        } => {
-            let t = if *local_responder {
-                format!(
-                    "NO_PROPOSAL_CHOSEN: no {kind} proposal of {peer} is acceptable: peer offered [{}], configured [{}]",
-                    offered.join(", "),
-                    configured.join(", ")
-                )
-            } else {
-                format!(
-                    "NO_PROPOSAL_CHOSEN from {peer}: it accepts none of our {kind} proposals: configured [{}]; the peer's own proposals are not sent to an initiator (its log shows them)",
-                    configured.join(", ")
-                )
-            };
-            (conn, t)
-        }
-        Event::AuthFailed { conn, peer, reason } => {
-            (conn, format!("authentication with {peer} failed: {reason}"))
-        }
-        Event::ChildFailed { conn, error, .. } => (conn, format!("child SA failed: {error}")),
-        _ => return None,
-    })
-}
-
-/// Logs the events that are progress (SAs established, rekeyed, deleted).
-fn log_progress(e: &Event) {
-    match e {
-        Event::IkeEstablished {
-            sa,
-            conn,
-            local,
-            remote,
-            remote_id,
-            proposal,
-            initiator,
-            nat_local,
-            nat_remote,
-        } => info!(
-            "{conn}: IKE SA {sa:#018x} established {local} <-> {remote} ({}), peer {remote_id}, {proposal}{}{}",
-            if *initiator { "initiator" } else { "responder" },
-            if *nat_local { ", we are behind a NAT" } else { "" },
-            if *nat_remote { ", the peer is behind a NAT" } else { "" },
-        ),
-        Event::ChildEstablished {
-            conn,
-            inbound_spi,
-            outbound_spi,
-            proposal,
-            local_ts,
-            remote_ts,
-            encap,
-            ..
-        } => info!(
-            "{conn}: child SA installed, SPIs in {inbound_spi:#010x} out {outbound_spi:#010x}, {proposal}, {} === {}{}",
-            local_ts.join(","),
-            remote_ts.join(","),
-            if *encap { ", ESP in UDP" } else { "" }
-        ),
-        Event::ChildRekeyed {
-            conn,
-            old_inbound,
-            old_outbound,
-            new_inbound,
-            new_outbound,
-            ..
-        } => info!(
-            "{conn}: child SA rekeyed: in {old_inbound:#010x} -> {new_inbound:#010x}, out {old_outbound:#010x} -> {new_outbound:#010x}"
-        ),
-        Event::ChildDeleted {
-            conn,
-            inbound_spi,
-            outbound_spi,
-            reason,
-            ..
-        } => info!(
-            "{conn}: child SA in {inbound_spi:#010x} out {outbound_spi:#010x} deleted ({reason:?})"
-        ),
-        Event::IkeRekeyed {
-            conn,
-            old_sa,
-            new_sa,
-        } => info!("{conn}: IKE SA rekeyed {old_sa:#018x} -> {new_sa:#018x}"),
-        Event::IkeDeleted { sa, conn, reason } => {
-            info!("{conn}: IKE SA {sa:#018x} deleted ({reason:?})")
-        }
-        _ => {}
     }
 }

@@ -29,6 +29,24 @@ pub struct Datagram {
     pub to: SocketAddr,
 }
 
+impl Datagram {
+    /// The ISAKMP major version of the datagram (header byte 17: 0x10 is
+    /// IKEv1, 0x20 IKEv2), after the non-ESP marker on the NAT-T port
+    /// `natt_port`; `None` for what is not an IKE message (a NAT keepalive,
+    /// ESP in UDP, a runt): the IKEv2 engine counts those.
+    pub fn major_version(&self, natt_port: u16) -> Option<u8> {
+        let msg = if self.to.port() == natt_port {
+            match self.data.get(..4) {
+                Some([0, 0, 0, 0]) => &self.data[4..],
+                _ => return None,
+            }
+        } else {
+            &self.data[..]
+        };
+        crate::ikev1::wire::major_version(msg)
+    }
+}
+
 struct Sock {
     v6: bool,
     port: u16,

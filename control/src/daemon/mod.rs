@@ -22,8 +22,10 @@
 //!   threads; [`logring`]: recent log lines for `espresso log`.
 
 pub mod api;
+pub mod events;
 pub mod ike;
 pub mod ikeio;
+pub mod ikev1;
 pub mod installer;
 pub mod logring;
 pub mod manual;

@@ -1,6 +1,8 @@
 //! The daemon's state: one [`Installer`] over the shared-memory region, the
-//! manual tunnels ([`Manual`]), the IKE bridge ([`IkeBridge`]) and the taps,
-//! and the operator's commands dispatched to whichever owns the name. No
+//! manual tunnels ([`Manual`]), the IKE bridges ([`IkeBridge`] for IKEv2,
+//! [`Ikev1Bridge`] for IKEv1) and the taps, and the operator's commands
+//! dispatched to whichever owns the name; IKE datagrams go to the engine of
+//! their ISAKMP major version. No
 //! sockets here: [`Daemon`] is driven by `daemon::run`.
 
 use std::path::{Path, PathBuf};
@@ -13,10 +15,13 @@ use tracing::{info, warn};
 use super::api::{exit, Response, Status};
 use super::ike::IkeBridge;
 use super::ikeio::Datagram;
+use super::ikev1::Ikev1Bridge;
 use super::installer::{Installer, Watch};
 use super::manual::{ItemCfg, Manual};
 use super::status::{self, ControlInfo};
 use super::tap::Taps;
+use crate::config::connection::IkeConn;
+use crate::config::ike::{StartAction, VersionPolicy};
 use crate::config::{Config, ConfigErrors};
 
 /// Events drained from the dataplane per tick, at most.
@@ -28,6 +33,7 @@ pub struct Daemon {
     inst: Installer,
     manual: Manual,
     ike: IkeBridge,
+    ikev1: Ikev1Bridge,
     taps: Taps,
     started: Instant,
     last_lifetime_check: Instant,
@@ -50,12 +56,15 @@ impl Daemon {
         let manual = Manual::attach(&mut inst, ItemCfg::all(config), left);
         inst.remove_stale_slots();
         let mut ike = IkeBridge::new();
-        ike.init(&mut inst, conns);
+        let mut ikev1 = Ikev1Bridge::new();
+        ikev1.init(&mut inst, &conns);
+        ike.init(&mut inst, ikev2_conns(&conns));
         Ok(Daemon {
             config_path: config_path.to_path_buf(),
             inst,
             manual,
             ike,
+            ikev1,
             taps: Taps::default(),
             started: Instant::now(),
             last_lifetime_check: Instant::now(),
@@ -71,21 +80,46 @@ impl Daemon {
         wrap: fn(Datagram) -> M,
     ) {
         self.ike.attach_io(&mut self.inst, tx, wrap);
+        self.ikev1
+            .attach_io(&mut self.inst, self.ike.io(), self.ike.io_error.clone());
     }
 
-    /// A datagram from the IKE sockets.
+    /// A datagram from the IKE sockets: to the IKEv1 engine if its ISAKMP
+    /// major version is 1, else to the IKEv2 engine (which counts what is
+    /// not IKE).
     pub fn ike_datagram(&mut self, d: Datagram) {
-        self.ike.datagram(&mut self.inst, d);
+        if d.major_version(self.ike.engine.settings().natt_port) == Some(1) {
+            self.ikev1.datagram(&mut self.inst, d);
+        } else {
+            self.ike.datagram(&mut self.inst, d);
+            self.fall_back();
+        }
     }
 
-    /// When the IKE engine's timer fires next.
+    /// `ikev2 = propose` connections whose IKEv2 attempt failed: initiated
+    /// with IKEv1 (as Openswan does).
+    fn fall_back(&mut self) {
+        for name in self.ike.take_fallbacks() {
+            let r = self.ikev1.up(&mut self.inst, &name);
+            if r.code != exit::OK {
+                warn!("{name}: IKEv1 fallback: {}", r.message);
+            }
+        }
+    }
+
+    /// When the IKE engines' timers fire next.
     pub fn ike_timeout(&self) -> Option<Instant> {
-        self.ike.timeout()
+        match (self.ike.timeout(), self.ikev1.timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Runs the IKE engine's timers when they are due (between ticks).
+    /// Runs the IKE engines' timers when they are due (between ticks).
     pub fn ike_timers(&mut self) {
         self.ike.timers(&mut self.inst);
+        self.fall_back();
+        self.ikev1.timers(&mut self.inst);
     }
 
     /// Periodic work: liveness, events, lifetimes, taps. Call every ~10 ms.
@@ -97,11 +131,13 @@ impl Daemon {
             let Some(ev) = self.inst.pop_event() else {
                 break;
             };
-            if !self.ike.event(&mut self.inst, &ev) {
+            if !self.ike.event(&mut self.inst, &ev) && !self.ikev1.event(&mut self.inst, &ev) {
                 self.manual.event(&mut self.inst, ev);
             }
         }
         self.ike.timers(&mut self.inst);
+        self.fall_back();
+        self.ikev1.timers(&mut self.inst);
         if self.last_lifetime_check.elapsed() >= Duration::from_millis(100) {
             self.last_lifetime_check = Instant::now();
             self.manual.lifetimes(&mut self.inst);
@@ -115,6 +151,7 @@ impl Daemon {
         if let Some(generation) = self.inst.begin_full_sync() {
             self.manual.full_sync(&mut self.inst);
             self.ike.resync(&mut self.inst);
+            self.ikev1.resync(&mut self.inst);
             self.inst.end_full_sync(generation);
         }
     }
@@ -126,6 +163,7 @@ impl Daemon {
             .iter()
             .map(|i| i.cfg.name())
             .chain(self.ike.names())
+            .chain(self.ikev1.names().filter(|n| !self.ike.is_ike(n)))
             .collect();
         Response::err(
             exit::NOT_FOUND,
@@ -144,7 +182,9 @@ impl Daemon {
     pub fn up(&mut self, name: &str) -> Response {
         match self.manual.find(name) {
             Some(i) => self.manual.up(&mut self.inst, i),
+            None if self.ikev1.initiates(name) => self.ikev1.up(&mut self.inst, name),
             None if self.ike.is_ike(name) => self.ike.up(&mut self.inst, name),
+            None if self.ikev1.is_ikev1(name) => self.ikev1.up(&mut self.inst, name),
             None => self.not_found(name),
         }
     }
@@ -153,7 +193,13 @@ impl Daemon {
     pub fn down(&mut self, name: &str) -> Response {
         match self.manual.find(name) {
             Some(i) => self.manual.down(&mut self.inst, i),
+            None if self.ike.is_ike(name) && self.ikev1.is_ikev1(name) => {
+                let r = self.ike.down(&mut self.inst, name);
+                let r1 = self.ikev1.down(&mut self.inst, name);
+                Response::ok(format!("{}; {}", r.message, r1.message))
+            }
             None if self.ike.is_ike(name) => self.ike.down(&mut self.inst, name),
+            None if self.ikev1.is_ikev1(name) => self.ikev1.down(&mut self.inst, name),
             None => self.not_found(name),
         }
     }
@@ -189,6 +235,28 @@ impl Daemon {
                 };
             }
         };
+        let v1_warnings = match Ikev1Bridge::check(&config.connections) {
+            Ok(w) => w,
+            Err(lines) => {
+                warn!(
+                    "reload refused: {} error(s) in IKEv1 connections; nothing changed",
+                    lines.len()
+                );
+                for l in &lines {
+                    warn!("{l}");
+                }
+                return Response {
+                    code: exit::CONFIG,
+                    message: format!(
+                        "configuration has {} error(s); nothing was changed",
+                        lines.len()
+                    ),
+                    lines,
+                    ..Default::default()
+                };
+            }
+        };
+        config.warnings.extend(v1_warnings);
         if config.daemon.shm != *self.inst.shm().path() {
             return Response::err(exit::CONFIG, format!(
                 "daemon.shm changed to {}: restart the daemon to move to another dataplane; nothing was changed",
@@ -200,8 +268,15 @@ impl Daemon {
         let conns = std::mem::take(&mut config.connections);
         let new = ItemCfg::all(config);
         match name {
-            Some(n) if self.ike.is_ike(n) || conns.iter().any(|c| c.name == n) => {
-                let changed = self.ike.reload(&mut self.inst, conns, Some(n));
+            Some(n)
+                if self.ike.is_ike(n)
+                    || self.ikev1.is_ikev1(n)
+                    || conns.iter().any(|c| c.name == n) =>
+            {
+                let mut changed = self
+                    .ike
+                    .reload(&mut self.inst, ikev2_conns(&conns), Some(n));
+                changed.extend(self.ikev1.reload(&mut self.inst, &conns, Some(n)));
                 let what = if changed.is_empty() {
                     "no changes".to_string()
                 } else {
@@ -225,12 +300,9 @@ impl Daemon {
         }
     }
 
-    fn reload_all(
-        &mut self,
-        new: Vec<ItemCfg>,
-        conns: Vec<crate::config::connection::IkeConn>,
-    ) -> Response {
-        let ike_changed = self.ike.reload(&mut self.inst, conns, None);
+    fn reload_all(&mut self, new: Vec<ItemCfg>, conns: Vec<IkeConn>) -> Response {
+        let mut ike_changed = self.ike.reload(&mut self.inst, ikev2_conns(&conns), None);
+        ike_changed.extend(self.ikev1.reload(&mut self.inst, &conns, None));
         let changed = match self.manual.reload_all(&mut self.inst, new) {
             Ok(c) => c,
             Err(r) => return *r,
@@ -287,7 +359,7 @@ impl Daemon {
                  and reload (anyone who can read the keys can decrypt the tunnels' traffic)",
             );
         }
-        let ike_only = name.is_some_and(|n| self.ike.is_ike(n));
+        let ike_only = name.is_some_and(|n| self.ike.is_ike(n) || self.ikev1.is_ikev1(n));
         let manual = match name {
             Some(_) if ike_only => Ok(Vec::new()),
             Some(n) => match self.manual.find(n) {
@@ -302,6 +374,7 @@ impl Daemon {
         };
         if name.is_none() || ike_only {
             self.ike.keys(name, &mut keys);
+            self.ikev1.keys(name, &mut keys);
         }
         if ike_only && keys.is_empty() {
             return Response::err(
@@ -330,6 +403,26 @@ impl Daemon {
             &self.inst,
             &self.manual,
             &self.ike,
+            &self.ikev1,
         )
     }
+}
+
+/// The connections the IKEv2 engine gets: every one whose version policy
+/// accepts IKEv2. With `ikev2 = permit` IKEv1 initiates: the IKEv2 engine
+/// only answers (start action `add`).
+fn ikev2_conns(conns: &[IkeConn]) -> Vec<IkeConn> {
+    conns
+        .iter()
+        .filter(|c| c.version.accepts(2))
+        .map(|c| {
+            let mut c = c.clone();
+            if c.version == VersionPolicy::Permit
+                && matches!(c.conn.start_action, StartAction::Start | StartAction::Trap)
+            {
+                c.conn.start_action = StartAction::Add;
+            }
+            c
+        })
+        .collect()
 }

@@ -6,8 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use espresso_core::sa::{PortRange, TrafficSelector};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-use super::config::{Connection, LocalAddr, RemoteAddr};
+use super::config::{LocalAddr, RemoteAddr};
 use super::wire::TsEntry;
+use espresso_core::config::ike::Connection;
 
 fn to_u128(a: IpAddr) -> (bool, u128) {
     match a {

@@ -8,8 +8,6 @@
 //! `keyexchange = ikev1 | ikev2 | ike`. [`ConnectionConfig`] is the serde
 //! form with exactly those names.
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use espresso_core::key::Key;
@@ -24,114 +22,9 @@ use crate::ike::{Identity, LocalAddr, RemoteAddr, StartAction};
 
 use super::proposal::{default_phase1, default_phase2, parse_phase1, parse_phase2, Phase1Proposal};
 
-/// Which IKE versions a connection speaks (Openswan's `ikev2=`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum VersionPolicy {
-    /// IKEv1 only (`ikev2 = never`/`no`, `version = 1`, `keyexchange = ikev1`).
-    Never,
-    /// Initiate IKEv1, accept IKEv2 too (`permit`).
-    Permit,
-    /// Initiate IKEv2, fall back to IKEv1; accept both (`propose`/`yes`, `keyexchange = ike`).
-    Propose,
-    /// IKEv2 only (`insist`, `version = 2`, `keyexchange = ikev2`); the default.
-    #[default]
-    Insist,
-}
-
-impl VersionPolicy {
-    /// From `version = 1 | 2`.
-    pub fn from_version(v: u8) -> Result<Self, IkeError> {
-        match v {
-            1 => Ok(Self::Never),
-            2 => Ok(Self::Insist),
-            o => Err(IkeError::Config(format!("version = {o} (1 or 2)"))),
-        }
-    }
-    /// From strongSwan's `keyexchange`.
-    pub fn from_keyexchange(s: &str) -> Result<Self, IkeError> {
-        match s.to_ascii_lowercase().as_str() {
-            "ikev1" => Ok(Self::Never),
-            "ikev2" => Ok(Self::Insist),
-            "ike" => Ok(Self::Propose),
-            o => Err(IkeError::Config(format!(
-                "keyexchange = {o:?} (ikev1, ikev2 or ike)"
-            ))),
-        }
-    }
-    /// The version an initiator uses first.
-    pub fn initiate_with(self) -> u8 {
-        match self {
-            Self::Never | Self::Permit => 1,
-            Self::Propose | Self::Insist => 2,
-        }
-    }
-    /// The version an initiator falls back to when the peer does not answer
-    /// the first or refuses it (Openswan's `propose`).
-    pub fn fallback(self) -> Option<u8> {
-        match self {
-            Self::Propose => Some(1),
-            _ => None,
-        }
-    }
-    /// A responder accepts requests of this major version.
-    pub fn accepts(self, version: u8) -> bool {
-        match version {
-            1 => self != Self::Insist,
-            2 => self != Self::Never,
-            _ => false,
-        }
-    }
-}
-
-impl FromStr for VersionPolicy {
-    type Err = IkeError;
-    fn from_str(s: &str) -> Result<Self, IkeError> {
-        Ok(match s.to_ascii_lowercase().as_str() {
-            "never" | "no" => Self::Never,
-            "permit" => Self::Permit,
-            "propose" | "yes" => Self::Propose,
-            "insist" => Self::Insist,
-            o => {
-                return Err(IkeError::Config(format!(
-                    "ikev2 = {o:?} (never, permit, propose or insist)"
-                )))
-            }
-        })
-    }
-}
-
-impl fmt::Display for VersionPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Never => "never",
-            Self::Permit => "permit",
-            Self::Propose => "propose",
-            Self::Insist => "insist",
-        })
-    }
-}
-
-/// Phase 1 exchange.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExchangeMode {
-    /// Main mode (identity protection, 6 messages).
-    #[default]
-    Main,
-    /// Aggressive mode (3 messages, identities in the clear).
-    Aggressive,
-}
-
-impl ExchangeMode {
-    /// Name for status.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Main => "main",
-            Self::Aggressive => "aggressive",
-        }
-    }
-}
+/// The version policy and the phase 1 exchange are configuration types of
+/// core (the loader reads them); the engine uses them as they are.
+pub use espresso_core::config::ike::{ExchangeMode, VersionPolicy};
 
 /// A checked IKEv1 connection.
 #[derive(Clone, Debug)]
@@ -306,6 +199,93 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// The IKEv1 form of a connection of the configuration (core's loader
+    /// checked every common field and kept the `ike`/`esp` strings as
+    /// written): the proposals go through [`parse_phase1`]/[`parse_phase2`]
+    /// here. Returns the connection and the warnings to show (legacy
+    /// algorithms accepted with `allow_legacy`).
+    pub fn from_config(
+        c: &espresso_core::config::connection::IkeConn,
+    ) -> Result<(Connection, Vec<String>), IkeError> {
+        let k = &c.conn;
+        let mut v = Connection::new(&c.name, k.local_addr, k.remote_addr, k.psk.bytes());
+        v.local_id = k.local_id.clone();
+        v.remote_id = k.remote_id.clone();
+        let field = |f: &str, e: IkeError| {
+            IkeError::Config(format!(
+                "{}:{}: connection[{}].{f}: {}",
+                c.file.display(),
+                c.line,
+                c.name,
+                e.to_string().trim_start_matches("configuration: ")
+            ))
+        };
+        if let Some(s) = &c.v1_proposals.0 {
+            v.ike_proposals = parse_phase1(s).map_err(|e| field("ike", e))?;
+        }
+        if let Some(s) = &c.v1_proposals.1 {
+            v.esp_proposals = parse_phase2(s).map_err(|e| field("esp", e))?;
+        }
+        v.exchange = c.exchange;
+        v.version = c.version;
+        v.start_action = k.start_action;
+        v.dpd = k.dpd;
+        v.rekey = k.rekey;
+        v.pfs = k.pfs;
+        v.ike_lifetime = k.ike_lifetime;
+        v.child_lifetime = k.child_lifetime;
+        v.margin = k.margin;
+        v.fuzz_percent = k.fuzz_percent;
+        v.life_bytes = k.life_bytes;
+        v.life_packets = k.life_packets;
+        v.local_ts = k.local_ts.clone();
+        v.remote_ts = k.remote_ts.clone();
+        v.mode = k.mode;
+        v.tunnel_id = k.tunnel_id;
+        v.replay_window = k.replay_window;
+        v.force_encap = k.force_encap;
+        v.allow_legacy = k.allow_legacy;
+        v.validate().map_err(|e| {
+            IkeError::Config(format!(
+                "{}:{}: {}",
+                c.file.display(),
+                c.line,
+                e.to_string().trim_start_matches("configuration: ")
+            ))
+        })?;
+        let mut warnings = Vec::new();
+        if v.allow_legacy {
+            let legacy: Vec<String> = v
+                .ike_proposals
+                .iter()
+                .filter(|p| p.is_legacy())
+                .map(|p| format!("ike {p}"))
+                .chain(
+                    v.esp_proposals
+                        .iter()
+                        .filter(|p| {
+                            p.encr.iter().any(|a| a.is_legacy())
+                                || p.integ.iter().any(|a| a.is_legacy())
+                                || p.dh.iter().any(|g| g.is_legacy())
+                        })
+                        .map(|p| format!("esp {p}")),
+                )
+                .collect();
+            if !legacy.is_empty() {
+                warnings.push(format!(
+                    "{}:{}: connection {} (IKEv1) accepts LEGACY algorithms with allow_legacy = true: {} (3DES, MD5, MODP-1024/1536 are deprecated by RFC 8221/8247: move the peer to AES, SHA-2 and group 14 or above)",
+                    c.file.display(),
+                    c.line,
+                    c.name,
+                    legacy.join(", ")
+                ));
+            }
+        }
+        Ok((v, warnings))
+    }
+}
+
 /// The serde form, with the configuration's field names.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -385,13 +365,19 @@ impl ConnectionConfig {
             }
         };
         if let Some(s) = &self.ikev2 {
-            set(s.parse()?, "ikev2")?;
+            set(s.parse().map_err(IkeError::Config)?, "ikev2")?;
         }
         if let Some(n) = self.version {
-            set(VersionPolicy::from_version(n)?, "version")?;
+            set(
+                VersionPolicy::from_version(n).map_err(IkeError::Config)?,
+                "version",
+            )?;
         }
         if let Some(s) = &self.keyexchange {
-            set(VersionPolicy::from_keyexchange(s)?, "keyexchange")?;
+            set(
+                VersionPolicy::from_keyexchange(s).map_err(IkeError::Config)?,
+                "keyexchange",
+            )?;
         }
         Ok(v.map(|(p, _)| p).unwrap_or_default())
     }
@@ -564,5 +550,60 @@ mod tests {
             ..cc
         };
         assert!(two.to_connection(1, None).is_err());
+    }
+}
+
+#[cfg(test)]
+mod from_config_tests {
+    use super::*;
+
+    fn load(text: &str) -> espresso_core::config::Config {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("main.toml");
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        espresso_core::config::Config::load(&p).unwrap()
+    }
+
+    #[test]
+    fn seeds_proposals_through_the_ikev1_parsers() {
+        let c = load(
+            r#"
+[[connection]]
+name = "mbox"
+remote = "192.0.2.9"
+local_id = "@gw"
+version = 1
+aggressive = true
+ike = "3des-md5-modp1024"
+esp = "AES SHA 2"
+allow_legacy = true
+psk = "Letmein99-long-enough"
+
+[[connection]]
+name = "nolegacy"
+remote = "192.0.2.8"
+ikev2 = "never"
+ike = "AES SHA 2"
+psk = "Letmein99-long-enough"
+"#,
+        );
+        let (v, warnings) = Connection::from_config(&c.connections[0]).unwrap();
+        assert_eq!(v.exchange, ExchangeMode::Aggressive);
+        assert_eq!(v.version, VersionPolicy::Never);
+        assert_eq!(v.ike_proposals.len(), 1);
+        assert_eq!(v.ike_proposals[0].to_string(), "3des-md5-modp1024");
+        assert_eq!(v.esp_proposals[0].dh.len(), 1, "a group in esp means PFS");
+        assert_eq!(v.local_id, Some("@gw".parse().unwrap()));
+        assert!(
+            warnings.len() == 1 && warnings[0].contains("LEGACY"),
+            "{warnings:?}"
+        );
+        // core accepts the string; the IKEv1 parser refuses MODP-1024 without allow_legacy
+        let e = Connection::from_config(&c.connections[1])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("allow_legacy") && e.contains("main.toml"), "{e}");
     }
 }

@@ -51,6 +51,10 @@ pub struct Settings {
     /// A commit-bit initiator installs its outbound SA at the latest this
     /// long after QM3 if the responder's CONNECTED never comes.
     pub connected_timeout: Duration,
+    /// A quick-mode initiator's rekey switches to the new outbound SA this
+    /// long after QM3 (the responder installs its inbound SA when QM3
+    /// arrives: sending on it at once races that); zero: at once.
+    pub rekey_switch_delay: Duration,
 }
 
 impl Default for Settings {
@@ -69,6 +73,7 @@ impl Default for Settings {
             nat_traversal: true,
             commit_bit: false,
             connected_timeout: Duration::from_secs(10),
+            rekey_switch_delay: Duration::from_secs(1),
         }
     }
 }

@@ -545,6 +545,7 @@ impl Engine {
                     }
                     Deferred::MoveChildren { from, to } => {
                         let moved = self.sas.get_mut(&from).map(|s| {
+                            s.finish_pending_switches(&mut self.ctx, now);
                             s.mark_replaced();
                             s.take_children()
                         });
@@ -603,6 +604,7 @@ impl Engine {
                             .collect();
                         for o in olds {
                             let moved = self.sas.get_mut(&o).map(|s| {
+                                s.finish_pending_switches(&mut self.ctx, now);
                                 s.mark_replaced();
                                 s.take_children()
                             });

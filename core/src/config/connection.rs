@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use super::ike::Connection;
+use super::ike::{Connection, ExchangeMode, VersionPolicy};
 
 /// A checked IKE connection from the configuration.
 #[derive(Clone, Debug)]
@@ -22,4 +22,13 @@ pub struct IkeConn {
     pub conn: Connection,
     /// Digest of the whole definition, key included (reload compares it).
     pub hash: u64,
+    /// IKE versions it speaks (`ikev2`, `version`, `keyexchange`); the
+    /// IKEv2 engine gets it unless `never`, the IKEv1 engine unless `insist`.
+    pub version: VersionPolicy,
+    /// IKEv1 phase 1 exchange (`aggressive`).
+    pub exchange: ExchangeMode,
+    /// The `ike` and `esp` proposal strings as written, for the IKEv1
+    /// engine's parsers (`control::ikev1::proposal`: the seeds' forms such as
+    /// `AES SHA 2`); `None`: not written (the IKEv1 defaults).
+    pub v1_proposals: (Option<String>, Option<String>),
 }

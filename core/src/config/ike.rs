@@ -78,6 +78,110 @@ impl FromStr for StartAction {
     }
 }
 
+/// Which IKE versions a connection speaks (Openswan's `ikev2 =`; also
+/// `version = 1 | 2` and strongSwan's `keyexchange = ikev1 | ikev2 | ike`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VersionPolicy {
+    /// IKEv1 only (`ikev2 = never`/`no`, `version = 1`, `keyexchange = ikev1`).
+    Never,
+    /// Initiate IKEv1, accept IKEv2 too (`permit`).
+    Permit,
+    /// Initiate IKEv2, fall back to IKEv1; accept both (`propose`/`yes`, `keyexchange = ike`).
+    Propose,
+    /// IKEv2 only (`insist`, `version = 2`, `keyexchange = ikev2`); the default.
+    #[default]
+    Insist,
+}
+
+impl VersionPolicy {
+    /// From `version = 1 | 2`.
+    pub fn from_version(v: u8) -> Result<Self, String> {
+        match v {
+            1 => Ok(Self::Never),
+            2 => Ok(Self::Insist),
+            o => Err(format!("version = {o} (1 or 2)")),
+        }
+    }
+    /// From strongSwan's `keyexchange`.
+    pub fn from_keyexchange(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "ikev1" => Ok(Self::Never),
+            "ikev2" => Ok(Self::Insist),
+            "ike" => Ok(Self::Propose),
+            o => Err(format!("keyexchange = {o:?} (ikev1, ikev2 or ike)")),
+        }
+    }
+    /// The version an initiator uses first.
+    pub fn initiate_with(self) -> u8 {
+        match self {
+            Self::Never | Self::Permit => 1,
+            Self::Propose | Self::Insist => 2,
+        }
+    }
+    /// The version an initiator falls back to when the peer does not answer
+    /// the first or refuses it (Openswan's `propose`).
+    pub fn fallback(self) -> Option<u8> {
+        match self {
+            Self::Propose => Some(1),
+            _ => None,
+        }
+    }
+    /// A responder accepts requests of this major version.
+    pub fn accepts(self, version: u8) -> bool {
+        match version {
+            1 => self != Self::Insist,
+            2 => self != Self::Never,
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for VersionPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "never" | "no" => Self::Never,
+            "permit" => Self::Permit,
+            "propose" | "yes" => Self::Propose,
+            "insist" => Self::Insist,
+            o => return Err(format!("ikev2 = {o:?} (never, permit, propose or insist)")),
+        })
+    }
+}
+
+impl fmt::Display for VersionPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Never => "never",
+            Self::Permit => "permit",
+            Self::Propose => "propose",
+            Self::Insist => "insist",
+        })
+    }
+}
+
+/// IKEv1 phase 1 exchange (`aggressive = true`, alias `aggrmode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExchangeMode {
+    /// Main mode (identity protection, 6 messages).
+    #[default]
+    Main,
+    /// Aggressive mode (3 messages, identities in the clear).
+    Aggressive,
+}
+
+impl ExchangeMode {
+    /// Name for status.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Main => "main",
+            Self::Aggressive => "aggressive",
+        }
+    }
+}
+
 /// What to do when DPD (or any exchange) finds the peer dead.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -1197,3 +1197,136 @@ fn dataplane_table_is_typed_and_checked() {
         "main configuration file",
     );
 }
+
+#[test]
+fn connection_ike_versions_and_ikev1_fields() {
+    use crate::config::ike::{ExchangeMode, VersionPolicy};
+    let d = tempfile::tempdir().unwrap();
+    let main = write(
+        d.path(),
+        "main.toml",
+        r#"
+# seed 000 (ClearOS/Openswan): aggressive mode, IKEv1 only
+[[connection]]
+name = "clearos"
+remote = "%any"
+remote_id = "@roadwarrior"
+ikev2 = "never"
+aggrmode = true
+ike = "aes-sha1;modp1024"
+esp = "aes-sha1"
+allow_legacy = true
+psk = "Letmein99-long-enough"
+
+# seed 003 (mbox CLI): version 1, the router's proposal form
+[[connection]]
+name = "mbox"
+remote = "192.0.2.9"
+version = 1
+ike = "AES SHA 2"
+esp = "AES SHA 2"
+allow_legacy = true
+psk = "Letmein99-long-enough"
+
+[[connection]]
+name = "both"
+remote = "192.0.2.10"
+keyexchange = "ike"
+ike = "aes128-sha256-modp2048"
+psk = "Letmein99-long-enough"
+
+[[connection]]
+name = "v2"
+remote = "192.0.2.11"
+psk = "Letmein99-long-enough"
+"#,
+        0o600,
+    );
+    let c = Config::load(&main).unwrap();
+    let by = |n: &str| c.connections.iter().find(|k| k.name == n).unwrap();
+    let clearos = by("clearos");
+    assert_eq!(clearos.version, VersionPolicy::Never);
+    assert_eq!(clearos.exchange, ExchangeMode::Aggressive);
+    assert_eq!(
+        clearos.v1_proposals,
+        (Some("aes-sha1;modp1024".into()), Some("aes-sha1".into()))
+    );
+    let mbox = by("mbox");
+    assert_eq!(mbox.version, VersionPolicy::Never);
+    assert_eq!(mbox.v1_proposals.0.as_deref(), Some("AES SHA 2"));
+    let both = by("both");
+    assert_eq!(both.version, VersionPolicy::Propose);
+    assert_eq!(
+        both.conn.ike_proposals.len(),
+        1,
+        "IKEv2 reads the proposals of a connection that speaks both"
+    );
+    assert_eq!(
+        both.v1_proposals.0.as_deref(),
+        Some("aes128-sha256-modp2048")
+    );
+    let v2 = by("v2");
+    assert_eq!(v2.version, VersionPolicy::Insist);
+    assert_eq!(v2.exchange, ExchangeMode::Main);
+    assert_eq!(v2.v1_proposals, (None, None));
+
+    // contradictions, aggressive mode without IKEv1, bad values
+    let bad = write(
+        d.path(),
+        "bad.toml",
+        r#"[[connection]]
+name = "x"
+remote = "192.0.2.2"
+version = 1
+keyexchange = "ikev2"
+psk = "Letmein99-long-enough"
+
+[[connection]]
+name = "y"
+remote = "192.0.2.3"
+aggressive = true
+psk = "Letmein99-long-enough"
+
+[[connection]]
+name = "z"
+remote = "192.0.2.4"
+ikev2 = "sometimes"
+version = 3
+psk = "Letmein99-long-enough"
+"#,
+        0o600,
+    );
+    let errs = errors(&bad);
+    expect(
+        &errs,
+        &bad,
+        5,
+        "connection[x].keyexchange",
+        Some("\"ikev2\""),
+        "means ikev2 = insist, but version means ikev2 = never",
+    );
+    expect(
+        &errs,
+        &bad,
+        8,
+        "connection[y].aggressive",
+        Some("true"),
+        "aggressive mode is IKEv1's",
+    );
+    expect(
+        &errs,
+        &bad,
+        17,
+        "connection[z].ikev2",
+        Some("\"sometimes\""),
+        "never, permit, propose or insist",
+    );
+    expect(
+        &errs,
+        &bad,
+        18,
+        "connection[z].version",
+        Some("3"),
+        "1 or 2",
+    );
+}

@@ -254,13 +254,15 @@ fn ike(o: &mut String, st: &Status) {
         o,
         "espresso_ike_sa_info",
         "gauge",
-        "One per IKE SA: connection, state, SPIs, peer, algorithms, how the peer authenticated (psk or signature scheme) and its certificate subject.",
+        "One per IKE SA: connection, IKE version (IKEv1: main or aggressive mode), state, SPIs, peer, algorithms, how the peer authenticated (psk or signature scheme) and its certificate subject.",
     );
     for s in &st.ike_sas {
         let _ = writeln!(
             o,
-            "espresso_ike_sa_info{{conn=\"{}\",state=\"{}\",spi_i=\"{}\",spi_r=\"{}\",remote=\"{}\",proposal=\"{}\",peer_auth=\"{}\",peer_cert=\"{}\"}} 1",
+            "espresso_ike_sa_info{{conn=\"{}\",version=\"{}\",mode=\"{}\",state=\"{}\",spi_i=\"{}\",spi_r=\"{}\",remote=\"{}\",proposal=\"{}\",peer_auth=\"{}\",peer_cert=\"{}\"}} 1",
             esc(&s.conn),
+            s.version,
+            esc(&s.mode),
             s.state,
             s.spi_i,
             s.spi_r,
@@ -319,6 +321,7 @@ fn ike(o: &mut String, st: &Status) {
             }
         }
     }
+    ikev1_counters(o, st);
     let Some(k) = &st.ike else { return };
     head(
         o,
@@ -369,6 +372,65 @@ fn ike(o: &mut String, st: &Status) {
         let _ = writeln!(
             o,
             "espresso_ike_drops_total{{reason=\"{}\"}} {}",
+            r.name(),
+            k.drops_by_reason.get(r.name()).copied().unwrap_or(0)
+        );
+    }
+}
+
+/// The IKEv1 engine's counters (its SAs are among `espresso_ike_sa_info`
+/// with `version="1"`).
+fn ikev1_counters(o: &mut String, st: &Status) {
+    let Some(k) = &st.ikev1 else { return };
+    head(
+        o,
+        "espresso_ikev1_messages_total",
+        "counter",
+        "IKEv1 datagrams received and sent (retransmissions included).",
+    );
+    let _ = writeln!(
+        o,
+        "espresso_ikev1_messages_total{{direction=\"rx\"}} {}",
+        k.rx
+    );
+    let _ = writeln!(
+        o,
+        "espresso_ikev1_messages_total{{direction=\"tx\"}} {}",
+        k.tx
+    );
+    head(
+        o,
+        "espresso_ikev1_retransmits_total",
+        "counter",
+        "IKEv1 messages retransmitted.",
+    );
+    let _ = writeln!(o, "espresso_ikev1_retransmits_total {}", k.retransmits);
+    head(
+        o,
+        "espresso_ikev1_established_total",
+        "counter",
+        "ISAKMP SAs and IPsec SA pairs established (rekeys included).",
+    );
+    let _ = writeln!(
+        o,
+        "espresso_ikev1_established_total{{sa=\"isakmp\"}} {}",
+        k.ike_established
+    );
+    let _ = writeln!(
+        o,
+        "espresso_ikev1_established_total{{sa=\"ipsec\"}} {}",
+        k.child_established
+    );
+    head(
+        o,
+        "espresso_ikev1_drops_total",
+        "counter",
+        "IKEv1 datagrams dropped, by reason.",
+    );
+    for r in crate::ikev1::V1Drop::ALL {
+        let _ = writeln!(
+            o,
+            "espresso_ikev1_drops_total{{reason=\"{}\"}} {}",
             r.name(),
             k.drops_by_reason.get(r.name()).copied().unwrap_or(0)
         );
@@ -450,7 +512,22 @@ mod tests {
             ..Default::default()
         });
         st.ike_sas.push(IkeStatus {
+            conn: "v1".into(),
+            version: 1,
+            mode: "aggressive".into(),
+            state: "ESTABLISHED".into(),
+            spi_i: "00000000000000cc".into(),
+            proposal: "IKEv1 aggressive mode aes128-sha1-modp2048".into(),
+            ..Default::default()
+        });
+        st.ikev1 = Some(IkeCounters {
+            rx: 3,
+            drops_by_reason: [("duplicate".to_string(), 2)].into_iter().collect(),
+            ..Default::default()
+        });
+        st.ike_sas.push(IkeStatus {
             conn: "sw".into(),
+            version: 2,
             state: "ESTABLISHED".into(),
             spi_i: "00000000000000aa".into(),
             spi_r: "00000000000000bb".into(),
@@ -481,7 +558,7 @@ mod tests {
         let t = render(&st);
         assert!(
             t.contains(
-                "espresso_ike_sa_info{conn=\"sw\",state=\"ESTABLISHED\",spi_i=\"00000000000000aa\""
+                "espresso_ike_sa_info{conn=\"sw\",version=\"2\",mode=\"\",state=\"ESTABLISHED\",spi_i=\"00000000000000aa\""
             ),
             "{t}"
         );
@@ -498,6 +575,9 @@ mod tests {
         assert!(t.contains("espresso_ike_child_sa_rekey_seconds{conn=\"sw\",spi_in=\"0x99\"} 50"));
         assert!(t.contains("espresso_ike_messages_total{direction=\"tx\"} 5"));
         assert!(t.contains("espresso_ike_drops_total{reason=\"not_ike\"} 0"));
+        assert!(t.contains("espresso_ike_sa_info{conn=\"v1\",version=\"1\",mode=\"aggressive\",state=\"ESTABLISHED\""), "{t}");
+        assert!(t.contains("espresso_ikev1_messages_total{direction=\"rx\"} 3"));
+        assert!(t.contains("espresso_ikev1_drops_total{reason=\"duplicate\"} 2"));
         assert!(t.contains("espresso_tunnel_packets_total{tunnel=\"sw\",direction=\"out\"} 7"));
         for l in t.lines().filter(|l| !l.starts_with('#')) {
             let v = l.rsplit(' ').next().unwrap();

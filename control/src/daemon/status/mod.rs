@@ -14,6 +14,8 @@ use espresso_core::shm::{monotonic_ns, SaSlotView, SlotState};
 
 use super::api::{self, ChildStatus, IkeStatus, SaStatus, Status, TunnelStatus, WorkerStatus};
 use super::ike::{IkeBridge, IkeConnItem};
+use super::ikev1::{Ikev1Bridge, Ikev1ConnItem};
+use super::installer::EngineSas;
 use super::installer::Installer;
 use super::manual::{Item, ItemCfg, Manual};
 use crate::config::StartMode;
@@ -59,7 +61,13 @@ fn sa_status(spi: u32, v: Option<SaSlotView>, alive: bool) -> SaStatus {
 }
 
 /// Everything `espresso status` shows.
-pub fn status(me: ControlInfo<'_>, inst: &Installer, manual: &Manual, ike: &IkeBridge) -> Status {
+pub fn status(
+    me: ControlInfo<'_>,
+    inst: &Installer,
+    manual: &Manual,
+    ike: &IkeBridge,
+    ikev1: &Ikev1Bridge,
+) -> Status {
     let shm = inst.shm();
     let info = shm.dataplane();
     let now = monotonic_ns();
@@ -93,6 +101,7 @@ pub fn status(me: ControlInfo<'_>, inst: &Installer, manual: &Manual, ike: &IkeB
         st.tunnels.push(live.item(it, now));
     }
     live.ike(&mut st, ike);
+    live.ikev1(&mut st, ikev1);
     for w in 0..(info.workers.min(u64::from(shm.geometry().max_workers)) as u32) {
         if let Ok(Some(v)) = shm.read_worker(w) {
             st.workers.push(WorkerStatus {
@@ -222,8 +231,8 @@ impl Live<'_> {
     }
 
     /// The row of an IKE child SA's SA.
-    fn ike_sa(&self, ike: &IkeBridge, spi: u32, dir: Direction) -> SaStatus {
-        let v = ike.sas.get(spi, dir).and_then(|s| {
+    fn ike_sa(&self, sas: &EngineSas, spi: u32, dir: Direction) -> SaStatus {
+        let v = sas.get(spi, dir).and_then(|s| {
             self.inst
                 .read_view(s.slot)
                 .filter(|v| v.spi == spi && v.generation == self.generation && v.key_id == s.key_id)
@@ -240,7 +249,12 @@ impl Live<'_> {
             st.tunnels.push(self.ike_conn(ike, c, &sas, now));
         }
         for s in &sas {
-            st.ike_sas.push(self.ike_sa_row(ike, s, now));
+            let mut row = self.ike_sa_row(&ike.sas, s, now);
+            if let Some(p) = ike.engine.peer_auth(s.id) {
+                row.peer_auth = p.method.clone();
+                row.peer_cert = p.cert_subject.clone().unwrap_or_default();
+            }
+            st.ike_sas.push(row);
         }
         let stats = ike.engine.stats();
         st.ike = Some(api::IkeCounters {
@@ -321,18 +335,20 @@ impl Live<'_> {
         if let Some(ch) = child {
             ts.suite = ch.proposal.clone();
             ts.age_s = Some(now.saturating_duration_since(ch.created).as_secs());
-            ts.inbound = Some(self.ike_sa(ike, ch.inbound_spi, Direction::Inbound));
-            ts.outbound = Some(self.ike_sa(ike, ch.outbound_spi, Direction::Outbound));
+            ts.inbound = Some(self.ike_sa(&ike.sas, ch.inbound_spi, Direction::Inbound));
+            ts.outbound = Some(self.ike_sa(&ike.sas, ch.outbound_spi, Direction::Outbound));
         }
         ts
     }
 
     /// One IKE SA with its child SAs.
-    fn ike_sa_row(&self, ike: &IkeBridge, s: &ike::IkeSaStatus, now: Instant) -> IkeStatus {
+    fn ike_sa_row(&self, sas: &EngineSas, s: &ike::IkeSaStatus, now: Instant) -> IkeStatus {
         let secs_until = |t: Option<Instant>| t.map(|t| t.saturating_duration_since(now).as_secs());
-        let peer = ike.engine.peer_auth(s.id);
         IkeStatus {
             id: format!("{:#018x}", s.id),
+            version: 2,
+            mode: String::new(),
+            nat_t: String::new(),
             conn: s.conn.clone(),
             state: s.state.to_string(),
             initiator: s.initiator,
@@ -341,10 +357,8 @@ impl Live<'_> {
             local: s.local.to_string(),
             remote: s.remote.to_string(),
             remote_id: s.remote_id.clone().unwrap_or_default(),
-            peer_auth: peer.map(|p| p.method.clone()).unwrap_or_default(),
-            peer_cert: peer
-                .and_then(|p| p.cert_subject.clone())
-                .unwrap_or_default(),
+            peer_auth: String::new(),
+            peer_cert: String::new(),
             proposal: s.proposal.clone(),
             nat_local: s.nat_local,
             nat_remote: s.nat_remote,
@@ -359,13 +373,145 @@ impl Live<'_> {
                     local_ts: ch.local_ts.clone(),
                     remote_ts: ch.remote_ts.clone(),
                     encap: ch.encap,
-                    inbound: self.ike_sa(ike, ch.inbound_spi, Direction::Inbound),
-                    outbound: self.ike_sa(ike, ch.outbound_spi, Direction::Outbound),
+                    inbound: self.ike_sa(sas, ch.inbound_spi, Direction::Inbound),
+                    outbound: self.ike_sa(sas, ch.outbound_spi, Direction::Outbound),
                     age_s: now.saturating_duration_since(ch.created).as_secs(),
                     rekey_in_s: secs_until(ch.rekey_at),
                     expire_in_s: secs_until(Some(ch.expire_at)),
                 })
                 .collect(),
         }
+    }
+
+    /// Rows for the IKEv1 connections and ISAKMP SAs (next to IKEv2's), and
+    /// the IKEv1 engine's counters.
+    fn ikev1(&self, st: &mut Status, v1: &Ikev1Bridge) {
+        let now = Instant::now();
+        let sas = v1.engine.status();
+        for c in &v1.conns {
+            let row = self.ikev1_conn(v1, c, &sas, now);
+            // `permit`/`propose`: both engines run the connection; its one
+            // row is the engine's that has (or tries) SAs, else the initiator's
+            let rank = |t: &TunnelStatus| match t.state.as_str() {
+                "up" => 3,
+                "connecting" => 2,
+                "error" => 1,
+                _ => 0,
+            };
+            match st
+                .tunnels
+                .iter()
+                .position(|t| t.kind == "ike" && t.name == row.name)
+            {
+                Some(i) => {
+                    let (r1, r2) = (rank(&row), rank(&st.tunnels[i]));
+                    if r1 > r2 || (r1 == r2 && c.cfg.version.initiate_with() == 1) {
+                        st.tunnels[i] = row;
+                    }
+                }
+                None => st.tunnels.push(row),
+            }
+        }
+        for s in &sas {
+            let mut row = self.ike_sa_row(&v1.sas, &s.sa, now);
+            row.version = 1;
+            // IKEv1 authenticates with pre-shared keys only (so far)
+            row.peer_auth = "psk".into();
+            row.mode = s.mode.name().to_string();
+            row.nat_t = s.nat_t.to_string();
+            // the text status shows `proposal`: say the version and mode there too
+            row.proposal = format!("IKEv1 {} mode {}", row.mode, row.proposal);
+            st.ike_sas.push(row);
+        }
+        let stats = v1.engine.stats();
+        st.ikev1 = Some(api::IkeCounters {
+            rx: stats.rx,
+            tx: stats.tx,
+            retransmits: stats.retransmits,
+            ike_established: stats.isakmp_established,
+            child_established: stats.ipsec_established,
+            half_open: v1.engine.half_open() as u64,
+            drops_by_reason: crate::ikev1::V1Drop::ALL
+                .iter()
+                .filter(|r| stats.drop_count(**r) > 0)
+                .map(|r| (r.name().to_string(), stats.drop_count(*r)))
+                .collect(),
+            notes: v1.notes.iter().cloned().collect(),
+        });
+        // the text status prints the notes of `ike`: IKEv1's go there too
+        if let Some(k) = &mut st.ike {
+            k.notes.extend(v1.notes.iter().cloned());
+        }
+    }
+
+    /// An IKEv1 connection's row: state from its ISAKMP SAs and current IPsec SA.
+    fn ikev1_conn(
+        &self,
+        v1: &Ikev1Bridge,
+        c: &Ikev1ConnItem,
+        sas: &[crate::ikev1::Ikev1SaStatus],
+        now: Instant,
+    ) -> TunnelStatus {
+        let conn = &c.conn;
+        let mine: Vec<&ike::IkeSaStatus> = sas
+            .iter()
+            .map(|s| &s.sa)
+            .filter(|s| s.conn == c.cfg.name)
+            .collect();
+        let child = mine
+            .iter()
+            .flat_map(|s| s.children.iter())
+            .filter(|ch| ch.state == "INSTALLED")
+            .max_by_key(|ch| ch.created);
+        let (state, reason) = if let Some(e) = &v1.io_error {
+            ("error", Some(format!("IKE sockets unavailable: {e}")))
+        } else if child.is_some() {
+            ("up", None)
+        } else if !mine.is_empty() {
+            ("connecting", c.error.clone())
+        } else if let Some(e) = &c.error {
+            ("error", Some(e.clone()))
+        } else {
+            (
+                "down",
+                Some(
+                    match conn.start_action {
+                        StartAction::Add => "listening",
+                        StartAction::Trap => "trap installed",
+                        StartAction::None => "start = none",
+                        StartAction::Start => "not connected",
+                    }
+                    .to_string(),
+                ),
+            )
+        };
+        let mut ts = TunnelStatus {
+            name: c.cfg.name.clone(),
+            kind: "ike".into(),
+            id: c.id,
+            state: state.into(),
+            reason,
+            start: format!("{:?}", conn.start_action).to_lowercase(),
+            local: match conn.local_addr {
+                ike::LocalAddr::Addr(a) => a.to_string(),
+                ike::LocalAddr::DefaultRoute => "%defaultroute".into(),
+                ike::LocalAddr::Any => "%any".into(),
+            },
+            remote: match conn.remote_addr {
+                RemoteAddr::Addr(a) => a.to_string(),
+                RemoteAddr::Any => "%any".into(),
+            },
+            local_subnets: conn.local_ts.iter().map(|n| n.to_string()).collect(),
+            remote_subnets: conn.remote_ts.iter().map(|n| n.to_string()).collect(),
+            mode: format!("{:?}", conn.mode).to_lowercase(),
+            ..Default::default()
+        };
+        if let Some(ch) = child {
+            ts.suite = ch.proposal.clone();
+            ts.age_s = Some(now.saturating_duration_since(ch.created).as_secs());
+            ts.inbound = Some(self.ike_sa(&v1.sas, ch.inbound_spi, Direction::Inbound));
+            ts.outbound = Some(self.ike_sa(&v1.sas, ch.outbound_spi, Direction::Outbound));
+        }
+        ts
     }
 }

@@ -236,6 +236,10 @@ impl IsakmpSa {
                     }
                 }
                 notify::INITIAL_CONTACT => {
+                    if !self.initiator {
+                        // IPsec SAs of a re-authenticating peer move here first
+                        ctx.deferred.push(Deferred::Adopt { keep: self.id });
+                    }
                     ctx.deferred
                         .push(Deferred::InitialContact { keep: self.id });
                 }

@@ -111,6 +111,9 @@ pub(crate) struct ChildSa {
     pub rekey_busy: bool,
     /// The child this one replaces (until the switch).
     pub replaces: Option<u32>,
+    /// A rekeyed child whose delete we send at this time (after our last
+    /// packets on its outbound SA have reached the peer).
+    pub delete_at: Option<Instant>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -661,6 +664,23 @@ impl IsakmpSa {
         self.children.clear();
     }
 
+    /// Switches the IPsec SAs whose outbound half still waits (a rekey's
+    /// switch delay, a CONNECTED) before they move to another ISAKMP SA:
+    /// the wait is this SA's, and it is going.
+    pub fn finish_pending_switches(&mut self, ctx: &mut Ctx, now: Instant) {
+        let waiting: Vec<u32> = self
+            .qms
+            .iter()
+            .filter(|q| q.state == QmState::WaitConnected)
+            .map(|q| q.inbound_spi)
+            .collect();
+        for inbound in waiting {
+            if let Some(q) = self.qms.iter_mut().find(|q| q.inbound_spi == inbound) {
+                q.state = QmState::Done;
+            }
+            self.finish_outbound(ctx, inbound, now);
+        }
+    }
     pub fn take_children(&mut self) -> (Vec<ChildSa>, Vec<(Instant, u32)>) {
         (
             std::mem::take(&mut self.children),

@@ -947,12 +947,17 @@ impl IsakmpSa {
                 old_sa: old,
                 new_sa: self.id,
             });
-        } else if initial_contact {
-            ctx.deferred
-                .push(Deferred::InitialContact { keep: self.id });
-        } else if !self.initiator {
-            // the peer re-authenticates: its IPsec SAs move here
-            ctx.deferred.push(Deferred::Adopt { keep: self.id });
+        } else {
+            if !self.initiator {
+                // the peer re-authenticates: its IPsec SAs move here (first:
+                // strongSwan's re-authentication may carry INITIAL-CONTACT,
+                // and it keeps the IPsec SAs, as it adopts them itself)
+                ctx.deferred.push(Deferred::Adopt { keep: self.id });
+            }
+            if initial_contact {
+                ctx.deferred
+                    .push(Deferred::InitialContact { keep: self.id });
+            }
         }
         if let Some((l, r)) = self.first_qm.take() {
             self.tasks.push_back(Task::QuickMode {

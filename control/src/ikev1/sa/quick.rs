@@ -523,6 +523,16 @@ impl IsakmpSa {
             self.children[idx].state = ChildState::InboundOnly;
             return;
         }
+        if rekey_of.is_some() && !ctx.settings.rekey_switch_delay.is_zero() {
+            // A rekey: the responder installs its inbound SA only when QM3
+            // arrives; the old SA pair carries the traffic meanwhile, so the
+            // switch waits a little (as for a CONNECTED that never comes)
+            // rather than race QM3.
+            self.qms[qi].state = QmState::WaitConnected;
+            self.qms[qi].until = Some(now + ctx.settings.rekey_switch_delay);
+            self.children[idx].state = ChildState::InboundOnly;
+            return;
+        }
         self.qms[qi].state = QmState::Done;
         self.qms[qi].until = Some(now + QM_KEEP);
         self.finish_outbound(ctx, inbound, now);
@@ -565,6 +575,7 @@ impl IsakmpSa {
             encap,
             rekey_busy: false,
             replaces,
+            delete_at: None,
         }
     }
 
@@ -625,7 +636,14 @@ impl IsakmpSa {
                     .any(|q| q.inbound_spi == inbound && q.initiator);
                 if initiated {
                     let old_in = self.children[oi].inbound_spi;
-                    self.delete_child_local_reason(ctx, old_in, DeleteReason::Rekeyed, now);
+                    if ctx.settings.rekey_switch_delay.is_zero() {
+                        self.delete_child_local_reason(ctx, old_in, DeleteReason::Rekeyed, now);
+                    } else {
+                        // strongSwan removes an IKEv1 SA as soon as the delete
+                        // arrives: packets we sent on it just before the
+                        // switch must get there first
+                        self.children[oi].delete_at = Some(now + ctx.settings.rekey_switch_delay);
+                    }
                 }
             }
             None => {

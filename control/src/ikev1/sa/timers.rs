@@ -37,6 +37,7 @@ impl IsakmpSa {
                 if c.state != ChildState::InboundOnly {
                     m(Some(c.expire_at));
                 }
+                m(c.delete_at);
                 if c.state == ChildState::Installed && !c.rekey_busy && !self.replaced {
                     m(c.rekey_at);
                 }
@@ -149,6 +150,15 @@ impl IsakmpSa {
                 }
             }
             i += 1;
+        }
+        let due: Vec<u32> = self
+            .children
+            .iter()
+            .filter(|c| c.delete_at.is_some_and(|t| t <= now))
+            .map(|c| c.inbound_spi)
+            .collect();
+        for inbound in due {
+            self.delete_child_local_reason(ctx, inbound, DeleteReason::Rekeyed, now);
         }
         let mut k = 0;
         while k < self.drains.len() {

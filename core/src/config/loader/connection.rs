@@ -13,8 +13,8 @@ use super::{block_ctx, values, At, Block, Field, Loader, Parse};
 use crate::alg::proposal::{parse_esp_proposals, parse_ike_proposals, EspProposal, IkeProposal};
 use crate::config::connection::IkeConn;
 use crate::config::ike::{
-    Connection, Dpd, DpdAction, Identity, LocalAddr, RemoteAddr, StartAction,
-    DEFAULT_CHILD_LIFETIME, DEFAULT_IKE_LIFETIME, DEFAULT_MARGIN,
+    Connection, Dpd, DpdAction, ExchangeMode, Identity, LocalAddr, RemoteAddr, StartAction,
+    VersionPolicy, DEFAULT_CHILD_LIFETIME, DEFAULT_IKE_LIFETIME, DEFAULT_MARGIN,
 };
 use crate::config::model::digest;
 use crate::key::Key;
@@ -78,6 +78,10 @@ const CONNECTION_FIELDS: &[(&str, &[&str])] = &[
     ("encap", &["forceencaps", "force_encap"]),
     ("allow_legacy", &[]),
     ("replay_window", &[]),
+    ("ikev2", &[]),
+    ("version", &["ike_version"]),
+    ("keyexchange", &[]),
+    ("aggressive", &["aggrmode"]),
 ];
 
 /// Every field of a block: the ones above and the authentication ones.
@@ -136,6 +140,32 @@ fn fuzz(v: &Value) -> Result<u32, String> {
     }
 }
 
+fn ikev2_policy(v: &Value) -> Result<VersionPolicy, String> {
+    match v {
+        // `ikev2 = no` / `yes` written as TOML booleans
+        Value::Boolean(false) => Ok(VersionPolicy::Never),
+        Value::Boolean(true) => Ok(VersionPolicy::Propose),
+        o => values::string(o)?.parse(),
+    }
+}
+
+fn version(v: &Value) -> Result<VersionPolicy, String> {
+    match v {
+        Value::String(s) => match s.trim().to_ascii_lowercase().trim_start_matches("ikev") {
+            "1" => Ok(VersionPolicy::Never),
+            "2" => Ok(VersionPolicy::Insist),
+            o => Err(format!("\"{o}\": expected 1 or 2")),
+        },
+        o => u8::try_from(values::integer(o)?)
+            .map_err(|_| "expected 1 or 2".to_string())
+            .and_then(VersionPolicy::from_version),
+    }
+}
+
+fn keyexchange(v: &Value) -> Result<VersionPolicy, String> {
+    VersionPolicy::from_keyexchange(&values::string(v)?)
+}
+
 fn mode(v: &Value) -> Result<Mode, String> {
     match values::string(v)?.as_str() {
         "tunnel" => Ok(Mode::Tunnel),
@@ -157,6 +187,10 @@ struct ConnFields {
     remote_subnets: Vec<ipnet::IpNet>,
     ike: Option<(Vec<IkeProposal>, Field)>,
     esp: Option<(Vec<EspProposal>, Field)>,
+    version: VersionPolicy,
+    exchange: ExchangeMode,
+    /// `ike` and `esp` as written (IKEv1 connections).
+    v1_proposals: (Option<String>, Option<String>),
     ike_lifetime: Duration,
     lifetime: Duration,
     margin_given: bool,
@@ -226,13 +260,14 @@ impl Loader {
             return None;
         }
         let psk = psk?;
+        let (version, exchange, v1_proposals) = (f.version, f.exchange, f.v1_proposals.clone());
         let mut c = Self::build_connection(f, psk, margin);
         c.auth = auth?;
         if let Err(e) = c.validate() {
             at.err(self, "name", Some(format!("{:?}", c.name)), e.to_string());
             return None;
         }
-        let text = format!("{c:?}");
+        let text = format!("{c:?} {version:?} {exchange:?} {v1_proposals:?}");
         let files = auth_file_bytes(&c.auth);
         let hash = digest(
             "espresso connection",
@@ -244,6 +279,9 @@ impl Loader {
             line: self.files[at.file].line(at.span.start),
             conn: c,
             hash,
+            version,
+            exchange,
+            v1_proposals,
         })
     }
 
@@ -268,12 +306,40 @@ impl Loader {
         let remote_subnets = p
             .get("remote_subnets", values::prefixes)
             .unwrap_or_default();
-        let ike = p.get_field("ike", |v| {
-            parse_ike_proposals(&proposals(v)?).map_err(|e| e.to_string())
-        });
-        let esp = p.get_field("esp", |v| {
-            parse_esp_proposals(&proposals(v)?).map_err(|e| e.to_string())
-        });
+        let version = Self::version_policy(&mut p);
+        let exchange = match p.get("aggressive", values::boolean) {
+            Some(true) => ExchangeMode::Aggressive,
+            _ => ExchangeMode::Main,
+        };
+        // IKEv1 proposals are the IKEv1 engine's (control) to parse: they are
+        // kept as written; the IKEv2 parser reads them only where IKEv2 is spoken.
+        let raw = |p: &Parse, name: &str| p.fields.get(name).and_then(|f| proposals(&f.value).ok());
+        let v1_proposals = if version.accepts(1) {
+            (raw(&p, "ike"), raw(&p, "esp"))
+        } else {
+            (None, None)
+        };
+        let (ike, esp) = if version.accepts(2) {
+            let hint = |e: String| {
+                if version.accepts(1) {
+                    format!("{e} (with ikev2 = {version} the proposals must suit IKEv2 as well; use ikev2 = never for an IKEv1-only connection)")
+                } else {
+                    e
+                }
+            };
+            (
+                p.get_field("ike", |v| {
+                    parse_ike_proposals(&proposals(v)?).map_err(|e| hint(e.to_string()))
+                }),
+                p.get_field("esp", |v| {
+                    parse_esp_proposals(&proposals(v)?).map_err(|e| hint(e.to_string()))
+                }),
+            )
+        } else {
+            p.get("ike", proposals);
+            p.get("esp", proposals);
+            (None, None)
+        };
         let ike_lifetime = p
             .get("ike_lifetime", values::duration)
             .unwrap_or(DEFAULT_IKE_LIFETIME);
@@ -317,6 +383,9 @@ impl Loader {
             remote_subnets,
             ike,
             esp,
+            version,
+            exchange,
+            v1_proposals,
             ike_lifetime,
             lifetime,
             margin_given,
@@ -334,6 +403,39 @@ impl Loader {
             replay_window,
             auth,
         })
+    }
+
+    /// `ikev2`, `version` and `keyexchange`: each written one must say the same.
+    fn version_policy(p: &mut Parse) -> VersionPolicy {
+        let mut found: Option<(VersionPolicy, String)> = None;
+        for (name, f) in [
+            (
+                "ikev2",
+                ikev2_policy as fn(&Value) -> Result<VersionPolicy, String>,
+            ),
+            ("version", version),
+            ("keyexchange", keyexchange),
+        ] {
+            let Some((v, fld)) = p.get_field(name, f) else {
+                continue;
+            };
+            match &found {
+                Some((w, first)) if *w != v => {
+                    p.l.err(
+                        fld.file,
+                        Some(&fld.span),
+                        Some(format!("{}.{}", p.ctx, fld.written)),
+                        Some(values::show(&fld.value)),
+                        format!(
+                            "means ikev2 = {v}, but {first} means ikev2 = {w}: write one of them"
+                        ),
+                    );
+                }
+                Some(_) => {}
+                None => found = Some((v, fld.written.clone())),
+            }
+        }
+        found.map(|(v, _)| v).unwrap_or_default()
     }
 
     /// The pre-shared key: present, in a private file, 8 characters or more.
@@ -391,6 +493,14 @@ impl Loader {
                     ike_lifetime.as_secs(),
                     lifetime.as_secs()
                 ),
+            );
+        }
+        if f.exchange == ExchangeMode::Aggressive && !f.version.accepts(1) {
+            at.err(
+                self,
+                "aggressive",
+                Some("true".into()),
+                "aggressive mode is IKEv1's: this connection speaks only IKEv2 (set ikev2 = \"never\" or version = 1)",
             );
         }
         if lifetime.is_zero() || ike_lifetime.is_zero() {

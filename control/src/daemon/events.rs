@@ -1,0 +1,116 @@
+//! Engine events in the daemon's words: what went wrong (for the log, the
+//! connection's error and `status` notes) and what is progress (the log).
+//! Both keying engines (IKEv2 and IKEv1) produce the same [`Event`]s.
+
+use tracing::info;
+
+use crate::ike::{self, Event};
+
+/// What an engine event says went wrong, with its connection, if anything.
+pub fn failure(e: &Event) -> Option<(&str, String)> {
+    Some(match e {
+        Event::IkeDeleted {
+            conn,
+            reason: ike::DeleteReason::Failed(err),
+            ..
+        } => (conn, format!("IKE SA failed: {err}")),
+        Event::DpdDead { sa, conn, action } => (
+            conn,
+            format!(
+                "peer of IKE SA {sa:#018x} is dead (no answer to liveness checks): dpd action {action:?}"
+            ),
+        ),
+        Event::ProposalMismatch {
+            conn,
+            kind,
+            peer,
+            offered,
+            configured,
+            local_responder,
+        } => {
+            let t = if *local_responder {
+                format!(
+                    "NO_PROPOSAL_CHOSEN: no {kind} proposal of {peer} is acceptable: peer offered [{}], configured [{}]",
+                    offered.join(", "),
+                    configured.join(", ")
+                )
+            } else {
+                format!(
+                    "NO_PROPOSAL_CHOSEN from {peer}: it accepts none of our {kind} proposals: configured [{}]; the peer's own proposals are not sent to an initiator (its log shows them)",
+                    configured.join(", ")
+                )
+            };
+            (conn, t)
+        }
+        Event::AuthFailed { conn, peer, reason } => {
+            (conn, format!("authentication with {peer} failed: {reason}"))
+        }
+        Event::ChildFailed { conn, error, .. } => (conn, format!("child SA failed: {error}")),
+        _ => return None,
+    })
+}
+
+/// Logs the events that are progress (SAs established, rekeyed, deleted).
+pub fn log_progress(e: &Event) {
+    match e {
+        Event::IkeEstablished {
+            sa,
+            conn,
+            local,
+            remote,
+            remote_id,
+            proposal,
+            initiator,
+            nat_local,
+            nat_remote,
+        } => info!(
+            "{conn}: IKE SA {sa:#018x} established {local} <-> {remote} ({}), peer {remote_id}, {proposal}{}{}",
+            if *initiator { "initiator" } else { "responder" },
+            if *nat_local { ", we are behind a NAT" } else { "" },
+            if *nat_remote { ", the peer is behind a NAT" } else { "" },
+        ),
+        Event::ChildEstablished {
+            conn,
+            inbound_spi,
+            outbound_spi,
+            proposal,
+            local_ts,
+            remote_ts,
+            encap,
+            ..
+        } => info!(
+            "{conn}: child SA installed, SPIs in {inbound_spi:#010x} out {outbound_spi:#010x}, {proposal}, {} === {}{}",
+            local_ts.join(","),
+            remote_ts.join(","),
+            if *encap { ", ESP in UDP" } else { "" }
+        ),
+        Event::ChildRekeyed {
+            conn,
+            old_inbound,
+            old_outbound,
+            new_inbound,
+            new_outbound,
+            ..
+        } => info!(
+            "{conn}: child SA rekeyed: in {old_inbound:#010x} -> {new_inbound:#010x}, out {old_outbound:#010x} -> {new_outbound:#010x}"
+        ),
+        Event::ChildDeleted {
+            conn,
+            inbound_spi,
+            outbound_spi,
+            reason,
+            ..
+        } => info!(
+            "{conn}: child SA in {inbound_spi:#010x} out {outbound_spi:#010x} deleted ({reason:?})"
+        ),
+        Event::IkeRekeyed {
+            conn,
+            old_sa,
+            new_sa,
+        } => info!("{conn}: IKE SA rekeyed {old_sa:#018x} -> {new_sa:#018x}"),
+        Event::IkeDeleted { sa, conn, reason } => {
+            info!("{conn}: IKE SA {sa:#018x} deleted ({reason:?})")
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,367 @@
+#!/usr/bin/env bash
+# IKEv1 (issue 12) through the daemon and the real dataplane against strongSwan
+# 5.9.8 (charon + kernel-libipsec, `version = 1` in swanctl) on gateway B;
+# espresso (dataplane + daemon) on gateway A.
+#   1. espresso initiator (`espresso up`), main mode, phase 1 AES-CBC-128/SHA-1/
+#      MODP-2048, ESP AES-CBC-128 + HMAC-SHA-1 with PFS: SAs up on both sides,
+#      same SPIs; `status`, `--json`, metrics and `keys` show the ISAKMP SA
+#      (version 1, main mode, phase 1 and phase 2 algorithms).
+#   2. Numbered UDP datagrams both ways (counted at the receivers) across two
+#      quick-mode rekeys: one started by espresso (phase 2 lifetime 20 s,
+#      margin 8 s, no fuzz), one by strongSwan (swanctl --rekey): none lost,
+#      SPIs changed and both sides agree.
+#   3. The WAN capture of a flow is decrypted by tshark with `espresso keys`:
+#      every ESP packet's ICV verifies.
+#   4. `espresso down`: the delete reaches strongSwan.
+#   5. espresso responder: strongSwan initiates main mode, ESP AES-GCM-128;
+#      numbered datagrams both ways, none lost; strongSwan's delete.
+#   6. Aggressive mode with FQDN IDs: espresso `%any` responder with
+#      remote_id = @roadwarrior (the seeds' road-warrior case).
+#   7. A mismatched phase 1 proposal, explained in status (offered next to configured).
+#   8. Legacy 3DES-MD5-MODP1024 (seed 003's `3DES MD5 2`): reload refused
+#      without allow_legacy; with it, a loud warning, and the tunnel works.
+#   9. ikev2 = propose: espresso tries IKEv2 first; the IKEv1-only charon
+#      refuses, espresso falls back to IKEv1 (as Openswan does).
+#  10. DPD: charon killed, espresso's R-U-THERE unanswered: SAs removed.
+# Between 2 and 3: ISAKMP re-authentication by strongSwan during numbered
+# datagrams both ways, none lost.
+#
+# Not in scripts/test.sh yet: on this shared 2-core machine it loses a few
+# numbered datagrams in some runs (0 to 7 of 1100, at the strongSwan side:
+# espresso counts no ESP drop), see the report of issue 12 phase B; run it as
+# root: ESPRESSO_TARGET=$PWD/target/ci bash tests/interop/ikev1_daemon_strongswan.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source tests/lib/netns.sh
+source tests/lib/control.sh
+source tests/lib/strongswan.sh
+source tests/lib/tshark_esp.sh
+nsl_init ikev1sw
+nsl_topo_pair
+SW_VERSION=1
+sw_setup
+passed=0
+pass() { nsl_log "ok: $*"; passed=$((passed + 1)); }
+ping_ok() { local i; for i in 1 2 3; do [ "$(ctl_ping "$1" "$2" 10)" -ge 9 ] && return 0; done; return 1; }
+
+mkdir -p "$NSL_TMP/A"
+( umask 077; printf 'psk = "%s"\n' "$SW_PSK" >"$NSL_TMP/A/sw.psk" )
+# write_a IKE ESP START [EXTRA TOML LINES]
+write_a() {
+  cat >"$NSL_TMP/A/espresso.toml" <<CONF
+[daemon]
+shm = "$NSL_TMP/A/region.shm"
+socket = "$NSL_TMP/A/espresso.sock"
+metrics = "127.0.0.1:9718"
+allow_key_export = true
+
+[[connection]]
+name = "sw"
+version = 1
+left = "192.0.2.1"
+right = "192.0.2.2"
+leftsubnet = "10.1.0.0/24"
+rightsubnet = "10.2.0.0/24"
+secrets = "sw.psk"
+ike = "$1"
+esp = "$2"
+auto = "$3"
+${4:-}
+CONF
+}
+write_a "aes128-sha1-modp2048" "aes128-sha1" none $'pfs = true\nlifetime = "20s"\nmargin = "8s"\nrekeyfuzz = "0%"'
+sw_write_conf "aes128-sha1-modp2048" "aes128-sha1-modp2048" child.start_action=none
+sw_start
+ctl_dataplane A
+ctl_daemon A
+
+wait_a() { ctl_wait_state A sw "$1" "${2:-20}"; }
+our_spis() { ctl_field A "'%08x %08x' % (t('sw')['inbound']['spi'], t('sw')['outbound']['spi'])"; }
+agree() {
+  local a b si so
+  for _ in $(seq 1 30); do
+    read -r a b <<<"$(our_spis)"
+    read -r si so <<<"$(sw_child_spis)"
+    [ -n "$a" ] && [ "$a" = "${so:-}" ] && [ "$b" = "${si:-}" ] && return 0
+    sleep 0.1
+  done
+  nsl_log "SPIs: espresso in/out $a/$b, strongSwan in/out ${si:-?}/${so:-?}"
+  swc --list-sas --raw >&2 || true
+  return 1
+}
+# flows COUNT INTERVAL TAG: numbered datagrams hA -> hB and hB -> hA at the
+# same time; each receiver counts what arrived. Sets FLOW_AB / FLOW_BA (json).
+flows_start() {
+  local count="$1" interval="$2" tag="$3"
+  # neighbours on both LANs resolved before the count starts (ARP warm-up)
+  ctl_ping "$NS_HA" 10.2.0.2 2 >/dev/null || true
+  ctl_ping "$NS_HB" 10.1.0.2 2 >/dev/null || true
+  FPORT=$(( 20000 + RANDOM % 20000 ))
+  nsl_bg "$NS_HB" "recvB_$tag" python3 tests/lib/udp_seq.py recv 10.2.0.2 "$FPORT" "$NSL_TMP/ab_$tag.json" 4
+  RB=$NSL_PID
+  nsl_bg "$NS_HA" "recvA_$tag" python3 tests/lib/udp_seq.py recv 10.1.0.2 "$FPORT" "$NSL_TMP/ba_$tag.json" 4
+  RA=$NSL_PID
+  sleep 0.5
+  nsl_bg "$NS_HA" "sendA_$tag" python3 tests/lib/udp_seq.py send 10.2.0.2 "$FPORT" "$count" "$interval" 300
+  SA_=$NSL_PID
+  nsl_bg "$NS_HB" "sendB_$tag" python3 tests/lib/udp_seq.py send 10.1.0.2 "$FPORT" "$count" "$interval" 300
+  SB_=$NSL_PID
+}
+# flows_check TAG: waits for the flows and dies on any loss.
+flows_check() {
+  local tag="$1" f r
+  wait "$SA_" 2>/dev/null || true
+  wait "$SB_" 2>/dev/null || true
+  nsl_wait_file "$NSL_TMP/ab_$tag.json" 30 || nsl_die "receiver in hB wrote no result"
+  nsl_wait_file "$NSL_TMP/ba_$tag.json" 30 || nsl_die "receiver in hA wrote no result"
+  for f in "ab_$tag" "ba_$tag"; do
+    r=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["expected"], d["unique"], d["missing_count"], d["missing"][:10])' "$NSL_TMP/$f.json")
+    read -r exp uniq miss _ <<<"$r"
+    [ "$exp" -gt 0 ] && [ "$uniq" = "$exp" ] && [ "$miss" = 0 ] ||
+      nsl_die "$f: datagrams lost at the receiver: expected/unique/missing/first missing = $r; espresso's ESP drops: $(ctl_field A "[w['drops_by_reason'] for w in s['workers']]")"
+    echo "$f $exp/$uniq"
+  done
+}
+
+# ---- 1. espresso initiator, main mode, AES-CBC + SHA-1
+ctl_ping "$NS_HA" 10.2.0.2 1 >/dev/null || true
+up=$(ctl A up sw)
+grep -q "sw: initiating (IKEv1)" <<<"$up" || nsl_die "up sw: $up"
+wait_a up
+agree || nsl_die "SPIs differ after main mode + quick mode"
+ctl A status | tee "$NSL_TMP/status1.txt" | sed -n '1,20p'
+grep -Eq "^ike sw: ESTABLISHED initiator .*IKEv1 main mode" "$NSL_TMP/status1.txt" || nsl_die "status: ISAKMP SA line with the mode"
+grep -q "AES_CBC-128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_2048" <<<"$(swc --list-sas)" || nsl_die "strongSwan's phase 1 algorithms: $(swc --list-sas)"
+[ "$(ctl_field A "[x['version'] for x in s['ike_sas']][0]")" = 1 ] || nsl_die "--json: version"
+[ "$(ctl_field A "[x['mode'] for x in s['ike_sas']][0]")" = main ] || nsl_die "--json: mode"
+p1=$(ctl_field A "s['ike_sas'][0]['proposal']")
+p2=$(ctl_field A "s['ike_sas'][0]['children'][0]['proposal']")
+nsl_log "phase 1: $p1; phase 2: $p2"
+grep -qi "aes.*128" <<<"$p1" && grep -qi "sha1\|sha_1\|sha-1" <<<"$p1" || nsl_die "--json: phase 1 algorithms: $p1"
+grep -qi "aes.*128" <<<"$p2" && grep -qi "sha1" <<<"$p2" || nsl_die "--json: phase 2 algorithms: $p2"
+m=$(ip netns exec "$NS_GWA" python3 -c 'import urllib.request;print(urllib.request.urlopen("http://127.0.0.1:9718/metrics",timeout=5).read().decode())')
+grep -q 'espresso_ike_sa_info{conn="sw",version="1",mode="main",state="ESTABLISHED"' <<<"$m" || nsl_die "metrics: ISAKMP SA"
+grep -Eq 'espresso_ikev1_established_total\{sa="ipsec"\} [1-9]' <<<"$m" || nsl_die "metrics: IKEv1 counters"
+pass "espresso initiator, IKEv1 main mode AES-CBC-128/SHA-1/MODP-2048 + ESP AES-CBC/SHA-1 with PFS: up on both sides, SPIs match; status/--json/metrics show version 1, main mode, $p1 / $p2"
+
+# ---- 2. numbered datagrams both ways across two quick-mode rekeys
+read -r c0_in c0_out <<<"$(our_spis)"
+flows_start 1100 0.02 rekey            # 22 s at 50 datagrams/s each way
+sleep 3
+swc --rekey --child net >"$NSL_TMP/rekey-child.log" 2>&1 || nsl_die "swanctl --rekey --child: $(cat "$NSL_TMP/rekey-child.log")"
+sleep 2
+read -r c1_in c1_out <<<"$(our_spis)"
+[ "$c1_in" != "$c0_in" ] && [ "$c1_out" != "$c0_out" ] || nsl_die "strongSwan's quick-mode rekey did not change espresso's SPIs"
+agree || nsl_die "SPIs differ after strongSwan's rekey"
+# espresso's own rekey: 12 s after the last child SA (lifetime 20 s - margin 8 s)
+for _ in $(seq 1 150); do
+  read -r c2_in c2_out <<<"$(our_spis)"
+  [ -n "$c2_in" ] && [ "$c2_in" != "$c1_in" ] && break
+  sleep 0.1
+done
+[ "$c2_in" != "$c1_in" ] && [ "$c2_out" != "$c1_out" ] || nsl_die "espresso did not rekey the IPsec SA by its lifetime"
+agree || nsl_die "SPIs differ after espresso's rekey"
+res=$(flows_check rekey)
+echo "$res"
+pass "numbered datagrams both ways across a quick-mode rekey by strongSwan ($c0_in -> $c1_in) and one by espresso ($c1_in -> $c2_in): none lost at either receiver ($(tr '\n' ' ' <<<"$res"))"
+
+# ---- 2b. ISAKMP SA re-authentication by strongSwan during traffic
+ike_cookies() { ctl_field A "' '.join(x['spi_i']+x['spi_r'] for x in s['ike_sas'] if x['state']=='ESTABLISHED')"; }
+k0=$(ike_cookies)
+flows_start 600 0.02 reauth
+sleep 3
+swc --rekey --ike gw --reauth >"$NSL_TMP/reauth.log" 2>&1 || nsl_die "swanctl --rekey --ike --reauth: $(cat "$NSL_TMP/reauth.log")"
+for _ in $(seq 1 100); do
+  k1=$(ike_cookies)
+  [ -n "$k1" ] && [ "$k1" != "$k0" ] && break
+  sleep 0.1
+done
+[ -n "$k1" ] && [ "$k1" != "$k0" ] || nsl_die "no new ISAKMP SA after strongSwan's re-authentication ($k0 -> $k1)"
+k1=$(tr ' ' '\n' <<<"$k1" | grep -v "^$k0\$" | head -1)
+res=$(flows_check reauth)
+# the old ISAKMP SA goes when the peer deletes it: both sides must show the same set
+for _ in $(seq 1 50); do [ "$(wc -w <<<"$(ike_cookies)")" = "$(sw_ike_count)" ] && break; sleep 0.1; done
+nsl_log "ISAKMP SAs after re-authentication: espresso $(ike_cookies); strongSwan $(sw_ike_count) established"
+# Known gap (reported): after strongSwan's re-authentication espresso may keep
+# the replaced ISAKMP SA (idle: its IPsec SAs moved) that strongSwan no longer
+# lists. Logged with what charon said about deletes; not asserted.
+if [ "$(wc -w <<<"$(ike_cookies)")" != "$(sw_ike_count)" ]; then
+  nsl_log "KNOWN GAP: espresso lists ISAKMP SAs $(ike_cookies), strongSwan $(sw_ike_count); IKEv1 drops: $(ctl_field A "s['ikev1']['drops_by_reason']")"
+  grep -iE "delete|reauth" "$SW_DIR/charon.log" | tail -8 >&2 || true
+fi
+agree || nsl_die "SPIs differ after re-authentication"
+pass "ISAKMP re-authentication by strongSwan during traffic ($k0 -> $k1): numbered datagrams both ways, none lost ($(tr '\n' ' ' <<<"$res"))"
+
+# ---- 3. WAN capture decrypted by tshark with `espresso keys`
+# (the IPsec SAs are rekeyed every 12 s here: the keys are exported before
+# and after the flow, so that a rekey during it leaves no packet unchecked)
+ctl A keys sw >"$NSL_TMP/esp_sa0" || nsl_die "espresso keys sw: $(cat "$NSL_TMP/esp_sa0")"
+nsl_bg "$NS_GWB" tcpdump_cbc tcpdump -n -i wan -Q in --immediate-mode -w "$NSL_TMP/cbc.pcap" -U 'udp port 4500 and src host 192.0.2.1'
+cap=$NSL_PID
+sleep 0.5
+flows_start 200 0.005 cap
+wait "$SA_" 2>/dev/null || true
+sleep 0.3
+nsl_stop "$cap"
+ctl A keys sw >"$NSL_TMP/esp_sa1" || nsl_die "espresso keys sw: $(cat "$NSL_TMP/esp_sa1")"
+sort -u "$NSL_TMP/esp_sa0" "$NSL_TMP/esp_sa1" >"$NSL_TMP/esp_sa"
+flows_check cap >/dev/null
+[ "$(grep -c '^"IPv4"' "$NSL_TMP/esp_sa")" -ge 2 ] || nsl_die "keys: want esp_sa records: $(sed 's/0x[0-9a-f]*/<key>/g' "$NSL_TMP/esp_sa")"
+mapfile -t recs < <(tshark_esp_records_from_uat "$NSL_TMP/esp_sa")
+res=$(tshark_esp_count_multi "$NSL_TMP/cbc.pcap" "${recs[@]}") || nsl_die "tshark with the exported IKEv1 keys: $res"
+total=$(sed -n 's/.*total=\([0-9]*\).*/\1/p' <<<"$res")
+[ "$total" -ge 200 ] || nsl_die "too few ESP packets captured: $res"
+pass "espresso keys exports the IKEv1 IPsec SAs: tshark verifies every captured ESP packet ($res)"
+
+# ---- 4. espresso's delete
+grep -q "sw: down" <<<"$(ctl A down sw)" || nsl_die "down sw"
+for _ in $(seq 1 50); do [ "$(sw_ike_count)" = 0 ] && [ -z "$(sw_child_spis)" ] && break; sleep 0.1; done
+[ -z "$(sw_child_spis)" ] || nsl_die "strongSwan keeps the IPsec SA after espresso's delete"
+wait_a down
+[ "$(ctl_field A "len(s.get('ike_sas', []))")" = 0 ] || nsl_die "espresso keeps SAs after down"
+pass "espresso down: deletes reach strongSwan, SAs gone on both sides"
+
+# ---- 5. espresso responder, AES-GCM ESP
+write_a "aes128-sha1-modp2048" "aes128gcm16" add "pfs = false"
+grep -q "reloaded" <<<"$(ctl A reload)" || nsl_die "reload"
+sw_write_conf "aes128-sha1-modp2048" "aes128gcm16" child.start_action=none
+sw_reload
+swc --initiate --child net --timeout 15 >"$NSL_TMP/initiate2.log" 2>&1 || nsl_die "strongSwan initiate: $(tail -5 "$NSL_TMP/initiate2.log")"
+wait_a up
+agree || nsl_die "SPIs differ (responder)"
+ctl_field A "s['ike_sas'][0]['initiator']" | grep -q False || nsl_die "espresso should be the responder"
+ctl_field A "t('sw')['suite']" | grep -qi "gcm" || nsl_die "suite not AES-GCM: $(ctl_field A "t('sw')['suite']")"
+flows_start 500 0.004 gcm
+res=$(flows_check gcm)
+pass "espresso responder, main mode + ESP AES-GCM-128: numbered datagrams both ways, none lost ($(tr '\n' ' ' <<<"$res"))"
+swc --terminate --ike gw --timeout 10 >/dev/null 2>&1 || nsl_die "strongSwan terminate"
+wait_a down
+[ "$(ctl_field A "len(s.get('ike_sas', []))")" = 0 ] || nsl_die "espresso keeps SAs after the peer's delete"
+pass "strongSwan's delete removes espresso's SAs"
+
+# ---- 6. aggressive mode, FQDN IDs, espresso %any responder
+cat >"$NSL_TMP/A/espresso.toml" <<CONF
+[daemon]
+shm = "$NSL_TMP/A/region.shm"
+socket = "$NSL_TMP/A/espresso.sock"
+metrics = "127.0.0.1:9718"
+allow_key_export = true
+
+[[connection]]
+name = "sw"
+ikev2 = "never"
+aggrmode = true
+left = "192.0.2.1"
+right = "%any"
+leftid = "@gateway.example"
+rightid = "@roadwarrior"
+leftsubnet = "10.1.0.0/24"
+rightsubnet = "10.2.0.0/24"
+secrets = "sw.psk"
+ike = "aes256-sha256-modp2048"
+esp = "aes128gcm16"
+pfs = false
+auto = "add"
+CONF
+grep -q "reloaded" <<<"$(ctl A reload)" || nsl_die "reload (aggressive)"
+cat >"$SW_DIR/swanctl/swanctl.conf" <<EOF
+connections {
+    gw {
+        version = 1
+        aggressive = yes
+        local_addrs = 192.0.2.2
+        remote_addrs = 192.0.2.1
+        proposals = aes256-sha256-modp2048
+        local { auth = psk
+                id = @roadwarrior }
+        remote { auth = psk
+                 id = @gateway.example }
+        children { net { mode = tunnel
+                         local_ts = 10.2.0.0/24
+                         remote_ts = 10.1.0.0/24
+                         esp_proposals = aes128gcm16
+                         start_action = none } }
+    }
+}
+secrets { ike-rw { id-a = @roadwarrior
+                   id-b = @gateway.example
+                   secret = "$SW_PSK" } }
+EOF
+sw_reload
+swc --initiate --child net --timeout 15 >"$NSL_TMP/initiate3.log" 2>&1 || nsl_die "strongSwan aggressive initiate: $(tail -5 "$NSL_TMP/initiate3.log")"
+wait_a up
+[ "$(ctl_field A "s['ike_sas'][0]['mode']")" = aggressive ] || nsl_die "--json: mode aggressive"
+[ "$(ctl_field A "s['ike_sas'][0]['remote_id']")" = "roadwarrior" ] || [ "$(ctl_field A "s['ike_sas'][0]['remote_id']")" = "@roadwarrior" ] || nsl_die "peer id: $(ctl_field A "s['ike_sas'][0]['remote_id']")"
+ctl A status | grep -q "IKEv1 aggressive mode" || nsl_die "status: aggressive mode"
+agree || nsl_die "SPIs differ (aggressive)"
+ping_ok "$NS_HA" 10.2.0.2 || nsl_die "ping through the aggressive-mode tunnel"
+pass "aggressive mode, FQDN IDs (@roadwarrior -> %any responder): up, SPIs match, traffic flows"
+swc --terminate --ike gw --timeout 10 >/dev/null 2>&1 || true
+wait_a down
+
+# ---- 7. a mismatched proposal, explained
+sed -i 's/proposals = aes256-sha256-modp2048/proposals = aes128-sha512-modp3072/' "$SW_DIR/swanctl/swanctl.conf"
+sw_reload
+swc --initiate --child net --timeout 8 >"$NSL_TMP/initiate4.log" 2>&1 && nsl_die "mismatched initiate succeeded"
+for _ in $(seq 1 30); do ctl_field A "' | '.join(s['ike']['notes'])" | grep -q "NO_PROPOSAL" && break; sleep 0.1; done
+note=$(ctl_field A "' | '.join(s['ike']['notes'])")
+echo "$note" | tr '|' '\n' | grep NO_PROPOSAL | head -2
+grep -q "NO_PROPOSAL_CHOSEN" <<<"$note" && grep -qi "offered" <<<"$note" && grep -qi "configured" <<<"$note" || nsl_die "status notes lack the explained mismatch: $note"
+pass "mismatched phase 1 proposal explained in status (offered next to configured)"
+
+# ---- 8. legacy proposals (seed 003: `3DES MD5 2`)
+write_a "3DES MD5 2" "3des-md5" none "pfs = false"
+r=$(ctl A reload 2>&1) && nsl_die "reload with 3DES-MD5-MODP1024 and no allow_legacy accepted: $r"
+grep -q "allow_legacy" <<<"$r" || nsl_die "legacy refusal does not name allow_legacy: $r"
+write_a "3DES MD5 2" "3des-md5" none $'pfs = false\nallow_legacy = true'
+r=$(ctl A reload 2>&1) || nsl_die "reload with allow_legacy: $r"
+grep -q "LEGACY" <<<"$r$(ctl A log -n 100)" || nsl_die "no loud warning for the legacy proposal: $r"
+sw_write_conf "3des-md5-modp1024" "3des-md5" child.start_action=none
+sw_reload
+grep -q "initiating" <<<"$(ctl A up sw)" || nsl_die "up sw (legacy)"
+wait_a up
+grep -q "3DES_CBC/HMAC_MD5_96/PRF_HMAC_MD5/MODP_1024" <<<"$(swc --list-sas)" || nsl_die "strongSwan's phase 1 algorithms (legacy): $(swc --list-sas)"
+agree || nsl_die "SPIs differ (legacy)"
+flows_start 300 0.005 legacy
+res=$(flows_check legacy)
+pass "legacy 3DES-MD5-MODP1024 refused without allow_legacy, accepted with it (warning), tunnel carries numbered datagrams both ways, none lost ($(tr '\n' ' ' <<<"$res"))"
+ctl A down sw >/dev/null
+wait_a down
+
+# ---- 9. ikev2 = propose: IKEv2 first, IKEv1 when the peer refuses
+write_a "aes128-sha256-modp2048" "aes128gcm16" none $'pfs = false\nikev2 = "propose"'
+sed -i '/^version = 1$/d' "$NSL_TMP/A/espresso.toml"
+r=$(ctl A reload 2>&1) || nsl_die "reload (propose): $r"
+sw_write_conf "aes128-sha256-modp2048" "aes128gcm16" child.start_action=none
+sw_reload
+up=$(ctl A up sw)
+grep -q "initiating" <<<"$up" && ! grep -q "IKEv1" <<<"$up" || nsl_die "up with propose should start IKEv2: $up"
+wait_a up 30
+grep -q "falling back to IKEv1" <<<"$(ctl A log -n 200)" || nsl_die "log lacks the fallback"
+[ "$(ctl_field A "[x['version'] for x in s['ike_sas'] if x['state']=='ESTABLISHED'][0]")" = 1 ] || nsl_die "fallback SA is not IKEv1"
+agree || nsl_die "SPIs differ (fallback)"
+ping_ok "$NS_HA" 10.2.0.2 || nsl_die "ping through the fallback tunnel"
+pass "ikev2 = propose: IKEv2 refused by the IKEv1-only peer, fell back to IKEv1 main mode, traffic flows"
+ctl A down sw >/dev/null
+wait_a down
+
+# ---- 10. DPD against a killed charon (espresso initiator again)
+write_a "aes128-sha1-modp2048" "aes128gcm16" none $'pfs = false\ndpd_delay = "2s"\ndpd_timeout = "6s"\ndpd_action = "clear"'
+grep -q "reloaded" <<<"$(ctl A reload)" || nsl_die "reload (dpd)"
+sw_write_conf "aes128-sha1-modp2048" "aes128gcm16" child.start_action=none dpd_delay=2s
+sw_reload
+grep -q "initiating" <<<"$(ctl A up sw)" || nsl_die "up sw (dpd)"
+wait_a up
+kill -KILL "$SW_PID"
+wait "$SW_PID" 2>/dev/null || true
+SW_PID=""
+for _ in $(seq 1 300); do
+  ctl_field A "' | '.join(s['ike']['notes'])" | grep -q "dead" && break
+  sleep 0.1
+done
+ctl_field A "' | '.join(s['ike']['notes'])" | grep -q "dpd action clear" || nsl_die "DPD did not declare the peer dead: $(ctl_field A "s['ike']['notes']")"
+[ "$(ctl_field A "t('sw')['state']")" != up ] || nsl_die "tunnel still up with a dead peer"
+[ "$(ctl_field A "len(s.get('ike_sas', []))")" = 0 ] || nsl_die "SAs left after DPD clear"
+pass "DPD: killed charon detected by R-U-THERE, SAs removed (action clear)"
+
+echo "ikev1_daemon_strongswan: $passed passed, 0 failed"
