@@ -99,8 +99,20 @@ impl Default for IkeBridge {
 impl IkeBridge {
     /// An engine with default settings and no connections.
     pub fn new() -> IkeBridge {
+        Self::with_settings(&crate::config::DaemonSettings::default())
+    }
+
+    /// An engine with the IKE settings of `[daemon]` (fragmentation, fragment
+    /// size, RFC 7427) and no connections.
+    pub fn with_settings(d: &crate::config::DaemonSettings) -> IkeBridge {
+        let settings = ike::Settings {
+            fragmentation: d.fragmentation,
+            fragment_size: d.fragment_size,
+            rfc7427: d.rfc7427,
+            ..ike::Settings::default()
+        };
         IkeBridge {
-            engine: ike::Engine::new(ike::Settings::default()),
+            engine: ike::Engine::new(settings),
             conns: Vec::new(),
             sas: EngineSas::default(),
             io: None,

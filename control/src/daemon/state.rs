@@ -52,10 +52,10 @@ impl Daemon {
         let conns = std::mem::take(&mut config.connections);
         let warnings = config.warnings.clone();
         let allow_key_export = config.daemon.allow_key_export;
+        let mut ike = IkeBridge::with_settings(&config.daemon);
         let (mut inst, left) = Installer::attach(&config.daemon.shm)?;
         let manual = Manual::attach(&mut inst, ItemCfg::all(config), left);
         inst.remove_stale_slots();
-        let mut ike = IkeBridge::new();
         let mut ikev1 = Ikev1Bridge::new();
         ikev1.init(&mut inst, &conns);
         ike.init(&mut inst, ikev2_conns(&conns));
@@ -264,6 +264,18 @@ impl Daemon {
             ));
         }
         self.warnings = config.warnings.clone();
+        let es = self.ike.engine.settings();
+        if (es.fragmentation, es.fragment_size, es.rfc7427)
+            != (
+                config.daemon.fragmentation,
+                config.daemon.fragment_size,
+                config.daemon.rfc7427,
+            )
+        {
+            let w = "[daemon] fragmentation, fragment_size and rfc7427 take effect when the daemon restarts";
+            warn!("{w}");
+            self.warnings.push(w.to_string());
+        }
         self.allow_key_export = config.daemon.allow_key_export;
         let conns = std::mem::take(&mut config.connections);
         let new = ItemCfg::all(config);

@@ -149,6 +149,15 @@ pub struct DaemonSettings {
     pub log_lines: usize,
     /// `espresso keys` may print the SA keys (for Wireshark/scapy).
     pub allow_key_export: bool,
+    /// IKE fragmentation (RFC 7383): announce it and fragment large IKE
+    /// messages when the peer does too.
+    pub fragmentation: bool,
+    /// Largest IP datagram an IKE fragment may make (IP and UDP headers
+    /// included).
+    pub fragment_size: usize,
+    /// RFC 7427 signature authentication (AUTH method 14, SIGNATURE_HASH_ALGORITHMS);
+    /// false signs like a peer without it (methods 1, 9, 10).
+    pub rfc7427: bool,
 }
 
 impl Default for DaemonSettings {
@@ -159,6 +168,9 @@ impl Default for DaemonSettings {
             metrics: DEFAULT_METRICS.parse().ok(),
             log_lines: 1000,
             allow_key_export: false,
+            fragmentation: true,
+            fragment_size: 1280,
+            rfc7427: true,
         }
     }
 }

@@ -1330,3 +1330,109 @@ psk = "Letmein99-long-enough"
         "1 or 2",
     );
 }
+
+#[test]
+fn ike_fragmentation_and_rfc7427_settings() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        d.path(),
+        "e.toml",
+        "[daemon]\nfragmentation = false\nfragment_size = 1400\nsignature_authentication = false\n",
+        0o644,
+    );
+    let c = Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!c.daemon.fragmentation);
+    assert_eq!(c.daemon.fragment_size, 1400);
+    assert!(!c.daemon.rfc7427);
+    let dflt = DaemonSettings::default();
+    assert!(dflt.fragmentation && dflt.rfc7427 && dflt.fragment_size == 1280);
+    let p = write(
+        d.path(),
+        "e.toml",
+        "[daemon]\n\nfragment_size = 100\n",
+        0o644,
+    );
+    expect(
+        &errors(&p),
+        &p,
+        3,
+        "daemon.fragment_size",
+        Some("100"),
+        "576 to 65535",
+    );
+}
+
+#[test]
+fn connection_authentication_model() {
+    let d = tempfile::tempdir().unwrap();
+    let text = r#"
+[[connection]]
+name = "c"
+left = "192.0.2.1"
+right = "192.0.2.2"
+authby = "pubkey"
+leftcert = "certs/a.pem"
+leftkey = "/etc/keys/a.key"
+rightca = "C=CH, O=Example, CN=Root"
+cacerts = ["ca", "/etc/ca2"]
+crls = "crl/x.crl"
+"#;
+    let p = write(d.path(), "e.toml", text, 0o644);
+    let c = Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+    let k = &c.connections[0].conn;
+    match &k.auth.local {
+        auth::LocalAuthConfig::Cert { cert, key, .. } => {
+            assert_eq!(cert.value, d.path().join("certs/a.pem"));
+            assert_eq!(key.value, PathBuf::from("/etc/keys/a.key"));
+            assert_eq!(cert.at.line, 7);
+            assert_eq!(cert.at.field, "connection[c].leftcert");
+        }
+        o => panic!("{o:?}"),
+    }
+    match &k.auth.remote {
+        auth::RemoteAuthConfig::Cert { cacerts, crls, ca } => {
+            assert_eq!(cacerts.len(), 2);
+            assert_eq!(crls[0].value, d.path().join("crl/x.crl"));
+            assert_eq!(
+                dn::display(&ca.as_ref().unwrap().value),
+                "C=CH, O=Example, CN=Root"
+            );
+        }
+        o => panic!("{o:?}"),
+    }
+    // no psk needed when neither side uses one; the engine checks its length only then
+    assert!(!k.auth.uses_psk());
+    assert!(k.validate().is_ok());
+    // a certificate without its key, cacerts missing
+    let p = write(
+        d.path(),
+        "e.toml",
+        &text
+            .replace("leftkey = \"/etc/keys/a.key\"\n", "")
+            .replace("cacerts = [\"ca\", \"/etc/ca2\"]\n", ""),
+        0o644,
+    );
+    let errs = errors(&p);
+    expect(
+        &errs,
+        &p,
+        6,
+        "connection[c].authby",
+        None,
+        "needs our private key",
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("CA certificates to trust")),
+        "{}",
+        ConfigErrors(errs.clone())
+    );
+    // raw keys with authby = rsasig, a psk side still needs its key
+    let p = write(
+        d.path(),
+        "e.toml",
+        "[[connection]]\nname = \"r\"\nright = \"192.0.2.2\"\nleftauth = \"rsasig\"\nleftkey = \"k\"\nrightauth = \"psk\"\n",
+        0o644,
+    );
+    expect(&errors(&p), &p, 1, "connection[r].psk", None, "missing");
+}

@@ -16,6 +16,9 @@ const DAEMON_FIELDS: &[(&str, &[&str])] = &[
     ("metrics", &[]),
     ("log_lines", &[]),
     ("allow_key_export", &[]),
+    ("fragmentation", &["ike_fragmentation"]),
+    ("fragment_size", &["ike_fragment_size"]),
+    ("rfc7427", &["signature_authentication"]),
 ];
 
 impl Loader {
@@ -63,6 +66,24 @@ impl Loader {
         }
         if let Some(v) = p.get("allow_key_export", values::boolean) {
             d.allow_key_export = v;
+        }
+        if let Some(v) = p.get("fragmentation", values::boolean) {
+            d.fragmentation = v;
+        }
+        if let Some(v) = p.get("fragment_size", |v| {
+            let n = values::integer(v)?;
+            if (576..=65535).contains(&n) {
+                Ok(n as usize)
+            } else {
+                Err(format!(
+                    "{n}: the largest IP datagram of an IKE fragment, 576 to 65535 bytes (1280 fits every IPv6 path)"
+                ))
+            }
+        }) {
+            d.fragment_size = v;
+        }
+        if let Some(v) = p.get("rfc7427", values::boolean) {
+            d.rfc7427 = v;
         }
         d
     }
