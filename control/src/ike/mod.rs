@@ -26,7 +26,9 @@ pub mod ts;
 pub mod wire;
 
 pub use config::{Connection, DpdAction, Identity, LocalAddr, RemoteAddr, StartAction};
-pub use ctx::{DataplaneOp, DeleteReason, Event, IkeDrop, Output, Settings, Stats, Transmit};
+pub use ctx::{
+    DataplaneOp, DeleteReason, Event, IkeDrop, Output, ReservedSpis, Settings, Stats, Transmit,
+};
 pub use engine::Engine;
 pub use error::{IkeError, ParseError};
 pub use status::{ChildSaStatus, IkeSaStatus};

@@ -250,6 +250,7 @@ impl Live<'_> {
             ike_established: stats.ike_established,
             child_established: stats.child_established,
             half_open: ike.engine.half_open() as u64,
+            child_refused_spi_in_use: stats.child_spi_in_use,
             drops_by_reason: ike::IkeDrop::ALL
                 .iter()
                 .filter(|r| stats.drop_count(**r) > 0)
