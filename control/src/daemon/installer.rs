@@ -148,6 +148,9 @@ pub struct Installer {
     spi_generation: u64,
     /// SAs refused because their SPI was held by another SA.
     spi_refusals: u64,
+    /// Outbound SAs not installed again because their sequence numbers
+    /// would have started past their limit.
+    seq_refusals: u64,
 }
 
 /// Stable digest of a policy (what its record holds).
@@ -180,6 +183,7 @@ impl Installer {
             slot_spi: HashMap::new(),
             spi_generation: 0,
             spi_refusals: 0,
+            seq_refusals: 0,
         };
         let mut left = Leftovers {
             tunnels: HashMap::new(),
@@ -272,6 +276,12 @@ impl Installer {
     /// SAs refused because another SA held their SPI.
     pub fn spi_refusals(&self) -> u64 {
         self.spi_refusals
+    }
+
+    /// Outbound SAs not installed again because their sequence numbers would
+    /// have started past their limit (they are rekeyed instead).
+    pub fn seq_refusals(&self) -> u64 {
+        self.seq_refusals
     }
 
     /// The region (reads: counters, workers, dataplane info; taps). SAs and
@@ -433,7 +443,13 @@ impl Installer {
             Direction::Inbound => self
                 .read_view(slot)
                 .filter(|v| v.key_id == key_id && v.direction == Direction::Inbound)
-                .map_or(0, |v| if v.stats.seq > 0 { v.stats.seq + 1 } else { 0 }),
+                .map_or(0, |v| {
+                    if v.stats.seq > 0 {
+                        v.stats.seq.saturating_add(1)
+                    } else {
+                        0
+                    }
+                }),
         }
     }
 
@@ -723,6 +739,16 @@ impl Installer {
     }
 }
 
+/// The highest sequence number an SA may send: 2^32 - 1 without ESN
+/// (RFC 4303 §3.3.3: never wrap; rekey), 2^64 - 1 with it.
+pub fn seq_limit(esn: bool) -> u64 {
+    if esn {
+        u64::MAX
+    } else {
+        u64::from(u32::MAX)
+    }
+}
+
 /// One SA a keying engine installed.
 pub struct EngineSa {
     /// Its slot.
@@ -859,9 +885,10 @@ impl EngineSas {
     /// After a full sync with a new dataplane: installs every SA and policy
     /// again, inbound first. Outbound SAs continue above the highest sequence
     /// number the old dataplane may have used; their SPIs are returned (the
-    /// engine rekeys them: fresh keys instead of jumped numbers).
+    /// engine rekeys them: fresh keys instead of jumped numbers). An outbound
+    /// SA whose numbers would start past its limit (2^32 - 1 without ESN:
+    /// never wrap) is not installed at all, only rekeyed.
     pub fn resync(&mut self, inst: &mut Installer) -> Vec<u32> {
-        let now = monotonic_ns();
         let mut keys: Vec<(u32, Direction)> = self.sas.keys().copied().collect();
         keys.sort_by_key(|(spi, d)| (*d == Direction::Outbound, *spi));
         let mut jumped = Vec::new();
@@ -871,9 +898,22 @@ impl EngineSas {
                 (s.slot, s.key_id, s.params.clone())
             };
             if k.1 == Direction::Outbound {
-                if let Some(b) = inst.slot_bound(slot, kid, now, false) {
-                    p.initial_seq = b.saturating_add(SEQ_MARGIN).max(p.initial_seq);
+                let first = inst.next_seq(slot, kid, Direction::Outbound);
+                if first > 1 {
+                    p.initial_seq = first.max(p.initial_seq);
                     jumped.push(k.0);
+                }
+                let limit = seq_limit(p.esn);
+                if p.initial_seq > limit {
+                    inst.seq_refusals += 1;
+                    warn!(
+                        "outbound SA spi {:#010x} not installed again: its sequence numbers would \
+                         start at {}, past its limit {limit}{}; rekeying",
+                        p.spi,
+                        p.initial_seq,
+                        if p.esn { "" } else { " (no ESN)" }
+                    );
+                    continue;
                 }
             }
             if let Err(e) = inst.install_sa(slot, kid, 0, &p) {
@@ -1057,5 +1097,46 @@ mod tests {
         assert!(eng
             .install_sa(&mut inst, params(SPI, Direction::Outbound, 2, 2))
             .is_err());
+    }
+
+    /// After a dataplane restart, an IKE child's outbound SA whose bound has
+    /// grown past 2^32 - 1 (no ESN) is not installed again (it would wrap)
+    /// but rekeyed; one below is installed above the bound; the inbound SA
+    /// is installed in any case.
+    #[test]
+    fn resync_never_installs_an_outbound_sa_past_its_sequence_limit() {
+        let (_d, mut inst) = installer();
+        let mut eng = EngineSas::default();
+        let near = params(0x3001, Direction::Outbound, 2, 1);
+        let far = params(0x3002, Direction::Outbound, 2, 2);
+        let mut esn = params(0x3003, Direction::Outbound, 2, 3);
+        esn.esn = true;
+        let (kn, kf, ke) = (key_id(&near), key_id(&far), key_id(&esn));
+        for p in [near, far, esn, params(0x4001, Direction::Inbound, 2, 4)] {
+            eng.install_sa(&mut inst, p).unwrap();
+        }
+        // What the dead dataplane may have sent, as frozen in the ledger.
+        let top = u64::from(u32::MAX);
+        for (k, seq) in [(kn, 1000), (kf, top - 10), (ke, top - 10)] {
+            inst.shm.ledger_append(&LedgerEntry {
+                key_id: k,
+                seq,
+                at_ns: u64::MAX,
+            });
+        }
+        let mut jumped = eng.resync(&mut inst);
+        jumped.sort_unstable();
+        assert_eq!(jumped, vec![0x3001, 0x3002, 0x3003]);
+        assert_eq!(inst.seq_refusals(), 1);
+        let rec = |spi: u32| {
+            inst.read_record(eng.get(spi, Direction::Outbound).unwrap().slot)
+                .unwrap()
+        };
+        // (the record's own bound grows with time too: at least the ledger's)
+        let n = rec(0x3001).initial_seq;
+        assert!(n >= 1000 + SEQ_MARGIN && n < top, "{n}");
+        assert!(rec(0x3003).initial_seq >= top - 10 + SEQ_MARGIN);
+        // 0x3002's record is still the first installation's (initial 1).
+        assert_eq!(rec(0x3002).initial_seq, 1);
     }
 }

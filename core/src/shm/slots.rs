@@ -204,6 +204,8 @@ pub enum RefuseReason {
     /// An outbound SA of another tunnel holds the SPI (outbound SAs are found
     /// by SPI: one SA per SPI, never replaced across tunnels).
     SpiInUse,
+    /// The initial sequence number is past the SA's limit (no wrap without ESN).
+    InitialSeq,
     /// A code this build does not know (a newer dataplane).
     Other(u8),
 }
@@ -228,6 +230,9 @@ impl RefuseReason {
             }
             RefuseReason::EncapPort => "a UDP encapsulation port is 0".into(),
             RefuseReason::SpiInUse => "another tunnel's outbound SA has this SPI".into(),
+            RefuseReason::InitialSeq => {
+                "its initial sequence number is past its limit (rekey for fresh keys)".into()
+            }
             RefuseReason::Other(c) => format!("reason code {c}"),
         }
     }
@@ -244,6 +249,7 @@ impl RefuseReason {
             RefuseReason::AddressFamily => 8,
             RefuseReason::EncapPort => 9,
             RefuseReason::SpiInUse => 10,
+            RefuseReason::InitialSeq => 11,
             RefuseReason::Other(c) => c,
         }
     }
@@ -261,6 +267,7 @@ impl RefuseReason {
             8 => RefuseReason::AddressFamily,
             9 => RefuseReason::EncapPort,
             10 => RefuseReason::SpiInUse,
+            11 => RefuseReason::InitialSeq,
             c => RefuseReason::Other(c),
         })
     }

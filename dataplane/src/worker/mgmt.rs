@@ -368,4 +368,30 @@ mod tests {
         m.apply_commands().unwrap();
         assert_eq!(m.refused, 1);
     }
+
+    #[test]
+    fn a_corrupt_initial_sequence_number_is_refused_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.shm");
+        let mut ctl = ControlEnd::attach(&path, &Geometry::default()).unwrap();
+        let tables = Tables {
+            spd: Arc::new(Spd::new()),
+            sad_in: Arc::new(Sad::default()),
+            sad_out: Arc::new(Sad::default()),
+            crypto: CryptoBackend::Auto,
+        };
+        let mut m = Manager::attach(&path, tables.clone(), 1).unwrap();
+        // Without ESN the last number is 2^32 - 1: starting above would wrap.
+        for (slot, seq) in [(3, u64::from(u32::MAX) + 1), (4, u64::MAX)] {
+            ctl.add_sa(slot, 1, &params(0x1001, Direction::Outbound, seq))
+                .unwrap();
+        }
+        m.apply_commands().unwrap();
+        assert!(tables.sad_out.get(0x1001).is_none());
+        assert_eq!(m.refused, 2);
+        for slot in [3, 4] {
+            let v = ctl.read_sa(slot).unwrap().unwrap();
+            assert_eq!(v.refused, Some(shm::RefuseReason::InitialSeq));
+        }
+    }
 }
