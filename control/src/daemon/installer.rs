@@ -889,6 +889,7 @@ impl EngineSas {
     /// SA whose numbers would start past its limit (2^32 - 1 without ESN:
     /// never wrap) is not installed at all, only rekeyed.
     pub fn resync(&mut self, inst: &mut Installer) -> Vec<u32> {
+        let now = monotonic_ns();
         let mut keys: Vec<(u32, Direction)> = self.sas.keys().copied().collect();
         keys.sort_by_key(|(spi, d)| (*d == Direction::Outbound, *spi));
         let mut jumped = Vec::new();
@@ -898,9 +899,17 @@ impl EngineSas {
                 (s.slot, s.key_id, s.params.clone())
             };
             if k.1 == Direction::Outbound {
-                let first = inst.next_seq(slot, kid, Direction::Outbound);
-                if first > 1 {
-                    p.initial_seq = first.max(p.initial_seq);
+                // Everything the key may have sent: what the old dataplane
+                // published (growing since, at line rate) and the ledger.
+                let b = [
+                    inst.shm.ledger_bound(kid, now),
+                    inst.slot_bound(slot, kid, now, false),
+                ]
+                .into_iter()
+                .flatten()
+                .max();
+                if let Some(b) = b {
+                    p.initial_seq = b.saturating_add(SEQ_MARGIN).max(p.initial_seq);
                     jumped.push(k.0);
                 }
                 let limit = seq_limit(p.esn);
@@ -1115,6 +1124,14 @@ mod tests {
         for p in [near, far, esn, params(0x4001, Direction::Inbound, 2, 4)] {
             eng.install_sa(&mut inst, p).unwrap();
         }
+        // Another one, recorded as installed long ago (its bound grew at line
+        // rate since: 2^32 numbers take under 30 s at 150 Mpps).
+        let old = params(0x3004, Direction::Outbound, 2, 5);
+        eng.install_sa(&mut inst, old).unwrap();
+        let s4 = eng.get(0x3004, Direction::Outbound).unwrap().slot;
+        let mut r = inst.read_record(s4).unwrap();
+        r.sent_ns = monotonic_ns().saturating_sub(60_000_000_000);
+        inst.shm.write_record(s4, &r).unwrap();
         // What the dead dataplane may have sent, as frozen in the ledger.
         let top = u64::from(u32::MAX);
         for (k, seq) in [(kn, 1000), (kf, top - 10), (ke, top - 10)] {
@@ -1126,8 +1143,8 @@ mod tests {
         }
         let mut jumped = eng.resync(&mut inst);
         jumped.sort_unstable();
-        assert_eq!(jumped, vec![0x3001, 0x3002, 0x3003]);
-        assert_eq!(inst.seq_refusals(), 1);
+        assert_eq!(jumped, vec![0x3001, 0x3002, 0x3003, 0x3004]);
+        assert_eq!(inst.seq_refusals(), 2);
         let rec = |spi: u32| {
             inst.read_record(eng.get(spi, Direction::Outbound).unwrap().slot)
                 .unwrap()
@@ -1136,7 +1153,8 @@ mod tests {
         let n = rec(0x3001).initial_seq;
         assert!(n >= 1000 + SEQ_MARGIN && n < top, "{n}");
         assert!(rec(0x3003).initial_seq >= top - 10 + SEQ_MARGIN);
-        // 0x3002's record is still the first installation's (initial 1).
+        // 0x3002's and 0x3004's records are still the first installation's.
         assert_eq!(rec(0x3002).initial_seq, 1);
+        assert_eq!(rec(0x3004).initial_seq, 1);
     }
 }
