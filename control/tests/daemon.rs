@@ -175,6 +175,11 @@ fn up_down_reload_bad_config_metrics_and_tap() {
         ],
     );
     assert_eq!(c, 0, "{err}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&pcap).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "tap file mode {mode:04o}");
+    }
     let bytes = std::fs::read(&pcap).unwrap();
     let (link, recs) = control::daemon::pcap::parse(&bytes).expect("pcap");
     assert_eq!(link, 101);

@@ -437,7 +437,24 @@ fn tap(cli: &Cli, name: &str, out: &Path, count: Option<u64>, duration: Option<f
         print_message(&r);
         return r.code;
     }
-    let mut file = match std::fs::File::create(out) {
+    // Decrypted traffic: readable by its owner only (0600 whatever the umask).
+    let created = {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(out)
+            .and_then(|f| {
+                // an existing file keeps its mode on open: tighten it
+                if f.metadata()?.is_file() {
+                    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+                }
+                Ok(f)
+            })
+    };
+    let mut file = match created {
         Ok(f) => std::io::BufWriter::new(f),
         Err(e) => {
             eprintln!("espresso tap: cannot create {}: {e}", out.display());

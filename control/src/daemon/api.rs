@@ -224,6 +224,10 @@ pub struct IkeCounters {
     pub child_established: u64,
     /// Half-open SAs now.
     pub half_open: u64,
+    /// Child SAs refused because the peer chose an outbound SPI another SA
+    /// holds (a manual tunnel's `spi_out`, another child's).
+    #[serde(default)]
+    pub child_refused_spi_in_use: u64,
     /// Dropped datagrams by reason.
     pub drops_by_reason: BTreeMap<String, u64>,
     /// Recent failures explained (proposal mismatches, authentication, dead peers).

@@ -12,7 +12,7 @@
 //! its own [`EngineSas`] and policy-id ranges ([`policy_id::NEXT_ENGINE`]),
 //! the same [`Installer`].
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -62,6 +62,13 @@ pub struct IkeBridge {
     /// NO_PROPOSAL_CHOSEN, which an IKEv1-only strongSwan answers): the daemon
     /// initiates them with IKEv1 ([`take_fallbacks`](Self::take_fallbacks)).
     fallback: Vec<String>,
+    /// The installer's SPI generation the engine last saw.
+    spi_seen: Option<u64>,
+    /// Outbound SPIs of children whose SA the installer refused (another SA
+    /// holds the SPI): their policies discard instead, and the child goes.
+    refused_out: HashSet<u32>,
+    /// Of those, the ones whose child the engine was asked to delete.
+    refused_deleting: HashSet<u32>,
 }
 
 /// Discard policies that hold a tunnel-mode connection's traffic while it has
@@ -119,12 +126,29 @@ impl IkeBridge {
             io_error: None,
             notes: VecDeque::new(),
             fallback: Vec::new(),
+            spi_seen: None,
+            refused_out: HashSet::new(),
+            refused_deleting: HashSet::new(),
         }
     }
 
     /// The connections to initiate with IKEv1 now (see `fallback`).
     pub fn take_fallbacks(&mut self) -> Vec<String> {
         std::mem::take(&mut self.fallback)
+    }
+
+    /// Tells the engine which SPIs the dataplane holds (when they changed),
+    /// before it decides on a peer's child SA.
+    fn sync_spis(&mut self, inst: &Installer) {
+        let g = inst.spi_generation();
+        if self.spi_seen == Some(g) {
+            return;
+        }
+        self.spi_seen = Some(g);
+        self.engine.set_reserved_spis(ike::ReservedSpis {
+            inbound: inst.held_spis(Direction::Inbound).collect(),
+            outbound: inst.held_spis(Direction::Outbound).collect(),
+        });
     }
 
     fn conn_mut(&mut self, name: &str) -> Option<&mut IkeConnItem> {
@@ -325,6 +349,7 @@ impl IkeBridge {
         if let Some(c) = self.conn_mut(name) {
             c.error = None;
         }
+        self.sync_spis(inst);
         match self.engine.initiate(name, Instant::now()) {
             Ok(id) => {
                 self.drain(inst);
@@ -390,6 +415,7 @@ impl IkeBridge {
 
     /// A datagram from the sockets.
     pub fn datagram(&mut self, inst: &mut Installer, d: Datagram) {
+        self.sync_spis(inst);
         self.engine
             .handle_datagram(&d.data, d.from, d.to, Instant::now());
         self.drain(inst);
@@ -402,6 +428,7 @@ impl IkeBridge {
 
     /// Runs the engine's timers when they are due.
     pub fn timers(&mut self, inst: &mut Installer) {
+        self.sync_spis(inst);
         let now = Instant::now();
         if self.engine.poll_timeout().is_some_and(|t| t <= now) {
             self.engine.handle_timeout(now);
@@ -442,6 +469,7 @@ impl IkeBridge {
                 other.clone()
             }
         };
+        self.sync_spis(inst);
         self.engine.handle_dataplane_event(&ev, Instant::now());
         self.drain(inst);
         true
@@ -485,14 +513,69 @@ impl IkeBridge {
                 Output::Event(e) => self.log(e),
             }
         }
+        self.sync_spis(inst);
+        self.drop_refused_children(inst);
+    }
+
+    /// Deletes the children whose outbound SA the installer refused (their
+    /// policies discard meanwhile): the engine checks SPIs before it accepts
+    /// a child, so this only catches what changed in between.
+    fn drop_refused_children(&mut self, inst: &mut Installer) {
+        if self.refused_out.len() == self.refused_deleting.len() {
+            return;
+        }
+        let doomed: Vec<(u32, u32)> = self
+            .engine
+            .status()
+            .iter()
+            .flat_map(|s| s.children.iter())
+            .filter(|c| {
+                self.refused_out.contains(&c.outbound_spi)
+                    && !self.refused_deleting.contains(&c.outbound_spi)
+            })
+            .map(|c| (c.inbound_spi, c.outbound_spi))
+            .collect();
+        if doomed.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for (inbound, outbound) in doomed {
+            self.refused_deleting.insert(outbound);
+            warn!(
+                "deleting child SA {inbound:#010x}/{outbound:#010x}: its outbound SPI is held by another SA"
+            );
+            // The engine's delete removes its SAs; the refused one is forgotten.
+            if let Err(e) = self.engine.terminate_child(inbound, now) {
+                warn!("deleting child SA {inbound:#010x}: {e}");
+            }
+        }
+        self.drain(inst);
     }
 
     fn apply(&mut self, inst: &mut Installer, op: DataplaneOp) {
         match op {
-            DataplaneOp::InstallSa(p) => self.sas.install_sa(inst, p),
-            DataplaneOp::RemoveSa { spi, direction } => self.sas.remove_sa(inst, spi, direction),
+            DataplaneOp::InstallSa(p) => {
+                let (spi, dir) = (p.spi, p.direction);
+                if self.sas.install_sa(inst, p).is_err() && dir == Direction::Outbound {
+                    self.refused_out.insert(spi);
+                }
+            }
+            DataplaneOp::RemoveSa { spi, direction } => {
+                if direction == Direction::Outbound && self.refused_out.remove(&spi) {
+                    // Never installed: the SA with this SPI is another's.
+                    self.refused_deleting.remove(&spi);
+                    return;
+                }
+                self.sas.remove_sa(inst, spi, direction)
+            }
             DataplaneOp::InstallPolicy(mut p) => {
                 p.id = policy_id::IKEV2 | (p.id & policy_id::ENGINE_ID_MASK);
+                if let PolicyAction::Protect { spi } = p.action {
+                    if self.refused_out.contains(&spi) {
+                        // Never point a policy at another tunnel's SA.
+                        p.action = PolicyAction::Discard;
+                    }
+                }
                 self.sas.add_policy(inst, p);
             }
             DataplaneOp::RemovePolicy { id } => {

@@ -78,6 +78,22 @@ pub enum InstallError {
     /// The dataplane's command ring did not take it.
     #[error("sending the SA to the dataplane: {0}")]
     Send(ShmError),
+    /// No free SA slot in the shared-memory region.
+    #[error("out of SA slots in the shared-memory region")]
+    OutOfSlots,
+    /// Another SA (of another tunnel, or another child SA) holds this SPI in
+    /// this direction: installing it would replace that SA in the dataplane.
+    #[error("{dir:?} SPI {spi:#010x} is in use by another SA (tunnel id {owner_tunnel}, slot {owner_slot})", dir = .direction)]
+    SpiInUse {
+        /// The SPI.
+        spi: u32,
+        /// Its direction.
+        direction: Direction,
+        /// The slot of the SA that holds it.
+        owner_slot: u32,
+        /// That SA's tunnel id.
+        owner_tunnel: u32,
+    },
 }
 
 /// What a previous control process left in the region (its tunnel records),
@@ -122,6 +138,19 @@ pub struct Installer {
     frozen_for: u64,
     /// Tunnel ids freed since [`Installer::take_freed_ids`].
     freed_ids: Vec<u32>,
+    /// Which slot holds each (SPI, direction) in the dataplane: the
+    /// dataplane finds SAs by SPI alone, so one SPI per direction belongs to
+    /// one SA, whoever installs it (manual tunnels, every keying engine).
+    held: HashMap<(u32, Direction), u32>,
+    /// The SPI of each slot in `held` (to let go when a slot changes SPI).
+    slot_spi: HashMap<u32, (u32, Direction)>,
+    /// Bumped whenever `held` changes (engines refresh their view of it).
+    spi_generation: u64,
+    /// SAs refused because their SPI was held by another SA.
+    spi_refusals: u64,
+    /// Outbound SAs not installed again because their sequence numbers
+    /// would have started past their limit.
+    seq_refusals: u64,
 }
 
 /// Stable digest of a policy (what its record holds).
@@ -150,6 +179,11 @@ impl Installer {
             dp_alive: false,
             frozen_for: 0,
             freed_ids: Vec::new(),
+            held: HashMap::new(),
+            slot_spi: HashMap::new(),
+            spi_generation: 0,
+            spi_refusals: 0,
+            seq_refusals: 0,
         };
         let mut left = Leftovers {
             tunnels: HashMap::new(),
@@ -187,7 +221,67 @@ impl Installer {
                 }
             }
         }
+        // What a previous control process installed holds its SPIs until
+        // it is removed ([`Installer::remove_stale_slots`]) or taken over.
+        for slot in 0..g.max_sas {
+            if let Some(r) = inst
+                .read_record(slot)
+                .filter(|r| r.state == RecordState::Installed)
+            {
+                inst.hold(slot, r.spi, r.direction);
+            }
+        }
         Ok((inst, left))
+    }
+
+    // ------------------------------------------------------------ SPIs
+
+    fn hold(&mut self, slot: u32, spi: u32, dir: Direction) {
+        if let Some(prev) = self.slot_spi.insert(slot, (spi, dir)) {
+            if prev != (spi, dir) && self.held.get(&prev) == Some(&slot) {
+                self.held.remove(&prev);
+            }
+        }
+        self.held.insert((spi, dir), slot);
+        self.spi_generation += 1;
+    }
+
+    fn let_go(&mut self, slot: u32) {
+        if let Some(k) = self.slot_spi.remove(&slot) {
+            if self.held.get(&k) == Some(&slot) {
+                self.held.remove(&k);
+            }
+            self.spi_generation += 1;
+        }
+    }
+
+    /// The slot whose SA holds `spi` in direction `dir`.
+    pub fn spi_owner(&self, spi: u32, dir: Direction) -> Option<u32> {
+        self.held.get(&(spi, dir)).copied()
+    }
+
+    /// Changes whenever an SPI is taken or given back.
+    pub fn spi_generation(&self) -> u64 {
+        self.spi_generation
+    }
+
+    /// Every SPI held in direction `dir`.
+    pub fn held_spis(&self, dir: Direction) -> impl Iterator<Item = u32> + '_ {
+        self.held
+            .keys()
+            .filter(move |(_, d)| *d == dir)
+            .map(|(s, _)| *s)
+    }
+
+    /// SAs refused because another SA held their SPI.
+    pub fn spi_refusals(&self) -> u64 {
+        self.spi_refusals
+    }
+
+    /// Outbound SAs not installed again because their sequence numbers would
+    /// have started past their limit (they are rekeyed instead).
+    pub fn seq_refusals(&self) -> u64 {
+        self.seq_refusals
     }
 
     /// The region (reads: counters, workers, dataplane info; taps). SAs and
@@ -238,6 +332,7 @@ impl Installer {
 
     /// Gives an SA slot back (remove its SA first: [`Installer::remove_sa`]).
     pub fn release_slot(&mut self, slot: u32) {
+        self.let_go(slot);
         self.free_slots.insert(slot);
     }
 
@@ -348,7 +443,13 @@ impl Installer {
             Direction::Inbound => self
                 .read_view(slot)
                 .filter(|v| v.key_id == key_id && v.direction == Direction::Inbound)
-                .map_or(0, |v| if v.stats.seq > 0 { v.stats.seq + 1 } else { 0 }),
+                .map_or(0, |v| {
+                    if v.stats.seq > 0 {
+                        v.stats.seq.saturating_add(1)
+                    } else {
+                        0
+                    }
+                }),
         }
     }
 
@@ -361,6 +462,18 @@ impl Installer {
         params_hash: u64,
         params: &SaParams,
     ) -> Result<(), InstallError> {
+        if let Some(owner) = self.spi_owner(params.spi, params.direction) {
+            if owner != slot {
+                self.spi_refusals += 1;
+                let owner_tunnel = self.read_record(owner).map_or(0, |r| r.tunnel_id);
+                return Err(InstallError::SpiInUse {
+                    spi: params.spi,
+                    direction: params.direction,
+                    owner_slot: owner,
+                    owner_tunnel,
+                });
+            }
+        }
         let r = SaRecord {
             state: RecordState::Installed,
             direction: params.direction,
@@ -375,6 +488,7 @@ impl Installer {
         self.shm
             .write_record(slot, &r)
             .map_err(InstallError::Record)?;
+        self.hold(slot, params.spi, params.direction);
         if self.dp_alive {
             self.shm
                 .add_sa(slot, key_id, params)
@@ -385,6 +499,7 @@ impl Installer {
 
     /// Removes the SA installed in `slot` (its record says which).
     pub fn remove_sa(&mut self, slot: u32) {
+        self.let_go(slot);
         let Some(mut rec) = self.read_record(slot) else {
             return;
         };
@@ -624,6 +739,16 @@ impl Installer {
     }
 }
 
+/// The highest sequence number an SA may send: 2^32 - 1 without ESN
+/// (RFC 4303 §3.3.3: never wrap; rekey), 2^64 - 1 with it.
+pub fn seq_limit(esn: bool) -> u64 {
+    if esn {
+        u64::MAX
+    } else {
+        u64::from(u32::MAX)
+    }
+}
+
 /// One SA a keying engine installed.
 pub struct EngineSa {
     /// Its slot.
@@ -658,11 +783,30 @@ fn key_id(p: &SaParams) -> u64 {
 }
 
 impl EngineSas {
-    /// Installs (or replaces, same SPI and direction) an SA.
-    pub fn install_sa(&mut self, inst: &mut Installer, p: Box<SaParams>) {
+    /// Installs an SA (again: the same SPI, direction and keys replace the
+    /// SA in its slot). An SA whose SPI another SA holds in that direction
+    /// (another tunnel's, another child's of this engine, or with other keys)
+    /// is refused and not recorded: it must never replace that SA.
+    pub fn install_sa(
+        &mut self,
+        inst: &mut Installer,
+        p: Box<SaParams>,
+    ) -> Result<(), InstallError> {
         let k = (p.spi, p.direction);
+        let kid = key_id(&p);
         let slot = match self.sas.get(&k) {
-            Some(s) => Some(s.slot),
+            Some(s) if s.key_id == kid => Some(s.slot),
+            Some(s) => {
+                inst.spi_refusals += 1;
+                let e = InstallError::SpiInUse {
+                    spi: p.spi,
+                    direction: p.direction,
+                    owner_slot: s.slot,
+                    owner_tunnel: s.params.tunnel_id,
+                };
+                error!("SA not installed: {e}");
+                return Err(e);
+            }
             None => inst.alloc_slot(),
         };
         let Some(slot) = slot else {
@@ -670,11 +814,16 @@ impl EngineSas {
                 "out of SA slots in the shared-memory region: SA spi {:#010x} not installed",
                 p.spi
             );
-            return;
+            return Err(InstallError::OutOfSlots);
         };
-        let kid = key_id(&p);
-        if let Err(e) = inst.install_sa(slot, kid, 0, &p) {
-            error!("installing SA spi {:#010x}: {e}", p.spi);
+        match inst.install_sa(slot, kid, 0, &p) {
+            Err(e @ InstallError::SpiInUse { .. }) => {
+                inst.release_slot(slot);
+                error!("SA not installed: {e}");
+                return Err(e);
+            }
+            Err(e) => error!("installing SA spi {:#010x}: {e}", p.spi),
+            Ok(()) => {}
         }
         self.sas.insert(
             k,
@@ -684,6 +833,7 @@ impl EngineSas {
                 params: p,
             },
         );
+        Ok(())
     }
 
     /// Removes an SA (if installed).
@@ -735,7 +885,9 @@ impl EngineSas {
     /// After a full sync with a new dataplane: installs every SA and policy
     /// again, inbound first. Outbound SAs continue above the highest sequence
     /// number the old dataplane may have used; their SPIs are returned (the
-    /// engine rekeys them: fresh keys instead of jumped numbers).
+    /// engine rekeys them: fresh keys instead of jumped numbers). An outbound
+    /// SA whose numbers would start past its limit (2^32 - 1 without ESN:
+    /// never wrap) is not installed at all, only rekeyed.
     pub fn resync(&mut self, inst: &mut Installer) -> Vec<u32> {
         let now = monotonic_ns();
         let mut keys: Vec<(u32, Direction)> = self.sas.keys().copied().collect();
@@ -747,9 +899,30 @@ impl EngineSas {
                 (s.slot, s.key_id, s.params.clone())
             };
             if k.1 == Direction::Outbound {
-                if let Some(b) = inst.slot_bound(slot, kid, now, false) {
+                // Everything the key may have sent: what the old dataplane
+                // published (growing since, at line rate) and the ledger.
+                let b = [
+                    inst.shm.ledger_bound(kid, now),
+                    inst.slot_bound(slot, kid, now, false),
+                ]
+                .into_iter()
+                .flatten()
+                .max();
+                if let Some(b) = b {
                     p.initial_seq = b.saturating_add(SEQ_MARGIN).max(p.initial_seq);
                     jumped.push(k.0);
+                }
+                let limit = seq_limit(p.esn);
+                if p.initial_seq > limit {
+                    inst.seq_refusals += 1;
+                    warn!(
+                        "outbound SA spi {:#010x} not installed again: its sequence numbers would \
+                         start at {}, past its limit {limit}{}; rekeying",
+                        p.spi,
+                        p.initial_seq,
+                        if p.esn { "" } else { " (no ESN)" }
+                    );
+                    continue;
                 }
             }
             if let Err(e) = inst.install_sa(slot, kid, 0, &p) {
@@ -761,5 +934,227 @@ impl EngineSas {
             inst.add_policy(p);
         }
         jumped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use espresso_core::alg::{EncrAlg, IntegAlg, Suite};
+    use espresso_core::key::Key;
+    use espresso_core::sa::{DfMode, Lifetime, Mode};
+
+    fn params(spi: u32, direction: Direction, tunnel_id: u32, key: u8) -> Box<SaParams> {
+        Box::new(SaParams {
+            spi,
+            direction,
+            mode: Mode::Tunnel,
+            suite: Suite {
+                encr: EncrAlg::AesGcm128,
+                integ: IntegAlg::None,
+            },
+            enc_key: Key::new(vec![key; 20]),
+            auth_key: Key::default(),
+            esn: false,
+            replay_window: 64,
+            local_addr: "192.0.2.1".parse().unwrap(),
+            remote_addr: "192.0.2.2".parse().unwrap(),
+            encap: None,
+            selectors: Vec::new(),
+            lifetime: Lifetime::default(),
+            df: DfMode::Copy,
+            copy_dscp: false,
+            initial_seq: 1,
+            allow_legacy: false,
+            tunnel_id,
+        })
+    }
+
+    fn installer() -> (tempfile::TempDir, Installer) {
+        let dir = tempfile::tempdir().unwrap();
+        let (inst, _) = Installer::attach(&dir.path().join("r.shm")).unwrap();
+        (dir, inst)
+    }
+
+    const SPI: u32 = 0x2000;
+
+    #[test]
+    fn an_ike_child_never_takes_a_manual_tunnels_outbound_spi() {
+        let (_d, mut inst) = installer();
+        // Manual tunnel 1: spi_out SPI in its own slot.
+        let slot = inst.alloc_slot().unwrap();
+        inst.install_sa(slot, 11, 0, &params(SPI, Direction::Outbound, 1, 1))
+            .unwrap();
+        // An IKE child (tunnel 2) whose peer chose the same SPI.
+        let mut eng = EngineSas::default();
+        let e = eng
+            .install_sa(&mut inst, params(SPI, Direction::Outbound, 2, 2))
+            .unwrap_err();
+        assert!(
+            matches!(e, InstallError::SpiInUse { spi: SPI, owner_slot, owner_tunnel: 1, .. } if owner_slot == slot),
+            "{e}"
+        );
+        assert_eq!(eng.counts().0, 0);
+        assert_eq!(inst.spi_refusals(), 1);
+        // The manual tunnel's record is untouched; the child's removal is a no-op.
+        let r = inst.read_record(slot).unwrap();
+        assert_eq!(
+            (r.tunnel_id, r.key_id, r.state),
+            (1, 11, RecordState::Installed)
+        );
+        eng.remove_sa(&mut inst, SPI, Direction::Outbound);
+        assert_eq!(
+            inst.read_record(slot).unwrap().state,
+            RecordState::Installed
+        );
+        assert_eq!(inst.spi_owner(SPI, Direction::Outbound), Some(slot));
+        // The same SPI inbound is another SA (another table in the dataplane).
+        eng.install_sa(&mut inst, params(SPI, Direction::Inbound, 2, 2))
+            .unwrap();
+        // Once the manual tunnel lets it go, the SPI is free again.
+        inst.remove_sa(slot);
+        inst.release_slot(slot);
+        eng.install_sa(&mut inst, params(SPI, Direction::Outbound, 2, 2))
+            .unwrap();
+        assert_eq!(eng.counts().0, 2);
+    }
+
+    #[test]
+    fn a_manual_tunnel_added_later_never_takes_an_ike_childs_outbound_spi() {
+        let (_d, mut inst) = installer();
+        let mut eng = EngineSas::default();
+        eng.install_sa(&mut inst, params(SPI, Direction::Outbound, 2, 2))
+            .unwrap();
+        let child_slot = eng.get(SPI, Direction::Outbound).unwrap().slot;
+        let g = inst.spi_generation();
+        // A reload adds manual tunnel 3 with spi_out = SPI.
+        let slot = inst.alloc_slot().unwrap();
+        let e = inst
+            .install_sa(slot, 33, 0, &params(SPI, Direction::Outbound, 3, 3))
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                InstallError::SpiInUse {
+                    owner_tunnel: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("0x00002000"), "{e}");
+        assert!(inst.read_record(slot).is_none());
+        assert_eq!(inst.spi_owner(SPI, Direction::Outbound), Some(child_slot));
+        assert_eq!(inst.spi_generation(), g);
+        assert_eq!(
+            inst.held_spis(Direction::Outbound).collect::<Vec<_>>(),
+            vec![SPI]
+        );
+    }
+
+    #[test]
+    fn two_ike_children_never_share_an_outbound_spi() {
+        let (_d, mut inst) = installer();
+        let mut one = EngineSas::default();
+        let mut two = EngineSas::default();
+        one.install_sa(&mut inst, params(SPI, Direction::Outbound, 2, 2))
+            .unwrap();
+        // Another engine (IKEv1), or another child of the same engine with
+        // other keys: refused either way.
+        assert!(two
+            .install_sa(&mut inst, params(SPI, Direction::Outbound, 4, 4))
+            .is_err());
+        assert!(one
+            .install_sa(&mut inst, params(SPI, Direction::Outbound, 5, 5))
+            .is_err());
+        let s = one.get(SPI, Direction::Outbound).unwrap();
+        assert_eq!(s.params.tunnel_id, 2);
+        // The same SA installed again (same keys) replaces itself in its slot.
+        let slot = s.slot;
+        one.install_sa(&mut inst, params(SPI, Direction::Outbound, 2, 2))
+            .unwrap();
+        assert_eq!(one.get(SPI, Direction::Outbound).unwrap().slot, slot);
+        assert_eq!(inst.spi_refusals(), 2);
+    }
+
+    #[test]
+    fn a_new_control_process_knows_which_spis_are_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.shm");
+        let slot = {
+            // A manual tunnel (its record keeps its slots across restarts).
+            let (mut inst, _) = Installer::attach(&path).unwrap();
+            let id = inst.alloc_tunnel_id().unwrap();
+            let (si, so) = (inst.alloc_slot().unwrap(), inst.alloc_slot().unwrap());
+            inst.save_tunnel(&TunnelRecord {
+                name: "manual".into(),
+                id,
+                admin_up: true,
+                config_hash: 1,
+                slot_in: si,
+                slot_out: so,
+            });
+            inst.install_sa(so, 11, 0, &params(SPI, Direction::Outbound, id, 1))
+                .unwrap();
+            so
+        };
+        let (mut inst, left) = Installer::attach(&path).unwrap();
+        assert!(left.tunnels.contains_key("manual"));
+        inst.remove_stale_slots();
+        assert_eq!(inst.spi_owner(SPI, Direction::Outbound), Some(slot));
+        let mut eng = EngineSas::default();
+        assert!(eng
+            .install_sa(&mut inst, params(SPI, Direction::Outbound, 2, 2))
+            .is_err());
+    }
+
+    /// After a dataplane restart, an IKE child's outbound SA whose bound has
+    /// grown past 2^32 - 1 (no ESN) is not installed again (it would wrap)
+    /// but rekeyed; one below is installed above the bound; the inbound SA
+    /// is installed in any case.
+    #[test]
+    fn resync_never_installs_an_outbound_sa_past_its_sequence_limit() {
+        let (_d, mut inst) = installer();
+        let mut eng = EngineSas::default();
+        let near = params(0x3001, Direction::Outbound, 2, 1);
+        let far = params(0x3002, Direction::Outbound, 2, 2);
+        let mut esn = params(0x3003, Direction::Outbound, 2, 3);
+        esn.esn = true;
+        let (kn, kf, ke) = (key_id(&near), key_id(&far), key_id(&esn));
+        for p in [near, far, esn, params(0x4001, Direction::Inbound, 2, 4)] {
+            eng.install_sa(&mut inst, p).unwrap();
+        }
+        // Another one, recorded as installed long ago (its bound grew at line
+        // rate since: 2^32 numbers take under 30 s at 150 Mpps).
+        let old = params(0x3004, Direction::Outbound, 2, 5);
+        eng.install_sa(&mut inst, old).unwrap();
+        let s4 = eng.get(0x3004, Direction::Outbound).unwrap().slot;
+        let mut r = inst.read_record(s4).unwrap();
+        r.sent_ns = monotonic_ns().saturating_sub(60_000_000_000);
+        inst.shm.write_record(s4, &r).unwrap();
+        // What the dead dataplane may have sent, as frozen in the ledger.
+        let top = u64::from(u32::MAX);
+        for (k, seq) in [(kn, 1000), (kf, top - 10), (ke, top - 10)] {
+            inst.shm.ledger_append(&LedgerEntry {
+                key_id: k,
+                seq,
+                at_ns: u64::MAX,
+            });
+        }
+        let mut jumped = eng.resync(&mut inst);
+        jumped.sort_unstable();
+        assert_eq!(jumped, vec![0x3001, 0x3002, 0x3003, 0x3004]);
+        assert_eq!(inst.seq_refusals(), 2);
+        let rec = |spi: u32| {
+            inst.read_record(eng.get(spi, Direction::Outbound).unwrap().slot)
+                .unwrap()
+        };
+        // (the record's own bound grows with time too: at least the ledger's)
+        let n = rec(0x3001).initial_seq;
+        assert!(n >= 1000 + SEQ_MARGIN && n < top, "{n}");
+        assert!(rec(0x3003).initial_seq >= top - 10 + SEQ_MARGIN);
+        // 0x3002's and 0x3004's records are still the first installation's.
+        assert_eq!(rec(0x3002).initial_seq, 1);
+        assert_eq!(rec(0x3004).initial_seq, 1);
     }
 }

@@ -115,7 +115,12 @@ fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
         }
         std::fs::remove_file(path).map_err(err)?;
     }
-    let l = UnixListener::bind(path).map_err(err)?;
+    // Created under umask 077: the socket is never, even for an instant,
+    // connectable by others (the chmod below only confirms it).
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let bound = UnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    let l = bound.map_err(err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
     Ok(l)
 }
@@ -262,4 +267,33 @@ fn handle(daemon: &mut Daemon, opts: &DaemonOptions, req: Request) -> Reply {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_cli_socket_is_created_0600_and_the_umask_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/espresso.sock");
+        // (reading the umask sets it: to 077, harmless to tests running meanwhile)
+        let strict = nix::sys::stat::Mode::from_bits_truncate(0o077);
+        let before = nix::sys::stat::umask(strict);
+        nix::sys::stat::umask(before);
+        let l = bind_socket(&path).unwrap();
+        let after = nix::sys::stat::umask(strict);
+        nix::sys::stat::umask(after);
+        assert_eq!(after, before, "umask not restored");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "socket mode {mode:04o}");
+        let dmode = std::fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(dmode, 0o700);
+        drop(l);
+    }
 }

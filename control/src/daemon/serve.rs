@@ -55,7 +55,43 @@ pub fn socket(l: UnixListener, tx: Sender<Job>) {
     }
 }
 
+/// The uid of the process at the other end of a CLI connection (SO_PEERCRED).
+pub fn peer_uid(s: &UnixStream) -> std::io::Result<u32> {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    let c = getsockopt(s, PeerCredentials).map_err(std::io::Error::from)?;
+    Ok(c.uid())
+}
+
+/// Our effective uid (std has no geteuid: the owner of /proc/self).
+pub fn own_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map_or(0, |m| m.uid())
+}
+
+/// Who may use the CLI socket: root and the daemon's own user (whatever
+/// the socket file's permissions became).
+pub fn peer_allowed(peer: u32, own: u32) -> bool {
+    peer == 0 || peer == own
+}
+
 fn serve_conn(s: UnixStream, tx: Sender<Job>) -> std::io::Result<()> {
+    let uid = peer_uid(&s)?;
+    if !peer_allowed(uid, own_uid()) {
+        warn!(
+            "cli connection from uid {uid} refused: only root and uid {} may use the socket",
+            own_uid()
+        );
+        let r = Response::err(
+            exit::USAGE,
+            format!(
+                "uid {uid} may not use this socket (root or uid {} only)",
+                own_uid()
+            ),
+        );
+        let mut w = &s;
+        writeln!(w, "{}", serde_json::to_string(&r).unwrap_or_default())?;
+        return Ok(());
+    }
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut line = String::new();
     BufReader::new((&s).take(1 << 16)).read_line(&mut line)?;
@@ -106,11 +142,17 @@ fn serve_conn(s: UnixStream, tx: Sender<Job>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// How long the metrics endpoint waits on one client, reading or writing.
+pub const METRICS_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Serves `GET /metrics` (Prometheus text) over HTTP/1.0.
 pub fn metrics(l: TcpListener, tx: Sender<Job>) {
     for conn in l.incoming() {
         let Ok(mut s) = conn else { continue };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        // One connection at a time: a client that stops reading (or
+        // writing) must not hold the endpoint.
+        let _ = s.set_read_timeout(Some(METRICS_TIMEOUT));
+        let _ = s.set_write_timeout(Some(METRICS_TIMEOUT));
         let mut req = Vec::new();
         let mut buf = [0u8; 1024];
         while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 8192 {
@@ -138,5 +180,67 @@ pub fn metrics(l: TcpListener, tx: Sender<Job>) {
             "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_root_and_our_own_uid_may_use_the_socket() {
+        assert!(peer_allowed(0, 1000));
+        assert!(peer_allowed(1000, 1000));
+        assert!(!peer_allowed(1001, 1000));
+        assert!(!peer_allowed(65534, 0));
+        let (a, _b) = UnixStream::pair().unwrap();
+        assert_eq!(peer_uid(&a).unwrap(), own_uid());
+    }
+
+    /// As root: a process of another uid that reaches the socket (its file
+    /// made world-writable on purpose) is refused by SO_PEERCRED.
+    #[test]
+    fn another_uid_is_refused_even_if_the_socket_file_lets_it_in() {
+        if own_uid() != 0 {
+            eprintln!("skipped: needs root to connect as another uid");
+            return;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.path().join("s.sock");
+        let l = UnixListener::bind(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || socket(l, tx));
+        // A request that gets through would reach the daemon loop here.
+        std::thread::spawn(move || {
+            while let Ok(Job::Request(_, r)) = rx.recv() {
+                let _ = r.send(Reply::Resp(Response::ok("served")));
+            }
+        });
+        let ask = |uid: u32| {
+            let out = std::process::Command::new("python3")
+                .arg("-c")
+                .arg(format!(
+                    "import os,socket\nos.setgid({uid}); os.setuid({uid})\n\
+                     s=socket.socket(socket.AF_UNIX); s.connect({:?})\n\
+                     \n\
+                     try: s.sendall(b'{{\"cmd\":\"status\"}}\\n')\n\
+                     except OSError: pass\n\
+                     print(s.makefile().readline())",
+                    path.display().to_string()
+                ))
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+        };
+        let nobody = ask(65534);
+        assert!(
+            nobody.contains("uid 65534 may not use this socket"),
+            "{nobody}"
+        );
+        let root = ask(0);
+        assert!(!root.contains("may not use"), "{root}");
     }
 }

@@ -98,6 +98,17 @@ pub struct Transmit {
     pub data: Vec<u8>,
 }
 
+/// SPIs held in the dataplane by anyone (the daemon's installer knows them
+/// all), so that the engine neither picks an inbound SPI nor accepts a
+/// peer's outbound SPI that another SA uses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReservedSpis {
+    /// Inbound SPIs in use.
+    pub inbound: HashSet<u32>,
+    /// Outbound SPIs in use.
+    pub outbound: HashSet<u32>,
+}
+
 /// What the dataplane must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DataplaneOp {
@@ -348,6 +359,9 @@ pub struct Stats {
     pub ike_established: u64,
     /// Child SAs established (including rekeys).
     pub child_established: u64,
+    /// Child SAs refused because the peer chose as our outbound SPI one that
+    /// another SA already uses (its SA would replace that tunnel's).
+    pub child_spi_in_use: u64,
     /// Drops by reason (index = [`IkeDrop`] order).
     pub drops: [u64; 9],
 }
@@ -390,6 +404,10 @@ pub(crate) struct Ctx<D> {
     pub next_policy_id: u32,
     pub trap_policies: HashMap<String, Vec<(u32, TrafficSelector)>>,
     pub child_spis: HashSet<u32>,
+    /// SPIs other owners (manual tunnels, other keying engines, and this
+    /// engine's installed children) hold in the dataplane, by direction, as
+    /// the daemon last told us ([`super::engine::Engine::set_reserved_spis`]).
+    pub reserved: ReservedSpis,
     pub half_open: usize,
     pub deferred: Vec<D>,
 }
@@ -436,13 +454,19 @@ impl<D> Ctx<D> {
     pub fn new_child_spi(&mut self) -> u32 {
         loop {
             let s = self.rng.next_u32();
-            if s > 255 && self.child_spis.insert(s) {
+            if s > 255 && !self.reserved.inbound.contains(&s) && self.child_spis.insert(s) {
                 return s;
             }
         }
     }
     pub fn free_child_spi(&mut self, s: u32) {
         self.child_spis.remove(&s);
+    }
+    /// True if a peer's SPI (our outbound SPI) is already used by an
+    /// outbound SA in the dataplane: a child with it must be refused (the
+    /// dataplane finds outbound SAs by SPI; see `daemon::installer`).
+    pub fn outbound_spi_taken(&self, spi: u32) -> bool {
+        self.reserved.outbound.contains(&spi)
     }
     pub fn new_policy_id(&mut self) -> u32 {
         self.next_policy_id = self.next_policy_id.wrapping_add(1).max(1);

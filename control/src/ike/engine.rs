@@ -14,7 +14,7 @@ use rand::{RngCore, SeedableRng};
 
 use super::config::{Connection, LocalAddr, RemoteAddr, StartAction};
 pub use super::ctx::{
-    DataplaneOp, DeleteReason, Event, IkeDrop, Output, Settings, Stats, Transmit,
+    DataplaneOp, DeleteReason, Event, IkeDrop, Output, ReservedSpis, Settings, Stats, Transmit,
 };
 use super::error::IkeError;
 use super::sa::{Ctx, Deferred, IkeSa, Task};
@@ -57,6 +57,7 @@ impl Engine {
                 next_policy_id: 0,
                 trap_policies: HashMap::new(),
                 child_spis: HashSet::new(),
+                reserved: ReservedSpis::default(),
                 half_open: 0,
                 deferred: Vec::new(),
             },
@@ -78,6 +79,15 @@ impl Engine {
     /// Half-open (responder, IKE_SA_INIT answered, IKE_AUTH not yet) SAs.
     pub fn half_open(&self) -> usize {
         self.ctx.half_open
+    }
+
+    /// The SPIs held in the dataplane (by anyone, this engine's children
+    /// included), as the daemon's installer knows them: a peer choosing one
+    /// of the outbound ones for a new child is refused with
+    /// NO_PROPOSAL_CHOSEN, and our inbound SPIs avoid the inbound ones.
+    /// The driver calls this before feeding the engine whenever they changed.
+    pub fn set_reserved_spis(&mut self, spis: ReservedSpis) {
+        self.ctx.reserved = spis;
     }
 
     /// The address `%defaultroute` stands for (the driver resolves it).

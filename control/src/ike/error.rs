@@ -88,6 +88,11 @@ pub enum IkeError {
         /// Our proposals, strongSwan notation.
         configured: String,
     },
+    /// The peer chose as our outbound SPI one that another SA already uses
+    /// (a manual tunnel's `spi_out` or another child's): the child is
+    /// refused, never installed over that SA.
+    #[error("the peer's SPI {0:#010x} is already the outbound SPI of another SA: child refused")]
+    SpiInUse(u32),
     /// The peer answered with an error notify.
     #[error("peer sent error notify {name} ({code})")]
     PeerError {

@@ -33,7 +33,9 @@ pub mod wire;
 
 pub use auth_config::{LocalAuth, RemoteAuth, WallClock};
 pub use config::{Connection, DpdAction, Identity, LocalAddr, RemoteAddr, StartAction};
-pub use ctx::{DataplaneOp, DeleteReason, Event, IkeDrop, Output, Settings, Stats, Transmit};
+pub use ctx::{
+    DataplaneOp, DeleteReason, Event, IkeDrop, Output, ReservedSpis, Settings, Stats, Transmit,
+};
 pub use engine::Engine;
 pub use error::{IkeError, ParseError};
 pub use status::{ChildSaStatus, IkeSaStatus};

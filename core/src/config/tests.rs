@@ -500,6 +500,65 @@ fn duplicate_spis_names_and_keys_across_files() {
 }
 
 #[test]
+fn configuration_files_writable_by_group_or_others_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let inc = write(
+        d.path(),
+        "tunnels/a.toml",
+        &gcm_tunnel("a", 0x1001, 0x1002),
+        0o600,
+    );
+    let main = write(d.path(), "c.toml", "include = \"tunnels/*.toml\"\n", 0o644);
+    assert!(Config::load(&main).is_ok());
+    for (file, mode, back) in [
+        (&main, 0o664, 0o644),
+        (&main, 0o646, 0o644),
+        (&inc, 0o620, 0o600),
+        (&inc, 0o602, 0o600),
+    ] {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode)).unwrap();
+        let errs = errors(&main);
+        let e = errs
+            .iter()
+            .find(|e| &e.file == file)
+            .unwrap_or_else(|| panic!("{}", ConfigErrors(errs.clone())));
+        assert!(e.message.contains(&format!("mode {mode:04o}")), "{e}");
+        assert!(e.message.contains("writable by group or others"), "{e}");
+        assert!(e.to_string().contains(&file.display().to_string()), "{e}");
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(back)).unwrap();
+    }
+    // Readable by all is fine (keys live in 0600 files).
+    std::fs::set_permissions(&main, std::fs::Permissions::from_mode(0o444)).unwrap();
+    assert!(Config::load(&main).is_ok());
+}
+
+#[test]
+fn psk_holding_types_redact_in_debug() {
+    let d = tempfile::tempdir().unwrap();
+    let psk = "a-long-pre-shared-key-VISIBLE-0123";
+    write(d.path(), "sw.psk", &format!("psk = \"{psk}\"\n"), 0o600);
+    let t = gcm_tunnel("a", 0x1001, 0x1002);
+    let main = write(
+        d.path(),
+        "c.toml",
+        &format!(
+            "{t}\n[[connection]]\nname = \"sw\"\nleft = \"192.0.2.1\"\nright = \"192.0.2.2\"\n\
+             leftsubnet = \"10.1.0.0/24\"\nrightsubnet = \"10.2.0.0/24\"\nsecrets = \"sw.psk\"\n"
+        ),
+        0o600,
+    );
+    let c = Config::load(&main).unwrap_or_else(|e| panic!("{e}"));
+    let dbg = format!("{c:?}");
+    assert!(dbg.contains("sw"), "{dbg}");
+    assert!(!dbg.contains("VISIBLE"), "the PSK shows in Debug: {dbg}");
+    let hex_a = K20A.trim_start_matches("0x");
+    assert!(
+        !dbg.to_lowercase().contains(&hex_a.to_lowercase()),
+        "a key shows in Debug"
+    );
+}
+
+#[test]
 fn secrets_files_must_be_0600() {
     let d = tempfile::tempdir().unwrap();
     let t = gcm_tunnel("a", 0x1001, 0x1002).replace(

@@ -201,6 +201,11 @@ pub enum RefuseReason {
     AddressFamily,
     /// A UDP encapsulation port of 0.
     EncapPort,
+    /// An outbound SA of another tunnel holds the SPI (outbound SAs are found
+    /// by SPI: one SA per SPI, never replaced across tunnels).
+    SpiInUse,
+    /// The initial sequence number is past the SA's limit (no wrap without ESN).
+    InitialSeq,
     /// A code this build does not know (a newer dataplane).
     Other(u8),
 }
@@ -224,6 +229,10 @@ impl RefuseReason {
                 "local and remote addresses are of different families".into()
             }
             RefuseReason::EncapPort => "a UDP encapsulation port is 0".into(),
+            RefuseReason::SpiInUse => "another tunnel's outbound SA has this SPI".into(),
+            RefuseReason::InitialSeq => {
+                "its initial sequence number is past its limit (rekey for fresh keys)".into()
+            }
             RefuseReason::Other(c) => format!("reason code {c}"),
         }
     }
@@ -239,6 +248,8 @@ impl RefuseReason {
             RefuseReason::ReplayWindow => 7,
             RefuseReason::AddressFamily => 8,
             RefuseReason::EncapPort => 9,
+            RefuseReason::SpiInUse => 10,
+            RefuseReason::InitialSeq => 11,
             RefuseReason::Other(c) => c,
         }
     }
@@ -255,6 +266,8 @@ impl RefuseReason {
             7 => RefuseReason::ReplayWindow,
             8 => RefuseReason::AddressFamily,
             9 => RefuseReason::EncapPort,
+            10 => RefuseReason::SpiInUse,
+            11 => RefuseReason::InitialSeq,
             c => RefuseReason::Other(c),
         })
     }

@@ -51,6 +51,16 @@ pub enum SaError {
     /// A UDP encapsulation port of 0.
     #[error("udp encapsulation port {0} is invalid")]
     EncapPort(u16),
+    /// The first sequence number is past what the SA may use (2^32 - 1
+    /// without ESN): it would have nothing to send, or wrap. A corrupt
+    /// command, or a bound that grew past the key's numbers (rekey instead).
+    #[error("initial sequence number {value} is past the SA's limit {limit}")]
+    InitialSeq {
+        /// The initial sequence number asked for.
+        value: u64,
+        /// The highest sequence number the SA may use.
+        limit: u64,
+    },
 }
 
 impl SaError {
@@ -71,6 +81,7 @@ impl SaError {
             S::Window(_) => RefuseReason::ReplayWindow,
             S::AddressFamily { .. } => RefuseReason::AddressFamily,
             S::EncapPort(_) => RefuseReason::EncapPort,
+            S::InitialSeq { .. } => RefuseReason::InitialSeq,
         }
     }
 }
@@ -336,6 +347,17 @@ impl Sa {
         } else {
             0
         };
+        let seq_limit = if params.esn {
+            u64::MAX
+        } else {
+            u64::from(u32::MAX)
+        };
+        if params.initial_seq > seq_limit {
+            return Err(SaError::InitialSeq {
+                value: params.initial_seq,
+                limit: seq_limit,
+            });
+        }
         let replay = ReplayWindow::new(window)?;
         if params.direction == Direction::Inbound && params.initial_seq > 1 {
             // Installed again under the same key: what was accepted before
@@ -350,11 +372,6 @@ impl Sa {
             hard_packets: lim(l.hard_packets),
             first_bytes: lim(l.soft_bytes).min(lim(l.hard_bytes)),
             first_packets: lim(l.soft_packets).min(lim(l.hard_packets)),
-        };
-        let seq_limit = if params.esn {
-            u64::MAX
-        } else {
-            u64::from(u32::MAX)
         };
         let first = params.initial_seq.max(1);
         let local = if params.local_addr.is_unspecified() {
@@ -391,9 +408,6 @@ impl Sa {
             tunnel_id: params.tunnel_id,
             params: stored,
         };
-        if first > seq_limit {
-            sa.raise(ev::SEQ_EXHAUSTED);
-        }
         Ok(sa)
     }
 
@@ -481,12 +495,14 @@ impl Sa {
     pub fn reserve_seq(&self, n: u64) -> (u64, u64) {
         let mut last = self.last_seq.load(Ordering::Relaxed);
         loop {
-            let k = n.min(self.seq_limit - last);
+            // `last <= seq_limit` always holds (checked at install, and
+            // never incremented past it); saturating all the same.
+            let k = n.min(self.seq_limit.saturating_sub(last));
             if k == 0 {
                 if n > 0 {
                     self.raise(ev::SEQ_EXHAUSTED);
                 }
-                return (last.wrapping_add(1), 0);
+                return (last.saturating_add(1), 0);
             }
             match self.last_seq.compare_exchange_weak(
                 last,

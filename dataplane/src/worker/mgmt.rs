@@ -92,6 +92,25 @@ impl Manager {
                 let mut params = params;
                 let sad = self.tables.sad(dir);
                 let old = sad.get(spi);
+                if let Some(o) = old
+                    .as_ref()
+                    .filter(|o| dir == Direction::Outbound && o.tunnel_id() != params.tunnel_id)
+                {
+                    // Outbound SAs are found by SPI alone: another tunnel's SA
+                    // with this SPI is never replaced (its traffic would go to
+                    // this SA's peer). The control process checks first; this
+                    // holds whatever sends the command.
+                    self.refused += 1;
+                    tracing::warn!(
+                        "SA {spi:#010x} {dir:?} of tunnel {} refused: tunnel {} has an outbound SA with this SPI",
+                        params.tunnel_id,
+                        o.tunnel_id()
+                    );
+                    if let Err(e) = self.dp.refuse_sa(slot, shm::RefuseReason::SpiInUse) {
+                        tracing::warn!("reporting the refusal of SA {spi:#010x}: {e}");
+                    }
+                    return;
+                }
                 if dir == Direction::Outbound {
                     // A replaced outbound SA carries its counter on: never
                     // send a sequence number twice under one key.
@@ -313,5 +332,66 @@ mod tests {
         m.apply_commands().unwrap();
         assert!(tables.sad_out.is_empty() && tables.sad_in.is_empty());
         assert!(tables.spd.load().is_empty());
+    }
+
+    #[test]
+    fn never_replaces_another_tunnels_outbound_sa() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.shm");
+        let mut ctl = ControlEnd::attach(&path, &Geometry::default()).unwrap();
+        let tables = Tables {
+            spd: Arc::new(Spd::new()),
+            sad_in: Arc::new(Sad::default()),
+            sad_out: Arc::new(Sad::default()),
+            crypto: CryptoBackend::Auto,
+        };
+        let mut m = Manager::attach(&path, tables.clone(), 1).unwrap();
+        ctl.add_sa(3, 1, &params(0x1001, Direction::Outbound, 1))
+            .unwrap();
+        m.apply_commands().unwrap();
+        // Tunnel 2 (say an IKE child whose peer chose the SPI) asks for the
+        // same outbound SPI: refused, tunnel 1's SA stays.
+        let mut other = params(0x1001, Direction::Outbound, 1);
+        other.tunnel_id = 2;
+        other.remote_addr = "192.0.2.99".parse().unwrap();
+        ctl.add_sa(9, 2, &other).unwrap();
+        m.apply_commands().unwrap();
+        let sa = tables.sad_out.get(0x1001).unwrap();
+        assert_eq!(sa.tunnel_id(), 1);
+        assert_eq!(sa.params().remote_addr.to_string(), "192.0.2.2");
+        assert_eq!(m.refused, 1);
+        let v = ctl.read_sa(9).unwrap().unwrap();
+        assert_eq!(v.refused, Some(shm::RefuseReason::SpiInUse));
+        // The same tunnel may still replace its own SA.
+        ctl.add_sa(3, 1, &params(0x1001, Direction::Outbound, 1))
+            .unwrap();
+        m.apply_commands().unwrap();
+        assert_eq!(m.refused, 1);
+    }
+
+    #[test]
+    fn a_corrupt_initial_sequence_number_is_refused_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.shm");
+        let mut ctl = ControlEnd::attach(&path, &Geometry::default()).unwrap();
+        let tables = Tables {
+            spd: Arc::new(Spd::new()),
+            sad_in: Arc::new(Sad::default()),
+            sad_out: Arc::new(Sad::default()),
+            crypto: CryptoBackend::Auto,
+        };
+        let mut m = Manager::attach(&path, tables.clone(), 1).unwrap();
+        // Without ESN the last number is 2^32 - 1: starting above would wrap.
+        for (slot, seq) in [(3, u64::from(u32::MAX) + 1), (4, u64::MAX)] {
+            ctl.add_sa(slot, 1, &params(0x1001, Direction::Outbound, seq))
+                .unwrap();
+        }
+        m.apply_commands().unwrap();
+        assert!(tables.sad_out.get(0x1001).is_none());
+        assert_eq!(m.refused, 2);
+        for slot in [3, 4] {
+            let v = ctl.read_sa(slot).unwrap().unwrap();
+            assert_eq!(v.refused, Some(shm::RefuseReason::InitialSeq));
+        }
     }
 }

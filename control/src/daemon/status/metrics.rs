@@ -364,6 +364,17 @@ fn ike(o: &mut String, st: &Status) {
     );
     head(
         o,
+        "espresso_ike_child_refused_total",
+        "counter",
+        "Child SAs refused, by reason (spi_in_use: the peer chose an outbound SPI another SA holds).",
+    );
+    let _ = writeln!(
+        o,
+        "espresso_ike_child_refused_total{{reason=\"spi_in_use\"}} {}",
+        k.child_refused_spi_in_use
+    );
+    head(
+        o,
         "espresso_ike_drops_total",
         "counter",
         "IKE datagrams dropped, by reason.",

@@ -264,6 +264,7 @@ impl Live<'_> {
             ike_established: stats.ike_established,
             child_established: stats.child_established,
             half_open: ike.engine.half_open() as u64,
+            child_refused_spi_in_use: stats.child_spi_in_use,
             drops_by_reason: ike::IkeDrop::ALL
                 .iter()
                 .filter(|r| stats.drop_count(**r) > 0)
@@ -431,6 +432,7 @@ impl Live<'_> {
             ike_established: stats.isakmp_established,
             child_established: stats.ipsec_established,
             half_open: v1.engine.half_open() as u64,
+            child_refused_spi_in_use: v1.refused_spi_in_use,
             drops_by_reason: crate::ikev1::V1Drop::ALL
                 .iter()
                 .filter(|r| stats.drop_count(**r) > 0)

@@ -66,7 +66,14 @@ impl IkeSa {
         }
         let (ni, nr) = (self.ni.clone(), self.nr.clone());
         match self.finish_child_initiator(ctx, &pc, p, &ni, &nr, true, now) {
-            Ok(child) => self.install_new_child(ctx, child),
+            Ok(child) => {
+                let mut parts = Some(child);
+                if !self.refuse_taken_spi(ctx, &mut parts, None, now) {
+                    if let Some(child) = parts {
+                        self.install_new_child(ctx, child);
+                    }
+                }
+            }
             Err(e) => {
                 ctx.free_child_spi(pc.inbound_spi);
                 ctx.event(Event::ChildFailed {

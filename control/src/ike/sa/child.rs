@@ -162,6 +162,51 @@ impl IkeSa {
         Ok((outbound, suite))
     }
 
+    /// Counts and reports a child refused because the peer's SPI (our
+    /// outbound SPI) is held by another SA.
+    pub(super) fn spi_in_use(&mut self, ctx: &mut Ctx, outbound: u32) {
+        ctx.stats.child_spi_in_use += 1;
+        ctx.event(Event::ChildFailed {
+            sa: self.id,
+            conn: self.conn.name.clone(),
+            error: IkeError::SpiInUse(outbound),
+        });
+    }
+
+    /// A child we initiated whose answer carries an SPI (our outbound SPI)
+    /// that another SA holds: nothing is installed, and the peer is asked to
+    /// delete its half (with our inbound SPI). True if `parts` was refused.
+    pub(super) fn refuse_taken_spi(
+        &mut self,
+        ctx: &mut Ctx,
+        parts: &mut Option<(ChildSa, Box<SaParams>, Box<SaParams>)>,
+        old_idx: Option<usize>,
+        now: Instant,
+    ) -> bool {
+        let Some(out) = parts.as_ref().map(|p| p.0.outbound_spi) else {
+            return false;
+        };
+        if !ctx.outbound_spi_taken(out) {
+            return false;
+        }
+        let Some((mut child, _, _)) = parts.take() else {
+            return false;
+        };
+        self.spi_in_use(ctx, out);
+        if let Some(i) = old_idx {
+            self.children[i].rekey_busy = false;
+        }
+        child.state = ChildState::Deleting;
+        let spi = child.inbound_spi;
+        self.children.push(child);
+        self.tasks.push_back(Task::DeleteChild {
+            spis: vec![spi],
+            rekey: false,
+        });
+        self.kick(ctx, now);
+        true
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new_child(
         &self,
@@ -331,6 +376,14 @@ impl IkeSa {
         };
         if outbound < 256 {
             pw.notify(0, &[], notify::INVALID_SYNTAX, &[]);
+            return false;
+        }
+        if ctx.outbound_spi_taken(outbound) {
+            // Installing it would replace another tunnel's outbound SA (the
+            // dataplane finds those by SPI): refuse the proposal that
+            // carries the SPI, as for any proposal we cannot accept.
+            self.spi_in_use(ctx, outbound);
+            pw.notify(0, &[], notify::NO_PROPOSAL_CHOSEN, &[]);
             return false;
         }
         let Some((dh_priv, shared)) = responder_dh(ctx, p, suite, in_auth, pw) else {
@@ -652,13 +705,17 @@ impl IkeSa {
         };
         let nr = nr.to_vec();
         let ni = pc.ni.clone();
-        let parts = match self.finish_child_initiator(ctx, &pc, p, &ni, &nr, false, now) {
-            Ok(x) => x,
+        let mut parts = match self.finish_child_initiator(ctx, &pc, p, &ni, &nr, false, now) {
+            Ok(x) => Some(x),
             Err(e) => {
                 self.create_child_failed(ctx, &pc, old_idx, e);
                 return;
             }
         };
+        if self.refuse_taken_spi(ctx, &mut parts, old_idx, now) {
+            return;
+        }
+        let Some(parts) = parts else { return };
         let Some(oi) = old_idx else {
             self.install_new_child(ctx, parts);
             return;

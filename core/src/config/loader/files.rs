@@ -3,6 +3,7 @@
 //! once), and which tables each may hold.
 
 use std::ops::Range;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use toml::{Spanned, Value};
@@ -65,14 +66,29 @@ impl Loader {
             }
             return None;
         }
-        let text = match std::fs::read_to_string(path) {
+        let (text, md) = match super::read_file(path) {
             Ok(t) => t,
             Err(e) => {
                 self.path_err(path, format!("cannot read: {e}"));
                 return None;
             }
         };
-        let file = self.add_source(path, &text);
+        let file = self.add_source(path, &text, Some(&md));
+        // Whoever may write the configuration can turn on key export or
+        // point `keys` at a file of their own: refuse what group or others
+        // may write (as sshd refuses a writable authorized_keys).
+        let mode = md.permissions().mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            self.path_err(
+                path,
+                format!(
+                    "is writable by group or others (mode {mode:04o}): whoever can write it \
+                     can turn on key export; run chmod go-w {}",
+                    path.display()
+                ),
+            );
+            return None;
+        }
         match toml::from_str(&text) {
             Ok(r) => Some((file, r)),
             Err(e) => {

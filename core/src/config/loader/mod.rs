@@ -80,6 +80,18 @@ struct SourceFile {
     uid: u32,
 }
 
+/// Reads a file and `fstat`s the file it read (the same descriptor): the
+/// permission checks judge exactly what was read, with no window in which
+/// the path could be swapped for another file between the check and the read.
+fn read_file(path: &Path) -> std::io::Result<(String, std::fs::Metadata)> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let md = f.metadata()?;
+    let mut text = String::new();
+    f.read_to_string(&mut text)?;
+    Ok((text, md))
+}
+
 impl SourceFile {
     fn line(&self, offset: usize) -> usize {
         match self.line_starts.binary_search(&offset) {
@@ -218,8 +230,9 @@ impl Loader {
     }
 
     /// Registers a file read for errors (lines) and permission checks.
-    fn add_source(&mut self, path: &Path, text: &str) -> usize {
-        let md = std::fs::metadata(path).ok();
+    /// Registers a file read with [`read_file`] (`md`: the fstat of the
+    /// very file that was read).
+    fn add_source(&mut self, path: &Path, text: &str, md: Option<&std::fs::Metadata>) -> usize {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         let file = self.files.len();

@@ -43,7 +43,7 @@ impl Loader {
         } else {
             base.join(&name)
         };
-        let text = match std::fs::read_to_string(&path) {
+        let (text, md) = match super::read_file(&path) {
             Ok(t) => t,
             Err(e) => {
                 self.err(
@@ -56,7 +56,7 @@ impl Loader {
                 return None;
             }
         };
-        let file = self.add_source(&path, &text);
+        let file = self.add_source(&path, &text, Some(&md));
         if !self.check_secret_perms(file, None, &format!("{ctx}.{label}")) {
             return None;
         }
