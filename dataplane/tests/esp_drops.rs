@@ -241,6 +241,54 @@ fn inbound_policy_check() {
     assert_eq!(p.inb.counters().drops(DropReason::PolicyMismatch), 3);
 }
 
+/// With ESN only the low half travels; the receiver infers the high half
+/// from its window (RFC 4303 A2.2). A packet more than W behind the top (a
+/// worker descheduled while the others moved the window) is given the next
+/// subspace: the ICV covers the high half, so it fails authentication and the
+/// window does not move. Packets inside the window, across the 2^32 boundary
+/// too, are accepted once.
+#[test]
+fn esn_packets_later_than_the_window_fail_their_icv_and_leave_the_window() {
+    let p = pair_with(|op, ip| {
+        op.esn = true;
+        ip.esn = true;
+        ip.replay_window = 64;
+        op.initial_seq = (1 << 32) - 100;
+    });
+    let (b, v) = p.encap(&vec![inner(); 200]);
+    assert!(v.iter().all(|v| *v == Verdict::Pass));
+    let wire: Vec<Vec<u8>> = b.iter().map(|b| b.data().to_vec()).collect();
+    let seq = |i: usize| (1u64 << 32) - 100 + i as u64;
+    let one = |i: usize| p.decap_bytes(&[wire[i].clone()]).1[0];
+    let top = || p.inb.replay().top();
+    // The receiver has seen everything before the sender's first number,
+    // follows it up to the boundary, then past it.
+    p.inb.replay().set_top(seq(0) - 1);
+    assert_eq!(one(60).verdict, Verdict::Pass);
+    assert_eq!(one(150).verdict, Verdict::Pass);
+    assert_eq!(top(), seq(150));
+    // 150 behind, from the previous subspace (case B): refused by the ICV.
+    p.expect_drop(&one(0), DropReason::IcvMismatch);
+    assert_eq!(
+        top(),
+        seq(150),
+        "an unauthenticated high half never moves the window"
+    );
+    // 55 behind, previous subspace: inside the window.
+    assert_eq!(one(95).verdict, Verdict::Pass);
+    assert_eq!(one(199).verdict, Verdict::Pass);
+    assert_eq!(top(), seq(199));
+    // 89 behind in the same subspace (case A): the next subspace is inferred.
+    p.expect_drop(&one(110), DropReason::IcvMismatch);
+    assert_eq!(top(), seq(199));
+    p.expect_drop(&one(150), DropReason::Replayed);
+    assert_eq!(one(140).verdict, Verdict::Pass);
+    let c = p.inb.counters();
+    assert_eq!(c.drops(DropReason::IcvMismatch), 2);
+    assert_eq!(c.drops(DropReason::Replayed), 1);
+    assert_eq!(c.packets.load(std::sync::atomic::Ordering::Relaxed), 5);
+}
+
 #[test]
 fn sequence_exhaustion_stops_the_sa_without_wrapping() {
     for esn in [false, true] {

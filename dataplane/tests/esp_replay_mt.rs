@@ -50,9 +50,11 @@ fn run_mode(window: u32, threads: usize, base: u64, esn: bool, burst: bool) {
     let replayed_drops: Mutex<Vec<u64>> = Mutex::new(Vec::new());
     let wrong_drops: Mutex<Vec<(u64, u64, &'static str)>> = Mutex::new(Vec::new());
     let next = AtomicUsize::new(0);
+    let icv_refused = AtomicUsize::new(0);
     std::thread::scope(|sc| {
         for t in 0..threads {
-            let (w, pkts, accepted, next) = (&w, &pkts, &accepted, &next);
+            let (w, pkts, accepted, next, icv_refused) =
+                (&w, &pkts, &accepted, &next, &icv_refused);
             let (replayed_drops, wrong_drops) = (&replayed_drops, &wrong_drops);
             sc.spawn(move || {
                 let mut rng = StdRng::seed_from_u64(t as u64);
@@ -101,7 +103,29 @@ fn run_mode(window: u32, threads: usize, base: u64, esn: bool, burst: bool) {
                             Err(e) => judge(seq, Err(e)),
                         }
                     }
-                    // "decrypt": a little work of random length.
+                    // "decrypt": with ESN the ICV covers the high half, so a
+                    // packet given the wrong one fails authentication and is
+                    // never committed (RFC 4303 A2.2). Inference from one
+                    // snapshot `top` is exact for every number in
+                    // [top - W + 1, top + 2^32 - W]: a wrong high half means
+                    // the packet was already more than W behind (its worker
+                    // was descheduled while others moved the window), and
+                    // top only grows, so it must still be outside now.
+                    batch.retain(|&(seq, s)| {
+                        if s == seq {
+                            return true;
+                        }
+                        icv_refused.fetch_add(1, Ordering::Relaxed);
+                        let top = w.top();
+                        if top < seq || top - seq < u64::from(window) {
+                            wrong_drops
+                                .lock()
+                                .unwrap()
+                                .push((seq, top, "icv (wrong high half)"));
+                        }
+                        false
+                    });
+                    // The cipher's work: a little of random length.
                     for _ in 0..rng.random_range(0..200 * step) {
                         std::hint::spin_loop();
                     }
@@ -114,10 +138,7 @@ fn run_mode(window: u32, threads: usize, base: u64, esn: bool, burst: bool) {
                             res[k] = w.commit(*s);
                         }
                     }
-                    for (k, &(seq, s)) in batch.iter().enumerate() {
-                        if res[k].is_ok() {
-                            assert_eq!(s, seq, "ESN inference gave the wrong high half");
-                        }
+                    for (k, &(seq, _)) in batch.iter().enumerate() {
                         judge(seq, res[k]);
                     }
                 }
@@ -149,7 +170,7 @@ fn run_mode(window: u32, threads: usize, base: u64, esn: bool, burst: bool) {
     }
     // With reordering bounded by half the window, only thread scheduling can
     // push a packet out of the window; every such drop was verified above.
-    eprintln!("window {window} threads {threads} esn {esn} burst {burst}: {} packets, {never} never accepted (all legitimately outside)", pkts.len());
+    eprintln!("window {window} threads {threads} esn {esn} burst {burst}: {} packets, {never} never accepted (all legitimately outside), {} late by more than the window given the wrong high half (refused by the ICV)", pkts.len(), icv_refused.load(Ordering::Relaxed));
 }
 
 #[test]

@@ -3,25 +3,13 @@
 //! completions (bash, zsh, fish) generated from the clap definitions of
 //! `espresso` and of its `ipsec` name.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use super::ipsec::IpsecCli;
-use super::Cli;
+use super::args::{Cli, GenerateArgs, IpsecCli};
 use crate::daemon::api::exit;
-
-/// Arguments of `espresso generate`.
-#[derive(clap::Args, Debug)]
-pub struct GenerateArgs {
-    /// Directory for the man pages (espresso.8, espresso-import.8, ..., ipsec.8).
-    #[arg(long)]
-    pub man: Option<PathBuf>,
-    /// Directory for completions (bash/espresso, zsh/_espresso, fish/espresso.fish, and the same for ipsec).
-    #[arg(long)]
-    pub completions: Option<PathBuf>,
-}
 
 fn man(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;

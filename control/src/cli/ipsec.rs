@@ -10,94 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{print_message, request, socket_path, Cli};
+use super::args::{Cli, Cmd, IpsecCli, IpsecCmd};
+use super::client::{print_message, request, socket_path};
 use crate::daemon::api::{exit, Request, Status, TunnelStatus};
-
-/// `espresso ipsec` subcommands.
-#[derive(clap::Subcommand, Debug, Clone)]
-pub enum IpsecCmd {
-    /// Start the daemon (systemd units where systemd runs, else in the background); reload it if it runs.
-    Start,
-    /// Take every tunnel down (their traffic is held, never sent in the clear) and stop the daemon.
-    Stop,
-    /// Stop, then start.
-    Restart,
-    /// Security associations, as strongSwan's `ipsec status` prints them.
-    Status {
-        /// Only this connection.
-        name: Option<String>,
-    },
-    /// Daemon, connections and security associations with algorithms and counters (`ipsec statusall`).
-    Statusall {
-        /// Only this connection.
-        name: Option<String>,
-    },
-    /// Bring a connection or tunnel up (`ipsec up NAME`).
-    Up {
-        /// Connection or tunnel.
-        name: String,
-    },
-    /// Take a connection or tunnel down (`ipsec down NAME`).
-    Down {
-        /// Connection or tunnel.
-        name: String,
-    },
-    /// Re-read the configuration (`ipsec reload`, `ipsec update`, `ipsec rereadall`).
-    #[command(alias = "update", alias = "rereadall", alias = "rereadsecrets")]
-    Reload,
-    /// FreeS/WAN/Openswan `ipsec auto --up|--down|--add|--delete|--replace|--status NAME`.
-    Auto(AutoArgs),
-    /// The version (`ipsec version`).
-    Version,
-}
-
-/// `ipsec auto` as FreeS/WAN and Openswan took it.
-#[derive(clap::Args, Debug, Clone)]
-#[group(required = true, multiple = false)]
-pub struct AutoArgs {
-    /// Negotiate / install NAME.
-    #[arg(long, group = "op")]
-    pub up: bool,
-    /// Take NAME down.
-    #[arg(long, group = "op")]
-    pub down: bool,
-    /// Load NAME's definition from the configuration files.
-    #[arg(long, group = "op")]
-    pub add: bool,
-    /// Take NAME down (it stays in the files: remove it there and reload to forget it).
-    #[arg(long, group = "op")]
-    pub delete: bool,
-    /// Load NAME's definition again (down, then as configured).
-    #[arg(long, group = "op")]
-    pub replace: bool,
-    /// Status of everything.
-    #[arg(long, group = "op")]
-    pub status: bool,
-    /// Re-read the configuration files, secrets included.
-    #[arg(long, group = "op")]
-    pub rereadsecrets: bool,
-    /// Connection name.
-    pub name: Option<String>,
-}
-
-/// The `ipsec` binary name's own command line.
-#[derive(clap::Parser, Debug)]
-#[command(
-    name = "ipsec",
-    version,
-    about = "espresso's `ipsec` commands (Openswan/strongSwan muscle memory)"
-)]
-pub struct IpsecCli {
-    /// Configuration file.
-    #[arg(long, short = 'c', global = true, env = "ESPRESSO_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// The daemon's socket.
-    #[arg(long, short = 's', global = true, env = "ESPRESSO_SOCKET")]
-    pub socket: Option<PathBuf>,
-    /// What to do.
-    #[command(subcommand)]
-    pub cmd: IpsecCmd,
-}
 
 /// The default configuration file of a packaged install.
 pub const DEFAULT_CONFIG: &str = "/etc/espresso/espresso.toml";
@@ -564,7 +479,7 @@ pub fn main_as_ipsec() -> u8 {
     let cli = Cli {
         config: a.config,
         socket: a.socket,
-        cmd: super::Cmd::Ipsec { cmd: a.cmd.clone() },
+        cmd: Cmd::Ipsec { cmd: a.cmd.clone() },
     };
     run(&cli, &a.cmd)
 }

@@ -4,125 +4,24 @@
 //! 5 daemon unreachable, 6 refused in the tunnel's state).
 
 use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
-
+pub mod args;
+pub mod client;
 pub mod generate;
 pub mod import;
 pub mod ipsec;
 pub mod keys;
 pub mod shell;
 
-use crate::config::{self, genkey, Config};
-use crate::daemon::api::{exit, Request, Response, Status, TunnelStatus};
+use crate::config::{genkey, Config};
+use crate::daemon::api::{exit, Request, Status, TunnelStatus};
 use crate::daemon::{self, logring::LogRing, DaemonOptions};
-
-/// espresso: IPsec gateway control (manual keys and IKEv2).
-#[derive(Parser, Debug)]
-#[command(name = "espresso", version, about, after_help = EXIT_CODES)]
-pub struct Cli {
-    /// Configuration file (the daemon reads it; other commands take the socket path from it).
-    #[arg(long, short = 'c', global = true, env = "ESPRESSO_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// The daemon's socket (default: [daemon].socket of --config, else /run/espresso/espresso.sock).
-    #[arg(long, short = 's', global = true, env = "ESPRESSO_SOCKET")]
-    pub socket: Option<PathBuf>,
-    /// What to do.
-    #[command(subcommand)]
-    pub cmd: Cmd,
-}
-
-const EXIT_CODES: &str = "Exit codes: 0 ok, 1 operation failed, 2 usage error, 3 configuration invalid \
-(nothing changed), 4 no such tunnel, 5 daemon unreachable, 6 refused in the tunnel's current state.";
-
-/// Commands.
-#[derive(Subcommand, Debug)]
-pub enum Cmd {
-    /// Run the control daemon (needs --config).
-    Daemon,
-    /// Check a configuration file and print what it defines (needs --config).
-    Check,
-    /// Tunnels, SAs, counters and dataplane health.
-    Status {
-        /// JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Install a tunnel or policy.
-    Up {
-        /// Tunnel or policy name.
-        name: String,
-    },
-    /// Remove a tunnel or policy (the dataplane drops its traffic's SAs).
-    Down {
-        /// Tunnel or policy name.
-        name: String,
-    },
-    /// Re-read the configuration: apply every change, or only NAME's.
-    Reload {
-        /// Only this tunnel or policy (the others are left as they run).
-        name: Option<String>,
-    },
-    /// Recent log lines of the daemon.
-    Log {
-        /// How many lines.
-        #[arg(short = 'n', long, default_value_t = 50)]
-        lines: usize,
-    },
-    /// Print a random key in hex (FreeS/WAN ranbits), or convert an ASCII key.
-    Genkey {
-        /// Key size in bits (multiple of 8), e.g. 160 for AES-128-GCM (key + salt).
-        #[arg(long, required_unless_present = "ascii")]
-        bits: Option<u32>,
-        /// Print the hex form of this ASCII key instead (ZyWALL-style keys).
-        #[arg(long, conflicts_with = "bits")]
-        ascii: Option<String>,
-    },
-    /// Print the SAs of running tunnels with their keys, for Wireshark or
-    /// scapy (needs `allow_key_export = true` in [daemon]).
-    Keys {
-        /// Only this tunnel.
-        name: Option<String>,
-        /// wireshark: `esp_sa` UAT records; scapy: JSON of SecurityAssociation arguments.
-        #[arg(long, value_enum, default_value = "wireshark")]
-        format: keys::KeyFormat,
-    },
-    /// Write a tunnel's decrypted traffic to a pcap file (like tcpdump -i enc0).
-    Tap {
-        /// Tunnel name.
-        name: String,
-        /// Output pcap file.
-        #[arg(long, short = 'o')]
-        out: PathBuf,
-        /// Stop after this many packets.
-        #[arg(long)]
-        count: Option<u64>,
-        /// Stop after this many seconds.
-        #[arg(long)]
-        duration: Option<f64>,
-    },
-    /// Import ipsec.conf + ipsec.secrets (FreeS/WAN, Openswan, Libreswan, strongSwan),
-    /// an OpenBSD/Halon ipsec.conf, a manual-key CSV or mbox commands as espresso TOML.
-    Import(import::ImportArgs),
-    /// The mbox command language (seed 003): interactive, or one command
-    /// (`espresso shell ipsec peer ...`); writes the same TOML (conf.d/mbox.toml).
-    Shell(shell::ShellArgs),
-    /// Openswan/strongSwan `ipsec` commands: start, stop, restart, status,
-    /// statusall, up, down, reload, auto --up|--down|--add|--delete NAME.
-    Ipsec {
-        /// What to do.
-        #[command(subcommand)]
-        cmd: ipsec::IpsecCmd,
-    },
-    /// Man pages and shell completions from the command-line definitions (packaging).
-    #[command(hide = true)]
-    Generate(generate::GenerateArgs),
-}
+pub use args::{Cli, Cmd};
+use client::{client, print_message, request, socket_path};
 
 /// Runs the command line; returns the process exit code.
 pub fn main(cli: Cli) -> u8 {
@@ -185,23 +84,6 @@ pub fn main(cli: Cli) -> u8 {
         Cmd::Shell(a) => shell::run(&cli, a),
         Cmd::Ipsec { cmd } => ipsec::run(&cli, cmd),
         Cmd::Generate(a) => generate::run(a),
-    }
-}
-
-pub(crate) fn print_message(r: &Response) {
-    if !r.message.is_empty() {
-        if r.code == exit::OK {
-            println!("{}", r.message);
-        } else {
-            eprintln!("espresso: {}", r.message);
-        }
-    }
-    for l in &r.lines {
-        if r.code == exit::OK {
-            println!("warning: {l}");
-        } else {
-            eprintln!("{l}");
-        }
     }
 }
 
@@ -286,71 +168,6 @@ fn check(cli: &Cli) -> u8 {
             eprintln!("{e}");
             exit::CONFIG
         }
-    }
-}
-
-/// The socket path: --socket, else [daemon].socket of --config, else the default.
-pub fn socket_path(cli: &Cli) -> PathBuf {
-    if let Some(s) = &cli.socket {
-        return s.clone();
-    }
-    if let Some(c) = &cli.config {
-        if let Ok(d) = config::DaemonSettings::load_main(c) {
-            return d.socket;
-        }
-    }
-    PathBuf::from(config::DEFAULT_SOCKET)
-}
-
-fn connect(path: &Path) -> Result<UnixStream, u8> {
-    UnixStream::connect(path).map_err(|e| {
-        eprintln!(
-            "espresso: cannot reach the daemon at {}: {e} (is `espresso daemon` running? --socket or --config tells where)",
-            path.display()
-        );
-        exit::NO_DAEMON
-    })
-}
-
-/// Sends one request and reads the response line.
-pub fn request(path: &Path, req: &Request) -> Result<(Response, UnixStream), u8> {
-    let s = connect(path)?;
-    let fail = |e: std::io::Error| {
-        eprintln!("espresso: talking to the daemon at {}: {e}", path.display());
-        exit::NO_DAEMON
-    };
-    let mut w = &s;
-    writeln!(w, "{}", serde_json::to_string(req).unwrap_or_default()).map_err(fail)?;
-    // Byte by byte: for a tap, pcap data follows the line on the same socket.
-    let mut line = Vec::new();
-    let mut b = [0u8; 1];
-    loop {
-        match (&s).read(&mut b) {
-            Ok(0) => break,
-            Ok(_) if b[0] == b'\n' => break,
-            Ok(_) => line.push(b[0]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(fail(e)),
-        }
-    }
-    let r: Response = serde_json::from_str(String::from_utf8_lossy(&line).trim()).map_err(|e| {
-        eprintln!("espresso: bad answer from the daemon: {e}");
-        exit::FAILED
-    })?;
-    Ok((r, s))
-}
-
-fn client(cli: &Cli, req: Request, show: impl FnOnce(&Response)) -> u8 {
-    match request(&socket_path(cli), &req) {
-        Ok((r, _)) => {
-            if r.code == exit::OK {
-                show(&r);
-            } else {
-                print_message(&r);
-            }
-            r.code
-        }
-        Err(code) => code,
     }
 }
 

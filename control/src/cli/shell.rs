@@ -10,22 +10,13 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use super::{ipsec, request, socket_path, Cli};
+use super::args::{Cli, Cmd, ShellArgs};
+use super::client::{request, socket_path};
+use super::ipsec;
 use crate::daemon::api::{exit, Request};
 use crate::import::mbox::{Action, State};
 use crate::import::out::{self, Output};
 use crate::import::Notes;
-
-/// Arguments of `espresso shell`.
-#[derive(clap::Args, Debug)]
-pub struct ShellArgs {
-    /// The configuration directory (default: the directory of --config, else /etc/espresso).
-    #[arg(long)]
-    pub dir: Option<PathBuf>,
-    /// One command (e.g. `ipsec peer 203.0.113.2 psk ...`, `show ipsec status`); none: interactive.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub command: Vec<String>,
-}
 
 const STATE: &str = "mbox.conf";
 const PIECE: &str = "conf.d/mbox.toml";
@@ -298,7 +289,7 @@ pub fn run(cli: &Cli, a: &ShellArgs) -> u8 {
         cli: Cli {
             config,
             socket: cli.socket.clone(),
-            cmd: super::Cmd::Check,
+            cmd: Cmd::Check,
         },
         dir,
         state,

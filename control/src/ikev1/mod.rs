@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod crypto;
+mod ctx;
 pub mod engine;
 pub mod proposal;
 mod sa;

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use super::{Loc, NoteKind, Notes};
+use super::notes::{Loc, NoteKind, Notes};
 
 /// One `key=value` line.
 #[derive(Clone, Debug, PartialEq, Eq)]

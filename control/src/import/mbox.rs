@@ -22,8 +22,8 @@ use zeroize::Zeroizing;
 
 use super::algs;
 use super::features;
+use super::notes::{Loc, NoteKind, Notes};
 use super::out::{Entry, SecretFile, Table};
-use super::{Loc, NoteKind, Notes};
 
 /// `ipsec ike-policy N ...`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -16,8 +16,8 @@ use zeroize::Zeroizing;
 
 use super::conn::sanitize;
 use super::features;
+use super::notes::{Loc, NoteKind, Notes};
 use super::out::{Entry, SecretFile, Table, SECRETS_DIR};
-use super::{Loc, NoteKind, Notes};
 
 /// OpenBSD/Halon algorithm names -> espresso tokens.
 fn enc_name(s: &str) -> Option<&'static str> {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use toml::Value;
 use zeroize::Zeroizing;
 
-use super::{Loc, NoteKind, Notes};
+use super::notes::{Loc, NoteKind, Notes};
 use crate::config::Config;
 
 /// The first line of every main file the importer writes (it may replace such a file).

@@ -9,7 +9,7 @@ use std::path::Path;
 use zeroize::Zeroizing;
 
 use super::ipsecconf::{expand, resolve};
-use super::{Loc, NoteKind, Notes};
+use super::notes::{Loc, NoteKind, Notes};
 
 /// How a secret was written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

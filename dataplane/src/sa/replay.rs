@@ -161,6 +161,15 @@ impl ReplayWindow {
     /// Full 64-bit sequence number of a received low half (RFC 4303 App. A2.2).
     /// Without ESN the number is `seql`. `None` if the inferred number would
     /// lie before 0 (a packet from before the SA started).
+    ///
+    /// Inferred from one load of `top` (one atomic word: no torn snapshot),
+    /// the number is exact for every packet in `[top - W + 1, top + 2^32 - W]`,
+    /// i.e. every packet still inside the window or ahead of it. A packet more
+    /// than W behind, e.g. one whose worker was descheduled while the others
+    /// moved the window, is given the next subspace as the RFC says; the ICV
+    /// covers the high half, so it fails authentication and is dropped
+    /// (`IcvMismatch`) before [`ReplayWindow::commit`] could see it: commit
+    /// only ever records authenticated numbers and needs no re-inference.
     #[inline]
     pub fn infer_seq(&self, seql: u32, esn: bool) -> Option<u64> {
         if !esn {
@@ -486,6 +495,63 @@ mod tests {
         w.check_and_commit(5).unwrap();
         assert_eq!(w.top(), 5);
         assert_eq!(w.check(0), Err(ReplayError::OutsideWindow));
+    }
+
+    /// Inference is exact for every number from the bottom of the window to
+    /// 2^32 - W above its top, whatever the top (across subspace boundaries
+    /// too); a number further behind gets the next subspace (RFC 4303 A2.2),
+    /// which the ICV then refuses.
+    #[test]
+    fn esn_inference_exact_from_the_window_bottom_and_late_packets_get_the_next_subspace() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for size in [64u32, 4096] {
+            let w = ReplayWindow::new(size).unwrap();
+            let wl = u64::from(size);
+            let mut tops = vec![
+                wl,
+                wl + 1,
+                (1 << 32) - 1,
+                1 << 32,
+                (1 << 32) + 5,
+                (1 << 32) + wl,
+                (5 << 32) + 3,
+            ];
+            tops.extend((0..200).map(|_| rng.random_range(wl..1u64 << 40)));
+            for top in tops {
+                w.set_top(top);
+                let mut probes: Vec<u64> = vec![top - wl + 1, top, top + 1, top + (1 << 32) - wl];
+                probes
+                    .extend((0..50).map(|_| rng.random_range(top - wl + 1..=top + (1 << 32) - wl)));
+                for s in probes {
+                    assert_eq!(
+                        w.infer_seq(s as u32, true),
+                        Some(s),
+                        "W {size} top {top} seq {s}"
+                    );
+                }
+                // A packet more than W behind the top: next subspace (or none
+                // when that would need a high half past 2^32 - 1).
+                for late in [
+                    top - wl,
+                    top.saturating_sub(wl + 1),
+                    top.saturating_sub(wl + 1000),
+                ] {
+                    if late == 0 {
+                        continue;
+                    }
+                    let got = w.infer_seq(late as u32, true);
+                    assert_ne!(got, Some(late), "W {size} top {top} late {late}");
+                    if let Some(g) = got {
+                        assert_eq!(g, late + (1 << 32), "W {size} top {top} late {late}");
+                        assert!(
+                            g > top,
+                            "the wrong number lies ahead: only the ICV can refuse it"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 
 use crate::ike::crypto::DhPrivate;
-use crate::ike::engine::{DataplaneOp, DeleteReason, Event, IkeSaStatus};
+use crate::ike::engine::{ChildSaStatus, DataplaneOp, DeleteReason, Event, IkeSaStatus};
 use crate::ike::error::IkeError;
 use crate::ike::proposal::ChildSuite;
 use crate::ike::wire::TsEntry;
@@ -29,27 +29,9 @@ use crate::ike::{ts, Identity};
 
 use super::config::{Connection, ExchangeMode};
 use super::crypto::{self, CbcKey, Phase1Keys};
-use super::engine::{child_status, Ctx, Deferred, Ikev1SaStatus, V1Drop};
+use super::ctx::{Ctx, Deferred, Ikev1SaStatus, Task, V1Drop};
 use super::proposal::Phase1Suite;
 use super::wire::{self, flags, Header, PayloadWriter, HEADER_LEN};
-
-/// Work queued on an ISAKMP SA.
-#[derive(Clone, Debug)]
-pub(crate) enum Task {
-    /// New IPsec SAs for these selectors (one quick mode per same-family pair).
-    QuickMode {
-        local: Vec<TsEntry>,
-        remote: Vec<TsEntry>,
-    },
-    /// Rekey the IPsec SA with this inbound SPI.
-    RekeyChild(u32),
-    /// Re-authenticate: a new phase 1 replaces this one (handled by the engine).
-    Reauth,
-    /// Send DPD R-U-THERE.
-    Dpd,
-    /// Delete only the ISAKMP SA (its IPsec SAs moved to a replacement).
-    DeleteIsakmp,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum P1State {
@@ -764,5 +746,21 @@ impl IsakmpSa {
 
     fn child_lifetime(&self) -> Duration {
         self.conn.child_lifetime
+    }
+}
+
+/// A child status for the CLI.
+fn child_status(c: &ChildSa) -> ChildSaStatus {
+    ChildSaStatus {
+        inbound_spi: c.inbound_spi,
+        outbound_spi: c.outbound_spi,
+        state: c.state.name(),
+        proposal: c.suite.to_string(),
+        local_ts: vec![ts::display(&c.local_ts)],
+        remote_ts: vec![ts::display(&c.remote_ts)],
+        encap: c.encap,
+        created: c.created,
+        rekey_at: c.rekey_at,
+        expire_at: c.expire_at,
     }
 }

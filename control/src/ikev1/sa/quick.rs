@@ -716,11 +716,8 @@ impl IsakmpSa {
                 return;
             }
         };
-        let (cl, cr) = super::super::engine::conn_ts(
-            &self.conn,
-            Some(self.local.ip()),
-            Some(self.remote.ip()),
-        );
+        let (cl, cr) =
+            crate::ikev1::ctx::conn_ts(&self.conn, Some(self.local.ip()), Some(self.remote.ip()));
         let ts_ok = cl.iter().any(|c| crate::ike::ts::contains(c, &local_ts))
             && cr.iter().any(|c| crate::ike::ts::contains(c, &remote_ts));
         if !ts_ok {
