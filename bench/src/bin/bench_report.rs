@@ -47,13 +47,19 @@ impl Row {
 }
 
 /// Parses `LABEL: ours X [UNIT], REFLABEL Y [UNIT] [(...)], ratio Z[...]`.
+/// The headline ratio is the first `, ratio ` after the reference: what
+/// follows it (medians, everything-included figures) may carry ratios of
+/// its own. Comment lines (`#`) are not rows.
 fn parse_line(line: &str) -> Option<Row> {
+    if line.trim_start().starts_with('#') {
+        return None;
+    }
     let (label, rest) = line.split_once(": ours ")?;
     let (ours_part, after) = rest.split_once(", ")?;
     let mut it = ours_part.split_whitespace();
     let ours: f64 = it.next()?.parse().ok()?;
     let ours_unit = it.next().unwrap_or("").trim_end_matches(',').to_string();
-    let ri = after.rfind(", ratio ")?;
+    let ri = after.find(", ratio ")?;
     let (ref_part, tail) = after.split_at(ri);
     let tail = &tail[", ratio ".len()..];
     let ratio_str: String = tail
@@ -444,6 +450,12 @@ mod tests {
         assert_eq!((r.ours, r.reference, r.ratio), (21.74, 15.63, 1.39));
         assert_eq!(r.ref_label, "dpdk aesni_mb");
         assert_eq!(r.label, "esp encap aes-gcm-128 64B (CPU time)");
+        // The headline ratio, not the ones in the parenthesis after it.
+        let r = parse_line("esp encap aes-gcm-256 64B (CPU time): ours 20.65 Mops, dpdk aesni_mb 14.12 Mops, ratio 1.46 (median of 3: ours 20.33, dpdk 14.04, ratio 1.45; everything included: ours 19.67, dpdk 13.98, ratio 1.41)").unwrap();
+        assert_eq!((r.ours, r.reference, r.ratio), (20.65, 14.12, 1.46));
+        assert_eq!(r.ref_label, "dpdk aesni_mb");
+        assert!(r.rest.starts_with("(median of 3"));
+        assert!(parse_line("# encap x 64B: ours 1 Mops, dpdk 2 Mops, ratio 0.5").is_none());
         let r = parse_line("sad/100000/lookup-burst: ours 68.9 cycles, reference 54.0 cycles (dpdk-test-sad), ratio 1.28").unwrap();
         assert_eq!(r.ref_label, "dpdk-test-sad");
         assert!(r.lower_is_better());
