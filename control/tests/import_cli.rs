@@ -139,22 +139,24 @@ fn shell_commands_write_toml_that_survives_a_new_process() {
         stdout.contains("connection peer-198.51.100.7") && stdout.contains("aes256-sha256"),
         "{stdout}"
     );
-    // The seed's IKEv1 policy: written, not active.
+    // The seed's IKEv1 policy: written live, with allow_legacy (3DES-MD5-MODP1024).
     assert_eq!(
         sh("ipsec ike-policy 10 authentication psk policy 3DES MD5 2 keylife 3600 version 1").0,
         0
     );
     let (code, stdout, _) = sh("ipsec peer 198.51.100.7 policy ike 10 esp 20");
     assert_eq!(code, 0);
-    assert!(
-        stdout.contains("not active") && stdout.contains("IKEv1"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("allow_legacy = true"), "{stdout}");
     let piece = std::fs::read_to_string(d.path().join("conf.d/mbox.toml")).unwrap();
     assert!(
-        piece.contains("# [[connection]]") && piece.contains("# version = 1"),
+        !piece.contains("# [[connection]]")
+            && piece.contains("version = 1")
+            && piece.contains("ike = \"3des-md5-modp1024\""),
         "{piece}"
     );
+    let (code, stdout, stderr) = run(&["--config", cfg.to_str().unwrap(), "check"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("connection peer-198.51.100.7"), "{stdout}");
     assert_eq!(sh("no ipsec peer 198.51.100.7").0, 0);
     let (_, stdout, _) = run(&["--config", cfg.to_str().unwrap(), "check"]);
     assert!(!stdout.contains("peer-198.51.100.7"), "{stdout}");

@@ -86,6 +86,23 @@ pub struct Translated {
 /// where none is written). `pfs`: a DH group added to ESP proposals that
 /// have none (Openswan's `pfsgroup=`).
 pub fn translate(s: &str, ike: bool, default_dh: &[&str], pfs: Option<&str>) -> Translated {
+    translate_for(s, ike, false, default_dh, pfs)
+}
+
+/// [`translate`] for the IKE (phase 1) proposals of an IKEv1-only
+/// connection: 3DES, MD5 and MODP-1024/1536 are kept and flagged `legacy`
+/// (IKEv1 accepts them with `allow_legacy = true`, RFC 8247 says not to).
+pub fn translate_ikev1(s: &str, default_dh: &[&str]) -> Translated {
+    translate_for(s, true, true, default_dh, None)
+}
+
+fn translate_for(
+    s: &str,
+    ike: bool,
+    ikev1: bool,
+    default_dh: &[&str],
+    pfs: Option<&str>,
+) -> Translated {
     let mut out = Translated::default();
     let s = s.trim();
     out.strict = s.ends_with('!');
@@ -135,7 +152,14 @@ pub fn translate(s: &str, ike: bool, default_dh: &[&str], pfs: Option<&str>) -> 
                 }
             }
         }
-        if why.is_none() && ike {
+        if why.is_none() && ike && ikev1 {
+            if toks
+                .iter()
+                .any(|(_, t)| t == "3des" || t == "md5" || t == "modp1024" || t == "modp1536")
+            {
+                out.legacy = true;
+            }
+        } else if why.is_none() && ike {
             if let Some((_, t)) = toks
                 .iter()
                 .find(|(k, t)| (*k == Tok::Encr && t == "3des") || (*k == Tok::Integ && t == "md5"))
@@ -186,6 +210,13 @@ pub fn translate(s: &str, ike: bool, default_dh: &[&str], pfs: Option<&str>) -> 
         if ike && !has_dh {
             out.filled_dh = true;
             toks.extend(default_dh.iter().map(|d| (Tok::Dh, d.to_string())));
+            if ikev1
+                && default_dh
+                    .iter()
+                    .any(|d| *d == "modp1024" || *d == "modp1536")
+            {
+                out.legacy = true;
+            }
         }
         if !ike && !has_dh {
             if let Some(g) = pfs {

@@ -386,16 +386,17 @@ impl State {
                         );
                         e.disable(features::CERTS_MISSING);
                     }
-                    if ip.version == Some(1) {
+                    let v1 = ip.version == Some(1);
+                    if v1 {
                         e.set("version", 1);
-                        notes.add(
-                            &loc,
-                            Some(&name),
-                            format!("ike-policy {n} version 1"),
-                            NoteKind::NeedsIkev1,
-                            features::IKEV1_MISSING,
-                        );
                         if !features::IKEV1 {
+                            notes.add(
+                                &loc,
+                                Some(&name),
+                                format!("ike-policy {n} version 1"),
+                                NoteKind::NeedsIkev1,
+                                features::IKEV1_MISSING,
+                            );
                             e.disable(format!(
                                 "ike-policy {n} version 1: {}",
                                 features::IKEV1_MISSING
@@ -404,7 +405,21 @@ impl State {
                     } else if features::IKEV1 {
                         e.set("version", 2);
                     }
-                    let t = algs::translate(&seed_words(&ip.policy), true, &["modp2048"], None);
+                    let t = if v1 && features::IKEV1 {
+                        algs::translate_ikev1(&seed_words(&ip.policy), &["modp2048"])
+                    } else {
+                        algs::translate(&seed_words(&ip.policy), true, &["modp2048"], None)
+                    };
+                    if t.legacy {
+                        e.set("allow_legacy", true);
+                        notes.add(
+                            &loc,
+                            Some(&name),
+                            format!("ike-policy {n}"),
+                            NoteKind::Changed,
+                            "allow_legacy = true: the original's IKEv1 proposal uses 3DES, MD5 or MODP-1024/1536 (deprecated, RFC 8247)",
+                        );
+                    }
                     match t.proposals.first() {
                         Some(s) => e.set("ike", s.clone()),
                         None => {
@@ -529,10 +544,13 @@ mod tests {
         let mut n = Notes::default();
         let e = s.entries("mbox", "../", &mut n);
         assert_eq!(e.len(), 1);
-        assert!(
-            e[0].disabled.as_deref().unwrap().contains("IKEv1"),
-            "{:?}",
-            e[0].disabled
+        // IKEv1 with 3DES-MD5-MODP1024 is written live, with allow_legacy.
+        assert_eq!(e[0].disabled, None);
+        assert_eq!(e[0].get("version"), Some(&Value::Integer(1)));
+        assert_eq!(e[0].get("allow_legacy"), Some(&Value::Boolean(true)));
+        assert_eq!(
+            e[0].get("ike"),
+            Some(&Value::String("3des-md5-modp1024".into()))
         );
         assert_eq!(e[0].get("encap"), Some(&Value::Boolean(true)));
         assert_eq!(

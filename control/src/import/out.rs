@@ -282,6 +282,39 @@ impl Output {
         Ok(written)
     }
 
+    /// The IKEv1 side of the check the daemon makes when it loads the file
+    /// (IKEv1 proposals are parsed by the IKEv1 engine, not by core's
+    /// loader): comments out the connections it refuses. True when one was.
+    fn refuse_bad_ikev1(&mut self, c: &Config, stage_prefix: &str) -> bool {
+        let mut refused = false;
+        for k in c.connections.iter().filter(|k| k.version.accepts(1)) {
+            let Err(err) = crate::ikev1::config::Connection::from_config(k) else {
+                continue;
+            };
+            let Some(en) = self
+                .entries
+                .iter_mut()
+                .find(|en| en.name == k.name && en.disabled.is_none())
+            else {
+                continue;
+            };
+            let why = format!(
+                "the IKEv1 engine refuses it: {}",
+                err.to_string().replace(stage_prefix, "")
+            );
+            self.notes.add(
+                &en.loc,
+                Some(&en.name),
+                format!("conn {}", en.name),
+                NoteKind::NotCarried,
+                why.clone(),
+            );
+            en.disable(why);
+            refused = true;
+        }
+        refused
+    }
+
     /// Checks the result with the configuration loader in a private
     /// staging directory (with `conf_d` linked in, if given), commenting out
     /// entries the loader refuses (noted with its message) until it loads.
@@ -294,7 +327,12 @@ impl Output {
             }
             self.write_into(&stage.0)?;
             let errs = match Config::load(&stage.0.join(MAIN)) {
-                Ok(c) => return Ok(c),
+                Ok(c) => {
+                    if self.refuse_bad_ikev1(&c, &format!("{}/", stage.0.display())) {
+                        continue;
+                    }
+                    return Ok(c);
+                }
                 Err(e) => e,
             };
             let shown = |p: &Path| -> String {

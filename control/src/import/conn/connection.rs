@@ -374,7 +374,12 @@ pub(super) fn connection(
         }
     }
     // Proposals.
-    let default_dh = ["modp2048", "modp1024"];
+    // Aggressive mode sends its KE in the first message: one group only.
+    let default_dh: &[&str] = if features::IKEV1 && aggr_on && ikev != Ikev::Insist {
+        &["modp2048"]
+    } else {
+        &["modp2048", "modp1024"]
+    };
     let pfsgroup = c.get("pfsgroup");
     let pfs_dh = match &pfsgroup {
         Some(p) => match algs::dh_group(&p.value) {
@@ -411,7 +416,11 @@ pub(super) fn connection(
             }
             continue;
         };
-        let t = algs::translate(&p.value, ike, &default_dh, pfs_dh.as_deref());
+        let t = if ike && features::IKEV1 && ikev == Ikev::Never {
+            algs::translate_ikev1(&p.value, default_dh)
+        } else {
+            algs::translate(&p.value, ike, default_dh, pfs_dh.as_deref())
+        };
         for (w, why) in &t.dropped {
             c.note(
                 &p,
@@ -443,6 +452,9 @@ pub(super) fn connection(
                 e.set("allow_legacy", true);
                 c.note(&p, NoteKind::Changed, "allow_legacy = true: the original offers 3DES or HMAC-MD5 (deprecated, RFC 8221)");
             }
+        } else if t.legacy {
+            e.set("allow_legacy", true);
+            c.note(&p, NoteKind::Changed, "allow_legacy = true: the original's IKEv1 proposal uses 3DES, MD5 or MODP-1024/1536 (deprecated, RFC 8247)");
         }
         e.set(field, props.join(", "));
     }
