@@ -9,13 +9,15 @@ labels = {}
 for l in text.splitlines():
     if l.startswith("#") or not l.strip():
         continue
-    m = re.match(r'([a-z_:]+)(\{(.*)\})?\s', l)
-    labels.setdefault(m.group(1), set()).update(re.findall(r'([a-z_]+)="', m.group(3) or ""))
+    m = re.match(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s', l)
+    if m is None:
+        sys.exit(f"metrics dump: line not in the exposition format: {l!r}")
+    labels.setdefault(m.group(1), set()).update(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="', m.group(3) or ""))
 bad = []
 n = 0
 for p in d["panels"]:
     for t in p["targets"]:
-        names = set(re.findall(r'espresso_[a-z_]+', t["expr"]))
+        names = set(re.findall(r'espresso_[a-z0-9_]+', t["expr"]))
         used = set(re.findall(r'by \(([^)]*)\)', t["expr"]))
         used = {x.strip() for u in used for x in u.split(",")} | set(re.findall(r'\{\{(\w+)\}\}', t.get("legendFormat", "")))
         used |= set(re.findall(r'([a-z_]+)=~?"', t["expr"]))
