@@ -141,6 +141,21 @@ fn check(cli: &Cli) -> u8 {
     };
     match crate::config::load(cfg) {
         Ok(c) => {
+            // IKEv1 proposals are parsed by the IKEv1 engine (as the daemon
+            // does when it loads the file), not by core's loader.
+            let v1_errors: Vec<String> = c
+                .connections
+                .iter()
+                .filter(|k| k.version.accepts(1))
+                .filter_map(|k| crate::ikev1::config::Connection::from_config(k).err())
+                .map(|e| e.to_string())
+                .collect();
+            if !v1_errors.is_empty() {
+                for e in &v1_errors {
+                    eprintln!("{e}");
+                }
+                return exit::CONFIG;
+            }
             for w in &c.warnings {
                 println!("warning: {w}");
             }
@@ -154,8 +169,16 @@ fn check(cli: &Cli) -> u8 {
                 println!("policy {}: {:?}", p.name, p.action);
             }
             for k in &c.connections {
-                let ike: Vec<String> = k.conn.ike_proposals.iter().map(|p| p.to_string()).collect();
-                let esp: Vec<String> = k.conn.esp_proposals.iter().map(|p| p.to_string()).collect();
+                let mut ike: Vec<String> =
+                    k.conn.ike_proposals.iter().map(|p| p.to_string()).collect();
+                let mut esp: Vec<String> =
+                    k.conn.esp_proposals.iter().map(|p| p.to_string()).collect();
+                if !k.version.accepts(2) {
+                    // IKEv1 only: the proposals as written (the IKEv1 engine's defaults if none)
+                    let (i, e) = &k.v1_proposals;
+                    ike = vec![i.clone().unwrap_or_else(|| "ikev1-default".into())];
+                    esp = vec![e.clone().unwrap_or_else(|| "ikev1-default".into())];
+                }
                 println!(
                     "connection {}: {:?} -> {:?}, ike {}, esp {}, start {:?}, auth {}/{}",
                     k.name,
