@@ -12,7 +12,7 @@
 //! its own [`EngineSas`] and policy-id ranges ([`policy_id::NEXT_ENGINE`]),
 //! the same [`Installer`].
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -64,11 +64,6 @@ pub struct IkeBridge {
     fallback: Vec<String>,
     /// The installer's SPI generation the engine last saw.
     spi_seen: Option<u64>,
-    /// Outbound SPIs of children whose SA the installer refused (another SA
-    /// holds the SPI): their policies discard instead, and the child goes.
-    refused_out: HashSet<u32>,
-    /// Of those, the ones whose child the engine was asked to delete.
-    refused_deleting: HashSet<u32>,
 }
 
 /// Discard policies that hold a tunnel-mode connection's traffic while it has
@@ -127,8 +122,6 @@ impl IkeBridge {
             notes: VecDeque::new(),
             fallback: Vec::new(),
             spi_seen: None,
-            refused_out: HashSet::new(),
-            refused_deleting: HashSet::new(),
         }
     }
 
@@ -521,26 +514,19 @@ impl IkeBridge {
     /// policies discard meanwhile): the engine checks SPIs before it accepts
     /// a child, so this only catches what changed in between.
     fn drop_refused_children(&mut self, inst: &mut Installer) {
-        if self.refused_out.len() == self.refused_deleting.len() {
-            return;
-        }
-        let doomed: Vec<(u32, u32)> = self
+        let children: Vec<(u32, u32)> = self
             .engine
             .status()
             .iter()
             .flat_map(|s| s.children.iter())
-            .filter(|c| {
-                self.refused_out.contains(&c.outbound_spi)
-                    && !self.refused_deleting.contains(&c.outbound_spi)
-            })
             .map(|c| (c.inbound_spi, c.outbound_spi))
             .collect();
+        let doomed = self.sas.take_refused(children);
         if doomed.is_empty() {
             return;
         }
         let now = Instant::now();
         for (inbound, outbound) in doomed {
-            self.refused_deleting.insert(outbound);
             warn!(
                 "deleting child SA {inbound:#010x}/{outbound:#010x}: its outbound SPI is held by another SA"
             );
@@ -555,27 +541,13 @@ impl IkeBridge {
     fn apply(&mut self, inst: &mut Installer, op: DataplaneOp) {
         match op {
             DataplaneOp::InstallSa(p) => {
-                let (spi, dir) = (p.spi, p.direction);
-                if self.sas.install_sa(inst, p).is_err() && dir == Direction::Outbound {
-                    self.refused_out.insert(spi);
+                if self.sas.install_sa(inst, p).is_err() {
+                    // refused and counted by the installer (its policies discard)
                 }
             }
-            DataplaneOp::RemoveSa { spi, direction } => {
-                if direction == Direction::Outbound && self.refused_out.remove(&spi) {
-                    // Never installed: the SA with this SPI is another's.
-                    self.refused_deleting.remove(&spi);
-                    return;
-                }
-                self.sas.remove_sa(inst, spi, direction)
-            }
+            DataplaneOp::RemoveSa { spi, direction } => self.sas.remove_sa(inst, spi, direction),
             DataplaneOp::InstallPolicy(mut p) => {
                 p.id = policy_id::IKEV2 | (p.id & policy_id::ENGINE_ID_MASK);
-                if let PolicyAction::Protect { spi } = p.action {
-                    if self.refused_out.contains(&spi) {
-                        // Never point a policy at another tunnel's SA.
-                        p.action = PolicyAction::Discard;
-                    }
-                }
                 self.sas.add_policy(inst, p);
             }
             DataplaneOp::RemovePolicy { id } => {

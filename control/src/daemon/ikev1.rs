@@ -13,7 +13,7 @@
 //! (`ikev2 = never | permit | propose`); with `propose` the IKEv2 engine
 //! initiates and this one only responds.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -60,11 +60,6 @@ pub struct Ikev1Bridge {
     attached: bool,
     /// Recent explanations for `status`.
     pub notes: VecDeque<String>,
-    /// Outbound SPIs of IPsec SAs the installer refused (another SA holds the
-    /// SPI): their policies discard instead, and the SA is deleted.
-    refused_out: HashSet<u32>,
-    /// Of those, the ones whose SA the engine was asked to delete.
-    refused_deleting: HashSet<u32>,
     /// IPsec SAs refused because their outbound SPI was another SA's.
     pub refused_spi_in_use: u64,
 }
@@ -107,8 +102,6 @@ impl Ikev1Bridge {
             io_error: None,
             attached: false,
             notes: VecDeque::new(),
-            refused_out: HashSet::new(),
-            refused_deleting: HashSet::new(),
             refused_spi_in_use: 0,
         }
     }
@@ -504,26 +497,19 @@ impl Ikev1Bridge {
     /// Deletes the IPsec SAs whose outbound SA the installer refused (their
     /// SPI is held by another tunnel's SA; the peer chose it).
     fn drop_refused(&mut self, inst: &mut Installer) {
-        if self.refused_out.len() == self.refused_deleting.len() {
-            return;
-        }
-        let doomed: Vec<(u32, u32)> = self
+        let children: Vec<(u32, u32)> = self
             .engine
             .status()
             .iter()
             .flat_map(|s| s.sa.children.iter())
-            .filter(|c| {
-                self.refused_out.contains(&c.outbound_spi)
-                    && !self.refused_deleting.contains(&c.outbound_spi)
-            })
             .map(|c| (c.inbound_spi, c.outbound_spi))
             .collect();
+        let doomed = self.sas.take_refused(children);
         if doomed.is_empty() {
             return;
         }
         let now = Instant::now();
         for (inbound, outbound) in doomed {
-            self.refused_deleting.insert(outbound);
             warn!(
                 "IKEv1: deleting IPsec SA {inbound:#010x}/{outbound:#010x}: its outbound SPI is held by another SA"
             );
@@ -537,28 +523,13 @@ impl Ikev1Bridge {
     fn apply(&mut self, inst: &mut Installer, op: DataplaneOp) {
         match op {
             DataplaneOp::InstallSa(p) => {
-                let (spi, dir) = (p.spi, p.direction);
-                if self.sas.install_sa(inst, p).is_err() && dir == Direction::Outbound {
+                if self.sas.install_sa(inst, p).is_err() {
                     self.refused_spi_in_use += 1;
-                    self.refused_out.insert(spi);
                 }
             }
-            DataplaneOp::RemoveSa { spi, direction } => {
-                if direction == Direction::Outbound && self.refused_out.remove(&spi) {
-                    // Never installed: the SA with this SPI is another's.
-                    self.refused_deleting.remove(&spi);
-                    return;
-                }
-                self.sas.remove_sa(inst, spi, direction)
-            }
+            DataplaneOp::RemoveSa { spi, direction } => self.sas.remove_sa(inst, spi, direction),
             DataplaneOp::InstallPolicy(mut p) => {
                 p.id = policy_id::NEXT_ENGINE | (p.id & policy_id::ENGINE_ID_MASK);
-                if let PolicyAction::Protect { spi } = p.action {
-                    if self.refused_out.contains(&spi) {
-                        // Never point a policy at another tunnel's SA.
-                        p.action = PolicyAction::Discard;
-                    }
-                }
                 self.sas.add_policy(inst, p);
             }
             DataplaneOp::RemovePolicy { id } => {

@@ -15,11 +15,11 @@
 //!   dataplane dies, so that a key never sends a sequence number twice;
 //! - whether the dataplane is alive and in step ([`Installer::watch`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use espresso_core::sa::{Direction, Policy, SaEvent, SaParams};
+use espresso_core::sa::{Direction, Policy, PolicyAction, SaEvent, SaParams};
 use espresso_core::shm::{
     monotonic_ns, seq_bound, ControlEnd, Geometry, LedgerEntry, PolicyRecord, RecordState,
     SaRecord, SaSlotView, ShmError, SlotState, TunnelRecord, SEQ_MARGIN,
@@ -766,6 +766,12 @@ pub struct EngineSa {
 pub struct EngineSas {
     sas: HashMap<(u32, Direction), EngineSa>,
     policies: BTreeMap<u32, Policy>,
+    /// Outbound SPIs whose SA was refused (another SA holds the SPI): the
+    /// policies that name them discard instead, and the engine deletes the
+    /// child ([`EngineSas::take_refused`]).
+    refused_out: HashSet<u32>,
+    /// Of those, the ones already handed to the engine for deletion.
+    refused_deleting: HashSet<u32>,
 }
 
 /// Key id of an engine's SA: a digest of its SPI and keys.
@@ -792,6 +798,15 @@ impl EngineSas {
         inst: &mut Installer,
         p: Box<SaParams>,
     ) -> Result<(), InstallError> {
+        let (spi, dir) = (p.spi, p.direction);
+        let r = self.install(inst, p);
+        if r.is_err() && dir == Direction::Outbound {
+            self.refused_out.insert(spi);
+        }
+        r
+    }
+
+    fn install(&mut self, inst: &mut Installer, p: Box<SaParams>) -> Result<(), InstallError> {
         let k = (p.spi, p.direction);
         let kid = key_id(&p);
         let slot = match self.sas.get(&k) {
@@ -838,14 +853,26 @@ impl EngineSas {
 
     /// Removes an SA (if installed).
     pub fn remove_sa(&mut self, inst: &mut Installer, spi: u32, dir: Direction) {
+        if dir == Direction::Outbound && self.refused_out.remove(&spi) {
+            // Never installed: the SA with this SPI is another's.
+            self.refused_deleting.remove(&spi);
+            return;
+        }
         if let Some(s) = self.sas.remove(&(spi, dir)) {
             inst.remove_sa(s.slot);
             inst.release_slot(s.slot);
         }
     }
 
-    /// Installs a policy (its id already in the engine's range).
-    pub fn add_policy(&mut self, inst: &mut Installer, p: Policy) {
+    /// Installs a policy (its id already in the engine's range). A policy
+    /// naming a refused outbound SPI discards: it never points at another
+    /// tunnel's SA.
+    pub fn add_policy(&mut self, inst: &mut Installer, mut p: Policy) {
+        if let PolicyAction::Protect { spi } = p.action {
+            if self.refused_out.contains(&spi) {
+                p.action = PolicyAction::Discard;
+            }
+        }
         inst.add_policy(&p);
         self.policies.insert(p.id, p);
     }
@@ -854,6 +881,24 @@ impl EngineSas {
     pub fn remove_policy(&mut self, inst: &mut Installer, id: u32) {
         self.policies.remove(&id);
         inst.remove_policy(id);
+    }
+
+    /// Of the engine's children `(inbound SPI, outbound SPI)`, those whose
+    /// outbound SA was refused and that were not yet handed out: the engine
+    /// must delete them. Each is returned once.
+    pub fn take_refused(
+        &mut self,
+        children: impl IntoIterator<Item = (u32, u32)>,
+    ) -> Vec<(u32, u32)> {
+        if self.refused_out.len() == self.refused_deleting.len() {
+            return Vec::new();
+        }
+        let doomed: Vec<(u32, u32)> = children
+            .into_iter()
+            .filter(|(_, o)| self.refused_out.contains(o) && !self.refused_deleting.contains(o))
+            .collect();
+        self.refused_deleting.extend(doomed.iter().map(|(_, o)| *o));
+        doomed
     }
 
     /// Ids of the installed policies that `keep` selects.
