@@ -213,9 +213,23 @@ impl Output {
     /// The report: one line a note, then a summary.
     pub fn report(&self) -> String {
         let mut o = String::new();
+        // Files in the order the import first met them (the main file, then
+        // its includes), lines in order within a file: the same order
+        // wherever the configuration tree lives on disk.
+        let mut files: Vec<&str> = Vec::new();
+        for n in &self.notes.0 {
+            if !files.contains(&n.loc.file.as_str()) {
+                files.push(&n.loc.file);
+            }
+        }
+        let rank = |f: &str| files.iter().position(|x| *x == f).unwrap_or(usize::MAX);
         let mut notes = self.notes.0.clone();
         notes.sort_by(|a, b| {
-            (&a.loc.file, a.loc.line, &a.option).cmp(&(&b.loc.file, b.loc.line, &b.option))
+            (rank(&a.loc.file), a.loc.line, &a.option).cmp(&(
+                rank(&b.loc.file),
+                b.loc.line,
+                &b.option,
+            ))
         });
         for n in &notes {
             o += &format!("{n}\n");
