@@ -76,7 +76,7 @@ fn case(dir: &Path) -> Result<(), String> {
         ("espresso.toml".into(), clean(&o.main_text())),
         ("report.txt".into(), clean(&o.report())),
     ];
-    for s in o.entries.iter().filter_map(|e| e.secret.as_ref()) {
+    for s in o.entries.iter().flat_map(|e| e.secret_files()) {
         got.push((
             s.path.clone(),
             import::out::Output::secret_text(s, false).to_string(),

@@ -10,6 +10,10 @@
 #      ipsec.conf: %default, also=, two left subnets, right=%any) imported over
 #      the first (the imported espresso.toml is replaced), `espresso ipsec
 #      reload`; strongSwan initiates, espresso responds; traffic both ways.
+#   2b. a strongSwan stroke conn with X.509 certificates from pki (leftcert,
+#      a `ca` section, DN ids, rightca, `: RSA FILE` in ipsec.secrets)
+#      imported and brought up by espresso; strongSwan verifies our RSA
+#      signature; traffic both ways.
 #   3. `espresso ipsec stop` takes the connection down (strongSwan's SA goes)
 #      and stops the daemon; `espresso ipsec start` (no systemd here) starts
 #      it again in the background with the imported configuration.
@@ -106,6 +110,97 @@ read -r o i <<<"$(traffic rw)"
 pass "traffic both ways through the imported strongSwan conn ($o packets out, $i in)"
 ctl A ipsec status | grep -Eq "rw\{[0-9]+\}: +10.1.0.0/24 === 10.2.0.0/24" || nsl_die "status: narrowed selectors of rw"
 pass "ipsec status shows the narrowed selectors (10.1.0.0/24 of the two imported left subnets)"
+
+# ---- 2b. strongSwan stroke conn with X.509 certificates (leftcert, a `ca`
+# section, DN ids, rightca, `: RSA FILE` in ipsec.secrets), certificates from
+# strongSwan's pki; espresso initiates
+P="$NSL_TMP/pki"
+mkdir -p "$P" "$SW_DIR/swanctl"/{x509,x509ca,private}
+q() { "$@" 2>/dev/null; }
+q pki --gen --type rsa --size 2048 --outform pem >"$P/ca.key"
+q pki --self --ca --in "$P/ca.key" --type priv --dn "C=CH, O=espresso import, CN=Import Root CA" --outform pem >"$P/ca.crt"
+for n in moon sun; do
+  q pki --gen --type rsa --size 2048 --outform pem >"$P/$n.key"
+  q pki --issue --cacert "$P/ca.crt" --cakey "$P/ca.key" --in "$P/$n.key" --type priv \
+    --dn "C=CH, O=espresso import, CN=$n.example" --san "$n.example" --outform pem >"$P/$n.crt"
+done
+chmod 600 "$P/moon.key"
+cat >"$NSL_TMP/certs.conf" <<CONF
+ca import
+	cacert=$P/ca.crt
+	auto=add
+
+conn certs
+	keyexchange=ikev2
+	left=192.0.2.1
+	leftsubnet=10.1.0.0/24
+	leftcert=$P/moon.crt
+	leftid="C=CH, O=espresso import, CN=moon.example"
+	right=192.0.2.2
+	rightsubnet=10.2.0.0/24
+	rightid="C=CH, O=espresso import, CN=sun.example"
+	rightca="C=CH, O=espresso import, CN=Import Root CA"
+	ike=aes256-sha256-modp2048!
+	esp=aes256gcm16!
+	auto=add
+CONF
+printf ': RSA %s\n' "$P/moon.key" >"$NSL_TMP/certs.secrets"
+imp "$NSL_TMP/certs.conf" "$NSL_TMP/certs.secrets" >"$NSL_TMP/import3.txt" 2>&1 || nsl_die "import certs: $(cat "$NSL_TMP/import3.txt")"
+grep -q "imported: 1 of 1" "$NSL_TMP/import3.txt" || nsl_die "import certs report: $(cat "$NSL_TMP/import3.txt")"
+for want in "local_cert = \"$P/moon.crt\"" "local_key = \"$P/moon.key\"" 'auth = "pubkey"' \
+  "cacerts = [\"/etc/ipsec.d/cacerts\", \"$P/ca.crt\"]" 'remote_ca = "C=CH, O=espresso import, CN=Import Root CA"' \
+  'remote_id = "C=CH, O=espresso import, CN=sun.example"'; do
+  grep -qxF "$want" "$A/imp/espresso.toml" || nsl_die "imported certificate conn lacks $want: $(cat "$A/imp/espresso.toml")"
+done
+ctl A ipsec reload >/dev/null || nsl_die "ipsec reload (certs)"
+ctl_field A "[x['name'] for x in s['tunnels']]" | grep -q "'certs'" || nsl_die "certs not loaded after reload: $(ctl A status)"
+cp "$P/sun.crt" "$SW_DIR/swanctl/x509/"; cp "$P/sun.key" "$SW_DIR/swanctl/private/"; cp "$P/ca.crt" "$SW_DIR/swanctl/x509ca/"
+cat >"$SW_DIR/swanctl/swanctl.conf" <<CONF
+connections {
+    gw {
+        version = 2
+        local_addrs = 192.0.2.2
+        remote_addrs = 192.0.2.1
+        proposals = aes256-sha256-modp2048
+        mobike = no
+        local {
+            auth = pubkey
+            certs = sun.crt
+            id = "C=CH, O=espresso import, CN=sun.example"
+        }
+        remote {
+            auth = pubkey
+            id = "C=CH, O=espresso import, CN=moon.example"
+        }
+        children {
+            net {
+                mode = tunnel
+                local_ts = 10.2.0.0/24
+                remote_ts = 10.1.0.0/24
+                esp_proposals = aes256gcm16
+                start_action = none
+            }
+        }
+    }
+}
+CONF
+swc --load-all --noprompt >"$NSL_TMP/swanctl-load3.log" 2>&1 || nsl_die "swanctl --load-all (certs): $(cat "$NSL_TMP/swanctl-load3.log")"
+ctl A ipsec up certs | grep -q "certs: initiating" || nsl_die "ipsec up certs"
+ctl_wait_state A certs up 20
+grep -q "authentication of 'C=CH, O=espresso import, CN=moon.example' with RSA.* successful" "$SW_DIR/charon.log" ||
+  nsl_die "strongSwan did not verify our certificate signature: $(grep -i authentication "$SW_DIR/charon.log" | tail -3)"
+pass "imported certificate conn (leftcert, ca section, DN ids, rightca, : RSA FILE): espresso initiates, strongSwan verified our RSA signature"
+read -r o i <<<"$(traffic certs)"
+pass "traffic both ways through the imported certificate conn ($o packets out, $i in)"
+ctl A ipsec down certs >/dev/null || nsl_die "ipsec down certs"
+for _ in $(seq 1 50); do [ "$(sw_ike_count)" = 0 ] && break; sleep 0.1; done
+# back to the road-warrior import for the stop/start part
+imp "$c/ipsec.conf" "$c/ipsec.secrets" >"$NSL_TMP/import2b.txt" 2>&1 || nsl_die "re-import 025"
+ctl A ipsec reload >/dev/null || nsl_die "ipsec reload (025 again)"
+sw_write_conf "aes128-sha256-ecp256" "aes128-sha256" child.start_action=none
+sw_reload
+swc --initiate --child net --timeout 15 >"$NSL_TMP/initiate2b.log" 2>&1 || nsl_die "strongSwan initiate (025 again): $(tail -5 "$NSL_TMP/initiate2b.log")"
+ctl_wait_state A rw up 20
 
 # ---- 3. ipsec stop / ipsec start
 ctl A ipsec stop >"$NSL_TMP/stop.txt" 2>&1 || nsl_die "ipsec stop: $(cat "$NSL_TMP/stop.txt")"

@@ -80,7 +80,7 @@ pub fn run(a: &ImportArgs) -> u8 {
     if a.dry_run {
         println!("# ---- {} ----", a.out.join(out::MAIN).display());
         print!("{}", o.main_text());
-        for s in o.entries.iter().filter_map(|e| e.secret.as_ref()) {
+        for s in o.entries.iter().flat_map(|e| e.secret_files()) {
             println!("# ---- {} (mode 0600) ----", a.out.join(&s.path).display());
             print!("{}", *out::Output::secret_text(s, true));
         }

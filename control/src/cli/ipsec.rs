@@ -323,12 +323,18 @@ pub fn status_text(st: &Status, only: Option<&str>, all: bool) -> String {
         );
         if all {
             o += &format!(
-                "{:>12}[{n}]: IKEv2 SPIs: {}_i{} {}_r{}, pre-shared key{}\n",
+                "{:>12}[{n}]: IKEv2 SPIs: {}_i{} {}_r{}, {}{}\n",
                 s.conn,
                 s.spi_i,
                 if s.initiator { "*" } else { "" },
                 s.spi_r,
                 if s.initiator { "" } else { "*" },
+                // strongSwan's words for how the peer authenticated
+                if s.peer_auth.is_empty() || s.peer_auth == "psk" {
+                    "pre-shared key"
+                } else {
+                    "public key"
+                },
                 in_time(s.rekey_in_s)
             );
             o += &format!("{:>12}[{n}]: IKE proposal: {}\n", s.conn, s.proposal);
@@ -340,8 +346,8 @@ pub fn status_text(st: &Status, only: Option<&str>, all: bool) -> String {
                 c.state,
                 if c.encap { "-in-UDP" } else { "" },
                 if c.encap { " in UDP" } else { "" },
-                c.inbound.spi_hex.trim_start_matches("0x"),
-                c.outbound.spi_hex.trim_start_matches("0x")
+                spi8(&c.inbound.spi_hex),
+                spi8(&c.outbound.spi_hex)
             );
             if all {
                 o += &format!(
@@ -482,4 +488,13 @@ pub fn main_as_ipsec() -> u8 {
         cmd: Cmd::Ipsec { cmd: a.cmd.clone() },
     };
     run(&cli, &a.cmd)
+}
+
+/// An SPI as strongSwan prints it: eight hex digits, zero-padded.
+fn spi8(hex: &str) -> String {
+    let h = hex.trim_start_matches("0x");
+    match u32::from_str_radix(h, 16) {
+        Ok(v) => format!("{v:08x}"),
+        Err(_) => h.to_string(),
+    }
 }

@@ -105,7 +105,7 @@ impl Shell<'_> {
                     .create(&sd)
                     .map_err(|e| format!("{}: {e}", sd.display()))?;
             }
-            for s in piece.entries.iter().filter_map(|e| e.secret.as_ref()) {
+            for s in piece.entries.iter().flat_map(|e| e.secret_files()) {
                 out::write_file(
                     &dir.join(&s.path),
                     Output::secret_text(s, false).as_bytes(),

@@ -239,11 +239,24 @@ fn load_remote(c: &RemoteAuthConfig, errs: &mut Vec<ConfigError>) -> Option<Remo
         },
         RemoteAuthConfig::Cert { cacerts, crls, ca } => {
             let mut t = TrustStore::new();
+            // An empty directory is fine beside entries that hold CAs (the
+            // old stack's /etc/ipsec.d/cacerts next to a `ca` section's file);
+            // a file without a CA, or no CA at all, is an error.
+            let mut empty_dirs = Vec::new();
             for l in cacerts {
                 match t.add_ca_path(&l.value) {
+                    Ok(0) if l.value.is_dir() => empty_dirs.push(l),
                     Ok(0) => errs.push(at_err(&l.at, "holds no CA certificate".into())),
                     Ok(_) => {}
                     Err(e) => errs.push(at_err(&l.at, e.to_string())),
+                }
+            }
+            if t.cas().is_empty() {
+                for l in empty_dirs {
+                    errs.push(at_err(
+                        &l.at,
+                        "holds no CA certificate (and no other cacerts entry does)".into(),
+                    ));
                 }
             }
             for l in crls {

@@ -17,6 +17,9 @@
 
 use std::collections::BTreeMap;
 
+/// Why an `rsa-sig` IKE policy is not carried over.
+const RSA_SIG: &str = "rsa-sig: the mbox commands carry no certificate or private key: set local_cert, local_key and cacerts (or local_rsasigkey/remote_rsasigkey) by hand";
+
 use toml::Value;
 use zeroize::Zeroizing;
 
@@ -367,6 +370,7 @@ impl State {
                     e.secret = Some(SecretFile {
                         path,
                         fields: vec![("psk".into(), k.clone())],
+                        raw: None,
                     });
                 }
                 None => e.disable("no psk given (ipsec peer ADDR psk SECRET)"),
@@ -381,10 +385,10 @@ impl State {
                             &loc,
                             Some(&name),
                             format!("ike-policy {n} authentication rsa-sig"),
-                            NoteKind::NeedsCerts,
-                            features::CERTS_MISSING,
+                            NoteKind::NotCarried,
+                            RSA_SIG,
                         );
-                        e.disable(features::CERTS_MISSING);
+                        e.disable(RSA_SIG);
                     }
                     let v1 = ip.version == Some(1);
                     if v1 {

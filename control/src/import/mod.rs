@@ -163,6 +163,7 @@ pub fn import(inputs: &[std::path::PathBuf], opts: &Options) -> Result<out::Outp
                 secrets: &secrets,
                 have_secrets: sp.is_some(),
                 local_addrs: &local_addrs,
+                cacerts: Vec::new(),
             };
             o.entries = conn::convert_all(&conf, &ctx, &mut o.notes);
             // Secrets no imported connection uses.
@@ -184,12 +185,19 @@ pub fn import(inputs: &[std::path::PathBuf], opts: &Options) -> Result<out::Outp
                 };
                 let opt = format!("{sel}: {} <hidden>", s.kind);
                 match s.kind.as_str() {
-                    "RSA" | "ECDSA" | "P12" | "PIN" => o.notes.add(
+                    "RSA" | "ECDSA" => o.notes.add(
                         &s.loc,
                         None,
                         opt,
-                        NoteKind::NeedsCerts,
-                        features::CERTS_MISSING,
+                        NoteKind::NoEffect,
+                        "no imported connection uses this private key",
+                    ),
+                    "P12" | "PIN" => o.notes.add(
+                        &s.loc,
+                        None,
+                        opt,
+                        NoteKind::NotCarried,
+                        "PKCS#12 containers and smartcard PINs are not implemented: export the key to a PEM file (local_key)",
                     ),
                     "PSK" => o.notes.add(
                         &s.loc,

@@ -27,8 +27,6 @@ impl fmt::Display for Loc {
 pub enum NoteKind {
     /// Needs IKEv1, which this build does not have.
     NeedsIkev1,
-    /// Needs certificates or RSA keys (issue 13).
-    NeedsCerts,
     /// Refused: espresso does not do this (e.g. AH).
     Refused,
     /// Not carried over: espresso has no equivalent.
@@ -44,7 +42,6 @@ impl NoteKind {
     pub fn label(self) -> &'static str {
         match self {
             NoteKind::NeedsIkev1 => "cannot be used yet (IKEv1)",
-            NoteKind::NeedsCerts => "cannot be used yet (certificates, issue 13)",
             NoteKind::Refused => "refused",
             NoteKind::NotCarried => "not carried over",
             NoteKind::NoEffect => "no effect in espresso",

@@ -308,7 +308,11 @@ fn manual_entry(m: Manual, mirror: bool, notes: &mut Notes) -> Entry {
         keys.sort_by(|a, b| a.0.cmp(&b.0));
         let path = format!("{SECRETS_DIR}/{name}.keys");
         e.set("keys", path.clone());
-        e.secret = Some(SecretFile { path, fields: keys });
+        e.secret = Some(SecretFile {
+            path,
+            fields: keys,
+            raw: None,
+        });
     }
     if m.encap {
         e.set("nat_t", true);
@@ -780,18 +784,12 @@ fn ike_entry(
         e.secret = Some(SecretFile {
             path,
             fields: vec![("psk".into(), Zeroizing::new(k))],
+            raw: None,
         });
     } else {
-        notes.add(
-            loc,
-            Some(&name),
-            "ike",
-            NoteKind::NeedsCerts,
-            format!(
-                "no psk: isakmpd then uses certificates: {}",
-                features::CERTS_MISSING
-            ),
-        );
+        let why = "no psk: isakmpd then authenticates with X.509 from /etc/isakmpd (private/local.key, certs/, ca/): set local_key = \"/etc/isakmpd/private/local.key\", local_cert (the file in certs/ for this gateway's ID) and cacerts = [\"/etc/isakmpd/ca\"] by hand";
+        notes.add(loc, Some(&name), "ike", NoteKind::NotCarried, why);
+        e.disable(why);
     }
     e.set(
         "start",

@@ -1,7 +1,6 @@
 //! The one table of what each `ipsec.conf` option becomes in espresso.
-//! Extending it when IKEv1 or certificates land means moving rows from
-//! `Ikev1`/`Certs` to `Mapped` (and the mapping code in [`super::conn`] is
-//! already written behind [`super::features`]).
+//! Rows marked `Mapped` are carried over by [`super::conn`]; the others say
+//! why not.
 
 /// What an option becomes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -10,8 +9,6 @@ pub enum Map {
     Mapped(&'static str),
     /// Needs IKEv1 (mapped when [`super::features::IKEV1`] is on).
     Ikev1(&'static str),
-    /// Needs certificates/RSA keys (issue 13; mapped when [`super::features::CERTS`] is on).
-    Certs(&'static str),
     /// Refused: the connection is not written as running configuration.
     Refuse(&'static str),
     /// Not carried over (espresso has no equivalent); the connection still runs.
@@ -156,18 +153,18 @@ pub const SIDE: &[(&str, Map)] = &[
     ("spi", Mapped("spi_in / spi_out")),
     ("ahkey", Refuse("espresso has no AH (RFC 4302)")),
     ("ahspi", Refuse("espresso has no AH (RFC 4302)")),
-    ("rsasigkey", Certs("raw RSA public keys")),
-    ("rsasigkey2", Certs("raw RSA public keys")),
-    ("rsapubkey", Certs("raw RSA public keys")),
-    ("pubkey", Certs("raw public keys")),
-    ("sigkey", Certs("raw public keys")),
-    ("cert", Certs("X.509 certificates")),
-    ("cert2", Certs("X.509 certificates")),
-    ("ca", Certs("certificate authorities")),
-    ("ca2", Certs("certificate authorities")),
-    ("sendcert", Certs("certificate sending policy")),
-    ("certpolicy", Certs("certificate policies")),
-    ("groups", Certs("group membership from certificates")),
+    ("rsasigkey", Mapped("local_rsasigkey / remote_rsasigkey")),
+    ("rsasigkey2", NotCarried("a second RSA key (key rollover) is not implemented: the first one is used")),
+    ("rsapubkey", NotCarried("raw public keys are read from leftrsasigkey/rightrsasigkey (0s form) only")),
+    ("pubkey", NotCarried("raw public keys are read from leftrsasigkey/rightrsasigkey (0s form) only")),
+    ("sigkey", NotCarried("raw public keys are read from leftrsasigkey/rightrsasigkey (0s form) only")),
+    ("cert", Mapped("local_cert")),
+    ("cert2", NotCarried("a second certificate (RFC 4739) is not implemented")),
+    ("ca", Mapped("remote_ca")),
+    ("ca2", NotCarried("a second authentication round (RFC 4739) is not implemented")),
+    ("sendcert", NoEffect("espresso sends its certificate (and the chain local_cert holds) whenever it authenticates with one")),
+    ("certpolicy", NotCarried("certificate policy OIDs are not checked")),
+    ("groups", NotCarried("group membership from attribute certificates is not implemented")),
     ("auth2", NotCarried("a second authentication round (RFC 4739) is not implemented")),
     ("id2", NotCarried("a second authentication round (RFC 4739) is not implemented")),
     ("nexthop", NoEffect(ROUTING)),
@@ -230,10 +227,10 @@ pub const SETUP: &[(&str, Map)] = &[
     ("oe", NotCarried("opportunistic encryption is not implemented")),
     ("opportunistic", NotCarried("opportunistic encryption is not implemented")),
     ("uniqueids", NoEffect("a new IKE SA from the same peer and identity replaces the old one")),
-    ("strictcrlpolicy", Certs("certificate revocation")),
-    ("cachecrls", Certs("certificate revocation")),
-    ("crlcheckinterval", Certs("certificate revocation")),
-    ("nocrsend", Certs("certificate requests")),
+    ("strictcrlpolicy", NotCarried("CRLs are read from the files in crls; fetching CRLs and OCSP are not implemented")),
+    ("cachecrls", NoEffect("CRLs are read from the files in crls at load and reload")),
+    ("crlcheckinterval", NoEffect("CRLs are read from the files in crls at load and reload")),
+    ("nocrsend", NoEffect("espresso sends CERTREQ for the CAs it trusts")),
     ("myid", NotCarried("%myid is not implemented: write leftid= per connection")),
     ("listen", NoEffect("IKE listens on every address of the gateway")),
     ("nhelpers", NoEffect("IKE runs on one thread of the control process")),
@@ -241,7 +238,7 @@ pub const SETUP: &[(&str, Map)] = &[
     ("ike_socket_bufsize", NoEffect("socket buffer sizes are the kernel defaults")),
     ("secretsfile", Mapped("the secrets file (give it on the command line)")),
     ("ipsecdir", NoEffect("the directory of the old stack")),
-    ("nssdir", Certs("the NSS certificate database")),
+    ("nssdir", NotCarried("the NSS certificate database: export certificates and keys to files (local_cert, local_key, cacerts)")),
     ("seedbits", NoEffect("espresso seeds from the operating system")),
     ("ddos-mode", NoEffect("espresso answers with cookies under load (RFC 7296 §2.6)")),
     ("ddos-ike-threshold", NoEffect("espresso answers with cookies under load")),
@@ -272,7 +269,7 @@ mod tests {
 
     #[test]
     fn lookups() {
-        assert_eq!(conn_option("leftcert"), Some(Certs("X.509 certificates")));
+        assert_eq!(conn_option("leftcert"), Some(Mapped("local_cert")));
         assert_eq!(
             conn_option("rightsubnets"),
             Some(Mapped("local_subnets / remote_subnets"))

@@ -54,13 +54,17 @@ impl Table {
     }
 }
 
-/// A secrets file (mode 0600): `psk = "..."` or the key fields of a tunnel.
+/// A secrets file (mode 0600): `psk = "..."` or the key fields of a tunnel,
+/// or (`raw`) a private key as the original held it (FreeS/WAN's
+/// `: RSA { ... }` entry), which `local_key` names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecretFile {
     /// Path relative to the output directory.
     pub path: String,
     /// Fields and values (wiped when dropped).
     pub fields: Vec<(String, Zeroizing<String>)>,
+    /// The whole text of the file instead of fields (wiped when dropped).
+    pub raw: Option<Zeroizing<String>>,
 }
 
 /// One entry of the configuration.
@@ -74,8 +78,10 @@ pub struct Entry {
     pub origin: Vec<String>,
     /// Fields in order.
     pub fields: Vec<(String, Value)>,
-    /// Its secrets file.
+    /// Its secrets file (the pre-shared key or the manual keys).
     pub secret: Option<SecretFile>,
+    /// Its private key, when the import writes one (`local_key`).
+    pub key_file: Option<SecretFile>,
     /// Why it is written commented out (it would not behave as the original).
     pub disabled: Option<String>,
     /// Where it was defined (for notes).
@@ -91,6 +97,7 @@ impl Entry {
             origin: vec![],
             fields: vec![("name".into(), Value::String(name.into()))],
             secret: None,
+            key_file: None,
             disabled: None,
             loc,
         }
@@ -106,6 +113,10 @@ impl Entry {
     /// A field's value.
     pub fn get(&self, k: &str) -> Option<&Value> {
         self.fields.iter().find(|(f, _)| f == k).map(|(_, v)| v)
+    }
+    /// The secrets files it writes (0600).
+    pub fn secret_files(&self) -> impl Iterator<Item = &SecretFile> {
+        self.secret.iter().chain(self.key_file.iter())
     }
     /// Marks it as not running, with the reason (the first reason stays).
     pub fn disable(&mut self, why: impl Into<String>) {
@@ -197,6 +208,14 @@ impl Output {
         let mut o = Zeroizing::new(String::from(
             "# written by espresso import; keep it mode 0600\n",
         ));
+        if let Some(r) = &s.raw {
+            if hide {
+                o.push_str(&format!("<hidden, {} characters>\n", r.len()));
+            } else {
+                o.push_str(r);
+            }
+            return o;
+        }
         for (k, v) in &s.fields {
             if hide {
                 o.push_str(&format!("{k} = <hidden, {} characters>\n", v.len()));
@@ -266,11 +285,8 @@ impl Output {
     /// written beside its place and renamed over it.
     pub fn write_into(&self, dir: &Path) -> Result<Vec<PathBuf>, String> {
         let mut written = Vec::new();
-        let secrets: Vec<&SecretFile> = self
-            .entries
-            .iter()
-            .filter_map(|e| e.secret.as_ref())
-            .collect();
+        let secrets: Vec<&SecretFile> =
+            self.entries.iter().flat_map(|e| e.secret_files()).collect();
         if !secrets.is_empty() {
             let sd = dir.join(SECRETS_DIR);
             if !sd.exists() {

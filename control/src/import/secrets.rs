@@ -214,7 +214,8 @@ fn read_file(
             || kind == "PIN"
             || kind == "BLISS"
         {
-            (Vec::new(), Form::Other)
+            // A key file name (and passphrase), or FreeS/WAN's `{ ... }` block.
+            (secret.as_bytes().to_vec(), Form::Other)
         } else if let Some(q) = secret
             .strip_prefix('"')
             .and_then(|s| s.rfind('"').map(|e| &s[..e]))

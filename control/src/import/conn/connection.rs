@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use toml::Value;
 use zeroize::Zeroizing;
 
+use super::auth;
 use super::conv::{set_subnets, start_of, Conv, Ctx, Ikev};
 use super::values::*;
 use crate::import::algs;
@@ -14,7 +15,6 @@ use crate::import::dialect::Dialect;
 use crate::import::features;
 use crate::import::ipsecconf::Param;
 use crate::import::notes::NoteKind;
-use crate::import::options::Map;
 use crate::import::out::{Entry, SecretFile, Table, SECRETS_DIR};
 use crate::import::secrets;
 
@@ -58,25 +58,32 @@ pub(super) fn connection(
         }
     }
     // Identities.
-    let mut ids: [(Vec<String>, bool); 2] = [(vec![], false), (vec![], false)];
+    let mut ids: [Vec<String>; 2] = [vec![], vec![]];
     for (i, (local, k)) in [(true, "local_id"), (false, "remote_id")]
         .into_iter()
         .enumerate()
     {
         let addr = if local { lv.clone() } else { rv.clone() };
-        ids[i].0.push(addr.clone());
+        ids[i].push(addr.clone());
         let Some(p) = (if local { c.local("id") } else { c.remote("id") }) else {
             continue;
         };
         let v = p.value.trim().to_string();
         let id = if v == "%any" {
             Ok("%any".to_string())
-        } else if v == "%fromcert" || v.contains('=') {
-            ids[i].1 = true;
-            Err((
-                NoteKind::NeedsCerts,
-                format!("a certificate identity: {}", features::CERTS_MISSING),
-            ))
+        } else if v == "%fromcert" {
+            c.note(
+                &p,
+                NoteKind::NoEffect,
+                if local {
+                    "without local_id espresso identifies with its certificate's subject"
+                } else {
+                    "without remote_id espresso accepts the identity the peer's certificate proves"
+                },
+            );
+            continue;
+        } else if v.contains('=') {
+            Ok(v.clone())
         } else if v.starts_with('%') {
             Err((NoteKind::NotCarried, format!("{v} is not implemented")))
         } else if let Some(f) = v.strip_prefix("@[").and_then(|f| f.strip_suffix(']')) {
@@ -90,119 +97,23 @@ pub(super) fn connection(
         };
         match id {
             Ok(id) => {
-                ids[i].0.insert(0, id.clone());
+                ids[i].insert(0, id.clone());
                 e.set(k, id);
             }
             Err((kind, why)) => {
                 c.note(&p, kind, why.clone());
-                if kind == NoteKind::NeedsCerts {
-                    e.fields.push((
-                        format!("{}id", if local { "left" } else { "right" }),
-                        Value::String(v.clone()),
-                    ));
-                }
                 e.disable(why);
             }
         }
     }
     set_subnets(c, &mut e, true);
     set_subnets(c, &mut e, false);
-    // Authentication.
-    let authby = c.get("authby");
-    let lauth = c.local("auth");
-    let rauth = c.remote("auth");
-    let default_auth = if pluto { "rsasig" } else { "pubkey" };
-    let av = authby
-        .as_ref()
-        .map(|p| p.value.to_ascii_lowercase())
-        .or_else(|| lauth.as_ref().map(|p| p.value.to_ascii_lowercase()))
-        .unwrap_or_else(|| default_auth.into());
-    let psk_kinds = ["secret", "psk"];
-    let mut psk_auth = false;
-    let parts: Vec<&str> = av.split(['|', ',']).collect();
-    if parts.iter().any(|a| psk_kinds.contains(a)) {
-        psk_auth = true;
-        if parts.len() > 1 {
-            if let Some(p) = &authby {
-                c.note(
-                    p,
-                    NoteKind::Changed,
-                    "only the pre-shared key is carried over (certificates/RSA come with issue 13)",
-                );
-            }
-        }
-    } else if parts.iter().any(|a| {
-        matches!(
-            *a,
-            "rsasig"
-                | "rsa"
-                | "pubkey"
-                | "ecdsa"
-                | "rsa-sha1"
-                | "rsa-sha2"
-                | "rsa-sha2_256"
-                | "rsa-sha2_384"
-                | "rsa-sha2_512"
-        )
-    }) {
-        match &authby {
-            Some(p) => c.note(p, NoteKind::NeedsCerts, features::CERTS_MISSING),
-            None => c.conn_note(
-                NoteKind::NeedsCerts,
-                format!(
-                    "no authby= ({} authenticates with RSA signatures by default): {}",
-                    ctx.dialect.name(),
-                    features::CERTS_MISSING
-                ),
-            ),
-        }
-        if features::CERTS {
-            e.set("authby", "rsasig");
-        } else {
-            e.disable(features::CERTS_MISSING);
-        }
-    } else {
-        let p = authby.clone().or(lauth.clone());
-        let why = format!(
-            "authby={av}: {}",
-            if av.contains("xauth") {
-                "XAUTH is an IKEv1 extension espresso does not implement"
-            } else if av.contains("eap") {
-                "EAP is not implemented"
-            } else {
-                "not implemented"
-            }
-        );
-        match &p {
-            Some(p) => c.note(p, NoteKind::NotCarried, why.clone()),
-            None => c.conn_note(NoteKind::NotCarried, why.clone()),
-        }
-        e.disable(why);
-    }
-    if let Some(p) = &rauth {
-        let v = p.value.to_ascii_lowercase();
-        if !psk_kinds.contains(&v.as_str()) {
-            let (kind, why) = if v.contains("eap") || v.contains("xauth") {
-                (
-                    NoteKind::NotCarried,
-                    format!("the peer authenticating with {v}: EAP/XAUTH are not implemented"),
-                )
-            } else {
-                (
-                    NoteKind::NeedsCerts,
-                    format!(
-                        "the peer authenticating with {v}: {}",
-                        features::CERTS_MISSING
-                    ),
-                )
-            };
-            c.note(p, kind, why.clone());
-            e.disable(why);
-        }
-    }
+    // Authentication: the methods here, the signature fields once the IKE
+    // version is known.
+    let auth_plan = auth::plan(c, &mut e, ctx.dialect);
     // The pre-shared key.
-    if psk_auth {
-        let (lids, rids) = (ids[0].0.clone(), ids[1].0.clone());
+    if auth_plan.psk() {
+        let (lids, rids) = (ids[0].clone(), ids[1].clone());
         match secrets::find(ctx.secrets, "PSK", &lids, &rids) {
             Some(s) => match s.text() {
                 Some(t) if t.len() >= 8 => {
@@ -220,6 +131,7 @@ pub(super) fn connection(
                     e.secret = Some(SecretFile {
                         path,
                         fields: vec![("psk".into(), Zeroizing::new(t.to_string()))],
+                        raw: None,
                     });
                 }
                 Some(t) => {
@@ -309,6 +221,7 @@ pub(super) fn connection(
     }
     let aggr = c.get("aggrmode").or_else(|| c.get("aggressive"));
     let aggr_on = aggr.as_ref().is_some_and(|p| yes(&p.value) == Some(true));
+    auth::signatures(c, ctx, &mut e, &auth_plan, &mut ikev, &ids, origin);
     let needs_v1 = matches!(ikev, Ikev::Never | Ikev::Permit);
     if features::IKEV1 {
         if pluto || kx.is_none() {
@@ -632,19 +545,6 @@ pub(super) fn connection(
             }
         }
     }
-    // Certificate fields: kept in the (commented-out) block when certificates are what it needs.
-    let leftover = c.leftovers(psk_auth);
-    if !psk_auth {
-        for (p, m) in leftover {
-            if matches!(m, Some(Map::Certs(_))) {
-                let k = if c.me == "left" {
-                    p.key.clone()
-                } else {
-                    flip(&p.key)
-                };
-                e.fields.push((k, Value::String(p.value.clone())));
-            }
-        }
-    }
+    c.leftovers();
     e
 }

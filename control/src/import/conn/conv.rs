@@ -27,6 +27,8 @@ pub struct Ctx<'a> {
     pub have_secrets: bool,
     /// This gateway's addresses (decides which side is local).
     pub local_addrs: &'a [IpAddr],
+    /// CA certificate files the `ca` sections name (`cacert=`), resolved.
+    pub cacerts: Vec<String>,
 }
 
 /// A conn with its parameters resolved.
@@ -56,19 +58,11 @@ pub(super) fn shown_value(k: &str, v: &str) -> String {
     }
 }
 
-pub(super) fn note_map(
-    m: Option<Map>,
-    p: &Param,
-    conn: Option<&str>,
-    notes: &mut Notes,
-    psk_auth: bool,
-) {
+pub(super) fn note_map(m: Option<Map>, p: &Param, conn: Option<&str>, notes: &mut Notes) {
     let opt = format!("{}={}", p.key, shown_value(&p.key, &p.value));
     match m {
         Some(Map::Mapped(what)) => notes.add(&p.loc, conn, opt, NoteKind::NoEffect, format!("has no effect for this connection (it feeds {what})")),
         Some(Map::Ikev1(what)) => notes.add(&p.loc, conn, opt, NoteKind::NeedsIkev1, format!("{what}: {}", features::IKEV1_MISSING)),
-        Some(Map::Certs(what)) if psk_auth => notes.add(&p.loc, conn, opt, NoteKind::NoEffect, format!("{what}: unused, the connection authenticates with a pre-shared key (certificates come with issue 13)")),
-        Some(Map::Certs(what)) => notes.add(&p.loc, conn, opt, NoteKind::NeedsCerts, format!("{what}: {}", features::CERTS_MISSING)),
         Some(Map::Refuse(why)) => notes.add(&p.loc, conn, opt, NoteKind::Refused, why),
         Some(Map::NotCarried(why)) => notes.add(&p.loc, conn, opt, NoteKind::NotCarried, why),
         Some(Map::NoEffect(why)) => notes.add(&p.loc, conn, opt, NoteKind::NoEffect, why),
@@ -129,8 +123,7 @@ impl Conv<'_, '_> {
             .add(&loc, Some(&n), format!("conn {n}"), kind, why);
     }
     /// Every parameter not consumed: noted through the table.
-    pub(super) fn leftovers(&mut self, psk_auth: bool) -> Vec<(Param, Option<Map>)> {
-        let mut v = Vec::new();
+    pub(super) fn leftovers(&mut self) {
         let keys: Vec<String> = self.r.p.keys().cloned().collect();
         for k in keys {
             if self.used.contains(&k) {
@@ -138,10 +131,8 @@ impl Conv<'_, '_> {
             }
             let p = self.r.p[&k].clone();
             let m = options::conn_option(&k);
-            note_map(m, &p, Some(&self.r.name), self.notes, psk_auth);
-            v.push((p, m));
+            note_map(m, &p, Some(&self.r.name), self.notes);
         }
-        v
     }
 }
 

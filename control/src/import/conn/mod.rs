@@ -8,6 +8,7 @@
 //!   `values`: values in espresso's form.
 //! - `policy`, `tunnel`, `connection`: one kind of entry each.
 
+mod auth;
 mod connection;
 mod conv;
 mod policy;
@@ -17,7 +18,6 @@ mod values;
 use std::collections::{BTreeMap, HashSet};
 
 use crate::import::dialect::Dialect;
-use crate::import::features;
 use crate::import::ipsecconf::{Conf, Kind, Param, Section};
 use crate::import::notes::{NoteKind, Notes};
 use crate::import::options::{self, Map};
@@ -88,6 +88,7 @@ pub fn convert_all(conf: &Conf, ctx: &Ctx, notes: &mut Notes) -> Vec<Entry> {
     let mut conns: Vec<(&str, &Section)> = Vec::new();
     let mut start_list: HashSet<String> = HashSet::new();
     let mut load_list: HashSet<String> = HashSet::new();
+    let mut cacerts: Vec<String> = Vec::new();
     for s in &conf.sections {
         match &s.kind {
             Kind::Setup => {
@@ -122,26 +123,36 @@ pub fn convert_all(conf: &Conf, ctx: &Ctx, notes: &mut Notes) -> Vec<Entry> {
                             NoteKind::NoEffect,
                             "opportunistic encryption is off in espresso too",
                         ),
-                        m => note_map(m, p, None, notes, false),
+                        m => note_map(m, p, None, notes),
                     }
                 }
             }
             Kind::Ca(n) => {
-                notes.add(
-                    &s.loc,
-                    None,
-                    format!("ca {n}"),
-                    NoteKind::NeedsCerts,
-                    features::CERTS_MISSING,
-                );
+                let ignored = s
+                    .params
+                    .iter()
+                    .any(|p| p.key == "auto" && p.value.eq_ignore_ascii_case("ignore"));
                 for p in &s.params {
-                    notes.add(
-                        &p.loc,
-                        None,
-                        format!("ca {n}: {}={}", p.key, p.value),
-                        NoteKind::NeedsCerts,
-                        "certificate authority settings (issue 13)",
-                    );
+                    let opt = format!("ca {n}: {}={}", p.key, p.value);
+                    let (kind, why) = match p.key.as_str() {
+                        "cacert" if !ignored => {
+                            let f = auth::ca_file(&p.value);
+                            if auth::in_cacerts_dir(&f) {
+                                (NoteKind::NoEffect, format!("{f} is in {}, which every certificate connection trusts (cacerts)", auth::CACERTS_DIR))
+                            } else {
+                                cacerts.push(f);
+                                continue;
+                            }
+                        }
+                        "cacert" => (NoteKind::NoEffect, "auto=ignore: the original does not load this CA".to_string()),
+                        "auto" => (NoteKind::NoEffect, "the CA certificate is trusted by every certificate connection (cacerts)".to_string()),
+                        "crluri" | "crluri1" | "crluri2" | "ocspuri" | "ocspuri1" | "ocspuri2" | "certuribase" => (
+                            NoteKind::NotCarried,
+                            format!("CRLs are read from the files in {} (crls); fetching CRLs and OCSP are not implemented", auth::CRLS_DIR),
+                        ),
+                        _ => (NoteKind::NotCarried, "not implemented for CA sections".to_string()),
+                    };
+                    notes.add(&p.loc, None, opt, kind, why);
                 }
             }
             Kind::Conn(n) if n == "%default" => defaults.extend(s.params.iter()),
@@ -174,6 +185,13 @@ pub fn convert_all(conf: &Conf, ctx: &Ctx, notes: &mut Notes) -> Vec<Entry> {
                 .collect::<Vec<_>>()
         })
         .collect();
+    let ctx = &Ctx {
+        dialect: ctx.dialect,
+        secrets: ctx.secrets,
+        have_secrets: ctx.have_secrets,
+        local_addrs: ctx.local_addrs,
+        cacerts,
+    };
     let mut out = Vec::new();
     let mut names: HashSet<String> = HashSet::new();
     for (name, sec) in &conns {
@@ -391,7 +409,7 @@ fn convert(r: &Resolved, ctx: &Ctx, notes: &mut Notes) -> Vec<Entry> {
                 );
             }
             e.disable(format!("type={tyv} is not understood"));
-            c.leftovers(false);
+            c.leftovers();
             e
         }
     };

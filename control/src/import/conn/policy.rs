@@ -73,6 +73,6 @@ pub(super) fn policy(c: &mut Conv, name: &str, ty: &str) -> Entry {
             );
         }
     }
-    c.leftovers(false);
+    c.leftovers();
     e
 }

@@ -170,6 +170,7 @@ pub(super) fn tunnel(c: &mut Conv, name: &str, ty: &str) -> Entry {
         e.secret = Some(SecretFile {
             path: format!("{SECRETS_DIR}/{name}.keys"),
             fields,
+            raw: None,
         });
     }
     match c.get("espreplay_window").or_else(|| c.get("replay_window")) {
@@ -214,6 +215,6 @@ pub(super) fn tunnel(c: &mut Conv, name: &str, ty: &str) -> Entry {
             c.note(&p, NoteKind::NoEffect, "manual keying: no IKE negotiation");
         }
     }
-    c.leftovers(false);
+    c.leftovers();
     e
 }
