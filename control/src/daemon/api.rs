@@ -172,6 +172,12 @@ pub struct IkeStatus {
     pub nat_local: bool,
     /// The peer is behind a NAT.
     pub nat_remote: bool,
+    /// MOBIKE (RFC 4555) negotiated: the SA follows address changes.
+    #[serde(default)]
+    pub mobike: bool,
+    /// The peer's additional addresses (MOBIKE ADDITIONAL_*_ADDRESS).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peer_addresses: Vec<String>,
     /// Seconds to the rekey.
     pub rekey_in_s: Option<u64>,
     /// Seconds to expiry.
