@@ -39,6 +39,14 @@ pub enum Request {
         /// Name.
         name: String,
     },
+    /// Our address for an IKEv2 connection changed (MOBIKE): its IKE SAs
+    /// move to `address`.
+    Move {
+        /// Connection.
+        name: String,
+        /// Our new address.
+        address: std::net::IpAddr,
+    },
     /// Re-read the configuration; apply all changes, or only `name`'s.
     Reload {
         /// Only this tunnel or policy.

@@ -290,6 +290,41 @@ impl IkeBridge {
         ids.len()
     }
 
+    /// `espresso move NAME ADDRESS`: our address for connection `name` is now
+    /// `addr` (MOBIKE, RFC 4555): each of its IKE SAs with MOBIKE sends
+    /// UPDATE_SA_ADDRESSES from it; the child SAs follow when the peer answers.
+    pub fn move_local(
+        &mut self,
+        inst: &mut Installer,
+        name: &str,
+        addr: std::net::IpAddr,
+    ) -> Response {
+        let now = Instant::now();
+        let ids = self.sa_ids(name);
+        let mut moved = 0;
+        let mut why = Vec::new();
+        for id in &ids {
+            match self.engine.move_sa(*id, addr, now) {
+                Ok(()) => moved += 1,
+                Err(e) => why.push(format!("IKE SA {id:#018x}: {e}")),
+            }
+        }
+        self.drain(inst);
+        if moved == 0 {
+            let mut r = Response::ok(format!(
+                "{name}: nothing to move to {addr}{}{}",
+                if ids.is_empty() { " (no IKE SA)" } else { ": " },
+                why.join("; ")
+            ));
+            r.code = exit::FAILED;
+            return r;
+        }
+        info!("{name}: moving {moved} IKE SA(s) to {addr} (MOBIKE)");
+        Response::ok(format!(
+            "{name}: moving {moved} IKE SA(s) to {addr} (UPDATE_SA_ADDRESSES sent)"
+        ))
+    }
+
     fn remove(&mut self, inst: &mut Installer, name: &str) {
         self.terminate(inst, name);
         let _ = self.engine.remove_connection(name);

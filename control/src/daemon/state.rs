@@ -204,6 +204,16 @@ impl Daemon {
         }
     }
 
+    /// `espresso move NAME ADDRESS` (MOBIKE): our address for IKEv2
+    /// connection `name` is now `addr`.
+    pub fn move_local(&mut self, name: &str, addr: std::net::IpAddr) -> Response {
+        if self.ike.is_ike(name) {
+            self.ike.move_local(&mut self.inst, name, addr)
+        } else {
+            self.not_found(name)
+        }
+    }
+
     /// `espresso reload [NAME]`. The whole configuration must load; if it
     /// does not, nothing changes.
     pub fn reload(&mut self, name: Option<&str>) -> Response {

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# MOBIKE (RFC 4555) against strongSwan 5.9.8: strongSwan on gateway B is the
+# mobile peer (swanctl defaults: mobike = yes), espresso on gateway A the
+# gateway (right = %any). While numbered UDP datagrams run through the tunnel
+# both ways, gateway B's WAN address changes (192.0.2.2 -> 192.0.2.3, the old
+# one removed): strongSwan's kernel-netlink plugin sees it and sends
+# UPDATE_SA_ADDRESSES from the new address; espresso answers, checks the new
+# address (COOKIE2) and moves the IKE SA and the child SAs in its dataplane.
+# Checked: MOBIKE negotiated on both sides; after the move the same IKE and
+# child SPIs on both sides (no IKE_SA_INIT, no CREATE_CHILD_SA), espresso's
+# SAs at 192.0.2.3; at most the datagrams in flight lost across the move;
+# ping both ways afterwards; the WAN capture after the move decrypts with the
+# keys `espresso keys` exports (tshark).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source tests/lib/netns.sh
+source tests/lib/control.sh
+source tests/lib/strongswan.sh
+source tests/lib/tshark_esp.sh
+nsl_init ikemob
+nsl_topo_pair
+sw_setup
+passed=0
+pass() { nsl_log "ok: $*"; passed=$((passed + 1)); }
+# the old address goes while the new one stays: keep secondaries on removal
+ip netns exec "$NS_GWB" sysctl -qw net.ipv4.conf.wan.promote_secondaries=1
+
+mkdir -p "$NSL_TMP/A"
+( umask 077; printf 'psk = "%s"\n' "$SW_PSK" >"$NSL_TMP/A/sw.psk" )
+cat >"$NSL_TMP/A/espresso.toml" <<CONF
+[daemon]
+shm = "$NSL_TMP/A/region.shm"
+socket = "$NSL_TMP/A/espresso.sock"
+metrics = "127.0.0.1:9721"
+allow_key_export = true
+
+[[connection]]
+name = "sw"
+left = "192.0.2.1"
+right = "%any"
+rightid = "192.0.2.2"
+leftsubnet = "10.1.0.0/24"
+rightsubnet = "10.2.0.0/24"
+secrets = "sw.psk"
+ike = "aes128gcm16-prfsha256-ecp256"
+esp = "aes128gcm16"
+pfs = false
+auto = "add"
+CONF
+SW_MOBIKE=yes SW_LOCAL_ADDRS=%any
+sw_write_conf "aes128gcm16-prfsha256-ecp256" "aes128gcm16" child.start_action=none
+sw_start
+ctl_dataplane A
+ctl_daemon A
+
+swc --initiate --child net --timeout 15 >"$NSL_TMP/initiate.log" 2>&1 || nsl_die "strongSwan initiate: $(tail -5 "$NSL_TMP/initiate.log")"
+ctl_wait_state A sw up 20
+[ "$(ctl_field A "s['ike_sas'][0]['mobike']")" = True ] || nsl_die "MOBIKE not negotiated (status: mobike false)"
+[ "$(ctl_field A "s['ike_sas'][0]['remote']")" = "192.0.2.2:4500" ] || nsl_die "peer not at 192.0.2.2:4500: $(ctl_field A "s['ike_sas'][0]['remote']")"
+grep -q "MOBIKE" <<<"$(swc --list-sas)" || grep -q "MOBIKE" "$SW_DIR/charon.log" || nsl_die "strongSwan shows no MOBIKE"
+ike_spis() { ctl_field A "s['ike_sas'][0]['spi_i'] + ' ' + s['ike_sas'][0]['spi_r']"; }
+our_spis() { ctl_field A "'%08x %08x' % (t('sw')['inbound']['spi'], t('sw')['outbound']['spi'])"; }
+read -r ike_i ike_r <<<"$(ike_spis)"
+read -r ours_in ours_out <<<"$(our_spis)"
+read -r sw_in sw_out <<<"$(sw_child_spis)"
+[ "$ours_in" = "$sw_out" ] && [ "$ours_out" = "$sw_in" ] || nsl_die "SPIs differ: ours $ours_in/$ours_out, strongSwan $sw_in/$sw_out"
+ping_ok() { local i; for i in 1 2 3; do [ "$(ctl_ping "$1" "$2" 10)" -ge 9 ] && return 0; done; return 1; }
+ping_ok "$NS_HA" 10.2.0.2 || nsl_die "ping hA -> hB before the move"
+pass "strongSwan (mobike = yes) initiated, espresso responded with MOBIKE_SUPPORTED: IKE $ike_i/$ike_r, child $ours_in/$ours_out, traffic flows"
+
+inits0=$(grep -c "IKE_SA_INIT" "$SW_DIR/charon.log" || true)
+creates0=$(grep -c "CREATE_CHILD_SA" "$SW_DIR/charon.log" || true)
+
+# numbered datagrams both ways: 100 per second for 8 s, the move after 3 s
+COUNT=800 INTERVAL=0.01
+nsl_bg "$NS_HB" recvB python3 tests/lib/udp_seq.py recv 10.2.0.2 5001 "$NSL_TMP/ab.json" 3
+rb=$NSL_PID
+nsl_bg "$NS_HA" recvA python3 tests/lib/udp_seq.py recv 10.1.0.2 5002 "$NSL_TMP/ba.json" 3
+ra=$NSL_PID
+sleep 0.5
+nsl_bg "$NS_GWB" wancap tcpdump -n -i wan --immediate-mode -w "$NSL_TMP/wan-after.pcap" -U 'udp port 4500 and host 192.0.2.3'
+cap=$NSL_PID
+nsl_bg "$NS_HA" sendA python3 tests/lib/udp_seq.py send 10.2.0.2 5001 "$COUNT" "$INTERVAL" 200
+sa=$NSL_PID
+nsl_bg "$NS_HB" sendB python3 tests/lib/udp_seq.py send 10.1.0.2 5002 "$COUNT" "$INTERVAL" 200
+sb=$NSL_PID
+sleep 3
+nsl_log "moving gateway B's WAN address 192.0.2.2 -> 192.0.2.3"
+t_move=$(date +%s.%N)
+ip -n "$NS_GWB" addr add 192.0.2.3/24 dev wan
+ip -n "$NS_GWB" addr del 192.0.2.2/24 dev wan
+ip -n "$NS_GWB" route replace 10.1.0.0/24 via 192.0.2.1
+for _ in $(seq 1 100); do
+  [ "$(ctl_field A "s['ike_sas'][0]['remote']" 2>/dev/null)" = "192.0.2.3:4500" ] && break
+  sleep 0.05
+done
+t_moved=$(date +%s.%N)
+[ "$(ctl_field A "s['ike_sas'][0]['remote']")" = "192.0.2.3:4500" ] || nsl_die "espresso's IKE SA did not follow to 192.0.2.3: $(ctl_field A "s['ike_sas'][0]['remote']"); charon: $(grep -i "mobike\|UPDATE_SA\|roam" "$SW_DIR/charon.log" | tail -5)"
+for p in "$sa" "$sb"; do wait "$p" 2>/dev/null || true; done
+for p in "$ra" "$rb"; do
+  for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+done
+[ -s "$NSL_TMP/ab.json" ] && [ -s "$NSL_TMP/ba.json" ] || nsl_die "a receiver wrote no result"
+lost() { python3 -c "import json;d=json.load(open('$1'));print(d['expected']-d['unique'])"; }
+lab=$(lost "$NSL_TMP/ab.json")
+lba=$(lost "$NSL_TMP/ba.json")
+nsl_log "datagrams lost across the move: A->B $lab, B->A $lba of $COUNT each; espresso followed in $(python3 -c "print(round($t_moved-$t_move,2))") s"
+grep -E "MOBIKE|UPDATE_SA|moved to" <<<"$(ctl A log -n 300)" | tail -4 || true
+
+# the same SAs: no new IKE SA or child SA on either side
+read -r ike_i2 ike_r2 <<<"$(ike_spis)"
+read -r n_in n_out <<<"$(our_spis)"
+read -r sw_in2 sw_out2 <<<"$(sw_child_spis)"
+[ "$ike_i2 $ike_r2" = "$ike_i $ike_r" ] || nsl_die "IKE SPIs changed: $ike_i/$ike_r -> $ike_i2/$ike_r2"
+[ "$n_in $n_out" = "$ours_in $ours_out" ] || nsl_die "child SPIs changed: $ours_in/$ours_out -> $n_in/$n_out"
+[ "$sw_in2 $sw_out2" = "$sw_in $sw_out" ] || nsl_die "strongSwan's child SPIs changed: $sw_in/$sw_out -> $sw_in2/$sw_out2"
+[ "$(grep -c "IKE_SA_INIT" "$SW_DIR/charon.log" || true)" = "$inits0" ] || nsl_die "a new IKE_SA_INIT after the move"
+[ "$(grep -c "CREATE_CHILD_SA" "$SW_DIR/charon.log" || true)" = "$creates0" ] || nsl_die "a CREATE_CHILD_SA after the move"
+grep -q "UPDATE_SA_ADDRESSES" "$SW_DIR/charon.log" || nsl_die "strongSwan sent no UPDATE_SA_ADDRESSES"
+grep -q "COOKIE2" "$SW_DIR/charon.log" || nsl_die "no return routability check (COOKIE2) seen by strongSwan"
+grep -q "192.0.2.3\[4500\]" <<<"$(swc --list-sas)" || nsl_die "strongSwan's IKE SA not at 192.0.2.3"
+pass "the tunnel followed without renegotiation: IKE $ike_i/$ike_r and child $ours_in/$ours_out unchanged on both sides, strongSwan's UPDATE_SA_ADDRESSES answered and checked (COOKIE2)"
+
+# at most what was in flight: strongSwan's address change to our switch
+[ "$lab" -le 60 ] && [ "$lba" -le 60 ] || nsl_die "too many datagrams lost across the move: A->B $lab, B->A $lba (100/s)"
+pass "numbered UDP across the move: lost A->B $lab, B->A $lba of $COUNT each (100 datagrams/s)"
+ping_ok "$NS_HA" 10.2.0.2 || nsl_die "ping hA -> hB after the move"
+ping_ok "$NS_HB" 10.1.0.2 || nsl_die "ping hB -> hA after the move"
+pass "ping both ways after the move"
+
+sleep 0.3
+nsl_stop "$cap"
+ctl A keys sw >"$NSL_TMP/esp_sa" || nsl_die "espresso keys sw: $(cat "$NSL_TMP/esp_sa")"
+grep -q '"192.0.2.3"' "$NSL_TMP/esp_sa" || nsl_die "exported keys do not name the new address"
+mapfile -t recs < <(tshark_esp_records_from_uat "$NSL_TMP/esp_sa")
+res=$(tshark_esp_count_multi "$NSL_TMP/wan-after.pcap" "${recs[@]}") || nsl_die "tshark with the exported keys on the WAN capture after the move: $res"
+total=$(sed -n 's/.*total=\([0-9]*\).*/\1/p' <<<"$res")
+[ "$total" -ge 100 ] || nsl_die "too few ESP packets captured after the move: $res"
+pass "the WAN capture after the move (192.0.2.1 <-> 192.0.2.3, both directions) decrypts with espresso's exported keys ($res)"
+
+swc --terminate --ike gw --timeout 10 >/dev/null 2>&1 || nsl_die "strongSwan terminate"
+ctl_wait_state A sw down 10
+pass "strongSwan's delete from the new address removes espresso's SAs"
+echo "35_ike_mobike: $passed passed, 0 failed"
