@@ -1798,6 +1798,27 @@ fn mobike_is_negotiated_by_default_and_off_with_mobike_no() {
 }
 
 #[test]
+fn mobike_only_the_initiator_moves_the_ike_sa() {
+    let (a, b) = pair();
+    let mut n = Net::new(a, b);
+    n.initiate();
+    // B responded: RFC 4555 §3.5 leaves the choice of addresses to A
+    let id = ike_status(&n.b.eng).id;
+    assert!(n.b.eng.move_sa(id, ip("192.0.2.12"), n.now).is_err());
+    assert!(n
+        .b
+        .eng
+        .local_address_changed(None, ip("192.0.2.12"), n.now)
+        .is_empty());
+    n.pump();
+    assert_eq!((n.a.dp.moves, n.b.dp.moves), (0, 0));
+    assert_eq!(
+        ike_status(&n.a.eng).remote,
+        "192.0.2.2:4500".parse().unwrap()
+    );
+}
+
+#[test]
 fn mobike_update_sa_addresses_moves_children_without_rekeying() {
     let (a, b) = pair();
     let mut n = Net::new(a, b);

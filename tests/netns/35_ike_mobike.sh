@@ -262,4 +262,40 @@ res=$(tshark_esp_count_multi "$NSL_TMP/wan-moved.pcap" "${recs[@]}") || nsl_die 
 total=$(sed -n 's/.*total=\([0-9]*\).*/\1/p' <<<"$res")
 [ "$total" -ge 500 ] || nsl_die "too few ESP packets at the new address: $res"
 pass "ping both ways after the move; the WAN capture at the new address (plain ESP, same SPIs) decrypts with the exported keys ($res)"
+
+# ---- 3. without the operator: B's address goes away, the daemon notices (it
+# checks its IKE SAs' addresses every second) and moves to the new source
+# address towards the peer.
+nsl_bg "$NS_HB" recvB3 python3 tests/lib/udp_seq.py recv 10.2.0.2 5005 "$NSL_TMP/ab3.json" 3
+rb=$NSL_PID
+nsl_bg "$NS_HA" recvA3 python3 tests/lib/udp_seq.py recv 10.1.0.2 5006 "$NSL_TMP/ba3.json" 3
+ra=$NSL_PID
+sleep 0.5
+nsl_bg "$NS_HA" sendA3 python3 tests/lib/udp_seq.py send 10.2.0.2 5005 "$COUNT" "$INTERVAL" 200
+sa=$NSL_PID
+nsl_bg "$NS_HB" sendB3 python3 tests/lib/udp_seq.py send 10.1.0.2 5006 "$COUNT" "$INTERVAL" 200
+sb=$NSL_PID
+sleep 3
+nsl_log "gateway B's address 192.0.2.4 goes, 192.0.2.5 comes (no espresso move)"
+ip -n "$NS_GWB" addr add 192.0.2.5/24 dev wan
+ip -n "$NS_GWB" addr del 192.0.2.4/24 dev wan
+for _ in $(seq 1 100); do
+  [ "$(ctl_field A "s['ike_sas'][0]['remote']" 2>/dev/null)" = "192.0.2.5:4500" ] && break
+  sleep 0.05
+done
+[ "$(ctl_field A "s['ike_sas'][0]['remote']")" = "192.0.2.5:4500" ] || nsl_die "B's daemon did not notice its address change"
+for p in "$sa" "$sb"; do wait "$p" 2>/dev/null || true; done
+for p in "$ra" "$rb"; do
+  for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+done
+lab=$(lost "$NSL_TMP/ab3.json")
+lba=$(lost "$NSL_TMP/ba3.json")
+read -r bi3 br3 bin3 bout3 <<<"$(spis B)"
+[ "$bi3 $br3 $bin3 $bout3" = "$bi $br $bin $bout" ] || nsl_die "B's SPIs changed on the automatic move"
+grep -q "our address 192.0.2.4 is gone; moving IKE SA .* to 192.0.2.5 (MOBIKE)" <<<"$(ctl B log -n 300)" || nsl_die "B's log lacks the address check"
+# the address is checked once a second: up to 1 s of datagrams, plus one exchange
+[ "$lab" -le 150 ] && [ "$lba" -le 150 ] || nsl_die "too many datagrams lost across the automatic move: A->B $lab, B->A $lba (100/s)"
+ping_ok "$NS_HA" 10.2.0.2 || nsl_die "ping hA -> hB after the automatic move"
+ping_ok "$NS_HB" 10.1.0.2 || nsl_die "ping hB -> hA after the automatic move"
+pass "address removed under espresso: the daemon moved to 192.0.2.5 by itself, SPIs unchanged, lost A->B $lab, B->A $lba of $COUNT (100/s), ping both ways"
 echo "35_ike_mobike: $passed passed, 0 failed"

@@ -37,6 +37,8 @@ pub struct Daemon {
     taps: Taps,
     started: Instant,
     last_lifetime_check: Instant,
+    /// When the IKE SAs' local addresses were last checked (MOBIKE).
+    last_address_check: Instant,
     warnings: Vec<String>,
     /// `[daemon] allow_key_export` of the configuration loaded last.
     allow_key_export: bool,
@@ -68,6 +70,7 @@ impl Daemon {
             taps: Taps::default(),
             started: Instant::now(),
             last_lifetime_check: Instant::now(),
+            last_address_check: Instant::now(),
             warnings,
             allow_key_export,
         })
@@ -141,6 +144,10 @@ impl Daemon {
         if self.last_lifetime_check.elapsed() >= Duration::from_millis(100) {
             self.last_lifetime_check = Instant::now();
             self.manual.lifetimes(&mut self.inst);
+        }
+        if self.last_address_check.elapsed() >= Duration::from_secs(1) {
+            self.last_address_check = Instant::now();
+            self.ike.check_addresses(&mut self.inst);
         }
         self.taps.forget(&self.inst.take_freed_ids());
         self.taps.tick(self.inst.shm_mut());

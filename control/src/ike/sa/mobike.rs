@@ -41,7 +41,9 @@ impl IkeSa {
             return;
         }
         self.store_peer_addresses(p);
-        if p.notify(notify::UPDATE_SA_ADDRESSES).is_none() {
+        if p.notify(notify::UPDATE_SA_ADDRESSES).is_none() || self.initiator {
+            // only the initiator of the IKE SA moves it (§3.5): from the
+            // responder the notify is ignored
             return;
         }
         let nat = nat_detect(p, self.spi_i, self.spi_r, from, to);
@@ -227,6 +229,12 @@ impl IkeSa {
             return Err(IkeError::State {
                 op: "MOBIKE address update",
                 state: "not established",
+            });
+        }
+        if !self.initiator {
+            return Err(IkeError::State {
+                op: "MOBIKE address update",
+                state: "we are the responder: only the initiator of the IKE SA moves it (RFC 4555 §3.5)",
             });
         }
         if local.is_ipv4() != self.remote.ip().is_ipv4() {
