@@ -251,7 +251,9 @@ for side in A B; do
   grep -q "moved to .*192.0.2.4:4500.*(MOBIKE), 1 child SA(s) follow" <<<"$(ctl $side log -n 300)" || nsl_die "$side's log lacks the move"
 done
 pass "espresso move: both gateways moved the IKE SA and the child in place, IKE $bi/$br and child $bin/$bout unchanged"
-[ "$lab" -le 20 ] && [ "$lba" -le 20 ] || nsl_die "too many datagrams lost across the move: A->B $lab, B->A $lba (100/s)"
+# in flight: what A sends to B's old address until A's return routability
+# check of the new one is answered (the old address goes right after `move`)
+[ "$lab" -le 50 ] && [ "$lba" -le 50 ] || nsl_die "too many datagrams lost across the move: A->B $lab, B->A $lba (100/s)"
 pass "numbered UDP across espresso's move: lost A->B $lab, B->A $lba of $COUNT each (100 datagrams/s)"
 ping_ok "$NS_HA" 10.2.0.2 || nsl_die "ping hA -> hB after espresso's move"
 ping_ok "$NS_HB" 10.1.0.2 || nsl_die "ping hB -> hA after espresso's move"
@@ -260,8 +262,8 @@ grep -q '"192.0.2.4"' "$NSL_TMP/esp_sa2" || nsl_die "exported keys do not name t
 mapfile -t recs < <(tshark_esp_records_from_uat "$NSL_TMP/esp_sa2")
 res=$(tshark_esp_count_multi "$NSL_TMP/wan-moved.pcap" "${recs[@]}") || nsl_die "tshark with the exported keys on the capture at the new address: $res"
 total=$(sed -n 's/.*total=\([0-9]*\).*/\1/p' <<<"$res")
-[ "$total" -ge 500 ] || nsl_die "too few ESP packets at the new address: $res"
-pass "ping both ways after the move; the WAN capture at the new address (plain ESP, same SPIs) decrypts with the exported keys ($res)"
+[ "$total" -ge 300 ] || nsl_die "too few ESP packets at the new address: $res"
+pass "ping both ways after the move; the capture at the new address on A (what B sent: plain ESP, same SPIs) decrypts with the exported keys ($res)"
 
 # ---- 3. without the operator: B's address goes away, the daemon notices (it
 # checks its IKE SAs' addresses every second) and moves to the new source
@@ -298,4 +300,76 @@ grep -q "our address 192.0.2.4 is gone; moving IKE SA .* to 192.0.2.5 (MOBIKE)" 
 ping_ok "$NS_HA" 10.2.0.2 || nsl_die "ping hA -> hB after the automatic move"
 ping_ok "$NS_HB" 10.1.0.2 || nsl_die "ping hB -> hA after the automatic move"
 pass "address removed under espresso: the daemon moved to 192.0.2.5 by itself, SPIs unchanged, lost A->B $lab, B->A $lba of $COUNT (100/s), ping both ways"
+
+# ---- 4. espresso as the mobile side against strongSwan as the gateway:
+# gateway A (espresso, initiator) loses 192.0.2.1 and gets 192.0.2.11; its
+# daemon notices and sends UPDATE_SA_ADDRESSES to strongSwan.
+# A deletes its IKE SA with B while B still answers (a reload without it)
+cat >"$NSL_TMP/A/espresso.toml" <<CONF
+[daemon]
+shm = "$NSL_TMP/A/region.shm"
+socket = "$NSL_TMP/A/espresso.sock"
+metrics = "127.0.0.1:9721"
+allow_key_export = true
+CONF
+grep -q "reloaded" <<<"$(ctl A reload)" || nsl_die "reload A (no connections)"
+for _ in $(seq 1 100); do
+  [ "$(ctl_field A "len(s.get('ike_sas', []))")" = 0 ] && break
+  sleep 0.1
+done
+[ "$(ctl_field A "len(s.get('ike_sas', []))")" = 0 ] || nsl_die "A's IKE SA with B was not deleted"
+nsl_stop "$CTL_B"
+nsl_stop "$DP_B"
+ip netns exec "$NS_GWA" sysctl -qw net.ipv4.conf.wan.promote_secondaries=1
+ip netns exec "$NS_GWB" sysctl -qw net.ipv4.ip_forward=1
+SW_MOBIKE=yes SW_LOCAL_ADDRS=%any SW_REMOTE_ADDRS=%any
+sw_write_conf "aes128gcm16-prfsha256-ecp256" "aes128gcm16" child.start_action=none
+sw_start
+cat >"$NSL_TMP/A/espresso.toml" <<CONF
+[daemon]
+shm = "$NSL_TMP/A/region.shm"
+socket = "$NSL_TMP/A/espresso.sock"
+metrics = "127.0.0.1:9721"
+allow_key_export = true
+
+[[connection]]
+name = "gw"
+left = "192.0.2.1"
+right = "192.0.2.5"
+rightid = "192.0.2.2"
+leftsubnet = "10.1.0.0/24"
+rightsubnet = "10.2.0.0/24"
+secrets = "sw.psk"
+ike = "aes128gcm16-prfsha256-ecp256"
+esp = "aes128gcm16"
+pfs = false
+auto = "start"
+CONF
+grep -q "reloaded" <<<"$(ctl A reload)" || nsl_die "reload A (part 4)"
+ctl_wait_state A gw up 20
+[ "$(ctl_field A "s['ike_sas'][0]['mobike']")" = True ] || nsl_die "MOBIKE not negotiated with strongSwan as responder"
+read -r gi gr <<<"$(ike_spis)"
+ping_ok "$NS_HA" 10.2.0.2 || nsl_die "ping hA -> hB through strongSwan's gateway: $(swc --list-sas | head -8; ip -n "$NS_GWB" route show table all | grep -v "^local\\|^broadcast\\|fe80\\|ff00" | head; ip netns exec "$NS_GWB" nft list ruleset | head -20; ctl A status | head -12)"
+inits0=$(grep -c "IKE_SA_INIT" "$SW_DIR/charon.log" || true)
+nsl_log "gateway A (espresso) loses 192.0.2.1, gets 192.0.2.11"
+ip -n "$NS_GWA" addr add 192.0.2.11/24 dev wan
+ip -n "$NS_GWA" addr del 192.0.2.1/24 dev wan
+for _ in $(seq 1 100); do
+  [ "$(ctl_field A "s['ike_sas'][0]['local']" 2>/dev/null)" = "192.0.2.11:4500" ] && break
+  sleep 0.05
+done
+[ "$(ctl_field A "s['ike_sas'][0]['local']")" = "192.0.2.11:4500" ] || nsl_die "espresso did not move its IKE SA to 192.0.2.11"
+for _ in $(seq 1 60); do
+  grep -q "192.0.2.11\[4500\]" <<<"$(swc --list-sas)" && break
+  sleep 0.1
+done
+grep -q "192.0.2.11\[4500\]" <<<"$(swc --list-sas)" || nsl_die "strongSwan did not follow espresso to 192.0.2.11"
+grep -q "parsed INFORMATIONAL request [0-9]* \[ N(UPD_SA_ADDR) N(NATD_S_IP) N(NATD_D_IP) N(NO_ADD_ADDR) \]" "$SW_DIR/charon.log" || nsl_die "strongSwan did not parse espresso's UPDATE_SA_ADDRESSES"
+read -r gi2 gr2 <<<"$(ike_spis)"
+[ "$gi2 $gr2" = "$gi $gr" ] || nsl_die "IKE SPIs changed on espresso's move"
+[ "$(grep -c "IKE_SA_INIT" "$SW_DIR/charon.log" || true)" = "$inits0" ] || nsl_die "a new IKE_SA_INIT after espresso's move"
+ok=0
+for _ in 1 2 3 4 5; do ping_ok "$NS_HA" 10.2.0.2 && ping_ok "$NS_HB" 10.1.0.2 && { ok=1; break; }; sleep 0.5; done
+[ "$ok" = 1 ] || nsl_die "no traffic both ways after espresso's move to 192.0.2.11"
+pass "espresso as the mobile side: its address went, it sent UPDATE_SA_ADDRESSES from 192.0.2.11, strongSwan's gateway followed (IKE $gi/$gr unchanged, no IKE_SA_INIT), ping both ways"
 echo "35_ike_mobike: $passed passed, 0 failed"
