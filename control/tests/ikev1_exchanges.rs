@@ -305,6 +305,7 @@ fn apply(dp: &mut Dataplane, op: DataplaneOp, peer: &Dataplane) {
                 "removing unknown policy {id}"
             );
         }
+        DataplaneOp::MoveSa { .. } => panic!("IKEv1 has no MOBIKE: nothing moves SAs"),
     }
 }
 

@@ -11,7 +11,8 @@
 #   swc --list-sas                 # swanctl against it
 #   sw_stop                        # stops charon by PID
 # Extra KEY=VALUE pairs go into the connection (e.g. dpd_delay=2s) or, prefixed
-# with child., into the child (child.rekey_time=20s).
+# with child., into the child (child.rekey_time=20s). SW_LOCAL_ADDRS (192.0.2.2),
+# SW_REMOTE_ADDRS (192.0.2.1) and SW_MOBIKE (no) set those connection fields.
 
 SW_CHARON=/usr/lib/ipsec/charon
 SW_PSK="${SW_PSK:-espresso-interop-psk-0123456789}"
@@ -81,10 +82,10 @@ sw_write_conf() {
 connections {
     gw {
         version = ${SW_VERSION:-2}
-        local_addrs = 192.0.2.2
+        local_addrs = ${SW_LOCAL_ADDRS:-192.0.2.2}
         remote_addrs = ${SW_REMOTE_ADDRS:-192.0.2.1}
         proposals = $ike
-        mobike = no
+        mobike = ${SW_MOBIKE:-no}
 $conn_extra        local {
             auth = psk
             id = 192.0.2.2

@@ -45,6 +45,14 @@ pub enum Cmd {
         /// Tunnel or policy name.
         name: String,
     },
+    /// MOBIKE (RFC 4555): our address for an IKEv2 connection changed; its
+    /// IKE SAs tell the peer (UPDATE_SA_ADDRESSES) and their child SAs follow.
+    Move {
+        /// Connection name.
+        name: String,
+        /// Our new address.
+        address: std::net::IpAddr,
+    },
     /// Remove a tunnel or policy (the dataplane drops its traffic's SAs).
     Down {
         /// Tunnel or policy name.

@@ -67,6 +67,14 @@ pub fn main(cli: Cli) -> u8 {
         }
         Cmd::Up { name } => client(&cli, Request::Up { name: name.clone() }, print_message),
         Cmd::Down { name } => client(&cli, Request::Down { name: name.clone() }, print_message),
+        Cmd::Move { name, address } => client(
+            &cli,
+            Request::Move {
+                name: name.clone(),
+                address: *address,
+            },
+            print_message,
+        ),
         Cmd::Reload { name } => client(&cli, Request::Reload { name: name.clone() }, print_message),
         Cmd::Log { lines } => client(&cli, Request::Log { lines: *lines }, |r| {
             for l in &r.lines {

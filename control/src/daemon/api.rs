@@ -39,6 +39,14 @@ pub enum Request {
         /// Name.
         name: String,
     },
+    /// Our address for an IKEv2 connection changed (MOBIKE): its IKE SAs
+    /// move to `address`.
+    Move {
+        /// Connection.
+        name: String,
+        /// Our new address.
+        address: std::net::IpAddr,
+    },
     /// Re-read the configuration; apply all changes, or only `name`'s.
     Reload {
         /// Only this tunnel or policy.
@@ -172,6 +180,12 @@ pub struct IkeStatus {
     pub nat_local: bool,
     /// The peer is behind a NAT.
     pub nat_remote: bool,
+    /// MOBIKE (RFC 4555) negotiated: the SA follows address changes.
+    #[serde(default)]
+    pub mobike: bool,
+    /// The peer's additional addresses (MOBIKE ADDITIONAL_*_ADDRESS).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peer_addresses: Vec<String>,
     /// Seconds to the rekey.
     pub rekey_in_s: Option<u64>,
     /// Seconds to expiry.

@@ -46,6 +46,10 @@ pub fn failure(e: &Event) -> Option<(&str, String)> {
             (conn, format!("authentication with {peer} failed: {reason}"))
         }
         Event::ChildFailed { conn, error, .. } => (conn, format!("child SA failed: {error}")),
+        Event::AddressUpdateFailed { sa, conn, reason } => (
+            conn,
+            format!("MOBIKE address update of IKE SA {sa:#018x} failed: {reason}"),
+        ),
         _ => return None,
     })
 }
@@ -111,6 +115,19 @@ pub fn log_progress(e: &Event) {
         Event::IkeDeleted { sa, conn, reason } => {
             info!("{conn}: IKE SA {sa:#018x} deleted ({reason:?})")
         }
+        Event::AddressesUpdated {
+            sa,
+            conn,
+            local,
+            remote,
+            nat_local,
+            nat_remote,
+            children,
+        } => info!(
+            "{conn}: IKE SA {sa:#018x} moved to {local} <-> {remote} (MOBIKE), {children} child SA(s) follow{}{}",
+            if *nat_local { ", we are behind a NAT" } else { "" },
+            if *nat_remote { ", the peer is behind a NAT" } else { "" },
+        ),
         _ => {}
     }
 }

@@ -290,6 +290,79 @@ impl IkeBridge {
         ids.len()
     }
 
+    /// MOBIKE without the operator: an established IKE SA we initiated with
+    /// MOBIKE whose local address is gone from this host (it can no longer be
+    /// bound) moves to the source address the routing table now picks towards
+    /// its peer. Called about once a second; an SA with no route to its peer
+    /// yet is tried again next time.
+    pub fn check_addresses(&mut self, inst: &mut Installer) {
+        let now = Instant::now();
+        let mut present: std::collections::HashMap<std::net::IpAddr, bool> =
+            std::collections::HashMap::new();
+        let mut moves = Vec::new();
+        for s in self.engine.status() {
+            if !s.mobike || !s.initiator || s.state != "ESTABLISHED" {
+                continue;
+            }
+            let old = s.local.ip();
+            if *present
+                .entry(old)
+                .or_insert_with(|| super::ikeio::address_present(old))
+            {
+                continue;
+            }
+            if let Some(new) = super::ikeio::source_towards(s.remote.ip()) {
+                if new != old {
+                    moves.push((s.id, s.conn, old, new));
+                }
+            }
+        }
+        for (id, conn, old, new) in &moves {
+            info!("{conn}: our address {old} is gone; moving IKE SA {id:#018x} to {new} (MOBIKE)");
+            if let Err(e) = self.engine.move_sa(*id, *new, now) {
+                warn!("{conn}: moving IKE SA {id:#018x} to {new}: {e}");
+            }
+        }
+        if !moves.is_empty() {
+            self.drain(inst);
+        }
+    }
+
+    /// `espresso move NAME ADDRESS`: our address for connection `name` is now
+    /// `addr` (MOBIKE, RFC 4555): each of its IKE SAs with MOBIKE sends
+    /// UPDATE_SA_ADDRESSES from it; the child SAs follow when the peer answers.
+    pub fn move_local(
+        &mut self,
+        inst: &mut Installer,
+        name: &str,
+        addr: std::net::IpAddr,
+    ) -> Response {
+        let now = Instant::now();
+        let ids = self.sa_ids(name);
+        let mut moved = 0;
+        let mut why = Vec::new();
+        for id in &ids {
+            match self.engine.move_sa(*id, addr, now) {
+                Ok(()) => moved += 1,
+                Err(e) => why.push(format!("IKE SA {id:#018x}: {e}")),
+            }
+        }
+        self.drain(inst);
+        if moved == 0 {
+            let mut r = Response::ok(format!(
+                "{name}: nothing to move to {addr}{}{}",
+                if ids.is_empty() { " (no IKE SA)" } else { ": " },
+                why.join("; ")
+            ));
+            r.code = exit::FAILED;
+            return r;
+        }
+        info!("{name}: moving {moved} IKE SA(s) to {addr} (MOBIKE)");
+        Response::ok(format!(
+            "{name}: moving {moved} IKE SA(s) to {addr} (UPDATE_SA_ADDRESSES sent)"
+        ))
+    }
+
     fn remove(&mut self, inst: &mut Installer, name: &str) {
         self.terminate(inst, name);
         let _ = self.engine.remove_connection(name);
@@ -546,6 +619,16 @@ impl IkeBridge {
                 }
             }
             DataplaneOp::RemoveSa { spi, direction } => self.sas.remove_sa(inst, spi, direction),
+            DataplaneOp::MoveSa {
+                spi,
+                direction,
+                local_addr,
+                remote_addr,
+                encap,
+            } => {
+                self.sas
+                    .move_sa(inst, spi, direction, local_addr, remote_addr, encap);
+            }
             DataplaneOp::InstallPolicy(mut p) => {
                 p.id = policy_id::IKEV2 | (p.id & policy_id::ENGINE_ID_MASK);
                 self.sas.add_policy(inst, p);

@@ -274,3 +274,23 @@ pub fn default_route_addr() -> Option<IpAddr> {
     }
     None
 }
+
+/// True while `ip` is one of this host's addresses (a socket can be bound to
+/// it): MOBIKE notices an address that was removed.
+pub fn address_present(ip: IpAddr) -> bool {
+    UdpSocket::bind(std::net::SocketAddr::new(ip, 0)).is_ok()
+}
+
+/// The source address the routing table picks towards `peer` (a connected
+/// UDP socket; nothing is sent).
+pub fn source_towards(peer: IpAddr) -> Option<IpAddr> {
+    let any: IpAddr = if peer.is_ipv4() {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    };
+    let s = UdpSocket::bind(std::net::SocketAddr::new(any, 0)).ok()?;
+    s.connect(std::net::SocketAddr::new(peer, 4500)).ok()?;
+    let a = s.local_addr().ok()?.ip();
+    (!a.is_unspecified()).then_some(a)
+}

@@ -528,6 +528,16 @@ impl Ikev1Bridge {
                 }
             }
             DataplaneOp::RemoveSa { spi, direction } => self.sas.remove_sa(inst, spi, direction),
+            DataplaneOp::MoveSa {
+                spi,
+                direction,
+                local_addr,
+                remote_addr,
+                encap,
+            } => {
+                self.sas
+                    .move_sa(inst, spi, direction, local_addr, remote_addr, encap);
+            }
             DataplaneOp::InstallPolicy(mut p) => {
                 p.id = policy_id::NEXT_ENGINE | (p.id & policy_id::ENGINE_ID_MASK);
                 self.sas.add_policy(inst, p);

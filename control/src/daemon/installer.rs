@@ -851,6 +851,49 @@ impl EngineSas {
         Ok(())
     }
 
+    /// Moves an installed SA to new outer addresses (MOBIKE, RFC 4555): the
+    /// same slot, SPI and keys, installed again with the new addresses and
+    /// UDP encapsulation. Outbound, it continues above every sequence number
+    /// the key may have used; inbound, it refuses what it accepted before.
+    /// False if the SA is not installed (or its numbers are used up).
+    pub fn move_sa(
+        &mut self,
+        inst: &mut Installer,
+        spi: u32,
+        dir: Direction,
+        local: std::net::IpAddr,
+        remote: std::net::IpAddr,
+        encap: Option<espresso_core::sa::UdpEncap>,
+    ) -> bool {
+        if dir == Direction::Outbound && self.refused_out.contains(&spi) {
+            // never installed: the SA with this SPI is another's
+            return false;
+        }
+        let Some(s) = self.sas.get_mut(&(spi, dir)) else {
+            warn!("moving SA spi {spi:#010x} {dir:?}: not installed");
+            return false;
+        };
+        let mut p = s.params.clone();
+        p.local_addr = local;
+        p.remote_addr = remote;
+        p.encap = encap;
+        p.initial_seq = inst.next_seq(s.slot, s.key_id, dir).max(p.initial_seq);
+        if dir == Direction::Outbound && p.initial_seq > seq_limit(p.esn) {
+            inst.seq_refusals += 1;
+            warn!(
+                "outbound SA spi {spi:#010x} not moved: its sequence numbers would start at {}, past its limit",
+                p.initial_seq
+            );
+            return false;
+        }
+        if let Err(e) = inst.install_sa(s.slot, s.key_id, 0, &p) {
+            error!("moving SA spi {spi:#010x} {dir:?} to {local} <-> {remote}: {e}");
+            return false;
+        }
+        s.params = p;
+        true
+    }
+
     /// Removes an SA (if installed).
     pub fn remove_sa(&mut self, inst: &mut Installer, spi: u32, dir: Direction) {
         if dir == Direction::Outbound && self.refused_out.remove(&spi) {

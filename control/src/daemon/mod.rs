@@ -250,6 +250,7 @@ fn handle(daemon: &mut Daemon, opts: &DaemonOptions, req: Request) -> Reply {
         }
         Request::Up { name } => daemon.up(&name),
         Request::Down { name } => daemon.down(&name),
+        Request::Move { name, address } => daemon.move_local(&name, address),
         Request::Reload { name } => daemon.reload(name.as_deref()),
         Request::Log { lines } => Response {
             lines: opts.log.last(lines),

@@ -37,6 +37,8 @@ pub struct Daemon {
     taps: Taps,
     started: Instant,
     last_lifetime_check: Instant,
+    /// When the IKE SAs' local addresses were last checked (MOBIKE).
+    last_address_check: Instant,
     warnings: Vec<String>,
     /// `[daemon] allow_key_export` of the configuration loaded last.
     allow_key_export: bool,
@@ -68,6 +70,7 @@ impl Daemon {
             taps: Taps::default(),
             started: Instant::now(),
             last_lifetime_check: Instant::now(),
+            last_address_check: Instant::now(),
             warnings,
             allow_key_export,
         })
@@ -142,6 +145,10 @@ impl Daemon {
             self.last_lifetime_check = Instant::now();
             self.manual.lifetimes(&mut self.inst);
         }
+        if self.last_address_check.elapsed() >= Duration::from_secs(1) {
+            self.last_address_check = Instant::now();
+            self.ike.check_addresses(&mut self.inst);
+        }
         self.taps.forget(&self.inst.take_freed_ids());
         self.taps.tick(self.inst.shm_mut());
     }
@@ -201,6 +208,16 @@ impl Daemon {
             None if self.ike.is_ike(name) => self.ike.down(&mut self.inst, name),
             None if self.ikev1.is_ikev1(name) => self.ikev1.down(&mut self.inst, name),
             None => self.not_found(name),
+        }
+    }
+
+    /// `espresso move NAME ADDRESS` (MOBIKE): our address for IKEv2
+    /// connection `name` is now `addr`.
+    pub fn move_local(&mut self, name: &str, addr: std::net::IpAddr) -> Response {
+        if self.ike.is_ike(name) {
+            self.ike.move_local(&mut self.inst, name, addr)
+        } else {
+            self.not_found(name)
         }
     }
 

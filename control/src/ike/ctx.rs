@@ -121,6 +121,21 @@ pub enum DataplaneOp {
         /// Direction.
         direction: Direction,
     },
+    /// Moves an installed SA to new outer addresses (MOBIKE, RFC 4555): same
+    /// SPI, keys and sequence numbers; the outer header and UDP encapsulation
+    /// change.
+    MoveSa {
+        /// SPI.
+        spi: u32,
+        /// Direction.
+        direction: Direction,
+        /// Our new address.
+        local_addr: std::net::IpAddr,
+        /// The peer's new address.
+        remote_addr: std::net::IpAddr,
+        /// UDP encapsulation at the new addresses (NAT-T), if any.
+        encap: Option<espresso_core::sa::UdpEncap>,
+    },
     /// Install or replace (same id) a policy.
     InstallPolicy(Policy),
     /// Remove a policy.
@@ -272,6 +287,32 @@ pub enum Event {
         /// Peer address.
         peer: SocketAddr,
         /// Explanation.
+        reason: String,
+    },
+    /// The IKE SA and its child SAs moved to new addresses (MOBIKE).
+    AddressesUpdated {
+        /// IKE SA id.
+        sa: u64,
+        /// Connection name.
+        conn: String,
+        /// Our address now.
+        local: SocketAddr,
+        /// The peer's address now.
+        remote: SocketAddr,
+        /// We are behind a NAT.
+        nat_local: bool,
+        /// The peer is behind a NAT.
+        nat_remote: bool,
+        /// Child SAs moved in the dataplane.
+        children: usize,
+    },
+    /// A MOBIKE address update failed (the SA stays where it was).
+    AddressUpdateFailed {
+        /// IKE SA id.
+        sa: u64,
+        /// Connection name.
+        conn: String,
+        /// Why.
         reason: String,
     },
     /// Creating a child SA failed (the IKE SA may stay up).

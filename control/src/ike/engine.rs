@@ -250,6 +250,45 @@ impl Engine {
         Ok(())
     }
 
+    /// MOBIKE (RFC 4555): our address changed from `old` to `new`. Every
+    /// established IKE SA with MOBIKE that runs from `old` (all of them with
+    /// `old` None) tells its peer with UPDATE_SA_ADDRESSES, and its child SAs
+    /// follow once the peer answered. Returns the SAs that will move.
+    pub fn local_address_changed(
+        &mut self,
+        old: Option<std::net::IpAddr>,
+        new: std::net::IpAddr,
+        now: Instant,
+    ) -> Vec<u64> {
+        let mut moved = Vec::new();
+        for (id, sa) in self.sas.iter_mut() {
+            if !sa.mobike() || !sa.is_established() || !sa.is_usable() {
+                continue;
+            }
+            if old.is_some_and(|o| o != sa.local.ip()) || sa.local.ip() == new {
+                continue;
+            }
+            if sa.update_local_address(&mut self.ctx, new, now).is_ok() {
+                moved.push(*id);
+            }
+        }
+        self.process_deferred(now);
+        moved
+    }
+
+    /// MOBIKE: moves one IKE SA (and its children) to our address `new`.
+    pub fn move_sa(
+        &mut self,
+        id: u64,
+        new: std::net::IpAddr,
+        now: Instant,
+    ) -> Result<(), IkeError> {
+        let sa = self.sas.get_mut(&id).ok_or(IkeError::UnknownSa(id))?;
+        sa.update_local_address(&mut self.ctx, new, now)?;
+        self.process_deferred(now);
+        Ok(())
+    }
+
     /// Sends a liveness check now.
     pub fn dpd(&mut self, id: u64, now: Instant) -> Result<(), IkeError> {
         let sa = self.sas.get_mut(&id).ok_or(IkeError::UnknownSa(id))?;

@@ -28,6 +28,10 @@ pub struct IkeSaStatus {
     pub nat_local: bool,
     /// The peer is behind a NAT.
     pub nat_remote: bool,
+    /// MOBIKE negotiated (RFC 4555).
+    pub mobike: bool,
+    /// The peer's additional addresses (RFC 4555 §3.6).
+    pub peer_addresses: Vec<std::net::IpAddr>,
     /// When it is rekeyed (None: no rekey).
     pub rekey_at: Option<Instant>,
     /// When it expires.

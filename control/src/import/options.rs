@@ -95,7 +95,7 @@ pub const CONN: &[(&str, Map)] = &[
     // other
     ("keyingtries", NotCarried("espresso retries an initiation a fixed number of times, then waits for traffic (trap) or `espresso up`")),
     ("reauth", NotCarried("espresso rekeys IKE SAs in place (no reauthentication)")),
-    ("mobike", Mapped("mobike=no only (MOBIKE is not implemented)")),
+    ("mobike", Mapped("mobike")),
     ("closeaction", NotCarried("no action when the peer closes the connection: it stays down until traffic (trap), `espresso up` or the peer initiates")),
     ("inactivity", NotCarried("no inactivity timeout")),
     ("installpolicy", NoEffect(KERNEL_STACK)),

@@ -454,6 +454,9 @@ pub struct Connection {
     pub replay_window: u32,
     /// Always use UDP encapsulation (fake NAT detection, like strongSwan's `encap`).
     pub force_encap: bool,
+    /// MOBIKE (RFC 4555): announce MOBIKE_SUPPORTED in IKE_AUTH and follow the
+    /// peer's UPDATE_SA_ADDRESSES (default on, like strongSwan's `mobike`).
+    pub mobike: bool,
     /// Allow legacy ESP algorithms (3DES, MD5).
     pub allow_legacy: bool,
 }
@@ -488,6 +491,7 @@ impl Connection {
             tunnel_id: 0,
             replay_window: crate::sa::DEFAULT_REPLAY_WINDOW,
             force_encap: false,
+            mobike: true,
             allow_legacy: false,
         }
     }

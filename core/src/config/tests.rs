@@ -1005,6 +1005,7 @@ keylife = "20m"
 ikelifetime = "4h"
 rekeyfuzz = "50%"
 pfs = "no"
+mobike = "no"
 
 [[connection]]
 name = "roadwarrior"
@@ -1046,6 +1047,7 @@ start = "listen"
     );
     assert_eq!(s.fuzz_percent, 50);
     assert!(!s.pfs && s.rekey);
+    assert!(!s.mobike, "mobike = no");
     assert_eq!(s.psk.bytes(), b"Letmein99-long-enough");
     let rw = &c.connections[1].conn;
     assert_eq!(rw.remote_addr, RemoteAddr::Any);
@@ -1054,6 +1056,7 @@ start = "listen"
     assert_eq!(rw.ike_lifetime, Duration::from_secs(28800));
     assert_eq!(rw.child_lifetime, Duration::from_secs(3600));
     assert!(rw.pfs);
+    assert!(rw.mobike, "MOBIKE on by default, as strongSwan");
     // the key never appears in Debug output
     assert!(!format!("{:?}", c.connections).contains("Letmein99"));
 }

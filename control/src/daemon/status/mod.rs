@@ -363,6 +363,8 @@ impl Live<'_> {
             proposal: s.proposal.clone(),
             nat_local: s.nat_local,
             nat_remote: s.nat_remote,
+            mobike: s.mobike,
+            peer_addresses: s.peer_addresses.iter().map(|a| a.to_string()).collect(),
             rekey_in_s: secs_until(s.rekey_at),
             expire_in_s: secs_until(s.expire_at),
             children: s

@@ -57,6 +57,7 @@ impl IkeSa {
             }
         };
         self.remote_id = rid;
+        self.mobike = self.conn.mobike && p.notify(notify::MOBIKE_SUPPORTED).is_some();
         self.established(ctx, now);
         self.dh = None;
         if let Some(code) = p.error_notify() {
@@ -269,6 +270,11 @@ impl IkeSa {
             pw.cert(payload::CERT, sigauth::CERT_X509_SIGNATURE, &c);
         }
         pw.auth(method, &my_auth);
+        if self.conn.mobike && p.notify(notify::MOBIKE_SUPPORTED).is_some() {
+            // RFC 4555 §3.3: the responder answers MOBIKE_SUPPORTED in kind
+            self.mobike = true;
+            pw.notify(0, &[], notify::MOBIKE_SUPPORTED, &[]);
+        }
         self.established(ctx, now);
         if p.notify(notify::INITIAL_CONTACT).is_some() {
             ctx.deferred

@@ -130,7 +130,7 @@ impl IkeSa {
                 self.respond(ctx, exchange::CREATE_CHILD_SA, id, &pw);
             }
             (exchange::INFORMATIONAL, State::Established | State::Deleting) => {
-                self.informational_request(ctx, id, &p, now)
+                self.informational_request(ctx, id, &p, from, to, now)
             }
             (e, _) => {
                 ctx.drop(IkeDrop::Unexpected);
@@ -220,6 +220,12 @@ impl IkeSa {
             }
             ActiveKind::DeleteIke => self.finish_delete(ctx, DeleteReason::Local),
             ActiveKind::Dpd => {}
+            ActiveKind::Routability {
+                cookie,
+                local,
+                remote,
+            } => self.routability_response(ctx, &cookie, (local, remote), p),
+            ActiveKind::UpdateAddresses { old } => self.update_addresses_response(ctx, old, p, now),
         }
     }
 

@@ -10,6 +10,8 @@ impl IkeSa {
         ctx: &mut Ctx,
         msg_id: u32,
         p: &Payloads<'_>,
+        from: SocketAddr,
+        to: SocketAddr,
         now: Instant,
     ) {
         let mut ike_deleted = false;
@@ -39,6 +41,9 @@ impl IkeSa {
         }
         if !resp_spis.is_empty() {
             pw.delete(proto::ESP, &resp_spis);
+        }
+        if self.state == State::Established {
+            self.mobike_request(ctx, p, &mut pw, from, to, now);
         }
         self.respond(ctx, exchange::INFORMATIONAL, msg_id, &pw);
     }

@@ -384,6 +384,16 @@ impl IkeSa {
         }
         pw.auth(method, &auth);
         pw.notify(0, &[], notify::INITIAL_CONTACT, &[]);
+        if self.conn.mobike {
+            pw.notify(0, &[], notify::MOBIKE_SUPPORTED, &[]);
+            // RFC 4555 §3.3: with MOBIKE the initiator moves to the NAT-T
+            // port in IKE_AUTH, NAT or not, so that a later move behind a
+            // NAT needs no port change
+            if self.local.port() != ctx.settings.natt_port {
+                self.local.set_port(ctx.settings.natt_port);
+                self.remote.set_port(ctx.settings.natt_port);
+            }
+        }
         let (tsi, tsr) = self.first_child.take().unwrap_or_default();
         let offered = self.child_offers(false);
         let spi = ctx.new_child_spi();
@@ -640,7 +650,7 @@ pub(super) fn ike_mismatch(
 /// NAT detection (RFC 7296 §2.23) from the NAT_DETECTION_*_IP notifies of a
 /// message that came `from` the peer `to` us, hashed with these SPIs:
 /// `Some((we are behind a NAT, the peer is))`, `None` if the peer sent none.
-fn nat_detect(
+pub(super) fn nat_detect(
     p: &Payloads<'_>,
     spi_i: u64,
     spi_r: u64,

@@ -14,6 +14,7 @@ mod dispatch;
 mod fragments;
 mod info;
 mod init;
+mod mobike;
 mod rekey;
 mod timers;
 
@@ -72,6 +73,12 @@ pub(crate) enum Task {
     },
     DeleteIke,
     Dpd,
+    /// MOBIKE: the return routability check of the peer's new address.
+    CheckRoutability,
+    /// MOBIKE: our address changed; tell the peer (UPDATE_SA_ADDRESSES).
+    UpdateAddresses {
+        local: SocketAddr,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +130,14 @@ enum ActiveKind {
     },
     DeleteIke,
     Dpd,
+    Routability {
+        cookie: Vec<u8>,
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
+    UpdateAddresses {
+        old: SocketAddr,
+    },
 }
 
 struct Active {
@@ -221,6 +236,10 @@ pub(crate) struct IkeSa {
     pub peer_auth: Option<super::sigauth::PeerAuth>,
     /// Fragments of an incoming message being reassembled (RFC 7383).
     frag_rx: Option<super::frag::Reassembly>,
+    /// Both sides announced MOBIKE_SUPPORTED in IKE_AUTH (RFC 4555).
+    mobike: bool,
+    /// The peer's additional addresses (RFC 4555 §3.6), kept for `status`.
+    peer_addresses: Vec<std::net::IpAddr>,
 }
 
 fn be16(b: &[u8]) -> Option<u16> {
@@ -370,6 +389,8 @@ impl IkeSa {
             peer_certreq: Vec::new(),
             peer_auth: None,
             frag_rx: None,
+            mobike: false,
+            peer_addresses: Vec::new(),
         }
     }
 
@@ -424,6 +445,8 @@ impl IkeSa {
             remote_id: self.remote_id.as_ref().map(|i| i.to_string()),
             nat_local: self.nat_local,
             nat_remote: self.nat_remote,
+            mobike: self.mobike,
+            peer_addresses: self.peer_addresses.clone(),
             rekey_at: self.rekey_at,
             expire_at: self.expire_at,
             children: self

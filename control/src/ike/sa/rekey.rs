@@ -64,6 +64,7 @@ impl IkeSa {
         n.remote_id = self.remote_id.clone();
         // what IKE_SA_INIT negotiated carries over to the rekeyed SA (RFC 7383 §2.5.3)
         n.frag = self.frag;
+        n.mobike = self.mobike;
         n.peer_hashes = self.peer_hashes.clone();
         n.peer_auth = self.peer_auth.clone();
         n.set_keys(&suite, keys)?;

@@ -98,6 +98,16 @@ impl IkeSa {
                     pw.delete(proto::IKE, &[]);
                     self.send_request(ctx, now, exchange::INFORMATIONAL, pw, ActiveKind::DeleteIke);
                 }
+                Task::CheckRoutability => {
+                    if self.state == State::Established {
+                        self.start_routability_check(ctx, now);
+                    }
+                }
+                Task::UpdateAddresses { local } => {
+                    if self.state == State::Established {
+                        self.start_update_addresses(ctx, local, now);
+                    }
+                }
                 Task::Dpd => {
                     if self.state == State::Established {
                         self.send_request(

@@ -334,6 +334,8 @@ impl IsakmpSa {
                 remote_id: self.remote_id.as_ref().map(|i| i.to_string()),
                 nat_local: self.nat_local,
                 nat_remote: self.nat_remote,
+                mobike: false,
+                peer_addresses: Vec::new(),
                 rekey_at: self.rekey_at,
                 expire_at: self.expire_at,
                 children: self.children.iter().map(child_status).collect(),

@@ -529,12 +529,10 @@ pub(super) fn connection(
         }
     }
     if let Some(p) = c.get("mobike") {
-        if yes(&p.value) != Some(false) {
-            c.note(
-                &p,
-                NoteKind::NotCarried,
-                "MOBIKE is not implemented (the peer falls back to fixed addresses)",
-            );
+        match yes(&p.value) {
+            Some(false) => e.set("mobike", false),
+            Some(true) => {}
+            None => c.note(&p, NoteKind::NotCarried, "not yes or no"),
         }
     }
     for k in ["replay_window", "replay-window"] {

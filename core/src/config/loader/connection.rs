@@ -76,6 +76,7 @@ const CONNECTION_FIELDS: &[(&str, &[&str])] = &[
     ("start", &["auto", "start_action"]),
     ("mode", &["type"]),
     ("encap", &["forceencaps", "force_encap"]),
+    ("mobike", &[]),
     ("allow_legacy", &[]),
     ("replay_window", &[]),
     ("ikev2", &[]),
@@ -204,6 +205,7 @@ struct ConnFields {
     start: StartAction,
     mode: Mode,
     encap: bool,
+    mobike: bool,
     allow_legacy: bool,
     replay_window: u32,
     auth: AuthFields,
@@ -365,6 +367,7 @@ impl Loader {
         let start = p.get("start", start_action).unwrap_or(StartAction::Add);
         let mode = p.get("mode", mode).unwrap_or(Mode::Tunnel);
         let encap = p.get("encap", values::boolean).unwrap_or(false);
+        let mobike = p.get("mobike", values::boolean).unwrap_or(true);
         let allow_legacy = p.get("allow_legacy", values::boolean).unwrap_or(false);
         let replay_window = p
             .get("replay_window", values::replay_window)
@@ -399,6 +402,7 @@ impl Loader {
             start,
             mode,
             encap,
+            mobike,
             allow_legacy,
             replay_window,
             auth,
@@ -590,6 +594,7 @@ impl Loader {
         c.remote_ts = f.remote_subnets;
         c.mode = f.mode;
         c.force_encap = f.encap;
+        c.mobike = f.mobike;
         c.allow_legacy = f.allow_legacy;
         c.replay_window = f.replay_window;
         c
