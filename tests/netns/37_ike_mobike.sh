@@ -372,4 +372,4 @@ ok=0
 for _ in 1 2 3 4 5; do ping_ok "$NS_HA" 10.2.0.2 && ping_ok "$NS_HB" 10.1.0.2 && { ok=1; break; }; sleep 0.5; done
 [ "$ok" = 1 ] || nsl_die "no traffic both ways after espresso's move to 192.0.2.11"
 pass "espresso as the mobile side: its address went, it sent UPDATE_SA_ADDRESSES from 192.0.2.11, strongSwan's gateway followed (IKE $gi/$gr unchanged, no IKE_SA_INIT), ping both ways"
-echo "35_ike_mobike: $passed passed, 0 failed"
+echo "37_ike_mobike: $passed passed, 0 failed"
