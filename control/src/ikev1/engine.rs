@@ -547,7 +547,7 @@ impl Engine {
                         let moved = self.sas.get_mut(&from).map(|s| {
                             s.finish_pending_switches(&mut self.ctx, now);
                             s.mark_replaced();
-                            s.take_children()
+                            s.take_children(&mut self.ctx, now)
                         });
                         if let (Some(m), Some(t)) = (moved, self.sas.get_mut(&to)) {
                             t.adopt_children(m);
@@ -606,7 +606,7 @@ impl Engine {
                             let moved = self.sas.get_mut(&o).map(|s| {
                                 s.finish_pending_switches(&mut self.ctx, now);
                                 s.mark_replaced();
-                                s.take_children()
+                                s.take_children(&mut self.ctx, now)
                             });
                             if let (Some(m), Some(t)) = (moved, self.sas.get_mut(&keep)) {
                                 t.adopt_children(m);
