@@ -151,7 +151,14 @@ ctl_ping "$NS_HB" 10.1.0.2 2 >/dev/null || true
 FPORT=$(( 20000 + RANDOM % 20000 ))
 nsl_bg "$NS_HB" recvB python3 tests/lib/udp_seq.py recv 10.2.0.2 "$FPORT" "$NSL_TMP/ab.json" 4
 nsl_bg "$NS_HA" recvA python3 tests/lib/udp_seq.py recv 10.1.0.2 "$FPORT" "$NSL_TMP/ba.json" 4
-sleep 0.5
+# both receivers bound before the first datagram (python starts slowly on a loaded machine)
+for ns in "$NS_HB" "$NS_HA"; do
+  for _ in $(seq 1 100); do
+    [ -n "$(ip netns exec "$ns" ss -Huln "sport = :$FPORT")" ] && break
+    sleep 0.1
+  done
+  [ -n "$(ip netns exec "$ns" ss -Huln "sport = :$FPORT")" ] || nsl_die "receiver in $ns not listening on $FPORT"
+done
 T0=$(date +%s.%N)
 nsl_bg "$NS_HA" sendA python3 tests/lib/udp_seq.py send 10.2.0.2 "$FPORT" "$COUNT" "$INTERVAL" 200
 SEND_A=$NSL_PID
