@@ -6,7 +6,8 @@
 #   hA 10.1.0.2 — gwA (lan 10.1.0.1 | wan 192.168.100.2, espresso) — nat
 #   (192.168.100.1 | 192.0.2.1, masquerade) — gwB 192.0.2.2 (charon) — hB 10.2.0.2
 #
-#   1. NAT-T (RFC 3947): espresso initiates main mode from behind the NAT,
+#   1. NAT-T (RFC 3947, checked after the flow): espresso initiates main
+#      mode from behind the NAT,
 #      NAT-D payloads in the second exchange (checked in the capture), NAT
 #      detected on our side, IKE floated from 500 to 4500, ESP in UDP; the
 #      NAT's conntrack has only UDP; strongSwan sees us at the NAT's address.
@@ -15,9 +16,12 @@
 #      re-authenticates the ISAKMP SA (swanctl --rekey --reauth: its IPsec
 #      SAs move under the new one), espresso rekeys the IPsec SA by its
 #      lifetime (20 s, margin 8 s, no fuzz) under the peer's new ISAKMP SA,
-#      espresso re-authenticates by its ISAKMP lifetime (26 s, margin 8 s: a
+#      espresso re-authenticates by its ISAKMP lifetime (26 s; as the
+#      responder of strongSwan's new ISAKMP SA with half the 8 s margin: a
 #      new main mode, the IPsec SAs move under it, the old ISAKMP SA is
-#      deleted), and espresso rekeys the IPsec SA again. Asserted: no
+#      deleted), and espresso rekeys the IPsec SA again. strongSwan acts
+#      5 s and 8 s after the first ISAKMP SA, away from espresso's own
+#      rekeys (no collision). Asserted: no
 #      datagram lost at either receiver, no ESP drop at espresso (by reason),
 #      none logged by charon, each rekey seen (SPIs and ISAKMP cookies), and
 #      after it one ISAKMP SA on each side, the same one (no stale SA).
@@ -109,27 +113,16 @@ ctl_dataplane A
 ctl_daemon A
 
 # the WAN side of espresso (inside the NAT), from before the first packet
-nsl_bg "$NS_NAT" cap_in tcpdump -n -i in --immediate-mode -U -w "$NSL_TMP/wan.pcap" 'udp port 500 or udp port 4500 or esp'
+nsl_bg "$NS_NAT" cap_in tcpdump -n -i in -B 32768 -s 1500 --immediate-mode -U -w "$NSL_TMP/wan.pcap" 'udp port 500 or udp port 4500 or esp'
 CAP=$NSL_PID
 sleep 0.5
 
-# ---- 1. NAT-T
+# ---- 1. up from behind the NAT (the NAT-T checks follow the flow)
 up=$(ctl A up sw)
 grep -q "initiating (IKEv1)" <<<"$up" || nsl_die "up sw: $up"
 ctl_wait_state A sw up 25
-ctl A status | sed -n '1,6p'
+U=$(date +%s.%N)   # espresso's lifetimes count from here
 j() { ctl_field A "$1"; }
-[ "$(j "s['ike_sas'][0]['nat_local']")" = True ] || nsl_die "espresso did not detect that it is behind a NAT: $(j "s['ike_sas'][0]")"
-[ "$(j "s['ike_sas'][0]['local']")" = "192.168.100.2:4500" ] || nsl_die "IKE not floated to 4500: local $(j "s['ike_sas'][0]['local']")"
-j "s['ike_sas'][0]['children'][0]['encap']" | grep -q True || nsl_die "IPsec SA not UDP-encapsulated"
-swc --list-sas >"$NSL_TMP/sw-sas.txt"
-grep -q "remote 'gwa.example' @ 192.0.2.1\[4500\]" "$NSL_TMP/sw-sas.txt" || nsl_die "strongSwan does not see gwa.example at the NAT's address: $(head -3 "$NSL_TMP/sw-sas.txt")"
-grep -q "AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048" "$NSL_TMP/sw-sas.txt" || nsl_die "strongSwan's phase 1 algorithms: $(head -3 "$NSL_TMP/sw-sas.txt")"
-ct=$(nsl_x "$NS_NAT" cat /proc/net/nf_conntrack 2>/dev/null || true)
-if [ -n "$ct" ]; then
-  grep -q "proto=50\|^ipv4 .* esp " <<<"$ct" && nsl_die "raw ESP crossed the NAT"
-fi
-pass "NAT-T: main mode from behind the SNAT, NAT detected (local), IKE floated to 192.168.100.2:4500, ESP in UDP; strongSwan sees gwa.example at 192.0.2.1:4500"
 
 # ---- 2. numbered flows across every kind of rekey
 ISAKMP_0=$(j "' '.join(x['spi_i']+x['spi_r'] for x in s['ike_sas'])")
@@ -159,16 +152,18 @@ for ns in "$NS_HB" "$NS_HA"; do
   done
   [ -n "$(ip netns exec "$ns" ss -Huln "sport = :$FPORT")" ] || nsl_die "receiver in $ns not listening on $FPORT"
 done
-T0=$(date +%s.%N)
 nsl_bg "$NS_HA" sendA python3 tests/lib/udp_seq.py send 10.2.0.2 "$FPORT" "$COUNT" "$INTERVAL" 200
 SEND_A=$NSL_PID
 nsl_bg "$NS_HB" sendB python3 tests/lib/udp_seq.py send 10.1.0.2 "$FPORT" "$COUNT" "$INTERVAL" 200
 SEND_B=$NSL_PID
-at() { local d; d=$(python3 -c "import sys,time; print(max(0, $T0 + $1 - time.time()))"); sleep "$d"; }
-at 2
+# strongSwan acts at fixed times after the ISAKMP SA came up, away from
+# espresso's own rekeys (IPsec SA at 12 s, 24 s; ISAKMP SA 22 s after
+# strongSwan's re-authentication): no rekey collision
+at() { local d; d=$(python3 -c "import sys,time; print(max(0, $U + $1 - time.time()))"); sleep "$d"; }
+at 5
 swc --rekey --child net >"$NSL_TMP/sw-rekey.log" 2>&1 || nsl_die "swanctl --rekey --child: $(cat "$NSL_TMP/sw-rekey.log")"
 nsl_log "strongSwan rekeyed the IPsec SA"
-at 5
+at 8
 swc --rekey --ike gw --reauth >"$NSL_TMP/sw-reauth.log" 2>&1 || nsl_die "swanctl --rekey --ike --reauth: $(cat "$NSL_TMP/sw-reauth.log")"
 nsl_log "strongSwan re-authenticated the ISAKMP SA"
 wait "$SEND_A" 2>/dev/null || true
@@ -178,6 +173,20 @@ nsl_wait_file "$NSL_TMP/ba.json" 40 || nsl_die "receiver in hA wrote no result"
 kill "$KEYS_POLL" 2>/dev/null || true
 wait "$KEYS_POLL" 2>/dev/null || true
 ctl A keys sw >>"$NSL_TMP/keys.uat" 2>/dev/null || true
+
+# ---- NAT-T (state after the flow: every SA since was set up from behind the NAT)
+ctl A status | sed -n '1,6p'
+[ "$(j "s['ike_sas'][0]['nat_local']")" = True ] || nsl_die "espresso did not detect that it is behind a NAT: $(j "s['ike_sas'][0]")"
+[ "$(j "s['ike_sas'][0]['local']")" = "192.168.100.2:4500" ] || nsl_die "IKE not floated to 4500: local $(j "s['ike_sas'][0]['local']")"
+j "s['ike_sas'][0]['children'][0]['encap']" | grep -q True || nsl_die "IPsec SA not UDP-encapsulated"
+swc --list-sas >"$NSL_TMP/sw-sas.txt"
+grep -q "remote 'gwa.example' @ 192.0.2.1\[4500\]" "$NSL_TMP/sw-sas.txt" || nsl_die "strongSwan does not see gwa.example at the NAT's address: $(head -3 "$NSL_TMP/sw-sas.txt")"
+grep -q "AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048" "$NSL_TMP/sw-sas.txt" || nsl_die "strongSwan's phase 1 algorithms: $(head -3 "$NSL_TMP/sw-sas.txt")"
+ct=$(nsl_x "$NS_NAT" cat /proc/net/nf_conntrack 2>/dev/null || true)
+if [ -n "$ct" ]; then
+  grep -q "proto=50\|^ipv4 .* esp " <<<"$ct" && nsl_die "raw ESP crossed the NAT"
+fi
+pass "NAT-T: main mode from behind the SNAT, NAT detected (local), IKE floated to 192.168.100.2:4500, ESP in UDP; strongSwan sees gwa.example at 192.0.2.1:4500"
 
 log=$(sed "s/\x1b\[[0-9;]*m//g" "$NSL_TMP/ctlA.log")
 grep -E "sw: (IKE SA|child SA)" <<<"$log" | sed 's/^.*sw: /  /' | cut -c1-150 >&2 || true
@@ -239,6 +248,9 @@ for _ in $(seq 1 250); do
   sleep 0.1
 done
 nsl_stop "$CAP"
+sleep 0.3
+capdrop=$(sed -n 's/^\([0-9]*\) packets dropped by kernel.*/\1/p' "$NSL_TMP/cap_in.log")
+[ "${capdrop:-0}" = 0 ] || nsl_die "tcpdump lost $capdrop packets: the capture cannot show every ESP packet"
 [ "$ka" -ge 1 ] || nsl_die "no NAT keepalive from espresso"
 pass "NAT keepalives: $ka one-byte 0xff on UDP 4500 from behind the NAT"
 
