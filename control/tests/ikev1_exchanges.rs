@@ -608,6 +608,99 @@ fn isakmp_sa_reauthentication_moves_ipsec_sas() {
     assert!(count(&n.a.events, |e| matches!(e, Event::IkeRekeyed { .. })) >= 2);
 }
 
+/// The peer re-authenticates (as strongSwan does, with its children moved
+/// under the new ISAKMP SA): the old ISAKMP SA is deleted on both sides, so
+/// `status` lists only the new one. And a responder whose peer never
+/// re-authenticates (strongSwan's 4 h against our lifetime) does it itself
+/// before the ISAKMP SA expires, rather than losing the IPsec SAs with it.
+#[test]
+fn responder_reauthenticates_and_replaced_isakmp_sas_go() {
+    let (mut a, b) = pair();
+    a.rekey = false;
+    let mut n = Net::new(a, b);
+    let id = n.initiate();
+    let (ao, bo) = assert_one_pair(&n);
+    // B (the responder) re-authenticates on demand: A deletes the old SA
+    let bid = n.b.eng.ike_sas()[0];
+    n.b.eng.rekey_ike(bid, n.now).unwrap();
+    n.pump();
+    assert_eq!(n.a.eng.status().len(), 1, "A keeps a replaced ISAKMP SA");
+    assert_eq!(n.b.eng.status().len(), 1, "B keeps a replaced ISAKMP SA");
+    assert_ne!(n.a.eng.status()[0].sa.id, id);
+    assert_eq!(assert_one_pair(&n), (ao, bo), "IPsec SAs untouched");
+    // A never re-authenticates; B does, before each expiry, for 9 h
+    n.advance(Duration::from_secs(9 * 3600));
+    assert_one_pair(&n);
+    assert_eq!(n.a.eng.status().len(), 1);
+    assert_eq!(n.b.eng.status().len(), 1);
+    assert!(count(&n.b.events, |e| matches!(e, Event::IkeRekeyed { .. })) >= 2);
+    for ev in [&n.a.events, &n.b.events] {
+        assert_eq!(
+            count(ev, |e| matches!(
+                e,
+                Event::IkeDeleted {
+                    reason: DeleteReason::Expired | DeleteReason::Local | DeleteReason::Peer,
+                    ..
+                }
+            )),
+            0,
+            "no ISAKMP SA expired or was torn down"
+        );
+    }
+    // both sides delete the replaced ISAKMP SA and the deletes cross: each
+    // finds it gone at the other side (two counted unknown-SA drops per
+    // re-authentication, nothing else)
+    let reauths = count(&n.b.events, |e| matches!(e, Event::IkeRekeyed { .. }));
+    let unknown = n.a.eng.stats().drop_count(V1Drop::UnknownSa)
+        + n.b.eng.stats().drop_count(V1Drop::UnknownSa);
+    assert!(
+        unknown as usize <= 2 * reauths,
+        "{unknown} unknown-SA drops, {reauths} re-authentications"
+    );
+    assert_eq!(
+        n.a.eng.stats().drops_total() + n.b.eng.stats().drops_total(),
+        unknown
+    );
+}
+
+/// A quick-mode rekey of ours is in flight (QM1 unanswered: strongSwan
+/// ignores a quick mode on the IKEv1 SA it is re-authenticating) when the
+/// peer re-authenticates: the IPsec SA moves under the new ISAKMP SA and is
+/// rekeyed there at once, instead of staying marked busy until it expires.
+#[test]
+fn rekey_in_flight_during_peer_reauthentication_is_redone() {
+    let mut n = Net::new(pair().0, pair().1);
+    n.initiate();
+    let (ao, bo) = assert_one_pair(&n);
+    n.drop_a = 1; // A's QM1 is lost
+    n.a.eng.rekey_child(a_child(&n), n.now).unwrap();
+    n.pump();
+    let bid = n.b.eng.ike_sas()[0];
+    n.b.eng.rekey_ike(bid, n.now).unwrap();
+    n.pump();
+    n.advance(Duration::from_secs(5));
+    let (ao2, bo2) = assert_one_pair(&n);
+    assert!(
+        ao2 != ao && bo2 != bo,
+        "the IPsec SA was not rekeyed under the new ISAKMP SA"
+    );
+    assert_eq!(n.a.eng.status().len(), 1);
+    assert_eq!(n.a.eng.status()[0].sa.children.len(), 1);
+    // and lives on: rekeyed, never expired
+    n.advance(Duration::from_secs(3 * 3600));
+    assert_one_pair(&n);
+    assert_eq!(
+        count(&n.a.events, |e| matches!(
+            e,
+            Event::ChildDeleted {
+                reason: DeleteReason::Expired,
+                ..
+            }
+        )),
+        0
+    );
+}
+
 #[test]
 fn deletes_both_ways() {
     let mut n = Net::new(pair().0, pair().1);

@@ -547,7 +547,7 @@ impl Engine {
                         let moved = self.sas.get_mut(&from).map(|s| {
                             s.finish_pending_switches(&mut self.ctx, now);
                             s.mark_replaced();
-                            s.take_children()
+                            s.take_children(&mut self.ctx, now)
                         });
                         if let (Some(m), Some(t)) = (moved, self.sas.get_mut(&to)) {
                             t.adopt_children(m);
@@ -606,10 +606,19 @@ impl Engine {
                             let moved = self.sas.get_mut(&o).map(|s| {
                                 s.finish_pending_switches(&mut self.ctx, now);
                                 s.mark_replaced();
-                                s.take_children()
+                                s.take_children(&mut self.ctx, now)
                             });
                             if let (Some(m), Some(t)) = (moved, self.sas.get_mut(&keep)) {
                                 t.adopt_children(m);
+                            }
+                            // The replaced ISAKMP SA goes, as after a
+                            // re-authentication of ours: the peer is told
+                            // (strongSwan keeps its old IKEv1 SA REKEYING,
+                            // without IPsec SAs, until it expires; deleting
+                            // an ISAKMP SA never deletes IPsec SAs, RFC 2408
+                            // §4.6.3) and `status` lists only the new one.
+                            if let Some(s) = self.sas.get_mut(&o) {
+                                s.queue(&mut self.ctx, Task::DeleteIsakmp, now);
                             }
                         }
                     }

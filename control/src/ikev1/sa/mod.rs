@@ -683,7 +683,32 @@ impl IsakmpSa {
             self.finish_outbound(ctx, inbound, now);
         }
     }
-    pub fn take_children(&mut self) -> (Vec<ChildSa>, Vec<(Instant, u32)>) {
+    /// Hands the IPsec SAs over to a replacing ISAKMP SA. A quick-mode
+    /// rekey we started here and that still waits for QM2 dies with this SA
+    /// (strongSwan ignores a quick mode on an IKEv1 SA it is
+    /// re-authenticating, and destroys that SA): its SA is rekeyed again at
+    /// once under the new ISAKMP SA rather than left marked busy, which
+    /// would let it expire without a successor.
+    pub fn take_children(
+        &mut self,
+        ctx: &mut Ctx,
+        now: Instant,
+    ) -> (Vec<ChildSa>, Vec<(Instant, u32)>) {
+        for q in &mut self.qms {
+            if q.initiator && q.state == QmState::I1Sent {
+                q.state = QmState::Done;
+                q.rtx = None;
+                q.until = Some(now);
+                ctx.free_child_spi(q.inbound_spi);
+                if let Some(c) = q
+                    .rekey_of
+                    .and_then(|o| self.children.iter_mut().find(|c| c.inbound_spi == o))
+                {
+                    c.rekey_busy = false;
+                    c.rekey_at = Some(now);
+                }
+            }
+        }
         (
             std::mem::take(&mut self.children),
             std::mem::take(&mut self.drains),

@@ -909,9 +909,20 @@ impl IsakmpSa {
         let suite = self.suite;
         let life = effective_lifetime(self.conn.ike_lifetime, suite.and_then(|s| s.lifetime));
         self.expire_at = Some(now + life);
-        if self.initiator && self.conn.rekey {
-            self.rekey_at =
-                Some(now + ctx.rekey_time(life, self.conn.margin, self.conn.fuzz_percent));
+        // Re-authentication before the ISAKMP SA expires (its expiry takes
+        // the IPsec SAs under it along). The responder does it too when it
+        // can reach the peer, later (half the margin) so that an initiator
+        // with the same settings goes first: otherwise a peer that
+        // re-authenticates later than our lifetime (strongSwan: 4 h against
+        // `ikelifetime`) would see its tunnel torn down at our expiry.
+        let can_initiate = matches!(self.conn.remote_addr, crate::ike::RemoteAddr::Addr(_));
+        if self.conn.rekey && (self.initiator || can_initiate) {
+            let margin = if self.initiator {
+                self.conn.margin
+            } else {
+                self.conn.margin / 2
+            };
+            self.rekey_at = Some(now + ctx.rekey_time(life, margin, self.conn.fuzz_percent));
         }
         if self.nat_local {
             self.keepalive_at = Some(now + ctx.settings.keepalive);

@@ -24,12 +24,27 @@
 #      refuses, espresso falls back to IKEv1 (as Openswan does).
 #  10. DPD: charon killed, espresso's R-U-THERE unanswered: SAs removed.
 # Between 2 and 3: ISAKMP re-authentication by strongSwan during numbered
-# datagrams both ways, none lost.
+# datagrams both ways, none lost; afterwards one ISAKMP SA on each side.
+# NAT-T, and rekeys/re-authentications in both directions at 500 datagrams/s:
+# 36_ikev1_natt_reauth.sh.
 #
-# Not in scripts/test.sh yet: on this shared 2-core machine it loses a few
-# numbered datagrams in some runs (0 to 7 of 1100, at the strongSwan side:
-# espresso counts no ESP drop), see the report of issue 12 phase B; run it as
-# root: ESPRESSO_TARGET=$PWD/target/ci bash tests/interop/ikev1_daemon_strongswan.sh
+# Earlier runs lost datagrams around strongSwan's re-authentication. One
+# cause, reproduced and fixed: espresso's quick-mode rekey could start on the old ISAKMP
+# SA just as charon moved its IPsec SAs under the new one; charon ignores a
+# quick mode on an SA it re-authenticates (and destroys that SA), espresso
+# moved the IPsec SA still marked "rekey in progress" under the new ISAKMP SA,
+# where it was never rekeyed and expired (20 s here) with no successor. The
+# rekey is now redone under the new ISAKMP SA (control tests:
+# rekey_in_flight_during_peer_reauthentication_is_redone). Two earlier
+# failures (a gap of more than 4 s at hB right at the re-authentication, no
+# drop counted by espresso) did not recur in later runs; a repeat shows up here
+# as datagrams missing at the receiver with the charon log kept
+# (NSL_KEEP_LOGS=1).
+# Open (seen once, 16:15 UTC on 2026-12-06, machine load ~24): when espresso's
+# own rekey comes first (c0 -> c1) and strongSwan's second (c1 -> c2, espresso
+# responder), the expiry of c1 20 s later left espresso's outbound traffic on
+# a discard policy (policy_discard counted for every datagram after it, the
+# new outbound SA still installed) until the next rekey: case 2 fails then.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
@@ -179,18 +194,13 @@ done
 [ -n "$k1" ] && [ "$k1" != "$k0" ] || nsl_die "no new ISAKMP SA after strongSwan's re-authentication ($k0 -> $k1)"
 k1=$(tr ' ' '\n' <<<"$k1" | grep -v "^$k0\$" | head -1)
 res=$(flows_check reauth)
-# the old ISAKMP SA goes when the peer deletes it: both sides must show the same set
-for _ in $(seq 1 50); do [ "$(wc -w <<<"$(ike_cookies)")" = "$(sw_ike_count)" ] && break; sleep 0.1; done
+# espresso deletes the replaced ISAKMP SA (charon would keep it REKEYING)
+for _ in $(seq 1 50); do [ "$(wc -w <<<"$(ike_cookies)")" = 1 ] && [ "$(sw_ike_count)" = 1 ] && break; sleep 0.1; done
 nsl_log "ISAKMP SAs after re-authentication: espresso $(ike_cookies); strongSwan $(sw_ike_count) established"
-# Known gap (reported): after strongSwan's re-authentication espresso may keep
-# the replaced ISAKMP SA (idle: its IPsec SAs moved) that strongSwan no longer
-# lists. Logged with what charon said about deletes; not asserted.
-if [ "$(wc -w <<<"$(ike_cookies)")" != "$(sw_ike_count)" ]; then
-  nsl_log "KNOWN GAP: espresso lists ISAKMP SAs $(ike_cookies), strongSwan $(sw_ike_count); IKEv1 drops: $(ctl_field A "s['ikev1']['drops_by_reason']")"
-  grep -iE "delete|reauth" "$SW_DIR/charon.log" | tail -8 >&2 || true
-fi
+[ "$(wc -w <<<"$(ike_cookies)")" = 1 ] && [ "$(sw_ike_count)" = 1 ] ||
+  nsl_die "after strongSwan's re-authentication: espresso lists ISAKMP SAs $(ike_cookies), strongSwan $(sw_ike_count) established"
 agree || nsl_die "SPIs differ after re-authentication"
-pass "ISAKMP re-authentication by strongSwan during traffic ($k0 -> $k1): numbered datagrams both ways, none lost ($(tr '\n' ' ' <<<"$res"))"
+pass "ISAKMP re-authentication by strongSwan during traffic ($k0 -> $k1): one ISAKMP SA left on each side; numbered datagrams both ways, none lost ($(tr '\n' ' ' <<<"$res"))"
 
 # ---- 3. WAN capture decrypted by tshark with `espresso keys`
 # (the IPsec SAs are rekeyed every 12 s here: the keys are exported before
@@ -364,4 +374,4 @@ ctl_field A "' | '.join(s['ike']['notes'])" | grep -q "dpd action clear" || nsl_
 [ "$(ctl_field A "len(s.get('ike_sas', []))")" = 0 ] || nsl_die "SAs left after DPD clear"
 pass "DPD: killed charon detected by R-U-THERE, SAs removed (action clear)"
 
-echo "ikev1_daemon_strongswan: $passed passed, 0 failed"
+echo "35_ikev1_strongswan: $passed passed, 0 failed"

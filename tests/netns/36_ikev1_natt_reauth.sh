@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# IKEv1 (issue 12) against strongSwan 5.9.8 (charon + kernel-libipsec,
+# `version = 1`) with espresso behind a SNAT namespace, and every kind of
+# rekey under a running numbered flow:
+#
+#   hA 10.1.0.2 — gwA (lan 10.1.0.1 | wan 192.168.100.2, espresso) — nat
+#   (192.168.100.1 | 192.0.2.1, masquerade) — gwB 192.0.2.2 (charon) — hB 10.2.0.2
+#
+#   1. NAT-T (RFC 3947, checked after the flow): espresso initiates main
+#      mode from behind the NAT,
+#      NAT-D payloads in the second exchange (checked in the capture), NAT
+#      detected on our side, IKE floated from 500 to 4500, ESP in UDP; the
+#      NAT's conntrack has only UDP; strongSwan sees us at the NAT's address.
+#   2. Numbered UDP both ways at 500 datagrams/s each for 30 s while, in this
+#      order: strongSwan rekeys the IPsec SA (swanctl --rekey), strongSwan
+#      re-authenticates the ISAKMP SA (swanctl --rekey --reauth: its IPsec
+#      SAs move under the new one), espresso rekeys the IPsec SA by its
+#      lifetime (20 s, margin 8 s, no fuzz) under the peer's new ISAKMP SA,
+#      espresso re-authenticates by its ISAKMP lifetime (26 s; as the
+#      responder of strongSwan's new ISAKMP SA with half the 8 s margin: a
+#      new main mode, the IPsec SAs move under it, the old ISAKMP SA is
+#      deleted), and espresso rekeys the IPsec SA again. strongSwan acts
+#      5 s and 8 s after the first ISAKMP SA, away from espresso's own
+#      rekeys (no collision). Asserted: no
+#      datagram lost at either receiver, no ESP drop at espresso (by reason),
+#      none logged by charon, each rekey seen (SPIs and ISAKMP cookies), and
+#      after it one ISAKMP SA on each side, the same one (no stale SA).
+#   3. The WAN capture (inside the NAT) is decrypted by tshark with the keys
+#      `espresso keys` exported during the flow: every ESP packet verifies.
+#   4. NAT keepalives (one byte 0xff on UDP 4500) from espresso.
+# Root; about 75 s.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source tests/lib/netns.sh
+source tests/lib/control.sh
+source tests/lib/strongswan.sh
+source tests/lib/tshark_esp.sh
+nsl_init v1nat
+command -v nft >/dev/null || nsl_die "nft missing"
+command -v tshark >/dev/null || nsl_die "tshark missing"
+passed=0
+pass() { nsl_log "ok: $*"; passed=$((passed + 1)); }
+
+nsl_ns hA; NS_HA=$NSL_NS
+nsl_ns gwA; NS_GWA=$NSL_NS
+nsl_ns nat; NS_NAT=$NSL_NS
+nsl_ns gwB; NS_GWB=$NSL_NS
+nsl_ns hB; NS_HB=$NSL_NS
+nsl_veth "$NS_HA" eth0 "$NS_GWA" lan
+nsl_veth "$NS_GWA" wan "$NS_NAT" in
+nsl_veth "$NS_NAT" out "$NS_GWB" wan
+nsl_veth "$NS_GWB" lan "$NS_HB" eth0
+ip -n "$NS_HA" addr add 10.1.0.2/24 dev eth0
+ip -n "$NS_HA" route add default via 10.1.0.1
+ip -n "$NS_GWA" addr add 10.1.0.1/24 dev lan
+ip -n "$NS_GWA" addr add 192.168.100.2/24 dev wan
+ip -n "$NS_GWA" route add default via 192.168.100.1
+ip -n "$NS_NAT" addr add 192.168.100.1/24 dev in
+ip -n "$NS_NAT" addr add 192.0.2.1/24 dev out
+ip -n "$NS_GWB" addr add 192.0.2.2/24 dev wan
+ip -n "$NS_GWB" addr add 10.2.0.1/24 dev lan
+ip -n "$NS_HB" addr add 10.2.0.2/24 dev eth0
+ip -n "$NS_HB" route add default via 10.2.0.1
+ip netns exec "$NS_GWA" sysctl -qw net.ipv4.ip_forward=0
+ip netns exec "$NS_NAT" sysctl -qw net.ipv4.ip_forward=1
+nsl_x "$NS_NAT" nft -f - <<'NFT'
+table ip espresso_test_nat {
+  chain post {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "out" masquerade
+  }
+}
+NFT
+nsl_offloads "$NS_GWA" lan gateway
+nsl_offloads "$NS_GWA" wan gateway
+nsl_offloads "$NS_HA" eth0 endpoint
+nsl_offloads "$NS_HB" eth0 endpoint
+
+SW_VERSION=1 SW_REMOTE_ID=gwa.example SW_REMOTE_ADDRS=%any
+sw_setup
+sw_write_conf "aes128-sha256-modp2048" "aes128-sha1-modp2048" child.start_action=none
+sw_start
+
+mkdir -p "$NSL_TMP/A"
+( umask 077; printf 'psk = "%s"\n' "$SW_PSK" >"$NSL_TMP/A/sw.psk" )
+cat >"$NSL_TMP/A/espresso.toml" <<CONF
+[daemon]
+shm = "$NSL_TMP/A/region.shm"
+socket = "$NSL_TMP/A/espresso.sock"
+metrics = "127.0.0.1:9718"
+allow_key_export = true
+
+[[connection]]
+name = "sw"
+version = 1
+left = "%defaultroute"
+right = "192.0.2.2"
+leftid = "@gwa.example"
+rightid = "192.0.2.2"
+leftsubnet = "10.1.0.0/24"
+rightsubnet = "10.2.0.0/24"
+secrets = "sw.psk"
+ike = "aes128-sha256-modp2048"
+esp = "aes128-sha1"
+pfs = true
+auto = "none"
+ikelifetime = "26s"
+lifetime = "20s"
+margin = "8s"
+rekeyfuzz = "0%"
+CONF
+ctl_dataplane A
+ctl_daemon A
+
+# the WAN side of espresso (inside the NAT), from before the first packet
+nsl_bg "$NS_NAT" cap_in tcpdump -n -i in -B 32768 -s 1500 --immediate-mode -U -w "$NSL_TMP/wan.pcap" 'udp port 500 or udp port 4500 or esp'
+CAP=$NSL_PID
+sleep 0.5
+
+# ---- 1. up from behind the NAT (the NAT-T checks follow the flow)
+up=$(ctl A up sw)
+grep -q "initiating (IKEv1)" <<<"$up" || nsl_die "up sw: $up"
+ctl_wait_state A sw up 25
+U=$(date +%s.%N)   # espresso's lifetimes count from here
+j() { ctl_field A "$1"; }
+
+# ---- 2. numbered flows across every kind of rekey
+ISAKMP_0=$(j "' '.join(x['spi_i']+x['spi_r'] for x in s['ike_sas'])")
+read -r IN_0 _ <<<"$(j "'%08x %08x' % (t('sw')['inbound']['spi'], t('sw')['outbound']['spi'])")"
+# keys of every IPsec SA generation: `espresso keys` polled during the flow
+(
+  while :; do
+    ctl A keys sw >>"$NSL_TMP/keys.uat" 2>/dev/null || true
+    sleep 1
+  done
+) &
+KEYS_POLL=$!
+NSL_PIDS+=("$KEYS_POLL")
+# ESP at 500 datagrams/s each way for 30 s
+COUNT=15000
+INTERVAL=0.002
+ctl_ping "$NS_HA" 10.2.0.2 2 >/dev/null || true
+ctl_ping "$NS_HB" 10.1.0.2 2 >/dev/null || true
+FPORT=$(( 20000 + RANDOM % 20000 ))
+nsl_bg "$NS_HB" recvB python3 tests/lib/udp_seq.py recv 10.2.0.2 "$FPORT" "$NSL_TMP/ab.json" 4
+nsl_bg "$NS_HA" recvA python3 tests/lib/udp_seq.py recv 10.1.0.2 "$FPORT" "$NSL_TMP/ba.json" 4
+# both receivers bound before the first datagram (python starts slowly on a loaded machine)
+for ns in "$NS_HB" "$NS_HA"; do
+  for _ in $(seq 1 100); do
+    [ -n "$(ip netns exec "$ns" ss -Huln "sport = :$FPORT")" ] && break
+    sleep 0.1
+  done
+  [ -n "$(ip netns exec "$ns" ss -Huln "sport = :$FPORT")" ] || nsl_die "receiver in $ns not listening on $FPORT"
+done
+nsl_bg "$NS_HA" sendA python3 tests/lib/udp_seq.py send 10.2.0.2 "$FPORT" "$COUNT" "$INTERVAL" 200
+SEND_A=$NSL_PID
+nsl_bg "$NS_HB" sendB python3 tests/lib/udp_seq.py send 10.1.0.2 "$FPORT" "$COUNT" "$INTERVAL" 200
+SEND_B=$NSL_PID
+# strongSwan acts at fixed times after the ISAKMP SA came up, away from
+# espresso's own rekeys (IPsec SA at 12 s, 24 s; ISAKMP SA 22 s after
+# strongSwan's re-authentication): no rekey collision
+at() { local d; d=$(python3 -c "import sys,time; print(max(0, $U + $1 - time.time()))"); sleep "$d"; }
+at 5
+swc --rekey --child net >"$NSL_TMP/sw-rekey.log" 2>&1 || nsl_die "swanctl --rekey --child: $(cat "$NSL_TMP/sw-rekey.log")"
+nsl_log "strongSwan rekeyed the IPsec SA"
+at 8
+swc --rekey --ike gw --reauth >"$NSL_TMP/sw-reauth.log" 2>&1 || nsl_die "swanctl --rekey --ike --reauth: $(cat "$NSL_TMP/sw-reauth.log")"
+nsl_log "strongSwan re-authenticated the ISAKMP SA"
+wait "$SEND_A" 2>/dev/null || true
+wait "$SEND_B" 2>/dev/null || true
+nsl_wait_file "$NSL_TMP/ab.json" 40 || nsl_die "receiver in hB wrote no result"
+nsl_wait_file "$NSL_TMP/ba.json" 40 || nsl_die "receiver in hA wrote no result"
+kill "$KEYS_POLL" 2>/dev/null || true
+wait "$KEYS_POLL" 2>/dev/null || true
+ctl A keys sw >>"$NSL_TMP/keys.uat" 2>/dev/null || true
+
+# ---- NAT-T (state after the flow: every SA since was set up from behind the NAT)
+ctl A status | sed -n '1,6p'
+[ "$(j "s['ike_sas'][0]['nat_local']")" = True ] || nsl_die "espresso did not detect that it is behind a NAT: $(j "s['ike_sas'][0]")"
+[ "$(j "s['ike_sas'][0]['local']")" = "192.168.100.2:4500" ] || nsl_die "IKE not floated to 4500: local $(j "s['ike_sas'][0]['local']")"
+j "s['ike_sas'][0]['children'][0]['encap']" | grep -q True || nsl_die "IPsec SA not UDP-encapsulated"
+swc --list-sas >"$NSL_TMP/sw-sas.txt"
+grep -q "remote 'gwa.example' @ 192.0.2.1\[4500\]" "$NSL_TMP/sw-sas.txt" || nsl_die "strongSwan does not see gwa.example at the NAT's address: $(head -3 "$NSL_TMP/sw-sas.txt")"
+grep -q "AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048" "$NSL_TMP/sw-sas.txt" || nsl_die "strongSwan's phase 1 algorithms: $(head -3 "$NSL_TMP/sw-sas.txt")"
+ct=$(nsl_x "$NS_NAT" cat /proc/net/nf_conntrack 2>/dev/null || true)
+if [ -n "$ct" ]; then
+  grep -q "proto=50\|^ipv4 .* esp " <<<"$ct" && nsl_die "raw ESP crossed the NAT"
+fi
+pass "NAT-T: main mode from behind the SNAT, NAT detected (local), IKE floated to 192.168.100.2:4500, ESP in UDP; strongSwan sees gwa.example at 192.0.2.1:4500"
+
+log=$(sed "s/\x1b\[[0-9;]*m//g" "$NSL_TMP/ctlA.log")
+grep -E "sw: (IKE SA|child SA)" <<<"$log" | sed 's/^.*sw: /  /' | cut -c1-150 >&2 || true
+drops=$(j "[w['drops_by_reason'] for w in s['workers']]")
+sadrops=$(j "[x for x in s.get('sas', []) if x.get('drops')]" 2>/dev/null || true)
+res=""
+for f in ab ba; do
+  r=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["expected"], d["unique"], d["missing_count"], d["missing"][:10])' "$NSL_TMP/$f.json")
+  read -r exp uniq miss _ <<<"$r"
+  [ "$exp" = "$COUNT" ] && [ "$uniq" = "$exp" ] && [ "$miss" = 0 ] ||
+    nsl_die "$f: datagrams lost at the receiver: expected/unique/missing/first missing = $r; espresso's drops: $drops; charon: $(grep -ciE 'ESP\].*(fail|discard|drop)' "$SW_DIR/charon.log") ESP errors logged"
+  res+="$f $uniq/$exp "
+done
+# every drop espresso counted is a policy discard from before the first SA
+[ "$(j "all(set(w['drops_by_reason']) <= {'policy_discard'} for w in s['workers'])")" = True ] ||
+  nsl_die "espresso dropped ESP or forwarded traffic: $drops"
+grep -iE "ESP\].*(fail|discard|drop|mismatch)" "$SW_DIR/charon.log" && nsl_die "charon logged ESP errors"
+
+# the rekeys: strongSwan's QM, espresso's QM, espresso's re-authentication, strongSwan's
+rekeys=$(grep -c "sw: child SA rekeyed" <<<"$log" || true)
+[ "$rekeys" -ge 3 ] || nsl_die "expected at least 3 quick-mode rekeys (strongSwan's and espresso's), saw $rekeys"
+reauth_ours=$(grep -c "IKE SA .* established .*(initiator)" <<<"$log" || true)
+[ "$reauth_ours" -ge 2 ] || nsl_die "espresso did not re-authenticate the ISAKMP SA (initiator establishments: $reauth_ours)"
+grep -q "IKE SA .* established .*(responder)" <<<"$log" || nsl_die "strongSwan's re-authentication did not reach espresso"
+# one ISAKMP SA left on each side, the same one, not the first one
+for _ in $(seq 1 50); do
+  [ "$(j "len(s['ike_sas'])")" = 1 ] && [ "$(sw_ike_count)" = 1 ] && break
+  sleep 0.1
+done
+ours=$(j "' '.join(x['spi_i']+x['spi_r'] for x in s['ike_sas'])")
+theirs=$(swc --list-sas --raw 2>/dev/null | python3 -c '
+import re,sys
+t=sys.stdin.read()
+print(" ".join(a+b for a,b in re.findall(r"initiator-spi=([0-9a-f]+) responder-spi=([0-9a-f]+)", t)))')
+nsl_log "ISAKMP SAs: espresso [$ours], strongSwan [$theirs] (all states)"
+[ "$(wc -w <<<"$ours")" = 1 ] || nsl_die "espresso lists $(wc -w <<<"$ours") ISAKMP SAs after the re-authentications: $ours"
+[ "$ours" = "$theirs" ] || nsl_die "ISAKMP SAs differ: espresso $ours, strongSwan $theirs"
+[ "$ours" != "$ISAKMP_0" ] || nsl_die "ISAKMP SA not replaced"
+for _ in $(seq 1 30); do
+  read -r si so <<<"$(sw_child_spis)"
+  read -r ai ao <<<"$(j "'%08x %08x' % (t('sw')['inbound']['spi'], t('sw')['outbound']['spi'])")"
+  [ "$ai" = "${so:-}" ] && [ "$ao" = "${si:-}" ] && break
+  sleep 0.1
+done
+[ "$ai" = "${so:-}" ] && [ "$ao" = "${si:-}" ] && [ "$ai" != "$IN_0" ] || nsl_die "IPsec SAs: espresso in/out $ai/$ao, strongSwan in/out $si/$so (first $IN_0)"
+spis=$(grep -c '^"IPv4"' <(sort -u "$NSL_TMP/keys.uat") || true)
+pass "numbered UDP at 500/s both ways for 30 s ($res) across $rekeys quick-mode rekeys and ISAKMP re-authentications by espresso and by strongSwan: none lost, no ESP drop on either side, one ISAKMP SA left on both sides ($ours); $spis SA keys exported"
+
+# ---- 3. the WAN capture, decrypted
+sort -u "$NSL_TMP/keys.uat" >"$NSL_TMP/esp_sa"
+mapfile -t recs < <(tshark_esp_records_from_uat "$NSL_TMP/esp_sa")
+[ "${#recs[@]}" -ge 8 ] || nsl_die "too few exported SAs for 4+ generations: ${#recs[@]}"
+
+# ---- 4. NAT keepalives (RFC 3948: one byte 0xff), within 25 s of the last phase 1
+ka=0
+for _ in $(seq 1 250); do
+  ka=$(tshark -n -r "$NSL_TMP/wan.pcap" -Y 'ip.src==192.168.100.2 && udp.dstport==4500 && udp.length==9' 2>/dev/null | wc -l || true)
+  [ "$ka" -ge 1 ] && break
+  sleep 0.1
+done
+nsl_stop "$CAP"
+sleep 0.3
+capdrop=$(sed -n 's/^\([0-9]*\) packets dropped by kernel.*/\1/p' "$NSL_TMP/cap_in.log")
+[ "${capdrop:-0}" = 0 ] || nsl_die "tcpdump lost $capdrop packets: the capture cannot show every ESP packet"
+[ "$ka" -ge 1 ] || nsl_die "no NAT keepalive from espresso"
+pass "NAT keepalives: $ka one-byte 0xff on UDP 4500 from behind the NAT"
+
+# NAT-D and the float, in the capture
+natd=$(tshark -n -r "$NSL_TMP/wan.pcap" -Y 'udp.port==500 && isakmp.ike.nat_hash' -T fields -e isakmp.ike.nat_hash 2>/dev/null | wc -l)
+[ "$natd" -ge 2 ] || nsl_die "no NAT-D payloads on port 500 (main mode messages 3 and 4): $natd"
+float=$(tshark -n -r "$NSL_TMP/wan.pcap" -Y 'udp.srcport==4500 && udp.dstport==4500 && isakmp' 2>/dev/null | wc -l)
+[ "$float" -ge 2 ] || nsl_die "no ISAKMP on 4500 after the float"
+res=$(tshark_esp_count_multi "$NSL_TMP/wan.pcap" "${recs[@]}") || nsl_die "tshark with the exported IKEv1 keys: $res"
+total=$(sed -n 's/.*total=\([0-9]*\).*/\1/p' <<<"$res")
+[ "$total" -ge $((2 * COUNT)) ] || nsl_die "fewer ESP packets in the capture than datagrams sent: $res"
+pass "WAN capture inside the NAT: NAT-D in main mode ($natd messages), ISAKMP floated to 4500 ($float messages), every ESP-in-UDP packet decrypted and verified by tshark with the keys espresso exported ($res)"
+
+swc --terminate --ike gw --timeout 10 >/dev/null 2>&1 || nsl_die "strongSwan terminate"
+ctl_wait_state A sw down 10
+[ "$(j "len(s.get('ike_sas', []))")" = 0 ] || nsl_die "espresso keeps SAs after strongSwan's delete through the NAT"
+pass "strongSwan's delete through the NAT removes espresso's SAs"
+echo "36_ikev1_natt_reauth: $passed passed, 0 failed"
