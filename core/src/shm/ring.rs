@@ -136,14 +136,21 @@ impl Ring {
         }
         let mut head = self.head().load(Ordering::Relaxed);
         let tail = self.tail().load(Ordering::Acquire);
+        let Some(used) = self.used(tail, head) else {
+            return Err(ShmError::BadRecord {
+                ring: self.name,
+                pos: tail,
+                why: format!("impossible positions: head {head}, tail {tail}"),
+            });
+        };
         let off = head % self.cap;
         let to_end = self.cap - off;
         let need = if rec <= to_end { rec } else { to_end + rec };
-        if head - tail + need > self.cap {
+        if used + need > self.cap {
             return Err(ShmError::RingFull {
                 ring: self.name,
                 need,
-                free: self.cap - (head - tail),
+                free: self.cap - used,
             });
         }
         if rec > to_end {
@@ -180,9 +187,18 @@ impl Ring {
             if tail == head {
                 return Ok(None);
             }
+            // A head behind the tail or more than a ring ahead of it cannot
+            // come from a working producer: corruption, reported at once
+            // (never an underflow, nor a walk over the laps it claims).
+            let Some(avail) = self.used(tail, head) else {
+                return Err(self.damaged(
+                    tail,
+                    head,
+                    format!("impossible positions: head {head}, tail {tail}"),
+                ));
+            };
             let off = tail % self.cap;
             let mut hdr = [0u8; REC_HDR];
-            let avail = head - tail;
             if avail < REC_HDR as u64 || !off.is_multiple_of(16) {
                 return Err(self.damaged(tail, head, "truncated record header".into()));
             }
@@ -239,7 +255,20 @@ impl Ring {
         }
     }
 
+    /// Bytes between `tail` and `head`, if the pair is possible (the head
+    /// at most one ring ahead of the tail).
+    fn used(&self, tail: u64, head: u64) -> Option<u64> {
+        head.checked_sub(tail).filter(|&n| n <= self.cap)
+    }
+
+    /// Zeroes what lies between `tail` and `head` and moves the tail to the
+    /// head. Impossible positions zero the whole data area (at most one lap).
     fn discard_range(&self, tail: u64, head: u64) {
+        if self.used(tail, head).is_none() {
+            self.zero_bytes(0, self.cap);
+            self.tail().store(head, Ordering::Release);
+            return;
+        }
         let mut p = tail;
         while p < head {
             let off = p % self.cap;
@@ -254,8 +283,43 @@ impl Ring {
     pub fn discard_all(&self) -> u64 {
         let tail = self.tail().load(Ordering::Relaxed);
         let head = self.head().load(Ordering::Acquire);
+        let n = self.used(tail, head).unwrap_or(self.cap);
         self.discard_range(tail, head);
-        head - tail
+        n
+    }
+
+    /// Fuzzing: writes raw bytes into the data area from offset `at`
+    /// (wrapping around its end), as a damaged peer could.
+    #[cfg(any(fuzzing, test))]
+    pub fn fuzz_write(&self, at: u64, bytes: &[u8]) {
+        for (i, b) in bytes.iter().enumerate() {
+            self.write_bytes((at + i as u64) % self.cap, std::slice::from_ref(b));
+        }
+    }
+
+    /// Fuzzing: a wrap record with a valid checksum and length `len`
+    /// (clamped to the data area) at the 16-byte slot of offset `at`.
+    #[cfg(any(fuzzing, test))]
+    pub fn fuzz_write_wrap(&self, at: u64, len: u32) {
+        let off = (at % self.cap) & !15;
+        let mut hdr = [0u8; REC_HDR];
+        let len = u64::from(len).min(self.cap - off) as u32;
+        hdr[0..4].copy_from_slice(&len.to_le_bytes());
+        hdr[4..6].copy_from_slice(&KIND_WRAP.to_le_bytes());
+        hdr[8..12].copy_from_slice(&crc(KIND_WRAP, 0, &[]).to_le_bytes());
+        self.write_bytes(off, &hdr);
+    }
+
+    /// Fuzzing: sets the head word to any value.
+    #[cfg(any(fuzzing, test))]
+    pub fn fuzz_set_head(&self, v: u64) {
+        self.head().store(v, Ordering::Release);
+    }
+
+    /// Fuzzing: sets the tail word to any value.
+    #[cfg(any(fuzzing, test))]
+    pub fn fuzz_set_tail(&self, v: u64) {
+        self.tail().store(v, Ordering::Release);
     }
 
     /// Test helper: flips one byte of the data area at `pos` (corruption tests).
