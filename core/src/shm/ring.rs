@@ -29,6 +29,10 @@ pub(crate) struct Ring {
     off: u64,
     cap: u64,
     name: &'static str,
+    /// The producer's own head, in private memory: what it publishes in the
+    /// shared head word but never reads back from there (a corrupt shared
+    /// head must not make the producer write outside the data area).
+    own_head: AtomicU64,
 }
 
 /// One record read from a ring.
@@ -51,11 +55,17 @@ impl Ring {
     pub fn new(map: Arc<Mapping>, off: u64, cap: u64, name: &'static str) -> Ring {
         // Bounds are checked here once; every later access stays inside.
         let _ = map.byte_ptr(off, RING_HDR as u64 + cap);
+        // A producer that attaches continues from the published head; one
+        // that is not on a record boundary cannot come from a producer and
+        // is rounded up (the consumer reports what lies in between).
+        let shared = map.words(off, 1)[0].load(Ordering::Acquire);
+        let start = shared.checked_add(15).map_or(0, |h| h & !15);
         Ring {
             map,
             off,
             cap,
             name,
+            own_head: AtomicU64::new(start),
         }
     }
 
@@ -87,7 +97,8 @@ impl Ring {
     }
 
     fn write_bytes(&self, at: u64, bytes: &[u8]) {
-        debug_assert!(at + bytes.len() as u64 <= self.cap);
+        // The bound the unsafe copy relies on, checked in every build.
+        assert!(at + bytes.len() as u64 <= self.cap);
         // SAFETY: `at + len <= cap` (records never straddle the end), so the
         // destination lies in this ring's data area; only the single producer
         // writes to the free part of the ring, which the consumer does not read
@@ -102,7 +113,7 @@ impl Ring {
     }
 
     fn read_bytes(&self, at: u64, out: &mut [u8]) {
-        debug_assert!(at + out.len() as u64 <= self.cap);
+        assert!(at + out.len() as u64 <= self.cap);
         // SAFETY: in bounds as above; the bytes were published by the producer
         // before the head we loaded with acquire ordering, and the producer
         // does not overwrite them until we advance the tail.
@@ -116,7 +127,7 @@ impl Ring {
     }
 
     fn zero_bytes(&self, at: u64, len: u64) {
-        debug_assert!(at + len <= self.cap);
+        assert!(at + len <= self.cap);
         // SAFETY: in bounds; the range belongs to records the consumer owns
         // until it advances the tail.
         unsafe {
@@ -134,7 +145,7 @@ impl Ring {
                 cap: self.cap,
             });
         }
-        let mut head = self.head().load(Ordering::Relaxed);
+        let mut head = self.own_head.load(Ordering::Relaxed);
         let tail = self.tail().load(Ordering::Acquire);
         let Some(used) = self.used(tail, head) else {
             return Err(ShmError::BadRecord {
@@ -146,6 +157,13 @@ impl Ring {
         let off = head % self.cap;
         let to_end = self.cap - off;
         let need = if rec <= to_end { rec } else { to_end + rec };
+        if head.checked_add(need).is_none() {
+            return Err(ShmError::BadRecord {
+                ring: self.name,
+                pos: tail,
+                why: format!("head {head} at the end of the position space"),
+            });
+        }
         if used + need > self.cap {
             return Err(ShmError::RingFull {
                 ring: self.name,
@@ -172,6 +190,7 @@ impl Ring {
         self.write_bytes(off + REC_HDR as u64, payload);
         let pos = head;
         head += rec;
+        self.own_head.store(head, Ordering::Relaxed);
         self.head().store(head, Ordering::Release);
         Ok(pos)
     }
