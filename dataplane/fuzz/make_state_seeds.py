@@ -7,7 +7,7 @@ regression seeds of crashes found, which must stay).
 
 The seeds follow the input formats documented at each entry point:
 control::ike::fuzz::engine, espresso_core::shm::fuzz::ring,
-espresso_core::config::fuzz::load, control::daemon::fuzz::cli.
+espresso_core::config::fuzz::load, control::cli::fuzz::cli.
 The configuration seeds are the golden espresso.toml files of
 tests/configs/*/expected/ with their secrets files renamed secrets.toml.
 

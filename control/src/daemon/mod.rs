@@ -23,8 +23,6 @@
 
 pub mod api;
 pub mod events;
-#[cfg(any(fuzzing, test))]
-pub mod fuzz;
 pub mod ike;
 pub mod ikeio;
 pub mod ikev1;

@@ -11,9 +11,9 @@
 
 use clap::Parser;
 
-use super::api::{Request, Response};
-use crate::cli::args::{Cli, IpsecCli};
-use crate::cli::keys::KeyFormat;
+use super::args::{Cli, IpsecCli};
+use super::keys::KeyFormat;
+use crate::daemon::api::{Request, Response};
 
 /// Fuzz entry point: `data` as a request line, as a response line, and
 /// (split at whitespace) as arguments of `espresso` and of `ipsec`.
@@ -31,13 +31,13 @@ pub fn cli(data: &[u8]) {
     }
     if let Ok(r) = serde_json::from_str::<Response>(line.trim()) {
         if let Some(st) = &r.status {
-            let _ = crate::cli::status_table(st);
-            let _ = crate::cli::ipsec::status_text(st, None, true);
-            let _ = crate::cli::ipsec::status_text(st, Some("a"), false);
-            let _ = super::status::metrics::render(st);
+            let _ = super::status_table(st);
+            let _ = super::ipsec::status_text(st, None, true);
+            let _ = super::ipsec::status_text(st, Some("a"), false);
+            let _ = crate::daemon::status::metrics::render(st);
         }
         for f in [KeyFormat::Wireshark, KeyFormat::Scapy] {
-            let _ = crate::cli::keys::render(&r.keys, f);
+            let _ = super::keys::render(&r.keys, f);
         }
     }
     if data.len() <= 512 {
