@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every fuzz target of dataplane/fuzz/ for a set time each and fails on
-# any crash (panic, failed assertion, timeout, out-of-memory).
+# A fuzz campaign: every target of dataplane/fuzz/ for a set time each,
+# printing executions and crashes per target (a summary table at the end);
+# fails if any target crashed (panic, failed assertion, timeout,
+# out-of-memory).
 #
 # usage: scripts/fuzz.sh [SECONDS] [TARGET...]
 #   SECONDS  per target (default 300)
@@ -51,29 +53,63 @@ if ! cargo fuzz build --sanitizer none ${FUZZ_BUILD_ARGS:-} >"$blog" 2>&1; then
 fi
 rm -f "$blog"
 
+# One target for `secs` seconds in all: after a crash (its input saved in
+# artifacts/<target>/) the fuzzer starts again for the time left, so that
+# one campaign counts executions and crashes per target (at most
+# FUZZ_MAX_CRASHES restarts, default 20).
 failed=()
+summary=()
 for t in "${targets[@]}"; do
   mkdir -p "$corpus_root/$t"
-  log=$(mktemp)
   echo "== fuzz: $t for ${secs}s"
-  # shellcheck disable=SC2086
-  if cargo fuzz run --sanitizer none ${FUZZ_BUILD_ARGS:-} "$t" "$corpus_root/$t" "seeds/$t" -- \
-      -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
-      ${FUZZ_ARGS:-} >"$log" 2>&1; then
-    runs=$(grep -Eo 'Done [0-9]+ runs' "$log" | tail -1 || true)
-    cov=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -1 || true)
-    echo "ok   fuzz $t: ${runs:-?} (${cov:-no stats})"
-  else
-    echo "FAIL fuzz $t"
+  execs=0 crashes=0 cov=""
+  start=$(date +%s)
+  while :; do
+    left=$(( secs - ($(date +%s) - start) ))
+    [ "$left" -gt 0 ] || break
+    log=$(mktemp)
+    # shellcheck disable=SC2086
+    if cargo fuzz run --sanitizer none ${FUZZ_BUILD_ARGS:-} "$t" "$corpus_root/$t" "seeds/$t" -- \
+        -max_total_time="$left" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
+        ${FUZZ_ARGS:-} >"$log" 2>&1; then
+      rc=0
+    else
+      rc=1
+    fi
+    n=$(grep -Eo 'stat::number_of_executed_units: [0-9]+' "$log" | tail -1 | grep -Eo '[0-9]+$' || true)
+    if [ -z "$n" ]; then
+      n=$(grep -Eo 'Done [0-9]+ runs' "$log" | tail -1 | grep -Eo '[0-9]+' || true)
+    fi
+    execs=$(( execs + ${n:-0} ))
+    c=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -1 || true)
+    [ -n "$c" ] && cov=$c
+    if [ "$rc" = 0 ]; then
+      rm -f "$log"
+      break
+    fi
+    crashes=$(( crashes + 1 ))
+    echo "CRASH fuzz $t (#$crashes)"
     grep -E -A12 'panicked at|ERROR: libFuzzer|Test unit written' "$log" | head -40
-    grep -E 'cargo fuzz (run|tmin)' "$log" | head -2
+    rm -f "$log"
+    if [ -z "$n" ] || [ "$crashes" -ge "${FUZZ_MAX_CRASHES:-20}" ]; then
+      break
+    fi
+  done
+  took=$(( $(date +%s) - start ))
+  if [ "$crashes" -gt 0 ]; then
+    echo "FAIL fuzz $t: $execs executions, $crashes crashes in ${took}s (${cov:-no stats})"
     failed+=("$t")
+  else
+    echo "ok   fuzz $t: $execs executions, 0 crashes in ${took}s (${cov:-no stats})"
   fi
-  rm -f "$log"
+  summary+=("$(printf '%-14s %6ss %12s execs %4s crashes  %s' "$t" "$took" "$execs" "$crashes" "${cov:-}")")
 done
 
+echo "== fuzz summary (target, time, executions, crashes, final coverage)"
+printf '%s\n' "${summary[@]}"
 if [ ${#failed[@]} -gt 0 ]; then
-  echo "fuzz: crashes in ${failed[*]} (inputs in dataplane/fuzz/artifacts/)"
+  echo "fuzz: crashes in ${failed[*]} (inputs in dataplane/fuzz/artifacts/; reproduce with"
+  echo "  cd dataplane/fuzz && cargo fuzz run --sanitizer none TARGET ARTIFACT)"
   exit 1
 fi
 echo "fuzz: ${#targets[@]} targets, no crash"

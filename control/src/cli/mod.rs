@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 pub mod args;
 pub mod client;
+#[cfg(any(fuzzing, test))]
+pub mod fuzz;
 pub mod generate;
 pub mod import;
 pub mod ipsec;

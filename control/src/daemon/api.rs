@@ -72,6 +72,14 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// Parses one request line as the daemon reads it from the CLI socket
+    /// (surrounding whitespace ignored). The error names what is wrong.
+    pub fn parse(line: &str) -> Result<Request, serde_json::Error> {
+        serde_json::from_str(line.trim())
+    }
+}
+
 /// The daemon's answer.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Response {

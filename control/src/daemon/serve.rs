@@ -96,7 +96,7 @@ fn serve_conn(s: UnixStream, tx: Sender<Job>) -> std::io::Result<()> {
     let mut line = String::new();
     BufReader::new((&s).take(1 << 16)).read_line(&mut line)?;
     let mut w = &s;
-    let req: Request = match serde_json::from_str(line.trim()) {
+    let req = match Request::parse(&line) {
         Ok(r) => r,
         Err(e) => {
             let r = Response::err(exit::USAGE, format!("bad request: {e}"));

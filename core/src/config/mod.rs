@@ -24,6 +24,8 @@ pub mod connection;
 pub mod dataplane;
 pub mod dn;
 mod error;
+#[cfg(any(fuzzing, test))]
+pub mod fuzz;
 pub mod ike;
 mod loader;
 mod model;

@@ -602,6 +602,40 @@ fn secrets_files_must_be_0600() {
 }
 
 #[test]
+fn device_files_and_fifos_are_refused_not_read_forever() {
+    let d = tempfile::tempdir().unwrap();
+    for name in ["/dev/zero", "fifo.keys"] {
+        let t = gcm_tunnel("a", 0x1001, 0x1002).replace(
+            &format!("enc_key_in = \"{K20A}\"\nenc_key_out = \"{K20B}\"\n"),
+            &format!("keys = \"{name}\"\n"),
+        );
+        let main = write(d.path(), "c.toml", &t, 0o600);
+        if name == "fifo.keys" {
+            let status = std::process::Command::new("mkfifo")
+                .arg(d.path().join(name))
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        let errs = errors(&main);
+        let e = errs
+            .iter()
+            .find(|e| e.field.as_deref() == Some("tunnel[a].keys"))
+            .unwrap_or_else(|| panic!("{}", ConfigErrors(errs.clone())));
+        assert!(e.message.contains("not a regular file"), "{e}");
+        let inc = format!("include = [\"{name}\"]\n");
+        std::fs::write(&main, inc).unwrap();
+        let errs = errors(&main);
+        assert!(
+            errs.iter()
+                .any(|e| e.message.contains("not a regular file")),
+            "{}",
+            ConfigErrors(errs.clone())
+        );
+    }
+}
+
+#[test]
 fn inline_keys_need_a_private_file() {
     let d = tempfile::tempdir().unwrap();
     let p = write(d.path(), "c.toml", &gcm_tunnel("a", 0x1001, 0x1002), 0o640);

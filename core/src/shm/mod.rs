@@ -99,6 +99,8 @@
 mod codec;
 mod control_end;
 mod dataplane_end;
+#[cfg(any(fuzzing, test))]
+pub mod fuzz;
 mod layout;
 mod region;
 mod ring;

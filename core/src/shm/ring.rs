@@ -29,6 +29,10 @@ pub(crate) struct Ring {
     off: u64,
     cap: u64,
     name: &'static str,
+    /// The producer's own head, in private memory: what it publishes in the
+    /// shared head word but never reads back from there (a corrupt shared
+    /// head must not make the producer write outside the data area).
+    own_head: AtomicU64,
 }
 
 /// One record read from a ring.
@@ -51,11 +55,17 @@ impl Ring {
     pub fn new(map: Arc<Mapping>, off: u64, cap: u64, name: &'static str) -> Ring {
         // Bounds are checked here once; every later access stays inside.
         let _ = map.byte_ptr(off, RING_HDR as u64 + cap);
+        // A producer that attaches continues from the published head; one
+        // that is not on a record boundary cannot come from a producer and
+        // is rounded up (the consumer reports what lies in between).
+        let shared = map.words(off, 1)[0].load(Ordering::Acquire);
+        let start = shared.checked_add(15).map_or(0, |h| h & !15);
         Ring {
             map,
             off,
             cap,
             name,
+            own_head: AtomicU64::new(start),
         }
     }
 
@@ -87,7 +97,8 @@ impl Ring {
     }
 
     fn write_bytes(&self, at: u64, bytes: &[u8]) {
-        debug_assert!(at + bytes.len() as u64 <= self.cap);
+        // The bound the unsafe copy relies on, checked in every build.
+        assert!(at + bytes.len() as u64 <= self.cap);
         // SAFETY: `at + len <= cap` (records never straddle the end), so the
         // destination lies in this ring's data area; only the single producer
         // writes to the free part of the ring, which the consumer does not read
@@ -102,7 +113,7 @@ impl Ring {
     }
 
     fn read_bytes(&self, at: u64, out: &mut [u8]) {
-        debug_assert!(at + out.len() as u64 <= self.cap);
+        assert!(at + out.len() as u64 <= self.cap);
         // SAFETY: in bounds as above; the bytes were published by the producer
         // before the head we loaded with acquire ordering, and the producer
         // does not overwrite them until we advance the tail.
@@ -116,7 +127,7 @@ impl Ring {
     }
 
     fn zero_bytes(&self, at: u64, len: u64) {
-        debug_assert!(at + len <= self.cap);
+        assert!(at + len <= self.cap);
         // SAFETY: in bounds; the range belongs to records the consumer owns
         // until it advances the tail.
         unsafe {
@@ -134,16 +145,30 @@ impl Ring {
                 cap: self.cap,
             });
         }
-        let mut head = self.head().load(Ordering::Relaxed);
+        let mut head = self.own_head.load(Ordering::Relaxed);
         let tail = self.tail().load(Ordering::Acquire);
+        let Some(used) = self.used(tail, head) else {
+            return Err(ShmError::BadRecord {
+                ring: self.name,
+                pos: tail,
+                why: format!("impossible positions: head {head}, tail {tail}"),
+            });
+        };
         let off = head % self.cap;
         let to_end = self.cap - off;
         let need = if rec <= to_end { rec } else { to_end + rec };
-        if head - tail + need > self.cap {
+        if head.checked_add(need).is_none() {
+            return Err(ShmError::BadRecord {
+                ring: self.name,
+                pos: tail,
+                why: format!("head {head} at the end of the position space"),
+            });
+        }
+        if used + need > self.cap {
             return Err(ShmError::RingFull {
                 ring: self.name,
                 need,
-                free: self.cap - (head - tail),
+                free: self.cap - used,
             });
         }
         if rec > to_end {
@@ -165,6 +190,7 @@ impl Ring {
         self.write_bytes(off + REC_HDR as u64, payload);
         let pos = head;
         head += rec;
+        self.own_head.store(head, Ordering::Relaxed);
         self.head().store(head, Ordering::Release);
         Ok(pos)
     }
@@ -180,9 +206,18 @@ impl Ring {
             if tail == head {
                 return Ok(None);
             }
+            // A head behind the tail or more than a ring ahead of it cannot
+            // come from a working producer: corruption, reported at once
+            // (never an underflow, nor a walk over the laps it claims).
+            let Some(avail) = self.used(tail, head) else {
+                return Err(self.damaged(
+                    tail,
+                    head,
+                    format!("impossible positions: head {head}, tail {tail}"),
+                ));
+            };
             let off = tail % self.cap;
             let mut hdr = [0u8; REC_HDR];
-            let avail = head - tail;
             if avail < REC_HDR as u64 || !off.is_multiple_of(16) {
                 return Err(self.damaged(tail, head, "truncated record header".into()));
             }
@@ -239,7 +274,20 @@ impl Ring {
         }
     }
 
+    /// Bytes between `tail` and `head`, if the pair is possible (the head
+    /// at most one ring ahead of the tail).
+    fn used(&self, tail: u64, head: u64) -> Option<u64> {
+        head.checked_sub(tail).filter(|&n| n <= self.cap)
+    }
+
+    /// Zeroes what lies between `tail` and `head` and moves the tail to the
+    /// head. Impossible positions zero the whole data area (at most one lap).
     fn discard_range(&self, tail: u64, head: u64) {
+        if self.used(tail, head).is_none() {
+            self.zero_bytes(0, self.cap);
+            self.tail().store(head, Ordering::Release);
+            return;
+        }
         let mut p = tail;
         while p < head {
             let off = p % self.cap;
@@ -254,8 +302,43 @@ impl Ring {
     pub fn discard_all(&self) -> u64 {
         let tail = self.tail().load(Ordering::Relaxed);
         let head = self.head().load(Ordering::Acquire);
+        let n = self.used(tail, head).unwrap_or(self.cap);
         self.discard_range(tail, head);
-        head - tail
+        n
+    }
+
+    /// Fuzzing: writes raw bytes into the data area from offset `at`
+    /// (wrapping around its end), as a damaged peer could.
+    #[cfg(any(fuzzing, test))]
+    pub fn fuzz_write(&self, at: u64, bytes: &[u8]) {
+        for (i, b) in bytes.iter().enumerate() {
+            self.write_bytes((at + i as u64) % self.cap, std::slice::from_ref(b));
+        }
+    }
+
+    /// Fuzzing: a wrap record with a valid checksum and length `len`
+    /// (clamped to the data area) at the 16-byte slot of offset `at`.
+    #[cfg(any(fuzzing, test))]
+    pub fn fuzz_write_wrap(&self, at: u64, len: u32) {
+        let off = (at % self.cap) & !15;
+        let mut hdr = [0u8; REC_HDR];
+        let len = u64::from(len).min(self.cap - off) as u32;
+        hdr[0..4].copy_from_slice(&len.to_le_bytes());
+        hdr[4..6].copy_from_slice(&KIND_WRAP.to_le_bytes());
+        hdr[8..12].copy_from_slice(&crc(KIND_WRAP, 0, &[]).to_le_bytes());
+        self.write_bytes(off, &hdr);
+    }
+
+    /// Fuzzing: sets the head word to any value.
+    #[cfg(any(fuzzing, test))]
+    pub fn fuzz_set_head(&self, v: u64) {
+        self.head().store(v, Ordering::Release);
+    }
+
+    /// Fuzzing: sets the tail word to any value.
+    #[cfg(any(fuzzing, test))]
+    pub fn fuzz_set_tail(&self, v: u64) {
+        self.tail().store(v, Ordering::Release);
     }
 
     /// Test helper: flips one byte of the data area at `pos` (corruption tests).

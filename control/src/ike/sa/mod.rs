@@ -595,3 +595,58 @@ impl IkeSa {
 fn wire_err(what: &'static str, value: u64) -> super::error::ParseError {
     super::error::ParseError::BadValue { what, value }
 }
+
+/// Fuzzing hooks (`cfg(fuzzing)` or tests only, never in the daemon): the
+/// harness of `ike::fuzz::engine` opens and builds messages of this IKE SA
+/// as its peer would, with the keys the SA negotiated.
+#[cfg(any(fuzzing, test))]
+impl IkeSa {
+    /// Opens a message the peer sent on this SA (SK first): the first inner
+    /// payload type and the plaintext inner payloads.
+    pub(crate) fn fuzz_open(&self, msg: &[u8]) -> Option<(u8, Vec<u8>)> {
+        let rx = self.rx.as_ref()?;
+        let h = Header::parse(msg).ok()?;
+        if h.next_payload() != payload::SK || msg.len() <= HEADER_LEN {
+            return None;
+        }
+        let inner = rx.open(msg, HEADER_LEN).ok()?;
+        Some((msg[HEADER_LEN], inner.to_vec()))
+    }
+
+    /// Seals `inner` (first payload type `first`) as the peer would send it
+    /// on this SA: the peer's keys and role flags; CBC IVs from `iv`.
+    pub(crate) fn fuzz_seal(
+        &self,
+        exch: u8,
+        response: bool,
+        msg_id: u32,
+        first: u8,
+        inner: &[u8],
+        iv: u64,
+    ) -> Option<Vec<u8>> {
+        use rand::SeedableRng;
+        let rx = self.rx.as_ref()?;
+        let mut f = if self.initiator { 0 } else { flags::INITIATOR };
+        if response {
+            f |= flags::RESPONSE;
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(iv);
+        Some(rx.seal(
+            self.spi_i, self.spi_r, exch, f, msg_id, first, inner, iv, &mut rng,
+        ))
+    }
+
+    /// The message id the peer's next request must carry, and our own
+    /// outstanding request (message id, exchange), if any.
+    pub(crate) fn fuzz_ids(&self) -> (u32, Option<(u32, u8)>) {
+        (
+            self.peer_next_id,
+            self.active.as_ref().map(|a| (a.msg_id, a.exchange)),
+        )
+    }
+
+    /// The SPIs of this IKE SA (initiator's, responder's).
+    pub(crate) fn fuzz_spis(&self) -> (u64, u64) {
+        (self.spi_i, self.spi_r)
+    }
+}

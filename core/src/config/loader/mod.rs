@@ -83,12 +83,31 @@ struct SourceFile {
 /// Reads a file and `fstat`s the file it read (the same descriptor): the
 /// permission checks judge exactly what was read, with no window in which
 /// the path could be swapped for another file between the check and the read.
+/// Largest configuration or secrets file read (far above any real one).
+const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads a configuration or secrets file: a regular file (a name like
+/// `/dev/zero` or a FIFO would never end) of at most [`MAX_FILE_BYTES`].
 fn read_file(path: &Path) -> std::io::Result<(String, std::fs::Metadata)> {
     use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: opening a FIFO must not wait for a writer (the fstat
+    // below then refuses it); no effect on regular files.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
     let md = f.metadata()?;
+    if !md.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
     let mut text = String::new();
-    f.read_to_string(&mut text)?;
+    f.take(MAX_FILE_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_FILE_BYTES} bytes"
+        )));
+    }
     Ok((text, md))
 }
 

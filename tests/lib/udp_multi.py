@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Numbered UDP datagrams on many flows at once (one per tunnel), counted at
+the receiver: one process per side instead of one per flow.
+
+  udp_multi.py recv PORT OUT.json STOPFILE
+      binds 0.0.0.0:PORT; a flow is the datagram's source address. Runs until
+      STOPFILE exists and no datagram came for 2 s, then writes
+      {"flows": {src: {"received", "unique", "dups", "expected", "missing"}},
+       "received", "unique", "dups", "expected", "missing"} (totals).
+  udp_multi.py send PORT RATE DURATION_S SRC:DST [SRC:DST ...]
+      RATE datagrams per second per flow for DURATION_S seconds, round-robin
+      over the flows, from SRC (bound) to DST:PORT. Datagram: flow sequence
+      (8 bytes), then the number of datagrams the flow will send in all (8
+      bytes, so the receiver knows what is missing), padded to 64 bytes.
+      Prints {"sent": n, "flows": k} when done.
+"""
+import json
+import os
+import socket
+import struct
+import sys
+import time
+
+
+def recv(port, out, stopfile):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    s.bind(("0.0.0.0", int(port)))
+    s.settimeout(0.5)
+    flows = {}
+    last = time.monotonic()
+    while True:
+        try:
+            data, (src, _) = s.recvfrom(2048)
+        except socket.timeout:
+            if os.path.exists(stopfile) and time.monotonic() - last > 2.0:
+                break
+            continue
+        last = time.monotonic()
+        if len(data) < 16:
+            continue
+        n, total = struct.unpack("!QQ", data[:16])
+        f = flows.setdefault(src, {"seen": set(), "received": 0, "dups": 0, "expected": 0})
+        f["received"] += 1
+        if n in f["seen"]:
+            f["dups"] += 1
+        f["seen"].add(n)
+        f["expected"] = total
+    res = {"flows": {}}
+    tot = {"received": 0, "unique": 0, "dups": 0, "expected": 0, "missing": 0}
+    for src, f in sorted(flows.items()):
+        missing = sum(1 for i in range(f["expected"]) if i not in f["seen"])
+        r = {
+            "received": f["received"],
+            "unique": len(f["seen"]),
+            "dups": f["dups"],
+            "expected": f["expected"],
+            "missing": missing,
+        }
+        res["flows"][src] = r
+        for k in tot:
+            tot[k] += r[k]
+    res.update(tot)
+    with open(out, "w") as fh:
+        json.dump(res, fh)
+
+
+def send(port, rate, duration, pairs):
+    port, rate, duration = int(port), float(rate), float(duration)
+    socks = []
+    for p in pairs:
+        src, dst = p.split(":")
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((src, 0))
+        socks.append((s, (dst, port)))
+    per_flow = int(rate * duration)
+    interval = 1.0 / (rate * len(socks))
+    sent = 0
+    t0 = time.monotonic()
+    for seq in range(per_flow):
+        for s, dst in socks:
+            payload = struct.pack("!QQ", seq, per_flow).ljust(64, b"\0")
+            try:
+                s.sendto(payload, dst)
+            except OSError:
+                pass  # counted as missing at the receiver
+            sent += 1
+            # keep the pace against the clock (no drift under load)
+            ahead = t0 + sent * interval - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+    print(json.dumps({"sent": sent, "flows": len(socks)}))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 5 and sys.argv[1] == "recv":
+        recv(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif len(sys.argv) >= 6 and sys.argv[1] == "send":
+        send(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])
+    else:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
