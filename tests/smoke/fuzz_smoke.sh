@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Short fuzz run of every target (FUZZ_SMOKE_SECONDS each, default 20) from
+# Short fuzz run of every target (FUZZ_SMOKE_SECONDS each, default 10) from
 # the committed seeds into a throw-away corpus: any crash fails the suite.
 # The long runs are `scripts/fuzz.sh [SECONDS]`.
 #
@@ -13,4 +13,4 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 corpus=$(mktemp -d /tmp/espresso-fuzz-smoke.XXXXXX)
 trap 'rm -rf "$corpus"' EXIT
-FUZZ_BUILD_ARGS=${FUZZ_BUILD_ARGS---no-default-features} FUZZ_CORPUS_DIR=$corpus scripts/fuzz.sh "${FUZZ_SMOKE_SECONDS:-20}"
+FUZZ_BUILD_ARGS=${FUZZ_BUILD_ARGS---no-default-features} FUZZ_CORPUS_DIR=$corpus scripts/fuzz.sh "${FUZZ_SMOKE_SECONDS:-10}"
