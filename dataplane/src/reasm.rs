@@ -87,13 +87,16 @@ pub struct ReasmConfig {
 }
 
 impl Default for ReasmConfig {
-    /// 64 datagrams of up to 9216 bytes (jumbo frames) per worker, 16 per
-    /// source, 30 s (Linux's `ipfrag_time`).
+    /// 256 datagrams of up to 2048 bytes per worker (a reassembled datagram
+    /// must fit one packet buffer of the I/O backend: 2048-byte AF_PACKET
+    /// frames and DPDK mbufs), 32 per source, 30 s (Linux's `ipfrag_time`):
+    /// about 640 KiB. A flood must bring 256 new datagrams between two
+    /// fragments of a peer's datagram to push it out.
     fn default() -> Self {
         ReasmConfig {
-            slots: 64,
-            per_source: 16,
-            max_datagram: 9216,
+            slots: 256,
+            per_source: 32,
+            max_datagram: 2048,
             timeout_ms: 30_000,
         }
     }
@@ -1077,7 +1080,7 @@ mod tests {
                     frags.push(fragment(&orig, o, l, *more, 0));
                 }
             }
-            let mut run = Run::new(ReasmConfig::default());
+            let mut run = Run::new(ReasmConfig { max_datagram: 4096, ..ReasmConfig::default() });
             for i in order(frags.len(), &keys) {
                 run.push(&frags[i]);
                 prop_assert!(run.balanced());
@@ -1088,7 +1091,7 @@ mod tests {
             if clean && n_real <= MAX_FRAGS {
                 prop_assert!(!run.done.is_empty());
             }
-            prop_assert!(run.r.in_use() <= 64);
+            prop_assert!(run.r.in_use() <= 256);
             run.r.expire(u64::MAX, &run.drops);
             prop_assert_eq!(run.r.in_use(), 0);
             prop_assert!(run.balanced());
