@@ -458,7 +458,7 @@ impl Reassembler {
         let mut end = off + len;
         if f.more {
             if f.key.v6 {
-                if len % 8 != 0 {
+                if !len.is_multiple_of(8) {
                     // RFC 8200 §4.5: dropped (Linux answers with a parameter problem).
                     return self.fail(None, DropReason::FragInvalid, drops);
                 }
