@@ -1073,11 +1073,14 @@ mod tests {
             }
             let clean = extras.is_empty();
             for (o, l, more) in &extras {
+                // Pieces of the same datagram cut elsewhere (a refragmenting
+                // path, a retransmission): M set unless it ends the datagram.
                 let o = (o % len) & !7;
-                let l = (*l).min(len - o);
-                let l = if *more { l & !7 } else { l };
-                if l > 0 && (o > 0 || *more) {
-                    frags.push(fragment(&orig, o, l, *more, 0));
+                let l = if *more { (*l).min(len - o) } else { len - o };
+                let more = o + l < len;
+                let l = if more { l & !7 } else { l };
+                if l > 0 && (o > 0 || more) {
+                    frags.push(fragment(&orig, o, l, more, 0));
                 }
             }
             let mut run = Run::new(ReasmConfig { max_datagram: 4096, ..ReasmConfig::default() });
