@@ -55,6 +55,7 @@ run() {
   GOT=$(python3 -c "import json;print(json.load(open('$NSL_TMP/recv.json'))['unique'])")
   DUPS=$(python3 -c "import json;print(json.load(open('$NSL_TMP/recv.json'))['dups'])")
   nsl_log "$mode mtu $mtu: $(cat "$NSL_TMP/send.log"), hB got $GOT unique, $DUPS duplicates"
+  [ "$GOT" = "$count" ] || nsl_log "gwB counters: $(nsl_stat gwB "{k: s['workers'][0][k] for k in ('rx', 'reassembled', 'decrypted', 'forwarded', 'drops')}")"
 }
 
 # ---- 1. fragmented ESP through, three encapsulations ----
