@@ -87,6 +87,35 @@ drop_reasons! {
     /// A packet had to be fragmented (DF clear, larger than the MTU) but
     /// the I/O backend had no free buffer for a fragment.
     NoBuffer => "no_buffer",
+    /// An IP fragment (of ESP or ESP-in-UDP to the gateway) with an
+    /// impossible offset or length (RFC 8200 §4.5: a non-last IPv6 fragment
+    /// whose length is not a multiple of 8; an empty fragment; a last
+    /// fragment that ends before bytes already received or disagrees with
+    /// another last fragment; bytes past the last fragment), a first
+    /// fragment without the whole ESP/UDP header (RFC 7112, RFC 8200 §4.5),
+    /// more fragments than one datagram may have, or fragments whose ECN
+    /// codepoints cannot be combined (RFC 3168 §5.3). Counted per fragment,
+    /// including the fragments held for a datagram it made invalid.
+    FragInvalid => "frag_invalid",
+    /// An IP fragment that would make its datagram larger than the
+    /// reassembly buffer (or 65535 bytes): the whole datagram is dropped.
+    FragTooBig => "frag_too_big",
+    /// An IP fragment overlapping bytes already received (and not an exact
+    /// duplicate): the whole datagram is dropped, as Linux does for IPv4
+    /// and RFC 5722 requires for IPv6. Counted per fragment.
+    FragOverlap => "frag_overlap",
+    /// An IP fragment lying entirely inside one already received: dropped,
+    /// the datagram keeps waiting.
+    FragDuplicate => "frag_duplicate",
+    /// Fragments of a datagram not completed within the reassembly timeout.
+    FragTimeout => "frag_timeout",
+    /// Fragments of the oldest incomplete datagram, given up to make room
+    /// for a new one: the reassembly table was full.
+    FragEvicted => "frag_evicted",
+    /// Fragments of a source's oldest incomplete datagram, given up to make
+    /// room for a new one from that source: it already had its share of the
+    /// reassembly table.
+    FragSourceLimit => "frag_source_limit",
 }
 
 #[cfg(test)]

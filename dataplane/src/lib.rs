@@ -8,6 +8,8 @@
 //! - [`sa`]: SA parameters, the runtime SA, SAD (by SPI), SPD (by selectors),
 //!   anti-replay window, lifetimes.
 //! - [`esp`]: burst encap/decap: buffers in, buffers + verdicts out.
+//! - [`reasm`]: bounded reassembly of IP fragments of ESP / ESP-in-UDP
+//!   arriving on the WAN (RFC 4303 §3.4.1), before decap.
 //! - [`pkt`]: the packet-buffer trait the engine works on (AF_PACKET frames, DPDK
 //!   mbufs, heap buffers in tests).
 //! - `io/`, `worker/`, `process/` (feature `io`, on by default): the
@@ -26,6 +28,7 @@ pub mod io;
 pub mod pkt;
 #[cfg(feature = "io")]
 pub mod process;
+pub mod reasm;
 pub mod sa;
 pub mod wire;
 #[cfg(feature = "io")]

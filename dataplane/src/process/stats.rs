@@ -37,6 +37,8 @@ pub struct WorkerOut {
     pub resolve_requests: u64,
     /// Packets fragmented.
     pub fragmented: u64,
+    /// Datagrams reassembled from ESP / ESP-in-UDP fragments on the WAN.
+    pub reassembled: u64,
     /// Drops by reason (non-zero only).
     pub drops: BTreeMap<&'static str, u64>,
 }
@@ -98,6 +100,7 @@ pub fn collect(workers: &[(usize, Arc<WorkerCounters>)], sad_in: &Sad, sad_out: 
                 to_kernel: ld(&s.to_kernel),
                 resolve_requests: ld(&s.resolve_requests),
                 fragmented: ld(&s.fragmented),
+                reassembled: ld(&s.reassembled),
                 drops,
             }
         })

@@ -140,6 +140,13 @@ impl DropCounters {
     pub fn add(&self, r: DropReason) {
         self.0[r.index()].fetch_add(1, Ordering::Relaxed);
     }
+    /// Counts `n` drops (the fragments of a datagram given up).
+    #[inline]
+    pub fn add_n(&self, r: DropReason, n: u64) {
+        if n != 0 {
+            self.0[r.index()].fetch_add(n, Ordering::Relaxed);
+        }
+    }
     /// Drops counted under `r`.
     pub fn get(&self, r: DropReason) -> u64 {
         self.0[r.index()].load(Ordering::Relaxed)

@@ -235,6 +235,101 @@ pub fn has_fragment_header(d: &[u8]) -> bool {
     false
 }
 
+/// Length of the IPv6 fragment header (RFC 8200 §4.5).
+pub const FRAG_HEADER_LEN: usize = 8;
+
+/// A view of an IPv6 fragment header (RFC 8200 §4.5): next header, reserved,
+/// fragment offset (13 bits, 8-byte units) + 2 reserved bits + M flag,
+/// identification. A checked view holds at least [`FRAG_HEADER_LEN`] bytes.
+#[derive(Debug, Clone)]
+pub struct FragmentHeader<T: AsRef<[u8]>> {
+    buf: T,
+}
+
+impl<T: AsRef<[u8]>> FragmentHeader<T> {
+    /// Wraps `buf` after checking it holds a whole fragment header.
+    pub fn new_checked(buf: T) -> Result<Self, WireError> {
+        let n = buf.as_ref().len();
+        if n < FRAG_HEADER_LEN {
+            return Err(truncated("ipv6 fragment header", FRAG_HEADER_LEN, n));
+        }
+        Ok(FragmentHeader { buf })
+    }
+    /// Header of the fragmentable part that follows.
+    pub fn next_header(&self) -> u8 {
+        self.buf.as_ref()[0]
+    }
+    /// Fragment offset in bytes (a multiple of 8).
+    pub fn offset(&self) -> usize {
+        usize::from(rd16(self.buf.as_ref(), 2) & 0xfff8)
+    }
+    /// More-fragments flag.
+    pub fn more(&self) -> bool {
+        rd16(self.buf.as_ref(), 2) & 1 != 0
+    }
+    /// Identification.
+    pub fn ident(&self) -> u32 {
+        rd32(self.buf.as_ref(), 4)
+    }
+}
+
+/// Where a fragment header sits in an IPv6 packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FragLoc {
+    /// Offset of the fragment header (the unfragmentable part ends here).
+    pub offset: usize,
+    /// Offset of the "next header" byte that names the fragment header.
+    pub nh_field: usize,
+}
+
+impl<T: AsRef<[u8]>> Ipv6Packet<T> {
+    /// Finds the fragment header: walks hop-by-hop, routing and
+    /// destination-options headers (at most 8, every length checked) and
+    /// returns where the fragment header is, or `None` if the chain reaches
+    /// another header first.
+    pub fn fragment_header(&self) -> Result<Option<FragLoc>, WireError> {
+        let b = &self.b()[..self.total_len()];
+        let mut nh = b[field::NEXT_HEADER];
+        let mut nh_field = field::NEXT_HEADER;
+        let mut off = IPV6_HEADER_LEN;
+        for _ in 0..MAX_EXT_HEADERS {
+            match nh {
+                proto::IPV6_FRAG => {
+                    if b.len() < off + FRAG_HEADER_LEN {
+                        return Err(truncated(
+                            "ipv6 fragment header",
+                            off + FRAG_HEADER_LEN,
+                            b.len(),
+                        ));
+                    }
+                    return Ok(Some(FragLoc {
+                        offset: off,
+                        nh_field,
+                    }));
+                }
+                proto::HOPOPT | proto::IPV6_ROUTE | proto::IPV6_OPTS => {
+                    if b.len() < off + 2 {
+                        return Err(truncated("ipv6 extension header", off + 2, b.len()));
+                    }
+                    let len = (usize::from(b[off + 1]) + 1) * 8;
+                    if b.len() < off + len {
+                        return Err(truncated("ipv6 extension header", off + len, b.len()));
+                    }
+                    nh = b[off];
+                    nh_field = off;
+                    off += len;
+                }
+                _ => return Ok(None),
+            }
+        }
+        Err(malformed(
+            "ipv6",
+            "extension header chain length",
+            MAX_EXT_HEADERS as u64 + 1,
+        ))
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     fn bm(&mut self) -> &mut [u8] {
         self.buf.as_mut()

@@ -37,7 +37,9 @@ pub use ethernet::{
 };
 pub use icmp::{IcmpPacket, IcmpRepr, ICMP_HEADER_LEN};
 pub use ipv4::{Ipv4Packet, Ipv4Repr, IPV4_HEADER_LEN};
-pub use ipv6::{Ipv6Packet, Ipv6Repr, UpperLayer, IPV6_HEADER_LEN};
+pub use ipv6::{
+    FragLoc, FragmentHeader, Ipv6Packet, Ipv6Repr, UpperLayer, FRAG_HEADER_LEN, IPV6_HEADER_LEN,
+};
 pub use natt::{classify_natt, NattKind, NATT_PORT, NON_ESP_MARKER_LEN};
 pub use udp::{UdpPacket, UdpRepr, UDP_HEADER_LEN};
 

@@ -35,6 +35,7 @@ use crate::drop::{DropReason, Verdict};
 use crate::esp::{self, DecapResult, PacketKind};
 use crate::io::{Burst, PacketIo, MAX_BURST};
 use crate::pkt::PacketBuf;
+use crate::reasm::{self, Fragment, Push, ReasmConfig, Reassembler};
 use crate::sa::{DropCounters, FlowKey, PolicyAction, Sa, Sad, Spd};
 use crate::wire::{
     ip_version, proto, EthernetFrame, EthernetRepr, Ipv4Packet, Ipv6Packet, UdpPacket,
@@ -123,6 +124,9 @@ pub struct WorkerCounters {
     /// IPv4 packets (DF clear) split into fragments to fit the link MTU or,
     /// before encapsulation, the path MTU of their SA.
     pub fragmented: AtomicU64,
+    /// Datagrams reassembled from fragments of ESP or ESP-in-UDP received
+    /// on the WAN ([`reasm`]).
+    pub reassembled: AtomicU64,
     /// Drops by reason.
     pub drops: DropCounters,
 }
@@ -193,6 +197,11 @@ pub struct Worker<B: PacketIo> {
     icmp_sent: u64,
     kernel: u64,
     frag: u64,
+    reasm_done: u64,
+    /// Fragments of ESP / ESP-in-UDP to the gateway under reassembly.
+    reasm: Reassembler,
+    /// Time base of the reassembly timeouts.
+    epoch: std::time::Instant,
     tap: Option<crate::shm::TapWriter>,
 }
 
@@ -209,6 +218,17 @@ impl<B: PacketIo> Worker<B> {
                 outside: p.role == PortRole::Outside,
             })
             .collect();
+        let reasm = Reassembler::new(ReasmConfig::default());
+        let c = reasm.config();
+        tracing::info!(
+            "worker {}: fragment reassembly: {} datagrams of up to {} bytes, {} per source, {} ms; bound {} KiB",
+            conf.index,
+            c.slots,
+            c.max_datagram,
+            c.per_source,
+            c.timeout_ms,
+            c.memory_bound() / 1024
+        );
         Worker {
             conf,
             backend,
@@ -225,6 +245,9 @@ impl<B: PacketIo> Worker<B> {
             icmp_sent: 0,
             kernel: 0,
             frag: 0,
+            reasm_done: 0,
+            reasm,
+            epoch: std::time::Instant::now(),
             tap: None,
         }
     }
@@ -233,6 +256,12 @@ impl<B: PacketIo> Worker<B> {
     /// packets of tunnels the control process taps are copied there.
     pub fn set_tap(&mut self, tap: crate::shm::TapWriter) {
         self.tap = Some(tap);
+    }
+
+    /// Replaces the reassembly table with one of `cfg`'s size (allocated
+    /// now, before the worker runs).
+    pub fn set_reassembly(&mut self, cfg: ReasmConfig) {
+        self.reasm = Reassembler::new(cfg);
     }
 
     /// The backend (for statistics).
@@ -265,6 +294,10 @@ impl<B: PacketIo> Worker<B> {
             }
             if got == 0 {
                 idle += 1;
+                if idle.is_multiple_of(1024) && self.reasm.in_use() > 0 {
+                    let now = self.now_ms();
+                    self.reasm.expire(now, &self.stats.drops);
+                }
                 empty_polls = empty_polls.saturating_add(1);
                 if let IdlePolicy::Backoff { after, sleep_us } = self.conf.idle {
                     if empty_polls >= after {
@@ -294,6 +327,62 @@ impl<B: PacketIo> Worker<B> {
         bump(&s.icmp_errors, std::mem::take(&mut self.icmp_sent));
         bump(&s.to_kernel, std::mem::take(&mut self.kernel));
         bump(&s.fragmented, std::mem::take(&mut self.frag));
+        bump(&s.reassembled, std::mem::take(&mut self.reasm_done));
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Takes a fragment of ESP or UDP to the gateway from the WAN: an IPv6
+    /// atomic fragment loses its fragment header and goes to decap as it
+    /// is; others go into the reassembly table, and a datagram they
+    /// complete goes to decap in a new buffer (`esp_in`; bit `i` of
+    /// `copies` set when entry `i` is a reassembled UDP datagram). UDP
+    /// fragments also go to the kernel as before (IKE and other UDP to the
+    /// gateway, which the kernel reassembles itself).
+    fn reassemble(
+        &mut self,
+        in_port: usize,
+        mut p: B::Pkt,
+        f: &Fragment,
+        esp_in: &mut Burst<B::Pkt>,
+        copies: &mut u64,
+    ) {
+        if f.is_atomic() {
+            if reasm::strip_atomic(&mut p, f) {
+                esp_in.push(p);
+            } else {
+                self.drop_pkt(p, DropReason::Malformed);
+            }
+            return;
+        }
+        let now = self.now_ms();
+        let res = self.reasm.push(p.data(), f, now, &self.stats.drops);
+        if f.proto == proto::UDP {
+            self.frame_to_kernel(in_port, p);
+        } else {
+            self.backend.free(p);
+        }
+        let Push::Complete { slot, len } = res else {
+            return;
+        };
+        let Some(mut q) = self.backend.alloc() else {
+            self.reasm
+                .discard(slot, DropReason::NoBuffer, &self.stats.drops);
+            return;
+        };
+        if !q.append(len) || self.reasm.emit(slot, q.data_mut()) != len {
+            self.backend.free(q);
+            self.reasm
+                .discard(slot, DropReason::NoRoom, &self.stats.drops);
+            return;
+        }
+        self.reasm_done += 1;
+        if f.proto == proto::UDP {
+            *copies |= 1 << esp_in.len();
+        }
+        esp_in.push(q);
     }
 
     #[inline]
@@ -337,6 +426,9 @@ impl<B: PacketIo> Worker<B> {
         let port = self.ports[in_port];
         let mut items: ArrayVec<Item<B::Pkt>, MAX_BURST> = ArrayVec::new();
         let mut esp_in: Burst<B::Pkt> = Burst::new();
+        // Entries of esp_in that are reassembled copies of UDP fragments
+        // the kernel also got (bit per index).
+        let mut copies = 0u64;
 
         // 1. Demux.
         self.local_rx_bytes += rx.iter().map(|p| p.len() as u64).sum::<u64>();
@@ -376,6 +468,19 @@ impl<B: PacketIo> Worker<B> {
             let extra = p.len() - ok_len;
             p.trim_back(extra);
             if fib.is_local(dst) {
+                if port.outside && maybe_fragment(p.data(), et == ETHERTYPE_IPV6, l4proto) {
+                    match reasm::parse(p.data()) {
+                        Ok(Some(f)) => {
+                            self.reassemble(in_port, p, &f, &mut esp_in, &mut copies);
+                            continue;
+                        }
+                        Ok(None) => {}
+                        Err(r) => {
+                            self.drop_pkt(p, r);
+                            continue;
+                        }
+                    }
+                }
                 if port.outside && is_esp_or_natt(p.data(), et == ETHERTYPE_IPV6, l4proto) {
                     esp_in.push(p);
                 } else {
@@ -411,7 +516,7 @@ impl<B: PacketIo> Worker<B> {
                     }
                 }
             }
-            for (p, r) in esp_in.drain(..).zip(res.iter()) {
+            for (i, (p, r)) in esp_in.drain(..).zip(res.iter()).enumerate() {
                 match (r.verdict, r.kind) {
                     (Verdict::Pass, PacketKind::Inner4 | PacketKind::Inner6) => {
                         self.dec += 1;
@@ -434,6 +539,10 @@ impl<B: PacketIo> Worker<B> {
                     }
                     (Verdict::Drop(_), _) => {
                         // Counted by the engine.
+                        self.backend.free(p);
+                    }
+                    _ if copies & (1 << i) != 0 => {
+                        // Reassembled from UDP fragments the kernel got too.
                         self.backend.free(p);
                     }
                     _ => {
@@ -986,6 +1095,22 @@ fn inner_is_local(fib: &Fib, d: &[u8]) -> bool {
             fib.is_local(IpAddr::V6(Ipv6Packet::new_unchecked(d).dst()))
         }
         _ => false,
+    }
+}
+
+/// Could be a fragment [`reasm::parse`] takes: an IPv4 fragment of ESP or
+/// UDP, or IPv6 with a fragment header or headers before one (the cheap
+/// test on every packet to the gateway; `parse` decides).
+#[inline]
+fn maybe_fragment(d: &[u8], v6: bool, l4proto: u8) -> bool {
+    if v6 {
+        matches!(
+            l4proto,
+            proto::IPV6_FRAG | proto::HOPOPT | proto::IPV6_ROUTE | proto::IPV6_OPTS
+        )
+    } else {
+        (l4proto == proto::ESP || l4proto == proto::UDP)
+            && Ipv4Packet::new_unchecked(d).is_fragment()
     }
 }
 
