@@ -4,12 +4,20 @@
 //! itself reach these sockets because the dataplane leaves them to the kernel.
 //! On 4500 the engine expects and writes the 4-byte non-ESP marker and
 //! counts anything else (ESP in UDP that reached the kernel) as `not_ike`.
+//!
+//! Between the receiving threads and the daemon's loop sits a bounded queue
+//! ([`QUEUE_LEN`] datagrams): when a flood fills it, the threads drop what
+//! comes and count it ([`RxDrops`]), so that memory stays bounded and the
+//! loop keeps serving the CLI, timers and established SAs. Datagrams longer
+//! than [`MAX_DATAGRAM`] are dropped (and counted) before they are queued.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::mpsc::Sender;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+use crossbeam_channel::{Sender, TrySendError};
 
 use nix::sys::socket::{
     bind, recvmsg, sendmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessage,
@@ -18,6 +26,35 @@ use nix::sys::socket::{
 use tracing::warn;
 
 use crate::ike::Transmit;
+
+/// Datagrams the queue to the daemon's loop holds at most.
+pub const QUEUE_LEN: usize = 1024;
+
+/// Longest datagram queued: the engines' longest message (16384 bytes) and
+/// the non-ESP marker. Both engines apply their own, smaller, limits on
+/// first messages.
+pub const MAX_DATAGRAM: usize = 16384 + 4;
+
+/// Datagrams the receiving threads queued or dropped, by reason.
+#[derive(Debug, Default)]
+pub struct RxDrops {
+    /// Datagrams handed to the daemon's loop.
+    pub queued: AtomicU64,
+    /// Dropped: the queue was full (the loop is behind: a flood).
+    pub queue_full: AtomicU64,
+    /// Dropped: longer than [`MAX_DATAGRAM`].
+    pub too_big: AtomicU64,
+}
+
+impl RxDrops {
+    /// Reason names and counts, for `status` and metrics.
+    pub fn by_reason(&self) -> [(&'static str, u64); 2] {
+        [
+            ("queue_full", self.queue_full.load(Ordering::Relaxed)),
+            ("too_big", self.too_big.load(Ordering::Relaxed)),
+        ]
+    }
+}
 
 /// A datagram received on one of the IKE sockets.
 pub struct Datagram {
@@ -116,19 +153,17 @@ impl IkeIo {
     }
 
     /// Starts one receiving thread per socket; each datagram goes to `tx`
-    /// wrapped by `wrap`. The threads end when the receiver is gone.
-    pub fn spawn<M: Send + 'static>(
-        &self,
-        tx: Sender<M>,
-        wrap: fn(Datagram) -> M,
-    ) -> std::io::Result<()> {
+    /// (a bounded channel: what does not fit is dropped and counted in
+    /// `drops`). The threads end when the receiver is gone.
+    pub fn spawn(&self, tx: Sender<Datagram>, drops: Arc<RxDrops>) -> std::io::Result<()> {
         for s in &self.socks {
             let sock = s.sock.clone();
             let (v6, port) = (s.v6, s.port);
             let tx = tx.clone();
+            let drops = drops.clone();
             std::thread::Builder::new()
                 .name(format!("ike-rx-{port}{}", if v6 { "-v6" } else { "" }))
-                .spawn(move || recv_loop(&sock, port, tx, wrap))?;
+                .spawn(move || recv_loop(&sock, port, &tx, &drops))?;
         }
         Ok(())
     }
@@ -201,7 +236,7 @@ impl IkeIo {
     }
 }
 
-fn recv_loop<M>(sock: &UdpSocket, port: u16, tx: Sender<M>, wrap: fn(Datagram) -> M) {
+fn recv_loop(sock: &UdpSocket, port: u16, tx: &Sender<Datagram>, drops: &RxDrops) {
     let mut buf = vec![0u8; 65536];
     let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo);
     loop {
@@ -242,13 +277,28 @@ fn recv_loop<M>(sock: &UdpSocket, port: u16, tx: Sender<M>, wrap: fn(Datagram) -
         let (Some(from), Some(to)) = (from, to) else {
             continue;
         };
+        if n > MAX_DATAGRAM {
+            drops.too_big.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        if tx.is_full() {
+            // (checked first: no copy of a datagram that cannot be queued)
+            drops.queue_full.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         let d = Datagram {
             data: buf[..n].to_vec(),
             from,
             to: SocketAddr::new(to, port),
         };
-        if tx.send(wrap(d)).is_err() {
-            return;
+        match tx.try_send(d) {
+            Ok(()) => {
+                drops.queued.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(_)) => {
+                drops.queue_full.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Disconnected(_)) => return,
         }
     }
 }

@@ -40,8 +40,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
 use std::time::{Duration, Instant};
 
 use tracing::info;
@@ -148,11 +149,12 @@ pub fn run(opts: DaemonOptions) -> Result<u8, DaemonError> {
     ] {
         let _ = signal_hook::flag::register(sig, stop.clone());
     }
-    let (tx, rx) = mpsc::channel::<Job>();
+    let (tx, rx) = crossbeam_channel::unbounded::<Job>();
     listen(&socket, metrics_addr, &tx)?;
-    daemon.attach_ike_io(tx.clone(), Job::Datagram);
     drop(tx);
-    serve_loop(&mut daemon, &opts, &rx, &stop);
+    let (dtx, drx) = crossbeam_channel::bounded(ikeio::QUEUE_LEN);
+    daemon.attach_ike_io(dtx);
+    serve_loop(&mut daemon, &opts, &rx, &drx, &stop);
     info!("espresso daemon stopping; the dataplane keeps its SAs");
     let _ = std::fs::remove_file(&socket);
     Ok(exit::OK)
@@ -163,7 +165,7 @@ pub fn run(opts: DaemonOptions) -> Result<u8, DaemonError> {
 fn listen(
     socket: &Path,
     metrics: Option<std::net::SocketAddr>,
-    tx: &mpsc::Sender<Job>,
+    tx: &Sender<Job>,
 ) -> Result<(), DaemonError> {
     let thread_err = |name: &str| {
         let name = name.to_string();
@@ -201,40 +203,50 @@ fn listen(
     Ok(())
 }
 
-/// The daemon's loop until `stop`: requests and IKE datagrams as they come,
-/// [`Daemon::tick`] every [`TICK`], the IKE engine's timers when due.
+/// The daemon's loop until `stop`: CLI/metrics requests (`rx`) and IKE
+/// datagrams (`drx`, a bounded queue the socket threads drop from when it is
+/// full) as they come, [`Daemon::tick`] every [`TICK`] and the IKE engines'
+/// timers when due, whatever comes in. When both channels have work, each
+/// gets its turn (`select!` picks among the ready ones at random), so that a
+/// flood of datagrams neither starves the CLI nor the timers, DPD and
+/// rekeys of established SAs.
 fn serve_loop(
     daemon: &mut Daemon,
     opts: &DaemonOptions,
-    rx: &mpsc::Receiver<Job>,
+    rx: &Receiver<Job>,
+    drx: &Receiver<ikeio::Datagram>,
     stop: &AtomicBool,
 ) {
     let mut next = Instant::now();
+    // a channel whose senders are all gone is always ready: replaced by one
+    // that never is
+    let (mut rx, mut drx) = (rx.clone(), drx.clone());
     while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now >= next {
+            daemon.tick();
+            next = Instant::now() + TICK;
+        } else if daemon.ike_timeout().is_some_and(|t| now >= t) {
+            daemon.ike_timers();
+        }
         let mut until = next;
         if let Some(t) = daemon.ike_timeout() {
             until = until.min(t);
         }
         let wait = until.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(wait) {
-            Ok(Job::Request(req, reply)) => {
-                let r = handle(daemon, opts, req);
-                let _ = reply.send(r);
-            }
-            Ok(Job::Datagram(d)) => daemon.ike_datagram(d),
-            Err(RecvTimeoutError::Timeout) => {
-                if Instant::now() >= next {
-                    daemon.tick();
-                    next = Instant::now() + TICK;
-                } else {
-                    daemon.ike_timers();
+        crossbeam_channel::select! {
+            recv(rx) -> job => match job {
+                Ok(Job::Request(req, reply)) => {
+                    let r = handle(daemon, opts, req);
+                    let _ = reply.send(r);
                 }
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                std::thread::sleep(wait);
-                daemon.tick();
-                next = Instant::now() + TICK;
-            }
+                Err(_) => rx = crossbeam_channel::never(),
+            },
+            recv(drx) -> d => match d {
+                Ok(d) => daemon.ike_datagram(d),
+                Err(_) => drx = crossbeam_channel::never(),
+            },
+            default(wait) => {}
         }
     }
 }

@@ -74,12 +74,8 @@ impl Daemon {
     }
 
     /// Gives the IKE engine its sockets; their datagrams arrive through `tx`.
-    pub fn attach_ike_io<M: Send + 'static>(
-        &mut self,
-        tx: std::sync::mpsc::Sender<M>,
-        wrap: fn(Datagram) -> M,
-    ) {
-        self.ike.attach_io(&mut self.inst, tx, wrap);
+    pub fn attach_ike_io(&mut self, tx: crossbeam_channel::Sender<Datagram>) {
+        self.ike.attach_io(&mut self.inst, tx);
         self.ikev1
             .attach_io(&mut self.inst, self.ike.io(), self.ike.io_error.clone());
     }
