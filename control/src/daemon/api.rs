@@ -137,7 +137,7 @@ pub struct IkeSocketCounters {
     pub queued: u64,
     /// Datagrams the queue holds at most.
     pub queue_capacity: u64,
-    /// Dropped before the queue, by reason (`queue_full`, `too_big`).
+    /// Dropped before the queues, by reason (`queue_full`, `queue_full_other`, `too_big`).
     pub drops_by_reason: BTreeMap<String, u64>,
 }
 

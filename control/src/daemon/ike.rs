@@ -21,7 +21,7 @@ use tracing::{error, info, warn};
 
 use super::api::{self, exit, Response};
 use super::events::{failure, log_progress};
-use super::ikeio::{Datagram, IkeIo, RxDrops};
+use super::ikeio::{Datagram, IkeIo, Queues, RxDrops};
 use super::installer::{policy_id, EngineSas, Installer};
 use crate::config::connection::IkeConn;
 use crate::ike::{self, DataplaneOp, Event, Output, RemoteAddr, StartAction};
@@ -192,7 +192,7 @@ impl IkeBridge {
 
     /// Gives the engine its sockets (`espresso daemon` does this; tests of
     /// the daemon alone run without).
-    pub fn attach_io(&mut self, inst: &mut Installer, tx: crossbeam_channel::Sender<Datagram>) {
+    pub fn attach_io(&mut self, inst: &mut Installer, tx: Queues) {
         let s = self.engine.settings();
         match IkeIo::open([s.ike_port, s.natt_port]) {
             Ok(io) => {

@@ -152,9 +152,14 @@ pub fn run(opts: DaemonOptions) -> Result<u8, DaemonError> {
     let (tx, rx) = crossbeam_channel::unbounded::<Job>();
     listen(&socket, metrics_addr, &tx)?;
     drop(tx);
-    let (dtx, drx) = crossbeam_channel::bounded(ikeio::QUEUE_LEN);
-    daemon.attach_ike_io(dtx);
-    serve_loop(&mut daemon, &opts, &rx, &drx, &stop);
+    let (first_tx, first) = crossbeam_channel::bounded(ikeio::QUEUE_LEN);
+    let (other_tx, other) = crossbeam_channel::bounded(ikeio::QUEUE_LEN);
+    daemon.attach_ike_io(ikeio::Queues {
+        first: first_tx,
+        other: other_tx,
+        natt_port: daemon.natt_port(),
+    });
+    serve_loop(&mut daemon, &opts, &rx, [&other, &first], &stop);
     info!("espresso daemon stopping; the dataplane keeps its SAs");
     let _ = std::fs::remove_file(&socket);
     Ok(exit::OK)
@@ -203,24 +208,29 @@ fn listen(
     Ok(())
 }
 
+/// Datagrams of existing SAs served per first message when both queues
+/// have work.
+const OTHER_PER_FIRST: usize = 4;
+
 /// The daemon's loop until `stop`: CLI/metrics requests (`rx`) and IKE
-/// datagrams (`drx`, a bounded queue the socket threads drop from when it is
-/// full) as they come, [`Daemon::tick`] every [`TICK`] and the IKE engines'
-/// timers when due, whatever comes in. When both channels have work, each
-/// gets its turn (`select!` picks among the ready ones at random), so that a
-/// flood of datagrams neither starves the CLI nor the timers, DPD and
-/// rekeys of established SAs.
+/// datagrams (`queues`: messages of existing SAs, then first messages; bounded
+/// queues the socket threads drop from when they are full) as they come,
+/// [`Daemon::tick`] every [`TICK`] and the IKE engines' timers when due,
+/// whatever comes in. Each round serves one request, up to
+/// [`OTHER_PER_FIRST`] datagrams of existing SAs and one first message, so
+/// that a flood of IKE_SA_INIT neither starves the CLI nor the timers, DPD
+/// and rekeys of established SAs, nor the exchanges already under way.
 fn serve_loop(
     daemon: &mut Daemon,
     opts: &DaemonOptions,
     rx: &Receiver<Job>,
-    drx: &Receiver<ikeio::Datagram>,
+    queues: [&Receiver<ikeio::Datagram>; 2],
     stop: &AtomicBool,
 ) {
     let mut next = Instant::now();
     // a channel whose senders are all gone is always ready: replaced by one
     // that never is
-    let (mut rx, mut drx) = (rx.clone(), drx.clone());
+    let (mut rx, mut other, mut first) = (rx.clone(), queues[0].clone(), queues[1].clone());
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         if now >= next {
@@ -228,6 +238,23 @@ fn serve_loop(
             next = Instant::now() + TICK;
         } else if daemon.ike_timeout().is_some_and(|t| now >= t) {
             daemon.ike_timers();
+        }
+        let mut busy = false;
+        if let Ok(Job::Request(req, reply)) = rx.try_recv() {
+            let _ = reply.send(handle(daemon, opts, req));
+            busy = true;
+        }
+        for _ in 0..OTHER_PER_FIRST {
+            let Ok(d) = other.try_recv() else { break };
+            daemon.ike_datagram(d);
+            busy = true;
+        }
+        if let Ok(d) = first.try_recv() {
+            daemon.ike_datagram(d);
+            busy = true;
+        }
+        if busy {
+            continue;
         }
         let mut until = next;
         if let Some(t) = daemon.ike_timeout() {
@@ -237,14 +264,17 @@ fn serve_loop(
         crossbeam_channel::select! {
             recv(rx) -> job => match job {
                 Ok(Job::Request(req, reply)) => {
-                    let r = handle(daemon, opts, req);
-                    let _ = reply.send(r);
+                    let _ = reply.send(handle(daemon, opts, req));
                 }
                 Err(_) => rx = crossbeam_channel::never(),
             },
-            recv(drx) -> d => match d {
+            recv(other) -> d => match d {
                 Ok(d) => daemon.ike_datagram(d),
-                Err(_) => drx = crossbeam_channel::never(),
+                Err(_) => other = crossbeam_channel::never(),
+            },
+            recv(first) -> d => match d {
+                Ok(d) => daemon.ike_datagram(d),
+                Err(_) => first = crossbeam_channel::never(),
             },
             default(wait) => {}
         }

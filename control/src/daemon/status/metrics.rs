@@ -404,9 +404,9 @@ fn ike_socket_counters(o: &mut String, st: &Status) {
         o,
         "espresso_ike_socket_drops_total",
         "counter",
-        "IKE datagrams dropped by the socket threads before the engines (queue_full: a flood outran the engines), by reason.",
+        "IKE datagrams dropped by the socket threads before the engines (queue_full: first messages, a flood outran the engines; queue_full_other: messages of existing SAs), by reason.",
     );
-    for r in ["queue_full", "too_big"] {
+    for r in ["queue_full", "queue_full_other", "too_big"] {
         let _ = writeln!(
             o,
             "espresso_ike_socket_drops_total{{reason=\"{r}\"}} {}",
