@@ -718,6 +718,14 @@ fn bad_values_each_name_their_field() {
         ),
         (
             "suite = \"aes128gcm16\"",
+            "suite = \"aes128gcm16\"\nnat_t = { local_port = 4501, remote_port = 4501 }",
+            9,
+            "nat_t",
+            "local_port = 4501",
+            "on port 4500 only",
+        ),
+        (
+            "suite = \"aes128gcm16\"",
             "suite = \"aes128gcm16\"\nlifetime = { bytes = 100, soft_bytes = 200 }",
             9,
             "lifetime",

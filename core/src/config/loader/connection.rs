@@ -77,6 +77,7 @@ const CONNECTION_FIELDS: &[(&str, &[&str])] = &[
     ("mode", &["type"]),
     ("encap", &["forceencaps", "force_encap"]),
     ("allow_legacy", &[]),
+    ("weak_psk", &[]),
     ("replay_window", &[]),
     ("ikev2", &[]),
     ("version", &["ike_version"]),
@@ -205,9 +206,16 @@ struct ConnFields {
     mode: Mode,
     encap: bool,
     allow_legacy: bool,
+    /// Accept a pre-shared key shorter than [`STRONG_PSK`] characters.
+    weak_psk: bool,
     replay_window: u32,
     auth: AuthFields,
 }
+
+/// Characters a pre-shared key needs unless `weak_psk = true`: an IKEv2 PSK
+/// exchange can be attacked offline with a dictionary by anyone who sees it
+/// (and, as responder, by anyone who starts one).
+pub const STRONG_PSK: usize = 20;
 
 impl Loader {
     /// Reads the `psk` of a secrets file (`secrets = "FILE"`).
@@ -250,7 +258,7 @@ impl Loader {
         let psk = match (&auth, psk_f) {
             // no side uses a pre-shared key: none needed
             (Some(a), None) if !a.uses_psk() => Some(Key::from_slice(&[])),
-            (_, psk_f) => self.connection_psk(&at, psk_f),
+            (_, psk_f) => self.connection_psk(&at, psk_f, f.weak_psk, &f.name),
         };
         let margin = f
             .margin
@@ -366,6 +374,7 @@ impl Loader {
         let mode = p.get("mode", mode).unwrap_or(Mode::Tunnel);
         let encap = p.get("encap", values::boolean).unwrap_or(false);
         let allow_legacy = p.get("allow_legacy", values::boolean).unwrap_or(false);
+        let weak_psk = p.get("weak_psk", values::boolean).unwrap_or(false);
         let replay_window = p
             .get("replay_window", values::replay_window)
             .unwrap_or(DEFAULT_REPLAY_WINDOW);
@@ -400,6 +409,7 @@ impl Loader {
             mode,
             encap,
             allow_legacy,
+            weak_psk,
             replay_window,
             auth,
         })
@@ -438,8 +448,15 @@ impl Loader {
         found.map(|(v, _)| v).unwrap_or_default()
     }
 
-    /// The pre-shared key: present, in a private file, 8 characters or more.
-    fn connection_psk(&mut self, at: &At, psk_f: Option<Field>) -> Option<Key> {
+    /// The pre-shared key: present, in a private file, [`STRONG_PSK`]
+    /// characters or more (8 or more with `weak_psk = true`, and a warning).
+    fn connection_psk(
+        &mut self,
+        at: &At,
+        psk_f: Option<Field>,
+        weak_ok: bool,
+        name: &str,
+    ) -> Option<Key> {
         let Some(f) = psk_f else {
             at.err(
                 self,
@@ -452,7 +469,26 @@ impl Loader {
         let fld = format!("{}.{}", at.ctx, f.written);
         let ok = self.check_secret_perms(f.file, Some(&f.span), &fld);
         match &f.value {
-            Value::String(s) if ok && s.len() >= 8 => Some(Key::from_slice(s.as_bytes())),
+            Value::String(s) if ok && s.len() >= STRONG_PSK => Some(Key::from_slice(s.as_bytes())),
+            Value::String(s) if ok && s.len() >= 8 && weak_ok => {
+                self.warnings.push(format!(
+                    "{}:{}: connection {name} uses a pre-shared key of {} characters (weak_psk = true): it can be guessed offline from one captured exchange; use {STRONG_PSK} or more random characters",
+                    self.files[at.file].path.display(),
+                    self.files[at.file].line(at.span.start),
+                    s.len()
+                ));
+                Some(Key::from_slice(s.as_bytes()))
+            }
+            Value::String(s) if ok && s.len() >= 8 => {
+                self.err(
+                    f.file,
+                    Some(&f.span),
+                    Some(fld),
+                    Some(format!("<hidden, {} characters>", s.len())),
+                    format!("a pre-shared key shorter than {STRONG_PSK} characters can be guessed offline from one captured IKE exchange: use {STRONG_PSK} or more random characters, or set weak_psk = true on the connection to accept it"),
+                );
+                None
+            }
             Value::String(s) if ok => {
                 self.err(
                     f.file,
