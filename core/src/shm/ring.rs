@@ -8,6 +8,16 @@
 //! payload. A record never straddles the end of the data area: the producer
 //! fills the rest of the area with a `WRAP` record first. The consumer zeroes
 //! every record once read (command records carry keys).
+//!
+//! The producer keeps its own head in private memory and only publishes it:
+//! what the other process (or a stray write) leaves in the shared word never
+//! moves it. Positions that cannot be (the tail beyond the head, more than
+//! the capacity between them) are corruption: the consumer zeroes the data
+//! area, takes the published head as its tail and reports it
+//! ([`ShmError::BadRecord`], as for a damaged record: the dataplane counts it
+//! and the control process re-sends everything); the producer publishes its
+//! own head again and reports it, so that the next pop resynchronises. Never
+//! a wrap in the arithmetic, a panic or a loop over garbage.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,6 +39,8 @@ pub(crate) struct Ring {
     off: u64,
     cap: u64,
     name: &'static str,
+    /// The producer's head, private: read from the region once, at attach.
+    own_head: AtomicU64,
 }
 
 /// One record read from a ring.
@@ -51,12 +63,26 @@ impl Ring {
     pub fn new(map: Arc<Mapping>, off: u64, cap: u64, name: &'static str) -> Ring {
         // Bounds are checked here once; every later access stays inside.
         let _ = map.byte_ptr(off, RING_HDR as u64 + cap);
+        let own_head = AtomicU64::new(map.words(off, 1)[0].load(Ordering::Acquire));
         Ring {
             map,
             off,
             cap,
             name,
+            own_head,
         }
+    }
+
+    /// Whether `head` and `tail` can be positions of this ring.
+    fn possible(&self, head: u64, tail: u64) -> bool {
+        tail <= head && head - tail <= self.cap
+    }
+
+    fn impossible(&self, head: u64, tail: u64) -> String {
+        format!(
+            "impossible positions: head {head}, tail {tail}, capacity {}",
+            self.cap
+        )
     }
 
     fn head(&self) -> &AtomicU64 {
@@ -134,8 +160,17 @@ impl Ring {
                 cap: self.cap,
             });
         }
-        let mut head = self.head().load(Ordering::Relaxed);
+        let mut head = self.own_head.load(Ordering::Relaxed);
         let tail = self.tail().load(Ordering::Acquire);
+        if !self.possible(head, tail) {
+            // our head published again: the consumer resynchronises on it
+            self.head().store(head, Ordering::Release);
+            return Err(ShmError::BadRecord {
+                ring: self.name,
+                pos: head,
+                why: self.impossible(head, tail),
+            });
+        }
         let off = head % self.cap;
         let to_end = self.cap - off;
         let need = if rec <= to_end { rec } else { to_end + rec };
@@ -165,6 +200,7 @@ impl Ring {
         self.write_bytes(off + REC_HDR as u64, payload);
         let pos = head;
         head += rec;
+        self.own_head.store(head, Ordering::Relaxed);
         self.head().store(head, Ordering::Release);
         Ok(pos)
     }
@@ -179,6 +215,9 @@ impl Ring {
             let head = self.head().load(Ordering::Acquire);
             if tail == head {
                 return Ok(None);
+            }
+            if !self.possible(head, tail) {
+                return Err(self.resync(head, tail));
             }
             let off = tail % self.cap;
             let mut hdr = [0u8; REC_HDR];
@@ -230,6 +269,18 @@ impl Ring {
         }
     }
 
+    /// Consumer, on impossible positions: zeroes the whole data area (it may
+    /// hold keys) and takes the published head as the tail.
+    fn resync(&self, head: u64, tail: u64) -> ShmError {
+        self.zero_bytes(0, self.cap);
+        self.tail().store(head, Ordering::Release);
+        ShmError::BadRecord {
+            ring: self.name,
+            pos: tail,
+            why: self.impossible(head, tail),
+        }
+    }
+
     fn damaged(&self, tail: u64, head: u64, why: String) -> ShmError {
         self.discard_range(tail, head);
         ShmError::BadRecord {
@@ -254,8 +305,18 @@ impl Ring {
     pub fn discard_all(&self) -> u64 {
         let tail = self.tail().load(Ordering::Relaxed);
         let head = self.head().load(Ordering::Acquire);
+        if !self.possible(head, tail) {
+            let _ = self.resync(head, tail);
+            return 0;
+        }
         self.discard_range(tail, head);
         head - tail
+    }
+
+    /// Test helper: writes `v` into the shared head word (a stray write).
+    #[cfg(test)]
+    pub fn scribble_head(&self, v: u64) {
+        self.head().store(v, Ordering::Release);
     }
 
     /// Test helper: flips one byte of the data area at `pos` (corruption tests).

@@ -195,6 +195,56 @@ fn damaged_record_is_detected_counted_and_drained() {
 }
 
 #[test]
+fn impossible_ring_positions_are_corruption_not_a_hang() {
+    let (_d, p) = region();
+    let mut c = ControlEnd::attach(&p, &small()).unwrap();
+    let mut dp = DataplaneEnd::attach(&p).unwrap();
+    c.add_policy(&policy(1)).unwrap();
+    assert!(matches!(dp.next_command().unwrap(), Some(Command::AddPolicy(p)) if p.id == 1));
+    // a stray write moves the head far ahead (more than the capacity)
+    c.command_ring().scribble_head(u64::MAX - 7);
+    match dp.next_command() {
+        Err(ShmError::BadRecord { ring, why, .. }) => {
+            assert_eq!(ring, "command");
+            assert!(why.contains("impossible positions"), "{why}");
+        }
+        other => panic!("expected BadRecord, got {other:?}"),
+    }
+    assert_eq!(c.dataplane().cmd_corrupt, 1);
+    assert!(ring_is_zero(&c));
+    // the producer's own head is unchanged: its next push reports the
+    // impossible tail and publishes its head again; the consumer then
+    // resynchronises and the channel works again
+    assert!(matches!(
+        c.add_policy(&policy(2)),
+        Err(ShmError::BadRecord { ref why, .. }) if why.contains("impossible positions")
+    ));
+    assert!(matches!(
+        dp.next_command(),
+        Err(ShmError::BadRecord { ref why, .. }) if why.contains("impossible positions")
+    ));
+    assert!(dp.next_command().unwrap().is_none());
+    c.add_policy(&policy(3)).unwrap();
+    assert!(matches!(dp.next_command().unwrap(), Some(Command::AddPolicy(p)) if p.id == 3));
+    // a head behind the tail
+    let before = c.command_ring().head_pos();
+    c.command_ring().scribble_head(before - 16);
+    assert!(matches!(
+        dp.next_command(),
+        Err(ShmError::BadRecord { ref why, .. }) if why.contains("impossible positions")
+    ));
+    // (the tail went back to the stray head: the zeroed gap up to the
+    // producer's head is a damaged record, drained with what follows)
+    c.add_policy(&policy(4)).unwrap();
+    assert!(matches!(
+        dp.next_command(),
+        Err(ShmError::BadRecord { ref why, .. }) if why.contains("length")
+    ));
+    c.add_policy(&policy(5)).unwrap();
+    assert!(matches!(dp.next_command().unwrap(), Some(Command::AddPolicy(p)) if p.id == 5));
+}
+
+#[test]
 fn bad_record_length_is_detected() {
     let (_d, p) = region();
     let mut c = ControlEnd::attach(&p, &small()).unwrap();
