@@ -1966,4 +1966,92 @@ fn mobike_routability_check_unanswered_keeps_children_where_they_were() {
         ip("192.0.2.1")
     );
     assert_eq!(n.a.dp.moves, 0, "A has no answer either");
+
+/// One IKE_SA_INIT request of A's (to replay to B from other addresses).
+fn init_request() -> (Vec<u8>, SocketAddr) {
+    let (a, _) = pair();
+    let mut s = side(7, Settings::default());
+    let now = Instant::now();
+    s.eng.add_connection(a, now).unwrap();
+    s.eng.initiate("to-b", now).unwrap();
+    while let Some(o) = s.eng.poll_output() {
+        if let Output::Transmit(t) = o {
+            return (t.data, t.remote);
+        }
+    }
+    panic!("no IKE_SA_INIT");
+}
+
+#[test]
+fn half_open_hard_limits_in_total_and_per_source() {
+    let (_, mut cb) = pair();
+    cb.remote_addr = RemoteAddr::Any;
+    cb.remote_id = None;
+    let s = Settings {
+        cookie_threshold: 1000,
+        half_open_limits: control::ike::halfopen::Limits {
+            global: 3,
+            per_source: 2,
+        },
+        ..Settings::default()
+    };
+    let mut b = side(2, s);
+    let now = Instant::now();
+    b.eng.add_connection(cb, now).unwrap();
+    let (req, to) = init_request();
+    let mut spi = 1u64;
+    let mut send = |b: &mut Side, from: &str| {
+        let mut m = req.clone();
+        m[..8].copy_from_slice(&spi.to_be_bytes());
+        spi += 1;
+        b.eng
+            .handle_datagram(&m, SocketAddr::new(ip(from), 500), to, now);
+        while b.eng.poll_output().is_some() {}
+    };
+    for _ in 0..3 {
+        send(&mut b, "198.51.100.1");
+    }
+    assert_eq!(b.eng.half_open(), 2);
+    assert_eq!(b.eng.stats().drop_count(IkeDrop::HalfOpenPerSource), 1);
+    send(&mut b, "198.51.100.2");
+    send(&mut b, "198.51.100.3");
+    assert_eq!(b.eng.half_open(), 3);
+    assert_eq!(b.eng.stats().drop_count(IkeDrop::HalfOpenLimit), 1);
+    // they time out and the counts with them, per source too
+    b.eng.handle_timeout(now + Duration::from_secs(31));
+    assert_eq!(b.eng.half_open(), 0);
+    for _ in 0..2 {
+        send(&mut b, "198.51.100.1");
+    }
+    assert_eq!(b.eng.half_open(), 2);
+    assert_eq!(b.eng.stats().drop_count(IkeDrop::HalfOpenPerSource), 1);
+}
+
+#[test]
+fn oversized_messages_are_dropped_unparsed() {
+    let (_, cb) = pair();
+    let mut b = side(2, Settings::default());
+    let now = Instant::now();
+    b.eng.add_connection(cb, now).unwrap();
+    let (req, to) = init_request();
+    let from = SocketAddr::new(ip("192.0.2.1"), 500);
+    // an IKE_SA_INIT request longer than max_init_message (header length consistent)
+    let mut big = req.clone();
+    big.resize(Settings::default().max_init_message + 1, 0);
+    let len = big.len() as u32;
+    big[24..28].copy_from_slice(&len.to_be_bytes());
+    b.eng.handle_datagram(&big, from, to, now);
+    assert_eq!(b.eng.stats().drop_count(IkeDrop::TooBig), 1);
+    assert_eq!(b.eng.half_open(), 0);
+    assert!(
+        b.eng.poll_output().is_none(),
+        "no answer to an oversized request"
+    );
+    // anything longer than max_message
+    let huge = vec![0u8; Settings::default().max_message + 5];
+    b.eng.handle_datagram(&huge, from, to, now);
+    assert_eq!(b.eng.stats().drop_count(IkeDrop::TooBig), 2);
+    // the request itself is well within the limit and answered
+    b.eng.handle_datagram(&req, from, to, now);
+    assert_eq!(b.eng.half_open(), 1);
 }

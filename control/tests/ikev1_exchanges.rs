@@ -1089,7 +1089,10 @@ fn wrong_psk_fails_authentication() {
 #[test]
 fn half_open_limit() {
     let s = Settings {
-        half_open_limit: 2,
+        half_open_limits: control::ike::halfopen::Limits {
+            global: 2,
+            per_source: 32,
+        },
         ..Settings::default()
     };
     let now = Instant::now();
@@ -1214,4 +1217,48 @@ fn ipv6_gateways_and_subnets() {
         n.b.eng.status()[0].sa.remote_id.as_deref(),
         Some("2001:db8::1")
     );
+}
+
+#[test]
+fn half_open_limit_per_source_and_first_message_size() {
+    let s = Settings {
+        half_open_limits: control::ike::halfopen::Limits {
+            global: 100,
+            per_source: 2,
+        },
+        ..Settings::default()
+    };
+    let now = Instant::now();
+    let mut b = Engine::with_seed(s, 9);
+    let (_, mut cb) = pair();
+    cb.remote_addr = RemoteAddr::Any;
+    cb.remote_id = None;
+    b.add_connection(cb, now).unwrap();
+    let mut first = None;
+    for i in 0..4u8 {
+        let mut a = Engine::with_seed(Settings::default(), 100 + u64::from(i));
+        let mut ca = pair().0;
+        // three from one address, one from another
+        ca.local_addr = LocalAddr::Addr(ip(if i < 3 { "192.0.2.10" } else { "192.0.2.11" }));
+        a.add_connection(ca, now).unwrap();
+        a.initiate("to-b", now).unwrap();
+        while let Some(o) = a.poll_output() {
+            if let Output::Transmit(t) = o {
+                first.get_or_insert_with(|| t.clone());
+                b.handle_datagram(&t.data, t.local, t.remote, now);
+            }
+        }
+    }
+    assert_eq!(b.half_open(), 3);
+    assert_eq!(b.stats().drop_count(V1Drop::HalfOpenPerSource), 1);
+    // a first message longer than max_first_message: dropped, no state
+    let t = first.unwrap();
+    let mut big = t.data.clone();
+    big.resize(Settings::default().max_first_message + 1, 0);
+    big[..8].copy_from_slice(&[7; 8]);
+    let len = big.len() as u32;
+    big[24..28].copy_from_slice(&len.to_be_bytes());
+    b.handle_datagram(&big, SocketAddr::new(ip("192.0.2.12"), 500), t.remote, now);
+    assert_eq!(b.stats().drop_count(V1Drop::TooBig), 1);
+    assert_eq!(b.half_open(), 3);
 }

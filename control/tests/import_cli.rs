@@ -118,7 +118,11 @@ fn shell_commands_write_toml_that_survives_a_new_process() {
     let (code, _, stderr) = sh("ipsec peer 198.51.100.7 local ip 192.0.2.1 local-net 10.1.0.0/24 remote-net 10.7.0.0/24 policy ike 20 esp 20 psk short");
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("at least 8 characters"), "{stderr}");
-    let (code, _, stderr) = sh("ipsec peer 198.51.100.7 local ip 192.0.2.1 local-net 10.1.0.0/24 remote-net 10.7.0.0/24 policy ike 20 esp 20 psk long-enough-secret");
+    // Under 20 characters: refused too (an operator typing a new key gets a strong one).
+    let (code, _, stderr) = sh("ipsec peer 198.51.100.7 local ip 192.0.2.1 local-net 10.1.0.0/24 remote-net 10.7.0.0/24 policy ike 20 esp 20 psk eighteen-chars-psk");
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("shorter than 20 characters"), "{stderr}");
+    let (code, _, stderr) = sh("ipsec peer 198.51.100.7 local ip 192.0.2.1 local-net 10.1.0.0/24 remote-net 10.7.0.0/24 policy ike 20 esp 20 psk long-enough-secret-0123");
     assert_eq!(code, 0, "{stderr}");
     let state = d.path().join("mbox.conf");
     assert_eq!(mode(&state), 0o600);

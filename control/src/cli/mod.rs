@@ -408,7 +408,40 @@ fn status_ike(st: &Status) -> String {
             o += &format!("ike note: {n}\n");
         }
     }
+    for (v, k) in [("ike", &st.ike), ("ikev1", &st.ikev1)] {
+        if let Some(k) = k {
+            o += &format!(
+                "{v}: rx {} tx {}, half-open {}, drops{}\n",
+                k.rx,
+                k.tx,
+                k.half_open,
+                reasons(&k.drops_by_reason)
+            );
+        }
+    }
+    if let Some(k) = &st.ike_socket {
+        o += &format!(
+            "ike sockets: queued {} (queue {}), drops{}\n",
+            k.queued,
+            k.queue_capacity,
+            reasons(&k.drops_by_reason)
+        );
+    }
     o
+}
+
+/// ` none` or ` reason=n reason=n` (zeros left out).
+fn reasons(m: &std::collections::BTreeMap<String, u64>) -> String {
+    let v: Vec<String> = m
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(r, n)| format!(" {r}={n}"))
+        .collect();
+    if v.is_empty() {
+        " none".into()
+    } else {
+        v.concat()
+    }
 }
 
 /// How the peer of an IKE SA authenticated, for the status line:

@@ -140,6 +140,21 @@ pub struct Status {
     /// IKEv1 engine counters (its SAs are in `ike_sas` with `version` 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ikev1: Option<IkeCounters>,
+    /// The IKE sockets' queue to the engines (both versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ike_socket: Option<IkeSocketCounters>,
+}
+
+/// What the IKE sockets' receiving threads queued for the engines and
+/// dropped before them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IkeSocketCounters {
+    /// Datagrams queued.
+    pub queued: u64,
+    /// Datagrams the queue holds at most.
+    pub queue_capacity: u64,
+    /// Dropped before the queues, by reason (`queue_full`, `queue_full_other`, `too_big`).
+    pub drops_by_reason: BTreeMap<String, u64>,
 }
 
 /// One IKE SA.

@@ -21,7 +21,7 @@ use tracing::{error, info, warn};
 
 use super::api::{self, exit, Response};
 use super::events::{failure, log_progress};
-use super::ikeio::{Datagram, IkeIo};
+use super::ikeio::{Datagram, IkeIo, Queues, RxDrops};
 use super::installer::{policy_id, EngineSas, Installer};
 use crate::config::connection::IkeConn;
 use crate::ike::{self, DataplaneOp, Event, Output, RemoteAddr, StartAction};
@@ -64,6 +64,8 @@ pub struct IkeBridge {
     fallback: Vec<String>,
     /// The installer's SPI generation the engine last saw.
     spi_seen: Option<u64>,
+    /// Datagrams the socket threads queued or dropped (both engines').
+    pub rx_drops: Arc<RxDrops>,
 }
 
 /// Discard policies that hold a tunnel-mode connection's traffic while it has
@@ -122,6 +124,7 @@ impl IkeBridge {
             notes: VecDeque::new(),
             fallback: Vec::new(),
             spi_seen: None,
+            rx_drops: Arc::default(),
         }
     }
 
@@ -189,16 +192,11 @@ impl IkeBridge {
 
     /// Gives the engine its sockets (`espresso daemon` does this; tests of
     /// the daemon alone run without).
-    pub fn attach_io<M: Send + 'static>(
-        &mut self,
-        inst: &mut Installer,
-        tx: std::sync::mpsc::Sender<M>,
-        wrap: fn(Datagram) -> M,
-    ) {
+    pub fn attach_io(&mut self, inst: &mut Installer, tx: Queues) {
         let s = self.engine.settings();
         match IkeIo::open([s.ike_port, s.natt_port]) {
             Ok(io) => {
-                if let Err(e) = io.spawn(tx, wrap) {
+                if let Err(e) = io.spawn(tx, self.rx_drops.clone()) {
                     error!("IKE socket threads: {e}");
                     self.io_error = Some(e.to_string());
                     return;

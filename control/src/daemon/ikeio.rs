@@ -4,12 +4,24 @@
 //! itself reach these sockets because the dataplane leaves them to the kernel.
 //! On 4500 the engine expects and writes the 4-byte non-ESP marker and
 //! counts anything else (ESP in UDP that reached the kernel) as `not_ike`.
+//!
+//! Between the receiving threads and the daemon's loop sit two bounded
+//! queues ([`QUEUE_LEN`] datagrams each): one for first messages (IKE_SA_INIT
+//! and IKEv1 main/aggressive mode requests: the responder's SPI or cookie is
+//! zero, [`Datagram::is_first`]) and one for the rest (exchanges of SAs that
+//! exist, which the loop serves first). When a flood fills a queue, the
+//! threads drop what comes and count it ([`RxDrops`]), so that memory stays
+//! bounded and the loop keeps serving the CLI, timers and established SAs.
+//! Datagrams longer than [`MAX_DATAGRAM`] are dropped (and counted) before
+//! they are queued.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::mpsc::Sender;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+use crossbeam_channel::{Sender, TrySendError};
 
 use nix::sys::socket::{
     bind, recvmsg, sendmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessage,
@@ -18,6 +30,41 @@ use nix::sys::socket::{
 use tracing::warn;
 
 use crate::ike::Transmit;
+
+/// Datagrams each queue to the daemon's loop holds at most.
+pub const QUEUE_LEN: usize = 1024;
+
+/// Longest datagram queued: the engines' longest message (16384 bytes) and
+/// the non-ESP marker. Both engines apply their own, smaller, limits on
+/// first messages.
+pub const MAX_DATAGRAM: usize = 16384 + 4;
+
+/// Datagrams the receiving threads queued or dropped, by reason.
+#[derive(Debug, Default)]
+pub struct RxDrops {
+    /// Datagrams handed to the daemon's loop.
+    pub queued: AtomicU64,
+    /// Dropped: the queue of first messages was full (the loop is behind: a flood).
+    pub queue_full: AtomicU64,
+    /// Dropped: the queue of other messages was full.
+    pub queue_full_other: AtomicU64,
+    /// Dropped: longer than [`MAX_DATAGRAM`].
+    pub too_big: AtomicU64,
+}
+
+impl RxDrops {
+    /// Reason names and counts, for `status` and metrics.
+    pub fn by_reason(&self) -> [(&'static str, u64); 3] {
+        [
+            ("queue_full", self.queue_full.load(Ordering::Relaxed)),
+            (
+                "queue_full_other",
+                self.queue_full_other.load(Ordering::Relaxed),
+            ),
+            ("too_big", self.too_big.load(Ordering::Relaxed)),
+        ]
+    }
+}
 
 /// A datagram received on one of the IKE sockets.
 pub struct Datagram {
@@ -45,6 +92,44 @@ impl Datagram {
         };
         crate::ikev1::wire::major_version(msg)
     }
+}
+
+impl Datagram {
+    /// Whether this is the first message of an exchange that would create
+    /// state (IKEv2 IKE_SA_INIT, IKEv1 main or aggressive mode message 1:
+    /// the responder's SPI or cookie, header bytes 8..16, is zero) or not
+    /// IKE at all (a runt, a keepalive): what goes to the queue that a flood
+    /// may fill.
+    pub fn is_first(&self, natt_port: u16) -> bool {
+        is_first(&self.data, self.to.port(), natt_port)
+    }
+}
+
+/// [`Datagram::is_first`] of a datagram `data` that reached port `to_port`.
+pub fn is_first(data: &[u8], to_port: u16, natt_port: u16) -> bool {
+    let msg = if to_port == natt_port {
+        match data.get(..4) {
+            Some([0, 0, 0, 0]) => &data[4..],
+            _ => return true,
+        }
+    } else {
+        data
+    };
+    match msg.get(8..16) {
+        Some(r) => r.iter().all(|b| *b == 0),
+        None => true,
+    }
+}
+
+/// The two queues to the daemon's loop (see the module doc).
+#[derive(Clone)]
+pub struct Queues {
+    /// First messages (and what is not IKE).
+    pub first: Sender<Datagram>,
+    /// Messages of existing SAs.
+    pub other: Sender<Datagram>,
+    /// The NAT-T port (its datagrams start with the non-ESP marker).
+    pub natt_port: u16,
 }
 
 struct Sock {
@@ -115,20 +200,18 @@ impl IkeIo {
         Ok(IkeIo { socks })
     }
 
-    /// Starts one receiving thread per socket; each datagram goes to `tx`
-    /// wrapped by `wrap`. The threads end when the receiver is gone.
-    pub fn spawn<M: Send + 'static>(
-        &self,
-        tx: Sender<M>,
-        wrap: fn(Datagram) -> M,
-    ) -> std::io::Result<()> {
+    /// Starts one receiving thread per socket; each datagram goes to one of
+    /// `tx` (bounded channels: what does not fit is dropped and counted in
+    /// `drops`). The threads end when the receivers are gone.
+    pub fn spawn(&self, tx: Queues, drops: Arc<RxDrops>) -> std::io::Result<()> {
         for s in &self.socks {
             let sock = s.sock.clone();
             let (v6, port) = (s.v6, s.port);
             let tx = tx.clone();
+            let drops = drops.clone();
             std::thread::Builder::new()
                 .name(format!("ike-rx-{port}{}", if v6 { "-v6" } else { "" }))
-                .spawn(move || recv_loop(&sock, port, tx, wrap))?;
+                .spawn(move || recv_loop(&sock, port, &tx, &drops))?;
         }
         Ok(())
     }
@@ -201,7 +284,7 @@ impl IkeIo {
     }
 }
 
-fn recv_loop<M>(sock: &UdpSocket, port: u16, tx: Sender<M>, wrap: fn(Datagram) -> M) {
+fn recv_loop(sock: &UdpSocket, port: u16, q: &Queues, drops: &RxDrops) {
     let mut buf = vec![0u8; 65536];
     let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo);
     loop {
@@ -242,13 +325,33 @@ fn recv_loop<M>(sock: &UdpSocket, port: u16, tx: Sender<M>, wrap: fn(Datagram) -
         let (Some(from), Some(to)) = (from, to) else {
             continue;
         };
+        if n > MAX_DATAGRAM {
+            drops.too_big.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        // classified first: no copy of a datagram that cannot be queued
+        let (tx, full) = if is_first(&buf[..n], port, q.natt_port) {
+            (&q.first, &drops.queue_full)
+        } else {
+            (&q.other, &drops.queue_full_other)
+        };
+        if tx.is_full() {
+            full.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         let d = Datagram {
             data: buf[..n].to_vec(),
             from,
             to: SocketAddr::new(to, port),
         };
-        if tx.send(wrap(d)).is_err() {
-            return;
+        match tx.try_send(d) {
+            Ok(()) => {
+                drops.queued.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(_)) => {
+                full.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Disconnected(_)) => return,
         }
     }
 }
@@ -293,4 +396,28 @@ pub fn source_towards(peer: IpAddr) -> Option<IpAddr> {
     s.connect(std::net::SocketAddr::new(peer, 4500)).ok()?;
     let a = s.local_addr().ok()?.ip();
     (!a.is_unspecified()).then_some(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_messages_are_told_from_the_rest() {
+        let mut init = vec![0u8; 28];
+        init[..8].copy_from_slice(&[1; 8]);
+        assert!(is_first(&init, 500, 4500));
+        let mut auth = init.clone();
+        auth[8..16].copy_from_slice(&[2; 8]);
+        assert!(!is_first(&auth, 500, 4500));
+        let mut natt = vec![0u8; 4];
+        natt.extend_from_slice(&auth);
+        assert!(!is_first(&natt, 4500, 4500));
+        natt[4 + 8..4 + 16].fill(0);
+        assert!(is_first(&natt, 4500, 4500));
+        // ESP in UDP, keepalives, runts: the queue a flood may fill
+        assert!(is_first(&[0xff], 4500, 4500));
+        assert!(is_first(&auth, 4500, 4500));
+        assert!(is_first(&[1, 2, 3], 500, 4500));
+    }
 }

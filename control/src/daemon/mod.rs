@@ -40,8 +40,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
 use std::time::{Duration, Instant};
 
 use tracing::info;
@@ -148,11 +149,17 @@ pub fn run(opts: DaemonOptions) -> Result<u8, DaemonError> {
     ] {
         let _ = signal_hook::flag::register(sig, stop.clone());
     }
-    let (tx, rx) = mpsc::channel::<Job>();
+    let (tx, rx) = crossbeam_channel::unbounded::<Job>();
     listen(&socket, metrics_addr, &tx)?;
-    daemon.attach_ike_io(tx.clone(), Job::Datagram);
     drop(tx);
-    serve_loop(&mut daemon, &opts, &rx, &stop);
+    let (first_tx, first) = crossbeam_channel::bounded(ikeio::QUEUE_LEN);
+    let (other_tx, other) = crossbeam_channel::bounded(ikeio::QUEUE_LEN);
+    daemon.attach_ike_io(ikeio::Queues {
+        first: first_tx,
+        other: other_tx,
+        natt_port: daemon.natt_port(),
+    });
+    serve_loop(&mut daemon, &opts, &rx, [&other, &first], &stop);
     info!("espresso daemon stopping; the dataplane keeps its SAs");
     let _ = std::fs::remove_file(&socket);
     Ok(exit::OK)
@@ -163,7 +170,7 @@ pub fn run(opts: DaemonOptions) -> Result<u8, DaemonError> {
 fn listen(
     socket: &Path,
     metrics: Option<std::net::SocketAddr>,
-    tx: &mpsc::Sender<Job>,
+    tx: &Sender<Job>,
 ) -> Result<(), DaemonError> {
     let thread_err = |name: &str| {
         let name = name.to_string();
@@ -201,40 +208,75 @@ fn listen(
     Ok(())
 }
 
-/// The daemon's loop until `stop`: requests and IKE datagrams as they come,
-/// [`Daemon::tick`] every [`TICK`], the IKE engine's timers when due.
+/// Datagrams of existing SAs served per first message when both queues
+/// have work.
+const OTHER_PER_FIRST: usize = 4;
+
+/// The daemon's loop until `stop`: CLI/metrics requests (`rx`) and IKE
+/// datagrams (`queues`: messages of existing SAs, then first messages; bounded
+/// queues the socket threads drop from when they are full) as they come,
+/// [`Daemon::tick`] every [`TICK`] and the IKE engines' timers when due,
+/// whatever comes in. Each round serves one request, up to
+/// [`OTHER_PER_FIRST`] datagrams of existing SAs and one first message, so
+/// that a flood of IKE_SA_INIT neither starves the CLI nor the timers, DPD
+/// and rekeys of established SAs, nor the exchanges already under way.
 fn serve_loop(
     daemon: &mut Daemon,
     opts: &DaemonOptions,
-    rx: &mpsc::Receiver<Job>,
+    rx: &Receiver<Job>,
+    queues: [&Receiver<ikeio::Datagram>; 2],
     stop: &AtomicBool,
 ) {
     let mut next = Instant::now();
+    // a channel whose senders are all gone is always ready: replaced by one
+    // that never is
+    let (mut rx, mut other, mut first) = (rx.clone(), queues[0].clone(), queues[1].clone());
     while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now >= next {
+            daemon.tick();
+            next = Instant::now() + TICK;
+        } else if daemon.ike_timeout().is_some_and(|t| now >= t) {
+            daemon.ike_timers();
+        }
+        let mut busy = false;
+        if let Ok(Job::Request(req, reply)) = rx.try_recv() {
+            let _ = reply.send(handle(daemon, opts, req));
+            busy = true;
+        }
+        for _ in 0..OTHER_PER_FIRST {
+            let Ok(d) = other.try_recv() else { break };
+            daemon.ike_datagram(d);
+            busy = true;
+        }
+        if let Ok(d) = first.try_recv() {
+            daemon.ike_datagram(d);
+            busy = true;
+        }
+        if busy {
+            continue;
+        }
         let mut until = next;
         if let Some(t) = daemon.ike_timeout() {
             until = until.min(t);
         }
         let wait = until.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(wait) {
-            Ok(Job::Request(req, reply)) => {
-                let r = handle(daemon, opts, req);
-                let _ = reply.send(r);
-            }
-            Ok(Job::Datagram(d)) => daemon.ike_datagram(d),
-            Err(RecvTimeoutError::Timeout) => {
-                if Instant::now() >= next {
-                    daemon.tick();
-                    next = Instant::now() + TICK;
-                } else {
-                    daemon.ike_timers();
+        crossbeam_channel::select! {
+            recv(rx) -> job => match job {
+                Ok(Job::Request(req, reply)) => {
+                    let _ = reply.send(handle(daemon, opts, req));
                 }
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                std::thread::sleep(wait);
-                daemon.tick();
-                next = Instant::now() + TICK;
-            }
+                Err(_) => rx = crossbeam_channel::never(),
+            },
+            recv(other) -> d => match d {
+                Ok(d) => daemon.ike_datagram(d),
+                Err(_) => other = crossbeam_channel::never(),
+            },
+            recv(first) -> d => match d {
+                Ok(d) => daemon.ike_datagram(d),
+                Err(_) => first = crossbeam_channel::never(),
+            },
+            default(wait) => {}
         }
     }
 }

@@ -1,20 +1,23 @@
 //! The daemon's listening threads: the CLI's Unix socket (one JSON request
 //! line, one JSON answer line; pcap bytes after it for `tap`) and the
 //! Prometheus endpoint. They own no state: requests go to the daemon's loop
-//! as [`Job`]s and the answer comes back on a channel.
+//! as [`Job`]s and the answer comes back on a channel (IKE datagrams come to
+//! the loop on a queue of their own, [`super::ikeio`], so that a flood of
+//! them cannot delay these requests).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver};
+
+use crossbeam_channel::Sender;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::{error, warn};
 
 use super::api::{exit, Request, Response};
-use super::ikeio;
 use super::pcap;
 
 /// What the daemon thread answers.
@@ -25,12 +28,10 @@ pub enum Reply {
     Tap(Response, Receiver<Vec<u8>>),
 }
 
-/// What the daemon thread is handed: CLI/metrics requests and IKE datagrams.
+/// What the daemon thread is handed: CLI/metrics requests.
 pub enum Job {
     /// A request and where to answer.
-    Request(Request, Sender<Reply>),
-    /// A datagram from an IKE socket.
-    Datagram(ikeio::Datagram),
+    Request(Request, mpsc::Sender<Reply>),
 }
 
 /// Serves the CLI socket: one thread per connection.
@@ -211,7 +212,7 @@ mod tests {
         let path = dir.path().join("s.sock");
         let l = UnixListener::bind(&path).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = crossbeam_channel::unbounded();
         std::thread::spawn(move || socket(l, tx));
         // A request that gets through would reach the daemon loop here.
         std::thread::spawn(move || {

@@ -77,12 +77,8 @@ impl Daemon {
     }
 
     /// Gives the IKE engine its sockets; their datagrams arrive through `tx`.
-    pub fn attach_ike_io<M: Send + 'static>(
-        &mut self,
-        tx: std::sync::mpsc::Sender<M>,
-        wrap: fn(Datagram) -> M,
-    ) {
-        self.ike.attach_io(&mut self.inst, tx, wrap);
+    pub fn attach_ike_io(&mut self, tx: super::ikeio::Queues) {
+        self.ike.attach_io(&mut self.inst, tx);
         self.ikev1
             .attach_io(&mut self.inst, self.ike.io(), self.ike.io_error.clone());
     }
@@ -108,6 +104,11 @@ impl Daemon {
                 warn!("{name}: IKEv1 fallback: {}", r.message);
             }
         }
+    }
+
+    /// The NAT-T port (its IKE datagrams start with the non-ESP marker).
+    pub fn natt_port(&self) -> u16 {
+        self.ike.engine.settings().natt_port
     }
 
     /// When the IKE engines' timers fire next.

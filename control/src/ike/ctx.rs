@@ -31,6 +31,16 @@ pub struct Settings {
     pub retransmit_tries: u32,
     /// Half-open IKE SAs above which cookies are demanded (RFC 7296 §2.6).
     pub cookie_threshold: usize,
+    /// Hard limits on half-open IKE SAs (in total and per source address):
+    /// above them an IKE_SA_INIT request is dropped even with a valid cookie.
+    pub half_open_limits: super::halfopen::Limits,
+    /// Longest IKE_SA_INIT request accepted (after the non-ESP marker):
+    /// the largest KE (MODP 8192, 1024 bytes), a long proposal list, nonce,
+    /// notifies and a cookie fit well within it.
+    pub max_init_message: usize,
+    /// Longest other message accepted (certificate chains come in fragments,
+    /// RFC 7383, each far smaller).
+    pub max_message: usize,
     /// A half-open SA is dropped after this long.
     pub half_open_timeout: Duration,
     /// NAT keepalive interval (RFC 3948 §4) when we are behind a NAT.
@@ -71,6 +81,9 @@ impl Default for Settings {
             retransmit_base: 1.8,
             retransmit_tries: 5,
             cookie_threshold: 10,
+            half_open_limits: super::halfopen::Limits::DEFAULT,
+            max_init_message: 3072,
+            max_message: 16384,
             half_open_timeout: Duration::from_secs(30),
             keepalive: Duration::from_secs(20),
             drain: Duration::from_secs(2),
@@ -343,6 +356,12 @@ pub enum IkeDrop {
     Unexpected,
     /// Half-open limit reached and no valid cookie.
     CookieRequired,
+    /// Longer than `Settings::max_init_message` (IKE_SA_INIT) or `max_message`.
+    TooBig,
+    /// The hard limit on half-open SAs in total is reached.
+    HalfOpenLimit,
+    /// The source address has its limit of half-open SAs.
+    HalfOpenPerSource,
     /// No connection for the addresses.
     NoConnection,
     /// Required payload missing or invalid content.
@@ -351,7 +370,7 @@ pub enum IkeDrop {
 
 impl IkeDrop {
     /// Every reason, for counters.
-    pub const ALL: [IkeDrop; 9] = [
+    pub const ALL: [IkeDrop; 12] = [
         Self::Malformed,
         Self::NotIke,
         Self::UnknownSpi,
@@ -359,6 +378,9 @@ impl IkeDrop {
         Self::Integrity,
         Self::Unexpected,
         Self::CookieRequired,
+        Self::TooBig,
+        Self::HalfOpenLimit,
+        Self::HalfOpenPerSource,
         Self::NoConnection,
         Self::Invalid,
     ];
@@ -372,6 +394,9 @@ impl IkeDrop {
             Self::Integrity => "integrity",
             Self::Unexpected => "unexpected",
             Self::CookieRequired => "cookie_required",
+            Self::TooBig => "too_big",
+            Self::HalfOpenLimit => "half_open_limit",
+            Self::HalfOpenPerSource => "half_open_per_source",
             Self::NoConnection => "no_connection",
             Self::Invalid => "invalid",
         }
@@ -404,7 +429,7 @@ pub struct Stats {
     /// another SA already uses (its SA would replace that tunnel's).
     pub child_spi_in_use: u64,
     /// Drops by reason (index = [`IkeDrop`] order).
-    pub drops: [u64; 9],
+    pub drops: [u64; IkeDrop::ALL.len()],
 }
 
 impl Stats {
@@ -449,7 +474,7 @@ pub(crate) struct Ctx<D> {
     /// engine's installed children) hold in the dataplane, by direction, as
     /// the daemon last told us ([`super::engine::Engine::set_reserved_spis`]).
     pub reserved: ReservedSpis,
-    pub half_open: usize,
+    pub half_open: super::halfopen::HalfOpen,
     pub deferred: Vec<D>,
 }
 

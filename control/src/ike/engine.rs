@@ -17,6 +17,7 @@ pub use super::ctx::{
     DataplaneOp, DeleteReason, Event, IkeDrop, Output, ReservedSpis, Settings, Stats, Transmit,
 };
 use super::error::IkeError;
+use super::halfopen::Refusal;
 use super::sa::{Ctx, Deferred, IkeSa, Task};
 pub use super::status::{ChildSaStatus, IkeSaStatus};
 use super::ts::{self, conn_ts};
@@ -58,7 +59,7 @@ impl Engine {
                 trap_policies: HashMap::new(),
                 child_spis: HashSet::new(),
                 reserved: ReservedSpis::default(),
-                half_open: 0,
+                half_open: Default::default(),
                 deferred: Vec::new(),
             },
             sas: HashMap::new(),
@@ -78,7 +79,7 @@ impl Engine {
 
     /// Half-open (responder, IKE_SA_INIT answered, IKE_AUTH not yet) SAs.
     pub fn half_open(&self) -> usize {
-        self.ctx.half_open
+        self.ctx.half_open.total()
     }
 
     /// The SPIs held in the dataplane (by anyone, this engine's children
@@ -449,6 +450,10 @@ impl Engine {
     /// One received UDP datagram: `from` the peer, `to` our address and port.
     pub fn handle_datagram(&mut self, data: &[u8], from: SocketAddr, to: SocketAddr, now: Instant) {
         self.ctx.stats.rx += 1;
+        if data.len() > self.ctx.settings.max_message + 4 {
+            self.ctx.drop(IkeDrop::TooBig);
+            return;
+        }
         let msg = if to.port() == self.ctx.settings.natt_port {
             if data == [0xff] {
                 self.ctx.stats.keepalives_rx += 1;
@@ -469,7 +474,15 @@ impl Engine {
                 return;
             }
         };
+        if msg.len() > self.ctx.settings.max_message {
+            self.ctx.drop(IkeDrop::TooBig);
+            return;
+        }
         if hdr.exchange() == exchange::IKE_SA_INIT && !hdr.is_response() {
+            if msg.len() > self.ctx.settings.max_init_message {
+                self.ctx.drop(IkeDrop::TooBig);
+                return;
+            }
             if hdr.spi_r() != 0 || hdr.message_id() != 0 || !hdr.is_initiator() {
                 self.ctx.drop(IkeDrop::Malformed);
                 return;
@@ -535,7 +548,7 @@ impl Engine {
             return;
         };
         // cookies (§2.6) once the half-open count reaches the threshold
-        if self.ctx.half_open >= self.ctx.settings.cookie_threshold {
+        if self.ctx.half_open.total() >= self.ctx.settings.cookie_threshold {
             if self.ctx.cookie_rotate_at.is_none() {
                 self.ctx.cookie_rotate_at = Some(now + self.ctx.settings.cookie_secret_lifetime);
             }
@@ -567,6 +580,22 @@ impl Engine {
                 return;
             }
         }
+        // the hard limits, even for a peer that returned our cookie
+        match self
+            .ctx
+            .half_open
+            .admit(from.ip(), self.ctx.settings.half_open_limits)
+        {
+            Ok(()) => {}
+            Err(Refusal::Global) => {
+                self.ctx.drop(IkeDrop::HalfOpenLimit);
+                return;
+            }
+            Err(Refusal::PerSource) => {
+                self.ctx.drop(IkeDrop::HalfOpenPerSource);
+                return;
+            }
+        }
         let cands = self.candidates(from, to);
         if cands.is_empty() {
             self.ctx.drop(IkeDrop::NoConnection);
@@ -586,9 +615,9 @@ impl Engine {
         if let Some(sa) = IkeSa::respond_init(&mut self.ctx, cands, msg, hdr, &p, from, to, now) {
             let id = sa.id;
             self.half_open_index.insert((from, hdr.spi_i()), id);
-            self.ctx.half_open += 1;
+            self.ctx.half_open.add(from.ip());
             let mut sa = sa;
-            sa.half_open_counted = true;
+            sa.half_open_from = Some(from.ip());
             self.sas.insert(id, sa);
         }
     }

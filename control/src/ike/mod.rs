@@ -9,7 +9,8 @@
 //! - [`ts`]: traffic selectors and narrowing.
 //! - [`auth_config`], [`sigauth`]: authentication per side (PSK, certificates,
 //!   raw RSA keys), RFC 7427 signatures, CERT/CERTREQ; [`frag`]: RFC 7383
-//!   fragmentation and reassembly.
+//!   fragmentation and reassembly; [`halfopen`]: half-open SA counts and
+//!   their hard limits (shared with IKEv1).
 //! - [`config`]: connections (start action, IDs, `%any`, `%defaultroute`, DPD, lifetimes, PFS).
 //! - [`engine`]: the engine; `sa`: one IKE SA's state machine; [`ctx`]: what
 //!   both share (settings, outputs, events, counters, the SA context);
@@ -24,6 +25,7 @@ pub mod error;
 pub mod frag;
 #[cfg(any(fuzzing, test))]
 pub mod fuzz;
+pub mod halfopen;
 pub mod proposal;
 mod sa;
 pub mod sigauth;

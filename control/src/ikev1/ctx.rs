@@ -15,6 +15,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, RngCore};
 
 use crate::ike::engine::{DataplaneOp, Event, IkeSaStatus, Output, Transmit};
+use crate::ike::halfopen::{HalfOpen, Limits};
 use crate::ike::wire::TsEntry;
 use crate::ike::{ts, LocalAddr, RemoteAddr};
 
@@ -32,8 +33,9 @@ pub struct Settings {
     pub retransmit_base: f64,
     /// Retransmissions before giving up.
     pub retransmit_tries: u32,
-    /// Responder phase 1 exchanges in progress above which new ones are dropped.
-    pub half_open_limit: usize,
+    /// Responder phase 1 exchanges in progress (in total and per source
+    /// address) above which new ones are dropped: IKEv2's limits.
+    pub half_open_limits: Limits,
     /// A phase 1 exchange that does not complete is dropped after this long.
     pub half_open_timeout: Duration,
     /// NAT keepalive interval (RFC 3948 §4) when we are behind a NAT.
@@ -42,6 +44,10 @@ pub struct Settings {
     pub drain: Duration,
     /// Longest datagram accepted (bigger ones are dropped unparsed).
     pub max_message: usize,
+    /// Longest first message of a main or aggressive mode exchange accepted
+    /// (after the non-ESP marker): far smaller than `max_message`, as
+    /// IKEv2's IKE_SA_INIT.
+    pub max_first_message: usize,
     /// Announce and use NAT traversal (RFC 3947 and its drafts).
     pub nat_traversal: bool,
     /// Set the commit bit in QM1 (RFC 2408 §3.1): the responder answers
@@ -65,11 +71,12 @@ impl Default for Settings {
             retransmit_timeout: Duration::from_secs(4),
             retransmit_base: 1.8,
             retransmit_tries: 5,
-            half_open_limit: 64,
+            half_open_limits: Limits::DEFAULT,
             half_open_timeout: Duration::from_secs(30),
             keepalive: Duration::from_secs(20),
             drain: Duration::from_secs(2),
             max_message: 16384,
+            max_first_message: 3072,
             nat_traversal: true,
             commit_bit: false,
             connected_timeout: Duration::from_secs(10),
@@ -97,8 +104,10 @@ pub enum V1Drop {
     Duplicate,
     /// Not expected in the SA's state (or an old message ID replayed).
     Unexpected,
-    /// Responder half-open limit reached.
+    /// Responder half-open limit reached (in total).
     HalfOpenLimit,
+    /// The source address has its limit of half-open exchanges.
+    HalfOpenPerSource,
     /// No connection for the addresses, or the connection's version policy refuses IKEv1.
     NoConnection,
     /// Required payload missing or content invalid.
@@ -107,7 +116,7 @@ pub enum V1Drop {
 
 impl V1Drop {
     /// Every reason, for counters.
-    pub const ALL: [V1Drop; 11] = [
+    pub const ALL: [V1Drop; 12] = [
         Self::Malformed,
         Self::NotIke,
         Self::TooBig,
@@ -117,6 +126,7 @@ impl V1Drop {
         Self::Duplicate,
         Self::Unexpected,
         Self::HalfOpenLimit,
+        Self::HalfOpenPerSource,
         Self::NoConnection,
         Self::Invalid,
     ];
@@ -132,6 +142,7 @@ impl V1Drop {
             Self::Duplicate => "duplicate",
             Self::Unexpected => "unexpected",
             Self::HalfOpenLimit => "half_open_limit",
+            Self::HalfOpenPerSource => "half_open_per_source",
             Self::NoConnection => "no_connection",
             Self::Invalid => "invalid",
         }
@@ -160,7 +171,7 @@ pub struct Stats {
     /// IPsec SA pairs established (including rekeys).
     pub ipsec_established: u64,
     /// Drops by reason (index = [`V1Drop`] order).
-    pub drops: [u64; 11],
+    pub drops: [u64; V1Drop::ALL.len()],
 }
 
 impl Stats {
@@ -227,7 +238,7 @@ pub(crate) struct Ctx {
     pub next_policy_id: u32,
     pub trap_policies: HashMap<String, Vec<(u32, TrafficSelector)>>,
     pub child_spis: HashSet<u32>,
-    pub half_open: usize,
+    pub half_open: HalfOpen,
     pub deferred: Vec<Deferred>,
 }
 

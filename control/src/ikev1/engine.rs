@@ -15,6 +15,7 @@ use rand::SeedableRng;
 
 use crate::ike::engine::{DataplaneOp, Event, Output};
 use crate::ike::error::IkeError;
+use crate::ike::halfopen::Refusal;
 use crate::ike::wire::TsEntry;
 use crate::ike::{ts, LocalAddr, RemoteAddr, StartAction};
 
@@ -55,7 +56,7 @@ impl Engine {
                 next_policy_id: 0,
                 trap_policies: HashMap::new(),
                 child_spis: HashSet::new(),
-                half_open: 0,
+                half_open: Default::default(),
                 deferred: Vec::new(),
             },
             sas: HashMap::new(),
@@ -73,7 +74,7 @@ impl Engine {
     }
     /// Responder phase 1 exchanges in progress.
     pub fn half_open(&self) -> usize {
-        self.ctx.half_open
+        self.ctx.half_open.total()
     }
     /// The address `%defaultroute` stands for.
     pub fn set_default_route(&mut self, addr: Option<IpAddr>) {
@@ -499,9 +500,24 @@ impl Engine {
             self.ctx.drop(V1Drop::Malformed);
             return;
         }
-        if self.ctx.half_open >= self.ctx.settings.half_open_limit {
-            self.ctx.drop(V1Drop::HalfOpenLimit);
+        if msg.len() > self.ctx.settings.max_first_message {
+            self.ctx.drop(V1Drop::TooBig);
             return;
+        }
+        match self
+            .ctx
+            .half_open
+            .admit(from.ip(), self.ctx.settings.half_open_limits)
+        {
+            Ok(()) => {}
+            Err(Refusal::Global) => {
+                self.ctx.drop(V1Drop::HalfOpenLimit);
+                return;
+            }
+            Err(Refusal::PerSource) => {
+                self.ctx.drop(V1Drop::HalfOpenPerSource);
+                return;
+            }
         }
         let mode = if hdr.exchange() == exchange::AGGRESSIVE {
             ExchangeMode::Aggressive
@@ -527,8 +543,8 @@ impl Engine {
             return;
         }
         if let Some(mut sa) = IsakmpSa::respond(&mut self.ctx, cands, msg, hdr, from, to, now) {
-            sa.half_open_counted = true;
-            self.ctx.half_open += 1;
+            sa.half_open_from = Some(from.ip());
+            self.ctx.half_open.add(from.ip());
             self.by_icookie.insert((from.ip(), hdr.icookie()), sa.id);
             self.sas.insert(sa.id, sa);
         }

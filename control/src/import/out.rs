@@ -345,10 +345,43 @@ impl Output {
         refused
     }
 
+    /// Connections whose pre-shared key is shorter than espresso accepts
+    /// without `weak_psk = true` (20 characters; the loader refuses those
+    /// under 8 in any case): they get `weak_psk = true`, so that they run
+    /// as the original did, and a note saying why the key should change.
+    fn mark_weak_psks(&mut self) {
+        const STRONG: usize = 20;
+        for en in self
+            .entries
+            .iter_mut()
+            .filter(|en| en.table == Table::Connection)
+        {
+            let short = en.secret.as_ref().is_some_and(|s| {
+                s.fields
+                    .iter()
+                    .any(|(k, v)| k == "psk" && (8..STRONG).contains(&v.len()))
+            });
+            if !short || en.get("weak_psk").is_some() {
+                continue;
+            }
+            en.set("weak_psk", true);
+            self.notes.add(
+                &en.loc,
+                Some(&en.name),
+                "psk",
+                NoteKind::Changed,
+                format!(
+                    "the pre-shared key has fewer than {STRONG} characters: written with weak_psk = true (espresso refuses it otherwise); it can be guessed offline from one captured exchange: replace it with {STRONG} or more random characters"
+                ),
+            );
+        }
+    }
+
     /// Checks the result with the configuration loader in a private
     /// staging directory (with `conf_d` linked in, if given), commenting out
     /// entries the loader refuses (noted with its message) until it loads.
     pub fn check(&mut self, conf_d: Option<&Path>) -> Result<Config, String> {
+        self.mark_weak_psks();
         for _ in 0..=self.entries.len() {
             let stage = Stage::new()?;
             if let Some(c) = conf_d.filter(|c| c.is_dir()) {

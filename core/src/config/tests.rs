@@ -752,6 +752,14 @@ fn bad_values_each_name_their_field() {
         ),
         (
             "suite = \"aes128gcm16\"",
+            "suite = \"aes128gcm16\"\nnat_t = { local_port = 4501, remote_port = 4501 }",
+            9,
+            "nat_t",
+            "local_port = 4501",
+            "on port 4500 only",
+        ),
+        (
+            "suite = \"aes128gcm16\"",
             "suite = \"aes128gcm16\"\nlifetime = { bytes = 100, soft_bytes = 200 }",
             9,
             "lifetime",
@@ -1178,7 +1186,7 @@ fn connection_start_and_name_checks() {
 name = "rw"
 remote = "%any"
 auto = "start"
-psk = "long-enough-key"
+psk = "long-enough-key-0123456789"
 "#,
         0o600,
     );
@@ -1531,4 +1539,50 @@ crls = "crl/x.crl"
         0o644,
     );
     expect(&errors(&p), &p, 1, "connection[r].psk", None, "missing");
+}
+
+#[test]
+fn psk_shorter_than_20_needs_weak_psk_and_warns() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "short.psk", "psk = \"twelve-chars\"\n", 0o600);
+    let conf = |extra: &str| {
+        format!(
+            "[[connection]]\nname = \"sw\"\nleft = \"192.0.2.1\"\nright = \"192.0.2.2\"\n\
+             secrets = \"short.psk\"\n{extra}"
+        )
+    };
+    let main = write(d.path(), "a.toml", &conf(""), 0o600);
+    let errs = errors(&main);
+    let all: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    let all = all.join("\n");
+    assert!(all.contains("<hidden, 12 characters>"), "{all}");
+    assert!(all.contains("set weak_psk = true"), "{all}");
+    assert!(!all.contains("twelve-chars"), "{all}");
+    let main = write(d.path(), "b.toml", &conf("weak_psk = true\n"), 0o600);
+    let c = Config::load(&main).unwrap();
+    assert_eq!(c.connections.len(), 1);
+    assert!(
+        c.warnings.iter().any(|w| w
+            .contains("connection sw uses a pre-shared key of 12 characters (weak_psk = true)")),
+        "{:?}",
+        c.warnings
+    );
+    assert!(!c.warnings.iter().any(|w| w.contains("twelve-chars")));
+    // 20 characters and more need nothing, and nothing is said
+    write(
+        d.path(),
+        "short.psk",
+        "psk = \"twenty-characters-ok\"\n",
+        0o600,
+    );
+    let main = write(d.path(), "c.toml", &conf(""), 0o600);
+    let c = Config::load(&main).unwrap();
+    assert!(!c.warnings.iter().any(|w| w.contains("pre-shared key")));
+    // under 8: refused even with weak_psk
+    write(d.path(), "short.psk", "psk = \"seven77\"\n", 0o600);
+    let main = write(d.path(), "d.toml", &conf("weak_psk = true\n"), 0o600);
+    let errs = errors(&main);
+    assert!(errs
+        .iter()
+        .any(|e| e.to_string().contains("at least 8 characters")));
 }

@@ -31,6 +31,8 @@ pub struct WorkerOut {
     pub decrypted: u64,
     /// ICMP errors sent.
     pub icmp_errors: u64,
+    /// ICMP errors not sent: over the worker's rate limit.
+    pub icmp_rate_limited: u64,
     /// Packets handed to the kernel.
     pub to_kernel: u64,
     /// Neighbour resolutions asked for.
@@ -97,6 +99,7 @@ pub fn collect(workers: &[(usize, Arc<WorkerCounters>)], sad_in: &Sad, sad_out: 
                 encrypted: ld(&s.encrypted),
                 decrypted: ld(&s.decrypted),
                 icmp_errors: ld(&s.icmp_errors),
+                icmp_rate_limited: ld(&s.icmp_rate_limited),
                 to_kernel: ld(&s.to_kernel),
                 resolve_requests: ld(&s.resolve_requests),
                 fragmented: ld(&s.fragmented),

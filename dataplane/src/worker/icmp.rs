@@ -187,6 +187,59 @@ pub fn to_icmp_error<B: PacketBuf>(
     }
 }
 
+/// ICMP errors a worker may generate per second on average (RFC 4443
+/// §2.4(f), RFC 1812 §4.3.2.8), and how many at once: Linux's defaults
+/// (`net.ipv4.icmp_msgs_per_sec` 1000, `icmp_msgs_burst` 50).
+pub const ICMP_PER_SEC: u64 = 1000;
+/// See [`ICMP_PER_SEC`].
+pub const ICMP_BURST: u64 = 50;
+
+/// Token bucket limiting the ICMP errors one worker generates; the errors
+/// it refuses are counted (`icmp_rate_limited`). Fed the time in
+/// nanoseconds (monotonic), so that tests drive it.
+#[derive(Clone, Debug)]
+pub struct IcmpLimiter {
+    per_sec: u64,
+    burst: u64,
+    tokens: u64,
+    /// When the tokens were last topped up (ns).
+    last_ns: u64,
+}
+
+impl IcmpLimiter {
+    /// A full bucket of `burst` tokens refilled at `per_sec`.
+    pub fn new(per_sec: u64, burst: u64, now_ns: u64) -> IcmpLimiter {
+        IcmpLimiter {
+            per_sec: per_sec.max(1),
+            burst,
+            tokens: burst,
+            last_ns: now_ns,
+        }
+    }
+
+    /// Whether one more error may be sent at `now_ns` (takes a token).
+    pub fn allow(&mut self, now_ns: u64) -> bool {
+        let elapsed = now_ns.saturating_sub(self.last_ns);
+        let per_token = 1_000_000_000 / self.per_sec;
+        let new = elapsed / per_token.max(1);
+        if new > 0 {
+            self.tokens = self.tokens.saturating_add(new).min(self.burst);
+            // keep the remainder unless the bucket is full
+            self.last_ns = if self.tokens == self.burst {
+                now_ns
+            } else {
+                self.last_ns + new * per_token
+            };
+        }
+        if self.tokens > 0 {
+            self.tokens -= 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,5 +321,28 @@ mod tests {
         assert!(icmp.verify_checksum_v6(me, src));
         assert_eq!(icmp.msg_type(), 2);
         assert_eq!(icmp.rest_of_header(), 1422);
+    }
+
+    #[test]
+    fn icmp_errors_are_limited_by_a_token_bucket() {
+        let t0 = 5_000_000_000u64;
+        let mut l = IcmpLimiter::new(1000, 50, t0);
+        // a burst of 50, then nothing at the same instant
+        assert_eq!((0..200).filter(|_| l.allow(t0)).count(), 50);
+        // 1000 per second: 10 more after 10 ms, none before 1 ms
+        assert!(!l.allow(t0 + 999_999));
+        assert_eq!((0..200).filter(|_| l.allow(t0 + 10_000_000)).count(), 10);
+        // a second of flood at 100 kpps passes about 1000 (plus nothing of the burst, spent)
+        let mut sent = 0;
+        for i in 0..100_000u64 {
+            if l.allow(t0 + 10_000_000 + i * 10_000) {
+                sent += 1;
+            }
+        }
+        assert!((990..=1010).contains(&sent), "{sent}");
+        // idle refills only up to the burst; a clock going backwards takes nothing
+        let t1 = t0 + 100_000_000_000;
+        assert_eq!((0..200).filter(|_| l.allow(t1)).count(), 50);
+        assert!(!l.allow(t0));
     }
 }

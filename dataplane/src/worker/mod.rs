@@ -117,6 +117,8 @@ pub struct WorkerCounters {
     pub decrypted: AtomicU64,
     /// ICMP errors sent.
     pub icmp_errors: AtomicU64,
+    /// ICMP errors not sent: over the worker's rate limit (RFC 4443 §2.4(f)).
+    pub icmp_rate_limited: AtomicU64,
     /// Frames and packets left to the kernel (ARP/ND, packets for us).
     pub to_kernel: AtomicU64,
     /// Neighbour resolutions requested.
@@ -195,6 +197,8 @@ pub struct Worker<B: PacketIo> {
     enc: u64,
     dec: u64,
     icmp_sent: u64,
+    icmp_limit: icmp::IcmpLimiter,
+    icmp_limited: u64,
     kernel: u64,
     frag: u64,
     reasm_done: u64,
@@ -243,6 +247,12 @@ impl<B: PacketIo> Worker<B> {
             enc: 0,
             dec: 0,
             icmp_sent: 0,
+            icmp_limit: icmp::IcmpLimiter::new(
+                icmp::ICMP_PER_SEC,
+                icmp::ICMP_BURST,
+                espresso_core::shm::monotonic_ns(),
+            ),
+            icmp_limited: 0,
             kernel: 0,
             frag: 0,
             reasm_done: 0,
@@ -325,6 +335,7 @@ impl<B: PacketIo> Worker<B> {
         bump(&s.encrypted, std::mem::take(&mut self.enc));
         bump(&s.decrypted, std::mem::take(&mut self.dec));
         bump(&s.icmp_errors, std::mem::take(&mut self.icmp_sent));
+        bump(&s.icmp_rate_limited, std::mem::take(&mut self.icmp_limited));
         bump(&s.to_kernel, std::mem::take(&mut self.kernel));
         bump(&s.fragmented, std::mem::take(&mut self.frag));
         bump(&s.reassembled, std::mem::take(&mut self.reasm_done));
@@ -853,7 +864,10 @@ impl<B: PacketIo> Worker<B> {
         let me = self.icmp_source(fib, &spd, src_addr, fallback_if, ty);
         match me {
             Some(me) if allowed && me.is_ipv6() == is6 => {
-                if to_icmp_error(&mut p, v4, v6, rest, me) {
+                if !self.icmp_limit.allow(espresso_core::shm::monotonic_ns()) {
+                    self.icmp_limited += 1;
+                    self.backend.free(p);
+                } else if to_icmp_error(&mut p, v4, v6, rest, me) {
                     self.icmp_sent += 1;
                     self.send_local(fib, &spd, p, in_port);
                 } else {

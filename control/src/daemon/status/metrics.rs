@@ -322,6 +322,7 @@ fn ike(o: &mut String, st: &Status) {
         }
     }
     ikev1_counters(o, st);
+    ike_socket_counters(o, st);
     let Some(k) = &st.ike else { return };
     head(
         o,
@@ -385,6 +386,31 @@ fn ike(o: &mut String, st: &Status) {
             "espresso_ike_drops_total{{reason=\"{}\"}} {}",
             r.name(),
             k.drops_by_reason.get(r.name()).copied().unwrap_or(0)
+        );
+    }
+}
+
+/// The IKE sockets' queue to the engines: queued and dropped before it.
+fn ike_socket_counters(o: &mut String, st: &Status) {
+    let Some(k) = &st.ike_socket else { return };
+    head(
+        o,
+        "espresso_ike_socket_queued_total",
+        "counter",
+        "IKE datagrams the socket threads queued for the engines.",
+    );
+    let _ = writeln!(o, "espresso_ike_socket_queued_total {}", k.queued);
+    head(
+        o,
+        "espresso_ike_socket_drops_total",
+        "counter",
+        "IKE datagrams dropped by the socket threads before the engines (queue_full: first messages, a flood outran the engines; queue_full_other: messages of existing SAs), by reason.",
+    );
+    for r in ["queue_full", "queue_full_other", "too_big"] {
+        let _ = writeln!(
+            o,
+            "espresso_ike_socket_drops_total{{reason=\"{r}\"}} {}",
+            k.drops_by_reason.get(r).copied().unwrap_or(0)
         );
     }
 }
@@ -566,6 +592,11 @@ mod tests {
             tx: 5,
             ..Default::default()
         });
+        st.ike_socket = Some(crate::daemon::api::IkeSocketCounters {
+            queued: 9,
+            queue_capacity: 1024,
+            drops_by_reason: [("queue_full".to_string(), 77)].into_iter().collect(),
+        });
         let t = render(&st);
         assert!(
             t.contains(
@@ -586,6 +617,9 @@ mod tests {
         assert!(t.contains("espresso_ike_child_sa_rekey_seconds{conn=\"sw\",spi_in=\"0x99\"} 50"));
         assert!(t.contains("espresso_ike_messages_total{direction=\"tx\"} 5"));
         assert!(t.contains("espresso_ike_drops_total{reason=\"not_ike\"} 0"));
+        assert!(t.contains("espresso_ike_socket_queued_total 9"));
+        assert!(t.contains("espresso_ike_socket_drops_total{reason=\"queue_full\"} 77"));
+        assert!(t.contains("espresso_ike_socket_drops_total{reason=\"too_big\"} 0"));
         assert!(t.contains("espresso_ike_sa_info{conn=\"v1\",version=\"1\",mode=\"aggressive\",state=\"ESTABLISHED\""), "{t}");
         assert!(t.contains("espresso_ikev1_messages_total{direction=\"rx\"} 3"));
         assert!(t.contains("espresso_ikev1_drops_total{reason=\"duplicate\"} 2"));

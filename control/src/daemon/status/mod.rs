@@ -272,6 +272,16 @@ impl Live<'_> {
                 .collect(),
             notes: ike.notes.iter().cloned().collect(),
         });
+        let rx = &ike.rx_drops;
+        st.ike_socket = Some(api::IkeSocketCounters {
+            queued: rx.queued.load(std::sync::atomic::Ordering::Relaxed),
+            queue_capacity: super::ikeio::QUEUE_LEN as u64,
+            drops_by_reason: rx
+                .by_reason()
+                .into_iter()
+                .map(|(r, n)| (r.to_string(), n))
+                .collect(),
+        });
     }
 
     /// A connection's row: state from its IKE SAs and current child SA.

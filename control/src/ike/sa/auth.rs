@@ -230,9 +230,8 @@ impl IkeSa {
                 return;
             }
         };
-        if self.half_open_counted {
-            self.half_open_counted = false;
-            ctx.half_open = ctx.half_open.saturating_sub(1);
+        if let Some(ip) = self.half_open_from.take() {
+            ctx.half_open.remove(ip);
         }
         self.conn = conn;
         self.candidates.clear();

@@ -178,8 +178,8 @@ impl IkeSa {
 
     /// Called when the SA leaves the engine.
     pub fn release(mut self, ctx: &mut Ctx) {
-        if self.half_open_counted {
-            ctx.half_open = ctx.half_open.saturating_sub(1);
+        if let Some(ip) = self.half_open_from.take() {
+            ctx.half_open.remove(ip);
         }
         if !self.children.is_empty() || !self.drains.is_empty() {
             self.purge(ctx, DeleteReason::Local);

@@ -19,7 +19,7 @@ mod rekey;
 mod timers;
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -225,7 +225,8 @@ pub(crate) struct IkeSa {
     drains: Vec<(Instant, u32)>,
     rekeyed_to: Option<u64>,
     peer_ike_rekey: Option<(u64, Vec<u8>)>,
-    pub half_open_counted: bool,
+    /// The source address this SA counts as half-open for, until it is authenticated.
+    pub half_open_from: Option<IpAddr>,
     /// The peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427), if it sent them.
     peer_hashes: Option<Vec<u16>>,
     /// Both sides announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383).
@@ -383,7 +384,7 @@ impl IkeSa {
             drains: Vec::new(),
             rekeyed_to: None,
             peer_ike_rekey: None,
-            half_open_counted: false,
+            half_open_from: None,
             peer_hashes: None,
             frag: false,
             peer_certreq: Vec::new(),

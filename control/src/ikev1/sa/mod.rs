@@ -10,7 +10,7 @@ mod quick;
 mod timers;
 
 use std::collections::{HashSet, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -213,7 +213,8 @@ pub(crate) struct IsakmpSa {
     keepalive_at: Option<Instant>,
     half_open_deadline: Option<Instant>,
     drains: Vec<(Instant, u32)>,
-    pub half_open_counted: bool,
+    /// The source address this SA counts as half-open for, until phase 1 completes.
+    pub half_open_from: Option<IpAddr>,
 }
 
 /// SHA-256 of a message, for duplicate detection.
@@ -281,7 +282,7 @@ impl IsakmpSa {
             keepalive_at: None,
             half_open_deadline: None,
             drains: Vec::new(),
-            half_open_counted: false,
+            half_open_from: None,
         }
     }
 
@@ -651,9 +652,8 @@ impl IsakmpSa {
 
     /// Bookkeeping when the engine drops this SA.
     pub fn release(mut self, ctx: &mut Ctx) {
-        if self.half_open_counted {
-            self.half_open_counted = false;
-            ctx.half_open = ctx.half_open.saturating_sub(1);
+        if let Some(ip) = self.half_open_from.take() {
+            ctx.half_open.remove(ip);
         }
         for q in &self.qms {
             if q.state != QmState::Done {

@@ -900,9 +900,8 @@ impl IsakmpSa {
         self.p1_rtx = None;
         self.half_open_deadline = None;
         self.dh = None;
-        if self.half_open_counted {
-            self.half_open_counted = false;
-            ctx.half_open = ctx.half_open.saturating_sub(1);
+        if let Some(ip) = self.half_open_from.take() {
+            ctx.half_open.remove(ip);
         }
         self.last_heard = now;
         let _ = (from, to);

@@ -78,6 +78,7 @@ const CONNECTION_FIELDS: &[(&str, &[&str])] = &[
     ("encap", &["forceencaps", "force_encap"]),
     ("mobike", &[]),
     ("allow_legacy", &[]),
+    ("weak_psk", &[]),
     ("replay_window", &[]),
     ("ikev2", &[]),
     ("version", &["ike_version"]),
@@ -207,9 +208,16 @@ struct ConnFields {
     encap: bool,
     mobike: bool,
     allow_legacy: bool,
+    /// Accept a pre-shared key shorter than [`STRONG_PSK`] characters.
+    weak_psk: bool,
     replay_window: u32,
     auth: AuthFields,
 }
+
+/// Characters a pre-shared key needs unless `weak_psk = true`: an IKEv2 PSK
+/// exchange can be attacked offline with a dictionary by anyone who sees it
+/// (and, as responder, by anyone who starts one).
+pub const STRONG_PSK: usize = 20;
 
 impl Loader {
     /// Reads the `psk` of a secrets file (`secrets = "FILE"`).
@@ -252,7 +260,7 @@ impl Loader {
         let psk = match (&auth, psk_f) {
             // no side uses a pre-shared key: none needed
             (Some(a), None) if !a.uses_psk() => Some(Key::from_slice(&[])),
-            (_, psk_f) => self.connection_psk(&at, psk_f),
+            (_, psk_f) => self.connection_psk(&at, psk_f, f.weak_psk, &f.name),
         };
         let margin = f
             .margin
@@ -369,6 +377,7 @@ impl Loader {
         let encap = p.get("encap", values::boolean).unwrap_or(false);
         let mobike = p.get("mobike", values::boolean).unwrap_or(true);
         let allow_legacy = p.get("allow_legacy", values::boolean).unwrap_or(false);
+        let weak_psk = p.get("weak_psk", values::boolean).unwrap_or(false);
         let replay_window = p
             .get("replay_window", values::replay_window)
             .unwrap_or(DEFAULT_REPLAY_WINDOW);
@@ -404,6 +413,7 @@ impl Loader {
             encap,
             mobike,
             allow_legacy,
+            weak_psk,
             replay_window,
             auth,
         })
@@ -442,8 +452,15 @@ impl Loader {
         found.map(|(v, _)| v).unwrap_or_default()
     }
 
-    /// The pre-shared key: present, in a private file, 8 characters or more.
-    fn connection_psk(&mut self, at: &At, psk_f: Option<Field>) -> Option<Key> {
+    /// The pre-shared key: present, in a private file, [`STRONG_PSK`]
+    /// characters or more (8 or more with `weak_psk = true`, and a warning).
+    fn connection_psk(
+        &mut self,
+        at: &At,
+        psk_f: Option<Field>,
+        weak_ok: bool,
+        name: &str,
+    ) -> Option<Key> {
         let Some(f) = psk_f else {
             at.err(
                 self,
@@ -456,7 +473,26 @@ impl Loader {
         let fld = format!("{}.{}", at.ctx, f.written);
         let ok = self.check_secret_perms(f.file, Some(&f.span), &fld);
         match &f.value {
-            Value::String(s) if ok && s.len() >= 8 => Some(Key::from_slice(s.as_bytes())),
+            Value::String(s) if ok && s.len() >= STRONG_PSK => Some(Key::from_slice(s.as_bytes())),
+            Value::String(s) if ok && s.len() >= 8 && weak_ok => {
+                self.warnings.push(format!(
+                    "{}:{}: connection {name} uses a pre-shared key of {} characters (weak_psk = true): it can be guessed offline from one captured exchange; use {STRONG_PSK} or more random characters",
+                    self.files[at.file].path.display(),
+                    self.files[at.file].line(at.span.start),
+                    s.len()
+                ));
+                Some(Key::from_slice(s.as_bytes()))
+            }
+            Value::String(s) if ok && s.len() >= 8 => {
+                self.err(
+                    f.file,
+                    Some(&f.span),
+                    Some(fld),
+                    Some(format!("<hidden, {} characters>", s.len())),
+                    format!("a pre-shared key shorter than {STRONG_PSK} characters can be guessed offline from one captured IKE exchange: use {STRONG_PSK} or more random characters, or set weak_psk = true on the connection to accept it"),
+                );
+                None
+            }
             Value::String(s) if ok => {
                 self.err(
                     f.file,

@@ -113,8 +113,16 @@ fn nat_t(v: &Value) -> Result<Option<UdpEncap>, String> {
             if let Some(k) = t.keys().find(|k| *k != "local_port" && *k != "remote_port") {
                 return Err(format!("unknown field {k} (local_port, remote_port)"));
             }
+            let local_port = port("local_port")?;
+            if local_port != NATT.local_port {
+                // the dataplane takes ESP in UDP off the wire on 4500 only
+                // (and the kernel's nft rules leave only that port to it)
+                return Err(format!(
+                    "local_port = {local_port}: the dataplane decapsulates ESP in UDP on port 4500 only (the peer's remote_port may differ)"
+                ));
+            }
             Ok(Some(UdpEncap {
-                local_port: port("local_port")?,
+                local_port,
                 remote_port: port("remote_port")?,
             }))
         }
