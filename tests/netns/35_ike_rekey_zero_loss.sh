@@ -151,7 +151,7 @@ for v in $VARIANTS; do
       MIN_CHILD=$want MIN_IKE=$(( SECS / 7 )) MIN_SW=$(( SECS / 7 )) SW_REKEY_WHAT="IKE rekeys strongSwan started" \
         SW_REKEY_RE="activating IKE_REKEY task" \
         sw_variant ike aes128gcm16-ecp256 true 8s 11s aes128gcm16-ecp256 \
-        rekey_time=5s rand_time=0s child.rekey_time=0 child.life_time=1h ;;
+        rekey_time=5s over_time=1h rand_time=0s child.rekey_time=0 child.life_time=1h ;;
     nopfs)
       MIN_CHILD=$want MIN_IKE=0 MIN_SW=1 SW_REKEY_WHAT="rekeys strongSwan started" \
         SW_REKEY_RE="activating CHILD_REKEY task" \
