@@ -95,9 +95,38 @@ impl IkeSa {
                         outbound_spi: c.outbound_spi,
                         reason: DeleteReason::Peer,
                     });
+                    self.replace_deleted_child(now);
                 }
             }
         }
+    }
+
+    /// The peer deleted a live child: a connection that keeps itself up
+    /// (`start`, DPD action restart) asks for a new one at once when no
+    /// other child of this IKE SA carries its traffic; the hold policies
+    /// keep (and count) the traffic meanwhile.
+    fn replace_deleted_child(&mut self, now: Instant) {
+        let keeps_up = self.conn.start_action == StartAction::Start
+            || self.conn.dpd.action == DpdAction::Restart;
+        let live = self
+            .children
+            .iter()
+            .any(|c| matches!(c.state, ChildState::Installed | ChildState::InboundOnly));
+        if !keeps_up
+            || live
+            || self.retire_when_empty
+            || self.state != State::Established
+            || self.rekeyed_to.is_some()
+            || self
+                .tasks
+                .iter()
+                .any(|t| matches!(t, Task::CreateChild { .. }))
+        {
+            return;
+        }
+        self.peer_deleted_at = Some(now);
+        let (tsi, tsr) = conn_ts(&self.conn, Some(self.local.ip()), Some(self.remote.ip()));
+        self.tasks.push_back(Task::CreateChild { tsi, tsr });
     }
 
     /// Removes a child's SAs from the dataplane and releases its policies

@@ -383,7 +383,9 @@ impl IkeSa {
             }
         }
         pw.auth(method, &auth);
-        pw.notify(0, &[], notify::INITIAL_CONTACT, &[]);
+        if self.initial_contact {
+            pw.notify(0, &[], notify::INITIAL_CONTACT, &[]);
+        }
         let (tsi, tsr) = self.first_child.take().unwrap_or_default();
         let offered = self.child_offers(false);
         let spi = ctx.new_child_spi();

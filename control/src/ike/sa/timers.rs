@@ -306,6 +306,17 @@ impl IkeSa {
             }
             self.queue(ctx, Task::RekeyChild(s), now);
         }
+        // replaced by a fresh IKE SA (a degraded child's fallback): gone
+        // with its last child
+        if self.retire_when_empty
+            && self
+                .children
+                .iter()
+                .all(|c| c.state == ChildState::Deleting)
+            && !self.tasks.iter().any(|t| matches!(t, Task::DeleteIke))
+        {
+            self.queue(ctx, Task::DeleteIke, now);
+        }
     }
 
     /// The IKE SA's own timers: expiry (delete) or rekey, DPD, NAT keepalive.
