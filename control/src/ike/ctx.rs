@@ -37,6 +37,11 @@ pub struct Settings {
     pub keepalive: Duration,
     /// How long a replaced inbound SA is kept after a rekey, for packets in flight.
     pub drain: Duration,
+    /// How long the SAs of an IKE SA replaced by a fresh one (a degraded
+    /// child's fallback) keep carrying traffic after the fresh child is up,
+    /// before they are switched away from and drained (as IKEv1's
+    /// `rekey_switch_delay`).
+    pub rekey_switch_delay: Duration,
     /// A rekey responder installs the new outbound SA at the latest this long
     /// after the exchange, if the initiator's delete never comes.
     pub outbound_install_timeout: Duration,
@@ -74,6 +79,7 @@ impl Default for Settings {
             half_open_timeout: Duration::from_secs(30),
             keepalive: Duration::from_secs(20),
             drain: Duration::from_secs(2),
+            rekey_switch_delay: Duration::from_secs(1),
             outbound_install_timeout: Duration::from_secs(30),
             cookie_secret_lifetime: Duration::from_secs(600),
             clock: Default::default(),

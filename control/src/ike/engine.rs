@@ -609,12 +609,18 @@ impl Engine {
                     Deferred::Restart { conn } => {
                         let _ = self.initiate_conn(conn, None, now);
                     }
-                    Deferred::Reestablish { conn, since } => {
+                    Deferred::Reestablish { conn, since, old } => {
                         if let Ok(id) = self.initiate_conn(conn, None, now) {
                             if let Some(s) = self.sas.get_mut(&id) {
                                 s.initial_contact = false;
+                                s.replaces = Some(old);
                                 s.set_peer_deleted_at(since);
                             }
+                        }
+                    }
+                    Deferred::Retire { sa } => {
+                        if let Some(s) = self.sas.get_mut(&sa) {
+                            s.retire(&mut self.ctx, now);
                         }
                     }
                     Deferred::Task { sa, task } => {

@@ -281,6 +281,9 @@ impl IkeSa {
         }
         ctx.stats.child_established += 1;
         ctx.event(self.child_event(&child));
+        if let Some(old) = self.replaces.take() {
+            ctx.deferred.push(Deferred::Retire { sa: old });
+        }
         if let Some(t) = self.peer_deleted_at.take() {
             ctx.event(Event::ChildReplaced {
                 sa: self.id,
@@ -532,6 +535,7 @@ impl IkeSa {
         ctx.deferred.push(Deferred::Reestablish {
             conn: self.conn.clone(),
             since: self.peer_deleted_at.take(),
+            old: self.id,
         });
     }
 

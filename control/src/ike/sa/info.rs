@@ -86,7 +86,21 @@ impl IkeSa {
             (ChildState::Deleting, _) | (ChildState::Installed, None) => {
                 let c = self.children.remove(i);
                 let was_live = st == ChildState::Installed;
-                self.remove_child_sas(ctx, &c, false);
+                if was_live && c.in_installed {
+                    // ESP the peer sent before its DELETE may still be on
+                    // its way (or queued in the dataplane): the inbound SA
+                    // drains like a rekeyed one
+                    self.release_policies(ctx, &c.policies, false);
+                    if c.out_installed {
+                        ctx.dp(DataplaneOp::RemoveSa {
+                            spi: c.outbound_spi,
+                            direction: Direction::Outbound,
+                        });
+                    }
+                    self.drains.push((now + ctx.settings.drain, c.inbound_spi));
+                } else {
+                    self.remove_child_sas(ctx, &c, false);
+                }
                 if was_live {
                     ctx.event(Event::ChildDeleted {
                         sa: self.id,
@@ -99,6 +113,17 @@ impl IkeSa {
                 }
             }
         }
+    }
+
+    /// A fresh IKE SA of this connection has its child up: this SA (and
+    /// its children) is deleted a little later.
+    pub fn retire(&mut self, ctx: &mut Ctx, now: Instant) {
+        // Its children's policies stay until the delete (they sort before
+        // the fresh child's): switching earlier, while the peer holds both
+        // children, lost datagrams against strongSwan; with the delete both
+        // sides drop the old SAs together.
+        self.retire_when_empty = true;
+        self.retire_at = Some(now + ctx.settings.rekey_switch_delay + ctx.settings.drain);
     }
 
     /// The peer deleted a live child: a connection that keeps itself up

@@ -65,6 +65,12 @@ pub(crate) enum Deferred {
         conn: Arc<Connection>,
         /// When the peer deleted the connection's last child, if it did.
         since: Option<Instant>,
+        /// The IKE SA the new one replaces (retired once the new child is up).
+        old: u64,
+    },
+    /// Retire an IKE SA: a fresh one of its connection has its child up.
+    Retire {
+        sa: u64,
     },
     Task {
         sa: u64,
@@ -236,6 +242,10 @@ pub(crate) struct IkeSa {
     pub initial_contact: bool,
     /// Delete this IKE SA once its last child is gone (a fresh one replaced it).
     retire_when_empty: bool,
+    /// Delete this IKE SA then (a fresh one's child is up, old SAs drained).
+    retire_at: Option<Instant>,
+    /// The IKE SA this one was negotiated to replace (a degraded child's).
+    pub replaces: Option<u64>,
     /// When the peer deleted this connection's last child, while a new one
     /// is being negotiated (`start`, DPD restart).
     peer_deleted_at: Option<Instant>,
@@ -395,6 +405,8 @@ impl IkeSa {
             half_open_counted: false,
             initial_contact: true,
             retire_when_empty: false,
+            retire_at: None,
+            replaces: None,
             peer_deleted_at: None,
             peer_hashes: None,
             frag: false,

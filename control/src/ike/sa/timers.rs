@@ -162,6 +162,7 @@ impl IkeSa {
                     m(self.rekey_at);
                 }
             }
+            m(self.retire_at);
             m(self.dpd_due());
             if self.nat_local {
                 m(self.keepalive_at);
@@ -321,6 +322,10 @@ impl IkeSa {
 
     /// The IKE SA's own timers: expiry (delete) or rekey, DPD, NAT keepalive.
     fn ike_timers(&mut self, ctx: &mut Ctx, now: Instant) {
+        if self.retire_at.is_some_and(|r| now >= r) {
+            self.retire_at = None;
+            self.queue(ctx, Task::DeleteIke, now);
+        }
         if self.rekeyed_to.is_none() {
             if self.expire_at.is_some_and(|e| now >= e) {
                 self.expire_at = None;
