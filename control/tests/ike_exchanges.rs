@@ -1042,6 +1042,10 @@ fn delete_from_either_side() {
     let (_, bo) = assert_one_pair(&n);
     n.a.eng.terminate_child(bo, n.now).unwrap();
     n.pump();
+    // B drains the inbound SA of a child the peer deleted (ESP sent before
+    // the DELETE may still arrive): gone after the drain time
+    assert!(n.b.dp.policies.is_empty());
+    n.advance(Duration::from_secs(3));
     assert!(n.a.dp.sas.is_empty(), "{:?}", n.a.dp.sas.keys());
     assert!(n.b.dp.sas.is_empty());
     assert!(n.a.dp.policies.is_empty() && n.b.dp.policies.is_empty());
@@ -1722,7 +1726,9 @@ fn initiator_refuses_and_deletes_a_child_whose_spi_another_sa_holds() {
     assert_eq!(established(&n.a.events), 1, "{:?}", n.a.events);
     assert!(spi_refused(&n.a.events, b_in), "{:?}", n.a.events);
     assert_eq!(n.a.eng.stats().child_spi_in_use, 1);
-    // Nothing installed by A; B was told to delete its half and did.
+    // Nothing installed by A; B was told to delete its half and did (its
+    // inbound SA after the drain time).
+    n.advance(Duration::from_secs(3));
     assert!(n.a.dp.sas.is_empty(), "{:?}", n.a.dp.sas.keys());
     assert!(n.b.dp.sas.is_empty(), "{:?}", n.b.dp.sas.keys());
     assert!(n
@@ -1745,4 +1751,77 @@ fn our_inbound_spis_avoid_those_held_by_other_sas() {
     n.initiate();
     let (_, b_out) = assert_one_pair(&n);
     assert_ne!(b_out, a_in);
+}
+
+#[test]
+fn pfs_mismatch_is_named_and_our_own_rekey_with_pfs_follows() {
+    // A requires PFS (the default); B does not and rekeys without KE, as
+    // strongSwan does with an ESP proposal without a DH group.
+    let (mut a, mut b) = pair();
+    a.pfs = true;
+    b.pfs = false;
+    let mut n = Net::new(a, b);
+    n.initiate();
+    let (ao, _) = assert_one_pair(&n);
+    n.b.eng.rekey_child(ao, n.now).unwrap();
+    n.pump();
+    // A refused B's rekey, in words (never "offered X, configured X")
+    assert!(
+        n.a.events.iter().any(|e| matches!(
+            e,
+            Event::ChildFailed {
+                error: control::ike::IkeError::PfsRequired,
+                ..
+            }
+        )),
+        "{:?}",
+        n.a.events
+    );
+    assert!(!n
+        .a
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::ProposalMismatch { .. })));
+    let text = control::ike::IkeError::PfsRequired.to_string();
+    assert!(text.contains("no key exchange (no PFS)") && text.contains("set `pfs = false`"));
+    assert!(n.a.events.iter().any(|e| matches!(
+        e,
+        Event::ChildDegraded {
+            next: control::ike::DegradedNext::OwnRekey,
+            ..
+        }
+    )));
+    // ... and rekeyed the child itself, with PFS, which B (pfs = no) accepts
+    n.advance(Duration::from_millis(10));
+    assert!(
+        n.a.events
+            .iter()
+            .any(|e| matches!(e, Event::ChildRekeyed { old_outbound, .. } if *old_outbound == ao)),
+        "{:?}",
+        n.a.events
+    );
+    let (ao2, _) = assert_one_pair(&n);
+    assert_ne!(ao2, ao);
+}
+
+#[test]
+fn a_child_the_peer_deletes_is_replaced_at_once_on_a_start_connection() {
+    let (mut a, b) = pair();
+    a.start_action = control::ike::StartAction::Start;
+    // a start connection initiates when it is added
+    let mut n = Net::new(a, b);
+    n.advance(Duration::from_millis(10));
+    let (ao, _) = assert_one_pair(&n);
+    n.b.eng.terminate_child(ao, n.now).unwrap();
+    n.pump();
+    assert!(
+        n.a.events
+            .iter()
+            .any(|e| matches!(e, Event::ChildReplaced { .. })),
+        "{:?}",
+        n.a.events
+    );
+    n.advance(Duration::from_secs(3));
+    let (ao2, _) = assert_one_pair(&n);
+    assert_ne!(ao2, ao);
 }
