@@ -18,7 +18,16 @@ flows_start() {
   FLOW_RB=$NSL_PID
   nsl_bg "$NS_HA" "recvA_$tag" python3 tests/lib/udp_seq.py recv 10.1.0.2 "$FLOW_PORT" "$NSL_TMP/ba_$tag.json" 3
   FLOW_RA=$NSL_PID
-  sleep 0.3
+  # both receivers bound before the first datagram (a loaded machine can
+  # take a second or more to start python)
+  local ns
+  for ns in "$NS_HB" "$NS_HA"; do
+    for _ in $(seq 1 100); do
+      [ -n "$(ip netns exec "$ns" ss -Hlun "sport = :$FLOW_PORT" 2>/dev/null)" ] && break
+      sleep 0.1
+    done
+    [ -n "$(ip netns exec "$ns" ss -Hlun "sport = :$FLOW_PORT" 2>/dev/null)" ] || nsl_die "receiver in $ns did not bind port $FLOW_PORT"
+  done
   nsl_bg "$NS_HA" "sendA_$tag" python3 tests/lib/udp_seq.py send 10.2.0.2 "$FLOW_PORT" "$count" "$interval" 300
   FLOW_SA=$NSL_PID
   nsl_bg "$NS_HB" "sendB_$tag" python3 tests/lib/udp_seq.py send 10.1.0.2 "$FLOW_PORT" "$count" "$interval" 300

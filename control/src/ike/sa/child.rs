@@ -242,6 +242,7 @@ impl IkeSa {
             rekey_busy: false,
             encap: self.nat_local || self.nat_remote,
             degraded: false,
+            delete_at: None,
         }
     }
 
@@ -969,10 +970,19 @@ impl IkeSa {
         self.switch_child(ctx, oi, ni_idx, now);
         let old_in = self.children[oi].inbound_spi;
         self.children[oi].state = ChildState::Rekeyed;
-        self.tasks.push_front(Task::DeleteChild {
-            spis: vec![old_in],
-            rekey: true,
-        });
+        // Our outbound SA is the new one already; the DELETE of the old
+        // pair waits a little (as IKEv1's switch delay): the peer drops its
+        // old inbound SA when the DELETE arrives, and ESP we sent on it just
+        // before the switch may still be queued on the way (a loaded
+        // strongSwan with kernel-libipsec lost such datagrams).
+        if ctx.settings.rekey_switch_delay.is_zero() {
+            self.tasks.push_front(Task::DeleteChild {
+                spis: vec![old_in],
+                rekey: true,
+            });
+        } else {
+            self.children[oi].delete_at = Some(now + ctx.settings.rekey_switch_delay);
+        }
     }
 }
 

@@ -193,6 +193,8 @@ pub(crate) struct ChildSa {
     encap: bool,
     /// Its rekey was refused (PFS mismatch): it runs until it expires.
     degraded: bool,
+    /// Replaced by our rekey: its DELETE is sent then (switch delay).
+    delete_at: Option<Instant>,
 }
 
 pub(crate) struct IkeSa {

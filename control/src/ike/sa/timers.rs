@@ -153,6 +153,7 @@ impl IkeSa {
                     ChildState::InboundOnly => {
                         m(Some(c.created + ctx.settings.outbound_install_timeout))
                     }
+                    ChildState::Rekeyed => m(c.delete_at),
                     _ => {}
                 }
             }
@@ -279,6 +280,16 @@ impl IkeSa {
     /// Installed children past their hard lifetime are deleted, those past
     /// their rekey time are queued for a rekey.
     fn child_timers(&mut self, ctx: &mut Ctx, now: Instant) {
+        // replaced children whose switch delay is over: DELETE them
+        for c in self.children.iter_mut() {
+            if c.state == ChildState::Rekeyed && c.delete_at.is_some_and(|d| now >= d) {
+                c.delete_at = None;
+                self.tasks.push_back(Task::DeleteChild {
+                    spis: vec![c.inbound_spi],
+                    rekey: true,
+                });
+            }
+        }
         let mut expired = Vec::new();
         let mut rekey = Vec::new();
         for c in &self.children {
