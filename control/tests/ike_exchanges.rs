@@ -95,7 +95,14 @@ fn pair() -> (Connection, Connection) {
 
 impl Net {
     fn new(a: Connection, b: Connection) -> Net {
-        Self::with_settings(a, b, Settings::default())
+        // the old pair's DELETE at once after a rekey (exchanges counted
+        // right after `pump`); `rekey_delete_waits_the_switch_delay` tests
+        // the default delay
+        let s = Settings {
+            rekey_switch_delay: Duration::ZERO,
+            ..Settings::default()
+        };
+        Self::with_settings(a, b, s)
     }
     fn with_settings(a: Connection, b: Connection, s: Settings) -> Net {
         let now = Instant::now();
@@ -742,9 +749,10 @@ fn child_rekey_collision_leaves_one_pair() {
         n.a.eng.rekey_child(bo, n.now).unwrap();
         n.b.eng.rekey_child(ao, n.now).unwrap();
         n.pump();
+        // (the winner's DELETE of the old pair waits the switch delay)
+        n.advance(Duration::from_secs(5));
         let (ao2, bo2) = assert_one_pair(&n);
         assert!(ao2 != ao && bo2 != bo);
-        n.advance(Duration::from_secs(5));
         // exactly one pair left on each side, nothing dangling
         assert_eq!(n.a.dp.sas.len(), 2, "A: {:?}", n.a.dp.sas.keys());
         assert_eq!(n.b.dp.sas.len(), 2, "B: {:?}", n.b.dp.sas.keys());
@@ -1824,4 +1832,28 @@ fn a_child_the_peer_deletes_is_replaced_at_once_on_a_start_connection() {
     n.advance(Duration::from_secs(3));
     let (ao2, _) = assert_one_pair(&n);
     assert_ne!(ao2, ao);
+}
+
+#[test]
+fn rekey_delete_waits_the_switch_delay() {
+    let (a, b) = pair();
+    let mut n = Net::with_settings(a, b, Settings::default());
+    n.initiate();
+    let (ao, bo) = assert_one_pair(&n);
+    let before = n.delivered;
+    n.a.eng.rekey_child(bo, n.now).unwrap();
+    n.pump();
+    // CREATE_CHILD_SA only: A sends on the new SA, the old pair stays
+    assert_eq!(n.delivered - before, 2);
+    assert!(n.b.dp.sas.contains_key(&(ao, Direction::Inbound)));
+    assert!(!n.a.dp.sas.contains_key(&(ao, Direction::Outbound)));
+    n.advance(Duration::from_millis(500));
+    assert_eq!(n.delivered - before, 2, "DELETE before the switch delay");
+    // then the DELETE, and after the drain time one pair is left
+    n.advance(Duration::from_secs(4));
+    assert_eq!(n.delivered - before, 4);
+    let (ao2, bo2) = assert_one_pair(&n);
+    assert!(ao2 != ao && bo2 != bo);
+    assert_eq!(n.a.dp.sas.len(), 2, "{:?}", n.a.dp.sas.keys());
+    assert_eq!(n.b.dp.sas.len(), 2, "{:?}", n.b.dp.sas.keys());
 }
