@@ -96,7 +96,14 @@ fn pair() -> (Connection, Connection) {
 
 impl Net {
     fn new(a: Connection, b: Connection) -> Net {
-        Self::with_settings(a, b, Settings::default())
+        // the old pair's DELETE at once after a rekey (exchanges counted
+        // right after `pump`); `rekey_delete_waits_the_switch_delay` tests
+        // the default delay
+        let s = Settings {
+            rekey_switch_delay: Duration::ZERO,
+            ..Settings::default()
+        };
+        Self::with_settings(a, b, s)
     }
     fn with_settings(a: Connection, b: Connection, s: Settings) -> Net {
         let now = Instant::now();
@@ -759,9 +766,10 @@ fn child_rekey_collision_leaves_one_pair() {
         n.a.eng.rekey_child(bo, n.now).unwrap();
         n.b.eng.rekey_child(ao, n.now).unwrap();
         n.pump();
+        // (the winner's DELETE of the old pair waits the switch delay)
+        n.advance(Duration::from_secs(5));
         let (ao2, bo2) = assert_one_pair(&n);
         assert!(ao2 != ao && bo2 != bo);
-        n.advance(Duration::from_secs(5));
         // exactly one pair left on each side, nothing dangling
         assert_eq!(n.a.dp.sas.len(), 2, "A: {:?}", n.a.dp.sas.keys());
         assert_eq!(n.b.dp.sas.len(), 2, "B: {:?}", n.b.dp.sas.keys());
@@ -1059,6 +1067,10 @@ fn delete_from_either_side() {
     let (_, bo) = assert_one_pair(&n);
     n.a.eng.terminate_child(bo, n.now).unwrap();
     n.pump();
+    // B drains the inbound SA of a child the peer deleted (ESP sent before
+    // the DELETE may still arrive): gone after the drain time
+    assert!(n.b.dp.policies.is_empty());
+    n.advance(Duration::from_secs(3));
     assert!(n.a.dp.sas.is_empty(), "{:?}", n.a.dp.sas.keys());
     assert!(n.b.dp.sas.is_empty());
     assert!(n.a.dp.policies.is_empty() && n.b.dp.policies.is_empty());
@@ -1739,7 +1751,9 @@ fn initiator_refuses_and_deletes_a_child_whose_spi_another_sa_holds() {
     assert_eq!(established(&n.a.events), 1, "{:?}", n.a.events);
     assert!(spi_refused(&n.a.events, b_in), "{:?}", n.a.events);
     assert_eq!(n.a.eng.stats().child_spi_in_use, 1);
-    // Nothing installed by A; B was told to delete its half and did.
+    // Nothing installed by A; B was told to delete its half and did (its
+    // inbound SA after the drain time).
+    n.advance(Duration::from_secs(3));
     assert!(n.a.dp.sas.is_empty(), "{:?}", n.a.dp.sas.keys());
     assert!(n.b.dp.sas.is_empty(), "{:?}", n.b.dp.sas.keys());
     assert!(n
@@ -2054,4 +2068,100 @@ fn oversized_messages_are_dropped_unparsed() {
     // the request itself is well within the limit and answered
     b.eng.handle_datagram(&req, from, to, now);
     assert_eq!(b.eng.half_open(), 1);
+
+#[test]
+fn pfs_mismatch_is_named_and_our_own_rekey_with_pfs_follows() {
+    // A requires PFS (the default); B does not and rekeys without KE, as
+    // strongSwan does with an ESP proposal without a DH group.
+    let (mut a, mut b) = pair();
+    a.pfs = true;
+    b.pfs = false;
+    let mut n = Net::new(a, b);
+    n.initiate();
+    let (ao, _) = assert_one_pair(&n);
+    n.b.eng.rekey_child(ao, n.now).unwrap();
+    n.pump();
+    // A refused B's rekey, in words (never "offered X, configured X")
+    assert!(
+        n.a.events.iter().any(|e| matches!(
+            e,
+            Event::ChildFailed {
+                error: control::ike::IkeError::PfsRequired,
+                ..
+            }
+        )),
+        "{:?}",
+        n.a.events
+    );
+    assert!(!n
+        .a
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::ProposalMismatch { .. })));
+    let text = control::ike::IkeError::PfsRequired.to_string();
+    assert!(text.contains("no key exchange (no PFS)") && text.contains("set `pfs = false`"));
+    assert!(n.a.events.iter().any(|e| matches!(
+        e,
+        Event::ChildDegraded {
+            next: control::ike::DegradedNext::OwnRekey,
+            ..
+        }
+    )));
+    // ... and rekeyed the child itself, with PFS, which B (pfs = no) accepts
+    n.advance(Duration::from_millis(10));
+    assert!(
+        n.a.events
+            .iter()
+            .any(|e| matches!(e, Event::ChildRekeyed { old_outbound, .. } if *old_outbound == ao)),
+        "{:?}",
+        n.a.events
+    );
+    let (ao2, _) = assert_one_pair(&n);
+    assert_ne!(ao2, ao);
+}
+
+#[test]
+fn a_child_the_peer_deletes_is_replaced_at_once_on_a_start_connection() {
+    let (mut a, b) = pair();
+    a.start_action = control::ike::StartAction::Start;
+    // a start connection initiates when it is added
+    let mut n = Net::new(a, b);
+    n.advance(Duration::from_millis(10));
+    let (ao, _) = assert_one_pair(&n);
+    n.b.eng.terminate_child(ao, n.now).unwrap();
+    n.pump();
+    assert!(
+        n.a.events
+            .iter()
+            .any(|e| matches!(e, Event::ChildReplaced { .. })),
+        "{:?}",
+        n.a.events
+    );
+    n.advance(Duration::from_secs(3));
+    let (ao2, _) = assert_one_pair(&n);
+    assert_ne!(ao2, ao);
+}
+
+#[test]
+fn rekey_delete_waits_the_switch_delay() {
+    let (a, b) = pair();
+    let mut n = Net::with_settings(a, b, Settings::default());
+    n.initiate();
+    let (ao, bo) = assert_one_pair(&n);
+    let before = n.delivered;
+    n.a.eng.rekey_child(bo, n.now).unwrap();
+    n.pump();
+    // CREATE_CHILD_SA only: A sends on the new SA, the old pair stays
+    assert_eq!(n.delivered - before, 2);
+    assert!(n.b.dp.sas.contains_key(&(ao, Direction::Inbound)));
+    assert!(!n.a.dp.sas.contains_key(&(ao, Direction::Outbound)));
+    n.advance(Duration::from_millis(500));
+    assert_eq!(n.delivered - before, 2, "DELETE before the switch delay");
+    // then the DELETE, and after the drain time one pair is left
+    n.advance(Duration::from_secs(4));
+    assert_eq!(n.delivered - before, 4);
+    let (ao2, bo2) = assert_one_pair(&n);
+    assert!(ao2 != ao && bo2 != bo);
+    assert_eq!(n.a.dp.sas.len(), 2, "{:?}", n.a.dp.sas.keys());
+    assert_eq!(n.b.dp.sas.len(), 2, "{:?}", n.b.dp.sas.keys());
 }

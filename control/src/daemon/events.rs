@@ -2,9 +2,40 @@
 //! connection's error and `status` notes) and what is progress (the log).
 //! Both keying engines (IKEv2 and IKEv1) produce the same [`Event`]s.
 
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
 use tracing::info;
 
-use crate::ike::{self, Event};
+use crate::ike::{self, DegradedNext, Event};
+
+/// An engine instant as UTC time of day (HH:MM:SSZ), for log lines and
+/// `status` that tell the operator when something will happen.
+pub fn wall_clock(at: Instant) -> String {
+    let now = Instant::now();
+    let wall = if at >= now {
+        SystemTime::now() + (at - now)
+    } else {
+        SystemTime::now() - (now - at)
+    };
+    let s = wall
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    format!("{:02}:{:02}:{:02}Z", (s / 3600) % 24, (s / 60) % 60, s % 60)
+}
+
+/// What espresso does about a degraded child SA, in words (`at`: its expiry).
+pub fn degraded_next(next: DegradedNext, at: &str) -> String {
+    match next {
+        DegradedNext::OwnRekey => "espresso rekeys it itself, with PFS, now".into(),
+        DegradedNext::FreshChild => {
+            "espresso's rekey was refused too: negotiating a fresh IKE SA and child SA (the old ones carry traffic until it is up)".into()
+        }
+        DegradedNext::TrafficStops => format!(
+            "espresso's rekey was refused too and this connection does not initiate (start = add): traffic will stop at {at}"
+        ),
+    }
+}
 
 /// What an engine event says went wrong, with its connection, if anything.
 pub fn failure(e: &Event) -> Option<(&str, String)> {

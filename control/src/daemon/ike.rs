@@ -20,7 +20,7 @@ use espresso_core::sa::{Direction, Mode, Policy, PolicyAction, SaEvent};
 use tracing::{error, info, warn};
 
 use super::api::{self, exit, Response};
-use super::events::{failure, log_progress};
+use super::events::{degraded_next, failure, log_progress, wall_clock};
 use super::ikeio::{Datagram, IkeIo, Queues, RxDrops};
 use super::installer::{policy_id, EngineSas, Installer};
 use crate::config::connection::IkeConn;
@@ -39,9 +39,22 @@ pub struct IkeConnItem {
     pub cfg: IkeConn,
     /// Dataplane tunnel id (counters, tap).
     pub id: u32,
+    /// A child SA whose rekey was refused (PFS mismatch) and runs until it
+    /// expires, until a rekey or a fresh child SA succeeds.
+    pub degraded: Option<Degraded>,
     /// The last failure (proposal mismatch, authentication, dead peer), until
     /// a child SA comes up.
     pub error: Option<String>,
+}
+
+/// Why a connection runs degraded and when its SAs expire.
+pub struct Degraded {
+    /// The refusal in words.
+    pub why: String,
+    /// When the child SA's hard lifetime ends.
+    pub expires: Instant,
+    /// The same as a UTC time of day.
+    pub expires_at: String,
 }
 
 /// Everything IKE in the daemon.
@@ -242,6 +255,7 @@ impl IkeBridge {
                 self.conns.push(IkeConnItem {
                     cfg: c,
                     id,
+                    degraded: None,
                     error: None,
                 });
                 self.note(&name, why);
@@ -251,6 +265,7 @@ impl IkeBridge {
         self.conns.push(IkeConnItem {
             cfg: c,
             id,
+            degraded: None,
             error: None,
         });
         let hold = hold_policies(id, &engine_conn);
@@ -695,6 +710,34 @@ impl IkeBridge {
             Event::IkeDeleted { conn, .. } => self.fallback.contains(conn),
             _ => false,
         };
+        if let Event::ChildDegraded {
+            conn,
+            reason,
+            expires,
+            next,
+            ..
+        } = &e
+        {
+            let at = wall_clock(*expires);
+            let left = expires.saturating_duration_since(Instant::now()).as_secs();
+            let what = degraded_next(*next, &at);
+            warn!("{conn}: degraded: {reason}; its SAs expire at {at} (in {left} s); {what}");
+            if let Some(c) = self.conn_mut(conn) {
+                c.degraded = Some(Degraded {
+                    why: format!("{reason}; {what}"),
+                    expires: *expires,
+                    expires_at: at,
+                });
+            }
+            return;
+        }
+        if let Event::ChildReplaced { conn, gap, .. } = &e {
+            info!(
+                "{conn}: new child SA {:.3} s after the peer deleted the previous one (traffic in between held by the hold policies, counted as policy_discard)",
+                gap.as_secs_f64()
+            );
+            return;
+        }
         if let Some((conn, t)) = failure(&e) {
             let prefix = if conn.is_empty() {
                 String::new()
@@ -720,6 +763,12 @@ impl IkeBridge {
         if let Event::ChildEstablished { conn, .. } = &e {
             if let Some(c) = self.conn_mut(conn) {
                 c.error = None;
+                c.degraded = None;
+            }
+        }
+        if let Event::ChildRekeyed { conn, .. } = &e {
+            if let Some(c) = self.conn_mut(conn) {
+                c.degraded = None;
             }
         }
         log_progress(&e);

@@ -47,6 +47,11 @@ pub struct Settings {
     pub keepalive: Duration,
     /// How long a replaced inbound SA is kept after a rekey, for packets in flight.
     pub drain: Duration,
+    /// How long the SAs of an IKE SA replaced by a fresh one (a degraded
+    /// child's fallback) keep carrying traffic after the fresh child is up,
+    /// before they are switched away from and drained (as IKEv1's
+    /// `rekey_switch_delay`).
+    pub rekey_switch_delay: Duration,
     /// A rekey responder installs the new outbound SA at the latest this long
     /// after the exchange, if the initiator's delete never comes.
     pub outbound_install_timeout: Duration,
@@ -87,6 +92,7 @@ impl Default for Settings {
             half_open_timeout: Duration::from_secs(30),
             keepalive: Duration::from_secs(20),
             drain: Duration::from_secs(2),
+            rekey_switch_delay: Duration::from_secs(1),
             outbound_install_timeout: Duration::from_secs(30),
             cookie_secret_lifetime: Duration::from_secs(600),
             clock: Default::default(),
@@ -179,6 +185,19 @@ pub enum DeleteReason {
     Failed(IkeError),
 }
 
+/// What espresso does about a child SA whose rekey was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DegradedNext {
+    /// It starts its own rekey (with PFS) now.
+    OwnRekey,
+    /// Its own rekey was refused too: a fresh IKE SA and child SA are being
+    /// negotiated (`start` connections).
+    FreshChild,
+    /// Its own rekey was refused too and the connection does not initiate
+    /// (`add`): traffic stops when the child expires.
+    TrafficStops,
+}
+
 /// Something the operator (log, status) should know.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -249,6 +268,33 @@ pub enum Event {
         outbound_spi: u32,
         /// Why.
         reason: DeleteReason,
+    },
+    /// A child SA could not be rekeyed (the peer's rekey or ours was
+    /// refused): it carries traffic until it expires; `next` says what
+    /// espresso does about it.
+    ChildDegraded {
+        /// IKE SA id.
+        sa: u64,
+        /// Connection name.
+        conn: String,
+        /// Inbound SPI of the child that could not be rekeyed.
+        inbound_spi: u32,
+        /// Why, in words.
+        reason: String,
+        /// When the child's hard lifetime ends (its SAs are removed then).
+        expires: Instant,
+        /// What happens next.
+        next: DegradedNext,
+    },
+    /// A new child SA replaced one the peer deleted (`start` connections,
+    /// DPD action restart): how long the connection had no child SA.
+    ChildReplaced {
+        /// IKE SA id.
+        sa: u64,
+        /// Connection name.
+        conn: String,
+        /// From the peer's delete to the new child's installation.
+        gap: Duration,
     },
     /// An IKE SA was replaced by a rekeyed one.
     IkeRekeyed {

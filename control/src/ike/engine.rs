@@ -14,7 +14,8 @@ use rand::{RngCore, SeedableRng};
 
 use super::config::{Connection, LocalAddr, RemoteAddr, StartAction};
 pub use super::ctx::{
-    DataplaneOp, DeleteReason, Event, IkeDrop, Output, ReservedSpis, Settings, Stats, Transmit,
+    DataplaneOp, DegradedNext, DeleteReason, Event, IkeDrop, Output, ReservedSpis, Settings, Stats,
+    Transmit,
 };
 use super::error::IkeError;
 use super::halfopen::Refusal;
@@ -675,6 +676,20 @@ impl Engine {
                     }
                     Deferred::Restart { conn } => {
                         let _ = self.initiate_conn(conn, None, now);
+                    }
+                    Deferred::Reestablish { conn, since, old } => {
+                        if let Ok(id) = self.initiate_conn(conn, None, now) {
+                            if let Some(s) = self.sas.get_mut(&id) {
+                                s.initial_contact = false;
+                                s.replaces = Some(old);
+                                s.set_peer_deleted_at(since);
+                            }
+                        }
+                    }
+                    Deferred::Retire { sa } => {
+                        if let Some(s) = self.sas.get_mut(&sa) {
+                            s.retire(&mut self.ctx, now);
+                        }
                     }
                     Deferred::Task { sa, task } => {
                         if let Some(s) = self.sas.get_mut(&sa) {

@@ -93,6 +93,14 @@ pub enum IkeError {
     /// refused, never installed over that SA.
     #[error("the peer's SPI {0:#010x} is already the outbound SPI of another SA: child refused")]
     SpiInUse(u32),
+    /// The peer's CREATE_CHILD_SA carries no KE while this connection
+    /// requires PFS (the proposals match otherwise).
+    #[error("the peer's rekey carries no key exchange (no PFS) and this connection requires PFS: set `pfs = false` here or add a DH group to the peer's ESP proposal")]
+    PfsRequired,
+    /// The peer refused our CREATE_CHILD_SA with a KE (NO_PROPOSAL_CHOSEN)
+    /// after its own rekey without one was refused for want of PFS.
+    #[error("the peer refused our rekey with PFS (NO_PROPOSAL_CHOSEN): its ESP proposal names no DH group; set `pfs = false` here or add a DH group to the peer's ESP proposal")]
+    PfsRefusedByPeer,
     /// The peer answered with an error notify.
     #[error("peer sent error notify {name} ({code})")]
     PeerError {

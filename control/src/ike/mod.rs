@@ -36,7 +36,8 @@ pub mod wire;
 pub use auth_config::{LocalAuth, RemoteAuth, WallClock};
 pub use config::{Connection, DpdAction, Identity, LocalAddr, RemoteAddr, StartAction};
 pub use ctx::{
-    DataplaneOp, DeleteReason, Event, IkeDrop, Output, ReservedSpis, Settings, Stats, Transmit,
+    DataplaneOp, DegradedNext, DeleteReason, Event, IkeDrop, Output, ReservedSpis, Settings, Stats,
+    Transmit,
 };
 pub use engine::Engine;
 pub use error::{IkeError, ParseError};

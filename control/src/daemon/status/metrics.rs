@@ -106,17 +106,17 @@ fn tunnels(o: &mut String, st: &Status) {
             "espresso_tunnel_up{{tunnel=\"{}\",kind=\"{}\"}} {}",
             esc(&t.name),
             t.kind,
-            u8::from(t.state == "up")
+            u8::from(t.state == "up" || t.state == "degraded")
         );
     }
     head(
         o,
         "espresso_tunnel_state",
         "gauge",
-        "1 for the tunnel's current state (up, down, pending, expired, error).",
+        "1 for the tunnel's current state (up, degraded, down, pending, expired, error).",
     );
     for t in &st.tunnels {
-        for s in ["up", "down", "pending", "expired", "error"] {
+        for s in ["up", "degraded", "down", "pending", "expired", "error"] {
             let _ = writeln!(
                 o,
                 "espresso_tunnel_state{{tunnel=\"{}\",state=\"{s}\"}} {}",

@@ -302,6 +302,15 @@ impl Live<'_> {
             .max_by_key(|ch| ch.created);
         let (state, reason) = if let Some(e) = &ike.io_error {
             ("error", Some(format!("IKE sockets unavailable: {e}")))
+        } else if let (Some(d), Some(_)) = (&c.degraded, child) {
+            let left = d.expires.saturating_duration_since(now).as_secs();
+            (
+                "degraded",
+                Some(format!(
+                    "rekey refused: {}; its SAs expire at {} (in {left} s)",
+                    d.why, d.expires_at
+                )),
+            )
         } else if child.is_some() {
             ("up", None)
         } else if !mine.is_empty() {
@@ -406,7 +415,7 @@ impl Live<'_> {
             // `permit`/`propose`: both engines run the connection; its one
             // row is the engine's that has (or tries) SAs, else the initiator's
             let rank = |t: &TunnelStatus| match t.state.as_str() {
-                "up" => 3,
+                "up" | "degraded" => 3,
                 "connecting" => 2,
                 "error" => 1,
                 _ => 0,

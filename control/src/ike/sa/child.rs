@@ -241,6 +241,8 @@ impl IkeSa {
             rekeyed_by_peer: None,
             rekey_busy: false,
             encap: self.nat_local || self.nat_remote,
+            degraded: false,
+            delete_at: None,
         }
     }
 
@@ -280,6 +282,16 @@ impl IkeSa {
         }
         ctx.stats.child_established += 1;
         ctx.event(self.child_event(&child));
+        if let Some(old) = self.replaces.take() {
+            ctx.deferred.push(Deferred::Retire { sa: old });
+        }
+        if let Some(t) = self.peer_deleted_at.take() {
+            ctx.event(Event::ChildReplaced {
+                sa: self.id,
+                conn: self.conn.name.clone(),
+                gap: child.created.saturating_duration_since(t),
+            });
+        }
         self.children.push(child);
     }
 
@@ -368,9 +380,20 @@ impl IkeSa {
                 return false;
             }
         };
-        let chosen = self.choose_child_proposal(&props, in_auth);
+        let chosen = self.choose_child_proposal(&props, in_auth, self.conn.pfs);
         let Some((num, outbound, suite, m)) = chosen else {
-            self.esp_mismatch(ctx, &props);
+            // Only PFS stands between the proposals: the peer's carry no DH
+            // group (no KE) and ours require one. Say so in words.
+            let no_pfs = !in_auth
+                && self.conn.pfs
+                && self
+                    .choose_child_proposal(&props, in_auth, false)
+                    .is_some_and(|(_, _, s, _)| s.dh.is_none());
+            if no_pfs {
+                self.pfs_refused(ctx, rekey_of, now);
+            } else {
+                self.esp_mismatch(ctx, &props);
+            }
             pw.notify(0, &[], notify::NO_PROPOSAL_CHOSEN, &[]);
             return false;
         };
@@ -449,6 +472,104 @@ impl IkeSa {
         true
     }
 
+    /// The peer's CREATE_CHILD_SA (a rekey of child `rekey_of`, or a new
+    /// child) carries no KE and this connection requires PFS: the refusal
+    /// is reported in words and, for a rekey, espresso rekeys the child
+    /// itself with PFS at once (the peer may accept that).
+    fn pfs_refused(&mut self, ctx: &mut Ctx, rekey_of: Option<usize>, now: Instant) {
+        ctx.event(Event::ChildFailed {
+            sa: self.id,
+            conn: self.conn.name.clone(),
+            error: IkeError::PfsRequired,
+        });
+        let Some(i) = rekey_of else { return };
+        let fallback = self.degraded_fallback_next();
+        let retiring = self.retire_when_empty;
+        let c = &mut self.children[i];
+        let next = if retiring {
+            // a fresh IKE SA is being (or was) negotiated already
+            DegradedNext::FreshChild
+        } else if c.rekey_busy {
+            // ours is under way already: its answer decides
+            DegradedNext::OwnRekey
+        } else if self.conn.rekey && !c.degraded {
+            c.rekey_at = Some(now);
+            DegradedNext::OwnRekey
+        } else {
+            fallback
+        };
+        c.degraded = true;
+        let (inbound, expires) = (c.inbound_spi, c.expire_at);
+        ctx.event(Event::ChildDegraded {
+            sa: self.id,
+            conn: self.conn.name.clone(),
+            inbound_spi: inbound,
+            reason: IkeError::PfsRequired.to_string(),
+            expires,
+            next,
+        });
+        if next == DegradedNext::FreshChild {
+            self.reestablish(ctx);
+        }
+    }
+
+    /// What a degraded child's connection does when no rekey is possible:
+    /// a `start` connection (or one whose DPD action is restart) negotiates
+    /// a fresh IKE SA and child; others let the child expire.
+    fn degraded_fallback_next(&self) -> DegradedNext {
+        let initiates = self.conn.start_action == StartAction::Start
+            || self.conn.dpd.action == DpdAction::Restart;
+        if initiates && self.conn.remote_addr != crate::ike::config::RemoteAddr::Any {
+            DegradedNext::FreshChild
+        } else {
+            DegradedNext::TrafficStops
+        }
+    }
+
+    /// A fresh IKE SA and child for this connection, next to this one
+    /// (which is deleted once its last child has expired).
+    pub(super) fn reestablish(&mut self, ctx: &mut Ctx) {
+        if self.retire_when_empty {
+            return;
+        }
+        self.retire_when_empty = true;
+        ctx.deferred.push(Deferred::Reestablish {
+            conn: self.conn.clone(),
+            since: self.peer_deleted_at.take(),
+            old: self.id,
+        });
+    }
+
+    /// Our rekey of child `i` was refused with NO_PROPOSAL_CHOSEN: with
+    /// PFS required, the peer wants none; the child runs until it expires
+    /// and the connection's fallback (fresh child or expiry) is reported.
+    fn own_rekey_refused(&mut self, ctx: &mut Ctx, i: usize) {
+        let next = self.degraded_fallback_next();
+        let c = &mut self.children[i];
+        c.degraded = true;
+        c.rekey_at = None;
+        let (inbound, expires) = (c.inbound_spi, c.expire_at);
+        let error = if self.conn.pfs {
+            IkeError::PfsRefusedByPeer
+        } else {
+            IkeError::PeerError {
+                code: notify::NO_PROPOSAL_CHOSEN,
+                name: notify::name(notify::NO_PROPOSAL_CHOSEN),
+            }
+        };
+        ctx.event(Event::ChildDegraded {
+            sa: self.id,
+            conn: self.conn.name.clone(),
+            inbound_spi: inbound,
+            reason: error.to_string(),
+            expires,
+            next,
+        });
+        if next == DegradedNext::FreshChild {
+            self.reestablish(ctx);
+        }
+    }
+
     /// Transport mode when configured and the peer asked for it too
     /// (USE_TRANSPORT_MODE), else tunnel mode.
     fn child_mode(&self, p: &Payloads<'_>) -> Mode {
@@ -521,15 +642,16 @@ impl IkeSa {
         &self,
         props: &[PeerProposal],
         in_auth: bool,
+        pfs: bool,
     ) -> Option<(u8, u32, ChildSuite, Vec<Xform>)> {
         let ike_dh = self.suite.map(|s| s.dh);
         for ours in &self.conn.esp_proposals {
             let mut o = ours.clone();
-            if o.dh.is_empty() && self.conn.pfs {
+            if o.dh.is_empty() && pfs {
                 o.dh.extend(ike_dh);
             }
             let mut ox = o.xforms(true);
-            if !self.conn.pfs {
+            if !pfs {
                 ox.push(Xform {
                     ttype: ttype::DH,
                     id: 0,
@@ -777,8 +899,12 @@ impl IkeSa {
             }
         }
         if let Some(i) = old_idx {
+            self.children[i].rekey_busy = false;
+            if code == notify::NO_PROPOSAL_CHOSEN {
+                self.own_rekey_refused(ctx, i);
+                return;
+            }
             let c = &mut self.children[i];
-            c.rekey_busy = false;
             if code == notify::TEMPORARY_FAILURE || code == notify::CHILD_SA_NOT_FOUND {
                 // §2.25: retry a little later (the peer may be rekeying it)
                 let wait = ctx.rng.random_range(2.0..10.0);
@@ -788,6 +914,14 @@ impl IkeSa {
                 }
                 return;
             }
+        }
+        if old_idx.is_none() && self.peer_deleted_at.is_some() && !self.retire_when_empty {
+            // the child replacing one the peer deleted was refused (a peer
+            // that wants no PFS in CREATE_CHILD_SA): a fresh IKE SA brings
+            // the connection back (its child comes with IKE_AUTH)
+            self.child_refused(ctx, code);
+            self.reestablish(ctx);
+            return;
         }
         self.child_refused(ctx, code);
     }
@@ -836,10 +970,19 @@ impl IkeSa {
         self.switch_child(ctx, oi, ni_idx, now);
         let old_in = self.children[oi].inbound_spi;
         self.children[oi].state = ChildState::Rekeyed;
-        self.tasks.push_front(Task::DeleteChild {
-            spis: vec![old_in],
-            rekey: true,
-        });
+        // Our outbound SA is the new one already; the DELETE of the old
+        // pair waits a little (as IKEv1's switch delay): the peer drops its
+        // old inbound SA when the DELETE arrives, and ESP we sent on it just
+        // before the switch may still be queued on the way (a loaded
+        // strongSwan with kernel-libipsec lost such datagrams).
+        if ctx.settings.rekey_switch_delay.is_zero() {
+            self.tasks.push_front(Task::DeleteChild {
+                spis: vec![old_in],
+                rekey: true,
+            });
+        } else {
+            self.children[oi].delete_at = Some(now + ctx.settings.rekey_switch_delay);
+        }
     }
 }
 

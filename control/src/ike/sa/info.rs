@@ -91,7 +91,21 @@ impl IkeSa {
             (ChildState::Deleting, _) | (ChildState::Installed, None) => {
                 let c = self.children.remove(i);
                 let was_live = st == ChildState::Installed;
-                self.remove_child_sas(ctx, &c, false);
+                if was_live && c.in_installed {
+                    // ESP the peer sent before its DELETE may still be on
+                    // its way (or queued in the dataplane): the inbound SA
+                    // drains like a rekeyed one
+                    self.release_policies(ctx, &c.policies, false);
+                    if c.out_installed {
+                        ctx.dp(DataplaneOp::RemoveSa {
+                            spi: c.outbound_spi,
+                            direction: Direction::Outbound,
+                        });
+                    }
+                    self.drains.push((now + ctx.settings.drain, c.inbound_spi));
+                } else {
+                    self.remove_child_sas(ctx, &c, false);
+                }
                 if was_live {
                     ctx.event(Event::ChildDeleted {
                         sa: self.id,
@@ -100,9 +114,49 @@ impl IkeSa {
                         outbound_spi: c.outbound_spi,
                         reason: DeleteReason::Peer,
                     });
+                    self.replace_deleted_child(now);
                 }
             }
         }
+    }
+
+    /// A fresh IKE SA of this connection has its child up: this SA (and
+    /// its children) is deleted a little later.
+    pub fn retire(&mut self, ctx: &mut Ctx, now: Instant) {
+        // Its children's policies stay until the delete (they sort before
+        // the fresh child's): switching earlier, while the peer holds both
+        // children, lost datagrams against strongSwan; with the delete both
+        // sides drop the old SAs together.
+        self.retire_when_empty = true;
+        self.retire_at = Some(now + ctx.settings.rekey_switch_delay + ctx.settings.drain);
+    }
+
+    /// The peer deleted a live child: a connection that keeps itself up
+    /// (`start`, DPD action restart) asks for a new one at once when no
+    /// other child of this IKE SA carries its traffic; the hold policies
+    /// keep (and count) the traffic meanwhile.
+    fn replace_deleted_child(&mut self, now: Instant) {
+        let keeps_up = self.conn.start_action == StartAction::Start
+            || self.conn.dpd.action == DpdAction::Restart;
+        let live = self
+            .children
+            .iter()
+            .any(|c| matches!(c.state, ChildState::Installed | ChildState::InboundOnly));
+        if !keeps_up
+            || live
+            || self.retire_when_empty
+            || self.state != State::Established
+            || self.rekeyed_to.is_some()
+            || self
+                .tasks
+                .iter()
+                .any(|t| matches!(t, Task::CreateChild { .. }))
+        {
+            return;
+        }
+        self.peer_deleted_at = Some(now);
+        let (tsi, tsr) = conn_ts(&self.conn, Some(self.local.ip()), Some(self.remote.ip()));
+        self.tasks.push_back(Task::CreateChild { tsi, tsr });
     }
 
     /// Removes a child's SAs from the dataplane and releases its policies

@@ -383,7 +383,9 @@ impl IkeSa {
             }
         }
         pw.auth(method, &auth);
-        pw.notify(0, &[], notify::INITIAL_CONTACT, &[]);
+        if self.initial_contact {
+            pw.notify(0, &[], notify::INITIAL_CONTACT, &[]);
+        }
         if self.conn.mobike {
             pw.notify(0, &[], notify::MOBIKE_SUPPORTED, &[]);
             // RFC 4555 §3.3: with MOBIKE the initiator moves to the NAT-T

@@ -31,7 +31,7 @@ use rand::Rng;
 
 use super::config::{Connection, DpdAction, Identity, StartAction};
 use super::crypto::{self, DhPrivate, IkeKeys, SkCipher};
-use super::ctx::{id_matches, DataplaneOp, DeleteReason, Event, IkeDrop};
+use super::ctx::{id_matches, DataplaneOp, DegradedNext, DeleteReason, Event, IkeDrop};
 use super::error::IkeError;
 use super::proposal::{
     match_xforms, ttype, xforms_to_string, ChildSuite, DhGroup, IkeSuite, Xform,
@@ -49,10 +49,34 @@ use super::wire::{
 pub(crate) enum Deferred {
     Insert(Box<IkeSa>),
     Remove(u64),
-    MoveChildren { from: u64, to: u64 },
-    InitialContact { keep: u64 },
-    Restart { conn: Arc<Connection> },
-    Task { sa: u64, task: Task },
+    MoveChildren {
+        from: u64,
+        to: u64,
+    },
+    InitialContact {
+        keep: u64,
+    },
+    Restart {
+        conn: Arc<Connection>,
+    },
+    /// A fresh IKE SA (and child) next to this connection's current one,
+    /// without INITIAL_CONTACT (the old SAs carry traffic until the new
+    /// child is up).
+    Reestablish {
+        conn: Arc<Connection>,
+        /// When the peer deleted the connection's last child, if it did.
+        since: Option<Instant>,
+        /// The IKE SA the new one replaces (retired once the new child is up).
+        old: u64,
+    },
+    /// Retire an IKE SA: a fresh one of its connection has its child up.
+    Retire {
+        sa: u64,
+    },
+    Task {
+        sa: u64,
+        task: Task,
+    },
 }
 
 /// The engine context as an IKE SA sees it.
@@ -182,6 +206,10 @@ pub(crate) struct ChildSa {
     rekeyed_by_peer: Option<u32>,
     rekey_busy: bool,
     encap: bool,
+    /// Its rekey was refused (PFS mismatch): it runs until it expires.
+    degraded: bool,
+    /// Replaced by our rekey: its DELETE is sent then (switch delay).
+    delete_at: Option<Instant>,
 }
 
 pub(crate) struct IkeSa {
@@ -227,6 +255,18 @@ pub(crate) struct IkeSa {
     peer_ike_rekey: Option<(u64, Vec<u8>)>,
     /// The source address this SA counts as half-open for, until it is authenticated.
     pub half_open_from: Option<IpAddr>,
+    /// IKE_AUTH carries INITIAL_CONTACT (not when the SA is negotiated next
+    /// to a degraded one of the same connection).
+    pub initial_contact: bool,
+    /// Delete this IKE SA once its last child is gone (a fresh one replaced it).
+    retire_when_empty: bool,
+    /// Delete this IKE SA then (a fresh one's child is up, old SAs drained).
+    retire_at: Option<Instant>,
+    /// The IKE SA this one was negotiated to replace (a degraded child's).
+    pub replaces: Option<u64>,
+    /// When the peer deleted this connection's last child, while a new one
+    /// is being negotiated (`start`, DPD restart).
+    peer_deleted_at: Option<Instant>,
     /// The peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427), if it sent them.
     peer_hashes: Option<Vec<u16>>,
     /// Both sides announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383).
@@ -385,6 +425,11 @@ impl IkeSa {
             rekeyed_to: None,
             peer_ike_rekey: None,
             half_open_from: None,
+            initial_contact: true,
+            retire_when_empty: false,
+            retire_at: None,
+            replaces: None,
+            peer_deleted_at: None,
             peer_hashes: None,
             frag: false,
             peer_certreq: Vec::new(),
@@ -414,6 +459,10 @@ impl IkeSa {
         self.children
             .iter()
             .any(|c| c.inbound_spi == inbound && (c.rekey_busy || c.rekeyed_by_peer.is_some()))
+    }
+    /// The replaced child's delete time, for the gap a new child reports.
+    pub fn set_peer_deleted_at(&mut self, t: Option<Instant>) {
+        self.peer_deleted_at = t;
     }
     pub fn is_usable(&self) -> bool {
         self.state != State::Deleting && self.rekeyed_to.is_none()

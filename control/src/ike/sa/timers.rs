@@ -163,6 +163,7 @@ impl IkeSa {
                     ChildState::InboundOnly => {
                         m(Some(c.created + ctx.settings.outbound_install_timeout))
                     }
+                    ChildState::Rekeyed => m(c.delete_at),
                     _ => {}
                 }
             }
@@ -172,6 +173,7 @@ impl IkeSa {
                     m(self.rekey_at);
                 }
             }
+            m(self.retire_at);
             m(self.dpd_due());
             if self.nat_local {
                 m(self.keepalive_at);
@@ -288,6 +290,16 @@ impl IkeSa {
     /// Installed children past their hard lifetime are deleted, those past
     /// their rekey time are queued for a rekey.
     fn child_timers(&mut self, ctx: &mut Ctx, now: Instant) {
+        // replaced children whose switch delay is over: DELETE them
+        for c in self.children.iter_mut() {
+            if c.state == ChildState::Rekeyed && c.delete_at.is_some_and(|d| now >= d) {
+                c.delete_at = None;
+                self.tasks.push_back(Task::DeleteChild {
+                    spis: vec![c.inbound_spi],
+                    rekey: true,
+                });
+            }
+        }
         let mut expired = Vec::new();
         let mut rekey = Vec::new();
         for c in &self.children {
@@ -316,10 +328,25 @@ impl IkeSa {
             }
             self.queue(ctx, Task::RekeyChild(s), now);
         }
+        // replaced by a fresh IKE SA (a degraded child's fallback): gone
+        // with its last child
+        if self.retire_when_empty
+            && self
+                .children
+                .iter()
+                .all(|c| c.state == ChildState::Deleting)
+            && !self.tasks.iter().any(|t| matches!(t, Task::DeleteIke))
+        {
+            self.queue(ctx, Task::DeleteIke, now);
+        }
     }
 
     /// The IKE SA's own timers: expiry (delete) or rekey, DPD, NAT keepalive.
     fn ike_timers(&mut self, ctx: &mut Ctx, now: Instant) {
+        if self.retire_at.is_some_and(|r| now >= r) {
+            self.retire_at = None;
+            self.queue(ctx, Task::DeleteIke, now);
+        }
         if self.rekeyed_to.is_none() {
             if self.expire_at.is_some_and(|e| now >= e) {
                 self.expire_at = None;
