@@ -94,18 +94,152 @@ fn pair() -> (Connection, Connection) {
     (a, b)
 }
 
-struct Net {
-    a: Side,
-    b: Side,
-    now: Instant,
-    /// A sits behind this NAT (A's packets are rewritten on their way to B).
-    nat: Option<Nat>,
-    /// Drop the next N datagrams sent by A / by B.
-    drop_a: usize,
-    drop_b: usize,
-    /// B is unreachable (its datagrams and those to it vanish).
-    b_down: bool,
-    delivered: usize,
+impl Net {
+    fn new(a: Connection, b: Connection) -> Net {
+        // the old pair's DELETE at once after a rekey (exchanges counted
+        // right after `pump`); `rekey_delete_waits_the_switch_delay` tests
+        // the default delay
+        let s = Settings {
+            rekey_switch_delay: Duration::ZERO,
+            ..Settings::default()
+        };
+        Self::with_settings(a, b, s)
+    }
+    fn with_settings(a: Connection, b: Connection, s: Settings) -> Net {
+        let now = Instant::now();
+        let mut n = Net {
+            a: side(1, s.clone()),
+            b: side(2, s),
+            now,
+            nat: None,
+            drop_a: 0,
+            drop_b: 0,
+            b_down: false,
+            delivered: 0,
+        };
+        n.b.eng.add_connection(b, now).unwrap();
+        n.a.eng.add_connection(a, now).unwrap();
+        n
+    }
+
+    fn initiate(&mut self) -> u64 {
+        let id = self.a.eng.initiate("to-b", self.now).unwrap();
+        self.pump();
+        id
+    }
+
+    /// Moves every pending output until both engines are quiet.
+    fn pump(&mut self) {
+        for _ in 0..10_000 {
+            let mut moved = false;
+            while let Some(o) = self.a.eng.poll_output() {
+                moved = true;
+                self.out_a(o);
+            }
+            while let Some(o) = self.b.eng.poll_output() {
+                moved = true;
+                self.out_b(o);
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("engines never went quiet");
+    }
+
+    fn out_a(&mut self, o: Output) {
+        match o {
+            Output::Transmit(t) => {
+                self.a
+                    .sent
+                    .push((self.now, t.local, t.remote, t.data.clone()));
+                if self.drop_a > 0 {
+                    self.drop_a -= 1;
+                    return;
+                }
+                if self.b_down {
+                    return;
+                }
+                let mut from = t.local;
+                if let Some(nat) = &mut self.nat {
+                    assert_eq!(from.ip(), nat.inside);
+                    let p = *nat.map.entry(from.port()).or_insert_with(|| {
+                        nat.next += 1;
+                        nat.next
+                    });
+                    from = SocketAddr::new(nat.public, p);
+                }
+                self.delivered += 1;
+                self.b
+                    .eng
+                    .handle_datagram(&t.data, from, t.remote, self.now);
+            }
+            Output::Dataplane(op) => apply(&mut self.a.dp, op, &self.b.dp),
+            Output::Event(e) => self.a.events.push(e),
+        }
+    }
+
+    fn out_b(&mut self, o: Output) {
+        match o {
+            Output::Transmit(t) => {
+                self.b
+                    .sent
+                    .push((self.now, t.local, t.remote, t.data.clone()));
+                if self.drop_b > 0 {
+                    self.drop_b -= 1;
+                    return;
+                }
+                if self.b_down {
+                    return;
+                }
+                let mut to = t.remote;
+                if let Some(nat) = &self.nat {
+                    assert_eq!(to.ip(), nat.public, "B answers the NAT's public address");
+                    let inside = nat
+                        .map
+                        .iter()
+                        .find(|(_, p)| **p == to.port())
+                        .map(|(i, _)| *i)
+                        .expect("NAT mapping exists");
+                    to = SocketAddr::new(nat.inside, inside);
+                }
+                self.delivered += 1;
+                self.a.eng.handle_datagram(&t.data, t.local, to, self.now);
+            }
+            Output::Dataplane(op) => apply(&mut self.b.dp, op, &self.a.dp),
+            Output::Event(e) => self.b.events.push(e),
+        }
+    }
+
+    /// Advances the clock to `t`, firing every timer on the way.
+    fn advance_to(&mut self, t: Instant) {
+        loop {
+            let next = [self.a.eng.poll_timeout(), self.b.eng.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(n) if n <= t => {
+                    if n > self.now {
+                        self.now = n;
+                    }
+                    self.a.eng.handle_timeout(self.now);
+                    self.b.eng.handle_timeout(self.now);
+                    self.pump();
+                }
+                _ => break,
+            }
+        }
+        self.now = t;
+        self.a.eng.handle_timeout(self.now);
+        self.b.eng.handle_timeout(self.now);
+        self.pump();
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let t = self.now + d;
+        self.advance_to(t);
+    }
 }
 
 /// Applies one operation and checks the no-loss invariant against the peer.
