@@ -1284,3 +1284,39 @@ fn our_rekey_then_the_peers_then_ours_never_leaves_a_gap() {
         n.a.events
     );
 }
+
+/// The control process stalled past an IPsec SA's rekey time (seen in
+/// tests/netns/35 on a loaded machine: the timers ran 12 s late, the SA
+/// expired without a successor and the traffic met the hold policy): the
+/// expired SA is replaced at once by a new quick mode.
+#[test]
+fn an_sa_that_expires_unrekeyed_after_a_stall_is_replaced_at_once() {
+    let (mut a, b) = pair();
+    a.child_lifetime = Duration::from_secs(20);
+    a.margin = Duration::from_secs(8);
+    a.fuzz_percent = 0;
+    let mut n = Net::new(a, b);
+    n.initiate();
+    let (ao, _) = assert_one_pair(&n);
+    // no timer runs for 23 s: past the rekey (12 s) and the expiry (20 s)
+    n.now += Duration::from_secs(23);
+    n.a.eng.handle_timeout(n.now);
+    n.pump();
+    assert_eq!(
+        count(&n.a.events, |e| matches!(
+            e,
+            Event::ChildDeleted {
+                reason: DeleteReason::Expired,
+                ..
+            }
+        )),
+        1
+    );
+    let (ao2, _) = assert_one_pair(&n);
+    assert_ne!(ao2, ao, "a new IPsec SA replaced the expired one");
+    assert_eq!(established(&n).0, 2);
+    // and it is rekeyed by its lifetime again
+    n.advance(Duration::from_secs(30));
+    assert_one_pair(&n);
+    assert!(count(&n.a.events, |e| matches!(e, Event::ChildRekeyed { .. })) >= 1);
+}
