@@ -23,7 +23,10 @@
 #   9. ikev2 = propose: espresso tries IKEv2 first; the IKEv1-only charon
 #      refuses, espresso falls back to IKEv1 (as Openswan does).
 #  10. DPD: charon killed, espresso's R-U-THERE unanswered: SAs removed.
-# Between 2 and 3: ISAKMP re-authentication by strongSwan during numbered
+# Between 2 and 3 (2a): strongSwan rekeys the IPsec SA espresso's own rekey
+# made (espresso responder), espresso then rekeys twice by its lifetime:
+# numbered datagrams both ways, none lost (the order of a 2026-12-06 failure).
+# Between 2 and 3 (2b): ISAKMP re-authentication by strongSwan during numbered
 # datagrams both ways, none lost; afterwards one ISAKMP SA on each side.
 # NAT-T, and rekeys/re-authentications in both directions at 500 datagrams/s:
 # 36_ikev1_natt_reauth.sh.
@@ -186,6 +189,25 @@ agree || nsl_die "SPIs differ after espresso's rekey"
 res=$(flows_check rekey)
 echo "$res"
 pass "numbered datagrams both ways across a quick-mode rekey by strongSwan ($c0_in -> $c1_in) and one by espresso ($c1_in -> $c2_in): none lost at either receiver ($(tr '\n' ' ' <<<"$res"))"
+
+# ---- 2a. the order of the 16:15 failure: espresso's rekey came last, now
+# strongSwan rekeys that SA (espresso responder), espresso rekeys the result
+# and then its own SA again by the lifetime, no IPsec SA expiring unreplaced
+read -r d0_in _ <<<"$(our_spis)"
+flows_start 1400 0.02 order        # 28 s at 50 datagrams/s each way
+sleep 1
+swc --rekey --child net >"$NSL_TMP/rekey-child2.log" 2>&1 || nsl_die "swanctl --rekey --child: $(cat "$NSL_TMP/rekey-child2.log")"
+seq_in=("$d0_in")
+for _ in $(seq 1 300); do
+  read -r x _ <<<"$(our_spis)"
+  [ -n "$x" ] && [[ " ${seq_in[*]} " != *" $x "* ]] && seq_in+=("$x")
+  [ "${#seq_in[@]}" -ge 4 ] && break
+  sleep 0.1
+done
+[ "${#seq_in[@]}" -ge 4 ] || nsl_die "after strongSwan's rekey of espresso's SA, espresso did not rekey twice by its lifetime: ${seq_in[*]}"
+agree || nsl_die "SPIs differ after the rekeys"
+res=$(flows_check order)
+pass "strongSwan rekeys the SA espresso's rekey made, espresso rekeys on (${seq_in[*]}): none lost ($(tr '\n' ' ' <<<"$res"))"
 
 # ---- 2b. ISAKMP SA re-authentication by strongSwan during traffic
 ike_cookies() { ctl_field A "' '.join(x['spi_i']+x['spi_r'] for x in s['ike_sas'] if x['state']=='ESTABLISHED')"; }
