@@ -1262,3 +1262,108 @@ fn half_open_limit_per_source_and_first_message_size() {
     assert_eq!(b.stats().drop_count(V1Drop::TooBig), 1);
     assert_eq!(b.half_open(), 3);
 }
+
+/// The order of tests/netns/35 (espresso vs strongSwan) that lost traffic:
+/// A (espresso, 20 s lifetime, 8 s margin) rekeys on its own, then B
+/// (strongSwan) rekeys A's new SA with A as responder, then A rekeys that
+/// one, and so on. A's outbound policy must point at an installed SA the
+/// peer receives on at every moment, the SA that A initiated must go
+/// only when its successor carries the traffic, and no IPsec SA may expire
+/// without a successor.
+#[test]
+fn our_rekey_then_the_peers_then_ours_never_leaves_a_gap() {
+    let (mut a, mut b) = pair();
+    a.child_lifetime = Duration::from_secs(20);
+    a.margin = Duration::from_secs(8);
+    a.fuzz_percent = 0;
+    // strongSwan's defaults: a long lifetime (it takes A's shorter one) and
+    // no rekey of its own before A's
+    b.child_lifetime = Duration::from_secs(3960);
+    b.margin = Duration::from_secs(540);
+    let mut n = Net::new(a, b);
+    n.initiate();
+    let mut seen = vec![assert_one_pair(&n)];
+    let step = Duration::from_millis(100);
+    let check = |n: &Net, seen: &mut Vec<(u32, u32)>| {
+        let p = assert_one_pair(n);
+        if seen.last().unwrap().0 != p.0 {
+            seen.push(p);
+        }
+    };
+    // A's own rekey at 12 s
+    for _ in 0..140 {
+        n.advance(step);
+        check(&n, &mut seen);
+    }
+    assert_eq!(seen.len(), 2, "A rekeyed once by its lifetime: {seen:x?}");
+    // B rekeys A's new SA 9 s after it came (as `swanctl --rekey` did)
+    for _ in 0..70 {
+        n.advance(step);
+        check(&n, &mut seen);
+    }
+    let b_in = n.b.eng.status()[0]
+        .sa
+        .children
+        .iter()
+        .find(|c| c.state == "INSTALLED")
+        .unwrap()
+        .inbound_spi;
+    n.b.eng.rekey_child(b_in, n.now).unwrap();
+    n.pump();
+    // strongSwan (IKEv1) does not delete the SA it rekeyed: it expires at A
+    n.drop_b = 1;
+    // A goes on rekeying by its lifetime for a minute
+    for _ in 0..600 {
+        n.advance(step);
+        check(&n, &mut seen);
+    }
+    assert!(seen.len() >= 7, "rekeys: {seen:x?}");
+    // only the SA B replaced (and did not delete) expires
+    assert!(
+        count(&n.a.events, |e| matches!(
+            e,
+            Event::ChildDeleted {
+                reason: DeleteReason::Expired,
+                ..
+            }
+        )) == 1,
+        "IPsec SAs expired: A {:?}",
+        n.a.events
+    );
+}
+
+/// The control process stalled past an IPsec SA's rekey time (seen in
+/// tests/netns/35 on a loaded machine: the timers ran 12 s late, the SA
+/// expired without a successor and the traffic met the hold policy): the
+/// expired SA is replaced at once by a new quick mode.
+#[test]
+fn an_sa_that_expires_unrekeyed_after_a_stall_is_replaced_at_once() {
+    let (mut a, b) = pair();
+    a.child_lifetime = Duration::from_secs(20);
+    a.margin = Duration::from_secs(8);
+    a.fuzz_percent = 0;
+    let mut n = Net::new(a, b);
+    n.initiate();
+    let (ao, _) = assert_one_pair(&n);
+    // no timer runs for 23 s: past the rekey (12 s) and the expiry (20 s)
+    n.now += Duration::from_secs(23);
+    n.a.eng.handle_timeout(n.now);
+    n.pump();
+    assert_eq!(
+        count(&n.a.events, |e| matches!(
+            e,
+            Event::ChildDeleted {
+                reason: DeleteReason::Expired,
+                ..
+            }
+        )),
+        1
+    );
+    let (ao2, _) = assert_one_pair(&n);
+    assert_ne!(ao2, ao, "a new IPsec SA replaced the expired one");
+    assert_eq!(established(&n).0, 2);
+    // and it is rekeyed by its lifetime again
+    n.advance(Duration::from_secs(30));
+    assert_one_pair(&n);
+    assert!(count(&n.a.events, |e| matches!(e, Event::ChildRekeyed { .. })) >= 1);
+}

@@ -191,7 +191,29 @@ impl IsakmpSa {
             }
         }
         for s in expired {
+            // An IPsec SA in use whose rekey never started (the timers ran
+            // late: the process was stalled past the rekey time) or failed
+            // for good: new IPsec SAs for its selectors at once, rather than
+            // none until the next acquire (the hold policy discards
+            // meanwhile). A rekey still in flight brings its own successor.
+            let again = self
+                .children
+                .iter()
+                .find(|c| c.inbound_spi == s)
+                .filter(|c| c.state == ChildState::Installed && !c.rekey_busy)
+                .filter(|_| self.conn.rekey && !self.replaced)
+                .map(|c| (c.local_ts, c.remote_ts));
             self.delete_child_local_reason(ctx, s, DeleteReason::Expired, now);
+            if let Some((local, remote)) = again {
+                self.queue(
+                    ctx,
+                    Task::QuickMode {
+                        local: vec![local],
+                        remote: vec![remote],
+                    },
+                    now,
+                );
+            }
         }
         for s in rekey {
             if let Some(c) = self.children.iter_mut().find(|c| c.inbound_spi == s) {
