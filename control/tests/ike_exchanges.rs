@@ -2167,3 +2167,27 @@ fn rekey_delete_waits_the_switch_delay() {
     assert_eq!(n.a.dp.sas.len(), 2, "{:?}", n.a.dp.sas.keys());
     assert_eq!(n.b.dp.sas.len(), 2, "{:?}", n.b.dp.sas.keys());
 }
+
+#[test]
+fn a_child_that_expires_unrekeyed_after_a_stall_is_replaced_at_once() {
+    let (mut a, mut b) = pair();
+    for c in [&mut a, &mut b] {
+        c.child_lifetime = Duration::from_secs(60);
+        c.margin = Duration::from_secs(10);
+        c.fuzz_percent = 0;
+    }
+    let mut n = Net::new(a, b);
+    n.initiate();
+    let (ao, bo) = assert_one_pair(&n);
+    // the control loop stalls past the rekey time and the expiry: the
+    // first timer it runs finds the child expired, not due for rekey
+    // (A's loop; B's runs its timers later)
+    n.now += Duration::from_secs(61);
+    n.a.eng.handle_timeout(n.now);
+    n.pump();
+    let (ao2, bo2) = assert_one_pair(&n);
+    assert!(
+        ao2 != ao && bo2 != bo,
+        "a new child replaced the expired one"
+    );
+}

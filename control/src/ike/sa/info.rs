@@ -138,12 +138,28 @@ impl IkeSa {
     fn replace_deleted_child(&mut self, now: Instant) {
         let keeps_up = self.conn.start_action == StartAction::Start
             || self.conn.dpd.action == DpdAction::Restart;
+        if keeps_up && self.replace_child() {
+            self.peer_deleted_at = Some(now);
+        }
+    }
+
+    /// A child expired before its rekey started (the control loop stalled
+    /// past the rekey time and the expiry): a connection that rekeys asks
+    /// for a new child at once instead of leaving its traffic on hold.
+    pub(super) fn replace_expired_child(&mut self) {
+        if self.conn.rekey {
+            self.replace_child();
+        }
+    }
+
+    /// Queues a new child for the connection's selectors unless another
+    /// child carries its traffic or one is being negotiated. True if queued.
+    fn replace_child(&mut self) -> bool {
         let live = self
             .children
             .iter()
             .any(|c| matches!(c.state, ChildState::Installed | ChildState::InboundOnly));
-        if !keeps_up
-            || live
+        if live
             || self.retire_when_empty
             || self.state != State::Established
             || self.rekeyed_to.is_some()
@@ -152,11 +168,11 @@ impl IkeSa {
                 .iter()
                 .any(|t| matches!(t, Task::CreateChild { .. }))
         {
-            return;
+            return false;
         }
-        self.peer_deleted_at = Some(now);
         let (tsi, tsr) = conn_ts(&self.conn, Some(self.local.ip()), Some(self.remote.ip()));
         self.tasks.push_back(Task::CreateChild { tsi, tsr });
+        true
     }
 
     /// Removes a child's SAs from the dataplane and releases its policies

@@ -317,9 +317,17 @@ impl IkeSa {
             }
         }
         for s in expired {
+            let unrekeyed = self
+                .children
+                .iter()
+                .find(|c| c.inbound_spi == s)
+                .is_some_and(|c| !c.rekey_busy && c.rekeyed_by_peer.is_none());
             self.delete_child_local(ctx, s, now);
             if let Some(c) = self.children.iter_mut().find(|c| c.inbound_spi == s) {
                 c.rekey_at = None;
+            }
+            if unrekeyed {
+                self.replace_expired_child();
             }
         }
         for s in rekey {
