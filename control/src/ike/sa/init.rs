@@ -299,6 +299,30 @@ impl IkeSa {
         Ok(())
     }
 
+    /// Our NAT_DETECTION_SOURCE_IP / _DESTINATION_IP notifies for a
+    /// message from `to` (us) to `from` (the peer), with both SPIs; a random
+    /// source hash forces encapsulation (`force_encap`).
+    pub(super) fn write_nat_detection(
+        &self,
+        ctx: &mut Ctx,
+        pw: &mut PayloadWriter,
+        from: SocketAddr,
+        to: SocketAddr,
+    ) {
+        let src = if self.conn.force_encap {
+            ctx.random_bytes(20)
+        } else {
+            crypto::nat_hash(self.spi_i, self.spi_r, to).to_vec()
+        };
+        pw.notify(0, &[], notify::NAT_DETECTION_SOURCE_IP, &src);
+        pw.notify(
+            0,
+            &[],
+            notify::NAT_DETECTION_DESTINATION_IP,
+            &crypto::nat_hash(self.spi_i, self.spi_r, from),
+        );
+    }
+
     pub(super) fn local_identity(&self) -> Identity {
         self.conn
             .local_id
@@ -453,18 +477,7 @@ impl IkeSa {
         if let Some((nat_local, nat_remote)) = nat_detect(p, self.spi_i, 0, from, to) {
             self.nat_remote = nat_remote;
             self.nat_local = nat_local || self.conn.force_encap;
-            let src = if self.conn.force_encap {
-                ctx.random_bytes(20)
-            } else {
-                crypto::nat_hash(self.spi_i, self.spi_r, to).to_vec()
-            };
-            pw.notify(0, &[], notify::NAT_DETECTION_SOURCE_IP, &src);
-            pw.notify(
-                0,
-                &[],
-                notify::NAT_DETECTION_DESTINATION_IP,
-                &crypto::nat_hash(self.spi_i, self.spi_r, from),
-            );
+            self.write_nat_detection(ctx, pw, from, to);
         }
     }
 

@@ -60,18 +60,7 @@ impl IkeSa {
             }
             self.nat_remote = nat_remote;
             self.nat_local = nat_local || self.conn.force_encap;
-            let src = if self.conn.force_encap {
-                ctx.random_bytes(20)
-            } else {
-                crypto::nat_hash(self.spi_i, self.spi_r, to).to_vec()
-            };
-            pw.notify(0, &[], notify::NAT_DETECTION_SOURCE_IP, &src);
-            pw.notify(
-                0,
-                &[],
-                notify::NAT_DETECTION_DESTINATION_IP,
-                &crypto::nat_hash(self.spi_i, self.spi_r, from),
-            );
+            self.write_nat_detection(ctx, pw, from, to);
         }
         self.local = to;
         self.remote = from;
