@@ -13,4 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 corpus=$(mktemp -d /tmp/espresso-fuzz-smoke.XXXXXX)
 trap 'rm -rf "$corpus"' EXIT
-FUZZ_BUILD_ARGS=${FUZZ_BUILD_ARGS---no-default-features} FUZZ_CORPUS_DIR=$corpus scripts/fuzz.sh "${FUZZ_SMOKE_SECONDS:-10}"
+# One target per core at a time: each still runs its full time on a core of
+# its own, and the 13 targets take half the wall time.
+FUZZ_JOBS=${FUZZ_JOBS:-$(nproc)} FUZZ_BUILD_ARGS=${FUZZ_BUILD_ARGS---no-default-features} \
+  FUZZ_CORPUS_DIR=$corpus scripts/fuzz.sh "${FUZZ_SMOKE_SECONDS:-10}"
