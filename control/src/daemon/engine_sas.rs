@@ -269,7 +269,7 @@ impl EngineSas {
     /// Deletes the engine's children whose outbound SA the installer refused
     /// (their policies discard meanwhile): the engines check SPIs before they
     /// accept a child, so this only catches what changed in between. `what`
-    /// names the engine's children in the log ("IKEv1: IPsec SA"). Returns
+    /// names the engine's children in the log ("IKEv1 IPsec SA"). Returns
     /// whether any was deleted (the engine then has output to drain).
     pub fn delete_refused(&mut self, engine: &mut impl KeyingEngine, what: &str) -> bool {
         if self.refused_out.len() == self.refused_deleting.len() {

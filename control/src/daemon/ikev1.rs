@@ -502,7 +502,7 @@ impl Ikev1Bridge {
                 Output::Event(e) => self.log(e),
             }
         }
-        if self.sas.delete_refused(&mut self.engine, "IKEv1: IPsec SA") {
+        if self.sas.delete_refused(&mut self.engine, "IKEv1 IPsec SA") {
             self.drain(inst);
         }
     }

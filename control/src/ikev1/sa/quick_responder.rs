@@ -145,7 +145,7 @@ impl IsakmpSa {
                         || (p.integ.is_empty() && s.integ == espresso_core::alg::IntegAlg::None))
                     && (p.esn.is_empty() && !s.esn || p.esn.contains(&s.esn));
                 // PFS: a group of the proposal; without one, ours (pfs = yes)
-                // or any (pfs = no still accepts PFS, seed 000)
+                // or any (pfs = no still accepts a peer that proposes PFS, as Openswan does)
                 let dh_ok = match s.dh {
                     Some(g) => {
                         p.dh.contains(&g)
