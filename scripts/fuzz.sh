@@ -12,6 +12,7 @@
 #                    between runs and git-ignored); the committed seeds in
 #                    dataplane/fuzz/seeds/<target> are always read too.
 #   FUZZ_ARGS        extra libFuzzer arguments (e.g. "-jobs=2 -workers=2").
+#   FUZZ_JOBS        targets run at the same time (default 1).
 #   FUZZ_BUILD_ARGS  extra cargo-fuzz build arguments. Default: none, i.e.
 #                    every crypto backend (RustCrypto, aws-lc-rs, ring), each
 #                    input choosing which. "--no-default-features" builds the
@@ -56,13 +57,12 @@ rm -f "$blog"
 # One target for `secs` seconds in all: after a crash (its input saved in
 # artifacts/<target>/) the fuzzer starts again for the time left, so that
 # one campaign counts executions and crashes per target (at most
-# FUZZ_MAX_CRASHES restarts, default 20).
-failed=()
-summary=()
-for t in "${targets[@]}"; do
+# FUZZ_MAX_CRASHES restarts, default 20). Prints its report; its last line
+# is the summary row, and it fails if the target crashed.
+fuzz_one() {
+  local t=$1 execs=0 crashes=0 cov="" start left log rc n c took
   mkdir -p "$corpus_root/$t"
   echo "== fuzz: $t for ${secs}s"
-  execs=0 crashes=0 cov=""
   start=$(date +%s)
   while :; do
     left=$(( secs - ($(date +%s) - start) ))
@@ -98,12 +98,37 @@ for t in "${targets[@]}"; do
   took=$(( $(date +%s) - start ))
   if [ "$crashes" -gt 0 ]; then
     echo "FAIL fuzz $t: $execs executions, $crashes crashes in ${took}s (${cov:-no stats})"
-    failed+=("$t")
   else
     echo "ok   fuzz $t: $execs executions, 0 crashes in ${took}s (${cov:-no stats})"
   fi
-  summary+=("$(printf '%-14s %6ss %12s execs %4s crashes  %s' "$t" "$took" "$execs" "$crashes" "${cov:-}")")
+  printf '%-14s %6ss %12s execs %4s crashes  %s\n' "$t" "$took" "$execs" "$crashes" "${cov:-}"
+  [ "$crashes" = 0 ]
+}
+
+# FUZZ_JOBS targets at a time (default 1; the smoke run uses one per core):
+# each target still gets its `secs` seconds of one core. Reports are printed
+# in target order.
+jobs=${FUZZ_JOBS:-1}
+out=$(mktemp -d)
+pids=()
+for t in "${targets[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do
+    wait -n || true
+  done
+  ( if fuzz_one "$t" >"$out/$t.log" 2>&1; then echo 0 >"$out/$t.rc"; else echo 1 >"$out/$t.rc"; fi ) &
+  pids+=($!)
 done
+for p in "${pids[@]}"; do
+  wait "$p" || true
+done
+failed=()
+summary=()
+for t in "${targets[@]}"; do
+  sed '$d' "$out/$t.log"
+  summary+=("$(tail -1 "$out/$t.log")")
+  [ "$(cat "$out/$t.rc" 2>/dev/null)" = 0 ] || failed+=("$t")
+done
+rm -rf "$out"
 
 echo "== fuzz summary (target, time, executions, crashes, final coverage)"
 printf '%s\n' "${summary[@]}"

@@ -6,21 +6,31 @@
 #   usr/share/man/man8/*.8.gz (generated from clap), shell completions (bash, zsh, fish)
 #   usr/share/espresso/grafana/espresso-dashboard.json, usr/share/doc/espresso/
 # postinst links /usr/sbin/ipsec -> espresso where no other ipsec command exists.
-# Usage: scripts/package.sh [--profile release|ci] [--out DIR]   (prints the .deb path last)
+# Usage: scripts/package.sh [--profile release|ci] [--out DIR] [--no-build]   (prints the .deb path last)
+#   --no-build  package the binaries already in target/PROFILE (tests/smoke/package_deb.sh
+#               packages the ones scripts/test.sh built and tested, instead of building
+#               them again with the two packages' own feature set)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=release
 out=target/deb
+build=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    *) echo "usage: $0 [--profile release|ci] [--out DIR]" >&2; exit 2 ;;
+    --no-build) build=0; shift ;;
+    *) echo "usage: $0 [--profile release|ci] [--out DIR] [--no-build]" >&2; exit 2 ;;
   esac
 done
 command -v dpkg-deb >/dev/null || { echo "package: dpkg-deb missing (apt-get install dpkg-dev)" >&2; exit 1; }
 target="${CARGO_TARGET_DIR:-target}/$profile"
-cargo build --profile "$profile" -p espresso-control -p espresso-dataplane --bins >&2
+if [ "$build" = 1 ]; then
+  cargo build --profile "$profile" -p espresso-control -p espresso-dataplane --bins >&2
+fi
+for b in espresso espresso-dataplane; do
+  [ -x "$target/$b" ] || { echo "package: $target/$b missing (build it, or drop --no-build)" >&2; exit 1; }
+done
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 arch=$(dpkg --print-architecture)
 stage="$out/espresso_${version}_${arch}"

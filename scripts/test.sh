@@ -14,11 +14,25 @@ scripts/setup.sh
 # the namespace tests find the binaries through ESPRESSO_TARGET.
 export ESPRESSO_TARGET="${CARGO_TARGET_DIR:-target}/ci"
 start=$(date +%s)
+# Wall time of each stage and script, summed up at the end (where CI time goes).
+times=()
+mark=$start
+took() {
+  local now
+  now=$(date +%s)
+  times+=("$(printf '%5d s  %s' $((now - mark)) "$1")")
+  mark=$now
+}
+report_times() {
+  echo "== wall time per stage (s) =="
+  printf '%s\n' "${times[@]}"
+}
 
 echo "== lints: rustfmt, clippy (workspace lints, -D warnings), module imports =="
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --profile ci -- -D warnings 2>&1
 python3 scripts/check_module_cycles.py
+took "lints (fmt, clippy, module cycles)"
 
 echo "== cargo tests (workspace) =="
 # Tests that cannot run their main check on this CPU record it here
@@ -27,11 +41,15 @@ export ESPRESSO_TEST_SKIPS="${TMPDIR:-/tmp}/espresso-test-skips.$$"
 rm -f "$ESPRESSO_TEST_SKIPS"
 trap 'rm -f "$ESPRESSO_TEST_SKIPS"' EXIT
 cargo test --workspace --profile ci --no-fail-fast 2>&1
+took "cargo tests (build + run)"
 # The multi-buffer AES-GCM tests once more on the portable path that
 # replaces the kernel on CPUs without VAES/VPCLMULQDQ/AVX-512.
 echo "== AES-GCM kernel tests on the portable path (ESPRESSO_TEST_PORTABLE=1) =="
-ESPRESSO_TEST_PORTABLE=1 cargo test -p espresso-dataplane --profile ci \
+# --workspace, as above: `-p espresso-dataplane` alone would unify features
+# differently and rebuild the crate and its dependencies (about 1 min).
+ESPRESSO_TEST_PORTABLE=1 cargo test --workspace --profile ci \
   --test gcm_mb --test gcm_mb_vectors 2>&1
+took "AES-GCM portable path"
 echo "== CPU: $(lscpu | sed -nE 's/^Model name: *//p'); $(grep -o -w 'aes\|vaes\|vpclmulqdq\|avx512f\|sha_ni' /proc/cpuinfo | sort -u | tr '\n' ' ') =="
 if [ -s "$ESPRESSO_TEST_SKIPS" ]; then
   echo "== skipped on this machine (the portable path was tested instead) =="
@@ -41,11 +59,13 @@ else
 fi
 
 if [ "${1:-}" = "--quick" ]; then
+  report_times
   echo "== quick run: integration tests skipped =="
   exit 0
 fi
 
 cargo build --workspace --profile ci --bins --examples 2>&1
+took "build bins and examples"
 
 failed=()
 for t in tests/smoke/*.sh tests/netns/*.sh; do
@@ -57,7 +77,9 @@ for t in tests/smoke/*.sh tests/netns/*.sh; do
     echo "FAIL $t"
     failed+=("$t")
   fi
+  took "$t"
 done
+report_times
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED: ${failed[*]}"

@@ -443,7 +443,7 @@ fn quick_mode_without_pfs_and_with_pfs() {
     n.initiate();
     assert_eq!(n.a.eng.status()[0].sa.children[0].proposal, "aes128gcm16");
     assert_one_pair(&n);
-    // pfs = no on the responder still accepts PFS (seed 000)
+    // pfs = no on the responder still accepts a peer that proposes PFS (as Openswan does)
     let mut n = with(|_, b| b.pfs = false);
     n.initiate();
     assert_eq!(

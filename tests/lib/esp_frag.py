@@ -18,7 +18,8 @@ gateway under test gwB (192.0.2.2, fd00:ff::2, LAN 10.2.0.0/24 + fd00:2::/64).
       it sends first sent twice in a row (a duplicate). Prints "sent=N frames=F".
   esp_frag.py recv ADDR PORT OUT.json [IDLE_S]
       counts numbered datagrams (v4 or v6 ADDR) until IDLE_S without one
-      (after the first); writes {"received", "unique", "dups", "max"}.
+      (after the first; 1 s once the run's last number and all below it down
+      to the lowest seen are in); writes {"received", "unique", "dups", "max"}.
   esp_frag.py flood --seconds T --dmac MAC [--iface wan] [--seed S]
       fragments of ESP that never complete, as fast as it can for T seconds,
       to 192.0.2.2 and fd00:ff::2: first fragments and middle ones, 2/3 of
@@ -155,8 +156,13 @@ def cmd_recv(args):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     s.bind((addr, port))
     seen, received, dups, first, mx = set(), 0, 0, True, -1
+    # Datagrams carry (n, end): n in [seq0, end). Once every number from the
+    # lowest seen up to end - 1 is in, wait only a short grace for late
+    # duplicates instead of the whole idle time.
+    end, grace = None, min(idle, 1.0)
     while True:
-        s.settimeout(None if first else idle)
+        done = end is not None and mx == end - 1 and len(seen) == end - min(seen)
+        s.settimeout(None if first else (grace if done else idle))
         try:
             data = s.recv(65535)
         except socket.timeout:
@@ -164,7 +170,7 @@ def cmd_recv(args):
         first = False
         if len(data) < 16:
             continue
-        n, _total = struct.unpack("!QQ", data[:16])
+        n, end = struct.unpack("!QQ", data[:16])
         received += 1
         if n in seen:
             dups += 1

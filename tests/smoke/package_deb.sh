@@ -13,7 +13,11 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 passed=0
 ok() { echo "ok: $*"; passed=$((passed + 1)); }
 
-deb=$(scripts/package.sh --profile ci --out "$tmp/out" | tail -1)
+# The binaries the other tests run: the same build as scripts/test.sh's (a
+# no-op there; `-p control -p dataplane` alone would unify features differently
+# and rebuild both binaries, about 1.5 min on 2 cores).
+cargo build --workspace --profile ci --bins --examples >&2
+deb=$(scripts/package.sh --profile ci --no-build --out "$tmp/out" | tail -1)
 [ -f "$deb" ] || fail "no package built"
 dpkg-deb -c "$deb" | awk '{print $1, $6}' >"$tmp/list"
 for f in ./usr/bin/espresso ./usr/bin/espresso-dataplane \

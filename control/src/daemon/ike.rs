@@ -20,9 +20,10 @@ use espresso_core::sa::{Direction, Mode, Policy, PolicyAction, SaEvent};
 use tracing::{error, info, warn};
 
 use super::api::{self, exit, Response};
+use super::engine_sas::{EngineSas, KeyingEngine};
 use super::events::{degraded_next, failure, log_progress, wall_clock};
 use super::ikeio::{Datagram, IkeIo, Queues, RxDrops};
-use super::installer::{policy_id, EngineSas, Installer};
+use super::installer::{policy_id, Installer};
 use crate::config::connection::IkeConn;
 use crate::ike::{self, DataplaneOp, Event, Output, RemoteAddr, StartAction};
 
@@ -593,86 +594,22 @@ impl IkeBridge {
             }
         }
         self.sync_spis(inst);
-        self.drop_refused_children(inst);
-    }
-
-    /// Deletes the children whose outbound SA the installer refused (their
-    /// policies discard meanwhile): the engine checks SPIs before it accepts
-    /// a child, so this only catches what changed in between.
-    fn drop_refused_children(&mut self, inst: &mut Installer) {
-        let children: Vec<(u32, u32)> = self
-            .engine
-            .status()
-            .iter()
-            .flat_map(|s| s.children.iter())
-            .map(|c| (c.inbound_spi, c.outbound_spi))
-            .collect();
-        let doomed = self.sas.take_refused(children);
-        if doomed.is_empty() {
-            return;
+        if self.sas.delete_refused(&mut self.engine, "child SA") {
+            self.drain(inst);
         }
-        let now = Instant::now();
-        for (inbound, outbound) in doomed {
-            warn!(
-                "deleting child SA {inbound:#010x}/{outbound:#010x}: its outbound SPI is held by another SA"
-            );
-            // The engine's delete removes its SAs; the refused one is forgotten.
-            if let Err(e) = self.engine.terminate_child(inbound, now) {
-                warn!("deleting child SA {inbound:#010x}: {e}");
-            }
-        }
-        self.drain(inst);
     }
 
     fn apply(&mut self, inst: &mut Installer, op: DataplaneOp) {
-        match op {
-            DataplaneOp::InstallSa(p) => {
-                if self.sas.install_sa(inst, p).is_err() {
-                    // refused and counted by the installer (its policies discard)
-                }
-            }
-            DataplaneOp::RemoveSa { spi, direction } => self.sas.remove_sa(inst, spi, direction),
-            DataplaneOp::MoveSa {
-                spi,
-                direction,
-                local_addr,
-                remote_addr,
-                encap,
-            } => {
-                self.sas
-                    .move_sa(inst, spi, direction, local_addr, remote_addr, encap);
-            }
-            DataplaneOp::InstallPolicy(mut p) => {
-                p.id = policy_id::IKEV2 | (p.id & policy_id::ENGINE_ID_MASK);
-                self.sas.add_policy(inst, p);
-            }
-            DataplaneOp::RemovePolicy { id } => {
-                let id = policy_id::IKEV2 | (id & policy_id::ENGINE_ID_MASK);
-                self.sas.remove_policy(inst, id);
-            }
-        }
+        // A refused SA is counted by the installer (its policies discard).
+        let _ = self.sas.apply(inst, op, policy_id::IKEV2);
     }
 
     /// After a dataplane (re)attached and was flushed: installs every IKE SA
     /// and policy again. Outbound SAs continue above the highest sequence
     /// number the old dataplane may have used, and their children are rekeyed.
     pub fn resync(&mut self, inst: &mut Installer) {
-        let jumped = self.sas.resync(inst);
         // Fresh keys for SAs whose sequence numbers had to jump.
-        let t = Instant::now();
-        for out_spi in jumped {
-            let inbound = self
-                .engine
-                .status()
-                .iter()
-                .flat_map(|s| s.children.iter())
-                .find(|c| c.outbound_spi == out_spi)
-                .map(|c| c.inbound_spi);
-            if let Some(i) = inbound {
-                let _ = self.engine.rekey_child(i, t);
-            }
-        }
-        let (sas, pols) = self.sas.counts();
+        let (sas, pols) = self.sas.resync_engine(inst, &mut self.engine);
         if pols > 0 || sas > 0 {
             info!("IKE: {sas} SA(s) and {pols} policy(ies) installed again in the new dataplane");
         }
@@ -772,5 +709,25 @@ impl IkeBridge {
             }
         }
         log_progress(&e);
+    }
+}
+
+impl KeyingEngine for ike::Engine {
+    type Error = ike::IkeError;
+
+    fn child_spis(&self) -> Vec<(u32, u32)> {
+        self.status()
+            .iter()
+            .flat_map(|s| s.children.iter())
+            .map(|c| (c.inbound_spi, c.outbound_spi))
+            .collect()
+    }
+
+    fn terminate_child(&mut self, inbound_spi: u32, now: Instant) -> Result<(), Self::Error> {
+        ike::Engine::terminate_child(self, inbound_spi, now)
+    }
+
+    fn rekey_child(&mut self, inbound_spi: u32, now: Instant) -> Result<(), Self::Error> {
+        ike::Engine::rekey_child(self, inbound_spi, now)
     }
 }

@@ -22,9 +22,10 @@ use espresso_core::sa::{Direction, Mode, Policy, PolicyAction, SaEvent};
 use tracing::{info, warn};
 
 use super::api::{self, exit, Response};
+use super::engine_sas::{EngineSas, KeyingEngine};
 use super::events::{failure, log_progress};
 use super::ikeio::{Datagram, IkeIo};
-use super::installer::{policy_id, EngineSas, Installer};
+use super::installer::{policy_id, Installer};
 use crate::ike::{self, RemoteAddr, StartAction};
 use crate::ikev1::{self, DataplaneOp, Event, Output};
 
@@ -501,61 +502,14 @@ impl Ikev1Bridge {
                 Output::Event(e) => self.log(e),
             }
         }
-        self.drop_refused(inst);
-    }
-
-    /// Deletes the IPsec SAs whose outbound SA the installer refused (their
-    /// SPI is held by another tunnel's SA; the peer chose it).
-    fn drop_refused(&mut self, inst: &mut Installer) {
-        let children: Vec<(u32, u32)> = self
-            .engine
-            .status()
-            .iter()
-            .flat_map(|s| s.sa.children.iter())
-            .map(|c| (c.inbound_spi, c.outbound_spi))
-            .collect();
-        let doomed = self.sas.take_refused(children);
-        if doomed.is_empty() {
-            return;
+        if self.sas.delete_refused(&mut self.engine, "IKEv1 IPsec SA") {
+            self.drain(inst);
         }
-        let now = Instant::now();
-        for (inbound, outbound) in doomed {
-            warn!(
-                "IKEv1: deleting IPsec SA {inbound:#010x}/{outbound:#010x}: its outbound SPI is held by another SA"
-            );
-            if let Err(e) = self.engine.terminate_child(inbound, now) {
-                warn!("IKEv1: deleting IPsec SA {inbound:#010x}: {e}");
-            }
-        }
-        self.drain(inst);
     }
 
     fn apply(&mut self, inst: &mut Installer, op: DataplaneOp) {
-        match op {
-            DataplaneOp::InstallSa(p) => {
-                if self.sas.install_sa(inst, p).is_err() {
-                    self.refused_spi_in_use += 1;
-                }
-            }
-            DataplaneOp::RemoveSa { spi, direction } => self.sas.remove_sa(inst, spi, direction),
-            DataplaneOp::MoveSa {
-                spi,
-                direction,
-                local_addr,
-                remote_addr,
-                encap,
-            } => {
-                self.sas
-                    .move_sa(inst, spi, direction, local_addr, remote_addr, encap);
-            }
-            DataplaneOp::InstallPolicy(mut p) => {
-                p.id = policy_id::NEXT_ENGINE | (p.id & policy_id::ENGINE_ID_MASK);
-                self.sas.add_policy(inst, p);
-            }
-            DataplaneOp::RemovePolicy { id } => {
-                let id = policy_id::NEXT_ENGINE | (id & policy_id::ENGINE_ID_MASK);
-                self.sas.remove_policy(inst, id);
-            }
+        if self.sas.apply(inst, op, policy_id::NEXT_ENGINE).is_err() {
+            self.refused_spi_in_use += 1;
         }
     }
 
@@ -563,21 +517,7 @@ impl Ikev1Bridge {
     /// SA and policy again; IPsec SAs whose sequence numbers had to jump
     /// are rekeyed.
     pub fn resync(&mut self, inst: &mut Installer) {
-        let jumped = self.sas.resync(inst);
-        let t = Instant::now();
-        for out_spi in jumped {
-            let inbound = self
-                .engine
-                .status()
-                .iter()
-                .flat_map(|s| s.sa.children.iter())
-                .find(|c| c.outbound_spi == out_spi)
-                .map(|c| c.inbound_spi);
-            if let Some(i) = inbound {
-                let _ = self.engine.rekey_child(i, t);
-            }
-        }
-        let (sas, pols) = self.sas.counts();
+        let (sas, pols) = self.sas.resync_engine(inst, &mut self.engine);
         if pols > 0 || sas > 0 {
             info!("IKEv1: {sas} SA(s) and {pols} policy(ies) installed again in the new dataplane");
         }
@@ -607,5 +547,25 @@ impl Ikev1Bridge {
             }
         }
         log_progress(&e);
+    }
+}
+
+impl KeyingEngine for ikev1::Engine {
+    type Error = ike::IkeError;
+
+    fn child_spis(&self) -> Vec<(u32, u32)> {
+        self.status()
+            .iter()
+            .flat_map(|s| s.sa.children.iter())
+            .map(|c| (c.inbound_spi, c.outbound_spi))
+            .collect()
+    }
+
+    fn terminate_child(&mut self, inbound_spi: u32, now: Instant) -> Result<(), Self::Error> {
+        ikev1::Engine::terminate_child(self, inbound_spi, now)
+    }
+
+    fn rekey_child(&mut self, inbound_spi: u32, now: Instant) -> Result<(), Self::Error> {
+        ikev1::Engine::rekey_child(self, inbound_spi, now)
     }
 }

@@ -511,7 +511,7 @@ mod tests {
 
     #[test]
     fn seed_connections() {
-        // seed 000 (Openswan) with aggressive mode and legacy proposals
+        // an Openswan connection as operators write it: aggressive mode, legacy proposals
         let t = r#"
             name = "clearos"
             local = "192.0.2.1"

@@ -87,22 +87,12 @@ pub fn hex(s: &str) -> Option<Vec<u8>> {
         .bytes()
         .filter(|c| *c != b'_' && !c.is_ascii_whitespace())
         .collect();
-    if !d.len().is_multiple_of(2) {
-        return None;
-    }
-    d.chunks(2)
-        .map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
-        .collect()
+    hex::decode(d).ok()
 }
 
 /// Bytes as `0x` hex (the form espresso's key fields take).
 pub fn to_hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(2 + 2 * bytes.len());
-    s.push_str("0x");
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    format!("0x{}", hex::encode(bytes))
 }
 
 fn is_wild(s: &str) -> bool {

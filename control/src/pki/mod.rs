@@ -158,9 +158,5 @@ pub fn show_time(t: std::time::SystemTime) -> String {
 
 /// Lower-case hex.
 pub fn hex(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        s.push_str(&format!("{x:02x}"));
-    }
-    s
+    hex::encode(b)
 }

@@ -70,13 +70,10 @@ pub fn to_0s(k: &PublicKey) -> Option<String> {
 }
 
 fn hex_decode(h: &str) -> Option<Vec<u8>> {
-    if h.is_empty() || !h.len().is_multiple_of(2) {
+    if h.is_empty() {
         return None;
     }
-    (0..h.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok())
-        .collect()
+    hex::decode(h).ok()
 }
 
 /// The `ipsec.secrets` entry of an RSA private key, as `ipsec rsasigkey`

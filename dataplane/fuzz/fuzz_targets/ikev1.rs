@@ -1,4 +1,4 @@
-//! The IKEv1 message parser (`control::ikev1::fuzz_parse`): ISAKMP header,
+//! The IKEv1 message parser (`control::ikev1::fuzz::parse`): ISAKMP header,
 //! payload chain and every payload view (SA proposals, transforms and
 //! attributes, IDs as identities and as quick-mode selectors, notifies,
 //! deletes, NAT-OA, certificates), on the bytes as a whole message and as a
@@ -9,5 +9,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    control::ikev1::fuzz_parse(data);
+    control::ikev1::fuzz::parse(data);
 });

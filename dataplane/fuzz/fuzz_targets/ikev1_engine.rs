@@ -1,4 +1,4 @@
-//! The IKEv1 engine (`control::ikev1::fuzz_engine`): arbitrary datagrams to
+//! The IKEv1 engine (`control::ikev1::fuzz::engine`): arbitrary datagrams to
 //! a responder with main- and aggressive-mode connections while time moves,
 //! and arbitrary payloads inside correctly encrypted and hashed quick-mode
 //! and informational messages of an established ISAKMP SA. Checked: no
@@ -8,5 +8,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    control::ikev1::fuzz_engine(data);
+    control::ikev1::fuzz::engine(data);
 });

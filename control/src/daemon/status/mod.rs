@@ -8,14 +8,15 @@ pub mod metrics;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use espresso_core::config::connection::IkeConn;
 use espresso_core::drop::DropReason;
 use espresso_core::sa::Direction;
 use espresso_core::shm::{monotonic_ns, SaSlotView, SlotState};
 
 use super::api::{self, ChildStatus, IkeStatus, SaStatus, Status, TunnelStatus, WorkerStatus};
+use super::engine_sas::EngineSas;
 use super::ike::{IkeBridge, IkeConnItem};
 use super::ikev1::{Ikev1Bridge, Ikev1ConnItem};
-use super::installer::EngineSas;
 use super::installer::Installer;
 use super::manual::{Item, ItemCfg, Manual};
 use crate::config::StartMode;
@@ -27,6 +28,27 @@ pub struct ControlInfo<'a> {
     pub config: &'a std::path::Path,
     /// When the daemon started.
     pub started: Instant,
+}
+
+/// What a connection's `status` row is made of (either engine's).
+struct ConnRow<'a> {
+    /// Its configuration (core's: the same for both engines).
+    cfg: &'a IkeConn,
+    /// Its dataplane tunnel id.
+    id: u32,
+    /// Why the IKE sockets could not be opened.
+    io_error: Option<&'a str>,
+    /// The last failure, until a child SA comes up.
+    error: Option<&'a str>,
+    /// Why the current child SA runs degraded (IKEv2: rekey refused).
+    degraded: Option<String>,
+    /// Whether it has IKE SAs (up or in progress).
+    has_sas: bool,
+    /// Its current child SA.
+    child: Option<&'a ike::ChildSaStatus>,
+    /// The engine's installed SAs (counters).
+    sas: &'a EngineSas,
+    now: Instant,
 }
 
 /// Non-zero drop counters by reason name.
@@ -284,7 +306,7 @@ impl Live<'_> {
         });
     }
 
-    /// A connection's row: state from its IKE SAs and current child SA.
+    /// An IKEv2 connection's row: state from its IKE SAs and current child SA.
     fn ike_conn(
         &self,
         ike: &IkeBridge,
@@ -292,31 +314,51 @@ impl Live<'_> {
         sas: &[ike::IkeSaStatus],
         now: Instant,
     ) -> TunnelStatus {
-        let conn = &c.cfg.conn;
         let mine: Vec<&ike::IkeSaStatus> = sas.iter().filter(|s| s.conn == c.cfg.name).collect();
+        // IKEv2 children live and die with their IKE SA.
         let child = mine
             .iter()
             .filter(|s| s.state == "ESTABLISHED")
             .flat_map(|s| s.children.iter())
             .filter(|ch| ch.state == "INSTALLED")
             .max_by_key(|ch| ch.created);
-        let (state, reason) = if let Some(e) = &ike.io_error {
-            ("error", Some(format!("IKE sockets unavailable: {e}")))
-        } else if let (Some(d), Some(_)) = (&c.degraded, child) {
-            let left = d.expires.saturating_duration_since(now).as_secs();
-            (
-                "degraded",
+        let degraded = match (&c.degraded, child) {
+            (Some(d), Some(_)) => {
+                let left = d.expires.saturating_duration_since(now).as_secs();
                 Some(format!(
                     "rekey refused: {}; its SAs expire at {} (in {left} s)",
                     d.why, d.expires_at
-                )),
-            )
-        } else if child.is_some() {
+                ))
+            }
+            _ => None,
+        };
+        self.conn_row(ConnRow {
+            cfg: &c.cfg,
+            id: c.id,
+            io_error: ike.io_error.as_deref(),
+            error: c.error.as_deref(),
+            degraded,
+            has_sas: !mine.is_empty(),
+            child,
+            sas: &ike.sas,
+            now,
+        })
+    }
+
+    /// A connection's row, either engine's: its state, configuration and
+    /// current child SA with the SAs' counters.
+    fn conn_row(&self, r: ConnRow<'_>) -> TunnelStatus {
+        let conn = &r.cfg.conn;
+        let (state, reason) = if let Some(e) = r.io_error {
+            ("error", Some(format!("IKE sockets unavailable: {e}")))
+        } else if let Some(d) = r.degraded {
+            ("degraded", Some(d))
+        } else if r.child.is_some() {
             ("up", None)
-        } else if !mine.is_empty() {
-            ("connecting", c.error.clone())
-        } else if let Some(e) = &c.error {
-            ("error", Some(e.clone()))
+        } else if r.has_sas {
+            ("connecting", r.error.map(str::to_string))
+        } else if let Some(e) = r.error {
+            ("error", Some(e.to_string()))
         } else {
             (
                 "down",
@@ -332,9 +374,9 @@ impl Live<'_> {
             )
         };
         let mut ts = TunnelStatus {
-            name: c.cfg.name.clone(),
+            name: r.cfg.name.clone(),
             kind: "ike".into(),
-            id: c.id,
+            id: r.id,
             state: state.into(),
             reason,
             start: format!("{:?}", conn.start_action).to_lowercase(),
@@ -352,11 +394,11 @@ impl Live<'_> {
             mode: format!("{:?}", conn.mode).to_lowercase(),
             ..Default::default()
         };
-        if let Some(ch) = child {
+        if let Some(ch) = r.child {
             ts.suite = ch.proposal.clone();
-            ts.age_s = Some(now.saturating_duration_since(ch.created).as_secs());
-            ts.inbound = Some(self.ike_sa(&ike.sas, ch.inbound_spi, Direction::Inbound));
-            ts.outbound = Some(self.ike_sa(&ike.sas, ch.outbound_spi, Direction::Outbound));
+            ts.age_s = Some(r.now.saturating_duration_since(ch.created).as_secs());
+            ts.inbound = Some(self.ike_sa(r.sas, ch.inbound_spi, Direction::Inbound));
+            ts.outbound = Some(self.ike_sa(r.sas, ch.outbound_spi, Direction::Outbound));
         }
         ts
     }
@@ -475,66 +517,27 @@ impl Live<'_> {
         sas: &[crate::ikev1::Ikev1SaStatus],
         now: Instant,
     ) -> TunnelStatus {
-        let conn = &c.conn;
         let mine: Vec<&ike::IkeSaStatus> = sas
             .iter()
             .map(|s| &s.sa)
             .filter(|s| s.conn == c.cfg.name)
             .collect();
+        // IKEv1 IPsec SAs outlive the ISAKMP SA that made them.
         let child = mine
             .iter()
             .flat_map(|s| s.children.iter())
             .filter(|ch| ch.state == "INSTALLED")
             .max_by_key(|ch| ch.created);
-        let (state, reason) = if let Some(e) = &v1.io_error {
-            ("error", Some(format!("IKE sockets unavailable: {e}")))
-        } else if child.is_some() {
-            ("up", None)
-        } else if !mine.is_empty() {
-            ("connecting", c.error.clone())
-        } else if let Some(e) = &c.error {
-            ("error", Some(e.clone()))
-        } else {
-            (
-                "down",
-                Some(
-                    match conn.start_action {
-                        StartAction::Add => "listening",
-                        StartAction::Trap => "trap installed",
-                        StartAction::None => "start = none",
-                        StartAction::Start => "not connected",
-                    }
-                    .to_string(),
-                ),
-            )
-        };
-        let mut ts = TunnelStatus {
-            name: c.cfg.name.clone(),
-            kind: "ike".into(),
+        self.conn_row(ConnRow {
+            cfg: &c.cfg,
             id: c.id,
-            state: state.into(),
-            reason,
-            start: format!("{:?}", conn.start_action).to_lowercase(),
-            local: match conn.local_addr {
-                ike::LocalAddr::Addr(a) => a.to_string(),
-                ike::LocalAddr::DefaultRoute => "%defaultroute".into(),
-                ike::LocalAddr::Any => "%any".into(),
-            },
-            remote: match conn.remote_addr {
-                RemoteAddr::Addr(a) => a.to_string(),
-                RemoteAddr::Any => "%any".into(),
-            },
-            local_subnets: conn.local_ts.iter().map(|n| n.to_string()).collect(),
-            remote_subnets: conn.remote_ts.iter().map(|n| n.to_string()).collect(),
-            mode: format!("{:?}", conn.mode).to_lowercase(),
-            ..Default::default()
-        };
-        if let Some(ch) = child {
-            ts.suite = ch.proposal.clone();
-            ts.age_s = Some(now.saturating_duration_since(ch.created).as_secs());
-            ts.inbound = Some(self.ike_sa(&v1.sas, ch.inbound_spi, Direction::Inbound));
-            ts.outbound = Some(self.ike_sa(&v1.sas, ch.outbound_spi, Direction::Outbound));
-        }
-        ts
+            io_error: v1.io_error.as_deref(),
+            error: c.error.as_deref(),
+            degraded: None,
+            has_sas: !mine.is_empty(),
+            child,
+            sas: &v1.sas,
+            now,
+        })
     }
 }

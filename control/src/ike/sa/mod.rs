@@ -10,6 +10,7 @@
 
 mod auth;
 mod child;
+mod create_child;
 mod dispatch;
 mod fragments;
 mod info;

@@ -7,6 +7,7 @@
 mod info;
 mod phase1;
 mod quick;
+mod quick_responder;
 mod timers;
 
 use std::collections::{HashSet, VecDeque};
@@ -457,6 +458,7 @@ impl IsakmpSa {
     /// Fuzzing: a first message of a new phase 2 exchange (`mid`) whose
     /// payloads after a valid HASH(1) are `chain` (arbitrary bytes, first
     /// payload type `first`), encrypted as this SA's peer would.
+    #[cfg(any(fuzzing, test))]
     pub(crate) fn fuzz_phase2(
         &self,
         exch: u8,

@@ -1,15 +1,17 @@
 //! The IKEv1 parser and engine never panic, whatever arrives: random bytes,
 //! strongSwan's captured messages mutated (bit flips, truncation,
 //! extension), and arbitrary payloads inside correctly encrypted and hashed
-//! phase 2 messages of an established SA (`ikev1::fuzz_engine`).
+//! phase 2 messages of an established SA ([`super::engine`]).
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use control::ike::{LocalAddr, RemoteAddr};
-use control::ikev1::proposal::parse_phase1;
-use control::ikev1::{fuzz_engine, fuzz_parse, Connection, Engine, Settings};
 use proptest::prelude::*;
+
+use super::{engine as fuzz_engine, parse as fuzz_parse};
+use crate::ike::{LocalAddr, RemoteAddr};
+use crate::ikev1::proposal::parse_phase1;
+use crate::ikev1::{Connection, Engine, Settings};
 
 fn fixture_messages() -> Vec<Vec<u8>> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ikev1");
@@ -113,7 +115,7 @@ fn strongswan_first_messages_are_answered() {
             "192.0.2.2:500".parse().unwrap(),
             Instant::now(),
         );
-        if let Some(control::ikev1::Output::Transmit(t)) = e.poll_output() {
+        if let Some(crate::ikev1::Output::Transmit(t)) = e.poll_output() {
             assert_eq!(&t.data[..8], &m[..8], "our MM2 answers their cookie");
             answered += 1;
         }

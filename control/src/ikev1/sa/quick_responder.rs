@@ -1,0 +1,350 @@
+//! Quick mode's responder (RFC 2409 §5.5): the first message of a peer's
+//! quick mode answered (proposal and selector choice, PFS, the responder
+//! lifetime, UDP encapsulation), the new inbound SA installed before the
+//! answer leaves (make-before-break). The initiator's side and the common
+//! parts are `quick`'s.
+
+use super::quick::{is_udp, NONCE_LEN};
+use super::*;
+use crate::ike::proposal::DhGroup;
+use crate::ikev1::proposal::{describe_p2, p2_from_transform};
+use crate::ikev1::wire::{notify, p2attr, payload, proto, IdView, Payloads};
+
+impl IsakmpSa {
+    // ------------------------------------------------------- responder
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn qm1(
+        &mut self,
+        ctx: &mut Ctx,
+        msg: &[u8],
+        hdr: Header<'_>,
+        from: SocketAddr,
+        to: SocketAddr,
+        now: Instant,
+        d: [u8; 32],
+    ) {
+        let mid = hdr.message_id();
+        let (h, a) = (self.hash_alg(), self.skeyid_a().to_vec());
+        let iv = crypto::phase2_iv(h, &self.p1_iv, mid, self.block());
+        let (plain, last) = match self.decrypt(msg, &iv) {
+            Ok(x) => x,
+            Err(r) => {
+                ctx.drop(r);
+                return;
+            }
+        };
+        let p = match Payloads::parse(&plain, hdr.next_payload()) {
+            Ok(p) => p,
+            Err(_) => {
+                ctx.drop(V1Drop::Decrypt);
+                return;
+            }
+        };
+        let (Some(hash), true) = (p.hash, p.hash_first) else {
+            ctx.drop(V1Drop::Invalid);
+            return;
+        };
+        let want = crypto::hash1(h, &a, mid, &plain[p.after_hash..p.end]);
+        if !crate::ike::crypto::ct_eq(&want, hash) {
+            ctx.drop(V1Drop::Hash);
+            return;
+        }
+        self.remember_mid(mid);
+        self.heard(from, to, now);
+        if self.replaced {
+            ctx.drop(V1Drop::Unexpected);
+            return;
+        }
+        let (Some(sa), Some(ni)) = (p.sa, p.nonce) else {
+            ctx.drop(V1Drop::Invalid);
+            self.send_notify(ctx, proto::ESP, &[], notify::PAYLOAD_MALFORMED, &[]);
+            return;
+        };
+        // client IDs: the initiator's side is our remote side
+        let (remote_ts, local_ts, with_ids) = match p.ids.as_slice() {
+            [] => (
+                crate::ike::ts::from_net(&ipnet::IpNet::from(self.remote.ip())),
+                crate::ike::ts::from_net(&ipnet::IpNet::from(self.local.ip())),
+                false,
+            ),
+            [i, r] => match (IdView::ts(i), IdView::ts(r)) {
+                (Ok(i), Ok(r)) => (i, r, true),
+                _ => {
+                    ctx.drop(V1Drop::Invalid);
+                    self.send_notify(ctx, proto::ESP, &[], notify::INVALID_ID_INFORMATION, &[]);
+                    return;
+                }
+            },
+            _ => {
+                ctx.drop(V1Drop::Invalid);
+                self.send_notify(ctx, proto::ESP, &[], notify::INVALID_ID_INFORMATION, &[]);
+                return;
+            }
+        };
+        let (cl, cr) =
+            crate::ikev1::ctx::conn_ts(&self.conn, Some(self.local.ip()), Some(self.remote.ip()));
+        let ts_ok = cl.iter().any(|c| crate::ike::ts::contains(c, &local_ts))
+            && cr.iter().any(|c| crate::ike::ts::contains(c, &remote_ts));
+        if !ts_ok {
+            ctx.event(Event::ChildFailed {
+                sa: self.id,
+                conn: self.conn.name.clone(),
+                error: IkeError::TsUnacceptable(format!(
+                    "peer proposed {} === {}; configured local {:?} remote {:?}",
+                    ts::display(&remote_ts),
+                    ts::display(&local_ts),
+                    cl.iter().map(ts::display).collect::<Vec<_>>(),
+                    cr.iter().map(ts::display).collect::<Vec<_>>()
+                )),
+            });
+            self.send_notify(ctx, proto::ESP, &[], notify::INVALID_ID_INFORMATION, &[]);
+            return;
+        }
+        // choose: our preference order, the peer's transforms
+        let Ok(props) = sa.proposals() else {
+            ctx.drop(V1Drop::Invalid);
+            self.send_notify(ctx, proto::ESP, &[], notify::BAD_PROPOSAL_SYNTAX, &[]);
+            return;
+        };
+        let mut theirs = Vec::new();
+        let mut offered = Vec::new();
+        for pr in &props {
+            if pr.protocol != proto::ESP || pr.spi.len() != 4 {
+                offered.push(format!("protocol {} (only ESP)", pr.protocol));
+                continue;
+            }
+            let spi = u32::from_be_bytes([pr.spi[0], pr.spi[1], pr.spi[2], pr.spi[3]]);
+            for t in &pr.transforms {
+                offered.push(describe_p2(t));
+                if let Ok((s, at)) = p2_from_transform(t) {
+                    theirs.push((pr.num, t.num, spi, s, at, t));
+                }
+            }
+        }
+        let transport = self.conn.mode == Mode::Transport;
+        let mut chosen = None;
+        'outer: for p in &self.conn.esp_proposals {
+            for (pn, tn, spi, s, at, t) in &theirs {
+                let mode_ok = matches!(
+                    (at.encap_mode, transport),
+                    (
+                        p2attr::MODE_TUNNEL
+                            | p2attr::MODE_UDP_TUNNEL
+                            | p2attr::MODE_UDP_TUNNEL_DRAFT,
+                        false
+                    ) | (
+                        p2attr::MODE_TRANSPORT
+                            | p2attr::MODE_UDP_TRANSPORT
+                            | p2attr::MODE_UDP_TRANSPORT_DRAFT,
+                        true
+                    )
+                );
+                let alg_ok = p.encr.contains(&s.encr)
+                    && (p.integ.contains(&s.integ)
+                        || (p.integ.is_empty() && s.integ == espresso_core::alg::IntegAlg::None))
+                    && (p.esn.is_empty() && !s.esn || p.esn.contains(&s.esn));
+                // PFS: a group of the proposal; without one, ours (pfs = yes)
+                // or any (pfs = no still accepts a peer that proposes PFS, as Openswan does)
+                let dh_ok = match s.dh {
+                    Some(g) => {
+                        p.dh.contains(&g)
+                            || (p.dh.is_empty()
+                                && (!self.conn.pfs || Some(g) == self.suite.map(|x| x.dh)))
+                    }
+                    None => p.dh.is_empty() && !self.conn.pfs,
+                };
+                let legacy_ok = s.suite().validate(self.conn.allow_legacy).is_ok()
+                    && (self.conn.allow_legacy || !s.dh.is_some_and(|g: DhGroup| g.is_legacy()));
+                if mode_ok && alg_ok && dh_ok && legacy_ok && *spi >= 256 {
+                    chosen = Some((*pn, *tn, *spi, *s, *at, (*t).clone()));
+                    break 'outer;
+                }
+            }
+        }
+        let Some((pnum, tnum, outbound, suite, at, t)) = chosen else {
+            ctx.event(Event::ProposalMismatch {
+                conn: self.conn.name.clone(),
+                kind: "ESP",
+                peer: self.remote,
+                offered,
+                configured: self.configured_esp(),
+                local_responder: true,
+            });
+            self.send_notify(ctx, proto::ESP, &[], notify::NO_PROPOSAL_CHOSEN, &[]);
+            return;
+        };
+        let shared = match (suite.dh, p.ke) {
+            (Some(g), Some(ke)) => {
+                let dh = DhPrivate::generate(g, &mut ctx.rng);
+                match dh.shared(ke) {
+                    Ok(s) => Some((dh, s)),
+                    Err(_) => {
+                        ctx.drop(V1Drop::Invalid);
+                        self.send_notify(
+                            ctx,
+                            proto::ESP,
+                            &[],
+                            notify::INVALID_KEY_INFORMATION,
+                            &[],
+                        );
+                        return;
+                    }
+                }
+            }
+            (None, None) => None,
+            _ => {
+                ctx.drop(V1Drop::Invalid);
+                self.send_notify(ctx, proto::ESP, &[], notify::INVALID_KEY_INFORMATION, &[]);
+                return;
+            }
+        };
+        // lifetimes: the shorter wins; tell the initiator when ours is shorter
+        let ours = self.child_lifetime();
+        let mut life = ours;
+        let mut notify_life = false;
+        if let Some(s) = at.life_seconds {
+            if Duration::from_secs(s) > ours {
+                notify_life = true;
+            } else {
+                life = Duration::from_secs(s.max(1));
+            }
+        }
+        let inbound = ctx.new_child_spi();
+        let nr = ctx.random_bytes(NONCE_LEN);
+        let mut rest = PayloadWriter::new();
+        let answer = wire::sa_body(&[(
+            pnum,
+            proto::ESP,
+            inbound.to_be_bytes().to_vec(),
+            vec![(t.id, raw_attrs(&t))],
+        )]);
+        rest.push(payload::SA, &renumber(answer, tnum));
+        rest.push(payload::NONCE, &nr);
+        if let Some((dh, _)) = &shared {
+            rest.push(payload::KE, dh.public());
+        }
+        if with_ids {
+            rest.push(payload::ID, p.ids[0].body);
+            rest.push(payload::ID, p.ids[1].body);
+        }
+        if notify_life {
+            let mut la = Vec::new();
+            wire::attr_basic(&mut la, p2attr::LIFE_TYPE, 1);
+            wire::attr_int(&mut la, p2attr::LIFE_DURATION, ours.as_secs());
+            rest.notify(
+                proto::ESP,
+                &inbound.to_be_bytes(),
+                notify::RESPONDER_LIFETIME,
+                &la,
+            );
+        }
+        let pw = self.with_hash(&rest, |b| crypto::hash2(h, &a, mid, ni, b));
+        let (m, last2) = match self.encrypt(wire::exchange::QUICK, 0, mid, &pw, &last) {
+            Ok(x) => x,
+            Err(e) => {
+                ctx.free_child_spi(inbound);
+                ctx.event(Event::ChildFailed {
+                    sa: self.id,
+                    conn: self.conn.name.clone(),
+                    error: e,
+                });
+                return;
+            }
+        };
+        // keys, and the new inbound SA before the answer leaves
+        let dkey = self.skeyid_d().to_vec();
+        let len = suite.encr.key_len() + suite.integ.key_len();
+        let g = shared.as_ref().map(|(_, s)| &s[..]);
+        let km_in = crypto::keymat(h, &dkey, g, proto::ESP, inbound, ni, &nr, len);
+        let km_out = crypto::keymat(h, &dkey, g, proto::ESP, outbound, ni, &nr, len);
+        let encap = is_udp(at.encap_mode) || self.natted();
+        let inb = self.sa_params(
+            ctx,
+            &suite,
+            &local_ts,
+            &remote_ts,
+            encap,
+            inbound,
+            Direction::Inbound,
+            &km_in,
+        );
+        let out = self.sa_params(
+            ctx,
+            &suite,
+            &local_ts,
+            &remote_ts,
+            encap,
+            outbound,
+            Direction::Outbound,
+            &km_out,
+        );
+        let rekey_of = self
+            .children
+            .iter()
+            .find(|c| {
+                c.state == ChildState::Installed
+                    && c.local_ts == local_ts
+                    && c.remote_ts == remote_ts
+            })
+            .map(|c| c.inbound_spi);
+        let child = self.new_child(
+            ctx, inbound, outbound, suite, local_ts, remote_ts, encap, life, false, rekey_of, now,
+        );
+        self.children.push(child);
+        let idx = self.children.len() - 1;
+        ctx.dp(DataplaneOp::InstallSa(inb));
+        self.children[idx].in_installed = true;
+        self.children[idx].pending_out = Some(out);
+        self.send(ctx, &m);
+        self.qms.push(QuickMode {
+            mid,
+            initiator: false,
+            state: QmState::R2Sent,
+            iv: last2,
+            ni: ni.to_vec(),
+            nr,
+            dh: None,
+            inbound_spi: inbound,
+            local_ts,
+            remote_ts,
+            offered: Vec::new(),
+            rekey_of,
+            commit: hdr.commit(),
+            last_rx: d,
+            rx_seen: vec![d],
+            reply: Some(m.clone()),
+            rtx: Some(Rtx {
+                packet: m,
+                retries: 0,
+                next: now + ctx.settings.retransmit_timeout,
+            }),
+            until: None,
+        });
+    }
+}
+
+/// A transform's attributes re-encoded as received (the responder echoes the chosen transform).
+fn raw_attrs(t: &wire::TransformView<'_>) -> Vec<u8> {
+    let mut v = Vec::new();
+    for a in &t.attrs {
+        match a.value {
+            wire::AttrValue::Basic(x) => wire::attr_basic(&mut v, a.atype, x),
+            wire::AttrValue::Variable(b) => {
+                v.extend_from_slice(&a.atype.to_be_bytes());
+                v.extend_from_slice(&(b.len() as u16).to_be_bytes());
+                v.extend_from_slice(b);
+            }
+        }
+    }
+    v
+}
+
+/// Sets the transform number of a one-proposal, one-transform SA body with a 4-byte SPI.
+fn renumber(mut body: Vec<u8>, num: u8) -> Vec<u8> {
+    let at = 8 + 8 + 4 + 4;
+    if body.len() > at {
+        body[at] = num;
+    }
+    body
+}
