@@ -701,3 +701,100 @@ psk = "Letmein99-long-enough"
         assert!(e.contains("allow_legacy") && e.contains("main.toml"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod auth_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A configuration directory with moon's key (0600) and certificate and
+    /// the RSA root, and `text` as main.toml.
+    fn load(text: &str) -> (tempfile::TempDir, espresso_core::config::Config) {
+        let d = tempfile::tempdir().unwrap();
+        let fx = |n: &str| {
+            std::fs::read(format!(
+                "{}/tests/fixtures/pki/{n}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        };
+        for (n, mode) in [
+            ("moon.key.pem", 0o600),
+            ("moon.crt.pem", 0o644),
+            ("rsa-ca.crt.pem", 0o644),
+            ("mars.key.pem", 0o600),
+            ("mars.crt.pem", 0o644),
+        ] {
+            let p = d.path().join(n);
+            std::fs::write(&p, fx(n)).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let p = d.path().join("main.toml");
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = espresso_core::config::Config::load(&p).unwrap();
+        (d, c)
+    }
+
+    const BASE: &str = r#"
+[[connection]]
+name = "v1"
+version = 1
+left = "192.0.2.1"
+right = "192.0.2.2"
+ike = "aes128-sha256-modp2048"
+"#;
+
+    #[test]
+    fn certificates_and_raw_keys_load_for_ikev1() {
+        let (_d, c) = load(&format!(
+            "{BASE}authby = \"pubkey\"\nleftcert = \"moon.crt.pem\"\nleftkey = \"moon.key.pem\"\ncacerts = \"rsa-ca.crt.pem\"\nrightid = \"@sun.example\"\n"
+        ));
+        let (v, _) = Connection::from_config(&c.connections[0]).unwrap();
+        assert!(matches!(v.local_auth, LocalAuth::Cert { .. }));
+        assert!(matches!(v.remote_auth, RemoteAuth::Cert { .. }));
+        assert!(!v.uses_psk());
+        let sun = crate::pki::rsakey::to_0s(
+            crate::pki::PrivateKey::from_bytes(
+                &std::fs::read(format!(
+                    "{}/tests/fixtures/pki/sun.key.pem",
+                    env!("CARGO_MANIFEST_DIR")
+                ))
+                .unwrap(),
+            )
+            .unwrap()
+            .public_key(),
+        )
+        .unwrap();
+        let (_d, c) = load(&format!(
+            "{BASE}authby = \"rsasig\"\nleftkey = \"moon.key.pem\"\nrightrsasigkey = \"{sun}\"\n"
+        ));
+        let (v, _) = Connection::from_config(&c.connections[0]).unwrap();
+        assert!(matches!(v.local_auth, LocalAuth::RawKey { .. }));
+        assert!(matches!(v.remote_auth, RemoteAuth::RawKey { .. }));
+    }
+
+    #[test]
+    fn what_ikev1_cannot_do_is_refused_naming_the_field() {
+        for (extra, want) in [
+            (
+                "authby = \"pubkey\"\nleftcert = \"moon.crt.pem\"\nleftkey = \"moon.key.pem\"\ncacerts = \"rsa-ca.crt.pem\"\nrsa_pss = true\n",
+                "rsa_pss = true",
+            ),
+            (
+                "authby = \"pubkey\"\nleftcert = \"mars.crt.pem\"\nleftkey = \"mars.key.pem\"\ncacerts = \"rsa-ca.crt.pem\"\n",
+                "local_key is a",
+            ),
+            (
+                "local_auth = \"pubkey\"\nremote_auth = \"psk\"\nleftcert = \"moon.crt.pem\"\nleftkey = \"moon.key.pem\"\npsk = \"a-long-enough-pre-shared-key-0123456789\"\n",
+                "local_auth = pubkey and remote_auth = psk",
+            ),
+        ] {
+            let (_d, c) = load(&format!("{BASE}{extra}"));
+            let e = Connection::from_config(&c.connections[0])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want) && e.contains("main.toml"), "{e}");
+        }
+    }
+}
