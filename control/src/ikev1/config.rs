@@ -7,6 +7,15 @@
 //! `propose`, `insist`), its shorthand `version = 1 | 2` and strongSwan's
 //! `keyexchange = ikev1 | ikev2 | ike`. [`ConnectionConfig`] is the serde
 //! form with exactly those names.
+//!
+//! Authentication (RFC 2409 §5.1, §5.4): the pre-shared key, or RSA
+//! signatures with an X.509 certificate (`auth = "pubkey"`, `local_cert`,
+//! `cacerts`, `remote_ca`, `crls`) or with raw RSA keys (`auth = "rsasig"`,
+//! `local_key`, `remote_rsasigkey`): the same fields and loader as IKEv2
+//! ([`crate::ike::auth_config`]). IKEv1 negotiates one method for both
+//! sides, signs with the digest-less PKCS#1 v1.5 block only (no PSS, no
+//! ECDSA or Ed25519 here): anything else is refused at load, naming the
+//! field and its value.
 
 use std::time::Duration;
 
@@ -15,6 +24,7 @@ use espresso_core::sa::Mode;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::ike::auth_config::{self, LocalAuth, RemoteAuth};
 use crate::ike::config::{Dpd, DEFAULT_CHILD_LIFETIME, DEFAULT_IKE_LIFETIME, DEFAULT_MARGIN};
 use crate::ike::error::IkeError;
 use crate::ike::proposal::{DhGroup, EspProposal};
@@ -39,8 +49,13 @@ pub struct Connection {
     pub local_id: Option<Identity>,
     /// The peer's identity; None = any (whoever knows the key).
     pub remote_id: Option<Identity>,
-    /// Pre-shared key.
+    /// Pre-shared key (empty with signature authentication).
     pub psk: Key,
+    /// How we authenticate: the pre-shared key or an RSA signature
+    /// (certificate or raw key).
+    pub local_auth: LocalAuth,
+    /// How the peer must authenticate (the same method: IKEv1 negotiates one).
+    pub remote_auth: RemoteAuth,
     /// Phase 1 proposals (`ike`).
     pub ike_proposals: Vec<Phase1Proposal>,
     /// Phase 2 proposals (`esp`).
@@ -98,6 +113,8 @@ impl Connection {
             local_id: None,
             remote_id: None,
             psk: Key::from_slice(psk),
+            local_auth: LocalAuth::Psk,
+            remote_auth: RemoteAuth::Psk,
             ike_proposals: default_phase1(),
             esp_proposals: default_phase2(),
             exchange: ExchangeMode::Main,
@@ -130,7 +147,10 @@ impl Connection {
         if self.name.is_empty() {
             return e("empty name".into());
         }
-        if self.psk.len() < 8 {
+        if let Err(why) = self.check_auth() {
+            return e(why);
+        }
+        if self.uses_psk() && self.psk.len() < 8 {
             return e("pre-shared key shorter than 8 bytes".into());
         }
         if self.ike_proposals.is_empty() || self.esp_proposals.is_empty() {
@@ -189,6 +209,70 @@ impl Connection {
         Ok(())
     }
 
+    /// Authentication with the pre-shared key (else RSA signatures).
+    pub fn uses_psk(&self) -> bool {
+        matches!(self.local_auth, LocalAuth::Psk)
+    }
+
+    /// What IKEv1 can do with the loaded credentials: one method for both
+    /// sides, RSA keys, PKCS#1 v1.5; our certificate for our key and identity.
+    fn check_auth(&self) -> Result<(), String> {
+        use crate::pki::KeyKind;
+        let local_psk = matches!(self.local_auth, LocalAuth::Psk);
+        let remote_psk = matches!(self.remote_auth, RemoteAuth::Psk);
+        if local_psk != remote_psk {
+            return Err(format!(
+                "local_auth = {} and remote_auth = {}: IKEv1 negotiates one authentication method for both sides (use the same for both, or IKEv2)",
+                self.local_auth.name(),
+                self.remote_auth.name()
+            ));
+        }
+        if let Some((key, pss)) = self.local_auth.key() {
+            if !matches!(key.kind(), KeyKind::Rsa(_)) {
+                return Err(format!(
+                    "local_key is a {} key: IKEv1 signatures are RSA only here (RFC 4754 ECDSA for IKEv1 is not implemented; use an RSA key, or IKEv2)",
+                    key.kind()
+                ));
+            }
+            if pss {
+                return Err(
+                    "rsa_pss = true: IKEv1 RSA signatures are PKCS#1 v1.5 (RFC 2409 has no PSS); remove rsa_pss or use IKEv2"
+                        .into(),
+                );
+            }
+        }
+        if let RemoteAuth::RawKey { key } = &self.remote_auth {
+            if !matches!(key.kind(), KeyKind::Rsa(_)) {
+                return Err(format!(
+                    "remote_rsasigkey is a {} key: IKEv1 signatures are RSA only here",
+                    key.kind()
+                ));
+            }
+        }
+        if let LocalAuth::Cert { key, chain, .. } = &self.local_auth {
+            let Some(c) = chain.first() else {
+                return Err("certificate authentication without a certificate".into());
+            };
+            if c.public_key() != key.public_key() {
+                return Err(format!(
+                    "the private key ({}) does not belong to the certificate \"{}\" ({})",
+                    key.public_key().fingerprint(),
+                    c.subject_str(),
+                    c.public_key().fingerprint()
+                ));
+            }
+            if let Some(id) = &self.local_id {
+                if !c.has_identity(id) {
+                    return Err(format!(
+                        "local identity {id} is not in the certificate \"{}\" (use its subject DN or a subjectAltName)",
+                        c.subject_str()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The single DH group of an aggressive-mode connection (or the first).
     pub fn first_group(&self) -> Option<DhGroup> {
         self.ike_proposals
@@ -212,6 +296,16 @@ impl Connection {
         let mut v = Connection::new(&c.name, k.local_addr, k.remote_addr, k.psk.bytes());
         v.local_id = k.local_id.clone();
         v.remote_id = k.remote_id.clone();
+        let (local_auth, remote_auth) = auth_config::load(&k.auth).map_err(|errs| {
+            IkeError::Config(
+                errs.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        v.local_auth = local_auth;
+        v.remote_auth = remote_auth;
         let field = |f: &str, e: IkeError| {
             IkeError::Config(format!(
                 "{}:{}: connection[{}].{f}: {}",
@@ -605,5 +699,102 @@ psk = "Letmein99-long-enough"
             .unwrap_err()
             .to_string();
         assert!(e.contains("allow_legacy") && e.contains("main.toml"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod auth_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A configuration directory with moon's key (0600) and certificate and
+    /// the RSA root, and `text` as main.toml.
+    fn load(text: &str) -> (tempfile::TempDir, espresso_core::config::Config) {
+        let d = tempfile::tempdir().unwrap();
+        let fx = |n: &str| {
+            std::fs::read(format!(
+                "{}/tests/fixtures/pki/{n}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        };
+        for (n, mode) in [
+            ("moon.key.pem", 0o600),
+            ("moon.crt.pem", 0o644),
+            ("rsa-ca.crt.pem", 0o644),
+            ("mars.key.pem", 0o600),
+            ("mars.crt.pem", 0o644),
+        ] {
+            let p = d.path().join(n);
+            std::fs::write(&p, fx(n)).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let p = d.path().join("main.toml");
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = espresso_core::config::Config::load(&p).unwrap();
+        (d, c)
+    }
+
+    const BASE: &str = r#"
+[[connection]]
+name = "v1"
+version = 1
+left = "192.0.2.1"
+right = "192.0.2.2"
+ike = "aes128-sha256-modp2048"
+"#;
+
+    #[test]
+    fn certificates_and_raw_keys_load_for_ikev1() {
+        let (_d, c) = load(&format!(
+            "{BASE}authby = \"pubkey\"\nleftcert = \"moon.crt.pem\"\nleftkey = \"moon.key.pem\"\ncacerts = \"rsa-ca.crt.pem\"\nrightid = \"@sun.example\"\n"
+        ));
+        let (v, _) = Connection::from_config(&c.connections[0]).unwrap();
+        assert!(matches!(v.local_auth, LocalAuth::Cert { .. }));
+        assert!(matches!(v.remote_auth, RemoteAuth::Cert { .. }));
+        assert!(!v.uses_psk());
+        let sun = crate::pki::rsakey::to_0s(
+            crate::pki::PrivateKey::from_bytes(
+                &std::fs::read(format!(
+                    "{}/tests/fixtures/pki/sun.key.pem",
+                    env!("CARGO_MANIFEST_DIR")
+                ))
+                .unwrap(),
+            )
+            .unwrap()
+            .public_key(),
+        )
+        .unwrap();
+        let (_d, c) = load(&format!(
+            "{BASE}authby = \"rsasig\"\nleftkey = \"moon.key.pem\"\nrightrsasigkey = \"{sun}\"\n"
+        ));
+        let (v, _) = Connection::from_config(&c.connections[0]).unwrap();
+        assert!(matches!(v.local_auth, LocalAuth::RawKey { .. }));
+        assert!(matches!(v.remote_auth, RemoteAuth::RawKey { .. }));
+    }
+
+    #[test]
+    fn what_ikev1_cannot_do_is_refused_naming_the_field() {
+        for (extra, want) in [
+            (
+                "authby = \"pubkey\"\nleftcert = \"moon.crt.pem\"\nleftkey = \"moon.key.pem\"\ncacerts = \"rsa-ca.crt.pem\"\nrsa_pss = true\n",
+                "rsa_pss = true",
+            ),
+            (
+                "authby = \"pubkey\"\nleftcert = \"mars.crt.pem\"\nleftkey = \"mars.key.pem\"\ncacerts = \"rsa-ca.crt.pem\"\n",
+                "local_key is a",
+            ),
+            (
+                "local_auth = \"pubkey\"\nremote_auth = \"psk\"\nleftcert = \"moon.crt.pem\"\nleftkey = \"moon.key.pem\"\npsk = \"a-long-enough-pre-shared-key-0123456789\"\n",
+                "local_auth = pubkey and remote_auth = psk",
+            ),
+        ] {
+            let (_d, c) = load(&format!("{BASE}{extra}"));
+            let e = Connection::from_config(&c.connections[0])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want) && e.contains("main.toml"), "{e}");
+        }
     }
 }

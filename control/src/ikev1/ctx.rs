@@ -14,6 +14,7 @@ use espresso_core::sa::TrafficSelector;
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore};
 
+use crate::ike::auth_config::WallClock;
 use crate::ike::engine::{DataplaneOp, Event, IkeSaStatus, Output, Transmit};
 use crate::ike::halfopen::{HalfOpen, Limits};
 use crate::ike::wire::TsEntry;
@@ -61,6 +62,8 @@ pub struct Settings {
     /// long after QM3 (the responder installs its inbound SA when QM3
     /// arrives: sending on it at once races that); zero: at once.
     pub rekey_switch_delay: Duration,
+    /// Wall clock for certificate validity (tests inject a fixed one).
+    pub clock: WallClock,
 }
 
 impl Default for Settings {
@@ -81,6 +84,7 @@ impl Default for Settings {
             commit_bit: false,
             connected_timeout: Duration::from_secs(10),
             rekey_switch_delay: Duration::from_secs(1),
+            clock: WallClock::System,
         }
     }
 }
@@ -112,11 +116,14 @@ pub enum V1Drop {
     NoConnection,
     /// Required payload missing or content invalid.
     Invalid,
+    /// The peer's signature authentication failed: its certificate (untrusted,
+    /// revoked, expired, another identity) or its SIG payload.
+    Auth,
 }
 
 impl V1Drop {
     /// Every reason, for counters.
-    pub const ALL: [V1Drop; 12] = [
+    pub const ALL: [V1Drop; 13] = [
         Self::Malformed,
         Self::NotIke,
         Self::TooBig,
@@ -129,6 +136,7 @@ impl V1Drop {
         Self::HalfOpenPerSource,
         Self::NoConnection,
         Self::Invalid,
+        Self::Auth,
     ];
     /// Counter name.
     pub const fn name(self) -> &'static str {
@@ -145,6 +153,7 @@ impl V1Drop {
             Self::HalfOpenPerSource => "half_open_per_source",
             Self::NoConnection => "no_connection",
             Self::Invalid => "invalid",
+            Self::Auth => "auth",
         }
     }
 }
@@ -197,6 +206,11 @@ pub struct Ikev1SaStatus {
     pub nat_t: &'static str,
     /// The peer announced DPD (RFC 3706).
     pub peer_dpd: bool,
+    /// How the peer authenticated: `psk`, `pubkey` (certificate) or
+    /// `rsasig` (raw RSA key); None before phase 1 completes.
+    pub peer_auth: Option<String>,
+    /// Subject DN of the peer's certificate, if it used one.
+    pub peer_cert: Option<String>,
 }
 
 /// Work an SA hands back to the engine.

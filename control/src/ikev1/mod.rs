@@ -8,6 +8,7 @@
 //! - [`crypto`]: SKEYID, SKEYID_d/a/e, key expansion, IVs, hashes, KEYMAT, CBC.
 //! - [`proposal`]: phase 1 and phase 2 proposals in the seeds' and strongSwan's forms.
 //! - [`config`]: connections, the Openswan `ikev2=` version policy.
+//! - [`sigauth`]: RSA signatures (RFC 2409 §5.1), CERT and CERTREQ payloads.
 //! - [`engine`]: the engine; `sa`: one ISAKMP SA (main/aggressive, quick mode,
 //!   informational, DPD, NAT-T, timers).
 //!
@@ -23,6 +24,7 @@ pub mod engine;
 pub mod fuzz;
 pub mod proposal;
 mod sa;
+pub mod sigauth;
 pub mod wire;
 
 pub use crate::ike::engine::{DataplaneOp, DeleteReason, Event, Output, Transmit};

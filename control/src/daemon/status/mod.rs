@@ -479,8 +479,8 @@ impl Live<'_> {
         for s in &sas {
             let mut row = self.ike_sa_row(&v1.sas, &s.sa, now);
             row.version = 1;
-            // IKEv1 authenticates with pre-shared keys only (so far)
-            row.peer_auth = "psk".into();
+            row.peer_auth = s.peer_auth.clone().unwrap_or_default();
+            row.peer_cert = s.peer_cert.clone().unwrap_or_default();
             row.mode = s.mode.name().to_string();
             row.nat_t = s.nat_t.to_string();
             // the text status shows `proposal`: say the version and mode there too

@@ -192,6 +192,10 @@ pub(crate) struct IsakmpSa {
     pub remote_id: Option<Identity>,
     /// The peer's ID payload body (aggressive mode: HASH_I covers it).
     peer_id_b: Vec<u8>,
+    /// How the peer authenticated (method, certificate subject).
+    peer_auth: Option<crate::ike::sigauth::PeerAuth>,
+    /// CA names of the peer's CERTREQ payloads (which intermediates to send).
+    peer_certreqs: Vec<Vec<u8>>,
     /// Hash of the last phase 1 message received and what to resend for it.
     p1_last_rx: Option<[u8; 32]>,
     p1_reply: Option<(SocketAddr, SocketAddr, Vec<u8>)>,
@@ -262,6 +266,8 @@ impl IsakmpSa {
             candidates: Vec::new(),
             remote_id: None,
             peer_id_b: Vec::new(),
+            peer_auth: None,
+            peer_certreqs: Vec::new(),
             p1_last_rx: None,
             p1_reply: None,
             p1_rtx: None,
@@ -349,6 +355,8 @@ impl IsakmpSa {
                 Natt::Draft => "draft",
             },
             peer_dpd: self.peer_dpd,
+            peer_auth: self.peer_auth.as_ref().map(|p| p.method.clone()),
+            peer_cert: self.peer_auth.as_ref().and_then(|p| p.cert_subject.clone()),
         }
     }
 

@@ -1,11 +1,14 @@
-//! Phase 1 with pre-shared keys (RFC 2409 §5.4): main mode (identity
-//! protection, six messages) and aggressive mode (three), both roles, with
-//! NAT-T (RFC 3947: vendor IDs, NAT-D, the float to port 4500) and the DPD
-//! vendor ID (RFC 3706).
+//! Phase 1 with pre-shared keys (RFC 2409 §5.4) or RSA signatures (§5.1:
+//! SKEYID from the nonces and g^xy, SIG payloads over HASH_I/HASH_R, CERT
+//! and CERTREQ payloads): main mode (identity protection, six messages) and
+//! aggressive mode (three), both roles, with NAT-T (RFC 3947: vendor IDs,
+//! NAT-D, the float to port 4500) and the DPD vendor ID (RFC 3706).
 
 use super::*;
 use crate::ike::proposal::DhGroup;
+use crate::ike::sigauth::PeerAuth;
 use crate::ikev1::proposal::{describe_p1, effective_lifetime, AuthMethod};
+use crate::ikev1::sigauth;
 use crate::ikev1::wire::{notify, payload, proto, vid, Payloads};
 
 const NONCE_LEN: usize = 32;
@@ -20,7 +23,7 @@ impl IsakmpSa {
                     encr,
                     hash,
                     dh,
-                    auth: AuthMethod::Psk,
+                    auth: Self::auth_method(conn),
                     lifetime: Some(conn.ike_lifetime.as_secs()),
                 };
                 if !v.contains(&s) {
@@ -29,6 +32,63 @@ impl IsakmpSa {
             }
         }
         v
+    }
+
+    /// The phase 1 authentication method of a connection.
+    fn auth_method(conn: &Connection) -> AuthMethod {
+        if conn.uses_psk() {
+            AuthMethod::Psk
+        } else {
+            AuthMethod::RsaSig
+        }
+    }
+
+    /// This SA authenticates with signatures.
+    fn sig_auth(&self) -> bool {
+        self.suite
+            .map(|s| s.auth != AuthMethod::Psk)
+            .unwrap_or(!self.conn.uses_psk())
+    }
+
+    /// Our CERTREQ payloads (signatures with certificates: the CAs we accept).
+    fn push_certreqs(&self, pw: &mut PayloadWriter) {
+        if self.sig_auth() {
+            for b in sigauth::certreq_bodies(&self.conn.remote_auth) {
+                pw.push(payload::CERTREQ, &b);
+            }
+        }
+    }
+
+    /// Remembers the CAs the peer's CERTREQ payloads name.
+    fn note_certreqs(&mut self, p: &Payloads<'_>) {
+        if !p.certreqs.is_empty() {
+            self.peer_certreqs = sigauth::requested_cas(&p.certreqs)
+                .into_iter()
+                .map(|d| d.to_vec())
+                .collect();
+        }
+    }
+
+    /// Our authentication after our ID payload: HASH_I/HASH_R, or our
+    /// certificates and SIG_I/SIG_R.
+    fn push_auth(
+        &self,
+        pw: &mut PayloadWriter,
+        initiator: bool,
+        id_b: &[u8],
+    ) -> Result<(), IkeError> {
+        let h = self.auth_hash(initiator, id_b);
+        if !self.sig_auth() {
+            pw.push(payload::HASH, &h);
+            return Ok(());
+        }
+        let req: Vec<&[u8]> = self.peer_certreqs.iter().map(|v| v.as_slice()).collect();
+        for c in sigauth::cert_bodies(&self.conn.local_auth, &req) {
+            pw.push(payload::CERT, &c);
+        }
+        let sig = sigauth::sign(&self.conn.local_auth, &h).map_err(IkeError::AuthFailed)?;
+        pw.push(payload::SIG, &sig);
+        Ok(())
     }
 
     fn vendor_ids(ctx: &Ctx, pw: &mut PayloadWriter) {
@@ -109,10 +169,7 @@ impl IsakmpSa {
     }
 
     fn local_id(&self) -> Identity {
-        self.conn
-            .local_id
-            .clone()
-            .unwrap_or_else(|| Identity::from_ip(self.local.ip()))
+        sigauth::local_identity(&self.conn, self.local.ip())
     }
 
     fn sa_payload_initiator(&self) -> Vec<u8> {
@@ -160,6 +217,7 @@ impl IsakmpSa {
             sa.ni = ctx.random_bytes(NONCE_LEN);
             pw.push(payload::NONCE, &sa.ni);
             pw.push(payload::ID, &wire::identity_body(&sa.local_id()));
+            sa.push_certreqs(&mut pw);
             sa.state = P1State::AmI1;
         } else {
             sa.state = P1State::MmI1;
@@ -198,7 +256,7 @@ impl IsakmpSa {
                 if t.encr == ours.encr
                     && t.hash == ours.hash
                     && t.dh == ours.dh
-                    && t.auth == AuthMethod::Psk
+                    && t.auth == ours.auth
                     && group.is_none_or(|g| g == t.dh.number())
                 {
                     return Ok((*t, *num));
@@ -255,7 +313,7 @@ impl IsakmpSa {
             if aggressive {
                 // the identity is known: it picks the connection (and the key)
                 if let Some(want) = &c.remote_id {
-                    if peer_id.as_ref() != Some(want) {
+                    if !peer_id.as_ref().is_some_and(|g| want.matches(g)) {
                         continue;
                     }
                 }
@@ -340,11 +398,12 @@ impl IsakmpSa {
             sa.remote_id = peer_id;
             sa.peer_id_b = p.ids[0].body.to_vec();
             if let Some(want) = &conn.remote_id {
-                if sa.remote_id.as_ref() != Some(want) {
+                if !sa.remote_id.as_ref().is_some_and(|g| want.matches(g)) {
                     ctx.drop(V1Drop::NoConnection);
                     return None;
                 }
             }
+            sa.note_certreqs(&p);
             let dh = DhPrivate::generate(suite.dh, &mut ctx.rng);
             pw.push(payload::KE, dh.public());
             sa.nr = ctx.random_bytes(NONCE_LEN);
@@ -360,9 +419,16 @@ impl IsakmpSa {
                 return None;
             }
             let idr = wire::identity_body(&sa.local_id());
-            let hash_r = sa.auth_hash(false, &idr);
             pw.push(payload::ID, &idr);
-            pw.push(payload::HASH, &hash_r);
+            sa.push_certreqs(&mut pw);
+            if let Err(e) = sa.push_auth(&mut pw, false, &idr) {
+                ctx.event(Event::AuthFailed {
+                    conn: conn.name.clone(),
+                    peer: from,
+                    reason: e.to_string(),
+                });
+                return None;
+            }
             Self::vendor_ids(ctx, &mut pw);
             let (l, r) = (sa.local, sa.remote);
             sa.push_nat_d(ctx, &mut pw, l, r);
@@ -393,7 +459,12 @@ impl IsakmpSa {
             state: "no DH",
         })?;
         let gxy = dh.shared(&self.g_peer)?;
-        let skeyid = crypto::skeyid_psk(suite.hash, self.conn.psk.bytes(), &self.ni, &self.nr);
+        let skeyid = if suite.auth == AuthMethod::Psk {
+            crypto::skeyid_psk(suite.hash, self.conn.psk.bytes(), &self.ni, &self.nr)
+        } else {
+            // RFC 2409 §5.1: SKEYID = prf(Ni_b | Nr_b, g^xy)
+            crypto::skeyid_sig(suite.hash, &self.ni, &self.nr, &gxy)
+        };
         let (gxi, gxr) = if self.initiator {
             (dh.public().to_vec(), self.g_peer.clone())
         } else {
@@ -444,26 +515,103 @@ impl IsakmpSa {
         }
     }
 
-    /// Checks the peer's identity and HASH; Err explains.
-    fn verify_peer(&mut self, p: &Payloads<'_>) -> Result<(), String> {
-        let (Some(id), Some(h)) = (p.ids.first(), p.hash) else {
-            return Err("ID or HASH payload missing".into());
-        };
-        let want = self.auth_hash(!self.initiator, id.body);
-        if !crate::ike::crypto::ct_eq(&want, h) {
-            return Err("HASH does not verify (pre-shared keys differ?)".into());
+    /// Checks the peer's identity and its HASH or SIG over the ID payload
+    /// body `id_b`; Err gives the drop reason and explains. A main-mode
+    /// responder (`switch`) authenticated by signature moves to another
+    /// candidate connection when the peer's identity fits that one instead.
+    fn verify_peer(
+        &mut self,
+        ctx: &Ctx,
+        p: &Payloads<'_>,
+        id_b: &[u8],
+        switch: bool,
+    ) -> Result<(), (V1Drop, String)> {
+        if id_b.len() < 4 {
+            return Err((V1Drop::Invalid, "ID payload missing".into()));
         }
-        let got = id.identity();
-        if let Some(expected) = &self.conn.remote_id {
-            if got.as_ref() != Some(expected) {
-                return Err(format!(
-                    "peer identity {} is not the configured {expected}",
-                    got.map(|g| g.to_string())
-                        .unwrap_or_else(|| "(unsupported type)".into())
+        let got = Identity::from_payload(id_b[0], &id_b[4..]);
+        let want = self.auth_hash(!self.initiator, id_b);
+        if !self.sig_auth() {
+            let Some(h) = p.hash else {
+                return Err((V1Drop::Invalid, "HASH payload missing".into()));
+            };
+            if !crate::ike::crypto::ct_eq(&want, h) {
+                return Err((
+                    V1Drop::Hash,
+                    "HASH does not verify (pre-shared keys differ?)".into(),
                 ));
             }
+            if let Some(expected) = &self.conn.remote_id {
+                if !got.as_ref().is_some_and(|g| expected.matches(g)) {
+                    return Err((
+                        V1Drop::Hash,
+                        format!(
+                            "peer identity {} is not the configured {expected}",
+                            got.map(|g| g.to_string())
+                                .unwrap_or_else(|| "(unsupported type)".into())
+                        ),
+                    ));
+                }
+            }
+            self.remote_id = got;
+            self.peer_auth = Some(PeerAuth {
+                method: "psk".into(),
+                cert_subject: None,
+            });
+            return Ok(());
+        }
+        let Some(sig) = p.sig else {
+            return Err((
+                V1Drop::Invalid,
+                "SIG payload missing (the peer authenticates with signatures)".into(),
+            ));
+        };
+        let input = sigauth::PeerSig {
+            peer_id: got.as_ref(),
+            id_type: id_b[0],
+            certs: &p.certs,
+            sig,
+            hash: &want,
+            now: ctx.settings.clock.now(),
+        };
+        let first = sigauth::verify_peer(&self.conn, &input);
+        let (conn, auth) = match first {
+            Ok(a) => (None, a),
+            Err(why) => {
+                let suite = self.suite;
+                let other = switch
+                    .then(|| {
+                        self.candidates.iter().find_map(|c| {
+                            if Arc::ptr_eq(c, &self.conn)
+                                || c.uses_psk()
+                                || !suite.is_some_and(|s| {
+                                    Self::offers(c).iter().any(|o| {
+                                        o.encr == s.encr
+                                            && o.hash == s.hash
+                                            && o.dh == s.dh
+                                            && o.auth == s.auth
+                                    })
+                                })
+                            {
+                                return None;
+                            }
+                            sigauth::verify_peer(c, &input)
+                                .ok()
+                                .map(|a| (Some(c.clone()), a))
+                        })
+                    })
+                    .flatten();
+                match other {
+                    Some(x) => x,
+                    None => return Err((V1Drop::Auth, why)),
+                }
+            }
+        };
+        if let Some(c) = conn {
+            self.conn = c;
         }
         self.remote_id = got;
+        self.peer_auth = Some(auth);
         Ok(())
     }
 
@@ -542,8 +690,9 @@ impl IsakmpSa {
             (P1State::MmI1, true) => self.mm2(ctx, &p, hdr, now),
             (P1State::MmI3, true) => self.mm4(ctx, &p, from, to, now),
             (P1State::MmI5, true) if hdr.encrypted() => {
-                if let Err(why) = self.verify_peer(&p) {
-                    ctx.drop(V1Drop::Hash);
+                let id_b = p.ids.first().map(|i| i.body).unwrap_or(&[]);
+                if let Err((r, why)) = self.verify_peer(ctx, &p, id_b, false) {
+                    ctx.drop(r);
                     self.auth_failed(ctx, why);
                     return;
                 }
@@ -556,8 +705,9 @@ impl IsakmpSa {
             }
             (P1State::MmR2, false) => self.mm3(ctx, &p, msg, from, to, now, d),
             (P1State::MmR4, false) if hdr.encrypted() => {
-                if let Err(why) = self.verify_peer(&p) {
-                    ctx.drop(V1Drop::Hash);
+                let id_b = p.ids.first().map(|i| i.body).unwrap_or(&[]);
+                if let Err((r, why)) = self.verify_peer(ctx, &p, id_b, true) {
+                    ctx.drop(r);
                     self.auth_failed(ctx, why);
                     return;
                 }
@@ -568,10 +718,12 @@ impl IsakmpSa {
                     self.p1_iv = b;
                 }
                 let idr = wire::identity_body(&self.local_id());
-                let h = self.auth_hash(false, &idr);
                 let mut pw = PayloadWriter::new();
                 pw.push(payload::ID, &idr);
-                pw.push(payload::HASH, &h);
+                if let Err(e) = self.push_auth(&mut pw, false, &idr) {
+                    self.fail(ctx, e);
+                    return;
+                }
                 match self.encrypt(wire::exchange::MAIN, 0, 0, &pw, &self.p1_iv) {
                     Ok((m, last)) => {
                         self.p1_iv = last;
@@ -591,18 +743,10 @@ impl IsakmpSa {
                 if !p.nat_d.is_empty() {
                     self.detect_nat(&p, from, to);
                 }
-                let Some(h) = p.hash else {
-                    ctx.drop(V1Drop::Invalid);
-                    return;
-                };
                 let idi = self.peer_id_b.clone();
-                let want = self.auth_hash(true, &idi);
-                if !crate::ike::crypto::ct_eq(&want, h) {
-                    ctx.drop(V1Drop::Hash);
-                    self.auth_failed(
-                        ctx,
-                        "HASH_I does not verify (pre-shared keys differ?)".into(),
-                    );
+                if let Err((r, why)) = self.verify_peer(ctx, &p, &idi, false) {
+                    ctx.drop(r);
+                    self.auth_failed(ctx, why);
                     return;
                 }
                 if let Some(b) = last_block {
@@ -631,9 +775,10 @@ impl IsakmpSa {
             return Err(vec!["answer is not one transform".into()]);
         };
         let s = Phase1Suite::from_transform(t).map_err(|e| vec![e])?;
-        if Self::offers(&self.conn).iter().any(|o| {
-            o.encr == s.encr && o.hash == s.hash && o.dh == s.dh && s.auth == AuthMethod::Psk
-        }) {
+        if Self::offers(&self.conn)
+            .iter()
+            .any(|o| o.encr == s.encr && o.hash == s.hash && o.dh == s.dh && s.auth == o.auth)
+        {
             Ok(s)
         } else {
             Err(vec![s.to_string()])
@@ -679,6 +824,7 @@ impl IsakmpSa {
         pw.push(payload::KE, dh.public());
         pw.push(payload::NONCE, &self.ni);
         self.dh = Some(dh);
+        self.push_certreqs(&mut pw);
         let (l, r) = (self.local, self.remote);
         self.push_nat_d(ctx, &mut pw, l, r);
         let m = wire::build_plain(self.ic, self.rc, wire::exchange::MAIN, 0, 0, &pw);
@@ -712,11 +858,14 @@ impl IsakmpSa {
         }
         self.detect_nat(p, from, to);
         self.float(ctx);
+        self.note_certreqs(p);
         let idi = wire::identity_body(&self.local_id());
-        let h = self.auth_hash(true, &idi);
         let mut pw = PayloadWriter::new();
         pw.push(payload::ID, &idi);
-        pw.push(payload::HASH, &h);
+        if let Err(e) = self.push_auth(&mut pw, true, &idi) {
+            self.fail(ctx, e);
+            return;
+        }
         if self.first_contact {
             let mut spi = self.ic.to_be_bytes().to_vec();
             spi.extend_from_slice(&self.rc.to_be_bytes());
@@ -766,6 +915,8 @@ impl IsakmpSa {
             return;
         }
         self.detect_nat(p, from, to);
+        self.note_certreqs(p);
+        self.push_certreqs(&mut pw);
         let (l, r) = (self.local, self.remote);
         self.push_nat_d(ctx, &mut pw, l, r);
         let m = wire::build_plain(self.ic, self.rc, wire::exchange::MAIN, 0, 0, &pw);
@@ -833,17 +984,21 @@ impl IsakmpSa {
             self.fail(ctx, e);
             return;
         }
-        if let Err(why) = self.verify_peer(p) {
-            ctx.drop(V1Drop::Hash);
+        self.note_certreqs(p);
+        let id_b = p.ids.first().map(|i| i.body).unwrap_or(&[]);
+        if let Err((r, why)) = self.verify_peer(ctx, p, id_b, false) {
+            ctx.drop(r);
             self.auth_failed(ctx, why);
             return;
         }
         self.detect_nat(p, from, to);
         self.float(ctx);
         let idi = wire::identity_body(&self.local_id());
-        let h = self.auth_hash(true, &idi);
         let mut pw = PayloadWriter::new();
-        pw.push(payload::HASH, &h);
+        if let Err(e) = self.push_auth(&mut pw, true, &idi) {
+            self.fail(ctx, e);
+            return;
+        }
         let (l, r) = (self.local, self.remote);
         self.push_nat_d(ctx, &mut pw, l, r);
         if self.first_contact {

@@ -37,18 +37,10 @@ impl<'a> IdView<'a> {
         &self.body[4..]
     }
 
-    /// The phase 1 identity (None for types we cannot compare, e.g. DNs).
+    /// The phase 1 identity (None for types we do not handle: ranges,
+    /// subnets, ID_DER_ASN1_GN).
     pub fn identity(&self) -> Option<crate::ike::Identity> {
-        use crate::ike::Identity;
-        let d = self.data();
-        Some(match self.id_type() {
-            id_type::IPV4_ADDR => Identity::Ipv4(Ipv4Addr::from(<[u8; 4]>::try_from(d).ok()?)),
-            id_type::IPV6_ADDR => Identity::Ipv6(Ipv6Addr::from(<[u8; 16]>::try_from(d).ok()?)),
-            id_type::FQDN => Identity::Fqdn(String::from_utf8(d.to_vec()).ok()?),
-            id_type::USER_FQDN => Identity::Email(String::from_utf8(d.to_vec()).ok()?),
-            id_type::KEY_ID => Identity::KeyId(d.to_vec()),
-            _ => return None,
-        })
+        crate::ike::Identity::from_payload(self.id_type(), self.data())
     }
 
     /// The quick-mode client ID as a traffic selector.

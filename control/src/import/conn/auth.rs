@@ -159,9 +159,11 @@ fn in_dir(name: &str, dir: &str) -> String {
 }
 
 /// What the signature side of a conn needs, written into `e`: the methods,
-/// our certificate and private key, the peer's key or CAs. IKEv1 has no
-/// signature authentication here yet: an IKEv1-only conn is disabled, one
-/// that allows both versions becomes IKEv2-only (noted).
+/// our certificate and private key, the peer's key or CAs. IKEv1 signs with
+/// RSA (certificates or raw keys) as IKEv2 does, but negotiates one method
+/// for both sides: a conn that mixes a pre-shared key and signatures and
+/// may speak IKEv1 is disabled when IKEv1-only, else becomes IKEv2-only
+/// (noted).
 pub(super) fn signatures(
     c: &mut Conv,
     ctx: &Ctx,
@@ -174,23 +176,25 @@ pub(super) fn signatures(
     if !plan.sig() {
         return;
     }
-    match *ikev {
-        Ikev::Never => {
-            let why = "IKEv1 with signatures (RSA-sig, certificates): espresso's IKEv1 authenticates with pre-shared keys only";
-            c.conn_note(NoteKind::NotCarried, why);
-            e.disable(why);
+    if plan.local != plan.remote {
+        match *ikev {
+            Ikev::Never => {
+                let why = "IKEv1 with a pre-shared key one way and signatures the other: IKEv1 negotiates one authentication method for both sides";
+                c.conn_note(NoteKind::NotCarried, why);
+                e.disable(why);
+            }
+            Ikev::Permit | Ikev::Propose => {
+                c.conn_note(
+                    NoteKind::Changed,
+                    format!(
+                        "ikev2 = \"insist\" (was {}): a pre-shared key one way and signatures the other is IKEv2's (IKEv1 negotiates one method for both sides), so this connection speaks IKEv2 only",
+                        ikev.name()
+                    ),
+                );
+                *ikev = Ikev::Insist;
+            }
+            Ikev::Insist => {}
         }
-        Ikev::Permit | Ikev::Propose => {
-            c.conn_note(
-                NoteKind::Changed,
-                format!(
-                    "ikev2 = \"insist\" (was {}): espresso's IKEv1 has no signature authentication, so this connection speaks IKEv2 only",
-                    ikev.name()
-                ),
-            );
-            *ikev = Ikev::Insist;
-        }
-        Ikev::Insist => {}
     }
     let word = |w: &Word, raw: bool| match w {
         Word::Psk => "psk",
