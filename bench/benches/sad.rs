@@ -364,7 +364,7 @@ fn main() {
         }
     }
     // Memory per SA: build and install 10,000 SAs of each kind.
-    md += "\n| suite (backend) | replay window | bytes per SA (SA + index) |\n|---|---|---|\n";
+    md += "\n| suite (backend) | replay window | bytes per SA (SA + index) | transform (heap) | replay window (heap) | Sa struct |\n|---|---|---|---|---|---|\n";
     let suites = [
         ("aes-gcm-128", GCM128),
         (
@@ -408,7 +408,34 @@ fn main() {
                 "sad/memory-per-sa/{name}/window-{window}: ours {per:.0} B (backend {backend}; Rust heap incl. index), reference 512 B (issue 11 goal), ratio {:.2}",
                 per / 512.0
             );
-            md += &format!("| {name} ({backend}) | {window} | {per:.0} |\n");
+            // Where it goes: the transform (key schedules, HMAC states) as
+            // built for this SA, the replay window's slots, the `Sa` struct
+            // itself (counters per drop reason, outer header template,
+            // limits, the SaParams copy with its keys); the rest is the
+            // Arc, the selectors and the SAD's index.
+            let p = params(0x1000, suite, window);
+            let cipher = allocation_counter::measure(|| {
+                black_box(
+                    dataplane::crypto::build(suite, &p.enc_key, &p.auth_key, false, Backend::Auto)
+                        .unwrap(),
+                );
+            });
+            let replay = allocation_counter::measure(|| {
+                black_box(dataplane::sa::ReplayWindow::new(window).unwrap());
+            });
+            let sa_struct = std::mem::size_of::<Sa>();
+            println!(
+                "sad/memory-per-sa/{name}/window-{window} breakdown: transform {} B (heap), replay window {} B (heap), Sa struct {sa_struct} B (of which per-SA counters {} B), keys in SaParams {} B, rest {:.0} B",
+                cipher.bytes_max,
+                replay.bytes_max,
+                std::mem::size_of::<dataplane::sa::SaCounters>(),
+                p.enc_key.len() + p.auth_key.len(),
+                per - (cipher.bytes_max + replay.bytes_max + sa_struct as u64) as f64
+            );
+            md += &format!(
+                "| {name} ({backend}) | {window} | {per:.0} | {} | {} | {sa_struct} |\n",
+                cipher.bytes_max, replay.bytes_max
+            );
             drop(sad);
         }
     }

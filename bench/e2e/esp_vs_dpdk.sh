@@ -42,6 +42,13 @@
 #
 # ESP_MOPS_DIR=dir uses prebuilt esp_mops and thread_cpu from dir instead of
 # building the release ones (quick checks; measured runs use the release build).
+# ESP_MOPS_BASE=path/to/esp_mops also runs that (older) build in every trial,
+# interleaved with the other two, and prints a "before" line per figure
+# (before/after of a change measured in the same run).
+#
+# Same core: DPDK's worker is lcore 1 (-l 0,1), pinned by EAL to CPU 1; our
+# esp_mops runs pinned to the same CPU (taskset -c 1). Each result line ends
+# with the load average when it was printed (the machine may be shared).
 # Ops: N at 64 B, N/2 at 512 B, N/4 at 1420 B (other sizes: N*64/size, at
 # least N/4).
 set -euo pipefail
@@ -192,7 +199,8 @@ dpdk_run() {
 # One run of ours: ours_run SUITE OP SIZE OPS; prints
 # "wall_mops cpu_mops cpu_mops_with_reset backend".
 ours_run() {
-    "$ours_bin" --suite "$1" --op "$2" --sizes "$3" --ops "$4" --trials 1 |
+    local b=${OURS_BIN:-$ours_bin}
+    taskset -c 1 "$b" --suite "$1" --op "$2" --sizes "$3" --ops "$4" --trials 1 |
         sed -E 's/.*: ([0-9.]+) Mops \(by CPU time ([0-9.]+) Mops; buffer reset included ([0-9.]+) Mops\) backend (.*)/\1 \2 \3 \4/'
 }
 
@@ -230,7 +238,7 @@ for suite in ${suites//,/ }; do
         dop=$(dpdk_op "$op")
         for size in ${sizes//,/ }; do
             n=$(ops_for "$size")
-            dws= dcs= dis= ows= ocs= ois= backend=
+            dws= dcs= dis= ows= ocs= ois= backend= bcs= bbackend=
             for _ in $(seq "$trials"); do
                 w= c= i=
                 read -r w c i < <(dpdk_run "$n" "${bufsz[$size]}" $d_args $dop) || true
@@ -240,6 +248,12 @@ for suite in ${suites//,/ }; do
                 read -r w c i backend < <(ours_run "$suite" "$op" "$size" "$n") || true
                 [ -n "$c" ] || { echo "esp_mops failed: $suite $op ${size}B" >&2; exit 1; }
                 ows+=" $w" ocs+=" $c" ois+=" $i"
+                if [ -n "${ESP_MOPS_BASE:-}" ]; then
+                    w= c= i=
+                    read -r w c i bbackend < <(OURS_BIN=$ESP_MOPS_BASE ours_run "$suite" "$op" "$size" "$n") || true
+                    [ -n "$c" ] || { echo "esp_mops (base) failed: $suite $op ${size}B" >&2; exit 1; }
+                    bcs+=" $c"
+                fi
             done
             echo "# $op $suite ${size}B: ours backend $backend, dpdk buffer ${bufsz[$size]} B, ops $n; wall clock (ours incl. buffer reset, dpdk's own clock): ours $(best $ows) Mops, dpdk $(best $dws) Mops"
             awk -v op="$op" -v su="$suite" -v s="$size" \
@@ -249,6 +263,13 @@ for suite in ${suites//,/ }; do
                     printf "esp %s %s %sB (CPU time): ours %.2f Mops, dpdk aesni_mb %.2f Mops, ratio %.2f (median of %d: ours %.2f, dpdk %.2f, ratio %.2f; everything included: ours %.2f, dpdk %.2f, ratio %.2f)\n", op, su, s, oc, dc, oc / dc, k, om, dm, om / dm, oi, di, oi / di
                 else printf "esp %s %s %sB: no DPDK CPU time read\n", op, su, s
             }'
+            if [ -n "${ESP_MOPS_BASE:-}" ]; then
+                awk -v op="$op" -v su="$suite" -v s="$size" -v bc="$(best $bcs)" \
+                    -v dc="$(best $dcs)" -v bb="$bbackend" -v la="$(cut -d' ' -f1-3 /proc/loadavg)" 'BEGIN {
+                    if (dc > 0) printf "before: esp %s %s %sB (CPU time): ours %.2f Mops, dpdk aesni_mb %.2f Mops, ratio %.2f (backend %s; load %s)\n", op, su, s, bc, dc, bc / dc, bb, la
+                }'
+            fi
+            echo "# load average: $(cut -d' ' -f1-3 /proc/loadavg)"
         done
     done
     unset bufsz

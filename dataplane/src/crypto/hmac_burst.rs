@@ -1,18 +1,23 @@
 //! HMAC-SHA1 and HMAC-SHA-256 over a burst of short messages, interleaved:
-//! the compression function (RustCrypto's `sha1::compress` /
-//! `sha2::compress256`, SHA-NI where the CPU has it) runs block by block
-//! across the packets of the burst (block 0 of every packet, then block 1,
-//! ...), so the independent packets fill the pipeline that one packet's
-//! serial chain of compressions leaves idle. Safe code.
+//! the compressions run block by block across the packets of the burst
+//! (block 0 of every packet, then block 1, ...), four packets per call of
+//! the SHA-NI kernel `mb::sha_ni` (their four serial chains of `sha256rnds2`
+//! / `sha1rnds4` share the pipeline), the last one to three with RustCrypto's
+//! `sha1::compress` / `sha2::compress256`. Safe code here; the kernel's
+//! `unsafe` is in `mb/`.
 //!
-//! Measured (AMD EPYC Zen 4, SHA-NI, thread CPU time, bursts of 32): about
-//! 20 ns per SHA-1 block and 27 ns per SHA-256 block in isolation. Through
-//! the ESP path (`esp_mops`, A/B builds alternating, 3 rounds), against
-//! intel-ipsec-mb's multi-buffer hash burst for every packet:
-//! AES-128-CBC + HMAC-SHA-256-128 at 64 B gained 5-6 % (encap 5.99 vs 5.67,
-//! decap 5.07 vs 4.80 Mops, medians), level at 512 B; with HMAC-SHA1-96 it
-//! lost 7 % (6.74 vs 7.26 encap): the library's 16-lane SHA-1 is the faster
-//! one there. So SHA-256 uses it for packets of at most
+//! Measured (AMD EPYC Zen 4, KVM, SHA-NI; `target/release/sha_lanes`,
+//! thread CPU time, same CPU, rounds interleaved; figures in
+//! `bench/results/esp_vs_dpdk.md`): a SHA-256 block costs ~21 ns with four
+//! lanes against ~26 ns for RustCrypto's one-message `compress256` (the
+//! previous version of this path); SHA-1 is ~19-21 ns per block with one,
+//! two or four lanes: `sha1rnds4` is throughput-bound there, and
+//! intel-ipsec-mb's 16-lane AVX-512 SHA-1 is faster at every packet size
+//! (through the ESP path, 64 B decap: 6.4-6.8 Mops with the library, 5.7
+//! with this path). Through the ESP path against the library's hash burst
+//! for every packet, AES-128-CBC + HMAC-SHA-256-128 gains at 64 B and loses
+//! from 512 B on (1420 B: 1.07-1.18 Mops on this path for every packet vs
+//! 1.46-1.63 with the library). So SHA-256 uses it for packets of at most
 //! [`SmallMac::MAX_BLOCKS`] compressions and the library for the others (a
 //! choice by packet size, made per packet from its length, not by
 //! algorithm), and SHA-1 does not (its `MAX_BLOCKS` is 0).
@@ -22,6 +27,8 @@
 
 use sha1::digest::generic_array::GenericArray;
 use zeroize::Zeroize;
+
+use super::mb::sha_ni::ShaNi;
 
 /// One message of a burst and where its MAC goes (full length).
 pub(crate) struct SmallJob<'a> {
@@ -44,6 +51,14 @@ pub(crate) trait SmallMac: Send + Sync + 'static {
     fn compress(state: &mut Self::State, block: &[u8; 64]);
     /// The digest of a state (big-endian words).
     fn digest(state: &Self::State, out: &mut [u8; 32]);
+    /// Four independent compressions (one block into each state),
+    /// interleaved on the SHA extensions.
+    fn compress4(ni: ShaNi, states: &mut [Self::State; 4], blocks: &[&[u8; 64]; 4]) {
+        let _ = ni;
+        for (s, b) in states.iter_mut().zip(blocks) {
+            Self::compress(s, b);
+        }
+    }
 }
 
 /// SHA-1.
@@ -52,7 +67,9 @@ pub(crate) struct Sha1;
 pub(crate) struct Sha256;
 
 impl SmallMac for Sha1 {
-    /// Off: intel-ipsec-mb's SHA-1 burst was faster at every size measured.
+    /// Off: intel-ipsec-mb's SHA-1 burst was faster at every size measured
+    /// (SHA-NI's SHA-1 is throughput-bound on Zen 4: ~19-21 ns per block
+    /// with one, two or four lanes interleaved).
     const MAX_BLOCKS: usize = 0;
     type State = [u32; 5];
     const DIGEST: usize = 20;
@@ -73,6 +90,10 @@ impl SmallMac for Sha1 {
         for (o, w) in out.chunks_exact_mut(4).zip(state) {
             o.copy_from_slice(&w.to_be_bytes());
         }
+    }
+    #[inline(always)]
+    fn compress4(ni: ShaNi, states: &mut [[u32; 5]; 4], blocks: &[&[u8; 64]; 4]) {
+        ni.sha1::<4>(states, blocks);
     }
 }
 
@@ -101,6 +122,10 @@ impl SmallMac for Sha256 {
             o.copy_from_slice(&w.to_be_bytes());
         }
     }
+    #[inline(always)]
+    fn compress4(ni: ShaNi, states: &mut [[u32; 8]; 4], blocks: &[&[u8; 64]; 4]) {
+        ni.sha256::<4>(states, blocks);
+    }
 }
 
 /// True if this CPU has the SHA extensions the interleaved path relies on
@@ -120,6 +145,7 @@ pub(crate) fn sha_ni() -> bool {
 pub(crate) struct HmacKeyState<H: SmallMac> {
     ipad: H::State,
     opad: H::State,
+    ni: ShaNi,
 }
 
 impl<H: SmallMac> Drop for HmacKeyState<H> {
@@ -134,8 +160,10 @@ const LANES: usize = 32;
 
 impl<H: SmallMac> HmacKeyState<H> {
     /// The states after the key XOR ipad / opad blocks (keys up to 64
-    /// bytes: every ESP integrity key of SHA-1 and SHA-256).
+    /// bytes: every ESP integrity key of SHA-1 and SHA-256), on a CPU with
+    /// the SHA extensions (`None` otherwise).
     pub(crate) fn new(key: &[u8]) -> Option<Self> {
+        let ni = ShaNi::detect()?;
         if key.len() > 64 {
             return None;
         }
@@ -151,7 +179,7 @@ impl<H: SmallMac> HmacKeyState<H> {
         };
         let (ipad, opad) = (st(0x36), st(0x5c));
         block.zeroize();
-        Some(HmacKeyState { ipad, opad })
+        Some(HmacKeyState { ipad, opad, ni })
     }
 
     /// Compressions for a message of `len` bytes: inner (key block already
@@ -192,46 +220,72 @@ impl<H: SmallMac> HmacKeyState<H> {
             nblocks[i] = full + tail_blocks;
             max = max.max(nblocks[i]);
         }
-        // Inner hash, block-major.
+        // Inner hash, block-major, four lanes per kernel call.
         for b in 0..max {
-            for i in 0..n {
-                if b >= nblocks[i] {
+            let mut grp = [0usize; 4];
+            let mut g = 0;
+            for (i, &nb) in nblocks.iter().enumerate().take(n) {
+                if b >= nb {
                     continue;
                 }
-                let msg = jobs[i].msg;
-                let full = msg.len() / 64;
-                let block: &[u8; 64] = if b < full {
-                    match msg[b * 64..b * 64 + 64].try_into() {
-                        Ok(x) => x,
-                        Err(_) => continue,
+                grp[g] = i;
+                g += 1;
+                if g == 4 {
+                    let blocks = grp.map(|i| block_of(jobs[i].msg, &tails[i], b));
+                    let mut s = grp.map(|i| st[i]);
+                    H::compress4(self.ni, &mut s, &blocks);
+                    for (&i, s) in grp.iter().zip(s) {
+                        st[i] = s;
                     }
-                } else {
-                    let k = b - full;
-                    match tails[i][k * 64..k * 64 + 64].try_into() {
-                        Ok(x) => x,
-                        Err(_) => continue,
-                    }
-                };
-                H::compress(&mut st[i], block);
+                    g = 0;
+                }
+            }
+            for &i in &grp[..g] {
+                H::compress(&mut st[i], block_of(jobs[i].msg, &tails[i], b));
             }
         }
         // Outer hash: one block each.
         let bits = ((64 + H::DIGEST) as u64) * 8;
-        for s in st.iter_mut().take(n) {
+        let mut outer = [[0u8; 64]; LANES];
+        for (s, block) in st.iter_mut().zip(outer.iter_mut()).take(n) {
             let mut inner = [0u8; 32];
             H::digest(s, &mut inner);
-            let mut block = [0u8; 64];
             block[..H::DIGEST].copy_from_slice(&inner[..H::DIGEST]);
             block[H::DIGEST] = 0x80;
             block[56..].copy_from_slice(&bits.to_be_bytes());
             *s = self.opad;
-            H::compress(s, &block);
+        }
+        let mut i = 0;
+        while i + 4 <= n {
+            let blocks: [&[u8; 64]; 4] = [&outer[i], &outer[i + 1], &outer[i + 2], &outer[i + 3]];
+            let mut s = [st[i], st[i + 1], st[i + 2], st[i + 3]];
+            H::compress4(self.ni, &mut s, &blocks);
+            st[i..i + 4].copy_from_slice(&s);
+            i += 4;
+        }
+        for k in i..n {
+            H::compress(&mut st[k], &outer[k]);
         }
         for i in 0..n {
             H::digest(&st[i], &mut jobs[i].out);
         }
         st.iter_mut().for_each(|s| s.zeroize());
     }
+}
+
+/// Block `b` of a message: from the message itself while it has whole
+/// blocks, then from its padded tail.
+#[inline(always)]
+fn block_of<'a>(msg: &'a [u8], tail: &'a [u8; 128], b: usize) -> &'a [u8; 64] {
+    let full = msg.len() / 64;
+    let got = if b < full {
+        msg[b * 64..].first_chunk::<64>()
+    } else {
+        tail[(b - full) * 64..].first_chunk::<64>()
+    };
+    // Never `None` (b < full, or b - full < the tail's 2 blocks); a zero
+    // block (a wrong MAC) rather than a panic if that ever broke.
+    got.unwrap_or(&[0; 64])
 }
 
 #[cfg(test)]
