@@ -11,8 +11,10 @@
 //! fragmented instead, [`frag`]) -> [`esp::encap_burst`] ->
 //! route on the outer destination; cleartext packets are routed as they are.
 //! Routing: longest-prefix match in the kernel's main table, neighbour from
-//! the kernel's cache (unresolved: ask the netlink thread to have the kernel
-//! resolve it, drop as `no_neighbour`), link MTU check (IPv4 with DF clear
+//! the kernel's cache (stale: used while the netlink thread has the kernel
+//! resolve it again; unresolved: held in a small queue per next hop,
+//! [`neigh`], until resolved, `neighbour_queue_full` when the queue
+//! overflows, `no_neighbour` when resolution fails), link MTU check (IPv4 with DF clear
 //! is fragmented, in buffers from [`PacketIo::alloc`]), Ethernet rewrite,
 //! batched transmit. Every dropped packet is counted under one
 //! [`DropReason`] in the worker's [`WorkerCounters`].
@@ -23,6 +25,7 @@ pub mod fib;
 pub mod frag;
 pub mod icmp;
 pub mod mgmt;
+pub mod neigh;
 pub mod netlink;
 
 use std::net::IpAddr;
@@ -123,6 +126,11 @@ pub struct WorkerCounters {
     pub to_kernel: AtomicU64,
     /// Neighbour resolutions requested.
     pub resolve_requests: AtomicU64,
+    /// Packets held while their next hop was being resolved ([`neigh`]).
+    pub neighbour_held: AtomicU64,
+    /// Packets sent through a stale neighbour entry while it was being
+    /// resolved again.
+    pub neighbour_stale: AtomicU64,
     /// IPv4 packets (DF clear) split into fragments to fit the link MTU or,
     /// before encapsulation, the path MTU of their SA.
     pub fragmented: AtomicU64,
@@ -202,6 +210,12 @@ pub struct Worker<B: PacketIo> {
     kernel: u64,
     frag: u64,
     reasm_done: u64,
+    neigh_held: u64,
+    neigh_stale: u64,
+    /// Packets waiting for their next hop's link-layer address.
+    pending: neigh::Pending<B::Pkt>,
+    /// Recent requests to resolve stale next hops again.
+    ask: neigh::AskFilter,
     /// Fragments of ESP / ESP-in-UDP to the gateway under reassembly.
     reasm: Reassembler,
     /// Time base of the reassembly timeouts.
@@ -256,6 +270,10 @@ impl<B: PacketIo> Worker<B> {
             kernel: 0,
             frag: 0,
             reasm_done: 0,
+            neigh_held: 0,
+            neigh_stale: 0,
+            pending: neigh::Pending::default(),
+            ask: neigh::AskFilter::default(),
             reasm,
             epoch: std::time::Instant::now(),
             tap: None,
@@ -288,6 +306,9 @@ impl<B: PacketIo> Worker<B> {
         let mut idle = 0u64;
         while !self.shared.stop.load(Ordering::Relaxed) {
             let mut got = 0;
+            if !self.pending.is_empty() {
+                self.service_pending();
+            }
             for port in 0..self.ports.len() {
                 let n = self.backend.rx_burst(port, &mut rx, burst);
                 if n > 0 {
@@ -324,6 +345,12 @@ impl<B: PacketIo> Worker<B> {
                 self.publish();
             }
         }
+        while !self.pending.is_empty() {
+            let w = self.pending.take(0);
+            for h in w.pkts {
+                self.backend.free(h.pkt);
+            }
+        }
     }
 
     fn publish(&mut self) {
@@ -339,6 +366,8 @@ impl<B: PacketIo> Worker<B> {
         bump(&s.to_kernel, std::mem::take(&mut self.kernel));
         bump(&s.fragmented, std::mem::take(&mut self.frag));
         bump(&s.reassembled, std::mem::take(&mut self.reasm_done));
+        bump(&s.neighbour_held, std::mem::take(&mut self.neigh_held));
+        bump(&s.neighbour_stale, std::mem::take(&mut self.neigh_stale));
     }
 
     fn now_ms(&self) -> u64 {
@@ -1003,25 +1032,125 @@ impl<B: PacketIo> Worker<B> {
             return;
         }
         let nh = r.gateway.unwrap_or(dst);
-        let Some(mac) = fib.neighbour(r.oif, nh) else {
-            self.shared.resolver.request(r.oif, nh);
-            bump(&self.stats.resolve_requests, 1);
-            self.drop_pkt(p, DropReason::NoNeighbour);
+        match self.next_hop_mac(fib, r.oif, nh) {
+            Some(mac) => self.push_l2(p, out, mac, v6),
+            None => self.hold(p, out, r.oif, nh, v6, 0),
+        }
+    }
+
+    /// The link-layer address of next hop `nh` on `oif` if known (a stale
+    /// one too: resolution is asked for again, at most once per
+    /// [`neigh::STALE_REASK_NS`]), after sending what waited for it.
+    #[inline]
+    fn next_hop_mac(&mut self, fib: &Fib, oif: u32, nh: IpAddr) -> Option<[u8; 6]> {
+        let n = fib.neighbour(oif, nh)?;
+        if n.stale {
+            self.neigh_stale += 1;
+            if self
+                .ask
+                .should_ask(oif, nh, espresso_core::shm::monotonic_ns())
+            {
+                self.shared.resolver.request(oif, nh);
+                bump(&self.stats.resolve_requests, 1);
+            }
+        }
+        if !self.pending.is_empty() {
+            // Packets that waited for this next hop go first (order).
+            if let Some(i) = self.pending.position(oif, nh) {
+                self.release(i, n.mac);
+            }
+        }
+        Some(n.mac)
+    }
+
+    /// Holds `p` (at its IP header; to be fragmented to `frag_mtu` if not
+    /// 0) until next hop `nh` on `oif` is resolved, in a buffer of the
+    /// backend's own (a received packet may sit in a receive ring that must
+    /// move on), and asks for resolution.
+    fn hold(&mut self, p: B::Pkt, out: usize, oif: u32, nh: IpAddr, v6: bool, frag_mtu: usize) {
+        let Some(mut q) = self.backend.alloc() else {
+            self.drop_pkt(p, DropReason::NoBuffer);
             return;
         };
-        self.push_l2(p, out, mac, v6);
+        let len = p.len();
+        if !q.append(len) {
+            self.backend.free(q);
+            self.drop_pkt(p, DropReason::NoBuffer);
+            return;
+        }
+        q.data_mut().copy_from_slice(p.data());
+        self.backend.free(p);
+        let now = espresso_core::shm::monotonic_ns();
+        let held = neigh::Held {
+            pkt: q,
+            v6,
+            frag_mtu: frag_mtu.min(usize::from(u16::MAX)) as u16,
+        };
+        match self.pending.hold(oif, nh, out as u8, held, now) {
+            Ok(first) => {
+                self.neigh_held += 1;
+                if first == neigh::HoldResult::QueuedFirst {
+                    self.shared.resolver.request(oif, nh);
+                    bump(&self.stats.resolve_requests, 1);
+                }
+            }
+            Err(h) => self.drop_pkt(h.pkt, DropReason::NeighbourQueueFull),
+        }
+    }
+
+    /// Sends the packets waiting in queue `i` to `mac`.
+    fn release(&mut self, i: usize, mac: [u8; 6]) {
+        let w = self.pending.take(i);
+        let out = usize::from(w.out);
+        for h in w.pkts {
+            if h.frag_mtu == 0 {
+                self.push_l2(h.pkt, out, mac, h.v6);
+            } else {
+                self.fragment_to(h.pkt, usize::from(h.frag_mtu), out, mac);
+            }
+        }
+    }
+
+    /// Sends what waits for next hops the current snapshot resolves, drops
+    /// (`no_neighbour`) what waited longer than [`neigh::UNRES_TIMEOUT_NS`],
+    /// and asks again for the others once per [`neigh::UNRES_REASK_NS`].
+    fn service_pending(&mut self) {
+        let fib_guard = self.shared.fib.load();
+        let fib: &Fib = &fib_guard;
+        let now = espresso_core::shm::monotonic_ns();
+        let mut i = self.pending.len();
+        while i > 0 {
+            i -= 1;
+            let w = self.pending.get(i);
+            let (oif, nh, since, asked) = (w.oif, w.nh, w.since_ns, w.asked_ns);
+            if let Some(n) = fib.neighbour(oif, nh) {
+                self.release(i, n.mac);
+            } else if now.saturating_sub(since) >= neigh::UNRES_TIMEOUT_NS {
+                let w = self.pending.take(i);
+                for h in w.pkts {
+                    self.drop_pkt(h.pkt, DropReason::NoNeighbour);
+                }
+            } else if now.saturating_sub(asked) >= neigh::UNRES_REASK_NS {
+                self.pending.asked(i, now);
+                self.shared.resolver.request(oif, nh);
+                bump(&self.stats.resolve_requests, 1);
+            }
+        }
     }
 
     /// Splits the IPv4 packet `p` (DF clear, larger than `mtu`) into
     /// fragments and queues them on port `out` toward next hop `nh` on
     /// interface `oif`.
     fn fragment_out(&mut self, fib: &Fib, p: B::Pkt, mtu: usize, out: usize, oif: u32, nh: IpAddr) {
-        let Some(mac) = fib.neighbour(oif, nh) else {
-            self.shared.resolver.request(oif, nh);
-            bump(&self.stats.resolve_requests, 1);
-            self.drop_pkt(p, DropReason::NoNeighbour);
-            return;
-        };
+        match self.next_hop_mac(fib, oif, nh) {
+            Some(mac) => self.fragment_to(p, mtu, out, mac),
+            None => self.hold(p, out, oif, nh, false, mtu),
+        }
+    }
+
+    /// Splits `p` into fragments of at most `mtu` bytes and queues them on
+    /// port `out` to `mac`.
+    fn fragment_to(&mut self, p: B::Pkt, mtu: usize, out: usize, mac: [u8; 6]) {
         let mut frags: Burst<B::Pkt> = Burst::new();
         let backend = &mut self.backend;
         match frag::fragment(p, mtu, || backend.alloc(), &mut frags) {
