@@ -120,8 +120,8 @@ drop_reasons! {
     /// reassembly table.
     FragSourceLimit => "frag_source_limit",
     /// Next hop being resolved, and its queue of waiting packets full
-    /// (16 per next hop, 8 next hops per worker; Linux's `unres_qlen`
-    /// overflow, counted there as `unresolved_discards`).
+    /// (16 per next hop, 32 next hops and 128 packets per worker; Linux's
+    /// `unres_qlen` overflow, counted there as `unresolved_discards`).
     NeighbourQueueFull => "neighbour_queue_full",
 }
 

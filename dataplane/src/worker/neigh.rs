@@ -5,8 +5,9 @@
 //! that a busy flow does not send one per packet.
 //!
 //! Both live in fixed arrays made with the worker: nothing here allocates
-//! or locks. A queue that is full (per destination: [`UNRES_QLEN`]; or all
-//! [`UNRES_DESTS`] destinations in use) refuses the packet, which the worker
+//! or locks. A queue that is full (per destination: [`UNRES_QLEN`]; all
+//! [`UNRES_DESTS`] destinations in use; [`UNRES_MAX_HELD`] packets held in
+//! all) refuses the packet, which the worker
 //! counts as `neighbour_queue_full`; packets still waiting after
 //! [`UNRES_TIMEOUT_NS`] (the kernel's three probes of one second) are
 //! counted as `no_neighbour`.
@@ -19,8 +20,12 @@ use arrayvec::ArrayVec;
 
 /// Packets held per unresolved next hop.
 pub const UNRES_QLEN: usize = 16;
-/// Unresolved next hops a worker holds packets for at once.
-pub const UNRES_DESTS: usize = 8;
+/// Unresolved next hops a worker holds packets for at once (a gateway that
+/// starts with many hosts behind it meets many at once).
+pub const UNRES_DESTS: usize = 32;
+/// Packets a worker holds in all (in buffers of the backend's pool, which
+/// fragmentation and the exception path need too).
+pub const UNRES_MAX_HELD: usize = 128;
 /// How long packets wait for a next hop to be resolved (ns).
 pub const UNRES_TIMEOUT_NS: u64 = 3_000_000_000;
 /// Interval between two resolution requests for one waiting next hop (ns).
@@ -119,6 +124,9 @@ impl<P> Pending<P> {
         held: Held<P>,
         now_ns: u64,
     ) -> Result<HoldResult, Held<P>> {
+        if self.packets() >= UNRES_MAX_HELD {
+            return Err(held);
+        }
         if let Some(i) = self.position(oif, nh) {
             return match self.dests[i].pkts.try_push(held) {
                 Ok(()) => Ok(HoldResult::Queued),
@@ -222,6 +230,28 @@ mod tests {
             p.hold(2, c, 0, h(102), 10).ok(),
             Some(HoldResult::QueuedFirst)
         );
+    }
+
+    #[test]
+    fn holds_no_more_than_the_total_limit() {
+        let mut p = Pending::<u32>::default();
+        let mut n = 0;
+        'fill: for d in 0..UNRES_DESTS as u8 {
+            for _ in 0..UNRES_QLEN {
+                if n == UNRES_MAX_HELD {
+                    break 'fill;
+                }
+                assert!(p
+                    .hold(2, IpAddr::from([10, 0, 0, d]), 0, h(n as u32), 1)
+                    .is_ok());
+                n += 1;
+            }
+        }
+        assert_eq!(p.packets(), UNRES_MAX_HELD);
+        // Room in a queue, none in all.
+        let last = IpAddr::from([10, 0, 0, (UNRES_MAX_HELD / UNRES_QLEN) as u8]);
+        assert!(p.hold(2, last, 0, h(0), 2).is_err());
+        assert!(p.hold(2, IpAddr::from([10, 9, 9, 9]), 0, h(0), 2).is_err());
     }
 
     #[test]
