@@ -24,7 +24,14 @@
 # both dataplanes must be back to the slots they had before the daemons
 # started (none), both daemons must hold no IKE or child SA; and the RSS of
 # the four processes over time (every sample, and the growth from the first
-# to the last quarter of the run).
+# to the last quarter of the run), the load average over time, and where
+# every lost datagram went: the sender's failed sends (by errno), UDP
+# receive-buffer overflows in the receiving namespace (/proc/net/snmp
+# RcvbufErrors, InErrors), drops of every interface of the four namespaces
+# (`ip -s link`, rx/tx dropped), the machine's per-CPU backlog drops
+# (/proc/net/softnet_stat, machine-wide), the dataplanes' AF_PACKET ring
+# drops (PACKET_STATISTICS, logged when they stop) and the dataplanes' drops
+# by reason; what none of them explains is printed as unexplained.
 # --check: exit 1 unless no SA leaked, every child SA was there at the end,
 # each tunnel was rekeyed at least once, no datagram was lost or
 # duplicated, and no process's RSS grew by more than 16 MiB (the short
@@ -152,6 +159,20 @@ warm() {
 }
 warm; warm
 
+# snap TAG: kernel counters of the four namespaces (interfaces, UDP) and the
+# machine's backlog drops
+snap() {
+  local tag=$1 ns i=0
+  for ns in "$NS_HA" "$NS_GWA" "$NS_GWB" "$NS_HB"; do
+    ip -n "$ns" -s -j link show >"$NSL_TMP/link_${tag}_$i.json"
+    ip netns exec "$ns" cat /proc/net/snmp >"$NSL_TMP/snmp_${tag}_$i.txt"
+    i=$((i + 1))
+  done
+  cat /proc/net/softnet_stat >"$NSL_TMP/softnet_$tag.txt"
+}
+snap before
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
 stop="$NSL_TMP/stop"
 nsl_bg "$NS_HB" recv python3 tests/lib/udp_multi.py recv "$PORT" "$NSL_TMP/recv.json" "$stop"
 RECV=$NSL_PID
@@ -162,13 +183,13 @@ nsl_bg "$NS_HA" send python3 tests/lib/udp_multi.py send "$PORT" "$rate" "$durat
 SEND=$NSL_PID
 
 samples="$NSL_TMP/samples.csv"
-echo "t_s,rss_dp_a_kib,rss_ctl_a_kib,rss_dp_b_kib,rss_ctl_b_kib,ike_a,children_a,dp_sas_a,ike_b,children_b,dp_sas_b,child_established_a,ike_established_a" >"$samples"
+echo "t_s,rss_dp_a_kib,rss_ctl_a_kib,rss_dp_b_kib,rss_ctl_b_kib,ike_a,children_a,dp_sas_a,ike_b,children_b,dp_sas_b,child_established_a,ike_established_a,load1" >"$samples"
 t0=$SECONDS
 while kill -0 "$SEND" 2>/dev/null; do
   read -r ia ca da < <(counts A)
   read -r ib cb db < <(counts B)
   read -r ce ie < <(engine A 2>/dev/null || echo "? ?")
-  line="$((SECONDS - t0)),$(rss "$DP_A"),$(rss "$CTL_A"),$(rss "$DP_B"),$(rss "$CTL_B"),$ia,$ca,$da,$ib,$cb,$db,$ce,$ie"
+  line="$((SECONDS - t0)),$(rss "$DP_A"),$(rss "$CTL_A"),$(rss "$DP_B"),$(rss "$CTL_B"),$ia,$ca,$da,$ib,$cb,$db,$ce,$ie,$(cut -d' ' -f1 /proc/loadavg)"
   echo "$line" >>"$samples"
   nsl_log "sample $line"
   for _ in $(seq 1 "$sample"); do kill -0 "$SEND" 2>/dev/null || break; sleep 1; done
@@ -178,6 +199,8 @@ sent=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().st
 touch "$stop"
 for _ in $(seq 1 30); do kill -0 "$RECV" 2>/dev/null || break; sleep 1; done
 [ -s "$NSL_TMP/recv.json" ] || nsl_die "receiver wrote no counts"
+snap after
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # SAs while running (after the traffic; rekeys go on, so SAs replaced by a
 # rekey may still be draining): shown, not judged
@@ -201,6 +224,65 @@ done
 read -r received unique dups missing < <(python3 -c '
 import json,sys; r=json.load(open(sys.argv[1])); print(r["received"], r["unique"], r["dups"], r["missing"])' "$NSL_TMP/recv.json")
 lost=$((sent - unique))
+# The dataplanes log their AF_PACKET queues' counters when they stop.
+nsl_stop "$DP_A"; nsl_stop "$DP_B"
+accounting=$(python3 - "$NSL_TMP" "$lost" "$drops_a" "$drops_b" <<'PY'
+import ast, glob, json, re, sys
+tmp, lost = sys.argv[1], int(sys.argv[2])
+names = ["hA", "gwA", "gwB", "hB"]
+def links(tag, i):
+    out = {}
+    for l in json.load(open("%s/link_%s_%d.json" % (tmp, tag, i))):
+        st = l.get("stats64", l.get("stats", {}))
+        out[l["ifname"]] = (st.get("rx", {}).get("dropped", 0), st.get("tx", {}).get("dropped", 0))
+    return out
+def udp(tag, i):
+    lines = [l.split() for l in open("%s/snmp_%s_%d.txt" % (tmp, tag, i)) if l.startswith("Udp:")]
+    return dict(zip(lines[0][1:], map(int, lines[1][1:])))
+def softnet(tag):
+    return sum(int(l.split()[1], 16) for l in open("%s/softnet_%s.txt" % (tmp, tag)))
+send = json.loads(open(tmp + "/send.log").read().strip().splitlines()[-1])
+print("  sender: %d numbered, %d refused by the kernel %s, at worst %.3f s behind schedule"
+      % (send["sent"], send.get("failed", 0), send.get("errors", {}), send.get("behind_max_s", 0)))
+explained = send.get("failed", 0)
+veth = 0
+for i, n in enumerate(names):
+    a, b = links("before", i), links("after", i)
+    parts = []
+    for ifn in sorted(b):
+        rx = b[ifn][0] - a.get(ifn, (0, 0))[0]
+        tx = b[ifn][1] - a.get(ifn, (0, 0))[1]
+        parts.append("%s rx_dropped %d tx_dropped %d" % (ifn, rx, tx))
+        if ifn != "lo":
+            veth += rx + tx
+    u0, u1 = udp("before", i), udp("after", i)
+    d = {k: u1[k] - u0.get(k, 0) for k in ("InDatagrams", "InErrors", "RcvbufErrors", "SndbufErrors", "NoPorts")}
+    print("  %-3s interfaces: %s; UDP: %s" % (n, ", ".join(parts), " ".join("%s %d" % kv for kv in d.items())))
+    if n == "hB":
+        rcvbuf = d["RcvbufErrors"]
+explained += veth + rcvbuf
+sn = softnet("after") - softnet("before")
+print("  machine-wide per-CPU backlog drops (softnet_stat, all namespaces): %d" % sn)
+ring = 0
+for side in ("A", "B"):
+    txt = open("%s/dp%s.log" % (tmp, side), errors="replace").read()
+    d = sum(int(x) for x in re.findall(r"rx_dropped: (\d+)", txt))
+    print("  dataplane %s: AF_PACKET ring drops %d" % (side, d))
+    ring += d
+explained += ring
+dp = 0
+for arg in sys.argv[3:5]:
+    try:
+        dp += sum(v for _, v in ast.literal_eval(arg))
+    except Exception:
+        pass
+print("  dataplane drops by reason (both): %d" % dp)
+explained += dp
+print("  lost %d = sender %d + interfaces %d + receiver socket buffer %d + rings %d + dataplane drops %d + unexplained %d"
+      % (lost, send.get("failed", 0), veth, rcvbuf, ring, dp, lost - explained))
+print("UNEXPLAINED %d" % (lost - explained))
+PY
+) || accounting="accounting failed"
 
 echo "== soak: $tunnels IKEv2 tunnels espresso <-> espresso, ${duration}s, child lifetime ${lifetime}s margin ${margin}s, IKE lifetime ${ike_lifetime}s"
 echo "rekeys: child $rekeys_child, IKE $rekeys_ike (completed, from A's daemon log; each was started by A or B)"
@@ -214,6 +296,10 @@ missing_sas=0
 [ "$run_a_kids" -ge "$tunnels" ] || missing_sas=$((missing_sas + tunnels - run_a_kids))
 [ "$run_b_kids" -ge "$tunnels" ] || missing_sas=$((missing_sas + tunnels - run_b_kids))
 echo "SAs leaked (daemon IKE + child records and dataplane slots left after down, both sides): $leaked"
+echo "load average: before the traffic $load_before, after $load_after"
+echo "where the lost datagrams went:"
+echo "$accounting" | grep -v '^UNEXPLAINED'
+unexplained=$(echo "$accounting" | sed -n 's/^UNEXPLAINED //p')
 echo "RSS (KiB) over time: t_s dataplane_A daemon_A dataplane_B daemon_B"
 rss_report=$(python3 - "$samples" <<'PY'
 import csv, sys

@@ -70,7 +70,9 @@ drop_reasons! {
     TooBig => "too_big",
     /// No route to the destination.
     NoRoute => "no_route",
-    /// Next hop's link-layer address unknown.
+    /// Next hop's link-layer address unknown: resolution failed or did not
+    /// finish within the time packets may wait for it (3 s, as the kernel's
+    /// three probes).
     NoNeighbour => "no_neighbour",
     /// Transmit ring full.
     TxFull => "tx_full",
@@ -84,8 +86,9 @@ drop_reasons! {
     /// A direction mismatch: an inbound SA given to encap, or an outbound SA
     /// found for a received SPI.
     WrongDirection => "wrong_direction",
-    /// A packet had to be fragmented (DF clear, larger than the MTU) but
-    /// the I/O backend had no free buffer for a fragment.
+    /// A packet had to be fragmented (DF clear, larger than the MTU), or
+    /// held while its next hop was resolved, but the I/O backend had no
+    /// free buffer for it.
     NoBuffer => "no_buffer",
     /// An IP fragment (of ESP or ESP-in-UDP to the gateway) with an
     /// impossible offset or length (RFC 8200 §4.5: a non-last IPv6 fragment
@@ -116,6 +119,10 @@ drop_reasons! {
     /// room for a new one from that source: it already had its share of the
     /// reassembly table.
     FragSourceLimit => "frag_source_limit",
+    /// Next hop being resolved, and its queue of waiting packets full
+    /// (16 per next hop, 32 next hops and 128 packets per worker; Linux's
+    /// `unres_qlen` overflow, counted there as `unresolved_discards`).
+    NeighbourQueueFull => "neighbour_queue_full",
 }
 
 #[cfg(test)]

@@ -12,8 +12,21 @@ the receiver: one process per side instead of one per flow.
       over the flows, from SRC (bound) to DST:PORT. Datagram: flow sequence
       (8 bytes), then the number of datagrams the flow will send in all (8
       bytes, so the receiver knows what is missing), padded to 64 bytes.
-      Prints {"sent": n, "flows": k} when done.
+      Prints {"sent": n, "failed": f, "errors": {errno name: count},
+      "flows": k, "behind_max_s": b} when done: `sent` counts every
+      datagram numbered (what the receiver expects; behind schedule, it
+      catches up at twice RATE at most, never in one burst), `failed` those the
+      kernel refused to take (sendto raised: they never left, and are
+      missing at the receiver for a reason of the sender's), and
+      `behind_max_s` how far the sender fell behind its schedule at worst.
+
+The receiver asks for a 32 MiB receive buffer (the kernel caps it at
+net.core.rmem_max unless run as root, which SO_RCVBUFFORCE bypasses) so
+that a receiver descheduled for a few seconds on a loaded machine loses
+nothing; what it loses anyway is the kernel's UDP RcvbufErrors counter of
+its namespace.
 """
+import errno
 import json
 import os
 import socket
@@ -24,7 +37,11 @@ import time
 
 def recv(port, out, stopfile):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    try:
+        # SO_RCVBUFFORCE (33 on Linux; not in the socket module)
+        s.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), 32 << 20)
+    except OSError:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 20)
     s.bind(("0.0.0.0", int(port)))
     s.settimeout(0.5)
     flows = {}
@@ -75,21 +92,34 @@ def send(port, rate, duration, pairs):
         socks.append((s, (dst, port)))
     per_flow = int(rate * duration)
     interval = 1.0 / (rate * len(socks))
-    sent = 0
+    sent = failed = 0
+    errors = {}
+    behind = 0.0
     t0 = time.monotonic()
     for seq in range(per_flow):
         for s, dst in socks:
             payload = struct.pack("!QQ", seq, per_flow).ljust(64, b"\0")
             try:
                 s.sendto(payload, dst)
-            except OSError:
-                pass  # counted as missing at the receiver
+            except OSError as e:
+                # never left: missing at the receiver, the sender's fault
+                failed += 1
+                name = errno.errorcode.get(e.errno, str(e.errno))
+                errors[name] = errors.get(name, 0) + 1
             sent += 1
-            # keep the pace against the clock (no drift under load)
+            # keep the pace against the clock (no drift under load), but
+            # catch up after a stall at twice the rate at most: a sender
+            # descheduled for seconds that then sent its backlog at once
+            # would overflow the gateways' receive rings (what the soak
+            # of 2026-12-06 lost)
             ahead = t0 + sent * interval - time.monotonic()
             if ahead > 0:
                 time.sleep(ahead)
-    print(json.dumps({"sent": sent, "flows": len(socks)}))
+            else:
+                behind = max(behind, -ahead)
+                time.sleep(interval / 2)
+    print(json.dumps({"sent": sent, "failed": failed, "errors": errors,
+                      "flows": len(socks), "behind_max_s": round(behind, 3)}))
 
 
 if __name__ == "__main__":

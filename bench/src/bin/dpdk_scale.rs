@@ -36,7 +36,7 @@ use dataplane::sa::{
     DfMode, Direction, Lifetime, Mode, Policy, PolicyAction, PortRange, Sa, SaParams, Sad, Spd,
     TrafficSelector,
 };
-use dataplane::worker::fib::{Fib, FibHandle, Link, Route, RouteKind};
+use dataplane::worker::fib::{Fib, FibHandle, Link, Neighbour, Route, RouteKind};
 use dataplane::worker::netlink::Resolver;
 use dataplane::worker::{
     IdlePolicy, PortConf, PortRole, Shared, Worker, WorkerConf, WorkerCounters,
@@ -308,7 +308,13 @@ fn run(a: &Args) -> Result<(), String> {
             mtu: 0,
         },
     );
-    fib.neigh.insert((wan, IpAddr::V4(PEER)), PEER_MAC);
+    fib.neigh.insert(
+        (wan, IpAddr::V4(PEER)),
+        Neighbour {
+            mac: PEER_MAC,
+            stale: false,
+        },
+    );
     fib.generation = 1;
 
     let spd = Arc::new(Spd::new());

@@ -462,12 +462,17 @@ fn status_workers(st: &Status) -> String {
     let mut o = String::new();
     for wk in &st.workers {
         o += &format!(
-            "worker {}: rx {} pkts {} B, tx {} pkts {} B{}\n",
+            "worker {}: rx {} pkts {} B, tx {} pkts {} B, icmp errors {} (rate-limited {}), neighbour: resolve requests {}, held {}, sent stale {}{}\n",
             wk.worker,
             wk.rx_packets,
             wk.rx_bytes,
             wk.tx_packets,
             wk.tx_bytes,
+            wk.icmp_errors,
+            wk.icmp_rate_limited,
+            wk.resolve_requests,
+            wk.neighbour_held,
+            wk.neighbour_stale,
             if wk.drops_by_reason.is_empty() {
                 String::new()
             } else {

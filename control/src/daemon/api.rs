@@ -387,6 +387,21 @@ pub struct WorkerStatus {
     pub tx_packets: u64,
     /// Bytes sent.
     pub tx_bytes: u64,
+    /// ICMP errors sent.
+    #[serde(default)]
+    pub icmp_errors: u64,
+    /// ICMP errors not sent: over the rate limit (RFC 4443 §2.4(f)).
+    #[serde(default)]
+    pub icmp_rate_limited: u64,
+    /// Neighbour resolutions requested.
+    #[serde(default)]
+    pub resolve_requests: u64,
+    /// Packets held while their next hop was being resolved.
+    #[serde(default)]
+    pub neighbour_held: u64,
+    /// Packets sent through a stale neighbour entry being resolved again.
+    #[serde(default)]
+    pub neighbour_stale: u64,
     /// Drops by reason (non-zero ones).
     pub drops_by_reason: BTreeMap<String, u64>,
 }

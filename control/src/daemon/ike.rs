@@ -80,6 +80,8 @@ pub struct IkeBridge {
     spi_seen: Option<u64>,
     /// Datagrams the socket threads queued or dropped (both engines').
     pub rx_drops: Arc<RxDrops>,
+    /// The flood limits of `[daemon]` (queue sizes for the sockets).
+    pub limits: crate::config::IkeLimits,
 }
 
 /// Discard policies that hold a tunnel-mode connection's traffic while it has
@@ -121,12 +123,20 @@ impl IkeBridge {
     }
 
     /// An engine with the IKE settings of `[daemon]` (fragmentation, fragment
-    /// size, RFC 7427) and no connections.
+    /// size, RFC 7427, flood limits) and no connections.
     pub fn with_settings(d: &crate::config::DaemonSettings) -> IkeBridge {
+        let l = d.ike_limits;
         let settings = ike::Settings {
             fragmentation: d.fragmentation,
             fragment_size: d.fragment_size,
             rfc7427: d.rfc7427,
+            cookie_threshold: l.cookie_threshold,
+            half_open_limits: ike::halfopen::Limits {
+                global: l.half_open,
+                per_source: l.half_open_per_source,
+            },
+            max_init_message: l.max_init_message,
+            max_message: l.max_message,
             ..ike::Settings::default()
         };
         IkeBridge {
@@ -139,6 +149,7 @@ impl IkeBridge {
             fallback: Vec::new(),
             spi_seen: None,
             rx_drops: Arc::default(),
+            limits: l,
         }
     }
 

@@ -6,14 +6,15 @@
 //! counts anything else (ESP in UDP that reached the kernel) as `not_ike`.
 //!
 //! Between the receiving threads and the daemon's loop sit two bounded
-//! queues ([`QUEUE_LEN`] datagrams each): one for first messages (IKE_SA_INIT
+//! queues (`[daemon] ike_queue` datagrams each, 1024 by default): one for first messages (IKE_SA_INIT
 //! and IKEv1 main/aggressive mode requests: the responder's SPI or cookie is
 //! zero, [`Datagram::is_first`]) and one for the rest (exchanges of SAs that
 //! exist, which the loop serves first). When a flood fills a queue, the
 //! threads drop what comes and count it ([`RxDrops`]), so that memory stays
 //! bounded and the loop keeps serving the CLI, timers and established SAs.
-//! Datagrams longer than [`MAX_DATAGRAM`] are dropped (and counted) before
-//! they are queued.
+//! Datagrams longer than `[daemon] max_message` (and the non-ESP marker,
+//! [`Queues::max_datagram`]) are dropped (and counted) before they are
+//! queued.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
@@ -31,14 +32,6 @@ use tracing::warn;
 
 use crate::ike::Transmit;
 
-/// Datagrams each queue to the daemon's loop holds at most.
-pub const QUEUE_LEN: usize = 1024;
-
-/// Longest datagram queued: the engines' longest message (16384 bytes) and
-/// the non-ESP marker. Both engines apply their own, smaller, limits on
-/// first messages.
-pub const MAX_DATAGRAM: usize = 16384 + 4;
-
 /// Datagrams the receiving threads queued or dropped, by reason.
 #[derive(Debug, Default)]
 pub struct RxDrops {
@@ -48,7 +41,7 @@ pub struct RxDrops {
     pub queue_full: AtomicU64,
     /// Dropped: the queue of other messages was full.
     pub queue_full_other: AtomicU64,
-    /// Dropped: longer than [`MAX_DATAGRAM`].
+    /// Dropped: longer than [`Queues::max_datagram`].
     pub too_big: AtomicU64,
 }
 
@@ -130,6 +123,10 @@ pub struct Queues {
     pub other: Sender<Datagram>,
     /// The NAT-T port (its datagrams start with the non-ESP marker).
     pub natt_port: u16,
+    /// Longest datagram queued: the engines' longest message
+    /// (`[daemon] max_message`) and the non-ESP marker. Both engines apply
+    /// their own, smaller, limit on first messages (`max_init_message`).
+    pub max_datagram: usize,
 }
 
 struct Sock {
@@ -325,7 +322,7 @@ fn recv_loop(sock: &UdpSocket, port: u16, q: &Queues, drops: &RxDrops) {
         let (Some(from), Some(to)) = (from, to) else {
             continue;
         };
-        if n > MAX_DATAGRAM {
+        if n > q.max_datagram {
             drops.too_big.fetch_add(1, Ordering::Relaxed);
             continue;
         }

@@ -97,8 +97,23 @@ impl Default for Ikev1Bridge {
 impl Ikev1Bridge {
     /// An engine with default settings and no connections.
     pub fn new() -> Ikev1Bridge {
+        Self::with_settings(&crate::config::DaemonSettings::default())
+    }
+
+    /// An engine with the flood limits of `[daemon]` and no connections.
+    pub fn with_settings(d: &crate::config::DaemonSettings) -> Ikev1Bridge {
+        let l = d.ike_limits;
+        let settings = ikev1::Settings {
+            half_open_limits: crate::ike::halfopen::Limits {
+                global: l.half_open,
+                per_source: l.half_open_per_source,
+            },
+            max_first_message: l.max_init_message,
+            max_message: l.max_message,
+            ..ikev1::Settings::default()
+        };
         Ikev1Bridge {
-            engine: ikev1::Engine::new(ikev1::Settings::default()),
+            engine: ikev1::Engine::new(settings),
             conns: Vec::new(),
             sas: EngineSas::default(),
             io: None,

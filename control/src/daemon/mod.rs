@@ -153,12 +153,14 @@ pub fn run(opts: DaemonOptions) -> Result<u8, DaemonError> {
     let (tx, rx) = crossbeam_channel::unbounded::<Job>();
     listen(&socket, metrics_addr, &tx)?;
     drop(tx);
-    let (first_tx, first) = crossbeam_channel::bounded(ikeio::QUEUE_LEN);
-    let (other_tx, other) = crossbeam_channel::bounded(ikeio::QUEUE_LEN);
+    let limits = daemon.ike_limits();
+    let (first_tx, first) = crossbeam_channel::bounded(limits.queue);
+    let (other_tx, other) = crossbeam_channel::bounded(limits.queue);
     daemon.attach_ike_io(ikeio::Queues {
         first: first_tx,
         other: other_tx,
         natt_port: daemon.natt_port(),
+        max_datagram: limits.max_message + 4,
     });
     serve_loop(&mut daemon, &opts, &rx, [&other, &first], &stop);
     info!("espresso daemon stopping; the dataplane keeps its SAs");

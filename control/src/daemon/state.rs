@@ -55,10 +55,10 @@ impl Daemon {
         let warnings = config.warnings.clone();
         let allow_key_export = config.daemon.allow_key_export;
         let mut ike = IkeBridge::with_settings(&config.daemon);
+        let mut ikev1 = Ikev1Bridge::with_settings(&config.daemon);
         let (mut inst, left) = Installer::attach(&config.daemon.shm)?;
         let manual = Manual::attach(&mut inst, ItemCfg::all(config), left);
         inst.remove_stale_slots();
-        let mut ikev1 = Ikev1Bridge::new();
         ikev1.init(&mut inst, &conns);
         ike.init(&mut inst, ikev2_conns(&conns));
         Ok(Daemon {
@@ -109,6 +109,11 @@ impl Daemon {
     /// The NAT-T port (its IKE datagrams start with the non-ESP marker).
     pub fn natt_port(&self) -> u16 {
         self.ike.engine.settings().natt_port
+    }
+
+    /// The IKE flood limits the daemon started with (`[daemon]`).
+    pub fn ike_limits(&self) -> crate::config::IkeLimits {
+        self.ike.limits
     }
 
     /// When the IKE engines' timers fire next.
@@ -291,6 +296,11 @@ impl Daemon {
             )
         {
             let w = "[daemon] fragmentation, fragment_size and rfc7427 take effect when the daemon restarts";
+            warn!("{w}");
+            self.warnings.push(w.to_string());
+        }
+        if self.ike.limits != config.daemon.ike_limits {
+            let w = "[daemon] half_open, half_open_per_source, cookie_threshold, max_init_message, max_message and ike_queue take effect when the daemon restarts";
             warn!("{w}");
             self.warnings.push(w.to_string());
         }

@@ -158,6 +158,44 @@ pub struct DaemonSettings {
     /// RFC 7427 signature authentication (AUTH method 14, SIGNATURE_HASH_ALGORITHMS);
     /// false signs like a peer without it (methods 1, 9, 10).
     pub rfc7427: bool,
+    /// Limits that bound the IKE engines under a flood of first messages.
+    pub ike_limits: IkeLimits,
+}
+
+/// What bounds the IKE daemon under a flood (`[daemon]` fields of the same
+/// names), for IKEv2 and IKEv1 alike unless said otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IkeLimits {
+    /// Half-open IKE SAs (responder, not yet authenticated) in total above
+    /// which new first messages are dropped.
+    pub half_open: usize,
+    /// Half-open IKE SAs from one source address above which its new first
+    /// messages are dropped.
+    pub half_open_per_source: usize,
+    /// Half-open IKE SAs above which IKE_SA_INIT requests must carry a
+    /// cookie (RFC 7296 §2.6; IKEv2 only, IKEv1 has no such exchange).
+    pub cookie_threshold: usize,
+    /// Longest first message accepted (IKE_SA_INIT, IKEv1 main/aggressive
+    /// mode message 1), after the non-ESP marker.
+    pub max_init_message: usize,
+    /// Longest other IKE message accepted.
+    pub max_message: usize,
+    /// Datagrams each of the two queues between the IKE sockets and the
+    /// daemon's loop holds (first messages; the rest); a full queue drops.
+    pub queue: usize,
+}
+
+impl Default for IkeLimits {
+    fn default() -> Self {
+        IkeLimits {
+            half_open: 1024,
+            half_open_per_source: 32,
+            cookie_threshold: 10,
+            max_init_message: 3072,
+            max_message: 16384,
+            queue: 1024,
+        }
+    }
 }
 
 impl Default for DaemonSettings {
@@ -171,6 +209,7 @@ impl Default for DaemonSettings {
             fragmentation: true,
             fragment_size: 1280,
             rfc7427: true,
+            ike_limits: IkeLimits::default(),
         }
     }
 }

@@ -1467,6 +1467,104 @@ fn ike_fragmentation_and_rfc7427_settings() {
 }
 
 #[test]
+fn ike_flood_limits_settings() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        d.path(),
+        "e.toml",
+        "[daemon]\nhalf_open_max = 200\nhalf_open_per_source = 4\ncookie_threshold = 0\n\
+         max_init_message = 2048\nmax_message = 8192\nike_queue = 256\n",
+        0o644,
+    );
+    let c = Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+    let l = c.daemon.ike_limits;
+    assert_eq!(
+        (l.half_open, l.half_open_per_source, l.cookie_threshold),
+        (200, 4, 0)
+    );
+    assert_eq!(
+        (l.max_init_message, l.max_message, l.queue),
+        (2048, 8192, 256)
+    );
+    let dflt = IkeLimits::default();
+    assert_eq!(DaemonSettings::default().ike_limits, dflt);
+    assert_eq!(
+        (
+            dflt.half_open,
+            dflt.half_open_per_source,
+            dflt.cookie_threshold
+        ),
+        (1024, 32, 10)
+    );
+    assert_eq!(
+        (dflt.max_init_message, dflt.max_message, dflt.queue),
+        (3072, 16384, 1024)
+    );
+    // Out of range: the field, the value and the range.
+    let p = write(d.path(), "e.toml", "[daemon]\n\nike_queue = 0\n", 0o644);
+    expect(
+        &errors(&p),
+        &p,
+        3,
+        "daemon.ike_queue",
+        Some("0"),
+        "16 to 65536",
+    );
+    let p = write(d.path(), "e.toml", "[daemon]\nmax_message = 70000\n", 0o644);
+    expect(
+        &errors(&p),
+        &p,
+        2,
+        "daemon.max_message",
+        Some("70000"),
+        "1280 to 65535",
+    );
+    // Limits that contradict each other.
+    let p = write(
+        d.path(),
+        "e.toml",
+        "[daemon]\nhalf_open = 8\nhalf_open_per_source = 9\n",
+        0o644,
+    );
+    expect(
+        &errors(&p),
+        &p,
+        3,
+        "daemon.half_open_per_source",
+        Some("9"),
+        "more than the 8 half-open IKE SAs allowed in total",
+    );
+    let p = write(
+        d.path(),
+        "e.toml",
+        "[daemon]\nhalf_open = 4\nhalf_open_per_source = 2\n",
+        0o644,
+    );
+    expect(
+        &errors(&p),
+        &p,
+        1,
+        "daemon.cookie_threshold",
+        None,
+        "would never start",
+    );
+    let p = write(
+        d.path(),
+        "e.toml",
+        "[daemon]\nmax_message = 2000\nmax_init_message = 3000\n",
+        0o644,
+    );
+    expect(
+        &errors(&p),
+        &p,
+        3,
+        "daemon.max_init_message",
+        Some("3000"),
+        "more than max_message (2000)",
+    );
+}
+
+#[test]
 fn connection_authentication_model() {
     let d = tempfile::tempdir().unwrap();
     let text = r#"

@@ -6,8 +6,8 @@
 //! cmd_off       RING_HDR + cmd_cap      control      command ring (control -> dataplane)
 //! evt_off       RING_HDR + evt_cap      dataplane    event ring (dataplane -> control)
 //! sa_ctl_off    max_sas * 128           control      what control installed in each SA slot
-//! sa_dp_off     max_sas * 384           dataplane    per-SA counters, sequence high-water marks
-//! worker_off    max_workers * 384       dataplane    per-worker totals
+//! sa_dp_off     max_sas * 640           dataplane    per-SA counters, sequence high-water marks
+//! worker_off    max_workers * 640       dataplane    per-worker totals
 //! tunnel_off    max_tunnels * 128       control      tunnel ids, names, admin state
 //! policy_off    max_policies * 64       control      policies control installed
 //! ledger_off    ledger_entries * 32     control      outbound sequence ledger (by key)
@@ -20,12 +20,15 @@
 
 /// First eight bytes of every region.
 pub const MAGIC: [u8; 8] = *b"ESPRSHM\0";
-/// Layout version; a region of another version is refused.
-pub const LAYOUT_VERSION: u64 = 1;
+/// Layout version; a region of another version is refused (by both
+/// processes, with a message that names both versions).
+/// 2: drop-reason arrays 32 -> 64 wide, SA and worker counter slots 48 -> 80
+/// words, worker slots carry ICMP and neighbour counters.
+pub const LAYOUT_VERSION: u64 = 2;
 /// Size of the header page.
 pub const HEADER_SIZE: usize = 4096;
 /// Width of the per-SA and per-worker drop counter arrays (>= `DropReason::COUNT`).
-pub const MAX_DROP_REASONS: usize = 32;
+pub const MAX_DROP_REASONS: usize = 64;
 /// Tunnel ids below this can be tapped (bitmap size).
 pub const TAP_MAX_TUNNELS: u32 = 4096;
 /// Bytes in front of each ring's data area (head and tail on their own cache lines).
@@ -90,9 +93,9 @@ pub(crate) mod hw {
 /// Words per control-written SA record.
 pub const SA_CTL_WORDS: usize = 16;
 /// Words per dataplane-written SA counter slot.
-pub const SA_DP_WORDS: usize = 48;
+pub const SA_DP_WORDS: usize = 80;
 /// Words per worker slot.
-pub const WORKER_WORDS: usize = 48;
+pub const WORKER_WORDS: usize = 80;
 /// Words per tunnel record.
 pub const TUNNEL_WORDS: usize = 16;
 /// Words per policy record.

@@ -316,6 +316,8 @@ impl SaSlotView {
 }
 
 pub(crate) const SA_DP_DATA: usize = 10 + MAX_DROP_REASONS;
+// Sequence word + data + CRC fit the slot.
+const _: () = assert!(SA_DP_DATA + 2 <= super::layout::SA_DP_WORDS);
 
 pub(crate) fn encode_sa_slot(v: &SaSlotView) -> [u64; SA_DP_DATA] {
     let mut d = [0u64; SA_DP_DATA];
@@ -381,6 +383,16 @@ pub struct WorkerStats {
     pub bursts: u64,
     /// Polls that found nothing.
     pub idle_polls: u64,
+    /// ICMP errors sent.
+    pub icmp_errors: u64,
+    /// ICMP errors not sent: over the rate limit (RFC 4443 §2.4(f)).
+    pub icmp_rate_limited: u64,
+    /// Neighbour resolutions requested.
+    pub resolve_requests: u64,
+    /// Packets held while their next hop was being resolved.
+    pub neighbour_held: u64,
+    /// Packets sent through a stale neighbour entry being resolved again.
+    pub neighbour_stale: u64,
     /// Drops by `DropReason::index()`.
     pub drops: [u64; MAX_DROP_REASONS],
 }
@@ -394,6 +406,11 @@ impl Default for WorkerStats {
             tx_bytes: 0,
             bursts: 0,
             idle_polls: 0,
+            icmp_errors: 0,
+            icmp_rate_limited: 0,
+            resolve_requests: 0,
+            neighbour_held: 0,
+            neighbour_stale: 0,
             drops: [0; MAX_DROP_REASONS],
         }
     }
@@ -410,7 +427,9 @@ pub struct WorkerView {
     pub stats: WorkerStats,
 }
 
-pub(crate) const WORKER_DATA: usize = 8 + MAX_DROP_REASONS;
+pub(crate) const WORKER_DATA: usize = 13 + MAX_DROP_REASONS;
+// Sequence word + data + CRC fit the slot.
+const _: () = assert!(WORKER_DATA + 2 <= super::layout::WORKER_WORDS);
 
 pub(crate) fn encode_worker(v: &WorkerView) -> [u64; WORKER_DATA] {
     let mut d = [0u64; WORKER_DATA];
@@ -422,13 +441,18 @@ pub(crate) fn encode_worker(v: &WorkerView) -> [u64; WORKER_DATA] {
     d[5] = v.stats.tx_bytes;
     d[6] = v.stats.bursts;
     d[7] = v.stats.idle_polls;
-    d[8..].copy_from_slice(&v.stats.drops);
+    d[8] = v.stats.icmp_errors;
+    d[9] = v.stats.icmp_rate_limited;
+    d[10] = v.stats.resolve_requests;
+    d[11] = v.stats.neighbour_held;
+    d[12] = v.stats.neighbour_stale;
+    d[13..].copy_from_slice(&v.stats.drops);
     d
 }
 
 pub(crate) fn decode_worker(d: &[u64; WORKER_DATA]) -> WorkerView {
     let mut drops = [0u64; MAX_DROP_REASONS];
-    drops.copy_from_slice(&d[8..]);
+    drops.copy_from_slice(&d[13..]);
     WorkerView {
         generation: d[0],
         published_ns: d[1],
@@ -439,6 +463,11 @@ pub(crate) fn decode_worker(d: &[u64; WORKER_DATA]) -> WorkerView {
             tx_bytes: d[5],
             bursts: d[6],
             idle_polls: d[7],
+            icmp_errors: d[8],
+            icmp_rate_limited: d[9],
+            resolve_requests: d[10],
+            neighbour_held: d[11],
+            neighbour_stale: d[12],
             drops,
         },
     }

@@ -37,6 +37,10 @@ pub struct WorkerOut {
     pub to_kernel: u64,
     /// Neighbour resolutions asked for.
     pub resolve_requests: u64,
+    /// Packets held while their next hop was being resolved.
+    pub neighbour_held: u64,
+    /// Packets sent through a stale neighbour entry being resolved again.
+    pub neighbour_stale: u64,
     /// Packets fragmented.
     pub fragmented: u64,
     /// Datagrams reassembled from ESP / ESP-in-UDP fragments on the WAN.
@@ -102,6 +106,8 @@ pub fn collect(workers: &[(usize, Arc<WorkerCounters>)], sad_in: &Sad, sad_out: 
                 icmp_rate_limited: ld(&s.icmp_rate_limited),
                 to_kernel: ld(&s.to_kernel),
                 resolve_requests: ld(&s.resolve_requests),
+                neighbour_held: ld(&s.neighbour_held),
+                neighbour_stale: ld(&s.neighbour_stale),
                 fragmented: ld(&s.fragmented),
                 reassembled: ld(&s.reassembled),
                 drops,

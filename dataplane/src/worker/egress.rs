@@ -276,25 +276,125 @@ impl<B: PacketIo> Worker<B> {
             return;
         }
         let nh = r.gateway.unwrap_or(dst);
-        let Some(mac) = fib.neighbour(r.oif, nh) else {
-            self.shared.resolver.request(r.oif, nh);
-            bump(&self.stats.resolve_requests, 1);
-            self.drop_pkt(p, DropReason::NoNeighbour);
+        match self.next_hop_mac(fib, r.oif, nh) {
+            Some(mac) => self.push_l2(p, out, mac, v6),
+            None => self.hold(p, out, r.oif, nh, v6, 0),
+        }
+    }
+
+    /// The link-layer address of next hop `nh` on `oif` if known (a stale
+    /// one too: resolution is asked for again, at most once per
+    /// [`neigh::STALE_REASK_NS`]), after sending what waited for it.
+    #[inline]
+    fn next_hop_mac(&mut self, fib: &Fib, oif: u32, nh: IpAddr) -> Option<[u8; 6]> {
+        let n = fib.neighbour(oif, nh)?;
+        if n.stale {
+            self.neigh_stale += 1;
+            if self
+                .ask
+                .should_ask(oif, nh, espresso_core::shm::monotonic_ns())
+            {
+                self.shared.resolver.request(oif, nh);
+                bump(&self.stats.resolve_requests, 1);
+            }
+        }
+        if !self.pending.is_empty() {
+            // Packets that waited for this next hop go first (order).
+            if let Some(i) = self.pending.position(oif, nh) {
+                self.release(i, n.mac);
+            }
+        }
+        Some(n.mac)
+    }
+
+    /// Holds `p` (at its IP header; to be fragmented to `frag_mtu` if not
+    /// 0) until next hop `nh` on `oif` is resolved, in a buffer of the
+    /// backend's own (a received packet may sit in a receive ring that must
+    /// move on), and asks for resolution.
+    fn hold(&mut self, p: B::Pkt, out: usize, oif: u32, nh: IpAddr, v6: bool, frag_mtu: usize) {
+        let Some(mut q) = self.backend.alloc() else {
+            self.drop_pkt(p, DropReason::NoBuffer);
             return;
         };
-        self.push_l2(p, out, mac, v6);
+        let len = p.len();
+        if !q.append(len) {
+            self.backend.free(q);
+            self.drop_pkt(p, DropReason::NoBuffer);
+            return;
+        }
+        q.data_mut().copy_from_slice(p.data());
+        self.backend.free(p);
+        let now = espresso_core::shm::monotonic_ns();
+        let held = neigh::Held {
+            pkt: q,
+            v6,
+            frag_mtu: frag_mtu.min(usize::from(u16::MAX)) as u16,
+        };
+        match self.pending.hold(oif, nh, out as u8, held, now) {
+            Ok(first) => {
+                self.neigh_held += 1;
+                if first == neigh::HoldResult::QueuedFirst {
+                    self.shared.resolver.request(oif, nh);
+                    bump(&self.stats.resolve_requests, 1);
+                }
+            }
+            Err(h) => self.drop_pkt(h.pkt, DropReason::NeighbourQueueFull),
+        }
+    }
+
+    /// Sends the packets waiting in queue `i` to `mac`.
+    fn release(&mut self, i: usize, mac: [u8; 6]) {
+        let w = self.pending.take(i);
+        let out = usize::from(w.out);
+        for h in w.pkts {
+            if h.frag_mtu == 0 {
+                self.push_l2(h.pkt, out, mac, h.v6);
+            } else {
+                self.fragment_to(h.pkt, usize::from(h.frag_mtu), out, mac);
+            }
+        }
+    }
+
+    /// Sends what waits for next hops the current snapshot resolves, drops
+    /// (`no_neighbour`) what waited longer than [`neigh::UNRES_TIMEOUT_NS`],
+    /// and asks again for the others once per [`neigh::UNRES_REASK_NS`].
+    pub(super) fn service_pending(&mut self) {
+        let fib_guard = self.shared.fib.load();
+        let fib: &Fib = &fib_guard;
+        let now = espresso_core::shm::monotonic_ns();
+        let mut i = self.pending.len();
+        while i > 0 {
+            i -= 1;
+            let w = self.pending.get(i);
+            let (oif, nh, since, asked) = (w.oif, w.nh, w.since_ns, w.asked_ns);
+            if let Some(n) = fib.neighbour(oif, nh) {
+                self.release(i, n.mac);
+            } else if now.saturating_sub(since) >= neigh::UNRES_TIMEOUT_NS {
+                let w = self.pending.take(i);
+                for h in w.pkts {
+                    self.drop_pkt(h.pkt, DropReason::NoNeighbour);
+                }
+            } else if now.saturating_sub(asked) >= neigh::UNRES_REASK_NS {
+                self.pending.asked(i, now);
+                self.shared.resolver.request(oif, nh);
+                bump(&self.stats.resolve_requests, 1);
+            }
+        }
     }
 
     /// Splits the IPv4 packet `p` (DF clear, larger than `mtu`) into
     /// fragments and queues them on port `out` toward next hop `nh` on
     /// interface `oif`.
     fn fragment_out(&mut self, fib: &Fib, p: B::Pkt, mtu: usize, out: usize, oif: u32, nh: IpAddr) {
-        let Some(mac) = fib.neighbour(oif, nh) else {
-            self.shared.resolver.request(oif, nh);
-            bump(&self.stats.resolve_requests, 1);
-            self.drop_pkt(p, DropReason::NoNeighbour);
-            return;
-        };
+        match self.next_hop_mac(fib, oif, nh) {
+            Some(mac) => self.fragment_to(p, mtu, out, mac),
+            None => self.hold(p, out, oif, nh, false, mtu),
+        }
+    }
+
+    /// Splits `p` into fragments of at most `mtu` bytes and queues them on
+    /// port `out` to `mac`.
+    fn fragment_to(&mut self, p: B::Pkt, mtu: usize, out: usize, mac: [u8; 6]) {
         let mut frags: Burst<B::Pkt> = Burst::new();
         let backend = &mut self.backend;
         match frag::fragment(p, mtu, || backend.alloc(), &mut frags) {

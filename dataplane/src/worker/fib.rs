@@ -175,6 +175,18 @@ pub struct Link {
     pub addrs6: Vec<Ipv6Addr>,
 }
 
+/// A neighbour entry as the workers use it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Neighbour {
+    /// Link-layer address.
+    pub mac: [u8; 6],
+    /// Not confirmed lately (the kernel's NUD_STALE, or an entry the kernel
+    /// dropped or is resolving again, kept by [`super::netlink`] for a
+    /// grace period): still used, as Linux uses a STALE entry, but the
+    /// worker asks for it to be resolved again.
+    pub stale: bool,
+}
+
 /// One snapshot of the kernel's forwarding state.
 #[derive(Clone, Debug, Default)]
 pub struct Fib {
@@ -182,8 +194,8 @@ pub struct Fib {
     pub v4: Lpm<u32>,
     /// IPv6 routes (main table).
     pub v6: Lpm<u128>,
-    /// Usable neighbour entries: (ifindex, address) -> MAC.
-    pub neigh: FastMap<(u32, IpAddr), [u8; 6]>,
+    /// Usable neighbour entries: (ifindex, address) -> MAC, stale or not.
+    pub neigh: FastMap<(u32, IpAddr), Neighbour>,
     /// Links by index.
     pub links: FastMap<u32, Link>,
     /// Addresses of the gateway itself (local table).
@@ -202,9 +214,9 @@ impl Fib {
         }
     }
 
-    /// The MAC of neighbour `addr` on `oif`, if resolved.
+    /// Neighbour `addr` on `oif`, if its link-layer address is known.
     #[inline]
-    pub fn neighbour(&self, oif: u32, addr: IpAddr) -> Option<[u8; 6]> {
+    pub fn neighbour(&self, oif: u32, addr: IpAddr) -> Option<Neighbour> {
         self.neigh.get(&(oif, addr)).copied()
     }
 

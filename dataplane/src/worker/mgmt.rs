@@ -196,6 +196,11 @@ impl Manager {
                 tx_bytes: w.tx_bytes.load(Ordering::Relaxed),
                 bursts: w.bursts.load(Ordering::Relaxed),
                 idle_polls: w.idle_polls.load(Ordering::Relaxed),
+                icmp_errors: w.icmp_errors.load(Ordering::Relaxed),
+                icmp_rate_limited: w.icmp_rate_limited.load(Ordering::Relaxed),
+                resolve_requests: w.resolve_requests.load(Ordering::Relaxed),
+                neighbour_held: w.neighbour_held.load(Ordering::Relaxed),
+                neighbour_stale: w.neighbour_stale.load(Ordering::Relaxed),
                 ..Default::default()
             };
             for r in DropReason::ALL {

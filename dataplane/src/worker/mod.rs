@@ -11,8 +11,10 @@
 //! fragmented instead, [`frag`]) -> [`esp::encap_burst`] ->
 //! route on the outer destination; cleartext packets are routed as they are.
 //! Routing: longest-prefix match in the kernel's main table, neighbour from
-//! the kernel's cache (unresolved: ask the netlink thread to have the kernel
-//! resolve it, drop as `no_neighbour`), link MTU check (IPv4 with DF clear
+//! the kernel's cache (stale: used while the netlink thread has the kernel
+//! resolve it again; unresolved: held in a small queue per next hop,
+//! [`neigh`], until resolved, `neighbour_queue_full` when the queue
+//! overflows, `no_neighbour` when resolution fails), link MTU check (IPv4 with DF clear
 //! is fragmented, in buffers from [`PacketIo::alloc`]), Ethernet rewrite,
 //! batched transmit. Every dropped packet is counted under one
 //! [`DropReason`] in the worker's [`WorkerCounters`].
@@ -24,6 +26,7 @@ pub mod fib;
 pub mod frag;
 pub mod icmp;
 pub mod mgmt;
+pub mod neigh;
 pub mod netlink;
 
 use std::net::IpAddr;
@@ -124,6 +127,11 @@ pub struct WorkerCounters {
     pub to_kernel: AtomicU64,
     /// Neighbour resolutions requested.
     pub resolve_requests: AtomicU64,
+    /// Packets held while their next hop was being resolved ([`neigh`]).
+    pub neighbour_held: AtomicU64,
+    /// Packets sent through a stale neighbour entry while it was being
+    /// resolved again.
+    pub neighbour_stale: AtomicU64,
     /// IPv4 packets (DF clear) split into fragments to fit the link MTU or,
     /// before encapsulation, the path MTU of their SA.
     pub fragmented: AtomicU64,
@@ -203,6 +211,12 @@ pub struct Worker<B: PacketIo> {
     kernel: u64,
     frag: u64,
     reasm_done: u64,
+    neigh_held: u64,
+    neigh_stale: u64,
+    /// Packets waiting for their next hop's link-layer address.
+    pending: neigh::Pending<B::Pkt>,
+    /// Recent requests to resolve stale next hops again.
+    ask: neigh::AskFilter,
     /// Fragments of ESP / ESP-in-UDP to the gateway under reassembly.
     reasm: Reassembler,
     /// Time base of the reassembly timeouts.
@@ -257,6 +271,10 @@ impl<B: PacketIo> Worker<B> {
             kernel: 0,
             frag: 0,
             reasm_done: 0,
+            neigh_held: 0,
+            neigh_stale: 0,
+            pending: neigh::Pending::default(),
+            ask: neigh::AskFilter::default(),
             reasm,
             epoch: std::time::Instant::now(),
             tap: None,
@@ -289,6 +307,9 @@ impl<B: PacketIo> Worker<B> {
         let mut idle = 0u64;
         while !self.shared.stop.load(Ordering::Relaxed) {
             let mut got = 0;
+            if !self.pending.is_empty() {
+                self.service_pending();
+            }
             for port in 0..self.ports.len() {
                 let n = self.backend.rx_burst(port, &mut rx, burst);
                 if n > 0 {
@@ -325,6 +346,12 @@ impl<B: PacketIo> Worker<B> {
                 self.publish();
             }
         }
+        while !self.pending.is_empty() {
+            let w = self.pending.take(0);
+            for h in w.pkts {
+                self.backend.free(h.pkt);
+            }
+        }
     }
 
     fn publish(&mut self) {
@@ -340,6 +367,8 @@ impl<B: PacketIo> Worker<B> {
         bump(&s.to_kernel, std::mem::take(&mut self.kernel));
         bump(&s.fragmented, std::mem::take(&mut self.frag));
         bump(&s.reassembled, std::mem::take(&mut self.reasm_done));
+        bump(&s.neighbour_held, std::mem::take(&mut self.neigh_held));
+        bump(&s.neighbour_stale, std::mem::take(&mut self.neigh_stale));
     }
 
     fn now_ms(&self) -> u64 {

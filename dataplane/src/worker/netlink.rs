@@ -5,12 +5,18 @@
 //! groups, then dumps the four tables into a snapshot. Every batch of change
 //! notifications (RTM_NEWROUTE, RTM_NEWNEIGH, ...) triggers a fresh dump and a
 //! new snapshot: simple and always consistent, and cheap for gateway-sized
-//! tables. Workers ask for neighbour resolution (next hop without an entry)
-//! through a bounded channel; the thread asks the kernel to resolve with an
-//! `RTM_NEWNEIGH` carrying `NTF_USE`, and the kernel's answer (ARP/ND) comes
-//! back as a neighbour notification.
+//! tables. Workers ask for neighbour resolution (next hop without an entry,
+//! or with a stale one) through a bounded channel; the thread asks the kernel
+//! to resolve with an `RTM_NEWNEIGH` carrying `NTF_USE` (for a STALE entry
+//! the kernel then goes through DELAY and PROBE as if it had sent a packet),
+//! and the kernel's answer (ARP/ND) comes back as a neighbour notification.
+//! An entry the kernel drops (its garbage collector, `ip neigh flush`) or
+//! starts resolving again is kept in the snapshots, stale, for
+//! [`STALE_GRACE`] or until the kernel marks it FAILED ([`carry_stale`]):
+//! the dataplane sends no packet of its own through the kernel, so the
+//! kernel never sees its entries in use and expires them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,7 +39,7 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
-use super::fib::{Fib, FibHandle, Link, Route, RouteKind};
+use super::fib::{Fib, FibHandle, Link, Neighbour, Route, RouteKind};
 
 const RTMGRP_LINK: u32 = 0x1;
 const RTMGRP_NEIGH: u32 = 0x4;
@@ -184,7 +190,8 @@ fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
 /// [`build_once`], again while the kernel reports a dump interrupted by a
 /// concurrent change (such a snapshot can miss entries, e.g. a neighbour
 /// added while the tables were read).
-fn build(conn: &mut Conn, generation: u64) -> io::Result<Fib> {
+/// Also returns the neighbour entries the kernel marks FAILED.
+fn build(conn: &mut Conn, generation: u64) -> io::Result<(Fib, HashSet<(u32, IpAddr)>)> {
     let mut tries = 0;
     loop {
         match build_once(conn, generation) {
@@ -194,7 +201,8 @@ fn build(conn: &mut Conn, generation: u64) -> io::Result<Fib> {
     }
 }
 
-fn build_once(conn: &mut Conn, generation: u64) -> io::Result<Fib> {
+fn build_once(conn: &mut Conn, generation: u64) -> io::Result<(Fib, HashSet<(u32, IpAddr)>)> {
+    let mut failed_neigh = HashSet::new();
     let mut fib = Fib {
         generation,
         ..Default::default()
@@ -315,8 +323,9 @@ fn build_once(conn: &mut Conn, generation: u64) -> io::Result<Fib> {
         let RouteNetlinkMessage::NewNeighbour(n) = m else {
             continue;
         };
+        let state = n.header.state;
         let usable = matches!(
-            n.header.state,
+            state,
             NeighbourState::Reachable
                 | NeighbourState::Stale
                 | NeighbourState::Delay
@@ -324,7 +333,8 @@ fn build_once(conn: &mut Conn, generation: u64) -> io::Result<Fib> {
                 | NeighbourState::Permanent
                 | NeighbourState::Noarp
         );
-        if !usable {
+        let failed = state == NeighbourState::Failed;
+        if !usable && !failed {
             continue;
         }
         let mut ip = None;
@@ -345,11 +355,55 @@ fn build_once(conn: &mut Conn, generation: u64) -> io::Result<Fib> {
                 _ => {}
             }
         }
-        if let (Some(ip), Some(mac)) = (ip, mac) {
-            fib.neigh.insert((n.header.ifindex, ip), mac);
+        match (ip, mac) {
+            (Some(ip), _) if failed => {
+                failed_neigh.insert((n.header.ifindex, ip));
+            }
+            (Some(ip), Some(mac)) => {
+                let stale = state == NeighbourState::Stale;
+                fib.neigh
+                    .insert((n.header.ifindex, ip), Neighbour { mac, stale });
+            }
+            _ => {}
         }
     }
-    Ok(fib)
+    Ok((fib, failed_neigh))
+}
+
+/// How long an entry the kernel stopped listing (deleted by its garbage
+/// collector or `ip neigh flush`, or being resolved again: INCOMPLETE) is
+/// still used, as stale, while the kernel resolves it again. An entry the
+/// kernel marks FAILED (no answer to its probes) is forgotten at once.
+pub const STALE_GRACE: Duration = Duration::from_secs(10);
+
+/// Carries the entries of `prev` that `next` (just read from the kernel)
+/// lacks into `next`, marked stale, for [`STALE_GRACE`] after they went
+/// missing (`missing`: when each went missing; updated), unless the kernel
+/// reports them FAILED (`failed`) or their interface is gone. Linux keeps
+/// sending to a STALE neighbour while it probes it; a gateway that dropped
+/// packets whenever the kernel's entry expired would lose traffic at every
+/// re-resolution.
+pub fn carry_stale(
+    prev: &Fib,
+    next: &mut Fib,
+    failed: &HashSet<(u32, IpAddr)>,
+    missing: &mut HashMap<(u32, IpAddr), Instant>,
+    now: Instant,
+) {
+    let mut carried = Vec::new();
+    for (k, n) in &prev.neigh {
+        if next.neigh.contains_key(k) || failed.contains(k) || !next.links.contains_key(&k.0) {
+            continue;
+        }
+        let since = *missing.entry(*k).or_insert(now);
+        if now.duration_since(since) < STALE_GRACE {
+            carried.push((*k, n.mac));
+        }
+    }
+    missing.retain(|k, _| carried.iter().any(|(c, _)| c == k));
+    for (k, mac) in carried {
+        next.neigh.insert(k, Neighbour { mac, stale: true });
+    }
 }
 
 /// Asks the kernel to resolve `addr` on `ifindex` (`NTF_USE`: the kernel
@@ -378,6 +432,8 @@ pub struct FibSync {
     conn: Conn,
     fib: FibHandle,
     generation: u64,
+    /// Neighbour entries carried as stale: when each went missing.
+    missing: HashMap<(u32, IpAddr), Instant>,
 }
 
 impl FibSync {
@@ -394,12 +450,13 @@ impl FibSync {
         events.set_non_blocking(true)?;
         let _ = events.set_rx_buf_sz(4 << 20);
         let mut conn = Conn::new()?;
-        let fib = build(&mut conn, 1)?;
+        let (fib, _) = build(&mut conn, 1)?;
         Ok(FibSync {
             events,
             conn,
             fib: FibHandle::new(fib),
             generation: 1,
+            missing: HashMap::new(),
         })
     }
 
@@ -411,7 +468,9 @@ impl FibSync {
     /// Rebuilds and publishes a snapshot now.
     pub fn refresh(&mut self) -> io::Result<()> {
         self.generation += 1;
-        let fib = build(&mut self.conn, self.generation)?;
+        let (mut fib, failed) = build(&mut self.conn, self.generation)?;
+        let prev = self.fib.load_full();
+        carry_stale(&prev, &mut fib, &failed, &mut self.missing, Instant::now());
         self.fib.store(fib);
         Ok(())
     }
@@ -469,5 +528,120 @@ impl FibSync {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn fib_with(entries: &[(u32, [u8; 4], u8, bool)]) -> Fib {
+        let mut f = Fib::default();
+        for ifx in [2, 3] {
+            f.links.insert(
+                ifx,
+                Link {
+                    ifindex: ifx,
+                    name: format!("if{ifx}"),
+                    mac: [0; 6],
+                    mtu: 1500,
+                    addrs4: Vec::new(),
+                    addrs6: Vec::new(),
+                },
+            );
+        }
+        for (ifx, a, m, stale) in entries {
+            f.neigh.insert(
+                (*ifx, IpAddr::V4(Ipv4Addr::from(*a))),
+                Neighbour {
+                    mac: [2, 0, 0, 0, 0, *m],
+                    stale: *stale,
+                },
+            );
+        }
+        f
+    }
+
+    fn key(ifx: u32, a: [u8; 4]) -> (u32, IpAddr) {
+        (ifx, IpAddr::V4(Ipv4Addr::from(a)))
+    }
+
+    #[test]
+    fn vanished_entry_is_kept_stale_for_the_grace_period() {
+        let prev = fib_with(&[(2, [10, 0, 0, 1], 1, false), (2, [10, 0, 0, 2], 2, false)]);
+        let t0 = Instant::now();
+        let mut missing = HashMap::new();
+        // The kernel dropped 10.0.0.1 (flush / gc); 10.0.0.2 is still there.
+        let mut next = fib_with(&[(2, [10, 0, 0, 2], 2, false)]);
+        carry_stale(&prev, &mut next, &HashSet::new(), &mut missing, t0);
+        let n = next.neighbour(2, "10.0.0.1".parse().unwrap()).unwrap();
+        assert_eq!(n.mac, [2, 0, 0, 0, 0, 1]);
+        assert!(n.stale);
+        assert!(
+            !next
+                .neighbour(2, "10.0.0.2".parse().unwrap())
+                .unwrap()
+                .stale
+        );
+        // Still missing a little later: still carried, same start.
+        let mut later = fib_with(&[(2, [10, 0, 0, 2], 2, false)]);
+        carry_stale(
+            &next,
+            &mut later,
+            &HashSet::new(),
+            &mut missing,
+            t0 + Duration::from_secs(1),
+        );
+        assert!(
+            later
+                .neighbour(2, "10.0.0.1".parse().unwrap())
+                .unwrap()
+                .stale
+        );
+        assert_eq!(missing.get(&key(2, [10, 0, 0, 1])), Some(&t0));
+        // Past the grace period: gone.
+        let mut end = fib_with(&[(2, [10, 0, 0, 2], 2, false)]);
+        carry_stale(
+            &later,
+            &mut end,
+            &HashSet::new(),
+            &mut missing,
+            t0 + STALE_GRACE,
+        );
+        assert!(end.neighbour(2, "10.0.0.1".parse().unwrap()).is_none());
+        assert!(missing.is_empty());
+    }
+
+    #[test]
+    fn resolved_again_replaces_the_stale_entry() {
+        let prev = fib_with(&[(2, [10, 0, 0, 1], 1, true)]);
+        let mut missing = HashMap::new();
+        missing.insert(key(2, [10, 0, 0, 1]), Instant::now());
+        // The kernel answers with a new MAC.
+        let mut next = fib_with(&[(2, [10, 0, 0, 1], 9, false)]);
+        carry_stale(
+            &prev,
+            &mut next,
+            &HashSet::new(),
+            &mut missing,
+            Instant::now(),
+        );
+        let n = next.neighbour(2, "10.0.0.1".parse().unwrap()).unwrap();
+        assert_eq!(n.mac, [2, 0, 0, 0, 0, 9]);
+        assert!(!n.stale);
+        assert!(missing.is_empty());
+    }
+
+    #[test]
+    fn failed_entry_or_gone_interface_is_forgotten() {
+        let prev = fib_with(&[(2, [10, 0, 0, 1], 1, false), (3, [10, 0, 1, 1], 3, false)]);
+        let mut missing = HashMap::new();
+        let mut next = fib_with(&[]);
+        next.links.remove(&3);
+        let failed: HashSet<_> = [key(2, [10, 0, 0, 1])].into_iter().collect();
+        carry_stale(&prev, &mut next, &failed, &mut missing, Instant::now());
+        assert!(next.neigh.is_empty());
+        assert!(missing.is_empty());
     }
 }

@@ -231,6 +231,43 @@ fn workers(o: &mut String, st: &Status) {
     }
     head(
         o,
+        "espresso_worker_icmp_errors_total",
+        "counter",
+        "ICMP errors each worker generated: sent, or not sent over the rate limit (RFC 4443 2.4(f)).",
+    );
+    for w in &st.workers {
+        for (result, v) in [
+            ("sent", w.icmp_errors),
+            ("rate_limited", w.icmp_rate_limited),
+        ] {
+            let _ = writeln!(
+                o,
+                "espresso_worker_icmp_errors_total{{worker=\"{}\",result=\"{result}\"}} {v}",
+                w.worker
+            );
+        }
+    }
+    head(
+        o,
+        "espresso_worker_neighbour_total",
+        "counter",
+        "Neighbour events of each worker: resolutions requested, packets held while resolving, packets sent through a stale entry.",
+    );
+    for w in &st.workers {
+        for (event, v) in [
+            ("resolve_requests", w.resolve_requests),
+            ("held", w.neighbour_held),
+            ("stale", w.neighbour_stale),
+        ] {
+            let _ = writeln!(
+                o,
+                "espresso_worker_neighbour_total{{worker=\"{}\",event=\"{event}\"}} {v}",
+                w.worker
+            );
+        }
+    }
+    head(
+        o,
         "espresso_worker_drops_total",
         "counter",
         "Packets each worker dropped, by reason.",
@@ -508,6 +545,11 @@ mod tests {
         st.workers.push(WorkerStatus {
             worker: 0,
             rx_packets: 9,
+            icmp_rate_limited: 4,
+            neighbour_held: 6,
+            drops_by_reason: [("neighbour_queue_full".to_string(), 2)]
+                .into_iter()
+                .collect(),
             ..Default::default()
         });
         let t = render(&st);
@@ -525,6 +567,24 @@ mod tests {
             "espresso_tunnel_drops_total{tunnel=\"b\\\"x\",direction=\"in\",reason=\"replayed\"} 3"
         ));
         assert!(t.contains("espresso_worker_packets_total{worker=\"0\",direction=\"rx\"} 9"));
+        assert!(
+            t.contains("espresso_worker_icmp_errors_total{worker=\"0\",result=\"rate_limited\"} 4")
+        );
+        assert!(t.contains("espresso_worker_neighbour_total{worker=\"0\",event=\"held\"} 6"));
+        assert!(t.contains(
+            "espresso_worker_drops_total{worker=\"0\",reason=\"neighbour_queue_full\"} 2"
+        ));
+        // Every drop reason has its sample, the last one too.
+        for r in DropReason::ALL {
+            assert!(
+                t.contains(&format!(
+                    "espresso_worker_drops_total{{worker=\"0\",reason=\"{}\"}} ",
+                    r.as_str()
+                )),
+                "{}",
+                r.as_str()
+            );
+        }
         // Every sample line is NAME{labels} VALUE or NAME VALUE.
         for l in t.lines().filter(|l| !l.starts_with('#')) {
             let v = l.rsplit(' ').next().unwrap();

@@ -132,6 +132,11 @@ pub fn status(
                 rx_bytes: v.stats.rx_bytes,
                 tx_packets: v.stats.tx_packets,
                 tx_bytes: v.stats.tx_bytes,
+                icmp_errors: v.stats.icmp_errors,
+                icmp_rate_limited: v.stats.icmp_rate_limited,
+                resolve_requests: v.stats.resolve_requests,
+                neighbour_held: v.stats.neighbour_held,
+                neighbour_stale: v.stats.neighbour_stale,
                 drops_by_reason: drops_map(&v.stats.drops),
             });
         }
@@ -297,7 +302,7 @@ impl Live<'_> {
         let rx = &ike.rx_drops;
         st.ike_socket = Some(api::IkeSocketCounters {
             queued: rx.queued.load(std::sync::atomic::Ordering::Relaxed),
-            queue_capacity: super::ikeio::QUEUE_LEN as u64,
+            queue_capacity: ike.limits.queue as u64,
             drops_by_reason: rx
                 .by_reason()
                 .into_iter()
