@@ -6,6 +6,7 @@
 
 The receiver records every sequence number it got (duplicates counted apart)
 and writes {"received": n, "unique": u, "dups": d, "missing": [...first 50],
+"missing_ranges": [[first, last]...first 50 runs],
 "max": m} when the sender's last datagram is followed by IDLE_S of silence
 (it waits indefinitely for the first one). The sender numbers datagrams
 0..COUNT-1 (8-byte big-endian sequence, padded to SIZE bytes).
@@ -42,6 +43,13 @@ def recv(addr, port, out, idle=3.0):
         seen.add(n)
     total = expected or 0
     missing = [i for i in range(total) if i not in seen]
+    # runs of consecutive missing numbers [first, last] (a burst is one run)
+    ranges = []
+    for i in missing:
+        if ranges and ranges[-1][1] == i - 1:
+            ranges[-1][1] = i
+        else:
+            ranges.append([i, i])
     with open(out, "w") as f:
         json.dump(
             {
@@ -51,6 +59,7 @@ def recv(addr, port, out, idle=3.0):
                 "dups": dups,
                 "missing_count": len(missing),
                 "missing": missing[:50],
+                "missing_ranges": ranges[:50],
             },
             f,
         )

@@ -82,6 +82,30 @@ stop_side() {
   rm -f "$NSL_TMP/$side/region.shm"
 }
 
+# udp_errs: "NS:InErrors/RcvbufErrors ..." of the UDP receivers that could
+# drop datagrams unseen by espresso (the hosts' receivers; gwB's charon, whose
+# libipsec reads ESP-in-UDP from a socket), and the TX drops of libipsec's TUN.
+udp_errs() {
+  local ns
+  for ns in hA:"$NS_HA" hB:"$NS_HB" gwA:"$NS_GWA" gwB:"$NS_GWB"; do
+    printf '%s:%s ' "${ns%%:*}" "$(ip netns exec "${ns#*:}" awk '/^Udp:/ { if (h) { print $4 "/" $6 } else h = 1 }' /proc/net/snmp | tr '\n' '/')"
+  done
+  printf 'gwB-tun-txdrop:%s' "$(ip netns exec "$NS_GWB" sh -c 'cat /sys/class/net/ipsec0/statistics/tx_dropped 2>/dev/null || echo -')"
+}
+
+# lost_at TAG T0: the runs of lost datagrams of both flows with the wall-clock
+# time they were sent (the senders pace datagram i at T0 + i/RATE).
+lost_at() {
+  python3 - "$NSL_TMP/ab_$1.json" "$NSL_TMP/ba_$1.json" "$2" "$RATE" <<'PY'
+import json, sys, time
+t0, rate = float(sys.argv[3]), float(sys.argv[4])
+for name, f in (("ab", sys.argv[1]), ("ba", sys.argv[2])):
+    for a, b in json.load(open(f)).get("missing_ranges", []):
+        t = t0 + a / rate
+        print(f"{name} lost {a}..{b} ({b - a + 1}) sent at ~{time.strftime('%H:%M:%S', time.localtime(t))}.{int(t % 1 * 1000):03d}")
+PY
+}
+
 # run_variant NAME: both peers configured by the caller and up; one flow of
 # SECS seconds; records the numbers; MIN_* are the rekeys that must happen.
 run_variant() {
@@ -89,8 +113,21 @@ run_variant() {
   c0=$(log_count A "child SA rekeyed")
   i0=$(log_count A "IKE SA rekeyed")
   s0=$(sw_count "${SW_REKEY_RE:-^$}")
+  local e0 t0 pcap=""
+  e0=$(udp_errs)
+  if [ -n "${ZL_PCAP:-}" ]; then
+    # WAN capture in a ring (5 x 20 MB, headers only) to place a loss on the wire
+    nsl_bg "$NS_GWA" "pcap_$name" tcpdump -i wan -n -s 96 -C 20 -W 5 -w "$NSL_TMP/wan_$name.pcap"
+    pcap=$NSL_PID
+  fi
   flows_start "$count" "$(python3 -c "print(1/$RATE)")" "$name"
+  t0=$(date +%s.%N)
+  nsl_log "$name: flow started (datagram 0 at ~$(date +%T.%3N))"
   flows_wait "$name"
+  [ -z "$pcap" ] || nsl_stop "$pcap"
+  nsl_log "$name: UDP InErrors/RcvbufErrors before: $e0"
+  nsl_log "$name: UDP InErrors/RcvbufErrors after:  $(udp_errs)"
+  lost_at "$name" "$t0" | head -20 | while read -r l; do nsl_log "$name: $l"; done
   c1=$(( $(log_count A "child SA rekeyed") - c0 ))
   i1=$(( $(log_count A "IKE SA rekeyed") - i0 ))
   s1=$(( $(sw_count "${SW_REKEY_RE:-^$}") - s0 ))
@@ -128,6 +165,10 @@ sw_variant() {
   run_variant "$name"
   stop_side A
   sw_stop
+  nsl_log "$name: dataplane A ports at exit: $(grep -o 'port [0-9]*: PortStats.*' "$NSL_TMP/dpA.log" | tr '\n' ' ')"
+  # each variant's logs apart (kept with NSL_KEEP_LOGS=1 when a variant fails)
+  cp "$NSL_TMP/dpA.log" "$NSL_TMP/dpA_$name.log"
+  cp "$SW_DIR/charon.log" "$NSL_TMP/charon_$name.log"
 }
 
 for v in $VARIANTS; do

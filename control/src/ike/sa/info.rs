@@ -256,11 +256,18 @@ impl IkeSa {
         }
     }
 
-    pub fn take_children(&mut self) -> (Vec<ChildSa>, Vec<(Instant, u32)>) {
-        (
-            std::mem::take(&mut self.children),
-            std::mem::take(&mut self.drains),
-        )
+    /// The children and drains, for the IKE SA that replaces this one. A
+    /// replaced child whose DELETE was queued or sent here (its answer will
+    /// not come) has it sent again by the new SA at once; one still in its
+    /// switch delay keeps its time.
+    pub fn take_children(&mut self, now: Instant) -> (Vec<ChildSa>, Vec<(Instant, u32)>) {
+        let mut children = std::mem::take(&mut self.children);
+        for c in &mut children {
+            if c.state == ChildState::Rekeyed && c.delete_at.is_none() {
+                c.delete_at = Some(now);
+            }
+        }
+        (children, std::mem::take(&mut self.drains))
     }
 
     pub fn adopt_children(&mut self, m: (Vec<ChildSa>, Vec<(Instant, u32)>)) {
