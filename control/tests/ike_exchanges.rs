@@ -2229,3 +2229,53 @@ fn peer_ike_rekey_in_the_switch_delay_after_a_child_rekey_is_accepted() {
     assert_eq!(n.a.eng.status()[0].children.len(), 1);
     assert_eq!(n.b.eng.status()[0].children.len(), 1);
 }
+
+#[test]
+fn initiator_inbound_sa_is_in_place_before_the_responder_sends() {
+    // the responder installs its outbound SA of the IKE_AUTH child and may
+    // send on it before the initiator has read the answer: the initiator's
+    // inbound SA must already be there (installed before IKE_AUTH left)
+    let (a, b) = pair();
+    let mut n = Net::new(a, b);
+    n.a.eng.initiate("to-b", n.now).unwrap();
+    let mut checked = 0;
+    for _ in 0..20 {
+        while let Some(o) = n.a.eng.poll_output() {
+            n.out_a(o);
+        }
+        while let Some(o) = n.b.eng.poll_output() {
+            if let Output::Dataplane(DataplaneOp::InstallSa(p)) = &o {
+                if p.direction == Direction::Outbound {
+                    let inb =
+                        n.a.dp
+                            .sas
+                            .get(&(p.spi, Direction::Inbound))
+                            .unwrap_or_else(|| {
+                                panic!("B sends on {:#x} before A installed its inbound SA", p.spi)
+                            });
+                    assert_eq!(inb.enc_key, p.enc_key);
+                    assert_eq!(inb.selectors.len(), p.selectors.len());
+                    checked += 1;
+                }
+            }
+            n.out_b(o);
+        }
+    }
+    assert_eq!(checked, 1);
+    // the answer kept that SA (not installed twice) and the child works
+    let (ao, bo) = assert_one_pair(&n);
+    assert_eq!(n.a.dp.sas.len(), 2);
+    assert_eq!(n.a.dp.installs, 2, "A installed its inbound SA once");
+    assert!(n.a.dp.sas.contains_key(&(bo, Direction::Inbound)));
+    assert!(n.b.dp.sas.contains_key(&(ao, Direction::Inbound)));
+}
+
+#[test]
+fn early_inbound_sa_is_removed_when_the_child_is_refused() {
+    let (a, mut b) = pair();
+    // B accepts the IKE SA but no ESP proposal of A's
+    b.esp_proposals = parse_esp_proposals("aes256-sha512").unwrap();
+    let mut n = Net::new(a, b);
+    n.initiate();
+    assert!(n.a.dp.sas.is_empty(), "{:?}", n.a.dp.sas.keys());
+}

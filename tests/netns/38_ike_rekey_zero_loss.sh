@@ -106,6 +106,30 @@ for name, f in (("ab", sys.argv[1]), ("ba", sys.argv[2])):
 PY
 }
 
+# install_lag CTL_LOG DP_LOG: how long the dataplane took to apply each new
+# inbound SA of a child rekey (the control's "child SA rekeyed" line to the
+# dataplane's "Inbound installed" line): a starved dataplane shows here.
+install_lag() {
+  python3 - "$1" "$2" <<'PY'
+import re, sys
+from datetime import datetime
+def t(s): return datetime.fromisoformat(s.rstrip("Z")).timestamp()
+strip = lambda l: re.sub(r"\x1b\[[0-9;]*m", "", l)
+reks, inst = [], {}
+for l in map(strip, open(sys.argv[1], errors="replace")):
+    m = re.match(r"(\S+Z) .*child SA rekeyed: in 0x[0-9a-f]+ -> (0x[0-9a-f]+)", l)
+    if m: reks.append((t(m.group(1)), int(m.group(2), 16)))
+for l in map(strip, open(sys.argv[2], errors="replace")):
+    m = re.match(r"(\S+Z) .*SA (0x[0-9a-f]+) Inbound installed", l)
+    if m: inst.setdefault(int(m.group(2), 16), t(m.group(1)))
+lags = sorted(inst[s] - r for r, s in reks if s in inst)
+if lags:
+    print(f"dataplane applied {len(lags)} rekeyed inbound SAs: median lag {lags[len(lags)//2]*1000:.1f} ms, max {lags[-1]*1000:.0f} ms, {sum(x > 0.1 for x in lags)} over 100 ms")
+else:
+    print("no rekeyed inbound SA matched in the logs")
+PY
+}
+
 # run_variant NAME: both peers configured by the caller and up; one flow of
 # SECS seconds; records the numbers; MIN_* are the rekeys that must happen.
 run_variant() {
@@ -166,6 +190,7 @@ sw_variant() {
   stop_side A
   sw_stop
   nsl_log "$name: dataplane A ports at exit: $(grep -o 'port [0-9]*: PortStats.*' "$NSL_TMP/dpA.log" | tr '\n' ' ')"
+  nsl_log "$name: $(install_lag "$(daemon_log A)" "$NSL_TMP/dpA.log")"
   # each variant's logs apart (kept with NSL_KEEP_LOGS=1 when a variant fails)
   cp "$NSL_TMP/dpA.log" "$NSL_TMP/dpA_$name.log"
   cp "$SW_DIR/charon.log" "$NSL_TMP/charon_$name.log"

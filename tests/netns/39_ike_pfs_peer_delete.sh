@@ -13,7 +13,8 @@
 #      shows "degraded" with the expiry time, the log says when traffic stops.
 #   3. peer-delete: strongSwan deletes the child (swanctl --terminate --child)
 #      of a start connection: espresso brings a new child up at once; the
-#      held traffic is counted (policy_discard) and the gap is in the log.
+#      held traffic is counted (policy_discard) and the gap is in the log
+#      with its length and the number of packets held.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
@@ -140,9 +141,17 @@ swc --terminate --child net >"$NSL_TMP/terminate.log" 2>&1 || nsl_die "swanctl -
 flows_wait peer_delete
 d1=$(discards)
 c1=$(child_in)
-gap=$(grep -o "new child SA [0-9.]* s after the peer deleted" "$(daemon_log)" | tail -1 || true)
+# the gap line names its length and the packets held in between (reported
+# ~100 ms after the new child, once the dataplane's counters settled)
+for _ in $(seq 1 20); do
+  gap=$(grep -o "new child SA [0-9.]* s after the peer deleted the previous one; [0-9]* packets held in between" "$(daemon_log)" | tail -1 || true)
+  [ -n "$gap" ] && break
+  sleep 0.1
+done
 nsl_log "peer-delete: $FLOW_RESULT held at espresso (policy_discard): $((d1 - d0)); $gap"
-[ -n "$gap" ] || nsl_die "peer-delete: no gap line in the log: $(tail -5 "$(daemon_log)")"
+[ -n "$gap" ] || nsl_die "peer-delete: no gap line with its length and held count in the log: $(grep -i "peer deleted" "$(daemon_log)" | tail -3)"
+held=$(sed -n 's/.*; \([0-9]*\) packets held in between/\1/p' <<<"$gap")
+[ "$held" -le $((d1 - d0)) ] || nsl_die "peer-delete: the log says $held held, the dataplane counted $((d1 - d0)) policy_discard"
 [ "$c1" != 0 ] && [ "$c1" != "$c0" ] || nsl_die "peer-delete: no new child SA ($c0 -> $c1)"
 ctl_wait_state A pf up 5
 last_ab=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["unique"])' "$NSL_TMP/ab_peer_delete.json")

@@ -51,6 +51,7 @@ impl IkeSa {
                 rid
             }
             Err(e) => {
+                self.drop_early_inbound(ctx);
                 ctx.free_child_spi(pc.inbound_spi);
                 self.fail(ctx, e);
                 return;
@@ -61,6 +62,7 @@ impl IkeSa {
         self.established(ctx, now);
         self.dh = None;
         if let Some(code) = p.error_notify() {
+            self.drop_early_inbound(ctx);
             ctx.free_child_spi(pc.inbound_spi);
             self.child_refused(ctx, code);
             return;
@@ -76,6 +78,7 @@ impl IkeSa {
                 }
             }
             Err(e) => {
+                self.drop_early_inbound(ctx);
                 ctx.free_child_spi(pc.inbound_spi);
                 ctx.event(Event::ChildFailed {
                     sa: self.id,
