@@ -199,8 +199,9 @@ impl IkeSa {
                 }
             }
             notify::TEMPORARY_FAILURE => {
-                let wait = ctx.rng.random_range(2.0..10.0);
-                self.rekey_at = Some(now + Duration::from_secs_f64(wait));
+                // well before the IKE SA expires (with a short lifetime a
+                // wait of up to 10 s let it expire: the connection died)
+                self.rekey_at = Some(now + retry_wait(ctx, self.expire_at, now));
                 return;
             }
             notify::NO_PROPOSAL_CHOSEN => ctx.event(Event::ProposalMismatch {

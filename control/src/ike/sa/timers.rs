@@ -357,6 +357,7 @@ impl IkeSa {
     fn ike_timers(&mut self, ctx: &mut Ctx, now: Instant) {
         if self.retire_at.is_some_and(|r| now >= r) {
             self.retire_at = None;
+            self.hand_over_outbound(ctx);
             self.queue(ctx, Task::DeleteIke, now);
         }
         if self.rekeyed_to.is_none() {
