@@ -15,6 +15,9 @@
 # happened (counted in espresso's log, the ones strongSwan started in its log).
 # ZL_SECONDS (default 14) is the length of each flow; bench/e2e/rekey_soak.sh
 # runs the same with >= 100 rekeys per variant. ZL_VARIANTS picks variants.
+# ZL_RT=PRIO runs the dataplanes' workers and charon SCHED_FIFO PRIO (a
+# loaded shared machine starves them for seconds: ring and socket overflows
+# that are no rekey's doing). ZL_PCAP=1 captures gwA's WAN (ring buffer).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
@@ -141,7 +144,7 @@ run_variant() {
   e0=$(udp_errs)
   if [ -n "${ZL_PCAP:-}" ]; then
     # WAN capture in a ring (5 x 20 MB, headers only) to place a loss on the wire
-    nsl_bg "$NS_GWA" "pcap_$name" tcpdump -i wan -n -s 96 -C 20 -W 5 -w "$NSL_TMP/wan_$name.pcap"
+    nsl_bg "$NS_GWA" "pcap_$name" tcpdump -Z root -i wan -n -s 96 -C 20 -W 5 -w "$NSL_TMP/wan_$name.pcap"
     pcap=$NSL_PID
   fi
   flows_start "$count" "$(python3 -c "print(1/$RATE)")" "$name"
@@ -183,7 +186,8 @@ sw_variant() {
   sw_write_conf "aes128gcm16-prfsha256-ecp256" "$sw_esp" child.start_action=none "$@"
   : >"$SW_DIR/charon.log"
   sw_start
-  ctl_dataplane A
+  [ -z "${ZL_RT:-}" ] || chrt -a -f -p "$ZL_RT" "$SW_PID"
+  ctl_dataplane A ${ZL_RT:+--sched-fifo "$ZL_RT"}
   ctl_daemon A
   ctl_wait_state A zl up 20
   run_variant "$name"
@@ -229,9 +233,9 @@ for v in $VARIANTS; do
       ip netns exec "$NS_GWB" sysctl -qw net.ipv4.ip_forward=0
       write_es A aes128gcm16-ecp256 true 8s 11s start
       write_es B aes128gcm16-ecp256 true 8s 1h add
-      ctl_dataplane B
+      ctl_dataplane B ${ZL_RT:+--sched-fifo "$ZL_RT"}
       ctl_daemon B
-      ctl_dataplane A
+      ctl_dataplane A ${ZL_RT:+--sched-fifo "$ZL_RT"}
       ctl_daemon A
       ctl_wait_state A zl up 20
       ctl_wait_state B zl up 10
