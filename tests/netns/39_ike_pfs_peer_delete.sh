@@ -8,7 +8,7 @@
 #      connection degraded with the time its SAs expire, rekeys itself with
 #      PFS and, when strongSwan refuses that too, negotiates a fresh IKE SA and
 #      child before the old child expires: the tunnel outlives strongSwan's
-#      child lifetime, and no datagram is lost on the way.
+#      child lifetime (each fresh IKE SA loses a datagram or two, see below).
 #   2. pfs-add: the same with start = add (strongSwan initiates): status
 #      shows "degraded" with the expiry time, the log says when traffic stops.
 #   3. peer-delete: strongSwan deletes the child (swanctl --terminate --child)
@@ -93,13 +93,18 @@ grep -q "degraded: .*its SAs expire at [0-9:]*Z" "$log" || nsl_die "no 'degraded
 fresh=$(grep -c "negotiating a fresh IKE SA and child SA" "$log" || true)
 rekeyed=$(grep -c "child SA rekeyed" "$log" || true)
 nsl_log "pfs-start: status seen: ${seen_degraded:-never degraded in polling}; fresh IKE SAs $fresh, child rekeys $rekeyed; espresso drops: $(ctl_field A "{r:n for w in s['workers'] for r,n in w['drops_by_reason'].items() if n}" 2>/dev/null)"
-# A fresh IKE SA every 4 s (the peer's rekey interval) and nothing lost: our
-# inbound SA of the IKE_AUTH child is in place before IKE_AUTH leaves (the
-# peer sends on it before we have read its answer), and the old IKE SA's
-# child stops carrying our traffic just before its DELETE leaves (before,
-# 1-2 datagrams per fresh IKE SA). The traffic must run to the end
+# A fresh IKE SA every 4 s (the peer's rekey interval). The old IKE SA's
+# child stops carrying our traffic just before its DELETE leaves (it lost 1-2
+# datagrams towards the peer per fresh IKE SA). From the peer, the IKE_AUTH
+# child's first datagrams can arrive before we have read the answer and
+# installed our inbound SA (unknown_spi, 1-2 per fresh IKE SA): installing it
+# before IKE_AUTH leaves would close that gap but would let a man in the
+# middle of the unauthenticated IKE_SA_INIT, who knows SK_d, inject traffic
+# until IKE_AUTH fails; not done. On a loaded machine charon's socket also
+# overflows now and then (tens of datagrams towards the peer). So: at most 1
+# in 200 lost, no duplicates, and the traffic must run to the end
 # (strongSwan's own child expired at 12 s).
-[ "$FLOW_DUPS" = 0 ] && [ "$FLOW_LOST" = 0 ] || nsl_die "pfs-start: datagrams lost: $FLOW_RESULT (drops A: $(ctl_field A "[w['drops_by_reason'] for w in s['workers']]"))"
+[ "$FLOW_DUPS" = 0 ] && [ "$FLOW_LOST" -le $((FLOW_SENT / 200)) ] || nsl_die "pfs-start: datagrams lost: $FLOW_RESULT (drops A: $(ctl_field A "[w['drops_by_reason'] for w in s['workers']]"))"
 last_ok=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(int(d["expected"]-1 not in d["missing"] and d["missing_count"]<d["expected"]))' "$NSL_TMP/ab_pfs_start.json")
 [ "$last_ok" = 1 ] || nsl_die "pfs-start: the traffic did not run to the end"
 [ $((fresh + rekeyed)) -ge 1 ] || nsl_die "pfs-start: neither a rekey of ours nor a fresh child"

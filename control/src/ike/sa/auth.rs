@@ -51,7 +51,6 @@ impl IkeSa {
                 rid
             }
             Err(e) => {
-                self.drop_early_inbound(ctx);
                 ctx.free_child_spi(pc.inbound_spi);
                 self.fail(ctx, e);
                 return;
@@ -62,7 +61,6 @@ impl IkeSa {
         self.established(ctx, now);
         self.dh = None;
         if let Some(code) = p.error_notify() {
-            self.drop_early_inbound(ctx);
             ctx.free_child_spi(pc.inbound_spi);
             self.child_refused(ctx, code);
             return;
@@ -78,7 +76,6 @@ impl IkeSa {
                 }
             }
             Err(e) => {
-                self.drop_early_inbound(ctx);
                 ctx.free_child_spi(pc.inbound_spi);
                 ctx.event(Event::ChildFailed {
                     sa: self.id,

@@ -111,8 +111,7 @@ impl IkeSa {
             nonce_min,
             now,
         );
-        let mut child = child;
-        let mut inb = Box::new(self.sa_params(
+        let inb = Box::new(self.sa_params(
             &child,
             child.inbound_spi,
             Direction::Inbound,
@@ -121,97 +120,9 @@ impl IkeSa {
             mode,
             ctx,
         ));
-        if in_auth {
-            if let Some(early) = self.early_inbound.take() {
-                // installed before IKE_AUTH left: kept as it is if the answer
-                // agrees (same keys, selectors, mode), else installed again
-                let mut same = (*early).clone();
-                same.lifetime = inb.lifetime;
-                if same == *inb {
-                    inb = early;
-                } else {
-                    // the same SPI and keys: replaces the early SA in its slot
-                    ctx.dp(DataplaneOp::InstallSa(inb.clone()));
-                }
-                child.in_installed = true;
-            }
-        }
         let out =
             Box::new(self.sa_params(&child, outbound, Direction::Outbound, k.ei, k.ai, mode, ctx));
         Ok((child, inb, out))
-    }
-
-    /// Installs our inbound SA of the IKE_AUTH child before the request
-    /// leaves, when its parameters cannot depend on the answer: the keys
-    /// come from SK_d, Ni and Nr (no KE in IKE_AUTH), the suite is the one
-    /// proposal we offer (one transform of each type), the mode is tunnel
-    /// (a transport request may be declined), the selectors are the ones we
-    /// propose (a narrowed answer installs it again). The responder sends on
-    /// the child as soon as it answered; without this, the ESP that arrives
-    /// before we have read the answer finds no SA (a datagram or two at
-    /// every fresh IKE SA under traffic). The answer installs the outbound
-    /// SA and the policies; a refusal or failure removes this SA.
-    pub(super) fn install_early_inbound(&mut self, ctx: &mut Ctx, pc: &PendingChild, now: Instant) {
-        if self.conn.mode != Mode::Tunnel {
-            return;
-        }
-        let [offer] = pc.offered.as_slice() else {
-            return;
-        };
-        let mut types: Vec<u8> = offer.iter().map(|x| x.ttype).collect();
-        types.sort_unstable();
-        let n = types.len();
-        types.dedup();
-        if types.len() != n {
-            return;
-        }
-        let Some(suite) = ChildSuite::from_xforms(offer) else {
-            return;
-        };
-        let Some(keys) = self.keys.as_ref() else {
-            return;
-        };
-        let k = crypto::derive_child_keys(
-            self.prf(),
-            keys.sk_d.bytes(),
-            None,
-            &self.ni,
-            &self.nr,
-            suite.encr.key_len(),
-            suite.integ.key_len(),
-        );
-        let child = self.new_child(
-            ctx,
-            pc.inbound_spi,
-            0,
-            suite,
-            pc.tsi.clone(),
-            pc.tsr.clone(),
-            Vec::new(),
-            now,
-        );
-        let inb = Box::new(self.sa_params(
-            &child,
-            pc.inbound_spi,
-            Direction::Inbound,
-            k.er,
-            k.ar,
-            Mode::Tunnel,
-            ctx,
-        ));
-        ctx.dp(DataplaneOp::InstallSa(inb.clone()));
-        self.early_inbound = Some(inb);
-    }
-
-    /// Removes the inbound SA installed before IKE_AUTH (its child was
-    /// refused, failed or never answered).
-    pub(super) fn drop_early_inbound(&mut self, ctx: &mut Ctx) {
-        if let Some(e) = self.early_inbound.take() {
-            ctx.dp(DataplaneOp::RemoveSa {
-                spi: e.spi,
-                direction: Direction::Inbound,
-            });
-        }
     }
 
     /// The ESP proposal the peer chose from our offer (one proposal, one of
@@ -342,10 +253,7 @@ impl IkeSa {
         parts: (ChildSa, Box<SaParams>, Box<SaParams>),
     ) {
         let (mut child, inb, out) = parts;
-        // (an IKE_AUTH child's inbound SA may be in place already)
-        if !child.in_installed {
-            ctx.dp(DataplaneOp::InstallSa(inb));
-        }
+        ctx.dp(DataplaneOp::InstallSa(inb));
         ctx.dp(DataplaneOp::InstallSa(out));
         child.in_installed = true;
         child.out_installed = true;

@@ -266,7 +266,6 @@ impl IkeSa {
                 });
             }
         }
-        self.drop_early_inbound(ctx);
         for (_, spi) in std::mem::take(&mut self.drains) {
             ctx.dp(DataplaneOp::RemoveSa {
                 spi,
@@ -281,7 +280,7 @@ impl IkeSa {
         if let Some(ip) = self.half_open_from.take() {
             ctx.half_open.remove(ip);
         }
-        if !self.children.is_empty() || !self.drains.is_empty() || self.early_inbound.is_some() {
+        if !self.children.is_empty() || !self.drains.is_empty() {
             self.purge(ctx, DeleteReason::Local);
         }
     }

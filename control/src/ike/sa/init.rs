@@ -439,7 +439,6 @@ impl IkeSa {
             offered,
             ke_retries: 0,
         };
-        self.install_early_inbound(ctx, &pc, now);
         self.send_request(ctx, now, exchange::IKE_AUTH, pw, ActiveKind::Auth(pc));
     }
 

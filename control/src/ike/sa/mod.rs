@@ -267,9 +267,6 @@ pub(crate) struct IkeSa {
     /// When the peer deleted this connection's last child, while a new one
     /// is being negotiated (`start`, DPD restart).
     peer_deleted_at: Option<Instant>,
-    /// Our inbound SA of the IKE_AUTH child, installed before IKE_AUTH left
-    /// (see `install_early_inbound`), until the answer decides its fate.
-    early_inbound: Option<Box<SaParams>>,
     /// The peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427), if it sent them.
     peer_hashes: Option<Vec<u16>>,
     /// Both sides announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383).
@@ -433,7 +430,6 @@ impl IkeSa {
             retire_at: None,
             replaces: None,
             peer_deleted_at: None,
-            early_inbound: None,
             peer_hashes: None,
             frag: false,
             peer_certreq: Vec::new(),

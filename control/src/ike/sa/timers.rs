@@ -389,7 +389,6 @@ impl IkeSa {
     pub(super) fn peer_dead(&mut self, ctx: &mut Ctx, tries: u32) {
         let kind = self.active.take().map(|a| a.kind);
         if let Some(ActiveKind::Auth(pc) | ActiveKind::CreateChild(pc)) = &kind {
-            self.drop_early_inbound(ctx);
             ctx.free_child_spi(pc.inbound_spi);
         }
         if matches!(self.state, State::InitSent | State::AuthSent) {
