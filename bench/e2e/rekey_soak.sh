@@ -8,10 +8,11 @@
 #
 #   bench/e2e/rekey_soak.sh [--seconds S] [--variants "sw-child nopfs ..."] [--rt PRIO]
 #
-# --rt PRIO runs the dataplanes' workers and charon SCHED_FIFO PRIO: on a
-# shared machine under load they are otherwise starved for seconds and lose
-# datagrams to ring and socket overflows (counted, and logged per variant:
-# dataplane rx_dropped, UDP RcvbufErrors) that no rekey caused.
+# --rt PRIO sets the SCHED_FIFO priority of the dataplanes' workers and
+# charon (test 38's default: 50; --rt "" for normal scheduling): on a shared
+# machine under load they are otherwise starved for seconds and lose datagrams
+# to ring and socket overflows (counted, and logged per variant: dataplane
+# rx_dropped, UDP RcvbufErrors) that no rekey caused.
 #
 # S (default 420: 104 rekeys at one every 4 s) is the length of each
 # variant's flow. Needs root, strongSwan (tests/lib/strongswan.sh) and the

@@ -15,9 +15,11 @@
 # happened (counted in espresso's log, the ones strongSwan started in its log).
 # ZL_SECONDS (default 14) is the length of each flow; bench/e2e/rekey_soak.sh
 # runs the same with >= 100 rekeys per variant. ZL_VARIANTS picks variants.
-# ZL_RT=PRIO runs the dataplanes' workers and charon SCHED_FIFO PRIO (a
-# loaded shared machine starves them for seconds: ring and socket overflows
-# that are no rekey's doing). ZL_PCAP=1 captures gwA's WAN (ring buffer).
+# ZL_RT=PRIO (default 50; ZL_RT= for normal scheduling) runs the dataplanes'
+# workers and charon SCHED_FIFO PRIO, as the forwarding benches run theirs: on
+# a loaded machine they are otherwise not scheduled for long enough that
+# charon's UDP socket, libipsec's TUN or the AF_PACKET ring overflow (logged
+# per variant), which is no rekey's doing. ZL_PCAP=1 captures gwA's WAN.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
@@ -31,6 +33,7 @@ passed=0
 failed=0
 pass() { nsl_log "ok: $*"; passed=$((passed + 1)); }
 SECS="${ZL_SECONDS:-14}"
+ZL_RT="${ZL_RT-50}"
 RATE=500                      # datagrams per second, each way
 INTERVAL=4                    # seconds between rekeys
 VARIANTS="${ZL_VARIANTS:-sw-child es-child collide ike nopfs es-es}"
