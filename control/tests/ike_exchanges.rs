@@ -2191,3 +2191,41 @@ fn a_child_that_expires_unrekeyed_after_a_stall_is_replaced_at_once() {
         "a new child replaced the expired one"
     );
 }
+
+#[test]
+fn peer_ike_rekey_in_the_switch_delay_after_a_child_rekey_is_accepted() {
+    // RFC 7296 §2.25.2 asks for TEMPORARY_FAILURE while a child is being
+    // rekeyed or closed; a child we replaced whose DELETE waits for the
+    // switch delay is neither: the IKE rekey goes through and the DELETE
+    // follows on the new IKE SA
+    let (a, b) = pair();
+    let mut n = Net::with_settings(a, b, Settings::default());
+    n.initiate();
+    let (ao, bo) = assert_one_pair(&n);
+    n.a.eng.rekey_child(bo, n.now).unwrap();
+    n.pump();
+    assert!(
+        n.b.dp.sas.contains_key(&(ao, Direction::Inbound)),
+        "old pair kept for the switch delay"
+    );
+    let b_old = n.b.eng.ike_sas()[0];
+    n.b.eng.rekey_ike(b_old, n.now).unwrap();
+    n.pump();
+    assert!(
+        n.b.events
+            .iter()
+            .any(|e| matches!(e, Event::IkeRekeyed { old_sa, .. } if *old_sa == b_old)),
+        "B's IKE rekey refused: {:?}",
+        n.b.events
+    );
+    assert_eq!(n.a.eng.ike_sas().len(), 1);
+    assert_eq!(n.b.eng.ike_sas().len(), 1);
+    // the old child's DELETE goes over the new IKE SA; one pair is left
+    n.advance(Duration::from_secs(5));
+    let (ao2, bo2) = assert_one_pair(&n);
+    assert!(ao2 != ao && bo2 != bo);
+    assert_eq!(n.a.dp.sas.len(), 2, "{:?}", n.a.dp.sas.keys());
+    assert_eq!(n.b.dp.sas.len(), 2, "{:?}", n.b.dp.sas.keys());
+    assert_eq!(n.a.eng.status()[0].children.len(), 1);
+    assert_eq!(n.b.eng.status()[0].children.len(), 1);
+}

@@ -6,8 +6,9 @@
 
 The receiver records every sequence number it got (duplicates counted apart)
 and writes {"received": n, "unique": u, "dups": d, "missing": [...first 50],
-"max": m} when the sender's last datagram is followed by IDLE_S of silence
-(it waits indefinitely for the first one). The sender numbers datagrams
+"missing_ranges": [[first, last]...first 50 runs], "max": m} when the
+sender's last datagram is followed by IDLE_S of silence, or when 20 s pass
+without any datagram before it (it waits indefinitely for the first one). The sender numbers datagrams
 0..COUNT-1 (8-byte big-endian sequence, padded to SIZE bytes).
 """
 import json
@@ -25,8 +26,12 @@ def recv(addr, port, out, idle=3.0):
     received = dups = 0
     first = True
     expected = None
+    last_seen = False
     while True:
-        s.settimeout(None if first else idle)
+        # IDLE_S of silence ends the count once the sender's last datagram
+        # is in; before that only a long silence does (a machine stalled for
+        # seconds must not end the count early and call the rest lost)
+        s.settimeout(None if first else idle if last_seen else max(idle, 20.0))
         try:
             data, _ = s.recvfrom(65535)
         except socket.timeout:
@@ -36,12 +41,20 @@ def recv(addr, port, out, idle=3.0):
             continue
         n, total = struct.unpack("!QQ", data[:16])
         expected = total
+        last_seen |= n == total - 1
         received += 1
         if n in seen:
             dups += 1
         seen.add(n)
     total = expected or 0
     missing = [i for i in range(total) if i not in seen]
+    # runs of consecutive missing numbers [first, last] (a burst is one run)
+    ranges = []
+    for i in missing:
+        if ranges and ranges[-1][1] == i - 1:
+            ranges[-1][1] = i
+        else:
+            ranges.append([i, i])
     with open(out, "w") as f:
         json.dump(
             {
@@ -51,6 +64,7 @@ def recv(addr, port, out, idle=3.0):
                 "dups": dups,
                 "missing_count": len(missing),
                 "missing": missing[:50],
+                "missing_ranges": ranges[:50],
             },
             f,
         )

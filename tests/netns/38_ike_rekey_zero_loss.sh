@@ -15,6 +15,11 @@
 # happened (counted in espresso's log, the ones strongSwan started in its log).
 # ZL_SECONDS (default 14) is the length of each flow; bench/e2e/rekey_soak.sh
 # runs the same with >= 100 rekeys per variant. ZL_VARIANTS picks variants.
+# ZL_RT=PRIO (default 50; ZL_RT= for normal scheduling) runs the dataplanes'
+# workers and charon SCHED_FIFO PRIO, as the forwarding benches run theirs: on
+# a loaded machine they are otherwise not scheduled for long enough that
+# charon's UDP socket, libipsec's TUN or the AF_PACKET ring overflow (logged
+# per variant), which is no rekey's doing. ZL_PCAP=1 captures gwA's WAN.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
@@ -28,6 +33,7 @@ passed=0
 failed=0
 pass() { nsl_log "ok: $*"; passed=$((passed + 1)); }
 SECS="${ZL_SECONDS:-14}"
+ZL_RT="${ZL_RT-50}"
 RATE=500                      # datagrams per second, each way
 INTERVAL=4                    # seconds between rekeys
 VARIANTS="${ZL_VARIANTS:-sw-child es-child collide ike nopfs es-es}"
@@ -82,6 +88,54 @@ stop_side() {
   rm -f "$NSL_TMP/$side/region.shm"
 }
 
+# udp_errs: "NS:InErrors/RcvbufErrors ..." of the UDP receivers that could
+# drop datagrams unseen by espresso (the hosts' receivers; gwB's charon, whose
+# libipsec reads ESP-in-UDP from a socket), and the TX drops of libipsec's TUN.
+udp_errs() {
+  local ns
+  for ns in hA:"$NS_HA" hB:"$NS_HB" gwA:"$NS_GWA" gwB:"$NS_GWB"; do
+    printf '%s:%s ' "${ns%%:*}" "$(ip netns exec "${ns#*:}" awk '/^Udp:/ { if (h) { print $4 "/" $6 } else h = 1 }' /proc/net/snmp | tr '\n' '/')"
+  done
+  printf 'gwB-tun-txdrop:%s' "$(ip netns exec "$NS_GWB" sh -c 'cat /sys/class/net/ipsec0/statistics/tx_dropped 2>/dev/null || echo -')"
+}
+
+# lost_at TAG T0: the runs of lost datagrams of both flows with the wall-clock
+# time they were sent (the senders pace datagram i at T0 + i/RATE).
+lost_at() {
+  python3 - "$NSL_TMP/ab_$1.json" "$NSL_TMP/ba_$1.json" "$2" "$RATE" <<'PY'
+import json, sys, time
+t0, rate = float(sys.argv[3]), float(sys.argv[4])
+for name, f in (("ab", sys.argv[1]), ("ba", sys.argv[2])):
+    for a, b in json.load(open(f)).get("missing_ranges", []):
+        t = t0 + a / rate
+        print(f"{name} lost {a}..{b} ({b - a + 1}) sent at ~{time.strftime('%H:%M:%S', time.localtime(t))}.{int(t % 1 * 1000):03d}")
+PY
+}
+
+# install_lag CTL_LOG DP_LOG: how long the dataplane took to apply each new
+# inbound SA of a child rekey (the control's "child SA rekeyed" line to the
+# dataplane's "Inbound installed" line): a starved dataplane shows here.
+install_lag() {
+  python3 - "$1" "$2" <<'PY'
+import re, sys
+from datetime import datetime
+def t(s): return datetime.fromisoformat(s.rstrip("Z")).timestamp()
+strip = lambda l: re.sub(r"\x1b\[[0-9;]*m", "", l)
+reks, inst = [], {}
+for l in map(strip, open(sys.argv[1], errors="replace")):
+    m = re.match(r"(\S+Z) .*child SA rekeyed: in 0x[0-9a-f]+ -> (0x[0-9a-f]+)", l)
+    if m: reks.append((t(m.group(1)), int(m.group(2), 16)))
+for l in map(strip, open(sys.argv[2], errors="replace")):
+    m = re.match(r"(\S+Z) .*SA (0x[0-9a-f]+) Inbound installed", l)
+    if m: inst.setdefault(int(m.group(2), 16), t(m.group(1)))
+lags = sorted(inst[s] - r for r, s in reks if s in inst)
+if lags:
+    print(f"dataplane applied {len(lags)} rekeyed inbound SAs: median lag {lags[len(lags)//2]*1000:.1f} ms, max {lags[-1]*1000:.0f} ms, {sum(x > 0.1 for x in lags)} over 100 ms")
+else:
+    print("no rekeyed inbound SA matched in the logs")
+PY
+}
+
 # run_variant NAME: both peers configured by the caller and up; one flow of
 # SECS seconds; records the numbers; MIN_* are the rekeys that must happen.
 run_variant() {
@@ -89,8 +143,21 @@ run_variant() {
   c0=$(log_count A "child SA rekeyed")
   i0=$(log_count A "IKE SA rekeyed")
   s0=$(sw_count "${SW_REKEY_RE:-^$}")
+  local e0 t0 pcap=""
+  e0=$(udp_errs)
+  if [ -n "${ZL_PCAP:-}" ]; then
+    # WAN capture in a ring (5 x 20 MB, headers only) to place a loss on the wire
+    nsl_bg "$NS_GWA" "pcap_$name" tcpdump -Z root -i wan -n -s 96 -C 20 -W 5 -w "$NSL_TMP/wan_$name.pcap"
+    pcap=$NSL_PID
+  fi
   flows_start "$count" "$(python3 -c "print(1/$RATE)")" "$name"
+  t0=$(date +%s.%N)
+  nsl_log "$name: flow started (datagram 0 at ~$(date +%T.%3N))"
   flows_wait "$name"
+  [ -z "$pcap" ] || nsl_stop "$pcap"
+  nsl_log "$name: UDP InErrors/RcvbufErrors before: $e0"
+  nsl_log "$name: UDP InErrors/RcvbufErrors after:  $(udp_errs)"
+  lost_at "$name" "$t0" | head -20 | while read -r l; do nsl_log "$name: $l"; done
   c1=$(( $(log_count A "child SA rekeyed") - c0 ))
   i1=$(( $(log_count A "IKE SA rekeyed") - i0 ))
   s1=$(( $(sw_count "${SW_REKEY_RE:-^$}") - s0 ))
@@ -122,12 +189,18 @@ sw_variant() {
   sw_write_conf "aes128gcm16-prfsha256-ecp256" "$sw_esp" child.start_action=none "$@"
   : >"$SW_DIR/charon.log"
   sw_start
-  ctl_dataplane A
+  [ -z "${ZL_RT:-}" ] || chrt -a -f -p "$ZL_RT" "$SW_PID"
+  ctl_dataplane A ${ZL_RT:+--sched-fifo "$ZL_RT"}
   ctl_daemon A
   ctl_wait_state A zl up 20
   run_variant "$name"
   stop_side A
   sw_stop
+  nsl_log "$name: dataplane A ports at exit: $(grep -o 'port [0-9]*: PortStats.*' "$NSL_TMP/dpA.log" | tr '\n' ' ')"
+  nsl_log "$name: $(install_lag "$(daemon_log A)" "$NSL_TMP/dpA.log")"
+  # each variant's logs apart (kept with NSL_KEEP_LOGS=1 when a variant fails)
+  cp "$NSL_TMP/dpA.log" "$NSL_TMP/dpA_$name.log"
+  cp "$SW_DIR/charon.log" "$NSL_TMP/charon_$name.log"
 }
 
 for v in $VARIANTS; do
@@ -163,9 +236,9 @@ for v in $VARIANTS; do
       ip netns exec "$NS_GWB" sysctl -qw net.ipv4.ip_forward=0
       write_es A aes128gcm16-ecp256 true 8s 11s start
       write_es B aes128gcm16-ecp256 true 8s 1h add
-      ctl_dataplane B
+      ctl_dataplane B ${ZL_RT:+--sched-fifo "$ZL_RT"}
       ctl_daemon B
-      ctl_dataplane A
+      ctl_dataplane A ${ZL_RT:+--sched-fifo "$ZL_RT"}
       ctl_daemon A
       ctl_wait_state A zl up 20
       ctl_wait_state B zl up 10

@@ -8,12 +8,13 @@
 #      connection degraded with the time its SAs expire, rekeys itself with
 #      PFS and, when strongSwan refuses that too, negotiates a fresh IKE SA and
 #      child before the old child expires: the tunnel outlives strongSwan's
-#      child lifetime (the fresh IKE SA's setup loses a datagram or two, see below).
+#      child lifetime (each fresh IKE SA loses a datagram or two, see below).
 #   2. pfs-add: the same with start = add (strongSwan initiates): status
 #      shows "degraded" with the expiry time, the log says when traffic stops.
 #   3. peer-delete: strongSwan deletes the child (swanctl --terminate --child)
 #      of a start connection: espresso brings a new child up at once; the
-#      held traffic is counted (policy_discard) and the gap is in the log.
+#      held traffic is counted (policy_discard) and the gap is in the log
+#      with its length and the number of packets held.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
@@ -91,12 +92,18 @@ grep -q "offered \[aes128gcm16\], configured \[aes128gcm16\]" "$log" && nsl_die 
 grep -q "degraded: .*its SAs expire at [0-9:]*Z" "$log" || nsl_die "no 'degraded ... expire at' line in the log"
 fresh=$(grep -c "negotiating a fresh IKE SA and child SA" "$log" || true)
 rekeyed=$(grep -c "child SA rekeyed" "$log" || true)
-nsl_log "pfs-start: status seen: ${seen_degraded:-never degraded in polling}; fresh IKE SAs $fresh, child rekeys $rekeyed"
-# The fresh IKE SA's child (IKE_AUTH) loses a datagram or two to the usual
-# initiator race (the peer sends on it before our IKE_AUTH answer is read) and
-# a few when the old IKE SA is deleted; here that happens every 4 s (the
-# peer's rekey interval): at most 1 in 200 lost, no duplicates, and the
-# traffic must run to the end (strongSwan's own child expired at 12 s).
+nsl_log "pfs-start: status seen: ${seen_degraded:-never degraded in polling}; fresh IKE SAs $fresh, child rekeys $rekeyed; espresso drops: $(ctl_field A "{r:n for w in s['workers'] for r,n in w['drops_by_reason'].items() if n}" 2>/dev/null)"
+# A fresh IKE SA every 4 s (the peer's rekey interval). The old IKE SA's
+# child stops carrying our traffic just before its DELETE leaves (it lost 1-2
+# datagrams towards the peer per fresh IKE SA). From the peer, the IKE_AUTH
+# child's first datagrams can arrive before we have read the answer and
+# installed our inbound SA (unknown_spi, 1-2 per fresh IKE SA): installing it
+# before IKE_AUTH leaves would close that gap but would let a man in the
+# middle of the unauthenticated IKE_SA_INIT, who knows SK_d, inject traffic
+# until IKE_AUTH fails; not done. On a loaded machine charon's socket also
+# overflows now and then (tens of datagrams towards the peer). So: at most 1
+# in 200 lost, no duplicates, and the traffic must run to the end
+# (strongSwan's own child expired at 12 s).
 [ "$FLOW_DUPS" = 0 ] && [ "$FLOW_LOST" -le $((FLOW_SENT / 200)) ] || nsl_die "pfs-start: datagrams lost: $FLOW_RESULT (drops A: $(ctl_field A "[w['drops_by_reason'] for w in s['workers']]"))"
 last_ok=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(int(d["expected"]-1 not in d["missing"] and d["missing_count"]<d["expected"]))' "$NSL_TMP/ab_pfs_start.json")
 [ "$last_ok" = 1 ] || nsl_die "pfs-start: the traffic did not run to the end"
@@ -140,9 +147,17 @@ swc --terminate --child net >"$NSL_TMP/terminate.log" 2>&1 || nsl_die "swanctl -
 flows_wait peer_delete
 d1=$(discards)
 c1=$(child_in)
-gap=$(grep -o "new child SA [0-9.]* s after the peer deleted" "$(daemon_log)" | tail -1 || true)
+# the gap line names its length and the packets held in between (reported
+# ~100 ms after the new child, once the dataplane's counters settled)
+for _ in $(seq 1 20); do
+  gap=$(grep -o "new child SA [0-9.]* s after the peer deleted the previous one; [0-9]* packets held in between" "$(daemon_log)" | tail -1 || true)
+  [ -n "$gap" ] && break
+  sleep 0.1
+done
 nsl_log "peer-delete: $FLOW_RESULT held at espresso (policy_discard): $((d1 - d0)); $gap"
-[ -n "$gap" ] || nsl_die "peer-delete: no gap line in the log: $(tail -5 "$(daemon_log)")"
+[ -n "$gap" ] || nsl_die "peer-delete: no gap line with its length and held count in the log: $(grep -i "peer deleted" "$(daemon_log)" | tail -3)"
+held=$(sed -n 's/.*; \([0-9]*\) packets held in between/\1/p' <<<"$gap")
+[ "$held" -le $((d1 - d0)) ] || nsl_die "peer-delete: the log says $held held, the dataplane counted $((d1 - d0)) policy_discard"
 [ "$c1" != 0 ] && [ "$c1" != "$c0" ] || nsl_die "peer-delete: no new child SA ($c0 -> $c1)"
 ctl_wait_state A pf up 5
 last_ab=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["unique"])' "$NSL_TMP/ab_peer_delete.json")

@@ -14,8 +14,9 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use espresso_core::drop::DropReason;
 use espresso_core::sa::{Direction, Mode, Policy, PolicyAction, SaEvent};
 use tracing::{error, info, warn};
 
@@ -34,6 +35,25 @@ const HOLD_PRIORITY: u32 = 200;
 /// Recent explanations (NO_PROPOSAL_CHOSEN, authentication failures) kept for `status`.
 const MAX_NOTES: usize = 16;
 
+/// How long after a new child replaced one the peer deleted its gap is
+/// reported: the dataplane applies the new policies and publishes its
+/// counters within milliseconds, so the count includes the gap's last
+/// packets.
+const GAP_SETTLE: Duration = Duration::from_millis(100);
+
+/// How long IKE messages wait at most for the dataplane to apply a new
+/// inbound SA (it may be starved of CPU for seconds on a loaded machine):
+/// after that they go anyway, with a warning.
+const APPLY_HOLD_MAX: Duration = Duration::from_secs(10);
+
+/// Engine outputs held until the dataplane passed a barrier: the first is
+/// the message that tells the peer of a new inbound SA.
+struct Held {
+    token: u64,
+    since: Instant,
+    outputs: VecDeque<Output>,
+}
+
 /// One configured connection.
 pub struct IkeConnItem {
     /// Its configuration.
@@ -46,6 +66,17 @@ pub struct IkeConnItem {
     /// The last failure (proposal mismatch, authentication, dead peer), until
     /// a child SA comes up.
     pub error: Option<String>,
+    /// The dataplane's `policy_discard` count when the peer deleted the
+    /// connection's child SA (the hold policies took over its traffic).
+    held_from: Option<u64>,
+}
+
+/// A gap (peer delete to new child) to report once the counters settled.
+struct GapReport {
+    conn: String,
+    gap: Duration,
+    held_from: Option<u64>,
+    due: Instant,
 }
 
 /// Why a connection runs degraded and when its SAs expire.
@@ -82,6 +113,22 @@ pub struct IkeBridge {
     pub rx_drops: Arc<RxDrops>,
     /// The flood limits of `[daemon]` (queue sizes for the sockets).
     pub limits: crate::config::IkeLimits,
+    /// Gaps after a peer's delete waiting for their report.
+    gaps: Vec<GapReport>,
+    /// A new inbound SA went to the dataplane and no message left since.
+    inbound_pending: bool,
+    /// Outputs waiting for the dataplane to apply that inbound SA.
+    held: Option<Held>,
+}
+
+/// Packets the dataplane's workers discarded by policy so far (the hold
+/// policies of every connection count here).
+fn policy_discards(inst: &Installer) -> u64 {
+    let shm = inst.shm();
+    (0..shm.geometry().max_workers)
+        .filter_map(|w| shm.read_worker(w).ok().flatten())
+        .map(|v| v.stats.drops[DropReason::PolicyDiscard.index()])
+        .sum()
 }
 
 /// Discard policies that hold a tunnel-mode connection's traffic while it has
@@ -150,6 +197,9 @@ impl IkeBridge {
             spi_seen: None,
             rx_drops: Arc::default(),
             limits: l,
+            gaps: Vec::new(),
+            inbound_pending: false,
+            held: None,
         }
     }
 
@@ -269,6 +319,7 @@ impl IkeBridge {
                     id,
                     degraded: None,
                     error: None,
+                    held_from: None,
                 });
                 self.note(&name, why);
                 return;
@@ -279,6 +330,7 @@ impl IkeBridge {
             id,
             degraded: None,
             error: None,
+            held_from: None,
         });
         let hold = hold_policies(id, &engine_conn);
         if let Err(e) = self.engine.add_connection(engine_conn, Instant::now()) {
@@ -514,7 +566,18 @@ impl IkeBridge {
 
     /// When the engine's timer fires next.
     pub fn timeout(&self) -> Option<Instant> {
-        self.engine.poll_timeout()
+        let gap = self.gaps.iter().map(|g| g.due).min();
+        // held messages: look at the dataplane's barrier every millisecond
+        let held = self
+            .held
+            .as_ref()
+            .map(|_| Instant::now() + Duration::from_millis(1));
+        self.engine
+            .poll_timeout()
+            .into_iter()
+            .chain(gap)
+            .chain(held)
+            .min()
     }
 
     /// Runs the engine's timers when they are due.
@@ -525,6 +588,31 @@ impl IkeBridge {
             self.engine.handle_timeout(now);
         }
         self.drain(inst);
+        self.report_gaps(inst, now);
+    }
+
+    /// Logs the gaps whose counters settled: the time without a child SA
+    /// and the packets the hold policies discarded meanwhile.
+    fn report_gaps(&mut self, inst: &Installer, now: Instant) {
+        if !self.gaps.iter().any(|g| g.due <= now) {
+            return;
+        }
+        let total = inst.dp_live().then(|| policy_discards(inst));
+        let (due, wait): (Vec<GapReport>, Vec<GapReport>) = std::mem::take(&mut self.gaps)
+            .into_iter()
+            .partition(|g| g.due <= now);
+        self.gaps = wait;
+        for g in due {
+            let held = match (g.held_from, total) {
+                (Some(a), Some(b)) => format!("{} packets", b.saturating_sub(a)),
+                _ => "an unknown number of packets (no dataplane counters)".to_string(),
+            };
+            info!(
+                "{}: new child SA {:.3} s after the peer deleted the previous one; {held} held in between (discarded by the hold policies, policy_discard; counted over all tunnels)",
+                g.conn,
+                g.gap.as_secs_f64()
+            );
+        }
     }
 
     /// A dataplane event for an SA or policy of IKE; false if not ours.
@@ -574,17 +662,47 @@ impl IkeBridge {
         }
         // An inbound SA must be live in the dataplane before the peer hears
         // of it (our CREATE_CHILD_SA/IKE_AUTH answer, or the DELETE after a
-        // rekey we started, lets it switch): wait for the dataplane to apply.
-        let mut inbound_pending = false;
-        while let Some(o) = self.engine.poll_output() {
-            if inbound_pending && matches!(o, Output::Transmit(_)) {
-                inbound_pending = false;
-                if inst.dp_live() && !inst.wait_applied() {
-                    warn!("the dataplane did not apply a new inbound SA in time");
+        // rekey we started, lets it switch; that DELETE leaves a second
+        // later, in another call): the next message and everything after it
+        // wait, in order, until the dataplane passed a barrier behind the
+        // SA. The daemon runs on meanwhile; a dataplane starved of CPU for
+        // seconds (a loaded machine) delays the message, and loses nothing.
+        let mut queue = match self.held.take() {
+            Some(h) if Self::barrier_passed(inst, &h) => h.outputs,
+            h => {
+                self.held = h;
+                VecDeque::new()
+            }
+        };
+        loop {
+            let Some(o) = queue.pop_front().or_else(|| self.engine.poll_output()) else {
+                break;
+            };
+            if let Some(h) = &mut self.held {
+                h.outputs.push_back(o);
+                continue;
+            }
+            if self.inbound_pending && matches!(o, Output::Transmit(_)) {
+                self.inbound_pending = false;
+                if inst.dp_live() {
+                    match inst.shm_mut().sync() {
+                        Ok(token) if !inst.shm().synced(token) => {
+                            let mut outputs = VecDeque::from([o]);
+                            outputs.append(&mut queue);
+                            self.held = Some(Held {
+                                token,
+                                since: Instant::now(),
+                                outputs,
+                            });
+                            continue;
+                        }
+                        Ok(_) => {}
+                        Err(e) => warn!("dataplane barrier after a new inbound SA: {e}"),
+                    }
                 }
             }
             if let Output::Dataplane(DataplaneOp::InstallSa(p)) = &o {
-                inbound_pending |= p.direction == Direction::Inbound;
+                self.inbound_pending |= p.direction == Direction::Inbound;
             }
             match o {
                 Output::Transmit(t) => match &self.io {
@@ -601,13 +719,33 @@ impl IkeBridge {
                     ),
                 },
                 Output::Dataplane(op) => self.apply(inst, op),
-                Output::Event(e) => self.log(e),
+                Output::Event(e) => {
+                    self.count_gap(inst, &e);
+                    self.log(e)
+                }
             }
         }
         self.sync_spis(inst);
         if self.sas.delete_refused(&mut self.engine, "child SA") {
             self.drain(inst);
         }
+    }
+
+    /// True when held outputs may go: the dataplane applied everything
+    /// before the barrier, is gone, or did not answer in `APPLY_HOLD_MAX`.
+    fn barrier_passed(inst: &Installer, h: &Held) -> bool {
+        if inst.shm().synced(h.token) || !inst.dp_live() || !inst.shm().dataplane().alive {
+            return true;
+        }
+        if h.since.elapsed() >= APPLY_HOLD_MAX {
+            warn!(
+                "the dataplane did not apply a new inbound SA in {} s: sending {} held IKE output(s) anyway",
+                APPLY_HOLD_MAX.as_secs(),
+                h.outputs.len()
+            );
+            return true;
+        }
+        false
     }
 
     fn apply(&mut self, inst: &mut Installer, op: DataplaneOp) {
@@ -629,6 +767,34 @@ impl IkeBridge {
 
     /// Logs an engine event; a failure also becomes the connection's error
     /// and a note in `status`.
+    /// The counters of a gap: taken when the peer deletes a child SA (its
+    /// traffic goes to the hold policies), reported a little after a new
+    /// child replaced it ([`report_gaps`](Self::report_gaps)).
+    fn count_gap(&mut self, inst: &Installer, e: &Event) {
+        match e {
+            Event::ChildDeleted {
+                conn,
+                reason: ike::DeleteReason::Peer,
+                ..
+            } => {
+                let n = inst.dp_live().then(|| policy_discards(inst));
+                if let Some(c) = self.conn_mut(conn) {
+                    c.held_from = n;
+                }
+            }
+            Event::ChildReplaced { conn, gap, .. } => {
+                let held_from = self.conn_mut(conn).and_then(|c| c.held_from.take());
+                self.gaps.push(GapReport {
+                    conn: conn.clone(),
+                    gap: *gap,
+                    held_from,
+                    due: Instant::now() + GAP_SETTLE,
+                });
+            }
+            _ => {}
+        }
+    }
+
     fn log(&mut self, e: Event) {
         if let Event::IkeDeleted {
             conn,
@@ -679,11 +845,8 @@ impl IkeBridge {
             }
             return;
         }
-        if let Event::ChildReplaced { conn, gap, .. } = &e {
-            info!(
-                "{conn}: new child SA {:.3} s after the peer deleted the previous one (traffic in between held by the hold policies, counted as policy_discard)",
-                gap.as_secs_f64()
-            );
+        if let Event::ChildReplaced { .. } = &e {
+            // logged with the held count by report_gaps
             return;
         }
         if let Some((conn, t)) = failure(&e) {

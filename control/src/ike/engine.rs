@@ -639,7 +639,7 @@ impl Engine {
                         }
                     }
                     Deferred::MoveChildren { from, to } => {
-                        let moved = self.sas.get_mut(&from).map(|s| s.take_children());
+                        let moved = self.sas.get_mut(&from).map(|s| s.take_children(now));
                         if let (Some(m), Some(t)) = (moved, self.sas.get_mut(&to)) {
                             t.adopt_children(m);
                         }

@@ -511,8 +511,8 @@ fn run_worker<B: PacketIo>(i: usize, mut w: Worker<B>, tap: Option<TapWriter>) {
 
 /// The management loop until stop: shared-memory commands every
 /// millisecond and counters every 2 ms (with a control process), the TUN
-/// routes every 100 ms (`tun_sync`), the stats file every
-/// `--stats-interval-ms`.
+/// routes every 100 ms (`tun_sync`); the stats file every
+/// `--stats-interval-ms` from a thread of its own.
 fn manage(
     opts: &Options,
     stop: &AtomicBool,
@@ -528,31 +528,43 @@ fn manage(
     } else {
         file_every
     };
-    let mut last_file = Instant::now();
     let mut last_tun_sync = Instant::now() - Duration::from_secs(1);
     let mut last_publish = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(tick);
-        if let Some(m) = mgr.as_deref_mut() {
-            if let Err(e) = m.apply_commands() {
-                tracing::warn!("shared memory: {e}");
-            }
-            if last_publish.elapsed() >= Duration::from_millis(2) {
-                m.publish(&worker_stats);
-                last_publish = Instant::now();
+    std::thread::scope(|scope| {
+        // The stats file from a thread of its own: a write or rename can
+        // block for seconds on a busy disk (seen: 2.5 s with parallel
+        // builds), and the SA commands must not wait behind it (a new
+        // inbound SA applied late loses the peer's first packets on it).
+        if let Some(p) = &opts.stats_file {
+            let spawned = std::thread::Builder::new()
+                .name("stats-file".into())
+                .spawn_scoped(scope, move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(file_every);
+                        stats::write(p, &stats::collect(workers, sad_in, sad_out));
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!("stats file thread: {e}; no stats file");
             }
         }
-        if opts.tun.is_some() && last_tun_sync.elapsed() >= Duration::from_millis(100) {
-            tun_sync(spd);
-            last_tun_sync = Instant::now();
-        }
-        if last_file.elapsed() >= file_every {
-            if let Some(p) = &opts.stats_file {
-                stats::write(p, &stats::collect(workers, sad_in, sad_out));
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(tick);
+            if let Some(m) = mgr.as_deref_mut() {
+                if let Err(e) = m.apply_commands() {
+                    tracing::warn!("shared memory: {e}");
+                }
+                if last_publish.elapsed() >= Duration::from_millis(2) {
+                    m.publish(&worker_stats);
+                    last_publish = Instant::now();
+                }
             }
-            last_file = Instant::now();
+            if opts.tun.is_some() && last_tun_sync.elapsed() >= Duration::from_millis(100) {
+                tun_sync(spd);
+                last_tun_sync = Instant::now();
+            }
         }
-    }
+    });
     if let Some(m) = mgr {
         m.publish(&worker_stats);
     }

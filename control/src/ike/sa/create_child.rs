@@ -222,9 +222,9 @@ impl IkeSa {
             }
             let c = &mut self.children[i];
             if code == notify::TEMPORARY_FAILURE || code == notify::CHILD_SA_NOT_FOUND {
-                // §2.25: retry a little later (the peer may be rekeying it)
-                let wait = ctx.rng.random_range(2.0..10.0);
-                c.rekey_at = Some(now + Duration::from_secs_f64(wait));
+                // §2.25: retry a little later (the peer may be rekeying it),
+                // well before the child expires
+                c.rekey_at = Some(now + retry_wait(ctx, Some(c.expire_at), now));
                 if code == notify::CHILD_SA_NOT_FOUND {
                     c.rekey_at = None;
                 }

@@ -125,10 +125,39 @@ impl IkeSa {
     pub fn retire(&mut self, ctx: &mut Ctx, now: Instant) {
         // Its children's policies stay until the delete (they sort before
         // the fresh child's): switching earlier, while the peer holds both
-        // children, lost datagrams against strongSwan; with the delete both
-        // sides drop the old SAs together.
+        // children, lost datagrams against strongSwan; just before the
+        // delete they go (hand_over_outbound) and both sides drop the old
+        // SAs together.
         self.retire_when_empty = true;
         self.retire_at = Some(now + ctx.settings.rekey_switch_delay + ctx.settings.drain);
+    }
+
+    /// A retiring IKE SA, just before its DELETE leaves: its children's
+    /// policies and outbound SAs go, so our traffic takes the fresh child's
+    /// policies (installed, and the peer's inbound SA with them, since its
+    /// IKE_AUTH). Sent after this, the DELETE reaches the peer behind the
+    /// last ESP on the old SA; left until the DELETE's answer, the old SA
+    /// carried a datagram or two the peer, which drops its old SAs when the
+    /// DELETE arrives, could no longer read. The inbound SAs go with the
+    /// IKE SA. (Trap connections keep theirs: their policy ids are shared.)
+    pub(super) fn hand_over_outbound(&mut self, ctx: &mut Ctx) {
+        if self.conn.start_action == StartAction::Trap {
+            return;
+        }
+        for i in 0..self.children.len() {
+            let pols = std::mem::take(&mut self.children[i].policies);
+            for (id, _) in &pols {
+                ctx.dp(DataplaneOp::RemovePolicy { id: *id });
+            }
+            let c = &mut self.children[i];
+            if c.out_installed {
+                c.out_installed = false;
+                ctx.dp(DataplaneOp::RemoveSa {
+                    spi: c.outbound_spi,
+                    direction: Direction::Outbound,
+                });
+            }
+        }
     }
 
     /// The peer deleted a live child: a connection that keeps itself up
@@ -256,11 +285,18 @@ impl IkeSa {
         }
     }
 
-    pub fn take_children(&mut self) -> (Vec<ChildSa>, Vec<(Instant, u32)>) {
-        (
-            std::mem::take(&mut self.children),
-            std::mem::take(&mut self.drains),
-        )
+    /// The children and drains, for the IKE SA that replaces this one. A
+    /// replaced child whose DELETE was queued or sent here (its answer will
+    /// not come) has it sent again by the new SA at once; one still in its
+    /// switch delay keeps its time.
+    pub fn take_children(&mut self, now: Instant) -> (Vec<ChildSa>, Vec<(Instant, u32)>) {
+        let mut children = std::mem::take(&mut self.children);
+        for c in &mut children {
+            if c.state == ChildState::Rekeyed && c.delete_at.is_none() {
+                c.delete_at = Some(now);
+            }
+        }
+        (children, std::mem::take(&mut self.drains))
     }
 
     pub fn adopt_children(&mut self, m: (Vec<ChildSa>, Vec<(Instant, u32)>)) {

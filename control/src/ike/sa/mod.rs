@@ -701,3 +701,15 @@ impl IkeSa {
         (self.spi_i, self.spi_r)
     }
 }
+
+/// When to retry a rekey the peer answered with TEMPORARY_FAILURE (RFC 7296
+/// §2.25: it was busy with another exchange of this SA): 2 to 10 s later at
+/// random, but at most half the time left before `expire` (never later than
+/// the expiry it must beat).
+fn retry_wait(ctx: &mut Ctx, expire: Option<Instant>, now: Instant) -> Duration {
+    let wait = Duration::from_secs_f64(ctx.rng.random_range(2.0..10.0));
+    match expire {
+        Some(e) => wait.min(e.saturating_duration_since(now) / 2),
+        None => wait,
+    }
+}

@@ -91,12 +91,19 @@ impl IkeSa {
                 pw.notify(0, &[], code, data);
                 s.respond(ctx, exchange::CREATE_CHILD_SA, msg_id, pw);
             };
+        // RFC 7296 §2.25.2: refuse (TEMPORARY_FAILURE) while a child is
+        // being rekeyed by the peer or closed. A child we replaced whose
+        // DELETE still waits for the switch delay is not being closed yet:
+        // it moves to the new IKE SA with its timer, which sends the DELETE
+        // there (refusing it made every peer IKE rekey in the second after
+        // a child rekey fail).
         if self.rekeyed_to.is_some()
             || self.state != State::Established
-            || self
-                .children
-                .iter()
-                .any(|c| c.state != ChildState::Installed)
+            || self.children.iter().any(|c| match c.state {
+                ChildState::Installed => false,
+                ChildState::Rekeyed => c.delete_at.is_none(),
+                ChildState::InboundOnly | ChildState::Deleting => true,
+            })
         {
             reply_err(self, ctx, &mut pw, notify::TEMPORARY_FAILURE, &[]);
             return;
@@ -192,8 +199,9 @@ impl IkeSa {
                 }
             }
             notify::TEMPORARY_FAILURE => {
-                let wait = ctx.rng.random_range(2.0..10.0);
-                self.rekey_at = Some(now + Duration::from_secs_f64(wait));
+                // well before the IKE SA expires (with a short lifetime a
+                // wait of up to 10 s let it expire: the connection died)
+                self.rekey_at = Some(now + retry_wait(ctx, self.expire_at, now));
                 return;
             }
             notify::NO_PROPOSAL_CHOSEN => ctx.event(Event::ProposalMismatch {

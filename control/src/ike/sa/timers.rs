@@ -163,7 +163,7 @@ impl IkeSa {
                     ChildState::InboundOnly => {
                         m(Some(c.created + ctx.settings.outbound_install_timeout))
                     }
-                    ChildState::Rekeyed => m(c.delete_at),
+                    ChildState::Rekeyed if self.rekeyed_to.is_none() => m(c.delete_at),
                     _ => {}
                 }
             }
@@ -290,9 +290,13 @@ impl IkeSa {
     /// Installed children past their hard lifetime are deleted, those past
     /// their rekey time are queued for a rekey.
     fn child_timers(&mut self, ctx: &mut Ctx, now: Instant) {
-        // replaced children whose switch delay is over: DELETE them
+        // replaced children whose switch delay is over: DELETE them (not on
+        // an IKE SA that is being replaced: they move to the new one first,
+        // see take_children)
+        let replaced = self.rekeyed_to.is_some();
         for c in self.children.iter_mut() {
-            if c.state == ChildState::Rekeyed && c.delete_at.is_some_and(|d| now >= d) {
+            if !replaced && c.state == ChildState::Rekeyed && c.delete_at.is_some_and(|d| now >= d)
+            {
                 c.delete_at = None;
                 self.tasks.push_back(Task::DeleteChild {
                     spis: vec![c.inbound_spi],
@@ -353,6 +357,7 @@ impl IkeSa {
     fn ike_timers(&mut self, ctx: &mut Ctx, now: Instant) {
         if self.retire_at.is_some_and(|r| now >= r) {
             self.retire_at = None;
+            self.hand_over_outbound(ctx);
             self.queue(ctx, Task::DeleteIke, now);
         }
         if self.rekeyed_to.is_none() {
