@@ -303,6 +303,13 @@ impl IsakmpSa {
                             .position(|c| c.outbound_spi == spi)
                             .or_else(|| self.children.iter().position(|c| c.inbound_spi == spi));
                         if let Some(i) = i {
+                            let gone = self.children[i].inbound_spi;
+                            self.handover_policies(ctx, i, now);
+                            // (the handover may have removed it already)
+                            let Some(i) = self.children.iter().position(|c| c.inbound_spi == gone)
+                            else {
+                                continue;
+                            };
                             let drain = self.children[i].state == ChildState::Rekeyed;
                             self.remove_child_sas(ctx, i, true, now);
                             let c = self.children.remove(i);
