@@ -122,7 +122,12 @@ impl IsakmpSa {
             rest.delete_esp(&[inbound]);
             self.send_info(ctx, &rest);
         }
-        let drain = reason == DeleteReason::Rekeyed;
+        // a replaced pair (a rekey's old one, a collision's redundant one)
+        // may still carry the peer's last packets, whatever ends it: a
+        // peer that never deleted it (strongSwan does not, for IKEv1) may
+        // still send on it when it expires here
+        let drain =
+            reason == DeleteReason::Rekeyed || self.children[i].state == ChildState::Rekeyed;
         self.remove_child_sas(ctx, i, drain, now);
         let c = self.children.remove(i);
         ctx.event(Event::ChildDeleted {
