@@ -280,7 +280,7 @@ pass "WAN capture inside the NAT: NAT-D in main mode ($natd messages), ISAKMP fl
 # afterwards espresso and strongSwan hold the same single pair.
 nsl_x "$NS_NAT" nft -f - <<'NFT'
 table ip espresso_test_qm {
-  chain fwd {
+  chain qm_hold {
     type filter hook forward priority filter; policy accept;
     ip saddr 192.168.100.2 udp dport 4500 @th,64,32 0 @th,240,8 32 counter drop
   }
@@ -290,6 +290,8 @@ rk=$(j "min(c['rekey_in_s'] for x in s['ike_sas'] for c in x['children'] if c['s
 sleep "$(( rk > 2 ? rk - 2 : 0 ))"
 COUNT2=$(( (rk > 2 ? 2 : rk) * 500 + 6000 ))
 FPORT=$(( FPORT + 1 ))
+ctl_ping "$NS_HA" 10.2.0.2 2 >/dev/null || true
+ctl_ping "$NS_HB" 10.1.0.2 2 >/dev/null || true
 nsl_bg "$NS_HB" recvB2 python3 tests/lib/udp_seq.py recv 10.2.0.2 "$FPORT" "$NSL_TMP/ab2.json" 4
 nsl_bg "$NS_HA" recvA2 python3 tests/lib/udp_seq.py recv 10.1.0.2 "$FPORT" "$NSL_TMP/ba2.json" 4
 for ns in "$NS_HB" "$NS_HA"; do
@@ -304,7 +306,7 @@ nsl_bg "$NS_HB" sendB2 python3 tests/lib/udp_seq.py send 10.1.0.2 "$FPORT" "$COU
 SEND_B=$NSL_PID
 held=0
 for _ in $(seq 1 300); do
-  nsl_x "$NS_NAT" nft list chain ip espresso_test_qm fwd | grep -q "packets [1-9]" && { held=1; break; }
+  nsl_x "$NS_NAT" nft list chain ip espresso_test_qm qm_hold | grep -q "packets [1-9]" && { held=1; break; }
   sleep 0.05
 done
 [ "$held" = 1 ] || nsl_die "espresso did not start its quick-mode rekey within 15 s (rekey in $rk s)"
