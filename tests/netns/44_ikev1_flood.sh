@@ -166,7 +166,7 @@ drops=$(j "s['ikev1']['drops_by_reason']")
 nsl_log "IKEv1 drops by reason: $drops; half-open at most $half_open_max (sampled)"
 [ "$half_open_max" -le 1024 ] || nsl_die "IKEv1 half-open SAs above the cap: $half_open_max"
 [ "$half_open_max" -ge 100 ] || nsl_die "the flood did not make half-open ISAKMP SAs (at most $half_open_max): its proposal matched no connection?"
-[ "$(j "d=s['ikev1']['drops_by_reason']; (d.get('half_open_limit',0) + d.get('half_open_per_source',0)) > 0 and d.get('too_big',0) > 0")" = True ] \
+[ "$(j "(s['ikev1']['drops_by_reason'].get('half_open_limit', 0) + s['ikev1']['drops_by_reason'].get('half_open_per_source', 0)) > 0 and s['ikev1']['drops_by_reason'].get('too_big', 0) > 0")" = True ] \
   || nsl_die "IKEv1 drops by reason lack the half-open caps or too_big: $drops"
 m=$(ctl_metrics A)
 grep -E 'espresso_ikev1_drops_total|espresso_ike_socket_drops_total' <<<"$m" >&2 || true
