@@ -32,6 +32,8 @@ struct Dataplane {
     policies: HashMap<u32, Policy>,
     installs: usize,
     removes: usize,
+    /// Refuse to remove an inbound SA the peer still sends on (a lost datagram).
+    strict: bool,
 }
 
 struct Nat {
@@ -262,6 +264,12 @@ fn apply(dp: &mut Dataplane, op: DataplaneOp, peer: &Dataplane) {
                 dp.sas.remove(&(spi, direction)).is_some(),
                 "removing an SA that is not installed: {spi:#x} {direction:?}"
             );
+            if direction == Direction::Inbound && dp.strict {
+                assert!(
+                    !protect_spis(peer).contains(&spi),
+                    "inbound SA {spi:#x} removed while the peer still sends on it"
+                );
+            }
             if direction == Direction::Outbound {
                 for p in dp.policies.values() {
                     assert_ne!(
@@ -1366,4 +1374,64 @@ fn an_sa_that_expires_unrekeyed_after_a_stall_is_replaced_at_once() {
     n.advance(Duration::from_secs(30));
     assert_one_pair(&n);
     assert!(count(&n.a.events, |e| matches!(e, Event::ChildRekeyed { .. })) >= 1);
+}
+
+/// Both ends rekey the same IPsec SA at the same moment (IKEv1 has no
+/// collision handling: two new pairs come up). Exactly one chain goes on:
+/// both ends send on the same pair, the redundant pair is deleted after the
+/// drain time, nothing is lost on the way (no inbound SA goes while the peer
+/// still sends on it), and later rekeys replace one pair at a time.
+#[test]
+fn simultaneous_rekeys_leave_one_chain() {
+    let (mut a, mut b) = pair();
+    for c in [&mut a, &mut b] {
+        c.child_lifetime = Duration::from_secs(40);
+        c.margin = Duration::from_secs(10);
+        c.fuzz_percent = 0;
+    }
+    let mut n = Net::new(a, b);
+    n.a.dp.strict = true;
+    n.b.dp.strict = true;
+    n.initiate();
+    let (ao, bo) = assert_one_pair(&n);
+    let b_in = n.b.eng.status()[0].sa.children[0].inbound_spi;
+    n.a.eng.rekey_child(a_child(&n), n.now).unwrap();
+    n.b.eng.rekey_child(b_in, n.now).unwrap();
+    n.pump();
+    let step = Duration::from_millis(100);
+    for _ in 0..100 {
+        n.advance(step);
+        assert_one_pair(&n);
+    }
+    let (ao2, bo2) = assert_one_pair(&n);
+    assert!(ao2 != ao && bo2 != bo, "both moved to a new pair");
+    // one pair left on each side: the old one and the redundant one are gone
+    assert_eq!(n.a.dp.sas.len(), 2, "A: {:x?}", n.a.dp.sas.keys());
+    assert_eq!(n.b.dp.sas.len(), 2, "B: {:x?}", n.b.dp.sas.keys());
+    assert_eq!(n.a.eng.status()[0].sa.children.len(), 1);
+    assert_eq!(n.b.eng.status()[0].sa.children.len(), 1);
+    assert_eq!(n.a.eng.stats().rekey_collisions, 1);
+    assert_eq!(n.b.eng.stats().rekey_collisions, 1);
+    // both rekey again by their (equal) lifetimes, at the same time, twice
+    for _ in 0..900 {
+        n.advance(step);
+        assert_one_pair(&n);
+    }
+    assert!(n.a.dp.sas.len() <= 4 && n.b.dp.sas.len() <= 4);
+    n.advance(Duration::from_secs(5));
+    assert_one_pair(&n);
+    assert_eq!(n.a.dp.sas.len(), 2, "A: {:x?}", n.a.dp.sas.keys());
+    assert_eq!(n.b.dp.sas.len(), 2, "B: {:x?}", n.b.dp.sas.keys());
+    assert!(n.a.eng.status()[0].sa.children.len() <= 2);
+    assert_eq!(
+        count(&n.a.events, |e| matches!(
+            e,
+            Event::ChildDeleted {
+                reason: DeleteReason::Expired,
+                ..
+            }
+        )),
+        0,
+        "nothing expired"
+    );
 }

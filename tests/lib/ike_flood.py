@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""IKE_SA_INIT flood for tests/netns/35_ike_flood.sh and bench/e2e/ike_flood.sh.
+"""IKE_SA_INIT flood for tests/netns/53_ike_flood.sh and bench/e2e/ike_flood.sh,
+IKEv1 main mode flood for tests/netns/44_ikev1_flood.sh.
 
-  ike_flood.py IFACE DST_MAC DST_IP SECONDS OUT.json REAL_SRC[,REAL_SRC...]
+  ike_flood.py IFACE DST_MAC DST_IP SECONDS OUT.json REAL_SRC[,REAL_SRC...] [v1]
 
 Builds a pool of Ethernet frames with scapy: IKEv2 IKE_SA_INIT requests
 (AES-CBC-128, HMAC-SHA-256, PRF-SHA-256, MODP-2048 with a 256-byte KE that
@@ -13,6 +14,12 @@ answers: cookies, NO_PROPOSAL_CHOSEN), plus a few IKEv1 main-mode first
 messages and oversized (4000-byte, IP-fragmented) requests. Then sends the pool round and round on an
 AF_PACKET socket as fast as it can for SECONDS and writes {"sent": n,
 "seconds": s, "pps": r} to OUT.json.
+
+With `v1`, every request is an IKEv1 main-mode first message (ISAKMP SA
+payload: AES-CBC-128, SHA-1, pre-shared key, MODP-2048, 28800 s, which an
+IKEv1 connection with `ike = "aes128-sha1-modp2048"` and `right = "%any"`
+accepts, so that each one costs the responder a half-open ISAKMP SA), one
+in 64 of them oversized (4000 bytes, IP-fragmented).
 """
 import json
 import os
@@ -62,19 +69,25 @@ def ike_sa_init(spi_i, size=0):
     return hdr + body
 
 
-def ikev1_main_mode_1(icookie):
+def ikev1_main_mode_1(icookie, size=0):
     # SA payload with one proposal, one transform (AES-128/SHA-1/modp2048/PSK)
     attrs = struct.pack("!HHHHHHHHHHHH", 0x8001, 7, 0x800E, 128, 0x8002, 2, 0x8003, 1, 0x8004, 14, 0x800B, 1)
     attrs += struct.pack("!HHI", 0x000C, 4, 28800)
     t = struct.pack("!BBHBBH", 0, 0, 8 + len(attrs), 1, 1, 0) + attrs
     p = struct.pack("!BBHBBBB", 0, 0, 8 + len(t), 1, 1, 0, 1) + t
     sa = struct.pack("!BBHII", 0, 0, 12 + len(p), 1, 1) + p
+    if size:
+        # a vendor ID payload fills the message up to `size`
+        vid = os.urandom(max(16, size - 28 - len(sa) - 4))
+        sa = struct.pack("!BBHII", 13, 0, 12 + len(p), 1, 1) + p
+        sa += struct.pack("!BBH", 0, 0, 4 + len(vid)) + vid
     hdr = struct.pack("!QQBBBBII", icookie, 0, 1, 0x10, 2, 0, 0, 28 + len(sa))
     return hdr + sa
 
 
 def main():
     iface, dst_mac, dst_ip, seconds, out, reals = sys.argv[1:7]
+    v1 = sys.argv[7:8] == ["v1"]
     seconds = float(seconds)
     reals = reals.split(",")
     src_mac = get_if_hwaddr(iface)
@@ -85,7 +98,10 @@ def main():
             src = reals[i % len(reals)]
         else:
             src = "198.%d.%d.%d" % (18 + random.randint(0, 1), random.randint(0, 255), random.randint(1, 254))
-        if i % 64 == 5:
+        if v1:
+            size = 4000 if i % 64 == 9 else 0
+            ike = ikev1_main_mode_1(random.getrandbits(64) | 1, size)
+        elif i % 64 == 5:
             ike = ikev1_main_mode_1(random.getrandbits(64) | 1)
         elif i % 64 == 9:
             ike = ike_sa_init(random.getrandbits(64) | 1, size=4000)

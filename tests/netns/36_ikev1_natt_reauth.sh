@@ -28,7 +28,11 @@
 #   3. The WAN capture (inside the NAT) is decrypted by tshark with the keys
 #      `espresso keys` exported during the flow: every ESP packet verifies.
 #   4. NAT keepalives (one byte 0xff on UDP 4500) from espresso.
-# Root; about 75 s.
+#   5. A rekey collision: espresso's lifetime rekey and strongSwan's
+#      `swanctl --rekey` of the same IPsec SA cross (espresso's quick mode
+#      held back at the NAT for its first try); numbered UDP both ways
+#      across it loses nothing, one pair is left at both ends.
+# Root; about 100 s.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
@@ -263,6 +267,81 @@ res=$(tshark_esp_count_multi "$NSL_TMP/wan.pcap" "${recs[@]}") || nsl_die "tshar
 total=$(sed -n 's/.*total=\([0-9]*\).*/\1/p' <<<"$res")
 [ "$total" -ge $((2 * COUNT)) ] || nsl_die "fewer ESP packets in the capture than datagrams sent: $res"
 pass "WAN capture inside the NAT: NAT-D in main mode ($natd messages), ISAKMP floated to 4500 ($float messages), every ESP-in-UDP packet decrypted and verified by tshark with the keys espresso exported ($res)"
+
+# ---- 5. both ends rekey the IPsec SA at once (a collision)
+# espresso's quick mode for its lifetime rekey is held back at the NAT (one
+# datagram dropped: IKE on 4500 from espresso, exchange type 32) and
+# strongSwan is told to rekey the same IPsec SA the moment it is: espresso
+# answers strongSwan's quick mode while its own is outstanding, and its
+# retransmission (4 s later) makes a second new pair at both ends. espresso
+# keeps one pair (RFC 7296 §2.8.1's nonce rule), both ends send on pairs
+# the other has, the redundant pair and the old one are deleted after their
+# drain: numbered UDP both ways at 500/s across it loses nothing, and
+# afterwards espresso and strongSwan hold the same single pair.
+nsl_x "$NS_NAT" nft -f - <<'NFT'
+table ip espresso_test_qm {
+  chain qm_hold {
+    type filter hook forward priority filter; policy accept;
+    ip saddr 192.168.100.2 udp dport 4500 @th,64,32 0 @th,240,8 32 counter drop
+  }
+}
+NFT
+rk=$(j "min(c['rekey_in_s'] for x in s['ike_sas'] for c in x['children'] if c['state']=='INSTALLED' and c['rekey_in_s'] is not None)")
+sleep "$(( rk > 2 ? rk - 2 : 0 ))"
+COUNT2=$(( (rk > 2 ? 2 : rk) * 500 + 6000 ))
+FPORT=$(( FPORT + 1 ))
+ctl_ping "$NS_HA" 10.2.0.2 2 >/dev/null || true
+ctl_ping "$NS_HB" 10.1.0.2 2 >/dev/null || true
+nsl_bg "$NS_HB" recvB2 python3 tests/lib/udp_seq.py recv 10.2.0.2 "$FPORT" "$NSL_TMP/ab2.json" 4
+nsl_bg "$NS_HA" recvA2 python3 tests/lib/udp_seq.py recv 10.1.0.2 "$FPORT" "$NSL_TMP/ba2.json" 4
+for ns in "$NS_HB" "$NS_HA"; do
+  for _ in $(seq 1 100); do
+    [ -n "$(ip netns exec "$ns" ss -Huln "sport = :$FPORT")" ] && break
+    sleep 0.1
+  done
+done
+nsl_bg "$NS_HA" sendA2 python3 tests/lib/udp_seq.py send 10.2.0.2 "$FPORT" "$COUNT2" "$INTERVAL" 200
+SEND_A=$NSL_PID
+nsl_bg "$NS_HB" sendB2 python3 tests/lib/udp_seq.py send 10.1.0.2 "$FPORT" "$COUNT2" "$INTERVAL" 200
+SEND_B=$NSL_PID
+held=0
+for _ in $(seq 1 300); do
+  nsl_x "$NS_NAT" nft list chain ip espresso_test_qm qm_hold | grep -q "packets [1-9]" && { held=1; break; }
+  sleep 0.05
+done
+[ "$held" = 1 ] || nsl_die "espresso did not start its quick-mode rekey within 15 s (rekey in $rk s)"
+nsl_x "$NS_NAT" nft delete table ip espresso_test_qm
+swc --rekey --child net >"$NSL_TMP/sw-rekey2.log" 2>&1 || nsl_die "swanctl --rekey --child: $(cat "$NSL_TMP/sw-rekey2.log")"
+nsl_log "espresso's quick mode held back; strongSwan rekeyed the same IPsec SA"
+wait "$SEND_A" 2>/dev/null || true
+wait "$SEND_B" 2>/dev/null || true
+res=""
+for f in ab2 ba2; do
+  nsl_wait_file "$NSL_TMP/$f.json" 40 || nsl_die "receiver $f wrote no result"
+  r=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["expected"], d["unique"], d["missing_count"], d["missing"][:10])' "$NSL_TMP/$f.json")
+  read -r exp uniq miss _ <<<"$r"
+  [ "$exp" = "$COUNT2" ] && [ "$uniq" = "$exp" ] && [ "$miss" = 0 ] ||
+    nsl_die "$f: datagrams lost across the rekey collision: expected/unique/missing/first missing = $r; espresso's drops: $(j "[w['drops_by_reason'] for w in s['workers']]")"
+  res+="$f $uniq/$exp "
+done
+log=$(sed "s/\x1b\[[0-9;]*m//g" "$NSL_TMP/ctlA.log")
+grep "sw: child SA rekey collision" <<<"$log" | sed 's/^.*sw: /  /' >&2 ||
+  nsl_die "no rekey collision at espresso: $(grep -E 'sw: child SA' <<<"$log" | tail -6)"
+[ "$(j "all(set(w['drops_by_reason']) <= {'policy_discard'} for w in s['workers'])")" = True ] ||
+  nsl_die "espresso dropped ESP during the collision: $(j "[w['drops_by_reason'] for w in s['workers']]")"
+# one pair left at both ends, the same one (the redundant one and the old one deleted)
+for _ in $(seq 1 150); do
+  n=$(j "sum(len(x['children']) for x in s['ike_sas'])")
+  read -r si so <<<"$(sw_child_spis)"
+  read -r ai ao <<<"$(j "'%08x %08x' % (t('sw')['inbound']['spi'], t('sw')['outbound']['spi'])")"
+  swn=$(swc --list-sas --raw 2>/dev/null | grep -o "state=INSTALLED" | wc -l)
+  [ "$n" = 1 ] && [ "$swn" = 1 ] && [ "$ai" = "${so:-}" ] && [ "$ao" = "${si:-}" ] && break
+  sleep 0.1
+done
+[ "$n" = 1 ] || nsl_die "espresso keeps $n IPsec SA pairs after the collision: $(j "[(c['state'], c['inbound']['spi_hex'], c['outbound']['spi_hex']) for x in s['ike_sas'] for c in x['children']]")"
+[ "$swn" = 1 ] || nsl_die "strongSwan keeps $swn IPsec SAs after the collision: $(swc --list-sas)"
+[ "$ai" = "${so:-}" ] && [ "$ao" = "${si:-}" ] || nsl_die "after the collision: espresso in/out $ai/$ao, strongSwan in/out $si/$so"
+pass "rekey collision (both ends rekeyed the IPsec SA at once): numbered UDP both ways ($res) none lost, no ESP drop, one pair left at both ends ($ai/$ao)"
 
 swc --terminate --ike gw --timeout 10 >/dev/null 2>&1 || nsl_die "strongSwan terminate"
 ctl_wait_state A sw down 10

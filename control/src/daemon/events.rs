@@ -129,6 +129,18 @@ pub fn log_progress(e: &Event) {
         } => info!(
             "{conn}: child SA rekeyed: in {old_inbound:#010x} -> {new_inbound:#010x}, out {old_outbound:#010x} -> {new_outbound:#010x}"
         ),
+        Event::ChildRekeyCollision {
+            conn,
+            kept_inbound,
+            kept_outbound,
+            redundant_inbound,
+            redundant_outbound,
+            we_delete,
+            ..
+        } => info!(
+            "{conn}: child SA rekey collision (both ends rekeyed at once): keeping in {kept_inbound:#010x} out {kept_outbound:#010x}; in {redundant_inbound:#010x} out {redundant_outbound:#010x} is redundant, deleted {}",
+            if *we_delete { "by us after the drain" } else { "by the peer (or by us after a grace time)" }
+        ),
         Event::ChildDeleted {
             conn,
             inbound_spi,

@@ -29,8 +29,6 @@ use super::installer::{policy_id, Installer};
 use crate::ike::{self, RemoteAddr, StartAction};
 use crate::ikev1::{self, DataplaneOp, Event, Output};
 
-/// Timers this late are logged (a stalled process misses rekey times).
-const LATE_TIMERS: std::time::Duration = std::time::Duration::from_secs(1);
 /// Priority of hold policies (as IKEv2's): after every protect and trap policy.
 const HOLD_PRIORITY: u32 = 200;
 
@@ -425,18 +423,10 @@ impl Ikev1Bridge {
         self.engine.poll_timeout()
     }
 
-    /// Runs the engine's timers when they are due.
+    /// Runs the engine's timers when they are due (the daemon logs late ones).
     pub fn timers(&mut self, inst: &mut Installer) {
         let now = Instant::now();
-        if let Some(due) = self.engine.poll_timeout().filter(|t| *t <= now) {
-            let late = now - due;
-            if late >= LATE_TIMERS {
-                // the process was stalled: rekeys may have been missed
-                warn!(
-                    "IKEv1 timers ran {:.1} s late (the control process did not run)",
-                    late.as_secs_f64()
-                );
-            }
+        if self.engine.poll_timeout().is_some_and(|t| t <= now) {
             self.engine.handle_timeout(now);
         }
         self.drain(inst);

@@ -611,9 +611,18 @@ impl Installer {
         let Ok(token) = self.shm.sync() else {
             return false;
         };
-        let until = Instant::now() + APPLY_TIMEOUT;
+        let start = Instant::now();
+        let until = start + APPLY_TIMEOUT;
         while Instant::now() < until {
             if self.shm.synced(token) {
+                let took = start.elapsed();
+                if took >= Duration::from_millis(250) {
+                    // the control loop (and every IKE timer) waited meanwhile
+                    warn!(
+                        "the dataplane took {:.0} ms to apply SA changes",
+                        took.as_secs_f64() * 1e3
+                    );
+                }
                 return true;
             }
             if !self.shm.dataplane().alive {

@@ -29,6 +29,7 @@ pub mod ikeio;
 pub mod ikev1;
 pub mod installer;
 pub mod logring;
+pub mod looptime;
 pub mod manual;
 pub mod pcap;
 pub mod serve;
@@ -244,16 +245,18 @@ fn serve_loop(
         }
         let mut busy = false;
         if let Ok(Job::Request(req, reply)) = rx.try_recv() {
+            let t = Instant::now();
             let _ = reply.send(handle(daemon, opts, req));
+            daemon.stalls().record("CLI request", t.elapsed());
             busy = true;
         }
         for _ in 0..OTHER_PER_FIRST {
             let Ok(d) = other.try_recv() else { break };
-            daemon.ike_datagram(d);
+            datagram(daemon, d);
             busy = true;
         }
         if let Ok(d) = first.try_recv() {
-            daemon.ike_datagram(d);
+            datagram(daemon, d);
             busy = true;
         }
         if busy {
@@ -267,21 +270,30 @@ fn serve_loop(
         crossbeam_channel::select! {
             recv(rx) -> job => match job {
                 Ok(Job::Request(req, reply)) => {
+                    let t = Instant::now();
                     let _ = reply.send(handle(daemon, opts, req));
+                    daemon.stalls().record("CLI request", t.elapsed());
                 }
                 Err(_) => rx = crossbeam_channel::never(),
             },
             recv(other) -> d => match d {
-                Ok(d) => daemon.ike_datagram(d),
+                Ok(d) => datagram(daemon, d),
                 Err(_) => other = crossbeam_channel::never(),
             },
             recv(first) -> d => match d {
-                Ok(d) => daemon.ike_datagram(d),
+                Ok(d) => datagram(daemon, d),
                 Err(_) => first = crossbeam_channel::never(),
             },
-            default(wait) => {}
+            default(wait) => daemon.stalls().woke(until, Instant::now()),
         }
     }
+}
+
+/// One IKE datagram, timed as a loop stage.
+fn datagram(daemon: &mut Daemon, d: ikeio::Datagram) {
+    let t = Instant::now();
+    daemon.ike_datagram(d);
+    daemon.stalls().record("IKE datagram", t.elapsed());
 }
 
 fn handle(daemon: &mut Daemon, opts: &DaemonOptions, req: Request) -> Reply {

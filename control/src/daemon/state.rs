@@ -17,6 +17,7 @@ use super::ike::IkeBridge;
 use super::ikeio::Datagram;
 use super::ikev1::Ikev1Bridge;
 use super::installer::{Installer, Watch};
+use super::looptime::Stalls;
 use super::manual::{ItemCfg, Manual};
 use super::status::{self, ControlInfo};
 use super::tap::Taps;
@@ -26,6 +27,8 @@ use crate::config::{Config, ConfigErrors};
 
 /// Events drained from the dataplane per tick, at most.
 const EVENTS_PER_TICK: usize = 256;
+/// IKE timers this late are logged (a stalled process misses rekey times).
+const LATE_TIMERS: Duration = Duration::from_secs(1);
 
 /// The daemon's state (see the module docs).
 pub struct Daemon {
@@ -42,6 +45,8 @@ pub struct Daemon {
     warnings: Vec<String>,
     /// `[daemon] allow_key_export` of the configuration loaded last.
     allow_key_export: bool,
+    /// How long the loop's stages took (see `looptime`).
+    stalls: Stalls,
 }
 
 impl Daemon {
@@ -73,6 +78,7 @@ impl Daemon {
             last_address_check: Instant::now(),
             warnings,
             allow_key_export,
+            stalls: Stalls::new(),
         })
     }
 
@@ -124,18 +130,52 @@ impl Daemon {
         }
     }
 
+    /// The loop's stage timings.
+    pub fn stalls(&self) -> &Stalls {
+        &self.stalls
+    }
+
     /// Runs the IKE engines' timers when they are due (between ticks).
     pub fn ike_timers(&mut self) {
+        self.ike_timers_timed();
+    }
+
+    /// Both engines' timers, each timed as a loop stage; timers that run
+    /// [`LATE_TIMERS`] or more after they were due are logged with the
+    /// slowest loop stage since the last such warning (what held them).
+    fn ike_timers_timed(&mut self) {
+        let now = Instant::now();
+        for (engine, due) in [
+            ("IKEv2", self.ike.timeout()),
+            ("IKEv1", self.ikev1.timeout()),
+        ] {
+            if let Some(late) = due.filter(|d| *d <= now).map(|d| now - d) {
+                if late >= LATE_TIMERS {
+                    warn!(
+                        "{engine} timers ran {:.1} s late (the control process did not run them{})",
+                        late.as_secs_f64(),
+                        self.stalls.take_worst()
+                    );
+                }
+            }
+        }
+        let t = Instant::now();
         self.ike.timers(&mut self.inst);
         self.fall_back();
+        self.stalls.record("IKEv2 timers", t.elapsed());
+        let t = Instant::now();
         self.ikev1.timers(&mut self.inst);
+        self.stalls.record("IKEv1 timers", t.elapsed());
     }
 
     /// Periodic work: liveness, events, lifetimes, taps. Call every ~10 ms.
     pub fn tick(&mut self) {
+        let t = Instant::now();
         if self.inst.watch(&self.manual.outbound_slots()) == Watch::NewDataplane {
             self.full_sync();
         }
+        self.stalls.record("dataplane watch", t.elapsed());
+        let t = Instant::now();
         for _ in 0..EVENTS_PER_TICK {
             let Some(ev) = self.inst.pop_event() else {
                 break;
@@ -144,9 +184,9 @@ impl Daemon {
                 self.manual.event(&mut self.inst, ev);
             }
         }
-        self.ike.timers(&mut self.inst);
-        self.fall_back();
-        self.ikev1.timers(&mut self.inst);
+        self.stalls.record("dataplane events", t.elapsed());
+        self.ike_timers_timed();
+        let t = Instant::now();
         if self.last_lifetime_check.elapsed() >= Duration::from_millis(100) {
             self.last_lifetime_check = Instant::now();
             self.manual.lifetimes(&mut self.inst);
@@ -155,8 +195,11 @@ impl Daemon {
             self.last_address_check = Instant::now();
             self.ike.check_addresses(&mut self.inst);
         }
+        self.stalls.record("lifetimes and addresses", t.elapsed());
+        let t = Instant::now();
         self.taps.forget(&self.inst.take_freed_ids());
         self.taps.tick(self.inst.shm_mut());
+        self.stalls.record("taps", t.elapsed());
     }
 
     /// A new dataplane: flush whatever it holds and install everything.

@@ -256,6 +256,25 @@ pub enum Event {
         /// New outbound SPI.
         new_outbound: u32,
     },
+    /// Both ends rekeyed the same child SA at once (IKEv1): one new pair
+    /// carries the traffic, the other is redundant and goes.
+    ChildRekeyCollision {
+        /// IKE SA id.
+        sa: u64,
+        /// Connection name.
+        conn: String,
+        /// Inbound SPI of the pair kept.
+        kept_inbound: u32,
+        /// Outbound SPI of the pair kept.
+        kept_outbound: u32,
+        /// Inbound SPI of the redundant pair.
+        redundant_inbound: u32,
+        /// Outbound SPI of the redundant pair.
+        redundant_outbound: u32,
+        /// We initiated the redundant pair's exchange: we delete it after the
+        /// drain (else the peer should; we do after a grace time).
+        we_delete: bool,
+    },
     /// A child SA is gone.
     ChildDeleted {
         /// IKE SA id.

@@ -179,6 +179,8 @@ pub struct Stats {
     pub isakmp_established: u64,
     /// IPsec SA pairs established (including rekeys).
     pub ipsec_established: u64,
+    /// Rekey collisions (both ends rekeyed one IPsec SA at once).
+    pub rekey_collisions: u64,
     /// Drops by reason (index = [`V1Drop`] order).
     pub drops: [u64; V1Drop::ALL.len()],
 }

@@ -122,7 +122,12 @@ impl IsakmpSa {
             rest.delete_esp(&[inbound]);
             self.send_info(ctx, &rest);
         }
-        let drain = reason == DeleteReason::Rekeyed;
+        // a replaced pair (a rekey's old one, a collision's redundant one)
+        // may still carry the peer's last packets, whatever ends it: a
+        // peer that never deleted it (strongSwan does not, for IKEv1) may
+        // still send on it when it expires here
+        let drain =
+            reason == DeleteReason::Rekeyed || self.children[i].state == ChildState::Rekeyed;
         self.remove_child_sas(ctx, i, drain, now);
         let c = self.children.remove(i);
         ctx.event(Event::ChildDeleted {
@@ -303,6 +308,13 @@ impl IsakmpSa {
                             .position(|c| c.outbound_spi == spi)
                             .or_else(|| self.children.iter().position(|c| c.inbound_spi == spi));
                         if let Some(i) = i {
+                            let gone = self.children[i].inbound_spi;
+                            self.handover_policies(ctx, i, now);
+                            // (the handover may have removed it already)
+                            let Some(i) = self.children.iter().position(|c| c.inbound_spi == gone)
+                            else {
+                                continue;
+                            };
                             let drain = self.children[i].state == ChildState::Rekeyed;
                             self.remove_child_sas(ctx, i, true, now);
                             let c = self.children.remove(i);

@@ -115,6 +115,17 @@ pub(crate) struct ChildSa {
     /// A rekeyed child whose delete we send at this time (after our last
     /// packets on its outbound SA have reached the peer).
     pub delete_at: Option<Instant>,
+    /// We initiated the quick mode that made this child.
+    pub initiated: bool,
+    /// The child this one was made to replace (kept after the switch: two
+    /// children made for the same one are a rekey collision).
+    pub rekeyed_from: Option<u32>,
+    /// The lower of its quick mode's two nonces (a collision's loser is the
+    /// pair whose exchange had the lowest nonce, as RFC 7296 §2.8.1 does).
+    pub low_nonce: Vec<u8>,
+    /// The losing pair of a rekey collision: no traffic, no rekey; it goes
+    /// after the drain time.
+    pub redundant: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,6 +12,9 @@ use crate::ikev1::wire::{notify, p2attr, payload, proto, Payloads};
 pub(super) const NONCE_LEN: usize = 32;
 /// How long a finished quick mode is kept to answer retransmissions.
 const QM_KEEP: Duration = Duration::from_secs(60);
+/// How long after a rekey collision we wait for the peer to delete the
+/// redundant pair its exchange made before we delete it.
+const REDUNDANT_GRACE: Duration = Duration::from_secs(5);
 
 impl IsakmpSa {
     // ------------------------------------------------------------- tasks
@@ -504,7 +507,17 @@ impl IsakmpSa {
         );
         let rekey_of = self.qms[qi].rekey_of;
         let child = self.new_child(
-            ctx, inbound, outbound, suite, lt, rt, encap, life, true, rekey_of, now,
+            ctx,
+            inbound,
+            outbound,
+            suite,
+            (lt, rt),
+            encap,
+            life,
+            true,
+            rekey_of,
+            (&ni, &nr),
+            now,
         );
         self.children.push(child);
         let idx = self.children.len() - 1;
@@ -542,12 +555,12 @@ impl IsakmpSa {
         inbound: u32,
         outbound: u32,
         suite: ChildSuite,
-        local_ts: TsEntry,
-        remote_ts: TsEntry,
+        (local_ts, remote_ts): (TsEntry, TsEntry),
         encap: bool,
         life: Duration,
         initiated: bool,
         replaces: Option<u32>,
+        (ni, nr): (&[u8], &[u8]),
         now: Instant,
     ) -> ChildSa {
         let c = &self.conn;
@@ -573,75 +586,54 @@ impl IsakmpSa {
             rekey_busy: false,
             replaces,
             delete_at: None,
+            initiated,
+            rekeyed_from: replaces,
+            low_nonce: ni.min(nr).to_vec(),
+            redundant: false,
         }
     }
 
     /// Installs the pending outbound SA of a child and points the policies
     /// at it; for a rekey, the old child's outbound SA goes, its inbound SA
-    /// drains, and (quick-mode initiator) the peer is told to delete it.
+    /// drains, and (quick-mode initiator) the peer is told to delete it. A
+    /// second child made for the same old one (both ends rekeyed it at once)
+    /// is a collision: [`Self::resolve_collision`].
     pub(super) fn finish_outbound(&mut self, ctx: &mut Ctx, inbound: u32, now: Instant) {
         let Some(idx) = self.children.iter().position(|c| c.inbound_spi == inbound) else {
             return;
         };
+        let replaces = self.children[idx].replaces.take();
+        let sibling = replaces.and_then(|o| {
+            self.children.iter().position(|c| {
+                c.inbound_spi != inbound
+                    && c.rekeyed_from == Some(o)
+                    && c.state == ChildState::Installed
+                    && !c.redundant
+            })
+        });
+        if let Some(si) = sibling {
+            ctx.stats.ipsec_established += 1;
+            self.resolve_collision(ctx, idx, si, now);
+            if let Some(o) = replaces {
+                self.delete_replaced(ctx, inbound, o, now);
+            }
+            return;
+        }
         if let Some(out) = self.children[idx].pending_out.take() {
             ctx.dp(DataplaneOp::InstallSa(out));
             self.children[idx].out_installed = true;
         }
         self.children[idx].state = ChildState::Installed;
         ctx.stats.ipsec_established += 1;
-        let old = self.children[idx]
-            .replaces
-            .take()
-            .and_then(|o| self.children.iter().position(|c| c.inbound_spi == o));
+        let old = replaces.and_then(|o| self.children.iter().position(|c| c.inbound_spi == o));
         match old {
             Some(oi) => {
-                // policies move to the new outbound SA (same ids: no gap)
-                let pols = std::mem::take(&mut self.children[oi].policies);
-                let new_out = self.children[idx].outbound_spi;
-                for (id, s) in &pols {
-                    ctx.dp(DataplaneOp::InstallPolicy(Policy {
-                        id: *id,
-                        tunnel_id: self.conn.tunnel_id,
-                        selector: s.clone(),
-                        action: PolicyAction::Protect { spi: new_out },
-                        priority: 100,
-                    }));
-                }
-                self.children[idx].policies = pols;
+                self.move_policies(ctx, oi, idx);
                 let o = &mut self.children[oi];
-                if o.out_installed {
-                    ctx.dp(DataplaneOp::RemoveSa {
-                        spi: o.outbound_spi,
-                        direction: Direction::Outbound,
-                    });
-                    o.out_installed = false;
-                }
                 o.state = ChildState::Rekeyed;
                 o.rekey_busy = false;
-                ctx.event(Event::ChildRekeyed {
-                    sa: self.id,
-                    conn: self.conn.name.clone(),
-                    old_inbound: o.inbound_spi,
-                    old_outbound: o.outbound_spi,
-                    new_inbound: self.children[idx].inbound_spi,
-                    new_outbound: new_out,
-                });
-                // the rekey initiator deletes the old SA
-                let initiated = self
-                    .qms
-                    .iter()
-                    .any(|q| q.inbound_spi == inbound && q.initiator);
-                if initiated {
-                    let old_in = self.children[oi].inbound_spi;
-                    if ctx.settings.rekey_switch_delay.is_zero() {
-                        self.delete_child_local_reason(ctx, old_in, DeleteReason::Rekeyed, now);
-                    } else {
-                        // strongSwan removes an IKEv1 SA as soon as the delete
-                        // arrives: packets we sent on it just before the
-                        // switch must get there first
-                        self.children[oi].delete_at = Some(now + ctx.settings.rekey_switch_delay);
-                    }
-                }
+                let old_in = o.inbound_spi;
+                self.delete_replaced(ctx, inbound, old_in, now);
             }
             None => {
                 self.install_policies(ctx, idx);
@@ -658,6 +650,167 @@ impl IsakmpSa {
                 });
             }
         }
+    }
+
+    /// Moves the policies of child `from` to the outbound SA of child `to`
+    /// (same ids: no gap) and removes `from`'s outbound SA.
+    fn move_policies(&mut self, ctx: &mut Ctx, from: usize, to: usize) {
+        let pols = std::mem::take(&mut self.children[from].policies);
+        let new_out = self.children[to].outbound_spi;
+        for (id, s) in &pols {
+            ctx.dp(DataplaneOp::InstallPolicy(Policy {
+                id: *id,
+                tunnel_id: self.conn.tunnel_id,
+                selector: s.clone(),
+                action: PolicyAction::Protect { spi: new_out },
+                priority: 100,
+            }));
+        }
+        self.children[to].policies.extend(pols);
+        let o = &mut self.children[from];
+        if o.out_installed {
+            ctx.dp(DataplaneOp::RemoveSa {
+                spi: o.outbound_spi,
+                direction: Direction::Outbound,
+            });
+            o.out_installed = false;
+        }
+        ctx.event(Event::ChildRekeyed {
+            sa: self.id,
+            conn: self.conn.name.clone(),
+            old_inbound: o.inbound_spi,
+            old_outbound: o.outbound_spi,
+            new_inbound: self.children[to].inbound_spi,
+            new_outbound: new_out,
+        });
+    }
+
+    /// The rekey initiator deletes the SA its new one (`inbound`) replaced,
+    /// once (a collision brings two new SAs for one old one).
+    fn delete_replaced(&mut self, ctx: &mut Ctx, inbound: u32, old_in: u32, now: Instant) {
+        let initiated = self
+            .children
+            .iter()
+            .any(|c| c.inbound_spi == inbound && c.initiated);
+        let Some(oi) = self.children.iter().position(|c| c.inbound_spi == old_in) else {
+            return;
+        };
+        if !initiated || self.children[oi].delete_at.is_some() {
+            return;
+        }
+        if ctx.settings.rekey_switch_delay.is_zero() {
+            self.delete_child_local_reason(ctx, old_in, DeleteReason::Rekeyed, now);
+        } else {
+            // strongSwan removes an IKEv1 SA as soon as the delete arrives:
+            // packets we sent on it just before the switch must get there
+            // first
+            self.children[oi].delete_at = Some(now + ctx.settings.rekey_switch_delay);
+        }
+    }
+
+    /// Both ends rekeyed the same IPsec SA at once (RFC 2409 has no
+    /// collision handling): child `new` just finished, `sib` (made for the
+    /// same old SA by the other exchange) carries the traffic. One pair goes
+    /// on, chosen the same way at both ends (RFC 7296 §2.8.1's rule: the
+    /// exchange with the lowest nonce made the redundant pair): the traffic
+    /// moves to the winner, the loser is neither used nor rekeyed, its
+    /// inbound SA stays while the peer may still send on it, and the end
+    /// that initiated the losing exchange deletes it once the peer has
+    /// switched too (the other end [`REDUNDANT_GRACE`] later, for peers
+    /// without this rule; a peer that picks the other pair deletes ours,
+    /// and the traffic then moves over: [`Self::handover_policies`]).
+    fn resolve_collision(&mut self, ctx: &mut Ctx, new: usize, sib: usize, now: Instant) {
+        ctx.stats.rekey_collisions += 1;
+        let new_wins = self.children[new].low_nonce > self.children[sib].low_nonce;
+        let loser = if new_wins {
+            if let Some(out) = self.children[new].pending_out.take() {
+                ctx.dp(DataplaneOp::InstallSa(out));
+                self.children[new].out_installed = true;
+            }
+            self.children[new].state = ChildState::Installed;
+            self.move_policies(ctx, sib, new);
+            sib
+        } else {
+            new
+        };
+        let (l_in, l_out, initiated) = {
+            let l = &mut self.children[loser];
+            l.state = ChildState::Rekeyed;
+            l.redundant = true;
+            l.rekey_at = None;
+            l.rekey_busy = false;
+            (l.inbound_spi, l.outbound_spi, l.initiated)
+        };
+        // the peer switches when its own second exchange ends (up to a
+        // switch delay after ours), then its last packets drain; a peer
+        // that does not resolve collisions (strongSwan, IKEv1) never
+        // deletes the loser it made: we do, a while later (it then sends on
+        // the pair it has left, the winner)
+        let mut wait = ctx.settings.rekey_switch_delay * 2 + ctx.settings.drain;
+        if !initiated {
+            wait += REDUNDANT_GRACE;
+        }
+        self.children[loser].delete_at = Some(now + wait);
+        let w = &self.children[if new_wins { new } else { sib }];
+        ctx.event(Event::ChildRekeyCollision {
+            sa: self.id,
+            conn: self.conn.name.clone(),
+            kept_inbound: w.inbound_spi,
+            kept_outbound: w.outbound_spi,
+            redundant_inbound: l_in,
+            redundant_outbound: l_out,
+            we_delete: initiated,
+        });
+    }
+
+    /// The peer deletes child `idx` while our traffic still uses it: the
+    /// traffic moves to another pair for the same selectors if there is
+    /// one (the pair of a rekey still waiting for its switch, or the
+    /// redundant pair of a collision the peer resolved the other way).
+    pub(super) fn handover_policies(&mut self, ctx: &mut Ctx, idx: usize, now: Instant) {
+        if self.children[idx].policies.is_empty() {
+            return;
+        }
+        let (gone, lt, rt) = {
+            let c = &self.children[idx];
+            (c.inbound_spi, c.local_ts, c.remote_ts)
+        };
+        let other = |c: &ChildSa| {
+            c.inbound_spi != gone
+                && c.local_ts == lt
+                && c.remote_ts == rt
+                && c.in_installed
+                && (c.out_installed || c.pending_out.is_some())
+        };
+        // a rekey of this very child waiting for its switch: switch now
+        if let Some(next) = self
+            .children
+            .iter()
+            .find(|c| other(c) && c.state == ChildState::InboundOnly && c.replaces == Some(gone))
+            .map(|c| c.inbound_spi)
+        {
+            if let Some(q) = self.qms.iter_mut().find(|q| q.inbound_spi == next) {
+                q.state = QmState::Done;
+                q.until = Some(now + QM_KEEP);
+            }
+            self.finish_outbound(ctx, next, now);
+            return;
+        }
+        let Some(j) = self.children.iter().position(|c| other(c) && c.redundant) else {
+            return;
+        };
+        if let Some(out) = self.children[j].pending_out.take() {
+            ctx.dp(DataplaneOp::InstallSa(out));
+            self.children[j].out_installed = true;
+        }
+        self.move_policies(ctx, idx, j);
+        let margin = self.conn.margin;
+        let rekey = self.conn.rekey;
+        let c = &mut self.children[j];
+        c.state = ChildState::Installed;
+        c.redundant = false;
+        c.delete_at = None;
+        c.rekey_at = (rekey && c.expire_at > now + margin).then(|| c.expire_at - margin);
     }
 
     /// Responder: QM3 arrived (hash checked): the outbound SA goes in.

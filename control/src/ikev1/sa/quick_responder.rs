@@ -145,7 +145,7 @@ impl IsakmpSa {
                         || (p.integ.is_empty() && s.integ == espresso_core::alg::IntegAlg::None))
                     && (p.esn.is_empty() && !s.esn || p.esn.contains(&s.esn));
                 // PFS: a group of the proposal; without one, ours (pfs = yes)
-                // or any (pfs = no still accepts a peer that proposes PFS, as Openswan does)
+                // or any (pfs = no still accepts PFS, seed 000)
                 let dh_ok = match s.dh {
                     Some(g) => {
                         p.dh.contains(&g)
@@ -289,7 +289,17 @@ impl IsakmpSa {
             })
             .map(|c| c.inbound_spi);
         let child = self.new_child(
-            ctx, inbound, outbound, suite, local_ts, remote_ts, encap, life, false, rekey_of, now,
+            ctx,
+            inbound,
+            outbound,
+            suite,
+            (local_ts, remote_ts),
+            encap,
+            life,
+            false,
+            rekey_of,
+            (ni, &nr),
+            now,
         );
         self.children.push(child);
         let idx = self.children.len() - 1;
