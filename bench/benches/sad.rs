@@ -1,7 +1,8 @@
 //! SAD lookup by SPI at 100k and 1M SAs against `dpdk-test-sad` (librte_ipsec
 //! SAD, SPI-only rules `-d 100/0/0`, burst 32), both in the same run, plus
 //! the slowdown while another thread installs and removes SAs, and the
-//! memory per SA.
+//! memory per SA (`cargo bench -p espresso-bench --bench sad -- --memory-only`
+//! runs only that part: bytes per SA and where they go).
 //!
 //! Ours, per N:
 //! - `lookup-burst`: bursts of 32 random installed SPIs, one `Sad::load` and
@@ -198,7 +199,93 @@ fn pin(cpu: usize) {
     }
 }
 
+/// Memory per SA: builds and installs 10,000 SAs of each kind; prints one
+/// line per kind and where the bytes go, returns the markdown table.
+fn memory_per_sa() -> String {
+    // Memory per SA: build and install 10,000 SAs of each kind.
+    let mut md = String::from("\n| suite (backend) | replay window | bytes per SA (SA + index) | transform (heap) | replay window (heap) | Sa struct |\n|---|---|---|---|---|---|\n");
+    let suites = [
+        ("aes-gcm-128", GCM128),
+        (
+            "aes-cbc-128+sha1-96",
+            Suite {
+                encr: EncrAlg::AesCbc128,
+                integ: IntegAlg::HmacSha1_96,
+            },
+        ),
+        (
+            "aes-cbc-256+sha512-256",
+            Suite {
+                encr: EncrAlg::AesCbc256,
+                integ: IntegAlg::HmacSha512_256,
+            },
+        ),
+        (
+            "chacha20-poly1305",
+            Suite {
+                encr: EncrAlg::ChaCha20Poly1305,
+                integ: IntegAlg::None,
+            },
+        ),
+    ];
+    for (name, suite) in suites {
+        for window in [64u32, 4096] {
+            let k = 10_000u32;
+            let sad = Sad::with_capacity(k as usize);
+            let mut backend = "";
+            let info = allocation_counter::measure(|| {
+                let sas: Vec<Arc<Sa>> = (0..k)
+                    .map(|i| {
+                        Arc::new(Sa::new(params(0x1000 + i, suite, window), Backend::Auto).unwrap())
+                    })
+                    .collect();
+                backend = sas[0].backend();
+                sad.apply(sas.into_iter().map(SadOp::Insert));
+            });
+            let per = info.bytes_current as f64 / k as f64;
+            println!(
+                "sad/memory-per-sa/{name}/window-{window}: ours {per:.0} B (backend {backend}; Rust heap incl. index), reference 512 B (issue 11 goal), ratio {:.2}",
+                per / 512.0
+            );
+            // Where it goes: the transform (key schedules, HMAC states) as
+            // built for this SA, the replay window's slots, the `Sa` struct
+            // itself (counters per drop reason, outer header template,
+            // limits, the SaParams copy with its keys); the rest is the
+            // Arc, the selectors and the SAD's index.
+            let p = params(0x1000, suite, window);
+            let cipher = allocation_counter::measure(|| {
+                black_box(
+                    dataplane::crypto::build(suite, &p.enc_key, &p.auth_key, false, Backend::Auto)
+                        .unwrap(),
+                );
+            });
+            let replay = allocation_counter::measure(|| {
+                black_box(dataplane::sa::ReplayWindow::new(window).unwrap());
+            });
+            let sa_struct = std::mem::size_of::<Sa>();
+            println!(
+                "sad/memory-per-sa/{name}/window-{window} breakdown: transform {} B (heap), replay window {} B (heap), Sa struct {sa_struct} B (of which per-SA counters {} B), keys in SaParams {} B, rest {:.0} B",
+                cipher.bytes_max,
+                replay.bytes_max,
+                std::mem::size_of::<dataplane::sa::SaCounters>(),
+                p.enc_key.len() + p.auth_key.len(),
+                per - (cipher.bytes_max + replay.bytes_max + sa_struct as u64) as f64
+            );
+            md += &format!(
+                "| {name} ({backend}) | {window} | {per:.0} | {} | {} | {sa_struct} |\n",
+                cipher.bytes_max, replay.bytes_max
+            );
+            drop(sad);
+        }
+    }
+    md
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "--memory-only") {
+        println!("{}", memory_per_sa());
+        return;
+    }
     let trials = if std::env::args().any(|a| a == "--quick") {
         3
     } else {
@@ -363,82 +450,7 @@ fn main() {
             }
         }
     }
-    // Memory per SA: build and install 10,000 SAs of each kind.
-    md += "\n| suite (backend) | replay window | bytes per SA (SA + index) | transform (heap) | replay window (heap) | Sa struct |\n|---|---|---|---|---|---|\n";
-    let suites = [
-        ("aes-gcm-128", GCM128),
-        (
-            "aes-cbc-128+sha1-96",
-            Suite {
-                encr: EncrAlg::AesCbc128,
-                integ: IntegAlg::HmacSha1_96,
-            },
-        ),
-        (
-            "aes-cbc-256+sha512-256",
-            Suite {
-                encr: EncrAlg::AesCbc256,
-                integ: IntegAlg::HmacSha512_256,
-            },
-        ),
-        (
-            "chacha20-poly1305",
-            Suite {
-                encr: EncrAlg::ChaCha20Poly1305,
-                integ: IntegAlg::None,
-            },
-        ),
-    ];
-    for (name, suite) in suites {
-        for window in [64u32, 4096] {
-            let k = 10_000u32;
-            let sad = Sad::with_capacity(k as usize);
-            let mut backend = "";
-            let info = allocation_counter::measure(|| {
-                let sas: Vec<Arc<Sa>> = (0..k)
-                    .map(|i| {
-                        Arc::new(Sa::new(params(0x1000 + i, suite, window), Backend::Auto).unwrap())
-                    })
-                    .collect();
-                backend = sas[0].backend();
-                sad.apply(sas.into_iter().map(SadOp::Insert));
-            });
-            let per = info.bytes_current as f64 / k as f64;
-            println!(
-                "sad/memory-per-sa/{name}/window-{window}: ours {per:.0} B (backend {backend}; Rust heap incl. index), reference 512 B (issue 11 goal), ratio {:.2}",
-                per / 512.0
-            );
-            // Where it goes: the transform (key schedules, HMAC states) as
-            // built for this SA, the replay window's slots, the `Sa` struct
-            // itself (counters per drop reason, outer header template,
-            // limits, the SaParams copy with its keys); the rest is the
-            // Arc, the selectors and the SAD's index.
-            let p = params(0x1000, suite, window);
-            let cipher = allocation_counter::measure(|| {
-                black_box(
-                    dataplane::crypto::build(suite, &p.enc_key, &p.auth_key, false, Backend::Auto)
-                        .unwrap(),
-                );
-            });
-            let replay = allocation_counter::measure(|| {
-                black_box(dataplane::sa::ReplayWindow::new(window).unwrap());
-            });
-            let sa_struct = std::mem::size_of::<Sa>();
-            println!(
-                "sad/memory-per-sa/{name}/window-{window} breakdown: transform {} B (heap), replay window {} B (heap), Sa struct {sa_struct} B (of which per-SA counters {} B), keys in SaParams {} B, rest {:.0} B",
-                cipher.bytes_max,
-                replay.bytes_max,
-                std::mem::size_of::<dataplane::sa::SaCounters>(),
-                p.enc_key.len() + p.auth_key.len(),
-                per - (cipher.bytes_max + replay.bytes_max + sa_struct as u64) as f64
-            );
-            md += &format!(
-                "| {name} ({backend}) | {window} | {per:.0} | {} | {} | {sa_struct} |\n",
-                cipher.bytes_max, replay.bytes_max
-            );
-            drop(sad);
-        }
-    }
+    md += &memory_per_sa();
     println!("\n{md}");
     if let Ok(path) = std::env::var("SAD_BENCH_MD") {
         std::fs::write(&path, &md).unwrap_or_else(|e| eprintln!("cannot write {path}: {e}"));

@@ -107,7 +107,7 @@ fn main() {
         cpu_now() - t
     }
     println!(
-        "# {} cores, load average: {}",
+        "# CPUs this process may use: {}, load average: {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         std::fs::read_to_string("/proc/loadavg")
             .unwrap_or_default()

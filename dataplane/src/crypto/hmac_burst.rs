@@ -323,6 +323,53 @@ mod tests {
         assert!(HmacKeyState::<H>::new(&[0; 65]).is_none());
     }
 
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// RFC 2202 (HMAC-SHA1) and RFC 4231 (HMAC-SHA-256) cases 1 and 2, nine
+    /// messages per burst so that the four-lane kernel (two groups) and the
+    /// one-lane remainder both run.
+    #[test]
+    fn published_vectors_in_a_burst() {
+        fn run<H: SmallMac>(cases: &[(&[u8], &[u8], &str)]) {
+            for (key, msg, want) in cases {
+                let Some(k) = HmacKeyState::<H>::new(key) else {
+                    eprintln!("SKIP: no SHA extensions on this CPU: interleaved HMAC not run");
+                    return;
+                };
+                let mut jobs: Vec<SmallJob> =
+                    (0..9).map(|_| SmallJob { msg, out: [0; 32] }).collect();
+                k.mac_burst(&mut jobs);
+                let want = unhex(want);
+                for j in &jobs {
+                    assert_eq!(&j.out[..H::DIGEST], &want[..]);
+                }
+            }
+        }
+        let hi: &[u8] = b"Hi There";
+        let jefe: (&[u8], &[u8]) = (b"Jefe", b"what do ya want for nothing?");
+        run::<Sha1>(&[
+            (&[0x0b; 20], hi, "b617318655057264e28bc0b6fb378c8ef146be00"),
+            (jefe.0, jefe.1, "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"),
+        ]);
+        run::<Sha256>(&[
+            (
+                &[0x0b; 20],
+                hi,
+                "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
+            ),
+            (
+                jefe.0,
+                jefe.1,
+                "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+            ),
+        ]);
+    }
+
     #[test]
     fn matches_rustcrypto_hmac_for_every_length_and_key() {
         check::<Sha1, hmac::Hmac<sha1::Sha1>>("sha1");
