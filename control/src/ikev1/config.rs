@@ -143,14 +143,23 @@ impl Connection {
     /// Checks what does not depend on other connections; legacy algorithms
     /// need `allow_legacy` (the error names the algorithm and the field).
     pub fn validate(&self) -> Result<(), IkeError> {
+        if let Err(why) = self.check_auth() {
+            return Err(IkeError::Config(format!(
+                "connection {:?}: {why}",
+                self.name
+            )));
+        }
+        self.validate_fields(self.uses_psk())
+    }
+
+    /// [`Self::validate`] but the loaded credentials (`psk_used`: the
+    /// pre-shared key must be there).
+    fn validate_fields(&self, psk_used: bool) -> Result<(), IkeError> {
         let e = |m: String| Err(IkeError::Config(format!("connection {:?}: {m}", self.name)));
         if self.name.is_empty() {
             return e("empty name".into());
         }
-        if let Err(why) = self.check_auth() {
-            return e(why);
-        }
-        if self.uses_psk() && self.psk.len() < 8 {
+        if psk_used && self.psk.len() < 8 {
             return e("pre-shared key shorter than 8 bytes".into());
         }
         if self.ike_proposals.is_empty() || self.esp_proposals.is_empty() {
@@ -292,20 +301,63 @@ impl Connection {
     pub fn from_config(
         c: &espresso_core::config::connection::IkeConn,
     ) -> Result<(Connection, Vec<String>), IkeError> {
+        Self::build(c, true)
+    }
+
+    /// What [`Self::from_config`] checks without reading the key and
+    /// certificate files the connection names (`espresso import` writes a
+    /// configuration for another machine, where they are): the proposals,
+    /// the other fields, and which authentication methods IKEv1 can run.
+    /// Returns the warnings.
+    pub fn check_config(
+        c: &espresso_core::config::connection::IkeConn,
+    ) -> Result<Vec<String>, IkeError> {
+        Self::build(c, false).map(|(_, w)| w)
+    }
+
+    fn build(
+        c: &espresso_core::config::connection::IkeConn,
+        load_credentials: bool,
+    ) -> Result<(Connection, Vec<String>), IkeError> {
+        use espresso_core::config::auth::LocalAuthConfig;
         let k = &c.conn;
         let mut v = Connection::new(&c.name, k.local_addr, k.remote_addr, k.psk.bytes());
         v.local_id = k.local_id.clone();
         v.remote_id = k.remote_id.clone();
-        let (local_auth, remote_auth) = auth_config::load(&k.auth).map_err(|errs| {
-            IkeError::Config(
-                errs.iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
-        v.local_auth = local_auth;
-        v.remote_auth = remote_auth;
+        let at = |m: String| {
+            IkeError::Config(format!(
+                "{}:{}: connection[{}]: {m}",
+                c.file.display(),
+                c.line,
+                c.name
+            ))
+        };
+        let (lname, rname) = (k.auth.local.name(), k.auth.remote.name());
+        if (lname == "psk") != (rname == "psk") {
+            return Err(at(format!(
+                "local_auth = {lname} and remote_auth = {rname}: IKEv1 negotiates one authentication method for both sides (use the same for both, or IKEv2)"
+            )));
+        }
+        if let LocalAuthConfig::Cert { rsa_pss: true, .. }
+        | LocalAuthConfig::RawKey { rsa_pss: true, .. } = k.auth.local
+        {
+            return Err(at(
+                "rsa_pss = true: IKEv1 RSA signatures are PKCS#1 v1.5 (RFC 2409 has no PSS); remove rsa_pss or use IKEv2"
+                    .into(),
+            ));
+        }
+        if load_credentials {
+            let (local_auth, remote_auth) = auth_config::load(&k.auth).map_err(|errs| {
+                IkeError::Config(
+                    errs.iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
+            })?;
+            v.local_auth = local_auth;
+            v.remote_auth = remote_auth;
+        }
         let field = |f: &str, e: IkeError| {
             IkeError::Config(format!(
                 "{}:{}: connection[{}].{f}: {}",
@@ -340,7 +392,12 @@ impl Connection {
         v.replay_window = k.replay_window;
         v.force_encap = k.force_encap;
         v.allow_legacy = k.allow_legacy;
-        v.validate().map_err(|e| {
+        let checked = if load_credentials {
+            v.validate()
+        } else {
+            v.validate_fields(k.auth.uses_psk())
+        };
+        checked.map_err(|e| {
             IkeError::Config(format!(
                 "{}:{}: {}",
                 c.file.display(),

@@ -318,7 +318,7 @@ impl Output {
     fn refuse_bad_ikev1(&mut self, c: &Config, stage_prefix: &str) -> bool {
         let mut refused = false;
         for k in c.connections.iter().filter(|k| k.version.accepts(1)) {
-            let Err(err) = crate::ikev1::config::Connection::from_config(k) else {
+            let Err(err) = crate::ikev1::config::Connection::check_config(k) else {
                 continue;
             };
             let Some(en) = self
