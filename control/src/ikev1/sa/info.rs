@@ -197,22 +197,10 @@ impl IsakmpSa {
             return;
         }
         let iv = crypto::phase2_iv(self.hash_alg(), &self.p1_iv, mid, self.block());
-        let (plain, _) = match self.decrypt(msg, &iv) {
-            Ok(x) => x,
-            Err(r) => {
-                ctx.drop(r);
-                return;
-            }
+        let Some((plain, _)) = self.open(ctx, msg, &iv) else {
+            return;
         };
-        let p = match Payloads::parse(&plain, hdr.next_payload()) {
-            Ok(p) => p,
-            Err(_) => {
-                ctx.drop(V1Drop::Decrypt);
-                return;
-            }
-        };
-        let (Some(hash), true) = (p.hash, p.hash_first) else {
-            ctx.drop(V1Drop::Invalid);
+        let Some((p, hash)) = hash_first(ctx, &plain, hdr.next_payload()) else {
             return;
         };
         let want = crypto::hash1(
