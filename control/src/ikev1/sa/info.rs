@@ -3,7 +3,7 @@
 //! numbers (RFC 3706), INITIAL-CONTACT, error notifies; local deletes.
 
 use super::*;
-use crate::ikev1::wire::{notify, payload, proto, Payloads};
+use crate::ikev1::wire::{notify, payload, proto, DeleteView, NotifyView, Payloads};
 
 impl IsakmpSa {
     /// Sends one informational message holding `rest`.
@@ -149,42 +149,7 @@ impl IsakmpSa {
         now: Instant,
     ) {
         if !hdr.encrypted() {
-            // only before phase 1 completes: the peer refuses (NO-PROPOSAL-CHOSEN,
-            // AUTHENTICATION-FAILED when our MM5 did not decrypt, ...)
-            if self.state == P1State::Established || self.state == P1State::Deleting {
-                ctx.drop(V1Drop::Unexpected);
-                return;
-            }
-            match Payloads::parse(&msg[HEADER_LEN..], hdr.next_payload()) {
-                Ok(p) => match p.error_notify() {
-                    Some(code) if from.ip() == self.remote.ip() => {
-                        if code == notify::NO_PROPOSAL_CHOSEN {
-                            ctx.event(Event::ProposalMismatch {
-                                conn: self.conn.name.clone(),
-                                kind: "IKE",
-                                peer: self.remote,
-                                offered: vec!["?".into()],
-                                configured: self
-                                    .conn
-                                    .ike_proposals
-                                    .iter()
-                                    .map(|p| p.to_string())
-                                    .collect(),
-                                local_responder: false,
-                            });
-                        }
-                        self.fail(
-                            ctx,
-                            IkeError::PeerError {
-                                code,
-                                name: notify::name(code),
-                            },
-                        );
-                    }
-                    _ => ctx.drop(V1Drop::Unexpected),
-                },
-                Err(_) => ctx.drop(V1Drop::Malformed),
-            }
+            self.info_plain(ctx, msg, hdr, from);
             return;
         }
         let mid = hdr.message_id();
@@ -197,22 +162,10 @@ impl IsakmpSa {
             return;
         }
         let iv = crypto::phase2_iv(self.hash_alg(), &self.p1_iv, mid, self.block());
-        let (plain, _) = match self.decrypt(msg, &iv) {
-            Ok(x) => x,
-            Err(r) => {
-                ctx.drop(r);
-                return;
-            }
+        let Some((plain, _)) = self.open(ctx, msg, &iv) else {
+            return;
         };
-        let p = match Payloads::parse(&plain, hdr.next_payload()) {
-            Ok(p) => p,
-            Err(_) => {
-                ctx.drop(V1Drop::Decrypt);
-                return;
-            }
-        };
-        let (Some(hash), true) = (p.hash, p.hash_first) else {
-            ctx.drop(V1Drop::Invalid);
+        let Some((p, hash)) = hash_first(ctx, &plain, hdr.next_payload()) else {
             return;
         };
         let want = crypto::hash1(
@@ -228,128 +181,184 @@ impl IsakmpSa {
         self.remember_mid(mid);
         self.heard(from, to, now);
         for n in &p.notifies {
-            match n.ntype {
-                notify::R_U_THERE => {
-                    let c = self.cookies();
-                    self.send_notify(ctx, proto::ISAKMP, &c, notify::R_U_THERE_ACK, n.data);
-                }
-                notify::R_U_THERE_ACK => {
-                    let seq = (n.data.len() == 4)
-                        .then(|| u32::from_be_bytes([n.data[0], n.data[1], n.data[2], n.data[3]]));
-                    if self.dpd.as_ref().is_some_and(|d| Some(d.seq) == seq) {
-                        self.dpd = None;
-                    }
-                }
-                notify::INITIAL_CONTACT => {
-                    if !self.initiator {
-                        // IPsec SAs of a re-authenticating peer move here first
-                        ctx.deferred.push(Deferred::Adopt { keep: self.id });
-                    }
-                    ctx.deferred
-                        .push(Deferred::InitialContact { keep: self.id });
-                }
-                t if notify::is_error(t) => {
-                    // a refused quick mode: the notify's SPI is ours when given
-                    let spi = n.spi32();
-                    let failed: Vec<usize> = self
-                        .qms
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, q)| q.initiator && q.state == QmState::I1Sent)
-                        .filter(|(_, q)| spi.is_none_or(|s| s == q.inbound_spi) || spi.is_none())
-                        .map(|(i, _)| i)
-                        .collect();
-                    let failed = if failed.is_empty() {
-                        self.qms
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, q)| q.initiator && q.state == QmState::I1Sent)
-                            .map(|(i, _)| i)
-                            .collect()
-                    } else {
-                        failed
-                    };
-                    for qi in failed {
-                        if t == notify::NO_PROPOSAL_CHOSEN {
-                            ctx.event(Event::ProposalMismatch {
-                                conn: self.conn.name.clone(),
-                                kind: "ESP",
-                                peer: self.remote,
-                                offered: vec!["?".into()],
-                                configured: self
-                                    .conn
-                                    .esp_proposals
-                                    .iter()
-                                    .map(|p| p.to_string())
-                                    .collect(),
-                                local_responder: false,
-                            });
-                        }
-                        self.child_failed(
-                            ctx,
-                            qi,
-                            IkeError::PeerError {
-                                code: t,
-                                name: notify::name(t),
-                            },
-                        );
-                    }
-                }
-                _ => {}
-            }
+            self.info_notify(ctx, n);
         }
         for d in &p.deletes {
             match d.protocol {
-                proto::ESP | proto::AH => {
-                    for spi in d.spis32().collect::<Vec<_>>() {
-                        let i = self
-                            .children
-                            .iter()
-                            .position(|c| c.outbound_spi == spi)
-                            .or_else(|| self.children.iter().position(|c| c.inbound_spi == spi));
-                        if let Some(i) = i {
-                            let gone = self.children[i].inbound_spi;
-                            self.handover_policies(ctx, i, now);
-                            // (the handover may have removed it already)
-                            let Some(i) = self.children.iter().position(|c| c.inbound_spi == gone)
-                            else {
-                                continue;
-                            };
-                            let drain = self.children[i].state == ChildState::Rekeyed;
-                            self.remove_child_sas(ctx, i, true, now);
-                            let c = self.children.remove(i);
-                            ctx.event(Event::ChildDeleted {
-                                sa: self.id,
-                                conn: self.conn.name.clone(),
-                                inbound_spi: c.inbound_spi,
-                                outbound_spi: c.outbound_spi,
-                                reason: if drain {
-                                    DeleteReason::Rekeyed
-                                } else {
-                                    DeleteReason::Peer
-                                },
-                            });
-                        }
-                    }
-                }
+                proto::ESP | proto::AH => self.peer_deleted_children(ctx, d, now),
                 proto::ISAKMP if d.cookies().any(|(i, r)| i == self.ic && r == self.rc) => {
-                    {
-                        // IPsec SAs that moved to a replacement stay there
-                        self.purge(ctx, DeleteReason::Peer);
-                        ctx.event(Event::IkeDeleted {
-                            sa: self.id,
-                            conn: self.conn.name.clone(),
-                            reason: DeleteReason::Peer,
-                        });
-                        self.state = P1State::Deleting;
-                        ctx.deferred.push(Deferred::Remove(self.id));
-                        return;
-                    }
+                    self.peer_deleted_isakmp(ctx);
+                    return;
                 }
                 _ => {}
             }
         }
         let _ = payload::NONE;
+    }
+
+    /// An unencrypted informational: only before phase 1 completes, the
+    /// peer refusing our proposal or authentication.
+    fn info_plain(&mut self, ctx: &mut Ctx, msg: &[u8], hdr: Header<'_>, from: SocketAddr) {
+        // only before phase 1 completes: the peer refuses (NO-PROPOSAL-CHOSEN,
+        // AUTHENTICATION-FAILED when our MM5 did not decrypt, ...)
+        if self.state == P1State::Established || self.state == P1State::Deleting {
+            ctx.drop(V1Drop::Unexpected);
+            return;
+        }
+        match Payloads::parse(&msg[HEADER_LEN..], hdr.next_payload()) {
+            Ok(p) => match p.error_notify() {
+                Some(code) if from.ip() == self.remote.ip() => {
+                    if code == notify::NO_PROPOSAL_CHOSEN {
+                        ctx.event(Event::ProposalMismatch {
+                            conn: self.conn.name.clone(),
+                            kind: "IKE",
+                            peer: self.remote,
+                            offered: vec!["?".into()],
+                            configured: self
+                                .conn
+                                .ike_proposals
+                                .iter()
+                                .map(|p| p.to_string())
+                                .collect(),
+                            local_responder: false,
+                        });
+                    }
+                    self.fail(
+                        ctx,
+                        IkeError::PeerError {
+                            code,
+                            name: notify::name(code),
+                        },
+                    );
+                }
+                _ => ctx.drop(V1Drop::Unexpected),
+            },
+            Err(_) => ctx.drop(V1Drop::Malformed),
+        }
+    }
+
+    /// One notify of an authenticated informational: DPD, INITIAL-CONTACT,
+    /// or an error refusing one of our quick modes.
+    fn info_notify(&mut self, ctx: &mut Ctx, n: &NotifyView<'_>) {
+        match n.ntype {
+            notify::R_U_THERE => {
+                let c = self.cookies();
+                self.send_notify(ctx, proto::ISAKMP, &c, notify::R_U_THERE_ACK, n.data);
+            }
+            notify::R_U_THERE_ACK => {
+                let seq = (n.data.len() == 4)
+                    .then(|| u32::from_be_bytes([n.data[0], n.data[1], n.data[2], n.data[3]]));
+                if self.dpd.as_ref().is_some_and(|d| Some(d.seq) == seq) {
+                    self.dpd = None;
+                }
+            }
+            notify::INITIAL_CONTACT => {
+                if !self.initiator {
+                    // IPsec SAs of a re-authenticating peer move here first
+                    ctx.deferred.push(Deferred::Adopt { keep: self.id });
+                }
+                ctx.deferred
+                    .push(Deferred::InitialContact { keep: self.id });
+            }
+            t if notify::is_error(t) => self.quick_refused(ctx, t, n.spi32()),
+            _ => {}
+        }
+    }
+
+    /// The peer refused a quick mode we started (`t`: the error notify,
+    /// `spi`: its SPI, ours when given): those exchanges fail.
+    fn quick_refused(&mut self, ctx: &mut Ctx, t: u16, spi: Option<u32>) {
+        // a refused quick mode: the notify's SPI is ours when given
+        let failed: Vec<usize> = self
+            .qms
+            .iter()
+            .enumerate()
+            .filter(|(_, q)| q.initiator && q.state == QmState::I1Sent)
+            .filter(|(_, q)| spi.is_none_or(|s| s == q.inbound_spi) || spi.is_none())
+            .map(|(i, _)| i)
+            .collect();
+        let failed = if failed.is_empty() {
+            self.qms
+                .iter()
+                .enumerate()
+                .filter(|(_, q)| q.initiator && q.state == QmState::I1Sent)
+                .map(|(i, _)| i)
+                .collect()
+        } else {
+            failed
+        };
+        for qi in failed {
+            if t == notify::NO_PROPOSAL_CHOSEN {
+                ctx.event(Event::ProposalMismatch {
+                    conn: self.conn.name.clone(),
+                    kind: "ESP",
+                    peer: self.remote,
+                    offered: vec!["?".into()],
+                    configured: self
+                        .conn
+                        .esp_proposals
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect(),
+                    local_responder: false,
+                });
+            }
+            self.child_failed(
+                ctx,
+                qi,
+                IkeError::PeerError {
+                    code: t,
+                    name: notify::name(t),
+                },
+            );
+        }
+    }
+
+    /// A peer's DELETE of IPsec SAs: each named SA (by either SPI) goes,
+    /// its policies handed over to a replacement first.
+    fn peer_deleted_children(&mut self, ctx: &mut Ctx, d: &DeleteView<'_>, now: Instant) {
+        for spi in d.spis32().collect::<Vec<_>>() {
+            let i = self
+                .children
+                .iter()
+                .position(|c| c.outbound_spi == spi)
+                .or_else(|| self.children.iter().position(|c| c.inbound_spi == spi));
+            if let Some(i) = i {
+                let gone = self.children[i].inbound_spi;
+                self.handover_policies(ctx, i, now);
+                // (the handover may have removed it already)
+                let Some(i) = self.children.iter().position(|c| c.inbound_spi == gone) else {
+                    continue;
+                };
+                let drain = self.children[i].state == ChildState::Rekeyed;
+                self.remove_child_sas(ctx, i, true, now);
+                let c = self.children.remove(i);
+                ctx.event(Event::ChildDeleted {
+                    sa: self.id,
+                    conn: self.conn.name.clone(),
+                    inbound_spi: c.inbound_spi,
+                    outbound_spi: c.outbound_spi,
+                    reason: if drain {
+                        DeleteReason::Rekeyed
+                    } else {
+                        DeleteReason::Peer
+                    },
+                });
+            }
+        }
+    }
+
+    /// A peer's DELETE of this ISAKMP SA.
+    fn peer_deleted_isakmp(&mut self, ctx: &mut Ctx) {
+        // IPsec SAs that moved to a replacement stay there
+        self.purge(ctx, DeleteReason::Peer);
+        ctx.event(Event::IkeDeleted {
+            sa: self.id,
+            conn: self.conn.name.clone(),
+            reason: DeleteReason::Peer,
+        });
+        self.state = P1State::Deleting;
+        ctx.deferred.push(Deferred::Remove(self.id));
     }
 
     /// The peer stopped answering: the DPD action.

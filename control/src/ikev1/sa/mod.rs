@@ -460,6 +460,20 @@ impl IsakmpSa {
         Ok((pt, ct[ct.len() - bs..].to_vec()))
     }
 
+    /// Decrypts a protected message (quick mode, informational) under `iv`,
+    /// counting the drop (the reason `decrypt` gives) when it fails; returns
+    /// the plaintext chain and the last cipher block. The caller parses the
+    /// chain with [`hash_first`].
+    fn open(&self, ctx: &mut Ctx, msg: &[u8], iv: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+        match self.decrypt(msg, iv) {
+            Ok(x) => Some(x),
+            Err(r) => {
+                ctx.drop(r);
+                None
+            }
+        }
+    }
+
     /// A phase 2 message: HASH first, then `rest`; `hash` computes the hash
     /// over `rest`'s bytes.
     fn with_hash(
@@ -831,4 +845,28 @@ fn child_status(c: &ChildSa) -> ChildSaStatus {
         rekey_at: c.rekey_at,
         expire_at: c.expire_at,
     }
+}
+
+/// Parses a decrypted phase 2 / informational chain (`next`: the header's
+/// first payload type) and checks it starts with HASH (RFC 2409 §5.5, §5.7);
+/// returns the payloads and the HASH payload's body. Counts
+/// `V1Drop::Decrypt` for a chain that does not parse (a wrong key or IV
+/// shows as garbage) and `V1Drop::Invalid` without a leading HASH.
+fn hash_first<'a>(
+    ctx: &mut Ctx,
+    plain: &'a [u8],
+    next: u8,
+) -> Option<(wire::Payloads<'a>, &'a [u8])> {
+    let p = match wire::Payloads::parse(plain, next) {
+        Ok(p) => p,
+        Err(_) => {
+            ctx.drop(V1Drop::Decrypt);
+            return None;
+        }
+    };
+    let (Some(hash), true) = (p.hash, p.hash_first) else {
+        ctx.drop(V1Drop::Invalid);
+        return None;
+    };
+    Some((p, hash))
 }

@@ -265,22 +265,10 @@ impl IsakmpSa {
             return;
         }
         let iv = self.qms[qi].iv.clone();
-        let (plain, last) = match self.decrypt(msg, &iv) {
-            Ok(x) => x,
-            Err(r) => {
-                ctx.drop(r);
-                return;
-            }
+        let Some((plain, last)) = self.open(ctx, msg, &iv) else {
+            return;
         };
-        let p = match Payloads::parse(&plain, hdr.next_payload()) {
-            Ok(p) => p,
-            Err(_) => {
-                ctx.drop(V1Drop::Decrypt);
-                return;
-            }
-        };
-        let (Some(hash), true) = (p.hash, p.hash_first) else {
-            ctx.drop(V1Drop::Invalid);
+        let Some((p, hash)) = hash_first(ctx, &plain, hdr.next_payload()) else {
             return;
         };
         let (h, a) = (self.hash_alg(), self.skeyid_a().to_vec());

@@ -8,7 +8,7 @@ use super::quick::{is_udp, NONCE_LEN};
 use super::*;
 use crate::ike::proposal::DhGroup;
 use crate::ikev1::proposal::{describe_p2, p2_from_transform};
-use crate::ikev1::wire::{notify, p2attr, payload, proto, IdView, Payloads};
+use crate::ikev1::wire::{notify, p2attr, payload, proto, IdView};
 
 impl IsakmpSa {
     // ------------------------------------------------------- responder
@@ -27,22 +27,10 @@ impl IsakmpSa {
         let mid = hdr.message_id();
         let (h, a) = (self.hash_alg(), self.skeyid_a().to_vec());
         let iv = crypto::phase2_iv(h, &self.p1_iv, mid, self.block());
-        let (plain, last) = match self.decrypt(msg, &iv) {
-            Ok(x) => x,
-            Err(r) => {
-                ctx.drop(r);
-                return;
-            }
+        let Some((plain, last)) = self.open(ctx, msg, &iv) else {
+            return;
         };
-        let p = match Payloads::parse(&plain, hdr.next_payload()) {
-            Ok(p) => p,
-            Err(_) => {
-                ctx.drop(V1Drop::Decrypt);
-                return;
-            }
-        };
-        let (Some(hash), true) = (p.hash, p.hash_first) else {
-            ctx.drop(V1Drop::Invalid);
+        let Some((p, hash)) = hash_first(ctx, &plain, hdr.next_payload()) else {
             return;
         };
         let want = crypto::hash1(h, &a, mid, &plain[p.after_hash..p.end]);
