@@ -130,16 +130,23 @@ counts() {
 engine() { ctl_field "$1" "'%d %d' % (s['ike']['child_established'], s['ike']['ike_established'])"; }
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
+# up IKE CHILDREN DP_SAS: every tunnel established. At least (not exactly)
+# one child and two dataplane SAs per tunnel: the first tunnels may rekey
+# (a second pair draining for a few seconds) before the last ones are up.
+up() {
+  [ "$1" = "$tunnels" ] && [[ "$2" =~ ^[0-9]+$ ]] && [ "$2" -ge "$tunnels" ] &&
+    [[ "$3" =~ ^[0-9]+$ ]] && [ "$3" -ge $((2 * tunnels)) ]
+}
 up_deadline=$((SECONDS + 60 + tunnels))
 while :; do
   read -r ike kids dps < <(counts A)
-  [ "$ike" = "$tunnels" ] && [ "$kids" = "$tunnels" ] && [ "$dps" = $((2 * tunnels)) ] && break
+  up "$ike" "$kids" "$dps" && break
   [ "$SECONDS" -lt "$up_deadline" ] || nsl_die "only $ike IKE SAs, $kids child SAs, $dps dataplane SAs on A after $((60 + tunnels)) s"
   sleep 1
 done
 for _ in $(seq 1 30); do
   read -r ike kids dps < <(counts B)
-  [ "$ike" = "$tunnels" ] && [ "$kids" = "$tunnels" ] && [ "$dps" = $((2 * tunnels)) ] && break
+  up "$ike" "$kids" "$dps" && break
   sleep 1
 done
 read -r start_a_ike start_a_kids start_a_dp < <(counts A)
