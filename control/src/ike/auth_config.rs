@@ -41,6 +41,38 @@ pub enum LocalAuth {
 }
 
 impl LocalAuth {
+    /// With a certificate: the private key belongs to it and `local_id`
+    /// (if configured) is one of its identities. Both IKE versions check
+    /// this at load; the error says which and names the certificate.
+    pub fn check_cert(
+        &self,
+        local_id: Option<&espresso_core::config::ike::Identity>,
+    ) -> Result<(), String> {
+        let LocalAuth::Cert { key, chain, .. } = self else {
+            return Ok(());
+        };
+        let Some(c) = chain.first() else {
+            return Err("certificate authentication without a certificate".into());
+        };
+        if c.public_key() != key.public_key() {
+            return Err(format!(
+                "the private key ({}) does not belong to the certificate \"{}\" ({})",
+                key.public_key().fingerprint(),
+                c.subject_str(),
+                c.public_key().fingerprint()
+            ));
+        }
+        if let Some(id) = local_id {
+            if !c.has_identity(id) {
+                return Err(format!(
+                    "local identity {id} is not in the certificate \"{}\" (use its subject DN or a subjectAltName)",
+                    c.subject_str()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// `psk`, `pubkey` or `rsasig` (the auth method's configuration name).
     pub fn name(&self) -> &'static str {
         match self {

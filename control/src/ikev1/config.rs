@@ -258,27 +258,7 @@ impl Connection {
                 ));
             }
         }
-        if let LocalAuth::Cert { key, chain, .. } = &self.local_auth {
-            let Some(c) = chain.first() else {
-                return Err("certificate authentication without a certificate".into());
-            };
-            if c.public_key() != key.public_key() {
-                return Err(format!(
-                    "the private key ({}) does not belong to the certificate \"{}\" ({})",
-                    key.public_key().fingerprint(),
-                    c.subject_str(),
-                    c.public_key().fingerprint()
-                ));
-            }
-            if let Some(id) = &self.local_id {
-                if !c.has_identity(id) {
-                    return Err(format!(
-                        "local identity {id} is not in the certificate \"{}\" (use its subject DN or a subjectAltName)",
-                        c.subject_str()
-                    ));
-                }
-            }
-        }
+        self.local_auth.check_cert(self.local_id.as_ref())?;
         Ok(())
     }
 
