@@ -6,9 +6,8 @@
 //! a 1280-byte path. Every refusal must end in AUTHENTICATION_FAILED with a
 //! reason that says why.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::net::SocketAddr;
+use std::time::Instant;
 
 use control::ike::proposal::{parse_esp_proposals, parse_ike_proposals};
 use control::ike::wire::{self, payload, Header, HEADER_LEN};
@@ -16,44 +15,13 @@ use control::ike::{
     Connection, Engine, Event, Identity, LocalAddr, LocalAuth, Output, RemoteAddr, RemoteAuth,
     Settings, WallClock,
 };
-use control::pki::{rsakey, Certificate, Crl, PrivateKey, TrustStore};
+use control::pki::rsakey;
 
 const PSK: &[u8] = b"unused-psk-0123456789";
 
-/// 2027-06-01: inside every fixture's validity but the expired one's.
-fn now_wall() -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_811_808_000)
-}
-
-fn fx(name: &str) -> std::path::PathBuf {
-    format!("{}/tests/fixtures/pki/{name}", env!("CARGO_MANIFEST_DIR")).into()
-}
-fn key(name: &str) -> Arc<PrivateKey> {
-    Arc::new(
-        PrivateKey::from_bytes(&std::fs::read(fx(&format!("{name}.key.pem"))).unwrap()).unwrap(),
-    )
-}
-fn cert(name: &str) -> Arc<Certificate> {
-    Certificate::load(&fx(&format!("{name}.crt.pem")))
-        .unwrap()
-        .remove(0)
-}
-fn trust(cas: &[&str], crl: bool) -> Arc<TrustStore> {
-    let mut t = TrustStore::new();
-    for c in cas {
-        t.add_ca(cert(c)).unwrap();
-    }
-    if crl {
-        for c in Crl::parse_all(&std::fs::read(fx("rsa-ca.crl.pem")).unwrap()).unwrap() {
-            t.add_crl(c);
-        }
-    }
-    Arc::new(t)
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
+#[path = "common/pki.rs"]
+mod pki;
+use pki::{cert, ip, key, now_wall, trust};
 
 /// A connection from `local` to `remote` authenticating with certificate `me`
 /// (plus intermediates), accepting peers under `cas` with identity `peer_id`.

@@ -7,9 +7,7 @@
 //! mismatch) must end in an AuthFailed event that says why, a counted
 //! `auth` drop and no IPsec SA.
 
-use std::net::IpAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use control::ike::{Identity, LocalAddr, LocalAuth, RemoteAddr, RemoteAuth, WallClock};
 use control::ikev1::proposal::{parse_phase1, parse_phase2};
@@ -17,42 +15,11 @@ use control::ikev1::wire;
 use control::ikev1::{
     Connection, DataplaneOp, Engine, Event, ExchangeMode, Output, Settings, V1Drop,
 };
-use control::pki::{rsakey, Certificate, Crl, PrivateKey, TrustStore};
+use control::pki::rsakey;
 
-/// 2027-06-01: inside every fixture's validity but the expired one's.
-fn now_wall() -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_811_808_000)
-}
-
-fn fx(name: &str) -> std::path::PathBuf {
-    format!("{}/tests/fixtures/pki/{name}", env!("CARGO_MANIFEST_DIR")).into()
-}
-fn key(name: &str) -> Arc<PrivateKey> {
-    Arc::new(
-        PrivateKey::from_bytes(&std::fs::read(fx(&format!("{name}.key.pem"))).unwrap()).unwrap(),
-    )
-}
-fn cert(name: &str) -> Arc<Certificate> {
-    Certificate::load(&fx(&format!("{name}.crt.pem")))
-        .unwrap()
-        .remove(0)
-}
-fn trust(cas: &[&str], crl: bool) -> Arc<TrustStore> {
-    let mut t = TrustStore::new();
-    for c in cas {
-        t.add_ca(cert(c)).unwrap();
-    }
-    if crl {
-        for c in Crl::parse_all(&std::fs::read(fx("rsa-ca.crl.pem")).unwrap()).unwrap() {
-            t.add_crl(c);
-        }
-    }
-    Arc::new(t)
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
+#[path = "common/pki.rs"]
+mod pki;
+use pki::{cert, ip, key, now_wall, trust};
 
 /// A connection `name` from `local` to `remote` with no authentication yet.
 fn base(name: &str, local: &str, remote: &str) -> Connection {
