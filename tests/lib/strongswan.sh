@@ -155,3 +155,22 @@ if m: print(m[-1][0], m[-1][1])'
 
 # sw_ike_count: established IKE SAs of B.
 sw_ike_count() { swc --list-sas --raw 2>/dev/null | grep -o "state=ESTABLISHED" | wc -l; }
+
+# sw_our_spis: "IN OUT" SPIs (hex, no 0x) of espresso's tunnel "sw" on gateway A
+# (needs tests/lib/control.sh).
+sw_our_spis() { ctl_field A "'%08x %08x' % (t('sw')['inbound']['spi'], t('sw')['outbound']['spi'])"; }
+
+# sw_agree: espresso's "sw" and strongSwan's child show the same SPIs (polled
+# for 3 s: a rekey may be finishing); otherwise logs both and fails.
+sw_agree() {
+  local a b si so
+  for _ in $(seq 1 30); do
+    read -r a b <<<"$(sw_our_spis)"
+    read -r si so <<<"$(sw_child_spis)"
+    [ -n "$a" ] && [ "$a" = "${so:-}" ] && [ "$b" = "${si:-}" ] && return 0
+    sleep 0.1
+  done
+  nsl_log "SPIs: espresso in/out $a/$b, strongSwan in/out ${si:-?}/${so:-?}"
+  swc --list-sas --raw >&2 || true
+  return 1
+}

@@ -60,7 +60,6 @@ ctl_daemon A
 # wait_a STATE [SECONDS]: connection sw on A reaches STATE.
 wait_a() { ctl_wait_state A sw "$1" "${2:-20}"; }
 ping_ok() { local i; for i in 1 2 3; do [ "$(ctl_ping "$1" "$2" 10)" -ge 9 ] && return 0; done; return 1; }
-our_spis() { ctl_field A "'%08x %08x' % (t('sw')['inbound']['spi'], t('sw')['outbound']['spi'])"; }
 traffic_checks() {
   ping_ok "$NS_HA" 10.2.0.2 || nsl_die "$1: ping hA -> hB"
   ping_ok "$NS_HB" 10.1.0.2 || nsl_die "$1: ping hB -> hA"
@@ -75,7 +74,7 @@ traffic_checks() {
 # ---- 1. espresso initiates, AES-GCM-128
 grep -q "sw: initiating" <<<"$(ctl A up sw)" || nsl_die "up sw"
 wait_a up
-read -r ours_in ours_out <<<"$(our_spis)"
+read -r ours_in ours_out <<<"$(sw_our_spis)"
 read -r sw_in sw_out <<<"$(sw_child_spis)"
 [ -n "${sw_in:-}" ] || nsl_die "strongSwan has no installed child SA"
 [ "$ours_in" = "$sw_out" ] && [ "$ours_out" = "$sw_in" ] ||
@@ -114,7 +113,7 @@ kill -9 "$DP_A"
 wait "$DP_A" 2>/dev/null || true
 ctl_dataplane A
 for _ in $(seq 1 100); do
-  read -r n_in n_out <<<"$(our_spis)"
+  read -r n_in n_out <<<"$(sw_our_spis)"
   [ "$n_in" != "$ours_in" ] && [ "$n_out" != "$ours_out" ] && break
   sleep 0.1
 done
@@ -156,7 +155,7 @@ swc --initiate --child net --timeout 15 >"$NSL_TMP/initiate2.log" 2>&1 || nsl_di
 wait_a up
 ctl_field A "t('sw')['suite']" | grep -q "aes128-sha256" || nsl_die "suite not aes128-sha256: $(ctl_field A "t('sw')['suite']")"
 ctl_field A "s['ike_sas'][0]['initiator']" | grep -q False || nsl_die "espresso should be the responder"
-read -r ours_in ours_out <<<"$(our_spis)"
+read -r ours_in ours_out <<<"$(sw_our_spis)"
 read -r sw_in sw_out <<<"$(sw_child_spis)"
 [ "$ours_in" = "$sw_out" ] && [ "$ours_out" = "$sw_in" ] || nsl_die "SPIs differ (responder)"
 grep -q "AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/ECP_256" <<<"$(swc --list-sas)" || nsl_die "strongSwan's IKE algorithms (CBC)"

@@ -67,22 +67,9 @@ ctl_wait_state A sw up 20
 pass "start = start: espresso initiated by itself, tunnel up"
 child_spis() { ctl_field A "'%08x %08x' % (t('sw')['inbound']['spi'], t('sw')['outbound']['spi'])"; }
 ike_spis() { ctl_field A "' '.join(x['spi_i']+x['spi_r'] for x in s['ike_sas'] if x['state']=='ESTABLISHED')"; }
-# agree: both sides show the same child SPIs (polled: a rekey may be finishing).
-agree() {
-  local a b si so
-  for _ in $(seq 1 30); do
-    read -r a b <<<"$(child_spis)"
-    read -r si so <<<"$(sw_child_spis)"
-    [ -n "$a" ] && [ "$a" = "${so:-}" ] && [ "$b" = "${si:-}" ] && return 0
-    sleep 0.1
-  done
-  nsl_log "SPIs: espresso in/out $a/$b, strongSwan in/out ${si:-?}/${so:-?}"
-  swc --list-sas --raw >&2 || true
-  return 1
-}
 read -r c0_in c0_out <<<"$(child_spis)"
 ike0=$(ike_spis)
-agree || nsl_die "SPIs differ before the rekeys"
+sw_agree || nsl_die "SPIs differ before the rekeys"
 
 # ---- rekeys under a ping flood
 ctl_ping "$NS_HA" 10.2.0.2 3 >/dev/null || true   # ARP warm-up
@@ -107,13 +94,13 @@ waitfor() { local d=$(( $1 - ($(date +%s) - t0) )); [ "$d" -gt 0 ] && sleep "$d"
 waitfor 16
 read -r c1_in c1_out <<<"$(child_spis)"
 [ "$c1_in" != "$c0_in" ] && [ "$c1_out" != "$c0_out" ] || nsl_die "espresso did not rekey the child SA (SPIs $c0_in/$c0_out)"
-agree || nsl_die "SPIs differ after espresso's child rekey"
+sw_agree || nsl_die "SPIs differ after espresso's child rekey"
 pass "child rekey by espresso: SPIs $c0_in/$c0_out -> $c1_in/$c1_out, strongSwan agrees"
 swc --rekey --child net >"$NSL_TMP/rekey-child.log" 2>&1 || nsl_die "swanctl --rekey --child: $(cat "$NSL_TMP/rekey-child.log")"
 sleep 2
 read -r c2_in c2_out <<<"$(child_spis)"
 [ "$c2_in" != "$c1_in" ] && [ "$c2_out" != "$c1_out" ] || nsl_die "strongSwan's child rekey did not change espresso's SPIs"
-agree || nsl_die "SPIs differ after strongSwan's child rekey"
+sw_agree || nsl_die "SPIs differ after strongSwan's child rekey"
 pass "child rekey by strongSwan: SPIs $c1_in/$c1_out -> $c2_in/$c2_out"
 waitfor 31
 ike1=$(ike_spis)
@@ -129,7 +116,7 @@ wait "$flood" 2>/dev/null || true
 res=$(grep -E "packets transmitted" "$NSL_TMP/flood.log" || true)
 echo "$res"
 grep -q "680 packets transmitted, 680 received, 0% packet loss" <<<"$res" || nsl_die "packets lost across the rekeys: $res"
-agree || nsl_die "SPIs differ at the end"
+sw_agree || nsl_die "SPIs differ at the end"
 ctl_wait_state A sw up 5
 [ "$(ctl_ping "$NS_HA" 10.2.0.2 5)" -ge 4 ] || nsl_die "ping after the rekeys"
 pass "680 pings every 50 ms across 2 child and 2 IKE rekeys: 0% loss"
@@ -163,7 +150,7 @@ pass "DPD: killed charon detected, SAs removed, restart action applied"
 sw_start
 ctl_wait_state A sw up 40
 ping_ok "$NS_HA" 10.2.0.2 || { diag; nsl_die "ping after the DPD restart"; }
-agree || nsl_die "SPIs differ after the DPD restart"
+sw_agree || nsl_die "SPIs differ after the DPD restart"
 pass "restart: tunnel re-established with the new charon, traffic flows"
 
 # ---- the control daemon is killed and restarted: the dataplane keeps
@@ -178,7 +165,7 @@ ctl_daemon A
 ctl_wait_state A sw up 20
 read -r r_in r_out <<<"$(child_spis)"
 [ "$r_in" != "$k_in" ] || nsl_die "no new child SA after the daemon restart"
-agree || nsl_die "SPIs differ after the daemon restart"
+sw_agree || nsl_die "SPIs differ after the daemon restart"
 for _ in $(seq 1 30); do [ "$(sw_ike_count)" = 1 ] && break; sleep 0.1; done
 [ "$(sw_ike_count)" = 1 ] || nsl_die "strongSwan keeps $(sw_ike_count) IKE SAs (INITIAL_CONTACT should replace the old)"
 ping_ok "$NS_HA" 10.2.0.2 || { diag; nsl_die "ping after the daemon restart"; }

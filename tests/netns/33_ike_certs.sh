@@ -26,40 +26,28 @@ source tests/lib/netns.sh
 source tests/lib/control.sh
 source tests/lib/strongswan.sh
 source tests/lib/tshark_esp.sh
-command -v pki >/dev/null || nsl_die "strongSwan's pki tool missing (apt-get install strongswan-pki)"
+source tests/lib/sw_pki.sh
 nsl_init ikecert
 nsl_topo_pair
 sw_setup
-# strongSwan also needs PKCS#8 keys, CRL checking and basicConstraints/pathlen
-sed -i 's/^\(    load = random nonce openssl pem pkcs1\) x509/\1 pkcs8 x509 revocation constraints/' "$SW_DIR/strongswan.conf"
-sed -i 's/^\(    load = pem pkcs1\) x509/\1 pkcs8 x509/' "$SW_DIR/strongswan.conf"
-grep -q "pkcs8 x509 revocation constraints" "$SW_DIR/strongswan.conf" || nsl_die "strongswan.conf plugin list"
+pki_init
 passed=0
 pass() { nsl_log "ok: $*"; passed=$((passed + 1)); }
 
-P="$NSL_TMP/pki"
-mkdir -p "$P" "$NSL_TMP/A" "$SW_DIR/swanctl"/{x509,x509ca,x509crl,private,pubkey}
+mkdir -p "$NSL_TMP/A"
 q() { "$@" 2>/dev/null; }
 # ---- credentials: strongSwan pki CA (RSA) with an intermediate, OpenSSL CA (ECDSA)
-q pki --gen --type rsa --size 2048 --outform pem >"$P/ca.key"
-q pki --self --ca --in "$P/ca.key" --type priv --dn "C=CH, O=espresso interop, CN=pki Root CA" --outform pem >"$P/ca.crt"
+pki_ca ca "C=CH, O=espresso interop, CN=pki Root CA"
 q pki --gen --type rsa --size 2048 --outform pem >"$P/int.key"
 q pki --issue --cacert "$P/ca.crt" --cakey "$P/ca.key" --in "$P/int.key" --type priv --ca --pathlen 0 \
   --dn "C=CH, O=espresso interop, CN=pki Intermediate CA" --outform pem >"$P/int.crt"
-ee() { # name issuer type size dn san...
-  local n=$1 is=$2 t=$3 sz=$4 dn=$5; shift 5
-  local sans=(); for s in "$@"; do sans+=(--san "$s"); done
-  q pki --gen --type "$t" ${sz:+--size $sz} --outform pem >"$P/$n.key"
-  q pki --issue --cacert "$P/$is.crt" --cakey "$P/$is.key" --in "$P/$n.key" --type priv \
-    --dn "$dn" "${sans[@]}" --outform pem >"$P/$n.crt"
-}
+ee() { pki_ee "$@"; } # name issuer type size dn san...
 ee gwa ca rsa 2048 "C=CH, O=espresso interop, CN=gwa.example" gwa.example 192.0.2.1
 ee gwb ca rsa 2048 "C=CH, O=espresso interop, CN=gwb.example" gwb.example 192.0.2.2
 ee gwa-int int rsa 2048 "C=CH, O=espresso interop, OU=branch, CN=gwa.example" gwa.example
 ee gwb-int int rsa 3072 "C=CH, O=espresso interop, OU=branch, CN=gwb.example" gwb.example
 ee gwb-rev ca rsa 2048 "C=CH, O=espresso interop, CN=revoked.example" revoked.example
-q pki --signcrl --cacert "$P/ca.crt" --cakey "$P/ca.key" --reason key-compromise --cert "$P/gwb-rev.crt" \
-  --outform pem >"$P/ca.crl"
+pki_revoke ca gwb-rev
 O="$NSL_TMP/ossl"; mkdir -p "$O"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$O/ca.key" 2>/dev/null
 openssl req -x509 -new -key "$O/ca.key" -days 30 -subj "/C=DE/O=OpenSSL interop/CN=OpenSSL Root CA" \
@@ -103,44 +91,7 @@ CONF
 }
 # write_b IKE LOCAL REMOTE: strongSwan's connection; LOCAL/REMOTE are the
 # bodies of its local {} and remote {} sections.
-write_b() {
-  cat >"$SW_DIR/swanctl/swanctl.conf" <<EOF
-connections {
-    gw {
-        version = 2
-        local_addrs = 192.0.2.2
-        remote_addrs = 192.0.2.1
-        proposals = $1
-        mobike = no
-        fragmentation = yes
-        local {
-$2
-        }
-        remote {
-$3
-        }
-        children {
-            net {
-                mode = tunnel
-                local_ts = 10.2.0.0/24
-                remote_ts = 10.1.0.0/24
-                esp_proposals = aes128gcm16
-                start_action = none
-            }
-        }
-    }
-}
-EOF
-}
-sw_creds() { # files into strongSwan's credential directories (cleared first)
-  rm -f "$SW_DIR/swanctl"/{x509,x509ca,x509crl,private,pubkey}/*
-  local kind f
-  while [ $# -gt 0 ]; do kind=$1 f=$2; shift 2; cp "$f" "$SW_DIR/swanctl/$kind/"; done
-}
-sw_load() {
-  swc --load-creds --clear --noprompt >"$NSL_TMP/sw-creds.log" 2>&1 || nsl_die "swanctl --load-creds: $(cat "$NSL_TMP/sw-creds.log")"
-  swc --load-conns >"$NSL_TMP/sw-conns.log" 2>&1 || nsl_die "swanctl --load-conns: $(cat "$NSL_TMP/sw-conns.log")"
-}
+write_b() { sw_cert_conf 2 "$1" "$2" "$3" $'        mobike = no\n        fragmentation = yes'; }
 ping_ok() { local i; for i in 1 2 3; do [ "$(ctl_ping "$1" "$2" 10)" -ge 9 ] && return 0; done; return 1; }
 sw_ike() { swc --list-sas 2>/dev/null; }
 # check_traffic NAME: pings both ways with a WAN capture, then tshark checks

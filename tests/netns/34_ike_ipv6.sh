@@ -86,12 +86,11 @@ secrets {
 EOF
 }
 ping_ok() { local i; for i in 1 2 3; do [ "$(ctl_ping "$1" "$2" 10)" -ge 9 ] && return 0; done; return 1; }
-our_spis() { ctl_field A "'%08x %08x' % (t('sw')['inbound']['spi'], t('sw')['outbound']['spi'])"; }
 # check NAME DST_FROM_A DST_FROM_B: SPIs equal, IPv6 endpoints, ping both
 # ways with a WAN capture that tshark decrypts with espresso's keys.
 check() {
   local ours_in ours_out sw_in sw_out
-  read -r ours_in ours_out <<<"$(our_spis)"
+  read -r ours_in ours_out <<<"$(sw_our_spis)"
   read -r sw_in sw_out <<<"$(sw_child_spis)"
   [ -n "${sw_in:-}" ] || nsl_die "$1: strongSwan has no installed child SA"
   [ "$ours_in" = "$sw_out" ] && [ "$ours_out" = "$sw_in" ] ||

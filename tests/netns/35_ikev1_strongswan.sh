@@ -61,6 +61,7 @@ source tests/lib/netns.sh
 source tests/lib/control.sh
 source tests/lib/strongswan.sh
 source tests/lib/tshark_esp.sh
+source tests/lib/udp_flows.sh
 nsl_init ikev1sw
 nsl_topo_pair
 SW_VERSION=1
@@ -101,59 +102,16 @@ ctl_dataplane A
 ctl_daemon A
 
 wait_a() { ctl_wait_state A sw "$1" "${2:-20}"; }
-our_spis() { ctl_field A "'%08x %08x' % (t('sw')['inbound']['spi'], t('sw')['outbound']['spi'])"; }
-agree() {
-  local a b si so
-  for _ in $(seq 1 30); do
-    read -r a b <<<"$(our_spis)"
-    read -r si so <<<"$(sw_child_spis)"
-    [ -n "$a" ] && [ "$a" = "${so:-}" ] && [ "$b" = "${si:-}" ] && return 0
-    sleep 0.1
-  done
-  nsl_log "SPIs: espresso in/out $a/$b, strongSwan in/out ${si:-?}/${so:-?}"
-  swc --list-sas --raw >&2 || true
-  return 1
-}
-# flows COUNT INTERVAL TAG: numbered datagrams hA -> hB and hB -> hA at the
-# same time; each receiver counts what arrived. Sets FLOW_AB / FLOW_BA (json).
-flows_start() {
-  local count="$1" interval="$2" tag="$3"
-  # neighbours on both LANs resolved before the count starts (ARP warm-up)
-  ctl_ping "$NS_HA" 10.2.0.2 2 >/dev/null || true
-  ctl_ping "$NS_HB" 10.1.0.2 2 >/dev/null || true
-  FPORT=$(( 20000 + RANDOM % 20000 ))
-  nsl_bg "$NS_HB" "recvB_$tag" python3 tests/lib/udp_seq.py recv 10.2.0.2 "$FPORT" "$NSL_TMP/ab_$tag.json" 4
-  RB=$NSL_PID
-  nsl_bg "$NS_HA" "recvA_$tag" python3 tests/lib/udp_seq.py recv 10.1.0.2 "$FPORT" "$NSL_TMP/ba_$tag.json" 4
-  RA=$NSL_PID
-  sleep 0.5
-  nsl_bg "$NS_HA" "sendA_$tag" python3 tests/lib/udp_seq.py send 10.2.0.2 "$FPORT" "$count" "$interval" 300
-  SA_=$NSL_PID
-  nsl_bg "$NS_HB" "sendB_$tag" python3 tests/lib/udp_seq.py send 10.1.0.2 "$FPORT" "$count" "$interval" 300
-  SB_=$NSL_PID
-}
-# flows_check TAG: waits for the flows and dies on any loss.
-flows_check() {
-  local tag="$1" f r
-  wait "$SA_" 2>/dev/null || true
-  wait "$SB_" 2>/dev/null || true
-  nsl_wait_file "$NSL_TMP/ab_$tag.json" 30 || nsl_die "receiver in hB wrote no result"
-  nsl_wait_file "$NSL_TMP/ba_$tag.json" 30 || nsl_die "receiver in hA wrote no result"
-  for f in "ab_$tag" "ba_$tag"; do
-    r=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["expected"], d["unique"], d["missing_count"], d["missing"][:10])' "$NSL_TMP/$f.json")
-    read -r exp uniq miss _ <<<"$r"
-    [ "$exp" -gt 0 ] && [ "$uniq" = "$exp" ] && [ "$miss" = 0 ] ||
-      nsl_die "$f: datagrams lost at the receiver: expected/unique/missing/first missing = $r; espresso's ESP drops: $(ctl_field A "[w['drops_by_reason'] for w in s['workers']]")"
-    echo "$f $exp/$uniq"
-  done
-}
+# numbered datagrams both ways (tests/lib/udp_flows.sh); receivers wait 4 s
+# for stragglers
+FLOW_IDLE=4
 
 # ---- 1. espresso initiator, main mode, AES-CBC + SHA-1
 ctl_ping "$NS_HA" 10.2.0.2 1 >/dev/null || true
 up=$(ctl A up sw)
 grep -q "sw: initiating (IKEv1)" <<<"$up" || nsl_die "up sw: $up"
 wait_a up
-agree || nsl_die "SPIs differ after main mode + quick mode"
+sw_agree || nsl_die "SPIs differ after main mode + quick mode"
 ctl A status | tee "$NSL_TMP/status1.txt" | sed -n '1,20p'
 grep -Eq "^ike sw: ESTABLISHED initiator .*IKEv1 main mode" "$NSL_TMP/status1.txt" || nsl_die "status: ISAKMP SA line with the mode"
 grep -q "AES_CBC-128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_2048" <<<"$(swc --list-sas)" || nsl_die "strongSwan's phase 1 algorithms: $(swc --list-sas)"
@@ -170,22 +128,22 @@ grep -Eq 'espresso_ikev1_established_total\{sa="ipsec"\} [1-9]' <<<"$m" || nsl_d
 pass "espresso initiator, IKEv1 main mode AES-CBC-128/SHA-1/MODP-2048 + ESP AES-CBC/SHA-1 with PFS: up on both sides, SPIs match; status/--json/metrics show version 1, main mode, $p1 / $p2"
 
 # ---- 2. numbered datagrams both ways across two quick-mode rekeys
-read -r c0_in c0_out <<<"$(our_spis)"
+read -r c0_in c0_out <<<"$(sw_our_spis)"
 flows_start 1100 0.02 rekey            # 22 s at 50 datagrams/s each way
 sleep 3
 swc --rekey --child net >"$NSL_TMP/rekey-child.log" 2>&1 || nsl_die "swanctl --rekey --child: $(cat "$NSL_TMP/rekey-child.log")"
 sleep 2
-read -r c1_in c1_out <<<"$(our_spis)"
+read -r c1_in c1_out <<<"$(sw_our_spis)"
 [ "$c1_in" != "$c0_in" ] && [ "$c1_out" != "$c0_out" ] || nsl_die "strongSwan's quick-mode rekey did not change espresso's SPIs"
-agree || nsl_die "SPIs differ after strongSwan's rekey"
+sw_agree || nsl_die "SPIs differ after strongSwan's rekey"
 # espresso's own rekey: 12 s after the last child SA (lifetime 20 s - margin 8 s)
 for _ in $(seq 1 150); do
-  read -r c2_in c2_out <<<"$(our_spis)"
+  read -r c2_in c2_out <<<"$(sw_our_spis)"
   [ -n "$c2_in" ] && [ "$c2_in" != "$c1_in" ] && break
   sleep 0.1
 done
 [ "$c2_in" != "$c1_in" ] && [ "$c2_out" != "$c1_out" ] || nsl_die "espresso did not rekey the IPsec SA by its lifetime"
-agree || nsl_die "SPIs differ after espresso's rekey"
+sw_agree || nsl_die "SPIs differ after espresso's rekey"
 res=$(flows_check rekey)
 echo "$res"
 pass "numbered datagrams both ways across a quick-mode rekey by strongSwan ($c0_in -> $c1_in) and one by espresso ($c1_in -> $c2_in): none lost at either receiver ($(tr '\n' ' ' <<<"$res"))"
@@ -193,19 +151,19 @@ pass "numbered datagrams both ways across a quick-mode rekey by strongSwan ($c0_
 # ---- 2a. the order of the 16:15 failure: espresso's rekey came last, now
 # strongSwan rekeys that SA (espresso responder), espresso rekeys the result
 # and then its own SA again by the lifetime, no IPsec SA expiring unreplaced
-read -r d0_in _ <<<"$(our_spis)"
+read -r d0_in _ <<<"$(sw_our_spis)"
 flows_start 1400 0.02 order        # 28 s at 50 datagrams/s each way
 sleep 1
 swc --rekey --child net >"$NSL_TMP/rekey-child2.log" 2>&1 || nsl_die "swanctl --rekey --child: $(cat "$NSL_TMP/rekey-child2.log")"
 seq_in=("$d0_in")
 for _ in $(seq 1 300); do
-  read -r x _ <<<"$(our_spis)"
+  read -r x _ <<<"$(sw_our_spis)"
   [ -n "$x" ] && [[ " ${seq_in[*]} " != *" $x "* ]] && seq_in+=("$x")
   [ "${#seq_in[@]}" -ge 4 ] && break
   sleep 0.1
 done
 [ "${#seq_in[@]}" -ge 4 ] || nsl_die "after strongSwan's rekey of espresso's SA, espresso did not rekey twice by its lifetime: ${seq_in[*]}"
-agree || nsl_die "SPIs differ after the rekeys"
+sw_agree || nsl_die "SPIs differ after the rekeys"
 res=$(flows_check order)
 pass "strongSwan rekeys the SA espresso's rekey made, espresso rekeys on (${seq_in[*]}): none lost ($(tr '\n' ' ' <<<"$res"))"
 
@@ -228,7 +186,7 @@ for _ in $(seq 1 50); do [ "$(wc -w <<<"$(ike_cookies)")" = 1 ] && [ "$(sw_ike_c
 nsl_log "ISAKMP SAs after re-authentication: espresso $(ike_cookies); strongSwan $(sw_ike_count) established"
 [ "$(wc -w <<<"$(ike_cookies)")" = 1 ] && [ "$(sw_ike_count)" = 1 ] ||
   nsl_die "after strongSwan's re-authentication: espresso lists ISAKMP SAs $(ike_cookies), strongSwan $(sw_ike_count) established"
-agree || nsl_die "SPIs differ after re-authentication"
+sw_agree || nsl_die "SPIs differ after re-authentication"
 pass "ISAKMP re-authentication by strongSwan during traffic ($k0 -> $k1): one ISAKMP SA left on each side; numbered datagrams both ways, none lost ($(tr '\n' ' ' <<<"$res"))"
 
 # ---- 3. WAN capture decrypted by tshark with `espresso keys`
@@ -239,7 +197,7 @@ nsl_bg "$NS_GWB" tcpdump_cbc tcpdump -n -i wan -Q in --immediate-mode -w "$NSL_T
 cap=$NSL_PID
 sleep 0.5
 flows_start 200 0.005 cap
-wait "$SA_" 2>/dev/null || true
+flows_senders_wait
 sleep 0.3
 nsl_stop "$cap"
 ctl A keys sw >"$NSL_TMP/esp_sa1" || nsl_die "espresso keys sw: $(cat "$NSL_TMP/esp_sa1")"
@@ -267,7 +225,7 @@ sw_write_conf "aes128-sha1-modp2048" "aes128gcm16" child.start_action=none
 sw_reload
 swc --initiate --child net --timeout 15 >"$NSL_TMP/initiate2.log" 2>&1 || nsl_die "strongSwan initiate: $(tail -5 "$NSL_TMP/initiate2.log")"
 wait_a up
-agree || nsl_die "SPIs differ (responder)"
+sw_agree || nsl_die "SPIs differ (responder)"
 ctl_field A "s['ike_sas'][0]['initiator']" | grep -q False || nsl_die "espresso should be the responder"
 ctl_field A "t('sw')['suite']" | grep -qi "gcm" || nsl_die "suite not AES-GCM: $(ctl_field A "t('sw')['suite']")"
 flows_start 500 0.004 gcm
@@ -332,7 +290,7 @@ wait_a up
 [ "$(ctl_field A "s['ike_sas'][0]['mode']")" = aggressive ] || nsl_die "--json: mode aggressive"
 [ "$(ctl_field A "s['ike_sas'][0]['remote_id']")" = "roadwarrior" ] || [ "$(ctl_field A "s['ike_sas'][0]['remote_id']")" = "@roadwarrior" ] || nsl_die "peer id: $(ctl_field A "s['ike_sas'][0]['remote_id']")"
 ctl A status | grep -q "IKEv1 aggressive mode" || nsl_die "status: aggressive mode"
-agree || nsl_die "SPIs differ (aggressive)"
+sw_agree || nsl_die "SPIs differ (aggressive)"
 ping_ok "$NS_HA" 10.2.0.2 || nsl_die "ping through the aggressive-mode tunnel"
 pass "aggressive mode, FQDN IDs (@roadwarrior -> %any responder): up, SPIs match, traffic flows"
 swc --terminate --ike gw --timeout 10 >/dev/null 2>&1 || true
@@ -360,7 +318,7 @@ sw_reload
 grep -q "initiating" <<<"$(ctl A up sw)" || nsl_die "up sw (legacy)"
 wait_a up
 grep -q "3DES_CBC/HMAC_MD5_96/PRF_HMAC_MD5/MODP_1024" <<<"$(swc --list-sas)" || nsl_die "strongSwan's phase 1 algorithms (legacy): $(swc --list-sas)"
-agree || nsl_die "SPIs differ (legacy)"
+sw_agree || nsl_die "SPIs differ (legacy)"
 flows_start 300 0.005 legacy
 res=$(flows_check legacy)
 pass "legacy 3DES-MD5-MODP1024 refused without allow_legacy, accepted with it (warning), tunnel carries numbered datagrams both ways, none lost ($(tr '\n' ' ' <<<"$res"))"
@@ -378,7 +336,7 @@ grep -q "initiating" <<<"$up" && ! grep -q "IKEv1" <<<"$up" || nsl_die "up with 
 wait_a up 30
 grep -q "falling back to IKEv1" <<<"$(ctl A log -n 200)" || nsl_die "log lacks the fallback"
 [ "$(ctl_field A "[x['version'] for x in s['ike_sas'] if x['state']=='ESTABLISHED'][0]")" = 1 ] || nsl_die "fallback SA is not IKEv1"
-agree || nsl_die "SPIs differ (fallback)"
+sw_agree || nsl_die "SPIs differ (fallback)"
 ping_ok "$NS_HA" 10.2.0.2 || nsl_die "ping through the fallback tunnel"
 pass "ikev2 = propose: IKEv2 refused by the IKEv1-only peer, fell back to IKEv1 main mode, traffic flows"
 ctl A down sw >/dev/null

@@ -59,9 +59,8 @@ ctl_wait_state A sw up 20
 [ "$(ctl_field A "s['ike_sas'][0]['remote']")" = "192.0.2.2:4500" ] || nsl_die "peer not at 192.0.2.2:4500: $(ctl_field A "s['ike_sas'][0]['remote']")"
 grep -q "MOBIKE" <<<"$(swc --list-sas)" || grep -q "MOBIKE" "$SW_DIR/charon.log" || nsl_die "strongSwan shows no MOBIKE"
 ike_spis() { ctl_field A "s['ike_sas'][0]['spi_i'] + ' ' + s['ike_sas'][0]['spi_r']"; }
-our_spis() { ctl_field A "'%08x %08x' % (t('sw')['inbound']['spi'], t('sw')['outbound']['spi'])"; }
 read -r ike_i ike_r <<<"$(ike_spis)"
-read -r ours_in ours_out <<<"$(our_spis)"
+read -r ours_in ours_out <<<"$(sw_our_spis)"
 read -r sw_in sw_out <<<"$(sw_child_spis)"
 [ "$ours_in" = "$sw_out" ] && [ "$ours_out" = "$sw_in" ] || nsl_die "SPIs differ: ours $ours_in/$ours_out, strongSwan $sw_in/$sw_out"
 ping_ok() { local i; for i in 1 2 3; do [ "$(ctl_ping "$1" "$2" 10)" -ge 9 ] && return 0; done; return 1; }
@@ -123,7 +122,7 @@ grep -q "192.0.2.3\[4500\]" <<<"$(swc --list-sas)" || nsl_die "strongSwan's IKE 
 [ "$(grep -c "SA 0x$ours_in Inbound installed" "$NSL_TMP/dpA.log")" = 2 ] || nsl_die "espresso's dataplane did not move inbound SA $ours_in in place"
 grep -q "moved to 192.0.2.1:4500 <-> 192.0.2.3:4500 (MOBIKE)" <<<"$(ctl A log -n 300)" || nsl_die "espresso's log lacks the move"
 pass "the IKE SA followed to 192.0.2.3 without renegotiation (IKE $ike_i/$ike_r unchanged, no IKE_SA_INIT): UPDATE_SA_ADDRESSES answered with NAT detection and COOKIE2, return routability checked, child $ours_in/$ours_out moved in espresso's dataplane"
-read -r n_in n_out <<<"$(our_spis)"
+read -r n_in n_out <<<"$(sw_our_spis)"
 [ "$(grep -c "CREATE_CHILD_SA" "$SW_DIR/charon.log" || true)" -le $((creates0 + 2)) ] || nsl_die "more than one CREATE_CHILD_SA exchange after the move"
 nsl_log "strongSwan (kernel-libipsec cannot update SAs) rekeyed the child after the move: $ours_in/$ours_out -> $n_in/$n_out"
 

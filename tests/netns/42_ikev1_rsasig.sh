@@ -22,33 +22,23 @@ source tests/lib/netns.sh
 source tests/lib/control.sh
 source tests/lib/strongswan.sh
 source tests/lib/tshark_esp.sh
-command -v pki >/dev/null || nsl_die "strongSwan's pki tool missing (apt-get install strongswan-pki)"
+source tests/lib/udp_flows.sh
+source tests/lib/sw_pki.sh
 nsl_init v1rsa
 nsl_topo_pair
 sw_setup
-sed -i 's/^\(    load = random nonce openssl pem pkcs1\) x509/\1 pkcs8 x509 revocation constraints/' "$SW_DIR/strongswan.conf"
-sed -i 's/^\(    load = pem pkcs1\) x509/\1 pkcs8 x509/' "$SW_DIR/strongswan.conf"
-grep -q "pkcs8 x509 revocation constraints" "$SW_DIR/strongswan.conf" || nsl_die "strongswan.conf plugin list"
+pki_init
 passed=0
 pass() { nsl_log "ok: $*"; passed=$((passed + 1)); }
 
-P="$NSL_TMP/pki"
-mkdir -p "$P" "$NSL_TMP/A/ca" "$NSL_TMP/A/crl" "$SW_DIR/swanctl"/{x509,x509ca,x509crl,private,pubkey}
+mkdir -p "$NSL_TMP/A/ca" "$NSL_TMP/A/crl"
 q() { "$@" 2>/dev/null; }
-q pki --gen --type rsa --size 2048 --outform pem >"$P/ca.key"
-q pki --self --ca --in "$P/ca.key" --type priv --dn "C=CH, O=espresso v1, CN=pki Root CA" --outform pem >"$P/ca.crt"
-ee() { # name dn san...
-  local n=$1 dn=$2; shift 2
-  local sans=(); for s in "$@"; do sans+=(--san "$s"); done
-  q pki --gen --type rsa --size 2048 --outform pem >"$P/$n.key"
-  q pki --issue --cacert "$P/ca.crt" --cakey "$P/ca.key" --in "$P/$n.key" --type priv \
-    --dn "$dn" "${sans[@]}" --outform pem >"$P/$n.crt"
-}
+pki_ca ca "C=CH, O=espresso v1, CN=pki Root CA"
+ee() { local n=$1; shift; pki_ee "$n" ca rsa 2048 "$@"; } # name dn san...
 ee gwa "C=CH, O=espresso v1, CN=gwa.example" gwa.example 192.0.2.1
 ee gwb "C=CH, O=espresso v1, CN=gwb.example" gwb.example 192.0.2.2
 ee gwb-rev "C=CH, O=espresso v1, CN=revoked.example" revoked.example
-q pki --signcrl --cacert "$P/ca.crt" --cakey "$P/ca.key" --reason key-compromise --cert "$P/gwb-rev.crt" \
-  --outform pem >"$P/ca.crl"
+pki_revoke ca gwb-rev
 chmod 600 "$P"/*.key
 cp "$P/ca.crt" "$NSL_TMP/A/ca/pki.crt"; cp "$P/ca.crl" "$NSL_TMP/A/crl/pki.crl"
 cp "$P/gwa.crt" "$NSL_TMP/A/gwa.crt"; cp "$P/gwa.key" "$NSL_TMP/A/gwa.key"; chmod 600 "$NSL_TMP/A/gwa.key"
@@ -77,85 +67,18 @@ $1
 CONF
 }
 # write_b LOCAL REMOTE: strongSwan's IKEv1 connection (bodies of local {} and remote {}).
-write_b() {
-  cat >"$SW_DIR/swanctl/swanctl.conf" <<EOF
-connections {
-    gw {
-        version = 1
-        local_addrs = 192.0.2.2
-        remote_addrs = 192.0.2.1
-        proposals = aes128-sha256-modp2048
-        local {
-$1
-        }
-        remote {
-$2
-        }
-        children {
-            net {
-                mode = tunnel
-                local_ts = 10.2.0.0/24
-                remote_ts = 10.1.0.0/24
-                esp_proposals = aes128gcm16
-                start_action = none
-            }
-        }
-    }
-}
-EOF
-}
-sw_creds() { # files into strongSwan's credential directories (cleared first)
-  rm -f "$SW_DIR/swanctl"/{x509,x509ca,x509crl,private,pubkey}/*
-  local kind f
-  while [ $# -gt 0 ]; do kind=$1 f=$2; shift 2; cp "$f" "$SW_DIR/swanctl/$kind/"; done
-}
-sw_load() {
-  swc --load-creds --clear --noprompt >"$NSL_TMP/sw-creds.log" 2>&1 || nsl_die "swanctl --load-creds: $(cat "$NSL_TMP/sw-creds.log")"
-  swc --load-conns >"$NSL_TMP/sw-conns.log" 2>&1 || nsl_die "swanctl --load-conns: $(cat "$NSL_TMP/sw-conns.log")"
-}
-our_spis() { ctl_field A "'%08x %08x' % (t('sw')['inbound']['spi'], t('sw')['outbound']['spi'])"; }
-agree() {
-  local a b si so
-  for _ in $(seq 1 30); do
-    read -r a b <<<"$(our_spis)"
-    read -r si so <<<"$(sw_child_spis)"
-    [ -n "$a" ] && [ "$a" = "${so:-}" ] && [ "$b" = "${si:-}" ] && return 0
-    sleep 0.1
-  done
-  nsl_log "SPIs: espresso in/out $a/$b, strongSwan in/out ${si:-?}/${so:-?}"
-  return 1
-}
+write_b() { sw_cert_conf 1 aes128-sha256-modp2048 "$1" "$2"; }
 # flows COUNT INTERVAL TAG [CAPTURE]: numbered datagrams hA -> hB and hB -> hA
 # at once, counted at each receiver; with CAPTURE, the WAN traffic from A is
 # captured at B and checked by tshark with `espresso keys`. Dies on any loss.
 flows() {
-  local count="$1" interval="$2" tag="$3" cap="" f r port
-  ctl_ping "$NS_HA" 10.2.0.2 2 >/dev/null || true
-  ctl_ping "$NS_HB" 10.1.0.2 2 >/dev/null || true
+  local count="$1" interval="$2" tag="$3" cap="" r out
   if [ -n "${4:-}" ]; then
     nsl_bg "$NS_GWB" "tcpdump_$tag" tcpdump -n -i wan -Q in --immediate-mode -w "$NSL_TMP/$tag.pcap" -U 'udp port 4500 and src host 192.0.2.1'
     cap=$NSL_PID
   fi
-  port=$(( 20000 + RANDOM % 20000 ))
-  nsl_bg "$NS_HB" "recvB_$tag" python3 tests/lib/udp_seq.py recv 10.2.0.2 "$port" "$NSL_TMP/ab_$tag.json" 3
-  nsl_bg "$NS_HA" "recvA_$tag" python3 tests/lib/udp_seq.py recv 10.1.0.2 "$port" "$NSL_TMP/ba_$tag.json" 3
-  sleep 0.5
-  nsl_bg "$NS_HA" "sendA_$tag" python3 tests/lib/udp_seq.py send 10.2.0.2 "$port" "$count" "$interval" 300
-  local sa=$NSL_PID
-  nsl_bg "$NS_HB" "sendB_$tag" python3 tests/lib/udp_seq.py send 10.1.0.2 "$port" "$count" "$interval" 300
-  local sb=$NSL_PID
-  wait "$sa" 2>/dev/null || true
-  wait "$sb" 2>/dev/null || true
-  nsl_wait_file "$NSL_TMP/ab_$tag.json" 30 || nsl_die "$tag: receiver in hB wrote no result"
-  nsl_wait_file "$NSL_TMP/ba_$tag.json" 30 || nsl_die "$tag: receiver in hA wrote no result"
-  local out=""
-  for f in "ab_$tag" "ba_$tag"; do
-    r=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["expected"], d["unique"], d["missing_count"], d["missing"][:10])' "$NSL_TMP/$f.json")
-    read -r exp uniq miss _ <<<"$r"
-    [ "$exp" = "$count" ] && [ "$uniq" = "$exp" ] && [ "$miss" = 0 ] ||
-      nsl_die "$tag $f: datagrams lost at the receiver: expected/unique/missing/first missing = $r"
-    out+="${f%%_*} $uniq/$exp "
-  done
+  flows_start "$count" "$interval" "$tag"
+  out=$(flows_check "$tag")
   if [ -n "$cap" ]; then
     sleep 0.3
     nsl_stop "$cap"
@@ -195,7 +118,7 @@ ctl_daemon A
 up=$(ctl A up sw)
 grep -q "sw: initiating (IKEv1)" <<<"$up" || nsl_die "up sw: $up"
 ctl_wait_state A sw up 20
-agree || nsl_die "SPIs differ (certificates, espresso initiator)"
+sw_agree || nsl_die "SPIs differ (certificates, espresso initiator)"
 auth=$(grep "authentication of 'C=CH, O=espresso v1, CN=gwa.example'" "$SW_DIR/charon.log" | tail -1 || true)
 grep -q "successful" <<<"$auth" || nsl_die "strongSwan did not log our RSA signature as verified: $(grep -i "authentication of\|signature" "$SW_DIR/charon.log" | tail -5)"
 nsl_log "strongSwan: ${auth#*] }"
@@ -232,7 +155,7 @@ ctl_wait_state A sw up 15
 [ "$(ctl_field A "s['ike_sas'][0]['initiator']")" = False ] || nsl_die "espresso should be the responder"
 [ "$(ctl_field A "s['ike_sas'][0]['remote_id']")" = "gwb.example" ] || [ "$(ctl_field A "s['ike_sas'][0]['remote_id']")" = "@gwb.example" ] ||
   nsl_die "peer id: $(ctl_field A "s['ike_sas'][0]['remote_id']")"
-agree || nsl_die "SPIs differ (certificates, espresso responder)"
+sw_agree || nsl_die "SPIs differ (certificates, espresso responder)"
 res=$(flows 300 0.005 cert2)
 pass "strongSwan initiator, espresso responder, RSA certificates with FQDN identities: numbered datagrams both ways, none lost ($res)"
 down_all
@@ -260,7 +183,7 @@ sw_load
 grep -q reloaded <<<"$(ctl A reload)" || nsl_die "reload (rsasig)"
 ctl A up sw >/dev/null || nsl_die "up sw (rsasig)"
 ctl_wait_state A sw up 20
-agree || nsl_die "SPIs differ (raw keys)"
+sw_agree || nsl_die "SPIs differ (raw keys)"
 [ "$(ctl_field A "s['ike_sas'][0]['peer_auth']")" = rsasig ] || nsl_die "--json peer_auth (raw key): $(ctl_field A "s['ike_sas'][0]")"
 [ "$(ctl_field A "s['ike_sas'][0].get('peer_cert', '')")" = "" ] || nsl_die "a raw key has no certificate subject"
 auth=$(grep "authentication of '192.0.2.1'" "$SW_DIR/charon.log" | tail -1 || true)
