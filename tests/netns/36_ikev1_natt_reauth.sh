@@ -31,15 +31,18 @@
 #   5. A rekey collision: espresso's lifetime rekey and strongSwan's
 #      `swanctl --rekey` of the same IPsec SA cross (espresso's quick mode
 #      held back at the NAT for its first try); numbered UDP both ways
-#      across it loses nothing, one pair is left at both ends. Opt-in
-#      (V1_COLLIDE=1): see the note at case 5.
-# Root; about 100 s.
+#      across it loses nothing, one pair is left at both ends. It runs on
+#      an ISAKMP SA of its own (reload with a 1 h ISAKMP lifetime, up
+#      again) so that no re-authentication falls inside the collision.
+#      Opt-in (V1_COLLIDE=1, about 40 s more): see the note at case 5.
+# Root; about 60 s.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
 source tests/lib/control.sh
 source tests/lib/strongswan.sh
 source tests/lib/tshark_esp.sh
+source tests/lib/udp_flows.sh
 nsl_init v1nat
 command -v nft >/dev/null || nsl_die "nft missing"
 command -v tshark >/dev/null || nsl_die "tshark missing"
@@ -269,17 +272,36 @@ total=$(sed -n 's/.*total=\([0-9]*\).*/\1/p' <<<"$res")
 [ "$total" -ge $((2 * COUNT)) ] || nsl_die "fewer ESP packets in the capture than datagrams sent: $res"
 pass "WAN capture inside the NAT: NAT-D in main mode ($natd messages), ISAKMP floated to 4500 ($float messages), every ESP-in-UDP packet decrypted and verified by tshark with the keys espresso exported ($res)"
 
-# ---- 5. both ends rekey the IPsec SA at once (a collision): opt-in
-# (V1_COLLIDE=1). Its timing depends on where espresso's ISAKMP
-# re-authentication (26 s lifetime) falls against the child rekey (20 s,
-# margin 8 s): a re-authentication between the held quick mode and its
-# retransmission redoes the quick mode under the new ISAKMP SA, and there is
-# no collision to see. It passed alone on the v1coll branch and failed 4 of 4
-# times after cases 2-4 on the merged main (no collision happened; nothing
-# was lost). The engine's collision handling is unit-tested
-# (ikev1_exchanges: simultaneous_rekeys_leave_one_chain).
+swc --terminate --ike gw --timeout 10 >/dev/null 2>&1 || nsl_die "strongSwan terminate"
+ctl_wait_state A sw down 10
+[ "$(j "len(s.get('ike_sas', []))")" = 0 ] || nsl_die "espresso keeps SAs after strongSwan's delete through the NAT"
+pass "strongSwan's delete through the NAT removes espresso's SAs"
+# ---- 5. both ends rekey the IPsec SA at once (a collision), on an ISAKMP
+# SA of its own whose lifetime (1 h) keeps espresso's re-authentication out
+# of the way: with the 26 s of cases 2-4 a re-authentication could fall
+# between the held quick mode and its retransmission, redo the quick mode
+# under the new ISAKMP SA, and there was no collision to see (4 of 4 runs
+# after cases 2-4 on the merged main). The engine's collision handling is
+# also unit-tested (ikev1_exchanges: simultaneous_rekeys_leave_one_chain).
+# Opt-in (V1_COLLIDE=1): with its own ISAKMP SA the collision now happens
+# every time, but in 1 of 3 runs (tests8 branch, 2026-12-06) the ba flow
+# lost its last ~4 s: charon (kernel-libipsec) sent on the pair of
+# espresso's own (retransmitted) quick mode, the newest it installed, while
+# espresso kept strongSwan's pair and deleted that one after its drain;
+# charon closed it and did not fall back to the older pair (0 bytes sent
+# on it), so hB's datagrams went nowhere until the next rekey. espresso
+# should keep (or delete last) the pair the peer sends on; until it does,
+# this case fails on that order and stays out of the default run.
 if [ "${V1_COLLIDE:-0}" = 1 ]; then
-# ---- 5. both ends rekey the IPsec SA at once (a collision)
+sed -i 's/^ikelifetime = "26s"$/ikelifetime = "1h"/' "$NSL_TMP/A/espresso.toml"
+grep -q '^ikelifetime = "1h"$' "$NSL_TMP/A/espresso.toml" || nsl_die "case 5: ikelifetime not rewritten"
+rl=$(ctl A reload 2>&1) || nsl_die "reload for case 5: $rl"
+grep -q "reloaded: .*sw" <<<"$rl" || nsl_die "reload did not change sw: $rl"
+collisions0=$(sed "s/\x1b\[[0-9;]*m//g" "$NSL_TMP/ctlA.log" | grep -c "sw: child SA rekey collision" || true)
+up=$(ctl A up sw)
+grep -q "initiating (IKEv1)" <<<"$up" || nsl_die "case 5: up sw: $up"
+ctl_wait_state A sw up 25
+ISAKMP_5=$(j "' '.join(x['spi_i']+x['spi_r'] for x in s['ike_sas'])")
 # espresso's quick mode for its lifetime rekey is held back at the NAT (one
 # datagram dropped: IKE on 4500 from espresso, exchange type 32) and
 # strongSwan is told to rekey the same IPsec SA the moment it is: espresso
@@ -300,21 +322,7 @@ NFT
 rk=$(j "min(c['rekey_in_s'] for x in s['ike_sas'] for c in x['children'] if c['state']=='INSTALLED' and c['rekey_in_s'] is not None)")
 sleep "$(( rk > 2 ? rk - 2 : 0 ))"
 COUNT2=$(( (rk > 2 ? 2 : rk) * 500 + 6000 ))
-FPORT=$(( FPORT + 1 ))
-ctl_ping "$NS_HA" 10.2.0.2 2 >/dev/null || true
-ctl_ping "$NS_HB" 10.1.0.2 2 >/dev/null || true
-nsl_bg "$NS_HB" recvB2 python3 tests/lib/udp_seq.py recv 10.2.0.2 "$FPORT" "$NSL_TMP/ab2.json" 4
-nsl_bg "$NS_HA" recvA2 python3 tests/lib/udp_seq.py recv 10.1.0.2 "$FPORT" "$NSL_TMP/ba2.json" 4
-for ns in "$NS_HB" "$NS_HA"; do
-  for _ in $(seq 1 100); do
-    [ -n "$(ip netns exec "$ns" ss -Huln "sport = :$FPORT")" ] && break
-    sleep 0.1
-  done
-done
-nsl_bg "$NS_HA" sendA2 python3 tests/lib/udp_seq.py send 10.2.0.2 "$FPORT" "$COUNT2" "$INTERVAL" 200
-SEND_A=$NSL_PID
-nsl_bg "$NS_HB" sendB2 python3 tests/lib/udp_seq.py send 10.1.0.2 "$FPORT" "$COUNT2" "$INTERVAL" 200
-SEND_B=$NSL_PID
+FLOW_IDLE=4 FLOW_SIZE=200 flows_start "$COUNT2" "$INTERVAL" coll
 held=0
 for _ in $(seq 1 300); do
   nsl_x "$NS_NAT" nft list chain ip espresso_test_qm qm_hold | grep -q "packets [1-9]" && { held=1; break; }
@@ -324,19 +332,12 @@ done
 nsl_x "$NS_NAT" nft delete table ip espresso_test_qm
 swc --rekey --child net >"$NSL_TMP/sw-rekey2.log" 2>&1 || nsl_die "swanctl --rekey --child: $(cat "$NSL_TMP/sw-rekey2.log")"
 nsl_log "espresso's quick mode held back; strongSwan rekeyed the same IPsec SA"
-wait "$SEND_A" 2>/dev/null || true
-wait "$SEND_B" 2>/dev/null || true
-res=""
-for f in ab2 ba2; do
-  nsl_wait_file "$NSL_TMP/$f.json" 40 || nsl_die "receiver $f wrote no result"
-  r=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["expected"], d["unique"], d["missing_count"], d["missing"][:10])' "$NSL_TMP/$f.json")
-  read -r exp uniq miss _ <<<"$r"
-  [ "$exp" = "$COUNT2" ] && [ "$uniq" = "$exp" ] && [ "$miss" = 0 ] ||
-    nsl_die "$f: datagrams lost across the rekey collision: expected/unique/missing/first missing = $r; espresso's drops: $(j "[w['drops_by_reason'] for w in s['workers']]")"
-  res+="$f $uniq/$exp "
-done
+flows_senders_wait
+res=$(flows_check coll)
 log=$(sed "s/\x1b\[[0-9;]*m//g" "$NSL_TMP/ctlA.log")
-grep "sw: child SA rekey collision" <<<"$log" | sed 's/^.*sw: /  /' >&2 ||
+collisions=$(grep -c "sw: child SA rekey collision" <<<"$log" || true)
+grep "sw: child SA rekey collision" <<<"$log" | sed 's/^.*sw: /  /' >&2 || true
+[ "$collisions" -gt "$collisions0" ] ||
   nsl_die "no rekey collision at espresso: $(grep -E 'sw: child SA' <<<"$log" | tail -6)"
 [ "$(j "all(set(w['drops_by_reason']) <= {'policy_discard'} for w in s['workers'])")" = True ] ||
   nsl_die "espresso dropped ESP during the collision: $(j "[w['drops_by_reason'] for w in s['workers']]")"
@@ -352,12 +353,9 @@ done
 [ "$n" = 1 ] || nsl_die "espresso keeps $n IPsec SA pairs after the collision: $(j "[(c['state'], c['inbound']['spi_hex'], c['outbound']['spi_hex']) for x in s['ike_sas'] for c in x['children']]")"
 [ "$swn" = 1 ] || nsl_die "strongSwan keeps $swn IPsec SAs after the collision: $(swc --list-sas)"
 [ "$ai" = "${so:-}" ] && [ "$ao" = "${si:-}" ] || nsl_die "after the collision: espresso in/out $ai/$ao, strongSwan in/out $si/$so"
+[ "$(j "' '.join(x['spi_i']+x['spi_r'] for x in s['ike_sas'])")" = "$ISAKMP_5" ] && [ "$(sw_ike_count)" = 1 ] ||
+  nsl_die "case 5's ISAKMP SA changed (a re-authentication in the collision): $ISAKMP_5 -> $(j "[x['spi_i']+x['spi_r'] for x in s['ike_sas']]"), strongSwan $(sw_ike_count)"
 pass "rekey collision (both ends rekeyed the IPsec SA at once): numbered UDP both ways ($res) none lost, no ESP drop, one pair left at both ends ($ai/$ao)"
-
 fi
 
-swc --terminate --ike gw --timeout 10 >/dev/null 2>&1 || nsl_die "strongSwan terminate"
-ctl_wait_state A sw down 10
-[ "$(j "len(s.get('ike_sas', []))")" = 0 ] || nsl_die "espresso keeps SAs after strongSwan's delete through the NAT"
-pass "strongSwan's delete through the NAT removes espresso's SAs"
 echo "36_ikev1_natt_reauth: $passed passed, 0 failed"
