@@ -17,6 +17,8 @@
 #                    every crypto backend (RustCrypto, aws-lc-rs, ring), each
 #                    input choosing which. "--no-default-features" builds the
 #                    RustCrypto backend only (much faster to build: no C).
+#   FUZZ_BUILD_ONLY  1: build the targets and stop (scripts/test.sh builds them
+#                    in the background while the namespace tests run).
 #
 # Runs on the stable toolchain: `--sanitizer none` keeps libFuzzer's
 # coverage instrumentation (stable codegen options) and drops only the
@@ -53,6 +55,10 @@ if ! cargo fuzz build --sanitizer none ${FUZZ_BUILD_ARGS:-} >"$blog" 2>&1; then
   exit 1
 fi
 rm -f "$blog"
+if [ "${FUZZ_BUILD_ONLY:-0}" = 1 ]; then
+  echo "== fuzz: built ${#targets[@]} targets"
+  exit 0
+fi
 
 # One target for `secs` seconds in all: after a crash (its input saved in
 # artifacts/<target>/) the fuzzer starts again for the time left, so that

@@ -26,9 +26,9 @@
 # Between 2 and 3 (2a): strongSwan rekeys the IPsec SA espresso's own rekey
 # made (espresso responder), espresso then rekeys twice by its lifetime:
 # numbered datagrams both ways, none lost (the order of a 2026-12-06 failure).
-# Between 2 and 3 (2b): ISAKMP re-authentication by strongSwan during numbered
-# datagrams both ways, none lost; afterwards one ISAKMP SA on each side.
-# NAT-T, and rekeys/re-authentications in both directions at 500 datagrams/s:
+# NAT-T, and rekeys/re-authentications in both directions at 500 datagrams/s
+# (strongSwan's ISAKMP re-authentication during numbered datagrams, none
+# lost, one ISAKMP SA left on each side, once case 2b here):
 # 36_ikev1_natt_reauth.sh.
 #
 # Earlier runs lost datagrams around strongSwan's re-authentication. One
@@ -167,27 +167,10 @@ sw_agree || nsl_die "SPIs differ after the rekeys"
 res=$(flows_check order)
 pass "strongSwan rekeys the SA espresso's rekey made, espresso rekeys on (${seq_in[*]}): none lost ($(tr '\n' ' ' <<<"$res"))"
 
-# ---- 2b. ISAKMP SA re-authentication by strongSwan during traffic
-ike_cookies() { ctl_field A "' '.join(x['spi_i']+x['spi_r'] for x in s['ike_sas'] if x['state']=='ESTABLISHED')"; }
-k0=$(ike_cookies)
-flows_start 600 0.02 reauth
-sleep 3
-swc --rekey --ike gw --reauth >"$NSL_TMP/reauth.log" 2>&1 || nsl_die "swanctl --rekey --ike --reauth: $(cat "$NSL_TMP/reauth.log")"
-for _ in $(seq 1 100); do
-  k1=$(ike_cookies)
-  [ -n "$k1" ] && [ "$k1" != "$k0" ] && break
-  sleep 0.1
-done
-[ -n "$k1" ] && [ "$k1" != "$k0" ] || nsl_die "no new ISAKMP SA after strongSwan's re-authentication ($k0 -> $k1)"
-k1=$(tr ' ' '\n' <<<"$k1" | grep -v "^$k0\$" | head -1)
-res=$(flows_check reauth)
-# espresso deletes the replaced ISAKMP SA (charon would keep it REKEYING)
-for _ in $(seq 1 50); do [ "$(wc -w <<<"$(ike_cookies)")" = 1 ] && [ "$(sw_ike_count)" = 1 ] && break; sleep 0.1; done
-nsl_log "ISAKMP SAs after re-authentication: espresso $(ike_cookies); strongSwan $(sw_ike_count) established"
-[ "$(wc -w <<<"$(ike_cookies)")" = 1 ] && [ "$(sw_ike_count)" = 1 ] ||
-  nsl_die "after strongSwan's re-authentication: espresso lists ISAKMP SAs $(ike_cookies), strongSwan $(sw_ike_count) established"
-sw_agree || nsl_die "SPIs differ after re-authentication"
-pass "ISAKMP re-authentication by strongSwan during traffic ($k0 -> $k1): one ISAKMP SA left on each side; numbered datagrams both ways, none lost ($(tr '\n' ' ' <<<"$res"))"
+# (ISAKMP re-authentication by strongSwan during numbered datagrams both
+# ways, none lost, one ISAKMP SA left on each side: 36_ikev1_natt_reauth.sh
+# case 2, at 500 datagrams/s and through a NAT; this script's case 2b until
+# the CI time cut of issue 9.)
 
 # ---- 3. WAN capture decrypted by tshark with `espresso keys`
 # (the IPsec SAs are rekeyed every 12 s here: the keys are exported before
