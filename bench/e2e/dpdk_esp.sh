@@ -168,6 +168,10 @@ for r in $(seq "$rounds"); do
   drops="$((d1 - d0)) in the window, total $(nsl_stat dp "s['drops']")"
   ref=$(bench/e2e/dpdk_secgw.sh --secs "$secs" --size "$size" $refopt | sed -n 's/^RESULT mpps=//p')
   echo "  round $r: ours $ours Mpps (drops $drops), ipsec-secgw $ref Mpps"
+  # A round that dropped or stalled measures a fault, not the speed.
+  [ "$((d1 - d0))" = 0 ] || nsl_die "round $r: espresso dropped packets in the window ($drops); $(ip -n "$NS" neigh show dev wan)"
+  python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > 0 else 1)" "$ours" || nsl_die "round $r: espresso sent nothing"
+  [ -n "$ref" ] && python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > 0 else 1)" "$ref" || nsl_die "round $r: ipsec-secgw gave no result"
   best_ours=$(python3 -c "print(max(float('$best_ours'), float('$ours')))")
   best_ref=$(python3 -c "print(max(float('$best_ref'), float('${ref:-0}')))")
 done

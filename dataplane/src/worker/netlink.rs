@@ -150,6 +150,39 @@ impl Conn {
         }
     }
 
+    /// Sends a request for one object; `None` when the kernel has none
+    /// (ENOENT).
+    fn get(&mut self, msg: RouteNetlinkMessage) -> io::Result<Option<RouteNetlinkMessage>> {
+        let seq = self.send(msg, NLM_F_REQUEST)?;
+        loop {
+            let n = self.sock.recv(&mut &mut self.buf[..], 0)?;
+            let mut off = 0;
+            while off < n {
+                let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[off..n])
+                    .map_err(nl_err)?;
+                let len = m.header.length as usize;
+                if len == 0 {
+                    return Err(nl_err("netlink message of length 0"));
+                }
+                off += (len + 3) & !3;
+                if m.header.sequence_number != seq {
+                    continue;
+                }
+                match m.payload {
+                    NetlinkPayload::InnerMessage(inner) => return Ok(Some(inner)),
+                    NetlinkPayload::Error(e) => {
+                        return match e.code {
+                            Some(code) if -code.get() == libc::ENOENT => Ok(None),
+                            Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
+                            None => Ok(None),
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
     /// Sends a request that expects an acknowledgement.
     fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<()> {
         let seq = self.send(msg, NLM_F_REQUEST | NLM_F_ACK | flags)?;
@@ -406,9 +439,31 @@ pub fn carry_stale(
     }
 }
 
-/// Asks the kernel to resolve `addr` on `ifindex` (`NTF_USE`: the kernel
-/// starts ARP/ND for the entry as if it had a packet to send).
-fn resolve(conn: &mut Conn, ifindex: u32, addr: IpAddr) -> io::Result<()> {
+/// What [`resolve`] did for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// The kernel was asked to resolve (`NTF_USE`).
+    Asked,
+    /// The kernel already has a usable entry that needs no probe (static,
+    /// NOARP or REACHABLE): nothing was sent; the snapshot is behind and
+    /// should be read again.
+    Known,
+}
+
+/// Whether asking the kernel to resolve (`NTF_USE`) an entry in `state`
+/// (`None`: no entry) is right. Never for a PERMANENT or NOARP entry:
+/// since Linux 5.16 `NTF_USE` turns a PERMANENT entry into a dynamic one
+/// (`__neigh_update` with `NEIGH_UPDATE_F_USE` clears `NUD_PERMANENT`), so
+/// the operator's static entry would be replaced by an ARP/ND probe that
+/// may never be answered. Not for a REACHABLE one either (nothing to do).
+pub fn needs_probe(state: Option<NeighbourState>) -> bool {
+    !matches!(
+        state,
+        Some(NeighbourState::Permanent | NeighbourState::Noarp | NeighbourState::Reachable)
+    )
+}
+
+fn neighbour_msg(ifindex: u32, addr: IpAddr) -> NeighbourMessage {
     let mut m = NeighbourMessage::default();
     m.header.family = if addr.is_ipv4() {
         AddressFamily::Inet
@@ -416,14 +471,32 @@ fn resolve(conn: &mut Conn, ifindex: u32, addr: IpAddr) -> io::Result<()> {
         AddressFamily::Inet6
     };
     m.header.ifindex = ifindex;
-    m.header.state = NeighbourState::None;
-    m.header.flags = NeighbourFlags::Use;
     m.attributes
         .push(NeighbourAttribute::Destination(match addr {
             IpAddr::V4(a) => NeighbourAddress::Inet(a),
             IpAddr::V6(a) => NeighbourAddress::Inet6(a),
         }));
-    conn.request(RouteNetlinkMessage::NewNeighbour(m), NLM_F_CREATE)
+    m
+}
+
+/// Asks the kernel to resolve `addr` on `ifindex` (`NTF_USE`: the kernel
+/// starts ARP/ND for the entry as if it had a packet to send), unless its
+/// current entry needs no probe ([`needs_probe`]).
+fn resolve(conn: &mut Conn, ifindex: u32, addr: IpAddr) -> io::Result<Resolution> {
+    let state = match conn.get(RouteNetlinkMessage::GetNeighbour(neighbour_msg(
+        ifindex, addr,
+    )))? {
+        Some(RouteNetlinkMessage::NewNeighbour(n)) => Some(n.header.state),
+        _ => None,
+    };
+    if !needs_probe(state) {
+        return Ok(Resolution::Known);
+    }
+    let mut m = neighbour_msg(ifindex, addr);
+    m.header.state = NeighbourState::None;
+    m.header.flags = NeighbourFlags::Use;
+    conn.request(RouteNetlinkMessage::NewNeighbour(m), NLM_F_CREATE)?;
+    Ok(Resolution::Asked)
 }
 
 /// The netlink thread's state.
@@ -481,6 +554,8 @@ impl FibSync {
         let mut asked: HashMap<ResolveRequest, Instant> = HashMap::new();
         let mut last_refresh = Instant::now();
         let mut asking = false;
+        // A request found the kernel's entry usable: the snapshot is behind.
+        let mut behind = false;
         while !stop.load(Ordering::Relaxed) {
             let mut pfd = libc::pollfd {
                 fd: std::os::fd::AsRawFd::as_raw_fd(&self.events),
@@ -508,12 +583,13 @@ impl FibSync {
             // read the tables again rather than trust the snapshot (a safety
             // net for a missed or inconsistent update; at most once a
             // second, and only while neighbours are missing).
-            if changed || (asking && last_refresh.elapsed() >= Duration::from_secs(1)) {
+            if changed || behind || (asking && last_refresh.elapsed() >= Duration::from_secs(1)) {
                 if let Err(e) = self.refresh() {
                     tracing::warn!("netlink refresh: {e}");
                 }
                 last_refresh = Instant::now();
                 asking = false;
+                behind = false;
             }
             let now = Instant::now();
             asked.retain(|_, t| now.duration_since(*t) < Duration::from_millis(200));
@@ -523,8 +599,11 @@ impl FibSync {
                     continue;
                 }
                 asked.insert(req, now);
-                if let Err(e) = resolve(&mut self.conn, req.0, req.1) {
-                    tracing::debug!("resolve {} on if {}: {e}", req.1, req.0);
+                match resolve(&mut self.conn, req.0, req.1) {
+                    Ok(Resolution::Asked) => {}
+                    // The snapshot is behind the kernel: read it again now.
+                    Ok(Resolution::Known) => behind = true,
+                    Err(e) => tracing::debug!("resolve {} on if {}: {e}", req.1, req.0),
                 }
             }
         }
@@ -565,6 +644,26 @@ mod tests {
 
     fn key(ifx: u32, a: [u8; 4]) -> (u32, IpAddr) {
         (ifx, IpAddr::V4(Ipv4Addr::from(a)))
+    }
+
+    #[test]
+    fn static_and_reachable_entries_are_never_probed() {
+        // NTF_USE would turn a PERMANENT entry into a dynamic one (and an
+        // unanswered probe into FAILED): never ask for those.
+        assert!(!needs_probe(Some(NeighbourState::Permanent)));
+        assert!(!needs_probe(Some(NeighbourState::Noarp)));
+        assert!(!needs_probe(Some(NeighbourState::Reachable)));
+        for s in [
+            None,
+            Some(NeighbourState::Stale),
+            Some(NeighbourState::Delay),
+            Some(NeighbourState::Probe),
+            Some(NeighbourState::Incomplete),
+            Some(NeighbourState::Failed),
+            Some(NeighbourState::None),
+        ] {
+            assert!(needs_probe(s), "{s:?}");
+        }
     }
 
     #[test]
