@@ -40,6 +40,21 @@ uint32_t espresso_imb_hash_burst(IMB_MGR *m, IMB_JOB *jobs, uint32_t n,
         return IMB_SUBMIT_HASH_BURST(m, jobs, n, hash);
 }
 
+uint32_t espresso_imb_cipher_burst_nocheck(IMB_MGR *m, IMB_JOB *jobs,
+                                           uint32_t n, IMB_CIPHER_MODE cipher,
+                                           IMB_CIPHER_DIRECTION dir,
+                                           IMB_KEY_SIZE_BYTES key_size)
+{
+        return IMB_SUBMIT_CIPHER_BURST_NOCHECK(m, jobs, n, cipher, dir,
+                                               key_size);
+}
+
+uint32_t espresso_imb_hash_burst_nocheck(IMB_MGR *m, IMB_JOB *jobs,
+                                         uint32_t n, IMB_HASH_ALG hash)
+{
+        return IMB_SUBMIT_HASH_BURST_NOCHECK(m, jobs, n, hash);
+}
+
 IMB_JOB *espresso_imb_get_next_job(IMB_MGR *m) { return IMB_GET_NEXT_JOB(m); }
 
 IMB_JOB *espresso_imb_submit_job(IMB_MGR *m) { return IMB_SUBMIT_JOB(m); }

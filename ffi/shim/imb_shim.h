@@ -30,6 +30,15 @@ uint32_t espresso_imb_cipher_burst(IMB_MGR *m, IMB_JOB *jobs, uint32_t n,
                                    IMB_KEY_SIZE_BYTES key_size);
 uint32_t espresso_imb_hash_burst(IMB_MGR *m, IMB_JOB *jobs, uint32_t n,
                                  IMB_HASH_ALG hash);
+/* IMB_SUBMIT_CIPHER_BURST_NOCHECK / IMB_SUBMIT_HASH_BURST_NOCHECK: the same
+ * without the library's per-job validation (the caller has validated every
+ * job; DPDK's crypto_aesni_mb submits without checks too). */
+uint32_t espresso_imb_cipher_burst_nocheck(IMB_MGR *m, IMB_JOB *jobs,
+                                           uint32_t n, IMB_CIPHER_MODE cipher,
+                                           IMB_CIPHER_DIRECTION dir,
+                                           IMB_KEY_SIZE_BYTES key_size);
+uint32_t espresso_imb_hash_burst_nocheck(IMB_MGR *m, IMB_JOB *jobs,
+                                         uint32_t n, IMB_HASH_ALG hash);
 
 /* The job API: IMB_GET_NEXT_JOB, IMB_SUBMIT_JOB (validating),
  * IMB_GET_COMPLETED_JOB, IMB_FLUSH_JOB. */

@@ -356,9 +356,13 @@ fn cbc(
             // SAFETY: the first n jobs point into `chunk`'s slices (data of
             // checked length, read and written in place; IVs of 16 bytes)
             // and at `key`'s schedules, all borrowed for this call; the
-            // burst call completes every job before it returns.
+            // burst call completes every job before it returns. Every field
+            // the library would validate is set above from checked values
+            // (non-empty data, a multiple of 16 bytes; IV length 16; both
+            // schedules of `key`, whose length matches `key.size()`; offset
+            // 0), so the unvalidated variant is given only valid jobs.
             let done = unsafe {
-                sys::espresso_imb_cipher_burst(
+                sys::espresso_imb_cipher_burst_nocheck(
                     m.ptr.as_ptr(),
                     m.jobs.as_mut_ptr(),
                     n,
@@ -397,6 +401,17 @@ impl HashAlg {
         match self {
             HashAlg::Sha1 | HashAlg::Sha256 => 64,
             HashAlg::Sha384 | HashAlg::Sha512 => 128,
+        }
+    }
+    /// Truncated MAC length of IPsec (RFC 2404, RFC 4868): SHA-1 12
+    /// bytes, SHA-2 half the digest; one of the two tag lengths the library
+    /// accepts for HMAC (the other is the full digest).
+    pub const fn trunc_len(self) -> usize {
+        match self {
+            HashAlg::Sha1 => 12,
+            HashAlg::Sha256 => 16,
+            HashAlg::Sha384 => 24,
+            HashAlg::Sha512 => 32,
         }
     }
     /// Full digest length.
@@ -556,6 +571,70 @@ pub fn hmac(key: &HmacKey, ops: &mut [HmacOp<'_>]) -> Result<(), ImbError> {
             // call completes every job before it returns.
             let done = unsafe {
                 sys::espresso_imb_hash_burst(m.ptr.as_ptr(), m.jobs.as_mut_ptr(), n, alg)
+            };
+            if done != n {
+                return Err(ImbError::Library {
+                    op: "HMAC burst",
+                    code: m.errno(),
+                });
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Truncated HMACs for IPsec: the MAC of `msgs[i]`, truncated to
+/// [`HashAlg::trunc_len`] bytes, is written to the first bytes of `tags[i]`
+/// (the rest of `tags[i]` is left as it was). One library burst per
+/// [`MAX_BURST`] messages, without the library's per-job validation: every
+/// job is checked here (non-empty message; the tag length is the truncated
+/// one, which fits the 32-byte tag buffer). `tags` must have at least
+/// `msgs.len()` entries.
+pub fn hmac_trunc(key: &HmacKey, msgs: &[&[u8]], tags: &mut [[u8; 32]]) -> Result<(), ImbError> {
+    if tags.len() < msgs.len() {
+        return Err(ImbError::Invalid {
+            what: "HMAC tag buffers",
+            value: tags.len(),
+            why: "fewer than the messages",
+        });
+    }
+    if let Some(m) = msgs.iter().find(|m| m.is_empty()) {
+        return Err(ImbError::Invalid {
+            what: "HMAC message length",
+            value: m.len(),
+            why: "intel-ipsec-mb needs at least one byte",
+        });
+    }
+    if msgs.is_empty() {
+        return Ok(());
+    }
+    let alg = key.alg.raw();
+    let tag_len = key.alg.trunc_len() as u64;
+    with_mgr(|m| {
+        for (chunk, tags) in msgs.chunks(MAX_BURST).zip(tags.chunks_mut(MAX_BURST)) {
+            for ((job, msg), tag) in m.jobs.iter_mut().zip(chunk).zip(tags.iter_mut()) {
+                job.__bindgen_anon_1.src = msg.as_ptr();
+                job.hash_start_src_offset_in_bytes = 0;
+                job.__bindgen_anon_5.msg_len_to_hash_in_bytes = msg.len() as u64;
+                job.auth_tag_output = tag.as_mut_ptr();
+                job.auth_tag_output_len_in_bytes = tag_len;
+                job.u.HMAC._hashed_auth_key_xor_ipad = key.ipad.as_ptr();
+                job.u.HMAC._hashed_auth_key_xor_opad = key.opad.as_ptr();
+                job.hash_alg = alg;
+                job.cipher_mode = sys::IMB_CIPHER_NULL;
+                job.chain_order = sys::IMB_ORDER_HASH_CIPHER;
+            }
+            let n = chunk.len() as u32;
+            // SAFETY: the first n jobs point at `chunk`'s messages (read
+            // msg.len() > 0 bytes, checked above), at tag buffers of 32
+            // bytes (the library writes tag_len <= 32 bytes, a length it
+            // accepts for this hash: the IPsec truncation) and at `key`'s
+            // states, all borrowed for this call; the burst call completes
+            // every job before it returns. These are all the fields the
+            // validating variant checks for HMAC, so the unvalidated one is
+            // given only valid jobs.
+            let done = unsafe {
+                sys::espresso_imb_hash_burst_nocheck(m.ptr.as_ptr(), m.jobs.as_mut_ptr(), n, alg)
             };
             if done != n {
                 return Err(ImbError::Library {

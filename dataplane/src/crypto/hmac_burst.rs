@@ -1,26 +1,29 @@
 //! HMAC-SHA1 and HMAC-SHA-256 over a burst of short messages, interleaved:
-//! the compressions run block by block across the packets of the burst
-//! (block 0 of every packet, then block 1, ...), four packets per call of
-//! the SHA-NI kernel `mb::sha_ni` (their four serial chains of `sha256rnds2`
-//! / `sha1rnds4` share the pipeline), the last one to three with RustCrypto's
+//! the packets of a burst are taken four at a time and their compressions
+//! run block by block across the four (block 0 of each, then block 1, ...),
+//! one call of the SHA-NI kernel `mb::sha_ni` per block (their four serial
+//! chains of `sha256rnds2` / `sha1rnds4` share the pipeline), the last one
+//! to three packets (and blocks past the shortest of a four) with RustCrypto's
 //! `sha1::compress` / `sha2::compress256`. Safe code here; the kernel's
 //! `unsafe` is in `mb/`.
 //!
 //! Measured (AMD EPYC Zen 4, KVM, SHA-NI; `target/release/sha_lanes`,
 //! thread CPU time, same CPU, rounds interleaved; figures in
-//! `bench/results/esp_vs_dpdk.md`): a SHA-256 block costs ~21 ns with four
-//! lanes against ~26 ns for RustCrypto's one-message `compress256` (the
-//! previous version of this path); SHA-1 is ~19-21 ns per block with one,
-//! two or four lanes: `sha1rnds4` is throughput-bound there, and
-//! intel-ipsec-mb's 16-lane AVX-512 SHA-1 is faster at every packet size
-//! (through the ESP path, 64 B decap: 6.4-6.8 Mops with the library, 5.7
-//! with this path). Through the ESP path against the library's hash burst
-//! for every packet, AES-128-CBC + HMAC-SHA-256-128 gains at 64 B and loses
-//! from 512 B on (1420 B: 1.07-1.18 Mops on this path for every packet vs
-//! 1.46-1.63 with the library). So SHA-256 uses it for packets of at most
-//! [`SmallMac::MAX_BLOCKS`] compressions and the library for the others (a
-//! choice by packet size, made per packet from its length, not by
-//! algorithm), and SHA-1 does not (its `MAX_BLOCKS` is 0).
+//! `bench/results/esp_vs_dpdk.md`): a SHA-256 block costs ~20 ns with four
+//! lanes against ~26 ns for RustCrypto's one-message `compress256`; SHA-1
+//! ~19-21 ns per block with one, two or four lanes (`sha1rnds4` is
+//! throughput-bound there). intel-ipsec-mb's HMAC burst costs a fixed ~44
+//! (SHA-1) / ~52 (SHA-256) ns per message plus ~9 / ~18 ns per block, so
+//! this path wins for short messages: each SHA has its
+//! [`SmallMac::MAX_BLOCKS`], and a packet of at most that many compressions
+//! comes here, the others go to the library (a choice by packet size, made
+//! per packet from its length, not by algorithm).
+//!
+//! Packets are taken four at a time (one kernel call per block of the
+//! four), so the four chaining states stay in one group from the first
+//! block to the digest; the earlier block-major walk over the whole burst
+//! (one pass per block index over every packet) cost more than the
+//! compressions it interleaved at 64 bytes.
 //!
 //! The ipad/opad states are computed once per SA (RFC 2104) and wiped on
 //! drop.
@@ -67,10 +70,13 @@ pub(crate) struct Sha1;
 pub(crate) struct Sha256;
 
 impl SmallMac for Sha1 {
-    /// Off: intel-ipsec-mb's SHA-1 burst was faster at every size measured
-    /// (SHA-NI's SHA-1 is throughput-bound on Zen 4: ~19-21 ns per block
-    /// with one, two or four lanes interleaved).
-    const MAX_BLOCKS: usize = 0;
+    /// Up to 4 compressions (messages up to 183 bytes: 64-byte packets).
+    /// SHA-NI's SHA-1 is throughput-bound on Zen 4 (~19-21 ns per block
+    /// with one, two or four lanes interleaved) while intel-ipsec-mb's
+    /// 16-lane AVX-512 SHA-1 costs ~9 ns per block plus ~44 ns per message
+    /// (HMAC burst alone, 80/528/1424-byte messages), so the library wins
+    /// from about 5 blocks on.
+    const MAX_BLOCKS: usize = 4;
     type State = [u32; 5];
     const DIGEST: usize = 20;
     fn iv() -> [u32; 5] {
@@ -98,7 +104,11 @@ impl SmallMac for Sha1 {
 }
 
 impl SmallMac for Sha256 {
-    const MAX_BLOCKS: usize = 6;
+    /// Up to 16 compressions (messages up to 951 bytes). The library's
+    /// 16-lane SHA-256 HMAC costs ~18 ns per block plus ~52 ns per message,
+    /// this path ~20 ns per block: through the ESP path it wins at 64 and
+    /// 512 bytes and loses ~3 % at 1420 (24 blocks).
+    const MAX_BLOCKS: usize = 16;
     type State = [u32; 8];
     const DIGEST: usize = 32;
     fn iv() -> [u32; 8] {
@@ -155,9 +165,6 @@ impl<H: SmallMac> Drop for HmacKeyState<H> {
     }
 }
 
-/// Most packets per interleaved call.
-const LANES: usize = 32;
-
 impl<H: SmallMac> HmacKeyState<H> {
     /// The states after the key XOR ipad / opad blocks (keys up to 64
     /// bytes: every ESP integrity key of SHA-1 and SHA-256), on a CPU with
@@ -192,20 +199,27 @@ impl<H: SmallMac> HmacKeyState<H> {
     /// HMAC of every job's message into its `out` (full digest), the
     /// compressions interleaved across the jobs.
     pub(crate) fn mac_burst(&self, jobs: &mut [SmallJob<'_>]) {
-        for chunk in jobs.chunks_mut(LANES) {
-            self.mac_chunk(chunk);
-        }
+        self.mac_chunk(jobs);
     }
 
     fn mac_chunk(&self, jobs: &mut [SmallJob<'_>]) {
+        for group in jobs.chunks_mut(4) {
+            self.mac_group(group);
+        }
+    }
+
+    /// Up to four messages: the inner hash block by block across them (the
+    /// four-lane kernel while all four have blocks left, one-message
+    /// compressions for the rest), then the outer hash. The chaining states
+    /// stay in this group's four slots from the first block to the digest.
+    #[inline(always)]
+    fn mac_group(&self, jobs: &mut [SmallJob<'_>]) {
         let n = jobs.len();
-        let mut st = [H::iv(); LANES];
+        let mut st = [self.ipad; 4];
         // The padded last one or two blocks of each message.
-        let mut tails = [[0u8; 128]; LANES];
-        let mut nblocks = [0usize; LANES];
-        let mut max = 0;
+        let mut tails = [[0u8; 128]; 4];
+        let mut nblocks = [0usize; 4];
         for (i, j) in jobs.iter().enumerate() {
-            st[i] = self.ipad;
             let len = j.msg.len();
             let full = len / 64;
             let rest = &j.msg[full * 64..];
@@ -215,38 +229,32 @@ impl<H: SmallMac> HmacKeyState<H> {
             let tail_blocks = if rest.len() + 9 <= 64 { 1 } else { 2 };
             let bits = ((64 + len) as u64) * 8;
             let end = tail_blocks * 64;
-            t[rest.len() + 1..end - 8].fill(0);
             t[end - 8..end].copy_from_slice(&bits.to_be_bytes());
             nblocks[i] = full + tail_blocks;
-            max = max.max(nblocks[i]);
         }
-        // Inner hash, block-major, four lanes per kernel call.
-        for b in 0..max {
-            let mut grp = [0usize; 4];
-            let mut g = 0;
-            for (i, &nb) in nblocks.iter().enumerate().take(n) {
-                if b >= nb {
-                    continue;
-                }
-                grp[g] = i;
-                g += 1;
-                if g == 4 {
-                    let blocks = grp.map(|i| block_of(jobs[i].msg, &tails[i], b));
-                    let mut s = grp.map(|i| st[i]);
-                    H::compress4(self.ni, &mut s, &blocks);
-                    for (&i, s) in grp.iter().zip(s) {
-                        st[i] = s;
-                    }
-                    g = 0;
-                }
-            }
-            for &i in &grp[..g] {
-                H::compress(&mut st[i], block_of(jobs[i].msg, &tails[i], b));
+        // Inner hash.
+        let common = if n == 4 {
+            nblocks.iter().copied().min().unwrap_or(0)
+        } else {
+            0
+        };
+        for b in 0..common {
+            let blocks = [
+                block_of(jobs[0].msg, &tails[0], b),
+                block_of(jobs[1].msg, &tails[1], b),
+                block_of(jobs[2].msg, &tails[2], b),
+                block_of(jobs[3].msg, &tails[3], b),
+            ];
+            H::compress4(self.ni, &mut st, &blocks);
+        }
+        for (i, j) in jobs.iter().enumerate() {
+            for b in common..nblocks[i] {
+                H::compress(&mut st[i], block_of(j.msg, &tails[i], b));
             }
         }
         // Outer hash: one block each.
         let bits = ((64 + H::DIGEST) as u64) * 8;
-        let mut outer = [[0u8; 64]; LANES];
+        let mut outer = [[0u8; 64]; 4];
         for (s, block) in st.iter_mut().zip(outer.iter_mut()).take(n) {
             let mut inner = [0u8; 32];
             H::digest(s, &mut inner);
@@ -255,19 +263,16 @@ impl<H: SmallMac> HmacKeyState<H> {
             block[56..].copy_from_slice(&bits.to_be_bytes());
             *s = self.opad;
         }
-        let mut i = 0;
-        while i + 4 <= n {
-            let blocks: [&[u8; 64]; 4] = [&outer[i], &outer[i + 1], &outer[i + 2], &outer[i + 3]];
-            let mut s = [st[i], st[i + 1], st[i + 2], st[i + 3]];
-            H::compress4(self.ni, &mut s, &blocks);
-            st[i..i + 4].copy_from_slice(&s);
-            i += 4;
+        if n == 4 {
+            let blocks: [&[u8; 64]; 4] = [&outer[0], &outer[1], &outer[2], &outer[3]];
+            H::compress4(self.ni, &mut st, &blocks);
+        } else {
+            for (s, block) in st.iter_mut().zip(&outer).take(n) {
+                H::compress(s, block);
+            }
         }
-        for k in i..n {
-            H::compress(&mut st[k], &outer[k]);
-        }
-        for i in 0..n {
-            H::digest(&st[i], &mut jobs[i].out);
+        for (s, j) in st.iter().zip(jobs.iter_mut()) {
+            H::digest(s, &mut j.out);
         }
         st.iter_mut().for_each(|s| s.zeroize());
     }

@@ -211,41 +211,43 @@ impl<H: SmallMac> Mac<H> {
         })
     }
 
-    /// Full MACs of `msgs` into `tags` (same order): packets of at most
-    /// `H::MAX_BLOCKS` compressions on the interleaved path, the others in
-    /// one library burst. Err if the library refused its part.
-    fn macs(&self, msgs: &[&[u8]], tags: &mut [[u8; 64]]) -> Result<(), imb::ImbError> {
+    /// Truncated MACs (the ICVs: `imb::HashAlg::trunc_len` bytes) of
+    /// `msgs` into the first bytes of `tags` (same order): packets of at
+    /// most `H::MAX_BLOCKS` compressions on the interleaved path, the others
+    /// in one library burst. Err if the library refused its part.
+    #[inline]
+    fn macs(&self, msgs: &[&[u8]], tags: &mut [[u8; 32]]) -> Result<(), imb::ImbError> {
+        let Some(k) = &self.small else {
+            // SHA-1, SHA-384/512 or no SHA-NI: the whole burst in one call.
+            return imb::hmac_trunc(&self.lib, msgs, tags);
+        };
         let mut small: ArrayVec<SmallJob<'_>, CHUNK> = ArrayVec::new();
         let mut small_idx: ArrayVec<usize, CHUNK> = ArrayVec::new();
-        let mut big: ArrayVec<imb::HmacOp<'_>, CHUNK> = ArrayVec::new();
+        let mut big: ArrayVec<&[u8], CHUNK> = ArrayVec::new();
         let mut big_idx: ArrayVec<usize, CHUNK> = ArrayVec::new();
         for (i, &m) in msgs.iter().enumerate().take(CHUNK) {
-            if self.small.is_some() && HmacKeyState::<H>::blocks(m.len()) <= H::MAX_BLOCKS {
+            if HmacKeyState::<H>::blocks(m.len()) <= H::MAX_BLOCKS {
                 small.push(SmallJob {
                     msg: m,
                     out: [0; 32],
                 });
                 small_idx.push(i);
             } else {
-                big.push(imb::HmacOp {
-                    msg: m,
-                    tag: [0; 64],
-                });
+                big.push(m);
                 big_idx.push(i);
             }
         }
-        if let Some(k) = &self.small {
-            if !small.is_empty() {
-                k.mac_burst(&mut small);
-                for (&i, j) in small_idx.iter().zip(&small) {
-                    tags[i][..32].copy_from_slice(&j.out);
-                }
+        if !small.is_empty() {
+            k.mac_burst(&mut small);
+            for (&i, j) in small_idx.iter().zip(&small) {
+                tags[i] = j.out;
             }
         }
         if !big.is_empty() {
-            imb::hmac(&self.lib, &mut big)?;
-            for (&i, op) in big_idx.iter().zip(&big) {
-                tags[i] = op.tag;
+            let mut bt = [[0u8; 32]; CHUNK];
+            imb::hmac_trunc(&self.lib, &big, &mut bt)?;
+            for (&i, t) in big_idx.iter().zip(&bt) {
+                tags[i] = *t;
             }
         }
         Ok(())
@@ -263,6 +265,10 @@ fn mac_esp<H: SmallMac>(
 ) -> Result<Box<dyn EspCipher>, CryptoError> {
     let mac = Mac::<H>::new(h, auth)?;
     let icv_len = suite.integ.icv_len();
+    // The library writes the IPsec truncation of the MAC (`Mac::macs`).
+    if icv_len != h.trunc_len() {
+        return Err(unsupported(suite.integ.name()));
+    }
     if suite.encr == EncrAlg::Null {
         let m = NullHmac {
             mac,
@@ -328,25 +334,29 @@ fn authed_len<const ESN: bool>(esp: &mut [u8], end: usize, seq: u64) -> usize {
 impl<const ESN: bool, H: SmallMac> CbcHmacEsp<ESN, H> {
     fn seal_chunk(&self, jobs: &mut [SealJob<'_>]) {
         let c = &self.0;
+        let icv = c.icv_len;
+        // Ciphertext length per job, once (0: malformed, zeroed, skipped).
+        let mut cts = [0usize; CHUNK];
         // 1. IVs of the burst in one call, CBC encryption of the burst.
         let mut ivs = [aes::Block::default(); CHUNK];
         let mut k = 0;
-        for job in jobs.iter_mut() {
-            if c.ct_len(job.esp.len()).is_some() {
-                ivs[k] = AesIvGen::block_for(job.seq);
-                k += 1;
-            } else {
-                job.esp.fill(0);
+        for (job, ct) in jobs.iter_mut().zip(cts.iter_mut()) {
+            match c.ct_len(job.esp.len()) {
+                Some(n) => {
+                    *ct = n;
+                    ivs[k] = AesIvGen::block_for(job.seq);
+                    k += 1;
+                }
+                None => job.esp.fill(0),
             }
         }
         c.ivgen.ivs_in_place(&mut ivs[..k]);
         let mut ops: ArrayVec<imb::CbcOp<'_>, CHUNK> = ArrayVec::new();
-        for job in jobs.iter_mut() {
-            let esp = &mut *job.esp;
-            let Some(ct) = c.ct_len(esp.len()) else {
+        for (job, &ct) in jobs.iter_mut().zip(&cts) {
+            if ct == 0 {
                 continue;
-            };
-            let (head, rest) = esp.split_at_mut(HDR + BLOCK);
+            }
+            let (head, rest) = job.esp.split_at_mut(HDR + BLOCK);
             let iv: [u8; BLOCK] = ivs[ops.len()].into();
             head[HDR..].copy_from_slice(&iv);
             ops.push(imb::CbcOp {
@@ -360,15 +370,15 @@ impl<const ESN: bool, H: SmallMac> CbcHmacEsp<ESN, H> {
             return;
         }
         drop(ops);
-        // 2. HMAC of the burst.
-        let mut tags = [[0u8; 64]; CHUNK];
+        // 2. Truncated HMAC (the ICVs) of the burst.
+        let mut tags = [[0u8; 32]; CHUNK];
         {
             let mut msgs: ArrayVec<&[u8], CHUNK> = ArrayVec::new();
-            for job in jobs.iter_mut() {
-                let esp = &mut *job.esp;
-                let Some(ct) = c.ct_len(esp.len()) else {
+            for (job, &ct) in jobs.iter_mut().zip(&cts) {
+                if ct == 0 {
                     continue;
-                };
+                }
+                let esp = &mut *job.esp;
                 let n = authed_len::<ESN>(esp, HDR + BLOCK + ct, job.seq);
                 msgs.push(&esp[..n]);
             }
@@ -380,57 +390,72 @@ impl<const ESN: bool, H: SmallMac> CbcHmacEsp<ESN, H> {
         }
         // 3. ICVs.
         let mut k = 0;
-        for job in jobs.iter_mut() {
-            let esp = &mut *job.esp;
-            let Some(ct) = c.ct_len(esp.len()) else {
+        for (job, &ct) in jobs.iter_mut().zip(&cts) {
+            if ct == 0 {
                 continue;
-            };
+            }
             let end = HDR + BLOCK + ct;
-            esp[end..end + c.icv_len].copy_from_slice(&tags[k][..c.icv_len]);
+            job.esp[end..end + icv].copy_from_slice(&tags[k][..icv]);
             k += 1;
         }
     }
 
     fn open_chunk(&self, jobs: &mut [OpenJob<'_>]) {
         let c = &self.0;
-        // 1. Save the received ICVs, HMAC the burst, compare.
-        let mut rx = [[0u8; MAX_ICV]; CHUNK];
-        let mut good = [false; CHUNK];
+        let icv = c.icv_len;
+        let mut cts = [0usize; CHUNK];
+        // With ESN: the ICV bytes SeqHi overwrites while hashing.
+        let mut saved = [[0u8; 4]; CHUNK];
+        // 1. HMAC the burst (received ICVs stay in the packets).
+        let mut tags = [[0u8; 32]; CHUNK];
         {
             let mut msgs: ArrayVec<&[u8], CHUNK> = ArrayVec::new();
-            let mut idx: ArrayVec<usize, CHUNK> = ArrayVec::new();
             for (i, job) in jobs.iter_mut().enumerate() {
                 job.ok = false;
                 let esp = &mut *job.esp;
                 let Some(ct) = c.ct_len(esp.len()) else {
                     continue;
                 };
+                cts[i] = ct;
                 let end = HDR + BLOCK + ct;
-                rx[i][..c.icv_len].copy_from_slice(&esp[end..end + c.icv_len]);
+                if ESN {
+                    saved[i].copy_from_slice(&esp[end..end + 4]);
+                }
                 let n = authed_len::<ESN>(esp, end, job.seq);
                 msgs.push(&esp[..n]);
-                idx.push(i);
             }
-            let mut tags = [[0u8; 64]; CHUNK];
             if c.mac.macs(&msgs, &mut tags).is_err() {
+                drop(msgs);
+                if ESN {
+                    for (i, job) in jobs.iter_mut().enumerate() {
+                        let end = HDR + BLOCK + cts[i];
+                        if cts[i] != 0 {
+                            job.esp[end..end + 4].copy_from_slice(&saved[i]);
+                        }
+                    }
+                }
                 return;
             }
-            for (t, &i) in tags.iter().zip(&idx) {
-                good[i] = ct::eq(&t[..c.icv_len], &rx[i][..c.icv_len]);
-            }
         }
-        // 2. Put back the ICV bytes SeqHi overwrote; decrypt what verified.
+        // 2. Compare in place (putting back the bytes SeqHi overwrote);
+        //    decrypt what verified.
+        let mut good = [false; CHUNK];
         let mut ops: ArrayVec<imb::CbcOp<'_>, CHUNK> = ArrayVec::new();
+        let mut k = 0;
         for (i, job) in jobs.iter_mut().enumerate() {
-            let esp = &mut *job.esp;
-            let Some(ct) = c.ct_len(esp.len()) else {
+            let ct = cts[i];
+            if ct == 0 {
                 continue;
-            };
+            }
+            let esp = &mut *job.esp;
             let end = HDR + BLOCK + ct;
             if ESN {
-                esp[end..end + 4].copy_from_slice(&rx[i][..4]);
+                esp[end..end + 4].copy_from_slice(&saved[i]);
             }
-            if !good[i] {
+            let g = ct::eq(&tags[k][..icv], &esp[end..end + icv]);
+            k += 1;
+            good[i] = g;
+            if !g {
                 continue;
             }
             let (head, rest) = esp.split_at_mut(HDR + BLOCK);
@@ -496,7 +521,7 @@ impl<const ESN: bool, H: SmallMac> NullHmacEsp<ESN, H> {
 
     fn seal_chunk(&self, jobs: &mut [SealJob<'_>]) {
         let m = &self.0;
-        let mut tags = [[0u8; 64]; CHUNK];
+        let mut tags = [[0u8; 32]; CHUNK];
         {
             let mut msgs: ArrayVec<&[u8], CHUNK> = ArrayVec::new();
             for job in jobs.iter_mut() {
@@ -542,7 +567,7 @@ impl<const ESN: bool, H: SmallMac> NullHmacEsp<ESN, H> {
                 msgs.push(&esp[..n]);
                 idx.push(i);
             }
-            let mut tags = [[0u8; 64]; CHUNK];
+            let mut tags = [[0u8; 32]; CHUNK];
             if m.mac.macs(&msgs, &mut tags).is_ok() {
                 for (t, &i) in tags.iter().zip(&idx) {
                     good[i] = ct::eq(&t[..m.icv_len], &rx[i][..m.icv_len]);

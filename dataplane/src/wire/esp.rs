@@ -9,6 +9,9 @@ use super::{malformed, rd32, truncated, wr32, WireError};
 /// SPI + sequence number.
 pub const ESP_HEADER_LEN: usize = 8;
 
+/// 1, 2, ..., 16 as a little-endian word (byte 0 = 1).
+const PAD_WORD: u128 = 0x100f_0e0d_0c0b_0a09_0807_0605_0403_0201;
+
 /// Padding written by the sender and expected by the receiver: 1, 2, 3, ...
 const PAD_PATTERN: [u8; 255] = {
     let mut p = [0u8; 255];
@@ -111,14 +114,31 @@ impl EspTrailer {
             return Err(malformed("esp trailer", "pad_len", pl as u64));
         }
         let payload_len = n - 2 - pl;
-        // A fold over two slices rather than a slice compare (which calls
-        // memcmp for a few bytes: the padding is under 16 bytes for every
-        // suite but NULL's 4).
-        let diff = plaintext[payload_len..n - 2]
-            .iter()
-            .zip(&PAD_PATTERN[..pl])
-            .fold(0u8, |acc, (&b, &want)| acc | (b ^ want));
-        if diff != 0 {
+        // Padding of at most 16 bytes (every packet we send, and every
+        // suite's usual padding): one 16-byte load ending at the pad length
+        // field, compared under a mask with 1, 2, ..., pl shifted into its
+        // last pl bytes. Longer padding: a fold over two slices rather than
+        // a slice compare (which calls memcmp for a few bytes).
+        let body = &plaintext[..n - 2];
+        let bad = match body.last_chunk::<16>() {
+            Some(w) if pl <= 16 => {
+                if pl == 0 {
+                    false
+                } else {
+                    let shift = 8 * (16 - pl) as u32;
+                    let got = u128::from_le_bytes(*w);
+                    ((got ^ (PAD_WORD << shift)) & (u128::MAX << shift)) != 0
+                }
+            }
+            _ => {
+                body[payload_len..]
+                    .iter()
+                    .zip(&PAD_PATTERN[..pl])
+                    .fold(0u8, |acc, (&b, &want)| acc | (b ^ want))
+                    != 0
+            }
+        };
+        if bad {
             return Err(malformed("esp trailer", "padding", pl as u64));
         }
         Ok(EspTrailer {
@@ -207,5 +227,43 @@ mod tests {
             })
         ));
         assert!(EspTrailer::parse(&[1]).is_err());
+    }
+
+    /// The word compare (padding up to 16 bytes with 16 bytes before the
+    /// pad length) and the byte fold agree: every pad length 0..=40 and
+    /// payload 0..=20, good padding accepted, any one byte of the padding
+    /// changed (any bit) refused, payload bytes never looked at.
+    #[test]
+    fn padding_check_every_length_and_every_corrupted_byte() {
+        for pl in 0..=40usize {
+            for payload in 0..=20usize {
+                let mut v = vec![0u8; payload + pl + 2];
+                for (i, b) in v[..payload].iter_mut().enumerate() {
+                    *b = (i * 37 + 11) as u8;
+                }
+                for (i, b) in v[payload..payload + pl].iter_mut().enumerate() {
+                    *b = (i + 1) as u8;
+                }
+                v[payload + pl] = pl as u8;
+                v[payload + pl + 1] = 41;
+                let t = EspTrailer::parse(&v).unwrap();
+                assert_eq!((t.payload_len, t.pad_len), (payload, pl as u8));
+                for k in 0..pl {
+                    for bit in 0..8 {
+                        let mut w = v.clone();
+                        w[payload + k] ^= 1 << bit;
+                        assert!(
+                            EspTrailer::parse(&w).is_err(),
+                            "pad {pl} payload {payload} byte {k} bit {bit}"
+                        );
+                    }
+                }
+                for k in 0..payload {
+                    let mut w = v.clone();
+                    w[k] ^= 0xff;
+                    assert!(EspTrailer::parse(&w).is_ok());
+                }
+            }
+        }
     }
 }
