@@ -499,6 +499,13 @@ fn resolve(conn: &mut Conn, ifindex: u32, addr: IpAddr) -> io::Result<Resolution
     Ok(Resolution::Asked)
 }
 
+/// Asks the kernel once, on a socket of its own, to resolve `addr` on
+/// `ifindex` as the netlink thread would for a worker (for tools and tests:
+/// `examples/neigh_resolve.rs`).
+pub fn resolve_once(ifindex: u32, addr: IpAddr) -> io::Result<Resolution> {
+    resolve(&mut Conn::new()?, ifindex, addr)
+}
+
 /// The netlink thread's state.
 pub struct FibSync {
     events: Socket,
