@@ -1,4 +1,5 @@
-//! Aggressive mode (RFC 2409 §5): the initiator's AM2 handler (AM3 out).
+//! Aggressive mode (RFC 2409 §5): the responder's AM1 (AM2 out) and AM3
+//! handlers, the initiator's AM2 (AM3 out).
 
 use super::*;
 
@@ -97,6 +98,102 @@ impl IsakmpSa {
                 return;
             }
         }
+        self.established(ctx, p, from, to, now);
+    }
+
+    /// Responder: AM1's KE, nonce and identity taken, AM2's KE, nonce, ID,
+    /// CERTREQ, authentication, vendor IDs and NAT-D added to `pw` (after
+    /// the SA payload). None: refused.
+    pub(super) fn am1(
+        &mut self,
+        ctx: &mut Ctx,
+        p: &Payloads<'_>,
+        peer_id: Option<Identity>,
+        from: SocketAddr,
+        to: SocketAddr,
+        pw: &mut PayloadWriter,
+    ) -> Option<()> {
+        let suite = self.suite?;
+        let (Some(ke), Some(ni)) = (p.ke, p.nonce) else {
+            return None;
+        };
+        if ke.len() != suite.dh.public_len() {
+            ctx.drop(V1Drop::Invalid);
+            Self::refuse_in_clear(ctx, self.ic, to, from, notify::INVALID_KEY_INFORMATION);
+            return None;
+        }
+        self.ni = ni.to_vec();
+        self.g_peer = ke.to_vec();
+        self.remote_id = peer_id;
+        self.peer_id_b = p.ids[0].body.to_vec();
+        if let Some(want) = &self.conn.remote_id {
+            if !self.remote_id.as_ref().is_some_and(|g| want.matches(g)) {
+                ctx.drop(V1Drop::NoConnection);
+                return None;
+            }
+        }
+        self.note_certreqs(p);
+        let dh = DhPrivate::generate(suite.dh, &mut ctx.rng);
+        pw.push(payload::KE, dh.public());
+        self.nr = ctx.random_bytes(NONCE_LEN);
+        pw.push(payload::NONCE, &self.nr);
+        self.dh = Some(dh);
+        if let Err(e) = self.derive(ctx) {
+            ctx.drop(V1Drop::Invalid);
+            ctx.event(Event::AuthFailed {
+                conn: self.conn.name.clone(),
+                peer: from,
+                reason: e.to_string(),
+            });
+            return None;
+        }
+        let idr = wire::identity_body(&self.local_id());
+        pw.push(payload::ID, &idr);
+        self.push_certreqs(pw);
+        if let Err(e) = self.push_auth(pw, false, &idr) {
+            ctx.event(Event::AuthFailed {
+                conn: self.conn.name.clone(),
+                peer: from,
+                reason: e.to_string(),
+            });
+            return None;
+        }
+        Self::vendor_ids(ctx, pw);
+        let (l, r) = (self.local, self.remote);
+        self.push_nat_d(ctx, pw, l, r);
+        self.state = P1State::AmR2;
+        Some(())
+    }
+
+    /// Responder: AM3 (the initiator's authentication, NAT-D).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn am3(
+        &mut self,
+        ctx: &mut Ctx,
+        p: &Payloads<'_>,
+        from: SocketAddr,
+        to: SocketAddr,
+        now: Instant,
+        d: [u8; 32],
+        last_block: Option<Vec<u8>>,
+    ) {
+        if !p.nat_d.is_empty() {
+            self.detect_nat(p, from, to);
+        }
+        let idi = self.peer_id_b.clone();
+        if let Err((r, why)) = self.verify_peer(ctx, p, &idi, false) {
+            ctx.drop(r);
+            self.auth_failed(ctx, why);
+            return;
+        }
+        if let Some(b) = last_block {
+            self.p1_iv = b;
+        }
+        self.local = to;
+        self.remote = from;
+        self.p1_last_rx = Some(d);
+        self.p1_reply = None;
+        self.p1_rtx = None;
         self.established(ctx, p, from, to, now);
     }
 }

@@ -1,5 +1,5 @@
-//! Main mode (RFC 2409 §5, identity protection): the initiator's MM2 and
-//! MM4 handlers and the responder's MM3.
+//! Main mode (RFC 2409 §5, identity protection): the initiator's MM2,
+//! MM4 and MM6 handlers, the responder's MM3 and MM5.
 
 use super::*;
 
@@ -143,5 +143,77 @@ impl IsakmpSa {
         self.p1_last_rx = Some(d);
         self.p1_reply = Some((self.local, self.remote, m));
         self.state = P1State::MmR4;
+    }
+
+    /// Initiator: MM6 (the responder's identity and authentication).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn mm6(
+        &mut self,
+        ctx: &mut Ctx,
+        p: &Payloads<'_>,
+        from: SocketAddr,
+        to: SocketAddr,
+        now: Instant,
+        d: [u8; 32],
+        last_block: Option<Vec<u8>>,
+    ) {
+        let id_b = p.ids.first().map(|i| i.body).unwrap_or(&[]);
+        if let Err((r, why)) = self.verify_peer(ctx, p, id_b, false) {
+            ctx.drop(r);
+            self.auth_failed(ctx, why);
+            return;
+        }
+        if let Some(b) = last_block {
+            self.p1_iv = b;
+        }
+        self.p1_last_rx = Some(d);
+        self.p1_reply = None;
+        self.established(ctx, p, from, to, now);
+    }
+
+    /// Responder: MM5 (the initiator's identity and authentication), MM6 out.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn mm5(
+        &mut self,
+        ctx: &mut Ctx,
+        p: &Payloads<'_>,
+        from: SocketAddr,
+        to: SocketAddr,
+        now: Instant,
+        d: [u8; 32],
+        last_block: Option<Vec<u8>>,
+    ) {
+        let id_b = p.ids.first().map(|i| i.body).unwrap_or(&[]);
+        if let Err((r, why)) = self.verify_peer(ctx, p, id_b, true) {
+            ctx.drop(r);
+            self.auth_failed(ctx, why);
+            return;
+        }
+        // the initiator floated: answer where it now speaks from
+        self.local = to;
+        self.remote = from;
+        if let Some(b) = last_block {
+            self.p1_iv = b;
+        }
+        let idr = wire::identity_body(&self.local_id());
+        let mut pw = PayloadWriter::new();
+        pw.push(payload::ID, &idr);
+        if let Err(e) = self.push_auth(&mut pw, false, &idr) {
+            self.fail(ctx, e);
+            return;
+        }
+        match self.encrypt(wire::exchange::MAIN, 0, 0, &pw, &self.p1_iv) {
+            Ok((m, last)) => {
+                self.p1_iv = last;
+                self.send(ctx, &m);
+                self.p1_last_rx = Some(d);
+                self.p1_reply = Some((self.local, self.remote, m));
+            }
+            Err(e) => {
+                self.fail(ctx, e);
+                return;
+            }
+        }
+        self.established(ctx, p, from, to, now);
     }
 }

@@ -187,46 +187,21 @@ impl IsakmpSa {
             ctx.drop(V1Drop::Invalid);
             return None;
         }
-        let mut last_offered = Vec::new();
-        let mut chosen = None;
-        for c in &cands {
-            if aggressive {
-                // the identity is known: it picks the connection (and the key)
-                if let Some(want) = &c.remote_id {
-                    if !peer_id.as_ref().is_some_and(|g| want.matches(g)) {
-                        continue;
-                    }
+        let (conn, (suite, num)) = match Self::pick_connection(
+            &cands,
+            &sa_view,
+            aggressive.then_some(p.ke).flatten(),
+            aggressive.then_some(peer_id.as_ref()),
+        ) {
+            Ok(x) => x,
+            Err(last_offered) => {
+                if let Some(c) = cands.first() {
+                    Self::mismatch(ctx, c, from, last_offered, true);
                 }
+                ctx.drop(V1Drop::NoConnection);
+                Self::refuse_in_clear(ctx, hdr.icookie(), to, from, notify::NO_PROPOSAL_CHOSEN);
+                return None;
             }
-            // AM1's KE fixes the group: a transform with another one is moot
-            let group = if aggressive {
-                p.ke.and_then(|k| {
-                    Self::offers(c)
-                        .iter()
-                        .find(|o| o.dh.public_len() == k.len())
-                        .map(|o| o.dh.number())
-                })
-            } else {
-                None
-            };
-            match Self::choose_p1(c, &sa_view, group) {
-                Ok(x) => {
-                    chosen = Some((c.clone(), x));
-                    break;
-                }
-                Err(o) => last_offered = o,
-            }
-        }
-        let Some((conn, (suite, num))) = chosen else {
-            if let Some(c) = cands.first() {
-                Self::mismatch(ctx, c, from, last_offered, true);
-            }
-            ctx.drop(V1Drop::NoConnection);
-            let mut pw = PayloadWriter::new();
-            pw.notify(proto::ISAKMP, &[], notify::NO_PROPOSAL_CHOSEN, &[]);
-            let m = wire::build_plain(hdr.icookie(), 0, wire::exchange::INFORMATIONAL, 0, 0, &pw);
-            ctx.transmit(to, from, &m);
-            return None;
         };
         let rc = ctx.new_cookie();
         let mode = if aggressive {
@@ -261,58 +236,7 @@ impl IsakmpSa {
         let mut pw = PayloadWriter::new();
         pw.push(payload::SA, &answer);
         if aggressive {
-            let (Some(ke), Some(ni)) = (p.ke, p.nonce) else {
-                return None;
-            };
-            if ke.len() != suite.dh.public_len() {
-                ctx.drop(V1Drop::Invalid);
-                let mut pw = PayloadWriter::new();
-                pw.notify(proto::ISAKMP, &[], notify::INVALID_KEY_INFORMATION, &[]);
-                let m =
-                    wire::build_plain(hdr.icookie(), 0, wire::exchange::INFORMATIONAL, 0, 0, &pw);
-                ctx.transmit(to, from, &m);
-                return None;
-            }
-            sa.ni = ni.to_vec();
-            sa.g_peer = ke.to_vec();
-            sa.remote_id = peer_id;
-            sa.peer_id_b = p.ids[0].body.to_vec();
-            if let Some(want) = &conn.remote_id {
-                if !sa.remote_id.as_ref().is_some_and(|g| want.matches(g)) {
-                    ctx.drop(V1Drop::NoConnection);
-                    return None;
-                }
-            }
-            sa.note_certreqs(&p);
-            let dh = DhPrivate::generate(suite.dh, &mut ctx.rng);
-            pw.push(payload::KE, dh.public());
-            sa.nr = ctx.random_bytes(NONCE_LEN);
-            pw.push(payload::NONCE, &sa.nr);
-            sa.dh = Some(dh);
-            if let Err(e) = sa.derive(ctx) {
-                ctx.drop(V1Drop::Invalid);
-                ctx.event(Event::AuthFailed {
-                    conn: conn.name.clone(),
-                    peer: from,
-                    reason: e.to_string(),
-                });
-                return None;
-            }
-            let idr = wire::identity_body(&sa.local_id());
-            pw.push(payload::ID, &idr);
-            sa.push_certreqs(&mut pw);
-            if let Err(e) = sa.push_auth(&mut pw, false, &idr) {
-                ctx.event(Event::AuthFailed {
-                    conn: conn.name.clone(),
-                    peer: from,
-                    reason: e.to_string(),
-                });
-                return None;
-            }
-            Self::vendor_ids(ctx, &mut pw);
-            let (l, r) = (sa.local, sa.remote);
-            sa.push_nat_d(ctx, &mut pw, l, r);
-            sa.state = P1State::AmR2;
+            sa.am1(ctx, &p, peer_id, from, to, &mut pw)?;
         } else {
             Self::vendor_ids(ctx, &mut pw);
             sa.state = P1State::MmR2;
@@ -326,6 +250,50 @@ impl IsakmpSa {
             sa.start_rtx(ctx, m, now);
         }
         Some(sa)
+    }
+
+    /// The first candidate connection that accepts a transform of the
+    /// peer's SA payload, with the transform; Err: what the peer offered
+    /// (to the last candidate). In aggressive mode AM1's KE (`ke`) fixes
+    /// the group and its identity (`peer_id`: Some) picks the connection.
+    fn pick_connection(
+        cands: &[Arc<Connection>],
+        sa_view: &wire::SaView<'_>,
+        ke: Option<&[u8]>,
+        peer_id: Option<Option<&Identity>>,
+    ) -> Result<(Arc<Connection>, (Phase1Suite, u8)), Vec<String>> {
+        let mut last_offered = Vec::new();
+        for c in cands {
+            if let Some(peer_id) = peer_id {
+                // the identity is known: it picks the connection (and the key)
+                if let Some(want) = &c.remote_id {
+                    if !peer_id.is_some_and(|g| want.matches(g)) {
+                        continue;
+                    }
+                }
+            }
+            // AM1's KE fixes the group: a transform with another one is moot
+            let group = ke.and_then(|k| {
+                Self::offers(c)
+                    .iter()
+                    .find(|o| o.dh.public_len() == k.len())
+                    .map(|o| o.dh.number())
+            });
+            match Self::choose_p1(c, sa_view, group) {
+                Ok(x) => return Ok((c.clone(), x)),
+                Err(o) => last_offered = o,
+            }
+        }
+        Err(last_offered)
+    }
+
+    /// A notification in the clear to a peer we have no SA with (the
+    /// responder cookie zero).
+    fn refuse_in_clear(ctx: &mut Ctx, ic: u64, local: SocketAddr, remote: SocketAddr, code: u16) {
+        let mut pw = PayloadWriter::new();
+        pw.notify(proto::ISAKMP, &[], code, &[]);
+        let m = wire::build_plain(ic, 0, wire::exchange::INFORMATIONAL, 0, 0, &pw);
+        ctx.transmit(local, remote, &m);
     }
 
     /// g^xy, SKEYID and the phase 1 keys from our DH, the peer's KE and the nonces.
@@ -370,49 +338,13 @@ impl IsakmpSa {
         now: Instant,
         d: [u8; 32],
     ) {
-        // decrypt when needed, chaining the phase 1 IV
-        let (plain, last_block) = if hdr.encrypted() {
-            if self.cipher.is_none() {
-                ctx.drop(V1Drop::Unexpected);
-                return;
-            }
-            match self.decrypt(msg, &self.p1_iv) {
-                Ok(x) => (x.0, Some(x.1)),
-                Err(r) => {
-                    ctx.drop(r);
-                    return;
-                }
-            }
-        } else {
-            (msg[HEADER_LEN..].to_vec(), None)
+        let Some((plain, last_block)) = self.p1_plain(ctx, msg, hdr) else {
+            return;
         };
         let p = match Payloads::parse(&plain, hdr.next_payload()) {
             Ok(p) => p,
             Err(_) => {
-                if hdr.encrypted() {
-                    ctx.drop(V1Drop::Decrypt);
-                    if matches!(self.state, P1State::MmR4 | P1State::MmI5) {
-                        // the keys differ: say so in the clear (RFC 2408 §5.7)
-                        let mut pw = PayloadWriter::new();
-                        pw.notify(proto::ISAKMP, &[], notify::AUTHENTICATION_FAILED, &[]);
-                        let m = wire::build_plain(
-                            self.ic,
-                            self.rc,
-                            wire::exchange::INFORMATIONAL,
-                            0,
-                            0,
-                            &pw,
-                        );
-                        ctx.transmit(to, from, &m);
-                        self.auth_failed(
-                            ctx,
-                            "encrypted phase 1 message does not decrypt (pre-shared keys differ?)"
-                                .into(),
-                        );
-                    }
-                } else {
-                    ctx.drop(V1Drop::Malformed);
-                }
+                self.p1_unparsable(ctx, hdr, from, to);
                 return;
             }
         };
@@ -425,76 +357,61 @@ impl IsakmpSa {
             (P1State::MmI1, true) => self.mm2(ctx, &p, hdr, now),
             (P1State::MmI3, true) => self.mm4(ctx, &p, from, to, now),
             (P1State::MmI5, true) if hdr.encrypted() => {
-                let id_b = p.ids.first().map(|i| i.body).unwrap_or(&[]);
-                if let Err((r, why)) = self.verify_peer(ctx, &p, id_b, false) {
-                    ctx.drop(r);
-                    self.auth_failed(ctx, why);
-                    return;
-                }
-                if let Some(b) = last_block {
-                    self.p1_iv = b;
-                }
-                self.p1_last_rx = Some(d);
-                self.p1_reply = None;
-                self.established(ctx, &p, from, to, now);
+                self.mm6(ctx, &p, from, to, now, d, last_block)
             }
             (P1State::MmR2, false) => self.mm3(ctx, &p, msg, from, to, now, d),
             (P1State::MmR4, false) if hdr.encrypted() => {
-                let id_b = p.ids.first().map(|i| i.body).unwrap_or(&[]);
-                if let Err((r, why)) = self.verify_peer(ctx, &p, id_b, true) {
-                    ctx.drop(r);
-                    self.auth_failed(ctx, why);
-                    return;
-                }
-                // the initiator floated: answer where it now speaks from
-                self.local = to;
-                self.remote = from;
-                if let Some(b) = last_block {
-                    self.p1_iv = b;
-                }
-                let idr = wire::identity_body(&self.local_id());
-                let mut pw = PayloadWriter::new();
-                pw.push(payload::ID, &idr);
-                if let Err(e) = self.push_auth(&mut pw, false, &idr) {
-                    self.fail(ctx, e);
-                    return;
-                }
-                match self.encrypt(wire::exchange::MAIN, 0, 0, &pw, &self.p1_iv) {
-                    Ok((m, last)) => {
-                        self.p1_iv = last;
-                        self.send(ctx, &m);
-                        self.p1_last_rx = Some(d);
-                        self.p1_reply = Some((self.local, self.remote, m));
-                    }
-                    Err(e) => {
-                        self.fail(ctx, e);
-                        return;
-                    }
-                }
-                self.established(ctx, &p, from, to, now);
+                self.mm5(ctx, &p, from, to, now, d, last_block)
             }
             (P1State::AmI1, true) => self.am2(ctx, &p, hdr, from, to, now, d),
-            (P1State::AmR2, false) => {
-                if !p.nat_d.is_empty() {
-                    self.detect_nat(&p, from, to);
-                }
-                let idi = self.peer_id_b.clone();
-                if let Err((r, why)) = self.verify_peer(ctx, &p, &idi, false) {
-                    ctx.drop(r);
-                    self.auth_failed(ctx, why);
-                    return;
-                }
-                if let Some(b) = last_block {
-                    self.p1_iv = b;
-                }
-                self.local = to;
-                self.remote = from;
-                self.p1_last_rx = Some(d);
-                self.p1_reply = None;
-                self.p1_rtx = None;
-                self.established(ctx, &p, from, to, now);
-            }
+            (P1State::AmR2, false) => self.am3(ctx, &p, from, to, now, d, last_block),
             _ => ctx.drop(V1Drop::Unexpected),
+        }
+    }
+
+    /// A phase 1 message's payloads in the clear: decrypted when encrypted,
+    /// chaining the phase 1 IV (with the last cipher block, for the next IV).
+    fn p1_plain(
+        &self,
+        ctx: &mut Ctx,
+        msg: &[u8],
+        hdr: Header<'_>,
+    ) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+        if hdr.encrypted() {
+            if self.cipher.is_none() {
+                ctx.drop(V1Drop::Unexpected);
+                return None;
+            }
+            match self.decrypt(msg, &self.p1_iv) {
+                Ok(x) => Some((x.0, Some(x.1))),
+                Err(r) => {
+                    ctx.drop(r);
+                    None
+                }
+            }
+        } else {
+            Some((msg[HEADER_LEN..].to_vec(), None))
+        }
+    }
+
+    /// A phase 1 message whose payloads do not parse: dropped; when it was
+    /// MM5 or MM6, the keys differ: the SA fails and the peer is told.
+    fn p1_unparsable(&mut self, ctx: &mut Ctx, hdr: Header<'_>, from: SocketAddr, to: SocketAddr) {
+        if !hdr.encrypted() {
+            ctx.drop(V1Drop::Malformed);
+            return;
+        }
+        ctx.drop(V1Drop::Decrypt);
+        if matches!(self.state, P1State::MmR4 | P1State::MmI5) {
+            // the keys differ: say so in the clear (RFC 2408 §5.7)
+            let mut pw = PayloadWriter::new();
+            pw.notify(proto::ISAKMP, &[], notify::AUTHENTICATION_FAILED, &[]);
+            let m = wire::build_plain(self.ic, self.rc, wire::exchange::INFORMATIONAL, 0, 0, &pw);
+            ctx.transmit(to, from, &m);
+            self.auth_failed(
+                ctx,
+                "encrypted phase 1 message does not decrypt (pre-shared keys differ?)".into(),
+            );
         }
     }
 
