@@ -20,7 +20,7 @@ impl IsakmpSa {
                         offered: "peer answered with a transform we did not offer".into(),
                         configured: self
                             .conn
-                            .ike_proposals
+                            .phase1_proposals
                             .iter()
                             .map(|p| p.to_string())
                             .collect::<Vec<_>>()

@@ -22,7 +22,7 @@ impl IsakmpSa {
     /// Our phase 1 transforms: every combination of every proposal.
     fn offers(conn: &Connection) -> Vec<Phase1Suite> {
         let mut v = Vec::new();
-        for p in &conn.ike_proposals {
+        for p in &conn.phase1_proposals {
             for (encr, hash, dh) in p.combos() {
                 let s = Phase1Suite {
                     encr,
@@ -158,7 +158,11 @@ impl IsakmpSa {
             kind: "IKE",
             peer,
             offered,
-            configured: conn.ike_proposals.iter().map(|p| p.to_string()).collect(),
+            configured: conn
+                .phase1_proposals
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
             local_responder: responder,
         });
     }
