@@ -18,6 +18,10 @@ mod natt;
 
 const NONCE_LEN: usize = 32;
 
+/// A candidate connection and the transform it accepts: (our suite with
+/// the peer's lifetime, the peer's transform number).
+type Picked = (Arc<Connection>, (Phase1Suite, u8));
+
 impl IsakmpSa {
     /// Our phase 1 transforms: every combination of every proposal.
     fn offers(conn: &Connection) -> Vec<Phase1Suite> {
@@ -265,7 +269,7 @@ impl IsakmpSa {
         sa_view: &wire::SaView<'_>,
         ke: Option<&[u8]>,
         peer_id: Option<Option<&Identity>>,
-    ) -> Result<(Arc<Connection>, (Phase1Suite, u8)), Vec<String>> {
+    ) -> Result<Picked, Vec<String>> {
         let mut last_offered = Vec::new();
         for c in cands {
             if let Some(peer_id) = peer_id {
