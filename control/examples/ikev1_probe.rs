@@ -84,7 +84,7 @@ fn main() {
         RemoteAddr::Addr(a.remote),
         a.psk.as_bytes(),
     );
-    c.ike_proposals = parse_phase1(&a.ike).expect("--ike");
+    c.phase1_proposals = parse_phase1(&a.ike).expect("--ike");
     c.esp_proposals = parse_phase2(&a.esp).expect("--esp");
     c.local_ts = a.local_subnet.clone();
     c.remote_ts = a.remote_subnet.clone();

@@ -29,7 +29,7 @@ fn base(name: &str, local: &str, remote: &str) -> Connection {
         RemoteAddr::Addr(ip(remote)),
         b"",
     );
-    c.ike_proposals = parse_phase1("aes128-sha256-modp2048").unwrap();
+    c.phase1_proposals = parse_phase1("aes128-sha256-modp2048").unwrap();
     c.esp_proposals = parse_phase2("aes128gcm16").unwrap();
     let n = |a: &str| if a.ends_with(".1") { 1 } else { 2 };
     c.local_ts = vec![format!("10.{}.0.0/24", n(local)).parse().unwrap()];
@@ -428,7 +428,7 @@ fn psk_and_signature_connections_side_by_side() {
         RemoteAddr::Addr(ip("192.0.2.1")),
         b"a-long-enough-pre-shared-key-0123",
     );
-    psk.ike_proposals = b.ike_proposals.clone();
+    psk.phase1_proposals = b.phase1_proposals.clone();
     psk.esp_proposals = b.esp_proposals.clone();
     let mut n = Net::new(a, vec![psk, b]);
     n.run();

@@ -83,7 +83,7 @@ fn conn(name: &str, local: &str, remote: &str) -> Connection {
         RemoteAddr::Addr(ip(remote)),
         PSK,
     );
-    c.ike_proposals = parse_phase1("aes128-sha256-ecp256").unwrap();
+    c.phase1_proposals = parse_phase1("aes128-sha256-ecp256").unwrap();
     c.esp_proposals = parse_phase2("aes128gcm16").unwrap();
     c.local_id = Some(local.parse().unwrap());
     c.remote_id = Some(remote.parse().unwrap());
@@ -938,7 +938,7 @@ fn nat_detected_float_to_4500_and_keepalives() {
 #[test]
 fn legacy_needs_allow_legacy() {
     let (mut a, _) = pair();
-    a.ike_proposals = parse_phase1("3DES MD5 2").unwrap();
+    a.phase1_proposals = parse_phase1("3DES MD5 2").unwrap();
     let mut e = Engine::with_seed(Settings::default(), 1);
     let err = e
         .add_connection(a.clone(), Instant::now())
@@ -952,8 +952,8 @@ fn legacy_needs_allow_legacy() {
     // A allows legacy and offers only 3DES/MD5; B does not: refused, explained
     let mut n = with(|a, b| {
         a.allow_legacy = true;
-        a.ike_proposals = parse_phase1("3des-md5-modp1024").unwrap();
-        b.ike_proposals = parse_phase1("aes128-sha256-ecp256, aes256-sha1-modp2048").unwrap();
+        a.phase1_proposals = parse_phase1("3des-md5-modp1024").unwrap();
+        b.phase1_proposals = parse_phase1("aes128-sha256-ecp256, aes256-sha1-modp2048").unwrap();
     });
     n.initiate();
     assert_eq!(established(&n), (0, 0));
@@ -988,7 +988,7 @@ fn legacy_needs_allow_legacy() {
     let mut n = with(|a, b| {
         for c in [a, b] {
             c.allow_legacy = true;
-            c.ike_proposals = parse_phase1("3DES MD5 2").unwrap();
+            c.phase1_proposals = parse_phase1("3DES MD5 2").unwrap();
             c.esp_proposals = parse_phase2("3DES MD5 2").unwrap();
         }
     });

@@ -1,12 +1,14 @@
-//! IKEv1 connections. [`Connection`] is the typed form the engine runs; its
-//! fields map 1:1 to the configuration fields the loader (phase B) reads:
-//! the common ones of IKEv2 connections (`left`/`right`, ids, subnets,
-//! `psk`, `ike`, `esp`, `pfs`, lifetimes, `margin`, `fuzz`, `dpd_*`,
-//! `start`, `mode`, `encap`, `allow_legacy`) plus `aggressive` (alias
-//! `aggrmode`) and the version policy `ikev2` (Openswan: `never`, `permit`,
-//! `propose`, `insist`), its shorthand `version = 1 | 2` and strongSwan's
-//! `keyexchange = ikev1 | ikev2 | ike`. [`ConnectionConfig`] is the serde
-//! form with exactly those names.
+//! IKEv1 connections. [`Connection`] is the form the engine runs: core's
+//! typed connection ([`ConnectionConfig`], `espresso_core::config::ike`,
+//! built by the configuration loader: addresses, identities, the key,
+//! lifetimes, selectors, DPD, ... one set of fields for both IKE versions,
+//! reached through `Deref`) with what IKEv1 adds: the phase 1 proposals
+//! and the `esp` proposals as the IKEv1 parsers read them (the seeds'
+//! forms such as `AES SHA 2`), main or aggressive mode (`aggressive`,
+//! alias `aggrmode`), the version policy (`ikev2`: Openswan's `never`,
+//! `permit`, `propose`, `insist`; `version = 1 | 2`; strongSwan's
+//! `keyexchange = ikev1 | ikev2 | ike`, which core's loader reconciles) and
+//! the loaded credentials.
 //!
 //! Authentication (RFC 2409 §5.1, §5.4): the pre-shared key, or RSA
 //! signatures with an X.509 certificate (`auth = "pubkey"`, `local_cert`,
@@ -17,127 +19,82 @@
 //! ECDSA or Ed25519 here): anything else is refused at load, naming the
 //! field and its value.
 
-use std::time::Duration;
-
-use espresso_core::key::Key;
-use espresso_core::sa::Mode;
-use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
+use std::ops::{Deref, DerefMut};
 
 use crate::ike::auth_config::{self, LocalAuth, RemoteAuth};
-use crate::ike::config::{Dpd, DEFAULT_CHILD_LIFETIME, DEFAULT_IKE_LIFETIME, DEFAULT_MARGIN};
 use crate::ike::error::IkeError;
-use crate::ike::proposal::{DhGroup, EspProposal};
-use crate::ike::{Identity, LocalAddr, RemoteAddr, StartAction};
+use crate::ike::proposal::DhGroup;
+use crate::ike::{LocalAddr, RemoteAddr};
 
 use super::proposal::{default_phase1, default_phase2, parse_phase1, parse_phase2, Phase1Proposal};
 
+/// Core's typed connection (the loader's form, shared with IKEv2).
+pub use espresso_core::config::ike::Connection as ConnectionConfig;
 /// The version policy and the phase 1 exchange are configuration types of
 /// core (the loader reads them); the engine uses them as they are.
 pub use espresso_core::config::ike::{ExchangeMode, VersionPolicy};
 
-/// A checked IKEv1 connection.
+/// A checked IKEv1 connection: core's connection plus what IKEv1 adds.
+/// Reads and writes of the common values go to the [`ConnectionConfig`] it
+/// wraps. Its `esp_proposals` are the IKEv1 parser's (`parse_phase2`); its
+/// `ike_proposals` (the IKEv2 form) are not used: phase 1 runs
+/// [`Connection::phase1_proposals`].
 #[derive(Clone, Debug)]
 pub struct Connection {
-    /// Name (unique).
-    pub name: String,
-    /// Our address (`left`).
-    pub local_addr: LocalAddr,
-    /// The peer's address (`right`).
-    pub remote_addr: RemoteAddr,
-    /// Our identity; None = our IP address.
-    pub local_id: Option<Identity>,
-    /// The peer's identity; None = any (whoever knows the key).
-    pub remote_id: Option<Identity>,
-    /// Pre-shared key (empty with signature authentication).
-    pub psk: Key,
+    cfg: ConnectionConfig,
     /// How we authenticate: the pre-shared key or an RSA signature
     /// (certificate or raw key).
     pub local_auth: LocalAuth,
     /// How the peer must authenticate (the same method: IKEv1 negotiates one).
     pub remote_auth: RemoteAuth,
-    /// Phase 1 proposals (`ike`).
-    pub ike_proposals: Vec<Phase1Proposal>,
-    /// Phase 2 proposals (`esp`).
-    pub esp_proposals: Vec<EspProposal>,
+    /// Phase 1 proposals (`ike`, through `parse_phase1`).
+    pub phase1_proposals: Vec<Phase1Proposal>,
     /// Main or aggressive mode (`aggressive`/`aggrmode`).
     pub exchange: ExchangeMode,
     /// IKE versions (`ikev2`, `version`, `keyexchange`).
     pub version: VersionPolicy,
-    /// Start action.
-    pub start_action: StartAction,
-    /// Dead peer detection (RFC 3706).
-    pub dpd: Dpd,
-    /// Rekey before expiry.
-    pub rekey: bool,
-    /// PFS in quick mode: the phase 1 group unless a proposal names one.
-    pub pfs: bool,
-    /// ISAKMP SA lifetime (`ike_lifetime`, default 28800 s).
-    pub ike_lifetime: Duration,
-    /// IPsec SA lifetime (`lifetime`, default 3600 s).
-    pub child_lifetime: Duration,
-    /// Rekey margin.
-    pub margin: Duration,
-    /// Random part of the margin, percent.
-    pub fuzz_percent: u32,
-    /// IPsec SA byte lifetime (0 = none).
-    pub life_bytes: u64,
-    /// IPsec SA packet lifetime (0 = none).
-    pub life_packets: u64,
-    /// Local subnets (empty: our address).
-    pub local_ts: Vec<IpNet>,
-    /// Remote subnets (empty: the peer's address).
-    pub remote_ts: Vec<IpNet>,
-    /// Tunnel or transport.
-    pub mode: Mode,
-    /// Dataplane tunnel index.
-    pub tunnel_id: u32,
-    /// Anti-replay window.
-    pub replay_window: u32,
-    /// Always UDP-encapsulate (fake NAT detection).
-    pub force_encap: bool,
-    /// Allow 3DES, MD5, MODP-1024/1536 (RFC 8221/8247 deprecate them).
-    pub allow_legacy: bool,
     /// Send INITIAL-CONTACT in the first phase 1 to the peer.
     pub initial_contact: bool,
+}
+
+impl Deref for Connection {
+    type Target = ConnectionConfig;
+    fn deref(&self) -> &ConnectionConfig {
+        &self.cfg
+    }
+}
+
+impl DerefMut for Connection {
+    fn deref_mut(&mut self) -> &mut ConnectionConfig {
+        &mut self.cfg
+    }
 }
 
 impl Connection {
     /// A connection with the seeds' defaults (PSK, main mode, phase 1
     /// 28800 s, phase 2 3600 s, PFS, rekey, DPD off).
     pub fn new(name: &str, local: LocalAddr, remote: RemoteAddr, psk: &[u8]) -> Self {
+        Self::with_config(ConnectionConfig::new(name, local, remote, psk))
+    }
+
+    /// `cfg` with IKEv1's defaults for what IKEv1 adds (and its default
+    /// `esp` proposals).
+    fn with_config(mut cfg: ConnectionConfig) -> Self {
+        cfg.esp_proposals = default_phase2();
         Connection {
-            name: name.into(),
-            local_addr: local,
-            remote_addr: remote,
-            local_id: None,
-            remote_id: None,
-            psk: Key::from_slice(psk),
+            cfg,
             local_auth: LocalAuth::Psk,
             remote_auth: RemoteAuth::Psk,
-            ike_proposals: default_phase1(),
-            esp_proposals: default_phase2(),
+            phase1_proposals: default_phase1(),
             exchange: ExchangeMode::Main,
             version: VersionPolicy::Never,
-            start_action: StartAction::Add,
-            dpd: Dpd::default(),
-            rekey: true,
-            pfs: true,
-            ike_lifetime: DEFAULT_IKE_LIFETIME,
-            child_lifetime: DEFAULT_CHILD_LIFETIME,
-            margin: DEFAULT_MARGIN,
-            fuzz_percent: 100,
-            life_bytes: 0,
-            life_packets: 0,
-            local_ts: Vec::new(),
-            remote_ts: Vec::new(),
-            mode: Mode::Tunnel,
-            tunnel_id: 0,
-            replay_window: espresso_core::sa::DEFAULT_REPLAY_WINDOW,
-            force_encap: false,
-            allow_legacy: false,
             initial_contact: true,
         }
+    }
+
+    /// The configured connection (core's form).
+    pub fn config(&self) -> &ConnectionConfig {
+        &self.cfg
     }
 
     /// Checks what does not depend on other connections; legacy algorithms
@@ -153,39 +110,20 @@ impl Connection {
     }
 
     /// [`Self::validate`] but the loaded credentials (`psk_used`: the
-    /// pre-shared key must be there).
+    /// pre-shared key must be there): core's checks of the common values,
+    /// then IKEv1's.
     fn validate_fields(&self, psk_used: bool) -> Result<(), IkeError> {
         let e = |m: String| Err(IkeError::Config(format!("connection {:?}: {m}", self.name)));
-        if self.name.is_empty() {
-            return e("empty name".into());
-        }
-        if psk_used && self.psk.len() < 8 {
-            return e("pre-shared key shorter than 8 bytes".into());
-        }
-        if self.ike_proposals.is_empty() || self.esp_proposals.is_empty() {
+        if self.phase1_proposals.is_empty() || self.esp_proposals.is_empty() {
             return e("no proposals".into());
-        }
-        if self.remote_addr == RemoteAddr::Any
-            && matches!(self.start_action, StartAction::Start | StartAction::Trap)
-        {
-            return e("remote %any can only respond (start action add or none)".into());
-        }
-        if self.margin >= self.child_lifetime || self.margin >= self.ike_lifetime {
-            return e(format!(
-                "rekey margin {:?} must be shorter than the lifetimes",
-                self.margin
-            ));
-        }
-        if self.fuzz_percent > 100 {
-            return e("fuzz percent above 100".into());
         }
         if self.version == VersionPolicy::Insist {
             return e("ikev2 = insist: the connection does not speak IKEv1".into());
         }
         if self.exchange == ExchangeMode::Aggressive {
-            let n: usize = self.ike_proposals.iter().map(|p| p.dh.len()).sum();
+            let n: usize = self.phase1_proposals.iter().map(|p| p.dh.len()).sum();
             let groups: std::collections::HashSet<DhGroup> = self
-                .ike_proposals
+                .phase1_proposals
                 .iter()
                 .flat_map(|p| p.dh.iter().copied())
                 .collect();
@@ -197,7 +135,7 @@ impl Connection {
             }
         }
         if !self.allow_legacy {
-            for p in &self.ike_proposals {
+            for p in &self.phase1_proposals {
                 if p.is_legacy() {
                     return e(format!(
                         "ike proposal {p} uses a legacy algorithm (3DES, MD5, MODP-1024/1536; RFC 8247): set allow_legacy = true"
@@ -215,7 +153,9 @@ impl Connection {
                 }
             }
         }
-        Ok(())
+        self.cfg
+            .validate_as(psk_used)
+            .map_err(|e| IkeError::Config(e.to_string()))
     }
 
     /// Authentication with the pre-shared key (else RSA signatures).
@@ -264,7 +204,7 @@ impl Connection {
 
     /// The single DH group of an aggressive-mode connection (or the first).
     pub fn first_group(&self) -> Option<DhGroup> {
-        self.ike_proposals
+        self.phase1_proposals
             .iter()
             .flat_map(|p| p.dh.first())
             .next()
@@ -301,9 +241,7 @@ impl Connection {
     ) -> Result<(Connection, Vec<String>), IkeError> {
         use espresso_core::config::auth::LocalAuthConfig;
         let k = &c.conn;
-        let mut v = Connection::new(&c.name, k.local_addr, k.remote_addr, k.psk.bytes());
-        v.local_id = k.local_id.clone();
-        v.remote_id = k.remote_id.clone();
+        let mut v = Connection::with_config(k.clone());
         let at = |m: String| {
             IkeError::Config(format!(
                 "{}:{}: connection[{}]: {m}",
@@ -348,30 +286,13 @@ impl Connection {
             ))
         };
         if let Some(s) = &c.v1_proposals.0 {
-            v.ike_proposals = parse_phase1(s).map_err(|e| field("ike", e))?;
+            v.phase1_proposals = parse_phase1(s).map_err(|e| field("ike", e))?;
         }
         if let Some(s) = &c.v1_proposals.1 {
             v.esp_proposals = parse_phase2(s).map_err(|e| field("esp", e))?;
         }
         v.exchange = c.exchange;
         v.version = c.version;
-        v.start_action = k.start_action;
-        v.dpd = k.dpd;
-        v.rekey = k.rekey;
-        v.pfs = k.pfs;
-        v.ike_lifetime = k.ike_lifetime;
-        v.child_lifetime = k.child_lifetime;
-        v.margin = k.margin;
-        v.fuzz_percent = k.fuzz_percent;
-        v.life_bytes = k.life_bytes;
-        v.life_packets = k.life_packets;
-        v.local_ts = k.local_ts.clone();
-        v.remote_ts = k.remote_ts.clone();
-        v.mode = k.mode;
-        v.tunnel_id = k.tunnel_id;
-        v.replay_window = k.replay_window;
-        v.force_encap = k.force_encap;
-        v.allow_legacy = k.allow_legacy;
         let checked = if load_credentials {
             v.validate()
         } else {
@@ -388,7 +309,7 @@ impl Connection {
         let mut warnings = Vec::new();
         if v.allow_legacy {
             let legacy: Vec<String> = v
-                .ike_proposals
+                .phase1_proposals
                 .iter()
                 .filter(|p| p.is_legacy())
                 .map(|p| format!("ike {p}"))
@@ -414,198 +335,6 @@ impl Connection {
             }
         }
         Ok((v, warnings))
-    }
-}
-
-/// The serde form, with the configuration's field names.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ConnectionConfig {
-    /// Name.
-    pub name: String,
-    /// Local address (`left`).
-    pub local: String,
-    /// Remote address (`right`).
-    pub remote: String,
-    /// Local identity (`leftid`).
-    pub local_id: Option<String>,
-    /// Remote identity (`rightid`; `%any` = any).
-    pub remote_id: Option<String>,
-    /// Pre-shared key.
-    #[serde(skip_serializing)]
-    pub psk: Option<String>,
-    /// Phase 1 proposals.
-    pub ike: Option<String>,
-    /// Phase 2 proposals.
-    pub esp: Option<String>,
-    /// Aggressive mode.
-    #[serde(alias = "aggrmode")]
-    pub aggressive: Option<bool>,
-    /// Openswan's IKEv2 policy.
-    pub ikev2: Option<String>,
-    /// 1 or 2.
-    pub version: Option<u8>,
-    /// strongSwan's ikev1 / ikev2 / ike.
-    pub keyexchange: Option<String>,
-    /// Start action.
-    pub start: Option<String>,
-    /// DPD delay, seconds (0 = off).
-    pub dpd_delay: Option<u64>,
-    /// DPD timeout, seconds.
-    pub dpd_timeout: Option<u64>,
-    /// DPD action.
-    pub dpd_action: Option<String>,
-    /// Rekey.
-    pub rekey: Option<bool>,
-    /// PFS.
-    pub pfs: Option<bool>,
-    /// Phase 1 lifetime, seconds.
-    pub ike_lifetime: Option<u64>,
-    /// Phase 2 lifetime, seconds.
-    pub lifetime: Option<u64>,
-    /// Margin, seconds.
-    pub margin: Option<u64>,
-    /// Fuzz, percent.
-    pub fuzz: Option<u32>,
-    /// Local subnets.
-    pub local_subnets: Vec<IpNet>,
-    /// Remote subnets.
-    pub remote_subnets: Vec<IpNet>,
-    /// tunnel / transport.
-    pub mode: Option<String>,
-    /// Force UDP encapsulation.
-    pub encap: Option<bool>,
-    /// Allow legacy algorithms.
-    pub allow_legacy: Option<bool>,
-}
-
-impl ConnectionConfig {
-    /// The version policy from `ikev2`, `version` and `keyexchange` (they must agree).
-    pub fn version_policy(&self) -> Result<VersionPolicy, IkeError> {
-        let mut v: Option<(VersionPolicy, &str)> = None;
-        let mut set = |p: VersionPolicy, field: &'static str| -> Result<(), IkeError> {
-            match v {
-                Some((q, f)) if q != p => Err(IkeError::Config(format!(
-                    "connection {:?}: {field} = {p} contradicts {f} = {q}",
-                    self.name
-                ))),
-                _ => {
-                    v = Some((p, field));
-                    Ok(())
-                }
-            }
-        };
-        if let Some(s) = &self.ikev2 {
-            set(s.parse().map_err(IkeError::Config)?, "ikev2")?;
-        }
-        if let Some(n) = self.version {
-            set(
-                VersionPolicy::from_version(n).map_err(IkeError::Config)?,
-                "version",
-            )?;
-        }
-        if let Some(s) = &self.keyexchange {
-            set(
-                VersionPolicy::from_keyexchange(s).map_err(IkeError::Config)?,
-                "keyexchange",
-            )?;
-        }
-        Ok(v.map(|(p, _)| p).unwrap_or_default())
-    }
-
-    /// Checks and converts (`psk` from a secrets file overrides the inline key).
-    pub fn to_connection(
-        &self,
-        tunnel_id: u32,
-        psk: Option<&[u8]>,
-    ) -> Result<Connection, IkeError> {
-        let key = match (psk, &self.psk) {
-            (Some(k), _) => k.to_vec(),
-            (None, Some(s)) => s.as_bytes().to_vec(),
-            (None, None) => {
-                return Err(IkeError::Config(format!(
-                    "connection {:?}: no pre-shared key",
-                    self.name
-                )))
-            }
-        };
-        let mut c = Connection::new(
-            &self.name,
-            self.local.parse().map_err(IkeError::Config)?,
-            self.remote.parse().map_err(IkeError::Config)?,
-            &key,
-        );
-        c.tunnel_id = tunnel_id;
-        c.version = self.version_policy()?;
-        c.local_id = self
-            .local_id
-            .as_deref()
-            .map(str::parse)
-            .transpose()
-            .map_err(IkeError::Config)?;
-        c.remote_id = match self.remote_id.as_deref() {
-            None => match c.remote_addr {
-                RemoteAddr::Addr(a) => Some(Identity::from_ip(a)),
-                RemoteAddr::Any => None,
-            },
-            Some("%any") => None,
-            Some(s) => Some(s.parse().map_err(IkeError::Config)?),
-        };
-        if let Some(s) = &self.ike {
-            c.ike_proposals = parse_phase1(s)?;
-        }
-        if let Some(s) = &self.esp {
-            c.esp_proposals = parse_phase2(s)?;
-        }
-        if self.aggressive == Some(true) {
-            c.exchange = ExchangeMode::Aggressive;
-        }
-        if let Some(s) = &self.start {
-            c.start_action = s.parse().map_err(IkeError::Config)?;
-        }
-        if let Some(d) = self.dpd_delay {
-            c.dpd.delay = Duration::from_secs(d);
-        }
-        if let Some(d) = self.dpd_timeout {
-            c.dpd.timeout = Duration::from_secs(d);
-        }
-        if let Some(a) = &self.dpd_action {
-            c.dpd.action = a.parse().map_err(IkeError::Config)?;
-        }
-        if let Some(r) = self.rekey {
-            c.rekey = r;
-        }
-        if let Some(p) = self.pfs {
-            c.pfs = p;
-        }
-        if let Some(l) = self.ike_lifetime {
-            c.ike_lifetime = Duration::from_secs(l);
-        }
-        if let Some(l) = self.lifetime {
-            c.child_lifetime = Duration::from_secs(l);
-        }
-        if let Some(m) = self.margin {
-            c.margin = Duration::from_secs(m);
-        }
-        if let Some(f) = self.fuzz {
-            c.fuzz_percent = f;
-        }
-        c.local_ts = self.local_subnets.clone();
-        c.remote_ts = self.remote_subnets.clone();
-        c.mode = match self.mode.as_deref() {
-            None | Some("tunnel") => Mode::Tunnel,
-            Some("transport") => Mode::Transport,
-            Some(m) => {
-                return Err(IkeError::Config(format!(
-                    "connection {:?}: mode {m:?} (tunnel or transport)",
-                    self.name
-                )))
-            }
-        };
-        c.force_encap = self.encap.unwrap_or(false);
-        c.allow_legacy = self.allow_legacy.unwrap_or(false);
-        c.validate()?;
-        Ok(c)
     }
 }
 
@@ -639,49 +368,6 @@ mod tests {
         assert_eq!(VersionPolicy::Propose.fallback(), Some(1));
         assert_eq!(VersionPolicy::default(), VersionPolicy::Insist);
     }
-
-    #[test]
-    fn seed_connections() {
-        // an Openswan connection as operators write it: aggressive mode, legacy proposals
-        let t = r#"
-            name = "clearos"
-            local = "192.0.2.1"
-            remote = "%any"
-            local_id = "@clearos"
-            remote_id = "@roadwarrior"
-            psk = "Letmein99-long-enough"
-            ike = "3DES MD5 2"
-            esp = "aes-sha1;modp1024"
-            aggrmode = true
-            ikev2 = "never"
-            allow_legacy = true
-            dpd_delay = 30
-            dpd_action = "hold"
-        "#;
-        let cc: ConnectionConfig = toml::from_str(t).unwrap();
-        let c = cc.to_connection(1, None).unwrap();
-        assert_eq!(c.exchange, ExchangeMode::Aggressive);
-        assert_eq!(c.version, VersionPolicy::Never);
-        assert_eq!(c.ike_lifetime, Duration::from_secs(28800));
-        assert_eq!(c.child_lifetime, Duration::from_secs(3600));
-        let legacy = ConnectionConfig {
-            allow_legacy: None,
-            ..cc.clone()
-        };
-        let err = legacy.to_connection(1, None).unwrap_err().to_string();
-        assert!(err.contains("allow_legacy"), "{err}");
-        let contradict = ConnectionConfig {
-            version: Some(2),
-            ..cc.clone()
-        };
-        assert!(contradict.to_connection(1, None).is_err());
-        // aggressive mode with two groups is refused
-        let two = ConnectionConfig {
-            ike: Some("aes-sha1-modp2048-modp3072".into()),
-            ..cc
-        };
-        assert!(two.to_connection(1, None).is_err());
-    }
 }
 
 #[cfg(test)]
@@ -695,6 +381,44 @@ mod from_config_tests {
         std::fs::write(&p, text).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         espresso_core::config::Config::load(&p).unwrap()
+    }
+
+    #[test]
+    fn seed_connections() {
+        // an Openswan connection as operators write it: aggressive mode, legacy proposals
+        let seed = r#"
+[[connection]]
+name = "clearos"
+local = "192.0.2.1"
+remote = "%any"
+local_id = "@clearos"
+remote_id = "@roadwarrior"
+psk = "Letmein99-long-enough"
+ike = "3DES MD5 2"
+esp = "aes-sha1;modp1024"
+aggrmode = true
+ikev2 = "never"
+allow_legacy = true
+dpd_delay = 30
+dpd_action = "hold"
+"#;
+        let c = load(seed);
+        let (v, _) = Connection::from_config(&c.connections[0]).unwrap();
+        assert_eq!(v.exchange, ExchangeMode::Aggressive);
+        assert_eq!(v.version, VersionPolicy::Never);
+        assert_eq!(v.ike_lifetime, std::time::Duration::from_secs(28800));
+        assert_eq!(v.child_lifetime, std::time::Duration::from_secs(3600));
+        let legacy = load(&seed.replace("allow_legacy = true\n", ""));
+        let err = Connection::from_config(&legacy.connections[0])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("allow_legacy"), "{err}");
+        // aggressive mode with two groups is refused
+        let two = load(&seed.replace("3DES MD5 2", "aes-sha1-modp2048-modp3072"));
+        let err = Connection::from_config(&two.connections[0])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exactly one DH group"), "{err}");
     }
 
     #[test]
@@ -723,8 +447,8 @@ psk = "Letmein99-long-enough"
         let (v, warnings) = Connection::from_config(&c.connections[0]).unwrap();
         assert_eq!(v.exchange, ExchangeMode::Aggressive);
         assert_eq!(v.version, VersionPolicy::Never);
-        assert_eq!(v.ike_proposals.len(), 1);
-        assert_eq!(v.ike_proposals[0].to_string(), "3des-md5-modp1024");
+        assert_eq!(v.phase1_proposals.len(), 1);
+        assert_eq!(v.phase1_proposals[0].to_string(), "3des-md5-modp1024");
         assert_eq!(v.esp_proposals[0].dh.len(), 1, "a group in esp means PFS");
         assert_eq!(v.local_id, Some("@gw".parse().unwrap()));
         assert!(

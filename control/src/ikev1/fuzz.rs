@@ -57,7 +57,7 @@ pub fn engine(data: &[u8]) {
             crate::ike::RemoteAddr::Addr(r),
             b"fuzzing-psk-0123456789",
         );
-        c.ike_proposals = proposal::parse_phase1("aes128-sha1-ecp256").unwrap_or_default();
+        c.phase1_proposals = proposal::parse_phase1("aes128-sha1-ecp256").unwrap_or_default();
         c.esp_proposals = proposal::parse_phase2("aes128gcm16, aes128-sha1").unwrap_or_default();
         c.pfs = false;
         c.dpd.delay = Duration::from_secs(5);

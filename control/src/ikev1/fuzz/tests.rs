@@ -43,7 +43,7 @@ fn responder() -> Engine {
         RemoteAddr::Any,
         b"interop-test-psk-0123456789abcdef",
     );
-    c.ike_proposals =
+    c.phase1_proposals =
         parse_phase1("aes128-sha1-modp2048, aes128-sha256-ecp256, aes256-sha1-modp2048").unwrap();
     e.add_connection(c, Instant::now()).unwrap();
     e

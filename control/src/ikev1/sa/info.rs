@@ -216,7 +216,7 @@ impl IsakmpSa {
                             offered: vec!["?".into()],
                             configured: self
                                 .conn
-                                .ike_proposals
+                                .phase1_proposals
                                 .iter()
                                 .map(|p| p.to_string())
                                 .collect(),

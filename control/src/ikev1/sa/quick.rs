@@ -16,6 +16,26 @@ const QM_KEEP: Duration = Duration::from_secs(60);
 /// redundant pair its exchange made before we delete it.
 const REDUNDANT_GRACE: Duration = Duration::from_secs(5);
 
+/// A new IPsec SA pair as quick mode keys it (both roles).
+pub(super) struct NewPair<'a> {
+    pub suite: ChildSuite,
+    /// (local, remote) selectors.
+    pub ts: (TsEntry, TsEntry),
+    /// UDP encapsulation.
+    pub encap: bool,
+    /// (inbound, outbound).
+    pub spis: (u32, u32),
+    /// The PFS exchange's g^xy.
+    pub shared: Option<&'a [u8]>,
+    /// (Ni, Nr).
+    pub nonces: (&'a [u8], &'a [u8]),
+    pub life: Duration,
+    /// We started the quick mode.
+    pub initiated: bool,
+    /// The inbound SPI of the child it replaces.
+    pub rekey_of: Option<u32>,
+}
+
 impl IsakmpSa {
     // ------------------------------------------------------------- tasks
 
@@ -343,7 +363,6 @@ impl IsakmpSa {
 
     /// Initiator: QM2 arrived (hash checked).
     fn qm2(&mut self, ctx: &mut Ctx, qi: usize, p: &Payloads<'_>, commit: bool, now: Instant) {
-        let mid = self.qms[qi].mid;
         let (Some(sa), Some(nr)) = (p.sa, p.nonce) else {
             ctx.drop(V1Drop::Invalid);
             self.child_failed(
@@ -356,6 +375,68 @@ impl IsakmpSa {
             );
             return;
         };
+        let (suite, attrs, outbound) = match self.qm2_choice(qi, &sa, p) {
+            Ok(x) => x,
+            Err(e) => {
+                self.child_failed(ctx, qi, e);
+                return;
+            }
+        };
+        let shared = match (suite.dh, &self.qms[qi].dh, p.ke) {
+            (Some(g), Some(d), Some(ke)) if d.group() == g => match d.shared(ke) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    self.child_failed(ctx, qi, e);
+                    return;
+                }
+            },
+            (None, _, None) => None,
+            _ => {
+                self.child_failed(
+                    ctx,
+                    qi,
+                    IkeError::KeyExchange("PFS KE missing or of another group"),
+                );
+                return;
+            }
+        };
+        let life = self.qm2_lifetime(&attrs, p);
+        let (ni, nr) = (self.qms[qi].ni.clone(), nr.to_vec());
+        if let Err(e) = self.send_qm3(ctx, qi, &ni, &nr) {
+            self.child_failed(ctx, qi, e);
+            return;
+        }
+        let inbound = self.qms[qi].inbound_spi;
+        let encap = is_udp(attrs.encap_mode) || self.natted();
+        let (lt, rt) = (self.qms[qi].local_ts, self.qms[qi].remote_ts);
+        let rekey_of = self.qms[qi].rekey_of;
+        let idx = self.install_inbound_first(
+            ctx,
+            NewPair {
+                suite,
+                ts: (lt, rt),
+                encap,
+                spis: (inbound, outbound),
+                shared: shared.as_deref().map(|s| &s[..]),
+                nonces: (&ni, &nr),
+                life,
+                initiated: true,
+                rekey_of,
+            },
+            now,
+        );
+        self.qms[qi].dh = None;
+        self.qm2_switch(ctx, qi, idx, commit, now);
+    }
+
+    /// QM2's answer: the one ESP transform we offered (with the peer's
+    /// outbound SPI) and our client IDs, if the responder sends IDs.
+    fn qm2_choice(
+        &self,
+        qi: usize,
+        sa: &wire::SaView<'_>,
+        p: &Payloads<'_>,
+    ) -> Result<(ChildSuite, Phase2Attrs, u32), IkeError> {
         let chosen = sa
             .proposals()
             .ok()
@@ -375,28 +456,16 @@ impl IsakmpSa {
                 _ => None,
             });
         let Some((suite, attrs, outbound)) = chosen else {
-            let configured = self.configured_esp().join(", ");
-            self.child_failed(
-                ctx,
-                qi,
-                IkeError::NoProposalChosen {
-                    offered: "answer is not one ESP transform".into(),
-                    configured,
-                },
-            );
-            return;
+            return Err(IkeError::NoProposalChosen {
+                offered: "answer is not one ESP transform".into(),
+                configured: self.configured_esp().join(", "),
+            });
         };
         if !self.qms[qi].offered.contains(&suite) || outbound < 256 {
-            let configured = self.configured_esp().join(", ");
-            self.child_failed(
-                ctx,
-                qi,
-                IkeError::NoProposalChosen {
-                    offered: format!("peer chose {suite}, not offered"),
-                    configured,
-                },
-            );
-            return;
+            return Err(IkeError::NoProposalChosen {
+                offered: format!("peer chose {suite}, not offered"),
+                configured: self.configured_esp().join(", "),
+            });
         }
         // IDs, when the responder sends them, must be ours
         if !p.ids.is_empty() {
@@ -404,33 +473,17 @@ impl IsakmpSa {
                 && p.ids[0].ts().ok() == Some(self.qms[qi].local_ts)
                 && p.ids[1].ts().ok() == Some(self.qms[qi].remote_ts);
             if !ok {
-                self.child_failed(
-                    ctx,
-                    qi,
-                    IkeError::TsUnacceptable("responder changed the client IDs".into()),
-                );
-                return;
+                return Err(IkeError::TsUnacceptable(
+                    "responder changed the client IDs".into(),
+                ));
             }
         }
-        let shared = match (suite.dh, &self.qms[qi].dh, p.ke) {
-            (Some(g), Some(d), Some(ke)) if d.group() == g => match d.shared(ke) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    self.child_failed(ctx, qi, e);
-                    return;
-                }
-            },
-            (None, _, None) => None,
-            _ => {
-                self.child_failed(
-                    ctx,
-                    qi,
-                    IkeError::KeyExchange("PFS KE missing or of another group"),
-                );
-                return;
-            }
-        };
-        // responder-lifetime: honour a shorter one
+        Ok((suite, attrs, outbound))
+    }
+
+    /// The IPsec SA lifetime after QM2: ours, or the responder's when
+    /// shorter (in the transform or a RESPONDER-LIFETIME notify).
+    fn qm2_lifetime(&self, attrs: &Phase2Attrs, p: &Payloads<'_>) -> Duration {
         let mut life = self.child_lifetime();
         if let Some(s) = attrs.life_seconds {
             life = life.min(Duration::from_secs(s.max(1)));
@@ -444,75 +497,29 @@ impl IsakmpSa {
                 life = life.min(Duration::from_secs(s.max(1)));
             }
         }
-        let q = &self.qms[qi];
-        let (ni, nr) = (q.ni.clone(), nr.to_vec());
+        life
+    }
+
+    /// Sends QM3 (HASH(3)) and keeps it to answer QM2's retransmissions.
+    fn send_qm3(&mut self, ctx: &mut Ctx, qi: usize, ni: &[u8], nr: &[u8]) -> Result<(), IkeError> {
+        let mid = self.qms[qi].mid;
         let (h, a) = (self.hash_alg(), self.skeyid_a().to_vec());
-        // QM3
         let mut pw = PayloadWriter::new();
-        pw.push(payload::HASH, &crypto::hash3(h, &a, mid, &ni, &nr));
-        let iv = q.iv.clone();
-        match self.encrypt(wire::exchange::QUICK, 0, mid, &pw, &iv) {
-            Ok((m, last)) => {
-                self.send(ctx, &m);
-                let q = &mut self.qms[qi];
-                q.iv = last;
-                q.reply = Some(m);
-                q.rtx = None;
-                q.nr = nr.clone();
-            }
-            Err(e) => {
-                self.child_failed(ctx, qi, e);
-                return;
-            }
-        }
-        let inbound = self.qms[qi].inbound_spi;
-        let encap = is_udp(attrs.encap_mode) || self.natted();
-        let (lt, rt) = (self.qms[qi].local_ts, self.qms[qi].remote_ts);
-        let d = self.skeyid_d().to_vec();
-        let len = suite.encr.key_len() + suite.integ.key_len();
-        let g = shared.as_deref().map(|s| &s[..]);
-        let km_in = crypto::keymat(h, &d, g, proto::ESP, inbound, &ni, &nr, len);
-        let km_out = crypto::keymat(h, &d, g, proto::ESP, outbound, &ni, &nr, len);
-        let inb = self.sa_params(
-            ctx,
-            &suite,
-            &lt,
-            &rt,
-            encap,
-            inbound,
-            Direction::Inbound,
-            &km_in,
-        );
-        let out = self.sa_params(
-            ctx,
-            &suite,
-            &lt,
-            &rt,
-            encap,
-            outbound,
-            Direction::Outbound,
-            &km_out,
-        );
-        let rekey_of = self.qms[qi].rekey_of;
-        let child = self.new_child(
-            ctx,
-            inbound,
-            outbound,
-            suite,
-            (lt, rt),
-            encap,
-            life,
-            true,
-            rekey_of,
-            (&ni, &nr),
-            now,
-        );
-        self.children.push(child);
-        let idx = self.children.len() - 1;
-        ctx.dp(DataplaneOp::InstallSa(inb));
-        self.children[idx].in_installed = true;
-        self.children[idx].pending_out = Some(out);
-        self.qms[qi].dh = None;
+        pw.push(payload::HASH, &crypto::hash3(h, &a, mid, ni, nr));
+        let iv = self.qms[qi].iv.clone();
+        let (m, last) = self.encrypt(wire::exchange::QUICK, 0, mid, &pw, &iv)?;
+        self.send(ctx, &m);
+        let q = &mut self.qms[qi];
+        q.iv = last;
+        q.reply = Some(m);
+        q.rtx = None;
+        q.nr = nr.to_vec();
+        Ok(())
+    }
+
+    /// After QM2 installed the new inbound SA: wait for CONNECTED (commit
+    /// bit) or a moment (a rekey), or switch the outbound SA now.
+    fn qm2_switch(&mut self, ctx: &mut Ctx, qi: usize, idx: usize, commit: bool, now: Instant) {
         if commit || self.qms[qi].commit {
             // commit bit (ours in QM1 or the responder's in QM2): wait for
             // CONNECTED before sending on the new SA
@@ -521,7 +528,7 @@ impl IsakmpSa {
             self.children[idx].state = ChildState::InboundOnly;
             return;
         }
-        if rekey_of.is_some() && !ctx.settings.rekey_switch_delay.is_zero() {
+        if self.qms[qi].rekey_of.is_some() && !ctx.settings.rekey_switch_delay.is_zero() {
             // A rekey: the responder installs its inbound SA only when QM3
             // arrives; the old SA pair carries the traffic meanwhile, so the
             // switch waits a little (as for a CONNECTED that never comes)
@@ -533,7 +540,67 @@ impl IsakmpSa {
         }
         self.qms[qi].state = QmState::Done;
         self.qms[qi].until = Some(now + QM_KEEP);
+        let inbound = self.qms[qi].inbound_spi;
         self.finish_outbound(ctx, inbound, now);
+    }
+
+    /// Keys a new IPsec SA pair (KEYMAT from SKEYID_d, the PFS secret, the
+    /// SPIs and nonces), installs its inbound SA at once and keeps the
+    /// outbound one for the switch (make-before-break); returns the new
+    /// child's index.
+    pub(super) fn install_inbound_first(
+        &mut self,
+        ctx: &mut Ctx,
+        n: NewPair<'_>,
+        now: Instant,
+    ) -> usize {
+        let (inbound, outbound) = n.spis;
+        let (ni, nr) = n.nonces;
+        let (lt, rt) = n.ts;
+        let h = self.hash_alg();
+        let d = self.skeyid_d().to_vec();
+        let len = n.suite.encr.key_len() + n.suite.integ.key_len();
+        let km_in = crypto::keymat(h, &d, n.shared, proto::ESP, inbound, ni, nr, len);
+        let km_out = crypto::keymat(h, &d, n.shared, proto::ESP, outbound, ni, nr, len);
+        let inb = self.sa_params(
+            ctx,
+            &n.suite,
+            &lt,
+            &rt,
+            n.encap,
+            inbound,
+            Direction::Inbound,
+            &km_in,
+        );
+        let out = self.sa_params(
+            ctx,
+            &n.suite,
+            &lt,
+            &rt,
+            n.encap,
+            outbound,
+            Direction::Outbound,
+            &km_out,
+        );
+        let child = self.new_child(
+            ctx,
+            inbound,
+            outbound,
+            n.suite,
+            (lt, rt),
+            n.encap,
+            n.life,
+            n.initiated,
+            n.rekey_of,
+            (ni, nr),
+            now,
+        );
+        self.children.push(child);
+        let idx = self.children.len() - 1;
+        ctx.dp(DataplaneOp::InstallSa(inb));
+        self.children[idx].in_installed = true;
+        self.children[idx].pending_out = Some(out);
+        idx
     }
 
     #[allow(clippy::too_many_arguments)]

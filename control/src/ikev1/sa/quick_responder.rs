@@ -4,11 +4,12 @@
 //! answer leaves (make-before-break). The initiator's side and the common
 //! parts are `quick`'s.
 
-use super::quick::{is_udp, NONCE_LEN};
+use super::quick::{is_udp, NewPair, NONCE_LEN};
 use super::*;
-use crate::ike::proposal::DhGroup;
-use crate::ikev1::proposal::{describe_p2, p2_from_transform};
-use crate::ikev1::wire::{notify, p2attr, payload, proto, IdView};
+use crate::ike::crypto::Secret;
+use crate::ike::proposal::{DhGroup, EspProposal};
+use crate::ikev1::proposal::{describe_p2, p2_from_transform, Phase2Attrs};
+use crate::ikev1::wire::{notify, p2attr, payload, proto, IdView, Payloads};
 
 impl IsakmpSa {
     // ------------------------------------------------------- responder
@@ -49,184 +50,26 @@ impl IsakmpSa {
             self.send_notify(ctx, proto::ESP, &[], notify::PAYLOAD_MALFORMED, &[]);
             return;
         };
-        // client IDs: the initiator's side is our remote side
-        let (remote_ts, local_ts, with_ids) = match p.ids.as_slice() {
-            [] => (
-                crate::ike::ts::from_net(&ipnet::IpNet::from(self.remote.ip())),
-                crate::ike::ts::from_net(&ipnet::IpNet::from(self.local.ip())),
-                false,
-            ),
-            [i, r] => match (IdView::ts(i), IdView::ts(r)) {
-                (Ok(i), Ok(r)) => (i, r, true),
-                _ => {
-                    ctx.drop(V1Drop::Invalid);
-                    self.send_notify(ctx, proto::ESP, &[], notify::INVALID_ID_INFORMATION, &[]);
-                    return;
-                }
-            },
-            _ => {
-                ctx.drop(V1Drop::Invalid);
-                self.send_notify(ctx, proto::ESP, &[], notify::INVALID_ID_INFORMATION, &[]);
-                return;
-            }
-        };
-        let (cl, cr) =
-            crate::ikev1::ctx::conn_ts(&self.conn, Some(self.local.ip()), Some(self.remote.ip()));
-        let ts_ok = cl.iter().any(|c| crate::ike::ts::contains(c, &local_ts))
-            && cr.iter().any(|c| crate::ike::ts::contains(c, &remote_ts));
-        if !ts_ok {
-            ctx.event(Event::ChildFailed {
-                sa: self.id,
-                conn: self.conn.name.clone(),
-                error: IkeError::TsUnacceptable(format!(
-                    "peer proposed {} === {}; configured local {:?} remote {:?}",
-                    ts::display(&remote_ts),
-                    ts::display(&local_ts),
-                    cl.iter().map(ts::display).collect::<Vec<_>>(),
-                    cr.iter().map(ts::display).collect::<Vec<_>>()
-                )),
-            });
-            self.send_notify(ctx, proto::ESP, &[], notify::INVALID_ID_INFORMATION, &[]);
-            return;
-        }
-        // choose: our preference order, the peer's transforms
-        let Ok(props) = sa.proposals() else {
-            ctx.drop(V1Drop::Invalid);
-            self.send_notify(ctx, proto::ESP, &[], notify::BAD_PROPOSAL_SYNTAX, &[]);
+        let Some((remote_ts, local_ts, with_ids)) = self.qm1_selectors(ctx, &p) else {
             return;
         };
-        let mut theirs = Vec::new();
-        let mut offered = Vec::new();
-        for pr in &props {
-            if pr.protocol != proto::ESP || pr.spi.len() != 4 {
-                offered.push(format!("protocol {} (only ESP)", pr.protocol));
-                continue;
-            }
-            let spi = u32::from_be_bytes([pr.spi[0], pr.spi[1], pr.spi[2], pr.spi[3]]);
-            for t in &pr.transforms {
-                offered.push(describe_p2(t));
-                if let Ok((s, at)) = p2_from_transform(t) {
-                    theirs.push((pr.num, t.num, spi, s, at, t));
-                }
-            }
-        }
-        let transport = self.conn.mode == Mode::Transport;
-        let mut chosen = None;
-        'outer: for p in &self.conn.esp_proposals {
-            for (pn, tn, spi, s, at, t) in &theirs {
-                let mode_ok = matches!(
-                    (at.encap_mode, transport),
-                    (
-                        p2attr::MODE_TUNNEL
-                            | p2attr::MODE_UDP_TUNNEL
-                            | p2attr::MODE_UDP_TUNNEL_DRAFT,
-                        false
-                    ) | (
-                        p2attr::MODE_TRANSPORT
-                            | p2attr::MODE_UDP_TRANSPORT
-                            | p2attr::MODE_UDP_TRANSPORT_DRAFT,
-                        true
-                    )
-                );
-                let alg_ok = p.encr.contains(&s.encr)
-                    && (p.integ.contains(&s.integ)
-                        || (p.integ.is_empty() && s.integ == espresso_core::alg::IntegAlg::None))
-                    && (p.esn.is_empty() && !s.esn || p.esn.contains(&s.esn));
-                // PFS: a group of the proposal; without one, ours (pfs = yes)
-                // or any (pfs = no still accepts PFS, seed 000)
-                let dh_ok = match s.dh {
-                    Some(g) => {
-                        p.dh.contains(&g)
-                            || (p.dh.is_empty()
-                                && (!self.conn.pfs || Some(g) == self.suite.map(|x| x.dh)))
-                    }
-                    None => p.dh.is_empty() && !self.conn.pfs,
-                };
-                let legacy_ok = s.suite().validate(self.conn.allow_legacy).is_ok()
-                    && (self.conn.allow_legacy || !s.dh.is_some_and(|g: DhGroup| g.is_legacy()));
-                if mode_ok && alg_ok && dh_ok && legacy_ok && *spi >= 256 {
-                    chosen = Some((*pn, *tn, *spi, *s, *at, (*t).clone()));
-                    break 'outer;
-                }
-            }
-        }
-        let Some((pnum, tnum, outbound, suite, at, t)) = chosen else {
-            ctx.event(Event::ProposalMismatch {
-                conn: self.conn.name.clone(),
-                kind: "ESP",
-                peer: self.remote,
-                offered,
-                configured: self.configured_esp(),
-                local_responder: true,
-            });
-            self.send_notify(ctx, proto::ESP, &[], notify::NO_PROPOSAL_CHOSEN, &[]);
+        let Some(c) = self.qm1_choose(ctx, &sa) else {
             return;
         };
-        let shared = match (suite.dh, p.ke) {
-            (Some(g), Some(ke)) => {
-                let dh = DhPrivate::generate(g, &mut ctx.rng);
-                match dh.shared(ke) {
-                    Ok(s) => Some((dh, s)),
-                    Err(_) => {
-                        ctx.drop(V1Drop::Invalid);
-                        self.send_notify(
-                            ctx,
-                            proto::ESP,
-                            &[],
-                            notify::INVALID_KEY_INFORMATION,
-                            &[],
-                        );
-                        return;
-                    }
-                }
-            }
-            (None, None) => None,
-            _ => {
-                ctx.drop(V1Drop::Invalid);
-                self.send_notify(ctx, proto::ESP, &[], notify::INVALID_KEY_INFORMATION, &[]);
-                return;
-            }
+        let Ok(shared) = self.qm1_pfs(ctx, c.suite.dh, p.ke) else {
+            return;
         };
-        // lifetimes: the shorter wins; tell the initiator when ours is shorter
-        let ours = self.child_lifetime();
-        let mut life = ours;
-        let mut notify_life = false;
-        if let Some(s) = at.life_seconds {
-            if Duration::from_secs(s) > ours {
-                notify_life = true;
-            } else {
-                life = Duration::from_secs(s.max(1));
-            }
-        }
+        let (life, responder_life) = self.qm1_lifetime(&c.attrs);
         let inbound = ctx.new_child_spi();
         let nr = ctx.random_bytes(NONCE_LEN);
-        let mut rest = PayloadWriter::new();
-        let answer = wire::sa_body(&[(
-            pnum,
-            proto::ESP,
-            inbound.to_be_bytes().to_vec(),
-            vec![(t.id, raw_attrs(&t))],
-        )]);
-        rest.push(payload::SA, &renumber(answer, tnum));
-        rest.push(payload::NONCE, &nr);
-        if let Some((dh, _)) = &shared {
-            rest.push(payload::KE, dh.public());
-        }
-        if with_ids {
-            rest.push(payload::ID, p.ids[0].body);
-            rest.push(payload::ID, p.ids[1].body);
-        }
-        if notify_life {
-            let mut la = Vec::new();
-            wire::attr_basic(&mut la, p2attr::LIFE_TYPE, 1);
-            wire::attr_int(&mut la, p2attr::LIFE_DURATION, ours.as_secs());
-            rest.notify(
-                proto::ESP,
-                &inbound.to_be_bytes(),
-                notify::RESPONDER_LIFETIME,
-                &la,
-            );
-        }
+        let rest = qm2_body(
+            &c,
+            inbound,
+            &nr,
+            shared.as_ref().map(|(dh, _)| dh.public()),
+            with_ids.then(|| (p.ids[0].body, p.ids[1].body)),
+            responder_life,
+        );
         let pw = self.with_hash(&rest, |b| crypto::hash2(h, &a, mid, ni, b));
         let (m, last2) = match self.encrypt(wire::exchange::QUICK, 0, mid, &pw, &last) {
             Ok(x) => x,
@@ -241,59 +84,23 @@ impl IsakmpSa {
             }
         };
         // keys, and the new inbound SA before the answer leaves
-        let dkey = self.skeyid_d().to_vec();
-        let len = suite.encr.key_len() + suite.integ.key_len();
-        let g = shared.as_ref().map(|(_, s)| &s[..]);
-        let km_in = crypto::keymat(h, &dkey, g, proto::ESP, inbound, ni, &nr, len);
-        let km_out = crypto::keymat(h, &dkey, g, proto::ESP, outbound, ni, &nr, len);
-        let encap = is_udp(at.encap_mode) || self.natted();
-        let inb = self.sa_params(
+        let encap = is_udp(c.attrs.encap_mode) || self.natted();
+        let rekey_of = self.installed_child_for(&local_ts, &remote_ts);
+        self.install_inbound_first(
             ctx,
-            &suite,
-            &local_ts,
-            &remote_ts,
-            encap,
-            inbound,
-            Direction::Inbound,
-            &km_in,
-        );
-        let out = self.sa_params(
-            ctx,
-            &suite,
-            &local_ts,
-            &remote_ts,
-            encap,
-            outbound,
-            Direction::Outbound,
-            &km_out,
-        );
-        let rekey_of = self
-            .children
-            .iter()
-            .find(|c| {
-                c.state == ChildState::Installed
-                    && c.local_ts == local_ts
-                    && c.remote_ts == remote_ts
-            })
-            .map(|c| c.inbound_spi);
-        let child = self.new_child(
-            ctx,
-            inbound,
-            outbound,
-            suite,
-            (local_ts, remote_ts),
-            encap,
-            life,
-            false,
-            rekey_of,
-            (ni, &nr),
+            NewPair {
+                suite: c.suite,
+                ts: (local_ts, remote_ts),
+                encap,
+                spis: (inbound, c.outbound),
+                shared: shared.as_ref().map(|(_, s)| &s[..]),
+                nonces: (ni, &nr),
+                life,
+                initiated: false,
+                rekey_of,
+            },
             now,
         );
-        self.children.push(child);
-        let idx = self.children.len() - 1;
-        ctx.dp(DataplaneOp::InstallSa(inb));
-        self.children[idx].in_installed = true;
-        self.children[idx].pending_out = Some(out);
         self.send(ctx, &m);
         self.qms.push(QuickMode {
             mid,
@@ -320,6 +127,257 @@ impl IsakmpSa {
             until: None,
         });
     }
+
+    /// The installed child with these selectors (a quick mode for them
+    /// rekeys it): its inbound SPI.
+    fn installed_child_for(&self, local_ts: &TsEntry, remote_ts: &TsEntry) -> Option<u32> {
+        self.children
+            .iter()
+            .find(|c| {
+                c.state == ChildState::Installed
+                    && c.local_ts == *local_ts
+                    && c.remote_ts == *remote_ts
+            })
+            .map(|c| c.inbound_spi)
+    }
+
+    /// The IPsec SA lifetime: the shorter of ours and the initiator's;
+    /// with ours when it is the shorter (the RESPONDER-LIFETIME notify).
+    fn qm1_lifetime(&self, attrs: &Phase2Attrs) -> (Duration, Option<Duration>) {
+        // lifetimes: the shorter wins; tell the initiator when ours is shorter
+        let ours = self.child_lifetime();
+        let mut life = ours;
+        let mut notify_life = false;
+        if let Some(s) = attrs.life_seconds {
+            if Duration::from_secs(s) > ours {
+                notify_life = true;
+            } else {
+                life = Duration::from_secs(s.max(1));
+            }
+        }
+        (life, notify_life.then_some(ours))
+    }
+
+    /// QM1's client IDs (none: the peers' addresses), checked against the
+    /// connection's selectors: (remote, local, IDs given). None: refused
+    /// (notified).
+    fn qm1_selectors(
+        &mut self,
+        ctx: &mut Ctx,
+        p: &Payloads<'_>,
+    ) -> Option<(TsEntry, TsEntry, bool)> {
+        // client IDs: the initiator's side is our remote side
+        let (remote_ts, local_ts, with_ids) = match p.ids.as_slice() {
+            [] => (
+                crate::ike::ts::from_net(&ipnet::IpNet::from(self.remote.ip())),
+                crate::ike::ts::from_net(&ipnet::IpNet::from(self.local.ip())),
+                false,
+            ),
+            [i, r] => match (IdView::ts(i), IdView::ts(r)) {
+                (Ok(i), Ok(r)) => (i, r, true),
+                _ => {
+                    ctx.drop(V1Drop::Invalid);
+                    self.send_notify(ctx, proto::ESP, &[], notify::INVALID_ID_INFORMATION, &[]);
+                    return None;
+                }
+            },
+            _ => {
+                ctx.drop(V1Drop::Invalid);
+                self.send_notify(ctx, proto::ESP, &[], notify::INVALID_ID_INFORMATION, &[]);
+                return None;
+            }
+        };
+        let (cl, cr) =
+            crate::ikev1::ctx::conn_ts(&self.conn, Some(self.local.ip()), Some(self.remote.ip()));
+        let ts_ok = cl.iter().any(|c| crate::ike::ts::contains(c, &local_ts))
+            && cr.iter().any(|c| crate::ike::ts::contains(c, &remote_ts));
+        if !ts_ok {
+            ctx.event(Event::ChildFailed {
+                sa: self.id,
+                conn: self.conn.name.clone(),
+                error: IkeError::TsUnacceptable(format!(
+                    "peer proposed {} === {}; configured local {:?} remote {:?}",
+                    ts::display(&remote_ts),
+                    ts::display(&local_ts),
+                    cl.iter().map(ts::display).collect::<Vec<_>>(),
+                    cr.iter().map(ts::display).collect::<Vec<_>>()
+                )),
+            });
+            self.send_notify(ctx, proto::ESP, &[], notify::INVALID_ID_INFORMATION, &[]);
+            return None;
+        }
+        Some((remote_ts, local_ts, with_ids))
+    }
+
+    /// Chooses among QM1's ESP transforms: our preference order, the peer's
+    /// transforms. None: refused (notified, the mismatch an event).
+    fn qm1_choose<'a>(&mut self, ctx: &mut Ctx, sa: &wire::SaView<'a>) -> Option<Qm1Choice<'a>> {
+        let Ok(props) = sa.proposals() else {
+            ctx.drop(V1Drop::Invalid);
+            self.send_notify(ctx, proto::ESP, &[], notify::BAD_PROPOSAL_SYNTAX, &[]);
+            return None;
+        };
+        let mut theirs = Vec::new();
+        let mut offered = Vec::new();
+        for pr in &props {
+            if pr.protocol != proto::ESP || pr.spi.len() != 4 {
+                offered.push(format!("protocol {} (only ESP)", pr.protocol));
+                continue;
+            }
+            let spi = u32::from_be_bytes([pr.spi[0], pr.spi[1], pr.spi[2], pr.spi[3]]);
+            for t in &pr.transforms {
+                offered.push(describe_p2(t));
+                if let Ok((s, at)) = p2_from_transform(t) {
+                    theirs.push((pr.num, spi, s, at, t));
+                }
+            }
+        }
+        let chosen = self.conn.esp_proposals.iter().find_map(|p| {
+            theirs
+                .iter()
+                .find(|(_, spi, s, at, _)| self.qm1_acceptable(p, s, at) && *spi >= 256)
+        });
+        let Some((proposal, outbound, suite, attrs, t)) = chosen else {
+            ctx.event(Event::ProposalMismatch {
+                conn: self.conn.name.clone(),
+                kind: "ESP",
+                peer: self.remote,
+                offered,
+                configured: self.configured_esp(),
+                local_responder: true,
+            });
+            self.send_notify(ctx, proto::ESP, &[], notify::NO_PROPOSAL_CHOSEN, &[]);
+            return None;
+        };
+        Some(Qm1Choice {
+            proposal: *proposal,
+            outbound: *outbound,
+            suite: *suite,
+            attrs: *attrs,
+            transform: (*t).clone(),
+        })
+    }
+
+    /// One of the peer's transforms fits our proposal `p`: the mode, the
+    /// algorithms, PFS and the legacy rule.
+    fn qm1_acceptable(&self, p: &EspProposal, s: &ChildSuite, at: &Phase2Attrs) -> bool {
+        let transport = self.conn.mode == Mode::Transport;
+        let mode_ok = matches!(
+            (at.encap_mode, transport),
+            (
+                p2attr::MODE_TUNNEL | p2attr::MODE_UDP_TUNNEL | p2attr::MODE_UDP_TUNNEL_DRAFT,
+                false
+            ) | (
+                p2attr::MODE_TRANSPORT
+                    | p2attr::MODE_UDP_TRANSPORT
+                    | p2attr::MODE_UDP_TRANSPORT_DRAFT,
+                true
+            )
+        );
+        let alg_ok = p.encr.contains(&s.encr)
+            && (p.integ.contains(&s.integ)
+                || (p.integ.is_empty() && s.integ == espresso_core::alg::IntegAlg::None))
+            && (p.esn.is_empty() && !s.esn || p.esn.contains(&s.esn));
+        // PFS: a group of the proposal; without one, ours (pfs = yes)
+        // or any (pfs = no still accepts PFS, seed 000)
+        let dh_ok = match s.dh {
+            Some(g) => {
+                p.dh.contains(&g)
+                    || (p.dh.is_empty() && (!self.conn.pfs || Some(g) == self.suite.map(|x| x.dh)))
+            }
+            None => p.dh.is_empty() && !self.conn.pfs,
+        };
+        let legacy_ok = s.suite().validate(self.conn.allow_legacy).is_ok()
+            && (self.conn.allow_legacy || !s.dh.is_some_and(|g: DhGroup| g.is_legacy()));
+        mode_ok && alg_ok && dh_ok && legacy_ok
+    }
+
+    /// QM1's PFS: our DH and the shared secret when the chosen transform
+    /// has a group and the peer sent KE; Err: refused (notified).
+    fn qm1_pfs(
+        &mut self,
+        ctx: &mut Ctx,
+        group: Option<DhGroup>,
+        ke: Option<&[u8]>,
+    ) -> Result<Option<(DhPrivate, Secret)>, ()> {
+        match (group, ke) {
+            (Some(g), Some(ke)) => {
+                let dh = DhPrivate::generate(g, &mut ctx.rng);
+                match dh.shared(ke) {
+                    Ok(s) => Ok(Some((dh, s))),
+                    Err(_) => {
+                        ctx.drop(V1Drop::Invalid);
+                        self.send_notify(
+                            ctx,
+                            proto::ESP,
+                            &[],
+                            notify::INVALID_KEY_INFORMATION,
+                            &[],
+                        );
+                        Err(())
+                    }
+                }
+            }
+            (None, None) => Ok(None),
+            _ => {
+                ctx.drop(V1Drop::Invalid);
+                self.send_notify(ctx, proto::ESP, &[], notify::INVALID_KEY_INFORMATION, &[]);
+                Err(())
+            }
+        }
+    }
+}
+
+/// The ESP transform QM1's responder chose.
+struct Qm1Choice<'a> {
+    /// The proposal's number.
+    proposal: u8,
+    /// The peer's SPI (our outbound SA).
+    outbound: u32,
+    suite: ChildSuite,
+    attrs: Phase2Attrs,
+    /// The transform as received (echoed in QM2).
+    transform: wire::TransformView<'a>,
+}
+
+/// QM2 after its HASH(2): the chosen transform with our SPI, Nr, our KE
+/// (PFS), the client IDs as received, the RESPONDER-LIFETIME notify.
+fn qm2_body(
+    c: &Qm1Choice<'_>,
+    inbound: u32,
+    nr: &[u8],
+    ke: Option<&[u8]>,
+    ids: Option<(&[u8], &[u8])>,
+    responder_life: Option<Duration>,
+) -> PayloadWriter {
+    let mut rest = PayloadWriter::new();
+    let answer = wire::sa_body(&[(
+        c.proposal,
+        proto::ESP,
+        inbound.to_be_bytes().to_vec(),
+        vec![(c.transform.id, raw_attrs(&c.transform))],
+    )]);
+    rest.push(payload::SA, &renumber(answer, c.transform.num));
+    rest.push(payload::NONCE, nr);
+    if let Some(ke) = ke {
+        rest.push(payload::KE, ke);
+    }
+    if let Some((i, r)) = ids {
+        rest.push(payload::ID, i);
+        rest.push(payload::ID, r);
+    }
+    if let Some(ours) = responder_life {
+        let mut la = Vec::new();
+        wire::attr_basic(&mut la, p2attr::LIFE_TYPE, 1);
+        wire::attr_int(&mut la, p2attr::LIFE_DURATION, ours.as_secs());
+        rest.notify(
+            proto::ESP,
+            &inbound.to_be_bytes(),
+            notify::RESPONDER_LIFETIME,
+            &la,
+        );
+    }
+    rest
 }
 
 /// A transform's attributes re-encoded as received (the responder echoes the chosen transform).

@@ -3,6 +3,8 @@
 //! re-authentication and expiry, DPD (RFC 3706), NAT keepalives (RFC 3948),
 //! drains of replaced inbound SAs, commit-bit CONNECTED timeout.
 
+use std::ops::ControlFlow;
+
 use super::*;
 
 impl IsakmpSa {
@@ -67,6 +69,26 @@ impl IsakmpSa {
     }
 
     pub fn on_timeout(&mut self, ctx: &mut Ctx, now: Instant) {
+        if self.half_open_timers(ctx, now).is_break() || self.p1_timers(ctx, now).is_break() {
+            return;
+        }
+        self.qm_timers(ctx, now);
+        self.drain_timers(ctx, now);
+        if self.state != P1State::Established {
+            return;
+        }
+        self.child_lifetimes(ctx, now);
+        if self.isakmp_lifetime(ctx, now).is_break() || self.dpd_timers(ctx, now).is_break() {
+            return;
+        }
+        if self.nat_local && self.keepalive_at.is_some_and(|k| now >= k) {
+            ctx.keepalive(self.local, self.remote);
+            self.keepalive_at = Some(now + ctx.settings.keepalive);
+        }
+    }
+
+    /// A phase 1 that did not finish in time goes (Break: the SA is gone).
+    fn half_open_timers(&mut self, ctx: &mut Ctx, now: Instant) -> ControlFlow<()> {
         if self.half_open_deadline.is_some_and(|d| now >= d) && self.state != P1State::Established {
             self.half_open_deadline = None;
             self.purge(ctx, DeleteReason::HalfOpenTimeout);
@@ -77,9 +99,13 @@ impl IsakmpSa {
             });
             self.state = P1State::Deleting;
             ctx.deferred.push(Deferred::Remove(self.id));
-            return;
+            return ControlFlow::Break(());
         }
-        // phase 1 retransmission
+        ControlFlow::Continue(())
+    }
+
+    /// Phase 1 retransmission (Break: out of tries, the SA failed).
+    fn p1_timers(&mut self, ctx: &mut Ctx, now: Instant) -> ControlFlow<()> {
         if let Some(r) = &mut self.p1_rtx {
             if now >= r.next {
                 if r.retries >= ctx.settings.retransmit_tries {
@@ -89,7 +115,7 @@ impl IsakmpSa {
                         // AM3 never came: the half-open timeout cleans up
                     } else {
                         self.fail(ctx, IkeError::Timeout(tries));
-                        return;
+                        return ControlFlow::Break(());
                     }
                 } else {
                     r.retries += 1;
@@ -100,7 +126,11 @@ impl IsakmpSa {
                 }
             }
         }
-        // quick modes: retransmissions, CONNECTED timeouts, forgetting
+        ControlFlow::Continue(())
+    }
+
+    /// Quick modes: retransmissions, CONNECTED timeouts, forgetting.
+    fn qm_timers(&mut self, ctx: &mut Ctx, now: Instant) {
         let mut i = 0;
         while i < self.qms.len() {
             let q = &mut self.qms[i];
@@ -151,6 +181,10 @@ impl IsakmpSa {
             }
             i += 1;
         }
+    }
+
+    /// Replaced IPsec SAs whose delete is due, and drained inbound SAs.
+    fn drain_timers(&mut self, ctx: &mut Ctx, now: Instant) {
         let due: Vec<u32> = self
             .children
             .iter()
@@ -173,10 +207,10 @@ impl IsakmpSa {
                 k += 1;
             }
         }
-        if self.state != P1State::Established {
-            return;
-        }
-        // IPsec SAs: expiry, rekey
+    }
+
+    /// IPsec SAs: expiry, rekey.
+    fn child_lifetimes(&mut self, ctx: &mut Ctx, now: Instant) {
         let mut expired = Vec::new();
         let mut rekey = Vec::new();
         for c in &self.children {
@@ -221,18 +255,27 @@ impl IsakmpSa {
             }
             self.queue(ctx, Task::RekeyChild(s), now);
         }
+    }
+
+    /// The ISAKMP SA's expiry (Break: terminated) and re-authentication.
+    fn isakmp_lifetime(&mut self, ctx: &mut Ctx, now: Instant) -> ControlFlow<()> {
         if !self.replaced {
             if self.expire_at.is_some_and(|e| now >= e) {
                 self.expire_at = None;
                 self.terminate(ctx, now);
-                return;
+                return ControlFlow::Break(());
             }
             if !self.reauth_busy && self.rekey_at.is_some_and(|r| now >= r) {
                 self.rekey_at = None;
                 self.queue(ctx, Task::Reauth, now);
             }
         }
-        // DPD
+        ControlFlow::Continue(())
+    }
+
+    /// DPD: R-U-THERE when due, its retransmissions, the peer declared
+    /// dead at the deadline (Break).
+    fn dpd_timers(&mut self, ctx: &mut Ctx, now: Instant) -> ControlFlow<()> {
         if self.dpd_due().is_some_and(|d| now >= d) {
             self.send_dpd(ctx, now);
         }
@@ -240,7 +283,7 @@ impl IsakmpSa {
             if now >= d.deadline {
                 self.dpd = None;
                 self.peer_dead(ctx);
-                return;
+                return ControlFlow::Break(());
             }
             if now >= d.next {
                 d.retries += 1;
@@ -250,9 +293,6 @@ impl IsakmpSa {
                 self.send_r_u_there(ctx, seq);
             }
         }
-        if self.nat_local && self.keepalive_at.is_some_and(|k| now >= k) {
-            ctx.keepalive(self.local, self.remote);
-            self.keepalive_at = Some(now + ctx.settings.keepalive);
-        }
+        ControlFlow::Continue(())
     }
 }
