@@ -459,4 +459,78 @@ mod with_ipsec_mb {
             assert_eq!(oks, [true, false, true, true, true], "{suite:?}");
         }
     }
+
+    /// The AEAD jobs are submitted unchecked (`IMB_SUBMIT_JOB_NOCHECK`, as
+    /// DPDK does): every message length from 0 to 300 bytes and a few long
+    /// ones, every AAD length ESP uses (8, 12) and a few others, must give
+    /// RustCrypto's ciphertext and tag, open again, and refuse a flipped
+    /// tag bit.
+    #[test]
+    fn unchecked_aead_jobs_match_rustcrypto_at_every_length() {
+        for encr in [
+            EncrAlg::AesGcm128,
+            EncrAlg::AesGcm256,
+            EncrAlg::ChaCha20Poly1305,
+        ] {
+            let klen = encr.key_len() - 4;
+            let key: Vec<u8> = (0..klen)
+                .map(|i| (i as u8).wrapping_mul(29) ^ 0xa5)
+                .collect();
+            let imb = raw::aead(encr, Backend::IpsecMb, &key).unwrap();
+            let rc = raw::aead(encr, Backend::RustCrypto, &key).unwrap();
+            let lens = (0..=300usize).chain([1420, 1500, 4096, 9000]);
+            for len in lens {
+                let aad_len = [8usize, 12, 0, 1, 17][len % 5];
+                let aad: Vec<u8> = (0..aad_len).map(|i| (i * 7 + len) as u8).collect();
+                let mut nonce = [0u8; 12];
+                for (i, b) in nonce.iter_mut().enumerate() {
+                    *b = (i * 13 + len * 3) as u8;
+                }
+                let pt: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
+                let (mut a, mut b) = (pt.clone(), pt.clone());
+                let ta = imb.seal(&nonce, &aad, &mut a);
+                let tb = rc.seal(&nonce, &aad, &mut b);
+                assert_eq!(a, b, "{encr:?} len {len}: ciphertext");
+                assert_eq!(ta, tb, "{encr:?} len {len}: tag");
+                let mut ct_tag = [a, ta.to_vec()].concat();
+                let mut bad = ct_tag.clone();
+                assert!(
+                    imb.open(&nonce, &aad, &mut ct_tag),
+                    "{encr:?} len {len}: open"
+                );
+                assert_eq!(&ct_tag[..len], &pt[..], "{encr:?} len {len}: plaintext");
+                let last = bad.len() - 1;
+                bad[last] ^= 0x01;
+                assert!(
+                    !imb.open(&nonce, &aad, &mut bad),
+                    "{encr:?} len {len}: bad tag"
+                );
+            }
+        }
+    }
+
+    /// RFC 8439 §2.8.2 (the AEAD_CHACHA20_POLY1305 example) through the
+    /// unchecked job path.
+    #[test]
+    fn chacha20_poly1305_rfc8439_2_8_2() {
+        let key = h("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f");
+        let nonce: [u8; 12] = h("070000004041424344454647").try_into().unwrap();
+        let aad = h("50515253c0c1c2c3c4c5c6c7");
+        let pt = b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.";
+        let ct = h(concat!(
+            "d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d6",
+            "3dbea45e8ca9671282fafb69da92728b1a71de0a9e060b2905d6a5b67ecd3b36",
+            "92ddbd7f2d778b8c9803aee328091b58fab324e4fad675945585808b4831d7bc",
+            "3ff4def08e4b7a9de576d26586cec64b6116"
+        ));
+        let tag = h("1ae10b594f09e26a7e902ecbd0600691");
+        let c = raw::aead(EncrAlg::ChaCha20Poly1305, Backend::IpsecMb, &key).unwrap();
+        let mut data = pt.to_vec();
+        let t = c.seal(&nonce, &aad, &mut data);
+        assert_eq!(data, ct);
+        assert_eq!(t.to_vec(), tag);
+        let mut ct_tag = [ct, tag].concat();
+        assert!(c.open(&nonce, &aad, &mut ct_tag));
+        assert_eq!(&ct_tag[..pt.len()], &pt[..]);
+    }
 }

@@ -59,6 +59,11 @@ IMB_JOB *espresso_imb_get_next_job(IMB_MGR *m) { return IMB_GET_NEXT_JOB(m); }
 
 IMB_JOB *espresso_imb_submit_job(IMB_MGR *m) { return IMB_SUBMIT_JOB(m); }
 
+IMB_JOB *espresso_imb_submit_job_nocheck(IMB_MGR *m)
+{
+        return IMB_SUBMIT_JOB_NOCHECK(m);
+}
+
 IMB_JOB *espresso_imb_get_completed_job(IMB_MGR *m)
 {
         return IMB_GET_COMPLETED_JOB(m);

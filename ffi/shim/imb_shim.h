@@ -41,9 +41,11 @@ uint32_t espresso_imb_hash_burst_nocheck(IMB_MGR *m, IMB_JOB *jobs,
                                          uint32_t n, IMB_HASH_ALG hash);
 
 /* The job API: IMB_GET_NEXT_JOB, IMB_SUBMIT_JOB (validating),
- * IMB_GET_COMPLETED_JOB, IMB_FLUSH_JOB. */
+ * IMB_SUBMIT_JOB_NOCHECK (the caller has checked the job: what DPDK's
+ * crypto_aesni_mb submits), IMB_GET_COMPLETED_JOB, IMB_FLUSH_JOB. */
 IMB_JOB *espresso_imb_get_next_job(IMB_MGR *m);
 IMB_JOB *espresso_imb_submit_job(IMB_MGR *m);
+IMB_JOB *espresso_imb_submit_job_nocheck(IMB_MGR *m);
 IMB_JOB *espresso_imb_get_completed_job(IMB_MGR *m);
 IMB_JOB *espresso_imb_flush_job(IMB_MGR *m);
 

@@ -9,7 +9,8 @@
 //! lanes of the multi-buffer kernels (CBC encryption interleaves up to 16
 //! buffers with VAES on AVX-512; HMAC-SHA runs 8 or 16 buffers per register).
 //! The AEADs (AES-GCM, ChaCha20-Poly1305) go through the job API (submit,
-//! then flush).
+//! then flush), unchecked as DPDK submits them, with the checks that matter
+//! made here first (`check_aead_ops`).
 //!
 //! # Managers
 //! A library manager (`IMB_MGR`) is not thread-safe: every thread that calls
@@ -23,7 +24,8 @@
 //! Every pointer handed to the library comes from a slice borrowed for the
 //! duration of the call, and lengths are checked first ([`ImbError::Invalid`]):
 //! CBC data a non-zero multiple of 16 bytes, and the library's own job
-//! validation is on (the checking variants of submit). The burst functions
+//! validation is on for CBC and HMAC (the checking variants of submit);
+//! AEAD jobs are checked here and submitted unchecked. The burst functions
 //! complete every job before they return; the job API is flushed before
 //! the AEAD functions return. So no job outlives the borrows.
 //!
@@ -793,10 +795,42 @@ struct AeadParams {
     op: &'static str,
 }
 
+/// Longest AEAD message or AAD passed to the library: far above any packet,
+/// far below what GCM (2^36 - 32 bytes) and ChaCha20-Poly1305 allow.
+pub const AEAD_MAX_LEN: usize = u32::MAX as usize;
+
+/// What the library's job validation would refuse in an AEAD op, checked
+/// here because the jobs are submitted unchecked (`IMB_SUBMIT_JOB_NOCHECK`,
+/// as DPDK's `crypto_aesni_mb` submits them). Everything else the
+/// validation looks at is fixed by the types: key lengths ([`GcmKey`]: 16,
+/// 24 or 32 bytes; [`ChachaKey`]: 32), the 12-byte nonce, the 16-byte tag,
+/// non-null pointers (slices), and the cipher/hash pair, direction and
+/// chain order set below.
+fn check_aead_ops(ops: &[AeadOp<'_>]) -> Result<(), ImbError> {
+    for op in ops {
+        if op.data.len() > AEAD_MAX_LEN {
+            return Err(ImbError::Invalid {
+                what: "AEAD message length",
+                value: op.data.len(),
+                why: "longer than 2^32 - 1 bytes",
+            });
+        }
+        if op.aad.len() > AEAD_MAX_LEN {
+            return Err(ImbError::Invalid {
+                what: "AEAD AAD length",
+                value: op.aad.len(),
+                why: "longer than 2^32 - 1 bytes",
+            });
+        }
+    }
+    Ok(())
+}
+
 fn aead(k: &AeadParams, dir: Direction, ops: &mut [AeadOp<'_>]) -> Result<(), ImbError> {
     if ops.is_empty() {
         return Ok(());
     }
+    check_aead_ops(ops)?;
     let (cdir, order) = match dir {
         Direction::Seal => (sys::IMB_DIR_ENCRYPT, sys::IMB_ORDER_CIPHER_HASH),
         Direction::Open => (sys::IMB_DIR_DECRYPT, sys::IMB_ORDER_HASH_CIPHER),
@@ -853,8 +887,10 @@ fn aead(k: &AeadParams, dir: Direction, ops: &mut [AeadOp<'_>]) -> Result<(), Im
             j.chain_order = order;
             // SAFETY: the job points at `op`'s nonce, aad, data and tag and
             // at the key, borrowed until this function returns; every job
-            // is completed (flushed below) before that.
-            reap(unsafe { sys::espresso_imb_submit_job(mgr) });
+            // is completed (flushed below) before that. Unchecked submit:
+            // every field the library's validation would check is valid
+            // (`check_aead_ops` and the types, see there).
+            reap(unsafe { sys::espresso_imb_submit_job_nocheck(mgr) });
         }
         loop {
             // SAFETY: valid manager; NULL once the queue is empty.
