@@ -645,6 +645,15 @@ impl IkeBridge {
         // (our CREATE_CHILD_SA/IKE_AUTH answer, or the DELETE after a rekey
         // we started, which leaves a second later in another call): see
         // `barrier`.
+        // Inbound SPIs offered to peers: the dataplane holds ESP for them
+        // that arrives before the SA (see `Engine::take_new_inbound_spis`).
+        for spi in self.engine.take_new_inbound_spis() {
+            if inst.dp_live() {
+                if let Err(e) = inst.shm_mut().expect_spi(spi) {
+                    warn!("announcing inbound SPI {spi:#010x} to the dataplane: {e}");
+                }
+            }
+        }
         let mut queue = self.barrier.released(inst);
         loop {
             let Some(o) = queue.pop_front().or_else(|| self.engine.poll_output()) else {
