@@ -123,6 +123,12 @@ drop_reasons! {
     /// (16 per next hop, 32 next hops and 128 packets per worker; Linux's
     /// `unres_qlen` overflow, counted there as `unresolved_discards`).
     NeighbourQueueFull => "neighbour_queue_full",
+    /// ESP for an SPI the control process announced (an inbound SA being
+    /// set up, e.g. the IKE_AUTH child whose answer the peer sends ESP
+    /// right behind), held by the worker but not installed within the
+    /// hold time (200 ms). Unknown SPIs that were not announced, or found
+    /// the worker's hold queue full, count as `unknown_spi`.
+    UnknownSpiHeldExpired => "unknown_spi_held_expired",
 }
 
 #[cfg(test)]

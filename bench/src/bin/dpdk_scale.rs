@@ -345,6 +345,7 @@ fn run(a: &Args) -> Result<(), String> {
         resolver: Resolver::new(req_tx),
         stop: stop.clone(),
         tun: None,
+        expected_spis: Arc::default(),
     };
     let ports = vec![
         PortConf {

@@ -21,6 +21,7 @@ use espresso_core::sa::{Direction, Mode, Policy, PolicyAction, SaEvent};
 use tracing::{error, info, warn};
 
 use super::api::{self, exit, Response};
+use super::barrier::ApplyBarrier;
 use super::engine_sas::{EngineSas, KeyingEngine};
 use super::events::{degraded_next, failure, log_progress, wall_clock};
 use super::ikeio::{Datagram, IkeIo, Queues, RxDrops};
@@ -40,19 +41,6 @@ const MAX_NOTES: usize = 16;
 /// counters within milliseconds, so the count includes the gap's last
 /// packets.
 const GAP_SETTLE: Duration = Duration::from_millis(100);
-
-/// How long IKE messages wait at most for the dataplane to apply a new
-/// inbound SA (it may be starved of CPU for seconds on a loaded machine):
-/// after that they go anyway, with a warning.
-const APPLY_HOLD_MAX: Duration = Duration::from_secs(10);
-
-/// Engine outputs held until the dataplane passed a barrier: the first is
-/// the message that tells the peer of a new inbound SA.
-struct Held {
-    token: u64,
-    since: Instant,
-    outputs: VecDeque<Output>,
-}
 
 /// One configured connection.
 pub struct IkeConnItem {
@@ -115,10 +103,8 @@ pub struct IkeBridge {
     pub limits: crate::config::IkeLimits,
     /// Gaps after a peer's delete waiting for their report.
     gaps: Vec<GapReport>,
-    /// A new inbound SA went to the dataplane and no message left since.
-    inbound_pending: bool,
-    /// Outputs waiting for the dataplane to apply that inbound SA.
-    held: Option<Held>,
+    /// Outputs held until the dataplane applied a new inbound SA.
+    barrier: ApplyBarrier,
 }
 
 /// Packets the dataplane's workers discarded by policy so far (the hold
@@ -198,8 +184,7 @@ impl IkeBridge {
             rx_drops: Arc::default(),
             limits: l,
             gaps: Vec::new(),
-            inbound_pending: false,
-            held: None,
+            barrier: ApplyBarrier::default(),
         }
     }
 
@@ -567,11 +552,7 @@ impl IkeBridge {
     /// When the engine's timer fires next.
     pub fn timeout(&self) -> Option<Instant> {
         let gap = self.gaps.iter().map(|g| g.due).min();
-        // held messages: look at the dataplane's barrier every millisecond
-        let held = self
-            .held
-            .as_ref()
-            .map(|_| Instant::now() + Duration::from_millis(1));
+        let held = self.barrier.timeout();
         self.engine
             .poll_timeout()
             .into_iter()
@@ -660,50 +641,27 @@ impl IkeBridge {
             // sockets not attached yet (daemon start): keep the outputs queued
             return;
         }
-        // An inbound SA must be live in the dataplane before the peer hears
-        // of it (our CREATE_CHILD_SA/IKE_AUTH answer, or the DELETE after a
-        // rekey we started, lets it switch; that DELETE leaves a second
-        // later, in another call): the next message and everything after it
-        // wait, in order, until the dataplane passed a barrier behind the
-        // SA. The daemon runs on meanwhile; a dataplane starved of CPU for
-        // seconds (a loaded machine) delays the message, and loses nothing.
-        let mut queue = match self.held.take() {
-            Some(h) if Self::barrier_passed(inst, &h) => h.outputs,
-            h => {
-                self.held = h;
-                VecDeque::new()
+        // An inbound SA is live in the dataplane before the peer hears of it
+        // (our CREATE_CHILD_SA/IKE_AUTH answer, or the DELETE after a rekey
+        // we started, which leaves a second later in another call): see
+        // `barrier`.
+        // Inbound SPIs offered to peers: the dataplane holds ESP for them
+        // that arrives before the SA (see `Engine::take_new_inbound_spis`).
+        for spi in self.engine.take_new_inbound_spis() {
+            if inst.dp_live() {
+                if let Err(e) = inst.shm_mut().expect_spi(spi) {
+                    warn!("announcing inbound SPI {spi:#010x} to the dataplane: {e}");
+                }
             }
-        };
+        }
+        let mut queue = self.barrier.released(inst);
         loop {
             let Some(o) = queue.pop_front().or_else(|| self.engine.poll_output()) else {
                 break;
             };
-            if let Some(h) = &mut self.held {
-                h.outputs.push_back(o);
+            let Some(o) = self.barrier.pass(inst, o, &mut queue) else {
                 continue;
-            }
-            if self.inbound_pending && matches!(o, Output::Transmit(_)) {
-                self.inbound_pending = false;
-                if inst.dp_live() {
-                    match inst.shm_mut().sync() {
-                        Ok(token) if !inst.shm().synced(token) => {
-                            let mut outputs = VecDeque::from([o]);
-                            outputs.append(&mut queue);
-                            self.held = Some(Held {
-                                token,
-                                since: Instant::now(),
-                                outputs,
-                            });
-                            continue;
-                        }
-                        Ok(_) => {}
-                        Err(e) => warn!("dataplane barrier after a new inbound SA: {e}"),
-                    }
-                }
-            }
-            if let Output::Dataplane(DataplaneOp::InstallSa(p)) = &o {
-                self.inbound_pending |= p.direction == Direction::Inbound;
-            }
+            };
             match o {
                 Output::Transmit(t) => match &self.io {
                     Some(io) => {
@@ -729,23 +687,6 @@ impl IkeBridge {
         if self.sas.delete_refused(&mut self.engine, "child SA") {
             self.drain(inst);
         }
-    }
-
-    /// True when held outputs may go: the dataplane applied everything
-    /// before the barrier, is gone, or did not answer in `APPLY_HOLD_MAX`.
-    fn barrier_passed(inst: &Installer, h: &Held) -> bool {
-        if inst.shm().synced(h.token) || !inst.dp_live() || !inst.shm().dataplane().alive {
-            return true;
-        }
-        if h.since.elapsed() >= APPLY_HOLD_MAX {
-            warn!(
-                "the dataplane did not apply a new inbound SA in {} s: sending {} held IKE output(s) anyway",
-                APPLY_HOLD_MAX.as_secs(),
-                h.outputs.len()
-            );
-            return true;
-        }
-        false
     }
 
     fn apply(&mut self, inst: &mut Installer, op: DataplaneOp) {

@@ -22,6 +22,7 @@ use espresso_core::sa::{Direction, Mode, Policy, PolicyAction, SaEvent};
 use tracing::{info, warn};
 
 use super::api::{self, exit, Response};
+use super::barrier::ApplyBarrier;
 use super::engine_sas::{EngineSas, KeyingEngine};
 use super::events::{failure, log_progress};
 use super::ikeio::{Datagram, IkeIo};
@@ -63,6 +64,8 @@ pub struct Ikev1Bridge {
     pub notes: VecDeque<String>,
     /// IPsec SAs refused because their outbound SPI was another SA's.
     pub refused_spi_in_use: u64,
+    /// Outputs held until the dataplane applied a new inbound SA.
+    barrier: ApplyBarrier,
 }
 
 /// Hold (discard) policies of a tunnel-mode connection with configured
@@ -119,6 +122,7 @@ impl Ikev1Bridge {
             attached: false,
             notes: VecDeque::new(),
             refused_spi_in_use: 0,
+            barrier: ApplyBarrier::default(),
         }
     }
 
@@ -420,7 +424,11 @@ impl Ikev1Bridge {
 
     /// When the engine's timer fires next.
     pub fn timeout(&self) -> Option<Instant> {
-        self.engine.poll_timeout()
+        self.engine
+            .poll_timeout()
+            .into_iter()
+            .chain(self.barrier.timeout())
+            .min()
     }
 
     /// Runs the engine's timers when they are due (the daemon logs late ones).
@@ -473,22 +481,22 @@ impl Ikev1Bridge {
     }
 
     /// Applies everything the engine produced, in order; an inbound SA is
-    /// live in the dataplane before the message that lets the peer use it.
+    /// live in the dataplane before the message that lets the peer use it
+    /// (QM2 as responder, QM3 as initiator): that message and what follows
+    /// wait, without blocking the daemon, behind a dataplane barrier
+    /// (`barrier`, as IKEv2's).
     fn drain(&mut self, inst: &mut Installer) {
         if !self.attached {
             return;
         }
-        let mut inbound_pending = false;
-        while let Some(o) = self.engine.poll_output() {
-            if inbound_pending && matches!(o, Output::Transmit(_)) {
-                inbound_pending = false;
-                if inst.dp_live() && !inst.wait_applied() {
-                    warn!("the dataplane did not apply a new inbound SA in time");
-                }
-            }
-            if let Output::Dataplane(DataplaneOp::InstallSa(p)) = &o {
-                inbound_pending |= p.direction == Direction::Inbound;
-            }
+        let mut queue = self.barrier.released(inst);
+        loop {
+            let Some(o) = queue.pop_front().or_else(|| self.engine.poll_output()) else {
+                break;
+            };
+            let Some(o) = self.barrier.pass(inst, o, &mut queue) else {
+                continue;
+            };
             match o {
                 Output::Transmit(t) => match &self.io {
                     Some(io) => {
@@ -572,5 +580,265 @@ impl KeyingEngine for ikev1::Engine {
 
     fn rekey_child(&mut self, inbound_spi: u32, now: Instant) -> Result<(), Self::Error> {
         ikev1::Engine::rekey_child(self, inbound_spi, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The bridge against a real shared-memory region whose dataplane end
+    //! (a thread here) can be stalled, and a peer engine over UDP on
+    //! loopback.
+
+    use std::net::{IpAddr, SocketAddr, UdpSocket};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use espresso_core::shm::{Command, DataplaneEnd};
+
+    use super::*;
+    use crate::ike::LocalAddr;
+    use crate::ikev1::proposal::{parse_phase1, parse_phase2};
+    use crate::ikev1::{Connection, Engine, Settings};
+
+    /// A dataplane end in a thread: applies (logs) commands unless paused.
+    struct FakeDp {
+        paused: Arc<AtomicBool>,
+        stop: Arc<AtomicBool>,
+        /// When each inbound SA was applied, by SPI.
+        inbound: Arc<Mutex<Vec<(u32, Instant)>>>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl FakeDp {
+        fn start(path: &std::path::Path) -> FakeDp {
+            let mut dp = DataplaneEnd::attach(path).expect("dataplane end");
+            let paused = Arc::new(AtomicBool::new(false));
+            let stop = Arc::new(AtomicBool::new(false));
+            let inbound = Arc::new(Mutex::new(Vec::new()));
+            let (p, s, i) = (paused.clone(), stop.clone(), inbound.clone());
+            let thread = std::thread::spawn(move || {
+                while !s.load(Ordering::Relaxed) {
+                    while !p.load(Ordering::Relaxed) {
+                        match dp.next_command() {
+                            Ok(Some(Command::AddSa { params, .. }))
+                                if params.direction == Direction::Inbound =>
+                            {
+                                i.lock().unwrap().push((params.spi, Instant::now()));
+                            }
+                            Ok(Some(_)) => {}
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            });
+            FakeDp {
+                paused,
+                stop,
+                inbound,
+                thread: Some(thread),
+            }
+        }
+    }
+
+    impl Drop for FakeDp {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    fn free_port() -> u16 {
+        UdpSocket::bind("0.0.0.0:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    fn conn(name: &str, local: IpAddr, remote: IpAddr) -> Connection {
+        let mut c = Connection::new(
+            name,
+            LocalAddr::Addr(local),
+            RemoteAddr::Addr(remote),
+            b"barrier-test-psk-0123456789abcdef",
+        );
+        c.ike_proposals = parse_phase1("aes128-sha256-ecp256").unwrap();
+        c.esp_proposals = parse_phase2("aes128gcm16").unwrap();
+        c
+    }
+
+    /// QM2 (the answer that lets the peer send on our new inbound SA) waits
+    /// for the dataplane without blocking the daemon: while the dataplane
+    /// is stalled, every call into the bridge returns at once (the old
+    /// `wait_applied` blocked each for up to 2 s) and the loop keeps
+    /// serving the peer's DPD; QM2 leaves only after the dataplane applied
+    /// the inbound SA, and the IPsec SA comes up at both ends.
+    #[test]
+    fn quick_mode_answer_waits_for_the_dataplane_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("region.shm");
+        let (mut inst, _) = Installer::attach(&path).unwrap();
+        let dp = FakeDp::start(&path);
+        assert!(matches!(
+            inst.watch(&[]),
+            super::super::installer::Watch::NewDataplane
+        ));
+        let generation = inst.begin_full_sync().expect("flush applied");
+        inst.end_full_sync(generation);
+        assert!(inst.dp_live());
+
+        let ours: IpAddr = "127.0.0.1".parse().unwrap();
+        let theirs: IpAddr = "127.0.0.2".parse().unwrap();
+        let (p, p_natt) = (free_port(), free_port());
+        let peer_sock = UdpSocket::bind((theirs, 0)).unwrap();
+        peer_sock
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let peer_at = peer_sock.local_addr().unwrap();
+        let bridge_at = SocketAddr::new(ours, p);
+
+        let mut b = Ikev1Bridge::new();
+        b.engine = Engine::new(Settings {
+            ike_port: p,
+            natt_port: p_natt,
+            nat_traversal: false,
+            ..Settings::default()
+        });
+        let mut c = conn("to-peer", ours, theirs);
+        c.local_ts = vec!["10.1.0.0/24".parse().unwrap()];
+        c.remote_ts = vec!["10.2.0.0/24".parse().unwrap()];
+        b.engine.add_connection(c, Instant::now()).unwrap();
+        let io = IkeIo::open([p, p_natt]).expect("UDP sockets on free ports");
+        b.attach_io(&mut inst, Some(Arc::new(io)), None);
+
+        let mut peer = Engine::with_seed(
+            Settings {
+                nat_traversal: false,
+                ..Settings::default()
+            },
+            7,
+        );
+        let mut pc = conn("to-bridge", theirs, ours);
+        pc.local_ts = vec!["10.2.0.0/24".parse().unwrap()];
+        pc.remote_ts = vec!["10.1.0.0/24".parse().unwrap()];
+        peer.add_connection(pc, Instant::now()).unwrap();
+        peer.initiate("to-bridge", Instant::now()).unwrap();
+
+        // Datagrams of the peer to the bridge; the bridge's answers (over
+        // its real socket) back to the peer. `slowest`: the longest call.
+        let slowest = std::cell::Cell::new(Duration::ZERO);
+        let pump = |b: &mut Ikev1Bridge,
+                    inst: &mut Installer,
+                    peer: &mut Engine,
+                    for_ms: u64|
+         -> Vec<(Instant, Vec<u8>)> {
+            let mut got = Vec::new();
+            let until = Instant::now() + Duration::from_millis(for_ms);
+            while Instant::now() < until {
+                while let Some(o) = peer.poll_output() {
+                    if let Output::Transmit(t) = o {
+                        let t0 = Instant::now();
+                        b.datagram(
+                            inst,
+                            Datagram {
+                                data: t.data,
+                                from: peer_at,
+                                to: bridge_at,
+                            },
+                        );
+                        slowest.set(slowest.get().max(t0.elapsed()));
+                    }
+                }
+                // as the daemon's loop: sleep until the bridge's timeout
+                if let Some(t) = b.timeout().filter(|t| *t < until) {
+                    std::thread::sleep(t.saturating_duration_since(Instant::now()));
+                }
+                let t0 = Instant::now();
+                if b.timeout()
+                    .is_some_and(|t| t <= Instant::now() + Duration::from_millis(1))
+                {
+                    b.timers(inst);
+                }
+                slowest.set(slowest.get().max(t0.elapsed()));
+                let mut buf = [0u8; 4096];
+                if let Ok((n, from)) = peer_sock.recv_from(&mut buf) {
+                    assert_eq!(from.port(), p);
+                    got.push((Instant::now(), buf[..n].to_vec()));
+                    peer.handle_datagram(&buf[..n], bridge_at, peer_at, Instant::now());
+                }
+                if peer.poll_timeout().is_some_and(|t| t <= Instant::now()) {
+                    peer.handle_timeout(Instant::now());
+                }
+            }
+            got
+        };
+
+        // Main mode completes; stall the dataplane before quick mode's
+        // QM1 reaches the bridge. The peer sends QM1 right after MM6, so
+        // pause as soon as the ISAKMP SA is up at the peer.
+        let until = Instant::now() + Duration::from_secs(10);
+        while peer.status().first().map(|s| s.sa.state) != Some("ESTABLISHED") {
+            assert!(Instant::now() < until, "main mode did not complete");
+            // one message at a time: stop before QM1 leaves the peer
+            let mut buf = [0u8; 4096];
+            while let Some(o) = peer.poll_output() {
+                if let Output::Transmit(t) = o {
+                    b.datagram(
+                        &mut inst,
+                        Datagram {
+                            data: t.data,
+                            from: peer_at,
+                            to: bridge_at,
+                        },
+                    );
+                }
+            }
+            if let Ok((n, _)) = peer_sock.recv_from(&mut buf) {
+                peer.handle_datagram(&buf[..n], bridge_at, peer_at, Instant::now());
+            }
+        }
+        dp.paused.store(true, Ordering::Relaxed);
+        // QM1 now; the bridge installs the SAs and holds QM2
+        let got = pump(&mut b, &mut inst, &mut peer, 400);
+        assert!(
+            got.is_empty(),
+            "QM2 left before the dataplane applied the SA"
+        );
+        assert!(b.barrier.holding() >= 1, "QM2 held");
+        assert!(dp.inbound.lock().unwrap().is_empty());
+        // the loop keeps running: no call into the bridge blocked (the
+        // daemon serves the CLI, the other engine and the manual tunnels
+        // between them)
+        let got = pump(&mut b, &mut inst, &mut peer, 600);
+        assert!(got.is_empty());
+        assert!(
+            slowest.get() < Duration::from_millis(300),
+            "a bridge call blocked for {:?} while the dataplane stalled",
+            slowest.get()
+        );
+        // the dataplane resumes: QM2 leaves after it applied the inbound SA
+        dp.paused.store(false, Ordering::Relaxed);
+        let got = pump(&mut b, &mut inst, &mut peer, 1500);
+        assert!(!got.is_empty(), "QM2 never left");
+        let applied = dp.inbound.lock().unwrap().clone();
+        assert!(!applied.is_empty(), "inbound SA never applied");
+        assert!(
+            applied[0].1 <= got[0].0,
+            "QM2 left before the inbound SA was applied"
+        );
+        assert_eq!(b.barrier.holding(), 0);
+        let up = |e: &Engine| {
+            e.status()
+                .iter()
+                .flat_map(|s| s.sa.children.iter())
+                .filter(|c| c.state == "INSTALLED")
+                .count()
+        };
+        assert_eq!(up(&peer), 1, "peer's IPsec SA");
+        assert_eq!(up(&b.engine), 1, "our IPsec SA");
     }
 }

@@ -22,6 +22,7 @@
 //!   threads; [`logring`]: recent log lines for `espresso log`.
 
 pub mod api;
+pub mod barrier;
 pub mod engine_sas;
 pub mod events;
 pub mod ike;

@@ -16,6 +16,10 @@ use rand::{Rng, RngCore};
 use super::config::{Connection, DpdAction, Identity};
 use super::error::IkeError;
 
+/// Inbound SPIs kept for the driver between two calls of
+/// `Engine::take_new_inbound_spis` (a driver that never asks loses the rest).
+const MAX_NEW_SPIS: usize = 256;
+
 /// Engine-wide settings (timers, ports, thresholds).
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -535,6 +539,10 @@ pub(crate) struct Ctx<D> {
     pub next_policy_id: u32,
     pub trap_policies: HashMap<String, Vec<(u32, TrafficSelector)>>,
     pub child_spis: HashSet<u32>,
+    /// Inbound SPIs handed out since the driver last asked
+    /// ([`super::engine::Engine::take_new_inbound_spis`]; at most
+    /// `MAX_NEW_SPIS`).
+    pub new_spis: Vec<u32>,
     /// SPIs other owners (manual tunnels, other keying engines, and this
     /// engine's installed children) hold in the dataplane, by direction, as
     /// the daemon last told us ([`super::engine::Engine::set_reserved_spis`]).
@@ -586,6 +594,9 @@ impl<D> Ctx<D> {
         loop {
             let s = self.rng.next_u32();
             if s > 255 && !self.reserved.inbound.contains(&s) && self.child_spis.insert(s) {
+                if self.new_spis.len() < MAX_NEW_SPIS {
+                    self.new_spis.push(s);
+                }
                 return s;
             }
         }

@@ -59,6 +59,7 @@ impl Engine {
                 next_policy_id: 0,
                 trap_policies: HashMap::new(),
                 child_spis: HashSet::new(),
+                new_spis: Vec::new(),
                 reserved: ReservedSpis::default(),
                 half_open: Default::default(),
                 deferred: Vec::new(),
@@ -90,6 +91,15 @@ impl Engine {
     /// The driver calls this before feeding the engine whenever they changed.
     pub fn set_reserved_spis(&mut self, spis: ReservedSpis) {
         self.ctx.reserved = spis;
+    }
+
+    /// The inbound SPIs of child SAs offered to peers (or accepted from
+    /// them) since the last call. The driver announces them to the
+    /// dataplane before the messages that carry them leave, so that ESP a
+    /// peer sends before our SA is installed (strongSwan sends on the
+    /// IKE_AUTH child before we read its answer) is held, not dropped.
+    pub fn take_new_inbound_spis(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.ctx.new_spis)
     }
 
     /// The address `%defaultroute` stands for (the driver resolves it).

@@ -113,6 +113,9 @@ pub fn run_fake_dataplane(shm: &Path, seqlog: &Path, cmdlog: &Path) -> ! {
                 Cmd::RemovePolicy { id } => {
                     append(cmdlog, &format!("policy- {id:#x}\n"));
                 }
+                Cmd::ExpectSpi { spi } => {
+                    append(cmdlog, &format!("expect {spi:#x}\n"));
+                }
                 Cmd::Flush => {
                     append(cmdlog, "flush\n");
                     for (_, s) in sas.drain() {

@@ -23,6 +23,7 @@ pub(crate) const CMD_ADD_POLICY: u16 = 3;
 pub(crate) const CMD_REMOVE_POLICY: u16 = 4;
 pub(crate) const CMD_FLUSH: u16 = 5;
 pub(crate) const CMD_SYNC: u16 = 7;
+pub(crate) const CMD_EXPECT_SPI: u16 = 8;
 /// Record kind of the event ring (dataplane -> control).
 pub(crate) const EVT_SA: u16 = 0x0200;
 

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::codec::{
-    self, Reader, Writer, CMD_ADD_POLICY, CMD_ADD_SA, CMD_FLUSH, CMD_REMOVE_POLICY, CMD_REMOVE_SA,
-    CMD_SYNC, EVT_SA,
+    self, Reader, Writer, CMD_ADD_POLICY, CMD_ADD_SA, CMD_EXPECT_SPI, CMD_FLUSH, CMD_REMOVE_POLICY,
+    CMD_REMOVE_SA, CMD_SYNC, EVT_SA,
 };
 use super::layout::{
     hw, Geometry, LEDGER_WORDS, POLICY_WORDS, SA_CTL_WORDS, SA_DP_WORDS, TUNNEL_WORDS, WORKER_WORDS,
@@ -210,6 +210,15 @@ impl ControlEnd {
     /// Sends a flush (remove every SA and policy).
     pub fn flush(&mut self) -> Result<u64, ShmError> {
         self.push(CMD_FLUSH, &Writer::default())
+    }
+
+    /// Announces an inbound SPI the control process offered a peer for an
+    /// SA not installed yet: ESP with it that arrives before the SA is
+    /// briefly held by the dataplane rather than dropped as `unknown_spi`.
+    pub fn expect_spi(&mut self, spi: u32) -> Result<u64, ShmError> {
+        let mut w = Writer::default();
+        w.u32(spi);
+        self.push(CMD_EXPECT_SPI, &w)
     }
 
     /// Sends a barrier; [`ControlEnd::synced`] tells when the dataplane has

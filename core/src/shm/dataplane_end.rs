@@ -9,8 +9,8 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use super::codec::{
-    self, Reader, Writer, CMD_ADD_POLICY, CMD_ADD_SA, CMD_FLUSH, CMD_REMOVE_POLICY, CMD_REMOVE_SA,
-    CMD_SYNC, EVT_SA,
+    self, Reader, Writer, CMD_ADD_POLICY, CMD_ADD_SA, CMD_EXPECT_SPI, CMD_FLUSH, CMD_REMOVE_POLICY,
+    CMD_REMOVE_SA, CMD_SYNC, EVT_SA,
 };
 use super::layout::{hw, Geometry, SA_DP_WORDS, WORKER_WORDS};
 use super::region::{self, monotonic_ns, Mapping, Role};
@@ -229,6 +229,11 @@ impl DataplaneEnd {
                     self.mark_removed(slot as u32);
                 }
                 Command::Flush
+            }
+            CMD_EXPECT_SPI => {
+                let spi = r.u32("expect.spi")?;
+                r.finish("expect_spi")?;
+                Command::ExpectSpi { spi }
             }
             CMD_SYNC => {
                 let token = r.u64("sync.token")?;

@@ -153,6 +153,12 @@ pub enum Command {
     },
     /// Remove every SA and policy.
     Flush,
+    /// An inbound SPI offered to a peer whose SA is not installed yet
+    /// ([`ControlEnd::expect_spi`]).
+    ExpectSpi {
+        /// SPI.
+        spi: u32,
+    },
 }
 
 /// Errors of the shared-memory channel.

@@ -151,6 +151,19 @@ fn commands_round_trip_with_keys_and_are_wiped_after_reading() {
 }
 
 #[test]
+fn expected_spi_reaches_the_dataplane() {
+    let (_d, p) = region();
+    let mut c = ControlEnd::attach(&p, &small()).unwrap();
+    let mut dp = DataplaneEnd::attach(&p).unwrap();
+    c.expect_spi(0xc0ffee01).unwrap();
+    assert!(matches!(
+        dp.next_command().unwrap(),
+        Some(Command::ExpectSpi { spi: 0xc0ffee01 })
+    ));
+    assert!(dp.next_command().unwrap().is_none());
+}
+
+#[test]
 fn sync_barrier_is_acknowledged_after_earlier_commands() {
     let (_d, p) = region();
     let mut c = ControlEnd::attach(&p, &small()).unwrap();

@@ -130,6 +130,7 @@ pub fn run(opts: &Options) -> Result<(), ProcessError> {
         sad_in: sad_in.clone(),
         resolver: Resolver::new(req_tx),
         stop: stop.clone(),
+        expected_spis: Arc::default(),
     };
     let mut mgr = match &opts.shm {
         Some(path) => {
@@ -139,7 +140,8 @@ pub fn run(opts: &Options) -> Result<(), ProcessError> {
                 sad_out: sad_out.clone(),
                 crypto: opts.crypto,
             };
-            let m = Manager::attach(path, tables, opts.cores.len() as u32)?;
+            let mut m = Manager::attach(path, tables, opts.cores.len() as u32)?;
+            m.set_expected_spis(shared.expected_spis.clone());
             tracing::info!(
                 "shared memory {} attached (dataplane generation {})",
                 path.display(),

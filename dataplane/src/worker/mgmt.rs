@@ -14,6 +14,7 @@ use crate::drop::DropReason;
 use crate::sa::{Direction, Sa, SaEvent, Sad, SadOp, Spd};
 use crate::shm::{self, Command, DataplaneEnd, SaStats, ShmError};
 
+use super::spihold::ExpectedSpis;
 use super::WorkerCounters;
 
 /// The SA tables the management thread keeps up to date.
@@ -49,6 +50,8 @@ pub struct Manager {
     pub applied: u64,
     /// Commands refused (bad SA parameters: logged, not installed).
     pub refused: u64,
+    /// Inbound SPIs announced by the control process (shared with the workers).
+    expected: Arc<ExpectedSpis>,
 }
 
 impl Manager {
@@ -67,7 +70,14 @@ impl Manager {
             events: Vec::new(),
             applied: 0,
             refused: 0,
+            expected: Arc::default(),
         })
+    }
+
+    /// Shares the announced inbound SPIs with the workers
+    /// ([`super::Shared::expected_spis`]).
+    pub fn set_expected_spis(&mut self, e: Arc<ExpectedSpis>) {
+        self.expected = e;
     }
 
     /// The shared-memory end (tap writers, generation).
@@ -121,6 +131,10 @@ impl Manager {
                 match Sa::new(params, self.tables.crypto) {
                     Ok(sa) => {
                         sad.insert(Arc::new(sa));
+                        if dir == Direction::Inbound {
+                            // held ESP for it goes to decap now; no more holds
+                            self.expected.forget(spi);
+                        }
                         if let Some(prev) = self.slots.insert((spi, dir), slot) {
                             if prev != slot {
                                 if let Some(o) = &old {
@@ -159,6 +173,11 @@ impl Manager {
             }
             Command::RemovePolicy { id } => {
                 self.tables.spd.remove(id);
+                self.applied += 1;
+            }
+            Command::ExpectSpi { spi } => {
+                self.expected
+                    .announce(spi, espresso_core::shm::monotonic_ns());
                 self.applied += 1;
             }
             Command::Flush => {
