@@ -440,8 +440,8 @@ impl State {
 fn ike_policy(e: &mut Entry, n: u32, ip: &IkePolicy, loc: &Loc, name: &str, notes: &mut Notes) {
     if ip.authentication == "rsa-sig" {
         notes.add(
-            &loc,
-            Some(&name),
+            loc,
+            Some(name),
             format!("ike-policy {n} authentication rsa-sig"),
             NoteKind::NotCarried,
             RSA_SIG,
@@ -453,8 +453,8 @@ fn ike_policy(e: &mut Entry, n: u32, ip: &IkePolicy, loc: &Loc, name: &str, note
         e.set("version", 1);
         if !features::IKEV1 {
             notes.add(
-                &loc,
-                Some(&name),
+                loc,
+                Some(name),
                 format!("ike-policy {n} version 1"),
                 NoteKind::NeedsIkev1,
                 features::IKEV1_MISSING,
@@ -475,8 +475,8 @@ fn ike_policy(e: &mut Entry, n: u32, ip: &IkePolicy, loc: &Loc, name: &str, note
     if t.legacy {
         e.set("allow_legacy", true);
         notes.add(
-            &loc,
-            Some(&name),
+            loc,
+            Some(name),
             format!("ike-policy {n}"),
             NoteKind::Changed,
             "allow_legacy = true: the original's IKEv1 proposal uses 3DES, MD5 or MODP-1024/1536 (deprecated, RFC 8247)",
@@ -491,8 +491,8 @@ fn ike_policy(e: &mut Entry, n: u32, ip: &IkePolicy, loc: &Loc, name: &str, note
                 t.dropped.first().map(|d| d.1.clone()).unwrap_or_default()
             );
             notes.add(
-                &loc,
-                Some(&name),
+                loc,
+                Some(name),
                 format!("ike-policy {n}"),
                 NoteKind::NotCarried,
                 why.clone(),
@@ -514,8 +514,8 @@ fn esp_policy(e: &mut Entry, n: u32, ep: &EspPolicy, loc: &Loc, name: &str, note
             if t.legacy {
                 e.set("allow_legacy", true);
                 notes.add(
-                    &loc,
-                    Some(&name),
+                    loc,
+                    Some(name),
                     format!("esp-policy {n}"),
                     NoteKind::Changed,
                     "allow_legacy = true: 3DES or HMAC-MD5 (deprecated, RFC 8221)",
@@ -532,8 +532,8 @@ fn esp_policy(e: &mut Entry, n: u32, ep: &EspPolicy, loc: &Loc, name: &str, note
                 t.dropped.first().map(|d| d.1.clone()).unwrap_or_default()
             );
             notes.add(
-                &loc,
-                Some(&name),
+                loc,
+                Some(name),
                 format!("esp-policy {n}"),
                 NoteKind::NotCarried,
                 why.clone(),

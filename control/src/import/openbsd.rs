@@ -276,7 +276,7 @@ fn manual_subnets(
                 Err(_) => {
                     notes.add(
                         loc,
-                        Some(&name),
+                        Some(name),
                         format!("{k} {n}"),
                         NoteKind::NotCarried,
                         "not a network",
@@ -324,7 +324,7 @@ fn manual_suite(
                 e.set("allow_legacy", true);
                 notes.add(
                     loc,
-                    Some(&name),
+                    Some(name),
                     format!("suite {suite}"),
                     NoteKind::Changed,
                     "allow_legacy = true: 3DES or HMAC-MD5 (deprecated, RFC 8221)",
@@ -334,7 +334,7 @@ fn manual_suite(
         }
         _ => {
             let why = format!("enc {} / auth {}: not implemented (espresso: aes, aes-256, aes-128-gcm, aes-256-gcm, 3des, chacha20-poly1305 with hmac-sha1, hmac-sha2-256/384/512, hmac-md5)", w_enc, w_auth);
-            notes.add(loc, Some(&name), "suite", NoteKind::NotCarried, why.clone());
+            notes.add(loc, Some(name), "suite", NoteKind::NotCarried, why.clone());
             e.disable(why);
         }
     }
