@@ -112,70 +112,13 @@ fn translate_for(
         .filter(|p| !p.is_empty())
     {
         let lower = written.to_ascii_lowercase().replace(';', "-");
-        let mut toks: Vec<(Tok, String)> = Vec::new();
-        let mut why = None;
-        for part in lower.split(['-', '+']).filter(|p| !p.is_empty()) {
-            // FreeS/WAN's "-96" (truncated HMAC) and key lengths after "aes".
-            if part.chars().all(|c| c.is_ascii_digit()) {
-                match (toks.last_mut(), part) {
-                    (Some((Tok::Integ, _)), "96" | "128") => continue,
-                    (Some((Tok::Encr, e)), "128") if e == "aes128" || e == "aes128gcm16" => {
-                        continue
-                    }
-                    (Some((Tok::Encr, e)), "256") if e == "aes128" => {
-                        *e = "aes256".into();
-                        continue;
-                    }
-                    (Some((Tok::Encr, e)), "256") if e == "aes128gcm16" => {
-                        *e = "aes256gcm16".into();
-                        continue;
-                    }
-                    // mbox and the seeds write DH groups as numbers (AES SHA 14).
-                    _ => match token(&format!("dh{part}")) {
-                        Ok((k, t)) => {
-                            toks.push((k, t.to_string()));
-                            continue;
-                        }
-                        Err(e) => {
-                            why = Some(format!("group {part}: {e}"));
-                            break;
-                        }
-                    },
-                }
+        let (mut toks, why) = match tokens(&lower) {
+            Ok(t) => {
+                let why = refusal(&t, ike, ikev1, &mut out.legacy);
+                (t, why)
             }
-            match token(part) {
-                Ok((Tok::Skip, _)) => {}
-                Ok((k, t)) => toks.push((k, t.to_string())),
-                Err(e) => {
-                    why = Some(format!("{part}: {e}"));
-                    break;
-                }
-            }
-        }
-        if why.is_none() && ike && ikev1 {
-            if toks
-                .iter()
-                .any(|(_, t)| t == "3des" || t == "md5" || t == "modp1024" || t == "modp1536")
-            {
-                out.legacy = true;
-            }
-        } else if why.is_none() && ike {
-            if let Some((_, t)) = toks
-                .iter()
-                .find(|(k, t)| (*k == Tok::Encr && t == "3des") || (*k == Tok::Integ && t == "md5"))
-            {
-                why = Some(format!("{t}: not accepted for IKE SAs (legacy, RFC 8247)"));
-            }
-            if toks
-                .iter()
-                .any(|(k, t)| *k == Tok::Encr && t == "chacha20poly1305")
-            {
-                why = Some("chacha20poly1305 is implemented for ESP, not for IKE SAs".into());
-            }
-        }
-        if why.is_none() && !toks.iter().any(|(k, _)| *k == Tok::Encr) {
-            why = Some("no encryption algorithm".into());
-        }
+            Err(w) => (Vec::new(), Some(w)),
+        };
         if let Some(w) = why {
             out.dropped.push((written.to_string(), w));
             continue;
@@ -206,38 +149,134 @@ fn translate_for(
         if !ike && toks.iter().any(|(_, t)| t == "3des" || t == "md5") {
             out.legacy = true;
         }
-        let has_dh = toks.iter().any(|(k, _)| *k == Tok::Dh);
-        if ike && !has_dh {
-            out.filled_dh = true;
-            toks.extend(default_dh.iter().map(|d| (Tok::Dh, d.to_string())));
-            if ikev1
-                && default_dh
-                    .iter()
-                    .any(|d| *d == "modp1024" || *d == "modp1536")
-            {
-                out.legacy = true;
-            }
-        }
-        if !ike && !has_dh {
-            if let Some(g) = pfs {
-                toks.push((Tok::Dh, g.to_string()));
-            }
-        }
-        let order = [Tok::Encr, Tok::Integ, Tok::Prf, Tok::Dh, Tok::Esn];
-        let mut parts: Vec<String> = Vec::new();
-        for o in order {
-            for (k, t) in &toks {
-                if *k == o && !parts.contains(t) {
-                    parts.push(t.clone());
-                }
-            }
-        }
-        let p = parts.join("-");
+        fill_dh(&mut toks, ike, ikev1, default_dh, pfs, &mut out);
+        let p = joined(&toks);
         if !out.proposals.contains(&p) {
             out.proposals.push(p);
         }
     }
     out
+}
+
+/// The algorithms of one written proposal, in order; why not when a word is
+/// not understood.
+fn tokens(lower: &str) -> Result<Vec<(Tok, String)>, String> {
+    let mut toks: Vec<(Tok, String)> = Vec::new();
+    let mut why = None;
+    for part in lower.split(['-', '+']).filter(|p| !p.is_empty()) {
+        // FreeS/WAN's "-96" (truncated HMAC) and key lengths after "aes".
+        if part.chars().all(|c| c.is_ascii_digit()) {
+            match (toks.last_mut(), part) {
+                (Some((Tok::Integ, _)), "96" | "128") => continue,
+                (Some((Tok::Encr, e)), "128") if e == "aes128" || e == "aes128gcm16" => continue,
+                (Some((Tok::Encr, e)), "256") if e == "aes128" => {
+                    *e = "aes256".into();
+                    continue;
+                }
+                (Some((Tok::Encr, e)), "256") if e == "aes128gcm16" => {
+                    *e = "aes256gcm16".into();
+                    continue;
+                }
+                // mbox and the seeds write DH groups as numbers (AES SHA 14).
+                _ => match token(&format!("dh{part}")) {
+                    Ok((k, t)) => {
+                        toks.push((k, t.to_string()));
+                        continue;
+                    }
+                    Err(e) => {
+                        why = Some(format!("group {part}: {e}"));
+                        break;
+                    }
+                },
+            }
+        }
+        match token(part) {
+            Ok((Tok::Skip, _)) => {}
+            Ok((k, t)) => toks.push((k, t.to_string())),
+            Err(e) => {
+                why = Some(format!("{part}: {e}"));
+                break;
+            }
+        }
+    }
+    match why {
+        Some(w) => Err(w),
+        None => Ok(toks),
+    }
+}
+
+/// Why a proposal is refused for this kind of SA (IKEv2 refuses the legacy
+/// algorithms, IKEv1 marks them legacy).
+fn refusal(toks: &[(Tok, String)], ike: bool, ikev1: bool, legacy: &mut bool) -> Option<String> {
+    let mut why = None;
+    if ike && ikev1 {
+        if toks
+            .iter()
+            .any(|(_, t)| t == "3des" || t == "md5" || t == "modp1024" || t == "modp1536")
+        {
+            *legacy = true;
+        }
+    } else if ike {
+        if let Some((_, t)) = toks
+            .iter()
+            .find(|(k, t)| (*k == Tok::Encr && t == "3des") || (*k == Tok::Integ && t == "md5"))
+        {
+            why = Some(format!("{t}: not accepted for IKE SAs (legacy, RFC 8247)"));
+        }
+        if toks
+            .iter()
+            .any(|(k, t)| *k == Tok::Encr && t == "chacha20poly1305")
+        {
+            why = Some("chacha20poly1305 is implemented for ESP, not for IKE SAs".into());
+        }
+    }
+    if why.is_none() && !toks.iter().any(|(k, _)| *k == Tok::Encr) {
+        why = Some("no encryption algorithm".into());
+    }
+    why
+}
+
+/// The DH groups: IKE proposals without one get the defaults, ESP ones the
+/// PFS group.
+fn fill_dh(
+    toks: &mut Vec<(Tok, String)>,
+    ike: bool,
+    ikev1: bool,
+    default_dh: &[&str],
+    pfs: Option<&str>,
+    out: &mut Translated,
+) {
+    let has_dh = toks.iter().any(|(k, _)| *k == Tok::Dh);
+    if ike && !has_dh {
+        out.filled_dh = true;
+        toks.extend(default_dh.iter().map(|d| (Tok::Dh, d.to_string())));
+        if ikev1
+            && default_dh
+                .iter()
+                .any(|d| *d == "modp1024" || *d == "modp1536")
+        {
+            out.legacy = true;
+        }
+    }
+    if !ike && !has_dh {
+        if let Some(g) = pfs {
+            toks.push((Tok::Dh, g.to_string()));
+        }
+    }
+}
+
+/// The proposal string: algorithms in espresso's order, each once.
+fn joined(toks: &[(Tok, String)]) -> String {
+    let order = [Tok::Encr, Tok::Integ, Tok::Prf, Tok::Dh, Tok::Esn];
+    let mut parts: Vec<String> = Vec::new();
+    for o in order {
+        for (k, t) in toks {
+            if *k == o && !parts.contains(t) {
+                parts.push(t.clone());
+            }
+        }
+    }
+    parts.join("-")
 }
 
 /// A DH group name (`modp2048`, `dh14`, `14`) in espresso's form.

@@ -167,20 +167,7 @@ fn read_file(
         }
         let indented = raw.starts_with([' ', '\t']);
         if indented {
-            let Some(sec) = cur.as_mut() else {
-                notes.add(
-                    &loc,
-                    None,
-                    t,
-                    NoteKind::NotCarried,
-                    "a parameter outside any section: ignored as the original does",
-                );
-                continue;
-            };
-            match split_param(t) {
-                Some((key, value)) => sec.params.push(Param { key, value, loc }),
-                None => notes.add(&loc, None, t, NoteKind::NotCarried, "not a key=value line"),
-            }
+            indented_param(cur.as_mut(), t, loc, notes);
             continue;
         }
         let mut words = t.split_whitespace();
@@ -258,6 +245,24 @@ fn read_file(
         c.sections.push(s);
     }
     Ok(())
+}
+
+/// An indented `key=value` line: a parameter of the current section.
+fn indented_param(cur: Option<&mut Section>, t: &str, loc: Loc, notes: &mut Notes) {
+    let Some(sec) = cur else {
+        notes.add(
+            &loc,
+            None,
+            t,
+            NoteKind::NotCarried,
+            "a parameter outside any section: ignored as the original does",
+        );
+        return;
+    };
+    match split_param(t) {
+        Some((key, value)) => sec.params.push(Param { key, value, loc }),
+        None => notes.add(&loc, None, t, NoteKind::NotCarried, "not a key=value line"),
+    }
 }
 
 #[cfg(test)]

@@ -134,128 +134,156 @@ impl State {
                 let n: u32 = num(Some(n), "esp-policy")?;
                 self.esp.remove(&n).map(|_| Action::Changed).ok_or(format!("no esp-policy {n}"))
             }
-            ["ipsec", "ike-policy", n, rest @ ..] => {
-                let n: u32 = num(Some(n), "ike-policy")?;
-                let mut p = self.ike.get(&n).cloned().unwrap_or_default();
-                let mut i = 0;
-                while i < rest.len() {
-                    match rest[i] {
-                        "authentication" => {
-                            let a = rest.get(i + 1).ok_or("authentication: psk or rsa-sig")?.to_ascii_lowercase();
-                            if a != "psk" && a != "rsa-sig" {
-                                return Err(format!("authentication {a}: psk or rsa-sig"));
-                            }
-                            p.authentication = a;
-                            i += 2;
-                        }
-                        "policy" => {
-                            let v: Vec<String> = rest[i + 1..].iter().take_while(|x| !matches!(**x, "keylife" | "version" | "authentication")).map(|x| x.to_string()).collect();
-                            if v.len() != 3 {
-                                return Err("policy ENC HASH DH (e.g. policy AES SHA 14)".into());
-                            }
-                            i += 1 + v.len();
-                            p.policy = v;
-                        }
-                        "keylife" => {
-                            p.keylife = Some(num(rest.get(i + 1), "keylife")?);
-                            i += 2;
-                        }
-                        "version" => {
-                            let v: u8 = num(rest.get(i + 1), "version")?;
-                            if v != 1 && v != 2 {
-                                return Err("version 1 or 2".into());
-                            }
-                            p.version = Some(v);
-                            i += 2;
-                        }
-                        o => return Err(format!("ike-policy: \"{o}\" not understood (authentication, policy, keylife, version)")),
-                    }
-                }
-                self.ike.insert(n, p);
-                Ok(Action::Changed)
-            }
-            ["ipsec", "esp-policy", n, rest @ ..] => {
-                let n: u32 = num(Some(n), "esp-policy")?;
-                let mut p = self.esp.get(&n).cloned().unwrap_or_default();
-                let mut i = 0;
-                while i < rest.len() {
-                    match rest[i] {
-                        "policy" => {
-                            let v: Vec<String> = rest[i + 1..].iter().take_while(|x| **x != "keylife").map(|x| x.to_string()).collect();
-                            if !(2..=3).contains(&v.len()) {
-                                return Err("policy ENC HASH [DH] (e.g. policy AES SHA 14)".into());
-                            }
-                            i += 1 + v.len();
-                            p.policy = v;
-                        }
-                        "keylife" => {
-                            p.keylife = Some(num(rest.get(i + 1), "keylife")?);
-                            i += 2;
-                        }
-                        o => return Err(format!("esp-policy: \"{o}\" not understood (policy, keylife)")),
-                    }
-                }
-                self.esp.insert(n, p);
-                Ok(Action::Changed)
-            }
-            ["ipsec", "peer", addr, rest @ ..] => {
-                if addr.parse::<std::net::IpAddr>().is_err() {
-                    return Err(format!("peer {addr}: an IP address"));
-                }
-                let mut p = self.peers.get(*addr).cloned().unwrap_or_default();
-                let mut i = 0;
-                while i < rest.len() {
-                    match (rest[i], rest.get(i + 1).copied()) {
-                        ("local", Some("ip")) => {
-                            let a = rest.get(i + 2).ok_or("local ip ADDR")?;
-                            a.parse::<std::net::IpAddr>().map_err(|_| format!("local ip {a}: an IP address"))?;
-                            p.local_ip = Some(a.to_string());
-                            i += 3;
-                        }
-                        ("nated", _) => {
-                            p.nated = true;
-                            i += 1;
-                        }
-                        ("local-net", _) => {
-                            p.local_net = list(rest.get(i + 1), "local-net")?;
-                            i += 2;
-                        }
-                        ("remote-net", _) => {
-                            p.remote_net = list(rest.get(i + 1), "remote-net")?;
-                            i += 2;
-                        }
-                        ("remote-id", v) => {
-                            p.remote_id = Some(v.ok_or("remote-id ID")?.to_string());
-                            i += 2;
-                        }
-                        ("policy", _) => {
-                            let mut j = i + 1;
-                            while j + 1 < rest.len() && matches!(rest[j], "ike" | "esp") {
-                                let n: u32 = num(rest.get(j + 1), rest[j])?;
-                                if rest[j] == "ike" {
-                                    p.ike = Some(n);
-                                } else {
-                                    p.esp = Some(n);
-                                }
-                                j += 2;
-                            }
-                            if j == i + 1 {
-                                return Err("policy ike N esp N".into());
-                            }
-                            i = j;
-                        }
-                        ("psk", Some(k)) => {
-                            p.psk = Some(Zeroizing::new(k.to_string()));
-                            i += 2;
-                        }
-                        (o, _) => return Err(format!("peer: \"{o}\" not understood (local ip, nated, local-net, remote-id, remote-net, policy ike N esp N, psk)")),
-                    }
-                }
-                self.peers.insert(addr.to_string(), p);
-                Ok(Action::Changed)
-            }
+            ["ipsec", "ike-policy", n, rest @ ..] => self.ike_policy_command(n, rest),
+            ["ipsec", "esp-policy", n, rest @ ..] => self.esp_policy_command(n, rest),
+            ["ipsec", "peer", addr, rest @ ..] => self.peer_command(addr, rest),
             _ => Err(format!("\"{line}\" not understood; try: ipsec ike-policy | esp-policy | peer | start | stop, no ipsec ..., show ipsec status|peer|log|config")),
         }
+    }
+
+    /// `ipsec ike-policy N authentication A policy ENC HASH DH keylife S version V`.
+    fn ike_policy_command(&mut self, n: &str, rest: &[&str]) -> Result<Action, String> {
+        let n: u32 = num(Some(&n), "ike-policy")?;
+        let mut p = self.ike.get(&n).cloned().unwrap_or_default();
+        let mut i = 0;
+        while i < rest.len() {
+            match rest[i] {
+                "authentication" => {
+                    let a = rest
+                        .get(i + 1)
+                        .ok_or("authentication: psk or rsa-sig")?
+                        .to_ascii_lowercase();
+                    if a != "psk" && a != "rsa-sig" {
+                        return Err(format!("authentication {a}: psk or rsa-sig"));
+                    }
+                    p.authentication = a;
+                    i += 2;
+                }
+                "policy" => {
+                    let v: Vec<String> = rest[i + 1..]
+                        .iter()
+                        .take_while(|x| !matches!(**x, "keylife" | "version" | "authentication"))
+                        .map(|x| x.to_string())
+                        .collect();
+                    if v.len() != 3 {
+                        return Err("policy ENC HASH DH (e.g. policy AES SHA 14)".into());
+                    }
+                    i += 1 + v.len();
+                    p.policy = v;
+                }
+                "keylife" => {
+                    p.keylife = Some(num(rest.get(i + 1), "keylife")?);
+                    i += 2;
+                }
+                "version" => {
+                    let v: u8 = num(rest.get(i + 1), "version")?;
+                    if v != 1 && v != 2 {
+                        return Err("version 1 or 2".into());
+                    }
+                    p.version = Some(v);
+                    i += 2;
+                }
+                o => {
+                    return Err(format!(
+                    "ike-policy: \"{o}\" not understood (authentication, policy, keylife, version)"
+                ))
+                }
+            }
+        }
+        self.ike.insert(n, p);
+        Ok(Action::Changed)
+    }
+
+    /// `ipsec esp-policy N policy ENC HASH [DH] keylife S`.
+    fn esp_policy_command(&mut self, n: &str, rest: &[&str]) -> Result<Action, String> {
+        let n: u32 = num(Some(&n), "esp-policy")?;
+        let mut p = self.esp.get(&n).cloned().unwrap_or_default();
+        let mut i = 0;
+        while i < rest.len() {
+            match rest[i] {
+                "policy" => {
+                    let v: Vec<String> = rest[i + 1..]
+                        .iter()
+                        .take_while(|x| **x != "keylife")
+                        .map(|x| x.to_string())
+                        .collect();
+                    if !(2..=3).contains(&v.len()) {
+                        return Err("policy ENC HASH [DH] (e.g. policy AES SHA 14)".into());
+                    }
+                    i += 1 + v.len();
+                    p.policy = v;
+                }
+                "keylife" => {
+                    p.keylife = Some(num(rest.get(i + 1), "keylife")?);
+                    i += 2;
+                }
+                o => {
+                    return Err(format!(
+                        "esp-policy: \"{o}\" not understood (policy, keylife)"
+                    ))
+                }
+            }
+        }
+        self.esp.insert(n, p);
+        Ok(Action::Changed)
+    }
+
+    /// `ipsec peer ADDR local ip A nated local-net N remote-id I remote-net N policy ike N esp N psk K`.
+    fn peer_command(&mut self, addr: &str, rest: &[&str]) -> Result<Action, String> {
+        if addr.parse::<std::net::IpAddr>().is_err() {
+            return Err(format!("peer {addr}: an IP address"));
+        }
+        let mut p = self.peers.get(addr).cloned().unwrap_or_default();
+        let mut i = 0;
+        while i < rest.len() {
+            match (rest[i], rest.get(i + 1).copied()) {
+            ("local", Some("ip")) => {
+                let a = rest.get(i + 2).ok_or("local ip ADDR")?;
+                a.parse::<std::net::IpAddr>().map_err(|_| format!("local ip {a}: an IP address"))?;
+                p.local_ip = Some(a.to_string());
+                i += 3;
+            }
+            ("nated", _) => {
+                p.nated = true;
+                i += 1;
+            }
+            ("local-net", _) => {
+                p.local_net = list(rest.get(i + 1), "local-net")?;
+                i += 2;
+            }
+            ("remote-net", _) => {
+                p.remote_net = list(rest.get(i + 1), "remote-net")?;
+                i += 2;
+            }
+            ("remote-id", v) => {
+                p.remote_id = Some(v.ok_or("remote-id ID")?.to_string());
+                i += 2;
+            }
+            ("policy", _) => {
+                let mut j = i + 1;
+                while j + 1 < rest.len() && matches!(rest[j], "ike" | "esp") {
+                    let n: u32 = num(rest.get(j + 1), rest[j])?;
+                    if rest[j] == "ike" {
+                        p.ike = Some(n);
+                    } else {
+                        p.esp = Some(n);
+                    }
+                    j += 2;
+                }
+                if j == i + 1 {
+                    return Err("policy ike N esp N".into());
+                }
+                i = j;
+            }
+            ("psk", Some(k)) => {
+                p.psk = Some(Zeroizing::new(k.to_string()));
+                i += 2;
+            }
+            (o, _) => return Err(format!("peer: \"{o}\" not understood (local ip, nated, local-net, remote-id, remote-net, policy ike N esp N, psk)")),
+        }
+        }
+        self.peers.insert(addr.to_string(), p);
+        Ok(Action::Changed)
     }
 
     /// The state as commands (the running configuration), PSKs included.
@@ -335,168 +363,186 @@ impl State {
     pub fn entries(&self, file: &str, secrets_prefix: &str, notes: &mut Notes) -> Vec<Entry> {
         let mut out = Vec::new();
         for (addr, p) in &self.peers {
-            let name = Self::peer_name(addr);
-            let loc = Loc {
-                file: file.into(),
-                line: 0,
-            };
-            let mut e = Entry::new(Table::Connection, &name, loc.clone());
-            e.origin.push(format!("mbox: ipsec peer {addr}"));
-            e.set(
-                "local",
-                p.local_ip.clone().unwrap_or_else(|| "%defaultroute".into()),
-            );
-            e.set("remote", addr.clone());
-            if let Some(id) = &p.remote_id {
-                e.set("remote_id", id.clone());
-            }
-            for (k, v) in [
-                ("local_subnets", &p.local_net),
-                ("remote_subnets", &p.remote_net),
-            ] {
-                match v.len() {
-                    0 => {}
-                    1 => e.set(k, v[0].clone()),
-                    _ => e.set(
-                        k,
-                        Value::Array(v.iter().cloned().map(Value::String).collect()),
-                    ),
-                }
-            }
-            match &p.psk {
-                Some(k) => {
-                    let path = format!("secrets/{name}.psk");
-                    e.set("secrets", format!("{secrets_prefix}{path}"));
-                    e.secret = Some(SecretFile {
-                        path,
-                        fields: vec![("psk".into(), k.clone())],
-                        raw: None,
-                    });
-                }
-                None => e.disable("no psk given (ipsec peer ADDR psk SECRET)"),
-            }
-            let ike = p.ike.and_then(|n| self.ike.get(&n).map(|x| (n, x)));
-            match (p.ike, ike) {
-                (None, _) => e.disable("no IKE policy (policy ike N esp N)"),
-                (Some(n), None) => e.disable(format!("ike-policy {n} is not defined")),
-                (Some(n), Some((_, ip))) => {
-                    if ip.authentication == "rsa-sig" {
-                        notes.add(
-                            &loc,
-                            Some(&name),
-                            format!("ike-policy {n} authentication rsa-sig"),
-                            NoteKind::NotCarried,
-                            RSA_SIG,
-                        );
-                        e.disable(RSA_SIG);
-                    }
-                    let v1 = ip.version == Some(1);
-                    if v1 {
-                        e.set("version", 1);
-                        if !features::IKEV1 {
-                            notes.add(
-                                &loc,
-                                Some(&name),
-                                format!("ike-policy {n} version 1"),
-                                NoteKind::NeedsIkev1,
-                                features::IKEV1_MISSING,
-                            );
-                            e.disable(format!(
-                                "ike-policy {n} version 1: {}",
-                                features::IKEV1_MISSING
-                            ));
-                        }
-                    } else if features::IKEV1 {
-                        e.set("version", 2);
-                    }
-                    let t = if v1 && features::IKEV1 {
-                        algs::translate_ikev1(&seed_words(&ip.policy), &["modp2048"])
-                    } else {
-                        algs::translate(&seed_words(&ip.policy), true, &["modp2048"], None)
-                    };
-                    if t.legacy {
-                        e.set("allow_legacy", true);
-                        notes.add(
-                            &loc,
-                            Some(&name),
-                            format!("ike-policy {n}"),
-                            NoteKind::Changed,
-                            "allow_legacy = true: the original's IKEv1 proposal uses 3DES, MD5 or MODP-1024/1536 (deprecated, RFC 8247)",
-                        );
-                    }
-                    match t.proposals.first() {
-                        Some(s) => e.set("ike", s.clone()),
-                        None => {
-                            let why = format!(
-                                "ike-policy {n} ({}): {}",
-                                ip.policy.join(" "),
-                                t.dropped.first().map(|d| d.1.clone()).unwrap_or_default()
-                            );
-                            notes.add(
-                                &loc,
-                                Some(&name),
-                                format!("ike-policy {n}"),
-                                NoteKind::NotCarried,
-                                why.clone(),
-                            );
-                            e.disable(why);
-                        }
-                    }
-                    if let Some(k) = ip.keylife {
-                        e.set("ike_lifetime", k as i64);
-                    }
-                }
-            }
-            match (p.esp, p.esp.and_then(|n| self.esp.get(&n))) {
-                (None, _) => e.disable("no ESP policy (policy ike N esp N)"),
-                (Some(n), None) => e.disable(format!("esp-policy {n} is not defined")),
-                (Some(n), Some(ep)) => {
-                    let t = algs::translate(&seed_words(&ep.policy), false, &[], None);
-                    match t.proposals.first() {
-                        Some(s) => {
-                            e.set("esp", s.clone());
-                            if t.legacy {
-                                e.set("allow_legacy", true);
-                                notes.add(
-                                    &loc,
-                                    Some(&name),
-                                    format!("esp-policy {n}"),
-                                    NoteKind::Changed,
-                                    "allow_legacy = true: 3DES or HMAC-MD5 (deprecated, RFC 8221)",
-                                );
-                            }
-                            if ep.policy.len() < 3 {
-                                e.set("pfs", false);
-                            }
-                        }
-                        None => {
-                            let why = format!(
-                                "esp-policy {n} ({}): {}",
-                                ep.policy.join(" "),
-                                t.dropped.first().map(|d| d.1.clone()).unwrap_or_default()
-                            );
-                            notes.add(
-                                &loc,
-                                Some(&name),
-                                format!("esp-policy {n}"),
-                                NoteKind::NotCarried,
-                                why.clone(),
-                            );
-                            e.disable(why);
-                        }
-                    }
-                    if let Some(k) = ep.keylife {
-                        e.set("lifetime", k as i64);
-                    }
-                }
-            }
-            if p.nated {
-                e.set("encap", true);
-            }
-            e.set("start", "start");
-            out.push(e);
+            out.push(self.peer_entry(addr, p, file, secrets_prefix, notes));
         }
         out
+    }
+
+    /// One peer's `[[connection]]`: addresses, networks, key, policies.
+    fn peer_entry(
+        &self,
+        addr: &str,
+        p: &Peer,
+        file: &str,
+        secrets_prefix: &str,
+        notes: &mut Notes,
+    ) -> Entry {
+        let name = Self::peer_name(addr);
+        let loc = Loc {
+            file: file.into(),
+            line: 0,
+        };
+        let mut e = Entry::new(Table::Connection, &name, loc.clone());
+        e.origin.push(format!("mbox: ipsec peer {addr}"));
+        e.set(
+            "local",
+            p.local_ip.clone().unwrap_or_else(|| "%defaultroute".into()),
+        );
+        e.set("remote", addr);
+        if let Some(id) = &p.remote_id {
+            e.set("remote_id", id.clone());
+        }
+        for (k, v) in [
+            ("local_subnets", &p.local_net),
+            ("remote_subnets", &p.remote_net),
+        ] {
+            match v.len() {
+                0 => {}
+                1 => e.set(k, v[0].clone()),
+                _ => e.set(
+                    k,
+                    Value::Array(v.iter().cloned().map(Value::String).collect()),
+                ),
+            }
+        }
+        match &p.psk {
+            Some(k) => {
+                let path = format!("secrets/{name}.psk");
+                e.set("secrets", format!("{secrets_prefix}{path}"));
+                e.secret = Some(SecretFile {
+                    path,
+                    fields: vec![("psk".into(), k.clone())],
+                    raw: None,
+                });
+            }
+            None => e.disable("no psk given (ipsec peer ADDR psk SECRET)"),
+        }
+        let ike = p.ike.and_then(|n| self.ike.get(&n).map(|x| (n, x)));
+        match (p.ike, ike) {
+            (None, _) => e.disable("no IKE policy (policy ike N esp N)"),
+            (Some(n), None) => e.disable(format!("ike-policy {n} is not defined")),
+            (Some(n), Some((_, ip))) => ike_policy(&mut e, n, ip, &loc, &name, notes),
+        }
+        match (p.esp, p.esp.and_then(|n| self.esp.get(&n))) {
+            (None, _) => e.disable("no ESP policy (policy ike N esp N)"),
+            (Some(n), None) => e.disable(format!("esp-policy {n} is not defined")),
+            (Some(n), Some(ep)) => esp_policy(&mut e, n, ep, &loc, &name, notes),
+        }
+        if p.nated {
+            e.set("encap", true);
+        }
+        e.set("start", "start");
+        e
+    }
+}
+
+/// The peer's IKE policy `n`: authentication, version, proposal, lifetime.
+fn ike_policy(e: &mut Entry, n: u32, ip: &IkePolicy, loc: &Loc, name: &str, notes: &mut Notes) {
+    if ip.authentication == "rsa-sig" {
+        notes.add(
+            loc,
+            Some(name),
+            format!("ike-policy {n} authentication rsa-sig"),
+            NoteKind::NotCarried,
+            RSA_SIG,
+        );
+        e.disable(RSA_SIG);
+    }
+    let v1 = ip.version == Some(1);
+    if v1 {
+        e.set("version", 1);
+        if !features::IKEV1 {
+            notes.add(
+                loc,
+                Some(name),
+                format!("ike-policy {n} version 1"),
+                NoteKind::NeedsIkev1,
+                features::IKEV1_MISSING,
+            );
+            e.disable(format!(
+                "ike-policy {n} version 1: {}",
+                features::IKEV1_MISSING
+            ));
+        }
+    } else if features::IKEV1 {
+        e.set("version", 2);
+    }
+    let t = if v1 && features::IKEV1 {
+        algs::translate_ikev1(&seed_words(&ip.policy), &["modp2048"])
+    } else {
+        algs::translate(&seed_words(&ip.policy), true, &["modp2048"], None)
+    };
+    if t.legacy {
+        e.set("allow_legacy", true);
+        notes.add(
+            loc,
+            Some(name),
+            format!("ike-policy {n}"),
+            NoteKind::Changed,
+            "allow_legacy = true: the original's IKEv1 proposal uses 3DES, MD5 or MODP-1024/1536 (deprecated, RFC 8247)",
+        );
+    }
+    match t.proposals.first() {
+        Some(s) => e.set("ike", s.clone()),
+        None => {
+            let why = format!(
+                "ike-policy {n} ({}): {}",
+                ip.policy.join(" "),
+                t.dropped.first().map(|d| d.1.clone()).unwrap_or_default()
+            );
+            notes.add(
+                loc,
+                Some(name),
+                format!("ike-policy {n}"),
+                NoteKind::NotCarried,
+                why.clone(),
+            );
+            e.disable(why);
+        }
+    }
+    if let Some(k) = ip.keylife {
+        e.set("ike_lifetime", k as i64);
+    }
+}
+
+/// The peer's ESP policy `n`: proposal, PFS, lifetime.
+fn esp_policy(e: &mut Entry, n: u32, ep: &EspPolicy, loc: &Loc, name: &str, notes: &mut Notes) {
+    let t = algs::translate(&seed_words(&ep.policy), false, &[], None);
+    match t.proposals.first() {
+        Some(s) => {
+            e.set("esp", s.clone());
+            if t.legacy {
+                e.set("allow_legacy", true);
+                notes.add(
+                    loc,
+                    Some(name),
+                    format!("esp-policy {n}"),
+                    NoteKind::Changed,
+                    "allow_legacy = true: 3DES or HMAC-MD5 (deprecated, RFC 8221)",
+                );
+            }
+            if ep.policy.len() < 3 {
+                e.set("pfs", false);
+            }
+        }
+        None => {
+            let why = format!(
+                "esp-policy {n} ({}): {}",
+                ep.policy.join(" "),
+                t.dropped.first().map(|d| d.1.clone()).unwrap_or_default()
+            );
+            notes.add(
+                loc,
+                Some(name),
+                format!("esp-policy {n}"),
+                NoteKind::NotCarried,
+                why.clone(),
+            );
+            e.disable(why);
+        }
+    }
+    if let Some(k) = ep.keylife {
+        e.set("lifetime", k as i64);
     }
 }
 

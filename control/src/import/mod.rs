@@ -118,11 +118,15 @@ pub fn detect_format(path: &std::path::Path, text: &str) -> Format {
     Format::Ipsecconf
 }
 
+/// A path as the report shows it.
+fn shown(p: &std::path::Path) -> String {
+    p.display().to_string()
+}
+
 /// Imports `inputs` (ipsec.conf [ipsec.secrets] | one OpenBSD/Halon file |
 /// one CSV | one mbox command file). Paths are shown as given.
 pub fn import(inputs: &[std::path::PathBuf], opts: &Options) -> Result<out::Output, String> {
     let first = inputs.first().ok_or("give the file to import")?;
-    let shown = |p: &std::path::Path| p.display().to_string();
     let text = std::fs::read_to_string(first)
         .map_err(|e| format!("{}: cannot read: {e}", first.display()))?;
     let format = match opts.format {
@@ -136,92 +140,7 @@ pub fn import(inputs: &[std::path::PathBuf], opts: &Options) -> Result<out::Outp
     };
     match format {
         Format::Ipsecconf | Format::Auto => {
-            if inputs.len() > 2 {
-                return Err("ipsec.conf takes at most one secrets file: espresso import ipsec.conf [ipsec.secrets]".into());
-            }
-            let conf = ipsecconf::read(first, &shown(first), opts.root.as_deref(), &mut o.notes)?;
-            let dialect = match opts.dialect {
-                Dialect::Auto => conn::detect(&conf),
-                d => d,
-            };
-            let mut secrets = Vec::new();
-            let sp = inputs.get(1).cloned();
-            if let Some(sp) = &sp {
-                secrets = secrets::read(sp, &shown(sp), opts.root.as_deref(), &mut o.notes)?;
-            }
-            o.how = format!(
-                "read as {} ipsec.conf{}",
-                dialect.name(),
-                if opts.dialect == Dialect::Auto {
-                    " (detected; --dialect chooses)"
-                } else {
-                    ""
-                }
-            );
-            let ctx = conn::Ctx {
-                dialect,
-                secrets: &secrets,
-                have_secrets: sp.is_some(),
-                local_addrs: &local_addrs,
-                cacerts: Vec::new(),
-            };
-            o.entries = conn::convert_all(&conf, &ctx, &mut o.notes);
-            // Secrets no imported connection uses.
-            let used: Vec<String> = o
-                .entries
-                .iter()
-                .flat_map(|e| e.origin.iter())
-                .cloned()
-                .collect();
-            for s in &secrets {
-                let at = format!("from {} ", s.loc);
-                if used.iter().any(|u| u.contains(&at)) {
-                    continue;
-                }
-                let sel = if s.selectors.is_empty() {
-                    String::new()
-                } else {
-                    format!("{} ", s.selectors.join(" "))
-                };
-                let opt = format!("{sel}: {} <hidden>", s.kind);
-                match s.kind.as_str() {
-                    "RSA" | "ECDSA" => o.notes.add(
-                        &s.loc,
-                        None,
-                        opt,
-                        NoteKind::NoEffect,
-                        "no imported connection uses this private key",
-                    ),
-                    "P12" | "PIN" => o.notes.add(
-                        &s.loc,
-                        None,
-                        opt,
-                        NoteKind::NotCarried,
-                        "PKCS#12 containers and smartcard PINs are not implemented: export the key to a PEM file (local_key)",
-                    ),
-                    "PSK" => o.notes.add(
-                        &s.loc,
-                        None,
-                        opt,
-                        NoteKind::NoEffect,
-                        "no imported connection uses this pre-shared key",
-                    ),
-                    "XAUTH" | "EAP" | "NTLM" => o.notes.add(
-                        &s.loc,
-                        None,
-                        opt,
-                        NoteKind::NotCarried,
-                        "XAUTH/EAP user secrets: not implemented",
-                    ),
-                    _ => o.notes.add(
-                        &s.loc,
-                        None,
-                        opt,
-                        NoteKind::NotCarried,
-                        "secret type not implemented",
-                    ),
-                }
-            }
+            import_ipsecconf(first, inputs, opts, &local_addrs, &mut o)?
         }
         Format::Openbsd => {
             o.how = "read as OpenBSD ipsec.conf(5) / Halon SR".into();
@@ -237,33 +156,140 @@ pub fn import(inputs: &[std::path::PathBuf], opts: &Options) -> Result<out::Outp
             o.how = "read as a manual-key table (CSV)".into();
             o.entries = openbsd::read_csv(&text, &shown(first), opts.mirror, &mut o.notes);
         }
-        Format::Mbox => {
-            o.how = "read as mbox commands".into();
-            let mut st = mbox::State::default();
-            for (i, l) in text.lines().enumerate() {
-                let loc = Loc {
-                    file: shown(first),
-                    line: i + 1,
-                };
-                // The seed writes several commands on a line, separated by '!'.
-                for cmd in l.split('!') {
-                    match st.apply(cmd) {
-                        Ok(mbox::Action::Start | mbox::Action::Stop | mbox::Action::Show(_)) => {
-                            o.notes.add(
-                                &loc,
-                                None,
-                                cmd.trim(),
-                                NoteKind::NoEffect,
-                                "an operational command (run it with `espresso shell`)",
-                            )
-                        }
-                        Ok(_) => {}
-                        Err(e) => o.notes.add(&loc, None, cmd.trim(), NoteKind::NotCarried, e),
-                    }
-                }
-            }
-            o.entries = st.entries(&shown(first), "", &mut o.notes);
-        }
+        Format::Mbox => import_mbox(&text, &shown(first), &mut o),
     }
     Ok(o)
+}
+
+/// ipsec.conf (+ ipsec.secrets): the conns, then the secrets none uses.
+fn import_ipsecconf(
+    first: &std::path::Path,
+    inputs: &[std::path::PathBuf],
+    opts: &Options,
+    local_addrs: &[std::net::IpAddr],
+    o: &mut out::Output,
+) -> Result<(), String> {
+    if inputs.len() > 2 {
+        return Err(
+            "ipsec.conf takes at most one secrets file: espresso import ipsec.conf [ipsec.secrets]"
+                .into(),
+        );
+    }
+    let conf = ipsecconf::read(first, &shown(first), opts.root.as_deref(), &mut o.notes)?;
+    let dialect = match opts.dialect {
+        Dialect::Auto => conn::detect(&conf),
+        d => d,
+    };
+    let mut secrets = Vec::new();
+    let sp = inputs.get(1).cloned();
+    if let Some(sp) = &sp {
+        secrets = secrets::read(sp, &shown(sp), opts.root.as_deref(), &mut o.notes)?;
+    }
+    o.how = format!(
+        "read as {} ipsec.conf{}",
+        dialect.name(),
+        if opts.dialect == Dialect::Auto {
+            " (detected; --dialect chooses)"
+        } else {
+            ""
+        }
+    );
+    let ctx = conn::Ctx {
+        dialect,
+        secrets: &secrets,
+        have_secrets: sp.is_some(),
+        local_addrs,
+        cacerts: Vec::new(),
+    };
+    o.entries = conn::convert_all(&conf, &ctx, &mut o.notes);
+    unused_secrets(&secrets, o);
+    Ok(())
+}
+
+/// Secrets no imported connection uses.
+fn unused_secrets(secrets: &[secrets::Secret], o: &mut out::Output) {
+    let used: Vec<String> = o
+        .entries
+        .iter()
+        .flat_map(|e| e.origin.iter())
+        .cloned()
+        .collect();
+    for s in secrets {
+        let at = format!("from {} ", s.loc);
+        if used.iter().any(|u| u.contains(&at)) {
+            continue;
+        }
+        let sel = if s.selectors.is_empty() {
+            String::new()
+        } else {
+            format!("{} ", s.selectors.join(" "))
+        };
+        let opt = format!("{sel}: {} <hidden>", s.kind);
+        match s.kind.as_str() {
+            "RSA" | "ECDSA" => o.notes.add(
+                &s.loc,
+                None,
+                opt,
+                NoteKind::NoEffect,
+                "no imported connection uses this private key",
+            ),
+            "P12" | "PIN" => o.notes.add(
+                &s.loc,
+                None,
+                opt,
+                NoteKind::NotCarried,
+                "PKCS#12 containers and smartcard PINs are not implemented: export the key to a PEM file (local_key)",
+            ),
+            "PSK" => o.notes.add(
+                &s.loc,
+                None,
+                opt,
+                NoteKind::NoEffect,
+                "no imported connection uses this pre-shared key",
+            ),
+            "XAUTH" | "EAP" | "NTLM" => o.notes.add(
+                &s.loc,
+                None,
+                opt,
+                NoteKind::NotCarried,
+                "XAUTH/EAP user secrets: not implemented",
+            ),
+            _ => o.notes.add(
+                &s.loc,
+                None,
+                opt,
+                NoteKind::NotCarried,
+                "secret type not implemented",
+            ),
+        }
+    }
+}
+
+/// mbox commands, several on a line separated by '!'.
+fn import_mbox(text: &str, file: &str, o: &mut out::Output) {
+    o.how = "read as mbox commands".into();
+    let mut st = mbox::State::default();
+    for (i, l) in text.lines().enumerate() {
+        let loc = Loc {
+            file: file.to_string(),
+            line: i + 1,
+        };
+        // The seed writes several commands on a line, separated by '!'.
+        for cmd in l.split('!') {
+            match st.apply(cmd) {
+                Ok(mbox::Action::Start | mbox::Action::Stop | mbox::Action::Show(_)) => {
+                    o.notes.add(
+                        &loc,
+                        None,
+                        cmd.trim(),
+                        NoteKind::NoEffect,
+                        "an operational command (run it with `espresso shell`)",
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => o.notes.add(&loc, None, cmd.trim(), NoteKind::NotCarried, e),
+            }
+        }
+    }
+    o.entries = st.entries(file, "", &mut o.notes);
 }

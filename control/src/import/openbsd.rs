@@ -210,79 +210,13 @@ fn manual_entry(m: Manual, mirror: bool, notes: &mut Notes) -> Entry {
             Err(_) => e.disable(format!("{k} \"{v}\" is not an address")),
         }
     }
-    for (k, l) in [("local_subnets", &from), ("remote_subnets", &to)] {
-        let mut vals = Vec::new();
-        for n in l {
-            match n
-                .parse::<IpNet>()
-                .or_else(|_| n.parse::<IpAddr>().map(IpNet::from))
-            {
-                Ok(x) => vals.push(Value::String(x.trunc().to_string())),
-                Err(_) => {
-                    notes.add(
-                        &m.loc,
-                        Some(&name),
-                        format!("{k} {n}"),
-                        NoteKind::NotCarried,
-                        "not a network",
-                    );
-                    e.disable(format!("{n} is not a network"));
-                }
-            }
-        }
-        match vals.len() {
-            0 => {}
-            1 => e.set(k, vals.remove(0)),
-            _ => e.set(k, Value::Array(vals)),
-        }
-    }
+    manual_subnets(&mut e, &from, &to, &m.loc, &name, notes);
     if let Some(mo) = &m.mode {
         if mo == "transport" {
             e.set("mode", "transport");
         }
     }
-    let enc = enc_name(if m.enc.is_empty() { "aes" } else { &m.enc });
-    let aead = enc.is_some_and(|x| x.contains("gcm") || x.contains("chacha"));
-    let auth = if aead {
-        Some("")
-    } else {
-        auth_name(if m.auth.is_empty() {
-            "hmac-sha2-256"
-        } else {
-            &m.auth
-        })
-    };
-    match (enc, auth) {
-        (Some(en), Some(au)) => {
-            let suite = if au.is_empty() {
-                en.to_string()
-            } else {
-                format!("{en}-{au}")
-            };
-            if suite.contains("3des") || suite.ends_with("md5") {
-                e.set("allow_legacy", true);
-                notes.add(
-                    &m.loc,
-                    Some(&name),
-                    format!("suite {suite}"),
-                    NoteKind::Changed,
-                    "allow_legacy = true: 3DES or HMAC-MD5 (deprecated, RFC 8221)",
-                );
-            }
-            e.set("suite", suite);
-        }
-        _ => {
-            let why = format!("enc {} / auth {}: not implemented (espresso: aes, aes-256, aes-128-gcm, aes-256-gcm, 3des, chacha20-poly1305 with hmac-sha1, hmac-sha2-256/384/512, hmac-md5)", m.enc, m.auth);
-            notes.add(
-                &m.loc,
-                Some(&name),
-                "suite",
-                NoteKind::NotCarried,
-                why.clone(),
-            );
-            e.disable(why);
-        }
-    }
+    manual_suite(&mut e, (&m.enc, &m.auth), &m.loc, &name, notes);
     match (si, so) {
         (Some(i), Some(o)) => {
             e.set("spi_in", format!("{i:#x}"));
@@ -320,6 +254,90 @@ fn manual_entry(m: Manual, mirror: bool, notes: &mut Notes) -> Entry {
     e.set("replay_window", 0);
     notes.add(&m.loc, Some(&name), "replay protection", NoteKind::Changed, "replay_window = 0: manual keys in Halon SR/OpenBSD have no replay protection (a restarted peer starts at sequence number 1); set 64..65536 if both sides never restart their counters");
     e
+}
+
+/// The networks on each side (`from`/`to`).
+fn manual_subnets(
+    e: &mut Entry,
+    from: &[String],
+    to: &[String],
+    loc: &Loc,
+    name: &str,
+    notes: &mut Notes,
+) {
+    for (k, l) in [("local_subnets", from), ("remote_subnets", to)] {
+        let mut vals = Vec::new();
+        for n in l {
+            match n
+                .parse::<IpNet>()
+                .or_else(|_| n.parse::<IpAddr>().map(IpNet::from))
+            {
+                Ok(x) => vals.push(Value::String(x.trunc().to_string())),
+                Err(_) => {
+                    notes.add(
+                        loc,
+                        Some(name),
+                        format!("{k} {n}"),
+                        NoteKind::NotCarried,
+                        "not a network",
+                    );
+                    e.disable(format!("{n} is not a network"));
+                }
+            }
+        }
+        match vals.len() {
+            0 => {}
+            1 => e.set(k, vals.remove(0)),
+            _ => e.set(k, Value::Array(vals)),
+        }
+    }
+}
+
+/// The suite from the written `enc` and `auth` (defaults aes and
+/// hmac-sha2-256).
+fn manual_suite(
+    e: &mut Entry,
+    (w_enc, w_auth): (&str, &str),
+    loc: &Loc,
+    name: &str,
+    notes: &mut Notes,
+) {
+    let enc = enc_name(if w_enc.is_empty() { "aes" } else { w_enc });
+    let aead = enc.is_some_and(|x| x.contains("gcm") || x.contains("chacha"));
+    let auth = if aead {
+        Some("")
+    } else {
+        auth_name(if w_auth.is_empty() {
+            "hmac-sha2-256"
+        } else {
+            w_auth
+        })
+    };
+    match (enc, auth) {
+        (Some(en), Some(au)) => {
+            let suite = if au.is_empty() {
+                en.to_string()
+            } else {
+                format!("{en}-{au}")
+            };
+            if suite.contains("3des") || suite.ends_with("md5") {
+                e.set("allow_legacy", true);
+                notes.add(
+                    loc,
+                    Some(name),
+                    format!("suite {suite}"),
+                    NoteKind::Changed,
+                    "allow_legacy = true: 3DES or HMAC-MD5 (deprecated, RFC 8221)",
+                );
+            }
+            e.set("suite", suite);
+        }
+        _ => {
+            let why = format!("enc {} / auth {}: not implemented (espresso: aes, aes-256, aes-128-gcm, aes-256-gcm, 3des, chacha20-poly1305 with hmac-sha1, hmac-sha2-256/384/512, hmac-md5)", w_enc, w_auth);
+            notes.add(loc, Some(name), "suite", NoteKind::NotCarried, why.clone());
+            e.disable(why);
+        }
+    }
 }
 
 /// Reads the manual-key table as CSV (first line: column names).
@@ -459,6 +477,37 @@ fn words(s: &str, macros: &BTreeMap<String, String>) -> Vec<String> {
         .collect()
 }
 
+/// The word after keyword `k`.
+fn arg(w: &[String], k: &str) -> Option<String> {
+    w.iter()
+        .position(|x| x == k)
+        .and_then(|i| w.get(i + 1).cloned())
+}
+
+/// The value after keyword `k`: one word or a `{ a, b }` list.
+fn list(w: &[String], k: &str) -> Vec<String> {
+    let Some(i) = w.iter().position(|x| x == k) else {
+        return vec![];
+    };
+    match w.get(i + 1).map(String::as_str) {
+        Some("{") => w[i + 2..]
+            .iter()
+            .take_while(|x| *x != "}")
+            .map(|x| x.trim_end_matches(',').to_string())
+            .collect(),
+        Some(x) => vec![x.trim_start_matches('{').trim_end_matches('}').to_string()],
+        None => vec![],
+    }
+}
+
+/// The statements of an OpenBSD/Halon file, by kind, with macros expanded.
+#[derive(Default)]
+struct Statements {
+    flows: Vec<(Loc, Vec<String>)>,
+    sas: Vec<(Loc, Vec<String>)>,
+    ikes: Vec<(Loc, Vec<String>)>,
+}
+
 /// Reads OpenBSD `ipsec.conf(5)` / Halon SR `ipsec { ... }` statements.
 pub fn read(
     text: &str,
@@ -467,10 +516,43 @@ pub fn read(
     mirror: bool,
     notes: &mut Notes,
 ) -> Vec<Entry> {
+    let Statements { flows, sas, ikes } = statements(text, file, notes);
+    let mut out = Vec::new();
+    for (n, (loc, w)) in sas.iter().enumerate() {
+        if let Some(m) = sa_manual(n, loc, w, &flows, local_addrs, notes) {
+            out.push(manual_entry(m, mirror, notes));
+        }
+    }
+    for (loc, f) in &flows {
+        let p = arg(f, "peer").unwrap_or_default();
+        let used = sas.iter().any(|(_, w)| {
+            arg(w, "from").as_deref() == Some(&p) || arg(w, "to").as_deref() == Some(&p)
+        });
+        if !used
+            && !ikes
+                .iter()
+                .any(|(_, w)| arg(w, "peer").as_deref() == Some(&p))
+        {
+            notes.add(
+                loc,
+                None,
+                f.join(" "),
+                NoteKind::NotCarried,
+                "a flow without an SA or ike statement for its peer",
+            );
+        }
+    }
+    for (n, (loc, w)) in ikes.iter().enumerate() {
+        out.push(ike_entry(n, loc, w, notes));
+    }
+    out
+}
+
+/// Joins continuation lines (trailing backslash), drops comments, takes
+/// macro definitions and sorts the statements by kind.
+fn statements(text: &str, file: &str, notes: &mut Notes) -> Statements {
     let mut macros = BTreeMap::new();
-    let mut flows: Vec<(Loc, Vec<String>)> = Vec::new();
-    let mut sas: Vec<(Loc, Vec<String>)> = Vec::new();
-    let mut ikes: Vec<(Loc, Vec<String>)> = Vec::new();
+    let mut st = Statements::default();
     // Join continuation lines (trailing backslash).
     let mut stmts: Vec<(usize, String)> = Vec::new();
     let mut pending: Option<(usize, String)> = None;
@@ -511,11 +593,11 @@ pub fn read(
         }
         let w = words(s, &macros);
         match w.first().map(String::as_str) {
-            Some("flow") => flows.push((loc, w)),
+            Some("flow") => st.flows.push((loc, w)),
             Some("esp") | Some("ah") | Some("ipcomp") | Some("ipip") | Some("tcpmd5") => {
-                sas.push((loc, w))
+                st.sas.push((loc, w))
             }
-            Some("ike") => ikes.push((loc, w)),
+            Some("ike") => st.ikes.push((loc, w)),
             Some(o) => notes.add(
                 &loc,
                 None,
@@ -526,176 +608,140 @@ pub fn read(
             None => {}
         }
     }
-    let mut out = Vec::new();
-    let arg = |w: &[String], k: &str| -> Option<String> {
-        w.iter()
-            .position(|x| x == k)
-            .and_then(|i| w.get(i + 1).cloned())
-    };
-    let list = |w: &[String], k: &str| -> Vec<String> {
-        let Some(i) = w.iter().position(|x| x == k) else {
-            return vec![];
-        };
-        match w.get(i + 1).map(String::as_str) {
-            Some("{") => w[i + 2..]
-                .iter()
-                .take_while(|x| *x != "}")
-                .map(|x| x.trim_end_matches(',').to_string())
-                .collect(),
-            Some(x) => vec![x.trim_start_matches('{').trim_end_matches('}').to_string()],
-            None => vec![],
-        }
-    };
-    for (n, (loc, w)) in sas.iter().enumerate() {
-        if w[0] != "esp" {
-            notes.add(
-                loc,
-                None,
-                w[0].clone(),
-                NoteKind::Refused,
-                if w[0] == "ah" {
-                    "espresso has no AH (RFC 4302): use esp with auth"
-                } else {
-                    "not implemented"
-                },
-            );
-            continue;
-        }
-        let (Some(src), Some(dst)) = (arg(w, "from"), arg(w, "to")) else {
-            notes.add(
-                loc,
-                None,
-                "esp",
-                NoteKind::NotCarried,
-                "an SA needs from SRC to DST",
-            );
-            continue;
-        };
-        // Which end is ours: our addresses, else a flow's peer, else from.
-        let flow_peer = |a: &str| {
-            flows
-                .iter()
-                .any(|(_, f)| arg(f, "peer").as_deref() == Some(a))
-        };
-        let src_local = if local_addrs.iter().any(|a| a.to_string() == src) {
-            true
-        } else if local_addrs.iter().any(|a| a.to_string() == dst) {
-            false
-        } else {
-            !flow_peer(&src)
-        };
-        let (me, peer) = if src_local {
-            (src.clone(), dst.clone())
-        } else {
-            (dst.clone(), src.clone())
-        };
-        let label = arg(w, "label").unwrap_or_else(|| format!("sa{}-{peer}", n + 1));
-        let mut m = Manual {
-            name: label,
-            loc: loc.clone(),
-            local: me.clone(),
-            remote: peer.clone(),
-            ..Default::default()
-        };
-        if let Some(s) = arg(w, "spi") {
-            let (a, b) = s.split_once(':').unwrap_or((&s, &s));
-            let (a, b) = (spi(a, Vendor::HalonSr).ok(), spi(b, Vendor::HalonSr).ok());
-            // first: src -> dst, second: dst -> src
-            if src_local {
-                m.spi_out = a;
-                m.spi_in = b;
-            } else {
-                m.spi_out = b;
-                m.spi_in = a;
-            }
-        }
-        m.enc = arg(w, "enc").unwrap_or_default();
-        m.auth = arg(w, "auth").unwrap_or_default();
-        m.encap = w.iter().any(|x| x == "udpencap");
-        if w.iter().any(|x| x == "transport") {
-            m.mode = Some("transport".into());
-        }
-        for (k, base) in [("enckey", "enc_key"), ("authkey", "auth_key")] {
-            if let Some(v) = arg(w, k) {
-                let (a, b) = match v.split_once(':') {
-                    Some((a, b)) => (a.to_string(), b.to_string()),
-                    None => (v.clone(), v.clone()),
-                };
-                let (first, second) = (key(&a, Vendor::HalonSr), key(&b, Vendor::HalonSr));
-                match (first, second) {
-                    (Ok(a), Ok(b)) => {
-                        let (o, i) = if src_local { (a, b) } else { (b, a) };
-                        m.keys.push((format!("{base}_in"), i));
-                        m.keys.push((format!("{base}_out"), o));
-                    }
-                    (Err(e), _) | (_, Err(e)) => notes.add(
-                        loc,
-                        Some(&m.name),
-                        format!("{k} <hidden>"),
-                        NoteKind::NotCarried,
-                        e,
-                    ),
-                }
-            }
-        }
-        for (_, f) in flows
-            .iter()
-            .filter(|(_, f)| arg(f, "peer").as_deref() == Some(peer.as_str()))
-        {
-            let dir_in = f.iter().any(|x| x == "in");
-            let (fr, to) = (list(f, "from"), list(f, "to"));
-            let (fr, to) = if dir_in { (to, fr) } else { (fr, to) };
-            for x in fr {
-                if !m.from.contains(&x) {
-                    m.from.push(x);
-                }
-            }
-            for x in to {
-                if !m.to.contains(&x) {
-                    m.to.push(x);
-                }
-            }
-        }
-        out.push(manual_entry(m, mirror, notes));
-    }
-    for (loc, f) in &flows {
-        let p = arg(f, "peer").unwrap_or_default();
-        let used = sas.iter().any(|(_, w)| {
-            arg(w, "from").as_deref() == Some(&p) || arg(w, "to").as_deref() == Some(&p)
-        });
-        if !used
-            && !ikes
-                .iter()
-                .any(|(_, w)| arg(w, "peer").as_deref() == Some(&p))
-        {
-            notes.add(
-                loc,
-                None,
-                f.join(" "),
-                NoteKind::NotCarried,
-                "a flow without an SA or ike statement for its peer",
-            );
-        }
-    }
-    for (n, (loc, w)) in ikes.iter().enumerate() {
-        out.push(ike_entry(n, loc, w, notes, &list, &arg));
-    }
-    out
+    st
 }
 
-type ListFn<'a> = dyn Fn(&[String], &str) -> Vec<String> + 'a;
-type ArgFn<'a> = dyn Fn(&[String], &str) -> Option<String> + 'a;
-
-/// An `ike` statement: isakmpd's IKEv1, in the agreed schema (`version = 1`),
-/// written commented out until IKEv1 is available.
-fn ike_entry(
+/// An `esp` SA statement with the flows to its peer: a manual tunnel
+/// (`None`, noted, for other SA kinds or without from/to).
+fn sa_manual(
     n: usize,
     loc: &Loc,
     w: &[String],
+    flows: &[(Loc, Vec<String>)],
+    local_addrs: &[IpAddr],
     notes: &mut Notes,
-    list: &ListFn,
-    arg: &ArgFn,
-) -> Entry {
+) -> Option<Manual> {
+    if w[0] != "esp" {
+        notes.add(
+            loc,
+            None,
+            w[0].clone(),
+            NoteKind::Refused,
+            if w[0] == "ah" {
+                "espresso has no AH (RFC 4302): use esp with auth"
+            } else {
+                "not implemented"
+            },
+        );
+        return None;
+    }
+    let (Some(src), Some(dst)) = (arg(w, "from"), arg(w, "to")) else {
+        notes.add(
+            loc,
+            None,
+            "esp",
+            NoteKind::NotCarried,
+            "an SA needs from SRC to DST",
+        );
+        return None;
+    };
+    // Which end is ours: our addresses, else a flow's peer, else from.
+    let flow_peer = |a: &str| {
+        flows
+            .iter()
+            .any(|(_, f)| arg(f, "peer").as_deref() == Some(a))
+    };
+    let src_local = if local_addrs.iter().any(|a| a.to_string() == src) {
+        true
+    } else if local_addrs.iter().any(|a| a.to_string() == dst) {
+        false
+    } else {
+        !flow_peer(&src)
+    };
+    let (me, peer) = if src_local {
+        (src.clone(), dst.clone())
+    } else {
+        (dst.clone(), src.clone())
+    };
+    let label = arg(w, "label").unwrap_or_else(|| format!("sa{}-{peer}", n + 1));
+    let mut m = Manual {
+        name: label,
+        loc: loc.clone(),
+        local: me.clone(),
+        remote: peer.clone(),
+        ..Default::default()
+    };
+    if let Some(s) = arg(w, "spi") {
+        let (a, b) = s.split_once(':').unwrap_or((&s, &s));
+        let (a, b) = (spi(a, Vendor::HalonSr).ok(), spi(b, Vendor::HalonSr).ok());
+        // first: src -> dst, second: dst -> src
+        if src_local {
+            m.spi_out = a;
+            m.spi_in = b;
+        } else {
+            m.spi_out = b;
+            m.spi_in = a;
+        }
+    }
+    m.enc = arg(w, "enc").unwrap_or_default();
+    m.auth = arg(w, "auth").unwrap_or_default();
+    m.encap = w.iter().any(|x| x == "udpencap");
+    if w.iter().any(|x| x == "transport") {
+        m.mode = Some("transport".into());
+    }
+    sa_keys(&mut m, loc, w, src_local, notes);
+    for (_, f) in flows
+        .iter()
+        .filter(|(_, f)| arg(f, "peer").as_deref() == Some(peer.as_str()))
+    {
+        let dir_in = f.iter().any(|x| x == "in");
+        let (fr, to) = (list(f, "from"), list(f, "to"));
+        let (fr, to) = if dir_in { (to, fr) } else { (fr, to) };
+        for x in fr {
+            if !m.from.contains(&x) {
+                m.from.push(x);
+            }
+        }
+        for x in to {
+            if !m.to.contains(&x) {
+                m.to.push(x);
+            }
+        }
+    }
+    Some(m)
+}
+
+/// `enckey`/`authkey` (`first:second`, first from src to dst) as the
+/// manual tunnel's in and out keys.
+fn sa_keys(m: &mut Manual, loc: &Loc, w: &[String], src_local: bool, notes: &mut Notes) {
+    for (k, base) in [("enckey", "enc_key"), ("authkey", "auth_key")] {
+        if let Some(v) = arg(w, k) {
+            let (a, b) = match v.split_once(':') {
+                Some((a, b)) => (a.to_string(), b.to_string()),
+                None => (v.clone(), v.clone()),
+            };
+            let (first, second) = (key(&a, Vendor::HalonSr), key(&b, Vendor::HalonSr));
+            match (first, second) {
+                (Ok(a), Ok(b)) => {
+                    let (o, i) = if src_local { (a, b) } else { (b, a) };
+                    m.keys.push((format!("{base}_in"), i));
+                    m.keys.push((format!("{base}_out"), o));
+                }
+                (Err(e), _) | (_, Err(e)) => notes.add(
+                    loc,
+                    Some(&m.name),
+                    format!("{k} <hidden>"),
+                    NoteKind::NotCarried,
+                    e,
+                ),
+            }
+        }
+    }
+}
+
+/// An `ike` statement: isakmpd's IKEv1, in the agreed schema (`version = 1`),
+/// written commented out until IKEv1 is available.
+fn ike_entry(n: usize, loc: &Loc, w: &[String], notes: &mut Notes) -> Entry {
     let peer = arg(w, "peer");
     let label = arg(w, "label")
         .or_else(|| arg(w, "tag"))
@@ -733,51 +779,7 @@ fn ike_entry(
     if let Some(i) = arg(w, "dstid") {
         e.set("remote_id", i);
     }
-    for (kw, field) in [("main", "ike"), ("aggressive", "ike"), ("quick", "esp")] {
-        let Some(i) = w.iter().position(|x| x == kw) else {
-            continue;
-        };
-        let mut enc = None;
-        let mut auth = None;
-        let mut grp = None;
-        let mut j = i + 1;
-        while j + 1 < w.len() && matches!(w[j].as_str(), "auth" | "enc" | "group" | "lifetime") {
-            match w[j].as_str() {
-                "auth" => auth = Some(w[j + 1].clone()),
-                "enc" => enc = Some(w[j + 1].clone()),
-                "group" => grp = Some(w[j + 1].clone()),
-                _ => e.set(
-                    if field == "ike" {
-                        "ike_lifetime"
-                    } else {
-                        "lifetime"
-                    },
-                    w[j + 1].clone(),
-                ),
-            }
-            j += 2;
-        }
-        if enc.is_some() || auth.is_some() || grp.is_some() {
-            let en = enc
-                .as_deref()
-                .map(|x| enc_name(x).unwrap_or("?"))
-                .unwrap_or("aes128");
-            let au = auth
-                .as_deref()
-                .map(|x| auth_name(x).unwrap_or("?"))
-                .unwrap_or("sha256");
-            let mut p = vec![en.to_string()];
-            if !en.contains("gcm") {
-                p.push(au.to_string());
-            }
-            if let Some(g) = grp {
-                p.push(group_name(&g).unwrap_or("?").to_string());
-            } else if field == "ike" {
-                p.push("modp2048".into());
-            }
-            e.set(field, p.join("-"));
-        }
-    }
+    ike_proposals(&mut e, w);
     if let Some(k) = arg(w, "psk") {
         let path = format!("{SECRETS_DIR}/{name}.psk");
         e.set("secrets", path.clone());
@@ -825,6 +827,55 @@ fn ike_entry(
         e.disable(format!("IKEv1 (isakmpd): {}", features::IKEV1_MISSING));
     }
     e
+}
+
+/// The `main`/`aggressive` (IKE) and `quick` (ESP) proposals and lifetimes.
+fn ike_proposals(e: &mut Entry, w: &[String]) {
+    for (kw, field) in [("main", "ike"), ("aggressive", "ike"), ("quick", "esp")] {
+        let Some(i) = w.iter().position(|x| x == kw) else {
+            continue;
+        };
+        let mut enc = None;
+        let mut auth = None;
+        let mut grp = None;
+        let mut j = i + 1;
+        while j + 1 < w.len() && matches!(w[j].as_str(), "auth" | "enc" | "group" | "lifetime") {
+            match w[j].as_str() {
+                "auth" => auth = Some(w[j + 1].clone()),
+                "enc" => enc = Some(w[j + 1].clone()),
+                "group" => grp = Some(w[j + 1].clone()),
+                _ => e.set(
+                    if field == "ike" {
+                        "ike_lifetime"
+                    } else {
+                        "lifetime"
+                    },
+                    w[j + 1].clone(),
+                ),
+            }
+            j += 2;
+        }
+        if enc.is_some() || auth.is_some() || grp.is_some() {
+            let en = enc
+                .as_deref()
+                .map(|x| enc_name(x).unwrap_or("?"))
+                .unwrap_or("aes128");
+            let au = auth
+                .as_deref()
+                .map(|x| auth_name(x).unwrap_or("?"))
+                .unwrap_or("sha256");
+            let mut p = vec![en.to_string()];
+            if !en.contains("gcm") {
+                p.push(au.to_string());
+            }
+            if let Some(g) = grp {
+                p.push(group_name(&g).unwrap_or("?").to_string());
+            } else if field == "ike" {
+                p.push("modp2048".into());
+            }
+            e.set(field, p.join("-"));
+        }
+    }
 }
 
 #[cfg(test)]

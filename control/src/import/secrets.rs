@@ -125,7 +125,28 @@ fn read_file(
     let text = Zeroizing::new(
         std::fs::read_to_string(path).map_err(|e| format!("{shown}: cannot read: {e}"))?,
     );
-    // Group into entries: a line at column 0 starts one, indented lines continue it.
+    for (line, e) in entries(&text) {
+        let e = Zeroizing::new(e);
+        let loc = Loc {
+            file: shown.to_string(),
+            line,
+        };
+        if let Some(pat) = e.strip_prefix("include") {
+            if pat.starts_with(char::is_whitespace) {
+                include(pat.trim(), &loc, path, root, depth, out, notes)?;
+                continue;
+            }
+        }
+        if let Some(s) = entry(&e, loc, notes) {
+            out.push(s);
+        }
+    }
+    Ok(())
+}
+
+/// Groups the lines into entries: a line at column 0 starts one, indented
+/// lines continue it.
+fn entries(text: &str) -> Vec<(usize, String)> {
     let mut entries: Vec<(usize, String)> = Vec::new();
     let mut in_block = false;
     for (i, raw) in text.lines().enumerate() {
@@ -144,66 +165,81 @@ fn read_file(
         let e = &entries.last().map(|x| x.1.clone()).unwrap_or_default();
         in_block = e.contains('{') && !e.contains('}');
     }
-    for (line, e) in entries {
-        let e = Zeroizing::new(e);
-        let loc = Loc {
-            file: shown.to_string(),
-            line,
+    entries
+}
+
+/// `include PATTERN`: every file it matches, read in turn.
+fn include(
+    pat: &str,
+    loc: &Loc,
+    path: &Path,
+    root: Option<&Path>,
+    depth: usize,
+    out: &mut Vec<Secret>,
+    notes: &mut Notes,
+) -> Result<(), String> {
+    let files =
+        expand(&resolve(pat, path, root)).map_err(|x| format!("{loc}: include {pat}: {x}"))?;
+    if files.is_empty() {
+        notes.add(
+            loc,
+            None,
+            format!("include {pat}"),
+            NoteKind::NoEffect,
+            "matches no file (the original skips it too)",
+        );
+    }
+    for f in files {
+        let s = match root.and_then(|r| f.strip_prefix(r).ok()) {
+            Some(rel) => format!("/{}", rel.display()),
+            None => f.display().to_string(),
         };
-        if let Some(pat) = e.strip_prefix("include") {
-            if pat.starts_with(char::is_whitespace) {
-                let pat = pat.trim();
-                let files = expand(&resolve(pat, path, root))
-                    .map_err(|x| format!("{loc}: include {pat}: {x}"))?;
-                if files.is_empty() {
-                    notes.add(
-                        &loc,
-                        None,
-                        format!("include {pat}"),
-                        NoteKind::NoEffect,
-                        "matches no file (the original skips it too)",
-                    );
-                }
-                for f in files {
-                    let s = match root.and_then(|r| f.strip_prefix(r).ok()) {
-                        Some(rel) => format!("/{}", rel.display()),
-                        None => f.display().to_string(),
-                    };
-                    read_file(&f, &s, root, depth + 1, out, notes)?;
-                }
-                continue;
-            }
-        }
-        // The separator: a ':' at the start or with whitespace on both sides
-        // (IPv6 selectors contain colons without spaces).
-        let b = e.as_bytes();
-        let sep = (0..b.len()).find(|&i| {
-            b[i] == b':'
-                && (i == 0 || b[i - 1].is_ascii_whitespace())
-                && b.get(i + 1).is_none_or(|c| c.is_ascii_whitespace())
-        });
-        let Some(sep) = sep else {
-            notes.add(
-                &loc,
-                None,
-                "secrets entry",
-                NoteKind::NotCarried,
-                "no ` : ` separator between selectors and secret: not understood",
-            );
-            continue;
-        };
-        let selectors: Vec<String> = e[..sep].split_whitespace().map(str::to_string).collect();
-        let rest = e[sep + 1..].trim_start();
-        let (kind, secret) = match rest.split_once(char::is_whitespace) {
-            Some((k, s)) => (k.to_ascii_uppercase(), s.trim()),
-            None => (rest.to_ascii_uppercase(), ""),
-        };
-        let (bytes, form) = if kind == "RSA"
-            || kind == "ECDSA"
-            || kind == "P12"
-            || kind == "PIN"
-            || kind == "BLISS"
-        {
+        read_file(&f, &s, root, depth + 1, out, notes)?;
+    }
+    Ok(())
+}
+
+/// One `SELECTORS : TYPE SECRET` entry (`None`, noted, when not understood).
+fn entry(e: &str, loc: Loc, notes: &mut Notes) -> Option<Secret> {
+    // The separator: a ':' at the start or with whitespace on both sides
+    // (IPv6 selectors contain colons without spaces).
+    let b = e.as_bytes();
+    let sep = (0..b.len()).find(|&i| {
+        b[i] == b':'
+            && (i == 0 || b[i - 1].is_ascii_whitespace())
+            && b.get(i + 1).is_none_or(|c| c.is_ascii_whitespace())
+    });
+    let Some(sep) = sep else {
+        notes.add(
+            &loc,
+            None,
+            "secrets entry",
+            NoteKind::NotCarried,
+            "no ` : ` separator between selectors and secret: not understood",
+        );
+        return None;
+    };
+    let selectors: Vec<String> = e[..sep].split_whitespace().map(str::to_string).collect();
+    let rest = e[sep + 1..].trim_start();
+    let (kind, secret) = match rest.split_once(char::is_whitespace) {
+        Some((k, s)) => (k.to_ascii_uppercase(), s.trim()),
+        None => (rest.to_ascii_uppercase(), ""),
+    };
+    let (bytes, form) = secret_value(&kind, secret, &loc, notes)?;
+    Some(Secret {
+        loc,
+        selectors,
+        kind,
+        bytes: Zeroizing::new(bytes),
+        form,
+    })
+}
+
+/// The secret's bytes and how they were written (`None`, noted, when not
+/// understood).
+fn secret_value(kind: &str, secret: &str, loc: &Loc, notes: &mut Notes) -> Option<(Vec<u8>, Form)> {
+    let (bytes, form) =
+        if kind == "RSA" || kind == "ECDSA" || kind == "P12" || kind == "PIN" || kind == "BLISS" {
             // A key file name (and passphrase), or FreeS/WAN's `{ ... }` block.
             (secret.as_bytes().to_vec(), Form::Other)
         } else if let Some(q) = secret
@@ -224,13 +260,13 @@ fn read_file(
                 Some(v) => (v, Form::Hex),
                 None => {
                     notes.add(
-                        &loc,
+                        loc,
                         None,
                         format!("{kind} secret"),
                         NoteKind::NotCarried,
                         "0x secret with an odd number of or non-hex digits",
                     );
-                    continue;
+                    return None;
                 }
             }
         } else if let Some(h) = secret.strip_prefix("0s") {
@@ -238,36 +274,28 @@ fn read_file(
                 Some(v) => (v, Form::Base64),
                 None => {
                     notes.add(
-                        &loc,
+                        loc,
                         None,
                         format!("{kind} secret"),
                         NoteKind::NotCarried,
                         "0s secret is not valid base64",
                     );
-                    continue;
+                    return None;
                 }
             }
         } else if !secret.is_empty() && !secret.contains(char::is_whitespace) {
             (secret.as_bytes().to_vec(), Form::Text)
         } else {
             notes.add(
-                &loc,
+                loc,
                 None,
                 format!("{kind} secret"),
                 NoteKind::NotCarried,
                 "secret not understood (quote it, or write 0x hex or 0s base64)",
             );
-            continue;
+            return None;
         };
-        out.push(Secret {
-            loc,
-            selectors,
-            kind,
-            bytes: Zeroizing::new(bytes),
-            form,
-        });
-    }
-    Ok(())
+    Some((bytes, form))
 }
 
 /// The best pre-shared key for a connection between `local` and `remote`

@@ -240,6 +240,15 @@ fn build_once(conn: &mut Conn, generation: u64) -> io::Result<(Fib, HashSet<(u32
         generation,
         ..Default::default()
     };
+    dump_links(conn, &mut fib)?;
+    dump_addresses(conn, &mut fib)?;
+    dump_routes(conn, &mut fib)?;
+    dump_neighbours(conn, &mut fib, &mut failed_neigh)?;
+    Ok((fib, failed_neigh))
+}
+
+/// The interfaces: index, name, MAC address, MTU.
+fn dump_links(conn: &mut Conn, fib: &mut Fib) -> io::Result<()> {
     for m in conn.dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))? {
         if let RouteNetlinkMessage::NewLink(l) = m {
             let mut link = Link {
@@ -261,6 +270,11 @@ fn build_once(conn: &mut Conn, generation: u64) -> io::Result<(Fib, HashSet<(u32
             fib.links.insert(link.ifindex, link);
         }
     }
+    Ok(())
+}
+
+/// The interfaces' addresses (IPv6: global ones first) and the local set.
+fn dump_addresses(conn: &mut Conn, fib: &mut Fib) -> io::Result<()> {
     for m in conn.dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))? {
         if let RouteNetlinkMessage::NewAddress(a) = m {
             let mut addr = None;
@@ -287,6 +301,12 @@ fn build_once(conn: &mut Conn, generation: u64) -> io::Result<(Fib, HashSet<(u32
             }
         }
     }
+    Ok(())
+}
+
+/// The main table's routes (unicast, blackhole, unreachable) and the local
+/// table's host addresses.
+fn dump_routes(conn: &mut Conn, fib: &mut Fib) -> io::Result<()> {
     for m in conn.dump(RouteNetlinkMessage::GetRoute(RouteMessage::default()))? {
         let RouteNetlinkMessage::NewRoute(r) = m else {
             continue;
@@ -350,6 +370,15 @@ fn build_once(conn: &mut Conn, generation: u64) -> io::Result<(Fib, HashSet<(u32
             }
         }
     }
+    Ok(())
+}
+
+/// The usable neighbours (with their MAC address) and the failed ones.
+fn dump_neighbours(
+    conn: &mut Conn,
+    fib: &mut Fib,
+    failed_neigh: &mut HashSet<(u32, IpAddr)>,
+) -> io::Result<()> {
     for m in conn.dump(RouteNetlinkMessage::GetNeighbour(
         NeighbourMessage::default(),
     ))? {
@@ -400,7 +429,7 @@ fn build_once(conn: &mut Conn, generation: u64) -> io::Result<(Fib, HashSet<(u32
             _ => {}
         }
     }
-    Ok((fib, failed_neigh))
+    Ok(())
 }
 
 /// How long an entry the kernel stopped listing (deleted by its garbage

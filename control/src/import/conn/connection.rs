@@ -17,7 +17,6 @@ use crate::import::ipsecconf::Param;
 use crate::import::notes::NoteKind;
 use crate::import::out::{Entry, SecretFile, Table, SECRETS_DIR};
 use crate::import::secrets;
-
 pub(super) fn connection(
     c: &mut Conv,
     ctx: &Ctx,
@@ -27,7 +26,39 @@ pub(super) fn connection(
 ) -> Entry {
     let mut e = Entry::new(Table::Connection, name, c.r.loc.clone());
     let pluto = ctx.dialect != Dialect::Strongswan;
-    // Addresses.
+    let ends = endpoints(c, &mut e);
+    let ids = identities(c, &mut e, &ends, pluto);
+    set_subnets(c, &mut e, true);
+    set_subnets(c, &mut e, false);
+
+    // Authentication: the methods here, the signature fields once the IKE
+    // version is known.
+    let auth_plan = auth::plan(c, &mut e, ctx.dialect);
+    // The pre-shared key.
+    if auth_plan.psk() {
+        psk(c, ctx, &mut e, name, &ids, origin);
+    }
+    let mut v = ike_version(c, ctx, pluto);
+    auth::signatures(c, ctx, &mut e, &auth_plan, &mut v.ikev, &ids, origin);
+    set_ike_version(c, &mut e, &v, pluto);
+    proposals(c, &mut e, &v, pluto);
+    lifetimes(c, ctx, &mut e);
+    dpd(c, &mut e, pluto);
+    start_and_options(c, &mut e, ty, ends.remote_any);
+    c.leftovers();
+    e
+}
+
+/// The two addresses as written (`left=`/`right=`, the local one
+/// `%defaultroute` when empty).
+struct Ends {
+    lv: String,
+    rv: String,
+    remote_any: bool,
+}
+
+/// Addresses.
+fn endpoints(c: &mut Conv, e: &mut Entry) -> Ends {
     let lp = c.local("");
     let rp = c.remote("");
     let lv = lp.as_ref().map(|p| p.value.clone()).unwrap_or_default();
@@ -57,13 +88,22 @@ pub(super) fn connection(
             e.disable(format!("remote: {w}"));
         }
     }
-    // Identities.
+    Ends { lv, rv, remote_any }
+}
+
+/// Identities: `local_id`/`remote_id`; returns the names each side's
+/// secrets may be filed under (identity first, then address).
+fn identities(c: &mut Conv, e: &mut Entry, ends: &Ends, pluto: bool) -> [Vec<String>; 2] {
     let mut ids: [Vec<String>; 2] = [vec![], vec![]];
     for (i, (local, k)) in [(true, "local_id"), (false, "remote_id")]
         .into_iter()
         .enumerate()
     {
-        let addr = if local { lv.clone() } else { rv.clone() };
+        let addr = if local {
+            ends.lv.clone()
+        } else {
+            ends.rv.clone()
+        };
         ids[i].push(addr.clone());
         let Some(p) = (if local { c.local("id") } else { c.remote("id") }) else {
             continue;
@@ -106,64 +146,83 @@ pub(super) fn connection(
             }
         }
     }
-    set_subnets(c, &mut e, true);
-    set_subnets(c, &mut e, false);
-    // Authentication: the methods here, the signature fields once the IKE
-    // version is known.
-    let auth_plan = auth::plan(c, &mut e, ctx.dialect);
-    // The pre-shared key.
-    if auth_plan.psk() {
-        let (lids, rids) = (ids[0].clone(), ids[1].clone());
-        match secrets::find(ctx.secrets, "PSK", &lids, &rids) {
-            Some(s) => match s.text() {
-                Some(t) if t.len() >= 8 => {
-                    let path = format!("{SECRETS_DIR}/{name}.psk");
-                    e.set("secrets", path.clone());
-                    origin.push(format!(
-                        "pre-shared key from {} (selectors: {})",
-                        s.loc,
-                        if s.selectors.is_empty() {
-                            "none".into()
-                        } else {
-                            s.selectors.join(" ")
-                        }
-                    ));
-                    e.secret = Some(SecretFile {
-                        path,
-                        fields: vec![("psk".into(), Zeroizing::new(t.to_string()))],
-                        raw: None,
-                    });
-                }
-                Some(t) => {
-                    let why = format!("the pre-shared key at {} has {} characters: espresso requires at least 8 (use 20 or more random ones on both sides)", s.loc, t.len());
-                    c.conn_note(NoteKind::NotCarried, why.clone());
-                    e.disable(why);
-                }
-                None => {
-                    let why = format!(
-                        "the pre-shared key at {} is binary (0x/0s): espresso's psk is text",
-                        s.loc
-                    );
-                    c.conn_note(NoteKind::NotCarried, why.clone());
-                    e.disable(why);
-                }
-            },
-            None => {
-                let why = if ctx.have_secrets {
-                    format!(
-                        "no PSK in the secrets for {} <-> {}",
-                        lids.join("/"),
-                        rids.join("/")
-                    )
-                } else {
-                    "no ipsec.secrets given: the pre-shared key is missing (espresso import ipsec.conf ipsec.secrets)".to_string()
-                };
+    ids
+}
+
+/// The pre-shared key, found in the secrets by the identities.
+fn psk(
+    c: &mut Conv,
+    ctx: &Ctx,
+    e: &mut Entry,
+    name: &str,
+    ids: &[Vec<String>; 2],
+    origin: &mut Vec<String>,
+) {
+    let (lids, rids) = (ids[0].clone(), ids[1].clone());
+    match secrets::find(ctx.secrets, "PSK", &lids, &rids) {
+        Some(s) => match s.text() {
+            Some(t) if t.len() >= 8 => {
+                let path = format!("{SECRETS_DIR}/{name}.psk");
+                e.set("secrets", path.clone());
+                origin.push(format!(
+                    "pre-shared key from {} (selectors: {})",
+                    s.loc,
+                    if s.selectors.is_empty() {
+                        "none".into()
+                    } else {
+                        s.selectors.join(" ")
+                    }
+                ));
+                e.secret = Some(SecretFile {
+                    path,
+                    fields: vec![("psk".into(), Zeroizing::new(t.to_string()))],
+                    raw: None,
+                });
+            }
+            Some(t) => {
+                let why = format!("the pre-shared key at {} has {} characters: espresso requires at least 8 (use 20 or more random ones on both sides)", s.loc, t.len());
                 c.conn_note(NoteKind::NotCarried, why.clone());
                 e.disable(why);
             }
+            None => {
+                let why = format!(
+                    "the pre-shared key at {} is binary (0x/0s): espresso's psk is text",
+                    s.loc
+                );
+                c.conn_note(NoteKind::NotCarried, why.clone());
+                e.disable(why);
+            }
+        },
+        None => {
+            let why = if ctx.have_secrets {
+                format!(
+                    "no PSK in the secrets for {} <-> {}",
+                    lids.join("/"),
+                    rids.join("/")
+                )
+            } else {
+                "no ipsec.secrets given: the pre-shared key is missing (espresso import ipsec.conf ipsec.secrets)".to_string()
+            };
+            c.conn_note(NoteKind::NotCarried, why.clone());
+            e.disable(why);
         }
     }
-    // IKE version.
+}
+
+/// The IKE version as the original reads it (before the signature fields,
+/// which may narrow it).
+struct IkeChoice {
+    ikev: Ikev,
+    why_v1: String,
+    v1_param: Option<Param>,
+    kx: Option<Param>,
+    aggr: Option<Param>,
+    aggr_on: bool,
+}
+
+/// IKE version: `keyexchange=`, `ikev1=`, `ikev2=` over the dialect's
+/// default; aggressive mode.
+fn ike_version(c: &mut Conv, ctx: &Ctx, pluto: bool) -> IkeChoice {
     let kx = c.get("keyexchange");
     let v2 = c.get("ikev2");
     let v1 = c.get("ikev1");
@@ -221,7 +280,21 @@ pub(super) fn connection(
     }
     let aggr = c.get("aggrmode").or_else(|| c.get("aggressive"));
     let aggr_on = aggr.as_ref().is_some_and(|p| yes(&p.value) == Some(true));
-    auth::signatures(c, ctx, &mut e, &auth_plan, &mut ikev, &ids, origin);
+    IkeChoice {
+        ikev,
+        why_v1,
+        v1_param,
+        kx,
+        aggr,
+        aggr_on,
+    }
+}
+
+/// Writes the IKE version (or, without IKEv1, notes and disables what needs
+/// it).
+fn set_ike_version(c: &mut Conv, e: &mut Entry, v: &IkeChoice, pluto: bool) {
+    let (ikev, aggr_on) = (v.ikev, v.aggr_on);
+    let (why_v1, v1_param, kx, aggr) = (&v.why_v1, &v.v1_param, &v.kx, &v.aggr);
     let needs_v1 = matches!(ikev, Ikev::Never | Ikev::Permit);
     if features::IKEV1 {
         if pluto || kx.is_none() {
@@ -286,7 +359,12 @@ pub(super) fn connection(
             }
         }
     }
-    // Proposals.
+}
+
+/// Proposals: `ike=`/`ikealg=`, `esp=`/`phase2alg=` with `pfsgroup=` and
+/// `esn=`; `pfs=`; AH refused.
+fn proposals(c: &mut Conv, e: &mut Entry, v: &IkeChoice, pluto: bool) {
+    let (ikev, aggr_on) = (v.ikev, v.aggr_on);
     // Aggressive mode sends its KE in the first message: one group only.
     let default_dh: &[&str] = if features::IKEV1 && aggr_on && ikev != Ikev::Insist {
         &["modp2048"]
@@ -388,7 +466,11 @@ pub(super) fn connection(
             }
         }
     }
-    // Lifetimes (explicit: the dialect's defaults differ from espresso's).
+}
+
+/// Lifetimes (explicit: the dialect's defaults differ from espresso's) and
+/// `rekey=`.
+fn lifetimes(c: &mut Conv, ctx: &Ctx, e: &mut Entry) {
     let (ike_def, child_def) = match ctx.dialect {
         Dialect::Strongswan => ("3h", "1h"),
         Dialect::Libreswan => ("8h", "8h"),
@@ -440,7 +522,11 @@ pub(super) fn connection(
             e.set("rekey", false);
         }
     }
-    // DPD.
+}
+
+/// DPD: on with `dpddelay=` (pluto) or a `dpdaction=` other than none
+/// (strongSwan).
+fn dpd(c: &mut Conv, e: &mut Entry, pluto: bool) {
     let dd = c.get("dpddelay");
     let dt = c.get("dpdtimeout");
     let da = c.get("dpdaction");
@@ -501,6 +587,11 @@ pub(super) fn connection(
             );
         }
     }
+}
+
+/// Start (`auto=`), mode, and the per-connection switches: encapsulation,
+/// compression, MOBIKE, replay window.
+fn start_and_options(c: &mut Conv, e: &mut Entry, ty: &str, remote_any: bool) {
     // Start.
     match start_of(c, Table::Connection) {
         Ok(s) if remote_any && matches!(s, "start" | "trap") => {
@@ -543,6 +634,4 @@ pub(super) fn connection(
             }
         }
     }
-    c.leftovers();
-    e
 }

@@ -91,70 +91,8 @@ pub fn convert_all(conf: &Conf, ctx: &Ctx, notes: &mut Notes) -> Vec<Entry> {
     let mut cacerts: Vec<String> = Vec::new();
     for s in &conf.sections {
         match &s.kind {
-            Kind::Setup => {
-                for p in &s.params {
-                    match options::setup_option(&p.key) {
-                        Some(Map::Mapped(_)) => match p.key.as_str() {
-                            "plutoload" | "plutostart" if p.value.trim() == "%search" => notes.add(
-                                &p.loc,
-                                None,
-                                format!("{}={}", p.key, p.value),
-                                NoteKind::NoEffect,
-                                "%search: each conn's auto= decides, as espresso's start does",
-                            ),
-                            "manualstart" | "plutostart" => {
-                                start_list.extend(p.value.split_whitespace().map(str::to_string))
-                            }
-                            "plutoload" => {
-                                load_list.extend(p.value.split_whitespace().map(str::to_string))
-                            }
-                            _ => notes.add(
-                                &p.loc,
-                                None,
-                                format!("{}={}", p.key, p.value),
-                                NoteKind::NoEffect,
-                                "the files to import are given on the command line",
-                            ),
-                        },
-                        _ if p.key == "oe" && yes(&p.value) == Some(false) => notes.add(
-                            &p.loc,
-                            None,
-                            format!("{}={}", p.key, p.value),
-                            NoteKind::NoEffect,
-                            "opportunistic encryption is off in espresso too",
-                        ),
-                        m => note_map(m, p, None, notes),
-                    }
-                }
-            }
-            Kind::Ca(n) => {
-                let ignored = s
-                    .params
-                    .iter()
-                    .any(|p| p.key == "auto" && p.value.eq_ignore_ascii_case("ignore"));
-                for p in &s.params {
-                    let opt = format!("ca {n}: {}={}", p.key, p.value);
-                    let (kind, why) = match p.key.as_str() {
-                        "cacert" if !ignored => {
-                            let f = auth::ca_file(&p.value);
-                            if auth::in_cacerts_dir(&f) {
-                                (NoteKind::NoEffect, format!("{f} is in {}, which every certificate connection trusts (cacerts)", auth::CACERTS_DIR))
-                            } else {
-                                cacerts.push(f);
-                                continue;
-                            }
-                        }
-                        "cacert" => (NoteKind::NoEffect, "auto=ignore: the original does not load this CA".to_string()),
-                        "auto" => (NoteKind::NoEffect, "the CA certificate is trusted by every certificate connection (cacerts)".to_string()),
-                        "crluri" | "crluri1" | "crluri2" | "ocspuri" | "ocspuri1" | "ocspuri2" | "certuribase" => (
-                            NoteKind::NotCarried,
-                            format!("CRLs are read from the files in {} (crls); fetching CRLs and OCSP are not implemented", auth::CRLS_DIR),
-                        ),
-                        _ => (NoteKind::NotCarried, "not implemented for CA sections".to_string()),
-                    };
-                    notes.add(&p.loc, None, opt, kind, why);
-                }
-            }
+            Kind::Setup => setup_section(s, notes, &mut start_list, &mut load_list),
+            Kind::Ca(n) => ca_section(n, s, notes, &mut cacerts),
             Kind::Conn(n) if n == "%default" => defaults.extend(s.params.iter()),
             Kind::Conn(n) => {
                 if let Some((_, prev)) = conns.iter().find(|(m, _)| *m == n.as_str()) {
@@ -199,56 +137,149 @@ pub fn convert_all(conf: &Conf, ctx: &Ctx, notes: &mut Notes) -> Vec<Entry> {
         if referenced.contains(*name) && !has_auto {
             continue; // a fragment used through also=
         }
-        let mut p: BTreeMap<String, Param> = BTreeMap::new();
-        let mut also = Vec::new();
-        let mut stack = vec![name.to_string()];
-        resolve(name, false, &conns, &mut p, &mut also, &mut stack, notes);
-        for d in &defaults {
-            p.entry(d.key.clone()).or_insert_with(|| (*d).clone());
-        }
-        let mut r = Resolved {
-            name: name.to_string(),
-            loc: sec.loc.clone(),
-            p,
-            also,
-        };
-        if (start_list.contains(*name) || load_list.contains(*name)) && !r.p.contains_key("auto") {
-            let v = if start_list.contains(*name) {
-                "start"
-            } else {
-                "add"
-            };
-            r.p.insert(
-                "auto".into(),
-                Param {
-                    key: "auto".into(),
-                    value: v.into(),
-                    loc: sec.loc.clone(),
-                },
-            );
-        }
+        let r = resolved(name, sec, &conns, &defaults, &start_list, &load_list, notes);
         for mut e in convert(&r, ctx, notes) {
-            let base = e.name.clone();
-            let mut n = 2;
-            while names.contains(&e.name) {
-                e.name = format!("{}-{n}", &base[..base.len().min(60)]);
-                n += 1;
-            }
-            if e.name != base {
-                notes.add(
-                    &r.loc,
-                    Some(&r.name),
-                    format!("conn {}", r.name),
-                    NoteKind::Changed,
-                    format!("named {} (the name {base} is taken)", e.name),
-                );
-                e.set("name", e.name.clone());
-            }
-            names.insert(e.name.clone());
+            unique_name(&mut e, &mut names, &r, notes);
             out.push(e);
         }
     }
     out
+}
+
+/// `config setup`: `plutostart`/`manualstart`/`plutoload` lists collected,
+/// every other option noted.
+fn setup_section(
+    s: &Section,
+    notes: &mut Notes,
+    start_list: &mut HashSet<String>,
+    load_list: &mut HashSet<String>,
+) {
+    for p in &s.params {
+        match options::setup_option(&p.key) {
+            Some(Map::Mapped(_)) => match p.key.as_str() {
+                "plutoload" | "plutostart" if p.value.trim() == "%search" => notes.add(
+                    &p.loc,
+                    None,
+                    format!("{}={}", p.key, p.value),
+                    NoteKind::NoEffect,
+                    "%search: each conn's auto= decides, as espresso's start does",
+                ),
+                "manualstart" | "plutostart" => {
+                    start_list.extend(p.value.split_whitespace().map(str::to_string))
+                }
+                "plutoload" => load_list.extend(p.value.split_whitespace().map(str::to_string)),
+                _ => notes.add(
+                    &p.loc,
+                    None,
+                    format!("{}={}", p.key, p.value),
+                    NoteKind::NoEffect,
+                    "the files to import are given on the command line",
+                ),
+            },
+            _ if p.key == "oe" && yes(&p.value) == Some(false) => notes.add(
+                &p.loc,
+                None,
+                format!("{}={}", p.key, p.value),
+                NoteKind::NoEffect,
+                "opportunistic encryption is off in espresso too",
+            ),
+            m => note_map(m, p, None, notes),
+        }
+    }
+}
+
+/// A `ca` section: its CA certificate joins the CAs of certificate
+/// connections; the rest is noted.
+fn ca_section(n: &str, s: &Section, notes: &mut Notes, cacerts: &mut Vec<String>) {
+    let ignored = s
+        .params
+        .iter()
+        .any(|p| p.key == "auto" && p.value.eq_ignore_ascii_case("ignore"));
+    for p in &s.params {
+        let opt = format!("ca {n}: {}={}", p.key, p.value);
+        let (kind, why) = match p.key.as_str() {
+            "cacert" if !ignored => {
+                let f = auth::ca_file(&p.value);
+                if auth::in_cacerts_dir(&f) {
+                    (NoteKind::NoEffect, format!("{f} is in {}, which every certificate connection trusts (cacerts)", auth::CACERTS_DIR))
+                } else {
+                    cacerts.push(f);
+                    continue;
+                }
+            }
+            "cacert" => (NoteKind::NoEffect, "auto=ignore: the original does not load this CA".to_string()),
+            "auto" => (NoteKind::NoEffect, "the CA certificate is trusted by every certificate connection (cacerts)".to_string()),
+            "crluri" | "crluri1" | "crluri2" | "ocspuri" | "ocspuri1" | "ocspuri2" | "certuribase" => (
+                NoteKind::NotCarried,
+                format!("CRLs are read from the files in {} (crls); fetching CRLs and OCSP are not implemented", auth::CRLS_DIR),
+            ),
+            _ => (NoteKind::NotCarried, "not implemented for CA sections".to_string()),
+        };
+        notes.add(&p.loc, None, opt, kind, why);
+    }
+}
+
+/// One conn with `also=`/`alsoflip=` and `%default` resolved, and `auto=`
+/// from `config setup`'s start and load lists.
+fn resolved(
+    name: &str,
+    sec: &Section,
+    conns: &[(&str, &Section)],
+    defaults: &[&Param],
+    start_list: &HashSet<String>,
+    load_list: &HashSet<String>,
+    notes: &mut Notes,
+) -> Resolved {
+    let mut p: BTreeMap<String, Param> = BTreeMap::new();
+    let mut also = Vec::new();
+    let mut stack = vec![name.to_string()];
+    resolve(name, false, conns, &mut p, &mut also, &mut stack, notes);
+    for d in defaults {
+        p.entry(d.key.clone()).or_insert_with(|| (*d).clone());
+    }
+    let mut r = Resolved {
+        name: name.to_string(),
+        loc: sec.loc.clone(),
+        p,
+        also,
+    };
+    if (start_list.contains(name) || load_list.contains(name)) && !r.p.contains_key("auto") {
+        let v = if start_list.contains(name) {
+            "start"
+        } else {
+            "add"
+        };
+        r.p.insert(
+            "auto".into(),
+            Param {
+                key: "auto".into(),
+                value: v.into(),
+                loc: sec.loc.clone(),
+            },
+        );
+    }
+    r
+}
+
+/// Entry names are unique: a taken name gets a `-N` suffix (noted).
+fn unique_name(e: &mut Entry, names: &mut HashSet<String>, r: &Resolved, notes: &mut Notes) {
+    let base = e.name.clone();
+    let mut n = 2;
+    while names.contains(&e.name) {
+        e.name = format!("{}-{n}", &base[..base.len().min(60)]);
+        n += 1;
+    }
+    if e.name != base {
+        notes.add(
+            &r.loc,
+            Some(&r.name),
+            format!("conn {}", r.name),
+            NoteKind::Changed,
+            format!("named {} (the name {base} is taken)", e.name),
+        );
+        e.set("name", e.name.clone());
+    }
+    names.insert(e.name.clone());
 }
 
 /// Own parameters win over also= ones (first also= first), as in FreeS/WAN,

@@ -14,6 +14,35 @@ use crate::import::out::{Entry, SecretFile, Table, SECRETS_DIR};
 
 pub(super) fn tunnel(c: &mut Conv, name: &str, ty: &str) -> Entry {
     let mut e = Entry::new(Table::Tunnel, name, c.r.loc.clone());
+    addresses(c, &mut e);
+    set_subnets(c, &mut e, true);
+    set_subnets(c, &mut e, false);
+    if ty == "transport" {
+        e.set("mode", "transport");
+    }
+    refuse_ah(c, &mut e);
+    let legacy = suite(c, &mut e);
+    spis(c, &mut e, ty);
+    keys(c, &mut e, name);
+    replay_window(c, &mut e);
+    match start_of(c, Table::Tunnel) {
+        Ok(s) => e.set("start", s),
+        Err(w) => e.disable(w),
+    }
+    if legacy {
+        e.set("allow_legacy", true);
+        c.conn_note(
+            NoteKind::Changed,
+            "allow_legacy = true: the original uses 3DES or HMAC-MD5 (deprecated, RFC 8221)",
+        );
+    }
+    no_ike(c);
+    c.leftovers();
+    e
+}
+
+/// The two addresses (a manual tunnel needs them as addresses).
+fn addresses(c: &mut Conv, e: &mut Entry) {
     for (local, k) in [(true, "local"), (false, "remote")] {
         let p = if local { c.local("") } else { c.remote("") };
         let v = p.as_ref().map(|p| p.value.clone()).unwrap_or_default();
@@ -32,12 +61,10 @@ pub(super) fn tunnel(c: &mut Conv, name: &str, ty: &str) -> Entry {
             }
         }
     }
-    set_subnets(c, &mut e, true);
-    set_subnets(c, &mut e, false);
-    if ty == "transport" {
-        e.set("mode", "transport");
-    }
-    // AH is refused as a whole: the peer would send AH we cannot check.
+}
+
+/// AH is refused as a whole: the peer would send AH we cannot check.
+fn refuse_ah(c: &mut Conv, e: &mut Entry) {
     for k in [
         "ah",
         "ahkey",
@@ -56,7 +83,10 @@ pub(super) fn tunnel(c: &mut Conv, name: &str, ty: &str) -> Entry {
             e.disable("uses AH, which espresso does not implement (RFC 4302): configure ESP with integrity on both sides");
         }
     }
-    // Suite.
+}
+
+/// Suite: the first proposal of `esp=`; whether it is a legacy one.
+fn suite(c: &mut Conv, e: &mut Entry) -> bool {
     let mut legacy = false;
     match c.get("esp") {
         None => e.disable("no esp= (a manual connection without ESP)"),
@@ -81,7 +111,11 @@ pub(super) fn tunnel(c: &mut Conv, name: &str, ty: &str) -> Entry {
             }
         }
     }
-    // SPIs as ipsec_manual derived them (this side's view).
+    legacy
+}
+
+/// SPIs as ipsec_manual derived them (this side's view).
+fn spis(c: &mut Conv, e: &mut Entry, ty: &str) {
     let tunnel_mode = ty == "tunnel";
     let (to_peer0, to_me0) = if c.me == "left" { (0u32, 1u32) } else { (1, 0) };
     let add = if tunnel_mode { 2 } else { 0 };
@@ -134,7 +168,10 @@ pub(super) fn tunnel(c: &mut Conv, name: &str, ty: &str) -> Entry {
         }
         _ => e.disable("no SPI (spi=, spibase= or leftespspi=/rightespspi=)"),
     }
-    // Keys: <side>espenckey is the key of the SA toward that side.
+}
+
+/// Keys: <side>espenckey is the key of the SA toward that side.
+fn keys(c: &mut Conv, e: &mut Entry, name: &str) {
     let mut fields: Vec<(String, Zeroizing<String>)> = Vec::new();
     for (what, both_k) in [("enc_key", "espenckey"), ("auth_key", "espauthkey")] {
         let both = c.get(both_k);
@@ -173,6 +210,10 @@ pub(super) fn tunnel(c: &mut Conv, name: &str, ty: &str) -> Entry {
             raw: None,
         });
     }
+}
+
+/// The anti-replay window (FreeS/WAN's ipsec_manual had none).
+fn replay_window(c: &mut Conv, e: &mut Entry) {
     match c.get("espreplay_window").or_else(|| c.get("replay_window")) {
         Some(p) => match p.value.parse::<i64>() {
             Ok(n) if (1..64).contains(&n) => {
@@ -187,17 +228,10 @@ pub(super) fn tunnel(c: &mut Conv, name: &str, ty: &str) -> Entry {
             c.conn_note(NoteKind::Changed, "replay_window = 0 as FreeS/WAN's ipsec_manual (no anti-replay: a restarted peer starts its sequence numbers at 1 again); set 64..65536 if the peer never restarts its counters");
         }
     }
-    match start_of(c, Table::Tunnel) {
-        Ok(s) => e.set("start", s),
-        Err(w) => e.disable(w),
-    }
-    if legacy {
-        e.set("allow_legacy", true);
-        c.conn_note(
-            NoteKind::Changed,
-            "allow_legacy = true: the original uses 3DES or HMAC-MD5 (deprecated, RFC 8221)",
-        );
-    }
+}
+
+/// IKE options mean nothing to a manually keyed tunnel.
+fn no_ike(c: &mut Conv) {
     for k in [
         "authby",
         "ike",
@@ -215,6 +249,4 @@ pub(super) fn tunnel(c: &mut Conv, name: &str, ty: &str) -> Entry {
             c.note(&p, NoteKind::NoEffect, "manual keying: no IKE negotiation");
         }
     }
-    c.leftovers();
-    e
 }

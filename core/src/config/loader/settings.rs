@@ -8,7 +8,7 @@ use toml::Value;
 
 use super::{values, Block, Loader, Parse};
 use crate::config::dataplane::{DataplaneSettings, ExceptionPath, ShmSetting, CRYPTO_BACKENDS};
-use crate::config::model::DaemonSettings;
+use crate::config::model::{DaemonSettings, IkeLimits};
 
 const DAEMON_FIELDS: &[(&str, &[&str])] = &[
     ("shm", &[]),
@@ -101,104 +101,109 @@ impl Loader {
         if let Some(v) = p.get("rfc7427", values::boolean) {
             d.rfc7427 = v;
         }
-        let lim = &mut d.ike_limits;
-        let mut seen = Vec::new();
-        let fields: [(&str, &mut usize, u64, u64, &str); 6] = [
-            (
-                "half_open",
-                &mut lim.half_open,
-                1,
-                1 << 20,
-                "half-open IKE SAs in total",
-            ),
-            (
-                "half_open_per_source",
-                &mut lim.half_open_per_source,
-                1,
-                1 << 20,
-                "half-open IKE SAs per source address",
-            ),
-            (
-                "cookie_threshold",
-                &mut lim.cookie_threshold,
-                0,
-                1 << 20,
-                "half-open IKE SAs before cookies are demanded (0: always)",
-            ),
-            (
-                "max_init_message",
-                &mut lim.max_init_message,
-                512,
-                65535,
-                "bytes of an IKE_SA_INIT / IKEv1 first message",
-            ),
-            (
-                "max_message",
-                &mut lim.max_message,
-                1280,
-                65535,
-                "bytes of any other IKE message",
-            ),
-            (
-                "ike_queue",
-                &mut lim.queue,
-                16,
-                1 << 16,
-                "datagrams per queue between the IKE sockets and the daemon",
-            ),
-        ];
-        for (name, slot, lo, hi, what) in fields {
-            if let Some((v, f)) = p.get_field(name, |v| within(v, lo, hi, what)) {
-                *slot = v;
-                seen.push((name, f));
-            }
-        }
-        // Relations between the limits, reported at the field that breaks them.
-        let lim = d.ike_limits;
-        let checks = [
-            (
-                "half_open_per_source",
-                lim.half_open_per_source > lim.half_open,
-                format!(
-                    "{} per source is more than the {} half-open IKE SAs allowed in total (half_open)",
-                    lim.half_open_per_source, lim.half_open
-                ),
-            ),
-            (
-                "cookie_threshold",
-                lim.cookie_threshold > lim.half_open,
-                format!(
-                    "cookies from {} half-open IKE SAs would never start: half_open caps them at {}",
-                    lim.cookie_threshold, lim.half_open
-                ),
-            ),
-            (
-                "max_init_message",
-                lim.max_init_message > lim.max_message,
-                format!(
-                    "{} bytes for first messages is more than max_message ({})",
-                    lim.max_init_message, lim.max_message
-                ),
-            ),
-        ];
-        for (name, bad, msg) in checks {
-            if !bad {
-                continue;
-            }
-            match seen.iter().find(|(n, _)| *n == name) {
-                Some((_, f)) => {
-                    let (file, span) = (f.file, f.span.clone());
-                    let field = format!("daemon.{}", f.written);
-                    let value = values::show(&f.value);
-                    p.l.err(file, Some(&span), Some(field), Some(value), msg);
-                }
-                None => {
-                    let (file, span) = (p.file, p.span.clone());
-                    p.l.err(file, Some(&span), Some(format!("daemon.{name}")), None, msg);
-                }
-            }
-        }
+        ike_limits(&mut p, &mut d.ike_limits);
         d
+    }
+}
+
+/// `[daemon]`'s IKE limits and the relations between them (reported at the
+/// field that breaks them).
+fn ike_limits(p: &mut Parse, lim: &mut IkeLimits) {
+    let mut seen = Vec::new();
+    let fields: [(&str, &mut usize, u64, u64, &str); 6] = [
+        (
+            "half_open",
+            &mut lim.half_open,
+            1,
+            1 << 20,
+            "half-open IKE SAs in total",
+        ),
+        (
+            "half_open_per_source",
+            &mut lim.half_open_per_source,
+            1,
+            1 << 20,
+            "half-open IKE SAs per source address",
+        ),
+        (
+            "cookie_threshold",
+            &mut lim.cookie_threshold,
+            0,
+            1 << 20,
+            "half-open IKE SAs before cookies are demanded (0: always)",
+        ),
+        (
+            "max_init_message",
+            &mut lim.max_init_message,
+            512,
+            65535,
+            "bytes of an IKE_SA_INIT / IKEv1 first message",
+        ),
+        (
+            "max_message",
+            &mut lim.max_message,
+            1280,
+            65535,
+            "bytes of any other IKE message",
+        ),
+        (
+            "ike_queue",
+            &mut lim.queue,
+            16,
+            1 << 16,
+            "datagrams per queue between the IKE sockets and the daemon",
+        ),
+    ];
+    for (name, slot, lo, hi, what) in fields {
+        if let Some((v, f)) = p.get_field(name, |v| within(v, lo, hi, what)) {
+            *slot = v;
+            seen.push((name, f));
+        }
+    }
+    // Relations between the limits, reported at the field that breaks them.
+    let lim = *lim;
+    let checks = [
+        (
+            "half_open_per_source",
+            lim.half_open_per_source > lim.half_open,
+            format!(
+                "{} per source is more than the {} half-open IKE SAs allowed in total (half_open)",
+                lim.half_open_per_source, lim.half_open
+            ),
+        ),
+        (
+            "cookie_threshold",
+            lim.cookie_threshold > lim.half_open,
+            format!(
+                "cookies from {} half-open IKE SAs would never start: half_open caps them at {}",
+                lim.cookie_threshold, lim.half_open
+            ),
+        ),
+        (
+            "max_init_message",
+            lim.max_init_message > lim.max_message,
+            format!(
+                "{} bytes for first messages is more than max_message ({})",
+                lim.max_init_message, lim.max_message
+            ),
+        ),
+    ];
+    for (name, bad, msg) in checks {
+        if !bad {
+            continue;
+        }
+        match seen.iter().find(|(n, _)| *n == name) {
+            Some((_, f)) => {
+                let (file, span) = (f.file, f.span.clone());
+                let field = format!("daemon.{}", f.written);
+                let value = values::show(&f.value);
+                p.l.err(file, Some(&span), Some(field), Some(value), msg);
+            }
+            None => {
+                let (file, span) = (p.file, p.span.clone());
+                p.l.err(file, Some(&span), Some(format!("daemon.{name}")), None, msg);
+            }
+        }
     }
 }
 
