@@ -33,6 +33,7 @@ impl IsakmpSa {
             m(Some(*at));
         }
         if self.state == P1State::Established {
+            m(self.retire_at);
             for c in &self.children {
                 if c.state != ChildState::InboundOnly {
                     m(Some(c.expire_at));
@@ -67,6 +68,10 @@ impl IsakmpSa {
     }
 
     pub fn on_timeout(&mut self, ctx: &mut Ctx, now: Instant) {
+        if self.state == P1State::Established && self.retire_at.is_some_and(|r| now >= r) {
+            self.retire_now(ctx);
+            return;
+        }
         if self.half_open_deadline.is_some_and(|d| now >= d) && self.state != P1State::Established {
             self.half_open_deadline = None;
             self.purge(ctx, DeleteReason::HalfOpenTimeout);
