@@ -601,6 +601,20 @@ fn isakmp_sa_reauthentication_moves_ipsec_sas() {
     let (ao, bo) = assert_one_pair(&n);
     n.a.eng.rekey_ike(id, n.now).unwrap();
     n.pump();
+    // the old ISAKMP SA's DELETE waits (RETIRE_AFTER_REAUTH): strongSwan
+    // adopts the IPsec SAs in a job after its last main mode message, and
+    // a DELETE handled before it takes them along
+    assert_eq!(n.a.eng.status().len(), 2, "old ISAKMP SA kept a while");
+    assert_eq!(n.b.eng.status().len(), 2, "no DELETE at once");
+    assert!(n
+        .b
+        .eng
+        .status()
+        .iter()
+        .any(|s| s.sa.id != id && s.sa.children.len() == 1));
+    n.advance(Duration::from_millis(1900));
+    assert_eq!(n.b.eng.status().len(), 2, "no DELETE within the grace");
+    n.advance(Duration::from_millis(200));
     assert_eq!(n.a.eng.status().len(), 1, "old ISAKMP SA gone");
     assert_eq!(n.b.eng.status().len(), 1);
     assert_ne!(n.a.eng.status()[0].sa.id, id);
@@ -632,6 +646,7 @@ fn responder_reauthenticates_and_replaced_isakmp_sas_go() {
     let bid = n.b.eng.ike_sas()[0];
     n.b.eng.rekey_ike(bid, n.now).unwrap();
     n.pump();
+    n.advance(Duration::from_millis(2100));
     assert_eq!(n.a.eng.status().len(), 1, "A keeps a replaced ISAKMP SA");
     assert_eq!(n.b.eng.status().len(), 1, "B keeps a replaced ISAKMP SA");
     assert_ne!(n.a.eng.status()[0].sa.id, id);
@@ -1434,4 +1449,70 @@ fn simultaneous_rekeys_leave_one_chain() {
         0,
         "nothing expired"
     );
+}
+
+/// Both ends re-authenticate at once (the two new ISAKMP SAs cross): each
+/// side hands the IPsec SAs to the other's new SA first, then the crossing
+/// settles on one ISAKMP SA (the higher initiator cookie's SA is deleted,
+/// the IPsec SAs follow the DELETE to the other), with no gap: one working
+/// pair at every step, the same ISAKMP SA at both ends at the end.
+#[test]
+fn crossing_reauthentications_leave_the_ipsec_sas_on_one_isakmp_sa() {
+    let mut n = Net::new(pair().0, pair().1);
+    n.a.dp.strict = true;
+    n.b.dp.strict = true;
+    let id = n.initiate();
+    let (ao, bo) = assert_one_pair(&n);
+    let bid = n.b.eng.ike_sas()[0];
+    n.a.eng.rekey_ike(id, n.now).unwrap();
+    n.b.eng.rekey_ike(bid, n.now).unwrap();
+    n.pump();
+    for _ in 0..700 {
+        n.advance(Duration::from_millis(100));
+        assert_eq!(assert_one_pair(&n), (ao, bo), "IPsec SAs untouched");
+    }
+    let (sa, sb) = (n.a.eng.status(), n.b.eng.status());
+    assert_eq!(
+        sa.len(),
+        1,
+        "A: {:x?}",
+        sa.iter().map(|s| s.sa.spis).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        sb.len(),
+        1,
+        "B: {:x?}",
+        sb.iter().map(|s| s.sa.spis).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        sa[0].sa.spis, sb[0].sa.spis,
+        "the same ISAKMP SA at both ends"
+    );
+    assert_eq!(sa[0].sa.children.len(), 1);
+    assert_eq!(sb[0].sa.children.len(), 1);
+    // and it manages them: a rekey from either side works
+    n.a.eng.rekey_child(a_child(&n), n.now).unwrap();
+    n.pump();
+    n.advance(Duration::from_secs(2));
+    assert_ne!(assert_one_pair(&n), (ao, bo));
+    let b_in = n.b.eng.status()[0].sa.children[0].inbound_spi;
+    n.b.eng.rekey_child(b_in, n.now).unwrap();
+    n.pump();
+    n.advance(Duration::from_secs(5));
+    assert_one_pair(&n);
+    assert_eq!(n.a.eng.status()[0].sa.children.len(), 1);
+    assert_eq!(n.b.eng.status()[0].sa.children.len(), 1);
+    for ev in [&n.a.events, &n.b.events] {
+        assert_eq!(
+            count(ev, |e| matches!(
+                e,
+                Event::ChildDeleted {
+                    reason: DeleteReason::Peer,
+                    ..
+                }
+            )),
+            0,
+            "no IPsec SA went with an ISAKMP SA"
+        );
+    }
 }

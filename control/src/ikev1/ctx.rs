@@ -232,6 +232,9 @@ pub(crate) enum Deferred {
     Adopt {
         keep: u64,
     },
+    /// The peer deleted this ISAKMP SA: its IPsec SAs go to another ISAKMP
+    /// SA with the peer, if any, then it goes.
+    PeerDeleted(u64),
     Restart {
         conn: Arc<Connection>,
     },

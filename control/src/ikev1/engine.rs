@@ -560,6 +560,9 @@ impl Engine {
                         }
                     }
                     Deferred::MoveChildren { from, to } => {
+                        // the peer's re-authentication crossed ours and
+                        // already took the IPsec SAs: ours is redundant
+                        let crossed = self.sas.get(&from).is_some_and(|s| s.is_replaced());
                         let moved = self.sas.get_mut(&from).map(|s| {
                             s.finish_pending_switches(&mut self.ctx, now);
                             s.mark_replaced();
@@ -567,6 +570,16 @@ impl Engine {
                         });
                         if let (Some(m), Some(t)) = (moved, self.sas.get_mut(&to)) {
                             t.adopt_children(m);
+                        }
+                        let theirs = self.sas.get(&to).filter(|_| crossed).and_then(|t| {
+                            self.sas
+                                .values()
+                                .filter(|s| s.can_inherit_from(t) && s.is_usable())
+                                .max_by_key(|s| s.id)
+                                .map(|s| s.ic)
+                        });
+                        if let (Some(ic), Some(t)) = (theirs, self.sas.get_mut(&to)) {
+                            t.retire_crossed(ic, now);
                         }
                     }
                     Deferred::InitialContact { keep } => {
@@ -603,8 +616,12 @@ impl Engine {
                         let Some(k) = self.sas.get(&keep) else {
                             continue;
                         };
-                        let (conn, rid, rip) =
-                            (k.conn.name.clone(), k.remote_id.clone(), k.remote.ip());
+                        let (conn, rid, rip, keep_ic) = (
+                            k.conn.name.clone(),
+                            k.remote_id.clone(),
+                            k.remote.ip(),
+                            k.ic,
+                        );
                         let olds: Vec<u64> = self
                             .sas
                             .iter()
@@ -634,8 +651,37 @@ impl Engine {
                             // an ISAKMP SA never deletes IPsec SAs, RFC 2408
                             // §4.6.3) and `status` lists only the new one.
                             if let Some(s) = self.sas.get_mut(&o) {
-                                s.queue(&mut self.ctx, Task::DeleteIsakmp, now);
+                                s.retire_after_peer_reauth(keep_ic, now);
                             }
+                        }
+                    }
+                    Deferred::PeerDeleted(id) => {
+                        // its IPsec SAs go to the ISAKMP SA the peer kept:
+                        // one in use first, else the newest (a replaced one
+                        // waiting for its DELETE is in use again)
+                        let heir =
+                            self.sas
+                                .get(&id)
+                                .filter(|g| g.holds_ipsec_sas())
+                                .and_then(|g| {
+                                    self.sas
+                                        .values()
+                                        .filter(|s| s.can_inherit_from(g))
+                                        .max_by_key(|s| (s.is_usable(), s.id))
+                                        .map(|s| s.id)
+                                });
+                        if let Some(h) = heir {
+                            let moved = self.sas.get_mut(&id).map(|g| {
+                                g.finish_pending_switches(&mut self.ctx, now);
+                                g.take_children(&mut self.ctx, now)
+                            });
+                            if let (Some(m), Some(t)) = (moved, self.sas.get_mut(&h)) {
+                                t.revive();
+                                t.adopt_children(m);
+                            }
+                        }
+                        if let Some(g) = self.sas.get_mut(&id) {
+                            g.finish_peer_delete(&mut self.ctx);
                         }
                     }
                     Deferred::Restart { conn } => {

@@ -76,8 +76,81 @@ impl IsakmpSa {
 
     pub fn mark_replaced(&mut self) {
         self.replaced = true;
-        self.rekey_at = None;
         self.dpd = None;
+    }
+
+    /// A replaced ISAKMP SA goes after `after` (the earliest if asked twice).
+    pub(super) fn retire(&mut self, after: Duration, now: Instant) {
+        let at = now + after;
+        self.replaced = true;
+        self.retire_at = Some(self.retire_at.map_or(at, |r| r.min(at)));
+    }
+
+    /// The peer re-authenticated and its new ISAKMP SA (cookie `theirs_ic`)
+    /// took this one's IPsec SAs: this one goes, later if it is itself a
+    /// re-authentication of ours (the two crossed).
+    pub fn retire_after_peer_reauth(&mut self, theirs_ic: u64, now: Instant) {
+        if self.reauth_of.is_some() {
+            self.retire_crossed(theirs_ic, now);
+        } else {
+            self.retire(RETIRE_AFTER_REAUTH, now);
+        }
+    }
+
+    /// Our re-authentication crossed the peer's (`theirs_ic`), which holds
+    /// the IPsec SAs: this one goes, unless the peer deletes the other one
+    /// first (the IPsec SAs then come back here, [`Self::revive`]). Two
+    /// espressos agree without a word: the SA with the higher initiator
+    /// cookie goes first (15 s), the other waits longer (60 s) and is
+    /// revived by that DELETE; strongSwan settles it itself within 10 s.
+    pub fn retire_crossed(&mut self, theirs_ic: u64, now: Instant) {
+        self.mark_replaced();
+        let after = if self.ic > theirs_ic {
+            RETIRE_AFTER_CROSSING
+        } else {
+            RETIRE_AFTER_CROSSING_YIELD
+        };
+        self.retire(after, now);
+    }
+
+    pub fn is_replaced(&self) -> bool {
+        self.replaced
+    }
+
+    /// Its time came: the DELETE of a replaced ISAKMP SA.
+    pub(super) fn retire_now(&mut self, ctx: &mut Ctx) {
+        self.retire_at = None;
+        self.send_isakmp_delete(ctx);
+        self.replaced = true;
+        self.state = P1State::Deleting;
+        ctx.event(Event::IkeDeleted {
+            sa: self.id,
+            conn: self.conn.name.clone(),
+            reason: DeleteReason::Rekeyed,
+        });
+        ctx.deferred.push(Deferred::Remove(self.id));
+    }
+
+    /// A replaced ISAKMP SA takes IPsec SAs back (the peer deleted the one
+    /// they had moved to): in use again, its DELETE cancelled.
+    pub fn revive(&mut self) {
+        self.replaced = false;
+        self.retire_at = None;
+    }
+
+    /// IPsec SAs (or draining inbound ones) are under this ISAKMP SA.
+    pub fn holds_ipsec_sas(&self) -> bool {
+        !self.children.is_empty() || !self.drains.is_empty()
+    }
+
+    /// Whether a peer's DELETE of `other` should hand its IPsec SAs to this
+    /// one: established, not going, same connection and peer.
+    pub fn can_inherit_from(&self, other: &IsakmpSa) -> bool {
+        self.id != other.id
+            && self.state == P1State::Established
+            && self.conn.name == other.conn.name
+            && self.remote_id == other.remote_id
+            && self.remote.ip() == other.remote.ip()
     }
 
     /// Local delete of everything: a delete per IPsec SA, then the ISAKMP SA.
@@ -348,8 +421,20 @@ impl IsakmpSa {
         }
     }
 
-    /// A peer's DELETE of this ISAKMP SA.
+    /// A peer's DELETE of this ISAKMP SA: IPsec SAs still under it go to
+    /// another ISAKMP SA with the peer if there is one (the engine, then
+    /// [`Self::finish_peer_delete`]), as strongSwan moves them to the ISAKMP
+    /// SA it keeps (two re-authentications crossed: the peer kept the other
+    /// one); deleting an ISAKMP SA does not delete IPsec SAs (RFC 2408
+    /// §4.6.3).
     fn peer_deleted_isakmp(&mut self, ctx: &mut Ctx) {
+        self.state = P1State::Deleting;
+        ctx.deferred.push(Deferred::PeerDeleted(self.id));
+    }
+
+    /// The rest of a peer's DELETE of this ISAKMP SA, after the engine moved
+    /// its IPsec SAs or found no SA to take them.
+    pub fn finish_peer_delete(&mut self, ctx: &mut Ctx) {
         // IPsec SAs that moved to a replacement stay there
         self.purge(ctx, DeleteReason::Peer);
         ctx.event(Event::IkeDeleted {

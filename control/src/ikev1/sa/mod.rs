@@ -229,9 +229,31 @@ pub(crate) struct IsakmpSa {
     keepalive_at: Option<Instant>,
     half_open_deadline: Option<Instant>,
     drains: Vec<(Instant, u32)>,
+    /// A replaced ISAKMP SA's DELETE goes out then (`info::retire`), not at
+    /// once: the peer's IPsec SAs may still hang on it.
+    retire_at: Option<Instant>,
     /// The source address this SA counts as half-open for, until phase 1 completes.
     pub half_open_from: Option<IpAddr>,
 }
+
+/// How long an ISAKMP SA replaced by our re-authentication stays before its
+/// DELETE goes out. strongSwan adopts the IPsec SAs of a peer's
+/// re-authentication in a job it queues after its last main mode message
+/// (`adopt_children_job`, main_mode.c `build_r` MM_AUTH); a DELETE of the old
+/// ISAKMP SA handled before that job destroys them with it
+/// (isakmp_delete.c `process_r`). strongSwan and Libreswan themselves never
+/// delete the old ISAKMP SA at once: strongSwan's adoption deletes it 10 s
+/// later (`delete_ike_sa_job`), its own re-authentication keeps it REKEYING
+/// until it expires, Libreswan lets it expire.
+pub(crate) const RETIRE_AFTER_REAUTH: Duration = Duration::from_secs(2);
+/// The same after the peer's re-authentication crossed one of ours (the old
+/// SA is our own re-authentication's): longer than strongSwan's 10 s, so the
+/// peer deletes the one of the two it does not keep first, and the IPsec SAs
+/// follow it (`Deferred::PeerDeleted`).
+pub(crate) const RETIRE_AFTER_CROSSING: Duration = Duration::from_secs(15);
+/// The other side of a crossing: this SA waits for the peer's DELETE of the
+/// other one (`IsakmpSa::retire_crossed`).
+pub(crate) const RETIRE_AFTER_CROSSING_YIELD: Duration = Duration::from_secs(60);
 
 /// SHA-256 of a message, for duplicate detection.
 fn digest(msg: &[u8]) -> [u8; 32] {
@@ -300,6 +322,7 @@ impl IsakmpSa {
             keepalive_at: None,
             half_open_deadline: None,
             drains: Vec::new(),
+            retire_at: None,
             half_open_from: None,
         }
     }

@@ -95,17 +95,7 @@ impl IsakmpSa {
                     self.start_qm(ctx, l, r, Some(spi), now);
                 }
                 Task::Dpd => self.send_dpd(ctx, now),
-                Task::DeleteIsakmp => {
-                    self.send_isakmp_delete(ctx);
-                    self.replaced = true;
-                    self.state = P1State::Deleting;
-                    ctx.event(Event::IkeDeleted {
-                        sa: self.id,
-                        conn: self.conn.name.clone(),
-                        reason: DeleteReason::Rekeyed,
-                    });
-                    ctx.deferred.push(Deferred::Remove(self.id));
-                }
+                Task::DeleteIsakmp => self.retire(RETIRE_AFTER_REAUTH, now),
                 Task::Reauth => {}
             }
         }

@@ -35,6 +35,7 @@ impl IsakmpSa {
             m(Some(*at));
         }
         if self.state == P1State::Established {
+            m(self.retire_at);
             for c in &self.children {
                 if c.state != ChildState::InboundOnly {
                     m(Some(c.expire_at));
@@ -69,6 +70,10 @@ impl IsakmpSa {
     }
 
     pub fn on_timeout(&mut self, ctx: &mut Ctx, now: Instant) {
+        if self.state == P1State::Established && self.retire_at.is_some_and(|r| now >= r) {
+            self.retire_now(ctx);
+            return;
+        }
         if self.half_open_timers(ctx, now).is_break() || self.p1_timers(ctx, now).is_break() {
             return;
         }
