@@ -666,7 +666,7 @@ mod tests {
             RemoteAddr::Addr(remote),
             b"barrier-test-psk-0123456789abcdef",
         );
-        c.ike_proposals = parse_phase1("aes128-sha256-ecp256").unwrap();
+        c.phase1_proposals = parse_phase1("aes128-sha256-ecp256").unwrap();
         c.esp_proposals = parse_phase2("aes128gcm16").unwrap();
         c
     }
