@@ -66,6 +66,7 @@ KMAX=$(max_rate)
 read -r KP50 KP99 KN < <(probe kernel $((KMAX / 2)))
 ip netns exec "$NS_GW" sysctl -qw net.ipv4.ip_forward=0
 nsl_log "kernel forwarding: max $KMAX pps; at half load p50 $KP50 us, p99 $KP99 us ($KN probes)"
+[ "$KMAX" -gt 0 ] && [ "${KN:-0}" -gt 0 ] || nsl_die "kernel forwarding: no packets through (max $KMAX pps, ${KN:-0} probes)"
 
 for v in $VARIANTS; do
   IFS=- read -r ring tx idle <<<"$v"
@@ -76,10 +77,11 @@ for v in $VARIANTS; do
   read -r P50 P99 N < <(probe "$v" $((MAX / 2)))
   nsl_stop "$pid"
   nsl_log "espresso $v: max $MAX pps; at half load p50 $P50 us, p99 $P99 us ($N probes)"
+  [ "$MAX" -gt 0 ] && [ "${N:-0}" -gt 0 ] || nsl_die "espresso $v: no packets through (max $MAX pps, ${N:-0} probes)"
   python3 - "$v" "$P50" "$P99" "$KP50" "$KP99" <<'PY'
 import sys
 v, p50, p99, k50, k99 = sys.argv[1], *map(float, sys.argv[2:])
-print("latency_p50_half_load_%s: ours %.1f us, reference %.1f us (kernel forwarding), ratio %.2f" % (v, p50, k50, p50 / k50 if k50 else 0))
-print("latency_p99_half_load_%s: ours %.1f us, reference %.1f us (kernel forwarding), ratio %.2f" % (v, p99, k99, p99 / k99 if k99 else 0))
+print("latency_p50_half_load_%s: ours %.1f us, reference %.1f us (kernel forwarding), ratio %.2f" % (v, p50, k50, p50 / k50))
+print("latency_p99_half_load_%s: ours %.1f us, reference %.1f us (kernel forwarding), ratio %.2f" % (v, p99, k99, p99 / k99))
 PY
 done
