@@ -293,10 +293,17 @@ fn block_of<'a>(msg: &'a [u8], tail: &'a [u8; 128], b: usize) -> &'a [u8; 64] {
     got.unwrap_or(&[0; 64])
 }
 
+// Test skips recorded where scripts/test.sh prints them (ESPRESSO_TEST_SKIPS).
+#[cfg(test)]
+#[path = "../../tests/skip_note/mod.rs"]
+mod skip_note;
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use hmac::Mac;
+
+    use super::skip_note;
 
     fn check<H: SmallMac, M: Mac + hmac::digest::KeyInit>(name: &str) {
         for klen in [0usize, 1, 20, 32, 63, 64] {
@@ -343,7 +350,11 @@ mod tests {
         fn run<H: SmallMac>(cases: &[(&[u8], &[u8], &str)]) {
             for (key, msg, want) in cases {
                 let Some(k) = HmacKeyState::<H>::new(key) else {
-                    eprintln!("SKIP: no SHA extensions on this CPU: interleaved HMAC not run");
+                    skip_note::note(
+                        "hmac_burst::published_vectors_in_a_burst",
+                        "interleaved SHA-NI HMAC not run",
+                        "no SHA extensions on this CPU; the library HMAC runs instead",
+                    );
                     return;
                 };
                 let mut jobs: Vec<SmallJob> =
