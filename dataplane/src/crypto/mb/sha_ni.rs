@@ -226,10 +226,11 @@ fn sha256_lanes<const N: usize>(states: &mut [[u32; 8]; N], blocks: &[&[u8; 64];
     }
 }
 
-// Test skips recorded where scripts/test.sh prints them (ESPRESSO_TEST_SKIPS).
+// Test skips recorded where scripts/test.sh prints them (ESPRESSO_TEST_SKIPS);
+// also used by crypto::hmac_burst's tests (a module is loaded once).
 #[cfg(test)]
 #[path = "../../../tests/skip_note/mod.rs"]
-mod skip_note;
+pub(crate) mod skip_note;
 
 #[cfg(test)]
 mod tests {
