@@ -151,19 +151,18 @@ for item in "${LIST[@]}"; do
   put command "$cmd"
   echo "== [$k/$N] $name: $cmd (started $(date +%T), $(( $(date +%s) - t_all )) s into the run) =="
   t0=$(date +%s)
-  # The benchmark's own lines go to the terminal as they come (long runs
-  # show progress); stdout is kept for the summary and the report.
-  if bash -c "$cmd" 2>"$OUT/$name.err" | tee "$OUT/$name.out"; then
+  # The benchmark's own lines, stdout and stderr (where the netns scripts log
+  # their rounds), go to the terminal as they come (long runs show
+  # progress); both are kept, stdout for the summary and the report.
+  if bash -c "$cmd" 2> >(tee "$OUT/$name.err" >&2) | tee "$OUT/$name.out"; then
     if bad=$(check_ratios "$name" "$OUT/$name.out"); then
       echo "-- $name done in $(( $(date +%s) - t0 )) s"
     else
-      echo "-- $name FAILED: it exited 0 but $bad; last lines of its stderr:"
-      tail -n 20 "$OUT/$name.err"
+      echo "-- $name FAILED: it exited 0 but $bad"
       failed+=("$name")
     fi
   else
-    echo "-- $name FAILED after $(( $(date +%s) - t0 )) s; last lines of its stderr:"
-    tail -n 20 "$OUT/$name.err"
+    echo "-- $name FAILED after $(( $(date +%s) - t0 )) s (its stderr is above)"
     failed+=("$name")
   fi
   put "secs_$name" "$(( $(date +%s) - t0 ))"
