@@ -14,7 +14,10 @@
 #   bench/results/raw/.
 # Every benchmark's progress is shown ([k/N], elapsed time); the summary
 # lists every ratio line of every benchmark. The exit status is 1 if any
-# benchmark failed (each failure is named), 0 otherwise.
+# benchmark failed (each failure is named), 0 otherwise; a benchmark fails
+# if it exits non-zero, if one of its ratio lines has a zero, missing or
+# invalid figure (ours, reference or ratio), or if it printed no ratio line
+# at all (except the loss runs ike_flood, rekey_soak and soak).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=all
@@ -24,7 +27,7 @@ while [ $# -gt 0 ]; do
     --micro-only) MODE=micro; shift ;;
     --e2e-only) MODE=e2e; shift ;;
     --report) REPORT=1; shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) break ;;
   esac
@@ -100,6 +103,44 @@ if [ "$MODE" != micro ]; then
   export ESPRESSO_TARGET="${CARGO_TARGET_DIR:-target}/release"
 fi
 
+# Loss and soak runs that print no "ours X, reference Y, ratio Z" line: their
+# verdict is their exit status.
+NO_RATIO=" ike_flood rekey_soak soak "
+# check_ratios NAME FILE: succeeds if every ratio line in FILE has a positive
+# figure for ours and the reference and a finite positive ratio, and (unless
+# NAME is in NO_RATIO) there is at least one; otherwise prints what is wrong.
+# A side that failed, dropped out or measured 0 fails the benchmark instead
+# of printing a ratio.
+check_ratios() {
+  python3 - "$1" "$2" "$NO_RATIO" <<'PY'
+import math, re, sys
+name, path, no_ratio = sys.argv[1], sys.argv[2], sys.argv[3].split()
+num = r"(-?[0-9][0-9.eE+-]*|-?\.[0-9]+|\bnan\b|\binf\b|\bn/a\b)"
+lines = [l.rstrip("\n") for l in open(path, errors="replace") if re.search(r": ours .*, ratio ", l)]
+bad = []
+for l in lines:
+    o = re.search(r": ours " + num, l)
+    r = re.search(r", ratio " + num, l)
+    # the reference: the first number after "ours X UNIT, "
+    ref = re.search(r": ours [^,]*, [^0-9,]*?" + num, l)
+    vals = [m.group(1) if m else "?" for m in (o, ref, r)]
+    def ok(v):
+        try:
+            f = float(v)
+        except ValueError:
+            return False
+        return math.isfinite(f) and f > 0
+    if not all(ok(v) for v in vals):
+        bad.append(l)
+if bad:
+    print("%d ratio line(s) with a zero, missing or invalid figure: %s" % (len(bad), " | ".join(bad[:3])))
+    sys.exit(1)
+if not lines and name not in no_ratio:
+    print("printed no 'ours X, reference Y, ratio Z' line")
+    sys.exit(1)
+PY
+}
+
 failed=()
 t_all=$(date +%s)
 k=0
@@ -110,13 +151,18 @@ for item in "${LIST[@]}"; do
   put command "$cmd"
   echo "== [$k/$N] $name: $cmd (started $(date +%T), $(( $(date +%s) - t_all )) s into the run) =="
   t0=$(date +%s)
-  # The benchmark's own lines go to the terminal as they come (long runs
-  # show progress); stdout is kept for the summary and the report.
-  if bash -c "$cmd" 2>"$OUT/$name.err" | tee "$OUT/$name.out"; then
-    echo "-- $name done in $(( $(date +%s) - t0 )) s"
+  # The benchmark's own lines, stdout and stderr (where the netns scripts log
+  # their rounds), go to the terminal as they come (long runs show
+  # progress); both are kept, stdout for the summary and the report.
+  if bash -c "$cmd" 2> >(tee "$OUT/$name.err" >&2) | tee "$OUT/$name.out"; then
+    if bad=$(check_ratios "$name" "$OUT/$name.out"); then
+      echo "-- $name done in $(( $(date +%s) - t0 )) s"
+    else
+      echo "-- $name FAILED: it exited 0 but $bad"
+      failed+=("$name")
+    fi
   else
-    echo "-- $name FAILED after $(( $(date +%s) - t0 )) s; last lines of its stderr:"
-    tail -n 20 "$OUT/$name.err"
+    echo "-- $name FAILED after $(( $(date +%s) - t0 )) s (its stderr is above)"
     failed+=("$name")
   fi
   put "secs_$name" "$(( $(date +%s) - t0 ))"
@@ -128,7 +174,7 @@ put failed "${failed[*]:-}"
 echo "== summary: every ratio line =="
 for item in "${LIST[@]}"; do
   rest=${item#*:}; name=${rest%%:*}
-  grep -E ": ours [0-9.]+.*, ratio [0-9.]+" "$OUT/$name.out" 2>/dev/null | sed "s/^/[$name] /" || true
+  grep -E ": ours .*, ratio " "$OUT/$name.out" 2>/dev/null | sed "s/^/[$name] /" || true
 done
 
 if [ "$REPORT" = 1 ]; then

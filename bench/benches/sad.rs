@@ -88,6 +88,9 @@ fn cpu_now() -> f64 {
 }
 
 /// dpdk-test-sad, best (lowest) cycles of `runs`: (cycles per lookup, TSC Hz).
+/// `None` only when dpdk-test-sad is not installed; an installed one that
+/// fails or prints no figure panics (the bench fails instead of dropping its
+/// reference).
 fn dpdk_sad(n: usize, runs: usize) -> Option<(f64, f64, Vec<f64>)> {
     let mut all = Vec::new();
     let mut hz = 0.0;
@@ -105,19 +108,39 @@ fn dpdk_sad(n: usize, runs: usize) -> Option<(f64, f64, Vec<f64>)> {
             ])
             .args(["-n", &n.to_string(), "-l", &LOOKUPS.to_string(), "-b", "32"])
             .args(["-d", "100/0/0"])
-            .output()
-            .ok()?;
+            .output();
+        let out = match out {
+            Ok(o) => o,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => panic!("dpdk-test-sad: cannot run it: {e}"),
+        };
         let text = String::from_utf8_lossy(&out.stdout);
-        let line = text
+        let fail = |why: &str| -> ! {
+            panic!(
+                "dpdk-test-sad -n {n} ({}): {why}; stderr: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        };
+        if !out.status.success() {
+            fail("failed");
+        }
+        let Some(line) = text
             .lines()
-            .find(|l| l.starts_with("Average lookup cycles"))?;
+            .find(|l| l.starts_with("Average lookup cycles"))
+        else {
+            fail("no 'Average lookup cycles' line")
+        };
         // "Average lookup cycles 138.69, lookups/sec: 16583528.39"
         let nums: Vec<f64> = line
             .split(|c: char| !(c.is_ascii_digit() || c == '.'))
             .filter(|s| !s.is_empty() && *s != ".")
             .filter_map(|s| s.parse().ok())
             .collect();
-        let (c, lps) = (*nums.first()?, *nums.get(1)?);
+        let (c, lps) = match nums[..] {
+            [c, lps, ..] if c > 0.0 && lps > 0.0 => (c, lps),
+            _ => fail(&format!("no positive figures in {line:?}")),
+        };
         hz = c * lps;
         all.push(c);
     }

@@ -53,6 +53,9 @@ for r in $(seq "$rounds"); do
     [ "${drops:-1}" = 0 ] || nsl_die "packets dropped: $out"
     wall=$(sed -nE 's/.* -> ([0-9.]+) Mpps wall.*/\1/p' <<<"$out")
     cpu=$(sed -nE 's/.*, sum ([0-9.]+); drops.*/\1/p' <<<"$out")
+    # A run that sent nothing (or printed no figure) fails, never a ratio of 0.
+    python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > 0 and float(sys.argv[2]) > 0 else 1)" "${wall:-0}" "${cpu:-0}" ||
+      nsl_die "dpdk_scale --workers $w: no valid rate: $out"
     if [ "$w" = 1 ]; then
       best1c=$(python3 -c "print(max($best1c, $cpu))"); best1w=$(python3 -c "print(max($best1w, $wall))")
     else

@@ -104,9 +104,18 @@ fi
 # 2. rate: infinite replay into the protected port, ESP out to net_null
 timeout -s INT $((secs + 4)) "$bin" "${EAL[@]}" --vdev "net_pcap0,rx_pcap=$tmp/in.pcap,infinite_rx=1" \
   --vdev "net_null1,no-rx=1" -- "${APP[@]}" -t 1 >"$tmp/rate.log" 2>&1 || true
-# "Packets sent" of the lcore, printed every second: rate over the last $secs samples
-mpps=$(tr -d '\033' <"$tmp/rate.log" | awk '/^Packets sent:/ { v[++n] = $3 }
-  END { if (n < 3) { print 0; exit } a = (n > 2 ? 2 : 1); printf "%.3f\n", (v[n] - v[a]) / (n - a) / 1e6 }')
+# "Packets sent" and "Total packets dropped" of the lcore, printed every
+# second: rate and drops over the samples after the first two.
+read -r mpps dropped < <(tr -d '\033' <"$tmp/rate.log" | awk '/^Packets sent:/ { v[++n] = $3 }
+  /^Total packets dropped:/ { d[++m] = $4 }
+  END { if (n < 3 || m < n) { print 0, -1; exit } a = 2; printf "%.3f %d\n", (v[n] - v[a]) / (n - a) / 1e6, d[n] - d[a] }')
 what="esp encap"; [ "$bypass" = 1 ] && what="bypass forward"
+# A run that stalled, printed too few samples or dropped packets measures a
+# fault, not the speed: fail (dpdk_esp.sh then fails its round).
+if [ "$dropped" != 0 ] || ! awk -v m="$mpps" 'BEGIN { exit !(m > 0) }'; then
+  echo "ipsec-secgw $what ${size}B: no valid rate ($mpps Mpps, $dropped dropped in the window; -1: fewer than 3 samples); last lines of its log:" >&2
+  tr -d '\033' <"$tmp/rate.log" | tail -20 >&2
+  exit 1
+fi
 echo "ipsec-secgw $what ${size}B: $mpps Mpps (1 lcore, crypto_aesni_mb, net_pcap -> net_null)"
 echo "RESULT mpps=$mpps"

@@ -201,8 +201,8 @@ dpdk_run() {
 ours_run() {
     local b=${OURS_BIN:-$ours_bin}
     taskset -c 1 "$b" --suite "$1" --op "$2" --sizes "$3" --ops "$4" --trials 1 |
-        sed -E 's/.*: ([0-9.]+) Mops \(by CPU time ([0-9.]+) Mops; buffer reset included ([0-9.]+) Mops\) backend (.*)/\1 \2 \3 \4/'
-}
+        sed -nE 's/.*: ([0-9.]+) Mops \(by CPU time ([0-9.]+) Mops; buffer reset included ([0-9.]+) Mops\) backend (.*)/\1 \2 \3 \4/p'
+}   # (nothing printed when esp_mops fails or prints no result: the caller fails)
 
 ops_for() {
     local size=$1
@@ -259,9 +259,14 @@ for suite in ${suites//,/ }; do
             awk -v op="$op" -v su="$suite" -v s="$size" \
                 -v oc="$(best $ocs)" -v dc="$(best $dcs)" -v om="$(median $ocs)" -v dm="$(median $dcs)" \
                 -v oi="$(best $ois)" -v di="$(best $dis)" -v k="$trials" 'BEGIN {
-                if (dc > 0 && dm > 0 && di > 0)
+                if (dc > 0 && dm > 0 && di > 0 && oc > 0 && om > 0 && oi > 0)
                     printf "esp %s %s %sB (CPU time): ours %.2f Mops, dpdk aesni_mb %.2f Mops, ratio %.2f (median of %d: ours %.2f, dpdk %.2f, ratio %.2f; everything included: ours %.2f, dpdk %.2f, ratio %.2f)\n", op, su, s, oc, dc, oc / dc, k, om, dm, om / dm, oi, di, oi / di
-                else printf "esp %s %s %sB: no DPDK CPU time read\n", op, su, s
+                else {
+                    # No ratio without both sides: a side with no valid
+                    # figure in any trial fails the benchmark.
+                    printf "esp %s %s %sB: no valid CPU-time figure in %d trials (ours %s, dpdk %s)\n", op, su, s, k, oc, dc > "/dev/stderr"
+                    exit 1
+                }
             }'
             if [ -n "${ESP_MOPS_BASE:-}" ]; then
                 awk -v op="$op" -v su="$suite" -v s="$size" -v bc="$(best $bcs)" \

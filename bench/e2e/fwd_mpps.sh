@@ -55,12 +55,15 @@ measure() {
 }
 
 best() { python3 -c "import sys; print(max(float(x) for x in sys.argv[1:]))" "$@"; }
+# nonzero WHAT MPPS: a round in which nothing reached hB measures a fault, not a rate.
+nonzero() { python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > 0 else 1)" "$2" || nsl_die "$1: nothing reached hB"; }
 declare -A RES=()
 for r in $(seq "$ROUNDS"); do
   # Kernel forwarding reference.
   ip netns exec "$NS_GW" sysctl -qw net.ipv4.ip_forward=1
   nsl_x "$NS_HA" ping -c 2 -i 0.2 -W 1 10.9.0.2 >/dev/null 2>&1 || true
   K=$(measure kernel)
+  nonzero "round $r kernel forwarding" "$K"
   ip netns exec "$NS_GW" sysctl -qw net.ipv4.ip_forward=0
   nsl_log "round $r kernel forwarding: $K Mpps (generator: $(cat "$NSL_TMP/gen_kernel.json"))"
   RES[kernel]="${RES[kernel]:-} $K"
@@ -71,6 +74,7 @@ for r in $(seq "$ROUNDS"); do
     nsl_x "$NS_HA" ping -c 2 -i 0.2 -W 1 10.9.0.2 >/dev/null 2>&1 || true
     O=$(measure "$v")
     nsl_stop "$pid"
+    nonzero "round $r espresso $v" "$O"
     nsl_log "round $r espresso $v: $O Mpps (generator: $(cat "$NSL_TMP/gen_$v.json"))"
     RES[$v]="${RES[$v]:-} $O"
   done
@@ -80,6 +84,6 @@ KERNEL=$(best ${RES[kernel]})
 for v in $VARIANTS; do
   # shellcheck disable=SC2086
   OURS=$(best ${RES[$v]})
-  python3 -c "import sys; o,r=float(sys.argv[2]),float(sys.argv[3]); print('fwd_mpps_64B_%s: ours %.3f Mpps, reference %.3f Mpps (kernel forwarding, same CPUs), ratio %.2f' % (sys.argv[1], o, r, o/r if r else 0))" \
+  python3 -c "import sys; o,r=float(sys.argv[2]),float(sys.argv[3]); print('fwd_mpps_64B_%s: ours %.3f Mpps, reference %.3f Mpps (kernel forwarding, same CPUs), ratio %.2f' % (sys.argv[1], o, r, o/r))" \
     "$v" "$OURS" "$KERNEL"
 done

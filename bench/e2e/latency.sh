@@ -52,20 +52,26 @@ probe() {
         --src 10.1.0.2 --dst 10.9.0.2 --secs $((SECS + 1)) --pps "$pps"
     gen=$NSL_PID
   fi
-  nsl_x "$NS_HA" chrt -f 60 "$PROBE" lat-tx --dst 10.9.0.2:7777 --pps 2000 --secs "$SECS" >/dev/null
+  nsl_x "$NS_HA" chrt -f 60 "$PROBE" lat-tx --dst 10.9.0.2:7777 --pps 2000 --secs "$SECS" >"$NSL_TMP/lattx_$label.json"
   for _ in $(seq 1 50); do kill -0 "$rx" 2>/dev/null || break; sleep 0.1; done
   [ -n "$gen" ] && nsl_stop "$gen"
   nsl_stop "$rx"
-  python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print(j['p50_us'], j['p99_us'], j['received'])" \
-      "$NSL_TMP/latrx_$label.log"
+  python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print(j['p50_us'], j['p99_us'], j['received'], json.load(open(sys.argv[2]))['probes'])" \
+      "$NSL_TMP/latrx_$label.log" "$NSL_TMP/lattx_$label.json"
 }
 
 ip netns exec "$NS_GW" sysctl -qw net.ipv4.ip_forward=1
 nsl_x "$NS_HA" ping -c 2 -i 0.2 -W 1 10.9.0.2 >/dev/null 2>&1 || true
 KMAX=$(max_rate)
-read -r KP50 KP99 KN < <(probe kernel $((KMAX / 2)))
+read -r KP50 KP99 KN KS < <(probe kernel $((KMAX / 2)))
 ip netns exec "$NS_GW" sysctl -qw net.ipv4.ip_forward=0
-nsl_log "kernel forwarding: max $KMAX pps; at half load p50 $KP50 us, p99 $KP99 us ($KN probes)"
+nsl_log "kernel forwarding: max $KMAX pps; at half load p50 $KP50 us, p99 $KP99 us ($KN of $KS probes)"
+[ "$KMAX" -gt 0 ] && [ "${KN:-0}" -gt 0 ] || nsl_die "kernel forwarding: no packets through (max $KMAX pps, ${KN:-0} probes)"
+# Percentiles of the probes that arrived hide the ones lost: more than 1 %
+# of the probes lost fails the run (on either side) instead of a ratio.
+probes_ok() { python3 -c "import sys; sys.exit(0 if int(sys.argv[1]) >= 0.99 * int(sys.argv[2]) else 1)" "$2" "$3" ||
+  nsl_die "$1: $2 of $3 latency probes arrived (more than 1 % lost at half load)"; }
+probes_ok "kernel forwarding" "$KN" "${KS:-0}"
 
 for v in $VARIANTS; do
   IFS=- read -r ring tx idle <<<"$v"
@@ -73,13 +79,15 @@ for v in $VARIANTS; do
   pid=$NSL_PID
   nsl_x "$NS_HA" ping -c 2 -i 0.2 -W 1 10.9.0.2 >/dev/null 2>&1 || true
   MAX=$(max_rate)
-  read -r P50 P99 N < <(probe "$v" $((MAX / 2)))
+  read -r P50 P99 N S < <(probe "$v" $((MAX / 2)))
   nsl_stop "$pid"
-  nsl_log "espresso $v: max $MAX pps; at half load p50 $P50 us, p99 $P99 us ($N probes)"
+  nsl_log "espresso $v: max $MAX pps; at half load p50 $P50 us, p99 $P99 us ($N of $S probes)"
+  [ "$MAX" -gt 0 ] && [ "${N:-0}" -gt 0 ] || nsl_die "espresso $v: no packets through (max $MAX pps, ${N:-0} probes)"
+  probes_ok "espresso $v" "$N" "${S:-0}"
   python3 - "$v" "$P50" "$P99" "$KP50" "$KP99" <<'PY'
 import sys
 v, p50, p99, k50, k99 = sys.argv[1], *map(float, sys.argv[2:])
-print("latency_p50_half_load_%s: ours %.1f us, reference %.1f us (kernel forwarding), ratio %.2f" % (v, p50, k50, p50 / k50 if k50 else 0))
-print("latency_p99_half_load_%s: ours %.1f us, reference %.1f us (kernel forwarding), ratio %.2f" % (v, p99, k99, p99 / k99 if k99 else 0))
+print("latency_p50_half_load_%s: ours %.1f us, reference %.1f us (kernel forwarding), ratio %.2f" % (v, p50, k50, p50 / k50))
+print("latency_p99_half_load_%s: ours %.1f us, reference %.1f us (kernel forwarding), ratio %.2f" % (v, p99, k99, p99 / k99))
 PY
 done

@@ -417,10 +417,12 @@ fn run(a: &Args) -> Result<(), String> {
                 std::fs::write(path, t).map_err(|e| e.to_string())?;
                 eprintln!("updated the benchmark table in {}", path.display());
             }
-            _ => eprintln!(
-                "{}: no {b} ... {e} markers: README table not updated",
-                path.display()
-            ),
+            _ => {
+                return Err(format!(
+                    "{}: no {b} ... {e} markers: README table not updated",
+                    path.display()
+                ))
+            }
         }
     }
     Ok(())

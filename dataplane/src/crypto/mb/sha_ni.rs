@@ -226,9 +226,17 @@ fn sha256_lanes<const N: usize>(states: &mut [[u32; 8]; N], blocks: &[&[u8; 64];
     }
 }
 
+// Test skips recorded where scripts/test.sh prints them (ESPRESSO_TEST_SKIPS);
+// also used by crypto::hmac_burst's tests (a module is loaded once).
+#[cfg(test)]
+#[path = "../../../tests/skip_note/mod.rs"]
+pub(crate) mod skip_note;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use super::skip_note;
     use rand::{Rng, RngCore};
     use sha1::digest::generic_array::GenericArray;
 
@@ -255,7 +263,11 @@ mod tests {
     #[test]
     fn matches_rustcrypto_compress_on_random_inputs() {
         let Some(ni) = ShaNi::detect() else {
-            eprintln!("SKIP: no SHA extensions on this CPU: kernel not run");
+            skip_note::note(
+                "sha_ni::matches_rustcrypto_compress_on_random_inputs",
+                "SHA-NI compression kernel not run",
+                "no SHA extensions on this CPU; the library's SHA-1/SHA-256 run instead",
+            );
             return;
         };
         let mut rng = rand::rng();
