@@ -20,14 +20,14 @@
 //! Why no replay is ever accepted twice, whatever the interleaving: a packet
 //! is accepted only by the commit whose CAS turns its bit from 0 to 1 in a
 //! slot tagged with its lap (or re-tags a slot holding another lap with its
-//! lap and bit), and only if `top`, read after that CAS, is still less than
-//! W above it. A slot moves to a newer lap only by a commit of a number at
-//! least `(N - 1) * 48 + 1 >= W` above the slot's old numbers, and that
-//! commit raised `top` first; so once a slot holds `(lap, bit)`, a later
-//! CAS sees the bit clear under the same 16-bit tag only after the slot
-//! moved on to a newer lap, and then the `top` read after it puts the
-//! packet outside the window. (That read also covers tags that wrap: laps
-//! 65,536 apart share a tag.)
+//! lap and bit), and only if `top`, read after that CAS, has not reached
+//! the packet's block's next lap. A slot moves to a newer lap only by a
+//! commit of a number in that next lap or later (at least
+//! `(N - 1) * 48 + 1 >= W` above the slot's old numbers), and that commit
+//! raised `top` first; so once a slot holds `(lap, bit)`, a later CAS sees
+//! the bit clear under the same 16-bit tag only after the slot moved on to
+//! a newer lap, and then the `top` read after it refuses the packet. (That
+//! read covers tags that wrap: laps 65,536 apart share a tag.)
 //!
 //! Why no in-window packet is wrongly dropped: a slot can hold a newer lap
 //! than the packet's only after a commit of a sequence number at least `W`
@@ -283,6 +283,18 @@ impl ReplayWindow {
         self.top.load(Ordering::Acquire).saturating_sub(seq) >= self.w()
     }
 
+    /// True if `top` reached the next lap of `seq`'s block: only then can a
+    /// CAS have seen a newer lap under an equal (wrapped) tag. (A window
+    /// that merely moved past `seq` leaves its lap in the slot: the packet
+    /// stays accepted, as at its `fetch_max`.)
+    #[inline(always)]
+    fn lapped(&self, seq: u64, top: u64) -> bool {
+        // No next lap below 2^64: never lapped.
+        (seq / BLOCK_BITS + self.slots.len() as u64)
+            .checked_mul(BLOCK_BITS)
+            .is_some_and(|next_lap| top >= next_lap)
+    }
+
     /// Phase 2, after the ICV verified: records `seq`. Returns an error if a
     /// concurrent commit got there first (the packet must then be dropped) or
     /// the window moved past it meanwhile.
@@ -320,7 +332,7 @@ impl ReplayWindow {
                 Err(actual) => cur = actual,
             }
         }
-        if self.passed(seq) {
+        if self.lapped(seq, self.top.load(Ordering::Acquire)) {
             return Err(ReplayError::OutsideWindow);
         }
         Ok(())
@@ -359,7 +371,7 @@ impl ReplayWindow {
         // moved past its packets first (see the module documentation).
         let top = self.top.load(Ordering::Acquire);
         for (&s, o) in seqs[..n].iter().zip(out[..n].iter_mut()) {
-            if o.is_ok() && top - s >= self.w() {
+            if o.is_ok() && self.lapped(s, top) {
                 *o = Err(ReplayError::OutsideWindow);
             }
         }
