@@ -277,6 +277,7 @@ impl<H: SmallMac> Mac<H> {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // the key material of one SA, set up once
 fn mac_esp<H: SmallMac>(
     suite: Suite,
     enc: &[u8],
