@@ -497,6 +497,7 @@ fn run_case(c: &mut Criterion, name: &str, suite: Suite, backend: Backend, size:
         backend,
         allow_legacy: true,
         iv_key: Some(Key::new(key(32, 0x33))),
+        direction: None,
     };
     let cipher = match build_with(suite, &Key::new(ek.clone()), &Key::new(ak.clone()), &opts) {
         Ok(c) => c,

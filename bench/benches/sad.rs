@@ -49,10 +49,14 @@ const BURST: usize = 32;
 const LOOKUPS: usize = 1_000_000;
 
 fn params(spi: u32, suite: Suite, window: u32) -> SaParams {
+    params_dir(spi, suite, window, Direction::Inbound)
+}
+
+fn params_dir(spi: u32, suite: Suite, window: u32, direction: Direction) -> SaParams {
     let (l, r): (IpAddr, IpAddr) = ("192.0.2.2".parse().unwrap(), "192.0.2.1".parse().unwrap());
     SaParams {
         spi,
-        direction: Direction::Inbound,
+        direction,
         mode: Mode::Tunnel,
         suite,
         enc_key: Key::new(vec![7; suite.encr.key_len()]),
@@ -79,6 +83,13 @@ const GCM128: Suite = Suite {
 
 fn sa(spi: u32) -> Arc<Sa> {
     Arc::new(Sa::new(params(spi, GCM128, 64), Backend::Auto).unwrap())
+}
+
+/// The first three fields of /proc/loadavg.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 /// This thread's CPU time in seconds.
@@ -186,7 +197,8 @@ fn updater(
     done: Arc<AtomicU64>,
     pool: Vec<Arc<Sa>>,
     rate: usize,
-) {
+) -> f64 {
+    let cpu0 = cpu_now();
     let per_tick = rate / 100;
     let mut next = 0usize;
     let mut live: std::collections::VecDeque<u32> = Default::default();
@@ -214,6 +226,7 @@ fn updater(
         }
     }
     sad.apply(live.into_iter().map(SadOp::Remove));
+    cpu_now() - cpu0
 }
 
 fn pin(cpu: usize) {
@@ -222,11 +235,11 @@ fn pin(cpu: usize) {
     }
 }
 
-/// Memory per SA: builds and installs 10,000 SAs of each kind; prints one
-/// line per kind and where the bytes go, returns the markdown table.
+/// Memory per SA: builds and installs 10,000 SAs of each kind (inbound
+/// with replay windows of 64 and 4096, outbound); prints one line per kind
+/// and where the bytes go, returns the markdown table.
 fn memory_per_sa() -> String {
-    // Memory per SA: build and install 10,000 SAs of each kind.
-    let mut md = String::from("\n| suite (backend) | replay window | bytes per SA (SA + index) | transform (heap) | replay window (heap) | Sa struct |\n|---|---|---|---|---|---|\n");
+    let mut md = String::from("\n| suite (backend) | SA | bytes per SA (SA + index) | transform (heap) | replay window (heap) | Sa struct |\n|---|---|---|---|---|---|\n");
     let suites = [
         ("aes-gcm-128", GCM128),
         (
@@ -251,15 +264,23 @@ fn memory_per_sa() -> String {
             },
         ),
     ];
+    let kinds = [
+        ("inbound/window-64", Direction::Inbound, 64u32),
+        ("inbound/window-4096", Direction::Inbound, 4096),
+        ("outbound", Direction::Outbound, 0),
+    ];
     for (name, suite) in suites {
-        for window in [64u32, 4096] {
+        for (kind, dir, window) in kinds {
             let k = 10_000u32;
             let sad = Sad::with_capacity(k as usize);
             let mut backend = "";
             let info = allocation_counter::measure(|| {
                 let sas: Vec<Arc<Sa>> = (0..k)
                     .map(|i| {
-                        Arc::new(Sa::new(params(0x1000 + i, suite, window), Backend::Auto).unwrap())
+                        Arc::new(
+                            Sa::new(params_dir(0x1000 + i, suite, window, dir), Backend::Auto)
+                                .unwrap(),
+                        )
                     })
                     .collect();
                 backend = sas[0].backend();
@@ -267,19 +288,27 @@ fn memory_per_sa() -> String {
             });
             let per = info.bytes_current as f64 / k as f64;
             println!(
-                "sad/memory-per-sa/{name}/window-{window}: ours {per:.0} B (backend {backend}; Rust heap incl. index), reference 512 B (issue 11 goal), ratio {:.2}",
+                "sad/memory-per-sa/{name}/{kind}: ours {per:.0} B (backend {backend}; Rust heap incl. index), reference 512 B (issue 11 goal), ratio {:.2}",
                 per / 512.0
             );
             // Where it goes: the transform (key schedules, HMAC states) as
-            // built for this SA, the replay window's slots, the `Sa` struct
-            // itself (counters per drop reason, outer header template,
-            // limits, the SaParams copy with its keys); the rest is the
-            // Arc, the selectors and the SAD's index.
-            let p = params(0x1000, suite, window);
+            // `Sa::new` builds it for this direction, the replay window's
+            // slots, the `Sa` struct itself (counters, outer header
+            // template, limits, addresses); the rest is the Arc, the
+            // selectors and the SAD's index.
+            let p = params_dir(0x1000, suite, window, dir);
             let cipher = allocation_counter::measure(|| {
                 black_box(
-                    dataplane::crypto::build(suite, &p.enc_key, &p.auth_key, false, Backend::Auto)
-                        .unwrap(),
+                    dataplane::crypto::build_with(
+                        suite,
+                        &p.enc_key,
+                        &p.auth_key,
+                        &dataplane::crypto::BuildOptions {
+                            direction: Some(dir),
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap(),
                 );
             });
             let replay = allocation_counter::measure(|| {
@@ -287,15 +316,14 @@ fn memory_per_sa() -> String {
             });
             let sa_struct = std::mem::size_of::<Sa>();
             println!(
-                "sad/memory-per-sa/{name}/window-{window} breakdown: transform {} B (heap), replay window {} B (heap), Sa struct {sa_struct} B (of which per-SA counters {} B), keys in SaParams {} B, rest {:.0} B",
+                "sad/memory-per-sa/{name}/{kind} breakdown: transform {} B (heap), replay window {} B (heap), Sa struct {sa_struct} B (of which per-SA counters {} B), rest {:.0} B",
                 cipher.bytes_max,
                 replay.bytes_max,
                 std::mem::size_of::<dataplane::sa::SaCounters>(),
-                p.enc_key.len() + p.auth_key.len(),
                 per - (cipher.bytes_max + replay.bytes_max + sa_struct as u64) as f64
             );
             md += &format!(
-                "| {name} ({backend}) | {window} | {per:.0} | {} | {} | {sa_struct} |\n",
+                "| {name} ({backend}) | {kind} | {per:.0} | {} | {} | {sa_struct} |\n",
                 cipher.bytes_max, replay.bytes_max
             );
             drop(sad);
@@ -367,6 +395,7 @@ fn main() {
             (vec![], vec![], vec![], vec![], vec![]);
         let mut churned = 0u64;
         let mut churn_secs = 0.0;
+        let mut churn_cpu = 0.0;
         for _ in 0..trials {
             burst.push(run_lookups(&sad, &order, true));
             single.push(run_lookups(&sad, &order, false));
@@ -384,7 +413,7 @@ fn main() {
                     let (stop, done, pool) = (stop.clone(), done.clone(), pool.clone());
                     std::thread::spawn(move || {
                         pin(1);
-                        updater(target, stop, done, pool, 10_000);
+                        updater(target, stop, done, pool, 10_000)
                     })
                 };
                 std::thread::sleep(Duration::from_millis(50));
@@ -395,9 +424,10 @@ fn main() {
                     v.push(run_lookups(&sad, &order, true));
                 }
                 stop.store(true, Ordering::Relaxed);
-                u.join().unwrap();
+                let ucpu = u.join().unwrap();
                 if same_table {
                     churn_secs += t.elapsed().as_secs_f64();
+                    churn_cpu += ucpu;
                     churned += done.load(Ordering::Relaxed);
                     busy.push(median(&v));
                 } else {
@@ -410,14 +440,16 @@ fn main() {
         let slow = median(&busy) / median(&idle) - 1.0;
         let slow_ctrl = median(&busy) / median(&ctrl) - 1.0;
         println!(
-            "# sad/{n}: burst ns best {:.2} median {:.2}; single best {:.2} median {:.2}; idle median {:.2}, while updating median {:.2}, while the same updater churns another table {:.2} (updater: {rate:.0} installs/s and as many removals); index {index:.1} B/SA",
+            "# sad/{n}: burst ns best {:.2} median {:.2}; single best {:.2} median {:.2}; idle median {:.2}, while updating median {:.2}, while the same updater churns another table {:.2} (updater: {rate:.0} installs/s and as many removals, {:.1} % of a core); index {index:.1} B/SA; load average {}",
             best(&burst),
             median(&burst),
             best(&single),
             median(&single),
             median(&idle),
             median(&busy),
-            median(&ctrl)
+            median(&ctrl),
+            100.0 * churn_cpu / churn_secs.max(1e-9),
+            loadavg()
         );
         match &dpdk {
             Some((cyc, hz, all)) => {

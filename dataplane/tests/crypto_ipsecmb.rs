@@ -248,6 +248,7 @@ mod with_ipsec_mb {
                 backend: b,
                 allow_legacy: false,
                 iv_key: Some(iv_key(seed)),
+                direction: None,
             },
         )
         .unwrap()
@@ -332,6 +333,102 @@ mod with_ipsec_mb {
             for (i, (p, pt)) in burst.iter().zip(&pts).enumerate() {
                 if !bad[i] {
                     prop_assert_eq!(&p[off..off + pt.len()], &pt[..], "packet {}", i);
+                }
+            }
+        }
+    }
+
+    /// A transform built for one direction (`BuildOptions::direction`, as
+    /// `Sa::new` does) keeps one AES-CBC schedule (and the IV key only
+    /// outbound): the outbound one seals the very bytes a both-ways
+    /// transform seals, the inbound one opens them, and each refuses the
+    /// other operation (no packet verifies, no packet is sealed: all zero).
+    #[test]
+    fn one_direction_transforms_seal_and_open_as_both_ways_and_refuse_the_other() {
+        use dataplane::crypto::Direction;
+        for suite in suites() {
+            for esn in [false, true] {
+                let seed = [3u8, 1, 4, 1, 5, 9, 2, 6];
+                let with_dir = |direction| {
+                    build_with(
+                        suite,
+                        &key_from(&seed, suite.encr.key_len(), 31),
+                        &key_from(&seed, suite.integ.key_len(), 77),
+                        &BuildOptions {
+                            esn,
+                            backend: Backend::IpsecMb,
+                            allow_legacy: false,
+                            iv_key: Some(iv_key(&seed)),
+                            direction,
+                        },
+                    )
+                    .unwrap()
+                };
+                let both = with_dir(None);
+                let out = with_dir(Some(Direction::Outbound));
+                let inb = with_dir(Some(Direction::Inbound));
+                let pts: Vec<Vec<u8>> = [0usize, 1, 60, 200, 1400]
+                    .iter()
+                    .map(|&n| padded(&*both, &vec![0xa5; n]))
+                    .collect();
+                let seq = |i: usize| (7u64 << 32 | 1000) + i as u64;
+                let fresh = || -> Vec<Vec<u8>> {
+                    pts.iter()
+                        .enumerate()
+                        .map(|(i, pt)| packet(&*both, 0x4242, seq(i), pt))
+                        .collect()
+                };
+                let seal = |c: &dyn EspCipher, b: &mut Vec<Vec<u8>>| {
+                    let mut jobs: Vec<SealJob> = b
+                        .iter_mut()
+                        .enumerate()
+                        .map(|(i, p)| SealJob {
+                            esp: p,
+                            seq: seq(i),
+                        })
+                        .collect();
+                    c.seal(&mut jobs);
+                };
+                let open = |c: &dyn EspCipher, b: &mut Vec<Vec<u8>>| -> Vec<bool> {
+                    let mut jobs: Vec<OpenJob> = b
+                        .iter_mut()
+                        .enumerate()
+                        .map(|(i, p)| OpenJob {
+                            esp: p,
+                            seq: seq(i),
+                            ok: false,
+                        })
+                        .collect();
+                    c.open(&mut jobs);
+                    jobs.iter().map(|j| j.ok).collect()
+                };
+                let (mut a, mut b) = (fresh(), fresh());
+                seal(&*both, &mut a);
+                seal(&*out, &mut b);
+                assert_eq!(
+                    a, b,
+                    "{suite:?} esn={esn}: outbound-only seals as both-ways"
+                );
+                let sealed = a.clone();
+                assert!(open(&*inb, &mut a).iter().all(|&ok| ok), "{suite:?}");
+                let off = 8 + both.iv_len();
+                for (p, pt) in a.iter().zip(&pts) {
+                    assert_eq!(&p[off..off + pt.len()], &pt[..], "{suite:?}");
+                }
+                let mut c = sealed.clone();
+                let refused = open(&*out, &mut c);
+                let mut d = fresh();
+                seal(&*inb, &mut d);
+                if matches!(suite.encr, EncrAlg::AesCbc128 | EncrAlg::AesCbc256) {
+                    assert!(refused.iter().all(|&ok| !ok), "{suite:?}: outbound opened");
+                    assert!(
+                        d.iter().all(|p| p.iter().all(|&x| x == 0)),
+                        "{suite:?}: inbound sealed"
+                    );
+                } else {
+                    // AEAD and NULL+HMAC keep no per-direction schedule.
+                    assert!(refused.iter().all(|&ok| ok), "{suite:?}");
+                    assert_eq!(d, sealed, "{suite:?}");
                 }
             }
         }

@@ -21,6 +21,7 @@ fn build_all(suite: Suite, ek: &Key, ak: &Key, iv_key: &Key, esn: bool) -> Vec<B
                     backend,
                     allow_legacy: true,
                     iv_key: Some(iv_key.clone()),
+                    direction: None,
                 },
             )
             .ok()

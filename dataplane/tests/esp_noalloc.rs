@@ -27,6 +27,12 @@ fn encap_and_decap_bursts_do_not_allocate() {
             (Mode::Transport, true, false, ("10.1.0.10", "10.2.0.10")),
         ] {
             let (op, ip) = sa_pair(suite, mode, outer.0, outer.1, esn, natt);
+            let v4_selector = op
+                .selectors
+                .iter()
+                .find(|s| s.local.addr().is_ipv4())
+                .unwrap()
+                .clone();
             let Ok(out) = Sa::new(op, backend) else {
                 continue;
             };
@@ -37,13 +43,7 @@ fn encap_and_decap_bursts_do_not_allocate() {
             spd.insert([Policy {
                 id: 1,
                 tunnel_id: 1,
-                selector: out
-                    .params()
-                    .selectors
-                    .iter()
-                    .find(|s| s.local.addr().is_ipv4())
-                    .unwrap()
-                    .clone(),
+                selector: v4_selector,
                 action: PolicyAction::Protect { spi: out.spi() },
                 priority: 1,
             }]);

@@ -223,11 +223,23 @@ pub fn arch() -> Result<Arch, ImbError> {
     warm_thread()
 }
 
-/// An expanded AES-128/192/256 key (encryption and decryption schedules),
-/// wiped on drop.
+/// Which schedules an [`AesKey`] keeps: an SA works in one direction and
+/// needs only one (an outbound CBC SA encrypts, an inbound one decrypts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AesKeyUse {
+    /// Encryption and decryption schedules.
+    Both,
+    /// The encryption schedule only: [`aes_cbc_decrypt`] refuses the key.
+    Encrypt,
+    /// The decryption schedule only: [`aes_cbc_encrypt`] refuses the key.
+    Decrypt,
+}
+
+/// An expanded AES-128/192/256 key (the encryption and/or decryption
+/// schedule, [`AesKeyUse`]), wiped on drop.
 pub struct AesKey {
-    enc: RoundKeys,
-    dec: RoundKeys,
+    enc: Option<Box<RoundKeys>>,
+    dec: Option<Box<RoundKeys>>,
     len: usize,
 }
 
@@ -235,9 +247,20 @@ pub struct AesKey {
 #[repr(C, align(64))]
 struct RoundKeys([u8; 256]);
 
+impl Drop for RoundKeys {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
 impl AesKey {
-    /// Expands a 16-, 24- or 32-byte key.
+    /// Expands a 16-, 24- or 32-byte key (both schedules).
     pub fn new(key: &[u8]) -> Result<AesKey, ImbError> {
+        Self::new_for(key, AesKeyUse::Both)
+    }
+
+    /// Expands a 16-, 24- or 32-byte key, keeping the schedules `keep`.
+    pub fn new_for(key: &[u8], keep: AesKeyUse) -> Result<AesKey, ImbError> {
         if !matches!(key.len(), 16 | 24 | 32) {
             return Err(ImbError::Invalid {
                 what: "AES key length",
@@ -245,11 +268,9 @@ impl AesKey {
                 why: "must be 16, 24 or 32 bytes",
             });
         }
-        let mut k = AesKey {
-            enc: RoundKeys([0; 256]),
-            dec: RoundKeys([0; 256]),
-            len: key.len(),
-        };
+        // The library writes both; the one not kept is wiped when these drop.
+        let mut enc = Box::new(RoundKeys([0; 256]));
+        let mut dec = Box::new(RoundKeys([0; 256]));
         with_mgr(|m| {
             // SAFETY: `key` holds key.len() (16/24/32) readable bytes; enc
             // and dec are 256-byte, 64-byte-aligned buffers, more than the
@@ -259,8 +280,8 @@ impl AesKey {
                     m.ptr.as_ptr(),
                     key.as_ptr().cast(),
                     key.len(),
-                    k.enc.0.as_mut_ptr().cast(),
-                    k.dec.0.as_mut_ptr().cast(),
+                    enc.0.as_mut_ptr().cast(),
+                    dec.0.as_mut_ptr().cast(),
                 )
             };
             if r != 0 {
@@ -272,12 +293,27 @@ impl AesKey {
             }
             Ok(())
         })?;
-        Ok(k)
+        let (enc, dec) = match keep {
+            AesKeyUse::Both => (Some(enc), Some(dec)),
+            AesKeyUse::Encrypt => (Some(enc), None),
+            AesKeyUse::Decrypt => (None, Some(dec)),
+        };
+        Ok(AesKey {
+            enc,
+            dec,
+            len: key.len(),
+        })
     }
 
     /// Key length in bytes.
     pub fn key_len(&self) -> usize {
         self.len
+    }
+
+    /// Bytes of the schedules kept (heap).
+    pub fn schedule_bytes(&self) -> usize {
+        (usize::from(self.enc.is_some()) + usize::from(self.dec.is_some()))
+            * std::mem::size_of::<RoundKeys>()
     }
 
     fn size(&self) -> sys::IMB_KEY_SIZE_BYTES {
@@ -286,13 +322,6 @@ impl AesKey {
             24 => sys::IMB_KEY_192_BYTES,
             _ => sys::IMB_KEY_256_BYTES,
         }
-    }
-}
-
-impl Drop for AesKey {
-    fn drop(&mut self) {
-        self.enc.0.zeroize();
-        self.dec.0.zeroize();
     }
 }
 
@@ -333,11 +362,23 @@ fn cbc(
     if ops.is_empty() {
         return Ok(());
     }
+    // The schedule this direction reads (the library reads only that one;
+    // both job fields point at it).
+    let keys = if dir == sys::IMB_DIR_ENCRYPT {
+        key.enc.as_deref()
+    } else {
+        key.dec.as_deref()
+    }
+    .ok_or(ImbError::Invalid {
+        what: "AES-CBC direction",
+        value: dir as usize,
+        why: "the key was expanded for the other direction only",
+    })?;
     with_mgr(|m| {
         for chunk in ops.chunks_mut(MAX_BURST) {
             for (job, op) in m.jobs.iter_mut().zip(chunk.iter_mut()) {
-                job.enc_keys = key.enc.0.as_ptr().cast();
-                job.dec_keys = key.dec.0.as_ptr().cast();
+                job.enc_keys = keys.0.as_ptr().cast();
+                job.dec_keys = keys.0.as_ptr().cast();
                 job.key_len_in_bytes = key.len as u64;
                 job.__bindgen_anon_1.src = op.data.as_ptr();
                 job.__bindgen_anon_2.dst = op.data.as_mut_ptr();

@@ -52,6 +52,7 @@ fuzz_target!(|data: &[u8]| {
             backend: b,
             allow_legacy: false,
             iv_key: None,
+            direction: None,
         };
         let c = dataplane::crypto::build_with(
             in_params.suite,

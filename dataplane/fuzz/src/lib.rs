@@ -325,6 +325,7 @@ impl Cfg {
             backend,
             allow_legacy: false,
             iv_key: Some(Key::new(vec![0x5a; 32])),
+            direction: None,
         };
         let cipher = match build_with(p.suite, &p.enc_key, &p.auth_key, &opts) {
             Ok(c) => c,

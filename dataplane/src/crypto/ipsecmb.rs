@@ -37,7 +37,9 @@ use super::ct;
 use super::hmac_burst::{sha_ni, HmacKeyState, Sha1, Sha256, SmallJob, SmallMac};
 use super::raw::{RawAead, RawCbc, RawMac, TAG_LEN};
 use super::transform::AesIvGen;
-use super::{split_salt, CryptoError, EncrAlg, EspCipher, IntegAlg, OpenJob, SealJob, Suite};
+use super::{
+    split_salt, CryptoError, Direction, EncrAlg, EspCipher, IntegAlg, OpenJob, SealJob, Suite,
+};
 
 /// SPI + sequence number header length.
 const HDR: usize = 8;
@@ -102,6 +104,27 @@ pub fn build(
     esn: bool,
     iv_key: &[u8; 32],
 ) -> Result<Box<dyn EspCipher>, CryptoError> {
+    build_for(suite, enc, auth, esn, iv_key, None)
+}
+
+/// [`build`] for an SA of one direction (`None`: both): an AES-CBC
+/// transform then keeps only the key schedule it uses (outbound: the
+/// encryption schedule and the IV key; inbound: the decryption schedule)
+/// and refuses the other operation (every job fails: `open` sets no `ok`,
+/// `seal` writes no valid packet).
+pub fn build_for(
+    suite: Suite,
+    enc: &[u8],
+    auth: &[u8],
+    esn: bool,
+    iv_key: &[u8; 32],
+    dir: Option<Direction>,
+) -> Result<Box<dyn EspCipher>, CryptoError> {
+    let keep = match dir {
+        None => imb::AesKeyUse::Both,
+        Some(Direction::Outbound) => imb::AesKeyUse::Encrypt,
+        Some(Direction::Inbound) => imb::AesKeyUse::Decrypt,
+    };
     let arch = imb::warm_thread().map_err(lib_err)?;
     let backend = name(arch);
     match (suite.encr, hash_alg(suite.integ)) {
@@ -109,11 +132,13 @@ pub fn build(
             // SHA-1 and SHA-256 get the interleaved SHA-NI path for short
             // packets (hmac_burst); SHA-384/512 always use the library.
             match h {
-                imb::HashAlg::Sha1 => mac_esp::<Sha1>(suite, enc, auth, esn, iv_key, h, backend),
-                imb::HashAlg::Sha256 => {
-                    mac_esp::<Sha256>(suite, enc, auth, esn, iv_key, h, backend)
+                imb::HashAlg::Sha1 => {
+                    mac_esp::<Sha1>(suite, enc, auth, esn, iv_key, keep, h, backend)
                 }
-                _ => mac_esp::<NoSmall>(suite, enc, auth, esn, iv_key, h, backend),
+                imb::HashAlg::Sha256 => {
+                    mac_esp::<Sha256>(suite, enc, auth, esn, iv_key, keep, h, backend)
+                }
+                _ => mac_esp::<NoSmall>(suite, enc, auth, esn, iv_key, keep, h, backend),
             }
         }
         (EncrAlg::ChaCha20Poly1305, _) => {
@@ -254,12 +279,14 @@ impl<H: SmallMac> Mac<H> {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // the key material of one SA, set up once
 fn mac_esp<H: SmallMac>(
     suite: Suite,
     enc: &[u8],
     auth: &[u8],
     esn: bool,
     iv_key: &[u8; 32],
+    keep: imb::AesKeyUse,
     h: imb::HashAlg,
     backend: &'static str,
 ) -> Result<Box<dyn EspCipher>, CryptoError> {
@@ -282,9 +309,13 @@ fn mac_esp<H: SmallMac>(
         });
     }
     let c = CbcHmac {
-        aes: imb::AesKey::new(enc).map_err(lib_err)?,
+        aes: imb::AesKey::new_for(enc, keep).map_err(lib_err)?,
         mac,
-        ivgen: AesIvGen::new(iv_key),
+        ivgen: if keep == imb::AesKeyUse::Decrypt {
+            AesIvGen::decrypt_only()
+        } else {
+            AesIvGen::new(iv_key)
+        },
         icv_len,
         backend,
     };

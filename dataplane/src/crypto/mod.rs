@@ -51,6 +51,7 @@ use zeroize::Zeroizing;
 
 pub use espresso_core::alg::{CryptoError, EncrAlg, IntegAlg, Suite};
 pub use espresso_core::key::Key;
+pub use espresso_core::sa::Direction;
 
 #[cfg(feature = "aws-lc")]
 pub mod awslc;
@@ -209,6 +210,7 @@ impl Backend {
         auth: &[u8],
         esn: bool,
         iv_key: &[u8; 32],
+        #[cfg_attr(not(feature = "ipsec-mb"), allow(unused_variables))] dir: Option<Direction>,
     ) -> Result<Box<dyn EspCipher>, CryptoError> {
         match self {
             Backend::RustCrypto => rustcrypto::build(suite, enc, auth, esn, iv_key),
@@ -217,7 +219,7 @@ impl Backend {
             #[cfg(feature = "ring")]
             Backend::Ring => ring::build(suite, enc, auth, esn, iv_key),
             #[cfg(feature = "ipsec-mb")]
-            Backend::IpsecMb => ipsecmb::build(suite, enc, auth, esn, iv_key),
+            Backend::IpsecMb => ipsecmb::build_for(suite, enc, auth, esn, iv_key, dir),
             Backend::MultiBuffer => match suite.encr {
                 EncrAlg::AesGcm128 | EncrAlg::AesGcm256 => {
                     mb::build_gcm(&Key::from_slice(enc), esn).ok_or(CryptoError::Unsupported {
@@ -396,6 +398,12 @@ pub struct BuildOptions {
     /// known-answer tests and cross-backend comparisons, which need identical
     /// IVs; a fixed IV key in production makes CBC IVs predictable.
     pub iv_key: Option<Key>,
+    /// The direction of the SA the transform serves (`None`: both, for
+    /// tests and tools that seal and open with one object). A backend may
+    /// then keep only the key material that direction uses (ipsec-mb
+    /// AES-CBC: one key schedule, no IV key inbound) and refuse the other
+    /// operation.
+    pub direction: Option<Direction>,
 }
 
 /// Splits an AEAD key into the cipher key and the 4-byte salt (last 4 bytes).
@@ -503,7 +511,14 @@ pub fn build_with(
     };
     let mut last = None;
     for &b in candidates {
-        match b.build_one(suite, enc_key.bytes(), auth_key.bytes(), opts.esn, &iv_key) {
+        match b.build_one(
+            suite,
+            enc_key.bytes(),
+            auth_key.bytes(),
+            opts.esn,
+            &iv_key,
+            opts.direction,
+        ) {
             Ok(c) => return Ok(c),
             Err(e) => last = Some(e),
         }

@@ -148,13 +148,24 @@ pub(crate) trait IvGen: Send + Sync {
 }
 
 /// AES-CBC IVs: AES-128_k'(0^64 || seq), k' = the first 16 IV-key bytes.
-pub(crate) struct AesIvGen(aes::Aes128Enc);
+/// The key schedule is on the heap and absent for a transform that only
+/// decrypts (an inbound SA makes no IVs; RustCrypto's `Aes128Enc` takes
+/// about 700 bytes with its portable fallback).
+pub(crate) struct AesIvGen(Option<Box<aes::Aes128Enc>>);
 
 impl AesIvGen {
     pub(crate) fn new(iv_key: &[u8; 32]) -> Self {
-        AesIvGen(aes::Aes128Enc::new(
+        AesIvGen(Some(Box::new(aes::Aes128Enc::new(
             aes::cipher::generic_array::GenericArray::from_slice(&iv_key[..16]),
-        ))
+        ))))
+    }
+
+    /// No IV key: for a transform whose encryption side is refused as well
+    /// (its IVs are all zero; the ipsec-mb CBC transform of an inbound SA,
+    /// whose AES key has no encryption schedule, so it never seals).
+    #[cfg_attr(not(feature = "ipsec-mb"), allow(dead_code))]
+    pub(crate) fn decrypt_only() -> Self {
+        AesIvGen(None)
     }
 }
 
@@ -166,7 +177,10 @@ impl AesIvGen {
     /// (0^64 || seq, big-endian) on entry and the IV on return.
     #[inline]
     pub(crate) fn ivs_in_place(&self, blocks: &mut [aes::Block]) {
-        self.0.encrypt_blocks(blocks);
+        match &self.0 {
+            Some(k) => k.encrypt_blocks(blocks),
+            None => blocks.fill(aes::Block::default()),
+        }
     }
 
     /// The input block for `seq` (see [`AesIvGen::ivs_in_place`]).
@@ -183,7 +197,10 @@ impl IvGen for AesIvGen {
     fn iv(&self, seq: u64, out: &mut [u8]) {
         let mut block = aes::Block::default();
         block[8..].copy_from_slice(&seq.to_be_bytes());
-        self.0.encrypt_block(&mut block);
+        match &self.0 {
+            Some(k) => k.encrypt_block(&mut block),
+            None => block = aes::Block::default(),
+        }
         let n = out.len().min(16);
         out[..n].copy_from_slice(&block[..n]);
     }

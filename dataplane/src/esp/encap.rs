@@ -176,7 +176,7 @@ fn encap_chunk<B: PacketBuf>(
 fn is_v6_outer(sa: &Sa) -> bool {
     match sa.mode {
         Mode::Tunnel => sa.outer.v6,
-        Mode::Transport => sa.params().local_addr.is_ipv6(),
+        Mode::Transport => sa.local_addr().is_ipv6(),
     }
 }
 
@@ -222,7 +222,7 @@ fn prepare<B: PacketBuf>(sa: &Sa, p: &mut B, pr: &mut Prep) -> Result<(), DropRe
         Some(_) => return Err(DropReason::Malformed),
         None => return Err(DropReason::Truncated),
     };
-    if sa.mode == Mode::Transport && v6 != sa.params().local_addr.is_ipv6() {
+    if sa.mode == Mode::Transport && v6 != sa.local_addr().is_ipv6() {
         return Err(DropReason::UnsupportedPayload);
     }
     let extra = p.len() - total;

@@ -1,12 +1,16 @@
 //! Anti-replay window (RFC 4303 §3.4.3, Appendix A) without bit shifting
 //! (RFC 6479), safe for several workers receiving one SA at once.
 //!
-//! The window is a ring of slots, each one `AtomicU64` packing a 32-bit block
-//! tag (the block number `seq >> 5`, truncated) with a 32-bit bitmap of the
-//! block's sequence numbers. The ring has a power-of-two number of slots, at
-//! least `W/32 + 2`, so every sequence number inside the window has its own
-//! slot (RFC 6479's redundant block). Nothing is ever shifted: a slot holding
-//! an older block is simply re-tagged when a newer block claims it.
+//! The window is a ring of slots, each one `AtomicU64` packing a 16-bit lap
+//! tag with a 48-bit bitmap of one block of 48 sequence numbers: block
+//! `b = seq / 48` lives in slot `b % N`, tagged with its lap `b / N`
+//! (truncated to 16 bits). The ring has `N = (W - 1) / 48 + 2` slots, so
+//! every sequence number inside the window has its own slot (RFC 6479's
+//! redundant block) and the window takes `W + 96` bits at most (W = 4096:
+//! 87 slots, 696 bytes). Nothing is ever shifted: a slot holding an older
+//! lap is simply re-tagged when a newer block claims it. The slot and lap
+//! of a block (`block % N`, `block / N`) take a multiplication by a
+//! reciprocal, not a division.
 //!
 //! Two phases, as DPDK `lib/ipsec`:
 //! 1. [`ReplayWindow::check`] before decryption: read-only.
@@ -14,23 +18,35 @@
 //!    `fetch_max`, then sets the packet's bit with a CAS on its slot.
 //!
 //! Why no replay is ever accepted twice, whatever the interleaving: a packet
-//! is accepted only by the commit whose CAS turns its bit from 0 to 1 in a slot
-//! tagged with its block (or re-tags an older slot with its block and bit).
-//! A slot's tag only moves forward, so once a slot holds `(block, bit)` no later
-//! CAS can see the bit clear under the same tag again.
+//! is accepted only by the commit whose CAS turns its bit from 0 to 1 in a
+//! slot tagged with its lap (or re-tags a slot holding another lap with its
+//! lap and bit), and only if `top`, read after that CAS, has not reached
+//! the packet's block's next lap. A slot moves to a newer lap only by a
+//! commit of a number in that next lap or later (at least
+//! `(N - 1) * 48 + 1 >= W` above the slot's old numbers), and that commit
+//! raised `top` first; so once a slot holds `(lap, bit)`, a later CAS sees
+//! the bit clear under the same 16-bit tag only after the slot moved on to
+//! a newer lap, and then the `top` read after it refuses the packet. (That
+//! read covers tags that wrap: laps 65,536 apart share a tag.)
 //!
-//! Why no in-window packet is wrongly dropped: a slot can hold a newer block
-//! than the packet's only after a commit of a sequence number at least
-//! `W + 1` above it, and that commit raised `top` first, so the packet was
-//! already outside the window.
+//! Why no in-window packet is wrongly dropped: a slot can hold a newer lap
+//! than the packet's only after a commit of a sequence number at least `W`
+//! above it, which raised `top` first, so the packet was already outside the
+//! window. A slot left untouched for a multiple of 65,536 laps (more than
+//! 270 million sequence numbers at W = 4096 with none of its numbers
+//! received) shows its old bits under the new lap's tag: numbers in it may
+//! be dropped as replayed (never accepted twice).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::params::{DEFAULT_REPLAY_WINDOW, MAX_REPLAY_WINDOW, MIN_REPLAY_WINDOW};
 use crate::drop::DropReason;
 
-const BLOCK_SHIFT: u32 = 5;
-const BLOCK_BITS: u64 = 1 << BLOCK_SHIFT;
+/// Sequence numbers per slot (the bits below the tag).
+const BLOCK_BITS: u64 = 48;
+/// The lap tag sits above the bitmap.
+const TAG_SHIFT: u32 = 48;
+const BITS_MASK: u64 = (1 << TAG_SHIFT) - 1;
 
 /// Why a sequence number was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -62,18 +78,31 @@ pub struct WindowSizeError(pub u32);
 #[derive(Debug)]
 pub struct ReplayWindow {
     /// Window size W in packets (0: anti-replay off, only ESN tracking).
-    size: u64,
-    /// Window used for ESN high-bit inference (W, or the default when off).
-    infer_w: u32,
+    size: u32,
     /// Highest authenticated sequence number (full 64 bits); 0 before any.
     top: AtomicU64,
+    /// N slots (none when the window is off).
     slots: Box<[AtomicU64]>,
-    mask: u64,
+    /// `2^64 / N` rounded up: the lap of a block without a division.
+    recip: u64,
+    /// Window used for ESN high-bit inference (W, or the default when off).
+    infer_w: u32,
+}
+
+/// Where one block of 48 sequence numbers lives.
+#[derive(Clone, Copy)]
+struct Place {
+    /// Slot index (`block % N`).
+    slot: usize,
+    /// Lap tag, in place (`(block / N) << 48`, truncated to 16 bits).
+    tag: u64,
+    /// First sequence number of the block.
+    base: u64,
 }
 
 #[inline(always)]
-fn pack(tag: u32, bits: u32) -> u64 {
-    (u64::from(tag) << 32) | u64::from(bits)
+fn tag_of(v: u64) -> u64 {
+    v & !BITS_MASK
 }
 
 impl ReplayWindow {
@@ -83,35 +112,65 @@ impl ReplayWindow {
             return Err(WindowSizeError(size));
         }
         let nslots = if size == 0 {
-            1
+            0
         } else {
-            (size as usize / BLOCK_BITS as usize + 2).next_power_of_two()
+            (u64::from(size) - 1) / BLOCK_BITS + 2
         };
         let slots = (0..nslots)
             .map(|_| AtomicU64::new(0))
             .collect::<Vec<_>>()
             .into_boxed_slice();
         Ok(ReplayWindow {
-            size: u64::from(size),
+            size,
             infer_w: if size == 0 {
                 DEFAULT_REPLAY_WINDOW
             } else {
                 size
             },
             top: AtomicU64::new(0),
+            recip: if nslots > 1 { u64::MAX / nslots + 1 } else { 0 },
             slots,
-            mask: nslots as u64 - 1,
         })
     }
 
     /// Window size (0 = anti-replay off).
     pub fn size(&self) -> u32 {
-        self.size as u32
+        self.size
+    }
+
+    /// W as a sequence-number distance.
+    #[inline(always)]
+    fn w(&self) -> u64 {
+        u64::from(self.size)
+    }
+
+    /// Bytes of the window's slots (heap).
+    pub fn slot_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.slots)
     }
 
     /// Highest authenticated sequence number so far (0 before any).
     pub fn top(&self) -> u64 {
         self.top.load(Ordering::Acquire)
+    }
+
+    /// The block of `seq`: its slot, lap tag and first number. Only called
+    /// with the window on (N >= 3). `block / N` by multiplying with
+    /// `ceil(2^64 / N)`: the estimate is the quotient or one more (the
+    /// error `block * (M * N - 2^64) / 2^64` is below N since
+    /// `block < 2^64`), corrected with one compare.
+    #[inline(always)]
+    fn place(&self, seq: u64) -> Place {
+        let block = seq / BLOCK_BITS;
+        let n = self.slots.len() as u64;
+        let est = ((u128::from(block) * u128::from(self.recip)) >> 64) as u64;
+        // est <= block / N + 1, so est * N <= block + N: no overflow.
+        let lap = est - u64::from(est * n > block);
+        Place {
+            slot: (block - lap * n) as usize,
+            tag: lap << TAG_SHIFT,
+            base: block * BLOCK_BITS,
+        }
     }
 
     /// Forgets every received number (tests and benchmarks that replay the
@@ -141,20 +200,18 @@ impl ReplayWindow {
         if floor == 0 || self.size == 0 {
             return;
         }
-        let lo = floor.saturating_sub(self.size - 1).max(1);
-        let (b_lo, b_hi) = (lo >> BLOCK_SHIFT, floor >> BLOCK_SHIFT);
+        // At most (W - 1) / 48 + 1 blocks: each has its own slot.
+        let lo = floor.saturating_sub(self.w() - 1).max(1);
+        let (b_lo, b_hi) = (lo / BLOCK_BITS, floor / BLOCK_BITS);
         for b in b_lo..=b_hi {
+            let p = self.place(b * BLOCK_BITS);
             let bits = if b == b_hi {
-                let n = (floor & (BLOCK_BITS - 1)) as u32;
-                if n == 31 {
-                    u32::MAX
-                } else {
-                    (1u32 << (n + 1)) - 1
-                }
+                // Positions 0..=floor % 48 (at most 48 bits: no overflow).
+                (1u64 << (floor - p.base + 1)) - 1
             } else {
-                u32::MAX
+                BITS_MASK
             };
-            self.slots[(b & self.mask) as usize].store(pack(b as u32, bits), Ordering::Release);
+            self.slots[p.slot].store(p.tag | bits, Ordering::Release);
         }
     }
 
@@ -208,16 +265,34 @@ impl ReplayWindow {
         if seq > top {
             return Ok(());
         }
-        if top - seq >= self.size {
+        if top - seq >= self.w() {
             return Err(ReplayError::OutsideWindow);
         }
-        let block = seq >> BLOCK_SHIFT;
-        let v = self.slots[(block & self.mask) as usize].load(Ordering::Acquire);
-        let bit = 1u32 << (seq & (BLOCK_BITS - 1));
-        if (v >> 32) as u32 == block as u32 && (v as u32) & bit != 0 {
+        let p = self.place(seq);
+        let v = self.slots[p.slot].load(Ordering::Acquire);
+        if tag_of(v) == p.tag && v & (1 << (seq - p.base)) != 0 {
             return Err(ReplayError::Replayed);
         }
         Ok(())
+    }
+
+    /// True if `seq` is W or more below the current top (read now, after
+    /// the caller's CAS: see the module documentation).
+    #[inline(always)]
+    fn passed(&self, seq: u64) -> bool {
+        self.top.load(Ordering::Acquire).saturating_sub(seq) >= self.w()
+    }
+
+    /// True if `top` reached the next lap of `seq`'s block: only then can a
+    /// CAS have seen a newer lap under an equal (wrapped) tag. (A window
+    /// that merely moved past `seq` leaves its lap in the slot: the packet
+    /// stays accepted, as at its `fetch_max`.)
+    #[inline(always)]
+    fn lapped(&self, seq: u64, top: u64) -> bool {
+        // No next lap below 2^64: never lapped.
+        (seq / BLOCK_BITS + self.slots.len() as u64)
+            .checked_mul(BLOCK_BITS)
+            .is_some_and(|next_lap| top >= next_lap)
     }
 
     /// Phase 2, after the ICV verified: records `seq`. Returns an error if a
@@ -232,43 +307,46 @@ impl ReplayWindow {
         if self.size == 0 {
             return Ok(());
         }
-        if prev_top > seq && prev_top - seq >= self.size {
+        if prev_top > seq && prev_top - seq >= self.w() {
             return Err(ReplayError::OutsideWindow);
         }
-        let block = seq >> BLOCK_SHIFT;
-        let tag = block as u32;
-        let bit = 1u32 << (seq & (BLOCK_BITS - 1));
-        let slot = &self.slots[(block & self.mask) as usize];
+        let p = self.place(seq);
+        let bit = 1u64 << (seq - p.base);
+        let slot = &self.slots[p.slot];
         let mut cur = slot.load(Ordering::Acquire);
         loop {
-            let ctag = (cur >> 32) as u32;
-            let new = if ctag == tag {
-                if (cur as u32) & bit != 0 {
+            let new = if tag_of(cur) == p.tag {
+                if cur & bit != 0 {
                     return Err(ReplayError::Replayed);
                 }
-                cur | u64::from(bit)
-            } else if cur != 0 && (ctag.wrapping_sub(tag) as i32) > 0 {
-                // The slot already holds a newer block: we are outside the window.
-                // (An empty slot, never written since the window started, e.g.
-                // after `set_top`, holds no block at all, whatever its tag 0
-                // compares as.)
+                cur | bit
+            } else if self.passed(seq) {
+                // The slot holds a newer lap: the window moved past us.
                 return Err(ReplayError::OutsideWindow);
             } else {
-                pack(tag, bit)
+                // An older lap, all of it outside the window: re-tag.
+                p.tag | bit
             };
             match slot.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Ok(()),
+                Ok(_) => break,
                 Err(actual) => cur = actual,
             }
         }
+        if self.lapped(seq, self.top.load(Ordering::Acquire)) {
+            return Err(ReplayError::OutsideWindow);
+        }
+        Ok(())
     }
 
     /// Phase 2 for a burst: records every `seqs[i]` (ICV verified), setting
     /// `out[i]` as [`ReplayWindow::commit`] would. One `fetch_max` for the
-    /// whole burst and one CAS per run of consecutive packets that share a
-    /// slot (in-order traffic: one or two per burst), so the cost per packet
-    /// is a few plain instructions. A sequence number present twice in the
-    /// burst is accepted once. `out` must be at least as long as `seqs`.
+    /// whole burst and one CAS per block of 48 numbers the burst touches
+    /// (whatever the order of its packets: in-order or reordered traffic,
+    /// one to three per burst of 32), so the cost per packet is a few plain
+    /// instructions. Each packet is judged against the numbers before it in
+    /// the burst, as if committed one by one in order; a sequence number
+    /// present twice is accepted once. `out` must be at least as long as
+    /// `seqs`.
     pub fn commit_burst(&self, seqs: &[u64], out: &mut [Result<(), ReplayError>]) {
         let n = seqs.len().min(out.len());
         let max = seqs[..n].iter().copied().max().unwrap_or(0);
@@ -286,60 +364,81 @@ impl ReplayWindow {
             }
             return;
         }
-        let mut i = 0;
-        while i < n {
-            let si = (seqs[i] >> BLOCK_SHIFT) & self.mask;
-            let mut j = i + 1;
-            while j < n && (seqs[j] >> BLOCK_SHIFT) & self.mask == si {
-                j += 1;
+        for (s, o) in seqs[..n].chunks(64).zip(out[..n].chunks_mut(64)) {
+            self.commit_chunk(s, o, &mut prev_top);
+        }
+        // A CAS that saw a newer lap under an equal (wrapped) tag: `top`
+        // moved past its packets first (see the module documentation).
+        let top = self.top.load(Ordering::Acquire);
+        for (&s, o) in seqs[..n].iter().zip(out[..n].iter_mut()) {
+            if o.is_ok() && self.lapped(s, top) {
+                *o = Err(ReplayError::OutsideWindow);
             }
-            self.commit_run(
-                &self.slots[si as usize],
-                prev_top,
-                &seqs[i..j],
-                &mut out[i..j],
-            );
-            // Later packets are judged against the numbers before them, as if
-            // committed one by one in order.
-            prev_top = seqs[i..j].iter().copied().fold(prev_top, u64::max);
-            i = j;
         }
     }
 
+    /// Up to 64 packets of a burst: the top each packet is judged against,
+    /// then one CAS per block.
     #[inline]
-    fn commit_run(
+    fn commit_chunk(&self, seqs: &[u64], out: &mut [Result<(), ReplayError>], top: &mut u64) {
+        let n = seqs.len().min(64);
+        let mut before = [0u64; 64];
+        for (b, &s) in before.iter_mut().zip(&seqs[..n]) {
+            *b = *top;
+            *top = (*top).max(s);
+        }
+        let mut left: u64 = if n == 64 { u64::MAX } else { (1 << n) - 1 };
+        while left != 0 {
+            let i = left.trailing_zeros() as usize;
+            let p = self.place(seqs[i]);
+            let mut members = 0u64;
+            let mut rest = left;
+            while rest != 0 {
+                let j = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                members |= u64::from(seqs[j].wrapping_sub(p.base) < BLOCK_BITS) << j;
+            }
+            left &= !members;
+            self.commit_block(p, &before, seqs, out, members);
+        }
+    }
+
+    /// Commits the packets `members` of `seqs`, all in the block at `p`,
+    /// with one CAS; `before[j]` is the top packet `j` is judged against.
+    #[inline]
+    fn commit_block(
         &self,
-        slot: &AtomicU64,
-        prev_top: u64,
+        p: Place,
+        before: &[u64; 64],
         seqs: &[u64],
         out: &mut [Result<(), ReplayError>],
+        members: u64,
     ) {
+        let slot = &self.slots[p.slot];
         let mut cur = slot.load(Ordering::Acquire);
         loop {
             let mut new = cur;
-            let mut prev_top = prev_top;
-            for (&seq, o) in seqs.iter().zip(out.iter_mut()) {
-                let top = prev_top;
-                prev_top = prev_top.max(seq);
-                *o = if seq == 0 || (top > seq && top - seq >= self.size) {
+            let mut m = members;
+            while m != 0 {
+                let j = m.trailing_zeros() as usize;
+                m &= m - 1;
+                let (seq, top) = (seqs[j], before[j]);
+                out[j] = if seq == 0 || (top > seq && top - seq >= self.w()) {
                     Err(ReplayError::OutsideWindow)
                 } else {
-                    let tag = (seq >> BLOCK_SHIFT) as u32;
-                    let bit = 1u32 << (seq & (BLOCK_BITS - 1));
-                    let ctag = (new >> 32) as u32;
-                    if ctag == tag {
-                        if (new as u32) & bit != 0 {
+                    let bit = 1u64 << (seq - p.base);
+                    if tag_of(new) == p.tag {
+                        if new & bit != 0 {
                             Err(ReplayError::Replayed)
                         } else {
-                            new |= u64::from(bit);
+                            new |= bit;
                             Ok(())
                         }
-                    } else if new != 0 && (ctag.wrapping_sub(tag) as i32) > 0 {
-                        // A newer block holds the slot (an empty slot holds
-                        // none, whatever its tag 0 compares as: see `commit`).
+                    } else if self.passed(seq) {
+                        // A newer lap holds the slot.
                         Err(ReplayError::OutsideWindow)
                     } else {
-                        new = pack(tag, bit);
+                        new = p.tag | bit;
                         Ok(())
                     }
                 };
@@ -401,13 +500,39 @@ mod tests {
         assert_eq!(w.check(5), Ok(()));
     }
 
+    /// The reciprocal gives exactly `block / N` and `block % N`.
+    #[test]
+    fn place_matches_division() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for size in [64u32, 100, 4095, 4096, 4097, 10_000, 65536] {
+            let w = ReplayWindow::new(size).unwrap();
+            let n = w.slots.len() as u64;
+            let mut seqs: Vec<u64> = vec![0, 1, 47, 48, 49, u64::MAX, u64::MAX - 48];
+            seqs.extend((1..200u64).map(|k| k * n * BLOCK_BITS - 1));
+            seqs.extend((1..200u64).map(|k| k * n * BLOCK_BITS));
+            seqs.extend((0..20_000).map(|_| rng.random::<u64>()));
+            seqs.extend((0..20_000).map(|_| rng.random_range(0..1u64 << 40)));
+            for seq in seqs {
+                let p = w.place(seq);
+                let block = seq / BLOCK_BITS;
+                assert_eq!(p.slot as u64, block % n, "W {size} seq {seq}");
+                assert_eq!(p.tag, (block / n) << TAG_SHIFT, "W {size} seq {seq}");
+                assert_eq!(p.base, block * BLOCK_BITS);
+            }
+        }
+    }
+
     #[test]
     fn sizes() {
         assert!(ReplayWindow::new(63).is_err());
         assert!(ReplayWindow::new(65537).is_err());
-        assert_eq!(ReplayWindow::new(64).unwrap().slots.len(), 4);
-        assert_eq!(ReplayWindow::new(4096).unwrap().slots.len(), 256);
-        assert_eq!(ReplayWindow::new(65536).unwrap().slots.len(), 4096);
+        // (W - 1) / 48 + 2 slots of 8 bytes.
+        assert_eq!(ReplayWindow::new(64).unwrap().slots.len(), 3);
+        assert_eq!(ReplayWindow::new(4096).unwrap().slots.len(), 87);
+        assert_eq!(ReplayWindow::new(4096).unwrap().slot_bytes(), 696);
+        assert_eq!(ReplayWindow::new(65536).unwrap().slots.len(), 1367);
+        assert_eq!(ReplayWindow::new(0).unwrap().slot_bytes(), 0);
         assert_eq!(ReplayWindow::new(100).unwrap().size(), 100);
     }
 

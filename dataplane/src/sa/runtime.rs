@@ -8,7 +8,7 @@ use super::params::{DfMode, Direction, Mode, SaParams, UdpEncap};
 use super::policy::{LifetimeKind, SaEvent};
 use super::replay::{ReplayWindow, WindowSizeError};
 use super::selector::{CompiledSelector, FlowKey};
-use crate::crypto::{CryptoError, EspCipher};
+use crate::crypto::{CryptoError, EspCipher, Suite};
 use crate::drop::DropReason;
 use crate::shm::RefuseReason;
 use crate::wire::{
@@ -95,15 +95,63 @@ pub(crate) mod ev {
     pub const SEQ_EXHAUSTED: u32 = 16;
 }
 
+/// Per-SA drop counter slots: one per reason that can concern one SA (see
+/// [`sa_drop_slot`]).
+pub const SA_DROP_SLOTS: usize = 16;
+
+/// The per-SA counter slot of a drop reason, or `None` for the reasons that
+/// never concern one SA (no SA found, routing, neighbours, transmit,
+/// reassembly before the SA lookup): those are counted per worker only
+/// ([`DropCounters`]). Exhaustive on purpose: a new reason must be placed.
+pub const fn sa_drop_slot(r: DropReason) -> Option<usize> {
+    use DropReason as D;
+    match r {
+        D::Replayed => Some(0),
+        D::OutsideWindow => Some(1),
+        D::IcvMismatch => Some(2),
+        D::BadPadding => Some(3),
+        D::Truncated => Some(4),
+        D::Malformed => Some(5),
+        D::SeqExhausted => Some(6),
+        D::PolicyMismatch => Some(7),
+        D::HardLifetime => Some(8),
+        D::NoRoom => Some(9),
+        D::UnsupportedPayload => Some(10),
+        D::TooBig => Some(11),
+        D::DummyPacket => Some(12),
+        D::EcnCeNotEct => Some(13),
+        D::WrongDirection => Some(14),
+        D::NoBuffer => Some(15),
+        D::UnknownSpi
+        | D::PolicyDiscard
+        | D::NoSa
+        | D::TtlExceeded
+        | D::NoRoute
+        | D::NoNeighbour
+        | D::TxFull
+        | D::ExceptionFull
+        | D::FragInvalid
+        | D::FragTooBig
+        | D::FragOverlap
+        | D::FragDuplicate
+        | D::FragTimeout
+        | D::FragEvicted
+        | D::FragSourceLimit
+        | D::NeighbourQueueFull => None,
+    }
+}
+
 /// Live counters of one SA (atomics: several workers may share an SA).
+/// Drops are kept for the reasons that can concern one SA only
+/// ([`sa_drop_slot`]): 16 counters instead of one per reason.
 #[derive(Debug)]
 pub struct SaCounters {
     /// Packets processed successfully.
     pub packets: AtomicU64,
     /// Inner (plaintext) bytes processed successfully.
     pub bytes: AtomicU64,
-    /// Drops by reason ([`DropReason::index`]).
-    pub drops: [AtomicU64; DropReason::COUNT],
+    /// Drops by [`sa_drop_slot`].
+    drops: [AtomicU64; SA_DROP_SLOTS],
 }
 
 impl SaCounters {
@@ -114,13 +162,26 @@ impl SaCounters {
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
-    /// Drops counted under `r`.
+    /// Drops counted under `r` (0 for reasons that never concern one SA).
     pub fn drops(&self, r: DropReason) -> u64 {
-        self.drops[r.index()].load(Ordering::Relaxed)
+        match sa_drop_slot(r) {
+            Some(i) => self.drops[i].load(Ordering::Relaxed),
+            None => 0,
+        }
     }
     /// All drops.
     pub fn total_drops(&self) -> u64 {
         self.drops.iter().map(|d| d.load(Ordering::Relaxed)).sum()
+    }
+    #[inline]
+    fn add_drop(&self, r: DropReason) {
+        let slot = sa_drop_slot(r);
+        // A reason that never concerns one SA: the caller counts it per
+        // worker as well; a test build says so.
+        debug_assert!(slot.is_some(), "drop reason {r:?} counted on an SA");
+        if let Some(i) = slot {
+            self.drops[i].fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -284,7 +345,11 @@ pub struct Sa {
     /// 0: alive; else 1 + index of the DropReason its packets get.
     dead: AtomicU8,
     tunnel_id: u32,
-    params: SaParams,
+    /// What status shows besides the counters (the parameters themselves,
+    /// keys and selectors included, are not kept: the cipher and the
+    /// compiled selectors hold what the packet path needs).
+    suite: Suite,
+    remote_addr: IpAddr,
 }
 
 impl std::fmt::Debug for Sa {
@@ -293,7 +358,7 @@ impl std::fmt::Debug for Sa {
             .field("spi", &format_args!("{:#010x}", self.spi))
             .field("direction", &self.direction)
             .field("mode", &self.mode)
-            .field("suite", &self.params.suite)
+            .field("suite", &self.suite)
             .field("backend", &self.cipher.backend())
             .finish_non_exhaustive()
     }
@@ -307,6 +372,8 @@ impl Sa {
             esn: params.esn,
             backend,
             allow_legacy: params.allow_legacy,
+            // One direction: the backend may keep only that side's keys.
+            direction: Some(params.direction),
             ..Default::default()
         };
         let cipher =
@@ -316,7 +383,7 @@ impl Sa {
 
     /// Builds a runtime SA from its parameters and a cipher already built for
     /// them (e.g. by `crypto::build`). Keys are not kept in the SA beyond the
-    /// cipher: the stored copy of the parameters has them cleared.
+    /// cipher.
     pub fn with_cipher(params: SaParams, cipher: Box<dyn EspCipher>) -> Result<Sa, SaError> {
         if params.spi <= 255 {
             return Err(SaError::ReservedSpi(params.spi));
@@ -386,9 +453,6 @@ impl Sa {
         } else {
             Some(params.local_addr)
         };
-        let mut stored = params.clone();
-        stored.enc_key = Default::default();
-        stored.auth_key = Default::default();
         let sa = Sa {
             spi: params.spi,
             direction: params.direction,
@@ -413,7 +477,8 @@ impl Sa {
             pending: AtomicU32::new(0),
             dead: AtomicU8::new(0),
             tunnel_id: params.tunnel_id,
-            params: stored,
+            suite: params.suite,
+            remote_addr: params.remote_addr,
         };
         Ok(sa)
     }
@@ -438,9 +503,21 @@ impl Sa {
     pub fn esn(&self) -> bool {
         self.esn
     }
-    /// The parameters the SA was built from, with the keys cleared.
-    pub fn params(&self) -> &SaParams {
-        &self.params
+    /// The algorithms.
+    pub fn suite(&self) -> Suite {
+        self.suite
+    }
+    /// Local gateway address (unspecified: any).
+    pub fn local_addr(&self) -> IpAddr {
+        // Same family as the remote address (checked at install).
+        self.local.unwrap_or(match self.remote_addr {
+            IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        })
+    }
+    /// Remote gateway address.
+    pub fn remote_addr(&self) -> IpAddr {
+        self.remote_addr
     }
     /// Crypto backend name.
     pub fn backend(&self) -> &'static str {
@@ -531,7 +608,7 @@ impl Sa {
     /// Counts one dropped packet under `r`.
     #[inline]
     pub fn count_drop(&self, r: DropReason) {
-        self.counters.drops[r.index()].fetch_add(1, Ordering::Relaxed);
+        self.counters.add_drop(r);
     }
 
     /// Adds processed packets/bytes and raises lifetime events when a limit

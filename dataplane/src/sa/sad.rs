@@ -328,6 +328,7 @@ impl Sad {
         let mut pages: Box<[Arc<[Shard]>]> = cur.pages.clone();
         let mut len = cur.len;
         let mut page_copy: Option<(usize, Vec<Shard>)> = None;
+        let mut entries: Vec<(u32, Arc<Sa>)> = Vec::new();
         let mut it = todo.into_iter().peekable();
         while let Some((si, op)) = it.next() {
             let (pi, off) = (si >> cur.page_bits, si & cur.page_mask);
@@ -337,25 +338,32 @@ impl Sad {
                 }
             }
             let page = &mut page_copy.get_or_insert_with(|| (pi, pages[pi].to_vec())).1;
-            let mut map: std::collections::HashMap<u32, Arc<Sa>> = shard_iter(&page[off])
-                .map(|(k, v)| (k, v.clone()))
-                .collect();
-            len -= map.len();
+            // A shard holds a few dozen SAs: a vector searched linearly
+            // (reused across shards) costs the writer less than a map.
+            entries.clear();
+            entries.extend(shard_iter(&page[off]).map(|(k, v)| (k, v.clone())));
+            len -= entries.len();
             let mut apply_one = |op: SadOp| match op {
                 SadOp::Insert(sa) => {
-                    map.insert(sa.spi(), sa);
+                    let spi = sa.spi();
+                    match entries.iter_mut().find(|(k, _)| *k == spi) {
+                        Some(e) => e.1 = sa,
+                        None => entries.push((spi, sa)),
+                    }
                 }
                 SadOp::Remove(spi) => {
-                    map.remove(&spi);
+                    if let Some(i) = entries.iter().position(|(k, _)| *k == spi) {
+                        entries.swap_remove(i);
+                    }
                 }
             };
             apply_one(op);
             while let Some((_, op)) = it.next_if(|(s, _)| *s == si) {
                 apply_one(op);
             }
-            len += map.len();
-            let n = map.len();
-            page[off] = build_shard(map.into_iter(), n, cur.shard_bits);
+            len += entries.len();
+            let n = entries.len();
+            page[off] = build_shard(entries.drain(..), n, cur.shard_bits);
         }
         if let Some((p, v)) = page_copy.take() {
             pages[p] = Arc::from(v);

@@ -382,7 +382,7 @@ mod tests {
         m.apply_commands().unwrap();
         let sa = tables.sad_out.get(0x1001).unwrap();
         assert_eq!(sa.tunnel_id(), 1);
-        assert_eq!(sa.params().remote_addr.to_string(), "192.0.2.2");
+        assert_eq!(sa.remote_addr().to_string(), "192.0.2.2");
         assert_eq!(m.refused, 1);
         let v = ctl.read_sa(9).unwrap().unwrap();
         assert_eq!(v.refused, Some(shm::RefuseReason::SpiInUse));

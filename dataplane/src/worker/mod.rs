@@ -891,7 +891,7 @@ fn ip_u128(a: IpAddr) -> u128 {
 /// encapsulated: the outer MTU minus outer headers, ESP header, IV and ICV,
 /// rounded down to the cipher's alignment, minus the 2-byte trailer.
 pub fn max_inner_len(fib: &Fib, sa: &Sa) -> usize {
-    let peer = sa.params().remote_addr;
+    let peer = sa.remote_addr();
     let mtu = fib.route(peer).map(|r| fib.mtu(r) as usize).unwrap_or(1500);
     let front = sa.encap_overhead_front();
     let icv = sa.cipher().icv_len();

@@ -60,6 +60,7 @@ pub fn opts(backend: Backend, esn: bool) -> BuildOptions {
         backend,
         allow_legacy: true,
         iv_key: Some(Key::new((0..32).map(|i| 0xa0 ^ i as u8).collect())),
+        direction: None,
     }
 }
 
