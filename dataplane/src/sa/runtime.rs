@@ -137,7 +137,8 @@ pub const fn sa_drop_slot(r: DropReason) -> Option<usize> {
         | D::FragTimeout
         | D::FragEvicted
         | D::FragSourceLimit
-        | D::NeighbourQueueFull => None,
+        | D::NeighbourQueueFull
+        | D::UnknownSpiHeldExpired => None,
     }
 }
 
