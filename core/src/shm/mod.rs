@@ -77,6 +77,9 @@
 //!             Command::AddPolicy(policy) => { /* upsert by policy.id */ }
 //!             Command::RemovePolicy { id } => { /* remove */ }
 //!             Command::Flush => { /* remove every SA and policy */ }
+//!             // An inbound SPI the control plane handed out: ESP for it that
+//!             // comes before its AddSa may be held briefly.
+//!             Command::ExpectSpi { spi } => { /* expect `spi` */ }
 //!         }
 //!     }
 //!     // For every installed SA (slot from its AddSa):
