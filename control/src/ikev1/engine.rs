@@ -560,148 +560,168 @@ impl Engine {
                         }
                     }
                     Deferred::MoveChildren { from, to } => {
-                        // the peer's re-authentication crossed ours and
-                        // already took the IPsec SAs: ours is redundant
-                        let crossed = self.sas.get(&from).is_some_and(|s| s.is_replaced());
-                        let moved = self.sas.get_mut(&from).map(|s| {
-                            s.finish_pending_switches(&mut self.ctx, now);
-                            s.mark_replaced();
-                            s.take_children(&mut self.ctx, now)
-                        });
-                        if let (Some(m), Some(t)) = (moved, self.sas.get_mut(&to)) {
-                            t.adopt_children(m);
-                        }
-                        let theirs = self.sas.get(&to).filter(|_| crossed).and_then(|t| {
-                            self.sas
-                                .values()
-                                .filter(|s| s.can_inherit_from(t) && s.is_usable())
-                                .max_by_key(|s| s.id)
-                                .map(|s| s.ic)
-                        });
-                        if let (Some(ic), Some(t)) = (theirs, self.sas.get_mut(&to)) {
-                            t.retire_crossed(ic, now);
-                        }
+                        self.deferred_move_children(from, to, now)
                     }
-                    Deferred::InitialContact { keep } => {
-                        let Some(k) = self.sas.get(&keep) else {
-                            continue;
-                        };
-                        let (conn, rid, rip) =
-                            (k.conn.name.clone(), k.remote_id.clone(), k.remote.ip());
-                        let victims: Vec<u64> = self
-                            .sas
-                            .iter()
-                            .filter(|(id, s)| {
-                                **id != keep
-                                    && s.conn.name == conn
-                                    && s.remote_id == rid
-                                    && s.remote.ip() == rip
-                                    && s.is_established()
-                            })
-                            .map(|(id, _)| *id)
-                            .collect();
-                        for v in victims {
-                            if let Some(mut s) = self.sas.remove(&v) {
-                                s.purge(&mut self.ctx, crate::ike::DeleteReason::InitialContact);
-                                self.ctx.event(Event::IkeDeleted {
-                                    sa: v,
-                                    conn: s.conn.name.clone(),
-                                    reason: crate::ike::DeleteReason::InitialContact,
-                                });
-                                s.release(&mut self.ctx);
-                            }
-                        }
-                    }
-                    Deferred::Adopt { keep } => {
-                        let Some(k) = self.sas.get(&keep) else {
-                            continue;
-                        };
-                        let (conn, rid, rip, keep_ic) = (
-                            k.conn.name.clone(),
-                            k.remote_id.clone(),
-                            k.remote.ip(),
-                            k.ic,
-                        );
-                        let olds: Vec<u64> = self
-                            .sas
-                            .iter()
-                            .filter(|(id, s)| {
-                                **id != keep
-                                    && s.conn.name == conn
-                                    && s.remote_id == rid
-                                    && s.remote.ip() == rip
-                                    && s.is_established()
-                                    && s.is_usable()
-                            })
-                            .map(|(id, _)| *id)
-                            .collect();
-                        for o in olds {
-                            let moved = self.sas.get_mut(&o).map(|s| {
-                                s.finish_pending_switches(&mut self.ctx, now);
-                                s.mark_replaced();
-                                s.take_children(&mut self.ctx, now)
-                            });
-                            if let (Some(m), Some(t)) = (moved, self.sas.get_mut(&keep)) {
-                                t.adopt_children(m);
-                            }
-                            // The replaced ISAKMP SA goes, as after a
-                            // re-authentication of ours: the peer is told
-                            // (strongSwan keeps its old IKEv1 SA REKEYING,
-                            // without IPsec SAs, until it expires; deleting
-                            // an ISAKMP SA never deletes IPsec SAs, RFC 2408
-                            // §4.6.3) and `status` lists only the new one.
-                            if let Some(s) = self.sas.get_mut(&o) {
-                                s.retire_after_peer_reauth(keep_ic, now);
-                            }
-                        }
-                    }
-                    Deferred::PeerDeleted(id) => {
-                        // its IPsec SAs go to the ISAKMP SA the peer kept:
-                        // one in use first, else the newest (a replaced one
-                        // waiting for its DELETE is in use again)
-                        let heir =
-                            self.sas
-                                .get(&id)
-                                .filter(|g| g.holds_ipsec_sas())
-                                .and_then(|g| {
-                                    self.sas
-                                        .values()
-                                        .filter(|s| s.can_inherit_from(g))
-                                        .max_by_key(|s| (s.is_usable(), s.id))
-                                        .map(|s| s.id)
-                                });
-                        if let Some(h) = heir {
-                            let moved = self.sas.get_mut(&id).map(|g| {
-                                g.finish_pending_switches(&mut self.ctx, now);
-                                g.take_children(&mut self.ctx, now)
-                            });
-                            if let (Some(m), Some(t)) = (moved, self.sas.get_mut(&h)) {
-                                t.revive();
-                                t.adopt_children(m);
-                            }
-                        }
-                        if let Some(g) = self.sas.get_mut(&id) {
-                            g.finish_peer_delete(&mut self.ctx);
-                        }
-                    }
+                    Deferred::InitialContact { keep } => self.deferred_initial_contact(keep),
+                    Deferred::Adopt { keep } => self.deferred_adopt(keep, now),
+                    Deferred::PeerDeleted(id) => self.deferred_peer_deleted(id, now),
                     Deferred::Restart { conn } => {
                         let _ = self.initiate_conn(conn, None, None, now);
                     }
-                    Deferred::Task { sa, task } => {
-                        if let Task::Reauth = task {
-                            // a new phase 1 replaces `sa`
-                            if let Some(s) = self.sas.get(&sa) {
-                                let conn = s.conn.clone();
-                                let _ = self.initiate_conn(conn, None, Some(sa), now);
-                            }
-                        } else if let Some(s) = self.sas.get_mut(&sa) {
-                            s.queue(&mut self.ctx, task, now);
-                        }
-                    }
+                    Deferred::Task { sa, task } => self.deferred_task(sa, task, now),
                 }
             }
         }
         let sas = &self.sas;
         self.by_icookie.retain(|_, id| sas.contains_key(id));
+    }
+
+    /// Our re-authentication finished: the IPsec SAs move from `from` to `to`;
+    /// if the peer's re-authentication crossed ours, ours is retired later.
+    fn deferred_move_children(&mut self, from: u64, to: u64, now: Instant) {
+        // the peer's re-authentication crossed ours and
+        // already took the IPsec SAs: ours is redundant
+        let crossed = self.sas.get(&from).is_some_and(|s| s.is_replaced());
+        let moved = self.sas.get_mut(&from).map(|s| {
+            s.finish_pending_switches(&mut self.ctx, now);
+            s.mark_replaced();
+            s.take_children(&mut self.ctx, now)
+        });
+        if let (Some(m), Some(t)) = (moved, self.sas.get_mut(&to)) {
+            t.adopt_children(m);
+        }
+        let theirs = self.sas.get(&to).filter(|_| crossed).and_then(|t| {
+            self.sas
+                .values()
+                .filter(|s| s.can_inherit_from(t) && s.is_usable())
+                .max_by_key(|s| s.id)
+                .map(|s| s.ic)
+        });
+        if let (Some(ic), Some(t)) = (theirs, self.sas.get_mut(&to)) {
+            t.retire_crossed(ic, now);
+        }
+    }
+
+    /// INITIAL-CONTACT on `keep`: the other ISAKMP SAs with the same peer and
+    /// connection are deleted with their IPsec SAs.
+    fn deferred_initial_contact(&mut self, keep: u64) {
+        let Some(k) = self.sas.get(&keep) else {
+            return;
+        };
+        let (conn, rid, rip) = (k.conn.name.clone(), k.remote_id.clone(), k.remote.ip());
+        let victims: Vec<u64> = self
+            .sas
+            .iter()
+            .filter(|(id, s)| {
+                **id != keep
+                    && s.conn.name == conn
+                    && s.remote_id == rid
+                    && s.remote.ip() == rip
+                    && s.is_established()
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for v in victims {
+            if let Some(mut s) = self.sas.remove(&v) {
+                s.purge(&mut self.ctx, crate::ike::DeleteReason::InitialContact);
+                self.ctx.event(Event::IkeDeleted {
+                    sa: v,
+                    conn: s.conn.name.clone(),
+                    reason: crate::ike::DeleteReason::InitialContact,
+                });
+                s.release(&mut self.ctx);
+            }
+        }
+    }
+
+    /// The peer re-authenticated into `keep`: it adopts the IPsec SAs of the
+    /// older ISAKMP SAs with the same peer, which are retired.
+    fn deferred_adopt(&mut self, keep: u64, now: Instant) {
+        let Some(k) = self.sas.get(&keep) else {
+            return;
+        };
+        let (conn, rid, rip, keep_ic) = (
+            k.conn.name.clone(),
+            k.remote_id.clone(),
+            k.remote.ip(),
+            k.ic,
+        );
+        let olds: Vec<u64> = self
+            .sas
+            .iter()
+            .filter(|(id, s)| {
+                **id != keep
+                    && s.conn.name == conn
+                    && s.remote_id == rid
+                    && s.remote.ip() == rip
+                    && s.is_established()
+                    && s.is_usable()
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for o in olds {
+            let moved = self.sas.get_mut(&o).map(|s| {
+                s.finish_pending_switches(&mut self.ctx, now);
+                s.mark_replaced();
+                s.take_children(&mut self.ctx, now)
+            });
+            if let (Some(m), Some(t)) = (moved, self.sas.get_mut(&keep)) {
+                t.adopt_children(m);
+            }
+            // The replaced ISAKMP SA goes, as after a
+            // re-authentication of ours: the peer is told
+            // (strongSwan keeps its old IKEv1 SA REKEYING,
+            // without IPsec SAs, until it expires; deleting
+            // an ISAKMP SA never deletes IPsec SAs, RFC 2408
+            // §4.6.3) and `status` lists only the new one.
+            if let Some(s) = self.sas.get_mut(&o) {
+                s.retire_after_peer_reauth(keep_ic, now);
+            }
+        }
+    }
+
+    /// The peer deleted ISAKMP SA `id`: its IPsec SAs go to the ISAKMP SA the
+    /// peer kept, if any.
+    fn deferred_peer_deleted(&mut self, id: u64, now: Instant) {
+        // its IPsec SAs go to the ISAKMP SA the peer kept:
+        // one in use first, else the newest (a replaced one
+        // waiting for its DELETE is in use again)
+        let heir = self
+            .sas
+            .get(&id)
+            .filter(|g| g.holds_ipsec_sas())
+            .and_then(|g| {
+                self.sas
+                    .values()
+                    .filter(|s| s.can_inherit_from(g))
+                    .max_by_key(|s| (s.is_usable(), s.id))
+                    .map(|s| s.id)
+            });
+        if let Some(h) = heir {
+            let moved = self.sas.get_mut(&id).map(|g| {
+                g.finish_pending_switches(&mut self.ctx, now);
+                g.take_children(&mut self.ctx, now)
+            });
+            if let (Some(m), Some(t)) = (moved, self.sas.get_mut(&h)) {
+                t.revive();
+                t.adopt_children(m);
+            }
+        }
+        if let Some(g) = self.sas.get_mut(&id) {
+            g.finish_peer_delete(&mut self.ctx);
+        }
+    }
+
+    /// A task for ISAKMP SA `sa` (a re-authentication starts a new phase 1).
+    fn deferred_task(&mut self, sa: u64, task: Task, now: Instant) {
+        if let Task::Reauth = task {
+            // a new phase 1 replaces `sa`
+            if let Some(s) = self.sas.get(&sa) {
+                let conn = s.conn.clone();
+                let _ = self.initiate_conn(conn, None, Some(sa), now);
+            }
+        } else if let Some(s) = self.sas.get_mut(&sa) {
+            s.queue(&mut self.ctx, task, now);
+        }
     }
 }
