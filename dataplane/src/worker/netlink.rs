@@ -107,6 +107,34 @@ impl Conn {
         Ok(self.seq)
     }
 
+    /// Reads the kernel's answers to request `seq` and hands each to `each`
+    /// until it returns a result.
+    fn replies<T>(
+        &mut self,
+        seq: u32,
+        mut each: impl FnMut(NetlinkMessage<RouteNetlinkMessage>) -> Option<io::Result<T>>,
+    ) -> io::Result<T> {
+        loop {
+            let n = self.sock.recv(&mut &mut self.buf[..], 0)?;
+            let mut off = 0;
+            while off < n {
+                let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[off..n])
+                    .map_err(nl_err)?;
+                let len = m.header.length as usize;
+                if len == 0 {
+                    return Err(nl_err("netlink message of length 0"));
+                }
+                off += (len + 3) & !3;
+                if m.header.sequence_number != seq {
+                    continue;
+                }
+                if let Some(r) = each(m) {
+                    return r;
+                }
+            }
+        }
+    }
+
     /// Sends a dump request and collects the answers. A dump the kernel
     /// marks interrupted (the table changed meanwhile, NLM_F_DUMP_INTR) is
     /// an `Interrupted` error: it may lack entries.
@@ -114,100 +142,52 @@ impl Conn {
         let seq = self.send(msg, NLM_F_REQUEST | NLM_F_DUMP)?;
         let mut out = Vec::new();
         let mut intr = false;
-        loop {
-            let n = self.sock.recv(&mut &mut self.buf[..], 0)?;
-            let mut off = 0;
-            while off < n {
-                let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[off..n])
-                    .map_err(nl_err)?;
-                let len = m.header.length as usize;
-                if len == 0 {
-                    return Err(nl_err("netlink message of length 0"));
+        self.replies(seq, |m| {
+            intr |= m.header.flags & NLM_F_DUMP_INTR != 0;
+            match m.payload {
+                NetlinkPayload::Done(_) if intr => Some(Err(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "netlink dump interrupted by a change",
+                ))),
+                NetlinkPayload::Done(_) => Some(Ok(std::mem::take(&mut out))),
+                NetlinkPayload::Error(e) => Some(match e.code {
+                    Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
+                    None => Ok(std::mem::take(&mut out)),
+                }),
+                NetlinkPayload::InnerMessage(inner) => {
+                    out.push(inner);
+                    None
                 }
-                off += (len + 3) & !3;
-                if m.header.sequence_number != seq {
-                    continue;
-                }
-                intr |= m.header.flags & NLM_F_DUMP_INTR != 0;
-                match m.payload {
-                    NetlinkPayload::Done(_) if intr => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::Interrupted,
-                            "netlink dump interrupted by a change",
-                        ))
-                    }
-                    NetlinkPayload::Done(_) => return Ok(out),
-                    NetlinkPayload::Error(e) => {
-                        if let Some(code) = e.code {
-                            return Err(io::Error::from_raw_os_error(-code.get()));
-                        }
-                        return Ok(out);
-                    }
-                    NetlinkPayload::InnerMessage(inner) => out.push(inner),
-                    _ => {}
-                }
+                _ => None,
             }
-        }
+        })
     }
 
     /// Sends a request for one object; `None` when the kernel has none
     /// (ENOENT).
     fn get(&mut self, msg: RouteNetlinkMessage) -> io::Result<Option<RouteNetlinkMessage>> {
         let seq = self.send(msg, NLM_F_REQUEST)?;
-        loop {
-            let n = self.sock.recv(&mut &mut self.buf[..], 0)?;
-            let mut off = 0;
-            while off < n {
-                let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[off..n])
-                    .map_err(nl_err)?;
-                let len = m.header.length as usize;
-                if len == 0 {
-                    return Err(nl_err("netlink message of length 0"));
-                }
-                off += (len + 3) & !3;
-                if m.header.sequence_number != seq {
-                    continue;
-                }
-                match m.payload {
-                    NetlinkPayload::InnerMessage(inner) => return Ok(Some(inner)),
-                    NetlinkPayload::Error(e) => {
-                        return match e.code {
-                            Some(code) if -code.get() == libc::ENOENT => Ok(None),
-                            Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
-                            None => Ok(None),
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
+        self.replies(seq, |m| match m.payload {
+            NetlinkPayload::InnerMessage(inner) => Some(Ok(Some(inner))),
+            NetlinkPayload::Error(e) => Some(match e.code {
+                Some(code) if -code.get() == libc::ENOENT => Ok(None),
+                Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
+                None => Ok(None),
+            }),
+            _ => None,
+        })
     }
 
     /// Sends a request that expects an acknowledgement.
     fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<()> {
         let seq = self.send(msg, NLM_F_REQUEST | NLM_F_ACK | flags)?;
-        loop {
-            let n = self.sock.recv(&mut &mut self.buf[..], 0)?;
-            let mut off = 0;
-            while off < n {
-                let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[off..n])
-                    .map_err(nl_err)?;
-                let len = m.header.length as usize;
-                if len == 0 {
-                    return Err(nl_err("netlink message of length 0"));
-                }
-                off += (len + 3) & !3;
-                if m.header.sequence_number != seq {
-                    continue;
-                }
-                if let NetlinkPayload::Error(e) = m.payload {
-                    return match e.code {
-                        Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
-                        None => Ok(()),
-                    };
-                }
-            }
-        }
+        self.replies(seq, |m| match m.payload {
+            NetlinkPayload::Error(e) => Some(match e.code {
+                Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
+                None => Ok(()),
+            }),
+            _ => None,
+        })
     }
 }
 
