@@ -602,26 +602,31 @@ impl Engine {
         }
     }
 
-    /// INITIAL-CONTACT on `keep`: the other ISAKMP SAs with the same peer and
-    /// connection are deleted with their IPsec SAs.
-    fn deferred_initial_contact(&mut self, keep: u64) {
+    /// The other established ISAKMP SAs (usable ones only if `usable`) of
+    /// `keep`'s connection with the same peer (identity and address); none
+    /// if `keep` is gone.
+    fn same_peer_established(&self, keep: u64, usable: bool) -> Vec<u64> {
         let Some(k) = self.sas.get(&keep) else {
-            return;
+            return Vec::new();
         };
-        let (conn, rid, rip) = (k.conn.name.clone(), k.remote_id.clone(), k.remote.ip());
-        let victims: Vec<u64> = self
-            .sas
+        self.sas
             .iter()
             .filter(|(id, s)| {
                 **id != keep
-                    && s.conn.name == conn
-                    && s.remote_id == rid
-                    && s.remote.ip() == rip
+                    && s.conn.name == k.conn.name
+                    && s.remote_id == k.remote_id
+                    && s.remote.ip() == k.remote.ip()
                     && s.is_established()
+                    && (!usable || s.is_usable())
             })
             .map(|(id, _)| *id)
-            .collect();
-        for v in victims {
+            .collect()
+    }
+
+    /// INITIAL-CONTACT on `keep`: the other ISAKMP SAs with the same peer and
+    /// connection are deleted with their IPsec SAs.
+    fn deferred_initial_contact(&mut self, keep: u64) {
+        for v in self.same_peer_established(keep, false) {
             if let Some(mut s) = self.sas.remove(&v) {
                 s.purge(&mut self.ctx, crate::ike::DeleteReason::InitialContact);
                 self.ctx.event(Event::IkeDeleted {
@@ -637,29 +642,10 @@ impl Engine {
     /// The peer re-authenticated into `keep`: it adopts the IPsec SAs of the
     /// older ISAKMP SAs with the same peer, which are retired.
     fn deferred_adopt(&mut self, keep: u64, now: Instant) {
-        let Some(k) = self.sas.get(&keep) else {
+        let Some(keep_ic) = self.sas.get(&keep).map(|k| k.ic) else {
             return;
         };
-        let (conn, rid, rip, keep_ic) = (
-            k.conn.name.clone(),
-            k.remote_id.clone(),
-            k.remote.ip(),
-            k.ic,
-        );
-        let olds: Vec<u64> = self
-            .sas
-            .iter()
-            .filter(|(id, s)| {
-                **id != keep
-                    && s.conn.name == conn
-                    && s.remote_id == rid
-                    && s.remote.ip() == rip
-                    && s.is_established()
-                    && s.is_usable()
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for o in olds {
+        for o in self.same_peer_established(keep, true) {
             let moved = self.sas.get_mut(&o).map(|s| {
                 s.finish_pending_switches(&mut self.ctx, now);
                 s.mark_replaced();
