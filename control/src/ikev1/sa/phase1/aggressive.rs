@@ -15,30 +15,8 @@ impl IsakmpSa {
         now: Instant,
         d: [u8; 32],
     ) {
-        if let Some(code) = p.error_notify() {
-            self.peer_error(ctx, code);
+        let Some(suite) = self.answered_suite(ctx, p) else {
             return;
-        }
-        let suite = match self.check_answer(p) {
-            Ok(s) => s,
-            Err(o) => {
-                ctx.drop(V1Drop::Invalid);
-                Self::mismatch(ctx, &self.conn.clone(), self.remote, o, false);
-                self.fail(
-                    ctx,
-                    IkeError::NoProposalChosen {
-                        offered: "peer answered with a transform we did not offer".into(),
-                        configured: self
-                            .conn
-                            .phase1_proposals
-                            .iter()
-                            .map(|p| p.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    },
-                );
-                return;
-            }
         };
         let (Some(ke), Some(nr)) = (p.ke, p.nonce) else {
             ctx.drop(V1Drop::Invalid);

@@ -5,30 +5,8 @@ use super::*;
 
 impl IsakmpSa {
     pub(super) fn mm2(&mut self, ctx: &mut Ctx, p: &Payloads<'_>, hdr: Header<'_>, now: Instant) {
-        if let Some(code) = p.error_notify() {
-            self.peer_error(ctx, code);
+        let Some(suite) = self.answered_suite(ctx, p) else {
             return;
-        }
-        let suite = match self.check_answer(p) {
-            Ok(s) => s,
-            Err(o) => {
-                ctx.drop(V1Drop::Invalid);
-                Self::mismatch(ctx, &self.conn.clone(), self.remote, o, false);
-                self.fail(
-                    ctx,
-                    IkeError::NoProposalChosen {
-                        offered: "peer answered with a transform we did not offer".into(),
-                        configured: self
-                            .conn
-                            .phase1_proposals
-                            .iter()
-                            .map(|p| p.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    },
-                );
-                return;
-            }
         };
         self.rc = hdr.rcookie();
         if self.rc == 0 {

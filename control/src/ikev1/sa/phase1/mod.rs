@@ -423,6 +423,41 @@ impl IsakmpSa {
         }
     }
 
+    /// The suite the responder chose in its first answer (MM2/AM2), or
+    /// `None` after the peer's error notify or an answer we did not offer
+    /// (counted, logged as a mismatch, the SA failed).
+    pub(super) fn answered_suite(
+        &mut self,
+        ctx: &mut Ctx,
+        p: &Payloads<'_>,
+    ) -> Option<Phase1Suite> {
+        if let Some(code) = p.error_notify() {
+            self.peer_error(ctx, code);
+            return None;
+        }
+        match self.check_answer(p) {
+            Ok(s) => Some(s),
+            Err(o) => {
+                ctx.drop(V1Drop::Invalid);
+                Self::mismatch(ctx, &self.conn.clone(), self.remote, o, false);
+                self.fail(
+                    ctx,
+                    IkeError::NoProposalChosen {
+                        offered: "peer answered with a transform we did not offer".into(),
+                        configured: self
+                            .conn
+                            .phase1_proposals
+                            .iter()
+                            .map(|p| p.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    },
+                );
+                None
+            }
+        }
+    }
+
     fn check_answer(&self, p: &Payloads<'_>) -> Result<Phase1Suite, Vec<String>> {
         let Some(sa) = p.sa else {
             return Err(vec!["no SA payload".into()]);
