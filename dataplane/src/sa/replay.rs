@@ -21,13 +21,18 @@
 //! is accepted only by the commit whose CAS turns its bit from 0 to 1 in a
 //! slot tagged with its lap (or re-tags a slot holding another lap with its
 //! lap and bit), and only if `top`, read after that CAS, has not reached
-//! the packet's block's next lap. A slot moves to a newer lap only by a
+//! the first later lap of the packet's block with the same 16-bit tag
+//! (65,536 laps on). A slot moves to a newer lap only by a
 //! commit of a number in that next lap or later (at least
 //! `(N - 1) * 48 + 1 >= W` above the slot's old numbers), and that commit
-//! raised `top` first; so once a slot holds `(lap, bit)`, a later CAS sees
-//! the bit clear under the same 16-bit tag only after the slot moved on to
-//! a newer lap, and then the `top` read after it refuses the packet. (That
-//! read covers tags that wrap: laps 65,536 apart share a tag.)
+//! raised `top` first; so once a slot holds `(lap, bit)`, a later CAS that
+//! finds a newer lap with another tag refuses the packet (the window passed
+//! it), and one that finds the bit clear under the same tag does so only
+//! after the slot moved on by a multiple of 65,536 laps, when the `top`
+//! read after it refuses the packet. A window that moved past a packet
+//! after its CAS does not take it back: it was inside the window when its
+//! bit was set, and a duplicate then finds the bit (`Replayed`) or a newer
+//! lap (`OutsideWindow`).
 //!
 //! Why no in-window packet is wrongly dropped: a slot can hold a newer lap
 //! than the packet's only after a commit of a sequence number at least `W`
@@ -47,6 +52,8 @@ const BLOCK_BITS: u64 = 48;
 /// The lap tag sits above the bitmap.
 const TAG_SHIFT: u32 = 48;
 const BITS_MASK: u64 = (1 << TAG_SHIFT) - 1;
+/// Laps apart that share a tag (the tag keeps 16 bits of the lap).
+const TAG_LAPS: u64 = 1 << (64 - TAG_SHIFT);
 
 /// Why a sequence number was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -283,16 +290,21 @@ impl ReplayWindow {
         self.top.load(Ordering::Acquire).saturating_sub(seq) >= self.w()
     }
 
-    /// True if `top` reached the next lap of `seq`'s block: only then can a
-    /// CAS have seen a newer lap under an equal (wrapped) tag. (A window
-    /// that merely moved past `seq` leaves its lap in the slot: the packet
-    /// stays accepted, as at its `fetch_max`.)
+    /// True if `top` reached the first later lap of `seq`'s block that shares
+    /// its 16-bit tag (65,536 laps on): only then can a CAS have seen a newer
+    /// lap under an equal (wrapped) tag. A window that merely moved past
+    /// `seq`, even by whole laps, leaves the packet accepted: its CAS set the
+    /// bit under its own lap, while the packet was inside the window at its
+    /// `fetch_max`; a slot on a newer lap shows a different tag and a CAS
+    /// that sees it refuses the packet (`passed`).
     #[inline(always)]
     fn lapped(&self, seq: u64, top: u64) -> bool {
-        // No next lap below 2^64: never lapped.
-        (seq / BLOCK_BITS + self.slots.len() as u64)
-            .checked_mul(BLOCK_BITS)
-            .is_some_and(|next_lap| top >= next_lap)
+        // No such lap below 2^64: never lapped.
+        (self.slots.len() as u64)
+            .checked_mul(TAG_LAPS)
+            .and_then(|d| (seq / BLOCK_BITS).checked_add(d))
+            .and_then(|b| b.checked_mul(BLOCK_BITS))
+            .is_some_and(|same_tag_lap| top >= same_tag_lap)
     }
 
     /// Phase 2, after the ICV verified: records `seq`. Returns an error if a
@@ -610,6 +622,29 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// A burst whose later packet moves the window a whole lap past an
+    /// earlier one still accepts the earlier one (judged as if committed in
+    /// order); a duplicate of it afterwards is refused. Before, the check
+    /// after the CAS refused any packet whose block `top` had lapped, though
+    /// its bit stayed set: a concurrent duplicate then counted as a replay
+    /// of a packet never accepted (CI, `esp_replay_mt` window 64).
+    #[test]
+    fn a_later_packet_a_lap_ahead_does_not_take_back_an_accepted_one() {
+        for size in [64u32, 4096] {
+            let w = ReplayWindow::new(size).unwrap();
+            let lap = w.slots.len() as u64 * BLOCK_BITS;
+            let seqs = [10, 10 + lap];
+            let mut out = [Err(ReplayError::Replayed); 2];
+            w.commit_burst(&seqs, &mut out);
+            assert_eq!(out, [Ok(()); 2], "size {size}");
+            assert_eq!(w.check(10), Err(ReplayError::OutsideWindow));
+            assert_eq!(w.commit(10), Err(ReplayError::OutsideWindow));
+            assert_eq!(w.commit(10 + lap), Err(ReplayError::Replayed));
+            assert_eq!(w.commit(11 + 3 * lap), Ok(()));
+            assert_eq!(w.commit(11 + 3 * lap), Err(ReplayError::Replayed));
         }
     }
 
