@@ -4,6 +4,7 @@
 //! DPD (`info`), timers: retransmission, lifetimes, DPD, keepalives (`timers`).
 //! Here: the state, encryption with IV chaining, sending and queries.
 
+mod collision;
 mod info;
 mod phase1;
 mod quick;
