@@ -34,6 +34,14 @@ struct Dataplane {
     removes: usize,
     /// Refuse to remove an inbound SA the peer still sends on (a lost datagram).
     strict: bool,
+    /// Packets received per inbound SPI (the traffic model: one packet each
+    /// way per clock step, see `Net::traffic`).
+    rx: HashMap<u32, u64>,
+    /// Send on the newest outbound SA installed, whatever the policies say
+    /// (strongSwan with the kernel or libipsec: the newest SA of the reqid).
+    newest_out: bool,
+    /// Outbound SPIs in the order they were installed.
+    out_order: Vec<u32>,
 }
 
 struct Nat {
@@ -65,6 +73,11 @@ struct Net {
     /// Drop B's messages that carry the commit flag (its CONNECTED).
     drop_b_connected: bool,
     delivered: usize,
+    /// Packets of the traffic model that met no inbound SA at the receiver.
+    lost: u64,
+    /// Report the traffic model's counts to the engines (off: the test
+    /// reports what it wants, or nothing: a peer that never decides).
+    feed: bool,
 }
 
 fn side(seed: u64, settings: Settings) -> Side {
@@ -106,10 +119,18 @@ impl Net {
         Self::with_settings(a, b, Settings::default())
     }
     fn with_settings(a: Connection, b: Connection, s: Settings) -> Net {
+        Self::with_seeds(a, b, (s.clone(), s), (1, 2))
+    }
+    fn with_seeds(
+        a: Connection,
+        b: Connection,
+        (sa, sb): (Settings, Settings),
+        (seed_a, seed_b): (u64, u64),
+    ) -> Net {
         let now = Instant::now();
         let mut n = Net {
-            a: side(1, s.clone()),
-            b: side(2, s),
+            a: side(seed_a, sa),
+            b: side(seed_b, sb),
             now,
             nat: None,
             drop_a: 0,
@@ -117,6 +138,8 @@ impl Net {
             b_down: false,
             drop_b_connected: false,
             delivered: 0,
+            lost: 0,
+            feed: true,
         };
         n.b.eng.add_connection(b, now).unwrap();
         n.a.eng.add_connection(a, now).unwrap();
@@ -220,6 +243,31 @@ impl Net {
         }
     }
 
+    /// One packet each way on the SA each end sends on, counted at the
+    /// receiver's inbound SA (or as lost); the engines get the counts of
+    /// the inbound SAs they watch, as the daemon's bridge reads them.
+    fn traffic(&mut self) {
+        let (a_sends, b_sends) = (sending(&self.a.dp), sending(&self.b.dp));
+        for (sends, y) in [(a_sends, &mut self.b), (b_sends, &mut self.a)] {
+            for spi in sends {
+                if y.dp.sas.contains_key(&(spi, Direction::Inbound)) {
+                    *y.dp.rx.entry(spi).or_default() += 1;
+                } else {
+                    self.lost += 1;
+                }
+            }
+        }
+        if !self.feed {
+            return;
+        }
+        for s in [&mut self.a, &mut self.b] {
+            for spi in s.eng.watched_inbound() {
+                let n = s.dp.rx.get(&spi).copied().unwrap_or(0);
+                s.eng.inbound_packets(spi, n);
+            }
+        }
+    }
+
     /// Advances the clock to `t`, firing every timer on the way.
     fn advance_to(&mut self, t: Instant) {
         loop {
@@ -232,6 +280,7 @@ impl Net {
                     if n > self.now {
                         self.now = n;
                     }
+                    self.traffic();
                     self.a.eng.handle_timeout(self.now);
                     self.b.eng.handle_timeout(self.now);
                     self.pump();
@@ -240,6 +289,7 @@ impl Net {
             }
         }
         self.now = t;
+        self.traffic();
         self.a.eng.handle_timeout(self.now);
         self.b.eng.handle_timeout(self.now);
         self.pump();
@@ -256,6 +306,10 @@ fn apply(dp: &mut Dataplane, op: DataplaneOp, peer: &Dataplane) {
     match op {
         DataplaneOp::InstallSa(p) => {
             dp.installs += 1;
+            if p.direction == Direction::Outbound {
+                dp.out_order.retain(|s| *s != p.spi);
+                dp.out_order.push(p.spi);
+            }
             dp.sas.insert((p.spi, p.direction), *p);
         }
         DataplaneOp::RemoveSa { spi, direction } => {
@@ -266,7 +320,7 @@ fn apply(dp: &mut Dataplane, op: DataplaneOp, peer: &Dataplane) {
             );
             if direction == Direction::Inbound && dp.strict {
                 assert!(
-                    !protect_spis(peer).contains(&spi),
+                    !sending(peer).contains(&spi),
                     "inbound SA {spi:#x} removed while the peer still sends on it"
                 );
             }
@@ -329,6 +383,21 @@ fn protect_spis(dp: &Dataplane) -> Vec<u32> {
     v.sort_unstable();
     v.dedup();
     v
+}
+
+/// The outbound SPIs `dp` sends on: its policies', or its newest
+/// outbound SA's (`newest_out`).
+fn sending(dp: &Dataplane) -> Vec<u32> {
+    if dp.newest_out {
+        return dp
+            .out_order
+            .iter()
+            .rev()
+            .find(|s| dp.sas.contains_key(&(**s, Direction::Outbound)))
+            .map(|s| vec![*s])
+            .unwrap_or_default();
+    }
+    protect_spis(dp)
 }
 
 /// Both ends have exactly one working pair: A's outbound = B's inbound and back.
@@ -1449,6 +1518,159 @@ fn simultaneous_rekeys_leave_one_chain() {
         0,
         "nothing expired"
     );
+}
+
+/// The pairs of a rekey collision at A, from its event: (kept inbound,
+/// kept outbound, redundant inbound, redundant outbound).
+fn collision_at_a(n: &Net) -> Option<(u32, u32, u32, u32)> {
+    n.a.events.iter().rev().find_map(|e| match e {
+        Event::ChildRekeyCollision {
+            kept_inbound,
+            kept_outbound,
+            redundant_inbound,
+            redundant_outbound,
+            ..
+        } => Some((
+            *kept_inbound,
+            *kept_outbound,
+            *redundant_inbound,
+            *redundant_outbound,
+        )),
+        _ => None,
+    })
+}
+
+fn colliding_net() -> Net {
+    let (mut a, mut b) = pair();
+    for c in [&mut a, &mut b] {
+        c.child_lifetime = Duration::from_secs(40);
+        c.margin = Duration::from_secs(10);
+        c.fuzz_percent = 0;
+    }
+    let mut n = Net::new(a, b);
+    n.a.dp.strict = true;
+    n.b.dp.strict = true;
+    n.initiate();
+    n
+}
+
+/// A rekey collision against a peer without our rule (strongSwan, IKEv1:
+/// it sends on the pair it installed last and deletes neither): here the
+/// peer sends only on the pair our rule made redundant. Nothing is deleted
+/// while the peer's choice is not visible; once it is, our traffic moves to
+/// that pair and the other one is deleted (the peer hands its own traffic
+/// over on our delete): one pair at both ends, nothing lost. Without that
+/// (the old rule deleted the redundant pair after a grace time), the pair
+/// the peer sends on went: tests/netns/36 case 5 lost ~4 s of datagrams.
+#[test]
+fn a_rekey_collision_follows_the_pair_the_peer_sends_on() {
+    let mut n = colliding_net();
+    n.feed = false;
+    let b_in = n.b.eng.status()[0].sa.children[0].inbound_spi;
+    n.a.eng.rekey_child(a_child(&n), n.now).unwrap();
+    n.b.eng.rekey_child(b_in, n.now).unwrap();
+    n.pump();
+    let step = Duration::from_millis(100);
+    for _ in 0..30 {
+        if collision_at_a(&n).is_some() {
+            break;
+        }
+        n.advance(step);
+    }
+    let (k_in, k_out, r_in, r_out) = collision_at_a(&n).expect("a collision at A");
+    assert_eq!(
+        protect_spis(&n.a.dp),
+        vec![k_out],
+        "A sends on the pair its rule keeps"
+    );
+    // no traffic seen: nothing is decided, both pairs stay
+    for _ in 0..60 {
+        n.advance(step);
+    }
+    assert!(n.a.eng.status()[0]
+        .sa
+        .children
+        .iter()
+        .any(|c| c.inbound_spi == r_in));
+    assert!(n.a.eng.status()[0]
+        .sa
+        .children
+        .iter()
+        .any(|c| c.inbound_spi == k_in));
+    assert_eq!(n.a.eng.stats().collision_swaps, 0);
+    // the peer sends on the redundant pair only
+    let mut r = 0;
+    for _ in 0..60 {
+        r += 50;
+        n.a.eng.inbound_packets(r_in, r);
+        n.a.eng.inbound_packets(k_in, 7);
+        n.advance(step);
+    }
+    assert_eq!(n.a.eng.stats().collision_swaps, 1);
+    assert_eq!(
+        protect_spis(&n.a.dp),
+        vec![r_out],
+        "A moved to the peer's pair"
+    );
+    assert!(
+        n.a.events.iter().any(|e| matches!(
+            e,
+            Event::ChildCollisionSettled { kept_inbound, deleted_inbound, followed_peer: true, .. }
+                if *kept_inbound == r_in && *deleted_inbound == k_in
+        )),
+        "A: {:?}",
+        n.a.events
+    );
+    n.advance(Duration::from_secs(3));
+    let (ao, bo) = assert_one_pair(&n);
+    assert_eq!(ao, r_out);
+    assert_eq!(n.a.eng.status()[0].sa.children.len(), 1);
+    assert_eq!(n.b.eng.status()[0].sa.children.len(), 1);
+    assert_eq!(n.a.dp.sas.len(), 2, "A: {:x?}", n.a.dp.sas.keys());
+    assert_eq!(n.b.dp.sas.len(), 2, "B: {:x?}", n.b.dp.sas.keys());
+    assert_eq!(n.lost, 0);
+    let _ = bo;
+}
+
+/// A rekey collision with no traffic from the peer: nothing shows its
+/// choice, so neither pair is deleted; the redundant one is not rekeyed
+/// and goes at its end, the other one is rekeyed by its lifetime.
+#[test]
+fn an_idle_rekey_collision_keeps_both_pairs_until_the_redundant_one_ends() {
+    let mut n = colliding_net();
+    n.feed = false;
+    let b_in = n.b.eng.status()[0].sa.children[0].inbound_spi;
+    n.a.eng.rekey_child(a_child(&n), n.now).unwrap();
+    n.b.eng.rekey_child(b_in, n.now).unwrap();
+    n.pump();
+    n.advance(Duration::from_secs(3));
+    let (_, _, r_in, _) = collision_at_a(&n).expect("a collision at A");
+    let step = Duration::from_millis(500);
+    let mut seen_gone = None;
+    for i in 0..100 {
+        n.advance(step);
+        assert_one_pair(&n);
+        let has = n.a.eng.status()[0]
+            .sa
+            .children
+            .iter()
+            .any(|c| c.inbound_spi == r_in);
+        if !has && seen_gone.is_none() {
+            seen_gone = Some(i);
+        }
+    }
+    // gone at its end (40 s), not before (the drain of the old pair, 3 s)
+    let gone = seen_gone.expect("the redundant pair ended");
+    assert!(gone >= 70, "redundant pair gone after {} s", 3 + gone / 2);
+    assert!(
+        n.a.events.iter().any(|e| matches!(
+            e,
+            Event::ChildDeleted { inbound_spi, reason: DeleteReason::Expired, .. } if *inbound_spi == r_in
+        )),
+        "A: {:?}",
+        n.a.events
+    );
+    assert_eq!(n.lost, 0);
 }
 
 /// Both ends re-authenticate at once (the two new ISAKMP SAs cross): each

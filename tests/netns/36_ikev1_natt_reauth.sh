@@ -31,11 +31,12 @@
 #   5. A rekey collision: espresso's lifetime rekey and strongSwan's
 #      `swanctl --rekey` of the same IPsec SA cross (espresso's quick mode
 #      held back at the NAT for its first try); numbered UDP both ways
-#      across it loses nothing, one pair is left at both ends. It runs on
+#      across it loses nothing, one pair is left at both ends, the one
+#      strongSwan sends on (it has no IKEv1 collision rule: the pair it
+#      installed last; espresso follows the peer's traffic). It runs on
 #      an ISAKMP SA of its own (reload with a 1 h ISAKMP lifetime, up
 #      again) so that no re-authentication falls inside the collision.
-#      Opt-in (V1_COLLIDE=1, about 40 s more): see the note at case 5.
-# Root; about 60 s.
+# Root; about 100 s.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
@@ -282,22 +283,21 @@ pass "strongSwan's delete through the NAT removes espresso's SAs"
 # between the held quick mode and its retransmission, redo the quick mode
 # under the new ISAKMP SA, and there was no collision to see (4 of 4 runs
 # after cases 2-4 on the merged main). The engine's collision handling is
-# also unit-tested (ikev1_exchanges: simultaneous_rekeys_leave_one_chain).
-# Opt-in (V1_COLLIDE=1): with its own ISAKMP SA the collision now happens
-# every time, but in 1 of 3 runs (tests8 branch, 2026-12-06) the ba flow
-# lost its last ~4 s: charon (kernel-libipsec) sent on the pair of
-# espresso's own (retransmitted) quick mode, the newest it installed, while
-# espresso kept strongSwan's pair and deleted that one after its drain;
-# charon closed it and did not fall back to the older pair (0 bytes sent
-# on it), so hB's datagrams went nowhere until the next rekey. espresso
-# should keep (or delete last) the pair the peer sends on; until it does,
-# this case fails on that order and stays out of the default run.
-if [ "${V1_COLLIDE:-0}" = 1 ]; then
+# also unit-tested (ikev1_exchanges: simultaneous_rekeys_leave_one_chain,
+# a_rekey_collision_follows_the_pair_the_peer_sends_on, an_idle_rekey_collision_*).
+# The collision happens every time. strongSwan (charon, IKEv1) has no
+# collision rule and deletes neither pair: it sends on the pair it installed
+# last (quick_mode.c: the later exchange's install removes the outbound SA
+# of the pair it replaced). espresso sends on the pair its nonce rule keeps
+# and deletes neither until the dataplane's counters show which pair the
+# peer sends on; then it sends on that one too and deletes the other. Before
+# (1 of 3 runs, tests8 branch, 2026-12-06), espresso kept strongSwan's pair
+# and deleted the one charon sent on: the ba flow lost its last ~4 s.
 sed -i 's/^ikelifetime = "26s"$/ikelifetime = "1h"/' "$NSL_TMP/A/espresso.toml"
 grep -q '^ikelifetime = "1h"$' "$NSL_TMP/A/espresso.toml" || nsl_die "case 5: ikelifetime not rewritten"
 rl=$(ctl A reload 2>&1) || nsl_die "reload for case 5: $rl"
 grep -q "reloaded: .*sw" <<<"$rl" || nsl_die "reload did not change sw: $rl"
-collisions0=$(sed "s/\x1b\[[0-9;]*m//g" "$NSL_TMP/ctlA.log" | grep -c "sw: child SA rekey collision" || true)
+collisions0=$(sed "s/\x1b\[[0-9;]*m//g" "$NSL_TMP/ctlA.log" | grep -c "sw: child SA rekey collision (" || true)
 up=$(ctl A up sw)
 grep -q "initiating (IKEv1)" <<<"$up" || nsl_die "case 5: up sw: $up"
 ctl_wait_state A sw up 25
@@ -307,10 +307,11 @@ ISAKMP_5=$(j "' '.join(x['spi_i']+x['spi_r'] for x in s['ike_sas'])")
 # strongSwan is told to rekey the same IPsec SA the moment it is: espresso
 # answers strongSwan's quick mode while its own is outstanding, and its
 # retransmission (4 s later) makes a second new pair at both ends. espresso
-# keeps one pair (RFC 7296 §2.8.1's nonce rule), both ends send on pairs
-# the other has, the redundant pair and the old one are deleted after their
-# drain: numbered UDP both ways at 500/s across it loses nothing, and
-# afterwards espresso and strongSwan hold the same single pair.
+# sends on one pair (RFC 7296 §2.8.1's nonce rule), both ends send on pairs
+# the other has; once strongSwan's traffic shows its pick, espresso sends
+# on that pair and deletes the other, the old one goes after its drain:
+# numbered UDP both ways at 500/s across it loses nothing, and afterwards
+# espresso and strongSwan hold the same single pair.
 nsl_x "$NS_NAT" nft -f - <<'NFT'
 table ip espresso_test_qm {
   chain qm_hold {
@@ -321,7 +322,9 @@ table ip espresso_test_qm {
 NFT
 rk=$(j "min(c['rekey_in_s'] for x in s['ike_sas'] for c in x['children'] if c['state']=='INSTALLED' and c['rekey_in_s'] is not None)")
 sleep "$(( rk > 2 ? rk - 2 : 0 ))"
-COUNT2=$(( (rk > 2 ? 2 : rk) * 500 + 6000 ))
+# the flow lasts until well after the retransmission (4 s) and the
+# settling of the collision (about 3.5 s, twice that after a swap)
+COUNT2=$(( (rk > 2 ? 2 : rk) * 500 + 8000 ))
 FLOW_IDLE=4 FLOW_SIZE=200 flows_start "$COUNT2" "$INTERVAL" coll
 held=0
 for _ in $(seq 1 300); do
@@ -335,10 +338,13 @@ nsl_log "espresso's quick mode held back; strongSwan rekeyed the same IPsec SA"
 flows_senders_wait
 res=$(flows_check coll)
 log=$(sed "s/\x1b\[[0-9;]*m//g" "$NSL_TMP/ctlA.log")
-collisions=$(grep -c "sw: child SA rekey collision" <<<"$log" || true)
+collisions=$(grep -c "sw: child SA rekey collision (" <<<"$log" || true)
 grep "sw: child SA rekey collision" <<<"$log" | sed 's/^.*sw: /  /' >&2 || true
 [ "$collisions" -gt "$collisions0" ] ||
   nsl_die "no rekey collision at espresso: $(grep -E 'sw: child SA' <<<"$log" | tail -6)"
+settled=$(grep "sw: child SA rekey collision settled" <<<"$log" | tail -1)
+[ -n "$settled" ] || nsl_die "the collision did not settle (no peer traffic seen?): $(grep -E 'sw: child SA' <<<"$log" | tail -6)"
+if grep -q "its pick, not ours" <<<"$settled"; then how="espresso moved to strongSwan's pick"; else how="strongSwan sent on espresso's pick"; fi
 [ "$(j "all(set(w['drops_by_reason']) <= {'policy_discard'} for w in s['workers'])")" = True ] ||
   nsl_die "espresso dropped ESP during the collision: $(j "[w['drops_by_reason'] for w in s['workers']]")"
 # one pair left at both ends, the same one (the redundant one and the old one deleted)
@@ -355,7 +361,6 @@ done
 [ "$ai" = "${so:-}" ] && [ "$ao" = "${si:-}" ] || nsl_die "after the collision: espresso in/out $ai/$ao, strongSwan in/out $si/$so"
 [ "$(j "' '.join(x['spi_i']+x['spi_r'] for x in s['ike_sas'])")" = "$ISAKMP_5" ] && [ "$(sw_ike_count)" = 1 ] ||
   nsl_die "case 5's ISAKMP SA changed (a re-authentication in the collision): $ISAKMP_5 -> $(j "[x['spi_i']+x['spi_r'] for x in s['ike_sas']]"), strongSwan $(sw_ike_count)"
-pass "rekey collision (both ends rekeyed the IPsec SA at once): numbered UDP both ways ($res) none lost, no ESP drop, one pair left at both ends ($ai/$ao)"
-fi
+pass "rekey collision (both ends rekeyed the IPsec SA at once): numbered UDP both ways ($res) none lost, no ESP drop, one pair left at both ends ($ai/$ao), $how"
 
 echo "36_ikev1_natt_reauth: $passed passed, 0 failed"

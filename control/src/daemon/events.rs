@@ -135,11 +135,21 @@ pub fn log_progress(e: &Event) {
             kept_outbound,
             redundant_inbound,
             redundant_outbound,
-            we_delete,
             ..
         } => info!(
-            "{conn}: child SA rekey collision (both ends rekeyed at once): keeping in {kept_inbound:#010x} out {kept_outbound:#010x}; in {redundant_inbound:#010x} out {redundant_outbound:#010x} is redundant, deleted {}",
-            if *we_delete { "by us after the drain" } else { "by the peer (or by us after a grace time)" }
+            "{conn}: child SA rekey collision (both ends rekeyed at once): sending on in {kept_inbound:#010x} out {kept_outbound:#010x}; in {redundant_inbound:#010x} out {redundant_outbound:#010x} is redundant until the peer's choice is seen"
+        ),
+        Event::ChildCollisionSettled {
+            conn,
+            kept_inbound,
+            kept_outbound,
+            deleted_inbound,
+            deleted_outbound,
+            followed_peer,
+            ..
+        } => info!(
+            "{conn}: child SA rekey collision settled: the peer sends on in {kept_inbound:#010x} out {kept_outbound:#010x}{}; deleted in {deleted_inbound:#010x} out {deleted_outbound:#010x}",
+            if *followed_peer { " (its pick, not ours: we moved to it)" } else { "" }
         ),
         Event::ChildDeleted {
             conn,

@@ -435,6 +435,17 @@ impl Ikev1Bridge {
     pub fn timers(&mut self, inst: &mut Installer) {
         let now = Instant::now();
         if self.engine.poll_timeout().is_some_and(|t| t <= now) {
+            // a rekey collision waits for the peer's choice: what the
+            // dataplane counted on the two inbound SAs
+            for spi in self.engine.watched_inbound() {
+                let view = self
+                    .sas
+                    .get(spi, Direction::Inbound)
+                    .and_then(|sa| inst.read_view(sa.slot));
+                if let Some(v) = view {
+                    self.engine.inbound_packets(spi, v.stats.packets);
+                }
+            }
             self.engine.handle_timeout(now);
         }
         self.drain(inst);

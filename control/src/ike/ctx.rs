@@ -261,7 +261,8 @@ pub enum Event {
         new_outbound: u32,
     },
     /// Both ends rekeyed the same child SA at once (IKEv1): one new pair
-    /// carries the traffic, the other is redundant and goes.
+    /// carries our traffic, the other is redundant; both stay until the
+    /// peer's choice is seen ([`Event::ChildCollisionSettled`]).
     ChildRekeyCollision {
         /// IKE SA id.
         sa: u64,
@@ -275,9 +276,25 @@ pub enum Event {
         redundant_inbound: u32,
         /// Outbound SPI of the redundant pair.
         redundant_outbound: u32,
-        /// We initiated the redundant pair's exchange: we delete it after the
-        /// drain (else the peer should; we do after a grace time).
-        we_delete: bool,
+    },
+    /// A rekey collision settled (IKEv1): the peer was seen sending on one
+    /// pair only; that pair carries the traffic, the other was deleted.
+    ChildCollisionSettled {
+        /// IKE SA id.
+        sa: u64,
+        /// Connection name.
+        conn: String,
+        /// Inbound SPI of the pair kept.
+        kept_inbound: u32,
+        /// Outbound SPI of the pair kept.
+        kept_outbound: u32,
+        /// Inbound SPI of the pair deleted.
+        deleted_inbound: u32,
+        /// Outbound SPI of the pair deleted.
+        deleted_outbound: u32,
+        /// The pair kept is the one our rule had made redundant (the
+        /// peer picked the other, and we followed).
+        followed_peer: bool,
     },
     /// A child SA is gone.
     ChildDeleted {

@@ -181,6 +181,9 @@ pub struct Stats {
     pub ipsec_established: u64,
     /// Rekey collisions (both ends rekeyed one IPsec SA at once).
     pub rekey_collisions: u64,
+    /// Of those, the ones where the peer sent on the pair our rule made
+    /// redundant, and we moved our traffic to it.
+    pub collision_swaps: u64,
     /// Drops by reason (index = [`V1Drop`] order).
     pub drops: [u64; V1Drop::ALL.len()],
 }

@@ -300,6 +300,27 @@ impl Engine {
         v
     }
 
+    /// Inbound SPIs whose packet counts the engine needs now (the two
+    /// pairs of each rekey collision waiting for the peer's choice): the
+    /// caller reports them with [`Self::inbound_packets`] before
+    /// [`Self::handle_timeout`].
+    pub fn watched_inbound(&self) -> Vec<u32> {
+        let mut v = Vec::new();
+        for s in self.sas.values() {
+            s.watched_inbound(&mut v);
+        }
+        v
+    }
+
+    /// The dataplane's count of packets received on inbound SA `spi` so far.
+    pub fn inbound_packets(&mut self, spi: u32, packets: u64) {
+        for s in self.sas.values_mut() {
+            if s.set_inbound_packets(spi, packets) {
+                return;
+            }
+        }
+    }
+
     /// The next output.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.ctx.out.pop_front()

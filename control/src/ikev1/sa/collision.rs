@@ -1,26 +1,35 @@
 //! Rekey collisions (both ends rekeyed one IPsec SA at once; RFC 2409 has
 //! no rule for it): which of the two new pairs carries the traffic, and the
 //! hand-over when the peer deletes the pair we use.
+//!
+//! Peers do not agree on a rule. Ours (and the first guess) is RFC 7296
+//! §2.8.1's: the exchange with the lowest nonce made the redundant pair.
+//! strongSwan (charon, IKEv1, default `delete_rekeyed = no`) has none: it
+//! sends on the pair it installed last (quick_mode.c `install`: the pair
+//! its later exchange replaced loses its outbound SA, and the kernel or
+//! libipsec picks the newest outbound SA of the reqid) and deletes
+//! neither. So neither pair is deleted until the peer's choice is visible
+//! in the dataplane's counters: the pair whose inbound SA receives packets
+//! while the other's receives none is the one the peer sends on. We then
+//! send on it too (a swap if it was the redundant one) and delete the
+//! other. With no traffic from the peer nothing is decided: the redundant
+//! pair is not rekeyed and goes at its end (or with the peer's delete).
 
 use super::quick::QM_KEEP;
 use super::*;
 
-/// How long after a rekey collision we wait for the peer to delete the
-/// redundant pair its exchange made before we delete it.
-const REDUNDANT_GRACE: Duration = Duration::from_secs(5);
+/// How often a watched collision's counters are looked at.
+pub(super) const WATCH_TICK: Duration = Duration::from_millis(250);
+/// The counters are compared over at least this long.
+const WATCH_WINDOW: Duration = Duration::from_secs(1);
 
 impl IsakmpSa {
     /// Both ends rekeyed the same IPsec SA at once (RFC 2409 has no
     /// collision handling): child `new` just finished, `sib` (made for the
-    /// same old SA by the other exchange) carries the traffic. One pair goes
-    /// on, chosen the same way at both ends (RFC 7296 §2.8.1's rule: the
-    /// exchange with the lowest nonce made the redundant pair): the traffic
-    /// moves to the winner, the loser is neither used nor rekeyed, its
-    /// inbound SA stays while the peer may still send on it, and the end
-    /// that initiated the losing exchange deletes it once the peer has
-    /// switched too (the other end [`REDUNDANT_GRACE`] later, for peers
-    /// without this rule; a peer that picks the other pair deletes ours,
-    /// and the traffic then moves over: [`Self::handover_policies`]).
+    /// same old SA by the other exchange) carries the traffic. The traffic
+    /// moves to the winner of the nonce rule (the peer's pick if it uses
+    /// the rule too), the loser is neither used nor rekeyed, and both pairs
+    /// stay until the peer's choice is visible ([`Self::collision_timers`]).
     pub(super) fn resolve_collision(
         &mut self,
         ctx: &mut Ctx,
@@ -36,30 +45,33 @@ impl IsakmpSa {
                 self.children[new].out_installed = true;
             }
             self.children[new].state = ChildState::Installed;
-            self.move_policies(ctx, sib, new);
+            self.move_policies(ctx, sib, new, true);
             sib
         } else {
             new
         };
-        let (l_in, l_out, initiated) = {
+        let winner = if new_wins { new } else { sib };
+        let partner = self.children[winner].inbound_spi;
+        // the peer switches when its own second exchange ends (up to a
+        // switch delay after ours): its choice shows after that
+        let settle = now + ctx.settings.rekey_switch_delay * 2 + WATCH_TICK;
+        let (l_in, l_out) = {
             let l = &mut self.children[loser];
             l.state = ChildState::Rekeyed;
             l.redundant = true;
             l.rekey_at = None;
             l.rekey_busy = false;
-            (l.inbound_spi, l.outbound_spi, l.initiated)
+            l.delete_at = None;
+            l.watch = Some(CollisionWatch {
+                partner,
+                next: now + WATCH_TICK,
+                settle_until: settle,
+                base: None,
+                swapped: false,
+            });
+            (l.inbound_spi, l.outbound_spi)
         };
-        // the peer switches when its own second exchange ends (up to a
-        // switch delay after ours), then its last packets drain; a peer
-        // that does not resolve collisions (strongSwan, IKEv1) never
-        // deletes the loser it made: we do, a while later (it then sends on
-        // the pair it has left, the winner)
-        let mut wait = ctx.settings.rekey_switch_delay * 2 + ctx.settings.drain;
-        if !initiated {
-            wait += REDUNDANT_GRACE;
-        }
-        self.children[loser].delete_at = Some(now + wait);
-        let w = &self.children[if new_wins { new } else { sib }];
+        let w = &self.children[winner];
         ctx.event(Event::ChildRekeyCollision {
             sa: self.id,
             conn: self.conn.name.clone(),
@@ -67,8 +79,158 @@ impl IsakmpSa {
             kept_outbound: w.outbound_spi,
             redundant_inbound: l_in,
             redundant_outbound: l_out,
-            we_delete: initiated,
         });
+    }
+
+    /// The next look at a watched collision's counters.
+    pub(super) fn collision_due(&self) -> Option<Instant> {
+        self.children
+            .iter()
+            .filter_map(|c| c.watch.map(|w| w.next))
+            .min()
+    }
+
+    /// Inbound SPIs whose packet counts a watched collision needs.
+    pub(crate) fn watched_inbound(&self, out: &mut Vec<u32>) {
+        for c in &self.children {
+            if let Some(w) = c.watch {
+                out.push(c.inbound_spi);
+                out.push(w.partner);
+            }
+        }
+    }
+
+    /// The dataplane's packet count of inbound SA `spi` (false: not ours).
+    pub(crate) fn set_inbound_packets(&mut self, spi: u32, packets: u64) -> bool {
+        match self.children.iter_mut().find(|c| c.inbound_spi == spi) {
+            Some(c) => {
+                c.in_packets = Some(packets);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Watched collisions: once the peer sends on one pair only (over
+    /// [`WATCH_WINDOW`], after the settle time), that pair carries our
+    /// traffic too and the other is deleted (its inbound SA drains).
+    pub(super) fn collision_timers(&mut self, ctx: &mut Ctx, now: Instant) {
+        let due: Vec<u32> = self
+            .children
+            .iter()
+            .filter(|c| c.watch.is_some_and(|w| now >= w.next))
+            .map(|c| c.inbound_spi)
+            .collect();
+        for spi in due {
+            self.look_at_collision(ctx, spi, now);
+        }
+    }
+
+    fn look_at_collision(&mut self, ctx: &mut Ctx, spi: u32, now: Instant) {
+        let Some(li) = self.children.iter().position(|c| c.inbound_spi == spi) else {
+            return;
+        };
+        let Some(mut w) = self.children[li].watch else {
+            return;
+        };
+        w.next = now + WATCH_TICK;
+        let partner = self
+            .children
+            .iter()
+            .position(|c| c.inbound_spi == w.partner && c.state == ChildState::Installed);
+        let Some(wi) = partner else {
+            // the pair we send on was rekeyed or deleted: the redundant one
+            // stays until its end or the peer's delete
+            self.children[li].watch = None;
+            return;
+        };
+        let counts = self.children[li]
+            .in_packets
+            .zip(self.children[wi].in_packets);
+        let Some((l, p)) = counts.filter(|_| now >= w.settle_until) else {
+            self.children[li].watch = Some(w);
+            return;
+        };
+        let Some((since, l0, p0)) = w.base else {
+            w.base = Some((now, l, p));
+            self.children[li].watch = Some(w);
+            return;
+        };
+        if now.duration_since(since) < WATCH_WINDOW {
+            self.children[li].watch = Some(w);
+            return;
+        }
+        let (dl, dp) = (l.saturating_sub(l0), p.saturating_sub(p0));
+        if dp > 0 && dl == 0 {
+            // the peer sends on our pair: the redundant one goes
+            self.children[li].watch = None;
+            let (k_in, k_out) = {
+                let k = &self.children[wi];
+                (k.inbound_spi, k.outbound_spi)
+            };
+            let gone_out = self.children[li].outbound_spi;
+            self.delete_child_local_reason(ctx, spi, DeleteReason::Rekeyed, now);
+            ctx.event(Event::ChildCollisionSettled {
+                sa: self.id,
+                conn: self.conn.name.clone(),
+                kept_inbound: k_in,
+                kept_outbound: k_out,
+                deleted_inbound: spi,
+                deleted_outbound: gone_out,
+                followed_peer: w.swapped,
+            });
+        } else if dl > 0 && dp == 0 {
+            // the peer sends on the redundant pair only (it installed that
+            // one last): our traffic moves to it and the other pair waits
+            // to be seen idle in turn before it goes
+            ctx.stats.collision_swaps += 1;
+            self.children[li].watch = None;
+            self.promote_redundant(ctx, wi, li, true, now);
+            let settle = now + ctx.settings.rekey_switch_delay + WATCH_TICK;
+            let x = &mut self.children[wi];
+            x.state = ChildState::Rekeyed;
+            x.redundant = true;
+            x.rekey_at = None;
+            x.rekey_busy = false;
+            x.watch = Some(CollisionWatch {
+                partner: spi,
+                next: now + WATCH_TICK,
+                settle_until: settle,
+                base: None,
+                swapped: true,
+            });
+        } else {
+            // both (the peer is switching) or neither (no traffic): look again
+            w.base = Some((now, l, p));
+            self.children[li].watch = Some(w);
+        }
+    }
+
+    /// The redundant pair `j` carries the traffic of child `from` from now:
+    /// its outbound SA goes in (if it waited), the policies move to it
+    /// (`from`'s outbound SA stays if `keep_out`), and it is rekeyed by its
+    /// lifetime.
+    fn promote_redundant(
+        &mut self,
+        ctx: &mut Ctx,
+        from: usize,
+        j: usize,
+        keep_out: bool,
+        now: Instant,
+    ) {
+        if let Some(out) = self.children[j].pending_out.take() {
+            ctx.dp(DataplaneOp::InstallSa(out));
+            self.children[j].out_installed = true;
+        }
+        self.move_policies(ctx, from, j, keep_out);
+        let margin = self.conn.margin;
+        let rekey = self.conn.rekey;
+        let c = &mut self.children[j];
+        c.state = ChildState::Installed;
+        c.redundant = false;
+        c.delete_at = None;
+        c.watch = None;
+        c.rekey_at = (rekey && c.expire_at > now + margin).then(|| c.expire_at - margin);
     }
 
     /// The peer deletes child `idx` while our traffic still uses it: the
@@ -107,17 +269,6 @@ impl IsakmpSa {
         let Some(j) = self.children.iter().position(|c| other(c) && c.redundant) else {
             return;
         };
-        if let Some(out) = self.children[j].pending_out.take() {
-            ctx.dp(DataplaneOp::InstallSa(out));
-            self.children[j].out_installed = true;
-        }
-        self.move_policies(ctx, idx, j);
-        let margin = self.conn.margin;
-        let rekey = self.conn.rekey;
-        let c = &mut self.children[j];
-        c.state = ChildState::Installed;
-        c.redundant = false;
-        c.delete_at = None;
-        c.rekey_at = (rekey && c.expire_at > now + margin).then(|| c.expire_at - margin);
+        self.promote_redundant(ctx, idx, j, false, now);
     }
 }

@@ -124,9 +124,31 @@ pub(crate) struct ChildSa {
     /// The lower of its quick mode's two nonces (a collision's loser is the
     /// pair whose exchange had the lowest nonce, as RFC 7296 §2.8.1 does).
     pub low_nonce: Vec<u8>,
-    /// The losing pair of a rekey collision: no traffic, no rekey; it goes
-    /// after the drain time.
+    /// The losing pair of a rekey collision: no traffic from us, no rekey;
+    /// it goes once the peer's choice is visible (`watch`) or at its end.
     pub redundant: bool,
+    /// The dataplane's count of packets received on the inbound SA, as
+    /// the bridge last reported it (only while a collision watches it).
+    pub in_packets: Option<u64>,
+    /// A redundant pair waiting for the peer's choice between it and the
+    /// pair we send on (`collision.rs`).
+    pub watch: Option<CollisionWatch>,
+}
+
+/// A rekey collision's redundant pair watching which of the two pairs the
+/// peer sends on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CollisionWatch {
+    /// Inbound SPI of the pair we send on.
+    pub partner: u32,
+    /// The next look at the counters.
+    pub next: Instant,
+    /// No conclusion before then (the peer may still be switching).
+    pub settle_until: Instant,
+    /// Since when, and the counts then (redundant pair, partner).
+    pub base: Option<(Instant, u64, u64)>,
+    /// The partner was the redundant pair first (we moved to the peer's pick).
+    pub swapped: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -632,6 +632,8 @@ impl IsakmpSa {
             rekeyed_from: replaces,
             low_nonce: ni.min(nr).to_vec(),
             redundant: false,
+            in_packets: None,
+            watch: None,
         }
     }
 
@@ -670,7 +672,7 @@ impl IsakmpSa {
         let old = replaces.and_then(|o| self.children.iter().position(|c| c.inbound_spi == o));
         match old {
             Some(oi) => {
-                self.move_policies(ctx, oi, idx);
+                self.move_policies(ctx, oi, idx, false);
                 let o = &mut self.children[oi];
                 o.state = ChildState::Rekeyed;
                 o.rekey_busy = false;
@@ -695,8 +697,10 @@ impl IsakmpSa {
     }
 
     /// Moves the policies of child `from` to the outbound SA of child `to`
-    /// (same ids: no gap) and removes `from`'s outbound SA.
-    pub(super) fn move_policies(&mut self, ctx: &mut Ctx, from: usize, to: usize) {
+    /// (same ids: no gap) and removes `from`'s outbound SA (unless
+    /// `keep_out`: a collision's redundant pair, which may carry the
+    /// traffic again if the peer picks it).
+    pub(super) fn move_policies(&mut self, ctx: &mut Ctx, from: usize, to: usize, keep_out: bool) {
         let pols = std::mem::take(&mut self.children[from].policies);
         let new_out = self.children[to].outbound_spi;
         for (id, s) in &pols {
@@ -710,7 +714,7 @@ impl IsakmpSa {
         }
         self.children[to].policies.extend(pols);
         let o = &mut self.children[from];
-        if o.out_installed {
+        if o.out_installed && !keep_out {
             ctx.dp(DataplaneOp::RemoveSa {
                 spi: o.outbound_spi,
                 direction: Direction::Outbound,

@@ -36,6 +36,7 @@ impl IsakmpSa {
         }
         if self.state == P1State::Established {
             m(self.retire_at);
+            m(self.collision_due());
             for c in &self.children {
                 if c.state != ChildState::InboundOnly {
                     m(Some(c.expire_at));
@@ -82,6 +83,7 @@ impl IsakmpSa {
         if self.state != P1State::Established {
             return;
         }
+        self.collision_timers(ctx, now);
         self.child_lifetimes(ctx, now);
         if self.isakmp_lifetime(ctx, now).is_break() || self.dpd_timers(ctx, now).is_break() {
             return;
