@@ -457,12 +457,17 @@ fn peer_auth_text(s: &daemon::api::IkeStatus) -> String {
     o
 }
 
-/// One line per worker.
+/// One line per worker (and the held-ESP sums when there are several).
 fn status_workers(st: &Status) -> String {
     let mut o = String::new();
+    if st.workers.len() > 1 {
+        let held: u64 = st.workers.iter().map(|w| w.esp_held).sum();
+        let released: u64 = st.workers.iter().map(|w| w.esp_held_released).sum();
+        o += &format!("all workers: esp before its SA: held {held}, released {released}\n");
+    }
     for wk in &st.workers {
         o += &format!(
-            "worker {}: rx {} pkts {} B, tx {} pkts {} B, icmp errors {} (rate-limited {}), neighbour: resolve requests {}, held {}, sent stale {}{}\n",
+            "worker {}: rx {} pkts {} B, tx {} pkts {} B, icmp errors {} (rate-limited {}), neighbour: resolve requests {}, held {}, sent stale {}, esp before its SA: held {}, released {}{}\n",
             wk.worker,
             wk.rx_packets,
             wk.rx_bytes,
@@ -473,6 +478,8 @@ fn status_workers(st: &Status) -> String {
             wk.resolve_requests,
             wk.neighbour_held,
             wk.neighbour_stale,
+            wk.esp_held,
+            wk.esp_held_released,
             if wk.drops_by_reason.is_empty() {
                 String::new()
             } else {

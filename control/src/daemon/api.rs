@@ -402,6 +402,12 @@ pub struct WorkerStatus {
     /// Packets sent through a stale neighbour entry being resolved again.
     #[serde(default)]
     pub neighbour_stale: u64,
+    /// ESP packets held for an announced SPI before its SA was installed.
+    #[serde(default)]
+    pub esp_held: u64,
+    /// Of those, the ones decapsulated once the SA was installed.
+    #[serde(default)]
+    pub esp_held_released: u64,
     /// Drops by reason (non-zero ones).
     pub drops_by_reason: BTreeMap<String, u64>,
 }

@@ -7,7 +7,7 @@
 //! evt_off       RING_HDR + evt_cap      dataplane    event ring (dataplane -> control)
 //! sa_ctl_off    max_sas * 128           control      what control installed in each SA slot
 //! sa_dp_off     max_sas * 640           dataplane    per-SA counters, sequence high-water marks
-//! worker_off    max_workers * 640       dataplane    per-worker totals
+//! worker_off    max_workers * 768       dataplane    per-worker totals
 //! tunnel_off    max_tunnels * 128       control      tunnel ids, names, admin state
 //! policy_off    max_policies * 64       control      policies control installed
 //! ledger_off    ledger_entries * 32     control      outbound sequence ledger (by key)
@@ -24,7 +24,9 @@ pub const MAGIC: [u8; 8] = *b"ESPRSHM\0";
 /// processes, with a message that names both versions).
 /// 2: drop-reason arrays 32 -> 64 wide, SA and worker counter slots 48 -> 80
 /// words, worker slots carry ICMP and neighbour counters.
-pub const LAYOUT_VERSION: u64 = 2;
+/// 3: command kind 8 (`ExpectSpi`: an inbound SPI announced before its SA),
+/// worker slots 80 -> 96 words carrying the held-ESP counters.
+pub const LAYOUT_VERSION: u64 = 3;
 /// Size of the header page.
 pub const HEADER_SIZE: usize = 4096;
 /// Width of the per-SA and per-worker drop counter arrays (>= `DropReason::COUNT`).
@@ -95,7 +97,7 @@ pub const SA_CTL_WORDS: usize = 16;
 /// Words per dataplane-written SA counter slot.
 pub const SA_DP_WORDS: usize = 80;
 /// Words per worker slot.
-pub const WORKER_WORDS: usize = 80;
+pub const WORKER_WORDS: usize = 96;
 /// Words per tunnel record.
 pub const TUNNEL_WORDS: usize = 16;
 /// Words per policy record.

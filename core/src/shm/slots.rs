@@ -393,6 +393,11 @@ pub struct WorkerStats {
     pub neighbour_held: u64,
     /// Packets sent through a stale neighbour entry being resolved again.
     pub neighbour_stale: u64,
+    /// ESP packets held for an announced SPI whose SA was not installed yet.
+    pub esp_held: u64,
+    /// Of those, the ones decapsulated once the SA was installed (the rest
+    /// are `unknown_spi_held_expired` drops).
+    pub esp_held_released: u64,
     /// Drops by `DropReason::index()`.
     pub drops: [u64; MAX_DROP_REASONS],
 }
@@ -411,6 +416,8 @@ impl Default for WorkerStats {
             resolve_requests: 0,
             neighbour_held: 0,
             neighbour_stale: 0,
+            esp_held: 0,
+            esp_held_released: 0,
             drops: [0; MAX_DROP_REASONS],
         }
     }
@@ -427,7 +434,7 @@ pub struct WorkerView {
     pub stats: WorkerStats,
 }
 
-pub(crate) const WORKER_DATA: usize = 13 + MAX_DROP_REASONS;
+pub(crate) const WORKER_DATA: usize = 15 + MAX_DROP_REASONS;
 // Sequence word + data + CRC fit the slot.
 const _: () = assert!(WORKER_DATA + 2 <= super::layout::WORKER_WORDS);
 
@@ -446,13 +453,15 @@ pub(crate) fn encode_worker(v: &WorkerView) -> [u64; WORKER_DATA] {
     d[10] = v.stats.resolve_requests;
     d[11] = v.stats.neighbour_held;
     d[12] = v.stats.neighbour_stale;
-    d[13..].copy_from_slice(&v.stats.drops);
+    d[13] = v.stats.esp_held;
+    d[14] = v.stats.esp_held_released;
+    d[15..].copy_from_slice(&v.stats.drops);
     d
 }
 
 pub(crate) fn decode_worker(d: &[u64; WORKER_DATA]) -> WorkerView {
     let mut drops = [0u64; MAX_DROP_REASONS];
-    drops.copy_from_slice(&d[13..]);
+    drops.copy_from_slice(&d[15..]);
     WorkerView {
         generation: d[0],
         published_ns: d[1],
@@ -468,6 +477,8 @@ pub(crate) fn decode_worker(d: &[u64; WORKER_DATA]) -> WorkerView {
             resolve_requests: d[10],
             neighbour_held: d[11],
             neighbour_stale: d[12],
+            esp_held: d[13],
+            esp_held_released: d[14],
             drops,
         },
     }

@@ -239,6 +239,31 @@ fn version_mismatch_is_refused() {
     }
 }
 
+/// A region of another layout version (e.g. 2, before the `ExpectSpi`
+/// command and the held-ESP counters) is refused by the control process
+/// too, naming both versions: neither end reads what the other writes in
+/// another layout.
+#[test]
+fn version_mismatch_is_refused_by_the_control_end() {
+    let (_d, p) = region();
+    drop(ControlEnd::attach(&p, &small()).unwrap());
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes[8..16].copy_from_slice(&(LAYOUT_VERSION - 1).to_le_bytes());
+    std::fs::write(&p, &bytes).unwrap();
+    match ControlEnd::attach(&p, &small()) {
+        Err(e @ ShmError::Version { .. }) => {
+            let m = e.to_string();
+            assert!(
+                m.contains(&format!("layout version {}", LAYOUT_VERSION - 1))
+                    && m.contains(&format!("speaks version {LAYOUT_VERSION}")),
+                "{m}"
+            );
+        }
+        Err(e) => panic!("expected Version, got {e}"),
+        Ok(_) => panic!("expected Version, got Ok"),
+    }
+}
+
 #[test]
 fn bad_magic_and_header_checksum_are_refused() {
     let (_d, p) = region();
@@ -460,9 +485,13 @@ fn worker_counters_round_trip() {
         tx_bytes: 4,
         bursts: 5,
         idle_polls: 6,
+        neighbour_stale: 8,
+        esp_held: 9,
+        esp_held_released: 10,
         ..WorkerStats::default()
     };
     s.drops[3] = 7;
+    s.drops[MAX_DROP_REASONS - 1] = 11;
     dp.publish_worker(1, &s).unwrap();
     dp.set_workers(2);
     let v = c.read_worker(1).unwrap().unwrap();

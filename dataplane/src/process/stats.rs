@@ -45,6 +45,10 @@ pub struct WorkerOut {
     pub fragmented: u64,
     /// Datagrams reassembled from ESP / ESP-in-UDP fragments on the WAN.
     pub reassembled: u64,
+    /// ESP held for an announced SPI before its SA was installed.
+    pub esp_held: u64,
+    /// Held ESP decapsulated once its SA was installed.
+    pub esp_held_released: u64,
     /// Drops by reason (non-zero only).
     pub drops: BTreeMap<&'static str, u64>,
 }
@@ -110,6 +114,8 @@ pub fn collect(workers: &[(usize, Arc<WorkerCounters>)], sad_in: &Sad, sad_out: 
                 neighbour_stale: ld(&s.neighbour_stale),
                 fragmented: ld(&s.fragmented),
                 reassembled: ld(&s.reassembled),
+                esp_held: ld(&s.esp_held),
+                esp_held_released: ld(&s.esp_held_released),
                 drops,
             }
         })

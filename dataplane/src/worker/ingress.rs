@@ -104,13 +104,14 @@ impl<B: PacketIo> Worker<B> {
         match self.spi_hold.hold(h) {
             Ok(()) => {
                 self.stats.drops.0[DropReason::UnknownSpi.index()].fetch_sub(1, Ordering::Relaxed);
+                self.stats.esp_held.fetch_add(1, Ordering::Relaxed);
             }
             Err(h) => self.backend.free(h.pkt),
         }
     }
 
-    /// Held ESP whose SA is installed now goes through decap; what waited
-    /// too long is dropped (`unknown_spi_held_expired`).
+    /// Held ESP whose SA is installed now goes through decap (counted as
+    /// released); what waited too long is dropped (`unknown_spi_held_expired`).
     pub(super) fn service_spi_hold(&mut self) {
         let now = espresso_core::shm::monotonic_ns();
         let mut ready: ArrayVec<spihold::HeldEsp<B::Pkt>, { spihold::HOLD_MAX }> = ArrayVec::new();
@@ -127,6 +128,9 @@ impl<B: PacketIo> Worker<B> {
         if ready.is_empty() {
             return;
         }
+        self.stats
+            .esp_held_released
+            .fetch_add(ready.len() as u64, Ordering::Relaxed);
         let fib_guard = self.shared.fib.load();
         let fib: &Fib = &fib_guard;
         for port in 0..self.ports.len() {

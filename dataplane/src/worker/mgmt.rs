@@ -220,6 +220,8 @@ impl Manager {
                 resolve_requests: w.resolve_requests.load(Ordering::Relaxed),
                 neighbour_held: w.neighbour_held.load(Ordering::Relaxed),
                 neighbour_stale: w.neighbour_stale.load(Ordering::Relaxed),
+                esp_held: w.esp_held.load(Ordering::Relaxed),
+                esp_held_released: w.esp_held_released.load(Ordering::Relaxed),
                 ..Default::default()
             };
             for r in DropReason::ALL {

@@ -140,6 +140,10 @@ pub struct WorkerCounters {
     /// Datagrams reassembled from fragments of ESP or ESP-in-UDP received
     /// on the WAN ([`reasm`]).
     pub reassembled: AtomicU64,
+    /// ESP packets held for an announced SPI before its SA ([`spihold`]).
+    pub esp_held: AtomicU64,
+    /// Held ESP packets decapsulated once their SA was installed.
+    pub esp_held_released: AtomicU64,
     /// Drops by reason.
     pub drops: DropCounters,
 }

@@ -268,6 +268,21 @@ fn workers(o: &mut String, st: &Status) {
     }
     head(
         o,
+        "espresso_worker_esp_held_total",
+        "counter",
+        "ESP for an announced inbound SPI that arrived before its SA: packets held, and of those released to decapsulation once the SA was installed (the rest: drops unknown_spi_held_expired).",
+    );
+    for w in &st.workers {
+        for (event, v) in [("held", w.esp_held), ("released", w.esp_held_released)] {
+            let _ = writeln!(
+                o,
+                "espresso_worker_esp_held_total{{worker=\"{}\",event=\"{event}\"}} {v}",
+                w.worker
+            );
+        }
+    }
+    head(
+        o,
         "espresso_worker_drops_total",
         "counter",
         "Packets each worker dropped, by reason.",
@@ -547,6 +562,8 @@ mod tests {
             rx_packets: 9,
             icmp_rate_limited: 4,
             neighbour_held: 6,
+            esp_held: 12,
+            esp_held_released: 10,
             drops_by_reason: [("neighbour_queue_full".to_string(), 2)]
                 .into_iter()
                 .collect(),
@@ -557,6 +574,8 @@ mod tests {
             t.contains("espresso_tunnel_up{tunnel=\"a\",kind=\"tunnel\"} 0"),
             "{t}"
         );
+        assert!(t.contains("espresso_worker_esp_held_total{worker=\"0\",event=\"held\"} 12"));
+        assert!(t.contains("espresso_worker_esp_held_total{worker=\"0\",event=\"released\"} 10"));
         assert!(t.contains("espresso_tunnel_state{tunnel=\"a\",state=\"down\"} 1"));
         assert!(t.contains("espresso_tunnel_packets_total{tunnel=\"a\",direction=\"in\"} 0"));
         assert!(t.contains(

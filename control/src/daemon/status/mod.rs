@@ -137,6 +137,8 @@ pub fn status(
                 resolve_requests: v.stats.resolve_requests,
                 neighbour_held: v.stats.neighbour_held,
                 neighbour_stale: v.stats.neighbour_stale,
+                esp_held: v.stats.esp_held,
+                esp_held_released: v.stats.esp_held_released,
                 drops_by_reason: drops_map(&v.stats.drops),
             });
         }
