@@ -89,7 +89,6 @@ SW_VERSION=1 SW_REMOTE_ID=gwa.example SW_REMOTE_ADDRS=%any
 sw_setup
 sw_write_conf "aes128-sha256-modp2048" "aes128-sha1-modp2048" child.start_action=none
 sw_start
-
 mkdir -p "$NSL_TMP/A"
 ( umask 077; printf 'psk = "%s"\n' "$SW_PSK" >"$NSL_TMP/A/sw.psk" )
 cat >"$NSL_TMP/A/espresso.toml" <<CONF
@@ -132,6 +131,23 @@ grep -q "initiating (IKEv1)" <<<"$up" || nsl_die "up sw: $up"
 ctl_wait_state A sw up 25
 U=$(date +%s.%N)   # espresso's lifetimes count from here
 j() { ctl_field A "$1"; }
+# charon (kernel-libipsec) reads our ESP from its NAT-T socket in
+# userspace. On a loaded machine (load 10-20 seen on 2 vCPUs) it is starved
+# long enough for that socket's buffer (212992 bytes; not settable per
+# namespace) to overflow at 500 datagrams/s: UdpRcvbufErrors in gwB's
+# namespace counted exactly the datagrams missing at hB (514 of 514, 321 of
+# 321), with no ESP drop at espresso and nothing in charon's log. Such
+# datagrams reached strongSwan and were lost there; any other loss fails.
+sw_overflows() {
+  ip netns exec "$NS_GWB" nstat -az UdpRcvbufErrors 2>/dev/null | awk '/UdpRcvbufErrors/ {print $2 + 0}'
+}
+# flow_ok DIR EXPECTED UNIQUE MISSING COUNT OVERFLOWS: no datagram lost,
+# or (hA -> hB only) exactly those dropped at strongSwan's full socket
+flow_ok() {
+  [ "$2" = "$5" ] || return 1
+  [ "$4" = 0 ] && [ "$3" = "$2" ] && return 0
+  [ "$1" = ab ] && [ "$6" -gt 0 ] && [ "$4" = "$6" ] && [ "$3" = $(( $2 - $4 )) ]
+}
 
 # ---- 2. numbered flows across every kind of rekey
 ISAKMP_0=$(j "' '.join(x['spi_i']+x['spi_r'] for x in s['ike_sas'])")
@@ -161,6 +177,7 @@ for ns in "$NS_HB" "$NS_HA"; do
   done
   [ -n "$(ip netns exec "$ns" ss -Huln "sport = :$FPORT")" ] || nsl_die "receiver in $ns not listening on $FPORT"
 done
+OV0=$(sw_overflows)
 nsl_bg "$NS_HA" sendA python3 tests/lib/udp_seq.py send 10.2.0.2 "$FPORT" "$COUNT" "$INTERVAL" 200
 SEND_A=$NSL_PID
 nsl_bg "$NS_HB" sendB python3 tests/lib/udp_seq.py send 10.1.0.2 "$FPORT" "$COUNT" "$INTERVAL" 200
@@ -202,12 +219,14 @@ grep -E "sw: (IKE SA|child SA)" <<<"$log" | sed 's/^.*sw: /  /' | cut -c1-150 >&
 drops=$(j "[w['drops_by_reason'] for w in s['workers']]")
 sadrops=$(j "[x for x in s.get('sas', []) if x.get('drops')]" 2>/dev/null || true)
 res=""
+ov=$(( $(sw_overflows) - OV0 ))
 for f in ab ba; do
   r=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["expected"], d["unique"], d["missing_count"], d["missing"][:10])' "$NSL_TMP/$f.json")
   read -r exp uniq miss _ <<<"$r"
-  [ "$exp" = "$COUNT" ] && [ "$uniq" = "$exp" ] && [ "$miss" = 0 ] ||
-    nsl_die "$f: datagrams lost at the receiver: expected/unique/missing/first missing = $r; espresso's drops: $drops; charon: $(grep -ciE 'ESP\].*(fail|discard|drop)' "$SW_DIR/charon.log") ESP errors logged"
+  flow_ok "$f" "$exp" "$uniq" "$miss" "$COUNT" "$ov" ||
+    nsl_die "$f: datagrams lost at the receiver: expected/unique/missing/first missing = $r; espresso's drops: $drops; charon: $(grep -ciE 'ESP\].*(fail|discard|drop)' "$SW_DIR/charon.log") ESP errors logged; strongSwan's socket overflowed $ov times"
   res+="$f $uniq/$exp "
+  [ "$miss" = 0 ] || res+="(the $miss missing dropped at strongSwan's full socket) "
 done
 # every drop espresso counted is a policy discard from before the first SA
 [ "$(j "all(set(w['drops_by_reason']) <= {'policy_discard'} for w in s['workers'])")" = True ] ||
@@ -325,6 +344,7 @@ sleep "$(( rk > 2 ? rk - 2 : 0 ))"
 # the flow lasts until well after the retransmission (4 s) and the
 # settling of the collision (about 3.5 s, twice that after a swap)
 COUNT2=$(( (rk > 2 ? 2 : rk) * 500 + 8000 ))
+OV0=$(sw_overflows)
 FLOW_IDLE=4 FLOW_SIZE=200 flows_start "$COUNT2" "$INTERVAL" coll
 held=0
 for _ in $(seq 1 300); do
@@ -336,7 +356,18 @@ nsl_x "$NS_NAT" nft delete table ip espresso_test_qm
 swc --rekey --child net >"$NSL_TMP/sw-rekey2.log" 2>&1 || nsl_die "swanctl --rekey --child: $(cat "$NSL_TMP/sw-rekey2.log")"
 nsl_log "espresso's quick mode held back; strongSwan rekeyed the same IPsec SA"
 flows_senders_wait
-res=$(flows_check coll)
+nsl_wait_file "$NSL_TMP/ab_coll.json" 30 || nsl_die "coll: receiver in hB wrote no result"
+nsl_wait_file "$NSL_TMP/ba_coll.json" 30 || nsl_die "coll: receiver in hA wrote no result"
+ov=$(( $(sw_overflows) - OV0 ))
+res=""
+for f in ab ba; do
+  r=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["expected"], d["unique"], d["missing_count"], d["missing"][:10])' "$NSL_TMP/${f}_coll.json")
+  read -r exp uniq miss _ <<<"$r"
+  flow_ok "$f" "$exp" "$uniq" "$miss" "$COUNT2" "$ov" ||
+    nsl_die "coll $f: datagrams lost at the receiver: expected/unique/missing/first missing = $r; espresso's ESP drops: $(j "[w['drops_by_reason'] for w in s['workers']]"); strongSwan's socket overflowed $ov times"
+  res+="$f $uniq/$exp "
+  [ "$miss" = 0 ] || res+="(the $miss missing dropped at strongSwan's full socket) "
+done
 log=$(sed "s/\x1b\[[0-9;]*m//g" "$NSL_TMP/ctlA.log")
 collisions=$(grep -c "sw: child SA rekey collision (" <<<"$log" || true)
 grep "sw: child SA rekey collision" <<<"$log" | sed 's/^.*sw: /  /' >&2 || true
