@@ -16,7 +16,11 @@
 #   Lines: iperf3_esp_vs_clear, iperf3_clear_vs_kernel, iperf3_esp_vs_kernel,
 #   iperf3_esp_vs_strongswan.
 # Env: DUR (iperf3 seconds, default 10), REPS (rounds, default 3),
-#      CONTENDERS (default "kernel esp clear swan"),
+#      CONTENDERS (default "kernel esp clear swan"; with BASE_DP also
+#      esp_base and clear_base),
+#      BASE_DP (another espresso-dataplane binary, e.g. a build of the
+#      previous commit: esp_base and clear_base run through it in the same
+#      alternating rounds, for before/after ratios measured in one run),
 #      PERF_DIR (profile both espresso dataplanes with perf record during
 #      the esp and clear runs: PERF_DIR/<label>-gw{A,B}-<round>.data).
 set -euo pipefail
@@ -24,7 +28,13 @@ cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
 DUR="${DUR:-10}"
 REPS="${REPS:-3}"
-CONTENDERS="${CONTENDERS:-kernel esp clear swan}"
+BASE_DP="${BASE_DP:-}"
+if [ -n "$BASE_DP" ]; then
+  [ -x "$BASE_DP" ] || { echo "BASE_DP=$BASE_DP is not an executable" >&2; exit 2; }
+  CONTENDERS="${CONTENDERS:-kernel esp esp_base clear clear_base swan}"
+else
+  CONTENDERS="${CONTENDERS:-kernel esp clear swan}"
+fi
 nsl_init iperf
 nsl_topo_pair
 KAB=0x$(python3 -c 'import os;print(os.urandom(20).hex())')
@@ -88,11 +98,12 @@ run_kernel() {
   forwarding off
 }
 
-# espresso dataplanes with static SAs ($1: "" for ESP, _bypass for cleartext).
+# espresso dataplanes with static SAs ($1: "" for ESP, _bypass for
+# cleartext; $3: the dataplane binary, default the one under test).
 run_espresso() {
-  local sfx=$1 label=$2
-  nsl_dataplane "$NS_GWA" "gwA${sfx}_$RANDOM" --cores 0 --idle backoff --static-sa "$NSL_TMP/a$sfx.sa"; local pa=$NSL_PID
-  nsl_dataplane "$NS_GWB" "gwB${sfx}_$RANDOM" --cores 1 --idle backoff --static-sa "$NSL_TMP/b$sfx.sa"; local pb=$NSL_PID
+  local sfx=$1 label=$2 bin=${3:-${ESPRESSO_DP_BIN:-${ESPRESSO_TARGET:-target/release}/espresso-dataplane}}
+  ESPRESSO_DP_BIN=$bin nsl_dataplane "$NS_GWA" "gwA${sfx}_$RANDOM" --cores 0 --idle backoff --static-sa "$NSL_TMP/a$sfx.sa"; local pa=$NSL_PID
+  ESPRESSO_DP_BIN=$bin nsl_dataplane "$NS_GWB" "gwB${sfx}_$RANDOM" --cores 1 --idle backoff --static-sa "$NSL_TMP/b$sfx.sa"; local pb=$NSL_PID
   ping_ok || nsl_die "no connectivity through espresso ($label)"
   local perfs=()
   if [ -n "${PERF_DIR:-}" ]; then
@@ -230,6 +241,8 @@ for r in $(seq 1 "$REPS"); do
       kernel) run_kernel ;;
       esp) run_espresso "" esp ;;
       clear) run_espresso _bypass clear ;;
+      esp_base) run_espresso "" esp_base "$BASE_DP" ;;
+      clear_base) run_espresso _bypass clear_base "$BASE_DP" ;;
       swan) run_swan ;;
       *) nsl_die "unknown contender $c" ;;
     esac
@@ -239,10 +252,10 @@ for r in $(seq 1 "$REPS"); do
   done
 done
 for c in $CONTENDERS; do echo "# $c Gbps per round:${G[$c]} (retransmits:${R[$c]})"; done
-python3 - "${G[esp]:-}" "${G[clear]:-}" "${G[kernel]:-}" "${G[swan]:-}" <<'PY'
+python3 - "${G[esp]:-}" "${G[clear]:-}" "${G[kernel]:-}" "${G[swan]:-}" "${G[esp_base]:-}" "${G[clear_base]:-}" "$BASE_DP" <<'PY'
 import statistics, sys
 med = lambda s: statistics.median(float(x) for x in s.split()) if s.strip() else None
-e, c, k, s = (med(a) for a in sys.argv[1:5])
+e, c, k, s, eb, cb = (med(a) for a in sys.argv[1:7])
 def line(name, o, ref, what):
     if o is not None and ref:
         print("%s: ours %.3f Gbps, reference %.3f Gbps (%s), ratio %.2f" % (name, o, ref, what, o / ref))
@@ -250,4 +263,7 @@ line("iperf3_esp_vs_clear", e, c, "cleartext, same dataplanes")
 line("iperf3_clear_vs_kernel", c, k, "kernel forwarding, offloads off")
 line("iperf3_esp_vs_kernel", e, k, "kernel forwarding, cleartext")
 line("iperf3_esp_vs_strongswan", e, s, "strongSwan 5.9.8 libipsec pair, AES-128-GCM")
+line("iperf3_esp_vs_base", e, eb, "ESP through BASE_DP %s" % sys.argv[7])
+line("iperf3_clear_vs_base", c, cb, "cleartext through BASE_DP %s" % sys.argv[7])
+line("iperf3_base_esp_vs_clear", eb, cb, "BASE_DP: ESP vs cleartext")
 PY
