@@ -184,7 +184,7 @@ impl RtPacer {
     /// A pacer for an RT runtime limit of `runtime_us` per `period_us`
     /// (None when there is no limit: runtime -1 or >= period).
     pub fn with_limits(runtime_us: i64, period_us: i64) -> Option<RtPacer> {
-        if runtime_us < 0 || period_us <= 0 || runtime_us >= period_us || runtime_us == 0 {
+        if runtime_us <= 0 || period_us <= 0 || runtime_us >= period_us {
             return None;
         }
         // off / cpu = (period - runtime) / runtime, with a 25 % margin.
@@ -202,7 +202,7 @@ impl RtPacer {
     /// Off-time owed after `cpu_ns` of CPU time within `wall_ns` of wall
     /// time (0 if the thread was off long enough already).
     pub fn owed_ns(&self, wall_ns: u64, cpu_ns: u64) -> u64 {
-        let need = (cpu_ns as u128 * self.off_per_cpu_q16 as u128 >> 16) as u64;
+        let need = ((cpu_ns as u128 * self.off_per_cpu_q16 as u128) >> 16) as u64;
         let off = wall_ns.saturating_sub(cpu_ns);
         need.saturating_sub(off)
     }
