@@ -9,14 +9,22 @@
 #   swan     a strongSwan 5.9.8 pair (charon + kernel-libipsec, userspace ESP,
 #            IKEv2 PSK, ESP AES-128-GCM-16 in UDP 4500 as libipsec always
 #            does), the recipe of /work/shared/docs/interop/strongswan-notes.md
-# Each figure is the median of its rounds (all rounds are printed). A run
+# Each figure is the median of its rounds (all rounds are printed). For the
+# espresso contenders the CPU time of both dataplane processes during the
+# iperf3 run (utime + stime: the kernel work a veth does in the sending
+# worker's context included) gives Gbit per CPU-second, a figure that the
+# machine's load moves far less than Gbps. A run
 # that fails (iperf3 error, no tunnel) fails the benchmark: it never counts
 # as 0 Gbps.
 #   espresso dataplanes: gwA on CPU 0, gwB on CPU 1, --idle backoff.
 #   Lines: iperf3_esp_vs_clear, iperf3_clear_vs_kernel, iperf3_esp_vs_kernel,
 #   iperf3_esp_vs_strongswan.
 # Env: DUR (iperf3 seconds, default 10), REPS (rounds, default 3),
-#      CONTENDERS (default "kernel esp clear swan"),
+#      CONTENDERS (default "kernel esp clear swan"; with BASE_DP also
+#      esp_base and clear_base),
+#      BASE_DP (another espresso-dataplane binary, e.g. a build of the
+#      previous commit: esp_base and clear_base run through it in the same
+#      alternating rounds, for before/after ratios measured in one run),
 #      PERF_DIR (profile both espresso dataplanes with perf record during
 #      the esp and clear runs: PERF_DIR/<label>-gw{A,B}-<round>.data).
 set -euo pipefail
@@ -24,7 +32,13 @@ cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
 DUR="${DUR:-10}"
 REPS="${REPS:-3}"
-CONTENDERS="${CONTENDERS:-kernel esp clear swan}"
+BASE_DP="${BASE_DP:-}"
+if [ -n "$BASE_DP" ]; then
+  [ -x "$BASE_DP" ] || { echo "BASE_DP=$BASE_DP is not an executable" >&2; exit 2; }
+  CONTENDERS="${CONTENDERS:-kernel esp esp_base clear clear_base swan}"
+else
+  CONTENDERS="${CONTENDERS:-kernel esp clear swan}"
+fi
 nsl_init iperf
 nsl_topo_pair
 KAB=0x$(python3 -c 'import os;print(os.urandom(20).hex())')
@@ -63,6 +77,16 @@ PY
   read -r GBPS RETR <"$NSL_TMP/iperf.res"
 }
 
+# cpu_ticks PID...: utime + stime of the processes, in clock ticks.
+cpu_ticks() {
+  local p t=0 f
+  for p in "$@"; do
+    f=$(cut -d')' -f2- "/proc/$p/stat") || nsl_die "process $p is gone"
+    t=$(( t + $(echo "$f" | awk '{print $12 + $13}') ))
+  done
+  echo "$t"
+}
+
 ping_ok() {
   local i
   for i in 1 2 3 4 5; do
@@ -88,11 +112,12 @@ run_kernel() {
   forwarding off
 }
 
-# espresso dataplanes with static SAs ($1: "" for ESP, _bypass for cleartext).
+# espresso dataplanes with static SAs ($1: "" for ESP, _bypass for
+# cleartext; $3: the dataplane binary, default the one under test).
 run_espresso() {
-  local sfx=$1 label=$2
-  nsl_dataplane "$NS_GWA" "gwA${sfx}_$RANDOM" --cores 0 --idle backoff --static-sa "$NSL_TMP/a$sfx.sa"; local pa=$NSL_PID
-  nsl_dataplane "$NS_GWB" "gwB${sfx}_$RANDOM" --cores 1 --idle backoff --static-sa "$NSL_TMP/b$sfx.sa"; local pb=$NSL_PID
+  local sfx=$1 label=$2 bin=${3:-${ESPRESSO_DP_BIN:-${ESPRESSO_TARGET:-target/release}/espresso-dataplane}}
+  ESPRESSO_DP_BIN=$bin nsl_dataplane "$NS_GWA" "gwA${sfx}_$RANDOM" --cores 0 --idle backoff --static-sa "$NSL_TMP/a$sfx.sa"; local pa=$NSL_PID
+  ESPRESSO_DP_BIN=$bin nsl_dataplane "$NS_GWB" "gwB${sfx}_$RANDOM" --cores 1 --idle backoff --static-sa "$NSL_TMP/b$sfx.sa"; local pb=$NSL_PID
   ping_ok || nsl_die "no connectivity through espresso ($label)"
   local perfs=()
   if [ -n "${PERF_DIR:-}" ]; then
@@ -105,7 +130,11 @@ run_espresso() {
       NSL_PIDS+=($!)
     done
   fi
+  local c0 c1
+  c0=$(cpu_ticks "$pa" "$pb")
   iperf_run "$label"
+  c1=$(cpu_ticks "$pa" "$pb")
+  EFF=$(python3 -c "import os,sys; t=(int(sys.argv[2])-int(sys.argv[1]))/os.sysconf('SC_CLK_TCK'); print('%.3f' % (float(sys.argv[3]) * $DUR / t) if t > 0 else 'nan')" "$c0" "$c1" "$GBPS")
   local q
   for q in "${perfs[@]}"; do kill -INT "$q" 2>/dev/null || true; wait "$q" 2>/dev/null || true; done
   nsl_stop "$pa"; nsl_stop "$pb"
@@ -221,28 +250,30 @@ run_swan() {
   forwarding off
 }
 
-declare -A G=() R=()
+declare -A G=() R=() E=()
 for r in $(seq 1 "$REPS"); do
   ROUND=$r
   for c in $CONTENDERS; do
-    GBPS= RETR=
+    GBPS= RETR= EFF=
     case "$c" in
       kernel) run_kernel ;;
       esp) run_espresso "" esp ;;
       clear) run_espresso _bypass clear ;;
+      esp_base) run_espresso "" esp_base "$BASE_DP" ;;
+      clear_base) run_espresso _bypass clear_base "$BASE_DP" ;;
       swan) run_swan ;;
       *) nsl_die "unknown contender $c" ;;
     esac
     [ -n "$GBPS" ] || nsl_die "$c: no result"
-    G[$c]="${G[$c]:-} $GBPS"; R[$c]="${R[$c]:-} $RETR"
-    nsl_log "round $r $c: $GBPS Gbps ($RETR retransmits)"
+    G[$c]="${G[$c]:-} $GBPS"; R[$c]="${R[$c]:-} $RETR"; [ -z "${EFF:-}" ] || E[$c]="${E[$c]:-} $EFF"
+    nsl_log "round $r $c: $GBPS Gbps ($RETR retransmits)${EFF:+, $EFF Gbit per dataplane CPU-second}"
   done
 done
-for c in $CONTENDERS; do echo "# $c Gbps per round:${G[$c]} (retransmits:${R[$c]})"; done
-python3 - "${G[esp]:-}" "${G[clear]:-}" "${G[kernel]:-}" "${G[swan]:-}" <<'PY'
+for c in $CONTENDERS; do echo "# $c Gbps per round:${G[$c]} (retransmits:${R[$c]})${E[$c]:+; Gbit per dataplane CPU-second:${E[$c]}}"; done
+python3 - "${G[esp]:-}" "${G[clear]:-}" "${G[kernel]:-}" "${G[swan]:-}" "${G[esp_base]:-}" "${G[clear_base]:-}" "$BASE_DP" <<'PY'
 import statistics, sys
 med = lambda s: statistics.median(float(x) for x in s.split()) if s.strip() else None
-e, c, k, s = (med(a) for a in sys.argv[1:5])
+e, c, k, s, eb, cb = (med(a) for a in sys.argv[1:7])
 def line(name, o, ref, what):
     if o is not None and ref:
         print("%s: ours %.3f Gbps, reference %.3f Gbps (%s), ratio %.2f" % (name, o, ref, what, o / ref))
@@ -250,4 +281,19 @@ line("iperf3_esp_vs_clear", e, c, "cleartext, same dataplanes")
 line("iperf3_clear_vs_kernel", c, k, "kernel forwarding, offloads off")
 line("iperf3_esp_vs_kernel", e, k, "kernel forwarding, cleartext")
 line("iperf3_esp_vs_strongswan", e, s, "strongSwan 5.9.8 libipsec pair, AES-128-GCM")
+line("iperf3_esp_vs_base", e, eb, "ESP through BASE_DP %s" % sys.argv[7])
+line("iperf3_clear_vs_base", c, cb, "cleartext through BASE_DP %s" % sys.argv[7])
+line("iperf3_base_esp_vs_clear", eb, cb, "BASE_DP: ESP vs cleartext")
+PY
+python3 - "${E[esp]:-}" "${E[clear]:-}" "${E[esp_base]:-}" "${E[clear_base]:-}" "$BASE_DP" <<'PY'
+import statistics, sys
+med = lambda s: statistics.median(float(x) for x in s.split()) if s.strip() else None
+e, c, eb, cb = (med(a) for a in sys.argv[1:5])
+def line(name, o, ref, what):
+    if o is not None and ref:
+        print("%s: ours %.3f Gbit per CPU-second, reference %.3f Gbit per CPU-second (%s), ratio %.2f" % (name, o, ref, what, o / ref))
+line("iperf3_cpu_esp_vs_clear", e, c, "cleartext, same dataplanes, both gateways' CPU time")
+line("iperf3_cpu_esp_vs_base", e, eb, "ESP through BASE_DP %s" % sys.argv[5])
+line("iperf3_cpu_clear_vs_base", c, cb, "cleartext through BASE_DP %s" % sys.argv[5])
+line("iperf3_cpu_base_esp_vs_clear", eb, cb, "BASE_DP: ESP vs cleartext")
 PY

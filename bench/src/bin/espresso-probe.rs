@@ -7,7 +7,8 @@
 //!   clock (CLOCK_REALTIME, shared by every namespace of the host) into each
 //!   probe; the receiver takes the kernel's receive timestamp (SO_TIMESTAMPNS)
 //!   and records the one-way latency in an HDR histogram; it prints
-//!   percentiles as JSON.
+//!   percentiles as JSON, with the probes its own socket dropped
+//!   (`socket_drops`, SO_RXQ_OVFL) apart from those lost on the way.
 
 use std::io::IoSliceMut;
 use std::net::{SocketAddr, UdpSocket};
@@ -160,6 +161,7 @@ fn gen(
     let burst = 32u64;
     let mut sent = 0u64;
     let mut dropped = 0u64;
+    let mut skipped = 0u64;
     let mut q: Burst<_> = Burst::new();
     let mut k = 0usize;
     let mut rx: Burst<_> = Burst::new();
@@ -170,8 +172,28 @@ fn gen(
         }
         if pps > 0 {
             let due = (now - start).as_secs_f64() * pps as f64;
-            if (sent + dropped) as f64 + burst as f64 > due {
-                std::hint::spin_loop();
+            // Never catch up more than 1 ms of sending at once: a generator
+            // stopped for 50 ms (RT throttling of its core) would otherwise
+            // send 50 ms of packets back to back, a line-rate burst that a
+            // paced source does not make (and that overflowed the gateway's
+            // ring every second, probes included). The missed packets are
+            // skipped and counted.
+            let behind = due - (sent + dropped + skipped) as f64;
+            let slack = (pps as f64 / 1000.0).max(2.0 * burst as f64);
+            if behind > slack {
+                skipped += (behind - slack) as u64;
+            }
+            let ahead = (sent + dropped + skipped) as f64 + burst as f64 - due;
+            if ahead > 0.0 {
+                // Sleep when well ahead: a paced generator (run SCHED_FIFO)
+                // that spins leaves its core to no one else and meets the
+                // kernel's RT throttling (sending nothing for 50 ms a second).
+                let wait = ahead / pps as f64;
+                if wait > 100e-6 {
+                    std::thread::sleep(Duration::from_secs_f64(wait - 50e-6));
+                } else {
+                    std::hint::spin_loop();
+                }
                 continue;
             }
         }
@@ -198,7 +220,7 @@ fn gen(
     }
     let el = start.elapsed().as_secs_f64();
     println!(
-        "{{\"sent\": {sent}, \"dropped\": {dropped}, \"secs\": {el:.3}, \"mpps\": {:.4}}}",
+        "{{\"sent\": {sent}, \"dropped\": {dropped}, \"skipped\": {skipped}, \"secs\": {el:.3}, \"mpps\": {:.4}}}",
         sent as f64 / el / 1e6
     );
     Ok(())
@@ -224,46 +246,79 @@ fn lat_tx(dst: SocketAddr, pps: u64, secs: f64) -> Result<(), String> {
     let mut n = 0u64;
     let mut next = start;
     let mut buf = [0u8; 64];
+    let mut send_errors = 0u64;
     while Instant::now() < end {
         let now = Instant::now();
         if now < next {
-            let left = next - now;
-            if left > Duration::from_micros(200) {
-                std::thread::sleep(left - Duration::from_micros(100));
-            }
+            // Sleep, never spin: the sender runs SCHED_FIFO (so that it
+            // sends on time) and may share the gateway worker's core; a
+            // spinning sender took a third of that core and pushed it into
+            // the kernel's RT throttling (50 ms of nothing each second, then
+            // 100 queued probes sent at once into a full ring). The send
+            // time is read after the wake-up, so its jitter is not latency.
+            std::thread::sleep(next - now);
             continue;
         }
         next += gap;
         buf[0..8].copy_from_slice(&n.to_be_bytes());
         buf[8..16].copy_from_slice(&now_ns().to_be_bytes());
-        let _ = s.send_to(&buf, dst);
+        if s.send_to(&buf, dst).is_err() {
+            send_errors += 1;
+        }
         n += 1;
     }
-    println!("{{\"probes\": {n}}}");
+    println!("{{\"probes\": {n}, \"send_errors\": {send_errors}}}");
     Ok(())
 }
 
 fn lat_rx(bind: SocketAddr, secs: f64, skip: u64) -> Result<(), String> {
     let s = UdpSocket::bind(bind).map_err(|e| e.to_string())?;
     setsockopt(&s, sockopt::ReceiveTimestampns, &true).map_err(|e| e.to_string())?;
+    // The latency is the kernel's receive timestamp, so reading late does
+    // not bias it; but a receiver kept off the CPU (both cores taken by
+    // SCHED_FIFO pollers) must not lose probes to a full socket buffer:
+    // room for every probe of a run (about 1 KiB of truesize each), and the
+    // socket's own drop count (SO_RXQ_OVFL) reported.
+    if setsockopt(&s, sockopt::RcvBufForce, &(64 << 20)).is_err() {
+        let _ = setsockopt(&s, sockopt::RcvBuf, &(64 << 20));
+    }
+    setsockopt(&s, sockopt::RxqOvfl, &1).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_millis(100)))
         .map_err(|e| e.to_string())?;
     let mut h =
         Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).map_err(|e| e.to_string())?;
     let end = Instant::now() + Duration::from_secs_f64(secs);
     let mut buf = [0u8; 256];
-    let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec, u32);
     let mut seen = 0u64;
     let mut max_seq = 0u64;
-    while Instant::now() < end {
+    let mut socket_drops = 0u32;
+    // Which probes arrived (up to 4M), to name the missing ones.
+    let mut got = vec![false; 1 << 22];
+    let mut draining = false;
+    loop {
+        if !draining && Instant::now() >= end {
+            // Past the deadline: take what is queued, then stop.
+            draining = true;
+            s.set_nonblocking(true).map_err(|e| e.to_string())?;
+        }
         let mut iov = [IoSliceMut::new(&mut buf)];
         let r = recvmsg::<()>(s.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty());
-        let Ok(msg) = r else { continue };
+        let Ok(msg) = r else {
+            if draining {
+                break;
+            }
+            continue;
+        };
         let mut rx_ns = None;
         if let Ok(cms) = msg.cmsgs() {
             for c in cms {
-                if let ControlMessageOwned::ScmTimestampns(ts) = c {
-                    rx_ns = Some(ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64);
+                match c {
+                    ControlMessageOwned::ScmTimestampns(ts) => {
+                        rx_ns = Some(ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64);
+                    }
+                    ControlMessageOwned::RxqOvfl(n) => socket_drops = socket_drops.max(n),
+                    _ => {}
                 }
             }
         }
@@ -276,14 +331,33 @@ fn lat_rx(bind: SocketAddr, secs: f64, skip: u64) -> Result<(), String> {
         let rx_ns = rx_ns.unwrap_or_else(now_ns);
         seen += 1;
         max_seq = max_seq.max(seq);
+        if let Some(b) = got.get_mut(seq as usize) {
+            *b = true;
+        }
         if seq < skip {
             continue;
         }
         let _ = h.record(rx_ns.saturating_sub(tx_ns).max(1));
     }
     let us = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    // Runs of missing probes below the highest seen: "first+count" (first 12).
+    let mut gaps = Vec::new();
+    let mut i = 0usize;
+    let top = (max_seq as usize).min(got.len() - 1);
+    while i <= top && gaps.len() < 12 {
+        if got[i] {
+            i += 1;
+            continue;
+        }
+        let a = i;
+        while i <= top && !got[i] {
+            i += 1;
+        }
+        gaps.push(format!("\"{a}+{}\"", i - a));
+    }
     println!(
-        "{{\"received\": {seen}, \"sent_max_seq\": {max_seq}, \"p50_us\": {:.1}, \"p90_us\": {:.1}, \"p99_us\": {:.1}, \"p999_us\": {:.1}, \"max_us\": {:.1}}}",
+        "{{\"received\": {seen}, \"missing_runs\": [{}], \"socket_drops\": {socket_drops}, \"sent_max_seq\": {max_seq}, \"p50_us\": {:.1}, \"p90_us\": {:.1}, \"p99_us\": {:.1}, \"p999_us\": {:.1}, \"max_us\": {:.1}}}",
+        gaps.join(", "),
         us(0.5),
         us(0.9),
         us(0.99),

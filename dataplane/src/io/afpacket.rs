@@ -26,19 +26,24 @@
 //! worker, veth, same run, kernel forwarding with offloads off as reference)
 //! | variant | Mpps | vs kernel | p50 / p99 at half load |
 //! |---|---|---|---|
-//! | V2 rx + sendmmsg (default) | 0.79 | 0.91x | 3.9 us / 44 ms (busy, RT throttled); 65 us / 1.5 ms (backoff) |
-//! | V3 rx + sendmmsg | 0.87 | 1.00x | 0.88 ms / 53 ms (block timeout 1 ms) |
+//! | V2 rx + sendmmsg (default) | 0.79 | 0.91x | 5.8 us / 79 us (busy, RT-paced); 20 us / 57 us (backoff) |
+//! | V3 rx + sendmmsg | 0.87 | 1.00x | 0.69 ms / 0.97 ms (block timeout 1 ms) |
 //! | V2 rx + TX ring | 0.82 | 0.94x | - |
-//! | kernel forwarding | 0.87 | 1.00x | 5.1 us / 13 us |
+//! | kernel forwarding | 0.87 | 1.00x | 3.7 us / 7.5 us |
+//!
+//! (Latency: latency.sh on 2026-12-07, load average 10, no probe lost; the
+//! busy worker paced by [`super::RtPacer`]. Before the pacer, busy polling
+//! met RT throttling: p99 44-53 ms and 5 % of the probes lost.)
 //!
 //! V2 is the default: V3 forwards ~10 % more but holds packets until a block
 //! fills or its timeout (1 ms minimum) expires, which alone breaks the 50 us
 //! latency goal at moderate rates. `sendmmsg` is the default transmit (no
 //! user-space copy; the TX ring needs one copy per packet and was not
 //! faster). The p99 figures are dominated by scheduling on a shared 2-core
-//! machine (load ~15 from parallel builds): a SCHED_FIFO busy-poll thread
-//! meets RT throttling (a 50 ms pause each second), a sleeping one pays its
-//! wake-up; the kernel forwards in softirq context, which neither affects.
+//! machine (load ~10 from parallel builds): a SCHED_FIFO busy-poll thread
+//! rests ~33 us every 0.5 ms of CPU (or the kernel's RT throttling stops it
+//! 50 ms each second), a sleeping one pays its wake-up; the kernel forwards
+//! in softirq context, which neither affects.
 
 use std::cell::Cell;
 use std::ffi::CString;

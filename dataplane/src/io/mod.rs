@@ -125,3 +125,165 @@ pub fn set_fifo_priority(prio: i32) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Keeps a real-time (SCHED_FIFO/RR) polling thread under the kernel's RT
+/// bandwidth limit (`sched_rt_runtime_us` of every `sched_rt_period_us`,
+/// 950 ms of 1 s by default) by resting in short, spread-out pauses.
+///
+/// A busy-polling worker that never sleeps uses its whole runtime and the
+/// kernel then stops it for the rest of the period: a 50 ms stall each
+/// second, during which the receive rings overflow (at 200 kpps, 10k packets
+/// arrive in 50 ms against a 2048-frame ring) and every queued packet waits
+/// up to 50 ms. The pacer takes the same off-time in small pieces instead:
+/// after every [`RtPacer::SLICE_CPU_NS`] of CPU time it makes sure the thread
+/// has been off its CPU for the share the kernel demands (plus a margin),
+/// sleeping the rest, preferably when a poll found nothing (the rings are
+/// then empty). Time the thread already slept (idle back-off) counts, so a
+/// worker that rests anyway never pauses. The budget is the core's, not the
+/// thread's: time another real-time task takes on the worker's core counts
+/// here as rest although the kernel charges it to the same budget, so such
+/// tasks belong on other cores (bench/e2e/latency.sh lost 5 % of its probes
+/// to a 50 ms stall each second while its SCHED_FIFO probe sender, using
+/// a few per cent of the worker's core, ran there).
+#[derive(Debug)]
+pub struct RtPacer {
+    /// Off-time needed per nanosecond of CPU time, in parts per 2^16.
+    off_per_cpu_q16: u64,
+    /// Wall clock and thread CPU time at the start of the current slice.
+    wall0: u64,
+    cpu0: u64,
+    /// Loop iterations since the clocks were last read.
+    polls: u32,
+    /// Pauses taken (for the statistics).
+    pub pauses: u64,
+}
+
+impl RtPacer {
+    /// CPU time between two checks of the off-time owed (0.5 ms: a pause
+    /// is then about 33 us plus the wake-up, which a 2048-frame ring absorbs
+    /// at any rate a worker forwards, and which bounds the latency it adds).
+    pub const SLICE_CPU_NS: u64 = 500_000;
+    /// The clocks are read once every this many loop iterations.
+    const CHECK_EVERY: u32 = 16;
+
+    /// A pacer for the calling thread if it runs under a real-time policy
+    /// and the kernel limits RT runtime; None otherwise (nothing to do).
+    pub fn for_current_thread() -> Option<RtPacer> {
+        // SAFETY: sched_getscheduler(0) only reads the calling thread's policy.
+        let policy = unsafe { libc::sched_getscheduler(0) };
+        if policy != libc::SCHED_FIFO && policy != libc::SCHED_RR {
+            return None;
+        }
+        let read =
+            |p: &str| -> Option<i64> { std::fs::read_to_string(p).ok()?.trim().parse().ok() };
+        let runtime = read("/proc/sys/kernel/sched_rt_runtime_us")?;
+        let period = read("/proc/sys/kernel/sched_rt_period_us")?;
+        Self::with_limits(runtime, period)
+    }
+
+    /// A pacer for an RT runtime limit of `runtime_us` per `period_us`
+    /// (None when there is no limit: runtime -1 or >= period).
+    pub fn with_limits(runtime_us: i64, period_us: i64) -> Option<RtPacer> {
+        if runtime_us <= 0 || period_us <= 0 || runtime_us >= period_us {
+            return None;
+        }
+        // off / cpu = (period - runtime) / runtime, with a 25 % margin.
+        let off_per_cpu_q16 =
+            ((period_us - runtime_us) as u64 * 65536 * 5).div_ceil(runtime_us as u64 * 4);
+        Some(RtPacer {
+            off_per_cpu_q16,
+            wall0: mono_ns(),
+            cpu0: thread_cpu_ns(),
+            polls: 0,
+            pauses: 0,
+        })
+    }
+
+    /// Off-time owed after `cpu_ns` of CPU time within `wall_ns` of wall
+    /// time (0 if the thread was off long enough already).
+    pub fn owed_ns(&self, wall_ns: u64, cpu_ns: u64) -> u64 {
+        let need = ((cpu_ns as u128 * self.off_per_cpu_q16 as u128) >> 16) as u64;
+        let off = wall_ns.saturating_sub(cpu_ns);
+        need.saturating_sub(off)
+    }
+
+    /// Called once per poll loop iteration; `idle` when the poll found
+    /// nothing. Sleeps when a slice's off-time is owed: at an idle poll, or
+    /// after two slices without one (overload).
+    #[inline]
+    pub fn poll(&mut self, idle: bool) {
+        self.polls += 1;
+        if self.polls < Self::CHECK_EVERY {
+            return;
+        }
+        self.polls = 0;
+        self.check(idle);
+    }
+
+    #[cold]
+    fn check(&mut self, idle: bool) {
+        let cpu = thread_cpu_ns().saturating_sub(self.cpu0);
+        if cpu < Self::SLICE_CPU_NS || (!idle && cpu < 2 * Self::SLICE_CPU_NS) {
+            return;
+        }
+        let wall = mono_ns().saturating_sub(self.wall0);
+        let owed = self.owed_ns(wall, cpu);
+        if owed > 0 {
+            std::thread::sleep(std::time::Duration::from_nanos(owed));
+            self.pauses += 1;
+        }
+        self.wall0 = mono_ns();
+        self.cpu0 = thread_cpu_ns();
+    }
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to write.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn mono_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+fn thread_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RtPacer;
+
+    #[test]
+    fn no_pacer_without_an_rt_limit() {
+        assert!(RtPacer::with_limits(-1, 1_000_000).is_none());
+        assert!(RtPacer::with_limits(1_000_000, 1_000_000).is_none());
+        assert!(RtPacer::with_limits(0, 1_000_000).is_none());
+    }
+
+    #[test]
+    fn owes_the_kernels_share_plus_a_margin() {
+        let p = RtPacer::with_limits(950_000, 1_000_000).unwrap();
+        // 0.5 ms of CPU in 0.5 ms of wall time: 0.5 ms * 50/950 * 1.25 = 32.9 us.
+        let owed = p.owed_ns(500_000, 500_000);
+        assert!((32_800..=33_000).contains(&owed), "{owed}");
+        // Time already spent off the CPU counts.
+        assert_eq!(p.owed_ns(540_000, 500_000), 0);
+        assert_eq!(p.owed_ns(510_000, 500_000), owed - 10_000);
+        // The pacer's own duty cycle stays under the kernel's limit.
+        let cpu = 500_000u64;
+        let share = cpu as f64 / (cpu + owed) as f64;
+        assert!(share < 0.95, "{share}");
+    }
+
+    #[test]
+    fn a_non_rt_thread_gets_no_pacer() {
+        // Test threads run SCHED_OTHER.
+        assert!(RtPacer::for_current_thread().is_none());
+    }
+}

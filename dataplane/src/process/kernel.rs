@@ -27,10 +27,20 @@ pub const TUN_TABLE: &str = "220";
 /// also receives its own copy of every transit packet (the dataplane's
 /// AF_PACKET sockets see copies): drop those copies before the kernel routes
 /// them (it would only find forwarding off and discard them, at the cost of
-/// a route lookup and a dst allocation each).
+/// a route lookup and a dst allocation each). ESP (protocol 50) is dropped
+/// first, before any lookup: ESP to the gateway itself would otherwise cost
+/// the `fib` match, the kernel's input route lookup with source validation
+/// and local delivery before the input chain dropped it (measured with perf
+/// in bench/e2e/iperf.sh: more than the encryption itself, charged to the
+/// sending worker, since a veth delivers in the sender's context). The
+/// input chain still drops what prerouting cannot name: reassembled IPv6
+/// ESP (a later fragment's l4proto is the fragment header) and ESP-in-UDP,
+/// which is matched on its UDP header after reassembly so that no later
+/// fragment waits in the kernel's reassembly queue for a dropped first one.
 pub const NFT_RULES: &str = "table inet espresso_dp {\n\
     \tchain pre {\n\
     \t\ttype filter hook prerouting priority -300; policy accept;\n\
+    \t\tmeta l4proto esp drop\n\
     \t\tmeta pkttype host fib daddr type != local drop\n\
     \t}\n\
     \tchain input {\n\

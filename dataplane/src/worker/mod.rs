@@ -317,6 +317,9 @@ impl<B: PacketIo> Worker<B> {
         let mut rx: Burst<B::Pkt> = Burst::new();
         let mut tun_tick = 0u32;
         let mut idle = 0u64;
+        // Under SCHED_FIFO: small spread-out rests instead of the kernel's
+        // RT throttling (a 50 ms stall each second).
+        let mut pacer = crate::io::RtPacer::for_current_thread();
         while !self.shared.stop.load(Ordering::Relaxed) {
             let mut got = 0;
             if !self.pending.is_empty() {
@@ -360,6 +363,12 @@ impl<B: PacketIo> Worker<B> {
                 bump(&self.stats.idle_polls, std::mem::take(&mut idle));
                 self.publish();
             }
+            if let Some(p) = pacer.as_mut() {
+                p.poll(got == 0);
+            }
+        }
+        if let Some(p) = pacer {
+            tracing::info!("worker {}: {} RT pacing pauses", self.conf.index, p.pauses);
         }
         while !self.pending.is_empty() {
             let w = self.pending.take(0);
