@@ -18,7 +18,9 @@
 //!   while the reader's table stays still).
 //!
 //! Rounds: each round measures idle, updating and control phases (each the
-//! median of 3 passes of 1,000,000 lookups), in an order that rotates from
+//! median of passes of 1,000,000 lookups over 0.6 s, at least 3; updating
+//! phases start once the updater removes as well as installs), in an order
+//! that rotates from
 //! round to round; the slowdown is the median over rounds of the per-round
 //! ratio updating/idle (and updating/control), printed with its spread.
 //! The reader is pinned to CPU 0 and the updater to CPU 1; the updater's
@@ -44,7 +46,7 @@
 use std::hint::black_box;
 use std::net::IpAddr;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,8 +59,9 @@ const BURST: usize = 32;
 const LOOKUPS: usize = 1_000_000;
 /// Installs and removals per second the updater aims at (issue 11).
 const RATE: usize = 10_000;
-/// Passes of `LOOKUPS` per phase (their median is the phase's figure).
-const PASSES: usize = 3;
+/// Wall time of one phase (passes of `LOOKUPS`, their median is the
+/// phase's figure).
+const PHASE: Duration = Duration::from_millis(600);
 
 fn params(spi: u32, suite: Suite, window: u32) -> SaParams {
     params_dir(spi, suite, window, Direction::Inbound)
@@ -198,15 +201,36 @@ fn run_lookups(sad: &Sad, order: &[u32], burst_api: bool) -> f64 {
     ns
 }
 
-/// What one updater thread did: SAs installed and removed, its own CPU
-/// time and wall time, and the number of `Sad::apply` calls.
+/// What the updater did so far (read by the reader at the start and end
+/// of its measured window): SAs installed and removed, `Sad::apply` calls
+/// and the updater thread's CPU time in ns.
+#[derive(Default)]
+struct Progress {
+    installs: AtomicU64,
+    removals: AtomicU64,
+    applies: AtomicU64,
+    cpu_ns: AtomicU64,
+}
+
+/// The difference of two `Progress` snapshots over `wall` seconds.
 #[derive(Default, Clone, Copy)]
 struct Churn {
     installs: u64,
     removals: u64,
+    applies: u64,
     cpu: f64,
     wall: f64,
-    applies: u64,
+}
+
+impl Progress {
+    fn snap(&self) -> [u64; 4] {
+        [
+            self.installs.load(Ordering::Relaxed),
+            self.removals.load(Ordering::Relaxed),
+            self.applies.load(Ordering::Relaxed),
+            self.cpu_ns.load(Ordering::Relaxed),
+        ]
+    }
 }
 
 /// Churns the SAD at `rate` installs and `rate` removals per second until
@@ -216,13 +240,13 @@ struct Churn {
 /// table's), cycled through. A tick that falls behind is not skipped: the
 /// next one follows at once, so the rate reached says whether the writer
 /// keeps up.
-fn updater(sad: Arc<Sad>, stop: Arc<AtomicBool>, pool: Vec<Arc<Sa>>, rate: usize) -> Churn {
-    let cpu0 = cpu_now();
+fn updater(sad: Arc<Sad>, stop: Arc<AtomicBool>, pool: Vec<Arc<Sa>>, rate: usize, p: &Progress) {
     let per_tick = rate / 100;
     let mut next = 0usize;
     let mut live: std::collections::VecDeque<u32> = Default::default();
     let start = Instant::now();
-    let mut c = Churn::default();
+    let mut cpu = cpu_now();
+    let mut tick = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let mut ops: Vec<SadOp> = Vec::with_capacity(2 * per_tick);
         for _ in 0..per_tick {
@@ -231,25 +255,28 @@ fn updater(sad: Arc<Sad>, stop: Arc<AtomicBool>, pool: Vec<Arc<Sa>>, rate: usize
             live.push_back(sa.spi());
             ops.push(SadOp::Insert(sa));
         }
+        let mut removed = 0;
         while live.len() > per_tick * 10 {
             if let Some(s) = live.pop_front() {
                 ops.push(SadOp::Remove(s));
-                c.removals += 1;
+                removed += 1;
             }
         }
         sad.apply(ops);
-        c.installs += per_tick as u64;
-        c.applies += 1;
-        let due = start + Duration::from_millis(10 * c.applies);
+        let now = cpu_now();
+        p.cpu_ns
+            .fetch_add(((now - cpu) * 1e9) as u64, Ordering::Relaxed);
+        cpu = now;
+        p.installs.fetch_add(per_tick as u64, Ordering::Relaxed);
+        p.removals.fetch_add(removed, Ordering::Relaxed);
+        p.applies.fetch_add(1, Ordering::Relaxed);
+        tick += 1;
+        let due = start + Duration::from_millis(10 * tick);
         if let Some(d) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(d);
         }
     }
-    c.cpu = cpu_now() - cpu0;
-    c.wall = start.elapsed().as_secs_f64();
-    // Left over: removed outside the measured figures.
     sad.apply(live.into_iter().map(SadOp::Remove));
-    c
 }
 
 fn pin(cpu: usize) {
@@ -422,10 +449,13 @@ fn main() {
         let (mut r_idle, mut r_ctrl) = (vec![], vec![]);
         let (mut ch_same, mut ch_ctrl) = (Churn::default(), Churn::default());
         let loads = |sad: &Sad| -> f64 {
-            // Enough passes to span several update ticks (10 ms each).
-            let v: Vec<f64> = (0..PASSES)
-                .map(|_| run_lookups(sad, &order, true))
-                .collect();
+            // Passes of LOOKUPS until PHASE has passed (at least 3), so that
+            // a phase spans many update ticks (10 ms each).
+            let t = Instant::now();
+            let mut v = vec![];
+            while v.len() < 3 || t.elapsed() < PHASE {
+                v.push(run_lookups(sad, &order, true));
+            }
             median(&v)
         };
         for round in 0..trials {
@@ -444,27 +474,33 @@ fn main() {
                     control.clone()
                 };
                 let stop = Arc::new(AtomicBool::new(false));
+                let prog = Arc::new(Progress::default());
                 let u = {
-                    let (stop, pool) = (stop.clone(), pool.clone());
+                    let (stop, pool, prog) = (stop.clone(), pool.clone(), prog.clone());
                     std::thread::spawn(move || {
                         pin(1);
-                        updater(target, stop, pool, RATE)
+                        updater(target, stop, pool, RATE, &prog)
                     })
                 };
-                std::thread::sleep(Duration::from_millis(50));
+                // Measure once removals run too (after 10 ticks).
+                while prog.removals.load(Ordering::Relaxed) == 0 {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                let (s0, t0) = (prog.snap(), Instant::now());
                 got[phase] = loads(&sad);
+                let (s1, wall) = (prog.snap(), t0.elapsed().as_secs_f64());
                 stop.store(true, Ordering::Relaxed);
-                let c = u.join().unwrap();
+                u.join().unwrap();
                 let acc = if phase == 1 {
                     &mut ch_same
                 } else {
                     &mut ch_ctrl
                 };
-                acc.installs += c.installs;
-                acc.removals += c.removals;
-                acc.cpu += c.cpu;
-                acc.wall += c.wall;
-                acc.applies += c.applies;
+                acc.installs += s1[0] - s0[0];
+                acc.removals += s1[1] - s0[1];
+                acc.applies += s1[2] - s0[2];
+                acc.cpu += (s1[3] - s0[3]) as f64 * 1e-9;
+                acc.wall += wall;
             }
             idle.push(got[0]);
             busy.push(got[1]);
