@@ -19,9 +19,8 @@
 //!
 //! Rounds: each round measures idle, updating and control phases (each the
 //! median of passes of 1,000,000 lookups over 0.6 s, at least 3; updating
-//! phases start once the updater removes as well as installs), in an order
-//! that rotates from
-//! round to round; the slowdown is the median over rounds of the per-round
+//! phases start once the updater removes as well as installs and is on
+//! schedule), in an order that rotates from round to round; the slowdown is the median over rounds of the per-round
 //! ratio updating/idle (and updating/control), printed with its spread.
 //! The reader is pinned to CPU 0 and the updater to CPU 1; the updater's
 //! reached rate (installs and removals per second against the 10,000
@@ -210,6 +209,8 @@ struct Progress {
     removals: AtomicU64,
     applies: AtomicU64,
     cpu_ns: AtomicU64,
+    /// The last tick was on time (the updater slept after it).
+    on_time: AtomicBool,
 }
 
 /// The difference of two `Progress` snapshots over `wall` seconds.
@@ -272,7 +273,9 @@ fn updater(sad: Arc<Sad>, stop: Arc<AtomicBool>, pool: Vec<Arc<Sa>>, rate: usize
         p.applies.fetch_add(1, Ordering::Relaxed);
         tick += 1;
         let due = start + Duration::from_millis(10 * tick);
-        if let Some(d) = due.checked_duration_since(Instant::now()) {
+        let late = due.checked_duration_since(Instant::now());
+        p.on_time.store(late.is_some(), Ordering::Relaxed);
+        if let Some(d) = late {
             std::thread::sleep(d);
         }
     }
@@ -482,8 +485,13 @@ fn main() {
                         updater(target, stop, pool, RATE, &prog)
                     })
                 };
-                // Measure once removals run too (after 10 ticks).
-                while prog.removals.load(Ordering::Relaxed) == 0 {
+                // Measure once removals run too (after 10 ticks) and the
+                // updater is on schedule (not catching up on ticks missed
+                // while it waited for a CPU, which would count a burst of
+                // catching up in the window's rate).
+                while prog.removals.load(Ordering::Relaxed) == 0
+                    || !prog.on_time.load(Ordering::Relaxed)
+                {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 let (s0, t0) = (prog.snap(), Instant::now());
