@@ -23,7 +23,8 @@
 //! removal leaves more dead slots than live ones; at 10,000 installs and
 //! removals per second on shards of ~50 SAs that is a few shards per 100
 //! updates, instead of one per update. Dead slots hold their removed SAs
-//! until then (bounded: at most max(live, 3/4 of the slots) per shard).
+//! until then (bounded: never more than 3/4 of a shard's slots; a shard
+//! emptied by removals is rebuilt, and its SAs freed, at once).
 //!
 //! What a reader may see, and why it is safe (`sa/` has no `unsafe`; the
 //! guarantees come from the types):
