@@ -13,24 +13,33 @@
 //! - `lookup-burst-while-updating`: `lookup-burst` while a second thread
 //!   installs and removes SAs at 10,000 of each per second (every 10 ms one
 //!   `Sad::apply` of 100 installs and 100 removals, SAs from a pool built
-//!   beforehand), rounds alternating with idle ones so that both see the
-//!   same machine; and, as a control, while the same updater churns a
-//!   second table of the same SAs (so the machine sees the same second
-//!   thread while the reader's table stays still).
+//!   beforehand); and, as a control, while the same updater churns a second
+//!   table of the same SAs (so the machine sees the same second thread
+//!   while the reader's table stays still).
 //!
-//! Time: this thread's CPU time over 1,000,000 lookups (`sad.load()` per
-//! burst included), best and median of the trials, turned into cycles with
-//! DPDK's TSC frequency (DPDK prints cycles/lookup and lookups/s; their
+//! Rounds: each round measures idle, updating and control phases (each the
+//! median of passes of 1,000,000 lookups over 0.6 s, at least 3; updating
+//! phases start once the updater removes as well as installs and is on
+//! schedule), in an order that rotates from round to round; the slowdown is the median over rounds of the per-round
+//! ratio updating/idle (and updating/control), printed with its spread.
+//! The reader is pinned to CPU 0 and the updater to CPU 1; the updater's
+//! reached rate (installs and removals per second against the 10,000
+//! target), its CPU share and CPU time per `apply` are printed, with the
+//! load average.
+//!
+//! Time: the reader thread's CPU time (thread CPU clock, not wall) over
+//! 1,000,000 lookups (`sad.load()` per burst included), turned into cycles
+//! with DPDK's TSC frequency (DPDK prints cycles/lookup and lookups/s; their
 //! product is its TSC rate). dpdk-test-sad times each `rte_ipsec_sad_lookup`
-//! call with `rte_rdtsc_precise` (wall clock): it is run several times and its
-//! best figure taken, like ours.
+//! call with `rte_rdtsc_precise` (wall clock): it is run several times and
+//! its best figure compared with our best idle burst round.
 //!
 //! Memory: bytes allocated (Rust allocator, `allocation-counter`) to build
 //! and install N SAs, divided by N, per suite and replay window, and the
 //! bytes of the index alone (`SadTable::index_bytes`).
 //!
 //! Run: `cargo bench -p espresso-bench --bench sad [-- --quick]`
-//! (`--quick`: 3 trials instead of 7). `SAD_BENCH_MD=path` writes the
+//! (`--quick`: 3 rounds instead of 7; `--lookups-only`: no memory part). `SAD_BENCH_MD=path` writes the
 //! markdown table. The reader runs on CPU 0, the updater on CPU 1.
 
 use std::hint::black_box;
@@ -47,6 +56,11 @@ use rand::{Rng, SeedableRng};
 
 const BURST: usize = 32;
 const LOOKUPS: usize = 1_000_000;
+/// Installs and removals per second the updater aims at (issue 11).
+const RATE: usize = 10_000;
+/// Wall time of one phase (passes of `LOOKUPS`, their median is the
+/// phase's figure).
+const PHASE: Duration = Duration::from_millis(600);
 
 fn params(spi: u32, suite: Suite, window: u32) -> SaParams {
     params_dir(spi, suite, window, Direction::Inbound)
@@ -186,23 +200,53 @@ fn run_lookups(sad: &Sad, order: &[u32], burst_api: bool) -> f64 {
     ns
 }
 
+/// What the updater did so far (read by the reader at the start and end
+/// of its measured window): SAs installed and removed, `Sad::apply` calls
+/// and the updater thread's CPU time in ns.
+#[derive(Default)]
+struct Progress {
+    installs: AtomicU64,
+    removals: AtomicU64,
+    applies: AtomicU64,
+    cpu_ns: AtomicU64,
+    /// The last tick was on time (the updater slept after it).
+    on_time: AtomicBool,
+}
+
+/// The difference of two `Progress` snapshots over `wall` seconds.
+#[derive(Default, Clone, Copy)]
+struct Churn {
+    installs: u64,
+    removals: u64,
+    applies: u64,
+    cpu: f64,
+    wall: f64,
+}
+
+impl Progress {
+    fn snap(&self) -> [u64; 4] {
+        [
+            self.installs.load(Ordering::Relaxed),
+            self.removals.load(Ordering::Relaxed),
+            self.applies.load(Ordering::Relaxed),
+            self.cpu_ns.load(Ordering::Relaxed),
+        ]
+    }
+}
+
 /// Churns the SAD at `rate` installs and `rate` removals per second until
 /// `stop` (every 10 ms one `Sad::apply` of `rate / 100` installs and as many
 /// removals of SAs installed 100 ms earlier). The SAs come from a pool
 /// built beforehand (building ciphers is the control path's cost, not the
-/// table's), cycled through.
-fn updater(
-    sad: Arc<Sad>,
-    stop: Arc<AtomicBool>,
-    done: Arc<AtomicU64>,
-    pool: Vec<Arc<Sa>>,
-    rate: usize,
-) -> f64 {
-    let cpu0 = cpu_now();
+/// table's), cycled through. A tick that falls behind is not skipped: the
+/// next one follows at once, so the rate reached says whether the writer
+/// keeps up.
+fn updater(sad: Arc<Sad>, stop: Arc<AtomicBool>, pool: Vec<Arc<Sa>>, rate: usize, p: &Progress) {
     let per_tick = rate / 100;
     let mut next = 0usize;
     let mut live: std::collections::VecDeque<u32> = Default::default();
     let start = Instant::now();
+    let mut cpu = cpu_now();
     let mut tick = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let mut ops: Vec<SadOp> = Vec::with_capacity(2 * per_tick);
@@ -212,21 +256,30 @@ fn updater(
             live.push_back(sa.spi());
             ops.push(SadOp::Insert(sa));
         }
+        let mut removed = 0;
         while live.len() > per_tick * 10 {
             if let Some(s) = live.pop_front() {
                 ops.push(SadOp::Remove(s));
+                removed += 1;
             }
         }
         sad.apply(ops);
-        done.fetch_add(per_tick as u64, Ordering::Relaxed);
+        let now = cpu_now();
+        p.cpu_ns
+            .fetch_add(((now - cpu) * 1e9) as u64, Ordering::Relaxed);
+        cpu = now;
+        p.installs.fetch_add(per_tick as u64, Ordering::Relaxed);
+        p.removals.fetch_add(removed, Ordering::Relaxed);
+        p.applies.fetch_add(1, Ordering::Relaxed);
         tick += 1;
         let due = start + Duration::from_millis(10 * tick);
-        if let Some(d) = due.checked_duration_since(Instant::now()) {
+        let late = due.checked_duration_since(Instant::now());
+        p.on_time.store(late.is_some(), Ordering::Relaxed);
+        if let Some(d) = late {
             std::thread::sleep(d);
         }
     }
     sad.apply(live.into_iter().map(SadOp::Remove));
-    cpu_now() - cpu0
 }
 
 fn pin(cpu: usize) {
@@ -272,9 +325,12 @@ fn memory_per_sa() -> String {
     for (name, suite) in suites {
         for (kind, dir, window) in kinds {
             let k = 10_000u32;
-            let sad = Sad::with_capacity(k as usize);
             let mut backend = "";
+            let mut sad = None;
             let info = allocation_counter::measure(|| {
+                // The table inside the measurement: `with_capacity` sizes
+                // its shards up front.
+                let table = Sad::with_capacity(k as usize);
                 let sas: Vec<Arc<Sa>> = (0..k)
                     .map(|i| {
                         Arc::new(
@@ -284,7 +340,8 @@ fn memory_per_sa() -> String {
                     })
                     .collect();
                 backend = sas[0].backend();
-                sad.apply(sas.into_iter().map(SadOp::Insert));
+                table.apply(sas.into_iter().map(SadOp::Insert));
+                sad = Some(table);
             });
             let per = info.bytes_current as f64 / k as f64;
             println!(
@@ -353,7 +410,7 @@ fn main() {
         .unwrap_or_default();
     println!("# CPU: {cpu}; trials {trials}; {LOOKUPS} lookups per trial, bursts of {BURST}");
     let mut md = String::from(
-        "| SAs | ours burst cycles (ns) | ours single cycles | dpdk-test-sad cycles | ratio burst/dpdk | while updating cycles | slowdown vs idle | slowdown vs control | index B/SA |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| SAs | ours burst cycles (ns) | ours single cycles | dpdk-test-sad cycles | ratio burst/dpdk | idle cycles (median) | updating cycles (median) | updating/idle per round, median [min-max] | updating/control per round | updater installs/s, CPU share | index B/SA | load average |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for n in [100_000usize, 1_000_000] {
         let mut rng = StdRng::seed_from_u64(n as u64);
@@ -391,66 +448,110 @@ fn main() {
         // Warm-up.
         run_lookups(&sad, &order, true);
         let dpdk = dpdk_sad(n, trials.min(5));
-        let (mut burst, mut single, mut idle, mut busy, mut ctrl) =
-            (vec![], vec![], vec![], vec![], vec![]);
-        let mut churned = 0u64;
-        let mut churn_secs = 0.0;
-        let mut churn_cpu = 0.0;
-        for _ in 0..trials {
+        let (mut burst, mut single) = (vec![], vec![]);
+        // Per round: idle, updating (same table) and control (another
+        // table), in an order that rotates from round to round; the
+        // per-round ratios pair phases measured seconds apart.
+        let (mut idle, mut busy, mut ctrl) = (vec![], vec![], vec![]);
+        let (mut r_idle, mut r_ctrl) = (vec![], vec![]);
+        let (mut ch_same, mut ch_ctrl) = (Churn::default(), Churn::default());
+        let loads = |sad: &Sad| -> f64 {
+            // Passes of LOOKUPS until PHASE has passed (at least 3), so that
+            // a phase spans many update ticks (10 ms each).
+            let t = Instant::now();
+            let mut v = vec![];
+            while v.len() < 3 || t.elapsed() < PHASE {
+                v.push(run_lookups(sad, &order, true));
+            }
+            median(&v)
+        };
+        for round in 0..trials {
             burst.push(run_lookups(&sad, &order, true));
             single.push(run_lookups(&sad, &order, false));
-            // Alternate idle and updating rounds of the burst lookup.
-            idle.push(run_lookups(&sad, &order, true));
-            for same_table in [true, false] {
-                let stop = Arc::new(AtomicBool::new(false));
-                let done = Arc::new(AtomicU64::new(0));
-                let target = if same_table {
+            let mut got = [0.0f64; 3];
+            for k in 0..3 {
+                let phase = (k + round) % 3;
+                if phase == 0 {
+                    got[0] = loads(&sad);
+                    continue;
+                }
+                let target = if phase == 1 {
                     sad.clone()
                 } else {
                     control.clone()
                 };
+                let stop = Arc::new(AtomicBool::new(false));
+                let prog = Arc::new(Progress::default());
                 let u = {
-                    let (stop, done, pool) = (stop.clone(), done.clone(), pool.clone());
+                    let (stop, pool, prog) = (stop.clone(), pool.clone(), prog.clone());
                     std::thread::spawn(move || {
                         pin(1);
-                        updater(target, stop, done, pool, 10_000)
+                        updater(target, stop, pool, RATE, &prog)
                     })
                 };
-                std::thread::sleep(Duration::from_millis(50));
-                let t = Instant::now();
-                let mut v = vec![];
-                // Enough passes to span several update ticks.
-                for _ in 0..3 {
-                    v.push(run_lookups(&sad, &order, true));
+                // Measure once removals run too (after 10 ticks) and the
+                // updater is on schedule (not catching up on ticks missed
+                // while it waited for a CPU, which would count a burst of
+                // catching up in the window's rate).
+                while prog.removals.load(Ordering::Relaxed) == 0
+                    || !prog.on_time.load(Ordering::Relaxed)
+                {
+                    std::thread::sleep(Duration::from_millis(5));
                 }
+                let (s0, t0) = (prog.snap(), Instant::now());
+                got[phase] = loads(&sad);
+                let (s1, wall) = (prog.snap(), t0.elapsed().as_secs_f64());
                 stop.store(true, Ordering::Relaxed);
-                let ucpu = u.join().unwrap();
-                if same_table {
-                    churn_secs += t.elapsed().as_secs_f64();
-                    churn_cpu += ucpu;
-                    churned += done.load(Ordering::Relaxed);
-                    busy.push(median(&v));
+                u.join().unwrap();
+                let acc = if phase == 1 {
+                    &mut ch_same
                 } else {
-                    ctrl.push(median(&v));
-                }
+                    &mut ch_ctrl
+                };
+                acc.installs += s1[0] - s0[0];
+                acc.removals += s1[1] - s0[1];
+                acc.applies += s1[2] - s0[2];
+                acc.cpu += (s1[3] - s0[3]) as f64 * 1e-9;
+                acc.wall += wall;
             }
+            idle.push(got[0]);
+            busy.push(got[1]);
+            ctrl.push(got[2]);
+            r_idle.push(got[1] / got[0]);
+            r_ctrl.push(got[1] / got[2]);
         }
         let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
-        let rate = churned as f64 / churn_secs.max(1e-9);
-        let slow = median(&busy) / median(&idle) - 1.0;
-        let slow_ctrl = median(&busy) / median(&ctrl) - 1.0;
+        let worst = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+        let spread = |v: &[f64]| format!("{:.2} [{:.2}-{:.2}]", median(v), best(v), worst(v));
+        let churn = |c: &Churn| {
+            format!(
+                "{:.0} installs/s and {:.0} removals/s (target {RATE} each), {:.1} % of a core, {:.0} us CPU per apply",
+                c.installs as f64 / c.wall.max(1e-9),
+                c.removals as f64 / c.wall.max(1e-9),
+                100.0 * c.cpu / c.wall.max(1e-9),
+                1e6 * c.cpu / (c.applies.max(1) as f64)
+            )
+        };
+        let slow = median(&r_idle) - 1.0;
+        let slow_ctrl = median(&r_ctrl) - 1.0;
         println!(
-            "# sad/{n}: burst ns best {:.2} median {:.2}; single best {:.2} median {:.2}; idle median {:.2}, while updating median {:.2}, while the same updater churns another table {:.2} (updater: {rate:.0} installs/s and as many removals, {:.1} % of a core); index {index:.1} B/SA; load average {}",
-            best(&burst),
-            median(&burst),
-            best(&single),
-            median(&single),
-            median(&idle),
-            median(&busy),
-            median(&ctrl),
-            100.0 * churn_cpu / churn_secs.max(1e-9),
+            "# sad/{n}: reader CPU ns per lookup, median [min-max] of {trials} rounds: burst {}; single {}; idle {}; while updating {}; control (the updater churns another table) {}; per-round ratio updating/idle {}, updating/control {}",
+            spread(&burst),
+            spread(&single),
+            spread(&idle),
+            spread(&busy),
+            spread(&ctrl),
+            spread(&r_idle),
+            spread(&r_ctrl),
+        );
+        println!(
+            "# sad/{n}: updater on the same table: {}; on the control table: {}; index {index:.1} B/SA; load average {}",
+            churn(&ch_same),
+            churn(&ch_ctrl),
             loadavg()
         );
+        let rate = |c: &Churn| c.installs as f64 / c.wall.max(1e-9);
+        let share = |c: &Churn| 100.0 * c.cpu / c.wall.max(1e-9);
         match &dpdk {
             Some((cyc, hz, all)) => {
                 let c = |ns: f64| ns * hz / 1e9;
@@ -481,14 +582,18 @@ fn main() {
                     1.0 + slow_ctrl
                 );
                 md += &format!(
-                    "| {n} | {:.1} ({:.2}) | {:.1} | {cyc:.1} | {:.2} | {:.1} | {:+.1} % | {:+.1} % | {index:.1} |\n",
+                    "| {n} | {:.1} ({:.2}) | {:.1} | {cyc:.1} | {:.2} | {:.1} | {:.1} | {} | {} | {:.0}/s, {:.1} % | {index:.1} | {} |\n",
                     c(best(&burst)),
                     best(&burst),
                     c(best(&single)),
                     c(best(&burst)) / cyc,
+                    c(median(&idle)),
                     c(median(&busy)),
-                    slow * 100.0,
-                    slow_ctrl * 100.0
+                    spread(&r_idle),
+                    spread(&r_ctrl),
+                    rate(&ch_same),
+                    share(&ch_same),
+                    loadavg()
                 );
             }
             None => {
@@ -497,15 +602,23 @@ fn main() {
                     best(&burst)
                 );
                 md += &format!(
-                    "| {n} | - ({:.2}) | - | - | - | - | {:+.1} % | {:+.1} % | {index:.1} |\n",
+                    "| {n} | - ({:.2}) | - | - | - | {:.2} ns | {:.2} ns | {} | {} | {:.0}/s, {:.1} % | {index:.1} | {} |\n",
                     best(&burst),
-                    slow * 100.0,
-                    slow_ctrl * 100.0
+                    median(&idle),
+                    median(&busy),
+                    spread(&r_idle),
+                    spread(&r_ctrl),
+                    rate(&ch_same),
+                    share(&ch_same),
+                    loadavg()
                 );
             }
         }
     }
-    md += &memory_per_sa();
+    // `--lookups-only`: skip the memory part (before/after comparisons).
+    if !std::env::args().any(|a| a == "--lookups-only") {
+        md += &memory_per_sa();
+    }
     println!("\n{md}");
     if let Ok(path) = std::env::var("SAD_BENCH_MD") {
         std::fs::write(&path, &md).unwrap_or_else(|e| eprintln!("cannot write {path}: {e}"));
