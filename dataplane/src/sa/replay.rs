@@ -403,15 +403,13 @@ impl ReplayWindow {
                 seqs[..n].last().copied().unwrap_or(0),
             )
         } else {
-            // `select_unpredictable`: as a branch (which LLVM turns a
-            // `min`/`max` in a loop into) it mispredicts on reordered
+            // Two plain reductions: LLVM vectorizes them, while a fold of
+            // both turned into branches that mispredict on reordered
             // traffic.
-            seqs[..n].iter().fold((u64::MAX, 0), |(lo, hi), &s| {
-                (
-                    std::hint::select_unpredictable(s < lo, s, lo),
-                    std::hint::select_unpredictable(s > hi, s, hi),
-                )
-            })
+            (
+                seqs[..n].iter().copied().min().unwrap_or(u64::MAX),
+                seqs[..n].iter().copied().max().unwrap_or(0),
+            )
         };
         let mut prev_top = self.top.load(Ordering::Acquire);
         if max > prev_top {
