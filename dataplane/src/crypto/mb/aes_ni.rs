@@ -34,9 +34,8 @@ impl Aes128Ni {
                 && std::arch::is_x86_feature_detected!("sse2")
             {
                 // SAFETY: the CPU has AES-NI and SSE2 (checked just above).
-                return Some(Aes128Ni {
-                    rk: unsafe { expand(key) },
-                });
+                let rk = unsafe { expand(key) };
+                return Some(Aes128Ni { rk });
             }
         }
         let _ = key;
