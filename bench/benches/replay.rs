@@ -14,16 +14,26 @@
 //! packets with 1 % duplicates. Bursts of 32 for everyone: check every
 //! packet, then commit (ours: `commit_burst`; DPDK: update per packet).
 //!
-//! Run: `cargo bench -p espresso-bench --bench replay`. `REPLAY_BENCH_MD=path`
-//! writes the markdown table to a file.
+//! Time is the CPU time of this thread (`CLOCK_THREAD_CPUTIME_ID`), not
+//! the wall clock: on a shared machine time spent descheduled is not
+//! charged. Rounds are interleaved: in every round each case (traffic,
+//! window) runs once and within a case the three windows run one after the
+//! other in an order rotated from round to round, each over the same
+//! 65,536-packet trace `PASSES` times (about a millisecond). A figure is the
+//! median over the rounds; the ratio is the median of the per-round ratios
+//! ours / reference (same round, same thread). The three windows must
+//! accept exactly the same packets in every pass (checked).
+//!
+//! Run: `taskset -c 1 cargo bench -p espresso-bench --bench replay [-- --rounds N]`
+//! (default 21 rounds; `--quick`: 5; `--only in-order/4096`: that case
+//! alone, for profiling). `REPLAY_BENCH_MD=path` writes the markdown table
+//! to a file.
 
 mod esp_util;
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
-use criterion::Criterion;
 use dataplane::sa::ReplayWindow;
 use esp_util::*;
 use rand::rngs::StdRng;
@@ -232,99 +242,207 @@ fn traffic(reorder: bool) -> Vec<u64> {
     v
 }
 
+/// Passes over the trace per timed run.
+const PASSES: usize = 4;
+
+/// CPU time of the calling thread, ns.
+fn thread_cpu_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "?".into())
+}
+
+/// One case: a traffic pattern and a window size, the three windows.
+struct Case {
+    pat: &'static str,
+    w: u32,
+    seqs: Vec<u64>,
+    ours: ReplayWindow,
+    atomic: DpdkWindow,
+    single: DpdkWindow,
+    /// Per round, CPU ns of ours, dpdk-atomic, dpdk-single.
+    ns: Vec<[u64; 3]>,
+}
+
+impl Case {
+    /// Ours as decap uses it: check each packet of a burst of 32, then
+    /// commit the burst. Returns how many were accepted.
+    fn ours_pass(&self) -> usize {
+        let mut burst = [0u64; 32];
+        let mut res = [Ok(()); 32];
+        let mut acc = 0;
+        let base = self.ours.top();
+        for chunk in self.seqs.chunks(32) {
+            let mut n = 0;
+            for &s in chunk {
+                let s = s + base;
+                if self.ours.check(s).is_ok() {
+                    burst[n] = s;
+                    n += 1;
+                }
+            }
+            self.ours.commit_burst(&burst[..n], &mut res[..n]);
+            acc += res[..n].iter().filter(|r| r.is_ok()).count();
+            black_box(&res);
+        }
+        acc
+    }
+
+    fn dpdk_pass(seqs: &[u64], win: &mut DpdkWindow) -> usize {
+        let mut ok = [false; 32];
+        let mut shifted = [0u64; 32];
+        let mut acc = 0;
+        let base = win.top();
+        for chunk in seqs.chunks(32) {
+            for (d, s) in shifted.iter_mut().zip(chunk) {
+                *d = s + base;
+            }
+            acc += win.burst(&shifted[..chunk.len()], &mut ok);
+            black_box(&ok);
+        }
+        acc
+    }
+
+    /// Runs window `k` (0 ours, 1 dpdk-atomic, 2 dpdk-single) `PASSES`
+    /// times: CPU ns and the packets accepted per pass.
+    fn run(&mut self, k: usize) -> (u64, [usize; PASSES]) {
+        let mut acc = [0; PASSES];
+        let t0 = thread_cpu_ns();
+        for a in acc.iter_mut() {
+            *a = match k {
+                0 => self.ours_pass(),
+                1 => Self::dpdk_pass(&self.seqs, &mut self.atomic),
+                _ => Self::dpdk_pass(&self.seqs, &mut self.single),
+            };
+        }
+        (thread_cpu_ns() - t0, acc)
+    }
+
+    /// One round: the three windows in an order rotated by `round`.
+    fn round(&mut self, round: usize, keep: bool) {
+        let mut t = [0u64; 3];
+        let mut acc = [[0usize; PASSES]; 3];
+        for i in 0..3 {
+            let k = (i + round) % 3;
+            (t[k], acc[k]) = self.run(k);
+        }
+        let (pat, w) = (self.pat, self.w);
+        assert_eq!(acc[0], acc[1], "{pat}/{w}: ours vs dpdk-atomic accepted");
+        assert_eq!(acc[0], acc[2], "{pat}/{w}: ours vs dpdk-single accepted");
+        if keep {
+            self.ns.push(t);
+        }
+    }
+
+    fn per_pkt(&self, k: usize) -> f64 {
+        median(self.ns.iter().map(|t| t[k] as f64).collect()) / (PASSES * self.seqs.len()) as f64
+    }
+
+    fn ratio(&self, k: usize) -> f64 {
+        median(
+            self.ns
+                .iter()
+                .map(|t| t[0] as f64 / t[k].max(1) as f64)
+                .collect(),
+        )
+    }
+
+    /// Lowest and highest per-round ratio.
+    fn ratio_range(&self, k: usize) -> (f64, f64) {
+        self.ns
+            .iter()
+            .map(|t| t[0] as f64 / t[k].max(1) as f64)
+            .fold((f64::MAX, 0f64), |(lo, hi), r| (lo.min(r), hi.max(r)))
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 fn main() {
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_millis(1500))
-        .sample_size(SAMPLES)
-        .configure_from_args();
+    let args: Vec<String> = std::env::args().collect();
+    let mut rounds = if args.iter().any(|a| a == "--quick") {
+        5
+    } else {
+        21
+    };
+    if let Some(i) = args.iter().position(|a| a == "--rounds") {
+        rounds = args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .filter(|&r: &usize| r > 0)
+            .expect("--rounds N (N > 0)");
+    }
+    // `--only PATTERN/W` (e.g. in-order/4096): one case (profiling).
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
+    let mut cases = Vec::new();
     for reorder in [false, true] {
         let pat = if reorder { "reordered" } else { "in-order" };
         let seqs = traffic(reorder);
         for w in WINDOWS {
-            let mut g = c.benchmark_group(format!("replay/{pat}/{w}"));
-            let ours = ReplayWindow::new(w).unwrap();
-            let mut atomic = DpdkWindow::new(w, true);
-            let mut single = DpdkWindow::new(w, false);
-            let ids = [
-                format!("replay/{pat}/{w}/ours"),
-                format!("replay/{pat}/{w}/dpdk-atomic"),
-                format!("replay/{pat}/{w}/dpdk-single"),
-            ];
-            let mut accepted = [0usize; 3];
-            // The three alternate inside every iteration (same machine load).
-            g.bench_function("ours+dpdk", |b| {
-                b.iter_custom(|iters| {
-                    let mut t3 = [Duration::ZERO; 3];
-                    let mut burst = [0u64; 32];
-                    let mut res = [Ok(()); 32];
-                    let mut ok = [false; 32];
-                    let mut shifted = [0u64; 32];
-                    accepted = [0; 3];
-                    for _ in 0..iters {
-                        // Ours as decap uses it: check each packet of a burst
-                        // of 32, then commit the burst.
-                        let base = ours.top();
-                        let t = Instant::now();
-                        for chunk in seqs.chunks(32) {
-                            let mut n = 0;
-                            for &s in chunk {
-                                let s = s + base;
-                                if ours.check(s).is_ok() {
-                                    burst[n] = s;
-                                    n += 1;
-                                }
-                            }
-                            ours.commit_burst(&burst[..n], &mut res[..n]);
-                            accepted[0] += res[..n].iter().filter(|r| r.is_ok()).count();
-                            black_box(&res);
-                        }
-                        t3[0] += t.elapsed();
-                        for (k, win) in [(1, &mut atomic), (2, &mut single)] {
-                            let base = win.top();
-                            let t = Instant::now();
-                            for chunk in seqs.chunks(32) {
-                                for (d, s) in shifted.iter_mut().zip(chunk) {
-                                    *d = s + base;
-                                }
-                                accepted[k] += win.burst(&shifted[..chunk.len()], &mut ok);
-                                black_box(&ok);
-                            }
-                            t3[k] += t.elapsed();
-                        }
-                    }
-                    for (id, t) in ids.iter().zip(t3) {
-                        record(id, iters * N as u64, t);
-                    }
-                    t3.iter().sum()
-                })
+            if only.as_ref().is_some_and(|o| *o != format!("{pat}/{w}")) {
+                continue;
+            }
+            cases.push(Case {
+                pat,
+                w,
+                seqs: seqs.clone(),
+                ours: ReplayWindow::new(w).unwrap(),
+                atomic: DpdkWindow::new(w, true),
+                single: DpdkWindow::new(w, false),
+                ns: Vec::new(),
             });
-            g.finish();
-            // The three windows accept exactly the same packets.
-            assert_eq!(accepted[0], accepted[1], "{pat}/{w}: ours vs dpdk-atomic");
-            assert_eq!(accepted[0], accepted[2], "{pat}/{w}: ours vs dpdk-single");
         }
     }
-    c.final_summary();
-    let mut md = String::from(
-        "| traffic | window | ours ns/pkt | DPDK rte_ipsec SQN_ATOM ns/pkt | ratio | DPDK single-lcore ns/pkt | ratio |\n|---|---|---|---|---|---|---|\n",
+    let load_before = loadavg();
+    eprintln!(
+        "replay: {rounds} rounds x {} cases x 3 windows, {PASSES} passes of {N} packets each; load {load_before}",
+        cases.len()
     );
-    for pat in ["in-order", "reordered"] {
-        for w in WINDOWS {
-            let id = |k: &str| format!("replay/{pat}/{w}/{k}");
-            let (Some(o), Some(a), Some(s)) = (
-                median_ns(&id("ours")),
-                median_ns(&id("dpdk-atomic")),
-                median_ns(&id("dpdk-single")),
-            ) else {
-                continue;
-            };
-            let ra = median_ratio(&id("ours"), &id("dpdk-atomic")).unwrap_or(o / a);
-            let rs = median_ratio(&id("ours"), &id("dpdk-single")).unwrap_or(o / s);
-            println!("replay/{pat}/{w}: ours {o:.2} ns/pkt, reference {a:.2} ns/pkt (DPDK rte_ipsec window, SQN_ATOM multi-lcore mode), ratio {ra:.2}");
-            println!("replay/{pat}/{w}/single-lcore: ours {o:.2} ns/pkt, reference {s:.2} ns/pkt (DPDK rte_ipsec window, one lcore per SA), ratio {rs:.2}");
-            md += &format!("| {pat} | {w} | {o:.2} | {a:.2} | {ra:.2} | {s:.2} | {rs:.2} |\n");
+    // One round not kept: warm caches and branch predictors.
+    for r in 0..=rounds {
+        for c in cases.iter_mut() {
+            c.round(r, r > 0);
         }
+    }
+    let load_after = loadavg();
+    let cpu = cpu_model();
+    let mut md = format!(
+        "CPU: {cpu}; thread CPU time, median of {rounds} interleaved rounds ({PASSES} x {N} packets per window per round); load average {load_before} before, {load_after} after.\n\n\
+         | traffic | window | ours ns/pkt | DPDK rte_ipsec SQN_ATOM ns/pkt | ratio (min-max) | DPDK single-lcore ns/pkt | ratio (min-max) |\n|---|---|---|---|---|---|---|\n",
+    );
+    for c in &cases {
+        let (pat, w) = (c.pat, c.w);
+        let (o, a, s) = (c.per_pkt(0), c.per_pkt(1), c.per_pkt(2));
+        let (ra, rs) = (c.ratio(1), c.ratio(2));
+        let ((al, ah), (sl, sh)) = (c.ratio_range(1), c.ratio_range(2));
+        println!("replay/{pat}/{w}: ours {o:.2} ns/pkt, reference {a:.2} ns/pkt (DPDK rte_ipsec window, SQN_ATOM multi-lcore mode), ratio {ra:.2} (thread CPU time, median of {rounds} interleaved rounds, per-round {al:.2}-{ah:.2}; load {load_after})");
+        println!("replay/{pat}/{w}/single-lcore: ours {o:.2} ns/pkt, reference {s:.2} ns/pkt (DPDK rte_ipsec window, one lcore per SA), ratio {rs:.2} (per-round {sl:.2}-{sh:.2})");
+        md += &format!(
+            "| {pat} | {w} | {o:.2} | {a:.2} | {ra:.2} ({al:.2}-{ah:.2}) | {s:.2} | {rs:.2} ({sl:.2}-{sh:.2}) |\n"
+        );
     }
     println!("\n{md}");
     write_md("REPLAY_BENCH_MD", &md);

@@ -369,7 +369,7 @@ impl<const ESN: bool, H: SmallMac> CbcHmacEsp<ESN, H> {
         // Ciphertext length per job, once (0: malformed, zeroed, skipped).
         let mut cts = [0usize; CHUNK];
         // 1. IVs of the burst in one call, CBC encryption of the burst.
-        let mut ivs = [aes::Block::default(); CHUNK];
+        let mut ivs = [[0u8; 16]; CHUNK];
         let mut k = 0;
         for (job, ct) in jobs.iter_mut().zip(cts.iter_mut()) {
             match c.ct_len(job.esp.len()) {
@@ -388,7 +388,7 @@ impl<const ESN: bool, H: SmallMac> CbcHmacEsp<ESN, H> {
                 continue;
             }
             let (head, rest) = job.esp.split_at_mut(HDR + BLOCK);
-            let iv: [u8; BLOCK] = ivs[ops.len()].into();
+            let iv: [u8; BLOCK] = ivs[ops.len()];
             head[HDR..].copy_from_slice(&iv);
             ops.push(imb::CbcOp {
                 data: &mut rest[..ct],

@@ -20,6 +20,7 @@
 
 use aes::cipher::{BlockEncrypt, KeyInit};
 
+use super::mb::aes_ni::Aes128Ni;
 use super::raw::{RawAead, RawCbc, RawMac, TAG_LEN};
 use super::{EspCipher, OpenJob, SealJob};
 
@@ -149,15 +150,26 @@ pub(crate) trait IvGen: Send + Sync {
 
 /// AES-CBC IVs: AES-128_k'(0^64 || seq), k' = the first 16 IV-key bytes.
 /// The key schedule is on the heap and absent for a transform that only
-/// decrypts (an inbound SA makes no IVs; RustCrypto's `Aes128Enc` takes
-/// about 700 bytes with its portable fallback).
-pub(crate) struct AesIvGen(Option<Box<aes::Aes128Enc>>);
+/// decrypts (an inbound SA makes no IVs): 176 bytes of AES-NI round keys
+/// (`mb::aes_ni`), or RustCrypto's `Aes128Enc` (about 700 bytes with its
+/// portable fallback) on a CPU without AES-NI.
+pub(crate) struct AesIvGen(IvKey);
+
+enum IvKey {
+    Ni(Box<Aes128Ni>),
+    Soft(Box<aes::Aes128Enc>),
+    None,
+}
 
 impl AesIvGen {
     pub(crate) fn new(iv_key: &[u8; 32]) -> Self {
-        AesIvGen(Some(Box::new(aes::Aes128Enc::new(
-            aes::cipher::generic_array::GenericArray::from_slice(&iv_key[..16]),
-        ))))
+        let k: &[u8; 16] = iv_key[..16].try_into().expect("16 of 32 bytes");
+        AesIvGen(match Aes128Ni::new(k) {
+            Some(ni) => IvKey::Ni(Box::new(ni)),
+            None => IvKey::Soft(Box::new(aes::Aes128Enc::new(
+                aes::cipher::generic_array::GenericArray::from_slice(k),
+            ))),
+        })
     }
 
     /// No IV key: for a transform whose encryption side is refused as well
@@ -165,28 +177,31 @@ impl AesIvGen {
     /// whose AES key has no encryption schedule, so it never seals).
     #[cfg_attr(not(feature = "ipsec-mb"), allow(dead_code))]
     pub(crate) fn decrypt_only() -> Self {
-        AesIvGen(None)
+        AesIvGen(IvKey::None)
     }
 }
 
-// Used by the ipsec-mb backend's batched CBC transform.
-#[cfg_attr(not(feature = "ipsec-mb"), allow(dead_code))]
 impl AesIvGen {
     /// The IVs of a burst in one call (the AES rounds of the blocks are
     /// interleaved): `blocks[i]` holds `seq_i` as [`IvGen::iv`] lays it out
     /// (0^64 || seq, big-endian) on entry and the IV on return.
     #[inline]
-    pub(crate) fn ivs_in_place(&self, blocks: &mut [aes::Block]) {
+    pub(crate) fn ivs_in_place(&self, blocks: &mut [[u8; 16]]) {
         match &self.0 {
-            Some(k) => k.encrypt_blocks(blocks),
-            None => blocks.fill(aes::Block::default()),
+            IvKey::Ni(k) => k.encrypt_blocks(blocks),
+            IvKey::Soft(k) => {
+                for b in blocks.iter_mut() {
+                    k.encrypt_block(aes::Block::from_mut_slice(b));
+                }
+            }
+            IvKey::None => blocks.fill([0; 16]),
         }
     }
 
     /// The input block for `seq` (see [`AesIvGen::ivs_in_place`]).
     #[inline(always)]
-    pub(crate) fn block_for(seq: u64) -> aes::Block {
-        let mut block = aes::Block::default();
+    pub(crate) fn block_for(seq: u64) -> [u8; 16] {
+        let mut block = [0u8; 16];
         block[8..].copy_from_slice(&seq.to_be_bytes());
         block
     }
@@ -195,14 +210,10 @@ impl AesIvGen {
 impl IvGen for AesIvGen {
     #[inline(always)]
     fn iv(&self, seq: u64, out: &mut [u8]) {
-        let mut block = aes::Block::default();
-        block[8..].copy_from_slice(&seq.to_be_bytes());
-        match &self.0 {
-            Some(k) => k.encrypt_block(&mut block),
-            None => block = aes::Block::default(),
-        }
+        let mut block = [Self::block_for(seq)];
+        self.ivs_in_place(&mut block);
         let n = out.len().min(16);
-        out[..n].copy_from_slice(&block[..n]);
+        out[..n].copy_from_slice(&block[0][..n]);
     }
 }
 

@@ -21,6 +21,7 @@
 use super::raw::{RawAead, TAG_LEN};
 use super::{EspCipher, Key, OpenJob, SealJob};
 
+pub(crate) mod aes_ni;
 pub mod sha_ni;
 #[cfg(target_arch = "x86_64")]
 mod vaes512;

@@ -49,22 +49,25 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 /// Number of hash-key powers kept: a chunk has at most 16 blocks, except the
 /// last one, which may have 16 data blocks and the length block.
 const NPOW: usize = 17;
-/// Power table entries: `H^17..H^1` then zero entries, so that a 4-lane load
-/// starting anywhere in the last chunk's window reads zeros past `H^1`.
-const HP_LEN: usize = NPOW + 4;
+/// Entries of the power table: `S_32..S_1`, then four zero entries, so that
+/// a 4-lane load starting anywhere in the last chunk's window reads zeros
+/// past `H^1`.
+const POW_LEN: usize = 32 + 4;
 
-/// The expanded key of one SA: AES round keys (each broadcast to four
-/// lanes) and the GHASH key powers. Built once per SA, wiped on drop.
+/// The expanded key of one SA: AES round keys (16 bytes each, broadcast to
+/// the four lanes when loaded) and the GHASH key powers `H^32..H^1` (one
+/// table read both as aligned registers of four powers and, for the last
+/// chunk of a message, at any 16-byte offset). 832 bytes; built once per
+/// SA, wiped on drop.
 #[derive(Zeroize, ZeroizeOnDrop)]
 #[repr(C, align(64))]
 pub(crate) struct Keys {
-    /// Round keys 0..=NR, each repeated in the four 128-bit lanes.
-    rk: [[u8; 64]; 15],
-    /// `hp[i] = S_(17-i)` for `i < 17` (so `hp[16] = S_1`), zero after.
-    hp: [[u8; 16]; HP_LEN],
-    /// `H^32..H^1` (the powers of a pair of full chunks, reduced once),
-    /// 64-byte aligned: `h32[q]` lane `l` is `S_(32-4q-l)`.
-    h32: [[u8; 64]; 8],
+    /// `H^32..H^1` then zeros, 64-byte aligned: `h32[q]` lane `l` is
+    /// `S_(32-4q-l)` for `q < 8`; `h32[8]` is zero. Flat, entry `j` is
+    /// `S_(32-j)` (see [`Keys::pow4`]).
+    h32: [[u8; 64]; POW_LEN / 4],
+    /// Round keys 0..=NR.
+    rk: [[u8; 16]; 15],
     /// Number of AES rounds (10, 12, 14).
     nr: usize,
 }
@@ -259,17 +262,18 @@ simd_fn! {
 
 impl Keys {
     simd_fn! {
-        /// Round key `i` (four lanes).
+        /// Round key `i` (broadcast to the four lanes by the load).
         fn k(&self, i: usize) -> __m512i {
-            z(&self.rk[i])
+            _mm512_broadcast_i32x4(bytemuck::must_cast(self.rk[i]))
         }
     }
 
     simd_fn! {
-        /// Four lanes of the power table starting at entry `i` (`i <= 17`).
+        /// Four lanes of the powers `S_(17-i)`, `S_(16-i)`, ... (zero past
+        /// `S_1`), `i <= 17`: flat entries `15 + i..19 + i` of `h32`.
         fn pow4(&self, i: usize) -> __m512i {
-            let flat: &[u8] = bytemuck::cast_slice(&self.hp);
-            load64(flat, i * 16)
+            let flat: &[u8] = bytemuck::cast_slice(&self.h32);
+            load64(flat, (32 - NPOW + i) * 16)
         }
     }
 
@@ -408,12 +412,10 @@ simd_fn! {
                 w[i][j] = w[i - nk][j] ^ t[j];
             }
         }
-        let mut keys = Keys { rk: [[0; 64]; 15], hp: [[0; 16]; HP_LEN], h32: [[0; 64]; 8], nr };
+        let mut keys = Keys { h32: [[0; 64]; POW_LEN / 4], rk: [[0; 16]; 15], nr };
         for r in 0..=nr {
-            for lane in 0..4 {
-                for c in 0..4 {
-                    keys.rk[r][lane * 16 + c * 4..lane * 16 + c * 4 + 4].copy_from_slice(&w[4 * r + c]);
-                }
+            for c in 0..4 {
+                keys.rk[r][c * 4..c * 4 + 4].copy_from_slice(&w[4 * r + c]);
             }
         }
         w.zeroize();
@@ -438,10 +440,7 @@ simd_fn! {
             p = mul128(p, s1v);
             pw[k] = bytemuck::must_cast(p);
         }
-        for i in 0..NPOW {
-            keys.hp[i] = pw[NPOW - i];
-        }
-        for (q, h) in keys.h32.iter_mut().enumerate() {
+        for (q, h) in keys.h32.iter_mut().take(8).enumerate() {
             for lane in 0..4 {
                 h[16 * lane..16 * lane + 16].copy_from_slice(&pw[32 - 4 * q - lane]);
             }
