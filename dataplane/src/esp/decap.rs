@@ -342,8 +342,10 @@ fn commit_group(
     fresh
 }
 
-/// Step 6: trailer, strip and exit of each packet ([`finish`]), then the
-/// SA's packet and byte counters once for the group.
+/// Step 6: the trailers of the group ([`trailer`]: one pass, so the loads
+/// of the freshly decrypted trailers overlap), then strip and exit of each
+/// packet ([`exit`]), then the SA's packet and byte counters once for the
+/// group.
 #[inline(always)]
 fn finish_group<B: PacketBuf>(
     sa: &Sa,
@@ -353,11 +355,22 @@ fn finish_group<B: PacketBuf>(
     c: &Chunk<'_>,
     fresh: Mask,
 ) {
+    let mut tr = [Trailer::default(); MAX_BURST];
+    let mut good: Mask = 0;
+    for j in each(fresh) {
+        match trailer(sa, pkts[j].data(), &c.loc[j]) {
+            Ok(t) => {
+                tr[j] = t;
+                good |= 1 << j;
+            }
+            Err(r) => drop_pkt(Some(sa), drops, &mut out[j], r),
+        }
+    }
     let mut npk = 0u64;
     let mut nbytes = 0u64;
-    for j in each(fresh) {
+    for j in each(good) {
         let p = &mut pkts[j];
-        match finish(sa, p, &c.loc[j]) {
+        match exit(sa, p, &c.loc[j], tr[j]) {
             Ok(kind) => {
                 out[j].kind = kind;
                 npk += 1;
@@ -509,17 +522,38 @@ fn check<'a>(
     Ok((sa, seq))
 }
 
-/// After `open` and the replay commit: trailer, strip, exit processing,
-/// policy check.
+/// The decrypted ESP trailer of one packet: pad length, next header.
+#[derive(Clone, Copy, Default)]
+struct Trailer {
+    pad_len: u8,
+    next_header: u8,
+}
+
+/// After `open` and the replay commit: the trailer (padding checked; a
+/// dummy packet is dropped here).
 #[inline]
-fn finish<B: PacketBuf>(sa: &Sa, p: &mut B, loc: &Loc) -> Result<PacketKind, DropReason> {
+fn trailer(sa: &Sa, d: &[u8], loc: &Loc) -> Result<Trailer, DropReason> {
     let ct_start = loc.esp_off as usize + ESP_HEADER_LEN + sa.iv_len;
-    let len = p.len();
-    let ct_end = len - sa.icv_len;
-    let tr = EspTrailer::parse(&p.data()[ct_start..ct_end]).map_err(|_| DropReason::BadPadding)?;
+    let ct_end = d.len() - sa.icv_len;
+    let tr = EspTrailer::parse(&d[ct_start..ct_end]).map_err(|_| DropReason::BadPadding)?;
     if tr.next_header == proto::NONE {
         return Err(DropReason::DummyPacket);
     }
+    Ok(Trailer {
+        pad_len: tr.pad_len,
+        next_header: tr.next_header,
+    })
+}
+
+/// Strip, exit processing, policy check.
+#[inline]
+fn exit<B: PacketBuf>(
+    sa: &Sa,
+    p: &mut B,
+    loc: &Loc,
+    tr: Trailer,
+) -> Result<PacketKind, DropReason> {
+    let ct_start = loc.esp_off as usize + ESP_HEADER_LEN + sa.iv_len;
     let cut_back = sa.icv_len + usize::from(tr.pad_len) + 2;
     let kind = match sa.mode {
         Mode::Tunnel => {
