@@ -497,3 +497,42 @@ fn mixed_sas_in_one_decap_burst() {
         assert_eq!(b.data(), &inner()[..]);
     }
 }
+
+/// Runs of one SPI (looked up once per run), an unknown SPI and a packet
+/// that is not ESP inside them, and a burst longer than one chunk: every
+/// packet gets its own verdict, in place.
+#[test]
+fn runs_of_one_spi_with_strangers_between() {
+    let a = pair();
+    let (b1, v) = a.encap(&vec![inner(); 70]);
+    assert!(v.iter().all(|v| *v == Verdict::Pass));
+    let mut w: Vec<Vec<u8>> = b1.iter().map(|b| b.data().to_vec()).collect();
+    // Packet 2: another SPI (0x7777, installed nowhere).
+    w[2][20..24].copy_from_slice(&0x7777u32.to_be_bytes());
+    // Packet 3: cleartext. Packet 66 (second chunk): a replay of packet 65.
+    w[3] = inner();
+    w[66] = w[65].clone();
+    let (b, r) = a.decap_bytes(&w);
+    for (i, (b, r)) in b.iter().zip(&r).enumerate() {
+        match i {
+            2 => {
+                a.expect_drop(r, DropReason::UnknownSpi);
+                assert_eq!((r.kind, r.spi, r.tunnel_id), (PacketKind::Esp, 0x7777, 0));
+            }
+            3 => assert_eq!((r.verdict, r.kind), (Verdict::Pass, PacketKind::NotEsp)),
+            66 => a.expect_drop(r, DropReason::Replayed),
+            _ => {
+                assert_eq!(
+                    (r.verdict, r.kind),
+                    (Verdict::Pass, PacketKind::Inner4),
+                    "packet {i}"
+                );
+                assert_eq!(r.tunnel_id, 3);
+                assert_eq!(b.data(), &inner()[..]);
+            }
+        }
+    }
+    assert_eq!(a.drops.get(DropReason::UnknownSpi), 1);
+    assert_eq!(a.drops.get(DropReason::Replayed), 1);
+    assert_eq!(a.drops.total(), 2);
+}

@@ -5,12 +5,16 @@
 //! `bench/e2e/esp_vs_dpdk.sh`, which runs DPDK's crypto_aesni_mb on the same
 //! crypto work in the same run.
 //!
-//! `esp_mops --suite NAME --op encap|decap [--sizes 64,512,1420] [--ops N] [--trials K]
+//! `esp_mops --suite NAME --op encap|decap|open [--sizes 64,512,1420] [--ops N] [--trials K]
 //! [--backend auto|multibuffer|ipsec-mb|aws-lc|ring|rustcrypto]`
 //! prints one line per size:
 //! `esp <op> <suite> <size>B: <wall> Mops (by CPU time <cpu> Mops; buffer reset included <cpu_incl> Mops) backend <b>`
 //! (the wall-clock figure includes the buffer reset: on a loaded machine a
 //! difference of two wall-clock times is meaningless).
+//!
+//! `--op open` times the inbound SA's cipher alone (`EspCipher::open`) on
+//! the packets decap gets: decap's cost around the crypto per packet is
+//! `1 / decap - 1 / open`.
 //!
 //! `esp_mops --suite NAME --layout [--sizes ...]` prints, per inner size, the
 //! ESP layout our encap produces: `layout <size> iv <iv> payload <p> icv <icv>`
@@ -37,7 +41,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
-use dataplane::crypto::{Backend, EncrAlg, IntegAlg, Suite};
+use dataplane::crypto::{Backend, EncrAlg, IntegAlg, OpenJob, Suite};
 use dataplane::drop::Verdict;
 use dataplane::esp::{decap_burst, encap_burst, DecapResult};
 use dataplane::pkt::{HeapBuf, PacketBuf};
@@ -103,7 +107,7 @@ fn parse() -> Result<Args, String> {
         let num = |v: &str| v.parse::<u64>().map_err(|e| format!("{flag} {v}: {e}"));
         match flag.as_str() {
             "--suite" => a.suite = val,
-            "--op" if val == "encap" || val == "decap" => a.op = val,
+            "--op" if ["encap", "decap", "open"].contains(&val.as_str()) => a.op = val,
             "--sizes" => {
                 a.sizes = val
                     .split(',')
@@ -253,6 +257,44 @@ impl Bench {
         });
         Ok(trial(bursts, (w_full, c_full), c_reset))
     }
+
+    /// The inbound SA's cipher alone (`EspCipher::open`) on the same
+    /// packets as `decap`: what decap costs around the crypto is the
+    /// difference of the two times per packet.
+    fn open(&mut self, bursts: u64) -> Result<Trial, String> {
+        const OUTER: usize = 20;
+        let (bufs, sealed, inb) = (&mut self.bufs, &self.sealed, &self.inb);
+        let mut all_ok = true;
+        let (w_full, c_full) = timed(|| {
+            for _ in 0..bursts {
+                for (b, s) in bufs.iter_mut().zip(sealed) {
+                    b.reset_to(HEADROOM, s);
+                }
+                let mut jobs: Vec<OpenJob<'_>> = Vec::with_capacity(BURST);
+                for (i, b) in black_box(&mut bufs[..]).iter_mut().enumerate() {
+                    jobs.push(OpenJob {
+                        esp: &mut b.data_mut()[OUTER..],
+                        seq: i as u64 + 1,
+                        ok: false,
+                    });
+                }
+                inb.cipher().open(&mut jobs);
+                all_ok &= jobs.iter().all(|j| j.ok);
+            }
+        });
+        if !all_ok {
+            return Err("open refused a packet".into());
+        }
+        let (_, c_reset) = timed(|| {
+            for _ in 0..bursts {
+                for (b, s) in bufs.iter_mut().zip(sealed) {
+                    b.reset_to(HEADROOM, s);
+                }
+                black_box(&mut bufs[..]);
+            }
+        });
+        Ok(trial(bursts, (w_full, c_full), c_reset))
+    }
 }
 
 fn trial(bursts: u64, full: (f64, f64), reset_cpu: f64) -> Trial {
@@ -279,10 +321,10 @@ fn run(args: &Args) -> Result<(), String> {
         let bursts = args.ops.div_ceil(BURST as u64);
         // Warm-up (caches, branch predictors, CPU frequency).
         let warm = (bursts / 20).max(1);
-        let _ = if args.op == "encap" {
-            b.encap(warm)?
-        } else {
-            b.decap(warm)?
+        let _ = match args.op.as_str() {
+            "encap" => b.encap(warm)?,
+            "open" => b.open(warm)?,
+            _ => b.decap(warm)?,
         };
         let mut best = Trial {
             wall: 0.0,
@@ -295,10 +337,10 @@ fn run(args: &Args) -> Result<(), String> {
                 b.out = Sa::new(params(suite, Direction::Outbound), args.backend)
                     .map_err(|e| format!("outbound SA: {e}"))?;
             }
-            let t = if args.op == "encap" {
-                b.encap(bursts)?
-            } else {
-                b.decap(bursts)?
+            let t = match args.op.as_str() {
+                "encap" => b.encap(bursts)?,
+                "open" => b.open(bursts)?,
+                _ => b.decap(bursts)?,
             };
             best.wall = best.wall.max(t.wall);
             best.cpu = best.cpu.max(t.cpu);

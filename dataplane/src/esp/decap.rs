@@ -10,11 +10,11 @@ use super::MAX_BURST;
 use crate::crypto::OpenJob;
 use crate::drop::{DropReason, Verdict};
 use crate::pkt::PacketBuf;
-use crate::sa::{Direction, DropCounters, FlowKey, Mode, ReplayError, Sa, SadTable};
+use crate::sa::{Direction, DropCounters, FlowKey, Mode, Sa, SadTable};
 use crate::wire::{
-    checksum, classify_natt, ip_version, ipv4, ipv6, proto, rd16, tcp, udp, wr16, EspPacket,
-    EspTrailer, Ipv4Packet, Ipv6Packet, NattKind, UdpPacket, WireError, ESP_HEADER_LEN,
-    IPV6_HEADER_LEN, NATT_PORT, UDP_HEADER_LEN,
+    checksum, classify_natt, ip_version, ipv4, ipv6, proto, rd16, rd32, tcp, udp, wr16, EspPacket,
+    EspTrailer, Ipv4Packet, Ipv6Packet, NattKind, UdpPacket, ESP_HEADER_LEN, IPV6_HEADER_LEN,
+    NATT_PORT, UDP_HEADER_LEN,
 };
 
 /// What a received packet turned out to be.
@@ -61,18 +61,21 @@ impl Default for DecapResult {
     }
 }
 
-/// Where ESP sits in a received packet.
-#[derive(Clone, Copy)]
+/// Where ESP sits in a received packet: what [`classify`] found, kept per
+/// packet between the steps of a chunk (16 bytes, no address: the local
+/// address check reads the destination from the packet).
+#[derive(Clone, Copy, Default)]
 struct Loc {
     /// Offset of the ESP header.
-    esp_off: usize,
+    esp_off: u32,
     /// Bytes of IP header (+ IPv6 extension headers) before ESP or UDP.
-    hdr_len: usize,
+    hdr_len: u32,
     /// Offset of the byte naming the protocol after `hdr_len` (IPv4: 9).
-    nh_field: usize,
+    nh_field: u32,
     /// Outer TOS / traffic class.
     tos: u8,
-    dst: IpAddr,
+    /// Outer header is IPv6.
+    v6: bool,
 }
 
 enum Cls {
@@ -80,11 +83,28 @@ enum Cls {
     Other(PacketKind),
 }
 
-#[derive(Clone, Copy)]
-struct Meta<'a> {
-    sa: Option<&'a Sa>,
-    loc: Loc,
-    seq: u64,
+/// A set of packets of one chunk, bit `i` = packet `i`.
+type Mask = u64;
+const _: () = assert!(MAX_BURST <= Mask::BITS as usize);
+
+/// What the steps of one chunk learn about its packets, by index.
+struct Chunk<'t> {
+    loc: [Loc; MAX_BURST],
+    spi: [u32; MAX_BURST],
+    sa: [Option<&'t Sa>; MAX_BURST],
+    /// Full sequence number (ESN inferred).
+    seq: [u64; MAX_BURST],
+}
+
+impl Chunk<'_> {
+    fn new() -> Self {
+        Chunk {
+            loc: [Loc::default(); MAX_BURST],
+            spi: [0; MAX_BURST],
+            sa: [None; MAX_BURST],
+            seq: [0; MAX_BURST],
+        }
+    }
 }
 
 /// Decapsulates a burst of received packets, in place.
@@ -124,30 +144,67 @@ fn drop_pkt(sa: Option<&Sa>, drops: &DropCounters, o: &mut DecapResult, r: DropR
     drops.add(r);
 }
 
+/// Iterates over the indices in a mask, lowest first.
+#[inline(always)]
+fn each(mut m: Mask) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (m != 0).then(|| {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            i
+        })
+    })
+}
+
+/// Up to [`MAX_BURST`] packets, step by step: every step is one pass over
+/// the packets still in play, so the loads of one step (headers, SAD
+/// buckets, replay slots) overlap across packets.
 fn decap_chunk<B: PacketBuf>(
     sad: &SadTable,
     pkts: &mut [B],
     out: &mut [DecapResult],
     drops: &DropCounters,
 ) {
-    let mut meta: [Option<Meta<'_>>; MAX_BURST] = [None; MAX_BURST];
-    let mut pending: u64 = 0;
-
-    // Phase 0: classify, then look up every SPI of the burst at once
-    // (`SadTable::get_burst`: all hashes and bucket loads first, then the
-    // probes, so the cache misses overlap).
     let n = pkts.len().min(out.len()).min(MAX_BURST);
-    let mut locs: [Option<Loc>; MAX_BURST] = [None; MAX_BURST];
-    let mut spis = [0u32; MAX_BURST];
-    for (i, (p, o)) in pkts.iter_mut().zip(out.iter_mut()).enumerate().take(n) {
+    let (pkts, out) = (&mut pkts[..n], &mut out[..n]);
+    let mut c = Chunk::new();
+    let esp = classify_chunk(pkts, out, drops, &mut c);
+    find_sas(sad, esp, &mut c);
+    let mut live = check_chunk(pkts, out, drops, esp, &mut c);
+    // Per SA (usually one per chunk): one batched open, the replay commit,
+    // then trailer, strip and exit per packet.
+    while live != 0 {
+        let first = live.trailing_zeros() as usize;
+        let Some(sa) = c.sa[first] else {
+            live &= !(1 << first);
+            continue;
+        };
+        let group = same_sa(&c, live, sa);
+        live &= !group;
+        let authed = open_group(sa, pkts, &c, group);
+        let fresh = commit_group(sa, out, drops, &c, group, authed);
+        finish_group(sa, pkts, out, drops, &c, fresh);
+    }
+}
+
+/// Step 1: resets each result, finds ESP (raw or in UDP/4500) and reads its
+/// SPI. Returns the ESP packets; the others are done (passed on unchanged,
+/// or dropped when malformed).
+#[inline(always)]
+fn classify_chunk<B: PacketBuf>(
+    pkts: &mut [B],
+    out: &mut [DecapResult],
+    drops: &DropCounters,
+    c: &mut Chunk<'_>,
+) -> Mask {
+    let mut esp: Mask = 0;
+    for (i, (p, o)) in pkts.iter_mut().zip(out.iter_mut()).enumerate() {
         *o = DecapResult::default();
         match classify(p) {
             Ok(Cls::Esp(l)) => {
-                // SPI 0 (too short to hold one) is never installed.
-                if let Some(b) = p.data().get(l.esp_off..l.esp_off + 4) {
-                    spis[i] = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-                }
-                locs[i] = Some(l);
+                c.loc[i] = l;
+                c.spi[i] = rd32(p.data(), l.esp_off as usize);
+                esp |= 1 << i;
             }
             Ok(Cls::Other(k)) => o.kind = k,
             Err(r) => {
@@ -156,28 +213,58 @@ fn decap_chunk<B: PacketBuf>(
             }
         }
     }
-    let mut found: [Option<&Arc<Sa>>; MAX_BURST] = [None; MAX_BURST];
-    sad.get_burst(&spis[..n], &mut found[..n]);
+    esp
+}
 
-    // Phase 1: ESP checks, replay check.
-    for (i, (p, o)) in pkts.iter_mut().zip(out.iter_mut()).enumerate().take(n) {
-        let Some(loc) = locs[i] else {
-            continue;
-        };
+/// Step 2: the SA of every ESP packet, from one burst lookup
+/// (`SadTable::get_burst`: all hashes and bucket loads first, then the
+/// probes). A run of packets with the same SPI (a burst from one peer) is
+/// looked up once.
+#[inline(always)]
+fn find_sas<'t>(sad: &'t SadTable, esp: Mask, c: &mut Chunk<'t>) {
+    let mut uniq = [0u32; MAX_BURST];
+    let mut of = [0u8; MAX_BURST];
+    let mut k = 0usize;
+    let mut prev = None;
+    for i in each(esp) {
+        let spi = c.spi[i];
+        if prev != Some(spi) {
+            uniq[k] = spi;
+            k += 1;
+            prev = Some(spi);
+        }
+        of[i] = (k - 1) as u8;
+    }
+    let mut found: [Option<&Arc<Sa>>; MAX_BURST] = [None; MAX_BURST];
+    sad.get_burst(&uniq[..k], &mut found[..k]);
+    for i in each(esp) {
+        c.sa[i] = found[usize::from(of[i])].map(|a| &**a);
+    }
+}
+
+/// Step 3: per ESP packet, the checks before decryption ([`check`]).
+/// Returns the packets that passed (their SA and sequence number recorded);
+/// the others are dropped.
+#[inline(always)]
+fn check_chunk<B: PacketBuf>(
+    pkts: &[B],
+    out: &mut [DecapResult],
+    drops: &DropCounters,
+    esp: Mask,
+    c: &mut Chunk<'_>,
+) -> Mask {
+    let mut live: Mask = 0;
+    for i in each(esp) {
+        let o = &mut out[i];
         o.kind = PacketKind::Esp;
-        match lookup(found[i], p.data(), &loc) {
+        o.spi = c.spi[i];
+        match check(c.sa[i], pkts[i].data(), &c.loc[i]) {
             Ok((sa, seq)) => {
-                o.spi = sa.spi;
                 o.tunnel_id = sa.tunnel_id();
-                meta[i] = Some(Meta {
-                    sa: Some(sa),
-                    loc,
-                    seq,
-                });
-                pending |= 1 << i;
+                c.seq[i] = seq;
+                live |= 1 << i;
             }
-            Err((sa, spi, r)) => {
-                o.spi = spi;
+            Err((sa, r)) => {
                 if let Some(sa) = sa {
                     o.tunnel_id = sa.tunnel_id();
                 }
@@ -185,110 +272,125 @@ fn decap_chunk<B: PacketBuf>(
             }
         }
     }
-
-    // Phase 2+3 per SA: one batched open, then commit and strip.
-    let mut ok = [false; MAX_BURST];
-    while pending != 0 {
-        let first = pending.trailing_zeros() as usize;
-        let sa = match meta[first].and_then(|m| m.sa) {
-            Some(sa) => sa,
-            None => {
-                pending &= !(1 << first);
-                continue;
-            }
-        };
-        let mut group = 0u64;
-        let mut bits = pending;
-        while bits != 0 {
-            let j = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            if meta[j]
-                .and_then(|m| m.sa)
-                .is_some_and(|s| std::ptr::eq(s, sa))
-            {
-                group |= 1 << j;
-            }
-        }
-        pending &= !group;
-        {
-            let mut jobs: ArrayVec<OpenJob<'_>, MAX_BURST> = ArrayVec::new();
-            for (j, p) in pkts.iter_mut().enumerate() {
-                if group >> j & 1 == 1 {
-                    if let Some(m) = meta[j] {
-                        jobs.push(OpenJob {
-                            esp: &mut p.data_mut()[m.loc.esp_off..],
-                            seq: m.seq,
-                            ok: false,
-                        });
-                    }
-                }
-            }
-            sa.cipher.open(&mut jobs);
-            let mut bits = group;
-            for job in jobs.iter() {
-                let j = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                ok[j] = job.ok;
-            }
-        }
-        // Replay commit for the authenticated packets of the group at once.
-        let mut cseqs = [0u64; MAX_BURST];
-        let mut cidx = [0usize; MAX_BURST];
-        let mut nc = 0;
-        let mut bits = group;
-        while bits != 0 {
-            let j = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            if let (true, Some(m)) = (ok[j], meta[j]) {
-                cseqs[nc] = m.seq;
-                cidx[nc] = j;
-                nc += 1;
-            }
-        }
-        let mut cres = [Ok(()); MAX_BURST];
-        sa.replay.commit_burst(&cseqs[..nc], &mut cres[..nc]);
-        let mut commit = [Ok(()); MAX_BURST];
-        for k in 0..nc {
-            commit[cidx[k]] = cres[k];
-        }
-        let mut npk = 0u64;
-        let mut nbytes = 0u64;
-        let mut bits = group;
-        while bits != 0 {
-            let j = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            let Some(m) = meta[j] else { continue };
-            match finish(sa, &mut pkts[j], &m, ok[j], commit[j]) {
-                Ok(kind) => {
-                    out[j].kind = kind;
-                    npk += 1;
-                    nbytes += pkts[j].len() as u64;
-                }
-                Err(r) => drop_pkt(Some(sa), drops, &mut out[j], r),
-            }
-        }
-        sa.account(npk, nbytes);
-    }
+    live
 }
 
-/// Finds ESP in a received packet and trims link-layer padding.
+/// The packets of `live` whose SA is `sa`.
+#[inline(always)]
+fn same_sa(c: &Chunk<'_>, live: Mask, sa: &Sa) -> Mask {
+    let mut group: Mask = 0;
+    for j in each(live) {
+        if c.sa[j].is_some_and(|s| std::ptr::eq(s, sa)) {
+            group |= 1 << j;
+        }
+    }
+    group
+}
+
+/// Step 4: one batched `open` of a group of one SA. Returns the packets
+/// whose ICV verified (decrypted in place).
+#[inline(always)]
+fn open_group<B: PacketBuf>(sa: &Sa, pkts: &mut [B], c: &Chunk<'_>, group: Mask) -> Mask {
+    let mut jobs: ArrayVec<OpenJob<'_>, MAX_BURST> = ArrayVec::new();
+    for (j, p) in pkts.iter_mut().enumerate() {
+        if group >> j & 1 == 1 {
+            jobs.push(OpenJob {
+                esp: &mut p.data_mut()[c.loc[j].esp_off as usize..],
+                seq: c.seq[j],
+                ok: false,
+            });
+        }
+    }
+    sa.cipher.open(&mut jobs);
+    let mut authed: Mask = 0;
+    for (job, j) in jobs.iter().zip(each(group)) {
+        authed |= Mask::from(job.ok) << j;
+    }
+    authed
+}
+
+/// Step 5: the replay commit of the authenticated packets of a group, at
+/// once; drops the others (`IcvMismatch`) and those the commit refuses.
+/// Returns the packets that go on.
+#[inline(always)]
+fn commit_group(
+    sa: &Sa,
+    out: &mut [DecapResult],
+    drops: &DropCounters,
+    c: &Chunk<'_>,
+    group: Mask,
+    authed: Mask,
+) -> Mask {
+    let mut seqs = [0u64; MAX_BURST];
+    let mut nc = 0;
+    for j in each(authed) {
+        seqs[nc] = c.seq[j];
+        nc += 1;
+    }
+    let mut res = [Ok(()); MAX_BURST];
+    sa.replay.commit_burst(&seqs[..nc], &mut res[..nc]);
+    let mut fresh: Mask = 0;
+    for (j, r) in each(authed).zip(&res[..nc]) {
+        match r {
+            Ok(()) => fresh |= 1 << j,
+            Err(e) => drop_pkt(Some(sa), drops, &mut out[j], e.drop_reason()),
+        }
+    }
+    for j in each(group & !authed) {
+        drop_pkt(Some(sa), drops, &mut out[j], DropReason::IcvMismatch);
+    }
+    fresh
+}
+
+/// Step 6: the trailers of the group ([`trailer`]: one pass, so the loads
+/// of the freshly decrypted trailers overlap), then strip and exit of each
+/// packet ([`exit`]), then the SA's packet and byte counters once for the
+/// group.
+#[inline(always)]
+fn finish_group<B: PacketBuf>(
+    sa: &Sa,
+    pkts: &mut [B],
+    out: &mut [DecapResult],
+    drops: &DropCounters,
+    c: &Chunk<'_>,
+    fresh: Mask,
+) {
+    let mut tr = [Trailer::default(); MAX_BURST];
+    let mut good: Mask = 0;
+    for j in each(fresh) {
+        match trailer(sa, pkts[j].data(), &c.loc[j]) {
+            Ok(t) => {
+                tr[j] = t;
+                good |= 1 << j;
+            }
+            Err(r) => drop_pkt(Some(sa), drops, &mut out[j], r),
+        }
+    }
+    let mut npk = 0u64;
+    let mut nbytes = 0u64;
+    for j in each(good) {
+        let p = &mut pkts[j];
+        match exit(sa, p, &c.loc[j], tr[j]) {
+            Ok(kind) => {
+                out[j].kind = kind;
+                npk += 1;
+                nbytes += p.len() as u64;
+            }
+            Err(r) => drop_pkt(Some(sa), drops, &mut out[j], r),
+        }
+    }
+    sa.account(npk, nbytes);
+}
+
+/// Finds ESP in a received packet, trims link-layer padding and checks
+/// that the ESP header (SPI, sequence number) is there.
 #[inline]
 fn classify<B: PacketBuf>(p: &mut B) -> Result<Cls, DropReason> {
     let d = p.data();
-    let (loc, end) = match d.first().map(|b| b >> 4) {
+    let (mut loc, mut end) = match d.first().map(|b| b >> 4) {
         Some(4) => {
             let ip = Ipv4Packet::new_checked(d).map_err(|e| e.drop_reason())?;
-            let hl = ip.header_len();
-            let dst = IpAddr::V4(ip.dst());
-            let loc = Loc {
-                esp_off: hl,
-                hdr_len: hl,
-                nh_field: ipv4::field::PROTOCOL,
-                tos: ip.tos(),
-                dst,
-            };
             let next = ip.protocol();
-            let total = usize::from(ip.total_len());
             if next != proto::ESP && next != proto::UDP {
                 return Ok(Cls::Other(PacketKind::NotEsp));
             }
@@ -302,13 +404,18 @@ fn classify<B: PacketBuf>(p: &mut B) -> Result<Cls, DropReason> {
                     Ok(Cls::Other(PacketKind::NotEsp))
                 };
             }
-            (loc, total)
+            let hl = ip.header_len() as u32;
+            let loc = Loc {
+                esp_off: hl,
+                hdr_len: hl,
+                nh_field: ipv4::field::PROTOCOL as u32,
+                tos: ip.tos(),
+                v6: false,
+            };
+            (loc, usize::from(ip.total_len()))
         }
         Some(6) => {
             let ip = Ipv6Packet::new_checked(d).map_err(|e| e.drop_reason())?;
-            let dst = IpAddr::V6(ip.dst());
-            let tos = ip.traffic_class();
-            let total = ip.total_len();
             let ul = match ip.upper_layer() {
                 Ok(u) => u,
                 Err(_) => return Ok(Cls::Other(PacketKind::NotEsp)),
@@ -323,25 +430,23 @@ fn classify<B: PacketBuf>(p: &mut B) -> Result<Cls, DropReason> {
                     Ok(Cls::Other(PacketKind::NotEsp))
                 };
             }
-            (
-                Loc {
-                    esp_off: ul.offset,
-                    hdr_len: ul.offset,
-                    nh_field: ul.nh_field,
-                    tos,
-                    dst,
-                },
-                total,
-            )
+            // Offsets inside one IPv6 packet (at most 65,575 bytes).
+            let loc = Loc {
+                esp_off: ul.offset as u32,
+                hdr_len: ul.offset as u32,
+                nh_field: ul.nh_field as u32,
+                tos: ip.traffic_class(),
+                v6: true,
+            };
+            (loc, ip.total_len())
         }
         Some(_) => return Ok(Cls::Other(PacketKind::NotEsp)),
         None => return Err(DropReason::Truncated),
     };
-    let mut loc = loc;
-    let mut end = end;
-    let proto_byte = d[loc.nh_field]; // the next-header byte the wire views located
-    if proto_byte == proto::UDP {
-        let u = UdpPacket::new_checked(&d[loc.hdr_len..end]).map_err(|e| e.drop_reason())?;
+    let hdr_len = loc.hdr_len as usize;
+    // The next-header byte the wire views located.
+    if d[loc.nh_field as usize] == proto::UDP {
+        let u = UdpPacket::new_checked(&d[hdr_len..end]).map_err(|e| e.drop_reason())?;
         if u.dst_port() != NATT_PORT {
             return Ok(Cls::Other(PacketKind::NotEsp));
         }
@@ -351,81 +456,104 @@ fn classify<B: PacketBuf>(p: &mut B) -> Result<Cls, DropReason> {
             Ok(NattKind::Keepalive) => return Ok(Cls::Other(PacketKind::Keepalive)),
             Err(e) => return Err(e.drop_reason()),
         }
-        end = loc.hdr_len + usize::from(u.len());
-        loc.esp_off = loc.hdr_len + UDP_HEADER_LEN;
+        end = hdr_len + usize::from(u.len());
+        loc.esp_off = (hdr_len + UDP_HEADER_LEN) as u32;
     }
     let extra = p.len() - end;
     if extra > 0 && !p.trim_back(extra) {
         return Err(DropReason::Malformed);
     }
+    // SPI and sequence number (the SPI is read before the SA lookup).
+    EspPacket::new_checked(&p.data()[loc.esp_off as usize..]).map_err(|e| e.drop_reason())?;
     Ok(Cls::Esp(loc))
 }
 
-/// SPI lookup result (`found`, from the burst lookup), destination and
-/// length checks, ESN inference, replay check.
+/// True if the packet's outer destination is the SA's local address (or the
+/// SA accepts any).
+#[inline(always)]
+fn to_local(sa: &Sa, d: &[u8], v6: bool) -> bool {
+    match sa.local {
+        None => true,
+        Some(IpAddr::V4(a)) => !v6 && d.get(ipv4::field::DST) == Some(&a.octets()[..]),
+        Some(IpAddr::V6(a)) => v6 && d.get(ipv6::field::DST) == Some(&a.octets()[..]),
+    }
+}
+
+/// The checks of one ESP packet before decryption: its SA (`found`, from
+/// the burst lookup), destination, direction, liveness, lengths, ESN
+/// inference and replay check. Err carries the SA to count the drop on
+/// (none when the SPI is unknown here).
 #[allow(clippy::type_complexity)]
 #[inline]
-fn lookup<'a>(
-    found: Option<&'a Arc<Sa>>,
+fn check<'a>(
+    found: Option<&'a Sa>,
     d: &[u8],
     loc: &Loc,
-) -> Result<(&'a Sa, u64), (Option<&'a Sa>, u32, DropReason)> {
-    let esp = EspPacket::new_checked(&d[loc.esp_off..])
-        .map_err(|e: WireError| (None, 0, e.drop_reason()))?;
-    let spi = esp.spi();
-    let sa: &Sa = match found {
-        Some(sa) => sa,
-        None => return Err((None, spi, DropReason::UnknownSpi)),
+) -> Result<(&'a Sa, u64), (Option<&'a Sa>, DropReason)> {
+    let Some(sa) = found else {
+        return Err((None, DropReason::UnknownSpi));
     };
     if sa.direction != Direction::Inbound {
-        return Err((Some(sa), spi, DropReason::WrongDirection));
+        return Err((Some(sa), DropReason::WrongDirection));
     }
-    if let Some(local) = sa.local {
-        if local != loc.dst {
-            return Err((None, spi, DropReason::UnknownSpi));
-        }
+    if !to_local(sa, d, loc.v6) {
+        return Err((None, DropReason::UnknownSpi));
     }
     if let Some(r) = sa.dead_reason() {
-        return Err((Some(sa), spi, r));
+        return Err((Some(sa), r));
     }
-    let esp_len = d.len() - loc.esp_off;
+    let esp_off = loc.esp_off as usize;
+    let esp_len = d.len() - esp_off;
     let fixed = ESP_HEADER_LEN + sa.iv_len + sa.icv_len;
     if esp_len < fixed + sa.pad_align {
-        return Err((Some(sa), spi, DropReason::Truncated));
+        return Err((Some(sa), DropReason::Truncated));
     }
     if (esp_len - fixed) & (sa.pad_align - 1) != 0 {
-        return Err((Some(sa), spi, DropReason::Malformed));
+        return Err((Some(sa), DropReason::Malformed));
     }
-    let seq = match sa.replay.infer_seq(esp.seq(), sa.esn) {
-        Some(s) => s,
-        None => return Err((Some(sa), spi, DropReason::OutsideWindow)),
+    // classify checked the ESP header.
+    let seql = EspPacket::new_unchecked(&d[esp_off..]).seq();
+    let Some(seq) = sa.replay.infer_seq(seql, sa.esn) else {
+        return Err((Some(sa), DropReason::OutsideWindow));
     };
     if let Err(e) = sa.replay.check(seq) {
-        return Err((Some(sa), spi, e.drop_reason()));
+        return Err((Some(sa), e.drop_reason()));
     }
     Ok((sa, seq))
 }
 
-/// After `open`: replay commit, trailer, strip, exit processing, policy check.
+/// The decrypted ESP trailer of one packet: pad length, next header.
+#[derive(Clone, Copy, Default)]
+struct Trailer {
+    pad_len: u8,
+    next_header: u8,
+}
+
+/// After `open` and the replay commit: the trailer (padding checked; a
+/// dummy packet is dropped here).
 #[inline]
-fn finish<B: PacketBuf>(
-    sa: &Sa,
-    p: &mut B,
-    m: &Meta<'_>,
-    ok: bool,
-    commit: Result<(), ReplayError>,
-) -> Result<PacketKind, DropReason> {
-    if !ok {
-        return Err(DropReason::IcvMismatch);
-    }
-    commit.map_err(|e| e.drop_reason())?;
-    let ct_start = m.loc.esp_off + ESP_HEADER_LEN + sa.iv_len;
-    let len = p.len();
-    let ct_end = len - sa.icv_len;
-    let tr = EspTrailer::parse(&p.data()[ct_start..ct_end]).map_err(|_| DropReason::BadPadding)?;
+fn trailer(sa: &Sa, d: &[u8], loc: &Loc) -> Result<Trailer, DropReason> {
+    let ct_start = loc.esp_off as usize + ESP_HEADER_LEN + sa.iv_len;
+    let ct_end = d.len() - sa.icv_len;
+    let tr = EspTrailer::parse(&d[ct_start..ct_end]).map_err(|_| DropReason::BadPadding)?;
     if tr.next_header == proto::NONE {
         return Err(DropReason::DummyPacket);
     }
+    Ok(Trailer {
+        pad_len: tr.pad_len,
+        next_header: tr.next_header,
+    })
+}
+
+/// Strip, exit processing, policy check.
+#[inline]
+fn exit<B: PacketBuf>(
+    sa: &Sa,
+    p: &mut B,
+    loc: &Loc,
+    tr: Trailer,
+) -> Result<PacketKind, DropReason> {
+    let ct_start = loc.esp_off as usize + ESP_HEADER_LEN + sa.iv_len;
     let cut_back = sa.icv_len + usize::from(tr.pad_len) + 2;
     let kind = match sa.mode {
         Mode::Tunnel => {
@@ -437,19 +565,19 @@ fn finish<B: PacketBuf>(
             if !p.trim_back(cut_back) || !p.trim_front(ct_start) {
                 return Err(DropReason::Truncated);
             }
-            tunnel_exit(sa, p, v4, m.loc.tos)?
+            tunnel_exit(sa, p, v4, loc.tos)?
         }
         Mode::Transport => {
             if !p.trim_back(cut_back) {
                 return Err(DropReason::Truncated);
             }
-            let kind = transport_exit(p, &m.loc, ct_start, tr.next_header)?;
+            let kind = transport_exit(p, loc, ct_start, tr.next_header)?;
             if sa.encap.is_some() {
                 // RFC 3948 §3.1.2: behind a NAT the TCP/UDP checksum was made
                 // over the peer's original address; the ICV already vouches
                 // for the bytes, so the checksum is recomputed over the
                 // addresses the packet now carries.
-                natt_transport_fixup(p.data_mut(), m.loc.hdr_len, tr.next_header);
+                natt_transport_fixup(p.data_mut(), loc.hdr_len as usize, tr.next_header);
             }
             kind
         }
@@ -552,10 +680,11 @@ fn transport_exit<B: PacketBuf>(
     ct_start: usize,
     next: u8,
 ) -> Result<PacketKind, DropReason> {
-    let gap = ct_start - loc.hdr_len;
+    let hdr_len = loc.hdr_len as usize;
+    let gap = ct_start - hdr_len;
     {
         let d = p.data_mut();
-        d.copy_within(0..loc.hdr_len, gap);
+        d.copy_within(0..hdr_len, gap);
     }
     if !p.trim_front(gap) {
         return Err(DropReason::Truncated);
@@ -570,7 +699,7 @@ fn transport_exit<B: PacketBuf>(
         Ok(PacketKind::Inner4)
     } else {
         let mut ip = Ipv6Packet::new_unchecked(d);
-        ip.set_next_header_at(loc.nh_field, next);
+        ip.set_next_header_at(loc.nh_field as usize, next);
         ip.set_payload_len((len - IPV6_HEADER_LEN) as u16);
         Ok(PacketKind::Inner6)
     }

@@ -12,6 +12,19 @@ pub const ESP_HEADER_LEN: usize = 8;
 /// 1, 2, ..., 16 as a little-endian word (byte 0 = 1).
 const PAD_WORD: u128 = 0x100f_0e0d_0c0b_0a09_0807_0605_0403_0201;
 
+/// Per pad length 0..=16: (1, 2, ..., pl in the last pl bytes of a 16-byte
+/// little-endian word, mask of those bytes).
+const PAD_SHORT: [(u128, u128); 17] = {
+    let mut t = [(0u128, 0u128); 17];
+    let mut pl = 1;
+    while pl <= 16 {
+        let shift = 8 * (16 - pl) as u32;
+        t[pl] = (PAD_WORD << shift, u128::MAX << shift);
+        pl += 1;
+    }
+    t
+};
+
 /// Padding written by the sender and expected by the receiver: 1, 2, 3, ...
 const PAD_PATTERN: [u8; 255] = {
     let mut p = [0u8; 255];
@@ -116,20 +129,12 @@ impl EspTrailer {
         let payload_len = n - 2 - pl;
         // Padding of at most 16 bytes (every packet we send, and every
         // suite's usual padding): one 16-byte load ending at the pad length
-        // field, compared under a mask with 1, 2, ..., pl shifted into its
-        // last pl bytes. Longer padding: a fold over two slices rather than
+        // field, compared under a mask with 1, 2, ..., pl in its last pl
+        // bytes (both from a table: no 128-bit shift). Longer padding: a fold over two slices rather than
         // a slice compare (which calls memcmp for a few bytes).
         let body = &plaintext[..n - 2];
-        let bad = match body.last_chunk::<16>() {
-            Some(w) if pl <= 16 => {
-                if pl == 0 {
-                    false
-                } else {
-                    let shift = 8 * (16 - pl) as u32;
-                    let got = u128::from_le_bytes(*w);
-                    ((got ^ (PAD_WORD << shift)) & (u128::MAX << shift)) != 0
-                }
-            }
+        let bad = match (body.last_chunk::<16>(), PAD_SHORT.get(pl)) {
+            (Some(w), Some(&(want, mask))) => (u128::from_le_bytes(*w) ^ want) & mask != 0,
             _ => {
                 body[payload_len..]
                     .iter()
