@@ -35,7 +35,7 @@ use ffi::ipsecmb as imb;
 
 use super::ct;
 use super::hmac_burst::{sha_ni, HmacKeyState, Sha1, Sha256, SmallJob, SmallMac};
-use super::hmac_wide::{self, Sha1Wide, WideMac};
+use super::hmac_wide::{self, Sha1Wide, Sha384Wide, Sha512Wide, WideMac};
 use super::raw::{RawAead, RawCbc, RawMac, TAG_LEN};
 use super::transform::AesIvGen;
 use super::{
@@ -130,10 +130,11 @@ pub fn build_for(
     let backend = name(arch);
     match (suite.encr, hash_alg(suite.integ)) {
         (EncrAlg::AesCbc128 | EncrAlg::AesCbc256 | EncrAlg::Null, Some(h)) => {
-            // SHA-1 gets the 16-lane AVX-512 path (hmac_wide) up to 951-byte
-            // messages where the CPU has AVX-512, else the interleaved SHA-NI
-            // path for short packets (hmac_burst), as SHA-256 does;
-            // SHA-384/512 always use the library.
+            // Where the CPU has AVX-512: SHA-1 on the 16-lane path
+            // (hmac_wide) up to 951-byte messages, SHA-384/512 on the 8-lane
+            // path at every length; else (and SHA-256 always) the
+            // interleaved SHA-NI path for short packets (hmac_burst) and the
+            // library for the others.
             match h {
                 imb::HashAlg::Sha1 => {
                     mac_esp::<Sha1>(suite, enc, auth, esn, iv_key, keep, h, backend)
@@ -220,8 +221,8 @@ impl SmallMac for NoSmall {
 }
 
 /// The integrity half of an SA: the library's key and, for SHA-1/SHA-256
-/// on a CPU with SHA-NI, the interleaved path's key states; for SHA-1 on a
-/// CPU with AVX-512, the 16-lane path's (chosen at install time: when
+/// on a CPU with SHA-NI, the interleaved path's key states; for SHA-1 and
+/// SHA-384/512 on a CPU with AVX-512, the 16- / 8-lane path's (chosen at install time: when
 /// present it takes every packet of a burst up to its length limit, the
 /// SHA-NI path only a remainder of at most `hmac_wide::SMALL_REST`).
 struct Mac<H: SmallMac> {
@@ -239,6 +240,8 @@ impl<H: SmallMac> Mac<H> {
         };
         let wide: Option<Box<dyn WideMac>> = match h {
             imb::HashAlg::Sha1 => Sha1Wide::new(key).map(|w| Box::new(w) as _),
+            imb::HashAlg::Sha384 => Sha384Wide::new(key).map(|w| Box::new(w) as _),
+            imb::HashAlg::Sha512 => Sha512Wide::new(key).map(|w| Box::new(w) as _),
             _ => None,
         };
         Ok(Mac {
@@ -283,8 +286,7 @@ impl<H: SmallMac> Mac<H> {
         msgs: &[&[u8]],
         tags: &mut [[u8; 32]],
     ) -> Result<(), imb::ImbError> {
-        let max = w.max_blocks();
-        let wide = |m: &&[u8]| hmac_wide::blocks(m.len()) <= max;
+        let wide = |m: &&[u8]| w.takes(m.len());
         let n_wide = msgs.iter().filter(|m| wide(m)).count();
         if n_wide == msgs.len() {
             self.macs_wide(w, msgs, tags);

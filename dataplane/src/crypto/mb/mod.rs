@@ -22,6 +22,7 @@ use super::raw::{RawAead, TAG_LEN};
 use super::{EspCipher, Key, OpenJob, SealJob};
 
 pub mod sha1_x16;
+pub mod sha512_x8;
 pub mod sha_ni;
 #[cfg(target_arch = "x86_64")]
 mod vaes512;
