@@ -75,7 +75,9 @@ impl SmallMac for Sha1 {
     /// with one, two or four lanes interleaved) while intel-ipsec-mb's
     /// 16-lane AVX-512 SHA-1 costs ~9 ns per block plus ~44 ns per message
     /// (HMAC burst alone, 80/528/1424-byte messages), so the library wins
-    /// from about 5 blocks on.
+    /// from about 5 blocks on. On a CPU with AVX-512 the 16-lane path
+    /// (`hmac_wide`) takes SHA-1 packets before this one (which then only
+    /// gets a burst remainder of at most four, of any length).
     const MAX_BLOCKS: usize = 4;
     type State = [u32; 5];
     const DIGEST: usize = 20;

@@ -35,6 +35,7 @@ use ffi::ipsecmb as imb;
 
 use super::ct;
 use super::hmac_burst::{sha_ni, HmacKeyState, Sha1, Sha256, SmallJob, SmallMac};
+use super::hmac_wide::{self, Sha1Wide, Sha384Wide, Sha512Wide, WideMac};
 use super::raw::{RawAead, RawCbc, RawMac, TAG_LEN};
 use super::transform::AesIvGen;
 use super::{
@@ -129,8 +130,11 @@ pub fn build_for(
     let backend = name(arch);
     match (suite.encr, hash_alg(suite.integ)) {
         (EncrAlg::AesCbc128 | EncrAlg::AesCbc256 | EncrAlg::Null, Some(h)) => {
-            // SHA-1 and SHA-256 get the interleaved SHA-NI path for short
-            // packets (hmac_burst); SHA-384/512 always use the library.
+            // Where the CPU has AVX-512: SHA-1 on the 16-lane path
+            // (hmac_wide) up to 951-byte messages, SHA-384/512 on the 8-lane
+            // path at every length; else (and SHA-256 always) the
+            // interleaved SHA-NI path for short packets (hmac_burst) and the
+            // library for the others.
             match h {
                 imb::HashAlg::Sha1 => {
                     mac_esp::<Sha1>(suite, enc, auth, esn, iv_key, keep, h, backend)
@@ -217,10 +221,14 @@ impl SmallMac for NoSmall {
 }
 
 /// The integrity half of an SA: the library's key and, for SHA-1/SHA-256
-/// on a CPU with SHA-NI, the interleaved path's key states.
+/// on a CPU with SHA-NI, the interleaved path's key states; for SHA-1 and
+/// SHA-384/512 on a CPU with AVX-512, the 16- / 8-lane path's (chosen at install time: when
+/// present it takes every packet of a burst up to its length limit, the
+/// SHA-NI path only a remainder of at most `hmac_wide::SMALL_REST`).
 struct Mac<H: SmallMac> {
     lib: imb::HmacKey,
     small: Option<HmacKeyState<H>>,
+    wide: Option<Box<dyn WideMac>>,
 }
 
 impl<H: SmallMac> Mac<H> {
@@ -230,10 +238,79 @@ impl<H: SmallMac> Mac<H> {
         } else {
             None
         };
+        let wide: Option<Box<dyn WideMac>> = match h {
+            imb::HashAlg::Sha1 => Sha1Wide::new(key).map(|w| Box::new(w) as _),
+            imb::HashAlg::Sha384 => Sha384Wide::new(key).map(|w| Box::new(w) as _),
+            imb::HashAlg::Sha512 => Sha512Wide::new(key).map(|w| Box::new(w) as _),
+            _ => None,
+        };
         Ok(Mac {
             lib: imb::HmacKey::new(h, key).map_err(lib_err)?,
             small,
+            wide,
         })
+    }
+
+    /// The 16-lane SHA-1 path: whole groups of sixteen there, a remainder
+    /// of at most `SMALL_REST` packets on the SHA-NI path when the SA has
+    /// it (sixteen lanes would mostly compute nothing).
+    #[inline]
+    fn macs_wide(&self, w: &dyn WideMac, msgs: &[&[u8]], tags: &mut [[u8; 32]]) {
+        let n = msgs.len().min(tags.len());
+        let rest = n % hmac_wide::LANES;
+        let (Some(k), true) = (&self.small, rest > 0 && rest <= hmac_wide::SMALL_REST) else {
+            w.mac_burst(&msgs[..n], &mut tags[..n]);
+            return;
+        };
+        let whole = n - rest;
+        w.mac_burst(&msgs[..whole], &mut tags[..whole]);
+        let mut small: ArrayVec<SmallJob<'_>, { hmac_wide::SMALL_REST }> = ArrayVec::new();
+        for &m in &msgs[whole..n] {
+            small.push(SmallJob {
+                msg: m,
+                out: [0; 32],
+            });
+        }
+        k.mac_burst(&mut small);
+        for (t, j) in tags[whole..n].iter_mut().zip(&small) {
+            *t = j.out;
+        }
+    }
+
+    /// The 16-lane path: packets of at most `w.max_blocks()` compressions
+    /// there, longer ones in one library burst (the choice is by packet
+    /// length, made per packet). A burst of one kind goes straight through.
+    fn macs_16(
+        &self,
+        w: &dyn WideMac,
+        msgs: &[&[u8]],
+        tags: &mut [[u8; 32]],
+    ) -> Result<(), imb::ImbError> {
+        let wide = |m: &&[u8]| w.takes(m.len());
+        let n_wide = msgs.iter().filter(|m| wide(m)).count();
+        if n_wide == msgs.len() {
+            self.macs_wide(w, msgs, tags);
+            return Ok(());
+        }
+        if n_wide == 0 {
+            return imb::hmac_trunc(&self.lib, msgs, tags);
+        }
+        let mut part: [ArrayVec<&[u8], CHUNK>; 2] = [ArrayVec::new(), ArrayVec::new()];
+        let mut idx: [ArrayVec<usize, CHUNK>; 2] = [ArrayVec::new(), ArrayVec::new()];
+        for (i, m) in msgs.iter().enumerate().take(CHUNK) {
+            let k = usize::from(!wide(m));
+            part[k].push(m);
+            idx[k].push(i);
+        }
+        let mut out = [[[0u8; 32]; CHUNK]; 2];
+        self.macs_wide(w, &part[0], &mut out[0]);
+        imb::hmac_trunc(&self.lib, &part[1], &mut out[1])?;
+        for k in 0..2 {
+            for (&i, t) in idx[k].iter().zip(&out[k]) {
+                tags[i] = *t;
+            }
+        }
+        Ok(())
     }
 
     /// Truncated MACs (the ICVs: `imb::HashAlg::trunc_len` bytes) of
@@ -242,6 +319,9 @@ impl<H: SmallMac> Mac<H> {
     /// in one library burst. Err if the library refused its part.
     #[inline]
     fn macs(&self, msgs: &[&[u8]], tags: &mut [[u8; 32]]) -> Result<(), imb::ImbError> {
+        if let Some(w) = &self.wide {
+            return self.macs_16(&**w, msgs, tags);
+        }
         let Some(k) = &self.small else {
             // SHA-1, SHA-384/512 or no SHA-NI: the whole burst in one call.
             return imb::hmac_trunc(&self.lib, msgs, tags);

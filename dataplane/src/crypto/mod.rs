@@ -59,6 +59,8 @@ pub(crate) mod ct;
 #[cfg(feature = "ipsec-mb")]
 mod hmac_burst;
 #[cfg(feature = "ipsec-mb")]
+mod hmac_wide;
+#[cfg(feature = "ipsec-mb")]
 pub mod ipsecmb;
 // The multi-buffer AES-GCM kernel's `#[target_feature]` calls and SIMD
 // loads: the documented exception to "unsafe only in io/, shm/ and ffi/".

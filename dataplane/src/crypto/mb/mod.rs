@@ -22,9 +22,13 @@ use super::raw::{RawAead, TAG_LEN};
 use super::{EspCipher, Key, OpenJob, SealJob};
 
 pub(crate) mod aes_ni;
+pub mod sha1_x16;
+pub mod sha512_x8;
 pub mod sha_ni;
 #[cfg(target_arch = "x86_64")]
 mod vaes512;
+#[cfg(target_arch = "x86_64")]
+mod x16;
 
 /// Backend name reported by [`EspCipher::backend`].
 pub const BACKEND_NAME: &str = "mb-vaes512";

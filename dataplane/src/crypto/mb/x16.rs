@@ -1,0 +1,57 @@
+//! For the 16-lane AVX-512 hash kernels (`sha1_x16`; a 32-bit-word hash
+//! with 64-byte blocks would share it): sixteen 64-byte blocks loaded as rows, their 32-bit words byte-swapped
+//! (SHA words are big-endian) and transposed, so that register `i` holds
+//! word `i` of the sixteen blocks.
+
+use core::arch::x86_64::*;
+
+/// Message words 0..16 of sixteen blocks, word-major (`w[i]` lane `l` =
+/// word `i` of `blocks[l]`, as a big-endian u32).
+#[target_feature(enable = "avx512f,avx512bw")]
+#[allow(clippy::needless_range_loop)] // one register per index, on purpose
+pub(super) fn load_words(blocks: &[&[u8; 64]; 16]) -> [__m512i; 16] {
+    let bswap = _mm512_set4_epi32(0x0c0d_0e0f, 0x0809_0a0b, 0x0405_0607, 0x0001_0203);
+    let mut w = [_mm512_setzero_si512(); 16];
+    for l in 0..16 {
+        // SAFETY: `blocks[l]` is 64 readable bytes; loadu has no alignment
+        // demand.
+        let row = unsafe { _mm512_loadu_si512(blocks[l].as_ptr().cast()) };
+        w[l] = _mm512_shuffle_epi8(row, bswap);
+    }
+    transpose16(&mut w);
+    w
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+#[allow(clippy::needless_range_loop)] // one register per index, on purpose
+fn transpose16(r: &mut [__m512i; 16]) {
+    // Stage 1: interleave words of row pairs; stage 2: quadwords of row
+    // quads. Then t[4g + j], 128-bit lane L, holds word 4L + j of rows
+    // 4g..4g+3.
+    let mut t = [_mm512_setzero_si512(); 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    let mut u = [_mm512_setzero_si512(); 16];
+    for g in 0..4 {
+        let b = 4 * g;
+        u[b] = _mm512_unpacklo_epi64(t[b], t[b + 2]);
+        u[b + 1] = _mm512_unpackhi_epi64(t[b], t[b + 2]);
+        u[b + 2] = _mm512_unpacklo_epi64(t[b + 1], t[b + 3]);
+        u[b + 3] = _mm512_unpackhi_epi64(t[b + 1], t[b + 3]);
+    }
+    // Stages 3 and 4: a 4 x 4 transpose of 128-bit lanes across
+    // u[j], u[4 + j], u[8 + j], u[12 + j]; word 4L + j ends in r[4L + j].
+    for j in 0..4 {
+        let v0 = _mm512_shuffle_i32x4::<0x44>(u[j], u[4 + j]);
+        let v1 = _mm512_shuffle_i32x4::<0xEE>(u[j], u[4 + j]);
+        let v2 = _mm512_shuffle_i32x4::<0x44>(u[8 + j], u[12 + j]);
+        let v3 = _mm512_shuffle_i32x4::<0xEE>(u[8 + j], u[12 + j]);
+        r[j] = _mm512_shuffle_i32x4::<0x88>(v0, v2);
+        r[4 + j] = _mm512_shuffle_i32x4::<0xDD>(v0, v2);
+        r[8 + j] = _mm512_shuffle_i32x4::<0x88>(v1, v3);
+        r[12 + j] = _mm512_shuffle_i32x4::<0xDD>(v1, v3);
+    }
+}
