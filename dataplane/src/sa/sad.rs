@@ -255,15 +255,19 @@ impl SadTable {
             .zip(out[..n].chunks_mut(BURST_LOOKUP))
         {
             let mut at: [(&'a [Bucket], usize); BURST_LOOKUP] = [(&[], 0); BURST_LOOKUP];
-            let mut touch = 0u32;
+            // Shard pointers of the whole burst first, then one load per
+            // home bucket: the bucket loads of the burst are independent
+            // and close together, so more of their misses overlap.
             for (&spi, a) in spis.iter().zip(at.iter_mut()) {
                 let h = hash(spi);
                 let shard: &'a [Bucket] = self.shard(h as usize & self.shard_mask);
-                let b = home(h, self.shard_bits, shard.len());
+                *a = (shard, home(h, self.shard_bits, shard.len()));
+            }
+            let mut touch = 0u32;
+            for &(shard, b) in at[..spis.len()].iter() {
                 if let Some(bucket) = shard.get(b) {
                     touch ^= bucket.keys[0].load(Ordering::Relaxed);
                 }
-                *a = (shard, b);
             }
             std::hint::black_box(touch);
             for ((&spi, &(shard, b)), o) in spis.iter().zip(at.iter()).zip(out.iter_mut()) {
