@@ -238,8 +238,9 @@ impl SadTable {
     /// Looks up a burst of SPIs (up to `min(spis.len(), out.len())`), in
     /// two passes over groups of [`BURST_LOOKUP`]:
     ///
-    /// 1. hash every SPI, find its shard and first bucket, and load the
-    ///    bucket's first key: no data-dependent branch in this pass, so
+    /// 1. hash every SPI and find its shard and first bucket (the shard
+    ///    pointers of the whole group), then load each first bucket's
+    ///    first key: no data-dependent branch in this pass, so
     ///    the cache misses of the whole group are in flight together (a
     ///    software prefetch: `_mm_prefetch` would need `unsafe`, which
     ///    `sa/` does not contain; plain loads whose results feed one XOR
