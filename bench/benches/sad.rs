@@ -27,12 +27,26 @@
 //! target), its CPU share and CPU time per `apply` are printed, with the
 //! load average.
 //!
-//! Time: the reader thread's CPU time (thread CPU clock, not wall) over
-//! 1,000,000 lookups (`sad.load()` per burst included), turned into cycles
-//! with DPDK's TSC frequency (DPDK prints cycles/lookup and lookups/s; their
-//! product is its TSC rate). dpdk-test-sad times each `rte_ipsec_sad_lookup`
-//! call with `rte_rdtsc_precise` (wall clock): it is run several times and
-//! its best figure compared with our best idle burst round.
+//! Time against dpdk-test-sad (`lookup-burst`, `lookup-single`): wall
+//! clock, as dpdk-test-sad counts. It times each `rte_ipsec_sad_lookup`
+//! call of a burst of 32 with `rte_rdtsc_precise` (TSC: wall clock) and
+//! prints TSC cycles per lookup; ours is the wall time of 1,000,000 lookups
+//! of random installed SPIs in bursts of 32 (`sad.load()` per burst
+//! included, so ours carries a little more than the lookup calls), turned
+//! into TSC cycles with dpdk-test-sad's TSC rate (its cycles per lookup
+//! times its lookups per second), after one untimed pass (its table is
+//! warm from its build when it times). Both run on CPU 0 (dpdk-test-sad with
+//! EAL `-l 0`), back to back in every round, in an order that alternates
+//! from round to round (dpdk first in even rounds); the figure is the
+//! median over rounds, the ratio the median of the per-round ratios,
+//! printed with their spread, the load average, our CPU/wall share while
+//! timing and dpdk-test-sad's whole-process CPU/wall share (utime + stime
+//! from /proc/<pid>/stat at exit, over its wall time: EAL init, table build
+//! and deletes included), so a run where either side was preempted shows.
+//!
+//! Time for the update phases (idle, updating, control): the reader
+//! thread's CPU time (ours against ours; the thread CPU clock keeps other
+//! processes' time slices out of the updating/idle ratio), in TSC cycles.
 //!
 //! Memory: bytes allocated (Rust allocator, `allocation-counter`) to build
 //! and install N SAs, divided by N, per suite and replay window, and the
@@ -112,65 +126,113 @@ fn cpu_now() -> f64 {
     t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
 }
 
-/// dpdk-test-sad, best (lowest) cycles of `runs`: (cycles per lookup, TSC Hz).
-/// `None` only when dpdk-test-sad is not installed; an installed one that
-/// fails or prints no figure panics (the bench fails instead of dropping its
-/// reference).
-fn dpdk_sad(n: usize, runs: usize) -> Option<(f64, f64, Vec<f64>)> {
-    let mut all = Vec::new();
-    let mut hz = 0.0;
-    for _ in 0..runs {
-        let out = Command::new("dpdk-test-sad")
-            .args([
-                "--no-huge",
-                "-m",
-                "2048",
-                "--no-pci",
-                "--no-shconf",
-                "-l",
-                "0",
-                "--",
-            ])
-            .args(["-n", &n.to_string(), "-l", &LOOKUPS.to_string(), "-b", "32"])
-            .args(["-d", "100/0/0"])
-            .output();
-        let out = match out {
-            Ok(o) => o,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-            Err(e) => panic!("dpdk-test-sad: cannot run it: {e}"),
-        };
-        let text = String::from_utf8_lossy(&out.stdout);
-        let fail = |why: &str| -> ! {
-            panic!(
-                "dpdk-test-sad -n {n} ({}): {why}; stderr: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            )
-        };
-        if !out.status.success() {
-            fail("failed");
+/// One run of dpdk-test-sad on CPU 0 (`-l 0`).
+struct DpdkRun {
+    /// Its "Average lookup cycles": TSC cycles per lookup, each
+    /// `rte_ipsec_sad_lookup` call timed with `rte_rdtsc_precise`.
+    cycles: f64,
+    /// Its TSC rate (cycles per lookup times lookups per second).
+    hz: f64,
+    /// The whole process's CPU time (user + system, all threads: EAL
+    /// init, table build, lookups, deletes) over its wall time from spawn
+    /// to exit: 1.0 when it had its CPU to itself.
+    cpu_share: f64,
+}
+
+/// utime + stime of a process in seconds, from /proc/<pid>/stat, once it
+/// is a zombie (exited, not yet reaped): its final CPU time.
+fn zombie_cpu(pid: u32) -> Option<f64> {
+    let tick = 100.0; // USER_HZ on Linux
+    for _ in 0..2000 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces) in ")".
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.first() == Some(&"Z") {
+            // rest[0] is field 3 (state): utime is field 14, stime 15.
+            let ut: f64 = f.get(11)?.parse().ok()?;
+            let st: f64 = f.get(12)?.parse().ok()?;
+            return Some((ut + st) / tick);
         }
-        let Some(line) = text
-            .lines()
-            .find(|l| l.starts_with("Average lookup cycles"))
-        else {
-            fail("no 'Average lookup cycles' line")
-        };
-        // "Average lookup cycles 138.69, lookups/sec: 16583528.39"
-        let nums: Vec<f64> = line
-            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|s| !s.is_empty() && *s != ".")
-            .filter_map(|s| s.parse().ok())
-            .collect();
-        let (c, lps) = match nums[..] {
-            [c, lps, ..] if c > 0.0 && lps > 0.0 => (c, lps),
-            _ => fail(&format!("no positive figures in {line:?}")),
-        };
-        hz = c * lps;
-        all.push(c);
+        std::thread::sleep(Duration::from_millis(1));
     }
-    let best = all.iter().copied().fold(f64::INFINITY, f64::min);
-    Some((best, hz, all))
+    None
+}
+
+/// One run of dpdk-test-sad with `n` SPI-only rules, `LOOKUPS` lookups in
+/// bursts of `BURST`. `None` only when dpdk-test-sad is not installed; an
+/// installed one that fails or prints no figure panics (the bench fails
+/// instead of dropping its reference).
+fn dpdk_sad(n: usize) -> Option<DpdkRun> {
+    use std::io::Read;
+    let t0 = Instant::now();
+    let child = Command::new("dpdk-test-sad")
+        .args([
+            "--no-huge",
+            "-m",
+            "2048",
+            "--no-pci",
+            "--no-shconf",
+            "-l",
+            "0",
+            "--",
+        ])
+        .args([
+            "-n",
+            &n.to_string(),
+            "-l",
+            &LOOKUPS.to_string(),
+            "-b",
+            &BURST.to_string(),
+        ])
+        .args(["-d", "100/0/0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => panic!("dpdk-test-sad: cannot run it: {e}"),
+    };
+    let mut text = String::new();
+    let mut err = String::new();
+    let mut out = child.stdout.take().unwrap();
+    let mut serr = child.stderr.take().unwrap();
+    let errs = std::thread::spawn(move || {
+        let _ = serr.read_to_string(&mut err);
+        err
+    });
+    let _ = out.read_to_string(&mut text);
+    let err = errs.join().unwrap_or_default();
+    // Both pipes closed: it has exited; read its CPU time before reaping.
+    let cpu = zombie_cpu(child.id());
+    let wall = t0.elapsed().as_secs_f64();
+    let status = child.wait().expect("wait for dpdk-test-sad");
+    let fail = |why: &str| -> ! { panic!("dpdk-test-sad -n {n} ({status}): {why}; stderr: {err}") };
+    if !status.success() {
+        fail("failed");
+    }
+    let Some(line) = text
+        .lines()
+        .find(|l| l.starts_with("Average lookup cycles"))
+    else {
+        fail("no 'Average lookup cycles' line")
+    };
+    // "Average lookup cycles 138.69, lookups/sec: 16583528.39"
+    let nums: Vec<f64> = line
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter(|s| !s.is_empty() && *s != ".")
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let (c, lps) = match nums[..] {
+        [c, lps, ..] if c > 0.0 && lps > 0.0 => (c, lps),
+        _ => fail(&format!("no positive figures in {line:?}")),
+    };
+    Some(DpdkRun {
+        cycles: c,
+        hz: c * lps,
+        cpu_share: cpu.map_or(f64::NAN, |c| c / wall),
+    })
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -179,9 +241,12 @@ fn median(v: &[f64]) -> f64 {
     s[s.len() / 2]
 }
 
-/// CPU ns per lookup over `order`, in bursts.
-fn run_lookups(sad: &Sad, order: &[u32], burst_api: bool) -> f64 {
+/// Wall-clock ns and CPU ns per lookup over `order`, in bursts:
+/// `(wall, cpu)`. Wall time times TSC Hz is TSC cycles (constant-rate
+/// TSC), what dpdk-test-sad counts.
+fn run_lookups(sad: &Sad, order: &[u32], burst_api: bool) -> (f64, f64) {
     let mut found = 0usize;
+    let w0 = Instant::now();
     let c0 = cpu_now();
     for spis in order.chunks_exact(BURST) {
         let tab = sad.load();
@@ -195,9 +260,10 @@ fn run_lookups(sad: &Sad, order: &[u32], burst_api: bool) -> f64 {
             }
         }
     }
-    let ns = (cpu_now() - c0) * 1e9 / order.len() as f64;
+    let cpu = (cpu_now() - c0) * 1e9 / order.len() as f64;
+    let wall = w0.elapsed().as_secs_f64() * 1e9 / order.len() as f64;
     assert_eq!(found, order.len(), "lookup missed an installed SA");
-    ns
+    (wall, cpu)
 }
 
 /// What the updater did so far (read by the reader at the start and end
@@ -410,7 +476,7 @@ fn main() {
         .unwrap_or_default();
     println!("# CPU: {cpu}; trials {trials}; {LOOKUPS} lookups per trial, bursts of {BURST}");
     let mut md = String::from(
-        "| SAs | ours burst cycles (ns) | ours single cycles | dpdk-test-sad cycles | ratio burst/dpdk | idle cycles (median) | updating cycles (median) | updating/idle per round, median [min-max] | updating/control per round | updater installs/s, CPU share | index B/SA | load average |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| SAs | ours burst TSC cycles, median (ns) | ours single TSC cycles | dpdk-test-sad TSC cycles, median [min-max] | ratio burst/dpdk per round, median [min-max] | CPU/wall ours / dpdk process | idle CPU cycles (median) | updating CPU cycles (median) | updating/idle per round, median [min-max] | updating/control per round | updater installs/s, CPU share | index B/SA | load average |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for n in [100_000usize, 1_000_000] {
         let mut rng = StdRng::seed_from_u64(n as u64);
@@ -447,8 +513,11 @@ fn main() {
         let order: Vec<u32> = (0..LOOKUPS).map(|_| spis[rng.random_range(0..n)]).collect();
         // Warm-up.
         run_lookups(&sad, &order, true);
-        let dpdk = dpdk_sad(n, trials.min(5));
+        // Ours (wall, cpu) per round, and dpdk-test-sad's run of the same
+        // round, the two back to back on CPU 0 in an order that alternates.
         let (mut burst, mut single) = (vec![], vec![]);
+        let mut dpdk: Vec<DpdkRun> = vec![];
+        let mut have_dpdk = true;
         // Per round: idle, updating (same table) and control (another
         // table), in an order that rotates from round to round; the
         // per-round ratios pair phases measured seconds apart.
@@ -461,13 +530,36 @@ fn main() {
             let t = Instant::now();
             let mut v = vec![];
             while v.len() < 3 || t.elapsed() < PHASE {
-                v.push(run_lookups(sad, &order, true));
+                v.push(run_lookups(sad, &order, true).1);
             }
             median(&v)
         };
         for round in 0..trials {
-            burst.push(run_lookups(&sad, &order, true));
-            single.push(run_lookups(&sad, &order, false));
+            // Ours: one untimed pass first, as dpdk-test-sad's table is
+            // warm from its build when it times its lookups.
+            let ours = || {
+                run_lookups(&sad, &order, true);
+                (
+                    run_lookups(&sad, &order, true),
+                    run_lookups(&sad, &order, false),
+                )
+            };
+            if round % 2 == 1 {
+                let (b, s) = ours();
+                burst.push(b);
+                single.push(s);
+            }
+            if have_dpdk {
+                match dpdk_sad(n) {
+                    Some(d) => dpdk.push(d),
+                    None => have_dpdk = false,
+                }
+            }
+            if round % 2 == 0 {
+                let (b, s) = ours();
+                burst.push(b);
+                single.push(s);
+            }
             let mut got = [0.0f64; 3];
             for k in 0..3 {
                 let phase = (k + round) % 3;
@@ -534,10 +626,24 @@ fn main() {
         };
         let slow = median(&r_idle) - 1.0;
         let slow_ctrl = median(&r_ctrl) - 1.0;
+        let col = |v: &[(f64, f64)], k: usize| -> Vec<f64> {
+            v.iter().map(|p| if k == 0 { p.0 } else { p.1 }).collect()
+        };
+        let (bw, bc, sw, sc) = (
+            col(&burst, 0),
+            col(&burst, 1),
+            col(&single, 0),
+            col(&single, 1),
+        );
+        // Our CPU share while timing: CPU time over wall time of the pass.
+        let b_share: Vec<f64> = burst.iter().map(|p| p.1 / p.0).collect();
         println!(
-            "# sad/{n}: reader CPU ns per lookup, median [min-max] of {trials} rounds: burst {}; single {}; idle {}; while updating {}; control (the updater churns another table) {}; per-round ratio updating/idle {}, updating/control {}",
-            spread(&burst),
-            spread(&single),
+            "# sad/{n}: reader ns per lookup, median [min-max] of {trials} rounds: burst wall {} (CPU {}, CPU/wall {}); single wall {} (CPU {}); idle CPU {}; while updating CPU {}; control (the updater churns another table) CPU {}; per-round ratio updating/idle {}, updating/control {}",
+            spread(&bw),
+            spread(&bc),
+            spread(&b_share),
+            spread(&sw),
+            spread(&sc),
             spread(&idle),
             spread(&busy),
             spread(&ctrl),
@@ -552,67 +658,82 @@ fn main() {
         );
         let rate = |c: &Churn| c.installs as f64 / c.wall.max(1e-9);
         let share = |c: &Churn| 100.0 * c.cpu / c.wall.max(1e-9);
-        match &dpdk {
-            Some((cyc, hz, all)) => {
-                let c = |ns: f64| ns * hz / 1e9;
-                println!(
-                    "# dpdk-test-sad {n}: cycles per run {all:?}, TSC {:.3} GHz",
-                    hz / 1e9
-                );
-                println!(
-                    "sad/{n}/lookup-burst: ours {:.1} cycles, reference {cyc:.1} cycles (dpdk-test-sad), ratio {:.2}",
-                    c(best(&burst)),
-                    c(best(&burst)) / cyc
-                );
-                println!(
-                    "sad/{n}/lookup-single: ours {:.1} cycles, reference {cyc:.1} cycles (dpdk-test-sad), ratio {:.2}",
-                    c(best(&single)),
-                    c(best(&single)) / cyc
-                );
-                println!(
-                    "sad/{n}/lookup-burst-while-updating: ours {:.1} cycles, reference {:.1} cycles (ours idle, alternating rounds), ratio {:.2}",
-                    c(median(&busy)),
-                    c(median(&idle)),
-                    1.0 + slow
-                );
-                println!(
-                    "sad/{n}/lookup-burst-while-updating-vs-control: ours {:.1} cycles, reference {:.1} cycles (ours while the same updater churns another table), ratio {:.2}",
-                    c(median(&busy)),
-                    c(median(&ctrl)),
-                    1.0 + slow_ctrl
-                );
-                md += &format!(
-                    "| {n} | {:.1} ({:.2}) | {:.1} | {cyc:.1} | {:.2} | {:.1} | {:.1} | {} | {} | {:.0}/s, {:.1} % | {index:.1} | {} |\n",
-                    c(best(&burst)),
-                    best(&burst),
-                    c(best(&single)),
-                    c(best(&burst)) / cyc,
-                    c(median(&idle)),
-                    c(median(&busy)),
-                    spread(&r_idle),
-                    spread(&r_ctrl),
-                    rate(&ch_same),
-                    share(&ch_same),
-                    loadavg()
-                );
-            }
-            None => {
-                println!(
-                    "sad/{n}/lookup-burst: ours {:.2} ns, reference unavailable (dpdk-test-sad not installed)",
-                    best(&burst)
-                );
-                md += &format!(
-                    "| {n} | - ({:.2}) | - | - | - | {:.2} ns | {:.2} ns | {} | {} | {:.0}/s, {:.1} % | {index:.1} | {} |\n",
-                    best(&burst),
-                    median(&idle),
-                    median(&busy),
-                    spread(&r_idle),
-                    spread(&r_ctrl),
-                    rate(&ch_same),
-                    share(&ch_same),
-                    loadavg()
-                );
-            }
+        if !dpdk.is_empty() && dpdk.len() == burst.len() {
+            let hz = median(&dpdk.iter().map(|d| d.hz).collect::<Vec<_>>());
+            let c = |ns: f64| ns * hz / 1e9;
+            let dc: Vec<f64> = dpdk.iter().map(|d| d.cycles).collect();
+            let d_share: Vec<f64> = dpdk.iter().map(|d| d.cpu_share).collect();
+            // Per round: ours (wall clock in TSC cycles) over dpdk-test-sad
+            // (TSC cycles) of the same round, measured back to back.
+            let rb: Vec<f64> = bw.iter().zip(&dc).map(|(w, d)| c(*w) / d).collect();
+            let rs: Vec<f64> = sw.iter().zip(&dc).map(|(w, d)| c(*w) / d).collect();
+            let rb_cpu: Vec<f64> = bc.iter().zip(&dc).map(|(w, d)| c(*w) / d).collect();
+            let cyc = median(&dc);
+            println!(
+                "# dpdk-test-sad {n}: TSC cycles per lookup per round {dc:.1?}, TSC {:.3} GHz; process CPU/wall per round {d_share:.2?} (whole process: EAL init, table build, lookups); ours burst TSC cycles per round {:.1?}, CPU/wall {b_share:.2?}; per-round ratio burst {}, single {}, burst on CPU time (not like for like) {}; load average {}",
+                hz / 1e9,
+                bw.iter().map(|w| c(*w)).collect::<Vec<_>>(),
+                spread(&rb),
+                spread(&rs),
+                spread(&rb_cpu),
+                loadavg()
+            );
+            println!(
+                "sad/{n}/lookup-burst: ours {:.1} cycles, reference {cyc:.1} cycles (dpdk-test-sad), ratio {:.2}",
+                c(median(&bw)),
+                median(&rb)
+            );
+            println!(
+                "sad/{n}/lookup-single: ours {:.1} cycles, reference {cyc:.1} cycles (dpdk-test-sad), ratio {:.2}",
+                c(median(&sw)),
+                median(&rs)
+            );
+            println!(
+                "sad/{n}/lookup-burst-while-updating: ours {:.1} cycles, reference {:.1} cycles (ours idle, alternating rounds), ratio {:.2}",
+                c(median(&busy)),
+                c(median(&idle)),
+                1.0 + slow
+            );
+            println!(
+                "sad/{n}/lookup-burst-while-updating-vs-control: ours {:.1} cycles, reference {:.1} cycles (ours while the same updater churns another table), ratio {:.2}",
+                c(median(&busy)),
+                c(median(&ctrl)),
+                1.0 + slow_ctrl
+            );
+            md += &format!(
+                "| {n} | {:.1} ({:.2}) | {:.1} | {cyc:.1} [{:.1}-{:.1}] | {} | {:.2} / {:.2} | {:.1} | {:.1} | {} | {} | {:.0}/s, {:.1} % | {index:.1} | {} |\n",
+                c(median(&bw)),
+                median(&bw),
+                c(median(&sw)),
+                best(&dc),
+                worst(&dc),
+                spread(&rb),
+                median(&b_share),
+                median(&d_share),
+                c(median(&idle)),
+                c(median(&busy)),
+                spread(&r_idle),
+                spread(&r_ctrl),
+                rate(&ch_same),
+                share(&ch_same),
+                loadavg()
+            );
+        } else {
+            println!(
+                "sad/{n}/lookup-burst: ours {:.2} ns, reference unavailable (dpdk-test-sad not installed)",
+                median(&bw)
+            );
+            md += &format!(
+                "| {n} | - ({:.2}) | - | - | - | - | {:.2} ns | {:.2} ns | {} | {} | {:.0}/s, {:.1} % | {index:.1} | {} |\n",
+                median(&bw),
+                median(&idle),
+                median(&busy),
+                spread(&r_idle),
+                spread(&r_ctrl),
+                rate(&ch_same),
+                share(&ch_same),
+                loadavg()
+            );
         }
     }
     // `--lookups-only`: skip the memory part (before/after comparisons).

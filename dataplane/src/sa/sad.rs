@@ -238,8 +238,9 @@ impl SadTable {
     /// Looks up a burst of SPIs (up to `min(spis.len(), out.len())`), in
     /// two passes over groups of [`BURST_LOOKUP`]:
     ///
-    /// 1. hash every SPI, find its shard and first bucket, and load the
-    ///    bucket's first key: no data-dependent branch in this pass, so
+    /// 1. hash every SPI and find its shard and first bucket (the shard
+    ///    pointers of the whole group), then load each first bucket's
+    ///    first key: no data-dependent branch in this pass, so
     ///    the cache misses of the whole group are in flight together (a
     ///    software prefetch: `_mm_prefetch` would need `unsafe`, which
     ///    `sa/` does not contain; plain loads whose results feed one XOR
@@ -255,15 +256,19 @@ impl SadTable {
             .zip(out[..n].chunks_mut(BURST_LOOKUP))
         {
             let mut at: [(&'a [Bucket], usize); BURST_LOOKUP] = [(&[], 0); BURST_LOOKUP];
-            let mut touch = 0u32;
+            // Shard pointers of the whole burst first, then one load per
+            // home bucket: the bucket loads of the burst are independent
+            // and close together, so more of their misses overlap.
             for (&spi, a) in spis.iter().zip(at.iter_mut()) {
                 let h = hash(spi);
                 let shard: &'a [Bucket] = self.shard(h as usize & self.shard_mask);
-                let b = home(h, self.shard_bits, shard.len());
+                *a = (shard, home(h, self.shard_bits, shard.len()));
+            }
+            let mut touch = 0u32;
+            for &(shard, b) in at[..spis.len()].iter() {
                 if let Some(bucket) = shard.get(b) {
                     touch ^= bucket.keys[0].load(Ordering::Relaxed);
                 }
-                *a = (shard, b);
             }
             std::hint::black_box(touch);
             for ((&spi, &(shard, b)), o) in spis.iter().zip(at.iter()).zip(out.iter_mut()) {
