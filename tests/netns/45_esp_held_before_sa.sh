@@ -86,9 +86,10 @@ w() { ctl_field A "sum(w.get('$1', 0) for w in s['workers'])"; }
 wd() { ctl_field A "sum(w['drops_by_reason'].get('$1', 0) for w in s['workers'])"; }
 
 # ---- 1. ESP before the SA, held and released
-# hA's address resolved at gwA first: the released burst (up to 32 packets)
-# would otherwise meet the neighbour queue of an unresolved next hop (16)
-ip netns exec "$NS_HA" ping -c 2 -i 0.2 -W 1 10.1.0.1 >/dev/null 2>&1 || nsl_die "hA cannot reach gwA's LAN address"
+# hA not resolved at gwA yet: the released burst (up to 32 packets) meets
+# an unresolved next hop and must wait whole in its queue (one receive
+# burst; with 16 the rest was lost as neighbour_queue_full, and the check
+# below that every decapsulated packet reached hA failed)
 COUNT=1000
 FPORT=$(( 20000 + RANDOM % 20000 ))
 nsl_bg "$NS_HA" recvA python3 tests/lib/udp_seq.py recv 10.1.0.2 "$FPORT" "$NSL_TMP/ba.json" 3
@@ -136,7 +137,9 @@ ctl A status | grep '^worker' >&2 || true
 # every packet the inbound SA decapsulated (the released ones among them)
 # reached hA
 sa_in=$(ctl_field A "t('sw')['inbound']['packets']")
-[ "$sa_in" = "$uniq" ] || nsl_die "inbound SA decapsulated $sa_in packets, hA received $uniq"
+[ "$sa_in" = "$uniq" ] || nsl_die "inbound SA decapsulated $sa_in packets, hA received $uniq; gwA drops $(ctl_field A "[w['drops_by_reason'] for w in s['workers']]")"
+nheld=$(w neighbour_held)
+[ "$nheld" -ge 1 ] || nsl_die "no packet waited for hA's address at gwA: the release did not meet an unresolved next hop"
 m=$(ctl_metrics A)
 grep -q "espresso_worker_esp_held_total{worker=\"0\",event=\"held\"} $held\$" <<<"$m" ||
   nsl_die "metrics: $(grep espresso_worker_esp_held <<<"$m")"

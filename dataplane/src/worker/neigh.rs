@@ -18,14 +18,20 @@ use std::net::IpAddr;
 
 use arrayvec::ArrayVec;
 
-/// Packets held per unresolved next hop.
-pub const UNRES_QLEN: usize = 16;
+/// Packets held per unresolved next hop: one whole receive burst, so that a
+/// burst to a host not resolved yet (a TCP flight, or the ESP a worker held
+/// for an SA being installed and releases at once) waits whole. With 16, a
+/// released hold of 20 packets lost 4 as `neighbour_queue_full` (test 45).
+pub const UNRES_QLEN: usize = crate::pkt::MAX_BURST;
 /// Unresolved next hops a worker holds packets for at once (a gateway that
 /// starts with many hosts behind it meets many at once).
 pub const UNRES_DESTS: usize = 32;
 /// Packets a worker holds in all (in buffers of the backend's pool, which
 /// fragmentation and the exception path need too).
 pub const UNRES_MAX_HELD: usize = 128;
+// A burst the announced-SPI hold releases fits one next hop's queue.
+const _: () = assert!(super::spihold::HOLD_MAX <= UNRES_QLEN && UNRES_QLEN <= UNRES_MAX_HELD);
+
 /// How long packets wait for a next hop to be resolved (ns).
 pub const UNRES_TIMEOUT_NS: u64 = 3_000_000_000;
 /// Interval between two resolution requests for one waiting next hop (ns).
