@@ -140,6 +140,33 @@ impl SmallMac for Sha256 {
     }
 }
 
+/// HMAC's key step (RFC 2104): the hash states after absorbing one block of
+/// `key XOR ipad` and one of `key XOR opad`, for a hash of `N`-byte blocks
+/// from `iv` with `compress`. Keys up to one block (every ESP integrity
+/// key); `None` for a longer one. The padded key block is zeroized.
+pub(crate) fn pad_states<S: Copy, const N: usize>(
+    key: &[u8],
+    iv: S,
+    compress: impl Fn(&mut S, &[u8; N]),
+) -> Option<(S, S)> {
+    if key.len() > N {
+        return None;
+    }
+    let mut block = [0u8; N];
+    let mut state = |pad: u8| {
+        block.fill(pad);
+        for (b, k) in block.iter_mut().zip(key) {
+            *b ^= k;
+        }
+        let mut s = iv;
+        compress(&mut s, &block);
+        s
+    };
+    let states = (state(0x36), state(0x5c));
+    block.zeroize();
+    Some(states)
+}
+
 /// True if this CPU has the SHA extensions the interleaved path relies on
 /// (without them the library's multi-buffer kernel is faster at every size).
 pub(crate) fn sha_ni() -> bool {
@@ -173,21 +200,7 @@ impl<H: SmallMac> HmacKeyState<H> {
     /// the SHA extensions (`None` otherwise).
     pub(crate) fn new(key: &[u8]) -> Option<Self> {
         let ni = ShaNi::detect()?;
-        if key.len() > 64 {
-            return None;
-        }
-        let mut block = [0u8; 64];
-        let mut st = |pad: u8| {
-            block.fill(pad);
-            for (b, k) in block.iter_mut().zip(key) {
-                *b ^= k;
-            }
-            let mut s = H::iv();
-            H::compress(&mut s, &block);
-            s
-        };
-        let (ipad, opad) = (st(0x36), st(0x5c));
-        block.zeroize();
+        let (ipad, opad) = pad_states(key, H::iv(), H::compress)?;
         Some(HmacKeyState { ipad, opad, ni })
     }
 

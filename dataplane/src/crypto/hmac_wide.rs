@@ -26,6 +26,7 @@
 
 use zeroize::Zeroize;
 
+use super::hmac_burst::pad_states;
 use super::mb::sha1_x16::Sha1x16;
 use super::mb::sha512_x8::Sha512x8;
 
@@ -136,21 +137,7 @@ impl<K: Kernel<W>, const W: usize> HmacWide<K, W> {
     /// the kernel (`None` otherwise).
     pub(crate) fn new(key: &[u8]) -> Option<Self> {
         let k = K::detect()?;
-        if key.len() > 64 {
-            return None;
-        }
-        let mut block = [0u8; 64];
-        let mut st = |pad: u8| {
-            block.fill(pad);
-            for (b, x) in block.iter_mut().zip(key) {
-                *b ^= x;
-            }
-            let mut s = K::IV;
-            K::compress1(&mut s, &block);
-            s
-        };
-        let (ipad, opad) = (st(0x36), st(0x5c));
-        block.zeroize();
+        let (ipad, opad) = pad_states(key, K::IV, K::compress1)?;
         Some(HmacWide { ipad, opad, k })
     }
 
@@ -313,26 +300,12 @@ impl<const DW: usize> HmacWide512<DW> {
             return None;
         }
         let k = Sha512x8::detect()?;
-        if key.len() > 128 {
-            return None;
-        }
-        let mut block = [0u8; 128];
-        let mut st = |pad: u8| {
-            block.fill(pad);
-            for (b, x) in block.iter_mut().zip(key) {
-                *b ^= x;
-            }
-            let mut s = Self::IV;
+        let (ipad, opad) = pad_states(key, Self::IV, |s: &mut [u64; 8], b: &[u8; 128]| {
             sha2::compress512(
-                &mut s,
-                std::slice::from_ref(sha2::digest::generic_array::GenericArray::from_slice(
-                    &block[..],
-                )),
-            );
-            s
-        };
-        let (ipad, opad) = (st(0x36), st(0x5c));
-        block.zeroize();
+                s,
+                std::slice::from_ref(sha2::digest::generic_array::GenericArray::from_slice(b)),
+            )
+        })?;
         Some(HmacWide512 { ipad, opad, k })
     }
 
