@@ -1,0 +1,205 @@
+use super::*;
+
+// ---------------------------------------------------------------------------
+// ESP: AES-CBC + HMAC
+// ---------------------------------------------------------------------------
+
+pub(super) struct CbcHmac<H: SmallMac> {
+    pub(super) aes: imb::AesKey,
+    pub(super) mac: Mac<H>,
+    pub(super) ivgen: AesIvGen,
+    pub(super) icv_len: usize,
+    pub(super) backend: &'static str,
+}
+
+impl<H: SmallMac> CbcHmac<H> {
+    /// Ciphertext length of a well-formed packet: at least one block, whole
+    /// blocks.
+    #[inline(always)]
+    pub(super) fn ct_len(&self, len: usize) -> Option<usize> {
+        let ct = len.checked_sub(HDR + BLOCK + self.icv_len)?;
+        (ct >= BLOCK && ct % BLOCK == 0).then_some(ct)
+    }
+}
+
+pub(super) struct CbcHmacEsp<const ESN: bool, H: SmallMac>(pub(super) CbcHmac<H>);
+
+/// Writes SeqHi where the ICV goes (the HMAC input is SPI..ciphertext ||
+/// SeqHi with ESN, RFC 4303 §2.2.1) and returns the HMAC input length.
+#[inline(always)]
+pub(super) fn authed_len<const ESN: bool>(esp: &mut [u8], end: usize, seq: u64) -> usize {
+    if ESN {
+        esp[end..end + 4].copy_from_slice(&((seq >> 32) as u32).to_be_bytes());
+        end + 4
+    } else {
+        end
+    }
+}
+
+impl<const ESN: bool, H: SmallMac> CbcHmacEsp<ESN, H> {
+    pub(super) fn seal_chunk(&self, jobs: &mut [SealJob<'_>]) {
+        let c = &self.0;
+        let icv = c.icv_len;
+        // Ciphertext length per job, once (0: malformed, zeroed, skipped).
+        let mut cts = [0usize; CHUNK];
+        // 1. IVs of the burst in one call, CBC encryption of the burst.
+        let mut ivs = [[0u8; 16]; CHUNK];
+        let mut k = 0;
+        for (job, ct) in jobs.iter_mut().zip(cts.iter_mut()) {
+            match c.ct_len(job.esp.len()) {
+                Some(n) => {
+                    *ct = n;
+                    ivs[k] = AesIvGen::block_for(job.seq);
+                    k += 1;
+                }
+                None => job.esp.fill(0),
+            }
+        }
+        c.ivgen.ivs_in_place(&mut ivs[..k]);
+        let mut ops: ArrayVec<imb::CbcOp<'_>, CHUNK> = ArrayVec::new();
+        for (job, &ct) in jobs.iter_mut().zip(&cts) {
+            if ct == 0 {
+                continue;
+            }
+            let (head, rest) = job.esp.split_at_mut(HDR + BLOCK);
+            let iv: [u8; BLOCK] = ivs[ops.len()];
+            head[HDR..].copy_from_slice(&iv);
+            ops.push(imb::CbcOp {
+                data: &mut rest[..ct],
+                iv,
+            });
+        }
+        if imb::aes_cbc_encrypt(&c.aes, &mut ops).is_err() {
+            drop(ops);
+            jobs.iter_mut().for_each(|j| j.esp.fill(0));
+            return;
+        }
+        drop(ops);
+        // 2. Truncated HMAC (the ICVs) of the burst.
+        let mut tags = [[0u8; 32]; CHUNK];
+        {
+            let mut msgs: ArrayVec<&[u8], CHUNK> = ArrayVec::new();
+            for (job, &ct) in jobs.iter_mut().zip(&cts) {
+                if ct == 0 {
+                    continue;
+                }
+                let esp = &mut *job.esp;
+                let n = authed_len::<ESN>(esp, HDR + BLOCK + ct, job.seq);
+                msgs.push(&esp[..n]);
+            }
+            if c.mac.macs(&msgs, &mut tags).is_err() {
+                drop(msgs);
+                jobs.iter_mut().for_each(|j| j.esp.fill(0));
+                return;
+            }
+        }
+        // 3. ICVs.
+        let mut k = 0;
+        for (job, &ct) in jobs.iter_mut().zip(&cts) {
+            if ct == 0 {
+                continue;
+            }
+            let end = HDR + BLOCK + ct;
+            job.esp[end..end + icv].copy_from_slice(&tags[k][..icv]);
+            k += 1;
+        }
+    }
+
+    pub(super) fn open_chunk(&self, jobs: &mut [OpenJob<'_>]) {
+        let c = &self.0;
+        let icv = c.icv_len;
+        let mut cts = [0usize; CHUNK];
+        // With ESN: the ICV bytes SeqHi overwrites while hashing.
+        let mut saved = [[0u8; 4]; CHUNK];
+        // 1. HMAC the burst (received ICVs stay in the packets).
+        let mut tags = [[0u8; 32]; CHUNK];
+        {
+            let mut msgs: ArrayVec<&[u8], CHUNK> = ArrayVec::new();
+            for (i, job) in jobs.iter_mut().enumerate() {
+                job.ok = false;
+                let esp = &mut *job.esp;
+                let Some(ct) = c.ct_len(esp.len()) else {
+                    continue;
+                };
+                cts[i] = ct;
+                let end = HDR + BLOCK + ct;
+                if ESN {
+                    saved[i].copy_from_slice(&esp[end..end + 4]);
+                }
+                let n = authed_len::<ESN>(esp, end, job.seq);
+                msgs.push(&esp[..n]);
+            }
+            if c.mac.macs(&msgs, &mut tags).is_err() {
+                drop(msgs);
+                if ESN {
+                    for (i, job) in jobs.iter_mut().enumerate() {
+                        let end = HDR + BLOCK + cts[i];
+                        if cts[i] != 0 {
+                            job.esp[end..end + 4].copy_from_slice(&saved[i]);
+                        }
+                    }
+                }
+                return;
+            }
+        }
+        // 2. Compare in place (putting back the bytes SeqHi overwrote);
+        //    decrypt what verified.
+        let mut good = [false; CHUNK];
+        let mut ops: ArrayVec<imb::CbcOp<'_>, CHUNK> = ArrayVec::new();
+        let mut k = 0;
+        for (i, job) in jobs.iter_mut().enumerate() {
+            let ct = cts[i];
+            if ct == 0 {
+                continue;
+            }
+            let esp = &mut *job.esp;
+            let end = HDR + BLOCK + ct;
+            if ESN {
+                esp[end..end + 4].copy_from_slice(&saved[i]);
+            }
+            let g = ct::eq(&tags[k][..icv], &esp[end..end + icv]);
+            k += 1;
+            good[i] = g;
+            if !g {
+                continue;
+            }
+            let (head, rest) = esp.split_at_mut(HDR + BLOCK);
+            let mut iv = [0u8; BLOCK];
+            iv.copy_from_slice(&head[HDR..]);
+            ops.push(imb::CbcOp {
+                data: &mut rest[..ct],
+                iv,
+            });
+        }
+        let decrypted = imb::aes_cbc_decrypt(&c.aes, &mut ops).is_ok();
+        drop(ops);
+        for (job, &g) in jobs.iter_mut().zip(&good) {
+            job.ok = g && decrypted;
+        }
+    }
+}
+
+impl<const ESN: bool, H: SmallMac> EspCipher for CbcHmacEsp<ESN, H> {
+    fn iv_len(&self) -> usize {
+        BLOCK
+    }
+    fn pad_align(&self) -> usize {
+        BLOCK
+    }
+    fn icv_len(&self) -> usize {
+        self.0.icv_len
+    }
+    fn backend(&self) -> &'static str {
+        self.0.backend
+    }
+    fn seal(&self, jobs: &mut [SealJob<'_>]) {
+        for chunk in jobs.chunks_mut(CHUNK) {
+            self.seal_chunk(chunk);
+        }
+    }
+    fn open(&self, jobs: &mut [OpenJob<'_>]) {
+        for chunk in jobs.chunks_mut(CHUNK) {
+            self.open_chunk(chunk);
+        }
+    }
+}

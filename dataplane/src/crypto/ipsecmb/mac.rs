@@ -1,0 +1,206 @@
+use super::*;
+
+// ---------------------------------------------------------------------------
+// HMAC of a burst: the library, or the interleaved SHA-NI path for short
+// packets
+// ---------------------------------------------------------------------------
+
+/// No interleaved path (SHA-384/512): every packet goes to the library.
+pub(super) struct NoSmall;
+
+impl SmallMac for NoSmall {
+    const MAX_BLOCKS: usize = 0;
+    type State = [u32; 1];
+    const DIGEST: usize = 0;
+    fn iv() -> [u32; 1] {
+        [0]
+    }
+    fn compress(_: &mut [u32; 1], _: &[u8; 64]) {}
+    fn digest(_: &[u32; 1], _: &mut [u8; 32]) {}
+}
+
+/// The integrity half of an SA: the library's key and, for SHA-1/SHA-256
+/// on a CPU with SHA-NI, the interleaved path's key states; for SHA-1 and
+/// SHA-384/512 on a CPU with AVX-512, the 16- / 8-lane path's (chosen at install time: when
+/// present it takes every packet of a burst up to its length limit, the
+/// SHA-NI path only a remainder of at most `hmac_wide::SMALL_REST`).
+pub(super) struct Mac<H: SmallMac> {
+    pub(super) lib: imb::HmacKey,
+    pub(super) small: Option<HmacKeyState<H>>,
+    pub(super) wide: Option<Box<dyn WideMac>>,
+}
+
+impl<H: SmallMac> Mac<H> {
+    pub(super) fn new(h: imb::HashAlg, key: &[u8]) -> Result<Self, CryptoError> {
+        let small = if H::MAX_BLOCKS > 0 && sha_ni() {
+            HmacKeyState::<H>::new(key)
+        } else {
+            None
+        };
+        let wide: Option<Box<dyn WideMac>> = match h {
+            imb::HashAlg::Sha1 => Sha1Wide::new(key).map(|w| Box::new(w) as _),
+            imb::HashAlg::Sha384 => Sha384Wide::new(key).map(|w| Box::new(w) as _),
+            imb::HashAlg::Sha512 => Sha512Wide::new(key).map(|w| Box::new(w) as _),
+            _ => None,
+        };
+        Ok(Mac {
+            lib: imb::HmacKey::new(h, key).map_err(lib_err)?,
+            small,
+            wide,
+        })
+    }
+
+    /// The 16-lane SHA-1 path: whole groups of sixteen there, a remainder
+    /// of at most `SMALL_REST` packets on the SHA-NI path when the SA has
+    /// it (sixteen lanes would mostly compute nothing).
+    #[inline]
+    pub(super) fn macs_wide(&self, w: &dyn WideMac, msgs: &[&[u8]], tags: &mut [[u8; 32]]) {
+        let n = msgs.len().min(tags.len());
+        let rest = n % hmac_wide::LANES;
+        let (Some(k), true) = (&self.small, rest > 0 && rest <= hmac_wide::SMALL_REST) else {
+            w.mac_burst(&msgs[..n], &mut tags[..n]);
+            return;
+        };
+        let whole = n - rest;
+        w.mac_burst(&msgs[..whole], &mut tags[..whole]);
+        let mut small: ArrayVec<SmallJob<'_>, { hmac_wide::SMALL_REST }> = ArrayVec::new();
+        for &m in &msgs[whole..n] {
+            small.push(SmallJob {
+                msg: m,
+                out: [0; 32],
+            });
+        }
+        k.mac_burst(&mut small);
+        for (t, j) in tags[whole..n].iter_mut().zip(&small) {
+            *t = j.out;
+        }
+    }
+
+    /// The 16-lane path: packets of at most `w.max_blocks()` compressions
+    /// there, longer ones in one library burst (the choice is by packet
+    /// length, made per packet). A burst of one kind goes straight through.
+    pub(super) fn macs_16(
+        &self,
+        w: &dyn WideMac,
+        msgs: &[&[u8]],
+        tags: &mut [[u8; 32]],
+    ) -> Result<(), imb::ImbError> {
+        let wide = |m: &&[u8]| w.takes(m.len());
+        let n_wide = msgs.iter().filter(|m| wide(m)).count();
+        if n_wide == msgs.len() {
+            self.macs_wide(w, msgs, tags);
+            return Ok(());
+        }
+        if n_wide == 0 {
+            return imb::hmac_trunc(&self.lib, msgs, tags);
+        }
+        let mut part: [ArrayVec<&[u8], CHUNK>; 2] = [ArrayVec::new(), ArrayVec::new()];
+        let mut idx: [ArrayVec<usize, CHUNK>; 2] = [ArrayVec::new(), ArrayVec::new()];
+        for (i, m) in msgs.iter().enumerate().take(CHUNK) {
+            let k = usize::from(!wide(m));
+            part[k].push(m);
+            idx[k].push(i);
+        }
+        let mut out = [[[0u8; 32]; CHUNK]; 2];
+        self.macs_wide(w, &part[0], &mut out[0]);
+        imb::hmac_trunc(&self.lib, &part[1], &mut out[1])?;
+        for k in 0..2 {
+            for (&i, t) in idx[k].iter().zip(&out[k]) {
+                tags[i] = *t;
+            }
+        }
+        Ok(())
+    }
+
+    /// Truncated MACs (the ICVs: `imb::HashAlg::trunc_len` bytes) of
+    /// `msgs` into the first bytes of `tags` (same order): packets of at
+    /// most `H::MAX_BLOCKS` compressions on the interleaved path, the others
+    /// in one library burst. Err if the library refused its part.
+    #[inline]
+    pub(super) fn macs(&self, msgs: &[&[u8]], tags: &mut [[u8; 32]]) -> Result<(), imb::ImbError> {
+        if let Some(w) = &self.wide {
+            return self.macs_16(&**w, msgs, tags);
+        }
+        let Some(k) = &self.small else {
+            // SHA-1, SHA-384/512 or no SHA-NI: the whole burst in one call.
+            return imb::hmac_trunc(&self.lib, msgs, tags);
+        };
+        let mut small: ArrayVec<SmallJob<'_>, CHUNK> = ArrayVec::new();
+        let mut small_idx: ArrayVec<usize, CHUNK> = ArrayVec::new();
+        let mut big: ArrayVec<&[u8], CHUNK> = ArrayVec::new();
+        let mut big_idx: ArrayVec<usize, CHUNK> = ArrayVec::new();
+        for (i, &m) in msgs.iter().enumerate().take(CHUNK) {
+            if HmacKeyState::<H>::blocks(m.len()) <= H::MAX_BLOCKS {
+                small.push(SmallJob {
+                    msg: m,
+                    out: [0; 32],
+                });
+                small_idx.push(i);
+            } else {
+                big.push(m);
+                big_idx.push(i);
+            }
+        }
+        if !small.is_empty() {
+            k.mac_burst(&mut small);
+            for (&i, j) in small_idx.iter().zip(&small) {
+                tags[i] = j.out;
+            }
+        }
+        if !big.is_empty() {
+            let mut bt = [[0u8; 32]; CHUNK];
+            imb::hmac_trunc(&self.lib, &big, &mut bt)?;
+            for (&i, t) in big_idx.iter().zip(&bt) {
+                tags[i] = *t;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // the key material of one SA, set up once
+pub(super) fn mac_esp<H: SmallMac>(
+    suite: Suite,
+    enc: &[u8],
+    auth: &[u8],
+    esn: bool,
+    iv_key: &[u8; 32],
+    keep: imb::AesKeyUse,
+    h: imb::HashAlg,
+    backend: &'static str,
+) -> Result<Box<dyn EspCipher>, CryptoError> {
+    let mac = Mac::<H>::new(h, auth)?;
+    let icv_len = suite.integ.icv_len();
+    // The library writes the IPsec truncation of the MAC (`Mac::macs`).
+    if icv_len != h.trunc_len() {
+        return Err(unsupported(suite.integ.name()));
+    }
+    if suite.encr == EncrAlg::Null {
+        let m = NullHmac {
+            mac,
+            icv_len,
+            backend,
+        };
+        return Ok(if esn {
+            Box::new(NullHmacEsp::<true, H>(m))
+        } else {
+            Box::new(NullHmacEsp::<false, H>(m))
+        });
+    }
+    let c = CbcHmac {
+        aes: imb::AesKey::new_for(enc, keep).map_err(lib_err)?,
+        mac,
+        ivgen: if keep == imb::AesKeyUse::Decrypt {
+            AesIvGen::decrypt_only()
+        } else {
+            AesIvGen::new(iv_key)
+        },
+        icv_len,
+        backend,
+    };
+    Ok(if esn {
+        Box::new(CbcHmacEsp::<true, H>(c))
+    } else {
+        Box::new(CbcHmacEsp::<false, H>(c))
+    })
+}
