@@ -11,14 +11,24 @@
 # receiving namespace's softirq on the sender's CPU: kernel forwarding would
 # share CPU 0 with the generator while espresso had CPU 1 to itself.)
 # Kernel and espresso rounds alternate; each figure is the best of ROUNDS.
+# The worker runs SCHED_FIFO (--sched-fifo 50), so io::RtPacer keeps it
+# under the kernel's RT budget with short rests; a variant ending in
+# "-nopacer" runs the same without the pacer (ESPRESSO_RT_PACER=off: the
+# kernel's RT throttling then stops the worker 50 ms each second), and each
+# paced round prints the share of its time the worker rested.
 # Env: SECS (default 5), ROUNDS (default 2), VARIANTS (default "v2-sendmmsg
-# v3-sendmmsg v2-ring").
+# v3-sendmmsg v2-ring"; PACER_AB=1: "v2-sendmmsg v2-sendmmsg-nopacer", the
+# pacer's cost at full load, same run, alternating).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
 SECS="${SECS:-5}"
 ROUNDS="${ROUNDS:-2}"
-VARIANTS="${VARIANTS:-v2-sendmmsg v3-sendmmsg v2-ring}"
+if [ "${PACER_AB:-0}" = 1 ]; then
+  VARIANTS="${VARIANTS:-v2-sendmmsg v2-sendmmsg-nopacer}"
+else
+  VARIANTS="${VARIANTS:-v2-sendmmsg v3-sendmmsg v2-ring}"
+fi
 T="${ESPRESSO_TARGET:-target/release}"
 PROBE="$T/espresso-probe"
 [ -x "$PROBE" ] || nsl_die "$PROBE not built (cargo build --release -p espresso-bench)"
@@ -68,14 +78,17 @@ for r in $(seq "$ROUNDS"); do
   nsl_log "round $r kernel forwarding: $K Mpps (generator: $(cat "$NSL_TMP/gen_kernel.json"))"
   RES[kernel]="${RES[kernel]:-} $K"
   for v in $VARIANTS; do
-    ring=${v%%-*}; tx=${v#*-}
-    nsl_dataplane "$NS_GW" "dp_${v}_$r" --cores 1 --sched-fifo 50 --rx-ring "$ring" --tx "$tx"
+    ring=${v%%-*}; tx=${v#*-}; tx=${tx%%-*}
+    pacer=on
+    case "$v" in *-nopacer) pacer=off ;; esac
+    ESPRESSO_RT_PACER=$pacer nsl_dataplane "$NS_GW" "dp_${v}_$r" --cores 1 --sched-fifo 50 --rx-ring "$ring" --tx "$tx"
     pid=$NSL_PID
     nsl_x "$NS_HA" ping -c 2 -i 0.2 -W 1 10.9.0.2 >/dev/null 2>&1 || true
     O=$(measure "$v")
     nsl_stop "$pid"
     nonzero "round $r espresso $v" "$O"
-    nsl_log "round $r espresso $v: $O Mpps (generator: $(cat "$NSL_TMP/gen_$v.json"))"
+    paced=$(sed -nE 's/.*(worker [0-9]+: [0-9]+ RT pacing pauses.*)/\1/p' "$NSL_TMP/dp_${v}_$r.log" | tail -1)
+    nsl_log "round $r espresso $v: $O Mpps (generator: $(cat "$NSL_TMP/gen_$v.json"))${paced:+; $paced}"
     RES[$v]="${RES[$v]:-} $O"
   done
 done

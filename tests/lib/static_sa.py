@@ -5,8 +5,9 @@ lanB 10.2.0.0/24 + fd00:2::/64 behind gwB 192.0.2.2): one tunnel-mode SA
 each way and protect policies for both address families. The file is 0600.
 
 usage: static_sa.py OUT --side a|b --spi-ab N --spi-ba N --key-ab HEX --key-ba HEX
-                    [--suite aes-gcm128] [--bypass]
+                    [--suite aes-gcm128] [--bypass] [--encap-udp]
 --bypass: no SA, one bypass policy per family (cleartext through the same code path).
+--encap-udp: ESP in UDP 4500 both ways (RFC 3948, as NAT-T or strongSwan's libipsec).
 """
 import argparse, json, os
 
@@ -19,6 +20,7 @@ p.add_argument("--key-ab", default="")
 p.add_argument("--key-ba", default="")
 p.add_argument("--suite", default="aes-gcm128", help="serde name of dataplane::crypto::EncrAlg (aes-gcm128, aes-gcm256, cha-cha20-poly1305)")
 p.add_argument("--bypass", action="store_true")
+p.add_argument("--encap-udp", action="store_true")
 a = p.parse_args()
 
 gw = {"a": "192.0.2.1", "b": "192.0.2.2"}
@@ -39,7 +41,8 @@ def sa(spi, direction, key):
         "suite": {"encr": a.suite, "integ": "none"},
         "enc_key": key, "auth_key": "",
         "esn": False, "replay_window": 4096 if direction == "inbound" else 0,
-        "local_addr": gw[me], "remote_addr": gw[peer], "encap": None,
+        "local_addr": gw[me], "remote_addr": gw[peer],
+        "encap": {"local_port": 4500, "remote_port": 4500} if a.encap_udp else None,
         "selectors": sels,
         "lifetime": {"soft_bytes": 0, "hard_bytes": 0, "soft_packets": 0, "hard_packets": 0},
         "df": "copy", "copy_dscp": True, "initial_seq": 1, "allow_legacy": False,

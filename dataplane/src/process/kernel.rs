@@ -32,15 +32,20 @@ pub const TUN_TABLE: &str = "220";
 /// the `fib` match, the kernel's input route lookup with source validation
 /// and local delivery before the input chain dropped it (measured with perf
 /// in bench/e2e/iperf.sh: more than the encryption itself, charged to the
-/// sending worker, since a veth delivers in the sender's context). The
+/// sending worker, since a veth delivers in the sender's context). ESP in
+/// UDP 4500 (non-ESP marker nonzero) that is not a fragment goes the same
+/// way, for the same reason (NAT-T peers, strongSwan's libipsec). The
 /// input chain still drops what prerouting cannot name: reassembled IPv6
-/// ESP (a later fragment's l4proto is the fragment header) and ESP-in-UDP,
-/// which is matched on its UDP header after reassembly so that no later
-/// fragment waits in the kernel's reassembly queue for a dropped first one.
+/// ESP (a later fragment's l4proto is the fragment header) and fragmented
+/// ESP-in-UDP, which is matched on its UDP header after reassembly so that
+/// no later fragment waits in the kernel's reassembly queue for a dropped
+/// first one.
 pub const NFT_RULES: &str = "table inet espresso_dp {\n\
     \tchain pre {\n\
     \t\ttype filter hook prerouting priority -300; policy accept;\n\
     \t\tmeta l4proto esp drop\n\
+    \t\tip frag-off & 0x3fff == 0 udp dport 4500 udp length > 11 @th,64,32 != 0 drop\n\
+    \t\tip6 nexthdr udp udp dport 4500 udp length > 11 @th,64,32 != 0 drop\n\
     \t\tmeta pkttype host fib daddr type != local drop\n\
     \t}\n\
     \tchain input {\n\

@@ -368,7 +368,14 @@ impl<B: PacketIo> Worker<B> {
             }
         }
         if let Some(p) = pacer {
-            tracing::info!("worker {}: {} RT pacing pauses", self.conf.index, p.pauses);
+            tracing::info!(
+                "worker {}: {} RT pacing pauses, {:.1} ms rested over {:.1} ms of CPU ({:.2} % of the time)",
+                self.conf.index,
+                p.pauses,
+                p.rested_ns as f64 / 1e6,
+                p.cpu_ns as f64 / 1e6,
+                100.0 * p.rested_share()
+            );
         }
         while !self.pending.is_empty() {
             let w = self.pending.take(0);
