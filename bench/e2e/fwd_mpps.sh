@@ -18,7 +18,9 @@
 # paced round prints the share of its time the worker rested.
 # Env: SECS (default 5), ROUNDS (default 2), VARIANTS (default "v2-sendmmsg
 # v3-sendmmsg v2-ring"; PACER_AB=1: "v2-sendmmsg v2-sendmmsg-nopacer", the
-# pacer's cost at full load, same run, alternating).
+# pacer's cost at full load, same run, alternating; a variant ending in
+# "-base" runs BASE_DP, another espresso-dataplane binary, e.g. the previous
+# commit's).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
@@ -79,16 +81,22 @@ for r in $(seq "$ROUNDS"); do
   RES[kernel]="${RES[kernel]:-} $K"
   for v in $VARIANTS; do
     ring=${v%%-*}; tx=${v#*-}; tx=${tx%%-*}
-    pacer=on
+    pacer=on bin=${ESPRESSO_DP_BIN:-$T/espresso-dataplane}
     case "$v" in *-nopacer) pacer=off ;; esac
-    ESPRESSO_RT_PACER=$pacer nsl_dataplane "$NS_GW" "dp_${v}_$r" --cores 1 --sched-fifo 50 --rx-ring "$ring" --tx "$tx"
+    case "$v" in *-base) [ -x "${BASE_DP:-}" ] || nsl_die "$v: BASE_DP is not an executable"; bin=$BASE_DP ;; esac
+    ESPRESSO_DP_BIN=$bin ESPRESSO_RT_PACER=$pacer nsl_dataplane "$NS_GW" "dp_${v}_$r" --cores 1 --sched-fifo 50 --rx-ring "$ring" --tx "$tx"
     pid=$NSL_PID
     nsl_x "$NS_HA" ping -c 2 -i 0.2 -W 1 10.9.0.2 >/dev/null 2>&1 || true
+    tid=$(grep -lx worker0 /proc/"$pid"/task/*/comm | head -1 | cut -d/ -f5)
+    [ -n "$tid" ] || nsl_die "$v: no worker0 thread in $pid"
+    c0=$(cut -d' ' -f1 /proc/"$pid"/task/"$tid"/schedstat); w0=$(date +%s%N)
     O=$(measure "$v")
+    c1=$(cut -d' ' -f1 /proc/"$pid"/task/"$tid"/schedstat); w1=$(date +%s%N)
+    oncpu=$(python3 -c "import sys; print('%.1f' % (100.0 * (int(sys.argv[2]) - int(sys.argv[1])) / (int(sys.argv[4]) - int(sys.argv[3]))))" "$c0" "$c1" "$w0" "$w1")
     nsl_stop "$pid"
     nonzero "round $r espresso $v" "$O"
     paced=$(sed -nE 's/.*(worker [0-9]+: [0-9]+ RT pacing pauses.*)/\1/p' "$NSL_TMP/dp_${v}_$r.log" | tail -1)
-    nsl_log "round $r espresso $v: $O Mpps (generator: $(cat "$NSL_TMP/gen_$v.json"))${paced:+; $paced}"
+    nsl_log "round $r espresso $v: $O Mpps (generator: $(cat "$NSL_TMP/gen_$v.json")); worker on its CPU $oncpu % of the measurement${paced:+; $paced}"
     RES[$v]="${RES[$v]:-} $O"
   done
 done
