@@ -64,8 +64,12 @@ echo "# $(date -u +%FT%TZ) CPU: $(lscpu | sed -nE 's/^Model name: *//p'), $(npro
 iperf_run() {
   local label=$1 port=$(( 5201 + RANDOM % 1000 ))
   nsl_bg "$NS_HB" "iperf3s_${label}_$port" iperf3 -s -1 -B 10.2.0.2 -p "$port"
-  local srv=$NSL_PID
-  sleep 0.5
+  local srv=$NSL_PID i
+  # Wait until it listens (a fixed 0.5 s was not enough at load 19).
+  for i in $(seq 1 100); do
+    ip netns exec "$NS_HB" ss -Hltn "sport = :$port" | grep -q . && break
+    sleep 0.1
+  done
   if ! nsl_x "$NS_HA" iperf3 -c 10.2.0.2 -p "$port" -t "$DUR" -J >"$NSL_TMP/iperf_${label}_$port.json"; then
     nsl_stop "$srv"
     nsl_die "iperf3 through $label failed: $(head -c 400 "$NSL_TMP/iperf_${label}_$port.json")"
