@@ -60,6 +60,7 @@ use arc_swap::{ArcSwap, Guard};
 
 use super::policy::SaEvent;
 use super::runtime::Sa;
+use crate::crypto::mb::prefetch::prefetch;
 
 /// One change to the SAD.
 #[derive(Debug)]
@@ -238,14 +239,14 @@ impl SadTable {
     /// Looks up a burst of SPIs (up to `min(spis.len(), out.len())`), in
     /// two passes over groups of [`BURST_LOOKUP`]:
     ///
-    /// 1. hash every SPI and find its shard and first bucket (the shard
-    ///    pointers of the whole group), then load each first bucket's
-    ///    first key: no data-dependent branch in this pass, so
-    ///    the cache misses of the whole group are in flight together (a
-    ///    software prefetch: `_mm_prefetch` would need `unsafe`, which
-    ///    `sa/` does not contain; plain loads whose results feed one XOR
-    ///    do the same job, bounded by the reorder window);
-    /// 2. probe each bucket, now in cache, from the bucket found in pass 1.
+    /// 1. hash every SPI once and find its shard and home bucket (the shard
+    ///    pointers of the whole group first), then prefetch every home
+    ///    bucket (`crypto::mb::prefetch`, a cache hint: unlike a load it
+    ///    retires without waiting for its line, so the misses of the whole
+    ///    group are in flight together, not only as many as the reorder
+    ///    window holds);
+    /// 2. probe each bucket, now in cache or on its way, from the bucket
+    ///    found in pass 1.
     ///
     /// Same results as [`SadTable::get`] per SPI.
     #[inline]
@@ -256,21 +257,19 @@ impl SadTable {
             .zip(out[..n].chunks_mut(BURST_LOOKUP))
         {
             let mut at: [(&'a [Bucket], usize); BURST_LOOKUP] = [(&[], 0); BURST_LOOKUP];
-            // Shard pointers of the whole burst first, then one load per
-            // home bucket: the bucket loads of the burst are independent
-            // and close together, so more of their misses overlap.
+            // Shard pointers of the whole burst first, then the prefetches:
+            // the bucket addresses of the burst are independent and the
+            // prefetches close together.
             for (&spi, a) in spis.iter().zip(at.iter_mut()) {
                 let h = hash(spi);
                 let shard: &'a [Bucket] = self.shard(h as usize & self.shard_mask);
                 *a = (shard, home(h, self.shard_bits, shard.len()));
             }
-            let mut touch = 0u32;
             for &(shard, b) in at[..spis.len()].iter() {
                 if let Some(bucket) = shard.get(b) {
-                    touch ^= bucket.keys[0].load(Ordering::Relaxed);
+                    prefetch(bucket);
                 }
             }
-            std::hint::black_box(touch);
             for ((&spi, &(shard, b)), o) in spis.iter().zip(at.iter()).zip(out.iter_mut()) {
                 *o = shard_probe(shard, spi, b);
             }
