@@ -32,8 +32,8 @@ impl ImbAead for imb::ChachaKey {
 /// ChaCha20, vector Poly1305) is faster from ~130 bytes on. Same-run
 /// comparison through the ESP path, everything on the kernel vs everything
 /// on the library (bench/results/esp_vs_dpdk.md, chacha10): inner 40 B
-/// +30-42 %, 64 B +13-20 %, 96 B +5-13 %, 112 B (116 B payload) -1..+8 %,
-/// 128 B -2..-8 %, 512 B -35 %.
+/// +30-42 %, 64 B +11-20 %, 96 B +5-13 %, 112 B (116 B payload) -1..+8 %,
+/// 128 B -2..-10 %, 512 B -33..-44 %.
 pub(super) const SMALL_MAX: usize = 112;
 
 /// ChaCha20-Poly1305: the library's key and, on AVX-512 CPUs, our 16-lane
