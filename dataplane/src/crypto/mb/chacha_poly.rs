@@ -230,6 +230,16 @@ mod tests {
     use chacha20poly1305::ChaCha20Poly1305;
     use rand::{Rng, RngCore, SeedableRng};
 
+    /// Visible skip (scripts/test.sh lists it): the ESP transform then
+    /// runs intel-ipsec-mb alone, covered by tests/crypto_ipsecmb.rs.
+    fn skip(test: &str) {
+        crate::crypto::mb::sha_ni::skip_note::note(
+            test,
+            "the 16-lane ChaCha20 kernel",
+            "this CPU has no AVX-512 F/BW",
+        );
+    }
+
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
         (0..s.len())
@@ -249,7 +259,7 @@ mod tests {
     #[test]
     fn rfc8439_block_function_2_3_2() {
         let Some(cpu) = ChachaX16::detect() else {
-            eprintln!("SKIP chacha_x16: CPU without AVX-512 F/BW");
+            skip("rfc8439_block_function_2_3_2");
             return;
         };
         let key: Vec<u8> = (0u8..32).collect();
@@ -295,7 +305,7 @@ mod tests {
     fn rfc8439_aead_2_8_2() {
         let key: Vec<u8> = (0x80u8..0xa0).collect();
         let Some(c) = ChachaPolyX16::new(&key) else {
-            eprintln!("SKIP chacha_x16: CPU without AVX-512 F/BW");
+            skip("rfc8439_aead_2_8_2");
             return;
         };
         let pt = b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.";
@@ -343,7 +353,7 @@ mod tests {
         let mut key = [0u8; 32];
         rng.fill_bytes(&mut key);
         let Some(c) = ChachaPolyX16::new(&key) else {
-            eprintln!("SKIP chacha_x16: CPU without AVX-512 F/BW");
+            skip("bursts_match_rustcrypto");
             return;
         };
         for round in 0..300 {
