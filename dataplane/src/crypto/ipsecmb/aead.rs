@@ -7,12 +7,60 @@ use super::*;
 /// A library AEAD key: one burst call of the library for it.
 pub(super) trait ImbAead: Send + Sync + 'static {
     fn run(&self, dir: imb::Direction, ops: &mut [imb::AeadOp<'_>]) -> Result<(), imb::ImbError>;
+
+    /// The 16-lane ChaCha20-Poly1305 kernel for this key, if the suite has
+    /// one and the CPU runs it: messages of at most [`SMALL_MAX`] bytes go
+    /// there instead of to the library (a length class, not an algorithm
+    /// branch: `None` is a constant for AES-GCM).
+    #[inline(always)]
+    fn small(&self) -> Option<&ChachaPolyX16> {
+        None
+    }
 }
 
+/// The library alone (raw AEAD for known-answer tests and benchmarks).
 impl ImbAead for imb::ChachaKey {
     #[inline(always)]
     fn run(&self, dir: imb::Direction, ops: &mut [imb::AeadOp<'_>]) -> Result<(), imb::ImbError> {
         imb::chacha20_poly1305(self, dir, ops)
+    }
+}
+
+/// Longest ESP payload (encrypted bytes) sealed or opened by the 16-lane
+/// ChaCha20 kernel with scalar Poly1305 (at most two keystream blocks);
+/// longer ones by intel-ipsec-mb, whose single-buffer code (AVX-512
+/// ChaCha20, vector Poly1305) is faster from ~130 bytes on. Same-run
+/// comparison through the ESP path, everything on the kernel vs everything
+/// on the library (bench/results/esp_vs_dpdk.md, chacha10): inner 40 B
+/// +30-42 %, 64 B +11-20 %, 96 B +5-13 %, 112 B (116 B payload) -1..+8 %,
+/// 128 B -2..-10 %, 512 B -33..-44 %.
+pub(super) const SMALL_MAX: usize = 112;
+
+/// ChaCha20-Poly1305: the library's key and, on AVX-512 CPUs, our 16-lane
+/// kernel's for short packets.
+pub(super) struct ChachaKeys {
+    imb: imb::ChachaKey,
+    mb: Option<ChachaPolyX16>,
+}
+
+impl ChachaKeys {
+    pub(super) fn new(key: &[u8]) -> Result<Self, CryptoError> {
+        Ok(ChachaKeys {
+            imb: imb::ChachaKey::new(key).map_err(lib_err)?,
+            mb: ChachaPolyX16::new(key),
+        })
+    }
+}
+
+impl ImbAead for ChachaKeys {
+    #[inline(always)]
+    fn run(&self, dir: imb::Direction, ops: &mut [imb::AeadOp<'_>]) -> Result<(), imb::ImbError> {
+        imb::chacha20_poly1305(&self.imb, dir, ops)
+    }
+
+    #[inline(always)]
+    fn small(&self) -> Option<&ChachaPolyX16> {
+        self.mb.as_ref()
     }
 }
 
@@ -81,9 +129,13 @@ impl<K: ImbAead, const ESN: bool> AeadEsp<K, ESN> {
             }
         }
         let aads = Self::esn_aads(jobs.iter().map(|j| (j.seq, hdr8(j.esp))));
+        let small = self.0.key.small();
         let mut tags = [[0u8; TAG_LEN]; CHUNK];
         {
             let mut ops: ArrayVec<imb::AeadOp<'_>, CHUNK> = ArrayVec::new();
+            let mut lib_at: ArrayVec<u8, CHUNK> = ArrayVec::new();
+            let mut sops: ArrayVec<ChachaOp<'_>, CHUNK> = ArrayVec::new();
+            let mut small_at: ArrayVec<u8, CHUNK> = ArrayVec::new();
             for (i, job) in jobs.iter_mut().enumerate() {
                 let esp = &mut *job.esp;
                 if esp.len() < Self::MIN {
@@ -94,39 +146,60 @@ impl<K: ImbAead, const ESN: bool> AeadEsp<K, ESN> {
                 let (head, rest) = esp.split_at_mut(HDR + AEAD_IV);
                 let nonce = self.nonce(&head[HDR..]);
                 let aad: &[u8] = if ESN { &aads[i] } else { &head[..HDR] };
-                ops.push(imb::AeadOp {
-                    nonce,
-                    aad,
-                    data: &mut rest[..len - HDR - AEAD_IV - TAG_LEN],
-                    tag: [0; TAG_LEN],
-                });
+                let data = &mut rest[..len - HDR - AEAD_IV - TAG_LEN];
+                if small.is_some() && data.len() <= SMALL_MAX {
+                    sops.push(ChachaOp {
+                        nonce,
+                        aad,
+                        data,
+                        tag: [0; TAG_LEN],
+                        ok: false,
+                    });
+                    small_at.push(i as u8);
+                } else {
+                    ops.push(imb::AeadOp {
+                        nonce,
+                        aad,
+                        data,
+                        tag: [0; TAG_LEN],
+                    });
+                    lib_at.push(i as u8);
+                }
+            }
+            if let Some(mb) = small {
+                mb.seal(&mut sops);
+                for (o, &i) in sops.iter().zip(&small_at) {
+                    tags[i as usize] = o.tag;
+                }
             }
             if self.0.key.run(imb::Direction::Seal, &mut ops).is_err() {
                 drop(ops);
+                drop(sops);
                 jobs.iter_mut().for_each(|j| j.esp.fill(0));
                 return;
             }
-            for (t, o) in tags.iter_mut().zip(&ops) {
-                *t = o.tag;
+            for (o, &i) in ops.iter().zip(&lib_at) {
+                tags[i as usize] = o.tag;
             }
         }
-        let mut k = 0;
-        for job in jobs.iter_mut() {
+        for (job, tag) in jobs.iter_mut().zip(&tags) {
             let esp = &mut *job.esp;
             if esp.len() < Self::MIN {
                 continue;
             }
             let len = esp.len();
-            esp[len - TAG_LEN..].copy_from_slice(&tags[k]);
-            k += 1;
+            esp[len - TAG_LEN..].copy_from_slice(tag);
         }
     }
 
     pub(super) fn open_chunk(&self, jobs: &mut [OpenJob<'_>]) {
         let aads = Self::esn_aads(jobs.iter().map(|j| (j.seq, hdr8(j.esp))));
+        let small = self.0.key.small();
         let mut good = [false; CHUNK];
         let mut ops: ArrayVec<imb::AeadOp<'_>, CHUNK> = ArrayVec::new();
-        let mut rx: ArrayVec<([u8; TAG_LEN], usize), CHUNK> = ArrayVec::new();
+        let mut rx: ArrayVec<([u8; TAG_LEN], u8), CHUNK> = ArrayVec::new();
+        let mut sops: ArrayVec<ChachaOp<'_>, CHUNK> = ArrayVec::new();
+        let mut small_at: ArrayVec<u8, CHUNK> = ArrayVec::new();
         for (i, job) in jobs.iter_mut().enumerate() {
             let esp = &mut *job.esp;
             if esp.len() < Self::MIN {
@@ -139,20 +212,38 @@ impl<K: ImbAead, const ESN: bool> AeadEsp<K, ESN> {
             let (data, tag) = rest.split_at_mut(len - HDR - AEAD_IV - TAG_LEN);
             let mut t = [0u8; TAG_LEN];
             t.copy_from_slice(tag);
-            rx.push((t, i));
-            ops.push(imb::AeadOp {
-                nonce,
-                aad,
-                data,
-                tag: [0; TAG_LEN],
-            });
+            if small.is_some() && data.len() <= SMALL_MAX {
+                sops.push(ChachaOp {
+                    nonce,
+                    aad,
+                    data,
+                    tag: t,
+                    ok: false,
+                });
+                small_at.push(i as u8);
+            } else {
+                rx.push((t, i as u8));
+                ops.push(imb::AeadOp {
+                    nonce,
+                    aad,
+                    data,
+                    tag: [0; TAG_LEN],
+                });
+            }
+        }
+        if let Some(mb) = small {
+            mb.open(&mut sops);
+            for (o, &i) in sops.iter().zip(&small_at) {
+                good[i as usize] = o.ok;
+            }
         }
         if self.0.key.run(imb::Direction::Open, &mut ops).is_ok() {
             for (o, (t, i)) in ops.iter().zip(&rx) {
-                good[*i] = ct::eq(&o.tag, t);
+                good[*i as usize] = ct::eq(&o.tag, t);
             }
         }
         drop(ops);
+        drop(sops);
         for (job, g) in jobs.iter_mut().zip(good) {
             job.ok = g;
         }

@@ -36,6 +36,7 @@ use ffi::ipsecmb as imb;
 use super::ct;
 use super::hmac_burst::{sha_ni, HmacKeyState, Sha1, Sha256, SmallJob, SmallMac};
 use super::hmac_wide::{self, Sha1Wide, Sha384Wide, Sha512Wide, WideMac};
+use super::mb::chacha_poly::{ChachaOp, ChachaPolyX16};
 use super::raw::{RawAead, RawCbc, RawMac, TAG_LEN};
 use super::transform::AesIvGen;
 use super::{
@@ -159,12 +160,7 @@ pub fn build_for(
         }
         (EncrAlg::ChaCha20Poly1305, _) => {
             let (k, salt) = split_salt(suite.encr, enc)?;
-            Ok(aead_esp(
-                imb::ChachaKey::new(k).map_err(lib_err)?,
-                salt,
-                esn,
-                backend,
-            ))
+            Ok(aead_esp(ChachaKeys::new(k)?, salt, esn, backend))
         }
         (EncrAlg::AesGcm128 | EncrAlg::AesGcm256, _) => {
             let (k, salt) = split_salt(suite.encr, enc)?;

@@ -10,6 +10,12 @@
 //! AAD block and the length block ride in lanes of the registers of the
 //! packet's first and last chunk (see the module docs of `vaes512`).
 //!
+//! Also here: the 16-lane AVX-512 kernels of other suites, each behind a
+//! type that exists only once the CPU was checked: SHA-1 (`sha1_x16`),
+//! SHA-384/512 (`sha512_x8`), SHA-NI (`sha_ni`), and ChaCha20
+//! (`chacha_x16`, with `poly1305` and the burst AEAD `chacha_poly` for
+//! ChaCha20-Poly1305 ESP packets of at most 112 bytes).
+//!
 //! The CPU is checked once, when a cipher is built: without AVX-512
 //! F/BW/VL, VAES, VPCLMULQDQ (and AES-NI, PCLMULQDQ, SSSE3, SSE4.1, BMI2), [`build_gcm`] returns `None` and the
 //! caller uses a library backend.
@@ -23,6 +29,9 @@ use super::raw::{RawAead, TAG_LEN};
 use super::{EspCipher, Key, OpenJob, SealJob};
 
 pub(crate) mod aes_ni;
+pub mod chacha_poly;
+pub mod chacha_x16;
+mod poly1305;
 pub mod prefetch;
 pub mod sha1_x16;
 pub mod sha512_x8;

@@ -22,10 +22,13 @@ pub(super) fn load_words(blocks: &[&[u8; 64]; 16]) -> [__m512i; 16] {
     w
 }
 
+/// 16 x 16 transpose of 32-bit words: lane `l` of `r[i]` goes to lane `i`
+/// of `r[l]` (its own inverse; `chacha_x16` uses it to go back from
+/// word-major to block-major).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
 #[allow(clippy::needless_range_loop)] // one register per index, on purpose
-fn transpose16(r: &mut [__m512i; 16]) {
+pub(super) fn transpose16(r: &mut [__m512i; 16]) {
     // Stage 1: interleave words of row pairs; stage 2: quadwords of row
     // quads. Then t[4g + j], 128-bit lane L, holds word 4L + j of rows
     // 4g..4g+3.
