@@ -222,30 +222,52 @@ fn sha256_lanes<const N: usize>(states: &mut [[u32; 8]; N], blocks: &[&[u8; 64];
             wi[l] = load_be(blocks[l], i, mask);
         }
     }
-    for i in 0..16 {
-        if i >= 4 {
-            for l in 0..N {
-                let m = _mm_sha256msg1_epu32(w[(i - 4) % 4][l], w[(i - 3) % 4][l]);
-                let m = _mm_add_epi32(
-                    m,
-                    _mm_alignr_epi8::<4>(w[(i - 1) % 4][l], w[(i - 2) % 4][l]),
-                );
-                w[i % 4][l] = _mm_sha256msg2_epu32(m, w[(i - 1) % 4][l]);
+    // Sixteen groups of four rounds, written out (constant indices: the
+    // schedule registers are not addressed through the stack by a loop
+    // counter).
+    macro_rules! group {
+        ($i:expr) => {{
+            let i: usize = $i;
+            if i >= 4 {
+                for l in 0..N {
+                    let m = _mm_sha256msg1_epu32(w[(i - 4) % 4][l], w[(i - 3) % 4][l]);
+                    let m = _mm_add_epi32(
+                        m,
+                        _mm_alignr_epi8::<4>(w[(i - 1) % 4][l], w[(i - 2) % 4][l]),
+                    );
+                    w[i % 4][l] = _mm_sha256msg2_epu32(m, w[(i - 1) % 4][l]);
+                }
             }
-        }
-        let k = _mm_set_epi32(
-            K256[4 * i + 3] as i32,
-            K256[4 * i + 2] as i32,
-            K256[4 * i + 1] as i32,
-            K256[4 * i] as i32,
-        );
-        for l in 0..N {
-            let m = _mm_add_epi32(w[i % 4][l], k);
-            s1[l] = _mm_sha256rnds2_epu32(s1[l], s0[l], m);
-            let m = _mm_shuffle_epi32::<0x0E>(m);
-            s0[l] = _mm_sha256rnds2_epu32(s0[l], s1[l], m);
-        }
+            let k = _mm_set_epi32(
+                K256[4 * i + 3] as i32,
+                K256[4 * i + 2] as i32,
+                K256[4 * i + 1] as i32,
+                K256[4 * i] as i32,
+            );
+            for l in 0..N {
+                let m = _mm_add_epi32(w[i % 4][l], k);
+                s1[l] = _mm_sha256rnds2_epu32(s1[l], s0[l], m);
+                let m = _mm_shuffle_epi32::<0x0E>(m);
+                s0[l] = _mm_sha256rnds2_epu32(s0[l], s1[l], m);
+            }
+        }};
     }
+    group!(0);
+    group!(1);
+    group!(2);
+    group!(3);
+    group!(4);
+    group!(5);
+    group!(6);
+    group!(7);
+    group!(8);
+    group!(9);
+    group!(10);
+    group!(11);
+    group!(12);
+    group!(13);
+    group!(14);
+    group!(15);
     for l in 0..N {
         let a = _mm_add_epi32(s0[l], s0_save[l]);
         let c = _mm_add_epi32(s1[l], s1_save[l]);
