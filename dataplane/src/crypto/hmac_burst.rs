@@ -31,7 +31,7 @@
 use sha1::digest::generic_array::GenericArray;
 use zeroize::Zeroize;
 
-use super::mb::sha_ni::ShaNi;
+use super::mb::sha_ni::{from_abef, to_abef, ShaNi};
 
 /// One message of a burst and where its MAC goes (full length).
 pub(crate) struct SmallJob<'a> {
@@ -113,8 +113,12 @@ impl SmallMac for Sha256 {
     const MAX_BLOCKS: usize = 16;
     type State = [u32; 8];
     const DIGEST: usize = 32;
+    // The chaining state is kept in the SHA-NI kernel's layout
+    // (`sha_ni::to_abef`) from the key step to the digest, so the four-lane
+    // kernel loads and stores it whole; the one-message compression and the
+    // digest convert.
     fn iv() -> [u32; 8] {
-        [
+        to_abef(&[
             0x6a09_e667,
             0xbb67_ae85,
             0x3c6e_f372,
@@ -123,20 +127,25 @@ impl SmallMac for Sha256 {
             0x9b05_688c,
             0x1f83_d9ab,
             0x5be0_cd19,
-        ]
+        ])
     }
     #[inline(always)]
     fn compress(state: &mut [u32; 8], block: &[u8; 64]) {
-        sha2::compress256(state, std::slice::from_ref(GenericArray::from_slice(block)));
+        let mut s = from_abef(state);
+        sha2::compress256(
+            &mut s,
+            std::slice::from_ref(GenericArray::from_slice(block)),
+        );
+        *state = to_abef(&s);
     }
     fn digest(state: &[u32; 8], out: &mut [u8; 32]) {
-        for (o, w) in out.chunks_exact_mut(4).zip(state) {
+        for (o, w) in out.chunks_exact_mut(4).zip(&from_abef(state)) {
             o.copy_from_slice(&w.to_be_bytes());
         }
     }
     #[inline(always)]
     fn compress4(ni: ShaNi, states: &mut [[u32; 8]; 4], blocks: &[&[u8; 64]; 4]) {
-        ni.sha256::<4>(states, blocks);
+        ni.sha256_abef::<4>(states, blocks);
     }
 }
 
@@ -320,7 +329,9 @@ mod tests {
         for klen in [0usize, 1, 20, 32, 63, 64] {
             let key: Vec<u8> = (0..klen).map(|i| i as u8 ^ 0x5a).collect();
             let k = HmacKeyState::<H>::new(&key).unwrap();
-            let msgs: Vec<Vec<u8>> = (0..300)
+            // Every length 0..2000 in one burst (mixed lengths in every
+            // group of four, groups of four plus a remainder).
+            let msgs: Vec<Vec<u8>> = (0..2000)
                 .map(|l| (0..l).map(|i| (i * 7 + l) as u8).collect())
                 .collect();
             let mut jobs: Vec<SmallJob> = msgs

@@ -55,12 +55,42 @@ impl ShaNi {
     /// One SHA-256 compression of each lane's block into its state.
     #[inline]
     pub fn sha256<const N: usize>(self, states: &mut [[u32; 8]; N], blocks: &[&[u8; 64]; N]) {
+        let mut t = [[0u32; 8]; N];
+        for (t, s) in t.iter_mut().zip(states.iter()) {
+            *t = to_abef(s);
+        }
+        self.sha256_abef::<N>(&mut t, blocks);
+        for (s, t) in states.iter_mut().zip(&t) {
+            *s = from_abef(t);
+        }
+    }
+
+    /// [`ShaNi::sha256`] on states kept in the layout `sha256rnds2` works
+    /// on ([`to_abef`]): two 128-bit loads and stores per lane and block
+    /// instead of eight word inserts and extracts (a caller hashing a
+    /// message of several blocks converts once, at the start and the end).
+    #[inline]
+    pub fn sha256_abef<const N: usize>(self, states: &mut [[u32; 8]; N], blocks: &[&[u8; 64]; N]) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `sha1`.
         unsafe {
             sha256_lanes::<N>(states, blocks)
         }
     }
+}
+
+/// A SHA-256 state `[A, B, C, D, E, F, G, H]` in the layout of
+/// `sha256rnds2`'s two registers, as little-endian words: ABEF then CDGH,
+/// i.e. `[F, E, B, A, H, G, D, C]`.
+#[inline(always)]
+pub fn to_abef(s: &[u32; 8]) -> [u32; 8] {
+    [s[5], s[4], s[1], s[0], s[7], s[6], s[3], s[2]]
+}
+
+/// The inverse of [`to_abef`].
+#[inline(always)]
+pub fn from_abef(t: &[u32; 8]) -> [u32; 8] {
+    [t[3], t[2], t[7], t[6], t[1], t[0], t[5], t[4]]
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -172,13 +202,18 @@ const K256: [u32; 64] = [
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 fn sha256_lanes<const N: usize>(states: &mut [[u32; 8]; N], blocks: &[&[u8; 64]; N]) {
     let mask = _mm_set_epi64x(0x0c0d_0e0f_0809_0a0b, 0x0405_0607_0001_0203);
-    // state0 = ABEF, state1 = CDGH (the layout sha256rnds2 works on).
+    // state0 = ABEF, state1 = CDGH (the layout sha256rnds2 works on; the
+    // states are stored that way, `to_abef`).
     let mut s0 = [_mm_setzero_si128(); N];
     let mut s1 = [_mm_setzero_si128(); N];
     for l in 0..N {
-        let s = &states[l];
-        s0[l] = _mm_set_epi32(s[0] as i32, s[1] as i32, s[4] as i32, s[5] as i32);
-        s1[l] = _mm_set_epi32(s[2] as i32, s[3] as i32, s[6] as i32, s[7] as i32);
+        let (lo, hi) = states[l].split_at(4);
+        // SAFETY: `lo` and `hi` are 16 readable bytes each; loadu has no
+        // alignment demand.
+        unsafe {
+            s0[l] = _mm_loadu_si128(lo.as_ptr().cast());
+            s1[l] = _mm_loadu_si128(hi.as_ptr().cast());
+        }
     }
     let (s0_save, s1_save) = (s0, s1);
     let mut w = [[_mm_setzero_si128(); N]; 4];
@@ -187,42 +222,62 @@ fn sha256_lanes<const N: usize>(states: &mut [[u32; 8]; N], blocks: &[&[u8; 64];
             wi[l] = load_be(blocks[l], i, mask);
         }
     }
-    for i in 0..16 {
-        if i >= 4 {
-            for l in 0..N {
-                let m = _mm_sha256msg1_epu32(w[(i - 4) % 4][l], w[(i - 3) % 4][l]);
-                let m = _mm_add_epi32(
-                    m,
-                    _mm_alignr_epi8::<4>(w[(i - 1) % 4][l], w[(i - 2) % 4][l]),
-                );
-                w[i % 4][l] = _mm_sha256msg2_epu32(m, w[(i - 1) % 4][l]);
+    // Sixteen groups of four rounds, written out (constant indices: the
+    // schedule registers are not addressed through the stack by a loop
+    // counter).
+    macro_rules! group {
+        ($i:expr) => {{
+            let i: usize = $i;
+            if i >= 4 {
+                for l in 0..N {
+                    let m = _mm_sha256msg1_epu32(w[(i - 4) % 4][l], w[(i - 3) % 4][l]);
+                    let m = _mm_add_epi32(
+                        m,
+                        _mm_alignr_epi8::<4>(w[(i - 1) % 4][l], w[(i - 2) % 4][l]),
+                    );
+                    w[i % 4][l] = _mm_sha256msg2_epu32(m, w[(i - 1) % 4][l]);
+                }
             }
-        }
-        let k = _mm_set_epi32(
-            K256[4 * i + 3] as i32,
-            K256[4 * i + 2] as i32,
-            K256[4 * i + 1] as i32,
-            K256[4 * i] as i32,
-        );
-        for l in 0..N {
-            let m = _mm_add_epi32(w[i % 4][l], k);
-            s1[l] = _mm_sha256rnds2_epu32(s1[l], s0[l], m);
-            let m = _mm_shuffle_epi32::<0x0E>(m);
-            s0[l] = _mm_sha256rnds2_epu32(s0[l], s1[l], m);
-        }
+            let k = _mm_set_epi32(
+                K256[4 * i + 3] as i32,
+                K256[4 * i + 2] as i32,
+                K256[4 * i + 1] as i32,
+                K256[4 * i] as i32,
+            );
+            for l in 0..N {
+                let m = _mm_add_epi32(w[i % 4][l], k);
+                s1[l] = _mm_sha256rnds2_epu32(s1[l], s0[l], m);
+                let m = _mm_shuffle_epi32::<0x0E>(m);
+                s0[l] = _mm_sha256rnds2_epu32(s0[l], s1[l], m);
+            }
+        }};
     }
+    group!(0);
+    group!(1);
+    group!(2);
+    group!(3);
+    group!(4);
+    group!(5);
+    group!(6);
+    group!(7);
+    group!(8);
+    group!(9);
+    group!(10);
+    group!(11);
+    group!(12);
+    group!(13);
+    group!(14);
+    group!(15);
     for l in 0..N {
         let a = _mm_add_epi32(s0[l], s0_save[l]);
         let c = _mm_add_epi32(s1[l], s1_save[l]);
-        let s = &mut states[l];
-        s[0] = _mm_extract_epi32::<3>(a) as u32;
-        s[1] = _mm_extract_epi32::<2>(a) as u32;
-        s[4] = _mm_extract_epi32::<1>(a) as u32;
-        s[5] = _mm_extract_epi32::<0>(a) as u32;
-        s[2] = _mm_extract_epi32::<3>(c) as u32;
-        s[3] = _mm_extract_epi32::<2>(c) as u32;
-        s[6] = _mm_extract_epi32::<1>(c) as u32;
-        s[7] = _mm_extract_epi32::<0>(c) as u32;
+        let (lo, hi) = states[l].split_at_mut(4);
+        // SAFETY: `lo` and `hi` are 16 writable bytes each (borrowed
+        // mutably); storeu has no alignment demand.
+        unsafe {
+            _mm_storeu_si128(lo.as_mut_ptr().cast(), a);
+            _mm_storeu_si128(hi.as_mut_ptr().cast(), c);
+        }
     }
 }
 
