@@ -40,6 +40,10 @@ mkdir -p "$NSL_TMP/A"
 write_a() {
   local legacy=""
   grep -qi "3des\|md5\|modp1024\|modp1536\|\bdes\b" <<<"$2 $3" && legacy="allow_legacy = true"
+  local ike="ike = \"$2\"" esp="esp = \"$3\""
+  # "default": espresso's own defaults (no ike / esp line)
+  [ "$2" = default ] && ike=""
+  [ "$3" = default ] && esp=""
   cat >"$NSL_TMP/A/espresso.toml" <<CONF
 [daemon]
 shm = "$NSL_TMP/A/region.shm"
@@ -54,8 +58,8 @@ right = "192.0.2.2"
 leftsubnet = "10.1.0.0/24"
 rightsubnet = "10.2.0.0/24"
 secrets = "sw.psk"
-ike = "$2"
-esp = "$3"
+$ike
+$esp
 pfs = $4
 auto = "$5"
 $legacy
@@ -117,6 +121,8 @@ print(ike[-1]["proposal"], "|", kids[-1]["proposal"])'
 run_case() {
   local name="$1" ver="$2" init="$3" swike="$4" swesp="$5" aike="$6" aesp="$7" pfs="$8" want="$9"
   local t0=$SECONDS s o res
+  # "=IKE ESP [GROUP]": the suite of these single-algorithm proposals
+  if [ "${want:0:1}" = "=" ]; then want=$(want ${want#=}); fi
   nsl_log "---- $name: IKEv$ver, initiator $init; strongSwan '$swike' / '$swesp', espresso '$aike' / '$aesp', pfs $pfs"
   sw_conf "$ver" "$swike" "$swesp"
   if [ "$init" = E ]; then write_a "$ver" "$aike" "$aesp" "$pfs" none; else write_a "$ver" "$aike" "$aesp" "$pfs" add; fi
@@ -192,7 +198,7 @@ PY
 
 # want IKE ESP [GROUP]: sw_suite's form of a single-algorithm proposal
 want() {
-  python3 - "$1" "$2" "$3" <<'PY'
+  python3 - "$1" "$2" "${3:-}" <<'PY'
 import sys
 ike, esp, g = sys.argv[1].split("-"), sys.argv[2].split("-"), sys.argv[3]
 if not any(t.startswith("prf") for t in ike) and len(ike) == 3:
@@ -217,9 +223,14 @@ if [ "$MATRIX" = full ]; then
       pfs=false; [ $(((n / 2) % 2)) = 1 ] && pfs=true
       dh=${ik##*-}
       swesp=$es; [ "$pfs" = true ] && swesp="$es-$dh"
-      add "v2_${ik}_${es}_$init$( [ "$pfs" = true ] && echo _pfs)" 2 "$init" "$ik" "$swesp" "$ik" "$es" "$pfs" "$(want "$ik" "$es" "")"
+      add "v2_${ik}_${es}_$init$( [ "$pfs" = true ] && echo _pfs)" 2 "$init" "$ik" "$swesp" "$ik" "$es" "$pfs" "=$ik $es"
     done
   done
+  # both sides' defaults, both initiators, both versions
+  add v2_both_defaults_S 2 S default default default default false ""
+  add v2_both_defaults_E 2 E default default default default false ""
+  add v1_both_defaults_S 1 S default default default default false ""
+  add v1_both_defaults_E 1 E default default default default false ""
   v1ike=(aes128-sha256-modp3072 aes256-sha1-modp2048 aes256-sha384-ecp384 aes128-sha512-modp4096 3des-md5-modp1024 aes128-sha256-x25519)
   v1esp=(aes128-sha1 aes256-sha256 aes128-sha384 aes256-sha512 aes128gcm16 aes256gcm16 3des-md5)
   for ik in "${v1ike[@]}"; do
@@ -228,7 +239,7 @@ if [ "$MATRIX" = full ]; then
       pfs=false; [ $(((n / 2) % 2)) = 1 ] && pfs=true
       dh=${ik##*-}
       swesp=$es; g=""; [ "$pfs" = true ] && swesp="$es-$dh" && g=$dh
-      add "v1_${ik}_${es}_$init$( [ "$pfs" = true ] && echo _pfs)" 1 "$init" "$ik" "$swesp" "$ik" "$es" "$pfs" "$(want "$ik" "$es" "$g")"
+      add "v1_${ik}_${es}_$init$( [ "$pfs" = true ] && echo _pfs)" 1 "$init" "$ik" "$swesp" "$ik" "$es" "$pfs" "=$ik $es $g"
     done
   done
 fi
