@@ -18,9 +18,14 @@
 # MATRIX=full: the cross product that makes sense (every IKE proposal x every
 # ESP proposal of its version, both initiators, with and without PFS): several
 # minutes; it stops at the first failing case. MATRIX_ONLY=REGEX runs only
-# the cases whose name matches; MATRIX_LIST=1 prints the case names.
+# the cases whose name matches; MATRIX_LIST=1 prints the case names;
+# MATRIX_CASE runs one case given on the command line (see below).
 # Not covered: ESN (libipsec cannot install ESN SAs; see docs/interop.md),
-# IKEv1 phase 1 with AEAD (strongSwan has none).
+# IKEv1 phase 1 with AEAD (strongSwan has none), ChaCha20-Poly1305 in IKEv1
+# quick mode (no IKEv1 ESP transform ID is registered for it; strongSwan
+# offers one anyway, espresso refuses that proposal), AES-192 ESP (not in the
+# dataplane), 3DES IKEv2 SAs (RFC 8247; refused by espresso's configuration).
+# Last full run (2026-12-07, 2 vCPUs, load 11-25): 95 cases, all passed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
@@ -268,6 +273,9 @@ if [ "$MATRIX" = default ]; then
   add v1_sw_defaults_init 1 S default default aes128-sha2_256 aes-sha2_256 false ""
   add v1_sw_defaults_resp 1 E default default aes128-sha2_256 aes-sha2_256 false ""
 fi
+# MATRIX_CASE="NAME VERSION E|S SW_IKE SW_ESP OUR_IKE OUR_ESP PFS WANT": one
+# ad-hoc case (shell words; WANT "" = both sides agree)
+if [ -n "${MATRIX_CASE:-}" ]; then CASES=("$MATRIX_CASE"); fi
 [ "${#CASES[@]}" -gt 0 ] || nsl_die "MATRIX=$MATRIX: no cases (default or full)"
 
 if [ -n "${MATRIX_LIST:-}" ]; then
