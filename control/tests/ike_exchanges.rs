@@ -680,6 +680,38 @@ fn pfs_group_follows_the_esp_proposal() {
     assert_one_pair(&n);
 }
 
+/// strongSwan's `esp_proposals = aes128-sha256-modp3072` under an ecp256 IKE
+/// SA: its rekey carries a MODP-3072 KE; a responder whose ESP proposal names
+/// no group takes it, with `pfs` on (any group is PFS) and off (the group
+/// list once lacked MODP-3072: NO_PROPOSAL_CHOSEN).
+#[test]
+fn responder_without_an_esp_group_takes_the_peers_pfs_group() {
+    for pfs in [true, false] {
+        let (mut a, mut b) = pair();
+        a.ike_proposals = parse_ike_proposals("aes128-sha256-ecp256").unwrap();
+        b.ike_proposals = parse_ike_proposals("aes128-sha256-ecp256").unwrap();
+        a.esp_proposals = parse_esp_proposals("aes128gcm16-modp3072").unwrap();
+        b.esp_proposals = parse_esp_proposals("aes128gcm16").unwrap();
+        a.pfs = true;
+        b.pfs = pfs;
+        let mut n = Net::new(a, b);
+        n.initiate();
+        let (_, bo) = assert_one_pair(&n);
+        n.a.eng.rekey_child(bo, n.now).unwrap();
+        n.pump();
+        // the CREATE_CHILD_SA request carried a 384-byte MODP-3072 public value
+        let req = &n.a.sent[2].3;
+        assert!(req.len() > 384 + 28, "request with KE: {} bytes", req.len());
+        assert!(
+            n.a.events
+                .iter()
+                .any(|e| matches!(e, Event::ChildRekeyed { .. })),
+            "pfs = {pfs}: the rekey with MODP-3072 was refused"
+        );
+        assert_one_pair(&n);
+    }
+}
+
 #[test]
 fn responder_with_pfs_no_accepts_pfs() {
     let (mut a, mut b) = pair();

@@ -469,9 +469,9 @@ pub fn parse_phase1(s: &str) -> Result<Vec<Phase1Proposal>, IkeError> {
             )));
         }
         if prop.dh.is_empty() {
-            return Err(IkeError::Config(format!(
-                "IKEv1 proposal {p:?}: no DH group"
-            )));
+            // Openswan: a left-out part is filled with the defaults
+            // (`ike = "aes-sha1"`, seed 000), as for IKEv2
+            prop.dh = espresso_core::alg::DEFAULT_DH.to_vec();
         }
         out.push(prop);
     }
@@ -604,6 +604,10 @@ mod tests {
         assert!(parse_phase1("aes128gcm16-prfsha256-ecp256").is_err());
         assert!(parse_phase1("blowfish-sha1-modp2048").is_err());
         assert!(parse_phase1("aes-sha1;modp768").is_err());
+        // Openswan: a left-out DH group means the default groups
+        let p = parse_phase1("aes128-sha2_256").unwrap();
+        assert_eq!(p[0].dh, espresso_core::alg::DEFAULT_DH.to_vec());
+        assert_eq!(parse_phase1("AES SHA").unwrap()[0].dh[0], DhGroup::Modp2048);
 
         let e = parse_phase2("aes-sha1;modp1024").unwrap();
         assert_eq!(e[0].encr, vec![EncrAlg::AesCbc128]);

@@ -320,6 +320,7 @@ pub const INTEG_TABLE: [IntegRow; 6] = [
             "hmacsha256",
             "sha2256",
             "sha256",
+            "sha2",
         ],
         key_len: 32,
         icv_len: 16,

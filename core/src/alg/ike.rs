@@ -353,7 +353,7 @@ pub const DH_TABLE: [DhRow; 11] = [
     DhRow {
         group: DhGroup::Modp1024,
         keyword: "modp1024",
-        aliases: &["modp1024"],
+        aliases: &["modp1024", "dh2"],
         number: 2,
         public_len: 128,
         ikev2: true,
@@ -362,7 +362,7 @@ pub const DH_TABLE: [DhRow; 11] = [
     DhRow {
         group: DhGroup::Modp2048,
         keyword: "modp2048",
-        aliases: &["modp2048"],
+        aliases: &["modp2048", "dh14"],
         number: 14,
         public_len: 256,
         ikev2: true,
@@ -371,7 +371,7 @@ pub const DH_TABLE: [DhRow; 11] = [
     DhRow {
         group: DhGroup::Ecp256,
         keyword: "ecp256",
-        aliases: &["ecp256"],
+        aliases: &["ecp256", "dh19"],
         number: 19,
         public_len: 64,
         ikev2: true,
@@ -380,7 +380,7 @@ pub const DH_TABLE: [DhRow; 11] = [
     DhRow {
         group: DhGroup::Ecp384,
         keyword: "ecp384",
-        aliases: &["ecp384"],
+        aliases: &["ecp384", "dh20"],
         number: 20,
         public_len: 96,
         ikev2: true,
@@ -389,7 +389,7 @@ pub const DH_TABLE: [DhRow; 11] = [
     DhRow {
         group: DhGroup::Curve25519,
         keyword: "curve25519",
-        aliases: &["curve25519", "x25519"],
+        aliases: &["curve25519", "x25519", "dh31"],
         number: 31,
         public_len: 32,
         ikev2: true,
@@ -398,7 +398,7 @@ pub const DH_TABLE: [DhRow; 11] = [
     DhRow {
         group: DhGroup::Modp1536,
         keyword: "modp1536",
-        aliases: &["modp1536"],
+        aliases: &["modp1536", "dh5"],
         number: 5,
         public_len: 192,
         ikev2: false,
@@ -407,7 +407,7 @@ pub const DH_TABLE: [DhRow; 11] = [
     DhRow {
         group: DhGroup::Modp3072,
         keyword: "modp3072",
-        aliases: &["modp3072"],
+        aliases: &["modp3072", "dh15"],
         number: 15,
         public_len: 384,
         ikev2: true,
@@ -416,7 +416,7 @@ pub const DH_TABLE: [DhRow; 11] = [
     DhRow {
         group: DhGroup::Modp4096,
         keyword: "modp4096",
-        aliases: &["modp4096"],
+        aliases: &["modp4096", "dh16"],
         number: 16,
         public_len: 512,
         ikev2: true,
@@ -425,7 +425,7 @@ pub const DH_TABLE: [DhRow; 11] = [
     DhRow {
         group: DhGroup::Ecp521,
         keyword: "ecp521",
-        aliases: &["ecp521"],
+        aliases: &["ecp521", "dh21"],
         number: 21,
         public_len: 132,
         ikev2: true,
@@ -434,7 +434,7 @@ pub const DH_TABLE: [DhRow; 11] = [
     DhRow {
         group: DhGroup::Modp6144,
         keyword: "modp6144",
-        aliases: &["modp6144"],
+        aliases: &["modp6144", "dh17"],
         number: 17,
         public_len: 768,
         ikev2: true,
@@ -443,7 +443,7 @@ pub const DH_TABLE: [DhRow; 11] = [
     DhRow {
         group: DhGroup::Modp8192,
         keyword: "modp8192",
-        aliases: &["modp8192"],
+        aliases: &["modp8192", "dh18"],
         number: 18,
         public_len: 1024,
         ikev2: true,

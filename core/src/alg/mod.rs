@@ -26,7 +26,7 @@ pub use esp::{
 pub use ike::{DhGroup, IkeEncr, IkeInteg, PrfAlg};
 pub use proposal::{
     parse_esp_proposals, parse_ike_proposals, ChildSuite, EspProposal, IkeProposal, IkeSuite,
-    ProposalError, Xform,
+    ProposalError, Xform, DEFAULT_DH,
 };
 
 /// The compact form names are compared in: lower case, without `-`, `_`,

@@ -380,10 +380,16 @@ fn cfg_err(m: String) -> ProposalError {
 
 /// The algorithm words of one proposal: router-CLI form (whitespace-separated
 /// words, DH groups as numbers: `AES-256 SHA-256 19`) or strongSwan's
-/// (`-`-separated). Words come back compact; DH numbers as group keywords.
+/// (`-`-separated), with Openswan's `;` before the DH group
+/// (`aes128-sha1;modp2048`) and Libreswan's `+` between alternatives
+/// (`aes+aes256-sha1`). Words come back compact; DH numbers as group keywords.
 fn tokens(p: &str) -> Result<Vec<String>, ProposalError> {
     if !p.contains(char::is_whitespace) {
-        return Ok(p.split('-').map(compact).collect());
+        return Ok(p
+            .split(['-', ';', '+'])
+            .filter(|t| !t.is_empty())
+            .map(compact)
+            .collect());
     }
     let mut out = Vec::new();
     for w in p.split_whitespace() {
@@ -490,7 +496,9 @@ pub fn parse_ike_proposals(s: &str) -> Result<Vec<IkeProposal>, ProposalError> {
             return Err(cfg_err(format!("IKE proposal {p:?}: no PRF")));
         }
         if prop.dh.is_empty() {
-            return Err(cfg_err(format!("IKE proposal {p:?}: no DH group")));
+            // Openswan/Libreswan: a left-out part is filled with the defaults
+            // (`ike = "aes-sha1"`, seed 000)
+            prop.dh = DEFAULT_DH.to_vec();
         }
         out.push(prop);
     }
@@ -559,6 +567,18 @@ pub fn parse_esp_proposals(s: &str) -> Result<Vec<EspProposal>, ProposalError> {
     }
     Ok(out)
 }
+
+/// The DH groups an IKE proposal that names none stands for, preferred first
+/// (MODP-2048 first as in Openswan's and Libreswan's defaults and `espresso
+/// import`; then the groups of strongSwan's defaults).
+pub const DEFAULT_DH: [DhGroup; 6] = [
+    DhGroup::Modp2048,
+    DhGroup::Ecp256,
+    DhGroup::Curve25519,
+    DhGroup::Ecp384,
+    DhGroup::Modp3072,
+    DhGroup::Modp4096,
+];
 
 /// strongSwan's default IKE proposals for this engine: AES-GCM and AES-CBC with
 /// SHA-2, groups 19, 20, 31, 14.

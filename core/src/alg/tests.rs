@@ -353,7 +353,38 @@ fn strongswan_and_seed_forms() {
     assert!(parse_esp_proposals("aes128gcm16-sha256").is_err());
     assert!(parse_esp_proposals("blowfish-sha1").is_err());
     assert!(parse_esp_proposals("").is_err());
-    assert!(parse_ike_proposals("aes128-sha256").is_err(), "no DH group");
+}
+
+/// The seeds' and Openswan's/Libreswan's spellings of IKE proposals (seed 000:
+/// "any left out option will be filled in with all allowed default options").
+#[test]
+fn openswan_forms_and_left_out_dh_groups() {
+    // no DH group: the default groups, MODP-2048 first (as `espresso import`)
+    for s in ["aes128-sha256", "aes-sha1", "AES SHA"] {
+        let p = parse_ike_proposals(s).unwrap();
+        assert_eq!(p[0].dh, DEFAULT_DH.to_vec(), "{s}");
+        assert_eq!(p[0].dh[0], DhGroup::Modp2048, "{s}");
+    }
+    // Openswan's `;` before the group, Libreswan's dhN and `+`, sha2 = SHA2-256
+    let p = parse_ike_proposals("aes128-sha1;modp2048").unwrap();
+    assert_eq!(p[0].encr, vec![IkeEncr::AesCbc128]);
+    assert_eq!(p[0].integ, vec![IkeInteg::HmacSha1_96]);
+    assert_eq!(p[0].dh, vec![DhGroup::Modp2048]);
+    let p = parse_ike_proposals("aes256-sha2_512;dh14").unwrap();
+    assert_eq!(p[0].integ, vec![IkeInteg::HmacSha512_256]);
+    assert_eq!(p[0].dh, vec![DhGroup::Modp2048]);
+    let p = parse_ike_proposals("aes+aes256-sha2-dh19+dh31").unwrap();
+    assert_eq!(p[0].encr, vec![IkeEncr::AesCbc128, IkeEncr::AesCbc256]);
+    assert_eq!(p[0].integ, vec![IkeInteg::HmacSha256_128]);
+    assert_eq!(p[0].prf, vec![PrfAlg::HmacSha256]);
+    assert_eq!(p[0].dh, vec![DhGroup::Ecp256, DhGroup::Curve25519]);
+    let e = parse_esp_proposals("aes-sha2;dh20").unwrap();
+    assert_eq!(e[0].integ, vec![IntegAlg::HmacSha256_128]);
+    assert_eq!(e[0].dh, vec![DhGroup::Ecp384]);
+    // an ESP proposal without a group stays without PFS group
+    assert!(parse_esp_proposals("aes-sha1").unwrap()[0].dh.is_empty());
+    assert!(parse_ike_proposals("aes128-sha1;modp768").is_err());
+    assert!(parse_ike_proposals("aes128-;").is_err(), "no integrity");
 }
 
 #[test]

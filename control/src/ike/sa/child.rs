@@ -646,10 +646,23 @@ impl IkeSa {
         pfs: bool,
     ) -> Option<(u8, u32, ChildSuite, Vec<Xform>)> {
         let ike_dh = self.suite.map(|s| s.dh);
+        // A peer's PFS group where our ESP proposal names none: the IKE SA's
+        // group first, then every other group IKEv2 proposals may name
+        // (strongSwan's `esp_proposals = aes128-sha256-modp3072` under an
+        // ecp256 IKE SA); MODP-1024 as before, the other legacy ones not.
+        let any_group = || {
+            ike_dh.into_iter().chain(
+                espresso_core::alg::ike::DH_TABLE
+                    .iter()
+                    .filter(|r| r.ikev2 && (!r.legacy || r.group == DhGroup::Modp1024))
+                    .map(|r| r.group)
+                    .filter(move |g| Some(*g) != ike_dh),
+            )
+        };
         for ours in &self.conn.esp_proposals {
             let mut o = ours.clone();
             if o.dh.is_empty() && pfs {
-                o.dh.extend(ike_dh);
+                o.dh.extend(any_group());
             }
             let mut ox = o.xforms(true);
             if !pfs {
@@ -658,13 +671,7 @@ impl IkeSa {
                     id: 0,
                     key_len: None,
                 });
-                for g in [
-                    DhGroup::Ecp256,
-                    DhGroup::Curve25519,
-                    DhGroup::Ecp384,
-                    DhGroup::Modp2048,
-                    DhGroup::Modp1024,
-                ] {
+                for g in any_group().filter(|g| !o.dh.contains(g)) {
                     ox.push(Xform {
                         ttype: ttype::DH,
                         id: g.number(),
