@@ -173,20 +173,64 @@ impl IsakmpSa {
                     }
                 }
             }
-            let q = &self.qms[i];
-            if q.until.is_some_and(|u| now >= u) {
-                if q.state == QmState::WaitConnected {
-                    // CONNECTED never came: use the SA anyway
-                    let inbound = q.inbound_spi;
+            let (due, state) = (
+                self.qms[i].until.is_some_and(|u| now >= u),
+                self.qms[i].state,
+            );
+            if due {
+                if state == QmState::WaitConnected && !self.peer_switched(ctx, i, now) {
+                    self.qms[i].until = Some(now + SWITCH_TICK);
+                } else if state == QmState::WaitConnected {
+                    // CONNECTED never came (or the peer took our rekey's
+                    // new pair): use the SA
+                    let inbound = self.qms[i].inbound_spi;
                     self.qms[i].state = QmState::Done;
                     self.qms[i].until = Some(now + Duration::from_secs(60));
                     self.finish_outbound(ctx, inbound, now);
-                } else if q.state == QmState::Done {
+                } else if state == QmState::Done {
                     self.qms.remove(i);
                     continue;
                 }
             }
             i += 1;
+        }
+    }
+
+    /// A rekey we started may move our traffic to the new pair (see
+    /// [`SwitchWatch`]): the peer sends on it, or sent nothing on the old
+    /// pair over the switch delay, or [`SWITCH_WAIT_MAX`] passed. True
+    /// also for a quick mode that does not watch (commit bit: CONNECTED's
+    /// deadline) and where the dataplane reports no counts.
+    fn peer_switched(&mut self, ctx: &Ctx, qi: usize, now: Instant) -> bool {
+        let q = &self.qms[qi];
+        let Some(mut w) = q.switch else {
+            return true;
+        };
+        let delay = ctx.settings.rekey_switch_delay;
+        let count = |spi: Option<u32>| {
+            self.children
+                .iter()
+                .find(|c| Some(c.inbound_spi) == spi)
+                .and_then(|c| c.in_packets)
+        };
+        let (new, old) = (count(Some(q.inbound_spi)), count(q.rekey_of));
+        if new.is_some_and(|n| n > 0) || now >= w.since + SWITCH_WAIT_MAX {
+            return true;
+        }
+        let Some(old) = old else {
+            // no counts (no dataplane to ask): the switch delay alone
+            return now >= w.since + delay;
+        };
+        match w.old_base {
+            Some((t, n)) if n == old => {
+                // nothing from the peer on the old pair over the delay
+                now >= t + delay && now >= w.since + delay
+            }
+            _ => {
+                w.old_base = Some((now, old));
+                self.qms[qi].switch = Some(w);
+                false
+            }
         }
     }
 
