@@ -1821,3 +1821,66 @@ fn a_lost_qm3_keeps_the_old_pair_until_the_peer_sends_on_the_new_one() {
     assert!(!n.a.dp.sas.contains_key(&(old_in, Direction::Inbound)));
     assert_one_pair(&n);
 }
+
+/// As above, with a peer that sends nothing for a while (starved of CPU:
+/// charon at load 27 in tests/netns/36): silence on the old pair is no
+/// sign that the peer has the new one, so the old pair stays (our traffic
+/// on it, no DELETE) until the peer is seen on the new pair or
+/// `SWITCH_WAIT_MAX` (10 s) passed. Taking silence for a switch, espresso
+/// deleted the pair charon was rekeying, its QM3 lost, and charon was left
+/// with no IPsec SA.
+#[test]
+fn a_silent_peer_is_not_taken_for_one_that_took_the_new_pair() {
+    let mut n = Net::new(pair().0, pair().1);
+    n.initiate();
+    n.feed = false;
+    n.b.dp.newest_out = true;
+    let old_in = a_child(&n);
+    let old_b_out = sending(&n.b.dp);
+    let t0 = n.now;
+    n.a.eng.rekey_child(old_in, n.now).unwrap();
+    while let Some(o) = n.a.eng.poll_output() {
+        n.out_a(o);
+    }
+    while let Some(o) = n.b.eng.poll_output() {
+        n.out_b(o);
+    }
+    n.drop_a = 1;
+    n.pump();
+    let new_in = n.a.eng.status()[0]
+        .sa
+        .children
+        .iter()
+        .map(|c| c.inbound_spi)
+        .find(|s| *s != old_in)
+        .expect("A's new pair");
+    let step = Duration::from_millis(100);
+    let (mut b_switched, mut a_del) = (None, None);
+    for _ in 0..130 {
+        // the peer sends nothing on either pair
+        n.a.eng.inbound_packets(old_in, 500);
+        n.a.eng.inbound_packets(new_in, 0);
+        n.advance(step);
+        let at = n.now.duration_since(t0);
+        if b_switched.is_none() && sending(&n.b.dp) != old_b_out {
+            b_switched = Some(at);
+        }
+        let deleted = n.a.events.iter().any(
+            |e| matches!(e, Event::ChildDeleted { inbound_spi, .. } if *inbound_spi == old_in),
+        );
+        if a_del.is_none() && deleted {
+            a_del = Some(at);
+        }
+    }
+    let b_switched = b_switched.expect("B moved to the new pair");
+    let a_del = a_del.expect("A deleted the old pair in the end");
+    assert!(
+        b_switched >= Duration::from_millis(3900),
+        "B moved at {b_switched:?}, before its QM2 retransmission: our DELETE made it"
+    );
+    assert!(
+        a_del >= Duration::from_secs(10),
+        "A deleted the old pair at {a_del:?}, B moved at {b_switched:?}"
+    );
+    assert_one_pair(&n);
+}

@@ -196,18 +196,17 @@ pub(crate) struct QuickMode {
 /// A quick-mode rekey we started, its new inbound SA installed and QM3
 /// sent, waiting to move our traffic to the new pair and drop the old one.
 /// IKEv1 does not acknowledge QM3: the responder installs the new pair when
-/// QM3 arrives and only then sends on it (strongSwan, Libreswan); a QM3
-/// lost or late reaches it only with its next QM2 retransmission
-/// (strongSwan 4 s by default). Meanwhile it sends on the old pair, so the
-/// old pair stays until the peer is seen on the new one (the dataplane's
-/// counters), or the old inbound SA was idle over the switch delay (no
-/// traffic from the peer to lose), or [`SWITCH_WAIT_MAX`] passed.
+/// QM3 arrives (strongSwan both SAs then, Libreswan its outbound SA) and
+/// only then sends on it; a QM3 lost or late reaches it only with its next
+/// QM2 retransmission (strongSwan 4 s by default). Meanwhile it sends on
+/// the old pair and may not receive on the new one, and our DELETE of the
+/// old pair leaves it none. So the old pair carries our traffic until the
+/// peer is seen on the new one (the dataplane's counters), or
+/// [`SWITCH_WAIT_MAX`] passed, or the old pair is about to expire.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SwitchWatch {
     /// QM3 sent then.
     pub since: Instant,
-    /// The old inbound SA's count when first read, and when.
-    pub old_base: Option<(Instant, u64)>,
 }
 
 /// The longest a rekey we started waits for the peer to send on the new

@@ -523,10 +523,7 @@ impl IsakmpSa {
             // acknowledged and may be lost): `SwitchWatch`.
             self.qms[qi].state = QmState::WaitConnected;
             self.qms[qi].until = Some(now + SWITCH_TICK);
-            self.qms[qi].switch = Some(SwitchWatch {
-                since: now,
-                old_base: None,
-            });
+            self.qms[qi].switch = Some(SwitchWatch { since: now });
             self.children[idx].state = ChildState::InboundOnly;
             return;
         }
