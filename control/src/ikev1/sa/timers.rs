@@ -197,8 +197,9 @@ impl IsakmpSa {
     }
 
     /// A rekey we started may move our traffic to the new pair (see
-    /// [`SwitchWatch`]): the peer sends on it, or [`SWITCH_WAIT_MAX`]
-    /// passed, or the old pair is about to expire. True also for a quick
+    /// [`SwitchWatch`]): the peer sends on it, or it rekeyed the same pair
+    /// at once (a collision), or [`SWITCH_WAIT_MAX`] passed, or the old
+    /// pair is about to expire. True also for a quick
     /// mode that does not watch (commit bit: CONNECTED's deadline), and
     /// after the switch delay where the dataplane reports no counts.
     /// Silence on the old pair proves nothing: a peer starved of CPU sends
@@ -216,7 +217,14 @@ impl IsakmpSa {
                 .checked_sub(SWITCH_TICK * 4)
                 .unwrap_or(c.expire_at)
         });
-        if now >= w.since + SWITCH_WAIT_MAX || old_end.is_some_and(|e| now >= e) {
+        // the peer rekeyed the same pair too (a collision): the counters
+        // decide there (`resolve_collision`)
+        let crossed = self.children.iter().any(|c| {
+            c.inbound_spi != q.inbound_spi
+                && c.rekeyed_from == q.rekey_of
+                && c.state == ChildState::Installed
+        });
+        if crossed || now >= w.since + SWITCH_WAIT_MAX || old_end.is_some_and(|e| now >= e) {
             return true;
         }
         match new.and_then(|c| c.in_packets) {
