@@ -277,6 +277,8 @@ for _ in $(seq 1 120); do
 done
 log=$(sed "s/\x1b\[[0-9;]*m//g" "$NSL_TMP/ctlA.log")
 [ "$rekeys" -ge 3 ] || nsl_die "expected at least 3 quick-mode rekeys (strongSwan's and espresso's), saw $rekeys"
+# the keys of a pair whose outbound SA went in after the flow (that switch)
+ctl A keys sw >>"$NSL_TMP/keys.uat" 2>/dev/null || true
 reauth_ours=$(grep -c "IKE SA .* established .*(initiator)" <<<"$log" || true)
 [ "$reauth_ours" -ge 2 ] || nsl_die "espresso did not re-authenticate the ISAKMP SA (initiator establishments: $reauth_ours)"
 grep -q "IKE SA .* established .*(responder)" <<<"$log" || nsl_die "strongSwan's re-authentication did not reach espresso"
