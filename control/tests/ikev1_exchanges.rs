@@ -1738,3 +1738,149 @@ fn crossing_reauthentications_leave_the_ipsec_sas_on_one_isakmp_sa() {
         );
     }
 }
+
+/// Our rekey's QM3 is lost (IKEv1 does not acknowledge it): the responder
+/// has not installed the new pair and sends on the old one until its QM2
+/// retransmission (4 s, strongSwan's default too) brings QM3 again. We
+/// move our traffic to the new pair and tell the peer to delete the old
+/// one only once the peer is seen sending on the new pair; the old inbound
+/// SA is there for every packet the peer sends on it. Before, we switched
+/// 1 s after QM3 and sent the DELETE 1 s later, before the peer had the new
+/// pair: strongSwan and Libreswan then delete the pair they send on (ours
+/// hands its traffic over to the pending pair, which is why this test
+/// looks at the order, not only at losses), and the old inbound SA went
+/// 2 s after that, while a peer that missed the DELETE too still sent on it.
+#[test]
+fn a_lost_qm3_keeps_the_old_pair_until_the_peer_sends_on_the_new_one() {
+    let mut n = Net::new(pair().0, pair().1);
+    n.initiate();
+    n.a.dp.strict = true;
+    n.b.dp.strict = true;
+    n.b.dp.newest_out = true;
+    let old_in = a_child(&n);
+    let old_b_out = sending(&n.b.dp);
+    assert_eq!(old_b_out, vec![old_in]);
+    let t0 = n.now;
+    n.a.eng.rekey_child(old_in, n.now).unwrap();
+    // QM1 to B, QM2 back to A; A's QM3 is lost
+    while let Some(o) = n.a.eng.poll_output() {
+        n.out_a(o);
+    }
+    while let Some(o) = n.b.eng.poll_output() {
+        n.out_b(o);
+    }
+    n.drop_a = 1;
+    n.pump();
+    assert_eq!(n.drop_a, 0, "QM3 dropped");
+    let a_deleted = |n: &Net| {
+        n.a.events
+            .iter()
+            .any(|e| matches!(e, Event::ChildDeleted { inbound_spi, .. } if *inbound_spi == old_in))
+    };
+    let step = Duration::from_millis(100);
+    let (mut b_switched, mut a_switched, mut a_del) = (None, None, None);
+    for _ in 0..150 {
+        n.advance(step);
+        let at = n.now.duration_since(t0);
+        if b_switched.is_none() && sending(&n.b.dp) != old_b_out {
+            b_switched = Some(at);
+        }
+        if a_switched.is_none()
+            && n.a.dp.sas.contains_key(&(old_in, Direction::Inbound))
+            && !protect_spis(&n.a.dp).is_empty()
+            && n.a.events.iter().any(
+                |e| matches!(e, Event::ChildRekeyed { old_inbound, .. } if *old_inbound == old_in),
+            )
+        {
+            a_switched = Some(at);
+        }
+        if a_del.is_none() && a_deleted(&n) {
+            a_del = Some(at);
+        }
+    }
+    let b_switched = b_switched.expect("B moved to the new pair");
+    assert!(
+        b_switched >= Duration::from_millis(3900),
+        "B moved at {b_switched:?}: before its QM2 retransmission brought QM3 (our DELETE made it)"
+    );
+    let a_switched = a_switched.expect("A moved to the new pair");
+    let a_del = a_del.expect("A deleted the old pair");
+    assert!(
+        a_switched > b_switched,
+        "A moved at {a_switched:?}, B at {b_switched:?}"
+    );
+    assert!(
+        a_del > b_switched,
+        "A deleted the old pair at {a_del:?}, B moved at {b_switched:?}"
+    );
+    assert!(
+        a_switched < b_switched + Duration::from_secs(1),
+        "A followed B at {a_switched:?} (B at {b_switched:?})"
+    );
+    assert_eq!(n.lost, 0);
+    assert!(!n.a.dp.sas.contains_key(&(old_in, Direction::Inbound)));
+    assert_one_pair(&n);
+}
+
+/// As above, with a peer that sends nothing for a while (starved of CPU:
+/// charon at load 27 in tests/netns/36): silence on the old pair is no
+/// sign that the peer has the new one, so the old pair stays (our traffic
+/// on it, no DELETE) until the peer is seen on the new pair or
+/// `SWITCH_WAIT_MAX` (10 s) passed. Taking silence for a switch, espresso
+/// deleted the pair charon was rekeying, its QM3 lost, and charon was left
+/// with no IPsec SA.
+#[test]
+fn a_silent_peer_is_not_taken_for_one_that_took_the_new_pair() {
+    let mut n = Net::new(pair().0, pair().1);
+    n.initiate();
+    n.feed = false;
+    n.b.dp.newest_out = true;
+    let old_in = a_child(&n);
+    let old_b_out = sending(&n.b.dp);
+    let t0 = n.now;
+    n.a.eng.rekey_child(old_in, n.now).unwrap();
+    while let Some(o) = n.a.eng.poll_output() {
+        n.out_a(o);
+    }
+    while let Some(o) = n.b.eng.poll_output() {
+        n.out_b(o);
+    }
+    n.drop_a = 1;
+    n.pump();
+    let new_in = n.a.eng.status()[0]
+        .sa
+        .children
+        .iter()
+        .map(|c| c.inbound_spi)
+        .find(|s| *s != old_in)
+        .expect("A's new pair");
+    let step = Duration::from_millis(100);
+    let (mut b_switched, mut a_del) = (None, None);
+    for _ in 0..130 {
+        // the peer sends nothing on either pair
+        n.a.eng.inbound_packets(old_in, 500);
+        n.a.eng.inbound_packets(new_in, 0);
+        n.advance(step);
+        let at = n.now.duration_since(t0);
+        if b_switched.is_none() && sending(&n.b.dp) != old_b_out {
+            b_switched = Some(at);
+        }
+        let deleted = n.a.events.iter().any(
+            |e| matches!(e, Event::ChildDeleted { inbound_spi, .. } if *inbound_spi == old_in),
+        );
+        if a_del.is_none() && deleted {
+            a_del = Some(at);
+        }
+    }
+    let b_switched = b_switched.expect("B moved to the new pair");
+    let a_del = a_del.expect("A deleted the old pair in the end");
+    assert!(
+        b_switched >= Duration::from_millis(3900),
+        "B moved at {b_switched:?}, before its QM2 retransmission: our DELETE made it"
+    );
+    assert!(
+        a_del >= Duration::from_secs(10),
+        "A deleted the old pair at {a_del:?}, B moved at {b_switched:?}"
+    );
+    assert_one_pair(&n);
+}

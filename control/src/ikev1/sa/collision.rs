@@ -90,12 +90,20 @@ impl IsakmpSa {
             .min()
     }
 
-    /// Inbound SPIs whose packet counts a watched collision needs.
+    /// Inbound SPIs whose packet counts a watched collision, or a rekey of
+    /// ours waiting for the peer to take the new pair ([`SwitchWatch`]),
+    /// needs.
     pub(crate) fn watched_inbound(&self, out: &mut Vec<u32>) {
         for c in &self.children {
             if let Some(w) = c.watch {
                 out.push(c.inbound_spi);
                 out.push(w.partner);
+            }
+        }
+        for q in self.qms.iter().filter(|q| q.switch.is_some()) {
+            if q.state == QmState::WaitConnected {
+                out.push(q.inbound_spi);
+                out.extend(q.rekey_of);
             }
         }
     }

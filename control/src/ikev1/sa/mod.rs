@@ -188,7 +188,35 @@ pub(crate) struct QuickMode {
     pub rtx: Option<Rtx>,
     /// Kept until then for retransmissions (Done), or deadline for CONNECTED.
     pub until: Option<Instant>,
+    /// Our rekey waiting for the peer to take the new pair (no commit bit):
+    /// [`SwitchWatch`].
+    pub switch: Option<SwitchWatch>,
 }
+
+/// A quick-mode rekey we started, its new inbound SA installed and QM3
+/// sent, waiting to move our traffic to the new pair and drop the old one.
+/// IKEv1 does not acknowledge QM3: the responder installs the new pair when
+/// QM3 arrives (strongSwan both SAs then, Libreswan its outbound SA) and
+/// only then sends on it; a QM3 lost or late reaches it only with its next
+/// QM2 retransmission (strongSwan 4 s by default). Meanwhile it sends on
+/// the old pair and may not receive on the new one, and our DELETE of the
+/// old pair leaves it none. So the old pair carries our traffic until the
+/// peer is seen on the new one (the dataplane's counters), or
+/// [`SWITCH_WAIT_MAX`] passed, or the old pair is about to expire.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SwitchWatch {
+    /// QM3 sent then.
+    pub since: Instant,
+}
+
+/// The longest a rekey we started waits for the peer to send on the new
+/// pair before it switches anyway: longer than strongSwan's first QM2
+/// retransmission (4 s by default) and Libreswan's first three (0.5 s,
+/// doubling).
+pub(crate) const SWITCH_WAIT_MAX: Duration = Duration::from_secs(10);
+
+/// How often a [`SwitchWatch`] looks at the counters.
+pub(crate) const SWITCH_TICK: Duration = Duration::from_millis(250);
 
 /// A DPD R-U-THERE waiting for its ACK.
 pub(crate) struct DpdPending {

@@ -234,6 +234,7 @@ impl IsakmpSa {
                 next: now + ctx.settings.retransmit_timeout,
             }),
             until: None,
+            switch: None,
         });
     }
 
@@ -518,10 +519,11 @@ impl IsakmpSa {
         if self.qms[qi].rekey_of.is_some() && !ctx.settings.rekey_switch_delay.is_zero() {
             // A rekey: the responder installs its inbound SA only when QM3
             // arrives; the old SA pair carries the traffic meanwhile, so the
-            // switch waits a little (as for a CONNECTED that never comes)
-            // rather than race QM3.
+            // switch waits for the peer to send on the new pair (QM3 is not
+            // acknowledged and may be lost): `SwitchWatch`.
             self.qms[qi].state = QmState::WaitConnected;
-            self.qms[qi].until = Some(now + ctx.settings.rekey_switch_delay);
+            self.qms[qi].until = Some(now + SWITCH_TICK);
+            self.qms[qi].switch = Some(SwitchWatch { since: now });
             self.children[idx].state = ChildState::InboundOnly;
             return;
         }

@@ -125,6 +125,7 @@ impl IsakmpSa {
                 next: now + ctx.settings.retransmit_timeout,
             }),
             until: None,
+            switch: None,
         });
     }
 

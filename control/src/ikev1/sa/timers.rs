@@ -173,20 +173,64 @@ impl IsakmpSa {
                     }
                 }
             }
-            let q = &self.qms[i];
-            if q.until.is_some_and(|u| now >= u) {
-                if q.state == QmState::WaitConnected {
-                    // CONNECTED never came: use the SA anyway
-                    let inbound = q.inbound_spi;
+            let (due, state) = (
+                self.qms[i].until.is_some_and(|u| now >= u),
+                self.qms[i].state,
+            );
+            if due {
+                if state == QmState::WaitConnected && !self.peer_switched(ctx, i, now) {
+                    self.qms[i].until = Some(now + SWITCH_TICK);
+                } else if state == QmState::WaitConnected {
+                    // CONNECTED never came (or the peer took our rekey's
+                    // new pair): use the SA
+                    let inbound = self.qms[i].inbound_spi;
                     self.qms[i].state = QmState::Done;
                     self.qms[i].until = Some(now + Duration::from_secs(60));
                     self.finish_outbound(ctx, inbound, now);
-                } else if q.state == QmState::Done {
+                } else if state == QmState::Done {
                     self.qms.remove(i);
                     continue;
                 }
             }
             i += 1;
+        }
+    }
+
+    /// A rekey we started may move our traffic to the new pair (see
+    /// [`SwitchWatch`]): the peer sends on it, or it rekeyed the same pair
+    /// at once (a collision), or [`SWITCH_WAIT_MAX`] passed, or the old
+    /// pair is about to expire. True also for a quick
+    /// mode that does not watch (commit bit: CONNECTED's deadline), and
+    /// after the switch delay where the dataplane reports no counts.
+    /// Silence on the old pair proves nothing: a peer starved of CPU sends
+    /// nothing for seconds (test 36 at load 27: charon, its QM3 lost, got
+    /// our DELETE of the pair it was rekeying and was left with none).
+    fn peer_switched(&self, ctx: &Ctx, qi: usize, now: Instant) -> bool {
+        let q = &self.qms[qi];
+        let Some(w) = q.switch else {
+            return true;
+        };
+        let child = |spi: Option<u32>| self.children.iter().find(|c| Some(c.inbound_spi) == spi);
+        let (new, old) = (child(Some(q.inbound_spi)), child(q.rekey_of));
+        let old_end = old.map(|c| {
+            c.expire_at
+                .checked_sub(SWITCH_TICK * 4)
+                .unwrap_or(c.expire_at)
+        });
+        // the peer rekeyed the same pair too (a collision): the counters
+        // decide there (`resolve_collision`)
+        let crossed = self.children.iter().any(|c| {
+            c.inbound_spi != q.inbound_spi
+                && c.rekeyed_from == q.rekey_of
+                && c.state == ChildState::Installed
+        });
+        if crossed || now >= w.since + SWITCH_WAIT_MAX || old_end.is_some_and(|e| now >= e) {
+            return true;
+        }
+        match new.and_then(|c| c.in_packets) {
+            Some(n) => n > 0,
+            // no counts (no dataplane to ask): the switch delay alone
+            None => now >= w.since + ctx.settings.rekey_switch_delay,
         }
     }
 
