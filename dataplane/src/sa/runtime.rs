@@ -329,14 +329,69 @@ impl OuterTemplate {
     }
 }
 
-/// Lifetime limits (`u64::MAX`: none). The fast path compares the packet
-/// and byte totals with the smaller of soft and hard.
+/// Lifetime limits (`u64::MAX`: none), each pair ordered: the fast path
+/// compares the packet and byte totals with the smaller (`first_*`, one
+/// comparison each, as precomputed minima did beside the four limits);
+/// which of the pair is the soft limit is in `Sa::soft_first`.
 #[derive(Clone, Copy, Debug)]
 struct Limits {
-    soft_bytes: u64,
-    hard_bytes: u64,
-    soft_packets: u64,
-    hard_packets: u64,
+    first_bytes: u64,
+    then_bytes: u64,
+    first_packets: u64,
+    then_packets: u64,
+}
+
+/// `Sa::soft_first` bits: the soft limit is the first of its pair.
+const SOFT_FIRST_BYTES: u8 = 1;
+const SOFT_FIRST_PACKETS: u8 = 2;
+
+impl Limits {
+    /// Orders soft and hard limits; returns the limits and the
+    /// `SOFT_FIRST_*` bits.
+    fn new(soft_bytes: u64, hard_bytes: u64, soft_packets: u64, hard_packets: u64) -> (Self, u8) {
+        let mut bits = 0;
+        let (first_bytes, then_bytes) = if soft_bytes <= hard_bytes {
+            bits |= SOFT_FIRST_BYTES;
+            (soft_bytes, hard_bytes)
+        } else {
+            (hard_bytes, soft_bytes)
+        };
+        let (first_packets, then_packets) = if soft_packets <= hard_packets {
+            bits |= SOFT_FIRST_PACKETS;
+            (soft_packets, hard_packets)
+        } else {
+            (hard_packets, soft_packets)
+        };
+        let l = Limits {
+            first_bytes,
+            then_bytes,
+            first_packets,
+            then_packets,
+        };
+        (l, bits)
+    }
+    /// (soft, hard) bytes and (soft, hard) packets.
+    fn soft_hard(&self, bits: u8) -> ((u64, u64), (u64, u64)) {
+        let order = |first, then, soft_first: bool| {
+            if soft_first {
+                (first, then)
+            } else {
+                (then, first)
+            }
+        };
+        (
+            order(
+                self.first_bytes,
+                self.then_bytes,
+                bits & SOFT_FIRST_BYTES != 0,
+            ),
+            order(
+                self.first_packets,
+                self.then_packets,
+                bits & SOFT_FIRST_PACKETS != 0,
+            ),
+        )
+    }
 }
 
 /// The highest sequence number an SA may use: 2^64 - 1 with ESN, else 2^32 - 1.
@@ -386,6 +441,8 @@ pub struct Sa {
     pub(crate) selectors: Box<[CompiledSelector]>,
     counters: SaCounters,
     limits: Limits,
+    /// `SOFT_FIRST_*` bits: which limit of each pair is the soft one.
+    soft_first: u8,
     /// Event bits ([`ev`]) raised so far, and those not yet collected.
     raised: AtomicU8,
     pending: AtomicU8,
@@ -415,7 +472,7 @@ pub fn sa_struct_parts() -> Vec<(&'static str, usize)> {
     ];
     let named: usize = v.iter().map(|(_, n)| n).sum();
     // spi, tunnel id, suite, lengths, flags, event bits.
-    let small = 4 + 4 + size_of::<Suite>() + 3 + 6 + 3;
+    let small = 4 + 4 + size_of::<Suite>() + 3 + 7 + 3;
     v.push(("ids, lengths, flags", small));
     v.push(("padding", size_of::<Sa>().saturating_sub(named + small)));
     v
@@ -518,12 +575,12 @@ impl Sa {
             replay.set_floor(params.initial_seq - 1);
         }
         let l = params.lifetime;
-        let limits = Limits {
-            soft_bytes: lim(l.soft_bytes),
-            hard_bytes: lim(l.hard_bytes),
-            soft_packets: lim(l.soft_packets),
-            hard_packets: lim(l.hard_packets),
-        };
+        let (limits, soft_first) = Limits::new(
+            lim(l.soft_bytes),
+            lim(l.hard_bytes),
+            lim(l.soft_packets),
+            lim(l.hard_packets),
+        );
         let first = params.initial_seq.max(1);
         let sa = Sa {
             spi: params.spi,
@@ -543,6 +600,7 @@ impl Sa {
             selectors: params.selectors.iter().map(CompiledSelector::new).collect(),
             counters: SaCounters::new(),
             limits,
+            soft_first,
             raised: AtomicU8::new(0),
             pending: AtomicU8::new(0),
             dead: AtomicU8::new(0),
@@ -726,25 +784,25 @@ impl Sa {
         }
         let p = self.counters.packets.fetch_add(packets, Ordering::Relaxed) + packets;
         let b = self.counters.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        let l = &self.limits;
-        if p >= l.soft_packets.min(l.hard_packets) || b >= l.soft_bytes.min(l.hard_bytes) {
+        if p >= self.limits.first_packets || b >= self.limits.first_bytes {
             self.lifetime_slow(p, b);
         }
     }
 
     #[cold]
     fn lifetime_slow(&self, p: u64, b: u64) {
-        let l = self.limits;
-        if b >= l.soft_bytes {
+        let ((soft_bytes, hard_bytes), (soft_packets, hard_packets)) =
+            self.limits.soft_hard(self.soft_first);
+        if b >= soft_bytes {
             self.raise(ev::SOFT_BYTES);
         }
-        if p >= l.soft_packets {
+        if p >= soft_packets {
             self.raise(ev::SOFT_PACKETS);
         }
-        if b >= l.hard_bytes {
+        if b >= hard_bytes {
             self.raise(ev::HARD_BYTES);
         }
-        if p >= l.hard_packets {
+        if p >= hard_packets {
             self.raise(ev::HARD_PACKETS);
         }
     }
@@ -844,6 +902,21 @@ mod tests {
             initial_seq: 1,
             allow_legacy: false,
             tunnel_id: 1,
+        }
+    }
+
+    /// Soft and hard limits come back out of their ordered pairs.
+    #[test]
+    fn limits_order() {
+        for (sb, hb, sp, hp) in [
+            (10u64, 20u64, 5u64, 7u64),
+            (20, 10, 7, 5),
+            (u64::MAX, 100, 3, u64::MAX),
+            (8, 8, 9, 9),
+        ] {
+            let (l, bits) = Limits::new(sb, hb, sp, hp);
+            assert_eq!(l.soft_hard(bits), ((sb, hb), (sp, hp)));
+            assert_eq!((l.first_bytes, l.first_packets), (sb.min(hb), sp.min(hp)));
         }
     }
 
