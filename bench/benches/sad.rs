@@ -449,6 +449,17 @@ fn memory_per_sa() -> String {
                 "| {name} ({backend}) | {kind} | {per:.0} | {} | {} | {sa_struct} |\n",
                 cipher.bytes_max, replay.bytes_max
             );
+            if name == "aes-gcm-128" && kind == "outbound" {
+                // The Sa struct's parts (the same for every suite).
+                let parts: Vec<String> = dataplane::sa::sa_struct_parts()
+                    .iter()
+                    .map(|(what, n)| format!("{what} {n}"))
+                    .collect();
+                println!(
+                    "sad/memory-per-sa Sa struct {sa_struct} B: {}",
+                    parts.join(", ")
+                );
+            }
             drop(sad);
         }
     }

@@ -1,6 +1,5 @@
 //! Inbound: received packets in, inner packets out (in place).
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use arrayvec::ArrayVec;
@@ -472,11 +471,7 @@ fn classify<B: PacketBuf>(p: &mut B) -> Result<Cls, DropReason> {
 /// SA accepts any).
 #[inline(always)]
 fn to_local(sa: &Sa, d: &[u8], v6: bool) -> bool {
-    match sa.local {
-        None => true,
-        Some(IpAddr::V4(a)) => !v6 && d.get(ipv4::field::DST) == Some(&a.octets()[..]),
-        Some(IpAddr::V6(a)) => v6 && d.get(ipv6::field::DST) == Some(&a.octets()[..]),
-    }
+    sa.to_local(d, v6)
 }
 
 /// The checks of one ESP packet before decryption: its SA (`found`, from
@@ -504,11 +499,12 @@ fn check<'a>(
     }
     let esp_off = loc.esp_off as usize;
     let esp_len = d.len() - esp_off;
-    let fixed = ESP_HEADER_LEN + sa.iv_len + sa.icv_len;
-    if esp_len < fixed + sa.pad_align {
+    let fixed = ESP_HEADER_LEN + usize::from(sa.iv_len) + usize::from(sa.icv_len);
+    let pad_align = usize::from(sa.pad_align);
+    if esp_len < fixed + pad_align {
         return Err((Some(sa), DropReason::Truncated));
     }
-    if (esp_len - fixed) & (sa.pad_align - 1) != 0 {
+    if (esp_len - fixed) & (pad_align - 1) != 0 {
         return Err((Some(sa), DropReason::Malformed));
     }
     // classify checked the ESP header.
@@ -533,8 +529,8 @@ struct Trailer {
 /// dummy packet is dropped here).
 #[inline]
 fn trailer(sa: &Sa, d: &[u8], loc: &Loc) -> Result<Trailer, DropReason> {
-    let ct_start = loc.esp_off as usize + ESP_HEADER_LEN + sa.iv_len;
-    let ct_end = d.len() - sa.icv_len;
+    let ct_start = loc.esp_off as usize + ESP_HEADER_LEN + usize::from(sa.iv_len);
+    let ct_end = d.len() - usize::from(sa.icv_len);
     let tr = EspTrailer::parse(&d[ct_start..ct_end]).map_err(|_| DropReason::BadPadding)?;
     if tr.next_header == proto::NONE {
         return Err(DropReason::DummyPacket);
@@ -553,8 +549,8 @@ fn exit<B: PacketBuf>(
     loc: &Loc,
     tr: Trailer,
 ) -> Result<PacketKind, DropReason> {
-    let ct_start = loc.esp_off as usize + ESP_HEADER_LEN + sa.iv_len;
-    let cut_back = sa.icv_len + usize::from(tr.pad_len) + 2;
+    let ct_start = loc.esp_off as usize + ESP_HEADER_LEN + usize::from(sa.iv_len);
+    let cut_back = usize::from(sa.icv_len) + usize::from(tr.pad_len) + 2;
     let kind = match sa.mode {
         Mode::Tunnel => {
             let v4 = match tr.next_header {
@@ -572,7 +568,7 @@ fn exit<B: PacketBuf>(
                 return Err(DropReason::Truncated);
             }
             let kind = transport_exit(p, loc, ct_start, tr.next_header)?;
-            if sa.encap.is_some() {
+            if sa.outer.udp {
                 // RFC 3948 §3.1.2: behind a NAT the TCP/UDP checksum was made
                 // over the peer's original address; the ICV already vouches
                 // for the bytes, so the checksum is recomputed over the

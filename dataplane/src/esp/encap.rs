@@ -82,9 +82,9 @@ fn encap_chunk<B: PacketBuf>(
         return;
     }
     let mut prep = [Prep::default(); MAX_BURST];
-    let front_fixed = ESP_HEADER_LEN + sa.iv_len;
+    let front_fixed = ESP_HEADER_LEN + usize::from(sa.iv_len);
     let outer_len = match sa.mode {
-        Mode::Tunnel => sa.outer.len,
+        Mode::Tunnel => usize::from(sa.outer.len),
         Mode::Transport => {
             if sa.outer.udp {
                 UDP_HEADER_LEN
@@ -94,7 +94,7 @@ fn encap_chunk<B: PacketBuf>(
         }
     };
     let front = outer_len + front_fixed;
-    let align = sa.pad_align;
+    let align = usize::from(sa.pad_align);
 
     // Pass 1: validate, size, check room.
     let mut n_ok = 0u64;
@@ -108,7 +108,7 @@ fn encap_chunk<B: PacketBuf>(
         }
         let pr = &mut prep[i];
         pr.pad_len = EspTrailer::pad_len_for(pr.payload_len, align);
-        let tail = pr.pad_len + 2 + sa.icv_len;
+        let tail = pr.pad_len + 2 + usize::from(sa.icv_len);
         let total = pr.hdr_len + front + pr.payload_len + tail;
         if p.headroom() < front || p.tailroom() < tail {
             drop_pkt(sa, drops, v, DropReason::NoRoom);
@@ -253,7 +253,7 @@ fn build<B: PacketBuf>(
     outer_len: usize,
     seq: u64,
 ) -> Option<usize> {
-    let tail = pr.pad_len + 2 + sa.icv_len;
+    let tail = pr.pad_len + 2 + usize::from(sa.icv_len);
     let end_plain = pr.hdr_len + pr.payload_len;
     if !p.append(tail) {
         return None;
@@ -284,7 +284,7 @@ fn build<B: PacketBuf>(
                 28 => copy_n::<28>(d, &t.bytes),
                 40 => copy_n::<40>(d, &t.bytes),
                 48 => copy_n::<48>(d, &t.bytes),
-                n => d[..n].copy_from_slice(&t.bytes[..n]),
+                n => d[..usize::from(n)].copy_from_slice(&t.bytes[..usize::from(n)]),
             }
             let ecn = encap_ecn(pr.tos & 3);
             let dscp = if sa.copy_dscp { pr.tos & !3 } else { 0 };
@@ -307,13 +307,17 @@ fn build<B: PacketBuf>(
                 ip.set_flags_frag(flags);
                 ip.set_tos(tos);
                 // The template's checksum sum plus the fields written per packet.
-                let s =
-                    t.csum_base + len as u64 + u64::from(ident) + u64::from(flags) + u64::from(tos);
+                let s = u64::from(t.csum_base)
+                    + len as u64
+                    + u64::from(ident)
+                    + u64::from(flags)
+                    + u64::from(tos);
                 ip.set_checksum(!checksum::fold(s));
             }
             if t.udp {
-                let mut u = UdpPacket::new_unchecked(&mut d[t.ip_len..]);
-                u.set_len((len - t.ip_len) as u16);
+                let ip_len = usize::from(t.ip_len);
+                let mut u = UdpPacket::new_unchecked(&mut d[ip_len..]);
+                u.set_len((len - ip_len) as u16);
                 u.set_checksum(0);
             }
         }
@@ -332,7 +336,7 @@ fn build<B: PacketBuf>(
                 ip.set_next_header_at(pr.nh_field, next);
             }
             if sa.outer.udp {
-                let e = sa.encap?;
+                let e = sa.encap()?;
                 let u = pr.hdr_len;
                 UdpRepr {
                     src_port: e.local_port,

@@ -15,7 +15,7 @@ pub use espresso_core::sa::{params, policy};
 pub use params::*;
 pub use policy::*;
 pub use replay::{ReplayError, ReplayWindow};
-pub use runtime::{DropCounters, Sa, SaCounters, SaError};
+pub use runtime::{sa_struct_parts, DropCounters, Sa, SaCounters, SaCountersRef, SaError};
 pub use sad::{Sad, SadOp, SadTable};
 pub use selector::{CompiledSelector, FlowKey};
 pub use spd::{Spd, SpdTable};
