@@ -601,8 +601,17 @@ fn auto_picks_the_measured_winners_in_this_build() {
     let imb = cfg!(feature = "ipsec-mb");
     if imb {
         let arch = ffi_arch();
-        for got in [&chacha, &cbc_sha256, &cbc_sha512] {
+        for got in [&cbc_sha256, &cbc_sha512] {
             assert_eq!(*got, format!("ipsec-mb-{arch}"));
+        }
+        // ChaCha20-Poly1305: our 16-lane kernel where the CPU has AVX-512
+        // (every packet with IFMA, else short ones and the library for
+        // the rest), else the library alone.
+        use dataplane::crypto::mb::{chacha_x16::ChachaX16, poly1305_x8::PolyX8};
+        match (ChachaX16::detect(), PolyX8::detect()) {
+            (Some(_), Some(_)) => assert_eq!(chacha, "espresso-avx512-ifma"),
+            (Some(_), None) => assert!(chacha.starts_with("espresso-avx512+ipsec-mb"), "{chacha}"),
+            _ => assert_eq!(chacha, format!("ipsec-mb-{arch}")),
         }
     } else {
         assert_eq!(cbc_sha256, "rustcrypto");

@@ -9,11 +9,12 @@ pub(super) trait ImbAead: Send + Sync + 'static {
     fn run(&self, dir: imb::Direction, ops: &mut [imb::AeadOp<'_>]) -> Result<(), imb::ImbError>;
 
     /// The 16-lane ChaCha20-Poly1305 kernel for this key, if the suite has
-    /// one and the CPU runs it: messages of at most [`SMALL_MAX`] bytes go
-    /// there instead of to the library (a length class, not an algorithm
-    /// branch: `None` is a constant for AES-GCM).
+    /// one and the CPU runs it, and the longest message it takes (chosen
+    /// when the key is built): messages up to that length go there instead
+    /// of to the library (a length class, not an algorithm branch: `None`
+    /// is a constant for AES-GCM).
     #[inline(always)]
-    fn small(&self) -> Option<&ChachaPolyX16> {
+    fn small(&self) -> Option<(&ChachaPolyX16, usize)> {
         None
     }
 }
@@ -36,19 +37,56 @@ impl ImbAead for imb::ChachaKey {
 /// 128 B -2..-10 %, 512 B -33..-44 %.
 pub(super) const SMALL_MAX: usize = 112;
 
+/// Longest ESP payload sealed or opened by the 16-lane kernel when the CPU
+/// also has AVX-512 IFMA (Poly1305 eight packets per register,
+/// `mb::poly1305_x8`): every ESP packet (the kernel's limit, 64 KiB).
+/// Measured through the ESP path against the library (same run,
+/// bench/results/esp_vs_dpdk.md, chacha11).
+pub(super) const IFMA_MAX: usize = super::super::mb::chacha_poly::MAX_LEN;
+
 /// ChaCha20-Poly1305: the library's key and, on AVX-512 CPUs, our 16-lane
-/// kernel's for short packets.
+/// kernel's: for short packets ([`SMALL_MAX`]) with the scalar Poly1305,
+/// for all ([`IFMA_MAX`]) where the CPU has IFMA.
 pub(super) struct ChachaKeys {
     imb: imb::ChachaKey,
     mb: Option<ChachaPolyX16>,
+    mb_max: usize,
 }
 
 impl ChachaKeys {
     pub(super) fn new(key: &[u8]) -> Result<Self, CryptoError> {
+        Self::with_kernel(key, true)
+    }
+
+    /// `kernel = false`: the library alone (tests, benchmarks).
+    pub(super) fn with_kernel(key: &[u8], kernel: bool) -> Result<Self, CryptoError> {
+        let mb = if kernel {
+            ChachaPolyX16::new(key)
+        } else {
+            None
+        };
+        let mb_max = match &mb {
+            Some(k) if k.has_ifma() => IFMA_MAX,
+            _ => SMALL_MAX,
+        };
         Ok(ChachaKeys {
             imb: imb::ChachaKey::new(key).map_err(lib_err)?,
-            mb: ChachaPolyX16::new(key),
+            mb,
+            mb_max,
         })
+    }
+
+    /// What runs, for `status`: the library's name alone, or ours for short
+    /// packets and the library's for long ones, or ours alone (IFMA).
+    pub(super) fn backend(&self, lib: &'static str) -> &'static str {
+        match &self.mb {
+            None => lib,
+            Some(_) if self.mb_max >= IFMA_MAX => "espresso-avx512-ifma",
+            Some(_) => match lib {
+                "ipsec-mb-avx512" => "espresso-avx512+ipsec-mb-avx512",
+                _ => "espresso-avx512+ipsec-mb",
+            },
+        }
     }
 }
 
@@ -59,8 +97,8 @@ impl ImbAead for ChachaKeys {
     }
 
     #[inline(always)]
-    fn small(&self) -> Option<&ChachaPolyX16> {
-        self.mb.as_ref()
+    fn small(&self) -> Option<(&ChachaPolyX16, usize)> {
+        self.mb.as_ref().map(|k| (k, self.mb_max))
     }
 }
 
@@ -147,7 +185,7 @@ impl<K: ImbAead, const ESN: bool> AeadEsp<K, ESN> {
                 let nonce = self.nonce(&head[HDR..]);
                 let aad: &[u8] = if ESN { &aads[i] } else { &head[..HDR] };
                 let data = &mut rest[..len - HDR - AEAD_IV - TAG_LEN];
-                if small.is_some() && data.len() <= SMALL_MAX {
+                if small.is_some_and(|(_, max)| data.len() <= max) {
                     sops.push(ChachaOp {
                         nonce,
                         aad,
@@ -166,7 +204,7 @@ impl<K: ImbAead, const ESN: bool> AeadEsp<K, ESN> {
                     lib_at.push(i as u8);
                 }
             }
-            if let Some(mb) = small {
+            if let Some((mb, _)) = small {
                 mb.seal(&mut sops);
                 for (o, &i) in sops.iter().zip(&small_at) {
                     tags[i as usize] = o.tag;
@@ -212,7 +250,7 @@ impl<K: ImbAead, const ESN: bool> AeadEsp<K, ESN> {
             let (data, tag) = rest.split_at_mut(len - HDR - AEAD_IV - TAG_LEN);
             let mut t = [0u8; TAG_LEN];
             t.copy_from_slice(tag);
-            if small.is_some() && data.len() <= SMALL_MAX {
+            if small.is_some_and(|(_, max)| data.len() <= max) {
                 sops.push(ChachaOp {
                     nonce,
                     aad,
@@ -231,7 +269,7 @@ impl<K: ImbAead, const ESN: bool> AeadEsp<K, ESN> {
                 });
             }
         }
-        if let Some(mb) = small {
+        if let Some((mb, _)) = small {
             mb.open(&mut sops);
             for (o, &i) in sops.iter().zip(&small_at) {
                 good[i as usize] = o.ok;

@@ -160,7 +160,9 @@ pub fn build_for(
         }
         (EncrAlg::ChaCha20Poly1305, _) => {
             let (k, salt) = split_salt(suite.encr, enc)?;
-            Ok(aead_esp(ChachaKeys::new(k)?, salt, esn, backend))
+            let keys = ChachaKeys::new(k)?;
+            let backend = keys.backend(backend);
+            Ok(aead_esp(keys, salt, esn, backend))
         }
         (EncrAlg::AesGcm128 | EncrAlg::AesGcm256, _) => {
             let (k, salt) = split_salt(suite.encr, enc)?;

@@ -74,6 +74,48 @@ impl ChachaX16 {
     }
 }
 
+impl ChachaX16 {
+    /// XORs the keystream of `blocks` into `dst`: `dst[l]` (at most 64
+    /// bytes; none if `None`) gets the first `dst[l].len()` bytes of lane
+    /// `l`'s block. One 64-byte masked load, XOR and store per lane.
+    #[inline]
+    pub fn xor(self, blocks: &Blocks16, dst: &mut [Option<&mut [u8]>; LANES]) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `blocks`: the CPU has AVX-512 F and BW; `xor16`
+        // touches only the bytes of the slices it is given.
+        unsafe {
+            xor16(blocks, dst)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        for (k, d) in blocks.iter().zip(dst.iter_mut()) {
+            if let Some(d) = d {
+                let k: &[u8; 64] = bytemuck::cast_ref(k);
+                for (x, y) in d.iter_mut().zip(k) {
+                    *x ^= y;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn xor16(blocks: &Blocks16, dst: &mut [Option<&mut [u8]>; LANES]) {
+    for (k, d) in blocks.iter().zip(dst.iter_mut()) {
+        let Some(d) = d else { continue };
+        let n = d.len().min(64);
+        let mask: u64 = if n == 64 { !0 } else { (1 << n) - 1 };
+        let k: __m512i = bytemuck::must_cast(*k);
+        let p = d.as_mut_ptr();
+        // SAFETY: only the bytes under `mask`, `d[..n]`, are read and
+        // written (masked-off bytes are not accessed).
+        unsafe {
+            let x = _mm512_maskz_loadu_epi8(mask, p.cast());
+            _mm512_mask_storeu_epi8(p.cast(), mask, _mm512_xor_si512(x, k));
+        }
+    }
+}
+
 /// "expand 32-byte k" (RFC 8439 §2.3).
 const SIGMA: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
 

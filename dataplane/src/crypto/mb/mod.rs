@@ -31,6 +31,7 @@ pub(crate) mod aes_ni;
 pub mod chacha_poly;
 pub mod chacha_x16;
 mod poly1305;
+pub mod poly1305_x8;
 pub mod sha1_x16;
 pub mod sha512_x8;
 pub mod sha_ni;

@@ -19,19 +19,27 @@ struct Poly {
     pad: [u64; 2],
 }
 
+/// The clamped `r` of a one-time key as 44/44/42-bit limbs, and the pad
+/// `s` (the key's second half) as two little-endian words.
+#[inline(always)]
+pub(super) fn key_limbs(key: &[u8; 32]) -> ([u64; 3], [u64; 2]) {
+    let t0 = le64(&key[0..8]);
+    let t1 = le64(&key[8..16]);
+    let r0 = t0 & 0xffc_0fff_ffff;
+    let r1 = ((t0 >> 44) | (t1 << 20)) & 0xfff_ffc0_ffff;
+    let r2 = (t1 >> 24) & 0x00f_ffff_fc0f;
+    ([r0, r1, r2], [le64(&key[16..24]), le64(&key[24..32])])
+}
+
 impl Poly {
     fn new(key: &[u8; 32]) -> Poly {
-        let t0 = le64(&key[0..8]);
-        let t1 = le64(&key[8..16]);
-        let r0 = t0 & 0xffc_0fff_ffff;
-        let r1 = ((t0 >> 44) | (t1 << 20)) & 0xfff_ffc0_ffff;
-        let r2 = (t1 >> 24) & 0x00f_ffff_fc0f;
+        let ([r0, r1, r2], pad) = key_limbs(key);
         Poly {
             r: [r0, r1, r2],
             // 2^130 = 5 (mod p); limb weights give the factor 4 on top.
             s: [r1 * 20, r2 * 20],
             h: [0; 3],
-            pad: [le64(&key[16..24]), le64(&key[24..32])],
+            pad,
         }
     }
 
@@ -73,55 +81,61 @@ impl Poly {
     }
 
     fn finish(self) -> [u8; 16] {
-        let [mut h0, mut h1, mut h2] = self.h;
-        let mut c = h1 >> 44;
-        h1 &= M44;
-        h2 += c;
-        c = h2 >> 42;
-        h2 &= M42;
-        h0 += c * 5;
-        c = h0 >> 44;
-        h0 &= M44;
-        h1 += c;
-        c = h1 >> 44;
-        h1 &= M44;
-        h2 += c;
-        c = h2 >> 42;
-        h2 &= M42;
-        h0 += c * 5;
-        c = h0 >> 44;
-        h0 &= M44;
-        h1 += c;
-        // g = h + 5 - 2^130; take g if it did not go negative (h >= p).
-        let mut g0 = h0 + 5;
-        c = g0 >> 44;
-        g0 &= M44;
-        let mut g1 = h1 + c;
-        c = g1 >> 44;
-        g1 &= M44;
-        let g2 = h2.wrapping_add(c).wrapping_sub(1 << 42);
-        let keep_g = (g2 >> 63).wrapping_sub(1); // all ones if g2 >= 0
-        let keep_h = !keep_g;
-        h0 = (h0 & keep_h) | (g0 & keep_g);
-        h1 = (h1 & keep_h) | (g1 & keep_g);
-        h2 = (h2 & keep_h) | (g2 & keep_g & M42);
-        // h + s mod 2^128.
-        let [t0, t1] = self.pad;
-        h0 += t0 & M44;
-        c = h0 >> 44;
-        h0 &= M44;
-        h1 += (((t0 >> 44) | (t1 << 20)) & M44) + c;
-        c = h1 >> 44;
-        h1 &= M44;
-        h2 += ((t1 >> 24) & M42) + c;
-        h2 &= M42;
-        let lo = h0 | (h1 << 44);
-        let hi = (h1 >> 20) | (h2 << 24);
-        let mut tag = [0u8; 16];
-        tag[..8].copy_from_slice(&lo.to_le_bytes());
-        tag[8..].copy_from_slice(&hi.to_le_bytes());
-        tag
+        finish(self.h, self.pad)
     }
+}
+
+/// The tag from an accumulator (44/44/42-bit limbs, each at most a few
+/// bits over) and the pad: h mod p, plus s, mod 2^128.
+pub(super) fn finish(h: [u64; 3], pad: [u64; 2]) -> [u8; 16] {
+    let [mut h0, mut h1, mut h2] = h;
+    let mut c = h1 >> 44;
+    h1 &= M44;
+    h2 += c;
+    c = h2 >> 42;
+    h2 &= M42;
+    h0 += c * 5;
+    c = h0 >> 44;
+    h0 &= M44;
+    h1 += c;
+    c = h1 >> 44;
+    h1 &= M44;
+    h2 += c;
+    c = h2 >> 42;
+    h2 &= M42;
+    h0 += c * 5;
+    c = h0 >> 44;
+    h0 &= M44;
+    h1 += c;
+    // g = h + 5 - 2^130; take g if it did not go negative (h >= p).
+    let mut g0 = h0 + 5;
+    c = g0 >> 44;
+    g0 &= M44;
+    let mut g1 = h1 + c;
+    c = g1 >> 44;
+    g1 &= M44;
+    let g2 = h2.wrapping_add(c).wrapping_sub(1 << 42);
+    let keep_g = (g2 >> 63).wrapping_sub(1); // all ones if g2 >= 0
+    let keep_h = !keep_g;
+    h0 = (h0 & keep_h) | (g0 & keep_g);
+    h1 = (h1 & keep_h) | (g1 & keep_g);
+    h2 = (h2 & keep_h) | (g2 & keep_g & M42);
+    // h + s mod 2^128.
+    let [t0, t1] = pad;
+    h0 += t0 & M44;
+    c = h0 >> 44;
+    h0 &= M44;
+    h1 += (((t0 >> 44) | (t1 << 20)) & M44) + c;
+    c = h1 >> 44;
+    h1 &= M44;
+    h2 += ((t1 >> 24) & M42) + c;
+    h2 &= M42;
+    let lo = h0 | (h1 << 44);
+    let hi = (h1 >> 20) | (h2 << 24);
+    let mut tag = [0u8; 16];
+    tag[..8].copy_from_slice(&lo.to_le_bytes());
+    tag[8..].copy_from_slice(&hi.to_le_bytes());
+    tag
 }
 
 impl Drop for Poly {
