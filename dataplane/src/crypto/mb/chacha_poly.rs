@@ -177,54 +177,29 @@ impl ChachaPolyX16 {
     }
 
     /// XORs the keystream (blocks 1..) into the data of every op with
-    /// `ok` set (straight from the registers: the keystream is not
-    /// stored).
+    /// `ok` set.
     fn keystream(&self, ops: &mut [ChachaOp<'_>]) {
         let mut b = new_batch();
+        let mut ks = [[0u64; 8]; LANES];
         for i in 0..ops.len() {
             if !ops[i].ok {
                 continue;
             }
-            let nonce = nonce_words(&ops[i].nonce);
             let blocks = ops[i].data.len().div_ceil(64);
             for blk in 0..blocks {
-                push_words(&mut b, &nonce, blk as u32 + 1, i, blk);
+                push(&mut b, &ops[i].nonce, blk as u32 + 1, i, blk);
                 if b.n == LANES {
-                    self.xor_batch(ops, &b);
+                    self.cpu.blocks(&self.key, &b.lanes, &mut ks);
+                    xor_lanes(self.cpu, ops, &b, &ks);
                     b.n = 0;
                 }
             }
         }
         if b.n > 0 {
-            self.xor_batch(ops, &b);
+            self.cpu.blocks(&self.key, &b.lanes, &mut ks);
+            xor_lanes(self.cpu, ops, &b, &ks);
         }
-    }
-
-    /// The blocks of `b` XORed into their ops' data. Lane l's
-    /// destination: 64 bytes (or the rest) of its op's data from block
-    /// `blk` on. An op's blocks sit in consecutive lanes, in order, and
-    /// ops come in increasing index, so each op's data is cut into
-    /// disjoint pieces once.
-    fn xor_batch(&self, ops: &mut [ChachaOp<'_>], b: &Batch) {
-        let mut dst: [Option<&mut [u8]>; LANES] = Default::default();
-        let who = &b.who[..b.n];
-        let mut it = ops.iter_mut().enumerate();
-        let mut l = 0;
-        while l < who.len() {
-            let (i, blk0) = (who[l].0 as usize, who[l].1 as usize);
-            let Some((_, o)) = it.by_ref().find(|(j, _)| *j == i) else {
-                break;
-            };
-            let mut rest = o.data.get_mut(blk0 * 64..).unwrap_or_default();
-            while l < who.len() && who[l].0 as usize == i {
-                let n = rest.len().min(64);
-                let (piece, r) = std::mem::take(&mut rest).split_at_mut(n);
-                dst[l] = Some(piece);
-                rest = r;
-                l += 1;
-            }
-        }
-        self.cpu.blocks_xor(&self.key, &b.lanes, &mut dst);
+        ks.zeroize();
     }
 }
 
@@ -292,31 +267,39 @@ fn new_batch() -> Batch {
 
 #[inline(always)]
 fn push(b: &mut Batch, nonce: &[u8; 12], ctr: u32, op: usize, blk: usize) {
-    push_words(b, &nonce_words(nonce), ctr, op, blk);
-}
-
-/// The nonce as the three little-endian state words.
-#[inline(always)]
-fn nonce_words(nonce: &[u8; 12]) -> [u32; 3] {
-    std::array::from_fn(|k| {
-        u32::from_le_bytes([
-            nonce[4 * k],
-            nonce[4 * k + 1],
-            nonce[4 * k + 2],
-            nonce[4 * k + 3],
-        ])
-    })
-}
-
-#[inline(always)]
-fn push_words(b: &mut Batch, nonce: &[u32; 3], ctr: u32, op: usize, blk: usize) {
     let l = b.n;
     b.lanes.ctr[l] = ctr;
-    for (k, w) in nonce.iter().enumerate() {
-        b.lanes.nonce[k][l] = *w;
+    for (k, w) in nonce.chunks_exact(4).enumerate() {
+        b.lanes.nonce[k][l] = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
     }
     b.who[l] = (op as u16, blk as u16);
     b.n += 1;
+}
+
+fn xor_lanes(cpu: ChachaX16, ops: &mut [ChachaOp<'_>], b: &Batch, ks: &Blocks16) {
+    // Lane l's destination: 64 bytes (or the rest) of its op's data from
+    // block `blk` on. An op's blocks sit in consecutive lanes, in order,
+    // and ops come in increasing index, so each op's data is cut into
+    // disjoint pieces once.
+    let mut dst: [Option<&mut [u8]>; LANES] = Default::default();
+    let who = &b.who[..b.n];
+    let mut it = ops.iter_mut().enumerate();
+    let mut l = 0;
+    while l < who.len() {
+        let (i, blk0) = (who[l].0 as usize, who[l].1 as usize);
+        let Some((_, o)) = it.by_ref().find(|(j, _)| *j == i) else {
+            break;
+        };
+        let mut rest = o.data.get_mut(blk0 * 64..).unwrap_or_default();
+        while l < who.len() && who[l].0 as usize == i {
+            let n = rest.len().min(64);
+            let (piece, r) = std::mem::take(&mut rest).split_at_mut(n);
+            dst[l] = Some(piece);
+            rest = r;
+            l += 1;
+        }
+    }
+    cpu.xor(ks, &mut dst);
 }
 
 #[cfg(test)]

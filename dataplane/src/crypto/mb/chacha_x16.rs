@@ -75,20 +75,43 @@ impl ChachaX16 {
 }
 
 impl ChachaX16 {
-    /// The blocks of `lanes` XORed into `dst`: `dst[l]` (at most 64 bytes;
-    /// none if `None`) gets the first `dst[l].len()` bytes of lane `l`'s
-    /// block. The keystream is not stored.
+    /// XORs the keystream of `blocks` into `dst`: `dst[l]` (at most 64
+    /// bytes; none if `None`) gets the first `dst[l].len()` bytes of lane
+    /// `l`'s block. One 64-byte masked load, XOR and store per lane.
     #[inline]
-    pub fn blocks_xor(self, key: &[u32; 8], lanes: &Lanes, dst: &mut [Option<&mut [u8]>; LANES]) {
+    pub fn xor(self, blocks: &Blocks16, dst: &mut [Option<&mut [u8]>; LANES]) {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `blocks`; `blocks16_xor` touches only the bytes of
-        // the slices it is given.
+        // SAFETY: as in `blocks`: the CPU has AVX-512 F and BW; `xor16`
+        // touches only the bytes of the slices it is given.
         unsafe {
-            blocks16_xor(key, lanes, dst)
+            xor16(blocks, dst)
         }
         #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = (key, lanes, dst);
+        for (k, d) in blocks.iter().zip(dst.iter_mut()) {
+            if let Some(d) = d {
+                let k: &[u8; 64] = bytemuck::cast_ref(k);
+                for (x, y) in d.iter_mut().zip(k) {
+                    *x ^= y;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn xor16(blocks: &Blocks16, dst: &mut [Option<&mut [u8]>; LANES]) {
+    for (k, d) in blocks.iter().zip(dst.iter_mut()) {
+        let Some(d) = d else { continue };
+        let n = d.len().min(64);
+        let mask: u64 = if n == 64 { !0 } else { (1 << n) - 1 };
+        let k: __m512i = bytemuck::must_cast(*k);
+        let p = d.as_mut_ptr();
+        // SAFETY: only the bytes under `mask`, `d[..n]`, are read and
+        // written (masked-off bytes are not accessed).
+        unsafe {
+            let x = _mm512_maskz_loadu_epi8(mask, p.cast());
+            _mm512_mask_storeu_epi8(p.cast(), mask, _mm512_xor_si512(x, k));
         }
     }
 }
@@ -98,41 +121,8 @@ const SIGMA: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
-fn blocks16(key: &[u32; 8], lanes: &Lanes, out: &mut Blocks16) {
-    let x = rounds(key, lanes);
-    for (o, x) in out.iter_mut().zip(x) {
-        *o = bytemuck::must_cast(x);
-    }
-}
-
-/// The sixteen blocks of `lanes`, XORed into `dst`: `dst[l]` (at most 64
-/// bytes; none if `None`) gets the first `dst[l].len()` bytes of lane
-/// `l`'s block, by one masked load, XOR and store.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw")]
-fn blocks16_xor(key: &[u32; 8], lanes: &Lanes, dst: &mut [Option<&mut [u8]>; LANES]) {
-    let x = rounds(key, lanes);
-    for (k, d) in x.into_iter().zip(dst.iter_mut()) {
-        let Some(d) = d else { continue };
-        let n = d.len().min(64);
-        let mask: u64 = if n == 64 { !0 } else { (1 << n) - 1 };
-        let p = d.as_mut_ptr();
-        // SAFETY: only the bytes under `mask`, `d[..n]`, are read and
-        // written (masked-off bytes are not accessed).
-        unsafe {
-            let v = _mm512_maskz_loadu_epi8(mask, p.cast());
-            _mm512_mask_storeu_epi8(p.cast(), mask, _mm512_xor_si512(v, k));
-        }
-    }
-}
-
-/// The block function of the sixteen lanes: `x[l]` = lane `l`'s 64-byte
-/// block (its sixteen little-endian words).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw")]
-#[inline]
 #[allow(clippy::needless_range_loop)] // one register per index, on purpose
-fn rounds(key: &[u32; 8], lanes: &Lanes) -> [__m512i; 16] {
+fn blocks16(key: &[u32; 8], lanes: &Lanes, out: &mut Blocks16) {
     let mut s = [_mm512_setzero_si512(); 16];
     for i in 0..4 {
         s[i] = _mm512_set1_epi32(SIGMA[i] as i32);
@@ -145,41 +135,27 @@ fn rounds(key: &[u32; 8], lanes: &Lanes) -> [__m512i; 16] {
         s[13 + i] = bytemuck::must_cast(lanes.nonce[i]);
     }
     let mut x = s;
-    // Four quarter rounds side by side, one operation of all four at a
-    // time (four independent dependency chains in flight).
-    macro_rules! qr4 {
+    macro_rules! qr {
         ($a:expr, $b:expr, $c:expr, $d:expr) => {{
-            let (a, b, c, d): ([usize; 4], [usize; 4], [usize; 4], [usize; 4]) = ($a, $b, $c, $d);
-            for k in 0..4 {
-                x[a[k]] = _mm512_add_epi32(x[a[k]], x[b[k]]);
-            }
-            for k in 0..4 {
-                x[d[k]] = _mm512_rol_epi32::<16>(_mm512_xor_si512(x[d[k]], x[a[k]]));
-            }
-            for k in 0..4 {
-                x[c[k]] = _mm512_add_epi32(x[c[k]], x[d[k]]);
-            }
-            for k in 0..4 {
-                x[b[k]] = _mm512_rol_epi32::<12>(_mm512_xor_si512(x[b[k]], x[c[k]]));
-            }
-            for k in 0..4 {
-                x[a[k]] = _mm512_add_epi32(x[a[k]], x[b[k]]);
-            }
-            for k in 0..4 {
-                x[d[k]] = _mm512_rol_epi32::<8>(_mm512_xor_si512(x[d[k]], x[a[k]]));
-            }
-            for k in 0..4 {
-                x[c[k]] = _mm512_add_epi32(x[c[k]], x[d[k]]);
-            }
-            for k in 0..4 {
-                x[b[k]] = _mm512_rol_epi32::<7>(_mm512_xor_si512(x[b[k]], x[c[k]]));
-            }
+            x[$a] = _mm512_add_epi32(x[$a], x[$b]);
+            x[$d] = _mm512_rol_epi32::<16>(_mm512_xor_si512(x[$d], x[$a]));
+            x[$c] = _mm512_add_epi32(x[$c], x[$d]);
+            x[$b] = _mm512_rol_epi32::<12>(_mm512_xor_si512(x[$b], x[$c]));
+            x[$a] = _mm512_add_epi32(x[$a], x[$b]);
+            x[$d] = _mm512_rol_epi32::<8>(_mm512_xor_si512(x[$d], x[$a]));
+            x[$c] = _mm512_add_epi32(x[$c], x[$d]);
+            x[$b] = _mm512_rol_epi32::<7>(_mm512_xor_si512(x[$b], x[$c]));
         }};
     }
     for _ in 0..10 {
-        // Columns, then diagonals.
-        qr4!([0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12, 13, 14, 15]);
-        qr4!([0, 1, 2, 3], [5, 6, 7, 4], [10, 11, 8, 9], [15, 12, 13, 14]);
+        qr!(0, 4, 8, 12);
+        qr!(1, 5, 9, 13);
+        qr!(2, 6, 10, 14);
+        qr!(3, 7, 11, 15);
+        qr!(0, 5, 10, 15);
+        qr!(1, 6, 11, 12);
+        qr!(2, 7, 8, 13);
+        qr!(3, 4, 9, 14);
     }
     for i in 0..16 {
         x[i] = _mm512_add_epi32(x[i], s[i]);
@@ -187,5 +163,7 @@ fn rounds(key: &[u32; 8], lanes: &Lanes) -> [__m512i; 16] {
     // Word-major to lane-major: x[l] = the sixteen words of lane l's block,
     // little-endian in memory as the keystream is defined.
     transpose16(&mut x);
-    x
+    for l in 0..LANES {
+        out[l] = bytemuck::must_cast(x[l]);
+    }
 }
