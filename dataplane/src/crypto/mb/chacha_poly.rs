@@ -185,9 +185,21 @@ impl ChachaPolyX16 {
             if !ops[i].ok {
                 continue;
             }
+            let nonce = nonce_words(&ops[i].nonce);
             let blocks = ops[i].data.len().div_ceil(64);
-            for blk in 0..blocks {
-                push(&mut b, &ops[i].nonce, blk as u32 + 1, i, blk);
+            // Whole runs of sixteen blocks of this op in one call each;
+            // the rest shares lanes with other ops' blocks.
+            let mut first = 0;
+            while let Some(run) = ops[i]
+                .data
+                .get_mut(first * 64..(first + LANES) * 64)
+                .and_then(|d| <&mut [u8; 64 * LANES]>::try_from(d).ok())
+            {
+                self.cpu.xor_run16(&self.key, &nonce, first as u32 + 1, run);
+                first += LANES;
+            }
+            for blk in first..blocks {
+                push_words(&mut b, &nonce, blk as u32 + 1, i, blk);
                 if b.n == LANES {
                     self.cpu.blocks(&self.key, &b.lanes, &mut ks);
                     xor_lanes(self.cpu, ops, &b, &ks);
@@ -267,10 +279,28 @@ fn new_batch() -> Batch {
 
 #[inline(always)]
 fn push(b: &mut Batch, nonce: &[u8; 12], ctr: u32, op: usize, blk: usize) {
+    push_words(b, &nonce_words(nonce), ctr, op, blk);
+}
+
+/// The nonce as the three little-endian state words.
+#[inline(always)]
+fn nonce_words(nonce: &[u8; 12]) -> [u32; 3] {
+    std::array::from_fn(|k| {
+        u32::from_le_bytes([
+            nonce[4 * k],
+            nonce[4 * k + 1],
+            nonce[4 * k + 2],
+            nonce[4 * k + 3],
+        ])
+    })
+}
+
+#[inline(always)]
+fn push_words(b: &mut Batch, nonce: &[u32; 3], ctr: u32, op: usize, blk: usize) {
     let l = b.n;
     b.lanes.ctr[l] = ctr;
-    for (k, w) in nonce.chunks_exact(4).enumerate() {
-        b.lanes.nonce[k][l] = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+    for (k, w) in nonce.iter().enumerate() {
+        b.lanes.nonce[k][l] = *w;
     }
     b.who[l] = (op as u16, blk as u16);
     b.n += 1;

@@ -75,6 +75,23 @@ impl ChachaX16 {
 }
 
 impl ChachaX16 {
+    /// Sixteen consecutive keystream blocks of one message (block counters
+    /// `ctr..ctr + 16`, nonce words `nonce`) XORed into `data`, the
+    /// message's 1024 bytes from block `ctr - 1` on (no lane bookkeeping,
+    /// the keystream is not stored).
+    #[inline]
+    pub fn xor_run16(self, key: &[u32; 8], nonce: &[u32; 3], ctr: u32, data: &mut [u8; 1024]) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `blocks`; `run16_xor` touches only `data`.
+        unsafe {
+            run16_xor(key, nonce, ctr, data)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (key, nonce, ctr, data);
+        }
+    }
+
     /// XORs the keystream of `blocks` into `dst`: `dst[l]` (at most 64
     /// bytes; none if `None`) gets the first `dst[l].len()` bytes of lane
     /// `l`'s block. One 64-byte masked load, XOR and store per lane.
@@ -119,51 +136,95 @@ fn xor16(blocks: &Blocks16, dst: &mut [Option<&mut [u8]>; LANES]) {
 /// "expand 32-byte k" (RFC 8439 §2.3).
 const SIGMA: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
 
+/// One quarter round on registers `a`, `b`, `c`, `d` of `x`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! qr {
+    ($x:ident, $a:expr, $b:expr, $c:expr, $d:expr) => {{
+        $x[$a] = _mm512_add_epi32($x[$a], $x[$b]);
+        $x[$d] = _mm512_rol_epi32::<16>(_mm512_xor_si512($x[$d], $x[$a]));
+        $x[$c] = _mm512_add_epi32($x[$c], $x[$d]);
+        $x[$b] = _mm512_rol_epi32::<12>(_mm512_xor_si512($x[$b], $x[$c]));
+        $x[$a] = _mm512_add_epi32($x[$a], $x[$b]);
+        $x[$d] = _mm512_rol_epi32::<8>(_mm512_xor_si512($x[$d], $x[$a]));
+        $x[$c] = _mm512_add_epi32($x[$c], $x[$d]);
+        $x[$b] = _mm512_rol_epi32::<7>(_mm512_xor_si512($x[$b], $x[$c]));
+    }};
+}
+
+/// The block function of sixteen lanes from their input states `s`
+/// (word-major: `s[i]` = word `i` of every lane); evaluates to `x` with
+/// `x[l]` = lane `l`'s 64-byte block (its sixteen little-endian words).
+/// A macro so that both entry points get it inlined.
+#[cfg(target_arch = "x86_64")]
+macro_rules! block_fn {
+    ($s:expr) => {{
+        let s: [__m512i; 16] = $s;
+        let mut x = s;
+        for _ in 0..10 {
+            qr!(x, 0, 4, 8, 12);
+            qr!(x, 1, 5, 9, 13);
+            qr!(x, 2, 6, 10, 14);
+            qr!(x, 3, 7, 11, 15);
+            qr!(x, 0, 5, 10, 15);
+            qr!(x, 1, 6, 11, 12);
+            qr!(x, 2, 7, 8, 13);
+            qr!(x, 3, 4, 9, 14);
+        }
+        for (x, s) in x.iter_mut().zip(s) {
+            *x = _mm512_add_epi32(*x, s);
+        }
+        // Word-major to lane-major, little-endian in memory as the
+        // keystream is defined.
+        transpose16(&mut x);
+        x
+    }};
+}
+
+/// Input states: the constants and the key broadcast, counters and nonces
+/// per lane.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn state(key: &[u32; 8], ctr: __m512i, nonce: [__m512i; 3]) -> [__m512i; 16] {
+    std::array::from_fn(|i| match i {
+        0..4 => set1(SIGMA[i]),
+        4..12 => set1(key[i - 4]),
+        12 => ctr,
+        _ => nonce[i - 13],
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn set1(w: u32) -> __m512i {
+    bytemuck::must_cast([w; 16])
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
-#[allow(clippy::needless_range_loop)] // one register per index, on purpose
 fn blocks16(key: &[u32; 8], lanes: &Lanes, out: &mut Blocks16) {
-    let mut s = [_mm512_setzero_si512(); 16];
-    for i in 0..4 {
-        s[i] = _mm512_set1_epi32(SIGMA[i] as i32);
+    let nonce = lanes.nonce.map(bytemuck::must_cast);
+    let x = block_fn!(state(key, bytemuck::must_cast(lanes.ctr), nonce));
+    for (o, x) in out.iter_mut().zip(x) {
+        *o = bytemuck::must_cast(x);
     }
-    for i in 0..8 {
-        s[4 + i] = _mm512_set1_epi32(key[i] as i32);
-    }
-    s[12] = bytemuck::must_cast(lanes.ctr);
-    for i in 0..3 {
-        s[13 + i] = bytemuck::must_cast(lanes.nonce[i]);
-    }
-    let mut x = s;
-    macro_rules! qr {
-        ($a:expr, $b:expr, $c:expr, $d:expr) => {{
-            x[$a] = _mm512_add_epi32(x[$a], x[$b]);
-            x[$d] = _mm512_rol_epi32::<16>(_mm512_xor_si512(x[$d], x[$a]));
-            x[$c] = _mm512_add_epi32(x[$c], x[$d]);
-            x[$b] = _mm512_rol_epi32::<12>(_mm512_xor_si512(x[$b], x[$c]));
-            x[$a] = _mm512_add_epi32(x[$a], x[$b]);
-            x[$d] = _mm512_rol_epi32::<8>(_mm512_xor_si512(x[$d], x[$a]));
-            x[$c] = _mm512_add_epi32(x[$c], x[$d]);
-            x[$b] = _mm512_rol_epi32::<7>(_mm512_xor_si512(x[$b], x[$c]));
-        }};
-    }
-    for _ in 0..10 {
-        qr!(0, 4, 8, 12);
-        qr!(1, 5, 9, 13);
-        qr!(2, 6, 10, 14);
-        qr!(3, 7, 11, 15);
-        qr!(0, 5, 10, 15);
-        qr!(1, 6, 11, 12);
-        qr!(2, 7, 8, 13);
-        qr!(3, 4, 9, 14);
-    }
-    for i in 0..16 {
-        x[i] = _mm512_add_epi32(x[i], s[i]);
-    }
-    // Word-major to lane-major: x[l] = the sixteen words of lane l's block,
-    // little-endian in memory as the keystream is defined.
-    transpose16(&mut x);
-    for l in 0..LANES {
-        out[l] = bytemuck::must_cast(x[l]);
+}
+
+/// Sixteen consecutive blocks of one message (counters `ctr..ctr + 16`,
+/// one nonce) XORed into its 1024 bytes `data`, straight from the
+/// registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn run16_xor(key: &[u32; 8], nonce: &[u32; 3], ctr: u32, data: &mut [u8; 1024]) {
+    let iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    let ctr = _mm512_add_epi32(set1(ctr), iota);
+    let x = block_fn!(state(key, ctr, nonce.map(set1)));
+    for (l, k) in x.into_iter().enumerate() {
+        let p = data[64 * l..].as_mut_ptr();
+        // SAFETY: `data[64 * l..64 * l + 64]` is inside the 1024-byte
+        // array (l < 16); loadu/storeu have no alignment demand.
+        unsafe {
+            let v = _mm512_loadu_si512(p.cast());
+            _mm512_storeu_si512(p.cast(), _mm512_xor_si512(v, k));
+        }
     }
 }
