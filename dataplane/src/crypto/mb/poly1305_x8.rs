@@ -162,9 +162,13 @@ fn step(h: &mut H, k: &R, m0: __m512i, m1: __m512i, active: __mmask8) {
     let c = _mm512_srli_epi64::<44>(n0);
     let n0 = _mm512_and_si512(n0, m44);
     let n1 = _mm512_add_epi64(n1, c);
-    h.0[0] = _mm512_mask_mov_epi64(h.0[0], active, n0);
-    h.0[1] = _mm512_mask_mov_epi64(h.0[1], active, n1);
-    h.0[2] = _mm512_mask_mov_epi64(h.0[2], active, n2);
+    if active == 0xff {
+        h.0 = [n0, n1, n2];
+    } else {
+        h.0[0] = _mm512_mask_mov_epi64(h.0[0], active, n0);
+        h.0[1] = _mm512_mask_mov_epi64(h.0[1], active, n1);
+        h.0[2] = _mm512_mask_mov_epi64(h.0[2], active, n2);
+    }
 }
 
 /// 8 x 8 transpose of 64-bit words: lane `q` of `c[i]` goes to lane `i` of
@@ -216,6 +220,7 @@ fn absorb<const G: usize>(h: &mut [H; G], k: &[R; G], seg: &[[&[u8]; LANES]; G])
             longest = longest.max(s.len());
         }
     }
+    let most = longest.div_ceil(16);
     let nblk: [__m512i; G] = std::array::from_fn(|g| bytemuck::must_cast(nblk[g]));
     for chunk in 0..longest.div_ceil(64) {
         let off = 64 * chunk;
@@ -233,7 +238,9 @@ fn absorb<const G: usize>(h: &mut [H; G], k: &[R; G], seg: &[[&[u8]; LANES]; G])
             }
             w[g] = transpose8(&c);
         }
-        for b in 0..4 {
+        // Steps past every lane's last block (a short AAD, the last
+        // chunk) are skipped.
+        for b in 0..(most - 4 * chunk).min(4) {
             let j = _mm512_set1_epi64((4 * chunk + b) as i64);
             for g in 0..G {
                 let active = _mm512_cmpgt_epu64_mask(nblk[g], j);
