@@ -39,9 +39,11 @@ pub(super) const SMALL_MAX: usize = 112;
 
 /// Longest ESP payload sealed or opened by the 16-lane kernel when the CPU
 /// also has AVX-512 IFMA (Poly1305 eight packets per register,
-/// `mb::poly1305_x8`): every ESP packet (the kernel's limit, 64 KiB).
-/// Measured through the ESP path against the library (same run,
-/// bench/results/esp_vs_dpdk.md, chacha11).
+/// `mb::poly1305_x8`; whole runs of sixteen blocks of a packet in one
+/// kernel call): every ESP packet (the kernel's limit, 64 KiB). Same-run
+/// comparison through the ESP path against the library (`esp_mops`,
+/// bench/results/esp_vs_dpdk.md, chacha11): 512 B +19-21 %, 1420 B
+/// +3-5 % (768 and 1024 B, before the sixteen-block runs: -5..+1 %).
 pub(super) const IFMA_MAX: usize = super::super::mb::chacha_poly::MAX_LEN;
 
 /// ChaCha20-Poly1305: the library's key and, on AVX-512 CPUs, our 16-lane
@@ -55,16 +57,7 @@ pub(super) struct ChachaKeys {
 
 impl ChachaKeys {
     pub(super) fn new(key: &[u8]) -> Result<Self, CryptoError> {
-        Self::with_kernel(key, true)
-    }
-
-    /// `kernel = false`: the library alone (tests, benchmarks).
-    pub(super) fn with_kernel(key: &[u8], kernel: bool) -> Result<Self, CryptoError> {
-        let mb = if kernel {
-            ChachaPolyX16::new(key)
-        } else {
-            None
-        };
+        let mb = ChachaPolyX16::new(key);
         let mb_max = match &mb {
             Some(k) if k.has_ifma() => IFMA_MAX,
             _ => SMALL_MAX,

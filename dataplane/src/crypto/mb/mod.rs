@@ -13,8 +13,10 @@
 //! Also here: the 16-lane AVX-512 kernels of other suites, each behind a
 //! type that exists only once the CPU was checked: SHA-1 (`sha1_x16`),
 //! SHA-384/512 (`sha512_x8`), SHA-NI (`sha_ni`), and ChaCha20
-//! (`chacha_x16`, with `poly1305` and the burst AEAD `chacha_poly` for
-//! ChaCha20-Poly1305 ESP packets of at most 112 bytes).
+//! (`chacha_x16`, with `poly1305` / `poly1305_x8` (AVX-512 IFMA, eight
+//! packets per register) and the burst AEAD `chacha_poly` for
+//! ChaCha20-Poly1305 ESP packets: all of them with IFMA, else those of at
+//! most 112 bytes).
 //!
 //! The CPU is checked once, when a cipher is built: without AVX-512
 //! F/BW/VL, VAES, VPCLMULQDQ (and AES-NI, PCLMULQDQ, SSSE3, SSE4.1, BMI2), [`build_gcm`] returns `None` and the

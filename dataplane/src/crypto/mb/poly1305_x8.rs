@@ -86,14 +86,9 @@ const M42: u64 = (1 << 42) - 1;
 #[derive(Clone, Copy)]
 struct H([__m512i; 3]);
 
-/// r limbs and 20 * r1, 20 * r2 of eight lanes.
+/// r limbs (r0, r1, r2) and 20 * r1, 20 * r2 of eight lanes.
 #[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy)]
-struct R {
-    r: [__m512i; 3],
-    s1: __m512i,
-    s2: __m512i,
-}
+type R = [__m512i; 5];
 
 /// h = (h + m) * r mod p (partly reduced) in the lanes of `active`; the
 /// other lanes keep h. `m0`, `m1`: the block's two little-endian words.
@@ -114,8 +109,7 @@ fn step(h: &mut H, k: &R, m0: __m512i, m1: __m512i, active: __mmask8) {
     let h0 = _mm512_add_epi64(h.0[0], l0);
     let h1 = _mm512_add_epi64(h.0[1], l1);
     let h2 = _mm512_add_epi64(h.0[2], l2);
-    let [r0, r1, r2] = k.r;
-    let (s1, s2) = (k.s1, k.s2);
+    let [r0, r1, r2, s1, s2] = *k;
     // d0 = h0 r0 + h1 s2 + h2 s1, d1 = h0 r1 + h1 r0 + h2 s2,
     // d2 = h0 r2 + h1 r1 + h2 r0; each as lo (bits 0..52 of the products,
     // summed) + hi * 2^52.
@@ -276,10 +270,10 @@ fn tags<const G: usize>(msgs: &[[Msg<'_>; LANES]; G], out: &mut [[[u8; 16]; LANE
             s[1][i] = 20 * r[2][i];
         }
     }
-    let keys: [R; G] = std::array::from_fn(|g| R {
-        r: r[g].map(bytemuck::must_cast),
-        s1: bytemuck::must_cast(s[g][0]),
-        s2: bytemuck::must_cast(s[g][1]),
+    let mut keys: [R; G] = std::array::from_fn(|g| {
+        let [r0, r1, r2] = r[g].map(bytemuck::must_cast);
+        let [s1, s2] = s[g].map(bytemuck::must_cast);
+        [r0, r1, r2, s1, s2]
     });
     r.zeroize();
     s.zeroize();
@@ -299,8 +293,10 @@ fn tags<const G: usize>(msgs: &[[Msg<'_>; LANES]; G], out: &mut [[[u8; 16]; LANE
             out[g][i] = finish([limbs[0][i], limbs[1][i], limbs[2][i]], pad[g][i]);
         }
         limbs.zeroize();
+        bytemuck::cast_slice_mut::<__m512i, u8>(&mut h[g].0).zeroize();
     }
     pad.zeroize();
+    bytemuck::cast_slice_mut::<R, u8>(&mut keys).zeroize();
 }
 
 #[cfg(test)]
