@@ -21,8 +21,9 @@ for sig in TERM INT; do
   pid=$NSL_PID
   has_table || nsl_die "no table inet espresso_dp while the dataplane runs"
   has_ingress || nsl_die "no table netdev espresso_dp while the dataplane runs"
-  ip netns exec "$NS_GWA" nft list table netdev espresso_dp | grep -q 'devices = { "lan", "wan" }\|devices = { "wan", "lan" }' ||
-    nsl_die "the ingress chain is not on both ports: $(ip netns exec "$NS_GWA" nft list table netdev espresso_dp)"
+  ing=$(ip netns exec "$NS_GWA" nft list table netdev espresso_dp)
+  grep -Eq 'devices = \{ "?(lan"?, "?wan|wan"?, "?lan)"? \}' <<<"$ing" ||
+    nsl_die "the ingress chain is not on both ports: $ing"
   kill -"$sig" "$pid"
   rc=0
   for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
