@@ -37,7 +37,7 @@
 //! arriving frame (ring copy or ring-full drop, the kernel's own copy) runs
 //! ahead of the worker on its core, and the worker forwards with what is
 //! left. Dropping the kernel's copies at ingress (`process::kernel`) raised
-//! that 1.4-2.8x (V2, 6 rounds against main's; bench/results/gateway.md).
+//! that 1.3-2.8x (V2, 8 rounds against main's; bench/results/gateway.md).
 //!
 //! (Latency: latency.sh on 2026-12-07, load average 10, no probe lost; the
 //! busy worker paced by [`super::RtPacer`]. Before the pacer, busy polling

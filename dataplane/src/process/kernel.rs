@@ -67,8 +67,8 @@ pub const NFT_RULES: &str = "table inet espresso_dp {\n\
 /// because these copies are processed in softirq on the worker's core (a
 /// veth delivers in the sender's context; RPS puts it on the configured
 /// core), ahead of the worker: bench/e2e/fwd_mpps.sh (64 B, offered
-/// 0.7 Mpps, more than one worker forwards) forwarded 1.4-2.8x as many
-/// packets with this table as main without it (V2 ring, 6 rounds of two
+/// 0.7 Mpps, more than one worker forwards) forwarded 1.3-2.8x as many
+/// packets with this table as main without it (V2 ring, 8 rounds of three
 /// same-run comparisons; bench/results/gateway.md, 2026-12-07). Everything else (ARP/ND, broadcast and multicast, anything
 /// to a local address: IKE, ICMP, ESP to the gateway) goes on to the IP
 /// layer and the `inet` table as before. `{devices}` is the quoted,
