@@ -20,7 +20,10 @@
 # v3-sendmmsg v2-ring"; PACER_AB=1: "v2-sendmmsg v2-sendmmsg-nopacer", the
 # pacer's cost at full load, same run, alternating; a variant ending in
 # "-base" runs BASE_DP, another espresso-dataplane binary, e.g. the previous
-# commit's).
+# commit's); PERF_DIR (perf record -g of both CPUs (the gateway's is CPU 1) during
+# each measurement: PERF_DIR/<variant>-<round>.data, kernel rounds too).
+# Each espresso round also prints the worker's ring drops (kernel: ring
+# full) and CPU 1's backlog drops (softnet_stat) during the round.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
@@ -55,29 +58,39 @@ echo "# CPU: $(lscpu | sed -nE 's/^Model name: *//p'), $(nproc) vCPUs, load aver
 measure() {
   local before after
   before=$(nsl_rx_packets "$NS_HB" eth0)
-  local t0 t1
-  t0=$(date +%s.%N)
+  local perf_pid=""
+  if [ -n "${PERF_DIR:-}" ]; then
+    mkdir -p "$PERF_DIR"
+    perf record -q -g -a -o "$PERF_DIR/$1-${ROUND:-0}.data" -- sleep "$SECS" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   nsl_x "$NS_HA" chrt -f 50 taskset -c 0 "$PROBE" gen --iface eth0 --dst-mac "$GWMAC" \
       --src 10.1.0.2 --dst 10.9.0.2 --secs "$SECS" --size 64 --flows 16 >"$NSL_TMP/gen_$1.json"
-  t1=$(date +%s.%N)
+  [ -z "$perf_pid" ] || wait "$perf_pid" || true
   sleep 0.3
   after=$(nsl_rx_packets "$NS_HB" eth0)
   python3 -c "import sys; print('%.3f' % ((int(sys.argv[2]) - int(sys.argv[1])) / float(sys.argv[3]) / 1e6))" \
       "$before" "$after" "$SECS"
 }
 
+# backlog_drops: CPU 1's input backlog drops so far (softnet_stat, all namespaces).
+backlog_drops() { python3 -c "print(int(open('/proc/net/softnet_stat').read().split(chr(10))[1].split()[1], 16))"; }
+
 best() { python3 -c "import sys; print(max(float(x) for x in sys.argv[1:]))" "$@"; }
 # nonzero WHAT MPPS: a round in which nothing reached hB measures a fault, not a rate.
 nonzero() { python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > 0 else 1)" "$2" || nsl_die "$1: nothing reached hB"; }
 declare -A RES=()
 for r in $(seq "$ROUNDS"); do
+  ROUND=$r
   # Kernel forwarding reference.
   ip netns exec "$NS_GW" sysctl -qw net.ipv4.ip_forward=1
   nsl_x "$NS_HA" ping -c 2 -i 0.2 -W 1 10.9.0.2 >/dev/null 2>&1 || true
+  b0=$(backlog_drops)
   K=$(measure kernel)
+  b1=$(backlog_drops)
   nonzero "round $r kernel forwarding" "$K"
   ip netns exec "$NS_GW" sysctl -qw net.ipv4.ip_forward=0
-  nsl_log "round $r kernel forwarding: $K Mpps (generator: $(cat "$NSL_TMP/gen_kernel.json"))"
+  nsl_log "round $r kernel forwarding: $K Mpps (generator: $(cat "$NSL_TMP/gen_kernel.json")); CPU 1 backlog drops $((b1 - b0))"
   RES[kernel]="${RES[kernel]:-} $K"
   for v in $VARIANTS; do
     ring=${v%%-*}; tx=${v#*-}; tx=${tx%%-*}
@@ -89,14 +102,15 @@ for r in $(seq "$ROUNDS"); do
     nsl_x "$NS_HA" ping -c 2 -i 0.2 -W 1 10.9.0.2 >/dev/null 2>&1 || true
     tid=$(grep -lx worker0 /proc/"$pid"/task/*/comm | head -1 | cut -d/ -f5)
     [ -n "$tid" ] || nsl_die "$v: no worker0 thread in $pid"
-    c0=$(cut -d' ' -f1 /proc/"$pid"/task/"$tid"/schedstat); w0=$(date +%s%N)
+    c0=$(cut -d' ' -f1 /proc/"$pid"/task/"$tid"/schedstat); w0=$(date +%s%N); b0=$(backlog_drops)
     O=$(measure "$v")
-    c1=$(cut -d' ' -f1 /proc/"$pid"/task/"$tid"/schedstat); w1=$(date +%s%N)
+    c1=$(cut -d' ' -f1 /proc/"$pid"/task/"$tid"/schedstat); w1=$(date +%s%N); b1=$(backlog_drops)
     oncpu=$(python3 -c "import sys; print('%.1f' % (100.0 * (int(sys.argv[2]) - int(sys.argv[1])) / (int(sys.argv[4]) - int(sys.argv[3]))))" "$c0" "$c1" "$w0" "$w1")
     nsl_stop "$pid"
     nonzero "round $r espresso $v" "$O"
     paced=$(sed -nE 's/.*(worker [0-9]+: [0-9]+ RT pacing pauses.*)/\1/p' "$NSL_TMP/dp_${v}_$r.log" | tail -1)
-    nsl_log "round $r espresso $v: $O Mpps (generator: $(cat "$NSL_TMP/gen_$v.json")); worker on its CPU $oncpu % of the measurement${paced:+; $paced}"
+    ringdrops=$(sed -nE 's/.*worker0 port 0: .*rx_dropped: ([0-9]+).*/\1/p' "$NSL_TMP/dp_${v}_$r.log" | tail -1)
+    nsl_log "round $r espresso $v: $O Mpps (generator: $(cat "$NSL_TMP/gen_$v.json")); worker on its CPU $oncpu % of the measurement${paced:+; $paced}; lan ring drops ${ringdrops:-?} (whole run), CPU 1 backlog drops $((b1 - b0))"
     RES[$v]="${RES[$v]:-} $O"
   done
 done

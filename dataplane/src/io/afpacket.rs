@@ -31,6 +31,14 @@
 //! | V2 rx + TX ring | 0.82 | 0.94x | - |
 //! | kernel forwarding | 0.87 | 1.00x | 3.7 us / 7.5 us |
 //!
+//! The Mpps rows predate fwd_mpps.sh's same-CPU set-up (RPS puts the
+//! gateway's receive softirq on the worker's core): there the generator's
+//! 0.7 Mpps is more than one worker forwards, the softirq work for every
+//! arriving frame (ring copy or ring-full drop, the kernel's own copy) runs
+//! ahead of the worker on its core, and the worker forwards with what is
+//! left. Dropping the kernel's copies at ingress (`process::kernel`) raised
+//! that 1.3-2.8x (V2, 8 rounds against main's; bench/results/gateway.md).
+//!
 //! (Latency: latency.sh on 2026-12-07, load average 10, no probe lost; the
 //! busy worker paced by [`super::RtPacer`]. Before the pacer, busy polling
 //! met RT throttling: p99 44-53 ms and 5 % of the probes lost.)

@@ -1,7 +1,8 @@
 //! What the dataplane changes in its network namespace's kernel, and undoes:
-//! forwarding off and an nftables table (`--configure-kernel`), and for the
-//! TUN exception path (`--tun`) a policy rule and routing table 220 for the
-//! gateway's own traffic toward protected subnets.
+//! forwarding off and nftables tables (`--configure-kernel`: `inet
+//! espresso_dp`, and with AF_PACKET ports `netdev espresso_dp` on their
+//! ingress hook), and for the TUN exception path (`--tun`) a policy rule and
+//! routing table 220 for the gateway's own traffic toward protected subnets.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -13,7 +14,8 @@ use std::process::{Command, Stdio};
 use crate::sa::{PolicyAction, Spd};
 use crate::worker::fib::Fib;
 
-/// Name of the nftables table the dataplane owns (`inet espresso_dp`).
+/// Name of the nftables tables the dataplane owns (`inet espresso_dp`, and
+/// `netdev espresso_dp` for the ingress hook of its AF_PACKET ports).
 pub const NFT_TABLE: &str = "espresso_dp";
 
 /// Routing table for the gateway's own traffic toward protected subnets.
@@ -56,6 +58,51 @@ pub const NFT_RULES: &str = "table inet espresso_dp {\n\
     \t}\n\
     }\n";
 
+/// The ingress table on the dataplane's AF_PACKET ports: the kernel's own
+/// copy of a transit frame (to the gateway's MAC, to an address that is not
+/// the gateway's) dropped right after the AF_PACKET taps took theirs, before
+/// the IP layer sees it. The `inet` table's prerouting rule drops the same
+/// copies one step later, after `ip_rcv` and the prerouting hook; here
+/// nothing but this rule's address lookup is spent on them. That matters
+/// because these copies are processed in softirq on the worker's core (a
+/// veth delivers in the sender's context; RPS puts it on the configured
+/// core), ahead of the worker: bench/e2e/fwd_mpps.sh (64 B, offered
+/// 0.7 Mpps, more than one worker forwards) forwarded 1.3-2.8x as many
+/// packets with this table as main without it (V2 ring, 8 rounds of three
+/// same-run comparisons; bench/results/gateway.md, 2026-12-07). Everything else (ARP/ND, broadcast and multicast, anything
+/// to a local address: IKE, ICMP, ESP to the gateway) goes on to the IP
+/// layer and the `inet` table as before. `{devices}` is the quoted,
+/// comma-separated list of port names.
+const NFT_INGRESS: &str = "table netdev espresso_dp {\n\
+    \tchain transit {\n\
+    \t\ttype filter hook ingress devices = { {devices} } priority -500; policy accept;\n\
+    \t\tmeta pkttype host fib daddr type != local drop\n\
+    \t}\n\
+    }\n";
+
+/// The ingress table's ruleset for `ports` (kernel interface names), or None
+/// when there are none or a name cannot be quoted for nft.
+pub fn ingress_rules(ports: &[&str]) -> Option<String> {
+    let mut names: Vec<&str> = Vec::new();
+    for p in ports {
+        if p.is_empty() || p.contains(['"', '\\', '\n']) {
+            return None;
+        }
+        if !names.contains(p) {
+            names.push(p);
+        }
+    }
+    if names.is_empty() {
+        return None;
+    }
+    let list = names
+        .iter()
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(NFT_INGRESS.replace("{devices}", &list))
+}
+
 /// Why the kernel could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
@@ -81,9 +128,13 @@ pub enum KernelError {
     Ip(String),
 }
 
-/// Forwarding off and the nftables table in place; [`NftTable`] (returned)
-/// deletes the table when dropped.
-pub fn configure() -> Result<NftTable, KernelError> {
+/// Forwarding off and the nftables tables in place (the ingress table on
+/// `ingress_ports`, the kernel interfaces the dataplane reads with
+/// AF_PACKET; none for DPDK ports); [`NftTable`] (returned) deletes them
+/// when dropped. A kernel or nft that refuses the ingress table (netdev
+/// `fib` needs Linux 4.13, several devices per hook 5.5) only costs the
+/// early drop: a warning, and the `inet` table still does the work.
+pub fn configure(ingress_ports: &[&str]) -> Result<NftTable, KernelError> {
     for (p, v) in [
         ("/proc/sys/net/ipv4/ip_forward", "0"),
         ("/proc/sys/net/ipv6/conf/all/forwarding", "0"),
@@ -95,10 +146,38 @@ pub fn configure() -> Result<NftTable, KernelError> {
             })?;
         }
     }
-    let _ = Command::new("nft")
-        .args(["delete", "table", "inet", NFT_TABLE])
-        .stderr(Stdio::null())
-        .status();
+    for family in NFT_FAMILIES {
+        let _ = Command::new("nft")
+            .args(["delete", "table", family, NFT_TABLE])
+            .stderr(Stdio::null())
+            .status();
+    }
+    nft_load(NFT_RULES)?;
+    match ingress_rules(ingress_ports) {
+        Some(rules) => match nft_load(&rules) {
+            Ok(()) => tracing::info!(
+                "nftables table netdev {NFT_TABLE}: transit frames' kernel copies dropped at ingress on {}",
+                ingress_ports.join(", ")
+            ),
+            Err(e) => tracing::warn!(
+                "nftables table netdev {NFT_TABLE} not installed ({e}): the kernel's copies of \
+                 transit frames are dropped at prerouting instead"
+            ),
+        },
+        None if ingress_ports.is_empty() => {}
+        None => tracing::warn!(
+            "no ingress table: a port name cannot be given to nft ({})",
+            ingress_ports.join(", ")
+        ),
+    }
+    Ok(NftTable)
+}
+
+/// The families of the tables named [`NFT_TABLE`] the dataplane makes.
+const NFT_FAMILIES: [&str; 2] = ["inet", "netdev"];
+
+/// Feeds a ruleset to `nft -f -`.
+fn nft_load(rules: &str) -> Result<(), KernelError> {
     let mut child = Command::new("nft")
         .args(["-f", "-"])
         .stdin(Stdio::piped())
@@ -108,31 +187,38 @@ pub fn configure() -> Result<NftTable, KernelError> {
         .stdin
         .take()
         .ok_or_else(|| KernelError::NftIo(std::io::Error::other("no stdin")))?
-        .write_all(NFT_RULES.as_bytes())
+        .write_all(rules.as_bytes())
         .map_err(KernelError::NftIo)?;
     let st = child.wait().map_err(KernelError::NftIo)?;
     if !st.success() {
         return Err(KernelError::NftFailed(st));
     }
-    Ok(NftTable)
+    Ok(())
 }
 
-/// The nftables table [`configure`] made; deleted when dropped, i.e. on every
+/// The nftables tables [`configure`] made; deleted when dropped, i.e. on every
 /// return from the dataplane's run: SIGTERM and SIGINT stop the main loop and
-/// return, errors return early. (Only SIGKILL leaves it; the next start
-/// replaces it.)
+/// return, errors return early. (Only SIGKILL leaves them; the next start
+/// replaces them.)
 pub struct NftTable;
 
 impl Drop for NftTable {
     fn drop(&mut self) {
-        match Command::new("nft")
-            .args(["delete", "table", "inet", NFT_TABLE])
-            .stderr(Stdio::null())
-            .status()
-        {
-            Ok(s) if s.success() => tracing::info!("nftables table inet {NFT_TABLE} deleted"),
-            Ok(s) => tracing::warn!("nft delete table inet {NFT_TABLE}: {s}"),
-            Err(e) => tracing::warn!("nft delete table inet {NFT_TABLE}: {e}"),
+        for family in NFT_FAMILIES {
+            match Command::new("nft")
+                .args(["delete", "table", family, NFT_TABLE])
+                .stderr(Stdio::null())
+                .status()
+            {
+                Ok(s) if s.success() => {
+                    tracing::info!("nftables table {family} {NFT_TABLE} deleted")
+                }
+                // The ingress table may never have been made (DPDK ports,
+                // or refused): nothing to say.
+                Ok(_) if family == "netdev" => {}
+                Ok(s) => tracing::warn!("nft delete table {family} {NFT_TABLE}: {s}"),
+                Err(e) => tracing::warn!("nft delete table {family} {NFT_TABLE}: {e}"),
+            }
         }
     }
 }
@@ -254,5 +340,27 @@ impl TunRoutes {
             let _ = ip(&[fam, "route", "del", &prefix, "table", TUN_TABLE]);
             self.installed.remove(&prefix);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ingress_rules_name_each_port_once_quoted() {
+        let r = ingress_rules(&["lan", "wan", "lan"]).expect("rules");
+        assert!(r.starts_with("table netdev espresso_dp {"));
+        assert!(r.contains("hook ingress devices = { \"lan\", \"wan\" } priority -500;"));
+        assert!(r.contains("meta pkttype host fib daddr type != local drop"));
+        assert!(!r.contains("{devices}"));
+    }
+
+    #[test]
+    fn ingress_rules_refuse_names_nft_cannot_take() {
+        assert_eq!(ingress_rules(&[]), None);
+        assert_eq!(ingress_rules(&["lan", ""]), None);
+        assert_eq!(ingress_rules(&["la\"n"]), None);
+        assert_eq!(ingress_rules(&["la\\n"]), None);
     }
 }

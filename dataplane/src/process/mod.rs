@@ -98,7 +98,13 @@ pub fn run(opts: &Options) -> Result<(), ProcessError> {
         signal_hook::flag::register(sig, stop.clone()).map_err(ProcessError::Signal)?;
     }
     let _nft = if opts.configure_kernel {
-        Some(kernel::configure()?)
+        // AF_PACKET ports are kernel interfaces: their transit frames'
+        // kernel copies are dropped at ingress.
+        let ingress: Vec<&str> = match opts.backend {
+            IoBackendKind::Afpacket => vec![opts.inside.as_str(), opts.outside.as_str()],
+            IoBackendKind::Dpdk => Vec::new(),
+        };
+        Some(kernel::configure(&ingress)?)
     } else {
         kernel::warn_if_forwarding();
         None
