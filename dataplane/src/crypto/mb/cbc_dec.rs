@@ -41,8 +41,8 @@ pub(crate) const QUEUE_LEN: usize = 32;
 #[derive(Zeroize, ZeroizeOnDrop)]
 #[repr(C, align(64))]
 pub(crate) struct CbcDecKeys {
-    rk: [[u8; 64]; 15],
-    nr: usize,
+    pub(super) rk: [[u8; 64]; 15],
+    pub(super) nr: usize,
 }
 
 impl CbcDecKeys {
@@ -86,15 +86,16 @@ impl CbcDecKeys {
 }
 
 /// The packets still to decrypt, in order, and how far the first one got.
+/// (Fields visible in `mb` for [`cbc_step!`].)
 pub(crate) struct CbcQueue<'k, 'd> {
-    keys: &'k CbcDecKeys,
-    items: ArrayVec<(&'d mut [u8], [u8; 16]), QUEUE_LEN>,
+    pub(super) keys: &'k CbcDecKeys,
+    pub(super) items: ArrayVec<(&'d mut [u8], [u8; 16]), QUEUE_LEN>,
     /// Index of the packet in progress.
-    cur: usize,
+    pub(super) cur: usize,
     /// Bytes of it done.
-    pos: usize,
-    /// Its ciphertext block before `pos` (the IV at `pos` 0).
-    prev: [u8; 16],
+    pub(super) pos: usize,
+    /// Its ciphertext block before `pos` (unused at `pos` 0: the IV).
+    pub(super) prev: [u8; 16],
 }
 
 impl<'k, 'd> CbcQueue<'k, 'd> {
@@ -117,10 +118,6 @@ impl<'k, 'd> CbcQueue<'k, 'd> {
         }
         if ct.is_empty() {
             return true;
-        }
-        if self.cur == self.items.len() {
-            self.pos = 0;
-            self.prev = iv;
         }
         self.items.push((ct, iv));
         true
@@ -211,74 +208,95 @@ fn expand_dec(key: &[u8]) -> CbcDecKeys {
     keys
 }
 
-/// One step of the queue: up to `4 * Z` blocks of the packet in progress,
-/// decrypted in place; moves on to the next packet when this one is done.
+/// One step of a queue `$q` (`&mut CbcQueue`): up to four times `$z` blocks of the
+/// packet in progress, decrypted in place; moves on to the next packet when
+/// this one is done. A macro so that the stitched hash kernel gets the step
+/// pasted between its round groups (a call would be a point the compiler
+/// moves the independent hash code around, and every live hash register
+/// would be spilled across it). Expanded only in functions compiled with
+/// AVX-512F/VL, VAES and AES-NI and reached through a `CbcDecKeys`.
+macro_rules! cbc_step {
+    ($q:expr, $z:expr) => {{
+        let q: &mut $crate::crypto::mb::cbc_dec::CbcQueue<'_, '_> = $q;
+        let keys = q.keys;
+        if let Some((data, iv)) = q.items.get_mut(q.cur) {
+            let len = data.len();
+            let start = q.pos;
+            let n = (len - start).min($z * 64);
+            let prev = if start == 0 { *iv } else { q.prev };
+            // The last ciphertext block of this step, before it is
+            // overwritten.
+            let mut last = [0u8; 16];
+            last.copy_from_slice(&data[start + n - 16..start + n]);
+            let base = data[start..].as_mut_ptr();
+            let mut c = [_mm512_setzero_si512(); $z];
+            let mut m = [0u8; $z];
+            for i in 0..$z {
+                // Blocks of register i: 0..=4 (two 64-bit mask bits each).
+                let nb = (n / 16).saturating_sub(4 * i).min(4);
+                m[i] = ((1u16 << (2 * nb)) - 1) as u8;
+                // SAFETY: the mask selects the 8-byte words of blocks
+                // start/16 + 4i .. + nb, all inside `data` (n bytes from
+                // `start` remain); masked-off words are neither read nor
+                // faulted on (the address is formed with wrapping arithmetic
+                // and may point past the slice only when the mask is 0). No
+                // alignment requirement; the CPU features are those of the
+                // function this is expanded in.
+                c[i] = unsafe {
+                    _mm512_maskz_loadu_epi64(
+                        m[i],
+                        base.wrapping_add(64 * i).cast::<i64>().cast_const(),
+                    )
+                };
+            }
+            let pv: __m128i = bytemuck::must_cast(prev);
+            let mut p = [_mm512_setzero_si512(); $z];
+            p[0] = _mm512_alignr_epi64::<6>(c[0], _mm512_broadcast_i32x4(pv));
+            for i in 1..$z {
+                p[i] = _mm512_alignr_epi64::<6>(c[i], c[i - 1]);
+            }
+            let rk = |r: usize| -> __m512i { bytemuck::must_cast(keys.rk[r]) };
+            let mut x = [_mm512_setzero_si512(); $z];
+            let k0 = rk(0);
+            for i in 0..$z {
+                x[i] = _mm512_xor_si512(c[i], k0);
+            }
+            for r in 1..keys.nr {
+                let k = rk(r);
+                for xi in x.iter_mut() {
+                    *xi = _mm512_aesdec_epi128(*xi, k);
+                }
+            }
+            let kl = rk(keys.nr);
+            for i in 0..$z {
+                let v = _mm512_xor_si512(_mm512_aesdeclast_epi128(x[i], kl), p[i]);
+                // SAFETY: the same words as the load above (inside `data`,
+                // which the queue holds exclusively); masked-off words are
+                // not written.
+                unsafe {
+                    _mm512_mask_storeu_epi64(base.wrapping_add(64 * i).cast::<i64>(), m[i], v)
+                };
+            }
+            if start + n == len {
+                q.cur += 1;
+                q.pos = 0;
+            } else {
+                q.pos = start + n;
+                q.prev = last;
+            }
+        }
+    }};
+}
+pub(crate) use cbc_step;
+
+/// [`cbc_step!`] as a function (the queue's own steps: `work` from a
+/// kernel without the features, `finish`).
 #[cfg(target_arch = "x86_64")]
+#[allow(clippy::needless_range_loop)]
 #[inline]
 #[target_feature(enable = "avx512f,avx512vl,vaes,aes,sse2")]
 fn step<const Z: usize>(q: &mut CbcQueue<'_, '_>) {
-    let keys = q.keys;
-    let Some((data, iv)) = q.items.get_mut(q.cur) else {
-        return;
-    };
-    let len = data.len();
-    let start = q.pos;
-    let n = (len - start).min(Z * 4 * BLOCK);
-    let prev = if start == 0 { *iv } else { q.prev };
-    // The last ciphertext block of this step, before it is overwritten.
-    let mut last = [0u8; 16];
-    last.copy_from_slice(&data[start + n - BLOCK..start + n]);
-    let base = data[start..].as_mut_ptr();
-    let rk = |r: usize| -> __m512i { bytemuck::must_cast(keys.rk[r]) };
-    let mut c = [_mm512_setzero_si512(); Z];
-    let mut m = [0u8; Z];
-    for i in 0..Z {
-        // Blocks of register i: 0..=4 (two 64-bit mask bits each).
-        let nb = (n / BLOCK).saturating_sub(4 * i).min(4);
-        m[i] = ((1u16 << (2 * nb)) - 1) as u8;
-        // SAFETY: the mask selects the 8-byte words of blocks
-        // start/16 + 4i .. + nb, all inside `data` (n bytes from `start`
-        // remain); masked-off words are neither read nor faulted on (the
-        // address is formed with wrapping arithmetic and may point past the
-        // slice only when the mask is 0). No alignment requirement.
-        c[i] = unsafe {
-            _mm512_maskz_loadu_epi64(m[i], base.wrapping_add(64 * i).cast::<i64>().cast_const())
-        };
-    }
-    let pv: __m128i = bytemuck::must_cast(prev);
-    let mut p = [_mm512_setzero_si512(); Z];
-    p[0] = _mm512_alignr_epi64::<6>(c[0], _mm512_broadcast_i32x4(pv));
-    for i in 1..Z {
-        p[i] = _mm512_alignr_epi64::<6>(c[i], c[i - 1]);
-    }
-    let mut x = [_mm512_setzero_si512(); Z];
-    let k0 = rk(0);
-    for i in 0..Z {
-        x[i] = _mm512_xor_si512(c[i], k0);
-    }
-    for r in 1..keys.nr {
-        let k = rk(r);
-        for xi in x.iter_mut() {
-            *xi = _mm512_aesdec_epi128(*xi, k);
-        }
-    }
-    let kl = rk(keys.nr);
-    for i in 0..Z {
-        let v = _mm512_xor_si512(_mm512_aesdeclast_epi128(x[i], kl), p[i]);
-        // SAFETY: the same words as the load above (inside `data`, which
-        // this queue holds exclusively); masked-off words are not written.
-        unsafe { _mm512_mask_storeu_epi64(base.wrapping_add(64 * i).cast::<i64>(), m[i], v) };
-    }
-    if start + n == len {
-        q.cur += 1;
-        q.pos = 0;
-        if let Some((_, next_iv)) = q.items.get(q.cur) {
-            q.prev = *next_iv;
-        }
-    } else {
-        q.pos = start + n;
-        q.prev = last;
-    }
+    cbc_step!(q, Z);
 }
 
 #[cfg(test)]
