@@ -223,10 +223,11 @@ const K256: [u32; 64] = [
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 ];
 
-/// The body of the SHA-256 kernels: `N` lanes, one block each, `$mid`
-/// run twice among the round groups (the stitched variant's AES steps).
+/// The body of the SHA-256 kernels: `N` lanes, one block each, the macro
+/// `$mid` expanded twice among the round groups (with the two state
+/// arrays: the stitched variant's AES steps).
 macro_rules! sha256_body {
-    ($states:ident, $blocks:ident; $($mid:tt)*) => {{
+    ($states:ident, $blocks:ident, $mid:ident) => {{
         let states = $states;
         let blocks = $blocks;
         let mask = _mm_set_epi64x(0x0c0d_0e0f_0809_0a0b, 0x0405_0607_0001_0203);
@@ -285,7 +286,7 @@ macro_rules! sha256_body {
         group!(2);
         group!(3);
         group!(4);
-        $($mid)*
+        $mid!(s0, s1);
         group!(5);
         group!(6);
         group!(7);
@@ -293,7 +294,7 @@ macro_rules! sha256_body {
         group!(9);
         group!(10);
         group!(11);
-        $($mid)*
+        $mid!(s0, s1);
         group!(12);
         group!(13);
         group!(14);
@@ -316,7 +317,10 @@ macro_rules! sha256_body {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 fn sha256_lanes<const N: usize>(states: &mut [[u32; 8]; N], blocks: &[&[u8; 64]; N]) {
-    sha256_body!(states, blocks;)
+    macro_rules! nothing {
+        ($s0:ident, $s1:ident) => {};
+    }
+    sha256_body!(states, blocks, nothing)
 }
 
 #[allow(clippy::needless_range_loop)]
@@ -327,7 +331,30 @@ fn sha256_lanes_cbc<const N: usize>(
     blocks: &[&[u8; 64]; N],
     q: &mut CbcQueue<'_, '_>,
 ) {
-    sha256_body!(states, blocks; if q.pending() { cbc_step!(&mut *q, 2); })
+    // The states of the rounds so far must exist before the AES step (an
+    // empty asm statement reading them): else the compiler sinks those
+    // rounds below the step's branches and the two no longer overlap.
+    macro_rules! aes_step {
+        ($s0:ident, $s1:ident) => {
+            for l in 0..N {
+                // SAFETY: an empty assembly statement (a comment naming two
+                // registers): it reads them, touches no memory, stack or
+                // flags.
+                unsafe {
+                    core::arch::asm!(
+                        "/* {0} {1} */",
+                        in(xmm_reg) $s0[l],
+                        in(xmm_reg) $s1[l],
+                        options(nomem, nostack, preserves_flags)
+                    )
+                };
+            }
+            if q.pending() {
+                cbc_step!(&mut *q, 2);
+            }
+        };
+    }
+    sha256_body!(states, blocks, aes_step)
 }
 
 // Test skips recorded where scripts/test.sh prints them (ESPRESSO_TEST_SKIPS);
