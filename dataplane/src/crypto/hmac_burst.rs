@@ -31,7 +31,6 @@
 use sha1::digest::generic_array::GenericArray;
 use zeroize::Zeroize;
 
-use super::mb::cbc_dec::CbcQueue;
 use super::mb::sha_ni::{from_abef, to_abef, ShaNi};
 
 /// One message of a burst and where its MAC goes (full length).
@@ -45,9 +44,11 @@ pub(crate) trait SmallMac: Send + Sync + 'static {
     /// Largest number of compressions (inner and outer) for which the
     /// interleaved path is used; 0 disables it.
     const MAX_BLOCKS: usize;
-    /// True if an AES-CBC SA with this HMAC opens with the hash and the
-    /// decryption stitched (`compress4_cbc`) where the CPU has VAES.
-    const STITCH_CBC: bool;
+    /// True if an AES-CBC SA with this HMAC opens bursts of long packets
+    /// in one pass, four at a time (this path's HMAC, then the VAES
+    /// decryption of the verified ones while they are in L1) where the CPU
+    /// has VAES.
+    const ONE_PASS_CBC: bool;
     /// Chaining state.
     type State: Copy + Default + Zeroize + Send + Sync;
     /// Digest length.
@@ -65,19 +66,6 @@ pub(crate) trait SmallMac: Send + Sync + 'static {
         for (s, b) in states.iter_mut().zip(blocks) {
             Self::compress(s, b);
         }
-    }
-    /// [`SmallMac::compress4`] with AES-CBC decryption of `q` interleaved
-    /// (two steps per call); by default the steps follow the compressions.
-    #[inline(always)]
-    fn compress4_cbc(
-        ni: ShaNi,
-        states: &mut [Self::State; 4],
-        blocks: &[&[u8; 64]; 4],
-        q: &mut CbcQueue<'_, '_>,
-    ) {
-        Self::compress4(ni, states, blocks);
-        q.work();
-        q.work();
     }
 }
 
@@ -97,8 +85,8 @@ impl SmallMac for Sha1 {
     /// gets a burst remainder of at most four, of any length).
     const MAX_BLOCKS: usize = 4;
     /// No: SHA-NI's SHA-1 costs about twice the library's 16-lane SHA-1
-    /// per block, more than the decryption it would hide.
-    const STITCH_CBC: bool = false;
+    /// per block.
+    const ONE_PASS_CBC: bool = false;
     type State = [u32; 5];
     const DIGEST: usize = 20;
     fn iv() -> [u32; 5] {
@@ -131,9 +119,9 @@ impl SmallMac for Sha256 {
     /// this path ~20 ns per block: through the ESP path it wins at 64 and
     /// 512 bytes and loses ~3 % at 1420 (24 blocks).
     const MAX_BLOCKS: usize = 16;
-    /// Yes: at every length (SHA-NI's SHA-256 costs about the library's
-    /// per block, and the decryption runs beside it).
-    const STITCH_CBC: bool = true;
+    /// Yes: SHA-NI's SHA-256 costs about the library's per block, and the
+    /// decryption then reads packets still in L1.
+    const ONE_PASS_CBC: bool = true;
     type State = [u32; 8];
     const DIGEST: usize = 32;
     // The chaining state is kept in the SHA-NI kernel's layout
@@ -169,15 +157,6 @@ impl SmallMac for Sha256 {
     #[inline(always)]
     fn compress4(ni: ShaNi, states: &mut [[u32; 8]; 4], blocks: &[&[u8; 64]; 4]) {
         ni.sha256_abef::<4>(states, blocks);
-    }
-    #[inline(always)]
-    fn compress4_cbc(
-        ni: ShaNi,
-        states: &mut [[u32; 8]; 4],
-        blocks: &[&[u8; 64]; 4],
-        q: &mut CbcQueue<'_, '_>,
-    ) {
-        ni.sha256_abef_cbc::<4>(states, blocks, q);
     }
 }
 
@@ -260,16 +239,8 @@ impl<H: SmallMac> HmacKeyState<H> {
 
     fn mac_chunk(&self, jobs: &mut [SmallJob<'_>]) {
         for group in jobs.chunks_mut(4) {
-            self.mac_group(group, |st, b| H::compress4(self.ni, st, b));
+            self.mac_group(group);
         }
-    }
-
-    /// [`HmacKeyState::mac_burst`] for at most four messages (one group),
-    /// with the AES-CBC decryption of `q` interleaved in the four-lane
-    /// compressions (every length: the caller picks this path per SA).
-    pub(crate) fn mac_group_cbc(&self, jobs: &mut [SmallJob<'_>], q: &mut CbcQueue<'_, '_>) {
-        let n = jobs.len().min(4);
-        self.mac_group(&mut jobs[..n], |st, b| H::compress4_cbc(self.ni, st, b, q));
     }
 
     /// Up to four messages: the inner hash block by block across them (the
@@ -277,11 +248,7 @@ impl<H: SmallMac> HmacKeyState<H> {
     /// compressions for the rest), then the outer hash. The chaining states
     /// stay in this group's four slots from the first block to the digest.
     #[inline(always)]
-    fn mac_group(
-        &self,
-        jobs: &mut [SmallJob<'_>],
-        mut compress4: impl FnMut(&mut [H::State; 4], &[&[u8; 64]; 4]),
-    ) {
+    fn mac_group(&self, jobs: &mut [SmallJob<'_>]) {
         let n = jobs.len();
         let mut st = [self.ipad; 4];
         // The padded last one or two blocks of each message.
@@ -313,7 +280,7 @@ impl<H: SmallMac> HmacKeyState<H> {
                 block_of(jobs[2].msg, &tails[2], b),
                 block_of(jobs[3].msg, &tails[3], b),
             ];
-            compress4(&mut st, &blocks);
+            H::compress4(self.ni, &mut st, &blocks);
         }
         for (i, j) in jobs.iter().enumerate() {
             for b in common..nblocks[i] {
@@ -333,7 +300,7 @@ impl<H: SmallMac> HmacKeyState<H> {
         }
         if n == 4 {
             let blocks: [&[u8; 64]; 4] = [&outer[0], &outer[1], &outer[2], &outer[3]];
-            compress4(&mut st, &blocks);
+            H::compress4(self.ni, &mut st, &blocks);
         } else {
             for (s, block) in st.iter_mut().zip(&outer).take(n) {
                 H::compress(s, block);

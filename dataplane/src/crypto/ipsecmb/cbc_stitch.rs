@@ -1,38 +1,36 @@
 use super::*;
 
 // ---------------------------------------------------------------------------
-// ESP: AES-CBC + HMAC-SHA-256, open with the hash and the decryption
-// stitched
+// ESP: AES-CBC + HMAC-SHA-256, open in one pass over bursts of long packets
 // ---------------------------------------------------------------------------
 
-// One queue takes every verified packet of a chunk.
-const _: () = assert!(CHUNK <= QUEUE_LEN);
-
 /// AES-CBC + HMAC on a CPU with SHA-NI and VAES (chosen at install time,
-/// for a hash whose [`SmallMac::STITCH_CBC`] is set): `seal` is
-/// [`CbcHmacEsp`]'s (the library's CBC, then the HMAC); `open` hashes the
-/// packets four at a time on the SHA-NI kernel and decrypts the packets of
-/// the previous four that verified *inside* that kernel (`CbcQueue` steps
-/// between its round groups: the AES units work while `sha256rnds2` runs),
-/// instead of hashing the burst and then decrypting it. Only packets whose
-/// ICV verified are queued: a forged packet is left as it came (the SeqHi
-/// bytes written for ESN are put back before the compare).
-pub(super) struct CbcHmacStitched<const ESN: bool, H: SmallMac> {
+/// for a hash whose [`SmallMac::ONE_PASS_CBC`] is set). `seal` is
+/// [`CbcHmacEsp`]'s. `open` of a burst of long packets (the first one over
+/// [`SmallMac::MAX_BLOCKS`] compressions, where [`CbcHmacEsp`] would hash
+/// with the library) goes four packets at a time: their HMAC on the SHA-NI
+/// kernel, then the VAES decryption ([`CbcDecKeys`]) of those that
+/// verified, while they are still in L1, instead of one pass over the
+/// burst to hash it and a second to decrypt it. Shorter packets keep
+/// [`CbcHmacEsp`]'s open. Only verified packets are decrypted: a forged one
+/// is left as it came (the SeqHi bytes written for ESN are put back before
+/// the compare).
+pub(super) struct CbcHmacOnePass<const ESN: bool, H: SmallMac> {
     pub(super) base: CbcHmacEsp<ESN, H>,
     pub(super) dec: CbcDecKeys,
 }
 
-impl<const ESN: bool, H: SmallMac> CbcHmacStitched<ESN, H> {
+impl<const ESN: bool, H: SmallMac> CbcHmacOnePass<ESN, H> {
     fn open_chunk(&self, jobs: &mut [OpenJob<'_>]) {
         let c = &self.base.0;
-        let Some(k) = &c.mac.small else {
-            // Not built without the SHA-NI states (see `mac_esp`).
+        let long = jobs.first().is_some_and(|j| {
+            HmacKeyState::<H>::blocks(j.esp.len().saturating_sub(c.icv_len)) > H::MAX_BLOCKS
+        });
+        let (Some(k), true) = (&c.mac.small, long) else {
             return self.base.open_chunk(jobs);
         };
         let icv = c.icv_len;
-        let mut good = [false; CHUNK];
-        let mut q = CbcQueue::new(&self.dec);
-        for (gi, group) in jobs.chunks_mut(4).enumerate() {
+        for group in jobs.chunks_mut(4) {
             // 1. Lengths; with ESN, SeqHi where the ICV goes (saved).
             let mut cts = [0usize; 4];
             let mut lens = [0usize; 4];
@@ -49,8 +47,7 @@ impl<const ESN: bool, H: SmallMac> CbcHmacStitched<ESN, H> {
                 }
                 lens[i] = authed_len::<ESN>(job.esp, end, job.seq);
             }
-            // 2. HMAC of this group, the previous groups' verified packets
-            //    decrypted in the same kernel calls.
+            // 2. HMAC of the four.
             let mut tags = [[0u8; 32]; 4];
             {
                 let mut small: ArrayVec<SmallJob<'_>, 4> = ArrayVec::new();
@@ -62,12 +59,12 @@ impl<const ESN: bool, H: SmallMac> CbcHmacStitched<ESN, H> {
                         });
                     }
                 }
-                k.mac_group_cbc(&mut small, &mut q);
+                k.mac_burst(&mut small);
                 for (t, j) in tags.iter_mut().zip(&small) {
                     *t = j.out;
                 }
             }
-            // 3. Compare (the SeqHi bytes put back first); queue what
+            // 3. Compare (the SeqHi bytes put back first); decrypt what
             //    verified.
             let mut t = 0;
             for (i, job) in group.iter_mut().enumerate() {
@@ -87,22 +84,14 @@ impl<const ESN: bool, H: SmallMac> CbcHmacStitched<ESN, H> {
                 let (head, rest) = job.esp.split_at_mut(HDR + BLOCK);
                 let mut iv = [0u8; BLOCK];
                 iv.copy_from_slice(&head[HDR..]);
-                // Never refused: whole blocks (`ct_len`), at most CHUNK
-                // packets.
-                good[gi * 4 + i] = q.push(&mut rest[..ct], iv);
+                // Never refused: whole blocks (`ct_len`).
+                job.ok = self.dec.decrypt(&iv, &mut rest[..ct]);
             }
-        }
-        // 4. The last group's packets (and whatever the kernel calls did
-        //    not reach).
-        q.finish();
-        drop(q);
-        for (job, &g) in jobs.iter_mut().zip(&good) {
-            job.ok = g;
         }
     }
 }
 
-impl<const ESN: bool, H: SmallMac> EspCipher for CbcHmacStitched<ESN, H> {
+impl<const ESN: bool, H: SmallMac> EspCipher for CbcHmacOnePass<ESN, H> {
     fn iv_len(&self) -> usize {
         BLOCK
     }

@@ -10,7 +10,7 @@ pub(super) struct NoSmall;
 
 impl SmallMac for NoSmall {
     const MAX_BLOCKS: usize = 0;
-    const STITCH_CBC: bool = false;
+    const ONE_PASS_CBC: bool = false;
     type State = [u32; 1];
     const DIGEST: usize = 0;
     fn iv() -> [u32; 1] {
@@ -199,17 +199,17 @@ pub(super) fn mac_esp<H: SmallMac>(
         icv_len,
         backend,
     };
-    // Stitched open (SHA-NI HMAC + VAES CBC decryption) where the hash
+    // One-pass open (SHA-NI HMAC + VAES CBC decryption) where the hash
     // asks for it and the SA decrypts on a CPU that has both.
-    let dec = (H::STITCH_CBC && keep != imb::AesKeyUse::Encrypt && c.mac.small.is_some())
+    let dec = (H::ONE_PASS_CBC && keep != imb::AesKeyUse::Encrypt && c.mac.small.is_some())
         .then(|| CbcDecKeys::new(enc))
         .flatten();
     Ok(match (dec, esn) {
-        (Some(dec), true) => Box::new(CbcHmacStitched {
+        (Some(dec), true) => Box::new(CbcHmacOnePass {
             base: CbcHmacEsp::<true, H>(c),
             dec,
         }),
-        (Some(dec), false) => Box::new(CbcHmacStitched {
+        (Some(dec), false) => Box::new(CbcHmacOnePass {
             base: CbcHmacEsp::<false, H>(c),
             dec,
         }),

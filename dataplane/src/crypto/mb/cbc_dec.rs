@@ -1,39 +1,37 @@
 //! AES-CBC decryption (128/192/256-bit keys) with VAES on 512-bit
-//! registers, in small steps that a hash kernel can interleave with its
-//! rounds.
+//! registers, one packet per call, for the one-pass ESP open of CBC +
+//! HMAC-SHA-256 (`ipsecmb/cbc_stitch.rs`: four packets hashed on SHA-NI,
+//! then the verified ones decrypted here while they are still in L1).
 //!
-//! CBC decryption is parallel within a packet (`P_i = D(C_i) ^ C_(i-1)`),
-//! four blocks per register. A [`CbcQueue`] holds the ciphertexts of
-//! packets whose ICV already verified and decrypts them in place a few
-//! registers at a time ([`CbcQueue::work`]); the SHA-NI HMAC kernel
-//! (`sha_ni`, `hmac_burst`) calls that between its round groups, so the AES
-//! units work while `sha256rnds2` runs (on Zen 4 the two overlap: a loop
-//! of both costs what the longer one costs alone). What is left when the
-//! hashing ends is finished by [`CbcQueue::finish`].
+//! CBC decryption is parallel within a packet (`P_i = D(C_i) ^ C_(i-1)`):
+//! sixteen blocks per step in four registers. In place: a step loads its
+//! four ciphertext registers before it stores; the block before its first
+//! one (the IV, or the previous step's last ciphertext block, kept in a
+//! register) enters through a lane shift (`valignq`), so no block is read
+//! after it was decrypted. The last 1-15 blocks go through masked loads and
+//! stores.
 //!
-//! In place: every step loads its ciphertext registers before it stores;
-//! the block before a step's first one (the IV, or the previous step's last
-//! ciphertext block, kept in the queue before it is overwritten) enters
-//! through a lane shift (`valignq`), so no block is read after it was
-//! decrypted.
+//! (Tried and dropped, measured on Zen 4: running these steps *inside* the
+//! four-lane SHA-NI SHA-256 kernel, between its round groups, so that the
+//! AES units work while `sha256rnds2` runs: the ESP open at 1420 bytes got
+//! ~12 % slower than hashing first and decrypting after, although a loop of
+//! only `sha256rnds2` and `vaesdec` overlaps the two.)
 //!
-//! `unsafe` here: the calls into the `#[target_feature]` functions, made
-//! only through a [`CbcDecKeys`] (which exists once `new` found the CPU
-//! features), and the masked loads/stores of a step, whose masks select
+//! `unsafe` here: the call into the `#[target_feature]` function, made only
+//! through a [`CbcDecKeys`] (which exists once `new` found the CPU
+//! features), and the masked loads/stores of the tail, whose masks select
 //! only bytes inside the ciphertext slice. Checked against RustCrypto's
 //! `cbc` on random keys, IVs and every length up to 40 blocks, and against
-//! RFC 3602 (tests below; the ESP path in `tests/crypto_ipsecmb.rs`).
+//! RFC 3602 / SP 800-38A (tests below; the ESP path in
+//! `tests/crypto_ipsecmb.rs`).
 
 #[cfg(target_arch = "x86_64")]
 use core::arch::x86_64::*;
 
-use arrayvec::ArrayVec;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// AES block length.
 const BLOCK: usize = 16;
-/// Packets a queue holds (one ESP chunk).
-pub(crate) const QUEUE_LEN: usize = 32;
 
 /// AES decryption round keys for `aesdec` (FIPS-197 §5.3.5, the
 /// equivalent inverse cipher: the encryption schedule reversed, InvMixColumns
@@ -41,8 +39,8 @@ pub(crate) const QUEUE_LEN: usize = 32;
 #[derive(Zeroize, ZeroizeOnDrop)]
 #[repr(C, align(64))]
 pub(crate) struct CbcDecKeys {
-    pub(super) rk: [[u8; 64]; 15],
-    pub(super) nr: usize,
+    rk: [[u8; 64]; 15],
+    nr: usize,
 }
 
 impl CbcDecKeys {
@@ -71,87 +69,24 @@ impl CbcDecKeys {
         }
     }
 
-    /// Decrypts `data` (whole blocks) in place under `iv`, at once (the
-    /// tests' one-packet entry). False, and `data` untouched, if its length
-    /// is not a multiple of 16.
-    #[cfg(test)]
+    /// Decrypts `data` (whole blocks) in place under `iv`. False, and
+    /// `data` untouched, if its length is not a multiple of 16.
+    #[inline]
     pub(crate) fn decrypt(&self, iv: &[u8; 16], data: &mut [u8]) -> bool {
-        let mut q = CbcQueue::new(self);
-        if !q.push(data, *iv) {
+        if data.len() % BLOCK != 0 {
             return false;
         }
-        q.finish();
-        true
-    }
-}
-
-/// The packets still to decrypt, in order, and how far the first one got.
-/// (Fields visible in `mb` for [`cbc_step!`].)
-pub(crate) struct CbcQueue<'k, 'd> {
-    pub(super) keys: &'k CbcDecKeys,
-    pub(super) items: ArrayVec<(&'d mut [u8], [u8; 16]), QUEUE_LEN>,
-    /// Index of the packet in progress.
-    pub(super) cur: usize,
-    /// Bytes of it done.
-    pub(super) pos: usize,
-    /// Its ciphertext block before `pos` (unused at `pos` 0: the IV).
-    pub(super) prev: [u8; 16],
-}
-
-impl<'k, 'd> CbcQueue<'k, 'd> {
-    pub(crate) fn new(keys: &'k CbcDecKeys) -> Self {
-        CbcQueue {
-            keys,
-            items: ArrayVec::new(),
-            cur: 0,
-            pos: 0,
-            prev: [0; 16],
-        }
-    }
-
-    /// Queues `ct` (decrypted in place under `iv`). False (nothing queued)
-    /// if the queue is full or `ct` is not whole blocks; an empty `ct` is
-    /// accepted and has nothing to do.
-    pub(crate) fn push(&mut self, ct: &'d mut [u8], iv: [u8; 16]) -> bool {
-        if ct.len() % BLOCK != 0 || self.items.is_full() {
-            return false;
-        }
-        if ct.is_empty() {
-            return true;
-        }
-        self.items.push((ct, iv));
-        true
-    }
-
-    /// True while a queued packet is not fully decrypted.
-    #[inline(always)]
-    pub(crate) fn pending(&self) -> bool {
-        self.cur < self.items.len()
-    }
-
-    /// One step: up to 8 blocks of the packet in progress (two registers,
-    /// the amount a hash kernel interleaves between its round groups).
-    #[inline(always)]
-    pub(crate) fn work(&mut self) {
-        if self.pending() {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: a `CbcDecKeys` exists only after `new` found every
-            // feature `step` is compiled for.
-            unsafe {
-                step::<2>(self)
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a `CbcDecKeys` exists only after `new` found every
+        // feature `decrypt_cbc` is compiled for.
+        unsafe {
+            match self.nr {
+                10 => decrypt_cbc::<10>(self, iv, data),
+                12 => decrypt_cbc::<12>(self, iv, data),
+                _ => decrypt_cbc::<14>(self, iv, data),
             }
         }
-    }
-
-    /// Decrypts everything still queued (16 blocks per step).
-    pub(crate) fn finish(&mut self) {
-        while self.pending() {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: as in `work`.
-            unsafe {
-                step::<4>(self)
-            }
-        }
+        true
     }
 }
 
@@ -208,95 +143,80 @@ fn expand_dec(key: &[u8]) -> CbcDecKeys {
     keys
 }
 
-/// One step of a queue `$q` (`&mut CbcQueue`): up to four times `$z` blocks of the
-/// packet in progress, decrypted in place; moves on to the next packet when
-/// this one is done. A macro so that the stitched hash kernel gets the step
-/// pasted between its round groups (a call would be a point the compiler
-/// moves the independent hash code around, and every live hash register
-/// would be spilled across it). Expanded only in functions compiled with
-/// AVX-512F/VL, VAES and AES-NI and reached through a `CbcDecKeys`.
-macro_rules! cbc_step {
-    ($q:expr, $z:expr) => {{
-        let q: &mut $crate::crypto::mb::cbc_dec::CbcQueue<'_, '_> = $q;
-        let keys = q.keys;
-        if let Some((data, iv)) = q.items.get_mut(q.cur) {
-            let len = data.len();
-            let start = q.pos;
-            let n = (len - start).min($z * 64);
-            let prev = if start == 0 { *iv } else { q.prev };
-            // The last ciphertext block of this step, before it is
-            // overwritten.
-            let mut last = [0u8; 16];
-            last.copy_from_slice(&data[start + n - 16..start + n]);
-            let base = data[start..].as_mut_ptr();
-            let mut c = [_mm512_setzero_si512(); $z];
-            let mut m = [0u8; $z];
-            for i in 0..$z {
-                // Blocks of register i: 0..=4 (two 64-bit mask bits each).
-                let nb = (n / 16).saturating_sub(4 * i).min(4);
-                m[i] = ((1u16 << (2 * nb)) - 1) as u8;
-                // SAFETY: the mask selects the 8-byte words of blocks
-                // start/16 + 4i .. + nb, all inside `data` (n bytes from
-                // `start` remain); masked-off words are neither read nor
-                // faulted on (the address is formed with wrapping arithmetic
-                // and may point past the slice only when the mask is 0). No
-                // alignment requirement; the CPU features are those of the
-                // function this is expanded in.
-                c[i] = unsafe {
-                    _mm512_maskz_loadu_epi64(
-                        m[i],
-                        base.wrapping_add(64 * i).cast::<i64>().cast_const(),
-                    )
-                };
-            }
-            let pv: __m128i = bytemuck::must_cast(prev);
-            let mut p = [_mm512_setzero_si512(); $z];
-            p[0] = _mm512_alignr_epi64::<6>(c[0], _mm512_broadcast_i32x4(pv));
-            for i in 1..$z {
-                p[i] = _mm512_alignr_epi64::<6>(c[i], c[i - 1]);
-            }
-            let rk = |r: usize| -> __m512i { bytemuck::must_cast(keys.rk[r]) };
-            let mut x = [_mm512_setzero_si512(); $z];
-            let k0 = rk(0);
-            for i in 0..$z {
-                x[i] = _mm512_xor_si512(c[i], k0);
-            }
-            for r in 1..keys.nr {
-                let k = rk(r);
-                for xi in x.iter_mut() {
-                    *xi = _mm512_aesdec_epi128(*xi, k);
-                }
-            }
-            let kl = rk(keys.nr);
-            for i in 0..$z {
-                let v = _mm512_xor_si512(_mm512_aesdeclast_epi128(x[i], kl), p[i]);
-                // SAFETY: the same words as the load above (inside `data`,
-                // which the queue holds exclusively); masked-off words are
-                // not written.
-                unsafe {
-                    _mm512_mask_storeu_epi64(base.wrapping_add(64 * i).cast::<i64>(), m[i], v)
-                };
-            }
-            if start + n == len {
-                q.cur += 1;
-                q.pos = 0;
-            } else {
-                q.pos = start + n;
-                q.prev = last;
-            }
-        }
-    }};
-}
-pub(crate) use cbc_step;
-
-/// [`cbc_step!`] as a function (the queue's own steps: `work` from a
-/// kernel without the features, `finish`).
+/// CBC decryption of whole blocks in place, `NR` rounds: sixteen blocks
+/// (four registers) per step, then the last 1-15 blocks masked.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::needless_range_loop)]
-#[inline]
 #[target_feature(enable = "avx512f,avx512vl,vaes,aes,sse2")]
-fn step<const Z: usize>(q: &mut CbcQueue<'_, '_>) {
-    cbc_step!(q, Z);
+fn decrypt_cbc<const NR: usize>(keys: &CbcDecKeys, iv: &[u8; 16], data: &mut [u8]) {
+    let rk: [__m512i; 15] = core::array::from_fn(|r| bytemuck::must_cast(keys.rk[r]));
+    // Lane 3 of `prev`: the ciphertext block before the step's first one.
+    let mut prev = _mm512_broadcast_i32x4(bytemuck::must_cast::<[u8; 16], __m128i>(*iv));
+    let rounds = |c: [__m512i; 4], p: [__m512i; 4]| -> [__m512i; 4] {
+        let mut x = [_mm512_setzero_si512(); 4];
+        for i in 0..4 {
+            x[i] = _mm512_xor_si512(c[i], rk[0]);
+        }
+        for k in &rk[1..NR] {
+            for xi in x.iter_mut() {
+                *xi = _mm512_aesdec_epi128(*xi, *k);
+            }
+        }
+        for i in 0..4 {
+            x[i] = _mm512_xor_si512(_mm512_aesdeclast_epi128(x[i], rk[NR]), p[i]);
+        }
+        x
+    };
+    let mut chunks = data.chunks_exact_mut(256);
+    for ch in chunks.by_ref() {
+        let ch: &mut [u8; 256] = ch.try_into().expect("256-byte chunk");
+        let blk: [[u8; 64]; 4] = bytemuck::must_cast(*ch);
+        let c: [__m512i; 4] = core::array::from_fn(|i| bytemuck::must_cast(blk[i]));
+        let p = [
+            _mm512_alignr_epi64::<6>(c[0], prev),
+            _mm512_alignr_epi64::<6>(c[1], c[0]),
+            _mm512_alignr_epi64::<6>(c[2], c[1]),
+            _mm512_alignr_epi64::<6>(c[3], c[2]),
+        ];
+        prev = c[3];
+        let x = rounds(c, p);
+        let out: [[u8; 64]; 4] = core::array::from_fn(|i| bytemuck::must_cast(x[i]));
+        *ch = bytemuck::must_cast(out);
+    }
+    let tail = chunks.into_remainder();
+    if tail.is_empty() {
+        return;
+    }
+    let nb = tail.len() / BLOCK;
+    let base = tail.as_mut_ptr();
+    let mut m = [0u8; 4];
+    let mut c = [_mm512_setzero_si512(); 4];
+    for i in 0..4 {
+        // Blocks of register i: 0..=4 (two 64-bit mask bits each).
+        let k = nb.saturating_sub(4 * i).min(4);
+        m[i] = ((1u16 << (2 * k)) - 1) as u8;
+        // SAFETY: the mask selects the 8-byte words of the tail's blocks
+        // 4i .. 4i + k, all inside `tail`; masked-off words are neither
+        // read nor faulted on (the address is formed with wrapping
+        // arithmetic and may point past the slice only when the mask is
+        // 0). No alignment requirement; the CPU features are enabled on
+        // this function.
+        c[i] = unsafe {
+            _mm512_maskz_loadu_epi64(m[i], base.wrapping_add(64 * i).cast::<i64>().cast_const())
+        };
+    }
+    let p = [
+        _mm512_alignr_epi64::<6>(c[0], prev),
+        _mm512_alignr_epi64::<6>(c[1], c[0]),
+        _mm512_alignr_epi64::<6>(c[2], c[1]),
+        _mm512_alignr_epi64::<6>(c[3], c[2]),
+    ];
+    let x = rounds(c, p);
+    for i in 0..4 {
+        // SAFETY: the same words as the load above (inside `tail`, borrowed
+        // mutably); masked-off words are not written.
+        unsafe { _mm512_mask_storeu_epi64(base.wrapping_add(64 * i).cast::<i64>(), m[i], x[i]) };
+    }
 }
 
 #[cfg(test)]
@@ -355,56 +275,8 @@ mod tests {
         }
     }
 
-    /// A queue of packets of mixed lengths, stepped the way the hash kernel
-    /// does (`work`, pushes in between), then finished: every packet as
-    /// RustCrypto decrypts it; bytes around the ciphertexts untouched.
     #[test]
-    fn queue_of_mixed_packets_matches_rustcrypto() {
-        if skip() {
-            return;
-        }
-        let mut rng = rand::rng();
-        for round in 0..200 {
-            let mut key = vec![0u8; if round % 2 == 0 { 16 } else { 32 }];
-            rng.fill_bytes(&mut key);
-            let k = CbcDecKeys::new(&key).unwrap();
-            let n = rng.random_range(1..=QUEUE_LEN);
-            // Each packet: 8 guard bytes, IV, ciphertext, 8 guard bytes.
-            let mut pkts: Vec<Vec<u8>> = (0..n)
-                .map(|_| {
-                    let mut p = vec![0u8; 8 + 16 + 16 * rng.random_range(0..100) + 8];
-                    rng.fill_bytes(&mut p);
-                    p
-                })
-                .collect();
-            let want: Vec<Vec<u8>> = pkts
-                .iter()
-                .map(|p| {
-                    let iv: [u8; 16] = p[8..24].try_into().unwrap();
-                    let mut w = p.clone();
-                    let end = p.len() - 8;
-                    w[24..end].copy_from_slice(&reference(&key, &iv, &p[24..end]));
-                    w
-                })
-                .collect();
-            let mut q = CbcQueue::new(&k);
-            for p in pkts.iter_mut() {
-                let end = p.len() - 8;
-                let iv: [u8; 16] = p[8..24].try_into().unwrap();
-                assert!(q.push(&mut p[24..end], iv));
-                for _ in 0..rng.random_range(0..4) {
-                    q.work();
-                }
-            }
-            q.finish();
-            assert!(!q.pending());
-            drop(q);
-            assert_eq!(pkts, want, "round {round}");
-        }
-    }
-
-    #[test]
-    fn refuses_partial_blocks_and_a_full_queue() {
+    fn refuses_partial_blocks() {
         if skip() {
             return;
         }
@@ -412,14 +284,29 @@ mod tests {
         let mut odd = [1u8; 17];
         assert!(!k.decrypt(&[0; 16], &mut odd));
         assert_eq!(odd, [1u8; 17]);
-        let mut bufs = vec![[0u8; 16]; QUEUE_LEN + 1];
-        let mut q = CbcQueue::new(&k);
-        let mut it = bufs.iter_mut();
-        for b in it.by_ref().take(QUEUE_LEN) {
-            assert!(q.push(b, [0; 16]));
-        }
-        assert!(!q.push(it.next().unwrap(), [0; 16]));
         assert!(CbcDecKeys::new(&[0; 20]).is_none());
+    }
+
+    /// Bytes around the ciphertext (the ESP header and IV before it, the
+    /// ICV after it) are never touched, at every tail length.
+    #[test]
+    fn leaves_the_bytes_around_the_ciphertext_alone() {
+        if skip() {
+            return;
+        }
+        let mut rng = rand::rng();
+        let key: [u8; 32] = rng.random();
+        let k = CbcDecKeys::new(&key).unwrap();
+        for blocks in 0..=40 {
+            let mut buf = vec![0u8; 24 + 16 * blocks + 64];
+            rng.fill_bytes(&mut buf);
+            let iv: [u8; 16] = buf[8..24].try_into().unwrap();
+            let mut want = buf.clone();
+            let end = 24 + 16 * blocks;
+            want[24..end].copy_from_slice(&reference(&key, &iv, &buf[24..end]));
+            assert!(k.decrypt(&iv, &mut buf[24..end]));
+            assert_eq!(buf, want, "blocks {blocks}");
+        }
     }
 
     fn unhex(s: &str) -> Vec<u8> {

@@ -19,8 +19,6 @@
 #[cfg(target_arch = "x86_64")]
 use core::arch::x86_64::*;
 
-use super::cbc_dec::{cbc_step, CbcQueue};
-
 /// Proof that this CPU has the SHA extensions (plus SSSE3 and SSE4.1).
 #[derive(Clone, Copy, Debug)]
 pub struct ShaNi(());
@@ -77,30 +75,6 @@ impl ShaNi {
         // SAFETY: as in `sha1`.
         unsafe {
             sha256_lanes::<N>(states, blocks)
-        }
-    }
-
-    /// [`ShaNi::sha256_abef`] with AES-CBC decryption interleaved: two
-    /// steps of `q` ([`CbcQueue::work`], up to 8 blocks each) between the
-    /// round groups, so the AES units work while `sha256rnds2` runs.
-    #[inline]
-    pub(crate) fn sha256_abef_cbc<const N: usize>(
-        self,
-        states: &mut [[u32; 8]; N],
-        blocks: &[&[u8; 64]; N],
-        q: &mut CbcQueue<'_, '_>,
-    ) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `sha1` for the SHA extensions; a `CbcQueue` exists
-        // only with a `CbcDecKeys`, made after its `new` found AVX-512F/VL,
-        // VAES and AES-NI, the other features the kernel is compiled for.
-        unsafe {
-            sha256_lanes_cbc::<N>(states, blocks, q)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = (states, blocks, q);
-            unreachable!("ShaNi::detect returns None off x86_64")
         }
     }
 }
@@ -223,138 +197,88 @@ const K256: [u32; 64] = [
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 ];
 
-/// The body of the SHA-256 kernels: `N` lanes, one block each, the macro
-/// `$mid` expanded twice among the round groups (with the two state
-/// arrays: the stitched variant's AES steps).
-macro_rules! sha256_body {
-    ($states:ident, $blocks:ident, $mid:ident) => {{
-        let states = $states;
-        let blocks = $blocks;
-        let mask = _mm_set_epi64x(0x0c0d_0e0f_0809_0a0b, 0x0405_0607_0001_0203);
-        // state0 = ABEF, state1 = CDGH (the layout sha256rnds2 works on; the
-        // states are stored that way, `to_abef`).
-        let mut s0 = [_mm_setzero_si128(); N];
-        let mut s1 = [_mm_setzero_si128(); N];
-        for l in 0..N {
-            let (lo, hi) = states[l].split_at(4);
-            // SAFETY: `lo` and `hi` are 16 readable bytes each; loadu has no
-            // alignment demand.
-            unsafe {
-                s0[l] = _mm_loadu_si128(lo.as_ptr().cast());
-                s1[l] = _mm_loadu_si128(hi.as_ptr().cast());
-            }
-        }
-        let (s0_save, s1_save) = (s0, s1);
-        let mut w = [[_mm_setzero_si128(); N]; 4];
-        for (i, wi) in w.iter_mut().enumerate() {
-            for l in 0..N {
-                wi[l] = load_be(blocks[l], i, mask);
-            }
-        }
-        // Sixteen groups of four rounds, written out (constant indices: the
-        // schedule registers are not addressed through the stack by a loop
-        // counter).
-        macro_rules! group {
-            ($i:expr) => {{
-                let i: usize = $i;
-                if i >= 4 {
-                    for l in 0..N {
-                        let m = _mm_sha256msg1_epu32(w[(i - 4) % 4][l], w[(i - 3) % 4][l]);
-                        let m = _mm_add_epi32(
-                            m,
-                            _mm_alignr_epi8::<4>(w[(i - 1) % 4][l], w[(i - 2) % 4][l]),
-                        );
-                        w[i % 4][l] = _mm_sha256msg2_epu32(m, w[(i - 1) % 4][l]);
-                    }
-                }
-                let k = _mm_set_epi32(
-                    K256[4 * i + 3] as i32,
-                    K256[4 * i + 2] as i32,
-                    K256[4 * i + 1] as i32,
-                    K256[4 * i] as i32,
-                );
-                for l in 0..N {
-                    let m = _mm_add_epi32(w[i % 4][l], k);
-                    s1[l] = _mm_sha256rnds2_epu32(s1[l], s0[l], m);
-                    let m = _mm_shuffle_epi32::<0x0E>(m);
-                    s0[l] = _mm_sha256rnds2_epu32(s0[l], s1[l], m);
-                }
-            }};
-        }
-        group!(0);
-        group!(1);
-        group!(2);
-        group!(3);
-        group!(4);
-        $mid!(s0, s1);
-        group!(5);
-        group!(6);
-        group!(7);
-        group!(8);
-        group!(9);
-        group!(10);
-        group!(11);
-        $mid!(s0, s1);
-        group!(12);
-        group!(13);
-        group!(14);
-        group!(15);
-        for l in 0..N {
-            let a = _mm_add_epi32(s0[l], s0_save[l]);
-            let c = _mm_add_epi32(s1[l], s1_save[l]);
-            let (lo, hi) = states[l].split_at_mut(4);
-            // SAFETY: `lo` and `hi` are 16 writable bytes each (borrowed
-            // mutably); storeu has no alignment demand.
-            unsafe {
-                _mm_storeu_si128(lo.as_mut_ptr().cast(), a);
-                _mm_storeu_si128(hi.as_mut_ptr().cast(), c);
-            }
-        }
-    }};
-}
-
 #[allow(clippy::needless_range_loop)]
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 fn sha256_lanes<const N: usize>(states: &mut [[u32; 8]; N], blocks: &[&[u8; 64]; N]) {
-    macro_rules! nothing {
-        ($s0:ident, $s1:ident) => {};
+    let mask = _mm_set_epi64x(0x0c0d_0e0f_0809_0a0b, 0x0405_0607_0001_0203);
+    // state0 = ABEF, state1 = CDGH (the layout sha256rnds2 works on; the
+    // states are stored that way, `to_abef`).
+    let mut s0 = [_mm_setzero_si128(); N];
+    let mut s1 = [_mm_setzero_si128(); N];
+    for l in 0..N {
+        let (lo, hi) = states[l].split_at(4);
+        // SAFETY: `lo` and `hi` are 16 readable bytes each; loadu has no
+        // alignment demand.
+        unsafe {
+            s0[l] = _mm_loadu_si128(lo.as_ptr().cast());
+            s1[l] = _mm_loadu_si128(hi.as_ptr().cast());
+        }
     }
-    sha256_body!(states, blocks, nothing)
-}
-
-#[allow(clippy::needless_range_loop)]
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "sha,sse2,ssse3,sse4.1,avx512f,avx512vl,vaes,aes")]
-fn sha256_lanes_cbc<const N: usize>(
-    states: &mut [[u32; 8]; N],
-    blocks: &[&[u8; 64]; N],
-    q: &mut CbcQueue<'_, '_>,
-) {
-    // The states of the rounds so far must exist before the AES step (an
-    // empty asm statement reading them): else the compiler sinks those
-    // rounds below the step's branches and the two no longer overlap.
-    macro_rules! aes_step {
-        ($s0:ident, $s1:ident) => {
+    let (s0_save, s1_save) = (s0, s1);
+    let mut w = [[_mm_setzero_si128(); N]; 4];
+    for (i, wi) in w.iter_mut().enumerate() {
+        for l in 0..N {
+            wi[l] = load_be(blocks[l], i, mask);
+        }
+    }
+    // Sixteen groups of four rounds, written out (constant indices: the
+    // schedule registers are not addressed through the stack by a loop
+    // counter).
+    macro_rules! group {
+        ($i:expr) => {{
+            let i: usize = $i;
+            if i >= 4 {
+                for l in 0..N {
+                    let m = _mm_sha256msg1_epu32(w[(i - 4) % 4][l], w[(i - 3) % 4][l]);
+                    let m = _mm_add_epi32(
+                        m,
+                        _mm_alignr_epi8::<4>(w[(i - 1) % 4][l], w[(i - 2) % 4][l]),
+                    );
+                    w[i % 4][l] = _mm_sha256msg2_epu32(m, w[(i - 1) % 4][l]);
+                }
+            }
+            let k = _mm_set_epi32(
+                K256[4 * i + 3] as i32,
+                K256[4 * i + 2] as i32,
+                K256[4 * i + 1] as i32,
+                K256[4 * i] as i32,
+            );
             for l in 0..N {
-                // SAFETY: an empty assembly statement (a comment naming two
-                // registers): it reads them, touches no memory, stack or
-                // flags.
-                unsafe {
-                    core::arch::asm!(
-                        "/* {0} {1} */",
-                        in(xmm_reg) $s0[l],
-                        in(xmm_reg) $s1[l],
-                        options(nomem, nostack, preserves_flags)
-                    )
-                };
+                let m = _mm_add_epi32(w[i % 4][l], k);
+                s1[l] = _mm_sha256rnds2_epu32(s1[l], s0[l], m);
+                let m = _mm_shuffle_epi32::<0x0E>(m);
+                s0[l] = _mm_sha256rnds2_epu32(s0[l], s1[l], m);
             }
-            if q.pending() {
-                cbc_step!(&mut *q, 2);
-            }
-        };
+        }};
     }
-    sha256_body!(states, blocks, aes_step)
+    group!(0);
+    group!(1);
+    group!(2);
+    group!(3);
+    group!(4);
+    group!(5);
+    group!(6);
+    group!(7);
+    group!(8);
+    group!(9);
+    group!(10);
+    group!(11);
+    group!(12);
+    group!(13);
+    group!(14);
+    group!(15);
+    for l in 0..N {
+        let a = _mm_add_epi32(s0[l], s0_save[l]);
+        let c = _mm_add_epi32(s1[l], s1_save[l]);
+        let (lo, hi) = states[l].split_at_mut(4);
+        // SAFETY: `lo` and `hi` are 16 writable bytes each (borrowed
+        // mutably); storeu has no alignment demand.
+        unsafe {
+            _mm_storeu_si128(lo.as_mut_ptr().cast(), a);
+            _mm_storeu_si128(hi.as_mut_ptr().cast(), c);
+        }
+    }
 }
 
 // Test skips recorded where scripts/test.sh prints them (ESPRESSO_TEST_SKIPS);
