@@ -46,14 +46,14 @@ use super::{
 
 mod aead;
 mod cbc_hmac;
-mod cbc_stitch;
+mod cbc_onepass;
 mod mac;
 mod null_hmac;
 mod raw;
 
 use aead::*;
 use cbc_hmac::*;
-use cbc_stitch::*;
+use cbc_onepass::*;
 use mac::*;
 use null_hmac::*;
 use raw::*;

@@ -1,6 +1,6 @@
 //! AES-CBC decryption (128/192/256-bit keys) with VAES on 512-bit
 //! registers, one packet per call, for the one-pass ESP open of CBC +
-//! HMAC-SHA-256 (`ipsecmb/cbc_stitch.rs`: four packets hashed on SHA-NI,
+//! HMAC-SHA-256 (`ipsecmb/cbc_onepass.rs`: four packets hashed on SHA-NI,
 //! then the verified ones decrypted here while they are still in L1).
 //!
 //! CBC decryption is parallel within a packet (`P_i = D(C_i) ^ C_(i-1)`):
