@@ -35,8 +35,8 @@ use ffi::ipsecmb as imb;
 
 use super::ct;
 use super::hmac_burst::{sha_ni, HmacKeyState, Sha1, Sha256, SmallJob, SmallMac};
-use super::mb::cbc_dec::CbcDecKeys;
 use super::hmac_wide::{self, Sha1Wide, Sha384Wide, Sha512Wide, WideMac};
+use super::mb::cbc_dec::CbcDecKeys;
 use super::mb::chacha_poly::{ChachaOp, ChachaPolyX16};
 use super::raw::{RawAead, RawCbc, RawMac, TAG_LEN};
 use super::transform::AesIvGen;

@@ -233,9 +233,18 @@ mod tests {
         }
         let mut buf = ct.to_vec();
         match key.len() {
-            16 => run(cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv).unwrap(), &mut buf),
-            24 => run(cbc::Decryptor::<aes::Aes192>::new_from_slices(key, iv).unwrap(), &mut buf),
-            _ => run(cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv).unwrap(), &mut buf),
+            16 => run(
+                cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv).unwrap(),
+                &mut buf,
+            ),
+            24 => run(
+                cbc::Decryptor::<aes::Aes192>::new_from_slices(key, iv).unwrap(),
+                &mut buf,
+            ),
+            _ => run(
+                cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv).unwrap(),
+                &mut buf,
+            ),
         }
         buf
     }
