@@ -73,7 +73,7 @@ impl CbcDecKeys {
     /// `data` untouched, if its length is not a multiple of 16.
     #[inline]
     pub(crate) fn decrypt(&self, iv: &[u8; 16], data: &mut [u8]) -> bool {
-        if data.len() % BLOCK != 0 {
+        if !data.len().is_multiple_of(BLOCK) {
             return false;
         }
         #[cfg(target_arch = "x86_64")]
