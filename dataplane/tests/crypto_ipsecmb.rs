@@ -328,6 +328,7 @@ mod with_ipsec_mb {
             // Bad = changed: two flips of the same bit give the packet back
             // (it must then verify).
             let bad: Vec<bool> = burst.iter().zip(&sealed).map(|(a, b)| a != b).collect();
+            let forged = burst.clone();
             let mut jobs: Vec<OpenJob> = burst
                 .iter_mut()
                 .enumerate()
@@ -338,6 +339,15 @@ mod with_ipsec_mb {
                 prop_assert_eq!(j.ok, !bad[i], "{:?} esn={} packet {}", suite, esn, i);
             }
             drop(jobs);
+            // CBC + HMAC verifies before it decrypts: a forged packet is
+            // left exactly as it came (SeqHi written for ESN put back).
+            if matches!(suite.encr, EncrAlg::AesCbc128 | EncrAlg::AesCbc256) {
+                for (i, (p, f)) in burst.iter().zip(&forged).enumerate() {
+                    if bad[i] {
+                        prop_assert_eq!(p, f, "{:?} esn={} forged packet {} modified", suite, esn, i);
+                    }
+                }
+            }
             let off = 8 + imb.iv_len();
             for (i, (p, pt)) in burst.iter().zip(&pts).enumerate() {
                 if !bad[i] {

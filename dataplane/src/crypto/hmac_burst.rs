@@ -44,6 +44,11 @@ pub(crate) trait SmallMac: Send + Sync + 'static {
     /// Largest number of compressions (inner and outer) for which the
     /// interleaved path is used; 0 disables it.
     const MAX_BLOCKS: usize;
+    /// True if an AES-CBC SA with this HMAC opens bursts of long packets
+    /// in one pass, four at a time (this path's HMAC, then the VAES
+    /// decryption of the verified ones while they are in L1) where the CPU
+    /// has VAES.
+    const ONE_PASS_CBC: bool;
     /// Chaining state.
     type State: Copy + Default + Zeroize + Send + Sync;
     /// Digest length.
@@ -79,6 +84,9 @@ impl SmallMac for Sha1 {
     /// (`hmac_wide`) takes SHA-1 packets before this one (which then only
     /// gets a burst remainder of at most four, of any length).
     const MAX_BLOCKS: usize = 4;
+    /// No: SHA-NI's SHA-1 costs about twice the library's 16-lane SHA-1
+    /// per block.
+    const ONE_PASS_CBC: bool = false;
     type State = [u32; 5];
     const DIGEST: usize = 20;
     fn iv() -> [u32; 5] {
@@ -111,6 +119,9 @@ impl SmallMac for Sha256 {
     /// this path ~20 ns per block: through the ESP path it wins at 64 and
     /// 512 bytes and loses ~3 % at 1420 (24 blocks).
     const MAX_BLOCKS: usize = 16;
+    /// Yes: SHA-NI's SHA-256 costs about the library's per block, and the
+    /// decryption then reads packets still in L1.
+    const ONE_PASS_CBC: bool = true;
     type State = [u32; 8];
     const DIGEST: usize = 32;
     // The chaining state is kept in the SHA-NI kernel's layout

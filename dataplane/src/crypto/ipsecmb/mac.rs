@@ -10,6 +10,7 @@ pub(super) struct NoSmall;
 
 impl SmallMac for NoSmall {
     const MAX_BLOCKS: usize = 0;
+    const ONE_PASS_CBC: bool = false;
     type State = [u32; 1];
     const DIGEST: usize = 0;
     fn iv() -> [u32; 1] {
@@ -198,9 +199,21 @@ pub(super) fn mac_esp<H: SmallMac>(
         icv_len,
         backend,
     };
-    Ok(if esn {
-        Box::new(CbcHmacEsp::<true, H>(c))
-    } else {
-        Box::new(CbcHmacEsp::<false, H>(c))
+    // One-pass open (SHA-NI HMAC + VAES CBC decryption) where the hash
+    // asks for it and the SA decrypts on a CPU that has both.
+    let dec = (H::ONE_PASS_CBC && keep != imb::AesKeyUse::Encrypt && c.mac.small.is_some())
+        .then(|| CbcDecKeys::new(enc))
+        .flatten();
+    Ok(match (dec, esn) {
+        (Some(dec), true) => Box::new(CbcHmacOnePass {
+            base: CbcHmacEsp::<true, H>(c),
+            dec,
+        }),
+        (Some(dec), false) => Box::new(CbcHmacOnePass {
+            base: CbcHmacEsp::<false, H>(c),
+            dec,
+        }),
+        (None, true) => Box::new(CbcHmacEsp::<true, H>(c)),
+        (None, false) => Box::new(CbcHmacEsp::<false, H>(c)),
     })
 }

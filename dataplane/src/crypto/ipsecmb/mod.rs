@@ -36,6 +36,7 @@ use ffi::ipsecmb as imb;
 use super::ct;
 use super::hmac_burst::{sha_ni, HmacKeyState, Sha1, Sha256, SmallJob, SmallMac};
 use super::hmac_wide::{self, Sha1Wide, Sha384Wide, Sha512Wide, WideMac};
+use super::mb::cbc_dec::CbcDecKeys;
 use super::mb::chacha_poly::{ChachaOp, ChachaPolyX16};
 use super::raw::{RawAead, RawCbc, RawMac, TAG_LEN};
 use super::transform::AesIvGen;
@@ -45,12 +46,14 @@ use super::{
 
 mod aead;
 mod cbc_hmac;
+mod cbc_onepass;
 mod mac;
 mod null_hmac;
 mod raw;
 
 use aead::*;
 use cbc_hmac::*;
+use cbc_onepass::*;
 use mac::*;
 use null_hmac::*;
 use raw::*;

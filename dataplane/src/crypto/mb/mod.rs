@@ -30,6 +30,7 @@ use super::raw::{RawAead, TAG_LEN};
 use super::{EspCipher, Key, OpenJob, SealJob};
 
 pub(crate) mod aes_ni;
+pub(crate) mod cbc_dec;
 pub mod chacha_poly;
 pub mod chacha_x16;
 mod poly1305;
