@@ -420,12 +420,14 @@ fn memory_rss_child(suite: usize, kind: usize) {
     // Warm up the library state (intel-ipsec-mb manager, CPU detection)
     // and the allocator outside the count.
     drop(Sa::new(params_dir(0x100, suite, window, dir), Backend::Auto).unwrap());
-    let params: Vec<SaParams> = (0..RSS_SAS)
-        .map(|i| params_dir(0x1000 + i, suite, window, dir))
-        .collect();
     let before = rss_bytes();
     let table = Sad::with_capacity(RSS_SAS as usize);
-    for p in params {
+    // The parameters are made (and freed) one at a time inside the count:
+    // made beforehand, their freed keys would leave room in the heap that
+    // the SAs then fill without growing it (and freeing a vector of them,
+    // a mapping of its own, would shrink the resident set).
+    for i in 0..RSS_SAS {
+        let p = params_dir(0x1000 + i, suite, window, dir);
         table.apply([SadOp::Insert(Arc::new(Sa::new(p, Backend::Auto).unwrap()))]);
     }
     let after = rss_bytes();
