@@ -25,8 +25,9 @@
 //! (one pass per block index over every packet) cost more than the
 //! compressions it interleaved at 64 bytes.
 //!
-//! The ipad/opad states are computed once per SA (RFC 2104) and wiped on
-//! drop.
+//! The ipad/opad states (RFC 2104) are the SA's one copy in the library's
+//! layout (`ffi::ipsecmb::HmacKey`), read per burst ([`ShaNiHmac`]); the
+//! copies made for a burst are wiped after it.
 
 use sha1::digest::generic_array::GenericArray;
 use zeroize::Zeroize;
@@ -107,7 +108,7 @@ impl SmallMac for Sha1 {
     }
     #[inline(always)]
     fn from_lib(b: &[u8; 64]) -> [u32; 5] {
-        super::hmac_wide::words32::<5>(b)
+        words32::<5>(b)
     }
     #[inline(always)]
     fn compress4(ni: ShaNi, states: &mut [[u32; 5]; 4], blocks: &[&[u8; 64]; 4]) {
@@ -156,7 +157,7 @@ impl SmallMac for Sha256 {
     }
     #[inline(always)]
     fn from_lib(b: &[u8; 64]) -> [u32; 8] {
-        to_abef(&super::hmac_wide::words32::<8>(b))
+        to_abef(&words32::<8>(b))
     }
     #[inline(always)]
     fn compress4(ni: ShaNi, states: &mut [[u32; 8]; 4], blocks: &[&[u8; 64]; 4]) {
@@ -190,6 +191,15 @@ pub(crate) fn pad_states<S: Copy, const N: usize>(
     let states = (state(0x36), state(0x5c));
     block.zeroize();
     Some(states)
+}
+
+/// The first `W` native-order 32-bit words of an HMAC key state in the
+/// library's layout (`ffi::ipsecmb::HmacKey`).
+#[inline(always)]
+pub(crate) fn words32<const W: usize>(b: &[u8; 64]) -> [u32; W] {
+    std::array::from_fn(|i| {
+        u32::from_ne_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+    })
 }
 
 /// True if this CPU has the SHA extensions the interleaved path relies on

@@ -1,8 +1,9 @@
 //! HMAC-SHA1 over a burst, sixteen messages per compression: the 16-lane
 //! AVX-512 kernel `mb::sha1_x16` runs the inner hashes of up to sixteen packets block by
 //! block (lanes whose message is done are masked), then their outer hashes
-//! in one more call. The ipad/opad states are computed once per SA
-//! (RFC 2104) and wiped on drop; nothing is allocated.
+//! in one more call. The ipad/opad states (RFC 2104) are the SA's one copy
+//! in the library's layout (`ffi::ipsecmb::HmacKey`), read per burst
+//! ([`WideMac::mac_burst`]) and wiped after it; nothing is allocated.
 //!
 //! Why: through the ESP path SHA-1 on SHA-NI costs ~20 ns per compression
 //! (`sha1rnds4` is throughput-bound on Zen 4, four lanes or one), and
@@ -28,6 +29,7 @@ use zeroize::Zeroize;
 
 #[cfg(test)]
 use super::hmac_burst::pad_states;
+use super::hmac_burst::words32;
 use super::mb::sha1_x16::Sha1x16;
 use super::mb::sha512_x8::Sha512x8;
 
@@ -106,15 +108,6 @@ pub(crate) trait WideMac: Send + Sync {
     /// Full MAC of `msgs[i]` into the first bytes of `out[i]`, with the
     /// key states `ipad` / `opad` in the library's layout.
     fn mac_burst(&self, ipad: &[u8; 64], opad: &[u8; 64], msgs: &[&[u8]], out: &mut [[u8; 32]]);
-}
-
-/// The first `W` native-order 32-bit words of a state in the library's
-/// layout.
-#[inline(always)]
-pub(crate) fn words32<const W: usize>(b: &[u8; 64]) -> [u32; W] {
-    std::array::from_fn(|i| {
-        u32::from_ne_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
-    })
 }
 
 /// The eight native-order 64-bit words of a state in the library's layout.
