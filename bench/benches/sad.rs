@@ -49,8 +49,12 @@
 //! processes' time slices out of the updating/idle ratio), in TSC cycles.
 //!
 //! Memory: bytes allocated (Rust allocator, `allocation-counter`) to build
-//! and install N SAs, divided by N, per suite and replay window, and the
-//! bytes of the index alone (`SadTable::index_bytes`).
+//! and install N SAs, divided by N, per suite and replay window, the
+//! allocations per SA, and the bytes of the index alone
+//! (`SadTable::index_bytes`); and the resident set's growth per SA when a
+//! fresh process (this binary, `--memory-rss`) builds 20,000 of each kind:
+//! every byte the process holds for them, the allocator's per-block
+//! headers, rounding and alignment slack included.
 //!
 //! Run: `cargo bench -p espresso-bench --bench sad [-- --quick]`
 //! (`--quick`: 3 rounds instead of 7; `--lookups-only`: no memory part). `SAD_BENCH_MD=path` writes the
@@ -354,12 +358,9 @@ fn pin(cpu: usize) {
     }
 }
 
-/// Memory per SA: builds and installs 10,000 SAs of each kind (inbound
-/// with replay windows of 64 and 4096, outbound); prints one line per kind
-/// and where the bytes go, returns the markdown table.
-fn memory_per_sa() -> String {
-    let mut md = String::from("\n| suite (backend) | SA | bytes per SA (SA + index) | transform (heap) | replay window (heap) | Sa struct |\n|---|---|---|---|---|---|\n");
-    let suites = [
+/// The suites of the memory part.
+fn memory_suites() -> [(&'static str, Suite); 4] {
+    [
         ("aes-gcm-128", GCM128),
         (
             "aes-cbc-128+sha1-96",
@@ -382,14 +383,85 @@ fn memory_per_sa() -> String {
                 integ: IntegAlg::None,
             },
         ),
-    ];
-    let kinds = [
-        ("inbound/window-64", Direction::Inbound, 64u32),
-        ("inbound/window-4096", Direction::Inbound, 4096),
-        ("outbound", Direction::Outbound, 0),
-    ];
-    for (name, suite) in suites {
-        for (kind, dir, window) in kinds {
+    ]
+}
+
+/// The SA kinds of the memory part: name, direction, replay window.
+const MEMORY_KINDS: [(&str, Direction, u32); 3] = [
+    ("inbound/window-64", Direction::Inbound, 64),
+    ("inbound/window-4096", Direction::Inbound, 4096),
+    ("outbound", Direction::Outbound, 0),
+];
+
+/// SAs built per kind by the resident-memory count (enough that a few
+/// pages of slack are under 1 B per SA).
+const RSS_SAS: u32 = 20_000;
+
+/// Resident bytes of this process (`VmRSS` in /proc/self/status).
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status");
+    kb * 1024
+}
+
+/// `--memory-rss SUITE KIND` (indices into [`memory_suites`] and
+/// [`MEMORY_KINDS`]), run in a fresh process by [`memory_per_sa`]: builds
+/// and installs [`RSS_SAS`] SAs and prints the growth of the resident set
+/// per SA. Unlike the allocation count this includes what the allocator
+/// adds to every allocation (glibc: an 8-byte size header, rounding to 16
+/// bytes, the slack of 64-byte-aligned blocks) and the index's pages.
+fn memory_rss_child(suite: usize, kind: usize) {
+    let (_, suite) = memory_suites()[suite];
+    let (_, dir, window) = MEMORY_KINDS[kind];
+    // Warm up the library state (intel-ipsec-mb manager, CPU detection)
+    // and the allocator outside the count.
+    drop(Sa::new(params_dir(0x100, suite, window, dir), Backend::Auto).unwrap());
+    let before = rss_bytes();
+    let table = Sad::with_capacity(RSS_SAS as usize);
+    // The parameters are made (and freed) one at a time inside the count:
+    // made beforehand, their freed keys would leave room in the heap that
+    // the SAs then fill without growing it (and freeing a vector of them,
+    // a mapping of its own, would shrink the resident set).
+    for i in 0..RSS_SAS {
+        let p = params_dir(0x1000 + i, suite, window, dir);
+        table.apply([SadOp::Insert(Arc::new(Sa::new(p, Backend::Auto).unwrap()))]);
+    }
+    let after = rss_bytes();
+    println!(
+        "rss-per-sa {:.1}",
+        after.saturating_sub(before) as f64 / f64::from(RSS_SAS)
+    );
+    black_box(&table);
+}
+
+/// Runs [`memory_rss_child`] in a fresh process (its heap holds nothing
+/// else): resident bytes per SA, `None` if it could not run.
+fn memory_rss(suite: usize, kind: usize) -> Option<f64> {
+    let exe = std::env::current_exe().ok()?;
+    let out = Command::new(exe)
+        .args(["--memory-rss", &suite.to_string(), &kind.to_string()])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("rss-per-sa ")?.trim().parse().ok())
+}
+
+/// Memory per SA: builds and installs 10,000 SAs of each kind (inbound
+/// with replay windows of 64 and 4096, outbound) and counts the bytes
+/// allocated (and allocations) per SA; a fresh process per kind builds
+/// 20,000 more and counts the resident set's growth per SA (allocator
+/// overhead included). Prints one line per kind and where the bytes go,
+/// returns the markdown table.
+fn memory_per_sa() -> String {
+    let mut md = String::from("\n| suite (backend) | SA | bytes per SA (SA + index) | allocations per SA | resident B/SA (allocator overhead incl.) | transform (heap) | replay window (heap) | Sa struct |\n|---|---|---|---|---|---|---|---|\n");
+    let suites = memory_suites();
+    for (si, (name, suite)) in suites.into_iter().enumerate() {
+        for (ki, (kind, dir, window)) in MEMORY_KINDS.into_iter().enumerate() {
             let k = 10_000u32;
             let mut backend = "";
             let mut sad = None;
@@ -410,9 +482,16 @@ fn memory_per_sa() -> String {
                 sad = Some(table);
             });
             let per = info.bytes_current as f64 / k as f64;
+            let allocs = info.count_current as f64 / k as f64;
+            let rss = memory_rss(si, ki);
             println!(
                 "sad/memory-per-sa/{name}/{kind}: ours {per:.0} B (backend {backend}; Rust heap incl. index), reference 512 B (issue 11 goal), ratio {:.2}",
                 per / 512.0
+            );
+            let rss_txt = rss.map_or("-".to_string(), |r| format!("{r:.0}"));
+            println!(
+                "sad/memory-per-sa/{name}/{kind} resident: ours {rss_txt} B (resident set growth per SA over {RSS_SAS} SAs in a fresh process: allocator overhead included; {allocs:.1} allocations per SA), reference 512 B (issue 11 goal), ratio {:.2}",
+                rss.unwrap_or(f64::NAN) / 512.0
             );
             // Where it goes: the transform (key schedules, HMAC states) as
             // `Sa::new` builds it for this direction, the replay window's
@@ -446,7 +525,7 @@ fn memory_per_sa() -> String {
                 per - (cipher.bytes_max + replay.bytes_max + sa_struct as u64) as f64
             );
             md += &format!(
-                "| {name} ({backend}) | {kind} | {per:.0} | {} | {} | {sa_struct} |\n",
+                "| {name} ({backend}) | {kind} | {per:.0} | {allocs:.1} | {rss_txt} | {} | {} | {sa_struct} |\n",
                 cipher.bytes_max, replay.bytes_max
             );
             if name == "aes-gcm-128" && kind == "outbound" {
@@ -467,6 +546,16 @@ fn memory_per_sa() -> String {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--memory-rss") {
+        let idx = |j: usize| -> usize {
+            args.get(i + j)
+                .and_then(|v| v.parse().ok())
+                .expect("--memory-rss SUITE KIND")
+        };
+        memory_rss_child(idx(1), idx(2));
+        return;
+    }
     if std::env::args().any(|a| a == "--memory-only") {
         println!("{}", memory_per_sa());
         return;

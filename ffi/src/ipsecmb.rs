@@ -243,9 +243,11 @@ pub struct AesKey {
     len: usize,
 }
 
-/// 15 round keys of 16 bytes, 16-byte aligned as the library requires.
-#[repr(C, align(64))]
-struct RoundKeys([u8; 256]);
+/// 15 round keys of 16 bytes (AES-256's 15; what the library may read for
+/// any key size, as DPDK's and VPP's sessions allocate), 16-byte aligned as
+/// the library requires. 240 bytes, a plain 16-byte-aligned heap block.
+#[repr(C, align(16))]
+struct RoundKeys([u8; 240]);
 
 impl Drop for RoundKeys {
     fn drop(&mut self) {
@@ -269,12 +271,12 @@ impl AesKey {
             });
         }
         // The library writes both; the one not kept is wiped when these drop.
-        let mut enc = Box::new(RoundKeys([0; 256]));
-        let mut dec = Box::new(RoundKeys([0; 256]));
+        let mut enc = Box::new(RoundKeys([0; 240]));
+        let mut dec = Box::new(RoundKeys([0; 240]));
         with_mgr(|m| {
             // SAFETY: `key` holds key.len() (16/24/32) readable bytes; enc
-            // and dec are 256-byte, 64-byte-aligned buffers, more than the
-            // 16 * 15 = 240 bytes the longest schedule takes.
+            // and dec are 240-byte, 16-byte-aligned buffers: the 16 * 15
+            // bytes of the longest schedule.
             let r = unsafe {
                 sys::espresso_imb_aes_keyexp(
                     m.ptr.as_ptr(),
@@ -477,8 +479,11 @@ impl HashAlg {
 }
 
 /// An HMAC key: the hash states after the key XOR ipad and XOR opad blocks
-/// (RFC 2104), precomputed once; wiped on drop.
-#[repr(C, align(64))]
+/// (RFC 2104), precomputed once; wiped on drop. Each state is the hash's
+/// chaining words in native byte order (20 bytes for SHA-1, 32 for SHA-256,
+/// 64 for SHA-384/512), zero-padded to 64; [`HmacKey::pads`] lends them to
+/// other implementations of the same HMAC.
+#[repr(C, align(16))]
 pub struct HmacKey {
     ipad: [u8; 64],
     opad: [u8; 64],
@@ -554,6 +559,13 @@ impl HmacKey {
     /// The hash.
     pub fn alg(&self) -> HashAlg {
         self.alg
+    }
+
+    /// The ipad and opad states, as the library reads them: the chaining
+    /// words in native byte order (see [`HmacKey`]).
+    #[inline]
+    pub fn pads(&self) -> (&[u8; 64], &[u8; 64]) {
+        (&self.ipad, &self.opad)
     }
 }
 

@@ -25,8 +25,9 @@
 //! (one pass per block index over every packet) cost more than the
 //! compressions it interleaved at 64 bytes.
 //!
-//! The ipad/opad states are computed once per SA (RFC 2104) and wiped on
-//! drop.
+//! The ipad/opad states (RFC 2104) are the SA's one copy in the library's
+//! layout (`ffi::ipsecmb::HmacKey`), read per burst ([`ShaNiHmac`]); the
+//! copies made for a burst are wiped after it.
 
 use sha1::digest::generic_array::GenericArray;
 use zeroize::Zeroize;
@@ -53,12 +54,17 @@ pub(crate) trait SmallMac: Send + Sync + 'static {
     type State: Copy + Default + Zeroize + Send + Sync;
     /// Digest length.
     const DIGEST: usize;
-    /// The initial state.
+    /// The initial state (the key step of the kernel's tests; the ESP path
+    /// reads the library's key states).
+    #[cfg(test)]
     fn iv() -> Self::State;
     /// One compression.
     fn compress(state: &mut Self::State, block: &[u8; 64]);
     /// The digest of a state (big-endian words).
     fn digest(state: &Self::State, out: &mut [u8; 32]);
+    /// The chaining state from the library's layout of an HMAC key state
+    /// (`ffi::ipsecmb::HmacKey`: the state words in native byte order).
+    fn from_lib(b: &[u8; 64]) -> Self::State;
     /// Four independent compressions (one block into each state),
     /// interleaved on the SHA extensions.
     fn compress4(ni: ShaNi, states: &mut [Self::State; 4], blocks: &[&[u8; 64]; 4]) {
@@ -89,6 +95,7 @@ impl SmallMac for Sha1 {
     const ONE_PASS_CBC: bool = false;
     type State = [u32; 5];
     const DIGEST: usize = 20;
+    #[cfg(test)]
     fn iv() -> [u32; 5] {
         [
             0x6745_2301,
@@ -106,6 +113,10 @@ impl SmallMac for Sha1 {
         for (o, w) in out.chunks_exact_mut(4).zip(state) {
             o.copy_from_slice(&w.to_be_bytes());
         }
+    }
+    #[inline(always)]
+    fn from_lib(b: &[u8; 64]) -> [u32; 5] {
+        words32::<5>(b)
     }
     #[inline(always)]
     fn compress4(ni: ShaNi, states: &mut [[u32; 5]; 4], blocks: &[&[u8; 64]; 4]) {
@@ -128,6 +139,7 @@ impl SmallMac for Sha256 {
     // (`sha_ni::to_abef`) from the key step to the digest, so the four-lane
     // kernel loads and stores it whole; the one-message compression and the
     // digest convert.
+    #[cfg(test)]
     fn iv() -> [u32; 8] {
         to_abef(&[
             0x6a09_e667,
@@ -155,6 +167,10 @@ impl SmallMac for Sha256 {
         }
     }
     #[inline(always)]
+    fn from_lib(b: &[u8; 64]) -> [u32; 8] {
+        to_abef(&words32::<8>(b))
+    }
+    #[inline(always)]
     fn compress4(ni: ShaNi, states: &mut [[u32; 8]; 4], blocks: &[&[u8; 64]; 4]) {
         ni.sha256_abef::<4>(states, blocks);
     }
@@ -164,6 +180,7 @@ impl SmallMac for Sha256 {
 /// `key XOR ipad` and one of `key XOR opad`, for a hash of `N`-byte blocks
 /// from `iv` with `compress`. Keys up to one block (every ESP integrity
 /// key); `None` for a longer one. The padded key block is zeroized.
+#[cfg(test)]
 pub(crate) fn pad_states<S: Copy, const N: usize>(
     key: &[u8],
     iv: S,
@@ -187,6 +204,15 @@ pub(crate) fn pad_states<S: Copy, const N: usize>(
     Some(states)
 }
 
+/// The first `W` native-order 32-bit words of an HMAC key state in the
+/// library's layout (`ffi::ipsecmb::HmacKey`).
+#[inline(always)]
+pub(crate) fn words32<const W: usize>(b: &[u8; 64]) -> [u32; W] {
+    std::array::from_fn(|i| {
+        u32::from_ne_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+    })
+}
+
 /// True if this CPU has the SHA extensions the interleaved path relies on
 /// (without them the library's multi-buffer kernel is faster at every size).
 pub(crate) fn sha_ni() -> bool {
@@ -200,28 +226,22 @@ pub(crate) fn sha_ni() -> bool {
     }
 }
 
-/// Precomputed HMAC states of one key.
-pub(crate) struct HmacKeyState<H: SmallMac> {
-    ipad: H::State,
-    opad: H::State,
+/// The interleaved SHA-NI HMAC of one hash, as the ESP transform holds it:
+/// a token that the CPU has the SHA extensions, no key. The SA's ipad/opad
+/// states are kept once, in the library's layout (`ffi::ipsecmb::HmacKey`),
+/// and converted per burst ([`SmallMac::from_lib`]).
+pub(crate) struct ShaNiHmac<H: SmallMac> {
     ni: ShaNi,
+    _hash: std::marker::PhantomData<fn() -> H>,
 }
 
-impl<H: SmallMac> Drop for HmacKeyState<H> {
-    fn drop(&mut self) {
-        self.ipad.zeroize();
-        self.opad.zeroize();
-    }
-}
-
-impl<H: SmallMac> HmacKeyState<H> {
-    /// The states after the key XOR ipad / opad blocks (keys up to 64
-    /// bytes: every ESP integrity key of SHA-1 and SHA-256), on a CPU with
-    /// the SHA extensions (`None` otherwise).
-    pub(crate) fn new(key: &[u8]) -> Option<Self> {
-        let ni = ShaNi::detect()?;
-        let (ipad, opad) = pad_states(key, H::iv(), H::compress)?;
-        Some(HmacKeyState { ipad, opad, ni })
+impl<H: SmallMac> ShaNiHmac<H> {
+    /// `Some` on a CPU with the SHA extensions.
+    pub(crate) fn new() -> Option<Self> {
+        Some(ShaNiHmac {
+            ni: ShaNi::detect()?,
+            _hash: std::marker::PhantomData,
+        })
     }
 
     /// Compressions for a message of `len` bytes: inner (key block already
@@ -232,25 +252,64 @@ impl<H: SmallMac> HmacKeyState<H> {
     }
 
     /// HMAC of every job's message into its `out` (full digest), the
+    /// compressions interleaved across the jobs, with the key states
+    /// `ipad` / `opad` in the library's layout.
+    pub(crate) fn mac_burst(&self, ipad: &[u8; 64], opad: &[u8; 64], jobs: &mut [SmallJob<'_>]) {
+        let mut pads = (H::from_lib(ipad), H::from_lib(opad));
+        for group in jobs.chunks_mut(4) {
+            mac_group::<H>(self.ni, &pads.0, &pads.1, group);
+        }
+        pads.0.zeroize();
+        pads.1.zeroize();
+    }
+}
+
+/// Precomputed HMAC states of one key (the kernel's own tests: states
+/// computed here, not by the library).
+#[cfg(test)]
+pub(crate) struct HmacKeyState<H: SmallMac> {
+    ipad: H::State,
+    opad: H::State,
+    ni: ShaNi,
+}
+
+#[cfg(test)]
+impl<H: SmallMac> Drop for HmacKeyState<H> {
+    fn drop(&mut self) {
+        self.ipad.zeroize();
+        self.opad.zeroize();
+    }
+}
+
+#[cfg(test)]
+impl<H: SmallMac> HmacKeyState<H> {
+    /// The states after the key XOR ipad / opad blocks (keys up to 64
+    /// bytes: every ESP integrity key of SHA-1 and SHA-256), on a CPU with
+    /// the SHA extensions (`None` otherwise).
+    pub(crate) fn new(key: &[u8]) -> Option<Self> {
+        let ni = ShaNi::detect()?;
+        let (ipad, opad) = pad_states(key, H::iv(), H::compress)?;
+        Some(HmacKeyState { ipad, opad, ni })
+    }
+
+    /// HMAC of every job's message into its `out` (full digest), the
     /// compressions interleaved across the jobs.
     pub(crate) fn mac_burst(&self, jobs: &mut [SmallJob<'_>]) {
-        self.mac_chunk(jobs);
-    }
-
-    fn mac_chunk(&self, jobs: &mut [SmallJob<'_>]) {
         for group in jobs.chunks_mut(4) {
-            self.mac_group(group);
+            mac_group::<H>(self.ni, &self.ipad, &self.opad, group);
         }
     }
+}
 
-    /// Up to four messages: the inner hash block by block across them (the
-    /// four-lane kernel while all four have blocks left, one-message
-    /// compressions for the rest), then the outer hash. The chaining states
-    /// stay in this group's four slots from the first block to the digest.
-    #[inline(always)]
-    fn mac_group(&self, jobs: &mut [SmallJob<'_>]) {
+/// Up to four messages: the inner hash block by block across them (the
+/// four-lane kernel while all four have blocks left, one-message
+/// compressions for the rest), then the outer hash. The chaining states
+/// stay in this group's four slots from the first block to the digest.
+#[inline(always)]
+fn mac_group<H: SmallMac>(ni: ShaNi, ipad: &H::State, opad: &H::State, jobs: &mut [SmallJob<'_>]) {
+    {
         let n = jobs.len();
-        let mut st = [self.ipad; 4];
+        let mut st = [*ipad; 4];
         // The padded last one or two blocks of each message.
         let mut tails = [[0u8; 128]; 4];
         let mut nblocks = [0usize; 4];
@@ -280,7 +339,7 @@ impl<H: SmallMac> HmacKeyState<H> {
                 block_of(jobs[2].msg, &tails[2], b),
                 block_of(jobs[3].msg, &tails[3], b),
             ];
-            H::compress4(self.ni, &mut st, &blocks);
+            H::compress4(ni, &mut st, &blocks);
         }
         for (i, j) in jobs.iter().enumerate() {
             for b in common..nblocks[i] {
@@ -296,11 +355,11 @@ impl<H: SmallMac> HmacKeyState<H> {
             block[..H::DIGEST].copy_from_slice(&inner[..H::DIGEST]);
             block[H::DIGEST] = 0x80;
             block[56..].copy_from_slice(&bits.to_be_bytes());
-            *s = self.opad;
+            *s = *opad;
         }
         if n == 4 {
             let blocks: [&[u8; 64]; 4] = [&outer[0], &outer[1], &outer[2], &outer[3]];
-            H::compress4(self.ni, &mut st, &blocks);
+            H::compress4(ni, &mut st, &blocks);
         } else {
             for (s, block) in st.iter_mut().zip(&outer).take(n) {
                 H::compress(s, block);

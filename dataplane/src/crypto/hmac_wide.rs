@@ -1,8 +1,9 @@
 //! HMAC-SHA1 over a burst, sixteen messages per compression: the 16-lane
 //! AVX-512 kernel `mb::sha1_x16` runs the inner hashes of up to sixteen packets block by
 //! block (lanes whose message is done are masked), then their outer hashes
-//! in one more call. The ipad/opad states are computed once per SA
-//! (RFC 2104) and wiped on drop; nothing is allocated.
+//! in one more call. The ipad/opad states (RFC 2104) are the SA's one copy
+//! in the library's layout (`ffi::ipsecmb::HmacKey`), read per burst
+//! ([`WideMac::mac_burst`]) and wiped after it; nothing is allocated.
 //!
 //! Why: through the ESP path SHA-1 on SHA-NI costs ~20 ns per compression
 //! (`sha1rnds4` is throughput-bound on Zen 4, four lanes or one), and
@@ -26,7 +27,9 @@
 
 use zeroize::Zeroize;
 
+#[cfg(test)]
 use super::hmac_burst::pad_states;
+use super::hmac_burst::words32;
 use super::mb::sha1_x16::Sha1x16;
 use super::mb::sha512_x8::Sha512x8;
 
@@ -51,9 +54,12 @@ pub(crate) trait Kernel<const W: usize>: Copy + Send + Sync + 'static {
     const MAX_BLOCKS: usize;
     /// `Some` on a CPU that runs it.
     fn detect() -> Option<Self>;
-    /// The initial state.
+    /// The initial state (the key step of the kernel's tests).
+    #[cfg(test)]
     const IV: [u32; W];
-    /// One compression of one message (RustCrypto: the key blocks).
+    /// One compression of one message (RustCrypto: the key step of the
+    /// kernel's tests).
+    #[cfg(test)]
     fn compress1(state: &mut [u32; W], block: &[u8; 64]);
     /// One compression per active lane.
     fn compress16(self, st: &mut [[u32; 16]; W], blocks: &[&[u8; 64]; 16], active: u16);
@@ -67,6 +73,7 @@ impl Kernel<5> for Sha1x16 {
     fn detect() -> Option<Self> {
         Sha1x16::detect()
     }
+    #[cfg(test)]
     const IV: [u32; 5] = [
         0x6745_2301,
         0xEFCD_AB89,
@@ -74,6 +81,7 @@ impl Kernel<5> for Sha1x16 {
         0x1032_5476,
         0xC3D2_E1F0,
     ];
+    #[cfg(test)]
     fn compress1(state: &mut [u32; 5], block: &[u8; 64]) {
         sha1::compress(
             state,
@@ -89,26 +97,68 @@ impl Kernel<5> for Sha1x16 {
 /// A block of zeros, given to lanes without a message.
 static ZERO: [u8; 64] = [0; 64];
 
-/// HMAC over a burst on a 16-lane kernel, one SA's key: what the ESP
-/// transform holds (chosen at install time).
+/// HMAC over a burst on a 16-lane (8-lane) kernel: what the ESP transform
+/// holds (chosen at install time). It holds no key: the SA's ipad/opad
+/// states are kept once, in the library's layout (`ffi::ipsecmb::HmacKey`,
+/// the chaining words in native byte order), and read from there per burst.
 pub(crate) trait WideMac: Send + Sync {
     /// True if a message of `len` bytes is worth this path (its
     /// compression count within the kernel's limit).
     fn takes(&self, len: usize) -> bool;
-    /// Full MAC of `msgs[i]` into the first bytes of `out[i]`.
-    fn mac_burst(&self, msgs: &[&[u8]], out: &mut [[u8; 32]]);
+    /// Full MAC of `msgs[i]` into the first bytes of `out[i]`, with the
+    /// key states `ipad` / `opad` in the library's layout.
+    fn mac_burst(&self, ipad: &[u8; 64], opad: &[u8; 64], msgs: &[&[u8]], out: &mut [[u8; 32]]);
 }
 
-/// Precomputed HMAC states of one key, for the 16-lane kernel `K`.
+/// The eight native-order 64-bit words of a state in the library's layout.
+#[inline(always)]
+fn words64(b: &[u8; 64]) -> [u64; 8] {
+    std::array::from_fn(|i| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[8 * i..8 * i + 8]);
+        u64::from_ne_bytes(w)
+    })
+}
+
+/// The 16-lane kernel `K` as a [`WideMac`] (a kernel token: no key, no
+/// heap).
+pub(crate) struct WideKernel<K: Kernel<W>, const W: usize>(K);
+
+/// HMAC-SHA1 on `mb::sha1_x16`.
+pub(crate) type Sha1Wide = WideKernel<Sha1x16, 5>;
+
+impl<K: Kernel<W>, const W: usize> WideKernel<K, W> {
+    /// `Some` on a CPU that runs the kernel.
+    pub(crate) fn new() -> Option<Self> {
+        K::detect().map(WideKernel)
+    }
+}
+
+impl<K: Kernel<W>, const W: usize> WideMac for WideKernel<K, W> {
+    #[inline]
+    fn takes(&self, len: usize) -> bool {
+        blocks(len) <= K::MAX_BLOCKS
+    }
+    fn mac_burst(&self, ipad: &[u8; 64], opad: &[u8; 64], msgs: &[&[u8]], out: &mut [[u8; 32]]) {
+        let mut pads = (words32::<W>(ipad), words32::<W>(opad));
+        for (m, o) in msgs.chunks(LANES).zip(out.chunks_mut(LANES)) {
+            mac_group(self.0, &pads.0, &pads.1, m, o);
+        }
+        pads.0.zeroize();
+        pads.1.zeroize();
+    }
+}
+
+/// Precomputed HMAC states of one key, for the 16-lane kernel `K` (the
+/// kernel's own tests: keys computed here, not by the library).
+#[cfg(test)]
 pub(crate) struct HmacWide<K: Kernel<W>, const W: usize> {
     ipad: [u32; W],
     opad: [u32; W],
     k: K,
 }
 
-/// HMAC-SHA1 on `mb::sha1_x16`.
-pub(crate) type Sha1Wide = HmacWide<Sha1x16, 5>;
-
+#[cfg(test)]
 impl<K: Kernel<W>, const W: usize> Drop for HmacWide<K, W> {
     fn drop(&mut self) {
         self.ipad.zeroize();
@@ -116,18 +166,7 @@ impl<K: Kernel<W>, const W: usize> Drop for HmacWide<K, W> {
     }
 }
 
-impl<K: Kernel<W>, const W: usize> WideMac for HmacWide<K, W> {
-    #[inline]
-    fn takes(&self, len: usize) -> bool {
-        blocks(len) <= K::MAX_BLOCKS
-    }
-    fn mac_burst(&self, msgs: &[&[u8]], out: &mut [[u8; 32]]) {
-        for (m, o) in msgs.chunks(LANES).zip(out.chunks_mut(LANES)) {
-            self.mac_group(m, o);
-        }
-    }
-}
-
+#[cfg(test)]
 impl<K: Kernel<W>, const W: usize> HmacWide<K, W> {
     /// Digest length.
     pub(crate) const DIGEST: usize = 4 * W;
@@ -141,13 +180,29 @@ impl<K: Kernel<W>, const W: usize> HmacWide<K, W> {
         Some(HmacWide { ipad, opad, k })
     }
 
-    /// Up to sixteen messages: the inner hashes block by block, lanes with
-    /// no block left masked, then the outer hashes.
-    #[allow(clippy::needless_range_loop)] // lane-indexed arrays, on purpose
-    fn mac_group(&self, msgs: &[&[u8]], out: &mut [[u8; 32]]) {
+    /// Full MAC of `msgs[i]` into the first bytes of `out[i]`.
+    pub(crate) fn mac_burst(&self, msgs: &[&[u8]], out: &mut [[u8; 32]]) {
+        for (m, o) in msgs.chunks(LANES).zip(out.chunks_mut(LANES)) {
+            mac_group(self.k, &self.ipad, &self.opad, m, o);
+        }
+    }
+}
+
+/// Up to sixteen messages: the inner hashes block by block, lanes with
+/// no block left masked, then the outer hashes.
+#[allow(clippy::needless_range_loop)] // lane-indexed arrays, on purpose
+fn mac_group<K: Kernel<W>, const W: usize>(
+    k: K,
+    ipad: &[u32; W],
+    opad: &[u32; W],
+    msgs: &[&[u8]],
+    out: &mut [[u8; 32]],
+) {
+    let digest = 4 * W;
+    {
         let n = msgs.len().min(out.len()).min(LANES);
         let mut st = [[0u32; 16]; W];
-        for (row, &v) in st.iter_mut().zip(&self.ipad) {
+        for (row, &v) in st.iter_mut().zip(ipad) {
             *row = [v; 16];
         }
         // The padded last one or two blocks of each message.
@@ -188,21 +243,21 @@ impl<K: Kernel<W>, const W: usize> HmacWide<K, W> {
                 // if that ever broke.
                 got.unwrap_or(&ZERO)
             });
-            self.k.compress16(&mut st, &blocks, active);
+            k.compress16(&mut st, &blocks, active);
         }
         // Outer hashes: key block done (opad state), one block each: the
         // inner digest, padding, length (64 + digest bytes).
         let mut outer = [[0u8; 64]; LANES];
-        let bits = ((64 + Self::DIGEST) as u64 * 8).to_be_bytes();
+        let bits = ((64 + digest) as u64 * 8).to_be_bytes();
         for i in 0..n {
             let o = &mut outer[i];
             for j in 0..W {
                 o[4 * j..4 * j + 4].copy_from_slice(&st[j][i].to_be_bytes());
             }
-            o[Self::DIGEST] = 0x80;
+            o[digest] = 0x80;
             o[56..].copy_from_slice(&bits);
         }
-        for (row, &v) in st.iter_mut().zip(&self.opad) {
+        for (row, &v) in st.iter_mut().zip(opad) {
             *row = [v; 16];
         }
         let blocks: [&[u8; 64]; LANES] = std::array::from_fn(|i| &outer[i]);
@@ -211,7 +266,7 @@ impl<K: Kernel<W>, const W: usize> HmacWide<K, W> {
         } else {
             (1u16 << n) - 1
         };
-        self.k.compress16(&mut st, &blocks, all);
+        k.compress16(&mut st, &blocks, all);
         for i in 0..n {
             for j in 0..W {
                 out[i][4 * j..4 * j + 4].copy_from_slice(&st[j][i].to_be_bytes());
@@ -229,19 +284,55 @@ static ZERO128: [u8; 128] = [0; 128];
 /// Lanes of the SHA-512 kernel.
 const LANES8: usize = 8;
 
+/// The 8-lane kernel `mb::sha512_x8` as a [`WideMac`] for HMAC-SHA-384
+/// (`DW` = 6 digest words) or HMAC-SHA-512 (`DW` = 8): a kernel token, no
+/// key, no heap.
+pub(crate) struct Wide512Kernel<const DW: usize>(Sha512x8);
+
+/// HMAC-SHA-384 on `mb::sha512_x8`.
+pub(crate) type Sha384Wide = Wide512Kernel<6>;
+/// HMAC-SHA-512 on `mb::sha512_x8`.
+pub(crate) type Sha512Wide = Wide512Kernel<8>;
+
+impl<const DW: usize> Wide512Kernel<DW> {
+    /// `Some` on a CPU that runs the kernel (and for `DW` 6 or 8).
+    pub(crate) fn new() -> Option<Self> {
+        if DW != 6 && DW != 8 {
+            return None;
+        }
+        Sha512x8::detect().map(Wide512Kernel)
+    }
+}
+
+impl<const DW: usize> WideMac for Wide512Kernel<DW> {
+    /// Every length: the kernel measured at or above the library from
+    /// 64- to 1420-byte packets.
+    #[inline]
+    fn takes(&self, _len: usize) -> bool {
+        true
+    }
+    fn mac_burst(&self, ipad: &[u8; 64], opad: &[u8; 64], msgs: &[&[u8]], out: &mut [[u8; 32]]) {
+        let mut pads = (words64(ipad), words64(opad));
+        for (m, o) in msgs.chunks(LANES8).zip(out.chunks_mut(LANES8)) {
+            mac_group512::<DW>(self.0, &pads.0, &pads.1, m, o);
+        }
+        pads.0.zeroize();
+        pads.1.zeroize();
+    }
+}
+
 /// Precomputed HMAC-SHA-384 (`DW` = 6 digest words) or HMAC-SHA-512
-/// (`DW` = 8) states of one key, for the 8-lane kernel `mb::sha512_x8`.
+/// (`DW` = 8) states of one key, for the 8-lane kernel `mb::sha512_x8`
+/// (the states live here in the kernel's tests only; the ESP path reads
+/// the library's, [`Wide512Kernel`]).
+#[cfg(test)]
 pub(crate) struct HmacWide512<const DW: usize> {
     ipad: [u64; 8],
     opad: [u64; 8],
     k: Sha512x8,
 }
 
-/// HMAC-SHA-384 on `mb::sha512_x8`.
-pub(crate) type Sha384Wide = HmacWide512<6>;
-/// HMAC-SHA-512 on `mb::sha512_x8`.
-pub(crate) type Sha512Wide = HmacWide512<8>;
-
+#[cfg(test)]
 impl<const DW: usize> Drop for HmacWide512<DW> {
     fn drop(&mut self) {
         self.ipad.zeroize();
@@ -249,23 +340,31 @@ impl<const DW: usize> Drop for HmacWide512<DW> {
     }
 }
 
-impl<const DW: usize> WideMac for HmacWide512<DW> {
-    /// Every length: the kernel measured at or above the library from
-    /// 64- to 1420-byte packets.
-    #[inline]
-    fn takes(&self, _len: usize) -> bool {
-        true
+#[cfg(test)]
+impl<const DW: usize> HmacWide512<DW> {
+    /// The states after the key XOR ipad / opad blocks (keys up to 128
+    /// bytes: every ESP HMAC-SHA-384/512 key), on a CPU that runs the
+    /// kernel (`None` otherwise, or for `DW` other than 6 and 8).
+    pub(crate) fn new(key: &[u8]) -> Option<Self> {
+        if DW != 6 && DW != 8 {
+            return None;
+        }
+        let k = Sha512x8::detect()?;
+        let (ipad, opad) = pad_states(key, Self::IV, |s: &mut [u64; 8], b: &[u8; 128]| {
+            sha2::compress512(
+                s,
+                std::slice::from_ref(sha2::digest::generic_array::GenericArray::from_slice(b)),
+            )
+        })?;
+        Some(HmacWide512 { ipad, opad, k })
     }
-    fn mac_burst(&self, msgs: &[&[u8]], out: &mut [[u8; 32]]) {
+
+    /// Full MAC of `msgs[i]` into the first 32 bytes of `out[i]`.
+    pub(crate) fn mac_burst(&self, msgs: &[&[u8]], out: &mut [[u8; 32]]) {
         for (m, o) in msgs.chunks(LANES8).zip(out.chunks_mut(LANES8)) {
-            self.mac_group(m, o);
+            mac_group512::<DW>(self.k, &self.ipad, &self.opad, m, o);
         }
     }
-}
-
-impl<const DW: usize> HmacWide512<DW> {
-    /// Digest length (48 or 64 bytes).
-    pub(crate) const DIGEST: usize = 8 * DW;
 
     /// The initial state (FIPS 180-4 §5.3.4 / §5.3.5).
     const IV: [u64; 8] = if DW == 6 {
@@ -291,96 +390,86 @@ impl<const DW: usize> HmacWide512<DW> {
             0x5be0cd19137e2179,
         ]
     };
+}
 
-    /// The states after the key XOR ipad / opad blocks (keys up to 128
-    /// bytes: every ESP HMAC-SHA-384/512 key), on a CPU that runs the
-    /// kernel (`None` otherwise, or for `DW` other than 6 and 8).
-    pub(crate) fn new(key: &[u8]) -> Option<Self> {
-        if DW != 6 && DW != 8 {
-            return None;
-        }
-        let k = Sha512x8::detect()?;
-        let (ipad, opad) = pad_states(key, Self::IV, |s: &mut [u64; 8], b: &[u8; 128]| {
-            sha2::compress512(
-                s,
-                std::slice::from_ref(sha2::digest::generic_array::GenericArray::from_slice(b)),
-            )
-        })?;
-        Some(HmacWide512 { ipad, opad, k })
+/// Up to eight messages: the inner hashes block by block, lanes with
+/// no block left masked, then the outer hashes. Each `out` gets the
+/// first 32 bytes of the MAC (the longest ICV: SHA-512-256).
+#[allow(clippy::needless_range_loop)] // lane-indexed arrays, on purpose
+fn mac_group512<const DW: usize>(
+    k: Sha512x8,
+    ipad: &[u64; 8],
+    opad: &[u64; 8],
+    msgs: &[&[u8]],
+    out: &mut [[u8; 32]],
+) {
+    let n = msgs.len().min(out.len()).min(LANES8);
+    let mut st = [[0u64; 8]; 8];
+    for (row, &v) in st.iter_mut().zip(ipad) {
+        *row = [v; 8];
     }
-
-    /// Up to eight messages: the inner hashes block by block, lanes with
-    /// no block left masked, then the outer hashes. Each `out` gets the
-    /// first 32 bytes of the MAC (the longest ICV: SHA-512-256).
-    #[allow(clippy::needless_range_loop)] // lane-indexed arrays, on purpose
-    fn mac_group(&self, msgs: &[&[u8]], out: &mut [[u8; 32]]) {
-        let n = msgs.len().min(out.len()).min(LANES8);
-        let mut st = [[0u64; 8]; 8];
-        for (row, &v) in st.iter_mut().zip(&self.ipad) {
-            *row = [v; 8];
-        }
-        // The padded last one or two blocks of each message (128-bit
-        // length field).
-        let mut tails = [[0u8; 256]; LANES8];
-        let mut nblocks = [0usize; LANES8];
-        let mut full = [0usize; LANES8];
-        let mut most = 0;
-        for i in 0..n {
-            let m = msgs[i];
-            let len = m.len();
-            full[i] = len / 128;
-            let rest = &m[full[i] * 128..];
-            let t = &mut tails[i];
-            t[..rest.len()].copy_from_slice(rest);
-            t[rest.len()] = 0x80;
-            let tail_blocks = if rest.len() + 17 <= 128 { 1 } else { 2 };
-            let bits = ((128 + len) as u128) * 8;
-            let end = tail_blocks * 128;
-            t[end - 16..end].copy_from_slice(&bits.to_be_bytes());
-            nblocks[i] = full[i] + tail_blocks;
-            most = most.max(nblocks[i]);
-        }
-        for b in 0..most {
-            let mut active = 0u8;
-            let blocks: [&[u8; 128]; LANES8] = std::array::from_fn(|i| {
-                if i >= n || b >= nblocks[i] {
-                    return &ZERO128;
-                }
-                active |= 1 << i;
-                let got = if b < full[i] {
-                    msgs[i][b * 128..].first_chunk::<128>()
-                } else {
-                    tails[i][(b - full[i]) * 128..].first_chunk::<128>()
-                };
-                // Never `None`, as in `HmacWide::mac_group`.
-                got.unwrap_or(&ZERO128)
-            });
-            self.k.compress(&mut st, &blocks, active);
-        }
-        // Outer hashes: one block each (inner digest, padding, length).
-        let mut outer = [[0u8; 128]; LANES8];
-        let bits = (((128 + Self::DIGEST) as u128) * 8).to_be_bytes();
-        for i in 0..n {
-            let o = &mut outer[i];
-            for j in 0..DW {
-                o[8 * j..8 * j + 8].copy_from_slice(&st[j][i].to_be_bytes());
-            }
-            o[Self::DIGEST] = 0x80;
-            o[112..].copy_from_slice(&bits);
-        }
-        for (row, &v) in st.iter_mut().zip(&self.opad) {
-            *row = [v; 8];
-        }
-        let blocks: [&[u8; 128]; LANES8] = std::array::from_fn(|i| &outer[i]);
-        let all = if n == LANES8 { u8::MAX } else { (1u8 << n) - 1 };
-        self.k.compress(&mut st, &blocks, all);
-        for i in 0..n {
-            for j in 0..4 {
-                out[i][8 * j..8 * j + 8].copy_from_slice(&st[j][i].to_be_bytes());
-            }
-        }
-        st.zeroize();
+    // The padded last one or two blocks of each message (128-bit
+    // length field).
+    let mut tails = [[0u8; 256]; LANES8];
+    let mut nblocks = [0usize; LANES8];
+    let mut full = [0usize; LANES8];
+    let mut most = 0;
+    for i in 0..n {
+        let m = msgs[i];
+        let len = m.len();
+        full[i] = len / 128;
+        let rest = &m[full[i] * 128..];
+        let t = &mut tails[i];
+        t[..rest.len()].copy_from_slice(rest);
+        t[rest.len()] = 0x80;
+        let tail_blocks = if rest.len() + 17 <= 128 { 1 } else { 2 };
+        let bits = ((128 + len) as u128) * 8;
+        let end = tail_blocks * 128;
+        t[end - 16..end].copy_from_slice(&bits.to_be_bytes());
+        nblocks[i] = full[i] + tail_blocks;
+        most = most.max(nblocks[i]);
     }
+    for b in 0..most {
+        let mut active = 0u8;
+        let blocks: [&[u8; 128]; LANES8] = std::array::from_fn(|i| {
+            if i >= n || b >= nblocks[i] {
+                return &ZERO128;
+            }
+            active |= 1 << i;
+            let got = if b < full[i] {
+                msgs[i][b * 128..].first_chunk::<128>()
+            } else {
+                tails[i][(b - full[i]) * 128..].first_chunk::<128>()
+            };
+            // Never `None`, as in `HmacWide::mac_group`.
+            got.unwrap_or(&ZERO128)
+        });
+        k.compress(&mut st, &blocks, active);
+    }
+    // Outer hashes: one block each (inner digest, padding, length).
+    let mut outer = [[0u8; 128]; LANES8];
+    let digest = 8 * DW;
+    let bits = (((128 + digest) as u128) * 8).to_be_bytes();
+    for i in 0..n {
+        let o = &mut outer[i];
+        for j in 0..DW {
+            o[8 * j..8 * j + 8].copy_from_slice(&st[j][i].to_be_bytes());
+        }
+        o[digest] = 0x80;
+        o[112..].copy_from_slice(&bits);
+    }
+    for (row, &v) in st.iter_mut().zip(opad) {
+        *row = [v; 8];
+    }
+    let blocks: [&[u8; 128]; LANES8] = std::array::from_fn(|i| &outer[i]);
+    let all = if n == LANES8 { u8::MAX } else { (1u8 << n) - 1 };
+    k.compress(&mut st, &blocks, all);
+    for i in 0..n {
+        for j in 0..4 {
+            out[i][8 * j..8 * j + 8].copy_from_slice(&st[j][i].to_be_bytes());
+        }
+    }
+    st.zeroize();
 }
 
 #[cfg(test)]

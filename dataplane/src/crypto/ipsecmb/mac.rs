@@ -13,35 +13,45 @@ impl SmallMac for NoSmall {
     const ONE_PASS_CBC: bool = false;
     type State = [u32; 1];
     const DIGEST: usize = 0;
+    #[cfg(test)]
     fn iv() -> [u32; 1] {
         [0]
     }
     fn compress(_: &mut [u32; 1], _: &[u8; 64]) {}
     fn digest(_: &[u32; 1], _: &mut [u8; 32]) {}
+    fn from_lib(_: &[u8; 64]) -> [u32; 1] {
+        [0]
+    }
 }
 
-/// The integrity half of an SA: the library's key and, for SHA-1/SHA-256
-/// on a CPU with SHA-NI, the interleaved path's key states; for SHA-1 and
-/// SHA-384/512 on a CPU with AVX-512, the 16- / 8-lane path's (chosen at install time: when
+/// The integrity half of an SA: the key states once, in the library's
+/// layout (`lib`: the hash states after the ipad and opad blocks), which
+/// every burst path reads: the library itself, for SHA-1/SHA-256 on a CPU
+/// with SHA-NI the interleaved path, for SHA-1 and SHA-384/512 on a CPU
+/// with AVX-512 the 16- / 8-lane path (chosen at install time: when
 /// present it takes every packet of a burst up to its length limit, the
-/// SHA-NI path only a remainder of at most `hmac_wide::SMALL_REST`).
+/// SHA-NI path only a remainder of at most `hmac_wide::SMALL_REST`). The
+/// two paths are kernel tokens without key material (zero-sized: `wide`
+/// is a pointer to no heap block).
 pub(super) struct Mac<H: SmallMac> {
     pub(super) lib: imb::HmacKey,
-    pub(super) small: Option<HmacKeyState<H>>,
+    pub(super) small: Option<ShaNiHmac<H>>,
     pub(super) wide: Option<Box<dyn WideMac>>,
 }
 
 impl<H: SmallMac> Mac<H> {
     pub(super) fn new(h: imb::HashAlg, key: &[u8]) -> Result<Self, CryptoError> {
+        // Every path reads the library's states (a key longer than the
+        // block was hashed first by the library, RFC 2104 §2).
         let small = if H::MAX_BLOCKS > 0 && sha_ni() {
-            HmacKeyState::<H>::new(key)
+            ShaNiHmac::<H>::new()
         } else {
             None
         };
         let wide: Option<Box<dyn WideMac>> = match h {
-            imb::HashAlg::Sha1 => Sha1Wide::new(key).map(|w| Box::new(w) as _),
-            imb::HashAlg::Sha384 => Sha384Wide::new(key).map(|w| Box::new(w) as _),
-            imb::HashAlg::Sha512 => Sha512Wide::new(key).map(|w| Box::new(w) as _),
+            imb::HashAlg::Sha1 => Sha1Wide::new().map(|w| Box::new(w) as _),
+            imb::HashAlg::Sha384 => Sha384Wide::new().map(|w| Box::new(w) as _),
+            imb::HashAlg::Sha512 => Sha512Wide::new().map(|w| Box::new(w) as _),
             _ => None,
         };
         Ok(Mac {
@@ -58,12 +68,13 @@ impl<H: SmallMac> Mac<H> {
     pub(super) fn macs_wide(&self, w: &dyn WideMac, msgs: &[&[u8]], tags: &mut [[u8; 32]]) {
         let n = msgs.len().min(tags.len());
         let rest = n % hmac_wide::LANES;
+        let (ipad, opad) = self.lib.pads();
         let (Some(k), true) = (&self.small, rest > 0 && rest <= hmac_wide::SMALL_REST) else {
-            w.mac_burst(&msgs[..n], &mut tags[..n]);
+            w.mac_burst(ipad, opad, &msgs[..n], &mut tags[..n]);
             return;
         };
         let whole = n - rest;
-        w.mac_burst(&msgs[..whole], &mut tags[..whole]);
+        w.mac_burst(ipad, opad, &msgs[..whole], &mut tags[..whole]);
         let mut small: ArrayVec<SmallJob<'_>, { hmac_wide::SMALL_REST }> = ArrayVec::new();
         for &m in &msgs[whole..n] {
             small.push(SmallJob {
@@ -71,7 +82,7 @@ impl<H: SmallMac> Mac<H> {
                 out: [0; 32],
             });
         }
-        k.mac_burst(&mut small);
+        k.mac_burst(ipad, opad, &mut small);
         for (t, j) in tags[whole..n].iter_mut().zip(&small) {
             *t = j.out;
         }
@@ -131,7 +142,7 @@ impl<H: SmallMac> Mac<H> {
         let mut big: ArrayVec<&[u8], CHUNK> = ArrayVec::new();
         let mut big_idx: ArrayVec<usize, CHUNK> = ArrayVec::new();
         for (i, &m) in msgs.iter().enumerate().take(CHUNK) {
-            if HmacKeyState::<H>::blocks(m.len()) <= H::MAX_BLOCKS {
+            if ShaNiHmac::<H>::blocks(m.len()) <= H::MAX_BLOCKS {
                 small.push(SmallJob {
                     msg: m,
                     out: [0; 32],
@@ -143,7 +154,8 @@ impl<H: SmallMac> Mac<H> {
             }
         }
         if !small.is_empty() {
-            k.mac_burst(&mut small);
+            let (ipad, opad) = self.lib.pads();
+            k.mac_burst(ipad, opad, &mut small);
             for (&i, j) in small_idx.iter().zip(&small) {
                 tags[i] = j.out;
             }

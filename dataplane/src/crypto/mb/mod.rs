@@ -80,16 +80,31 @@ pub fn build_gcm(enc_key: &Key, esn: bool) -> Option<Box<dyn EspCipher>> {
     }
     let (key, salt) = k.split_at(k.len() - 4);
     let salt = u32::from_be_bytes([salt[0], salt[1], salt[2], salt[3]]);
-    let gcm = Gcm::new(key)?;
-    Some(match (gcm.rounds(), esn) {
-        (10, false) => Box::new(EspGcm::<10, false> { gcm, salt }),
-        (10, true) => Box::new(EspGcm::<10, true> { gcm, salt }),
-        (12, false) => Box::new(EspGcm::<12, false> { gcm, salt }),
-        (12, true) => Box::new(EspGcm::<12, true> { gcm, salt }),
-        (14, false) => Box::new(EspGcm::<14, false> { gcm, salt }),
-        (14, true) => Box::new(EspGcm::<14, true> { gcm, salt }),
-        _ => return None,
-    })
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !supported() {
+            return None;
+        }
+        // SAFETY: `supported()` just confirmed every feature that
+        // `vaes512::expand` is compiled for.
+        let mut keys = unsafe { vaes512::expand(key) }?;
+        keys.set_salt(salt);
+        // One heap block per transform: the keys with the salt inside.
+        Some(match (keys.rounds(), esn) {
+            (10, false) => Box::new(EspGcm::<10, false> { keys }),
+            (10, true) => Box::new(EspGcm::<10, true> { keys }),
+            (12, false) => Box::new(EspGcm::<12, false> { keys }),
+            (12, true) => Box::new(EspGcm::<12, true> { keys }),
+            (14, false) => Box::new(EspGcm::<14, false> { keys }),
+            (14, true) => Box::new(EspGcm::<14, true> { keys }),
+            _ => return None,
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (key, salt, esn);
+        None
+    }
 }
 
 /// The raw kernel: AES-GCM with a 96-bit nonce and a 128-bit tag, key
@@ -216,12 +231,14 @@ impl RawAead for Gcm {
 
 /// The ESP transform: one SA's key, salt and ESN mode, with the AES round
 /// count and ESN chosen at build time (const generics), so the packet path
-/// has no branch on either.
+/// has no branch on either. The keys are held inline (the boxed transform
+/// is the one heap block of the SA's key material).
+#[cfg(target_arch = "x86_64")]
 struct EspGcm<const NR: usize, const ESN: bool> {
-    gcm: Gcm,
-    salt: u32,
+    keys: vaes512::Keys,
 }
 
+#[cfg(target_arch = "x86_64")]
 impl<const NR: usize, const ESN: bool> EspCipher for EspGcm<NR, ESN> {
     fn iv_len(&self) -> usize {
         8
@@ -237,27 +254,13 @@ impl<const NR: usize, const ESN: bool> EspCipher for EspGcm<NR, ESN> {
     }
 
     fn seal(&self, jobs: &mut [SealJob<'_>]) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `EspGcm` is only built by `build_gcm` from a `Gcm`, which
-        // exists only after `supported()` confirmed the CPU features.
-        unsafe {
-            self.gcm.keys.seal_esp::<NR, ESN>(self.salt, jobs)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        for j in jobs.iter_mut() {
-            j.esp.fill(0);
-        }
+        // SAFETY: `EspGcm` is only built by `build_gcm`, after `supported()`
+        // confirmed the CPU features.
+        unsafe { self.keys.seal_esp::<NR, ESN>(self.keys.salt(), jobs) }
     }
 
     fn open(&self, jobs: &mut [OpenJob<'_>]) {
-        #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `seal`.
-        unsafe {
-            self.gcm.keys.open_esp::<NR, ESN>(self.salt, jobs)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        for j in jobs.iter_mut() {
-            j.ok = false;
-        }
+        unsafe { self.keys.open_esp::<NR, ESN>(self.keys.salt(), jobs) }
     }
 }

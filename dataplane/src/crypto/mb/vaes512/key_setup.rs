@@ -44,7 +44,12 @@ simd_fn! {
                 w[i][j] = w[i - nk][j] ^ t[j];
             }
         }
-        let mut keys = Keys { h32: [[0; 64]; POW_LEN / 4], rk: [[0; 16]; 15], nr };
+        let mut keys = Keys {
+            h32: [[0; 64]; POW_LEN / 4],
+            rk: [[0; 16]; 15],
+            nr: nr as u32,
+            salt: 0,
+        };
         for r in 0..=nr {
             for c in 0..4 {
                 keys.rk[r][c * 4..c * 4 + 4].copy_from_slice(&w[4 * r + c]);

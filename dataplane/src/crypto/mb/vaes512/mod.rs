@@ -57,8 +57,9 @@ const POW_LEN: usize = 32 + 4;
 /// The expanded key of one SA: AES round keys (16 bytes each, broadcast to
 /// the four lanes when loaded) and the GHASH key powers `H^32..H^1` (one
 /// table read both as aligned registers of four powers and, for the last
-/// chunk of a message, at any 16-byte offset). 832 bytes; built once per
-/// SA, wiped on drop.
+/// chunk of a message, at any 16-byte offset), and the ESP salt (in what
+/// would be padding, so that the ESP transform is this one block). 832
+/// bytes; built once per SA, wiped on drop.
 #[derive(Zeroize, ZeroizeOnDrop)]
 #[repr(C, align(64))]
 pub(crate) struct Keys {
@@ -69,13 +70,25 @@ pub(crate) struct Keys {
     /// Round keys 0..=NR.
     rk: [[u8; 16]; 15],
     /// Number of AES rounds (10, 12, 14).
-    nr: usize,
+    nr: u32,
+    /// The ESP salt (RFC 4106 §4: the nonce's first four bytes, as a
+    /// big-endian number); 0 for a raw AES-GCM key.
+    salt: u32,
 }
 
 impl Keys {
     /// AES rounds for this key size.
     pub(crate) fn rounds(&self) -> usize {
-        self.nr
+        self.nr as usize
+    }
+    /// The ESP salt.
+    #[inline(always)]
+    pub(crate) fn salt(&self) -> u32 {
+        self.salt
+    }
+    /// Sets the ESP salt.
+    pub(crate) fn set_salt(&mut self, salt: u32) {
+        self.salt = salt;
     }
 }
 
