@@ -30,7 +30,7 @@ impl<const ESN: bool, H: SmallMac> CbcHmacOnePass<ESN, H> {
     fn open_chunk(&self, jobs: &mut [OpenJob<'_>]) {
         let c = &self.base.0;
         let long = jobs.first().is_some_and(|j| {
-            HmacKeyState::<H>::blocks(j.esp.len().saturating_sub(c.icv_len)) > H::MAX_BLOCKS
+            ShaNiHmac::<H>::blocks(j.esp.len().saturating_sub(c.icv_len)) > H::MAX_BLOCKS
         });
         let (Some(k), true) = (&c.mac.small, long) else {
             return self.base.open_chunk(jobs);
@@ -65,7 +65,8 @@ impl<const ESN: bool, H: SmallMac> CbcHmacOnePass<ESN, H> {
                         });
                     }
                 }
-                k.mac_burst(&mut small);
+                let (ipad, opad) = c.mac.lib.pads();
+                k.mac_burst(ipad, opad, &mut small);
                 for (t, j) in tags.iter_mut().zip(&small) {
                     *t = j.out;
                 }
