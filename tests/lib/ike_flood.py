@@ -13,7 +13,8 @@ answered), one in four from the REAL_SRC addresses (which can receive the
 answers: cookies, NO_PROPOSAL_CHOSEN), plus a few IKEv1 main-mode first
 messages and oversized (4000-byte, IP-fragmented) requests. Then sends the pool round and round on an
 AF_PACKET socket as fast as it can for SECONDS and writes {"sent": n,
-"seconds": s, "pps": r} to OUT.json.
+"seconds": s, "pps": r} to OUT.json. OUT.json.started appears when the
+pool is built and the sending starts.
 
 With `v1`, every request is an IKEv1 main-mode first message (ISAKMP SA
 payload: AES-CBC-128, SHA-1, pre-shared key, MODP-2048, 28800 s, which an
@@ -123,6 +124,10 @@ def main():
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     s.bind((iface, 0))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    # OUT.started: the frames are built and sending begins (under load,
+    # building the pool with scapy takes from a second to a minute)
+    with open(out + ".started", "w") as fh:
+        fh.write("%.3f\n" % time.time())
     sent = 0
     start = time.monotonic()
     end = start + seconds

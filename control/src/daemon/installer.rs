@@ -170,6 +170,13 @@ impl Installer {
     /// and policy records a previous control process left there.
     pub fn attach(path: &Path) -> Result<(Installer, Leftovers), ShmError> {
         let shm = ControlEnd::attach(path, &Geometry::default())?;
+        if let Some(old) = shm.replaced_layout() {
+            warn!(
+                "shm {}: the region had layout version {old} and no process held it; recreated it (mode 0600) with layout version {}, the version this program speaks",
+                path.display(),
+                espresso_core::shm::LAYOUT_VERSION
+            );
+        }
         let g = shm.geometry();
         let mut inst = Installer {
             free_slots: (0..g.max_sas).collect(),

@@ -112,6 +112,17 @@ pub enum IkeError {
     /// The AUTH payload did not verify.
     #[error("authentication failed: {0}")]
     AuthFailed(String),
+    /// An IKEv1 quick mode from the peer was refused: the notify it got
+    /// and why.
+    #[error("quick mode from {peer} refused with {notify}: {reason}")]
+    QuickModeRefused {
+        /// The peer.
+        peer: std::net::SocketAddr,
+        /// The notify sent to the peer.
+        notify: &'static str,
+        /// Why, naming the payload, proposal or transform.
+        reason: String,
+    },
     /// The traffic selectors do not fit the configuration.
     #[error("traffic selectors unacceptable: {0}")]
     TsUnacceptable(String),

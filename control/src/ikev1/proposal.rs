@@ -509,6 +509,11 @@ pub fn parse_phase2(s: &str) -> Result<Vec<EspProposal>, IkeError> {
                         "ESP proposal {p:?}: aes192 is not supported by the dataplane"
                     )))
                 }
+                "chacha20poly1305" | "chacha20" | "chacha" => {
+                    return Err(IkeError::Config(format!(
+                        "ESP proposal {p:?}: chacha20poly1305 has no IKEv1 ESP transform ID (RFC 7634 registers it for IKEv2 only; strongSwan sends it in IKEv1 as a proposal without transforms): use IKEv2 (version = 2) or AES-GCM (aes256gcm16) for this connection"
+                    )))
+                }
                 _ => {
                     if let Some(h) = hash_token(t) {
                         prop.integ.push(match h {
@@ -619,6 +624,12 @@ mod tests {
         let e = parse_phase2("aes128gcm16").unwrap();
         assert!(e[0].integ.is_empty() && e[0].dh.is_empty());
         assert!(parse_phase2("aes128gcm16-sha1").is_err());
+        // no IKEv1 ESP transform ID: refused with the reason and the way out
+        let e = parse_phase2("chacha20poly1305").unwrap_err().to_string();
+        assert!(
+            e.contains("no IKEv1 ESP transform ID") && e.contains("version = 2"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -98,6 +98,13 @@ impl ControlEnd {
         })
     }
 
+    /// The layout version of the region this attach replaced: the file had
+    /// another layout version and no live process held it (an upgrade), so
+    /// it was recreated empty. None: the region was opened or created.
+    pub fn replaced_layout(&self) -> Option<u64> {
+        self.map.replaced_version
+    }
+
     /// Region path.
     pub fn path(&self) -> &Path {
         &self.map.path

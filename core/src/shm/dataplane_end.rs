@@ -92,6 +92,13 @@ impl DataplaneEnd {
         })
     }
 
+    /// The layout version of the region this attach replaced: the file had
+    /// another layout version and no live process held it (an upgrade), so
+    /// it was recreated empty. None: the region was opened or created.
+    pub fn replaced_layout(&self) -> Option<u64> {
+        self.map.replaced_version
+    }
+
     /// This dataplane instance's generation (1 for the first ever).
     pub fn generation(&self) -> u64 {
         self.generation

@@ -201,8 +201,9 @@ pub enum ShmError {
         /// Region path.
         path: PathBuf,
     },
-    /// The region was made by another layout version.
-    #[error("shm {path}: layout version {found}, this program speaks version {expected}: stop both processes and remove the file")]
+    /// The region was made by another layout version and a live process
+    /// holds it (without one, attaching replaces the region).
+    #[error("shm {path}: layout version {found}, this program speaks version {expected}{}", version_holder(.holder, .expected))]
     Version {
         /// Region path.
         path: PathBuf,
@@ -210,6 +211,9 @@ pub enum ShmError {
         found: u64,
         /// Our version.
         expected: u64,
+        /// The live process that holds it: its role and the pid it recorded
+        /// (None: not known).
+        holder: Option<(&'static str, u64)>,
     },
     /// The header is damaged or not ours.
     #[error("shm {path}: {what}")]
@@ -299,6 +303,16 @@ pub enum ShmError {
         /// What is wrong.
         what: String,
     },
+}
+
+/// The end of [`ShmError::Version`]'s message: who holds the region, what to do.
+fn version_holder(holder: &Option<(&'static str, u64)>, expected: &u64) -> String {
+    match holder {
+        Some((role, pid)) => format!(
+            ", and a {role} process of that version (pid {pid}) is attached to it: stop the old version's processes; the first process of version {expected} then recreates the region"
+        ),
+        None => ": stop both processes and remove the file".into(),
+    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,13 @@
 //! The mapped file: creation (atomic, mode 0600), opening with permission and
-//! layout checks, role locks that tell each side whether the other is alive.
+//! layout checks, role locks that tell each side whether the other is alive,
+//! and the replacement of a region of another layout version that no live
+//! process holds (an upgrade: the first process of the new version recreates
+//! it).
 
 use std::ffi::CString;
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,6 +50,9 @@ pub(crate) struct Mapping {
     pub path: PathBuf,
     pub geometry: Geometry,
     pub offsets: Offsets,
+    /// The layout version of the region this one replaced when it was
+    /// created (no live process held the old one), for the ends' warning.
+    pub replaced_version: Option<u64>,
 }
 
 // SAFETY: the mapping is plain shared memory. Every word other processes or
@@ -151,14 +157,48 @@ fn pid_word(role: Role) -> usize {
 }
 
 fn flock_for(role: Role, ty: i16) -> libc::flock {
+    flock_byte(role.byte(), ty)
+}
+
+/// Byte of the file whose lock serialises the processes that replace a
+/// region of another layout version (the role locks are bytes 0 and 1 in
+/// every layout version so far).
+const REPLACE_LOCK_BYTE: i64 = 2;
+
+fn flock_byte(byte: i64, ty: i16) -> libc::flock {
     // SAFETY: `flock` is a plain C struct for which all-zero is a valid value.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = ty;
     fl.l_whence = libc::SEEK_SET as i16;
-    fl.l_start = role.byte();
+    fl.l_start = byte;
     fl.l_len = 1;
     fl.l_pid = 0;
     fl
+}
+
+/// Takes a write lock on one byte of `file` (an open file description lock:
+/// released when `file` is closed). `wait`: block until it is free. False:
+/// another open file description holds it (only without `wait`).
+fn lock_byte(path: &Path, file: &File, byte: i64, wait: bool) -> Result<bool, ShmError> {
+    let mut fl = flock_byte(byte, libc::F_WRLCK as i16);
+    let cmd = if wait {
+        libc::F_OFD_SETLKW
+    } else {
+        libc::F_OFD_SETLK
+    };
+    loop {
+        // SAFETY: F_OFD_SETLK(W) with a valid, initialised `flock` on an fd we own.
+        let r = unsafe { libc::fcntl(file.as_raw_fd(), cmd, &mut fl) };
+        if r == 0 {
+            return Ok(true);
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) | Some(libc::EACCES) if !wait => return Ok(false),
+            _ => return Err(io_err(path, "lock", e)),
+        }
+    }
 }
 
 /// Refuses files that others can read or write, or that we do not own.
@@ -232,14 +272,22 @@ fn geometry_from_header(m: &[u64]) -> Geometry {
 /// Opens the region at `path`, creating it with `geometry` if it does not
 /// exist. Creation is atomic: the file is built under a temporary name and
 /// linked into place, so no process ever sees a half-initialised header.
+/// A region of another layout version is replaced by a new one when no
+/// live process holds it ([`replace_other_version`]); one a live process
+/// holds is refused ([`ShmError::Version`]).
 pub(crate) fn open_or_create(path: &Path, geometry: &Geometry) -> Result<Arc<Mapping>, ShmError> {
     for _ in 0..8 {
         match open_existing(path) {
             Ok(m) => return Ok(m),
             Err(ShmError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(ShmError::Version { .. }) => match replace_other_version(path, geometry)? {
+                Some(m) => return Ok(m),
+                // another process replaced it (or removed it) first: open theirs
+                None => continue,
+            },
             Err(e) => return Err(e),
         }
-        match create(path, geometry) {
+        match create(path, geometry, Publish::Link) {
             Ok(m) => return Ok(m),
             // Someone else created it between our open and our link: open theirs.
             Err(ShmError::Io { source, .. })
@@ -298,6 +346,7 @@ pub(crate) fn open_existing(path: &Path) -> Result<Arc<Mapping>, ShmError> {
             path: path.to_path_buf(),
             found: version,
             expected: LAYOUT_VERSION,
+            holder: None,
         });
     }
     let crc = static_crc(&h);
@@ -357,10 +406,88 @@ pub(crate) fn open_existing(path: &Path) -> Result<Arc<Mapping>, ShmError> {
         path: path.to_path_buf(),
         geometry,
         offsets,
+        replaced_version: None,
     }))
 }
 
-fn create(path: &Path, geometry: &Geometry) -> Result<Arc<Mapping>, ShmError> {
+/// Replaces the region at `path`, of another layout version, by a new one of
+/// ours when no live process holds it: an upgrade (or downgrade) with both
+/// processes stopped just works. Liveness is the role locks (bytes 0 and 1,
+/// taken by every layout version's ends and released by the kernel when a
+/// process exits, however it exits): they are taken here too, so no process
+/// of the old version can attach while the new file is built; the new file
+/// is renamed over the old one. Processes replacing at the same time queue
+/// on byte [`REPLACE_LOCK_BYTE`]; who finds that the path no longer names
+/// the file it locked returns None and opens the new one.
+///
+/// Ok(None): the path now names another file (or none): open it again.
+/// Err([`ShmError::Version`] with a holder): a live process holds a role.
+fn replace_other_version(
+    path: &Path,
+    geometry: &Geometry,
+) -> Result<Option<Arc<Mapping>>, ShmError> {
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(path, "open", e)),
+    };
+    check_permissions(path, &file)?;
+    lock_byte(path, &file, REPLACE_LOCK_BYTE, true)?;
+    // still the file at `path`? (another process may have replaced it while we waited)
+    let ours = file.metadata().map_err(|e| io_err(path, "stat", e))?;
+    match std::fs::symlink_metadata(path) {
+        Ok(now) if (now.dev(), now.ino()) == (ours.dev(), ours.ino()) => {}
+        Ok(_) => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(path, "stat", e)),
+    }
+    let word = |i: usize| -> Result<u64, ShmError> {
+        let mut b = [0u8; 8];
+        file.read_exact_at(&mut b, (i * 8) as u64)
+            .map_err(|e| io_err(path, "read", e))?;
+        Ok(u64::from_le_bytes(b))
+    };
+    if word(hw::MAGIC)?.to_le_bytes() != MAGIC {
+        // not ours after all (rewritten since): let open_existing say so
+        return Ok(None);
+    }
+    let found = word(hw::VERSION)?;
+    if found == LAYOUT_VERSION {
+        return Ok(None);
+    }
+    for role in [Role::Dataplane, Role::Control] {
+        if !lock_byte(path, &file, role.byte(), false)? {
+            return Err(ShmError::Version {
+                path: path.to_path_buf(),
+                found,
+                expected: LAYOUT_VERSION,
+                holder: Some((role.name(), word(pid_word(role)).unwrap_or(0))),
+            });
+        }
+    }
+    let mut m = create(path, geometry, Publish::Replace)?;
+    if let Some(m) = Arc::get_mut(&mut m) {
+        m.replaced_version = Some(found);
+    }
+    // `file` closes here: the old file's locks go with it (it is unlinked)
+    Ok(Some(m))
+}
+
+/// How [`create`] puts the new file at its path.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Publish {
+    /// Only if nothing is there (link: fails with AlreadyExists).
+    Link,
+    /// Over the file that is there (rename), which the caller holds locked.
+    Replace,
+}
+
+fn create(path: &Path, geometry: &Geometry, publish: Publish) -> Result<Arc<Mapping>, ShmError> {
     geometry
         .validate()
         .map_err(|what| ShmError::Geometry { what })?;
@@ -403,6 +530,7 @@ fn create(path: &Path, geometry: &Geometry) -> Result<Arc<Mapping>, ShmError> {
         path: path.to_path_buf(),
         geometry: *geometry,
         offsets,
+        replaced_version: None,
     };
     let h = m.header();
     let set = |i: usize, v: u64| h[i].store(v, Ordering::Relaxed);
@@ -434,7 +562,8 @@ fn create(path: &Path, geometry: &Geometry) -> Result<Arc<Mapping>, ShmError> {
     set(hw::MAGIC, u64::from_le_bytes(MAGIC));
     let words: Vec<u64> = h.iter().map(|w| w.load(Ordering::Relaxed)).collect();
     h[hw::STATIC_CRC].store(static_crc(&words), Ordering::Release);
-    // Publish under the final name only if nobody else did first.
+    // Publish under the final name only if nobody else did first (Link), or
+    // over the old region the caller holds (Replace).
     let (Ok(src), Ok(dst)) = (
         CString::new(tmp_path.as_os_str().as_bytes()),
         CString::new(path.as_os_str().as_bytes()),
@@ -446,12 +575,21 @@ fn create(path: &Path, geometry: &Geometry) -> Result<Arc<Mapping>, ShmError> {
             source: std::io::Error::other("path contains a NUL byte"),
         });
     };
-    // SAFETY: both are valid NUL-terminated paths.
-    let r = unsafe { libc::link(src.as_ptr(), dst.as_ptr()) };
-    let link_err = std::io::Error::last_os_error();
-    let _ = std::fs::remove_file(&tmp_path);
+    let (r, what) = match publish {
+        // SAFETY: both are valid NUL-terminated paths.
+        Publish::Link => (unsafe { libc::link(src.as_ptr(), dst.as_ptr()) }, "link"),
+        // SAFETY: both are valid NUL-terminated paths.
+        Publish::Replace => (
+            unsafe { libc::rename(src.as_ptr(), dst.as_ptr()) },
+            "rename",
+        ),
+    };
+    let publish_err = std::io::Error::last_os_error();
+    if publish == Publish::Link || r != 0 {
+        let _ = std::fs::remove_file(&tmp_path);
+    }
     if r != 0 {
-        return Err(io_err(path, "link", link_err));
+        return Err(io_err(path, what, publish_err));
     }
     Ok(Arc::new(m))
 }

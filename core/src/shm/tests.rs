@@ -220,48 +220,143 @@ fn bad_record_length_is_detected() {
     ));
 }
 
+/// Writes `version` into the layout version word of the region at `p`, in
+/// place (same file: a process attached to it stays attached).
+fn set_version(p: &std::path::Path, version: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+    f.write_all_at(&version.to_le_bytes(), 8).unwrap();
+}
+
+fn version_of(p: &std::path::Path) -> u64 {
+    let b = std::fs::read(p).unwrap();
+    u64::from_le_bytes(b[8..16].try_into().unwrap())
+}
+
+/// A region of another layout version (an upgrade: 2 before the `ExpectSpi`
+/// command, or a future 99) that no live process holds is recreated by
+/// whichever end attaches first, mode 0600, and that end says which version
+/// it replaced; the other end then attaches to the new region.
 #[test]
-fn version_mismatch_is_refused() {
-    let (_d, p) = region();
-    drop(ControlEnd::attach(&p, &small()).unwrap());
-    let mut bytes = std::fs::read(&p).unwrap();
-    bytes[8..16].copy_from_slice(&99u64.to_le_bytes());
-    std::fs::write(&p, &bytes).unwrap();
-    match DataplaneEnd::attach(&p) {
-        Err(ShmError::Version {
-            found, expected, ..
-        }) => {
-            assert_eq!(found, 99);
-            assert_eq!(expected, LAYOUT_VERSION);
-        }
-        Err(e) => panic!("expected Version, got {e}"),
-        Ok(_) => panic!("expected Version, got Ok"),
+fn another_version_without_a_live_process_is_recreated() {
+    use std::os::unix::fs::MetadataExt;
+    for (old, first_dataplane) in [(LAYOUT_VERSION - 1, false), (99, true)] {
+        let (_d, p) = region();
+        drop(ControlEnd::attach(&p, &small()).unwrap());
+        set_version(&p, old);
+        let ino = std::fs::metadata(&p).unwrap().ino();
+        let (c, dp) = if first_dataplane {
+            let dp = DataplaneEnd::attach_with(&p, &small()).unwrap();
+            assert_eq!(dp.replaced_layout(), Some(old));
+            let c = ControlEnd::attach(&p, &small()).unwrap();
+            assert_eq!(c.replaced_layout(), None);
+            (c, dp)
+        } else {
+            let c = ControlEnd::attach(&p, &small()).unwrap();
+            assert_eq!(c.replaced_layout(), Some(old));
+            let dp = DataplaneEnd::attach(&p).unwrap();
+            assert_eq!(dp.replaced_layout(), None);
+            (c, dp)
+        };
+        let md = std::fs::metadata(&p).unwrap();
+        assert_ne!(md.ino(), ino, "a new file");
+        assert_eq!(md.permissions().mode() & 0o777, 0o600);
+        assert_eq!(version_of(&p), LAYOUT_VERSION);
+        assert!(
+            c.dataplane().alive && dp.control_alive(),
+            "both ends on the new region"
+        );
+        let dir = p.parent().unwrap();
+        let left: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "no temporary file left: {left:?}");
     }
 }
 
-/// A region of another layout version (e.g. 2, before the `ExpectSpi`
-/// command and the held-ESP counters) is refused by the control process
-/// too, naming both versions: neither end reads what the other writes in
-/// another layout.
+/// A region of another layout version that a live process holds (its role
+/// lock) is refused, naming both versions and the holder, and left as it is;
+/// once that process is gone, it is recreated.
 #[test]
-fn version_mismatch_is_refused_by_the_control_end() {
+fn another_version_held_by_a_live_process_is_refused() {
     let (_d, p) = region();
-    drop(ControlEnd::attach(&p, &small()).unwrap());
-    let mut bytes = std::fs::read(&p).unwrap();
-    bytes[8..16].copy_from_slice(&(LAYOUT_VERSION - 1).to_le_bytes());
-    std::fs::write(&p, &bytes).unwrap();
-    match ControlEnd::attach(&p, &small()) {
+    let c = ControlEnd::attach(&p, &small()).unwrap();
+    set_version(&p, LAYOUT_VERSION - 1);
+    match DataplaneEnd::attach(&p) {
         Err(e @ ShmError::Version { .. }) => {
+            let ShmError::Version {
+                found,
+                expected,
+                holder,
+                ..
+            } = &e
+            else {
+                unreachable!()
+            };
+            assert_eq!((*found, *expected), (LAYOUT_VERSION - 1, LAYOUT_VERSION));
+            assert_eq!(*holder, Some(("control", u64::from(std::process::id()))));
             let m = e.to_string();
             assert!(
                 m.contains(&format!("layout version {}", LAYOUT_VERSION - 1))
-                    && m.contains(&format!("speaks version {LAYOUT_VERSION}")),
+                    && m.contains(&format!("speaks version {LAYOUT_VERSION}"))
+                    && m.contains("control process"),
                 "{m}"
             );
         }
         Err(e) => panic!("expected Version, got {e}"),
         Ok(_) => panic!("expected Version, got Ok"),
     }
+    assert_eq!(version_of(&p), LAYOUT_VERSION - 1, "left alone");
+    // the same for a dataplane holding it, refused to a control process
+    drop(c);
+    set_version(&p, LAYOUT_VERSION);
+    let dp = DataplaneEnd::attach(&p).unwrap();
+    set_version(&p, 99);
+    match ControlEnd::attach(&p, &small()) {
+        Err(ShmError::Version {
+            found: 99,
+            holder: Some(("dataplane", _)),
+            ..
+        }) => {}
+        Err(e) => panic!("expected Version held by the dataplane, got {e}"),
+        Ok(_) => panic!("expected Version, got Ok"),
+    }
+    drop(dp);
+    let c = ControlEnd::attach(&p, &small()).unwrap();
+    assert_eq!(c.replaced_layout(), Some(99));
+    assert_eq!(version_of(&p), LAYOUT_VERSION);
+}
+
+/// Processes that find the old region at the same time recreate it once:
+/// exactly one replaces it, every one ends up on the same new file.
+#[test]
+fn concurrent_attaches_replace_another_version_once() {
+    let (_d, p) = region();
+    drop(ControlEnd::attach(&p, &small()).unwrap());
+    set_version(&p, LAYOUT_VERSION - 1);
+    let maps: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..6)
+            .map(|_| s.spawn(|| super::region::open_or_create(&p, &small()).unwrap()))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        maps.iter().filter(|m| m.replaced_version.is_some()).count(),
+        1,
+        "replaced once"
+    );
+    maps[0]
+        .hdr(hw::CP_SYNC_TOKEN)
+        .store(0x5eed, Ordering::Release);
+    for m in &maps {
+        assert_eq!(
+            m.hdr(hw::CP_SYNC_TOKEN).load(Ordering::Acquire),
+            0x5eed,
+            "same file"
+        );
+    }
+    assert_eq!(version_of(&p), LAYOUT_VERSION);
 }
 
 #[test]

@@ -62,6 +62,13 @@ impl Manager {
         workers: u32,
     ) -> Result<Manager, ShmError> {
         let dp = DataplaneEnd::attach(path)?;
+        if let Some(old) = dp.replaced_layout() {
+            tracing::warn!(
+                "shm {}: the region had layout version {old} and no process held it; recreated it (mode 0600) with layout version {}, the version this program speaks",
+                path.display(),
+                shm::LAYOUT_VERSION
+            );
+        }
         dp.set_workers(workers);
         Ok(Manager {
             dp,

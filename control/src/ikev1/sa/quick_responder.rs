@@ -47,7 +47,12 @@ impl IsakmpSa {
         }
         let (Some(sa), Some(ni)) = (p.sa, p.nonce) else {
             ctx.drop(V1Drop::Invalid);
-            self.send_notify(ctx, proto::ESP, &[], notify::PAYLOAD_MALFORMED, &[]);
+            let missing = if p.sa.is_none() { "SA" } else { "nonce" };
+            self.qm1_refuse(
+                ctx,
+                notify::PAYLOAD_MALFORMED,
+                format!("its first message has no {missing} payload"),
+            );
             return;
         };
         let Some((remote_ts, local_ts, with_ids)) = self.qm1_selectors(ctx, &p) else {
@@ -176,15 +181,24 @@ impl IsakmpSa {
             ),
             [i, r] => match (IdView::ts(i), IdView::ts(r)) {
                 (Ok(i), Ok(r)) => (i, r, true),
-                _ => {
+                (Err(e), _) | (_, Err(e)) => {
                     ctx.drop(V1Drop::Invalid);
-                    self.send_notify(ctx, proto::ESP, &[], notify::INVALID_ID_INFORMATION, &[]);
+                    self.qm1_refuse(
+                        ctx,
+                        notify::INVALID_ID_INFORMATION,
+                        format!("client ID not a selector: {e}"),
+                    );
                     return None;
                 }
             },
-            _ => {
+            ids => {
                 ctx.drop(V1Drop::Invalid);
-                self.send_notify(ctx, proto::ESP, &[], notify::INVALID_ID_INFORMATION, &[]);
+                let n = ids.len();
+                self.qm1_refuse(
+                    ctx,
+                    notify::INVALID_ID_INFORMATION,
+                    format!("{n} client ID payloads (none or two expected)"),
+                );
                 return None;
             }
         };
@@ -213,21 +227,22 @@ impl IsakmpSa {
     /// Chooses among QM1's ESP transforms: our preference order, the peer's
     /// transforms. None: refused (notified, the mismatch an event).
     fn qm1_choose<'a>(&mut self, ctx: &mut Ctx, sa: &wire::SaView<'a>) -> Option<Qm1Choice<'a>> {
-        let Ok(props) = sa.proposals() else {
-            ctx.drop(V1Drop::Invalid);
-            self.send_notify(ctx, proto::ESP, &[], notify::BAD_PROPOSAL_SYNTAX, &[]);
-            return None;
+        let props = match sa.proposals() {
+            Ok(p) => p,
+            Err(e) => {
+                ctx.drop(V1Drop::Invalid);
+                self.qm1_refuse(
+                    ctx,
+                    notify::BAD_PROPOSAL_SYNTAX,
+                    format!("its SA payload is malformed: {e}"),
+                );
+                return None;
+            }
         };
         let mut theirs = Vec::new();
-        let mut offered = Vec::new();
         for pr in &props {
-            if pr.protocol != proto::ESP || pr.spi.len() != 4 {
-                offered.push(format!("protocol {} (only ESP)", pr.protocol));
-                continue;
-            }
-            let spi = u32::from_be_bytes([pr.spi[0], pr.spi[1], pr.spi[2], pr.spi[3]]);
+            let Some(spi) = esp_spi(pr) else { continue };
             for t in &pr.transforms {
-                offered.push(describe_p2(t));
                 if let Ok((s, at)) = p2_from_transform(t) {
                     theirs.push((pr.num, spi, s, at, t));
                 }
@@ -239,6 +254,8 @@ impl IsakmpSa {
                 .find(|(_, spi, s, at, _)| self.qm1_acceptable(p, s, at) && *spi >= 256)
         });
         let Some((proposal, outbound, suite, attrs, t)) = chosen else {
+            // every proposal and transform of the peer, with why it was refused
+            let offered = props.iter().flat_map(|pr| self.qm1_refusals(pr)).collect();
             ctx.event(Event::ProposalMismatch {
                 conn: self.conn.name.clone(),
                 kind: "ESP",
@@ -259,11 +276,91 @@ impl IsakmpSa {
         })
     }
 
+    /// Refuses the peer's quick mode: `t` notified to the peer, the reason
+    /// an event (the daemon logs it with the connection).
+    fn qm1_refuse(&mut self, ctx: &mut Ctx, t: u16, reason: String) {
+        ctx.event(Event::ChildFailed {
+            sa: self.id,
+            conn: self.conn.name.clone(),
+            error: IkeError::QuickModeRefused {
+                peer: self.remote,
+                notify: notify::name(t),
+                reason,
+            },
+        });
+        self.send_notify(ctx, proto::ESP, &[], t, &[]);
+    }
+
+    /// Why none of proposal `pr`'s transforms was chosen, one line each.
+    fn qm1_refusals(&self, pr: &wire::ProposalView<'_>) -> Vec<String> {
+        let n = pr.num;
+        if pr.protocol != proto::ESP {
+            return vec![format!("proposal {n}: protocol {} (only ESP)", pr.protocol)];
+        }
+        let Some(spi) = esp_spi(pr) else {
+            return vec![format!(
+                "proposal {n}: {}-byte SPI (4 expected)",
+                pr.spi.len()
+            )];
+        };
+        if pr.transforms.is_empty() {
+            return vec![format!(
+                "proposal {n}: no transform (what a peer sends for an algorithm it cannot write in IKEv1: strongSwan for chacha20poly1305, which has no IKEv1 ESP transform ID)"
+            )];
+        }
+        pr.transforms
+            .iter()
+            .map(|t| match p2_from_transform(t) {
+                Err(_) => format!("proposal {n} transform {}: {}", t.num, describe_p2(t)),
+                Ok((s, at)) => {
+                    format!(
+                        "proposal {n} transform {}: {s}: {}",
+                        t.num,
+                        self.qm1_why_not(&s, &at, spi)
+                    )
+                }
+            })
+            .collect()
+    }
+
+    /// Why a transform we can read fits none of our proposals.
+    fn qm1_why_not(&self, s: &ChildSuite, at: &Phase2Attrs, spi: u32) -> String {
+        let ps = &self.conn.esp_proposals;
+        if spi < 256 {
+            format!("SPI {spi} (values below 256 are reserved)")
+        } else if !self.qm1_mode_ok(at) {
+            format!(
+                "encapsulation mode {}, the connection is {}",
+                at.encap_mode,
+                if self.conn.mode == Mode::Transport {
+                    "transport"
+                } else {
+                    "tunnel"
+                }
+            )
+        } else if !ps.iter().any(|p| qm1_algs_ok(p, s)) {
+            "algorithms not configured".into()
+        } else if !ps.iter().any(|p| qm1_algs_ok(p, s) && self.qm1_dh_ok(p, s)) {
+            match s.dh {
+                Some(g) => format!("PFS group {} not configured", g.name()),
+                None => "no PFS, the connection requires it (pfs = true)".into(),
+            }
+        } else if !self.qm1_legacy_ok(s) {
+            "legacy algorithm, not allowed (allow_legacy = false)".into()
+        } else {
+            "not acceptable".into()
+        }
+    }
+
     /// One of the peer's transforms fits our proposal `p`: the mode, the
     /// algorithms, PFS and the legacy rule.
     fn qm1_acceptable(&self, p: &EspProposal, s: &ChildSuite, at: &Phase2Attrs) -> bool {
+        self.qm1_mode_ok(at) && qm1_algs_ok(p, s) && self.qm1_dh_ok(p, s) && self.qm1_legacy_ok(s)
+    }
+
+    fn qm1_mode_ok(&self, at: &Phase2Attrs) -> bool {
         let transport = self.conn.mode == Mode::Transport;
-        let mode_ok = matches!(
+        matches!(
             (at.encap_mode, transport),
             (
                 p2attr::MODE_TUNNEL | p2attr::MODE_UDP_TUNNEL | p2attr::MODE_UDP_TUNNEL_DRAFT,
@@ -274,23 +371,24 @@ impl IsakmpSa {
                     | p2attr::MODE_UDP_TRANSPORT_DRAFT,
                 true
             )
-        );
-        let alg_ok = p.encr.contains(&s.encr)
-            && (p.integ.contains(&s.integ)
-                || (p.integ.is_empty() && s.integ == espresso_core::alg::IntegAlg::None))
-            && (p.esn.is_empty() && !s.esn || p.esn.contains(&s.esn));
-        // PFS: a group of the proposal; without one, ours (pfs = yes)
-        // or any (pfs = no still accepts PFS, seed 000)
-        let dh_ok = match s.dh {
+        )
+    }
+
+    /// PFS: a group of the proposal; without one, ours (pfs = yes) or any
+    /// (pfs = no still accepts PFS, seed 000).
+    fn qm1_dh_ok(&self, p: &EspProposal, s: &ChildSuite) -> bool {
+        match s.dh {
             Some(g) => {
                 p.dh.contains(&g)
                     || (p.dh.is_empty() && (!self.conn.pfs || Some(g) == self.suite.map(|x| x.dh)))
             }
             None => p.dh.is_empty() && !self.conn.pfs,
-        };
-        let legacy_ok = s.suite().validate(self.conn.allow_legacy).is_ok()
-            && (self.conn.allow_legacy || !s.dh.is_some_and(|g: DhGroup| g.is_legacy()));
-        mode_ok && alg_ok && dh_ok && legacy_ok
+        }
+    }
+
+    fn qm1_legacy_ok(&self, s: &ChildSuite) -> bool {
+        s.suite().validate(self.conn.allow_legacy).is_ok()
+            && (self.conn.allow_legacy || !s.dh.is_some_and(|g: DhGroup| g.is_legacy()))
     }
 
     /// QM1's PFS: our DH and the shared secret when the chosen transform
@@ -301,32 +399,41 @@ impl IsakmpSa {
         group: Option<DhGroup>,
         ke: Option<&[u8]>,
     ) -> Result<Option<(DhPrivate, Secret)>, ()> {
-        match (group, ke) {
+        let why = match (group, ke) {
             (Some(g), Some(ke)) => {
                 let dh = DhPrivate::generate(g, &mut ctx.rng);
                 match dh.shared(ke) {
-                    Ok(s) => Ok(Some((dh, s))),
-                    Err(_) => {
-                        ctx.drop(V1Drop::Invalid);
-                        self.send_notify(
-                            ctx,
-                            proto::ESP,
-                            &[],
-                            notify::INVALID_KEY_INFORMATION,
-                            &[],
-                        );
-                        Err(())
-                    }
+                    Ok(s) => return Ok(Some((dh, s))),
+                    Err(e) => format!("its KE payload is not a {} public value: {e}", g.name()),
                 }
             }
-            (None, None) => Ok(None),
-            _ => {
-                ctx.drop(V1Drop::Invalid);
-                self.send_notify(ctx, proto::ESP, &[], notify::INVALID_KEY_INFORMATION, &[]);
-                Err(())
-            }
-        }
+            (None, None) => return Ok(None),
+            (Some(g), None) => format!(
+                "the chosen transform has PFS group {} but no KE payload came",
+                g.name()
+            ),
+            (None, Some(_)) => "a KE payload came but the chosen transform has no PFS group".into(),
+        };
+        ctx.drop(V1Drop::Invalid);
+        self.qm1_refuse(ctx, notify::INVALID_KEY_INFORMATION, why);
+        Err(())
     }
+}
+
+/// An ESP proposal's SPI (None: not ESP or not 4 bytes).
+fn esp_spi(pr: &wire::ProposalView<'_>) -> Option<u32> {
+    match pr.spi {
+        [a, b, c, d] if pr.protocol == proto::ESP => Some(u32::from_be_bytes([*a, *b, *c, *d])),
+        _ => None,
+    }
+}
+
+/// The algorithms of one of the peer's transforms are those of our proposal `p`.
+fn qm1_algs_ok(p: &EspProposal, s: &ChildSuite) -> bool {
+    p.encr.contains(&s.encr)
+        && (p.integ.contains(&s.integ)
+            || (p.integ.is_empty() && s.integ == espresso_core::alg::IntegAlg::None))
+        && (p.esn.is_empty() && !s.esn || p.esn.contains(&s.esn))
 }
 
 /// The ESP transform QM1's responder chose.

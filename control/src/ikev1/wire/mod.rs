@@ -434,6 +434,29 @@ mod tests {
         assert_eq!(p.end, m.len() - HEADER_LEN);
     }
 
+    /// strongSwan 5.9.8 writes an ESP proposal whose algorithm has no IKEv1
+    /// transform ID (ChaCha20-Poly1305) as a proposal without transforms;
+    /// such an SA payload is read (it offers nothing), not refused as
+    /// malformed (BAD_PROPOSAL_SYNTAX before), and a second proposal after
+    /// it is still read.
+    #[test]
+    fn proposal_without_transforms_is_read() {
+        let sa = sa_body(&[
+            (1, proto::ESP, vec![0xc0, 0, 0, 1], vec![]),
+            (
+                2,
+                proto::ESP,
+                vec![0xc0, 0, 0, 2],
+                vec![(esp_id::AES_GCM_16, vec![])],
+            ),
+        ]);
+        let props = SaView { body: &sa }.proposals().unwrap();
+        assert_eq!(props.len(), 2);
+        assert!(props[0].transforms.is_empty());
+        assert_eq!(props[0].spi, &[0xc0, 0, 0, 1]);
+        assert_eq!(props[1].transforms[0].id, esp_id::AES_GCM_16);
+    }
+
     #[test]
     fn ids_and_selectors() {
         for s in [

@@ -25,7 +25,10 @@ pub struct ProposalView<'a> {
     pub protocol: u8,
     /// SPI.
     pub spi: &'a [u8],
-    /// Transforms (alternatives).
+    /// Transforms (alternatives). Possibly none: strongSwan sends a
+    /// proposal without transforms for an algorithm it has no IKEv1
+    /// transform ID for (ChaCha20-Poly1305); it offers nothing, and the
+    /// choosers say so.
     pub transforms: Vec<TransformView<'a>>,
 }
 
@@ -104,9 +107,6 @@ impl<'a> SaView<'a> {
             }
             if !tb.is_empty() {
                 return Err(bad("bytes after the transforms", tb.len() as u64));
-            }
-            if ntrans == 0 {
-                return Err(bad("transforms in proposal", 0));
             }
             out.push(ProposalView {
                 num: p[4],
