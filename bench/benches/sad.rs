@@ -180,7 +180,13 @@ fn dpdk_sad(n: usize) -> Option<DpdkRun> {
     // pages from the hugetlbfs mount named by `SAD_DPDK_HUGE_DIR` (pages
     // reserved beforehand, as root), to compare with ours on huge pages.
     let mem: Vec<String> = match std::env::var("SAD_DPDK_HUGE_DIR") {
-        Ok(dir) => vec!["--huge-dir".into(), dir, "--huge-unlink".into(), "-m".into(), "512".into()],
+        Ok(dir) => vec![
+            "--huge-dir".into(),
+            dir,
+            "--huge-unlink".into(),
+            "-m".into(),
+            "512".into(),
+        ],
         Err(_) => vec!["--no-huge".into(), "-m".into(), "2048".into()],
     };
     let child = Command::new("dpdk-test-sad")
