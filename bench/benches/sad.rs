@@ -59,6 +59,16 @@
 //! Run: `cargo bench -p espresso-bench --bench sad [-- --quick]`
 //! (`--quick`: 3 rounds instead of 7; `--lookups-only`: no memory part). `SAD_BENCH_MD=path` writes the
 //! markdown table. The reader runs on CPU 0, the updater on CPU 1.
+//!
+//! Pages: by default both sides use 4 KB pages (ours the Rust heap,
+//! dpdk-test-sad `--no-huge`). For the 2 MB configuration run the bench
+//! with `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` (glibc's heap on
+//! transparent huge pages, THP in `madvise` mode suffices) and
+//! `SAD_DPDK_HUGE_DIR=<hugetlbfs mount>` with 2 MB pages reserved (as root,
+//! e.g. 512 in /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages):
+//! dpdk-test-sad then gets `--huge-dir <dir> --huge-unlink -m 512`. The
+//! header line of each N says which configuration ran and how much of our
+//! memory THP backed.
 
 use std::hint::black_box;
 use std::net::IpAddr;
@@ -170,17 +180,22 @@ fn zombie_cpu(pid: u32) -> Option<f64> {
 fn dpdk_sad(n: usize) -> Option<DpdkRun> {
     use std::io::Read;
     let t0 = Instant::now();
+    // Its memory: anonymous 4 KB pages (`--no-huge`, the default), or 2 MB
+    // pages from the hugetlbfs mount named by `SAD_DPDK_HUGE_DIR` (pages
+    // reserved beforehand, as root), to compare with ours on huge pages.
+    let mem: Vec<String> = match std::env::var("SAD_DPDK_HUGE_DIR") {
+        Ok(dir) => vec![
+            "--huge-dir".into(),
+            dir,
+            "--huge-unlink".into(),
+            "-m".into(),
+            "512".into(),
+        ],
+        Err(_) => vec!["--no-huge".into(), "-m".into(), "2048".into()],
+    };
     let child = Command::new("dpdk-test-sad")
-        .args([
-            "--no-huge",
-            "-m",
-            "2048",
-            "--no-pci",
-            "--no-shconf",
-            "-l",
-            "0",
-            "--",
-        ])
+        .args(&mem)
+        .args(["--no-pci", "--no-shconf", "-l", "0", "--"])
         .args([
             "-n",
             &n.to_string(),
@@ -190,6 +205,10 @@ fn dpdk_sad(n: usize) -> Option<DpdkRun> {
             &BURST.to_string(),
         ])
         .args(["-d", "100/0/0"])
+        // Ours may run with glibc's heap on transparent huge pages
+        // (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`); DPDK's pages are set
+        // by its own flags above, not by what it inherits.
+        .env_remove("GLIBC_TUNABLES")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn();
@@ -237,6 +256,19 @@ fn dpdk_sad(n: usize) -> Option<DpdkRun> {
         hz: c * lps,
         cpu_share: cpu.map_or(f64::NAN, |c| c / wall),
     })
+}
+
+/// This process's anonymous memory on transparent huge pages, in kB
+/// (`AnonHugePages` of /proc/self/smaps_rollup; 0 when unreadable).
+fn anon_huge_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/smaps_rollup")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("AnonHugePages:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -594,6 +626,18 @@ fn main() {
             sad.apply(chunk.iter().map(|&s| SadOp::Insert(sa(s))));
         }
         let index = sad.load().index_bytes() as f64 / n as f64;
+        println!(
+            "# sad/{n}: memory pages: ours {} (AnonHugePages {} kB after the build), dpdk-test-sad {}",
+            match std::env::var("GLIBC_TUNABLES") {
+                Ok(t) => format!("GLIBC_TUNABLES={t}"),
+                Err(_) => "4 KB heap (no GLIBC_TUNABLES)".into(),
+            },
+            anon_huge_kb(),
+            match std::env::var("SAD_DPDK_HUGE_DIR") {
+                Ok(d) => format!("2 MB hugetlbfs pages ({d})"),
+                Err(_) => "--no-huge (4 KB pages)".into(),
+            }
+        );
         // The control: a second table of the same SAs (shared objects, own
         // index) that the updater churns in control rounds, so that the
         // machine sees the same updater work while the reader's table stays

@@ -60,6 +60,7 @@ use arc_swap::{ArcSwap, Guard};
 
 use super::policy::SaEvent;
 use super::runtime::Sa;
+use crate::crypto::mb::prefetch::prefetch;
 
 /// One change to the SAD.
 #[derive(Debug)]
@@ -121,27 +122,47 @@ fn home(h: u64, shard_bits: u32, nb: usize) -> usize {
     ((u64::from((h >> shard_bits) as u32) * nb as u64) >> 32) as usize
 }
 
-/// Linear probing from bucket `b`.
+/// What one bucket says about an SPI.
+enum Probe<'a> {
+    /// Found, or known absent (`None`).
+    Done(Option<&'a Arc<Sa>>),
+    /// Not decided here: go on with the next bucket.
+    Next,
+}
+
+/// One bucket of a probe.
 ///
 /// The three keys of a bucket are compared at once into a bit mask (no
 /// branch on which slot matched, which a random SPI would mispredict).
 #[inline(always)]
+fn bucket_probe(bk: &Bucket, spi: u32) -> Probe<'_> {
+    let k = [
+        bk.keys[0].load(Ordering::Acquire),
+        bk.keys[1].load(Ordering::Acquire),
+        bk.keys[2].load(Ordering::Acquire),
+    ];
+    let hit = (k[0] == spi) as u32 | ((k[1] == spi) as u32) << 1 | ((k[2] == spi) as u32) << 2;
+    // SPI 0 marks empty and dead slots and is never installed.
+    if hit != 0 && spi != 0 {
+        return Probe::Done(
+            bk.vals
+                .get(hit.trailing_zeros() as usize)
+                .and_then(|v| v.get()),
+        );
+    }
+    if k[BUCKET - 1] == 0 && bk.vals[BUCKET - 1].get().is_none() {
+        return Probe::Done(None);
+    }
+    Probe::Next
+}
+
+/// Linear probing from bucket `b`.
+#[inline(always)]
 fn shard_probe(shard: &[Bucket], spi: u32, mut b: usize) -> Option<&Arc<Sa>> {
     let nb = shard.len();
     for _ in 0..nb {
-        let bk = shard.get(b)?;
-        let k = [
-            bk.keys[0].load(Ordering::Acquire),
-            bk.keys[1].load(Ordering::Acquire),
-            bk.keys[2].load(Ordering::Acquire),
-        ];
-        let hit = (k[0] == spi) as u32 | ((k[1] == spi) as u32) << 1 | ((k[2] == spi) as u32) << 2;
-        // SPI 0 marks empty and dead slots and is never installed.
-        if hit != 0 && spi != 0 {
-            return bk.vals.get(hit.trailing_zeros() as usize)?.get();
-        }
-        if k[BUCKET - 1] == 0 && bk.vals[BUCKET - 1].get().is_none() {
-            return None;
+        if let Probe::Done(r) = bucket_probe(shard.get(b)?, spi) {
+            return r;
         }
         b += 1;
         if b == nb {
@@ -238,14 +259,15 @@ impl SadTable {
     /// Looks up a burst of SPIs (up to `min(spis.len(), out.len())`), in
     /// two passes over groups of [`BURST_LOOKUP`]:
     ///
-    /// 1. hash every SPI and find its shard and first bucket (the shard
-    ///    pointers of the whole group), then load each first bucket's
-    ///    first key: no data-dependent branch in this pass, so
-    ///    the cache misses of the whole group are in flight together (a
-    ///    software prefetch: `_mm_prefetch` would need `unsafe`, which
-    ///    `sa/` does not contain; plain loads whose results feed one XOR
-    ///    do the same job, bounded by the reorder window);
-    /// 2. probe each bucket, now in cache, from the bucket found in pass 1.
+    /// 1. hash every SPI once and find its shard and home bucket (the shard
+    ///    pointers of the whole group first), then prefetch every home
+    ///    bucket (`crypto::mb::prefetch`, a cache hint: unlike a load it
+    ///    retires without waiting for its line, so the misses of the whole
+    ///    group are in flight together, not only as many as the reorder
+    ///    window holds);
+    /// 2. probe each home bucket, now in cache or on its way; an SPI that
+    ///    its home bucket does not decide gets its next bucket prefetched;
+    /// 3. probe those SPIs on from their next bucket.
     ///
     /// Same results as [`SadTable::get`] per SPI.
     #[inline]
@@ -256,23 +278,48 @@ impl SadTable {
             .zip(out[..n].chunks_mut(BURST_LOOKUP))
         {
             let mut at: [(&'a [Bucket], usize); BURST_LOOKUP] = [(&[], 0); BURST_LOOKUP];
-            // Shard pointers of the whole burst first, then one load per
-            // home bucket: the bucket loads of the burst are independent
-            // and close together, so more of their misses overlap.
+            // Shard pointers of the whole burst first, then the prefetches:
+            // the bucket addresses of the burst are independent and the
+            // prefetches close together.
             for (&spi, a) in spis.iter().zip(at.iter_mut()) {
                 let h = hash(spi);
                 let shard: &'a [Bucket] = self.shard(h as usize & self.shard_mask);
                 *a = (shard, home(h, self.shard_bits, shard.len()));
             }
-            let mut touch = 0u32;
             for &(shard, b) in at[..spis.len()].iter() {
                 if let Some(bucket) = shard.get(b) {
-                    touch ^= bucket.keys[0].load(Ordering::Relaxed);
+                    prefetch(bucket);
                 }
             }
-            std::hint::black_box(touch);
-            for ((&spi, &(shard, b)), o) in spis.iter().zip(at.iter()).zip(out.iter_mut()) {
-                *o = shard_probe(shard, spi, b);
+            // Home buckets; an SPI not decided there (about 6 % of them in a
+            // freshly built shard, more after churn) gets its next bucket
+            // prefetched and waits for pass 3, so that these second misses
+            // overlap one another and the rest of this pass instead of each
+            // stalling the pass in turn.
+            let mut later = [0u8; BURST_LOOKUP];
+            let mut nl = 0;
+            for (i, ((&spi, &(shard, b)), o)) in
+                spis.iter().zip(at.iter()).zip(out.iter_mut()).enumerate()
+            {
+                *o = None;
+                let Some(bucket) = shard.get(b) else { continue };
+                match bucket_probe(bucket, spi) {
+                    Probe::Done(r) => *o = r,
+                    Probe::Next => {
+                        let next = if b + 1 == shard.len() { 0 } else { b + 1 };
+                        if let Some(nbk) = shard.get(next) {
+                            prefetch(nbk);
+                        }
+                        later[nl] = i as u8;
+                        nl += 1;
+                    }
+                }
+            }
+            for &i in &later[..nl] {
+                let i = i as usize;
+                let (shard, b) = at[i];
+                let next = if b + 1 == shard.len() { 0 } else { b + 1 };
+                out[i] = shard_probe(shard, spis[i], next);
             }
         }
     }

@@ -24,7 +24,8 @@
 //!
 //! `unsafe` here: the calls into the `#[target_feature]` kernel, made only
 //! from objects that exist after the runtime check succeeded, and the masked
-//! partial loads/stores inside `vaes512`. Everything else is safe code.
+//! partial loads/stores inside `vaes512`, and the cache hint in `prefetch`
+//! (used by `sa::sad`). Everything else is safe code.
 
 use super::raw::{RawAead, TAG_LEN};
 use super::{EspCipher, Key, OpenJob, SealJob};
@@ -35,6 +36,7 @@ pub mod chacha_poly;
 pub mod chacha_x16;
 mod poly1305;
 pub mod poly1305_x8;
+pub mod prefetch;
 pub mod sha1_x16;
 pub mod sha512_x8;
 pub mod sha_ni;

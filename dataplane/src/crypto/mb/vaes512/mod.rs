@@ -165,6 +165,30 @@ simd_fn! {
     }
 }
 
+/// One 64-byte aligned slot (see [`align_frame`]).
+#[repr(C, align(64))]
+struct FrameSlot([u8; 64]);
+
+/// Gives the function it is inlined into a 64-byte aligned stack frame
+/// (one 64-byte aligned slot whose address escapes, so LLVM realigns `rsp`
+/// in the prologue and reserves `rbp` for that before register allocation).
+///
+/// Why: a kernel that runs out of the 32 vector registers spills 512-bit
+/// values (hoisted round keys, GHASH state) to its frame. When the frame is
+/// not realigned, LLVM uses unaligned `vmovdqu64` at `rsp + k*64`, so the
+/// slots are 64-byte aligned only if the caller happened to leave `rsp` so;
+/// otherwise every spill and reload in the loop splits a cache line.
+/// `open_impl` was such a function (the `seal_*` and `*_small` kernels
+/// realign already, for their own aligned arrays): AES-GCM-256 decap at
+/// 512/1420 B ran 12-16 % slower when a change elsewhere (`sa::sad`'s burst
+/// lookup, inlined into the caller's frame) moved `rsp` at the kernel by 16
+/// bytes mod 64 (bench/results/sad.md, sad11).
+#[inline(always)]
+fn align_frame() {
+    let mut slot = FrameSlot([0; 64]);
+    core::hint::black_box(&mut slot);
+}
+
 simd_fn! {
     /// Reverses the bytes of each 128-bit lane.
     fn bswap(v: __m512i) -> __m512i {

@@ -189,6 +189,7 @@ impl Keys {
 
     simd_fn! {
         pub(super) fn open_impl<const NR: usize, const LONG: bool>(&self, m: &Msg, data: &mut [u8], tag: &[u8; 16]) -> bool {
+            align_frame();
             let len = data.len();
             let nb = len.div_ceil(16) + 1;
             let full = (len / 16 + 1) / 16;

@@ -1,0 +1,27 @@
+//! A software prefetch hint, for table lookups outside this folder
+//! (`sa::sad`'s burst lookup), which cannot hold `unsafe` themselves.
+//!
+//! `_mm_prefetch` is an SSE instruction (baseline on x86_64) but is declared
+//! `#[target_feature(enable = "sse")]`, so Rust still wants an `unsafe`
+//! block to call it from a function without that attribute; this is the one
+//! block. A prefetch only hints the cache: it never faults, whatever the
+//! address, and reads or writes no memory that Rust code can see.
+
+/// Starts loading the cache line of `r` into every cache level (a hint:
+/// no effect on the program's results). A no-op off x86_64.
+#[inline(always)]
+pub fn prefetch<T>(r: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: `sse` is part of the x86_64 baseline, so the instruction
+        // exists on every CPU this code runs on; PREFETCHT0 never faults
+        // and changes no memory (the pointer comes from a reference, so it
+        // is valid anyway).
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(r as *const T as *const i8) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = r;
+    }
+}
