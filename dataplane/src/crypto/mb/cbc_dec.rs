@@ -60,7 +60,7 @@ impl CbcDecKeys {
             }
             // SAFETY: the CPU has every feature `expand_dec` is compiled
             // for (checked just above).
-            Some(unsafe { expand_dec(key) })
+            unsafe { expand_dec(key) }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
@@ -92,43 +92,16 @@ impl CbcDecKeys {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "aes,sse2")]
-fn expand_dec(key: &[u8]) -> CbcDecKeys {
-    // FIPS-197 §5.2 KeyExpansion on 4-byte words; SubWord by AESENCLAST on
-    // a state whose four columns are the word (ShiftRows is then a no-op).
-    let sub_word = |w: [u8; 4]| -> [u8; 4] {
-        let s = _mm_set1_epi32(i32::from_le_bytes(w));
-        let r = _mm_aesenclast_si128(s, _mm_setzero_si128());
-        _mm_cvtsi128_si32(r).to_le_bytes()
-    };
-    let nk = key.len() / 4;
-    let nr = nk + 6;
-    let mut w = [[0u8; 4]; 60];
-    for (wi, c) in w.iter_mut().zip(key.chunks_exact(4)) {
-        wi.copy_from_slice(c);
-    }
-    let mut rcon = 1u8;
-    for i in nk..4 * (nr + 1) {
-        let mut t = w[i - 1];
-        if i % nk == 0 {
-            t = sub_word([t[1], t[2], t[3], t[0]]);
-            t[0] ^= rcon;
-            rcon = (rcon << 1) ^ (if rcon & 0x80 != 0 { 0x1b } else { 0 });
-        } else if nk > 6 && i % nk == 4 {
-            t = sub_word(t);
-        }
-        for j in 0..4 {
-            w[i][j] = w[i - nk][j] ^ t[j];
-        }
-    }
+fn expand_dec(key: &[u8]) -> Option<CbcDecKeys> {
+    let k = super::key_schedule::expand_words(key)?;
+    let nr = k.nr;
     let mut keys = CbcDecKeys {
         rk: [[0; 64]; 15],
         nr,
     };
     for r in 0..=nr {
         let mut ek = [0u8; 16];
-        for c in 0..4 {
-            ek[c * 4..c * 4 + 4].copy_from_slice(&w[4 * (nr - r) + c]);
-        }
+        k.round_key(nr - r, &mut ek);
         let mut v: __m128i = bytemuck::must_cast(ek);
         if r != 0 && r != nr {
             v = _mm_aesimc_si128(v);
@@ -139,8 +112,7 @@ fn expand_dec(key: &[u8]) -> CbcDecKeys {
         }
         ek.zeroize();
     }
-    w.zeroize();
-    keys
+    Some(keys)
 }
 
 /// CBC decryption of whole blocks in place, `NR` rounds: sixteen blocks

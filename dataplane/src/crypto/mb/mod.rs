@@ -34,6 +34,8 @@ pub(crate) mod aes_ni;
 pub(crate) mod cbc_dec;
 pub mod chacha_poly;
 pub mod chacha_x16;
+#[cfg(target_arch = "x86_64")]
+mod key_schedule;
 mod poly1305;
 pub mod poly1305_x8;
 pub mod prefetch;

@@ -5,57 +5,21 @@ use super::*;
 // ---------------------------------------------------------------------------
 
 simd_fn! {
-    /// AES SubWord of a 4-byte word, in constant time (AESENCLAST on a
-    /// state whose four columns are the word: ShiftRows is then a no-op).
-    pub(super) fn sub_word(w: [u8; 4]) -> [u8; 4] {
-        let s = _mm_set1_epi32(i32::from_le_bytes(w));
-        let r = _mm_aesenclast_si128(s, _mm_setzero_si128());
-        (_mm_cvtsi128_si32(r)).to_le_bytes()
-    }
-}
-
-simd_fn! {
     /// Expands a 16/24/32-byte AES key and derives the GHASH key powers.
     /// `None` for other key lengths.
     pub(crate) fn expand(key: &[u8]) -> Option<Keys> {
-        let nk = key.len() / 4;
-        let nr = match key.len() {
-            16 => 10,
-            24 => 12,
-            32 => 14,
-            _ => return None,
-        };
-        // FIPS-197 §5.2 KeyExpansion on 4-byte words.
-        let mut w = [[0u8; 4]; 60];
-        for (i, c) in key.chunks_exact(4).enumerate() {
-            w[i].copy_from_slice(c);
-        }
-        let mut rcon = 1u8;
-        for i in nk..4 * (nr + 1) {
-            let mut t = w[i - 1];
-            if i % nk == 0 {
-                t = sub_word([t[1], t[2], t[3], t[0]]);
-                t[0] ^= rcon;
-                rcon = (rcon << 1) ^ (if rcon & 0x80 != 0 { 0x1b } else { 0 });
-            } else if nk > 6 && i % nk == 4 {
-                t = sub_word(t);
-            }
-            for j in 0..4 {
-                w[i][j] = w[i - nk][j] ^ t[j];
-            }
-        }
+        let k = super::super::key_schedule::expand_words(key)?;
+        let nr = k.nr;
         let mut keys = Keys {
             h32: [[0; 64]; POW_LEN / 4],
             rk: [[0; 16]; 15],
             nr: nr as u32,
             salt: 0,
         };
-        for r in 0..=nr {
-            for c in 0..4 {
-                keys.rk[r][c * 4..c * 4 + 4].copy_from_slice(&w[4 * r + c]);
-            }
+        for (r, rk) in keys.rk.iter_mut().enumerate().take(nr + 1) {
+            k.round_key(r, rk);
         }
-        w.zeroize();
+        drop(k);
         // H = E_K(0^128).
         let mut h = _mm_xor_si128(_mm_setzero_si128(), _mm512_castsi512_si128(keys.k(0)));
         for r in 1..nr {
