@@ -23,6 +23,8 @@
 //! means "ICMP follows the outer IP header", so they pass as an IPv4 packet
 //! 192.0.2.1 -> 192.0.2.2, protocol 1, whose payload is the draft's payload.
 
+mod esp_common;
+
 use std::sync::Arc;
 
 use dataplane::crypto::{Backend, EncrAlg, IntegAlg, Key, Suite};
@@ -117,37 +119,6 @@ fn inbound(
         allow_legacy: false,
         tunnel_id: 9,
     }
-}
-
-/// IPv4 192.0.2.1 -> 192.0.2.2, protocol ESP, around `esp`.
-fn outer4(esp: &[u8]) -> Vec<u8> {
-    let tl = 20 + esp.len();
-    let mut p = vec![
-        0x45,
-        0,
-        (tl >> 8) as u8,
-        tl as u8,
-        0,
-        1,
-        0,
-        0,
-        64,
-        50,
-        0,
-        0,
-        192,
-        0,
-        2,
-        1,
-        192,
-        0,
-        2,
-        2,
-    ];
-    let c = checksum::checksum(&p);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p.extend_from_slice(esp);
-    p
 }
 
 /// What RFC 4303 says should happen to a packet whose ICV verifies, from its
@@ -363,7 +334,7 @@ fn rfc4106_and_rfc7634_vectors_through_decap() {
                 v.spi,
                 v.seq,
                 v.esn,
-                &outer4(&esp),
+                &esp_common::outer4(&esp),
                 &v.pt,
             );
             seen += 1;
