@@ -702,26 +702,43 @@ pub fn hmac_trunc(key: &HmacKey, msgs: &[&[u8]], tags: &mut [[u8; 32]]) -> Resul
     })
 }
 
-/// A ChaCha20-Poly1305 key (RFC 8439), wiped on drop.
+/// A ChaCha20-Poly1305 key (RFC 8439), wiped on drop. Held as the eight
+/// little-endian words of the ChaCha20 state (RFC 8439 §2.3: state words
+/// 4..11), which is the form a vector ChaCha20 kernel loads; in memory
+/// (little-endian: the library exists for x86-64 only) they are the key's
+/// 32 bytes in order, which is what the library reads. One copy serves both.
 pub struct ChachaKey {
-    key: [u8; 32],
+    words: [u32; 8],
 }
+
+// The library reads the words' memory as the key bytes.
+const _: () = assert!(cfg!(target_endian = "little"));
 
 impl ChachaKey {
     /// A 32-byte key.
     pub fn new(key: &[u8]) -> Result<ChachaKey, ImbError> {
-        let key: [u8; 32] = key.try_into().map_err(|_| ImbError::Invalid {
+        let key: &[u8; 32] = key.try_into().map_err(|_| ImbError::Invalid {
             what: "ChaCha20-Poly1305 key length",
             value: key.len(),
             why: "must be 32 bytes",
         })?;
-        Ok(ChachaKey { key })
+        let mut words = [0u32; 8];
+        for (w, b) in words.iter_mut().zip(key.chunks_exact(4)) {
+            *w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        Ok(ChachaKey { words })
+    }
+
+    /// The key as the eight little-endian state words (RFC 8439 §2.3).
+    #[inline(always)]
+    pub fn words(&self) -> &[u32; 8] {
+        &self.words
     }
 }
 
 impl Drop for ChachaKey {
     fn drop(&mut self) {
-        self.key.zeroize();
+        self.words.zeroize();
     }
 }
 
@@ -820,7 +837,8 @@ pub fn chacha20_poly1305(
     let k = AeadParams {
         cipher: sys::IMB_CIPHER_CHACHA20_POLY1305,
         hash: sys::IMB_AUTH_CHACHA20_POLY1305,
-        key: key.key.as_ptr().cast(),
+        // The words' 32 bytes are the key in order (little-endian).
+        key: key.words.as_ptr().cast(),
         key_len: 32,
         op: "ChaCha20-Poly1305 job",
     };

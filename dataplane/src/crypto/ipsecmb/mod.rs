@@ -163,9 +163,7 @@ pub fn build_for(
         }
         (EncrAlg::ChaCha20Poly1305, _) => {
             let (k, salt) = split_salt(suite.encr, enc)?;
-            let keys = ChachaKeys::new(k)?;
-            let backend = keys.backend(backend);
-            Ok(aead_esp(keys, salt, esn, backend))
+            Ok(aead_esp(ChachaKeys::new(k)?, salt, esn, arch))
         }
         (EncrAlg::AesGcm128 | EncrAlg::AesGcm256, _) => {
             let (k, salt) = split_salt(suite.encr, enc)?;
@@ -173,7 +171,7 @@ pub fn build_for(
                 imb::GcmKey::new(k).map_err(lib_err)?,
                 salt,
                 esn,
-                backend,
+                arch,
             ))
         }
         (EncrAlg::AesCbc128 | EncrAlg::AesCbc256 | EncrAlg::Null, None) => {
