@@ -247,7 +247,7 @@ pub struct AesKey {
 /// any key size, as DPDK's and VPP's sessions allocate), 16-byte aligned as
 /// the library requires. 240 bytes, a plain 16-byte-aligned heap block.
 #[repr(C, align(16))]
-struct RoundKeys([u8; 240]);
+struct RoundKeys([[u8; 16]; 15]);
 
 impl Drop for RoundKeys {
     fn drop(&mut self) {
@@ -271,8 +271,8 @@ impl AesKey {
             });
         }
         // The library writes both; the one not kept is wiped when these drop.
-        let mut enc = Box::new(RoundKeys([0; 240]));
-        let mut dec = Box::new(RoundKeys([0; 240]));
+        let mut enc = Box::new(RoundKeys([[0; 16]; 15]));
+        let mut dec = Box::new(RoundKeys([[0; 16]; 15]));
         with_mgr(|m| {
             // SAFETY: `key` holds key.len() (16/24/32) readable bytes; enc
             // and dec are 240-byte, 16-byte-aligned buffers: the 16 * 15
@@ -310,6 +310,16 @@ impl AesKey {
     /// Key length in bytes.
     pub fn key_len(&self) -> usize {
         self.len
+    }
+
+    /// The decryption schedule, if kept: the 15 round keys of FIPS-197
+    /// §5.3.5's equivalent inverse cipher in the order `aesdec` uses them
+    /// (key `r` = InvMixColumns of encryption key `nr - r`, the first and
+    /// last not mixed), the first `nr + 1` meaningful. Lent to another AES
+    /// decryption of the same key (the VAES CBC kernel), so that an SA keeps
+    /// one schedule.
+    pub fn dec_round_keys(&self) -> Option<&[[u8; 16]; 15]> {
+        self.dec.as_deref().map(|k| &k.0)
     }
 
     /// Bytes of the schedules kept (heap).

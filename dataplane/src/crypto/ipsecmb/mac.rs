@@ -214,7 +214,7 @@ pub(super) fn mac_esp<H: SmallMac>(
     // One-pass open (SHA-NI HMAC + VAES CBC decryption) where the hash
     // asks for it and the SA decrypts on a CPU that has both.
     let dec = (H::ONE_PASS_CBC && keep != imb::AesKeyUse::Encrypt && c.mac.small.is_some())
-        .then(|| CbcDecKeys::new(enc))
+        .then(|| CbcDec::new(enc.len()))
         .flatten();
     Ok(match (dec, esn) {
         (Some(dec), true) => Box::new(CbcHmacOnePass {

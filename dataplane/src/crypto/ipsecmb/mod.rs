@@ -36,7 +36,7 @@ use ffi::ipsecmb as imb;
 use super::ct;
 use super::hmac_burst::{sha_ni, Sha1, Sha256, ShaNiHmac, SmallJob, SmallMac};
 use super::hmac_wide::{self, Sha1Wide, Sha384Wide, Sha512Wide, WideMac};
-use super::mb::cbc_dec::CbcDecKeys;
+use super::mb::cbc_dec::CbcDec;
 use super::mb::chacha_poly::{ChachaOp, ChachaPolyX16};
 use super::raw::{RawAead, RawCbc, RawMac, TAG_LEN};
 use super::transform::AesIvGen;
