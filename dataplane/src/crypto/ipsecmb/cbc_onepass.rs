@@ -31,14 +31,15 @@ impl<const ESN: bool, H: SmallMac> CbcHmacOnePass<ESN, H> {
     fn open_chunk(&self, jobs: &mut [OpenJob<'_>]) {
         let c = &self.base.0;
         let long = jobs.first().is_some_and(|j| {
-            ShaNiHmac::<H>::blocks(j.esp.len().saturating_sub(c.icv_len)) > H::MAX_BLOCKS
+            ShaNiHmac::<H>::blocks(j.esp.len().saturating_sub(usize::from(c.icv_len)))
+                > H::MAX_BLOCKS
         });
         // The library's decryption schedule, lent to the VAES kernel (an SA
         // that decrypts keeps it; checked once per burst).
         let (Some(k), Some(rk), true) = (&c.mac.small, c.aes.dec_round_keys(), long) else {
             return self.base.open_chunk(jobs);
         };
-        let icv = c.icv_len;
+        let icv = usize::from(c.icv_len);
         for group in jobs.chunks_mut(4) {
             // 1. Lengths; with ESN, SeqHi where the ICV goes (saved).
             let mut cts = [0usize; 4];
@@ -109,10 +110,10 @@ impl<const ESN: bool, H: SmallMac> EspCipher for CbcHmacOnePass<ESN, H> {
         BLOCK
     }
     fn icv_len(&self) -> usize {
-        self.base.0.icv_len
+        usize::from(self.base.0.icv_len)
     }
     fn backend(&self) -> &'static str {
-        self.base.0.backend
+        name(self.base.0.arch)
     }
     fn seal(&self, jobs: &mut [SealJob<'_>]) {
         self.base.seal(jobs);

@@ -143,7 +143,6 @@ pub fn build_for(
         Some(Direction::Inbound) => imb::AesKeyUse::Decrypt,
     };
     let arch = imb::warm_thread().map_err(lib_err)?;
-    let backend = name(arch);
     match (suite.encr, hash_alg(suite.integ)) {
         (EncrAlg::AesCbc128 | EncrAlg::AesCbc256 | EncrAlg::Null, Some(h)) => {
             // Where the CPU has AVX-512: SHA-1 on the 16-lane path
@@ -152,13 +151,11 @@ pub fn build_for(
             // interleaved SHA-NI path for short packets (hmac_burst) and the
             // library for the others.
             match h {
-                imb::HashAlg::Sha1 => {
-                    mac_esp::<Sha1>(suite, enc, auth, esn, iv_key, keep, h, backend)
-                }
+                imb::HashAlg::Sha1 => mac_esp::<Sha1>(suite, enc, auth, esn, iv_key, keep, h, arch),
                 imb::HashAlg::Sha256 => {
-                    mac_esp::<Sha256>(suite, enc, auth, esn, iv_key, keep, h, backend)
+                    mac_esp::<Sha256>(suite, enc, auth, esn, iv_key, keep, h, arch)
                 }
-                _ => mac_esp::<NoSmall>(suite, enc, auth, esn, iv_key, keep, h, backend),
+                _ => mac_esp::<NoSmall>(suite, enc, auth, esn, iv_key, keep, h, arch),
             }
         }
         (EncrAlg::ChaCha20Poly1305, _) => {
