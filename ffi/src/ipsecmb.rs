@@ -247,7 +247,7 @@ pub struct AesKey {
 /// any key size, as DPDK's and VPP's sessions allocate), 16-byte aligned as
 /// the library requires. 240 bytes, a plain 16-byte-aligned heap block.
 #[repr(C, align(16))]
-struct RoundKeys([u8; 240]);
+struct RoundKeys([[u8; 16]; 15]);
 
 impl Drop for RoundKeys {
     fn drop(&mut self) {
@@ -271,8 +271,8 @@ impl AesKey {
             });
         }
         // The library writes both; the one not kept is wiped when these drop.
-        let mut enc = Box::new(RoundKeys([0; 240]));
-        let mut dec = Box::new(RoundKeys([0; 240]));
+        let mut enc = Box::new(RoundKeys([[0; 16]; 15]));
+        let mut dec = Box::new(RoundKeys([[0; 16]; 15]));
         with_mgr(|m| {
             // SAFETY: `key` holds key.len() (16/24/32) readable bytes; enc
             // and dec are 240-byte, 16-byte-aligned buffers: the 16 * 15
@@ -310,6 +310,16 @@ impl AesKey {
     /// Key length in bytes.
     pub fn key_len(&self) -> usize {
         self.len
+    }
+
+    /// The decryption schedule, if kept: the 15 round keys of FIPS-197
+    /// §5.3.5's equivalent inverse cipher in the order `aesdec` uses them
+    /// (key `r` = InvMixColumns of encryption key `nr - r`, the first and
+    /// last not mixed), the first `nr + 1` meaningful. Lent to another AES
+    /// decryption of the same key (the VAES CBC kernel), so that an SA keeps
+    /// one schedule.
+    pub fn dec_round_keys(&self) -> Option<&[[u8; 16]; 15]> {
+        self.dec.as_deref().map(|k| &k.0)
     }
 
     /// Bytes of the schedules kept (heap).
@@ -702,26 +712,43 @@ pub fn hmac_trunc(key: &HmacKey, msgs: &[&[u8]], tags: &mut [[u8; 32]]) -> Resul
     })
 }
 
-/// A ChaCha20-Poly1305 key (RFC 8439), wiped on drop.
+/// A ChaCha20-Poly1305 key (RFC 8439), wiped on drop. Held as the eight
+/// little-endian words of the ChaCha20 state (RFC 8439 §2.3: state words
+/// 4..11), which is the form a vector ChaCha20 kernel loads; in memory
+/// (little-endian: the library exists for x86-64 only) they are the key's
+/// 32 bytes in order, which is what the library reads. One copy serves both.
 pub struct ChachaKey {
-    key: [u8; 32],
+    words: [u32; 8],
 }
+
+// The library reads the words' memory as the key bytes.
+const _: () = assert!(cfg!(target_endian = "little"));
 
 impl ChachaKey {
     /// A 32-byte key.
     pub fn new(key: &[u8]) -> Result<ChachaKey, ImbError> {
-        let key: [u8; 32] = key.try_into().map_err(|_| ImbError::Invalid {
+        let key: &[u8; 32] = key.try_into().map_err(|_| ImbError::Invalid {
             what: "ChaCha20-Poly1305 key length",
             value: key.len(),
             why: "must be 32 bytes",
         })?;
-        Ok(ChachaKey { key })
+        let mut words = [0u32; 8];
+        for (w, b) in words.iter_mut().zip(key.chunks_exact(4)) {
+            *w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        Ok(ChachaKey { words })
+    }
+
+    /// The key as the eight little-endian state words (RFC 8439 §2.3).
+    #[inline(always)]
+    pub fn words(&self) -> &[u32; 8] {
+        &self.words
     }
 }
 
 impl Drop for ChachaKey {
     fn drop(&mut self) {
-        self.key.zeroize();
+        self.words.zeroize();
     }
 }
 
@@ -820,7 +847,8 @@ pub fn chacha20_poly1305(
     let k = AeadParams {
         cipher: sys::IMB_CIPHER_CHACHA20_POLY1305,
         hash: sys::IMB_AUTH_CHACHA20_POLY1305,
-        key: key.key.as_ptr().cast(),
+        // The words' 32 bytes are the key in order (little-endian).
+        key: key.words.as_ptr().cast(),
         key_len: 32,
         op: "ChaCha20-Poly1305 job",
     };

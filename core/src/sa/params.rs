@@ -109,7 +109,11 @@ pub struct Lifetime {
     pub hard_packets: u64,
 }
 
-/// Replay window default (RFC 4303 allows any size; 4096 copes with multi-core reordering).
+/// Replay window default (RFC 4303 allows any size). Larger than strongSwan's
+/// 32, Libreswan's 128 or VPP's 64: a peer that sends one SA from several
+/// workers, each through its own transmit ring (as ours does), reorders its
+/// packets by up to about (workers - 1) x ring size (3 x 1024 for four
+/// workers on 1024-descriptor rings); see bench/results/sad.md (mem12).
 pub const DEFAULT_REPLAY_WINDOW: u32 = 4096;
 /// Smallest replay window accepted when anti-replay is on.
 pub const MIN_REPLAY_WINDOW: u32 = 64;

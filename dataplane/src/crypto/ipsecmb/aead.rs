@@ -8,14 +8,19 @@ use super::*;
 pub(super) trait ImbAead: Send + Sync + 'static {
     fn run(&self, dir: imb::Direction, ops: &mut [imb::AeadOp<'_>]) -> Result<(), imb::ImbError>;
 
-    /// The 16-lane ChaCha20-Poly1305 kernel for this key, if the suite has
-    /// one and the CPU runs it, and the longest message it takes (chosen
-    /// when the key is built): messages up to that length go there instead
-    /// of to the library (a length class, not an algorithm branch: `None`
-    /// is a constant for AES-GCM).
+    /// The 16-lane ChaCha20-Poly1305 kernel, if the suite has one and the
+    /// CPU runs it, with this key's state words and the longest message it
+    /// takes (fixed by the CPU): messages up to that length go there
+    /// instead of to the library (a length class, not an algorithm branch:
+    /// `None` is a constant for AES-GCM).
     #[inline(always)]
-    fn small(&self) -> Option<(&ChachaPolyX16, usize)> {
+    fn small(&self) -> Option<(ChachaPolyX16, &[u32; 8], usize)> {
         None
+    }
+
+    /// What runs, for `status`, given the library's name for this CPU.
+    fn backend(&self, lib: &'static str) -> &'static str {
+        lib
     }
 }
 
@@ -46,52 +51,50 @@ pub(super) const SMALL_MAX: usize = 112;
 /// +3-5 % (768 and 1024 B, before the sixteen-block runs: -5..+1 %).
 pub(super) const IFMA_MAX: usize = super::super::mb::chacha_poly::MAX_LEN;
 
-/// ChaCha20-Poly1305: the library's key and, on AVX-512 CPUs, our 16-lane
-/// kernel's: for short packets ([`SMALL_MAX`]) with the scalar Poly1305,
-/// for all ([`IFMA_MAX`]) where the CPU has IFMA.
+/// ChaCha20-Poly1305: the key once (`imb::ChachaKey`: the eight state
+/// words, whose memory the library reads as the key bytes) and, on AVX-512
+/// CPUs, our 16-lane kernel, which takes the same words: for short packets
+/// ([`SMALL_MAX`]) with the scalar Poly1305, for all ([`IFMA_MAX`]) where
+/// the CPU has IFMA. 36 bytes.
 pub(super) struct ChachaKeys {
-    imb: imb::ChachaKey,
+    key: imb::ChachaKey,
     mb: Option<ChachaPolyX16>,
-    mb_max: usize,
 }
 
 impl ChachaKeys {
     pub(super) fn new(key: &[u8]) -> Result<Self, CryptoError> {
-        let mb = ChachaPolyX16::new(key);
-        let mb_max = match &mb {
-            Some(k) if k.has_ifma() => IFMA_MAX,
-            _ => SMALL_MAX,
-        };
         Ok(ChachaKeys {
-            imb: imb::ChachaKey::new(key).map_err(lib_err)?,
-            mb,
-            mb_max,
+            key: imb::ChachaKey::new(key).map_err(lib_err)?,
+            mb: ChachaPolyX16::detect(),
         })
-    }
-
-    /// What runs, for `status`: the library's name alone, or ours for short
-    /// packets and the library's for long ones, or ours alone (IFMA).
-    pub(super) fn backend(&self, lib: &'static str) -> &'static str {
-        match &self.mb {
-            None => lib,
-            Some(_) if self.mb_max >= IFMA_MAX => "espresso-avx512-ifma",
-            Some(_) => match lib {
-                "ipsec-mb-avx512" => "espresso-avx512+ipsec-mb-avx512",
-                _ => "espresso-avx512+ipsec-mb",
-            },
-        }
     }
 }
 
 impl ImbAead for ChachaKeys {
     #[inline(always)]
     fn run(&self, dir: imb::Direction, ops: &mut [imb::AeadOp<'_>]) -> Result<(), imb::ImbError> {
-        imb::chacha20_poly1305(&self.imb, dir, ops)
+        imb::chacha20_poly1305(&self.key, dir, ops)
     }
 
     #[inline(always)]
-    fn small(&self) -> Option<(&ChachaPolyX16, usize)> {
-        self.mb.as_ref().map(|k| (k, self.mb_max))
+    fn small(&self) -> Option<(ChachaPolyX16, &[u32; 8], usize)> {
+        self.mb.map(|k| {
+            let max = if k.has_ifma() { IFMA_MAX } else { SMALL_MAX };
+            (k, self.key.words(), max)
+        })
+    }
+
+    /// The library's name alone, or ours for short packets and the
+    /// library's for long ones, or ours alone (IFMA).
+    fn backend(&self, lib: &'static str) -> &'static str {
+        match &self.mb {
+            None => lib,
+            Some(k) if k.has_ifma() => "espresso-avx512-ifma",
+            Some(_) => match lib {
+                "ipsec-mb-avx512" => "espresso-avx512+ipsec-mb-avx512",
+                _ => "espresso-avx512+ipsec-mb",
+            },
+        }
     }
 }
 
@@ -102,10 +105,12 @@ impl ImbAead for imb::GcmKey {
     }
 }
 
+/// An AEAD transform's state: the key, the salt and the library's code
+/// path (the backend name is derived from them when `status` asks).
 pub(super) struct Aead<K> {
     pub(super) key: K,
     pub(super) salt: [u8; 4],
-    pub(super) backend: &'static str,
+    pub(super) arch: imb::Arch,
 }
 
 pub(super) struct AeadEsp<K, const ESN: bool>(pub(super) Aead<K>);
@@ -114,9 +119,9 @@ pub(super) fn aead_esp<K: ImbAead>(
     key: K,
     salt: [u8; 4],
     esn: bool,
-    backend: &'static str,
+    arch: imb::Arch,
 ) -> Box<dyn EspCipher> {
-    let a = Aead { key, salt, backend };
+    let a = Aead { key, salt, arch };
     if esn {
         Box::new(AeadEsp::<K, true>(a))
     } else {
@@ -178,7 +183,7 @@ impl<K: ImbAead, const ESN: bool> AeadEsp<K, ESN> {
                 let nonce = self.nonce(&head[HDR..]);
                 let aad: &[u8] = if ESN { &aads[i] } else { &head[..HDR] };
                 let data = &mut rest[..len - HDR - AEAD_IV - TAG_LEN];
-                if small.is_some_and(|(_, max)| data.len() <= max) {
+                if small.is_some_and(|(_, _, max)| data.len() <= max) {
                     sops.push(ChachaOp {
                         nonce,
                         aad,
@@ -197,8 +202,8 @@ impl<K: ImbAead, const ESN: bool> AeadEsp<K, ESN> {
                     lib_at.push(i as u8);
                 }
             }
-            if let Some((mb, _)) = small {
-                mb.seal(&mut sops);
+            if let Some((mb, key, _)) = small {
+                mb.seal(key, &mut sops);
                 for (o, &i) in sops.iter().zip(&small_at) {
                     tags[i as usize] = o.tag;
                 }
@@ -243,7 +248,7 @@ impl<K: ImbAead, const ESN: bool> AeadEsp<K, ESN> {
             let (data, tag) = rest.split_at_mut(len - HDR - AEAD_IV - TAG_LEN);
             let mut t = [0u8; TAG_LEN];
             t.copy_from_slice(tag);
-            if small.is_some_and(|(_, max)| data.len() <= max) {
+            if small.is_some_and(|(_, _, max)| data.len() <= max) {
                 sops.push(ChachaOp {
                     nonce,
                     aad,
@@ -262,8 +267,8 @@ impl<K: ImbAead, const ESN: bool> AeadEsp<K, ESN> {
                 });
             }
         }
-        if let Some((mb, _)) = small {
-            mb.open(&mut sops);
+        if let Some((mb, key, _)) = small {
+            mb.open(key, &mut sops);
             for (o, &i) in sops.iter().zip(&small_at) {
                 good[i as usize] = o.ok;
             }
@@ -296,5 +301,5 @@ esp_cipher_in_chunks!(
     iv_len: AEAD_IV,
     pad_align: 4,
     icv_len: |_c| TAG_LEN,
-    backend: |c| c.0.backend,
+    backend: |c| c.0.key.backend(name(c.0.arch)),
 );

@@ -8,8 +8,10 @@ pub(super) struct CbcHmac<H: SmallMac> {
     pub(super) aes: imb::AesKey,
     pub(super) mac: Mac<H>,
     pub(super) ivgen: AesIvGen,
-    pub(super) icv_len: usize,
-    pub(super) backend: &'static str,
+    /// ICV length (12..=32 bytes).
+    pub(super) icv_len: u8,
+    /// The library's code path (`status` names the backend from it).
+    pub(super) arch: imb::Arch,
 }
 
 impl<H: SmallMac> CbcHmac<H> {
@@ -17,7 +19,7 @@ impl<H: SmallMac> CbcHmac<H> {
     /// blocks.
     #[inline(always)]
     pub(super) fn ct_len(&self, len: usize) -> Option<usize> {
-        let ct = len.checked_sub(HDR + BLOCK + self.icv_len)?;
+        let ct = len.checked_sub(HDR + BLOCK + usize::from(self.icv_len))?;
         (ct >= BLOCK && ct % BLOCK == 0).then_some(ct)
     }
 }
@@ -39,7 +41,7 @@ pub(super) fn authed_len<const ESN: bool>(esp: &mut [u8], end: usize, seq: u64) 
 impl<const ESN: bool, H: SmallMac> CbcHmacEsp<ESN, H> {
     pub(super) fn seal_chunk(&self, jobs: &mut [SealJob<'_>]) {
         let c = &self.0;
-        let icv = c.icv_len;
+        let icv = usize::from(c.icv_len);
         // Ciphertext length per job, once (0: malformed, zeroed, skipped).
         let mut cts = [0usize; CHUNK];
         // 1. IVs of the burst in one call, CBC encryption of the burst.
@@ -107,7 +109,7 @@ impl<const ESN: bool, H: SmallMac> CbcHmacEsp<ESN, H> {
 
     pub(super) fn open_chunk(&self, jobs: &mut [OpenJob<'_>]) {
         let c = &self.0;
-        let icv = c.icv_len;
+        let icv = usize::from(c.icv_len);
         let mut cts = [0usize; CHUNK];
         // With ESN: the ICV bytes SeqHi overwrites while hashing.
         let mut saved = [[0u8; 4]; CHUNK];
@@ -183,6 +185,6 @@ esp_cipher_in_chunks!(
     impl[const ESN: bool, H: SmallMac] CbcHmacEsp<ESN, H>,
     iv_len: BLOCK,
     pad_align: BLOCK,
-    icv_len: |c| c.0.icv_len,
-    backend: |c| c.0.backend,
+    icv_len: |c| usize::from(c.0.icv_len),
+    backend: |c| name(c.0.arch),
 );

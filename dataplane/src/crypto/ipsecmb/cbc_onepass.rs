@@ -9,7 +9,8 @@ use super::*;
 /// [`CbcHmacEsp`]'s. `open` of a burst of long packets (the first one over
 /// [`SmallMac::MAX_BLOCKS`] compressions, where [`CbcHmacEsp`] would hash
 /// with the library) goes four packets at a time: their HMAC on the SHA-NI
-/// kernel, then the VAES decryption ([`CbcDecKeys`]) of those that
+/// kernel, then the VAES decryption ([`CbcDec`], with the library's
+/// decryption schedule: one per SA) of those that
 /// verified, while they are still in L1, instead of one pass over the
 /// burst to hash it and a second to decrypt it (with the library's CBC).
 /// Shorter packets keep [`CbcHmacEsp`]'s open.
@@ -23,19 +24,22 @@ use super::*;
 /// the compare).
 pub(super) struct CbcHmacOnePass<const ESN: bool, H: SmallMac> {
     pub(super) base: CbcHmacEsp<ESN, H>,
-    pub(super) dec: CbcDecKeys,
+    pub(super) dec: CbcDec,
 }
 
 impl<const ESN: bool, H: SmallMac> CbcHmacOnePass<ESN, H> {
     fn open_chunk(&self, jobs: &mut [OpenJob<'_>]) {
         let c = &self.base.0;
         let long = jobs.first().is_some_and(|j| {
-            ShaNiHmac::<H>::blocks(j.esp.len().saturating_sub(c.icv_len)) > H::MAX_BLOCKS
+            ShaNiHmac::<H>::blocks(j.esp.len().saturating_sub(usize::from(c.icv_len)))
+                > H::MAX_BLOCKS
         });
-        let (Some(k), true) = (&c.mac.small, long) else {
+        // The library's decryption schedule, lent to the VAES kernel (an SA
+        // that decrypts keeps it; checked once per burst).
+        let (Some(k), Some(rk), true) = (&c.mac.small, c.aes.dec_round_keys(), long) else {
             return self.base.open_chunk(jobs);
         };
-        let icv = c.icv_len;
+        let icv = usize::from(c.icv_len);
         for group in jobs.chunks_mut(4) {
             // 1. Lengths; with ESN, SeqHi where the ICV goes (saved).
             let mut cts = [0usize; 4];
@@ -92,7 +96,7 @@ impl<const ESN: bool, H: SmallMac> CbcHmacOnePass<ESN, H> {
                 let mut iv = [0u8; BLOCK];
                 iv.copy_from_slice(&head[HDR..]);
                 // Never refused: whole blocks (`ct_len`).
-                job.ok = self.dec.decrypt(&iv, &mut rest[..ct]);
+                job.ok = self.dec.decrypt(rk, &iv, &mut rest[..ct]);
             }
         }
     }
@@ -109,10 +113,10 @@ impl<const ESN: bool, H: SmallMac> EspCipher for CbcHmacOnePass<ESN, H> {
         BLOCK
     }
     fn icv_len(&self) -> usize {
-        self.base.0.icv_len
+        usize::from(self.base.0.icv_len)
     }
     fn backend(&self) -> &'static str {
-        self.base.0.backend
+        name(self.base.0.arch)
     }
     fn seal(&self, jobs: &mut [SealJob<'_>]) {
         self.base.seal(jobs);

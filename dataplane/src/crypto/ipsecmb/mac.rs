@@ -180,20 +180,16 @@ pub(super) fn mac_esp<H: SmallMac>(
     iv_key: &[u8; 32],
     keep: imb::AesKeyUse,
     h: imb::HashAlg,
-    backend: &'static str,
+    arch: imb::Arch,
 ) -> Result<Box<dyn EspCipher>, CryptoError> {
     let mac = Mac::<H>::new(h, auth)?;
-    let icv_len = suite.integ.icv_len();
     // The library writes the IPsec truncation of the MAC (`Mac::macs`).
-    if icv_len != h.trunc_len() {
-        return Err(unsupported(suite.integ.name()));
-    }
+    let icv_len = match u8::try_from(suite.integ.icv_len()) {
+        Ok(n) if usize::from(n) == h.trunc_len() => n,
+        _ => return Err(unsupported(suite.integ.name())),
+    };
     if suite.encr == EncrAlg::Null {
-        let m = NullHmac {
-            mac,
-            icv_len,
-            backend,
-        };
+        let m = NullHmac { mac, icv_len, arch };
         return Ok(if esn {
             Box::new(NullHmacEsp::<true, H>(m))
         } else {
@@ -209,12 +205,12 @@ pub(super) fn mac_esp<H: SmallMac>(
             AesIvGen::new(iv_key)
         },
         icv_len,
-        backend,
+        arch,
     };
     // One-pass open (SHA-NI HMAC + VAES CBC decryption) where the hash
     // asks for it and the SA decrypts on a CPU that has both.
     let dec = (H::ONE_PASS_CBC && keep != imb::AesKeyUse::Encrypt && c.mac.small.is_some())
-        .then(|| CbcDecKeys::new(enc))
+        .then(|| CbcDec::new(enc.len()))
         .flatten();
     Ok(match (dec, esn) {
         (Some(dec), true) => Box::new(CbcHmacOnePass {

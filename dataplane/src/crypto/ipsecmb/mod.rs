@@ -36,7 +36,7 @@ use ffi::ipsecmb as imb;
 use super::ct;
 use super::hmac_burst::{sha_ni, Sha1, Sha256, ShaNiHmac, SmallJob, SmallMac};
 use super::hmac_wide::{self, Sha1Wide, Sha384Wide, Sha512Wide, WideMac};
-use super::mb::cbc_dec::CbcDecKeys;
+use super::mb::cbc_dec::CbcDec;
 use super::mb::chacha_poly::{ChachaOp, ChachaPolyX16};
 use super::raw::{RawAead, RawCbc, RawMac, TAG_LEN};
 use super::transform::AesIvGen;
@@ -194,7 +194,6 @@ pub fn build_for(
         Some(Direction::Inbound) => imb::AesKeyUse::Decrypt,
     };
     let arch = imb::warm_thread().map_err(lib_err)?;
-    let backend = name(arch);
     match (suite.encr, hash_alg(suite.integ)) {
         (EncrAlg::AesCbc128 | EncrAlg::AesCbc256 | EncrAlg::Null, Some(h)) => {
             // Where the CPU has AVX-512: SHA-1 on the 16-lane path
@@ -203,20 +202,16 @@ pub fn build_for(
             // interleaved SHA-NI path for short packets (hmac_burst) and the
             // library for the others.
             match h {
-                imb::HashAlg::Sha1 => {
-                    mac_esp::<Sha1>(suite, enc, auth, esn, iv_key, keep, h, backend)
-                }
+                imb::HashAlg::Sha1 => mac_esp::<Sha1>(suite, enc, auth, esn, iv_key, keep, h, arch),
                 imb::HashAlg::Sha256 => {
-                    mac_esp::<Sha256>(suite, enc, auth, esn, iv_key, keep, h, backend)
+                    mac_esp::<Sha256>(suite, enc, auth, esn, iv_key, keep, h, arch)
                 }
-                _ => mac_esp::<NoSmall>(suite, enc, auth, esn, iv_key, keep, h, backend),
+                _ => mac_esp::<NoSmall>(suite, enc, auth, esn, iv_key, keep, h, arch),
             }
         }
         (EncrAlg::ChaCha20Poly1305, _) => {
             let (k, salt) = split_salt(suite.encr, enc)?;
-            let keys = ChachaKeys::new(k)?;
-            let backend = keys.backend(backend);
-            Ok(aead_esp(keys, salt, esn, backend))
+            Ok(aead_esp(ChachaKeys::new(k)?, salt, esn, arch))
         }
         (EncrAlg::AesGcm128 | EncrAlg::AesGcm256, _) => {
             let (k, salt) = split_salt(suite.encr, enc)?;
@@ -224,7 +219,7 @@ pub fn build_for(
                 imb::GcmKey::new(k).map_err(lib_err)?,
                 salt,
                 esn,
-                backend,
+                arch,
             ))
         }
         (EncrAlg::AesCbc128 | EncrAlg::AesCbc256 | EncrAlg::Null, None) => {

@@ -6,8 +6,10 @@ use super::*;
 
 pub(super) struct NullHmac<H: SmallMac> {
     pub(super) mac: Mac<H>,
-    pub(super) icv_len: usize,
-    pub(super) backend: &'static str,
+    /// ICV length (12..=32 bytes).
+    pub(super) icv_len: u8,
+    /// The library's code path (`status` names the backend from it).
+    pub(super) arch: imb::Arch,
 }
 
 pub(super) struct NullHmacEsp<const ESN: bool, H: SmallMac>(pub(super) NullHmac<H>);
@@ -17,11 +19,13 @@ impl<const ESN: bool, H: SmallMac> NullHmacEsp<ESN, H> {
     /// for the header and the ICV.
     #[inline(always)]
     pub(super) fn end(&self, len: usize) -> Option<usize> {
-        len.checked_sub(self.0.icv_len).filter(|&e| e >= HDR)
+        len.checked_sub(usize::from(self.0.icv_len))
+            .filter(|&e| e >= HDR)
     }
 
     pub(super) fn seal_chunk(&self, jobs: &mut [SealJob<'_>]) {
         let m = &self.0;
+        let icv = usize::from(m.icv_len);
         let mut tags = [[0u8; 32]; CHUNK];
         {
             let mut msgs: ArrayVec<&[u8], CHUNK> = ArrayVec::new();
@@ -46,13 +50,14 @@ impl<const ESN: bool, H: SmallMac> NullHmacEsp<ESN, H> {
             let Some(end) = self.end(esp.len()) else {
                 continue;
             };
-            esp[end..end + m.icv_len].copy_from_slice(&tags[k][..m.icv_len]);
+            esp[end..end + icv].copy_from_slice(&tags[k][..icv]);
             k += 1;
         }
     }
 
     pub(super) fn open_chunk(&self, jobs: &mut [OpenJob<'_>]) {
         let m = &self.0;
+        let icv = usize::from(m.icv_len);
         let mut rx = [[0u8; MAX_ICV]; CHUNK];
         let mut good = [false; CHUNK];
         {
@@ -63,7 +68,7 @@ impl<const ESN: bool, H: SmallMac> NullHmacEsp<ESN, H> {
                 let Some(end) = self.end(esp.len()) else {
                     continue;
                 };
-                rx[i][..m.icv_len].copy_from_slice(&esp[end..end + m.icv_len]);
+                rx[i][..icv].copy_from_slice(&esp[end..end + icv]);
                 let n = authed_len::<ESN>(esp, end, job.seq);
                 msgs.push(&esp[..n]);
                 idx.push(i);
@@ -71,7 +76,7 @@ impl<const ESN: bool, H: SmallMac> NullHmacEsp<ESN, H> {
             let mut tags = [[0u8; 32]; CHUNK];
             if m.mac.macs(&msgs, &mut tags).is_ok() {
                 for (t, &i) in tags.iter().zip(&idx) {
-                    good[i] = ct::eq(&t[..m.icv_len], &rx[i][..m.icv_len]);
+                    good[i] = ct::eq(&t[..icv], &rx[i][..icv]);
                 }
             }
         }
@@ -90,6 +95,6 @@ esp_cipher_in_chunks!(
     impl[const ESN: bool, H: SmallMac] NullHmacEsp<ESN, H>,
     iv_len: 0,
     pad_align: 4,
-    icv_len: |c| c.0.icv_len,
-    backend: |c| c.0.backend,
+    icv_len: |c| usize::from(c.0.icv_len),
+    backend: |c| name(c.0.arch),
 );

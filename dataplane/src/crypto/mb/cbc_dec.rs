@@ -18,7 +18,7 @@
 //! only `sha256rnds2` and `vaesdec` overlaps the two.)
 //!
 //! `unsafe` here: the call into the `#[target_feature]` function, made only
-//! through a [`CbcDecKeys`] (which exists once `new` found the CPU
+//! through a [`CbcDec`] (which exists once `new` found the CPU
 //! features), and the masked loads/stores of the tail, whose masks select
 //! only bytes inside the ciphertext slice. Checked against RustCrypto's
 //! `cbc` on random keys, IVs and every length up to 40 blocks, and against
@@ -28,26 +28,33 @@
 #[cfg(target_arch = "x86_64")]
 use core::arch::x86_64::*;
 
-use zeroize::{Zeroize, ZeroizeOnDrop};
+#[cfg(all(test, target_arch = "x86_64"))]
+use zeroize::Zeroize;
 
 /// AES block length.
 const BLOCK: usize = 16;
 
 /// AES decryption round keys for `aesdec` (FIPS-197 §5.3.5, the
 /// equivalent inverse cipher: the encryption schedule reversed, InvMixColumns
-/// applied to the middle keys), each broadcast to four lanes; wiped on drop.
-#[derive(Zeroize, ZeroizeOnDrop)]
-#[repr(C, align(64))]
-pub(crate) struct CbcDecKeys {
-    rk: [[u8; 64]; 15],
-    nr: usize,
+/// applied to the middle keys), 16 bytes each, the first `nr + 1` used:
+/// the layout of intel-ipsec-mb's decryption schedule
+/// (`ffi::ipsecmb::AesKey::dec_round_keys`), which the ESP transform lends
+/// to this kernel, so an SA holds one schedule.
+pub(crate) type DecRoundKeys = [[u8; 16]; 15];
+
+/// The VAES CBC decryption kernel on this CPU for one key length (a
+/// token: exists once `new` found the CPU features); the round keys are
+/// the caller's.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CbcDec {
+    nr: u8,
 }
 
-impl CbcDecKeys {
-    /// Expands a 16/24/32-byte AES key; `None` for another length or if
-    /// this CPU lacks AVX-512F/VL, VAES or AES-NI (the caller then keeps
-    /// the library's CBC).
-    pub(crate) fn new(key: &[u8]) -> Option<Self> {
+impl CbcDec {
+    /// The kernel for a 16/24/32-byte AES key; `None` for another length
+    /// or if this CPU lacks AVX-512F/VL, VAES or AES-NI (the caller then
+    /// keeps the library's CBC).
+    pub(crate) fn new(key_len: usize) -> Option<Self> {
         #[cfg(target_arch = "x86_64")]
         {
             let cpu = std::arch::is_x86_feature_detected!("avx512f")
@@ -55,64 +62,73 @@ impl CbcDecKeys {
                 && std::arch::is_x86_feature_detected!("vaes")
                 && std::arch::is_x86_feature_detected!("aes")
                 && std::arch::is_x86_feature_detected!("sse2");
-            if !cpu || !matches!(key.len(), 16 | 24 | 32) {
-                return None;
-            }
-            // SAFETY: the CPU has every feature `expand_dec` is compiled
-            // for (checked just above).
-            unsafe { expand_dec(key) }
+            let nr = match key_len {
+                16 => 10,
+                24 => 12,
+                32 => 14,
+                _ => return None,
+            };
+            cpu.then_some(CbcDec { nr })
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = key;
+            let _ = key_len;
             None
         }
     }
 
-    /// Decrypts `data` (whole blocks) in place under `iv`. False, and
-    /// `data` untouched, if its length is not a multiple of 16.
+    /// Decrypts `data` (whole blocks) in place under `iv` with the round
+    /// keys `rk` of a key of this kernel's length. False, and `data`
+    /// untouched, if its length is not a multiple of 16.
     #[inline]
-    pub(crate) fn decrypt(&self, iv: &[u8; 16], data: &mut [u8]) -> bool {
+    pub(crate) fn decrypt(&self, rk: &DecRoundKeys, iv: &[u8; 16], data: &mut [u8]) -> bool {
         if !data.len().is_multiple_of(BLOCK) {
             return false;
         }
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: a `CbcDecKeys` exists only after `new` found every
-        // feature `decrypt_cbc` is compiled for.
+        // SAFETY: a `CbcDec` exists only after `new` found every feature
+        // `decrypt_cbc` is compiled for.
         unsafe {
             match self.nr {
-                10 => decrypt_cbc::<10>(self, iv, data),
-                12 => decrypt_cbc::<12>(self, iv, data),
-                _ => decrypt_cbc::<14>(self, iv, data),
+                10 => decrypt_cbc::<10>(rk, iv, data),
+                12 => decrypt_cbc::<12>(rk, iv, data),
+                _ => decrypt_cbc::<14>(rk, iv, data),
             }
         }
         true
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+/// Expands a 16/24/32-byte AES key into [`DecRoundKeys`] (`None` for
+/// another length or without AES-NI): the kernel's tests, and the check
+/// that the library's schedule is laid out the same.
+#[cfg(all(test, target_arch = "x86_64"))]
+pub(crate) fn expand_dec(key: &[u8]) -> Option<DecRoundKeys> {
+    if !std::arch::is_x86_feature_detected!("aes") || !std::arch::is_x86_feature_detected!("sse2") {
+        return None;
+    }
+    // SAFETY: the CPU has the features `expand_dec_ni` is compiled for
+    // (checked just above).
+    unsafe { expand_dec_ni(key) }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
 #[target_feature(enable = "aes,sse2")]
-fn expand_dec(key: &[u8]) -> Option<CbcDecKeys> {
+fn expand_dec_ni(key: &[u8]) -> Option<DecRoundKeys> {
     let k = super::key_schedule::expand_words(key)?;
     let nr = k.nr;
-    let mut keys = CbcDecKeys {
-        rk: [[0; 64]; 15],
-        nr,
-    };
-    for r in 0..=nr {
+    let mut rk = [[0u8; 16]; 15];
+    for (r, out) in rk.iter_mut().enumerate().take(nr + 1) {
         let mut ek = [0u8; 16];
         k.round_key(nr - r, &mut ek);
         let mut v: __m128i = bytemuck::must_cast(ek);
         if r != 0 && r != nr {
             v = _mm_aesimc_si128(v);
         }
-        let b: [u8; 16] = bytemuck::must_cast(v);
-        for lane in 0..4 {
-            keys.rk[r][lane * 16..lane * 16 + 16].copy_from_slice(&b);
-        }
+        *out = bytemuck::must_cast(v);
         ek.zeroize();
     }
-    Some(keys)
+    Some(rk)
 }
 
 /// CBC decryption of whole blocks in place, `NR` rounds: sixteen blocks
@@ -120,8 +136,11 @@ fn expand_dec(key: &[u8]) -> Option<CbcDecKeys> {
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::needless_range_loop)]
 #[target_feature(enable = "avx512f,avx512vl,vaes,aes,sse2")]
-fn decrypt_cbc<const NR: usize>(keys: &CbcDecKeys, iv: &[u8; 16], data: &mut [u8]) {
-    let rk: [__m512i; 15] = core::array::from_fn(|r| bytemuck::must_cast(keys.rk[r]));
+fn decrypt_cbc<const NR: usize>(keys: &DecRoundKeys, iv: &[u8; 16], data: &mut [u8]) {
+    // Each round key broadcast to the four lanes (one load each).
+    let rk: [__m512i; 15] = core::array::from_fn(|r| {
+        _mm512_broadcast_i32x4(bytemuck::must_cast::<[u8; 16], __m128i>(keys[r]))
+    });
     // Lane 3 of `prev`: the ciphertext block before the step's first one.
     let mut prev = _mm512_broadcast_i32x4(bytemuck::must_cast::<[u8; 16], __m128i>(*iv));
     let rounds = |c: [__m512i; 4], p: [__m512i; 4]| -> [__m512i; 4] {
@@ -222,7 +241,7 @@ mod tests {
     }
 
     fn skip() -> bool {
-        if CbcDecKeys::new(&[0; 16]).is_none() {
+        if CbcDec::new(16).is_none() {
             crate::crypto::mb::sha_ni::skip_note::note(
                 "cbc_dec",
                 "VAES CBC decryption not run",
@@ -243,13 +262,14 @@ mod tests {
             for _ in 0..20 {
                 let mut key = vec![0u8; klen];
                 rng.fill_bytes(&mut key);
-                let k = CbcDecKeys::new(&key).unwrap();
+                let k = CbcDec::new(klen).unwrap();
+                let rk = expand_dec(&key).unwrap();
                 let iv: [u8; 16] = rng.random();
                 for blocks in 0..=40 {
                     let mut ct = vec![0u8; blocks * 16];
                     rng.fill_bytes(&mut ct);
                     let want = reference(&key, &iv, &ct);
-                    assert!(k.decrypt(&iv, &mut ct));
+                    assert!(k.decrypt(&rk, &iv, &mut ct));
                     assert_eq!(ct, want, "key {klen} blocks {blocks}");
                 }
             }
@@ -261,11 +281,13 @@ mod tests {
         if skip() {
             return;
         }
-        let k = CbcDecKeys::new(&[7; 16]).unwrap();
+        let k = CbcDec::new(16).unwrap();
+        let rk = expand_dec(&[7; 16]).unwrap();
         let mut odd = [1u8; 17];
-        assert!(!k.decrypt(&[0; 16], &mut odd));
+        assert!(!k.decrypt(&rk, &[0; 16], &mut odd));
         assert_eq!(odd, [1u8; 17]);
-        assert!(CbcDecKeys::new(&[0; 20]).is_none());
+        assert!(CbcDec::new(20).is_none());
+        assert!(expand_dec(&[0; 20]).is_none());
     }
 
     /// Bytes around the ciphertext (the ESP header and IV before it, the
@@ -277,7 +299,8 @@ mod tests {
         }
         let mut rng = rand::rng();
         let key: [u8; 32] = rng.random();
-        let k = CbcDecKeys::new(&key).unwrap();
+        let k = CbcDec::new(32).unwrap();
+        let rk = expand_dec(&key).unwrap();
         for blocks in 0..=40 {
             let mut buf = vec![0u8; 24 + 16 * blocks + 64];
             rng.fill_bytes(&mut buf);
@@ -285,7 +308,7 @@ mod tests {
             let mut want = buf.clone();
             let end = 24 + 16 * blocks;
             want[24..end].copy_from_slice(&reference(&key, &iv, &buf[24..end]));
-            assert!(k.decrypt(&iv, &mut buf[24..end]));
+            assert!(k.decrypt(&rk, &iv, &mut buf[24..end]));
             assert_eq!(buf, want, "blocks {blocks}");
         }
     }
@@ -330,11 +353,36 @@ mod tests {
             ),
         ];
         for (key, iv, ct, pt) in cases {
-            let k = CbcDecKeys::new(&hex::decode(key).unwrap()).unwrap();
+            let key = hex::decode(key).unwrap();
+            let k = CbcDec::new(key.len()).unwrap();
+            let rk = expand_dec(&key).unwrap();
             let iv: [u8; 16] = hex::decode(iv).unwrap().try_into().unwrap();
             let mut data = hex::decode(ct).unwrap();
-            assert!(k.decrypt(&iv, &mut data));
-            assert_eq!(data, hex::decode(pt).unwrap(), "key {key}");
+            assert!(k.decrypt(&rk, &iv, &mut data));
+            assert_eq!(data, hex::decode(pt).unwrap(), "key {}", hex::encode(&key));
+        }
+    }
+
+    /// The library's decryption schedule, which the ESP transform lends to
+    /// this kernel, is laid out as `expand_dec`'s (every key size).
+    #[cfg(feature = "ipsec-mb")]
+    #[test]
+    fn library_schedule_is_the_kernels() {
+        if skip() {
+            return;
+        }
+        let mut rng = rand::rng();
+        for klen in [16usize, 24, 32] {
+            for _ in 0..10 {
+                let mut key = vec![0u8; klen];
+                rng.fill_bytes(&mut key);
+                let lib =
+                    ffi::ipsecmb::AesKey::new_for(&key, ffi::ipsecmb::AesKeyUse::Decrypt).unwrap();
+                let lib: &DecRoundKeys = lib.dec_round_keys().unwrap();
+                let ours = expand_dec(&key).unwrap();
+                let nr = klen / 4 + 6;
+                assert_eq!(lib[..=nr], ours[..=nr], "key length {klen}");
+            }
         }
     }
 }

@@ -48,20 +48,27 @@ pub struct ChachaOp<'a> {
     pub ok: bool,
 }
 
-/// A ChaCha20-Poly1305 key for the 16-lane kernel; exists only on a CPU
-/// that runs it. Wiped on drop.
+/// The 16-lane ChaCha20-Poly1305 kernel on this CPU: a token that exists
+/// only on a CPU that runs it. It holds no key: [`seal`](Self::seal) and
+/// [`open`](Self::open) take the key's eight state words from the caller
+/// (the ESP transform keeps them once, in `ffi::ipsecmb::ChachaKey`, whose
+/// memory the library reads as the key bytes; [`key_words`] for others).
+#[derive(Clone, Copy, Debug)]
 pub struct ChachaPolyX16 {
     cpu: ChachaX16,
     /// The 8-lane IFMA Poly1305, if the CPU has AVX-512 IFMA (else the
     /// scalar one).
     ifma: Option<PolyX8>,
-    key: [u32; 8],
 }
 
-impl Drop for ChachaPolyX16 {
-    fn drop(&mut self) {
-        self.key.zeroize();
+/// A 32-byte key as the eight little-endian ChaCha20 state words (RFC 8439
+/// §2.3) the kernel takes. The caller wipes them.
+pub fn key_words(key: &[u8; 32]) -> [u32; 8] {
+    let mut k = [0u32; 8];
+    for (w, b) in k.iter_mut().zip(key.chunks_exact(4)) {
+        *w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     }
+    k
 }
 
 /// The lanes of one kernel call and which (message, block) each serves.
@@ -72,22 +79,15 @@ struct Batch {
 }
 
 impl ChachaPolyX16 {
-    /// `None` if `key` is not 32 bytes or the CPU lacks AVX-512 F/BW.
-    pub fn new(key: &[u8]) -> Option<Self> {
-        let key: &[u8; 32] = key.try_into().ok()?;
-        let cpu = ChachaX16::detect()?;
-        let mut k = [0u32; 8];
-        for (w, b) in k.iter_mut().zip(key.chunks_exact(4)) {
-            *w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        }
+    /// `None` if the CPU lacks AVX-512 F/BW.
+    pub fn detect() -> Option<Self> {
         Some(ChachaPolyX16 {
-            cpu,
+            cpu: ChachaX16::detect()?,
             ifma: PolyX8::detect(),
-            key: k,
         })
     }
 
-    /// The same key with the scalar Poly1305 even where the CPU has IFMA
+    /// The kernel with the scalar Poly1305 even where the CPU has IFMA
     /// (tests compare the two; benchmarks).
     pub fn without_ifma(mut self) -> Self {
         self.ifma = None;
@@ -101,7 +101,7 @@ impl ChachaPolyX16 {
 
     /// Encrypts every op in place and sets its tag. An op longer than
     /// [`MAX_LEN`] gets zeroed data and a zero tag.
-    pub fn seal(&self, ops: &mut [ChachaOp<'_>]) {
+    pub fn seal(&self, key: &[u32; 8], ops: &mut [ChachaOp<'_>]) {
         for ops in ops.chunks_mut(MAX_OPS) {
             for o in ops.iter_mut() {
                 o.ok = o.data.len() <= MAX_LEN;
@@ -109,25 +109,30 @@ impl ChachaPolyX16 {
                     o.data.fill(0);
                 }
             }
-            self.keystream(ops);
-            self.tags(ops, |o, t| o.tag = if o.ok { t } else { [0; 16] });
+            self.keystream(key, ops);
+            self.tags(key, ops, |o, t| o.tag = if o.ok { t } else { [0; 16] });
         }
     }
 
     /// Verifies every op's tag (constant time) and decrypts in place those
     /// that match (`ok = true`); the others keep their bytes.
-    pub fn open(&self, ops: &mut [ChachaOp<'_>]) {
+    pub fn open(&self, key: &[u32; 8], ops: &mut [ChachaOp<'_>]) {
         for ops in ops.chunks_mut(MAX_OPS) {
-            self.tags(ops, |o, t| {
+            self.tags(key, ops, |o, t| {
                 o.ok = o.data.len() <= MAX_LEN && ct::eq(&t, &o.tag);
             });
-            self.keystream(ops);
+            self.keystream(key, ops);
         }
     }
 
     /// Poly1305 keys (block 0) of every op and the tag over its data, given
     /// to `done`.
-    fn tags(&self, ops: &mut [ChachaOp<'_>], mut done: impl FnMut(&mut ChachaOp<'_>, [u8; 16])) {
+    fn tags(
+        &self,
+        key: &[u32; 8],
+        ops: &mut [ChachaOp<'_>],
+        mut done: impl FnMut(&mut ChachaOp<'_>, [u8; 16]),
+    ) {
         let mut b = new_batch();
         let mut ks = [[0u64; 8]; LANES];
         let ifma = self.ifma;
@@ -167,13 +172,13 @@ impl ChachaPolyX16 {
         for i in 0..ops.len() {
             push(&mut b, &ops[i].nonce, 0, i, 0);
             if b.n == LANES {
-                self.cpu.blocks(&self.key, &b.lanes, &mut ks);
+                self.cpu.blocks(key, &b.lanes, &mut ks);
                 finish(ops, &b, &ks);
                 b.n = 0;
             }
         }
         if b.n > 0 {
-            self.cpu.blocks(&self.key, &b.lanes, &mut ks);
+            self.cpu.blocks(key, &b.lanes, &mut ks);
             finish(ops, &b, &ks);
         }
         ks.zeroize();
@@ -181,7 +186,7 @@ impl ChachaPolyX16 {
 
     /// XORs the keystream (blocks 1..) into the data of every op with
     /// `ok` set.
-    fn keystream(&self, ops: &mut [ChachaOp<'_>]) {
+    fn keystream(&self, key: &[u32; 8], ops: &mut [ChachaOp<'_>]) {
         let mut b = new_batch();
         let mut ks = [[0u64; 8]; LANES];
         for i in 0..ops.len() {
@@ -198,20 +203,20 @@ impl ChachaPolyX16 {
                 .get_mut(first * 64..(first + LANES) * 64)
                 .and_then(|d| <&mut [u8; 64 * LANES]>::try_from(d).ok())
             {
-                self.cpu.xor_run16(&self.key, &nonce, first as u32 + 1, run);
+                self.cpu.xor_run16(key, &nonce, first as u32 + 1, run);
                 first += LANES;
             }
             for blk in first..blocks {
                 push_words(&mut b, &nonce, blk as u32 + 1, i, blk);
                 if b.n == LANES {
-                    self.cpu.blocks(&self.key, &b.lanes, &mut ks);
+                    self.cpu.blocks(key, &b.lanes, &mut ks);
                     xor_lanes(self.cpu, ops, &b, &ks);
                     b.n = 0;
                 }
             }
         }
         if b.n > 0 {
-            self.cpu.blocks(&self.key, &b.lanes, &mut ks);
+            self.cpu.blocks(key, &b.lanes, &mut ks);
             xor_lanes(self.cpu, ops, &b, &ks);
         }
         ks.zeroize();
@@ -409,8 +414,9 @@ mod tests {
 
     #[test]
     fn rfc8439_aead_2_8_2() {
-        let key: Vec<u8> = (0x80u8..0xa0).collect();
-        let Some(c) = ChachaPolyX16::new(&key) else {
+        let key: [u8; 32] = std::array::from_fn(|i| 0x80 + i as u8);
+        let key = key_words(&key);
+        let Some(c) = ChachaPolyX16::detect() else {
             skip("rfc8439_aead_2_8_2");
             return;
         };
@@ -428,7 +434,7 @@ mod tests {
             tag: [0; 16],
             ok: false,
         }];
-        c.seal(&mut ops);
+        c.seal(&key, &mut ops);
         let tag = ops[0].tag;
         assert_eq!(
             tag.to_vec(),
@@ -445,7 +451,7 @@ mod tests {
             tag,
             ok: false,
         }];
-        c.open(&mut ops);
+        c.open(&key, &mut ops);
         assert!(ops[0].ok);
         assert_eq!(&data[..], &pt[..]);
     }
@@ -459,7 +465,7 @@ mod tests {
     fn bursts_match_rustcrypto() {
         let mut key = [0u8; 32];
         rand::rngs::StdRng::seed_from_u64(8439).fill_bytes(&mut key);
-        let Some(c) = ChachaPolyX16::new(&key) else {
+        let Some(c) = ChachaPolyX16::detect() else {
             skip("bursts_match_rustcrypto");
             return;
         };
@@ -481,7 +487,7 @@ mod tests {
     fn long_bursts_match_rustcrypto() {
         let mut key = [0u8; 32];
         rand::rngs::StdRng::seed_from_u64(7634).fill_bytes(&mut key);
-        let Some(c) = ChachaPolyX16::new(&key) else {
+        let Some(c) = ChachaPolyX16::detect() else {
             skip("long_bursts_match_rustcrypto");
             return;
         };
@@ -491,6 +497,7 @@ mod tests {
 
     fn check_bursts(c: &ChachaPolyX16, key: &[u8; 32], seed: u64, rounds: usize, max: usize) {
         let key = *key;
+        let kw = key_words(&key);
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         for round in 0..rounds {
             let n = rng.random_range(1..=40);
@@ -528,7 +535,7 @@ mod tests {
                     ok: false,
                 })
                 .collect();
-            c.seal(&mut ops);
+            c.seal(&kw, &mut ops);
             let tags: Vec<[u8; 16]> = ops.iter().map(|o| o.tag).collect();
             drop(ops);
             for i in 0..n {
@@ -569,7 +576,7 @@ mod tests {
                     ok: false,
                 })
                 .collect();
-            c.open(&mut ops);
+            c.open(&kw, &mut ops);
             let oks: Vec<bool> = ops.iter().map(|o| o.ok).collect();
             drop(ops);
             for i in 0..n {
