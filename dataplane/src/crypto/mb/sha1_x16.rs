@@ -53,98 +53,156 @@ impl Sha1x16 {
     /// whose bit is set in `active` (the others keep their state).
     #[inline]
     pub fn compress(self, st: &mut State16, blocks: &[&[u8; 64]; 16], active: u16) {
+        let lanes: [&[u8]; 16] = std::array::from_fn(|l| &blocks[l][..]);
+        self.compress_blocks(st, &lanes, 1, active);
+    }
+
+    /// `n` compressions in a row of every lane whose bit is set in
+    /// `active`: lane `l` hashes the blocks `lanes[l][64 * b..64 * b + 64]`,
+    /// `b` in `0..n`, with the state kept in registers from one block to the
+    /// next. The other lanes keep their state and their slices are not read
+    /// (they may be empty). `n` is cut to the shortest active lane's whole
+    /// blocks (callers pass slices long enough: a shorter one would give a
+    /// wrong hash, never an out-of-bounds read).
+    #[inline]
+    pub fn compress_blocks(self, st: &mut State16, lanes: &[&[u8]; 16], n: usize, active: u16) {
+        let mut n = n;
+        let mut ptr = [ZERO.as_ptr(); 16];
+        let mut step = [0usize; 16];
+        for l in 0..16 {
+            if active & (1 << l) != 0 {
+                n = n.min(lanes[l].len() / 64);
+                ptr[l] = lanes[l].as_ptr();
+                step[l] = 64;
+            }
+        }
+        debug_assert!(
+            (0..16).all(|l| active & (1 << l) == 0 || lanes[l].len() >= 64 * n),
+            "sha1_x16: a lane shorter than its blocks"
+        );
+        if n == 0 {
+            return;
+        }
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a `Sha1x16` exists only after `detect` found AVX-512 F and
-        // BW, the features the kernel is compiled for; the kernel reads 64
-        // bytes through each block reference and writes `st` through `&mut`.
+        // BW, the features the kernel is compiled for. For `b` in `0..n` the
+        // kernel reads 64 bytes at `ptr[l] + b * step[l]`: an active lane's
+        // slice holds at least `64 * n` bytes (`n` was cut to it), an
+        // inactive lane reads `ZERO` (64 bytes) with step 0. `st` is written
+        // through `&mut`.
         unsafe {
-            compress16(st, blocks, active)
+            compress_run(st, &ptr, &step, n, active)
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (st, blocks, active);
+            let _ = (st, ptr, step, active);
         }
     }
 }
 
+/// The block inactive lanes read (never hashed into a state).
+static ZERO: [u8; 64] = [0; 64];
+
 const K: [u32; 4] = [0x5A82_7999, 0x6ED9_EBA1, 0x8F1B_BCDC, 0xCA62_C1D6];
 
+/// `n` compressions of every lane (see [`Sha1x16::compress_blocks`]),
+/// the five state registers carried from block to block; the feed-forward
+/// add is masked by `active`.
+///
+/// # Safety
+/// The CPU has AVX-512 F and BW; for every lane `l` and `b` in `0..n`,
+/// `ptr[l] + b * step[l]` points to 64 readable bytes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
-#[allow(clippy::needless_range_loop)]
-// one register per index, on purpose
+#[allow(clippy::needless_range_loop)] // one register per index, on purpose
 // The last rounds' schedule words and shifted-out state are never read.
 #[allow(unused_assignments)]
-fn compress16(st: &mut State16, blocks: &[&[u8; 64]; 16], active: u16) {
-    let mut w = load_words(blocks);
+unsafe fn compress_run(
+    st: &mut State16,
+    ptr: &[*const u8; 16],
+    step: &[usize; 16],
+    n: usize,
+    active: u16,
+) {
     let mut s = [_mm512_setzero_si512(); 5];
     for j in 0..5 {
         // SAFETY: `st[j]` is 16 readable u32 (64 bytes), loadu unaligned.
         s[j] = unsafe { _mm512_loadu_si512(st[j].as_ptr().cast()) };
     }
-    let [mut a, mut b, mut c, mut d, mut e] = s;
-    macro_rules! round {
-        ($t:expr, $f:literal, $k:expr) => {{
-            let t: usize = $t;
-            let wt = if t < 16 {
-                w[t]
-            } else {
-                let x = _mm512_ternarylogic_epi32::<0x96>(
-                    w[(t + 13) & 15],
-                    w[(t + 8) & 15],
-                    w[(t + 2) & 15],
+    let mut p = *ptr;
+    for _ in 0..n {
+        // SAFETY: the caller's contract: `p[l]` = `ptr[l] + b * step[l]`
+        // points to 64 readable bytes for this block `b < n`.
+        let mut w = unsafe { load_words(&p) };
+        for l in 0..16 {
+            p[l] = p[l].wrapping_add(step[l]);
+        }
+        let [mut a, mut b, mut c, mut d, mut e] = s;
+        macro_rules! round {
+            ($t:expr, $f:literal, $k:expr) => {{
+                let t: usize = $t;
+                let wt = if t < 16 {
+                    w[t]
+                } else {
+                    let x = _mm512_ternarylogic_epi32::<0x96>(
+                        w[(t + 13) & 15],
+                        w[(t + 8) & 15],
+                        w[(t + 2) & 15],
+                    );
+                    let x = _mm512_rol_epi32::<1>(_mm512_xor_si512(x, w[t & 15]));
+                    w[t & 15] = x;
+                    x
+                };
+                let f = _mm512_ternarylogic_epi32::<$f>(b, c, d);
+                let tmp = _mm512_add_epi32(
+                    _mm512_add_epi32(_mm512_rol_epi32::<5>(a), f),
+                    _mm512_add_epi32(e, _mm512_add_epi32(wt, $k)),
                 );
-                let x = _mm512_rol_epi32::<1>(_mm512_xor_si512(x, w[t & 15]));
-                w[t & 15] = x;
-                x
-            };
-            let f = _mm512_ternarylogic_epi32::<$f>(b, c, d);
-            let tmp = _mm512_add_epi32(
-                _mm512_add_epi32(_mm512_rol_epi32::<5>(a), f),
-                _mm512_add_epi32(e, _mm512_add_epi32(wt, $k)),
-            );
-            e = d;
-            d = c;
-            c = _mm512_rol_epi32::<30>(b);
-            b = a;
-            a = tmp;
-        }};
+                e = d;
+                d = c;
+                c = _mm512_rol_epi32::<30>(b);
+                b = a;
+                a = tmp;
+            }};
+        }
+        macro_rules! rounds20 {
+            ($base:expr, $f:literal, $k:expr) => {{
+                let k = $k;
+                round!($base, $f, k);
+                round!($base + 1, $f, k);
+                round!($base + 2, $f, k);
+                round!($base + 3, $f, k);
+                round!($base + 4, $f, k);
+                round!($base + 5, $f, k);
+                round!($base + 6, $f, k);
+                round!($base + 7, $f, k);
+                round!($base + 8, $f, k);
+                round!($base + 9, $f, k);
+                round!($base + 10, $f, k);
+                round!($base + 11, $f, k);
+                round!($base + 12, $f, k);
+                round!($base + 13, $f, k);
+                round!($base + 14, $f, k);
+                round!($base + 15, $f, k);
+                round!($base + 16, $f, k);
+                round!($base + 17, $f, k);
+                round!($base + 18, $f, k);
+                round!($base + 19, $f, k);
+            }};
+        }
+        // Ch (b ? c : d), parity, majority, parity (FIPS 180-4 §4.1.1).
+        rounds20!(0, 0xCA, _mm512_set1_epi32(K[0] as i32));
+        rounds20!(20, 0x96, _mm512_set1_epi32(K[1] as i32));
+        rounds20!(40, 0xE8, _mm512_set1_epi32(K[2] as i32));
+        rounds20!(60, 0x96, _mm512_set1_epi32(K[3] as i32));
+        let out = [a, b, c, d, e];
+        for j in 0..5 {
+            s[j] = _mm512_mask_add_epi32(s[j], active, s[j], out[j]);
+        }
     }
-    macro_rules! rounds20 {
-        ($base:expr, $f:literal, $k:expr) => {{
-            let k = $k;
-            round!($base, $f, k);
-            round!($base + 1, $f, k);
-            round!($base + 2, $f, k);
-            round!($base + 3, $f, k);
-            round!($base + 4, $f, k);
-            round!($base + 5, $f, k);
-            round!($base + 6, $f, k);
-            round!($base + 7, $f, k);
-            round!($base + 8, $f, k);
-            round!($base + 9, $f, k);
-            round!($base + 10, $f, k);
-            round!($base + 11, $f, k);
-            round!($base + 12, $f, k);
-            round!($base + 13, $f, k);
-            round!($base + 14, $f, k);
-            round!($base + 15, $f, k);
-            round!($base + 16, $f, k);
-            round!($base + 17, $f, k);
-            round!($base + 18, $f, k);
-            round!($base + 19, $f, k);
-        }};
-    }
-    // Ch (b ? c : d), parity, majority, parity (FIPS 180-4 §4.1.1).
-    rounds20!(0, 0xCA, _mm512_set1_epi32(K[0] as i32));
-    rounds20!(20, 0x96, _mm512_set1_epi32(K[1] as i32));
-    rounds20!(40, 0xE8, _mm512_set1_epi32(K[2] as i32));
-    rounds20!(60, 0x96, _mm512_set1_epi32(K[3] as i32));
-    let out = [a, b, c, d, e];
     for j in 0..5 {
-        let v = _mm512_mask_add_epi32(s[j], active, s[j], out[j]);
         // SAFETY: `st[j]` is 16 writable u32 (64 bytes), storeu unaligned.
-        unsafe { _mm512_storeu_si512(st[j].as_mut_ptr().cast(), v) };
+        unsafe { _mm512_storeu_si512(st[j].as_mut_ptr().cast(), s[j]) };
     }
 }
 

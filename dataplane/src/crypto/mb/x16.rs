@@ -6,16 +6,20 @@
 use core::arch::x86_64::*;
 
 /// Message words 0..16 of sixteen blocks, word-major (`w[i]` lane `l` =
-/// word `i` of `blocks[l]`, as a big-endian u32).
+/// word `i` of the block at `p[l]`, as a big-endian u32).
+///
+/// # Safety
+/// Every `p[l]` points to 64 readable bytes (no alignment demand).
 #[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
 #[allow(clippy::needless_range_loop)] // one register per index, on purpose
-pub(super) fn load_words(blocks: &[&[u8; 64]; 16]) -> [__m512i; 16] {
+pub(super) unsafe fn load_words(p: &[*const u8; 16]) -> [__m512i; 16] {
     let bswap = _mm512_set4_epi32(0x0c0d_0e0f, 0x0809_0a0b, 0x0405_0607, 0x0001_0203);
     let mut w = [_mm512_setzero_si512(); 16];
     for l in 0..16 {
-        // SAFETY: `blocks[l]` is 64 readable bytes; loadu has no alignment
-        // demand.
-        let row = unsafe { _mm512_loadu_si512(blocks[l].as_ptr().cast()) };
+        // SAFETY: the caller's contract: `p[l]` is 64 readable bytes; loadu
+        // has no alignment demand.
+        let row = unsafe { _mm512_loadu_si512(p[l].cast()) };
         w[l] = _mm512_shuffle_epi8(row, bswap);
     }
     transpose16(&mut w);
@@ -27,6 +31,7 @@ pub(super) fn load_words(blocks: &[&[u8; 64]; 16]) -> [__m512i; 16] {
 /// word-major to block-major).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
 #[allow(clippy::needless_range_loop)] // one register per index, on purpose
 pub(super) fn transpose16(r: &mut [__m512i; 16]) {
     // Stage 1: interleave words of row pairs; stage 2: quadwords of row
