@@ -100,6 +100,11 @@ impl Sha1x16 {
     }
 }
 
+/// How many rounds ahead of its use `compress_run` computes a schedule
+/// word (measured on Zen 4: 6, 8 and 16 within 1 % of each other, all
+/// 4-5 % faster than 0).
+const AHEAD: usize = 8;
+
 /// The block inactive lanes read (never hashed into a state).
 static ZERO: [u8; 64] = [0; 64];
 
@@ -133,26 +138,36 @@ unsafe fn compress_run(
     for _ in 0..n {
         // SAFETY: the caller's contract: `p[l]` = `ptr[l] + b * step[l]`
         // points to 64 readable bytes for this block `b < n`.
-        let mut w = unsafe { load_words(&p) };
+        let w = unsafe { load_words(&p) };
         for l in 0..16 {
             p[l] = p[l].wrapping_add(step[l]);
         }
         let [mut a, mut b, mut c, mut d, mut e] = s;
+        // The message schedule, computed `AHEAD` rounds before its word is
+        // used (round `t` computes word `t + AHEAD`): ~5 % faster on Zen 4
+        // than computing each word in its own round (same operations, a
+        // better order for the scheduler).
+        let mut ws = [_mm512_setzero_si512(); 80];
+        ws[..16].copy_from_slice(&w);
+        macro_rules! sched {
+            ($t:expr) => {{
+                let t: usize = $t;
+                if (16..80).contains(&t) {
+                    let x = _mm512_ternarylogic_epi32::<0x96>(ws[t - 3], ws[t - 8], ws[t - 14]);
+                    ws[t] = _mm512_rol_epi32::<1>(_mm512_xor_si512(x, ws[t - 16]));
+                }
+            }};
+        }
+        for t in 16..16 + AHEAD {
+            sched!(t);
+        }
         macro_rules! round {
             ($t:expr, $f:literal, $k:expr) => {{
                 let t: usize = $t;
-                let wt = if t < 16 {
-                    w[t]
-                } else {
-                    let x = _mm512_ternarylogic_epi32::<0x96>(
-                        w[(t + 13) & 15],
-                        w[(t + 8) & 15],
-                        w[(t + 2) & 15],
-                    );
-                    let x = _mm512_rol_epi32::<1>(_mm512_xor_si512(x, w[t & 15]));
-                    w[t & 15] = x;
-                    x
-                };
+                if t >= 16 {
+                    sched!(t + AHEAD);
+                }
+                let wt = ws[t];
                 let f = _mm512_ternarylogic_epi32::<$f>(b, c, d);
                 let tmp = _mm512_add_epi32(
                     _mm512_add_epi32(_mm512_rol_epi32::<5>(a), f),
