@@ -241,7 +241,9 @@ fn mac_group<K: Kernel<W>, const W: usize>(
                     msgs[i].get(b * 64..full[i] * 64).unwrap_or(&[])
                 } else {
                     end = end.min(nblocks[i]);
-                    tails[i].get((b - full[i]) * 64..(nblocks[i] - full[i]) * 64).unwrap_or(&[])
+                    tails[i]
+                        .get((b - full[i]) * 64..(nblocks[i] - full[i]) * 64)
+                        .unwrap_or(&[])
                 }
             });
             // Never an empty active slice (b < full, or b - full < the
