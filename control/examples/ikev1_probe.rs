@@ -72,10 +72,6 @@ struct Args {
     expect_children: usize,
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn main() {
     let a = Args::parse();
     let mut c = Connection::new(
@@ -158,8 +154,8 @@ fn main() {
                     p.spi,
                     p.suite.encr.name(),
                     p.suite.integ.name(),
-                    hex(p.enc_key.bytes()),
-                    hex(p.auth_key.bytes()),
+                    hex::encode(p.enc_key.bytes()),
+                    hex::encode(p.auth_key.bytes()),
                     p.encap
                         .map(|e| format!("{}-{}", e.local_port, e.remote_port))
                         .unwrap_or_else(|| "none".into()),
@@ -183,7 +179,7 @@ fn main() {
                             .find(|s| s.sa.id == *sa)
                             .map(|s| s.sa.spis.0);
                         if let (Some(ic), Some(k)) = (ic, eng.phase1_keys(*sa)) {
-                            println!("IKEKEYS ic={ic:016x} ka={}", hex(&k.ka));
+                            println!("IKEKEYS ic={ic:016x} ka={}", hex::encode(&k.ka));
                         }
                     }
                     match e {

@@ -103,10 +103,7 @@ fn hex(b: &[u8]) -> String {
     if b.is_empty() {
         return "-".into();
     }
-    b.iter().fold(String::new(), |mut s, x| {
-        let _ = write!(s, "{x:02x}");
-        s
-    })
+    hex::encode(b)
 }
 
 fn key(len: usize, seed: u32) -> Vec<u8> {

@@ -8,8 +8,7 @@ use aes::cipher::{BlockDecryptMut, BlockEncrypt, KeyInit, KeyIvInit};
 use aes_gcm::aead::AeadInPlace;
 use crypto_common::*;
 use dataplane::crypto::{
-    build, build_with, Backend, BuildOptions, CryptoError, EncrAlg, IntegAlg, Key, OpenJob,
-    SealJob, Suite,
+    build, build_with, Backend, BuildOptions, CryptoError, EncrAlg, IntegAlg, Key, Suite,
 };
 use hmac::Mac;
 
@@ -489,25 +488,10 @@ fn bursts_process_every_job() {
         .enumerate()
         .map(|(i, pt)| packet(&*c, 0x100, i as u64 + 1, pt))
         .collect();
-    let mut jobs: Vec<SealJob> = pkts
-        .iter_mut()
-        .enumerate()
-        .map(|(i, p)| SealJob {
-            esp: p,
-            seq: i as u64 + 1,
-        })
-        .collect();
+    let mut jobs = seal_jobs(&mut pkts);
     c.seal(&mut jobs);
     drop(jobs);
-    let mut jobs: Vec<OpenJob> = pkts
-        .iter_mut()
-        .enumerate()
-        .map(|(i, p)| OpenJob {
-            esp: p,
-            seq: i as u64 + 1,
-            ok: false,
-        })
-        .collect();
+    let mut jobs = open_jobs(&mut pkts);
     // Corrupt one packet in the middle of the burst.
     jobs[13].esp[20] ^= 0x40;
     c.open(&mut jobs);

@@ -30,7 +30,7 @@ mod crypto_common;
 
 #[cfg(feature = "ipsec-mb")]
 mod with_ipsec_mb {
-    use super::crypto_common::{keys, opts, packet, padded};
+    use super::crypto_common::{all_suites, keys, open_jobs, opts, packet, padded, seal_jobs};
     use dataplane::crypto::raw;
     use dataplane::crypto::{
         build_with, Backend, BuildOptions, EncrAlg, EspCipher, IntegAlg, Key, OpenJob, SealJob,
@@ -38,34 +38,12 @@ mod with_ipsec_mb {
     };
     use proptest::prelude::*;
 
-    fn h(s: &str) -> Vec<u8> {
-        hex::decode(s).unwrap()
-    }
-
-    /// Every suite this backend implements.
+    /// Every suite this backend implements (all but 3DES and HMAC-MD5).
     fn suites() -> Vec<Suite> {
-        use EncrAlg::*;
-        use IntegAlg::*;
-        let mut v = vec![
-            Suite {
-                encr: AesGcm128,
-                integ: None,
-            },
-            Suite {
-                encr: AesGcm256,
-                integ: None,
-            },
-            Suite {
-                encr: ChaCha20Poly1305,
-                integ: None,
-            },
-        ];
-        for encr in [AesCbc128, AesCbc256, Null] {
-            for integ in [HmacSha1_96, HmacSha256_128, HmacSha384_192, HmacSha512_256] {
-                v.push(Suite { encr, integ });
-            }
-        }
-        v
+        all_suites()
+            .into_iter()
+            .filter(|s| s.encr != EncrAlg::TripleDesCbc && s.integ != IntegAlg::HmacMd5_96)
+            .collect()
     }
 
     #[test]
@@ -120,21 +98,22 @@ mod with_ipsec_mb {
                 EncrAlg::AesCbc256,
                 "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4",
                 "000102030405060708090a0b0c0d0e0f",
-                h(
+                hex::decode(
                     "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51\
                    30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710",
-                ),
+                )
+                .unwrap(),
                 "f58c4c04d6e5f1ba779eabfb5f7bfbd69cfc4e967edb808d679f777bc6702c7d\
                  39f23369a9d9bacfa530e26304231461b2eb05e2c39be9fcda6c19078c6a9d1b",
             ),
         ];
         for (i, (encr, key, iv, pt, ct)) in cases.iter().enumerate() {
-            let c = raw::cbc(*encr, Backend::IpsecMb, &h(key)).unwrap();
-            let ct = h(&ct.replace(' ', ""));
+            let c = raw::cbc(*encr, Backend::IpsecMb, &hex::decode(key).unwrap()).unwrap();
+            let ct = hex::decode(ct.replace(' ', "")).unwrap();
             let mut d = pt.clone();
-            assert!(c.encrypt(&h(iv), &mut d));
+            assert!(c.encrypt(&hex::decode(iv).unwrap(), &mut d));
             assert_eq!(d, ct, "case {i} encrypt");
-            assert!(c.decrypt(&h(iv), &mut d));
+            assert!(c.decrypt(&hex::decode(iv).unwrap(), &mut d));
             assert_eq!(&d, pt, "case {i} decrypt");
         }
     }
@@ -214,7 +193,7 @@ mod with_ipsec_mb {
             ),
         ];
         for (i, (integ, key, msg, want)) in cases.iter().enumerate() {
-            let want = h(&want.replace(' ', ""));
+            let want = hex::decode(want.replace(' ', "")).unwrap();
             let m = raw::mac(*integ, Backend::IpsecMb, key).unwrap();
             assert_eq!(m.full_len(), want.len(), "case {i}");
             let mut full = vec![0u8; want.len()];
@@ -482,26 +461,11 @@ mod with_ipsec_mb {
                 let pt = padded(&**c, &vec![0x33; len]);
                 let mut pkts: Vec<Vec<u8>> =
                     (0..32).map(|i| packet(&**c, 0x77, i + 1, &pt)).collect();
-                let mut seal: Vec<SealJob> = pkts
-                    .iter_mut()
-                    .enumerate()
-                    .map(|(i, p)| SealJob {
-                        esp: p,
-                        seq: i as u64 + 1,
-                    })
-                    .collect();
+                let mut seal = seal_jobs(&mut pkts);
                 let n = allocation_counter::measure(|| c.seal(&mut seal)).count_total;
                 assert_eq!(n, 0, "{s:?} seal allocated");
                 drop(seal);
-                let mut open: Vec<OpenJob> = pkts
-                    .iter_mut()
-                    .enumerate()
-                    .map(|(i, p)| OpenJob {
-                        esp: p,
-                        seq: i as u64 + 1,
-                        ok: false,
-                    })
-                    .collect();
+                let mut open = open_jobs(&mut pkts);
                 let n = allocation_counter::measure(|| c.open(&mut open)).count_total;
                 assert_eq!(n, 0, "{s:?} open allocated");
                 assert!(open.iter().all(|j| j.ok), "{s:?}");
@@ -557,15 +521,7 @@ mod with_ipsec_mb {
                     "{suite:?}: partial-block job zeroed"
                 );
             }
-            let mut jobs: Vec<OpenJob> = good
-                .iter_mut()
-                .enumerate()
-                .map(|(i, p)| OpenJob {
-                    esp: p,
-                    seq: i as u64 + 1,
-                    ok: false,
-                })
-                .collect();
+            let mut jobs = open_jobs(&mut good);
             let mut s2 = vec![1u8; 5];
             jobs.insert(
                 1,
@@ -634,17 +590,22 @@ mod with_ipsec_mb {
     /// unchecked job path.
     #[test]
     fn chacha20_poly1305_rfc8439_2_8_2() {
-        let key = h("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f");
-        let nonce: [u8; 12] = h("070000004041424344454647").try_into().unwrap();
-        let aad = h("50515253c0c1c2c3c4c5c6c7");
+        let key = hex::decode("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f")
+            .unwrap();
+        let nonce: [u8; 12] = hex::decode("070000004041424344454647")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let aad = hex::decode("50515253c0c1c2c3c4c5c6c7").unwrap();
         let pt = b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.";
-        let ct = h(concat!(
+        let ct = hex::decode(concat!(
             "d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d6",
             "3dbea45e8ca9671282fafb69da92728b1a71de0a9e060b2905d6a5b67ecd3b36",
             "92ddbd7f2d778b8c9803aee328091b58fab324e4fad675945585808b4831d7bc",
             "3ff4def08e4b7a9de576d26586cec64b6116"
-        ));
-        let tag = h("1ae10b594f09e26a7e902ecbd0600691");
+        ))
+        .unwrap();
+        let tag = hex::decode("1ae10b594f09e26a7e902ecbd0600691").unwrap();
         let c = raw::aead(EncrAlg::ChaCha20Poly1305, Backend::IpsecMb, &key).unwrap();
         let mut data = pt.to_vec();
         let t = c.seal(&nonce, &aad, &mut data);

@@ -6,8 +6,8 @@
 
 mod crypto_common;
 
-use crypto_common::{all_suites, keys, opts, packet, padded};
-use dataplane::crypto::{build_with, Backend, OpenJob, SealJob};
+use crypto_common::{all_suites, keys, open_jobs, opts, packet, padded, seal_jobs};
+use dataplane::crypto::{build_with, Backend};
 
 #[test]
 fn seal_and_open_do_not_allocate() {
@@ -22,26 +22,11 @@ fn seal_and_open_do_not_allocate() {
                 let pt = padded(&*c, &[0x11; 500]);
                 let mut pkts: Vec<Vec<u8>> =
                     (0..32).map(|i| packet(&*c, 0x300, i + 1, &pt)).collect();
-                let mut seal: Vec<SealJob> = pkts
-                    .iter_mut()
-                    .enumerate()
-                    .map(|(i, p)| SealJob {
-                        esp: p,
-                        seq: i as u64 + 1,
-                    })
-                    .collect();
+                let mut seal = seal_jobs(&mut pkts);
                 let allocs = allocation_counter::measure(|| c.seal(&mut seal)).count_total;
                 assert_eq!(allocs, 0, "{suite:?} {b} seal allocated");
                 drop(seal);
-                let mut open: Vec<OpenJob> = pkts
-                    .iter_mut()
-                    .enumerate()
-                    .map(|(i, p)| OpenJob {
-                        esp: p,
-                        seq: i as u64 + 1,
-                        ok: false,
-                    })
-                    .collect();
+                let mut open = open_jobs(&mut pkts);
                 let allocs = allocation_counter::measure(|| c.open(&mut open)).count_total;
                 assert_eq!(allocs, 0, "{suite:?} {b} open allocated");
                 assert!(open.iter().all(|j| j.ok), "{suite:?} {b}");

@@ -71,36 +71,13 @@ impl Pair {
         let iv = self.out.cipher().iv_len();
         let icv = self.out.cipher().icv_len();
         let esp_len = 8 + iv + plaintext.len() + icv;
-        let tl = 20 + esp_len;
-        let mut p = vec![
-            0x45,
-            0,
-            (tl >> 8) as u8,
-            tl as u8,
-            0,
-            0,
-            0,
-            0,
-            64,
-            50,
-            0,
-            0,
-            192,
-            0,
-            2,
-            1,
-            192,
-            0,
-            2,
-            2,
-        ];
-        let c = checksum::checksum(&p);
-        p[10..12].copy_from_slice(&c.to_be_bytes());
-        p.extend_from_slice(&self.out.spi().to_be_bytes());
-        p.extend_from_slice(&(seq as u32).to_be_bytes());
-        p.extend(std::iter::repeat_n(0, iv));
-        p.extend_from_slice(plaintext);
-        p.extend(std::iter::repeat_n(0, icv));
+        let mut esp = Vec::with_capacity(esp_len);
+        esp.extend_from_slice(&self.out.spi().to_be_bytes());
+        esp.extend_from_slice(&(seq as u32).to_be_bytes());
+        esp.extend(std::iter::repeat_n(0, iv));
+        esp.extend_from_slice(plaintext);
+        esp.extend(std::iter::repeat_n(0, icv));
+        let mut p = outer4(&esp);
         self.out.cipher().seal(&mut [SealJob {
             esp: &mut p[20..],
             seq,

@@ -23,6 +23,8 @@
 //! means "ICMP follows the outer IP header", so they pass as an IPv4 packet
 //! 192.0.2.1 -> 192.0.2.2, protocol 1, whose payload is the draft's payload.
 
+mod esp_common;
+
 use std::sync::Arc;
 
 use dataplane::crypto::{Backend, EncrAlg, IntegAlg, Key, Suite};
@@ -67,13 +69,6 @@ fn read_pcap(path: &str) -> Vec<Vec<u8>> {
         off += 16 + n;
     }
     out
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len().is_multiple_of(2), "hex {s}");
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-        .collect()
 }
 
 fn any_selectors() -> Vec<TrafficSelector> {
@@ -126,37 +121,6 @@ fn inbound(
     }
 }
 
-/// IPv4 192.0.2.1 -> 192.0.2.2, protocol ESP, around `esp`.
-fn outer4(esp: &[u8]) -> Vec<u8> {
-    let tl = 20 + esp.len();
-    let mut p = vec![
-        0x45,
-        0,
-        (tl >> 8) as u8,
-        tl as u8,
-        0,
-        1,
-        0,
-        0,
-        64,
-        50,
-        0,
-        0,
-        192,
-        0,
-        2,
-        1,
-        192,
-        0,
-        2,
-        2,
-    ];
-    let c = checksum::checksum(&p);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p.extend_from_slice(esp);
-    p
-}
-
 /// What RFC 4303 says should happen to a packet whose ICV verifies, from its
 /// plaintext, the SA's mode and the ESP lengths (not from the engine):
 /// `Ok(payload_len, next_header)` when it is to be delivered.
@@ -198,7 +162,7 @@ struct Vector {
 }
 
 fn field(v: &Value, name: &str, len: Option<&str>) -> Vec<u8> {
-    let b = unhex(v[name].as_str().unwrap_or(""));
+    let b = hex::decode(v[name].as_str().unwrap_or("")).expect(name);
     match len.and_then(|l| v[l].as_str()) {
         Some(l) => b[..l.parse::<usize>().unwrap()].to_vec(),
         None => b,
@@ -370,7 +334,7 @@ fn rfc4106_and_rfc7634_vectors_through_decap() {
                 v.spi,
                 v.seq,
                 v.esn,
-                &outer4(&esp),
+                &esp_common::outer4(&esp),
                 &v.pt,
             );
             seen += 1;
@@ -488,8 +452,11 @@ fn sa_table() -> std::collections::HashMap<u32, SampleSa> {
             };
             let sa = SampleSa {
                 suite: Suite { encr, integ },
-                enc: unhex(f[2]),
-                auth: f.get(4).map(|k| unhex(k)).unwrap_or_default(),
+                enc: hex::decode(f[2]).unwrap(),
+                auth: f
+                    .get(4)
+                    .map(|k| hex::decode(k).unwrap())
+                    .unwrap_or_default(),
                 esn: opts.split(',').any(|o| o == "esn"),
             };
             (spi, sa)
@@ -501,7 +468,7 @@ fn sa_table() -> std::collections::HashMap<u32, SampleSa> {
 /// --hex`): ICMP echo 10.0.0.1 -> 10.0.0.2, id 0x4242, sequence and IPv4 id
 /// `n`, payload "esp-oracle".
 fn oracle_icmp4(n: u8) -> Vec<u8> {
-    let mut p = unhex("4500002600000000400100000a0000010a0000020800000042420000");
+    let mut p = hex::decode("4500002600000000400100000a0000010a0000020800000042420000").unwrap();
     p[5] = n;
     p[27] = n;
     p.extend_from_slice(b"esp-oracle");
@@ -513,12 +480,13 @@ fn oracle_icmp4(n: u8) -> Vec<u8> {
 }
 
 fn oracle_icmp6(n: u8) -> Vec<u8> {
-    let mut p = unhex(concat!(
+    let mut p = hex::decode(concat!(
         "6000000000123a40",
         "20010db8000100000000000000000001",
         "20010db8000200000000000000000001",
         "8000000042420000"
-    ));
+    ))
+    .unwrap();
     p[47] = n;
     p.extend_from_slice(b"esp-oracle");
     let s: std::net::Ipv6Addr = "2001:db8:1::1".parse().unwrap();
@@ -602,7 +570,10 @@ fn oracle_samples_positive() {
         assert_eq!(&o[12..20], &[192, 0, 2, 1, 192, 0, 2, 2]);
         assert_eq!(usize::from(u16::from_be_bytes([o[2], o[3]])), o.len());
         assert_eq!(checksum::fold(checksum::sum(&o[..20])), 0xffff);
-        assert_eq!(&o[20..], &unhex("1388177000123df26573702d6f7261636c65")[..]);
+        assert_eq!(
+            &o[20..],
+            &hex::decode("1388177000123df26573702d6f7261636c65").unwrap()[..]
+        );
     }
 }
 

@@ -445,23 +445,19 @@ pub fn nat_d(h: HashAlg, ci: u64, cr: u64, addr: SocketAddr) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn hexd(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
     #[test]
     fn hmac_md5_rfc2104_and_2202() {
         // RFC 2202 test case 2: key "Jefe"
         let m = HashAlg::Md5.prf(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
-        assert_eq!(m, hexd("750c783e6ab0b503eaa86e310a5db738"));
+        assert_eq!(m, hex::decode("750c783e6ab0b503eaa86e310a5db738").unwrap());
         let s = HashAlg::Sha1.prf(b"Jefe", &[b"what do ya want for nothing?"]);
-        assert_eq!(s, hexd("effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"));
+        assert_eq!(
+            s,
+            hex::decode("effcdf6ae5eb2fa2d27416d5f184df9c259a7c79").unwrap()
+        );
         assert_eq!(
             HashAlg::Md5.hash(&[b"abc"]),
-            hexd("900150983cd24fb0d6963f7d28e17f72")
+            hex::decode("900150983cd24fb0d6963f7d28e17f72").unwrap()
         );
     }
 

@@ -31,10 +31,7 @@ fn key_hash(enc: &[u8], auth: &[u8]) -> String {
     h.update(enc);
     h.update(b"|");
     h.update(auth);
-    h.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&h.finalize()[..8])
 }
 
 fn append(path: &Path, line: &str) {

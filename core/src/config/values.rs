@@ -151,10 +151,8 @@ pub fn key(v: &Value) -> Result<Vec<u8>, String> {
             digits.len()
         ));
     }
-    Ok((0..digits.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap_or(0))
-        .collect())
+    // Checked above: whole bytes of hex digits.
+    ::hex::decode(&digits).map_err(|e| e.to_string())
 }
 
 /// A byte or packet count: an integer, or a string with a suffix

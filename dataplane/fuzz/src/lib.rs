@@ -232,12 +232,6 @@ fn derived_key(len: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex key"))
-        .collect()
-}
-
 impl Cfg {
     /// The suite.
     pub fn suite(&self) -> Suite {
@@ -251,7 +245,7 @@ impl Cfg {
         if self.enc_key.is_empty() {
             derived_key(self.encr.key_len(), self.spi)
         } else {
-            hex(self.enc_key)
+            hex::decode(self.enc_key).expect("hex key")
         }
     }
     /// Integrity key bytes.
@@ -259,7 +253,7 @@ impl Cfg {
         if self.auth_key.is_empty() {
             derived_key(self.integ.key_len(), self.spi ^ 0x55)
         } else {
-            hex(self.auth_key)
+            hex::decode(self.auth_key).expect("hex key")
         }
     }
     /// The peer's address (sender of inbound traffic).

@@ -427,13 +427,6 @@ mod tests {
         assert!(HmacKeyState::<H>::new(&[0; 65]).is_none());
     }
 
-    fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
     /// RFC 2202 (HMAC-SHA1) and RFC 4231 (HMAC-SHA-256) cases 1 and 2, nine
     /// messages per burst so that the four-lane kernel (two groups) and the
     /// one-lane remainder both run.
@@ -452,7 +445,7 @@ mod tests {
                 let mut jobs: Vec<SmallJob> =
                     (0..9).map(|_| SmallJob { msg, out: [0; 32] }).collect();
                 k.mac_burst(&mut jobs);
-                let want = unhex(want);
+                let want = hex::decode(want).unwrap();
                 for j in &jobs {
                     assert_eq!(&j.out[..H::DIGEST], &want[..]);
                 }

@@ -102,6 +102,29 @@ pub fn padded(c: &dyn EspCipher, payload: &[u8]) -> Vec<u8> {
     v
 }
 
+/// One seal job per packet, sequence numbers 1, 2, 3, ...
+pub fn seal_jobs(pkts: &mut [Vec<u8>]) -> Vec<SealJob<'_>> {
+    pkts.iter_mut()
+        .enumerate()
+        .map(|(i, p)| SealJob {
+            esp: p,
+            seq: i as u64 + 1,
+        })
+        .collect()
+}
+
+/// One open job per packet, sequence numbers 1, 2, 3, ...
+pub fn open_jobs(pkts: &mut [Vec<u8>]) -> Vec<OpenJob<'_>> {
+    pkts.iter_mut()
+        .enumerate()
+        .map(|(i, p)| OpenJob {
+            esp: p,
+            seq: i as u64 + 1,
+            ok: false,
+        })
+        .collect()
+}
+
 pub fn seal_one(c: &dyn EspCipher, esp: &mut [u8], seq: u64) {
     c.seal(&mut [SealJob { esp, seq }]);
 }

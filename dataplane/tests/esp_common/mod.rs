@@ -154,3 +154,34 @@ pub fn udp6(src: &str, dst: &str, tc: u8, payload: &[u8]) -> Vec<u8> {
     b.extend_from_slice(payload);
     b
 }
+
+/// IPv4 192.0.2.1 -> 192.0.2.2, protocol ESP, around `esp`.
+pub fn outer4(esp: &[u8]) -> Vec<u8> {
+    let tl = 20 + esp.len();
+    let mut p = vec![
+        0x45,
+        0,
+        (tl >> 8) as u8,
+        tl as u8,
+        0,
+        1,
+        0,
+        0,
+        64,
+        50,
+        0,
+        0,
+        192,
+        0,
+        2,
+        1,
+        192,
+        0,
+        2,
+        2,
+    ];
+    let c = checksum::checksum(&p);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p.extend_from_slice(esp);
+    p
+}

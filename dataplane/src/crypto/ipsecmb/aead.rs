@@ -291,27 +291,10 @@ pub(super) fn hdr8(esp: &[u8]) -> [u8; 8] {
     h
 }
 
-impl<K: ImbAead, const ESN: bool> EspCipher for AeadEsp<K, ESN> {
-    fn iv_len(&self) -> usize {
-        AEAD_IV
-    }
-    fn pad_align(&self) -> usize {
-        4
-    }
-    fn icv_len(&self) -> usize {
-        TAG_LEN
-    }
-    fn backend(&self) -> &'static str {
-        self.0.backend
-    }
-    fn seal(&self, jobs: &mut [SealJob<'_>]) {
-        for chunk in jobs.chunks_mut(CHUNK) {
-            self.seal_chunk(chunk);
-        }
-    }
-    fn open(&self, jobs: &mut [OpenJob<'_>]) {
-        for chunk in jobs.chunks_mut(CHUNK) {
-            self.open_chunk(chunk);
-        }
-    }
-}
+esp_cipher_in_chunks!(
+    impl[K: ImbAead, const ESN: bool] AeadEsp<K, ESN>,
+    iv_len: AEAD_IV,
+    pad_align: 4,
+    icv_len: |_c| TAG_LEN,
+    backend: |c| c.0.backend,
+);

@@ -179,27 +179,10 @@ impl<const ESN: bool, H: SmallMac> CbcHmacEsp<ESN, H> {
     }
 }
 
-impl<const ESN: bool, H: SmallMac> EspCipher for CbcHmacEsp<ESN, H> {
-    fn iv_len(&self) -> usize {
-        BLOCK
-    }
-    fn pad_align(&self) -> usize {
-        BLOCK
-    }
-    fn icv_len(&self) -> usize {
-        self.0.icv_len
-    }
-    fn backend(&self) -> &'static str {
-        self.0.backend
-    }
-    fn seal(&self, jobs: &mut [SealJob<'_>]) {
-        for chunk in jobs.chunks_mut(CHUNK) {
-            self.seal_chunk(chunk);
-        }
-    }
-    fn open(&self, jobs: &mut [OpenJob<'_>]) {
-        for chunk in jobs.chunks_mut(CHUNK) {
-            self.open_chunk(chunk);
-        }
-    }
-}
+esp_cipher_in_chunks!(
+    impl[const ESN: bool, H: SmallMac] CbcHmacEsp<ESN, H>,
+    iv_len: BLOCK,
+    pad_align: BLOCK,
+    icv_len: |c| c.0.icv_len,
+    backend: |c| c.0.backend,
+);

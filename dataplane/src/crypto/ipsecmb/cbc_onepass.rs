@@ -98,6 +98,9 @@ impl<const ESN: bool, H: SmallMac> CbcHmacOnePass<ESN, H> {
     }
 }
 
+// Not `esp_cipher_in_chunks!`: `seal` is [`CbcHmacEsp`]'s whole, so that
+// `CbcHmacEsp::seal_chunk` keeps its one caller and stays inlined there (a
+// second, chunk-level caller here made the compiler keep it out of line).
 impl<const ESN: bool, H: SmallMac> EspCipher for CbcHmacOnePass<ESN, H> {
     fn iv_len(&self) -> usize {
         BLOCK

@@ -86,27 +86,10 @@ impl<const ESN: bool, H: SmallMac> NullHmacEsp<ESN, H> {
     }
 }
 
-impl<const ESN: bool, H: SmallMac> EspCipher for NullHmacEsp<ESN, H> {
-    fn iv_len(&self) -> usize {
-        0
-    }
-    fn pad_align(&self) -> usize {
-        4
-    }
-    fn icv_len(&self) -> usize {
-        self.0.icv_len
-    }
-    fn backend(&self) -> &'static str {
-        self.0.backend
-    }
-    fn seal(&self, jobs: &mut [SealJob<'_>]) {
-        for chunk in jobs.chunks_mut(CHUNK) {
-            self.seal_chunk(chunk);
-        }
-    }
-    fn open(&self, jobs: &mut [OpenJob<'_>]) {
-        for chunk in jobs.chunks_mut(CHUNK) {
-            self.open_chunk(chunk);
-        }
-    }
-}
+esp_cipher_in_chunks!(
+    impl[const ESN: bool, H: SmallMac] NullHmacEsp<ESN, H>,
+    iv_len: 0,
+    pad_align: 4,
+    icv_len: |c| c.0.icv_len,
+    backend: |c| c.0.backend,
+);

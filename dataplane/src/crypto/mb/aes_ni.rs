@@ -121,25 +121,24 @@ fn encrypt(rk: &[[u8; 16]; 11], blocks: &mut [[u8; 16]]) {
 mod tests {
     use super::*;
     use aes::cipher::{BlockEncrypt, KeyInit};
+    use hex::FromHex;
     use rand::{Rng, SeedableRng};
-
-    fn hex16(s: &str) -> [u8; 16] {
-        let v: Vec<u8> = (0..16)
-            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-            .collect();
-        v.try_into().unwrap()
-    }
 
     /// FIPS-197 Appendix C.1 (AES-128).
     #[test]
     fn fips197_c1() {
-        let Some(k) = Aes128Ni::new(&hex16("000102030405060708090a0b0c0d0e0f")) else {
+        let Some(k) =
+            Aes128Ni::new(&<[u8; 16]>::from_hex("000102030405060708090a0b0c0d0e0f").unwrap())
+        else {
             eprintln!("SKIP aes_ni fips197_c1: this CPU has no AES-NI");
             return;
         };
-        let mut b = [hex16("00112233445566778899aabbccddeeff")];
+        let mut b = [<[u8; 16]>::from_hex("00112233445566778899aabbccddeeff").unwrap()];
         k.encrypt_blocks(&mut b);
-        assert_eq!(b[0], hex16("69c4e0d86a7b0430d8cdb78070b4c55a"));
+        assert_eq!(
+            b[0],
+            <[u8; 16]>::from_hex("69c4e0d86a7b0430d8cdb78070b4c55a").unwrap()
+        );
     }
 
     /// Random keys and bursts of every length up to 40 blocks (whole and

@@ -290,13 +290,6 @@ mod tests {
         }
     }
 
-    fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
     /// RFC 3602 §4 cases 1-4 (AES-128-CBC) and NIST SP 800-38A F.2.6
     /// (AES-256-CBC decrypt).
     #[test]
@@ -337,11 +330,11 @@ mod tests {
             ),
         ];
         for (key, iv, ct, pt) in cases {
-            let k = CbcDecKeys::new(&unhex(key)).unwrap();
-            let iv: [u8; 16] = unhex(iv).try_into().unwrap();
-            let mut data = unhex(ct);
+            let k = CbcDecKeys::new(&hex::decode(key).unwrap()).unwrap();
+            let iv: [u8; 16] = hex::decode(iv).unwrap().try_into().unwrap();
+            let mut data = hex::decode(ct).unwrap();
             assert!(k.decrypt(&iv, &mut data));
-            assert_eq!(data, unhex(pt), "key {key}");
+            assert_eq!(data, hex::decode(pt).unwrap(), "key {key}");
         }
     }
 }

@@ -353,14 +353,6 @@ mod tests {
         );
     }
 
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
     fn reference(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; 16] {
         let c = ChaCha20Poly1305::new_from_slice(key).unwrap();
         let t = c
@@ -392,25 +384,26 @@ mod tests {
         let mut out = [[0u64; 8]; LANES];
         cpu.blocks(&k, &lanes, &mut out);
         let out: [[u8; 64]; LANES] = bytemuck::cast(out);
-        let want = hex(
-            "10 f1 e7 e4 d1 3b 59 15 50 0f dd 1f a3 20 71 c4 c7 d1 f4 c7 33 c0 68 03 04 22 aa 9a c3 d4 6c 4e
-             d2 82 64 46 07 9f aa 09 14 c2 d7 05 d9 8b 02 a2 b5 12 9c d1 de 16 4e b9 cb d0 83 e8 a2 50 3c 4e",
-        );
+        let want = hex::decode(concat!(
+            "10f1e7e4d13b5915500fdd1fa32071c4c7d1f4c733c068030422aa9ac3d46c4e",
+            "d2826446079faa0914c2d705d98b02a2b5129cd1de164eb9cbd083e8a2503c4e"
+        ))
+        .unwrap();
         assert_eq!(out[5].to_vec(), want);
         assert_ne!(out[4], out[5]);
     }
 
     #[test]
     fn rfc8439_poly1305_2_5_2() {
-        let key: [u8; 32] = hex(
-            "85:d6:be:78:57:55:6d:33:7f:44:52:fe:42:d5:06:a8:01:03:80:8a:fb:0d:b2:fd:4a:bf:f6:af:41:49:f5:1b",
-        )
-        .try_into()
-        .unwrap();
+        let key: [u8; 32] =
+            hex::decode("85d6be7857556d337f4452fe42d506a80103808afb0db2fd4abff6af4149f51b")
+                .unwrap()
+                .try_into()
+                .unwrap();
         let tag = poly1305::mac(&key, b"Cryptographic Forum Research Group");
         assert_eq!(
             tag.to_vec(),
-            hex("a8:06:1d:c1:30:51:36:c6:c2:2b:8b:af:0c:01:27:a9")
+            hex::decode("a8061dc1305136c6c22b8baf0c0127a9").unwrap()
         );
     }
 
@@ -422,8 +415,9 @@ mod tests {
             return;
         };
         let pt = b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.";
-        let aad = hex("50 51 52 53 c0 c1 c2 c3 c4 c5 c6 c7");
-        let nonce: [u8; 12] = hex("07 00 00 00 40 41 42 43 44 45 46 47")
+        let aad = hex::decode("50515253c0c1c2c3c4c5c6c7").unwrap();
+        let nonce: [u8; 12] = hex::decode("070000004041424344454647")
+            .unwrap()
             .try_into()
             .unwrap();
         let mut data = pt.to_vec();
@@ -438,11 +432,11 @@ mod tests {
         let tag = ops[0].tag;
         assert_eq!(
             tag.to_vec(),
-            hex("1a:e1:0b:59:4f:09:e2:6a:7e:90:2e:cb:d0:60:06:91")
+            hex::decode("1ae10b594f09e26a7e902ecbd0600691").unwrap()
         );
         assert_eq!(
             data[..16].to_vec(),
-            hex("d3 1a 8d 34 64 8e 60 db 7b 86 af bc 53 ef 7e c2")
+            hex::decode("d31a8d34648e60db7b86afbc53ef7ec2").unwrap()
         );
         let mut ops = [ChachaOp {
             nonce,
