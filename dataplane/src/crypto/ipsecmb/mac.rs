@@ -31,8 +31,8 @@ impl SmallMac for NoSmall {
 /// with AVX-512 the 16- / 8-lane path (chosen at install time: when
 /// present it takes every packet of a burst up to its length limit, the
 /// SHA-NI path only a remainder of at most `hmac_wide::SMALL_REST`). The
-/// two paths are kernel tokens without key material (zero-sized: `wide`
-/// is a pointer to no heap block).
+/// two paths are kernel tokens without key material (`wide` boxes at most
+/// the SHA-1 kernel's CPU-feature flag, one byte, allocated at install).
 pub(super) struct Mac<H: SmallMac> {
     pub(super) lib: imb::HmacKey,
     pub(super) small: Option<ShaNiHmac<H>>,

@@ -197,8 +197,8 @@ pub fn build_for(
     match (suite.encr, hash_alg(suite.integ)) {
         (EncrAlg::AesCbc128 | EncrAlg::AesCbc256 | EncrAlg::Null, Some(h)) => {
             // Where the CPU has AVX-512: SHA-1 on the 16-lane path
-            // (hmac_wide) up to 951-byte messages, SHA-384/512 on the 8-lane
-            // path at every length; else (and SHA-256 always) the
+            // (hmac_wide) and SHA-384/512 on the 8-lane path, at every
+            // length; else (and SHA-256 always) the
             // interleaved SHA-NI path for short packets (hmac_burst) and the
             // library for the others.
             match h {
