@@ -104,6 +104,7 @@ mod control_end;
 mod dataplane_end;
 #[cfg(any(fuzzing, test))]
 pub mod fuzz;
+pub mod huge;
 mod layout;
 mod region;
 mod ring;

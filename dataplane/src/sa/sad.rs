@@ -4,9 +4,19 @@
 //! A three-level table:
 //! - a root (`ArcSwap`) pointing to an array of pages;
 //! - shard pointers grouped in pages of 128;
-//! - each shard one allocation of cache-line buckets of three slots, open
+//! - each shard one block of cache-line buckets of three slots, open
 //!   addressing with linear probing. A slot is a key (`AtomicU32`, the SPI)
 //!   and a value written once (`OnceLock<Arc<Sa>>`).
+//!
+//! Pages: a table of many SAs is tens of megabytes read at random (45 MB
+//! at 1,000,000 SAs); on 4 KB pages nearly every lookup would also miss the
+//! TLB and walk the page tables. So a table made for [`HUGE_TABLE`] SAs or
+//! more has few, large shards (about [`HUGE_SHARD_SAS`] SAs each), and every
+//! shard block of 2 MB or more, whatever the table, is its own mapping
+//! advised `MADV_HUGEPAGE` (`espresso_core::shm::huge`: transparent huge
+//! pages, nothing to reserve; 4 KB pages where the kernel has no 2 MB page
+//! or refuses the mapping). Such a shard's bucket count is rounded up to
+//! fill its last 2 MB page when that adds at most a quarter.
 //!
 //! A slot goes through three states and never back: empty (key 0, no
 //! value), live (value set, then key = its SPI, both by the writer) and
@@ -57,6 +67,9 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::{ArcSwap, Guard};
+/// Where shard blocks go ([`Sad::with_capacity_placed`]).
+pub use espresso_core::shm::huge::Placement;
+use espresso_core::shm::huge::{HugeArc, HEADER, HUGE_PAGE};
 
 use super::policy::SaEvent;
 use super::runtime::Sa;
@@ -94,16 +107,49 @@ struct Bucket {
 const _: () = assert!(std::mem::size_of::<Bucket>() == 64);
 
 /// A shard: open addressing over buckets (linear probing bucket by bucket,
-/// wrapping), in one allocation so that a lookup costs one dependent cache
-/// miss after the page. Key 0 marks an empty or dead slot (SPIs 0..=255 are
-/// reserved; 0 is never installed). Slots of a bucket fill from the front
-/// and never become empty again, so a bucket whose last slot is empty ends
-/// a probe; at least a quarter of the slots stay empty.
-type Shard = Arc<[Bucket]>;
+/// wrapping), in one block (reference count, then the buckets: a lookup
+/// costs one dependent cache miss after the page; on 2 MB pages when the
+/// block is that large). Key 0 marks an empty or dead slot (SPIs 0..=255
+/// are reserved; 0 is never installed). Slots of a bucket fill from the
+/// front and never become empty again, so a bucket whose last slot is empty
+/// ends a probe; at least a quarter of the slots stay empty.
+type Shard = HugeArc<Bucket>;
 
-/// Buckets for a shard rebuilt with `n` SAs: two slots per SA.
+/// Tables made for at least this many SAs ([`Sad::with_capacity`]) get
+/// shards of about [`HUGE_SHARD_SAS`] SAs: blocks of several 2 MB pages.
+/// Below, the index (43 B per SA) stays within what the TLB covers with
+/// 4 KB pages (Zen 4: 3,072 entries, 12 MB) and shards stay small (a few
+/// dozen SAs: a rebuild copies little).
+pub const HUGE_TABLE: usize = 1 << 18;
+
+/// SAs per shard of a table made for [`HUGE_TABLE`] SAs or more: a shard
+/// built for 131,072 SAs has 87,382 buckets (5.3 MB), rounded up to three
+/// 2 MB pages. Its rebuild (once per ~95,000 installs into it, or as many
+/// removals) copies that much at once.
+pub const HUGE_SHARD_SAS: usize = 1 << 17;
+
+/// Buckets for a shard rebuilt with `n` SAs: two slots per SA (more when a
+/// block on 2 MB pages is rounded up, see [`shard_buckets`]).
 fn buckets_for(n: usize) -> usize {
-    (2 * n).div_ceil(BUCKET).max(1)
+    shard_buckets((2 * n).div_ceil(BUCKET).max(1))
+}
+
+/// The bucket count of a shard that needs `nb`: a block of 2 MB or more
+/// (the header line and the buckets) is rounded up to whole 2 MB pages when
+/// that adds at most a quarter (the kernel backs a 2 MB page whole anyway);
+/// otherwise its tail stays on 4 KB pages.
+fn shard_buckets(nb: usize) -> usize {
+    let line = std::mem::size_of::<Bucket>();
+    let bytes = HEADER + nb * line;
+    if bytes < HUGE_PAGE {
+        return nb;
+    }
+    let full = bytes.next_multiple_of(HUGE_PAGE);
+    if (full - bytes) * 4 <= bytes {
+        (full - HEADER) / line
+    } else {
+        nb
+    }
 }
 
 /// Slots a shard of `nb` buckets may use (live + dead) before a rebuild.
@@ -111,8 +157,8 @@ fn slot_limit(nb: usize) -> usize {
     nb * BUCKET * 3 / 4
 }
 
-fn new_shard(nb: usize) -> Shard {
-    (0..nb).map(|_| Bucket::default()).collect()
+fn new_shard(nb: usize, placement: Placement) -> Shard {
+    HugeArc::new_default(nb, placement)
 }
 
 /// The first bucket of `spi`'s probe in a shard of `nb` buckets (the hash
@@ -213,8 +259,8 @@ fn shard_find(shard: &[Bucket], spi: u32, mut b: usize) -> (Option<Slot>, Option
 }
 
 /// Builds a shard holding `items` (distinct SPIs).
-fn build_shard(items: &[(u32, Arc<Sa>)], shard_bits: u32) -> Shard {
-    let shard = new_shard(buckets_for(items.len()));
+fn build_shard(items: &[(u32, Arc<Sa>)], shard_bits: u32, placement: Placement) -> Shard {
+    let shard = new_shard(buckets_for(items.len()), placement);
     for (spi, sa) in items {
         let (_, empty) = shard_find(&shard, *spi, home(hash(*spi), shard_bits, shard.len()));
         // A new shard has twice as many slots as items: always room.
@@ -240,6 +286,8 @@ pub struct SadTable {
     page_mask: usize,
     shard_mask: usize,
     shard_bits: u32,
+    /// Where shard blocks go (2 MB pages for large ones, or the heap).
+    placement: Placement,
     /// Live SAs (updated in place by the writer).
     len: AtomicUsize,
 }
@@ -348,12 +396,28 @@ impl SadTable {
             bytes += arc_hdr + p.len() * std::mem::size_of::<Shard>();
             for sh in p.iter() {
                 if seen_shards.insert(sh.as_ptr() as usize) {
-                    // The header sits in its own line before the buckets.
-                    bytes += std::mem::size_of::<Bucket>() + std::mem::size_of_val(&**sh);
+                    // The header line and the buckets; a whole mapping
+                    // when the shard has its own.
+                    bytes += sh.block_bytes();
                 }
             }
         }
         bytes
+    }
+    /// Bytes of the shard blocks that have a mapping of their own advised
+    /// for 2 MB pages (the rest of [`SadTable::index_bytes`] is heap).
+    pub fn index_mapped_bytes(&self) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        self.pages
+            .iter()
+            .flat_map(|p| p.iter())
+            .filter(|sh| sh.is_mapped() && seen.insert(sh.as_ptr() as usize))
+            .map(|sh| sh.block_bytes())
+            .sum()
+    }
+    /// Shards of this table (the count never changes).
+    pub fn shards(&self) -> usize {
+        self.shard_mask + 1
     }
     /// Every SA (management use).
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Sa>> {
@@ -414,20 +478,34 @@ impl std::fmt::Debug for Sad {
 impl Sad {
     /// An empty SAD sized for about `n` SAs (it still grows past that: a
     /// shard grows when it is rebuilt; the shard count only sets how much
-    /// a rebuild copies).
+    /// a rebuild copies). From [`HUGE_TABLE`] SAs on, shards are large and
+    /// on 2 MB pages (see the module documentation).
     pub fn with_capacity(n: usize) -> Sad {
-        let nshards = (n / 64).next_power_of_two().clamp(16, 1 << 16);
+        Self::with_capacity_placed(n, Placement::Huge)
+    }
+
+    /// [`Sad::with_capacity`] with shard blocks placed as `placement` says:
+    /// [`Placement::Huge`] (the default) puts blocks of 2 MB or more on
+    /// transparent huge pages, [`Placement::Heap`] keeps every block on the
+    /// heap (4 KB pages; benchmarks compare the two).
+    pub fn with_capacity_placed(n: usize, placement: Placement) -> Sad {
+        let nshards = if n >= HUGE_TABLE {
+            (n / HUGE_SHARD_SAS).next_power_of_two()
+        } else {
+            (n / 64).next_power_of_two().clamp(16, 1 << 16)
+        };
         let shard_bits = nshards.trailing_zeros();
         let nb = buckets_for(n.div_ceil(nshards));
         let page_len = nshards.min(PAGE);
         let table = SadTable {
             pages: (0..nshards / page_len)
-                .map(|_| (0..page_len).map(|_| new_shard(nb)).collect())
+                .map(|_| (0..page_len).map(|_| new_shard(nb, placement)).collect())
                 .collect(),
             page_bits: page_len.trailing_zeros(),
             page_mask: page_len - 1,
             shard_mask: nshards - 1,
             shard_bits,
+            placement,
             len: AtomicUsize::new(0),
         };
         Sad {
@@ -591,7 +669,7 @@ impl Sad {
                 }
             }
             len += entries.len();
-            page[off] = build_shard(&entries, cur.shard_bits);
+            page[off] = build_shard(&entries, cur.shard_bits, cur.placement);
             let n = entries.len() as u32;
             w.shards[si] = ShardUse {
                 live: n,
@@ -614,6 +692,7 @@ impl Sad {
             page_mask: cur.page_mask,
             shard_mask: cur.shard_mask,
             shard_bits: cur.shard_bits,
+            placement: cur.placement,
             len: AtomicUsize::new(len),
         }));
         drop(cur);
