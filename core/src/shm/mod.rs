@@ -105,6 +105,7 @@ mod dataplane_end;
 #[cfg(any(fuzzing, test))]
 pub mod fuzz;
 pub mod huge;
+pub mod keyed;
 mod layout;
 mod region;
 mod ring;
