@@ -60,15 +60,22 @@
 //! (`--quick`: 3 rounds instead of 7; `--lookups-only`: no memory part). `SAD_BENCH_MD=path` writes the
 //! markdown table. The reader runs on CPU 0, the updater on CPU 1.
 //!
-//! Pages: by default both sides use 4 KB pages (ours the Rust heap,
-//! dpdk-test-sad `--no-huge`). For the 2 MB configuration run the bench
-//! with `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` (glibc's heap on
-//! transparent huge pages, THP in `madvise` mode suffices) and
-//! `SAD_DPDK_HUGE_DIR=<hugetlbfs mount>` with 2 MB pages reserved (as root,
-//! e.g. 512 in /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages):
-//! dpdk-test-sad then gets `--huge-dir <dir> --huge-unlink -m 512`. The
-//! header line of each N says which configuration ran and how much of our
-//! memory THP backed.
+//! Pages: two configurations, each a full set of rows, both sides alike:
+//! - **2 MB** (the headline, first): ours as the dataplane makes it
+//!   (`Sad::with_capacity`: the shards of a table this large are mappings
+//!   advised `MADV_HUGEPAGE`, transparent huge pages), dpdk-test-sad on
+//!   2 MB hugetlbfs pages (`--huge-dir <dir> --huge-unlink -m 512`). The
+//!   pages for DPDK: `SAD_DPDK_HUGE_DIR=<hugetlbfs mount>` with pages
+//!   reserved beforehand, or else, as root, the bench reserves 300 pages
+//!   (`nr_hugepages`), uses or mounts hugetlbfs, and gives them back after
+//!   the run (`espresso_bench::hugetlb`); it says which.
+//! - **4 KB**: ours `Sad::with_capacity_placed(n, Placement::Heap)` (the
+//!   same shards on the heap), dpdk-test-sad `--no-huge -m 2048`.
+//!
+//! `--pages 2m` or `--pages 4k` runs one of them. Each N's header line
+//! says the pages each side ran on, the bytes of our index on mappings
+//! advised for 2 MB pages and the process's `AnonHugePages` (what the
+//! kernel actually backed with 2 MB pages).
 
 use std::hint::black_box;
 use std::net::IpAddr;
@@ -78,7 +85,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dataplane::crypto::{Backend, EncrAlg, IntegAlg, Key, Suite};
+use dataplane::sa::sad::Placement;
 use dataplane::sa::{DfMode, Direction, Lifetime, Mode, Sa, SaParams, Sad, SadOp};
+use espresso_bench::hugetlb::HugePages;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -177,21 +186,21 @@ fn zombie_cpu(pid: u32) -> Option<f64> {
 /// bursts of `BURST`. `None` only when dpdk-test-sad is not installed; an
 /// installed one that fails or prints no figure panics (the bench fails
 /// instead of dropping its reference).
-fn dpdk_sad(n: usize) -> Option<DpdkRun> {
+fn dpdk_sad(n: usize, huge_dir: Option<&std::path::Path>) -> Option<DpdkRun> {
     use std::io::Read;
     let t0 = Instant::now();
-    // Its memory: anonymous 4 KB pages (`--no-huge`, the default), or 2 MB
-    // pages from the hugetlbfs mount named by `SAD_DPDK_HUGE_DIR` (pages
-    // reserved beforehand, as root), to compare with ours on huge pages.
-    let mem: Vec<String> = match std::env::var("SAD_DPDK_HUGE_DIR") {
-        Ok(dir) => vec![
+    // Its memory: anonymous 4 KB pages (`--no-huge`), or 2 MB pages from a
+    // hugetlbfs mount (pages reserved beforehand), to compare with ours on
+    // huge pages.
+    let mem: Vec<String> = match huge_dir {
+        Some(dir) => vec![
             "--huge-dir".into(),
-            dir,
+            dir.display().to_string(),
             "--huge-unlink".into(),
             "-m".into(),
             "512".into(),
         ],
-        Err(_) => vec!["--no-huge".into(), "-m".into(), "2048".into()],
+        None => vec!["--no-huge".into(), "-m".into(), "2048".into()],
     };
     let child = Command::new("dpdk-test-sad")
         .args(&mem)
@@ -205,9 +214,8 @@ fn dpdk_sad(n: usize) -> Option<DpdkRun> {
             &BURST.to_string(),
         ])
         .args(["-d", "100/0/0"])
-        // Ours may run with glibc's heap on transparent huge pages
-        // (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`); DPDK's pages are set
-        // by its own flags above, not by what it inherits.
+        // DPDK's pages are set by its own flags above, not by a glibc
+        // tunable it might inherit.
         .env_remove("GLIBC_TUNABLES")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -616,10 +624,41 @@ fn main() {
         })
         .unwrap_or_default();
     println!("# CPU: {cpu}; trials {trials}; {LOOKUPS} lookups per trial, bursts of {BURST}");
+    // Page configurations: 2 MB on both sides first (when DPDK can have
+    // them), then 4 KB on both sides.
+    let which = args
+        .iter()
+        .position(|a| a == "--pages")
+        .and_then(|i| args.get(i + 1))
+        .map_or("both", String::as_str);
+    let mut huge: Option<HugePages> = None;
+    let mut configs: Vec<(&str, Placement)> = vec![];
+    if which != "4k" {
+        huge = match std::env::var("SAD_DPDK_HUGE_DIR") {
+            Ok(d) => Some(HugePages::given(d)),
+            Err(_) => HugePages::reserve(300)
+                .map_err(|e| println!("# no 2 MB pages for dpdk-test-sad ({e}): no 2 MB rows"))
+                .ok(),
+        };
+        if let Some(h) = &huge {
+            println!("# dpdk-test-sad 2 MB rows: {}", h.note);
+            configs.push(("2m", Placement::Huge));
+        }
+    }
+    if which != "2m" {
+        configs.push(("4k", Placement::Heap));
+    }
     let mut md = String::from(
-        "| SAs | ours burst TSC cycles, median (ns) | ours single TSC cycles | dpdk-test-sad TSC cycles, median [min-max] | ratio burst/dpdk per round, median [min-max] | CPU/wall ours / dpdk process | idle CPU cycles (median) | updating CPU cycles (median) | updating/idle per round, median [min-max] | updating/control per round | updater installs/s, CPU share | index B/SA | load average |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| pages | SAs | ours burst TSC cycles, median (ns) | ours single TSC cycles | dpdk-test-sad TSC cycles, median [min-max] | ratio burst/dpdk per round, median [min-max] | CPU/wall ours / dpdk process | idle CPU cycles (median) | updating CPU cycles (median) | updating/idle per round, median [min-max] | updating/control per round | updater installs/s, CPU share | index B/SA | load average |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
-    for n in [100_000usize, 1_000_000] {
+    for (tag, placement, n) in configs
+        .iter()
+        .flat_map(|&(t, p)| [100_000usize, 1_000_000].map(|n| (t, p, n)))
+    {
+        let dpdk_dir = match placement {
+            Placement::Huge => huge.as_ref().map(|h| h.dir.as_path()),
+            Placement::Heap => None,
+        };
         let mut rng = StdRng::seed_from_u64(n as u64);
         let mut spis: Vec<u32> = Vec::with_capacity(n);
         let mut seen = std::collections::HashSet::with_capacity(n);
@@ -630,30 +669,36 @@ fn main() {
             }
         }
         drop(seen);
-        let sad = Arc::new(Sad::with_capacity(n));
+        let sad = Arc::new(Sad::with_capacity_placed(n, placement));
         for chunk in spis.chunks(100_000) {
             sad.apply(chunk.iter().map(|&s| SadOp::Insert(sa(s))));
         }
-        let index = sad.load().index_bytes() as f64 / n as f64;
+        let (index, index_mapped, shards) = {
+            let t = sad.load();
+            (t.index_bytes(), t.index_mapped_bytes(), t.shards())
+        };
         println!(
-            "# sad/{n}: memory pages: ours {} (AnonHugePages {} kB after the build), dpdk-test-sad {}",
-            match std::env::var("GLIBC_TUNABLES") {
-                Ok(t) => format!("GLIBC_TUNABLES={t}"),
-                Err(_) => "4 KB heap (no GLIBC_TUNABLES)".into(),
-            },
+            "# sad/{n}/{tag}: pages: ours {placement:?} ({shards} shards, index {:.1} MB of which {:.1} MB in mappings advised MADV_HUGEPAGE; process AnonHugePages {} kB after the build{}), dpdk-test-sad {}",
+            index as f64 / 1e6,
+            index_mapped as f64 / 1e6,
             anon_huge_kb(),
-            match std::env::var("SAD_DPDK_HUGE_DIR") {
-                Ok(d) => format!("2 MB hugetlbfs pages ({d})"),
-                Err(_) => "--no-huge (4 KB pages)".into(),
+            match std::env::var("GLIBC_TUNABLES") {
+                Ok(t) => format!(", GLIBC_TUNABLES={t}"),
+                Err(_) => String::new(),
+            },
+            match dpdk_dir {
+                Some(d) => format!("2 MB hugetlbfs pages ({})", d.display()),
+                None => "--no-huge (4 KB pages)".into(),
             }
         );
+        let index = index as f64 / n as f64;
         // The control: a second table of the same SAs (shared objects, own
         // index) that the updater churns in control rounds, so that the
         // machine sees the same updater work while the reader's table stays
         // still. The difference between the two isolates what updates do to
         // lookups in the same table from what a busy second thread does to
         // a shared 2-vCPU machine.
-        let control = Arc::new(Sad::with_capacity(n));
+        let control = Arc::new(Sad::with_capacity_placed(n, placement));
         {
             let t = sad.load();
             let all: Vec<Arc<Sa>> = t.iter().cloned().collect();
@@ -703,7 +748,7 @@ fn main() {
                 single.push(s);
             }
             if have_dpdk {
-                match dpdk_sad(n) {
+                match dpdk_sad(n, dpdk_dir) {
                     Some(d) => dpdk.push(d),
                     None => have_dpdk = false,
                 }
@@ -791,7 +836,7 @@ fn main() {
         // Our CPU share while timing: CPU time over wall time of the pass.
         let b_share: Vec<f64> = burst.iter().map(|p| p.1 / p.0).collect();
         println!(
-            "# sad/{n}: reader ns per lookup, median [min-max] of {trials} rounds: burst wall {} (CPU {}, CPU/wall {}); single wall {} (CPU {}); idle CPU {}; while updating CPU {}; control (the updater churns another table) CPU {}; per-round ratio updating/idle {}, updating/control {}",
+            "# sad/{n}/{tag}: reader ns per lookup, median [min-max] of {trials} rounds: burst wall {} (CPU {}, CPU/wall {}); single wall {} (CPU {}); idle CPU {}; while updating CPU {}; control (the updater churns another table) CPU {}; per-round ratio updating/idle {}, updating/control {}",
             spread(&bw),
             spread(&bc),
             spread(&b_share),
@@ -804,7 +849,7 @@ fn main() {
             spread(&r_ctrl),
         );
         println!(
-            "# sad/{n}: updater on the same table: {}; on the control table: {}; index {index:.1} B/SA; load average {}",
+            "# sad/{n}/{tag}: updater on the same table: {}; on the control table: {}; index {index:.1} B/SA; load average {}",
             churn(&ch_same),
             churn(&ch_ctrl),
             loadavg()
@@ -823,7 +868,7 @@ fn main() {
             let rb_cpu: Vec<f64> = bc.iter().zip(&dc).map(|(w, d)| c(*w) / d).collect();
             let cyc = median(&dc);
             println!(
-                "# dpdk-test-sad {n}: TSC cycles per lookup per round {dc:.1?}, TSC {:.3} GHz; process CPU/wall per round {d_share:.2?} (whole process: EAL init, table build, lookups); ours burst TSC cycles per round {:.1?}, CPU/wall {b_share:.2?}; per-round ratio burst {}, single {}, burst on CPU time (not like for like) {}; load average {}",
+                "# dpdk-test-sad {n}/{tag}: TSC cycles per lookup per round {dc:.1?}, TSC {:.3} GHz; process CPU/wall per round {d_share:.2?} (whole process: EAL init, table build, lookups); ours burst TSC cycles per round {:.1?}, CPU/wall {b_share:.2?}; per-round ratio burst {}, single {}, burst on CPU time (not like for like) {}; load average {}",
                 hz / 1e9,
                 bw.iter().map(|w| c(*w)).collect::<Vec<_>>(),
                 spread(&rb),
@@ -832,29 +877,29 @@ fn main() {
                 loadavg()
             );
             println!(
-                "sad/{n}/lookup-burst: ours {:.1} cycles, reference {cyc:.1} cycles (dpdk-test-sad), ratio {:.2}",
+                "sad/{n}/{tag}/lookup-burst: ours {:.1} cycles, reference {cyc:.1} cycles (dpdk-test-sad), ratio {:.2}",
                 c(median(&bw)),
                 median(&rb)
             );
             println!(
-                "sad/{n}/lookup-single: ours {:.1} cycles, reference {cyc:.1} cycles (dpdk-test-sad), ratio {:.2}",
+                "sad/{n}/{tag}/lookup-single: ours {:.1} cycles, reference {cyc:.1} cycles (dpdk-test-sad), ratio {:.2}",
                 c(median(&sw)),
                 median(&rs)
             );
             println!(
-                "sad/{n}/lookup-burst-while-updating: ours {:.1} cycles, reference {:.1} cycles (ours idle, alternating rounds), ratio {:.2}",
+                "sad/{n}/{tag}/lookup-burst-while-updating: ours {:.1} cycles, reference {:.1} cycles (ours idle, alternating rounds), ratio {:.2}",
                 c(median(&busy)),
                 c(median(&idle)),
                 1.0 + slow
             );
             println!(
-                "sad/{n}/lookup-burst-while-updating-vs-control: ours {:.1} cycles, reference {:.1} cycles (ours while the same updater churns another table), ratio {:.2}",
+                "sad/{n}/{tag}/lookup-burst-while-updating-vs-control: ours {:.1} cycles, reference {:.1} cycles (ours while the same updater churns another table), ratio {:.2}",
                 c(median(&busy)),
                 c(median(&ctrl)),
                 1.0 + slow_ctrl
             );
             md += &format!(
-                "| {n} | {:.1} ({:.2}) | {:.1} | {cyc:.1} [{:.1}-{:.1}] | {} | {:.2} / {:.2} | {:.1} | {:.1} | {} | {} | {:.0}/s, {:.1} % | {index:.1} | {} |\n",
+                "| {tag} | {n} | {:.1} ({:.2}) | {:.1} | {cyc:.1} [{:.1}-{:.1}] | {} | {:.2} / {:.2} | {:.1} | {:.1} | {} | {} | {:.0}/s, {:.1} % | {index:.1} | {} |\n",
                 c(median(&bw)),
                 median(&bw),
                 c(median(&sw)),
@@ -873,11 +918,11 @@ fn main() {
             );
         } else {
             println!(
-                "sad/{n}/lookup-burst: ours {:.2} ns, reference unavailable (dpdk-test-sad not installed)",
+                "sad/{n}/{tag}/lookup-burst: ours {:.2} ns, reference unavailable (dpdk-test-sad not installed)",
                 median(&bw)
             );
             md += &format!(
-                "| {n} | - ({:.2}) | - | - | - | - | {:.2} ns | {:.2} ns | {} | {} | {:.0}/s, {:.1} % | {index:.1} | {} |\n",
+                "| {tag} | {n} | - ({:.2}) | - | - | - | - | {:.2} ns | {:.2} ns | {} | {} | {:.0}/s, {:.1} % | {index:.1} | {} |\n",
                 median(&bw),
                 median(&idle),
                 median(&busy),

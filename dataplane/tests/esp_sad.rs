@@ -366,3 +366,49 @@ fn burst_lookups_never_see_a_wrong_or_missing_sa_while_a_writer_churns() {
         stable.len() + churn.len() - churn.iter().skip(1).step_by(2).count()
     );
 }
+
+#[test]
+fn large_tables_put_their_shards_on_huge_page_mappings() {
+    use dataplane::sa::sad::{Placement, HUGE_TABLE};
+    const MB2: usize = 2 << 20;
+    let huge = Sad::with_capacity(HUGE_TABLE);
+    let heap = Sad::with_capacity_placed(HUGE_TABLE, Placement::Heap);
+    let small = Sad::with_capacity(20_000);
+    {
+        let (t, h, s) = (huge.load(), heap.load(), small.load());
+        // A few large shards, each a mapping of its own in whole 2 MB
+        // pages; the same shards on the heap when asked; small tables on
+        // the heap.
+        assert!(t.shards() <= 4, "{} shards", t.shards());
+        assert_eq!(t.shards(), h.shards());
+        let mapped = t.index_mapped_bytes();
+        assert!(mapped >= t.shards() * MB2, "mapped {mapped}");
+        assert_eq!(mapped % MB2, 0);
+        assert!(mapped * 100 >= t.index_bytes() * 99);
+        assert_eq!(h.index_mapped_bytes(), 0);
+        assert_eq!(s.index_mapped_bytes(), 0);
+    }
+    // Both placements hold and find the same SAs.
+    let spis: Vec<u32> = (0..3000).map(spi_of).collect();
+    for sad in [&huge, &heap] {
+        sad.apply(spis.iter().map(|&s| SadOp::Insert(new_sa(s))));
+        let t = sad.load();
+        assert_eq!(t.len(), spis.len());
+        let mut out = vec![None; spis.len()];
+        t.get_burst(&spis, &mut out);
+        for (s, o) in spis.iter().zip(&out) {
+            assert_eq!(o.map(|sa| sa.spi()), Some(*s));
+        }
+        assert!(t.get(spi_of(5000)).is_none());
+    }
+    // Removing most SAs rebuilds their shards with room for the rest: small
+    // blocks, on the heap; lookups stay right.
+    huge.apply(spis.iter().skip(100).map(|&s| SadOp::Remove(s)));
+    assert!(huge.rebuilds() > 0);
+    let t = huge.load();
+    assert_eq!(t.len(), 100);
+    assert_eq!(t.index_mapped_bytes(), 0);
+    for (i, &s) in spis.iter().enumerate() {
+        assert_eq!(t.get(s).map(|sa| sa.spi()), (i < 100).then_some(s));
+    }
+}

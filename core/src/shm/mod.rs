@@ -104,6 +104,8 @@ mod control_end;
 mod dataplane_end;
 #[cfg(any(fuzzing, test))]
 pub mod fuzz;
+pub mod huge;
+pub mod keyed;
 mod layout;
 mod region;
 mod ring;

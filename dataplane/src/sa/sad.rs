@@ -4,17 +4,31 @@
 //! A three-level table:
 //! - a root (`ArcSwap`) pointing to an array of pages;
 //! - shard pointers grouped in pages of 128;
-//! - each shard one allocation of cache-line buckets of three slots, open
+//! - each shard one block of cache-line buckets of five slots, open
 //!   addressing with linear probing. A slot is a key (`AtomicU32`, the SPI)
-//!   and a value written once (`OnceLock<Arc<Sa>>`).
+//!   and an `Arc<Sa>` written once (`espresso_core::shm::keyed::KeyedSlots`:
+//!   five keys and five pointers in 64 bytes; `OnceLock<Arc<Sa>>` took 16
+//!   bytes a slot and left room for three). Two slots per SA: 25.6 bytes
+//!   of index per SA, and about one SA in 30 outside its home bucket.
 //!
-//! A slot goes through three states and never back: empty (key 0, no
+//! Pages: a table of many SAs is tens of megabytes read at random (26-32
+//! MB at 1,000,000 SAs); on 4 KB pages nearly every lookup would also miss the
+//! TLB and walk the page tables. So a table made for [`HUGE_TABLE`] SAs or
+//! more has few, large shards (about [`HUGE_SHARD_SAS`] SAs each), and every
+//! shard block of 2 MB or more, whatever the table, is its own mapping
+//! advised `MADV_HUGEPAGE` (`espresso_core::shm::huge`: transparent huge
+//! pages, nothing to reserve; 4 KB pages where the kernel has no 2 MB page
+//! or refuses the mapping). Such a shard's bucket count is rounded up to
+//! fill its last 2 MB page when that adds at most half (1,000,000 SAs:
+//! 8 shards of 3.2 MB rounded to 4 MB, 32 MB of index).
+//!
+//! A slot goes through three states and never back: empty (key `EMPTY`, no
 //! value), live (value set, then key = its SPI, both by the writer) and
-//! dead (key back to 0, value kept). So most updates happen in place, in
+//! dead (key `DEAD`, value kept). So most updates happen in place, in
 //! the one cache line of the slot:
 //! - an insert fills the first empty slot of the SPI's probe sequence;
-//! - a removal stores 0 in the key (the slot stays dead: the SA it holds
-//!   stays allocated, probes go past it);
+//! - a removal stores `DEAD` in the key (the SA it holds stays allocated,
+//!   probes go past it);
 //! - a replacement (same SPI) fills a new slot, then kills the old one.
 //!
 //! A shard is rebuilt (read-copy-update: a new shard with only its live SAs
@@ -32,15 +46,15 @@
 //!   guard, no lock, no reference-count write in the common case) and then
 //!   looks up SPIs through plain references that live as long as the guard.
 //!   Every shard and SA it can reach stays allocated while it holds the
-//!   guard: shards are `Arc`s owned by the tables, a slot's value is never
-//!   taken out or overwritten (`OnceLock` is set once), and values are
-//!   dropped only with their whole shard.
-//! - Lookups only load: keys with `Acquire`, the value with
-//!   `OnceLock::get` (an `Acquire` load of its state; never waits). The
-//!   writer sets the value before it stores the key (`Release`), so a key
-//!   that matches always has its value; a slot's key is only ever 0 or the
-//!   SPI of its value, so a hit can never return another SPI's SA (no
-//!   torn entry).
+//!   guard: shards are reference-counted blocks owned by the tables, a
+//!   slot's value is never taken out or overwritten (`KeyedSlots` writes
+//!   it once), and values are dropped only with their whole shard.
+//! - Lookups only load: keys with `Acquire`, then the value of a slot
+//!   whose key matched. The writer sets the value before it stores the
+//!   key (`Release`), so a key that matches always has its value; a
+//!   slot's key is only ever `EMPTY`, `DEAD` (reserved SPIs 0 and 1; 2
+//!   while being written) or the SPI of its value, so a hit can never
+//!   return another SPI's SA (no torn entry).
 //! - A lookup that runs while an SA is installed, replaced or removed finds
 //!   the old state or the new one (a replacement: the old SA or the new).
 //!   An SA removed before the burst's `load` is not found.
@@ -53,10 +67,14 @@
 //!   ([`Sad::apply`]) rebuilds each shard it must rebuild once and
 //!   publishes once, so 1,000,000 SAs install in seconds.
 
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::{ArcSwap, Guard};
+/// Where shard blocks go ([`Sad::with_capacity_placed`]).
+pub use espresso_core::shm::huge::Placement;
+use espresso_core::shm::huge::{HugeArc, HEADER, HUGE_PAGE};
+use espresso_core::shm::keyed::{KeyedSlots, Lookup, EMPTY};
 
 use super::policy::SaEvent;
 use super::runtime::Sa;
@@ -77,33 +95,68 @@ const PAGE: usize = 128;
 /// SPIs looked up together by [`SadTable::get_burst`] (a burst of packets).
 pub const BURST_LOOKUP: usize = 32;
 
-/// Slots per bucket: three keys and three values fill one cache line.
-const BUCKET: usize = 3;
+/// Slots per bucket: five keys (20 B, padded to 24) and five `Arc`
+/// pointers (40 B) fill one cache line.
+const BUCKET: usize = 5;
 
-/// One cache line of a shard: keys first (a probe compares all three at
-/// once), then the values. Aligned so that a shard's `Arc` header (the
-/// reference count a rebuild touches) sits alone in the line before the
-/// first bucket, never in a line that readers load.
+/// One cache line of a shard: keys first (a probe compares all five at
+/// once), then the values (`espresso_core::shm::keyed`: write-once slots
+/// published under their key; a dead slot's key is `DEAD`, an unused
+/// one's `EMPTY`). Aligned so that a shard's header (the reference count a
+/// rebuild touches) sits alone in the line before the first bucket, never
+/// in a line that readers load.
 #[derive(Default)]
 #[repr(C, align(64))]
-struct Bucket {
-    keys: [AtomicU32; BUCKET],
-    vals: [OnceLock<Arc<Sa>>; BUCKET],
-}
+struct Bucket(KeyedSlots<Arc<Sa>, BUCKET>);
 
 const _: () = assert!(std::mem::size_of::<Bucket>() == 64);
 
 /// A shard: open addressing over buckets (linear probing bucket by bucket,
-/// wrapping), in one allocation so that a lookup costs one dependent cache
-/// miss after the page. Key 0 marks an empty or dead slot (SPIs 0..=255 are
-/// reserved; 0 is never installed). Slots of a bucket fill from the front
-/// and never become empty again, so a bucket whose last slot is empty ends
-/// a probe; at least a quarter of the slots stay empty.
-type Shard = Arc<[Bucket]>;
+/// wrapping), in one block (reference count, then the buckets: a lookup
+/// costs one dependent cache miss after the page; on 2 MB pages when the
+/// block is that large). Keys `EMPTY` (0) and `DEAD` (1) mark empty and
+/// dead slots (SPIs 0..=255 are reserved and never installed). Slots of a
+/// bucket fill from the front and never become empty again, so a bucket
+/// whose last slot is empty ends a probe; at least a quarter of the slots
+/// stay empty.
+type Shard = HugeArc<Bucket>;
 
-/// Buckets for a shard rebuilt with `n` SAs: two slots per SA.
+/// Tables made for at least this many SAs ([`Sad::with_capacity`]) get
+/// shards of about [`HUGE_SHARD_SAS`] SAs: blocks of several 2 MB pages.
+/// Below, the index (26 B per SA) stays within what the TLB covers with
+/// 4 KB pages (Zen 4: 3,072 entries, 12 MB) and shards stay small (a few
+/// dozen SAs: a rebuild copies little).
+pub const HUGE_TABLE: usize = 1 << 18;
+
+/// SAs per shard of a table made for [`HUGE_TABLE`] SAs or more: a shard
+/// built for 131,072 SAs has 52,429 buckets (3.2 MB), rounded up to two
+/// 2 MB pages (65,535 buckets). Its rebuild (once per ~115,000 installs
+/// into it, or as many removals) copies that much at once.
+pub const HUGE_SHARD_SAS: usize = 1 << 17;
+
+/// Buckets for a shard rebuilt with `n` SAs: two slots per SA (more when a
+/// block on 2 MB pages is rounded up, see [`shard_buckets`]).
 fn buckets_for(n: usize) -> usize {
-    (2 * n).div_ceil(BUCKET).max(1)
+    shard_buckets((2 * n).div_ceil(BUCKET).max(1))
+}
+
+/// The bucket count of a shard that needs `nb`: a block of 2 MB or more
+/// (the header line and the buckets) is rounded up to whole 2 MB pages when
+/// that adds at most half (the kernel backs a 2 MB page whole anyway, and
+/// lookups that land in a tail on 4 KB pages miss the TLB); otherwise its
+/// tail stays on 4 KB pages.
+fn shard_buckets(nb: usize) -> usize {
+    let line = std::mem::size_of::<Bucket>();
+    let bytes = HEADER + nb * line;
+    if bytes < HUGE_PAGE {
+        return nb;
+    }
+    let full = bytes.next_multiple_of(HUGE_PAGE);
+    if (full - bytes) * 2 <= bytes {
+        (full - HEADER) / line
+    } else {
+        nb
+    }
 }
 
 /// Slots a shard of `nb` buckets may use (live + dead) before a rebuild.
@@ -111,8 +164,8 @@ fn slot_limit(nb: usize) -> usize {
     nb * BUCKET * 3 / 4
 }
 
-fn new_shard(nb: usize) -> Shard {
-    (0..nb).map(|_| Bucket::default()).collect()
+fn new_shard(nb: usize, placement: Placement) -> Shard {
+    HugeArc::new_default(nb, placement)
 }
 
 /// The first bucket of `spi`'s probe in a shard of `nb` buckets (the hash
@@ -132,28 +185,16 @@ enum Probe<'a> {
 
 /// One bucket of a probe.
 ///
-/// The three keys of a bucket are compared at once into a bit mask (no
-/// branch on which slot matched, which a random SPI would mispredict).
+/// The five keys of a bucket are compared at once into a bit mask (no
+/// branch on which slot matched, which a random SPI would mispredict);
+/// an empty last slot ends the probe.
 #[inline(always)]
 fn bucket_probe(bk: &Bucket, spi: u32) -> Probe<'_> {
-    let k = [
-        bk.keys[0].load(Ordering::Acquire),
-        bk.keys[1].load(Ordering::Acquire),
-        bk.keys[2].load(Ordering::Acquire),
-    ];
-    let hit = (k[0] == spi) as u32 | ((k[1] == spi) as u32) << 1 | ((k[2] == spi) as u32) << 2;
-    // SPI 0 marks empty and dead slots and is never installed.
-    if hit != 0 && spi != 0 {
-        return Probe::Done(
-            bk.vals
-                .get(hit.trailing_zeros() as usize)
-                .and_then(|v| v.get()),
-        );
+    match bk.0.lookup(spi) {
+        Lookup::Found(sa) => Probe::Done(Some(sa)),
+        Lookup::Absent => Probe::Done(None),
+        Lookup::Next => Probe::Next,
     }
-    if k[BUCKET - 1] == 0 && bk.vals[BUCKET - 1].get().is_none() {
-        return Probe::Done(None);
-    }
-    Probe::Next
 }
 
 /// Linear probing from bucket `b`.
@@ -174,15 +215,9 @@ fn shard_probe(shard: &[Bucket], spi: u32, mut b: usize) -> Option<&Arc<Sa>> {
 
 /// Live entries of a shard.
 fn shard_iter(shard: &[Bucket]) -> impl Iterator<Item = (u32, &Arc<Sa>)> {
-    shard.iter().flat_map(|bk| {
-        bk.keys.iter().zip(bk.vals.iter()).filter_map(|(k, v)| {
-            let k = k.load(Ordering::Acquire);
-            if k == 0 {
-                return None;
-            }
-            v.get().map(|v| (k, v))
-        })
-    })
+    shard
+        .iter()
+        .flat_map(|bk| (0..BUCKET).filter_map(move |i| bk.0.live(i)))
 }
 
 /// Where `spi` is in a shard (the writer's probe): its live slot, and the
@@ -194,10 +229,10 @@ fn shard_find(shard: &[Bucket], spi: u32, mut b: usize) -> (Option<Slot>, Option
     for _ in 0..nb {
         let Some(bk) = shard.get(b) else { break };
         for i in 0..BUCKET {
-            let k = bk.keys[i].load(Ordering::Relaxed);
+            let k = bk.0.key(i);
             if k == spi && live.is_none() {
                 live = Some((b, i));
-            } else if k == 0 && empty.is_none() && bk.vals[i].get().is_none() {
+            } else if k == EMPTY && empty.is_none() {
                 empty = Some((b, i));
             }
         }
@@ -213,14 +248,13 @@ fn shard_find(shard: &[Bucket], spi: u32, mut b: usize) -> (Option<Slot>, Option
 }
 
 /// Builds a shard holding `items` (distinct SPIs).
-fn build_shard(items: &[(u32, Arc<Sa>)], shard_bits: u32) -> Shard {
-    let shard = new_shard(buckets_for(items.len()));
+fn build_shard(items: &[(u32, Arc<Sa>)], shard_bits: u32, placement: Placement) -> Shard {
+    let shard = new_shard(buckets_for(items.len()), placement);
     for (spi, sa) in items {
         let (_, empty) = shard_find(&shard, *spi, home(hash(*spi), shard_bits, shard.len()));
         // A new shard has twice as many slots as items: always room.
         if let Some((b, i)) = empty {
-            let _ = shard[b].vals[i].set(sa.clone());
-            shard[b].keys[i].store(*spi, Ordering::Release);
+            let _ = shard[b].0.publish(i, *spi, sa.clone());
         }
     }
     shard
@@ -240,6 +274,8 @@ pub struct SadTable {
     page_mask: usize,
     shard_mask: usize,
     shard_bits: u32,
+    /// Where shard blocks go (2 MB pages for large ones, or the heap).
+    placement: Placement,
     /// Live SAs (updated in place by the writer).
     len: AtomicUsize,
 }
@@ -348,12 +384,28 @@ impl SadTable {
             bytes += arc_hdr + p.len() * std::mem::size_of::<Shard>();
             for sh in p.iter() {
                 if seen_shards.insert(sh.as_ptr() as usize) {
-                    // The header sits in its own line before the buckets.
-                    bytes += std::mem::size_of::<Bucket>() + std::mem::size_of_val(&**sh);
+                    // The header line and the buckets; a whole mapping
+                    // when the shard has its own.
+                    bytes += sh.block_bytes();
                 }
             }
         }
         bytes
+    }
+    /// Bytes of the shard blocks that have a mapping of their own advised
+    /// for 2 MB pages (the rest of [`SadTable::index_bytes`] is heap).
+    pub fn index_mapped_bytes(&self) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        self.pages
+            .iter()
+            .flat_map(|p| p.iter())
+            .filter(|sh| sh.is_mapped() && seen.insert(sh.as_ptr() as usize))
+            .map(|sh| sh.block_bytes())
+            .sum()
+    }
+    /// Shards of this table (the count never changes).
+    pub fn shards(&self) -> usize {
+        self.shard_mask + 1
     }
     /// Every SA (management use).
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Sa>> {
@@ -414,20 +466,34 @@ impl std::fmt::Debug for Sad {
 impl Sad {
     /// An empty SAD sized for about `n` SAs (it still grows past that: a
     /// shard grows when it is rebuilt; the shard count only sets how much
-    /// a rebuild copies).
+    /// a rebuild copies). From [`HUGE_TABLE`] SAs on, shards are large and
+    /// on 2 MB pages (see the module documentation).
     pub fn with_capacity(n: usize) -> Sad {
-        let nshards = (n / 64).next_power_of_two().clamp(16, 1 << 16);
+        Self::with_capacity_placed(n, Placement::Huge)
+    }
+
+    /// [`Sad::with_capacity`] with shard blocks placed as `placement` says:
+    /// [`Placement::Huge`] (the default) puts blocks of 2 MB or more on
+    /// transparent huge pages, [`Placement::Heap`] keeps every block on the
+    /// heap (4 KB pages; benchmarks compare the two).
+    pub fn with_capacity_placed(n: usize, placement: Placement) -> Sad {
+        let nshards = if n >= HUGE_TABLE {
+            (n / HUGE_SHARD_SAS).next_power_of_two()
+        } else {
+            (n / 64).next_power_of_two().clamp(16, 1 << 16)
+        };
         let shard_bits = nshards.trailing_zeros();
         let nb = buckets_for(n.div_ceil(nshards));
         let page_len = nshards.min(PAGE);
         let table = SadTable {
             pages: (0..nshards / page_len)
-                .map(|_| (0..page_len).map(|_| new_shard(nb)).collect())
+                .map(|_| (0..page_len).map(|_| new_shard(nb, placement)).collect())
                 .collect(),
             page_bits: page_len.trailing_zeros(),
             page_mask: page_len - 1,
             shard_mask: nshards - 1,
             shard_bits,
+            placement,
             len: AtomicUsize::new(0),
         };
         Sad {
@@ -504,7 +570,9 @@ impl Sad {
                 SadOp::Insert(sa) => sa.spi(),
                 SadOp::Remove(spi) => *spi,
             };
-            if spi == 0 {
+            // Reserved SPIs (0..=255: never an SA; 0, 1 and 2 are the
+            // slots' empty, dead and busy keys).
+            if spi <= 255 {
                 continue;
             }
             let h = hash(spi);
@@ -519,12 +587,14 @@ impl Sad {
             match op {
                 SadOp::Insert(sa) => match empty {
                     Some((b, i)) if (u.used as usize) < slot_limit(shard.len()) => {
-                        // Value first, then the key that publishes it.
-                        let _ = shard[b].vals[i].set(sa);
-                        shard[b].keys[i].store(spi, Ordering::Release);
+                        // Value first, then the key that publishes it (the
+                        // writer is alone: the slot is empty).
+                        let _ = shard[b].0.publish(i, spi, sa);
                         u.used += 1;
                         match live {
-                            Some((ob, oi)) => shard[ob].keys[oi].store(0, Ordering::Release),
+                            Some((ob, oi)) => {
+                                shard[ob].0.kill(oi, spi);
+                            }
                             None => {
                                 u.live += 1;
                                 len += 1;
@@ -539,7 +609,7 @@ impl Sad {
                 },
                 SadOp::Remove(_) => {
                     if let Some((ob, oi)) = live {
-                        shard[ob].keys[oi].store(0, Ordering::Release);
+                        shard[ob].0.kill(oi, spi);
                         u.live -= 1;
                         len -= 1;
                         if u.used - u.live > u.live {
@@ -591,7 +661,7 @@ impl Sad {
                 }
             }
             len += entries.len();
-            page[off] = build_shard(&entries, cur.shard_bits);
+            page[off] = build_shard(&entries, cur.shard_bits, cur.placement);
             let n = entries.len() as u32;
             w.shards[si] = ShardUse {
                 live: n,
@@ -614,6 +684,7 @@ impl Sad {
             page_mask: cur.page_mask,
             shard_mask: cur.shard_mask,
             shard_bits: cur.shard_bits,
+            placement: cur.placement,
             len: AtomicUsize::new(len),
         }));
         drop(cur);
