@@ -44,6 +44,7 @@ pub mod sha512_x8;
 pub mod sha_ni;
 #[cfg(target_arch = "x86_64")]
 mod vaes512;
+pub(crate) mod wipe;
 #[cfg(target_arch = "x86_64")]
 mod x16;
 
@@ -258,13 +259,17 @@ impl<const NR: usize, const ESN: bool> EspCipher for EspGcm<NR, ESN> {
     }
 
     fn seal(&self, jobs: &mut [SealJob<'_>]) {
-        // SAFETY: `EspGcm` is only built by `build_gcm`, after `supported()`
-        // confirmed the CPU features.
-        unsafe { self.keys.seal_esp::<NR, ESN>(self.keys.salt(), jobs) }
+        wipe::burst::<{ wipe::GCM_WIPE }, _>(|| {
+            // SAFETY: `EspGcm` is only built by `build_gcm`, after
+            // `supported()` confirmed the CPU features.
+            unsafe { self.keys.seal_esp::<NR, ESN>(self.keys.salt(), jobs) }
+        })
     }
 
     fn open(&self, jobs: &mut [OpenJob<'_>]) {
-        // SAFETY: as in `seal`.
-        unsafe { self.keys.open_esp::<NR, ESN>(self.keys.salt(), jobs) }
+        wipe::burst::<{ wipe::GCM_WIPE }, _>(|| {
+            // SAFETY: as in `seal`.
+            unsafe { self.keys.open_esp::<NR, ESN>(self.keys.salt(), jobs) }
+        })
     }
 }
