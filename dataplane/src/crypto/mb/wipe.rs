@@ -20,11 +20,30 @@ use std::hint::black_box;
 
 /// Writes `N` zero bytes into this function's own frame, which starts just
 /// below the caller's stack pointer, i.e. over the frames of the functions
-/// the caller called before. Safe code: the array is an ordinary local;
-/// `black_box` makes the stores observable so they are not elided.
+/// the caller called before: 16-byte volatile stores (SSE2, every x86-64
+/// CPU), which the compiler neither drops nor turns into a `memset` call
+/// (glibc's `rep stosb` costs more at these sizes).
 #[inline(never)]
 pub(crate) fn stack<const N: usize>() {
-    let buf = [0u8; N];
+    /// `N` bytes, 16-byte aligned.
+    #[repr(C, align(16))]
+    struct Buf<const N: usize>([u8; N]);
+    let mut buf = core::mem::MaybeUninit::<Buf<N>>::uninit();
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{__m128i, _mm_setzero_si128};
+        let p = buf.as_mut_ptr().cast::<__m128i>();
+        for i in 0..N / 16 {
+            // SAFETY: `p.add(i)` for `i < N / 16` is a 16-byte aligned slot
+            // inside `buf` (16-byte aligned, `N` bytes); SSE2 is part of
+            // x86-64.
+            unsafe { core::ptr::write_volatile(p.add(i), _mm_setzero_si128()) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        buf.write(Buf([0; N]));
+    }
     black_box(&buf);
 }
 
@@ -45,20 +64,27 @@ fn framed<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Bytes cleared after a burst of the VAES GCM kernel (`EspGcm`, `Gcm`):
-/// `open_small` alone has a ~4 KiB frame, `seal_small` + `seal_impl` ~2.7 KiB.
-pub(crate) const GCM_WIPE: usize = 8192;
+// Each size: the deepest a burst wrote below the caller's stack pointer in
+// the release build (measured by `bursts_stay_within_their_wipe`, 64-,
+// 1400-byte and mixed bursts, 2026-12-07), rounded up with 256-900 bytes
+// to spare. That test fails if a burst goes deeper than its wipe.
+
+/// Bytes cleared after a burst of the VAES GCM kernel (`EspGcm`,
+/// `AeadEsp` over `Gcm`): 2164 bytes deep.
+pub(crate) const GCM_WIPE: usize = 2560;
 
 /// Bytes cleared after a ChaCha20-Poly1305 burst (`keystream`, `tags`,
-/// `poly1305_x8::tags` + `absorb`: up to ~6.5 KiB deep).
-pub(crate) const CHACHA_POLY_WIPE: usize = 8192;
+/// `poly1305_x8::tags` + `absorb`): 9312 bytes deep.
+pub(crate) const CHACHA_POLY_WIPE: usize = 10240;
 
 /// Bytes cleared after a burst of the 16-lane SHA-1 / 8-lane SHA-384/512
-/// HMAC kernels (the group loop and the compression function).
-pub(crate) const WIDE_HMAC_WIPE: usize = 8192;
+/// HMAC kernels (the group loop and the compression function): 4800 and
+/// 5056 bytes deep.
+pub(crate) const WIDE_HMAC_WIPE: usize = 5376;
 
-/// Bytes cleared after a burst of the 4-lane SHA-NI HMAC kernels.
-pub(crate) const SHA_NI_WIPE: usize = 2048;
+/// Bytes cleared after a burst of the 4-lane SHA-NI HMAC kernels: 1368
+/// bytes deep.
+pub(crate) const SHA_NI_WIPE: usize = 1792;
 
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests;

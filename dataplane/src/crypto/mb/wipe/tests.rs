@@ -337,3 +337,135 @@ fn sha_ni_hmac_burst_leaves_no_pad_state_on_the_stack() {
     let hits = found(&dump[..], &needles);
     assert!(hits.is_empty(), "pad states (index, offset) left: {hits:?}");
 }
+
+/// Fills the `DUMP` bytes below the stack pointer with 0xa5.
+#[inline(always)]
+fn paint_below_sp() {
+    // SAFETY: writes the `DUMP` bytes below `rsp`: this thread's stack, not
+    // in use by any frame (they are below the stack pointer); nothing pushed.
+    unsafe {
+        asm!(
+            "mov rdi, rsp",
+            "sub rdi, {n}",
+            "mov al, 0xa5",
+            "rep stosb",
+            n = const DUMP,
+            out("rdi") _,
+            inout("rcx") DUMP => _,
+            out("al") _,
+            options(nostack, preserves_flags),
+        );
+    }
+}
+
+/// Bytes below the stack pointer a burst wrote (after `paint_below_sp`).
+fn depth(dump: &[u8; DUMP]) -> usize {
+    DUMP - dump.iter().position(|&b| b != 0xa5).unwrap_or(DUMP)
+}
+
+/// Slack for the wipe's own frame (return address, saved registers,
+/// alignment) below the caller's stack pointer.
+const SLACK: usize = 256;
+
+/// No burst writes deeper below its caller than its wipe clears (plus the
+/// wipe's frame): 64-byte, 1400-byte and mixed bursts of every path.
+#[cfg(feature = "ipsec-mb")]
+#[test]
+fn bursts_stay_within_their_wipe() {
+    use super::{CHACHA_POLY_WIPE, GCM_WIPE, SHA_NI_WIPE, WIDE_HMAC_WIPE};
+    use crate::crypto::hmac_wide::Wide512Kernel;
+    if !super::super::supported() {
+        return;
+    }
+    let (Some(cp), Some(wide), Some(wide512), Some(ni)) = (
+        ChachaPolyX16::detect(),
+        Sha1Wide::new(),
+        Wide512Kernel::<8>::new(),
+        ShaNiHmac::<Sha1>::new(),
+    ) else {
+        return;
+    };
+    let mut dump = Box::new([0u8; DUMP]);
+    let cipher = super::super::build_gcm(&Key::new(vec![7; 20]), false).expect("gcm");
+    let kw = [5u32; 8];
+    let aad = [9u8; 8];
+    let mixed = [
+        40, 64, 100, 200, 236, 300, 512, 1400, 48, 64, 64, 64, 120, 1000,
+    ];
+    let check = |what: &str, size: usize, wipe: usize, dump: &[u8; DUMP]| {
+        let d = depth(dump);
+        assert!(
+            d <= wipe + SLACK,
+            "{what} ({size} B): {d} bytes deep, wipe {wipe}"
+        );
+    };
+    for sizes in [&[64usize; 32][..], &[1400; 32], &mixed] {
+        let n = sizes[0];
+        let mut pkts = packets(sizes);
+        let mut seal: Vec<SealJob<'_>> = pkts
+            .iter_mut()
+            .map(|p| SealJob {
+                esp: p.as_mut_slice(),
+                seq: 1,
+            })
+            .collect();
+        paint_below_sp();
+        cipher.seal(&mut seal);
+        below_sp(&mut dump);
+        check("gcm seal", n, GCM_WIPE, &dump);
+        drop(seal);
+        let mut open: Vec<OpenJob<'_>> = pkts
+            .iter_mut()
+            .map(|p| OpenJob {
+                esp: p.as_mut_slice(),
+                seq: 1,
+                ok: false,
+            })
+            .collect();
+        paint_below_sp();
+        cipher.open(&mut open);
+        below_sp(&mut dump);
+        check("gcm open", n, GCM_WIPE, &dump);
+        drop(open);
+        let mut ops: Vec<ChachaOp<'_>> = pkts
+            .iter_mut()
+            .map(|p| ChachaOp {
+                nonce: [1; 12],
+                aad: &aad,
+                data: p.as_mut_slice(),
+                tag: [0; 16],
+                ok: false,
+            })
+            .collect();
+        paint_below_sp();
+        cp.seal(&kw, &mut ops);
+        below_sp(&mut dump);
+        check("chacha20-poly1305 seal", n, CHACHA_POLY_WIPE, &dump);
+        paint_below_sp();
+        cp.open(&kw, &mut ops);
+        below_sp(&mut dump);
+        check("chacha20-poly1305 open", n, CHACHA_POLY_WIPE, &dump);
+        drop(ops);
+        let msgs: Vec<&[u8]> = pkts.iter().map(|p| p.as_slice()).collect();
+        let mut out = vec![[0u8; 32]; msgs.len()];
+        paint_below_sp();
+        wide.mac_burst(&[1; 64], &[2; 64], &msgs, &mut out);
+        below_sp(&mut dump);
+        check("hmac-sha1 x16", n, WIDE_HMAC_WIPE, &dump);
+        paint_below_sp();
+        wide512.mac_burst(&[1; 64], &[2; 64], &msgs, &mut out);
+        below_sp(&mut dump);
+        check("hmac-sha512 x8", n, WIDE_HMAC_WIPE, &dump);
+        let mut jobs: Vec<SmallJob<'_>> = msgs
+            .iter()
+            .map(|m| SmallJob {
+                msg: m,
+                out: [0; 32],
+            })
+            .collect();
+        paint_below_sp();
+        ni.mac_burst(&[1; 64], &[2; 64], &mut jobs);
+        below_sp(&mut dump);
+        check("hmac-sha1 sha-ni", n, SHA_NI_WIPE, &dump);
+    }
+}
