@@ -87,4 +87,6 @@ pub(crate) const WIDE_HMAC_WIPE: usize = 5376;
 pub(crate) const SHA_NI_WIPE: usize = 1792;
 
 #[cfg(all(test, target_arch = "x86_64"))]
+pub(crate) mod probe;
+#[cfg(all(test, target_arch = "x86_64"))]
 mod tests;

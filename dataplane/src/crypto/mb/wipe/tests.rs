@@ -1,84 +1,15 @@
 //! After a burst, the stack below the caller holds none of the key-derived
 //! words the kernels had in registers: each test runs a burst with a known
 //! key, copies the stack below its own frame (inline asm, opaque to the
-//! compiler) and looks for those words.
-
-use std::arch::asm;
+//! compiler, in `probe`) and looks for those words. The HMAC bursts'
+//! tests are in `crypto/hmac_wipe_tests.rs`.
 
 use espresso_core::key::Key;
 
+use super::probe::{below_sp, depth, found, packets, paint_below_sp, splat, DUMP, SLACK};
 use super::stack;
-#[cfg(feature = "ipsec-mb")]
-use crate::crypto::hmac_burst::{pad_states, Sha1, ShaNiHmac, SmallJob, SmallMac};
-#[cfg(feature = "ipsec-mb")]
-use crate::crypto::hmac_wide::{Kernel, Sha1Wide, WideMac};
 use crate::crypto::mb::chacha_poly::{key_words, ChachaOp, ChachaPolyX16};
-#[cfg(feature = "ipsec-mb")]
-use crate::crypto::mb::sha1_x16::Sha1x16;
 use crate::crypto::{OpenJob, SealJob};
-
-/// Bytes of stack read back below the test's frame (more than any wipe).
-const DUMP: usize = 32 * 1024;
-
-/// Copies the `DUMP` bytes just below the stack pointer into `out`.
-#[inline(always)]
-fn below_sp(out: &mut [u8; DUMP]) {
-    // SAFETY: reads the `DUMP` bytes below `rsp`, which lie in this thread's
-    // stack (a test thread has 2 MiB and the test runs near its top), and
-    // writes `out`, a buffer of exactly `DUMP` bytes. The asm pushes nothing
-    // (`nostack`) and restores no flags it changes (`rep movsb` changes none).
-    unsafe {
-        asm!(
-            "mov rsi, rsp",
-            "sub rsi, {n}",
-            "rep movsb",
-            n = const DUMP,
-            inout("rdi") out.as_mut_ptr() => _,
-            inout("rcx") DUMP => _,
-            out("rsi") _,
-            options(nostack, preserves_flags),
-        );
-    }
-}
-
-/// Offsets in `dump` where one of `needles` occurs, as (needle index, offset).
-fn found<const L: usize>(dump: &[u8], needles: &[[u8; L]]) -> Vec<(usize, usize)> {
-    let mut hits = Vec::new();
-    for (i, n) in needles.iter().enumerate() {
-        for (off, w) in dump.windows(L).enumerate() {
-            if w == n {
-                hits.push((i, off));
-            }
-        }
-    }
-    hits
-}
-
-/// A 32-bit word four times (one 128-bit lane of a broadcast register).
-fn splat(w: u32) -> [u8; 16] {
-    let mut b = [0u8; 16];
-    for c in b.chunks_exact_mut(4) {
-        c.copy_from_slice(&w.to_le_bytes());
-    }
-    b
-}
-
-/// ESP packets (header, IV, payload, ICV room) of the given payload sizes.
-fn packets(sizes: &[usize]) -> Vec<Vec<u8>> {
-    sizes
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| {
-            let mut p = vec![0u8; 16 + n + 16];
-            p[..4].copy_from_slice(&0x1000u32.to_be_bytes());
-            p[4..8].copy_from_slice(&(i as u32 + 1).to_be_bytes());
-            for (j, b) in p[16..16 + n].iter_mut().enumerate() {
-                *b = (j * 7 + i) as u8;
-            }
-            p
-        })
-        .collect()
-}
 
 #[test]
 fn gcm_burst_leaves_no_key_schedule_on_the_stack() {
@@ -259,130 +190,16 @@ fn chacha20_block0(key: &[u32; 8], nonce: &[u8; 12]) -> [u8; 64] {
     out
 }
 
-#[cfg(feature = "ipsec-mb")]
-#[test]
-fn sha1_x16_hmac_burst_leaves_no_pad_state_on_the_stack() {
-    let Some(k) = Sha1Wide::new() else {
-        return;
-    };
-    let key: [u8; 20] = std::array::from_fn(|i| 0x3b ^ (i as u8 * 13));
-    let (ipad, opad) = pad_states(
-        &key,
-        <Sha1x16 as Kernel<5>>::IV,
-        <Sha1x16 as Kernel<5>>::compress1,
-    )
-    .expect("key");
-    let (ib, ob) = (lib_layout(&ipad), lib_layout(&opad));
-    let msgs_owned: Vec<Vec<u8>> = (0..16).map(|i| vec![i as u8; 64 + 16 * i]).collect();
-    let msgs: Vec<&[u8]> = msgs_owned.iter().map(|m| m.as_slice()).collect();
-    let mut out = vec![[0u8; 32]; 16];
-    let mut dump = Box::new([0u8; DUMP]);
-    stack::<DUMP>();
-    k.mac_burst(&ib, &ob, &msgs, &mut out);
-    below_sp(&mut dump);
-    assert!(out.iter().all(|o| o != &[0u8; 32]), "every MAC written");
-    let needles: Vec<[u8; 16]> = ipad.iter().chain(&opad).map(|&w| splat(w)).collect();
-    let hits = found(&dump[..], &needles);
-    assert!(
-        hits.is_empty(),
-        "pad state words (index, offset) left: {hits:?}"
-    );
-}
-
-/// Key states in the library's layout (native-endian words), as the ESP
-/// path hands them to the HMAC kernels.
-#[cfg(feature = "ipsec-mb")]
-fn lib_layout(s: &[u32; 5]) -> [u8; 64] {
-    let mut b = [0u8; 64];
-    for (c, w) in b.chunks_exact_mut(4).zip(s) {
-        c.copy_from_slice(&w.to_ne_bytes());
-    }
-    b
-}
-
-#[cfg(feature = "ipsec-mb")]
-#[test]
-fn sha_ni_hmac_burst_leaves_no_pad_state_on_the_stack() {
-    let Some(k) = ShaNiHmac::<Sha1>::new() else {
-        return;
-    };
-    let key: [u8; 20] = std::array::from_fn(|i| 0x71 ^ (i as u8 * 11));
-    let (ipad, opad) = pad_states(&key, Sha1::iv(), Sha1::compress).expect("key");
-    let (ib, ob) = (lib_layout(&ipad), lib_layout(&opad));
-    let msgs: Vec<Vec<u8>> = (0..8).map(|i| vec![i as u8; 40 + 30 * i]).collect();
-    let mut jobs: Vec<SmallJob<'_>> = msgs
-        .iter()
-        .map(|m| SmallJob {
-            msg: m.as_slice(),
-            out: [0; 32],
-        })
-        .collect();
-    let mut dump = Box::new([0u8; DUMP]);
-    stack::<DUMP>();
-    k.mac_burst(&ib, &ob, &mut jobs);
-    below_sp(&mut dump);
-    assert!(jobs.iter().all(|j| j.out != [0u8; 32]), "every MAC written");
-    // A, B, C, D in one register, in either word order.
-    let mut needles: Vec<[u8; 16]> = Vec::new();
-    for st in [ipad, opad] {
-        let mut fwd = [0u8; 16];
-        let mut rev = [0u8; 16];
-        for i in 0..4 {
-            fwd[4 * i..4 * i + 4].copy_from_slice(&st[i].to_le_bytes());
-            rev[4 * i..4 * i + 4].copy_from_slice(&st[3 - i].to_le_bytes());
-        }
-        needles.push(fwd);
-        needles.push(rev);
-    }
-    let hits = found(&dump[..], &needles);
-    assert!(hits.is_empty(), "pad states (index, offset) left: {hits:?}");
-}
-
-/// Fills the `DUMP` bytes below the stack pointer with 0xa5.
-#[inline(always)]
-fn paint_below_sp() {
-    // SAFETY: writes the `DUMP` bytes below `rsp`: this thread's stack, not
-    // in use by any frame (they are below the stack pointer); nothing pushed.
-    unsafe {
-        asm!(
-            "mov rdi, rsp",
-            "sub rdi, {n}",
-            "mov al, 0xa5",
-            "rep stosb",
-            n = const DUMP,
-            out("rdi") _,
-            inout("rcx") DUMP => _,
-            out("al") _,
-            options(nostack, preserves_flags),
-        );
-    }
-}
-
-/// Bytes below the stack pointer a burst wrote (after `paint_below_sp`).
-fn depth(dump: &[u8; DUMP]) -> usize {
-    DUMP - dump.iter().position(|&b| b != 0xa5).unwrap_or(DUMP)
-}
-
-/// Slack for the wipe's own frame (return address, saved registers,
-/// alignment) below the caller's stack pointer.
-const SLACK: usize = 256;
-
-/// No burst writes deeper below its caller than its wipe clears (plus the
-/// wipe's frame): 64-byte, 1400-byte and mixed bursts of every path.
-#[cfg(feature = "ipsec-mb")]
+/// No GCM or ChaCha20-Poly1305 burst writes deeper below its caller than
+/// its wipe clears (plus the wipe's frame): 64-byte, 1400-byte and mixed
+/// bursts (the HMAC bursts: `crypto/hmac_wipe_tests.rs`).
 #[test]
 fn bursts_stay_within_their_wipe() {
-    use super::{CHACHA_POLY_WIPE, GCM_WIPE, SHA_NI_WIPE, WIDE_HMAC_WIPE};
-    use crate::crypto::hmac_wide::Wide512Kernel;
+    use super::{CHACHA_POLY_WIPE, GCM_WIPE};
     if !super::super::supported() {
         return;
     }
-    let (Some(cp), Some(wide), Some(wide512), Some(ni)) = (
-        ChachaPolyX16::detect(),
-        Sha1Wide::new(),
-        Wide512Kernel::<8>::new(),
-        ShaNiHmac::<Sha1>::new(),
-    ) else {
+    let Some(cp) = ChachaPolyX16::detect() else {
         return;
     };
     let mut dump = Box::new([0u8; DUMP]);
@@ -445,27 +262,5 @@ fn bursts_stay_within_their_wipe() {
         cp.open(&kw, &mut ops);
         below_sp(&mut dump);
         check("chacha20-poly1305 open", n, CHACHA_POLY_WIPE, &dump);
-        drop(ops);
-        let msgs: Vec<&[u8]> = pkts.iter().map(|p| p.as_slice()).collect();
-        let mut out = vec![[0u8; 32]; msgs.len()];
-        paint_below_sp();
-        wide.mac_burst(&[1; 64], &[2; 64], &msgs, &mut out);
-        below_sp(&mut dump);
-        check("hmac-sha1 x16", n, WIDE_HMAC_WIPE, &dump);
-        paint_below_sp();
-        wide512.mac_burst(&[1; 64], &[2; 64], &msgs, &mut out);
-        below_sp(&mut dump);
-        check("hmac-sha512 x8", n, WIDE_HMAC_WIPE, &dump);
-        let mut jobs: Vec<SmallJob<'_>> = msgs
-            .iter()
-            .map(|m| SmallJob {
-                msg: m,
-                out: [0; 32],
-            })
-            .collect();
-        paint_below_sp();
-        ni.mac_burst(&[1; 64], &[2; 64], &mut jobs);
-        below_sp(&mut dump);
-        check("hmac-sha1 sha-ni", n, SHA_NI_WIPE, &dump);
     }
 }
