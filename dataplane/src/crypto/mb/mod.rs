@@ -259,17 +259,22 @@ impl<const NR: usize, const ESN: bool> EspCipher for EspGcm<NR, ESN> {
     }
 
     fn seal(&self, jobs: &mut [SealJob<'_>]) {
-        wipe::burst::<{ wipe::GCM_WIPE }, _>(|| {
-            // SAFETY: `EspGcm` is only built by `build_gcm`, after
-            // `supported()` confirmed the CPU features.
-            unsafe { self.keys.seal_esp::<NR, ESN>(self.keys.salt(), jobs) }
-        })
+        // SAFETY: `EspGcm` is only built by `build_gcm`, after `supported()`
+        // confirmed the CPU features: the kernel's, and AVX-512 F, which
+        // `burst512`'s wipe needs (the closure runs in this unsafe block).
+        unsafe {
+            wipe::burst512::<{ wipe::GCM_WIPE }, _>(|| {
+                self.keys.seal_esp::<NR, ESN>(self.keys.salt(), jobs)
+            })
+        }
     }
 
     fn open(&self, jobs: &mut [OpenJob<'_>]) {
-        wipe::burst::<{ wipe::GCM_WIPE }, _>(|| {
-            // SAFETY: as in `seal`.
-            unsafe { self.keys.open_esp::<NR, ESN>(self.keys.salt(), jobs) }
-        })
+        // SAFETY: as in `seal`.
+        unsafe {
+            wipe::burst512::<{ wipe::GCM_WIPE }, _>(|| {
+                self.keys.open_esp::<NR, ESN>(self.keys.salt(), jobs)
+            })
+        }
     }
 }

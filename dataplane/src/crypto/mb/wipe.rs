@@ -47,6 +47,43 @@ pub(crate) fn stack<const N: usize>() {
     black_box(&buf);
 }
 
+/// [`stack`] with 64-byte stores, for the bursts of kernels that exist only
+/// on AVX-512 CPUs (a quarter of the stores).
+///
+/// # Safety
+/// The CPU must have AVX-512 F.
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+#[target_feature(enable = "avx512f")]
+unsafe fn stack512<const N: usize>() {
+    /// `N` bytes, 64-byte aligned.
+    #[repr(C, align(64))]
+    struct Buf<const N: usize>([u8; N]);
+    use core::arch::x86_64::{__m512i, _mm512_setzero_si512};
+    let mut buf = core::mem::MaybeUninit::<Buf<N>>::uninit();
+    let p = buf.as_mut_ptr().cast::<__m512i>();
+    for i in 0..N / 64 {
+        // SAFETY: `p.add(i)` for `i < N / 64` is a 64-byte aligned slot
+        // inside `buf` (64-byte aligned, `N` bytes); AVX-512 F is enabled.
+        unsafe { core::ptr::write_volatile(p.add(i), _mm512_setzero_si512()) };
+    }
+    black_box(&buf);
+}
+
+/// [`burst`] for a kernel that exists only on a CPU with AVX-512 F.
+///
+/// # Safety
+/// The CPU must have AVX-512 F (the caller holds a kernel token that
+/// proves it).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn burst512<const N: usize, R>(f: impl FnOnce() -> R) -> R {
+    let r = framed(f);
+    // SAFETY: the caller guarantees AVX-512 F.
+    unsafe { stack512::<N>() };
+    r
+}
+
 /// Runs `f` in a frame of its own (never inlined into the caller, so its
 /// locals and spills lie below the caller's stack pointer), then clears `N`
 /// bytes of stack below the caller: the frames of `f` and of the kernels it
@@ -68,6 +105,27 @@ fn framed<R>(f: impl FnOnce() -> R) -> R {
 // the release build (measured by `bursts_stay_within_their_wipe`, 64-,
 // 1400-byte and mixed bursts, 2026-12-07), rounded up with 256-900 bytes
 // to spare. That test fails if a burst goes deeper than its wipe.
+
+/// [`burst`] with the 64-byte stores of `stack512`, for a kernel whose
+/// token `cpu` proves AVX-512 F (`ChachaX16` exists only after it was
+/// detected).
+#[inline(always)]
+pub(crate) fn burst_x16<const N: usize, R>(
+    cpu: super::chacha_x16::ChachaX16,
+    f: impl FnOnce() -> R,
+) -> R {
+    let _ = cpu;
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: a `ChachaX16` is only built by `ChachaX16::detect`, after
+        // AVX-512 F and BW were detected.
+        unsafe { burst512::<N, R>(f) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        burst::<N, R>(f)
+    }
+}
 
 /// Bytes cleared after a burst of the VAES GCM kernel (`EspGcm`,
 /// `AeadEsp` over `Gcm`): 2164 bytes deep.
