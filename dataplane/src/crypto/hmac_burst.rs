@@ -33,6 +33,7 @@ use sha1::digest::generic_array::GenericArray;
 use zeroize::Zeroize;
 
 use super::mb::sha_ni::{from_abef, to_abef, ShaNi};
+use super::mb::wipe;
 
 /// One message of a burst and where its MAC goes (full length).
 pub(crate) struct SmallJob<'a> {
@@ -255,12 +256,14 @@ impl<H: SmallMac> ShaNiHmac<H> {
     /// compressions interleaved across the jobs, with the key states
     /// `ipad` / `opad` in the library's layout.
     pub(crate) fn mac_burst(&self, ipad: &[u8; 64], opad: &[u8; 64], jobs: &mut [SmallJob<'_>]) {
-        let mut pads = (H::from_lib(ipad), H::from_lib(opad));
-        for group in jobs.chunks_mut(4) {
-            mac_group::<H>(self.ni, &pads.0, &pads.1, group);
-        }
-        pads.0.zeroize();
-        pads.1.zeroize();
+        wipe::burst::<{ wipe::SHA_NI_WIPE }, _>(|| {
+            let mut pads = (H::from_lib(ipad), H::from_lib(opad));
+            for group in jobs.chunks_mut(4) {
+                mac_group::<H>(self.ni, &pads.0, &pads.1, group);
+            }
+            pads.0.zeroize();
+            pads.1.zeroize();
+        })
     }
 }
 

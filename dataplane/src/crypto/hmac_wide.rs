@@ -36,6 +36,7 @@ use super::hmac_burst::pad_states;
 use super::hmac_burst::words32;
 use super::mb::sha1_x16::Sha1x16;
 use super::mb::sha512_x8::Sha512x8;
+use super::mb::wipe;
 
 /// Lanes of the kernels.
 pub(crate) const LANES: usize = 16;
@@ -151,12 +152,14 @@ impl<K: Kernel<W>, const W: usize> WideMac for WideKernel<K, W> {
         blocks(len) <= K::MAX_BLOCKS
     }
     fn mac_burst(&self, ipad: &[u8; 64], opad: &[u8; 64], msgs: &[&[u8]], out: &mut [[u8; 32]]) {
-        let mut pads = (words32::<W>(ipad), words32::<W>(opad));
-        for (m, o) in msgs.chunks(LANES).zip(out.chunks_mut(LANES)) {
-            mac_group(self.0, &pads.0, &pads.1, m, o);
-        }
-        pads.0.zeroize();
-        pads.1.zeroize();
+        wipe::burst::<{ wipe::WIDE_HMAC_WIPE }, _>(|| {
+            let mut pads = (words32::<W>(ipad), words32::<W>(opad));
+            for (m, o) in msgs.chunks(LANES).zip(out.chunks_mut(LANES)) {
+                mac_group(self.0, &pads.0, &pads.1, m, o);
+            }
+            pads.0.zeroize();
+            pads.1.zeroize();
+        })
     }
 }
 
@@ -341,12 +344,14 @@ impl<const DW: usize> WideMac for Wide512Kernel<DW> {
         true
     }
     fn mac_burst(&self, ipad: &[u8; 64], opad: &[u8; 64], msgs: &[&[u8]], out: &mut [[u8; 32]]) {
-        let mut pads = (words64(ipad), words64(opad));
-        for (m, o) in msgs.chunks(LANES8).zip(out.chunks_mut(LANES8)) {
-            mac_group512::<DW>(self.0, &pads.0, &pads.1, m, o);
-        }
-        pads.0.zeroize();
-        pads.1.zeroize();
+        wipe::burst::<{ wipe::WIDE_HMAC_WIPE }, _>(|| {
+            let mut pads = (words64(ipad), words64(opad));
+            for (m, o) in msgs.chunks(LANES8).zip(out.chunks_mut(LANES8)) {
+                mac_group512::<DW>(self.0, &pads.0, &pads.1, m, o);
+            }
+            pads.0.zeroize();
+            pads.1.zeroize();
+        })
     }
 }
 

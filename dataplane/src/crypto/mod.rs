@@ -60,6 +60,8 @@ pub(crate) mod ct;
 mod hmac_burst;
 #[cfg(feature = "ipsec-mb")]
 mod hmac_wide;
+#[cfg(all(test, feature = "ipsec-mb", target_arch = "x86_64"))]
+mod hmac_wipe_tests;
 #[cfg(feature = "ipsec-mb")]
 pub mod ipsecmb;
 // The multi-buffer AES-GCM kernel's `#[target_feature]` calls and SIMD

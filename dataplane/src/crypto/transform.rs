@@ -21,6 +21,7 @@
 use aes::cipher::{BlockEncrypt, KeyInit};
 
 use super::mb::aes_ni::Aes128Ni;
+use super::mb::wipe;
 use super::raw::{RawAead, RawCbc, RawMac, TAG_LEN};
 use super::{EspCipher, OpenJob, SealJob};
 
@@ -96,44 +97,48 @@ impl<A: RawAead, const ESN: bool> EspCipher for AeadEsp<A, ESN> {
     }
 
     fn seal(&self, jobs: &mut [SealJob<'_>]) {
-        for job in jobs.iter_mut() {
-            let esp = &mut *job.esp;
-            if esp.len() < Self::MIN {
-                // Malformed job: never let plaintext leave in clear.
-                esp.fill(0);
-                continue;
+        wipe::burst::<{ wipe::GCM_WIPE }, _>(|| {
+            for job in jobs.iter_mut() {
+                let esp = &mut *job.esp;
+                if esp.len() < Self::MIN {
+                    // Malformed job: never let plaintext leave in clear.
+                    esp.fill(0);
+                    continue;
+                }
+                let (head, rest) = esp.split_at_mut(HDR + Self::IV);
+                let (hdr, iv) = head.split_at_mut(HDR);
+                iv.copy_from_slice(&job.seq.to_be_bytes());
+                let nonce = self.nonce(iv);
+                let ct_len = rest.len() - TAG_LEN;
+                let (data, icv) = rest.split_at_mut(ct_len);
+                let tag = if ESN {
+                    self.aead.seal(&nonce, &esn_aad(hdr, job.seq), data)
+                } else {
+                    self.aead.seal(&nonce, hdr, data)
+                };
+                icv.copy_from_slice(&tag);
             }
-            let (head, rest) = esp.split_at_mut(HDR + Self::IV);
-            let (hdr, iv) = head.split_at_mut(HDR);
-            iv.copy_from_slice(&job.seq.to_be_bytes());
-            let nonce = self.nonce(iv);
-            let ct_len = rest.len() - TAG_LEN;
-            let (data, icv) = rest.split_at_mut(ct_len);
-            let tag = if ESN {
-                self.aead.seal(&nonce, &esn_aad(hdr, job.seq), data)
-            } else {
-                self.aead.seal(&nonce, hdr, data)
-            };
-            icv.copy_from_slice(&tag);
-        }
+        })
     }
 
     fn open(&self, jobs: &mut [OpenJob<'_>]) {
-        for job in jobs.iter_mut() {
-            let esp = &mut *job.esp;
-            if esp.len() < Self::MIN {
-                job.ok = false;
-                continue;
+        wipe::burst::<{ wipe::GCM_WIPE }, _>(|| {
+            for job in jobs.iter_mut() {
+                let esp = &mut *job.esp;
+                if esp.len() < Self::MIN {
+                    job.ok = false;
+                    continue;
+                }
+                let (head, ct_tag) = esp.split_at_mut(HDR + Self::IV);
+                let (hdr, iv) = head.split_at(HDR);
+                let nonce = self.nonce(iv);
+                job.ok = if ESN {
+                    self.aead.open(&nonce, &esn_aad(hdr, job.seq), ct_tag)
+                } else {
+                    self.aead.open(&nonce, hdr, ct_tag)
+                };
             }
-            let (head, ct_tag) = esp.split_at_mut(HDR + Self::IV);
-            let (hdr, iv) = head.split_at(HDR);
-            let nonce = self.nonce(iv);
-            job.ok = if ESN {
-                self.aead.open(&nonce, &esn_aad(hdr, job.seq), ct_tag)
-            } else {
-                self.aead.open(&nonce, hdr, ct_tag)
-            };
-        }
+        })
     }
 }
 

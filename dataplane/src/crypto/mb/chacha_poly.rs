@@ -102,27 +102,31 @@ impl ChachaPolyX16 {
     /// Encrypts every op in place and sets its tag. An op longer than
     /// [`MAX_LEN`] gets zeroed data and a zero tag.
     pub fn seal(&self, key: &[u32; 8], ops: &mut [ChachaOp<'_>]) {
-        for ops in ops.chunks_mut(MAX_OPS) {
-            for o in ops.iter_mut() {
-                o.ok = o.data.len() <= MAX_LEN;
-                if !o.ok {
-                    o.data.fill(0);
+        super::wipe::burst_x16::<{ super::wipe::CHACHA_POLY_WIPE }, _>(self.cpu, || {
+            for ops in ops.chunks_mut(MAX_OPS) {
+                for o in ops.iter_mut() {
+                    o.ok = o.data.len() <= MAX_LEN;
+                    if !o.ok {
+                        o.data.fill(0);
+                    }
                 }
+                self.keystream(key, ops);
+                self.tags(key, ops, |o, t| o.tag = if o.ok { t } else { [0; 16] });
             }
-            self.keystream(key, ops);
-            self.tags(key, ops, |o, t| o.tag = if o.ok { t } else { [0; 16] });
-        }
+        })
     }
 
     /// Verifies every op's tag (constant time) and decrypts in place those
     /// that match (`ok = true`); the others keep their bytes.
     pub fn open(&self, key: &[u32; 8], ops: &mut [ChachaOp<'_>]) {
-        for ops in ops.chunks_mut(MAX_OPS) {
-            self.tags(key, ops, |o, t| {
-                o.ok = o.data.len() <= MAX_LEN && ct::eq(&t, &o.tag);
-            });
-            self.keystream(key, ops);
-        }
+        super::wipe::burst_x16::<{ super::wipe::CHACHA_POLY_WIPE }, _>(self.cpu, || {
+            for ops in ops.chunks_mut(MAX_OPS) {
+                self.tags(key, ops, |o, t| {
+                    o.ok = o.data.len() <= MAX_LEN && ct::eq(&t, &o.tag);
+                });
+                self.keystream(key, ops);
+            }
+        })
     }
 
     /// Poly1305 keys (block 0) of every op and the tag over its data, given

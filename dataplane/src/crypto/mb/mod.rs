@@ -44,6 +44,7 @@ pub mod sha512_x8;
 pub mod sha_ni;
 #[cfg(target_arch = "x86_64")]
 mod vaes512;
+pub(crate) mod wipe;
 #[cfg(target_arch = "x86_64")]
 mod x16;
 
@@ -259,12 +260,21 @@ impl<const NR: usize, const ESN: bool> EspCipher for EspGcm<NR, ESN> {
 
     fn seal(&self, jobs: &mut [SealJob<'_>]) {
         // SAFETY: `EspGcm` is only built by `build_gcm`, after `supported()`
-        // confirmed the CPU features.
-        unsafe { self.keys.seal_esp::<NR, ESN>(self.keys.salt(), jobs) }
+        // confirmed the CPU features: the kernel's, and AVX-512 F, which
+        // `burst512`'s wipe needs (the closure runs in this unsafe block).
+        unsafe {
+            wipe::burst512::<{ wipe::GCM_WIPE }, _>(|| {
+                self.keys.seal_esp::<NR, ESN>(self.keys.salt(), jobs)
+            })
+        }
     }
 
     fn open(&self, jobs: &mut [OpenJob<'_>]) {
         // SAFETY: as in `seal`.
-        unsafe { self.keys.open_esp::<NR, ESN>(self.keys.salt(), jobs) }
+        unsafe {
+            wipe::burst512::<{ wipe::GCM_WIPE }, _>(|| {
+                self.keys.open_esp::<NR, ESN>(self.keys.salt(), jobs)
+            })
+        }
     }
 }
