@@ -8,11 +8,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use espresso_core::sa::{Direction, Policy, PolicyAction, SaEvent};
+use espresso_core::sa::{Direction, SaEvent};
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
 use super::config::{Connection, LocalAddr, RemoteAddr, StartAction};
+use super::conns::{trap_owner, ConnTable};
 pub use super::ctx::{
     DataplaneOp, DegradedNext, DeleteReason, Event, IkeDrop, Output, ReservedSpis, Settings, Stats,
     Transmit,
@@ -21,7 +22,7 @@ use super::error::IkeError;
 use super::halfopen::Refusal;
 use super::sa::{Ctx, Deferred, IkeSa, Task};
 pub use super::status::{ChildSaStatus, IkeSaStatus};
-use super::ts::{self, conn_ts};
+use super::ts::conn_ts;
 use super::wire::{self, exchange, notify, Header, Payloads, HEADER_LEN};
 
 /// The IKEv2 engine.
@@ -116,69 +117,21 @@ impl Engine {
     /// `trap` installs trap policies).
     pub fn add_connection(&mut self, conn: Connection, now: Instant) -> Result<(), IkeError> {
         conn.validate()?;
-        if self.ctx.conns.iter().any(|c| c.name == conn.name) {
-            return Err(IkeError::Config(format!(
-                "duplicate connection name {:?}",
-                conn.name
-            )));
-        }
-        let conn = Arc::new(conn);
-        self.ctx.conns.push(conn.clone());
-        match conn.start_action {
-            StartAction::Trap => self.install_traps(&conn),
-            StartAction::Start => {
-                self.initiate(&conn.name, now)?;
-            }
-            StartAction::Add | StartAction::None => {}
+        let conn = self.ctx.add_conn(conn)?;
+        if conn.start_action == StartAction::Start {
+            self.initiate(&conn.name, now)?;
         }
         Ok(())
     }
 
     /// Removes a connection: its trap policies go; established SAs stay until deleted.
     pub fn remove_connection(&mut self, name: &str) -> Result<(), IkeError> {
-        let before = self.ctx.conns.len();
-        self.ctx.conns.retain(|c| c.name != name);
-        if self.ctx.conns.len() == before {
-            return Err(IkeError::UnknownConnection(name.into()));
-        }
-        if let Some(traps) = self.ctx.trap_policies.remove(name) {
-            for (id, _) in traps {
-                self.ctx.dp(DataplaneOp::RemovePolicy { id });
-            }
-        }
-        Ok(())
-    }
-
-    fn install_traps(&mut self, conn: &Connection) {
-        let (l, r) = conn_ts(conn, self.ctx.default_route, None);
-        let sels = ts::to_selectors(&l, &r);
-        let mut v = Vec::new();
-        for s in sels {
-            let id = self.ctx.new_policy_id();
-            self.ctx.dp(DataplaneOp::InstallPolicy(Policy {
-                id,
-                tunnel_id: conn.tunnel_id,
-                selector: s.clone(),
-                action: PolicyAction::Trap,
-                priority: 100,
-            }));
-            v.push((id, s));
-        }
-        self.ctx.trap_policies.insert(conn.name.clone(), v);
-    }
-
-    fn conn(&self, name: &str) -> Result<Arc<Connection>, IkeError> {
-        self.ctx
-            .conns
-            .iter()
-            .find(|c| c.name == name)
-            .cloned()
-            .ok_or_else(|| IkeError::UnknownConnection(name.into()))
+        self.ctx.remove_conn(name)
     }
 
     /// Starts an IKE SA (and its first child SA) for a connection; returns the IKE SA id.
     pub fn initiate(&mut self, name: &str, now: Instant) -> Result<u64, IkeError> {
-        let conn = self.conn(name)?;
+        let conn = self.ctx.conn(name)?;
         self.initiate_conn(conn, None, now)
     }
 
@@ -417,14 +370,12 @@ impl Engine {
                 dst,
                 proto,
             } => {
-                let conn_name = self
-                    .ctx
-                    .trap_policies
-                    .iter()
-                    .find(|(_, v)| v.iter().any(|(id, _)| id == policy_id))
-                    .map(|(n, _)| n.clone());
-                let Some(name) = conn_name else { return };
-                let Ok(conn) = self.conn(&name) else { return };
+                let Some(name) = trap_owner(&self.ctx.trap_policies, *policy_id) else {
+                    return;
+                };
+                let Ok(conn) = self.ctx.conn(&name) else {
+                    return;
+                };
                 let host = |a: IpAddr| wire::TsEntry {
                     proto: *proto,
                     start_port: 0,
@@ -516,21 +467,9 @@ impl Engine {
     }
 
     fn candidates(&self, from: SocketAddr, to: SocketAddr) -> Vec<Arc<Connection>> {
-        self.ctx
-            .conns
-            .iter()
-            .filter(|c| match c.local_addr {
-                LocalAddr::Addr(a) => a == to.ip(),
-                LocalAddr::DefaultRoute => self.ctx.default_route.is_none_or(|a| a == to.ip()),
-                LocalAddr::Any => true,
-            })
-            .filter(|c| match c.remote_addr {
-                RemoteAddr::Addr(a) => a == from.ip(),
-                RemoteAddr::Any => true,
-            })
-            .filter(|c| c.start_action != StartAction::None || c.remote_addr != RemoteAddr::Any)
-            .cloned()
-            .collect()
+        let mut v = self.ctx.addressed(from, to);
+        v.retain(|c| c.start_action != StartAction::None || c.remote_addr != RemoteAddr::Any);
+        v
     }
 
     fn responder_init(

@@ -18,6 +18,7 @@
 
 pub mod auth_config;
 pub mod config;
+pub(crate) mod conns;
 pub mod crypto;
 pub mod ctx;
 pub mod engine;

@@ -5,20 +5,19 @@
 //! The engine ([`super::engine`]) and the SA state machine (`super::sa`)
 //! both use this module; neither is used by it (as `ike::ctx` for IKEv2).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use espresso_core::sa::TrafficSelector;
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore};
 
 use crate::ike::auth_config::WallClock;
+use crate::ike::conns::{ConnTable, TrapPolicies};
 use crate::ike::engine::{DataplaneOp, Event, IkeSaStatus, Output, Transmit};
 use crate::ike::halfopen::{HalfOpen, Limits};
 use crate::ike::wire::TsEntry;
-use crate::ike::{ts, LocalAddr, RemoteAddr};
 
 use super::config::{Connection, ExchangeMode};
 /// Engine-wide settings.
@@ -258,10 +257,32 @@ pub(crate) struct Ctx {
     pub stats: Stats,
     pub default_route: Option<IpAddr>,
     pub next_policy_id: u32,
-    pub trap_policies: HashMap<String, Vec<(u32, TrafficSelector)>>,
+    pub trap_policies: TrapPolicies,
     pub child_spis: HashSet<u32>,
     pub half_open: HalfOpen,
     pub deferred: Vec<Deferred>,
+}
+
+impl ConnTable for Ctx {
+    type Conn = Connection;
+    fn conns(&self) -> &Vec<Arc<Connection>> {
+        &self.conns
+    }
+    fn conns_mut(&mut self) -> &mut Vec<Arc<Connection>> {
+        &mut self.conns
+    }
+    fn traps_mut(&mut self) -> &mut TrapPolicies {
+        &mut self.trap_policies
+    }
+    fn default_route(&self) -> Option<IpAddr> {
+        self.default_route
+    }
+    fn new_policy_id(&mut self) -> u32 {
+        Ctx::new_policy_id(self)
+    }
+    fn dp(&mut self, op: DataplaneOp) {
+        Ctx::dp(self, op)
+    }
 }
 
 impl Ctx {
@@ -364,30 +385,4 @@ pub(crate) enum Task {
     Dpd,
     /// Delete only the ISAKMP SA (its IPsec SAs moved to a replacement).
     DeleteIsakmp,
-}
-
-/// The configured selectors of a connection (subnets, or the hosts themselves).
-pub(crate) fn conn_ts(
-    conn: &Connection,
-    local_ip: Option<IpAddr>,
-    remote_ip: Option<IpAddr>,
-) -> (Vec<TsEntry>, Vec<TsEntry>) {
-    let host = |a: IpAddr| ts::from_net(&ipnet::IpNet::from(a));
-    let l = if conn.local_ts.is_empty() {
-        match (conn.local_addr, local_ip) {
-            (LocalAddr::Addr(a), _) | (_, Some(a)) => vec![host(a)],
-            _ => vec![],
-        }
-    } else {
-        conn.local_ts.iter().map(ts::from_net).collect()
-    };
-    let r = if conn.remote_ts.is_empty() {
-        match (conn.remote_addr, remote_ip) {
-            (RemoteAddr::Addr(a), _) | (_, Some(a)) => vec![host(a)],
-            (RemoteAddr::Any, None) => vec![],
-        }
-    } else {
-        conn.remote_ts.iter().map(ts::from_net).collect()
-    };
-    (l, r)
 }

@@ -9,19 +9,21 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use espresso_core::sa::{Direction, Policy, PolicyAction, SaEvent};
+use espresso_core::sa::{Direction, SaEvent};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::ike::engine::{DataplaneOp, Event, Output};
+use crate::ike::conns::{trap_owner, ConnTable};
+use crate::ike::engine::{Event, Output};
 use crate::ike::error::IkeError;
 use crate::ike::halfopen::Refusal;
+use crate::ike::ts::conn_ts;
 use crate::ike::wire::TsEntry;
-use crate::ike::{ts, LocalAddr, RemoteAddr, StartAction};
+use crate::ike::{LocalAddr, RemoteAddr, StartAction};
 
 use super::config::{Connection, ExchangeMode};
 use super::crypto::Phase1Keys;
-use super::ctx::{conn_ts, Ctx, Deferred, Task};
+use super::ctx::{Ctx, Deferred, Task};
 pub use super::ctx::{Ikev1SaStatus, Settings, Stats, V1Drop};
 use super::sa::IsakmpSa;
 use super::wire::{self, exchange, Header, HEADER_LEN};
@@ -89,69 +91,22 @@ impl Engine {
     pub fn add_connection(&mut self, conn: Connection, now: Instant) -> Result<(), IkeError> {
         self.ctx.now = now;
         conn.validate()?;
-        if self.ctx.conns.iter().any(|c| c.name == conn.name) {
-            return Err(IkeError::Config(format!(
-                "duplicate connection name {:?}",
-                conn.name
-            )));
-        }
-        let conn = Arc::new(conn);
-        self.ctx.conns.push(conn.clone());
-        match conn.start_action {
-            StartAction::Trap => self.install_traps(&conn),
-            StartAction::Start => {
-                self.initiate(&conn.name, now)?;
-            }
-            StartAction::Add | StartAction::None => {}
+        let conn = self.ctx.add_conn(conn)?;
+        if conn.start_action == StartAction::Start {
+            self.initiate(&conn.name, now)?;
         }
         Ok(())
     }
 
     /// Removes a connection (its trap policies go; SAs stay until deleted).
     pub fn remove_connection(&mut self, name: &str) -> Result<(), IkeError> {
-        let before = self.ctx.conns.len();
-        self.ctx.conns.retain(|c| c.name != name);
-        if self.ctx.conns.len() == before {
-            return Err(IkeError::UnknownConnection(name.into()));
-        }
-        if let Some(traps) = self.ctx.trap_policies.remove(name) {
-            for (id, _) in traps {
-                self.ctx.dp(DataplaneOp::RemovePolicy { id });
-            }
-        }
-        Ok(())
-    }
-
-    fn install_traps(&mut self, conn: &Connection) {
-        let (l, r) = conn_ts(conn, self.ctx.default_route, None);
-        let mut v = Vec::new();
-        for s in ts::to_selectors(&l, &r) {
-            let id = self.ctx.new_policy_id();
-            self.ctx.dp(DataplaneOp::InstallPolicy(Policy {
-                id,
-                tunnel_id: conn.tunnel_id,
-                selector: s.clone(),
-                action: PolicyAction::Trap,
-                priority: 100,
-            }));
-            v.push((id, s));
-        }
-        self.ctx.trap_policies.insert(conn.name.clone(), v);
-    }
-
-    fn conn(&self, name: &str) -> Result<Arc<Connection>, IkeError> {
-        self.ctx
-            .conns
-            .iter()
-            .find(|c| c.name == name)
-            .cloned()
-            .ok_or_else(|| IkeError::UnknownConnection(name.into()))
+        self.ctx.remove_conn(name)
     }
 
     /// Starts phase 1 (and the first quick mode) for a connection; returns the SA id.
     pub fn initiate(&mut self, name: &str, now: Instant) -> Result<u64, IkeError> {
         self.ctx.now = now;
-        let conn = self.conn(name)?;
+        let conn = self.ctx.conn(name)?;
         self.initiate_conn(conn, None, None, now)
     }
 
@@ -385,14 +340,12 @@ impl Engine {
                 dst,
                 proto,
             } => {
-                let name = self
-                    .ctx
-                    .trap_policies
-                    .iter()
-                    .find(|(_, v)| v.iter().any(|(id, _)| id == policy_id))
-                    .map(|(n, _)| n.clone());
-                let Some(name) = name else { return };
-                let Ok(conn) = self.conn(&name) else { return };
+                let Some(name) = trap_owner(&self.ctx.trap_policies, *policy_id) else {
+                    return;
+                };
+                let Ok(conn) = self.ctx.conn(&name) else {
+                    return;
+                };
                 let host = |a: IpAddr| TsEntry {
                     proto: *proto,
                     start_port: 0,
@@ -491,24 +444,6 @@ impl Engine {
         self.ctx.drop(V1Drop::UnknownSa);
     }
 
-    fn candidates(&self, from: SocketAddr, to: SocketAddr) -> Vec<Arc<Connection>> {
-        self.ctx
-            .conns
-            .iter()
-            .filter(|c| c.version.accepts(1))
-            .filter(|c| match c.local_addr {
-                LocalAddr::Addr(a) => a == to.ip(),
-                LocalAddr::DefaultRoute => self.ctx.default_route.is_none_or(|a| a == to.ip()),
-                LocalAddr::Any => true,
-            })
-            .filter(|c| match c.remote_addr {
-                RemoteAddr::Addr(a) => a == from.ip(),
-                RemoteAddr::Any => true,
-            })
-            .cloned()
-            .collect()
-    }
-
     fn respond_phase1(
         &mut self,
         msg: &[u8],
@@ -545,11 +480,8 @@ impl Engine {
         } else {
             ExchangeMode::Main
         };
-        let cands: Vec<Arc<Connection>> = self
-            .candidates(from, to)
-            .into_iter()
-            .filter(|c| c.exchange == mode)
-            .collect();
+        let mut cands = self.ctx.addressed(from, to);
+        cands.retain(|c| c.version.accepts(1) && c.exchange == mode);
         if cands.is_empty() {
             self.ctx.drop(V1Drop::NoConnection);
             let mut pw = wire::PayloadWriter::new();

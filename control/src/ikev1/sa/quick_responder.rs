@@ -203,7 +203,7 @@ impl IsakmpSa {
             }
         };
         let (cl, cr) =
-            crate::ikev1::ctx::conn_ts(&self.conn, Some(self.local.ip()), Some(self.remote.ip()));
+            crate::ike::ts::conn_ts(&self.conn, Some(self.local.ip()), Some(self.remote.ip()));
         let ts_ok = cl.iter().any(|c| crate::ike::ts::contains(c, &local_ts))
             && cr.iter().any(|c| crate::ike::ts::contains(c, &remote_ts));
         if !ts_ok {
