@@ -146,7 +146,7 @@ fn initial_contact_replaces_stale_sas() {
     n.initiate();
     assert_eq!(n.b.eng.ike_sas().len(), 1);
     // A restarts (new engine, no memory) and connects again
-    n.a = side(99, Settings::default());
+    n.a = Side::new(99, Settings::default());
     n.a.eng.add_connection(a, n.now).unwrap();
     n.initiate();
     assert_eq!(n.b.eng.ike_sas().len(), 1, "the stale IKE SA is gone");

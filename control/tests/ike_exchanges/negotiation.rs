@@ -384,17 +384,11 @@ fn road_warrior_with_fqdn_ids_and_defaultroute() {
     b.local_id = Some("@clearos".parse().unwrap());
     b.remote_id = Some("@roadwarrior".parse().unwrap());
     b.local_ts = vec!["192.168.1.0/24".parse().unwrap()];
-    let now = Instant::now();
-    let mut n = Net {
-        a: side(5, Settings::default()),
-        b: side(6, Settings::default()),
-        now,
-        nat: None,
-        drop_a: 0,
-        drop_b: 0,
-        b_down: false,
-        delivered: 0,
-    };
+    let mut n = Net::from_sides(
+        Side::new(5, Settings::default()),
+        Side::new(6, Settings::default()),
+    );
+    let now = n.now;
     n.a.eng.set_default_route(Some(ip("203.0.113.50")));
     n.b.eng.set_default_route(Some(ip("192.0.2.2")));
     n.b.eng.add_connection(b, now).unwrap();
@@ -442,17 +436,11 @@ fn two_road_warriors_pick_their_own_connection_by_id() {
     );
     a.local_id = Some("@two".parse().unwrap());
     a.remote_id = Some("@gw".parse().unwrap());
-    let now = Instant::now();
-    let mut n = Net {
-        a: side(7, Settings::default()),
-        b: side(8, Settings::default()),
-        now,
-        nat: None,
-        drop_a: 0,
-        drop_b: 0,
-        b_down: false,
-        delivered: 0,
-    };
+    let mut n = Net::from_sides(
+        Side::new(7, Settings::default()),
+        Side::new(8, Settings::default()),
+    );
+    let now = n.now;
     n.b.eng
         .add_connection(mk("@one", b"first-psk-of-user-one"), now)
         .unwrap();

@@ -172,17 +172,11 @@ fn child_rekey_collision_leaves_one_pair() {
     for seed_shift in 0..6u64 {
         let (a, b) = pair();
         let s = Settings::default();
-        let now = Instant::now();
-        let mut n = Net {
-            a: side(10 + seed_shift, s.clone()),
-            b: side(20 + seed_shift, s),
-            now,
-            nat: None,
-            drop_a: 0,
-            drop_b: 0,
-            b_down: false,
-            delivered: 0,
-        };
+        let mut n = Net::from_sides(
+            Side::new(10 + seed_shift, s.clone()),
+            Side::new(20 + seed_shift, s),
+        );
+        let now = n.now;
         n.b.eng.add_connection(b, now).unwrap();
         n.a.eng.add_connection(a, now).unwrap();
         n.initiate();
@@ -212,17 +206,8 @@ fn ike_rekey_collision_leaves_one_ike_sa() {
     for k in 0..6u64 {
         let (a, b) = pair();
         let s = Settings::default();
-        let now = Instant::now();
-        let mut n = Net {
-            a: side(30 + k, s.clone()),
-            b: side(40 + k, s),
-            now,
-            nat: None,
-            drop_a: 0,
-            drop_b: 0,
-            b_down: false,
-            delivered: 0,
-        };
+        let mut n = Net::from_sides(Side::new(30 + k, s.clone()), Side::new(40 + k, s));
+        let now = n.now;
         n.b.eng.add_connection(b, now).unwrap();
         n.a.eng.add_connection(a, now).unwrap();
         let ia = n.initiate();

@@ -274,7 +274,7 @@ mod hostile {
 /// One IKE_SA_INIT request of A's (to replay to B from other addresses).
 fn init_request() -> (Vec<u8>, SocketAddr) {
     let (a, _) = pair();
-    let mut s = side(7, Settings::default());
+    let mut s = Side::new(7, Settings::default());
     let now = Instant::now();
     s.eng.add_connection(a, now).unwrap();
     s.eng.initiate("to-b", now).unwrap();
@@ -299,7 +299,7 @@ fn half_open_hard_limits_in_total_and_per_source() {
         },
         ..Settings::default()
     };
-    let mut b = side(2, s);
+    let mut b = Side::new(2, s);
     let now = Instant::now();
     b.eng.add_connection(cb, now).unwrap();
     let (req, to) = init_request();
@@ -334,7 +334,7 @@ fn half_open_hard_limits_in_total_and_per_source() {
 #[test]
 fn oversized_messages_are_dropped_unparsed() {
     let (_, cb) = pair();
-    let mut b = side(2, Settings::default());
+    let mut b = Side::new(2, Settings::default());
     let now = Instant::now();
     b.eng.add_connection(cb, now).unwrap();
     let (req, to) = init_request();

@@ -352,8 +352,6 @@ fn trap_policy_acquire_initiates() {
         matches!(n.a.dp.policies[&trap].action, PolicyAction::Protect { .. }),
         "the trap became protect"
     );
-    let _: Option<&Policy> = None;
-    let _: Option<&SaParams> = None;
 }
 
 #[test]
