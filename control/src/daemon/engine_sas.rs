@@ -15,8 +15,9 @@ use tracing::{error, warn};
 use super::installer::{policy_id, InstallError, Installer};
 use crate::ike::DataplaneOp;
 
-/// What [`EngineSas`] needs of a keying engine (IKEv2's and IKEv1's
-/// `Engine`): its children's SPIs, and deleting or rekeying one.
+/// What [`EngineSas`] and the bridges need of a keying engine (IKEv2's and
+/// IKEv1's `Engine`): its children's SPIs, deleting or rekeying one, and
+/// deleting a connection's IKE SAs.
 pub trait KeyingEngine {
     /// Why a child could not be deleted or rekeyed.
     type Error: Display;
@@ -26,6 +27,22 @@ pub trait KeyingEngine {
     fn terminate_child(&mut self, inbound_spi: u32, now: Instant) -> Result<(), Self::Error>;
     /// Rekeys the child with this inbound SPI.
     fn rekey_child(&mut self, inbound_spi: u32, now: Instant) -> Result<(), Self::Error>;
+    /// The ids of connection `conn`'s IKE (ISAKMP) SAs.
+    fn sa_ids(&self, conn: &str) -> Vec<u64>;
+    /// Deletes an IKE (ISAKMP) SA and its children (and tells the peer).
+    fn terminate_ike(&mut self, id: u64, now: Instant) -> Result<(), Self::Error>;
+
+    /// Deletes every IKE (ISAKMP) SA of connection `name`; returns how many.
+    fn terminate_conn(&mut self, name: &str) -> usize {
+        let now = Instant::now();
+        let ids = self.sa_ids(name);
+        for id in &ids {
+            if let Err(e) = self.terminate_ike(*id, now) {
+                warn!("{name}: {e}");
+            }
+        }
+        ids.len()
+    }
 }
 
 /// The highest sequence number an SA may send: 2^32 - 1 without ESN

@@ -17,24 +17,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use espresso_core::drop::DropReason;
-use espresso_core::sa::{Direction, Mode, Policy, PolicyAction, SaEvent};
+use espresso_core::sa::{Direction, SaEvent};
 use tracing::{error, info, warn};
 
 use super::api::{self, exit, Response};
 use super::barrier::ApplyBarrier;
+use super::bridge::{self, ConnSet};
 use super::engine_sas::{EngineSas, KeyingEngine};
 use super::events::{degraded_next, failure, log_progress, wall_clock};
 use super::ikeio::{Datagram, IkeIo, Queues, RxDrops};
 use super::installer::{policy_id, Installer};
 use crate::config::connection::IkeConn;
-use crate::ike::{self, DataplaneOp, Event, Output, RemoteAddr, StartAction};
-
-/// Priority of hold policies: after every protect and trap policy (100), so
-/// they only catch a connection's traffic while it has no child SA.
-const HOLD_PRIORITY: u32 = 200;
-
-/// Recent explanations (NO_PROPOSAL_CHOSEN, authentication failures) kept for `status`.
-const MAX_NOTES: usize = 16;
+use crate::ike::{self, DataplaneOp, Event, Output, RemoteAddr};
 
 /// How long after a new child replaced one the peer deleted its gap is
 /// reported: the dataplane applies the new policies and publishes its
@@ -117,32 +111,6 @@ fn policy_discards(inst: &Installer) -> u64 {
         .sum()
 }
 
-/// Discard policies that hold a tunnel-mode connection's traffic while it has
-/// no child SA (before the first exchange, after `down`, a DPD `clear`, a
-/// delete by the peer): what is meant for the tunnel never leaves in the
-/// clear, as with manual tunnels. Only for connections with configured
-/// remote subnets: a road-warrior responder (`%any`) or a host-to-host
-/// connection has no fixed traffic to hold (and holding gateway addresses
-/// would catch IKE itself on the DPDK exception path).
-fn hold_policies(tunnel_id: u32, c: &ike::Connection) -> Vec<Policy> {
-    if c.remote_ts.is_empty() || c.mode != Mode::Tunnel || c.start_action == StartAction::Trap {
-        return Vec::new();
-    }
-    let (l, r) = ike::ts::conn_ts(c, None, None);
-    ike::ts::to_selectors(&l, &r)
-        .into_iter()
-        .take(256)
-        .enumerate()
-        .map(|(n, selector)| Policy {
-            id: policy_id::hold(policy_id::IKEV2_HOLD, tunnel_id, n as u32),
-            tunnel_id,
-            selector,
-            action: PolicyAction::Discard,
-            priority: HOLD_PRIORITY,
-        })
-        .collect()
-}
-
 impl Default for IkeBridge {
     fn default() -> Self {
         Self::new()
@@ -215,14 +183,7 @@ impl IkeBridge {
         if let Some(c) = self.conn_mut(conn) {
             c.error = Some(text.clone());
         }
-        if self.notes.len() == MAX_NOTES {
-            self.notes.pop_front();
-        }
-        self.notes.push_back(if conn.is_empty() {
-            text
-        } else {
-            format!("{conn}: {text}")
-        });
+        bridge::push_note(&mut self.notes, conn, text);
     }
 
     /// Whether `name` is an IKE connection.
@@ -317,7 +278,7 @@ impl IkeBridge {
             error: None,
             held_from: None,
         });
-        let hold = hold_policies(id, &engine_conn);
+        let hold = bridge::hold_policies(policy_id::IKEV2_HOLD, id, &engine_conn);
         if let Err(e) = self.engine.add_connection(engine_conn, Instant::now()) {
             error!("{name}: {e}");
             self.note(&name, e.to_string());
@@ -330,26 +291,11 @@ impl IkeBridge {
         self.drain(inst);
     }
 
-    fn sa_ids(&self, name: &str) -> Vec<u64> {
-        self.engine
-            .status()
-            .iter()
-            .filter(|s| s.conn == name)
-            .map(|s| s.id)
-            .collect()
-    }
-
     /// Deletes every IKE SA of a connection (INFORMATIONAL delete to the peer).
     fn terminate(&mut self, inst: &mut Installer, name: &str) -> usize {
-        let now = Instant::now();
-        let ids = self.sa_ids(name);
-        for id in &ids {
-            if let Err(e) = self.engine.terminate_ike(*id, now) {
-                warn!("{name}: {e}");
-            }
-        }
+        let n = self.engine.terminate_conn(name);
         self.drain(inst);
-        ids.len()
+        n
     }
 
     /// MOBIKE without the operator: an established IKE SA we initiated with
@@ -400,7 +346,7 @@ impl IkeBridge {
         addr: std::net::IpAddr,
     ) -> Response {
         let now = Instant::now();
-        let ids = self.sa_ids(name);
+        let ids = self.engine.sa_ids(name);
         let mut moved = 0;
         let mut why = Vec::new();
         for id in &ids {
@@ -425,36 +371,17 @@ impl IkeBridge {
         ))
     }
 
-    fn remove(&mut self, inst: &mut Installer, name: &str) {
-        self.terminate(inst, name);
-        let _ = self.engine.remove_connection(name);
-        if let Some(i) = self.conns.iter().position(|c| c.cfg.name == name) {
-            let it = self.conns.remove(i);
-            let holds = self.sas.policy_ids(|pid| {
-                policy_id::is_in(pid, policy_id::IKEV2_HOLD) && policy_id::hold_owner(pid) == it.id
-            });
-            for pid in holds {
-                self.sas.remove_policy(inst, pid);
-            }
-            inst.free_tunnel_id(it.id);
-        }
-        self.drain(inst);
-    }
-
     /// The keys of the installed child SAs of connection `name` (all
     /// connections: `None`), for `espresso keys` (the caller checks that key
     /// export is allowed). Nothing is logged here.
     pub fn keys(&self, name: Option<&str>, out: &mut Vec<api::SaKeys>) {
-        for s in self.sas.sorted() {
-            let p = &s.params;
-            let Some(c) = self.conns.iter().find(|c| c.id == p.tunnel_id) else {
-                continue;
-            };
-            if name.is_some_and(|n| n != c.cfg.name) {
-                continue;
-            }
-            out.push(api::SaKeys::of(&c.cfg.name, p));
-        }
+        let conn_of = |id| {
+            self.conns
+                .iter()
+                .find(|c| c.id == id)
+                .map(|c| c.cfg.name.as_str())
+        };
+        bridge::keys(&self.sas, conn_of, name, out);
     }
 
     /// `espresso up NAME` for a connection: initiate.
@@ -504,41 +431,7 @@ impl IkeBridge {
     ) -> Vec<String> {
         self.engine
             .set_default_route(super::ikeio::default_route_addr());
-        let mut changed = Vec::new();
-        let old: Vec<(String, u64)> = self
-            .conns
-            .iter()
-            .map(|c| (c.cfg.name.clone(), c.cfg.hash))
-            .collect();
-        for (name, _) in &old {
-            if only.is_some_and(|o| o != name) {
-                continue;
-            }
-            if !new.iter().any(|c| &c.name == name) {
-                self.remove(inst, name);
-                changed.push(format!("{name}: removed"));
-            }
-        }
-        for c in new {
-            if only.is_some_and(|o| o != c.name) {
-                continue;
-            }
-            match old.iter().find(|(n, _)| *n == c.name) {
-                Some((_, h)) if *h == c.hash => {}
-                Some(_) => {
-                    let name = c.name.clone();
-                    self.remove(inst, &name);
-                    self.add(inst, c);
-                    changed.push(format!("{name}: changed"));
-                }
-                None => {
-                    let name = c.name.clone();
-                    self.add(inst, c);
-                    changed.push(format!("{name}: added"));
-                }
-            }
-        }
-        changed
+        bridge::reload(self, inst, new, only, "")
     }
 
     /// A datagram from the sockets.
@@ -598,36 +491,9 @@ impl IkeBridge {
 
     /// A dataplane event for an SA or policy of IKE; false if not ours.
     pub fn event(&mut self, inst: &mut Installer, ev: &SaEvent) -> bool {
-        let ours = match ev {
-            SaEvent::SoftExpire { spi, direction, .. }
-            | SaEvent::HardExpire { spi, direction, .. } => {
-                self.sas.get(*spi, *direction).is_some()
-            }
-            SaEvent::SeqExhausted { spi } => self.sas.get(*spi, Direction::Outbound).is_some(),
-            SaEvent::Acquire { policy_id, .. } => policy_id::is_in(*policy_id, policy_id::IKEV2),
-        };
-        if !ours {
+        let range = policy_id::IKEV2;
+        let Some(ev) = bridge::own_event(&self.sas, ev, range, "a trap policy", "dataplane") else {
             return false;
-        }
-        let ev = match ev {
-            SaEvent::Acquire {
-                policy_id,
-                src,
-                dst,
-                proto,
-            } => {
-                info!("acquire: {src} -> {dst} proto {proto} matches a trap policy: negotiating");
-                SaEvent::Acquire {
-                    policy_id: policy_id & policy_id::ENGINE_ID_MASK,
-                    src: *src,
-                    dst: *dst,
-                    proto: *proto,
-                }
-            }
-            other => {
-                info!("dataplane: {other:?}");
-                other.clone()
-            }
         };
         self.sync_spis(inst);
         self.engine.handle_dataplane_event(&ev, Instant::now());
@@ -663,19 +529,7 @@ impl IkeBridge {
                 continue;
             };
             match o {
-                Output::Transmit(t) => match &self.io {
-                    Some(io) => {
-                        if let Err(e) = io.send(&t) {
-                            warn!("IKE send {} -> {}: {e}", t.local, t.remote);
-                        }
-                    }
-                    None => warn!(
-                        "IKE send {} -> {}: no sockets ({})",
-                        t.local,
-                        t.remote,
-                        self.io_error.clone().unwrap_or_default()
-                    ),
-                },
+                Output::Transmit(t) => bridge::send(&self.io, &self.io_error, &t, "IKE"),
                 Output::Dataplane(op) => self.apply(inst, op),
                 Output::Event(e) => {
                     self.count_gap(inst, &e);
@@ -827,8 +681,44 @@ impl IkeBridge {
     }
 }
 
+impl ConnSet for IkeBridge {
+    fn loaded(&self) -> Vec<(String, u64)> {
+        self.conns
+            .iter()
+            .map(|c| (c.cfg.name.clone(), c.cfg.hash))
+            .collect()
+    }
+
+    fn add(&mut self, inst: &mut Installer, c: IkeConn) {
+        IkeBridge::add(self, inst, c)
+    }
+
+    fn remove(&mut self, inst: &mut Installer, name: &str) {
+        self.terminate(inst, name);
+        let _ = self.engine.remove_connection(name);
+        if let Some(i) = self.conns.iter().position(|c| c.cfg.name == name) {
+            let it = self.conns.remove(i);
+            bridge::remove_holds(&mut self.sas, inst, policy_id::IKEV2_HOLD, it.id);
+            inst.free_tunnel_id(it.id);
+        }
+        self.drain(inst);
+    }
+}
+
 impl KeyingEngine for ike::Engine {
     type Error = ike::IkeError;
+
+    fn sa_ids(&self, conn: &str) -> Vec<u64> {
+        self.status()
+            .iter()
+            .filter(|s| s.conn == conn)
+            .map(|s| s.id)
+            .collect()
+    }
+
+    fn terminate_ike(&mut self, id: u64, now: Instant) -> Result<(), Self::Error> {
+        ike::Engine::terminate_ike(self, id, now)
+    }
 
     fn child_spis(&self) -> Vec<(u32, u32)> {
         self.status()

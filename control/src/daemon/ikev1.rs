@@ -18,23 +18,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use espresso_core::config::connection::IkeConn;
-use espresso_core::sa::{Direction, Mode, Policy, PolicyAction, SaEvent};
+use espresso_core::sa::{Direction, SaEvent};
 use tracing::{info, warn};
 
 use super::api::{self, exit, Response};
 use super::barrier::ApplyBarrier;
+use super::bridge::{self, ConnSet};
 use super::engine_sas::{EngineSas, KeyingEngine};
 use super::events::{failure, log_progress};
 use super::ikeio::{Datagram, IkeIo};
 use super::installer::{policy_id, Installer};
 use crate::ike::{self, RemoteAddr, StartAction};
 use crate::ikev1::{self, DataplaneOp, Event, Output};
-
-/// Priority of hold policies (as IKEv2's): after every protect and trap policy.
-const HOLD_PRIORITY: u32 = 200;
-
-/// Recent explanations kept for `status`.
-const MAX_NOTES: usize = 16;
 
 /// One configured IKEv1 connection.
 pub struct Ikev1ConnItem {
@@ -66,27 +61,6 @@ pub struct Ikev1Bridge {
     pub refused_spi_in_use: u64,
     /// Outputs held until the dataplane applied a new inbound SA.
     barrier: ApplyBarrier,
-}
-
-/// Hold (discard) policies of a tunnel-mode connection with configured
-/// remote subnets while it has no IPsec SA (as for IKEv2 connections).
-fn hold_policies(tunnel_id: u32, cfg: &IkeConn, c: &ikev1::Connection) -> Vec<Policy> {
-    if c.remote_ts.is_empty() || c.mode != Mode::Tunnel || c.start_action == StartAction::Trap {
-        return Vec::new();
-    }
-    let (l, r) = ike::ts::conn_ts(&cfg.conn, None, None);
-    ike::ts::to_selectors(&l, &r)
-        .into_iter()
-        .take(256)
-        .enumerate()
-        .map(|(n, selector)| Policy {
-            id: policy_id::hold(policy_id::NEXT_ENGINE_HOLD, tunnel_id, n as u32),
-            tunnel_id,
-            selector,
-            action: PolicyAction::Discard,
-            priority: HOLD_PRIORITY,
-        })
-        .collect()
 }
 
 impl Default for Ikev1Bridge {
@@ -142,14 +116,7 @@ impl Ikev1Bridge {
         if let Some(c) = self.conn_mut(conn) {
             c.error = Some(text.clone());
         }
-        if self.notes.len() == MAX_NOTES {
-            self.notes.pop_front();
-        }
-        self.notes.push_back(if conn.is_empty() {
-            text
-        } else {
-            format!("{conn}: {text}")
-        });
+        bridge::push_note(&mut self.notes, conn, text);
     }
 
     /// Whether `name` is an IKEv1 connection.
@@ -251,7 +218,7 @@ impl Ikev1Bridge {
             return;
         };
         conn.tunnel_id = id;
-        let hold = hold_policies(id, &c, &conn);
+        let hold = bridge::hold_policies(policy_id::NEXT_ENGINE_HOLD, id, &conn);
         self.conns.push(Ikev1ConnItem {
             cfg: c,
             conn: conn.clone(),
@@ -270,59 +237,24 @@ impl Ikev1Bridge {
         self.drain(inst);
     }
 
-    fn sa_ids(&self, name: &str) -> Vec<u64> {
-        self.engine
-            .status()
-            .iter()
-            .filter(|s| s.sa.conn == name)
-            .map(|s| s.sa.id)
-            .collect()
-    }
-
     /// Deletes every ISAKMP SA of a connection (and its IPsec SAs; deletes
     /// are sent to the peer).
     fn terminate(&mut self, inst: &mut Installer, name: &str) -> usize {
-        let now = Instant::now();
-        let ids = self.sa_ids(name);
-        for id in &ids {
-            if let Err(e) = self.engine.terminate_ike(*id, now) {
-                warn!("{name}: {e}");
-            }
-        }
+        let n = self.engine.terminate_conn(name);
         self.drain(inst);
-        ids.len()
-    }
-
-    fn remove(&mut self, inst: &mut Installer, name: &str) {
-        self.terminate(inst, name);
-        let _ = self.engine.remove_connection(name);
-        if let Some(i) = self.conns.iter().position(|c| c.cfg.name == name) {
-            let it = self.conns.remove(i);
-            let holds = self.sas.policy_ids(|pid| {
-                policy_id::is_in(pid, policy_id::NEXT_ENGINE_HOLD)
-                    && policy_id::hold_owner(pid) == it.id
-            });
-            for pid in holds {
-                self.sas.remove_policy(inst, pid);
-            }
-            inst.free_tunnel_id(it.id);
-        }
-        self.drain(inst);
+        n
     }
 
     /// The keys of the installed IPsec SAs of connection `name` (all:
     /// `None`), for `espresso keys`. Nothing is logged here.
     pub fn keys(&self, name: Option<&str>, out: &mut Vec<api::SaKeys>) {
-        for s in self.sas.sorted() {
-            let p = &s.params;
-            let Some(c) = self.conns.iter().find(|c| c.id == p.tunnel_id) else {
-                continue;
-            };
-            if name.is_some_and(|n| n != c.cfg.name) {
-                continue;
-            }
-            out.push(api::SaKeys::of(&c.cfg.name, p));
-        }
+        let conn_of = |id| {
+            self.conns
+                .iter()
+                .find(|c| c.id == id)
+                .map(|c| c.cfg.name.as_str())
+        };
+        bridge::keys(&self.sas, conn_of, name, out);
     }
 
     /// `espresso up NAME`: main or aggressive mode, then quick mode.
@@ -378,41 +310,7 @@ impl Ikev1Bridge {
     ) -> Vec<String> {
         self.engine
             .set_default_route(super::ikeio::default_route_addr());
-        let new = Self::select(new);
-        let mut changed = Vec::new();
-        let old: Vec<(String, u64)> = self
-            .conns
-            .iter()
-            .map(|c| (c.cfg.name.clone(), c.cfg.hash))
-            .collect();
-        for (name, _) in &old {
-            if only.is_some_and(|o| o != name) {
-                continue;
-            }
-            if !new.iter().any(|c| &c.name == name) {
-                self.remove(inst, name);
-                changed.push(format!("{name}: removed (IKEv1)"));
-            }
-        }
-        for c in new {
-            if only.is_some_and(|o| o != c.name) {
-                continue;
-            }
-            let name = c.name.clone();
-            match old.iter().find(|(n, _)| *n == c.name) {
-                Some((_, h)) if *h == c.hash => {}
-                Some(_) => {
-                    self.remove(inst, &name);
-                    self.add(inst, c);
-                    changed.push(format!("{name}: changed (IKEv1)"));
-                }
-                None => {
-                    self.add(inst, c);
-                    changed.push(format!("{name}: added (IKEv1)"));
-                }
-            }
-        }
-        changed
+        bridge::reload(self, inst, Self::select(new), only, " (IKEv1)")
     }
 
     /// A datagram of major version 1 from the sockets.
@@ -453,38 +351,9 @@ impl Ikev1Bridge {
 
     /// A dataplane event for an SA or policy of this engine; false if not ours.
     pub fn event(&mut self, inst: &mut Installer, ev: &SaEvent) -> bool {
-        let ours = match ev {
-            SaEvent::SoftExpire { spi, direction, .. }
-            | SaEvent::HardExpire { spi, direction, .. } => {
-                self.sas.get(*spi, *direction).is_some()
-            }
-            SaEvent::SeqExhausted { spi } => self.sas.get(*spi, Direction::Outbound).is_some(),
-            SaEvent::Acquire { policy_id, .. } => {
-                policy_id::is_in(*policy_id, policy_id::NEXT_ENGINE)
-            }
-        };
-        if !ours {
+        let (range, trap) = (policy_id::NEXT_ENGINE, "an IKEv1 trap policy");
+        let Some(ev) = bridge::own_event(&self.sas, ev, range, trap, "dataplane (IKEv1 SA)") else {
             return false;
-        }
-        let ev = match ev {
-            SaEvent::Acquire {
-                policy_id,
-                src,
-                dst,
-                proto,
-            } => {
-                info!("acquire: {src} -> {dst} proto {proto} matches an IKEv1 trap policy: negotiating");
-                SaEvent::Acquire {
-                    policy_id: policy_id & policy_id::ENGINE_ID_MASK,
-                    src: *src,
-                    dst: *dst,
-                    proto: *proto,
-                }
-            }
-            other => {
-                info!("dataplane (IKEv1 SA): {other:?}");
-                other.clone()
-            }
         };
         self.engine.handle_dataplane_event(&ev, Instant::now());
         self.drain(inst);
@@ -509,19 +378,7 @@ impl Ikev1Bridge {
                 continue;
             };
             match o {
-                Output::Transmit(t) => match &self.io {
-                    Some(io) => {
-                        if let Err(e) = io.send(&t) {
-                            warn!("IKEv1 send {} -> {}: {e}", t.local, t.remote);
-                        }
-                    }
-                    None => warn!(
-                        "IKEv1 send {} -> {}: no sockets ({})",
-                        t.local,
-                        t.remote,
-                        self.io_error.clone().unwrap_or_default()
-                    ),
-                },
+                Output::Transmit(t) => bridge::send(&self.io, &self.io_error, &t, "IKEv1"),
                 Output::Dataplane(op) => self.apply(inst, op),
                 Output::Event(e) => self.log(e),
             }
@@ -574,8 +431,44 @@ impl Ikev1Bridge {
     }
 }
 
+impl ConnSet for Ikev1Bridge {
+    fn loaded(&self) -> Vec<(String, u64)> {
+        self.conns
+            .iter()
+            .map(|c| (c.cfg.name.clone(), c.cfg.hash))
+            .collect()
+    }
+
+    fn add(&mut self, inst: &mut Installer, c: IkeConn) {
+        Ikev1Bridge::add(self, inst, c)
+    }
+
+    fn remove(&mut self, inst: &mut Installer, name: &str) {
+        self.terminate(inst, name);
+        let _ = self.engine.remove_connection(name);
+        if let Some(i) = self.conns.iter().position(|c| c.cfg.name == name) {
+            let it = self.conns.remove(i);
+            bridge::remove_holds(&mut self.sas, inst, policy_id::NEXT_ENGINE_HOLD, it.id);
+            inst.free_tunnel_id(it.id);
+        }
+        self.drain(inst);
+    }
+}
+
 impl KeyingEngine for ikev1::Engine {
     type Error = ike::IkeError;
+
+    fn sa_ids(&self, conn: &str) -> Vec<u64> {
+        self.status()
+            .iter()
+            .filter(|s| s.sa.conn == conn)
+            .map(|s| s.sa.id)
+            .collect()
+    }
+
+    fn terminate_ike(&mut self, id: u64, now: Instant) -> Result<(), Self::Error> {
+        ikev1::Engine::terminate_ike(self, id, now)
+    }
 
     fn child_spis(&self) -> Vec<(u32, u32)> {
         self.status()

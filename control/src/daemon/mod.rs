@@ -23,6 +23,7 @@
 
 pub mod api;
 pub mod barrier;
+pub mod bridge;
 pub mod engine_sas;
 pub mod events;
 pub mod ike;
