@@ -17,64 +17,12 @@ use control::ikev1::crypto::{self, CbcKey, HashAlg};
 use control::ikev1::proposal::{p2_from_transform, Phase1Suite};
 use control::ikev1::wire::{exchange, notify, payload, proto, Header, Payloads, HEADER_LEN};
 
-struct Fixture {
-    name: String,
-    psk: Vec<u8>,
-    msgs: Vec<Vec<u8>>,
-    logs: HashMap<String, Vec<Vec<u8>>>,
-}
+#[path = "common/kat_fixture.rs"]
+mod kat_fixture;
+use kat_fixture::Fixture;
 
 fn load(name: &str) -> Fixture {
-    let path = format!(
-        "{}/tests/fixtures/ikev1/strongswan_{name}.txt",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap();
-    let mut f = Fixture {
-        name: name.into(),
-        psk: Vec::new(),
-        msgs: Vec::new(),
-        logs: HashMap::new(),
-    };
-    for line in text.lines() {
-        let w: Vec<&str> = line.split_whitespace().collect();
-        match w.as_slice() {
-            ["#", "psk", p] => f.psk = p.as_bytes().to_vec(),
-            ["msg", _, _, to, hex] => {
-                let mut m = hex::decode(hex).unwrap();
-                if m == [0xff] {
-                    continue; // NAT keepalive
-                }
-                if *to == "4500" {
-                    assert_eq!(&m[..4], &[0, 0, 0, 0], "non-ESP marker");
-                    m.drain(..4);
-                }
-                f.msgs.push(m);
-            }
-            ["log", label, hex] => f
-                .logs
-                .entry(label.to_string())
-                .or_default()
-                .push(hex::decode(hex).unwrap_or_default()),
-            _ => {}
-        }
-    }
-    assert!(f.msgs.len() >= 10, "{name}: {} messages", f.msgs.len());
-    f
-}
-
-impl Fixture {
-    fn log(&self, label: &str, n: usize) -> &[u8] {
-        let v = self
-            .logs
-            .get(label)
-            .unwrap_or_else(|| panic!("{}: no {label} in the log", self.name));
-        v.get(n)
-            .unwrap_or_else(|| panic!("{}: {label} #{n} missing", self.name))
-    }
-    fn has(&self, label: &str) -> bool {
-        self.logs.contains_key(label)
-    }
+    kat_fixture::load("ikev1", name, 10)
 }
 
 /// One ISAKMP SA being replayed.
