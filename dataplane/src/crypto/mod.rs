@@ -71,6 +71,8 @@ pub mod mb;
 pub mod raw;
 #[cfg(feature = "ring")]
 pub mod ring;
+#[cfg(any(feature = "aws-lc", feature = "ring"))]
+mod ring_api;
 pub mod rustcrypto;
 mod transform;
 

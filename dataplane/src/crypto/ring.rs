@@ -7,15 +7,11 @@
 
 #![forbid(unsafe_code)]
 
-use ::ring::aead::{
-    Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_256_GCM, CHACHA20_POLY1305,
-};
-use ::ring::hmac;
-
-use super::raw::{RawAead, RawCbc, RawMac, TAG_LEN};
+use super::raw::RawCbc;
+use super::ring_api::ring_api_primitives;
 use super::rustcrypto;
 use super::transform::{aead_esp, cbc_hmac_esp, null_hmac_esp, AesIvGen};
-use super::{CryptoError, EncrAlg, EspCipher, IntegAlg, Suite};
+use super::{CryptoError, EncrAlg, EspCipher, Suite};
 
 /// Backend name in status output.
 pub const NAME: &str = "ring";
@@ -26,101 +22,7 @@ fn unsupported(alg: &'static str) -> CryptoError {
     CryptoError::Unsupported { backend: NAME, alg }
 }
 
-/// A ring AEAD (key scheduled at build).
-pub struct RingAead(LessSafeKey);
-
-impl RawAead for RingAead {
-    #[inline]
-    fn seal(&self, nonce: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; TAG_LEN] {
-        match self.0.seal_in_place_separate_tag(
-            Nonce::assume_unique_for_key(*nonce),
-            Aad::from(aad),
-            data,
-        ) {
-            Ok(tag) => {
-                let mut t = [0u8; TAG_LEN];
-                t.copy_from_slice(tag.as_ref());
-                t
-            }
-            Err(_) => {
-                data.fill(0);
-                [0; TAG_LEN]
-            }
-        }
-    }
-
-    #[inline]
-    fn open(&self, nonce: &[u8; 12], aad: &[u8], ct_tag: &mut [u8]) -> bool {
-        ct_tag.len() >= TAG_LEN
-            && self
-                .0
-                .open_in_place(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), ct_tag)
-                .is_ok()
-    }
-}
-
-/// ring HMAC: `hmac::Key` keeps the inner and outer block states after the
-/// pads; `Context::with_key` copies them per packet (no heap).
-pub struct RingHmac {
-    key: hmac::Key,
-    full: usize,
-}
-
-impl RawMac for RingHmac {
-    fn full_len(&self) -> usize {
-        self.full
-    }
-
-    #[inline]
-    fn mac2(&self, a: &[u8], b: &[u8], out: &mut [u8]) {
-        let mut ctx = hmac::Context::with_key(&self.key);
-        ctx.update(a);
-        ctx.update(b);
-        let tag = ctx.sign();
-        let tag = tag.as_ref();
-        let n = out.len().min(tag.len());
-        out[..n].copy_from_slice(&tag[..n]);
-    }
-}
-
-fn aead_key(encr: EncrAlg, key: &[u8]) -> Result<RingAead, CryptoError> {
-    let alg = match encr {
-        EncrAlg::AesGcm128 => &AES_128_GCM,
-        EncrAlg::AesGcm256 => &AES_256_GCM,
-        EncrAlg::ChaCha20Poly1305 => &CHACHA20_POLY1305,
-        _ => return Err(unsupported(encr.name())),
-    };
-    let k = UnboundKey::new(alg, key).map_err(|_| CryptoError::KeyLength {
-        alg: encr.name(),
-        expected: encr.key_len() - 4,
-        got: key.len(),
-    })?;
-    Ok(RingAead(LessSafeKey::new(k)))
-}
-
-fn hmac_key(integ: IntegAlg, key: &[u8]) -> Result<RingHmac, CryptoError> {
-    let (alg, full) = match integ {
-        IntegAlg::HmacSha1_96 => (hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, 20),
-        IntegAlg::HmacSha256_128 => (hmac::HMAC_SHA256, 32),
-        IntegAlg::HmacSha384_192 => (hmac::HMAC_SHA384, 48),
-        IntegAlg::HmacSha512_256 => (hmac::HMAC_SHA512, 64),
-        IntegAlg::HmacMd5_96 | IntegAlg::None => return Err(unsupported(integ.name())),
-    };
-    Ok(RingHmac {
-        key: hmac::Key::new(alg, key),
-        full,
-    })
-}
-
-/// A raw ring AEAD; `key` without salt.
-pub(crate) fn raw_aead(encr: EncrAlg, key: &[u8]) -> Result<Box<dyn RawAead>, CryptoError> {
-    Ok(Box::new(aead_key(encr, key)?))
-}
-
-/// A raw ring HMAC (any key length).
-pub(crate) fn raw_mac(integ: IntegAlg, key: &[u8]) -> Result<Box<dyn RawMac>, CryptoError> {
-    Ok(Box::new(hmac_key(integ, key)?))
-}
+ring_api_primitives!(ring, "ring", RingAead, RingHmac);
 
 /// ring has no CBC: the raw CBC layer of this backend does not exist.
 pub(crate) fn raw_cbc(encr: EncrAlg, _key: &[u8]) -> Result<Box<dyn RawCbc>, CryptoError> {
