@@ -8,14 +8,23 @@ simd_fn! {
     /// Expands a 16/24/32-byte AES key and derives the GHASH key powers.
     /// `None` for other key lengths.
     pub(crate) fn expand(key: &[u8]) -> Option<Keys> {
-        let k = super::super::key_schedule::expand_words(key)?;
-        let nr = k.nr;
-        let mut keys = Keys {
-            h32: [[0; 64]; POW_LEN / 4],
-            rk: [[0; 16]; 15],
-            nr: nr as u32,
-            salt: 0,
+        let mut keys = Keys::blank();
+        expand_into(&mut keys, key).then_some(keys)
+    }
+}
+
+simd_fn! {
+    /// [`expand`] in place: writes the round keys, the round count and the
+    /// hash-key powers of `key` into `keys` (salt and tag untouched); false
+    /// (and `keys` untouched) for a key length other than 16, 24 or 32.
+    pub(crate) fn expand_into(keys: &mut Keys, key: &[u8]) -> bool {
+        let Some(k) = super::super::key_schedule::expand_words(key) else {
+            return false;
         };
+        let nr = k.nr;
+        keys.nr = nr as u32;
+        keys.rk = [[0; 16]; 15];
+        keys.h32[POW_LEN / 4 - 1] = [0; 64];
         for (r, rk) in keys.rk.iter_mut().enumerate().take(nr + 1) {
             k.round_key(r, rk);
         }
@@ -47,6 +56,6 @@ simd_fn! {
             }
         }
         pw.zeroize();
-        Some(keys)
+        true
     }
 }
