@@ -333,7 +333,13 @@ struct Many {
 }
 
 impl Many {
-    fn new(suite: Suite, size: usize, k: usize, per_packet: bool, backend: Backend) -> Result<Many, String> {
+    fn new(
+        suite: Suite,
+        size: usize,
+        k: usize,
+        per_packet: bool,
+        backend: Backend,
+    ) -> Result<Many, String> {
         let sas = (0..k)
             .map(|_| Sa::new(params(suite, Direction::Outbound), backend))
             .collect::<Result<Vec<_>, _>>()
@@ -341,7 +347,9 @@ impl Many {
         Ok(Many {
             sas,
             pkt: inner(size),
-            bufs: (0..BURST).map(|_| HeapBuf::new(HEADROOM, 2048, 128)).collect(),
+            bufs: (0..BURST)
+                .map(|_| HeapBuf::new(HEADROOM, 2048, 128))
+                .collect(),
             per_packet,
             next: 0,
         })

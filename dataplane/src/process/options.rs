@@ -133,10 +133,9 @@ impl Options {
             sched_fifo: s.sched_fifo.unwrap_or(0),
             stats_file: s.stats_file,
             stats_interval_ms: s.stats_interval_ms.unwrap_or(500),
-            key_cache_entries: s.key_cache_entries.map_or(
-                crate::crypto::key_cache::DEFAULT_ENTRIES,
-                |n| n as usize,
-            ),
+            key_cache_entries: s
+                .key_cache_entries
+                .map_or(crate::crypto::key_cache::DEFAULT_ENTRIES, |n| n as usize),
             static_sa: s.static_sa,
             shm,
             tun: s.tun,
