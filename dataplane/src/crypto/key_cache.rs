@@ -15,8 +15,9 @@
 //! place (no allocation), inside the burst's stack wipe (`mb::wipe`).
 //!
 //! Key hygiene:
-//! - an entry is zeroized before another SA's keys are expanded into it,
-//!   and every entry when the cache drops (thread exit);
+//! - an entry is overwritten whole (every field, unused round keys zeroed)
+//!   when another SA's keys are expanded into it, and every entry is
+//!   zeroized when the cache drops (thread exit);
 //! - a dropped transform announces its id ([`retire`]) in a bounded ring;
 //!   each worker calls [`KeyCache::sweep`] (through `crypto::sweep_key_caches`)
 //!   once per poll loop, and wipes the entries of retired ids: a removed SA's
@@ -154,8 +155,11 @@ impl<E: CacheSlot> KeyCache<E> {
         self.stats
     }
 
-    /// The entry of transform `id`: on a miss, the entry is wiped and `fill`
-    /// expands the keys into it (it must write every byte the kernels read).
+    /// The entry of transform `id`: on a miss, `fill` expands the keys into
+    /// it. `fill` must overwrite every field but the tag (unused round keys
+    /// with zeros): that is what wipes the previous SA's keys from the entry
+    /// (a `zeroize` first would add 832 volatile byte stores to every miss
+    /// for no byte that survives the fill).
     #[inline(always)]
     pub(crate) fn get(&mut self, id: u64, fill: impl FnOnce(&mut E)) -> &E {
         let e = &mut self.slots[(id & self.mask) as usize];
@@ -163,7 +167,6 @@ impl<E: CacheSlot> KeyCache<E> {
             self.stats.hits += 1;
         } else {
             self.stats.misses += 1;
-            e.zeroize();
             fill(e);
             e.set_tag(id);
         }
@@ -174,6 +177,12 @@ impl<E: CacheSlot> KeyCache<E> {
     #[cfg(test)]
     pub(crate) fn holds(&self, id: u64) -> bool {
         id != 0 && self.slots[(id & self.mask) as usize].tag() == id
+    }
+
+    /// The entry `id` maps to.
+    #[cfg(test)]
+    pub(crate) fn slot(&self, id: u64) -> &E {
+        &self.slots[(id & self.mask) as usize]
     }
 
     /// True if the entry `id` maps to is all zero.

@@ -177,3 +177,36 @@ fn a_removed_sa_is_wiped_at_the_next_sweep() {
     assert!(holds(id_keep));
     GCM_KEYS.with(|c| assert!(c.borrow().slot_is_zero(id_gone)));
 }
+
+#[test]
+fn an_evicted_entry_keeps_nothing_of_the_previous_key() {
+    if !supported() {
+        return;
+    }
+    small_cache(16);
+    let mut rng = StdRng::seed_from_u64(9);
+    // An AES-256 SA, then an AES-128 SA on the same entry.
+    let (big, id_big) = build_gcm_id(&Key::from_slice(&[4u8; 36]), false).expect("kernel");
+    let mut small = None;
+    for _ in 0..16 {
+        let (c, id) = build_gcm_id(&Key::from_slice(&[5u8; 20]), false).expect("kernel");
+        if id % 16 == id_big % 16 {
+            small = Some((c, id));
+            break;
+        }
+    }
+    let (small, id_small) = small.expect("an id on the same entry within 16");
+    let mut p = packets(&mut rng, 2);
+    seal(&*big, &mut p, 1);
+    assert_eq!(
+        GCM_KEYS.with(|c| c.borrow().slot(id_big).rounds_and_clean_tail()),
+        (14, true)
+    );
+    seal(&*small, &mut p, 1);
+    assert!(!holds(id_big) && holds(id_small));
+    // AES-256's round keys 11..=14 are gone, not left past AES-128's.
+    assert_eq!(
+        GCM_KEYS.with(|c| c.borrow().slot(id_small).rounds_and_clean_tail()),
+        (10, true)
+    );
+}

@@ -14,9 +14,10 @@ simd_fn! {
 }
 
 simd_fn! {
-    /// [`expand`] in place: writes the round keys, the round count and the
-    /// hash-key powers of `key` into `keys` (salt and tag untouched); false
-    /// (and `keys` untouched) for a key length other than 16, 24 or 32.
+    /// [`expand`] in place: writes the round keys (unused ones zeroed), the
+    /// round count and the hash-key powers of `key` into `keys`: every
+    /// field but the tag, so nothing of the keys it held before remains.
+    /// False (and `keys` untouched) for a key length other than 16, 24 or 32.
     pub(crate) fn expand_into(keys: &mut Keys, key: &[u8]) -> bool {
         let Some(k) = super::super::key_schedule::expand_words(key) else {
             return false;
@@ -41,14 +42,27 @@ simd_fn! {
         let carry = (v >> 127) as u8;
         let s1 = (v << 1) ^ (u128::from(carry) * 0xC200_0000_0000_0000_0000_0000_0000_0001);
         let s1v: __m128i = bytemuck::must_cast(s1.to_le_bytes());
-        // pw[k] = S_k for k = 1..=32.
+        // pw[k] = S_k for k = 1..=32: S_1..S_4 one by one, then four
+        // at a time (lanes S_(4q+1)..S_(4q+4) times S_4), so that a key
+        // set-up on a key-cache miss costs 10 dependent multiplications, not 31.
         let mut pw = [[0u8; 16]; 33];
-        let mut p = s1v;
-        pw[1] = bytemuck::must_cast(p);
-        #[allow(clippy::needless_range_loop)]
-        for k in 2..=32 {
-            p = mul128(p, s1v);
-            pw[k] = bytemuck::must_cast(p);
+        let s2 = mul128(s1v, s1v);
+        let s3 = mul128(s2, s1v);
+        let s4 = mul128(s3, s1v);
+        let first: [[u8; 16]; 4] = [
+            bytemuck::must_cast(s1v),
+            bytemuck::must_cast(s2),
+            bytemuck::must_cast(s3),
+            bytemuck::must_cast(s4),
+        ];
+        let mut v: __m512i = bytemuck::must_cast(first);
+        let b4 = _mm512_broadcast_i32x4(s4);
+        for q in 0..8 {
+            let lanes: [[u8; 16]; 4] = bytemuck::must_cast(v);
+            pw[4 * q + 1..4 * q + 5].copy_from_slice(&lanes);
+            if q < 7 {
+                v = mul4(v, b4);
+            }
         }
         for (q, h) in keys.h32.iter_mut().take(8).enumerate() {
             for lane in 0..4 {

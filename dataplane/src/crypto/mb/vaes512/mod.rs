@@ -96,6 +96,14 @@ impl Keys {
     pub(crate) fn set_tag(&mut self, tag: u64) {
         self.tag = tag;
     }
+    /// Round count, and true if the round keys past it are zero.
+    #[cfg(test)]
+    pub(crate) fn rounds_and_clean_tail(&self) -> (u32, bool) {
+        let tail = self.rk[self.nr as usize + 1..]
+            .iter()
+            .all(|r| r.iter().all(|&b| b == 0));
+        (self.nr, tail)
+    }
     /// True if every field is zero.
     #[cfg(test)]
     pub(crate) fn is_zero(&self) -> bool {
