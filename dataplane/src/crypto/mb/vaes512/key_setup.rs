@@ -42,34 +42,29 @@ simd_fn! {
         let carry = (v >> 127) as u8;
         let s1 = (v << 1) ^ (u128::from(carry) * 0xC200_0000_0000_0000_0000_0000_0000_0001);
         let s1v: __m128i = bytemuck::must_cast(s1.to_le_bytes());
-        // pw[k] = S_k for k = 1..=32: S_1..S_4 one by one, then four
-        // at a time (lanes S_(4q+1)..S_(4q+4) times S_4), so that a key
-        // set-up on a key-cache miss costs 10 dependent multiplications, not 31.
-        let mut pw = [[0u8; 16]; 33];
+        // S_1..S_4 one by one, then four at a time (lanes
+        // S_(4q+1)..S_(4q+4) times S_4), so that a key set-up on a key-cache
+        // miss costs 10 dependent multiplications, not 31; each register,
+        // lanes reversed, is row 7 - q of `h32` (lane `l` of row `r` is
+        // `S_(32-4r-l)`), written in place (no copy of the powers to wipe).
         let s2 = mul128(s1v, s1v);
         let s3 = mul128(s2, s1v);
         let s4 = mul128(s3, s1v);
-        let first: [[u8; 16]; 4] = [
+        let mut first: [[u8; 16]; 4] = [
             bytemuck::must_cast(s1v),
             bytemuck::must_cast(s2),
             bytemuck::must_cast(s3),
             bytemuck::must_cast(s4),
         ];
         let mut v: __m512i = bytemuck::must_cast(first);
+        first.zeroize();
         let b4 = _mm512_broadcast_i32x4(s4);
         for q in 0..8 {
-            let lanes: [[u8; 16]; 4] = bytemuck::must_cast(v);
-            pw[4 * q + 1..4 * q + 5].copy_from_slice(&lanes);
+            keys.h32[7 - q] = bytemuck::must_cast(_mm512_shuffle_i64x2::<0x1B>(v, v));
             if q < 7 {
                 v = mul4(v, b4);
             }
         }
-        for (q, h) in keys.h32.iter_mut().take(8).enumerate() {
-            for lane in 0..4 {
-                h[16 * lane..16 * lane + 16].copy_from_slice(&pw[32 - 4 * q - lane]);
-            }
-        }
-        pw.zeroize();
         true
     }
 }
