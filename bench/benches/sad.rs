@@ -591,6 +591,24 @@ fn memory_per_sa() -> String {
             drop(sad);
         }
     }
+    // Per worker, not per SA: the caches of expanded keys a packet thread
+    // allocates when it starts (`crypto::warm_thread`), on a fresh thread.
+    let (bytes, heap) = std::thread::spawn(|| {
+        let mut bytes = 0;
+        let info = allocation_counter::measure(|| bytes = dataplane::crypto::warm_thread());
+        (bytes, info.bytes_current)
+    })
+    .join()
+    .unwrap();
+    let entries = dataplane::crypto::key_cache::entries();
+    println!(
+        "sad/memory-per-worker key cache: {entries} entries, {bytes} B of entries ({heap} B heap allocated by warm_thread; AES-GCM on the VAES kernel: {} B an entry)",
+        bytes / entries.max(1)
+    );
+    md += &format!(
+        "\nPer worker (not per SA): key cache of expanded keys, {entries} entries = {bytes} B ({} B an entry).\n",
+        bytes / entries.max(1)
+    );
     md
 }
 

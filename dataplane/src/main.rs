@@ -106,6 +106,10 @@ struct Args {
     /// Counter publication interval (default 500).
     #[arg(long)]
     stats_interval_ms: Option<u64>,
+    /// Entries of each worker's cache of expanded keys (a power of two,
+    /// 16..=1048576; default 1024). AES-GCM: 832 bytes an entry.
+    #[arg(long)]
+    key_cache_entries: Option<u32>,
     /// Static SAs and policies (JSON, mode 0600), for running without the
     /// control process (tests, benchmarks).
     #[arg(long)]
@@ -156,6 +160,7 @@ impl Args {
             sched_fifo: self.sched_fifo,
             stats_file: self.stats_file,
             stats_interval_ms: self.stats_interval_ms,
+            key_cache_entries: self.key_cache_entries,
             static_sa: self.static_sa,
             shm: self.shm.map(ShmSetting::Path),
             tun: self.tun,

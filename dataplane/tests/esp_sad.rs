@@ -324,6 +324,11 @@ fn burst_lookups_never_see_a_wrong_or_missing_sa_while_a_writer_churns() {
             })
         })
         .collect();
+    // The readers first look up at least once (on a loaded machine the
+    // writer's rounds can otherwise end before a reader thread ran).
+    while lookups.load(Ordering::Relaxed) == 0 {
+        std::thread::yield_now();
+    }
     let before = sad.rebuilds();
     for round in 0..30 {
         // Batches of installs and removals, as the control channel sends.

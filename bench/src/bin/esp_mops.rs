@@ -34,6 +34,17 @@
 //! counted). Inner packets: IPv4/UDP of `size` bytes, tunnel mode, IPv4
 //! outer, 32-bit sequence numbers, replay window 4096.
 //!
+//! `esp_mops --suite NAME --op encap --sas K [--spread packet|burst]`: K
+//! outbound SAs (same suite, each its own transform), the packets of the
+//! run spread over them round-robin, per packet (burst `b`, packet `j` on SA
+//! `(32 b + j) mod K`: 32 one-packet `encap_burst` calls per burst) or per
+//! burst (burst `b` on SA `b mod K`). Prints the line above with `sas K
+//! spread S` and, when the build has per-worker key caches, this thread's
+//! cache hits and misses over the timed trials (`cache hits H misses M`).
+//! Many SAs cost cache misses in the CPU caches (the old layout: 13 lines
+//! of expanded keys per AES-GCM SA) and, past the key cache's entries, key
+//! expansions (the new layout).
+//!
 //! Time is the thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`; the machine is
 //! shared) and wall clock; each figure is the best of `--trials` runs.
 
@@ -85,6 +96,8 @@ struct Args {
     trials: usize,
     layout: bool,
     backend: Backend,
+    sas: usize,
+    per_packet: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -96,6 +109,8 @@ fn parse() -> Result<Args, String> {
         trials: 1,
         layout: false,
         backend: Backend::Auto,
+        sas: 1,
+        per_packet: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -116,12 +131,17 @@ fn parse() -> Result<Args, String> {
             }
             "--ops" => a.ops = num(&val)?.max(BURST as u64),
             "--trials" => a.trials = num(&val)?.max(1) as usize,
+            "--sas" => a.sas = num(&val)?.clamp(1, 1 << 20) as usize,
+            "--spread" if val == "packet" || val == "burst" => a.per_packet = val == "packet",
             "--backend" => {
                 a.backend = serde_json::from_str(&format!("\"{val}\""))
                     .map_err(|_| format!("--backend {val}: unknown backend"))?
             }
             _ => return Err(format!("unknown option or value: {flag} {val}")),
         }
+    }
+    if a.sas > 1 && a.op != "encap" {
+        return Err("--sas: only with --op encap".into());
     }
     if a.suite.is_empty() {
         return Err("--suite is required".into());
@@ -297,6 +317,125 @@ impl Bench {
     }
 }
 
+/// This thread's key-cache (hits, misses) so far, where the build has one.
+fn cache_stats() -> Option<(u64, u64)> {
+    let (s, _) = dataplane::crypto::mb::gcm_cache_stats();
+    Some((s.hits, s.misses))
+}
+
+/// `--sas K`: K outbound SAs, packets spread over them.
+struct Many {
+    sas: Vec<Sa>,
+    pkt: Vec<u8>,
+    bufs: Vec<HeapBuf>,
+    per_packet: bool,
+    next: usize,
+}
+
+impl Many {
+    fn new(
+        suite: Suite,
+        size: usize,
+        k: usize,
+        per_packet: bool,
+        backend: Backend,
+    ) -> Result<Many, String> {
+        let sas = (0..k)
+            .map(|_| Sa::new(params(suite, Direction::Outbound), backend))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("outbound SA: {e}"))?;
+        Ok(Many {
+            sas,
+            pkt: inner(size),
+            bufs: (0..BURST)
+                .map(|_| HeapBuf::new(HEADROOM, 2048, 128))
+                .collect(),
+            per_packet,
+            next: 0,
+        })
+    }
+
+    fn encap(&mut self, bursts: u64) -> Result<Trial, String> {
+        let drops = DropCounters::default();
+        let mut v = [Verdict::Pass; BURST];
+        let (bufs, pkt, sas) = (&mut self.bufs, &self.pkt, &self.sas);
+        let k = sas.len();
+        let mut next = self.next;
+        let per_packet = self.per_packet;
+        let (w_full, c_full) = timed(|| {
+            for _ in 0..bursts {
+                for b in bufs.iter_mut() {
+                    b.reset_to(HEADROOM, pkt);
+                }
+                if per_packet {
+                    for j in 0..BURST {
+                        encap_burst(
+                            &sas[next],
+                            black_box(&mut bufs[j..j + 1]),
+                            &mut v[j..j + 1],
+                            &drops,
+                        );
+                        next = if next + 1 == k { 0 } else { next + 1 };
+                    }
+                } else {
+                    encap_burst(&sas[next], black_box(&mut bufs[..]), &mut v, &drops);
+                    next = if next + 1 == k { 0 } else { next + 1 };
+                }
+            }
+        });
+        self.next = next;
+        if drops.total() != 0 || v.iter().any(|v| *v != Verdict::Pass) {
+            return Err(format!("encap dropped packets: {} drops", drops.total()));
+        }
+        let (_, c_reset) = timed(|| {
+            for _ in 0..bursts {
+                for b in bufs.iter_mut() {
+                    b.reset_to(HEADROOM, pkt);
+                }
+                black_box(&mut bufs[..]);
+            }
+        });
+        Ok(trial(bursts, (w_full, c_full), c_reset))
+    }
+}
+
+fn run_many(args: &Args, suite: Suite) -> Result<(), String> {
+    for &size in &args.sizes {
+        let mut m = Many::new(suite, size, args.sas, args.per_packet, args.backend)?;
+        let bursts = args.ops.div_ceil(BURST as u64);
+        // Warm-up: every SA used at least once.
+        let warm = (bursts / 20).max(args.sas as u64 / if args.per_packet { 32 } else { 1 } + 1);
+        m.encap(warm)?;
+        let before = cache_stats();
+        let mut best = Trial {
+            wall: 0.0,
+            cpu: 0.0,
+            cpu_incl: 0.0,
+        };
+        for _ in 0..args.trials {
+            let t = m.encap(bursts)?;
+            best.wall = best.wall.max(t.wall);
+            best.cpu = best.cpu.max(t.cpu);
+            best.cpu_incl = best.cpu_incl.max(t.cpu_incl);
+        }
+        let cache = match (before, cache_stats()) {
+            (Some(a), Some(b)) => format!(" cache hits {} misses {}", b.0 - a.0, b.1 - a.1),
+            _ => String::new(),
+        };
+        println!(
+            "esp encap {} {size}B: {:.3} Mops (by CPU time {:.3} Mops; buffer reset included {:.3} Mops) backend {} sas {} spread {}{cache}",
+            args.suite,
+            best.wall,
+            best.cpu,
+            best.cpu_incl,
+            m.sas[0].backend(),
+            args.sas,
+            if args.per_packet { "packet" } else { "burst" },
+        );
+    }
+    Ok(())
+}
+
 fn trial(bursts: u64, full: (f64, f64), reset_cpu: f64) -> Trial {
     let n = (bursts * BURST as u64) as f64 / 1e6;
     Trial {
@@ -309,6 +448,9 @@ fn trial(bursts: u64, full: (f64, f64), reset_cpu: f64) -> Trial {
 fn run(args: &Args) -> Result<(), String> {
     let suite =
         suite_by_name(&args.suite).ok_or_else(|| format!("unknown suite {}", args.suite))?;
+    if args.sas > 1 {
+        return run_many(args, suite);
+    }
     for &size in &args.sizes {
         let mut b = Bench::new(suite, size, args.backend)?;
         if args.layout {

@@ -169,6 +169,8 @@ pub struct DataplaneSettings {
     pub tun: Option<String>,
     /// Crypto backend for SAs (one of [`CRYPTO_BACKENDS`]).
     pub crypto: Option<String>,
+    /// Entries of each worker's cache of expanded keys (a power of two).
+    pub key_cache_entries: Option<u32>,
     /// Set up the namespace's kernel (forwarding off, nftables rules).
     pub configure_kernel: Option<bool>,
 }
@@ -201,6 +203,7 @@ impl DataplaneSettings {
             shm: self.shm.or(under.shm),
             tun: self.tun.or(under.tun),
             crypto: self.crypto.or(under.crypto),
+            key_cache_entries: self.key_cache_entries.or(under.key_cache_entries),
             configure_kernel: self.configure_kernel.or(under.configure_kernel),
         }
     }
@@ -251,6 +254,10 @@ impl DataplaneSettings {
         put(
             "stats_interval_ms",
             self.stats_interval_ms.map(|x| x.to_string()),
+        );
+        put(
+            "key_cache_entries",
+            self.key_cache_entries.map(|x| x.to_string()),
         );
         put(
             "static_sa",

@@ -64,6 +64,7 @@ mod hmac_wide;
 mod hmac_wipe_tests;
 #[cfg(feature = "ipsec-mb")]
 pub mod ipsecmb;
+pub mod key_cache;
 // The multi-buffer AES-GCM kernel's `#[target_feature]` calls and SIMD
 // loads: the documented exception to "unsafe only in io/, shm/ and ffi/".
 #[allow(unsafe_code)]
@@ -379,14 +380,26 @@ pub fn auto_order(suite: Suite) -> &'static [Backend] {
 }
 
 /// Prepares the calling thread for the packet path: creates the per-thread
-/// state that some backends keep (intel-ipsec-mb's manager), so that the
-/// thread's first burst does not allocate. Packet threads call it once when
-/// they start; calling it again is cheap.
-pub fn warm_thread() {
+/// state that some backends keep (intel-ipsec-mb's manager, the caches of
+/// expanded keys of [`key_cache`], sized by [`key_cache::set_entries`]), so
+/// that the thread's first burst does not allocate. Packet threads call it
+/// once when they start; calling it again is cheap. Returns the bytes of
+/// this thread's key caches.
+pub fn warm_thread() -> usize {
     #[cfg(feature = "ipsec-mb")]
     if let Err(e) = ffi::ipsecmb::warm_thread() {
         tracing::warn!("intel-ipsec-mb: {e}; its SAs will fail on this thread");
     }
+    mb::warm_gcm_cache()
+}
+
+/// Wipes, from this thread's key caches, the expanded keys of SAs removed
+/// since the last call. Packet threads call it once per poll loop (one
+/// atomic load when no SA was removed): a removed SA's keys do not stay in
+/// an idle worker's memory.
+#[inline]
+pub fn sweep_key_caches() {
+    mb::sweep_gcm_cache();
 }
 
 /// Options of [`build_with`].

@@ -92,6 +92,8 @@ pub enum ProcessError {
 /// Runs the dataplane until SIGTERM or SIGINT. Whatever the kernel was
 /// changed for is undone when it returns.
 pub fn run(opts: &Options) -> Result<(), ProcessError> {
+    // Before any worker starts: each allocates its key caches of this size.
+    crate::crypto::key_cache::set_entries(opts.key_cache_entries);
     // Signals only set the stop flag, from the start.
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -461,7 +463,12 @@ impl WorkerStart {
         if let Some(c) = self.core {
             core_affinity::set_for_current(c);
         }
-        crate::crypto::warm_thread();
+        let cache = crate::crypto::warm_thread();
+        tracing::info!(
+            "worker{i}: key cache {} entries, {} KiB",
+            crate::crypto::key_cache::entries(),
+            cache / 1024
+        );
         if self.sched_fifo > 0 {
             if let Err(e) = crate::io::set_fifo_priority(self.sched_fifo) {
                 tracing::warn!("worker{i}: SCHED_FIFO {}: {e}", self.sched_fifo);

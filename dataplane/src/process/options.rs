@@ -52,6 +52,9 @@ pub struct Options {
     pub stats_file: Option<PathBuf>,
     /// Counters file interval, milliseconds (default 500).
     pub stats_interval_ms: u64,
+    /// Entries of each worker's cache of expanded keys (default
+    /// `crypto::key_cache::DEFAULT_ENTRIES`).
+    pub key_cache_entries: usize,
     /// Static SA file.
     pub static_sa: Option<PathBuf>,
     /// Shared-memory region of the control process.
@@ -130,6 +133,9 @@ impl Options {
             sched_fifo: s.sched_fifo.unwrap_or(0),
             stats_file: s.stats_file,
             stats_interval_ms: s.stats_interval_ms.unwrap_or(500),
+            key_cache_entries: s
+                .key_cache_entries
+                .map_or(crate::crypto::key_cache::DEFAULT_ENTRIES, |n| n as usize),
             static_sa: s.static_sa,
             shm,
             tun: s.tun,

@@ -322,6 +322,7 @@ impl<B: PacketIo> Worker<B> {
         let mut pacer = crate::io::RtPacer::for_current_thread();
         while !self.shared.stop.load(Ordering::Relaxed) {
             let mut got = 0;
+            crate::crypto::sweep_key_caches();
             if !self.pending.is_empty() {
                 self.service_pending();
             }

@@ -231,6 +231,7 @@ const DATAPLANE_FIELDS: &[(&str, &[&str])] = &[
     ("shm", &[]),
     ("tun", &[]),
     ("crypto", &[]),
+    ("key_cache_entries", &[]),
     ("configure_kernel", &[]),
 ];
 
@@ -333,6 +334,10 @@ impl Loader {
         d.stats_file = p.get("stats_file", values::string).map(PathBuf::from);
         d.stats_interval_ms = p.get("stats_interval_ms", |v| bounded(v, u64::MAX));
         d.static_sa = p.get("static_sa", values::string).map(PathBuf::from);
+        d.key_cache_entries = p.get("key_cache_entries", |v| match bounded(v, 1 << 20)? {
+            n if n >= 16 && n.is_power_of_two() => Ok(n as u32),
+            n => Err(format!("{n}: a power of two from 16 to 1048576")),
+        });
         d.shm = p.get("shm", |v| match v {
             Value::Boolean(true) => Ok(ShmSetting::Daemon),
             Value::Boolean(false) => Ok(ShmSetting::Off),

@@ -36,7 +36,7 @@ fn dataplane_table_is_typed_and_checked() {
          eal = \"-l 2 --no-huge\"\ninside = \"0000:03:00.0\"\noutside = \"net_null1\"\n\
          exception = \"kernel,tap\"\ncores = [4, 5]\nrx-ring = \"v3\"\ntx = \"ring\"\n\
          idle = \"backoff\"\nidle_sleep_us = 100\nshm = true\nconfigure_kernel = true\n\
-         crypto = \"aws-lc\"\nsched_fifo = 10\n",
+         crypto = \"aws-lc\"\nsched_fifo = 10\nkey_cache_entries = 4096\n",
         0o644,
     );
     let c = Config::load(&main).unwrap();
@@ -57,6 +57,7 @@ fn dataplane_table_is_typed_and_checked() {
     assert_eq!(p.configure_kernel, Some(true));
     assert_eq!(p.crypto.as_deref(), Some("aws-lc"));
     assert_eq!(p.sched_fifo, Some(10));
+    assert_eq!(p.key_cache_entries, Some(4096));
     assert_eq!(p.burst, None);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 
@@ -77,7 +78,7 @@ fn dataplane_table_is_typed_and_checked() {
         "c.toml",
         "[dataplane]\nbackend = \"xdp\"\ncores = [\"zero\"]\nrx_ring = \"v4\"\n\
          idle = 3\nexception = \"tap,tap,tap\"\ncrypto = \"openssl\"\nburst = 0\n\
-         sched_fifo = 100\nshm = 5\nfanout = 2\n",
+         sched_fifo = 100\nshm = 5\nfanout = 2\nkey_cache_entries = 1000\n",
         0o644,
     );
     let errs = errors(&main);
@@ -112,6 +113,14 @@ fn dataplane_table_is_typed_and_checked() {
     expect(&errs, &main, 9, "dataplane.sched_fifo", None, "at most 99");
     expect(&errs, &main, 10, "dataplane.shm", None, "a path, true");
     expect(&errs, &main, 11, "dataplane.fanout", None, "unknown field");
+    expect(
+        &errs,
+        &main,
+        12,
+        "dataplane.key_cache_entries",
+        None,
+        "a power of two",
+    );
 
     // Only in the main file.
     let main = write(d.path(), "c.toml", "include = \"b.toml\"\n", 0o644);

@@ -27,6 +27,11 @@
 //! partial loads/stores inside `vaes512`, and the cache hint in `prefetch`
 //! (used by `sa::sad`). Everything else is safe code.
 
+use std::cell::RefCell;
+
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use super::key_cache::{self, KeyCache};
 use super::raw::{RawAead, TAG_LEN};
 use super::{EspCipher, Key, OpenJob, SealJob};
 
@@ -79,6 +84,11 @@ pub fn supported() -> bool {
 /// (`enc_key` = AES key || 4-byte salt, 20/28/36 bytes), or `None` if the
 /// CPU lacks the instructions or the key length is not one of those.
 pub fn build_gcm(enc_key: &Key, esn: bool) -> Option<Box<dyn EspCipher>> {
+    build_gcm_id(enc_key, esn).map(|(c, _)| c)
+}
+
+/// [`build_gcm`] and the transform's key-cache id.
+fn build_gcm_id(enc_key: &Key, esn: bool) -> Option<(Box<dyn EspCipher>, u64)> {
     let k = enc_key.bytes();
     if k.len() < 4 {
         return None;
@@ -90,20 +100,30 @@ pub fn build_gcm(enc_key: &Key, esn: bool) -> Option<Box<dyn EspCipher>> {
         if !supported() {
             return None;
         }
-        // SAFETY: `supported()` just confirmed every feature that
-        // `vaes512::expand` is compiled for.
-        let mut keys = unsafe { vaes512::expand(key) }?;
-        keys.set_salt(salt);
-        // One heap block per transform: the keys with the salt inside.
-        Some(match (keys.rounds(), esn) {
-            (10, false) => Box::new(EspGcm::<10, false> { keys }),
-            (10, true) => Box::new(EspGcm::<10, true> { keys }),
-            (12, false) => Box::new(EspGcm::<12, false> { keys }),
-            (12, true) => Box::new(EspGcm::<12, true> { keys }),
-            (14, false) => Box::new(EspGcm::<14, false> { keys }),
-            (14, true) => Box::new(EspGcm::<14, true> { keys }),
+        let mut raw = Zeroizing::new([0u8; 32]);
+        raw.get_mut(..key.len())?.copy_from_slice(key);
+        // The raw key, salt and a fresh id per transform; the expanded keys
+        // live in the worker's cache (`GCM_KEYS`).
+        let id = key_cache::new_id();
+        macro_rules! gcm {
+            ($nr:literal, $esn:literal) => {
+                Box::new(EspGcm::<$nr, $esn> {
+                    key: KeyBytes(*raw),
+                    salt,
+                    id,
+                }) as Box<dyn EspCipher>
+            };
+        }
+        let c = match (key.len(), esn) {
+            (16, false) => gcm!(10, false),
+            (16, true) => gcm!(10, true),
+            (24, false) => gcm!(12, false),
+            (24, true) => gcm!(12, true),
+            (32, false) => gcm!(14, false),
+            (32, true) => gcm!(14, true),
             _ => return None,
-        })
+        };
+        Some((c, id))
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -234,13 +254,122 @@ impl RawAead for Gcm {
     }
 }
 
-/// The ESP transform: one SA's key, salt and ESN mode, with the AES round
-/// count and ESN chosen at build time (const generics), so the packet path
-/// has no branch on either. The keys are held inline (the boxed transform
-/// is the one heap block of the SA's key material).
+/// An AES key of up to 32 bytes (the first `4 * (NR - 6)` used), wiped on
+/// drop.
+#[derive(Zeroize, ZeroizeOnDrop)]
+struct KeyBytes([u8; 32]);
+
+/// The ESP transform: one SA's raw AES key, salt and ESN mode, with the AES
+/// round count and ESN chosen at build time (const generics), so the packet
+/// path has no branch on either. 48 bytes: the expanded keys (832 bytes)
+/// are in the packet thread's key cache (`GCM_KEYS`, see
+/// `crypto::key_cache`), found by `id` once per burst and expanded there on
+/// a miss.
 #[cfg(target_arch = "x86_64")]
 struct EspGcm<const NR: usize, const ESN: bool> {
-    keys: vaes512::Keys,
+    key: KeyBytes,
+    salt: u32,
+    id: u64,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl key_cache::CacheSlot for vaes512::Keys {
+    fn blank() -> Self {
+        vaes512::Keys::blank()
+    }
+    fn tag(&self) -> u64 {
+        vaes512::Keys::tag(self)
+    }
+    fn set_tag(&mut self, id: u64) {
+        vaes512::Keys::set_tag(self, id)
+    }
+    #[cfg(test)]
+    fn is_zero(&self) -> bool {
+        vaes512::Keys::is_zero(self)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    /// This thread's cache of expanded AES-GCM keys (allocated by
+    /// `crypto::warm_thread` when a worker starts, else on first use).
+    static GCM_KEYS: RefCell<KeyCache<vaes512::Keys>> =
+        RefCell::new(KeyCache::new(key_cache::entries()));
+}
+
+/// Allocates this thread's AES-GCM key cache (if the CPU runs the kernel)
+/// and returns its size in bytes.
+pub(crate) fn warm_gcm_cache() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if supported() {
+        return GCM_KEYS.with(|c| c.borrow().bytes());
+    }
+    0
+}
+
+/// Wipes the entries of removed SAs from this thread's AES-GCM key cache
+/// (once per poll loop; one atomic load when no SA was removed).
+#[inline]
+pub(crate) fn sweep_gcm_cache() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // Threads that never used the cache do not create one here.
+        let _ = GCM_KEYS.try_with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                c.sweep();
+            }
+        });
+    }
+}
+
+/// Hits, misses and wipes of this thread's AES-GCM key cache, and its
+/// entries.
+pub fn gcm_cache_stats() -> (key_cache::CacheStats, usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        GCM_KEYS.with(|c| {
+            let c = c.borrow();
+            (c.stats(), c.len())
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        (key_cache::CacheStats::default(), 0)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<const NR: usize, const ESN: bool> EspGcm<NR, ESN> {
+    /// Runs `f` on this SA's expanded keys from the thread's cache
+    /// (expanding them there on a miss), inside the burst's stack wipe.
+    #[inline(always)]
+    fn with_keys<R>(&self, f: impl FnOnce(&vaes512::Keys) -> R) -> R {
+        GCM_KEYS.with(|c| {
+            let mut c = c.borrow_mut();
+            // SAFETY: `EspGcm` is only built by `build_gcm`, after
+            // `supported()` confirmed the CPU features: the kernel's (and
+            // `expand_into`'s), and AVX-512 F, which `burst512`'s wipe needs
+            // (the closure runs in this unsafe block).
+            unsafe {
+                wipe::burst512::<{ wipe::GCM_WIPE }, _>(|| {
+                    let keys = c.get(self.id, |e| {
+                        let ok = vaes512::expand_into(e, &self.key.0[..4 * (NR - 6)]);
+                        debug_assert!(ok);
+                    });
+                    f(keys)
+                })
+            }
+        })
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<const NR: usize, const ESN: bool> Drop for EspGcm<NR, ESN> {
+    fn drop(&mut self) {
+        // The raw key wipes itself (`KeyBytes`); the expanded copies go at
+        // each worker's next sweep.
+        key_cache::retire(self.id);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -259,22 +388,18 @@ impl<const NR: usize, const ESN: bool> EspCipher for EspGcm<NR, ESN> {
     }
 
     fn seal(&self, jobs: &mut [SealJob<'_>]) {
-        // SAFETY: `EspGcm` is only built by `build_gcm`, after `supported()`
-        // confirmed the CPU features: the kernel's, and AVX-512 F, which
-        // `burst512`'s wipe needs (the closure runs in this unsafe block).
-        unsafe {
-            wipe::burst512::<{ wipe::GCM_WIPE }, _>(|| {
-                self.keys.seal_esp::<NR, ESN>(self.keys.salt(), jobs)
-            })
-        }
+        let salt = self.salt;
+        // SAFETY: the kernel's CPU features were checked when `self` was
+        // built (`build_gcm`).
+        self.with_keys(|k| unsafe { k.seal_esp::<NR, ESN>(salt, jobs) })
     }
 
     fn open(&self, jobs: &mut [OpenJob<'_>]) {
+        let salt = self.salt;
         // SAFETY: as in `seal`.
-        unsafe {
-            wipe::burst512::<{ wipe::GCM_WIPE }, _>(|| {
-                self.keys.open_esp::<NR, ESN>(self.keys.salt(), jobs)
-            })
-        }
+        self.with_keys(|k| unsafe { k.open_esp::<NR, ESN>(salt, jobs) })
     }
 }
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod cache_tests;

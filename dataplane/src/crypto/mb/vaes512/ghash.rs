@@ -63,6 +63,20 @@ simd_fn! {
     }
 }
 
+simd_fn! {
+    /// `a * b * X^-128 mod G` in each of the four lanes (key set-up only:
+    /// four hash-key powers per multiplication).
+    pub(super) fn mul4(a: __m512i, b: __m512i) -> __m512i {
+        const C: i64 = 0xC200_0000_0000_0000u64 as i64;
+        let poly = _mm512_set_epi64(C, 0, C, 0, C, 0, C, 0);
+        let acc = mul_first(a, b);
+        let t = _mm512_clmulepi64_epi128::<0x10>(acc.lo, poly);
+        let mi = xor3(acc.mi, _mm512_shuffle_epi32::<0x4E>(acc.lo), t);
+        let t = _mm512_clmulepi64_epi128::<0x10>(mi, poly);
+        xor3(acc.hi, _mm512_shuffle_epi32::<0x4E>(mi), t)
+    }
+}
+
 impl Keys {
     simd_fn! {
         /// Round key `i` (broadcast to the four lanes by the load).

@@ -57,9 +57,10 @@ const POW_LEN: usize = 32 + 4;
 /// The expanded key of one SA: AES round keys (16 bytes each, broadcast to
 /// the four lanes when loaded) and the GHASH key powers `H^32..H^1` (one
 /// table read both as aligned registers of four powers and, for the last
-/// chunk of a message, at any 16-byte offset), and the ESP salt (in what
-/// would be padding, so that the ESP transform is this one block). 832
-/// bytes; built once per SA, wiped on drop.
+/// chunk of a message, at any 16-byte offset) and the id of the transform
+/// whose keys these are in a per-worker key cache (in what would be
+/// padding). 832 bytes; built in place on a cache miss
+/// ([`expand_into`]), wiped on drop.
 #[derive(Zeroize, ZeroizeOnDrop)]
 #[repr(C, align(64))]
 pub(crate) struct Keys {
@@ -71,24 +72,49 @@ pub(crate) struct Keys {
     rk: [[u8; 16]; 15],
     /// Number of AES rounds (10, 12, 14).
     nr: u32,
-    /// The ESP salt (RFC 4106 §4: the nonce's first four bytes, as a
-    /// big-endian number); 0 for a raw AES-GCM key.
-    salt: u32,
+    /// The transform id (`crypto::key_cache`); 0: none.
+    tag: u64,
 }
 
 impl Keys {
+    /// All zero: no key.
+    pub(crate) fn blank() -> Keys {
+        Keys {
+            h32: [[0; 64]; POW_LEN / 4],
+            rk: [[0; 16]; 15],
+            nr: 0,
+            tag: 0,
+        }
+    }
+    /// The transform id (key cache tag).
+    #[inline(always)]
+    pub(crate) fn tag(&self) -> u64 {
+        self.tag
+    }
+    /// Sets the transform id.
+    #[inline(always)]
+    pub(crate) fn set_tag(&mut self, tag: u64) {
+        self.tag = tag;
+    }
+    /// Round count, and true if the round keys past it are zero.
+    #[cfg(test)]
+    pub(crate) fn rounds_and_clean_tail(&self) -> (u32, bool) {
+        let tail = self.rk[self.nr as usize + 1..]
+            .iter()
+            .all(|r| r.iter().all(|&b| b == 0));
+        (self.nr, tail)
+    }
+    /// True if every field is zero.
+    #[cfg(test)]
+    pub(crate) fn is_zero(&self) -> bool {
+        self.h32.iter().all(|r| r.iter().all(|&b| b == 0))
+            && self.rk.iter().all(|r| r.iter().all(|&b| b == 0))
+            && self.nr == 0
+            && self.tag == 0
+    }
     /// AES rounds for this key size.
     pub(crate) fn rounds(&self) -> usize {
         self.nr as usize
-    }
-    /// The ESP salt.
-    #[inline(always)]
-    pub(crate) fn salt(&self) -> u32 {
-        self.salt
-    }
-    /// Sets the ESP salt.
-    pub(crate) fn set_salt(&mut self, salt: u32) {
-        self.salt = salt;
     }
 }
 

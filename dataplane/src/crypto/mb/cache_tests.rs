@@ -1,0 +1,212 @@
+//! The AES-GCM transform on the per-thread key cache (`GCM_KEYS`): the
+//! same bytes as RustCrypto's AES-GCM (seal with one, open with the other)
+//! with more SAs than cache entries (evictions), fresh ids after a drop,
+//! and a removed SA's expanded keys wiped by the next sweep.
+
+use rand::rngs::StdRng;
+use rand::{Rng, RngCore, SeedableRng};
+
+use super::super::key_cache::{self, KeyCache};
+use super::super::{build, Backend, EncrAlg, EspCipher, IntegAlg, Key, OpenJob, SealJob, Suite};
+use super::{build_gcm, build_gcm_id, supported, sweep_gcm_cache, GCM_KEYS};
+
+/// Gives this thread a cache of `n` entries (the default is larger than
+/// what the tests want to overflow).
+fn small_cache(n: usize) {
+    GCM_KEYS.with(|c| *c.borrow_mut() = KeyCache::new(n));
+}
+
+fn holds(id: u64) -> bool {
+    GCM_KEYS.with(|c| c.borrow().holds(id))
+}
+
+fn suite(encr: EncrAlg) -> Suite {
+    Suite {
+        encr,
+        integ: IntegAlg::None,
+    }
+}
+
+/// A burst of ESP packets (header written, random plaintext, room for IV
+/// and ICV) of random lengths.
+fn packets(rng: &mut StdRng, n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|_| {
+            let pt = 4 * rng.random_range(0..400usize);
+            let mut p = vec![0u8; 16 + pt + 16];
+            rng.fill_bytes(&mut p[..]);
+            p
+        })
+        .collect()
+}
+
+fn seal(c: &dyn EspCipher, pkts: &mut [Vec<u8>], seq0: u64) {
+    let mut jobs: Vec<SealJob<'_>> = pkts
+        .iter_mut()
+        .enumerate()
+        .map(|(i, p)| {
+            p[4..8].copy_from_slice(&((seq0 + i as u64) as u32).to_be_bytes());
+            SealJob {
+                esp: &mut p[..],
+                seq: seq0 + i as u64,
+            }
+        })
+        .collect();
+    c.seal(&mut jobs);
+}
+
+fn open(c: &dyn EspCipher, pkts: &mut [Vec<u8>], seq0: u64) -> Vec<bool> {
+    let mut jobs: Vec<OpenJob<'_>> = pkts
+        .iter_mut()
+        .enumerate()
+        .map(|(i, p)| OpenJob {
+            esp: &mut p[..],
+            seq: seq0 + i as u64,
+            ok: false,
+        })
+        .collect();
+    c.open(&mut jobs);
+    jobs.iter().map(|j| j.ok).collect()
+}
+
+#[test]
+fn cached_transform_matches_rustcrypto_with_evictions() {
+    if !supported() {
+        return;
+    }
+    small_cache(16);
+    let mut rng = StdRng::seed_from_u64(0x6b63_3133);
+    // 40 SAs on 16 entries, used in an order that evicts: every burst of
+    // every round misses except where two consecutive ids share no slot.
+    let sas: Vec<(EncrAlg, Vec<u8>, bool)> = (0..40)
+        .map(|i| {
+            let encr = if i % 2 == 0 {
+                EncrAlg::AesGcm128
+            } else {
+                EncrAlg::AesGcm256
+            };
+            let mut k = vec![0u8; encr.key_len()];
+            rng.fill_bytes(&mut k);
+            (encr, k, i % 3 == 0)
+        })
+        .collect();
+    let ours: Vec<Box<dyn EspCipher>> = sas
+        .iter()
+        .map(|(_, k, esn)| build_gcm(&Key::from_slice(k), *esn).expect("kernel"))
+        .collect();
+    let theirs: Vec<Box<dyn EspCipher>> = sas
+        .iter()
+        .map(|(e, k, esn)| {
+            build(
+                suite(*e),
+                &Key::from_slice(k),
+                &Key::from_slice(&[]),
+                *esn,
+                Backend::RustCrypto,
+            )
+            .expect("rustcrypto")
+        })
+        .collect();
+    let before = super::gcm_cache_stats().0;
+    for round in 0..3u64 {
+        for i in (0..sas.len()).rev() {
+            let seq0 = (round << 33) | (round * 1000 + 1);
+            let n = rng.random_range(1..=32usize);
+            let plain = packets(&mut rng, n);
+            let mut a = plain.clone();
+            let mut b = plain.clone();
+            seal(&*ours[i], &mut a, seq0);
+            seal(&*theirs[i], &mut b, seq0);
+            assert_eq!(a, b, "SA {i} round {round}: sealed bytes differ");
+            // Open each side's packets with the other transform.
+            let mut a2 = b.clone();
+            assert!(open(&*ours[i], &mut a2, seq0).iter().all(|&ok| ok));
+            assert!(open(&*theirs[i], &mut a, seq0).iter().all(|&ok| ok));
+            for ((x, y), p) in a.iter().zip(&a2).zip(&plain) {
+                let end = x.len() - 16;
+                assert_eq!(&x[16..end], &p[16..end]);
+                assert_eq!(&y[16..end], &p[16..end]);
+            }
+            // A flipped ICV bit fails on the cached transform.
+            let mut c = b.clone();
+            let last = c[0].len() - 1;
+            c[0][last] ^= 1;
+            assert!(!open(&*ours[i], &mut c, seq0)[0]);
+        }
+    }
+    let after = super::gcm_cache_stats().0;
+    assert!(after.misses - before.misses >= 3 * 24, "evictions expected");
+    assert!(after.hits > before.hits);
+}
+
+#[test]
+fn ids_are_fresh_after_a_drop() {
+    if !supported() {
+        return;
+    }
+    let (a, id_a) = build_gcm_id(&Key::from_slice(&[1u8; 20]), false).expect("kernel");
+    drop(a);
+    let (_b, id_b) = build_gcm_id(&Key::from_slice(&[1u8; 20]), false).expect("kernel");
+    assert!(id_b > id_a);
+}
+
+#[test]
+fn a_removed_sa_is_wiped_at_the_next_sweep() {
+    if !supported() {
+        return;
+    }
+    let _g = key_cache::TEST_RING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    small_cache(64);
+    let mut rng = StdRng::seed_from_u64(7);
+    let (keep, id_keep) = build_gcm_id(&Key::from_slice(&[2u8; 36]), false).expect("kernel");
+    let (gone, id_gone) = build_gcm_id(&Key::from_slice(&[3u8; 20]), false).expect("kernel");
+    let mut p = packets(&mut rng, 4);
+    seal(&*keep, &mut p, 1);
+    seal(&*gone, &mut p, 1);
+    assert!(holds(id_keep) && holds(id_gone));
+    sweep_gcm_cache();
+    assert!(holds(id_keep) && holds(id_gone), "nothing removed yet");
+    drop(gone);
+    // Still there until the worker's next sweep (one poll loop) ...
+    assert!(holds(id_gone));
+    sweep_gcm_cache();
+    // ... then wiped: tag and keys zero.
+    assert!(!holds(id_gone));
+    assert!(holds(id_keep));
+    GCM_KEYS.with(|c| assert!(c.borrow().slot_is_zero(id_gone)));
+}
+
+#[test]
+fn an_evicted_entry_keeps_nothing_of_the_previous_key() {
+    if !supported() {
+        return;
+    }
+    small_cache(16);
+    let mut rng = StdRng::seed_from_u64(9);
+    // An AES-256 SA, then an AES-128 SA on the same entry.
+    let (big, id_big) = build_gcm_id(&Key::from_slice(&[4u8; 36]), false).expect("kernel");
+    let mut small = None;
+    for _ in 0..16 {
+        let (c, id) = build_gcm_id(&Key::from_slice(&[5u8; 20]), false).expect("kernel");
+        if id % 16 == id_big % 16 {
+            small = Some((c, id));
+            break;
+        }
+    }
+    let (small, id_small) = small.expect("an id on the same entry within 16");
+    let mut p = packets(&mut rng, 2);
+    seal(&*big, &mut p, 1);
+    assert_eq!(
+        GCM_KEYS.with(|c| c.borrow().slot(id_big).rounds_and_clean_tail()),
+        (14, true)
+    );
+    seal(&*small, &mut p, 1);
+    assert!(!holds(id_big) && holds(id_small));
+    // AES-256's round keys 11..=14 are gone, not left past AES-128's.
+    assert_eq!(
+        GCM_KEYS.with(|c| c.borrow().slot(id_small).rounds_and_clean_tail()),
+        (10, true)
+    );
+}
