@@ -37,11 +37,15 @@ use std::sync::Mutex;
 
 use zeroize::Zeroize;
 
-/// Default entries per cache and worker: 1024 (AES-GCM: 832 KiB per
-/// worker, about one core's L2 on current x86 servers). A worker serving more
-/// SAs than this at once, with traffic spread over all of them, pays a key
-/// expansion per burst on a miss (see `bench/results/sad.md`, kc13).
-pub const DEFAULT_ENTRIES: usize = 1024;
+/// Default entries per cache and worker: 4096 (AES-GCM: 3.25 MiB per
+/// worker). Up to this many SAs the old layout's expanded keys (832 B per SA
+/// inside the SA) no longer fit a core's L2 either, so hits cost what the old
+/// layout's reads did; the cache saves memory per SA only past that count. A
+/// worker serving more SAs than this at once, with traffic spread over all of
+/// them, pays a key expansion per burst on a miss (0.28-0.62x the old layout
+/// when every packet of a burst is on another SA: `bench/results/sad.md`,
+/// kc13): raise `key_cache_entries` there.
+pub const DEFAULT_ENTRIES: usize = 4096;
 /// Fewest entries a cache has.
 pub const MIN_ENTRIES: usize = 16;
 /// Most entries a cache has.
