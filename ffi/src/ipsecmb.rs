@@ -39,6 +39,10 @@ use std::ptr::NonNull;
 
 use zeroize::Zeroize;
 
+mod in_place;
+pub use in_place::{aes_cbc_decrypt_with, aes_cbc_encrypt_with, aes_expand_into};
+pub use in_place::{hmac_pads_into, hmac_trunc_pads};
+
 /// Raw bindgen output over `intel-ipsec-mb.h` (job structure, enums) and the
 /// C shim `shim/imb_shim.c`.
 #[allow(
@@ -247,10 +251,16 @@ pub struct AesKey {
 /// any key size, as DPDK's and VPP's sessions allocate), 16-byte aligned as
 /// the library requires. 240 bytes, a plain 16-byte-aligned heap block.
 #[repr(C, align(16))]
-struct RoundKeys([[u8; 16]; 15]);
+pub struct RoundKeys(pub [[u8; 16]; 15]);
 
 impl Drop for RoundKeys {
     fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl Zeroize for RoundKeys {
+    fn zeroize(&mut self) {
         self.0.zeroize();
     }
 }
@@ -273,28 +283,7 @@ impl AesKey {
         // The library writes both; the one not kept is wiped when these drop.
         let mut enc = Box::new(RoundKeys([[0; 16]; 15]));
         let mut dec = Box::new(RoundKeys([[0; 16]; 15]));
-        with_mgr(|m| {
-            // SAFETY: `key` holds key.len() (16/24/32) readable bytes; enc
-            // and dec are 240-byte, 16-byte-aligned buffers: the 16 * 15
-            // bytes of the longest schedule.
-            let r = unsafe {
-                sys::espresso_imb_aes_keyexp(
-                    m.ptr.as_ptr(),
-                    key.as_ptr().cast(),
-                    key.len(),
-                    enc.0.as_mut_ptr().cast(),
-                    dec.0.as_mut_ptr().cast(),
-                )
-            };
-            if r != 0 {
-                return Err(ImbError::Invalid {
-                    what: "AES key length",
-                    value: key.len(),
-                    why: "refused by the library",
-                });
-            }
-            Ok(())
-        })?;
+        aes_expand_into(key, &mut enc, &mut dec)?;
         let (enc, dec) = match keep {
             AesKeyUse::Both => (Some(enc), Some(dec)),
             AesKeyUse::Encrypt => (Some(enc), None),
@@ -326,14 +315,6 @@ impl AesKey {
     pub fn schedule_bytes(&self) -> usize {
         (usize::from(self.enc.is_some()) + usize::from(self.dec.is_some()))
             * std::mem::size_of::<RoundKeys>()
-    }
-
-    fn size(&self) -> sys::IMB_KEY_SIZE_BYTES {
-        match self.len {
-            16 => sys::IMB_KEY_128_BYTES,
-            24 => sys::IMB_KEY_192_BYTES,
-            _ => sys::IMB_KEY_256_BYTES,
-        }
     }
 }
 
@@ -374,8 +355,7 @@ fn cbc(
     if ops.is_empty() {
         return Ok(());
     }
-    // The schedule this direction reads (the library reads only that one;
-    // both job fields point at it).
+    // The schedule this direction reads (the library reads only that one).
     let keys = if dir == sys::IMB_DIR_ENCRYPT {
         key.enc.as_deref()
     } else {
@@ -386,55 +366,7 @@ fn cbc(
         value: dir as usize,
         why: "the key was expanded for the other direction only",
     })?;
-    with_mgr(|m| {
-        for chunk in ops.chunks_mut(MAX_BURST) {
-            for (job, op) in m.jobs.iter_mut().zip(chunk.iter_mut()) {
-                job.enc_keys = keys.0.as_ptr().cast();
-                job.dec_keys = keys.0.as_ptr().cast();
-                job.key_len_in_bytes = key.len as u64;
-                job.__bindgen_anon_1.src = op.data.as_ptr();
-                job.__bindgen_anon_2.dst = op.data.as_mut_ptr();
-                job.__bindgen_anon_3.cipher_start_src_offset_in_bytes = 0;
-                job.__bindgen_anon_4.msg_len_to_cipher_in_bytes = op.data.len() as u64;
-                job.iv = op.iv.as_ptr();
-                job.iv_len_in_bytes = AES_BLOCK as u64;
-                job.cipher_mode = sys::IMB_CIPHER_CBC;
-                job.cipher_direction = dir;
-                job.hash_alg = sys::IMB_AUTH_NULL;
-                job.chain_order = if dir == sys::IMB_DIR_ENCRYPT {
-                    sys::IMB_ORDER_CIPHER_HASH
-                } else {
-                    sys::IMB_ORDER_HASH_CIPHER
-                };
-            }
-            let n = chunk.len() as u32;
-            // SAFETY: the first n jobs point into `chunk`'s slices (data of
-            // checked length, read and written in place; IVs of 16 bytes)
-            // and at `key`'s schedules, all borrowed for this call; the
-            // burst call completes every job before it returns. Every field
-            // the library would validate is set above from checked values
-            // (non-empty data, a multiple of 16 bytes; IV length 16; both
-            // schedules of `key`, whose length matches `key.size()`; offset
-            // 0), so the unvalidated variant is given only valid jobs.
-            let done = unsafe {
-                sys::espresso_imb_cipher_burst_nocheck(
-                    m.ptr.as_ptr(),
-                    m.jobs.as_mut_ptr(),
-                    n,
-                    sys::IMB_CIPHER_CBC,
-                    dir,
-                    key.size(),
-                )
-            };
-            if done != n {
-                return Err(ImbError::Library {
-                    op: "AES-CBC burst",
-                    code: m.errno(),
-                });
-            }
-        }
-        Ok(())
-    })
+    in_place::cbc_with(keys, key.len, ops, dir)
 }
 
 /// A hash of the HMAC family.
@@ -509,60 +441,7 @@ impl HmacKey {
             opad: [0; 64],
             alg,
         };
-        let bl = alg.block_len();
-        with_mgr(|m| {
-            let mut k0 = [0u8; 128];
-            if key.len() > bl {
-                // SAFETY: `key` is readable for key.len() bytes; k0 holds
-                // 128 bytes, more than any digest (64).
-                let r = unsafe {
-                    sys::espresso_imb_hash(
-                        m.ptr.as_ptr(),
-                        alg.raw(),
-                        key.as_ptr().cast(),
-                        key.len() as u64,
-                        k0.as_mut_ptr().cast(),
-                    )
-                };
-                if r != 0 {
-                    k0.zeroize();
-                    return Err(ImbError::Invalid {
-                        what: "HMAC hash",
-                        value: alg.digest_len(),
-                        why: "refused by the library",
-                    });
-                }
-            } else {
-                k0[..key.len()].copy_from_slice(key);
-            }
-            let mut block = [0u8; 128];
-            let mut r = 0;
-            for (pad, out) in [(0x36u8, &mut k.ipad), (0x5c, &mut k.opad)] {
-                for (b, x) in block[..bl].iter_mut().zip(&k0[..bl]) {
-                    *b = x ^ pad;
-                }
-                // SAFETY: `block` holds one full block (bl <= 128 bytes);
-                // `out` holds 64 bytes, the largest state (SHA-512).
-                r |= unsafe {
-                    sys::espresso_imb_hash_one_block(
-                        m.ptr.as_ptr(),
-                        alg.raw(),
-                        block.as_ptr().cast(),
-                        out.as_mut_ptr().cast(),
-                    )
-                };
-            }
-            block.zeroize();
-            k0.zeroize();
-            if r != 0 {
-                return Err(ImbError::Invalid {
-                    what: "HMAC hash",
-                    value: alg.digest_len(),
-                    why: "refused by the library",
-                });
-            }
-            Ok(())
-        })?;
+        hmac_pads_into(alg, key, &mut k.ipad, &mut k.opad)?;
         Ok(k)
     }
 
@@ -656,60 +535,7 @@ pub fn hmac(key: &HmacKey, ops: &mut [HmacOp<'_>]) -> Result<(), ImbError> {
 /// one, which fits the 32-byte tag buffer). `tags` must have at least
 /// `msgs.len()` entries.
 pub fn hmac_trunc(key: &HmacKey, msgs: &[&[u8]], tags: &mut [[u8; 32]]) -> Result<(), ImbError> {
-    if tags.len() < msgs.len() {
-        return Err(ImbError::Invalid {
-            what: "HMAC tag buffers",
-            value: tags.len(),
-            why: "fewer than the messages",
-        });
-    }
-    if let Some(m) = msgs.iter().find(|m| m.is_empty()) {
-        return Err(ImbError::Invalid {
-            what: "HMAC message length",
-            value: m.len(),
-            why: "intel-ipsec-mb needs at least one byte",
-        });
-    }
-    if msgs.is_empty() {
-        return Ok(());
-    }
-    let alg = key.alg.raw();
-    let tag_len = key.alg.trunc_len() as u64;
-    with_mgr(|m| {
-        for (chunk, tags) in msgs.chunks(MAX_BURST).zip(tags.chunks_mut(MAX_BURST)) {
-            for ((job, msg), tag) in m.jobs.iter_mut().zip(chunk).zip(tags.iter_mut()) {
-                job.__bindgen_anon_1.src = msg.as_ptr();
-                job.hash_start_src_offset_in_bytes = 0;
-                job.__bindgen_anon_5.msg_len_to_hash_in_bytes = msg.len() as u64;
-                job.auth_tag_output = tag.as_mut_ptr();
-                job.auth_tag_output_len_in_bytes = tag_len;
-                job.u.HMAC._hashed_auth_key_xor_ipad = key.ipad.as_ptr();
-                job.u.HMAC._hashed_auth_key_xor_opad = key.opad.as_ptr();
-                job.hash_alg = alg;
-                job.cipher_mode = sys::IMB_CIPHER_NULL;
-                job.chain_order = sys::IMB_ORDER_HASH_CIPHER;
-            }
-            let n = chunk.len() as u32;
-            // SAFETY: the first n jobs point at `chunk`'s messages (read
-            // msg.len() > 0 bytes, checked above), at tag buffers of 32
-            // bytes (the library writes tag_len <= 32 bytes, a length it
-            // accepts for this hash: the IPsec truncation) and at `key`'s
-            // states, all borrowed for this call; the burst call completes
-            // every job before it returns. These are all the fields the
-            // validating variant checks for HMAC, so the unvalidated one is
-            // given only valid jobs.
-            let done = unsafe {
-                sys::espresso_imb_hash_burst_nocheck(m.ptr.as_ptr(), m.jobs.as_mut_ptr(), n, alg)
-            };
-            if done != n {
-                return Err(ImbError::Library {
-                    op: "HMAC burst",
-                    code: m.errno(),
-                });
-            }
-        }
-        Ok(())
-    })
+    hmac_trunc_pads(key.alg, &key.ipad, &key.opad, msgs, tags)
 }
 
 /// A ChaCha20-Poly1305 key (RFC 8439), wiped on drop. Held as the eight

@@ -177,6 +177,25 @@ impl<E: CacheSlot> KeyCache<E> {
         e
     }
 
+    /// [`KeyCache::get`] for a `fill` that can fail (false: the keys could
+    /// not be expanded): the entry is then wiped, left untagged, and `None`
+    /// returned, so no burst ever runs on a half-filled entry.
+    #[inline(always)]
+    pub(crate) fn try_get(&mut self, id: u64, fill: impl FnOnce(&mut E) -> bool) -> Option<&E> {
+        let e = &mut self.slots[(id & self.mask) as usize];
+        if e.tag() == id {
+            self.stats.hits += 1;
+        } else {
+            self.stats.misses += 1;
+            if !fill(e) {
+                e.zeroize();
+                return None;
+            }
+            e.set_tag(id);
+        }
+        Some(e)
+    }
+
     /// True if the cache holds `id`'s keys.
     #[cfg(test)]
     pub(crate) fn holds(&self, id: u64) -> bool {

@@ -390,7 +390,11 @@ pub fn warm_thread() -> usize {
     if let Err(e) = ffi::ipsecmb::warm_thread() {
         tracing::warn!("intel-ipsec-mb: {e}; its SAs will fail on this thread");
     }
-    mb::warm_gcm_cache()
+    #[cfg(feature = "ipsec-mb")]
+    let cbc = ipsecmb::warm_cbc_cache();
+    #[cfg(not(feature = "ipsec-mb"))]
+    let cbc = 0;
+    mb::warm_gcm_cache() + cbc
 }
 
 /// Wipes, from this thread's key caches, the expanded keys of SAs removed
@@ -400,6 +404,8 @@ pub fn warm_thread() -> usize {
 #[inline]
 pub fn sweep_key_caches() {
     mb::sweep_gcm_cache();
+    #[cfg(feature = "ipsec-mb")]
+    ipsecmb::sweep_cbc_cache();
 }
 
 /// Options of [`build_with`].

@@ -163,7 +163,6 @@ pub(crate) struct AesIvGen(IvKey);
 enum IvKey {
     Ni(Box<Aes128Ni>),
     Soft(Box<aes::Aes128Enc>),
-    None,
 }
 
 impl AesIvGen {
@@ -175,14 +174,6 @@ impl AesIvGen {
                 aes::cipher::generic_array::GenericArray::from_slice(k),
             ))),
         })
-    }
-
-    /// No IV key: for a transform whose encryption side is refused as well
-    /// (its IVs are all zero; the ipsec-mb CBC transform of an inbound SA,
-    /// whose AES key has no encryption schedule, so it never seals).
-    #[cfg_attr(not(feature = "ipsec-mb"), allow(dead_code))]
-    pub(crate) fn decrypt_only() -> Self {
-        AesIvGen(IvKey::None)
     }
 }
 
@@ -199,7 +190,6 @@ impl AesIvGen {
                     k.encrypt_block(aes::Block::from_mut_slice(b));
                 }
             }
-            IvKey::None => blocks.fill([0; 16]),
         }
     }
 

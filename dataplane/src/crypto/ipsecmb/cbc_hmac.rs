@@ -1,13 +1,26 @@
 use super::*;
+use crate::crypto::mb::wipe;
 
 // ---------------------------------------------------------------------------
 // ESP: AES-CBC + HMAC
 // ---------------------------------------------------------------------------
 
+/// The IV generator's AES-128: AES-NI on the round keys in the cache
+/// entry, or (a CPU without AES-NI) RustCrypto keyed per burst from the
+/// raw IV key.
+#[derive(Clone, Copy)]
+pub(super) enum IvSrc {
+    Ni(AesNi),
+    Soft,
+}
+
+/// An AES-CBC + HMAC SA: raw keys and cache id ([`SaKeys`]); the expanded
+/// AES schedules, HMAC states and IV key schedule are in the worker's cache
+/// ([`CbcKeys`]), looked up once per chunk.
 pub(super) struct CbcHmac<H: SmallMac> {
-    pub(super) aes: imb::AesKey,
+    pub(super) keys: SaKeys,
     pub(super) mac: Mac<H>,
-    pub(super) ivgen: AesIvGen,
+    pub(super) ivs: IvSrc,
     /// ICV length (12..=32 bytes).
     pub(super) icv_len: u8,
     /// The library's code path (`status` names the backend from it).
@@ -21,6 +34,32 @@ impl<H: SmallMac> CbcHmac<H> {
     pub(super) fn ct_len(&self, len: usize) -> Option<usize> {
         let ct = len.checked_sub(HDR + BLOCK + usize::from(self.icv_len))?;
         (ct >= BLOCK && ct % BLOCK == 0).then_some(ct)
+    }
+
+    /// The AES-NI token the cache fill expands the IV key with.
+    #[inline(always)]
+    pub(super) fn ni(&self) -> Option<AesNi> {
+        match self.ivs {
+            IvSrc::Ni(ni) => Some(ni),
+            IvSrc::Soft => None,
+        }
+    }
+
+    /// Replaces each `blocks[i]` (`AesIvGen::block_for(seq)`) by its IV.
+    #[inline(always)]
+    pub(super) fn ivs_in_place(&self, k: &CbcKeys, blocks: &mut [[u8; 16]]) {
+        match self.ivs {
+            IvSrc::Ni(ni) => ni.encrypt_blocks(&k.iv, blocks),
+            IvSrc::Soft => wipe::burst::<{ wipe::SHA_NI_WIPE }, _>(|| {
+                use aes::cipher::{BlockEncrypt, KeyInit};
+                let a = aes::Aes128Enc::new(aes::cipher::generic_array::GenericArray::from_slice(
+                    self.keys.iv_key(),
+                ));
+                for b in blocks.iter_mut() {
+                    a.encrypt_block(aes::Block::from_mut_slice(b));
+                }
+            }),
+        }
     }
 }
 
@@ -41,6 +80,20 @@ pub(super) fn authed_len<const ESN: bool>(esp: &mut [u8], end: usize, seq: u64) 
 impl<const ESN: bool, H: SmallMac> CbcHmacEsp<ESN, H> {
     pub(super) fn seal_chunk(&self, jobs: &mut [SealJob<'_>]) {
         let c = &self.0;
+        // An inbound SA has no encryption schedule: it never seals.
+        if c.keys.keep == imb::AesKeyUse::Decrypt {
+            jobs.iter_mut().for_each(|j| j.esp.fill(0));
+            return;
+        }
+        c.keys.with(c.ni(), |k| match k {
+            Some(k) => self.seal_keys(k, jobs),
+            None => jobs.iter_mut().for_each(|j| j.esp.fill(0)),
+        })
+    }
+
+    #[inline(always)]
+    fn seal_keys(&self, keys: &CbcKeys, jobs: &mut [SealJob<'_>]) {
+        let c = &self.0;
         let icv = usize::from(c.icv_len);
         // Ciphertext length per job, once (0: malformed, zeroed, skipped).
         let mut cts = [0usize; CHUNK];
@@ -57,7 +110,7 @@ impl<const ESN: bool, H: SmallMac> CbcHmacEsp<ESN, H> {
                 None => job.esp.fill(0),
             }
         }
-        c.ivgen.ivs_in_place(&mut ivs[..k]);
+        c.ivs_in_place(keys, &mut ivs[..k]);
         let mut ops: ArrayVec<imb::CbcOp<'_>, CHUNK> = ArrayVec::new();
         for (job, &ct) in jobs.iter_mut().zip(&cts) {
             if ct == 0 {
@@ -71,7 +124,7 @@ impl<const ESN: bool, H: SmallMac> CbcHmacEsp<ESN, H> {
                 iv,
             });
         }
-        if imb::aes_cbc_encrypt(&c.aes, &mut ops).is_err() {
+        if imb::aes_cbc_encrypt_with(&keys.enc, c.keys.enc_len(), &mut ops).is_err() {
             drop(ops);
             jobs.iter_mut().for_each(|j| j.esp.fill(0));
             return;
@@ -89,7 +142,7 @@ impl<const ESN: bool, H: SmallMac> CbcHmacEsp<ESN, H> {
                 let n = authed_len::<ESN>(esp, HDR + BLOCK + ct, job.seq);
                 msgs.push(&esp[..n]);
             }
-            if c.mac.macs(&msgs, &mut tags).is_err() {
+            if c.mac.macs(keys, &msgs, &mut tags).is_err() {
                 drop(msgs);
                 jobs.iter_mut().for_each(|j| j.esp.fill(0));
                 return;
@@ -108,6 +161,17 @@ impl<const ESN: bool, H: SmallMac> CbcHmacEsp<ESN, H> {
     }
 
     pub(super) fn open_chunk(&self, jobs: &mut [OpenJob<'_>]) {
+        let c = &self.0;
+        c.keys.with(c.ni(), |k| match k {
+            Some(k) => self.open_keys(k, jobs),
+            None => jobs.iter_mut().for_each(|j| j.ok = false),
+        })
+    }
+
+    /// [`CbcHmacEsp::open_chunk`] on the SA's keys from the cache (an
+    /// outbound SA's decryption schedule is zero: it never opens).
+    #[inline(always)]
+    pub(super) fn open_keys(&self, keys: &CbcKeys, jobs: &mut [OpenJob<'_>]) {
         let c = &self.0;
         let icv = usize::from(c.icv_len);
         let mut cts = [0usize; CHUNK];
@@ -131,7 +195,7 @@ impl<const ESN: bool, H: SmallMac> CbcHmacEsp<ESN, H> {
                 let n = authed_len::<ESN>(esp, end, job.seq);
                 msgs.push(&esp[..n]);
             }
-            if c.mac.macs(&msgs, &mut tags).is_err() {
+            if c.mac.macs(keys, &msgs, &mut tags).is_err() {
                 drop(msgs);
                 if ESN {
                     for (i, job) in jobs.iter_mut().enumerate() {
@@ -173,7 +237,8 @@ impl<const ESN: bool, H: SmallMac> CbcHmacEsp<ESN, H> {
                 iv,
             });
         }
-        let decrypted = imb::aes_cbc_decrypt(&c.aes, &mut ops).is_ok();
+        let decrypted = c.keys.keep != imb::AesKeyUse::Encrypt
+            && imb::aes_cbc_decrypt_with(&keys.dec, c.keys.enc_len(), &mut ops).is_ok();
         drop(ops);
         for (job, &g) in jobs.iter_mut().zip(&good) {
             job.ok = g && decrypted;

@@ -30,14 +30,25 @@ pub(super) struct CbcHmacOnePass<const ESN: bool, H: SmallMac> {
 impl<const ESN: bool, H: SmallMac> CbcHmacOnePass<ESN, H> {
     fn open_chunk(&self, jobs: &mut [OpenJob<'_>]) {
         let c = &self.base.0;
+        c.keys.with(c.ni(), |k| match k {
+            Some(k) => self.open_keys(k, jobs),
+            None => jobs.iter_mut().for_each(|j| j.ok = false),
+        })
+    }
+
+    #[inline(always)]
+    fn open_keys(&self, keys: &CbcKeys, jobs: &mut [OpenJob<'_>]) {
+        let c = &self.base.0;
         let long = jobs.first().is_some_and(|j| {
             ShaNiHmac::<H>::blocks(j.esp.len().saturating_sub(usize::from(c.icv_len)))
                 > H::MAX_BLOCKS
         });
-        // The library's decryption schedule, lent to the VAES kernel (an SA
-        // that decrypts keeps it; checked once per burst).
-        let (Some(k), Some(rk), true) = (&c.mac.small, c.aes.dec_round_keys(), long) else {
-            return self.base.open_chunk(jobs);
+        // The library's decryption schedule (in the cache entry), read by
+        // the VAES kernel: a `CbcHmacOnePass` exists only for an SA that
+        // decrypts.
+        let rk = &keys.dec.0;
+        let (Some(k), true) = (&c.mac.small, long) else {
+            return self.base.open_keys(keys, jobs);
         };
         let icv = usize::from(c.icv_len);
         for group in jobs.chunks_mut(4) {
@@ -69,8 +80,7 @@ impl<const ESN: bool, H: SmallMac> CbcHmacOnePass<ESN, H> {
                         });
                     }
                 }
-                let (ipad, opad) = c.mac.lib.pads();
-                k.mac_burst(ipad, opad, &mut small);
+                k.mac_burst(&keys.ipad, &keys.opad, &mut small);
                 for (t, j) in tags.iter_mut().zip(&small) {
                     *t = j.out;
                 }

@@ -24,9 +24,10 @@ impl SmallMac for NoSmall {
     }
 }
 
-/// The integrity half of an SA: the key states once, in the library's
-/// layout (`lib`: the hash states after the ipad and opad blocks), which
-/// every burst path reads: the library itself, for SHA-1/SHA-256 on a CPU
+/// The integrity half of an SA: the hash and its burst paths; the key
+/// states (the hash states after the ipad and opad blocks, in the library's
+/// layout) are in the worker's key cache ([`CbcKeys`]), and every burst
+/// path reads them from there: the library itself, for SHA-1/SHA-256 on a CPU
 /// with SHA-NI the interleaved path, for SHA-1 and SHA-384/512 on a CPU
 /// with AVX-512 the 16- / 8-lane path (chosen at install time: when
 /// present it takes every packet of a burst up to its length limit, the
@@ -34,13 +35,13 @@ impl SmallMac for NoSmall {
 /// two paths are kernel tokens without key material (`wide` boxes at most
 /// the SHA-1 kernel's CPU-feature flag, one byte, allocated at install).
 pub(super) struct Mac<H: SmallMac> {
-    pub(super) lib: imb::HmacKey,
+    pub(super) alg: imb::HashAlg,
     pub(super) small: Option<ShaNiHmac<H>>,
     pub(super) wide: Option<Box<dyn WideMac>>,
 }
 
 impl<H: SmallMac> Mac<H> {
-    pub(super) fn new(h: imb::HashAlg, key: &[u8]) -> Result<Self, CryptoError> {
+    pub(super) fn new(h: imb::HashAlg) -> Self {
         // Every path reads the library's states (a key longer than the
         // block was hashed first by the library, RFC 2104 §2).
         let small = if H::MAX_BLOCKS > 0 && sha_ni() {
@@ -54,21 +55,38 @@ impl<H: SmallMac> Mac<H> {
             imb::HashAlg::Sha512 => Sha512Wide::new().map(|w| Box::new(w) as _),
             _ => None,
         };
-        Ok(Mac {
-            lib: imb::HmacKey::new(h, key).map_err(lib_err)?,
+        Mac {
+            alg: h,
             small,
             wide,
-        })
+        }
+    }
+
+    /// Truncated MACs of `msgs` on the library.
+    #[inline(always)]
+    fn lib(
+        &self,
+        keys: &CbcKeys,
+        msgs: &[&[u8]],
+        tags: &mut [[u8; 32]],
+    ) -> Result<(), imb::ImbError> {
+        imb::hmac_trunc_pads(self.alg, &keys.ipad, &keys.opad, msgs, tags)
     }
 
     /// The 16-lane SHA-1 path: whole groups of sixteen there, a remainder
     /// of at most `SMALL_REST` packets on the SHA-NI path when the SA has
     /// it (sixteen lanes would mostly compute nothing).
     #[inline]
-    pub(super) fn macs_wide(&self, w: &dyn WideMac, msgs: &[&[u8]], tags: &mut [[u8; 32]]) {
+    pub(super) fn macs_wide(
+        &self,
+        keys: &CbcKeys,
+        w: &dyn WideMac,
+        msgs: &[&[u8]],
+        tags: &mut [[u8; 32]],
+    ) {
         let n = msgs.len().min(tags.len());
         let rest = n % hmac_wide::LANES;
-        let (ipad, opad) = self.lib.pads();
+        let (ipad, opad) = (&keys.ipad, &keys.opad);
         let (Some(k), true) = (&self.small, rest > 0 && rest <= hmac_wide::SMALL_REST) else {
             w.mac_burst(ipad, opad, &msgs[..n], &mut tags[..n]);
             return;
@@ -93,6 +111,7 @@ impl<H: SmallMac> Mac<H> {
     /// length, made per packet). A burst of one kind goes straight through.
     pub(super) fn macs_16(
         &self,
+        keys: &CbcKeys,
         w: &dyn WideMac,
         msgs: &[&[u8]],
         tags: &mut [[u8; 32]],
@@ -100,11 +119,11 @@ impl<H: SmallMac> Mac<H> {
         let wide = |m: &&[u8]| w.takes(m.len());
         let n_wide = msgs.iter().filter(|m| wide(m)).count();
         if n_wide == msgs.len() {
-            self.macs_wide(w, msgs, tags);
+            self.macs_wide(keys, w, msgs, tags);
             return Ok(());
         }
         if n_wide == 0 {
-            return imb::hmac_trunc(&self.lib, msgs, tags);
+            return self.lib(keys, msgs, tags);
         }
         let mut part: [ArrayVec<&[u8], CHUNK>; 2] = [ArrayVec::new(), ArrayVec::new()];
         let mut idx: [ArrayVec<usize, CHUNK>; 2] = [ArrayVec::new(), ArrayVec::new()];
@@ -114,8 +133,8 @@ impl<H: SmallMac> Mac<H> {
             idx[k].push(i);
         }
         let mut out = [[[0u8; 32]; CHUNK]; 2];
-        self.macs_wide(w, &part[0], &mut out[0]);
-        imb::hmac_trunc(&self.lib, &part[1], &mut out[1])?;
+        self.macs_wide(keys, w, &part[0], &mut out[0]);
+        self.lib(keys, &part[1], &mut out[1])?;
         for k in 0..2 {
             for (&i, t) in idx[k].iter().zip(&out[k]) {
                 tags[i] = *t;
@@ -129,13 +148,18 @@ impl<H: SmallMac> Mac<H> {
     /// most `H::MAX_BLOCKS` compressions on the interleaved path, the others
     /// in one library burst. Err if the library refused its part.
     #[inline]
-    pub(super) fn macs(&self, msgs: &[&[u8]], tags: &mut [[u8; 32]]) -> Result<(), imb::ImbError> {
+    pub(super) fn macs(
+        &self,
+        keys: &CbcKeys,
+        msgs: &[&[u8]],
+        tags: &mut [[u8; 32]],
+    ) -> Result<(), imb::ImbError> {
         if let Some(w) = &self.wide {
-            return self.macs_16(&**w, msgs, tags);
+            return self.macs_16(keys, &**w, msgs, tags);
         }
         let Some(k) = &self.small else {
             // SHA-1, SHA-384/512 or no SHA-NI: the whole burst in one call.
-            return imb::hmac_trunc(&self.lib, msgs, tags);
+            return self.lib(keys, msgs, tags);
         };
         let mut small: ArrayVec<SmallJob<'_>, CHUNK> = ArrayVec::new();
         let mut small_idx: ArrayVec<usize, CHUNK> = ArrayVec::new();
@@ -154,15 +178,14 @@ impl<H: SmallMac> Mac<H> {
             }
         }
         if !small.is_empty() {
-            let (ipad, opad) = self.lib.pads();
-            k.mac_burst(ipad, opad, &mut small);
+            k.mac_burst(&keys.ipad, &keys.opad, &mut small);
             for (&i, j) in small_idx.iter().zip(&small) {
                 tags[i] = j.out;
             }
         }
         if !big.is_empty() {
             let mut bt = [[0u8; 32]; CHUNK];
-            imb::hmac_trunc(&self.lib, &big, &mut bt)?;
+            self.lib(keys, &big, &mut bt)?;
             for (&i, t) in big_idx.iter().zip(&bt) {
                 tags[i] = *t;
             }
@@ -182,28 +205,34 @@ pub(super) fn mac_esp<H: SmallMac>(
     h: imb::HashAlg,
     arch: imb::Arch,
 ) -> Result<Box<dyn EspCipher>, CryptoError> {
-    let mac = Mac::<H>::new(h, auth)?;
+    let mac = Mac::<H>::new(h);
     // The library writes the IPsec truncation of the MAC (`Mac::macs`).
     let icv_len = match u8::try_from(suite.integ.icv_len()) {
         Ok(n) if usize::from(n) == h.trunc_len() => n,
         _ => return Err(unsupported(suite.integ.name())),
     };
     if suite.encr == EncrAlg::Null {
-        let m = NullHmac { mac, icv_len, arch };
+        let keys = SaKeys::new(&[], auth, iv_key, h, keep)?;
+        let m = NullHmac {
+            keys,
+            mac,
+            icv_len,
+            arch,
+        };
         return Ok(if esn {
             Box::new(NullHmacEsp::<true, H>(m))
         } else {
             Box::new(NullHmacEsp::<false, H>(m))
         });
     }
+    let keys = SaKeys::new(enc, auth, iv_key, h, keep)?;
     let c = CbcHmac {
-        aes: imb::AesKey::new_for(enc, keep).map_err(lib_err)?,
-        mac,
-        ivgen: if keep == imb::AesKeyUse::Decrypt {
-            AesIvGen::decrypt_only()
-        } else {
-            AesIvGen::new(iv_key)
+        ivs: match AesNi::detect() {
+            Some(ni) => IvSrc::Ni(ni),
+            None => IvSrc::Soft,
         },
+        keys,
+        mac,
         icv_len,
         arch,
     };

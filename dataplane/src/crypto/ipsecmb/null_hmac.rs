@@ -4,7 +4,10 @@ use super::*;
 // ESP: NULL + HMAC
 // ---------------------------------------------------------------------------
 
+/// A NULL + HMAC SA: raw HMAC key and cache id ([`SaKeys`]); the HMAC
+/// states are in the worker's cache ([`CbcKeys`], AES fields zero).
 pub(super) struct NullHmac<H: SmallMac> {
+    pub(super) keys: SaKeys,
     pub(super) mac: Mac<H>,
     /// ICV length (12..=32 bytes).
     pub(super) icv_len: u8,
@@ -24,6 +27,21 @@ impl<const ESN: bool, H: SmallMac> NullHmacEsp<ESN, H> {
     }
 
     pub(super) fn seal_chunk(&self, jobs: &mut [SealJob<'_>]) {
+        self.0.keys.with(None, |k| match k {
+            Some(k) => self.seal_keys(k, jobs),
+            None => jobs.iter_mut().for_each(|j| j.esp.fill(0)),
+        })
+    }
+
+    pub(super) fn open_chunk(&self, jobs: &mut [OpenJob<'_>]) {
+        self.0.keys.with(None, |k| match k {
+            Some(k) => self.open_keys(k, jobs),
+            None => jobs.iter_mut().for_each(|j| j.ok = false),
+        })
+    }
+
+    #[inline(always)]
+    fn seal_keys(&self, keys: &CbcKeys, jobs: &mut [SealJob<'_>]) {
         let m = &self.0;
         let icv = usize::from(m.icv_len);
         let mut tags = [[0u8; 32]; CHUNK];
@@ -38,7 +56,7 @@ impl<const ESN: bool, H: SmallMac> NullHmacEsp<ESN, H> {
                 let n = authed_len::<ESN>(esp, end, job.seq);
                 msgs.push(&esp[..n]);
             }
-            if m.mac.macs(&msgs, &mut tags).is_err() {
+            if m.mac.macs(keys, &msgs, &mut tags).is_err() {
                 drop(msgs);
                 jobs.iter_mut().for_each(|j| j.esp.fill(0));
                 return;
@@ -55,7 +73,8 @@ impl<const ESN: bool, H: SmallMac> NullHmacEsp<ESN, H> {
         }
     }
 
-    pub(super) fn open_chunk(&self, jobs: &mut [OpenJob<'_>]) {
+    #[inline(always)]
+    fn open_keys(&self, keys: &CbcKeys, jobs: &mut [OpenJob<'_>]) {
         let m = &self.0;
         let icv = usize::from(m.icv_len);
         let mut rx = [[0u8; MAX_ICV]; CHUNK];
@@ -74,7 +93,7 @@ impl<const ESN: bool, H: SmallMac> NullHmacEsp<ESN, H> {
                 idx.push(i);
             }
             let mut tags = [[0u8; 32]; CHUNK];
-            if m.mac.macs(&msgs, &mut tags).is_ok() {
+            if m.mac.macs(keys, &msgs, &mut tags).is_ok() {
                 for (t, &i) in tags.iter().zip(&idx) {
                     good[i] = ct::eq(&t[..icv], &rx[i][..icv]);
                 }

@@ -58,6 +58,58 @@ impl Aes128Ni {
     }
 }
 
+/// AES-NI on this CPU (a token without key material: exists once
+/// [`AesNi::detect`] found the instructions), for a caller that keeps the
+/// 11 round keys itself (the IV key schedule in an ipsec-mb CBC transform's
+/// key-cache entry).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AesNi(());
+
+impl AesNi {
+    /// The token, if this CPU has AES-NI and SSE2.
+    pub(crate) fn detect() -> Option<Self> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("aes")
+                && std::arch::is_x86_feature_detected!("sse2")
+            {
+                return Some(AesNi(()));
+            }
+        }
+        None
+    }
+
+    /// Expands `key` into `rk` (every round key written).
+    #[inline]
+    pub(crate) fn expand_into(self, key: &[u8; 16], rk: &mut [[u8; 16]; 11]) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: an `AesNi` exists only if `detect` found AES-NI and SSE2.
+        unsafe {
+            *rk = expand(key);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (key, rk);
+            unreachable!("AesNi::detect returns None off x86_64")
+        }
+    }
+
+    /// Encrypts every block in place with the round keys `rk`.
+    #[inline]
+    pub(crate) fn encrypt_blocks(self, rk: &[[u8; 16]; 11], blocks: &mut [[u8; 16]]) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: an `AesNi` exists only if `detect` found AES-NI and SSE2.
+        unsafe {
+            encrypt(rk, blocks)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (rk, blocks);
+            unreachable!("AesNi::detect returns None off x86_64")
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "aes,sse2")]

@@ -1,0 +1,241 @@
+use std::cell::RefCell;
+
+use zeroize::Zeroize;
+
+use super::*;
+use crate::crypto::key_cache::{self, CacheSlot, KeyCache};
+use crate::crypto::mb::aes_ni::AesNi;
+use crate::crypto::mb::wipe;
+
+// ---------------------------------------------------------------------------
+// AES-CBC + HMAC and NULL + HMAC: raw keys per SA, expanded keys in the
+// worker's cache (`crypto::key_cache`)
+// ---------------------------------------------------------------------------
+
+/// Stack cleared after a key expansion into the cache (a miss only): the
+/// frames of `fill` and of the library's key-expansion and one-block hash
+/// functions, which take key bytes through registers and locals. Not
+/// measured by `wipe`'s probe test (those run the SIMD kernels); the
+/// library itself clears its own stack under `SAFE_DATA`.
+const FILL_WIPE: usize = 2048;
+
+/// One cache entry: everything the kernels of an ipsec-mb CBC/NULL
+/// transform read. 832 bytes, 64-byte aligned.
+///
+/// - `enc` / `dec`: the library's AES encryption / decryption schedules
+///   (an outbound SA's `dec` and an inbound SA's `enc` are zero, as is
+///   every round key past the key's `nr + 1`, and both for NULL);
+/// - `ipad` / `opad`: the HMAC states, in the library's layout
+///   ([`imb::hmac_pads_into`]), which the library, the SHA-NI path
+///   (`hmac_burst`) and the wide paths (`hmac_wide`) read;
+/// - `iv`: the IV generator's AES-128 round keys (`transform::AesIvGen`'s
+///   key: IV = AES-128_k'(0^64 || seq)); zero for an inbound SA.
+#[repr(C, align(64))]
+pub(super) struct CbcKeys {
+    tag: u64,
+    pub(super) enc: imb::RoundKeys,
+    pub(super) dec: imb::RoundKeys,
+    pub(super) ipad: [u8; 64],
+    pub(super) opad: [u8; 64],
+    pub(super) iv: [[u8; 16]; 11],
+}
+
+impl Zeroize for CbcKeys {
+    fn zeroize(&mut self) {
+        self.tag.zeroize();
+        self.enc.zeroize();
+        self.dec.zeroize();
+        self.ipad.zeroize();
+        self.opad.zeroize();
+        self.iv.zeroize();
+    }
+}
+
+impl CacheSlot for CbcKeys {
+    fn blank() -> Self {
+        CbcKeys {
+            tag: 0,
+            enc: imb::RoundKeys([[0; 16]; 15]),
+            dec: imb::RoundKeys([[0; 16]; 15]),
+            ipad: [0; 64],
+            opad: [0; 64],
+            iv: [[0; 16]; 11],
+        }
+    }
+    fn tag(&self) -> u64 {
+        self.tag
+    }
+    fn set_tag(&mut self, id: u64) {
+        self.tag = id;
+    }
+    #[cfg(test)]
+    fn is_zero(&self) -> bool {
+        self.tag == 0
+            && self
+                .enc
+                .0
+                .iter()
+                .chain(&self.dec.0)
+                .flatten()
+                .all(|&b| b == 0)
+            && self.ipad.iter().chain(&self.opad).all(|&b| b == 0)
+            && self.iv.iter().flatten().all(|&b| b == 0)
+    }
+}
+
+thread_local! {
+    /// This thread's cache of expanded ipsec-mb CBC/NULL + HMAC keys
+    /// (allocated by `crypto::warm_thread` when a worker starts, else on
+    /// first use).
+    pub(super) static CBC_KEYS: RefCell<KeyCache<CbcKeys>> =
+        RefCell::new(KeyCache::new(key_cache::entries()));
+}
+
+/// Allocates this thread's CBC/NULL + HMAC key cache and returns its size
+/// in bytes.
+pub(crate) fn warm_cbc_cache() -> usize {
+    CBC_KEYS.with(|c| c.borrow().bytes())
+}
+
+/// Wipes the entries of removed SAs from this thread's CBC/NULL + HMAC key
+/// cache (once per poll loop; one atomic load when no SA was removed).
+#[inline]
+pub(crate) fn sweep_cbc_cache() {
+    // Threads that never used the cache do not create one here.
+    let _ = CBC_KEYS.try_with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            c.sweep();
+        }
+    });
+}
+
+/// Hits, misses and wipes of this thread's CBC/NULL + HMAC key cache, and
+/// its entries.
+pub fn cbc_cache_stats() -> (key_cache::CacheStats, usize) {
+    CBC_KEYS.with(|c| {
+        let c = c.borrow();
+        (c.stats(), c.len())
+    })
+}
+
+/// One SA's raw key material, wiped on drop: the AES key (none for NULL),
+/// the HMAC key as given (hashed by the library on a miss if longer than
+/// the block, as RFC 2104 says: kept raw rather than as its two chaining
+/// states because that is what the library's own set-up function takes,
+/// and RFC 4868 keys are no longer than those states), the IV key, and the
+/// transform's cache id.
+pub(super) struct SaKeys {
+    enc: [u8; 32],
+    enc_len: u8,
+    iv: [u8; 16],
+    auth: Box<[u8]>,
+    alg: imb::HashAlg,
+    /// Which AES schedules (and whether the IV key) the SA uses.
+    pub(super) keep: imb::AesKeyUse,
+    pub(super) id: u64,
+}
+
+impl SaKeys {
+    /// `enc`: 16/24/32 bytes, or empty for NULL.
+    pub(super) fn new(
+        enc: &[u8],
+        auth: &[u8],
+        iv_key: &[u8; 32],
+        alg: imb::HashAlg,
+        keep: imb::AesKeyUse,
+    ) -> Result<Self, CryptoError> {
+        if !matches!(enc.len(), 0 | 16 | 24 | 32) {
+            return Err(lib_err(imb::ImbError::Invalid {
+                what: "AES key length",
+                value: enc.len(),
+                why: "must be 16, 24 or 32 bytes",
+            }));
+        }
+        let mut k = [0u8; 32];
+        k[..enc.len()].copy_from_slice(enc);
+        let mut iv = [0u8; 16];
+        if keep != imb::AesKeyUse::Decrypt && !enc.is_empty() {
+            iv.copy_from_slice(&iv_key[..16]);
+        }
+        let s = SaKeys {
+            enc: k,
+            enc_len: enc.len() as u8,
+            iv,
+            auth: auth.into(),
+            alg,
+            keep,
+            id: key_cache::new_id(),
+        };
+        k.zeroize();
+        // Refuse now what a miss would refuse later (the key lengths are
+        // checked; this runs the library's set-up once on this thread).
+        let mut probe = CbcKeys::blank();
+        let ok = s.fill(&mut probe, AesNi::detect());
+        probe.zeroize();
+        if !ok {
+            return Err(unsupported("HMAC key set-up (refused by the library)"));
+        }
+        Ok(s)
+    }
+
+    /// AES key length in bytes (0: NULL).
+    pub(super) fn enc_len(&self) -> usize {
+        usize::from(self.enc_len)
+    }
+
+    /// The raw IV key (for a CPU without AES-NI: `IvSrc::Soft`).
+    pub(super) fn iv_key(&self) -> &[u8; 16] {
+        &self.iv
+    }
+
+    /// Expands the keys into `e`, every field but the tag overwritten.
+    /// False if the library refused (no manager on this thread).
+    fn fill(&self, e: &mut CbcKeys, ni: Option<AesNi>) -> bool {
+        wipe::burst::<FILL_WIPE, _>(|| {
+            let n = self.enc_len();
+            let mut ok = true;
+            if n == 0 {
+                e.enc.0 = [[0; 16]; 15];
+                e.dec.0 = [[0; 16]; 15];
+            } else {
+                ok &= imb::aes_expand_into(&self.enc[..n], &mut e.enc, &mut e.dec).is_ok();
+                let nr = n / 4 + 6;
+                e.enc.0[nr + 1..].fill([0; 16]);
+                e.dec.0[nr + 1..].fill([0; 16]);
+                match self.keep {
+                    imb::AesKeyUse::Encrypt => e.dec.0 = [[0; 16]; 15],
+                    imb::AesKeyUse::Decrypt => e.enc.0 = [[0; 16]; 15],
+                    imb::AesKeyUse::Both => {}
+                }
+            }
+            ok &= imb::hmac_pads_into(self.alg, &self.auth, &mut e.ipad, &mut e.opad).is_ok();
+            match ni {
+                Some(ni) if n != 0 && self.keep != imb::AesKeyUse::Decrypt => {
+                    ni.expand_into(&self.iv, &mut e.iv)
+                }
+                _ => e.iv = [[0; 16]; 11],
+            }
+            ok
+        })
+    }
+
+    /// Runs `f` on this SA's expanded keys from the thread's cache
+    /// (expanded there on a miss; `None` if the library refused).
+    #[inline(always)]
+    pub(super) fn with<R>(&self, ni: Option<AesNi>, f: impl FnOnce(Option<&CbcKeys>) -> R) -> R {
+        CBC_KEYS.with(|c| {
+            let mut c = c.borrow_mut();
+            f(c.try_get(self.id, |e| self.fill(e, ni)))
+        })
+    }
+}
+
+impl Drop for SaKeys {
+    fn drop(&mut self) {
+        self.enc.zeroize();
+        self.iv.zeroize();
+        self.auth.zeroize();
+        // The expanded copies go at each worker's next sweep.
+        key_cache::retire(self.id);
+    }
+}
