@@ -435,7 +435,8 @@ mod with_ipsec_mb {
     /// A packet thread that called `warm_thread` seals and opens bursts of
     /// every suite of the backend without allocating (Rust allocator, on
     /// that thread; the library's C code works on the manager it allocated
-    /// at warm-up and on the callers' buffers).
+    /// at warm-up and on the callers' buffers; key-cache misses expand into
+    /// the cache `crypto::warm_thread` allocated).
     #[test]
     fn packet_thread_does_not_allocate_after_warm_up() {
         let ciphers: Vec<(Suite, Box<dyn EspCipher>)> = suites()
@@ -452,6 +453,10 @@ mod with_ipsec_mb {
             .collect();
         std::thread::spawn(move || {
             ffi::ipsecmb::warm_thread().unwrap();
+            // What a packet thread calls when it starts: the library's
+            // manager and the key caches (the CBC/NULL + HMAC transforms'
+            // expanded keys).
+            assert!(dataplane::crypto::warm_thread() > 0);
             // 40 B: ChaCha20-Poly1305's 16-lane kernel path; 700 B: the
             // library's, or the kernel with the IFMA Poly1305.
             for ((s, c), len) in ciphers

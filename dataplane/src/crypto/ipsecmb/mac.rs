@@ -204,7 +204,7 @@ pub(super) fn mac_esp<H: SmallMac>(
     keep: imb::AesKeyUse,
     h: imb::HashAlg,
     arch: imb::Arch,
-) -> Result<Box<dyn EspCipher>, CryptoError> {
+) -> Result<(Box<dyn EspCipher>, u64), CryptoError> {
     let mac = Mac::<H>::new(h);
     // The library writes the IPsec truncation of the MAC (`Mac::macs`).
     let icv_len = match u8::try_from(suite.integ.icv_len()) {
@@ -213,19 +213,24 @@ pub(super) fn mac_esp<H: SmallMac>(
     };
     if suite.encr == EncrAlg::Null {
         let keys = SaKeys::new(&[], auth, iv_key, h, keep)?;
+        let id = keys.id;
         let m = NullHmac {
             keys,
             mac,
             icv_len,
             arch,
         };
-        return Ok(if esn {
-            Box::new(NullHmacEsp::<true, H>(m))
-        } else {
-            Box::new(NullHmacEsp::<false, H>(m))
-        });
+        return Ok((
+            if esn {
+                Box::new(NullHmacEsp::<true, H>(m))
+            } else {
+                Box::new(NullHmacEsp::<false, H>(m))
+            },
+            id,
+        ));
     }
     let keys = SaKeys::new(enc, auth, iv_key, h, keep)?;
+    let id = keys.id;
     let c = CbcHmac {
         ivs: match AesNi::detect() {
             Some(ni) => IvSrc::Ni(ni),
@@ -241,7 +246,7 @@ pub(super) fn mac_esp<H: SmallMac>(
     let dec = (H::ONE_PASS_CBC && keep != imb::AesKeyUse::Encrypt && c.mac.small.is_some())
         .then(|| CbcDec::new(enc.len()))
         .flatten();
-    Ok(match (dec, esn) {
+    let c: Box<dyn EspCipher> = match (dec, esn) {
         (Some(dec), true) => Box::new(CbcHmacOnePass {
             base: CbcHmacEsp::<true, H>(c),
             dec,
@@ -252,5 +257,6 @@ pub(super) fn mac_esp<H: SmallMac>(
         }),
         (None, true) => Box::new(CbcHmacEsp::<true, H>(c)),
         (None, false) => Box::new(CbcHmacEsp::<false, H>(c)),
-    })
+    };
+    Ok((c, id))
 }

@@ -53,6 +53,9 @@ mod mac;
 mod null_hmac;
 mod raw;
 
+#[cfg(test)]
+mod cache_tests;
+
 use aead::*;
 use cbc_hmac::*;
 use cbc_onepass::*;
@@ -193,6 +196,19 @@ pub fn build_for(
     iv_key: &[u8; 32],
     dir: Option<Direction>,
 ) -> Result<Box<dyn EspCipher>, CryptoError> {
+    build_id(suite, enc, auth, esn, iv_key, dir).map(|(c, _)| c)
+}
+
+/// [`build_for`] and the transform's key-cache id (0: a transform without
+/// a cache entry, AES-GCM and ChaCha20-Poly1305 on the library).
+fn build_id(
+    suite: Suite,
+    enc: &[u8],
+    auth: &[u8],
+    esn: bool,
+    iv_key: &[u8; 32],
+    dir: Option<Direction>,
+) -> Result<(Box<dyn EspCipher>, u64), CryptoError> {
     let keep = match dir {
         None => imb::AesKeyUse::Both,
         Some(Direction::Outbound) => imb::AesKeyUse::Encrypt,
@@ -216,16 +232,12 @@ pub fn build_for(
         }
         (EncrAlg::ChaCha20Poly1305, _) => {
             let (k, salt) = split_salt(suite.encr, enc)?;
-            Ok(aead_esp(ChachaKeys::new(k)?, salt, esn, arch))
+            Ok((aead_esp(ChachaKeys::new(k)?, salt, esn, arch), 0))
         }
         (EncrAlg::AesGcm128 | EncrAlg::AesGcm256, _) => {
             let (k, salt) = split_salt(suite.encr, enc)?;
-            Ok(aead_esp(
-                imb::GcmKey::new(k).map_err(lib_err)?,
-                salt,
-                esn,
-                arch,
-            ))
+            let c = aead_esp(imb::GcmKey::new(k).map_err(lib_err)?, salt, esn, arch);
+            Ok((c, 0))
         }
         (EncrAlg::AesCbc128 | EncrAlg::AesCbc256 | EncrAlg::Null, None) => {
             Err(unsupported(suite.integ.name()))

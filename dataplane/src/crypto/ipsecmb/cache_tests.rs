@@ -1,0 +1,293 @@
+//! The ipsec-mb AES-CBC + HMAC and NULL + HMAC transforms on the per-thread
+//! key cache (`CBC_KEYS`): the same bytes as RustCrypto for every suite
+//! (seal with one, open with the other) with more SAs than cache entries
+//! (evictions), both directions' transforms, an evicted entry that keeps
+//! nothing of the previous SA's keys, and a removed SA's entry wiped by the
+//! next sweep.
+
+use rand::rngs::StdRng;
+use rand::{Rng, RngCore, SeedableRng};
+
+use super::super::key_cache::{self, KeyCache};
+use super::super::{build_with, Backend, BuildOptions, Key};
+use super::*;
+
+/// Gives this thread a cache of `n` entries (the default is larger than
+/// what the tests want to overflow).
+fn small_cache(n: usize) {
+    CBC_KEYS.with(|c| *c.borrow_mut() = KeyCache::new(n));
+}
+
+fn holds(id: u64) -> bool {
+    CBC_KEYS.with(|c| c.borrow().holds(id))
+}
+
+/// The entry `id` maps to, as bytes.
+fn slot_bytes(id: u64) -> Vec<u8> {
+    CBC_KEYS.with(|c| {
+        let c = c.borrow();
+        let e = c.slot(id);
+        let mut v = Vec::new();
+        v.extend(e.enc.0.iter().flatten());
+        v.extend(e.dec.0.iter().flatten());
+        v.extend(&e.ipad);
+        v.extend(&e.opad);
+        v.extend(e.iv.iter().flatten());
+        v
+    })
+}
+
+const SUITES: [(EncrAlg, IntegAlg); 12] = [
+    (EncrAlg::AesCbc128, IntegAlg::HmacSha1_96),
+    (EncrAlg::AesCbc128, IntegAlg::HmacSha256_128),
+    (EncrAlg::AesCbc128, IntegAlg::HmacSha384_192),
+    (EncrAlg::AesCbc128, IntegAlg::HmacSha512_256),
+    (EncrAlg::AesCbc256, IntegAlg::HmacSha1_96),
+    (EncrAlg::AesCbc256, IntegAlg::HmacSha256_128),
+    (EncrAlg::AesCbc256, IntegAlg::HmacSha384_192),
+    (EncrAlg::AesCbc256, IntegAlg::HmacSha512_256),
+    (EncrAlg::Null, IntegAlg::HmacSha1_96),
+    (EncrAlg::Null, IntegAlg::HmacSha256_128),
+    (EncrAlg::Null, IntegAlg::HmacSha384_192),
+    (EncrAlg::Null, IntegAlg::HmacSha512_256),
+];
+
+struct Sa {
+    suite: Suite,
+    enc: Vec<u8>,
+    auth: Vec<u8>,
+    iv_key: [u8; 32],
+    esn: bool,
+}
+
+fn random_sa(rng: &mut StdRng, i: usize) -> Sa {
+    let (encr, integ) = SUITES[i % SUITES.len()];
+    let mut enc = vec![0u8; encr.key_len()];
+    rng.fill_bytes(&mut enc);
+    let mut auth = vec![0u8; integ.key_len()];
+    rng.fill_bytes(&mut auth);
+    Sa {
+        suite: Suite { encr, integ },
+        enc,
+        auth,
+        iv_key: rng.random(),
+        esn: i % 3 == 0,
+    }
+}
+
+fn ours(sa: &Sa, dir: Option<Direction>) -> (Box<dyn EspCipher>, u64) {
+    build_id(sa.suite, &sa.enc, &sa.auth, sa.esn, &sa.iv_key, dir).expect("ipsec-mb")
+}
+
+fn rustcrypto(sa: &Sa) -> Box<dyn EspCipher> {
+    build_with(
+        sa.suite,
+        &Key::from_slice(&sa.enc),
+        &Key::from_slice(&sa.auth),
+        &BuildOptions {
+            esn: sa.esn,
+            backend: Backend::RustCrypto,
+            iv_key: Some(Key::from_slice(&sa.iv_key)),
+            ..BuildOptions::default()
+        },
+    )
+    .expect("rustcrypto")
+}
+
+/// A burst of ESP packets for `c` (random header and payload, room for IV
+/// and ICV) of random lengths, some over the SHA-NI path's limit.
+fn packets(rng: &mut StdRng, c: &dyn EspCipher, n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|_| {
+            let pt = 16 * rng.random_range(1..100usize);
+            let mut p = vec![0u8; 8 + c.iv_len() + pt + c.icv_len()];
+            rng.fill_bytes(&mut p[..]);
+            p
+        })
+        .collect()
+}
+
+fn seal(c: &dyn EspCipher, pkts: &mut [Vec<u8>], seq0: u64) {
+    let mut jobs: Vec<SealJob<'_>> = pkts
+        .iter_mut()
+        .enumerate()
+        .map(|(i, p)| {
+            p[4..8].copy_from_slice(&((seq0 + i as u64) as u32).to_be_bytes());
+            SealJob {
+                esp: &mut p[..],
+                seq: seq0 + i as u64,
+            }
+        })
+        .collect();
+    c.seal(&mut jobs);
+}
+
+fn open(c: &dyn EspCipher, pkts: &mut [Vec<u8>], seq0: u64) -> Vec<bool> {
+    let mut jobs: Vec<OpenJob<'_>> = pkts
+        .iter_mut()
+        .enumerate()
+        .map(|(i, p)| OpenJob {
+            esp: &mut p[..],
+            seq: seq0 + i as u64,
+            ok: false,
+        })
+        .collect();
+    c.open(&mut jobs);
+    jobs.iter().map(|j| j.ok).collect()
+}
+
+#[test]
+fn cached_transforms_match_rustcrypto_with_evictions() {
+    if imb::warm_thread().is_err() {
+        return;
+    }
+    small_cache(16);
+    let mut rng = StdRng::seed_from_u64(0x6362_6331);
+    // 48 SAs (every suite four times) on 16 entries, used in an order
+    // that evicts; each as one both-ways transform and as the outbound /
+    // inbound pair an SA database installs.
+    let sas: Vec<Sa> = (0..48).map(|i| random_sa(&mut rng, i)).collect();
+    let both: Vec<_> = sas.iter().map(|s| ours(s, None).0).collect();
+    let out: Vec<_> = sas
+        .iter()
+        .map(|s| ours(s, Some(Direction::Outbound)).0)
+        .collect();
+    let inb: Vec<_> = sas
+        .iter()
+        .map(|s| ours(s, Some(Direction::Inbound)).0)
+        .collect();
+    let theirs: Vec<_> = sas.iter().map(rustcrypto).collect();
+    let before = cbc_cache_stats().0;
+    for round in 0..2u64 {
+        for i in (0..sas.len()).rev() {
+            let seq0 = (round << 33) | (round * 1000 + 1);
+            let n = rng.random_range(1..=40usize);
+            let plain = packets(&mut rng, &*theirs[i], n);
+            let mut a = plain.clone();
+            let mut b = plain.clone();
+            let mut o = plain.clone();
+            seal(&*both[i], &mut a, seq0);
+            seal(&*theirs[i], &mut b, seq0);
+            seal(&*out[i], &mut o, seq0);
+            let what = format!("SA {i} {:?} round {round}", sas[i].suite);
+            assert_eq!(a, b, "{what}: sealed bytes differ");
+            assert_eq!(o, b, "{what}: outbound sealed bytes differ");
+            // Open each side's packets with the other transforms.
+            let mut a2 = b.clone();
+            let mut a3 = b.clone();
+            assert!(
+                open(&*both[i], &mut a2, seq0).iter().all(|&ok| ok),
+                "{what}"
+            );
+            assert!(open(&*inb[i], &mut a3, seq0).iter().all(|&ok| ok), "{what}");
+            assert!(
+                open(&*theirs[i], &mut a, seq0).iter().all(|&ok| ok),
+                "{what}"
+            );
+            assert_eq!(a2, a, "{what}: opened bytes differ");
+            assert_eq!(a3, a, "{what}: inbound opened bytes differ");
+            let icv = theirs[i].icv_len();
+            let iv = theirs[i].iv_len();
+            for (x, p) in a.iter().zip(&plain) {
+                let end = x.len() - icv;
+                assert_eq!(&x[8 + iv..end], &p[8 + iv..end], "{what}");
+            }
+            // A flipped ICV bit fails on the cached transforms; each
+            // direction's transform refuses the other operation.
+            let mut c = b.clone();
+            let last = c[0].len() - 1;
+            c[0][last] ^= 1;
+            assert!(!open(&*both[i], &mut c.clone(), seq0)[0], "{what}");
+            assert!(!open(&*inb[i], &mut c, seq0)[0], "{what}");
+            if sas[i].suite.encr != EncrAlg::Null {
+                assert!(!open(&*out[i], &mut b.clone(), seq0).iter().any(|&ok| ok));
+                let mut s = plain.clone();
+                seal(&*inb[i], &mut s, seq0);
+                assert_ne!(s, b, "{what}: an inbound SA sealed");
+            }
+        }
+    }
+    let after = cbc_cache_stats().0;
+    assert!(after.misses - before.misses >= 2 * 48, "evictions expected");
+    assert!(after.hits > before.hits);
+}
+
+#[test]
+fn ids_are_fresh_after_a_drop() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let sa = random_sa(&mut rng, 1);
+    let Ok((a, id_a)) = build_id(sa.suite, &sa.enc, &sa.auth, false, &sa.iv_key, None) else {
+        return;
+    };
+    drop(a);
+    let (_b, id_b) = ours(&sa, None);
+    assert!(id_a != 0 && id_b > id_a);
+}
+
+#[test]
+fn a_removed_sa_is_wiped_at_the_next_sweep() {
+    if imb::warm_thread().is_err() {
+        return;
+    }
+    let _g = key_cache::TEST_RING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    small_cache(64);
+    let mut rng = StdRng::seed_from_u64(7);
+    let (keep, id_keep) = ours(&random_sa(&mut rng, 5), None);
+    let (gone, id_gone) = ours(&random_sa(&mut rng, 7), None);
+    let mut p = packets(&mut rng, &*keep, 4);
+    seal(&*keep, &mut p, 1);
+    let mut p = packets(&mut rng, &*gone, 4);
+    seal(&*gone, &mut p, 1);
+    assert!(holds(id_keep) && holds(id_gone));
+    sweep_cbc_cache();
+    assert!(holds(id_keep) && holds(id_gone), "nothing removed yet");
+    drop(gone);
+    // Still there until the worker's next sweep (one poll loop) ...
+    assert!(holds(id_gone));
+    sweep_cbc_cache();
+    // ... then wiped: tag and keys zero.
+    assert!(!holds(id_gone));
+    assert!(holds(id_keep));
+    CBC_KEYS.with(|c| assert!(c.borrow().slot_is_zero(id_gone)));
+}
+
+#[test]
+fn an_evicted_entry_keeps_nothing_of_the_previous_key() {
+    if imb::warm_thread().is_err() {
+        return;
+    }
+    small_cache(16);
+    let mut rng = StdRng::seed_from_u64(9);
+    // AES-256 + HMAC-SHA-512 both ways (every field in use), then NULL +
+    // HMAC-SHA-1 on the same entry (the fewest bytes in use).
+    let (big, id_big) = ours(&random_sa(&mut rng, 7), None);
+    let mut small = None;
+    for _ in 0..16 {
+        let (c, id) = ours(&random_sa(&mut rng, 8), None);
+        if id % 16 == id_big % 16 {
+            small = Some((c, id));
+            break;
+        }
+    }
+    let (small, id_small) = small.expect("an id on the same entry within 16");
+    let mut p = packets(&mut rng, &*big, 2);
+    seal(&*big, &mut p, 1);
+    let old = slot_bytes(id_big);
+    let mut p = packets(&mut rng, &*small, 2);
+    seal(&*small, &mut p, 1);
+    assert!(!holds(id_big) && holds(id_small));
+    let new = slot_bytes(id_small);
+    // Only the SHA-1 states remain (20 bytes each); nothing else is set,
+    // and no 16 bytes of the old entry survive anywhere in it.
+    let (aes, rest) = new.split_at(2 * 240);
+    assert!(aes.iter().all(|&b| b == 0), "AES schedules left");
+    let (pads, iv) = rest.split_at(128);
+    assert!(pads[20..64].iter().all(|&b| b == 0));
+    assert!(pads[84..].iter().all(|&b| b == 0));
+    assert!(iv.iter().all(|&b| b == 0), "IV schedule left");
+    for w in old.chunks(16).filter(|w| w.iter().any(|&b| b != 0)) {
+        assert!(!new.windows(16).any(|x| x == w), "old key bytes left");
+    }
+}
