@@ -5,7 +5,9 @@
 //! a global counter ([`new_id`], never reused: an SA freed and another
 //! allocated never share an id, so there is no ABA). The expanded form the
 //! kernels read (AES round keys, GHASH key powers: 832 bytes for the VAES
-//! AES-GCM kernel) lives in a [`KeyCache`] that each packet thread owns:
+//! AES-GCM kernel; AES schedules, HMAC states and the IV key's schedule:
+//! 832 bytes for the ipsec-mb CBC/NULL + HMAC transforms) lives in a
+//! [`KeyCache`] per entry type that each packet thread owns:
 //! direct-mapped on the id (sequential ids fill it without collisions),
 //! a power-of-two number of 64-byte aligned entries, allocated once when the
 //! thread starts (`crypto::warm_thread`), never per packet.
@@ -37,8 +39,9 @@ use std::sync::Mutex;
 
 use zeroize::Zeroize;
 
-/// Default entries per cache and worker: 4096 (AES-GCM: 3.25 MiB per
-/// worker). Up to this many SAs the old layout's expanded keys (832 B per SA
+/// Default entries per cache and worker: 4096 (3.25 MiB per worker for
+/// each of the two caches: AES-GCM on the VAES kernel, ipsec-mb AES-CBC /
+/// NULL + HMAC). Up to this many SAs the old layout's expanded keys (832 B per SA
 /// inside the SA) no longer fit a core's L2 either, so hits cost what the old
 /// layout's reads did; the cache saves memory per SA only past that count. A
 /// worker serving more SAs than this at once, with traffic spread over all of

@@ -71,7 +71,7 @@ fn random_sa(rng: &mut StdRng, i: usize) -> Sa {
         enc,
         auth,
         iv_key: rng.random(),
-        esn: i % 3 == 0,
+        esn: i.is_multiple_of(3),
     }
 }
 

@@ -26,6 +26,13 @@
 //! mode, chosen in [`build`]); no allocation per burst (the library's
 //! per-thread manager is created by `ffi::ipsecmb::warm_thread` or on the
 //! first call of a thread); keys wiped on drop (`ffi::ipsecmb` key types).
+//! The AES-CBC + HMAC and NULL + HMAC transforms keep only their raw keys
+//! and an id (`key_slot::SaKeys`); their expanded keys (AES schedules, HMAC
+//! states, IV key schedule) are in the worker's key cache
+//! (`key_slot::CbcKeys`, `crypto::key_cache`), looked up once per chunk of
+//! a burst, expanded in place on a miss (`ffi::ipsecmb::aes_expand_into`,
+//! `hmac_pads_into`), and read there by every kernel (the library, the
+//! one-pass VAES CBC + SHA-NI open, `hmac_wide`, `hmac_burst`).
 //! Malformed jobs: a seal job of the wrong length is zeroed, an open job
 //! gets `ok = false`; if the library refuses a burst, every seal job of it is
 //! zeroed and every open job fails.
