@@ -117,11 +117,12 @@ impl DropSlots {
             s.fetch_add(1, Ordering::Relaxed);
         }
     }
-    /// Sets slot `i` (tests of the fold: a slot near 2^31 or 2^32 without
-    /// counting billions of drops).
+    /// Counts `n` drops in slot `i` at once, wrapping as `n` calls of
+    /// [`DropSlots::add`] would (tests of the fold: billions of drops
+    /// without counting them one by one).
     #[cfg(test)]
-    pub(crate) fn set(&self, i: usize, v: u32) {
-        self.0[i].store(v, Ordering::Relaxed);
+    pub(crate) fn add_n(&self, i: usize, n: u32) {
+        self.0[i].fetch_add(n, Ordering::Relaxed);
     }
 }
 

@@ -752,11 +752,11 @@ impl Sa {
         drops::fold(&self.drops, &self.folded);
     }
 
-    /// Sets a drop slot (tests of the fold).
+    /// Counts `n` drops under `r` at once (tests of the fold).
     #[cfg(test)]
-    pub(crate) fn set_drop_slot(&self, r: DropReason, v: u32) {
+    pub(crate) fn count_drops(&self, r: DropReason, n: u32) {
         if let Some(i) = sa_drop_slot(r, self.direction) {
-            self.drops.set(i, v);
+            self.drops.add_n(i, n);
         }
     }
 
