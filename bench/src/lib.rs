@@ -3,7 +3,6 @@
 #![forbid(unsafe_code)]
 
 pub mod hugetlb;
-pub mod sa_rss;
 
 /// The SA and packets the ESP benchmarks share (`benches/esp.rs`,
 /// `bin/esp_mops.rs`): one tunnel-mode SA pair 192.0.2.1 <-> 192.0.2.2 and

@@ -520,7 +520,7 @@ fn run_worker<B: PacketIo>(i: usize, mut w: Worker<B>, tap: Option<TapWriter>) {
 /// The management loop until stop: shared-memory commands every
 /// millisecond and counters every 2 ms (with a control process), the TUN
 /// routes every 100 ms (`tun_sync`); the SAs' 32-bit drop slots folded
-/// into their totals every `sa::FOLD_PERIOD` (1 s: a slot must be folded
+/// into their totals every `sa::FOLD_PERIOD` (100 ms: a slot must be folded
 /// before 2^31 more drops of one reason reach it, see `sa/drops.rs`); the
 /// stats file every `--stats-interval-ms` from a thread of its own.
 fn manage(
