@@ -362,51 +362,78 @@ fn lim(v: u64) -> u64 {
 /// mutable field is atomic. Aligned to a cache line: the fields written per
 /// burst (sequence number, counters) of two SAs served by different workers
 /// never share one.
-#[repr(align(64))]
+///
+/// Four lines, in this order (`repr(C)`, checked below):
+/// 0. written per burst: packet and byte counters, the replay window (its
+///    `top`: inbound the highest accepted number, outbound the sequence
+///    number), the pointer to the folded drop totals;
+/// 1. read per burst: cipher, lifetime limits, selectors;
+/// 2. read per burst: outer template, lengths, flags, `dead`;
+/// 3. the drop path and status: drop slots, ids, event bits.
+///
+/// So encap and decap touch lines 0-2 and write only line 0 (and line 3 on
+/// a drop); lines 1 and 2 stay clean in every worker's cache.
+#[repr(C, align(64))]
 pub struct Sa {
-    pub(crate) spi: u32,
-    pub(crate) direction: Direction,
-    pub(crate) mode: Mode,
-    pub(crate) esn: bool,
-    pub(crate) cipher: Box<dyn EspCipher>,
-    /// The cipher's lengths (checked against the suite at install; all
-    /// below 256).
-    pub(crate) iv_len: u8,
-    pub(crate) icv_len: u8,
-    pub(crate) pad_align: u8,
-    /// Outer headers; also where the local and remote addresses are kept
-    /// (`local_addr()`, `remote_addr()`, the inbound destination check).
-    pub(crate) outer: OuterTemplate,
-    pub(crate) df: DfMode,
-    pub(crate) copy_dscp: bool,
-    /// The local address is unspecified: inbound packets to any address.
-    local_any: bool,
+    // Line 0.
+    counters: SaCounters,
     /// Inbound: the anti-replay window. Outbound: its `top` (the window
     /// is off) is the last sequence number handed out, at most
     /// `seq_limit()` (`Sa::last_seq`): one 8-byte counter serves both
     /// directions.
     pub(crate) replay: ReplayWindow,
-    pub(crate) selectors: Box<[CompiledSelector]>,
-    counters: SaCounters,
-    /// Drops by [`sa_drop_slot`]: 32-bit slots, and the 64-bit totals the
-    /// management thread folds them into (`sa/drops.rs`).
-    drops: DropSlots,
+    /// The 64-bit totals the management thread folds the drop slots into
+    /// (`sa/drops.rs`).
     folded: FoldedTotals,
+    // Line 1.
+    pub(crate) cipher: Box<dyn EspCipher>,
     limits: Limits,
-    /// `SOFT_FIRST_*` bits: which limit of each pair is the soft one.
-    soft_first: u8,
-    /// Event bits ([`ev`]) raised so far, and those not yet collected.
-    raised: AtomicU8,
-    pending: AtomicU8,
+    pub(crate) selectors: Box<[CompiledSelector]>,
+    // Line 2.
+    /// Outer headers; also where the local and remote addresses are kept
+    /// (`local_addr()`, `remote_addr()`, the inbound destination check).
+    pub(crate) outer: OuterTemplate,
+    /// The cipher's lengths (checked against the suite at install; all
+    /// below 256).
+    pub(crate) iv_len: u8,
+    pub(crate) icv_len: u8,
+    pub(crate) pad_align: u8,
+    pub(crate) direction: Direction,
+    pub(crate) mode: Mode,
+    pub(crate) esn: bool,
+    pub(crate) df: DfMode,
+    pub(crate) copy_dscp: bool,
+    /// The local address is unspecified: inbound packets to any address.
+    local_any: bool,
     /// 0: alive; else 1 + index of the DropReason its packets get.
     dead: AtomicU8,
+    /// `SOFT_FIRST_*` bits: which limit of each pair is the soft one.
+    soft_first: u8,
+    // Line 3.
+    /// Drops by [`sa_drop_slot`]: 32-bit slots (`sa/drops.rs`).
+    drops: DropSlots,
+    pub(crate) spi: u32,
     tunnel_id: u32,
     /// What status shows besides the counters and the addresses (the
     /// parameters themselves, keys and selectors included, are not kept:
     /// the cipher and the compiled selectors hold what the packet path
     /// needs).
     suite: Suite,
+    /// Event bits ([`ev`]) raised so far, and those not yet collected.
+    raised: AtomicU8,
+    pending: AtomicU8,
 }
+
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(size_of::<Sa>() == 256);
+    assert!(offset_of!(Sa, folded) + size_of::<FoldedTotals>() <= 64);
+    assert!(offset_of!(Sa, cipher) == 64);
+    assert!(offset_of!(Sa, selectors) + size_of::<Box<[CompiledSelector]>>() <= 128);
+    assert!(offset_of!(Sa, outer) == 128);
+    assert!(offset_of!(Sa, soft_first) < 192);
+    assert!(offset_of!(Sa, drops) == 192);
+};
 
 /// The parts of the [`Sa`] struct and their sizes in bytes (what the memory
 /// benchmark prints); the struct is padded to a multiple of 64 (its

@@ -1,6 +1,6 @@
 use super::*;
-use crate::sa::FOLD_AT;
 use crate::crypto::{EncrAlg, IntegAlg, Key};
+use crate::sa::FOLD_AT;
 use crate::sa::{DfMode, Lifetime};
 
 fn params(local: &str, remote: &str, encap: Option<UdpEncap>) -> SaParams {
