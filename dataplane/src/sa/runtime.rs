@@ -364,32 +364,19 @@ fn lim(v: u64) -> u64 {
 /// never share one.
 ///
 /// Four lines, in this order (`repr(C)`, checked below):
-/// 0. written per burst: packet and byte counters, the replay window (its
+/// 0. read per packet: outer template, lengths, flags, `dead` (first, so
+///    that the packet loops reach them with one-byte displacements);
+/// 1. written per burst: packet and byte counters, the replay window (its
 ///    `top`: inbound the highest accepted number, outbound the sequence
 ///    number), the pointer to the folded drop totals;
-/// 1. read per burst: cipher, lifetime limits, selectors;
-/// 2. read per burst: outer template, lengths, flags, `dead`;
+/// 2. read per burst: cipher, lifetime limits, selectors;
 /// 3. the drop path and status: drop slots, ids, event bits.
 ///
-/// So encap and decap touch lines 0-2 and write only line 0 (and line 3 on
-/// a drop); lines 1 and 2 stay clean in every worker's cache.
+/// So encap and decap touch lines 0-2 and write only line 1 (and line 3 on
+/// a drop); lines 0 and 2 stay clean in every worker's cache.
 #[repr(C, align(64))]
 pub struct Sa {
     // Line 0.
-    counters: SaCounters,
-    /// Inbound: the anti-replay window. Outbound: its `top` (the window
-    /// is off) is the last sequence number handed out, at most
-    /// `seq_limit()` (`Sa::last_seq`): one 8-byte counter serves both
-    /// directions.
-    pub(crate) replay: ReplayWindow,
-    /// The 64-bit totals the management thread folds the drop slots into
-    /// (`sa/drops.rs`).
-    folded: FoldedTotals,
-    // Line 1.
-    pub(crate) cipher: Box<dyn EspCipher>,
-    limits: Limits,
-    pub(crate) selectors: Box<[CompiledSelector]>,
-    // Line 2.
     /// Outer headers; also where the local and remote addresses are kept
     /// (`local_addr()`, `remote_addr()`, the inbound destination check).
     pub(crate) outer: OuterTemplate,
@@ -409,6 +396,20 @@ pub struct Sa {
     dead: AtomicU8,
     /// `SOFT_FIRST_*` bits: which limit of each pair is the soft one.
     soft_first: u8,
+    // Line 1.
+    counters: SaCounters,
+    /// Inbound: the anti-replay window. Outbound: its `top` (the window
+    /// is off) is the last sequence number handed out, at most
+    /// `seq_limit()` (`Sa::last_seq`): one 8-byte counter serves both
+    /// directions.
+    pub(crate) replay: ReplayWindow,
+    /// The 64-bit totals the management thread folds the drop slots into
+    /// (`sa/drops.rs`).
+    folded: FoldedTotals,
+    // Line 2.
+    pub(crate) cipher: Box<dyn EspCipher>,
+    limits: Limits,
+    pub(crate) selectors: Box<[CompiledSelector]>,
     // Line 3.
     /// Drops by [`sa_drop_slot`]: 32-bit slots (`sa/drops.rs`).
     drops: DropSlots,
@@ -427,11 +428,12 @@ pub struct Sa {
 const _: () = {
     use std::mem::{offset_of, size_of};
     assert!(size_of::<Sa>() == 256);
-    assert!(offset_of!(Sa, folded) + size_of::<FoldedTotals>() <= 64);
-    assert!(offset_of!(Sa, cipher) == 64);
-    assert!(offset_of!(Sa, selectors) + size_of::<Box<[CompiledSelector]>>() <= 128);
-    assert!(offset_of!(Sa, outer) == 128);
-    assert!(offset_of!(Sa, soft_first) < 192);
+    assert!(offset_of!(Sa, outer) == 0);
+    assert!(offset_of!(Sa, soft_first) < 64);
+    assert!(offset_of!(Sa, counters) == 64);
+    assert!(offset_of!(Sa, folded) + size_of::<FoldedTotals>() <= 128);
+    assert!(offset_of!(Sa, cipher) == 128);
+    assert!(offset_of!(Sa, selectors) + size_of::<Box<[CompiledSelector]>>() <= 192);
     assert!(offset_of!(Sa, drops) == 192);
 };
 
