@@ -570,7 +570,13 @@ fn memory_per_sa() -> String {
                 "sad/memory-per-sa/{name}/{kind} breakdown: transform {} B (heap), replay window {} B (heap), Sa struct {sa_struct} B (of which per-SA counters {} B), rest {:.0} B",
                 cipher.bytes_max,
                 replay.bytes_max,
-                std::mem::size_of::<dataplane::sa::SaCounters>(),
+                // Packets, bytes, the 32-bit drop slots and the pointer to
+                // their folded totals.
+                dataplane::sa::sa_struct_parts()
+                    .iter()
+                    .filter(|(what, _)| what.contains("counters") || what.contains("drop"))
+                    .map(|(_, n)| n)
+                    .sum::<usize>(),
                 per - (cipher.bytes_max + replay.bytes_max + sa_struct as u64) as f64
             );
             md += &format!(

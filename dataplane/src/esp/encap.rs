@@ -307,7 +307,7 @@ fn build<B: PacketBuf>(
                 ip.set_flags_frag(flags);
                 ip.set_tos(tos);
                 // The template's checksum sum plus the fields written per packet.
-                let s = u64::from(t.csum_base)
+                let s = u64::from(t.csum_base())
                     + len as u64
                     + u64::from(ident)
                     + u64::from(flags)
@@ -315,7 +315,7 @@ fn build<B: PacketBuf>(
                 ip.set_checksum(!checksum::fold(s));
             }
             if t.udp {
-                let ip_len = usize::from(t.ip_len);
+                let ip_len = t.ip_len();
                 let mut u = UdpPacket::new_unchecked(&mut d[ip_len..]);
                 u.set_len((len - ip_len) as u16);
                 u.set_checksum(0);

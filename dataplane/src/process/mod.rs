@@ -526,8 +526,10 @@ fn run_worker<B: PacketIo>(i: usize, mut w: Worker<B>, tap: Option<TapWriter>) {
 
 /// The management loop until stop: shared-memory commands every
 /// millisecond and counters every 2 ms (with a control process), the TUN
-/// routes every 100 ms (`tun_sync`); the stats file every
-/// `--stats-interval-ms` from a thread of its own.
+/// routes every 100 ms (`tun_sync`); the SAs' 32-bit drop slots folded
+/// into their totals every `sa::FOLD_PERIOD` (100 ms: a slot must be folded
+/// before 2^31 more drops of one reason reach it, see `sa/drops.rs`); the
+/// stats file every `--stats-interval-ms` from a thread of its own.
 fn manage(
     opts: &Options,
     stop: &AtomicBool,
@@ -541,10 +543,11 @@ fn manage(
     let tick = if mgr.is_some() {
         Duration::from_millis(1)
     } else {
-        file_every
+        file_every.min(crate::sa::FOLD_PERIOD)
     };
     let mut last_tun_sync = Instant::now() - Duration::from_secs(1);
     let mut last_publish = Instant::now();
+    let mut last_fold = Instant::now();
     std::thread::scope(|scope| {
         // The stats file from a thread of its own: a write or rename can
         // block for seconds on a busy disk (seen: 2.5 s with parallel
@@ -573,6 +576,11 @@ fn manage(
                     m.publish(&worker_stats);
                     last_publish = Instant::now();
                 }
+            }
+            if last_fold.elapsed() >= crate::sa::FOLD_PERIOD {
+                sad_in.fold_drops();
+                sad_out.fold_drops();
+                last_fold = Instant::now();
             }
             if opts.tun.is_some() && last_tun_sync.elapsed() >= Duration::from_millis(100) {
                 tun_sync(spd);

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+mod drops;
 pub mod replay;
 mod runtime;
 pub mod sad;
@@ -11,6 +12,7 @@ pub mod spd;
 
 // SA parameters, policies and events are shared with the control process
 // (espresso-core); re-exported so that `dataplane::sa::SaParams` keeps working.
+pub use drops::{sa_drop_slot, FOLD_AT, FOLD_PERIOD, SA_DROP_SLOTS};
 pub use espresso_core::sa::{params, policy};
 pub use params::*;
 pub use policy::*;

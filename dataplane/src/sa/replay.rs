@@ -214,6 +214,13 @@ impl ReplayWindow {
         self.top.store(0, Ordering::Release);
     }
 
+    /// The `top` counter itself: an outbound SA, whose window is off, keeps
+    /// the last sequence number it handed out here (`Sa::reserve_seq`).
+    #[inline(always)]
+    pub(crate) fn top_cell(&self) -> &AtomicU64 {
+        &self.top
+    }
+
     /// Starts the window at `top` (e.g. after a dataplane restart).
     pub fn set_top(&self, top: u64) {
         self.top.store(top, Ordering::Release);

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
+use super::drops::{self, sa_drop_slot, DropSlots, FoldedTotals, SA_DROP_SLOTS};
 use super::params::{DfMode, Direction, Mode, SaParams, UdpEncap};
 use super::policy::{LifetimeKind, SaEvent};
 use super::replay::{ReplayWindow, WindowSizeError};
@@ -95,74 +96,17 @@ pub(crate) mod ev {
     pub const SEQ_EXHAUSTED: u8 = 16;
 }
 
-/// Per-SA drop counter slots: one per reason that can concern an SA of
-/// one direction (see [`sa_drop_slot`]).
-pub const SA_DROP_SLOTS: usize = 14;
-
-/// The per-SA counter slot of a drop reason on an SA of direction `dir`, or
-/// `None` for the reasons that never concern such an SA: those are counted
-/// per worker only ([`DropCounters`]). Exhaustive on purpose: a new reason
-/// must be placed.
-///
-/// Slots 0 and 1 depend on the direction: `Replayed` and `OutsideWindow`
-/// come from the replay window, which only decap consults, after its
-/// direction check (an outbound SA found there is dropped as
-/// `WrongDirection` first); `NoRoom` and `TooBig` come from encap, after
-/// its direction check, and from the egress path's pre-fragmentation, which
-/// only sees SAs of the outbound table. The other twelve reasons have a
-/// slot in both directions.
-pub const fn sa_drop_slot(r: DropReason, dir: Direction) -> Option<usize> {
-    use DropReason as D;
-    let inbound = matches!(dir, Direction::Inbound);
-    match r {
-        D::Replayed | D::OutsideWindow if !inbound => None,
-        D::NoRoom | D::TooBig if inbound => None,
-        D::Replayed | D::NoRoom => Some(0),
-        D::OutsideWindow | D::TooBig => Some(1),
-        D::IcvMismatch => Some(2),
-        D::BadPadding => Some(3),
-        D::Truncated => Some(4),
-        D::Malformed => Some(5),
-        D::SeqExhausted => Some(6),
-        D::PolicyMismatch => Some(7),
-        D::HardLifetime => Some(8),
-        D::UnsupportedPayload => Some(9),
-        D::DummyPacket => Some(10),
-        D::EcnCeNotEct => Some(11),
-        D::WrongDirection => Some(12),
-        D::NoBuffer => Some(13),
-        D::UnknownSpi
-        | D::PolicyDiscard
-        | D::NoSa
-        | D::TtlExceeded
-        | D::NoRoute
-        | D::NoNeighbour
-        | D::TxFull
-        | D::ExceptionFull
-        | D::FragInvalid
-        | D::FragTooBig
-        | D::FragOverlap
-        | D::FragDuplicate
-        | D::FragTimeout
-        | D::FragEvicted
-        | D::FragSourceLimit
-        | D::NeighbourQueueFull
-        | D::UnknownSpiHeldExpired => None,
-    }
-}
-
-/// Live counters of one SA (atomics: several workers may share an SA).
-/// Drops are kept for the reasons that can concern an SA of its direction
-/// only ([`sa_drop_slot`]): 14 counters instead of one per reason. Read
-/// through [`Sa::counters`], which knows the direction.
+/// Live packet and byte counters of one SA (atomics: several workers may
+/// share an SA). Drops are kept beside them by reason, for the reasons that
+/// can concern an SA of its direction only ([`sa_drop_slot`], 32-bit slots
+/// folded into 64-bit totals: `sa/drops.rs`). Read through
+/// [`Sa::counters`], which knows the direction.
 #[derive(Debug)]
 pub struct SaCounters {
     /// Packets processed successfully.
     pub packets: AtomicU64,
     /// Inner (plaintext) bytes processed successfully.
     pub bytes: AtomicU64,
-    /// Drops by [`sa_drop_slot`].
-    drops: [AtomicU64; SA_DROP_SLOTS],
 }
 
 impl SaCounters {
@@ -170,21 +114,6 @@ impl SaCounters {
         SaCounters {
             packets: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
-            drops: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
-    }
-    /// All drops.
-    pub fn total_drops(&self) -> u64 {
-        self.drops.iter().map(|d| d.load(Ordering::Relaxed)).sum()
-    }
-    #[inline]
-    fn add_drop(&self, r: DropReason, dir: Direction) {
-        let slot = sa_drop_slot(r, dir);
-        // A reason that never concerns an SA of this direction: the caller
-        // counts it per worker as well; a test build says so.
-        debug_assert!(slot.is_some(), "drop reason {r:?} counted on an {dir:?} SA");
-        if let Some(i) = slot {
-            self.drops[i].fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -193,14 +122,13 @@ impl SaCounters {
 /// the packet and byte counters through `Deref`, drops by reason.
 #[derive(Clone, Copy, Debug)]
 pub struct SaCountersRef<'a> {
-    c: &'a SaCounters,
-    dir: Direction,
+    sa: &'a Sa,
 }
 
 impl std::ops::Deref for SaCountersRef<'_> {
     type Target = SaCounters;
     fn deref(&self) -> &SaCounters {
-        self.c
+        &self.sa.counters
     }
 }
 
@@ -208,10 +136,16 @@ impl SaCountersRef<'_> {
     /// Drops counted under `r` (0 for reasons that never concern an SA of
     /// this direction).
     pub fn drops(&self, r: DropReason) -> u64 {
-        match sa_drop_slot(r, self.dir) {
-            Some(i) => self.c.drops[i].load(Ordering::Relaxed),
+        match sa_drop_slot(r, self.sa.direction) {
+            Some(i) => drops::read(&self.sa.drops, &self.sa.folded, i),
             None => 0,
         }
+    }
+    /// All drops.
+    pub fn total_drops(&self) -> u64 {
+        (0..SA_DROP_SLOTS)
+            .map(|i| drops::read(&self.sa.drops, &self.sa.folded, i))
+            .sum()
     }
 }
 
@@ -257,17 +191,18 @@ pub(crate) struct OuterTemplate {
     /// its remote address: status reads them back from here) and the UDP
     /// header for NAT-T.
     pub bytes: [u8; IPV6_HEADER_LEN + UDP_HEADER_LEN],
-    /// Length of the IP header (20 or 40).
-    pub ip_len: u8,
-    /// IP header plus UDP header if any (20, 28, 40 or 48).
+    /// IP header plus UDP header if any (20, 28, 40 or 48; the IP header
+    /// alone is [`OuterTemplate::ip_len`]).
     pub len: u8,
     pub v6: bool,
     pub udp: bool,
     /// IPv4: one's-complement sum of the header with length, ident, TOS,
     /// flags and checksum zero, folded to 16 bits (folding first and
     /// adding the per-packet fields after gives the same checksum: both
-    /// are the sum modulo 0xffff, and neither is zero).
-    pub csum_base: u16,
+    /// are the sum modulo 0xffff, and neither is zero). Native byte order,
+    /// as bytes: the template stays byte-aligned (53 B) and packs with the
+    /// SA's one-byte fields.
+    pub csum_base: [u8; 2],
 }
 
 impl OuterTemplate {
@@ -320,12 +255,23 @@ impl OuterTemplate {
         }
         OuterTemplate {
             bytes,
-            ip_len,
             len: ip_len + if udp { UDP_HEADER_LEN as u8 } else { 0 },
             v6,
             udp,
-            csum_base,
+            csum_base: csum_base.to_ne_bytes(),
         }
+    }
+
+    /// Length of the IP header (20 or 40): the UDP header, if any, starts here.
+    #[inline(always)]
+    pub fn ip_len(&self) -> usize {
+        usize::from(self.len) - if self.udp { UDP_HEADER_LEN } else { 0 }
+    }
+
+    /// [`OuterTemplate::csum_base`] as a number.
+    #[inline(always)]
+    pub fn csum_base(&self) -> u16 {
+        u16::from_ne_bytes(self.csum_base)
     }
 }
 
@@ -416,45 +362,80 @@ fn lim(v: u64) -> u64 {
 /// mutable field is atomic. Aligned to a cache line: the fields written per
 /// burst (sequence number, counters) of two SAs served by different workers
 /// never share one.
-#[repr(align(64))]
+///
+/// Four lines, in this order (`repr(C)`, checked below):
+/// 0. read per packet: outer template, lengths, flags, `dead` (first, so
+///    that the packet loops reach them with one-byte displacements);
+/// 1. written per burst: packet and byte counters, the replay window (its
+///    `top`: inbound the highest accepted number, outbound the sequence
+///    number), the pointer to the folded drop totals;
+/// 2. read per burst: cipher, lifetime limits, selectors;
+/// 3. the drop path and status: drop slots, ids, event bits.
+///
+/// So encap and decap touch lines 0-2 and write only line 1 (and line 3 on
+/// a drop); lines 0 and 2 stay clean in every worker's cache.
+#[repr(C, align(64))]
 pub struct Sa {
-    pub(crate) spi: u32,
-    pub(crate) direction: Direction,
-    pub(crate) mode: Mode,
-    pub(crate) esn: bool,
-    pub(crate) cipher: Box<dyn EspCipher>,
+    // Line 0.
+    /// Outer headers; also where the local and remote addresses are kept
+    /// (`local_addr()`, `remote_addr()`, the inbound destination check).
+    pub(crate) outer: OuterTemplate,
     /// The cipher's lengths (checked against the suite at install; all
     /// below 256).
     pub(crate) iv_len: u8,
     pub(crate) icv_len: u8,
     pub(crate) pad_align: u8,
-    /// Outer headers; also where the local and remote addresses are kept
-    /// (`local_addr()`, `remote_addr()`, the inbound destination check).
-    pub(crate) outer: OuterTemplate,
+    pub(crate) direction: Direction,
+    pub(crate) mode: Mode,
+    pub(crate) esn: bool,
     pub(crate) df: DfMode,
     pub(crate) copy_dscp: bool,
     /// The local address is unspecified: inbound packets to any address.
     local_any: bool,
-    /// Last sequence number handed out (outbound); at most `seq_limit()`.
-    last_seq: AtomicU64,
-    pub(crate) replay: ReplayWindow,
-    pub(crate) selectors: Box<[CompiledSelector]>,
-    counters: SaCounters,
-    limits: Limits,
-    /// `SOFT_FIRST_*` bits: which limit of each pair is the soft one.
-    soft_first: u8,
-    /// Event bits ([`ev`]) raised so far, and those not yet collected.
-    raised: AtomicU8,
-    pending: AtomicU8,
     /// 0: alive; else 1 + index of the DropReason its packets get.
     dead: AtomicU8,
+    /// `SOFT_FIRST_*` bits: which limit of each pair is the soft one.
+    soft_first: u8,
+    // Line 1.
+    counters: SaCounters,
+    /// Inbound: the anti-replay window. Outbound: its `top` (the window
+    /// is off) is the last sequence number handed out, at most
+    /// `seq_limit()` (`Sa::last_seq`): one 8-byte counter serves both
+    /// directions.
+    pub(crate) replay: ReplayWindow,
+    /// The 64-bit totals the management thread folds the drop slots into
+    /// (`sa/drops.rs`).
+    folded: FoldedTotals,
+    // Line 2.
+    pub(crate) cipher: Box<dyn EspCipher>,
+    limits: Limits,
+    pub(crate) selectors: Box<[CompiledSelector]>,
+    // Line 3.
+    /// Drops by [`sa_drop_slot`]: 32-bit slots (`sa/drops.rs`).
+    drops: DropSlots,
+    pub(crate) spi: u32,
     tunnel_id: u32,
     /// What status shows besides the counters and the addresses (the
     /// parameters themselves, keys and selectors included, are not kept:
     /// the cipher and the compiled selectors hold what the packet path
     /// needs).
     suite: Suite,
+    /// Event bits ([`ev`]) raised so far, and those not yet collected.
+    raised: AtomicU8,
+    pending: AtomicU8,
 }
+
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(size_of::<Sa>() == 256);
+    assert!(offset_of!(Sa, outer) == 0);
+    assert!(offset_of!(Sa, soft_first) < 64);
+    assert!(offset_of!(Sa, counters) == 64);
+    assert!(offset_of!(Sa, folded) + size_of::<FoldedTotals>() <= 128);
+    assert!(offset_of!(Sa, cipher) == 128);
+    assert!(offset_of!(Sa, selectors) + size_of::<Box<[CompiledSelector]>>() <= 192);
+    assert!(offset_of!(Sa, drops) == 192);
+};
 
 /// The parts of the [`Sa`] struct and their sizes in bytes (what the memory
 /// benchmark prints); the struct is padded to a multiple of 64 (its
@@ -462,13 +443,17 @@ pub struct Sa {
 pub fn sa_struct_parts() -> Vec<(&'static str, usize)> {
     use std::mem::size_of;
     let mut v = vec![
-        ("counters", size_of::<SaCounters>()),
+        ("packet and byte counters", size_of::<SaCounters>()),
+        ("drop counters (32-bit)", size_of::<DropSlots>()),
+        ("folded drop totals pointer", size_of::<FoldedTotals>()),
         ("outer header template", size_of::<OuterTemplate>()),
-        ("replay window (inline part)", size_of::<ReplayWindow>()),
+        (
+            "replay window (inline part; outbound: the sequence number)",
+            size_of::<ReplayWindow>(),
+        ),
         ("lifetime limits", size_of::<Limits>()),
         ("cipher pointer", size_of::<Box<dyn EspCipher>>()),
         ("selectors pointer", size_of::<Box<[CompiledSelector]>>()),
-        ("sequence number", size_of::<AtomicU64>()),
     ];
     let named: usize = v.iter().map(|(_, n)| n).sum();
     // spi, tunnel id, suite, lengths, flags, event bits.
@@ -569,10 +554,16 @@ impl Sa {
             });
         }
         let replay = ReplayWindow::new(window)?;
-        if params.direction == Direction::Inbound && params.initial_seq > 1 {
-            // Installed again under the same key: what was accepted before
-            // (up to initial_seq - 1) must not be accepted again.
-            replay.set_floor(params.initial_seq - 1);
+        let first = params.initial_seq.max(1);
+        match params.direction {
+            Direction::Inbound if params.initial_seq > 1 => {
+                // Installed again under the same key: what was accepted before
+                // (up to initial_seq - 1) must not be accepted again.
+                replay.set_floor(params.initial_seq - 1);
+            }
+            Direction::Inbound => {}
+            // The last sequence number handed out (`Sa::last_seq`).
+            Direction::Outbound => replay.set_top(first - 1),
         }
         let l = params.lifetime;
         let (limits, soft_first) = Limits::new(
@@ -581,7 +572,6 @@ impl Sa {
             lim(l.soft_packets),
             lim(l.hard_packets),
         );
-        let first = params.initial_seq.max(1);
         let sa = Sa {
             spi: params.spi,
             direction: params.direction,
@@ -595,10 +585,11 @@ impl Sa {
             df: params.df,
             copy_dscp: params.copy_dscp,
             local_any: params.local_addr.is_unspecified(),
-            last_seq: AtomicU64::new(first - 1),
             replay,
             selectors: params.selectors.iter().map(CompiledSelector::new).collect(),
             counters: SaCounters::new(),
+            drops: DropSlots::new(),
+            folded: FoldedTotals::empty(),
             limits,
             soft_first,
             raised: AtomicU8::new(0),
@@ -643,7 +634,7 @@ impl Sa {
         if !self.outer.udp {
             return None;
         }
-        let u = &self.outer.bytes[usize::from(self.outer.ip_len)..];
+        let u = &self.outer.bytes[self.outer.ip_len()..];
         Some(UdpEncap {
             local_port: u16::from_be_bytes([u[0], u[1]]),
             remote_port: u16::from_be_bytes([u[2], u[3]]),
@@ -685,10 +676,7 @@ impl Sa {
     }
     /// Live counters.
     pub fn counters(&self) -> SaCountersRef<'_> {
-        SaCountersRef {
-            c: &self.counters,
-            dir: self.direction,
-        }
+        SaCountersRef { sa: self }
     }
     /// The anti-replay window (inbound).
     pub fn replay(&self) -> &ReplayWindow {
@@ -720,7 +708,7 @@ impl Sa {
     }
     /// Next sequence number to be sent (outbound).
     pub fn next_seq(&self) -> u64 {
-        self.last_seq.load(Ordering::Relaxed).saturating_add(1)
+        self.last_seq().load(Ordering::Relaxed).saturating_add(1)
     }
     /// True once the SA stopped: hard lifetime reached or sequence numbers exhausted.
     pub fn is_dead(&self) -> bool {
@@ -741,7 +729,8 @@ impl Sa {
     #[inline]
     pub fn reserve_seq(&self, n: u64) -> (u64, u64) {
         let limit = seq_limit(self.esn);
-        let mut last = self.last_seq.load(Ordering::Relaxed);
+        let last_seq = self.last_seq();
+        let mut last = last_seq.load(Ordering::Relaxed);
         loop {
             // `last <= limit` always holds (checked at install, and
             // never incremented past it); saturating all the same.
@@ -752,7 +741,7 @@ impl Sa {
                 }
                 return (last.saturating_add(1), 0);
             }
-            match self.last_seq.compare_exchange_weak(
+            match last_seq.compare_exchange_weak(
                 last,
                 last + k,
                 Ordering::Relaxed,
@@ -772,7 +761,39 @@ impl Sa {
     /// Counts one dropped packet under `r`.
     #[inline]
     pub fn count_drop(&self, r: DropReason) {
-        self.counters.add_drop(r, self.direction);
+        let slot = sa_drop_slot(r, self.direction);
+        // A reason that never concerns an SA of this direction: the caller
+        // counts it per worker as well; a test build says so.
+        debug_assert!(
+            slot.is_some(),
+            "drop reason {r:?} counted on an {:?} SA",
+            self.direction
+        );
+        if let Some(i) = slot {
+            self.drops.add(i);
+        }
+    }
+
+    /// Folds drop slots that reached 2^31 into their 64-bit totals
+    /// (`sa/drops.rs`). Only through [`super::Sad::fold_drops`] (one
+    /// folder at a time, the management thread), never on the packet path.
+    pub(crate) fn fold_drops(&self) {
+        drops::fold(&self.drops, &self.folded);
+    }
+
+    /// Counts `n` drops under `r` at once (tests of the fold).
+    #[cfg(test)]
+    pub(crate) fn count_drops(&self, r: DropReason, n: u32) {
+        if let Some(i) = sa_drop_slot(r, self.direction) {
+            self.drops.add_n(i, n);
+        }
+    }
+
+    /// The last sequence number handed out (outbound): the window's `top`,
+    /// unused by an outbound SA's (off) window otherwise.
+    #[inline(always)]
+    fn last_seq(&self) -> &AtomicU64 {
+        self.replay.top_cell()
     }
 
     /// Adds processed packets/bytes and raises lifetime events when a limit

@@ -702,4 +702,16 @@ impl Sad {
             }
         }
     }
+
+    /// Folds the 32-bit drop slots of every SA that reached 2^31 into
+    /// their 64-bit totals (`sa/drops.rs`). The management thread, every
+    /// [`super::FOLD_PERIOD`]; under the writer lock, so one fold at a time
+    /// (readers and workers go on meanwhile).
+    pub fn fold_drops(&self) {
+        let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let t = self.root.load();
+        for sa in t.iter() {
+            sa.fold_drops();
+        }
+    }
 }
