@@ -75,6 +75,8 @@ pub mod ring;
 #[cfg(any(feature = "aws-lc", feature = "ring"))]
 mod ring_api;
 pub mod rustcrypto;
+#[cfg(test)]
+mod test_jobs;
 mod transform;
 
 /// One packet to encrypt in place.

@@ -9,6 +9,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
 use super::super::key_cache::{self, KeyCache};
+use super::super::test_jobs::{open, seal};
 use super::super::{build_with, Backend, BuildOptions, Key};
 use super::*;
 
@@ -16,6 +17,20 @@ use super::*;
 /// what the tests want to overflow).
 fn small_cache(n: usize) {
     CBC_KEYS.with(|c| *c.borrow_mut() = KeyCache::new(n));
+}
+
+/// True (and the skip recorded where scripts/test.sh prints it) if the
+/// library cannot run on this CPU.
+fn skip() -> bool {
+    if imb::warm_thread().is_ok() {
+        return false;
+    }
+    crate::crypto::mb::sha_ni::skip_note::note(
+        "ipsecmb::cache_tests",
+        "CBC/NULL + HMAC key-cache tests not run",
+        "intel-ipsec-mb has no manager for this CPU",
+    );
+    true
 }
 
 fn holds(id: u64) -> bool {
@@ -107,38 +122,9 @@ fn packets(rng: &mut StdRng, c: &dyn EspCipher, n: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn seal(c: &dyn EspCipher, pkts: &mut [Vec<u8>], seq0: u64) {
-    let mut jobs: Vec<SealJob<'_>> = pkts
-        .iter_mut()
-        .enumerate()
-        .map(|(i, p)| {
-            p[4..8].copy_from_slice(&((seq0 + i as u64) as u32).to_be_bytes());
-            SealJob {
-                esp: &mut p[..],
-                seq: seq0 + i as u64,
-            }
-        })
-        .collect();
-    c.seal(&mut jobs);
-}
-
-fn open(c: &dyn EspCipher, pkts: &mut [Vec<u8>], seq0: u64) -> Vec<bool> {
-    let mut jobs: Vec<OpenJob<'_>> = pkts
-        .iter_mut()
-        .enumerate()
-        .map(|(i, p)| OpenJob {
-            esp: &mut p[..],
-            seq: seq0 + i as u64,
-            ok: false,
-        })
-        .collect();
-    c.open(&mut jobs);
-    jobs.iter().map(|j| j.ok).collect()
-}
-
 #[test]
 fn cached_transforms_match_rustcrypto_with_evictions() {
-    if imb::warm_thread().is_err() {
+    if skip() {
         return;
     }
     small_cache(16);
@@ -226,7 +212,7 @@ fn ids_are_fresh_after_a_drop() {
 
 #[test]
 fn a_removed_sa_is_wiped_at_the_next_sweep() {
-    if imb::warm_thread().is_err() {
+    if skip() {
         return;
     }
     let _g = key_cache::TEST_RING
@@ -255,7 +241,7 @@ fn a_removed_sa_is_wiped_at_the_next_sweep() {
 
 #[test]
 fn an_evicted_entry_keeps_nothing_of_the_previous_key() {
-    if imb::warm_thread().is_err() {
+    if skip() {
         return;
     }
     small_cache(16);

@@ -7,13 +7,28 @@ use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
 use super::super::key_cache::{self, KeyCache};
-use super::super::{build, Backend, EncrAlg, EspCipher, IntegAlg, Key, OpenJob, SealJob, Suite};
+use super::super::test_jobs::{open, seal};
+use super::super::{build, Backend, EncrAlg, EspCipher, IntegAlg, Key, Suite};
 use super::{build_gcm, build_gcm_id, supported, sweep_gcm_cache, GCM_KEYS};
 
 /// Gives this thread a cache of `n` entries (the default is larger than
 /// what the tests want to overflow).
 fn small_cache(n: usize) {
     GCM_KEYS.with(|c| *c.borrow_mut() = KeyCache::new(n));
+}
+
+/// True (and the skip recorded where scripts/test.sh prints it) on a CPU
+/// without the VAES kernel.
+fn skip() -> bool {
+    if supported() {
+        return false;
+    }
+    super::sha_ni::skip_note::note(
+        "mb::cache_tests",
+        "AES-GCM key-cache tests not run",
+        "no AVX-512/VAES on this CPU: the GCM transform is not the cached one",
+    );
+    true
 }
 
 fn holds(id: u64) -> bool {
@@ -40,38 +55,9 @@ fn packets(rng: &mut StdRng, n: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn seal(c: &dyn EspCipher, pkts: &mut [Vec<u8>], seq0: u64) {
-    let mut jobs: Vec<SealJob<'_>> = pkts
-        .iter_mut()
-        .enumerate()
-        .map(|(i, p)| {
-            p[4..8].copy_from_slice(&((seq0 + i as u64) as u32).to_be_bytes());
-            SealJob {
-                esp: &mut p[..],
-                seq: seq0 + i as u64,
-            }
-        })
-        .collect();
-    c.seal(&mut jobs);
-}
-
-fn open(c: &dyn EspCipher, pkts: &mut [Vec<u8>], seq0: u64) -> Vec<bool> {
-    let mut jobs: Vec<OpenJob<'_>> = pkts
-        .iter_mut()
-        .enumerate()
-        .map(|(i, p)| OpenJob {
-            esp: &mut p[..],
-            seq: seq0 + i as u64,
-            ok: false,
-        })
-        .collect();
-    c.open(&mut jobs);
-    jobs.iter().map(|j| j.ok).collect()
-}
-
 #[test]
 fn cached_transform_matches_rustcrypto_with_evictions() {
-    if !supported() {
+    if skip() {
         return;
     }
     small_cache(16);
@@ -141,7 +127,7 @@ fn cached_transform_matches_rustcrypto_with_evictions() {
 
 #[test]
 fn ids_are_fresh_after_a_drop() {
-    if !supported() {
+    if skip() {
         return;
     }
     let (a, id_a) = build_gcm_id(&Key::from_slice(&[1u8; 20]), false).expect("kernel");
@@ -152,7 +138,7 @@ fn ids_are_fresh_after_a_drop() {
 
 #[test]
 fn a_removed_sa_is_wiped_at_the_next_sweep() {
-    if !supported() {
+    if skip() {
         return;
     }
     let _g = key_cache::TEST_RING
@@ -180,7 +166,7 @@ fn a_removed_sa_is_wiped_at_the_next_sweep() {
 
 #[test]
 fn an_evicted_entry_keeps_nothing_of_the_previous_key() {
-    if !supported() {
+    if skip() {
         return;
     }
     small_cache(16);
