@@ -22,16 +22,23 @@
 //! `crypto::poll_key_caches`) replaces it by the full cache (`entries()`,
 //! 3.25 MiB at the default 4096), so a worker that never carries an
 //! AES-GCM (or a CBC/NULL) SA, or at most two, never allocates that cache.
-//! The allocation is in the poll loop, between bursts, never in a burst.
+//! The allocation is in the poll loop, between bursts, never in a burst
+//! (why there and not when an SA is installed: SAs are installed by the
+//! management thread into the SAD all workers share, and which worker an
+//! SA's traffic reaches is the NIC's choice; the poll loop is the worker's
+//! own, and it already sweeps the cache there).
 //!
-//! Per burst (one SA's group of packets), the transform makes one tag
-//! compare; on a miss it wipes the entry and expands its key into it in
-//! place (no allocation), inside the burst's stack wipe (`mb::wipe`).
+//! Per burst (one SA's group of packets), the transform compares the tags
+//! of the two ways of the id's set (one when the SA is in way 0) and marks
+//! the entry used (a store into the line it reads); on a miss it expands
+//! its key in place into the entry `KeyCache::place` picks (no
+//! allocation), inside the burst's stack wipe (`mb::wipe`).
 //!
 //! Key hygiene:
-//! - an entry is overwritten whole (every field, unused round keys zeroed)
-//!   when another SA's keys are expanded into it, and every entry is
-//!   zeroized when the cache drops (thread exit);
+//! - an entry (the spare too) is overwritten whole (every field, unused
+//!   round keys zeroed) when another SA's keys are expanded into it, and
+//!   every entry is zeroized when the cache drops (thread exit, and a
+//!   one-set cache replaced by the full one);
 //! - a dropped transform announces its id ([`retire`]) in a bounded ring;
 //!   each worker calls [`KeyCache::sweep`] (through `crypto::poll_key_caches`)
 //!   once per poll loop, and wipes the entries of retired ids: a removed SA's
@@ -151,8 +158,11 @@ pub struct CacheStats {
 
 /// A two-way set-associative cache of expanded keys (see the module docs).
 pub(crate) struct KeyCache<E: CacheSlot> {
-    /// `sets[id & set_mask]` holds `id`'s keys in one of its two ways.
-    sets: Box<[[E; 2]]>,
+    /// `ways[w][s]` is way `w` of set `s`; `id`'s keys are in one of the
+    /// ways of set `id & set_mask`. Way 0 of consecutive sets is contiguous:
+    /// up to `entries / 2` sequential ids use it as densely as a
+    /// direct-mapped cache.
+    ways: [Box<[E]>; 2],
     set_mask: u64,
     /// The entry a bypassing miss expands into.
     spare: Box<E>,
@@ -180,7 +190,7 @@ impl<E: CacheSlot> KeyCache<E> {
 
     fn with_sets(sets: usize, full: bool) -> Self {
         KeyCache {
-            sets: (0..sets).map(|_| [E::blank(), E::blank()]).collect(),
+            ways: [0, 1].map(|_| (0..sets).map(|_| E::blank()).collect()),
             set_mask: sets as u64 - 1,
             spare: Box::new(E::blank()),
             seen: RETIRED_HEAD.load(Ordering::Acquire),
@@ -192,12 +202,12 @@ impl<E: CacheSlot> KeyCache<E> {
 
     /// Number of entries (the spare not counted).
     pub(crate) fn len(&self) -> usize {
-        2 * self.sets.len()
+        2 * self.ways[0].len()
     }
 
     /// Bytes of the entries, the spare included.
     pub(crate) fn bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.sets) + std::mem::size_of::<E>()
+        2 * std::mem::size_of_val(&*self.ways[0]) + std::mem::size_of::<E>()
     }
 
     /// Hits, misses and sweeps so far.
@@ -208,10 +218,9 @@ impl<E: CacheSlot> KeyCache<E> {
     /// The way of set `s` that holds `id`'s keys.
     #[inline(always)]
     fn way_of(&self, s: usize, id: u64) -> Option<usize> {
-        let set = &self.sets[s];
-        if set[0].tag() & !REF == id {
+        if self.ways[0][s].tag() & !REF == id {
             Some(0)
-        } else if set[1].tag() & !REF == id {
+        } else if self.ways[1][s].tag() & !REF == id {
             Some(1)
         } else {
             None
@@ -228,8 +237,11 @@ impl<E: CacheSlot> KeyCache<E> {
         let s = (id & self.set_mask) as usize;
         if let Some(w) = self.way_of(s, id) {
             self.stats.hits += 1;
-            let e = &mut self.sets[s][w];
-            e.set_tag(id | REF);
+            let e = &mut self.ways[w][s];
+            // A store only when the mark was cleared (by a bypass).
+            if e.tag() & REF == 0 {
+                e.set_tag(id | REF);
+            }
             return e;
         }
         let (e, tag) = self.place(s, id);
@@ -248,8 +260,10 @@ impl<E: CacheSlot> KeyCache<E> {
         let s = (id & self.set_mask) as usize;
         if let Some(w) = self.way_of(s, id) {
             self.stats.hits += 1;
-            let e = &mut self.sets[s][w];
-            e.set_tag(id | REF);
+            let e = &mut self.ways[w][s];
+            if e.tag() & REF == 0 {
+                e.set_tag(id | REF);
+            }
             return Some(e);
         }
         let (e, tag) = self.place(s, id);
@@ -276,7 +290,8 @@ impl<E: CacheSlot> KeyCache<E> {
     #[cold]
     #[inline(never)]
     fn place(&mut self, s: usize, id: u64) -> (&mut E, u64) {
-        let set = &mut self.sets[s];
+        let [way0, way1] = &mut self.ways;
+        let set = [&mut way0[s], &mut way1[s]];
         let (t0, t1) = (set[0].tag(), set[1].tag());
         let w = if t0 == 0 {
             0
@@ -301,7 +316,8 @@ impl<E: CacheSlot> KeyCache<E> {
             self.stats.evicted += 1;
             self.outgrown = true;
         }
-        (&mut set[w], id | REF)
+        let [e0, e1] = set;
+        (if w == 0 { e0 } else { e1 }, id | REF)
     }
 
     /// Once per poll loop: [`KeyCache::sweep`], then, if this is a thread's
@@ -332,7 +348,7 @@ impl<E: CacheSlot> KeyCache<E> {
         }
         let s = (id & self.set_mask) as usize;
         match self.way_of(s, id) {
-            Some(w) => Some(&self.sets[s][w]),
+            Some(w) => Some(&self.ways[w][s]),
             None => (self.spare.tag() == id).then_some(&*self.spare),
         }
     }
@@ -350,9 +366,9 @@ impl<E: CacheSlot> KeyCache<E> {
     /// Entries (the spare included) with a non-zero byte.
     #[cfg(test)]
     pub(crate) fn nonzero_entries(&self) -> usize {
-        self.sets
+        self.ways
             .iter()
-            .flatten()
+            .flat_map(|w| w.iter())
             .chain(std::iter::once(&*self.spare))
             .filter(|e| !e.is_zero())
             .count()
@@ -384,9 +400,9 @@ impl<E: CacheSlot> KeyCache<E> {
         }
         if wipe_all {
             let all = self
-                .sets
+                .ways
                 .iter_mut()
-                .flatten()
+                .flat_map(|w| w.iter_mut())
                 .chain(std::iter::once(&mut *self.spare));
             for e in all {
                 if e.tag() != 0 {
@@ -403,10 +419,8 @@ impl<E: CacheSlot> KeyCache<E> {
             return;
         }
         let s = (id & self.set_mask) as usize;
-        let all = self.sets[s]
-            .iter_mut()
-            .chain(std::iter::once(&mut *self.spare));
-        for e in all {
+        let [way0, way1] = &mut self.ways;
+        for e in [&mut way0[s], &mut way1[s], &mut *self.spare] {
             if e.tag() & !REF == id {
                 e.zeroize();
                 self.stats.wiped += 1;
@@ -417,7 +431,10 @@ impl<E: CacheSlot> KeyCache<E> {
 
 impl<E: CacheSlot> Drop for KeyCache<E> {
     fn drop(&mut self) {
-        self.sets.iter_mut().flatten().for_each(Zeroize::zeroize);
+        self.ways
+            .iter_mut()
+            .flat_map(|w| w.iter_mut())
+            .for_each(Zeroize::zeroize);
         self.spare.zeroize();
     }
 }
