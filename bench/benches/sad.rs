@@ -598,7 +598,11 @@ fn memory_per_sa() -> String {
         }
     }
     // Per worker, not per SA: the caches of expanded keys a packet thread
-    // allocates when it starts (`crypto::warm_thread`), on a fresh thread.
+    // has, on fresh threads: when it starts (`crypto::warm_thread`: one set
+    // each), and after it carried AES-GCM only, or AES-GCM and AES-CBC
+    // (three SAs of each, then one poll loop, which gives a cache its full
+    // size once a third SA needed it).
+    let cbc = memory_suites()[1].1;
     let (bytes, heap) = std::thread::spawn(|| {
         let mut bytes = 0;
         let info = allocation_counter::measure(|| bytes = dataplane::crypto::warm_thread());
@@ -606,16 +610,55 @@ fn memory_per_sa() -> String {
     })
     .join()
     .unwrap();
+    let gcm_only = worker_key_cache_bytes(vec![GCM128]);
+    let mixed = worker_key_cache_bytes(vec![GCM128, cbc]);
     let entries = dataplane::crypto::key_cache::entries();
     println!(
-        "sad/memory-per-worker key cache: {entries} entries, {bytes} B of entries ({heap} B heap allocated by warm_thread; {} B per entry index over the caches: AES-GCM on the VAES kernel 832 B, ipsec-mb AES-CBC/NULL + HMAC 832 B)",
-        bytes / entries.max(1)
+        "sad/memory-per-worker key caches ({entries} entries each once grown; AES-GCM on the VAES kernel 832 B an entry, ipsec-mb AES-CBC/NULL + HMAC 832 B): at start {bytes} B ({heap} B heap allocated by warm_thread); AES-GCM-only worker {} B (GCM {} + CBC {}); AES-GCM and AES-CBC worker {} B (GCM {} + CBC {})",
+        gcm_only.0 + gcm_only.1,
+        gcm_only.0,
+        gcm_only.1,
+        mixed.0 + mixed.1,
+        mixed.0,
+        mixed.1,
     );
     md += &format!(
-        "\nPer worker (not per SA): key caches of expanded keys (AES-GCM VAES, ipsec-mb CBC/NULL + HMAC), {entries} entries each = {bytes} B ({} B per entry index).\n",
-        bytes / entries.max(1)
+        "\nPer worker (not per SA): key caches of expanded keys (AES-GCM VAES, ipsec-mb CBC/NULL + HMAC), one set each at start = {bytes} B; grown to {entries} entries when a third SA of their kind needs one: AES-GCM-only worker {} B, AES-GCM and AES-CBC worker {} B.\n",
+        gcm_only.0 + gcm_only.1,
+        mixed.0 + mixed.1,
     );
     md
+}
+
+/// A fresh worker thread's key-cache bytes (AES-GCM, CBC) after three SAs
+/// of each of `suites` sealed one packet each and one poll loop ran.
+fn worker_key_cache_bytes(suites: Vec<Suite>) -> (usize, usize) {
+    std::thread::spawn(move || {
+        dataplane::crypto::warm_thread();
+        let sas: Vec<Sa> = suites
+            .iter()
+            .flat_map(|&s| (0..3).map(move |i| (s, i)))
+            .map(|(s, i)| {
+                Sa::new(
+                    params_dir(0x7000 + i, s, 64, Direction::Outbound),
+                    Backend::Auto,
+                )
+            })
+            .collect::<Result<_, _>>()
+            .expect("SA");
+        for sa in &sas {
+            let c = sa.cipher();
+            let mut p = vec![0u8; 8 + c.iv_len() + 64 + c.icv_len()];
+            c.seal(&mut [dataplane::crypto::SealJob {
+                esp: &mut p,
+                seq: 1,
+            }]);
+        }
+        dataplane::crypto::poll_key_caches();
+        dataplane::crypto::key_cache_bytes()
+    })
+    .join()
+    .unwrap()
 }
 
 fn main() {

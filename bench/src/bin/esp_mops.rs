@@ -43,7 +43,11 @@
 //! cache hits and misses over the timed trials (`cache hits H misses M`).
 //! Many SAs cost cache misses in the CPU caches (the old layout: 13 lines
 //! of expanded keys per AES-GCM SA) and, past the key cache's entries, key
-//! expansions (the new layout).
+//! expansions (the new layout). `--cache-entries N` sets the key caches'
+//! entries (`[dataplane] key_cache_entries`; default 4096). `--ids
+//! scattered`: between two of the K SAs, 0-7 others (a fixed pseudo-random
+//! sequence) are built and dropped, so the K transform ids are spread as
+//! after SAs came and went (rekeys), not consecutive.
 //!
 //! Time is the thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`; the machine is
 //! shared) and wall clock; each figure is the best of `--trials` runs.
@@ -98,6 +102,8 @@ struct Args {
     backend: Backend,
     sas: usize,
     per_packet: bool,
+    scatter: bool,
+    cache_entries: Option<usize>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -111,6 +117,8 @@ fn parse() -> Result<Args, String> {
         backend: Backend::Auto,
         sas: 1,
         per_packet: false,
+        scatter: false,
+        cache_entries: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -133,6 +141,8 @@ fn parse() -> Result<Args, String> {
             "--trials" => a.trials = num(&val)?.max(1) as usize,
             "--sas" => a.sas = num(&val)?.clamp(1, 1 << 20) as usize,
             "--spread" if val == "packet" || val == "burst" => a.per_packet = val == "packet",
+            "--ids" if val == "scattered" || val == "sequential" => a.scatter = val == "scattered",
+            "--cache-entries" => a.cache_entries = Some(num(&val)? as usize),
             "--backend" => {
                 a.backend = serde_json::from_str(&format!("\"{val}\""))
                     .map_err(|_| format!("--backend {val}: unknown backend"))?
@@ -317,10 +327,12 @@ impl Bench {
     }
 }
 
-/// This thread's key-cache (hits, misses) so far, where the build has one.
+/// This thread's key-cache (hits, misses) so far, over both caches (AES-GCM
+/// on the VAES kernel, ipsec-mb AES-CBC / NULL + HMAC).
 fn cache_stats() -> Option<(u64, u64)> {
-    let (s, _) = dataplane::crypto::mb::gcm_cache_stats();
-    Some((s.hits, s.misses))
+    let (g, _) = dataplane::crypto::mb::gcm_cache_stats();
+    let (c, _) = dataplane::crypto::ipsecmb::cbc_cache_stats();
+    Some((g.hits + c.hits, g.misses + c.misses))
 }
 
 /// `--sas K`: K outbound SAs, packets spread over them.
@@ -338,12 +350,27 @@ impl Many {
         size: usize,
         k: usize,
         per_packet: bool,
+        scatter: bool,
         backend: Backend,
     ) -> Result<Many, String> {
-        let sas = (0..k)
-            .map(|_| Sa::new(params(suite, Direction::Outbound), backend))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("outbound SA: {e}"))?;
+        let new_sa = || {
+            Sa::new(params(suite, Direction::Outbound), backend)
+                .map_err(|e| format!("outbound SA: {e}"))
+        };
+        // xorshift64: the same gaps in every build and run.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut sas = Vec::with_capacity(k);
+        for _ in 0..k {
+            if scatter {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                for _ in 0..x % 8 {
+                    drop(new_sa()?);
+                }
+            }
+            sas.push(new_sa()?);
+        }
         Ok(Many {
             sas,
             pkt: inner(size),
@@ -401,11 +428,25 @@ impl Many {
 
 fn run_many(args: &Args, suite: Suite) -> Result<(), String> {
     for &size in &args.sizes {
-        let mut m = Many::new(suite, size, args.sas, args.per_packet, args.backend)?;
+        let mut m = Many::new(
+            suite,
+            size,
+            args.sas,
+            args.per_packet,
+            args.scatter,
+            args.backend,
+        )?;
+        // The SAs dropped by `--ids scattered` leave the cache at the sweep.
+        dataplane::crypto::poll_key_caches();
         let bursts = args.ops.div_ceil(BURST as u64);
         // Warm-up: every SA used at least once.
         let warm = (bursts / 20).max(args.sas as u64 / if args.per_packet { 32 } else { 1 } + 1);
-        m.encap(warm)?;
+        // What a worker does once per poll loop (the second time through,
+        // the key cache has its full size if the SAs need it).
+        for _ in 0..2 {
+            m.encap(warm)?;
+            dataplane::crypto::poll_key_caches();
+        }
         let before = cache_stats();
         let mut best = Trial {
             wall: 0.0,
@@ -423,7 +464,7 @@ fn run_many(args: &Args, suite: Suite) -> Result<(), String> {
             _ => String::new(),
         };
         println!(
-            "esp encap {} {size}B: {:.3} Mops (by CPU time {:.3} Mops; buffer reset included {:.3} Mops) backend {} sas {} spread {}{cache}",
+            "esp encap {} {size}B: {:.3} Mops (by CPU time {:.3} Mops; buffer reset included {:.3} Mops) backend {} sas {} spread {}{}{cache}",
             args.suite,
             best.wall,
             best.cpu,
@@ -431,6 +472,7 @@ fn run_many(args: &Args, suite: Suite) -> Result<(), String> {
             m.sas[0].backend(),
             args.sas,
             if args.per_packet { "packet" } else { "burst" },
+            if args.scatter { " ids scattered" } else { "" },
         );
     }
     Ok(())
@@ -446,6 +488,9 @@ fn trial(bursts: u64, full: (f64, f64), reset_cpu: f64) -> Trial {
 }
 
 fn run(args: &Args) -> Result<(), String> {
+    if let Some(n) = args.cache_entries {
+        dataplane::crypto::key_cache::set_entries(n);
+    }
     let suite =
         suite_by_name(&args.suite).ok_or_else(|| format!("unknown suite {}", args.suite))?;
     if args.sas > 1 {
@@ -468,6 +513,9 @@ fn run(args: &Args) -> Result<(), String> {
             "open" => b.open(warm)?,
             _ => b.decap(warm)?,
         };
+        // What a worker does once per poll loop (the key caches get their
+        // full size as a worker's would with this many SAs).
+        dataplane::crypto::poll_key_caches();
         let mut best = Trial {
             wall: 0.0,
             cpu: 0.0,
@@ -479,6 +527,7 @@ fn run(args: &Args) -> Result<(), String> {
                 b.out = Sa::new(params(suite, Direction::Outbound), args.backend)
                     .map_err(|e| format!("outbound SA: {e}"))?;
             }
+            dataplane::crypto::poll_key_caches();
             let t = match args.op.as_str() {
                 "encap" => b.encap(bursts)?,
                 "open" => b.open(bursts)?,

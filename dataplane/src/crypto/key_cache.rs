@@ -8,20 +8,39 @@
 //! AES-GCM kernel; AES schedules, HMAC states and the IV key's schedule:
 //! 832 bytes for the ipsec-mb CBC/NULL + HMAC transforms) lives in a
 //! [`KeyCache`] per entry type that each packet thread owns:
-//! direct-mapped on the id (sequential ids fill it without collisions),
-//! a power-of-two number of 64-byte aligned entries, allocated once when the
-//! thread starts (`crypto::warm_thread`), never per packet.
+//! two-way set-associative on the id (sequential ids fill it without
+//! collisions), a power-of-two number of 64-byte aligned entries, plus one
+//! spare entry for the misses a set does not take (the replacement is
+//! described at `KeyCache::place`: two SAs of a set that carry traffic keep
+//! their entries, and traffic spread over more SAs than entries degrades
+//! gradually instead of missing on every burst).
 //!
-//! Per burst (one SA's group of packets), the transform makes one tag
-//! compare; on a miss it wipes the entry and expands its key into it in
-//! place (no allocation), inside the burst's stack wipe (`mb::wipe`).
+//! Allocation: a thread's first cache of each kind has one set (two
+//! entries and the spare, about 2.5 KiB; `crypto::warm_thread` creates
+//! both, so no burst allocates). The first poll loop after a third SA of
+//! that kind needed an entry on this thread ([`KeyCache::poll`], through
+//! `crypto::poll_key_caches`) replaces it by the full cache (`entries()`,
+//! 3.25 MiB at the default 4096), so a worker that never carries an
+//! AES-GCM (or a CBC/NULL) SA, or at most two, never allocates that cache.
+//! The allocation is in the poll loop, between bursts, never in a burst
+//! (why there and not when an SA is installed: SAs are installed by the
+//! management thread into the SAD all workers share, and which worker an
+//! SA's traffic reaches is the NIC's choice; the poll loop is the worker's
+//! own, and it already sweeps the cache there).
+//!
+//! Per burst (one SA's group of packets), the transform compares the tags
+//! of the two ways of the id's set (one when the SA is in way 0) and marks
+//! the entry used (a store into the line it reads); on a miss it expands
+//! its key in place into the entry `KeyCache::place` picks (no
+//! allocation), inside the burst's stack wipe (`mb::wipe`).
 //!
 //! Key hygiene:
-//! - an entry is overwritten whole (every field, unused round keys zeroed)
-//!   when another SA's keys are expanded into it, and every entry is
-//!   zeroized when the cache drops (thread exit);
+//! - an entry (the spare too) is overwritten whole (every field, unused
+//!   round keys zeroed) when another SA's keys are expanded into it, and
+//!   every entry is zeroized when the cache drops (thread exit, and a
+//!   one-set cache replaced by the full one);
 //! - a dropped transform announces its id ([`retire`]) in a bounded ring;
-//!   each worker calls [`KeyCache::sweep`] (through `crypto::sweep_key_caches`)
+//!   each worker calls [`KeyCache::sweep`] (through `crypto::poll_key_caches`)
 //!   once per poll loop, and wipes the entries of retired ids: a removed SA's
 //!   expanded keys stay in an idle worker's cache for at most one poll loop
 //!   (if more SAs were retired than the ring holds since the last sweep, the
@@ -41,13 +60,15 @@ use zeroize::Zeroize;
 
 /// Default entries per cache and worker: 4096 (3.25 MiB per worker for
 /// each of the two caches: AES-GCM on the VAES kernel, ipsec-mb AES-CBC /
-/// NULL + HMAC). Up to this many SAs the old layout's expanded keys (832 B per SA
+/// NULL + HMAC; each allocated only once a worker needs it, see the module
+/// docs). Up to this many SAs the old layout's expanded keys (832 B per SA
 /// inside the SA) no longer fit a core's L2 either, so hits cost what the old
 /// layout's reads did; the cache saves memory per SA only past that count. A
 /// worker serving more SAs than this at once, with traffic spread over all of
 /// them, pays a key expansion per burst on a miss (0.28-0.62x the old layout
-/// when every packet of a burst is on another SA: `bench/results/sad.md`,
-/// kc13): raise `key_cache_entries` there.
+/// for AES-GCM when every packet of a burst is on another SA, less for
+/// CBC: `bench/results/sad.md`, kc13 and kc14): raise `key_cache_entries`
+/// there.
 pub const DEFAULT_ENTRIES: usize = 4096;
 /// Fewest entries a cache has.
 pub const MIN_ENTRIES: usize = 16;
@@ -100,66 +121,110 @@ pub fn entries() -> usize {
     ENTRIES.load(Ordering::Relaxed)
 }
 
-/// An entry of a cache: expanded keys with the id of the transform they
-/// belong to (0: empty). `zeroize` must set the tag to 0.
+/// An entry of a cache: expanded keys with the tag the cache gives them
+/// (the id of the transform they belong to, and the cache's reference bit;
+/// 0: empty). `zeroize` must set the tag to 0.
 pub(crate) trait CacheSlot: Zeroize {
     /// An empty (all-zero) entry.
     fn blank() -> Self;
-    /// The id of the transform whose keys the entry holds.
+    /// The entry's tag.
     fn tag(&self) -> u64;
-    /// Marks the entry as holding `id`'s keys.
-    fn set_tag(&mut self, id: u64);
+    /// Sets the entry's tag.
+    fn set_tag(&mut self, tag: u64);
     /// True if every byte is zero.
     #[cfg(test)]
     fn is_zero(&self) -> bool;
 }
 
-/// Hits and misses of one cache.
+/// The tag bit that marks an entry used since its set's last bypass (ids
+/// stay far below it: one per SA ever built).
+const REF: u64 = 1 << 63;
+
+/// Hits, misses and wipes of one cache.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
     /// Bursts whose SA's keys were in the cache.
     pub hits: u64,
-    /// Bursts that expanded their SA's keys into the cache.
+    /// Bursts that expanded their SA's keys (into the cache or its spare).
     pub misses: u64,
     /// Entries wiped because their SA was removed.
     pub wiped: u64,
+    /// Misses that overwrote another SA's entry.
+    pub evicted: u64,
+    /// Misses whose set kept both its entries (both used since the set's
+    /// last bypass): the keys went to the spare entry.
+    pub bypassed: u64,
 }
 
-/// A direct-mapped cache of expanded keys (see the module docs).
+/// A two-way set-associative cache of expanded keys (see the module docs).
 pub(crate) struct KeyCache<E: CacheSlot> {
-    slots: Box<[E]>,
-    mask: u64,
+    /// `ways[w][s]` is way `w` of set `s`; `id`'s keys are in one of the
+    /// ways of set `id & set_mask`. Way 0 of consecutive sets is contiguous:
+    /// up to `entries / 2` sequential ids use it as densely as a
+    /// direct-mapped cache.
+    ways: [Box<[E]>; 2],
+    set_mask: u64,
+    /// The entry a bypassing miss expands into.
+    spare: Box<E>,
     /// `RETIRED_HEAD` at the last sweep.
     seen: u64,
     stats: CacheStats,
+    /// False for a thread's first, one-set cache ([`KeyCache::small`]).
+    full: bool,
+    /// A miss found no empty way (the one-set cache is too small).
+    outgrown: bool,
 }
 
 impl<E: CacheSlot> KeyCache<E> {
-    /// A cache of `round_entries(n)` empty entries.
+    /// A cache of `round_entries(n)` empty entries (`n / 2` sets).
     pub(crate) fn new(n: usize) -> Self {
-        let n = round_entries(n);
-        let slots: Box<[E]> = (0..n).map(|_| E::blank()).collect();
+        Self::with_sets(round_entries(n) / 2, true)
+    }
+
+    /// A thread's first cache: one set (two entries) and the spare,
+    /// replaced by a full cache at the first [`KeyCache::poll`] after a
+    /// third SA needed it.
+    pub(crate) fn small() -> Self {
+        Self::with_sets(1, false)
+    }
+
+    fn with_sets(sets: usize, full: bool) -> Self {
         KeyCache {
-            slots,
-            mask: n as u64 - 1,
+            ways: [0, 1].map(|_| (0..sets).map(|_| E::blank()).collect()),
+            set_mask: sets as u64 - 1,
+            spare: Box::new(E::blank()),
             seen: RETIRED_HEAD.load(Ordering::Acquire),
             stats: CacheStats::default(),
+            full,
+            outgrown: false,
         }
     }
 
-    /// Number of entries.
+    /// Number of entries (the spare not counted).
     pub(crate) fn len(&self) -> usize {
-        self.slots.len()
+        2 * self.ways[0].len()
     }
 
-    /// Bytes of the entries.
+    /// Bytes of the entries, the spare included.
     pub(crate) fn bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.slots)
+        2 * std::mem::size_of_val(&*self.ways[0]) + std::mem::size_of::<E>()
     }
 
     /// Hits, misses and sweeps so far.
     pub(crate) fn stats(&self) -> CacheStats {
         self.stats
+    }
+
+    /// The way of set `s` that holds `id`'s keys.
+    #[inline(always)]
+    fn way_of(&self, s: usize, id: u64) -> Option<usize> {
+        if self.ways[0][s].tag() & !REF == id {
+            Some(0)
+        } else if self.ways[1][s].tag() & !REF == id {
+            Some(1)
+        } else {
+            None
+        }
     }
 
     /// The entry of transform `id`: on a miss, `fill` expands the keys into
@@ -169,13 +234,20 @@ impl<E: CacheSlot> KeyCache<E> {
     /// for no byte that survives the fill).
     #[inline(always)]
     pub(crate) fn get(&mut self, id: u64, fill: impl FnOnce(&mut E)) -> &E {
-        let e = &mut self.slots[(id & self.mask) as usize];
-        if e.tag() == id {
+        let s = (id & self.set_mask) as usize;
+        if let Some(w) = self.way_of(s, id) {
             self.stats.hits += 1;
-        } else {
-            self.stats.misses += 1;
+            let e = &mut self.ways[w][s];
+            // A store only when the mark was cleared (by a bypass).
+            if e.tag() & REF == 0 {
+                e.set_tag(id | REF);
+            }
+            return e;
+        }
+        let (e, tag) = self.place(s, id);
+        if tag != 0 {
             fill(e);
-            e.set_tag(id);
+            e.set_tag(tag);
         }
         e
     }
@@ -185,36 +257,127 @@ impl<E: CacheSlot> KeyCache<E> {
     /// returned, so no burst ever runs on a half-filled entry.
     #[inline(always)]
     pub(crate) fn try_get(&mut self, id: u64, fill: impl FnOnce(&mut E) -> bool) -> Option<&E> {
-        let e = &mut self.slots[(id & self.mask) as usize];
-        if e.tag() == id {
+        let s = (id & self.set_mask) as usize;
+        if let Some(w) = self.way_of(s, id) {
             self.stats.hits += 1;
-        } else {
-            self.stats.misses += 1;
+            let e = &mut self.ways[w][s];
+            if e.tag() & REF == 0 {
+                e.set_tag(id | REF);
+            }
+            return Some(e);
+        }
+        let (e, tag) = self.place(s, id);
+        if tag != 0 {
             if !fill(e) {
                 e.zeroize();
                 return None;
             }
-            e.set_tag(id);
+            e.set_tag(tag);
         }
         Some(e)
     }
 
-    /// True if the cache holds `id`'s keys.
+    /// Where `id`, not in its set `s`, goes: the entry and the tag to give
+    /// it once filled, or (tag 0) the spare that already holds `id`'s keys.
+    ///
+    /// The victim is an empty way, else a way not used since the set's
+    /// last bypass (way 1 first); a new entry counts as used. If both
+    /// were used, the set keeps them, forgets that they were, and the
+    /// burst runs on the spare entry: two SAs that share a set and carry
+    /// traffic keep their entries while a third passes through, and a
+    /// round-robin over three SAs of a set hits on two of them (a
+    /// direct-mapped cache or LRU would miss on every one).
+    #[cold]
+    #[inline(never)]
+    fn place(&mut self, s: usize, id: u64) -> (&mut E, u64) {
+        let [way0, way1] = &mut self.ways;
+        let set = [&mut way0[s], &mut way1[s]];
+        let (t0, t1) = (set[0].tag(), set[1].tag());
+        let w = if t0 == 0 {
+            0
+        } else if t1 == 0 || t1 & REF == 0 {
+            1
+        } else if t0 & REF == 0 {
+            0
+        } else {
+            set[0].set_tag(t0 & !REF);
+            set[1].set_tag(t1 & !REF);
+            self.outgrown = true;
+            if self.spare.tag() == id {
+                self.stats.hits += 1;
+                return (&mut self.spare, 0);
+            }
+            self.stats.misses += 1;
+            self.stats.bypassed += 1;
+            return (&mut self.spare, id);
+        };
+        self.stats.misses += 1;
+        if set[w].tag() != 0 {
+            self.stats.evicted += 1;
+            self.outgrown = true;
+        }
+        let [e0, e1] = set;
+        (if w == 0 { e0 } else { e1 }, id | REF)
+    }
+
+    /// Once per poll loop: [`KeyCache::sweep`], then, if this is a thread's
+    /// one-set cache and a third SA needed it, replaces it by a full cache
+    /// of [`entries`] entries (the one-set cache zeroized as it drops).
+    /// Returns the bytes allocated (0 but once per thread and cache).
+    #[inline]
+    pub(crate) fn poll(&mut self) -> usize {
+        self.sweep();
+        if self.outgrown && !self.full {
+            *self = KeyCache::new(entries());
+            return self.bytes();
+        }
+        0
+    }
+
+    /// True if the cache holds `id`'s keys (in a way or the spare).
     #[cfg(test)]
     pub(crate) fn holds(&self, id: u64) -> bool {
-        id != 0 && self.slots[(id & self.mask) as usize].tag() == id
+        self.entry(id).is_some()
     }
 
-    /// The entry `id` maps to.
+    /// The entry holding `id`'s keys.
     #[cfg(test)]
-    pub(crate) fn slot(&self, id: u64) -> &E {
-        &self.slots[(id & self.mask) as usize]
+    pub(crate) fn entry(&self, id: u64) -> Option<&E> {
+        if id == 0 {
+            return None;
+        }
+        let s = (id & self.set_mask) as usize;
+        match self.way_of(s, id) {
+            Some(w) => Some(&self.ways[w][s]),
+            None => (self.spare.tag() == id).then_some(&*self.spare),
+        }
     }
 
-    /// True if the entry `id` maps to is all zero.
+    /// Where `id`'s keys are: `(set, way)`, way 2 for the spare.
     #[cfg(test)]
-    pub(crate) fn slot_is_zero(&self, id: u64) -> bool {
-        self.slots[(id & self.mask) as usize].is_zero()
+    pub(crate) fn position(&self, id: u64) -> Option<(usize, usize)> {
+        let s = (id & self.set_mask) as usize;
+        match self.way_of(s, id) {
+            Some(w) => Some((s, w)),
+            None => (id != 0 && self.spare.tag() == id).then_some((s, 2)),
+        }
+    }
+
+    /// Entries (the spare included) with a non-zero byte.
+    #[cfg(test)]
+    pub(crate) fn nonzero_entries(&self) -> usize {
+        self.ways
+            .iter()
+            .flat_map(|w| w.iter())
+            .chain(std::iter::once(&*self.spare))
+            .filter(|e| !e.is_zero())
+            .count()
+    }
+
+    /// True if this is the full cache (not a thread's first, one-set one).
+    #[cfg(test)]
+    pub(crate) fn is_full(&self) -> bool {
+        self.full
     }
 
     /// Wipes the entries of the transforms retired since the last sweep
@@ -236,7 +399,12 @@ impl<E: CacheSlot> KeyCache<E> {
             wipe_all = RETIRED_HEAD.load(Ordering::Acquire) - self.seen > RING as u64;
         }
         if wipe_all {
-            for e in self.slots.iter_mut() {
+            let all = self
+                .ways
+                .iter_mut()
+                .flat_map(|w| w.iter_mut())
+                .chain(std::iter::once(&mut *self.spare));
+            for e in all {
                 if e.tag() != 0 {
                     e.zeroize();
                     self.stats.wiped += 1;
@@ -247,17 +415,27 @@ impl<E: CacheSlot> KeyCache<E> {
     }
 
     fn wipe(&mut self, id: u64) {
-        let e = &mut self.slots[(id & self.mask) as usize];
-        if id != 0 && e.tag() == id {
-            e.zeroize();
-            self.stats.wiped += 1;
+        if id == 0 {
+            return;
+        }
+        let s = (id & self.set_mask) as usize;
+        let [way0, way1] = &mut self.ways;
+        for e in [&mut way0[s], &mut way1[s], &mut *self.spare] {
+            if e.tag() & !REF == id {
+                e.zeroize();
+                self.stats.wiped += 1;
+            }
         }
     }
 }
 
 impl<E: CacheSlot> Drop for KeyCache<E> {
     fn drop(&mut self) {
-        self.slots.iter_mut().for_each(Zeroize::zeroize);
+        self.ways
+            .iter_mut()
+            .flat_map(|w| w.iter_mut())
+            .for_each(Zeroize::zeroize);
+        self.spare.zeroize();
     }
 }
 
@@ -312,23 +490,128 @@ mod tests {
         assert_eq!(round_entries(usize::MAX), MAX_ENTRIES);
     }
 
+    /// `n` fresh ids that share a set of a cache of `entries` entries.
+    fn colliding(entries: usize, n: usize) -> Vec<u64> {
+        let sets = (entries / 2) as u64;
+        let first = new_id();
+        let mut v = vec![first];
+        while v.len() < n {
+            let id = new_id();
+            if id % sets == first % sets {
+                v.push(id);
+            }
+        }
+        v
+    }
+
+    /// Looks `id` up, filling its entry with `id * 3`; true if it had to.
+    fn fills(c: &mut KeyCache<Slot>, id: u64) -> bool {
+        let mut filled = false;
+        let e = c.get(id, |e| {
+            e.key = id * 3;
+            filled = true;
+        });
+        assert_eq!(e.key, id * 3, "the keys of another id");
+        filled
+    }
+
     #[test]
-    fn misses_fill_hits_do_not_and_collisions_evict() {
+    fn misses_fill_hits_do_not_and_sequential_ids_fill_every_way() {
         let mut c = KeyCache::<Slot>::new(16);
+        assert_eq!(c.len(), 16);
         let ids: Vec<u64> = (0..16).map(|_| new_id()).collect();
         for &id in &ids {
-            assert_eq!(c.get(id, |e| e.key = id * 3).key, id * 3);
+            assert!(fills(&mut c, id));
         }
         for &id in &ids {
-            assert_eq!(c.get(id, |_| panic!("hit expected")).key, id * 3);
+            assert!(!fills(&mut c, id), "hit expected");
         }
-        assert_eq!(c.stats().hits, 16);
-        assert_eq!(c.stats().misses, 16);
-        // Same slot, other id: evicted, refilled with the new keys.
-        let other = ids[0] + 16;
-        assert_eq!(c.get(other, |e| e.key = 7).key, 7);
-        assert!(!c.holds(ids[0]));
-        assert!(c.holds(other));
+        let st = c.stats();
+        assert_eq!(
+            (st.hits, st.misses, st.evicted, st.bypassed),
+            (16, 16, 0, 0)
+        );
+        // Two ids per set, one in each way.
+        let mut ways: Vec<_> = ids.iter().map(|&id| c.position(id).unwrap()).collect();
+        ways.sort();
+        ways.dedup();
+        assert_eq!(ways.len(), 16);
+    }
+
+    #[test]
+    fn two_sas_of_a_set_keep_their_entries_while_a_third_passes() {
+        let mut c = KeyCache::<Slot>::new(16);
+        let v = colliding(16, 4);
+        let (a, b, x, y) = (v[0], v[1], v[2], v[3]);
+        assert!(fills(&mut c, a) && fills(&mut c, b));
+        // Both ways used: the third goes to the spare, the set keeps both.
+        assert!(fills(&mut c, x));
+        assert_eq!(c.position(x).map(|p| p.1), Some(2));
+        assert!(c.holds(a) && c.holds(b));
+        assert_eq!((c.stats().bypassed, c.stats().evicted), (1, 0));
+        // A round-robin over the three: the set's two hit, the third hits
+        // in the spare; nothing is expanded again.
+        for _ in 0..10 {
+            for id in [a, b, x] {
+                assert!(!fills(&mut c, id), "round-robin over 3 of a set refilled");
+            }
+        }
+        // The last bypass (the third's) left both unused since: a fourth
+        // takes way 1, the third stays in the spare.
+        assert!(fills(&mut c, y));
+        assert!(c.holds(a) && !c.holds(b) && c.holds(y));
+        assert_eq!(c.position(y).map(|p| p.1), Some(1));
+        assert!(!fills(&mut c, a) && !fills(&mut c, x));
+        assert_eq!((c.stats().bypassed, c.stats().evicted), (1, 1));
+    }
+
+    #[test]
+    fn an_idle_entry_gives_way_after_one_bypass() {
+        let mut c = KeyCache::<Slot>::new(16);
+        let v = colliding(16, 4);
+        let (a, b, x, y) = (v[0], v[1], v[2], v[3]);
+        fills(&mut c, a);
+        fills(&mut c, b);
+        // Traffic moves to x and y: the first miss bypasses, the next ones
+        // take the ways (way 1 first), then both hit.
+        assert!(fills(&mut c, x));
+        assert!(fills(&mut c, y));
+        assert!(fills(&mut c, x));
+        assert!(!c.holds(a) && !c.holds(b));
+        for _ in 0..3 {
+            assert!(!fills(&mut c, x) && !fills(&mut c, y));
+        }
+        assert_eq!((c.stats().bypassed, c.stats().evicted), (1, 2));
+    }
+
+    #[test]
+    fn a_small_cache_grows_at_the_poll_after_a_third_sa() {
+        let _g = ring_lock();
+        let mut c = KeyCache::<Slot>::small();
+        assert_eq!((c.len(), c.is_full()), (2, false));
+        let small = c.bytes();
+        assert_eq!(small, 3 * std::mem::size_of::<Slot>());
+        let v = colliding(2, 3);
+        fills(&mut c, v[0]);
+        fills(&mut c, v[1]);
+        // Two SAs fit: the poll keeps the one-set cache.
+        assert_eq!(c.poll(), 0);
+        assert!(!fills(&mut c, v[0]) && !fills(&mut c, v[1]));
+        assert_eq!(c.poll(), 0);
+        assert_eq!((c.len(), c.bytes()), (2, small));
+        // A third SA runs on the spare, then the next poll allocates.
+        assert!(fills(&mut c, v[2]));
+        assert_eq!(c.len(), 2);
+        let grown = c.poll();
+        assert_eq!(c.len(), entries());
+        assert_eq!(grown, c.bytes());
+        assert_eq!(grown, (entries() + 1) * std::mem::size_of::<Slot>());
+        assert!(c.is_full() && c.nonzero_entries() == 0);
+        // Once.
+        for id in colliding(16, 40) {
+            fills(&mut c, id);
+        }
+        assert_eq!(c.poll(), 0);
     }
 
     #[test]
@@ -339,12 +622,21 @@ mod tests {
         let b = new_id();
         c.get(a, |e| e.key = 1);
         c.get(b, |e| e.key = 2);
+        // A third of b's set, bypassing into the spare.
+        let v = colliding(64, 3);
+        for &id in &v {
+            c.get(id, |e| e.key = 3);
+        }
+        assert_eq!(c.position(v[2]).map(|p| p.1), Some(2));
+        assert_eq!(c.nonzero_entries(), 5);
         retire(a);
+        retire(v[2]);
         c.sweep();
-        assert!(!c.holds(a));
-        assert!(c.holds(b));
-        let e = &c.slots[(a & c.mask) as usize];
-        assert_eq!((e.tag, e.key), (0, 0));
+        assert!(!c.holds(a) && !c.holds(v[2]));
+        assert!(c.holds(b) && c.holds(v[0]) && c.holds(v[1]));
+        // Wiped: tag and key zero.
+        assert_eq!(c.nonzero_entries(), 3);
+        assert_eq!(c.stats().wiped, 2);
     }
 
     #[test]

@@ -65,6 +65,8 @@ mod hmac_wipe_tests;
 #[cfg(feature = "ipsec-mb")]
 pub mod ipsecmb;
 pub mod key_cache;
+#[cfg(all(test, target_arch = "x86_64"))]
+mod key_cache_steps;
 // The multi-buffer AES-GCM kernel's `#[target_feature]` calls and SIMD
 // loads: the documented exception to "unsafe only in io/, shm/ and ffi/".
 #[allow(unsafe_code)]
@@ -383,10 +385,11 @@ pub fn auto_order(suite: Suite) -> &'static [Backend] {
 
 /// Prepares the calling thread for the packet path: creates the per-thread
 /// state that some backends keep (intel-ipsec-mb's manager, the caches of
-/// expanded keys of [`key_cache`], sized by [`key_cache::set_entries`]), so
-/// that the thread's first burst does not allocate. Packet threads call it
-/// once when they start; calling it again is cheap. Returns the bytes of
-/// this thread's key caches.
+/// expanded keys of [`key_cache`] at their first size, one set each), so
+/// that the thread's bursts do not allocate. Packet threads call it once
+/// when they start; calling it again is cheap. Returns the bytes of this
+/// thread's key caches (each grows to [`key_cache::entries`] entries, in
+/// [`poll_key_caches`], once a worker needs it).
 pub fn warm_thread() -> usize {
     #[cfg(feature = "ipsec-mb")]
     if let Err(e) = ffi::ipsecmb::warm_thread() {
@@ -399,15 +402,31 @@ pub fn warm_thread() -> usize {
     mb::warm_gcm_cache() + cbc
 }
 
-/// Wipes, from this thread's key caches, the expanded keys of SAs removed
-/// since the last call. Packet threads call it once per poll loop (one
-/// atomic load when no SA was removed): a removed SA's keys do not stay in
-/// an idle worker's memory.
+/// Once per poll loop of a packet thread, between bursts: wipes, from this
+/// thread's key caches, the expanded keys of SAs removed since the last
+/// call (one atomic load per cache when no SA was removed: a removed SA's
+/// keys do not stay in an idle worker's memory), and gives a cache its
+/// full size ([`key_cache::entries`]) the first time a third SA of its
+/// kind needed an entry on this thread. Returns the bytes allocated (0
+/// but at most once per cache and thread).
 #[inline]
-pub fn sweep_key_caches() {
-    mb::sweep_gcm_cache();
+pub fn poll_key_caches() -> usize {
     #[cfg(feature = "ipsec-mb")]
-    ipsecmb::sweep_cbc_cache();
+    let cbc = ipsecmb::poll_cbc_cache();
+    #[cfg(not(feature = "ipsec-mb"))]
+    let cbc = 0;
+    mb::poll_gcm_cache() + cbc
+}
+
+/// Bytes of this thread's key caches now: (AES-GCM on the VAES kernel,
+/// ipsec-mb AES-CBC / NULL + HMAC); each is created (one set) if the
+/// thread had none.
+pub fn key_cache_bytes() -> (usize, usize) {
+    #[cfg(feature = "ipsec-mb")]
+    let cbc = ipsecmb::warm_cbc_cache();
+    #[cfg(not(feature = "ipsec-mb"))]
+    let cbc = 0;
+    (mb::warm_gcm_cache(), cbc)
 }
 
 /// Options of [`build_with`].

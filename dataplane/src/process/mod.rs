@@ -465,9 +465,9 @@ impl WorkerStart {
         }
         let cache = crate::crypto::warm_thread();
         tracing::info!(
-            "worker{i}: key cache {} entries, {} KiB",
+            "worker{i}: key caches {} KiB (one set each; {} entries once a third SA of their kind needs one)",
+            cache / 1024,
             crate::crypto::key_cache::entries(),
-            cache / 1024
         );
         if self.sched_fifo > 0 {
             if let Err(e) = crate::io::set_fifo_priority(self.sched_fifo) {

@@ -322,7 +322,15 @@ impl<B: PacketIo> Worker<B> {
         let mut pacer = crate::io::RtPacer::for_current_thread();
         while !self.shared.stop.load(Ordering::Relaxed) {
             let mut got = 0;
-            crate::crypto::sweep_key_caches();
+            let grown = crate::crypto::poll_key_caches();
+            if grown != 0 {
+                tracing::info!(
+                    "worker{}: key cache grown to {} entries ({} KiB more)",
+                    self.conf.index,
+                    crate::crypto::key_cache::entries(),
+                    grown / 1024
+                );
+            }
             if !self.pending.is_empty() {
                 self.service_pending();
             }

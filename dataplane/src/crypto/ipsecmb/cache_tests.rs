@@ -1,14 +1,16 @@
 //! The ipsec-mb AES-CBC + HMAC and NULL + HMAC transforms on the per-thread
 //! key cache (`CBC_KEYS`): the same bytes as RustCrypto for every suite
 //! (seal with one, open with the other) with more SAs than cache entries
-//! (evictions), both directions' transforms, an evicted entry that keeps
-//! nothing of the previous SA's keys, and a removed SA's entry wiped by the
-//! next sweep.
+//! (evictions), both directions' transforms; and the steps of
+//! `crypto::key_cache_steps` on this cache: an evicted entry that keeps
+//! nothing of the previous SA's keys, a removed SA's entry wiped by the
+//! next poll, the cache growing when a third SA needs it.
 
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
-use super::super::key_cache::{self, KeyCache};
+use super::super::key_cache::KeyCache;
+use super::super::key_cache_steps::{self as steps, Sa};
 use super::super::test_jobs::{open, seal};
 use super::super::{build_with, Backend, BuildOptions, Key};
 use super::*;
@@ -33,23 +35,15 @@ fn skip() -> bool {
     true
 }
 
-fn holds(id: u64) -> bool {
-    CBC_KEYS.with(|c| c.borrow().holds(id))
-}
-
-/// The entry `id` maps to, as bytes.
-fn slot_bytes(id: u64) -> Vec<u8> {
-    CBC_KEYS.with(|c| {
-        let c = c.borrow();
-        let e = c.slot(id);
-        let mut v = Vec::new();
-        v.extend(e.enc.0.iter().flatten());
-        v.extend(e.dec.0.iter().flatten());
-        v.extend(&e.ipad);
-        v.extend(&e.opad);
-        v.extend(e.iv.iter().flatten());
-        v
-    })
+/// An entry's key bytes (every field but the tag).
+fn entry_bytes(e: &CbcKeys) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend(e.enc.0.iter().flatten());
+    v.extend(e.dec.0.iter().flatten());
+    v.extend(&e.ipad);
+    v.extend(&e.opad);
+    v.extend(e.iv.iter().flatten());
+    v
 }
 
 const SUITES: [(EncrAlg, IntegAlg); 12] = [
@@ -67,7 +61,7 @@ const SUITES: [(EncrAlg, IntegAlg); 12] = [
     (EncrAlg::Null, IntegAlg::HmacSha512_256),
 ];
 
-struct Sa {
+struct TestSa {
     suite: Suite,
     enc: Vec<u8>,
     auth: Vec<u8>,
@@ -75,13 +69,13 @@ struct Sa {
     esn: bool,
 }
 
-fn random_sa(rng: &mut StdRng, i: usize) -> Sa {
+fn random_sa(rng: &mut StdRng, i: usize) -> TestSa {
     let (encr, integ) = SUITES[i % SUITES.len()];
     let mut enc = vec![0u8; encr.key_len()];
     rng.fill_bytes(&mut enc);
     let mut auth = vec![0u8; integ.key_len()];
     rng.fill_bytes(&mut auth);
-    Sa {
+    TestSa {
         suite: Suite { encr, integ },
         enc,
         auth,
@@ -90,11 +84,11 @@ fn random_sa(rng: &mut StdRng, i: usize) -> Sa {
     }
 }
 
-fn ours(sa: &Sa, dir: Option<Direction>) -> (Box<dyn EspCipher>, u64) {
+fn ours(sa: &TestSa, dir: Option<Direction>) -> Sa {
     build_id(sa.suite, &sa.enc, &sa.auth, sa.esn, &sa.iv_key, dir).expect("ipsec-mb")
 }
 
-fn rustcrypto(sa: &Sa) -> Box<dyn EspCipher> {
+fn rustcrypto(sa: &TestSa) -> Box<dyn EspCipher> {
     build_with(
         sa.suite,
         &Key::from_slice(&sa.enc),
@@ -132,7 +126,7 @@ fn cached_transforms_match_rustcrypto_with_evictions() {
     // 48 SAs (every suite four times) on 16 entries, used in an order
     // that evicts; each as one both-ways transform and as the outbound /
     // inbound pair an SA database installs.
-    let sas: Vec<Sa> = (0..48).map(|i| random_sa(&mut rng, i)).collect();
+    let sas: Vec<TestSa> = (0..48).map(|i| random_sa(&mut rng, i)).collect();
     let both: Vec<_> = sas.iter().map(|s| ours(s, None).0).collect();
     let out: Vec<_> = sas
         .iter()
@@ -210,33 +204,25 @@ fn ids_are_fresh_after_a_drop() {
     assert!(id_a != 0 && id_b > id_a);
 }
 
+/// One burst (one cache lookup) through `c`.
+fn one_burst(c: &dyn EspCipher) {
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut p = packets(&mut rng, c, 2);
+    seal(c, &mut p, 1);
+}
+
+/// SA `i` of the suites' cycle (every field's own random bytes).
+fn sa_of(i: usize) -> Sa {
+    let mut rng = StdRng::seed_from_u64(i as u64);
+    ours(&random_sa(&mut rng, i), None)
+}
+
 #[test]
-fn a_removed_sa_is_wiped_at_the_next_sweep() {
+fn a_removed_sa_is_wiped_at_the_next_poll() {
     if skip() {
         return;
     }
-    let _g = key_cache::TEST_RING
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    small_cache(64);
-    let mut rng = StdRng::seed_from_u64(7);
-    let (keep, id_keep) = ours(&random_sa(&mut rng, 5), None);
-    let (gone, id_gone) = ours(&random_sa(&mut rng, 7), None);
-    let mut p = packets(&mut rng, &*keep, 4);
-    seal(&*keep, &mut p, 1);
-    let mut p = packets(&mut rng, &*gone, 4);
-    seal(&*gone, &mut p, 1);
-    assert!(holds(id_keep) && holds(id_gone));
-    sweep_cbc_cache();
-    assert!(holds(id_keep) && holds(id_gone), "nothing removed yet");
-    drop(gone);
-    // Still there until the worker's next sweep (one poll loop) ...
-    assert!(holds(id_gone));
-    sweep_cbc_cache();
-    // ... then wiped: tag and keys zero.
-    assert!(!holds(id_gone));
-    assert!(holds(id_keep));
-    CBC_KEYS.with(|c| assert!(c.borrow().slot_is_zero(id_gone)));
+    steps::a_removed_sa_is_wiped_at_the_next_poll(&CBC_KEYS, |i| sa_of(5 + 2 * i), one_burst);
 }
 
 #[test]
@@ -244,36 +230,35 @@ fn an_evicted_entry_keeps_nothing_of_the_previous_key() {
     if skip() {
         return;
     }
-    small_cache(16);
-    let mut rng = StdRng::seed_from_u64(9);
     // AES-256 + HMAC-SHA-512 both ways (every field in use), then NULL +
     // HMAC-SHA-1 on the same entry (the fewest bytes in use).
-    let (big, id_big) = ours(&random_sa(&mut rng, 7), None);
-    let mut small = None;
-    for _ in 0..16 {
-        let (c, id) = ours(&random_sa(&mut rng, 8), None);
-        if id % 16 == id_big % 16 {
-            small = Some((c, id));
-            break;
-        }
+    steps::an_overwritten_entry_keeps_nothing(
+        &CBC_KEYS,
+        || sa_of(7),
+        || sa_of(8),
+        one_burst,
+        entry_bytes,
+        |e, old| {
+            let new = entry_bytes(e);
+            // Only the SHA-1 states remain (20 bytes each); nothing else is
+            // set, and no 16 bytes of the old entry survive anywhere in it.
+            let (aes, rest) = new.split_at(2 * 240);
+            assert!(aes.iter().all(|&b| b == 0), "AES schedules left");
+            let (pads, iv) = rest.split_at(128);
+            assert!(pads[20..64].iter().all(|&b| b == 0));
+            assert!(pads[84..].iter().all(|&b| b == 0));
+            assert!(iv.iter().all(|&b| b == 0), "IV schedule left");
+            for w in old.chunks(16).filter(|w| w.iter().any(|&b| b != 0)) {
+                assert!(!new.windows(16).any(|x| x == w), "old key bytes left");
+            }
+        },
+    );
+}
+
+#[test]
+fn the_cache_grows_when_a_third_sa_needs_it() {
+    if skip() {
+        return;
     }
-    let (small, id_small) = small.expect("an id on the same entry within 16");
-    let mut p = packets(&mut rng, &*big, 2);
-    seal(&*big, &mut p, 1);
-    let old = slot_bytes(id_big);
-    let mut p = packets(&mut rng, &*small, 2);
-    seal(&*small, &mut p, 1);
-    assert!(!holds(id_big) && holds(id_small));
-    let new = slot_bytes(id_small);
-    // Only the SHA-1 states remain (20 bytes each); nothing else is set,
-    // and no 16 bytes of the old entry survive anywhere in it.
-    let (aes, rest) = new.split_at(2 * 240);
-    assert!(aes.iter().all(|&b| b == 0), "AES schedules left");
-    let (pads, iv) = rest.split_at(128);
-    assert!(pads[20..64].iter().all(|&b| b == 0));
-    assert!(pads[84..].iter().all(|&b| b == 0));
-    assert!(iv.iter().all(|&b| b == 0), "IV schedule left");
-    for w in old.chunks(16).filter(|w| w.iter().any(|&b| b != 0)) {
-        assert!(!new.windows(16).any(|x| x == w), "old key bytes left");
-    }
+    steps::grows_when_a_third_sa_needs_it(&CBC_KEYS, sa_of, one_burst, |(_, cbc)| cbc);
 }

@@ -84,29 +84,29 @@ impl CacheSlot for CbcKeys {
 }
 
 thread_local! {
-    /// This thread's cache of expanded ipsec-mb CBC/NULL + HMAC keys
-    /// (allocated by `crypto::warm_thread` when a worker starts, else on
-    /// first use).
-    pub(super) static CBC_KEYS: RefCell<KeyCache<CbcKeys>> =
-        RefCell::new(KeyCache::new(key_cache::entries()));
+    /// This thread's cache of expanded ipsec-mb CBC/NULL + HMAC keys: one
+    /// set at first (created by `crypto::warm_thread` when a worker starts,
+    /// else on first use), the full cache from the poll loop after a third
+    /// SA needed it (`poll_cbc_cache`).
+    pub(super) static CBC_KEYS: RefCell<KeyCache<CbcKeys>> = RefCell::new(KeyCache::small());
 }
 
-/// Allocates this thread's CBC/NULL + HMAC key cache and returns its size
-/// in bytes.
+/// Creates this thread's (one-set) CBC/NULL + HMAC key cache and returns
+/// its size in bytes.
 pub(crate) fn warm_cbc_cache() -> usize {
     CBC_KEYS.with(|c| c.borrow().bytes())
 }
 
-/// Wipes the entries of removed SAs from this thread's CBC/NULL + HMAC key
-/// cache (once per poll loop; one atomic load when no SA was removed).
+/// Once per poll loop: wipes the entries of removed SAs from this thread's
+/// CBC/NULL + HMAC key cache (one atomic load when no SA was removed) and
+/// gives it its full size once a third SA needed it; the bytes allocated
+/// (0 but once).
 #[inline]
-pub(crate) fn sweep_cbc_cache() {
+pub(crate) fn poll_cbc_cache() -> usize {
     // Threads that never used the cache do not create one here.
-    let _ = CBC_KEYS.try_with(|c| {
-        if let Ok(mut c) = c.try_borrow_mut() {
-            c.sweep();
-        }
-    });
+    CBC_KEYS
+        .try_with(|c| c.try_borrow_mut().map_or(0, |mut c| c.poll()))
+        .unwrap_or(0)
 }
 
 /// Hits, misses and wipes of this thread's CBC/NULL + HMAC key cache, and

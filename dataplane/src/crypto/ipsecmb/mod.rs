@@ -68,7 +68,7 @@ use cbc_hmac::*;
 use cbc_onepass::*;
 pub use key_slot::cbc_cache_stats;
 use key_slot::*;
-pub(crate) use key_slot::{sweep_cbc_cache, warm_cbc_cache};
+pub(crate) use key_slot::{poll_cbc_cache, warm_cbc_cache};
 use mac::*;
 use null_hmac::*;
 use raw::*;

@@ -1,15 +1,18 @@
 //! The AES-GCM transform on the per-thread key cache (`GCM_KEYS`): the
 //! same bytes as RustCrypto's AES-GCM (seal with one, open with the other)
-//! with more SAs than cache entries (evictions), fresh ids after a drop,
-//! and a removed SA's expanded keys wiped by the next sweep.
+//! with more SAs than cache entries (evictions), fresh ids after a drop;
+//! and the steps of `crypto::key_cache_steps` on this cache: a removed
+//! SA's expanded keys wiped by the next poll, an overwritten entry, the
+//! cache growing when a third SA needs it.
 
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
-use super::super::key_cache::{self, KeyCache};
+use super::super::key_cache::KeyCache;
+use super::super::key_cache_steps::{self as steps, Sa};
 use super::super::test_jobs::{open, seal};
 use super::super::{build, Backend, EncrAlg, EspCipher, IntegAlg, Key, Suite};
-use super::{build_gcm, build_gcm_id, supported, sweep_gcm_cache, GCM_KEYS};
+use super::{build_gcm, build_gcm_id, supported, GCM_KEYS};
 
 /// Gives this thread a cache of `n` entries (the default is larger than
 /// what the tests want to overflow).
@@ -29,10 +32,6 @@ fn skip() -> bool {
         "no AVX-512/VAES on this CPU: the GCM transform is not the cached one",
     );
     true
-}
-
-fn holds(id: u64) -> bool {
-    GCM_KEYS.with(|c| c.borrow().holds(id))
 }
 
 fn suite(encr: EncrAlg) -> Suite {
@@ -136,32 +135,26 @@ fn ids_are_fresh_after_a_drop() {
     assert!(id_b > id_a);
 }
 
+fn gcm_sa(key: &[u8]) -> Sa {
+    build_gcm_id(&Key::from_slice(key), false).expect("kernel")
+}
+
+/// One burst (one cache lookup) through `c`.
+fn one_burst(c: &dyn EspCipher) {
+    let mut rng = StdRng::seed_from_u64(7);
+    seal(c, &mut packets(&mut rng, 2), 1);
+}
+
 #[test]
-fn a_removed_sa_is_wiped_at_the_next_sweep() {
+fn a_removed_sa_is_wiped_at_the_next_poll() {
     if skip() {
         return;
     }
-    let _g = key_cache::TEST_RING
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    small_cache(64);
-    let mut rng = StdRng::seed_from_u64(7);
-    let (keep, id_keep) = build_gcm_id(&Key::from_slice(&[2u8; 36]), false).expect("kernel");
-    let (gone, id_gone) = build_gcm_id(&Key::from_slice(&[3u8; 20]), false).expect("kernel");
-    let mut p = packets(&mut rng, 4);
-    seal(&*keep, &mut p, 1);
-    seal(&*gone, &mut p, 1);
-    assert!(holds(id_keep) && holds(id_gone));
-    sweep_gcm_cache();
-    assert!(holds(id_keep) && holds(id_gone), "nothing removed yet");
-    drop(gone);
-    // Still there until the worker's next sweep (one poll loop) ...
-    assert!(holds(id_gone));
-    sweep_gcm_cache();
-    // ... then wiped: tag and keys zero.
-    assert!(!holds(id_gone));
-    assert!(holds(id_keep));
-    GCM_KEYS.with(|c| assert!(c.borrow().slot_is_zero(id_gone)));
+    steps::a_removed_sa_is_wiped_at_the_next_poll(
+        &GCM_KEYS,
+        |i| gcm_sa(if i == 0 { &[2u8; 36] } else { &[3u8; 20] }),
+        one_burst,
+    );
 }
 
 #[test]
@@ -169,30 +162,30 @@ fn an_evicted_entry_keeps_nothing_of_the_previous_key() {
     if skip() {
         return;
     }
-    small_cache(16);
-    let mut rng = StdRng::seed_from_u64(9);
-    // An AES-256 SA, then an AES-128 SA on the same entry.
-    let (big, id_big) = build_gcm_id(&Key::from_slice(&[4u8; 36]), false).expect("kernel");
-    let mut small = None;
-    for _ in 0..16 {
-        let (c, id) = build_gcm_id(&Key::from_slice(&[5u8; 20]), false).expect("kernel");
-        if id % 16 == id_big % 16 {
-            small = Some((c, id));
-            break;
-        }
-    }
-    let (small, id_small) = small.expect("an id on the same entry within 16");
-    let mut p = packets(&mut rng, 2);
-    seal(&*big, &mut p, 1);
-    assert_eq!(
-        GCM_KEYS.with(|c| c.borrow().slot(id_big).rounds_and_clean_tail()),
-        (14, true)
+    // An AES-256 SA, then an AES-128 SA on the same entry: AES-256's round
+    // keys 11..=14 are gone, not left past AES-128's.
+    steps::an_overwritten_entry_keeps_nothing(
+        &GCM_KEYS,
+        || gcm_sa(&[4u8; 36]),
+        || gcm_sa(&[5u8; 20]),
+        one_burst,
+        |e| e.rounds_and_clean_tail(),
+        |e, old| {
+            assert_eq!(*old, (14, true));
+            assert_eq!(e.rounds_and_clean_tail(), (10, true));
+        },
     );
-    seal(&*small, &mut p, 1);
-    assert!(!holds(id_big) && holds(id_small));
-    // AES-256's round keys 11..=14 are gone, not left past AES-128's.
-    assert_eq!(
-        GCM_KEYS.with(|c| c.borrow().slot(id_small).rounds_and_clean_tail()),
-        (10, true)
+}
+
+#[test]
+fn the_cache_grows_when_a_third_sa_needs_it() {
+    if skip() {
+        return;
+    }
+    steps::grows_when_a_third_sa_needs_it(
+        &GCM_KEYS,
+        |i| gcm_sa(&[i as u8 + 1; 20]),
+        one_burst,
+        |(gcm, _)| gcm,
     );
 }

@@ -291,14 +291,15 @@ impl key_cache::CacheSlot for vaes512::Keys {
 
 #[cfg(target_arch = "x86_64")]
 thread_local! {
-    /// This thread's cache of expanded AES-GCM keys (allocated by
-    /// `crypto::warm_thread` when a worker starts, else on first use).
-    static GCM_KEYS: RefCell<KeyCache<vaes512::Keys>> =
-        RefCell::new(KeyCache::new(key_cache::entries()));
+    /// This thread's cache of expanded AES-GCM keys: one set at first
+    /// (created by `crypto::warm_thread` when a worker starts, else on first
+    /// use), the full cache from the poll loop after a third SA needed it
+    /// (`poll_gcm_cache`).
+    static GCM_KEYS: RefCell<KeyCache<vaes512::Keys>> = RefCell::new(KeyCache::small());
 }
 
-/// Allocates this thread's AES-GCM key cache (if the CPU runs the kernel)
-/// and returns its size in bytes.
+/// Creates this thread's (one-set) AES-GCM key cache (if the CPU runs the
+/// kernel) and returns its size in bytes.
 pub(crate) fn warm_gcm_cache() -> usize {
     #[cfg(target_arch = "x86_64")]
     if supported() {
@@ -307,19 +308,21 @@ pub(crate) fn warm_gcm_cache() -> usize {
     0
 }
 
-/// Wipes the entries of removed SAs from this thread's AES-GCM key cache
-/// (once per poll loop; one atomic load when no SA was removed).
+/// Once per poll loop: wipes the entries of removed SAs from this thread's
+/// AES-GCM key cache (one atomic load when no SA was removed) and gives it
+/// its full size once a third SA needed it; the bytes allocated (0 but
+/// once).
 #[inline]
-pub(crate) fn sweep_gcm_cache() {
+pub(crate) fn poll_gcm_cache() -> usize {
     #[cfg(target_arch = "x86_64")]
     {
         // Threads that never used the cache do not create one here.
-        let _ = GCM_KEYS.try_with(|c| {
-            if let Ok(mut c) = c.try_borrow_mut() {
-                c.sweep();
-            }
-        });
+        GCM_KEYS
+            .try_with(|c| c.try_borrow_mut().map_or(0, |mut c| c.poll()))
+            .unwrap_or(0)
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    0
 }
 
 /// Hits, misses and wipes of this thread's AES-GCM key cache, and its
