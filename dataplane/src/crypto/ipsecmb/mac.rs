@@ -45,7 +45,9 @@ impl WideMac for NoWide {
 /// the AES key at 0..32 (16 or 32 bytes used; none for NULL), the IV key at
 /// 32..48 (outbound AES-CBC only), the HMAC key at 48.. (RFC 4868 length:
 /// 20 / 32 / 48 / 64 bytes).
-pub(super) trait KeyBytes: AsRef<[u8]> + AsMut<[u8]> + Zeroize + Send + Sync + 'static {
+pub(super) trait KeyBytes:
+    AsRef<[u8]> + AsMut<[u8]> + Zeroize + Send + Sync + 'static
+{
     /// All zero.
     const ZERO: Self;
 }

@@ -231,7 +231,9 @@ fn build_id(
             // library for the others.
             match h {
                 imb::HashAlg::Sha1 => mac_esp::<Sha1>(suite, enc, auth, esn, iv_key, keep, arch),
-                imb::HashAlg::Sha256 => mac_esp::<Sha256>(suite, enc, auth, esn, iv_key, keep, arch),
+                imb::HashAlg::Sha256 => {
+                    mac_esp::<Sha256>(suite, enc, auth, esn, iv_key, keep, arch)
+                }
                 imb::HashAlg::Sha384 => {
                     mac_esp::<NoSmall<6>>(suite, enc, auth, esn, iv_key, keep, arch)
                 }
