@@ -304,10 +304,6 @@ impl<H: SmallMac> HmacKeyState<H> {
     }
 }
 
-/// A value on a cache-line boundary.
-#[repr(C, align(64))]
-struct Lines<T>(T);
-
 /// Up to four messages: the inner hash block by block across them (the
 /// four-lane kernel while all four have blocks left, one-message
 /// compressions for the rest), then the outer hash. The chaining states
@@ -316,16 +312,9 @@ struct Lines<T>(T);
 fn mac_group<H: SmallMac>(ni: ShaNi, ipad: &H::State, opad: &H::State, jobs: &mut [SmallJob<'_>]) {
     {
         let n = jobs.len();
-        // The states and blocks the kernel loads 16 bytes at a time are on
-        // cache-line boundaries, wherever the caller's frame put this one
-        // (byte arrays would otherwise sit at any offset, and a change in
-        // a caller's frame moved the loads across lines: `null+sha256-128`
-        // 64 B 4-5 % slower, bench/results/sad.md cbcmem14).
-        let mut st = Lines([*ipad; 4]);
-        let st = &mut st.0;
+        let mut st = [*ipad; 4];
         // The padded last one or two blocks of each message.
-        let mut tails = Lines([[0u8; 128]; 4]);
-        let tails = &mut tails.0;
+        let mut tails = [[0u8; 128]; 4];
         let mut nblocks = [0usize; 4];
         for (i, j) in jobs.iter().enumerate() {
             let len = j.msg.len();
@@ -353,7 +342,7 @@ fn mac_group<H: SmallMac>(ni: ShaNi, ipad: &H::State, opad: &H::State, jobs: &mu
                 block_of(jobs[2].msg, &tails[2], b),
                 block_of(jobs[3].msg, &tails[3], b),
             ];
-            H::compress4(ni, st, &blocks);
+            H::compress4(ni, &mut st, &blocks);
         }
         for (i, j) in jobs.iter().enumerate() {
             for b in common..nblocks[i] {
@@ -362,8 +351,7 @@ fn mac_group<H: SmallMac>(ni: ShaNi, ipad: &H::State, opad: &H::State, jobs: &mu
         }
         // Outer hash: one block each.
         let bits = ((64 + H::DIGEST) as u64) * 8;
-        let mut outer = Lines([[0u8; 64]; 4]);
-        let outer = &mut outer.0;
+        let mut outer = [[0u8; 64]; 4];
         for (s, block) in st.iter_mut().zip(outer.iter_mut()).take(n) {
             let mut inner = [0u8; 32];
             H::digest(s, &mut inner);
@@ -374,9 +362,9 @@ fn mac_group<H: SmallMac>(ni: ShaNi, ipad: &H::State, opad: &H::State, jobs: &mu
         }
         if n == 4 {
             let blocks: [&[u8; 64]; 4] = [&outer[0], &outer[1], &outer[2], &outer[3]];
-            H::compress4(ni, st, &blocks);
+            H::compress4(ni, &mut st, &blocks);
         } else {
-            for (s, block) in st.iter_mut().zip(outer.iter()).take(n) {
+            for (s, block) in st.iter_mut().zip(&outer).take(n) {
                 H::compress(s, block);
             }
         }
