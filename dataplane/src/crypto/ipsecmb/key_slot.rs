@@ -133,17 +133,21 @@ pub(super) struct SaKeys<H: EspHash> {
     /// 127 bytes for the whole AES-CBC transform instead of 136).
     id: [u8; 8],
     enc_len: u8,
+    auth_len: u8,
+    alg: imb::HashAlg,
     /// Which AES schedules (and whether the IV key) the SA uses.
     pub(super) keep: imb::AesKeyUse,
 }
 
 impl<H: EspHash> SaKeys<H> {
-    /// `enc`: 16/24/32 bytes, or empty for NULL; `auth`: the hash's RFC
-    /// 4868 key length.
+    /// `enc`: 16/24/32 bytes, or empty for NULL; `auth`: at most the
+    /// family's longest RFC 4868 key (SHA-1 20, SHA-256 32, SHA-384/512
+    /// 64 bytes).
     pub(super) fn new(
         enc: &[u8],
         auth: &[u8],
         iv_key: &[u8; 32],
+        alg: imb::HashAlg,
         keep: imb::AesKeyUse,
     ) -> Result<Self, CryptoError> {
         if !matches!(enc.len(), 0 | 16 | 24 | 32) {
@@ -157,10 +161,12 @@ impl<H: EspHash> SaKeys<H> {
             keys: H::Keys::ZERO,
             id: key_cache::new_id().to_ne_bytes(),
             enc_len: enc.len() as u8,
+            alg,
             keep,
+            auth_len: 0,
         };
         let k = s.keys.as_mut();
-        if auth.len() != k.len() - AUTH_AT {
+        if auth.len() > k.len() - AUTH_AT {
             // `s` drops here: its id is retired, its bytes wiped.
             return Err(CryptoError::KeyLength {
                 alg: "HMAC key",
@@ -172,7 +178,9 @@ impl<H: EspHash> SaKeys<H> {
         if keep != imb::AesKeyUse::Decrypt && !enc.is_empty() {
             k[32..AUTH_AT].copy_from_slice(&iv_key[..16]);
         }
-        k[AUTH_AT..].copy_from_slice(auth);
+        k[AUTH_AT..AUTH_AT + auth.len()].copy_from_slice(auth);
+        // At most 64 (checked above).
+        s.auth_len = auth.len() as u8;
         // Refuse now what a miss would refuse later (the key lengths are
         // checked; this runs the library's set-up once on this thread).
         let mut probe = CbcKeys::blank();
@@ -223,7 +231,8 @@ impl<H: EspHash> SaKeys<H> {
                     imb::AesKeyUse::Both => {}
                 }
             }
-            ok &= imb::hmac_pads_into(H::ALG, &k[AUTH_AT..], &mut e.ipad, &mut e.opad).is_ok();
+            let auth = &k[AUTH_AT..AUTH_AT + usize::from(self.auth_len)];
+            ok &= imb::hmac_pads_into(self.alg, auth, &mut e.ipad, &mut e.opad).is_ok();
             match ni {
                 Some(ni) if n != 0 && self.keep != imb::AesKeyUse::Decrypt => {
                     ni.expand_into(self.iv_key(), &mut e.iv)

@@ -7,11 +7,11 @@ use super::*;
 // packets
 // ---------------------------------------------------------------------------
 
-/// No interleaved path (SHA-384 with `DW` = 6 digest words, SHA-512 with
-/// 8): every packet goes to the library or the 8-lane path.
-pub(super) struct NoSmall<const DW: usize>;
+/// No interleaved path (SHA-384/512): every packet goes to the library or
+/// the 8-lane path.
+pub(super) struct NoSmall;
 
-impl<const DW: usize> SmallMac for NoSmall<DW> {
+impl SmallMac for NoSmall {
     const MAX_BLOCKS: usize = 0;
     const ONE_PASS_CBC: bool = false;
     type State = [u32; 1];
@@ -59,53 +59,65 @@ impl<const N: usize> KeyBytes for [u8; N] {
 /// Where the HMAC key starts in [`KeyBytes`] (after the AES and IV keys).
 pub(super) const AUTH_AT: usize = 48;
 
-/// What an ipsec-mb CBC/NULL + HMAC transform knows of its hash when it is
-/// compiled: the library's hash, the wide path's kernel token and the size
-/// of the SA's raw keys. One type per hash, so nothing of it is chosen per
-/// packet and no token is boxed.
+/// The 8-lane HMAC-SHA-384 or -SHA-512 kernel token (`NoSmall`'s wide
+/// path: one type for both hashes, so that they share their transforms'
+/// code; the digest length is picked once per burst, as the vtable of the
+/// boxed token it replaces did).
+pub(super) enum Wide512 {
+    Sha384(Sha384Wide),
+    Sha512(Sha512Wide),
+}
+
+impl WideMac for Wide512 {
+    #[inline]
+    fn takes(&self, _: usize) -> bool {
+        // Every length (both kernels).
+        true
+    }
+    fn mac_burst(&self, ipad: &[u8; 64], opad: &[u8; 64], msgs: &[&[u8]], out: &mut [[u8; 32]]) {
+        match self {
+            Wide512::Sha384(w) => w.mac_burst(ipad, opad, msgs, out),
+            Wide512::Sha512(w) => w.mac_burst(ipad, opad, msgs, out),
+        }
+    }
+}
+
+/// What an ipsec-mb CBC/NULL + HMAC transform knows of its hash family
+/// when it is compiled: the wide path's kernel token and the size of the
+/// SA's raw keys (no token is boxed).
 pub(super) trait EspHash: SmallMac {
-    /// The library's hash.
-    const ALG: imb::HashAlg;
     /// The 16- / 8-lane path's kernel token ([`NoWide`]: none).
     type Wide: WideMac;
-    /// `Some` where the CPU runs the wide path.
-    fn wide() -> Option<Self::Wide>;
-    /// The SA's raw keys: `[u8; AUTH_AT + HMAC key length]`.
+    /// `Some` where the CPU runs the wide path for `alg`.
+    fn wide(alg: imb::HashAlg) -> Option<Self::Wide>;
+    /// The SA's raw keys: `[u8; AUTH_AT + longest HMAC key of the family]`.
     type Keys: KeyBytes;
 }
 
 impl EspHash for Sha1 {
-    const ALG: imb::HashAlg = imb::HashAlg::Sha1;
     type Wide = Sha1Wide;
-    fn wide() -> Option<Sha1Wide> {
+    fn wide(_: imb::HashAlg) -> Option<Sha1Wide> {
         Sha1Wide::new()
     }
     type Keys = [u8; AUTH_AT + 20];
 }
 
 impl EspHash for Sha256 {
-    const ALG: imb::HashAlg = imb::HashAlg::Sha256;
     type Wide = NoWide;
-    fn wide() -> Option<NoWide> {
+    fn wide(_: imb::HashAlg) -> Option<NoWide> {
         None
     }
     type Keys = [u8; AUTH_AT + 32];
 }
 
-impl EspHash for NoSmall<6> {
-    const ALG: imb::HashAlg = imb::HashAlg::Sha384;
-    type Wide = Sha384Wide;
-    fn wide() -> Option<Sha384Wide> {
-        Sha384Wide::new()
-    }
-    type Keys = [u8; AUTH_AT + 48];
-}
-
-impl EspHash for NoSmall<8> {
-    const ALG: imb::HashAlg = imb::HashAlg::Sha512;
-    type Wide = Sha512Wide;
-    fn wide() -> Option<Sha512Wide> {
-        Sha512Wide::new()
+impl EspHash for NoSmall {
+    type Wide = Wide512;
+    fn wide(alg: imb::HashAlg) -> Option<Wide512> {
+        match alg {
+            imb::HashAlg::Sha384 => Sha384Wide::new().map(Wide512::Sha384),
+            imb::HashAlg::Sha512 => Sha512Wide::new().map(Wide512::Sha512),
+            _ => None,
+        }
     }
     type Keys = [u8; AUTH_AT + 64];
 }
@@ -122,12 +134,13 @@ impl EspHash for NoSmall<8> {
 /// most, held inline (the hash, and with it the wide kernel's type, is the
 /// transform's type parameter).
 pub(super) struct Mac<H: EspHash> {
+    pub(super) alg: imb::HashAlg,
     pub(super) small: Option<ShaNiHmac<H>>,
     pub(super) wide: Option<H::Wide>,
 }
 
 impl<H: EspHash> Mac<H> {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(alg: imb::HashAlg) -> Self {
         // Every path reads the library's states (a key longer than the
         // block was hashed first by the library, RFC 2104 §2).
         let small = if H::MAX_BLOCKS > 0 && sha_ni() {
@@ -136,8 +149,9 @@ impl<H: EspHash> Mac<H> {
             None
         };
         Mac {
+            alg,
             small,
-            wide: H::wide(),
+            wide: H::wide(alg),
         }
     }
 
@@ -149,7 +163,7 @@ impl<H: EspHash> Mac<H> {
         msgs: &[&[u8]],
         tags: &mut [[u8; 32]],
     ) -> Result<(), imb::ImbError> {
-        imb::hmac_trunc_pads(H::ALG, &keys.ipad, &keys.opad, msgs, tags)
+        imb::hmac_trunc_pads(self.alg, &keys.ipad, &keys.opad, msgs, tags)
     }
 
     /// The 16-lane SHA-1 path: whole groups of sixteen there, a remainder
@@ -273,6 +287,7 @@ impl<H: EspHash> Mac<H> {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // the key material of one SA, set up once
 pub(super) fn mac_esp<H: EspHash>(
     suite: Suite,
     enc: &[u8],
@@ -280,16 +295,17 @@ pub(super) fn mac_esp<H: EspHash>(
     esn: bool,
     iv_key: &[u8; 32],
     keep: imb::AesKeyUse,
+    h: imb::HashAlg,
     arch: imb::Arch,
 ) -> Result<(Box<dyn EspCipher>, u64), CryptoError> {
-    let mac = Mac::<H>::new();
+    let mac = Mac::<H>::new(h);
     // The library writes the IPsec truncation of the MAC (`Mac::macs`).
     let icv_len = match u8::try_from(suite.integ.icv_len()) {
-        Ok(n) if usize::from(n) == H::ALG.trunc_len() => n,
+        Ok(n) if usize::from(n) == h.trunc_len() => n,
         _ => return Err(unsupported(suite.integ.name())),
     };
     if suite.encr == EncrAlg::Null {
-        let keys = SaKeys::<H>::new(&[], auth, iv_key, keep)?;
+        let keys = SaKeys::<H>::new(&[], auth, iv_key, h, keep)?;
         let id = keys.id();
         let m = NullHmac {
             keys,
@@ -306,7 +322,7 @@ pub(super) fn mac_esp<H: EspHash>(
             id,
         ));
     }
-    let keys = SaKeys::<H>::new(enc, auth, iv_key, keep)?;
+    let keys = SaKeys::<H>::new(enc, auth, iv_key, h, keep)?;
     let id = keys.id();
     let c = CbcHmac {
         ivs: match AesNi::detect() {

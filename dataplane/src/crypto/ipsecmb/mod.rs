@@ -230,16 +230,11 @@ fn build_id(
             // interleaved SHA-NI path for short packets (hmac_burst) and the
             // library for the others.
             match h {
-                imb::HashAlg::Sha1 => mac_esp::<Sha1>(suite, enc, auth, esn, iv_key, keep, arch),
+                imb::HashAlg::Sha1 => mac_esp::<Sha1>(suite, enc, auth, esn, iv_key, keep, h, arch),
                 imb::HashAlg::Sha256 => {
-                    mac_esp::<Sha256>(suite, enc, auth, esn, iv_key, keep, arch)
+                    mac_esp::<Sha256>(suite, enc, auth, esn, iv_key, keep, h, arch)
                 }
-                imb::HashAlg::Sha384 => {
-                    mac_esp::<NoSmall<6>>(suite, enc, auth, esn, iv_key, keep, arch)
-                }
-                imb::HashAlg::Sha512 => {
-                    mac_esp::<NoSmall<8>>(suite, enc, auth, esn, iv_key, keep, arch)
-                }
+                _ => mac_esp::<NoSmall>(suite, enc, auth, esn, iv_key, keep, h, arch),
             }
         }
         (EncrAlg::ChaCha20Poly1305, _) => {
