@@ -123,14 +123,15 @@ pub fn cbc_cache_stats() -> (key_cache::CacheStats, usize) {
 /// the library on a miss if longer than the block, as RFC 2104 says: kept
 /// raw rather than as its two chaining states because that is what the
 /// library's own set-up function takes, and RFC 4868 keys are no longer
-/// than those states), all in one array whose length the hash fixes
-/// ([`EspHash::Keys`]: no allocation of its own), and the transform's
-/// cache id.
+/// than those states), all in one array whose length the hash family
+/// fixes ([`EspHash::Keys`]: no allocation of its own), the hash, and the
+/// transform's cache id.
 pub(super) struct SaKeys<H: EspHash> {
     keys: H::Keys,
     /// The cache id as bytes: the struct then has alignment 1, so the
-    /// transform's one-byte fields take what would be its padding (SHA-512:
-    /// 127 bytes for the whole AES-CBC transform instead of 136).
+    /// transform's one-byte fields take what would be its padding
+    /// (SHA-384/512: 130 bytes for the whole AES-CBC transform instead of
+    /// 136).
     id: [u8; 8],
     enc_len: u8,
     auth_len: u8,

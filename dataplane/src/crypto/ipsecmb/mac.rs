@@ -131,8 +131,8 @@ impl EspHash for NoSmall {
 /// present it takes every packet of a burst up to its length limit, the
 /// SHA-NI path only a remainder of at most `hmac_wide::SMALL_REST`). The
 /// two paths are kernel tokens without key material, one byte each at
-/// most, held inline (the hash, and with it the wide kernel's type, is the
-/// transform's type parameter).
+/// most, held inline (their types follow from the transform's type
+/// parameter: SHA-1 `Sha1Wide`, SHA-256 none, SHA-384/512 [`Wide512`]).
 pub(super) struct Mac<H: EspHash> {
     pub(super) alg: imb::HashAlg,
     pub(super) small: Option<ShaNiHmac<H>>,
