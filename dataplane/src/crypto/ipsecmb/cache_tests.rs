@@ -353,3 +353,37 @@ fn transform_sizes() {
         assert!(n <= 130, "{what}: {n} B");
     }
 }
+
+/// An HMAC key longer than the family's room (the RFC 4868 length) is
+/// refused with a typed error, not truncated or a panic; a shorter one
+/// (SHA-384's 48 bytes in the SHA-384/512 room) is used as given.
+#[test]
+fn hmac_key_longer_than_its_room_is_refused() {
+    if skip() {
+        return;
+    }
+    let iv = [3u8; 32];
+    let sha1 = Suite {
+        encr: EncrAlg::AesCbc128,
+        integ: IntegAlg::HmacSha1_96,
+    };
+    let r = build_id(sha1, &[1; 16], &[2; 21], false, &iv, None);
+    assert!(
+        matches!(
+            r,
+            Err(CryptoError::KeyLength {
+                expected: 20,
+                got: 21,
+                ..
+            })
+        ),
+        "{:?}",
+        r.err()
+    );
+    let sha512 = Suite {
+        encr: EncrAlg::Null,
+        integ: IntegAlg::HmacSha512_256,
+    };
+    assert!(build_id(sha512, &[], &[2; 65], false, &iv, None).is_err());
+    assert!(build_id(sha512, &[], &[2; 64], false, &iv, None).is_ok());
+}

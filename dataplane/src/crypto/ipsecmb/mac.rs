@@ -41,7 +41,8 @@ impl WideMac for NoWide {
     }
 }
 
-/// The raw keys of one SA, in one array of a length fixed by the hash:
+/// The raw keys of one SA, in one array of a length fixed by the hash
+/// family (`EspHash::Keys`):
 /// the AES key at 0..32 (16 or 32 bytes used; none for NULL), the IV key at
 /// 32..48 (outbound AES-CBC only), the HMAC key at 48.. (RFC 4868 length:
 /// 20 / 32 / 48 / 64 bytes).
