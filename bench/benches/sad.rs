@@ -399,7 +399,7 @@ fn pin(cpu: usize) {
 }
 
 /// The suites of the memory part.
-fn memory_suites() -> [(&'static str, Suite); 5] {
+fn memory_suites() -> [(&'static str, Suite); 8] {
     [
         ("aes-gcm-128", GCM128),
         (
@@ -422,6 +422,28 @@ fn memory_suites() -> [(&'static str, Suite); 5] {
             "aes-cbc-256+sha512-256",
             Suite {
                 encr: EncrAlg::AesCbc256,
+                integ: IntegAlg::HmacSha512_256,
+            },
+        ),
+        (
+            "aes-cbc-256+sha384-192",
+            Suite {
+                encr: EncrAlg::AesCbc256,
+                integ: IntegAlg::HmacSha384_192,
+            },
+        ),
+        (
+            "null+sha256-128",
+            Suite {
+                encr: EncrAlg::Null,
+                integ: IntegAlg::HmacSha256_128,
+            },
+        ),
+        // The largest NULL transform (the HMAC-SHA-512 key).
+        (
+            "null+sha512-256",
+            Suite {
+                encr: EncrAlg::Null,
                 integ: IntegAlg::HmacSha512_256,
             },
         ),

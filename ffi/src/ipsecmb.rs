@@ -41,7 +41,7 @@ use zeroize::Zeroize;
 
 mod in_place;
 pub use in_place::{aes_cbc_decrypt_with, aes_cbc_encrypt_with, aes_expand_into};
-pub use in_place::{hmac_pads_into, hmac_trunc_pads};
+pub use in_place::{hmac_full_pads, hmac_pads_into, hmac_trunc_pads};
 
 /// Raw bindgen output over `intel-ipsec-mb.h` (job structure, enums) and the
 /// C shim `shim/imb_shim.c`.
@@ -465,66 +465,14 @@ impl Drop for HmacKey {
     }
 }
 
-/// One HMAC computation: the full-length MAC of `msg` is written to the
-/// first `digest_len` bytes of `tag` (truncate it as the protocol says).
-pub struct HmacOp<'a> {
-    /// The message.
-    pub msg: &'a [u8],
-    /// Output: the untruncated MAC in the first `digest_len` bytes.
-    pub tag: [u8; 64],
-}
-
-/// Computes the HMAC of every op (multi-buffer: the ops of a burst run in
-/// parallel lanes). Messages must not be empty (the library cannot hash an
-/// empty message; ESP always authenticates at least SPI and sequence number).
-pub fn hmac(key: &HmacKey, ops: &mut [HmacOp<'_>]) -> Result<(), ImbError> {
-    for op in ops.iter() {
-        if op.msg.is_empty() {
-            // The library refuses (and, unchecked, miscomputes) an empty
-            // message.
-            return Err(ImbError::Invalid {
-                what: "HMAC message length",
-                value: 0,
-                why: "intel-ipsec-mb needs at least one byte",
-            });
-        }
-    }
-    if ops.is_empty() {
-        return Ok(());
-    }
-    let alg = key.alg.raw();
-    let tag_len = key.alg.digest_len() as u64;
-    with_mgr(|m| {
-        for chunk in ops.chunks_mut(MAX_BURST) {
-            for (job, op) in m.jobs.iter_mut().zip(chunk.iter_mut()) {
-                job.__bindgen_anon_1.src = op.msg.as_ptr();
-                job.hash_start_src_offset_in_bytes = 0;
-                job.__bindgen_anon_5.msg_len_to_hash_in_bytes = op.msg.len() as u64;
-                job.auth_tag_output = op.tag.as_mut_ptr();
-                job.auth_tag_output_len_in_bytes = tag_len;
-                job.u.HMAC._hashed_auth_key_xor_ipad = key.ipad.as_ptr();
-                job.u.HMAC._hashed_auth_key_xor_opad = key.opad.as_ptr();
-                job.hash_alg = alg;
-                job.cipher_mode = sys::IMB_CIPHER_NULL;
-                job.chain_order = sys::IMB_ORDER_HASH_CIPHER;
-            }
-            let n = chunk.len() as u32;
-            // SAFETY: the first n jobs point at `chunk`'s messages (read
-            // msg.len() bytes), tag buffers (64 bytes >= tag_len written)
-            // and `key`'s states, all borrowed for this call; the burst
-            // call completes every job before it returns.
-            let done = unsafe {
-                sys::espresso_imb_hash_burst(m.ptr.as_ptr(), m.jobs.as_mut_ptr(), n, alg)
-            };
-            if done != n {
-                return Err(ImbError::Library {
-                    op: "HMAC burst",
-                    code: m.errno(),
-                });
-            }
-        }
-        Ok(())
-    })
+/// Full-length HMACs: the MAC of `msgs[i]` is written to the first
+/// [`HashAlg::digest_len`] bytes of `tags[i]` (truncate it as the protocol
+/// says; the rest of `tags[i]` is left as it was), the messages of a burst
+/// in parallel lanes. Messages must not be empty (the library cannot hash
+/// an empty message; ESP always authenticates at least SPI and sequence
+/// number). `tags` must have at least `msgs.len()` entries.
+pub fn hmac(key: &HmacKey, msgs: &[&[u8]], tags: &mut [[u8; 64]]) -> Result<(), ImbError> {
+    hmac_full_pads(key.alg, &key.ipad, &key.opad, msgs, tags)
 }
 
 /// Truncated HMACs for IPsec: the MAC of `msgs[i]`, truncated to

@@ -6,7 +6,9 @@
 //! ([`aes_expand_into`], [`hmac_pads_into`]: no allocation, no copy left on
 //! the stack but the zeroized buffers named below) and runs the bursts on
 //! the entry ([`aes_cbc_encrypt_with`], [`aes_cbc_decrypt_with`],
-//! [`hmac_trunc_pads`]). The owning types use the same functions.
+//! [`hmac_trunc_pads`]). The owning types use the same functions
+//! ([`hmac`](super::hmac) and [`hmac_trunc`](super::hmac_trunc): the one
+//! HMAC burst, `hmac_burst`, on the key's states).
 
 use zeroize::Zeroize;
 
@@ -232,11 +234,49 @@ pub fn hmac_trunc_pads(
     msgs: &[&[u8]],
     tags: &mut [[u8; 32]],
 ) -> Result<(), ImbError> {
+    hmac_burst(alg, ipad, opad, msgs, tags, alg.trunc_len())
+}
+
+/// Full-length HMACs (the first [`HashAlg::digest_len`] bytes of each tag)
+/// with the states `ipad` / `opad` of an `alg` key: see
+/// [`hmac`](super::hmac).
+pub fn hmac_full_pads(
+    alg: HashAlg,
+    ipad: &[u8; 64],
+    opad: &[u8; 64],
+    msgs: &[&[u8]],
+    tags: &mut [[u8; 64]],
+) -> Result<(), ImbError> {
+    hmac_burst(alg, ipad, opad, msgs, tags, alg.digest_len())
+}
+
+/// The one HMAC burst of this crate: the MAC of `msgs[i]`, `tag_len` bytes
+/// of it (the IPsec truncation or the whole digest: both lengths the
+/// library accepts for `alg`, and at most `T`), into the first bytes of
+/// `tags[i]` (the rest left as it was), with the states `ipad` / `opad`.
+/// One library burst per [`MAX_BURST`] messages, on the unvalidated entry:
+/// every job is checked here (non-empty message; `tag_len` as above).
+#[inline(always)]
+fn hmac_burst<const T: usize>(
+    alg: HashAlg,
+    ipad: &[u8; 64],
+    opad: &[u8; 64],
+    msgs: &[&[u8]],
+    tags: &mut [[u8; T]],
+    tag_len: usize,
+) -> Result<(), ImbError> {
     if tags.len() < msgs.len() {
         return Err(ImbError::Invalid {
             what: "HMAC tag buffers",
             value: tags.len(),
             why: "fewer than the messages",
+        });
+    }
+    if tag_len > T || (tag_len != alg.trunc_len() && tag_len != alg.digest_len()) {
+        return Err(ImbError::Invalid {
+            what: "HMAC tag length",
+            value: tag_len,
+            why: "must be the hash's IPsec truncation or its digest length, within the buffer",
         });
     }
     if let Some(m) = msgs.iter().find(|m| m.is_empty()) {
@@ -249,7 +289,7 @@ pub fn hmac_trunc_pads(
     if msgs.is_empty() {
         return Ok(());
     }
-    let tag_len = alg.trunc_len() as u64;
+    let tag_len = tag_len as u64;
     let alg = alg.raw();
     with_mgr(|m| {
         for (chunk, tags) in msgs.chunks(MAX_BURST).zip(tags.chunks_mut(MAX_BURST)) {
@@ -267,13 +307,14 @@ pub fn hmac_trunc_pads(
             }
             let n = chunk.len() as u32;
             // SAFETY: the first n jobs point at `chunk`'s messages (read
-            // msg.len() > 0 bytes, checked above), at tag buffers of 32
-            // bytes (the library writes tag_len <= 32 bytes, a length it
-            // accepts for this hash: the IPsec truncation) and at the
-            // 64-byte states, all borrowed for this call; the burst call
-            // completes every job before it returns. These are all the
-            // fields the validating variant checks for HMAC, so the
-            // unvalidated one is given only valid jobs.
+            // msg.len() > 0 bytes, checked above), at tag buffers of T
+            // bytes (the library writes tag_len <= T bytes, a length it
+            // accepts for this hash: the IPsec truncation or the digest,
+            // checked above) and at the 64-byte states, all borrowed for
+            // this call; the burst call completes every job before it
+            // returns. These are all the fields the validating variant
+            // checks for HMAC, so the unvalidated one is given only valid
+            // jobs.
             let done = unsafe {
                 sys::espresso_imb_hash_burst_nocheck(m.ptr.as_ptr(), m.jobs.as_mut_ptr(), n, alg)
             };

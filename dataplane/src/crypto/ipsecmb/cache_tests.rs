@@ -262,3 +262,113 @@ fn the_cache_grows_when_a_third_sa_needs_it() {
     }
     steps::grows_when_a_third_sa_needs_it(&CBC_KEYS, sa_of, one_burst, |(_, cbc)| cbc);
 }
+
+/// Every CBC/NULL suite, with and without ESN, as the outbound / inbound
+/// pair an SA database installs and as one both-ways transform, against
+/// RustCrypto (seal with one, open with the other), at random lengths on
+/// every burst path (SHA-NI, wide, library).
+#[test]
+fn every_suite_both_esn_modes_and_directions_match_rustcrypto() {
+    if skip() {
+        return;
+    }
+    let mut rng = StdRng::seed_from_u64(0x6d65_6d31_3400);
+    for (i, &(encr, integ)) in SUITES.iter().enumerate() {
+        for esn in [false, true] {
+            let mut sa = random_sa(&mut rng, i);
+            sa.esn = esn;
+            let what = format!("{encr:?} + {integ:?}, ESN {esn}");
+            let both = ours(&sa, None).0;
+            let out = ours(&sa, Some(Direction::Outbound)).0;
+            let inb = ours(&sa, Some(Direction::Inbound)).0;
+            let theirs = rustcrypto(&sa);
+            // Sequence numbers past 2^32 with ESN (SeqHi in the ICV input).
+            let seq0 = if esn { (7 << 32) | 0xffff_fff0 } else { 0x10 };
+            for n in [1usize, 4, 5, 16, 17, 32, 40] {
+                let plain = packets(&mut rng, &*theirs, n);
+                let mut o = plain.clone();
+                let mut b = plain.clone();
+                let mut t = plain.clone();
+                seal(&*out, &mut o, seq0);
+                seal(&*both, &mut b, seq0);
+                seal(&*theirs, &mut t, seq0);
+                assert_eq!(o, t, "{what}: outbound sealed bytes differ");
+                assert_eq!(b, t, "{what}: both-ways sealed bytes differ");
+                let mut x = t.clone();
+                let mut y = t.clone();
+                let mut z = o.clone();
+                assert!(open(&*inb, &mut x, seq0).iter().all(|&ok| ok), "{what}");
+                assert!(open(&*both, &mut y, seq0).iter().all(|&ok| ok), "{what}");
+                assert!(open(&*theirs, &mut z, seq0).iter().all(|&ok| ok), "{what}");
+                assert_eq!(x, z, "{what}: inbound opened bytes differ");
+                assert_eq!(y, z, "{what}: both-ways opened bytes differ");
+                // The wrong SeqHi (ESN) or a flipped ICV bit fails.
+                let mut f = t.clone();
+                if esn {
+                    assert!(!open(&*inb, &mut f, seq0 + (1 << 32))[0], "{what}");
+                } else {
+                    let last = f[0].len() - 1;
+                    f[0][last] ^= 1;
+                    assert!(!open(&*inb, &mut f, seq0)[0], "{what}");
+                }
+            }
+        }
+    }
+}
+
+/// The transforms hold their raw keys inline, in one allocation with no
+/// padding to speak of (bench/results/sad.md, cbcmem14).
+#[test]
+fn transform_sizes() {
+    use std::mem::size_of;
+    assert_eq!(size_of::<SaKeys<Sha1>>(), 48 + 20 + 8 + 4);
+    assert_eq!(size_of::<SaKeys<NoSmall>>(), 48 + 64 + 8 + 4);
+    assert_eq!(std::mem::align_of::<CbcHmacEsp<true, NoSmall>>(), 1);
+    for (what, n) in [
+        ("cbc sha1", size_of::<CbcHmacEsp<false, Sha1>>()),
+        ("cbc sha256", size_of::<CbcHmacEsp<false, Sha256>>()),
+        (
+            "cbc sha256 one-pass",
+            size_of::<CbcHmacOnePass<false, Sha256>>(),
+        ),
+        ("cbc sha384/512", size_of::<CbcHmacEsp<false, NoSmall>>()),
+        ("null sha384/512", size_of::<NullHmacEsp<false, NoSmall>>()),
+    ] {
+        eprintln!("{what}: {n} B");
+        assert!(n <= 130, "{what}: {n} B");
+    }
+}
+
+/// An HMAC key longer than the family's room (the RFC 4868 length) is
+/// refused with a typed error, not truncated or a panic; a shorter one
+/// (SHA-384's 48 bytes in the SHA-384/512 room) is used as given.
+#[test]
+fn hmac_key_longer_than_its_room_is_refused() {
+    if skip() {
+        return;
+    }
+    let iv = [3u8; 32];
+    let sha1 = Suite {
+        encr: EncrAlg::AesCbc128,
+        integ: IntegAlg::HmacSha1_96,
+    };
+    let r = build_id(sha1, &[1; 16], &[2; 21], false, &iv, None);
+    assert!(
+        matches!(
+            r,
+            Err(CryptoError::KeyLength {
+                expected: 20,
+                got: 21,
+                ..
+            })
+        ),
+        "{:?}",
+        r.err()
+    );
+    let sha512 = Suite {
+        encr: EncrAlg::Null,
+        integ: IntegAlg::HmacSha512_256,
+    };
+    assert!(build_id(sha512, &[], &[2; 65], false, &iv, None).is_err());
+    assert!(build_id(sha512, &[], &[2; 64], false, &iv, None).is_ok());
+}

@@ -17,8 +17,8 @@ pub(super) enum IvSrc {
 /// An AES-CBC + HMAC SA: raw keys and cache id ([`SaKeys`]); the expanded
 /// AES schedules, HMAC states and IV key schedule are in the worker's cache
 /// ([`CbcKeys`]), looked up once per chunk.
-pub(super) struct CbcHmac<H: SmallMac> {
-    pub(super) keys: SaKeys,
+pub(super) struct CbcHmac<H: EspHash> {
+    pub(super) keys: SaKeys<H>,
     pub(super) mac: Mac<H>,
     pub(super) ivs: IvSrc,
     /// ICV length (12..=32 bytes).
@@ -27,7 +27,7 @@ pub(super) struct CbcHmac<H: SmallMac> {
     pub(super) arch: imb::Arch,
 }
 
-impl<H: SmallMac> CbcHmac<H> {
+impl<H: EspHash> CbcHmac<H> {
     /// Ciphertext length of a well-formed packet: at least one block, whole
     /// blocks.
     #[inline(always)]
@@ -63,7 +63,7 @@ impl<H: SmallMac> CbcHmac<H> {
     }
 }
 
-pub(super) struct CbcHmacEsp<const ESN: bool, H: SmallMac>(pub(super) CbcHmac<H>);
+pub(super) struct CbcHmacEsp<const ESN: bool, H: EspHash>(pub(super) CbcHmac<H>);
 
 /// Writes SeqHi where the ICV goes (the HMAC input is SPI..ciphertext ||
 /// SeqHi with ESN, RFC 4303 §2.2.1) and returns the HMAC input length.
@@ -77,7 +77,7 @@ pub(super) fn authed_len<const ESN: bool>(esp: &mut [u8], end: usize, seq: u64) 
     }
 }
 
-impl<const ESN: bool, H: SmallMac> CbcHmacEsp<ESN, H> {
+impl<const ESN: bool, H: EspHash> CbcHmacEsp<ESN, H> {
     pub(super) fn seal_chunk(&self, jobs: &mut [SealJob<'_>]) {
         let c = &self.0;
         // An inbound SA has no encryption schedule: it never seals.
@@ -247,7 +247,7 @@ impl<const ESN: bool, H: SmallMac> CbcHmacEsp<ESN, H> {
 }
 
 esp_cipher_in_chunks!(
-    impl[const ESN: bool, H: SmallMac] CbcHmacEsp<ESN, H>,
+    impl[const ESN: bool, H: EspHash] CbcHmacEsp<ESN, H>,
     iv_len: BLOCK,
     pad_align: BLOCK,
     icv_len: |c| usize::from(c.0.icv_len),

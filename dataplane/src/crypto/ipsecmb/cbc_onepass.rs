@@ -22,12 +22,12 @@ use super::*;
 /// the 8-lane path ±0. Only verified packets are decrypted: a forged one
 /// is left as it came (the SeqHi bytes written for ESN are put back before
 /// the compare).
-pub(super) struct CbcHmacOnePass<const ESN: bool, H: SmallMac> {
+pub(super) struct CbcHmacOnePass<const ESN: bool, H: EspHash> {
     pub(super) base: CbcHmacEsp<ESN, H>,
     pub(super) dec: CbcDec,
 }
 
-impl<const ESN: bool, H: SmallMac> CbcHmacOnePass<ESN, H> {
+impl<const ESN: bool, H: EspHash> CbcHmacOnePass<ESN, H> {
     fn open_chunk(&self, jobs: &mut [OpenJob<'_>]) {
         let c = &self.base.0;
         c.keys.with(c.ni(), |k| match k {
@@ -115,7 +115,7 @@ impl<const ESN: bool, H: SmallMac> CbcHmacOnePass<ESN, H> {
 // Not `esp_cipher_in_chunks!`: `seal` is [`CbcHmacEsp`]'s whole, so that
 // `CbcHmacEsp::seal_chunk` keeps its one caller and stays inlined there (a
 // second, chunk-level caller here made the compiler keep it out of line).
-impl<const ESN: bool, H: SmallMac> EspCipher for CbcHmacOnePass<ESN, H> {
+impl<const ESN: bool, H: EspHash> EspCipher for CbcHmacOnePass<ESN, H> {
     fn iv_len(&self) -> usize {
         BLOCK
     }

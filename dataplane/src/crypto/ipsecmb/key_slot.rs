@@ -119,24 +119,31 @@ pub fn cbc_cache_stats() -> (key_cache::CacheStats, usize) {
 }
 
 /// One SA's raw key material, wiped on drop: the AES key (none for NULL),
-/// the HMAC key as given (hashed by the library on a miss if longer than
-/// the block, as RFC 2104 says: kept raw rather than as its two chaining
-/// states because that is what the library's own set-up function takes,
-/// and RFC 4868 keys are no longer than those states), the IV key, and the
+/// the IV key (outbound AES-CBC only) and the HMAC key as given (hashed by
+/// the library on a miss if longer than the block, as RFC 2104 says: kept
+/// raw rather than as its two chaining states because that is what the
+/// library's own set-up function takes, and RFC 4868 keys are no longer
+/// than those states), all in one array whose length the hash family
+/// fixes ([`EspHash::Keys`]: no allocation of its own), the hash, and the
 /// transform's cache id.
-pub(super) struct SaKeys {
-    enc: [u8; 32],
+pub(super) struct SaKeys<H: EspHash> {
+    keys: H::Keys,
+    /// The cache id as bytes: the struct then has alignment 1, so the
+    /// transform's one-byte fields take what would be its padding
+    /// (SHA-384/512: 130 bytes for the whole AES-CBC transform instead of
+    /// 136).
+    id: [u8; 8],
     enc_len: u8,
-    iv: [u8; 16],
-    auth: Box<[u8]>,
+    auth_len: u8,
     alg: imb::HashAlg,
     /// Which AES schedules (and whether the IV key) the SA uses.
     pub(super) keep: imb::AesKeyUse,
-    pub(super) id: u64,
 }
 
-impl SaKeys {
-    /// `enc`: 16/24/32 bytes, or empty for NULL.
+impl<H: EspHash> SaKeys<H> {
+    /// `enc`: 16/24/32 bytes, or empty for NULL; `auth`: at most the
+    /// family's longest RFC 4868 key (SHA-1 20, SHA-256 32, SHA-384/512
+    /// 64 bytes).
     pub(super) fn new(
         enc: &[u8],
         auth: &[u8],
@@ -151,22 +158,30 @@ impl SaKeys {
                 why: "must be 16, 24 or 32 bytes",
             }));
         }
-        let mut k = [0u8; 32];
-        k[..enc.len()].copy_from_slice(enc);
-        let mut iv = [0u8; 16];
-        if keep != imb::AesKeyUse::Decrypt && !enc.is_empty() {
-            iv.copy_from_slice(&iv_key[..16]);
-        }
-        let s = SaKeys {
-            enc: k,
+        let mut s = SaKeys::<H> {
+            keys: H::Keys::ZERO,
+            id: key_cache::new_id().to_ne_bytes(),
             enc_len: enc.len() as u8,
-            iv,
-            auth: auth.into(),
             alg,
             keep,
-            id: key_cache::new_id(),
+            auth_len: 0,
         };
-        k.zeroize();
+        let k = s.keys.as_mut();
+        if auth.len() > k.len() - AUTH_AT {
+            // `s` drops here: its id is retired, its bytes wiped.
+            return Err(CryptoError::KeyLength {
+                alg: "HMAC key",
+                expected: k.len() - AUTH_AT,
+                got: auth.len(),
+            });
+        }
+        k[..enc.len()].copy_from_slice(enc);
+        if keep != imb::AesKeyUse::Decrypt && !enc.is_empty() {
+            k[32..AUTH_AT].copy_from_slice(&iv_key[..16]);
+        }
+        k[AUTH_AT..AUTH_AT + auth.len()].copy_from_slice(auth);
+        // At most 64 (checked above).
+        s.auth_len = auth.len() as u8;
         // Refuse now what a miss would refuse later (the key lengths are
         // checked; this runs the library's set-up once on this thread).
         let mut probe = CbcKeys::blank();
@@ -178,6 +193,12 @@ impl SaKeys {
         Ok(s)
     }
 
+    /// The transform's key-cache id.
+    #[inline(always)]
+    pub(super) fn id(&self) -> u64 {
+        u64::from_ne_bytes(self.id)
+    }
+
     /// AES key length in bytes (0: NULL).
     pub(super) fn enc_len(&self) -> usize {
         usize::from(self.enc_len)
@@ -185,7 +206,9 @@ impl SaKeys {
 
     /// The raw IV key (for a CPU without AES-NI: `IvSrc::Soft`).
     pub(super) fn iv_key(&self) -> &[u8; 16] {
-        &self.iv
+        self.keys.as_ref()[32..AUTH_AT]
+            .try_into()
+            .expect("16 bytes")
     }
 
     /// Expands the keys into `e`, every field but the tag overwritten.
@@ -193,12 +216,13 @@ impl SaKeys {
     fn fill(&self, e: &mut CbcKeys, ni: Option<AesNi>) -> bool {
         wipe::burst::<FILL_WIPE, _>(|| {
             let n = self.enc_len();
+            let k = self.keys.as_ref();
             let mut ok = true;
             if n == 0 {
                 e.enc.0 = [[0; 16]; 15];
                 e.dec.0 = [[0; 16]; 15];
             } else {
-                ok &= imb::aes_expand_into(&self.enc[..n], &mut e.enc, &mut e.dec).is_ok();
+                ok &= imb::aes_expand_into(&k[..n], &mut e.enc, &mut e.dec).is_ok();
                 let nr = n / 4 + 6;
                 e.enc.0[nr + 1..].fill([0; 16]);
                 e.dec.0[nr + 1..].fill([0; 16]);
@@ -208,10 +232,11 @@ impl SaKeys {
                     imb::AesKeyUse::Both => {}
                 }
             }
-            ok &= imb::hmac_pads_into(self.alg, &self.auth, &mut e.ipad, &mut e.opad).is_ok();
+            let auth = &k[AUTH_AT..AUTH_AT + usize::from(self.auth_len)];
+            ok &= imb::hmac_pads_into(self.alg, auth, &mut e.ipad, &mut e.opad).is_ok();
             match ni {
                 Some(ni) if n != 0 && self.keep != imb::AesKeyUse::Decrypt => {
-                    ni.expand_into(&self.iv, &mut e.iv)
+                    ni.expand_into(self.iv_key(), &mut e.iv)
                 }
                 _ => e.iv = [[0; 16]; 11],
             }
@@ -225,17 +250,15 @@ impl SaKeys {
     pub(super) fn with<R>(&self, ni: Option<AesNi>, f: impl FnOnce(Option<&CbcKeys>) -> R) -> R {
         CBC_KEYS.with(|c| {
             let mut c = c.borrow_mut();
-            f(c.try_get(self.id, |e| self.fill(e, ni)))
+            f(c.try_get(self.id(), |e| self.fill(e, ni)))
         })
     }
 }
 
-impl Drop for SaKeys {
+impl<H: EspHash> Drop for SaKeys<H> {
     fn drop(&mut self) {
-        self.enc.zeroize();
-        self.iv.zeroize();
-        self.auth.zeroize();
+        self.keys.zeroize();
         // The expanded copies go at each worker's next sweep.
-        key_cache::retire(self.id);
+        key_cache::retire(self.id());
     }
 }

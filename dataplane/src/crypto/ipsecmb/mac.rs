@@ -1,3 +1,5 @@
+use zeroize::Zeroize;
+
 use super::*;
 
 // ---------------------------------------------------------------------------
@@ -5,7 +7,8 @@ use super::*;
 // packets
 // ---------------------------------------------------------------------------
 
-/// No interleaved path (SHA-384/512): every packet goes to the library.
+/// No interleaved path (SHA-384/512): every packet goes to the library or
+/// the 8-lane path.
 pub(super) struct NoSmall;
 
 impl SmallMac for NoSmall {
@@ -24,24 +27,121 @@ impl SmallMac for NoSmall {
     }
 }
 
-/// The integrity half of an SA: the hash and its burst paths; the key
-/// states (the hash states after the ipad and opad blocks, in the library's
+/// No wide path (SHA-256: the 16-lane SHA-256 kernel measured no gain,
+/// `hmac_wide`'s module docs): uninhabited, so `Option<NoWide>` is always
+/// `None` and its branch is compiled out.
+pub(super) enum NoWide {}
+
+impl WideMac for NoWide {
+    fn takes(&self, _: usize) -> bool {
+        match *self {}
+    }
+    fn mac_burst(&self, _: &[u8; 64], _: &[u8; 64], _: &[&[u8]], _: &mut [[u8; 32]]) {
+        match *self {}
+    }
+}
+
+/// The raw keys of one SA, in one array of a length fixed by the hash
+/// family (`EspHash::Keys`):
+/// the AES key at 0..32 (16 or 32 bytes used; none for NULL), the IV key at
+/// 32..48 (outbound AES-CBC only), the HMAC key at 48.. (RFC 4868 length:
+/// 20 / 32 / 48 / 64 bytes).
+pub(super) trait KeyBytes:
+    AsRef<[u8]> + AsMut<[u8]> + Zeroize + Send + Sync + 'static
+{
+    /// All zero.
+    const ZERO: Self;
+}
+
+impl<const N: usize> KeyBytes for [u8; N] {
+    const ZERO: Self = [0; N];
+}
+
+/// Where the HMAC key starts in [`KeyBytes`] (after the AES and IV keys).
+pub(super) const AUTH_AT: usize = 48;
+
+/// The 8-lane HMAC-SHA-384 or -SHA-512 kernel token (`NoSmall`'s wide
+/// path: one type for both hashes, so that they share their transforms'
+/// code; the digest length is picked once per burst, as the vtable of the
+/// boxed token it replaces did).
+pub(super) enum Wide512 {
+    Sha384(Sha384Wide),
+    Sha512(Sha512Wide),
+}
+
+impl WideMac for Wide512 {
+    #[inline]
+    fn takes(&self, _: usize) -> bool {
+        // Every length (both kernels).
+        true
+    }
+    fn mac_burst(&self, ipad: &[u8; 64], opad: &[u8; 64], msgs: &[&[u8]], out: &mut [[u8; 32]]) {
+        match self {
+            Wide512::Sha384(w) => w.mac_burst(ipad, opad, msgs, out),
+            Wide512::Sha512(w) => w.mac_burst(ipad, opad, msgs, out),
+        }
+    }
+}
+
+/// What an ipsec-mb CBC/NULL + HMAC transform knows of its hash family
+/// when it is compiled: the wide path's kernel token and the size of the
+/// SA's raw keys (no token is boxed).
+pub(super) trait EspHash: SmallMac {
+    /// The 16- / 8-lane path's kernel token ([`NoWide`]: none).
+    type Wide: WideMac;
+    /// `Some` where the CPU runs the wide path for `alg`.
+    fn wide(alg: imb::HashAlg) -> Option<Self::Wide>;
+    /// The SA's raw keys: `[u8; AUTH_AT + longest HMAC key of the family]`.
+    type Keys: KeyBytes;
+}
+
+impl EspHash for Sha1 {
+    type Wide = Sha1Wide;
+    fn wide(_: imb::HashAlg) -> Option<Sha1Wide> {
+        Sha1Wide::new()
+    }
+    type Keys = [u8; AUTH_AT + 20];
+}
+
+impl EspHash for Sha256 {
+    type Wide = NoWide;
+    fn wide(_: imb::HashAlg) -> Option<NoWide> {
+        None
+    }
+    type Keys = [u8; AUTH_AT + 32];
+}
+
+impl EspHash for NoSmall {
+    type Wide = Wide512;
+    fn wide(alg: imb::HashAlg) -> Option<Wide512> {
+        match alg {
+            imb::HashAlg::Sha384 => Sha384Wide::new().map(Wide512::Sha384),
+            imb::HashAlg::Sha512 => Sha512Wide::new().map(Wide512::Sha512),
+            _ => None,
+        }
+    }
+    type Keys = [u8; AUTH_AT + 64];
+}
+
+/// The integrity half of an SA: the hash's burst paths; the key states
+/// (the hash states after the ipad and opad blocks, in the library's
 /// layout) are in the worker's key cache ([`CbcKeys`]), and every burst
-/// path reads them from there: the library itself, for SHA-1/SHA-256 on a CPU
-/// with SHA-NI the interleaved path, for SHA-1 and SHA-384/512 on a CPU
+/// path reads them from there: the library itself, for SHA-1/SHA-256 on a
+/// CPU with SHA-NI the interleaved path, for SHA-1 and SHA-384/512 on a CPU
 /// with AVX-512 the 16- / 8-lane path (chosen at install time: when
 /// present it takes every packet of a burst up to its length limit, the
 /// SHA-NI path only a remainder of at most `hmac_wide::SMALL_REST`). The
-/// two paths are kernel tokens without key material (`wide` boxes at most
-/// the SHA-1 kernel's CPU-feature flag, one byte, allocated at install).
-pub(super) struct Mac<H: SmallMac> {
+/// two paths are kernel tokens without key material, one byte each at
+/// most, held inline (their types follow from the transform's type
+/// parameter: SHA-1 `Sha1Wide`, SHA-256 none, SHA-384/512 [`Wide512`]).
+pub(super) struct Mac<H: EspHash> {
     pub(super) alg: imb::HashAlg,
     pub(super) small: Option<ShaNiHmac<H>>,
-    pub(super) wide: Option<Box<dyn WideMac>>,
+    pub(super) wide: Option<H::Wide>,
 }
 
-impl<H: SmallMac> Mac<H> {
-    pub(super) fn new(h: imb::HashAlg) -> Self {
+impl<H: EspHash> Mac<H> {
+    pub(super) fn new(alg: imb::HashAlg) -> Self {
         // Every path reads the library's states (a key longer than the
         // block was hashed first by the library, RFC 2104 §2).
         let small = if H::MAX_BLOCKS > 0 && sha_ni() {
@@ -49,16 +149,10 @@ impl<H: SmallMac> Mac<H> {
         } else {
             None
         };
-        let wide: Option<Box<dyn WideMac>> = match h {
-            imb::HashAlg::Sha1 => Sha1Wide::new().map(|w| Box::new(w) as _),
-            imb::HashAlg::Sha384 => Sha384Wide::new().map(|w| Box::new(w) as _),
-            imb::HashAlg::Sha512 => Sha512Wide::new().map(|w| Box::new(w) as _),
-            _ => None,
-        };
         Mac {
-            alg: h,
+            alg,
             small,
-            wide,
+            wide: H::wide(alg),
         }
     }
 
@@ -80,7 +174,7 @@ impl<H: SmallMac> Mac<H> {
     pub(super) fn macs_wide(
         &self,
         keys: &CbcKeys,
-        w: &dyn WideMac,
+        w: &H::Wide,
         msgs: &[&[u8]],
         tags: &mut [[u8; 32]],
     ) {
@@ -112,7 +206,7 @@ impl<H: SmallMac> Mac<H> {
     pub(super) fn macs_16(
         &self,
         keys: &CbcKeys,
-        w: &dyn WideMac,
+        w: &H::Wide,
         msgs: &[&[u8]],
         tags: &mut [[u8; 32]],
     ) -> Result<(), imb::ImbError> {
@@ -155,7 +249,7 @@ impl<H: SmallMac> Mac<H> {
         tags: &mut [[u8; 32]],
     ) -> Result<(), imb::ImbError> {
         if let Some(w) = &self.wide {
-            return self.macs_16(keys, &**w, msgs, tags);
+            return self.macs_16(keys, w, msgs, tags);
         }
         let Some(k) = &self.small else {
             // SHA-1, SHA-384/512 or no SHA-NI: the whole burst in one call.
@@ -195,7 +289,7 @@ impl<H: SmallMac> Mac<H> {
 }
 
 #[allow(clippy::too_many_arguments)] // the key material of one SA, set up once
-pub(super) fn mac_esp<H: SmallMac>(
+pub(super) fn mac_esp<H: EspHash>(
     suite: Suite,
     enc: &[u8],
     auth: &[u8],
@@ -212,8 +306,8 @@ pub(super) fn mac_esp<H: SmallMac>(
         _ => return Err(unsupported(suite.integ.name())),
     };
     if suite.encr == EncrAlg::Null {
-        let keys = SaKeys::new(&[], auth, iv_key, h, keep)?;
-        let id = keys.id;
+        let keys = SaKeys::<H>::new(&[], auth, iv_key, h, keep)?;
+        let id = keys.id();
         let m = NullHmac {
             keys,
             mac,
@@ -229,8 +323,8 @@ pub(super) fn mac_esp<H: SmallMac>(
             id,
         ));
     }
-    let keys = SaKeys::new(enc, auth, iv_key, h, keep)?;
-    let id = keys.id;
+    let keys = SaKeys::<H>::new(enc, auth, iv_key, h, keep)?;
+    let id = keys.id();
     let c = CbcHmac {
         ivs: match AesNi::detect() {
             Some(ni) => IvSrc::Ni(ni),

@@ -27,7 +27,9 @@
 //! per-thread manager is created by `ffi::ipsecmb::warm_thread` or on the
 //! first call of a thread); keys wiped on drop (`ffi::ipsecmb` key types).
 //! The AES-CBC + HMAC and NULL + HMAC transforms keep only their raw keys
-//! and an id (`key_slot::SaKeys`); their expanded keys (AES schedules, HMAC
+//! and an id (`key_slot::SaKeys`: inline, one array sized by the hash
+//! family, so a transform is one allocation of 86-130 bytes); their
+//! expanded keys (AES schedules, HMAC
 //! states, IV key schedule) are in the worker's key cache
 //! (`key_slot::CbcKeys`, `crypto::key_cache`), looked up once per chunk of
 //! a burst, expanded in place on a miss (`ffi::ipsecmb::aes_expand_into`,

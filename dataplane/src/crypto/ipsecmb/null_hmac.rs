@@ -6,8 +6,8 @@ use super::*;
 
 /// A NULL + HMAC SA: raw HMAC key and cache id ([`SaKeys`]); the HMAC
 /// states are in the worker's cache ([`CbcKeys`], AES fields zero).
-pub(super) struct NullHmac<H: SmallMac> {
-    pub(super) keys: SaKeys,
+pub(super) struct NullHmac<H: EspHash> {
+    pub(super) keys: SaKeys<H>,
     pub(super) mac: Mac<H>,
     /// ICV length (12..=32 bytes).
     pub(super) icv_len: u8,
@@ -15,9 +15,9 @@ pub(super) struct NullHmac<H: SmallMac> {
     pub(super) arch: imb::Arch,
 }
 
-pub(super) struct NullHmacEsp<const ESN: bool, H: SmallMac>(pub(super) NullHmac<H>);
+pub(super) struct NullHmacEsp<const ESN: bool, H: EspHash>(pub(super) NullHmac<H>);
 
-impl<const ESN: bool, H: SmallMac> NullHmacEsp<ESN, H> {
+impl<const ESN: bool, H: EspHash> NullHmacEsp<ESN, H> {
     /// End of the authenticated part (SPI..payload), if the packet has room
     /// for the header and the ICV.
     #[inline(always)]
@@ -111,7 +111,7 @@ impl<const ESN: bool, H: SmallMac> NullHmacEsp<ESN, H> {
 }
 
 esp_cipher_in_chunks!(
-    impl[const ESN: bool, H: SmallMac] NullHmacEsp<ESN, H>,
+    impl[const ESN: bool, H: EspHash] NullHmacEsp<ESN, H>,
     iv_len: 0,
     pad_align: 4,
     icv_len: |c| usize::from(c.0.icv_len),

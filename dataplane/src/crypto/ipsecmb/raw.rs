@@ -53,13 +53,13 @@ impl RawMac for RawHmac {
             joined = [a, b].concat();
             &joined[..]
         };
-        let mut ops = [imb::HmacOp { msg, tag: [0; 64] }];
+        let mut tag = [[0u8; 64]];
         let n = out.len().min(self.full_len());
-        if imb::hmac(&self.0, &mut ops).is_err() {
+        if imb::hmac(&self.0, &[msg], &mut tag).is_err() {
             out.fill(0);
             return;
         }
-        out[..n].copy_from_slice(&ops[0].tag[..n]);
+        out[..n].copy_from_slice(&tag[0][..n]);
     }
 }
 
