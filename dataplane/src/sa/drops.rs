@@ -20,16 +20,18 @@
 //! only when that count moved since its last walk began, and then in
 //! chunks of [`FOLD_CHUNK`] SAs, taking the table's writer lock
 //! for one chunk at a time (installs and removals go on between chunks).
-//! Walking 1,000,000 SAs every period to find none at 2^31 cost the
-//! management thread tens of milliseconds each time (`bench/results/sad.md`,
-//! fold14); with no request it now costs one atomic load.
+//! Walking every SA every period to find none at 2^31, as the fold did
+//! before, held the lock 7-12 ms at 100,000 SAs and 130-365 ms at
+//! 1,000,000 (more than the period: the management thread did little
+//! else; `bench/results/sad.md`, fold14); with no request a step now costs
+//! one atomic load under the lock (30 ns).
 //!
 //! Why no count is lost: a slot wraps only after 2^32 drops, 2^31 after
 //! its crossing. The crossing's request is seen by the next fold step that
 //! starts a walk (the worker's `fetch_add` on the slot comes before its
 //! `Release` bump, the walk's `Acquire` load of the count before it reads
 //! the slot), at most [`FOLD_PERIOD`] after it, plus the walk itself (one
-//! chunk per 1 ms tick: 245 ticks at 1,000,000 SAs). A walk that began
+//! chunk per 1 ms tick: 489 ticks at 1,000,000 SAs). A walk that began
 //! before the bump may pass the SA first; the bump then starts another
 //! walk. An SA whose shard is rebuilt while a walk is inside it is not
 //! skipped: the walk starts that shard again. So a slot is folded within
@@ -69,10 +71,11 @@ pub const FOLD_AT: u32 = 1 << 31;
 pub const FOLD_PERIOD: Duration = Duration::from_millis(100);
 
 /// SAs a fold step looks at under one hold of the table's writer lock
-/// (`Sad::fold_drops_step`): 4096 SAs of a 1,000,000-SA table, one cache
-/// miss each, take a few hundred microseconds (`bench/results/sad.md`,
-/// fold14).
-pub const FOLD_CHUNK: usize = 4096;
+/// (`Sad::fold_drops_step`): SAs of a 1,000,000-SA table are a cache and
+/// TLB miss each, 4096 of them held the lock 0.68 ms on average and up to
+/// 1.75 ms (`bench/results/sad.md`, fold14); half as many keeps a hold
+/// under about a millisecond.
+pub const FOLD_CHUNK: usize = 2048;
 
 /// Slots that reached [`FOLD_AT`], counted once per crossing by the worker
 /// that took the slot there (all SAs of the process: a request makes every
