@@ -125,10 +125,7 @@ fn chunked_walk_folds_each_sa_once_and_loses_no_drop() {
     let (mut visited, mut folded, mut steps) = (0, 0, 0);
     loop {
         let s = sad.fold_drops_step(7);
-        assert!(
-            s.visited < 7 + BUCKET,
-            "a chunk is 7 SAs (whole buckets)"
-        );
+        assert!(s.visited < 7 + BUCKET, "a chunk is 7 SAs (whole buckets)");
         visited += s.visited;
         folded += s.folded;
         steps += 1;
