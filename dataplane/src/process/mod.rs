@@ -526,10 +526,12 @@ fn run_worker<B: PacketIo>(i: usize, mut w: Worker<B>, tap: Option<TapWriter>) {
 
 /// The management loop until stop: shared-memory commands every
 /// millisecond and counters every 2 ms (with a control process), the TUN
-/// routes every 100 ms (`tun_sync`); the SAs' 32-bit drop slots folded
-/// into their totals every `sa::FOLD_PERIOD` (100 ms: a slot must be folded
-/// before 2^31 more drops of one reason reach it, see `sa/drops.rs`); the
-/// stats file every `--stats-interval-ms` from a thread of its own.
+/// routes every 100 ms (`tun_sync`); the SAs' 32-bit drop slots that
+/// reached 2^31 folded into their totals: a look for fold requests every
+/// `sa::FOLD_PERIOD` (100 ms), then one chunk of `sa::FOLD_CHUNK` SAs per
+/// 1 ms tick until the walk is done (a slot must be folded before 2^31
+/// more drops of one reason reach it, see `sa/drops.rs`); the stats file
+/// every `--stats-interval-ms` from a thread of its own.
 fn manage(
     opts: &Options,
     stop: &AtomicBool,
@@ -548,6 +550,8 @@ fn manage(
     let mut last_tun_sync = Instant::now() - Duration::from_secs(1);
     let mut last_publish = Instant::now();
     let mut last_fold = Instant::now();
+    // A fold walk under way: one chunk per tick, ticks of 1 ms at most.
+    let mut folding = false;
     std::thread::scope(|scope| {
         // The stats file from a thread of its own: a write or rename can
         // block for seconds on a busy disk (seen: 2.5 s with parallel
@@ -567,7 +571,11 @@ fn manage(
             }
         }
         while !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(tick);
+            std::thread::sleep(if folding {
+                tick.min(Duration::from_millis(1))
+            } else {
+                tick
+            });
             if let Some(m) = mgr.as_deref_mut() {
                 if let Err(e) = m.apply_commands() {
                     tracing::warn!("shared memory: {e}");
@@ -577,9 +585,10 @@ fn manage(
                     last_publish = Instant::now();
                 }
             }
-            if last_fold.elapsed() >= crate::sa::FOLD_PERIOD {
-                sad_in.fold_drops();
-                sad_out.fold_drops();
+            if folding || last_fold.elapsed() >= crate::sa::FOLD_PERIOD {
+                let a = sad_in.fold_drops_step(crate::sa::FOLD_CHUNK);
+                let b = sad_out.fold_drops_step(crate::sa::FOLD_CHUNK);
+                folding = !(a.done && b.done);
                 last_fold = Instant::now();
             }
             if opts.tun.is_some() && last_tun_sync.elapsed() >= Duration::from_millis(100) {

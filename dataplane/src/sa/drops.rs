@@ -5,22 +5,42 @@
 //! Why 32 bits: the [`super::Sa`] struct is four cache lines (256 B), and
 //! 13 64-bit drop counters would take 104 of them. A worker counts a drop
 //! with one `fetch_add` on a 32-bit slot (the drop path only; a packet
-//! that passes touches none of this). The management thread folds
-//! ([`fold`], from `Sad::fold_drops`, every [`FOLD_PERIOD`]): a slot that
-//! reached [`FOLD_AT`] (2^31) moves what it holds into a 64-bit total in
+//! that passes touches none of this). A slot that reaches [`FOLD_AT`]
+//! (2^31) must have what it holds moved into a 64-bit total ([`fold`]), in
 //! a block allocated by the management thread the first time an SA needs
 //! one ([`Folded`]; most SAs never do). Readers ([`read`]) add the slot
 //! and its total.
 //!
-//! Why no count is lost: a slot wraps only after 2^32 drops; it is folded
-//! as soon as a fold finds it at 2^31 or more, so it wraps only if 2^31
-//! drops of one reason on one SA arrive between two folds. At the 100 ms
-//! fold period that is 21 billion drops per second; 400 GbE carries at
-//! most 595 million packets per second (64-byte frames), so a fold may
-//! also come up to 3.6 s late (the management thread busy applying
-//! commands) at that rate before a count could be lost. The fold
-//! subtracts exactly what it read (`fetch_sub`), so drops counted while
-//! it runs stay in the slot.
+//! Which SAs are folded, and when: the worker whose `fetch_add` takes a
+//! slot from `FOLD_AT - 1` to `FOLD_AT` (exactly one per crossing) also
+//! bumps a process-wide count of fold requests ([`fold_requests`]; a cold
+//! branch of the drop path, once per 2^31 drops of one reason on one SA).
+//! `Sad::fold_drops_step`, from the management thread every tick while a
+//! walk is under way and every [`FOLD_PERIOD`] otherwise, walks its table
+//! only when that count moved since its last walk began, and then in
+//! chunks of [`FOLD_CHUNK`] SAs, taking the table's writer lock
+//! for one chunk at a time (installs and removals go on between chunks).
+//! Walking every SA every period to find none at 2^31, as the fold did
+//! before, held the lock 7-12 ms at 100,000 SAs and 130-365 ms at
+//! 1,000,000 (more than the period: the management thread did little
+//! else; `bench/results/sad.md`, fold14); with no request a step now costs
+//! one atomic load under the lock (30 ns).
+//!
+//! Why no count is lost: a slot wraps only after 2^32 drops, 2^31 after
+//! its crossing. The crossing's request is seen by the next fold step that
+//! starts a walk (the worker's `fetch_add` on the slot comes before its
+//! `Release` bump, the walk's `Acquire` load of the count before it reads
+//! the slot), at most [`FOLD_PERIOD`] after it, plus the walk itself (one
+//! chunk per 1 ms tick: 489 ticks at 1,000,000 SAs). A walk that began
+//! before the bump may pass the SA first; the bump then starts another
+//! walk. An SA whose shard is rebuilt while a walk is inside it is not
+//! skipped: the walk starts that shard again. So a slot is folded within
+//! about a second of its crossing; 2^31 drops of one reason on one SA in a
+//! second is 2.1 billion per second, and 400 GbE carries at most 595
+//! million packets per second (64-byte frames): the fold may come 3.6 s
+//! late (the management thread busy applying commands) before a count
+//! could be lost. The fold subtracts exactly what it read (`fetch_sub`),
+//! so drops counted while it runs stay in the slot.
 //!
 //! Why a reader sees exact totals while a fold runs (the stats-file thread
 //! reads while the management thread folds): the fold is bracketed by a
@@ -46,8 +66,41 @@ pub const SA_DROP_SLOTS: usize = 13;
 /// A slot at or above this is folded into its 64-bit total.
 pub const FOLD_AT: u32 = 1 << 31;
 
-/// How often the management thread folds (`process::manage`).
+/// How often the management thread looks for fold requests
+/// (`process::manage`; every 1 ms tick while a walk is under way).
 pub const FOLD_PERIOD: Duration = Duration::from_millis(100);
+
+/// SAs a fold step looks at under one hold of the table's writer lock
+/// (`Sad::fold_drops_step`): SAs of a 1,000,000-SA table are a cache and
+/// TLB miss each, 4096 of them held the lock 0.68 ms on average and up to
+/// 1.75 ms (`bench/results/sad.md`, fold14); half as many keeps a hold
+/// under about a millisecond.
+pub const FOLD_CHUNK: usize = 2048;
+
+/// Slots that reached [`FOLD_AT`], counted once per crossing by the worker
+/// that took the slot there (all SAs of the process: a request makes every
+/// table walk once, which costs a walk, never a count).
+static FOLD_REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+/// The count of fold requests so far (`Sad::fold_drops_step` walks when it
+/// moved). `Acquire`: pairs with the bump, so a walk that began after
+/// loading a count sees the slots that made it.
+pub(crate) fn fold_requests() -> u64 {
+    FOLD_REQUESTS.load(Ordering::Acquire)
+}
+
+/// A slot just reached [`FOLD_AT`]: ask the management thread to fold.
+#[cold]
+#[inline(never)]
+fn request_fold() {
+    FOLD_REQUESTS.fetch_add(1, Ordering::Release);
+}
+
+/// Tests that make slots cross [`FOLD_AT`] or assert that a fold step
+/// walked nothing hold this, so that the process-wide count moves only
+/// when the test itself moves it.
+#[cfg(test)]
+pub(crate) static FOLD_REQUEST_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The per-SA counter slot of a drop reason on an SA of direction `dir`, or
 /// `None` for the reasons that never concern such an SA: those are counted
@@ -110,11 +163,14 @@ impl DropSlots {
     pub(crate) fn new() -> Self {
         DropSlots(std::array::from_fn(|_| AtomicU32::new(0)))
     }
-    /// Counts one drop in slot `i` (the drop path).
+    /// Counts one drop in slot `i` (the drop path); the drop that takes
+    /// the slot to [`FOLD_AT`] requests a fold.
     #[inline]
     pub(crate) fn add(&self, i: usize) {
         if let Some(s) = self.0.get(i) {
-            s.fetch_add(1, Ordering::Relaxed);
+            if s.fetch_add(1, Ordering::Relaxed) == FOLD_AT - 1 {
+                request_fold();
+            }
         }
     }
     /// Counts `n` drops in slot `i` at once, wrapping as `n` calls of
@@ -122,7 +178,10 @@ impl DropSlots {
     /// without counting them one by one).
     #[cfg(test)]
     pub(crate) fn add_n(&self, i: usize, n: u32) {
-        self.0[i].fetch_add(n, Ordering::Relaxed);
+        let before = self.0[i].fetch_add(n, Ordering::Relaxed);
+        if before < FOLD_AT && u64::from(before) + u64::from(n) >= u64::from(FOLD_AT) {
+            request_fold();
+        }
     }
 }
 
@@ -163,15 +222,18 @@ pub(crate) fn read(slots: &DropSlots, folded: &FoldedTotals, i: usize) -> u64 {
     }
 }
 
-/// Folds every slot at or above [`FOLD_AT`] into its total. One caller at
-/// a time per SA (`Sad::fold_drops` holds the table's writer lock); never
-/// on the packet path (it may allocate the SA's `Folded` block).
-pub(crate) fn fold(slots: &DropSlots, folded: &FoldedTotals) {
+/// Folds every slot at or above [`FOLD_AT`] into its total; true if it
+/// folded any. One caller at a time per SA (`Sad::fold_drops_step` holds
+/// the table's writer lock; an SA is in one table); never on the packet
+/// path (it may allocate the SA's `Folded` block).
+pub(crate) fn fold(slots: &DropSlots, folded: &FoldedTotals) -> bool {
+    let mut any = false;
     for (i, slot) in slots.0.iter().enumerate() {
         let v = slot.load(Ordering::Relaxed);
         if v < FOLD_AT {
             continue;
         }
+        any = true;
         let f = match folded.load_full() {
             Some(f) => f,
             None => {
@@ -185,4 +247,5 @@ pub(crate) fn fold(slots: &DropSlots, folded: &FoldedTotals) {
         f.total[i].fetch_add(u64::from(v), Ordering::SeqCst);
         f.seq.fetch_add(1, Ordering::SeqCst);
     }
+    any
 }

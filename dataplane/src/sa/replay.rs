@@ -137,6 +137,103 @@ fn tag_of(v: u64) -> u64 {
     v & !BITS_MASK
 }
 
+/// What one pass over a burst found ([`span`]).
+#[derive(Clone, Copy)]
+struct Span {
+    min: u64,
+    max: u64,
+    /// Strictly increasing (in-order traffic).
+    increasing: bool,
+    /// Not increasing, and every number less than 64 away from the first:
+    /// `map` holds bit `s - first + 64` of every number `s`.
+    near: bool,
+    map: u128,
+}
+
+/// The lowest and highest numbers of a burst, whether it is strictly
+/// increasing (in-order traffic), and, for a burst that is not, the map of
+/// its numbers around the first one.
+///
+/// The increasing test: three compares of the first four packets without
+/// a branch, and only if those are in order (always for in-order traffic;
+/// one reordered burst in 24), all pairs (a count of descents, which LLVM
+/// unrolls); an increasing burst's extremes are its ends. Otherwise
+/// one scalar, branch-free pass builds the 128-bit map of the numbers
+/// less than 64 from the first (what [`ReplayWindow::commit_in_window`]
+/// would otherwise build in a second pass); when every number is in it
+/// (reordered traffic), its lowest and highest bits are the extremes.
+/// Else a pass of selects, not branches (whether a packet is a new low or
+/// high is a coin toss), two accumulators of each so that the
+/// compare-select chains run side by side. Scalar because the baseline
+/// x86-64 target has no 64-bit vector compare or per-lane shift: the
+/// vectorized min/max reductions and bit loop this replaces emulated them
+/// and took about half of a reordered burst's commit. An empty burst: min
+/// `u64::MAX`, max 0, increasing.
+#[inline(always)]
+fn span(seqs: &[u64]) -> Span {
+    use std::hint::select_unpredictable as sel;
+    let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) else {
+        return Span {
+            min: u64::MAX,
+            max: 0,
+            increasing: true,
+            near: false,
+            map: 0,
+        };
+    };
+    let head = match seqs {
+        [a, b, c, d, ..] => (a < b) & (b < c) & (c < d),
+        _ => true,
+    };
+    let descents = || {
+        seqs.iter()
+            .zip(&seqs[1..])
+            .fold(0u32, |a, (x, y)| a + u32::from(x >= y))
+    };
+    if head && descents() == 0 {
+        return Span {
+            min: first,
+            max: last,
+            increasing: true,
+            near: false,
+            map: 0,
+        };
+    }
+    let origin = first.wrapping_sub(64);
+    let (mut map, mut far) = (0u128, 0u64);
+    for &s in seqs {
+        let d = s.wrapping_sub(origin);
+        far |= d >> 7;
+        map |= 1u128 << (d & 127);
+    }
+    if far == 0 {
+        // The first number's bit is set: the map is not empty.
+        return Span {
+            min: origin.wrapping_add(u64::from(map.trailing_zeros())),
+            max: origin.wrapping_add(127 - u64::from(map.leading_zeros())),
+            increasing: false,
+            near: true,
+            map,
+        };
+    }
+    let (mut lo, mut hi, mut lo2, mut hi2) = (first, first, last, last);
+    let mut pairs = seqs.chunks_exact(2);
+    for p in &mut pairs {
+        let (a, b) = (p[0], p[1]);
+        lo = sel(a < lo, a, lo);
+        hi = sel(a > hi, a, hi);
+        lo2 = sel(b < lo2, b, lo2);
+        hi2 = sel(b > hi2, b, hi2);
+    }
+    Span {
+        min: lo.min(lo2),
+        max: hi.max(hi2),
+        increasing: false,
+        near: false,
+        map: 0,
+    }
+}
+
 impl ReplayWindow {
     /// A window of `size` packets: 0 (off) or 64..=65536.
     pub fn new(size: u32) -> Result<Self, WindowSizeError> {
@@ -402,22 +499,8 @@ impl ReplayWindow {
     /// `seqs`.
     pub fn commit_burst(&self, seqs: &[u64], out: &mut [Result<(), ReplayError>]) {
         let n = seqs.len().min(out.len());
-        // Strictly increasing (in-order traffic): the ends are the extremes.
-        let increasing = seqs[..n].windows(2).fold(true, |a, p| a & (p[0] < p[1]));
-        let (min, max) = if increasing {
-            (
-                seqs[..n].first().copied().unwrap_or(u64::MAX),
-                seqs[..n].last().copied().unwrap_or(0),
-            )
-        } else {
-            // Two plain reductions: LLVM vectorizes them, while a fold of
-            // both turned into branches that mispredict on reordered
-            // traffic.
-            (
-                seqs[..n].iter().copied().min().unwrap_or(u64::MAX),
-                seqs[..n].iter().copied().max().unwrap_or(0),
-            )
-        };
+        let sp = span(&seqs[..n]);
+        let (min, max, increasing) = (sp.min, sp.max, sp.increasing);
         let mut prev_top = self.top.load(Ordering::Acquire);
         if max > prev_top {
             prev_top = self.top.fetch_max(max, Ordering::AcqRel);
@@ -444,8 +527,10 @@ impl ReplayWindow {
             // No packet can be W below the top before it: all inside the
             // window (reordered traffic, duplicates).
             out[..n].fill(Ok(()));
+            // The pass's map serves a burst of one chunk.
+            let map = (n <= 64 && sp.near).then_some(sp.map);
             for (s, o) in seqs[..n].chunks(64).zip(out[..n].chunks_mut(64)) {
-                self.commit_in_window(s, o, min, max);
+                self.commit_in_window(s, o, min, max, map);
             }
         } else {
             for (s, o) in seqs[..n].chunks(64).zip(out[..n].chunks_mut(64)) {
@@ -486,14 +571,29 @@ impl ReplayWindow {
                 j += 1;
             }
             let members = (u64::MAX >> (64 - (j - start))) << start;
-            self.commit_block(p, Before::Ascending(top), seqs, out, members, bits);
+            let count = members.count_ones();
+            self.commit_block(
+                p,
+                Before::Ascending(top),
+                seqs,
+                out,
+                count,
+                || members,
+                bits,
+            );
         }
     }
 
     /// Up to 64 packets of a burst, all between `min` and `max` and none W
     /// below the top before it (`out` already `Ok`). When they fall in two
-    /// blocks at most (bursts of up to 48 numbers, reordered or not), one
-    /// branch-free pass sorts them into the two; otherwise as
+    /// blocks at most (bursts of up to 48 numbers, reordered or not), their
+    /// bits in one 96-bit map sort them into the two: `pre`, the map
+    /// [`span`] made around the first packet, when it has one, else one
+    /// scalar pass here (a form with a 64-bit variable shift per packet was
+    /// vectorized for the baseline x86-64 target, which has no such vector
+    /// shift, and cost more than the rest of the commit). Which packets are
+    /// in which block is only worked out when a number repeats or a block
+    /// needs judging packet by packet. Otherwise as
     /// [`ReplayWindow::commit_chunk`].
     #[inline]
     fn commit_in_window(
@@ -502,32 +602,57 @@ impl ReplayWindow {
         out: &mut [Result<(), ReplayError>],
         min: u64,
         max: u64,
+        pre: Option<u128>,
     ) {
         let n = seqs.len().min(64);
         let p0 = self.place(min);
+        let all = u64::MAX >> (64 - n);
         if max - p0.base >= 2 * BLOCK_BITS {
-            let all = u64::MAX >> (64 - n);
             self.commit_groups(seqs, out, all, Before::InWindow);
             return;
         }
-        let (mut m0, mut b0, mut m1, mut b1) = (0u64, 0u64, 0u64, 0u64);
-        for (j, &s) in seqs[..n].iter().enumerate() {
-            // 0 <= d < 96: block 0 or 1.
-            let d = s - p0.base;
-            let second = 0u64.wrapping_sub(u64::from(d >= BLOCK_BITS));
-            let bit = 1u64 << (d - (BLOCK_BITS & second));
-            let mj = 1u64 << j;
-            m0 |= mj & !second;
-            b0 |= bit & !second;
-            m1 |= mj & second;
-            b1 |= bit & second;
+        // 0 <= s - p0.base < 96 for every packet: block 0 or 1.
+        let second = || {
+            let mut m1 = 0u64;
+            for (j, &s) in seqs[..n].iter().enumerate() {
+                m1 |= u64::from(s - p0.base >= BLOCK_BITS) << j;
+            }
+            m1
+        };
+        let map = match pre {
+            // Bit `s - first + 64` to bit `s - p0.base`: `first - p0.base`
+            // is below 96, and no bit is below `p0.base`.
+            Some(m) => {
+                let off = (seqs[0] - p0.base) as i64 - 64;
+                if off >= 0 {
+                    m << off
+                } else {
+                    m >> -off
+                }
+            }
+            None => {
+                let mut m = 0u128;
+                for &s in &seqs[..n] {
+                    m |= 1u128 << (s - p0.base);
+                }
+                m
+            }
+        };
+        let (b0, b1) = (map as u64 & BITS_MASK, (map >> BLOCK_BITS) as u64);
+        let (c0, c1, m1) = if map.count_ones() as usize == n {
+            // No number twice: as many packets in each block as bits.
+            (b0.count_ones(), b1.count_ones(), None)
+        } else {
+            let m1 = second();
+            ((all & !m1).count_ones(), m1.count_ones(), Some(m1))
+        };
+        let m1 = || m1.unwrap_or_else(second);
+        if c0 != 0 {
+            self.commit_block(p0, Before::InWindow, seqs, out, c0, || all & !m1(), b0);
         }
-        if m0 != 0 {
-            self.commit_block(p0, Before::InWindow, seqs, out, m0, b0);
-        }
-        if m1 != 0 {
+        if c1 != 0 {
             let p1 = self.place(p0.base + BLOCK_BITS);
-            self.commit_block(p1, Before::InWindow, seqs, out, m1, b1);
+            self.commit_block(p1, Before::InWindow, seqs, out, c1, m1, b1);
         }
     }
 
@@ -587,14 +712,15 @@ impl ReplayWindow {
                 bits |= m << (d & 63);
             }
             left &= !members;
-            self.commit_block(p, before, seqs, out, members, bits);
+            self.commit_block(p, before, seqs, out, members.count_ones(), || members, bits);
         }
     }
 
-    /// Commits the packets `members` of `seqs` (inside the window as judged
-    /// against `before`, `out` already `Ok` for them), all in the block at
-    /// `p`, whose bits are `bits`, with one CAS; `before` gives the top
-    /// packet `j` is judged against.
+    /// Commits the packets `members()` of `seqs` (`count` of them, inside
+    /// the window as judged against `before`, `out` already `Ok` for them),
+    /// all in the block at `p`, whose bits are `bits`, with one CAS;
+    /// `before` gives the top packet `j` is judged against. `members` is
+    /// only called on the slow path.
     ///
     /// Fast path, when no number is twice among the members: one CAS for
     /// all, if none of their bits is set under their lap, or the slot holds
@@ -605,18 +731,20 @@ impl ReplayWindow {
     /// lap is older (as [`ReplayWindow::commit`] reasons per packet).
     /// Otherwise packet by packet, in burst order.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn commit_block(
         &self,
         p: Place,
         before: Before<'_>,
         seqs: &[u64],
         out: &mut [Result<(), ReplayError>],
-        members: u64,
+        count: u32,
+        members: impl FnOnce() -> u64,
         bits: u64,
     ) {
         let slot = &self.slots[p.slot];
         let mut cur = slot.load(Ordering::Acquire);
-        if bits.count_ones() == members.count_ones() {
+        if bits.count_ones() == count {
             let lowest = p.base + u64::from(bits.trailing_zeros());
             loop {
                 let new = if tag_of(cur) == p.tag {
@@ -635,6 +763,7 @@ impl ReplayWindow {
                 }
             }
         }
+        let members = members();
         loop {
             let mut new = cur;
             let mut m = members;

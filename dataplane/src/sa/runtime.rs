@@ -775,10 +775,11 @@ impl Sa {
     }
 
     /// Folds drop slots that reached 2^31 into their 64-bit totals
-    /// (`sa/drops.rs`). Only through [`super::Sad::fold_drops`] (one
-    /// folder at a time, the management thread), never on the packet path.
-    pub(crate) fn fold_drops(&self) {
-        drops::fold(&self.drops, &self.folded);
+    /// (`sa/drops.rs`); true if it folded any. Only through
+    /// [`super::Sad::fold_drops_step`] (one folder at a time, the
+    /// management thread), never on the packet path.
+    pub(crate) fn fold_drops(&self) -> bool {
+        drops::fold(&self.drops, &self.folded)
     }
 
     /// Counts `n` drops under `r` at once (tests of the fold).

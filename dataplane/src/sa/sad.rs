@@ -76,6 +76,7 @@ pub use espresso_core::shm::huge::Placement;
 use espresso_core::shm::huge::{HugeArc, HEADER, HUGE_PAGE};
 use espresso_core::shm::keyed::{KeyedSlots, Lookup, EMPTY};
 
+use super::drops::{fold_requests, FOLD_CHUNK};
 use super::policy::SaEvent;
 use super::runtime::Sa;
 use crate::crypto::mb::prefetch::prefetch;
@@ -425,6 +426,9 @@ struct ShardUse {
     used: u32,
     /// To be rebuilt by the current `apply`.
     rebuild: bool,
+    /// Rebuilds of this shard so far (wrapping): a fold walk inside the
+    /// shard starts it again when this moved (its slots were rearranged).
+    generation: u32,
 }
 
 /// What only the writer touches (behind the mutex).
@@ -436,6 +440,40 @@ struct Writer {
     retired: Vec<Arc<SadTable>>,
     /// Shard rebuilds so far (tests and benchmarks).
     rebuilds: u64,
+    /// The drop-counter fold's progress.
+    fold: FoldState,
+}
+
+/// Where the fold of the drop counters is (`sa/drops.rs`).
+#[derive(Default)]
+struct FoldState {
+    /// The fold-request count when the last walk began.
+    seen: u64,
+    /// The next walk goes ahead without a new request
+    /// ([`Sad::request_fold_walk`]).
+    forced: bool,
+    /// The walk under way, if any.
+    walk: Option<FoldCursor>,
+}
+
+/// The next SA a walk looks at: bucket `bucket` of shard `shard`, as of
+/// that shard's `generation`.
+#[derive(Clone, Copy, Default)]
+struct FoldCursor {
+    shard: usize,
+    bucket: usize,
+    generation: u32,
+}
+
+/// What one [`Sad::fold_drops_step`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FoldStep {
+    /// SAs looked at.
+    pub visited: usize,
+    /// SAs with at least one slot folded.
+    pub folded: usize,
+    /// No walk left under way (the step finished one, or had none to do).
+    pub done: bool,
 }
 
 impl Writer {
@@ -502,6 +540,7 @@ impl Sad {
                 shards: vec![ShardUse::default(); nshards],
                 retired: Vec::new(),
                 rebuilds: 0,
+                fold: FoldState::default(),
             }),
         }
     }
@@ -667,6 +706,7 @@ impl Sad {
                 live: n,
                 used: n,
                 rebuild: false,
+                generation: w.shards[si].generation.wrapping_add(1),
             };
             w.rebuilds += 1;
         }
@@ -703,15 +743,106 @@ impl Sad {
         }
     }
 
-    /// Folds the 32-bit drop slots of every SA that reached 2^31 into
-    /// their 64-bit totals (`sa/drops.rs`). The management thread, every
-    /// [`super::FOLD_PERIOD`]; under the writer lock, so one fold at a time
-    /// (readers and workers go on meanwhile).
-    pub fn fold_drops(&self) {
-        let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+    /// One step of the drop-counter fold (`sa/drops.rs`): the management
+    /// thread, every tick while a walk is under way ([`FoldStep::done`]
+    /// false), every [`super::FOLD_PERIOD`] otherwise. With no walk under
+    /// way, a walk begins only if some slot reached 2^31 since the last one
+    /// began (or [`Sad::request_fold_walk`] asked); else the step costs one
+    /// atomic load under the writer lock. A step looks at up to `chunk` SAs
+    /// (management: [`FOLD_CHUNK`]; at least 1) and folds those with a slot at
+    /// 2^31 or more, under the writer lock (one fold at a time; installs and
+    /// removals wait for one chunk at most, and go on between chunks).
+    ///
+    /// A walk goes through the shards in index order, each bucket by bucket
+    /// (shard indices never change; an SA stays in its shard). An SA
+    /// installed or removed between two chunks may be looked at or not (a
+    /// new SA's slots are below 2^31 when its install finishes; the walk
+    /// its own crossing requests will see it); a shard rebuilt while the
+    /// walk is inside it is walked again from its first bucket, whole in
+    /// one step, so an SA live all along is never passed over and the walk
+    /// ends whatever the churn.
+    pub fn fold_drops_step(&self, chunk: usize) -> FoldStep {
+        let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let w = &mut *guard;
+        let mut cur = match w.fold.walk.take() {
+            Some(c) => c,
+            None => {
+                let req = fold_requests();
+                if req == w.fold.seen && !w.fold.forced {
+                    return FoldStep {
+                        done: true,
+                        ..FoldStep::default()
+                    };
+                }
+                w.fold.seen = req;
+                w.fold.forced = false;
+                FoldCursor::default()
+            }
+        };
+        let chunk = chunk.max(1);
         let t = self.root.load();
-        for sa in t.iter() {
-            sa.fold_drops();
+        let mut step = FoldStep::default();
+        let nshards = t.shards();
+        while cur.shard < nshards && step.visited < chunk {
+            let generation = w.shards[cur.shard].generation;
+            // Rebuilt since the last chunk: its SAs moved. Walked again
+            // from its start, whole, in this step (so that a shard rebuilt
+            // more often than chunks cross it still gets walked: this
+            // costs the writer lock about what the rebuild that moved the
+            // SAs did, which copied every one of them).
+            let whole = cur.bucket != 0 && cur.generation != generation;
+            if whole {
+                cur.bucket = 0;
+            }
+            cur.generation = generation;
+            let shard = t.shard(cur.shard);
+            while whole || step.visited < chunk {
+                let Some(bk) = shard.get(cur.bucket) else {
+                    break;
+                };
+                for (_, sa) in (0..BUCKET).filter_map(|i| bk.0.live(i)) {
+                    step.visited += 1;
+                    step.folded += usize::from(sa.fold_drops());
+                }
+                cur.bucket += 1;
+            }
+            if cur.bucket >= shard.len() {
+                cur = FoldCursor {
+                    shard: cur.shard + 1,
+                    ..FoldCursor::default()
+                };
+            }
+        }
+        step.done = cur.shard >= nshards;
+        if !step.done {
+            w.fold.walk = Some(cur);
+        }
+        step
+    }
+
+    /// Makes the next [`Sad::fold_drops_step`] that has no walk under way
+    /// begin one, requested or not (tests, benchmarks: the cost of a walk).
+    pub fn request_fold_walk(&self) {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        w.fold.forced = true;
+    }
+
+    /// [`Sad::fold_drops_step`] until no walk is under way, in chunks of
+    /// [`FOLD_CHUNK`] (the writer lock released between them); the
+    /// steps' sums.
+    pub fn fold_drops(&self) -> FoldStep {
+        let mut all = FoldStep::default();
+        loop {
+            let s = self.fold_drops_step(FOLD_CHUNK);
+            all.visited += s.visited;
+            all.folded += s.folded;
+            if s.done {
+                all.done = true;
+                return all;
+            }
         }
     }
 }
+
+#[cfg(test)]
+mod fold_tests;

@@ -174,6 +174,9 @@ fn struct_size() {
 #[test]
 fn drop_slots_fold_past_32_bits() {
     use crate::drop::DropReason as D;
+    let _fold_requests = crate::sa::drops::FOLD_REQUEST_TESTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let p = params("192.0.2.1", "198.51.100.7", None);
     let sa = Sa::new(p, crate::crypto::Backend::Auto).unwrap();
     let c = sa.counters();
@@ -222,6 +225,9 @@ fn drop_slots_fold_past_32_bits() {
 fn drop_fold_concurrent_exact() {
     use crate::drop::DropReason as D;
     use std::sync::atomic::{AtomicBool, Ordering};
+    let _fold_requests = crate::sa::drops::FOLD_REQUEST_TESTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let mut p = params("192.0.2.1", "198.51.100.7", None);
     p.direction = Direction::Outbound;
     let sa = Sa::new(p, crate::crypto::Backend::Auto).unwrap();
@@ -275,12 +281,16 @@ fn drop_fold_concurrent_exact() {
 #[test]
 fn sad_folds_its_sas() {
     use crate::drop::DropReason as D;
+    let _fold_requests = crate::sa::drops::FOLD_REQUEST_TESTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let sad = crate::sa::Sad::default();
     let p = params("192.0.2.1", "198.51.100.7", None);
     let sa = std::sync::Arc::new(Sa::new(p, crate::crypto::Backend::Auto).unwrap());
     sad.insert(sa.clone());
     sa.count_drops(D::Replayed, u32::MAX);
-    sad.fold_drops();
+    let step = sad.fold_drops();
+    assert_eq!((step.visited, step.folded, step.done), (1, 1, true));
     sa.count_drops(D::Replayed, 2);
     assert_eq!(sa.counters().drops(D::Replayed), u64::from(u32::MAX) + 2);
     assert!(sa.folded.load().is_some());
