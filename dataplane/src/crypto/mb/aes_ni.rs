@@ -5,6 +5,11 @@
 //! portable (fixsliced) schedule. Checked against RustCrypto on random keys
 //! and blocks and against FIPS-197 Appendix C.1 (tests below).
 //!
+//! Also AES-CBC encryption of a small group (1-4 packets of one SA, any key
+//! size) on the round keys of an ipsec-mb CBC transform's cache entry
+//! ([`AesNi::cbc_encrypt`]): checked against RustCrypto's `cbc` and read
+//! back from the stack for spilled round keys (tests below).
+//!
 //! `unsafe` here: only the calls into the `#[target_feature]` functions,
 //! made from an [`Aes128Ni`], which exists only after [`Aes128Ni::new`]
 //! found AES-NI on this CPU. Loads and stores go through `bytemuck`.
