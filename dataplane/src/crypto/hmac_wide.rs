@@ -346,9 +346,7 @@ impl<const DW: usize> WideMac for Wide512Kernel<DW> {
     fn mac_burst(&self, ipad: &[u8; 64], opad: &[u8; 64], msgs: &[&[u8]], out: &mut [[u8; 32]]) {
         wipe::burst::<{ wipe::WIDE_HMAC_WIPE }, _>(|| {
             let mut pads = (words64(ipad), words64(opad));
-            for (m, o) in msgs.chunks(LANES8).zip(out.chunks_mut(LANES8)) {
-                mac_group512::<DW>(self.0, &pads.0, &pads.1, m, o);
-            }
+            mac_groups512::<DW>(self.0, &pads.0, &pads.1, msgs, out);
             pads.0.zeroize();
             pads.1.zeroize();
         })
@@ -395,9 +393,7 @@ impl<const DW: usize> HmacWide512<DW> {
 
     /// Full MAC of `msgs[i]` into the first 32 bytes of `out[i]`.
     pub(crate) fn mac_burst(&self, msgs: &[&[u8]], out: &mut [[u8; 32]]) {
-        for (m, o) in msgs.chunks(LANES8).zip(out.chunks_mut(LANES8)) {
-            mac_group512::<DW>(self.k, &self.ipad, &self.opad, m, o);
-        }
+        mac_groups512::<DW>(self.k, &self.ipad, &self.opad, msgs, out);
     }
 
     /// The initial state (FIPS 180-4 §5.3.4 / §5.3.5).
@@ -424,6 +420,79 @@ impl<const DW: usize> HmacWide512<DW> {
             0x5be0cd19137e2179,
         ]
     };
+}
+
+/// Groups of at most this many messages take the one-message HMAC
+/// ([`mac_one512`]) instead of the 8-lane kernel: one message on eight
+/// lanes costs a whole 8-lane compression per block (bench/results/sad.md,
+/// small14).
+const ONE_LANE512: usize = 1;
+
+/// Every message of a burst, eight at a time: a group of at most
+/// [`ONE_LANE512`] (a lone packet of an SA, the rest of a burst) message by
+/// message, the others on the 8-lane kernel (a choice by group size).
+#[inline(always)]
+fn mac_groups512<const DW: usize>(
+    k: Sha512x8,
+    ipad: &[u64; 8],
+    opad: &[u64; 8],
+    msgs: &[&[u8]],
+    out: &mut [[u8; 32]],
+) {
+    for (m, o) in msgs.chunks(LANES8).zip(out.chunks_mut(LANES8)) {
+        if m.len() <= ONE_LANE512 {
+            for (m, o) in m.iter().zip(o.iter_mut()) {
+                mac_one512::<DW>(ipad, opad, m, o);
+            }
+        } else {
+            mac_group512::<DW>(k, ipad, opad, m, o);
+        }
+    }
+}
+
+/// One SHA-512 compression of `block` into `st` (RustCrypto).
+#[inline(always)]
+fn compress512(st: &mut [u64; 8], block: &[u8]) {
+    use sha2::digest::generic_array::GenericArray;
+    sha2::compress512(st, std::slice::from_ref(GenericArray::from_slice(block)));
+}
+
+/// The HMAC-SHA-384 (`DW` = 6) or -512 (`DW` = 8) of one message with
+/// RustCrypto's one-message compression, from the key states `ipad` /
+/// `opad`: the same blocks as [`mac_group512`] gives a lane; the first
+/// 32 bytes of the MAC into `out`.
+fn mac_one512<const DW: usize>(ipad: &[u64; 8], opad: &[u64; 8], msg: &[u8], out: &mut [u8; 32]) {
+    let len = msg.len();
+    let full = len / 128;
+    let mut st = *ipad;
+    for b in msg.chunks_exact(128) {
+        compress512(&mut st, b);
+    }
+    let rest = &msg[full * 128..];
+    let mut tail = [0u8; 256];
+    tail[..rest.len()].copy_from_slice(rest);
+    tail[rest.len()] = 0x80;
+    let tail_blocks = if rest.len() + 17 <= 128 { 1 } else { 2 };
+    let end = tail_blocks * 128;
+    tail[end - 16..end].copy_from_slice(&(((128 + len) as u128) * 8).to_be_bytes());
+    for b in tail[..end].chunks_exact(128) {
+        compress512(&mut st, b);
+    }
+    let mut outer = [0u8; 128];
+    let digest = 8 * DW;
+    for j in 0..DW {
+        outer[8 * j..8 * j + 8].copy_from_slice(&st[j].to_be_bytes());
+    }
+    outer[digest] = 0x80;
+    outer[112..].copy_from_slice(&(((128 + digest) as u128) * 8).to_be_bytes());
+    st = *opad;
+    compress512(&mut st, &outer);
+    for j in 0..4 {
+        out[8 * j..8 * j + 8].copy_from_slice(&st[j].to_be_bytes());
+    }
+    // The tail holds message bytes only; the chaining state is key-derived.
+    st.zeroize();
+    tail.zeroize();
 }
 
 /// Up to eight messages: the inner hashes block by block, lanes with

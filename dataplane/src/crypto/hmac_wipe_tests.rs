@@ -86,7 +86,8 @@ fn sha_ni_hmac_burst_leaves_no_pad_state_on_the_stack() {
 }
 
 /// No HMAC burst writes deeper below its caller than its wipe clears (plus
-/// the wipe's frame): 64-byte, 1400-byte and mixed bursts.
+/// the wipe's frame): 64-byte, 1400-byte and mixed bursts, and lone
+/// packets and a group of eight plus one (SHA-384/512's one-message path).
 #[test]
 fn hmac_bursts_stay_within_their_wipe() {
     let (Some(wide), Some(wide512), Some(ni)) = (
@@ -107,7 +108,14 @@ fn hmac_bursts_stay_within_their_wipe() {
             "{what} ({size} B): {d} bytes deep, wipe {wipe}"
         );
     };
-    for sizes in [&[64usize; 32][..], &[1400; 32], &mixed] {
+    for sizes in [
+        &[64usize; 32][..],
+        &[1400; 32],
+        &mixed,
+        &[64],
+        &[1400],
+        &[300; 9],
+    ] {
         let n = sizes[0];
         let pkts = packets(sizes);
         let msgs: Vec<&[u8]> = pkts.iter().map(|p| p.as_slice()).collect();

@@ -1,4 +1,5 @@
 use super::*;
+use crate::crypto::mb::aes_ni::{CbcLane, CBC_LANES};
 use crate::crypto::mb::wipe;
 
 // ---------------------------------------------------------------------------
@@ -94,7 +95,6 @@ impl<const ESN: bool, H: EspHash> CbcHmacEsp<ESN, H> {
     #[inline(always)]
     fn seal_keys(&self, keys: &CbcKeys, jobs: &mut [SealJob<'_>]) {
         let c = &self.0;
-        let icv = usize::from(c.icv_len);
         // Ciphertext length per job, once (0: malformed, zeroed, skipped).
         let mut cts = [0usize; CHUNK];
         // 1. IVs of the burst in one call, CBC encryption of the burst.
@@ -111,6 +111,17 @@ impl<const ESN: bool, H: EspHash> CbcHmacEsp<ESN, H> {
             }
         }
         c.ivs_in_place(keys, &mut ivs[..k]);
+        // A group of at most `CBC_LANES` packets (one SA's share of a
+        // burst spread over many SAs): AES-NI, the chains interleaved; the
+        // library's multi-buffer lanes would encrypt them on all sixteen.
+        if let (IvSrc::Ni(ni), true) = (c.ivs, k <= CBC_LANES) {
+            if !self.cbc_small(ni, keys, jobs, &cts, &ivs) {
+                jobs.iter_mut().for_each(|j| j.esp.fill(0));
+                return;
+            }
+            self.mac_and_icv(keys, jobs, &cts);
+            return;
+        }
         let mut ops: ArrayVec<imb::CbcOp<'_>, CHUNK> = ArrayVec::new();
         for (job, &ct) in jobs.iter_mut().zip(&cts) {
             if ct == 0 {
@@ -130,11 +141,54 @@ impl<const ESN: bool, H: EspHash> CbcHmacEsp<ESN, H> {
             return;
         }
         drop(ops);
+        self.mac_and_icv(keys, jobs, &cts);
+    }
+
+    /// IVs written and the group (at most `CBC_LANES` well-formed jobs)
+    /// CBC-encrypted in place with AES-NI; false if refused (nothing
+    /// encrypted).
+    #[inline(always)]
+    fn cbc_small(
+        &self,
+        ni: AesNi,
+        keys: &CbcKeys,
+        jobs: &mut [SealJob<'_>],
+        cts: &[usize; CHUNK],
+        ivs: &[[u8; 16]; CHUNK],
+    ) -> bool {
+        let mut lanes: ArrayVec<CbcLane<'_>, CBC_LANES> = ArrayVec::new();
+        for (job, &ct) in jobs.iter_mut().zip(cts) {
+            if ct == 0 {
+                continue;
+            }
+            let (head, rest) = job.esp.split_at_mut(HDR + BLOCK);
+            let iv: [u8; BLOCK] = ivs[lanes.len()];
+            head[HDR..].copy_from_slice(&iv);
+            if lanes
+                .try_push(CbcLane {
+                    data: &mut rest[..ct],
+                    iv,
+                })
+                .is_err()
+            {
+                return false;
+            }
+        }
+        ni.cbc_encrypt(&keys.enc.0, self.0.keys.enc_len() / 4 + 6, &mut lanes)
+    }
+
+    /// Steps 2 and 3 of a seal: the truncated HMACs of the encrypted jobs
+    /// (`cts[i]` != 0) written as their ICVs (every job zeroed if the
+    /// library refused).
+    #[inline(always)]
+    fn mac_and_icv(&self, keys: &CbcKeys, jobs: &mut [SealJob<'_>], cts: &[usize; CHUNK]) {
+        let c = &self.0;
+        let icv = usize::from(c.icv_len);
         // 2. Truncated HMAC (the ICVs) of the burst.
         let mut tags = [[0u8; 32]; CHUNK];
         {
             let mut msgs: ArrayVec<&[u8], CHUNK> = ArrayVec::new();
-            for (job, &ct) in jobs.iter_mut().zip(&cts) {
+            for (job, &ct) in jobs.iter_mut().zip(cts) {
                 if ct == 0 {
                     continue;
                 }
@@ -150,7 +204,7 @@ impl<const ESN: bool, H: EspHash> CbcHmacEsp<ESN, H> {
         }
         // 3. ICVs.
         let mut k = 0;
-        for (job, &ct) in jobs.iter_mut().zip(&cts) {
+        for (job, &ct) in jobs.iter_mut().zip(cts) {
             if ct == 0 {
                 continue;
             }

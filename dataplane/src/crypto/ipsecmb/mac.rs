@@ -186,7 +186,11 @@ impl<H: EspHash> Mac<H> {
             return;
         };
         let whole = n - rest;
-        w.mac_burst(ipad, opad, &msgs[..whole], &mut tags[..whole]);
+        // No group of sixteen (a group of 1-4 packets of one SA): the wide
+        // kernel would only run its stack wipe.
+        if whole > 0 {
+            w.mac_burst(ipad, opad, &msgs[..whole], &mut tags[..whole]);
+        }
         let mut small: ArrayVec<SmallJob<'_>, { hmac_wide::SMALL_REST }> = ArrayVec::new();
         for &m in &msgs[whole..n] {
             small.push(SmallJob {

@@ -22,6 +22,14 @@
 //!   compares the tag the library computed over the ciphertext in constant
 //!   time.
 //!
+//! Small groups (a burst spread over many SAs gives each SA 1-4 packets):
+//! a CBC seal of at most `mb::aes_ni::CBC_LANES` packets is encrypted with
+//! AES-NI (chains interleaved) instead of the library, whose multi-buffer
+//! lanes encrypt a lone packet on all sixteen; a lone SHA-384/512 message
+//! is hashed with RustCrypto's one-message compression (`hmac_wide`), and
+//! a group of 1-4 SHA-1 packets goes to the SHA-NI path alone (choices by
+//! group size; bench/results/sad.md, small14).
+//!
 //! No per-packet branch on the algorithm (one type per suite family and ESN
 //! mode, chosen in [`build`]); no allocation per burst (the library's
 //! per-thread manager is created by `ffi::ipsecmb::warm_thread` or on the
