@@ -98,7 +98,7 @@ fn time_ms(min_reps: usize, min_time: Duration, mut f: impl FnMut()) -> String {
 }
 
 fn dir_of(i: u32) -> Direction {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         Direction::Inbound
     } else {
         Direction::Outbound
@@ -132,7 +132,10 @@ fn main() {
         std::env::temp_dir()
     };
     for &n in sizes {
-        let path = shm_dir.join(format!("espresso-bench-mgmt-{}-{n}.shm", std::process::id()));
+        let path = shm_dir.join(format!(
+            "espresso-bench-mgmt-{}-{n}.shm",
+            std::process::id()
+        ));
         let _ = std::fs::remove_file(&path);
         let geo = Geometry {
             max_sas: n,

@@ -519,7 +519,7 @@ mod tests {
         let n = 2 * PUBLISH_SLICE as u32 + 500;
         // slot i: SPI 0x10000 + i, inbound for even i, outbound for odd.
         let dir_of = |i: u32| {
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 Direction::Inbound
             } else {
                 Direction::Outbound
@@ -528,7 +528,7 @@ mod tests {
         let add = |ctl: &mut ControlEnd, m: &mut Manager, i: u32| {
             ctl.add_sa(i, u64::from(i), &params(0x10000 + i, dir_of(i), 1))
                 .unwrap();
-            if i % 100 == 0 {
+            if i.is_multiple_of(100) {
                 m.apply_commands().unwrap();
             }
         };

@@ -103,7 +103,7 @@ fn no_event_lost_while_collecting() {
                 // after the collector's position.
                 for k in 0..sas.len() {
                     sas[(k * 1031) % sas.len()].account(1, 100);
-                    if k % 64 == 0 {
+                    if k.is_multiple_of(64) {
                         std::thread::yield_now();
                     }
                 }
