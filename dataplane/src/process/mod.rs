@@ -598,6 +598,6 @@ fn manage(
         }
     });
     if let Some(m) = mgr {
-        m.publish(&worker_stats);
+        m.publish_all(&worker_stats);
     }
 }

@@ -94,6 +94,27 @@ pub(crate) mod ev {
     pub const HARD_BYTES: u8 = 4;
     pub const HARD_PACKETS: u8 = 8;
     pub const SEQ_EXHAUSTED: u8 = 16;
+
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Event bits newly made pending, counted once each, process-wide (all
+    /// SAs of both SADs: raising is the slow path, a few per SA lifetime).
+    /// `Sad::collect_events` walks its table only when this moved since its
+    /// last walk began.
+    static RAISED: AtomicU64 = AtomicU64::new(0);
+
+    /// The count so far. `Acquire`: pairs with [`note_raised`], so a walk
+    /// that began after loading a count sees the pending bits behind it.
+    pub(crate) fn raised() -> u64 {
+        RAISED.load(Ordering::Acquire)
+    }
+
+    /// A pending bit was just set (after the set: `Release`).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn note_raised() {
+        RAISED.fetch_add(1, Ordering::Release);
+    }
 }
 
 /// Live packet and byte counters of one SA (atomics: several workers may
@@ -844,6 +865,7 @@ impl Sa {
         let old = self.raised.fetch_or(bit, Ordering::AcqRel);
         if old & bit == 0 {
             self.pending.fetch_or(bit, Ordering::AcqRel);
+            ev::note_raised();
         }
     }
 

@@ -67,7 +67,7 @@
 //!   ([`Sad::apply`]) rebuilds each shard it must rebuild once and
 //!   publishes once, so 1,000,000 SAs install in seconds.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::{ArcSwap, Guard};
@@ -487,6 +487,9 @@ pub struct Sad {
     root: ArcSwap<SadTable>,
     /// Serialises writers; their bookkeeping.
     writer: Mutex<Writer>,
+    /// The count of raised events (`runtime::ev::raised`) when the last
+    /// [`Sad::collect_events`] walk began (management thread only).
+    events_seen: AtomicU64,
 }
 
 impl Default for Sad {
@@ -542,6 +545,7 @@ impl Sad {
                 rebuilds: 0,
                 fold: FoldState::default(),
             }),
+            events_seen: AtomicU64::new(0),
         }
     }
 
@@ -733,14 +737,28 @@ impl Sad {
     }
 
     /// Collects the events of every SA (lifetimes, sequence exhaustion).
-    /// Management thread only.
-    pub fn collect_events(&self, out: &mut Vec<SaEvent>) {
+    /// Management thread only. Walks the table only if some SA (of any
+    /// table: the count is process-wide) raised an event since the last
+    /// walk began; otherwise one atomic load. No event is lost: a raise
+    /// sets its SA's pending bit, then bumps the count; a walk loads the
+    /// count first, so it sees every bit behind a count it loaded, and a
+    /// bump it did not see makes the next call walk. Returns the SAs
+    /// looked at (0: no walk).
+    pub fn collect_events(&self, out: &mut Vec<SaEvent>) -> usize {
+        let raised = super::runtime::ev::raised();
+        if self.events_seen.load(Ordering::Relaxed) == raised {
+            return 0;
+        }
+        self.events_seen.store(raised, Ordering::Relaxed);
         let t = self.root.load();
+        let mut seen = 0;
         for sa in t.iter() {
+            seen += 1;
             if sa.has_events() {
                 sa.take_events(out);
             }
         }
+        seen
     }
 
     /// One step of the drop-counter fold (`sa/drops.rs`): the management
@@ -844,5 +862,7 @@ impl Sad {
     }
 }
 
+#[cfg(test)]
+mod event_tests;
 #[cfg(test)]
 mod fold_tests;

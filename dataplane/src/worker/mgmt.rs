@@ -39,12 +39,39 @@ impl Tables {
     }
 }
 
+/// SAs whose counters each [`Manager::publish`] call publishes at least
+/// (all of them up to this many: every SA every call, every 2 ms).
+pub const PUBLISH_SLICE: usize = 2048;
+
+/// Calls of [`Manager::publish`] in which every SA's counters are published
+/// at least once, whatever the count: the slice grows past
+/// [`PUBLISH_SLICE`] to `1 / PUBLISH_ROUNDS` of the SAs (at one call per
+/// 2 ms: every SA within 1 s; 64k SAs within 32 calls, 64 ms).
+pub const PUBLISH_ROUNDS: usize = 500;
+
+/// An installed SA whose counters are published, and where.
+#[derive(Clone, Copy)]
+struct Published {
+    spi: u32,
+    dir: Direction,
+    /// Its shm counter slot.
+    slot: u32,
+}
+
 /// Applies shared-memory commands and publishes counters.
 pub struct Manager {
     dp: DataplaneEnd,
     tables: Tables,
-    /// (spi, direction) -> counter slot.
-    slots: HashMap<(u32, Direction), u32>,
+    /// (spi, direction) -> index in `published`.
+    slots: HashMap<(u32, Direction), usize>,
+    /// The SAs installed through commands, at stable indices (a removed
+    /// one leaves a hole, reused by the next install): what `publish`
+    /// walks round-robin, without a map lookup.
+    published: Vec<Option<Published>>,
+    /// Holes of `published`.
+    free: Vec<usize>,
+    /// Where the next `publish` call goes on in `published`.
+    cursor: usize,
     events: Vec<SaEvent>,
     /// Commands applied (for tests and logs).
     pub applied: u64,
@@ -74,6 +101,9 @@ impl Manager {
             dp,
             tables,
             slots: HashMap::new(),
+            published: Vec::new(),
+            free: Vec::new(),
+            cursor: 0,
             events: Vec::new(),
             applied: 0,
             refused: 0,
@@ -142,7 +172,7 @@ impl Manager {
                             // held ESP for it goes to decap now; no more holds
                             self.expected.forget(spi);
                         }
-                        if let Some(prev) = self.slots.insert((spi, dir), slot) {
+                        if let Some(prev) = self.track(spi, dir, slot) {
                             if prev != slot {
                                 if let Some(o) = &old {
                                     let _ = self.dp.publish_sa(prev, &sa_stats(o));
@@ -170,7 +200,7 @@ impl Manager {
                 if let Some(old) = self.tables.sad(direction).remove(spi) {
                     let _ = self.dp.publish_sa(slot, &sa_stats(&old));
                 }
-                self.slots.remove(&(spi, direction));
+                self.untrack(spi, direction);
                 self.applied += 1;
                 tracing::info!("SA {spi:#010x} {direction:?} removed");
             }
@@ -198,22 +228,100 @@ impl Manager {
                     self.tables.spd.remove(id);
                 }
                 self.slots.clear();
+                self.published.clear();
+                self.free.clear();
+                self.cursor = 0;
                 self.applied += 1;
                 tracing::info!("flushed every SA and policy");
             }
         }
     }
 
-    /// Publishes SA and worker counters, SA events and a heartbeat.
-    pub fn publish(&mut self, workers: &[Arc<WorkerCounters>]) {
-        for d in [Direction::Inbound, Direction::Outbound] {
-            let t = self.tables.sad(d).load();
-            for sa in t.iter() {
-                if let Some(slot) = self.slots.get(&(sa.spi(), d)) {
-                    let _ = self.dp.publish_sa(*slot, &sa_stats(sa));
+    /// Records that the SA (spi, dir) publishes to `slot`; the slot it
+    /// published to before, if it was installed.
+    fn track(&mut self, spi: u32, dir: Direction, slot: u32) -> Option<u32> {
+        let entry = Published { spi, dir, slot };
+        if let Some(&i) = self.slots.get(&(spi, dir)) {
+            let e = self.published.get_mut(i)?;
+            return e.replace(entry).map(|p| p.slot);
+        }
+        let i = match self.free.pop() {
+            Some(i) => {
+                if let Some(e) = self.published.get_mut(i) {
+                    *e = Some(entry);
                 }
+                i
+            }
+            None => {
+                self.published.push(Some(entry));
+                self.published.len() - 1
+            }
+        };
+        self.slots.insert((spi, dir), i);
+        None
+    }
+
+    /// The SA (spi, dir) was removed: its counters are no longer published.
+    fn untrack(&mut self, spi: u32, dir: Direction) {
+        if let Some(i) = self.slots.remove(&(spi, dir)) {
+            if let Some(e) = self.published.get_mut(i) {
+                *e = None;
+                self.free.push(i);
             }
         }
+    }
+
+    /// How many entries of the SA list one [`Manager::publish`] call
+    /// publishes: [`PUBLISH_SLICE`], or `1 / PUBLISH_ROUNDS` of the list.
+    pub fn publish_slice(&self) -> usize {
+        slice_for(self.published.len())
+    }
+
+    /// Publishes the counters of `n` entries of the SA list from the
+    /// cursor on (wrapping; holes count), each SA found in its SAD by SPI.
+    fn publish_sas(&mut self, n: usize) {
+        let len = self.published.len();
+        if len == 0 {
+            return;
+        }
+        let (t_in, t_out) = (self.tables.sad_in.load(), self.tables.sad_out.load());
+        let mut i = self.cursor % len;
+        for _ in 0..n.min(len) {
+            if let Some(Some(e)) = self.published.get(i) {
+                let t = match e.dir {
+                    Direction::Inbound => &t_in,
+                    Direction::Outbound => &t_out,
+                };
+                if let Some(sa) = t.get(e.spi) {
+                    let _ = self.dp.publish_sa(e.slot, &sa_stats(sa));
+                }
+            }
+            i += 1;
+            if i == len {
+                i = 0;
+            }
+        }
+        self.cursor = i;
+    }
+
+    /// [`Manager::publish`] with every SA's counters published (when the
+    /// dataplane stops).
+    pub fn publish_all(&mut self, workers: &[Arc<WorkerCounters>]) {
+        self.publish_sas(self.published.len());
+        self.publish_rest(workers);
+    }
+
+    /// Publishes SA counters (a slice: [`Manager::publish_slice`] SAs,
+    /// round-robin, every SA at least once per [`PUBLISH_ROUNDS`] calls,
+    /// all of them every call up to [`PUBLISH_SLICE`]), worker counters,
+    /// SA events (walking the SADs only when some SA raised one) and a
+    /// heartbeat.
+    pub fn publish(&mut self, workers: &[Arc<WorkerCounters>]) {
+        self.publish_sas(self.publish_slice());
+        self.publish_rest(workers);
+    }
+
+    fn publish_rest(&mut self, workers: &[Arc<WorkerCounters>]) {
         for (i, w) in workers.iter().enumerate() {
             let mut s = shm::WorkerStats {
                 rx_packets: w.rx.load(Ordering::Relaxed),
@@ -247,6 +355,11 @@ impl Manager {
         }
         self.dp.heartbeat();
     }
+}
+
+/// The publish slice for a list of `len` entries (holes included).
+fn slice_for(len: usize) -> usize {
+    PUBLISH_SLICE.max(len.div_ceil(PUBLISH_ROUNDS))
 }
 
 /// The counters of one SA as published to the control process.
@@ -365,6 +478,104 @@ mod tests {
         m.apply_commands().unwrap();
         assert!(tables.sad_out.is_empty() && tables.sad_in.is_empty());
         assert!(tables.spd.load().is_empty());
+    }
+
+    /// Every entry of the list is published at least once per
+    /// `PUBLISH_ROUNDS` calls, up to the largest shm geometry; all of them
+    /// every call up to `PUBLISH_SLICE`.
+    #[test]
+    fn publish_slice_bounds_the_round() {
+        for len in [1, PUBLISH_SLICE, 65_536, 1 << 20, 1 << 22] {
+            let slice = slice_for(len);
+            assert!(len.div_ceil(slice) <= PUBLISH_ROUNDS, "{len}");
+            assert!(slice <= PUBLISH_SLICE.max(len / PUBLISH_ROUNDS + 1));
+        }
+        assert_eq!(slice_for(PUBLISH_SLICE), PUBLISH_SLICE);
+        // 64k SAs: within 32 calls (64 ms at one per 2 ms).
+        assert!(65_536usize.div_ceil(slice_for(65_536)) <= 32);
+    }
+
+    /// More SAs than one slice, some removed (holes) and others installed
+    /// in their place: one call publishes at most a slice; every SA's
+    /// counters reach the shm within `len / slice` calls, twice over (the
+    /// cursor wraps mid-list); a removed SA's final counters are published
+    /// by its removal.
+    #[test]
+    fn every_sas_counters_reach_the_shm_within_a_round() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.shm");
+        let geo = Geometry {
+            max_sas: 8192,
+            ..Geometry::default()
+        };
+        let mut ctl = ControlEnd::attach(&path, &geo).unwrap();
+        let tables = Tables {
+            spd: Arc::new(Spd::new()),
+            sad_in: Arc::new(Sad::default()),
+            sad_out: Arc::new(Sad::default()),
+            crypto: CryptoBackend::Auto,
+        };
+        let mut m = Manager::attach(&path, tables.clone(), 1).unwrap();
+        let n = 2 * PUBLISH_SLICE as u32 + 500;
+        // slot i: SPI 0x10000 + i, inbound for even i, outbound for odd.
+        let dir_of = |i: u32| {
+            if i.is_multiple_of(2) {
+                Direction::Inbound
+            } else {
+                Direction::Outbound
+            }
+        };
+        let add = |ctl: &mut ControlEnd, m: &mut Manager, i: u32| {
+            ctl.add_sa(i, u64::from(i), &params(0x10000 + i, dir_of(i), 1))
+                .unwrap();
+            if i.is_multiple_of(100) {
+                m.apply_commands().unwrap();
+            }
+        };
+        for i in 0..n {
+            add(&mut ctl, &mut m, i);
+        }
+        m.apply_commands().unwrap();
+        assert_eq!(tables.sad_in.len() + tables.sad_out.len(), n as usize);
+        let sa_of = |i: u32| tables.sad(dir_of(i)).get(0x10000 + i);
+        // Remove 300 (their final counters published now), install 100 more.
+        for i in (0..n).step_by(13).take(300) {
+            sa_of(i).unwrap().account(1000 + u64::from(i), 1);
+            ctl.remove_sa(i, 0x10000 + i, dir_of(i)).unwrap();
+        }
+        m.apply_commands().unwrap();
+        for i in (0..n).step_by(13).take(300) {
+            assert!(sa_of(i).is_none());
+            let v = ctl.read_sa(i).unwrap().unwrap();
+            assert_eq!(v.stats.packets, 1000 + u64::from(i), "removed SA {i}");
+        }
+        for i in n..n + 100 {
+            add(&mut ctl, &mut m, i);
+        }
+        m.apply_commands().unwrap();
+        let live: Vec<u32> = (0..n + 100).filter(|&i| sa_of(i).is_some()).collect();
+        assert_eq!(live.len(), n as usize - 200);
+        let ws = vec![Arc::new(WorkerCounters::default())];
+        let slice = m.publish_slice();
+        assert_eq!(slice, PUBLISH_SLICE);
+        let calls = (n as usize).div_ceil(slice);
+        for round in 1..=2u64 {
+            for &i in &live {
+                sa_of(i).unwrap().account(round * 7 + u64::from(i), 1);
+            }
+            let want = |i: u32| (1..=round).map(|r| r * 7 + u64::from(i)).sum::<u64>();
+            let fresh = |ctl: &ControlEnd| {
+                live.iter()
+                    .filter(|&&i| ctl.read_sa(i).unwrap().unwrap().stats.packets == want(i))
+                    .count()
+            };
+            m.publish(&ws);
+            assert!(fresh(&ctl) <= slice, "round {round}: more than a slice");
+            for _ in 1..calls {
+                m.publish(&ws);
+            }
+            assert_eq!(fresh(&ctl), live.len(), "round {round}");
+        }
     }
 
     #[test]
